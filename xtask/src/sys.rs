@@ -1,0 +1,67 @@
+//! Running commands and making sure the system packages the build needs are there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace root (the parent of xtask's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().expect("xtask lives inside the workspace").to_path_buf()
+}
+
+/// `cargo` as invoked us (falls back to `cargo` on PATH).
+pub fn cargo() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// True when `program` is found on PATH.
+pub fn have_program(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// True when dpkg reports the Debian package as installed.
+pub fn have_deb(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Makes sure the Debian packages are installed: installs the missing ones with apt-get when
+/// running as root (saying so), otherwise stops with the exact command to run.
+pub fn ensure_debs(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !have_deb(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let command = format!("apt-get install -y {}", missing.join(" "));
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root || !have_program("apt-get") {
+        return Err(format!("missing system packages; run: sudo apt-get update && sudo {command}"));
+    }
+    eprintln!("xtask: installing missing system packages: {}", missing.join(" "));
+    let update = Command::new("apt-get").args(["update", "-qq"]).status();
+    if !matches!(update, Ok(s) if s.success()) {
+        return Err("`apt-get update` failed".into());
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{command}` failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! `cargo xtask test-all-abis`: the one test command.
+//!
+//! Runs every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
+//! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
+//! `N passed, N failed`.
+
+use crate::sys;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+/// Debian packages the build needs: unicorn's C build (cmake, libclang for bindgen).
+const BUILD_DEBS: &[&str] = &["cmake", "libclang-dev", "pkg-config"];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("test-all-abis takes no arguments (got `{a}`)"));
+    }
+    sys::ensure_debs(BUILD_DEBS)?;
+
+    let mut totals = Totals::default();
+    run_cargo_tests(&mut totals)?;
+    let pending = pending_snapshots();
+
+    println!();
+    println!("== summary ==");
+    println!("workspace tests: {} passed, {} failed, {} ignored", totals.passed, totals.failed, totals.ignored);
+    if !pending.is_empty() {
+        println!("pending snapshots (review with `cargo insta review`):");
+        for p in &pending {
+            println!("  {p}");
+        }
+    }
+    let failed = totals.failed + pending.len() as u64 + totals.crashed_binaries;
+    println!("{} passed, {} failed", totals.passed, failed);
+    if failed > 0 {
+        Err(format!("{failed} failure(s)"))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    /// Test binaries that ended without a `test result:` line (a crash or a build failure).
+    crashed_binaries: u64,
+}
+
+/// Runs `cargo test --workspace`, echoing its output and adding up every `test result:` line.
+fn run_cargo_tests(totals: &mut Totals) -> Result<(), String> {
+    let mut child = sys::cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        // Snapshots never update silently: a mismatch fails and leaves a .snap.new to review.
+        .env("INSTA_UPDATE", "new")
+        .env("CI", "true")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            let num = |key: &str| -> u64 {
+                rest.split(';')
+                    .filter_map(|part| part.trim().strip_suffix(key))
+                    .filter_map(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                    .next()
+                    .unwrap_or(0)
+            };
+            totals.passed += num(" passed");
+            totals.failed += num(" failed");
+            totals.ignored += num(" ignored");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && totals.failed == 0 {
+        // cargo failed but no test reported a failure: a build error or a crashed binary.
+        totals.crashed_binaries += 1;
+    }
+    Ok(())
+}
+
+/// Every `.snap.new` / `.pending-snap` file left in the workspace.
+fn pending_snapshots() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![sys::workspace_root()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
