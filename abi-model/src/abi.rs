@@ -1,0 +1,176 @@
+//! The shared front of every ABI module: C types to [`AbiValue`]s (adjustments, promotions,
+//! unsupported types), then one `match` on the target that picks the ABI module.
+
+use crate::plan::{CallPlan, ValueKind};
+use crate::types::{CType, FloatKind, QualType, TypeError, TypeTable};
+use crate::x64_sysv::{self, Eightbytes};
+use crate::{x64_win, x86, Arch, CallConv, Os, Target};
+use std::fmt;
+
+/// A function signature to plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    /// The return type.
+    pub ret: QualType,
+    /// The declared parameter types.
+    pub params: Vec<QualType>,
+    /// Declared with `...`.
+    pub variadic: bool,
+    /// The calling convention as written.
+    pub conv: CallConv,
+}
+
+impl Signature {
+    /// A signature from its parts.
+    pub fn new(ret: impl Into<QualType>, params: Vec<QualType>, variadic: bool, conv: CallConv) -> Signature {
+        Signature { ret: ret.into(), params, variadic, conv }
+    }
+}
+
+/// Why a call cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The model has no rule for this (e.g. `long double`): an error, never a guess.
+    Unsupported {
+        /// What was asked for, in C.
+        what: String,
+        /// Why it is not supported.
+        reason: String,
+    },
+    /// A parameter or the return type is invalid (incomplete struct, array return, ...).
+    Invalid {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Unsupported { what, reason } => write!(f, "'{what}' is not supported: {reason}"),
+            PlanError::Invalid { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl From<TypeError> for PlanError {
+    fn from(e: TypeError) -> PlanError {
+        match e {
+            TypeError::Unsupported { ty, reason } => PlanError::Unsupported { what: ty, reason: reason.into() },
+            other => PlanError::Invalid { message: other.to_string() },
+        }
+    }
+}
+
+/// One argument or return value as the ABI modules see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbiValue {
+    /// Its kind after adjustment and promotion.
+    pub kind: ValueKind,
+    /// x86-64 System V only: the classes of its eightbytes (computed from the record's
+    /// members, which only that ABI looks at). `None` on the other targets.
+    pub eightbytes: Option<Eightbytes>,
+}
+
+impl AbiValue {
+    /// A value whose kind alone decides its passing (every scalar).
+    pub fn scalar(kind: ValueKind) -> AbiValue {
+        AbiValue { kind, eightbytes: None }
+    }
+}
+
+/// Where a type is used: the adjustments differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A declared parameter: arrays and functions decay to pointers.
+    Param,
+    /// A variadic argument: also the default argument promotions (float -> double, integers
+    /// narrower than int -> int).
+    Vararg,
+    /// The return value: `void` allowed, arrays and functions not.
+    Return,
+}
+
+/// Turns a C type into the value the ABI passes, for `pos`.
+pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiValue, PlanError> {
+    let spelled = || table.display(ty);
+    let kind = match table.get(ty.id) {
+        CType::Void if pos == Position::Return => ValueKind::Void,
+        CType::Void => return Err(PlanError::Invalid { message: "'void' is not a valid parameter type".into() }),
+        CType::Bool => ValueKind::Bool,
+        CType::Int(k) => {
+            let l = crate::layout::int_layout(table.target(), *k);
+            ValueKind::Int { size: l.size as u8, signed: k.is_signed() }
+        }
+        CType::Enum(e) if e.complete => {
+            let l = crate::layout::int_layout(table.target(), e.repr);
+            ValueKind::Int { size: l.size as u8, signed: e.repr.is_signed() }
+        }
+        CType::Enum(_) => return Err(PlanError::Invalid { message: format!("'{}' is incomplete", spelled()) }),
+        CType::Float(FloatKind::Float) => ValueKind::F32,
+        CType::Float(FloatKind::Double) => ValueKind::F64,
+        CType::Complex(FloatKind::Float) => ValueKind::ComplexF32,
+        CType::Complex(FloatKind::Double) => ValueKind::ComplexF64,
+        CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => {
+            return Err(PlanError::Unsupported { what: spelled(), reason: "long double is passed differently on every target".into() })
+        }
+        CType::Pointer(_) => ValueKind::Pointer,
+        CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
+        CType::Array { .. } | CType::Function(_) => {
+            return Err(PlanError::Invalid { message: format!("a function cannot return '{}'", spelled()) })
+        }
+        CType::Record(_) => {
+            let l = table.layout(ty.id)?;
+            if l.size == 0 {
+                return Err(PlanError::Unsupported {
+                    what: spelled(),
+                    reason: "empty structs by value are passed differently by gcc and MSVC".into(),
+                });
+            }
+            let size = u32::try_from(l.size).map_err(|_| PlanError::Invalid { message: format!("'{}' is too large to pass by value", spelled()) })?;
+            ValueKind::Record { size, align: l.align }
+        }
+    };
+    let kind = match (pos, kind) {
+        (Position::Vararg, ValueKind::F32) => ValueKind::F64,
+        (Position::Vararg, ValueKind::Bool) => ValueKind::Int { size: 4, signed: true },
+        (Position::Vararg, ValueKind::Int { size, signed }) if size < 4 => {
+            // Integer promotions: every narrower type fits in int.
+            let _ = signed;
+            ValueKind::Int { size: 4, signed: true }
+        }
+        (_, k) => k,
+    };
+    let eightbytes = match (table.target(), kind) {
+        (Target::X64_SYSV, ValueKind::Record { .. }) => Some(x64_sysv::classify_record(table, ty.id)?),
+        _ => None,
+    };
+    Ok(AbiValue { kind, eightbytes })
+}
+
+/// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.
+pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Result<CallPlan, PlanError> {
+    if !sig.variadic && !varargs.is_empty() {
+        return Err(PlanError::Invalid { message: "extra arguments to a function that is not variadic".into() });
+    }
+    let ret = abi_value(table, sig.ret, Position::Return)?;
+    let mut args = Vec::with_capacity(sig.params.len() + varargs.len());
+    for p in &sig.params {
+        args.push(abi_value(table, *p, Position::Param)?);
+    }
+    for v in varargs {
+        args.push(abi_value(table, *v, Position::Vararg)?);
+    }
+    plan_values(table.target(), sig.conv, sig.variadic, &ret, &args, sig.params.len())
+}
+
+/// Plans a call from already-classified values: the single place that picks the ABI module.
+pub fn plan_values(target: Target, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+    match (target.arch, target.os) {
+        (Arch::X86, os) => x86::plan(os, conv, variadic, ret, args, fixed),
+        (Arch::X86_64, Os::Linux) => x64_sysv::plan(variadic, ret, args, fixed),
+        (Arch::X86_64, Os::Windows) => x64_win::plan(variadic, ret, args, fixed),
+    }
+}

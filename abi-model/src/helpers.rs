@@ -1,0 +1,241 @@
+//! The helper table: every function a generated stub or thunk may call, with its C
+//! signature, so calls to helpers are planned by the same model as calls to user functions.
+//!
+//! Native code binds each helper to a real function (lua-adapter); the emulator binds each to
+//! a hook over a mock Lua stack (emu-harness). Stubs never touch the Lua C API directly.
+
+use crate::abi::{plan_values, AbiValue};
+use crate::plan::{CallPlan, ValueKind};
+use crate::{CallConv, Target};
+
+/// A helper function. `L` is the `lua_State *`; `ctype` an opaque pointer to the type's
+/// record in the ctype registry, embedded in the stub as a constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Helper {
+    /// `int luaffi_gettop(lua_State *L)`: number of Lua arguments.
+    ArgCount,
+    /// `void luaffi_argcount_error(lua_State *L, int expected, int got)`: raises
+    /// "wrong number of arguments"; never returns.
+    ArgCountError,
+    /// `int32_t luaffi_to_i32(lua_State *L, int idx)`: Lua value at idx as a 32-bit integer
+    /// (numbers, booleans, integer cdata; raises on anything else).
+    ToI32,
+    /// `uint32_t luaffi_to_u32(lua_State *L, int idx)`.
+    ToU32,
+    /// `int64_t luaffi_to_i64(lua_State *L, int idx)`.
+    ToI64,
+    /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
+    ToU64,
+    /// `float luaffi_to_f32(lua_State *L, int idx)`.
+    ToF32,
+    /// `double luaffi_to_f64(lua_State *L, int idx)`.
+    ToF64,
+    /// `int luaffi_to_bool(lua_State *L, int idx)`: 0 or 1.
+    ToBool,
+    /// `void *luaffi_to_ptr(lua_State *L, int idx, const void *ctype)`: nil, strings,
+    /// pointer/array cdata and callbacks converted to a pointer of the given type.
+    ToPtr,
+    /// `void luaffi_to_record(lua_State *L, int idx, const void *ctype, void *dst)`: copies a
+    /// struct/union/complex value of that type into dst.
+    ToRecord,
+    /// `void luaffi_push_i32(lua_State *L, int32_t v)`.
+    PushI32,
+    /// `void luaffi_push_u32(lua_State *L, uint32_t v)`.
+    PushU32,
+    /// `void luaffi_push_i64(lua_State *L, int64_t v)`: a Lua integer when exact on 5.3+,
+    /// else a boxed `int64_t` cdata.
+    PushI64,
+    /// `void luaffi_push_u64(lua_State *L, uint64_t v)`.
+    PushU64,
+    /// `void luaffi_push_f32(lua_State *L, float v)`.
+    PushF32,
+    /// `void luaffi_push_f64(lua_State *L, double v)`.
+    PushF64,
+    /// `void luaffi_push_bool(lua_State *L, int v)`.
+    PushBool,
+    /// `void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)`: a pointer cdata
+    /// (nil never: NULL is a NULL cdata, as in LuaJIT).
+    PushPtr,
+    /// `void *luaffi_push_record(lua_State *L, const void *ctype)`: pushes a new cdata of
+    /// that type and returns its storage, for the callee to fill (struct returns).
+    PushRecord,
+    /// `void luaffi_errno_restore(lua_State *L)`: sets errno (Windows: SetLastError) to the
+    /// value `ffi.errno(n)` stored, just before the call.
+    ErrnoRestore,
+    /// `void luaffi_errno_save(lua_State *L)`: stores errno (Windows: GetLastError) for
+    /// `ffi.errno()`, right after the call.
+    ErrnoSave,
+    /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
+    /// Lua function; returns the state.
+    CallbackEnter,
+    /// `void luaffi_callback_call(lua_State *L, int nargs)`: calls the function pushed by
+    /// enter with nargs arguments, leaving one result; errors are reported, not propagated
+    /// across C frames.
+    CallbackCall,
+    /// `void luaffi_callback_leave(lua_State *L)`: pops what the callback left.
+    CallbackLeave,
+}
+
+use ValueKind::{Pointer as P, F32, F64};
+const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
+const U32: ValueKind = ValueKind::Int { size: 4, signed: false };
+const I64: ValueKind = ValueKind::Int { size: 8, signed: true };
+const U64: ValueKind = ValueKind::Int { size: 8, signed: false };
+const VOID: ValueKind = ValueKind::Void;
+
+impl Helper {
+    /// Every helper, in a fixed order (the index is the helper's id).
+    pub const ALL: [Helper; 25] = [
+        Helper::ArgCount,
+        Helper::ArgCountError,
+        Helper::ToI32,
+        Helper::ToU32,
+        Helper::ToI64,
+        Helper::ToU64,
+        Helper::ToF32,
+        Helper::ToF64,
+        Helper::ToBool,
+        Helper::ToPtr,
+        Helper::ToRecord,
+        Helper::PushI32,
+        Helper::PushU32,
+        Helper::PushI64,
+        Helper::PushU64,
+        Helper::PushF32,
+        Helper::PushF64,
+        Helper::PushBool,
+        Helper::PushPtr,
+        Helper::PushRecord,
+        Helper::ErrnoRestore,
+        Helper::ErrnoSave,
+        Helper::CallbackEnter,
+        Helper::CallbackCall,
+        Helper::CallbackLeave,
+    ];
+
+    /// The helper's index in [`Helper::ALL`].
+    pub fn id(self) -> usize {
+        Helper::ALL.iter().position(|h| *h == self).expect("listed")
+    }
+
+    /// The C symbol name.
+    pub fn name(self) -> &'static str {
+        self.c_decl().split('(').next().and_then(|s| s.rsplit([' ', '*']).next()).unwrap_or("")
+    }
+
+    /// The C declaration.
+    pub fn c_decl(self) -> &'static str {
+        match self {
+            Helper::ArgCount => "int luaffi_gettop(lua_State *L)",
+            Helper::ArgCountError => "void luaffi_argcount_error(lua_State *L, int expected, int got)",
+            Helper::ToI32 => "int32_t luaffi_to_i32(lua_State *L, int idx)",
+            Helper::ToU32 => "uint32_t luaffi_to_u32(lua_State *L, int idx)",
+            Helper::ToI64 => "int64_t luaffi_to_i64(lua_State *L, int idx)",
+            Helper::ToU64 => "uint64_t luaffi_to_u64(lua_State *L, int idx)",
+            Helper::ToF32 => "float luaffi_to_f32(lua_State *L, int idx)",
+            Helper::ToF64 => "double luaffi_to_f64(lua_State *L, int idx)",
+            Helper::ToBool => "int luaffi_to_bool(lua_State *L, int idx)",
+            Helper::ToPtr => "void *luaffi_to_ptr(lua_State *L, int idx, const void *ctype)",
+            Helper::ToRecord => "void luaffi_to_record(lua_State *L, int idx, const void *ctype, void *dst)",
+            Helper::PushI32 => "void luaffi_push_i32(lua_State *L, int32_t v)",
+            Helper::PushU32 => "void luaffi_push_u32(lua_State *L, uint32_t v)",
+            Helper::PushI64 => "void luaffi_push_i64(lua_State *L, int64_t v)",
+            Helper::PushU64 => "void luaffi_push_u64(lua_State *L, uint64_t v)",
+            Helper::PushF32 => "void luaffi_push_f32(lua_State *L, float v)",
+            Helper::PushF64 => "void luaffi_push_f64(lua_State *L, double v)",
+            Helper::PushBool => "void luaffi_push_bool(lua_State *L, int v)",
+            Helper::PushPtr => "void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)",
+            Helper::PushRecord => "void *luaffi_push_record(lua_State *L, const void *ctype)",
+            Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L)",
+            Helper::ErrnoSave => "void luaffi_errno_save(lua_State *L)",
+            Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
+            Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs)",
+            Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
+        }
+    }
+
+    /// Return and parameter kinds, matching [`Helper::c_decl`].
+    pub fn kinds(self) -> (ValueKind, &'static [ValueKind]) {
+        match self {
+            Helper::ArgCount => (I32, &[P]),
+            Helper::ArgCountError => (VOID, &[P, I32, I32]),
+            Helper::ToI32 => (I32, &[P, I32]),
+            Helper::ToU32 => (U32, &[P, I32]),
+            Helper::ToI64 => (I64, &[P, I32]),
+            Helper::ToU64 => (U64, &[P, I32]),
+            Helper::ToF32 => (F32, &[P, I32]),
+            Helper::ToF64 => (F64, &[P, I32]),
+            Helper::ToBool => (I32, &[P, I32]),
+            Helper::ToPtr => (P, &[P, I32, P]),
+            Helper::ToRecord => (VOID, &[P, I32, P, P]),
+            Helper::PushI32 => (VOID, &[P, I32]),
+            Helper::PushU32 => (VOID, &[P, U32]),
+            Helper::PushI64 => (VOID, &[P, I64]),
+            Helper::PushU64 => (VOID, &[P, U64]),
+            Helper::PushF32 => (VOID, &[P, F32]),
+            Helper::PushF64 => (VOID, &[P, F64]),
+            Helper::PushBool => (VOID, &[P, I32]),
+            Helper::PushPtr => (VOID, &[P, P, P]),
+            Helper::PushRecord => (P, &[P, P]),
+            Helper::ErrnoRestore | Helper::ErrnoSave | Helper::CallbackLeave => (VOID, &[P]),
+            Helper::CallbackEnter => (P, &[P]),
+            Helper::CallbackCall => (VOID, &[P, I32]),
+        }
+    }
+
+    /// Whether the helper may raise a Lua error (longjmp out of the stub).
+    pub fn may_raise(self) -> bool {
+        matches!(
+            self,
+            Helper::ArgCountError
+                | Helper::ToI32
+                | Helper::ToU32
+                | Helper::ToI64
+                | Helper::ToU64
+                | Helper::ToF32
+                | Helper::ToF64
+                | Helper::ToPtr
+                | Helper::ToRecord
+                | Helper::PushI64
+                | Helper::PushU64
+                | Helper::PushPtr
+                | Helper::PushRecord
+        )
+    }
+
+    /// The helper's call plan on `target` (helpers are plain C functions: cdecl).
+    pub fn plan(self, target: Target) -> CallPlan {
+        let (ret, params) = self.kinds();
+        let args: Vec<AbiValue> = params.iter().map(|k| AbiValue::scalar(*k)).collect();
+        plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(ret), &args, args.len())
+            .expect("helper signatures are scalar and always plannable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_names_come_from_their_declarations() {
+        assert_eq!(Helper::ToPtr.name(), "luaffi_to_ptr");
+        assert_eq!(Helper::CallbackEnter.name(), "luaffi_callback_enter");
+        for h in Helper::ALL {
+            assert!(h.name().starts_with("luaffi_"), "{h:?}");
+            assert_eq!(Helper::ALL[h.id()], h);
+            let (_, params) = h.kinds();
+            let commas = h.c_decl().matches(',').count();
+            assert_eq!(params.len(), commas + 1, "{h:?} kinds match its C declaration");
+        }
+    }
+
+    #[test]
+    fn every_helper_plans_on_every_target() {
+        for t in Target::ALL {
+            for h in Helper::ALL {
+                let p = h.plan(t);
+                assert_eq!(p.args.len(), h.kinds().1.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,763 @@
+//! The C type system: a per-target table of types, addressed by [`TypeId`].
+//!
+//! Scalars, pointers, arrays and function types are interned (one id per distinct type);
+//! every struct, union and enum *declaration* gets its own id, first incomplete, then defined
+//! once with [`TypeTable::define_record`] / [`TypeTable::define_enum`], which computes its
+//! layout. Typedef names are not types: they belong to the declaration parser's scope.
+
+use crate::layout::{self, Layout, RecordLayout};
+use crate::{CallConv, Target};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Index of a type in its [`TypeTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub u32);
+
+/// `const` / `volatile` qualifiers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Quals {
+    /// `const`
+    pub is_const: bool,
+    /// `volatile`
+    pub is_volatile: bool,
+}
+
+impl Quals {
+    /// No qualifier.
+    pub const NONE: Quals = Quals { is_const: false, is_volatile: false };
+    /// `const` alone.
+    pub const CONST: Quals = Quals { is_const: true, is_volatile: false };
+
+    /// Both sets of qualifiers.
+    pub fn union(self, other: Quals) -> Quals {
+        Quals { is_const: self.is_const || other.is_const, is_volatile: self.is_volatile || other.is_volatile }
+    }
+}
+
+/// A type with its qualifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QualType {
+    /// The unqualified type.
+    pub id: TypeId,
+    /// Its qualifiers.
+    pub quals: Quals,
+}
+
+impl QualType {
+    /// The type without qualifiers.
+    pub fn plain(id: TypeId) -> QualType {
+        QualType { id, quals: Quals::NONE }
+    }
+}
+
+impl From<TypeId> for QualType {
+    fn from(id: TypeId) -> QualType {
+        QualType::plain(id)
+    }
+}
+
+/// The C integer types, by their C spelling (the fixed-width names are typedefs of these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IntKind {
+    /// `char` (signed on every x86 target)
+    Char,
+    /// `signed char`
+    SChar,
+    /// `unsigned char`
+    UChar,
+    /// `short`
+    Short,
+    /// `unsigned short`
+    UShort,
+    /// `int`
+    Int,
+    /// `unsigned int`
+    UInt,
+    /// `long`
+    Long,
+    /// `unsigned long`
+    ULong,
+    /// `long long`
+    LongLong,
+    /// `unsigned long long`
+    ULongLong,
+}
+
+impl IntKind {
+    /// Every integer kind.
+    pub const ALL: [IntKind; 11] = [
+        IntKind::Char,
+        IntKind::SChar,
+        IntKind::UChar,
+        IntKind::Short,
+        IntKind::UShort,
+        IntKind::Int,
+        IntKind::UInt,
+        IntKind::Long,
+        IntKind::ULong,
+        IntKind::LongLong,
+        IntKind::ULongLong,
+    ];
+
+    /// True for the signed kinds; plain `char` is signed on every x86 target.
+    pub fn is_signed(self) -> bool {
+        matches!(self, IntKind::Char | IntKind::SChar | IntKind::Short | IntKind::Int | IntKind::Long | IntKind::LongLong)
+    }
+
+    /// The C spelling.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            IntKind::Char => "char",
+            IntKind::SChar => "signed char",
+            IntKind::UChar => "unsigned char",
+            IntKind::Short => "short",
+            IntKind::UShort => "unsigned short",
+            IntKind::Int => "int",
+            IntKind::UInt => "unsigned int",
+            IntKind::Long => "long",
+            IntKind::ULong => "unsigned long",
+            IntKind::LongLong => "long long",
+            IntKind::ULongLong => "unsigned long long",
+        }
+    }
+}
+
+/// The real floating types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FloatKind {
+    /// `float`
+    Float,
+    /// `double`
+    Double,
+    /// `long double`: parsed, but every layout or plan of it is an `Unsupported` error.
+    LongDouble,
+}
+
+impl FloatKind {
+    /// The C spelling.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            FloatKind::Float => "float",
+            FloatKind::Double => "double",
+            FloatKind::LongDouble => "long double",
+        }
+    }
+}
+
+/// Length of an array type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArrayLen {
+    /// `T[n]` (n may be 0, a gcc extension).
+    Fixed(u64),
+    /// `T[]`: a flexible array member, or an array whose size comes from its initializer.
+    Flexible,
+    /// `T[?]`: LuaJIT's variable-length array, sized when an object is created.
+    Variable,
+}
+
+/// `struct` or `union`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// `struct`
+    Struct,
+    /// `union`
+    Union,
+}
+
+impl RecordKind {
+    /// The keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RecordKind::Struct => "struct",
+            RecordKind::Union => "union",
+        }
+    }
+}
+
+/// One member of a struct or union as declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The member name; `None` for unnamed bit-fields and anonymous struct/union members.
+    pub name: Option<String>,
+    /// The member's type.
+    pub ty: QualType,
+    /// `Some(width)` for a bit-field (`int x : width`), 0 allowed for unnamed ones.
+    pub bit_width: Option<u32>,
+    /// `__attribute__((aligned(n)))` on the member: raises its alignment to at least n.
+    pub aligned: Option<u32>,
+    /// `__attribute__((packed))` on the member: alignment 1 (bit-fields: no padding).
+    pub packed: bool,
+}
+
+impl Field {
+    /// A plain named member.
+    pub fn named(name: &str, ty: impl Into<QualType>) -> Field {
+        Field { name: Some(name.to_string()), ty: ty.into(), bit_width: None, aligned: None, packed: false }
+    }
+
+    /// A bit-field member (`name` None for an unnamed one).
+    pub fn bits(name: Option<&str>, ty: impl Into<QualType>, width: u32) -> Field {
+        Field { name: name.map(str::to_string), ty: ty.into(), bit_width: Some(width), aligned: None, packed: false }
+    }
+}
+
+/// Attributes of a struct or union definition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordAttrs {
+    /// `__attribute__((packed))` on the record: every member aligned to 1.
+    pub packed: bool,
+    /// `__attribute__((aligned(n)))` on the record: its alignment is at least n.
+    pub aligned: Option<u32>,
+    /// `#pragma pack(n)` in force at the definition: member alignment capped at n.
+    pub pack: Option<u32>,
+}
+
+/// A struct or union definition, with its computed layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBody {
+    /// The members in declaration order.
+    pub fields: Vec<Field>,
+    /// Attributes of the definition.
+    pub attrs: RecordAttrs,
+    /// Where each member sits.
+    pub layout: RecordLayout,
+}
+
+/// A struct or union type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// `struct` or `union`.
+    pub kind: RecordKind,
+    /// The tag, if any.
+    pub tag: Option<String>,
+    /// `None` while only declared (incomplete).
+    pub body: Option<RecordBody>,
+}
+
+/// An enum type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnumType {
+    /// The tag, if any.
+    pub tag: Option<String>,
+    /// The enumerators in declaration order; empty and `complete == false` while only
+    /// declared.
+    pub constants: Vec<(String, i64)>,
+    /// The integer type that represents it (see [`TypeTable::define_enum`]).
+    pub repr: IntKind,
+    /// Whether the enumerator list has been seen.
+    pub complete: bool,
+}
+
+/// One parameter of a function type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Param {
+    /// The name, if the declaration gave one (not part of the type's identity).
+    pub name: Option<String>,
+    /// The parameter's type, already adjusted (arrays and functions decay to pointers).
+    pub ty: QualType,
+}
+
+/// A function type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FuncType {
+    /// The return type.
+    pub ret: QualType,
+    /// The parameters.
+    pub params: Vec<Param>,
+    /// Declared with `...`.
+    pub variadic: bool,
+    /// The calling convention written in the declaration (`Cdecl` when none).
+    pub conv: CallConv,
+}
+
+/// A C type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CType {
+    /// `void`
+    Void,
+    /// `bool` / `_Bool`
+    Bool,
+    /// An integer type.
+    Int(IntKind),
+    /// A real floating type.
+    Float(FloatKind),
+    /// `float complex` / `double complex` (`long double complex` parses but is unsupported).
+    Complex(FloatKind),
+    /// A pointer to the qualified type.
+    Pointer(QualType),
+    /// An array.
+    Array {
+        /// The element type.
+        elem: QualType,
+        /// Its length.
+        len: ArrayLen,
+    },
+    /// A struct or union.
+    Record(Record),
+    /// An enum.
+    Enum(EnumType),
+    /// A function type (a function *pointer* is a `Pointer` to one).
+    Function(FuncType),
+}
+
+/// Errors about types: incomplete types, unsupported types, bad layouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeError {
+    /// The type has no size yet (a declared but undefined struct, `void`, a function, `T[]`).
+    Incomplete {
+        /// The type, spelled in C.
+        ty: String,
+    },
+    /// The model has no rule for this type on this target (e.g. `long double`).
+    Unsupported {
+        /// The type, spelled in C.
+        ty: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The definition itself is invalid (e.g. a bit-field wider than its type).
+    Invalid {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for TypeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypeError::Incomplete { ty } => write!(f, "size of '{ty}' is unknown"),
+            TypeError::Unsupported { ty, reason } => write!(f, "'{ty}' is not supported: {reason}"),
+            TypeError::Invalid { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for TypeError {}
+
+/// Key for interning derived types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Pointer(QualType),
+    Array(QualType, ArrayLen),
+    Function(QualType, Vec<QualType>, bool, CallConv),
+}
+
+/// All types of one target.
+#[derive(Clone, Debug)]
+pub struct TypeTable {
+    target: Target,
+    types: Vec<CType>,
+    interned: HashMap<Key, TypeId>,
+}
+
+/// Ids of the types every table starts with, in this order.
+mod builtin {
+    pub const VOID: u32 = 0;
+    pub const BOOL: u32 = 1;
+    pub const INT0: u32 = 2; // 11 integer kinds, IntKind::ALL order
+    pub const FLOAT0: u32 = INT0 + 11; // float, double, long double
+    pub const COMPLEX0: u32 = FLOAT0 + 3; // complex float, complex double, complex long double
+}
+
+const FLOAT_KINDS: [FloatKind; 3] = [FloatKind::Float, FloatKind::Double, FloatKind::LongDouble];
+
+impl TypeTable {
+    /// A table holding the built-in types of `target`.
+    pub fn new(target: Target) -> TypeTable {
+        let mut types = vec![CType::Void, CType::Bool];
+        types.extend(IntKind::ALL.iter().map(|&k| CType::Int(k)));
+        types.extend(FLOAT_KINDS.iter().map(|&k| CType::Float(k)));
+        types.extend(FLOAT_KINDS.iter().map(|&k| CType::Complex(k)));
+        TypeTable { target, types, interned: HashMap::new() }
+    }
+
+    /// The target whose layouts this table computes.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// Number of types in the table.
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// Never true: a table always holds the built-in types.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// The type behind an id.
+    ///
+    /// # Panics
+    /// If `id` does not come from this table.
+    pub fn get(&self, id: TypeId) -> &CType {
+        &self.types[id.0 as usize]
+    }
+
+    /// `void`
+    pub fn void(&self) -> TypeId {
+        TypeId(builtin::VOID)
+    }
+
+    /// `bool`
+    pub fn bool(&self) -> TypeId {
+        TypeId(builtin::BOOL)
+    }
+
+    /// An integer type.
+    pub fn int(&self, kind: IntKind) -> TypeId {
+        let i = IntKind::ALL.iter().position(|&k| k == kind).expect("every kind is listed");
+        TypeId(builtin::INT0 + i as u32)
+    }
+
+    /// A real floating type.
+    pub fn float(&self, kind: FloatKind) -> TypeId {
+        let i = FLOAT_KINDS.iter().position(|&k| k == kind).expect("every kind is listed");
+        TypeId(builtin::FLOAT0 + i as u32)
+    }
+
+    /// A complex type.
+    pub fn complex(&self, kind: FloatKind) -> TypeId {
+        let i = FLOAT_KINDS.iter().position(|&k| k == kind).expect("every kind is listed");
+        TypeId(builtin::COMPLEX0 + i as u32)
+    }
+
+    /// The signed or unsigned integer type of exactly `bytes` bytes on this target
+    /// (1, 2, 4 or 8): what `int8_t` .. `uint64_t` name.
+    pub fn int_of_size(&self, bytes: u32, signed: bool) -> Option<TypeId> {
+        let kind = match (bytes, signed) {
+            (1, true) => IntKind::SChar,
+            (1, false) => IntKind::UChar,
+            (2, true) => IntKind::Short,
+            (2, false) => IntKind::UShort,
+            (4, true) => IntKind::Int,
+            (4, false) => IntKind::UInt,
+            (8, true) if self.int_size(IntKind::Long) == 8 => IntKind::Long,
+            (8, false) if self.int_size(IntKind::Long) == 8 => IntKind::ULong,
+            (8, true) => IntKind::LongLong,
+            (8, false) => IntKind::ULongLong,
+            _ => return None,
+        };
+        Some(self.int(kind))
+    }
+
+    /// Size in bytes of an integer kind on this target.
+    pub fn int_size(&self, kind: IntKind) -> u32 {
+        layout::int_layout(self.target, kind).size as u32
+    }
+
+    fn intern(&mut self, key: Key, ty: CType) -> TypeId {
+        if let Some(&id) = self.interned.get(&key) {
+            return id;
+        }
+        let id = self.push(ty);
+        self.interned.insert(key, id);
+        id
+    }
+
+    fn push(&mut self, ty: CType) -> TypeId {
+        let id = TypeId(u32::try_from(self.types.len()).expect("fewer than 2^32 types"));
+        self.types.push(ty);
+        id
+    }
+
+    /// Pointer to `pointee`.
+    pub fn pointer_to(&mut self, pointee: impl Into<QualType>) -> TypeId {
+        let pointee = pointee.into();
+        self.intern(Key::Pointer(pointee), CType::Pointer(pointee))
+    }
+
+    /// Array of `elem`.
+    pub fn array_of(&mut self, elem: impl Into<QualType>, len: ArrayLen) -> TypeId {
+        let elem = elem.into();
+        self.intern(Key::Array(elem, len), CType::Array { elem, len })
+    }
+
+    /// A function type. Parameter names are kept from the first declaration of an identical
+    /// type; they are not part of its identity.
+    pub fn function(&mut self, f: FuncType) -> TypeId {
+        let key = Key::Function(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
+        self.intern(key, CType::Function(f))
+    }
+
+    /// A new, incomplete struct or union. Every call makes a distinct type, as every
+    /// declaration in C does; the declaration parser keeps the tag scope.
+    pub fn new_record(&mut self, kind: RecordKind, tag: Option<&str>) -> TypeId {
+        self.push(CType::Record(Record { kind, tag: tag.map(str::to_string), body: None }))
+    }
+
+    /// Defines a record declared with [`TypeTable::new_record`] and computes its layout.
+    /// Fails (leaving it incomplete) if it is already defined, a member's type is incomplete or
+    /// unsupported, or a bit-field is invalid.
+    pub fn define_record(&mut self, id: TypeId, fields: Vec<Field>, attrs: RecordAttrs) -> Result<(), TypeError> {
+        let kind = match self.get(id) {
+            CType::Record(Record { body: Some(_), .. }) => {
+                return Err(TypeError::Invalid { message: format!("redefinition of '{}'", self.display(id.into())) })
+            }
+            CType::Record(r) => r.kind,
+            _ => return Err(TypeError::Invalid { message: format!("'{}' is not a struct or union", self.display(id.into())) }),
+        };
+        let layout = layout::record_layout(self, kind, &fields, attrs)?;
+        if let CType::Record(r) = &mut self.types[id.0 as usize] {
+            r.body = Some(RecordBody { fields, attrs, layout });
+        }
+        Ok(())
+    }
+
+    /// A new, incomplete enum.
+    pub fn new_enum(&mut self, tag: Option<&str>) -> TypeId {
+        self.push(CType::Enum(EnumType { tag: tag.map(str::to_string), constants: Vec::new(), repr: IntKind::UInt, complete: false }))
+    }
+
+    /// Defines an enum's constants and picks the integer type that represents it: on the gcc
+    /// targets `unsigned int` when no value is negative, else `int`, widening to 64 bits when
+    /// a value does not fit 32 (gcc's rule); on Windows always `int` (MSVC), and a value that
+    /// does not fit `int` is an error there.
+    pub fn define_enum(&mut self, id: TypeId, constants: Vec<(String, i64)>) -> Result<(), TypeError> {
+        let fits_i32 = |v: i64| i32::try_from(v).is_ok();
+        let fits_u32 = |v: i64| u32::try_from(v).is_ok();
+        let repr = match self.target.record_rules() {
+            crate::RecordRules::Ms => {
+                if let Some((name, v)) = constants.iter().find(|(_, v)| !fits_i32(*v)) {
+                    return Err(TypeError::Invalid { message: format!("enumerator value for '{name}' ({v}) does not fit 'int'") });
+                }
+                IntKind::Int
+            }
+            crate::RecordRules::Gcc => {
+                let any_negative = constants.iter().any(|(_, v)| *v < 0);
+                if any_negative && constants.iter().all(|(_, v)| fits_i32(*v)) {
+                    IntKind::Int
+                } else if !any_negative && constants.iter().all(|(_, v)| fits_u32(*v)) {
+                    IntKind::UInt
+                } else if any_negative {
+                    self.kind_of_size(8, true)
+                } else {
+                    self.kind_of_size(8, false)
+                }
+            }
+        };
+        match &mut self.types[id.0 as usize] {
+            CType::Enum(e) if e.complete => Err(TypeError::Invalid { message: "redefinition of enum".into() }),
+            CType::Enum(e) => {
+                e.constants = constants;
+                e.repr = repr;
+                e.complete = true;
+                Ok(())
+            }
+            _ => Err(TypeError::Invalid { message: "not an enum".into() }),
+        }
+    }
+
+    fn kind_of_size(&self, bytes: u32, signed: bool) -> IntKind {
+        match self.get(self.int_of_size(bytes, signed).expect("8 is a valid size")) {
+            CType::Int(k) => *k,
+            _ => unreachable!("int_of_size returns integer types"),
+        }
+    }
+
+    /// Size and alignment of a type on this target.
+    pub fn layout(&self, id: TypeId) -> Result<Layout, TypeError> {
+        layout::type_layout(self, id)
+    }
+
+    /// `sizeof`.
+    pub fn size_of(&self, id: TypeId) -> Result<u64, TypeError> {
+        self.layout(id).map(|l| l.size)
+    }
+
+    /// `_Alignof` (the ABI alignment, as the compilers' `_Alignof` reports it).
+    pub fn align_of(&self, id: TypeId) -> Result<u32, TypeError> {
+        self.layout(id).map(|l| l.align)
+    }
+
+    /// The record's definition, if `id` is a defined struct or union.
+    pub fn record_body(&self, id: TypeId) -> Option<&RecordBody> {
+        match self.get(id) {
+            CType::Record(r) => r.body.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The type with typedef-free C spelling, as LuaJIT prints it inside `ctype<...>`:
+    /// `int`, `const char *`, `struct foo *`, `int [10]`, `int (*)(int, double)`.
+    pub fn display(&self, ty: QualType) -> String {
+        let mut out = String::new();
+        self.write_decl(ty, "", &mut out);
+        out
+    }
+
+    /// Writes `ty` as a declaration of `name` (name may be empty for an abstract declarator).
+    pub fn write_decl(&self, ty: QualType, name: &str, out: &mut String) {
+        let mut inner = name.to_string();
+        let mut cur = ty;
+        // Walk the declarator outwards-in: pointers prefix, arrays and functions suffix.
+        loop {
+            match self.get(cur.id) {
+                CType::Pointer(to) => {
+                    let mut s = String::from("*");
+                    if cur.quals.is_const {
+                        s.push_str("const");
+                    }
+                    if cur.quals.is_volatile {
+                        s.push_str(if cur.quals.is_const { " volatile" } else { "volatile" });
+                    }
+                    if (cur.quals.is_const || cur.quals.is_volatile) && !inner.is_empty() {
+                        s.push(' ');
+                    }
+                    inner = format!("{s}{inner}");
+                    let to = *to;
+                    if matches!(self.get(to.id), CType::Array { .. } | CType::Function(_)) {
+                        inner = format!("({inner})");
+                    }
+                    cur = to;
+                }
+                CType::Array { elem, len } => {
+                    let n = match len {
+                        ArrayLen::Fixed(n) => n.to_string(),
+                        ArrayLen::Flexible => String::new(),
+                        ArrayLen::Variable => "?".into(),
+                    };
+                    inner = if inner.is_empty() { format!("[{n}]") } else { format!("{inner}[{n}]") };
+                    cur = *elem;
+                }
+                CType::Function(f) => {
+                    let mut params: Vec<String> = f.params.iter().map(|p| self.display(p.ty)).collect();
+                    if f.variadic {
+                        params.push("...".into());
+                    }
+                    if params.is_empty() {
+                        params.push("void".into());
+                    }
+                    let conv = match f.conv {
+                        CallConv::Cdecl => "",
+                        CallConv::Stdcall => "__stdcall ",
+                        CallConv::Fastcall => "__fastcall ",
+                        CallConv::Thiscall => "__thiscall ",
+                    };
+                    inner = format!("{conv}{inner}({})", params.join(", "));
+                    cur = f.ret;
+                }
+                _ => break,
+            }
+        }
+        let base = self.base_name(cur);
+        out.push_str(&base);
+        if !inner.is_empty() {
+            out.push(' ');
+            out.push_str(&inner);
+        }
+    }
+
+    fn base_name(&self, ty: QualType) -> String {
+        let mut s = String::new();
+        if ty.quals.is_const {
+            s.push_str("const ");
+        }
+        if ty.quals.is_volatile {
+            s.push_str("volatile ");
+        }
+        match self.get(ty.id) {
+            CType::Void => s.push_str("void"),
+            CType::Bool => s.push_str("bool"),
+            CType::Int(k) => s.push_str(k.c_name()),
+            CType::Float(k) => s.push_str(k.c_name()),
+            CType::Complex(k) => {
+                s.push_str(match k {
+                    FloatKind::Float => "complex float",
+                    FloatKind::Double => "complex",
+                    FloatKind::LongDouble => "complex long double",
+                });
+            }
+            CType::Record(r) => {
+                s.push_str(r.kind.keyword());
+                s.push(' ');
+                match &r.tag {
+                    Some(t) => s.push_str(t),
+                    None => s.push_str(&ty.id.0.to_string()),
+                }
+            }
+            CType::Enum(e) => {
+                s.push_str("enum ");
+                match &e.tag {
+                    Some(t) => s.push_str(t),
+                    None => s.push_str(&ty.id.0.to_string()),
+                }
+            }
+            CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => unreachable!("derived types are declarators"),
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_types_are_interned_records_are_not() {
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        assert_eq!(t.pointer_to(int), t.pointer_to(int));
+        assert_eq!(t.array_of(int, ArrayLen::Fixed(3)), t.array_of(int, ArrayLen::Fixed(3)));
+        assert_ne!(t.array_of(int, ArrayLen::Fixed(3)), t.array_of(int, ArrayLen::Fixed(4)));
+        assert_ne!(t.new_record(RecordKind::Struct, Some("a")), t.new_record(RecordKind::Struct, Some("a")));
+    }
+
+    #[test]
+    fn display_spells_types_as_luajit_prints_them() {
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        let ch = t.int(IntKind::Char);
+        let cstr = t.pointer_to(QualType { id: ch, quals: Quals::CONST });
+        assert_eq!(t.display(cstr.into()), "const char *");
+        let arr = t.array_of(int, ArrayLen::Fixed(10));
+        assert_eq!(t.display(arr.into()), "int [10]");
+        let dbl = t.float(FloatKind::Double);
+        let f = t.function(FuncType {
+            ret: int.into(),
+            params: vec![Param { name: None, ty: int.into() }, Param { name: None, ty: dbl.into() }],
+            variadic: false,
+            conv: CallConv::Cdecl,
+        });
+        let fp = t.pointer_to(f);
+        assert_eq!(t.display(fp.into()), "int (*)(int, double)");
+        let pa = t.pointer_to(arr);
+        assert_eq!(t.display(pa.into()), "int (*)[10]");
+        let s = t.new_record(RecordKind::Struct, Some("foo"));
+        let ps = t.pointer_to(s);
+        assert_eq!(t.display(ps.into()), "struct foo *");
+        let cp = QualType { id: ps, quals: Quals::CONST };
+        assert_eq!(t.display(cp), "struct foo *const");
+        let v = t.array_of(int, ArrayLen::Variable);
+        assert_eq!(t.display(v.into()), "int [?]");
+    }
+
+    #[test]
+    fn fixed_width_names_follow_the_data_model() {
+        // int64_t is `long` on LP64 (glibc) and `long long` on ILP32 and LLP64.
+        let t = TypeTable::new(Target::X64_SYSV);
+        assert_eq!(t.get(t.int_of_size(8, true).unwrap()), &CType::Int(IntKind::Long));
+        let w = TypeTable::new(Target::X64_WIN);
+        assert_eq!(w.get(w.int_of_size(8, true).unwrap()), &CType::Int(IntKind::LongLong));
+    }
+
+    #[test]
+    fn gcc_enum_with_negative_value_is_int_else_unsigned() {
+        // gcc: an enum is unsigned int unless a value is negative (then int).
+        let mut t = TypeTable::new(Target::X86_LINUX);
+        let e = t.new_enum(Some("e"));
+        t.define_enum(e, vec![("A".into(), -1), ("B".into(), 2)]).unwrap();
+        assert!(matches!(t.get(e), CType::Enum(EnumType { repr: IntKind::Int, .. })));
+        let u = t.new_enum(Some("u"));
+        t.define_enum(u, vec![("A".into(), 0xffff_ffff)]).unwrap();
+        assert!(matches!(t.get(u), CType::Enum(EnumType { repr: IntKind::UInt, .. })));
+    }
+
+    #[test]
+    fn msvc_enum_is_always_int_and_rejects_wider_values() {
+        let mut t = TypeTable::new(Target::X64_WIN);
+        let e = t.new_enum(None);
+        assert!(t.define_enum(e, vec![("BIG".into(), 1 << 40)]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! x86-64 Windows (Microsoft, "x64 calling convention"), as MSVC and mingw implement it.
+//!
+//! Arguments are strictly positional: argument *i* owns slot *i*, which is `rcx`, `rdx`,
+//! `r8`, `r9` or `xmm0`..`xmm3` for the first four and an 8-byte stack slot after the 32-byte
+//! home space for the rest. Anything that is not 1, 2, 4 or 8 bytes goes by reference.
+
+use crate::abi::{AbiValue, PlanError};
+use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
+
+/// Integer registers of the four positional slots.
+pub const WIN64_INT_ARGS: [Gpr; 4] = [Gpr::CX, Gpr::DX, Gpr::R8, Gpr::R9];
+/// Home (shadow) space the caller always reserves above the return address.
+pub const WIN64_SHADOW: u32 = 32;
+
+/// "Structs and unions of size 8, 16, 32, or 64 bits ... are passed as if they were
+/// integers of the same size. [Others] are passed as a pointer to memory allocated by the
+/// caller" (Microsoft, x64 calling convention, "Parameter passing"). `float complex` is an
+/// 8-byte aggregate; `double complex` a 16-byte one.
+pub fn win64_passes_by_reference(kind: ValueKind) -> bool {
+    match kind {
+        ValueKind::Record { size, .. } => !matches!(size, 1 | 2 | 4 | 8),
+        ValueKind::ComplexF64 => true,
+        _ => false,
+    }
+}
+
+fn ext_of(kind: ValueKind) -> Ext {
+    match kind {
+        ValueKind::Bool => Ext::Zero,
+        ValueKind::Int { size, signed } if size < 4 => {
+            if signed {
+                Ext::Sign
+            } else {
+                Ext::Zero
+            }
+        }
+        _ => Ext::None,
+    }
+}
+
+/// Plans a call. Variadic floating arguments in the first four slots are also copied to the
+/// slot's integer register, since a variadic callee reads them from there ("Varargs").
+pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+    let slot_loc = |slot: usize| -> Loc {
+        match WIN64_INT_ARGS.get(slot) {
+            Some(g) => Loc::Gpr(*g),
+            None => Loc::Stack { offset: WIN64_SHADOW + 8 * (slot as u32 - 4) },
+        }
+    };
+    // Return values: "returned in RAX if 1, 2, 4 or 8 bytes" for aggregates, XMM0 for float
+    // and double, otherwise through a caller buffer whose address is the hidden first
+    // argument (it takes slot 0) and comes back in RAX.
+    let mut slot = 0usize;
+    let ret_loc = match ret.kind {
+        ValueKind::Void => RetLoc::Void,
+        ValueKind::F32 | ValueKind::F64 => RetLoc::Xmm0,
+        k if win64_passes_by_reference(k) => {
+            slot += 1;
+            RetLoc::Sret { ptr: slot_loc(0) }
+        }
+        _ => RetLoc::Gpr,
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut copies: u32 = 0;
+    let mut copy_list = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let loc = slot_loc(slot);
+        let is_float = matches!(a.kind, ValueKind::F32 | ValueKind::F64);
+        let size = a.kind.size(8);
+        let pass = if win64_passes_by_reference(a.kind) {
+            // Copies are 16-byte aligned; their final offsets are known once the argument
+            // area's size is.
+            let at = copies;
+            copies += size.div_ceil(16) * 16;
+            copy_list.push((out.len(), at));
+            ArgPass::Indirect { ptr: loc, copy_at: at }
+        } else if is_float && slot < 4 {
+            let xmm = Part { loc: Loc::Xmm(Xmm(slot as u8)), offset: 0, size, ext: Ext::None };
+            if variadic && i >= fixed {
+                ArgPass::Direct(vec![xmm, Part { loc, offset: 0, size, ext: Ext::None }])
+            } else {
+                ArgPass::Direct(vec![xmm])
+            }
+        } else {
+            ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }])
+        };
+        out.push(ArgPlan { value: a.kind, pass });
+        slot += 1;
+    }
+    let stack_bytes = WIN64_SHADOW + 8 * slot.saturating_sub(4) as u32;
+    let copy_base = stack_bytes.div_ceil(16) * 16;
+    for (idx, at) in copy_list {
+        if let ArgPass::Indirect { copy_at, .. } = &mut out[idx].pass {
+            *copy_at = copy_base + at;
+        }
+    }
+    Ok(CallPlan {
+        ptr_size: 8,
+        args: out,
+        fixed,
+        ret: RetPlan { value: ret.kind, loc: ret_loc },
+        stack_bytes,
+        stack_align: 16,
+        shadow: WIN64_SHADOW,
+        copy_area: if copies > 0 { (copy_base, copies) } else { (0, 0) },
+        callee_pops: 0,
+        al: None,
+    })
+}

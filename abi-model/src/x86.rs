@@ -1,0 +1,149 @@
+//! x86-32: cdecl, stdcall, fastcall and thiscall, in their i386 Linux (System V i386 psABI,
+//! as gcc implements it) and Win32 (MSVC, as mingw implements it) flavours.
+//!
+//! The conventions differ by one row of data ([`X86_CONVENTIONS`]): which registers take
+//! the first small integer arguments, and whether the callee pops. The OS flavours differ in
+//! how aggregates come back ([`returns_in_registers`]) and who pops the hidden return pointer
+//! ([`callee_pops_hidden_pointer`]).
+
+use crate::abi::{AbiValue, PlanError};
+use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind};
+use crate::{CallConv, Os};
+
+/// One x86 convention as data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct X86Convention {
+    /// The convention.
+    pub conv: CallConv,
+    /// Registers that take the first eligible arguments, in order.
+    pub regs: &'static [Gpr],
+    /// Whether the callee removes the stack arguments (`ret n`).
+    pub callee_pops: bool,
+}
+
+/// The four conventions: fastcall, thiscall and cdecl/stdcall differ only in how many
+/// registers are free (2, 1, 0) and in who pops.
+pub const X86_CONVENTIONS: [X86Convention; 4] = [
+    X86Convention { conv: CallConv::Cdecl, regs: &[], callee_pops: false },
+    X86Convention { conv: CallConv::Stdcall, regs: &[], callee_pops: true },
+    X86Convention { conv: CallConv::Fastcall, regs: &[Gpr::CX, Gpr::DX], callee_pops: true },
+    X86Convention { conv: CallConv::Thiscall, regs: &[Gpr::CX], callee_pops: true },
+];
+
+/// The row for `conv`. A variadic function is always cdecl: the callee cannot know how many
+/// bytes to pop (gcc ignores the other attributes on variadic functions).
+pub fn convention(conv: CallConv, variadic: bool) -> X86Convention {
+    let conv = if variadic { CallConv::Cdecl } else { conv };
+    *X86_CONVENTIONS.iter().find(|c| c.conv == conv).expect("every convention has a row")
+}
+
+/// Register arguments are "DWORD or smaller" integers and pointers (Microsoft, __fastcall);
+/// gcc agrees: never floating point, 64-bit integers or aggregates.
+fn fits_register(kind: ValueKind) -> bool {
+    matches!(kind, ValueKind::Bool | ValueKind::Pointer) || matches!(kind, ValueKind::Int { size, .. } if size <= 4)
+}
+
+/// Where a value comes back when it is not through a hidden pointer:
+/// 1. integers, pointers, bool up to 4 bytes: eax; 64-bit integers: edx:eax;
+/// 2. float and double: st(0);
+/// 3. `float complex`: edx:eax (gcc; an 8-byte aggregate on Win32);
+/// 4. aggregates: never on i386 Linux (gcc's default -fpcc-struct-return); on Win32 those of
+///    1, 2 or 4 bytes in eax and of 8 bytes in edx:eax (MSVC "Return values").
+pub fn returns_in_registers(os: Os, kind: ValueKind) -> Option<RetLoc> {
+    match kind {
+        ValueKind::Void => Some(RetLoc::Void),
+        ValueKind::Int { size: 8, .. } | ValueKind::ComplexF32 => Some(RetLoc::EdxEax),
+        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Some(RetLoc::Gpr),
+        ValueKind::F32 | ValueKind::F64 => Some(RetLoc::St0),
+        ValueKind::ComplexF64 => None,
+        ValueKind::Record { size, .. } => match (os, size) {
+            (Os::Windows, 1 | 2 | 4) => Some(RetLoc::Gpr),
+            (Os::Windows, 8) => Some(RetLoc::EdxEax),
+            _ => None,
+        },
+    }
+}
+
+/// i386 psABI: a function returning through a hidden pointer pops that pointer itself
+/// (`ret $4`) even under cdecl; MSVC leaves it to the caller.
+pub fn callee_pops_hidden_pointer(os: Os) -> bool {
+    os == Os::Linux
+}
+
+fn ext_of(kind: ValueKind) -> Ext {
+    match kind {
+        ValueKind::Bool => Ext::Zero,
+        ValueKind::Int { size, signed } if size < 4 => {
+            if signed {
+                Ext::Sign
+            } else {
+                Ext::Zero
+            }
+        }
+        _ => Ext::None,
+    }
+}
+
+/// Plans a call: the hidden return pointer first, then the arguments left to right; each
+/// takes the next free convention register if it fits one, else the next 4-byte-aligned
+/// stack slot (its size rounded up to 4).
+pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+    let row = convention(conv, variadic);
+    let mut free_regs = row.regs.iter().copied();
+    let mut stack: u32 = 0;
+    let mut take_stack = |size: u32| {
+        let at = stack;
+        stack += size.div_ceil(4) * 4;
+        Loc::Stack { offset: at }
+    };
+    let mut hidden_on_stack = false;
+    let ret_loc = match returns_in_registers(os, ret.kind) {
+        Some(loc) => loc,
+        None => {
+            // thiscall keeps ecx for `this`; the hidden pointer is then the first stack slot.
+            let ptr = match row.conv {
+                CallConv::Thiscall => None,
+                _ => free_regs.next(),
+            };
+            let ptr = match ptr {
+                Some(g) => Loc::Gpr(g),
+                None => {
+                    hidden_on_stack = true;
+                    take_stack(4)
+                }
+            };
+            RetLoc::Sret { ptr }
+        }
+    };
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        let size = a.kind.size(4);
+        let reg = if fits_register(a.kind) { free_regs.next() } else { None };
+        let loc = match reg {
+            Some(g) => Loc::Gpr(g),
+            None => take_stack(size),
+        };
+        out.push(ArgPlan { value: a.kind, pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }]) });
+    }
+    let callee_pops = if row.callee_pops {
+        stack
+    } else if hidden_on_stack && callee_pops_hidden_pointer(os) {
+        4
+    } else {
+        0
+    };
+    Ok(CallPlan {
+        ptr_size: 4,
+        args: out,
+        fixed,
+        ret: RetPlan { value: ret.kind, loc: ret_loc },
+        stack_bytes: stack,
+        // gcc on Linux keeps the stack 16-byte aligned at calls (-mpreferred-stack-boundary=4
+        // and the i386 psABI's 2015 revision); Win32 guarantees 4.
+        stack_align: if os == Os::Linux { 16 } else { 4 },
+        shadow: 0,
+        copy_area: (0, 0),
+        callee_pops,
+        al: None,
+    })
+}
