@@ -6,7 +6,7 @@
 //! thunk's entry stack pointer (the address of the return address): stack arguments are
 //! above it, the save area below.
 
-use crate::plan::{ArgPass, CallPlan, Loc, RetLoc, RetPlan};
+use crate::plan::{ArgPass, CallPlan, Loc, RetLoc, RetPlan, ValueKind};
 
 /// One register the thunk stores on entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct CallbackFrame {
     pub spills: Vec<Spill>,
     /// Per argument, where its value is.
     pub args: Vec<FrameArg>,
+    /// Per argument, what it is.
+    pub arg_kinds: Vec<ValueKind>,
     /// Where the hidden return pointer is, when the value returns through memory.
     pub sret_ptr: Option<i32>,
     /// What to return, and where.
@@ -125,6 +127,13 @@ impl CallbackFrame {
             };
             args.push(frame_arg);
         }
-        CallbackFrame { ptr_size: w, header, save_bytes: save.div_ceil(16) * 16, spills, args, sret_ptr, ret: plan.ret, pops: plan.callee_pops }
+        CallbackFrame {
+            ptr_size: w,
+            header,
+            save_bytes: save.div_ceil(16) * 16,
+            spills,
+            args,
+            arg_kinds: plan.args.iter().map(|a| a.value).collect(),
+            sret_ptr, ret: plan.ret, pops: plan.callee_pops }
     }
 }

@@ -56,15 +56,22 @@ pub enum Helper {
     /// `void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)`: a pointer cdata
     /// (nil never: NULL is a NULL cdata, as in LuaJIT).
     PushPtr,
-    /// `void *luaffi_push_record(lua_State *L, const void *ctype)`: pushes a new cdata of
-    /// that type and returns its storage, for the callee to fill (struct returns).
+    /// `void luaffi_push_record(lua_State *L, const void *ctype, const void *src)`: pushes a
+    /// new cdata of that struct/union/complex type holding a copy of `src`.
     PushRecord,
+    /// `void *luaffi_new_result(lua_State *L, const void *ctype)`: pushes a new cdata of the
+    /// return type and returns its storage, which the call fills (aggregate returns).
+    NewResult,
+    /// `void *luaffi_func_addr(lua_State *L)`: the address of the C function being called
+    /// (stubs are shared by every function of one signature).
+    FuncAddr,
     /// `void luaffi_errno_restore(lua_State *L)`: sets errno (Windows: SetLastError) to the
     /// value `ffi.errno(n)` stored, just before the call.
     ErrnoRestore,
-    /// `void luaffi_errno_save(lua_State *L)`: stores errno (Windows: GetLastError) for
-    /// `ffi.errno()`, right after the call.
-    ErrnoSave,
+    /// `void luaffi_after_call(lua_State *L)`: stores errno (Windows: GetLastError) for
+    /// `ffi.errno()` right after the call, then raises the error of a callback that failed
+    /// during the call, if any.
+    AfterCall,
     /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
     /// Lua function; returns the state.
     CallbackEnter,
@@ -85,7 +92,7 @@ const VOID: ValueKind = ValueKind::Void;
 
 impl Helper {
     /// Every helper, in a fixed order (the index is the helper's id).
-    pub const ALL: [Helper; 25] = [
+    pub const ALL: [Helper; 27] = [
         Helper::ArgCount,
         Helper::ArgCountError,
         Helper::ToI32,
@@ -106,8 +113,10 @@ impl Helper {
         Helper::PushBool,
         Helper::PushPtr,
         Helper::PushRecord,
+        Helper::NewResult,
+        Helper::FuncAddr,
         Helper::ErrnoRestore,
-        Helper::ErrnoSave,
+        Helper::AfterCall,
         Helper::CallbackEnter,
         Helper::CallbackCall,
         Helper::CallbackLeave,
@@ -145,9 +154,11 @@ impl Helper {
             Helper::PushF64 => "void luaffi_push_f64(lua_State *L, double v)",
             Helper::PushBool => "void luaffi_push_bool(lua_State *L, int v)",
             Helper::PushPtr => "void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)",
-            Helper::PushRecord => "void *luaffi_push_record(lua_State *L, const void *ctype)",
+            Helper::PushRecord => "void luaffi_push_record(lua_State *L, const void *ctype, const void *src)",
+            Helper::NewResult => "void *luaffi_new_result(lua_State *L, const void *ctype)",
+            Helper::FuncAddr => "void *luaffi_func_addr(lua_State *L)",
             Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L)",
-            Helper::ErrnoSave => "void luaffi_errno_save(lua_State *L)",
+            Helper::AfterCall => "void luaffi_after_call(lua_State *L)",
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
@@ -176,8 +187,10 @@ impl Helper {
             Helper::PushF64 => (VOID, &[P, F64]),
             Helper::PushBool => (VOID, &[P, I32]),
             Helper::PushPtr => (VOID, &[P, P, P]),
-            Helper::PushRecord => (P, &[P, P]),
-            Helper::ErrnoRestore | Helper::ErrnoSave | Helper::CallbackLeave => (VOID, &[P]),
+            Helper::PushRecord => (VOID, &[P, P, P]),
+            Helper::NewResult => (P, &[P, P]),
+            Helper::FuncAddr => (P, &[P]),
+            Helper::ErrnoRestore | Helper::AfterCall | Helper::CallbackLeave => (VOID, &[P]),
             Helper::CallbackEnter => (P, &[P]),
             Helper::CallbackCall => (VOID, &[P, I32]),
         }
@@ -200,6 +213,8 @@ impl Helper {
                 | Helper::PushU64
                 | Helper::PushPtr
                 | Helper::PushRecord
+                | Helper::NewResult
+                | Helper::AfterCall
         )
     }
 

@@ -24,6 +24,7 @@ pub mod callback;
 pub mod helpers;
 pub mod layout;
 pub mod plan;
+pub mod steps;
 pub mod target;
 pub mod types;
 pub mod x64_sysv;

@@ -1,0 +1,544 @@
+//! Backend-neutral programs for call stubs and callback thunks: the plan as a short list of
+//! [`Step`]s that every backend lowers one to one, and that the emulator and the snapshots
+//! print.
+//!
+//! A *stub* is a `lua_CFunction` that converts its Lua arguments with helpers, calls a C
+//! function as its [`CallPlan`] says and pushes the result. A *thunk* is a C function that a
+//! C caller calls through a pointer; it pushes its arguments as Lua values, calls a Lua
+//! function and returns the result as its [`CallbackFrame`] says.
+//!
+//! Ordering rule, stated once: helper calls clobber the argument registers, so a stub
+//! converts every argument into memory (its outgoing area or its staging area) before it
+//! loads any argument register, and loads them only after the last helper call.
+
+use crate::callback::{CallbackFrame, FrameArg};
+use crate::helpers::Helper;
+use crate::plan::{ArgPass, CallPlan, Ext, Loc, RetLoc, RetPlan, ValueKind};
+use std::fmt;
+
+/// A place in memory a step reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// Stubs: `[sp + offset]` inside the outgoing argument area (and copies) of the target
+    /// call, as the [`CallPlan`] numbers it.
+    Out(u32),
+    /// Stubs and thunks: byte `offset` of the staging area, 8-byte slots the program
+    /// allocates (where the staging area is, is the backend's choice).
+    Stage(u32),
+    /// Thunks: `[entry_sp + offset]`, as the [`CallbackFrame`] numbers it.
+    Entry(i32),
+}
+
+/// Which C type a helper needs (an opaque pointer the embedding supplies per signature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtypeRef {
+    /// The type of argument `i`.
+    Arg(usize),
+    /// The return type.
+    Ret,
+}
+
+/// One argument of a helper call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    /// The `lua_State *` the stub was called with (the thunk's, once entered).
+    L,
+    /// An integer constant.
+    Imm(i32),
+    /// The ctype pointer for an argument or the return value.
+    Ctype(CtypeRef),
+    /// The callback's own data pointer (thunks: a constant given when the thunk is made).
+    CallbackData,
+    /// The value of `kind` stored at a slot.
+    Value {
+        /// Where it is.
+        at: Slot,
+        /// What it is (decides width and widening to the helper's parameter).
+        kind: ValueKind,
+    },
+    /// The address of a slot.
+    Addr(Slot),
+    /// The pointer stored at a slot.
+    PtrAt(Slot),
+}
+
+/// Where a return value is stored or loaded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// At the slot itself.
+    At(Slot),
+    /// Into the memory whose address is stored at the slot.
+    Through(Slot),
+}
+
+/// One step of a stub or thunk program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Stubs: `n = ArgCount(L)`; when `n != expected`, `ArgCountError(L, expected, n)`, which
+    /// never returns.
+    CheckArgCount {
+        /// The number of Lua arguments the C call takes.
+        expected: i32,
+    },
+    /// Calls a helper as its own [`CallPlan`] says (`Helper::plan`), with these operands,
+    /// and stores its result at `ret_to`.
+    CallHelper {
+        /// Which helper.
+        helper: Helper,
+        /// Its arguments in order.
+        args: Vec<Operand>,
+        /// Where its return value goes.
+        ret_to: Option<Slot>,
+    },
+    /// Stores the address of slot `of` (pointer-sized) at `to`.
+    StoreAddr {
+        /// Whose address.
+        of: Slot,
+        /// Where to store it.
+        to: Slot,
+    },
+    /// Stores the pointer held at `from` into `to`.
+    CopyPtr {
+        /// Where the pointer is.
+        from: Slot,
+        /// Where it goes.
+        to: Slot,
+    },
+    /// Loads `size` bytes at `from` into the register `to`, widened as `ext` says.
+    LoadArg {
+        /// A [`Loc::Gpr`] or [`Loc::Xmm`].
+        to: Loc,
+        /// Where the bytes are.
+        from: Slot,
+        /// How many.
+        size: u32,
+        /// Widening.
+        ext: Ext,
+    },
+    /// Loads the pointer held at `from` into a register (hidden return pointer, Win64
+    /// by-reference arguments whose pointer goes in a register).
+    LoadPtr {
+        /// The register.
+        to: Loc,
+        /// The slot holding the pointer.
+        from: Slot,
+    },
+    /// Loads the address of slot `of` into a register.
+    LoadAddr {
+        /// The register.
+        to: Loc,
+        /// Whose address.
+        of: Slot,
+    },
+    /// SysV variadic calls: `al` = an upper bound of the vector registers used.
+    SetAl(u8),
+    /// Calls the C function whose address is at `via`; the callee pops `callee_pops` bytes,
+    /// which the stub puts back.
+    CallTarget {
+        /// The slot holding the function address.
+        via: Slot,
+        /// Bytes the callee removes from the stack.
+        callee_pops: u32,
+    },
+    /// Stores the value the call returned (`ret.loc`) to `to`, right after the call.
+    SaveReturn {
+        /// The return plan.
+        ret: RetPlan,
+        /// Where its bytes go.
+        to: Dest,
+    },
+    /// Thunks: stores the incoming register `from` (`size` bytes) at `to`, first thing.
+    Spill {
+        /// The register.
+        from: Loc,
+        /// Bytes.
+        size: u32,
+        /// Where.
+        to: Slot,
+    },
+    /// Thunks: loads the return value from `from` into its return location.
+    LoadReturn {
+        /// The return plan.
+        ret: RetPlan,
+        /// Where its bytes are.
+        from: Dest,
+    },
+    /// Stubs: returns `results` Lua values to Lua.
+    ReturnToLua {
+        /// 0 or 1.
+        results: u32,
+    },
+    /// Thunks: returns to the C caller, popping `pops` bytes; with `ret_ptr`, the hidden
+    /// return pointer held there comes back in eax/rax.
+    ReturnToC {
+        /// Bytes to pop (`ret n`).
+        pops: u32,
+        /// Where the hidden return pointer is, for aggregate returns through memory.
+        ret_ptr: Option<Slot>,
+    },
+}
+
+/// A stub or thunk as steps, plus the frame sizes its backend must provide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// The steps in order.
+    pub steps: Vec<Step>,
+    /// Stubs: bytes of the outgoing area at `[sp, sp + out_bytes)` (the plan's
+    /// `frame_bytes`); thunks: 0.
+    pub out_bytes: u32,
+    /// Bytes of the staging area (a multiple of 16).
+    pub stage_bytes: u32,
+}
+
+/// Allocates staging slots.
+struct Stage(u32);
+
+impl Stage {
+    fn take(&mut self, bytes: u32) -> Slot {
+        let at = self.0;
+        self.0 += bytes.div_ceil(8) * 8;
+        Slot::Stage(at)
+    }
+}
+
+/// The helper that converts a Lua value to a C value of `kind` (records: [`Helper::ToRecord`]).
+pub fn to_c_helper(kind: ValueKind) -> Helper {
+    match kind {
+        ValueKind::Bool => Helper::ToBool,
+        ValueKind::Int { size: 8, signed: true } => Helper::ToI64,
+        ValueKind::Int { size: 8, signed: false } => Helper::ToU64,
+        ValueKind::Int { signed: true, .. } => Helper::ToI32,
+        ValueKind::Int { signed: false, .. } => Helper::ToU32,
+        ValueKind::F32 => Helper::ToF32,
+        ValueKind::F64 => Helper::ToF64,
+        ValueKind::Pointer => Helper::ToPtr,
+        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => Helper::ToRecord,
+    }
+}
+
+/// The helper that pushes a C value of `kind` as a Lua value.
+pub fn to_lua_helper(kind: ValueKind) -> Helper {
+    match kind {
+        ValueKind::Bool => Helper::PushBool,
+        ValueKind::Int { size: 8, signed: true } => Helper::PushI64,
+        ValueKind::Int { size: 8, signed: false } => Helper::PushU64,
+        ValueKind::Int { signed: true, .. } => Helper::PushI32,
+        ValueKind::Int { signed: false, .. } => Helper::PushU32,
+        ValueKind::F32 => Helper::PushF32,
+        ValueKind::F64 => Helper::PushF64,
+        ValueKind::Pointer => Helper::PushPtr,
+        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => Helper::PushRecord,
+    }
+}
+
+/// True for values that travel as memory blocks between Lua and C (structs, unions,
+/// complex numbers).
+fn is_aggregate(kind: ValueKind) -> bool {
+    matches!(kind, ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. })
+}
+
+/// Steps that convert Lua argument `lua_index` for C argument `arg` into `dst`.
+fn convert(arg: usize, kind: ValueKind, lua_index: i32, dst: Slot) -> Step {
+    let helper = to_c_helper(kind);
+    match helper {
+        Helper::ToRecord => Step::CallHelper {
+            helper,
+            args: vec![Operand::L, Operand::Imm(lua_index), Operand::Ctype(CtypeRef::Arg(arg)), Operand::Addr(dst)],
+            ret_to: None,
+        },
+        Helper::ToPtr => Step::CallHelper {
+            helper,
+            args: vec![Operand::L, Operand::Imm(lua_index), Operand::Ctype(CtypeRef::Arg(arg))],
+            ret_to: Some(dst),
+        },
+        _ => Step::CallHelper { helper, args: vec![Operand::L, Operand::Imm(lua_index)], ret_to: Some(dst) },
+    }
+}
+
+/// The stub program for `plan`: the C arguments are the Lua arguments
+/// `first_lua_index, first_lua_index + 1, ...`.
+pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
+    let w = plan.ptr_size;
+    let mut stage = Stage(0);
+    let mut steps = vec![Step::CheckArgCount { expected: plan.args.len() as i32 + first_lua_index - 1 }];
+    let target = stage.take(w);
+    steps.push(Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) });
+    // Aggregate results are written straight into a new cdata made before the call.
+    let result_ptr = if is_aggregate(plan.ret.value) {
+        let at = stage.take(w);
+        steps.push(Step::CallHelper { helper: Helper::NewResult, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(at) });
+        Some(at)
+    } else {
+        None
+    };
+    // Pass 1: every argument into memory.
+    let mut loads = Vec::new();
+    for (i, a) in plan.args.iter().enumerate() {
+        let lua_index = first_lua_index + i as i32;
+        match &a.pass {
+            ArgPass::Direct(parts) => {
+                let stack_part = parts.iter().find_map(|p| match p.loc {
+                    Loc::Stack { offset } if parts.len() == 1 => Some(offset),
+                    _ => None,
+                });
+                match stack_part {
+                    Some(offset) => steps.push(convert(i, a.value, lua_index, Slot::Out(offset))),
+                    None => {
+                        let at = stage.take(a.value.size(w).max(w));
+                        steps.push(convert(i, a.value, lua_index, at));
+                        for p in parts {
+                            let Slot::Stage(base) = at else { unreachable!() };
+                            loads.push(Step::LoadArg { to: p.loc, from: Slot::Stage(base + p.offset), size: p.size, ext: p.ext });
+                        }
+                    }
+                }
+            }
+            ArgPass::Indirect { ptr, copy_at } => {
+                steps.push(convert(i, a.value, lua_index, Slot::Out(*copy_at)));
+                match ptr {
+                    Loc::Stack { offset } => steps.push(Step::StoreAddr { of: Slot::Out(*copy_at), to: Slot::Out(*offset) }),
+                    reg => loads.push(Step::LoadAddr { to: *reg, of: Slot::Out(*copy_at) }),
+                }
+            }
+        }
+    }
+    if let (RetLoc::Sret { ptr }, Some(result)) = (plan.ret.loc, result_ptr) {
+        match ptr {
+            Loc::Stack { offset } => steps.push(Step::CopyPtr { from: result, to: Slot::Out(offset) }),
+            reg => loads.push(Step::LoadPtr { to: reg, from: result }),
+        }
+    }
+    steps.push(Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L], ret_to: None });
+    // Pass 2: the argument registers, after the last helper call.
+    steps.extend(loads);
+    if let Some(n) = plan.al {
+        steps.push(Step::SetAl(n));
+    }
+    steps.push(Step::CallTarget { via: target, callee_pops: plan.callee_pops });
+    let results = match (plan.ret.value, result_ptr) {
+        (ValueKind::Void, _) => {
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            0
+        }
+        (_, Some(result)) => {
+            // Through memory, the callee already wrote the result.
+            if !matches!(plan.ret.loc, RetLoc::Sret { .. }) {
+                steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::Through(result) });
+            }
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            1
+        }
+        (kind, None) => {
+            let at = stage.take(kind.size(w).max(w));
+            steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::At(at) });
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            let helper = to_lua_helper(kind);
+            let mut args = vec![Operand::L, Operand::Value { at, kind }];
+            if helper == Helper::PushPtr {
+                args.push(Operand::Ctype(CtypeRef::Ret));
+            }
+            steps.push(Step::CallHelper { helper, args, ret_to: None });
+            1
+        }
+    };
+    steps.push(Step::ReturnToLua { results });
+    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16 }
+}
+
+/// The thunk program for a callback with this frame.
+pub fn thunk_program(frame: &CallbackFrame) -> Program {
+    let w = frame.ptr_size;
+    let mut stage = Stage(0);
+    let mut steps: Vec<Step> = frame.spills.iter().map(|s| Step::Spill { from: s.from, size: s.size, to: Slot::Entry(s.to) }).collect();
+    let l_slot = stage.take(w);
+    steps.push(Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) });
+    let kinds: Vec<ValueKind> = frame.arg_kinds.clone();
+    for (i, (arg, kind)) in frame.args.iter().zip(kinds).enumerate() {
+        let helper = to_lua_helper(kind);
+        let value_at = match *arg {
+            FrameArg::Value { at } => Slot::Entry(at),
+            FrameArg::ByRef { ptr_at } => Slot::Entry(ptr_at),
+        };
+        let args = match (helper, arg) {
+            (Helper::PushRecord, FrameArg::Value { .. }) => vec![Operand::PtrAt(l_slot), Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)],
+            (Helper::PushRecord, FrameArg::ByRef { .. }) => vec![Operand::PtrAt(l_slot), Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)],
+            (Helper::PushPtr, _) => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
+            _ => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }],
+        };
+        steps.push(Step::CallHelper { helper, args, ret_to: None });
+    }
+    steps.push(Step::CallHelper { helper: Helper::CallbackCall, args: vec![Operand::PtrAt(l_slot), Operand::Imm(frame.args.len() as i32)], ret_to: None });
+    let ret = frame.ret;
+    let ret_ptr = frame.sret_ptr.map(Slot::Entry);
+    let result: Option<Dest> = match (ret.value, ret_ptr) {
+        (ValueKind::Void, _) => None,
+        (_, Some(ptr)) => {
+            // Through memory: convert straight into the caller's buffer.
+            steps.push(Step::CallHelper {
+                helper: Helper::ToRecord,
+                args: vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(ptr)],
+                ret_to: None,
+            });
+            None
+        }
+        (kind, None) => {
+            let at = stage.take(kind.size(w).max(w));
+            let helper = to_c_helper(kind);
+            let args = match helper {
+                Helper::ToRecord => vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
+                Helper::ToPtr => vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret)],
+                _ => vec![Operand::PtrAt(l_slot), Operand::Imm(-1)],
+            };
+            let ret_to = if helper == Helper::ToRecord { None } else { Some(at) };
+            steps.push(Step::CallHelper { helper, args, ret_to });
+            Some(Dest::At(at))
+        }
+    };
+    steps.push(Step::CallHelper { helper: Helper::CallbackLeave, args: vec![Operand::PtrAt(l_slot)], ret_to: None });
+    if let Some(from) = result {
+        steps.push(Step::LoadReturn { ret, from });
+    }
+    steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
+    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16 }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Out(o) => write!(f, "out[{o}]"),
+            Slot::Stage(o) => write!(f, "stage[{o}]"),
+            Slot::Entry(o) => write!(f, "entry[{o:+}]"),
+        }
+    }
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Operand::L => f.write_str("L"),
+            Operand::Imm(i) => write!(f, "{i}"),
+            Operand::Ctype(CtypeRef::Arg(i)) => write!(f, "ctype(arg{i})"),
+            Operand::Ctype(CtypeRef::Ret) => f.write_str("ctype(ret)"),
+            Operand::CallbackData => f.write_str("cbdata"),
+            Operand::Value { at, kind } => write!(f, "{kind} {at}"),
+            Operand::Addr(s) => write!(f, "&{s}"),
+            Operand::PtrAt(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dest::At(s) => write!(f, "{s}"),
+            Dest::Through(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+fn reg_name(loc: Loc, size: u32) -> String {
+    match loc {
+        Loc::Gpr(g) => g.name(if size <= 4 { 4 } else { 8 }).to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CheckArgCount { expected } => write!(f, "check-args {expected}"),
+            Step::CallHelper { helper, args, ret_to } => {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                write!(f, "{}({})", helper.name(), args.join(", "))?;
+                if let Some(r) = ret_to {
+                    write!(f, " -> {r}")?;
+                }
+                Ok(())
+            }
+            Step::StoreAddr { of, to } => write!(f, "store &{of} -> {to}"),
+            Step::CopyPtr { from, to } => write!(f, "store *{from} -> {to}"),
+            Step::LoadArg { to, from, size, ext } => {
+                let ext = match ext {
+                    Ext::None => "",
+                    Ext::Sign => " sx",
+                    Ext::Zero => " zx",
+                };
+                write!(f, "load {} <- {from} ({size}{ext})", reg_name(*to, *size))
+            }
+            Step::LoadPtr { to, from } => write!(f, "load {} <- *{from}", reg_name(*to, 8)),
+            Step::LoadAddr { to, of } => write!(f, "load {} <- &{of}", reg_name(*to, 8)),
+            Step::SetAl(n) => write!(f, "al = {n}"),
+            Step::CallTarget { via, callee_pops } => {
+                write!(f, "call *{via}")?;
+                if *callee_pops > 0 {
+                    write!(f, " (callee pops {callee_pops})")?;
+                }
+                Ok(())
+            }
+            Step::SaveReturn { ret, to } => write!(f, "save-return {:?} {} -> {to}", ret.loc, ret.value),
+            Step::Spill { from, size, to } => write!(f, "spill {} -> {to}", reg_name(*from, *size)),
+            Step::LoadReturn { ret, from } => write!(f, "load-return {:?} {} <- {from}", ret.loc, ret.value),
+            Step::ReturnToLua { results } => write!(f, "return {results}"),
+            Step::ReturnToC { pops, ret_ptr } => {
+                write!(f, "ret {pops}")?;
+                if let Some(p) = ret_ptr {
+                    write!(f, " (eax = *{p})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  frame: out {} stage {}", self.out_bytes, self.stage_bytes)?;
+        for s in &self.steps {
+            writeln!(f, "  {s}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{plan_call, CallConv, FloatKind, IntKind, RecordKind, Field, RecordAttrs, Signature, Target, TypeTable};
+
+    fn sysv_mixed() -> CallPlan {
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        let dbl = t.float(FloatKind::Double);
+        let s = t.new_record(RecordKind::Struct, Some("big"));
+        t.define_record(s, (0..5).map(|i| Field::named(&format!("f{i}"), dbl)).collect(), RecordAttrs::default()).unwrap();
+        plan_call(&t, &Signature::new(s, vec![int.into(), dbl.into(), s.into()], false, CallConv::Cdecl), &[]).unwrap()
+    }
+
+    #[test]
+    fn stub_converts_everything_before_loading_any_register() {
+        // The ordering rule: no helper call after the first register load.
+        let prog = stub_program(&sysv_mixed(), 1);
+        let first_load = prog.steps.iter().position(|s| matches!(s, Step::LoadArg { .. } | Step::LoadPtr { .. } | Step::LoadAddr { .. })).unwrap();
+        let last_helper_before_call = prog.steps.iter().position(|s| matches!(s, Step::CallTarget { .. })).unwrap();
+        assert!(prog.steps[first_load..last_helper_before_call].iter().all(|s| !matches!(s, Step::CallHelper { .. })), "{prog}");
+    }
+
+    #[test]
+    fn stub_for_sret_return_passes_the_new_result_cdata_as_the_hidden_pointer() {
+        let prog = stub_program(&sysv_mixed(), 1);
+        let text = prog.to_string();
+        assert!(text.contains("luaffi_new_result(L, ctype(ret)) -> stage[8]"), "{text}");
+        assert!(text.contains("load rdi <- *stage[8]"), "{text}");
+        assert!(text.contains("luaffi_to_record(L, 3, ctype(arg2), &out[0])"), "{text}");
+        assert!(!text.contains("save-return"), "the callee wrote the result itself: {text}");
+    }
+
+    #[test]
+    fn thunk_for_sret_converts_the_lua_result_into_the_callers_buffer() {
+        let frame = CallbackFrame::from_plan(&sysv_mixed());
+        let text = thunk_program(&frame).to_string();
+        assert!(text.contains("spill rdi -> entry["), "{text}");
+        assert!(text.contains("luaffi_to_record(*stage[0], -1, ctype(ret), *entry["), "{text}");
+        assert!(text.contains("ret 0 (eax = *entry["), "{text}");
+    }
+}
