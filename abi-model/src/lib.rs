@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+pub mod backend;
 pub mod callback;
 pub mod helpers;
 pub mod layout;
@@ -32,6 +33,7 @@ pub mod x64_win;
 pub mod x86;
 
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
+pub use backend::{Backend, BackendError, CodeEnv};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};

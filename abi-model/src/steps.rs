@@ -188,6 +188,9 @@ pub struct Program {
     pub out_bytes: u32,
     /// Bytes of the staging area (a multiple of 16).
     pub stage_bytes: u32,
+    /// Thunks: bytes below the return address that [`Slot::Entry`] offsets reach into (the
+    /// frame's header and save area, `CallbackFrame::header + save_bytes`); stubs: 0.
+    pub entry_bytes: u32,
 }
 
 /// Allocates staging slots.
@@ -342,7 +345,7 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
         }
     };
     steps.push(Step::ReturnToLua { results });
-    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16 }
+    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: 0 }
 }
 
 /// The thunk program for a callback with this frame.
@@ -399,7 +402,7 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
         steps.push(Step::LoadReturn { ret, from });
     }
     steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
-    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16 }
+    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes }
 }
 
 impl fmt::Display for Slot {
@@ -492,7 +495,7 @@ impl fmt::Display for Step {
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  frame: out {} stage {}", self.out_bytes, self.stage_bytes)?;
+        writeln!(f, "  frame: out {} stage {} entry {}", self.out_bytes, self.stage_bytes, self.entry_bytes)?;
         for s in &self.steps {
             writeln!(f, "  {s}")?;
         }

@@ -1,0 +1,72 @@
+//! What a code generator promises: turn a [`Program`] into machine code for one target,
+//! assembled for a caller-chosen address, reaching helpers and constants through addresses
+//! the caller supplies. The same bytes then run natively or inside the emulator.
+
+use crate::helpers::Helper;
+use crate::steps::{CtypeRef, Program};
+use crate::Target;
+use std::fmt;
+
+/// Addresses and constants a stub or thunk refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeEnv {
+    /// Address of each helper, indexed by [`Helper::id`].
+    pub helpers: Vec<u64>,
+    /// The opaque ctype pointer of each argument, in order.
+    pub arg_ctypes: Vec<u64>,
+    /// The opaque ctype pointer of the return type.
+    pub ret_ctype: u64,
+    /// Thunks: the callback's data pointer, passed to `luaffi_callback_enter`.
+    pub callback_data: u64,
+}
+
+impl CodeEnv {
+    /// The address of a helper.
+    pub fn helper(&self, h: Helper) -> u64 {
+        self.helpers.get(h.id()).copied().unwrap_or(0)
+    }
+
+    /// The constant for a ctype reference (0 when the embedding gave none).
+    pub fn ctype(&self, r: CtypeRef) -> u64 {
+        match r {
+            CtypeRef::Arg(i) => self.arg_ctypes.get(i).copied().unwrap_or(0),
+            CtypeRef::Ret => self.ret_ctype,
+        }
+    }
+}
+
+/// Why code could not be generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// The program uses something this backend cannot encode (a bug in the model or the
+    /// backend, reported instead of emitting wrong code).
+    Unsupported(String),
+    /// The assembler failed (e.g. a displacement out of range).
+    Assembler(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::Unsupported(s) => write!(f, "cannot generate code: {s}"),
+            BackendError::Assembler(s) => write!(f, "assembler error: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// A code generator for one target.
+pub trait Backend {
+    /// The target it generates code for.
+    fn target(&self) -> Target;
+
+    /// A call stub: a `lua_CFunction` (`int stub(lua_State *L)` in the target's C
+    /// convention) running `program` (from [`crate::steps::stub_program`]), assembled to
+    /// run at address `base`.
+    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
+
+    /// A callback thunk running `program` (from [`crate::steps::thunk_program`]),
+    /// assembled to run at address `base`.
+    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
+}
