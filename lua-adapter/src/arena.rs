@@ -1,0 +1,986 @@
+//! The executable-code arena: where generated call stubs and callback thunks live.
+//!
+//! A stub is a few dozen to a few hundred bytes, so many stubs share one page. The arena hands
+//! out chunks of [`GRANULE`]-byte granules from pooled pages, reuses freed granules, and unmaps a
+//! page once it is empty (keeping at most [`MAX_SPARE_PAGES`] empty pages mapped, so creating
+//! and dropping one stub in a loop doesn't mmap/munmap every time). A chunk bigger than a page
+//! gets a mapping of its own, unmapped when it is freed.
+//!
+//! # Two phases: reserve, then commit
+//!
+//! Code is assembled elsewhere (the backends, with `VecAssembler` at a chosen base address), so
+//! the final address must be known before the bytes exist:
+//!
+//! 1. [`CodeArena::reserve`]`(len)` picks the place and returns a [`Reservation`] with its
+//!    [`addr`](Reservation::addr); the caller assembles exactly `len` bytes for that address.
+//! 2. [`CodeArena::commit`]`(reservation, &bytes)` copies them in and returns a [`CodeHandle`].
+//!    Dropping the handle (when the owning cdata or callback is collected) frees the chunk.
+//!
+//! Dropping a `Reservation` without committing it frees the chunk too.
+//!
+//! # W^X
+//!
+//! Arena memory is never writable and executable at once. Pages are mapped read-only; a commit
+//! flips the page (or the chunk's own mapping) to read+write, *not* executable, copies the code,
+//! pads the chunk's last granule with `int3`, and flips it to read+execute. x86 keeps the
+//! instruction cache coherent with stores, so no flush is needed there; other architectures
+//! get `__clear_cache` (untested: no backend targets them).
+//!
+//! # One thread: the arena is per `lua_State`
+//!
+//! During a commit every other stub on the same page is briefly not executable. That is safe
+//! because of one invariant: **code in an arena only runs on the thread that owns the arena's
+//! `lua_State`, and never while a commit is in progress**. A commit runs no arena code between
+//! its two `mprotect` calls, so even a thunk that is on the current call stack (a callback that
+//! called into Lua, which built a new stub) is only returned into after its page is executable
+//! again. Running stubs from another thread is already undefined for a `lua_State` (LuaJIT has
+//! the same rule for callbacks). The types enforce the Rust side of this: [`CodeArena`],
+//! [`Reservation`] and [`CodeHandle`] share the arena through an `Rc`, so they are neither
+//! `Send` nor `Sync`:
+//!
+//! ```compile_fail
+//! fn needs_send<T: Send>() {}
+//! needs_send::<lua_adapter::arena::CodeArena>();
+//! ```
+//! ```compile_fail
+//! fn needs_sync<T: Sync>() {}
+//! needs_sync::<lua_adapter::arena::CodeHandle>();
+//! ```
+//!
+//! Every live `Reservation` and `CodeHandle` keeps the arena's bookkeeping alive, so a handle
+//! may outlive the `CodeArena` value it came from; the pages stay mapped until the last chunk on
+//! them is freed.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::rc::Rc;
+
+#[cfg(not(unix))]
+compile_error!("arena: only the mmap/mprotect (unix) backend exists; add VirtualAlloc/VirtualProtect for Windows");
+
+/// Size and alignment of the allocation unit: every chunk starts on a 16-byte boundary (what
+/// the x86-64 ABIs want for function entry points) and occupies whole granules.
+pub const GRANULE: usize = 16;
+
+/// Empty pooled pages kept mapped for reuse instead of being unmapped at once.
+/// [`CodeArena::trim`] releases them.
+pub const MAX_SPARE_PAGES: usize = 1;
+
+/// Fills the unused tail of a chunk's last granule: a stray jump there traps at once.
+const INT3: u8 = 0xCC;
+
+/// Executable memory for one `lua_State`'s stubs and thunks. See the [module docs](self).
+pub struct CodeArena {
+    inner: Rc<RefCell<Pool>>,
+}
+
+/// A chunk of the arena that has a final address but no code yet. Assemble exactly
+/// [`len`](Self::len) bytes for [`addr`](Self::addr), then [`CodeArena::commit`] them.
+/// Dropping it frees the chunk.
+#[must_use = "a reservation is freed when dropped; commit code into it"]
+#[derive(Debug)]
+pub struct Reservation {
+    alloc: Allocation,
+}
+
+/// Committed, executable code. The code stays at [`addr`](Self::addr) until the handle is
+/// dropped, which frees the chunk. Whoever holds a function pointer into it must hold the handle.
+#[derive(Debug)]
+pub struct CodeHandle {
+    alloc: Allocation,
+}
+
+/// What the arena holds right now, for tests and `xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ArenaStats {
+    /// OS pages mapped: pooled pages with live chunks, spare pages, and dedicated mappings.
+    pub pages_mapped: usize,
+    /// Of `pages_mapped`, the empty pooled pages kept for reuse (at most [`MAX_SPARE_PAGES`]).
+    pub spare_pages: usize,
+    /// Bytes held by live chunks, rounded up to whole granules (whole pages for chunks with a
+    /// dedicated mapping).
+    pub bytes_in_use: usize,
+    /// Live reservations plus live code handles.
+    pub live_chunks: usize,
+}
+
+/// Why the arena refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArenaError {
+    /// `reserve(0)`: an empty chunk has no address worth giving out.
+    ZeroLength,
+    /// The requested length can't be mapped at all (rounding it up overflows `usize`).
+    TooLarge { len: usize },
+    /// `commit` was given a different number of bytes than were reserved. The code was
+    /// assembled for this address and length; anything else means it was assembled for
+    /// another reservation. The reservation is freed.
+    LengthMismatch { reserved: usize, given: usize },
+    /// `commit` was given a reservation made by another arena. The reservation is freed.
+    ForeignReservation,
+    /// `mmap` or `mprotect` failed; `errno` is the OS error code.
+    Os { call: &'static str, errno: i32 },
+}
+
+impl fmt::Display for ArenaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArenaError::ZeroLength => write!(f, "cannot reserve 0 bytes of code"),
+            ArenaError::TooLarge { len } => write!(f, "cannot reserve {len} bytes of code"),
+            ArenaError::LengthMismatch { reserved, given } => write!(
+                f,
+                "code length mismatch: {reserved} bytes reserved, {given} bytes given to commit"
+            ),
+            ArenaError::ForeignReservation => {
+                write!(f, "reservation committed to an arena that did not make it")
+            }
+            ArenaError::Os { call, errno } => write!(
+                f,
+                "{call} failed: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ArenaError {}
+
+impl CodeArena {
+    /// An empty arena; maps nothing until the first reservation.
+    pub fn new() -> CodeArena {
+        CodeArena {
+            inner: Rc::new(RefCell::new(Pool::new(sys::page_size()))),
+        }
+    }
+
+    /// Picks a place for `len` bytes of code, [`GRANULE`]-aligned.
+    pub fn reserve(&self, len: usize) -> Result<Reservation, ArenaError> {
+        let chunk = self.inner.borrow_mut().alloc(len)?;
+        Ok(Reservation {
+            alloc: Allocation {
+                pool: Rc::clone(&self.inner),
+                chunk,
+            },
+        })
+    }
+
+    /// Copies `code` (assembled for `reservation.addr()`) into the reserved chunk and makes
+    /// it executable. `code.len()` must equal `reservation.len()`.
+    ///
+    /// While this runs, the other chunks on the same page are not executable (see the
+    /// [module docs](self) for why that is safe).
+    pub fn commit(&self, reservation: Reservation, code: &[u8]) -> Result<CodeHandle, ArenaError> {
+        let alloc = reservation.alloc;
+        if !Rc::ptr_eq(&self.inner, &alloc.pool) {
+            return Err(ArenaError::ForeignReservation);
+        }
+        if code.len() != alloc.chunk.len {
+            return Err(ArenaError::LengthMismatch {
+                reserved: alloc.chunk.len,
+                given: code.len(),
+            });
+        }
+        self.inner.borrow().write(&alloc.chunk, code)?;
+        Ok(CodeHandle { alloc })
+    }
+
+    /// What the arena holds now.
+    pub fn stats(&self) -> ArenaStats {
+        self.inner.borrow().stats()
+    }
+
+    /// Unmaps the spare pages.
+    pub fn trim(&self) {
+        self.inner.borrow_mut().trim();
+    }
+}
+
+impl Default for CodeArena {
+    fn default() -> Self {
+        CodeArena::new()
+    }
+}
+
+impl fmt::Debug for CodeArena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeArena")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Reservation {
+    /// The address the code must be assembled for.
+    pub fn addr(&self) -> usize {
+        self.alloc.chunk.addr
+    }
+
+    /// The number of bytes `commit` expects.
+    pub fn len(&self) -> usize {
+        self.alloc.chunk.len
+    }
+
+    /// Always false: the arena refuses empty reservations.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl CodeHandle {
+    /// The address of the first byte of the code (the entry point, for stubs and thunks).
+    pub fn addr(&self) -> usize {
+        self.alloc.chunk.addr
+    }
+
+    /// The code's length in bytes, as committed.
+    pub fn len(&self) -> usize {
+        self.alloc.chunk.len
+    }
+
+    /// Always false: the arena refuses empty reservations.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The committed bytes, read back from the arena (for disassembly and tests).
+    pub fn code(&self) -> &[u8] {
+        // SAFETY: the chunk is mapped readable (PROT_READ|PROT_EXEC, or PROT_READ|PROT_WRITE
+        // during a commit of *another* chunk) for as long as this handle keeps it allocated,
+        // and its bytes are never written again after its own commit.
+        unsafe { std::slice::from_raw_parts(self.addr() as *const u8, self.len()) }
+    }
+}
+
+/// One live chunk and the pool to give it back to. Shared by `Reservation` and `CodeHandle`
+/// so that the chunk is freed exactly once, whichever of them is dropped.
+struct Allocation {
+    pool: Rc<RefCell<Pool>>,
+    chunk: Chunk,
+}
+
+impl fmt::Debug for Allocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The chunk alone: the pool's page maps are noise here.
+        write!(f, "{:#x}+{}", self.chunk.addr, self.chunk.len)
+    }
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        // No pool method calls out of the arena, so the pool is never borrowed here.
+        self.pool.borrow_mut().free(&self.chunk);
+    }
+}
+
+/// Where a chunk lives.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    addr: usize,
+    /// The length asked for (what `commit` must be given).
+    len: usize,
+    placement: Placement,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    /// `granules` granules of the pooled page that contains `addr`.
+    Pooled { granules: usize },
+    /// A mapping of its own, `map_len` bytes (whole pages) starting at `addr`.
+    Dedicated { map_len: usize },
+}
+
+/// The bookkeeping behind a `CodeArena`.
+#[derive(Debug)]
+struct Pool {
+    page_size: usize,
+    /// Pooled pages holding at least one live chunk, by base address.
+    pages: BTreeMap<usize, Page>,
+    /// `(longest free run in granules, page base)` for every page in `pages`: an allocation
+    /// of `n` granules takes the first entry at or after `(n, 0)`, the page whose longest free
+    /// run fits best, in O(log pages).
+    by_free_run: BTreeSet<(usize, usize)>,
+    /// Empty pooled pages kept mapped, at most `MAX_SPARE_PAGES`.
+    spare: Vec<usize>,
+    /// Dedicated mappings: base address -> length.
+    dedicated: BTreeMap<usize, usize>,
+    bytes_in_use: usize,
+    live_chunks: usize,
+}
+
+/// The free map of one pooled page: one bit per granule, set while the granule is in a live
+/// chunk. Adjacent free granules coalesce by construction.
+#[derive(Debug)]
+struct Page {
+    used: Vec<u64>,
+    granules: usize,
+    used_granules: usize,
+    longest_free: usize,
+}
+
+impl Pool {
+    fn new(page_size: usize) -> Pool {
+        Pool {
+            page_size,
+            pages: BTreeMap::new(),
+            by_free_run: BTreeSet::new(),
+            spare: Vec::new(),
+            dedicated: BTreeMap::new(),
+            bytes_in_use: 0,
+            live_chunks: 0,
+        }
+    }
+
+    fn granules_per_page(&self) -> usize {
+        self.page_size / GRANULE
+    }
+
+    fn alloc(&mut self, len: usize) -> Result<Chunk, ArenaError> {
+        if len == 0 {
+            return Err(ArenaError::ZeroLength);
+        }
+        let chunk = if len <= self.page_size {
+            self.alloc_pooled(len)?
+        } else {
+            self.alloc_dedicated(len)?
+        };
+        self.live_chunks += 1;
+        Ok(chunk)
+    }
+
+    fn alloc_pooled(&mut self, len: usize) -> Result<Chunk, ArenaError> {
+        let granules = len.div_ceil(GRANULE);
+        let base = match self.by_free_run.range((granules, 0)..).next() {
+            Some(&(_, base)) => base,
+            None => self.add_page()?,
+        };
+        self.by_free_run
+            .remove(&(self.pages[&base].longest_free, base));
+        let page = self.pages.get_mut(&base).expect("indexed page exists");
+        let first = page
+            .find_free_run(granules)
+            .expect("index promised a long enough run");
+        page.mark(first, granules, true);
+        self.by_free_run.insert((page.longest_free, base));
+        self.bytes_in_use += granules * GRANULE;
+        Ok(Chunk {
+            addr: base + first * GRANULE,
+            len,
+            placement: Placement::Pooled { granules },
+        })
+    }
+
+    /// Makes an empty page available for allocation (a spare one if there is one).
+    fn add_page(&mut self) -> Result<usize, ArenaError> {
+        let base = match self.spare.pop() {
+            Some(base) => base,
+            None => sys::map(self.page_size)?,
+        };
+        let page = Page::empty(self.granules_per_page());
+        self.by_free_run.insert((page.longest_free, base));
+        self.pages.insert(base, page);
+        Ok(base)
+    }
+
+    fn alloc_dedicated(&mut self, len: usize) -> Result<Chunk, ArenaError> {
+        let map_len = len
+            .checked_next_multiple_of(self.page_size)
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or(ArenaError::TooLarge { len })?;
+        let addr = sys::map(map_len)?;
+        self.dedicated.insert(addr, map_len);
+        self.bytes_in_use += map_len;
+        Ok(Chunk {
+            addr,
+            len,
+            placement: Placement::Dedicated { map_len },
+        })
+    }
+
+    fn free(&mut self, chunk: &Chunk) {
+        self.live_chunks -= 1;
+        match chunk.placement {
+            Placement::Pooled { granules } => {
+                let base = chunk.addr & !(self.page_size - 1);
+                let page = self.pages.get_mut(&base).expect("chunk's page is live");
+                let old_key = (page.longest_free, base);
+                page.mark((chunk.addr - base) / GRANULE, granules, false);
+                self.bytes_in_use -= granules * GRANULE;
+                self.by_free_run.remove(&old_key);
+                if page.used_granules > 0 {
+                    self.by_free_run.insert((page.longest_free, base));
+                } else {
+                    self.pages.remove(&base);
+                    if self.spare.len() < MAX_SPARE_PAGES {
+                        self.spare.push(base);
+                    } else {
+                        sys::unmap(base, self.page_size);
+                    }
+                }
+            }
+            Placement::Dedicated { map_len } => {
+                self.dedicated.remove(&chunk.addr);
+                self.bytes_in_use -= map_len;
+                sys::unmap(chunk.addr, map_len);
+            }
+        }
+    }
+
+    /// The commit proper: RW, copy, pad, RX. Never W+X.
+    fn write(&self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
+        let (region, region_len, chunk_len) = match chunk.placement {
+            Placement::Pooled { granules } => (
+                chunk.addr & !(self.page_size - 1),
+                self.page_size,
+                granules * GRANULE,
+            ),
+            Placement::Dedicated { map_len } => (chunk.addr, map_len, map_len),
+        };
+        sys::protect(region, region_len, sys::Access::ReadWrite)?;
+        // SAFETY: the chunk's `chunk_len` bytes at `chunk.addr` lie inside `region`, which is
+        // mapped read+write right now, and belong to this chunk alone; `code.len()` equals
+        // `chunk.len <= chunk_len`.
+        let dest = unsafe { std::slice::from_raw_parts_mut(chunk.addr as *mut u8, chunk_len) };
+        dest[..code.len()].copy_from_slice(code);
+        dest[code.len()..].fill(INT3);
+        #[cfg(test)]
+        tests::during_commit(region, region_len);
+        // If this fails the page stays read+write: its stubs fault when called, but it is
+        // still never writable and executable at once.
+        sys::protect(region, region_len, sys::Access::ReadExecute)?;
+        sys::flush_icache(chunk.addr, chunk_len);
+        Ok(())
+    }
+
+    fn trim(&mut self) {
+        for base in self.spare.drain(..) {
+            sys::unmap(base, self.page_size);
+        }
+    }
+
+    fn stats(&self) -> ArenaStats {
+        let dedicated_pages: usize = self
+            .dedicated
+            .values()
+            .map(|len| len / self.page_size)
+            .sum();
+        ArenaStats {
+            pages_mapped: self.pages.len() + self.spare.len() + dedicated_pages,
+            spare_pages: self.spare.len(),
+            bytes_in_use: self.bytes_in_use,
+            live_chunks: self.live_chunks,
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Every chunk holds an `Rc` to the pool, so only spare pages can be left.
+        debug_assert!(self.pages.is_empty() && self.dedicated.is_empty());
+        self.trim();
+    }
+}
+
+impl Page {
+    fn empty(granules: usize) -> Page {
+        Page {
+            used: vec![0; granules.div_ceil(64)],
+            granules,
+            used_granules: 0,
+            longest_free: granules,
+        }
+    }
+
+    fn is_used(&self, g: usize) -> bool {
+        self.used[g / 64] & (1 << (g % 64)) != 0
+    }
+
+    fn mark(&mut self, first: usize, count: usize, used: bool) {
+        for g in first..first + count {
+            debug_assert_eq!(self.is_used(g), !used, "granule {g} marked twice");
+            if used {
+                self.used[g / 64] |= 1 << (g % 64);
+            } else {
+                self.used[g / 64] &= !(1 << (g % 64));
+            }
+        }
+        if used {
+            self.used_granules += count;
+        } else {
+            self.used_granules -= count;
+        }
+        self.longest_free = self.free_runs().map(|(_, len)| len).max().unwrap_or(0);
+    }
+
+    /// The first free run of at least `count` granules (first fit within the page).
+    fn find_free_run(&self, count: usize) -> Option<usize> {
+        self.free_runs()
+            .find(|&(_, len)| len >= count)
+            .map(|(start, _)| start)
+    }
+
+    /// Maximal runs of free granules, as `(first granule, length)`, in address order.
+    fn free_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let n = self.granules;
+        let mut g = 0;
+        std::iter::from_fn(move || {
+            while g < n && self.is_used(g) {
+                g += 1;
+            }
+            if g == n {
+                return None;
+            }
+            let start = g;
+            while g < n && !self.is_used(g) {
+                g += 1;
+            }
+            Some((start, g - start))
+        })
+    }
+}
+
+/// The OS calls, each wrapped once.
+mod sys {
+    use super::ArenaError;
+
+    pub(super) enum Access {
+        ReadWrite,
+        ReadExecute,
+    }
+
+    pub(super) fn page_size() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        assert!(
+            n > 0 && (n as usize).is_power_of_two(),
+            "sysconf(_SC_PAGESIZE) = {n}"
+        );
+        assert!((n as usize).is_multiple_of(super::GRANULE));
+        n as usize
+    }
+
+    fn os_error(call: &'static str) -> ArenaError {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        ArenaError::Os { call, errno }
+    }
+
+    /// Maps `len` bytes (a multiple of the page size), readable only until the first commit.
+    pub(super) fn map(len: usize) -> Result<usize, ArenaError> {
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
+        // no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_error("mmap"));
+        }
+        Ok(p as usize)
+    }
+
+    pub(super) fn unmap(addr: usize, len: usize) {
+        // SAFETY: `addr..addr+len` is a mapping this arena made and no live chunk uses.
+        let rc = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+        // munmap of a range we mapped can only fail on a bookkeeping bug; leaking it is harmless.
+        debug_assert_eq!(rc, 0, "munmap({addr:#x}, {len})");
+    }
+
+    pub(super) fn protect(addr: usize, len: usize, access: Access) -> Result<(), ArenaError> {
+        let prot = match access {
+            Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+            Access::ReadExecute => libc::PROT_READ | libc::PROT_EXEC,
+        };
+        // SAFETY: `addr..addr+len` is whole pages of a mapping this arena owns; changing their
+        // protection affects only arena code, which runs on this thread only (module docs).
+        let rc = unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) };
+        if rc != 0 {
+            return Err(os_error("mprotect"));
+        }
+        Ok(())
+    }
+
+    /// x86 and x86-64 keep instruction fetch coherent with stores: nothing to do.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    pub(super) fn flush_icache(_addr: usize, _len: usize) {}
+
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    pub(super) fn flush_icache(addr: usize, len: usize) {
+        extern "C" {
+            fn __clear_cache(start: *mut libc::c_char, end: *mut libc::c_char);
+        }
+        // SAFETY: the range is mapped; __clear_cache (libgcc / compiler-rt) only flushes caches.
+        unsafe { __clear_cache(addr as *mut libc::c_char, (addr + len) as *mut libc::c_char) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    thread_local! {
+        /// Permissions of the committed region, sampled between copy and re-protect.
+        static SEEN_DURING_COMMIT: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+        static WATCH_COMMITS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Called by `Pool::write` after the copy, before the page is made executable again.
+    pub(super) fn during_commit(region: usize, _len: usize) {
+        if WATCH_COMMITS.get() {
+            let perms = perms_at(region).expect("committed region is mapped");
+            SEEN_DURING_COMMIT.with_borrow_mut(|seen| seen.push(perms));
+        }
+    }
+
+    /// `(start, end, perms)` of every mapping of this process.
+    fn maps() -> Vec<(usize, usize, String)> {
+        let text = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+        text.lines()
+            .map(|line| {
+                let mut fields = line.split_whitespace();
+                let range = fields.next().unwrap();
+                let perms = fields.next().unwrap().to_string();
+                let (start, end) = range.split_once('-').unwrap();
+                let parse = |s| usize::from_str_radix(s, 16).unwrap();
+                (parse(start), parse(end), perms)
+            })
+            .collect()
+    }
+
+    fn perms_at(addr: usize) -> Option<String> {
+        maps()
+            .into_iter()
+            .find(|&(s, e, _)| s <= addr && addr < e)
+            .map(|(_, _, p)| p)
+    }
+
+    fn writable_and_executable() -> Vec<(usize, usize, String)> {
+        maps()
+            .into_iter()
+            .filter(|(_, _, p)| p.contains('w') && p.contains('x'))
+            .collect()
+    }
+
+    /// `mov eax, edi; add eax, esi; ret`: `int add(int a, int b)` for x86-64 System V.
+    const ADD_SYSV: [u8; 5] = [0x89, 0xf8, 0x01, 0xf0, 0xc3];
+
+    fn commit_bytes(arena: &CodeArena, code: &[u8]) -> CodeHandle {
+        let r = arena.reserve(code.len()).unwrap();
+        arena.commit(r, code).unwrap()
+    }
+
+    fn page_of(addr: usize) -> usize {
+        addr & !(sys::page_size() - 1)
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn committed_code_runs() {
+        let arena = CodeArena::new();
+        let add = commit_bytes(&arena, &ADD_SYSV);
+        assert_eq!(add.addr() % GRANULE, 0);
+        assert_eq!(add.code(), ADD_SYSV);
+        // SAFETY: the handle holds x86-64 SysV code for `int(int, int)`, executable until dropped.
+        let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(add.addr()) };
+        assert_eq!(f(40, 2), 42);
+        assert_eq!(f(-7, 3), -4);
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn a_commit_keeps_earlier_stubs_on_the_page_runnable() {
+        let arena = CodeArena::new();
+        let first = commit_bytes(&arena, &ADD_SYSV);
+        // `mov eax, edi; sub eax, esi; ret`
+        let second = commit_bytes(&arena, &[0x89, 0xf8, 0x29, 0xf0, 0xc3]);
+        assert_eq!(
+            page_of(first.addr()),
+            page_of(second.addr()),
+            "stubs share a page"
+        );
+        assert_eq!(second.addr(), first.addr() + GRANULE);
+        // SAFETY: both handles hold SysV `int(int, int)` code and are alive.
+        let add: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(first.addr()) };
+        // SAFETY: as above.
+        let sub: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(second.addr()) };
+        assert_eq!(add(5, 3), 8);
+        assert_eq!(sub(5, 3), 2);
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn a_handle_outlives_its_arena_value() {
+        let arena = CodeArena::new();
+        let add = commit_bytes(&arena, &ADD_SYSV);
+        drop(arena);
+        // SAFETY: the handle keeps the pool, and so the page, alive.
+        let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(add.addr()) };
+        assert_eq!(f(1, 2), 3);
+        // Dropping the last handle frees the pool and unmaps the page (not checked through
+        // /proc/self/maps: another test thread may map something at the same address).
+        drop(add);
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn a_chunk_bigger_than_a_page_gets_its_own_mapping() {
+        let arena = CodeArena::new();
+        let page = sys::page_size();
+        let mut code = vec![INT3; 3 * page + 1];
+        code[..ADD_SYSV.len()].copy_from_slice(&ADD_SYSV);
+        let big = commit_bytes(&arena, &code);
+        assert_eq!(
+            arena.stats(),
+            ArenaStats {
+                pages_mapped: 4,
+                spare_pages: 0,
+                bytes_in_use: 4 * page,
+                live_chunks: 1
+            }
+        );
+        assert_eq!(big.code(), &code[..]);
+        // SAFETY: the mapping starts with SysV `int(int, int)` code and is alive.
+        let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(big.addr()) };
+        assert_eq!(f(20, 22), 42);
+        drop(big);
+        assert_eq!(arena.stats(), ArenaStats::default());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn memory_is_never_writable_and_executable() {
+        let arena = CodeArena::new();
+        WATCH_COMMITS.set(true);
+        let mut handles = Vec::new();
+        for i in 0..64 {
+            let len = 1 + (i * 37) % 300;
+            handles.push(commit_bytes(&arena, &vec![0xC3; len]));
+            assert_eq!(
+                writable_and_executable(),
+                vec![],
+                "W+X mapping after commit {i}"
+            );
+        }
+        let big = commit_bytes(&arena, &vec![0xC3; 2 * sys::page_size() + 5]);
+        WATCH_COMMITS.set(false);
+        assert_eq!(writable_and_executable(), vec![]);
+
+        let seen = SEEN_DURING_COMMIT.take();
+        assert_eq!(seen.len(), 65);
+        assert!(
+            seen.iter().all(|p| p == "rw-p"),
+            "mid-commit permissions: {seen:?}"
+        );
+        for h in handles.iter().chain([&big]) {
+            assert_eq!(perms_at(h.addr()).as_deref(), Some("r-xp"));
+        }
+    }
+
+    #[test]
+    fn an_uncommitted_page_is_not_executable() {
+        let arena = CodeArena::new();
+        let r = arena.reserve(64).unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(perms_at(r.addr()).as_deref(), Some("r--p"));
+        }
+    }
+
+    #[test]
+    fn length_mismatch_is_an_error_and_frees_the_reservation() {
+        let arena = CodeArena::new();
+        let r = arena.reserve(8).unwrap();
+        let err = arena.commit(r, &[0xC3; 5]).unwrap_err();
+        assert_eq!(
+            err,
+            ArenaError::LengthMismatch {
+                reserved: 8,
+                given: 5
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "code length mismatch: 8 bytes reserved, 5 bytes given to commit"
+        );
+        assert_eq!(arena.stats().live_chunks, 0);
+        assert_eq!(arena.stats().bytes_in_use, 0);
+    }
+
+    #[test]
+    fn a_reservation_from_another_arena_is_refused() {
+        let (a, b) = (CodeArena::new(), CodeArena::new());
+        let r = a.reserve(4).unwrap();
+        assert_eq!(
+            b.commit(r, &[0xC3; 4]).unwrap_err(),
+            ArenaError::ForeignReservation
+        );
+        assert_eq!(a.stats().live_chunks, 0);
+    }
+
+    #[test]
+    fn zero_and_absurd_lengths_are_errors() {
+        let arena = CodeArena::new();
+        assert_eq!(arena.reserve(0).unwrap_err(), ArenaError::ZeroLength);
+        assert_eq!(
+            arena.reserve(usize::MAX).unwrap_err(),
+            ArenaError::TooLarge { len: usize::MAX }
+        );
+        assert!(matches!(
+            arena.reserve(isize::MAX as usize - sys::page_size()),
+            Err(ArenaError::Os { call: "mmap", .. })
+        ));
+        assert_eq!(arena.stats(), ArenaStats::default());
+    }
+
+    #[test]
+    fn freed_space_is_reused() {
+        let arena = CodeArena::new();
+        let keep = arena.reserve(100).unwrap();
+        let a = arena.reserve(48).unwrap();
+        let a_addr = a.addr();
+        let _b = arena.reserve(48).unwrap();
+        drop(a);
+        assert_eq!(
+            arena.reserve(40).unwrap().addr(),
+            a_addr,
+            "the hole is filled first"
+        );
+        assert_eq!(keep.addr() % GRANULE, 0);
+        assert_eq!(arena.stats().pages_mapped, 1);
+    }
+
+    #[test]
+    fn an_empty_page_is_kept_as_spare_then_trimmed() {
+        let arena = CodeArena::new();
+        let a = arena.reserve(10).unwrap();
+        let a_addr = a.addr();
+        drop(a);
+        let stats = arena.stats();
+        assert_eq!(
+            (stats.pages_mapped, stats.spare_pages, stats.live_chunks),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            arena.reserve(10).unwrap().addr(),
+            a_addr,
+            "the spare page is reused"
+        );
+        arena.trim();
+        assert_eq!(arena.stats(), ArenaStats::default());
+    }
+
+    #[test]
+    fn full_pages_are_not_offered_and_whole_page_chunks_fit() {
+        let arena = CodeArena::new();
+        let page = sys::page_size();
+        let whole = arena.reserve(page).unwrap();
+        let small = arena.reserve(1).unwrap();
+        assert_ne!(page_of(whole.addr()), page_of(small.addr()));
+        assert_eq!(arena.stats().pages_mapped, 2);
+        assert_eq!(arena.stats().bytes_in_use, page + GRANULE);
+    }
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    enum Live {
+        Reserved(Reservation),
+        Committed(CodeHandle, u8),
+    }
+
+    impl Live {
+        fn span(&self) -> (usize, usize) {
+            match self {
+                Live::Reserved(r) => (r.addr(), r.len()),
+                Live::Committed(h, _) => (h.addr(), h.len()),
+            }
+        }
+    }
+
+    fn check_live(arena: &CodeArena, live: &[Live]) {
+        let mut spans: Vec<_> = live.iter().map(Live::span).collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "chunks overlap: {:x?}", w);
+        }
+        for l in live {
+            if let Live::Committed(h, fill) = l {
+                assert!(
+                    h.code().iter().all(|b| b == fill),
+                    "code at {:#x} was overwritten",
+                    h.addr()
+                );
+            }
+        }
+        assert_eq!(arena.stats().live_chunks, live.len());
+    }
+
+    #[test]
+    fn a_hundred_thousand_chunks_come_and_go_and_the_arena_returns_to_baseline() {
+        let arena = CodeArena::new();
+        let baseline = arena.stats();
+        let page = sys::page_size();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut live: Vec<Live> = Vec::new();
+        let mut peak_pages = 0;
+        for i in 0..100_000 {
+            let len = match rng.below(100) {
+                0 => page + 1 + rng.below(2 * page),  // dedicated mapping
+                1..=9 => 400 + rng.below(page - 400), // big stub, up to a whole page
+                _ => 1 + rng.below(300),              // typical stub or thunk
+            };
+            let r = arena.reserve(len).unwrap();
+            assert_eq!(r.addr() % GRANULE, 0);
+            if rng.below(4) == 0 {
+                let fill = i as u8;
+                live.push(Live::Committed(
+                    arena.commit(r, &vec![fill; len]).unwrap(),
+                    fill,
+                ));
+            } else {
+                live.push(Live::Reserved(r));
+            }
+            // Free in random order: 5,000 steps that tend to grow the live set (up to 3,000
+            // chunks), then 5,000 that tend to shrink it, and again.
+            let free_percent = if i / 5_000 % 2 == 0 { 40 } else { 60 };
+            while live.len() > 3_000 || (rng.below(100) < free_percent && !live.is_empty()) {
+                let victim = rng.below(live.len());
+                drop(live.swap_remove(victim));
+            }
+            peak_pages = peak_pages.max(arena.stats().pages_mapped);
+            if i % 10_000 == 0 {
+                check_live(&arena, &live);
+            }
+        }
+        check_live(&arena, &live);
+        while !live.is_empty() {
+            let victim = rng.below(live.len());
+            drop(live.swap_remove(victim));
+        }
+        let after = arena.stats();
+        assert!(
+            peak_pages > 10,
+            "the test exercised many pages ({peak_pages})"
+        );
+        assert_eq!((after.bytes_in_use, after.live_chunks), (0, 0));
+        assert!(after.spare_pages <= MAX_SPARE_PAGES);
+        assert_eq!(after.pages_mapped, after.spare_pages);
+        arena.trim();
+        assert_eq!(arena.stats(), baseline);
+    }
+}

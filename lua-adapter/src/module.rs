@@ -1,0 +1,218 @@
+//! The `ffi` module table.
+//!
+//! [`open`] builds the table that `require "ffi"` returns, in the embedded `luaffi` command and
+//! in `ffi.so` alike. Each area of the API registers its own functions through one
+//! `register_*` call from `open`; an area that grows (the C type system: `cdef`, `new`,
+//! `cast`, `typeof`, `metatype`, ...; calls and callbacks: `C`, `load`, `cast` to function
+//! pointers) adds its registration function in its own file and one line here.
+//!
+//! Functions that raise Lua errors are written as `lua_CFunction`s on the C API where the
+//! message must be Lua's own (`bad argument #1 to 'abi' (string expected, got table)`): the
+//! C API's checks raise it, and nothing that owns memory is alive in their frames when they do
+//! (DESIGN.md, lua-adapter).
+
+use std::os::raw::c_int;
+
+use mlua::{ffi, Lua, Table};
+
+/// Builds the `ffi` module table.
+pub fn open(lua: &Lua) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    register_platform(lua, &module)?;
+    Ok(module)
+}
+
+/// `ffi.os`, `ffi.arch` and `ffi.abi(param)`: facts about the target this module was compiled
+/// for, with LuaJIT's names and values.
+pub fn register_platform(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    module.set("os", OS)?;
+    module.set("arch", ARCH)?;
+    // SAFETY: `ffi_abi` follows the lua_CFunction protocol (see its docs).
+    let abi = unsafe { lua.create_c_function(ffi_abi) }?;
+    module.set("abi", abi)?;
+    Ok(())
+}
+
+/// `ffi.os`: LuaJIT's name for the target OS: "Windows", "Linux", "OSX", "BSD", "POSIX" or
+/// "Other" (Android counts as Linux and iOS as OSX, as in LuaJIT).
+pub const OS: &str = if cfg!(windows) {
+    "Windows"
+} else if cfg!(any(target_os = "linux", target_os = "android")) {
+    "Linux"
+} else if cfg!(any(target_os = "macos", target_os = "ios")) {
+    "OSX"
+} else if cfg!(any(
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    "BSD"
+} else if cfg!(unix) {
+    "POSIX"
+} else {
+    "Other"
+};
+
+/// `ffi.arch`: LuaJIT's name for the target architecture ("x86", "x64", "arm", "arm64",
+/// "ppc", "mips", ...). luaffi-rs generates code for x86 and x64 only; the other names are
+/// what LuaJIT would say there.
+pub const ARCH: &str = if cfg!(target_arch = "x86") {
+    "x86"
+} else if cfg!(target_arch = "x86_64") {
+    "x64"
+} else if cfg!(all(target_arch = "arm", target_endian = "little")) {
+    "arm"
+} else if cfg!(target_arch = "arm") {
+    "armbe"
+} else if cfg!(all(target_arch = "aarch64", target_endian = "little")) {
+    "arm64"
+} else if cfg!(target_arch = "aarch64") {
+    "arm64be"
+} else if cfg!(target_arch = "powerpc") {
+    "ppc"
+} else if cfg!(all(target_arch = "mips", target_endian = "little")) {
+    "mipsel"
+} else if cfg!(target_arch = "mips") {
+    "mips"
+} else if cfg!(all(target_arch = "mips64", target_endian = "little")) {
+    "mips64el"
+} else if cfg!(target_arch = "mips64") {
+    "mips64"
+} else {
+    std::env::consts::ARCH
+};
+
+/// Soft-float calling convention (LuaJIT's `LJ_ABI_SOFTFP`): only ARM without `eabihf` among
+/// the targets Rust and LuaJIT share; never x86/x64.
+const SOFT_FP: bool = cfg!(all(target_arch = "arm", not(target_abi = "eabihf")));
+
+/// `ffi.abi(param)`: whether `param` describes the target ABI, as LuaJIT's `ffi.abi` answers
+/// it. The parameters are LuaJIT's (ext_ffi_api): "32bit", "64bit", "le", "be", "fpu",
+/// "softfp", "hardfp", "eabi", "win", "uwp", plus "gc64", "pauth" and "dualnum" from its
+/// source. Matching is exact and case-sensitive; anything else is false.
+///
+/// On x86-64 Linux this is true for exactly "64bit", "le", "fpu", "hardfp" and "gc64", as
+/// with LuaJIT 2.1 there. "gc64" (LuaJIT's 64-bit GC references) is answered as LuaJIT
+/// answers it on the same target: true on 64-bit targets, where its GC64 mode is the default;
+/// "dualnum" (LuaJIT's integer/number dual representation) is false, as on LuaJIT x86/x64.
+pub fn abi(param: &[u8]) -> bool {
+    match param {
+        b"32bit" => cfg!(target_pointer_width = "32"),
+        b"64bit" => cfg!(target_pointer_width = "64"),
+        b"le" => cfg!(target_endian = "little"),
+        b"be" => cfg!(target_endian = "big"),
+        b"fpu" => !SOFT_FP,
+        b"softfp" => SOFT_FP,
+        b"hardfp" => !SOFT_FP,
+        b"eabi" => cfg!(target_arch = "arm"),
+        b"win" => cfg!(windows),
+        b"uwp" => cfg!(target_vendor = "uwp"),
+        b"gc64" => cfg!(target_pointer_width = "64"),
+        b"pauth" | b"dualnum" => false,
+        _ => false,
+    }
+}
+
+/// `ffi.abi(param)` as a lua_CFunction, so that a bad argument raises Lua's own
+/// `bad argument #1 to 'abi' (string expected, got table)`. Numbers are accepted and
+/// converted, as `luaL_checklstring` (and LuaJIT) do.
+///
+/// # Safety
+/// Called by Lua only, with a valid `state`. It may raise a Lua error (longjmp), which is why
+/// no value owning memory lives in this frame.
+unsafe extern "C-unwind" fn ffi_abi(state: *mut ffi::lua_State) -> c_int {
+    let mut len = 0usize;
+    // SAFETY: `state` is the calling Lua state; raises a Lua error if arg 1 isn't a string or
+    // a number, with nothing to drop in this frame.
+    let s = unsafe { ffi::luaL_checklstring(state, 1, &mut len) };
+    // SAFETY: Lua guarantees `len` bytes at `s`, alive while the string is at stack index 1.
+    let param = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
+    let answer = abi(param);
+    // SAFETY: a C function may push one value; the stack has room for LUA_MINSTACK slots.
+    unsafe { ffi::lua_pushboolean(state, c_int::from(answer)) };
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ffi_table() -> (Lua, Table) {
+        let lua = Lua::new();
+        let module = open(&lua).unwrap();
+        lua.globals().set("ffi", &module).unwrap();
+        (lua, module)
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn os_and_arch_on_x64_linux() {
+        let (_lua, module) = ffi_table();
+        assert_eq!(module.get::<String>("os").unwrap(), "Linux");
+        assert_eq!(module.get::<String>("arch").unwrap(), "x64");
+    }
+
+    /// The values LuaJIT 2.1 gives on x86-64 Linux, parameter by parameter.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn abi_answers_like_luajit_on_x64_linux() {
+        let (lua, _) = ffi_table();
+        let expected = [
+            ("32bit", false),
+            ("64bit", true),
+            ("le", true),
+            ("be", false),
+            ("fpu", true),
+            ("softfp", false),
+            ("hardfp", true),
+            ("eabi", false),
+            ("win", false),
+            ("uwp", false),
+            ("pauth", false),
+            ("gc64", true),
+            ("dualnum", false),
+            ("LE", false),
+            ("64BIT", false),
+            ("", false),
+            ("x64", false),
+        ];
+        for (param, answer) in expected {
+            let got: bool = lua
+                .load(format!("return ffi.abi({param:?})"))
+                .eval()
+                .unwrap();
+            assert_eq!(got, answer, "ffi.abi({param:?})");
+        }
+    }
+
+    #[test]
+    fn abi_takes_a_number_as_its_string() {
+        let (lua, _) = ffi_table();
+        let got: bool = lua.load("return ffi.abi(64)").eval().unwrap();
+        assert!(!got);
+    }
+
+    #[test]
+    fn abi_without_a_string_is_a_lua_style_bad_argument() {
+        let (lua, _) = ffi_table();
+        let (ok, msg): (bool, String) = lua.load("return pcall(ffi.abi, {})").eval().unwrap();
+        assert!(!ok);
+        assert!(
+            msg.starts_with("bad argument #1 to ") && msg.ends_with("(string expected, got table)"),
+            "{msg}"
+        );
+        let (ok, msg): (bool, String) = lua.load("return pcall(ffi.abi)").eval().unwrap();
+        assert!(!ok);
+        assert!(msg.ends_with("(string expected, got no value)"), "{msg}");
+    }
+
+    #[test]
+    fn open_builds_a_fresh_table_each_time() {
+        let lua = Lua::new();
+        let a = open(&lua).unwrap();
+        let b = open(&lua).unwrap();
+        assert!(a != b, "two calls, two tables");
+        assert_eq!(a.get::<String>("os").unwrap(), OS);
+    }
+}
