@@ -172,6 +172,8 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let mut regs = Regs { int: 0, sse: 0 };
     let ret_plan = plan_return(ret, &mut regs)?;
     let mut stack: u32 = 0;
+    // The call site's stack alignment: 16, or more when a stack argument needs more.
+    let mut max_stack_align: u32 = 16;
     let mut out = Vec::with_capacity(args.len());
     for a in args {
         let size = a.kind.size(8);
@@ -211,10 +213,15 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
             }
             parts
         } else {
+            // psABI §3.2.3: stack arguments take eightbyte slots, aligned further to the
+            // type's own alignment when it is larger (16 for 16-byte-aligned types; gcc
+            // `function_arg_advance_64` rounds to `ix86_function_arg_boundary`, which is the
+            // type's alignment on x86-64, so an aligned(32) struct gets a 32-aligned slot).
             let align = match a.kind {
-                ValueKind::Record { align, .. } if align >= 16 => 16,
+                ValueKind::Record { align, .. } => align.max(8),
                 _ => 8,
             };
+            max_stack_align = max_stack_align.max(align);
             stack = stack.div_ceil(align) * align;
             let part = Part { loc: Loc::Stack { offset: stack }, offset: 0, size, ext: ext_of(a.kind) };
             stack += size.div_ceil(8) * 8;
@@ -228,7 +235,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         fixed,
         ret: ret_plan,
         stack_bytes: stack.div_ceil(8) * 8,
-        stack_align: 16,
+        stack_align: max_stack_align,
         shadow: 0,
         copy_area: (0, 0),
         callee_pops: 0,
@@ -264,4 +271,26 @@ fn plan_return(ret: &AbiValue, regs: &mut Regs) -> Result<RetPlan, PlanError> {
         }
     };
     Ok(RetPlan { value: ret.kind, loc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysv_32_byte_aligned_struct_on_the_stack_gets_a_32_aligned_slot_like_gcc() {
+        // gcc `function_arg_advance_64` rounds the stack words up to
+        // `ix86_function_arg_boundary`, the type's alignment on x86-64 (psABI §3.2.3 names
+        // only 16 and 32 for vector types; gcc applies the type's alignment to any type).
+        let int = AbiValue::scalar(ValueKind::Int { size: 8, signed: true });
+        let big = AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)) };
+        let mut args = vec![int.clone(); 6];
+        args.push(int);
+        args.push(big);
+        let plan = plan(false, &AbiValue::scalar(ValueKind::Void), &args, 8).unwrap();
+        let ArgPass::Direct(parts) = &plan.args[7].pass else { panic!("memory argument is direct") };
+        assert_eq!(parts[0].loc, Loc::Stack { offset: 32 });
+        assert_eq!(plan.stack_bytes, 96);
+        assert_eq!(plan.stack_align, 32);
+    }
 }

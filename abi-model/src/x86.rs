@@ -43,6 +43,22 @@ fn fits_register(kind: ValueKind) -> bool {
     matches!(kind, ValueKind::Bool | ValueKind::Pointer) || matches!(kind, ValueKind::Int { size, .. } if size <= 4)
 }
 
+/// Convention registers an argument that does not go in one still uses up (gcc
+/// `function_arg_advance_32`): a 64-bit integer (DImode) and every struct or union (an
+/// integer or BLK mode) advance the register count by their size in dwords, so the arguments
+/// after them find fewer (or no) registers left; float, double and complex values use none.
+/// MSVC differs here (its "first two DWORD or smaller arguments" skip them without using a
+/// register); the fixtures are built by gcc and mingw, so gcc's rule is the model's.
+/// Not modelled: gcc gives a struct whose only member is a `float` or `double` that
+/// member's floating mode, so such a struct uses no register either.
+fn registers_used_up(kind: ValueKind) -> usize {
+    match kind {
+        ValueKind::Int { size: 8, .. } => 2,
+        ValueKind::Record { size, .. } => size.div_ceil(4) as usize,
+        _ => 0,
+    }
+}
+
 /// Where a value comes back when it is not through a hidden pointer:
 /// 1. integers, pointers, bool up to 4 bytes: eax; 64-bit integers: edx:eax;
 /// 2. float and double: st(0);
@@ -86,10 +102,12 @@ fn ext_of(kind: ValueKind) -> Ext {
 
 /// Plans a call: the hidden return pointer first, then the arguments left to right; each
 /// takes the next free convention register if it fits one, else the next 4-byte-aligned
-/// stack slot (its size rounded up to 4).
+/// stack slot (its size rounded up to 4). Stack slots are 4-byte aligned whatever the type's
+/// alignment (gcc `ix86_function_arg_boundary`: only SSE vector types get more on i386).
 pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
     let row = convention(conv, variadic);
-    let mut free_regs = row.regs.iter().copied();
+    // Index of the next free convention register in `row.regs`.
+    let mut next_reg = 0usize;
     let mut stack: u32 = 0;
     let mut take_stack = |size: u32| {
         let at = stack;
@@ -100,13 +118,15 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
     let ret_loc = match returns_in_registers(os, ret.kind) {
         Some(loc) => loc,
         None => {
-            // thiscall keeps ecx for `this`; the hidden pointer is then the first stack slot.
-            let ptr = match row.conv {
-                CallConv::Thiscall => None,
-                _ => free_regs.next(),
-            };
-            let ptr = match ptr {
-                Some(g) => Loc::Gpr(g),
+            // The hidden pointer is the first argument, so it takes the first convention
+            // register: ecx under fastcall and also under thiscall, where gcc then passes
+            // `this` on the stack (gcc `x86_this_parameter`: "thiscall ... if (aggr) this is
+            // at 4(%esp)"; MSVC C++ keeps `this` in ecx instead, see the crate README).
+            let ptr = match row.regs.get(next_reg) {
+                Some(g) => {
+                    next_reg += 1;
+                    Loc::Gpr(*g)
+                }
                 None => {
                     hidden_on_stack = true;
                     take_stack(4)
@@ -118,7 +138,16 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
     let mut out = Vec::with_capacity(args.len());
     for a in args {
         let size = a.kind.size(4);
-        let reg = if fits_register(a.kind) { free_regs.next() } else { None };
+        let reg = match row.regs.get(next_reg) {
+            Some(g) if fits_register(a.kind) => {
+                next_reg += 1;
+                Some(*g)
+            }
+            _ => {
+                next_reg = (next_reg + registers_used_up(a.kind)).min(row.regs.len());
+                None
+            }
+        };
         let loc = match reg {
             Some(g) => Loc::Gpr(g),
             None => take_stack(size),
@@ -146,4 +175,56 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
         callee_pops,
         al: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(size: u8) -> AbiValue {
+        AbiValue::scalar(ValueKind::Int { size, signed: true })
+    }
+
+    fn first_loc(plan: &CallPlan, i: usize) -> Loc {
+        match &plan.args[i].pass {
+            ArgPass::Direct(parts) => parts[0].loc,
+            ArgPass::Indirect { ptr, .. } => *ptr,
+        }
+    }
+
+    #[test]
+    fn fastcall_long_long_uses_up_both_registers_like_gcc() {
+        // gcc `function_arg_advance_32`: a DImode argument goes to the stack under fastcall
+        // but still advances the register count by two words, so the int after it finds no
+        // register left.
+        let void = AbiValue::scalar(ValueKind::Void);
+        let plan = plan(Os::Windows, CallConv::Fastcall, false, &void, &[int(8), int(4)], 2).unwrap();
+        assert_eq!(first_loc(&plan, 0), Loc::Stack { offset: 0 });
+        assert_eq!(first_loc(&plan, 1), Loc::Stack { offset: 8 });
+        assert_eq!(plan.callee_pops, 12);
+    }
+
+    #[test]
+    fn fastcall_struct_argument_uses_up_a_register_per_dword_like_gcc() {
+        // gcc `function_arg_advance_32`: an aggregate (integer or BLK mode) is never passed in
+        // a register under fastcall, but advances the register count by its dwords.
+        let void = AbiValue::scalar(ValueKind::Void);
+        let rec4 = AbiValue::scalar(ValueKind::Record { size: 4, align: 4 });
+        let plan = plan(Os::Linux, CallConv::Fastcall, false, &void, &[rec4, int(4), int(4)], 3).unwrap();
+        assert_eq!(first_loc(&plan, 0), Loc::Stack { offset: 0 });
+        assert_eq!(first_loc(&plan, 1), Loc::Gpr(Gpr::DX));
+        assert_eq!(first_loc(&plan, 2), Loc::Stack { offset: 4 });
+    }
+
+    #[test]
+    fn thiscall_hidden_return_pointer_takes_ecx_and_this_goes_to_the_stack_like_gcc() {
+        // gcc `x86_this_parameter`: for thiscall with an aggregate return, `this` is at
+        // 4(%esp), i.e. the hidden pointer (the first argument) took ecx.
+        let big = AbiValue::scalar(ValueKind::Record { size: 12, align: 4 });
+        let this = AbiValue::scalar(ValueKind::Pointer);
+        let plan = plan(Os::Windows, CallConv::Thiscall, false, &big, &[this], 1).unwrap();
+        assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: Loc::Gpr(Gpr::CX) });
+        assert_eq!(first_loc(&plan, 0), Loc::Stack { offset: 0 });
+        assert_eq!(plan.callee_pops, 4);
+    }
 }
