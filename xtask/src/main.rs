@@ -3,6 +3,7 @@
 //! - `test-all-abis`: every workspace test, the snapshots and the emulator matrix; prints
 //!   `N passed, N failed` last.
 
+mod matrix;
 mod sys;
 mod test_all;
 

@@ -4,7 +4,7 @@
 //! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
 //! `N passed, N failed`.
 
-use crate::sys;
+use crate::{matrix, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -18,9 +18,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     sys::ensure_debs(BUILD_DEBS)?;
 
     let mut totals = Totals::default();
+    matrix::clear();
     run_cargo_tests(&mut totals)?;
     let pending = pending_snapshots();
+    let rows = matrix::collect()?;
 
+    println!();
+    println!("== emulator matrix (target/abi-matrix.json) ==");
+    print!("{}", matrix::table(&rows));
+    let matrix_failed: u64 = rows.iter().map(|r| r.failed).sum();
     println!();
     println!("== summary ==");
     println!("workspace tests: {} passed, {} failed, {} ignored", totals.passed, totals.failed, totals.ignored);
@@ -29,6 +35,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for p in &pending {
             println!("  {p}");
         }
+    }
+    if matrix_failed > 0 {
+        println!("emulator matrix: {matrix_failed} case(s) failed (each failing test printed its cases above)");
     }
     let failed = totals.failed + pending.len() as u64 + totals.crashed_binaries;
     println!("{} passed, {} failed", totals.passed, failed);
