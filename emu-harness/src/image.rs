@@ -325,7 +325,8 @@ fn file_range<'a>(
     }
 }
 
-/// `data` zero-extended to `mem_size` bytes, checking the end fits the address space.
+/// `data` zero-extended to `mem_size` bytes, checking the end fits the mode's user address
+/// space.
 fn memory_bytes(
     addr: u64,
     data: &[u8],
@@ -333,9 +334,11 @@ fn memory_bytes(
     mode: Mode,
     what: &str,
 ) -> Result<Vec<u8>, ImageError> {
+    // The user half of the address space: no real image lies above it, and page rounding
+    // of an end below it cannot overflow.
     let limit = match mode {
         Mode::X86_32 => 1u64 << 32,
-        Mode::X86_64 => u64::MAX,
+        Mode::X86_64 => 1u64 << 47,
     };
     let fits = addr.checked_add(mem_size).is_some_and(|end| end <= limit);
     let size = usize::try_from(mem_size)

@@ -10,6 +10,29 @@
 //!   (x87 reset state, SSE alignment, threads) documented there.
 //! - [`image`]: [`Image`], a fixture (ELF32/ELF64 executable, PE32/PE64 executable or DLL)
 //!   parsed with goblin and mapped into a [`Cpu`] at its link address.
+//!
+//! A call by hand, as the harness will make them: `add3(1, 2, 3)` from the committed
+//! x86-64 System V test fixture, returning to a stop address.
+//! ```
+//! use emu_harness::{Cpu, Gpr, Image, Perms, Stop, StopSet, UnicornCpu};
+//!
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fixture.elf64");
+//! let image = Image::parse(&std::fs::read(path).unwrap()).unwrap();
+//! let mut cpu = UnicornCpu::new(image.mode).unwrap();
+//! image.load_into(&mut cpu).unwrap();
+//! cpu.map(0x10_0000, 0x1_0000, Perms::RW).unwrap(); // a stack
+//!
+//! let ret = 0x7000_0000; // a stop needs no memory behind it
+//! let stops = StopSet::new([ret]);
+//! cpu.set_gpr(Gpr::Rdi, 1);
+//! cpu.set_gpr(Gpr::Rsi, 2);
+//! cpu.set_gpr(Gpr::Rdx, 3);
+//! cpu.set_gpr(Gpr::Rsp, 0x11_0000); // 16-aligned before the call
+//! cpu.push(ret).unwrap();
+//! let add3 = image.symbol("add3").unwrap();
+//! assert_eq!(cpu.run(add3, &stops, 1_000), Ok(Stop::Reached(ret)));
+//! assert_eq!(cpu.gpr(Gpr::Rax), 6);
+//! ```
 #![warn(missing_docs)]
 
 pub mod engine;
@@ -17,6 +40,5 @@ pub mod image;
 pub mod unicorn_cpu;
 
 pub use engine::{Access, Cpu, EngineError, FaultKind, Gpr, Mode, Perms, Stop, StopSet, PAGE_SIZE};
-
 pub use image::{Format, Image, ImageError, Segment};
 pub use unicorn_cpu::UnicornCpu;

@@ -354,7 +354,7 @@ impl UnicornCpu {
     fn x87_tags(&self) -> u64 {
         self.uc
             .reg_read(RegisterX86::FPTAG)
-            .unwrap_or(X87_TAGS_EMPTY)
+            .expect("unicorn refused the x87 tag word")
     }
 }
 
