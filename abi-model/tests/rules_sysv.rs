@@ -1,0 +1,318 @@
+//! x86-64 System V rules (psABI 1.0, §3.2.3 "Parameter Passing"), one test per rule.
+
+#[path = "rules_support.rs"]
+mod support;
+
+use abi_model::{
+    ArgPass, CallConv, Ext, Field, Gpr, PlanError, RecordAttrs, RecordKind, RetLoc, Target, ValueKind,
+};
+use support::{gpr, loc, locs, parts, stack, xmm, Env};
+
+fn env() -> Env {
+    Env::new(Target::X64_SYSV)
+}
+
+#[test]
+fn sysv_integer_arguments_take_rdi_rsi_rdx_rcx_r8_r9_then_the_stack() {
+    // psABI §3.2.3 "Passing", rule 2: INTEGER class takes the next of %rdi, %rsi, %rdx,
+    // %rcx, %r8, %r9; once they are used up, arguments go on the stack in eightbyte slots.
+    let e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let plan = e.plan(e.void(), &[l; 8]);
+    let regs = [Gpr::DI, Gpr::SI, Gpr::DX, Gpr::CX, Gpr::R8, Gpr::R9];
+    for (i, g) in regs.iter().enumerate() {
+        assert_eq!(loc(&plan, i), gpr(*g), "argument {i}");
+    }
+    assert_eq!(loc(&plan, 6), stack(0));
+    assert_eq!(loc(&plan, 7), stack(8));
+    assert_eq!(plan.stack_bytes, 16);
+    assert_eq!(plan.stack_align, 16);
+}
+
+#[test]
+fn sysv_ninth_double_goes_to_the_stack() {
+    // psABI §3.2.3: SSE class uses %xmm0..%xmm7; the ninth double has none left.
+    let e = env();
+    let d = e.f64();
+    let plan = e.plan(e.void(), &[d; 9]);
+    for i in 0..8 {
+        assert_eq!(loc(&plan, i), xmm(i as u8));
+    }
+    assert_eq!(loc(&plan, 8), stack(0));
+}
+
+#[test]
+fn sysv_integer_and_sse_registers_are_counted_separately() {
+    // psABI §3.2.3: each class takes the next register of its own sequence, so an int
+    // after a double still takes %rdi.
+    let e = env();
+    let plan = e.plan(e.void(), &[e.f64(), e.i32(), e.f32(), e.i32()]);
+    assert_eq!(loc(&plan, 0), xmm(0));
+    assert_eq!(loc(&plan, 1), gpr(Gpr::DI));
+    assert_eq!(loc(&plan, 2), xmm(1));
+    assert_eq!(loc(&plan, 3), gpr(Gpr::SI));
+}
+
+#[test]
+fn sysv_struct_of_two_floats_uses_one_xmm() {
+    // psABI §3.2.3 classification: both floats fall in eightbyte 0, class SSE.
+    let mut e = env();
+    let s = e.strukt(&[e.f32(), e.f32()]);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+    assert_eq!(plan.ret.loc, RetLoc::Xmm0);
+}
+
+#[test]
+fn sysv_struct_of_float_and_int_is_one_sse_and_one_integer_eightbyte() {
+    // psABI §3.2.3: {float, float, int}: eightbyte 0 holds only floats (SSE), eightbyte 1
+    // the int (INTEGER), so the parts go to %xmm0 and %rdi.
+    let mut e = env();
+    let s = e.strukt(&[e.f32(), e.f32(), e.i32()]);
+    let plan = e.plan(e.void(), &[s]);
+    let p = parts(&plan, 0);
+    assert_eq!((p[0].loc, p[0].offset, p[0].size), (xmm(0), 0, 8));
+    assert_eq!((p[1].loc, p[1].offset, p[1].size), (gpr(Gpr::DI), 8, 4));
+}
+
+#[test]
+fn sysv_float_and_int_in_one_eightbyte_merge_to_integer() {
+    // psABI §3.2.3 merge rule (d): INTEGER wins over SSE within one eightbyte.
+    let mut e = env();
+    let s = e.strukt(&[e.f32(), e.i32()]);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn sysv_struct_of_int_and_double_returns_in_rax_and_xmm0() {
+    // psABI §3.2.3 "Returning": INTEGER eightbyte in %rax, next SSE eightbyte in %xmm0;
+    // SSE first and INTEGER second gives %xmm0 then %rax.
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let int_double = e.strukt(&[l, e.f64()]);
+    let double_int = e.strukt(&[e.f64(), l]);
+    assert_eq!(e.plan(int_double, &[]).ret.loc, RetLoc::RaxXmm0);
+    assert_eq!(e.plan(double_int, &[]).ret.loc, RetLoc::Xmm0Rax);
+    let two_longs = e.strukt(&[l, l]);
+    assert_eq!(e.plan(two_longs, &[]).ret.loc, RetLoc::RaxRdx);
+    let two_doubles = e.strukt(&[e.f64(), e.f64()]);
+    assert_eq!(e.plan(two_doubles, &[]).ret.loc, RetLoc::Xmm0Xmm1);
+}
+
+#[test]
+fn sysv_struct_over_16_bytes_goes_to_memory() {
+    // psABI §3.2.3 classification rule 1: an aggregate larger than two eightbytes (and not
+    // an SSE vector) is MEMORY: passed as a copy on the stack, returned through a hidden
+    // pointer.
+    let mut e = env();
+    let s = e.strukt(&[e.f64(), e.f64(), e.f64()]);
+    let plan = e.plan(s, &[s, e.f64()]);
+    assert_eq!(loc(&plan, 0), stack(0));
+    assert_eq!(parts(&plan, 0)[0].size, 24);
+    assert_eq!(loc(&plan, 1), xmm(0), "the double after it still takes xmm0");
+    assert_eq!(plan.stack_bytes, 24);
+}
+
+#[test]
+fn sysv_memory_return_takes_rdi() {
+    // psABI §3.2.3 "Returning" MEMORY: the caller passes the buffer's address in %rdi as if
+    // it were the first argument; the callee returns it in %rax. Arguments shift along.
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let s = e.strukt(&[l, l, l]);
+    let plan = e.plan(s, &[l; 6]);
+    assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: gpr(Gpr::DI) });
+    assert_eq!(loc(&plan, 0), gpr(Gpr::SI));
+    assert_eq!(loc(&plan, 4), gpr(Gpr::R9));
+    assert_eq!(loc(&plan, 5), stack(0), "only five integer registers are left");
+}
+
+#[test]
+fn sysv_argument_that_does_not_fit_the_remaining_registers_goes_whole_to_the_stack_and_later_ones_still_use_registers() {
+    // psABI §3.2.3 "Passing": "If there are no registers available for any eightbyte of an
+    // argument, the whole argument is passed on the stack"; later arguments still take the
+    // registers that are left (gcc does the same).
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let pair = e.strukt(&[l, l]);
+    let plan = e.plan(e.void(), &[l, l, l, l, l, pair, l]);
+    assert_eq!(loc(&plan, 4), gpr(Gpr::R8));
+    assert_eq!(loc(&plan, 5), stack(0), "two eightbytes, one register left");
+    assert_eq!(loc(&plan, 6), gpr(Gpr::R9), "the next long still takes r9");
+}
+
+#[test]
+fn sysv_packed_struct_with_misaligned_member_is_memory() {
+    // psABI §3.2.3 classification rule 1: an object with unaligned fields has class MEMORY,
+    // even when it is small.
+    let mut e = env();
+    let packed = RecordAttrs { packed: true, ..RecordAttrs::default() };
+    let s = e.record(RecordKind::Struct, &[e.u8(), e.i32()], packed);
+    assert_eq!(e.t.size_of(s).unwrap(), 5);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(loc(&plan, 0), stack(0));
+    assert!(matches!(plan.ret.loc, RetLoc::Sret { .. }));
+}
+
+#[test]
+fn sysv_packed_struct_whose_members_stay_aligned_is_still_classified() {
+    // psABI §3.2.3: only *unaligned* fields force MEMORY; packing that moves nothing keeps
+    // the struct in registers (gcc checks each field's bit position).
+    let mut e = env();
+    let packed = RecordAttrs { packed: true, ..RecordAttrs::default() };
+    let s = e.record(RecordKind::Struct, &[e.i32(), e.i32()], packed);
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+}
+
+#[test]
+fn sysv_16_byte_aligned_struct_on_stack_is_16_aligned() {
+    // psABI §3.2.3 "Passing": stack arguments are eightbyte aligned, except types with
+    // 16-byte alignment, which get a 16-byte-aligned slot.
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let aligned = RecordAttrs { aligned: Some(16), ..RecordAttrs::default() };
+    let s = e.record(RecordKind::Struct, &[l, l, l], aligned);
+    assert_eq!(e.t.size_of(s).unwrap(), 32);
+    let mut params = vec![l; 7];
+    params.push(s);
+    let plan = e.plan(e.void(), &params);
+    assert_eq!(loc(&plan, 6), stack(0));
+    assert_eq!(loc(&plan, 7), stack(16), "skips 8 bytes to reach a 16-byte boundary");
+    assert_eq!(plan.stack_bytes, 48);
+}
+
+#[test]
+fn sysv_variadic_al_counts_vector_registers() {
+    // psABI §3.5.7 (and §3.2.3 figure 3.4): for a call of a variadic function %al holds an
+    // upper bound on the number of vector registers used; gcc passes the exact count.
+    let mut e = env();
+    let fmt = e.void_ptr();
+    let plan = e.plan_variadic(e.i32(), &[fmt], &[e.f64(), e.i32(), e.f64()], CallConv::Cdecl);
+    assert_eq!(plan.al, Some(2));
+    let none = e.plan_variadic(e.i32(), &[fmt], &[e.i32()], CallConv::Cdecl);
+    assert_eq!(none.al, Some(0), "al is set, to 0, even when no vector register is used");
+    let fixed = e.plan(e.i32(), &[fmt]);
+    assert_eq!(fixed.al, None, "non-variadic calls leave al alone");
+}
+
+#[test]
+fn sysv_complex_float_is_one_sse_eightbyte() {
+    // psABI §3.2.3: `_Complex float` is one SSE eightbyte (both parts in %xmm0's low 8 bytes).
+    let e = env();
+    let plan = e.plan(e.cf32(), &[e.cf32()]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+    assert_eq!(plan.ret.loc, RetLoc::Xmm0);
+}
+
+#[test]
+fn sysv_complex_double_takes_two_xmm_registers() {
+    // psABI §3.2.3: `_Complex double` is two SSE eightbytes: real part in one register,
+    // imaginary part in the next; returned in %xmm0 and %xmm1.
+    let e = env();
+    let plan = e.plan(e.cf64(), &[e.cf64()]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0), xmm(1)]);
+    assert_eq!(plan.ret.loc, RetLoc::Xmm0Xmm1);
+}
+
+#[test]
+fn sysv_union_of_float_and_int_is_integer() {
+    // psABI §3.2.3 merge rule (d): the union's one eightbyte is INTEGER (int) merged with
+    // SSE (float).
+    let mut e = env();
+    let u = e.union(&[e.f32(), e.i32()]);
+    let plan = e.plan(u, &[u]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn sysv_array_member_of_three_floats_fills_two_sse_eightbytes() {
+    // psABI §3.2.3: arrays are classified element by element: floats 0-1 in eightbyte 0,
+    // float 2 in eightbyte 1, both SSE.
+    let mut e = env();
+    let arr = e.array(e.f32(), 3);
+    let s = e.strukt(&[arr]);
+    let plan = e.plan(e.void(), &[s]);
+    let p = parts(&plan, 0);
+    assert_eq!((p[0].loc, p[0].size), (xmm(0), 8));
+    assert_eq!((p[1].loc, p[1].offset, p[1].size), (xmm(1), 8, 4));
+}
+
+#[test]
+fn sysv_bit_fields_are_integer_class() {
+    // psABI §3.2.3: bit-fields are classified INTEGER (gcc classify_argument handles them
+    // before the member type).
+    let mut e = env();
+    let fields = vec![Field::bits(Some("a"), e.i32(), 3), Field::named("f", e.f32())];
+    let s = e.record_of(RecordKind::Struct, fields, RecordAttrs::default());
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+}
+
+#[test]
+fn sysv_trailing_padding_eightbyte_takes_no_register() {
+    // psABI §3.2.3: an eightbyte holding only padding is NO_CLASS; gcc
+    // `construct_container` gives it no register. {double} aligned to 16 is 16 bytes.
+    let mut e = env();
+    let aligned = RecordAttrs { aligned: Some(16), ..RecordAttrs::default() };
+    let s = e.record(RecordKind::Struct, &[e.f64()], aligned);
+    let plan = e.plan(s, &[s, e.f64()]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+    assert_eq!(loc(&plan, 1), xmm(1));
+    assert_eq!(plan.ret.loc, RetLoc::Xmm0);
+}
+
+#[test]
+fn sysv_small_integers_are_extended_by_the_caller() {
+    // The psABI leaves the upper bits of bool/char/short arguments unspecified; gcc and
+    // clang callers extend them to 32 bits (sign for signed, zero for unsigned and bool),
+    // so the plan does too (callees must not rely on it).
+    let e = env();
+    let plan = e.plan(e.void(), &[e.i8(), e.u16(), e.bool(), e.i32()]);
+    let ext: Vec<Ext> = (0..4).map(|i| parts(&plan, i)[0].ext).collect();
+    assert_eq!(ext, vec![Ext::Sign, Ext::Zero, Ext::Zero, Ext::None]);
+}
+
+#[test]
+fn sysv_long_is_64_bits_lp64() {
+    // psABI §3.1.2 Figure 3.1: LP64, `long` and pointers are eight bytes.
+    let mut e = env();
+    let p = e.void_ptr();
+    let plan = e.plan(e.int(abi_model::IntKind::Long), &[e.int(abi_model::IntKind::Long), p]);
+    assert_eq!(plan.args[0].value, ValueKind::Int { size: 8, signed: true });
+    assert_eq!(plan.args[1].value, ValueKind::Pointer);
+    assert_eq!(plan.to_string().lines().next(), Some("  arg0: i64 rdi"));
+}
+
+#[test]
+fn sysv_struct_with_long_double_member_is_unsupported_not_guessed() {
+    // A long double member is class X87, which the model does not plan: it must refuse.
+    let mut e = env();
+    let s = e.t.new_record(RecordKind::Struct, Some("ld"));
+    let err = e.t.define_record(s, vec![Field::named("x", e.long_double())], RecordAttrs::default());
+    match err {
+        Err(abi_model::TypeError::Unsupported { .. }) => {}
+        Ok(()) => {
+            let r = e.try_plan(e.void(), &[s], CallConv::Cdecl);
+            assert!(matches!(r, Err(PlanError::Unsupported { .. })), "{r:?}");
+        }
+        Err(other) => panic!("expected unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn sysv_stdcall_keyword_means_the_one_x86_64_convention() {
+    // On x86-64 the x86 convention keywords are accepted and ignored (gcc warns and uses the
+    // target's convention): the plan is the cdecl plan.
+    let e = env();
+    let params = [e.i32(), e.f64(), e.i32()];
+    let cdecl = e.plan(e.i32(), &params);
+    for conv in [CallConv::Stdcall, CallConv::Fastcall, CallConv::Thiscall] {
+        assert_eq!(e.plan_conv(e.i32(), &params, conv), cdecl, "{conv:?}");
+    }
+    assert_eq!(cdecl.callee_pops, 0);
+    assert!(matches!(cdecl.args[0].pass, ArgPass::Direct(_)));
+}

@@ -1,0 +1,233 @@
+//! x86-64 Windows rules (Microsoft Learn: "x64 calling convention", sections "Parameter
+//! passing", "Varargs", "Return values"; mingw-w64 gcc `function_arg_ms_64`).
+
+#[path = "rules_support.rs"]
+mod support;
+
+use abi_model::{ArgPass, CallConv, Gpr, IntKind, Loc, RecordAttrs, RecordKind, RetLoc, Target, ValueKind};
+use support::{gpr, loc, locs, stack, xmm, Env};
+
+fn env() -> Env {
+    Env::new(Target::X64_WIN)
+}
+
+/// The pointer location and copy offset of a by-reference argument.
+fn indirect(plan: &abi_model::CallPlan, i: usize) -> (Loc, u32) {
+    match &plan.args[i].pass {
+        ArgPass::Indirect { ptr, copy_at } => (*ptr, *copy_at),
+        other => panic!("argument {i} is not by reference: {other:?}"),
+    }
+}
+
+#[test]
+fn win64_arguments_are_positional_a_double_after_an_int_takes_xmm1() {
+    // "Parameter passing": the first four arguments are assigned by position; a floating
+    // argument in position 2 goes in XMM1 and RCX's neighbour RDX stays unused.
+    let e = env();
+    let plan = e.plan(e.void(), &[e.i32(), e.f64(), e.i32(), e.f32()]);
+    assert_eq!(loc(&plan, 0), gpr(Gpr::CX));
+    assert_eq!(loc(&plan, 1), xmm(1));
+    assert_eq!(loc(&plan, 2), gpr(Gpr::R8));
+    assert_eq!(loc(&plan, 3), xmm(3));
+}
+
+#[test]
+fn win64_fifth_argument_goes_to_the_stack_above_the_shadow_space() {
+    // "Parameter passing": arguments after the fourth go on the stack, right after the 32
+    // bytes of shadow (home) space the caller always allocates, 8 bytes each.
+    let e = env();
+    let plan = e.plan(e.void(), &[e.i32(), e.i32(), e.i32(), e.i32(), e.f64(), e.i32()]);
+    assert_eq!(loc(&plan, 4), stack(32));
+    assert_eq!(loc(&plan, 5), stack(40));
+    assert_eq!(plan.stack_bytes, 48);
+    assert_eq!(plan.shadow, 32);
+}
+
+#[test]
+fn win64_shadow_space_is_reserved_even_without_arguments() {
+    // "x64 calling convention": "the caller must always allocate sufficient space to store
+    // four register parameters, even if the callee doesn't take that many parameters".
+    let e = env();
+    let plan = e.plan(e.void(), &[]);
+    assert_eq!(plan.stack_bytes, 32);
+    assert_eq!(plan.stack_align, 16);
+}
+
+#[test]
+fn win64_12_byte_struct_goes_by_reference_to_a_16_aligned_copy() {
+    // "Parameter passing": structs other than 1, 2, 4 or 8 bytes are passed as a pointer to
+    // memory allocated by the caller, which must be 16-byte aligned.
+    let mut e = env();
+    let s = e.strukt(&[e.i32(), e.i32(), e.i32()]);
+    let plan = e.plan(e.void(), &[e.i32(), s, s]);
+    let (p1, at1) = indirect(&plan, 1);
+    let (p2, at2) = indirect(&plan, 2);
+    assert_eq!(p1, gpr(Gpr::DX));
+    assert_eq!(p2, gpr(Gpr::R8));
+    assert_eq!(at1 % 16, 0);
+    assert_eq!(at2 % 16, 0);
+    assert!(at1 >= plan.stack_bytes, "copies sit above the argument area");
+    assert_eq!(at2 - at1, 16);
+    assert_eq!(plan.copy_area, (at1, 32));
+}
+
+#[test]
+fn win64_3_byte_struct_goes_by_reference() {
+    // "Parameter passing": only sizes 1, 2, 4 and 8 pass by value; 3 is not one of them.
+    let mut e = env();
+    let s = e.strukt(&[e.u8(), e.u8(), e.u8()]);
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(indirect(&plan, 0).0, gpr(Gpr::CX));
+}
+
+#[test]
+fn win64_8_byte_struct_of_a_double_goes_in_an_integer_register() {
+    // "Parameter passing": a struct of 8 bytes is passed "as if it were an integer of the
+    // same size", even when its member is a double (gcc: aggregates never take XMM).
+    let mut e = env();
+    let s = e.strukt(&[e.f64()]);
+    let plan = e.plan(s, &[e.f64(), s]);
+    assert_eq!(loc(&plan, 1), gpr(Gpr::DX));
+    assert_eq!(plan.ret.loc, RetLoc::Gpr, "and returns in RAX");
+}
+
+#[test]
+fn win64_by_reference_argument_in_the_fifth_slot_passes_its_pointer_on_the_stack() {
+    // "Parameter passing": the pointer takes the argument's position, here the first stack
+    // slot after the shadow space.
+    let mut e = env();
+    let s = e.strukt(&[e.f64(), e.f64()]);
+    let plan = e.plan(e.void(), &[e.i32(), e.i32(), e.i32(), e.i32(), s]);
+    let (ptr, at) = indirect(&plan, 4);
+    assert_eq!(ptr, stack(32));
+    assert_eq!(at, 48, "the copy starts at the first 16-byte boundary above the 40-byte argument area");
+}
+
+#[test]
+fn win64_variadic_double_is_mirrored_into_the_integer_register() {
+    // "Varargs": "for floating-point values only, both the integer register and the
+    // floating-point register must contain the value, in case the callee expects the value
+    // in the integer registers."
+    let mut e = env();
+    let fmt = e.void_ptr();
+    let plan = e.plan_variadic(e.i32(), &[fmt], &[e.f64(), e.i32()], CallConv::Cdecl);
+    assert_eq!(locs(&plan, 1), vec![xmm(1), gpr(Gpr::DX)]);
+    assert_eq!(loc(&plan, 2), gpr(Gpr::R8));
+    assert_eq!(plan.al, None, "Windows has no al convention");
+}
+
+#[test]
+fn win64_variadic_float_is_promoted_and_mirrored() {
+    // C default argument promotions (float -> double) then "Varargs" duplication.
+    let mut e = env();
+    let fmt = e.void_ptr();
+    let plan = e.plan_variadic(e.void(), &[fmt], &[e.f32()], CallConv::Cdecl);
+    assert_eq!(plan.args[1].value, ValueKind::F64);
+    assert_eq!(locs(&plan, 1), vec![xmm(1), gpr(Gpr::DX)]);
+}
+
+#[test]
+fn win64_fixed_double_of_a_variadic_function_is_only_in_xmm() {
+    // gcc `function_arg_ms_64`: only unnamed floating arguments are duplicated; a named one
+    // of a variadic function goes to its XMM register alone.
+    let e = env();
+    let plan = e.plan_variadic(e.void(), &[e.f64()], &[e.f64()], CallConv::Cdecl);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+    assert_eq!(locs(&plan, 1), vec![xmm(1), gpr(Gpr::DX)]);
+}
+
+#[test]
+fn win64_variadic_double_past_the_fourth_slot_is_only_on_the_stack() {
+    // "Varargs": the duplication concerns the register slots; later values are on the stack.
+    let mut e = env();
+    let fmt = e.void_ptr();
+    let plan = e.plan_variadic(e.void(), &[fmt], &[e.i32(), e.i32(), e.i32(), e.f64()], CallConv::Cdecl);
+    assert_eq!(locs(&plan, 4), vec![stack(32)]);
+}
+
+#[test]
+fn win64_struct_return_over_8_bytes_takes_rcx_and_shifts_arguments() {
+    // "Return values": other user-defined types are returned through a caller-allocated
+    // buffer whose pointer is passed as the first argument (RCX); the remaining arguments
+    // shift one position to the right, and RAX returns the pointer.
+    let mut e = env();
+    let s = e.strukt(&[e.i32(), e.i32(), e.i32()]);
+    let plan = e.plan(s, &[e.i32(), e.f64(), e.i32(), e.i32()]);
+    assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: gpr(Gpr::CX) });
+    assert_eq!(loc(&plan, 0), gpr(Gpr::DX));
+    assert_eq!(loc(&plan, 1), xmm(2));
+    assert_eq!(loc(&plan, 2), gpr(Gpr::R9));
+    assert_eq!(loc(&plan, 3), stack(32));
+}
+
+#[test]
+fn win64_float_complex_returns_in_rax() {
+    // `float _Complex` is 8 bytes and not a float or double: gcc `function_value_ms_64`
+    // returns it in RAX, and `ix86_pass_by_reference` passes it by value in an integer
+    // register.
+    let e = env();
+    let plan = e.plan(e.cf32(), &[e.cf32()]);
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+    assert_eq!(loc(&plan, 0), gpr(Gpr::CX));
+}
+
+#[test]
+fn win64_double_complex_goes_by_reference_and_returns_through_memory() {
+    // 16 bytes is not 1, 2, 4 or 8 ("Parameter passing", "Return values").
+    let e = env();
+    let plan = e.plan(e.cf64(), &[e.cf64()]);
+    assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: gpr(Gpr::CX) });
+    assert_eq!(indirect(&plan, 0).0, gpr(Gpr::DX));
+}
+
+#[test]
+fn win64_float_and_double_return_in_xmm0_integers_in_rax() {
+    // "Return values": scalar float/double in XMM0, integers and pointers in RAX.
+    let mut e = env();
+    assert_eq!(e.plan(e.f32(), &[]).ret.loc, RetLoc::Xmm0);
+    assert_eq!(e.plan(e.f64(), &[]).ret.loc, RetLoc::Xmm0);
+    assert_eq!(e.plan(e.i64(), &[]).ret.loc, RetLoc::Gpr);
+    let p = e.void_ptr();
+    assert_eq!(e.plan(p, &[]).ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn win64_struct_of_one_float_returns_in_rax() {
+    // "Return values": user-defined types of 1, 2, 4 or 8 bytes return in RAX, whatever
+    // their members (gcc `function_value_ms_64`: aggregates never use XMM0).
+    let mut e = env();
+    let s = e.strukt(&[e.f32()]);
+    assert_eq!(e.plan(s, &[]).ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn win64_long_is_32_bits_llp64() {
+    // Microsoft "Data type ranges": `long` is 4 bytes on 64-bit Windows.
+    let e = env();
+    let plan = e.plan(e.int(IntKind::Long), &[e.int(IntKind::Long)]);
+    assert_eq!(plan.args[0].value, ValueKind::Int { size: 4, signed: true });
+    assert_eq!(plan.to_string().lines().next(), Some("  arg0: i32 ecx"));
+}
+
+#[test]
+fn win64_over_aligned_8_byte_struct_is_16_bytes_and_goes_by_reference() {
+    // aligned(16) pads an 8-byte struct to 16, so it is no longer 1, 2, 4 or 8 bytes.
+    let mut e = env();
+    let aligned = RecordAttrs { aligned: Some(16), ..RecordAttrs::default() };
+    let s = e.record(RecordKind::Struct, &[e.i64()], aligned);
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(indirect(&plan, 0).0, gpr(Gpr::CX));
+}
+
+#[test]
+fn win64_callee_never_pops() {
+    // "x64 calling convention": one convention, the caller cleans up; the x86 keywords are
+    // accepted and ignored.
+    let e = env();
+    let params = [e.i32(), e.i32(), e.i32(), e.i32(), e.i32()];
+    let cdecl = e.plan(e.void(), &params);
+    assert_eq!(cdecl.callee_pops, 0);
+    for conv in [CallConv::Stdcall, CallConv::Fastcall, CallConv::Thiscall] {
+        assert_eq!(e.plan_conv(e.void(), &params, conv), cdecl, "{conv:?}");
+    }
+}
