@@ -958,3 +958,67 @@ fn segments_sharing_a_page_get_the_union_of_their_rights() {
     assert_eq!(cpu.read_u32(BASE + 0x800).unwrap(), 0xABCD);
     assert_eq!(cpu.read_u32(BASE + 0x2000).unwrap(), 0xCCCC_CCCC);
 }
+
+#[test]
+fn an_elf_needing_a_shared_library_is_refused() {
+    match Image::parse(&data("needs_libc.elf64.so")) {
+        Err(ImageError::NeedsLoader(msg)) => assert!(msg.contains("libc.so.6"), "{msg}"),
+        other => panic!("expected NeedsLoader, got {other:?}"),
+    }
+}
+
+#[test]
+fn relocatable_objects_and_foreign_pe_machines_are_unsupported() {
+    let mut elf = data("fixture.elf64");
+    elf[16..18].copy_from_slice(&1u16.to_le_bytes()); // e_type = ET_REL
+    match Image::parse(&elf) {
+        Err(ImageError::Unsupported(msg)) => assert!(msg.contains("link it first"), "{msg}"),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    let mut pe = data("fixture.pe32.exe");
+    let coff = u32::from_le_bytes(pe[0x3C..0x40].try_into().unwrap()) as usize + 4;
+    pe[coff..coff + 2].copy_from_slice(&0x1C0u16.to_le_bytes()); // Machine = ARM
+    match Image::parse(&pe) {
+        Err(ImageError::Unsupported(msg)) => assert!(msg.contains("0x1c0"), "{msg}"),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+/// Offset of the first PT_LOAD program header of an ELF64 file.
+fn first_load_header(elf: &[u8]) -> usize {
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let count = u16::from_le_bytes(elf[0x38..0x3A].try_into().unwrap()) as usize;
+    (0..count)
+        .map(|i| phoff + 56 * i)
+        .find(|&ph| u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()) == 1)
+        .unwrap()
+}
+
+#[test]
+fn segments_outside_the_file_or_larger_on_disk_than_in_memory_are_malformed() {
+    let good = data("fixture.elf64");
+    let ph = first_load_header(&good);
+
+    let mut outside = good.clone();
+    outside[ph + 8..ph + 16].copy_from_slice(&0x10_0000u64.to_le_bytes()); // p_offset
+    match Image::parse(&outside) {
+        Err(ImageError::Malformed(msg)) => {
+            assert!(msg.contains("PT_LOAD") && msg.contains("outside"), "{msg}")
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+
+    let mut larger = good.clone();
+    larger[ph + 40..ph + 48].copy_from_slice(&1u64.to_le_bytes()); // p_memsz < p_filesz
+    match Image::parse(&larger) {
+        Err(ImageError::Malformed(msg)) => assert!(msg.contains("file size exceeds"), "{msg}"),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+
+    let mut high = good;
+    high[ph + 16..ph + 24].copy_from_slice(&(1u64 << 63).to_le_bytes()); // p_vaddr
+    match Image::parse(&high) {
+        Err(ImageError::Malformed(msg)) => assert!(msg.contains("do not fit"), "{msg}"),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}

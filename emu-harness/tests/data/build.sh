@@ -25,10 +25,14 @@ i686-w64-mingw32-gcc $COMMON $PE -Wl,--disable-dynamicbase -Wl,--disable-reloc-s
 x86_64-w64-mingw32-gcc $COMMON $PE -shared -s -Wl,--image-base,0x180000000 \
     -o fixture.pe64.dll fixture.c
 
-# Error paths: a PE importing from kernel32.dll, an ELF shared object with dynamic relocs.
+# Error paths: a PE importing from kernel32.dll, an ELF shared object with dynamic relocs,
+# and one without relocs that needs libc.so.6.
 i686-w64-mingw32-gcc $COMMON $PE -s -o needs_loader.pe32.exe needs_loader.c -lkernel32
 gcc -m64 -O1 -ffreestanding -fno-asynchronous-unwind-tables -nostdlib -g0 -fPIC -shared \
     -Wl,--build-id=none -Wl,-z,noseparate-code -s -o needs_loader.elf64.so needs_loader.c
+gcc -m64 -O1 -ffreestanding -fno-asynchronous-unwind-tables -nostdlib -g0 -fPIC -shared \
+    -Wl,--build-id=none -Wl,-z,noseparate-code -s -DWITHOUT_POINTER -o needs_libc.elf64.so \
+    needs_loader.c -Wl,--no-as-needed -lc
 
 {
     gcc --version | head -n 1
