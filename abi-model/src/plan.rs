@@ -325,6 +325,11 @@ impl CallPlan {
                 };
                 format!("{}{ext}", self.part_loc_name(p))
             }
+            // The same whole value in several places (a Win64 variadic double in its XMM and
+            // its integer register): name the places.
+            ArgPass::Direct(parts) if parts.iter().all(|p| p.offset == 0 && p.size == a.value.size(self.ptr_size)) => {
+                parts.iter().map(|p| self.part_loc_name(p)).collect::<Vec<_>>().join(" and ")
+            }
             ArgPass::Direct(parts) => parts.iter().map(|p| self.fmt_part(p)).collect::<Vec<_>>().join(" + "),
             ArgPass::Indirect { ptr, copy_at } => format!("&copy[sp+{copy_at}] in {}", self.loc_name(*ptr)),
         };
@@ -336,7 +341,9 @@ impl CallPlan {
     pub fn describe_ret(&self) -> String {
         let loc = match self.ret.loc {
             RetLoc::Void => "-".to_string(),
-            RetLoc::Gpr => self.loc_name(Loc::Gpr(Gpr::AX)),
+            // Named by the width the value occupies: `eax` for an int on x86-64, `rax` for
+            // a pointer, as the arguments are.
+            RetLoc::Gpr => Gpr::AX.name(if self.ret.value.size(self.ptr_size) <= 4 { 4 } else { self.ptr_size }).to_string(),
             RetLoc::EdxEax => "edx:eax".into(),
             RetLoc::St0 => "st0".into(),
             RetLoc::Xmm0 => "xmm0".into(),
@@ -362,7 +369,7 @@ impl fmt::Display for CallPlan {
             write!(f, " shadow {}", self.shadow)?;
         }
         if self.copy_area.1 > 0 {
-            write!(f, " copies [sp+{}..+{}]", self.copy_area.0, self.copy_area.1)?;
+            write!(f, " copies {} at [sp+{}]", self.copy_area.1, self.copy_area.0)?;
         }
         if self.callee_pops > 0 {
             write!(f, " callee-pops {}", self.callee_pops)?;
