@@ -22,6 +22,7 @@
 mod abi;
 pub mod backend;
 pub mod callback;
+pub mod cdef;
 pub mod helpers;
 pub mod layout;
 pub mod plan;

@@ -1,0 +1,1422 @@
+//! Declarations, declaration specifiers, declarators, records and enums.
+//!
+//! The structure follows LuaJIT's `lj_cparse.c` (`cp_decl_multi`, `cp_decl_spec`,
+//! `cp_declarator`, `cp_decl_struct`, `cp_decl_enum`, `cp_decl_func`), and so do the error
+//! messages. Types are built directly in the [`TypeTable`]: a declarator is parsed into a list
+//! of derivations (pointer, array, function) in the order they apply to the base type.
+
+use super::lexer::{Lexer, Tok, Token};
+use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
+use crate::types::{
+    ArrayLen, CType, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordKind, TypeError, TypeId,
+    TypeTable,
+};
+use crate::{Arch, CallConv};
+
+/// Deepest nesting of declarators, expressions and struct bodies (LuaJIT's
+/// `CPARSE_MAX_DECLDEPTH` is 20; C compilers allow far more, and 200 keeps the parser's own
+/// stack use small).
+pub(crate) const MAX_DEPTH: u32 = 200;
+/// Most derivations (`*`, `[]`, `()`) in one declarator (LuaJIT's `CPARSE_MAX_DECLSTACK`).
+const MAX_DERIVATIONS: usize = 100;
+/// Deepest `#pragma pack(push)` stack.
+const MAX_PACK_DEPTH: usize = 64;
+/// Objects of 2^31 bytes or more are rejected, as LuaJIT does (`CTSIZE_INVALID` limits).
+pub(crate) const MAX_OBJECT_SIZE: u64 = 0x8000_0000;
+/// A member of 2^29 bytes or more is rejected (LuaJIT `cp_struct_layout`: its size in bits
+/// must fit 32 bits).
+const MAX_MEMBER_SIZE: u64 = 0x2000_0000;
+
+pub(crate) const TOO_DEEP: &str = "chunk has too many syntax levels";
+pub(crate) const BAD_SIZE: &str = "size of C type is unknown or too large";
+pub(crate) const BAD_TYPE: &str = "invalid C type";
+pub(crate) const BAD_VALUE: &str = "invalid value";
+
+/// What the text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A list of declarations (`ffi.cdef`; LuaJIT's `CPARSE_MODE_MULTI|CPARSE_MODE_DIRECT`).
+    Declarations,
+    /// One abstract type (`ffi.typeof`; `CPARSE_MODE_ABSTRACT|CPARSE_MODE_NOIMPLICIT`).
+    TypeName,
+}
+
+/// The keywords LuaJIT's C parser knows (`CTKWDEF` in `lj_ctype.c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kw {
+    Void,
+    Bool,
+    Char,
+    /// `int` (size 4) and the MSVC `__int8` .. `__int64` spellings (their size).
+    Int(u32),
+    Float,
+    Double,
+    Long,
+    Short,
+    Complex,
+    Signed,
+    Unsigned,
+    Const,
+    Volatile,
+    Restrict,
+    Inline,
+    Typedef,
+    Extern,
+    Static,
+    Auto,
+    Register,
+    Extension,
+    Asm,
+    Attribute,
+    Declspec,
+    Conv(CallConv),
+    Ptr32,
+    Ptr64,
+    Struct,
+    Union,
+    Enum,
+    Sizeof,
+    Alignof,
+}
+
+fn keyword_of(s: &str) -> Option<Kw> {
+    Some(match s {
+        "void" => Kw::Void,
+        "_Bool" | "bool" => Kw::Bool,
+        "char" => Kw::Char,
+        "int" => Kw::Int(4),
+        "__int8" => Kw::Int(1),
+        "__int16" => Kw::Int(2),
+        "__int32" => Kw::Int(4),
+        "__int64" => Kw::Int(8),
+        "float" => Kw::Float,
+        "double" => Kw::Double,
+        "long" => Kw::Long,
+        "short" => Kw::Short,
+        "_Complex" | "complex" | "__complex" | "__complex__" => Kw::Complex,
+        "signed" | "__signed" | "__signed__" => Kw::Signed,
+        "unsigned" => Kw::Unsigned,
+        "const" | "__const" | "__const__" => Kw::Const,
+        "volatile" | "__volatile" | "__volatile__" => Kw::Volatile,
+        "restrict" | "__restrict" | "__restrict__" => Kw::Restrict,
+        "inline" | "__inline" | "__inline__" => Kw::Inline,
+        "typedef" => Kw::Typedef,
+        "extern" => Kw::Extern,
+        "static" => Kw::Static,
+        "auto" => Kw::Auto,
+        "register" => Kw::Register,
+        "__extension__" => Kw::Extension,
+        "__attribute" | "__attribute__" => Kw::Attribute,
+        "asm" | "__asm" | "__asm__" => Kw::Asm,
+        "__declspec" => Kw::Declspec,
+        "__cdecl" => Kw::Conv(CallConv::Cdecl),
+        "__thiscall" => Kw::Conv(CallConv::Thiscall),
+        "__fastcall" => Kw::Conv(CallConv::Fastcall),
+        "__stdcall" => Kw::Conv(CallConv::Stdcall),
+        "__ptr32" => Kw::Ptr32,
+        "__ptr64" => Kw::Ptr64,
+        "struct" => Kw::Struct,
+        "union" => Kw::Union,
+        "enum" => Kw::Enum,
+        "sizeof" => Kw::Sizeof,
+        "__alignof" | "__alignof__" => Kw::Alignof,
+        _ => return None,
+    })
+}
+
+/// Storage classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Storage {
+    Typedef,
+    Extern,
+    Static,
+    Auto,
+    Register,
+}
+
+/// `__attribute__((mode(...)))`: the size a numeric base type is changed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ModeAttr {
+    Int(u32),
+    Float(u32),
+}
+
+/// Qualifiers and attributes collected while parsing one declaration (LuaJIT's `decl->attr`
+/// and `decl->fattr`, plus the `__asm__` redirect).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Attrs {
+    /// Qualifiers not yet given to a type.
+    pub quals: Quals,
+    pub packed: bool,
+    pub aligned: Option<u32>,
+    /// A calling convention waiting for the next function declarator.
+    pub conv: Option<CallConv>,
+    pub redir: Option<String>,
+    pub mode: Option<ModeAttr>,
+}
+
+/// The result of the declaration specifiers.
+struct Spec {
+    base: QualType,
+    storage: Option<Storage>,
+    attrs: Attrs,
+}
+
+/// Which declarators are allowed (LuaJIT's `CPARSE_MODE_DIRECT/ABSTRACT/FIELD`).
+#[derive(Clone, Copy)]
+struct DeclMode {
+    direct: bool,
+    abstract_: bool,
+    field: bool,
+}
+
+const DIRECT: DeclMode = DeclMode { direct: true, abstract_: false, field: false };
+const ABSTRACT: DeclMode = DeclMode { direct: false, abstract_: true, field: false };
+const PARAM: DeclMode = DeclMode { direct: true, abstract_: true, field: false };
+const FIELD: DeclMode = DeclMode { direct: true, abstract_: true, field: true };
+
+/// One derivation, applied to the type built so far.
+#[derive(Clone, Debug)]
+enum Op {
+    Pointer(Quals),
+    Array { len: ArrayLen, at: (u32, u32) },
+    Func { params: Vec<Param>, variadic: bool, conv: Option<CallConv>, at: (u32, u32) },
+}
+
+/// A parsed declarator.
+struct Declarator {
+    name: Option<Token>,
+    ops: Vec<Op>,
+    /// Bit-field width and the `:` token.
+    bits: Option<(u64, Token)>,
+    attrs: Attrs,
+}
+
+pub(crate) struct Parser<'a> {
+    lex: Lexer<'a>,
+    pub(crate) tok: Token,
+    pub(crate) table: &'a mut TypeTable,
+    pub(crate) scope: &'a mut CScope,
+    mode: Mode,
+    depth: u32,
+    pack: Vec<Option<u32>>,
+    /// Names added so far (taken back on error).
+    added: Vec<Added>,
+    /// Table length when the call started: ids below it existed before.
+    start_len: usize,
+    /// The table before the first pre-existing record or enum was completed by this call.
+    snapshot: Option<TypeTable>,
+    /// Records whose body is being parsed.
+    defining: Vec<TypeId>,
+    /// Names of the parameters of the function declarators being parsed.
+    pub(crate) param_names: Vec<Vec<String>>,
+}
+
+/// Parses `src` in `mode`; on error takes back every name it added and restores any record or
+/// enum it completed.
+pub(crate) fn run(table: &mut TypeTable, scope: &mut CScope, src: &str, params: &[CParam], mode: Mode) -> Result<QualType, CdefError> {
+    if scope.target() != table.target() {
+        return Err(CdefError {
+            line: 1,
+            col: 1,
+            message: format!("the scope is for {} but the type table for {}", scope.target(), table.target()),
+            token: None,
+        });
+    }
+    let start_len = table.len();
+    let (result, added, snapshot) = {
+        let mut lex = Lexer::new(src, params);
+        match lex.next_token() {
+            Err(e) => (Err(e), Vec::new(), None),
+            Ok(first) => {
+                let mut p = Parser {
+                    lex,
+                    tok: first,
+                    table: &mut *table,
+                    scope: &mut *scope,
+                    mode,
+                    depth: 0,
+                    pack: vec![None],
+                    added: Vec::new(),
+                    start_len,
+                    snapshot: None,
+                    defining: Vec::new(),
+                    param_names: Vec::new(),
+                };
+                let r = match mode {
+                    Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
+                    Mode::TypeName => p.type_name(),
+                };
+                let r = r.and_then(|ty| {
+                    if p.lex.params_used() != params.len() {
+                        Err(p.err("wrong number of type parameters"))
+                    } else {
+                        Ok(ty)
+                    }
+                });
+                (r, p.added, p.snapshot)
+            }
+        }
+    };
+    if result.is_err() {
+        scope.take_back(&added);
+        if let Some(saved) = snapshot {
+            *table = saved;
+        }
+    }
+    result
+}
+
+impl<'a> Parser<'a> {
+    // ---- tokens and errors ----
+
+    pub(crate) fn next(&mut self) -> Result<(), CdefError> {
+        self.tok = self.lex.next_token()?;
+        Ok(())
+    }
+
+    /// Consumes punctuation `p` if it is the current token.
+    pub(crate) fn opt(&mut self, p: &str) -> Result<bool, CdefError> {
+        if self.tok.is(p) {
+            self.next()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Consumes punctuation `p` or fails with "'p' expected near ...".
+    pub(crate) fn expect(&mut self, p: &str) -> Result<(), CdefError> {
+        if !self.tok.is(p) {
+            return Err(self.err_expected(p));
+        }
+        self.next()
+    }
+
+    /// "'what' expected near '<current token>'" (LuaJIT `cp_err_token`).
+    pub(crate) fn err_expected(&self, what: &str) -> CdefError {
+        self.err_near(&format!("'{what}' expected"))
+    }
+
+    /// An error naming the current token.
+    pub(crate) fn err_near(&self, message: &str) -> CdefError {
+        CdefError { line: self.tok.line, col: self.tok.col, message: message.to_string(), token: Some(self.tok.text.clone()) }
+    }
+
+    /// An error at the current token, without naming it (LuaJIT `cp_err`).
+    pub(crate) fn err(&self, message: &str) -> CdefError {
+        CdefError { line: self.tok.line, col: self.tok.col, message: message.to_string(), token: None }
+    }
+
+    pub(crate) fn err_at(at: (u32, u32), message: &str) -> CdefError {
+        CdefError { line: at.0, col: at.1, message: message.to_string(), token: None }
+    }
+
+    fn pos(&self) -> (u32, u32) {
+        (self.tok.line, self.tok.col)
+    }
+
+    pub(crate) fn enter(&mut self) -> Result<(), CdefError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(TOO_DEEP));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// The keyword the current token is, if any (a `$` name is never a keyword).
+    pub(crate) fn kw(&self) -> Option<Kw> {
+        match &self.tok.tok {
+            Tok::Ident(s) if !self.tok.from_param => keyword_of(s),
+            _ => None,
+        }
+    }
+
+    /// The current token as a plain identifier (not a keyword).
+    pub(crate) fn ident(&self) -> Option<String> {
+        match &self.tok.tok {
+            Tok::Ident(s) if self.kw().is_none() => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Can the current token start a type name (LuaJIT `cp_istypedecl`)?
+    pub(crate) fn starts_type(&self) -> bool {
+        if let Some(k) = self.kw() {
+            return !matches!(k, Kw::Sizeof | Kw::Alignof);
+        }
+        match &self.tok.tok {
+            Tok::TypeParam(_) => true,
+            Tok::Ident(s) => self.scope.typedef(s).is_some(),
+            _ => false,
+        }
+    }
+
+    // ---- declaration lists ----
+
+    /// A list of declarations (LuaJIT `cp_decl_multi`).
+    fn declarations(&mut self) -> Result<(), CdefError> {
+        let mut first = true;
+        while self.tok.tok != Tok::Eof {
+            if self.opt(";")? {
+                first = false;
+                continue;
+            }
+            if self.tok.is("#") {
+                self.directive()?;
+                continue;
+            }
+            let spec = self.decl_spec(&[Storage::Typedef, Storage::Extern, Storage::Static])?;
+            let tag_only = matches!(self.table.get(spec.base.id), CType::Record(_) | CType::Enum(_));
+            if !(tag_only && (self.tok.is(";") || self.tok.tok == Tok::Eof)) {
+                loop {
+                    let d = self.full_declarator(DIRECT, &spec.attrs)?;
+                    let ty = self.build(spec.base, &d)?;
+                    self.declare(spec.storage, d, ty)?;
+                    if !self.opt(",")? {
+                        break;
+                    }
+                }
+            }
+            // One declaration may omit its ';'.
+            if self.tok.tok == Tok::Eof && first {
+                break;
+            }
+            first = false;
+            self.expect(";")?;
+        }
+        Ok(())
+    }
+
+    /// One abstract type, alone (LuaJIT `cp_decl_single`).
+    fn type_name(&mut self) -> Result<QualType, CdefError> {
+        let ty = self.abstract_type()?;
+        if self.tok.tok != Tok::Eof {
+            return Err(self.err_expected("<eof>"));
+        }
+        Ok(ty)
+    }
+
+    /// An abstract type inside a text (casts, `sizeof`) or alone (LuaJIT `cp_decl_abstract`).
+    pub(crate) fn abstract_type(&mut self) -> Result<QualType, CdefError> {
+        let spec = self.decl_spec(&[])?;
+        let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
+        self.build(spec.base, &d)
+    }
+
+    /// Gives the declared name its meaning.
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
+        let Some(name) = d.name else { return Ok(()) };
+        let sym = if storage == Some(Storage::Typedef) {
+            Symbol::Typedef(ty)
+        } else if matches!(self.table.get(ty.id), CType::Function(_)) {
+            // Static and extern functions are both declarations of a symbol to look up.
+            Symbol::Function(FuncDecl { ty: ty.id, asm_name: d.attrs.redir })
+        } else if storage == Some(Storage::Static) {
+            Symbol::Constant(self.const_init(ty)?)
+        } else {
+            Symbol::Variable(VarDecl { ty, asm_name: d.attrs.redir })
+        };
+        self.define_symbol(&name, sym)
+    }
+
+    /// Adds an ordinary identifier; an identical redeclaration is fine, a different one is an
+    /// error.
+    pub(crate) fn define_symbol(&mut self, name: &Token, sym: Symbol) -> Result<(), CdefError> {
+        let Tok::Ident(n) = &name.tok else { return Ok(()) };
+        if let Some(old) = self.scope.symbol(n) {
+            if *old == sym {
+                return Ok(());
+            }
+            return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
+        }
+        self.scope.insert_ordinary(n, sym);
+        self.added.push(Added::Ordinary(n.clone()));
+        Ok(())
+    }
+
+    /// `static const T name = expr`: an integer constant (LuaJIT `cp_decl_constinit`, which
+    /// allows only types up to 4 bytes; every integer type is allowed here).
+    fn const_init(&mut self, ty: QualType) -> Result<ConstDecl, CdefError> {
+        let class = match self.table.get(ty.id) {
+            CType::Int(k) => Some((self.table.int_size(*k) * 8, k.is_signed())),
+            CType::Enum(e) if e.complete => Some((self.table.int_size(e.repr) * 8, e.repr.is_signed())),
+            _ => None,
+        };
+        let Some((width, signed)) = class.filter(|_| ty.quals.is_const) else {
+            return Err(self.err(BAD_TYPE));
+        };
+        self.expect("=")?;
+        let v = self.kint()?;
+        let bits = super::expr::normalize(v.bits, width, signed);
+        Ok(ConstDecl { value: bits as i64, ty })
+    }
+
+    // ---- preprocessor lines ----
+
+    /// A `#` line at the start of a declaration: `#pragma pack`, other pragmas (skipped),
+    /// `#line n` and `# n "file"` (renumber lines). Anything else is an error, as in LuaJIT,
+    /// which has no preprocessor.
+    fn directive(&mut self) -> Result<(), CdefError> {
+        let hash_line = self.tok.line;
+        self.next()?;
+        if let Tok::Int(lit) = self.tok.tok {
+            return self.line_marker(hash_line, lit.value);
+        }
+        match self.ident().as_deref() {
+            Some("line") => {
+                self.next()?;
+                match self.tok.tok {
+                    Tok::Int(lit) => self.line_marker(hash_line, lit.value),
+                    _ => Err(self.err_expected("<integer>")),
+                }
+            }
+            Some("pragma") => self.pragma(hash_line),
+            _ => Err(self.err_near("unexpected symbol")),
+        }
+    }
+
+    fn skip_line(&mut self, line: u32) -> Result<(), CdefError> {
+        while self.tok.tok != Tok::Eof && self.tok.line == line {
+            self.next()?;
+        }
+        Ok(())
+    }
+
+    fn line_marker(&mut self, hash_line: u32, number: u64) -> Result<(), CdefError> {
+        self.skip_line(hash_line)?;
+        let line = u32::try_from(number).unwrap_or(u32::MAX);
+        self.lex.renumber(&mut self.tok, line);
+        Ok(())
+    }
+
+    /// `#pragma pack(n)`, `pack()`, `pack(push[, n])`, `pack(pop[, n])` (LuaJIT `cp_pragma`;
+    /// MSVC's and gcc's meaning): the cap on member alignment for records defined afterwards.
+    fn pragma(&mut self, hash_line: u32) -> Result<(), CdefError> {
+        self.next()?;
+        if self.ident().as_deref() != Some("pack") {
+            return self.skip_line(hash_line);
+        }
+        self.next()?;
+        self.expect("(")?;
+        if let Some(word) = self.ident() {
+            match word.as_str() {
+                "push" => {
+                    if self.pack.len() >= MAX_PACK_DEPTH {
+                        return Err(self.err_near(TOO_DEEP));
+                    }
+                    let top = *self.pack.last().unwrap_or(&None);
+                    self.pack.push(top);
+                }
+                "pop" => {
+                    if self.pack.len() > 1 {
+                        self.pack.pop();
+                    }
+                }
+                _ => return Err(self.err_near("unexpected symbol")),
+            }
+            self.next()?;
+            if !self.opt(",")? {
+                return self.expect(")");
+            }
+        }
+        let value = match self.tok.tok {
+            Tok::Int(lit) => {
+                self.next()?;
+                // pack(0) restores the default, like pack().
+                (lit.value > 0).then(|| floor_pow2(lit.value))
+            }
+            _ => None,
+        };
+        if let Some(top) = self.pack.last_mut() {
+            *top = value;
+        }
+        self.expect(")")
+    }
+
+    // ---- declaration specifiers ----
+
+    /// Declaration specifiers: storage class, type specifiers, qualifiers and attributes
+    /// (LuaJIT `cp_decl_spec`).
+    fn decl_spec(&mut self, allowed: &[Storage]) -> Result<Spec, CdefError> {
+        #[derive(Default)]
+        struct Seen {
+            void: bool,
+            bool_: bool,
+            char_: bool,
+            fp: bool,
+            longs: u32,
+            short: bool,
+            complex: bool,
+            signed: bool,
+            unsigned: bool,
+            int: bool,
+        }
+        let mut seen = Seen::default();
+        let mut size: Option<u32> = None;
+        let mut tdef: Option<QualType> = None;
+        let mut storage = None;
+        let mut attrs = Attrs::default();
+        loop {
+            self.attributes(&mut attrs)?;
+            let kw = self.kw();
+            let sized = match kw {
+                Some(Kw::Void) => Some(0),
+                Some(Kw::Bool) => Some(1),
+                Some(Kw::Char) => Some(1),
+                Some(Kw::Int(n)) => Some(n),
+                Some(Kw::Float) => Some(4),
+                Some(Kw::Double) => Some(8),
+                _ => None,
+            };
+            let class = match kw {
+                Some(Kw::Typedef) => Some(Storage::Typedef),
+                Some(Kw::Extern) => Some(Storage::Extern),
+                Some(Kw::Static) => Some(Storage::Static),
+                Some(Kw::Auto) => Some(Storage::Auto),
+                Some(Kw::Register) => Some(Storage::Register),
+                _ => None,
+            };
+            let simple = sized.is_some()
+                || class.is_some()
+                || matches!(kw, Some(Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline));
+            if simple {
+                if let Some(n) = sized {
+                    // A second sized keyword ends the specifiers ("int int" is then a bad
+                    // declarator), as a type keyword after a typedef name does.
+                    if size.is_some() {
+                        break;
+                    }
+                    size = Some(n);
+                }
+                match class {
+                    Some(c) => {
+                        if !allowed.contains(&c) {
+                            return Err(self.err_near("bad storage class"));
+                        }
+                        storage = Some(c);
+                    }
+                    None if tdef.is_some() => break,
+                    None => {}
+                }
+                match kw {
+                    Some(Kw::Void) => seen.void = true,
+                    Some(Kw::Bool) => seen.bool_ = true,
+                    Some(Kw::Char) => seen.char_ = true,
+                    Some(Kw::Int(4)) => seen.int = true,
+                    Some(Kw::Float | Kw::Double) => seen.fp = true,
+                    Some(Kw::Long) => seen.longs += 1,
+                    Some(Kw::Short) => seen.short = true,
+                    Some(Kw::Complex) => seen.complex = true,
+                    Some(Kw::Signed) => seen.signed = true,
+                    Some(Kw::Unsigned) => seen.unsigned = true,
+                    _ => {}
+                }
+                self.next()?;
+                continue;
+            }
+            if size.is_some() || tdef.is_some() || seen.short || seen.longs > 0 || seen.signed || seen.unsigned || seen.complex {
+                break;
+            }
+            match kw {
+                Some(Kw::Struct) => tdef = Some(QualType::plain(self.record_specifier(RecordKind::Struct, &mut attrs)?)),
+                Some(Kw::Union) => tdef = Some(QualType::plain(self.record_specifier(RecordKind::Union, &mut attrs)?)),
+                Some(Kw::Enum) => tdef = Some(QualType::plain(self.enum_specifier(&mut attrs)?)),
+                _ => match &self.tok.tok {
+                    Tok::TypeParam(q) => {
+                        tdef = Some(*q);
+                        self.next()?;
+                    }
+                    Tok::Ident(name) if kw.is_none() => match self.scope.typedef(name) {
+                        Some(q) => {
+                            tdef = Some(q);
+                            self.next()?;
+                        }
+                        None => break,
+                    },
+                    _ => break,
+                },
+            }
+        }
+        let t = &*self.table;
+        let signed = !seen.unsigned;
+        let base = if seen.complex {
+            let kind = if size == Some(4) {
+                FloatKind::Float
+            } else if seen.longs > 0 {
+                FloatKind::LongDouble
+            } else {
+                FloatKind::Double
+            };
+            t.complex(kind)
+        } else if let Some(q) = tdef {
+            let quals = q.quals.union(attrs.quals);
+            attrs.quals = Quals::NONE;
+            return Ok(Spec { base: QualType { id: q.id, quals }, storage, attrs });
+        } else if seen.void {
+            t.void()
+        } else if seen.bool_ {
+            if seen.char_ || seen.fp || seen.longs > 0 || seen.short || seen.void {
+                return Err(self.err(BAD_TYPE));
+            }
+            t.bool()
+        } else if seen.fp {
+            if seen.longs > 0 {
+                t.float(FloatKind::LongDouble)
+            } else if size == Some(4) {
+                t.float(FloatKind::Float)
+            } else {
+                t.float(FloatKind::Double)
+            }
+        } else if seen.char_ {
+            t.int(match (seen.signed, seen.unsigned) {
+                (_, true) => IntKind::UChar,
+                (true, false) => IntKind::SChar,
+                (false, false) => IntKind::Char,
+            })
+        } else if seen.short {
+            t.int(if signed { IntKind::Short } else { IntKind::UShort })
+        } else if seen.longs >= 2 {
+            t.int(if signed { IntKind::LongLong } else { IntKind::ULongLong })
+        } else if seen.longs == 1 {
+            t.int(if signed { IntKind::Long } else { IntKind::ULong })
+        } else if let Some(n) = size.filter(|_| !seen.int) {
+            // __int8 .. __int64 (MSVC): the integer of that size; __int64 is long long.
+            let kind = match (n, signed) {
+                (1, true) => IntKind::SChar,
+                (1, false) => IntKind::UChar,
+                (2, true) => IntKind::Short,
+                (2, false) => IntKind::UShort,
+                (8, true) => IntKind::LongLong,
+                (8, false) => IntKind::ULongLong,
+                (_, true) => IntKind::Int,
+                (_, false) => IntKind::UInt,
+            };
+            t.int(kind)
+        } else if seen.int || seen.signed || seen.unsigned {
+            t.int(if signed { IntKind::Int } else { IntKind::UInt })
+        } else {
+            return Err(self.err_near("declaration specifier expected"));
+        };
+        let quals = attrs.quals;
+        attrs.quals = Quals::NONE;
+        Ok(Spec { base: QualType { id: base, quals }, storage, attrs })
+    }
+
+    // ---- attributes ----
+
+    /// Qualifiers, `__attribute__`, `__declspec`, `__asm__`, calling conventions (LuaJIT
+    /// `cp_decl_attributes`).
+    fn attributes(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        loop {
+            match self.kw() {
+                Some(Kw::Const) => a.quals.is_const = true,
+                Some(Kw::Volatile) => a.quals.is_volatile = true,
+                Some(Kw::Restrict | Kw::Extension | Kw::Ptr64) => {}
+                Some(Kw::Attribute) => {
+                    self.gcc_attribute(a)?;
+                    continue;
+                }
+                Some(Kw::Asm) => {
+                    self.asm_redirect(a)?;
+                    continue;
+                }
+                Some(Kw::Declspec) => {
+                    self.msvc_attribute(a)?;
+                    continue;
+                }
+                Some(Kw::Conv(c)) => a.conv = Some(c),
+                Some(Kw::Ptr32) => {
+                    // A 32-bit pointer on x86-64 (MSVC): the table has no such pointer type.
+                    if self.table.target().arch == Arch::X86_64 {
+                        return Err(self.err_near(BAD_TYPE));
+                    }
+                }
+                _ => return Ok(()),
+            }
+            self.next()?;
+        }
+    }
+
+    /// Skips a parenthesized token list, nested parentheses included.
+    fn skip_parens(&mut self) -> Result<(), CdefError> {
+        if !self.opt("(")? {
+            return Ok(());
+        }
+        let mut level = 1u32;
+        loop {
+            if self.tok.tok == Tok::Eof {
+                return Err(self.err_expected(")"));
+            }
+            if self.tok.is("(") {
+                level += 1;
+            } else if self.tok.is(")") {
+                level -= 1;
+                if level == 0 {
+                    return self.next();
+                }
+            }
+            self.next()?;
+        }
+    }
+
+    /// `__attribute__((a, b(x), ...))` (LuaJIT `cp_decl_gccattribute`). `aligned`, `packed`,
+    /// `mode` and, on x86, the calling conventions mean something; others are skipped.
+    fn gcc_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        self.next()?;
+        self.expect("(")?;
+        self.expect("(")?;
+        while !self.tok.is(")") {
+            if let Some(name) = self.ident() {
+                self.next()?;
+                let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
+                let x86 = self.table.target().arch == Arch::X86;
+                match bare {
+                    "aligned" => self.align_attribute(a)?,
+                    "packed" => a.packed = true,
+                    "mode" => self.mode_attribute(a)?,
+                    "vector_size" => return Err(self.err("vector types are not supported")),
+                    "cdecl" if x86 => a.conv = Some(CallConv::Cdecl),
+                    "stdcall" if x86 => a.conv = Some(CallConv::Stdcall),
+                    "fastcall" if x86 => a.conv = Some(CallConv::Fastcall),
+                    "thiscall" if x86 => a.conv = Some(CallConv::Thiscall),
+                    "regparm" | "sseregparm" if x86 => {
+                        return Err(self.err(&format!("the '{bare}' calling convention is not supported")));
+                    }
+                    _ => self.skip_parens()?,
+                }
+            } else if self.kw().is_some() {
+                // `__attribute__((const))` and other keywords used as attribute names.
+                self.next()?;
+                self.skip_parens()?;
+            } else {
+                break;
+            }
+            if !self.opt(",")? {
+                break;
+            }
+        }
+        self.expect(")")?;
+        self.expect(")")
+    }
+
+    /// `__declspec(align(n) ...)` (LuaJIT `cp_decl_msvcattribute`).
+    fn msvc_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        self.next()?;
+        self.expect("(")?;
+        while let Some(name) = self.ident() {
+            self.next()?;
+            if name == "align" {
+                self.align_attribute(a)?;
+            } else {
+                self.skip_parens()?;
+            }
+        }
+        self.expect(")")
+    }
+
+    /// `aligned`, `aligned(n)`: n rounded down to a power of two (LuaJIT `lj_fls`), 16 when
+    /// omitted (gcc's `__BIGGEST_ALIGNMENT__` on x86 with SSE), 0 meaning no change. Several
+    /// alignments: the largest wins (gcc).
+    fn align_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        let n = if self.tok.is("(") {
+            self.next()?;
+            let n = self.ksize()?;
+            self.expect(")")?;
+            n
+        } else {
+            16
+        };
+        if n > 0 {
+            let n = floor_pow2(n);
+            a.aligned = Some(a.aligned.map_or(n, |old| old.max(n)));
+        }
+        Ok(())
+    }
+
+    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes).
+    fn mode_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        self.expect("(")?;
+        if let Some(name) = self.ident() {
+            let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
+            a.mode = match bare {
+                "QI" | "byte" => Some(ModeAttr::Int(1)),
+                "HI" => Some(ModeAttr::Int(2)),
+                "SI" => Some(ModeAttr::Int(4)),
+                "DI" => Some(ModeAttr::Int(8)),
+                "word" | "pointer" => Some(ModeAttr::Int(self.table.target().pointer_size())),
+                "SF" => Some(ModeAttr::Float(4)),
+                "DF" => Some(ModeAttr::Float(8)),
+                m if m.starts_with('V') => return Err(self.err("vector types are not supported")),
+                "TI" | "OI" | "TF" | "XF" => return Err(self.err_near(BAD_TYPE)),
+                _ => a.mode,
+            };
+            self.next()?;
+        }
+        self.expect(")")
+    }
+
+    /// `__asm__("symbol")`: the symbol name to look up instead of the declared name.
+    fn asm_redirect(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        self.next()?;
+        self.expect("(")?;
+        let mut name: Option<String> = None;
+        while let Tok::Str(s) = &self.tok.tok {
+            name.get_or_insert_with(String::new).push_str(s);
+            self.next()?;
+        }
+        if name.is_some() {
+            a.redir = name;
+        }
+        self.expect(")")
+    }
+
+    // ---- declarators ----
+
+    /// A declarator with its bit-field width and trailing attributes.
+    fn full_declarator(&mut self, mode: DeclMode, spec: &Attrs) -> Result<Declarator, CdefError> {
+        let mut attrs = spec.clone();
+        let mut name = None;
+        let mut ops = self.declarator(mode, &mut attrs, &mut name)?;
+        let mut bits = None;
+        if mode.field && self.tok.is(":") {
+            let colon = self.tok.clone();
+            self.next()?;
+            bits = Some((self.ksize()?, colon));
+        }
+        self.attributes(&mut attrs)?;
+        give_conv(&mut ops, &mut attrs);
+        Ok(Declarator { name, ops, bits, attrs })
+    }
+
+    /// One level of declarator: pointers, a name or parenthesized inner declarator, then array
+    /// and function suffixes (LuaJIT `cp_declarator`). Returns the derivations in the order
+    /// they apply to the base type.
+    fn declarator(&mut self, mode: DeclMode, a: &mut Attrs, name: &mut Option<Token>) -> Result<Vec<Op>, CdefError> {
+        self.enter()?;
+        let mut pointers = Vec::new();
+        loop {
+            if self.opt("*")? {
+                self.attributes(a)?;
+                pointers.push(Op::Pointer(std::mem::take(&mut a.quals)));
+            } else if self.tok.is("&") || self.tok.is("&&") {
+                // C++ references: LuaJIT has them, the type table does not.
+                return Err(self.err_near(BAD_TYPE));
+            } else {
+                break;
+            }
+        }
+        let mut inner = Vec::new();
+        let mut suffixes = Vec::new();
+        if self.tok.is("(") {
+            let at = self.pos();
+            self.next()?;
+            self.attributes(a)?;
+            // In an abstract declarator "(" followed by ")" or a type starts a parameter list.
+            if mode.abstract_ && (self.tok.is(")") || self.starts_type()) {
+                suffixes.push(self.func_suffix(a, at)?);
+            } else {
+                inner = self.declarator(mode, a, name)?;
+                self.expect(")")?;
+            }
+        } else if self.ident().is_some() && !matches!(self.tok.tok, Tok::TypeParam(_)) {
+            if !mode.direct {
+                return Err(self.err_expected("<eof>"));
+            }
+            *name = Some(self.tok.clone());
+            self.next()?;
+        } else if !mode.abstract_ {
+            return Err(self.err_expected("<identifier>"));
+        }
+        loop {
+            let at = self.pos();
+            if self.opt("[")? {
+                suffixes.push(self.array_suffix(a, at)?);
+            } else if self.opt("(")? {
+                suffixes.push(self.func_suffix(a, at)?);
+            } else {
+                break;
+            }
+        }
+        self.attributes(a)?;
+        let mut ops = pointers;
+        ops.extend(suffixes.into_iter().rev());
+        ops.extend(inner);
+        give_conv(&mut ops, a);
+        if ops.len() > MAX_DERIVATIONS {
+            return Err(self.err(TOO_DEEP));
+        }
+        self.leave();
+        Ok(ops)
+    }
+
+    /// `[n]`, `[]`, `[?]` (LuaJIT `cp_decl_array`): a size that is not a constant (it names a
+    /// parameter or variable) also makes a variable-length array.
+    fn array_suffix(&mut self, a: &mut Attrs, at: (u32, u32)) -> Result<Op, CdefError> {
+        self.attributes(a)?;
+        let len = if self.opt("?")? {
+            ArrayLen::Variable
+        } else if self.tok.is("]") {
+            ArrayLen::Flexible
+        } else {
+            let v = self.expr_sub(0)?;
+            if !self.is_integer(v.ty) {
+                return Err(self.err(BAD_VALUE));
+            }
+            if v.imm {
+                let n = self.value_of(v);
+                if !(0..MAX_OBJECT_SIZE as i128).contains(&n) {
+                    return Err(self.err(BAD_SIZE));
+                }
+                ArrayLen::Fixed(n as u64)
+            } else {
+                ArrayLen::Variable
+            }
+        };
+        self.expect("]")?;
+        Ok(Op::Array { len, at })
+    }
+
+    /// A parameter list after its `(` (LuaJIT `cp_decl_func`): parameters with or without
+    /// names, `(void)`, `...`; arrays and functions decay to pointers, top-level qualifiers are
+    /// dropped (C11 6.7.6.3p15: they are not part of the function's type). A body `{ ... }` is
+    /// skipped, as LuaJIT skips inline function definitions.
+    fn func_suffix(&mut self, a: &mut Attrs, at: (u32, u32)) -> Result<Op, CdefError> {
+        self.enter()?;
+        let mut params = Vec::new();
+        let mut variadic = false;
+        self.param_names.push(Vec::new());
+        if !self.tok.is(")") {
+            loop {
+                if self.opt(".")? {
+                    // "..." arrives as three '.' tokens.
+                    self.expect(".")?;
+                    self.expect(".")?;
+                    variadic = true;
+                    break;
+                }
+                let spec = self.decl_spec(&[Storage::Register])?;
+                let d = self.full_declarator(PARAM, &spec.attrs)?;
+                let ty = self.build(spec.base, &d)?;
+                if matches!(self.table.get(ty.id), CType::Void) {
+                    break;
+                }
+                let id = match self.table.get(ty.id) {
+                    CType::Array { elem, .. } => {
+                        let elem = *elem;
+                        self.table.pointer_to(elem)
+                    }
+                    CType::Function(_) => self.table.pointer_to(ty),
+                    _ => ty.id,
+                };
+                let pname = d.name.as_ref().and_then(token_name);
+                if let (Some(n), Some(frame)) = (&pname, self.param_names.last_mut()) {
+                    frame.push(n.clone());
+                }
+                params.push(Param { name: pname, ty: QualType::plain(id) });
+                if !self.opt(",")? {
+                    break;
+                }
+            }
+        }
+        self.param_names.pop();
+        self.expect(")")?;
+        if self.tok.is("{") {
+            self.skip_body()?;
+        }
+        self.leave();
+        Ok(Op::Func { params, variadic, conv: a.conv.take(), at })
+    }
+
+    /// Skips `{ ... }` and leaves a `;` in place of the closing brace, as LuaJIT does.
+    fn skip_body(&mut self) -> Result<(), CdefError> {
+        let mut level = 0u32;
+        self.lex.skipping = true;
+        loop {
+            if self.tok.is("{") {
+                level += 1;
+            } else if self.tok.is("}") {
+                level -= 1;
+                if level == 0 {
+                    break;
+                }
+            } else if self.tok.tok == Tok::Eof {
+                self.lex.skipping = false;
+                return Err(self.err_expected("}"));
+            }
+            if let Err(e) = self.next() {
+                self.lex.skipping = false;
+                return Err(e);
+            }
+        }
+        self.lex.skipping = false;
+        self.tok.tok = Tok::Punct(";".into());
+        self.tok.text = ";".into();
+        Ok(())
+    }
+
+    /// Applies a declarator's derivations to the base type (LuaJIT `cp_decl_intern`), checking
+    /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
+    /// of 2^31 bytes or more; functions returning functions or arrays.
+    fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
+        let mut t = self.apply_mode(base, d.attrs.mode);
+        for op in &d.ops {
+            t = match op {
+                Op::Pointer(q) => QualType { id: self.table.pointer_to(t), quals: *q },
+                Op::Array { len, at } => {
+                    let elem_size = match self.table.get(t.id) {
+                        CType::Function(_) | CType::Void => return Err(Self::err_at(*at, BAD_SIZE)),
+                        _ => match self.table.layout(t.id) {
+                            Ok(l) => Some(l.size),
+                            // long double has a size; only its layout is unsupported.
+                            Err(TypeError::Unsupported { .. }) => None,
+                            Err(_) => return Err(Self::err_at(*at, BAD_SIZE)),
+                        },
+                    };
+                    if self.is_variable_length(t.id) {
+                        return Err(Self::err_at(*at, BAD_SIZE));
+                    }
+                    if let (ArrayLen::Fixed(n), Some(size)) = (len, elem_size) {
+                        if size.checked_mul(*n).is_none_or(|total| total >= MAX_OBJECT_SIZE) {
+                            return Err(Self::err_at(*at, BAD_SIZE));
+                        }
+                    }
+                    QualType::plain(self.table.array_of(t, *len))
+                }
+                Op::Func { params, variadic, conv, at } => {
+                    if matches!(self.table.get(t.id), CType::Function(_) | CType::Array { .. }) {
+                        return Err(Self::err_at(*at, BAD_TYPE));
+                    }
+                    // On x86-64 there is one convention; LuaJIT ignores the keywords there.
+                    let conv = match self.table.target().arch {
+                        Arch::X86 => conv.unwrap_or_default(),
+                        Arch::X86_64 => CallConv::Cdecl,
+                    };
+                    let f = FuncType { ret: t, params: params.clone(), variadic: *variadic, conv };
+                    QualType::plain(self.table.function(f))
+                }
+            };
+        }
+        Ok(t)
+    }
+
+    /// `mode(...)` changes a numeric base type's size.
+    fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>) -> QualType {
+        let t = &*self.table;
+        let id = match (mode, t.get(base.id)) {
+            (Some(ModeAttr::Int(n)), CType::Int(k)) => t.int_of_size(n, k.is_signed()).unwrap_or(base.id),
+            (Some(ModeAttr::Float(4)), CType::Float(_)) => t.float(FloatKind::Float),
+            (Some(ModeAttr::Float(8)), CType::Float(_)) => t.float(FloatKind::Double),
+            _ => base.id,
+        };
+        QualType { id, quals: base.quals }
+    }
+
+    /// A `[?]` array, or a struct whose last member is one (LuaJIT's VLA and VLS).
+    pub(crate) fn is_variable_length(&self, id: TypeId) -> bool {
+        match self.table.get(id) {
+            CType::Array { len: ArrayLen::Variable, .. } => true,
+            CType::Record(r) => r
+                .body
+                .as_ref()
+                .and_then(|b| b.fields.last())
+                .is_some_and(|f| matches!(self.table.get(f.ty.id), CType::Array { len: ArrayLen::Variable, .. })),
+            _ => false,
+        }
+    }
+
+    // ---- structs and unions ----
+
+    /// `struct`/`union` [attributes] [tag] [`{` members `}` [attributes]] (LuaJIT
+    /// `cp_struct_name` and `cp_decl_struct`).
+    fn record_specifier(&mut self, kind: RecordKind, a: &mut Attrs) -> Result<TypeId, CdefError> {
+        self.next()?;
+        self.attributes(a)?;
+        let want = TagKind::of_record(kind);
+        let (id, tag) = self.tag_reference(want)?;
+        if !self.tok.is("{") {
+            return Ok(id.unwrap_or_else(|| self.table.new_record(kind, None)));
+        }
+        let Some((name, at)) = tag.clone() else {
+            let id = self.table.new_record(kind, None);
+            self.record_body(id, kind, a)?;
+            return Ok(id);
+        };
+        let id = id.unwrap_or_else(|| self.table.new_record(kind, Some(&name)));
+        if self.defining.contains(&id) {
+            return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
+        }
+        if self.table.record_body(id).is_none() {
+            self.record_body(id, kind, a)?;
+            return Ok(id);
+        }
+        // A second body: fine if identical, else a redefinition.
+        let again = self.table.new_record(kind, Some(&name));
+        self.defining.push(id);
+        let parsed = self.record_body(again, kind, a);
+        self.defining.pop();
+        parsed?;
+        if !super::same::records_equivalent(self.table, id, again) {
+            return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
+        }
+        Ok(id)
+    }
+
+    /// Reads the tag after `struct`/`union`/`enum` if there is one: the type it names
+    /// (declaring it, incomplete, when new and implicit declarations are allowed) and the tag
+    /// with its position.
+    #[allow(clippy::type_complexity)]
+    fn tag_reference(&mut self, want: TagKind) -> Result<(Option<TypeId>, Option<(String, (u32, u32))>), CdefError> {
+        if self.tok.is("{") {
+            return Ok((None, None));
+        }
+        let Some(name) = self.ident() else {
+            return Err(self.err_expected("<identifier>"));
+        };
+        let at = self.pos();
+        let id = match self.scope.tag_id(&name) {
+            Some(id) => {
+                if tag_kind(self.table, id) != Some(want) {
+                    return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
+                }
+                id
+            }
+            None => {
+                if self.mode == Mode::TypeName {
+                    return Err(Self::err_at(at, &format!("undeclared or implicit tag '{name}'")));
+                }
+                let id = match want {
+                    TagKind::Struct => self.table.new_record(RecordKind::Struct, Some(&name)),
+                    TagKind::Union => self.table.new_record(RecordKind::Union, Some(&name)),
+                    TagKind::Enum => self.table.new_enum(Some(&name)),
+                };
+                self.scope.insert_tag(&name, id);
+                self.added.push(Added::Tag(name.clone()));
+                id
+            }
+        };
+        self.next()?;
+        Ok((Some(id), Some((name, at))))
+    }
+
+    /// Remembers the table before this call changes a type that existed before it.
+    fn before_completing(&mut self, id: TypeId) {
+        if (id.0 as usize) < self.start_len && self.snapshot.is_none() {
+            self.snapshot = Some(self.table.clone());
+        }
+    }
+
+    /// `{ members } [attributes]`, then the layout.
+    fn record_body(&mut self, id: TypeId, kind: RecordKind, a: &mut Attrs) -> Result<(), CdefError> {
+        self.enter()?;
+        let open = self.pos();
+        self.expect("{")?;
+        self.defining.push(id);
+        let mut fields: Vec<Field> = Vec::new();
+        let mut after_flexible = false;
+        while !self.tok.is("}") {
+            let spec = self.decl_spec(&[Storage::Static])?;
+            let is_static = spec.storage == Some(Storage::Static);
+            let mode = if is_static { DIRECT } else { FIELD };
+            loop {
+                if after_flexible {
+                    return Err(self.err_expected("}"));
+                }
+                let d = self.full_declarator(mode, &spec.attrs)?;
+                let ty = self.build(spec.base, &d)?;
+                let at = d.name.as_ref().map_or(self.pos(), |t| (t.line, t.col));
+                if is_static {
+                    // A constant in the struct's namespace: checked, not kept (the type table
+                    // has no place for it).
+                    self.const_init(ty)?;
+                } else if let Some((width, colon)) = &d.bits {
+                    let name = d.name.as_ref().and_then(token_name);
+                    self.check_bitfield(ty, *width, name.is_some(), colon)?;
+                    let mut f = Field::bits(name.as_deref(), ty, *width as u32);
+                    f.aligned = d.attrs.aligned;
+                    f.packed = d.attrs.packed;
+                    fields.push(f);
+                } else {
+                    let flexible = matches!(self.table.get(ty.id), CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. });
+                    if flexible {
+                        if kind == RecordKind::Union {
+                            return Err(Self::err_at(at, BAD_SIZE));
+                        }
+                        after_flexible = true;
+                    } else {
+                        self.check_member_size(ty, at)?;
+                    }
+                    match d.name.as_ref().and_then(token_name) {
+                        Some(n) => {
+                            let mut f = Field::named(&n, ty);
+                            f.aligned = d.attrs.aligned;
+                            f.packed = d.attrs.packed;
+                            fields.push(f);
+                        }
+                        // An unnamed struct/union member is anonymous: its members belong to
+                        // the outer record. An unnamed enum declares only its constants.
+                        None => match self.table.get(ty.id) {
+                            CType::Record(_) if !self.is_variable_length(ty.id) => {
+                                fields.push(Field { name: None, ty, bit_width: None, aligned: d.attrs.aligned, packed: d.attrs.packed });
+                            }
+                            CType::Enum(_) => {}
+                            _ => return Err(self.err_expected("<identifier>")),
+                        },
+                    }
+                }
+                if !self.opt(",")? {
+                    break;
+                }
+            }
+            self.expect(";")?;
+        }
+        self.next()?;
+        self.attributes(a)?;
+        self.defining.pop();
+        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
+        self.before_completing(id);
+        self.table.define_record(id, fields, attrs).map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
+        self.leave();
+        Ok(())
+    }
+
+    /// A member must have a size below 2^29 bytes and not be variable-length (LuaJIT
+    /// `cp_struct_layout`).
+    fn check_member_size(&self, ty: QualType, at: (u32, u32)) -> Result<(), CdefError> {
+        if self.is_variable_length(ty.id) {
+            return Err(Self::err_at(at, BAD_SIZE));
+        }
+        match self.table.layout(ty.id) {
+            Ok(l) if l.size < MAX_MEMBER_SIZE => Ok(()),
+            Err(TypeError::Unsupported { .. }) => Ok(()),
+            _ => Err(Self::err_at(at, BAD_SIZE)),
+        }
+    }
+
+    /// A bit-field's type must be an integer, bool or enum, and its width fit the type; only
+    /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
+    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
+        let max = match self.table.get(ty.id) {
+            CType::Bool => Some(1),
+            CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
+            CType::Enum(e) if e.complete => Some(u64::from(self.table.int_size(e.repr)) * 8),
+            _ => None,
+        };
+        match max {
+            Some(max) if width <= max && !(width == 0 && named) => Ok(()),
+            _ => Err(CdefError { line: colon.line, col: colon.col, message: BAD_VALUE.into(), token: Some(":".into()) }),
+        }
+    }
+
+    // ---- enums ----
+
+    /// `enum` [attributes] [tag] [`{` enumerators `}`] (LuaJIT `cp_decl_enum`).
+    fn enum_specifier(&mut self, a: &mut Attrs) -> Result<TypeId, CdefError> {
+        self.next()?;
+        self.attributes(a)?;
+        let (id, tag) = self.tag_reference(TagKind::Enum)?;
+        if !self.tok.is("{") {
+            return Ok(id.unwrap_or_else(|| self.table.new_enum(None)));
+        }
+        let Some((name, at)) = tag else {
+            let id = self.table.new_enum(None);
+            self.enum_body(id)?;
+            return Ok(id);
+        };
+        let id = id.unwrap_or_else(|| self.table.new_enum(Some(&name)));
+        let complete = matches!(self.table.get(id), CType::Enum(e) if e.complete);
+        if !complete {
+            self.enum_body(id)?;
+            return Ok(id);
+        }
+        let again = self.table.new_enum(Some(&name));
+        self.enum_body(again)?;
+        let same = match (self.table.get(id), self.table.get(again)) {
+            (CType::Enum(x), CType::Enum(y)) => x.constants == y.constants,
+            _ => false,
+        };
+        if !same {
+            return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
+        }
+        Ok(id)
+    }
+
+    /// `{ A, B = expr, ... }`: each enumerator is the previous one plus 1 unless given; a
+    /// trailing comma is fine.
+    fn enum_body(&mut self, id: TypeId) -> Result<(), CdefError> {
+        let open = self.pos();
+        self.expect("{")?;
+        let mut constants: Vec<(String, i64)> = Vec::new();
+        let mut next_value: i128 = 0;
+        loop {
+            let Some(name) = self.ident() else {
+                return Err(self.err_expected("<identifier>"));
+            };
+            let name_tok = self.tok.clone();
+            self.next()?;
+            if self.opt("=")? {
+                let v = self.kint()?;
+                next_value = self.value_of(v);
+            }
+            let value = i64::try_from(next_value).map_err(|_| self.err(BAD_VALUE))?;
+            let ty = self.constant_type(value);
+            self.define_symbol(&name_tok, Symbol::Constant(ConstDecl { value, ty: QualType::plain(ty) }))?;
+            constants.push((name, value));
+            next_value += 1;
+            if !self.opt(",")? || self.tok.is("}") {
+                break;
+            }
+        }
+        self.expect("}")?;
+        self.before_completing(id);
+        self.table.define_enum(id, constants).map_err(|e| Self::err_at(open, &type_error_message(&e)))
+    }
+
+    /// The type of an enumerator: `int` when it fits, else `unsigned int` (LuaJIT keeps
+    /// `0x80000000`-style constants unsigned), else a 64-bit integer.
+    fn constant_type(&self, value: i64) -> TypeId {
+        let t = &*self.table;
+        if i32::try_from(value).is_ok() {
+            t.int(IntKind::Int)
+        } else if u32::try_from(value).is_ok() {
+            t.int(IntKind::UInt)
+        } else {
+            t.int(IntKind::LongLong)
+        }
+    }
+}
+
+/// A convention left over after a declarator level goes to its outermost function (gcc:
+/// an attribute after a declarator applies to the declared function).
+fn give_conv(ops: &mut [Op], a: &mut Attrs) {
+    if a.conv.is_none() {
+        return;
+    }
+    if let Some(Op::Func { conv, .. }) = ops.iter_mut().rev().find(|op| matches!(op, Op::Func { .. })) {
+        *conv = a.conv.take();
+    }
+}
+
+/// The name a declarator's name token spells.
+fn token_name(t: &Token) -> Option<String> {
+    match &t.tok {
+        Tok::Ident(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn floor_pow2(n: u64) -> u32 {
+    let n = n.min(1 << 31);
+    1u32 << (63 - n.leading_zeros())
+}
+
+/// A layout error as a declaration error message.
+fn type_error_message(e: &TypeError) -> String {
+    match e {
+        TypeError::Incomplete { .. } => BAD_SIZE.to_string(),
+        other => other.to_string(),
+    }
+}

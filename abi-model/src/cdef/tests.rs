@@ -1,0 +1,460 @@
+//! Unit tests of the declaration parser, one rule each.
+
+use super::*;
+use crate::types::{ArrayLen, FloatKind, FuncType};
+use crate::{CallConv, Target};
+
+fn setup(target: Target) -> (TypeTable, CScope) {
+    let mut t = TypeTable::new(target);
+    let s = CScope::new(&mut t);
+    (t, s)
+}
+
+fn def(t: &mut TypeTable, s: &mut CScope, src: &str) {
+    if let Err(e) = cdef(t, s, src, &[]) {
+        panic!("cdef({src:?}) failed: {e}");
+    }
+}
+
+fn show(t: &mut TypeTable, s: &mut CScope, src: &str) -> String {
+    match parse_type(t, s, src, &[]) {
+        Ok(q) => t.display(q),
+        Err(e) => panic!("parse_type({src:?}) failed: {e}"),
+    }
+}
+
+fn err(t: &mut TypeTable, s: &mut CScope, src: &str) -> String {
+    match cdef(t, s, src, &[]) {
+        Ok(()) => panic!("cdef({src:?}) should fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn func<'t>(t: &'t TypeTable, s: &CScope, name: &str) -> &'t FuncType {
+    let f = s.function(name).unwrap_or_else(|| panic!("{name} is not a function"));
+    match t.get(f.ty) {
+        CType::Function(f) => f,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The convention of the function a pointer type points to.
+fn pointee_conv(t: &TypeTable, ptr: QualType) -> CallConv {
+    match t.get(ptr.id) {
+        CType::Pointer(to) => match t.get(to.id) {
+            CType::Function(f) => f.conv,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+fn size(t: &TypeTable, s: &CScope, tag: &str) -> (u64, u32) {
+    let id = s.tag(t, TagKind::Struct, tag).or_else(|| s.tag(t, TagKind::Union, tag)).expect("tag");
+    let l = t.layout(id).unwrap();
+    (l.size, l.align)
+}
+
+fn offset(t: &TypeTable, s: &CScope, tag: &str, member: &str) -> u64 {
+    let id = s.tag(t, TagKind::Struct, tag).or_else(|| s.tag(t, TagKind::Union, tag)).expect("tag");
+    find_member(t, id, member).expect("member").offset
+}
+
+#[test]
+fn abstract_types_display_as_luajit_prints_them() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(show(&mut t, &mut s, "int[?]"), "int [?]");
+    assert_eq!(show(&mut t, &mut s, "const char *"), "const char *");
+    assert_eq!(show(&mut t, &mut s, "int (*)(int)"), "int (*)(int)");
+    assert_eq!(show(&mut t, &mut s, "int[3][4]"), "int [3][4]");
+    assert_eq!(show(&mut t, &mut s, "int *[3]"), "int *[3]");
+    assert_eq!(show(&mut t, &mut s, "int (*)[3]"), "int (*)[3]");
+    assert_eq!(show(&mut t, &mut s, "char * const"), "char *const");
+    assert_eq!(show(&mut t, &mut s, "unsigned long long int"), "unsigned long long");
+    assert_eq!(show(&mut t, &mut s, "signed char"), "signed char");
+    assert_eq!(show(&mut t, &mut s, "void (*(*)(int))(double)"), "void (*(*)(int))(double)");
+}
+
+#[test]
+fn builtin_typedefs_follow_the_target_data_model() {
+    let (mut t, mut s) = setup(Target::X86_WIN);
+    assert_eq!(show(&mut t, &mut s, "size_t"), "unsigned int");
+    assert_eq!(show(&mut t, &mut s, "int64_t"), "long long");
+    assert_eq!(show(&mut t, &mut s, "wchar_t"), "unsigned short");
+    assert_eq!(show(&mut t, &mut s, "va_list"), "void *");
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(show(&mut t, &mut s, "int64_t"), "long");
+    assert_eq!(show(&mut t, &mut s, "ssize_t"), "long");
+    assert_eq!(show(&mut t, &mut s, "wchar_t"), "int");
+    assert_eq!(show(&mut t, &mut s, "uint8_t"), "unsigned char");
+    assert_eq!(show(&mut t, &mut s, "bool"), "bool");
+    assert_eq!(show(&mut t, &mut s, "_Bool"), "bool");
+}
+
+#[test]
+fn typedef_of_function_pointer_keeps_stdcall() {
+    let (mut t, mut s) = setup(Target::X86_WIN);
+    def(&mut t, &mut s, "typedef int (__stdcall *cb)(int);");
+    let cb = s.typedef("cb").unwrap();
+    assert_eq!(pointee_conv(&t, cb), CallConv::Stdcall);
+}
+
+#[test]
+fn calling_conventions_are_accepted_where_compilers_put_them() {
+    let (mut t, mut s) = setup(Target::X86_WIN);
+    def(
+        &mut t,
+        &mut s,
+        "int __stdcall a(int); __attribute__((fastcall)) int b(int, int); int c(int) __attribute__((stdcall));
+         __thiscall int d(void *); int __attribute__((stdcall)) e(void); int (__fastcall *fp)(int);
+         int __cdecl f(int);",
+    );
+    assert_eq!(func(&t, &s, "a").conv, CallConv::Stdcall);
+    assert_eq!(func(&t, &s, "b").conv, CallConv::Fastcall);
+    assert_eq!(func(&t, &s, "c").conv, CallConv::Stdcall);
+    assert_eq!(func(&t, &s, "d").conv, CallConv::Thiscall);
+    assert_eq!(func(&t, &s, "e").conv, CallConv::Stdcall);
+    assert_eq!(func(&t, &s, "f").conv, CallConv::Cdecl);
+    let fp = s.variable("fp").unwrap().ty;
+    assert_eq!(pointee_conv(&t, fp), CallConv::Fastcall);
+}
+
+#[test]
+fn calling_convention_keywords_mean_the_one_convention_on_x64() {
+    let (mut t, mut s) = setup(Target::X64_WIN);
+    def(&mut t, &mut s, "int __stdcall a(int); int b(int);");
+    assert_eq!(s.function("a").unwrap().ty, s.function("b").unwrap().ty);
+}
+
+#[test]
+fn a_convention_in_the_specifiers_applies_to_every_declarator() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    def(&mut t, &mut s, "int __stdcall f(int), g(int);");
+    assert_eq!(func(&t, &s, "g").conv, CallConv::Stdcall);
+}
+
+#[test]
+fn multiple_declarators_share_the_specifiers() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "extern int a, *b, c[3]; typedef const char *str, **strs;");
+    assert_eq!(t.display(s.variable("a").unwrap().ty), "int");
+    assert_eq!(t.display(s.variable("b").unwrap().ty), "int *");
+    assert_eq!(t.display(s.variable("c").unwrap().ty), "int [3]");
+    assert_eq!(show(&mut t, &mut s, "strs"), "const char **");
+}
+
+#[test]
+fn function_parameters_decay_and_lose_top_level_qualifiers() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "int f(const int x, char buf[16], int g(int), ...); int h(void); int k();");
+    let f = func(&t, &s, "f").clone();
+    assert!(f.variadic);
+    let shown: Vec<String> = f.params.iter().map(|p| t.display(p.ty)).collect();
+    assert_eq!(shown, ["int", "char *", "int (*)(int)"]);
+    assert_eq!(f.params[0].name.as_deref(), Some("x"));
+    assert!(func(&t, &s, "h").params.is_empty());
+    assert_eq!(s.function("h").unwrap().ty, s.function("k").unwrap().ty);
+}
+
+#[test]
+fn inline_function_bodies_are_skipped() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "static inline int twice(int x) { if (x) { return x * 2; } return 1.5f; } int after(void);");
+    assert!(s.function("twice").is_some());
+    assert!(s.function("after").is_some());
+}
+
+#[test]
+fn asm_redirects_name_the_symbol() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, r#"int stat64(const char *, void *) __asm__("" "__xstat64"); extern int err __asm("errno_");"#);
+    assert_eq!(s.function("stat64").unwrap().asm_name.as_deref(), Some("__xstat64"));
+    assert_eq!(s.variable("err").unwrap().asm_name.as_deref(), Some("errno_"));
+}
+
+#[test]
+fn structs_lay_out_with_nested_and_anonymous_members() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "struct outer { char tag; struct inner { short a; double b; } in; union { int i; float f; }; struct { char x, y; }; };",
+    );
+    assert_eq!(size(&t, &s, "inner"), (16, 8));
+    assert_eq!(size(&t, &s, "outer"), (32, 8));
+    assert_eq!(offset(&t, &s, "outer", "in"), 8);
+    assert_eq!(offset(&t, &s, "outer", "f"), 24);
+    assert_eq!(offset(&t, &s, "outer", "y"), 29);
+}
+
+#[test]
+fn forward_declared_struct_is_completed_later_and_can_point_to_itself() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    def(&mut t, &mut s, "typedef struct node node_t; struct node { node_t *next; struct node *prev; int v; };");
+    assert_eq!(size(&t, &s, "node"), (12, 4));
+    assert_eq!(show(&mut t, &mut s, "node_t"), "struct node");
+}
+
+#[test]
+fn struct_tag_and_typedef_name_coexist() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "typedef struct foo { int a; } foo; foo x; struct foo y;");
+    assert_eq!(s.variable("x").unwrap().ty, s.variable("y").unwrap().ty);
+}
+
+#[test]
+fn bit_fields_pack_into_their_units() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "struct bf { unsigned a : 3, b : 5; int : 0; unsigned c : 1; bool d : 1; };");
+    let id = s.tag(&t, TagKind::Struct, "bf").unwrap();
+    assert_eq!(find_member(&t, id, "b").unwrap().bits.unwrap().bit_offset, 3);
+    assert_eq!(find_member(&t, id, "c").unwrap().offset, 4);
+    assert_eq!(size(&t, &s, "bf"), (8, 4));
+}
+
+#[test]
+fn flexible_and_variable_length_last_members() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "struct flex { int n; double d[]; }; struct vls { int n; char data[?]; };");
+    assert_eq!(size(&t, &s, "flex"), (8, 8));
+    assert_eq!(size(&t, &s, "vls"), (4, 4));
+    let vls = s.tag(&t, TagKind::Struct, "vls").unwrap();
+    let f = &t.record_body(vls).unwrap().fields[1];
+    assert!(matches!(t.get(f.ty.id), CType::Array { len: ArrayLen::Variable, .. }));
+}
+
+#[test]
+fn enums_with_expressions_negative_values_and_references() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "enum e { A = -2, B, C = B + 10, D = (1 << 4) | C, E = sizeof(int) * 2, F = A < 0 ? 100 : 200, G = (unsigned char)300, H = ~0u >> 28, I = 'x', };",
+    );
+    let value = |n: &str| s.constant(n).unwrap().value;
+    assert_eq!([value("A"), value("B"), value("C"), value("D"), value("E"), value("F"), value("G"), value("H"), value("I")], [-2, -1, 9, 25, 8, 100, 44, 15, 120]);
+    let e = s.tag(&t, TagKind::Enum, "e").unwrap();
+    assert!(matches!(t.get(e), CType::Enum(en) if en.repr == IntKind::Int));
+    assert_eq!(t.display(s.constant("A").unwrap().ty), "int");
+}
+
+#[test]
+fn enum_constants_above_int_max_stay_unsigned() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    def(&mut t, &mut s, "enum flags { HIGH = 0x80000000, NEXT };");
+    assert_eq!(s.constant("HIGH").unwrap().value, 0x8000_0000);
+    assert_eq!(t.display(s.constant("HIGH").unwrap().ty), "unsigned int");
+    assert_eq!(s.constant("NEXT").unwrap().value, 0x8000_0001);
+}
+
+#[test]
+fn constant_expressions_follow_c_arithmetic() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "static const int A = -7 / 2, B = -7 % 2, C = (-1 < 0u), D = !5 + !0, E = 1 ? 2 : (1/1), F = 3 ^ 5 & 6 | 8;
+         static const long long G = 1LL << 40; static const unsigned H = -1; static const short I = 70000;
+         static const int J = (2 + 3) * 4 - 10 / 3 % 2 == 19 && 1 || 0, K = sizeof(long) + __alignof__(double), L = 1 << 33 >> 1;",
+    );
+    let value = |n: &str| s.constant(n).unwrap().value;
+    assert_eq!([value("A"), value("B"), value("C"), value("D"), value("E"), value("F")], [-3, -1, 0, 1, 2, 15]);
+    assert_eq!([value("G"), value("H"), value("I"), value("J"), value("K"), value("L")], [1 << 40, 0xffff_ffff, 4464, 1, 16, 1]);
+    assert_eq!(t.display(s.constant("G").unwrap().ty), "const long long");
+}
+
+#[test]
+fn sizeof_of_expressions_and_member_access() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    def(
+        &mut t,
+        &mut s,
+        "struct s { char a; double d[3]; }; static const int N = sizeof(((struct s *)0)->d) / sizeof(((struct s *)0)->d[0]);
+         static const int M = sizeof \"abc\"; static const int P = sizeof(struct s);",
+    );
+    assert_eq!(s.constant("N").unwrap().value, 3);
+    assert_eq!(s.constant("M").unwrap().value, 4);
+    assert_eq!(s.constant("P").unwrap().value, 28);
+}
+
+#[test]
+fn array_sizes_take_constant_expressions_and_parameters_make_vlas() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "enum { N = 4 }; typedef int arr[N * 2 + 1]; void f(int n, int a[n]);");
+    assert_eq!(show(&mut t, &mut s, "arr"), "int [9]");
+    assert_eq!(t.display(func(&t, &s, "f").params[1].ty), "int *");
+}
+
+#[test]
+fn packed_and_aligned_attributes_change_layout() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "struct __attribute__((packed)) p1 { char c; int i; };
+         struct p2 { char c; int i; } __attribute__((__packed__));
+         struct a1 { char c; int i __attribute__((aligned(16))); };
+         struct __attribute__((aligned)) a2 { char c; };
+         struct __declspec(align(8)) a3 { char c; };
+         struct m1 { char c; __attribute__((packed)) int i; };",
+    );
+    assert_eq!(size(&t, &s, "p1"), (5, 1));
+    assert_eq!(size(&t, &s, "p2"), (5, 1));
+    assert_eq!(offset(&t, &s, "a1", "i"), 16);
+    assert_eq!(size(&t, &s, "a1"), (32, 16));
+    assert_eq!(size(&t, &s, "a2"), (16, 16));
+    assert_eq!(size(&t, &s, "a3"), (8, 8));
+    assert_eq!(offset(&t, &s, "m1", "i"), 1);
+}
+
+#[test]
+fn pragma_pack_push_pop_and_reset() {
+    let (mut t, mut s) = setup(Target::X64_WIN);
+    def(
+        &mut t,
+        &mut s,
+        "#pragma pack(push, 1)\nstruct a { char c; double d; };\n#pragma pack(push)\n#pragma pack(2)\nstruct b { char c; double d; };\n#pragma pack(pop)\nstruct c { char c; double d; };\n#pragma pack(pop)\nstruct d { char c; double d; };\n#pragma pack(4)\nstruct e { char c; double d; };\n#pragma pack()\nstruct f { char c; double d; };\n#pragma once\n",
+    );
+    let sizes: Vec<u64> = ["a", "b", "c", "d", "e", "f"].iter().map(|n| size(&t, &s, n).0).collect();
+    assert_eq!(sizes, [9, 10, 9, 16, 12, 16]);
+}
+
+#[test]
+fn pragma_pack_does_not_outlive_one_cdef_call() {
+    // LuaJIT resets the pack stack for every parse (cp_init).
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "#pragma pack(1)\n");
+    def(&mut t, &mut s, "struct a { char c; int i; };");
+    assert_eq!(size(&t, &s, "a"), (8, 4));
+}
+
+#[test]
+fn qualifiers_anywhere_and_ignored_keywords() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let bad = "static __inline int q(void); __attribute__((noreturn)) void die(void); register_t;";
+    assert!(cdef(&mut t, &mut s, bad, &[]).is_err());
+    // `register_t` names nothing, so the whole text fails and declares nothing.
+    assert!(s.function("die").is_none());
+    def(
+        &mut t,
+        &mut s,
+        "__extension__ extern const volatile int cv; char const * __restrict p; static __inline int q(void);
+         __attribute__((visibility(\"default\"), deprecated, noreturn)) void die(const char *restrict fmt) __attribute__((__nothrow__, __leaf__));
+         extern int __declspec(dllimport) imp; int __attribute__((format(printf, 1, 2), nonnull((1)))) pf(const char *, ...);",
+    );
+    assert_eq!(t.display(s.variable("cv").unwrap().ty), "const volatile int");
+    assert_eq!(t.display(s.variable("p").unwrap().ty), "const char *");
+    assert!(s.function("die").is_some() && s.function("pf").is_some() && s.variable("imp").is_some());
+}
+
+#[test]
+fn complex_long_double_and_msvc_integer_spellings() {
+    let (mut t, mut s) = setup(Target::X86_WIN);
+    assert_eq!(show(&mut t, &mut s, "double complex"), "complex");
+    assert_eq!(show(&mut t, &mut s, "float _Complex"), "complex float");
+    assert_eq!(show(&mut t, &mut s, "__complex__ double"), "complex");
+    assert_eq!(show(&mut t, &mut s, "long double"), "long double");
+    assert_eq!(show(&mut t, &mut s, "long double[2]"), "long double [2]");
+    assert_eq!(show(&mut t, &mut s, "unsigned __int64"), "unsigned long long");
+    assert_eq!(show(&mut t, &mut s, "__int8"), "signed char");
+    assert_eq!(show(&mut t, &mut s, "__int16"), "short");
+    let q = parse_type(&mut t, &mut s, "double _Complex", &[]).unwrap();
+    assert_eq!(t.get(q.id), &CType::Complex(FloatKind::Double));
+}
+
+#[test]
+fn mode_attribute_resizes_integers() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "typedef int i8 __attribute__((mode(QI))); typedef unsigned u64 __attribute__((__mode__(__DI__)));");
+    assert_eq!(show(&mut t, &mut s, "i8"), "signed char");
+    assert_eq!(show(&mut t, &mut s, "u64"), "unsigned long");
+}
+
+#[test]
+fn comments_and_line_directives() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "// c++ comment\n/* c\ncomment */ int a; # 100 \"x.h\"\nint b;\n#line 7\nint c;");
+    let e = err(&mut t, &mut s, "int x;\n#line 50\nint y\nint z;");
+    assert_eq!(e, "51:1: ';' expected near 'int'");
+}
+
+#[test]
+fn identical_redeclarations_are_fine_conflicting_ones_are_not() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let text = "typedef int myint; int f(int a); struct s { int x; struct { int y; } in; }; enum e { A, B }; extern int v; static const int K = 3;";
+    def(&mut t, &mut s, text);
+    def(&mut t, &mut s, text);
+    def(&mut t, &mut s, "int f(int other_name);");
+    assert_eq!(err(&mut t, &mut s, "typedef long myint;"), "1:14: attempt to redefine 'myint'");
+    assert_eq!(err(&mut t, &mut s, "struct s { long x; };"), "1:8: attempt to redefine 's'");
+    assert_eq!(err(&mut t, &mut s, "union s;"), "1:7: attempt to redefine 's'");
+    assert_eq!(err(&mut t, &mut s, "enum e { A, C };"), "1:6: attempt to redefine 'e'");
+    assert_eq!(err(&mut t, &mut s, "double f(int);"), "1:8: attempt to redefine 'f'");
+}
+
+#[test]
+fn failed_cdef_leaves_no_new_name() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "struct later;");
+    let later = s.tag(&t, TagKind::Struct, "later").unwrap();
+    let e = err(&mut t, &mut s, "typedef int t1; struct later { int x; }; struct fresh { int y; }; enum { K1 = 5 }; int f1(void); oops");
+    assert!(e.ends_with("declaration specifier expected near 'oops'"), "{e}");
+    assert!(s.typedef("t1").is_none() && s.constant("K1").is_none() && s.function("f1").is_none());
+    assert!(s.tag(&t, TagKind::Struct, "fresh").is_none());
+    assert!(t.record_body(later).is_none(), "a record completed by a failed cdef is incomplete again");
+    def(&mut t, &mut s, "struct later { int x; }; typedef int t1;");
+}
+
+#[test]
+fn parse_type_rejects_names_and_unknown_tags_but_accepts_bodies() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let e = parse_type(&mut t, &mut s, "int x", &[]).unwrap_err();
+    assert_eq!(e.to_string(), "1:5: '<eof>' expected near 'x'");
+    let e = parse_type(&mut t, &mut s, "struct nope *", &[]).unwrap_err();
+    assert_eq!(e.to_string(), "1:8: undeclared or implicit tag 'nope'");
+    let q = parse_type(&mut t, &mut s, "struct { int x; double y; }", &[]).unwrap();
+    assert_eq!(t.size_of(q.id).unwrap(), 16);
+    parse_type(&mut t, &mut s, "enum { RED, GREEN }", &[]).unwrap();
+    assert_eq!(s.constant("GREEN").unwrap().value, 1);
+}
+
+#[test]
+fn dollar_parameters_stand_for_types_numbers_and_names() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let int = QualType::plain(t.int(IntKind::Int));
+    let q = parse_type(&mut t, &mut s, "$ *[$]", &[CParam::Type(int), CParam::Int(5)]).unwrap();
+    assert_eq!(t.display(q), "int *[5]");
+    cdef(&mut t, &mut s, "struct $ { $ $; }; enum { V = $ };", &[CParam::Name("pt".into()), CParam::Type(int), CParam::Name("x".into()), CParam::Int(-3)]).unwrap();
+    assert_eq!(offset(&t, &s, "pt", "x"), 0);
+    assert_eq!(s.constant("V").unwrap().value, -3);
+    let e = parse_type(&mut t, &mut s, "$ *", &[]).unwrap_err();
+    assert_eq!(e.to_string(), "1:1: wrong number of type parameters");
+    let e = parse_type(&mut t, &mut s, "int", &[CParam::Int(1)]).unwrap_err();
+    assert_eq!(e.to_string(), "1:4: wrong number of type parameters");
+    let e = parse_type(&mut t, &mut s, "$", &[CParam::Int(1)]).unwrap_err();
+    assert_eq!(e.to_string(), "1:1: declaration specifier expected near '$'");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let deep = format!("int {}x{};", "(".repeat(5000), ")".repeat(5000));
+    assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
+    let deep = format!("enum {{ A = {}1{} }};", "(".repeat(5000), ")".repeat(5000));
+    assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
+    let deep = format!("{}{}", "struct { ".repeat(3000), "int x; } a; ".repeat(3000));
+    assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
+    let stars = format!("int {}p;", "*".repeat(1000));
+    assert!(err(&mut t, &mut s, &stars).ends_with("chunk has too many syntax levels"));
+}
+
+#[test]
+fn find_member_reaches_through_anonymous_members_with_offsets() {
+    let (mut t, mut s) = setup(Target::X86_WIN);
+    def(&mut t, &mut s, "struct v { int kind; union { struct { short lo, hi; }; const double d; }; };");
+    let v = s.tag(&t, TagKind::Struct, "v").unwrap();
+    let hi = find_member(&t, v, "hi").unwrap();
+    assert_eq!(hi.offset, 10);
+    assert_eq!(t.display(find_member(&t, v, "d").unwrap().ty), "const double");
+    assert!(find_member(&t, v, "nope").is_none());
+}
