@@ -1,0 +1,544 @@
+//! Lowering: one `emit_<step>` function per [`Step`], in the frame of [`crate::frame`].
+//!
+//! Register roles: `rbx` = `L` (stubs), `rbp` = frame pointer, `rax` = helper address and
+//! return value, `r10` = a pointer read from a slot for a store or load through it, `r11` =
+//! scratch for memory-to-memory moves. `r10` and `r11` are volatile and never carry an
+//! argument in the Microsoft convention, so no argument register is disturbed.
+
+// dynasm! expands every dynamic register `Rq(n)` to `n.into()`, a no-op on u8.
+#![allow(clippy::useless_conversion)]
+
+use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
+use abi_model::helpers::Helper;
+use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind};
+use abi_model::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::{BackendError, CodeEnv, Target};
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+/// The one `dynasm!` wrapper: x64, with the registers the code keeps live named by role.
+macro_rules! asm {
+    ($ops:expr; $($t:tt)*) => {
+        dynasm!($ops
+            ; .arch x64
+            ; .alias lua_state, rbx
+            ; .alias frame_ptr, rbp
+            ; .alias through, r10
+            ; .alias scratch, r11
+            ; $($t)*
+        )
+    };
+}
+
+const RAX: u8 = 0;
+const R10: u8 = 10;
+const R11: u8 = 11;
+
+fn unsupported(msg: impl Into<String>) -> BackendError {
+    BackendError::Unsupported(msg.into())
+}
+
+/// How a value of `kind` is widened when loaded into a 32/64-bit register: booleans and
+/// small integers to 32 bits by their signedness (the helpers' `int` parameters, and what
+/// gcc and MSVC callers do), everything else loaded as is.
+fn ext_of(kind: ValueKind) -> Ext {
+    match kind {
+        ValueKind::Bool => Ext::Zero,
+        ValueKind::Int { size: 1 | 2, signed: true } => Ext::Sign,
+        ValueKind::Int { size: 1 | 2, signed: false } => Ext::Zero,
+        _ => Ext::None,
+    }
+}
+
+fn is_float(kind: ValueKind) -> bool {
+    matches!(kind, ValueKind::F32 | ValueKind::F64)
+}
+
+/// A source for a helper argument: an operand of the program, or the 32-bit result of the
+/// previous helper call (the argument count, for `luaffi_argcount_error`).
+#[derive(Clone, Copy, Debug)]
+enum Src {
+    Op(Operand),
+    PreviousResult32,
+}
+
+/// The argument-count check's out-of-line failure path, emitted after the epilogue.
+struct ArgCountFailure {
+    label: DynamicLabel,
+    expected: i32,
+}
+
+pub(crate) struct Emitter<'a> {
+    ops: VecAssembler<X64Relocation>,
+    env: &'a CodeEnv,
+    frame: Frame,
+    /// Bytes currently reserved below the body stack pointer for a helper call.
+    below: u32,
+    failures: Vec<ArgCountFailure>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(base: u64, env: &'a CodeEnv, frame: Frame) -> Result<Emitter<'a>, BackendError> {
+        let base = usize::try_from(base).map_err(|_| unsupported(format!("base address {base:#x} does not fit this host's usize")))?;
+        Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new() })
+    }
+
+    /// `[rsp + disp]` of a slot, counting what a helper call has reserved below the body.
+    fn disp(&self, slot: Slot) -> Result<i32, BackendError> {
+        let d = self.frame.disp(slot)? + i64::from(self.below);
+        i32::try_from(d).map_err(|_| BackendError::Assembler(format!("displacement {d} of {slot} is out of range")))
+    }
+
+    // ----- small instruction groups -----
+
+    /// Loads `size` bytes at `[base + disp]` into GPR `reg`, widened as `ext` says.
+    fn load_gpr(&mut self, reg: u8, base: u8, disp: i32, size: u32, ext: Ext) -> Result<(), BackendError> {
+        match (size, ext) {
+            (1, Ext::Sign) => asm!(self.ops; movsx Rd(reg), BYTE [Rq(base) + disp]),
+            (1, _) => asm!(self.ops; movzx Rd(reg), BYTE [Rq(base) + disp]),
+            (2, Ext::Sign) => asm!(self.ops; movsx Rd(reg), WORD [Rq(base) + disp]),
+            (2, _) => asm!(self.ops; movzx Rd(reg), WORD [Rq(base) + disp]),
+            (4, _) => asm!(self.ops; mov Rd(reg), DWORD [Rq(base) + disp]),
+            (8, _) => asm!(self.ops; mov Rq(reg), QWORD [Rq(base) + disp]),
+            _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register load"))),
+        }
+        Ok(())
+    }
+
+    /// Stores the low `size` bytes of GPR `reg` at `[base + disp]`.
+    fn store_gpr(&mut self, reg: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
+        match size {
+            1 => asm!(self.ops; mov BYTE [Rq(base) + disp], Rb(reg)),
+            2 => asm!(self.ops; mov WORD [Rq(base) + disp], Rw(reg)),
+            4 => asm!(self.ops; mov DWORD [Rq(base) + disp], Rd(reg)),
+            8 => asm!(self.ops; mov QWORD [Rq(base) + disp], Rq(reg)),
+            _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register store"))),
+        }
+        Ok(())
+    }
+
+    fn load_xmm(&mut self, xmm: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
+        match size {
+            4 => asm!(self.ops; movss Rx(xmm), DWORD [Rq(base) + disp]),
+            8 => asm!(self.ops; movsd Rx(xmm), QWORD [Rq(base) + disp]),
+            _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar load"))),
+        }
+        Ok(())
+    }
+
+    fn store_xmm(&mut self, xmm: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
+        match size {
+            4 => asm!(self.ops; movss DWORD [Rq(base) + disp], Rx(xmm)),
+            8 => asm!(self.ops; movsd QWORD [Rq(base) + disp], Rx(xmm)),
+            _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar store"))),
+        }
+        Ok(())
+    }
+
+    /// The memory a [`Dest`] names, as (base register, displacement): a slot is
+    /// `[rsp + d]`; `Through(slot)` first loads the pointer at the slot into `r10`.
+    fn dest_mem(&mut self, dest: Dest) -> Result<(u8, i32), BackendError> {
+        match dest {
+            Dest::At(slot) => Ok((Gpr::SP.0, self.disp(slot)?)),
+            Dest::Through(slot) => {
+                let d = self.disp(slot)?;
+                asm!(self.ops; mov through, QWORD [rsp + d]);
+                Ok((R10, 0))
+            }
+        }
+    }
+
+    fn mov_imm64(&mut self, reg: u8, value: u64) {
+        asm!(self.ops; mov Rq(reg), QWORD value as i64);
+    }
+
+    /// `reg` = the operand, widened to the `width` (4 or 8) of the parameter it feeds.
+    fn load_src_gpr(&mut self, reg: u8, src: Src, width: u32) -> Result<(), BackendError> {
+        match src {
+            Src::Op(Operand::L) => match self.frame.kind {
+                FrameKind::Stub => asm!(self.ops; mov Rq(reg), lua_state),
+                FrameKind::Thunk => return Err(unsupported("operand L in a thunk: the thunk keeps L in a staging slot (use *stage[..])")),
+            },
+            Src::Op(Operand::Imm(i)) if width == 8 => asm!(self.ops; mov Rq(reg), DWORD i),
+            Src::Op(Operand::Imm(i)) => asm!(self.ops; mov Rd(reg), DWORD i),
+            Src::Op(Operand::Ctype(r)) => self.mov_imm64(reg, self.env.ctype(r)),
+            Src::Op(Operand::CallbackData) => self.mov_imm64(reg, self.env.callback_data),
+            Src::Op(Operand::Value { at, kind }) => {
+                let size = kind.size(8);
+                if size > width.max(4) || matches!(kind, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Void) {
+                    return Err(unsupported(format!("a {kind} value cannot be passed in a {width}-byte helper parameter")));
+                }
+                let d = self.disp(at)?;
+                self.load_gpr(reg, Gpr::SP.0, d, size, ext_of(kind))?;
+            }
+            Src::Op(Operand::Addr(slot)) => {
+                let d = self.disp(slot)?;
+                asm!(self.ops; lea Rq(reg), [rsp + d]);
+            }
+            Src::Op(Operand::PtrAt(slot)) => {
+                let d = self.disp(slot)?;
+                asm!(self.ops; mov Rq(reg), QWORD [rsp + d]);
+            }
+            Src::PreviousResult32 => asm!(self.ops; mov Rd(reg), eax),
+        }
+        Ok(())
+    }
+
+    /// Calls `helper` as its own plan says: its home space (`frame_bytes`) reserved below
+    /// the body for this call only, stack-located arguments first (through `r11`), then the
+    /// register arguments, then `call` through `rax`. The result is stored at `ret_to` once
+    /// the reservation is released.
+    fn call_helper(&mut self, helper: Helper, srcs: &[Src], ret_to: Option<Slot>) -> Result<(), BackendError> {
+        let plan = helper.plan(Target::X64_WIN);
+        if plan.args.len() != srcs.len() {
+            return Err(unsupported(format!("{} takes {} arguments, the program gives {}", helper.name(), plan.args.len(), srcs.len())));
+        }
+        if plan.stack_align == 0 || !STACK_ALIGN.is_multiple_of(plan.stack_align) {
+            return Err(unsupported(format!("{} needs a {}-byte aligned stack", helper.name(), plan.stack_align)));
+        }
+        let reserve = plan.frame_bytes();
+        if self.below != 0 {
+            return Err(unsupported("nested helper calls"));
+        }
+        let mut placed = Vec::with_capacity(srcs.len());
+        for (arg, src) in plan.args.iter().zip(srcs) {
+            let abi_model::ArgPass::Direct(parts) = &arg.pass else {
+                return Err(unsupported(format!("{} has a by-reference parameter", helper.name())));
+            };
+            let [part] = parts.as_slice() else {
+                return Err(unsupported(format!("{} has a parameter in {} places", helper.name(), parts.len())));
+            };
+            placed.push((part.loc, arg.value, *src));
+        }
+        if reserve > 0 {
+            asm!(self.ops; sub rsp, reserve as i32);
+        }
+        self.below = reserve;
+        // Stack arguments go first: they use r11 only, never an argument register.
+        for &(loc, kind, src) in &placed {
+            if let Loc::Stack { offset } = loc {
+                let width = kind.size(8);
+                match src {
+                    Src::Op(Operand::Value { at, kind: vk }) if is_float(vk) => {
+                        let d = self.disp(at)?;
+                        self.load_gpr(R11, Gpr::SP.0, d, vk.size(8), Ext::None)?;
+                    }
+                    _ => self.load_src_gpr(R11, src, width)?,
+                }
+                let offset = i32::try_from(offset).map_err(|_| unsupported("helper stack offset out of range"))?;
+                asm!(self.ops; mov QWORD [rsp + offset], scratch);
+            }
+        }
+        for &(loc, kind, src) in &placed {
+            match loc {
+                Loc::Stack { .. } => {}
+                Loc::Gpr(g) if g == Gpr::AX => return Err(unsupported(format!("{} takes an argument in rax, which holds the helper's address", helper.name()))),
+                Loc::Gpr(g) => self.load_src_gpr(g.0, src, kind.size(8))?,
+                Loc::Xmm(x) => match src {
+                    Src::Op(Operand::Value { at, kind: vk }) if is_float(vk) => {
+                        let d = self.disp(at)?;
+                        self.load_xmm(x.0, Gpr::SP.0, d, vk.size(8))?;
+                    }
+                    other => return Err(unsupported(format!("{other:?} cannot be passed in xmm{} to {}", x.0, helper.name()))),
+                },
+            }
+        }
+        self.mov_imm64(RAX, self.env.helper(helper));
+        asm!(self.ops; call rax);
+        if reserve > 0 {
+            asm!(self.ops; add rsp, reserve as i32);
+        }
+        self.below = 0;
+        if let Some(slot) = ret_to {
+            // Stored at the helper's own return width.
+            let RetPlan { value, loc } = plan.ret;
+            let d = self.disp(slot)?;
+            match loc {
+                RetLoc::Gpr => self.store_gpr(RAX, Gpr::SP.0, d, value.size(8))?,
+                RetLoc::Xmm0 => self.store_xmm(0, Gpr::SP.0, d, value.size(8))?,
+                other => return Err(unsupported(format!("{} returns in {other:?}, which has no value to store", helper.name()))),
+            }
+        }
+        Ok(())
+    }
+
+    // ----- prologue and epilogues -----
+
+    /// Touches every page of the allocation, top down, without moving rsp: a read in each
+    /// page commits the guard page before the next one is reached, as `__chkstk` does.
+    fn probe_pages(&mut self) {
+        if self.frame.alloc < PAGE {
+            return;
+        }
+        let mut depth = 0u32;
+        while depth < self.frame.alloc {
+            depth = (depth + PAGE).min(self.frame.alloc);
+            let d = -(depth as i32);
+            asm!(self.ops; test DWORD [rsp + d], eax);
+        }
+    }
+
+    fn emit_prologue(&mut self) {
+        match self.frame.kind {
+            FrameKind::Stub => {
+                asm!(self.ops
+                    ; push frame_ptr
+                    ; push lua_state
+                    ; mov frame_ptr, rsp
+                );
+            }
+            FrameKind::Thunk => {
+                asm!(self.ops
+                    ; push frame_ptr
+                    ; mov frame_ptr, rsp
+                );
+            }
+        }
+        self.probe_pages();
+        let alloc = self.frame.alloc as i32;
+        asm!(self.ops; sub rsp, alloc);
+        if self.frame.kind == FrameKind::Stub {
+            // lua_CFunction: L arrives in rcx.
+            asm!(self.ops; mov lua_state, rcx);
+        }
+    }
+
+    /// The epilogue after the frame pointer was set: `lea rsp, [rbp]`, then the pops (the
+    /// form the Microsoft x64 epilogue rules allow with a frame pointer).
+    fn emit_epilogue(&mut self, pops: u16) {
+        match self.frame.kind {
+            FrameKind::Stub => asm!(self.ops
+                ; lea rsp, [frame_ptr + 0]
+                ; pop lua_state
+                ; pop frame_ptr
+            ),
+            FrameKind::Thunk => asm!(self.ops
+                ; lea rsp, [frame_ptr + 0]
+                ; pop frame_ptr
+            ),
+        }
+        if pops == 0 {
+            asm!(self.ops; ret);
+        } else {
+            asm!(self.ops; ret pops as i16);
+        }
+    }
+
+    fn emit_failures(&mut self) -> Result<(), BackendError> {
+        for f in std::mem::take(&mut self.failures) {
+            asm!(self.ops; =>f.label);
+            // eax still holds the count luaffi_gettop returned.
+            self.call_helper(Helper::ArgCountError, &[Src::Op(Operand::L), Src::Op(Operand::Imm(f.expected)), Src::PreviousResult32], None)?;
+            // luaffi_argcount_error raises a Lua error and never returns.
+            asm!(self.ops; ud2);
+        }
+        Ok(())
+    }
+
+    // ----- one function per step -----
+
+    fn lower(&mut self, step: &Step) -> Result<(), BackendError> {
+        match step {
+            Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected),
+            Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to),
+            Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to),
+            Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to),
+            Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext),
+            Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from),
+            Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of),
+            Step::SetAl(n) => self.emit_set_al(*n),
+            Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops),
+            Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to),
+            Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to),
+            Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from),
+            Step::ReturnToLua { results } => self.emit_return_to_lua(*results),
+            Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr),
+        }
+    }
+
+    fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
+        self.require(FrameKind::Stub, "check-args")?;
+        self.call_helper(Helper::ArgCount, &[Src::Op(Operand::L)], None)?;
+        let label = self.ops.new_dynamic_label();
+        asm!(self.ops
+            ; cmp eax, expected
+            ; jne =>label
+        );
+        self.failures.push(ArgCountFailure { label, expected });
+        Ok(())
+    }
+
+    fn emit_call_helper(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
+        let srcs: Vec<Src> = args.iter().map(|a| Src::Op(*a)).collect();
+        self.call_helper(helper, &srcs, ret_to)
+    }
+
+    fn emit_store_addr(&mut self, of: Slot, to: Slot) -> Result<(), BackendError> {
+        let (of, to) = (self.disp(of)?, self.disp(to)?);
+        asm!(self.ops
+            ; lea scratch, [rsp + of]
+            ; mov QWORD [rsp + to], scratch
+        );
+        Ok(())
+    }
+
+    fn emit_copy_ptr(&mut self, from: Slot, to: Slot) -> Result<(), BackendError> {
+        let (from, to) = (self.disp(from)?, self.disp(to)?);
+        asm!(self.ops
+            ; mov scratch, QWORD [rsp + from]
+            ; mov QWORD [rsp + to], scratch
+        );
+        Ok(())
+    }
+
+    fn emit_load_arg(&mut self, to: Loc, from: Slot, size: u32, ext: Ext) -> Result<(), BackendError> {
+        let d = self.disp(from)?;
+        match to {
+            Loc::Gpr(g) => self.load_gpr(g.0, Gpr::SP.0, d, size, ext),
+            Loc::Xmm(x) if ext == Ext::None => self.load_xmm(x.0, Gpr::SP.0, d, size),
+            Loc::Xmm(x) => Err(unsupported(format!("widening {ext:?} into xmm{}", x.0))),
+            Loc::Stack { .. } => Err(unsupported("load-arg into a stack location (arguments on the stack are converted in place)")),
+        }
+    }
+
+    fn emit_load_ptr(&mut self, to: Loc, from: Slot) -> Result<(), BackendError> {
+        let Loc::Gpr(g) = to else { return Err(unsupported(format!("a pointer loaded into {to}"))) };
+        let d = self.disp(from)?;
+        asm!(self.ops; mov Rq(g.0), QWORD [rsp + d]);
+        Ok(())
+    }
+
+    fn emit_load_addr(&mut self, to: Loc, of: Slot) -> Result<(), BackendError> {
+        let Loc::Gpr(g) = to else { return Err(unsupported(format!("an address loaded into {to}"))) };
+        let d = self.disp(of)?;
+        asm!(self.ops; lea Rq(g.0), [rsp + d]);
+        Ok(())
+    }
+
+    /// The Microsoft convention has no `al` rule; a program that asks for it gets it (it
+    /// costs nothing: the target is called through memory, not through rax).
+    fn emit_set_al(&mut self, n: u8) -> Result<(), BackendError> {
+        asm!(self.ops; mov al, n as i8);
+        Ok(())
+    }
+
+    fn emit_call_target(&mut self, via: Slot, callee_pops: u32) -> Result<(), BackendError> {
+        self.require(FrameKind::Stub, "call")?;
+        let d = self.disp(via)?;
+        // Called through its staged address, so no register is needed: every argument
+        // register is already loaded.
+        asm!(self.ops; call QWORD [rsp + d]);
+        if callee_pops > 0 {
+            // Put back what the callee removed so sp is the body stack pointer again.
+            let n = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops out of range"))?;
+            asm!(self.ops; sub rsp, n);
+        }
+        Ok(())
+    }
+
+    fn emit_save_return(&mut self, ret: RetPlan, to: Dest) -> Result<(), BackendError> {
+        let size = ret.value.size(8);
+        match ret.loc {
+            RetLoc::Void => Ok(()),
+            RetLoc::Gpr => {
+                let (base, d) = self.dest_mem(to)?;
+                self.store_gpr(RAX, base, d, size)
+            }
+            RetLoc::Xmm0 => {
+                let (base, d) = self.dest_mem(to)?;
+                self.store_xmm(0, base, d, size)
+            }
+            // The callee filled the buffer itself; rax holds its address, nothing to store.
+            RetLoc::Sret { .. } => Ok(()),
+            other => Err(not_win64_return(other)),
+        }
+    }
+
+    fn emit_spill(&mut self, from: Loc, size: u32, to: Slot) -> Result<(), BackendError> {
+        self.require(FrameKind::Thunk, "spill")?;
+        // The header's top 8 bytes hold the saved rbp; a spill must stay below them.
+        if let Slot::Entry(o) = to {
+            if o < 0 && i64::from(o) + i64::from(size) > -8 {
+                return Err(unsupported(format!("spill to {to} would overwrite the saved frame pointer")));
+            }
+        }
+        let d = self.disp(to)?;
+        match from {
+            Loc::Gpr(g) => self.store_gpr(g.0, Gpr::SP.0, d, size),
+            Loc::Xmm(x) => self.store_xmm(x.0, Gpr::SP.0, d, size),
+            Loc::Stack { .. } => Err(unsupported("spill from a stack location")),
+        }
+    }
+
+    fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
+        self.require(FrameKind::Thunk, "load-return")?;
+        let size = ret.value.size(8);
+        match ret.loc {
+            RetLoc::Void => Ok(()),
+            RetLoc::Gpr => {
+                let (base, d) = self.dest_mem(from)?;
+                // Small integers are widened by their type (records: zero-filled), so rax
+                // holds no stale bytes even though callers must not rely on it.
+                self.load_gpr(RAX, base, d, size, ext_of(ret.value))
+            }
+            RetLoc::Xmm0 => {
+                let (base, d) = self.dest_mem(from)?;
+                self.load_xmm(0, base, d, size)
+            }
+            // The buffer was filled in place; ReturnToC puts its address in rax.
+            RetLoc::Sret { .. } => Ok(()),
+            other => Err(not_win64_return(other)),
+        }
+    }
+
+    fn emit_return_to_lua(&mut self, results: u32) -> Result<(), BackendError> {
+        self.require(FrameKind::Stub, "return to Lua")?;
+        let n = i32::try_from(results).map_err(|_| unsupported("result count out of range"))?;
+        asm!(self.ops; mov eax, n);
+        self.emit_epilogue(0);
+        Ok(())
+    }
+
+    fn emit_return_to_c(&mut self, pops: u32, ret_ptr: Option<Slot>) -> Result<(), BackendError> {
+        self.require(FrameKind::Thunk, "return to C")?;
+        let pops = u16::try_from(pops).map_err(|_| unsupported(format!("ret {pops}: more than 65535 bytes to pop")))?;
+        if let Some(slot) = ret_ptr {
+            // Microsoft x64 "Return values": the callee returns the buffer's address in rax.
+            let d = self.disp(slot)?;
+            asm!(self.ops; mov rax, QWORD [rsp + d]);
+        }
+        self.emit_epilogue(pops);
+        Ok(())
+    }
+
+    fn require(&self, kind: FrameKind, what: &str) -> Result<(), BackendError> {
+        if self.frame.kind == kind {
+            Ok(())
+        } else {
+            Err(unsupported(format!("{what} in a {:?} program", self.frame.kind)))
+        }
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, BackendError> {
+        self.emit_failures()?;
+        self.ops.finalize().map_err(|e| BackendError::Assembler(e.to_string()))
+    }
+}
+
+fn not_win64_return(loc: RetLoc) -> BackendError {
+    unsupported(format!("{loc:?} is not a Microsoft x64 return location"))
+}
+
+/// Lowers `program` with `frame`, assembled to run at `base`.
+pub(crate) fn lower_program(program: &Program, frame: Frame, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    let mut e = Emitter::new(base, env, frame)?;
+    e.emit_prologue();
+    let last_is_return = matches!(program.steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. }));
+    if !last_is_return {
+        return Err(unsupported("the program does not end with a return step"));
+    }
+    for step in &program.steps {
+        e.lower(step)?;
+    }
+    e.finish()
+}

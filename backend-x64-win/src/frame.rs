@@ -1,0 +1,140 @@
+//! Frame layouts of stubs and thunks: where each [`Slot`] lives relative to the body stack
+//! pointer, and how much the prologue allocates.
+//!
+//! Both frames keep `rbp` as a frame pointer. Helper calls move `rsp` in the body (each
+//! reserves its own home space), and the Microsoft x64 rules allow that only in a function
+//! that has established a frame pointer ("x64 stack usage": "If space is dynamically
+//! allocated ... a nonvolatile register must be used as a frame pointer"). Every register is
+//! pushed *before* `mov rbp, rsp`, so an unwinder that restores `rsp` from `rbp` finds them
+//! ("x64 prolog and epilog"; the unwind codes are then: push, push, set-frame 0, alloc).
+//!
+//! Stub (`int stub(lua_State *L)`, `E` = the stack pointer at entry, `E ≡ 8 (mod 16)` because
+//! the caller's `call` pushed the return address onto a 16-aligned stack):
+//!
+//! ```text
+//!   [E+8,  E+40)          home space Lua's caller reserved for us (unused)
+//!   [E]                   return address
+//!   [E-8]                 saved rbp
+//!   [E-16]                saved rbx                      <- rbp (frame pointer)
+//!   [E-24]                padding to 16
+//!   [sp+out, sp+out+stage) staging area          Slot::Stage(o) = [sp + out + o]
+//!   [sp+32,  sp+out)      stack arguments, by-reference copies
+//!   [sp,     sp+32)       the target's home space  Slot::Out(o)   = [sp + o]
+//!   sp ≡ 0 (mod 16)       body stack pointer; alloc = out + stage + 8
+//!   [sp-32,  sp)          a helper's home space, reserved (sub rsp, 32) for that call only
+//! ```
+//!
+//! `rbx` holds `L` for the whole stub (callee-saved, so helpers keep it).
+//!
+//! Thunk (a C function a C caller calls; the model's [`Program::entry_bytes`] below `E` are
+//! ours: its 32-byte header, then the save area):
+//!
+//! ```text
+//!   [E+40, ...)           the caller's stack arguments  Slot::Entry(+o) = [E + o]
+//!   [E+8,  E+40)          the caller's home space for our register arguments (unused: the
+//!                         model spills into its own save area)
+//!   [E]                   return address
+//!   [E-8]                 saved rbp                      <- rbp (frame pointer)
+//!   [E-32, E-8)           rest of the model's header (unused)
+//!   [E-entry, E-32)       save area: spills             Slot::Entry(-o) = [E - o]
+//!   [sp+stage, E-entry)   padding to 16 (at least 8)
+//!   [sp, sp+stage)        staging area                   Slot::Stage(o) = [sp + o]
+//!   sp ≡ 0 (mod 16)       alloc = round16(entry) + stage, E = sp + alloc + 8
+//!   [sp-32,  sp)          a helper's home space, reserved for that call only
+//! ```
+
+use abi_model::steps::{Program, Slot};
+use abi_model::BackendError;
+
+/// Stack alignment at every call (Microsoft x64: "The stack will always be maintained
+/// 16-byte aligned, except within the prolog").
+pub const STACK_ALIGN: u32 = 16;
+
+/// Page size of Windows x64: frames larger than this are probed page by page before they are
+/// allocated, as `__chkstk` does ("x64 prolog and epilog": a fixed allocation of more than
+/// one page "must be checked before it's allocated").
+pub const PAGE: u32 = 4096;
+
+/// The largest frame this backend builds: the default stack reserve of a Windows executable
+/// (1 MiB). A bigger frame could never run on the default stack; it is reported as
+/// [`BackendError::Unsupported`] instead.
+pub const MAX_FRAME: u32 = 1 << 20;
+
+/// Which kind of program a frame belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A call stub (`lua_CFunction`).
+    Stub,
+    /// A callback thunk.
+    Thunk,
+}
+
+/// The frame of one stub or thunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Stub or thunk.
+    pub kind: FrameKind,
+    /// Bytes of the target's outgoing area at `[sp, sp + out)` (stubs), a multiple of 16.
+    pub out: u32,
+    /// Bytes of the staging area, a multiple of 16.
+    pub stage: u32,
+    /// Bytes below the return address the model's `Slot::Entry` offsets reach into (thunks).
+    pub entry: u32,
+    /// Registers the prologue pushes, in push order (rbp first).
+    pub pushed: &'static [u8],
+    /// Bytes `sub rsp, alloc` allocates after the pushes.
+    pub alloc: u32,
+}
+
+fn round16(n: u32) -> Option<u32> {
+    n.checked_next_multiple_of(STACK_ALIGN)
+}
+
+fn too_big(what: &str, bytes: impl std::fmt::Display) -> BackendError {
+    BackendError::Unsupported(format!("{what} of {bytes} bytes exceeds the {MAX_FRAME}-byte limit of this backend"))
+}
+
+impl Frame {
+    /// The stub frame for `program`.
+    pub fn stub(program: &Program) -> Result<Frame, BackendError> {
+        let out = round16(program.out_bytes).ok_or_else(|| too_big("outgoing area", program.out_bytes))?;
+        let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
+        // Two pushes leave sp ≡ 8 (mod 16); 8 more bytes of padding realign it.
+        let alloc = out.checked_add(stage).and_then(|n| n.checked_add(8)).filter(|n| *n <= MAX_FRAME).ok_or_else(|| too_big("stub frame", u64::from(out) + u64::from(stage) + 8))?;
+        Ok(Frame { kind: FrameKind::Stub, out, stage, entry: 0, pushed: &[5, 3], alloc })
+    }
+
+    /// The thunk frame for `program`.
+    pub fn thunk(program: &Program) -> Result<Frame, BackendError> {
+        if program.entry_bytes < 8 {
+            return Err(BackendError::Unsupported(format!("the thunk needs at least 8 header bytes below the return address to save rbp; the program gives {}", program.entry_bytes)));
+        }
+        let entry = round16(program.entry_bytes).ok_or_else(|| too_big("entry area", program.entry_bytes))?;
+        let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
+        // One push leaves sp ≡ 0 (mod 16); both parts are multiples of 16.
+        let alloc = entry.checked_add(stage).filter(|n| *n <= MAX_FRAME).ok_or_else(|| too_big("thunk frame", u64::from(entry) + u64::from(stage)))?;
+        Ok(Frame { kind: FrameKind::Thunk, out: 0, stage, entry, pushed: &[5], alloc })
+    }
+
+    /// Bytes between the body stack pointer and the entry stack pointer `E`.
+    pub fn body_to_entry(&self) -> u32 {
+        self.alloc + 8 * self.pushed.len() as u32
+    }
+
+    /// The displacement of `slot` from the body stack pointer, or an error when the slot is
+    /// not part of this frame.
+    pub fn disp(&self, slot: Slot) -> Result<i64, BackendError> {
+        let bad = |why: &str| BackendError::Unsupported(format!("{slot} {why} of this {:?} frame", self.kind));
+        match (self.kind, slot) {
+            (FrameKind::Stub, Slot::Out(o)) if o < self.out => Ok(i64::from(o)),
+            (FrameKind::Stub, Slot::Out(_)) => Err(bad("is outside the outgoing area")),
+            (FrameKind::Stub, Slot::Stage(o)) if o < self.stage => Ok(i64::from(self.out) + i64::from(o)),
+            (FrameKind::Thunk, Slot::Stage(o)) if o < self.stage => Ok(i64::from(o)),
+            (_, Slot::Stage(_)) => Err(bad("is outside the staging area")),
+            (FrameKind::Thunk, Slot::Entry(o)) if i64::from(o) >= -i64::from(self.entry) => Ok(i64::from(self.body_to_entry()) + i64::from(o)),
+            (FrameKind::Thunk, Slot::Entry(_)) => Err(bad("is below the entry area")),
+            (FrameKind::Stub, Slot::Entry(_)) => Err(bad("is not part")),
+            (FrameKind::Thunk, Slot::Out(_)) => Err(bad("is not part")),
+        }
+    }
+}
