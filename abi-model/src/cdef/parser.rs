@@ -428,7 +428,7 @@ impl<'a> Parser<'a> {
     pub(crate) fn define_symbol(&mut self, name: &Token, sym: Symbol) -> Result<(), CdefError> {
         let Tok::Ident(n) = &name.tok else { return Ok(()) };
         if let Some(old) = self.scope.symbol(n) {
-            if *old == sym {
+            if super::same::symbols_equivalent(self.table, old, &sym) {
                 return Ok(());
             }
             return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));

@@ -1,6 +1,7 @@
 //! Structural equality of struct/union bodies, for redeclarations: a second identical body
 //! of a tagged record is accepted, a different one is a redefinition.
 
+use super::Symbol;
 use crate::types::{CType, QualType, TypeId, TypeTable};
 
 /// Deepest nesting compared (anonymous members nest no deeper than the parser allows).
@@ -10,6 +11,19 @@ const MAX_DEPTH: u32 = 64;
 /// being the same type or anonymous records (or pointers/arrays of them) with equal bodies.
 pub(crate) fn records_equivalent(table: &TypeTable, a: TypeId, b: TypeId) -> bool {
     bodies_equal(table, a, b, 0)
+}
+
+/// True when a redeclaration means the same as the first declaration: the same kind of
+/// symbol with the same type, anonymous structs, unions and enums compared by body (so
+/// `typedef struct { int q; } div_t;` may be pasted twice, as LuaJIT allows).
+pub(crate) fn symbols_equivalent(table: &TypeTable, a: &Symbol, b: &Symbol) -> bool {
+    match (a, b) {
+        (Symbol::Typedef(x), Symbol::Typedef(y)) => same_type(table, *x, *y, 0),
+        (Symbol::Function(x), Symbol::Function(y)) => x.asm_name == y.asm_name && same_type(table, x.ty.into(), y.ty.into(), 0),
+        (Symbol::Variable(x), Symbol::Variable(y)) => x.asm_name == y.asm_name && same_type(table, x.ty, y.ty, 0),
+        (Symbol::Constant(x), Symbol::Constant(y)) => x.value == y.value && same_type(table, x.ty, y.ty, 0),
+        _ => false,
+    }
 }
 
 fn bodies_equal(table: &TypeTable, a: TypeId, b: TypeId, depth: u32) -> bool {
@@ -46,6 +60,13 @@ fn same_type(table: &TypeTable, a: QualType, b: QualType, depth: u32) -> bool {
         (CType::Enum(x), CType::Enum(y)) if x.tag.is_none() && y.tag.is_none() => x.constants == y.constants,
         (CType::Pointer(x), CType::Pointer(y)) => same_type(table, *x, *y, depth + 1),
         (CType::Array { elem: x, len: lx }, CType::Array { elem: y, len: ly }) => lx == ly && same_type(table, *x, *y, depth + 1),
+        (CType::Function(x), CType::Function(y)) => {
+            x.variadic == y.variadic
+                && x.conv == y.conv
+                && x.params.len() == y.params.len()
+                && same_type(table, x.ret, y.ret, depth + 1)
+                && x.params.iter().zip(&y.params).all(|(p, q)| same_type(table, p.ty, q.ty, depth + 1))
+        }
         _ => false,
     }
 }

@@ -458,3 +458,14 @@ fn find_member_reaches_through_anonymous_members_with_offsets() {
     assert_eq!(t.display(find_member(&t, v, "d").unwrap().ty), "const double");
     assert!(find_member(&t, v, "nope").is_none());
 }
+
+#[test]
+fn typedef_of_identical_anonymous_struct_may_be_redeclared() {
+    // LuaJIT ignores redeclarations; headers pasted twice must keep working.
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "typedef struct { int quot; int rem; } div_t; div_t div(int, int);");
+    let first = s.typedef("div_t").unwrap();
+    def(&mut t, &mut s, "typedef struct { int quot; int rem; } div_t; div_t div(int, int);");
+    assert_eq!(s.typedef("div_t").unwrap(), first);
+    assert_eq!(err(&mut t, &mut s, "typedef struct { int quot; long rem; } div_t;"), "1:41: attempt to redefine 'div_t'");
+}
