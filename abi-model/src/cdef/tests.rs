@@ -467,5 +467,5 @@ fn typedef_of_identical_anonymous_struct_may_be_redeclared() {
     let first = s.typedef("div_t").unwrap();
     def(&mut t, &mut s, "typedef struct { int quot; int rem; } div_t; div_t div(int, int);");
     assert_eq!(s.typedef("div_t").unwrap(), first);
-    assert_eq!(err(&mut t, &mut s, "typedef struct { int quot; long rem; } div_t;"), "1:41: attempt to redefine 'div_t'");
+    assert_eq!(err(&mut t, &mut s, "typedef struct { int quot; long rem; } div_t;"), "1:40: attempt to redefine 'div_t'");
 }
