@@ -30,6 +30,25 @@ macro_rules! asm {
     };
 }
 
+/// One instruction with a `[base + disp]` operand, where `disp` names an `i32` variable:
+/// encoded with an 8-bit displacement when the value fits (dynasm! gives every run-time
+/// displacement 32 bits otherwise). Write the instruction as usual; the macro finds the
+/// bracketed operand and adds the `BYTE` displacement hint to it.
+macro_rules! asm_disp {
+    (@scan $ops:expr, $d:ident, [$($pre:tt)*] [$($mem:tt)*] $($post:tt)*) => {
+        match i8::try_from($d) {
+            Ok($d) => asm!($ops; $($pre)* [BYTE $($mem)*] $($post)*),
+            Err(_) => asm!($ops; $($pre)* [$($mem)*] $($post)*),
+        }
+    };
+    (@scan $ops:expr, $d:ident, [$($pre:tt)*] $next:tt $($rest:tt)*) => {
+        asm_disp!(@scan $ops, $d, [$($pre)* $next] $($rest)*)
+    };
+    ($ops:expr, $d:ident; $($t:tt)*) => {
+        asm_disp!(@scan $ops, $d, [] $($t)*)
+    };
+}
+
 const RAX: u8 = 0;
 const R10: u8 = 10;
 const R11: u8 = 11;
@@ -94,12 +113,12 @@ impl<'a> Emitter<'a> {
     /// Loads `size` bytes at `[base + disp]` into GPR `reg`, widened as `ext` says.
     fn load_gpr(&mut self, reg: u8, base: u8, disp: i32, size: u32, ext: Ext) -> Result<(), BackendError> {
         match (size, ext) {
-            (1, Ext::Sign) => asm!(self.ops; movsx Rd(reg), BYTE [Rq(base) + disp]),
-            (1, _) => asm!(self.ops; movzx Rd(reg), BYTE [Rq(base) + disp]),
-            (2, Ext::Sign) => asm!(self.ops; movsx Rd(reg), WORD [Rq(base) + disp]),
-            (2, _) => asm!(self.ops; movzx Rd(reg), WORD [Rq(base) + disp]),
-            (4, _) => asm!(self.ops; mov Rd(reg), DWORD [Rq(base) + disp]),
-            (8, _) => asm!(self.ops; mov Rq(reg), QWORD [Rq(base) + disp]),
+            (1, Ext::Sign) => asm_disp!(self.ops, disp; movsx Rd(reg), BYTE [Rq(base) + disp]),
+            (1, _) => asm_disp!(self.ops, disp; movzx Rd(reg), BYTE [Rq(base) + disp]),
+            (2, Ext::Sign) => asm_disp!(self.ops, disp; movsx Rd(reg), WORD [Rq(base) + disp]),
+            (2, _) => asm_disp!(self.ops, disp; movzx Rd(reg), WORD [Rq(base) + disp]),
+            (4, _) => asm_disp!(self.ops, disp; mov Rd(reg), DWORD [Rq(base) + disp]),
+            (8, _) => asm_disp!(self.ops, disp; mov Rq(reg), QWORD [Rq(base) + disp]),
             _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register load"))),
         }
         Ok(())
@@ -108,10 +127,10 @@ impl<'a> Emitter<'a> {
     /// Stores the low `size` bytes of GPR `reg` at `[base + disp]`.
     fn store_gpr(&mut self, reg: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
         match size {
-            1 => asm!(self.ops; mov BYTE [Rq(base) + disp], Rb(reg)),
-            2 => asm!(self.ops; mov WORD [Rq(base) + disp], Rw(reg)),
-            4 => asm!(self.ops; mov DWORD [Rq(base) + disp], Rd(reg)),
-            8 => asm!(self.ops; mov QWORD [Rq(base) + disp], Rq(reg)),
+            1 => asm_disp!(self.ops, disp; mov BYTE [Rq(base) + disp], Rb(reg)),
+            2 => asm_disp!(self.ops, disp; mov WORD [Rq(base) + disp], Rw(reg)),
+            4 => asm_disp!(self.ops, disp; mov DWORD [Rq(base) + disp], Rd(reg)),
+            8 => asm_disp!(self.ops, disp; mov QWORD [Rq(base) + disp], Rq(reg)),
             _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register store"))),
         }
         Ok(())
@@ -119,8 +138,8 @@ impl<'a> Emitter<'a> {
 
     fn load_xmm(&mut self, xmm: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
         match size {
-            4 => asm!(self.ops; movss Rx(xmm), DWORD [Rq(base) + disp]),
-            8 => asm!(self.ops; movsd Rx(xmm), QWORD [Rq(base) + disp]),
+            4 => asm_disp!(self.ops, disp; movss Rx(xmm), DWORD [Rq(base) + disp]),
+            8 => asm_disp!(self.ops, disp; movsd Rx(xmm), QWORD [Rq(base) + disp]),
             _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar load"))),
         }
         Ok(())
@@ -128,8 +147,8 @@ impl<'a> Emitter<'a> {
 
     fn store_xmm(&mut self, xmm: u8, base: u8, disp: i32, size: u32) -> Result<(), BackendError> {
         match size {
-            4 => asm!(self.ops; movss DWORD [Rq(base) + disp], Rx(xmm)),
-            8 => asm!(self.ops; movsd QWORD [Rq(base) + disp], Rx(xmm)),
+            4 => asm_disp!(self.ops, disp; movss DWORD [Rq(base) + disp], Rx(xmm)),
+            8 => asm_disp!(self.ops, disp; movsd QWORD [Rq(base) + disp], Rx(xmm)),
             _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar store"))),
         }
         Ok(())
@@ -142,9 +161,25 @@ impl<'a> Emitter<'a> {
             Dest::At(slot) => Ok((Gpr::SP.0, self.disp(slot)?)),
             Dest::Through(slot) => {
                 let d = self.disp(slot)?;
-                asm!(self.ops; mov through, QWORD [rsp + d]);
+                asm_disp!(self.ops, d; mov through, QWORD [rsp + d]);
                 Ok((R10, 0))
             }
+        }
+    }
+
+    /// `sub rsp, n` with an 8-bit immediate when it fits.
+    fn sub_rsp(&mut self, n: i32) {
+        match i8::try_from(n) {
+            Ok(n) => asm!(self.ops; sub rsp, BYTE n),
+            Err(_) => asm!(self.ops; sub rsp, DWORD n),
+        }
+    }
+
+    /// `add rsp, n` with an 8-bit immediate when it fits.
+    fn add_rsp(&mut self, n: i32) {
+        match i8::try_from(n) {
+            Ok(n) => asm!(self.ops; add rsp, BYTE n),
+            Err(_) => asm!(self.ops; add rsp, DWORD n),
         }
     }
 
@@ -173,11 +208,11 @@ impl<'a> Emitter<'a> {
             }
             Src::Op(Operand::Addr(slot)) => {
                 let d = self.disp(slot)?;
-                asm!(self.ops; lea Rq(reg), [rsp + d]);
+                asm_disp!(self.ops, d; lea Rq(reg), [rsp + d]);
             }
             Src::Op(Operand::PtrAt(slot)) => {
                 let d = self.disp(slot)?;
-                asm!(self.ops; mov Rq(reg), QWORD [rsp + d]);
+                asm_disp!(self.ops, d; mov Rq(reg), QWORD [rsp + d]);
             }
             Src::PreviousResult32 => asm!(self.ops; mov Rd(reg), eax),
         }
@@ -211,7 +246,7 @@ impl<'a> Emitter<'a> {
             placed.push((part.loc, arg.value, *src));
         }
         if reserve > 0 {
-            asm!(self.ops; sub rsp, reserve as i32);
+            self.sub_rsp(reserve as i32);
         }
         self.below = reserve;
         // Stack arguments go first: they use r11 only, never an argument register.
@@ -226,7 +261,7 @@ impl<'a> Emitter<'a> {
                     _ => self.load_src_gpr(R11, src, width)?,
                 }
                 let offset = i32::try_from(offset).map_err(|_| unsupported("helper stack offset out of range"))?;
-                asm!(self.ops; mov QWORD [rsp + offset], scratch);
+                asm_disp!(self.ops, offset; mov QWORD [rsp + offset], scratch);
             }
         }
         for &(loc, kind, src) in &placed {
@@ -246,7 +281,7 @@ impl<'a> Emitter<'a> {
         self.mov_imm64(RAX, self.env.helper(helper));
         asm!(self.ops; call rax);
         if reserve > 0 {
-            asm!(self.ops; add rsp, reserve as i32);
+            self.add_rsp(reserve as i32);
         }
         self.below = 0;
         if let Some(slot) = ret_to {
@@ -274,7 +309,7 @@ impl<'a> Emitter<'a> {
         while depth < self.frame.alloc {
             depth = (depth + PAGE).min(self.frame.alloc);
             let d = -(depth as i32);
-            asm!(self.ops; test DWORD [rsp + d], eax);
+            asm_disp!(self.ops, d; test DWORD [rsp + d], eax);
         }
     }
 
@@ -296,7 +331,7 @@ impl<'a> Emitter<'a> {
         }
         self.probe_pages();
         let alloc = self.frame.alloc as i32;
-        asm!(self.ops; sub rsp, alloc);
+        self.sub_rsp(alloc);
         if self.frame.kind == FrameKind::Stub {
             // lua_CFunction: L arrives in rcx.
             asm!(self.ops; mov lua_state, rcx);
@@ -360,10 +395,11 @@ impl<'a> Emitter<'a> {
         self.require(FrameKind::Stub, "check-args")?;
         self.call_helper(Helper::ArgCount, &[Src::Op(Operand::L)], None)?;
         let label = self.ops.new_dynamic_label();
-        asm!(self.ops
-            ; cmp eax, expected
-            ; jne =>label
-        );
+        match i8::try_from(expected) {
+            Ok(n) => asm!(self.ops; cmp eax, BYTE i32::from(n)),
+            Err(_) => asm!(self.ops; cmp eax, DWORD expected),
+        }
+        asm!(self.ops; jne =>label);
         self.failures.push(ArgCountFailure { label, expected });
         Ok(())
     }
@@ -375,19 +411,15 @@ impl<'a> Emitter<'a> {
 
     fn emit_store_addr(&mut self, of: Slot, to: Slot) -> Result<(), BackendError> {
         let (of, to) = (self.disp(of)?, self.disp(to)?);
-        asm!(self.ops
-            ; lea scratch, [rsp + of]
-            ; mov QWORD [rsp + to], scratch
-        );
+        asm_disp!(self.ops, of; lea scratch, [rsp + of]);
+        asm_disp!(self.ops, to; mov QWORD [rsp + to], scratch);
         Ok(())
     }
 
     fn emit_copy_ptr(&mut self, from: Slot, to: Slot) -> Result<(), BackendError> {
         let (from, to) = (self.disp(from)?, self.disp(to)?);
-        asm!(self.ops
-            ; mov scratch, QWORD [rsp + from]
-            ; mov QWORD [rsp + to], scratch
-        );
+        asm_disp!(self.ops, from; mov scratch, QWORD [rsp + from]);
+        asm_disp!(self.ops, to; mov QWORD [rsp + to], scratch);
         Ok(())
     }
 
@@ -404,14 +436,14 @@ impl<'a> Emitter<'a> {
     fn emit_load_ptr(&mut self, to: Loc, from: Slot) -> Result<(), BackendError> {
         let Loc::Gpr(g) = to else { return Err(unsupported(format!("a pointer loaded into {to}"))) };
         let d = self.disp(from)?;
-        asm!(self.ops; mov Rq(g.0), QWORD [rsp + d]);
+        asm_disp!(self.ops, d; mov Rq(g.0), QWORD [rsp + d]);
         Ok(())
     }
 
     fn emit_load_addr(&mut self, to: Loc, of: Slot) -> Result<(), BackendError> {
         let Loc::Gpr(g) = to else { return Err(unsupported(format!("an address loaded into {to}"))) };
         let d = self.disp(of)?;
-        asm!(self.ops; lea Rq(g.0), [rsp + d]);
+        asm_disp!(self.ops, d; lea Rq(g.0), [rsp + d]);
         Ok(())
     }
 
@@ -427,11 +459,11 @@ impl<'a> Emitter<'a> {
         let d = self.disp(via)?;
         // Called through its staged address, so no register is needed: every argument
         // register is already loaded.
-        asm!(self.ops; call QWORD [rsp + d]);
+        asm_disp!(self.ops, d; call QWORD [rsp + d]);
         if callee_pops > 0 {
             // Put back what the callee removed so sp is the body stack pointer again.
             let n = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops out of range"))?;
-            asm!(self.ops; sub rsp, n);
+            self.sub_rsp(n);
         }
         Ok(())
     }
@@ -505,7 +537,7 @@ impl<'a> Emitter<'a> {
         if let Some(slot) = ret_ptr {
             // Microsoft x64 "Return values": the callee returns the buffer's address in rax.
             let d = self.disp(slot)?;
-            asm!(self.ops; mov rax, QWORD [rsp + d]);
+            asm_disp!(self.ops, d; mov rax, QWORD [rsp + d]);
         }
         self.emit_epilogue(pops);
         Ok(())
@@ -541,4 +573,168 @@ pub(crate) fn lower_program(program: &Program, frame: Frame, base: u64, env: &Co
         e.lower(step)?;
     }
     e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{disasm, lower_stub, lower_thunk};
+    use abi_model::helpers::Helper;
+    use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind, Xmm};
+    use abi_model::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
+    use abi_model::{BackendError, CodeEnv};
+    use std::collections::HashSet;
+    use std::mem::discriminant;
+
+    const BASE: u64 = 0x40_0000;
+
+    fn env() -> CodeEnv {
+        CodeEnv { helpers: (0..Helper::ALL.len() as u64).map(|i| 0x7000_0000 + 16 * i).collect(), arg_ctypes: vec![0x5000], ret_ctype: 0x5100, callback_data: 0x4400 }
+    }
+
+    const REC8: ValueKind = ValueKind::Record { size: 8, align: 4 };
+
+    /// A stub using every stub-side step, including the ones the Win64 model never emits
+    /// (CopyPtr, SetAl, callee pops).
+    fn every_stub_step() -> Program {
+        Program {
+            out_bytes: 48,
+            stage_bytes: 32,
+            entry_bytes: 0,
+            steps: vec![
+                Step::CheckArgCount { expected: 1 },
+                Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
+                Step::CallHelper { helper: Helper::NewResult, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(Slot::Stage(8)) },
+                Step::CallHelper { helper: Helper::ToF64, args: vec![Operand::L, Operand::Imm(1)], ret_to: Some(Slot::Out(32)) },
+                Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(40) },
+                Step::CopyPtr { from: Slot::Stage(8), to: Slot::Stage(16) },
+                Step::LoadArg { to: Loc::Xmm(Xmm(1)), from: Slot::Out(32), size: 8, ext: Ext::None },
+                Step::LoadArg { to: Loc::Gpr(Gpr::R9), from: Slot::Stage(24), size: 2, ext: Ext::Sign },
+                Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(8) },
+                Step::LoadAddr { to: Loc::Gpr(Gpr::R8), of: Slot::Out(32) },
+                Step::SetAl(3),
+                Step::CallTarget { via: Slot::Stage(0), callee_pops: 16 },
+                Step::SaveReturn { ret: RetPlan { value: REC8, loc: RetLoc::Gpr }, to: Dest::Through(Slot::Stage(8)) },
+                Step::ReturnToLua { results: 1 },
+            ],
+        }
+    }
+
+    /// A thunk using every thunk-side step.
+    fn every_thunk_step() -> Program {
+        Program {
+            out_bytes: 0,
+            stage_bytes: 16,
+            entry_bytes: 48,
+            steps: vec![
+                Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-40) },
+                Step::Spill { from: Loc::Xmm(Xmm(1)), size: 4, to: Slot::Entry(-48) },
+                Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(Slot::Stage(0)) },
+                Step::CallHelper { helper: Helper::PushF32, args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F32 }], ret_to: None },
+                Step::LoadReturn { ret: RetPlan { value: REC8, loc: RetLoc::Gpr }, from: Dest::Through(Slot::Entry(-40)) },
+                Step::ReturnToC { pops: 16, ret_ptr: Some(Slot::Entry(-40)) },
+            ],
+        }
+    }
+
+    fn lines(code: &[u8]) -> Vec<String> {
+        disasm(code, BASE).lines().map(|l| l.split_once(": ").map(|(_, i)| i.to_string()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn every_step_variant_lowers() {
+        let stub = every_stub_step();
+        let thunk = every_thunk_step();
+        let kinds: HashSet<_> = stub.steps.iter().chain(&thunk.steps).map(discriminant).collect();
+        assert_eq!(kinds.len(), 14, "the two programs cover every Step variant");
+        let s = lines(&lower_stub(&stub, BASE, &env()).unwrap());
+        // out 48 + stage 32 + 8: stage[o] = [rsp + 48 + o].
+        for expected in [
+            "lea r11, [rsp+0x20]",
+            "mov qword ptr [rsp+0x28], r11",
+            "mov r11, qword ptr [rsp+0x38]",
+            "mov qword ptr [rsp+0x40], r11",
+            "movsd xmm1, qword ptr [rsp+0x20]",
+            "movsx r9d, word ptr [rsp+0x48]",
+            "mov rcx, qword ptr [rsp+0x38]",
+            "lea r8, [rsp+0x20]",
+            "mov al, 3",
+            "call qword ptr [rsp+0x30]",
+            "sub rsp, 0x10",
+            "mov r10, qword ptr [rsp+0x38]",
+            "mov qword ptr [r10], rax",
+            "mov eax, 1",
+            "ud2",
+        ] {
+            assert!(s.iter().any(|l| l == expected), "missing `{expected}` in\n{}", s.join("\n"));
+        }
+        let t = lines(&lower_thunk(&thunk, BASE, &env()).unwrap());
+        // entry 48 + stage 16 = 64 allocated below the saved rbp: entry[o] = [rsp + 72 + o].
+        for expected in [
+            "mov qword ptr [rsp+0x20], rcx",
+            "movss dword ptr [rsp+0x18], xmm1",
+            "mov rcx, 0x4400",
+            "movss xmm1, dword ptr [rsp+0x38]",
+            "mov r10, qword ptr [rsp+0x20]",
+            "mov rax, qword ptr [r10]",
+            "mov rax, qword ptr [rsp+0x20]",
+            "ret 0x10",
+        ] {
+            assert!(t.iter().any(|l| l == expected), "missing `{expected}` in\n{}", t.join("\n"));
+        }
+    }
+
+    fn stub_error(steps: Vec<Step>) -> String {
+        let program = Program { out_bytes: 32, stage_bytes: 32, entry_bytes: 0, steps };
+        match lower_stub(&program, BASE, &env()) {
+            Err(BackendError::Unsupported(m)) => m,
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    fn thunk_error(steps: Vec<Step>) -> String {
+        let program = Program { out_bytes: 0, stage_bytes: 16, entry_bytes: 48, steps };
+        match lower_thunk(&program, BASE, &env()) {
+            Err(BackendError::Unsupported(m)) => m,
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    const RET: Step = Step::ReturnToLua { results: 0 };
+    const RET_C: Step = Step::ReturnToC { pops: 0, ret_ptr: None };
+
+    #[test]
+    fn a_return_location_of_another_abi_is_an_error() {
+        let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
+        assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET]).contains("not a Microsoft x64 return location"));
+        let pair = RetPlan { value: ValueKind::ComplexF64, loc: RetLoc::Xmm0Xmm1 };
+        assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C]).contains("Xmm0Xmm1"));
+    }
+
+    #[test]
+    fn slots_outside_the_frame_are_errors() {
+        assert!(stub_error(vec![Step::CopyPtr { from: Slot::Stage(32), to: Slot::Out(0) }, RET]).contains("staging area"));
+        assert!(stub_error(vec![Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(0) }, RET]).contains("outgoing area"));
+        assert!(stub_error(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Entry(8) }, RET]).contains("not part"));
+        assert!(thunk_error(vec![Step::CopyPtr { from: Slot::Entry(-56), to: Slot::Stage(0) }, RET_C]).contains("below the entry area"));
+    }
+
+    #[test]
+    fn steps_of_the_other_program_kind_are_errors() {
+        assert!(thunk_error(vec![RET]).contains("return to Lua"));
+        assert!(stub_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Stage(0) }, RET]).contains("spill"));
+        assert!(thunk_error(vec![Step::CallHelper { helper: Helper::PushBool, args: vec![Operand::L, Operand::Imm(1)], ret_to: None }, RET_C]).contains("operand L in a thunk"));
+    }
+
+    #[test]
+    fn malformed_steps_are_errors() {
+        assert!(thunk_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-8) }, RET_C]).contains("saved frame pointer"));
+        assert!(thunk_error(vec![Step::ReturnToC { pops: 70_000, ret_ptr: None }]).contains("65535"));
+        assert!(stub_error(vec![Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None }, RET]).contains("takes 2 arguments"));
+        let rec = Operand::Value { at: Slot::Stage(0), kind: REC8 };
+        assert!(stub_error(vec![Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None }, RET]).contains("cannot be passed"));
+        assert!(stub_error(vec![Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(0), size: 4, ext: Ext::Sign }, RET]).contains("widening"));
+        assert!(stub_error(vec![Step::LoadArg { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(0), size: 3, ext: Ext::None }, RET]).contains("3-byte"));
+        assert!(stub_error(vec![Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) }, RET]).contains("no value to store"));
+        assert!(stub_error(vec![Step::CheckArgCount { expected: 0 }]).contains("does not end with a return"));
+    }
 }
