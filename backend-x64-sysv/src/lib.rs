@@ -1,2 +1,717 @@
-//! x86-64 System V backend: lowers an `abi_model` plan to call stubs and callback thunks.
-//! It decides no ABI fact.
+//! x86-64 System V backend: lowers `abi_model` stub and thunk [`Program`]s to machine code.
+//!
+//! Every [`Step`] becomes one short instruction sequence ([`X64SysvBackend`]); where values go
+//! comes from the program and from the helpers' own [`CallPlan`]s, never from this crate. The
+//! code is assembled with `dynasmrt::VecAssembler` for a caller-chosen base address and reaches
+//! helpers and the target only through absolute addresses, so the same bytes run natively and
+//! inside the emulator.
+//!
+//! # Frame layout
+//!
+//! ```text
+//!  stub (int stub(lua_State *L))           thunk (called by C through a pointer)
+//!
+//!                                          [rbp+16+off]  caller's stack arguments, Slot::Entry(off >= 0)
+//!  [rbp+8]   return address                [rbp+8]       return address = entry sp
+//!  [rbp]     saved rbp   <- rbp (16-aligned) [rbp]       saved rbp   <- rbp (16-aligned)
+//!  [rbp-8]   saved rbx (rbx = L throughout) [rbp-24..rbp) rest of the model's header, unused
+//!  [rbp-16]  padding                       [rbp+8+off]   save area, Slot::Entry(off < 0)
+//!  staging area: Slot::Stage(off) at       padding to 16
+//!    [rbp-16-stage_bytes+off]              staging area: Slot::Stage(off) at [rsp+off]
+//!  outgoing area: Slot::Out(off) at        <- rsp (16-aligned)
+//!    [rsp+off], rsp 16-aligned at the call
+//! ```
+//!
+//! Every slot is addressed from rbp, so a helper call that needed stack space could move rsp
+//! without moving the slots (no SysV helper does: all take at most four register arguments).
+//! Scratch registers: r11 (value shuffling) and r10 (a pointer read from a slot); neither
+//! carries an argument in SysV (psABI Figure 3.4), and al survives until the call.
+#![warn(missing_docs)]
+// dynasm expands a dynamic register `Rq(n)` to `n.into()`, which is the identity for our u8s.
+#![allow(clippy::useless_conversion)]
+
+use abi_model::helpers::Helper;
+use abi_model::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::{
+    plan_values, AbiValue, ArgPass, Backend, BackendError, CallConv, CallPlan, CodeEnv, Ext, Loc, RetLoc, RetPlan, Target,
+    ValueKind,
+};
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+
+mod disasm;
+pub use disasm::{disasm, disasm_with};
+
+/// The stub and thunk generator for x86-64 System V (Linux, the BSDs, macOS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct X64SysvBackend;
+
+impl Backend for X64SysvBackend {
+    fn target(&self) -> Target {
+        Target::X64_SYSV
+    }
+
+    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        let mut e = Emitter::new(Frame::stub(program)?, base, env);
+        e.stub_prologue()?;
+        e.lower(&program.steps)?;
+        e.finish()
+    }
+
+    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        let mut e = Emitter::new(Frame::thunk(program)?, base, env);
+        e.thunk_prologue();
+        e.lower(&program.steps)?;
+        e.finish()
+    }
+}
+
+/// The assembler with the stub's live registers named by role.
+macro_rules! asm {
+    ($ops:expr; $($t:tt)*) => {
+        dynasm!($ops
+            ; .arch x64
+            ; .alias lua_state, rbx
+            ; .alias frame, rbp
+            ; .alias scratch, r11
+            ; .alias scratch_ptr, r10
+            ; $($t)*
+        )
+    };
+}
+
+/// Emits `before [mem] after`, with the one-byte displacement form when it fits.
+macro_rules! mem {
+    ($ops:expr, $m:expr, [$($before:tt)*], [$($after:tt)*]) => {{
+        let m: Mem = $m;
+        match (m.base, i8::try_from(m.disp)) {
+            (Base::Frame, Ok(d)) => asm!($ops ; $($before)* [BYTE frame + d] $($after)*),
+            (Base::Frame, Err(_)) => asm!($ops ; $($before)* [frame + m.disp] $($after)*),
+            (Base::ScratchPtr, Ok(0)) => asm!($ops ; $($before)* [scratch_ptr] $($after)*),
+            (Base::ScratchPtr, Ok(d)) => asm!($ops ; $($before)* [BYTE scratch_ptr + d] $($after)*),
+            (Base::ScratchPtr, Err(_)) => asm!($ops ; $($before)* [scratch_ptr + m.disp] $($after)*),
+        }
+    }};
+}
+
+/// Register numbers as the ISA encodes them (dynasm's `Rq(n)`).
+const RAX: u8 = 0;
+const RDX: u8 = 2;
+const R11: u8 = 11;
+
+fn unsupported(what: impl Into<String>) -> BackendError {
+    BackendError::Unsupported(what.into())
+}
+
+/// Where each kind of slot is, as an rbp-relative displacement.
+#[derive(Clone, Copy, Debug)]
+enum Frame {
+    Stub {
+        out_bytes: u32,
+        stage_bytes: u32,
+    },
+    Thunk {
+        entry_bytes: u32,
+        stage_bytes: u32,
+        /// Bytes `sub rsp` reserves below rbp.
+        below_rbp: u32,
+    },
+}
+
+/// Bytes the stub keeps between rbp and the staging area: saved rbx and padding to 16.
+const STUB_SAVED: u32 = 16;
+
+impl Frame {
+    fn stub(p: &Program) -> Result<Frame, BackendError> {
+        if !p.out_bytes.is_multiple_of(16) || !p.stage_bytes.is_multiple_of(16) {
+            return Err(unsupported(format!("stub frame sizes must be multiples of 16 (out {}, stage {})", p.out_bytes, p.stage_bytes)));
+        }
+        let f = Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes };
+        f.check_size(STUB_SAVED + p.out_bytes + p.stage_bytes)?;
+        Ok(f)
+    }
+
+    fn thunk(p: &Program) -> Result<Frame, BackendError> {
+        if p.out_bytes != 0 {
+            return Err(unsupported("a thunk makes no outgoing call area"));
+        }
+        // rbp = entry sp - 8 is 16-aligned (the caller aligned sp before its call); the
+        // model's header and save area already count the 8 bytes of the saved rbp.
+        let below_rbp = (p.entry_bytes.max(8) - 8 + p.stage_bytes).div_ceil(16) * 16;
+        let f = Frame::Thunk { entry_bytes: p.entry_bytes, stage_bytes: p.stage_bytes, below_rbp };
+        f.check_size(below_rbp)?;
+        Ok(f)
+    }
+
+    fn check_size(self, bytes: u32) -> Result<(), BackendError> {
+        i32::try_from(bytes).map(|_| ()).map_err(|_| unsupported(format!("a frame of {bytes} bytes")))
+    }
+
+    /// Bytes `sub rsp` reserves after the prologue's pushes.
+    fn reserve(self) -> i32 {
+        match self {
+            Frame::Stub { out_bytes, stage_bytes } => (STUB_SAVED - 8 + out_bytes + stage_bytes) as i32,
+            Frame::Thunk { below_rbp, .. } => below_rbp as i32,
+        }
+    }
+
+    /// `[rbp + disp]` of a slot.
+    fn disp(self, slot: Slot) -> Result<i32, BackendError> {
+        let bad = || unsupported(format!("{slot} is outside this frame"));
+        match (self, slot) {
+            (Frame::Stub { out_bytes, stage_bytes }, Slot::Out(off)) if off < out_bytes => {
+                Ok(off as i32 - (STUB_SAVED + stage_bytes + out_bytes) as i32)
+            }
+            (Frame::Stub { stage_bytes, .. }, Slot::Stage(off)) if off < stage_bytes => Ok(off as i32 - (STUB_SAVED + stage_bytes) as i32),
+            (Frame::Thunk { stage_bytes, below_rbp, .. }, Slot::Stage(off)) if off < stage_bytes => Ok(off as i32 - below_rbp as i32),
+            // Below the entry sp the first 8 bytes hold the saved rbp.
+            (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off)) if off >= 0 || (off < -8 && off >= -(entry_bytes as i32)) => {
+                off.checked_add(8).ok_or_else(bad)
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The base register of a memory operand.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// rbp: every slot.
+    Frame,
+    /// r10: memory reached through a pointer read from a slot.
+    ScratchPtr,
+}
+
+/// A memory operand `[base + disp]`.
+#[derive(Clone, Copy)]
+struct Mem {
+    base: Base,
+    disp: i32,
+}
+
+impl Mem {
+    fn at(self, extra: u32) -> Mem {
+        Mem { base: self.base, disp: self.disp + extra as i32 }
+    }
+}
+
+/// A register a value is loaded into or stored from.
+#[derive(Clone, Copy)]
+enum Reg {
+    Gpr(u8),
+    Xmm(u8),
+}
+
+fn reg_of(loc: Loc) -> Result<Reg, BackendError> {
+    match loc {
+        Loc::Gpr(g) if g.0 < 16 => Ok(Reg::Gpr(g.0)),
+        Loc::Xmm(x) if x.0 < 16 => Ok(Reg::Xmm(x.0)),
+        other => Err(unsupported(format!("{other} is not a register"))),
+    }
+}
+
+/// The registers of a return location and the bytes of the value each carries: the first
+/// register holds bytes 0..8, the second the rest (the contract on [`RetLoc`]).
+fn return_parts(ret: RetPlan) -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+    const RAX_R: Reg = Reg::Gpr(RAX);
+    const RDX_R: Reg = Reg::Gpr(RDX);
+    const XMM0: Reg = Reg::Xmm(0);
+    const XMM1: Reg = Reg::Xmm(1);
+    let size = ret.value.size(8);
+    let pair = |first: Reg, second: Reg| -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+        if size <= 8 || size > 16 {
+            return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
+        }
+        Ok(vec![(first, 0, 8), (second, 8, size - 8)])
+    };
+    let single = |r: Reg| -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+        if size == 0 || size > 8 {
+            return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
+        }
+        Ok(vec![(r, 0, size)])
+    };
+    match ret.loc {
+        RetLoc::Void => Ok(vec![]),
+        RetLoc::Gpr => single(RAX_R),
+        RetLoc::Xmm0 => single(XMM0),
+        RetLoc::Xmm0Xmm1 => pair(XMM0, XMM1),
+        RetLoc::RaxRdx => pair(RAX_R, RDX_R),
+        RetLoc::RaxXmm0 => pair(RAX_R, XMM0),
+        RetLoc::Xmm0Rax => pair(XMM0, RAX_R),
+        RetLoc::EdxEax | RetLoc::St0 | RetLoc::Sret { .. } => Err(unsupported(format!("{:?} has no register parts on x86-64 SysV", ret.loc))),
+    }
+}
+
+/// How a small integer is widened when loaded, from its kind.
+fn ext_of_kind(kind: ValueKind) -> Ext {
+    match kind {
+        ValueKind::Bool | ValueKind::Int { signed: false, .. } => Ext::Zero,
+        ValueKind::Int { signed: true, .. } => Ext::Sign,
+        _ => Ext::None,
+    }
+}
+
+struct Emitter<'a> {
+    ops: VecAssembler<X64Relocation>,
+    frame: Frame,
+    env: &'a CodeEnv,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(frame: Frame, base: u64, env: &'a CodeEnv) -> Emitter<'a> {
+        Emitter { ops: VecAssembler::new(base as usize), frame, env }
+    }
+
+    fn finish(self) -> Result<Vec<u8>, BackendError> {
+        self.ops.finalize().map_err(|e| BackendError::Assembler(e.to_string()))
+    }
+
+    fn lower(&mut self, steps: &[Step]) -> Result<(), BackendError> {
+        for step in steps {
+            match step {
+                Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
+                Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
+                Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
+                Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
+                Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
+                Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
+                Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
+                Step::SetAl(n) => self.emit_set_al(*n),
+                Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
+                Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
+                Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
+                Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
+                Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
+                Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(&self, slot: Slot) -> Result<Mem, BackendError> {
+        Ok(Mem { base: Base::Frame, disp: self.frame.disp(slot)? })
+    }
+
+    fn is_stub(&self) -> bool {
+        matches!(self.frame, Frame::Stub { .. })
+    }
+
+    // ---- prologues ---------------------------------------------------------------------
+
+    /// `int stub(lua_State *L)`: L arrives where the model puts a lone pointer argument.
+    fn stub_prologue(&mut self) -> Result<(), BackendError> {
+        let own = plan_values(
+            Target::X64_SYSV,
+            CallConv::Cdecl,
+            false,
+            &AbiValue::scalar(ValueKind::Int { size: 4, signed: true }),
+            &[AbiValue::scalar(ValueKind::Pointer)],
+            1,
+        )
+        .map_err(|e| unsupported(e.to_string()))?;
+        let Reg::Gpr(l_in) = single_loc(&own, 0)? else {
+            return Err(unsupported("lua_State * does not arrive in a GPR"));
+        };
+        let reserve = self.frame.reserve();
+        asm!(self.ops
+            ; push frame
+            ; mov frame, rsp
+            ; push lua_state
+            ; sub rsp, reserve
+            ; mov lua_state, Rq(l_in)
+        );
+        Ok(())
+    }
+
+    /// Thunks keep nothing in callee-saved registers but rbp: every value lives in a slot.
+    fn thunk_prologue(&mut self) {
+        let reserve = self.frame.reserve();
+        asm!(self.ops
+            ; push frame
+            ; mov frame, rsp
+            ; sub rsp, reserve
+        );
+    }
+
+    // ---- steps -------------------------------------------------------------------------
+
+    fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
+        self.emit_call_helper(Helper::ArgCount, &[Operand::L], None)?;
+        let error = Helper::ArgCountError.plan(Target::X64_SYSV);
+        let Reg::Gpr(got) = single_loc(&error, 2)? else {
+            return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
+        };
+        asm!(self.ops
+            ; cmp eax, expected
+            ; je >ok
+            ; mov Rd(got), eax
+        );
+        // The count is moved first: the other operands never read eax.
+        self.call_helper_with(Helper::ArgCountError, &[Operand::L, Operand::Imm(expected)], None)?;
+        // luaffi_argcount_error raises a Lua error and never returns.
+        asm!(self.ops
+            ; ud2
+            ; ok:
+        );
+        Ok(())
+    }
+
+    fn emit_call_helper(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
+        let params = helper.kinds().1.len();
+        if args.len() != params {
+            return Err(unsupported(format!("{} takes {params} arguments, the program gives {}", helper.name(), args.len())));
+        }
+        self.call_helper_with(helper, args, ret_to)
+    }
+
+    /// Loads the leading `args` of a helper (any later ones are already in place), calls it
+    /// and stores its result at `ret_to` with the helper's return width.
+    fn call_helper_with(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
+        let plan = helper.plan(Target::X64_SYSV);
+        if plan.frame_bytes() != 0 || plan.al.is_some() {
+            return Err(unsupported(format!("{} needs stack arguments or al", helper.name())));
+        }
+        let (_, kinds) = helper.kinds();
+        for (i, op) in args.iter().enumerate() {
+            let to = single_loc(&plan, i)?;
+            self.load_operand(*op, to, kinds[i])?;
+        }
+        let addr = self.env.helper(helper);
+        if addr == 0 {
+            return Err(unsupported(format!("no address for {}", helper.name())));
+        }
+        asm!(self.ops
+            ; mov rax, QWORD addr as i64
+            ; call rax
+        );
+        if let Some(slot) = ret_to {
+            if plan.ret.value == ValueKind::Void {
+                return Err(unsupported(format!("{} returns nothing to store at {slot}", helper.name())));
+            }
+            let to = self.slot(slot)?;
+            self.store_return_parts(plan.ret, to)?;
+        }
+        Ok(())
+    }
+
+    fn emit_store_addr(&mut self, of: Slot, to: Slot) -> Result<(), BackendError> {
+        let (of, to) = (self.slot(of)?, self.slot(to)?);
+        mem!(self.ops, of, [lea scratch,], []);
+        mem!(self.ops, to, [mov QWORD], [, scratch]);
+        Ok(())
+    }
+
+    fn emit_copy_ptr(&mut self, from: Slot, to: Slot) -> Result<(), BackendError> {
+        let (from, to) = (self.slot(from)?, self.slot(to)?);
+        mem!(self.ops, from, [mov scratch,], []);
+        mem!(self.ops, to, [mov QWORD], [, scratch]);
+        Ok(())
+    }
+
+    fn emit_load_arg(&mut self, to: Loc, from: Slot, size: u32, ext: Ext) -> Result<(), BackendError> {
+        let from = self.slot(from)?;
+        match reg_of(to)? {
+            Reg::Gpr(r) => self.load_gpr(r, from, size, ext),
+            Reg::Xmm(x) => self.load_xmm(x, from, size),
+        }
+    }
+
+    fn emit_load_ptr(&mut self, to: Loc, from: Slot) -> Result<(), BackendError> {
+        let Reg::Gpr(r) = reg_of(to)? else {
+            return Err(unsupported(format!("a pointer into {to}")));
+        };
+        let from = self.slot(from)?;
+        mem!(self.ops, from, [mov Rq(r),], []);
+        Ok(())
+    }
+
+    fn emit_load_addr(&mut self, to: Loc, of: Slot) -> Result<(), BackendError> {
+        let Reg::Gpr(r) = reg_of(to)? else {
+            return Err(unsupported(format!("an address into {to}")));
+        };
+        let of = self.slot(of)?;
+        mem!(self.ops, of, [lea Rq(r),], []);
+        Ok(())
+    }
+
+    fn emit_set_al(&mut self, n: u8) {
+        // SysV varargs (psABI §3.5.7): al = an upper bound on the vector registers used.
+        asm!(self.ops
+            ; mov al, n as i8
+        );
+    }
+
+    fn emit_call_target(&mut self, via: Slot, callee_pops: u32) -> Result<(), BackendError> {
+        if !self.is_stub() {
+            return Err(unsupported("a thunk calls no target"));
+        }
+        let via = self.slot(via)?;
+        mem!(self.ops, via, [call QWORD], []);
+        if callee_pops > 0 {
+            let pops = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops too many bytes"))?;
+            asm!(self.ops
+                ; sub rsp, pops
+            );
+        }
+        Ok(())
+    }
+
+    fn emit_save_return(&mut self, ret: RetPlan, to: Dest) -> Result<(), BackendError> {
+        if let RetLoc::Sret { .. } = ret.loc {
+            // The callee filled the buffer it was given and returned its address in rax;
+            // copy it to `to` (a no-op copy when `to` is that buffer).
+            let size = i32::try_from(ret.value.size(8)).map_err(|_| unsupported("return value too large"))?;
+            match to {
+                Dest::At(slot) => {
+                    let m = self.slot(slot)?;
+                    mem!(self.ops, m, [lea rdi,], []);
+                }
+                Dest::Through(slot) => {
+                    let m = self.slot(slot)?;
+                    mem!(self.ops, m, [mov rdi,], []);
+                }
+            }
+            asm!(self.ops
+                ; mov rsi, rax
+                ; mov ecx, size
+                ; rep movsb
+            );
+            return Ok(());
+        }
+        let to = self.dest(to)?;
+        self.store_return_parts(ret, to)
+    }
+
+    fn emit_spill(&mut self, from: Loc, size: u32, to: Slot) -> Result<(), BackendError> {
+        let to = self.slot(to)?;
+        match reg_of(from)? {
+            Reg::Gpr(r) => self.store_gpr(r, to, size),
+            Reg::Xmm(x) => self.store_xmm(x, to, size),
+        }
+    }
+
+    fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
+        if let RetLoc::Sret { .. } = ret.loc {
+            return Err(unsupported("a memory return is converted into the caller's buffer, not loaded into registers"));
+        }
+        let from = self.dest(from)?;
+        for (reg, offset, size) in return_parts(ret)? {
+            match reg {
+                // Small integers come back widened to 32 bits by their type, as gcc's
+                // callees do; callers must not rely on it (they re-extend), so it is only
+                // tidiness that costs nothing.
+                Reg::Gpr(r) => self.load_gpr(r, from.at(offset), size, ext_of_kind(ret.value))?,
+                Reg::Xmm(x) => self.load_xmm(x, from.at(offset), size)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_return_to_lua(&mut self, results: u32) -> Result<(), BackendError> {
+        if !self.is_stub() {
+            return Err(unsupported("a thunk returns to C"));
+        }
+        let results = results as i32;
+        asm!(self.ops
+            ; mov eax, results
+            ; mov lua_state, [frame - 8]
+            ; leave
+            ; ret
+        );
+        Ok(())
+    }
+
+    fn emit_return_to_c(&mut self, pops: u32, ret_ptr: Option<Slot>) -> Result<(), BackendError> {
+        if self.is_stub() {
+            return Err(unsupported("a stub returns to Lua"));
+        }
+        if let Some(slot) = ret_ptr {
+            // psABI §3.2.3: a MEMORY return hands the buffer's address back in rax.
+            let m = self.slot(slot)?;
+            mem!(self.ops, m, [mov rax,], []);
+        }
+        asm!(self.ops ; leave);
+        if pops == 0 {
+            asm!(self.ops ; ret);
+        } else {
+            let pops = i16::try_from(pops).map_err(|_| unsupported("ret pops more than 32767 bytes"))?;
+            asm!(self.ops ; ret pops);
+        }
+        Ok(())
+    }
+
+    // ---- operands and moves -----------------------------------------------------------
+
+    /// The memory a [`Dest`] names; `Through` reads its pointer into r10.
+    fn dest(&mut self, d: Dest) -> Result<Mem, BackendError> {
+        match d {
+            Dest::At(slot) => self.slot(slot),
+            Dest::Through(slot) => {
+                let m = self.slot(slot)?;
+                mem!(self.ops, m, [mov scratch_ptr,], []);
+                Ok(Mem { base: Base::ScratchPtr, disp: 0 })
+            }
+        }
+    }
+
+    /// Stores every register part of a return value at `to`, each with its exact size.
+    fn store_return_parts(&mut self, ret: RetPlan, to: Mem) -> Result<(), BackendError> {
+        for (reg, offset, size) in return_parts(ret)? {
+            match reg {
+                Reg::Gpr(r) => self.store_gpr(r, to.at(offset), size)?,
+                Reg::Xmm(x) => self.store_xmm(x, to.at(offset), size)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one helper argument into `to`, a parameter of kind `param`.
+    fn load_operand(&mut self, op: Operand, to: Reg, param: ValueKind) -> Result<(), BackendError> {
+        let wide = param.size(8) == 8;
+        match (op, to) {
+            (Operand::L, Reg::Gpr(r)) => {
+                if !self.is_stub() {
+                    return Err(unsupported("a thunk has no L of its own: it reads the one luaffi_callback_enter returned"));
+                }
+                asm!(self.ops ; mov Rq(r), lua_state);
+            }
+            (Operand::Imm(v), Reg::Gpr(r)) if wide => asm!(self.ops ; mov Rq(r), v),
+            (Operand::Imm(v), Reg::Gpr(r)) => asm!(self.ops ; mov Rd(r), v),
+            (Operand::Ctype(c), Reg::Gpr(r)) => {
+                let v = self.env.ctype(c) as i64;
+                asm!(self.ops ; mov Rq(r), QWORD v);
+            }
+            (Operand::CallbackData, Reg::Gpr(r)) => {
+                let v = self.env.callback_data as i64;
+                asm!(self.ops ; mov Rq(r), QWORD v);
+            }
+            (Operand::Addr(slot), Reg::Gpr(r)) => {
+                let m = self.slot(slot)?;
+                mem!(self.ops, m, [lea Rq(r),], []);
+            }
+            (Operand::PtrAt(slot), Reg::Gpr(r)) => {
+                let m = self.slot(slot)?;
+                mem!(self.ops, m, [mov Rq(r),], []);
+            }
+            (Operand::Value { at, kind }, Reg::Gpr(r)) => {
+                let m = self.slot(at)?;
+                // Widen bool/char/short to the parameter's 32 bits by their signedness; a
+                // value wider than the parameter gives its low bytes.
+                let size = match kind {
+                    ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => kind.size(8).min(param.size(8)),
+                    other => return Err(unsupported(format!("a {other} value into an integer register"))),
+                };
+                self.load_gpr(r, m, size, ext_of_kind(kind))?;
+            }
+            (Operand::Value { at, kind }, Reg::Xmm(x)) if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) => {
+                let m = self.slot(at)?;
+                self.load_xmm(x, m, kind.size(8))?;
+            }
+            (op, _) => return Err(unsupported(format!("operand {op} for a {param} parameter"))),
+        }
+        Ok(())
+    }
+
+    /// Loads `size` bytes at `m` into GPR `r`; 1- and 2-byte values widened to 32 bits as
+    /// `ext` says (zero when `Ext::None`); odd sizes are assembled without reading past them.
+    fn load_gpr(&mut self, r: u8, m: Mem, size: u32, ext: Ext) -> Result<(), BackendError> {
+        let signed = ext == Ext::Sign;
+        match size {
+            1 if signed => mem!(self.ops, m, [movsx Rd(r), BYTE], []),
+            1 => mem!(self.ops, m, [movzx Rd(r), BYTE], []),
+            2 if signed => mem!(self.ops, m, [movsx Rd(r), WORD], []),
+            2 => mem!(self.ops, m, [movzx Rd(r), WORD], []),
+            4 => mem!(self.ops, m, [mov Rd(r), DWORD], []),
+            8 => mem!(self.ops, m, [mov Rq(r), QWORD], []),
+            3 | 5..=7 => {
+                if r == R11 {
+                    return Err(unsupported("an odd-sized load into the scratch register"));
+                }
+                // The largest power of two first, then the rest shifted into place.
+                let low = if size > 4 { 4 } else { 2 };
+                self.load_gpr(r, m, low, Ext::Zero)?;
+                let mut done = low;
+                while done < size {
+                    let chunk = if size - done >= 2 { 2 } else { 1 };
+                    self.load_gpr(R11, m.at(done), chunk, Ext::Zero)?;
+                    let shift = (done * 8) as i8;
+                    asm!(self.ops
+                        ; shl scratch, shift
+                        ; or Rq(r), scratch
+                    );
+                    done += chunk;
+                }
+            }
+            other => return Err(unsupported(format!("a {other}-byte load into a GPR"))),
+        }
+        Ok(())
+    }
+
+    /// Stores the low `size` bytes of GPR `r` at `m`, never writing past them.
+    fn store_gpr(&mut self, r: u8, m: Mem, size: u32) -> Result<(), BackendError> {
+        match size {
+            1 => mem!(self.ops, m, [mov BYTE], [, Rb(r)]),
+            2 => mem!(self.ops, m, [mov WORD], [, Rw(r)]),
+            4 => mem!(self.ops, m, [mov DWORD], [, Rd(r)]),
+            8 => mem!(self.ops, m, [mov QWORD], [, Rq(r)]),
+            3 | 5..=7 => {
+                if r != R11 {
+                    asm!(self.ops ; mov scratch, Rq(r));
+                }
+                let mut done = 0;
+                while done < size {
+                    let chunk = match size - done {
+                        n if n >= 4 => 4,
+                        n if n >= 2 => 2,
+                        _ => 1,
+                    };
+                    self.store_gpr(R11, m.at(done), chunk)?;
+                    done += chunk;
+                    if done < size {
+                        let shift = (chunk * 8) as i8;
+                        asm!(self.ops ; shr scratch, shift);
+                    }
+                }
+            }
+            other => return Err(unsupported(format!("a {other}-byte store from a GPR"))),
+        }
+        Ok(())
+    }
+
+    fn load_xmm(&mut self, x: u8, m: Mem, size: u32) -> Result<(), BackendError> {
+        match size {
+            4 => mem!(self.ops, m, [movss Rx(x), DWORD], []),
+            8 => mem!(self.ops, m, [movsd Rx(x), QWORD], []),
+            1..=7 => {
+                self.load_gpr(R11, m, size, Ext::Zero).map_err(|_| unsupported(format!("a {size}-byte load into xmm{x}")))?;
+                asm!(self.ops ; movq Rx(x), scratch);
+            }
+            other => return Err(unsupported(format!("a {other}-byte load into xmm{x}"))),
+        }
+        Ok(())
+    }
+
+    fn store_xmm(&mut self, x: u8, m: Mem, size: u32) -> Result<(), BackendError> {
+        match size {
+            4 => mem!(self.ops, m, [movss DWORD], [, Rx(x)]),
+            8 => mem!(self.ops, m, [movsd QWORD], [, Rx(x)]),
+            1..=7 => {
+                asm!(self.ops ; movq scratch, Rx(x));
+                self.store_gpr(R11, m, size)?;
+            }
+            other => return Err(unsupported(format!("a {other}-byte store from xmm{x}"))),
+        }
+        Ok(())
+    }
+}
+
+/// The one register argument `i` of `plan` occupies.
+fn single_loc(plan: &CallPlan, i: usize) -> Result<Reg, BackendError> {
+    match plan.args.get(i).map(|a| &a.pass) {
+        Some(ArgPass::Direct(parts)) if parts.len() == 1 => reg_of(parts[0].loc),
+        _ => Err(unsupported(format!("argument {i} is not in one register"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

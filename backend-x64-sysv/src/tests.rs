@@ -1,0 +1,204 @@
+//! Unit tests: every step lowers, unsupported input is an error, the frame is where the
+//! module doc draws it.
+
+use super::*;
+use abi_model::steps::CtypeRef;
+use abi_model::{Gpr, Xmm};
+
+fn env() -> CodeEnv {
+    CodeEnv {
+        helpers: Helper::ALL.iter().map(|h| 0x7f00_0000_1000 + 0x10 * h.id() as u64).collect(),
+        arg_ctypes: vec![0x5500_0000_0100, 0x5500_0000_0110],
+        ret_ctype: 0x5500_0000_0000,
+        callback_data: 0x5600_0000_0000,
+    }
+}
+
+const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
+const REC24: ValueKind = ValueKind::Record { size: 24, align: 8 };
+
+fn stub_of(steps: Vec<Step>) -> Program {
+    Program { steps, out_bytes: 32, stage_bytes: 32, entry_bytes: 0 }
+}
+
+fn thunk_of(steps: Vec<Step>) -> Program {
+    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 48 }
+}
+
+fn stub_text(steps: Vec<Step>) -> Result<String, BackendError> {
+    let env = env();
+    X64SysvBackend.stub(&stub_of(steps), 0, &env).map(|b| disasm_with(&b, 0, &env))
+}
+
+fn thunk_text(steps: Vec<Step>) -> Result<String, BackendError> {
+    let env = env();
+    X64SysvBackend.thunk(&thunk_of(steps), 0, &env).map(|b| disasm_with(&b, 0, &env))
+}
+
+/// Every stub-side step, including those only the x86 and Win64 planners produce
+/// (StoreAddr, CopyPtr, LoadAddr, a callee that pops, a memory return saved elsewhere).
+#[test]
+fn every_stub_step_lowers() {
+    let text = stub_text(vec![
+        Step::CheckArgCount { expected: 2 },
+        Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
+        Step::CallHelper {
+            helper: Helper::ToRecord,
+            args: vec![Operand::L, Operand::Imm(1), Operand::Ctype(CtypeRef::Arg(0)), Operand::Addr(Slot::Out(16))],
+            ret_to: None,
+        },
+        Step::StoreAddr { of: Slot::Out(16), to: Slot::Out(0) },
+        Step::CopyPtr { from: Slot::Stage(0), to: Slot::Out(8) },
+        Step::LoadArg { to: Loc::Gpr(Gpr::SI), from: Slot::Stage(8), size: 1, ext: Ext::Sign },
+        Step::LoadArg { to: Loc::Xmm(Xmm(2)), from: Slot::Stage(16), size: 4, ext: Ext::None },
+        Step::LoadPtr { to: Loc::Gpr(Gpr::DX), from: Slot::Stage(8) },
+        Step::LoadAddr { to: Loc::Gpr(Gpr::CX), of: Slot::Out(16) },
+        Step::SetAl(3),
+        Step::CallTarget { via: Slot::Stage(0), callee_pops: 8 },
+        Step::SaveReturn { ret: RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } }, to: Dest::Through(Slot::Stage(8)) },
+        Step::ReturnToLua { results: 1 },
+    ])
+    .unwrap();
+    for expected in [
+        "cmp     eax,2",
+        "ud2",
+        "lea     rcx,[rbp-40h]",
+        "lea     r11,[rbp-40h]\n007d: mov     [rbp-50h],r11",
+        "mov     r11,[rbp-30h]\n0085: mov     [rbp-48h],r11",
+        "movsx   esi,byte ptr [rbp-28h]",
+        "movss   xmm2,[rbp-20h]",
+        "mov     rdx,[rbp-28h]",
+        "mov     al,3",
+        "call    qword ptr [rbp-30h]",
+        "sub     rsp,8",
+        "rep movsb",
+        "mov     eax,1",
+        "leave",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
+    }
+}
+
+#[test]
+fn every_thunk_step_lowers() {
+    let text = thunk_text(vec![
+        Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-40) },
+        Step::Spill { from: Loc::Xmm(Xmm(0)), size: 8, to: Slot::Entry(-48) },
+        Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(Slot::Stage(0)) },
+        Step::CallHelper {
+            helper: Helper::PushF64,
+            args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F64 }],
+            ret_to: None,
+        },
+        Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)], ret_to: Some(Slot::Stage(8)) },
+        Step::LoadReturn { ret: RetPlan { value: ValueKind::Int { size: 2, signed: true }, loc: RetLoc::Gpr }, from: Dest::At(Slot::Stage(8)) },
+        Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(-40)) },
+    ])
+    .unwrap();
+    for expected in [
+        "mov     [rbp-20h],rdi",
+        "movsd   [rbp-28h],xmm0",
+        "mov     rdi,cbdata",
+        "movsd   xmm0,[rbp-28h]",
+        "mov     esi,0FFFFFFFFh",
+        "movsx   eax,word ptr [rbp-38h]",
+        "mov     rax,[rbp-20h]",
+        "ret     8",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
+    }
+}
+
+#[test]
+fn stub_outgoing_area_is_at_rsp_and_16_aligned() {
+    let f = Frame::stub(&stub_of(vec![])).unwrap();
+    // rbp is 16-aligned after `push rbp`; the stub reserves saved rbx + padding + stage + out.
+    let rsp_from_rbp = -(8 + f.reserve());
+    assert_eq!(rsp_from_rbp % 16, 0);
+    assert_eq!(f.disp(Slot::Out(0)).unwrap(), rsp_from_rbp);
+    assert_eq!(f.disp(Slot::Stage(24)).unwrap(), -16 - 32 + 24);
+}
+
+#[test]
+fn thunk_entry_slots_are_relative_to_the_return_address() {
+    let f = Frame::thunk(&thunk_of(vec![])).unwrap();
+    // rbp = entry sp - 8.
+    assert_eq!(f.disp(Slot::Entry(8)).unwrap(), 16);
+    assert_eq!(f.disp(Slot::Entry(-48)).unwrap(), -40);
+    assert_eq!(f.reserve() % 16, 0, "rsp stays 16-aligned below the 16-aligned rbp");
+    assert!(f.disp(Slot::Stage(0)).unwrap() <= -48 + 8 - 8, "staging is below the save area");
+}
+
+fn is_unsupported<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
+    matches!(r, Err(BackendError::Unsupported(_)))
+}
+
+#[test]
+fn unsupported_programs_are_errors_not_panics() {
+    let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
+    assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }])));
+    let edx_eax = RetPlan { value: ValueKind::Int { size: 8, signed: true }, loc: RetLoc::EdxEax };
+    assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: edx_eax, from: Dest::At(Slot::Stage(0)) }])));
+    let sret = RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } };
+    assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: sret, from: Dest::At(Slot::Stage(0)) }])));
+    // Slots outside the frame.
+    assert!(is_unsupported(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Entry(8) }])));
+    assert!(is_unsupported(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Stage(32) }])));
+    assert!(is_unsupported(thunk_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Out(0) }])));
+    assert!(is_unsupported(thunk_text(vec![Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-8) }])));
+    // Registers that are not registers, and values in the wrong register file.
+    assert!(is_unsupported(stub_text(vec![Step::LoadArg { to: Loc::Stack { offset: 0 }, from: Slot::Stage(0), size: 4, ext: Ext::None }])));
+    assert!(is_unsupported(stub_text(vec![Step::LoadAddr { to: Loc::Xmm(Xmm(0)), of: Slot::Stage(0) }])));
+    let f64_into_gpr = Operand::Value { at: Slot::Stage(0), kind: ValueKind::F64 };
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::PushI32, args: vec![Operand::L, f64_into_gpr], ret_to: None }])));
+    // Wrong arity, a void result stored, L inside a thunk, steps on the wrong side.
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None }])));
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) }])));
+    assert!(is_unsupported(thunk_text(vec![Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None }])));
+    assert!(is_unsupported(thunk_text(vec![Step::ReturnToLua { results: 0 }])));
+    assert!(is_unsupported(stub_text(vec![Step::ReturnToC { pops: 0, ret_ptr: None }])));
+    assert!(is_unsupported(thunk_text(vec![Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 }])));
+    // A two-register return of a value that fits one register.
+    let bad_pair = RetPlan { value: I32, loc: RetLoc::RaxRdx };
+    assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
+    // Frames that break the 16-byte rule, and a helper with no address.
+    let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0 };
+    assert!(is_unsupported(X64SysvBackend.stub(&odd, 0, &env())));
+    let no_helpers = CodeEnv { helpers: vec![], ..env() };
+    let prog = stub_of(vec![Step::CheckArgCount { expected: 0 }]);
+    assert!(is_unsupported(X64SysvBackend.stub(&prog, 0, &no_helpers)));
+}
+
+#[test]
+fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
+    // A 7-byte GPR return stored through a pointer: 4 + 2 + 1 bytes.
+    let s7 = RetPlan { value: ValueKind::Record { size: 7, align: 1 }, loc: RetLoc::Gpr };
+    let text = stub_text(vec![Step::SaveReturn { ret: s7, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
+    assert!(text.contains("mov     [r10],r11d"), "{text}");
+    assert!(text.contains("mov     [r10+4],r11w"), "{text}");
+    assert!(text.contains("mov     [r10+6],r11b"), "{text}");
+    assert!(!text.contains("mov     [r10],r11\n"), "{text}");
+    // A 12-byte SSE pair: xmm1 carries 4 bytes.
+    let fff = RetPlan { value: ValueKind::Record { size: 12, align: 4 }, loc: RetLoc::Xmm0Xmm1 };
+    let text = thunk_text(vec![Step::LoadReturn { ret: fff, from: Dest::At(Slot::Stage(0)) }]).unwrap();
+    assert!(text.contains("movsd   xmm0,[rbp-40h]"), "{text}");
+    assert!(text.contains("movss   xmm1,[rbp-38h]"), "{text}");
+}
+
+#[test]
+fn disasm_names_helpers_and_constants() {
+    let text = stub_text(vec![Step::CallHelper {
+        helper: Helper::NewResult,
+        args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+        ret_to: Some(Slot::Stage(8)),
+    }])
+    .unwrap();
+    assert!(text.contains("mov     rsi,ctype(ret)"), "{text}");
+    assert!(text.contains("mov     rax,luaffi_new_result"), "{text}");
+    let plain = {
+        let env = env();
+        let bytes = X64SysvBackend.stub(&stub_of(vec![]), 0x1000, &env).unwrap();
+        disasm(&bytes, 0x1000)
+    };
+    assert!(plain.starts_with("1000: push    rbp\n"), "{plain}");
+}
