@@ -312,12 +312,13 @@ impl<'a> Emitter<'a> {
         let Reg::Gpr(l_in) = single_loc(&own, 0)? else {
             return Err(unsupported("lua_State * does not arrive in a GPR"));
         };
-        let reserve = self.frame.reserve();
         asm!(self.ops
             ; push frame
             ; mov frame, rsp
             ; push lua_state
-            ; sub rsp, reserve
+        );
+        self.sub_rsp(self.frame.reserve());
+        asm!(self.ops
             ; mov lua_state, Rq(l_in)
         );
         Ok(())
@@ -325,12 +326,19 @@ impl<'a> Emitter<'a> {
 
     /// Thunks keep nothing in callee-saved registers but rbp: every value lives in a slot.
     fn thunk_prologue(&mut self) {
-        let reserve = self.frame.reserve();
         asm!(self.ops
             ; push frame
             ; mov frame, rsp
-            ; sub rsp, reserve
         );
+        self.sub_rsp(self.frame.reserve());
+    }
+
+    /// `sub rsp, n` with the one-byte immediate form when it fits.
+    fn sub_rsp(&mut self, n: i32) {
+        match i8::try_from(n) {
+            Ok(small) => asm!(self.ops ; sub rsp, BYTE small),
+            Err(_) => asm!(self.ops ; sub rsp, n),
+        }
     }
 
     // ---- steps -------------------------------------------------------------------------
@@ -343,7 +351,7 @@ impl<'a> Emitter<'a> {
         };
         asm!(self.ops
             ; cmp eax, expected
-            ; je >ok
+            ; je BYTE >ok
             ; mov Rd(got), eax
         );
         // The count is moved first: the other operands never read eax.
@@ -449,9 +457,7 @@ impl<'a> Emitter<'a> {
         mem!(self.ops, via, [call QWORD], []);
         if callee_pops > 0 {
             let pops = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops too many bytes"))?;
-            asm!(self.ops
-                ; sub rsp, pops
-            );
+            self.sub_rsp(pops);
         }
         Ok(())
     }
