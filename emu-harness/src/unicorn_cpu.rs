@@ -31,8 +31,8 @@
 //!   happens (tested in `tests/engine.rs`). So running under this engine proves nothing
 //!   about stack alignment; the harness must check `rsp` at call sites itself.
 //! - x87 values move through a scratch page ([`UnicornCpu::SCRATCH_PAGE`], mapped at
-//!   creation, reserved): popping runs `fstp qword [scratch]` and pushing `fld qword`, so
-//!   rounding is exactly what real caller/callee code does. Unicorn's x87 does not detect
+//!   creation, reserved): popping runs `fstp qword [scratch]; hlt` and pushing `fld qword`,
+//!   so rounding is exactly what real caller/callee code does. Unicorn's x87 does not detect
 //!   stack overflow or underflow (a ninth `fld` silently wraps, no stack-fault flag), so
 //!   the depth is checked from the tag word first.
 //! - Stops that are added after code on their page was translated would be missed by the
@@ -63,10 +63,15 @@ const MXCSR_DEFAULT: u64 = 0x1F80;
 /// EFLAGS with only the always-one bit 1 set: direction flag clear, as the ABIs require.
 const RFLAGS_DEFAULT: u64 = 0x2;
 
-/// Offsets inside the scratch page.
+/// Offsets inside the scratch page: two snippets, each an x87 instruction and a `hlt`, and
+/// the double they move.
 const SCRATCH_POP_CODE: u64 = 0x0;
 const SCRATCH_PUSH_CODE: u64 = 0x10;
+const SCRATCH_SNIPPET_LEN: u64 = 7;
 const SCRATCH_DATA: u64 = 0x800;
+/// ModRM bytes of `DD /3` (`fstp qword [disp32]`) and `DD /0` (`fld qword [disp32]`).
+const X87_FSTP_M64: u8 = 0x1D;
+const X87_FLD_M64: u8 = 0x05;
 
 /// What the hooks saw during one run. Unicorn hands the hooks `&mut Unicorn<HookState>`.
 struct HookState {
@@ -184,18 +189,15 @@ impl UnicornCpu {
             .map_err(backend)?;
         let mut scratch = [0u8; 0x20];
         let data = Self::SCRATCH_PAGE + SCRATCH_DATA;
-        scratch[SCRATCH_POP_CODE as usize..][..6].copy_from_slice(&x87_mem_op(
-            mode,
-            0x1D,
-            Self::SCRATCH_PAGE + SCRATCH_POP_CODE,
-            data,
-        ));
-        scratch[SCRATCH_PUSH_CODE as usize..][..6].copy_from_slice(&x87_mem_op(
-            mode,
-            0x05,
-            Self::SCRATCH_PAGE + SCRATCH_PUSH_CODE,
-            data,
-        ));
+        for (offset, op) in [
+            (SCRATCH_POP_CODE, X87_FSTP_M64),
+            (SCRATCH_PUSH_CODE, X87_FLD_M64),
+        ] {
+            let code = x87_mem_op(mode, op, Self::SCRATCH_PAGE + offset, data);
+            let at = offset as usize;
+            scratch[at..at + 6].copy_from_slice(&code);
+            scratch[at + 6] = 0xF4; // hlt: ends the run
+        }
         uc.mem_write(Self::SCRATCH_PAGE, &scratch)
             .map_err(backend)?;
 
@@ -328,8 +330,9 @@ impl UnicornCpu {
         Ok(())
     }
 
-    /// Runs the `len` bytes of scratch-page code at `offset` (no stops apply) and restores `rip`.
-    fn run_scratch(&mut self, offset: u64, len: u64) -> Result<(), EngineError> {
+    /// Runs the scratch-page snippet at `offset` (one x87 instruction, then `hlt`; no stops
+    /// apply) and restores `rip`.
+    fn run_scratch(&mut self, offset: u64) -> Result<(), EngineError> {
         let rip = self.pc();
         let start = Self::SCRATCH_PAGE + offset;
         {
@@ -339,13 +342,17 @@ impl UnicornCpu {
             state.blocks = 0;
             state.max_blocks = 4;
         }
-        let result = self.uc.emu_start(start, start + len, 0, 0);
+        // Ended by the `hlt`, not by `until`: a run with a different `until` makes unicorn
+        // drop and retranslate code around it each time (~10 µs per transfer, against
+        // ~0.4 µs this way).
+        let result = self.uc.emu_start(start, NO_UNTIL, 0, 0);
         let event = self.uc.get_data_mut().event.take();
+        let end = self.pc();
         self.set_gpr(Gpr::Rip, rip);
         match (result, event) {
-            (Ok(()), None) => Ok(()),
+            (Ok(()), None) if end == start + SCRATCH_SNIPPET_LEN => Ok(()),
             (result, event) => Err(EngineError::Backend(format!(
-                "x87 transfer in the scratch page failed: {result:?}, {event:?}"
+                "x87 transfer in the scratch page failed: {result:?}, {event:?}, pc {end:#x}"
             ))),
         }
     }
@@ -358,9 +365,9 @@ impl UnicornCpu {
     }
 }
 
-/// `fstp qword [data]` (`op` 0x1D) or `fld qword [data]` (`op` 0x05) placed at `at`:
-/// `DD /3` or `DD /0` with a disp32 that is absolute in 32-bit mode and rip-relative in
-/// 64-bit mode (to the end of this 6-byte instruction).
+/// `fstp qword [data]` ([`X87_FSTP_M64`]) or `fld qword [data]` ([`X87_FLD_M64`]) placed
+/// at `at`: `DD modrm disp32`, the disp32 absolute in 32-bit mode and rip-relative in 64-bit
+/// mode (to the end of this 6-byte instruction).
 fn x87_mem_op(mode: Mode, op: u8, at: u64, data: u64) -> [u8; 6] {
     let disp = match mode {
         Mode::X86_32 => data as u32,
@@ -484,14 +491,14 @@ impl Cpu for UnicornCpu {
             return Err(EngineError::X87StackFull);
         }
         self.write(Self::SCRATCH_PAGE + SCRATCH_DATA, &value.to_le_bytes())?;
-        self.run_scratch(SCRATCH_PUSH_CODE, 6)
+        self.run_scratch(SCRATCH_PUSH_CODE)
     }
 
     fn x87_pop(&mut self) -> Result<f64, EngineError> {
         if self.x87_depth() == 0 {
             return Err(EngineError::X87StackEmpty);
         }
-        self.run_scratch(SCRATCH_POP_CODE, 6)?;
+        self.run_scratch(SCRATCH_POP_CODE)?;
         let mut buf = [0u8; 8];
         self.read(Self::SCRATCH_PAGE + SCRATCH_DATA, &mut buf)?;
         Ok(f64::from_le_bytes(buf))
