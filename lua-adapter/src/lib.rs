@@ -17,6 +17,11 @@
 //!
 //! * [`module`]: the `ffi` table; [`module::open`] calls one `register_*` function per area.
 //! * [`arena`]: executable memory for generated stubs and thunks (W^X, pooled pages).
+//! * The C type system: [`state`] (per-Lua-state FFI state), [`ctype`] (type shapes,
+//!   descriptors, LuaJIT's type spelling), [`cdata`] (the userdata representation),
+//!   [`convert`] (Lua <-> C conversions), [`int64`] (64-bit and pointer arithmetic),
+//!   [`meta`] (the cdata metatable), [`api`] (`ffi.new`, `ffi.cast`, ...), [`helpers`] (the
+//!   conversion helpers generated stubs call).
 //!
 //! The C type system (ctype registry, cdata) and the call/callback machinery are added as
 //! their own modules here and registered from [`module::open`].
@@ -29,8 +34,16 @@ compile_error!(
      build it with --no-default-features --features module,lua5X"
 );
 
+pub mod api;
 pub mod arena;
+pub mod cdata;
+pub mod convert;
+pub mod ctype;
+pub mod helpers;
+pub mod int64;
+pub mod meta;
 pub mod module;
+pub mod state;
 
 /// The body of `luaopen_ffi`, the entry point `require "ffi"` looks for in `ffi.so`: returns
 /// the table built by [`module::open`]. The `lua_module` attribute generates the exported

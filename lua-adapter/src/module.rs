@@ -19,6 +19,7 @@ use mlua::{ffi, Lua, Table};
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let module = lua.create_table()?;
     register_platform(lua, &module)?;
+    crate::api::register_ctypes(lua, &module)?;
     Ok(module)
 }
 

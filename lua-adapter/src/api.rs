@@ -1,0 +1,614 @@
+//! The `ffi.*` functions of the C type system: `cdef`, `new`, `cast`, `typeof`, `istype`,
+//! `sizeof`, `alignof`, `offsetof`, `string`, `copy`, `fill`, `errno`, `metatype`, `gc`, and
+//! the cdata-aware `tonumber`. Each is a `lua_CFunction` with the state as upvalue 1, so that
+//! argument errors are Lua's own (`bad argument #1 to 'new' (...)`).
+
+use std::os::raw::{c_char, c_int};
+
+use abi_model::cdef::{self, CParam};
+use abi_model::{ArrayLen, CType, QualType, TypeId, TypeTable};
+use mlua::{ffi, Lua, Table};
+
+use crate::cdata::{self, Form, HAS_INTEGERS};
+use crate::convert::{self, flags};
+use crate::ctype::{shape, Shape};
+use crate::meta;
+use crate::state::{self, FfiState};
+
+type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
+
+const FUNCTIONS: [(&std::ffi::CStr, CFn); 14] = [
+    (c"cdef", ffi_cdef),
+    (c"new", ffi_new),
+    (c"cast", ffi_cast),
+    (c"typeof", ffi_typeof),
+    (c"istype", ffi_istype),
+    (c"sizeof", ffi_sizeof),
+    (c"alignof", ffi_alignof),
+    (c"offsetof", ffi_offsetof),
+    (c"string", ffi_string),
+    (c"copy", ffi_copy),
+    (c"fill", ffi_fill),
+    (c"errno", ffi_errno),
+    (c"metatype", ffi_metatype),
+    (c"gc", ffi_gc),
+];
+
+/// Adds the C type system's functions to the `ffi` table, creating this Lua state's
+/// [`FfiState`] on first use, and makes the global `tonumber` convert numeric cdata as
+/// LuaJIT's does.
+pub fn register_ctypes(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    // SAFETY: `open_raw` follows the lua_CFunction protocol.
+    let f = unsafe { lua.create_c_function(open_raw) }?;
+    f.call::<()>(module)
+}
+
+/// Fills the table at index 1 (see [`register_ctypes`]).
+unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with the module table at 1.
+    unsafe {
+        ffi::luaL_checkstack(l, 16, std::ptr::null());
+        let (st, created) = state::get_or_create(l);
+        if created {
+            meta::create_metatables(l, st);
+        }
+        for (name, f) in FUNCTIONS {
+            ffi::lua_pushlightuserdata(l, st as *mut _);
+            ffi::lua_pushcclosure(l, f, 1);
+            ffi::lua_setfield(l, 1, name.as_ptr());
+        }
+        if created {
+            // tonumber(cdata) converts numeric cdata, as in LuaJIT; anything else goes to
+            // the original tonumber.
+            ffi::lua_getglobal(l, c"tonumber".as_ptr());
+            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushlightuserdata(l, st as *mut _);
+                ffi::lua_insert(l, -2);
+                ffi::lua_pushcclosure(l, ffi_tonumber, 2);
+                ffi::lua_setglobal(l, c"tonumber".as_ptr());
+            } else {
+                ffi::lua_pop(l, 1);
+            }
+        }
+        0
+    }
+}
+
+/// Collects `$` parameters from stack index `from` to the top.
+unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Result<Vec<CParam>, String> {
+    let mut out = Vec::new();
+    if from == 0 {
+        return Ok(out);
+    }
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        for i in from..=ffi::lua_gettop(l) {
+            match ffi::lua_type(l, i) {
+                ffi::LUA_TNUMBER => {
+                    let v = if HAS_INTEGERS && ffi::lua_isinteger(l, i) != 0 {
+                        ffi::lua_tointegerx(l, i, std::ptr::null_mut()) as i64
+                    } else {
+                        convert::f64_to_i64(ffi::lua_tonumberx(l, i, std::ptr::null_mut()))
+                    };
+                    out.push(CParam::Int(v));
+                }
+                ffi::LUA_TSTRING => out.push(CParam::Name(lua_str(l, i).into_owned())),
+                ffi::LUA_TUSERDATA if !cdata::to_cdata(l, st, i).is_null() => {
+                    out.push(CParam::Type(cdata::type_of(cdata::to_cdata(l, st, i))));
+                }
+                t => return Err(format!("bad argument #{i} (cannot use '{}' as a parameter)", cdata::lua_type_name(t))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The string at `idx` (lossy UTF-8).
+unsafe fn lua_str<'a>(l: *mut ffi::lua_State, idx: c_int) -> std::borrow::Cow<'a, str> {
+    // SAFETY: the string stays on the stack while the caller uses it.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len) as *const u8;
+        if p.is_null() {
+            return "".into();
+        }
+        String::from_utf8_lossy(std::slice::from_raw_parts(p, len))
+    }
+}
+
+unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> Result<QualType, String> {
+    // SAFETY: the declaration string is at index 1.
+    unsafe {
+        let ps = params(l, st, params_from)?;
+        let src = lua_str(l, 1);
+        let s = &mut *st;
+        cdef::parse_type(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
+    }
+}
+
+/// The C type argument 1 names: a declaration string (with `$` parameters from index
+/// `params_from`, 0 for none), a ctype object or a cdata (its type).
+unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> QualType {
+    // SAFETY: stack reads on a valid state; errors raised with nothing owned in this frame.
+    unsafe {
+        match ffi::lua_type(l, 1) {
+            ffi::LUA_TSTRING => match parse_arg(l, st, params_from) {
+                Ok(t) => t,
+                Err(msg) => cdata::raise(l, msg),
+            },
+            ffi::LUA_TUSERDATA if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
+            t => cdata::raise_arg(l, 1, format!("C type expected, got {}", cdata::lua_type_name(t))),
+        }
+    }
+}
+
+/// Argument `narg` converted to an `int32_t` (LuaJIT's `ffi_checkint`).
+unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i32 {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        if narg > ffi::lua_gettop(l) {
+            cdata::raise_arg(l, narg, "value expected".into());
+        }
+        let mut v = 0i32;
+        let int = QualType::plain((*st).types.int(abi_model::IntKind::Int));
+        if let Err(e) = convert::lua_to_c(l, st, narg, int, &mut v as *mut i32 as *mut u8, 0) {
+            convert::raise_conv_arg(l, st, narg, e);
+        }
+        v
+    }
+}
+
+/// Argument `narg` converted to a pointer of type `ptr_ty` (LuaJIT's `ffi_checkptr`).
+unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_ty: TypeId) -> *mut u8 {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        if narg > ffi::lua_gettop(l) {
+            cdata::raise_arg(l, narg, "value expected".into());
+        }
+        let mut p: *mut u8 = std::ptr::null_mut();
+        if let Err(e) = convert::lua_to_c(l, st, narg, QualType::plain(ptr_ty), &mut p as *mut *mut u8 as *mut u8, 0) {
+            convert::raise_conv_arg(l, st, narg, e);
+        }
+        p
+    }
+}
+
+/// Whether `ty` is variable-length: a `T[?]` array, or a record whose last member is one.
+pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
+    match types.get(ty) {
+        CType::Array { elem, len: ArrayLen::Variable } => Some((0, types.size_of(elem.id).ok()?)),
+        CType::Record(_) => {
+            let body = types.record_body(ty)?;
+            let last = body.fields.last()?;
+            match types.get(last.ty.id) {
+                CType::Array { elem, len: ArrayLen::Variable } => Some((body.layout.size, types.size_of(elem.id).ok()?)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements, if below 2^31.
+fn vl_size(fixed: u64, esize: u64, n: i32) -> Option<u64> {
+    let total = fixed + esize * (n as u32 as u64);
+    (total < 0x8000_0000).then_some(total)
+}
+
+/// Creates a new object of type `ty` initialised from the arguments from `first` on (with a
+/// leading element count for variable-length types), as `ffi.new` and calling a ctype do;
+/// pushes it and returns 1.
+///
+/// # Safety
+/// Called from a lua_CFunction of this module.
+pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let mut init_from = first;
+        let vl = variable_length(&(*st).types, ty.id);
+        let size = match vl {
+            Some((fixed, esize)) => {
+                let n = check_int(l, st, first);
+                init_from += 1;
+                vl_size(fixed, esize, n)
+            }
+            None => (*st).desc(ty).as_ref().and_then(|d| d.size),
+        };
+        let Some(size) = size else {
+            cdata::raise_arg(l, 1, "size of C type is unknown or too large".into());
+        };
+        let desc = (*st).desc(ty);
+        let c = cdata::push_value(l, st, desc, size as usize);
+        let count = (top - init_from + 1).max(0);
+        if let Err(e) = convert::init(l, st, ty, (*c).ptr, size, init_from, count) {
+            convert::raise_conv(l, st, e);
+        }
+        if shape(&(*st).types, ty.id) == Shape::Record && meta::push_metamethod(l, st, ty, c"__gc") {
+            set_finalizer(l, st, -2, -1);
+            ffi::lua_pop(l, 1);
+        }
+        1
+    }
+}
+
+/// Sets `finalizers[cdata at cd_idx] = value at fn_idx` (nil removes it) and gives the cdata
+/// the metatable with `__gc`.
+unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        let cd = ffi::lua_absindex(l, cd_idx);
+        let f = ffi::lua_absindex(l, fn_idx);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).finalizers_ref as ffi::lua_Integer);
+        ffi::lua_pushvalue(l, cd);
+        ffi::lua_pushvalue(l, f);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_pop(l, 1);
+        if ffi::lua_isnil(l, f) == 0 {
+            ffi::lua_pushvalue(l, cd);
+            cdata::set_meta(l, st, true);
+            ffi::lua_pop(l, 1);
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction of this module (state upvalue).
+    unsafe {
+        let st = state::from_upvalue(l);
+        ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        let r = (|| -> Result<(), String> {
+            let ps = params(l, st, 2)?;
+            let src = lua_str(l, 1);
+            let s = &mut *st;
+            cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
+        })();
+        (*st).refresh_incomplete();
+        if let Err(msg) = r {
+            cdata::raise(l, msg);
+        }
+        0
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_new(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        new_object(l, st, ty, 2)
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        if ffi::lua_gettop(l) < 2 {
+            cdata::raise_arg(l, 2, "value expected".into());
+        }
+        ffi::lua_settop(l, 2);
+        let sh = shape(&(*st).types, ty.id);
+        if !(sh.is_num() || matches!(sh, Shape::Pointer(_))) {
+            cdata::raise_arg(l, 1, "invalid C type".into());
+        }
+        let c = cdata::to_cdata(l, st, 2);
+        if !c.is_null() && (*c).form == Form::Value && cdata::type_of(c) == ty {
+            return 1;
+        }
+        let desc = (*st).desc(ty);
+        let size = (*desc).size.unwrap_or(0) as usize;
+        let new = cdata::push_value(l, st, desc, size);
+        if let Err(e) = convert::lua_to_c(l, st, 2, ty, (*new).ptr, flags::CAST) {
+            convert::raise_conv(l, st, e);
+        }
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_typeof(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 2);
+        let desc = (*st).desc(ty);
+        cdata::push_ctype(l, st, desc);
+        1
+    }
+}
+
+/// LuaJIT's `ffi.istype` rule: the same type ignoring qualifiers; compatible pointers;
+/// numbers of the same kind and size; or a record and a pointer to it.
+fn is_type(types: &TypeTable, t1: QualType, t2: QualType) -> bool {
+    if t1.id == t2.id {
+        return true;
+    }
+    let (s1, s2) = (shape(types, t1.id), shape(types, t2.id));
+    let size = |id| types.size_of(id).ok();
+    let same_class = s1.is_num() == s2.is_num() && s1.is_ptr_like() == s2.is_ptr_like();
+    if same_class && size(t1.id) == size(t2.id) {
+        if s1.is_ptr_like() && s2.is_ptr_like() {
+            return std::mem::discriminant(&s1) == std::mem::discriminant(&s2) && convert::compatible_ptr(types, t1, t2, flags::IGNORE_QUALS);
+        }
+        if (s1.is_num() || s1 == Shape::Void) && s1 == s2 {
+            return true;
+        }
+    }
+    matches!((s1, s2), (Shape::Record, Shape::Pointer(to)) if to.id == t1.id)
+}
+
+unsafe extern "C-unwind" fn ffi_istype(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let t1 = check_ctype(l, st, 0);
+        if ffi::lua_gettop(l) < 2 {
+            cdata::raise_arg(l, 2, "value expected".into());
+        }
+        let c = cdata::to_cdata(l, st, 2);
+        let answer = !c.is_null() && is_type(&(*st).types, t1, cdata::type_of(c));
+        ffi::lua_pushboolean(l, answer as c_int);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        let c = cdata::to_cdata(l, st, 1);
+        let vl = variable_length(&(*st).types, ty.id);
+        let size = if !c.is_null() && (*c).form == Form::Value && vl.is_some() {
+            Some((*c).len as u64)
+        } else if let Some((fixed, esize)) = vl {
+            let n = check_int(l, st, 2);
+            vl_size(fixed, esize, n)
+        } else {
+            (*st).types.size_of(ty.id).ok()
+        };
+        match size {
+            Some(s) => push_count(l, s as i64),
+            None => ffi::lua_pushnil(l),
+        }
+        1
+    }
+}
+
+unsafe fn push_count(l: *mut ffi::lua_State, v: i64) {
+    // SAFETY: a push on a valid state.
+    unsafe {
+        if HAS_INTEGERS {
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+        } else {
+            ffi::lua_pushnumber(l, v as f64);
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        let align = match (*st).types.layout(ty.id) {
+            Ok(layout) => layout.align,
+            Err(_) => match (*st).types.get(ty.id) {
+                CType::Array { elem, .. } => (*st).types.align_of(elem.id).unwrap_or(1),
+                _ => 1,
+            },
+        };
+        push_count(l, align as i64);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        let name = lua_str(l, 2).into_owned();
+        let types = &(*st).types;
+        if !matches!(types.get(ty.id), CType::Record(r) if r.body.is_some()) {
+            return 0;
+        }
+        let Some((mty, offset, bits)) = convert::member(types, ty.id, &name) else { return 0 };
+        drop(name);
+        match bits {
+            None => {
+                push_count(l, offset as i64);
+                1
+            }
+            Some(b) => {
+                // LuaJIT reports a bit-field as (offset of its storage unit, bit position in
+                // the unit, width), the unit being an aligned object of the declared type.
+                let unit = types.size_of(mty.id).unwrap_or(1).max(1);
+                let mut start = b.bit_offset / (unit * 8) * unit;
+                if b.bit_offset - start * 8 + b.width as u64 > unit * 8 {
+                    start = b.bit_offset / 8;
+                }
+                push_count(l, start as i64);
+                push_count(l, (b.bit_offset - start * 8) as i64);
+                push_count(l, b.width as i64);
+                3
+            }
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef; the bytes read are the user's (as in C).
+    unsafe {
+        let st = state::from_upvalue(l);
+        if ffi::lua_gettop(l) < 1 {
+            cdata::raise_arg(l, 1, "value expected".into());
+        }
+        if ffi::lua_gettop(l) >= 2 && (ffi::lua_isnil(l, 2) == 0) {
+            let len = check_int(l, st, 2);
+            let p = check_ptr(l, st, 1, (*st).const_void_ptr);
+            if p.is_null() && len != 0 {
+                cdata::raise_arg(l, 1, "NULL pointer".into());
+            }
+            ffi::lua_pushlstring(l, p as *const c_char, len as u32 as usize);
+        } else {
+            let p = check_ptr(l, st, 1, (*st).const_char_ptr);
+            if p.is_null() {
+                cdata::raise_arg(l, 1, "NULL pointer".into());
+            }
+            ffi::lua_pushstring(l, p as *const c_char);
+        }
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_string.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr);
+        let src = check_ptr(l, st, 2, (*st).const_void_ptr);
+        let len = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING && ffi::lua_gettop(l) < 3 {
+            ffi::lua_rawlen(l, 2) + 1
+        } else {
+            check_int(l, st, 3) as u32 as usize
+        };
+        if len > 0 && (dst.is_null() || src.is_null()) {
+            cdata::raise_arg(l, if dst.is_null() { 1 } else { 2 }, "NULL pointer".into());
+        }
+        std::ptr::copy(src, dst, len);
+        0
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_string.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr);
+        let len = check_int(l, st, 2) as u32 as usize;
+        let byte = if ffi::lua_gettop(l) >= 3 && (ffi::lua_isnil(l, 3) == 0) { check_int(l, st, 3) } else { 0 };
+        if len > 0 && dst.is_null() {
+            cdata::raise_arg(l, 1, "NULL pointer".into());
+        }
+        std::ptr::write_bytes(dst, byte as u8, len);
+        0
+    }
+}
+
+/// `ffi.errno([n])`: the `errno` saved after the last C call (the value `ffi.errno(n)` set
+/// before it, if none was made since); with `n`, sets the value to restore before the next
+/// call (and the thread's `errno` now). Returns the previous value.
+unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let old = (*st).errno;
+        if ffi::lua_gettop(l) >= 1 {
+            let n = check_int(l, st, 1);
+            (*st).errno = n;
+            crate::helpers::set_os_errno(n);
+        }
+        push_count(l, old as i64);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let ty = check_ctype(l, st, 0);
+        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        let sh = shape(&(*st).types, ty.id);
+        if !matches!(sh, Shape::Record | Shape::Complex { .. }) || ty.quals != abi_model::Quals::NONE {
+            cdata::raise_arg(l, 1, "invalid C type".into());
+        }
+        if (*st).metatypes.contains_key(&ty.id) {
+            cdata::raise(l, "cannot change a protected metatable".into());
+        }
+        ffi::lua_pushvalue(l, 2);
+        let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        (*st).metatypes.insert(ty.id, r);
+        let desc = (*st).desc(ty);
+        cdata::push_ctype(l, st, desc);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let c = cdata::to_cdata(l, st, 1);
+        if c.is_null() {
+            cdata::raise_arg(l, 1, format!("cdata expected, got {}", cdata::lua_typename_at(l, 1)));
+        }
+        if ffi::lua_gettop(l) < 2 {
+            cdata::raise_arg(l, 2, "value expected".into());
+        }
+        let sh = shape(&(*st).types, cdata::type_of(c).id);
+        if (*c).form == Form::CType || !matches!(sh, Shape::Pointer(_) | Shape::Record | Shape::Array(..)) {
+            cdata::raise_arg(l, 1, "invalid C type".into());
+        }
+        ffi::lua_settop(l, 2);
+        set_finalizer(l, st, 1, 2);
+        ffi::lua_settop(l, 1);
+        1
+    }
+}
+
+/// `tonumber(v, ...)`: numeric cdata convert to a number (64-bit integers to a Lua integer
+/// on 5.3+ when exact, as their reads do), complex to its real part, bool to 0/1, other
+/// cdata to nil; everything else goes to the original `tonumber` (upvalue 2).
+unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_cdef; upvalue 2 is the original tonumber.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let c = cdata::to_cdata(l, st, 1);
+        if c.is_null() {
+            let n = ffi::lua_gettop(l);
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+            ffi::lua_insert(l, 1);
+            ffi::lua_call(l, n, ffi::LUA_MULTRET);
+            return ffi::lua_gettop(l);
+        }
+        if (*c).form == Form::CType {
+            ffi::lua_pushnil(l);
+            return 1;
+        }
+        let ty = cdata::type_of(c);
+        let p = (*c).ptr;
+        match shape(&(*st).types, ty.id) {
+            Shape::Bool => push_count(l, *p as i64),
+            Shape::Int { size: 8, signed } if !HAS_INTEGERS || (!signed && convert::read_int(p, 8, false) > i64::MAX as u64) => {
+                let v = convert::read_int(p, 8, signed);
+                ffi::lua_pushnumber(l, if signed { v as i64 as f64 } else { v as f64 });
+            }
+            Shape::Int { .. } | Shape::Float { .. } => {
+                if let Err(e) = convert::c_to_lua(l, st, ty, p, 0) {
+                    convert::raise_conv(l, st, e);
+                }
+            }
+            Shape::Complex { part } => ffi::lua_pushnumber(l, convert::read_float(p, part)),
+            _ => ffi::lua_pushnil(l),
+        }
+        1
+    }
+}
+
+/// Converts the Lua value at `idx` to `ty` at `dst`, raising on failure (for callers outside
+/// this module that need the raising form).
+///
+/// # Safety
+/// As [`convert::lua_to_c`]; may raise.
+pub unsafe fn to_c_or_raise(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        if let Err(e) = convert::lua_to_c(l, st, idx, ty, dst, 0) {
+            convert::raise_conv(l, st, e);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! cdata: full userdata holding a C object (or a reference to one, or a ctype), and the
+//! creation, recognition and error-raising primitives the rest of the module shares.
+//!
+//! Every cdata userdata starts with a [`Cdata`] header: the object's type descriptor, the
+//! address of its bytes, their length and its [`Form`]. A value's bytes follow the header in
+//! the same userdata, aligned to the type's alignment (the userdata is over-allocated by
+//! `align - 1` bytes), so they are freed with it. A reference's bytes live in another object,
+//! which the reference keeps alive through its user value.
+//!
+//! All cdata share one metatable (or its twin with `__gc`, given to cdata that have a
+//! finalizer), whose metamethods dispatch on the type (see [`crate::meta`]).
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use abi_model::QualType;
+use mlua::ffi;
+
+use crate::ctype::CTypeDesc;
+use crate::state::FfiState;
+
+/// What a cdata userdata holds.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// A C object stored in this userdata.
+    Value,
+    /// A reference to a C object stored elsewhere (a struct member or array element that is
+    /// itself an aggregate, or the target of a pointer).
+    Ref,
+    /// A ctype object (what `ffi.typeof` returns): no C object at all.
+    CType,
+}
+
+/// The header at the start of every cdata userdata.
+#[repr(C)]
+pub struct Cdata {
+    /// The object's type.
+    pub desc: *const CTypeDesc,
+    /// The object's bytes (null for a ctype object).
+    pub ptr: *mut u8,
+    /// Number of bytes at `ptr` (the actual size of a variable-length object).
+    pub len: usize,
+    /// What this is.
+    pub form: Form,
+}
+
+/// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
+pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54"));
+
+const HEADER: usize = std::mem::size_of::<Cdata>();
+
+/// Creates a userdata of `size` bytes with `user_values` user value slots (Lua 5.4), or a
+/// plain userdata (earlier versions, where every userdata has one environment/user value).
+///
+/// # Safety
+/// `l` must be valid with a free stack slot. May raise a memory error.
+unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
+    #[cfg(feature = "lua54")]
+    // SAFETY: valid state, as the caller guarantees.
+    unsafe {
+        ffi::lua_newuserdatauv(l, size, user_values)
+    }
+    #[cfg(not(feature = "lua54"))]
+    {
+        let _ = user_values;
+        // SAFETY: valid state, as the caller guarantees.
+        unsafe { ffi::lua_newuserdata(l, size) }
+    }
+}
+
+/// Pushes a new value cdata of type `desc` with `len` zeroed bytes, aligned to the type's
+/// alignment, and returns its header.
+///
+/// # Safety
+/// `l` must be valid with 2 free stack slots; `st` is its state. May raise a memory error
+/// (nothing is owned in this frame).
+pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, len: usize) -> *mut Cdata {
+    // SAFETY: desc comes from the state and lives as long as it.
+    let align = unsafe { (*desc).align.max(1) } as usize;
+    let total = HEADER + len + (align - 1);
+    // SAFETY: valid state; the userdata has `total` writable bytes.
+    unsafe {
+        let base = new_userdata(l, total, 0) as *mut u8;
+        let start = base as usize + HEADER;
+        let aligned = start.next_multiple_of(align);
+        let ptr = base.add(aligned - base as usize);
+        std::ptr::write_bytes(ptr, 0, len);
+        let c = base as *mut Cdata;
+        c.write(Cdata { desc, ptr, len, form: Form::Value });
+        set_meta(l, st, false);
+        c
+    }
+}
+
+/// Pushes a reference cdata to the object of type `desc` at `ptr`. If `anchor` is not 0, the
+/// value at that stack index (the object owning the bytes) is kept alive by the reference.
+///
+/// # Safety
+/// `l` valid with 3 free slots; `anchor` 0 or a valid absolute index.
+pub unsafe fn push_ref(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, ptr: *mut u8, anchor: c_int) -> *mut Cdata {
+    // SAFETY: valid state; the userdata holds a header.
+    unsafe {
+        let len = (*desc).size.unwrap_or(0) as usize;
+        let c = new_userdata(l, HEADER, 1) as *mut Cdata;
+        c.write(Cdata { desc, ptr, len, form: Form::Ref });
+        set_meta(l, st, false);
+        if anchor != 0 {
+            set_anchor(l, anchor);
+        }
+        c
+    }
+}
+
+/// Makes the userdata at the top keep the value at `anchor` alive (its user value).
+unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
+    // SAFETY: stack operations on a valid state; user values accept any value on 5.3+, a
+    // table on 5.1/5.2 (the anchor is wrapped in one).
+    unsafe {
+        if HAS_INTEGERS {
+            ffi::lua_pushvalue(l, anchor);
+        } else {
+            ffi::lua_createtable(l, 1, 0);
+            ffi::lua_pushvalue(l, anchor);
+            ffi::lua_rawseti(l, -2, 1);
+        }
+        ffi::lua_setuservalue(l, -2);
+    }
+}
+
+/// Pushes the ctype object of `desc`; equal types give the same object while it lives.
+///
+/// # Safety
+/// `l` valid with 3 free slots.
+pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) {
+    // SAFETY: stack operations on a valid state; the cache table is anchored in the registry.
+    unsafe {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).ctype_cache_ref as ffi::lua_Integer);
+        ffi::lua_rawgetp(l, -1, desc as *const c_void);
+        if ffi::lua_isnil(l, -1) == 0 {
+            ffi::lua_remove(l, -2);
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        let c = new_userdata(l, HEADER, 0) as *mut Cdata;
+        c.write(Cdata { desc, ptr: std::ptr::null_mut(), len: 0, form: Form::CType });
+        set_meta(l, st, false);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_rawsetp(l, -3, desc as *const c_void);
+        ffi::lua_remove(l, -2);
+    }
+}
+
+/// Sets the cdata metatable (with `__gc` when `with_gc`) on the userdata at the top.
+///
+/// # Safety
+/// `l` valid with a free slot; the top is a userdata.
+pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool) {
+    // SAFETY: the metatables are anchored in the registry by `meta::create_metatables`.
+    unsafe {
+        let r = if with_gc { (*st).gc_meta_ref } else { (*st).meta_ref };
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+        ffi::lua_setmetatable(l, -2);
+    }
+}
+
+/// The cdata header of the value at `idx`, or null if it is not a cdata of this state.
+///
+/// # Safety
+/// `l` valid with a free slot; `st` its state.
+#[inline]
+pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+            return std::ptr::null_mut();
+        }
+        let mt = ffi::lua_topointer(l, -1);
+        ffi::lua_pop(l, 1);
+        if mt == (*st).meta_ptr || mt == (*st).gc_meta_ptr {
+            ffi::lua_touserdata(l, idx) as *mut Cdata
+        } else {
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// The type a cdata's object has (a ctype object's type for `Form::CType`).
+///
+/// # Safety
+/// `c` must be a live cdata header.
+#[inline]
+pub unsafe fn type_of(c: *const Cdata) -> QualType {
+    // SAFETY: as the caller guarantees.
+    unsafe { (*(*c).desc).ty }
+}
+
+/// Pushes `msg` prefixed with the position of the calling Lua code (as `luaL_error` does),
+/// then drops it. Split from [`raise`] so that nothing owning memory is alive in the frame
+/// that calls `lua_error`.
+#[inline(never)]
+unsafe fn push_error_message(l: *mut ffi::lua_State, msg: String) {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
+        ffi::lua_concat(l, 2);
+    }
+}
+
+/// Raises `msg` as a Lua error with the caller's position (`file:line: msg`).
+///
+/// # Safety
+/// `l` valid with 2 free slots; called from a function Lua called (a lua_CFunction or a
+/// helper called by one). Never returns: `lua_error` longjmps over this frame.
+pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
+    // SAFETY: `msg` is moved into push_error_message and dropped there; nothing owning memory
+    // remains in this frame when lua_error unwinds it.
+    unsafe {
+        push_error_message(l, msg);
+        ffi::lua_error(l);
+    }
+    #[allow(unreachable_code)]
+    {
+        unreachable!("lua_error does not return")
+    }
+}
+
+#[inline(never)]
+unsafe fn push_plain(l: *mut ffi::lua_State, msg: String) -> *const c_char {
+    // SAFETY: stack operations on a valid state; the string stays on the stack.
+    unsafe {
+        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
+        ffi::lua_tolstring(l, -1, std::ptr::null_mut())
+    }
+}
+
+/// Raises Lua's `bad argument #narg to 'name' (msg)`.
+///
+/// # Safety
+/// As [`raise`].
+pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
+    // SAFETY: the message lives on the Lua stack (msg itself is dropped in push_plain).
+    unsafe {
+        let p = push_plain(l, msg);
+        ffi::luaL_argerror(l, narg, p);
+    }
+    #[allow(unreachable_code)]
+    {
+        unreachable!("luaL_argerror does not return")
+    }
+}
+
+/// The type name Lua gives the value at `idx` (`nil`, `table`, ...), for messages.
+///
+/// # Safety
+/// `l` valid.
+pub unsafe fn lua_typename_at(l: *mut ffi::lua_State, idx: c_int) -> &'static str {
+    // SAFETY: lua_type on a valid index.
+    let t = unsafe { ffi::lua_type(l, idx) };
+    lua_type_name(t)
+}
+
+/// Lua's name of a type tag.
+pub fn lua_type_name(t: c_int) -> &'static str {
+    match t {
+        ffi::LUA_TNONE => "no value",
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "boolean",
+        ffi::LUA_TLIGHTUSERDATA => "userdata",
+        ffi::LUA_TNUMBER => "number",
+        ffi::LUA_TSTRING => "string",
+        ffi::LUA_TTABLE => "table",
+        ffi::LUA_TFUNCTION => "function",
+        ffi::LUA_TUSERDATA => "userdata",
+        ffi::LUA_TTHREAD => "thread",
+        _ => "?",
+    }
+}
+
+/// Formats a pointer as LuaJIT does (`lj_strfmt_wptr`): `NULL`, or `0x` and at least 8 hex
+/// digits, 12 or 16 when the upper half is used on 64-bit targets.
+pub fn format_ptr(p: usize) -> String {
+    if p == 0 {
+        return "NULL".into();
+    }
+    let hi = (p as u64) >> 32;
+    let digits = if hi == 0 { 8 } else { 8 + 2 + 2 * ((63 - hi.leading_zeros()) as usize >> 3) };
+    format!("0x{:0width$x}", p, width = digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_print_as_luajit_prints_them() {
+        assert_eq!(format_ptr(0), "NULL");
+        assert_eq!(format_ptr(0x3039), "0x00003039");
+        assert_eq!(format_ptr(0x7f3a7e58f350), "0x7f3a7e58f350");
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(format_ptr(0xffff_ffff_ffff_ffff), "0xffffffffffffffff");
+    }
+}

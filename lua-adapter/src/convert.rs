@@ -1,0 +1,901 @@
+//! Conversions between Lua values and C values, with LuaJIT's rules (lj_cconv.c is the
+//! reference; the "Conversions" section of LuaJIT's ext_ffi_semantics page the spec).
+//!
+//! The core is reusable by the call stubs: [`lua_to_c`] converts the Lua value at a stack
+//! index to a C value of a type written to memory, [`c_to_lua`] pushes the C value of a type
+//! found in memory. Both report failures as a [`ConvError`] (plain data, owning nothing);
+//! callers turn it into a Lua error with [`raise_conv`] / [`raise_conv_arg`].
+
+use std::os::raw::c_int;
+
+use abi_model::cdef::find_member;
+use abi_model::{ArrayLen, CType, QualType, Quals, RecordKind, TypeId, TypeTable};
+use mlua::ffi;
+
+use crate::cdata::{self, Form, HAS_INTEGERS};
+use crate::ctype::{repr, shape, Shape};
+use crate::state::FfiState;
+
+/// Conversion flags (LuaJIT's `CCF_*`).
+pub mod flags {
+    /// An explicit cast (`ffi.cast`): integers/pointers convert freely.
+    pub const CAST: u8 = 1;
+    /// The source is a Lua number or string (named so in error messages).
+    pub const FROM_LUA: u8 = 2;
+    /// Pointer targets must have the same qualifiers.
+    pub const SAME: u8 = 4;
+    /// Qualifiers of pointer targets are ignored.
+    pub const IGNORE_QUALS: u8 = 8;
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A Lua value of this type tag (`LUA_TTABLE`, ...).
+    Lua(c_int),
+    /// A C value of this type.
+    C(QualType),
+    /// A ctype object.
+    CTypeObject,
+}
+
+/// A failed conversion. Plain data: it owns nothing, so it may be alive when a Lua error is
+/// raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvError {
+    /// `cannot convert 'from' to 'to'`.
+    Bad {
+        /// The source.
+        from: Origin,
+        /// The destination type.
+        to: QualType,
+    },
+    /// `too many initializers for 'to'`.
+    InitOverflow(QualType),
+    /// `attempt to write to constant location`.
+    WriteConst,
+}
+
+impl ConvError {
+    /// The message, in LuaJIT's words.
+    pub fn message(&self, types: &TypeTable) -> String {
+        match self {
+            ConvError::Bad { from, to } => {
+                let f = match from {
+                    Origin::Lua(t) => cdata::lua_type_name(*t).to_string(),
+                    Origin::C(ty) => repr(types, *ty, false),
+                    Origin::CTypeObject => "ctype".to_string(),
+                };
+                format!("cannot convert '{f}' to '{}'", repr(types, *to, false))
+            }
+            ConvError::InitOverflow(to) => format!("too many initializers for '{}'", repr(types, *to, false)),
+            ConvError::WriteConst => "attempt to write to constant location".to_string(),
+        }
+    }
+}
+
+/// Raises a conversion error as a plain Lua error (with the caller's position).
+///
+/// # Safety
+/// As [`cdata::raise`].
+pub unsafe fn raise_conv(l: *mut ffi::lua_State, st: *const FfiState, e: ConvError) -> ! {
+    // SAFETY: the message String is moved into `raise`, which drops it before lua_error.
+    unsafe { cdata::raise(l, e.message(&(*st).types)) }
+}
+
+/// Raises a conversion error as `bad argument #narg to 'f' (message)`.
+///
+/// # Safety
+/// As [`cdata::raise_arg`].
+pub unsafe fn raise_conv_arg(l: *mut ffi::lua_State, st: *const FfiState, narg: c_int, e: ConvError) -> ! {
+    // SAFETY: as raise_conv.
+    unsafe { cdata::raise_arg(l, narg, e.message(&(*st).types)) }
+}
+
+/// A C source value: its type (for messages and compatibility checks), shape and bytes.
+#[derive(Clone, Copy)]
+struct Src {
+    ty: QualType,
+    shape: Shape,
+    p: *const u8,
+    origin: Origin,
+}
+
+// ---- scalar helpers ---------------------------------------------------------------------
+
+/// Reads a `size`-byte integer, sign- or zero-extended to 64 bits.
+///
+/// # Safety
+/// `p` must point to `size` readable bytes.
+pub unsafe fn read_int(p: *const u8, size: u8, signed: bool) -> u64 {
+    // SAFETY: as the caller guarantees; unaligned reads are fine for packed members.
+    unsafe {
+        match (size, signed) {
+            (1, true) => (p as *const i8).read_unaligned() as i64 as u64,
+            (1, false) => p.read_unaligned() as u64,
+            (2, true) => (p as *const i16).read_unaligned() as i64 as u64,
+            (2, false) => (p as *const u16).read_unaligned() as u64,
+            (4, true) => (p as *const i32).read_unaligned() as i64 as u64,
+            (4, false) => (p as *const u32).read_unaligned() as u64,
+            _ => (p as *const u64).read_unaligned(),
+        }
+    }
+}
+
+/// Writes the low `size` bytes of `v`.
+///
+/// # Safety
+/// `p` must point to `size` writable bytes.
+pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
+    let bytes = v.to_le_bytes();
+    // SAFETY: as the caller guarantees.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, size.min(8) as usize) }
+}
+
+/// Reads a float of `size` bytes as a double.
+///
+/// # Safety
+/// `p` must point to `size` readable bytes.
+pub unsafe fn read_float(p: *const u8, size: u8) -> f64 {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        if size == 4 {
+            (p as *const f32).read_unaligned() as f64
+        } else {
+            (p as *const f64).read_unaligned()
+        }
+    }
+}
+
+/// Writes a double as a float of `size` bytes.
+///
+/// # Safety
+/// `p` must point to `size` writable bytes.
+pub unsafe fn write_float(p: *mut u8, size: u8, n: f64) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        if size == 4 {
+            (p as *mut f32).write_unaligned(n as f32)
+        } else {
+            (p as *mut f64).write_unaligned(n)
+        }
+    }
+}
+
+/// Integer to double, as C converts the source type.
+fn int_to_f64(v: u64, size: u8, signed: bool) -> f64 {
+    if size == 8 && !signed {
+        v as f64
+    } else {
+        v as i64 as f64
+    }
+}
+
+/// `(int32_t)n` as x86 computes it (`cvttsd2si`): out of range and NaN give INT32_MIN.
+pub fn f64_to_i32(n: f64) -> i32 {
+    if n.is_nan() || n >= 2147483648.0 || n <= -2147483649.0 {
+        i32::MIN
+    } else {
+        n as i32
+    }
+}
+
+/// `(int64_t)n` as x86-64 computes it: out of range and NaN give INT64_MIN.
+pub fn f64_to_i64(n: f64) -> i64 {
+    if n.is_nan() || n >= 9223372036854775808.0 || n < -9223372036854775808.0 {
+        i64::MIN
+    } else {
+        n as i64
+    }
+}
+
+/// LuaJIT's `lj_num2u64` as the reference LuaJIT 2.1 (Debian's) computes it: values from 2^63
+/// wrap modulo 2^64; negative values whose integer part is not 0, NaN and values out of
+/// range give 2^63.
+pub fn f64_to_u64(n: f64) -> u64 {
+    if n >= 9223372036854775808.0 {
+        f64_to_i64(n - 18446744073709551616.0) as u64
+    } else {
+        let t = n.trunc();
+        if t >= 0.0 {
+            t as u64
+        } else {
+            1 << 63
+        }
+    }
+}
+
+/// Double to an integer of `size` bytes, LuaJIT's `conv_I_F`: below 4 bytes and for signed
+/// 4 bytes via int32; unsigned 4 bytes via int64; 8 bytes via int64/uint64.
+pub fn f64_to_int_bits(n: f64, size: u8, signed: bool) -> u64 {
+    if size < 4 || (size == 4 && signed) {
+        f64_to_i32(n) as i64 as u64
+    } else if size == 4 || signed {
+        f64_to_i64(n) as u64
+    } else {
+        f64_to_u64(n)
+    }
+}
+
+fn ptr_size() -> u8 {
+    std::mem::size_of::<usize>() as u8
+}
+
+// ---- C to C -------------------------------------------------------------------------------
+
+/// The class LuaJIT compares when checking pointer compatibility (`ctype_type`).
+fn type_class(s: Shape) -> u8 {
+    match s {
+        Shape::Bool | Shape::Int { .. } | Shape::Float { .. } => 0,
+        Shape::Complex { .. } | Shape::Array(..) => 1,
+        Shape::Pointer(_) => 2,
+        Shape::Record => 3,
+        Shape::Func => 4,
+        Shape::Void => 5,
+        Shape::Unsupported => 6,
+    }
+}
+
+/// The target type of a pointer or array (with its qualifiers), the type itself otherwise.
+fn child(types: &TypeTable, ty: QualType) -> QualType {
+    match types.get(ty.id) {
+        CType::Complex(k) => QualType::plain(types.float(*k)),
+        CType::Pointer(to) => *to,
+        CType::Array { elem, .. } => QualType { id: elem.id, quals: elem.quals.union(ty.quals) },
+        _ => ty,
+    }
+}
+
+fn quals_subset(inner: Quals, outer: Quals) -> bool {
+    (!inner.is_const || outer.is_const) && (!inner.is_volatile || outer.is_volatile)
+}
+
+/// LuaJIT's `lj_cconv_compatptr`: may a `d` (pointer/array type) be made from an `s`
+/// (pointer, array or record type) without a cast? More relaxed than C99: integer targets of
+/// one size are compatible whatever their signedness, `void *` converts to and from anything
+/// (unless qualifiers would be dropped).
+pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bool {
+    if fl & flags::CAST != 0 || d.id == s.id {
+        return true;
+    }
+    let dc = child(types, d);
+    let sc = if matches!(types.get(s.id), CType::Record(_)) { s } else { child(types, s) };
+    if fl & flags::SAME != 0 {
+        if dc.quals != sc.quals {
+            return false;
+        }
+    } else if fl & flags::IGNORE_QUALS == 0 {
+        if !quals_subset(sc.quals, dc.quals) {
+            return false;
+        }
+        if matches!(types.get(dc.id), CType::Void) || matches!(types.get(sc.id), CType::Void) {
+            return true;
+        }
+    }
+    let (ds, ss) = (shape(types, dc.id), shape(types, sc.id));
+    if type_class(ds) != type_class(ss) || types.size_of(dc.id).ok() != types.size_of(sc.id).ok() {
+        return false;
+    }
+    match ds {
+        Shape::Bool | Shape::Int { .. } | Shape::Float { .. } => {
+            matches!(ds, Shape::Bool) == matches!(ss, Shape::Bool) && matches!(ds, Shape::Float { .. }) == matches!(ss, Shape::Float { .. })
+        }
+        Shape::Pointer(_) => compatible_ptr(types, dc, sc, fl | flags::SAME),
+        Shape::Record => dc.id == sc.id,
+        _ => true,
+    }
+}
+
+/// Converts a C value to another C type (LuaJIT's `lj_cconv_ct_ct`). An enum destination
+/// converts as its integer type (and is named so in errors, as in LuaJIT).
+///
+/// # Safety
+/// `dp` must have room for the destination; `s.p` must point to the source's bytes.
+unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: Src, fl: u8) -> Result<(), ConvError> {
+    let d = match types.get(d.id) {
+        CType::Enum(e) => QualType { id: types.int(e.repr), quals: d.quals },
+        _ => d,
+    };
+    let bad = Err(ConvError::Bad { from: s.origin, to: d });
+    let cast = fl & flags::CAST != 0;
+    let sp = s.p;
+    // SAFETY (whole body): sizes are those of the shapes, which the caller's buffers have.
+    unsafe {
+        match (ds, s.shape) {
+            (Shape::Bool, Shape::Bool) => *dp = (*sp != 0) as u8,
+            (Shape::Bool, Shape::Int { size, .. }) => *dp = (read_int(sp, size, false) != 0) as u8,
+            (Shape::Bool, Shape::Pointer(_)) => *dp = (read_int(sp, ptr_size(), false) != 0) as u8,
+            (Shape::Bool, Shape::Float { size }) => *dp = (read_float(sp, size) != 0.0) as u8,
+            (Shape::Bool, Shape::Complex { part }) => {
+                *dp = (read_float(sp, part) != 0.0 || read_float(sp.add(part as usize), part) != 0.0) as u8
+            }
+            (Shape::Bool, Shape::Array(..)) => *dp = (!sp.is_null()) as u8,
+
+            (Shape::Int { size, .. }, Shape::Bool) => write_int(dp, size, *sp as u64),
+            (Shape::Int { size, .. }, Shape::Int { size: ss, signed }) => write_int(dp, size, read_int(sp, ss, signed)),
+            (Shape::Int { size, signed }, Shape::Float { size: fs }) => write_int(dp, size, f64_to_int_bits(read_float(sp, fs), size, signed)),
+            (Shape::Int { size, signed }, Shape::Complex { part }) => write_int(dp, size, f64_to_int_bits(read_float(sp, part), size, signed)),
+            (Shape::Int { size, .. }, Shape::Pointer(_)) if cast => write_int(dp, size, read_int(sp, ptr_size(), false)),
+            (Shape::Int { size, .. }, Shape::Array(..) | Shape::Record) if cast => write_int(dp, size, sp as usize as u64),
+
+            (Shape::Float { size }, Shape::Bool) => write_float(dp, size, *sp as f64),
+            (Shape::Float { size }, Shape::Int { size: ss, signed }) => write_float(dp, size, int_to_f64(read_int(sp, ss, signed), ss, signed)),
+            (Shape::Float { size }, Shape::Float { size: ss }) => write_float(dp, size, read_float(sp, ss)),
+            (Shape::Float { size }, Shape::Complex { part }) => write_float(dp, size, read_float(sp, part)),
+
+            (Shape::Complex { part }, Shape::Bool) => {
+                write_float(dp, part, *sp as f64);
+                write_float(dp.add(part as usize), part, 0.0);
+            }
+            (Shape::Complex { part }, Shape::Int { size: ss, signed }) => {
+                write_float(dp, part, int_to_f64(read_int(sp, ss, signed), ss, signed));
+                write_float(dp.add(part as usize), part, 0.0);
+            }
+            (Shape::Complex { part }, Shape::Float { size: ss }) => {
+                write_float(dp, part, read_float(sp, ss));
+                write_float(dp.add(part as usize), part, 0.0);
+            }
+            (Shape::Complex { part }, Shape::Complex { part: sparts }) => {
+                write_float(dp, part, read_float(sp, sparts));
+                write_float(dp.add(part as usize), part, read_float(sp.add(sparts as usize), sparts));
+            }
+
+            (Shape::Pointer(_), Shape::Int { size, signed }) if cast => write_int(dp, ptr_size(), read_int(sp, size, signed)),
+            (Shape::Pointer(_), Shape::Bool) if cast => write_int(dp, ptr_size(), *sp as u64),
+            (Shape::Pointer(_), Shape::Float { size }) if cast && fl & flags::FROM_LUA != 0 => {
+                // The signed conversion: x64 pointers have 47 bits (lj_cconv.c).
+                write_int(dp, ptr_size(), f64_to_i64(read_float(sp, size)) as u64)
+            }
+            (Shape::Pointer(_), Shape::Pointer(_) | Shape::Func) => {
+                if !compatible_ptr(types, d, s.ty, fl) {
+                    return bad;
+                }
+                write_int(dp, ptr_size(), read_int(sp, ptr_size(), false))
+            }
+            (Shape::Pointer(_), Shape::Array(..) | Shape::Record) => {
+                if !compatible_ptr(types, d, s.ty, fl) {
+                    return bad;
+                }
+                write_int(dp, ptr_size(), sp as usize as u64)
+            }
+
+            (Shape::Array(_, len), Shape::Array(..)) => {
+                let dsize = types.size_of(d.id).ok();
+                if cast || len == ArrayLen::Variable || dsize.is_none() || dsize != types.size_of(s.ty.id).ok() || !compatible_ptr(types, d, s.ty, fl) {
+                    return bad;
+                }
+                std::ptr::copy(sp, dp, dsize.unwrap_or(0) as usize);
+            }
+            (Shape::Record, Shape::Record) => {
+                if cast || d.id != s.ty.id {
+                    return bad;
+                }
+                let n = types.size_of(d.id).unwrap_or(0) as usize;
+                std::ptr::copy(sp, dp, n);
+            }
+            _ => return bad,
+        }
+    }
+    Ok(())
+}
+
+// ---- Lua to C -----------------------------------------------------------------------------
+
+/// Converts the Lua value at `idx` to a C value of type `d`, written at `dp` (LuaJIT's
+/// `lj_cconv_ct_tv`). Tables initialise arrays and records; strings fill char arrays, name
+/// enum constants or pass as `const char *`; `nil` is NULL; userdata pass their address.
+///
+/// On Lua 5.3+, an integer converts exactly when it has no exact double (beyond 2^53), and
+/// as the double LuaJIT would see otherwise, so that results match LuaJIT's where LuaJIT has
+/// them.
+///
+/// # Safety
+/// `dp` must have room for a `d` (for arrays: `size` bytes when given); `idx` a valid
+/// absolute index; `st` the state of `l`. Never raises: errors are returned.
+pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8) -> Result<(), ConvError> {
+    // SAFETY (whole body): stack reads on a valid state; memory as the caller guarantees.
+    unsafe {
+        let ty = ffi::lua_type(l, idx);
+        let types = &(*st).types;
+        let ds = shape(types, d.id);
+        let origin = Origin::Lua(ty);
+        let from_lua = fl | flags::FROM_LUA;
+        match ty {
+            ffi::LUA_TNUMBER => {
+                if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
+                    let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
+                    if v.unsigned_abs() > (1u64 << 53) {
+                        let src = Src { ty: QualType::plain(types.int_of_size(8, true).unwrap_or(TypeId(0))), shape: Shape::Int { size: 8, signed: true }, p: &v as *const i64 as *const u8, origin };
+                        return conv_ct_ct(types, d, ds, dp, src, from_lua);
+                    }
+                }
+                let n = ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
+                let src = Src { ty: QualType::plain(types.float(abi_model::FloatKind::Double)), shape: Shape::Float { size: 8 }, p: &n as *const f64 as *const u8, origin };
+                conv_ct_ct(types, d, ds, dp, src, from_lua)
+            }
+            ffi::LUA_TBOOLEAN => {
+                let b = ffi::lua_toboolean(l, idx) as u8;
+                let src = Src { ty: QualType::plain(types.bool()), shape: Shape::Bool, p: &b, origin };
+                conv_ct_ct(types, d, ds, dp, src, fl)
+            }
+            ffi::LUA_TNIL | ffi::LUA_TLIGHTUSERDATA => {
+                let p = ffi::lua_touserdata(l, idx) as usize;
+                let vp = (*st).void_ptr;
+                let src = Src { ty: QualType::plain(vp), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
+                conv_ct_ct(types, d, ds, dp, src, fl)
+            }
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let s = ffi::lua_tolstring(l, idx, &mut len) as *const u8;
+                if let CType::Enum(e) = types.get(d.id) {
+                    let name = std::slice::from_raw_parts(s, len);
+                    let found = e.constants.iter().find(|(n, _)| n.as_bytes() == name);
+                    return match found {
+                        Some((_, v)) => {
+                            if let Shape::Int { size, .. } = ds {
+                                write_int(dp, size, *v as u64);
+                            }
+                            Ok(())
+                        }
+                        None => Err(ConvError::Bad { from: origin, to: d }),
+                    };
+                }
+                if let Shape::Array(elem, _) = ds {
+                    if !matches!(shape(types, elem.id), Shape::Int { size: 1, .. }) {
+                        return Err(ConvError::Bad { from: origin, to: d });
+                    }
+                    // A string fills a char array, NUL included when it fits, truncated to
+                    // the array (with a final NUL) otherwise.
+                    let mut n = len + 1;
+                    let dsize = types.size_of(d.id).unwrap_or(0) as usize;
+                    if dsize != 0 && dsize < n {
+                        n = dsize - 1;
+                        *dp.add(n) = 0;
+                    }
+                    std::ptr::copy_nonoverlapping(s, dp, n);
+                    return Ok(());
+                }
+                // Otherwise the string passes as a `const char []`.
+                let src = Src { ty: QualType::plain((*st).const_char_array), shape: Shape::Array(QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST }, ArrayLen::Flexible), p: s, origin };
+                conv_ct_ct(types, d, ds, dp, src, from_lua)
+            }
+            ffi::LUA_TTABLE => match ds {
+                Shape::Array(..) | Shape::Complex { .. } => table_to_array(l, st, idx, d, dp, None),
+                Shape::Record => {
+                    let size = types.size_of(d.id).unwrap_or(0) as usize;
+                    std::ptr::write_bytes(dp, 0, size);
+                    table_to_record(l, st, idx, d.id, dp)
+                }
+                _ => Err(ConvError::Bad { from: origin, to: d }),
+            },
+            ffi::LUA_TUSERDATA => {
+                let c = cdata::to_cdata(l, st, idx);
+                if c.is_null() {
+                    let p = ffi::lua_touserdata(l, idx) as usize;
+                    let src = Src { ty: QualType::plain((*st).void_ptr), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
+                    return conv_ct_ct(types, d, ds, dp, src, fl);
+                }
+                if (*c).form == Form::CType {
+                    return Err(ConvError::Bad { from: Origin::CTypeObject, to: d });
+                }
+                let sty = cdata::type_of(c);
+                let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
+                conv_ct_ct(types, d, ds, dp, src, fl)
+            }
+            _ => Err(ConvError::Bad { from: origin, to: d }),
+        }
+    }
+}
+
+/// A table initialises an array (LuaJIT's `cconv_array_tab`): elements from index 0 (or 1
+/// when there is no [0]) up to the first nil; a single element is replicated over an array of
+/// known size, otherwise the rest is zero. `bound` is the object's size when the type's own
+/// is unknown (a VLA being created).
+///
+/// # Safety
+/// As [`lua_to_c`].
+pub unsafe fn table_to_array(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, bound: Option<u64>) -> Result<(), ConvError> {
+    // SAFETY: stack reads on a valid state; writes stay within `size`.
+    unsafe {
+        let types = &(*st).types;
+        let elem = child(types, d);
+        let esize = types.size_of(elem.id).unwrap_or(0);
+        let known = types.size_of(d.id).ok();
+        let size = known.or(bound).unwrap_or(u64::MAX);
+        let mut ofs = 0u64;
+        let mut i: ffi::lua_Integer = 0;
+        loop {
+            ffi::lua_rawgeti(l, idx, i);
+            if ffi::lua_isnil(l, -1) != 0 {
+                ffi::lua_pop(l, 1);
+                if i == 0 {
+                    i = 1;
+                    continue;
+                }
+                break;
+            }
+            if ofs >= size || esize == 0 {
+                ffi::lua_pop(l, 1);
+                return Err(ConvError::InitOverflow(d));
+            }
+            let top = ffi::lua_gettop(l);
+            let r = lua_to_c(l, st, top, elem, dp.add(ofs as usize), 0);
+            ffi::lua_pop(l, 1);
+            r?;
+            ofs += esize;
+            i += 1;
+        }
+        if let Some(size) = known {
+            fill_rest(dp, ofs, esize, size);
+        }
+        Ok(())
+    }
+}
+
+/// Replicates a single initialised element over the array, or zeroes what is left.
+unsafe fn fill_rest(dp: *mut u8, ofs: u64, esize: u64, size: u64) {
+    // SAFETY: the array has `size` bytes at dp.
+    unsafe {
+        if ofs == esize && esize > 0 {
+            let mut o = ofs;
+            while o + esize <= size {
+                std::ptr::copy_nonoverlapping(dp, dp.add(o as usize), esize as usize);
+                o += esize;
+            }
+        } else if ofs < size {
+            std::ptr::write_bytes(dp.add(ofs as usize), 0, (size - ofs) as usize);
+        }
+    }
+}
+
+/// Whether a table has keys other than 1..n (LuaJIT checks for a hash part): such tables
+/// initialise records by member name, others by position.
+unsafe fn has_named_keys(l: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: table traversal on a valid state.
+    unsafe {
+        let n = ffi::lua_rawlen(l, idx) as ffi::lua_Integer;
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, idx) != 0 {
+            ffi::lua_pop(l, 1);
+            let positional = ffi::lua_type(l, -1) == ffi::LUA_TNUMBER && {
+                let k = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
+                k >= 1.0 && k <= n as f64 && k.fract() == 0.0
+            };
+            if !positional {
+                ffi::lua_pop(l, 1);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A member to initialise: its type, byte offset and bit position.
+struct InitMember {
+    ty: QualType,
+    offset: u64,
+    bits: Option<abi_model::BitPos>,
+}
+
+/// The named members of a record in initialisation order, anonymous struct/union members
+/// flattened (LuaJIT's `cconv_substruct_*` walk). A union contributes only its first
+/// member; `unions` receives, per member, whether it ends a union (initialisation stops
+/// there for that union).
+fn init_members(types: &TypeTable, rec: TypeId, base: u64, out: &mut Vec<(InitMember, Option<String>)>) {
+    let Some(body) = types.record_body(rec) else { return };
+    let is_union = matches!(types.get(rec), CType::Record(r) if r.kind == RecordKind::Union);
+    for (f, fl) in body.fields.iter().zip(&body.layout.fields) {
+        match &f.name {
+            Some(name) => {
+                out.push((InitMember { ty: f.ty, offset: base + fl.offset, bits: fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width }) }, Some(name.clone())));
+            }
+            None if f.bit_width.is_none() && matches!(types.get(f.ty.id), CType::Record(_)) => {
+                init_members(types, f.ty.id, base + fl.offset, out);
+            }
+            None => continue,
+        }
+        if is_union {
+            break;
+        }
+    }
+}
+
+/// A table initialises a record (LuaJIT's `cconv_struct_tab`): by member name when the table
+/// has non-positional keys, else by position; the record is already zeroed.
+///
+/// # Safety
+/// As [`lua_to_c`].
+unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, rec: TypeId, dp: *mut u8) -> Result<(), ConvError> {
+    // SAFETY: stack operations on a valid state; member offsets lie within the record.
+    unsafe {
+        let mut members = Vec::new();
+        init_members(&(*st).types, rec, 0, &mut members);
+        let named = has_named_keys(l, idx);
+        let mut pos: ffi::lua_Integer = 1;
+        for (m, name) in &members {
+            if named {
+                let Some(name) = name else { continue };
+                ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
+                ffi::lua_rawget(l, idx);
+                if ffi::lua_isnil(l, -1) != 0 {
+                    ffi::lua_pop(l, 1);
+                    continue;
+                }
+            } else {
+                ffi::lua_rawgeti(l, idx, pos);
+                if ffi::lua_isnil(l, -1) != 0 {
+                    ffi::lua_pop(l, 1);
+                    break;
+                }
+                pos += 1;
+            }
+            let top = ffi::lua_gettop(l);
+            let r = store_member(l, st, top, m.ty, m.bits, dp.add(m.offset as usize), dp);
+            ffi::lua_pop(l, 1);
+            r?;
+        }
+        Ok(())
+    }
+}
+
+/// Stores the Lua value at `idx` into a member: plain, or a bit-field (whose bits count from
+/// `record`).
+unsafe fn store_member(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, bits: Option<abi_model::BitPos>, p: *mut u8, record: *mut u8) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        match bits {
+            Some(b) => store_bitfield(l, st, idx, ty, b, record),
+            None => lua_to_c(l, st, idx, ty, p, 0),
+        }
+    }
+}
+
+/// Stores into a bit-field (LuaJIT's `lj_cconv_bf_tv`): the value converts to the field's
+/// integer type (or bool), then its low `width` bits are merged in.
+///
+/// # Safety
+/// `record` points to the record holding the bit-field.
+pub unsafe fn store_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, b: abi_model::BitPos, record: *mut u8) -> Result<(), ConvError> {
+    // SAFETY: the bit-field's bytes lie within the record.
+    unsafe {
+        let types = &(*st).types;
+        let mut v = [0u8; 8];
+        let target = match shape(types, ty.id) {
+            Shape::Bool => QualType::plain(types.bool()),
+            Shape::Int { size, signed } => QualType::plain(types.int_of_size(size.max(4) as u32, signed).unwrap_or(ty.id)),
+            _ => ty,
+        };
+        lua_to_c(l, st, idx, target, v.as_mut_ptr(), 0)?;
+        let val = u64::from_le_bytes(v);
+        let width = b.width as u64;
+        if width == 0 {
+            return Ok(());
+        }
+        let mask: u128 = if width >= 64 { u64::MAX as u128 } else { (1u128 << width) - 1 };
+        let first = (b.bit_offset / 8) as usize;
+        let shift = b.bit_offset % 8;
+        let nbytes = (shift + width).div_ceil(8) as usize;
+        let p = record.add(first);
+        let mut window = [0u8; 16];
+        std::ptr::copy_nonoverlapping(p, window.as_mut_ptr(), nbytes);
+        let mut w = u128::from_le_bytes(window);
+        w = (w & !(mask << shift)) | (((val as u128) & mask) << shift);
+        std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), p, nbytes);
+        Ok(())
+    }
+}
+
+/// Pushes the value of a bit-field (LuaJIT's `lj_cconv_tv_bf`): a number, sign-extended
+/// for signed types, or a boolean.
+///
+/// # Safety
+/// `record` points to the record holding the bit-field.
+pub unsafe fn push_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, b: abi_model::BitPos, record: *const u8) {
+    // SAFETY: the bit-field's bytes lie within the record.
+    unsafe {
+        let width = b.width as u64;
+        let first = (b.bit_offset / 8) as usize;
+        let shift = b.bit_offset % 8;
+        let nbytes = (shift + width).div_ceil(8) as usize;
+        let mut window = [0u8; 16];
+        std::ptr::copy_nonoverlapping(record.add(first), window.as_mut_ptr(), nbytes);
+        let w = u128::from_le_bytes(window) >> shift;
+        let mask: u128 = if width >= 64 { u64::MAX as u128 } else { (1u128 << width) - 1 };
+        let raw = (w & mask) as u64;
+        match shape(&(*st).types, ty.id) {
+            Shape::Bool => ffi::lua_pushboolean(l, (raw != 0) as c_int),
+            Shape::Int { signed, .. } => {
+                let v = if signed && width > 0 && width < 64 && raw >> (width - 1) & 1 == 1 { raw | (u64::MAX << width) } else { raw };
+                push_int(l, st, v, if width >= 64 { 8 } else { 4 }, signed || width < 32);
+            }
+            _ => ffi::lua_pushnil(l),
+        }
+    }
+}
+
+/// Initialises a new object from the `count` Lua values starting at `first` (LuaJIT's
+/// `lj_cconv_ct_init`, what `ffi.new` and calling a ctype do). `size` is the object's size
+/// (for VLAs the actual one). The memory is zeroed already.
+///
+/// # Safety
+/// `dp` has `size` bytes; the stack values exist.
+pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *mut u8, size: u64, first: c_int, count: c_int) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        if count == 0 {
+            return Ok(());
+        }
+        let types = &(*st).types;
+        let ds = shape(types, d.id);
+        if count == 1 && !multi_init(l, st, ds, first) {
+            if let (Shape::Array(..), ffi::LUA_TTABLE) = (ds, ffi::lua_type(l, first)) {
+                return table_to_array(l, st, first, d, dp, Some(size));
+            }
+            return lua_to_c(l, st, first, d, dp, 0);
+        }
+        match ds {
+            // A complex number initialises like an array of its two parts.
+            Shape::Array(..) | Shape::Complex { .. } => {
+                let elem = child(types, d);
+                let esize = types.size_of(elem.id).unwrap_or(0);
+                if count as u64 * esize > size {
+                    return Err(ConvError::InitOverflow(d));
+                }
+                let mut ofs = 0u64;
+                for i in 0..count {
+                    lua_to_c(l, st, first + i, elem, dp.add(ofs as usize), 0)?;
+                    ofs += esize;
+                }
+                fill_rest(dp, ofs, esize, size);
+                Ok(())
+            }
+            Shape::Record => {
+                let mut members = Vec::new();
+                init_members(types, d.id, 0, &mut members);
+                let mut i = 0;
+                for (m, _) in &members {
+                    if i >= count {
+                        break;
+                    }
+                    store_member(l, st, first + i, m.ty, m.bits, dp.add(m.offset as usize), dp)?;
+                    i += 1;
+                }
+                if i < count {
+                    return Err(ConvError::InitOverflow(d));
+                }
+                Ok(())
+            }
+            _ => Err(ConvError::InitOverflow(d)),
+        }
+    }
+}
+
+/// LuaJIT's `lj_cconv_multi_init`: a single initializer of an aggregate is an element (or
+/// first member) unless it is a table, a string for a non-record, or an aggregate cdata.
+unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, idx: c_int) -> bool {
+    if !matches!(ds, Shape::Array(..) | Shape::Record) {
+        return false;
+    }
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TTABLE => false,
+            ffi::LUA_TSTRING => ds == Shape::Record,
+            ffi::LUA_TUSERDATA => {
+                let c = cdata::to_cdata(l, st, idx);
+                if c.is_null() || (*c).form == Form::CType {
+                    return true;
+                }
+                !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Array(..) | Shape::Record)
+            }
+            _ => true,
+        }
+    }
+}
+
+// ---- C to Lua -----------------------------------------------------------------------------
+
+/// Pushes a C integer: on Lua 5.3+ a Lua integer when exact (a `uint64_t` above
+/// `math.maxinteger` stays a boxed cdata); on 5.1/5.2 a number up to 32 bits and a boxed
+/// `int64_t`/`uint64_t` cdata for 64-bit types, as LuaJIT does.
+///
+/// # Safety
+/// `l` valid with 3 free slots.
+pub unsafe fn push_int(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, size: u8, signed: bool) {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        if size < 8 {
+            // Values below 64 bits arrive sign- or zero-extended: exact either way.
+            if HAS_INTEGERS {
+                ffi::lua_pushinteger(l, v as i64 as ffi::lua_Integer);
+            } else {
+                ffi::lua_pushnumber(l, v as i64 as f64);
+            }
+            return;
+        }
+        if HAS_INTEGERS && (signed || v <= i64::MAX as u64) {
+            ffi::lua_pushinteger(l, v as i64 as ffi::lua_Integer);
+            return;
+        }
+        push_boxed_int64(l, st, v, signed);
+    }
+}
+
+/// Pushes a boxed `int64_t` / `uint64_t` cdata.
+///
+/// # Safety
+/// `l` valid with 3 free slots.
+pub unsafe fn push_boxed_int64(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, signed: bool) {
+    // SAFETY: the new cdata has 8 bytes of storage.
+    unsafe {
+        let id = (*st).types.int_of_size(8, signed).unwrap_or(TypeId(0));
+        let desc = (*st).desc(QualType::plain(id));
+        let c = cdata::push_value(l, st, desc, 8);
+        write_int((*c).ptr, 8, v);
+    }
+}
+
+/// Pushes the C value of type `s` at `sp` as a Lua value (LuaJIT's `lj_cconv_tv_ct` /
+/// `lj_cdata_get`): numbers and booleans for scalars (64-bit integers per [`push_int`]),
+/// a copy for pointers and complex numbers, a reference for arrays and records — anchored to
+/// the value at stack index `anchor` (0: none, e.g. memory reached through a pointer).
+///
+/// # Safety
+/// `sp` points to a valid `s`; `l` valid with 4 free slots.
+pub unsafe fn c_to_lua(l: *mut ffi::lua_State, st: *mut FfiState, s: QualType, sp: *mut u8, anchor: c_int) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let sh = shape(&(*st).types, s.id);
+        match sh {
+            Shape::Bool => ffi::lua_pushboolean(l, (*sp != 0) as c_int),
+            Shape::Int { size, signed } => push_int(l, st, read_int(sp, size, signed), size, signed),
+            Shape::Float { size } => ffi::lua_pushnumber(l, read_float(sp, size)),
+            Shape::Pointer(_) | Shape::Complex { .. } => {
+                let desc = (*st).desc(s);
+                let n = (*desc).size.unwrap_or(0) as usize;
+                let c = cdata::push_value(l, st, desc, n);
+                std::ptr::copy_nonoverlapping(sp, (*c).ptr, n);
+            }
+            Shape::Array(..) | Shape::Record | Shape::Func => {
+                let desc = (*st).desc(s);
+                cdata::push_ref(l, st, desc, sp, anchor);
+            }
+            Shape::Void | Shape::Unsupported => {
+                return Err(ConvError::Bad { from: Origin::C(s), to: s });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The member `name` of record `rec`: its type, byte offset and bits (anonymous members
+/// searched), from abi-model's layout.
+pub fn member(types: &TypeTable, rec: TypeId, name: &str) -> Option<(QualType, u64, Option<abi_model::BitPos>)> {
+    find_member(types, rec, name).map(|m| (m.ty, m.offset, m.bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_to_int_follows_x86_truncation() {
+        assert_eq!(f64_to_i32(3.9), 3);
+        assert_eq!(f64_to_i32(-3.9), -3);
+        assert_eq!(f64_to_i32(4294967295.0), i32::MIN);
+        assert_eq!(f64_to_i32(f64::NAN), i32::MIN);
+        assert_eq!(f64_to_int_bits(-1.0, 4, false) as u32, u32::MAX);
+        assert_eq!(f64_to_int_bits(4294967301.0, 4, false) as u32, 5);
+        assert_eq!(f64_to_int_bits(200.0, 1, true) as u8 as i8, -56);
+    }
+
+    #[test]
+    fn double_to_uint64_matches_reference_luajit() {
+        assert_eq!(f64_to_u64(-1.0), 1 << 63);
+        assert_eq!(f64_to_u64(-0.5), 0);
+        assert_eq!(f64_to_u64(1.5), 1);
+        assert_eq!(f64_to_u64(18446744073709551616.0 + 8192.0), 8192);
+        assert_eq!(f64_to_u64(9223372036854777856.0), 9223372036854777856);
+        assert_eq!(f64_to_u64(f64::NAN), 1 << 63);
+    }
+}

@@ -1,0 +1,329 @@
+//! C types as the `ffi` module sees them: the shape a type has for conversions, its size and
+//! alignment (from abi-model, the project's one layout code path), per-type descriptors, and
+//! the printable spelling LuaJIT gives a type (`ctype<struct foo *>`).
+
+use abi_model::{ArrayLen, CType, FloatKind, QualType, Quals, RecordKind, TypeId, TypeTable};
+
+use crate::state::FfiState;
+
+/// What a type is, as far as conversions and indexing care: enums are their integer type,
+/// qualifiers and tags are gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `void`
+    Void,
+    /// `bool` / `_Bool`
+    Bool,
+    /// An integer of `size` bytes (1, 2, 4, 8); enums take this shape with their repr.
+    Int {
+        /// Bytes.
+        size: u8,
+        /// Signedness.
+        signed: bool,
+    },
+    /// `float` (4) or `double` (8).
+    Float {
+        /// Bytes.
+        size: u8,
+    },
+    /// `complex float` (part 4) or `complex` (part 8).
+    Complex {
+        /// Bytes of each of re and im.
+        part: u8,
+    },
+    /// A pointer to the qualified type.
+    Pointer(QualType),
+    /// An array of the qualified element type.
+    Array(QualType, ArrayLen),
+    /// A struct or union.
+    Record,
+    /// A function type.
+    Func,
+    /// `long double` and its complex: the model has no rule for them.
+    Unsupported,
+}
+
+impl Shape {
+    /// Integers, floats and bool: what LuaJIT calls `CT_NUM`.
+    pub fn is_num(self) -> bool {
+        matches!(self, Shape::Bool | Shape::Int { .. } | Shape::Float { .. })
+    }
+
+    /// Pointers and arrays (which decay to pointers).
+    pub fn is_ptr_like(self) -> bool {
+        matches!(self, Shape::Pointer(_) | Shape::Array(..))
+    }
+}
+
+/// The shape of type `id` in `types`.
+pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
+    match types.get(id) {
+        CType::Void => Shape::Void,
+        CType::Bool => Shape::Bool,
+        CType::Int(k) => Shape::Int { size: types.int_size(*k) as u8, signed: k.is_signed() },
+        CType::Enum(e) => Shape::Int { size: types.int_size(e.repr) as u8, signed: e.repr.is_signed() },
+        CType::Float(FloatKind::Float) => Shape::Float { size: 4 },
+        CType::Float(FloatKind::Double) => Shape::Float { size: 8 },
+        CType::Complex(FloatKind::Float) => Shape::Complex { part: 4 },
+        CType::Complex(FloatKind::Double) => Shape::Complex { part: 8 },
+        CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => Shape::Unsupported,
+        CType::Pointer(to) => Shape::Pointer(*to),
+        CType::Array { elem, len } => Shape::Array(*elem, *len),
+        CType::Record(_) => Shape::Record,
+        CType::Function(_) => Shape::Func,
+    }
+}
+
+/// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
+///
+/// One descriptor exists per distinct qualified type per Lua state; it is boxed and owned by
+/// the state's [`FfiState`] (which lives as long as the Lua state), so its address is stable
+/// and may be embedded in generated code as a constant. Its fields are read-only after
+/// creation.
+#[derive(Debug)]
+pub struct CTypeDesc {
+    /// The type.
+    pub ty: QualType,
+    /// Its shape.
+    pub shape: Shape,
+    /// `sizeof`, when the type has a size (not for `void`, functions, `T[]`, `T[?]`,
+    /// incomplete records, `long double`).
+    pub size: Option<u64>,
+    /// `_Alignof` (1 when unknown).
+    pub align: u32,
+    /// The state that owns this descriptor.
+    pub state: *mut FfiState,
+}
+
+impl CTypeDesc {
+    /// Builds the descriptor of `ty`.
+    pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
+        let layout = types.layout(ty.id).ok();
+        CTypeDesc {
+            ty,
+            shape: shape(types, ty.id),
+            size: layout.map(|l| l.size),
+            align: layout.map_or(1, |l| l.align),
+            state,
+        }
+    }
+}
+
+/// Builds LuaJIT's printable spelling of a type (lj_ctype.c `ctype_repr`): a buffer grown at
+/// both ends, words prepended with a separating space when one is needed.
+struct Repr {
+    /// The part before the declarator's centre, reversed (prepending = pushing).
+    pre_rev: String,
+    /// The part after it.
+    post: String,
+    /// A word prepended next needs a space after it.
+    needs_space: bool,
+}
+
+impl Repr {
+    fn prep_str(&mut self, s: &str) {
+        if self.needs_space {
+            self.pre_rev.push(' ');
+        }
+        self.needs_space = true;
+        self.pre_rev.extend(s.chars().rev());
+    }
+
+    fn prep_char(&mut self, c: char) {
+        self.pre_rev.push(c);
+    }
+
+    fn prep_quals(&mut self, q: Quals) {
+        if q.is_volatile {
+            self.prep_str("volatile");
+        }
+        if q.is_const {
+            self.prep_str("const");
+        }
+    }
+
+    fn finish(self) -> String {
+        let mut s: String = self.pre_rev.chars().rev().collect();
+        s.push_str(&self.post);
+        s
+    }
+}
+
+/// The spelling LuaJIT prints for a type inside `ctype<...>` and `cdata<...>`, and in error
+/// messages. `is_ref` spells a reference (`struct foo &`, `int (&)[3]`), the type of the
+/// cdata LuaJIT returns for a struct or array member.
+///
+/// It differs from [`TypeTable::display`] on purpose where LuaJIT's spelling does: 8-byte
+/// integers print as `int64_t`/`uint64_t` (whatever their C name), `signed char` as `char`,
+/// 4-byte `long` as `int`, function types without parameters (`int (*)()`), and anonymous
+/// records and enums by a number.
+pub fn repr(types: &TypeTable, ty: QualType, is_ref: bool) -> String {
+    let mut r = Repr { pre_rev: String::new(), post: String::new(), needs_space: false };
+    let mut cur = ty;
+    let mut ptr_to = false;
+    if is_ref {
+        r.prep_char('&');
+        ptr_to = true;
+        r.needs_space = true;
+    }
+    loop {
+        match types.get(cur.id) {
+            CType::Pointer(to) => {
+                r.prep_quals(cur.quals);
+                r.prep_char('*');
+                ptr_to = true;
+                r.needs_space = true;
+                cur = *to;
+            }
+            CType::Array { elem, len } => {
+                r.needs_space = true;
+                if ptr_to {
+                    ptr_to = false;
+                    r.prep_char('(');
+                    r.post.push(')');
+                }
+                match len {
+                    ArrayLen::Fixed(n) => r.post.push_str(&format!("[{n}]")),
+                    ArrayLen::Variable => r.post.push_str("[?]"),
+                    ArrayLen::Flexible => r.post.push_str("[]"),
+                }
+                // Qualifiers of an array type belong to its elements.
+                cur = QualType { id: elem.id, quals: elem.quals.union(cur.quals) };
+            }
+            CType::Function(f) => {
+                r.needs_space = true;
+                if ptr_to {
+                    ptr_to = false;
+                    r.prep_char('(');
+                    r.post.push(')');
+                }
+                r.post.push_str("()");
+                cur = f.ret;
+            }
+            other => {
+                base_repr(&mut r, types, cur, other);
+                return r.finish();
+            }
+        }
+    }
+}
+
+fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
+    match ct {
+        CType::Void => r.prep_str("void"),
+        CType::Bool => r.prep_str("bool"),
+        CType::Float(k) => r.prep_str(k.c_name()),
+        CType::Complex(k) => {
+            match k {
+                FloatKind::Float => r.prep_str("float"),
+                FloatKind::Double => {}
+                FloatKind::LongDouble => r.prep_str("long double"),
+            }
+            r.prep_str("complex");
+            return;
+        }
+        CType::Int(k) => {
+            let size = types.int_size(*k);
+            match size {
+                1 if k.is_signed() => r.prep_str("char"),
+                1 => r.prep_str("unsigned char"),
+                2 | 4 => {
+                    r.prep_str(if size == 4 { "int" } else { "short" });
+                    if !k.is_signed() {
+                        r.prep_str("unsigned");
+                    }
+                }
+                _ => r.prep_str(if k.is_signed() { "int64_t" } else { "uint64_t" }),
+            }
+        }
+        CType::Record(rec) => {
+            let kw = match rec.kind {
+                RecordKind::Struct => "struct",
+                RecordKind::Union => "union",
+            };
+            tagged(r, rec.tag.as_deref(), ty.id, kw);
+        }
+        CType::Enum(e) => tagged(r, e.tag.as_deref(), ty.id, "enum"),
+        CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => unreachable!("declarators are walked by repr"),
+    }
+    r.prep_quals(ty.quals);
+}
+
+/// `struct tag`, or `struct N` for an anonymous one (N: the type's number, as LuaJIT prints
+/// its type id).
+fn tagged(r: &mut Repr, tag: Option<&str>, id: TypeId, keyword: &str) {
+    match tag {
+        Some(t) => r.prep_str(t),
+        None => {
+            if r.needs_space {
+                r.prep_char(' ');
+            }
+            r.pre_rev.extend(id.0.to_string().chars().rev());
+            r.needs_space = true;
+        }
+    }
+    r.prep_str(keyword);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_model::{CallConv, Field, FuncType, IntKind, Param, RecordAttrs, Target};
+
+    fn table() -> TypeTable {
+        TypeTable::new(Target::X64_SYSV)
+    }
+
+    #[test]
+    fn repr_spells_scalars_as_luajit() {
+        let t = table();
+        let cases = [
+            (IntKind::Char, "char"),
+            (IntKind::SChar, "char"),
+            (IntKind::UChar, "unsigned char"),
+            (IntKind::Short, "short"),
+            (IntKind::UShort, "unsigned short"),
+            (IntKind::UInt, "unsigned int"),
+            (IntKind::Long, "int64_t"),
+            (IntKind::ULongLong, "uint64_t"),
+        ];
+        for (k, s) in cases {
+            assert_eq!(repr(&t, t.int(k).into(), false), s);
+        }
+        assert_eq!(repr(&t, t.complex(FloatKind::Float).into(), false), "complex float");
+        assert_eq!(repr(&t, t.complex(FloatKind::Double).into(), false), "complex");
+        let ci = QualType { id: t.int(IntKind::Int), quals: Quals::CONST };
+        assert_eq!(repr(&t, ci, false), "const int");
+    }
+
+    #[test]
+    fn repr_spells_declarators_as_luajit() {
+        let mut t = table();
+        let int = t.int(IntKind::Int);
+        let ch = t.int(IntKind::Char);
+        let ccp = t.pointer_to(QualType { id: ch, quals: Quals::CONST });
+        assert_eq!(repr(&t, ccp.into(), false), "const char *");
+        let cp = QualType { id: ccp, quals: Quals::CONST };
+        let pp = t.pointer_to(cp);
+        assert_eq!(repr(&t, pp.into(), false), "const char *const *");
+        let arr = t.array_of(int, ArrayLen::Fixed(3));
+        assert_eq!(repr(&t, arr.into(), false), "int [3]");
+        assert_eq!(repr(&t, arr.into(), true), "int (&)[3]");
+        let parr = t.pointer_to(arr);
+        assert_eq!(repr(&t, parr.into(), false), "int (*)[3]");
+        let f = t.function(FuncType { ret: int.into(), params: vec![Param { name: None, ty: int.into() }], variadic: false, conv: CallConv::Cdecl });
+        let fp = t.pointer_to(f);
+        assert_eq!(repr(&t, fp.into(), false), "int (*)()");
+        let s = t.new_record(RecordKind::Struct, Some("foo"));
+        t.define_record(s, vec![Field::named("x", int)], RecordAttrs::default()).unwrap();
+        assert_eq!(repr(&t, s.into(), true), "struct foo &");
+        let ps = t.pointer_to(s);
+        assert_eq!(repr(&t, ps.into(), false), "struct foo *");
+        let anon = t.new_record(RecordKind::Union, None);
+        assert_eq!(repr(&t, anon.into(), false), format!("union {}", anon.0));
+        let cs = QualType { id: s, quals: Quals::CONST };
+        assert_eq!(repr(&t, cs, false), "const struct foo");
+        let vla = t.array_of(ch, ArrayLen::Variable);
+        assert_eq!(repr(&t, vla.into(), false), "char [?]");
+    }
+}

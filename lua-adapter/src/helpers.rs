@@ -1,0 +1,348 @@
+//! The conversion helpers generated call stubs call (abi-model's helper table,
+//! `abi_model::helpers::Helper`), as `extern "C-unwind"` functions with exactly the C
+//! signatures of `Helper::c_decl`.
+//!
+//! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctype::CTypeDesc`]): the type's
+//! descriptor, owned by the Lua state's FFI state (boxed, never moved or freed while the Lua
+//! state lives), obtained with `FfiState::desc` when a stub is built and embedded in it as
+//! a constant.
+//!
+//! Helpers that fail raise a Lua error (`bad argument #2 to 'f' (cannot convert 'table' to
+//! 'int')`); when they do, no value owning memory is alive in their frames: the message is
+//! built and pushed by a callee that drops it before `lua_error` runs (DESIGN.md,
+//! lua-adapter).
+
+use std::os::raw::{c_int, c_void};
+
+use abi_model::helpers::Helper;
+use abi_model::{FloatKind, IntKind, QualType};
+use mlua::ffi;
+
+use crate::cdata::{self, HAS_INTEGERS};
+use crate::convert::{self, f64_to_int_bits};
+use crate::ctype::CTypeDesc;
+use crate::state::{self, FfiState};
+
+/// Sets the calling thread's `errno`.
+pub fn set_os_errno(n: i32) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: __errno_location returns the thread's errno slot.
+    unsafe {
+        *libc::__errno_location() = n;
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    // SAFETY: __error returns the thread's errno slot.
+    unsafe {
+        *libc::__error() = n;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+    let _ = n;
+}
+
+/// The state for helpers without a `ctype` argument.
+unsafe fn state_of(l: *mut ffi::lua_State) -> *mut FfiState {
+    // SAFETY: valid state; the module was opened in it before any stub exists.
+    unsafe { state::from_registry(l) }
+}
+
+/// Slow path: converts via the full conversion rules into a `ty`-typed temporary, raising an
+/// argument error on failure.
+unsafe fn convert_arg(l: *mut ffi::lua_State, idx: c_int, ty: impl Fn(&abi_model::TypeTable) -> QualType, dst: *mut u8) {
+    // SAFETY: as the caller guarantees; on error nothing owned is alive here.
+    unsafe {
+        let st = state_of(l);
+        let t = ty(&(*st).types);
+        if let Err(e) = convert::lua_to_c(l, st, idx, t, dst, 0) {
+            convert::raise_conv_arg(l, st, idx, e);
+        }
+    }
+}
+
+/// A Lua number at `idx` as the bits of a `size`-byte integer, with the same rules as
+/// [`convert::lua_to_c`] (the fast path of the integer helpers).
+unsafe fn number_bits(l: *mut ffi::lua_State, idx: c_int, size: u8, signed: bool) -> u64 {
+    // SAFETY: the value at idx is a number.
+    unsafe {
+        if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
+            let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
+            if v.unsigned_abs() > (1u64 << 53) {
+                return v as u64;
+            }
+        }
+        f64_to_int_bits(ffi::lua_tonumberx(l, idx, std::ptr::null_mut()), size, signed)
+    }
+}
+
+macro_rules! int_helper {
+    ($(#[$doc:meta])* $name:ident -> $t:ty, $size:expr, $signed:expr, $kind:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `l` is a valid Lua state in which the module is open; `idx` a valid index.
+        pub unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State, idx: c_int) -> $t {
+            // SAFETY: as documented.
+            unsafe {
+                if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
+                    return number_bits(l, idx, $size, $signed) as $t;
+                }
+                let mut v: $t = 0;
+                convert_arg(l, idx, |t| QualType::plain(t.int($kind)), &mut v as *mut $t as *mut u8);
+                v
+            }
+        }
+    };
+}
+
+int_helper!(
+    /// `int32_t luaffi_to_i32(lua_State *L, int idx)`.
+    luaffi_to_i32 -> i32, 4, true, IntKind::Int);
+int_helper!(
+    /// `uint32_t luaffi_to_u32(lua_State *L, int idx)`.
+    luaffi_to_u32 -> u32, 4, false, IntKind::UInt);
+int_helper!(
+    /// `int64_t luaffi_to_i64(lua_State *L, int idx)`.
+    luaffi_to_i64 -> i64, 8, true, IntKind::LongLong);
+int_helper!(
+    /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
+    luaffi_to_u64 -> u64, 8, false, IntKind::ULongLong);
+
+/// `float luaffi_to_f32(lua_State *L, int idx)`.
+///
+/// # Safety
+/// As [`luaffi_to_i32`].
+pub unsafe extern "C-unwind" fn luaffi_to_f32(l: *mut ffi::lua_State, idx: c_int) -> f32 {
+    // SAFETY: as documented.
+    unsafe {
+        if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER && !(HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0) {
+            return ffi::lua_tonumberx(l, idx, std::ptr::null_mut()) as f32;
+        }
+        let mut v = 0f32;
+        convert_arg(l, idx, |t| QualType::plain(t.float(FloatKind::Float)), &mut v as *mut f32 as *mut u8);
+        v
+    }
+}
+
+/// `double luaffi_to_f64(lua_State *L, int idx)`.
+///
+/// # Safety
+/// As [`luaffi_to_i32`].
+pub unsafe extern "C-unwind" fn luaffi_to_f64(l: *mut ffi::lua_State, idx: c_int) -> f64 {
+    // SAFETY: as documented.
+    unsafe {
+        if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER && !(HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0) {
+            return ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
+        }
+        let mut v = 0f64;
+        convert_arg(l, idx, |t| QualType::plain(t.float(FloatKind::Double)), &mut v as *mut f64 as *mut u8);
+        v
+    }
+}
+
+/// `int luaffi_to_bool(lua_State *L, int idx)`: 0 or 1.
+///
+/// # Safety
+/// As [`luaffi_to_i32`].
+pub unsafe extern "C-unwind" fn luaffi_to_bool(l: *mut ffi::lua_State, idx: c_int) -> c_int {
+    // SAFETY: as documented.
+    unsafe {
+        if ffi::lua_type(l, idx) == ffi::LUA_TBOOLEAN {
+            return ffi::lua_toboolean(l, idx);
+        }
+        let mut v = 0u8;
+        convert_arg(l, idx, |t| QualType::plain(t.bool()), &mut v);
+        c_int::from(v)
+    }
+}
+
+/// `void *luaffi_to_ptr(lua_State *L, int idx, const void *ctype)`: `ctype` is the pointer
+/// type's descriptor.
+///
+/// # Safety
+/// As [`luaffi_to_i32`]; `ctype` a descriptor of `L`'s state.
+pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int, ctype: *const c_void) -> *mut c_void {
+    // SAFETY: as documented.
+    unsafe {
+        let desc = ctype as *const CTypeDesc;
+        let st = (*desc).state;
+        let mut p: *mut c_void = std::ptr::null_mut();
+        if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
+            convert::raise_conv_arg(l, st, idx, e);
+        }
+        p
+    }
+}
+
+/// `void luaffi_to_record(lua_State *L, int idx, const void *ctype, void *dst)`: copies a
+/// struct/union/complex value (or initialises one from a table) into `dst`.
+///
+/// # Safety
+/// As [`luaffi_to_ptr`]; `dst` has the type's size.
+pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_int, ctype: *const c_void, dst: *mut c_void) {
+    // SAFETY: as documented.
+    unsafe {
+        let desc = ctype as *const CTypeDesc;
+        let st = (*desc).state;
+        if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, dst as *mut u8, 0) {
+            convert::raise_conv_arg(l, st, idx, e);
+        }
+    }
+}
+
+/// `void luaffi_push_i32(lua_State *L, int32_t v)`.
+///
+/// # Safety
+/// `l` valid with a free slot.
+pub unsafe extern "C-unwind" fn luaffi_push_i32(l: *mut ffi::lua_State, v: i32) {
+    // SAFETY: a push on a valid state.
+    unsafe { push_small(l, v as i64) }
+}
+
+/// `void luaffi_push_u32(lua_State *L, uint32_t v)`.
+///
+/// # Safety
+/// As [`luaffi_push_i32`].
+pub unsafe extern "C-unwind" fn luaffi_push_u32(l: *mut ffi::lua_State, v: u32) {
+    // SAFETY: a push on a valid state.
+    unsafe { push_small(l, v as i64) }
+}
+
+unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
+    // SAFETY: a push on a valid state.
+    unsafe {
+        if HAS_INTEGERS {
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+        } else {
+            ffi::lua_pushnumber(l, v as f64);
+        }
+    }
+}
+
+/// `void luaffi_push_i64(lua_State *L, int64_t v)`: a Lua integer on 5.3+, a boxed
+/// `int64_t` on 5.1/5.2.
+///
+/// # Safety
+/// `l` valid with 3 free slots, the module open in it.
+pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) {
+    // SAFETY: as documented.
+    unsafe {
+        if HAS_INTEGERS {
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+        } else {
+            convert::push_int(l, state_of(l), v as u64, 8, true);
+        }
+    }
+}
+
+/// `void luaffi_push_u64(lua_State *L, uint64_t v)`: a Lua integer on 5.3+ up to
+/// `math.maxinteger`, a boxed `uint64_t` otherwise.
+///
+/// # Safety
+/// As [`luaffi_push_i64`].
+pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) {
+    // SAFETY: as documented.
+    unsafe {
+        if HAS_INTEGERS && v <= i64::MAX as u64 {
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+        } else {
+            convert::push_int(l, state_of(l), v, 8, false);
+        }
+    }
+}
+
+/// `void luaffi_push_f32(lua_State *L, float v)`.
+///
+/// # Safety
+/// As [`luaffi_push_i32`].
+pub unsafe extern "C-unwind" fn luaffi_push_f32(l: *mut ffi::lua_State, v: f32) {
+    // SAFETY: a push on a valid state.
+    unsafe { ffi::lua_pushnumber(l, v as f64) }
+}
+
+/// `void luaffi_push_f64(lua_State *L, double v)`.
+///
+/// # Safety
+/// As [`luaffi_push_i32`].
+pub unsafe extern "C-unwind" fn luaffi_push_f64(l: *mut ffi::lua_State, v: f64) {
+    // SAFETY: a push on a valid state.
+    unsafe { ffi::lua_pushnumber(l, v) }
+}
+
+/// `void luaffi_push_bool(lua_State *L, int v)`.
+///
+/// # Safety
+/// As [`luaffi_push_i32`].
+pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_int) {
+    // SAFETY: a push on a valid state.
+    unsafe { ffi::lua_pushboolean(l, c_int::from(v != 0)) }
+}
+
+/// `void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)`: a pointer cdata of the
+/// pointer type `ctype` (NULL is a NULL cdata, not nil, as in LuaJIT).
+///
+/// # Safety
+/// As [`luaffi_to_ptr`], with 3 free slots.
+pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut c_void, ctype: *const c_void) {
+    // SAFETY: as documented; the new cdata holds a pointer.
+    unsafe {
+        let desc = ctype as *const CTypeDesc;
+        let c = cdata::push_value(l, (*desc).state, desc, std::mem::size_of::<usize>());
+        convert::write_int((*c).ptr, std::mem::size_of::<usize>() as u8, p as usize as u64);
+    }
+}
+
+/// `void luaffi_push_record(lua_State *L, const void *ctype, const void *src)`: a new cdata
+/// of the struct/union/complex type holding a copy of `src`.
+///
+/// # Safety
+/// As [`luaffi_push_ptr`]; `src` holds a value of the type.
+pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype: *const c_void, src: *const c_void) {
+    // SAFETY: as documented.
+    unsafe {
+        let p = luaffi_new_result(l, ctype);
+        let n = (*(ctype as *const CTypeDesc)).size.unwrap_or(0) as usize;
+        std::ptr::copy_nonoverlapping(src as *const u8, p as *mut u8, n);
+    }
+}
+
+/// `void *luaffi_new_result(lua_State *L, const void *ctype)`: pushes a new zeroed cdata of
+/// the type and returns its storage (aligned to the type), which the call fills.
+///
+/// # Safety
+/// As [`luaffi_push_ptr`].
+pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype: *const c_void) -> *mut c_void {
+    // SAFETY: as documented.
+    unsafe {
+        let desc = ctype as *const CTypeDesc;
+        let n = (*desc).size.unwrap_or(0) as usize;
+        let c = cdata::push_value(l, (*desc).state, desc, n);
+        (*c).ptr as *mut c_void
+    }
+}
+
+/// The address of the helper implemented here, for binding a stub's helper calls; `None`
+/// for helpers that belong to the call and callback machinery.
+pub fn helper_address(h: Helper) -> Option<usize> {
+    let a = match h {
+        Helper::ToI32 => luaffi_to_i32 as *const () as usize,
+        Helper::ToU32 => luaffi_to_u32 as *const () as usize,
+        Helper::ToI64 => luaffi_to_i64 as *const () as usize,
+        Helper::ToU64 => luaffi_to_u64 as *const () as usize,
+        Helper::ToF32 => luaffi_to_f32 as *const () as usize,
+        Helper::ToF64 => luaffi_to_f64 as *const () as usize,
+        Helper::ToBool => luaffi_to_bool as *const () as usize,
+        Helper::ToPtr => luaffi_to_ptr as *const () as usize,
+        Helper::ToRecord => luaffi_to_record as *const () as usize,
+        Helper::PushI32 => luaffi_push_i32 as *const () as usize,
+        Helper::PushU32 => luaffi_push_u32 as *const () as usize,
+        Helper::PushI64 => luaffi_push_i64 as *const () as usize,
+        Helper::PushU64 => luaffi_push_u64 as *const () as usize,
+        Helper::PushF32 => luaffi_push_f32 as *const () as usize,
+        Helper::PushF64 => luaffi_push_f64 as *const () as usize,
+        Helper::PushBool => luaffi_push_bool as *const () as usize,
+        Helper::PushPtr => luaffi_push_ptr as *const () as usize,
+        Helper::PushRecord => luaffi_push_record as *const () as usize,
+        Helper::NewResult => luaffi_new_result as *const () as usize,
+        _ => return None,
+    };
+    Some(a)
+}
