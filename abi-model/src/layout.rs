@@ -134,28 +134,9 @@ struct Member {
     /// Natural layout of the member's type (for a flexible/`[?]` array: size 0, the element's
     /// alignment).
     ty: Layout,
-    /// Alignment after `packed`, `aligned(n)` and `#pragma pack`.
-    align: u32,
 }
 
-/// The alignment a member gets: its type's, raised by `aligned(n)` on the member, lowered to
-/// 1 by `packed` (unless the member has its own `aligned`), then capped by `#pragma pack(n)`,
-/// which caps even explicit alignments (gcc `layout_decl`; MSVC documents the same for pack).
-fn member_align(natural: u32, field: &Field, attrs: RecordAttrs) -> u32 {
-    let mut a = natural;
-    if (attrs.packed || field.packed) && field.aligned.is_none() {
-        a = 1;
-    }
-    if let Some(n) = field.aligned {
-        a = a.max(n);
-    }
-    if let Some(p) = attrs.pack {
-        a = a.min(p);
-    }
-    a
-}
-
-fn member(table: &TypeTable, field: &Field, attrs: RecordAttrs, is_last: bool, kind: RecordKind) -> Result<Member, TypeError> {
+fn member(table: &TypeTable, field: &Field, is_last: bool, kind: RecordKind) -> Result<Member, TypeError> {
     let ty = match table.get(field.ty.id) {
         CType::Array { elem, len: ArrayLen::Flexible | ArrayLen::Variable } => {
             if !is_last || kind == RecordKind::Union {
@@ -168,7 +149,7 @@ fn member(table: &TypeTable, field: &Field, attrs: RecordAttrs, is_last: bool, k
         }
         _ => type_layout(table, field.ty.id)?,
     };
-    Ok(Member { ty, align: member_align(ty.align, field, attrs) })
+    Ok(Member { ty })
 }
 
 /// Checks a bit-field's declared type and width.
@@ -189,141 +170,170 @@ fn check_bitfield(table: &TypeTable, field: &Field, width: u32, ty: Layout) -> R
 }
 
 /// Lays out a struct or union of `fields` under the target's rules.
+///
+/// The rules below are gcc's (System V targets) and mingw's (`-mms-bitfields`, the Windows
+/// targets), as measured by the compiled layout fixtures (`emu-harness/tests/layout.rs`) and
+/// as catalogued by the repr-c project's compiler test cases; each rule names its case.
 pub fn record_layout(table: &TypeTable, kind: RecordKind, fields: &[Field], attrs: RecordAttrs) -> Result<RecordLayout, TypeError> {
     let rules = table.target().record_rules();
-    let mut state = Placer { rules, kind, attrs, bitpos: 0, size_bits: 0, align: 1, ms_unit: None, ms_pending_align: None };
+    let mut state = Placer { kind, attrs, size_bits: 0, align: attrs.aligned.unwrap_or(1).max(1), ms_unit: None };
     let mut out = Vec::with_capacity(fields.len());
     for (i, field) in fields.iter().enumerate() {
-        let m = member(table, field, attrs, i + 1 == fields.len(), kind)?;
-        let placed = match field.bit_width {
-            Some(w) => {
+        let m = member(table, field, i + 1 == fields.len(), kind)?;
+        let placed = match (field.bit_width, rules) {
+            (Some(w), rules) => {
                 check_bitfield(table, field, w, m.ty)?;
-                state.place_bitfield(field, w, &m)
+                match rules {
+                    RecordRules::Gcc => state.gcc_bitfield(field, w, &m),
+                    RecordRules::Ms => state.ms_bitfield(field, w, &m),
+                }
             }
-            None => state.place_plain(&m),
+            (None, RecordRules::Gcc) => state.gcc_plain(field, &m),
+            (None, RecordRules::Ms) => state.ms_plain(field, &m),
         };
         out.push(placed);
     }
-    let mut align = state.align;
-    if let Some(n) = attrs.aligned {
-        align = align.max(n);
-    }
+    let align = state.align;
     let end = state.size_bits.div_ceil(8);
     Ok(RecordLayout { size: align_up(end, align as u64), align, fields: out })
 }
 
-/// The running state of one record's layout.
+/// The running state of one record's layout. All positions are in bits.
 struct Placer {
-    rules: RecordRules,
     kind: RecordKind,
     attrs: RecordAttrs,
-    /// Next free bit (structs only; unions place everything at 0).
-    bitpos: u64,
-    /// Bits covered so far (the record's unpadded size).
+    /// Bits covered so far: for a struct also the first free bit.
     size_bits: u64,
-    /// The record's alignment so far.
+    /// The record's alignment so far, in bytes (starts at its own `aligned(n)`).
     align: u32,
-    /// MS: the open bit-field storage unit: (first bit, size in bits, bits used).
-    ms_unit: Option<(u64, u64, u64)>,
-    /// MS: alignment a zero-width bit-field imposes on the next member.
-    ms_pending_align: Option<u32>,
+    /// MS: the open bit-field storage unit: (size of its type in bits, bits still unused).
+    ms_unit: Option<(u64, u64)>,
 }
 
 impl Placer {
-    fn start_of(&self, align_bits: u64) -> u64 {
-        match self.kind {
-            RecordKind::Struct => align_up(self.bitpos, align_bits),
-            RecordKind::Union => 0,
-        }
+    fn is_union(&self) -> bool {
+        self.kind == RecordKind::Union
     }
 
-    fn cover(&mut self, start: u64, bits: u64) {
-        self.size_bits = self.size_bits.max(start + bits);
-        if self.kind == RecordKind::Struct {
-            self.bitpos = start + bits;
-        }
+    /// `packed` on the record or on the member.
+    fn packed(&self, field: &Field) -> bool {
+        self.attrs.packed || field.packed
     }
 
-    fn place_plain(&mut self, m: &Member) -> FieldLayout {
-        self.ms_unit = None;
-        let mut align = m.align;
-        if let Some(a) = self.ms_pending_align.take() {
-            align = align.max(a);
-        }
-        let start = self.start_of(align as u64 * 8);
-        self.cover(start, m.ty.size * 8);
+    /// Caps an alignment at `#pragma pack(n)`.
+    fn capped(&self, align: u32) -> u32 {
+        self.attrs.pack.map_or(align, |p| align.min(p))
+    }
+
+    fn place(&mut self, align_bytes: u32, size_bits: u64) -> u64 {
+        let start = if self.is_union() { 0 } else { align_up(self.size_bits, u64::from(align_bytes) * 8) };
+        self.size_bits = self.size_bits.max(start + size_bits);
+        start
+    }
+
+    /// gcc, a member that is not a bit-field: `packed` (record or member) drops the type's
+    /// alignment to 1, `aligned(n)` raises it to n, and `#pragma pack(n)` caps the result,
+    /// explicit alignments included (repr-c 0084, 0085). The record takes the member's
+    /// alignment.
+    fn gcc_plain(&mut self, field: &Field, m: &Member) -> FieldLayout {
+        let natural = if self.packed(field) { 1 } else { m.ty.align };
+        let align = self.capped(natural.max(field.aligned.unwrap_or(1)));
+        let start = self.place(align, m.ty.size * 8);
         self.align = self.align.max(align);
         FieldLayout { offset: start / 8, bits: None }
     }
 
-    fn place_bitfield(&mut self, field: &Field, width: u32, m: &Member) -> FieldLayout {
+    /// gcc (`PCC_BITFIELD_TYPE_MATTERS`), a bit-field.
+    fn gcc_bitfield(&mut self, field: &Field, width: u32, m: &Member) -> FieldLayout {
         let w = u64::from(width);
         let type_bits = m.ty.size * 8;
-        let align_bits = m.align as u64 * 8;
-        match self.rules {
-            RecordRules::Gcc => {
-                if width == 0 {
-                    // A zero-width bit-field moves the next member to its type's alignment; it
-                    // is unnamed, so it does not align the record (x86: no align_anon_bitfield).
-                    let start = self.start_of(align_bits);
-                    self.cover(start, 0);
-                    return FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width: 0 }) };
+        let type_align_bits = u64::from(m.ty.align) * 8;
+        let annotation = field.aligned.unwrap_or(1);
+        let first_free = if self.is_union() { 0 } else { self.size_bits };
+        let align_bits = if width == 0 {
+            // A zero-width bit-field aligns the next member to its type; `packed` and
+            // `#pragma pack` do not apply to it (repr-c 0075).
+            type_align_bits.max(u64::from(annotation) * 8)
+        } else {
+            // Without `aligned(n)` a bit-field may start at any bit.
+            let mut align_bits = field.aligned.map_or(1, |n| u64::from(self.capped(n)) * 8);
+            // Without `packed` or `#pragma pack`, a bit-field that would straddle more units
+            // of its type's alignment than its type has moves to the next unit (gcc
+            // `excess_unit_span`); with either, it is placed at the next free bit (repr-c 0083).
+            let packing = self.packed(field) || self.attrs.pack.is_some();
+            if !packing {
+                let start = align_up(first_free, align_bits);
+                if type_align_bits > type_bits || start % type_align_bits + w > type_bits {
+                    align_bits = align_bits.max(type_align_bits);
                 }
-                let packed = self.attrs.packed || field.packed;
-                let mut start = match self.kind {
-                    RecordKind::Struct => self.bitpos,
-                    RecordKind::Union => 0,
-                };
-                // gcc `excess_unit_span`: a bit-field may not span more alignment units of its
-                // type than the type itself has; if it would, it moves to the next unit.
-                // Packed bit-fields are exempt.
-                if !packed && align_bits > 0 {
-                    let within = start % align_bits;
-                    if (within + w).div_ceil(align_bits) > type_bits / align_bits {
-                        start = align_up(start, align_bits);
-                    }
-                }
-                self.cover(start, w);
-                // Named bit-fields align the record as their type; unnamed ones don't.
-                if field.name.is_some() {
-                    self.align = self.align.max(m.align);
-                }
-                FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width }) }
             }
-            RecordRules::Ms => {
-                if width == 0 {
-                    // MSVC: a zero-width bit-field ends the open unit and aligns the next
-                    // member to its type; after a non-bit-field it is ignored.
-                    if self.ms_unit.take().is_some() {
-                        self.ms_pending_align = Some(m.align);
-                    }
-                    let at = self.bitpos;
-                    return FieldLayout { offset: at / 8, bits: Some(BitPos { bit_offset: at, width: 0 }) };
-                }
-                if self.kind == RecordKind::Union {
-                    self.cover(0, type_bits);
-                    self.align = self.align.max(m.align);
-                    return FieldLayout { offset: 0, bits: Some(BitPos { bit_offset: 0, width }) };
-                }
-                // A bit-field shares the open unit when its type has the unit's size and it
-                // fits in the bits left; otherwise it opens a new unit of its type's size.
-                if let Some((unit_start, unit_bits, used)) = self.ms_unit {
-                    if unit_bits == type_bits && used + w <= unit_bits {
-                        self.ms_unit = Some((unit_start, unit_bits, used + w));
-                        return FieldLayout { offset: (unit_start + used) / 8, bits: Some(BitPos { bit_offset: unit_start + used, width }) };
-                    }
-                }
-                let mut align = m.align;
-                if let Some(a) = self.ms_pending_align.take() {
-                    align = align.max(a);
-                }
-                let start = align_up(self.bitpos, align as u64 * 8);
-                self.cover(start, type_bits);
-                self.ms_unit = Some((start, type_bits, w));
-                self.align = self.align.max(align);
-                FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width }) }
-            }
+            align_bits
+        };
+        let start = if self.is_union() { 0 } else { align_up(first_free, align_bits) };
+        self.size_bits = self.size_bits.max(start + w);
+        // Named bit-fields align the record as their type (capped by `#pragma pack`, which
+        // then overrides `packed`; else `packed` leaves only `aligned(n)`); unnamed ones don't
+        // on x86 (no `align_anon_bitfield`) (repr-c 0076, 0077, 0078, 0079).
+        if field.name.is_some() {
+            let inherited = match self.attrs.pack {
+                Some(p) => m.ty.align.max(annotation).min(p),
+                None if self.packed(field) => annotation,
+                None => m.ty.align.max(annotation),
+            };
+            self.align = self.align.max(inherited);
         }
+        FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width }) }
+    }
+
+    /// mingw (`-mms-bitfields`), a member that is not a bit-field: aligned as under gcc; it
+    /// closes any open bit-field unit.
+    fn ms_plain(&mut self, field: &Field, m: &Member) -> FieldLayout {
+        self.ms_unit = None;
+        self.gcc_plain(field, m)
+    }
+
+    /// mingw (`-mms-bitfields`), a bit-field: it shares the open storage unit when its type
+    /// has the unit's size and the unit has room; otherwise it opens a unit of its type's size
+    /// at its type's alignment (repr-c 0037). A zero-width bit-field closes the unit.
+    fn ms_bitfield(&mut self, field: &Field, width: u32, m: &Member) -> FieldLayout {
+        let w = u64::from(width);
+        let type_bits = m.ty.size * 8;
+        let packed = self.packed(field);
+        let annotation = field.aligned.unwrap_or(1);
+        let open = self.ms_unit;
+        // The member's own alignment ignores its type's when it is packed, when it continues a
+        // unit of the same size, or when it is a zero-width bit-field that closes no unit
+        // (repr-c 0068).
+        let ignore_type = packed || open.map_or(width == 0, |(unit_bits, _)| unit_bits == type_bits);
+        let align = self.capped(if ignore_type { 1 } else { m.ty.align }.max(annotation));
+        // The record takes the type's alignment from a nonzero bit-field that is not packed
+        // and from a zero-width one that closes a unit (`packed` does not apply to it)
+        // (repr-c 0068, 0069).
+        let raises_record = if width == 0 { open.is_some() } else { !packed };
+        if raises_record {
+            let natural = if packed && width != 0 { 1 } else { m.ty.align };
+            self.align = self.align.max(self.capped(natural.max(annotation)));
+        }
+        if self.is_union() {
+            // In a union only the bits, not the type, count toward its size (repr-c 0070).
+            self.size_bits = self.size_bits.max(w);
+            return FieldLayout { offset: 0, bits: Some(BitPos { bit_offset: 0, width }) };
+        }
+        if width == 0 {
+            self.ms_unit = None;
+        } else {
+            if let Some((unit_bits, unused)) = open {
+                if unit_bits == type_bits && unused >= w {
+                    let start = self.size_bits - unused;
+                    self.ms_unit = Some((unit_bits, unused - w));
+                    return FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width }) };
+                }
+            }
+            self.ms_unit = Some((type_bits, type_bits - w));
+        }
+        let start = align_up(self.size_bits, u64::from(align) * 8);
+        self.size_bits = if width == 0 { start } else { start + type_bits };
+        FieldLayout { offset: start / 8, bits: Some(BitPos { bit_offset: start, width }) }
     }
 }
 
@@ -333,3 +343,100 @@ pub fn is_unsupported(err: &TypeError) -> bool {
     matches!(err, TypeError::Unsupported { .. })
 }
 
+
+#[cfg(test)]
+mod tests {
+    //! Each case was compiled with gcc 12 / mingw-w64 gcc 12 and is also covered by the
+    //! layout fixtures (`emu-harness/tests/layout.rs`).
+    use super::*;
+    use crate::types::RecordKind;
+
+    fn record(t: &mut TypeTable, kind: RecordKind, fields: Vec<Field>, attrs: RecordAttrs) -> RecordLayout {
+        let id = t.new_record(kind, None);
+        t.define_record(id, fields, attrs).unwrap();
+        t.record_body(id).unwrap().layout.clone()
+    }
+
+    fn bits_of(l: &RecordLayout, i: usize) -> (u64, u32) {
+        let b = l.fields[i].bits.unwrap();
+        (b.bit_offset, b.width)
+    }
+
+    #[test]
+    fn packed_member_with_aligned_takes_the_aligned_value_not_its_type_alignment() {
+        // struct __attribute__((packed)) { long long m0; fnptr_t m1 __attribute__((aligned(2))); char c; }
+        // gcc and mingw: m1 at 8, alignment 2, size 18 (the type's 8 is dropped by packed).
+        for target in [Target::X64_SYSV, Target::X64_WIN] {
+            let mut t = TypeTable::new(target);
+            let ll = t.int(IntKind::LongLong);
+            let void = t.void();
+            let fp = t.pointer_to(void);
+            let ch = t.int(IntKind::Char);
+            let mut m1 = Field::named("m1", fp);
+            m1.aligned = Some(2);
+            let l = record(&mut t, RecordKind::Struct, vec![Field::named("m0", ll), m1, Field::named("c", ch)], RecordAttrs { packed: true, ..Default::default() });
+            assert_eq!((l.size, l.align, l.fields[1].offset), (18, 2, 8), "{target}");
+        }
+    }
+
+    #[test]
+    fn gcc_pragma_pack_overrides_packed_for_the_alignment_a_bitfield_gives_the_record() {
+        // #pragma pack(2) struct __attribute__((packed)) { short m0 : 15; }: size 2, align 2.
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let short = t.int(IntKind::Short);
+        let l = record(&mut t, RecordKind::Struct, vec![Field::bits(Some("m0"), short, 15)], RecordAttrs { packed: true, pack: Some(2), aligned: None });
+        assert_eq!((l.size, l.align), (2, 2));
+    }
+
+    #[test]
+    fn gcc_pragma_pack_lets_a_bitfield_straddle_its_type_unit() {
+        // #pragma pack(2) struct { unsigned m0; unsigned m1 : 31; unsigned short m2 : 16; short m3; }
+        // gcc: m2 at bit 63 (not moved to 64), m3 at 10, size 12.
+        let mut t = TypeTable::new(Target::X86_LINUX);
+        let u = t.int(IntKind::UInt);
+        let us = t.int(IntKind::UShort);
+        let s = t.int(IntKind::Short);
+        let fields = vec![Field::named("m0", u), Field::bits(Some("m1"), u, 31), Field::bits(Some("m2"), us, 16), Field::named("m3", s)];
+        let l = record(&mut t, RecordKind::Struct, fields, RecordAttrs { pack: Some(2), ..Default::default() });
+        assert_eq!(bits_of(&l, 2), (63, 16));
+        assert_eq!((l.fields[3].offset, l.size), (10, 12));
+    }
+
+    #[test]
+    fn ms_bitfield_after_a_full_unit_of_the_same_size_ignores_its_type_alignment() {
+        // mingw: struct { char c; int a : 24 __attribute__((packed)); int b : 25; }
+        // a opens a packed int unit at byte 1; b needs a new int unit, which starts right after
+        // it at byte 5 (bit 40), unaligned; the record is still aligned 4 (b is not packed).
+        let mut t = TypeTable::new(Target::X64_WIN);
+        let ch = t.int(IntKind::Char);
+        let int = t.int(IntKind::Int);
+        let mut a = Field::bits(Some("a"), int, 24);
+        a.packed = true;
+        let l = record(&mut t, RecordKind::Struct, vec![Field::named("c", ch), a, Field::bits(Some("b"), int, 25)], RecordAttrs::default());
+        assert_eq!(bits_of(&l, 1), (8, 24));
+        assert_eq!(bits_of(&l, 2), (40, 25));
+        assert_eq!((l.size, l.align), (12, 4));
+    }
+
+    #[test]
+    fn ms_union_bitfield_counts_its_bits_not_its_type_toward_the_size() {
+        // mingw: union __attribute__((packed)) { char c; long long b : 4; } is 1 byte.
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let ch = t.int(IntKind::Char);
+        let ll = t.int(IntKind::LongLong);
+        let l = record(&mut t, RecordKind::Union, vec![Field::named("c", ch), Field::bits(Some("b"), ll, 4)], RecordAttrs { packed: true, ..Default::default() });
+        assert_eq!((l.size, l.align), (1, 1));
+    }
+
+    #[test]
+    fn gcc_unnamed_bitfields_do_not_align_the_record_and_zero_width_ones_align_the_next_member() {
+        // gcc x86-64: struct { char a; int : 0; char b; long long : 3; } has b at 4, size 6, align 1.
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let ch = t.int(IntKind::Char);
+        let int = t.int(IntKind::Int);
+        let ll = t.int(IntKind::LongLong);
+        let fields = vec![Field::named("a", ch), Field::bits(None, int, 0), Field::named("b", ch), Field::bits(None, ll, 3)];
+        let l = record(&mut t, RecordKind::Struct, fields, RecordAttrs::default());
+        assert_eq!((l.fields[2].offset, l.size, l.align), (4, 6, 1));
+    }
+}
