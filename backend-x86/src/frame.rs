@@ -1,0 +1,119 @@
+//! Where each kind of slot is: the frame layouts drawn in the crate documentation, as
+//! displacements from esp or ebp.
+
+use abi_model::steps::{Program, Slot};
+use abi_model::BackendError;
+
+pub(crate) fn unsupported(what: impl Into<String>) -> BackendError {
+    BackendError::Unsupported(what.into())
+}
+
+/// The base register of a memory operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Base {
+    /// esp: the outgoing and staging areas (the frame below the realignment).
+    Esp,
+    /// ebp: the thunk's entry slots (ebp = entry esp - 4).
+    Ebp,
+    /// ecx: memory reached through a pointer read from a slot.
+    Ecx,
+}
+
+/// A memory operand `[base + disp]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mem {
+    pub base: Base,
+    pub disp: i32,
+}
+
+impl Mem {
+    /// The operand `bytes` further on.
+    pub fn at(self, bytes: i32) -> Mem {
+        Mem { base: self.base, disp: self.disp + bytes }
+    }
+}
+
+/// The frame of one stub or thunk.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Frame {
+    Stub {
+        out_bytes: u32,
+        stage_bytes: u32,
+    },
+    Thunk {
+        entry_bytes: u32,
+        stage_bytes: u32,
+    },
+}
+
+/// The thunk's saved ebp: `[entry esp - 4]`, the first 4 bytes of the model's header.
+pub(crate) const SAVED_EBP: u32 = 4;
+
+impl Frame {
+    /// The stub frame of `p`, whose outgoing area must keep esp aligned to `align`.
+    pub fn stub(p: &Program, align: u32) -> Result<Frame, BackendError> {
+        if p.entry_bytes != 0 {
+            return Err(unsupported("a stub has no entry slots"));
+        }
+        if !p.out_bytes.is_multiple_of(align) || !p.stage_bytes.is_multiple_of(16) {
+            return Err(unsupported(format!(
+                "stub areas must keep esp {align}-byte aligned (out {}, stage {})",
+                p.out_bytes, p.stage_bytes
+            )));
+        }
+        check_size(u64::from(p.out_bytes) + u64::from(p.stage_bytes))?;
+        Ok(Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes })
+    }
+
+    /// The thunk frame of `p`.
+    pub fn thunk(p: &Program) -> Result<Frame, BackendError> {
+        if p.out_bytes != 0 {
+            return Err(unsupported("a thunk makes no outgoing call area"));
+        }
+        if p.entry_bytes < 16 || !p.stage_bytes.is_multiple_of(16) {
+            return Err(unsupported(format!(
+                "thunk frame without the model's 16-byte header or with a ragged staging area (entry {}, stage {})",
+                p.entry_bytes, p.stage_bytes
+            )));
+        }
+        check_size(u64::from(p.entry_bytes) + u64::from(p.stage_bytes))?;
+        Ok(Frame::Thunk { entry_bytes: p.entry_bytes, stage_bytes: p.stage_bytes })
+    }
+
+    /// Bytes below the realigned esp that hold the stub's or thunk's areas.
+    pub fn reserve(self) -> u32 {
+        match self {
+            Frame::Stub { out_bytes, stage_bytes } => out_bytes + stage_bytes,
+            Frame::Thunk { stage_bytes, .. } => stage_bytes,
+        }
+    }
+
+    /// `[base + disp]` of `bytes` bytes at `slot`, while a helper call has `shift` bytes of its
+    /// own argument area below the frame.
+    pub fn mem(self, slot: Slot, bytes: u32, shift: u32) -> Result<Mem, BackendError> {
+        let outside = || unsupported(format!("{bytes} bytes at {slot} are outside this frame ({self:?})"));
+        let within = |off: u32, area: u32| off.checked_add(bytes).is_some_and(|end| end <= area);
+        let esp = |disp: u32| Mem { base: Base::Esp, disp: (disp + shift) as i32 };
+        match (self, slot) {
+            (Frame::Stub { out_bytes, .. }, Slot::Out(off)) if within(off, out_bytes) => Ok(esp(off)),
+            (Frame::Stub { out_bytes, stage_bytes }, Slot::Stage(off)) if within(off, stage_bytes) => Ok(esp(out_bytes + off)),
+            (Frame::Thunk { stage_bytes, .. }, Slot::Stage(off)) if within(off, stage_bytes) => Ok(esp(off)),
+            // Incoming stack arguments (off >= 0) or the save area below the saved ebp.
+            (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off))
+                if off >= 0 || (off >= -(entry_bytes as i32) && i64::from(off) + i64::from(bytes) <= -i64::from(SAVED_EBP)) =>
+            {
+                let disp = off.checked_add(SAVED_EBP as i32).ok_or_else(outside)?;
+                Ok(Mem { base: Base::Ebp, disp })
+            }
+            _ => Err(outside()),
+        }
+    }
+}
+
+/// Frames are addressed with 32-bit displacements; keep well inside them.
+fn check_size(bytes: u64) -> Result<(), BackendError> {
+    if bytes > 1 << 30 {
+        return Err(unsupported(format!("a frame of {bytes} bytes")));
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Per signature and flavour: the plan, the stub and thunk programs and their disassembly, as
+//! reviewed text. Regenerate with `INSTA_UPDATE=always cargo test -p backend-x86 --test
+//! snapshots` and read every changed file.
+
+mod common;
+
+use abi_model::steps::{stub_program, thunk_program};
+use abi_model::{Backend, CallbackFrame};
+use backend_x86::{disasm_with, X86Backend};
+
+/// Where the snapshots assemble: an address whose bytes are recognisable in the listing.
+const BASE: u64 = 0x10_0000;
+
+fn render(case: &common::Case) -> String {
+    let backend = X86Backend::new(case.target).expect("an x86 target");
+    let env = common::fake_env(&case.plan);
+    let stub = stub_program(&case.plan, 1);
+    let thunk = thunk_program(&CallbackFrame::from_plan(&case.plan));
+    let stub_code = backend.stub(&stub, BASE, &env).expect("stub lowers");
+    let thunk_code = backend.thunk(&thunk, BASE, &env).expect("thunk lowers");
+    format!(
+        "{} ({})\nplan:\n{}\n\nstub program:\n{}stub ({} bytes):\n{}\nthunk program:\n{}thunk ({} bytes):\n{}",
+        case.decl,
+        case.target.name(),
+        case.plan,
+        stub,
+        stub_code.len(),
+        disasm_with(&stub_code, BASE, &env),
+        thunk,
+        thunk_code.len(),
+        disasm_with(&thunk_code, BASE, &env),
+    )
+}
+
+#[test]
+fn every_curated_signature_matches_its_snapshot() {
+    let cases = common::catalogue();
+    assert!(cases.len() >= 15);
+    for case in &cases {
+        insta::assert_snapshot!(case.name.clone(), render(case));
+    }
+}
