@@ -445,12 +445,11 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                         return Err(ConvError::Bad { from: origin, to: d });
                     }
                     // A string fills a char array, NUL included when it fits, truncated to
-                    // the array (with a final NUL) otherwise.
+                    // the array (without a NUL, as the reference LuaJIT 2.1) otherwise.
                     let mut n = len + 1;
                     let dsize = types.size_of(d.id).unwrap_or(0) as usize;
                     if dsize != 0 && dsize < n {
-                        n = dsize - 1;
-                        *dp.add(n) = 0;
+                        n = dsize;
                     }
                     std::ptr::copy_nonoverlapping(s, dp, n);
                     return Ok(());
@@ -577,27 +576,42 @@ struct InitMember {
     bits: Option<abi_model::BitPos>,
 }
 
-/// The named members of a record in initialisation order, anonymous struct/union members
-/// flattened (LuaJIT's `cconv_substruct_*` walk). A union contributes only its first
-/// member; `unions` receives, per member, whether it ends a union (initialisation stops
-/// there for that union).
-fn init_members(types: &TypeTable, rec: TypeId, base: u64, out: &mut Vec<(InitMember, Option<String>)>) {
-    let Some(body) = types.record_body(rec) else { return };
+/// What a member visit did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The member was initialised (a union stops after its first initialised member).
+    Set,
+    /// The member was left alone.
+    Skip,
+    /// No more initializers.
+    Stop,
+}
+
+/// Walks the named members of a record in initialisation order, anonymous struct/union
+/// members included in place (LuaJIT's `cconv_substruct_tab` / `cconv_substruct_init`).
+fn walk_members(types: &TypeTable, rec: TypeId, base: u64, visit: &mut dyn FnMut(&InitMember, &str) -> Result<Flow, ConvError>) -> Result<Flow, ConvError> {
+    let Some(body) = types.record_body(rec) else { return Ok(Flow::Skip) };
     let is_union = matches!(types.get(rec), CType::Record(r) if r.kind == RecordKind::Union);
     for (f, fl) in body.fields.iter().zip(&body.layout.fields) {
         match &f.name {
             Some(name) => {
-                out.push((InitMember { ty: f.ty, offset: base + fl.offset, bits: fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width }) }, Some(name.clone())));
+                let bits = fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width });
+                let m = InitMember { ty: f.ty, offset: base + fl.offset, bits };
+                match visit(&m, name)? {
+                    Flow::Stop => return Ok(Flow::Stop),
+                    Flow::Set if is_union => break,
+                    _ => {}
+                }
             }
             None if f.bit_width.is_none() && matches!(types.get(f.ty.id), CType::Record(_)) => {
-                init_members(types, f.ty.id, base + fl.offset, out);
+                if walk_members(types, f.ty.id, base + fl.offset, visit)? == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
             }
-            None => continue,
-        }
-        if is_union {
-            break;
+            None => {}
         }
     }
+    Ok(Flow::Set)
 }
 
 /// A table initialises a record (LuaJIT's `cconv_struct_tab`): by member name when the table
@@ -608,33 +622,30 @@ fn init_members(types: &TypeTable, rec: TypeId, base: u64, out: &mut Vec<(InitMe
 unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, rec: TypeId, dp: *mut u8) -> Result<(), ConvError> {
     // SAFETY: stack operations on a valid state; member offsets lie within the record.
     unsafe {
-        let mut members = Vec::new();
-        init_members(&(*st).types, rec, 0, &mut members);
         let named = has_named_keys(l, idx);
         let mut pos: ffi::lua_Integer = 1;
-        for (m, name) in &members {
+        let mut visit = |m: &InitMember, name: &str| -> Result<Flow, ConvError> {
             if named {
-                let Some(name) = name else { continue };
                 ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
                 ffi::lua_rawget(l, idx);
                 if ffi::lua_isnil(l, -1) != 0 {
                     ffi::lua_pop(l, 1);
-                    continue;
+                    return Ok(Flow::Skip);
                 }
             } else {
                 ffi::lua_rawgeti(l, idx, pos);
                 if ffi::lua_isnil(l, -1) != 0 {
                     ffi::lua_pop(l, 1);
-                    break;
+                    return Ok(Flow::Stop);
                 }
                 pos += 1;
             }
             let top = ffi::lua_gettop(l);
             let r = store_member(l, st, top, m.ty, m.bits, dp.add(m.offset as usize), dp);
             ffi::lua_pop(l, 1);
-            r?;
-        }
-        Ok(())
+            r.map(|_| Flow::Set)
+        };
+        walk_members(&(*st).types, rec, 0, &mut visit).map(|_| ())
     }
 }
 
@@ -750,16 +761,16 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
                 Ok(())
             }
             Shape::Record => {
-                let mut members = Vec::new();
-                init_members(types, d.id, 0, &mut members);
                 let mut i = 0;
-                for (m, _) in &members {
+                let mut visit = |m: &InitMember, _: &str| -> Result<Flow, ConvError> {
                     if i >= count {
-                        break;
+                        return Ok(Flow::Stop);
                     }
                     store_member(l, st, first + i, m.ty, m.bits, dp.add(m.offset as usize), dp)?;
                     i += 1;
-                }
+                    Ok(Flow::Set)
+                };
+                walk_members(types, d.id, 0, &mut visit)?;
                 if i < count {
                     return Err(ConvError::InitOverflow(d));
                 }
