@@ -4,6 +4,7 @@
 use crate::plan::{CallPlan, ValueKind};
 use crate::types::{CType, FloatKind, QualType, TypeError, TypeTable};
 use crate::x64_sysv::{self, Eightbytes};
+use crate::x86::GccMode;
 use crate::{x64_win, x86, Arch, CallConv, Os, Target};
 use std::fmt;
 
@@ -72,12 +73,16 @@ pub struct AbiValue {
     /// x86-64 System V only: the classes of its eightbytes (computed from the record's
     /// members, which only that ABI looks at). `None` on the other targets.
     pub eightbytes: Option<Eightbytes>,
+    /// x86-32 only: gcc's machine mode of an aggregate, which decides how gcc and mingw
+    /// return it and whether it uses up fastcall registers ([`crate::x86::gcc_mode`]).
+    /// `None` on the other targets and for scalars (their kind says it).
+    pub gcc_mode: Option<GccMode>,
 }
 
 impl AbiValue {
     /// A value whose kind alone decides its passing (every scalar).
     pub fn scalar(kind: ValueKind) -> AbiValue {
-        AbiValue { kind, eightbytes: None }
+        AbiValue { kind, eightbytes: None, gcc_mode: None }
     }
 }
 
@@ -147,7 +152,11 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
         (Target::X64_SYSV, ValueKind::Record { .. }) => Some(x64_sysv::classify_record(table, ty.id)?),
         _ => None,
     };
-    Ok(AbiValue { kind, eightbytes })
+    let gcc_mode = match (table.target().arch, kind) {
+        (Arch::X86, ValueKind::Record { .. }) => Some(x86::gcc_mode(table, ty.id)?),
+        _ => None,
+    };
+    Ok(AbiValue { kind, eightbytes, gcc_mode })
 }
 
 /// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.

@@ -283,7 +283,7 @@ mod tests {
         // `ix86_function_arg_boundary`, the type's alignment on x86-64 (psABI §3.2.3 names
         // only 16 and 32 for vector types; gcc applies the type's alignment to any type).
         let int = AbiValue::scalar(ValueKind::Int { size: 8, signed: true });
-        let big = AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)) };
+        let big = AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)), gcc_mode: None };
         let mut args = vec![int.clone(); 6];
         args.push(int);
         args.push(big);

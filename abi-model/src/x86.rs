@@ -8,7 +8,89 @@
 
 use crate::abi::{AbiValue, PlanError};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind};
+use crate::types::{ArrayLen, CType, FloatKind, TypeId, TypeTable};
 use crate::{CallConv, Os};
+
+/// gcc's machine mode of a type on x86-32, reduced to what the i386 back end looks at.
+/// gcc and mingw decide by mode, not by C type, how an aggregate is returned
+/// (`ix86_return_in_memory`: "BLKmode -> memory"; `function_value_32`: SF/DF modes in st0)
+/// and whether it uses up fastcall/thiscall registers (`function_arg_advance_32`: QI, HI,
+/// SI, DI and BLK modes do; float and complex modes don't).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GccMode {
+    /// An integer mode of this many bytes (QI, HI, SI, DI).
+    Int(u32),
+    /// SFmode or DFmode: a `float` or `double`.
+    Float(u32),
+    /// SCmode or DCmode: a complex `float` or `double`.
+    Complex(u32),
+    /// BLKmode: no machine mode fits; the value lives in memory.
+    Blk,
+}
+
+/// The largest integer mode on x86-32 (`MAX_FIXED_MODE_SIZE` is DImode's 64 bits).
+const MAX_INT_MODE_BYTES: u64 = 8;
+
+fn int_mode_of_size(size: u64) -> GccMode {
+    if matches!(size, 1 | 2 | 4) || size == MAX_INT_MODE_BYTES {
+        GccMode::Int(size as u32)
+    } else {
+        GccMode::Blk
+    }
+}
+
+/// gcc's mode of a type (gcc `stor-layout.cc`):
+/// 1. scalars have their own modes;
+/// 2. an array of one element has its element's mode; another array the integer mode of
+///    its size, if one exists and the element is not BLK (`mode_for_array`);
+/// 3. a record or union with a BLK member is BLK (`compute_record_mode`);
+/// 4. a struct one of whose members spans the whole struct takes that member's mode;
+/// 5. otherwise (unions always, unless their mode would be an integer one anyway) the
+///    integer mode of its size, if one exists; else BLK.
+pub fn gcc_mode(table: &TypeTable, id: TypeId) -> Result<GccMode, PlanError> {
+    let size = table.size_of(id)?;
+    Ok(match table.get(id) {
+        CType::Float(FloatKind::Float) => GccMode::Float(4),
+        CType::Float(_) => GccMode::Float(8),
+        CType::Complex(FloatKind::Float) => GccMode::Complex(8),
+        CType::Complex(_) => GccMode::Complex(16),
+        CType::Array { elem, len: ArrayLen::Fixed(n) } => {
+            let e = gcc_mode(table, elem.id)?;
+            match (n, e) {
+                (1, e) => e,                                            // rule 2, one element
+                (_, GccMode::Blk) => GccMode::Blk,
+                _ => int_mode_of_size(size),                            // rule 2
+            }
+        }
+        CType::Record(r) => {
+            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid { message: format!("'{}' is incomplete", table.display(id.into())) })?;
+            let mut whole: Option<GccMode> = None;
+            for (f, at) in body.fields.iter().zip(&body.layout.fields) {
+                let fsize = match (at.bits, table.get(f.ty.id)) {
+                    (Some(b), _) => u64::from(b.width).div_ceil(8),
+                    (None, CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. }) => 0,
+                    (None, _) => table.size_of(f.ty.id)?,
+                };
+                if fsize == 0 {
+                    continue;
+                }
+                let m = if at.bits.is_some() { GccMode::Int(table.size_of(f.ty.id)? as u32) } else { gcc_mode(table, f.ty.id)? };
+                if m == GccMode::Blk {
+                    return Ok(GccMode::Blk); // rule 3
+                }
+                // Rule 4: a member as large as the record (the first one wins among equals).
+                if at.bits.is_none() && fsize == size && whole.is_none() {
+                    whole = Some(m);
+                }
+            }
+            match (r.kind, whole) {
+                (crate::RecordKind::Struct, Some(m)) => m,
+                _ => int_mode_of_size(size), // rule 5
+            }
+        }
+        _ => int_mode_of_size(size), // integers, bool, enums, pointers
+    })
+}
 
 /// One x86 convention as data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +131,13 @@ fn fits_register(kind: ValueKind) -> bool {
 /// after them find fewer (or no) registers left; float, double and complex values use none.
 /// MSVC differs here (its "first two DWORD or smaller arguments" skip them without using a
 /// register); the fixtures are built by gcc and mingw, so gcc's rule is the model's.
-/// Not modelled: gcc gives a struct whose only member is a `float` or `double` that
-/// member's floating mode, so such a struct uses no register either.
-fn registers_used_up(kind: ValueKind) -> usize {
-    match kind {
-        ValueKind::Int { size: 8, .. } => 2,
-        ValueKind::Record { size, .. } => size.div_ceil(4) as usize,
+/// The rule goes by gcc's mode, not the C type: a struct whose mode is a float's or a
+/// complex's ([`gcc_mode`], e.g. `struct { double d; }`) uses none.
+fn registers_used_up(value: &AbiValue) -> usize {
+    match (value.kind, value.gcc_mode) {
+        (ValueKind::Int { size: 8, .. }, _) => 2,
+        (ValueKind::Record { .. }, Some(GccMode::Float(_) | GccMode::Complex(_))) => 0,
+        (ValueKind::Record { size, .. }, _) => size.div_ceil(4) as usize,
         _ => 0,
     }
 }
@@ -65,18 +148,23 @@ fn registers_used_up(kind: ValueKind) -> usize {
 /// 3. `float complex`: edx:eax (gcc; an 8-byte aggregate on Win32);
 /// 4. aggregates: never on i386 Linux (gcc's default -fpcc-struct-return); on Win32 those of
 ///    1, 2 or 4 bytes in eax and of 8 bytes in edx:eax (MSVC "Return values").
-pub fn returns_in_registers(os: Os, kind: ValueKind) -> Option<RetLoc> {
-    match kind {
+pub fn returns_in_registers(os: Os, value: &AbiValue) -> Option<RetLoc> {
+    match value.kind {
         ValueKind::Void => Some(RetLoc::Void),
         ValueKind::Int { size: 8, .. } | ValueKind::ComplexF32 => Some(RetLoc::EdxEax),
         ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Some(RetLoc::Gpr),
         ValueKind::F32 | ValueKind::F64 => Some(RetLoc::St0),
         ValueKind::ComplexF64 => None,
-        ValueKind::Record { size, .. } => match (os, size) {
-            (Os::Windows, 1 | 2 | 4) => Some(RetLoc::Gpr),
-            (Os::Windows, 8) => Some(RetLoc::EdxEax),
+        // mingw (`MS_AGGREGATE_RETURN`): an aggregate of at most 8 bytes comes back by its
+        // gcc mode, unless that mode is BLK (`ix86_return_in_memory`); a struct whose mode is
+        // a float's comes back in st(0), like the float.
+        ValueKind::Record { .. } if os == Os::Windows => match value.gcc_mode {
+            Some(GccMode::Int(8)) | Some(GccMode::Complex(8)) => Some(RetLoc::EdxEax),
+            Some(GccMode::Int(_)) => Some(RetLoc::Gpr),
+            Some(GccMode::Float(_)) => Some(RetLoc::St0),
             _ => None,
         },
+        ValueKind::Record { .. } => None,
     }
 }
 
@@ -115,7 +203,7 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
         Loc::Stack { offset: at }
     };
     let mut hidden_on_stack = false;
-    let ret_loc = match returns_in_registers(os, ret.kind) {
+    let ret_loc = match returns_in_registers(os, ret) {
         Some(loc) => loc,
         None => {
             // The hidden pointer is the first argument, so it takes the first convention
@@ -144,7 +232,7 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
                 Some(*g)
             }
             _ => {
-                next_reg = (next_reg + registers_used_up(a.kind)).min(row.regs.len());
+                next_reg = (next_reg + registers_used_up(a)).min(row.regs.len());
                 None
             }
         };
@@ -226,5 +314,89 @@ mod tests {
         assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: Loc::Gpr(Gpr::CX) });
         assert_eq!(first_loc(&plan, 0), Loc::Stack { offset: 0 });
         assert_eq!(plan.callee_pops, 4);
+    }
+
+    use crate::{abi_value, Field, FloatKind, IntKind, Position, RecordAttrs, RecordKind, Target, TypeTable};
+
+    fn record(t: &mut TypeTable, fields: Vec<Field>, attrs: RecordAttrs) -> AbiValue {
+        let id = t.new_record(RecordKind::Struct, None);
+        t.define_record(id, fields, attrs).unwrap();
+        abi_value(t, id.into(), Position::Param).unwrap()
+    }
+
+    #[test]
+    fn win32_struct_of_one_float_or_double_returns_in_st0() {
+        // mingw: `struct { float f; }` has gcc's SFmode and comes back like a float, in st(0)
+        // (`function_value_32`); proven by the emulator matrix (x86-win, struct R120/R124).
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let f = t.float(FloatKind::Float);
+        let d = t.float(FloatKind::Double);
+        let sf = record(&mut t, vec![Field::named("f", f)], RecordAttrs::default());
+        let sd = record(&mut t, vec![Field::named("d", d)], RecordAttrs::default());
+        assert_eq!(sf.gcc_mode, Some(GccMode::Float(4)));
+        assert_eq!(returns_in_registers(Os::Windows, &sf), Some(RetLoc::St0));
+        assert_eq!(returns_in_registers(Os::Windows, &sd), Some(RetLoc::St0));
+        // On i386 Linux every struct still returns through memory.
+        assert_eq!(returns_in_registers(Os::Linux, &sf), None);
+    }
+
+    #[test]
+    fn win32_eight_byte_struct_with_a_blk_member_returns_through_memory() {
+        // gcc `ix86_return_in_memory`: a BLKmode aggregate goes to memory whatever its size.
+        // `struct { struct __attribute__((packed)) { char c; short s; } p; int e; }` is 8
+        // bytes, but its 3-byte member has no machine mode (matrix: x86-win struct R215).
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let c = t.int(IntKind::Char);
+        let sh = t.int(IntKind::Short);
+        let i = t.int(IntKind::Int);
+        let inner = t.new_record(RecordKind::Struct, None);
+        t.define_record(inner, vec![Field::named("c", c), Field::named("s", sh)], RecordAttrs { packed: true, ..RecordAttrs::default() }).unwrap();
+        let outer = record(&mut t, vec![Field::named("p", inner), Field::named("e", i)], RecordAttrs::default());
+        assert_eq!(outer.kind, ValueKind::Record { size: 8, align: 4 });
+        assert_eq!(outer.gcc_mode, Some(GccMode::Blk));
+        assert_eq!(returns_in_registers(Os::Windows, &outer), None);
+    }
+
+    #[test]
+    fn win32_four_byte_struct_holding_a_char_array_of_three_returns_through_memory() {
+        // `struct { unsigned char a[3]; signed char b; }`: char[3] is BLKmode, so is the
+        // struct (matrix: x86-win struct R220); `char[4]` alone would be SImode, in eax.
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let uc = t.int(IntKind::UChar);
+        let sc = t.int(IntKind::SChar);
+        let a3 = t.array_of(uc, crate::ArrayLen::Fixed(3));
+        let a4 = t.array_of(uc, crate::ArrayLen::Fixed(4));
+        let s = record(&mut t, vec![Field::named("a", a3), Field::named("b", sc)], RecordAttrs::default());
+        assert_eq!(returns_in_registers(Os::Windows, &s), None);
+        let s4 = record(&mut t, vec![Field::named("a", a4)], RecordAttrs::default());
+        assert_eq!(returns_in_registers(Os::Windows, &s4), Some(RetLoc::Gpr));
+    }
+
+    #[test]
+    fn gcc_fastcall_struct_of_one_complex_double_uses_no_register() {
+        // gcc `function_arg_advance_32` goes by mode: `struct { double _Complex z; }` has
+        // DCmode, which advances no register, so the short after it takes ecx (matrix:
+        // x86-linux fastcall callee_8626).
+        let mut t = TypeTable::new(Target::X86_LINUX);
+        let z = t.complex(FloatKind::Double);
+        let us = t.int(IntKind::UShort);
+        let s = record(&mut t, vec![Field::named("z", z)], RecordAttrs::default());
+        let short = abi_value(&t, us.into(), Position::Param).unwrap();
+        let void = AbiValue::scalar(ValueKind::Void);
+        let plan = plan(Os::Linux, CallConv::Fastcall, false, &void, &[s, short], 2).unwrap();
+        assert_eq!(first_loc(&plan, 1), Loc::Gpr(Gpr::CX));
+        assert_eq!(plan.callee_pops, 16);
+    }
+
+    #[test]
+    fn gcc_mode_of_a_union_is_an_integer_mode_even_over_a_float() {
+        // gcc `compute_record_mode`: a union takes its widest member's mode only when that is
+        // an integer mode; `union { float f; int i; }` is SImode.
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let f = t.float(FloatKind::Float);
+        let i = t.int(IntKind::Int);
+        let u = t.new_record(RecordKind::Union, None);
+        t.define_record(u, vec![Field::named("f", f), Field::named("i", i)], RecordAttrs::default()).unwrap();
+        assert_eq!(gcc_mode(&t, u).unwrap(), GccMode::Int(4));
     }
 }
