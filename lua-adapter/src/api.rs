@@ -126,16 +126,52 @@ unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_in
     }
 }
 
+/// The type a declaration string at index 1 parsed to before, if it was cached.
+unsafe fn cached_type(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<QualType> {
+    // SAFETY: the string is at index 1.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
+        (*st).parsed.get(std::slice::from_raw_parts(p, len)).copied()
+    }
+}
+
+/// Caches the type of the declaration string at index 1, unless it declares a type (`{`).
+unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) {
+    // SAFETY: the string is at index 1.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
+        let key = std::slice::from_raw_parts(p, len);
+        if !key.contains(&b'{') {
+            (*st).parsed.insert(key.to_vec(), t);
+        }
+    }
+}
+
 /// The C type argument 1 names: a declaration string (with `$` parameters from index
 /// `params_from`, 0 for none), a ctype object or a cdata (its type).
 unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> QualType {
     // SAFETY: stack reads on a valid state; errors raised with nothing owned in this frame.
     unsafe {
         match ffi::lua_type(l, 1) {
-            ffi::LUA_TSTRING => match parse_arg(l, st, params_from) {
-                Ok(t) => t,
-                Err(msg) => cdata::raise(l, msg),
-            },
+            ffi::LUA_TSTRING => {
+                let cacheable = params_from == 0 || ffi::lua_gettop(l) < params_from;
+                if cacheable {
+                    if let Some(t) = cached_type(l, st) {
+                        return t;
+                    }
+                }
+                match parse_arg(l, st, params_from) {
+                    Ok(t) => {
+                        if cacheable {
+                            remember_type(l, st, t);
+                        }
+                        t
+                    }
+                    Err(msg) => cdata::raise(l, msg),
+                }
+            }
             ffi::LUA_TUSERDATA if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
             t => cdata::raise_arg(l, 1, format!("C type expected, got {}", cdata::lua_type_name(t))),
         }
@@ -264,6 +300,7 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
             cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
         })();
         (*st).refresh_incomplete();
+        (*st).parsed.clear();
         if let Err(msg) = r {
             cdata::raise(l, msg);
         }

@@ -182,7 +182,7 @@ pub fn f64_to_i32(n: f64) -> i32 {
 
 /// `(int64_t)n` as x86-64 computes it: out of range and NaN give INT64_MIN.
 pub fn f64_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9223372036854775808.0 || n < -9223372036854775808.0 {
+    if !(-9223372036854775808.0..9223372036854775808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -316,7 +316,7 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             (Shape::Int { size, signed }, Shape::Float { size: fs }) => write_int(dp, size, f64_to_int_bits(read_float(sp, fs), size, signed)),
             (Shape::Int { size, signed }, Shape::Complex { part }) => write_int(dp, size, f64_to_int_bits(read_float(sp, part), size, signed)),
             (Shape::Int { size, .. }, Shape::Pointer(_)) if cast => write_int(dp, size, read_int(sp, ptr_size(), false)),
-            (Shape::Int { size, .. }, Shape::Array(..) | Shape::Record) if cast => write_int(dp, size, sp as usize as u64),
+            (Shape::Int { size, .. }, Shape::Array(..)) if cast => write_int(dp, size, sp as usize as u64),
 
             (Shape::Float { size }, Shape::Bool) => write_float(dp, size, *sp as f64),
             (Shape::Float { size }, Shape::Int { size: ss, signed }) => write_float(dp, size, int_to_f64(read_int(sp, ss, signed), ss, signed)),
@@ -415,7 +415,9 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
             }
             ffi::LUA_TBOOLEAN => {
                 let b = ffi::lua_toboolean(l, idx) as u8;
-                let src = Src { ty: QualType::plain(types.bool()), shape: Shape::Bool, p: &b, origin };
+                // LuaJIT names a boolean source by its C type, 'bool'.
+                let bool_ty = QualType::plain(types.bool());
+                let src = Src { ty: bool_ty, shape: Shape::Bool, p: &b, origin: Origin::C(bool_ty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
             ffi::LUA_TNIL | ffi::LUA_TLIGHTUSERDATA => {
@@ -603,10 +605,11 @@ fn walk_members(types: &TypeTable, rec: TypeId, base: u64, visit: &mut dyn FnMut
                     _ => {}
                 }
             }
-            None if f.bit_width.is_none() && matches!(types.get(f.ty.id), CType::Record(_)) => {
-                if walk_members(types, f.ty.id, base + fl.offset, visit)? == Flow::Stop {
-                    return Ok(Flow::Stop);
-                }
+            None if f.bit_width.is_none()
+                && matches!(types.get(f.ty.id), CType::Record(_))
+                && walk_members(types, f.ty.id, base + fl.offset, visit)? == Flow::Stop =>
+            {
+                return Ok(Flow::Stop);
             }
             None => {}
         }
@@ -738,7 +741,7 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
         }
         let types = &(*st).types;
         let ds = shape(types, d.id);
-        if count == 1 && !multi_init(l, st, ds, first) {
+        if count == 1 && !multi_init(l, st, ds, d, first) {
             if let (Shape::Array(..), ffi::LUA_TTABLE) = (ds, ffi::lua_type(l, first)) {
                 return table_to_array(l, st, first, d, dp, Some(size));
             }
@@ -782,8 +785,9 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
 }
 
 /// LuaJIT's `lj_cconv_multi_init`: a single initializer of an aggregate is an element (or
-/// first member) unless it is a table, a string for a non-record, or an aggregate cdata.
-unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, idx: c_int) -> bool {
+/// first member) unless it is a table, a string for a non-record, or a cdata of the same
+/// type (as the reference LuaJIT 2.1 decides).
+unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: QualType, idx: c_int) -> bool {
     if !matches!(ds, Shape::Array(..) | Shape::Record) {
         return false;
     }
@@ -797,7 +801,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, idx: 
                 if c.is_null() || (*c).form == Form::CType {
                     return true;
                 }
-                !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Array(..) | Shape::Record)
+                cdata::type_of(c).id != d.id
             }
             _ => true,
         }

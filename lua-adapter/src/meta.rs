@@ -182,11 +182,12 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         if let Some(i) = index {
             match shape(types, ty.id) {
                 Shape::Pointer(elem) => {
-                    if let Ok(sz) = types.size_of(elem.id) {
-                        let base = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize;
-                        let at = base.wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
-                        return Place::Value { ty: elem, p: at as *mut u8, anchor: 0, quals: elem.quals };
-                    }
+                    let Ok(sz) = types.size_of(elem.id) else {
+                        cdata::raise(l, "size of C type is unknown or too large".into());
+                    };
+                    let base = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize;
+                    let at = base.wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
+                    return Place::Value { ty: elem, p: at as *mut u8, anchor: 0, quals: elem.quals };
                 }
                 Shape::Array(elem, _) => {
                     if let Ok(sz) = types.size_of(elem.id) {

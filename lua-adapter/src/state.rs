@@ -27,6 +27,9 @@ pub struct FfiState {
     pub scope: CScope,
     /// One descriptor per qualified type, boxed so that its address never changes.
     descs: HashMap<QualType, Box<CTypeDesc>>,
+    /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
+    /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`.
+    pub parsed: HashMap<Vec<u8>, QualType>,
     /// `ffi.metatype` tables by record (or complex) type: registry references.
     pub metatypes: HashMap<TypeId, c_int>,
     /// `void *`, the type of `nil` and of userdata addresses in conversions.
@@ -75,6 +78,7 @@ impl FfiState {
             types,
             scope,
             descs: HashMap::new(),
+            parsed: HashMap::new(),
             metatypes: HashMap::new(),
             void_ptr,
             const_void_ptr,

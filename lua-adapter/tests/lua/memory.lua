@@ -1,0 +1,40 @@
+-- Memory: a cdata's storage is owned by it and freed when it is collected. Allocating and
+-- dropping 1,000,000 cdata must leave the Lua heap and the process RSS near the baseline.
+local ffi = require "ffi"
+local T = require "testlib"
+
+ffi.cdef [[ struct mem_obj { double d; int a[6]; }; ]]
+
+local function rss_kb()
+  local f = io.open("/proc/self/statm")
+  if not f then return nil end
+  local _, resident = f:read("*n", "*n")
+  f:close()
+  return resident * 4
+end
+
+local function settle()
+  for _ = 1, 4 do collectgarbage("collect") end
+end
+
+-- Warm up once so that lazily created state (type descriptors, caches) is in the baseline.
+for i = 1, 1000 do local x = ffi.new("struct mem_obj", i); local y = ffi.new("int[?]", 8) end
+settle()
+local heap0, rss0 = collectgarbage("count"), rss_kb()
+
+local sum = 0
+for i = 1, 1000000 do
+  local o = ffi.new("struct mem_obj", { i, { i, i } })
+  local v = ffi.new("int[?]", 4 + i % 8, i)
+  local p = ffi.cast("int *", v) + 1
+  sum = sum + o.a[1] + p[0] - v[0]
+end
+T.eq(sum, 500000500000, "the loop did its work")
+settle()
+local heap1, rss1 = collectgarbage("count"), rss_kb()
+T.ok(heap1 < heap0 + 256, ("Lua heap back near baseline (%.0f KB -> %.0f KB)"):format(heap0, heap1))
+if rss0 then
+  T.ok(rss1 < rss0 + 16 * 1024, ("RSS back near baseline (%d KB -> %d KB)"):format(rss0, rss1))
+end
+
+T.done("memory.lua")

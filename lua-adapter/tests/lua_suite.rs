@@ -1,0 +1,62 @@
+//! Runs the Lua test scripts under `tests/lua/` in the embedded Lua (the `luaffi` command,
+//! one process per script so that the memory test measures only itself) and, when `luajit`
+//! is on PATH, under LuaJIT's built-in FFI, the reference: every test of LuaJIT-defined
+//! behaviour must pass there too. Tests of deliberate differences are marked `T.ours` in the
+//! scripts and skipped under LuaJIT with their reason.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_luaffi");
+
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("lua")
+}
+
+/// Runs `script` with `program`; panics with its output unless it passed.
+fn run(program: &str, script: &str) {
+    let dir = scripts_dir();
+    let out = Command::new(program)
+        .arg(script)
+        .current_dir(&dir)
+        .env("LUA_PATH", "./?.lua")
+        .env_remove("LUA_INIT")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} {script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{script}: ")) && stdout.contains(" 0 failed"), "{program} {script} printed no summary:\n{stdout}\n{stderr}");
+    println!("{program}: {}", stdout.trim());
+}
+
+fn luajit() -> Option<&'static str> {
+    Command::new("luajit").arg("-v").output().ok().filter(|o| o.status.success()).map(|_| "luajit")
+}
+
+macro_rules! scripts {
+    ($($name:ident => $file:literal),* $(,)?) => {
+        mod embedded {
+            use super::*;
+            $(#[test] fn $name() { run(EXE, $file) })*
+        }
+        mod reference_luajit {
+            use super::*;
+            $(#[test] fn $name() {
+                match luajit() {
+                    Some(lj) => run(lj, $file),
+                    None => eprintln!("luajit not on PATH: reference run of {} skipped", $file),
+                }
+            })*
+        }
+    };
+}
+
+scripts! {
+    ctype => "ctype.lua",
+    cdata => "cdata.lua",
+    int64 => "int64.lua",
+    metatype => "metatype.lua",
+    errors => "errors.lua",
+    memory => "memory.lua",
+}
