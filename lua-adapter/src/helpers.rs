@@ -346,3 +346,80 @@ pub fn helper_address(h: Helper) -> Option<usize> {
     };
     Some(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::Lua;
+
+    fn lua_with_ffi() -> Lua {
+        let lua = Lua::new();
+        let module = crate::module::open(&lua).unwrap();
+        lua.globals().set("ffi", module).unwrap();
+        lua
+    }
+
+    /// `add(a, b)`: a stand-in for a generated stub: converts both arguments with the
+    /// helpers, pushes the sum with another.
+    unsafe extern "C-unwind" fn add(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: called by Lua; helpers raise like a stub's would.
+        unsafe {
+            let a = luaffi_to_i32(l, 1);
+            let b = luaffi_to_i64(l, 2);
+            luaffi_push_i64(l, a as i64 + b);
+            1
+        }
+    }
+
+    /// `scale(p, k)`: `int *` in, `double` and bool helpers, a pointer pushed back.
+    unsafe extern "C-unwind" fn scale(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: as add; the descriptor comes from the state.
+        unsafe {
+            let st = state::from_registry(l);
+            let int = (*st).types.int(IntKind::Int);
+            let ptr_ty = (*st).types.pointer_to(int);
+            let desc = (*st).desc(QualType::plain(ptr_ty)) as *const c_void;
+            let p = luaffi_to_ptr(l, 1, desc) as *mut i32;
+            let k = luaffi_to_f64(l, 2);
+            if luaffi_to_bool(l, 3) != 0 {
+                *p = (*p as f64 * k) as i32;
+            }
+            luaffi_push_ptr(l, p as *mut c_void, desc);
+            1
+        }
+    }
+
+    #[test]
+    fn helpers_convert_arguments_and_push_results_as_a_stub_would() {
+        let lua = lua_with_ffi();
+        // SAFETY: add/scale follow the lua_CFunction protocol.
+        lua.globals().set("add", unsafe { lua.create_c_function(add) }.unwrap()).unwrap();
+        lua.globals().set("scale", unsafe { lua.create_c_function(scale) }.unwrap()).unwrap();
+        let r: i64 = lua.load("return add(2.9, ffi.new('int64_t', 40))").eval().unwrap();
+        assert_eq!(r, 42);
+        let r: i64 = lua.load("return add(true, 1)").eval().unwrap();
+        assert_eq!(r, 2);
+        let s: String = lua
+            .load("local a = ffi.new('int[1]', 7); local p = scale(a, 3, true); return tostring(a[0] == 21 and p == ffi.cast('int *', a))")
+            .eval()
+            .unwrap();
+        assert_eq!(s, "true");
+        let (ok, msg): (bool, String) = lua.load("return pcall(add, 1, {})").eval().unwrap();
+        assert!(!ok);
+        assert!(msg.starts_with("bad argument #2 to ") && msg.ends_with("(cannot convert 'table' to 'int64_t')"), "{msg}");
+        let (ok, msg): (bool, String) = lua.load("return pcall(scale, 'x', 1, true)").eval().unwrap();
+        assert!(!ok);
+        assert!(msg.ends_with("(cannot convert 'string' to 'int *')"), "{msg}");
+    }
+
+    #[test]
+    fn cdata_storage_of_an_aligned_32_struct_is_32_byte_aligned() {
+        let lua = lua_with_ffi();
+        lua.load("ffi.cdef 'struct h_al { char c; int v __attribute__((aligned(32))); };'").exec().unwrap();
+        let addrs: Vec<i64> = lua
+            .load("local t = {} for i = 1, 16 do t[i] = tonumber(ffi.cast('intptr_t', ffi.cast('void *', ffi.new('struct h_al')))) end return t")
+            .eval()
+            .unwrap();
+        assert!(addrs.iter().all(|a| a % 32 == 0), "{addrs:?}");
+    }
+}
