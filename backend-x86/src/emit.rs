@@ -367,8 +367,9 @@ impl<'a> Emitter<'a> {
                 mem!(self.ops, m, [mov], [, eax]);
                 mem!(self.ops, m.at(4), [mov], [, edx]);
             }
-            (RetLoc::St0, _, ValueKind::F32) => mem!(self.ops, m, [fstp DWORD], []),
-            (RetLoc::St0, _, ValueKind::F64) => mem!(self.ops, m, [fstp QWORD], []),
+            // float / double, or (mingw) a struct whose gcc mode is SF/DF: its width.
+            (RetLoc::St0, 4, _) => mem!(self.ops, m, [fstp DWORD], []),
+            (RetLoc::St0, 8, _) => mem!(self.ops, m, [fstp QWORD], []),
             (loc, _, value) => return Err(unsupported(format!("a {value} returned in {loc:?}"))),
         }
         Ok(())
@@ -484,8 +485,8 @@ impl<'a> Emitter<'a> {
                 mem!(self.ops, m, [mov eax,], []);
                 mem!(self.ops, m.at(4), [mov edx,], []);
             }
-            (RetLoc::St0, _, ValueKind::F32) => mem!(self.ops, m, [fld DWORD], []),
-            (RetLoc::St0, _, ValueKind::F64) => mem!(self.ops, m, [fld QWORD], []),
+            (RetLoc::St0, 4, _) => mem!(self.ops, m, [fld DWORD], []),
+            (RetLoc::St0, 8, _) => mem!(self.ops, m, [fld QWORD], []),
             (loc, _, value) => return Err(unsupported(format!("a {value} returned in {loc:?}"))),
         }
         Ok(())

@@ -35,6 +35,9 @@ struct Types {
     s4: TypeId,
     s8: TypeId,
     s12: TypeId,
+    /// `struct sf { float f; }` and `struct sd { double d; }`: gcc modes SF and DF.
+    sf: TypeId,
+    sd: TypeId,
 }
 
 impl Types {
@@ -52,6 +55,15 @@ impl Types {
         let s4 = record(&mut t, "s4", 1);
         let s8 = record(&mut t, "s8", 2);
         let s12 = record(&mut t, "s12", 3);
+        let f32_ = t.float(FloatKind::Float);
+        let f64_ = t.float(FloatKind::Double);
+        let mut wrap = |tag: &str, ty: TypeId| {
+            let s = t.new_record(RecordKind::Struct, Some(tag));
+            t.define_record(s, vec![Field::named("v", ty)], RecordAttrs::default()).expect("valid struct");
+            s
+        };
+        let sf = wrap("sf", f32_);
+        let sd = wrap("sd", f64_);
         Types {
             int,
             uint: t.int(IntKind::UInt),
@@ -61,14 +73,16 @@ impl Types {
             short: t.int(IntKind::Short),
             ushort: t.int(IntKind::UShort),
             bool_: t.bool(),
-            f32_: t.float(FloatKind::Float),
-            f64_: t.float(FloatKind::Double),
+            f32_,
+            f64_,
             void,
             voidp: t.pointer_to(void),
             charp: t.pointer_to(char_),
             s4,
             s8,
             s12,
+            sf,
+            sd,
             t,
         }
     }
@@ -91,7 +105,7 @@ pub fn catalogue() -> Vec<Case> {
         let mut add = |name: &str, decl: &'static str, plan: CallPlan| {
             cases.push(Case { name: format!("{flavour}_{name}"), decl, target, plan });
         };
-        let Types { int, uint, i64_, char_, uchar, short, ushort, bool_, f32_, f64_, void, voidp, charp, s4, s8, s12, .. } = ty;
+        let Types { int, uint, i64_, char_, uchar, short, ushort, bool_, f32_, f64_, void, voidp, charp, s4, s8, s12, sf, sd, .. } = ty;
         add("add_cdecl", "int add(int a, int b)", ty.plan(Cdecl, int, &[int, int], None));
         add("add_stdcall", "int __stdcall add(int a, int b)", ty.plan(Stdcall, int, &[int, int], None));
         add("add_fastcall", "int __fastcall add(int a, int b)", ty.plan(Fastcall, int, &[int, int], None));
@@ -104,6 +118,8 @@ pub fn catalogue() -> Vec<Case> {
         add("ret_s4", "struct s4 make4(int a)", ty.plan(Cdecl, s4, &[int], None));
         add("ret_s8", "struct s8 make8(int a, int b)", ty.plan(Cdecl, s8, &[int, int], None));
         add("ret_s12", "struct s12 make12(int a)", ty.plan(Cdecl, s12, &[int], None));
+        add("ret_sf", "struct sf { float v; } get_sf(int a)", ty.plan(Cdecl, sf, &[int], None));
+        add("ret_sd", "struct sd { double v; } __stdcall get_sd(struct sd a)", ty.plan(Stdcall, sd, &[sd], None));
         add("ret_s12_stdcall", "struct s12 __stdcall make12(int a)", ty.plan(Stdcall, s12, &[int], None));
         add("struct_arg", "int sum12(struct s12 v, char k)", ty.plan(Cdecl, int, &[s12, char_], None));
         add("thiscall_sret", "struct s12 __thiscall get(void *this, int k)", ty.plan(Thiscall, s12, &[voidp, int], None));
