@@ -510,32 +510,19 @@ impl TypeTable {
         self.push(CType::Enum(EnumType { tag: tag.map(str::to_string), constants: Vec::new(), repr: IntKind::UInt, complete: false }))
     }
 
-    /// Defines an enum's constants and picks the integer type that represents it: on the gcc
-    /// targets `unsigned int` when no value is negative, else `int`, widening to 64 bits when
-    /// a value does not fit 32 (gcc's rule); on Windows always `int` (MSVC), and a value that
-    /// does not fit `int` is an error there.
+    /// Defines an enum's constants and picks the integer type that represents it, by gcc's
+    /// rule on every target (mingw, the Windows oracle, follows it too): `unsigned int` when
+    /// no value is negative, else `int`, widening to 64 bits when a value does not fit 32.
     pub fn define_enum(&mut self, id: TypeId, constants: Vec<(String, i64)>) -> Result<(), TypeError> {
         let fits_i32 = |v: i64| i32::try_from(v).is_ok();
         let fits_u32 = |v: i64| u32::try_from(v).is_ok();
-        let repr = match self.target.record_rules() {
-            crate::RecordRules::Ms => {
-                if let Some((name, v)) = constants.iter().find(|(_, v)| !fits_i32(*v)) {
-                    return Err(TypeError::Invalid { message: format!("enumerator value for '{name}' ({v}) does not fit 'int'") });
-                }
-                IntKind::Int
-            }
-            crate::RecordRules::Gcc => {
-                let any_negative = constants.iter().any(|(_, v)| *v < 0);
-                if any_negative && constants.iter().all(|(_, v)| fits_i32(*v)) {
-                    IntKind::Int
-                } else if !any_negative && constants.iter().all(|(_, v)| fits_u32(*v)) {
-                    IntKind::UInt
-                } else if any_negative {
-                    self.kind_of_size(8, true)
-                } else {
-                    self.kind_of_size(8, false)
-                }
-            }
+        let any_negative = constants.iter().any(|(_, v)| *v < 0);
+        let repr = if any_negative && constants.iter().all(|(_, v)| fits_i32(*v)) {
+            IntKind::Int
+        } else if !any_negative && constants.iter().all(|(_, v)| fits_u32(*v)) {
+            IntKind::UInt
+        } else {
+            self.kind_of_size(8, any_negative)
         };
         match &mut self.types[id.0 as usize] {
             CType::Enum(e) if e.complete => Err(TypeError::Invalid { message: "redefinition of enum".into() }),
@@ -607,8 +594,11 @@ impl TypeTable {
                     }
                     inner = format!("{s}{inner}");
                     let to = *to;
-                    if matches!(self.get(to.id), CType::Array { .. } | CType::Function(_)) {
-                        inner = format!("({inner})");
+                    match self.get(to.id) {
+                        // A convention belongs inside the parentheses: `int (__stdcall *)(int)`.
+                        CType::Function(f) if f.conv != CallConv::Cdecl => inner = format!("({} {inner})", f.conv.keyword()),
+                        CType::Array { .. } | CType::Function(_) => inner = format!("({inner})"),
+                        _ => {}
                     }
                     cur = to;
                 }
@@ -629,11 +619,12 @@ impl TypeTable {
                     if params.is_empty() {
                         params.push("void".into());
                     }
+                    // A bare function type carries its convention in front; behind a pointer it
+                    // was written inside the parentheses already.
                     let conv = match f.conv {
-                        CallConv::Cdecl => "",
-                        CallConv::Stdcall => "__stdcall ",
-                        CallConv::Fastcall => "__fastcall ",
-                        CallConv::Thiscall => "__thiscall ",
+                        CallConv::Cdecl => String::new(),
+                        _ if inner.starts_with("(__") => String::new(),
+                        other => format!("{} ", other.keyword()),
                     };
                     inner = format!("{conv}{inner}({})", params.join(", "));
                     cur = f.ret;
@@ -755,9 +746,25 @@ mod tests {
     }
 
     #[test]
-    fn msvc_enum_is_always_int_and_rejects_wider_values() {
+    fn mingw_enum_follows_gcc_unsigned_above_int_max_and_64_bit_when_wider() {
+        // mingw lays enums out as gcc does (not as MSVC, which truncates to int): the
+        // Windows targets' oracle is mingw.
         let mut t = TypeTable::new(Target::X64_WIN);
         let e = t.new_enum(None);
-        assert!(t.define_enum(e, vec![("BIG".into(), 1 << 40)]).is_err());
+        t.define_enum(e, vec![("F".into(), 0x8000_0000)]).unwrap();
+        assert!(matches!(t.get(e), CType::Enum(EnumType { repr: IntKind::UInt, .. })));
+        let w = t.new_enum(None);
+        t.define_enum(w, vec![("BIG".into(), 1 << 40)]).unwrap();
+        assert_eq!(t.size_of(w).unwrap(), 8);
+    }
+
+    #[test]
+    fn stdcall_function_pointer_prints_its_convention_inside_the_parentheses() {
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let int = t.int(IntKind::Int);
+        let f = t.function(FuncType { ret: int.into(), params: vec![Param { name: None, ty: int.into() }], variadic: false, conv: CallConv::Stdcall });
+        let fp = t.pointer_to(f);
+        assert_eq!(t.display(fp.into()), "int (__stdcall *)(int)");
+        assert_eq!(t.display(f.into()), "int __stdcall (int)");
     }
 }
