@@ -22,6 +22,16 @@ pub enum Helper {
     ToI32,
     /// `uint32_t luaffi_to_u32(lua_State *L, int idx)`.
     ToU32,
+    /// `int32_t luaffi_to_i8(lua_State *L, int idx)`: as `ToI32`, then narrowed to 8 bits
+    /// (wrapping, as a C conversion) and sign-extended back, so a small integer lands in a
+    /// stack slot already widened as the ABI expects.
+    ToI8,
+    /// `uint32_t luaffi_to_u8(lua_State *L, int idx)`: narrowed to 8 bits, zero-extended.
+    ToU8,
+    /// `int32_t luaffi_to_i16(lua_State *L, int idx)`: narrowed to 16 bits, sign-extended.
+    ToI16,
+    /// `uint32_t luaffi_to_u16(lua_State *L, int idx)`: narrowed to 16 bits, zero-extended.
+    ToU16,
     /// `int64_t luaffi_to_i64(lua_State *L, int idx)`.
     ToI64,
     /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
@@ -92,11 +102,15 @@ const VOID: ValueKind = ValueKind::Void;
 
 impl Helper {
     /// Every helper, in a fixed order (the index is the helper's id).
-    pub const ALL: [Helper; 27] = [
+    pub const ALL: [Helper; 31] = [
         Helper::ArgCount,
         Helper::ArgCountError,
         Helper::ToI32,
         Helper::ToU32,
+        Helper::ToI8,
+        Helper::ToU8,
+        Helper::ToI16,
+        Helper::ToU16,
         Helper::ToI64,
         Helper::ToU64,
         Helper::ToF32,
@@ -139,6 +153,10 @@ impl Helper {
             Helper::ArgCountError => "void luaffi_argcount_error(lua_State *L, int expected, int got)",
             Helper::ToI32 => "int32_t luaffi_to_i32(lua_State *L, int idx)",
             Helper::ToU32 => "uint32_t luaffi_to_u32(lua_State *L, int idx)",
+            Helper::ToI8 => "int32_t luaffi_to_i8(lua_State *L, int idx)",
+            Helper::ToU8 => "uint32_t luaffi_to_u8(lua_State *L, int idx)",
+            Helper::ToI16 => "int32_t luaffi_to_i16(lua_State *L, int idx)",
+            Helper::ToU16 => "uint32_t luaffi_to_u16(lua_State *L, int idx)",
             Helper::ToI64 => "int64_t luaffi_to_i64(lua_State *L, int idx)",
             Helper::ToU64 => "uint64_t luaffi_to_u64(lua_State *L, int idx)",
             Helper::ToF32 => "float luaffi_to_f32(lua_State *L, int idx)",
@@ -171,7 +189,8 @@ impl Helper {
             Helper::ArgCount => (I32, &[P]),
             Helper::ArgCountError => (VOID, &[P, I32, I32]),
             Helper::ToI32 => (I32, &[P, I32]),
-            Helper::ToU32 => (U32, &[P, I32]),
+            Helper::ToU32 | Helper::ToU8 | Helper::ToU16 => (U32, &[P, I32]),
+            Helper::ToI8 | Helper::ToI16 => (I32, &[P, I32]),
             Helper::ToI64 => (I64, &[P, I32]),
             Helper::ToU64 => (U64, &[P, I32]),
             Helper::ToF32 => (F32, &[P, I32]),
@@ -203,6 +222,10 @@ impl Helper {
             Helper::ArgCountError
                 | Helper::ToI32
                 | Helper::ToU32
+                | Helper::ToI8
+                | Helper::ToU8
+                | Helper::ToI16
+                | Helper::ToU16
                 | Helper::ToI64
                 | Helper::ToU64
                 | Helper::ToF32

@@ -210,6 +210,12 @@ pub fn to_c_helper(kind: ValueKind) -> Helper {
         ValueKind::Bool => Helper::ToBool,
         ValueKind::Int { size: 8, signed: true } => Helper::ToI64,
         ValueKind::Int { size: 8, signed: false } => Helper::ToU64,
+        // Narrow integers come back already narrowed and widened to 32 bits, so a stack slot
+        // written straight from the helper's result is extended as the ABI expects.
+        ValueKind::Int { size: 1, signed: true } => Helper::ToI8,
+        ValueKind::Int { size: 1, signed: false } => Helper::ToU8,
+        ValueKind::Int { size: 2, signed: true } => Helper::ToI16,
+        ValueKind::Int { size: 2, signed: false } => Helper::ToU16,
         ValueKind::Int { signed: true, .. } => Helper::ToI32,
         ValueKind::Int { signed: false, .. } => Helper::ToU32,
         ValueKind::F32 => Helper::ToF32,

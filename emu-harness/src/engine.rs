@@ -471,6 +471,13 @@ pub trait Cpu {
     /// Reads `buf.len()` bytes at `address`, ignoring page rights.
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), EngineError>;
 
+    /// Writes code at `address`: like [`Cpu::write`], and any translation the engine cached
+    /// for those bytes is dropped, so the next run executes the new code (a stub written
+    /// where an earlier one ran must not run the old one).
+    fn write_code(&mut self, address: u64, bytes: &[u8]) -> Result<(), EngineError> {
+        self.write(address, bytes)
+    }
+
     /// Sets a register; in 32-bit mode the value is truncated to 32 bits.
     ///
     /// # Panics

@@ -443,6 +443,13 @@ impl Cpu for UnicornCpu {
             })
     }
 
+    fn write_code(&mut self, address: u64, bytes: &[u8]) -> Result<(), EngineError> {
+        self.write(address, bytes)?;
+        // unicorn keeps translated blocks across writes: drop those of the rewritten range.
+        let end = address.saturating_add(bytes.len() as u64);
+        self.uc.ctl_remove_cache(address, end).map_err(|e| EngineError::Backend(format!("remove translation cache: {e:?}")))
+    }
+
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), EngineError> {
         let len = buf.len();
         self.uc
