@@ -483,6 +483,20 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
+            // A Lua function becomes a callback where a function pointer is expected.
+            ffi::LUA_TFUNCTION => {
+                let Shape::Pointer(to) = ds else { return Err(ConvError::Bad { from: origin, to: d }) };
+                if !matches!(types.get(to.id), CType::Function(_)) {
+                    return Err(ConvError::Bad { from: origin, to: d });
+                }
+                match crate::callback::new_callback(l, st, idx, to.id) {
+                    Ok(addr) => {
+                        write_int(dp, ptr_size(), addr as u64);
+                        Ok(())
+                    }
+                    Err(_) => Err(ConvError::Bad { from: origin, to: d }),
+                }
+            }
             _ => Err(ConvError::Bad { from: origin, to: d }),
         }
     }

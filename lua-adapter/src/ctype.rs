@@ -93,6 +93,10 @@ pub struct CTypeDesc {
     pub align: u32,
     /// The state that owns this descriptor.
     pub state: *mut FfiState,
+    /// Function types and pointers to them: the entry of the shared call stub for this
+    /// signature once one was built (0 before; never for variadic functions, whose stub
+    /// depends on the arguments). Written by [`crate::call`] only.
+    pub call_stub: std::cell::Cell<usize>,
 }
 
 impl CTypeDesc {
@@ -105,6 +109,7 @@ impl CTypeDesc {
             size: layout.map(|l| l.size),
             align: layout.map_or(1, |l| l.align),
             state,
+            call_stub: std::cell::Cell::new(0),
         }
     }
 }

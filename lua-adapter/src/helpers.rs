@@ -39,6 +39,25 @@ pub fn set_os_errno(n: i32) {
     let _ = n;
 }
 
+/// The calling thread's `errno`.
+pub fn os_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Raises a conversion error for the Lua value at `idx`. In a stub call the called cdata is
+/// at index 1 (see [`crate::call`]), so the C argument number is `idx - 1`; a callback's
+/// result (a negative index) raises a plain error.
+unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
+    // SAFETY: as the callers guarantee; nothing owned is alive here.
+    unsafe {
+        if idx < 0 {
+            convert::raise_conv(l, st, e);
+        }
+        let narg = if idx > 1 && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
+        convert::raise_conv_arg(l, st, narg, e)
+    }
+}
+
 /// The state for helpers without a `ctype` argument.
 unsafe fn state_of(l: *mut ffi::lua_State) -> *mut FfiState {
     // SAFETY: valid state; the module was opened in it before any stub exists.
@@ -53,7 +72,7 @@ unsafe fn convert_arg(l: *mut ffi::lua_State, idx: c_int, ty: impl Fn(&abi_model
         let st = state_of(l);
         let t = ty(&(*st).types);
         if let Err(e) = convert::lua_to_c(l, st, idx, t, dst, 0) {
-            convert::raise_conv_arg(l, st, idx, e);
+            raise_arg_conv(l, st, idx, e);
         }
     }
 }
@@ -105,6 +124,40 @@ int_helper!(
 int_helper!(
     /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
     luaffi_to_u64 -> u64, 8, false, IntKind::ULongLong);
+
+macro_rules! narrow_helper {
+    ($(#[$doc:meta])* $name:ident -> $t:ty as $narrow:ty, $size:expr, $signed:expr, $kind:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `l` is a valid Lua state in which the module is open; `idx` a valid index.
+        pub unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State, idx: c_int) -> $t {
+            // SAFETY: as documented.
+            unsafe {
+                if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
+                    return number_bits(l, idx, $size, $signed) as $narrow as $t;
+                }
+                let mut v: $narrow = 0;
+                convert_arg(l, idx, |t| QualType::plain(t.int($kind)), &mut v as *mut $narrow as *mut u8);
+                v as $t
+            }
+        }
+    };
+}
+
+narrow_helper!(
+    /// `int32_t luaffi_to_i8(lua_State *L, int idx)`: converted to `signed char` (as C
+    /// converts), returned sign-extended.
+    luaffi_to_i8 -> i32 as i8, 1, true, IntKind::SChar);
+narrow_helper!(
+    /// `uint32_t luaffi_to_u8(lua_State *L, int idx)`: to `unsigned char`, zero-extended.
+    luaffi_to_u8 -> u32 as u8, 1, false, IntKind::UChar);
+narrow_helper!(
+    /// `int32_t luaffi_to_i16(lua_State *L, int idx)`: to `short`, sign-extended.
+    luaffi_to_i16 -> i32 as i16, 2, true, IntKind::Short);
+narrow_helper!(
+    /// `uint32_t luaffi_to_u16(lua_State *L, int idx)`: to `unsigned short`, zero-extended.
+    luaffi_to_u16 -> u32 as u16, 2, false, IntKind::UShort);
 
 /// `float luaffi_to_f32(lua_State *L, int idx)`.
 ///
@@ -166,7 +219,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
         let st = (*desc).state;
         let mut p: *mut c_void = std::ptr::null_mut();
         if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
-            convert::raise_conv_arg(l, st, idx, e);
+            raise_arg_conv(l, st, idx, e);
         }
         p
     }
@@ -183,7 +236,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
         if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, dst as *mut u8, 0) {
-            convert::raise_conv_arg(l, st, idx, e);
+            raise_arg_conv(l, st, idx, e);
         }
     }
 }
@@ -319,12 +372,96 @@ pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype:
     }
 }
 
-/// The address of the helper implemented here, for binding a stub's helper calls; `None`
-/// for helpers that belong to the call and callback machinery.
-pub fn helper_address(h: Helper) -> Option<usize> {
-    let a = match h {
+/// `int luaffi_gettop(lua_State *L)`: the number of values on the stub's stack (the called
+/// cdata and the arguments).
+///
+/// # Safety
+/// `l` valid.
+pub unsafe extern "C-unwind" fn luaffi_gettop(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as documented.
+    unsafe { ffi::lua_gettop(l) }
+}
+
+/// `void luaffi_argcount_error(lua_State *L, int expected, int got)`: raises LuaJIT's
+/// `wrong number of arguments for function call`; never returns.
+///
+/// # Safety
+/// `l` valid, inside a stub call.
+pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, expected: c_int, got: c_int) {
+    // LuaJIT's message names neither count.
+    let _ = (expected, got);
+    // SAFETY: as documented; `raise` drops the message before it unwinds.
+    unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
+}
+
+/// The state of the cdata being called (index 1 of a stub call, see [`crate::call`]).
+#[inline]
+unsafe fn called_state(l: *mut ffi::lua_State) -> *mut FfiState {
+    // SAFETY: index 1 is a live cdata whose descriptor belongs to its state.
+    unsafe {
+        let c = ffi::lua_touserdata(l, 1) as *const cdata::Cdata;
+        (*(*c).desc).state
+    }
+}
+
+/// `void *luaffi_func_addr(lua_State *L)`: the address held by the called cdata at index 1
+/// (a function or a function pointer): how one stub serves every function of its signature.
+///
+/// # Safety
+/// `l` is in a stub call (index 1 is the called cdata).
+pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
+    // SAFETY: as documented; the cdata's bytes hold the address.
+    unsafe {
+        let c = ffi::lua_touserdata(l, 1) as *const cdata::Cdata;
+        ((*c).ptr as *const *mut c_void).read_unaligned()
+    }
+}
+
+/// `void luaffi_errno_restore(lua_State *L)`: just before the C call, sets `errno` to the
+/// value `ffi.errno()` reports (so a C function sees the value `ffi.errno(n)` set) and
+/// records `L` as the thread callbacks run on.
+///
+/// # Safety
+/// As [`luaffi_func_addr`].
+pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State) {
+    // SAFETY: as documented.
+    unsafe {
+        let st = called_state(l);
+        (*st).calls.calling_l = l;
+        set_os_errno((*st).errno);
+    }
+}
+
+/// `void luaffi_after_call(lua_State *L)`: right after the C call, saves `errno` for
+/// `ffi.errno()`, makes `L` the callback thread again (a nested call may have changed it),
+/// then raises the error of a callback that failed during the call, if any.
+///
+/// # Safety
+/// As [`luaffi_func_addr`]; may raise.
+pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State) {
+    let errno = os_errno();
+    // SAFETY: as documented.
+    unsafe {
+        let st = called_state(l);
+        (*st).errno = errno;
+        (*st).calls.calling_l = l;
+        crate::callback::raise_pending(l, st);
+    }
+}
+
+/// The address of the function implementing helper `h`, for binding a stub's or thunk's
+/// helper calls. Every helper has one.
+pub fn helper_address(h: Helper) -> usize {
+    use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave};
+    match h {
+        Helper::ArgCount => luaffi_gettop as *const () as usize,
+        Helper::ArgCountError => luaffi_argcount_error as *const () as usize,
         Helper::ToI32 => luaffi_to_i32 as *const () as usize,
         Helper::ToU32 => luaffi_to_u32 as *const () as usize,
+        Helper::ToI8 => luaffi_to_i8 as *const () as usize,
+        Helper::ToU8 => luaffi_to_u8 as *const () as usize,
+        Helper::ToI16 => luaffi_to_i16 as *const () as usize,
+        Helper::ToU16 => luaffi_to_u16 as *const () as usize,
         Helper::ToI64 => luaffi_to_i64 as *const () as usize,
         Helper::ToU64 => luaffi_to_u64 as *const () as usize,
         Helper::ToF32 => luaffi_to_f32 as *const () as usize,
@@ -342,9 +479,13 @@ pub fn helper_address(h: Helper) -> Option<usize> {
         Helper::PushPtr => luaffi_push_ptr as *const () as usize,
         Helper::PushRecord => luaffi_push_record as *const () as usize,
         Helper::NewResult => luaffi_new_result as *const () as usize,
-        _ => return None,
-    };
-    Some(a)
+        Helper::FuncAddr => luaffi_func_addr as *const () as usize,
+        Helper::ErrnoRestore => luaffi_errno_restore as *const () as usize,
+        Helper::AfterCall => luaffi_after_call as *const () as usize,
+        Helper::CallbackEnter => luaffi_callback_enter as *const () as usize,
+        Helper::CallbackCall => luaffi_callback_call as *const () as usize,
+        Helper::CallbackLeave => luaffi_callback_leave as *const () as usize,
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@
 //!   [`convert`] (Lua <-> C conversions), [`int64`] (64-bit and pointer arithmetic),
 //!   [`meta`] (the cdata metatable), [`api`] (`ffi.new`, `ffi.cast`, ...), [`helpers`] (the
 //!   conversion helpers generated stubs call).
+//! * Native calls: [`call`] (calling function cdata through per-signature stubs), [`clib`]
+//!   (`ffi.C`, `ffi.load`), [`callback`] (Lua functions as C function pointers).
 //!
 //! The C type system (ctype registry, cdata) and the call/callback machinery are added as
 //! their own modules here and registered from [`module::open`].
@@ -36,7 +38,10 @@ compile_error!(
 
 pub mod api;
 pub mod arena;
+pub mod call;
+pub mod callback;
 pub mod cdata;
+pub mod clib;
 pub mod convert;
 pub mod ctype;
 pub mod helpers;

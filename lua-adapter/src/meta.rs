@@ -312,7 +312,13 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
                 convert::push_bitfield(l, st, ty, bits, record);
                 1
             }
-            Place::Missing { ty } => index_meta(l, st, ty, false),
+            Place::Missing { ty } => {
+                // `cb:free()` / `cb:set(f)` on function pointers (callbacks).
+                if crate::callback::index_method(l, st) == 1 {
+                    return 1;
+                }
+                index_meta(l, st, ty, false)
+            }
         }
     }
 }
@@ -426,6 +432,8 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
                 }
                 p as usize
             }
+            // A function cdata holds the function's address.
+            Shape::Func => read_int(p, std::mem::size_of::<usize>() as u8, false) as usize,
             _ => p as usize,
         };
         Some(format!("cdata<{}>: {}", repr(&(*st).types, ty, (*c).form == Form::Ref), format_ptr(shown)))
@@ -456,6 +464,11 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         let ty = cdata::type_of(c);
+        if (*c).form != Form::CType {
+            if let Some(fn_ty) = crate::call::callable_type(&(*st).types, ty.id) {
+                return crate::call::call_cdata(l, st, c, fn_ty);
+            }
+        }
         if (*c).form == Form::CType {
             if push_metamethod(l, st, ty, c"__new") {
                 ffi::lua_insert(l, 1);

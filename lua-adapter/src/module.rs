@@ -20,6 +20,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let module = lua.create_table()?;
     register_platform(lua, &module)?;
     crate::api::register_ctypes(lua, &module)?;
+    crate::clib::register(lua, &module)?;
     Ok(module)
 }
 

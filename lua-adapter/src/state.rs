@@ -55,6 +55,8 @@ pub struct FfiState {
     pub meta_ptr: *const c_void,
     /// See [`FfiState::meta_ptr`].
     pub gc_meta_ptr: *const c_void,
+    /// Native calls and callbacks: the code arena, the stub cache, live callbacks.
+    pub calls: crate::call::CallState,
 }
 
 /// The host's target; the module only builds for the four x86 targets abi-model knows
@@ -91,6 +93,7 @@ impl FfiState {
             ctype_cache_ref: ffi::LUA_NOREF,
             meta_ptr: std::ptr::null(),
             gc_meta_ptr: std::ptr::null(),
+            calls: crate::call::CallState::new(),
         }
     }
 

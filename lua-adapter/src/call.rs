@@ -1,0 +1,345 @@
+//! Calling C functions from Lua through generated stubs.
+//!
+//! # The call path
+//!
+//! A callable cdata is a function (`ffi.C.strlen`, type `size_t (const char *)`) or a pointer
+//! to a function (`ffi.cast("int (*)(int)", p)`, a callback). Its bytes hold the function's
+//! address. Calling it runs the cdata metatable's `__call` ([`crate::meta`]), which hands over
+//! to [`call_cdata`]: that looks up the stub for the signature and calls it directly as the
+//! `lua_CFunction` body of the `__call`, so the Lua stack the stub sees is
+//! `[called cdata, arg1, arg2, ...]`.
+//!
+//! The stub is the program `abi_model::steps::stub_program(plan, 2)` lowered by the host's
+//! backend: the C arguments are the Lua values from index 2 on, and the helpers find
+//! everything about the call from index 1 (the **called-cdata contract**):
+//!
+//! * `luaffi_func_addr(L)` reads the function address from the cdata at index 1, which is
+//!   how one stub serves every function of its signature;
+//! * `luaffi_errno_restore(L)` / `luaffi_after_call(L)` reach the [`FfiState`] through that
+//!   cdata's type descriptor (no registry lookup per call);
+//! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
+//!   value at index 2).
+//!
+//! # The stub cache
+//!
+//! One stub per signature per Lua state, shared by every function of that signature
+//! (function types are interned by abi-model, so the key is the function's `TypeId`). The
+//! stub's entry is also cached on the type descriptor of the called cdata
+//! ([`CTypeDesc::call_stub`]), so a call after the first costs no hash lookup. Variadic
+//! functions get one stub per distinct list of extra-argument types (typed by LuaJIT's
+//! vararg rules, [`vararg_type`]), cached per function type; that path computes the list on
+//! each call (without allocating for up to [`INLINE_VARARGS`] extra arguments).
+//!
+//! Stubs live as long as the Lua state, like the C types they serve (LuaJIT never frees its
+//! ctypes either): the number of stubs is bounded by the number of distinct signatures the
+//! program declares. Callbacks, which a program can create without bound, are freed one by
+//! one ([`crate::callback`]).
+
+use std::collections::HashMap;
+use std::os::raw::c_int;
+
+use abi_model::helpers::Helper;
+use abi_model::steps::stub_program;
+use abi_model::{plan_call, Backend, BackendError, CType, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
+use backend_x64_sysv::X64SysvBackend;
+use mlua::ffi;
+
+use crate::arena::{ArenaStats, CodeArena, CodeHandle};
+use crate::callback::Callback;
+use crate::cdata::{self, Cdata, Form};
+use crate::ctype::{shape, CTypeDesc, Shape};
+use crate::state::FfiState;
+
+/// A generated `lua_CFunction` (a stub's entry point).
+pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
+
+/// Extra arguments of a variadic call typed without allocating; longer lists use a `Vec`.
+pub const INLINE_VARARGS: usize = 16;
+
+/// Per-state machinery for native calls and callbacks.
+pub struct CallState {
+    /// Executable memory for this state's stubs and thunks.
+    pub arena: CodeArena,
+    /// Stubs of non-variadic functions by function type.
+    stubs: HashMap<TypeId, CodeHandle>,
+    /// Stubs of variadic functions by function type, then by the extra arguments' types.
+    variadic_stubs: HashMap<TypeId, HashMap<Box<[QualType]>, CodeHandle>>,
+    /// Live callbacks by thunk address (the value a C function pointer to them holds).
+    pub callbacks: HashMap<usize, Box<Callback>>,
+    /// The Lua thread of the C call in progress (set around every stub call): callbacks run
+    /// on it, as LuaJIT runs them on the thread of the last FFI call.
+    pub calling_l: *mut ffi::lua_State,
+    /// The state's main thread: callbacks run there when no C call is in progress.
+    pub main_l: *mut ffi::lua_State,
+    /// Registry reference of the error raised by a callback during the C call in progress
+    /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
+    pub pending_error: c_int,
+}
+
+impl CallState {
+    /// Empty: no code, no callbacks.
+    pub fn new() -> CallState {
+        CallState {
+            arena: CodeArena::new(),
+            stubs: HashMap::new(),
+            variadic_stubs: HashMap::new(),
+            callbacks: HashMap::new(),
+            calling_l: std::ptr::null_mut(),
+            main_l: std::ptr::null_mut(),
+            pending_error: ffi::LUA_NOREF,
+        }
+    }
+
+    /// Number of stubs built so far (variadic ones included).
+    pub fn stub_count(&self) -> usize {
+        self.stubs.len() + self.variadic_stubs.values().map(HashMap::len).sum::<usize>()
+    }
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        CallState::new()
+    }
+}
+
+/// The code generator for the host, if there is one. Only x86-64 System V runs natively so
+/// far (the other backends are proven under the emulator; the arena is unix-only).
+pub fn backend() -> Option<&'static dyn Backend> {
+    static SYSV: X64SysvBackend = X64SysvBackend;
+    match Target::host() {
+        Some(t) if t == Target::X64_SYSV => Some(&SYSV),
+        _ => None,
+    }
+}
+
+/// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`].
+pub fn helper_addresses() -> Vec<u64> {
+    Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h) as u64).collect()
+}
+
+/// Assembles code for the address the arena gives it: `generate(base)` must produce the same
+/// length for every base (it is asked once at 0 to learn the length, then at the reserved
+/// address), then commits it.
+pub fn assemble(arena: &CodeArena, generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>) -> Result<CodeHandle, String> {
+    let probe = generate(0).map_err(|e| e.to_string())?;
+    let place = arena.reserve(probe.len()).map_err(|e| e.to_string())?;
+    let code = generate(place.addr() as u64).map_err(|e| e.to_string())?;
+    if code.len() != probe.len() {
+        return Err(format!("code length depends on its address ({} vs {} bytes)", probe.len(), code.len()));
+    }
+    arena.commit(place, &code).map_err(|e| e.to_string())
+}
+
+/// The signature of function type `fn_ty`.
+pub fn signature(types: &TypeTable, fn_ty: TypeId) -> Option<Signature> {
+    match types.get(fn_ty) {
+        CType::Function(f) => Some(Signature::new(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv)),
+        _ => None,
+    }
+}
+
+/// The descriptor a helper gets for an argument of type `ty`: arrays and functions decay to
+/// pointers, as they do when passed.
+pub fn arg_desc(st: &mut FfiState, ty: QualType) -> *const CTypeDesc {
+    let decayed = match st.types.get(ty.id) {
+        CType::Array { elem, .. } => Some(*elem),
+        CType::Function(_) => Some(ty),
+        _ => None,
+    };
+    let t = match decayed {
+        Some(to) => QualType { id: st.types.pointer_to(to), quals: Quals::NONE },
+        None => ty,
+    };
+    st.desc(t)
+}
+
+/// Builds the stub for calling a function of type `fn_ty` with extra arguments of types
+/// `varargs` (empty unless variadic) into the state's arena.
+pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType]) -> Result<CodeHandle, String> {
+    let backend = backend().ok_or("calls to C are not supported on this target yet")?;
+    let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
+    let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
+    let program = stub_program(&plan, 2);
+    let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
+    for t in sig.params.iter().chain(varargs) {
+        arg_ctypes.push(arg_desc(st, *t) as u64);
+    }
+    let ret_ctype = st.desc(sig.ret) as u64;
+    let env = CodeEnv { helpers: helper_addresses(), arg_ctypes, ret_ctype, callback_data: 0 };
+    assemble(&st.calls.arena, |base| backend.stub(&program, base, &env))
+}
+
+/// The function type a cdata of type `ty` calls: its own (a function) or its target's (a
+/// pointer to a function).
+#[inline]
+pub fn callable_type(types: &TypeTable, ty: TypeId) -> Option<TypeId> {
+    match types.get(ty) {
+        CType::Function(_) => Some(ty),
+        CType::Pointer(to) if matches!(types.get(to.id), CType::Function(_)) => Some(to.id),
+        _ => None,
+    }
+}
+
+/// Whether the value at `idx` is a callable cdata (a function or a function pointer).
+///
+/// # Safety
+/// `l` valid with a free slot; `st` its state.
+pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> bool {
+    // SAFETY: as documented.
+    unsafe {
+        let c = cdata::to_cdata(l, st, idx);
+        !c.is_null() && (*c).form != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+    }
+}
+
+/// Calls the callable cdata `c` at index 1 with the Lua arguments above it and returns its
+/// results, running the stub for its signature (see the [module docs](self)).
+///
+/// # Safety
+/// The body of a `__call` metamethod: `c` is the cdata at index 1 of `l`, `fn_ty` its
+/// [`callable_type`]. May raise (argument errors, a callback's error); nothing owning
+/// memory is alive in this frame when it does.
+pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, fn_ty: TypeId) -> c_int {
+    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    unsafe {
+        if ((*c).ptr as *const usize).read_unaligned() == 0 {
+            cdata::raise(l, "attempt to call a NULL function pointer".into());
+        }
+        let desc = (*c).desc;
+        let mut stub = (*desc).call_stub.get();
+        if stub == 0 {
+            stub = stub_slow(l, st, desc, fn_ty);
+        }
+        let f: StubFn = std::mem::transmute::<usize, StubFn>(stub);
+        f(l)
+    }
+}
+
+/// Finds or builds the stub for a call whose descriptor has none cached; raises when the
+/// signature can't be called.
+#[cold]
+unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> usize {
+    // SAFETY: stack reads on a valid state; errors raised after every owned value is gone.
+    unsafe {
+        let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
+        let r = if variadic { variadic_stub(l, st, fn_ty) } else { fixed_stub(&mut *st, fn_ty) };
+        match r {
+            Ok(addr) => {
+                if !variadic {
+                    (*desc).call_stub.set(addr);
+                }
+                addr
+            }
+            Err(msg) => cdata::raise(l, msg),
+        }
+    }
+}
+
+/// The shared stub of non-variadic function type `fn_ty`, built on first use.
+fn fixed_stub(st: &mut FfiState, fn_ty: TypeId) -> Result<usize, String> {
+    if let Some(h) = st.calls.stubs.get(&fn_ty) {
+        return Ok(h.addr());
+    }
+    let h = build_stub(st, fn_ty, &[])?;
+    let addr = h.addr();
+    st.calls.stubs.insert(fn_ty, h);
+    Ok(addr)
+}
+
+/// The stub for calling variadic `fn_ty` with the arguments on the stack now.
+unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId) -> Result<usize, String> {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        let fixed = match (*st).types.get(fn_ty) {
+            CType::Function(f) => f.params.len() as c_int,
+            _ => 0,
+        };
+        let extra = (ffi::lua_gettop(l) - 1 - fixed).max(0) as usize;
+        let first = 2 + fixed;
+        let mut inline = [QualType::plain(TypeId(0)); INLINE_VARARGS];
+        let mut spilled = Vec::new();
+        let types: &mut [QualType] = if extra <= INLINE_VARARGS {
+            &mut inline[..extra]
+        } else {
+            spilled.resize(extra, QualType::plain(TypeId(0)));
+            &mut spilled
+        };
+        for (i, t) in types.iter_mut().enumerate() {
+            *t = vararg_type(l, st, first + i as c_int);
+        }
+        let st = &mut *st;
+        if let Some(h) = st.calls.variadic_stubs.get(&fn_ty).and_then(|m| m.get(&*types)) {
+            return Ok(h.addr());
+        }
+        let h = build_stub(st, fn_ty, types)?;
+        let addr = h.addr();
+        st.calls.variadic_stubs.entry(fn_ty).or_default().insert(types.to_vec().into_boxed_slice(), h);
+        Ok(addr)
+    }
+}
+
+/// The C type an extra argument of a variadic call gets, by LuaJIT's rules
+/// (`lj_ccall_ctid_vararg`) plus C's default argument promotions: a number is a `double`
+/// (on Lua 5.3+ integers too, as in LuaJIT, which has no integer subtype), a string a
+/// `const char *`, a boolean an `int`; a cdata keeps its type, except that arrays pass a
+/// pointer to their first element, structs, unions and functions a pointer to themselves,
+/// `float` a `double`, and integers narrower than `int` an `int`. Anything else (nil,
+/// light userdata, tables, ...) is a `void *` and converts as one (a table fails).
+///
+/// # Safety
+/// `l` valid; `st` its state.
+pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> QualType {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        let types = &mut (*st).types;
+        let double = QualType::plain(types.float(FloatKind::Double));
+        let int = QualType::plain(types.int(IntKind::Int));
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNUMBER => double,
+            ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr),
+            ffi::LUA_TBOOLEAN => int,
+            ffi::LUA_TUSERDATA => {
+                let c = cdata::to_cdata(l, st, idx);
+                if c.is_null() || (*c).form == Form::CType {
+                    return QualType::plain((*st).void_ptr);
+                }
+                let ty = cdata::type_of(c);
+                match shape(types, ty.id) {
+                    Shape::Array(elem, _) => QualType::plain(types.pointer_to(elem)),
+                    Shape::Record | Shape::Func => QualType::plain(types.pointer_to(ty)),
+                    Shape::Float { size: 4 } => double,
+                    Shape::Bool => int,
+                    Shape::Int { size, .. } if size < 4 => int,
+                    _ => QualType::plain(ty.id),
+                }
+            }
+            _ => QualType::plain((*st).void_ptr),
+        }
+    }
+}
+
+/// The code arena statistics of the `ffi` state of `lua` (None before the module was
+/// opened in it), for tests and benchmarks.
+pub fn arena_stats(lua: &mlua::Lua) -> Option<ArenaStats> {
+    // SAFETY: `push_arena_stats` follows the lua_CFunction protocol.
+    let f = unsafe { lua.create_c_function(push_arena_stats) }.ok()?;
+    let (pages, spare, bytes, chunks): (Option<usize>, usize, usize, usize) = f.call(()).ok()?;
+    Some(ArenaStats { pages_mapped: pages?, spare_pages: spare, bytes_in_use: bytes, live_chunks: chunks })
+}
+
+/// Returns the arena's pages mapped, spare pages, bytes in use and live chunks (nil when the
+/// state has no `ffi`).
+unsafe extern "C-unwind" fn push_arena_stats(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction on a valid state.
+    unsafe {
+        let st = crate::state::from_registry(l);
+        if st.is_null() {
+            return 0;
+        }
+        let s = (*st).calls.arena.stats();
+        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks] {
+            ffi::lua_pushnumber(l, v as f64);
+        }
+        4
+    }
+}

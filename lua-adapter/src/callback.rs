@@ -1,0 +1,302 @@
+//! Callbacks: Lua functions that C calls through a function pointer.
+//!
+//! A callback is made when a Lua function is converted to a pointer-to-function type:
+//! explicitly with `ffi.cast("int (*)(int, int)", f)`, or implicitly when a Lua function is
+//! passed as a function-pointer argument, stored in a function-pointer field or used to
+//! initialise one (the conversion hook in [`crate::convert::lua_to_c`]). Each callback gets
+//! its own thunk (`abi_model::steps::thunk_program` lowered by the host backend), whose
+//! callback-data constant is the address of its [`Callback`] record.
+//!
+//! # Lifetime (as in LuaJIT)
+//!
+//! A callback lives until `cb:free()` is called on a cdata holding its pointer: the thunk's
+//! arena memory is then freed and the Lua function released. It is **not** freed when the
+//! cdata is collected, because C code may still hold the pointer; callbacks made implicitly
+//! are therefore permanent (LuaJIT documents the same). To tie a callback to its cdata's
+//! lifetime, say so: `ffi.gc(cb, function(c) c:free() end)`. `cb:set(f)` replaces the Lua
+//! function. Calling `free`/`set` on a function pointer that is not a live callback raises
+//! `bad callback`. After `cb:free()`, that cdata holds NULL (calling it raises instead of
+//! jumping into freed code); other copies of the pointer dangle, as in C.
+//!
+//! # Errors inside a callback
+//!
+//! A Lua error must not unwind through the C frames between the stub and the thunk (C code
+//! such as `qsort` would be left half-done, its locks held). So the callback's function runs
+//! under `lua_pcall`; when it fails, or returns a value that does not convert to the C return
+//! type, the thunk returns zero (a zeroed value of the return type) to C, the error is kept,
+//! and later invocations of any callback during the same C call return zero at once without
+//! running Lua. When the C function returns, the stub's `luaffi_after_call` raises the kept
+//! error in the caller: `pcall(ffi.C.qsort, ...)` returns `false, "file:line: message"`, the
+//! same message LuaJIT reports (which unwinds through C instead).
+
+use std::os::raw::{c_int, c_void};
+
+use abi_model::steps::thunk_program;
+use abi_model::{plan_call, CallbackFrame, CodeEnv, QualType, TypeId};
+use mlua::ffi;
+
+use crate::arena::CodeHandle;
+use crate::call::{arg_desc, assemble, backend, helper_addresses, signature};
+use crate::cdata::{self, Form, HAS_INTEGERS};
+use crate::convert;
+use crate::ctype::{shape, CTypeDesc, Shape};
+use crate::state::FfiState;
+
+/// One callback's record; its address is the thunk's callback-data constant, so it is boxed
+/// and never moves while the thunk exists.
+pub struct Callback {
+    /// The owning state.
+    st: *mut FfiState,
+    /// Registry reference of the Lua function.
+    func_ref: c_int,
+    /// The C return type (to check and zero the Lua result).
+    ret: QualType,
+    /// Its descriptor.
+    ret_desc: *const CTypeDesc,
+    /// Number of C parameters (stack room needed to push them).
+    nparams: c_int,
+    /// The thunk (None only while it is being built).
+    code: Option<CodeHandle>,
+}
+
+/// Creates a callback of function type `fn_ty` running the Lua function at `idx`; returns
+/// the thunk's address (the C function pointer). Never raises.
+///
+/// # Safety
+/// `l` valid with 2 free slots; `st` its state; `idx` an absolute index of a function.
+pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, String> {
+    // SAFETY: as documented; the record's address is stable inside its Box.
+    unsafe {
+        let backend = backend().ok_or("callbacks are not supported on this target yet")?;
+        let s = &mut *st;
+        let sig = signature(&s.types, fn_ty).ok_or("not a function type")?;
+        if sig.variadic {
+            return Err("a callback cannot be variadic".into());
+        }
+        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
+        let program = thunk_program(&CallbackFrame::from_plan(&plan));
+        let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
+        let ret_desc = s.desc(sig.ret);
+        ffi::lua_pushvalue(l, idx);
+        let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let mut cb = Box::new(Callback { st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
+        let env = CodeEnv { helpers: helper_addresses(), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64 };
+        match assemble(&s.calls.arena, |base| backend.thunk(&program, base, &env)) {
+            Ok(code) => {
+                let addr = code.addr();
+                cb.code = Some(code);
+                s.calls.callbacks.insert(addr, cb);
+                Ok(addr)
+            }
+            Err(e) => {
+                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, func_ref);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `cb.free` / `cb.set` on a function-pointer cdata at index 1 (key at index 2): pushes the
+/// method and returns 1, or returns 0 when the key is neither.
+///
+/// # Safety
+/// Called from `__index` of a live cdata at index 1; `st` its state.
+pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        let c = cdata::to_cdata(l, st, 1);
+        if c.is_null() || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return 0;
+        }
+        if !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(to) if matches!(shape(&(*st).types, to.id), Shape::Func)) {
+            return 0;
+        }
+        let mut len = 0usize;
+        let k = std::slice::from_raw_parts(ffi::lua_tolstring(l, 2, &mut len) as *const u8, len);
+        let method: unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int = match k {
+            b"free" => cb_free,
+            b"set" => cb_set,
+            _ => return 0,
+        };
+        ffi::lua_pushlightuserdata(l, st as *mut c_void);
+        ffi::lua_pushcclosure(l, method, 1);
+        1
+    }
+}
+
+/// The thunk address held by the function-pointer cdata at index 1, if it is a live
+/// callback of this state; raises `bad callback` otherwise.
+unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cdata::Cdata, usize) {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        let c = cdata::to_cdata(l, st, 1);
+        if !c.is_null() && (*c).form != Form::CType && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some() {
+            let addr = ((*c).ptr as *const usize).read_unaligned();
+            if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_)) && (*st).calls.callbacks.contains_key(&addr) {
+                return (c, addr);
+            }
+        }
+        cdata::raise(l, "bad callback".into())
+    }
+}
+
+/// `cb:free()`: frees the thunk and releases the Lua function; the cdata becomes NULL.
+unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a closure with the state as upvalue 1.
+    unsafe {
+        let st = crate::state::from_upvalue(l);
+        let (c, addr) = check_callback(l, st);
+        if let Some(cb) = (*st).calls.callbacks.remove(&addr) {
+            ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, cb.func_ref);
+            drop(cb);
+        }
+        ((*c).ptr as *mut usize).write_unaligned(0);
+        0
+    }
+}
+
+/// `cb:set(f)`: the callback runs `f` from now on.
+unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a closure with the state as upvalue 1.
+    unsafe {
+        let st = crate::state::from_upvalue(l);
+        let (_, addr) = check_callback(l, st);
+        ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
+        let r = (&(*st).calls.callbacks)[&addr].func_ref;
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+        0
+    }
+}
+
+/// Pushes the value a callback returns to C when its Lua function failed: 0 for numbers and
+/// bool, a zeroed cdata of the return type for pointers and aggregates.
+unsafe fn push_zero(l: *mut ffi::lua_State, cb: *const Callback) {
+    // SAFETY: a push on a valid state; the descriptor lives as long as the state.
+    unsafe {
+        let desc = (*cb).ret_desc;
+        match (*desc).shape {
+            Shape::Pointer(_) | Shape::Record | Shape::Complex { .. } | Shape::Array(..) => {
+                let n = (*desc).size.unwrap_or(0) as usize;
+                cdata::push_value(l, (*cb).st, desc, n);
+            }
+            _ if HAS_INTEGERS => ffi::lua_pushinteger(l, 0),
+            _ => ffi::lua_pushnumber(l, 0.0),
+        }
+    }
+}
+
+/// Whether the Lua value at the top converts to the callback's return type; on failure the
+/// conversion error, to keep.
+unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<(), convert::ConvError> {
+    // SAFETY: stack operations on a valid state; the trial conversion writes into a buffer of
+    // the type's size.
+    unsafe {
+        let desc = (*cb).ret_desc;
+        let t = ffi::lua_type(l, -1);
+        match (*desc).shape {
+            Shape::Void => return Ok(()),
+            Shape::Int { .. } | Shape::Float { .. } | Shape::Bool if t == ffi::LUA_TNUMBER || t == ffi::LUA_TBOOLEAN => return Ok(()),
+            _ => {}
+        }
+        let idx = ffi::lua_gettop(l);
+        let size = (*desc).size.unwrap_or(0) as usize;
+        let mut small = [0u64; 8];
+        let buf = if size <= std::mem::size_of_val(&small) {
+            small.as_mut_ptr() as *mut u8
+        } else {
+            ffi::lua_newuserdata(l, size) as *mut u8
+        };
+        let r = convert::lua_to_c(l, (*cb).st, idx, (*cb).ret, buf, 0);
+        ffi::lua_settop(l, idx);
+        r
+    }
+}
+
+/// `lua_State *luaffi_callback_enter(void *cb)`: picks the thread the callback runs on,
+/// pushes a marker (the record's address) and the Lua function; returns the thread.
+///
+/// # Safety
+/// `cb` is the callback-data constant of a live callback's thunk.
+pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut ffi::lua_State {
+    // SAFETY: as documented.
+    unsafe {
+        let cb = cb as *const Callback;
+        let calls = &(*(*cb).st).calls;
+        let l = if calls.calling_l.is_null() { calls.main_l } else { calls.calling_l };
+        if ffi::lua_checkstack(l, (*cb).nparams + 8) == 0 {
+            // No Lua error can be raised here (C frames are below); out of stack is fatal.
+            eprintln!("luaffi: callback: Lua stack overflow");
+            std::process::abort();
+        }
+        ffi::lua_pushlightuserdata(l, cb as *mut c_void);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
+        l
+    }
+}
+
+/// `void luaffi_callback_call(lua_State *L, int nargs)`: calls the function pushed by enter
+/// under `lua_pcall`, leaving one result that converts to the return type (see the
+/// [module docs](self) for what happens on error). Never raises.
+///
+/// # Safety
+/// `l` is what enter returned, with the function and `nargs` arguments pushed since.
+pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nargs: c_int) {
+    // SAFETY: as documented.
+    unsafe {
+        let func = ffi::lua_gettop(l) - nargs;
+        let cb = ffi::lua_touserdata(l, func - 1) as *const Callback;
+        let calls = &mut (*(*cb).st).calls;
+        if calls.pending_error != ffi::LUA_NOREF {
+            ffi::lua_settop(l, func - 1);
+            push_zero(l, cb);
+            return;
+        }
+        if ffi::lua_pcall(l, nargs, 1, 0) != ffi::LUA_OK {
+            calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            push_zero(l, cb);
+            return;
+        }
+        if let Err(e) = check_result(l, cb) {
+            push_result_error(l, (*cb).st, e);
+            (*(*cb).st).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pop(l, 1);
+            push_zero(l, cb);
+        }
+    }
+}
+
+/// Pushes the message of a failed result conversion (LuaJIT's words).
+#[inline(never)]
+unsafe fn push_result_error(l: *mut ffi::lua_State, st: *mut FfiState, e: convert::ConvError) {
+    let msg = e.message(&unsafe { &*st }.types);
+    // SAFETY: a push on a valid state.
+    unsafe { ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len()) };
+}
+
+/// `void luaffi_callback_leave(lua_State *L)`: pops the result and the marker.
+///
+/// # Safety
+/// `l` as after [`luaffi_callback_call`].
+pub unsafe extern "C-unwind" fn luaffi_callback_leave(l: *mut ffi::lua_State) {
+    // SAFETY: the two values are there.
+    unsafe { ffi::lua_settop(l, -3) }
+}
+
+/// Raises the error a callback kept during the C call that just returned, if any.
+///
+/// # Safety
+/// Called by `luaffi_after_call` (may raise).
+pub unsafe fn raise_pending(l: *mut ffi::lua_State, st: *mut FfiState) {
+    // SAFETY: stack operations on a valid state; nothing owned in this frame.
+    unsafe {
+        let r = (*st).calls.pending_error;
+        if r == ffi::LUA_NOREF {
+            return;
+        }
+        (*st).calls.pending_error = ffi::LUA_NOREF;
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+        ffi::lua_error(l);
+    }
+}
