@@ -71,7 +71,9 @@ unsafe fn convert_arg(l: *mut ffi::lua_State, idx: c_int, ty: impl Fn(&abi_model
     unsafe {
         let st = state_of(l);
         let t = ty(&(*st).types);
-        if let Err(e) = convert::lua_to_c(l, st, idx, t, dst, 0) {
+        // Conversions push while they walk tables: they need an absolute index (a callback
+        // thunk converts its result at -1).
+        if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), t, dst, 0) {
             raise_arg_conv(l, st, idx, e);
         }
     }
@@ -218,7 +220,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
         let mut p: *mut c_void = std::ptr::null_mut();
-        if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
+        if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
             raise_arg_conv(l, st, idx, e);
         }
         p
@@ -235,7 +237,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
-        if let Err(e) = convert::lua_to_c(l, st, idx, (*desc).ty, dst as *mut u8, 0) {
+        if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, dst as *mut u8, 0) {
             raise_arg_conv(l, st, idx, e);
         }
     }

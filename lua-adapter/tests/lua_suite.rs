@@ -20,6 +20,7 @@ fn run(program: &str, script: &str) {
         .arg(script)
         .current_dir(&dir)
         .env("LUA_PATH", "./?.lua")
+        .env("LUAFFI_CALLTEST", calltest_library())
         .env_remove("LUA_INIT")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
@@ -28,6 +29,24 @@ fn run(program: &str, script: &str) {
     assert!(out.status.success(), "{program} {script} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("{script}: ")) && stdout.contains(" 0 failed"), "{program} {script} printed no summary:\n{stdout}\n{stderr}");
     println!("{program}: {}", stdout.trim());
+}
+
+/// The C library the call and callback scripts load (`tests/c/calltest.c`), compiled once
+/// per test run with the system C compiler into cargo's temporary directory.
+fn calltest_library() -> &'static Path {
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("c").join("calltest.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libcalltest.so");
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", src.display()));
+        assert!(status.success(), "cc failed to build {}", src.display());
+        out
+    })
 }
 
 fn luajit() -> Option<&'static str> {
@@ -59,4 +78,6 @@ scripts! {
     metatype => "metatype.lua",
     errors => "errors.lua",
     memory => "memory.lua",
+    calls => "calls.lua",
+    callbacks => "callbacks.lua",
 }

@@ -1,0 +1,103 @@
+/* Test functions for the call and callback scripts (tests/lua/calls.lua, callbacks.lua).
+ * Built into a shared library by tests/lua_suite.rs and loaded with ffi.load. Each
+ * function returns something derived from every argument, so a misplaced argument shows. */
+#include <complex.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Integers of each width, echoed or combined. */
+int8_t ct_i8(int8_t x) { return x; }
+uint8_t ct_u8(uint8_t x) { return x; }
+int16_t ct_i16(int16_t x) { return x; }
+uint16_t ct_u16(uint16_t x) { return x; }
+int32_t ct_i32(int32_t x) { return x; }
+uint32_t ct_u32(uint32_t x) { return x; }
+int64_t ct_i64(int64_t x) { return x; }
+uint64_t ct_u64(uint64_t x) { return x; }
+int32_t ct_add(int32_t a, int32_t b) { return a + b; }
+int64_t ct_narrow(int8_t a, uint8_t b, int16_t c, uint16_t d) { return (int64_t)a * 1000000000 + (int64_t)b * 1000000 + (int64_t)c * 10 + d; }
+int64_t ct_sum8(int a, int b, int c, int d, int e, int f, int g, int h) {
+  return a + 10LL * b + 100LL * c + 1000LL * d + 10000LL * e + 100000LL * f + 1000000LL * g + 10000000LL * h;
+}
+uint64_t ct_u64_add(uint64_t a, uint64_t b) { return a + b; }
+bool ct_not(bool b) { return !b; }
+int ct_bool_int(bool b) { return b ? 7 : 3; }
+
+/* Floating point, including more than eight double arguments (the rest on the stack). */
+float ct_fscale(float a, float b) { return a * b; }
+double ct_mix(double a, int b, double c, int64_t d) { return a + b * 10 + c * 100 + (double)d * 1000; }
+double ct_dsum10(double a, double b, double c, double d, double e, double f, double g, double h, double i, double j) {
+  return a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h + 9 * i + 10 * j;
+}
+double ct_fmix(float a, double b, float c) { return a + b * 2 + c * 4; }
+
+/* Pointers and strings. */
+size_t ct_strlen(const char *s) { return s ? strlen(s) : (size_t)-1; }
+const char *ct_strid(const char *s) { return s; }
+int ct_isnull(const void *p) { return p == 0; }
+void ct_fill(int *p, int n, int v) { for (int i = 0; i < n; i++) p[i] = v + i; }
+void ct_nothing(void) {}
+
+/* Records by value. */
+struct ct_pt { int32_t x, y; };                 /* 8 bytes: one GPR */
+struct ct_mixed { double d; int32_t i; };       /* SSE + INTEGER */
+struct ct_ff { float a, b, c; };                /* two SSE eightbytes */
+struct ct_big { double a, b; int64_t c; };      /* 24 bytes: memory */
+union ct_u { int32_t i; float f; };
+struct ct_pt ct_pt_make(int x, int y) { struct ct_pt p = { x, y }; return p; }
+int ct_pt_sum(struct ct_pt p) { return p.x * 100 + p.y; }
+struct ct_mixed ct_mixed_make(double d, int i) { struct ct_mixed m = { d, i }; return m; }
+double ct_mixed_sum(struct ct_mixed m) { return m.d + m.i * 1000; }
+struct ct_ff ct_ff_rot(struct ct_ff f) { struct ct_ff r = { f.b, f.c, f.a }; return r; }
+struct ct_big ct_big_make(double a, double b, int64_t c) { struct ct_big g = { a, b, c }; return g; }
+double ct_big_sum(struct ct_big g) { return g.a + g.b * 10 + (double)g.c * 100; }
+union ct_u ct_u_int(int i) { union ct_u u; u.i = i; return u; }
+float ct_u_float(union ct_u u) { return u.f; }
+/* Records after the registers are used up go on the stack. */
+int64_t ct_pt_late(int a, int b, int c, int d, int e, int f, struct ct_pt p) { return a + b + c + d + e + f + p.x * 1000 + p.y * 100000; }
+
+/* Complex numbers. */
+double complex ct_cmul(double complex a, double complex b) { return a * b; }
+float complex ct_cfconj(float complex a) { return conjf(a); }
+
+/* Variadic. */
+#include <stdarg.h>
+double ct_vsum(int n, ...) {
+  va_list ap; double s = 0;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) s += va_arg(ap, double);
+  va_end(ap);
+  return s;
+}
+
+/* errno. */
+int ct_set_errno(int e) { errno = e; return -1; }
+int ct_get_errno(void) { return errno; }
+
+/* Globals for ffi.load'ed variables. */
+int ct_counter = 41;
+int ct_table[4] = { 1, 2, 3, 4 };
+const char *ct_name = "calltest";
+
+/* Callbacks of each kind, called from C. */
+int ct_call_binop(int (*f)(int, int), int a, int b) { return f(a, b); }
+double ct_call_dd(double (*f)(double, double), double a, double b) { return f(a, b); }
+float ct_call_f(float (*f)(float), float a) { return f(a); }
+int64_t ct_call_i64(int64_t (*f)(int64_t), int64_t a) { return f(a); }
+uint8_t ct_call_u8(uint8_t (*f)(int8_t, uint16_t), int8_t a, uint16_t b) { return f(a, b); }
+bool ct_call_bool(bool (*f)(bool), bool b) { return f(b); }
+const char *ct_call_str(const char *(*f)(const char *), const char *s) { return f(s); }
+void *ct_call_ptr(void *(*f)(void *), void *p) { return f(p); }
+void ct_call_void(void (*f)(int), int a) { f(a); }
+int64_t ct_call_many(int64_t (*f)(int, int, int, int, int, int, int, double, double, double, double, double, double, double, double, double),
+                     int base) {
+  return f(base, base + 1, base + 2, base + 3, base + 4, base + 5, base + 6,
+           0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5);
+}
+int ct_call_pt(int (*f)(struct ct_pt), int x, int y) { struct ct_pt p = { x, y }; return f(p); }
+struct ct_pt ct_call_ret_pt(struct ct_pt (*f)(int, int), int x, int y) { return f(x, y); }
+double ct_call_big(double (*f)(struct ct_big), double a) { struct ct_big g = { a, a * 2, 3 }; return f(g); }
+struct ct_big ct_call_ret_big(struct ct_big (*f)(double), double a) { return f(a); }
+int ct_call_n(int (*f)(int), int n) { int s = 0; for (int i = 0; i < n; i++) s += f(i); return s; }
