@@ -321,15 +321,30 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
 /// The code arena statistics of the `ffi` state of `lua` (None before the module was
 /// opened in it), for tests and benchmarks.
 pub fn arena_stats(lua: &mlua::Lua) -> Option<ArenaStats> {
-    // SAFETY: `push_arena_stats` follows the lua_CFunction protocol.
-    let f = unsafe { lua.create_c_function(push_arena_stats) }.ok()?;
-    let (pages, spare, bytes, chunks): (Option<usize>, usize, usize, usize) = f.call(()).ok()?;
-    Some(ArenaStats { pages_mapped: pages?, spare_pages: spare, bytes_in_use: bytes, live_chunks: chunks })
+    let [pages, spare, bytes, chunks, _, _] = counts(lua)?;
+    Some(ArenaStats { pages_mapped: pages, spare_pages: spare, bytes_in_use: bytes, live_chunks: chunks })
 }
 
-/// Returns the arena's pages mapped, spare pages, bytes in use and live chunks (nil when the
-/// state has no `ffi`).
-unsafe extern "C-unwind" fn push_arena_stats(l: *mut ffi::lua_State) -> c_int {
+/// The number of stubs built and of live callbacks in the `ffi` state of `lua`.
+pub fn code_counts(lua: &mlua::Lua) -> Option<(usize, usize)> {
+    let [.., stubs, callbacks] = counts(lua)?;
+    Some((stubs, callbacks))
+}
+
+fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
+    // SAFETY: `push_counts` follows the lua_CFunction protocol.
+    let f = unsafe { lua.create_c_function(push_counts) }.ok()?;
+    let v: Vec<f64> = f.call::<mlua::Variadic<f64>>(()).ok()?.into_iter().collect();
+    let mut out = [0usize; 6];
+    for (o, x) in out.iter_mut().zip(&v) {
+        *o = *x as usize;
+    }
+    (v.len() == 6).then_some(out)
+}
+
+/// Returns the arena's pages mapped, spare pages, bytes in use and live chunks, then the
+/// numbers of stubs and live callbacks (nothing when the state has no `ffi`).
+unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state.
     unsafe {
         let st = crate::state::from_registry(l);
@@ -337,9 +352,10 @@ unsafe extern "C-unwind" fn push_arena_stats(l: *mut ffi::lua_State) -> c_int {
             return 0;
         }
         let s = (*st).calls.arena.stats();
-        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks] {
+        let calls = &(*st).calls;
+        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.len()] {
             ffi::lua_pushnumber(l, v as f64);
         }
-        4
+        6
     }
 }

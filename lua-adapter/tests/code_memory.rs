@@ -1,0 +1,92 @@
+//! Generated code is shared and freed: one stub per signature, and 100,000 stubs and
+//! callbacks created and released leave the code arena as it started.
+
+use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
+use lua_adapter::call::{arena_stats, build_stub, code_counts};
+use lua_adapter::state::FfiState;
+use mlua::Lua;
+
+fn lua_with_ffi() -> Lua {
+    let lua = Lua::new();
+    let ffi = lua_adapter::module::open(&lua).unwrap();
+    lua.globals().set("ffi", ffi).unwrap();
+    lua
+}
+
+#[test]
+fn functions_of_one_signature_share_one_stub() {
+    let lua = lua_with_ffi();
+    lua.load("ffi.cdef 'int abs(int); int toupper(int); int tolower(int); double sqrt(double);'").exec().unwrap();
+    assert_eq!(code_counts(&lua), Some((0, 0)));
+    let r: i64 = lua.load("return ffi.C.abs(-3) + ffi.C.toupper(97) + ffi.C.tolower(65)").eval().unwrap();
+    assert_eq!(r, 3 + 65 + 97);
+    assert_eq!(code_counts(&lua), Some((1, 0)), "abs, toupper and tolower share int (int)");
+    let before = arena_stats(&lua).unwrap();
+    let _: f64 = lua.load("for i = 1, 1000 do ffi.C.abs(-i) end return ffi.C.sqrt(4)").eval().unwrap();
+    assert_eq!(code_counts(&lua), Some((2, 0)), "calls reuse the stub; a new signature adds one");
+    assert!(arena_stats(&lua).unwrap().bytes_in_use > before.bytes_in_use);
+}
+
+#[test]
+fn a_hundred_thousand_callbacks_freed_or_collected_leave_the_arena_as_it_was() {
+    let lua = lua_with_ffi();
+    let start = arena_stats(&lua).unwrap();
+    // Freed explicitly, each right after use.
+    let sum: i64 = lua
+        .load(
+            "local s = 0
+             for i = 1, 50000 do
+               local cb = ffi.cast('int (*)(int)', function(x) return x + i end)
+               s = s + cb(1)
+               cb:free()
+             end
+             return s",
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(sum, (1..=50000).map(|i| i + 1).sum::<i64>());
+    assert_eq!(code_counts(&lua).unwrap().1, 0);
+    // Tied to their cdata with ffi.gc and collected.
+    lua.load(
+        "for i = 1, 50000 do
+           ffi.gc(ffi.cast('double (*)(double)', function(x) return x * i end), function(c) c:free() end)
+         end",
+    )
+    .exec()
+    .unwrap();
+    let peak = arena_stats(&lua).unwrap();
+    lua.load("collectgarbage() collectgarbage()").exec().unwrap();
+    let end = arena_stats(&lua).unwrap();
+    assert_eq!(code_counts(&lua).unwrap().1, 0, "every callback was freed");
+    assert_eq!(end.live_chunks, start.live_chunks + 1, "only the stub that called `cb(1)` remains: {end:?}");
+    assert!(peak.bytes_in_use > end.bytes_in_use, "{peak:?} -> {end:?}");
+    assert!(end.pages_mapped <= 1 + lua_adapter::arena::MAX_SPARE_PAGES, "{end:?}");
+}
+
+#[test]
+fn a_hundred_thousand_stubs_built_and_dropped_leave_the_arena_as_it_was() {
+    let mut st = FfiState::new();
+    let start = st.calls.arena.stats();
+    let int = QualType::plain(st.types.int(IntKind::Int));
+    let dbl = QualType::plain(st.types.float(abi_model::FloatKind::Double));
+    // 100 distinct signatures (parameter lists of ints and doubles), 1000 stubs each.
+    let sigs: Vec<_> = (0..100u32)
+        .map(|n| {
+            let params = (0..(n % 10)).map(|i| Param { name: None, ty: if (n >> i) & 1 == 1 { dbl } else { int } }).collect();
+            st.types.function(FuncType { ret: int, params, variadic: false, conv: CallConv::Cdecl })
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    for round in 0..1000 {
+        let stubs: Vec<_> = sigs.iter().map(|f| build_stub(&mut st, *f, &[]).unwrap()).collect();
+        if round == 0 {
+            assert_eq!(st.calls.arena.stats().live_chunks, 100);
+        }
+        drop(stubs);
+    }
+    eprintln!("100000 stubs built in {:?} ({:.2} us each)", t.elapsed(), t.elapsed().as_secs_f64() * 1e6 / 100000.0);
+    let end = st.calls.arena.stats();
+    assert_eq!(end.bytes_in_use, start.bytes_in_use);
+    assert_eq!(end.live_chunks, start.live_chunks);
+    assert!(end.pages_mapped - end.spare_pages == start.pages_mapped, "{start:?} -> {end:?}");
+}
