@@ -171,7 +171,10 @@ pub struct ArgPlan {
 
 /// Where a return value comes back. A closed list, as libffi's return kinds: each backend
 /// has one short sequence per variant. Sizes and offsets follow from [`RetPlan::value`]: the
-/// first register holds bytes 0..8 (0..4 for `eax` of `edx:eax`), the second the rest.
+/// first register holds bytes 0..8 (0..4 for `eax` of `edx:eax`), the second the rest. A
+/// single-register location of a value wider than the register (SysV: a 16-byte record whose
+/// second eightbyte is all padding, NO_CLASS) carries bytes 0..8; the rest is padding that no
+/// register holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetLoc {
     /// Nothing is returned.

@@ -224,11 +224,13 @@ fn return_parts(ret: RetPlan) -> Result<Vec<(Reg, u32, u32)>, BackendError> {
         }
         Ok(vec![(first, 0, 8), (second, 8, size - 8)])
     };
+    // One register for a value of up to 16 bytes: a record whose second eightbyte is padding
+    // (NO_CLASS, psABI 3.2.3) comes back with its first eightbyte only.
     let single = |r: Reg| -> Result<Vec<(Reg, u32, u32)>, BackendError> {
-        if size == 0 || size > 8 {
+        if size == 0 || size > 16 {
             return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
         }
-        Ok(vec![(r, 0, size)])
+        Ok(vec![(r, 0, size.min(8))])
     };
     match ret.loc {
         RetLoc::Void => Ok(vec![]),

@@ -190,6 +190,21 @@ fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
     assert!(text.contains("movss   xmm1,[rbp-38h]"), "{text}");
 }
 
+/// SysV psABI 3.2.3: a 16-byte record whose second eightbyte is all padding (NO_CLASS, e.g.
+/// `struct { float f __attribute__((aligned(16))); }`) comes back in one register, its first
+/// eightbyte only. The emulator matrix found stubs refusing these returns.
+#[test]
+fn sysv_record_with_a_no_class_second_eightbyte_returns_in_one_register() {
+    let padded = RetPlan { value: ValueKind::Record { size: 16, align: 16 }, loc: RetLoc::Xmm0 };
+    let text = stub_text(vec![Step::SaveReturn { ret: padded, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
+    assert!(text.contains("movsd   [r10],xmm0"), "{text}");
+    assert!(!text.contains("xmm1"), "{text}");
+    let padded = RetPlan { value: ValueKind::Record { size: 16, align: 16 }, loc: RetLoc::Gpr };
+    let text = thunk_text(vec![Step::LoadReturn { ret: padded, from: Dest::At(Slot::Stage(0)) }]).unwrap();
+    assert!(text.contains("mov     rax,[rbp-40h]"), "{text}");
+    assert!(!text.contains("rdx"), "{text}");
+}
+
 #[test]
 fn disasm_names_helpers_and_constants() {
     let text = stub_text(vec![Step::CallHelper {
