@@ -35,10 +35,20 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod catalogue;
+pub mod cgen;
 pub mod engine;
 pub mod image;
+pub mod layout_check;
+#[cfg(feature = "emulator")]
+pub mod matrix;
+pub mod plan_runner;
+pub mod report;
+pub mod stub_runner;
+#[cfg(feature = "emulator")]
 pub mod unicorn_cpu;
 
 pub use engine::{Access, Cpu, EngineError, FaultKind, Gpr, Mode, Perms, Stop, StopSet, PAGE_SIZE};
 pub use image::{Format, Image, ImageError, Segment};
+#[cfg(feature = "emulator")]
 pub use unicorn_cpu::UnicornCpu;

@@ -2,7 +2,13 @@
 //!
 //! - `test-all-abis`: every workspace test, the snapshots and the emulator matrix; prints
 //!   `N passed, N failed` last.
+//! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
+//!   function, as the target's backend emits them.
+//! - `fixtures [--check]`: regenerate the emulator fixtures with gcc and mingw, or prove the
+//!   committed ones are what the sources compile to.
 
+mod disasm;
+mod fixtures;
 mod matrix;
 mod sys;
 mod test_all;
@@ -20,6 +26,8 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "test-all-abis" => test_all::run(rest),
+        "fixtures" => fixtures::run(rest),
+        "disasm" => disasm::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -37,4 +45,9 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task>
 tasks:
-  test-all-abis   run every test: workspace tests, snapshots, the emulator matrix";
+  test-all-abis   run every test: workspace tests, snapshots, the emulator matrix
+  disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
+                  print each declared function's plan, stub and thunk, disassembled
+  fixtures [--check] [--target T]...
+                  regenerate emu-harness/fixtures with gcc/mingw; --check proves the
+                  committed binaries are what the committed sources compile to";

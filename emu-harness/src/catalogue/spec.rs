@@ -1,0 +1,811 @@
+//! The target-independent catalogue: record definitions and signatures in a small C AST,
+//! generated from one seed. Everything here is the same on every target; sizes and values
+//! come later, per target, from abi-model's layouts.
+
+use abi_model::{CallConv, IntKind, RecordKind};
+use std::fmt::Write as _;
+
+/// The seed of the whole catalogue. Changing it changes every fixture.
+pub const SEED: u64 = 0x6c75_6166_6669_0001;
+
+/// A small deterministic PRNG (SplitMix64, Steele/Lea/Flood 2014): the catalogue must not
+/// depend on any crate's random stream staying the same across versions.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        // Bias is irrelevant here (n is tiny against 2^64); determinism is what matters.
+        self.next_u64() % n.max(1)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One element of a non-empty slice.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// The two enums of the catalogue: `enum E0 { E0_NEG = -3, E0_POS = 100 }` (signed: `int`
+/// everywhere) and `enum E1 { E1_A = 0, E1_B = 70000 }` (`unsigned int` on gcc, `int` under
+/// MSVC's rules).
+pub const ENUMS: [(&str, &[(&str, i64)]); 2] = [
+    ("E0", &[("E0_NEG", -3), ("E0_POS", 100)]),
+    ("E1", &[("E1_A", 0), ("E1_B", 70000)]),
+];
+
+/// A scalar C type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scalar {
+    /// `_Bool`
+    Bool,
+    /// An integer kind.
+    Int(IntKind),
+    /// `float`
+    Float,
+    /// `double`
+    Double,
+    /// `_Complex float`
+    ComplexFloat,
+    /// `_Complex double`
+    ComplexDouble,
+    /// `enum E<n>` (index into [`ENUMS`]).
+    Enum(u8),
+    /// `void *`
+    Ptr,
+    /// `fnptr_t`, i.e. `void (*)(void)`
+    FnPtr,
+}
+
+/// Every scalar the catalogue uses.
+pub const ALL_SCALARS: [Scalar; 20] = [
+    Scalar::Bool,
+    Scalar::Int(IntKind::Char),
+    Scalar::Int(IntKind::SChar),
+    Scalar::Int(IntKind::UChar),
+    Scalar::Int(IntKind::Short),
+    Scalar::Int(IntKind::UShort),
+    Scalar::Int(IntKind::Int),
+    Scalar::Int(IntKind::UInt),
+    Scalar::Int(IntKind::Long),
+    Scalar::Int(IntKind::ULong),
+    Scalar::Int(IntKind::LongLong),
+    Scalar::Int(IntKind::ULongLong),
+    Scalar::Float,
+    Scalar::Double,
+    Scalar::ComplexFloat,
+    Scalar::ComplexDouble,
+    Scalar::Enum(0),
+    Scalar::Enum(1),
+    Scalar::Ptr,
+    Scalar::FnPtr,
+];
+
+/// Types a variadic call may pass after `...`: only what survives the default argument
+/// promotions (C11 6.5.2.2p6/p7: no `float`, `_Bool`, `char` or `short`), plus records.
+const VARARG_SCALARS: [Scalar; 12] = [
+    Scalar::Int(IntKind::Int),
+    Scalar::Int(IntKind::UInt),
+    Scalar::Int(IntKind::Long),
+    Scalar::Int(IntKind::ULong),
+    Scalar::Int(IntKind::LongLong),
+    Scalar::Int(IntKind::ULongLong),
+    Scalar::Double,
+    Scalar::Ptr,
+    Scalar::FnPtr,
+    Scalar::Enum(0),
+    Scalar::ComplexFloat,
+    Scalar::ComplexDouble,
+];
+
+impl Scalar {
+    /// The C spelling.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            Scalar::Bool => "_Bool",
+            Scalar::Int(k) => k.c_name(),
+            Scalar::Float => "float",
+            Scalar::Double => "double",
+            Scalar::ComplexFloat => "_Complex float",
+            Scalar::ComplexDouble => "_Complex double",
+            Scalar::Enum(0) => "enum E0",
+            Scalar::Enum(_) => "enum E1",
+            Scalar::Ptr => "void *",
+            Scalar::FnPtr => "fnptr_t",
+        }
+    }
+
+    /// An upper bound of its size over every target.
+    fn size_bound(self) -> u64 {
+        match self {
+            Scalar::Bool => 1,
+            Scalar::Int(k) => match k {
+                IntKind::Char | IntKind::SChar | IntKind::UChar => 1,
+                IntKind::Short | IntKind::UShort => 2,
+                IntKind::Int | IntKind::UInt => 4,
+                IntKind::Long | IntKind::ULong | IntKind::LongLong | IntKind::ULongLong => 8,
+            },
+            Scalar::Float | Scalar::Enum(_) => 4,
+            Scalar::Double | Scalar::ComplexFloat | Scalar::Ptr | Scalar::FnPtr => 8,
+            Scalar::ComplexDouble => 16,
+        }
+    }
+
+    /// An upper bound of its alignment over every target.
+    fn align_bound(self) -> u64 {
+        match self {
+            Scalar::ComplexFloat => 4,
+            Scalar::ComplexDouble => 8,
+            s => s.size_bound(),
+        }
+    }
+}
+
+/// A type in the catalogue's AST.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Ty {
+    /// A scalar.
+    Scalar(Scalar),
+    /// Record number n: `struct Rn` / `union Rn`.
+    Record(usize),
+    /// A fixed-size array.
+    Array(Box<Ty>, u32),
+}
+
+/// One member of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldDecl {
+    /// `m<n>`, or `None` for an unnamed bit-field.
+    pub name: Option<String>,
+    /// The member's type (the element type of a flexible array member).
+    pub ty: Ty,
+    /// `Some(width)` for a bit-field.
+    pub bits: Option<u32>,
+    /// `__attribute__((aligned(n)))` on the member.
+    pub aligned: Option<u32>,
+    /// `__attribute__((packed))` on the member.
+    pub packed: bool,
+    /// A flexible array member `T m[]` (the last member of a struct).
+    pub flexible: bool,
+}
+
+/// One struct or union definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordDecl {
+    /// `struct` or `union`.
+    pub kind: RecordKind,
+    /// Members in order.
+    pub fields: Vec<FieldDecl>,
+    /// `__attribute__((packed))` on the record.
+    pub packed: bool,
+    /// `__attribute__((aligned(n)))` on the record.
+    pub aligned: Option<u32>,
+    /// `#pragma pack(push, n)` around the definition.
+    pub pack: Option<u32>,
+    /// Upper bound of its size over every target.
+    pub size_bound: u64,
+    /// Upper bound of its alignment over every target.
+    pub align_bound: u64,
+}
+
+impl RecordDecl {
+    /// True if the record can be passed by value (no flexible array member).
+    pub fn by_value(&self) -> bool {
+        !self.fields.iter().any(|f| f.flexible)
+    }
+
+    /// The C definition (with its `#pragma pack` lines), record `index`.
+    pub fn c_definition(&self, records: &[RecordDecl], index: usize) -> String {
+        let mut s = String::new();
+        if let Some(n) = self.pack {
+            let _ = writeln!(s, "#pragma pack(push, {n})");
+        }
+        let mut attrs = Vec::new();
+        if self.packed {
+            attrs.push("packed".to_string());
+        }
+        if let Some(n) = self.aligned {
+            attrs.push(format!("aligned({n})"));
+        }
+        let attrs = if attrs.is_empty() {
+            String::new()
+        } else {
+            format!("__attribute__(({})) ", attrs.join(", "))
+        };
+        let _ = writeln!(s, "{} {attrs}R{index} {{", self.kind.keyword());
+        for f in &self.fields {
+            let name = f.name.as_deref().unwrap_or("");
+            let mut decl = declarator(records, &f.ty, name);
+            if f.flexible {
+                decl.push_str("[]");
+            }
+            if let Some(w) = f.bits {
+                let _ = write!(decl, " : {w}");
+            }
+            let mut fattrs = Vec::new();
+            if f.packed {
+                fattrs.push("packed".to_string());
+            }
+            if let Some(n) = f.aligned {
+                fattrs.push(format!("aligned({n})"));
+            }
+            if !fattrs.is_empty() {
+                let _ = write!(decl, " __attribute__(({}))", fattrs.join(", "));
+            }
+            let _ = writeln!(s, "    {decl};");
+        }
+        s.push_str("};\n");
+        if self.pack.is_some() {
+            s.push_str("#pragma pack(pop)\n");
+        }
+        s
+    }
+}
+
+/// `ty` declaring `name` (which may be empty), e.g. `struct R3 m2[4]`.
+pub fn declarator(records: &[RecordDecl], ty: &Ty, name: &str) -> String {
+    let mut dims = String::new();
+    let mut cur = ty;
+    while let Ty::Array(elem, n) = cur {
+        let _ = write!(dims, "[{n}]");
+        cur = elem;
+    }
+    let base = match cur {
+        Ty::Scalar(s) => s.c_name().to_string(),
+        Ty::Record(i) => format!("{} R{i}", records[*i].kind.keyword()),
+        Ty::Array(..) => unreachable!("arrays were unwrapped"),
+    };
+    let sep = if base.ends_with('*') || name.is_empty() && dims.is_empty() {
+        ""
+    } else {
+        " "
+    };
+    format!("{base}{sep}{name}{dims}")
+}
+
+/// One signature of the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigDecl {
+    /// Return type; `None` is `void`.
+    pub ret: Option<Ty>,
+    /// Declared parameters.
+    pub params: Vec<Ty>,
+    /// Declared with `...`.
+    pub variadic: bool,
+    /// The types actually passed after `...` (already promoted).
+    pub varargs: Vec<Ty>,
+    /// The convention on the x86 targets (ignored on x86-64).
+    pub conv: CallConv,
+}
+
+/// The whole target-independent catalogue.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Every record, in definition order (a record only uses earlier ones).
+    pub records: Vec<RecordDecl>,
+    /// The records signatures pass by value.
+    pub abi_records: Vec<usize>,
+    /// Every signature.
+    pub signatures: Vec<SigDecl>,
+}
+
+/// Number of records generated for argument passing.
+const ABI_RANDOM_STRUCTS: usize = 700;
+const ABI_RANDOM_UNIONS: usize = 200;
+/// Number of records generated only for layout checks.
+const LAYOUT_RECORDS: usize = 4000;
+/// Number of random signatures, and of random variadic ones.
+const RANDOM_SIGNATURES: usize = 3300;
+const VARIADIC_SIGNATURES: usize = 1500;
+/// Largest record passed by value (upper bound over the targets).
+const MAX_ABI_RECORD: u64 = 96;
+/// Largest sum of argument sizes of one signature: keeps every fixture frame far below the
+/// 4 KiB at which mingw would call `___chkstk_ms`.
+const MAX_ARG_BYTES: u64 = 1024;
+
+const BITFIELD_INTS: [IntKind; 11] = IntKind::ALL;
+
+fn ty_bounds(records: &[RecordDecl], ty: &Ty) -> (u64, u64) {
+    match ty {
+        Ty::Scalar(s) => (s.size_bound(), s.align_bound()),
+        Ty::Record(i) => (records[*i].size_bound, records[*i].align_bound),
+        Ty::Array(e, n) => {
+            let (s, a) = ty_bounds(records, e);
+            (s * u64::from(*n), a)
+        }
+    }
+}
+
+fn make_record(
+    records: &[RecordDecl],
+    kind: RecordKind,
+    fields: Vec<FieldDecl>,
+    packed: bool,
+    aligned: Option<u32>,
+    pack: Option<u32>,
+) -> RecordDecl {
+    let mut size = 0u64;
+    let mut align = 1u64;
+    for f in &fields {
+        let (s, a) = ty_bounds(records, &f.ty);
+        let a = a.max(u64::from(f.aligned.unwrap_or(1)));
+        let s = if f.flexible { 0 } else { s };
+        align = align.max(a);
+        match kind {
+            RecordKind::Struct => size += s + a - 1,
+            RecordKind::Union => size = size.max(s),
+        }
+    }
+    let align = align.max(u64::from(aligned.unwrap_or(1)));
+    RecordDecl {
+        kind,
+        fields,
+        packed,
+        aligned,
+        pack,
+        size_bound: size + align - 1,
+        align_bound: align,
+    }
+}
+
+fn named(i: usize, ty: Ty) -> FieldDecl {
+    FieldDecl {
+        name: Some(format!("m{i}")),
+        ty,
+        bits: None,
+        aligned: None,
+        packed: false,
+        flexible: false,
+    }
+}
+
+fn int(k: IntKind) -> Ty {
+    Ty::Scalar(Scalar::Int(k))
+}
+
+/// Largest bit-field width for a type on every target (`long` is 32 bits on ILP32/LLP64).
+fn max_bits(s: Scalar) -> u32 {
+    match s {
+        Scalar::Bool => 1,
+        Scalar::Int(IntKind::Long | IntKind::ULong) => 32,
+        Scalar::Enum(_) => 32,
+        s => s.size_bound() as u32 * 8,
+    }
+}
+
+fn random_bitfield_type(rng: &mut Rng) -> Scalar {
+    match rng.below(14) {
+        0 => Scalar::Bool,
+        1 => Scalar::Enum(0),
+        _ => Scalar::Int(rng.pick(&BITFIELD_INTS)),
+    }
+}
+
+fn random_bitfield(rng: &mut Rng, index: usize) -> FieldDecl {
+    let s = random_bitfield_type(rng);
+    let (name, width) = if rng.percent(12) {
+        (None, 0)
+    } else {
+        let w = rng.range(1, u64::from(max_bits(s))) as u32;
+        // Widths near the type's size straddle units more often: favour them.
+        let w = if rng.percent(30) {
+            max_bits(s).saturating_sub(rng.below(3) as u32).max(1)
+        } else {
+            w
+        };
+        let name = if rng.percent(85) {
+            Some(format!("m{index}"))
+        } else {
+            None
+        };
+        (name, w)
+    };
+    FieldDecl {
+        name,
+        ty: Ty::Scalar(s),
+        bits: Some(width),
+        aligned: None,
+        packed: false,
+        flexible: false,
+    }
+}
+
+/// Records whose index is below `limit`, by value, no larger than `max` bytes.
+fn nested_candidates(records: &[RecordDecl], max: u64) -> Vec<usize> {
+    (0..records.len())
+        .filter(|&i| records[i].by_value() && records[i].size_bound <= max)
+        .collect()
+}
+
+fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<usize>) {
+    let mut push = |records: &mut Vec<RecordDecl>, r: RecordDecl| {
+        abi.push(records.len());
+        records.push(r);
+    };
+    // Byte arrays of every size from 1 to 72: INTEGER/memory boundaries on every ABI.
+    for n in 1..=72u32 {
+        let r = make_record(
+            records,
+            RecordKind::Struct,
+            vec![named(0, Ty::Array(Box::new(int(IntKind::UChar)), n))],
+            false,
+            None,
+            None,
+        );
+        push(records, r);
+    }
+    // Homogeneous records of every scalar, 1 to 4 members.
+    for s in ALL_SCALARS.iter() {
+        for count in 1..=4 {
+            let fields = (0..count).map(|i| named(i, Ty::Scalar(*s))).collect();
+            let r = make_record(records, RecordKind::Struct, fields, false, None, None);
+            push(records, r);
+        }
+    }
+    // Odd sizes and arrays of small scalars: 3, 5, 6, 7, 9, 12 ... bytes.
+    for s in [IntKind::Char, IntKind::Short, IntKind::Int] {
+        for n in [3u32, 5, 6, 7, 9, 11] {
+            let r = make_record(
+                records,
+                RecordKind::Struct,
+                vec![named(0, Ty::Array(Box::new(int(s)), n))],
+                false,
+                None,
+                None,
+            );
+            push(records, r);
+        }
+    }
+    for (a, b) in [
+        (IntKind::Short, IntKind::Char),
+        (IntKind::Int, IntKind::Char),
+        (IntKind::Char, IntKind::Short),
+        (IntKind::Int, IntKind::Short),
+    ] {
+        let r = make_record(
+            records,
+            RecordKind::Struct,
+            vec![named(0, int(a)), named(1, int(b))],
+            false,
+            None,
+            None,
+        );
+        push(records, r);
+        let r = make_record(
+            records,
+            RecordKind::Struct,
+            vec![named(0, int(a)), named(1, int(b))],
+            true,
+            None,
+            None,
+        );
+        push(records, r);
+    }
+    for f in [Scalar::Float, Scalar::Double] {
+        for n in [2u32, 3, 4, 5] {
+            let r = make_record(
+                records,
+                RecordKind::Struct,
+                vec![named(0, Ty::Array(Box::new(Ty::Scalar(f)), n))],
+                false,
+                None,
+                None,
+            );
+            push(records, r);
+        }
+    }
+    // Random structs: mixed scalars, arrays, nested records, bit-fields, attributes.
+    let mut made = 0;
+    while made < ABI_RANDOM_STRUCTS {
+        let count = rng.range(1, 8) as usize;
+        let nested = nested_candidates(records, 32);
+        let mut fields = Vec::new();
+        for i in 0..count {
+            let f = match rng.below(100) {
+                0..=54 => named(i, Ty::Scalar(rng.pick(&ALL_SCALARS))),
+                55..=69 => named(
+                    i,
+                    Ty::Array(
+                        Box::new(Ty::Scalar(rng.pick(&ALL_SCALARS))),
+                        rng.range(1, 5) as u32,
+                    ),
+                ),
+                70..=84 => named(i, Ty::Record(rng.pick(&nested))),
+                _ => random_bitfield(rng, i),
+            };
+            fields.push(f);
+        }
+        if !fields.iter().any(|f| f.name.is_some()) {
+            fields.push(named(count, Ty::Scalar(Scalar::Int(IntKind::Int))));
+        }
+        if rng.percent(6) {
+            let i = rng.below(fields.len() as u64) as usize;
+            if fields[i].bits.is_none() {
+                fields[i].aligned = Some(rng.pick(&[8, 16]));
+            }
+        }
+        let packed = rng.percent(10);
+        let aligned = if rng.percent(6) { Some(16) } else { None };
+        let pack = if rng.percent(5) {
+            Some(rng.pick(&[1, 2, 4]))
+        } else {
+            None
+        };
+        let r = make_record(records, RecordKind::Struct, fields, packed, aligned, pack);
+        if r.size_bound <= MAX_ABI_RECORD {
+            push(records, r);
+            made += 1;
+        }
+    }
+    // Unions: float with int, double with long long, arrays, records.
+    let union_members = [
+        Ty::Scalar(Scalar::Float),
+        Ty::Scalar(Scalar::Double),
+        int(IntKind::Int),
+        int(IntKind::LongLong),
+        int(IntKind::Char),
+        int(IntKind::Short),
+        Ty::Array(Box::new(Ty::Scalar(Scalar::Float)), 2),
+        Ty::Array(Box::new(int(IntKind::Char)), 3),
+        Ty::Array(Box::new(int(IntKind::Char)), 12),
+        Ty::Scalar(Scalar::Ptr),
+    ];
+    let mut made = 0;
+    while made < ABI_RANDOM_UNIONS {
+        let nested = nested_candidates(records, 24);
+        let count = rng.range(2, 4) as usize;
+        let fields = (0..count)
+            .map(|i| {
+                if rng.percent(20) {
+                    named(i, Ty::Record(rng.pick(&nested)))
+                } else {
+                    named(
+                        i,
+                        union_members[rng.below(union_members.len() as u64) as usize].clone(),
+                    )
+                }
+            })
+            .collect();
+        let r = make_record(records, RecordKind::Union, fields, false, None, None);
+        if r.size_bound <= MAX_ABI_RECORD {
+            push(records, r);
+            made += 1;
+        }
+    }
+}
+
+fn gen_layout_record(rng: &mut Rng, records: &[RecordDecl]) -> RecordDecl {
+    let kind = if rng.percent(15) {
+        RecordKind::Union
+    } else {
+        RecordKind::Struct
+    };
+    let count = rng.range(1, 12) as usize;
+    let nested = nested_candidates(records, 64);
+    let mut fields = Vec::with_capacity(count + 1);
+    for i in 0..count {
+        let mut f = match rng.below(100) {
+            0..=44 => random_bitfield(rng, i),
+            45..=69 => named(i, Ty::Scalar(rng.pick(&ALL_SCALARS))),
+            70..=79 => {
+                let elem = Ty::Scalar(rng.pick(&ALL_SCALARS));
+                let elem = if rng.percent(20) {
+                    Ty::Array(Box::new(elem), rng.range(1, 3) as u32)
+                } else {
+                    elem
+                };
+                named(i, Ty::Array(Box::new(elem), rng.range(1, 6) as u32))
+            }
+            80..=93 => named(i, Ty::Record(rng.pick(&nested))),
+            _ => named(
+                i,
+                Ty::Array(
+                    Box::new(Ty::Record(rng.pick(&nested))),
+                    rng.range(1, 3) as u32,
+                ),
+            ),
+        };
+        if rng.percent(8) {
+            f.packed = true;
+        }
+        // gcc rejects `aligned` on bit-fields.
+        if f.bits.is_none() && rng.percent(10) {
+            f.aligned = Some(rng.pick(&[1, 2, 4, 8, 16, 32]));
+        }
+        fields.push(f);
+    }
+    if !fields.iter().any(|f| f.name.is_some()) {
+        fields.push(named(count, Ty::Scalar(rng.pick(&ALL_SCALARS))));
+    }
+    if kind == RecordKind::Struct && rng.percent(8) {
+        let elem = if rng.percent(70) {
+            Ty::Scalar(rng.pick(&ALL_SCALARS))
+        } else {
+            Ty::Record(rng.pick(&nested))
+        };
+        fields.push(FieldDecl {
+            name: Some(format!("m{}", fields.len())),
+            ty: elem,
+            bits: None,
+            aligned: None,
+            packed: false,
+            flexible: true,
+        });
+    }
+    let packed = rng.percent(15);
+    let aligned = if rng.percent(10) {
+        Some(rng.pick(&[1, 2, 4, 8, 16, 32, 64]))
+    } else {
+        None
+    };
+    let pack = if rng.percent(20) {
+        Some(rng.pick(&[1, 2, 4, 8, 16]))
+    } else {
+        None
+    };
+    make_record(records, kind, fields, packed, aligned, pack)
+}
+
+fn sig_bytes(records: &[RecordDecl], params: &[Ty], varargs: &[Ty]) -> u64 {
+    params
+        .iter()
+        .chain(varargs)
+        .map(|t| ty_bounds(records, t).0.max(8))
+        .sum()
+}
+
+fn random_conv(rng: &mut Rng) -> CallConv {
+    match rng.below(10) {
+        0..=3 => CallConv::Cdecl,
+        4..=5 => CallConv::Stdcall,
+        6..=7 => CallConv::Fastcall,
+        _ => CallConv::Thiscall,
+    }
+}
+
+fn gen_signatures(rng: &mut Rng, records: &[RecordDecl], abi: &[usize]) -> Vec<SigDecl> {
+    let mut sigs = Vec::new();
+    let convs = [
+        CallConv::Cdecl,
+        CallConv::Stdcall,
+        CallConv::Fastcall,
+        CallConv::Thiscall,
+    ];
+    let sig = |ret: Option<Ty>, params: Vec<Ty>, conv: CallConv| SigDecl {
+        ret,
+        params,
+        variadic: false,
+        varargs: Vec::new(),
+        conv,
+    };
+    // Every scalar in every convention, alone, after a register-eating prefix, and repeated
+    // until the registers are exhausted.
+    let mut pool: Vec<Ty> = ALL_SCALARS.iter().map(|s| Ty::Scalar(*s)).collect();
+    pool.extend(abi.iter().map(|&i| Ty::Record(i)));
+    for t in &pool {
+        for conv in convs {
+            sigs.push(sig(Some(t.clone()), vec![t.clone()], conv));
+        }
+        let conv = random_conv(rng);
+        sigs.push(sig(
+            None,
+            vec![int(IntKind::Int), t.clone(), Ty::Scalar(Scalar::Double)],
+            conv,
+        ));
+    }
+    for t in pool.iter().take(ALL_SCALARS.len()) {
+        for conv in convs {
+            sigs.push(sig(Some(t.clone()), vec![], conv));
+            sigs.push(sig(Some(t.clone()), vec![t.clone(); 9], conv));
+            let mut mixed = vec![Ty::Scalar(Scalar::Double); 8];
+            mixed.push(t.clone());
+            mixed.extend(vec![int(IntKind::LongLong); 6]);
+            mixed.push(t.clone());
+            sigs.push(sig(None, mixed, conv));
+        }
+    }
+    // Random signatures, 0 to 20 arguments.
+    let scalar_weight = 55;
+    let random_ty = |rng: &mut Rng| -> Ty {
+        if rng.percent(scalar_weight) {
+            Ty::Scalar(rng.pick(&ALL_SCALARS))
+        } else {
+            Ty::Record(rng.pick(abi))
+        }
+    };
+    let mut made = 0;
+    while made < RANDOM_SIGNATURES {
+        let n = match rng.below(10) {
+            0..=5 => rng.range(0, 6),
+            6..=8 => rng.range(7, 12),
+            _ => rng.range(13, 20),
+        } as usize;
+        let params: Vec<Ty> = (0..n).map(|_| random_ty(rng)).collect();
+        let ret = if rng.percent(20) {
+            None
+        } else {
+            Some(random_ty(rng))
+        };
+        if sig_bytes(records, &params, &[]) > MAX_ARG_BYTES {
+            continue;
+        }
+        sigs.push(sig(ret, params, random_conv(rng)));
+        made += 1;
+    }
+    // Variadic calls: 1 to 4 fixed parameters, 0 to 8 promoted extra arguments. Variadic
+    // functions are always cdecl (gcc ignores stdcall/fastcall/thiscall on them).
+    let mut made = 0;
+    while made < VARIADIC_SIGNATURES {
+        let fixed = rng.range(1, 4) as usize;
+        let params: Vec<Ty> = (0..fixed).map(|_| random_ty(rng)).collect();
+        let extra = rng.range(0, 8) as usize;
+        let varargs: Vec<Ty> = (0..extra)
+            .map(|_| {
+                if rng.percent(70) {
+                    Ty::Scalar(rng.pick(&VARARG_SCALARS))
+                } else {
+                    Ty::Record(rng.pick(abi))
+                }
+            })
+            .collect();
+        let ret = if rng.percent(20) {
+            None
+        } else {
+            Some(random_ty(rng))
+        };
+        if sig_bytes(records, &params, &varargs) > MAX_ARG_BYTES {
+            continue;
+        }
+        sigs.push(SigDecl {
+            ret,
+            params,
+            variadic: true,
+            varargs,
+            conv: CallConv::Cdecl,
+        });
+        made += 1;
+    }
+    sigs
+}
+
+/// Generates the catalogue from [`SEED`].
+pub fn generate() -> Spec {
+    let mut rng = Rng::new(SEED);
+    let mut records = Vec::new();
+    let mut abi = Vec::new();
+    gen_abi_records(&mut rng, &mut records, &mut abi);
+    for _ in 0..LAYOUT_RECORDS {
+        let r = gen_layout_record(&mut rng, &records);
+        records.push(r);
+    }
+    let signatures = gen_signatures(&mut rng, &records, &abi);
+    Spec {
+        records,
+        abi_records: abi,
+        signatures,
+    }
+}

@@ -1,0 +1,395 @@
+//! Backend stubs and thunks against the compiled fixtures, with the helpers mocked over a
+//! mock Lua stack.
+//!
+//! *Stub* (call direction): a generated `lua_CFunction` is called with a mock `lua_State`
+//! whose Lua arguments are the catalogue's values; its helper calls stop at hook addresses
+//! and are answered in Rust; `luaffi_func_addr` hands it the compiled callee, which records
+//! what it received; the value the stub pushes (or writes into the result cdata) must be the
+//! callee's return value. *Thunk* (callback direction): a compiled caller calls a generated
+//! thunk; the values the thunk pushes must be the caller's arguments, and what the caller
+//! receives must be what the mock Lua function returned.
+//!
+//! Every helper call is checked for stack alignment at its entry; every run for the stack
+//! pointer, the callee-saved registers and the x87 stack afterwards.
+
+use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
+use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
+use abi_model::callback::CallbackFrame;
+use abi_model::helpers::Helper;
+use abi_model::steps::{stub_program, thunk_program};
+use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
+
+/// Where generated code is written.
+pub const CODE_BASE: u64 = 0x5800_0000;
+/// Bytes mapped for generated code.
+pub const CODE_SIZE: u64 = 0x1_0000;
+/// The mock `lua_State *` (never dereferenced: stubs only pass it to helpers).
+pub const FAKE_L: u64 = 0x4C00_0010;
+/// Ctype constant of argument `i`: `CTYPE_ARGS + 16 * i`.
+pub const CTYPE_ARGS: u64 = 0x4D00_0000;
+/// Ctype constant of the return type.
+pub const CTYPE_RET: u64 = 0x4DFF_0000;
+/// The callback data constant of thunks.
+pub const CALLBACK_DATA: u64 = 0x4E00_0020;
+/// Where `luaffi_new_result` allocates result cdata storage (inside the scratch region).
+const RESULT_AT: u64 = layout::SCRATCH + 0x8000;
+
+/// The hook address of a helper.
+pub fn hook_of(h: Helper) -> u64 {
+    layout::HOOKS + 16 * h.id() as u64
+}
+
+/// Maps the page generated code is written to.
+pub fn map_code_region(cpu: &mut dyn Cpu) -> Result<(), crate::EngineError> {
+    cpu.map(CODE_BASE, CODE_SIZE, Perms::RX)
+}
+
+/// Every stop a stub or thunk run uses: the harness's return address and every helper hook.
+pub fn stub_stops() -> StopSet {
+    StopSet::new(std::iter::once(layout::MAGIC_RET).chain(Helper::ALL.iter().map(|h| hook_of(*h))))
+}
+
+/// The environment a generated stub or thunk is built with in the emulator.
+pub fn code_env(nargs: usize) -> CodeEnv {
+    CodeEnv {
+        helpers: Helper::ALL.iter().map(|h| hook_of(*h)).collect(),
+        arg_ctypes: (0..nargs as u64).map(|i| CTYPE_ARGS + 16 * i).collect(),
+        ret_ctype: CTYPE_RET,
+        callback_data: CALLBACK_DATA,
+    }
+}
+
+/// The registers a callee must preserve on each target, besides the stack pointer.
+fn callee_saved(target: Target) -> &'static [Gpr] {
+    match (target.arch, target.os) {
+        (Arch::X86, _) => &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi],
+        (Arch::X86_64, Os::Linux) => &[Gpr::Rbx, Gpr::Rbp, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
+        (Arch::X86_64, Os::Windows) => &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
+    }
+}
+
+/// Registers a called function may change without restoring them, per target (i386 psABI
+/// 2.2.1, SysV x86-64 psABI 3.2.1 figure 3.4, Microsoft x64 "Caller/callee saved registers").
+fn volatile(target: Target) -> (&'static [Gpr], usize) {
+    match (target.arch, target.os) {
+        (Arch::X86, _) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx], 8),
+        (Arch::X86_64, Os::Linux) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::Rsi, Gpr::Rdi, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 16),
+        (Arch::X86_64, Os::Windows) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 6),
+    }
+}
+
+fn clobber_volatile(cpu: &mut dyn Cpu, target: Target) {
+    let (gprs, xmms) = volatile(target);
+    for r in gprs {
+        cpu.set_gpr(*r, cpu.mode().truncate(0xC1C1_C1C1_C1C1_C1C1));
+    }
+    for x in 0..xmms {
+        cpu.set_xmm(x, 0xC2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2);
+    }
+}
+
+fn sentinel(r: Gpr, mode: Mode) -> u64 {
+    mode.truncate(0x5A5A_0000_0000_5A00 | (r as u64) << 4)
+}
+
+/// The plan of `int stub(lua_State *L)`, the C view of a `lua_CFunction`.
+fn lua_cfunction_plan(target: Target) -> CallPlan {
+    let i32k = ValueKind::Int { size: 4, signed: true };
+    plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(i32k), &[AbiValue::scalar(ValueKind::Pointer)], 1).expect("plannable")
+}
+
+/// The mock Lua side of one run.
+struct Mock<'a> {
+    w: usize,
+    /// Kinds of the C arguments (ctype `Arg(i)`), and of the return value.
+    arg_kinds: Vec<ValueKind>,
+    ret_kind: ValueKind,
+    /// Stubs: the Lua arguments as C values, by Lua index 1..n.
+    lua_args: &'a [Vec<u8>],
+    /// What the mock Lua function returns (thunks), and `ToX(L, -1)` reads.
+    lua_result: &'a [u8],
+    /// What `luaffi_func_addr` answers.
+    func_addr: u64,
+    /// Values pushed by `luaffi_push_*`, with the kind the helper pushed.
+    pushed: Vec<Vec<u8>>,
+    /// The storage `luaffi_new_result` handed out.
+    result_buf: Option<u64>,
+    /// Number of arguments `luaffi_callback_call` was given.
+    called_with: Option<i64>,
+}
+
+fn le(v: u64, n: usize) -> Vec<u8> {
+    v.to_le_bytes()[..n].to_vec()
+}
+
+fn word_of(b: &[u8]) -> u64 {
+    let mut v = [0u8; 8];
+    v[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+    u64::from_le_bytes(v)
+}
+
+fn widen(bytes: &[u8], signed: bool, to: usize) -> Vec<u8> {
+    let negative = signed && bytes.last().is_some_and(|b| b & 0x80 != 0);
+    let mut v = bytes.to_vec();
+    v.resize(to.max(bytes.len()), if negative { 0xFF } else { 0 });
+    v.truncate(to);
+    v
+}
+
+impl Mock<'_> {
+    fn kind_of_ctype(&self, ctype: u64) -> Option<ValueKind> {
+        if ctype == CTYPE_RET {
+            return Some(self.ret_kind);
+        }
+        let i = ctype.checked_sub(CTYPE_ARGS)? / 16;
+        self.arg_kinds.get(i as usize).copied()
+    }
+
+    /// The C value a `To*` helper converts: Lua index `idx` (or -1, the callback's result).
+    fn source(&self, idx: i64) -> Result<&[u8], Mismatch> {
+        if idx == -1 {
+            return Ok(self.lua_result);
+        }
+        usize::try_from(idx - 1)
+            .ok()
+            .and_then(|i| self.lua_args.get(i))
+            .map(Vec::as_slice)
+            .ok_or_else(|| mismatch("Lua index passed to a conversion helper", format!("1..={}", self.lua_args.len()), idx.to_string()))
+    }
+
+    /// Answers one helper call: reads its arguments, acts, writes its result.
+    fn answer(&mut self, cpu: &mut dyn Cpu, h: Helper, target: Target) -> Result<(), Mismatch> {
+        let plan = h.plan(target);
+        let (_, params) = h.kinds();
+        let w = self.w;
+        let (args, _) = plan_runner::read_incoming(cpu, &plan, params.iter().map(|k| k.size(w as u32) as usize)).map_err(engine)?;
+        let arg = |i: usize| word_of(&args[i]);
+        let int_arg = |i: usize| i64::from(word_of(&args[i]) as u32 as i32);
+        if params.first() == Some(&ValueKind::Pointer) && !matches!(h, Helper::CallbackEnter) && arg(0) != FAKE_L {
+            return Err(mismatch(format!("L passed to {}", h.name()), format!("{FAKE_L:#x}"), format!("{:#x}", arg(0))));
+        }
+        let ret: Vec<u8> = match h {
+            Helper::ArgCount => le(self.lua_args.len() as u64, 4),
+            Helper::ArgCountError => {
+                return Err(mismatch("argument count check", "no error", format!("luaffi_argcount_error(expected {}, got {})", int_arg(1), int_arg(2))));
+            }
+            Helper::ToI32 | Helper::ToI8 | Helper::ToI16 => widen(self.source(int_arg(1))?, true, 4),
+            Helper::ToU32 | Helper::ToU8 | Helper::ToU16 => widen(self.source(int_arg(1))?, false, 4),
+            Helper::ToI64 | Helper::ToU64 => widen(self.source(int_arg(1))?, false, 8),
+            Helper::ToBool => le(u64::from(self.source(int_arg(1))?.iter().any(|b| *b != 0)), 4),
+            Helper::ToF32 | Helper::ToF64 | Helper::ToPtr => self.source(int_arg(1))?.to_vec(),
+            Helper::ToRecord => {
+                let src = self.source(int_arg(1))?.to_vec();
+                let want = self.kind_of_ctype(arg(2)).map(|k| k.size(w as u32) as usize);
+                if want != Some(src.len()) {
+                    return Err(mismatch("ctype passed to luaffi_to_record", format!("a type of {} bytes", src.len()), format!("{:#x}", arg(2))));
+                }
+                cpu.write(arg(3), &src).map_err(engine)?;
+                vec![]
+            }
+            Helper::FuncAddr => le(self.func_addr, w),
+            Helper::NewResult => {
+                let size = self.kind_of_ctype(arg(1)).map(|k| k.size(w as u32)).unwrap_or(0) as usize;
+                cpu.write(RESULT_AT, &vec![plan_runner::JUNK; size]).map_err(engine)?;
+                self.result_buf = Some(RESULT_AT);
+                le(RESULT_AT, w)
+            }
+            Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64 | Helper::PushF32 | Helper::PushF64 | Helper::PushPtr => {
+                self.pushed.push(args[1].clone());
+                vec![]
+            }
+            Helper::PushBool => {
+                self.pushed.push(vec![u8::from(args[1].iter().any(|b| *b != 0))]);
+                vec![]
+            }
+            Helper::PushRecord => {
+                let size = self.kind_of_ctype(arg(1)).map(|k| k.size(w as u32)).unwrap_or(0) as usize;
+                let mut v = vec![0; size];
+                cpu.read(arg(2), &mut v).map_err(engine)?;
+                self.pushed.push(v);
+                vec![]
+            }
+            Helper::CallbackEnter => {
+                if arg(0) != CALLBACK_DATA {
+                    return Err(mismatch("callback data passed to luaffi_callback_enter", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(0))));
+                }
+                le(FAKE_L, w)
+            }
+            Helper::CallbackCall => {
+                self.called_with = Some(int_arg(1));
+                vec![]
+            }
+            Helper::ErrnoRestore | Helper::AfterCall | Helper::CallbackLeave => vec![],
+        };
+        // Clobber everything a real helper may clobber, then return its result: code that
+        // keeps a value in a volatile register across a helper call fails here.
+        clobber_volatile(cpu, target);
+        let (rk, _) = h.kinds();
+        if rk != ValueKind::Void {
+            plan_runner::write_return(cpu, &plan, &ret, None).map_err(engine)?;
+        }
+        cpu.emulate_ret(u64::from(plan.callee_pops)).map_err(engine)?;
+        Ok(())
+    }
+}
+
+/// Runs from `start` until the harness's return address, answering helper calls; checks the
+/// stack alignment at each helper's entry.
+fn drive(cpu: &mut dyn Cpu, mock: &mut Mock, target: Target, start: u64, stops: &StopSet) -> Result<(), Mismatch> {
+    let mut pc = start;
+    for _ in 0..10_000 {
+        let crate::Stop::Reached(at) = cpu.run(pc, stops, layout::BUDGET).map_err(engine)?;
+        if at == layout::MAGIC_RET {
+            return Ok(());
+        }
+        let h = Helper::ALL
+            .iter()
+            .copied()
+            .find(|h| hook_of(*h) == at)
+            .ok_or_else(|| mismatch("stop address", "a helper hook", format!("{at:#x}")))?;
+        let call_sp = cpu.gpr(Gpr::Rsp) + cpu.mode().word_size();
+        let align = u64::from(h.plan(target).stack_align);
+        if call_sp % align != 0 {
+            return Err(mismatch(format!("stack alignment at the call of {}", h.name()), format!("{align} bytes"), format!("sp = {call_sp:#x}")));
+        }
+        mock.answer(cpu, h, target)?;
+        pc = cpu.gpr(Gpr::Rip);
+    }
+    Err(mismatch("helper calls", "a return", "more than 10000 helper calls"))
+}
+
+fn set_sentinels(cpu: &mut dyn Cpu, target: Target) {
+    let mode = cpu.mode();
+    for r in callee_saved(target) {
+        cpu.set_gpr(*r, sentinel(*r, mode));
+    }
+}
+
+fn check_sentinels(cpu: &dyn Cpu, target: Target) -> Result<(), Mismatch> {
+    for r in callee_saved(target) {
+        let want = sentinel(*r, cpu.mode());
+        let got = cpu.gpr(*r);
+        if got != want {
+            return Err(mismatch(format!("callee-saved {} after the call", r.name(cpu.mode())), format!("{want:#x}"), format!("{got:#x}")));
+        }
+    }
+    Ok(())
+}
+
+fn is_aggregate(k: ValueKind) -> bool {
+    matches!(k, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64)
+}
+
+/// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`.
+pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+    let target = backend.target();
+    let plan = case.plan;
+    let w = plan.ptr_size as usize;
+    let program = stub_program(plan, 1);
+    let code = backend.stub(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
+    cpu.write_code(CODE_BASE, &code).map_err(engine)?;
+    cpu.reset_registers();
+    cpu.write_u32(rec.len, 0).map_err(engine)?;
+    set_sentinels(cpu, target);
+    let entry = lua_cfunction_plan(target);
+    let sp0 = layout::STACK_TOP - u64::from(entry.frame_bytes()).div_ceil(16) * 16;
+    plan_runner::place_args(cpu, &entry, &[le(FAKE_L, w)], sp0, None).map_err(engine)?;
+    cpu.set_gpr(Gpr::Rsp, sp0);
+    cpu.push(layout::MAGIC_RET).map_err(engine)?;
+    let mut mock = Mock {
+        w,
+        arg_kinds: plan.args.iter().map(|a| a.value).collect(),
+        ret_kind: plan.ret.value,
+        lua_args: case.args,
+        lua_result: &[],
+        func_addr: callee,
+        pushed: Vec::new(),
+        result_buf: None,
+        called_with: None,
+    };
+    drive(cpu, &mut mock, target, CODE_BASE, stops)?;
+    let results = cpu.gpr(Gpr::Rax) as u32;
+    let want_results = u32::from(plan.ret.value != ValueKind::Void);
+    if results != want_results {
+        return Err(mismatch("the stub's result count (eax)", want_results.to_string(), results.to_string()));
+    }
+    if cpu.gpr(Gpr::Rsp) != sp0 {
+        return Err(mismatch("stack pointer after the stub returned", format!("{sp0:#x}"), format!("{:#x}", cpu.gpr(Gpr::Rsp))));
+    }
+    check_sentinels(cpu, target)?;
+    if cpu.x87_depth() != 0 {
+        return Err(mismatch("x87 stack after the stub", "empty", format!("{} values", cpu.x87_depth())));
+    }
+    let recorded = plan_runner::take_record(cpu, rec)?;
+    let mut at = 0;
+    for (i, (bytes, mask)) in case.args.iter().zip(case.arg_masks).enumerate() {
+        let got = recorded.get(at..at + bytes.len()).unwrap_or(&[]);
+        compare(&format!("arg {i} ({}) as the callee received it", plan.args[i].value), bytes, got, mask)?;
+        at += bytes.len();
+    }
+    let kind = plan.ret.value;
+    if kind == ValueKind::Void {
+        return Ok(());
+    }
+    let got = if is_aggregate(kind) {
+        let buf = mock.result_buf.ok_or_else(|| mismatch("result cdata", "luaffi_new_result called", "not called"))?;
+        let mut v = vec![0; case.ret.len()];
+        cpu.read(buf, &mut v).map_err(engine)?;
+        v
+    } else {
+        let mut v = mock.pushed.first().cloned().ok_or_else(|| mismatch("pushed result", "one value", "none"))?;
+        v.truncate(case.ret.len());
+        v
+    };
+    compare("the value the stub returned to Lua", case.ret, &got, case.ret_mask)
+}
+
+/// Callback direction: the compiled `caller` calls the backend's thunk for `case.plan`.
+pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller: u64, entry_plan: &CallPlan, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+    let target = backend.target();
+    let plan = case.plan;
+    let w = plan.ptr_size as usize;
+    let frame = CallbackFrame::from_plan(plan);
+    let program = thunk_program(&frame);
+    let code = backend.thunk(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
+    cpu.write_code(CODE_BASE, &code).map_err(engine)?;
+    cpu.reset_registers();
+    cpu.write_u32(rec.len, 0).map_err(engine)?;
+    let sp0 = layout::STACK_TOP - u64::from(entry_plan.frame_bytes()).div_ceil(16) * 16;
+    plan_runner::place_args(cpu, entry_plan, &[le(CODE_BASE, w)], sp0, None).map_err(engine)?;
+    cpu.set_gpr(Gpr::Rsp, sp0);
+    cpu.push(layout::MAGIC_RET).map_err(engine)?;
+    set_sentinels(cpu, target);
+    let mut mock = Mock {
+        w,
+        arg_kinds: plan.args.iter().map(|a| a.value).collect(),
+        ret_kind: plan.ret.value,
+        lua_args: &[],
+        lua_result: case.ret,
+        func_addr: 0,
+        pushed: Vec::new(),
+        result_buf: None,
+        called_with: None,
+    };
+    drive(cpu, &mut mock, target, caller, stops)?;
+    if cpu.gpr(Gpr::Rsp) != sp0 + u64::from(entry_plan.callee_pops) {
+        return Err(mismatch("the caller's stack pointer after it returned", format!("{sp0:#x}"), format!("{:#x}", cpu.gpr(Gpr::Rsp))));
+    }
+    check_sentinels(cpu, target)?;
+    if cpu.x87_depth() != 0 {
+        return Err(mismatch("x87 stack after the caller returned", "empty", format!("{} values", cpu.x87_depth())));
+    }
+    if mock.called_with != Some(plan.args.len() as i64) {
+        return Err(mismatch("arguments given to the Lua function", plan.args.len().to_string(), format!("{:?}", mock.called_with)));
+    }
+    if mock.pushed.len() != case.args.len() {
+        return Err(mismatch("values the thunk pushed", case.args.len().to_string(), mock.pushed.len().to_string()));
+    }
+    for (i, ((bytes, mask), got)) in case.args.iter().zip(case.arg_masks).zip(&mock.pushed).enumerate() {
+        let mut got = got.clone();
+        got.truncate(bytes.len());
+        compare(&format!("arg {i} ({}) as the thunk pushed it", plan.args[i].value), bytes, &got, mask)?;
+    }
+    let recorded = plan_runner::take_record(cpu, rec)?;
+    compare("return value as the caller received it", case.ret, &recorded, case.ret_mask)
+}

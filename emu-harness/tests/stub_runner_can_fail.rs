@@ -1,0 +1,127 @@
+//! The stub and thunk checker must catch a wrong backend: each test wraps a real backend so
+//! that it emits code for a subtly wrong program (one argument never loaded, one Lua value
+//! never pushed, the wrong number of bytes popped, the return value never loaded) and
+//! asserts the emulator run reports it, after checking the unwrapped backend passes.
+
+use abi_model::steps::{Program, Step};
+use abi_model::helpers::Helper;
+use abi_model::{Backend, BackendError, CallConv, CallPlan, CodeEnv, Target, ValueKind};
+use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
+use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of};
+use emu_harness::plan_runner::{Case, Mismatch};
+use emu_harness::stub_runner::{self, check_stub, check_thunk};
+
+/// A real backend whose programs are edited by `edit` before lowering.
+struct Faulty {
+    inner: Box<dyn Backend + Sync>,
+    edit: fn(&mut Program),
+}
+
+impl Backend for Faulty {
+    fn target(&self) -> Target {
+        self.inner.target()
+    }
+    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        let mut p = program.clone();
+        (self.edit)(&mut p);
+        self.inner.stub(&p, base, env)
+    }
+    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        let mut p = program.clone();
+        (self.edit)(&mut p);
+        self.inner.thunk(&p, base, env)
+    }
+}
+
+/// Runs both directions of `s` through `backend`.
+fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
+    let plan = plan_of(cat, s).expect("plan");
+    let img = &cat.images[s.image];
+    let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
+    stub_runner::map_code_region(loaded.cpu.as_mut()).expect("code region");
+    let args: Vec<Vec<u8>> = s.args.iter().map(|v| v.bytes.clone()).collect();
+    let masks: Vec<Vec<u8>> = s.args.iter().map(|v| v.mask.clone()).collect();
+    let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
+    let case = Case { c_text: &s.c_decl, plan: &plan, args: &args, arg_masks: &masks, ret: &ret, ret_mask: &ret_mask };
+    let stops = stub_runner::stub_stops();
+    let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops);
+    let entry = caller_entry_plan(cat.target);
+    let thunk = check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops);
+    (stub, thunk)
+}
+
+fn find<'a>(cat: &'a Catalogue, pred: impl Fn(&CatSignature, &CallPlan) -> bool) -> &'a CatSignature {
+    cat.signatures
+        .iter()
+        .find(|s| !s.sig.variadic && plan_of(cat, s).is_ok_and(|p| pred(s, &p)))
+        .expect("the catalogue has such a signature")
+}
+
+fn is_int(v: ValueKind) -> bool {
+    matches!(v, ValueKind::Int { size: 4 | 8, .. })
+}
+
+/// Checks the real backend passes `s`, then that the faulty one fails in the given directions.
+fn caught(target: Target, s: &CatSignature, cat: &Catalogue, edit: fn(&mut Program), stub_fails: bool, thunk_fails: bool) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
+    let real = backend_for(target);
+    let (stub, thunk) = run(cat, s, real.as_ref());
+    assert_eq!(stub, Ok(()), "{}", s.c_decl);
+    assert_eq!(thunk, Ok(()), "{}", s.c_decl);
+    let faulty = Faulty { inner: backend_for(target), edit };
+    let (stub, thunk) = run(cat, s, &faulty);
+    assert_eq!(stub.is_err(), stub_fails, "stub of {}: {stub:?}", s.c_decl);
+    assert_eq!(thunk.is_err(), thunk_fails, "thunk of {}: {thunk:?}", s.c_decl);
+    (stub, thunk)
+}
+
+#[test]
+fn a_stub_that_never_loads_an_argument_register_is_caught() {
+    for target in [Target::X64_SYSV, Target::X64_WIN] {
+        let cat = catalogue(target);
+        let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
+        let (stub, _) = caught(target, s, &cat, |p| {
+            if let Some(i) = p.steps.iter().rposition(|st| matches!(st, Step::LoadArg { .. })) {
+                p.steps.remove(i);
+            }
+        }, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.what.starts_with("arg "), "{target}: {stub}");
+    }
+}
+
+#[test]
+fn a_thunk_that_pushes_one_value_too_few_is_caught() {
+    let cat = catalogue(Target::X86_LINUX);
+    let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
+    let (_, thunk) = caught(Target::X86_LINUX, s, &cat, |p| {
+        if let Some(i) = p.steps.iter().rposition(|st| matches!(st, Step::CallHelper { helper: Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64, .. })) {
+            p.steps.remove(i);
+        }
+    }, true, true);
+    assert!(thunk.unwrap_err().what.contains("pushed"));
+}
+
+#[test]
+fn a_stdcall_thunk_that_pops_the_wrong_bytes_is_caught() {
+    let cat = catalogue(Target::X86_WIN);
+    let s = find(&cat, |s, p| s.sig.conv == CallConv::Stdcall && p.callee_pops >= 8);
+    let (_, thunk) = caught(Target::X86_WIN, s, &cat, |p| {
+        for st in &mut p.steps {
+            if let Step::ReturnToC { pops, .. } = st {
+                *pops -= 4;
+            }
+        }
+    }, false, true);
+    // The compiled caller restores its frame from the wrong place: it either returns with
+    // the wrong stack pointer or runs off into unmapped memory.
+    let thunk = thunk.unwrap_err();
+    assert!(thunk.what.contains("stack pointer") || thunk.what.contains("execution"), "{thunk}");
+}
+
+#[test]
+fn a_thunk_that_never_loads_its_return_value_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
+    let (_, thunk) = caught(Target::X64_SYSV, s, &cat, |p| p.steps.retain(|st| !matches!(st, Step::LoadReturn { .. })), false, true);
+    assert!(thunk.unwrap_err().what.contains("return value"));
+}
