@@ -5,6 +5,7 @@ use abi_model::Target;
 use emu_harness::catalogue::catalogue;
 use emu_harness::cgen;
 use emu_harness::layout_check::{check_committed, check_layouts, fixture_dir, read_layouts};
+use emu_harness::report::{write_rows, MatrixRow};
 
 /// How many mismatches to print in full before summarising.
 const SHOWN: usize = 15;
@@ -13,11 +14,13 @@ fn check_target(target: Target) {
     let cat = catalogue(target);
     let (checked, mismatches) = check_committed(&cat).unwrap_or_else(|e| panic!("{target}: {e}"));
     assert_eq!(checked, cat.spec.records.len());
+    let mut records: Vec<usize> = mismatches.iter().map(|m| m.record).collect();
+    records.dedup();
+    let row = MatrixRow { target: target.name().into(), subject: "layout".into(), direction: "data".into(), checked: checked as u64, failed: records.len() as u64 };
+    write_rows(&format!("layout-{}", target.name()), &[row]).expect("write the matrix row");
     if mismatches.is_empty() {
         return;
     }
-    let mut records: Vec<usize> = mismatches.iter().map(|m| m.record).collect();
-    records.dedup();
     let shown: Vec<String> = mismatches.iter().take(SHOWN).map(ToString::to_string).collect();
     panic!("{target}: {} mismatches in {} of {checked} records; first {}:\n{}", mismatches.len(), records.len(), shown.len(), shown.join("\n"));
 }
