@@ -307,6 +307,20 @@ extern "C" fn h_to_i32(l: *mut c_void, idx: i32) -> i32 {
 extern "C" fn h_to_u32(l: *mut c_void, idx: i32) -> u32 {
     as_i64(&arg("to_u32", l, idx)) as u32
 }
+// Narrow conversions return the value already widened back to 32 bits, as the helper table
+// says, so a stub stores a properly extended slot.
+extern "C" fn h_to_i8(l: *mut c_void, idx: i32) -> i32 {
+    i32::from(as_i64(&arg("to_i8", l, idx)) as i8)
+}
+extern "C" fn h_to_u8(l: *mut c_void, idx: i32) -> u32 {
+    u32::from(as_i64(&arg("to_u8", l, idx)) as u8)
+}
+extern "C" fn h_to_i16(l: *mut c_void, idx: i32) -> i32 {
+    i32::from(as_i64(&arg("to_i16", l, idx)) as i16)
+}
+extern "C" fn h_to_u16(l: *mut c_void, idx: i32) -> u32 {
+    u32::from(as_i64(&arg("to_u16", l, idx)) as u16)
+}
 extern "C" fn h_to_i64(l: *mut c_void, idx: i32) -> i64 {
     as_i64(&arg("to_i64", l, idx))
 }
@@ -431,6 +445,10 @@ fn helper_fn(h: Helper) -> usize {
         Helper::ArgCountError => h_argcount_error as *const () as usize,
         Helper::ToI32 => h_to_i32 as *const () as usize,
         Helper::ToU32 => h_to_u32 as *const () as usize,
+        Helper::ToI8 => h_to_i8 as *const () as usize,
+        Helper::ToU8 => h_to_u8 as *const () as usize,
+        Helper::ToI16 => h_to_i16 as *const () as usize,
+        Helper::ToU16 => h_to_u16 as *const () as usize,
         Helper::ToI64 => h_to_i64 as *const () as usize,
         Helper::ToU64 => h_to_u64 as *const () as usize,
         Helper::ToF32 => h_to_f32 as *const () as usize,
