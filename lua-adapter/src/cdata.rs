@@ -45,7 +45,7 @@ pub struct Cdata {
 }
 
 /// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
-pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54"));
+pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", feature = "lua55"));
 
 const HEADER: usize = std::mem::size_of::<Cdata>();
 
@@ -55,12 +55,12 @@ const HEADER: usize = std::mem::size_of::<Cdata>();
 /// # Safety
 /// `l` must be valid with a free stack slot. May raise a memory error.
 unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
-    #[cfg(feature = "lua54")]
+    #[cfg(any(feature = "lua54", feature = "lua55"))]
     // SAFETY: valid state, as the caller guarantees.
     unsafe {
         ffi::lua_newuserdatauv(l, size, user_values)
     }
-    #[cfg(not(feature = "lua54"))]
+    #[cfg(not(any(feature = "lua54", feature = "lua55")))]
     {
         let _ = user_values;
         // SAFETY: valid state, as the caller guarantees.

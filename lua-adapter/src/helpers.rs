@@ -53,7 +53,9 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
         if idx < 0 {
             convert::raise_conv(l, st, e);
         }
-        let narg = if idx > 1 && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
+        // Lua 5.5's luaL_argerror leaves out the called object of a `__call` call itself
+        // (`ar.extraargs`); earlier versions count it, so it is subtracted here.
+        let narg = if !cfg!(feature = "lua55") && idx > 1 && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
         convert::raise_conv_arg(l, st, narg, e)
     }
 }

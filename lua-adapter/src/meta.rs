@@ -56,17 +56,35 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"v");
         (*st).ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        // One closure per metamethod, shared by both metatables: Lua 5.1 and 5.2 call
+        // `__eq` (5.1 also `__lt`/`__le`) only when both operands have the very same
+        // metamethod, so a cdata with a finalizer must compare with one without.
+        ffi::lua_createtable(l, 0, METHODS.len() as c_int);
+        for (name, f) in METHODS {
+            ffi::lua_pushlightuserdata(l, st as *mut _);
+            ffi::lua_pushcclosure(l, f, 1);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        let methods = ffi::lua_gettop(l);
         for with_gc in [false, true] {
-            ffi::lua_createtable(l, 0, METHODS.len() as c_int + 2);
-            for (name, f) in METHODS {
-                ffi::lua_pushlightuserdata(l, st as *mut _);
-                ffi::lua_pushcclosure(l, f, 1);
+            ffi::lua_createtable(l, 0, METHODS.len() as c_int + 3);
+            for (name, _) in METHODS {
+                ffi::lua_getfield(l, methods, name.as_ptr());
                 ffi::lua_setfield(l, -2, name.as_ptr());
             }
             if with_gc {
                 ffi::lua_pushvalue(l, finalizers);
                 ffi::lua_pushcclosure(l, mm_gc, 1);
                 ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            }
+            // To-be-closed variables (Lua 5.4+): `local p <close> = ffi.gc(x, f)` runs the
+            // finalizer when `p` goes out of scope, once (`mm_gc` removes it before calling
+            // it, so the collector won't run it again); a cdata without one closes as a no-op.
+            #[cfg(any(feature = "lua54", feature = "lua55"))]
+            {
+                ffi::lua_pushvalue(l, finalizers);
+                ffi::lua_pushcclosure(l, mm_gc, 1);
+                ffi::lua_setfield(l, -2, c"__close".as_ptr());
             }
             // getmetatable(cdata) answers "ffi", as in LuaJIT.
             ffi::lua_pushstring(l, c"ffi".as_ptr());
@@ -81,7 +99,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
                 (*st).meta_ptr = p;
             }
         }
-        ffi::lua_pop(l, 1);
+        ffi::lua_pop(l, 2); // the shared methods and the finalizer table
     }
 }
 
@@ -491,7 +509,8 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: upvalue 1 is the finalizer table; index 1 the cdata being collected.
+    // SAFETY: upvalue 1 is the finalizer table; index 1 the cdata being collected (`__gc`)
+    // or closed (`__close`, which also passes the error object at 2).
     unsafe {
         let fins = ffi::lua_upvalueindex(1);
         ffi::lua_pushvalue(l, 1);

@@ -80,4 +80,5 @@ scripts! {
     memory => "memory.lua",
     calls => "calls.lua",
     callbacks => "callbacks.lua",
+    versions => "versions.lua",
 }

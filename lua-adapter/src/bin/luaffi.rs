@@ -229,7 +229,7 @@ fn new_state(argv: &[Vec<u8>], options: &Options) -> mlua::Result<Lua> {
     let open_ffi = lua.create_function(|lua, _: MultiValue| module::open(lua))?;
     lua.preload_module("ffi", open_ffi)?;
     create_arg_table(&lua, argv, options.script.unwrap_or(0))?;
-    #[cfg(feature = "lua54")]
+    #[cfg(any(feature = "lua54", feature = "lua55"))]
     {
         install_warning_function(&lua);
         // SAFETY: lua_gc only switches the collector's mode; 0 keeps the default parameters.
@@ -255,7 +255,7 @@ fn create_arg_table(lua: &Lua, argv: &[Vec<u8>], script: usize) -> mlua::Result<
 
 /// Lua 5.4's standard warning function (lauxlib's warnfoff/warnfon/warnfcont): off until
 /// `@on`, each warning on stderr as `Lua warning: ...`, pieces joined until the last one.
-#[cfg(feature = "lua54")]
+#[cfg(any(feature = "lua54", feature = "lua55"))]
 fn install_warning_function(lua: &Lua) {
     use std::cell::Cell;
 
@@ -305,7 +305,9 @@ fn mlua_failure(e: mlua::Error) -> Failure {
 
 /// `LUA_INIT_5_x`, else `LUA_INIT`: `@file` runs the file, anything else runs as code.
 fn handle_lua_init(lua: &Lua) -> Result<(), Failure> {
-    let versioned = if cfg!(feature = "lua54") {
+    let versioned = if cfg!(feature = "lua55") {
+        Some("LUA_INIT_5_5")
+    } else if cfg!(feature = "lua54") {
         Some("LUA_INIT_5_4")
     } else if cfg!(feature = "lua53") {
         Some("LUA_INIT_5_3")
@@ -348,7 +350,7 @@ fn run_options(lua: &Lua, argv: &[Vec<u8>], option_end: usize) -> Result<(), Fai
                     require_library(lua, extra)?;
                 }
             }
-            #[cfg(feature = "lua54")]
+            #[cfg(any(feature = "lua54", feature = "lua55"))]
             b'W' => lua.warning("@on", false),
             _ => {}
         }
