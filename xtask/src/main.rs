@@ -2,6 +2,8 @@
 //!
 //! - `test-all-abis`: every workspace test, the snapshots and the emulator matrix; prints
 //!   `N passed, N failed` last.
+//! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
+//! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
 //! - `fixtures [--check]`: regenerate the emulator fixtures with gcc and mingw, or prove the
@@ -10,6 +12,7 @@
 mod disasm;
 mod fixtures;
 mod matrix;
+mod module;
 mod sys;
 mod test_all;
 
@@ -26,6 +29,8 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "test-all-abis" => test_all::run(rest),
+        "module" => module::run(rest),
+        "valgrind" => module::valgrind(rest),
         "fixtures" => fixtures::run(rest),
         "disasm" => disasm::run(rest),
         "-h" | "--help" | "help" => {
@@ -50,4 +55,6 @@ tasks:
                   print each declared function's plan, stub and thunk, disassembled
   fixtures [--check] [--target T]...
                   regenerate emu-harness/fixtures with gcc/mingw; --check proves the
-                  committed binaries are what the committed sources compile to";
+                  committed binaries are what the committed sources compile to
+  module --lua 5.X [--release]   build ffi.so for the system's Lua 5.X into target/lua5.X/
+  valgrind [--lua 5.X]           run the Lua suite under valgrind with the system lua5.4 + module";

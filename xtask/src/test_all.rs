@@ -4,12 +4,27 @@
 //! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
 //! `N passed, N failed`.
 
-use crate::{matrix, sys};
+use crate::{matrix, module, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-/// Debian packages the build needs: unicorn's C build (cmake, libclang for bindgen).
-const BUILD_DEBS: &[&str] = &["cmake", "libclang-dev", "pkg-config"];
+/// Debian packages the build needs: unicorn's C build (cmake, libclang for bindgen); the
+/// system Lua interpreters and headers the `ffi` module is built for and tested with, and
+/// luarocks for the rockspec test (lua-adapter/tests/system_lua.rs).
+const BUILD_DEBS: &[&str] = &[
+    "cmake",
+    "libclang-dev",
+    "pkg-config",
+    "lua5.1",
+    "lua5.2",
+    "lua5.3",
+    "lua5.4",
+    "liblua5.1-0-dev",
+    "liblua5.2-dev",
+    "liblua5.3-dev",
+    "liblua5.4-dev",
+    "luarocks",
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(a) = args.first() {
@@ -19,6 +34,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let mut totals = Totals::default();
     matrix::clear();
+    module::clear_suite_lines();
     run_cargo_tests(&mut totals)?;
     let pending = pending_snapshots();
     let rows = matrix::collect()?;
@@ -27,6 +43,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("== emulator matrix (target/abi-matrix.json) ==");
     print!("{}", matrix::table(&rows));
     let matrix_failed: u64 = rows.iter().map(|r| r.failed).sum();
+    let lua_lines = module::suite_lines();
+    if !lua_lines.is_empty() {
+        println!();
+        println!("== Lua suite per Lua version (lua-adapter/tests/system_lua.rs) ==");
+        for line in &lua_lines {
+            println!("{line}");
+        }
+    }
     println!();
     println!("== summary ==");
     println!("workspace tests: {} passed, {} failed, {} ignored", totals.passed, totals.failed, totals.ignored);
