@@ -23,6 +23,7 @@ mod abi;
 pub mod backend;
 pub mod callback;
 pub mod cdef;
+pub mod curated;
 pub mod helpers;
 pub mod layout;
 pub mod plan;

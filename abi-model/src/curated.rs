@@ -1,0 +1,121 @@
+//! The curated signatures every backend shows in its disassembly snapshots: one list, written
+//! as C, so the three backends' listings can be read side by side. It covers every step kind
+//! and return location: integers of each width, floats, pointers, records by value of each
+//! class and size, complex, stack arguments, hidden return pointers, a variadic call, and the
+//! x86 conventions (their keywords are ignored on x86-64, as by LuaJIT).
+
+use crate::cdef::{cdef, parse_type, CScope};
+use crate::{plan_call, CType, CallPlan, Signature, Target, TypeTable};
+
+/// The record types the signatures use.
+pub const TYPES: &str = "
+struct fi { float f; int i; };
+struct big24 { int64_t a; double b; int64_t c; };
+struct ld { int64_t l; double d; };
+struct dl { double d; int64_t l; };
+struct ll { int64_t a; int64_t b; };
+struct fff { float x, y, z; };
+struct rgb { uint8_t r, g, b; };
+struct s7 { int a; short b; char c; };
+struct f1 { float f; };
+";
+
+/// One curated signature.
+#[derive(Clone, Copy, Debug)]
+pub struct Curated {
+    /// A short name (the snapshot section).
+    pub name: &'static str,
+    /// The function declaration, in C.
+    pub decl: &'static str,
+    /// For a variadic function: the types of the extra arguments of the call shown.
+    pub varargs: &'static [&'static str],
+}
+
+const fn c(name: &'static str, decl: &'static str) -> Curated {
+    Curated { name, decl, varargs: &[] }
+}
+
+/// The list.
+pub const CURATED: &[Curated] = &[
+    c("add", "int add(int a, int b)"),
+    c("mix", "double mix(double a, int b, double c, int64_t d)"),
+    c("void_void", "void nothing(void)"),
+    c("float_float", "float half(float x)"),
+    c("ptr_ptr", "void *next(void *p, size_t n)"),
+    c("u64_u64", "uint64_t rot(uint64_t x, unsigned char n)"),
+    c("widen", "char widen(bool b, char c, unsigned short u)"),
+    c("ret_bool", "bool is_odd(short s)"),
+    c("ret_ushort", "unsigned short lo16(unsigned int x)"),
+    c("struct_fi", "struct fi swap_fi(struct fi v)"),
+    c("struct_big24", "struct big24 twice(struct big24 v, int k)"),
+    c("struct_ld", "struct ld make_ld(int64_t l, double d)"),
+    c("struct_dl", "struct dl flip_dl(struct ld v)"),
+    c("struct_ll", "struct ll add_ll(struct ll a, struct ll b)"),
+    c("struct_fff", "struct fff scale(struct fff v, float k)"),
+    c("struct_rgb", "struct rgb gray(struct rgb c)"),
+    c("struct_s7", "struct s7 bump(struct s7 v)"),
+    c("struct_f1", "struct f1 neg(struct f1 v)"),
+    c("complex_f32", "float complex cmul(float complex a, float complex b)"),
+    c("complex_f64", "double complex conj(double complex a)"),
+    c("sret_only", "struct big24 make_big(int64_t a)"),
+    c("mixed10", "double mixed10(int a, double b, int64_t c, float d, char e, double f, unsigned short g, int h, void *p, int j)"),
+    c(
+        "many16",
+        "double many16(double d0, double d1, double d2, double d3, double d4, double d5, double d6, double d7, double d8, \
+         int i0, int i1, int i2, int i3, int i4, int i5, int i6)",
+    ),
+    c("stack_struct", "int64_t late(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, struct fi s, struct fi t)"),
+    Curated { name: "snprintf", decl: "int snprintf(char *buf, size_t n, const char *fmt, ...)", varargs: &["double", "int", "double"] },
+    c("stdcall", "int __stdcall sub2(int a, int b)"),
+    c("fastcall", "int __fastcall fmix(int a, long long b, char c, int d)"),
+    c("thiscall", "double __thiscall method(void *self, double x, int y)"),
+];
+
+/// A curated signature planned for a target.
+#[derive(Clone, Debug)]
+pub struct CuratedPlan {
+    /// The entry it comes from.
+    pub curated: Curated,
+    /// Its plan on the target.
+    pub plan: CallPlan,
+}
+
+/// Every curated signature planned for `target`, in list order. Panics only if the list
+/// itself is wrong (a test of this module proves it is not).
+pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
+    let mut table = TypeTable::new(target);
+    let mut scope = CScope::new(&mut table);
+    cdef(&mut table, &mut scope, TYPES, &[]).expect("curated types parse");
+    CURATED
+        .iter()
+        .map(|cur| {
+            cdef(&mut table, &mut scope, &format!("{};", cur.decl), &[]).unwrap_or_else(|e| panic!("{}: {e}", cur.decl));
+            let name = cur.decl.split('(').next().and_then(|head| head.split_whitespace().last()).map(|n| n.trim_start_matches('*')).expect("a name");
+            let f = scope.function(name).unwrap_or_else(|| panic!("{name} declared"));
+            let CType::Function(ft) = table.get(f.ty).clone() else { unreachable!("a function") };
+            let varargs: Vec<_> =
+                cur.varargs.iter().map(|v| parse_type(&mut table, &mut scope, v, &[]).unwrap_or_else(|e| panic!("{v}: {e}"))).collect();
+            let sig = Signature::new(ft.ret, ft.params.iter().map(|p| p.ty).collect(), ft.variadic, ft.conv);
+            let plan = plan_call(&table, &sig, &varargs).unwrap_or_else(|e| panic!("{target}: {}: {e}", cur.decl));
+            CuratedPlan { curated: *cur, plan }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_curated_signature_plans_on_every_target() {
+        for t in Target::ALL {
+            let plans = curated_plans(t);
+            assert_eq!(plans.len(), CURATED.len());
+            let snprintf = plans.iter().find(|p| p.curated.name == "snprintf").unwrap();
+            assert_eq!(snprintf.plan.args.len(), 6, "{t}: fixed and extra arguments");
+        }
+        // The x86 conventions are kept on x86: stdcall pops its arguments.
+        let stdcall = curated_plans(Target::X86_WIN).into_iter().find(|p| p.curated.name == "stdcall").unwrap();
+        assert_eq!(stdcall.plan.callee_pops, 8);
+    }
+}
