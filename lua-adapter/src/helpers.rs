@@ -41,6 +41,12 @@ pub fn set_os_errno(n: i32) {
 
 /// The calling thread's `errno`.
 pub fn os_errno() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: __errno_location returns the thread's errno slot.
+    unsafe {
+        *libc::__errno_location()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
@@ -221,11 +227,40 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
+        // Fast paths with the results the full rules give: nil is NULL; a string passes its
+        // bytes to a `const char *` or `const void *`; a cdata of exactly this pointer type
+        // passes its value.
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNIL => return std::ptr::null_mut(),
+            ffi::LUA_TSTRING if string_passes_as(&(*st).types, desc) => {
+                return ffi::lua_tolstring(l, idx, std::ptr::null_mut()) as *mut c_void;
+            }
+            ffi::LUA_TUSERDATA => {
+                let c = cdata::to_cdata(l, st, idx);
+                if !c.is_null() && (*c).form == cdata::Form::Value && (*c).desc == desc {
+                    return ((*c).ptr as *const *mut c_void).read_unaligned();
+                }
+            }
+            _ => {}
+        }
         let mut p: *mut c_void = std::ptr::null_mut();
         if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
             raise_arg_conv(l, st, idx, e);
         }
         p
+    }
+}
+
+/// Whether a Lua string converts to the pointer type `desc` as its bytes: the target is
+/// `const` and a 1-byte integer or `void` (what LuaJIT's `const char []` source allows).
+fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeDesc) -> bool {
+    // SAFETY: descriptors live as long as their state.
+    let d = unsafe { &*desc };
+    match d.shape {
+        crate::ctype::Shape::Pointer(to) if to.quals.is_const => {
+            matches!(types.get(to.id), abi_model::CType::Void) || matches!(crate::ctype::shape(types, to.id), crate::ctype::Shape::Int { size: 1, .. })
+        }
+        _ => false,
     }
 }
 
@@ -239,6 +274,12 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
+        // Fast path: a cdata of exactly this type is copied.
+        let c = cdata::to_cdata(l, st, idx);
+        if !c.is_null() && (*c).form != cdata::Form::CType && (*c).desc == desc {
+            std::ptr::copy_nonoverlapping((*c).ptr, dst as *mut u8, (*desc).size.unwrap_or(0) as usize);
+            return;
+        }
         if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, dst as *mut u8, 0) {
             raise_arg_conv(l, st, idx, e);
         }

@@ -1,0 +1,216 @@
+//! `luaffi-bench`: per-call cost of calls through generated stubs against hand-written
+//! `lua_CFunction` bindings doing the same work on the same embedded Lua (the physical
+//! limit), callback cost against a hand-written C loop calling `lua_call`, and the time and
+//! code size of one stub. Run by `cargo xtask bench` (release build); prints a table.
+//!
+//! Every measurement is a Lua loop timed with `os.clock`, the best of several rounds; the
+//! same loop with an empty Lua function is subtracted from both sides so that the ratio
+//! compares the call machinery, not the loop.
+
+use std::os::raw::{c_char, c_int, c_void};
+use std::time::Instant;
+
+use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
+use lua_adapter::call::build_stub;
+use lua_adapter::state::FfiState;
+use mlua::{ffi, Lua};
+
+/// The C functions both sides call.
+#[inline(never)]
+extern "C" fn bench_add(a: i32, b: i32) -> i32 {
+    a.wrapping_add(b)
+}
+
+#[inline(never)]
+extern "C" fn bench_mix(a: f64, b: i32, c: f64, d: i64) -> f64 {
+    a + b as f64 * c - d as f64
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Vec2 {
+    x: f64,
+    y: f64,
+}
+
+#[inline(never)]
+extern "C" fn bench_dot(a: Vec2, b: Vec2) -> f64 {
+    a.x * b.x + a.y * b.y
+}
+
+/// `int loop(int (*f)(int), int n)`: C calling a function pointer n times.
+#[inline(never)]
+extern "C" fn bench_loop(f: extern "C" fn(c_int) -> c_int, n: c_int) -> c_int {
+    let mut s: c_int = 0;
+    for i in 0..n {
+        s = s.wrapping_add(f(i));
+    }
+    s
+}
+
+unsafe extern "C-unwind" fn hand_add(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe {
+        let a = ffi::luaL_checkinteger(l, 1) as i32;
+        let b = ffi::luaL_checkinteger(l, 2) as i32;
+        ffi::lua_pushinteger(l, bench_add(a, b) as ffi::lua_Integer);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn hand_mix(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe {
+        let a = ffi::luaL_checknumber(l, 1);
+        let b = ffi::luaL_checkinteger(l, 2) as i32;
+        let c = ffi::luaL_checknumber(l, 3);
+        let d = ffi::luaL_checkinteger(l, 4);
+        ffi::lua_pushnumber(l, bench_mix(a, b, c, d));
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn hand_strlen(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe {
+        let s = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        ffi::lua_pushinteger(l, libc::strlen(s as *const c_char) as ffi::lua_Integer);
+        1
+    }
+}
+
+/// The hand-written struct binding reads two 16-byte userdata (what a binding would
+/// take for a struct).
+unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction; both arguments are full userdata of 16 bytes.
+    unsafe {
+        let a = ffi::lua_touserdata(l, 1) as *const Vec2;
+        let b = ffi::lua_touserdata(l, 2) as *const Vec2;
+        if a.is_null() || b.is_null() {
+            ffi::luaL_argerror(l, 1, c"vec2 expected".as_ptr());
+        }
+        ffi::lua_pushnumber(l, bench_dot(*a, *b));
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn hand_new_vec2(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe {
+        let p = ffi::lua_newuserdata(l, 16) as *mut Vec2;
+        p.write(Vec2 { x: ffi::luaL_checknumber(l, 1), y: ffi::luaL_checknumber(l, 2) });
+        1
+    }
+}
+
+/// The hand-written callback path: C loops calling a Lua function with lua_call.
+unsafe extern "C-unwind" fn hand_loop(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction: (f, n).
+    unsafe {
+        let n = ffi::luaL_checkinteger(l, 2);
+        let mut s: i64 = 0;
+        for i in 0..n {
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_pushinteger(l, i);
+            ffi::lua_call(l, 1, 1);
+            s += ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) as i32 as i64;
+            ffi::lua_settop(l, 2);
+        }
+        ffi::lua_pushinteger(l, s);
+        1
+    }
+}
+
+const SCRIPT: &str = r#"
+local ffi = require "ffi"
+ffi.cdef [[ size_t strlen(const char *); typedef struct { double x, y; } vec2; ]]
+local add = ffi.cast("int (*)(int, int)", ADDR.add)
+local mix = ffi.cast("double (*)(double, int, double, int64_t)", ADDR.mix)
+local dot = ffi.cast("double (*)(vec2, vec2)", ADDR.dot)
+local loop = ffi.cast("int (*)(int (*)(int), int)", ADDR.loop)
+local strlen = ffi.C.strlen
+local N = N
+local function best(f)
+  local b = math.huge
+  for _ = 1, 5 do
+    local t = os.clock(); f(); t = os.clock() - t
+    if t < b then b = t end
+  end
+  return b / N * 1e9
+end
+local empty = function() end
+local base = best(function() for i = 1, N do empty(i, 2) end end)
+local r = {}
+local function pair(name, ours, hand)
+  r[#r + 1] = { name, best(ours) - base, best(hand) - base }
+end
+pair("int add(int, int)", function() for i = 1, N do add(i, 2) end end,
+                          function() for i = 1, N do hand_add(i, 2) end end)
+pair("double mix(double, int, double, int64_t)", function() for i = 1, N do mix(1.5, i, 2.5, 7) end end,
+                          function() for i = 1, N do hand_mix(1.5, i, 2.5, 7) end end)
+local s = "hello, benchmark"
+pair("strlen(lua string)", function() for i = 1, N do strlen(s) end end,
+                          function() for i = 1, N do hand_strlen(s) end end)
+local va, vb = ffi.new("vec2", 1, 2), ffi.new("vec2", 3, 4)
+local ha, hb = hand_new_vec2(1, 2), hand_new_vec2(3, 4)
+pair("double dot(vec2, vec2) by value", function() for i = 1, N do dot(va, vb) end end,
+                          function() for i = 1, N do hand_dot(ha, hb) end end)
+local cb = ffi.cast("int (*)(int)", function(i) return i end)
+local lf = function(i) return i end
+local tl = best(function() loop(cb, N) end)
+local th = best(function() hand_loop(lf, N) end)
+r[#r + 1] = { "callback int (*)(int), C loop", tl, th }
+return r
+"#;
+
+fn main() {
+    let n: i64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let lua = Lua::new();
+    let ffi_mod = lua_adapter::module::open(&lua).expect("ffi");
+    lua.load("package.loaded.ffi = ...").call::<()>(ffi_mod).expect("preload");
+    let g = lua.globals();
+    let addr = lua.create_table().unwrap();
+    for (k, v) in [
+        ("add", bench_add as *const () as usize),
+        ("mix", bench_mix as *const () as usize),
+        ("dot", bench_dot as *const () as usize),
+        ("loop", bench_loop as *const () as usize),
+    ] {
+        addr.set(k, mlua::LightUserData(v as *mut c_void)).unwrap();
+    }
+    g.set("ADDR", addr).unwrap();
+    g.set("N", n).unwrap();
+    for (name, f) in [
+        ("hand_add", hand_add as unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int),
+        ("hand_mix", hand_mix),
+        ("hand_strlen", hand_strlen),
+        ("hand_dot", hand_dot),
+        ("hand_new_vec2", hand_new_vec2),
+        ("hand_loop", hand_loop),
+    ] {
+        // SAFETY: each follows the lua_CFunction protocol.
+        g.set(name, unsafe { lua.create_c_function(f) }.unwrap()).unwrap();
+    }
+    let rows: Vec<(String, f64, f64)> = lua.load(SCRIPT).eval::<Vec<mlua::Table>>().expect("bench script").into_iter()
+        .map(|t| (t.get(1).unwrap(), t.get(2).unwrap(), t.get(3).unwrap()))
+        .collect();
+    println!("luaffi-rs call overhead, Lua 5.4 (embedded), {n} calls per loop, best of 5, empty-call loop subtracted");
+    println!("{:<44} {:>12} {:>14} {:>8}", "call", "stub ns", "hand-written ns", "ratio");
+    for (name, ours, hand) in &rows {
+        println!("{name:<44} {ours:>12.1} {hand:>14.1} {:>7.2}x", ours / hand);
+    }
+
+    // Stub build time and size: int add(int, int), built and dropped many times.
+    let mut st = FfiState::new();
+    let int = QualType::plain(st.types.int(IntKind::Int));
+    let f = st.types.function(FuncType { ret: int, params: vec![Param { name: None, ty: int }; 2], variadic: false, conv: CallConv::Cdecl });
+    let rounds = 20_000;
+    let t = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let h = build_stub(&mut st, f, &[]).expect("stub");
+        bytes = h.len();
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    println!("stub for int add(int, int): {us:.2} us to build, {bytes} bytes of code");
+}
