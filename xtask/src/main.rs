@@ -11,6 +11,7 @@
 
 mod disasm;
 mod fixtures;
+mod bench;
 mod matrix;
 mod module;
 mod sys;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         "test-all-abis" => test_all::run(rest),
         "module" => module::run(rest),
         "valgrind" => module::valgrind(rest),
+        "bench" => bench::run(rest),
         "fixtures" => fixtures::run(rest),
         "disasm" => disasm::run(rest),
         "-h" | "--help" | "help" => {
