@@ -24,6 +24,8 @@ const BUILD_DEBS: &[&str] = &[
     "liblua5.3-dev",
     "liblua5.4-dev",
     "luarocks",
+    // libz.so for examples/zlib.lua (ffi.load "z"), run by lua-adapter/tests/examples.rs.
+    "zlib1g-dev",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
