@@ -266,16 +266,20 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
 unsafe fn index_error(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType) -> ! {
     // SAFETY: building the message reads the stack; `raise` drops it before longjmp.
     unsafe {
-        let name = repr(&(*st).types, ty, false);
-        let msg = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
-            let mut len = 0usize;
-            let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
-            let key = String::from_utf8_lossy(std::slice::from_raw_parts(k, len)).into_owned();
-            format!("'{name}' has no member named '{key}'")
-        } else {
-            let k = cdata::to_cdata(l, st, 2);
-            let key = if !k.is_null() { repr(&(*st).types, cdata::type_of(k), false) } else { cdata::lua_typename_at(l, 2).to_string() };
-            format!("'{name}' cannot be indexed with '{key}'")
+        // `name` lives in this block only: a String still alive in this frame when `raise`
+        // longjmps would never be freed (valgrind found it).
+        let msg = {
+            let name = repr(&(*st).types, ty, false);
+            if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
+                let mut len = 0usize;
+                let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
+                let key = String::from_utf8_lossy(std::slice::from_raw_parts(k, len)).into_owned();
+                format!("'{name}' has no member named '{key}'")
+            } else {
+                let k = cdata::to_cdata(l, st, 2);
+                let key = if !k.is_null() { repr(&(*st).types, cdata::type_of(k), false) } else { cdata::lua_typename_at(l, 2).to_string() };
+                format!("'{name}' cannot be indexed with '{key}'")
+            }
         };
         cdata::raise(l, msg)
     }

@@ -193,6 +193,7 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
         }
     }
     let module = build(&version, false)?;
+    let calltest = build_calltest()?;
     let cpath = module.parent().expect("ffi.so has a directory").join("?.so");
     let scripts = suite_scripts()?;
     println!("{:<16} {:>7} {:>8} {:>8} {:>16} {:>15} {:>9}", "script", "errors", "inv.read", "inv.write", "definitely lost", "possibly lost", "time");
@@ -200,7 +201,7 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
     let mut total = ValgrindReport::default();
     for script in &scripts {
         let started = std::time::Instant::now();
-        let out = valgrind_command(&lua, &cpath, script).output().map_err(|e| format!("cannot run valgrind: {e}"))?;
+        let out = valgrind_command(&lua, &cpath, script).env("LUAFFI_CALLTEST", &calltest).output().map_err(|e| format!("cannot run valgrind: {e}"))?;
         let secs = started.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -246,6 +247,25 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The C library the call and callback scripts load (`lua-adapter/tests/c/calltest.c`, passed
+/// in `LUAFFI_CALLTEST`), compiled with the system C compiler into `target/lua-suite-c/`.
+fn build_calltest() -> Result<PathBuf, String> {
+    let src = sys::workspace_root().join("lua-adapter").join("tests").join("c").join("calltest.c");
+    let dir = target_dir().join("lua-suite-c");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = dir.join("libcalltest.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-g", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .map_err(|e| format!("cannot run cc: {e}"))?;
+    if !status.success() {
+        return Err(format!("cc failed to build {}", src.display()));
+    }
+    Ok(out)
+}
+
 /// `valgrind ... lua5.X script` in the suite's directory, the module found only through
 /// `cpath`.
 fn valgrind_command(lua: &str, cpath: &Path, script: &str) -> Command {
@@ -257,12 +277,16 @@ fn valgrind_command(lua: &str, cpath: &Path, script: &str) -> Command {
         "--errors-for-leak-kinds=definite",
         "--error-exitcode=99",
         "--num-callers=30",
+        // Symbols of ffi.so stay known after lua_close unloads it (leaks are reported then).
+        "--keep-debuginfo=yes",
     ])
     .arg(lua)
     .arg(script)
     .current_dir(suite_dir());
     isolate_lua_env(&mut cmd, lua);
     cmd.env("LUA_CPATH", cpath).env("LUA_PATH", "./?.lua");
+    // memory.lua runs a shorter loop and skips its RSS check (valgrind's RSS is its own).
+    cmd.env("LUAFFI_UNDER_VALGRIND", "1");
     cmd
 }
 
