@@ -2,15 +2,17 @@
 //!
 //! - `test-all-abis`: every workspace test, the snapshots and the emulator matrix; prints
 //!   `N passed, N failed` last.
-//! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
-//! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
+//! - `fuzz-cdef [--cases N] [--seed S]`: the cdef parser's property test, longer (release).
 //! - `fixtures [--check]`: regenerate the emulator fixtures with gcc and mingw, or prove the
 //!   committed ones are what the sources compile to.
+//! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
+//! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 
 mod disasm;
 mod fixtures;
+mod fuzz;
 mod bench;
 mod matrix;
 mod module;
@@ -30,11 +32,12 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "test-all-abis" => test_all::run(rest),
-        "module" => module::run(rest),
-        "valgrind" => module::valgrind(rest),
         "bench" => bench::run(rest),
         "fixtures" => fixtures::run(rest),
         "disasm" => disasm::run(rest),
+        "fuzz-cdef" => fuzz::run(rest),
+        "module" => module::run(rest),
+        "valgrind" => module::valgrind(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -55,6 +58,8 @@ tasks:
   test-all-abis   run every test: workspace tests, snapshots, the emulator matrix
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
+  fuzz-cdef [--cases N] [--seed S]
+                  the cdef parser's property test with more cases (default 2,000,000)
   fixtures [--check] [--target T]...
                   regenerate emu-harness/fixtures with gcc/mingw; --check proves the
                   committed binaries are what the committed sources compile to
