@@ -77,15 +77,19 @@ pub fn plan_of(cat: &Catalogue, s: &CatSignature) -> Result<CallPlan, String> {
     plan_call(&cat.table, &s.sig, &s.varargs).map_err(|e| e.to_string())
 }
 
+/// Per direction of one signature: `None` when it does not apply, `Some(None)` for a pass,
+/// `Some(Some(failure))` for a failure.
+pub type DirectionResults = Vec<Option<Option<Failure>>>;
+
 /// Runs `check` for every signature of `cat`, one engine per fixture image, images in
 /// parallel. `check` returns one entry per direction: `None` when that direction does not
 /// apply to the signature, `Some(None)` for a pass, `Some(Some(failure))` for a failure.
 /// Returns, per direction, the number checked and the failures.
 pub fn run_signatures_with<F>(cat: &Catalogue, prepare: fn(&mut dyn Cpu) -> Result<(), EngineError>, check: F) -> Result<Vec<(usize, Vec<Failure>)>, String>
 where
-    F: Fn(&mut LoadedImage, &CatSignature) -> Vec<Option<Option<Failure>>> + Sync,
+    F: Fn(&mut LoadedImage, &CatSignature) -> DirectionResults + Sync,
 {
-    let per_image: Vec<Result<Vec<Vec<Option<Option<Failure>>>>, String>> = cat
+    let per_image: Vec<Result<Vec<DirectionResults>, String>> = cat
         .images
         .par_iter()
         .enumerate()

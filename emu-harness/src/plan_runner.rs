@@ -423,7 +423,7 @@ pub fn check_callback(cpu: &mut dyn Cpu, case: &Case, caller: u64, entry_plan: &
     // At the callee's entry: return address at [sp], arguments above it.
     let entry_sp = cpu.gpr(Gpr::Rsp);
     let call_sp = entry_sp + w;
-    if call_sp % u64::from(plan.stack_align) != 0 {
+    if !call_sp.is_multiple_of(u64::from(plan.stack_align)) {
         return Err(mismatch("stack alignment at the call", format!("{} bytes", plan.stack_align), format!("sp = {call_sp:#x}")));
     }
     let (got_args, sret_ptr) = read_incoming(cpu, plan, case.args.iter().map(Vec::len)).map_err(engine)?;

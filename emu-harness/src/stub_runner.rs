@@ -249,7 +249,7 @@ fn drive(cpu: &mut dyn Cpu, mock: &mut Mock, target: Target, start: u64, stops: 
             .ok_or_else(|| mismatch("stop address", "a helper hook", format!("{at:#x}")))?;
         let call_sp = cpu.gpr(Gpr::Rsp) + cpu.mode().word_size();
         let align = u64::from(h.plan(target).stack_align);
-        if call_sp % align != 0 {
+        if !call_sp.is_multiple_of(align) {
             return Err(mismatch(format!("stack alignment at the call of {}", h.name()), format!("{align} bytes"), format!("sp = {call_sp:#x}")));
         }
         mock.answer(cpu, h, target)?;

@@ -21,7 +21,7 @@ fn run(cat: &Catalogue, s: &CatSignature, plan: &CallPlan) -> (Result<(), Mismat
     (call, callback)
 }
 
-fn find<'a>(cat: &'a Catalogue, pred: impl Fn(&CatSignature, &CallPlan) -> bool) -> (&'a CatSignature, CallPlan) {
+fn find(cat: &Catalogue, pred: impl Fn(&CatSignature, &CallPlan) -> bool) -> (&CatSignature, CallPlan) {
     cat.signatures
         .iter()
         .find_map(|s| plan_of(cat, s).ok().filter(|p| pred(s, p)).map(|p| (s, p)))

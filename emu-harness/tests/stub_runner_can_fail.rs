@@ -50,7 +50,7 @@ fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), 
     (stub, thunk)
 }
 
-fn find<'a>(cat: &'a Catalogue, pred: impl Fn(&CatSignature, &CallPlan) -> bool) -> &'a CatSignature {
+fn find(cat: &Catalogue, pred: impl Fn(&CatSignature, &CallPlan) -> bool) -> &CatSignature {
     cat.signatures
         .iter()
         .find(|s| !s.sig.variadic && plan_of(cat, s).is_ok_and(|p| pred(s, &p)))
