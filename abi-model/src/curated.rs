@@ -5,7 +5,9 @@
 //! x86 conventions (their keywords are ignored on x86-64, as by LuaJIT).
 
 use crate::cdef::{cdef, parse_type, CScope};
-use crate::{plan_call, CType, CallPlan, Signature, Target, TypeTable};
+use crate::helpers::Helper;
+use crate::steps::{stub_program, thunk_program};
+use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
 pub const TYPES: &str = "
@@ -100,6 +102,59 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
             CuratedPlan { curated: *cur, plan }
         })
         .collect()
+}
+
+/// Where listings assemble their code: an address whose bytes are recognisable.
+pub const LISTING_BASE: u64 = 0x10_0000;
+
+/// Made-up, recognisable helper and ctype addresses for listings (a disassembler given this
+/// environment names the helpers), of the target's pointer width.
+pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
+    let (code, data, callback) =
+        if target.pointer_size() == 8 { (0x7f00_0000_0000, 0x5500_0000_0000, 0x5600_0000_0000) } else { (0x7f00_0000, 0x5500_0000, 0x5600_0000) };
+    CodeEnv {
+        helpers: Helper::ALL.iter().map(|h| code + 0x1000 + 0x10 * h.id() as u64).collect(),
+        arg_ctypes: (0..nargs).map(|i| data + 0x100 + 0x10 * i as u64).collect(),
+        ret_ctype: data,
+        callback_data: callback,
+    }
+}
+
+/// A disassembler: code bytes, their base address and the environment they were built with.
+pub type Disassembler = fn(&[u8], u64, &CodeEnv) -> String;
+
+/// The listing of one signature: its plan, the stub program and code, and (unless `variadic_call`:
+/// variadic functions cannot be callbacks) the thunk program and code, all built by `backend`
+/// at [`LISTING_BASE`] with [`listing_env`].
+pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, variadic_call: bool) -> Result<String, BackendError> {
+    let env = listing_env(backend.target(), plan.args.len());
+    let stub = stub_program(plan, 1);
+    let code = backend.stub(&stub, LISTING_BASE, &env)?;
+    let mut out = format!("plan:\n{plan}\n\nstub program:\n{stub}stub ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env));
+    if variadic_call {
+        out.push_str("\n(no callback thunk: variadic functions cannot be callbacks)\n");
+    } else {
+        let thunk = thunk_program(&CallbackFrame::from_plan(plan));
+        let code = backend.thunk(&thunk, LISTING_BASE, &env)?;
+        out.push_str(&format!("\nthunk program:\n{thunk}thunk ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env)));
+    }
+    Ok(out)
+}
+
+/// Every curated signature's [`listing`] on `backend`'s target, one section each: what the
+/// backends' snapshots show.
+pub fn curated_listing(backend: &dyn Backend, disasm: Disassembler) -> Result<String, String> {
+    let mut out = String::new();
+    for c in curated_plans(backend.target()) {
+        out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
+        if !c.curated.varargs.is_empty() {
+            out.push_str(&format!(" called with ({})", c.curated.varargs.join(", ")));
+        }
+        out.push('\n');
+        out.push_str(&listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty()).map_err(|e| format!("{}: {e}", c.curated.decl))?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

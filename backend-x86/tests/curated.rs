@@ -2,51 +2,18 @@
 //! flavour (i386 Linux, Win32): per signature the plan, the stub and thunk programs and their
 //! disassembly. The same list appears in the x86-64 backends' snapshots.
 
-use abi_model::curated::curated_plans;
-use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{Backend, CallbackFrame, CodeEnv, Target};
+use abi_model::curated::curated_listing;
+use abi_model::Target;
 use backend_x86::{disasm_with, X86Backend};
-
-const BASE: u64 = 0x10_0000;
-
-fn env(nargs: usize) -> CodeEnv {
-    CodeEnv {
-        helpers: Helper::ALL.iter().map(|h| 0x7f00_1000 + 0x10 * h.id() as u64).collect(),
-        arg_ctypes: (0..nargs).map(|i| 0x5500_0100 + 0x10 * i as u64).collect(),
-        ret_ctype: 0x5500_0000,
-        callback_data: 0x5600_0000,
-    }
-}
-
-fn render(target: Target) -> String {
-    let backend = X86Backend::new(target).expect("an x86 target");
-    let mut out = String::new();
-    for c in curated_plans(target) {
-        let env = env(c.plan.args.len());
-        let stub = stub_program(&c.plan, 1);
-        let code = backend.stub(&stub, BASE, &env).unwrap_or_else(|e| panic!("{}: {e}", c.curated.decl));
-        out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
-        if !c.curated.varargs.is_empty() {
-            out.push_str(&format!(" called with ({})", c.curated.varargs.join(", ")));
-        }
-        out.push_str(&format!("\nplan:\n{}\n\nstub program:\n{stub}stub ({} bytes):\n{}", c.plan, code.len(), disasm_with(&code, BASE, &env)));
-        if c.curated.varargs.is_empty() {
-            let thunk = thunk_program(&CallbackFrame::from_plan(&c.plan));
-            let code = backend.thunk(&thunk, BASE, &env).unwrap_or_else(|e| panic!("{}: {e}", c.curated.decl));
-            out.push_str(&format!("\nthunk program:\n{thunk}thunk ({} bytes):\n{}", code.len(), disasm_with(&code, BASE, &env)));
-        }
-        out.push('\n');
-    }
-    out
-}
 
 #[test]
 fn curated_signatures_match_their_snapshot_on_i386_linux() {
-    insta::assert_snapshot!("curated_x86-linux", render(Target::X86_LINUX));
+    let backend = X86Backend::new(Target::X86_LINUX).unwrap();
+    insta::assert_snapshot!("curated_x86-linux", curated_listing(&backend, disasm_with).unwrap());
 }
 
 #[test]
 fn curated_signatures_match_their_snapshot_on_win32() {
-    insta::assert_snapshot!("curated_x86-win", render(Target::X86_WIN));
+    let backend = X86Backend::new(Target::X86_WIN).unwrap();
+    insta::assert_snapshot!("curated_x86-win", curated_listing(&backend, disasm_with).unwrap());
 }
