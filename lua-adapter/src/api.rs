@@ -93,7 +93,7 @@ unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Resu
                     out.push(CParam::Int(v));
                 }
                 ffi::LUA_TSTRING => out.push(CParam::Name(lua_str(l, i).into_owned())),
-                ffi::LUA_TUSERDATA if !cdata::to_cdata(l, st, i).is_null() => {
+                ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, i).is_null() => {
                     out.push(CParam::Type(cdata::type_of(cdata::to_cdata(l, st, i))));
                 }
                 t => return Err(format!("bad argument #{i} (cannot use '{}' as a parameter)", cdata::lua_type_name(t))),
@@ -172,7 +172,7 @@ unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_
                     Err(msg) => cdata::raise(l, msg),
                 }
             }
-            ffi::LUA_TUSERDATA if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
+            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
             t => cdata::raise_arg(l, 1, format!("C type expected, got {}", cdata::lua_type_name(t))),
         }
     }

@@ -1,24 +1,38 @@
 //! Calling C functions from Lua through generated stubs.
 //!
-//! # The call path
+//! # The call paths
 //!
-//! A callable cdata is a function (`ffi.C.strlen`, type `size_t (const char *)`) or a pointer
-//! to a function (`ffi.cast("int (*)(int)", p)`, a callback). Its bytes hold the function's
-//! address. Calling it runs the cdata metatable's `__call` ([`crate::meta`]), which hands over
-//! to [`call_cdata`]: that looks up the stub for the signature and calls it directly as the
-//! `lua_CFunction` body of the `__call`, so the Lua stack the stub sees is
-//! `[called cdata, arg1, arg2, ...]`.
+//! A callable cdata is a function (type `size_t (const char *)`) or a pointer to a function
+//! (`ffi.cast("int (*)(int)", p)`, a callback). Its bytes hold the function's address. There
+//! are two ways to call one, each with its own stub per signature ([`CallMode`]):
 //!
-//! The stub is the program `abi_model::steps::stub_program(plan, 2)` lowered by the host's
-//! backend: the C arguments are the Lua values from index 2 on, and the helpers find
-//! everything about the call from index 1 (the **called-cdata contract**):
+//! * **Namespace functions** (`ffi.C.strlen`, `lib.f`) are Lua C closures
+//!   ([`push_function`]) whose C function *is* the shared stub of their signature, with the
+//!   function cdata as upvalue 1. Calling one is a plain `lua_CFunction` call: no `__call`
+//!   dispatch, no stack shift, no check of the called value. The stub sees the stack
+//!   `[arg1, arg2, ...]` (`stub_program(plan, 1)`) and its helpers find the function through
+//!   upvalue 1. This is the fast path, and a deliberate difference from LuaJIT, where
+//!   `type(ffi.C.f)` is `"cdata"` (README, "Differences from LuaJIT's FFI"). Everything that
+//!   takes a function cdata takes these closures too ([`crate::cdata::to_cdata`] sees through
+//!   them).
+//! * **Function cdata** (casts, struct fields, callbacks, `ffi.new` of a function pointer)
+//!   are called through the cdata metatable's `__call` ([`crate::meta`]), which hands over to
+//!   [`call_cdata`]: that runs the stub cached on the cdata's type descriptor as the body of
+//!   the `__call`, so the stub sees `[called cdata, arg1, arg2, ...]`
+//!   (`stub_program(plan, 2)`) and its helpers find everything from index 1.
 //!
-//! * `luaffi_func_addr(L)` reads the function address from the cdata at index 1, which is
-//!   how one stub serves every function of its signature;
+//! In both modes (the **called-function contract**):
+//!
+//! * `luaffi_func_addr(L)` reads the function address from the called cdata, which is how
+//!   one stub serves every function of its signature;
 //! * `luaffi_errno_restore(L)` / `luaffi_after_call(L)` reach the [`FfiState`] through that
 //!   cdata's type descriptor (no registry lookup per call);
 //! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
-//!   value at index 2).
+//!   first argument, at index 2 in a `__call`).
+//!
+//! The helper table entries of the two modes differ only in those three helpers (bound to
+//! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
+//! `lua_gettop`.
 //!
 //! # The stub cache
 //!
@@ -56,14 +70,35 @@ pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 /// Extra arguments of a variadic call typed without allocating; longer lists use a `Vec`.
 pub const INLINE_VARARGS: usize = 16;
 
+/// How a stub is entered, which decides where its arguments start and how its helpers find
+/// the called function (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallMode {
+    /// The body of a function cdata's `__call`: the cdata at index 1, arguments from 2.
+    Metamethod,
+    /// A namespace function's C closure: the cdata is upvalue 1, arguments from 1.
+    Closure,
+}
+
+impl CallMode {
+    /// The Lua stack index of the first C argument.
+    pub fn first_arg(self) -> c_int {
+        match self {
+            CallMode::Metamethod => 2,
+            CallMode::Closure => 1,
+        }
+    }
+}
+
 /// Per-state machinery for native calls and callbacks.
 pub struct CallState {
     /// Executable memory for this state's stubs and thunks.
     pub arena: CodeArena,
-    /// Stubs of non-variadic functions by function type.
-    stubs: HashMap<TypeId, CodeHandle>,
-    /// Stubs of variadic functions by function type, then by the extra arguments' types.
-    variadic_stubs: HashMap<TypeId, HashMap<Box<[QualType]>, CodeHandle>>,
+    /// Stubs of non-variadic functions by function type and mode.
+    stubs: HashMap<(TypeId, CallMode), CodeHandle>,
+    /// Stubs of variadic functions by function type and mode, then by the extra arguments'
+    /// types.
+    variadic_stubs: HashMap<(TypeId, CallMode), HashMap<Box<[QualType]>, CodeHandle>>,
     /// Live callbacks by thunk address (the value a C function pointer to them holds).
     pub callbacks: HashMap<usize, Box<Callback>>,
     /// The Lua thread of the C call in progress (set around every stub call): callbacks run
@@ -112,9 +147,10 @@ pub fn backend() -> Option<&'static dyn Backend> {
     }
 }
 
-/// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`].
-pub fn helper_addresses() -> Vec<u64> {
-    Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h) as u64).collect()
+/// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`] of a stub of
+/// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
+pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
+    Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h, mode) as u64).collect()
 }
 
 /// Assembles code for the address the arena gives it: `generate(base)` must produce the same
@@ -153,19 +189,19 @@ pub fn arg_desc(st: &mut FfiState, ty: QualType) -> *const CTypeDesc {
     st.desc(t)
 }
 
-/// Builds the stub for calling a function of type `fn_ty` with extra arguments of types
-/// `varargs` (empty unless variadic) into the state's arena.
-pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType]) -> Result<CodeHandle, String> {
+/// Builds the stub of `mode` for calling a function of type `fn_ty` with extra arguments of
+/// types `varargs` (empty unless variadic) into the state's arena.
+pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<CodeHandle, String> {
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
-    let program = stub_program(&plan, 2);
+    let program = stub_program(&plan, mode.first_arg());
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     for t in sig.params.iter().chain(varargs) {
         arg_ctypes.push(arg_desc(st, *t) as u64);
     }
     let ret_ctype = st.desc(sig.ret) as u64;
-    let env = CodeEnv { helpers: helper_addresses(), arg_ctypes, ret_ctype, callback_data: 0 };
+    let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0 };
     assemble(&st.calls.arena, |base| backend.stub(&program, base, &env))
 }
 
@@ -222,7 +258,7 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
     // SAFETY: stack reads on a valid state; errors raised after every owned value is gone.
     unsafe {
         let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
-        let r = if variadic { variadic_stub(l, st, fn_ty) } else { fixed_stub(&mut *st, fn_ty) };
+        let r = if variadic { variadic_stub(l, st, fn_ty, CallMode::Metamethod) } else { fixed_stub(&mut *st, fn_ty, CallMode::Metamethod) };
         match r {
             Ok(addr) => {
                 if !variadic {
@@ -235,27 +271,27 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
     }
 }
 
-/// The shared stub of non-variadic function type `fn_ty`, built on first use.
-fn fixed_stub(st: &mut FfiState, fn_ty: TypeId) -> Result<usize, String> {
-    if let Some(h) = st.calls.stubs.get(&fn_ty) {
+/// The shared stub of `mode` for non-variadic function type `fn_ty`, built on first use.
+fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
+    if let Some(h) = st.calls.stubs.get(&(fn_ty, mode)) {
         return Ok(h.addr());
     }
-    let h = build_stub(st, fn_ty, &[])?;
+    let h = build_stub(st, fn_ty, &[], mode)?;
     let addr = h.addr();
-    st.calls.stubs.insert(fn_ty, h);
+    st.calls.stubs.insert((fn_ty, mode), h);
     Ok(addr)
 }
 
-/// The stub for calling variadic `fn_ty` with the arguments on the stack now.
-unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId) -> Result<usize, String> {
+/// The stub of `mode` for calling variadic `fn_ty` with the arguments on the stack now.
+unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
     // SAFETY: stack reads on a valid state.
     unsafe {
         let fixed = match (*st).types.get(fn_ty) {
             CType::Function(f) => f.params.len() as c_int,
             _ => 0,
         };
-        let extra = (ffi::lua_gettop(l) - 1 - fixed).max(0) as usize;
-        let first = 2 + fixed;
+        let first = mode.first_arg() + fixed;
+        let extra = (ffi::lua_gettop(l) + 1 - first).max(0) as usize;
         let mut inline = [QualType::plain(TypeId(0)); INLINE_VARARGS];
         let mut spilled = Vec::new();
         let types: &mut [QualType] = if extra <= INLINE_VARARGS {
@@ -268,13 +304,66 @@ unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId
             *t = vararg_type(l, st, first + i as c_int);
         }
         let st = &mut *st;
-        if let Some(h) = st.calls.variadic_stubs.get(&fn_ty).and_then(|m| m.get(&*types)) {
+        if let Some(h) = st.calls.variadic_stubs.get(&(fn_ty, mode)).and_then(|m| m.get(&*types)) {
             return Ok(h.addr());
         }
-        let h = build_stub(st, fn_ty, types)?;
+        let h = build_stub(st, fn_ty, types, mode)?;
         let addr = h.addr();
-        st.calls.variadic_stubs.entry(fn_ty).or_default().insert(types.to_vec().into_boxed_slice(), h);
+        st.calls.variadic_stubs.entry((fn_ty, mode)).or_default().insert(types.to_vec().into_boxed_slice(), h);
         Ok(addr)
+    }
+}
+
+/// Pushes what a namespace returns for a function: the Lua C closure over the function cdata
+/// at `fn_idx` (upvalue 1) and the namespace at `anchor_idx` (upvalue 2, so a library
+/// `ffi.load` opened stays loaded while its functions live), whose C function is the shared
+/// closure-mode stub of the signature (for a variadic function, [`variadic_closure_call`]).
+/// When no stub can be made for the signature (no native backend, an unsupported type), the
+/// cdata itself is pushed instead: calling it raises the reason.
+///
+/// # Safety
+/// `l` valid with 3 free slots; `st` its state; `fn_idx` and `anchor_idx` absolute indices,
+/// the first a function cdata of this state.
+pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c_int, anchor_idx: c_int) {
+    // SAFETY: as documented; nothing owned is alive when a memory error is raised.
+    unsafe {
+        let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
+        let desc = (*c).desc;
+        let fn_ty = cdata::type_of(c).id;
+        let mut entry = (*desc).closure_entry.get();
+        if entry == 0 {
+            let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
+            entry = if variadic {
+                variadic_closure_call as StubFn as usize
+            } else {
+                fixed_stub(&mut *st, fn_ty, CallMode::Closure).unwrap_or(0)
+            };
+            (*desc).closure_entry.set(entry);
+        }
+        if entry == 0 {
+            ffi::lua_pushvalue(l, fn_idx);
+            return;
+        }
+        ffi::lua_pushvalue(l, fn_idx);
+        ffi::lua_pushvalue(l, anchor_idx);
+        ffi::lua_pushcclosure(l, std::mem::transmute::<usize, StubFn>(entry), 2);
+    }
+}
+
+/// The C function of a variadic namespace function's closure: finds (or builds) the
+/// closure-mode stub for the arguments given and runs it as its own body, so the stub reads
+/// this closure's upvalues.
+unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a closure made by `push_function` (upvalue 1 is the function cdata); errors are
+    // raised with nothing owned alive.
+    unsafe {
+        let c = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Cdata;
+        let st = (*(*c).desc).state;
+        let stub = match variadic_stub(l, st, cdata::type_of(c).id, CallMode::Closure) {
+            Ok(addr) => addr,
+            Err(msg) => cdata::raise(l, msg),
+        };
+        std::mem::transmute::<usize, StubFn>(stub)(l)
     }
 }
 
@@ -298,7 +387,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
             ffi::LUA_TNUMBER => double,
             ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr),
             ffi::LUA_TBOOLEAN => int,
-            ffi::LUA_TUSERDATA => {
+            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
                 if c.is_null() || (*c).form == Form::CType {
                     return QualType::plain((*st).void_ptr);

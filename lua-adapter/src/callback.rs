@@ -36,7 +36,7 @@ use abi_model::{plan_call, CallbackFrame, CodeEnv, QualType, TypeId};
 use mlua::ffi;
 
 use crate::arena::CodeHandle;
-use crate::call::{arg_desc, assemble, backend, helper_addresses, signature};
+use crate::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode};
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert;
 use crate::ctype::{shape, CTypeDesc, Shape};
@@ -80,7 +80,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let mut cb = Box::new(Callback { st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
-        let env = CodeEnv { helpers: helper_addresses(), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64 };
+        let env = CodeEnv { helpers: helper_addresses(CallMode::Metamethod), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64 };
         match assemble(&s.calls.arena, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();

@@ -165,13 +165,30 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 
 /// The cdata header of the value at `idx`, or null if it is not a cdata of this state.
 ///
+/// A function returned by a namespace (`ffi.C.f`, a C closure over its function cdata, see
+/// [`crate::call`]) counts as its function cdata: the header returned is that cdata's, kept
+/// alive by the closure at `idx`.
+///
 /// # Safety
-/// `l` valid with a free slot; `st` its state.
+/// `l` valid with 2 free slots; `st` its state.
 #[inline]
 pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: stack operations on a valid state.
     unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TUSERDATA => userdata_cdata(l, st, idx),
+            ffi::LUA_TFUNCTION => closure_cdata(l, st, idx),
+            _ => std::ptr::null_mut(),
+        }
+    }
+}
+
+/// The cdata header of the userdata at `idx`, or null if it has another metatable.
+#[inline]
+unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
+    // SAFETY: stack operations on a valid state; the value at idx is a userdata.
+    unsafe {
+        if ffi::lua_getmetatable(l, idx) == 0 {
             return std::ptr::null_mut();
         }
         let mt = ffi::lua_topointer(l, -1);
@@ -181,6 +198,26 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
         } else {
             std::ptr::null_mut()
         }
+    }
+}
+
+/// The function cdata behind a namespace function closure at `idx` (its upvalue 1), or null
+/// if the function at `idx` is anything else. The closure is recognised by its C function
+/// being the one its cdata's type hands out ([`CTypeDesc::closure_entry`]).
+#[cold]
+unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
+    // SAFETY: stack operations on a valid state; the value at idx is a function.
+    unsafe {
+        let Some(f) = ffi::lua_tocfunction(l, idx) else { return std::ptr::null_mut() };
+        if ffi::lua_getupvalue(l, idx, 1).is_null() {
+            return std::ptr::null_mut();
+        }
+        let c = if ffi::lua_type(l, -1) == ffi::LUA_TUSERDATA { userdata_cdata(l, st, -1) } else { std::ptr::null_mut() };
+        ffi::lua_pop(l, 1);
+        if c.is_null() || (*c).form != Form::Value || (*(*c).desc).closure_entry.get() != f as usize {
+            return std::ptr::null_mut();
+        }
+        c
     }
 }
 

@@ -4,8 +4,10 @@
 //! of the running process and of the libraries loaded globally). Indexing it with a name
 //! declared by `ffi.cdef` resolves the symbol with `dlsym`:
 //!
-//! * a function gives a function cdata (`cdata<int ()>: 0x...`) holding its address,
-//!   cached in the namespace so `ffi.C.f == ffi.C.f`;
+//! * a function gives a Lua C closure that calls it through the shared stub of its
+//!   signature, over a function cdata holding its address (see [`crate::call`], "The call
+//!   paths"), cached in the namespace so `ffi.C.f == ffi.C.f`; it keeps the namespace (and
+//!   so its library) alive;
 //! * an `extern` variable is read (converted as a member would be) or written on each
 //!   access; arrays and structs give a reference to the variable;
 //! * an enumerator or `static const` gives its value.
@@ -184,12 +186,15 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
                     Ok(p) => p,
                     Err(msg) => cdata::raise(l, msg),
                 };
+                // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
+                // the closure calling it (crate::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
                 let fc = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
                 ((*fc).ptr as *mut usize).write_unaligned(addr as usize);
+                crate::call::push_function(l, st, 4, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_pushvalue(l, -2);
-                ffi::lua_rawset(l, -4);
+                ffi::lua_rawset(l, 3);
             }
             Declared::Variable(ty) => {
                 let addr = match resolve(c, sym) {

@@ -483,7 +483,14 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
-            // A Lua function becomes a callback where a function pointer is expected.
+            // A namespace function (a closure over its function cdata) converts as that cdata.
+            ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, idx).is_null() => {
+                let c = cdata::to_cdata(l, st, idx);
+                let sty = cdata::type_of(c);
+                let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
+                conv_ct_ct(types, d, ds, dp, src, fl)
+            }
+            // Any other Lua function becomes a callback where a function pointer is expected.
             ffi::LUA_TFUNCTION => {
                 let Shape::Pointer(to) = ds else { return Err(ConvError::Bad { from: origin, to: d }) };
                 if !matches!(types.get(to.id), CType::Function(_)) {

@@ -97,6 +97,11 @@ pub struct CTypeDesc {
     /// signature once one was built (0 before; never for variadic functions, whose stub
     /// depends on the arguments). Written by [`crate::call`] only.
     pub call_stub: std::cell::Cell<usize>,
+    /// Function types: the C function of the Lua C closures that namespaces return for
+    /// functions of this type (the shared closure-mode stub, or the variadic dispatcher),
+    /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
+    /// Written by [`crate::call`] only.
+    pub closure_entry: std::cell::Cell<usize>,
 }
 
 impl CTypeDesc {
@@ -110,6 +115,7 @@ impl CTypeDesc {
             align: layout.map_or(1, |l| l.align),
             state,
             call_stub: std::cell::Cell::new(0),
+            closure_entry: std::cell::Cell::new(0),
         }
     }
 }

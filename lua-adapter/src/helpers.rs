@@ -18,6 +18,7 @@ use abi_model::helpers::Helper;
 use abi_model::{FloatKind, IntKind, QualType};
 use mlua::ffi;
 
+use crate::call::CallMode;
 use crate::cdata::{self, HAS_INTEGERS};
 use crate::convert::{self, f64_to_int_bits};
 use crate::ctype::CTypeDesc;
@@ -50,9 +51,10 @@ pub fn os_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// Raises a conversion error for the Lua value at `idx`. In a stub call the called cdata is
-/// at index 1 (see [`crate::call`]), so the C argument number is `idx - 1`; a callback's
-/// result (a negative index) raises a plain error.
+/// Raises a conversion error for the Lua value at `idx`. In a stub call through `__call` the
+/// called cdata is at index 1 (see [`crate::call`]), so the C argument number is `idx - 1`;
+/// in a namespace function's closure it is `idx`; a callback's result (a negative index)
+/// raises a plain error.
 unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
     // SAFETY: as the callers guarantee; nothing owned is alive here.
     unsafe {
@@ -61,8 +63,24 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
         }
         // Lua 5.5's luaL_argerror leaves out the called object of a `__call` call itself
         // (`ar.extraargs`); earlier versions count it, so it is subtracted here.
-        let narg = if !cfg!(feature = "lua55") && idx > 1 && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
+        let narg = if !cfg!(feature = "lua55") && idx > 1 && !running_closure_stub(l, st) && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
         convert::raise_conv_arg(l, st, narg, e)
+    }
+}
+
+/// Whether the running C function is a namespace function's closure (whose index 1 is its
+/// first argument, which may itself be a callable cdata).
+unsafe fn running_closure_stub(l: *mut ffi::lua_State, st: *mut FfiState) -> bool {
+    // SAFETY: debug API on a valid state with 2 free slots; `lua_getinfo` with "f" pushes
+    // the running function, popped here.
+    unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar) == 0 {
+            return false;
+        }
+        let is_closure = !cdata::to_cdata(l, st, -1).is_null();
+        ffi::lua_pop(l, 1);
+        is_closure
     }
 }
 
@@ -417,16 +435,6 @@ pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype:
     }
 }
 
-/// `int luaffi_gettop(lua_State *L)`: the number of values on the stub's stack (the called
-/// cdata and the arguments).
-///
-/// # Safety
-/// `l` valid.
-pub unsafe extern "C-unwind" fn luaffi_gettop(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as documented.
-    unsafe { ffi::lua_gettop(l) }
-}
-
 /// `void luaffi_argcount_error(lua_State *L, int expected, int got)`: raises LuaJIT's
 /// `wrong number of arguments for function call`; never returns.
 ///
@@ -439,13 +447,49 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
     unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
 }
 
-/// The state of the cdata being called (index 1 of a stub call, see [`crate::call`]).
-#[inline]
-unsafe fn called_state(l: *mut ffi::lua_State) -> *mut FfiState {
-    // SAFETY: index 1 is a live cdata whose descriptor belongs to its state.
+/// The cdata being called in a stub of `mode` (see [`crate::call`]): index 1 in a
+/// `__call`, upvalue 1 in a namespace function's closure. Neither is checked: a stub of that
+/// mode is only ever entered that way.
+#[inline(always)]
+unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::Cdata {
+    // SAFETY: as documented.
     unsafe {
-        let c = ffi::lua_touserdata(l, 1) as *const cdata::Cdata;
-        (*(*c).desc).state
+        let idx = match mode {
+            CallMode::Metamethod => 1,
+            CallMode::Closure => ffi::lua_upvalueindex(1),
+        };
+        ffi::lua_touserdata(l, idx) as *const cdata::Cdata
+    }
+}
+
+/// `luaffi_func_addr` of a stub of `mode`.
+#[inline(always)]
+unsafe fn func_addr(l: *mut ffi::lua_State, mode: CallMode) -> *mut c_void {
+    // SAFETY: the called cdata's bytes hold the address.
+    unsafe { ((*called_cdata(l, mode)).ptr as *const *mut c_void).read_unaligned() }
+}
+
+/// `luaffi_errno_restore` of a stub of `mode`.
+#[inline(always)]
+unsafe fn errno_restore(l: *mut ffi::lua_State, mode: CallMode) {
+    // SAFETY: the called cdata's descriptor belongs to its state.
+    unsafe {
+        let st = (*(*called_cdata(l, mode)).desc).state;
+        (*st).calls.calling_l = l;
+        set_os_errno((*st).errno);
+    }
+}
+
+/// `luaffi_after_call` of a stub of `mode`.
+#[inline(always)]
+unsafe fn after_call(l: *mut ffi::lua_State, mode: CallMode) {
+    let errno = os_errno();
+    // SAFETY: as errno_restore; may raise, with nothing owned alive.
+    unsafe {
+        let st = (*(*called_cdata(l, mode)).desc).state;
+        (*st).errno = errno;
+        (*st).calls.calling_l = l;
+        crate::callback::raise_pending(l, st);
     }
 }
 
@@ -453,13 +497,10 @@ unsafe fn called_state(l: *mut ffi::lua_State) -> *mut FfiState {
 /// (a function or a function pointer): how one stub serves every function of its signature.
 ///
 /// # Safety
-/// `l` is in a stub call (index 1 is the called cdata).
+/// `l` is in a `__call` stub call (index 1 is the called cdata).
 pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: as documented; the cdata's bytes hold the address.
-    unsafe {
-        let c = ffi::lua_touserdata(l, 1) as *const cdata::Cdata;
-        ((*c).ptr as *const *mut c_void).read_unaligned()
-    }
+    // SAFETY: as documented.
+    unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
 /// `void luaffi_errno_restore(lua_State *L)`: just before the C call, sets `errno` to the
@@ -470,11 +511,7 @@ pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut
 /// As [`luaffi_func_addr`].
 pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State) {
     // SAFETY: as documented.
-    unsafe {
-        let st = called_state(l);
-        (*st).calls.calling_l = l;
-        set_os_errno((*st).errno);
-    }
+    unsafe { errno_restore(l, CallMode::Metamethod) }
 }
 
 /// `void luaffi_after_call(lua_State *L)`: right after the C call, saves `errno` for
@@ -484,22 +521,50 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State) {
 /// # Safety
 /// As [`luaffi_func_addr`]; may raise.
 pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State) {
-    let errno = os_errno();
     // SAFETY: as documented.
-    unsafe {
-        let st = called_state(l);
-        (*st).errno = errno;
-        (*st).calls.calling_l = l;
-        crate::callback::raise_pending(l, st);
-    }
+    unsafe { after_call(l, CallMode::Metamethod) }
 }
 
-/// The address of the function implementing helper `h`, for binding a stub's or thunk's
-/// helper calls. Every helper has one.
-pub fn helper_address(h: Helper) -> usize {
+/// [`luaffi_func_addr`] for a namespace function's closure (the cdata is upvalue 1).
+///
+/// # Safety
+/// `l` is in a closure-mode stub call.
+pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
+    // SAFETY: as documented.
+    unsafe { func_addr(l, CallMode::Closure) }
+}
+
+/// [`luaffi_errno_restore`] for a namespace function's closure.
+///
+/// # Safety
+/// As [`luaffi_closure_func_addr`].
+pub unsafe extern "C-unwind" fn luaffi_closure_errno_restore(l: *mut ffi::lua_State) {
+    // SAFETY: as documented.
+    unsafe { errno_restore(l, CallMode::Closure) }
+}
+
+/// [`luaffi_after_call`] for a namespace function's closure.
+///
+/// # Safety
+/// As [`luaffi_closure_func_addr`]; may raise.
+pub unsafe extern "C-unwind" fn luaffi_closure_after_call(l: *mut ffi::lua_State) {
+    // SAFETY: as documented.
+    unsafe { after_call(l, CallMode::Closure) }
+}
+
+/// The address of the function implementing helper `h` in a stub of `mode`, for binding a
+/// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
+/// (the same semantics, one call less).
+pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave};
+    match (h, mode) {
+        (Helper::FuncAddr, CallMode::Closure) => return luaffi_closure_func_addr as *const () as usize,
+        (Helper::ErrnoRestore, CallMode::Closure) => return luaffi_closure_errno_restore as *const () as usize,
+        (Helper::AfterCall, CallMode::Closure) => return luaffi_closure_after_call as *const () as usize,
+        _ => {}
+    }
     match h {
-        Helper::ArgCount => luaffi_gettop as *const () as usize,
+        Helper::ArgCount => ffi::lua_gettop as *const () as usize,
         Helper::ArgCountError => luaffi_argcount_error as *const () as usize,
         Helper::ToI32 => luaffi_to_i32 as *const () as usize,
         Helper::ToU32 => luaffi_to_u32 as *const () as usize,

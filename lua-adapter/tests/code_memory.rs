@@ -2,7 +2,7 @@
 //! callbacks created and released leave the code arena as it started.
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::call::{arena_stats, build_stub, code_counts};
+use lua_adapter::call::{arena_stats, build_stub, code_counts, CallMode};
 use lua_adapter::state::FfiState;
 use mlua::Lua;
 
@@ -78,7 +78,7 @@ fn a_hundred_thousand_stubs_built_and_dropped_leave_the_arena_as_it_was() {
         .collect();
     let t = std::time::Instant::now();
     for round in 0..1000 {
-        let stubs: Vec<_> = sigs.iter().map(|f| build_stub(&mut st, *f, &[]).unwrap()).collect();
+        let stubs: Vec<_> = sigs.iter().map(|f| build_stub(&mut st, *f, &[], CallMode::Closure).unwrap()).collect();
         if round == 0 {
             assert_eq!(st.calls.arena.stats().live_chunks, 100);
         }

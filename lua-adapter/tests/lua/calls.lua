@@ -37,6 +37,7 @@ double ct_vsum(int n, ...);
 int ct_set_errno(int e); int ct_get_errno(void);
 extern int ct_counter; extern int ct_table[4]; extern const char *ct_name;
 int ct_missing_function(int);
+int ct_call_binop(int (*f)(int, int), int a, int b);
 enum ct_colour { CT_RED = 3, CT_GREEN };
 size_t strlen(const char *s);
 int snprintf(char *buf, size_t n, const char *fmt, ...);
@@ -148,9 +149,20 @@ T.eq(L.ct_get_errno(), 12, "errno set by ffi.errno is seen by C")
 T.eq(ffi.errno(5), 12, "ffi.errno(n) returns the previous value")
 
 -- Namespaces: functions, variables, constants.
-T.ok(L.ct_add == L.ct_add, "a namespace returns the same function cdata")
-T.like(L.ct_add, "^cdata<int %(%)>: 0x%x+$", "function cdata prints its address")
-T.eq(tostring(ffi.cast("void *", C.abs)):match("0x%x+"), tostring(C.abs):match("0x%x+"), "a function casts to void *")
+T.ok(L.ct_add == L.ct_add, "a namespace returns the same function each time")
+if T.luajit then
+  T.like(L.ct_add, "^cdata<int %(%)>: 0x%x+$", "function cdata prints its address")
+end
+T.ours("namespace functions are Lua C closures over their function cdata (README, Differences)", function()
+  T.eq(type(L.ct_add), "function", "a namespace function is a Lua function")
+  T.eq(tostring(ffi.typeof(L.ct_add)), "ctype<int ()>", "... whose ctype is the C function's")
+  T.eq(ffi.cast("int (*)(int, int)", L.ct_add)(40, 2), 42, "... that casts to a callable function pointer")
+  T.eq(L.ct_call_binop(L.ct_add, 20, 3), 23, "... and passes as a function pointer argument")
+  T.err("bad argument #2 (cannot convert 'table' to 'int')", "... argument numbers count from the first argument", L.ct_call_binop, L.ct_add, {}, 1)
+  T.eq(ffi.new("int (*)(int, int)", L.ct_add)(1, 2), 3, "... and initialises a function pointer")
+end)
+local abs_addr = tostring(ffi.cast("void *", C.abs)):match("0x%x+")
+T.eq(abs_addr, tostring(ffi.cast("void *", ffi.cast("int (*)(int)", C.abs))):match("0x%x+"), "a function casts to void *")
 local abs_ptr = ffi.cast("int (*)(int)", ffi.cast("void *", C.abs))
 T.eq(abs_ptr(-9), 9, "a pointer cast to a function pointer is callable")
 T.eq(L.ct_counter, 41, "extern variable read")
