@@ -238,16 +238,31 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
 pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, fn_ty: TypeId) -> c_int {
     // SAFETY: as documented; the stub follows the lua_CFunction protocol.
     unsafe {
-        if ((*c).ptr as *const usize).read_unaligned() == 0 {
-            cdata::raise(l, "attempt to call a NULL function pointer".into());
-        }
         let desc = (*c).desc;
         let mut stub = (*desc).call_stub.get();
         if stub == 0 {
+            if ((*c).ptr as *const usize).read_unaligned() == 0 {
+                cdata::raise(l, "attempt to call a NULL function pointer".into());
+            }
             stub = stub_slow(l, st, desc, fn_ty);
         }
-        let f: StubFn = std::mem::transmute::<usize, StubFn>(stub);
-        f(l)
+        call_stub(l, c, stub)
+    }
+}
+
+/// Runs `stub`, the metamethod-mode stub cached for the type of the callable cdata `c` at
+/// index 1, as the body of the `__call` in progress; raises for a NULL function pointer.
+///
+/// # Safety
+/// As [`call_cdata`]; `stub` is `(*(*c).desc).call_stub`.
+#[inline]
+pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) -> c_int {
+    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    unsafe {
+        if ((*c).ptr as *const usize).read_unaligned() == 0 {
+            cdata::raise(l, "attempt to call a NULL function pointer".into());
+        }
+        std::mem::transmute::<usize, StubFn>(stub)(l)
     }
 }
 

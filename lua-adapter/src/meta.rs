@@ -485,6 +485,13 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        if (*c).form != Form::CType {
+            // The hot path: the type's stub is cached on its descriptor once it ran.
+            let stub = (*(*c).desc).call_stub.get();
+            if stub != 0 {
+                return crate::call::call_stub(l, c, stub);
+            }
+        }
         let ty = cdata::type_of(c);
         if (*c).form != Form::CType {
             if let Some(fn_ty) = crate::call::callable_type(&(*st).types, ty.id) {
