@@ -90,6 +90,9 @@ impl CallMode {
     }
 }
 
+/// The stubs of one variadic function type and mode, by the extra arguments' types.
+type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
+
 /// Per-state machinery for native calls and callbacks.
 pub struct CallState {
     /// Executable memory for this state's stubs and thunks.
@@ -98,7 +101,7 @@ pub struct CallState {
     stubs: HashMap<(TypeId, CallMode), CodeHandle>,
     /// Stubs of variadic functions by function type and mode, then by the extra arguments'
     /// types.
-    variadic_stubs: HashMap<(TypeId, CallMode), HashMap<Box<[QualType]>, CodeHandle>>,
+    variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
     /// Live callbacks by thunk address (the value a C function pointer to them holds).
     pub callbacks: HashMap<usize, Box<Callback>>,
     /// The Lua thread of the C call in progress (set around every stub call): callbacks run

@@ -137,9 +137,7 @@ fn small_int_bits(v: i64, size: u8, signed: bool) -> u64 {
     if size < 4 || (size == 4 && signed) {
         // Via int32: out of range gives INT32_MIN, as x86's cvttsd2si.
         (if v >= i32::MIN as i64 && v <= i32::MAX as i64 { v } else { i32::MIN as i64 }) as u64
-    } else if size == 4 || signed {
-        v as u64
-    } else if v >= 0 {
+    } else if size == 4 || signed || v >= 0 {
         v as u64
     } else {
         // LuaJIT's lj_num2u64 for a negative integral value.

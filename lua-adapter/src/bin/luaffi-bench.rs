@@ -182,9 +182,7 @@ fn main() {
     lua.load("package.loaded.ffi = ...").call::<()>(ffi_mod).expect("preload");
     let g = lua.globals();
     let addr = lua.create_table().unwrap();
-    for (k, v) in [("add", bench_add as *const () as usize)] {
-        addr.set(k, mlua::LightUserData(v as *mut c_void)).unwrap();
-    }
+    addr.set("add", mlua::LightUserData(bench_add as *const () as *mut c_void)).unwrap();
     g.set("ADDR", addr).unwrap();
     g.set("N", n).unwrap();
     for (name, f) in [
