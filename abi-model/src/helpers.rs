@@ -75,12 +75,14 @@ pub enum Helper {
     /// `void *luaffi_func_addr(lua_State *L)`: the address of the C function being called
     /// (stubs are shared by every function of one signature).
     FuncAddr,
-    /// `void luaffi_errno_restore(lua_State *L)`: sets errno (Windows: SetLastError) to the
-    /// value `ffi.errno(n)` stored, just before the call.
+    /// `void luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: sets errno (Windows:
+    /// SetLastError) to the value `ffi.errno(n)` stored, just before the call. The return
+    /// type's descriptor is passed so the helper finds its state with one load instead of
+    /// looking up the called object on the Lua stack.
     ErrnoRestore,
-    /// `void luaffi_after_call(lua_State *L)`: stores errno (Windows: GetLastError) for
-    /// `ffi.errno()` right after the call, then raises the error of a callback that failed
-    /// during the call, if any.
+    /// `void luaffi_after_call(lua_State *L, const void *ret_ctype)`: stores errno (Windows:
+    /// GetLastError) for `ffi.errno()` right after the call, then raises the error of a
+    /// callback that failed during the call, if any (the descriptor as for `ErrnoRestore`).
     AfterCall,
     /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
     /// Lua function; returns the state.
@@ -175,8 +177,8 @@ impl Helper {
             Helper::PushRecord => "void luaffi_push_record(lua_State *L, const void *ctype, const void *src)",
             Helper::NewResult => "void *luaffi_new_result(lua_State *L, const void *ctype)",
             Helper::FuncAddr => "void *luaffi_func_addr(lua_State *L)",
-            Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L)",
-            Helper::AfterCall => "void luaffi_after_call(lua_State *L)",
+            Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L, const void *ret_ctype)",
+            Helper::AfterCall => "void luaffi_after_call(lua_State *L, const void *ret_ctype)",
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
@@ -209,7 +211,8 @@ impl Helper {
             Helper::PushRecord => (VOID, &[P, P, P]),
             Helper::NewResult => (P, &[P, P]),
             Helper::FuncAddr => (P, &[P]),
-            Helper::ErrnoRestore | Helper::AfterCall | Helper::CallbackLeave => (VOID, &[P]),
+            Helper::ErrnoRestore | Helper::AfterCall => (VOID, &[P, P]),
+            Helper::CallbackLeave => (VOID, &[P]),
             Helper::CallbackEnter => (P, &[P]),
             Helper::CallbackCall => (VOID, &[P, I32]),
         }

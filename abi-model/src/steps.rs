@@ -317,7 +317,7 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
             reg => loads.push(Step::LoadPtr { to: reg, from: result }),
         }
     }
-    steps.push(Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L], ret_to: None });
+    steps.push(Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
     // Pass 2: the argument registers, after the last helper call.
     steps.extend(loads);
     if let Some(n) = plan.al {
@@ -326,7 +326,7 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
     steps.push(Step::CallTarget { via: target, callee_pops: plan.callee_pops });
     let results = match (plan.ret.value, result_ptr) {
         (ValueKind::Void, _) => {
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
             0
         }
         (_, Some(result)) => {
@@ -334,13 +334,13 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
             if !matches!(plan.ret.loc, RetLoc::Sret { .. }) {
                 steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::Through(result) });
             }
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
             1
         }
         (kind, None) => {
             let at = stage.take(kind.size(w).max(w));
             steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::At(at) });
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L], ret_to: None });
+            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
             let helper = to_lua_helper(kind);
             let mut args = vec![Operand::L, Operand::Value { at, kind }];
             if helper == Helper::PushPtr {

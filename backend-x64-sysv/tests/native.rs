@@ -404,10 +404,10 @@ extern "C" fn h_func_addr(l: *mut c_void) -> *mut c_void {
     enter("func_addr", l);
     with(|m| m.target as *mut c_void)
 }
-extern "C" fn h_errno_restore(l: *mut c_void) {
+extern "C" fn h_errno_restore(l: *mut c_void, _ret_ctype: *const c_void) {
     enter("errno_restore", l);
 }
-extern "C" fn h_after_call(l: *mut c_void) {
+extern "C" fn h_after_call(l: *mut c_void, _ret_ctype: *const c_void) {
     enter("after_call", l);
 }
 extern "C" fn h_callback_enter(cb: *mut c_void) -> *mut c_void {

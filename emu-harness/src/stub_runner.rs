@@ -219,7 +219,14 @@ impl Mock<'_> {
                 self.called_with = Some(int_arg(1));
                 vec![]
             }
-            Helper::ErrnoRestore | Helper::AfterCall | Helper::CallbackLeave => vec![],
+            Helper::ErrnoRestore | Helper::AfterCall => {
+                // The state is found through the return type's descriptor.
+                if arg(1) != CTYPE_RET {
+                    return Err(mismatch(format!("ctype passed to {}", h.name()), format!("{CTYPE_RET:#x} (the return type's)"), format!("{:#x}", arg(1))));
+                }
+                vec![]
+            }
+            Helper::CallbackLeave => vec![],
         };
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.

@@ -25,12 +25,13 @@
 //!
 //! * `luaffi_func_addr(L)` reads the function address from the called cdata, which is how
 //!   one stub serves every function of its signature;
-//! * `luaffi_errno_restore(L)` / `luaffi_after_call(L)` reach the [`FfiState`] through that
-//!   cdata's type descriptor (no registry lookup per call);
+//! * `luaffi_errno_restore(L, ret_ctype)` / `luaffi_after_call(L, ret_ctype)` reach the
+//!   [`FfiState`] through the return type's descriptor, a constant of the stub (no stack
+//!   or registry lookup per call);
 //! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
 //!   first argument, at index 2 in a `__call`).
 //!
-//! The helper table entries of the two modes differ only in those three helpers (bound to
+//! The helper table entries of the two modes differ only in `luaffi_func_addr` (bound to
 //! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
 //! `lua_gettop`.
 //!

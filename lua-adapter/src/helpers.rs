@@ -495,28 +495,12 @@ unsafe fn func_addr(l: *mut ffi::lua_State, mode: CallMode) -> *mut c_void {
     unsafe { ((*called_cdata(l, mode)).ptr as *const *mut c_void).read_unaligned() }
 }
 
-/// `luaffi_errno_restore` of a stub of `mode`.
+/// The state a stub's call belongs to, from its return type's descriptor: every stub is
+/// built for one state, and `ret_ctype` is that state's descriptor (one load, no stack lookup).
 #[inline(always)]
-unsafe fn errno_restore(l: *mut ffi::lua_State, mode: CallMode) {
-    // SAFETY: the called cdata's descriptor belongs to its state.
-    unsafe {
-        let st = (*(*called_cdata(l, mode)).desc).state;
-        (*st).calls.calling_l = l;
-        set_os_errno((*st).errno);
-    }
-}
-
-/// `luaffi_after_call` of a stub of `mode`.
-#[inline(always)]
-unsafe fn after_call(l: *mut ffi::lua_State, mode: CallMode) {
-    let errno = os_errno();
-    // SAFETY: as errno_restore; may raise, with nothing owned alive.
-    unsafe {
-        let st = (*(*called_cdata(l, mode)).desc).state;
-        (*st).errno = errno;
-        (*st).calls.calling_l = l;
-        crate::callback::raise_pending(l, st);
-    }
+unsafe fn state_of_call(ret_ctype: *const c_void) -> *mut FfiState {
+    // SAFETY: ret_ctype is a live descriptor of the stub's state (see `build_stub`).
+    unsafe { (*(ret_ctype as *const CTypeDesc)).state }
 }
 
 /// `void *luaffi_func_addr(lua_State *L)`: the address held by the called cdata at index 1
@@ -529,26 +513,36 @@ pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut
     unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
-/// `void luaffi_errno_restore(lua_State *L)`: just before the C call, sets `errno` to the
-/// value `ffi.errno()` reports (so a C function sees the value `ffi.errno(n)` set) and
-/// records `L` as the thread callbacks run on.
+/// `void luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: just before the C call,
+/// sets `errno` to the value `ffi.errno()` reports (so a C function sees the value
+/// `ffi.errno(n)` set) and records `L` as the thread callbacks run on. Serves both stub modes.
 ///
 /// # Safety
-/// As [`luaffi_func_addr`].
-pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State) {
+/// `l` is in a stub call; `ret_ctype` is the descriptor of the stub's return type.
+pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State, ret_ctype: *const c_void) {
     // SAFETY: as documented.
-    unsafe { errno_restore(l, CallMode::Metamethod) }
+    unsafe {
+        let st = state_of_call(ret_ctype);
+        (*st).calls.calling_l = l;
+        set_os_errno((*st).errno);
+    }
 }
 
-/// `void luaffi_after_call(lua_State *L)`: right after the C call, saves `errno` for
-/// `ffi.errno()`, makes `L` the callback thread again (a nested call may have changed it),
-/// then raises the error of a callback that failed during the call, if any.
+/// `void luaffi_after_call(lua_State *L, const void *ret_ctype)`: right after the C call, saves
+/// `errno` for `ffi.errno()`, makes `L` the callback thread again (a nested call may have
+/// changed it), then raises the error of a callback that failed during the call, if any.
 ///
 /// # Safety
-/// As [`luaffi_func_addr`]; may raise.
-pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State) {
+/// As [`luaffi_errno_restore`]; may raise, with nothing owned alive.
+pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State, ret_ctype: *const c_void) {
+    let errno = os_errno();
     // SAFETY: as documented.
-    unsafe { after_call(l, CallMode::Metamethod) }
+    unsafe {
+        let st = state_of_call(ret_ctype);
+        (*st).errno = errno;
+        (*st).calls.calling_l = l;
+        crate::callback::raise_pending(l, st);
+    }
 }
 
 /// [`luaffi_func_addr`] for a namespace function's closure (the cdata is upvalue 1).
@@ -560,24 +554,6 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
     unsafe { func_addr(l, CallMode::Closure) }
 }
 
-/// [`luaffi_errno_restore`] for a namespace function's closure.
-///
-/// # Safety
-/// As [`luaffi_closure_func_addr`].
-pub unsafe extern "C-unwind" fn luaffi_closure_errno_restore(l: *mut ffi::lua_State) {
-    // SAFETY: as documented.
-    unsafe { errno_restore(l, CallMode::Closure) }
-}
-
-/// [`luaffi_after_call`] for a namespace function's closure.
-///
-/// # Safety
-/// As [`luaffi_closure_func_addr`]; may raise.
-pub unsafe extern "C-unwind" fn luaffi_closure_after_call(l: *mut ffi::lua_State) {
-    // SAFETY: as documented.
-    unsafe { after_call(l, CallMode::Closure) }
-}
-
 /// The address of the function implementing helper `h` in a stub of `mode`, for binding a
 /// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
 /// (the same semantics, one call less).
@@ -585,8 +561,6 @@ pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave};
     match (h, mode) {
         (Helper::FuncAddr, CallMode::Closure) => return luaffi_closure_func_addr as *const () as usize,
-        (Helper::ErrnoRestore, CallMode::Closure) => return luaffi_closure_errno_restore as *const () as usize,
-        (Helper::AfterCall, CallMode::Closure) => return luaffi_closure_after_call as *const () as usize,
         _ => {}
     }
     match h {
