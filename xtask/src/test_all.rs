@@ -26,6 +26,8 @@ const BUILD_DEBS: &[&str] = &[
     "luarocks",
     // libz.so for examples/zlib.lua (ffi.load "z"), run by lua-adapter/tests/examples.rs.
     "zlib1g-dev",
+    // The reference run of the Lua suite under LuaJIT's own FFI (lua-adapter/tests/lua_suite.rs).
+    "luajit",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
