@@ -42,6 +42,18 @@ pub struct Cdata {
     pub len: usize,
     /// What this is.
     pub form: Form,
+    /// [`tag_of`] this header in its state: how [`to_cdata`] recognises a cdata of this state
+    /// without pushing and comparing its metatable.
+    pub tag: usize,
+}
+
+/// The tag of the header at `c` in state `st`: both addresses mixed with a constant, so a
+/// userdata that is not one of this state's cdata (another library's, or a cdata of another
+/// copy of the module) carries it only by an 1-in-2^64 accident. Lua code cannot write a
+/// userdata's bytes, so it cannot forge one.
+#[inline(always)]
+fn tag_of(c: *const Cdata, st: *const FfiState) -> usize {
+    (c as usize).rotate_left(17) ^ (st as usize) ^ 0x6c75_6166_6669_2d72
 }
 
 /// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
@@ -86,7 +98,7 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         let ptr = base.add(aligned - base as usize);
         std::ptr::write_bytes(ptr, 0, len);
         let c = base as *mut Cdata;
-        c.write(Cdata { desc, ptr, len, form: Form::Value });
+        c.write(Cdata { desc, ptr, len, form: Form::Value, tag: tag_of(c, st) });
         set_meta(l, st, false);
         c
     }
@@ -102,7 +114,7 @@ pub unsafe fn push_ref(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const C
     unsafe {
         let len = (*desc).size.unwrap_or(0) as usize;
         let c = new_userdata(l, HEADER, 1) as *mut Cdata;
-        c.write(Cdata { desc, ptr, len, form: Form::Ref });
+        c.write(Cdata { desc, ptr, len, form: Form::Ref, tag: tag_of(c, st) });
         set_meta(l, st, false);
         if anchor != 0 {
             set_anchor(l, anchor);
@@ -142,7 +154,7 @@ pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         }
         ffi::lua_pop(l, 1);
         let c = new_userdata(l, HEADER, 0) as *mut Cdata;
-        c.write(Cdata { desc, ptr: std::ptr::null_mut(), len: 0, form: Form::CType });
+        c.write(Cdata { desc, ptr: std::ptr::null_mut(), len: 0, form: Form::CType, tag: tag_of(c, st) });
         set_meta(l, st, false);
         ffi::lua_pushvalue(l, -1);
         ffi::lua_rawsetp(l, -3, desc as *const c_void);
@@ -183,21 +195,19 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
     }
 }
 
-/// The cdata header of the userdata at `idx`, or null if it has another metatable.
+/// The cdata header of the userdata at `idx`, or null if it is not a cdata of `st`: a block
+/// large enough for a header that carries this state's tag (no stack traffic, unlike a
+/// metatable comparison).
 #[inline]
 unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack operations on a valid state; the value at idx is a userdata.
+    // SAFETY: the value at idx is a full userdata; its first HEADER bytes are read only once
+    // its size says it has them.
     unsafe {
-        if ffi::lua_getmetatable(l, idx) == 0 {
+        let c = ffi::lua_touserdata(l, idx) as *mut Cdata;
+        if c.is_null() || ffi::lua_rawlen(l, idx) < HEADER || std::ptr::addr_of!((*c).tag).read_unaligned() != tag_of(c, st) {
             return std::ptr::null_mut();
         }
-        let mt = ffi::lua_topointer(l, -1);
-        ffi::lua_pop(l, 1);
-        if mt == (*st).meta_ptr || mt == (*st).gc_meta_ptr {
-            ffi::lua_touserdata(l, idx) as *mut Cdata
-        } else {
-            std::ptr::null_mut()
-        }
+        c
     }
 }
 

@@ -270,4 +270,9 @@ else
   end)
 end
 
+-- Another library's userdata is never taken for a cdata (io.stdout is a full userdata).
+T.ok(not ffi.istype("int", io.stdout), "a foreign userdata is not a cdata")
+T.ok(not pcall(ffi.sizeof, io.stdout), "a foreign userdata is not a ctype")
+T.ok(not pcall(function() return io.stdout + ffi.new("int", 1) end), "no arithmetic with a foreign userdata")
+
 T.done("cdata.lua")
