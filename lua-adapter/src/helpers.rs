@@ -559,9 +559,8 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
 /// (the same semantics, one call less).
 pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave};
-    match (h, mode) {
-        (Helper::FuncAddr, CallMode::Closure) => return luaffi_closure_func_addr as *const () as usize,
-        _ => {}
+    if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
+        return luaffi_closure_func_addr as *const () as usize;
     }
     match h {
         Helper::ArgCount => ffi::lua_gettop as *const () as usize,
