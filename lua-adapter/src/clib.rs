@@ -166,6 +166,16 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Str
     }
 }
 
+/// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
+/// frame owns nothing when it raises).
+unsafe fn resolve_or_raise(l: *mut ffi::lua_State, c: *mut Clib, sym: Option<CString>) -> *mut c_void {
+    // SAFETY: as resolve; `raise` drops the message before it unwinds.
+    match unsafe { resolve(c, sym) } {
+        Ok(p) => p,
+        Err(msg) => unsafe { cdata::raise(l, msg) },
+    }
+}
+
 unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a metamethod of the namespace metatable; errors are raised once the owned
     // values of each branch are dropped (messages are moved into `raise`).
@@ -182,10 +192,7 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
         let (what, sym) = declared(&*st, key);
         match what {
             Declared::Function(fn_ty) => {
-                let addr = match resolve(c, sym) {
-                    Ok(p) => p,
-                    Err(msg) => cdata::raise(l, msg),
-                };
+                let addr = resolve_or_raise(l, c, sym);
                 // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
                 // the closure calling it (crate::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
@@ -197,10 +204,7 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_rawset(l, 3);
             }
             Declared::Variable(ty) => {
-                let addr = match resolve(c, sym) {
-                    Ok(p) => p,
-                    Err(msg) => cdata::raise(l, msg),
-                };
+                let addr = resolve_or_raise(l, c, sym);
                 if let Err(e) = convert::c_to_lua(l, st, ty, addr as *mut u8, 0) {
                     convert::raise_conv(l, st, e);
                 }
@@ -229,10 +233,7 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
         let (what, sym) = declared(&*st, key);
         match what {
             Declared::Variable(ty) => {
-                let addr = match resolve(c, sym) {
-                    Ok(p) => p,
-                    Err(msg) => cdata::raise(l, msg),
-                };
+                let addr = resolve_or_raise(l, c, sym);
                 let r = if ty.quals.is_const { Err(ConvError::WriteConst) } else { convert::lua_to_c(l, st, 3, ty, addr as *mut u8, 0) };
                 if let Err(e) = r {
                     convert::raise_conv(l, st, e);

@@ -469,9 +469,14 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 }
                 _ => Err(ConvError::Bad { from: origin, to: d }),
             },
-            ffi::LUA_TUSERDATA => {
+            // A cdata, or a namespace function (a closure over its function cdata), converts as
+            // that cdata.
+            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
                 if c.is_null() {
+                    if ty == ffi::LUA_TFUNCTION {
+                        return function_to_callback(l, st, idx, d, ds, dp, origin);
+                    }
                     let p = ffi::lua_touserdata(l, idx) as usize;
                     let src = Src { ty: QualType::plain((*st).void_ptr), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
                     return conv_ct_ct(types, d, ds, dp, src, fl);
@@ -483,29 +488,30 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
-            // A namespace function (a closure over its function cdata) converts as that cdata.
-            ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, idx).is_null() => {
-                let c = cdata::to_cdata(l, st, idx);
-                let sty = cdata::type_of(c);
-                let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
-                conv_ct_ct(types, d, ds, dp, src, fl)
-            }
-            // Any other Lua function becomes a callback where a function pointer is expected.
-            ffi::LUA_TFUNCTION => {
-                let Shape::Pointer(to) = ds else { return Err(ConvError::Bad { from: origin, to: d }) };
-                if !matches!(types.get(to.id), CType::Function(_)) {
-                    return Err(ConvError::Bad { from: origin, to: d });
-                }
-                match crate::callback::new_callback(l, st, idx, to.id) {
-                    Ok(addr) => {
-                        write_int(dp, ptr_size(), addr as u64);
-                        Ok(())
-                    }
-                    Err(_) => Err(ConvError::Bad { from: origin, to: d }),
-                }
-            }
             _ => Err(ConvError::Bad { from: origin, to: d }),
         }
+    }
+}
+
+/// Any Lua function other than a namespace function becomes a callback where a function
+/// pointer is expected.
+///
+/// # Safety
+/// As [`lua_to_c`]; the value at `idx` is a Lua function.
+unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, ds: Shape, dp: *mut u8, origin: Origin) -> Result<(), ConvError> {
+    let Shape::Pointer(to) = ds else { return Err(ConvError::Bad { from: origin, to: d }) };
+    // SAFETY: the state outlives this call; the borrow ends before the callback is made.
+    if !matches!(unsafe { &(*st).types }.get(to.id), CType::Function(_)) {
+        return Err(ConvError::Bad { from: origin, to: d });
+    }
+    // SAFETY: as documented.
+    match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
+        Ok(addr) => {
+            // SAFETY: dp holds a pointer.
+            unsafe { write_int(dp, ptr_size(), addr as u64) };
+            Ok(())
+        }
+        Err(_) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }
 

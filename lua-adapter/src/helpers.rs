@@ -145,40 +145,10 @@ fn small_int_bits(v: i64, size: u8, signed: bool) -> u64 {
     }
 }
 
+/// An integer conversion helper: the Lua value converted to the C integer type `$narrow`
+/// (`$size` bytes), returned widened to `$t` (sign- or zero-extended, as the ABI wants a
+/// narrow argument in its slot).
 macro_rules! int_helper {
-    ($(#[$doc:meta])* $name:ident -> $t:ty, $size:expr, $signed:expr, $kind:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `l` is a valid Lua state in which the module is open; `idx` a valid index.
-        pub unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State, idx: c_int) -> $t {
-            // SAFETY: as documented.
-            unsafe {
-                if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
-                    return number_bits(l, idx, $size, $signed) as $t;
-                }
-                let mut v: $t = 0;
-                convert_arg(l, idx, |t| QualType::plain(t.int($kind)), &mut v as *mut $t as *mut u8);
-                v
-            }
-        }
-    };
-}
-
-int_helper!(
-    /// `int32_t luaffi_to_i32(lua_State *L, int idx)`.
-    luaffi_to_i32 -> i32, 4, true, IntKind::Int);
-int_helper!(
-    /// `uint32_t luaffi_to_u32(lua_State *L, int idx)`.
-    luaffi_to_u32 -> u32, 4, false, IntKind::UInt);
-int_helper!(
-    /// `int64_t luaffi_to_i64(lua_State *L, int idx)`.
-    luaffi_to_i64 -> i64, 8, true, IntKind::LongLong);
-int_helper!(
-    /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
-    luaffi_to_u64 -> u64, 8, false, IntKind::ULongLong);
-
-macro_rules! narrow_helper {
     ($(#[$doc:meta])* $name:ident -> $t:ty as $narrow:ty, $size:expr, $signed:expr, $kind:expr) => {
         $(#[$doc])*
         ///
@@ -198,17 +168,29 @@ macro_rules! narrow_helper {
     };
 }
 
-narrow_helper!(
+int_helper!(
+    /// `int32_t luaffi_to_i32(lua_State *L, int idx)`.
+    luaffi_to_i32 -> i32 as i32, 4, true, IntKind::Int);
+int_helper!(
+    /// `uint32_t luaffi_to_u32(lua_State *L, int idx)`.
+    luaffi_to_u32 -> u32 as u32, 4, false, IntKind::UInt);
+int_helper!(
+    /// `int64_t luaffi_to_i64(lua_State *L, int idx)`.
+    luaffi_to_i64 -> i64 as i64, 8, true, IntKind::LongLong);
+int_helper!(
+    /// `uint64_t luaffi_to_u64(lua_State *L, int idx)`.
+    luaffi_to_u64 -> u64 as u64, 8, false, IntKind::ULongLong);
+int_helper!(
     /// `int32_t luaffi_to_i8(lua_State *L, int idx)`: converted to `signed char` (as C
     /// converts), returned sign-extended.
     luaffi_to_i8 -> i32 as i8, 1, true, IntKind::SChar);
-narrow_helper!(
+int_helper!(
     /// `uint32_t luaffi_to_u8(lua_State *L, int idx)`: to `unsigned char`, zero-extended.
     luaffi_to_u8 -> u32 as u8, 1, false, IntKind::UChar);
-narrow_helper!(
+int_helper!(
     /// `int32_t luaffi_to_i16(lua_State *L, int idx)`: to `short`, sign-extended.
     luaffi_to_i16 -> i32 as i16, 2, true, IntKind::Short);
-narrow_helper!(
+int_helper!(
     /// `uint32_t luaffi_to_u16(lua_State *L, int idx)`: to `unsigned short`, zero-extended.
     luaffi_to_u16 -> u32 as u16, 2, false, IntKind::UShort);
 

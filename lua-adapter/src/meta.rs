@@ -89,14 +89,11 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             // getmetatable(cdata) answers "ffi", as in LuaJIT.
             ffi::lua_pushstring(l, c"ffi".as_ptr());
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
-            let p = ffi::lua_topointer(l, -1);
             let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             if with_gc {
                 (*st).gc_meta_ref = r;
-                (*st).gc_meta_ptr = p;
             } else {
                 (*st).meta_ref = r;
-                (*st).meta_ptr = p;
             }
         }
         ffi::lua_pop(l, 2); // the shared methods and the finalizer table
@@ -485,15 +482,13 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        let ty = cdata::type_of(c);
         if (*c).form != Form::CType {
             // The hot path: the type's stub is cached on its descriptor once it ran.
             let stub = (*(*c).desc).call_stub.get();
             if stub != 0 {
                 return crate::call::call_stub(l, c, stub);
             }
-        }
-        let ty = cdata::type_of(c);
-        if (*c).form != Form::CType {
             if let Some(fn_ty) = crate::call::callable_type(&(*st).types, ty.id) {
                 return crate::call::call_cdata(l, st, c, fn_ty);
             }

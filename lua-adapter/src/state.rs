@@ -51,10 +51,6 @@ pub struct FfiState {
     pub finalizers_ref: c_int,
     /// Registry reference of the weak-valued table descriptor -> ctype object.
     pub ctype_cache_ref: c_int,
-    /// Identity of the two cdata metatables (`lua_topointer`), to recognise cdata quickly.
-    pub meta_ptr: *const c_void,
-    /// See [`FfiState::meta_ptr`].
-    pub gc_meta_ptr: *const c_void,
     /// Native calls and callbacks: the code arena, the stub cache, live callbacks.
     pub calls: crate::call::CallState,
 }
@@ -91,8 +87,6 @@ impl FfiState {
             gc_meta_ref: ffi::LUA_NOREF,
             finalizers_ref: ffi::LUA_NOREF,
             ctype_cache_ref: ffi::LUA_NOREF,
-            meta_ptr: std::ptr::null(),
-            gc_meta_ptr: std::ptr::null(),
             calls: crate::call::CallState::new(),
         }
     }
