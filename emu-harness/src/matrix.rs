@@ -77,79 +77,104 @@ pub fn plan_of(cat: &Catalogue, s: &CatSignature) -> Result<CallPlan, String> {
     plan_call(&cat.table, &s.sig, &s.varargs).map_err(|e| e.to_string())
 }
 
-/// Per direction of one signature: `None` when it does not apply, `Some(None)` for a pass,
-/// `Some(Some(failure))` for a failure.
-pub type DirectionResults = Vec<Option<Option<Failure>>>;
+/// The values of a catalogue signature, as the runners' [`plan_runner::Case`] borrows them.
+pub struct CaseValues {
+    args: Vec<Vec<u8>>,
+    masks: Vec<Vec<u8>>,
+    ret: Vec<u8>,
+    ret_mask: Vec<u8>,
+}
 
-/// Runs `check` for every signature of `cat`, one engine per fixture image, images in
-/// parallel. `check` returns one entry per direction: `None` when that direction does not
-/// apply to the signature, `Some(None)` for a pass, `Some(Some(failure))` for a failure.
-/// Returns, per direction, the number checked and the failures.
-pub fn run_signatures_with<F>(cat: &Catalogue, prepare: fn(&mut dyn Cpu) -> Result<(), EngineError>, check: F) -> Result<Vec<(usize, Vec<Failure>)>, String>
+impl CaseValues {
+    /// The argument and return bytes and masks of `s`.
+    pub fn of(s: &CatSignature) -> CaseValues {
+        let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
+        CaseValues { args: s.args.iter().map(|v| v.bytes.clone()).collect(), masks: s.args.iter().map(|v| v.mask.clone()).collect(), ret, ret_mask }
+    }
+
+    /// The case of `s` checked against `plan`.
+    pub fn case<'a>(&'a self, s: &'a CatSignature, plan: &'a CallPlan) -> plan_runner::Case<'a> {
+        plan_runner::Case { c_text: &s.c_decl, plan, args: &self.args, arg_masks: &self.masks, ret: &self.ret, ret_mask: &self.ret_mask }
+    }
+}
+
+/// A matrix row's subject and direction, e.g. `("stub", "call")`.
+pub type RowKind = (&'static str, &'static str);
+
+/// Per row kind of one signature: `None` when the kind does not apply, else the result.
+pub type KindResults = [Option<Result<(), Mismatch>>; 2];
+
+/// A target's matrix: its rows and every failure.
+pub type TargetMatrix = Result<(Vec<MatrixRow>, Vec<Failure>), String>;
+
+/// Runs `check` for every signature of `cat` with abi-model's plan, one engine per fixture
+/// image, images in parallel, and makes one row per entry of `kinds`. `check` answers per
+/// kind: `None` when it does not apply to the signature, else the check's result. A
+/// signature abi-model cannot plan fails every kind.
+pub fn run_matrix<F>(cat: &Catalogue, prepare: fn(&mut dyn Cpu) -> Result<(), EngineError>, kinds: [RowKind; 2], check: F) -> TargetMatrix
 where
-    F: Fn(&mut LoadedImage, &CatSignature) -> DirectionResults + Sync,
+    F: Fn(&mut LoadedImage, &CatSignature, &plan_runner::Case) -> KindResults + Sync,
 {
-    let per_image: Vec<Result<Vec<DirectionResults>, String>> = cat
+    let run_one = |img: &mut LoadedImage, s: &CatSignature| -> KindResults {
+        match plan_of(cat, s) {
+            Ok(plan) => {
+                let values = CaseValues::of(s);
+                check(img, s, &values.case(s, &plan))
+            }
+            Err(e) => {
+                let m = Mismatch { what: "planning".into(), expected: "a plan".into(), actual: e };
+                [Some(Err(m.clone())), Some(Err(m))]
+            }
+        }
+    };
+    let per_image: Vec<Result<Vec<(usize, KindResults)>, String>> = cat
         .images
         .par_iter()
         .enumerate()
         .map(|(i, img)| {
             let mut loaded = load_image(cat.target, &img.stem, img.count)?;
             prepare(loaded.cpu.as_mut()).map_err(|e| e.to_string())?;
-            Ok(cat.signatures.iter().filter(|s| s.image == i).map(|s| check(&mut loaded, s)).collect())
+            Ok(cat.signatures.iter().enumerate().filter(|(_, s)| s.image == i).map(|(n, s)| (n, run_one(&mut loaded, s))).collect())
         })
         .collect();
-    let mut out: Vec<(usize, Vec<Failure>)> = Vec::new();
+    let (mut checked, mut failed) = ([0u64; 2], [0u64; 2]);
+    let mut failures = Vec::new();
     for r in per_image {
-        for results in r? {
-            if out.len() < results.len() {
-                out.resize_with(results.len(), || (0, Vec::new()));
-            }
-            for (d, res) in results.into_iter().enumerate() {
-                if let Some(res) = res {
-                    out[d].0 += 1;
-                    out[d].1.extend(res);
+        for (n, results) in r? {
+            for (k, res) in results.into_iter().enumerate() {
+                let Some(res) = res else { continue };
+                checked[k] += 1;
+                if let Err(mismatch) = res {
+                    failed[k] += 1;
+                    failures.push(Failure { c_decl: cat.signatures[n].c_decl.clone(), direction: kinds[k].1, mismatch });
                 }
             }
         }
     }
-    Ok(out)
+    let rows = kinds
+        .iter()
+        .zip(checked.into_iter().zip(failed))
+        .map(|(&(subject, direction), (checked, failed))| MatrixRow {
+            target: cat.target.name().into(),
+            subject: subject.into(),
+            direction: direction.into(),
+            checked,
+            failed,
+        })
+        .collect();
+    Ok((rows, failures))
 }
 
 /// The plan matrix of one target: both directions for every catalogue signature.
-pub fn plan_matrix(cat: &Catalogue) -> Result<(Vec<MatrixRow>, Vec<Failure>), String> {
+pub fn plan_matrix(cat: &Catalogue) -> TargetMatrix {
     let entry = caller_entry_plan(cat.target);
     let stops = plan_runner::plan_stops();
-    let results = run_signatures_with(cat, |_| Ok(()), |img, s| {
-        let plan = match plan_of(cat, s) {
-            Ok(p) => p,
-            Err(e) => {
-                let m = Mismatch { what: "planning".into(), expected: "a plan".into(), actual: e };
-                return vec![
-                    Some(Some(Failure { c_decl: s.c_decl.clone(), direction: "call", mismatch: m.clone() })),
-                    Some(Some(Failure { c_decl: s.c_decl.clone(), direction: "callback", mismatch: m })),
-                ];
-            }
-        };
-        let args: Vec<Vec<u8>> = s.args.iter().map(|v| v.bytes.clone()).collect();
-        let masks: Vec<Vec<u8>> = s.args.iter().map(|v| v.mask.clone()).collect();
-        let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
-        let case = plan_runner::Case { c_text: &s.c_decl, plan: &plan, args: &args, arg_masks: &masks, ret: &ret, ret_mask: &ret_mask };
-        let call = plan_runner::check_call(img.cpu.as_mut(), &case, img.callees[s.slot], img.rec, &stops)
-            .err()
-            .map(|m| Failure { c_decl: s.c_decl.clone(), direction: "call", mismatch: m });
-        let callback = plan_runner::check_callback(img.cpu.as_mut(), &case, img.callers[s.slot], &entry, img.rec, &stops)
-            .err()
-            .map(|m| Failure { c_decl: s.c_decl.clone(), direction: "callback", mismatch: m });
-        vec![Some(call), Some(callback)]
-    })?;
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    for (dir, (checked, fails)) in ["call", "callback"].iter().zip(results) {
-        rows.push(MatrixRow { target: cat.target.name().into(), subject: "plan".into(), direction: dir.to_string(), checked: checked as u64, failed: fails.len() as u64 });
-        failures.extend(fails);
-    }
-    Ok((rows, failures))
+    run_matrix(cat, |_| Ok(()), [("plan", "call"), ("plan", "callback")], |img, s, case| {
+        [
+            Some(plan_runner::check_call(img.cpu.as_mut(), case, img.callees[s.slot], img.rec, &stops)),
+            Some(plan_runner::check_callback(img.cpu.as_mut(), case, img.callers[s.slot], &entry, img.rec, &stops)),
+        ]
+    })
 }
 
 /// The backend for a target.
@@ -163,38 +188,39 @@ pub fn backend_for(target: Target) -> Box<dyn abi_model::Backend + Sync> {
 
 /// The backend matrix of one target: its stub for every catalogue signature (call
 /// direction) and its thunk for every non-variadic one (callback direction).
-pub fn backend_matrix(cat: &Catalogue) -> Result<(Vec<MatrixRow>, Vec<Failure>), String> {
+pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
     let backend = backend_for(cat.target);
     let entry = caller_entry_plan(cat.target);
     let stops = crate::stub_runner::stub_stops();
-    let results = run_signatures_with(cat, crate::stub_runner::map_code_region, |img, s| {
-        let plan = match plan_of(cat, s) {
-            Ok(p) => p,
-            Err(e) => {
-                let m = Mismatch { what: "planning".into(), expected: "a plan".into(), actual: e };
-                return vec![Some(Some(Failure { c_decl: s.c_decl.clone(), direction: "call", mismatch: m.clone() })), Some(Some(Failure { c_decl: s.c_decl.clone(), direction: "callback", mismatch: m }))];
-            }
-        };
-        let args: Vec<Vec<u8>> = s.args.iter().map(|v| v.bytes.clone()).collect();
-        let masks: Vec<Vec<u8>> = s.args.iter().map(|v| v.mask.clone()).collect();
-        let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
-        let case = plan_runner::Case { c_text: &s.c_decl, plan: &plan, args: &args, arg_masks: &masks, ret: &ret, ret_mask: &ret_mask };
-        let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), &case, img.callees[s.slot], img.rec, &stops)
-            .err()
-            .map(|m| Failure { c_decl: s.c_decl.clone(), direction: "call", mismatch: m });
+    run_matrix(cat, crate::stub_runner::map_code_region, [("stub", "call"), ("thunk", "callback")], |img, s, case| {
+        let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops);
         // Callbacks exist for non-variadic signatures only.
-        let thunk = (!s.sig.variadic).then(|| {
-            crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), &case, img.callers[s.slot], &entry, img.rec, &stops)
-                .err()
-                .map(|m| Failure { c_decl: s.c_decl.clone(), direction: "callback", mismatch: m })
-        });
-        vec![Some(stub), thunk]
-    })?;
+        let thunk = (!s.sig.variadic)
+            .then(|| crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops));
+        [Some(stub), thunk]
+    })
+}
+
+/// Runs `matrix` on every target in parallel, writes its rows as `target/abi-matrix.d/<name>.json`
+/// (for `cargo xtask test-all-abis`), prints them, and returns the failures as a report (the
+/// first `shown` per target in full), empty when everything passed.
+pub fn run_all_targets(name: &str, matrix: fn(&Catalogue) -> TargetMatrix, shown: usize) -> String {
+    let results: Vec<_> = Target::ALL.par_iter().map(|&t| (t, matrix(&crate::catalogue::catalogue(t)))).collect();
     let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    for ((subject, dir), (checked, fails)) in [("stub", "call"), ("thunk", "callback")].iter().zip(results) {
-        rows.push(MatrixRow { target: cat.target.name().into(), subject: subject.to_string(), direction: dir.to_string(), checked: checked as u64, failed: fails.len() as u64 });
-        failures.extend(fails);
+    let mut report = String::new();
+    for (t, r) in results {
+        let (target_rows, failures) = r.unwrap_or_else(|e| panic!("{t}: {e}"));
+        rows.extend(target_rows);
+        for f in failures.iter().take(shown) {
+            report.push_str(&format!("{t} {}: {}\n    {}\n", f.direction, f.c_decl, f.mismatch));
+        }
+        if failures.len() > shown {
+            report.push_str(&format!("{t}: ... and {} more\n", failures.len() - shown));
+        }
     }
-    Ok((rows, failures))
+    crate::report::write_rows(name, &rows).expect("write the matrix rows");
+    for r in &rows {
+        eprintln!("{:<10} {:<5} {:<9} checked {:>6} failed {:>5}", r.target, r.subject, r.direction, r.checked, r.failed);
+    }
+    report
 }

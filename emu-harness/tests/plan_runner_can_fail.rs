@@ -3,17 +3,15 @@
 
 use abi_model::{ArgPass, CallConv, CallPlan, Gpr, Loc, RetLoc, Target};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
-use emu_harness::matrix::{caller_entry_plan, load_image, plan_of};
-use emu_harness::plan_runner::{self, Case, Mismatch};
+use emu_harness::matrix::{caller_entry_plan, load_image, plan_of, CaseValues};
+use emu_harness::plan_runner::{self, Mismatch};
 
 /// Runs both directions of `s` with `plan` instead of abi-model's; returns each result.
 fn run(cat: &Catalogue, s: &CatSignature, plan: &CallPlan) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
     let img = &cat.images[s.image];
     let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
-    let args: Vec<Vec<u8>> = s.args.iter().map(|v| v.bytes.clone()).collect();
-    let masks: Vec<Vec<u8>> = s.args.iter().map(|v| v.mask.clone()).collect();
-    let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
-    let case = Case { c_text: &s.c_decl, plan, args: &args, arg_masks: &masks, ret: &ret, ret_mask: &ret_mask };
+    let values = CaseValues::of(s);
+    let case = values.case(s, plan);
     let stops = plan_runner::plan_stops();
     let call = plan_runner::check_call(loaded.cpu.as_mut(), &case, loaded.callees[s.slot], loaded.rec, &stops);
     let entry = caller_entry_plan(cat.target);
@@ -125,4 +123,24 @@ fn a_struct_passed_by_value_instead_of_by_reference_is_caught() {
     let (call, callback) = run(&cat, s, &plan);
     assert!(call.is_err(), "{}", s.c_decl);
     assert!(callback.is_err(), "{}", s.c_decl);
+}
+
+#[test]
+fn the_matrix_counts_every_failure_its_checks_report() {
+    // A check that fails every seventh signature in the first kind and skips the second kind
+    // for odd ones: the rows and the failure list must say exactly that.
+    use emu_harness::matrix::run_matrix;
+    let cat = catalogue(Target::X86_WIN);
+    let (rows, failures) = run_matrix(&cat, |_| Ok(()), [("plan", "call"), ("plan", "callback")], |_, s, _| {
+        let first = if s.index % 7 == 0 { Err(plan_runner::mismatch("made up", "pass", "fail")) } else { Ok(()) };
+        [Some(first), (s.index % 2 == 0).then_some(Ok(()))]
+    })
+    .expect("the fixtures load");
+    let n = cat.signatures.len() as u64;
+    let sevenths = cat.signatures.iter().filter(|s| s.index % 7 == 0).count() as u64;
+    let evens = cat.signatures.iter().filter(|s| s.index % 2 == 0).count() as u64;
+    assert_eq!((rows[0].checked, rows[0].failed), (n, sevenths));
+    assert_eq!((rows[1].checked, rows[1].failed), (evens, 0));
+    assert_eq!(failures.len() as u64, sevenths);
+    assert!(failures.iter().all(|f| f.direction == "call" && f.mismatch.what == "made up"));
 }

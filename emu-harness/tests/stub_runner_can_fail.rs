@@ -7,8 +7,8 @@ use abi_model::steps::{Program, Step};
 use abi_model::helpers::Helper;
 use abi_model::{Backend, BackendError, CallConv, CallPlan, CodeEnv, Target, ValueKind};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
-use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of};
-use emu_harness::plan_runner::{Case, Mismatch};
+use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
+use emu_harness::plan_runner::Mismatch;
 use emu_harness::stub_runner::{self, check_stub, check_thunk};
 
 /// A real backend whose programs are edited by `edit` before lowering.
@@ -39,10 +39,8 @@ fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), 
     let img = &cat.images[s.image];
     let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
     stub_runner::map_code_region(loaded.cpu.as_mut()).expect("code region");
-    let args: Vec<Vec<u8>> = s.args.iter().map(|v| v.bytes.clone()).collect();
-    let masks: Vec<Vec<u8>> = s.args.iter().map(|v| v.mask.clone()).collect();
-    let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
-    let case = Case { c_text: &s.c_decl, plan: &plan, args: &args, arg_masks: &masks, ret: &ret, ret_mask: &ret_mask };
+    let values = CaseValues::of(s);
+    let case = values.case(s, &plan);
     let stops = stub_runner::stub_stops();
     let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops);
     let entry = caller_entry_plan(cat.target);
