@@ -4,6 +4,8 @@
 //! behaviour must pass there too. Tests of deliberate differences are marked `T.ours` in the
 //! scripts and skipped under LuaJIT with their reason.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,22 +33,10 @@ fn run(program: &str, script: &str) {
     println!("{program}: {}", stdout.trim());
 }
 
-/// The C library the call and callback scripts load (`tests/c/calltest.c`), compiled once
-/// per test run with the system C compiler into cargo's temporary directory.
+/// The call scripts' C library, built once per run into cargo's temporary directory.
 fn calltest_library() -> &'static Path {
     static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("c").join("calltest.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libcalltest.so");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", src.display()));
-        assert!(status.success(), "cc failed to build {}", src.display());
-        out
-    })
+    LIB.get_or_init(|| common::build_calltest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua-suite")))
 }
 
 fn luajit() -> Option<&'static str> {

@@ -19,6 +19,8 @@
 //! the Lua version are built once; the builds are serialized by [`CARGO_LOCK`] because they
 //! all write the same cdylib path, and each result is copied to `target/lua5.X/` right away.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -131,25 +133,10 @@ fn lua_command(program: &Path, cpath: Option<&Path>) -> Command {
     cmd
 }
 
-/// The C library the call and callback scripts load (`tests/c/calltest.c`, passed to them in
-/// `LUAFFI_CALLTEST`), compiled once per run with the system C compiler. (Its own file:
-/// `lua_suite.rs` builds one at the same time in another process.)
+/// The call scripts' C library, built once per run.
 fn calltest_library() -> &'static Path {
     static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("c").join("calltest.c");
-        let dir = target_root().join("tmp").join("system-lua");
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("libcalltest.so");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", src.display()));
-        assert!(status.success(), "cc failed to build {}", src.display());
-        out
-    })
+    LIB.get_or_init(|| common::build_calltest(&target_root().join("tmp").join("system-lua")))
 }
 
 fn text(bytes: &[u8]) -> String {
