@@ -6,7 +6,7 @@
 
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
-use crate::steps::{stub_program, thunk_program};
+use crate::steps::{stub_program_inline, thunk_program, Inline};
 use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
@@ -123,12 +123,12 @@ pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
 /// A disassembler: code bytes, their base address and the environment they were built with.
 pub type Disassembler = fn(&[u8], u64, &CodeEnv) -> String;
 
-/// The listing of one signature: its plan, the stub program and code, and (unless `variadic_call`:
-/// variadic functions cannot be callbacks) the thunk program and code, all built by `backend`
-/// at [`LISTING_BASE`] with [`listing_env`].
-pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, variadic_call: bool) -> Result<String, BackendError> {
+/// The listing of one signature: its plan, the stub program (with the inline steps `inline`
+/// allows) and code, and (unless `variadic_call`: variadic functions cannot be callbacks) the
+/// thunk program and code, all built by `backend` at [`LISTING_BASE`] with [`listing_env`].
+pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, variadic_call: bool, inline: Option<&Inline>) -> Result<String, BackendError> {
     let env = listing_env(backend.target(), plan.args.len());
-    let stub = stub_program(plan, 1);
+    let stub = stub_program_inline(plan, 1, inline);
     let code = backend.stub(&stub, LISTING_BASE, &env)?;
     let mut out = format!("plan:\n{plan}\n\nstub program:\n{stub}stub ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env));
     if variadic_call {
@@ -142,16 +142,17 @@ pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, var
 }
 
 /// Every curated signature's [`listing`] on `backend`'s target, one section each: what the
-/// backends' snapshots show.
-pub fn curated_listing(backend: &dyn Backend, disasm: Disassembler) -> Result<String, String> {
+/// backends' snapshots show. With `inline`, the stubs take the inline steps it allows (the
+/// signatures `only` names, or all).
+pub fn curated_listing(backend: &dyn Backend, disasm: Disassembler, inline: Option<&Inline>, only: &[&str]) -> Result<String, String> {
     let mut out = String::new();
-    for c in curated_plans(backend.target()) {
+    for c in curated_plans(backend.target()).into_iter().filter(|c| only.is_empty() || only.contains(&c.curated.name)) {
         out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
         if !c.curated.varargs.is_empty() {
             out.push_str(&format!(" called with ({})", c.curated.varargs.join(", ")));
         }
         out.push('\n');
-        out.push_str(&listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty()).map_err(|e| format!("{}: {e}", c.curated.decl))?);
+        out.push_str(&listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty(), inline).map_err(|e| format!("{}: {e}", c.curated.decl))?);
         out.push('\n');
     }
     Ok(out)

@@ -26,6 +26,7 @@ pub mod cdef;
 pub mod curated;
 pub mod helpers;
 pub mod layout;
+pub mod lua_vm;
 pub mod plan;
 pub mod steps;
 pub mod target;

@@ -13,6 +13,7 @@
 
 use crate::callback::{CallbackFrame, FrameArg};
 use crate::helpers::Helper;
+use crate::lua_vm::LuaVm;
 use crate::plan::{ArgPass, CallPlan, Ext, Loc, RetLoc, RetPlan, ValueKind};
 use std::fmt;
 
@@ -163,6 +164,46 @@ pub enum Step {
         /// Where its bytes are.
         from: Dest,
     },
+    /// Stubs with a [`LuaVm`]: the count check of [`Step::CheckArgCount`] made from `L->top`
+    /// and the arguments' base instead of `lua_gettop`; on a mismatch the count is computed
+    /// and `ArgCountError(L, expected, n)` called as there.
+    CheckArgCountInline {
+        /// The number of Lua arguments the C call takes.
+        expected: i32,
+    },
+    /// Closure-mode stubs with a [`LuaVm`]: stores at `to` the light userdata in upvalue
+    /// `n` (1-based) of the running C closure, which holds the called function's address.
+    FuncAddrFromUpvalue {
+        /// The upvalue.
+        n: u32,
+        /// Where the address goes.
+        to: Slot,
+    },
+    /// Stubs with a [`LuaVm`]: when Lua argument `lua_index` is a number that
+    /// [`LuaVm::converts_inline`] takes for `kind`, converts it inline and stores at `to`
+    /// what `slow` would store there; otherwise runs `slow` (the conversion helper's call).
+    ToCInline {
+        /// The Lua stack index.
+        lua_index: i32,
+        /// The C value wanted.
+        kind: ValueKind,
+        /// Where it goes, as wide as the helper's result.
+        to: Slot,
+        /// The [`Step::CallHelper`] for every other value.
+        slow: Box<Step>,
+    },
+    /// Stubs with a [`LuaVm`]: pushes the `kind` value at `from` as a Lua number by writing
+    /// the slot at `L->top` and moving `top` up one slot (a `lua_CFunction` has
+    /// `LUA_MINSTACK` free slots), as [`LuaVm::pushes_inline`] says; a `uint64_t` above
+    /// `INT64_MAX` runs `slow` (the push helper's call).
+    PushInline {
+        /// Where the C value is.
+        from: Slot,
+        /// Its kind.
+        kind: ValueKind,
+        /// The [`Step::CallHelper`] for values that do not fit inline.
+        slow: Box<Step>,
+    },
     /// Stubs: returns `results` Lua values to Lua.
     ReturnToLua {
         /// 0 or 1.
@@ -191,6 +232,19 @@ pub struct Program {
     /// Thunks: bytes below the return address that [`Slot::Entry`] offsets reach into (the
     /// frame's header and save area, `CallbackFrame::header + save_bytes`); stubs: 0.
     pub entry_bytes: u32,
+    /// The Lua stack layout the inline steps read and write (stubs built with [`Inline`]).
+    pub vm: Option<LuaVm>,
+}
+
+/// What a stub may do without helpers: the layout of the Lua it runs on, and for a
+/// closure-mode stub where the called function's address is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inline {
+    /// The Lua stack layout, checked against the running Lua by the embedding.
+    pub vm: LuaVm,
+    /// The upvalue (1-based) of the stub's C closure holding the called function's address
+    /// as a light userdata; `None` when the stub is not run as a closure with one.
+    pub func_upvalue: Option<u32>,
 }
 
 /// Allocates staging slots.
@@ -265,13 +319,33 @@ fn convert(arg: usize, kind: ValueKind, lua_index: i32, dst: Slot) -> Step {
 }
 
 /// The stub program for `plan`: the C arguments are the Lua arguments
-/// `first_lua_index, first_lua_index + 1, ...`.
+/// `first_lua_index, first_lua_index + 1, ...`; every conversion through a helper.
 pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
+    stub_program_inline(plan, first_lua_index, None)
+}
+
+/// [`stub_program`] with the inline steps `inline` allows: the count check, the function
+/// address, number arguments and number results (each inline step keeps its helper call for
+/// the values it does not take). A layout for another pointer size is ignored.
+pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option<&Inline>) -> Program {
     let w = plan.ptr_size;
+    let inline = inline.filter(|i| i.vm.ptr_size == w);
+    let vm = inline.map(|i| i.vm);
     let mut stage = Stage(0);
-    let mut steps = vec![Step::CheckArgCount { expected: plan.args.len() as i32 + first_lua_index - 1 }];
+    let expected = plan.args.len() as i32 + first_lua_index - 1;
+    let mut steps = vec![if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } }];
     let target = stage.take(w);
-    steps.push(Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) });
+    steps.push(match inline.and_then(|i| i.func_upvalue) {
+        Some(n) => Step::FuncAddrFromUpvalue { n, to: target },
+        None => Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) },
+    });
+    let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
+        let slow = convert(arg, kind, lua_index, dst);
+        match vm {
+            Some(vm) if vm.converts_inline(kind) => Step::ToCInline { lua_index, kind, to: dst, slow: Box::new(slow) },
+            _ => slow,
+        }
+    };
     // Aggregate results are written straight into a new cdata made before the call.
     let result_ptr = if is_aggregate(plan.ret.value) {
         let at = stage.take(w);
@@ -346,12 +420,16 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
             if helper == Helper::PushPtr {
                 args.push(Operand::Ctype(CtypeRef::Ret));
             }
-            steps.push(Step::CallHelper { helper, args, ret_to: None });
+            let slow = Step::CallHelper { helper, args, ret_to: None };
+            steps.push(match vm {
+                Some(vm) if vm.pushes_inline(kind) => Step::PushInline { from: at, kind, slow: Box::new(slow) },
+                _ => slow,
+            });
             1
         }
     };
     steps.push(Step::ReturnToLua { results });
-    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: 0 }
+    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: 0, vm }
 }
 
 /// The thunk program for a callback with this frame.
@@ -408,7 +486,7 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
         steps.push(Step::LoadReturn { ret, from });
     }
     steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
-    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes }
+    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes, vm: None }
 }
 
 impl fmt::Display for Slot {
@@ -487,6 +565,10 @@ impl fmt::Display for Step {
             Step::SaveReturn { ret, to } => write!(f, "save-return {:?} {} -> {to}", ret.loc, ret.value),
             Step::Spill { from, size, to } => write!(f, "spill {} -> {to}", reg_name(*from, *size)),
             Step::LoadReturn { ret, from } => write!(f, "load-return {:?} {} <- {from}", ret.loc, ret.value),
+            Step::CheckArgCountInline { expected } => write!(f, "check-args {expected} (inline: L->top - base)"),
+            Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
+            Step::ToCInline { lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index} -> {to}, else {slow}"),
+            Step::PushInline { from, kind, slow } => write!(f, "push number <- {kind} {from}, else {slow}"),
             Step::ReturnToLua { results } => write!(f, "return {results}"),
             Step::ReturnToC { pops, ret_ptr } => {
                 write!(f, "ret {pops}")?;
@@ -502,6 +584,9 @@ impl fmt::Display for Step {
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  frame: out {} stage {} entry {}", self.out_bytes, self.stage_bytes, self.entry_bytes)?;
+        if let Some(vm) = &self.vm {
+            writeln!(f, "  lua: {vm}")?;
+        }
         for s in &self.steps {
             writeln!(f, "  {s}")?;
         }
@@ -540,6 +625,43 @@ mod tests {
         assert!(text.contains("load rdi <- *stage[8]"), "{text}");
         assert!(text.contains("luaffi_to_record(L, 3, ctype(arg2), &out[0])"), "{text}");
         assert!(!text.contains("save-return"), "the callee wrote the result itself: {text}");
+    }
+
+    fn int_add(target: Target) -> CallPlan {
+        let t = TypeTable::new(target);
+        let int = t.int(IntKind::Int);
+        plan_call(&t, &Signature::new(int, vec![int.into(), int.into()], false, CallConv::Cdecl), &[]).unwrap()
+    }
+
+    #[test]
+    fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3) };
+        let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
+        let text = prog.to_string();
+        assert!(text.contains("check-args 2 (inline"), "{text}");
+        assert!(text.contains("func-addr <- upvalue 3"), "{text}");
+        assert!(text.contains("i32 <- number at 1 -> stage[8], else luaffi_to_i32(L, 1) -> stage[8]"), "{text}");
+        assert!(text.contains("push number <- i32 stage[24], else luaffi_push_i32(L, i32 stage[24])"), "{text}");
+        // The errno helpers stay: they are not Lua's.
+        assert!(text.contains("luaffi_errno_restore") && text.contains("luaffi_after_call"), "{text}");
+    }
+
+    #[test]
+    fn inline_stub_leaves_64_bit_results_to_the_helper_before_lua_53() {
+        let t = TypeTable::new(Target::X64_SYSV);
+        let i64t = t.int(IntKind::LongLong);
+        let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
+        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None })).to_string();
+        assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
+        assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
+        assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
+    }
+
+    #[test]
+    fn a_layout_for_another_pointer_size_is_ignored() {
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3) };
+        let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
+        assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }
 
     #[test]

@@ -53,6 +53,7 @@ impl Backend for X64SysvBackend {
 
     fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
         let mut e = Emitter::new(Frame::stub(program)?, base, env);
+        e.vm = program.vm;
         e.stub_prologue()?;
         e.lower(&program.steps)?;
         e.finish()
@@ -257,11 +258,13 @@ struct Emitter<'a> {
     ops: VecAssembler<X64Relocation>,
     frame: Frame,
     env: &'a CodeEnv,
+    /// The Lua stack layout of a stub with inline steps.
+    vm: Option<abi_model::lua_vm::LuaVm>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(frame: Frame, base: u64, env: &'a CodeEnv) -> Emitter<'a> {
-        Emitter { ops: VecAssembler::new(base as usize), frame, env }
+        Emitter { ops: VecAssembler::new(base as usize), frame, env, vm: None }
     }
 
     fn finish(self) -> Result<Vec<u8>, BackendError> {
@@ -283,6 +286,10 @@ impl<'a> Emitter<'a> {
                 Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
                 Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
                 Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
+                Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected)?,
+                Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to)?,
+                Step::ToCInline { lua_index, kind, to, slow } => self.emit_to_c_inline(*lua_index, *kind, *to, slow)?,
+                Step::PushInline { from, kind, slow } => self.emit_push_inline(*from, *kind, slow)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
                 Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
             }
@@ -720,6 +727,8 @@ fn single_loc(plan: &CallPlan, i: usize) -> Result<Reg, BackendError> {
         _ => Err(unsupported(format!("argument {i} is not in one register"))),
     }
 }
+
+mod inline;
 
 #[cfg(test)]
 mod tests;

@@ -18,11 +18,11 @@ const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
 const REC24: ValueKind = ValueKind::Record { size: 24, align: 8 };
 
 fn stub_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 32, stage_bytes: 32, entry_bytes: 0 }
+    Program { steps, out_bytes: 32, stage_bytes: 32, entry_bytes: 0, vm: None }
 }
 
 fn thunk_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 48 }
+    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 48, vm: None }
 }
 
 /// The disassembly without addresses, so expectations don't shift with code size.
@@ -167,7 +167,7 @@ fn unsupported_programs_are_errors_not_panics() {
     let bad_pair = RetPlan { value: I32, loc: RetLoc::RaxRdx };
     assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
     // Frames that break the 16-byte rule, and a helper with no address.
-    let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0 };
+    let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0, vm: None };
     assert!(is_unsupported(X64SysvBackend.stub(&odd, 0, &env())));
     let no_helpers = CodeEnv { helpers: vec![], ..env() };
     let prog = stub_of(vec![Step::CheckArgCount { expected: 0 }]);

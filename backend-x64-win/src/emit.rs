@@ -388,6 +388,9 @@ impl<'a> Emitter<'a> {
             Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from),
             Step::ReturnToLua { results } => self.emit_return_to_lua(*results),
             Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr),
+            Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } => {
+                Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")))
+            }
         }
     }
 
@@ -600,6 +603,7 @@ mod tests {
             out_bytes: 48,
             stage_bytes: 32,
             entry_bytes: 0,
+            vm: None,
             steps: vec![
                 Step::CheckArgCount { expected: 1 },
                 Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
@@ -625,6 +629,7 @@ mod tests {
             out_bytes: 0,
             stage_bytes: 16,
             entry_bytes: 48,
+            vm: None,
             steps: vec![
                 Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-40) },
                 Step::Spill { from: Loc::Xmm(Xmm(1)), size: 4, to: Slot::Entry(-48) },
@@ -684,7 +689,7 @@ mod tests {
     }
 
     fn stub_error(steps: Vec<Step>) -> String {
-        let program = Program { out_bytes: 32, stage_bytes: 32, entry_bytes: 0, steps };
+        let program = Program { out_bytes: 32, stage_bytes: 32, entry_bytes: 0, steps, vm: None };
         match lower_stub(&program, BASE, &env()) {
             Err(BackendError::Unsupported(m)) => m,
             other => panic!("expected Unsupported, got {other:?}"),
@@ -692,7 +697,7 @@ mod tests {
     }
 
     fn thunk_error(steps: Vec<Step>) -> String {
-        let program = Program { out_bytes: 0, stage_bytes: 16, entry_bytes: 48, steps };
+        let program = Program { out_bytes: 0, stage_bytes: 16, entry_bytes: 48, steps, vm: None };
         match lower_thunk(&program, BASE, &env()) {
             Err(BackendError::Unsupported(m)) => m,
             other => panic!("expected Unsupported, got {other:?}"),

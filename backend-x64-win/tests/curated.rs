@@ -7,5 +7,5 @@ use backend_x64_win::{disasm_with_env, Win64Backend};
 
 #[test]
 fn curated_signatures_match_their_snapshot() {
-    insta::assert_snapshot!("curated_x64-win", curated_listing(&Win64Backend, disasm_with_env).unwrap());
+    insta::assert_snapshot!("curated_x64-win", curated_listing(&Win64Backend, disasm_with_env, None, &[]).unwrap());
 }

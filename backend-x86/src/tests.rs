@@ -43,7 +43,7 @@ fn every_stub_step() -> Program {
         call(Helper::PushPtr, vec![Operand::L, Operand::PtrAt(Slot::Stage(8)), Operand::CallbackData], None),
         Step::ReturnToLua { results: 1 },
     ];
-    Program { steps, out_bytes: 16, stage_bytes: 32, entry_bytes: 0 }
+    Program { steps, out_bytes: 16, stage_bytes: 32, entry_bytes: 0, vm: None }
 }
 
 /// A thunk using every thunk step.
@@ -57,7 +57,7 @@ fn every_thunk_step() -> Program {
         Step::LoadReturn { ret: RetPlan { value: ValueKind::F32, loc: RetLoc::St0 }, from: Dest::At(Slot::Stage(8)) },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(4)) },
     ];
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 32 }
+    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 32, vm: None }
 }
 
 /// Which variant a step is; exhaustive, so a new `Step` fails to compile here until a test
@@ -78,7 +78,17 @@ fn variant(step: &Step) -> usize {
         Step::LoadReturn { .. } => 11,
         Step::ReturnToLua { .. } => 12,
         Step::ReturnToC { .. } => 13,
+        // Lowered by the native x86-64 System V backend only; see the test below.
+        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } => 14,
     }
+}
+
+#[test]
+fn inline_lua_stack_steps_are_refused_with_a_reason() {
+    let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
+    let prog = Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua_vm::LuaVm::LUA54) };
+    let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
+    assert!(err.to_string().contains("x86-64 System V backend only"), "{err}");
 }
 
 fn stub_text(target: Target, p: &Program) -> String {

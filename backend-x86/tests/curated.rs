@@ -9,11 +9,11 @@ use backend_x86::{disasm_with, X86Backend};
 #[test]
 fn curated_signatures_match_their_snapshot_on_i386_linux() {
     let backend = X86Backend::new(Target::X86_LINUX).unwrap();
-    insta::assert_snapshot!("curated_x86-linux", curated_listing(&backend, disasm_with).unwrap());
+    insta::assert_snapshot!("curated_x86-linux", curated_listing(&backend, disasm_with, None, &[]).unwrap());
 }
 
 #[test]
 fn curated_signatures_match_their_snapshot_on_win32() {
     let backend = X86Backend::new(Target::X86_WIN).unwrap();
-    insta::assert_snapshot!("curated_x86-win", curated_listing(&backend, disasm_with).unwrap());
+    insta::assert_snapshot!("curated_x86-win", curated_listing(&backend, disasm_with, None, &[]).unwrap());
 }

@@ -1,6 +1,9 @@
-//! `cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]`: for
-//! every function the declarations declare, prints its call plan, the stub and callback-thunk
-//! programs, and the machine code the target's backend emits for them, disassembled.
+//! `cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win] [--lua 5.1..5.5]`:
+//! for every function the declarations declare, prints its call plan, the stub and
+//! callback-thunk programs, and the machine code the target's backend emits for them,
+//! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
+//! on that Lua: number arguments and results, the count check and the function address
+//! inline (x64-sysv only).
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
@@ -10,22 +13,31 @@
 
 use abi_model::cdef::{cdef, CScope};
 use abi_model::curated::{listing, Disassembler};
+use abi_model::lua_vm::LuaVm;
+use abi_model::steps::Inline;
 use abi_model::{plan_call, Backend, CType, Signature, Target, TypeTable};
 
 fn usage() -> String {
-    "usage: cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]".into()
+    "usage: cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win] [--lua 5.1|5.2|5.3|5.4|5.5]".into()
 }
 
 /// Runs the task with the arguments after `disasm`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut text = None;
     let mut target = Target::X64_SYSV;
+    let mut inline = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--abi" => {
                 let name = it.next().ok_or_else(usage)?;
                 target = Target::from_name(name).ok_or_else(|| format!("unknown ABI `{name}`\n{}", usage()))?;
+            }
+            "--lua" => {
+                let v = it.next().ok_or_else(usage)?;
+                let vm = LuaVm::from_version(v).ok_or_else(|| format!("unknown Lua version `{v}`\n{}", usage()))?;
+                // As lua-adapter builds a namespace function's stub (upvalue 3: the address).
+                inline = Some(Inline { vm, func_upvalue: Some(3) });
             }
             "-h" | "--help" => {
                 println!("{}", usage());
@@ -36,12 +48,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let text = text.ok_or_else(usage)?;
-    print!("{}", declarations_listing(&text, target)?);
+    print!("{}", declarations_listing(&text, target, inline.as_ref())?);
     Ok(())
 }
 
 /// The listing for every function declared in `text`, in the order their names appear.
-pub fn declarations_listing(text: &str, target: Target) -> Result<String, String> {
+pub fn declarations_listing(text: &str, target: Target, inline: Option<&Inline>) -> Result<String, String> {
     let mut table = TypeTable::new(target);
     let mut scope = CScope::new(&mut table);
     let mut src = text.trim().to_string();
@@ -66,7 +78,7 @@ pub fn declarations_listing(text: &str, target: Target) -> Result<String, String
         let sig = Signature::new(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
         let shown = format!("{name}: {}", table.display(decl.ty.into()));
         let plan = plan_call(&table, &sig, &[]).map_err(|e| format!("{target}: {shown}: {e}"))?;
-        let text = listing(&plan, backend.as_ref(), disasm, f.variadic).map_err(|e| format!("{target}: {shown}: {e}"))?;
+        let text = listing(&plan, backend.as_ref(), disasm, f.variadic, inline).map_err(|e| format!("{target}: {shown}: {e}"))?;
         out.push_str(&format!("{target}: {shown}\n\n{text}\n"));
     }
     Ok(out)
@@ -91,20 +103,20 @@ mod tests {
 
     #[test]
     fn prints_plan_stub_and_thunk_for_each_abi() {
-        let text = declarations_listing("int add(int a, int b)", Target::X64_SYSV).unwrap();
+        let text = declarations_listing("int add(int a, int b)", Target::X64_SYSV, None).unwrap();
         assert!(text.starts_with("x64-sysv: add: int"), "{text}");
         assert!(text.contains("stub (") && text.contains("thunk ("), "{text}");
-        let text = declarations_listing("int __stdcall sub2(int, int)", Target::X86_WIN).unwrap();
+        let text = declarations_listing("int __stdcall sub2(int, int)", Target::X86_WIN, None).unwrap();
         // stdcall thunks pop their 8 argument bytes.
         assert!(text.contains("ret     8") || text.contains("ret 8"), "{text}");
-        let text = declarations_listing("struct P { float x, y; }; struct P mid(struct P a, struct P b)", Target::X64_WIN).unwrap();
+        let text = declarations_listing("struct P { float x, y; }; struct P mid(struct P a, struct P b)", Target::X64_WIN, None).unwrap();
         assert!(text.contains("mid"), "{text}");
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(declarations_listing("int x", Target::X64_SYSV).unwrap_err().contains("no function"));
-        assert!(declarations_listing("int f(int", Target::X64_SYSV).is_err());
-        assert!(declarations_listing("long double f(void)", Target::X64_SYSV).is_err());
+        assert!(declarations_listing("int x", Target::X64_SYSV, None).unwrap_err().contains("no function"));
+        assert!(declarations_listing("int f(int", Target::X64_SYSV, None).is_err());
+        assert!(declarations_listing("long double f(void)", Target::X64_SYSV, None).is_err());
     }
 }

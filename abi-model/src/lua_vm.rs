@@ -1,0 +1,177 @@
+//! Where a Lua VM keeps what a `lua_CFunction` reads and writes, as data, so that a stub can
+//! take the common cases (a number argument, a number result, the count check, the called
+//! function's address) inline instead of through helpers that call the Lua C API.
+//!
+//! These are facts of the Lua implementation, not of the C ABI, but they are facts a backend
+//! needs and must not decide: a stub built with a [`LuaVm`] reads `L->top`, the current
+//! function's stack slot and the slots' type tags at the offsets given here. Each layout is
+//! the one `lstate.h`/`lobject.h` of that Lua version give on a 64-bit target (LP64 or LLP64:
+//! pointers, `lua_Integer` and `lua_Number` are 8 bytes; no NaN packing, which Lua 5.2 uses
+//! on 32-bit x86 only). An embedding must check the layout against the running Lua before
+//! it uses one (lua-adapter does, by comparing what the C API wrote with what the layout
+//! says); everything the layout does not cover still goes through the helpers.
+
+use crate::plan::ValueKind;
+use std::fmt;
+
+/// How a C function finds its first argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgsBase {
+    /// Lua 5.1: `L->base`, at byte `at` of the `lua_State`, is the first argument; the called
+    /// function is the slot below it.
+    Base {
+        /// Offset of `base` in `lua_State`.
+        at: u32,
+    },
+    /// Lua 5.2 and later: `L->ci` at byte `ci` of the `lua_State`, its `func` at byte `func`
+    /// of the `CallInfo`; the first argument is the slot after the function.
+    CallInfo {
+        /// Offset of `ci` in `lua_State`.
+        ci: u32,
+        /// Offset of `func` in `CallInfo`.
+        func: u32,
+    },
+}
+
+/// The memory layout of one Lua version's stack, as a stub uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LuaVm {
+    /// The versions it describes, for printing.
+    pub name: &'static str,
+    /// The pointer size it was derived for (8); a program for another target ignores it.
+    pub ptr_size: u32,
+    /// Offset of `top` (the first free slot) in `lua_State`.
+    pub top: u32,
+    /// Where the arguments start.
+    pub args: ArgsBase,
+    /// Bytes per stack slot (`TValue` / `StackValue`).
+    pub slot: u32,
+    /// Offset of the type tag in a slot.
+    pub tag_at: u32,
+    /// Bytes of the type tag (1: `lu_byte tt_`; 4: `int tt`).
+    pub tag_size: u32,
+    /// The tag of an integer (`LUA_VNUMINT`, `LUA_TNUMINT`); `None` before Lua 5.3.
+    pub int_tag: Option<u32>,
+    /// The tag of a float (`LUA_VNUMFLT`, `LUA_TNUMFLT`; `LUA_TNUMBER` before 5.3).
+    pub float_tag: u32,
+    /// The tag of a light userdata.
+    pub light_userdata_tag: u32,
+    /// Offset of `upvalue[0]` in a `CClosure`.
+    pub cclosure_upvalues: u32,
+}
+
+impl LuaVm {
+    /// Lua 5.1: `L->base` at 24; `TValue { Value value; int tt; }`; no integers;
+    /// `ClosureHeader` carries `isC` and `env`, so the upvalues start at 40.
+    pub const LUA51: LuaVm = LuaVm {
+        name: "Lua 5.1",
+        ptr_size: 8,
+        top: 16,
+        args: ArgsBase::Base { at: 24 },
+        slot: 16,
+        tag_at: 8,
+        tag_size: 4,
+        int_tag: None,
+        float_tag: 3,
+        light_userdata_tag: 2,
+        cclosure_upvalues: 40,
+    };
+
+    /// Lua 5.2: `L->ci` at 32, `ci->func` at 0; `int tt_`; no integers.
+    pub const LUA52: LuaVm = LuaVm {
+        name: "Lua 5.2",
+        args: ArgsBase::CallInfo { ci: 32, func: 0 },
+        cclosure_upvalues: 32,
+        ..LuaVm::LUA51
+    };
+
+    /// Lua 5.3: as 5.2, with integers: `LUA_TNUMINT` = 3 | 1 << 4, `LUA_TNUMFLT` = 3.
+    pub const LUA53: LuaVm = LuaVm { name: "Lua 5.3", int_tag: Some(0x13), float_tag: 3, ..LuaVm::LUA52 };
+
+    /// Lua 5.4 and 5.5: `lu_byte tt_`; `LUA_VNUMINT` = 3, `LUA_VNUMFLT` = 3 | 1 << 4.
+    pub const LUA54: LuaVm = LuaVm { name: "Lua 5.4/5.5", tag_size: 1, int_tag: Some(3), float_tag: 0x13, ..LuaVm::LUA53 };
+
+    /// Every layout, oldest first.
+    pub const ALL: [LuaVm; 4] = [LuaVm::LUA51, LuaVm::LUA52, LuaVm::LUA53, LuaVm::LUA54];
+
+    /// The layout of a version written `5.1` ... `5.5`.
+    pub fn from_version(v: &str) -> Option<LuaVm> {
+        match v {
+            "5.1" => Some(LuaVm::LUA51),
+            "5.2" => Some(LuaVm::LUA52),
+            "5.3" => Some(LuaVm::LUA53),
+            "5.4" | "5.5" => Some(LuaVm::LUA54),
+            _ => None,
+        }
+    }
+
+    /// Whether numbers have an integer subtype (Lua 5.3 and later).
+    pub fn has_integers(&self) -> bool {
+        self.int_tag.is_some()
+    }
+
+    /// Whether a stub converts a Lua number to a C value of `kind` inline. The rules, which
+    /// give exactly what the conversion helpers give for these values and leave everything
+    /// else to them:
+    ///
+    /// * an integer `v` (integer tag) to `int64_t`: `v`; to `uint64_t`: `v` when `v >= 0`;
+    ///   to a 4-byte unsigned integer: the low 32 bits of `v`; to any other integer of at
+    ///   most 4 bytes: `v` narrowed, when `v` fits `int32_t`; to `double`: `(double)v`;
+    /// * a float `d` (float tag) to `double`: `d`; to `float`: `(float)d`; to an integer:
+    ///   as the integer `(int64_t)d` when `d` is integral and fits `int32_t` (and, for
+    ///   `uint64_t`, is not negative).
+    pub fn converts_inline(&self, kind: ValueKind) -> bool {
+        matches!(kind, ValueKind::Int { .. } | ValueKind::F32 | ValueKind::F64)
+    }
+
+    /// Whether a stub pushes a C value of `kind` as a Lua number inline: integers of at most
+    /// 4 bytes (an integer on 5.3+, a float before), `float` and `double` (a float), and on
+    /// 5.3+ `int64_t` and the `uint64_t` values up to `INT64_MAX` (an integer; larger ones
+    /// take the helper, which boxes them).
+    pub fn pushes_inline(&self, kind: ValueKind) -> bool {
+        match kind {
+            ValueKind::Int { size, .. } if size <= 4 => true,
+            ValueKind::Int { .. } => self.has_integers(),
+            ValueKind::F32 | ValueKind::F64 => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for LuaVm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base = match self.args {
+            ArgsBase::Base { at } => format!("L->base @{at}"),
+            ArgsBase::CallInfo { ci, func } => format!("L->ci @{ci} ->func @{func} + 1"),
+        };
+        write!(f, "{}: top @{}, args {base}, slot {} (tag @{} x{}", self.name, self.top, self.slot, self.tag_at, self.tag_size)?;
+        if let Some(i) = self.int_tag {
+            write!(f, ", int {i:#x}")?;
+        }
+        write!(f, ", float {:#x}), upvalues @{}", self.float_tag, self.cclosure_upvalues)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lua54_numbers_are_variants_of_number_in_one_tag_byte() {
+        // lobject.h 5.4: makevariant(LUA_TNUMBER, 0) / (LUA_TNUMBER, 1); TValuefields ends in lu_byte tt_.
+        assert_eq!((LuaVm::LUA54.int_tag, LuaVm::LUA54.float_tag, LuaVm::LUA54.tag_size), (Some(3), 0x13, 1));
+    }
+
+    #[test]
+    fn lua53_swaps_the_integer_and_float_variants_of_54() {
+        // lobject.h 5.3: LUA_TNUMFLT = LUA_TNUMBER | (0 << 4), LUA_TNUMINT = LUA_TNUMBER | (1 << 4), int tt_.
+        assert_eq!((LuaVm::LUA53.int_tag, LuaVm::LUA53.float_tag, LuaVm::LUA53.tag_size), (Some(0x13), 3, 4));
+    }
+
+    #[test]
+    fn lua51_finds_its_arguments_at_l_base_and_has_no_integers() {
+        assert_eq!(LuaVm::LUA51.args, ArgsBase::Base { at: 24 });
+        assert!(!LuaVm::LUA51.has_integers());
+        assert_eq!(LuaVm::LUA51.cclosure_upvalues, 40, "ClosureHeader 5.1: next, tt, marked, isC, nupvalues, gclist, env; then f");
+    }
+}

@@ -1,0 +1,290 @@
+//! The inline steps of stubs built with a Lua stack layout ([`LuaVm`]): the count check, the
+//! function address from the closure's upvalue, number arguments and number results, each
+//! read or written at the offsets the layout gives. Every rule of what is taken inline is
+//! [`LuaVm::converts_inline`] / [`LuaVm::pushes_inline`]; the rest runs the step's helper call.
+//!
+//! Registers: r10 holds the called function's stack slot (or `L->top`), rax/rcx and
+//! xmm0/xmm1 the value; all are free between steps (no argument register is loaded before the
+//! last helper call, and the result is pushed after the call).
+
+use super::*;
+use abi_model::lua_vm::{ArgsBase, LuaVm};
+
+impl Emitter<'_> {
+    fn vm(&self) -> Result<LuaVm, BackendError> {
+        self.vm.ok_or_else(|| unsupported("an inline step in a program without a Lua stack layout"))
+    }
+
+    /// r10 = the address of the called function's stack slot; Lua index `i` is at
+    /// `r10 + i * slot` (5.1: `L->base` is the slot after the function's).
+    fn load_func_slot(&mut self, vm: LuaVm) {
+        match vm.args {
+            ArgsBase::Base { at } => {
+                let (at, slot) = (at as i32, vm.slot as i32);
+                asm!(self.ops
+                    ; mov scratch_ptr, [lua_state + at]
+                    ; sub scratch_ptr, slot
+                );
+            }
+            ArgsBase::CallInfo { ci, func } => {
+                let (ci, func) = (ci as i32, func as i32);
+                asm!(self.ops
+                    ; mov scratch_ptr, [lua_state + ci]
+                    ; mov scratch_ptr, [scratch_ptr + func]
+                );
+            }
+        }
+    }
+
+    /// eax = the type tag of the slot at `[r10 + at]`.
+    fn load_tag(&mut self, vm: LuaVm, at: i32) -> Result<(), BackendError> {
+        let m = Mem { base: Base::ScratchPtr, disp: at + vm.tag_at as i32 };
+        match vm.tag_size {
+            1 => mem!(self.ops, m, [movzx eax, BYTE], []),
+            4 => mem!(self.ops, m, [mov eax, DWORD], []),
+            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+        }
+        Ok(())
+    }
+
+    /// Writes `tag` into the tag of the slot at `[r10]`.
+    fn store_tag(&mut self, vm: LuaVm, tag: u32) -> Result<(), BackendError> {
+        let (at, tag) = (vm.tag_at as i32, tag as i32);
+        match vm.tag_size {
+            1 => asm!(self.ops ; mov BYTE [scratch_ptr + at], tag as i8),
+            4 => asm!(self.ops ; mov DWORD [scratch_ptr + at], tag),
+            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn emit_check_arg_count_inline(&mut self, expected: i32) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let shift = vm.slot.trailing_zeros() as i8;
+        if !vm.slot.is_power_of_two() {
+            return Err(unsupported(format!("stack slots of {} bytes", vm.slot)));
+        }
+        let (top, want) = (vm.top as i32, (expected + 1) * vm.slot as i32);
+        self.load_func_slot(vm);
+        asm!(self.ops
+            ; mov rax, [lua_state + top]
+            ; sub rax, scratch_ptr
+            ; cmp rax, want
+            ; je >ok
+            ; shr rax, shift
+            ; dec eax
+        );
+        let error = Helper::ArgCountError.plan(Target::X64_SYSV);
+        let Reg::Gpr(got) = single_loc(&error, 2)? else {
+            return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
+        };
+        asm!(self.ops ; mov Rd(got), eax);
+        self.call_helper_with(Helper::ArgCountError, &[Operand::L, Operand::Imm(expected)], None)?;
+        // luaffi_argcount_error raises a Lua error and never returns.
+        asm!(self.ops
+            ; ud2
+            ; ok:
+        );
+        Ok(())
+    }
+
+    pub(crate) fn emit_func_addr_from_upvalue(&mut self, n: u32, to: Slot) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        if n == 0 {
+            return Err(unsupported("upvalue 0"));
+        }
+        let up = (vm.cclosure_upvalues + (n - 1) * vm.slot) as i32;
+        self.load_func_slot(vm);
+        let to = self.slot(to)?;
+        // The function slot's value is the C closure; its upvalue's value the address.
+        asm!(self.ops
+            ; mov scratch_ptr, [scratch_ptr]
+            ; mov scratch, [scratch_ptr + up]
+        );
+        mem!(self.ops, to, [mov QWORD], [, scratch]);
+        Ok(())
+    }
+
+    /// Stores rax, an integer `v` already checked as [`LuaVm::converts_inline`] requires,
+    /// at `to` as the helper for `kind` returns it: narrowed to the C type, widened to the
+    /// helper's 32- or 64-bit result.
+    fn store_int_result(&mut self, kind: ValueKind, to: Mem) -> Result<(), BackendError> {
+        match kind {
+            ValueKind::Int { size: 8, .. } => self.store_gpr(RAX, to, 8),
+            ValueKind::Int { size: 4, .. } => self.store_gpr(RAX, to, 4),
+            ValueKind::Int { size: 2, signed: true } => {
+                asm!(self.ops ; movsx eax, ax);
+                self.store_gpr(RAX, to, 4)
+            }
+            ValueKind::Int { size: 2, signed: false } => {
+                asm!(self.ops ; movzx eax, ax);
+                self.store_gpr(RAX, to, 4)
+            }
+            ValueKind::Int { size: 1, signed: true } => {
+                asm!(self.ops ; movsx eax, al);
+                self.store_gpr(RAX, to, 4)
+            }
+            ValueKind::Int { size: 1, signed: false } => {
+                asm!(self.ops ; movzx eax, al);
+                self.store_gpr(RAX, to, 4)
+            }
+            other => Err(unsupported(format!("an inline integer conversion to {other}"))),
+        }
+    }
+
+    /// The check every integer kind but `int64_t` (from an integer) and 4-byte unsigned
+    /// (from an integer) needs: rax fits int32_t; `uint64_t` also wants it not negative.
+    fn check_int32_range(&mut self, kind: ValueKind) {
+        asm!(self.ops
+            ; movsxd rcx, eax
+            ; cmp rcx, rax
+            ; jne >slow
+        );
+        if kind == (ValueKind::Int { size: 8, signed: false }) {
+            asm!(self.ops
+                ; test rax, rax
+                ; js >slow
+            );
+        }
+    }
+
+    pub(crate) fn emit_to_c_inline(&mut self, lua_index: i32, kind: ValueKind, to: Slot, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        if !vm.converts_inline(kind) {
+            return Err(unsupported(format!("{kind} is not converted inline")));
+        }
+        let at = lua_index
+            .checked_mul(vm.slot as i32)
+            .filter(|_| lua_index > 0)
+            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let dst = self.slot(to)?;
+        let value = Mem { base: Base::ScratchPtr, disp: at };
+        self.load_func_slot(vm);
+        self.load_tag(vm, at)?;
+        if let Some(int_tag) = vm.int_tag {
+            asm!(self.ops
+                ; cmp eax, int_tag as i32
+                ; jne >not_int
+            );
+            match kind {
+                ValueKind::F32 => asm!(self.ops ; jmp >slow),
+                ValueKind::F64 => {
+                    mem!(self.ops, value, [cvtsi2sd xmm0, QWORD], []);
+                    self.store_xmm(0, dst, 8)?;
+                }
+                ValueKind::Int { size, signed } => {
+                    mem!(self.ops, value, [mov rax, QWORD], []);
+                    match (size, signed) {
+                        (8, true) | (4, false) => {}
+                        _ => self.check_int32_range(kind),
+                    }
+                    self.store_int_result(kind, dst)?;
+                }
+                other => return Err(unsupported(format!("{other} inline"))),
+            }
+            asm!(self.ops
+                ; jmp >done
+                ; not_int:
+            );
+        }
+        asm!(self.ops
+            ; cmp eax, vm.float_tag as i32
+            ; jne >slow
+        );
+        mem!(self.ops, value, [movsd xmm0, QWORD], []);
+        match kind {
+            ValueKind::F64 => self.store_xmm(0, dst, 8)?,
+            ValueKind::F32 => {
+                asm!(self.ops ; cvtsd2ss xmm0, xmm0);
+                self.store_xmm(0, dst, 4)?;
+            }
+            ValueKind::Int { .. } => {
+                // Integral (the round trip is exact; NaN is unordered) and within int32_t.
+                asm!(self.ops
+                    ; cvttsd2si rax, xmm0
+                    ; cvtsi2sd xmm1, rax
+                    ; ucomisd xmm0, xmm1
+                    ; jne >slow
+                    ; jp >slow
+                );
+                self.check_int32_range(kind);
+                self.store_int_result(kind, dst)?;
+            }
+            other => return Err(unsupported(format!("{other} inline"))),
+        }
+        asm!(self.ops
+            ; jmp >done
+            ; slow:
+        );
+        self.lower(std::slice::from_ref(slow))?;
+        asm!(self.ops ; done:);
+        Ok(())
+    }
+
+    pub(crate) fn emit_push_inline(&mut self, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        if !vm.pushes_inline(kind) {
+            return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
+        }
+        let src = self.slot(from)?;
+        let top = vm.top as i32;
+        let value = Mem { base: Base::ScratchPtr, disp: 0 };
+        let mut needs_slow = false;
+        asm!(self.ops ; mov scratch_ptr, [lua_state + top]);
+        match (kind, vm.int_tag) {
+            (ValueKind::F64, _) => {
+                self.load_xmm(0, src, 8)?;
+                self.store_xmm(0, value, 8)?;
+                self.store_tag(vm, vm.float_tag)?;
+            }
+            (ValueKind::F32, _) => {
+                self.load_xmm(0, src, 4)?;
+                asm!(self.ops ; cvtss2sd xmm0, xmm0);
+                self.store_xmm(0, value, 8)?;
+                self.store_tag(vm, vm.float_tag)?;
+            }
+            (ValueKind::Int { size, signed }, int_tag) => {
+                if size == 8 {
+                    self.load_gpr(RAX, src, 8, Ext::None)?;
+                    if !signed {
+                        // Above INT64_MAX the helper boxes a uint64_t.
+                        needs_slow = true;
+                        asm!(self.ops
+                            ; test rax, rax
+                            ; js >slow
+                        );
+                    }
+                } else {
+                    self.load_gpr(RAX, src, u32::from(size), if signed { Ext::Sign } else { Ext::Zero })?;
+                    if signed {
+                        asm!(self.ops ; movsxd rax, eax);
+                    }
+                }
+                match int_tag {
+                    Some(tag) => {
+                        self.store_gpr(RAX, value, 8)?;
+                        self.store_tag(vm, tag)?;
+                    }
+                    None if size <= 4 => {
+                        asm!(self.ops ; cvtsi2sd xmm0, rax);
+                        self.store_xmm(0, value, 8)?;
+                        self.store_tag(vm, vm.float_tag)?;
+                    }
+                    None => return Err(unsupported(format!("{kind} pushed inline without integers"))),
+                }
+            }
+            (other, _) => return Err(unsupported(format!("{other} pushed inline"))),
+        }
+        let slot = vm.slot as i32;
+        asm!(self.ops ; add QWORD [lua_state + top], slot);
+        if needs_slow {
+            asm!(self.ops
+                ; jmp >done
+                ; slow:
+            );
+            self.lower(std::slice::from_ref(slow))?;
+            asm!(self.ops ; done:);
+        }
+        Ok(())
+    }
+}
