@@ -6,6 +6,8 @@ use crate::engine::{Cpu, EngineError, Mode};
 use crate::image::Image;
 use crate::plan_runner::{self, Mismatch, RecordBuffer};
 use crate::report::MatrixRow;
+use crate::stub_runner::LuaStack;
+use abi_model::lua_vm::LuaVm;
 use crate::unicorn_cpu::UnicornCpu;
 use abi_model::{plan_call, plan_values, AbiValue, Arch, CallConv, CallPlan, Target, ValueKind};
 use rayon::prelude::*;
@@ -193,11 +195,33 @@ pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
     let entry = caller_entry_plan(cat.target);
     let stops = crate::stub_runner::stub_stops();
     run_matrix(cat, crate::stub_runner::map_code_region, [("stub", "call"), ("thunk", "callback")], |img, s, case| {
-        let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops);
+        let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, LuaStack::Helpers);
         // Callbacks exist for non-variadic signatures only.
         let thunk = (!s.sig.variadic)
             .then(|| crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops));
         [Some(stub), thunk]
+    })
+}
+
+/// The inline stubs of the backend that runs natively (x86-64 System V; other targets have no
+/// rows): every catalogue signature's stub built for each Lua stack layout, run once with its
+/// arguments as Lua numbers (the inline paths) and once as other values (every inline step's
+/// helper path), all four layouts in one check.
+pub fn inline_stub_matrix(cat: &Catalogue) -> TargetMatrix {
+    if cat.target != Target::X64_SYSV {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let backend = backend_for(cat.target);
+    let stops = crate::stub_runner::stub_stops();
+    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "numbers"), ("stub-inline", "others")], |img, s, case| {
+        let mut run = |numbers: bool| {
+            LuaVm::ALL.iter().try_for_each(|&vm| {
+                let lua = LuaStack::Memory { vm, numbers };
+                crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, lua)
+                    .map_err(|m| Mismatch { what: format!("{}: {}", vm.name, m.what), ..m })
+            })
+        };
+        [Some(run(true)), Some(run(false))]
     })
 }
 

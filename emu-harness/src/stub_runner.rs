@@ -9,6 +9,10 @@
 //! thunk; the values the thunk pushes must be the caller's arguments, and what the caller
 //! receives must be what the mock Lua function returned.
 //!
+//! *Inline stubs* ([`LuaStack::Memory`]) read their arguments from, and push their result
+//! onto, a mock Lua stack in emulated memory laid out as a [`LuaVm`] says; a value pushed
+//! there counts as pushed, as one pushed by a helper does.
+//!
 //! Every helper call is checked for stack alignment at its entry; every run for the stack
 //! pointer, the callee-saved registers and the x87 stack afterwards.
 
@@ -16,15 +20,25 @@ use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
 use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
 use abi_model::callback::CallbackFrame;
 use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program};
+use abi_model::lua_vm::{ArgsBase, LuaVm};
+use abi_model::steps::{stub_program, stub_program_inline, thunk_program, Inline};
 use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
 
 /// Where generated code is written.
 pub const CODE_BASE: u64 = 0x5800_0000;
 /// Bytes mapped for generated code.
 pub const CODE_SIZE: u64 = 0x1_0000;
-/// The mock `lua_State *` (never dereferenced: stubs only pass it to helpers).
+/// The mock `lua_State *`: only passed to helpers, except by stubs with inline steps, which
+/// read and write the mock Lua stack laid out around it ([`LuaStack::Memory`]).
 pub const FAKE_L: u64 = 0x4C00_0010;
+/// The region of the mock Lua stack's memory: `lua_State`, `CallInfo`, closure and slots.
+const LUA_REGION: u64 = 0x4C00_0000;
+const LUA_REGION_SIZE: u64 = 0x4000;
+const LUA_CI: u64 = LUA_REGION + 0x200;
+const LUA_CLOSURE: u64 = LUA_REGION + 0x400;
+const LUA_STACK: u64 = LUA_REGION + 0x1000;
+/// The tag of a Lua value no inline step takes (`LUA_TUSERDATA`).
+const OTHER_TAG: u32 = 7;
 /// Ctype constant of argument `i`: `CTYPE_ARGS + 16 * i`.
 pub const CTYPE_ARGS: u64 = 0x4D00_0000;
 /// Ctype constant of the return type.
@@ -39,9 +53,124 @@ pub fn hook_of(h: Helper) -> u64 {
     layout::HOOKS + 16 * h.id() as u64
 }
 
-/// Maps the page generated code is written to.
+/// Maps the page generated code is written to, and the mock Lua stack's memory.
 pub fn map_code_region(cpu: &mut dyn Cpu) -> Result<(), crate::EngineError> {
-    cpu.map(CODE_BASE, CODE_SIZE, Perms::RX)
+    cpu.map(CODE_BASE, CODE_SIZE, Perms::RX)?;
+    cpu.map(LUA_REGION, LUA_REGION_SIZE, Perms::RW)
+}
+
+/// How a stub run presents the Lua side to the stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LuaStack {
+    /// Through helpers only: the stub of [`stub_program`].
+    Helpers,
+    /// The stub of [`stub_program_inline`] for `vm`, run as a closure whose upvalue 3 holds
+    /// the callee's address, over a mock Lua stack laid out as `vm` says. With `numbers`,
+    /// each argument the layout can hold as a Lua number is one (odd-numbered integer
+    /// arguments as floats where exact, to take both paths); otherwise, and for every other
+    /// argument, the slot holds a value no inline step takes, so the helpers answer.
+    Memory {
+        /// The layout.
+        vm: LuaVm,
+        /// Whether arguments are Lua numbers.
+        numbers: bool,
+    },
+}
+
+/// The upvalue inline stubs read the callee's address from in the emulator.
+pub const FUNC_UPVALUE: u32 = 3;
+
+fn put_slot(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, tag: u32, value: u64) -> Result<(), Mismatch> {
+    cpu.write(at, &value.to_le_bytes()).map_err(engine)?;
+    cpu.write(at + u64::from(vm.tag_at), &tag.to_le_bytes()[..vm.tag_size as usize]).map_err(engine)
+}
+
+fn read_word(cpu: &dyn Cpu, at: u64) -> Result<u64, Mismatch> {
+    let mut b = [0u8; 8];
+    cpu.read(at, &mut b).map_err(engine)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// The Lua value argument `i` of kind `kind` (C bytes `bytes`) gets on the mock stack.
+fn lua_value_of(vm: LuaVm, numbers: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> (u32, u64) {
+    const EXACT: u64 = 1 << 53;
+    if !numbers {
+        return (OTHER_TAG, 0);
+    }
+    match kind {
+        ValueKind::Int { signed, .. } => {
+            let v = word_of(&widen(bytes, signed, 8)) as i64;
+            let as_float = vm.int_tag.is_none() || i % 2 == 1;
+            match vm.int_tag {
+                Some(t) if !as_float || v.unsigned_abs() > EXACT => (t, v as u64),
+                _ if v.unsigned_abs() <= EXACT => (vm.float_tag, (v as f64).to_bits()),
+                _ => (OTHER_TAG, 0),
+            }
+        }
+        ValueKind::F64 => (vm.float_tag, word_of(bytes)),
+        ValueKind::F32 => {
+            let f = f32::from_bits(word_of(bytes) as u32);
+            if f.is_nan() { (OTHER_TAG, 0) } else { (vm.float_tag, f64::from(f).to_bits()) }
+        }
+        _ => (OTHER_TAG, 0),
+    }
+}
+
+/// Lays out the mock Lua stack: `L->top`, the arguments' base, the called closure with the
+/// callee's address in its upvalue 3, the arguments; returns the initial `L->top`.
+fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, numbers: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
+    cpu.write(LUA_REGION, &vec![0; LUA_REGION_SIZE as usize]).map_err(engine)?;
+    let slot = u64::from(vm.slot);
+    let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
+    cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)?;
+    match vm.args {
+        ArgsBase::Base { at } => cpu.write(FAKE_L + u64::from(at), &(LUA_STACK + slot).to_le_bytes()).map_err(engine)?,
+        ArgsBase::CallInfo { ci, func } => {
+            cpu.write(FAKE_L + u64::from(ci), &LUA_CI.to_le_bytes()).map_err(engine)?;
+            cpu.write(LUA_CI + u64::from(func), &LUA_STACK.to_le_bytes()).map_err(engine)?;
+        }
+    }
+    put_slot(cpu, vm, LUA_STACK, 0x66, LUA_CLOSURE)?;
+    let upvalue = LUA_CLOSURE + u64::from(vm.cclosure_upvalues + (FUNC_UPVALUE - 1) * vm.slot);
+    put_slot(cpu, vm, upvalue, vm.light_userdata_tag, callee)?;
+    for (i, (a, bytes)) in case.plan.args.iter().zip(case.args).enumerate() {
+        let (tag, value) = lua_value_of(vm, numbers, i, a.value, bytes);
+        put_slot(cpu, vm, LUA_STACK + slot * (i as u64 + 1), tag, value)?;
+    }
+    if top + 2 * slot > LUA_REGION + LUA_REGION_SIZE {
+        return Err(mismatch("mock Lua stack", "room for the arguments", format!("{} arguments", case.args.len())));
+    }
+    Ok(top)
+}
+
+/// The values an inline stub pushed on the mock stack since `top0`, as C bytes of `kind`.
+fn pushed_on_lua_stack(cpu: &dyn Cpu, vm: LuaVm, top0: u64, kind: ValueKind) -> Result<Vec<Vec<u8>>, Mismatch> {
+    let top = read_word(cpu, FAKE_L + u64::from(vm.top))?;
+    let slot = u64::from(vm.slot);
+    if top < top0 || !(top - top0).is_multiple_of(slot) {
+        return Err(mismatch("L->top after the stub", format!("{top0:#x} plus whole slots"), format!("{top:#x}")));
+    }
+    let mut out = Vec::new();
+    for at in (top0..top).step_by(slot as usize) {
+        let value = read_word(cpu, at)?;
+        let mut t = [0u8; 4];
+        cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
+        let tag = u32::from_le_bytes(t);
+        let bytes = if Some(tag) == vm.int_tag {
+            value.to_le_bytes().to_vec()
+        } else if tag == vm.float_tag {
+            let d = f64::from_bits(value);
+            match kind {
+                ValueKind::F32 => (d as f32).to_bits().to_le_bytes().to_vec(),
+                ValueKind::Int { .. } => (d as i64).to_le_bytes().to_vec(),
+                _ => value.to_le_bytes().to_vec(),
+            }
+        } else {
+            return Err(mismatch("tag of the value pushed inline", format!("{:?} or {:#x}", vm.int_tag, vm.float_tag), format!("{tag:#x}")));
+        };
+        out.push(bytes);
+    }
+    Ok(out)
 }
 
 /// Every stop a stub or thunk run uses: the harness's return address and every helper hook.
@@ -287,12 +416,20 @@ fn is_aggregate(k: ValueKind) -> bool {
     matches!(k, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64)
 }
 
-/// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`.
-pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+/// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`, with
+/// the Lua side presented as `lua` says.
+pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet, lua: LuaStack) -> Result<(), Mismatch> {
     let target = backend.target();
     let plan = case.plan;
     let w = plan.ptr_size as usize;
-    let program = stub_program(plan, 1);
+    let program = match lua {
+        LuaStack::Helpers => stub_program(plan, 1),
+        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE) })),
+    };
+    let top0 = match lua {
+        LuaStack::Helpers => None,
+        LuaStack::Memory { vm, numbers } => Some((vm, lay_out_lua_stack(cpu, vm, numbers, case, callee)?)),
+    };
     let code = backend.stub(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
     cpu.reset_registers();
@@ -309,7 +446,8 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         ret_kind: plan.ret.value,
         lua_args: case.args,
         lua_result: &[],
-        func_addr: callee,
+        // An inline stub reads the address from the closure instead.
+        func_addr: if top0.is_some() { 0 } else { callee },
         pushed: Vec::new(),
         result_buf: None,
         called_with: None,
@@ -335,6 +473,13 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         at += bytes.len();
     }
     let kind = plan.ret.value;
+    let pushed_inline = match top0 {
+        Some((vm, top0)) => pushed_on_lua_stack(cpu, vm, top0, kind)?,
+        None => Vec::new(),
+    };
+    if (kind == ValueKind::Void || is_aggregate(kind)) && !pushed_inline.is_empty() {
+        return Err(mismatch("numbers pushed inline", "none", pushed_inline.len().to_string()));
+    }
     if kind == ValueKind::Void {
         return Ok(());
     }
@@ -344,7 +489,12 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         cpu.read(buf, &mut v).map_err(engine)?;
         v
     } else {
-        let mut v = mock.pushed.first().cloned().ok_or_else(|| mismatch("pushed result", "one value", "none"))?;
+        let mut pushed = mock.pushed.clone();
+        pushed.extend(pushed_inline);
+        if pushed.len() != 1 {
+            return Err(mismatch("values the stub pushed", "1", pushed.len().to_string()));
+        }
+        let mut v = pushed.swap_remove(0);
         v.truncate(case.ret.len());
         v
     };

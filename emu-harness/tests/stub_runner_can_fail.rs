@@ -1,7 +1,9 @@
 //! The stub and thunk checker must catch a wrong backend: each test wraps a real backend so
 //! that it emits code for a subtly wrong program (one argument never loaded, one Lua value
 //! never pushed, the wrong number of bytes popped, the return value never loaded) and
-//! asserts the emulator run reports it, after checking the unwrapped backend passes.
+//! asserts the emulator run reports it, after checking the unwrapped backend passes. The
+//! inline stubs (a Lua stack layout) get the same: the inline path must be the one numbers
+//! take, and a wrong slot, a wrong layout's tags or a wrong pushed tag must be caught.
 
 use abi_model::steps::{Program, Step};
 use abi_model::helpers::Helper;
@@ -9,7 +11,8 @@ use abi_model::{Backend, BackendError, CallConv, CallPlan, CodeEnv, Target, Valu
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
 use emu_harness::plan_runner::Mismatch;
-use emu_harness::stub_runner::{self, check_stub, check_thunk};
+use emu_harness::stub_runner::{self, check_stub, check_thunk, LuaStack};
+use abi_model::lua_vm::LuaVm;
 
 /// A real backend whose programs are edited by `edit` before lowering.
 struct Faulty {
@@ -35,6 +38,13 @@ impl Backend for Faulty {
 
 /// Runs both directions of `s` through `backend`.
 fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
+    let (stub, thunk) = run_with(cat, s, backend, LuaStack::Helpers);
+    (stub, thunk.expect("a thunk run"))
+}
+
+/// Runs the stub of `s` through `backend` with the Lua side `lua`, and the thunk unless the
+/// stub is an inline one (thunks have no inline steps).
+fn run_with(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend, lua: LuaStack) -> (Result<(), Mismatch>, Option<Result<(), Mismatch>>) {
     let plan = plan_of(cat, s).expect("plan");
     let img = &cat.images[s.image];
     let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
@@ -42,9 +52,9 @@ fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), 
     let values = CaseValues::of(s);
     let case = values.case(s, &plan);
     let stops = stub_runner::stub_stops();
-    let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops);
+    let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops, lua);
     let entry = caller_entry_plan(cat.target);
-    let thunk = check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops);
+    let thunk = (lua == LuaStack::Helpers).then(|| check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops));
     (stub, thunk)
 }
 
@@ -122,4 +132,81 @@ fn a_thunk_that_never_loads_its_return_value_is_caught() {
     let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
     let (_, thunk) = caught(Target::X64_SYSV, s, &cat, |p| p.steps.retain(|st| !matches!(st, Step::LoadReturn { .. })), false, true);
     assert!(thunk.unwrap_err().what.contains("return value"));
+}
+
+// ---- inline stubs (a Lua stack layout) ----------------------------------------------------
+
+const NUMBERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, numbers: true };
+const OTHERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, numbers: false };
+
+/// The inline stub of `s` on x64-sysv with its program edited by `edit`.
+fn inline_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), lua: LuaStack) -> Result<(), Mismatch> {
+    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
+    run_with(cat, s, &faulty, lua).0
+}
+
+fn two_distinct_ints(cat: &Catalogue) -> &CatSignature {
+    find(cat, |s, p| {
+        let v = CaseValues::of(s);
+        let c = v.case(s, p);
+        p.args.len() == 2 && p.args.iter().all(|a| a.value == ValueKind::Int { size: 4, signed: true }) && c.args[0] != c.args[1]
+    })
+}
+
+/// Makes every inline conversion's helper path read the next Lua argument instead.
+fn break_slow_paths(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::ToCInline { slow, .. } = st {
+            if let Step::CallHelper { args, .. } = slow.as_mut() {
+                if let Some(abi_model::steps::Operand::Imm(i)) = args.get_mut(1) {
+                    *i = if *i == 1 { 2 } else { 1 };
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn numbers_take_the_inline_path_and_other_values_the_helper_path() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = two_distinct_ints(&cat);
+    assert_eq!(inline_run(&cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    assert_eq!(inline_run(&cat, s, |_| {}, OTHERS_54), Ok(()), "{}", s.c_decl);
+    // With the helper path broken, numbers still pass (they never reach it) ...
+    assert_eq!(inline_run(&cat, s, break_slow_paths, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    // ... and other values fail (they always do).
+    let e = inline_run(&cat, s, break_slow_paths, OTHERS_54).unwrap_err();
+    assert!(e.what.starts_with("arg "), "{e}");
+}
+
+#[test]
+fn an_inline_conversion_reading_the_wrong_slot_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = two_distinct_ints(&cat);
+    let e = inline_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::ToCInline { lua_index, .. } = st {
+                *lua_index = 3 - *lua_index;
+            }
+        }
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.starts_with("arg "), "{e}");
+}
+
+#[test]
+fn a_stub_built_for_lua_53_tags_on_a_lua_54_stack_is_caught() {
+    // 5.3's integer tag is 5.4's float tag: a double would be read as an integer's bits.
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.args.len() == 1 && p.args[0].value == ValueKind::F64);
+    let e = inline_run(&cat, s, |p| p.vm = Some(LuaVm::LUA53), NUMBERS_54).unwrap_err();
+    assert!(e.what.starts_with("arg 0"), "{e}");
+}
+
+#[test]
+fn a_number_pushed_with_the_wrong_tag_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
+    let e = inline_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { float_tag: 0x23, ..vm }), OTHERS_54).unwrap_err();
+    assert!(e.what.contains("tag of the value pushed inline"), "{e}");
 }
