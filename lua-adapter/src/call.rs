@@ -24,12 +24,18 @@
 //! In both modes (the **called-function contract**):
 //!
 //! * `luaffi_func_addr(L)` reads the function address from the called cdata, which is how
-//!   one stub serves every function of its signature;
+//!   one stub serves every function of its signature (a closure-mode stub built with the
+//!   state's verified Lua stack layout reads it inline from the closure's upvalue
+//!   [`FUNC_UPVALUE`] instead);
 //! * `luaffi_errno_restore(L, ret_ctype)` / `luaffi_after_call(L, ret_ctype)` reach the
 //!   [`FfiState`] through the return type's descriptor, a constant of the stub (no stack
 //!   or registry lookup per call);
 //! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
 //!   first argument, at index 2 in a `__call`).
+//!
+//! Once the Lua stack layout is verified ([`crate::vm_check`], at module open), stubs also
+//! check the argument count, convert number arguments and push number results inline,
+//! keeping the helper calls for every other value (`abi_model::steps::stub_program_inline`).
 //!
 //! The helper table entries of the two modes differ only in `luaffi_func_addr` (bound to
 //! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
@@ -54,7 +60,8 @@ use std::collections::HashMap;
 use std::os::raw::c_int;
 
 use abi_model::helpers::Helper;
-use abi_model::steps::stub_program;
+use abi_model::lua_vm::LuaVm;
+use abi_model::steps::{stub_program_inline, Inline};
 use abi_model::{plan_call, Backend, BackendError, CType, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
@@ -64,6 +71,11 @@ use crate::callback::Callback;
 use crate::cdata::{self, Cdata, Form};
 use crate::ctype::{shape, CTypeDesc, Shape};
 use crate::state::FfiState;
+
+/// The upvalue of a namespace function's closure holding the function's address as a light
+/// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
+/// namespace).
+pub const FUNC_UPVALUE: u32 = 3;
 
 /// A generated `lua_CFunction` (a stub's entry point).
 pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
@@ -113,6 +125,9 @@ pub struct CallState {
     /// Registry reference of the error raised by a callback during the C call in progress
     /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
     pub pending_error: c_int,
+    /// The Lua stack layout stubs read and write inline, once checked against the running
+    /// Lua ([`crate::vm_check`]); `None`: every conversion through helpers.
+    pub inline_vm: Option<LuaVm>,
 }
 
 impl CallState {
@@ -126,6 +141,7 @@ impl CallState {
             calling_l: std::ptr::null_mut(),
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
+            inline_vm: None,
         }
     }
 
@@ -199,7 +215,8 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
-    let program = stub_program(&plan, mode.first_arg());
+    let inline = st.calls.inline_vm.map(|vm| Inline { vm, func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE) });
+    let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     for t in sig.params.iter().chain(varargs) {
         arg_ctypes.push(arg_desc(st, *t) as u64);
@@ -334,8 +351,9 @@ unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId
 }
 
 /// Pushes what a namespace returns for a function: the Lua C closure over the function cdata
-/// at `fn_idx` (upvalue 1) and the namespace at `anchor_idx` (upvalue 2, so a library
-/// `ffi.load` opened stays loaded while its functions live), whose C function is the shared
+/// at `fn_idx` (upvalue 1), the namespace at `anchor_idx` (upvalue 2, so a library
+/// `ffi.load` opened stays loaded while its functions live) and the function's address
+/// ([`FUNC_UPVALUE`]), whose C function is the shared
 /// closure-mode stub of the signature (for a variadic function, [`variadic_closure_call`]).
 /// When no stub can be made for the signature (no native backend, an unsupported type), the
 /// cdata itself is pushed instead: calling it raises the reason.
@@ -365,7 +383,9 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
         }
         ffi::lua_pushvalue(l, fn_idx);
         ffi::lua_pushvalue(l, anchor_idx);
-        ffi::lua_pushcclosure(l, std::mem::transmute::<usize, StubFn>(entry), 2);
+        // A function cdata's address never changes (it is not an lvalue).
+        ffi::lua_pushlightuserdata(l, ((*c).ptr as *const *mut std::os::raw::c_void).read_unaligned());
+        ffi::lua_pushcclosure(l, std::mem::transmute::<usize, StubFn>(entry), FUNC_UPVALUE as c_int);
     }
 }
 

@@ -65,6 +65,9 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         ffi::luaL_checkstack(l, 8, std::ptr::null());
         let (st, _) = state::get_or_create(l);
         (*st).calls.main_l = main_thread(l);
+        if (*st).calls.inline_vm.is_none() {
+            (*st).calls.inline_vm = crate::vm_check::verified(l);
+        }
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &CLIB_META_KEY as *const u8 as *const c_void);
         if ffi::lua_isnil(l, -1) != 0 {
             ffi::lua_pop(l, 1);

@@ -23,7 +23,8 @@
 //!   [`meta`] (the cdata metatable), [`api`] (`ffi.new`, `ffi.cast`, ...), [`helpers`] (the
 //!   conversion helpers generated stubs call).
 //! * Native calls: [`call`] (calling function cdata through per-signature stubs), [`clib`]
-//!   (`ffi.C`, `ffi.load`), [`callback`] (Lua functions as C function pointers).
+//!   (`ffi.C`, `ffi.load`), [`callback`] (Lua functions as C function pointers),
+//!   [`vm_check`] (the Lua stack layout stubs use inline, checked against the running Lua).
 //!
 //! The C type system (ctype registry, cdata) and the call/callback machinery are added as
 //! their own modules here and registered from [`module::open`].
@@ -49,6 +50,7 @@ pub mod int64;
 pub mod meta;
 pub mod module;
 pub mod state;
+pub mod vm_check;
 
 /// The body of `luaopen_ffi`, the entry point `require "ffi"` looks for in `ffi.so`: returns
 /// the table built by [`module::open`]. The `lua_module` attribute generates the exported

@@ -1,0 +1,183 @@
+//! Which Lua stack layout ([`LuaVm`]) stubs may read and write inline, checked against the
+//! running Lua before any stub uses it.
+//!
+//! The layout is the one of the Lua version this crate is built for (the mlua feature). A
+//! Lua built differently (another `lua_State`, NaN-packed values, 4-byte integers) would make
+//! inline code silently wrong, so [`verified`] calls a probe C closure and compares what the
+//! layout says with what the C API reports: the argument count, an integer's and a float's
+//! tags and values, a light userdata upvalue, and the slots `lua_pushinteger` and
+//! `lua_pushnumber` write. Any difference and stubs do everything through helpers.
+
+use std::os::raw::{c_int, c_void};
+
+use abi_model::lua_vm::{ArgsBase, LuaVm};
+use mlua::ffi;
+
+/// The layout of the Lua this crate is built for.
+pub const fn compiled_layout() -> LuaVm {
+    if cfg!(feature = "lua51") {
+        LuaVm::LUA51
+    } else if cfg!(feature = "lua52") {
+        LuaVm::LUA52
+    } else if cfg!(feature = "lua53") {
+        LuaVm::LUA53
+    } else {
+        LuaVm::LUA54
+    }
+}
+
+/// The upvalue index the probe closure holds its mark in (as namespace closures hold the
+/// function address in [`crate::call::FUNC_UPVALUE`]).
+const MARK_UPVALUE: u32 = crate::call::FUNC_UPVALUE;
+const MARK: usize = 0x5A5A_1234_5678;
+
+/// [`compiled_layout`] when the running Lua matches it (see the [module docs](self)).
+///
+/// # Safety
+/// `l` is a valid state with 8 free slots.
+pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
+    let vm = compiled_layout();
+    if vm.ptr_size as usize != std::mem::size_of::<usize>() {
+        return None;
+    }
+    // SAFETY: stack operations on a valid state; the probe only reads memory the layout
+    // names after checking each pointer it follows.
+    unsafe {
+        for _ in 1..MARK_UPVALUE {
+            ffi::lua_pushnil(l);
+        }
+        ffi::lua_pushlightuserdata(l, MARK as *mut c_void);
+        ffi::lua_pushcclosure(l, probe, MARK_UPVALUE as c_int);
+        push_int(l, 7);
+        ffi::lua_pushnumber(l, 2.5);
+        ffi::lua_pushboolean(l, 1);
+        if ffi::lua_pcall(l, 3, 1, 0) != ffi::LUA_OK {
+            ffi::lua_pop(l, 1);
+            return None;
+        }
+        let ok = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_pop(l, 1);
+        ok.then_some(vm)
+    }
+}
+
+unsafe fn push_int(l: *mut ffi::lua_State, v: i64) {
+    // SAFETY: a push on a valid state.
+    unsafe {
+        if compiled_layout().has_integers() {
+            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+        } else {
+            ffi::lua_pushnumber(l, v as f64);
+        }
+    }
+}
+
+unsafe fn read<T: Copy>(p: usize) -> T {
+    // SAFETY: as the caller checked.
+    unsafe { (p as *const T).read_unaligned() }
+}
+
+unsafe fn tag(vm: LuaVm, slot: usize) -> u32 {
+    // SAFETY: slot is a stack slot.
+    unsafe {
+        match vm.tag_size {
+            1 => u32::from(read::<u8>(slot + vm.tag_at as usize)),
+            _ => read::<u32>(slot + vm.tag_at as usize),
+        }
+    }
+}
+
+fn plausible(p: usize) -> bool {
+    p > 0x1000 && p.is_multiple_of(8)
+}
+
+/// Whether the layout reads what the API reports, for the call `(7, 2.5, true)`.
+unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
+    // SAFETY: every pointer read is checked for plausibility and against the API first.
+    unsafe {
+        let lp = l as usize;
+        let slot = vm.slot as usize;
+        // L->top: one push moves it by one slot.
+        let top0: usize = read(lp + vm.top as usize);
+        ffi::lua_pushnil(l);
+        let top1: usize = read(lp + vm.top as usize);
+        ffi::lua_pop(l, 1);
+        if !plausible(top0) || top1 != top0 + slot {
+            return false;
+        }
+        // The called function's slot, and the count.
+        let func = match vm.args {
+            ArgsBase::Base { at } => read::<usize>(lp + at as usize).wrapping_sub(slot),
+            ArgsBase::CallInfo { ci, func } => {
+                let ci: usize = read(lp + ci as usize);
+                if !plausible(ci) {
+                    return false;
+                }
+                read(ci + func as usize)
+            }
+        };
+        if !plausible(func) || func >= top0 || (top0 - func) / slot != ffi::lua_gettop(l) as usize + 1 {
+            return false;
+        }
+        // The arguments.
+        let (a1, a2) = (func + slot, func + 2 * slot);
+        let int_ok = match vm.int_tag {
+            Some(t) => tag(vm, a1) == t && read::<i64>(a1) == 7,
+            None => tag(vm, a1) == vm.float_tag && read::<f64>(a1) == 7.0,
+        };
+        if !int_ok || tag(vm, a2) != vm.float_tag || read::<f64>(a2) != 2.5 {
+            return false;
+        }
+        // The closure's upvalue.
+        let closure: usize = read(func);
+        if !plausible(closure) {
+            return false;
+        }
+        let up = closure + (vm.cclosure_upvalues + (MARK_UPVALUE - 1) * vm.slot) as usize;
+        if read::<usize>(up) != MARK || tag(vm, up) != vm.light_userdata_tag {
+            return false;
+        }
+        // What the push functions write is what inline pushes write.
+        push_int(l, -0x1234_5678_9ABC);
+        let pushed_int = match vm.int_tag {
+            Some(t) => tag(vm, top0) == t && read::<i64>(top0) == -0x1234_5678_9ABC,
+            None => tag(vm, top0) == vm.float_tag && read::<f64>(top0) == -0x1234_5678_9ABC_i64 as f64,
+        };
+        ffi::lua_pushnumber(l, -1.25);
+        let pushed_float = tag(vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
+        let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
+        ffi::lua_pop(l, 2);
+        pushed_int && pushed_float && moved
+    }
+}
+
+unsafe extern "C-unwind" fn probe(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction called by `verified` with three arguments.
+    unsafe {
+        let ok = matches(l, compiled_layout());
+        ffi::lua_pushboolean(l, c_int::from(ok));
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C-unwind" fn check(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: a lua_CFunction.
+        unsafe {
+            let ok = verified(l).is_some();
+            ffi::lua_pushboolean(l, c_int::from(ok));
+            1
+        }
+    }
+
+    #[test]
+    fn the_running_lua_has_the_layout_this_crate_is_built_for() {
+        let lua = mlua::Lua::new();
+        // SAFETY: `check` follows the lua_CFunction protocol.
+        let f = unsafe { lua.create_c_function(check) }.unwrap();
+        assert!(f.call::<bool>(()).unwrap(), "{}", compiled_layout());
+    }
+}
