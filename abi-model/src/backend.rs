@@ -18,6 +18,26 @@ pub struct CodeEnv {
     pub ret_ctype: u64,
     /// Thunks: the callback's data pointer, passed to `luaffi_callback_enter`.
     pub callback_data: u64,
+    /// Stubs with inline errno handling: the embedding's per-state fields they update.
+    pub call_slots: Option<CallSlots>,
+}
+
+/// The fields of the embedding's per-state data a stub with inline errno handling
+/// ([`crate::steps::Step::ErrnoRestoreInline`], [`crate::steps::Step::AfterCallInline`])
+/// reads and writes, by address: what `ErrnoRestore` and `AfterCall` do, without the calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallSlots {
+    /// `int`: the value `ffi.errno()` reports; put into `errno` before the call, taken from
+    /// it right after.
+    pub saved_errno: u64,
+    /// `lua_State *`: the thread of the C call in progress (callbacks run on it), set before
+    /// and after the call.
+    pub calling_l: u64,
+    /// `int`: the error a callback raised during the call; any value but `no_pending` makes
+    /// the stub call `AfterCall`, which raises it.
+    pub pending_error: u64,
+    /// The value of `pending_error` when there is none.
+    pub no_pending: i32,
 }
 
 impl CodeEnv {

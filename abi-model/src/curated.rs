@@ -7,7 +7,7 @@
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
 use crate::steps::{stub_program_inline, thunk_program, Inline};
-use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
+use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
 pub const TYPES: &str = "
@@ -117,6 +117,7 @@ pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs).map(|i| data + 0x100 + 0x10 * i as u64).collect(),
         ret_ctype: data,
         callback_data: callback,
+        call_slots: Some(CallSlots { saved_errno: data + 0x80, calling_l: data + 0x88, pending_error: data + 0x90, no_pending: -2 }),
     }
 }
 

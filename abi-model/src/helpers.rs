@@ -84,6 +84,9 @@ pub enum Helper {
     /// GetLastError) for `ffi.errno()` right after the call, then raises the error of a
     /// callback that failed during the call, if any (the descriptor as for `ErrnoRestore`).
     AfterCall,
+    /// `int *luaffi_errno_location(void)`: the calling thread's `errno` (the C library's
+    /// `__errno_location`), for stubs that restore and save it inline.
+    ErrnoLocation,
     /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
     /// Lua function; returns the state.
     CallbackEnter,
@@ -104,7 +107,7 @@ const VOID: ValueKind = ValueKind::Void;
 
 impl Helper {
     /// Every helper, in a fixed order (the index is the helper's id).
-    pub const ALL: [Helper; 31] = [
+    pub const ALL: [Helper; 32] = [
         Helper::ArgCount,
         Helper::ArgCountError,
         Helper::ToI32,
@@ -136,6 +139,7 @@ impl Helper {
         Helper::CallbackEnter,
         Helper::CallbackCall,
         Helper::CallbackLeave,
+        Helper::ErrnoLocation,
     ];
 
     /// The helper's index in [`Helper::ALL`].
@@ -179,6 +183,7 @@ impl Helper {
             Helper::FuncAddr => "void *luaffi_func_addr(lua_State *L)",
             Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L, const void *ret_ctype)",
             Helper::AfterCall => "void luaffi_after_call(lua_State *L, const void *ret_ctype)",
+            Helper::ErrnoLocation => "int *luaffi_errno_location(void)",
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
@@ -213,6 +218,7 @@ impl Helper {
             Helper::FuncAddr => (P, &[P]),
             Helper::ErrnoRestore | Helper::AfterCall => (VOID, &[P, P]),
             Helper::CallbackLeave => (VOID, &[P]),
+            Helper::ErrnoLocation => (P, &[]),
             Helper::CallbackEnter => (P, &[P]),
             Helper::CallbackCall => (VOID, &[P, I32]),
         }
@@ -265,8 +271,8 @@ mod tests {
             assert!(h.name().starts_with("luaffi_"), "{h:?}");
             assert_eq!(Helper::ALL[h.id()], h);
             let (_, params) = h.kinds();
-            let commas = h.c_decl().matches(',').count();
-            assert_eq!(params.len(), commas + 1, "{h:?} kinds match its C declaration");
+            let declared = if h.c_decl().ends_with("(void)") { 0 } else { h.c_decl().matches(',').count() + 1 };
+            assert_eq!(params.len(), declared, "{h:?} kinds match its C declaration");
         }
     }
 

@@ -36,7 +36,7 @@ pub mod x64_win;
 pub mod x86;
 
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
-pub use backend::{Backend, BackendError, CodeEnv};
+pub use backend::{Backend, BackendError, CallSlots, CodeEnv};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};

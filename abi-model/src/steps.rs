@@ -204,6 +204,23 @@ pub enum Step {
         /// The [`Step::CallHelper`] for values that do not fit inline.
         slow: Box<Step>,
     },
+    /// Stubs with inline errno (in place of the `ErrnoRestore` call): stores
+    /// `ErrnoLocation()` at `errno_at`, sets `errno` to the saved value and the calling thread
+    /// to `L` ([`crate::CallSlots`]).
+    ErrnoRestoreInline {
+        /// Where the address of `errno` is kept across the call.
+        errno_at: Slot,
+    },
+    /// Stubs with inline errno (in place of the `AfterCall` call), right after the call:
+    /// saves `errno` (through the address at `errno_at`), sets the calling thread to `L`,
+    /// and runs `slow` (the `AfterCall` helper, which raises it) when a callback error is
+    /// pending.
+    AfterCallInline {
+        /// Where the address of `errno` is.
+        errno_at: Slot,
+        /// The [`Step::CallHelper`] of `AfterCall`.
+        slow: Box<Step>,
+    },
     /// Stubs: returns `results` Lua values to Lua.
     ReturnToLua {
         /// 0 or 1.
@@ -245,6 +262,9 @@ pub struct Inline {
     /// The upvalue (1-based) of the stub's C closure holding the called function's address
     /// as a light userdata; `None` when the stub is not run as a closure with one.
     pub func_upvalue: Option<u32>,
+    /// Whether `errno` and the per-state fields are restored and saved inline (the
+    /// embedding supplies [`crate::CallSlots`] and the `ErrnoLocation` helper).
+    pub errno: bool,
 }
 
 /// Allocates staging slots.
@@ -391,7 +411,18 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             reg => loads.push(Step::LoadPtr { to: reg, from: result }),
         }
     }
-    steps.push(Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
+    let errno_at = inline.filter(|i| i.errno).map(|_| stage.take(w));
+    steps.push(match errno_at {
+        Some(errno_at) => Step::ErrnoRestoreInline { errno_at },
+        None => Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None },
+    });
+    let after_call = || {
+        let call = Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None };
+        match errno_at {
+            Some(errno_at) => Step::AfterCallInline { errno_at, slow: Box::new(call) },
+            None => call,
+        }
+    };
     // Pass 2: the argument registers, after the last helper call.
     steps.extend(loads);
     if let Some(n) = plan.al {
@@ -400,7 +431,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     steps.push(Step::CallTarget { via: target, callee_pops: plan.callee_pops });
     let results = match (plan.ret.value, result_ptr) {
         (ValueKind::Void, _) => {
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
+            steps.push(after_call());
             0
         }
         (_, Some(result)) => {
@@ -408,13 +439,13 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             if !matches!(plan.ret.loc, RetLoc::Sret { .. }) {
                 steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::Through(result) });
             }
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
+            steps.push(after_call());
             1
         }
         (kind, None) => {
             let at = stage.take(kind.size(w).max(w));
             steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::At(at) });
-            steps.push(Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None });
+            steps.push(after_call());
             let helper = to_lua_helper(kind);
             let mut args = vec![Operand::L, Operand::Value { at, kind }];
             if helper == Helper::PushPtr {
@@ -569,6 +600,8 @@ impl fmt::Display for Step {
             Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
             Step::ToCInline { lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index} -> {to}, else {slow}"),
             Step::PushInline { from, kind, slow } => write!(f, "push number <- {kind} {from}, else {slow}"),
+            Step::ErrnoRestoreInline { errno_at } => write!(f, "errno-restore (inline, &errno -> {errno_at})"),
+            Step::AfterCallInline { errno_at, slow } => write!(f, "after-call (inline, &errno at {errno_at}), if a callback error is pending {slow}"),
             Step::ReturnToLua { results } => write!(f, "return {results}"),
             Step::ReturnToC { pops, ret_ptr } => {
                 write!(f, "ret {pops}")?;
@@ -635,15 +668,19 @@ mod tests {
 
     #[test]
     fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3) };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false };
         let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
         let text = prog.to_string();
         assert!(text.contains("check-args 2 (inline"), "{text}");
         assert!(text.contains("func-addr <- upvalue 3"), "{text}");
         assert!(text.contains("i32 <- number at 1 -> stage[8], else luaffi_to_i32(L, 1) -> stage[8]"), "{text}");
         assert!(text.contains("push number <- i32 stage[24], else luaffi_push_i32(L, i32 stage[24])"), "{text}");
-        // The errno helpers stay: they are not Lua's.
+        // The errno helpers stay unless asked for.
         assert!(text.contains("luaffi_errno_restore") && text.contains("luaffi_after_call"), "{text}");
+        let text = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&Inline { errno: true, ..inline })).to_string();
+        assert!(text.contains("errno-restore (inline, &errno -> stage[24])"), "{text}");
+        assert!(text.contains("after-call (inline, &errno at stage[24]), if a callback error is pending luaffi_after_call(L, ctype(ret))"), "{text}");
+        assert!(!text.contains("luaffi_errno_restore"), "{text}");
     }
 
     #[test]
@@ -651,7 +688,7 @@ mod tests {
         let t = TypeTable::new(Target::X64_SYSV);
         let i64t = t.int(IntKind::LongLong);
         let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None })).to_string();
+        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false })).to_string();
         assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
         assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
         assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
@@ -659,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_layout_for_another_pointer_size_is_ignored() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3) };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true };
         let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
         assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }

@@ -1,6 +1,7 @@
 //! The inline steps of stubs built with a Lua stack layout ([`LuaVm`]): the count check, the
 //! function address from the closure's upvalue, number arguments and number results, each
-//! read or written at the offsets the layout gives. Every rule of what is taken inline is
+//! read or written at the offsets the layout gives; and `errno` restored and saved through
+//! the embedding's [`abi_model::CallSlots`]. Every rule of what is taken inline is
 //! [`LuaVm::converts_inline`] / [`LuaVm::pushes_inline`]; the rest runs the step's helper call.
 //!
 //! Registers: r10 holds the called function's stack slot (or `L->top`), rax/rcx and
@@ -285,6 +286,46 @@ impl Emitter<'_> {
             self.lower(std::slice::from_ref(slow))?;
             asm!(self.ops ; done:);
         }
+        Ok(())
+    }
+
+    fn call_slots(&self) -> Result<abi_model::CallSlots, BackendError> {
+        self.env.call_slots.ok_or_else(|| unsupported("inline errno without the embedding's call slots"))
+    }
+
+    pub(crate) fn emit_errno_restore_inline(&mut self, errno_at: Slot) -> Result<(), BackendError> {
+        let slots = self.call_slots()?;
+        // rax = &errno, kept at errno_at across the call.
+        self.call_helper_with(Helper::ErrnoLocation, &[], Some(errno_at))?;
+        let (saved, calling_l) = (slots.saved_errno as i64, slots.calling_l as i64);
+        asm!(self.ops
+            ; mov rcx, QWORD saved
+            ; mov ecx, [rcx]
+            ; mov [rax], ecx
+            ; mov rcx, QWORD calling_l
+            ; mov [rcx], lua_state
+        );
+        Ok(())
+    }
+
+    pub(crate) fn emit_after_call_inline(&mut self, errno_at: Slot, slow: &Step) -> Result<(), BackendError> {
+        let slots = self.call_slots()?;
+        let at = self.slot(errno_at)?;
+        mem!(self.ops, at, [mov scratch_ptr,], []);
+        let (saved, calling_l, pending) = (slots.saved_errno as i64, slots.calling_l as i64, slots.pending_error as i64);
+        // Only scratch registers: the call's result is already in its slot.
+        asm!(self.ops
+            ; mov ecx, [scratch_ptr]
+            ; mov scratch, QWORD saved
+            ; mov [scratch], ecx
+            ; mov scratch, QWORD calling_l
+            ; mov [scratch], lua_state
+            ; mov scratch, QWORD pending
+            ; cmp DWORD [scratch], slots.no_pending
+            ; je >done
+        );
+        self.lower(std::slice::from_ref(slow))?;
+        asm!(self.ops ; done:);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ fn env() -> CodeEnv {
         arg_ctypes: vec![0x5500_0000_0100, 0x5500_0000_0110],
         ret_ctype: 0x5500_0000_0000,
         callback_data: 0x5600_0000_0000,
+        call_slots: None,
     }
 }
 

@@ -472,7 +472,14 @@ fn helper_fn(h: Helper) -> usize {
         Helper::CallbackEnter => h_callback_enter as *const () as usize,
         Helper::CallbackCall => h_callback_call as *const () as usize,
         Helper::CallbackLeave => h_callback_leave as *const () as usize,
+        Helper::ErrnoLocation => h_errno_location as *const () as usize,
     }
+}
+
+extern "C" fn h_errno_location() -> *mut i32 {
+    with(|m| m.events.push("errno_location".into()));
+    // SAFETY: the calling thread's errno.
+    unsafe { libc::__errno_location() }
 }
 
 /// Every helper reached through its own alignment probe, and the code environment naming them.
@@ -490,6 +497,7 @@ fn env_for(plan: &CallPlan) -> Env {
         arg_ctypes: plan.args.iter().map(|a| u64::from(a.value.size(8))).collect(),
         ret_ctype: u64::from(plan.ret.value.size(8)),
         callback_data: CALLBACK_DATA as u64,
+        call_slots: None,
     };
     Env { _probes: probes, env }
 }
@@ -1186,4 +1194,78 @@ fn thunk_ten_mixed_and_sixteen_arguments_read_the_callers_stack() {
     let got = thunk.finish();
     assert_eq!(got[5], Value::Bytes(bytes_of(&s)));
     assert_eq!(got[6], Value::Bytes(bytes_of(&t)));
+}
+
+// ---- inline errno -----------------------------------------------------------------------------
+
+/// What `ffi.errno()` reports and the embedding's per-call fields (`CallSlots`).
+#[repr(C)]
+struct Slots {
+    saved_errno: i32,
+    pending_error: i32,
+    calling_l: usize,
+}
+
+static ERRNO_SEEN: AtomicU32 = AtomicU32::new(0);
+
+/// `int add(int, int)` that reports the errno it finds and sets errno to the sum, as a C
+/// function failing with an error code would.
+extern "C" fn t_errno_add(a: i32, b: i32) -> i32 {
+    record(format!("{a} {b}"));
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        ERRNO_SEEN.store(*libc::__errno_location() as u32, Ordering::SeqCst);
+        *libc::__errno_location() = a + b;
+    }
+    a + b
+}
+
+#[test]
+fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
+    use abi_model::steps::{Slot, Step};
+    let case = common::case("add");
+    let mut slots = Box::new(Slots { saved_errno: 1234, pending_error: -2, calling_l: 0 });
+    let env = env_for(&case.plan);
+    let call_slots = abi_model::CallSlots {
+        saved_errno: &slots.saved_errno as *const i32 as u64,
+        calling_l: &slots.calling_l as *const usize as u64,
+        pending_error: &slots.pending_error as *const i32 as u64,
+        no_pending: -2,
+    };
+    let code_env = CodeEnv { call_slots: Some(call_slots), ..env.env.clone() };
+    // The helper stub with its two errno helper calls replaced by the inline steps.
+    let mut program = stub_program(&case.plan, 1);
+    let errno_at = Slot::Stage(program.stage_bytes);
+    program.stage_bytes += 16;
+    for st in &mut program.steps {
+        match st {
+            Step::CallHelper { helper: Helper::ErrnoRestore, .. } => *st = Step::ErrnoRestoreInline { errno_at },
+            Step::CallHelper { helper: Helper::AfterCall, .. } => *st = Step::AfterCallInline { errno_at, slow: Box::new(st.clone()) },
+            _ => {}
+        }
+    }
+    let code = ExecCode::new(8192, |base| X64SysvBackend.stub(&program, base, &code_env).expect("stub lowers"));
+    let target = probe(t_errno_add as *const () as usize);
+    for pending in [-2, 7] {
+        slots.pending_error = pending;
+        slots.calling_l = 0;
+        with(|m| *m = Mock { stack: vec![Value::Int(40), Value::Int(2)], l: FAKE_L, target: target.addr(), ..Mock::default() });
+        // SAFETY: the thread's errno; junk that the stub must replace by the saved value.
+        unsafe { *libc::__errno_location() = 99 };
+        let results = call_checked(code.addr(), FAKE_L, 0) as i32;
+        let (stack, events) = with(|m| (std::mem::take(&mut m.stack), std::mem::take(&mut m.events)));
+        assert_clean();
+        assert_eq!(results, 1);
+        assert!(matches!(stack.last(), Some(Value::Int(42))), "{stack:?}");
+        assert_eq!(ERRNO_SEEN.load(Ordering::SeqCst), 1234, "the C function saw ffi.errno()'s value");
+        assert_eq!(slots.saved_errno, 42, "the C function's errno was saved for ffi.errno()");
+        slots.saved_errno = 1234;
+        assert_eq!(slots.calling_l, FAKE_L);
+        assert!(!events.iter().any(|e| e == "errno_restore"), "{events:?}");
+        // The raising helper runs only for a pending callback error.
+        assert_eq!(events.iter().any(|e| e == "after_call"), pending != -2, "{events:?}");
+        let loc = events.iter().position(|e| e == "errno_location").expect("errno located");
+        assert_eq!(events.get(loc + 1).map(String::as_str), Some("target"), "{events:?}");
+    }
+    drop(env);
 }

@@ -388,7 +388,7 @@ impl<'a> Emitter<'a> {
             Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from),
             Step::ReturnToLua { results } => self.emit_return_to_lua(*results),
             Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr),
-            Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } => {
+            Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } => {
                 Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")))
             }
         }
@@ -591,7 +591,7 @@ mod tests {
     const BASE: u64 = 0x40_0000;
 
     fn env() -> CodeEnv {
-        CodeEnv { helpers: (0..Helper::ALL.len() as u64).map(|i| 0x7000_0000 + 16 * i).collect(), arg_ctypes: vec![0x5000], ret_ctype: 0x5100, callback_data: 0x4400 }
+        CodeEnv { helpers: (0..Helper::ALL.len() as u64).map(|i| 0x7000_0000 + 16 * i).collect(), arg_ctypes: vec![0x5000], ret_ctype: 0x5100, callback_data: 0x4400, call_slots: None }
     }
 
     const REC8: ValueKind = ValueKind::Record { size: 8, align: 4 };

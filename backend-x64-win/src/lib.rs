@@ -23,7 +23,7 @@
 //! let mut t = TypeTable::new(Target::X64_WIN);
 //! let int = t.int(IntKind::Int);
 //! let plan = plan_call(&t, &Signature::new(int, vec![int.into(), int.into()], false, CallConv::Cdecl), &[]).unwrap();
-//! let env = CodeEnv { helpers: vec![0x7000; 27], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0 };
+//! let env = CodeEnv { helpers: vec![0x7000; 27], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0, call_slots: None };
 //! let code = backend_x64_win::lower_stub(&stub_program(&plan, 1), 0x10000, &env).unwrap();
 //! assert!(backend_x64_win::disasm(&code, 0x10000).contains("call qword ptr [rsp"));
 //! ```

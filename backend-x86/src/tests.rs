@@ -15,6 +15,7 @@ fn env() -> CodeEnv {
         arg_ctypes: vec![0x6000_0000, 0x6000_0010],
         ret_ctype: 0x6000_0ff0,
         callback_data: 0x5000_0000,
+        call_slots: None,
     }
 }
 
@@ -79,7 +80,7 @@ fn variant(step: &Step) -> usize {
         Step::ReturnToLua { .. } => 12,
         Step::ReturnToC { .. } => 13,
         // Lowered by the native x86-64 System V backend only; see the test below.
-        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } => 14,
+        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } => 14,
     }
 }
 

@@ -37,6 +37,16 @@ const LUA_REGION_SIZE: u64 = 0x4000;
 const LUA_CI: u64 = LUA_REGION + 0x200;
 const LUA_CLOSURE: u64 = LUA_REGION + 0x400;
 const LUA_STACK: u64 = LUA_REGION + 0x1000;
+/// The embedding's per-state fields inline errno handling updates ([`abi_model::CallSlots`]),
+/// and the mock thread's `errno` (what `luaffi_errno_location` answers).
+const SAVED_ERRNO: u64 = LUA_REGION + 0x100;
+const CALLING_L: u64 = LUA_REGION + 0x108;
+const PENDING_ERROR: u64 = LUA_REGION + 0x110;
+const THREAD_ERRNO: u64 = LUA_REGION + 0x118;
+const NO_PENDING: i32 = -2;
+/// What `ffi.errno()` holds before an inline stub runs, and the junk in the thread's errno.
+const ERRNO_BEFORE: u32 = 0x5EED_0042;
+const ERRNO_JUNK: u32 = 0xBAD0_BAD0;
 /// The tag of a Lua value no inline step takes (`LUA_TUSERDATA`).
 const OTHER_TAG: u32 = 7;
 /// Ctype constant of argument `i`: `CTYPE_ARGS + 16 * i`.
@@ -137,6 +147,12 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, numbers: bool, case: &Case, c
         let (tag, value) = lua_value_of(vm, numbers, i, a.value, bytes);
         put_slot(cpu, vm, LUA_STACK + slot * (i as u64 + 1), tag, value)?;
     }
+    // With numbers no callback error is pending; with other values one is, so the helper
+    // that raises it must be called.
+    cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
+    cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
+    let pending = if numbers { NO_PENDING } else { 7 };
+    cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
     if top + 2 * slot > LUA_REGION + LUA_REGION_SIZE {
         return Err(mismatch("mock Lua stack", "room for the arguments", format!("{} arguments", case.args.len())));
     }
@@ -185,6 +201,7 @@ pub fn code_env(nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs as u64).map(|i| CTYPE_ARGS + 16 * i).collect(),
         ret_ctype: CTYPE_RET,
         callback_data: CALLBACK_DATA,
+        call_slots: Some(abi_model::CallSlots { saved_errno: SAVED_ERRNO, calling_l: CALLING_L, pending_error: PENDING_ERROR, no_pending: NO_PENDING }),
     }
 }
 
@@ -245,6 +262,8 @@ struct Mock<'a> {
     result_buf: Option<u64>,
     /// Number of arguments `luaffi_callback_call` was given.
     called_with: Option<i64>,
+    /// Calls of `luaffi_after_call`.
+    after_calls: u32,
 }
 
 fn le(v: u64, n: usize) -> Vec<u8> {
@@ -356,7 +375,11 @@ impl Mock<'_> {
                 vec![]
             }
             Helper::CallbackLeave => vec![],
+            Helper::ErrnoLocation => le(THREAD_ERRNO, w),
         };
+        if h == Helper::AfterCall {
+            self.after_calls += 1;
+        }
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.
         clobber_volatile(cpu, target);
@@ -416,6 +439,27 @@ fn is_aggregate(k: ValueKind) -> bool {
     matches!(k, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64)
 }
 
+/// After an inline stub: the thread's errno got `ffi.errno()`'s value before the call and it
+/// was saved back after, the calling thread is L, and the raising helper ran exactly when a
+/// callback error was pending.
+fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, numbers: bool) -> Result<(), Mismatch> {
+    let word = |at: u64| read_word(cpu, at).map(|v| v as u32);
+    if word(THREAD_ERRNO)? != ERRNO_BEFORE {
+        return Err(mismatch("errno during the call", format!("{ERRNO_BEFORE:#x} (restored)"), format!("{:#x}", word(THREAD_ERRNO)?)));
+    }
+    if word(SAVED_ERRNO)? != ERRNO_BEFORE {
+        return Err(mismatch("ffi.errno() after the call", format!("{ERRNO_BEFORE:#x} (saved)"), format!("{:#x}", word(SAVED_ERRNO)?)));
+    }
+    if read_word(cpu, CALLING_L)? != FAKE_L {
+        return Err(mismatch("the calling thread after the call", format!("{FAKE_L:#x}"), format!("{:#x}", read_word(cpu, CALLING_L)?)));
+    }
+    let want = u32::from(!numbers);
+    if mock.after_calls != want {
+        return Err(mismatch("calls of luaffi_after_call (a callback error pending: raise it)", want.to_string(), mock.after_calls.to_string()));
+    }
+    Ok(())
+}
+
 /// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`, with
 /// the Lua side presented as `lua` says.
 pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet, lua: LuaStack) -> Result<(), Mismatch> {
@@ -424,7 +468,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
     let w = plan.ptr_size as usize;
     let program = match lua {
         LuaStack::Helpers => stub_program(plan, 1),
-        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE) })),
+        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true })),
     };
     let top0 = match lua {
         LuaStack::Helpers => None,
@@ -451,6 +495,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         pushed: Vec::new(),
         result_buf: None,
         called_with: None,
+        after_calls: 0,
     };
     drive(cpu, &mut mock, target, CODE_BASE, stops)?;
     let results = cpu.gpr(Gpr::Rax) as u32;
@@ -471,6 +516,9 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         let got = recorded.get(at..at + bytes.len()).unwrap_or(&[]);
         compare(&format!("arg {i} ({}) as the callee received it", plan.args[i].value), bytes, got, mask)?;
         at += bytes.len();
+    }
+    if let (LuaStack::Memory { numbers, .. }, Some(_)) = (lua, top0) {
+        check_call_slots(cpu, &mock, numbers)?;
     }
     let kind = plan.ret.value;
     let pushed_inline = match top0 {
@@ -527,6 +575,7 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
         pushed: Vec::new(),
         result_buf: None,
         called_with: None,
+        after_calls: 0,
     };
     drive(cpu, &mut mock, target, caller, stops)?;
     if cpu.gpr(Gpr::Rsp) != sp0 + u64::from(entry_plan.callee_pops) {

@@ -210,3 +210,22 @@ fn a_number_pushed_with_the_wrong_tag_is_caught() {
     let e = inline_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { float_tag: 0x23, ..vm }), OTHERS_54).unwrap_err();
     assert!(e.what.contains("tag of the value pushed inline"), "{e}");
 }
+
+#[test]
+fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = two_distinct_ints(&cat);
+    // errno restored but never read back after the call: the pending callback error is lost.
+    let e = inline_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. })), OTHERS_54).unwrap_err();
+    assert!(e.what.contains("luaffi_after_call"), "{e}");
+    // errno never restored: the C function would see whatever the thread's errno held.
+    let e = inline_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::ErrnoRestoreInline { errno_at } = *st {
+                *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+            }
+        }
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.contains("errno during the call"), "{e}");
+}

@@ -62,7 +62,7 @@ use std::os::raw::c_int;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::LuaVm;
 use abi_model::steps::{stub_program_inline, Inline};
-use abi_model::{plan_call, Backend, BackendError, CType, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
+use abi_model::{plan_call, Backend, BackendError, CType, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
@@ -215,15 +215,30 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
-    let inline = st.calls.inline_vm.map(|vm| Inline { vm, func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE) });
+    let inline = st.calls.inline_vm.map(|vm| Inline {
+        vm,
+        func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
+        errno: crate::helpers::ERRNO_INLINE,
+    });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     for t in sig.params.iter().chain(varargs) {
         arg_ctypes.push(arg_desc(st, *t) as u64);
     }
     let ret_ctype = st.desc(sig.ret) as u64;
-    let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0 };
+    let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0, call_slots: Some(call_slots(st)) };
     assemble(&st.calls.arena, |base| backend.stub(&program, base, &env))
+}
+
+/// The fields of `st` a stub with inline errno handling updates (`FfiState` lives in a Lua
+/// userdata, so their addresses last as long as the stubs).
+fn call_slots(st: &FfiState) -> CallSlots {
+    CallSlots {
+        saved_errno: &st.errno as *const c_int as u64,
+        calling_l: &st.calls.calling_l as *const *mut ffi::lua_State as u64,
+        pending_error: &st.calls.pending_error as *const c_int as u64,
+        no_pending: ffi::LUA_NOREF,
+    }
 }
 
 /// The function type a cdata of type `ty` calls: its own (a function) or its target's (a

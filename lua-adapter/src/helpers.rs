@@ -40,6 +40,28 @@ pub fn set_os_errno(n: i32) {
     let _ = n;
 }
 
+/// `int *luaffi_errno_location(void)` where the C library has no such function: the address
+/// of the calling thread's `errno` through std.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+unsafe extern "C" fn luaffi_errno_location() -> *mut c_int {
+    std::ptr::null_mut()
+}
+
+/// The C library's function returning the address of the calling thread's `errno`, which
+/// stubs with inline errno handling call (`Helper::ErrnoLocation`).
+fn errno_location_fn() -> usize {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return libc::__errno_location as *const () as usize;
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    return libc::__error as *const () as usize;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+    return luaffi_errno_location as *const () as usize;
+}
+
+/// Whether stubs may restore and save `errno` inline ([`errno_location_fn`] is the C
+/// library's own).
+pub const ERRNO_INLINE: bool = cfg!(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd"));
+
 /// The calling thread's `errno`.
 pub fn os_errno() -> i32 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -547,6 +569,7 @@ pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     match h {
         Helper::ArgCount => ffi::lua_gettop as *const () as usize,
         Helper::ArgCountError => luaffi_argcount_error as *const () as usize,
+        Helper::ErrnoLocation => errno_location_fn(),
         Helper::ToI32 => luaffi_to_i32 as *const () as usize,
         Helper::ToU32 => luaffi_to_u32 as *const () as usize,
         Helper::ToI8 => luaffi_to_i8 as *const () as usize,

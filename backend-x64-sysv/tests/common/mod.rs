@@ -130,5 +130,6 @@ pub fn fake_env(plan: &CallPlan) -> CodeEnv {
         arg_ctypes: (0..plan.args.len()).map(|i| 0x5500_0000_0100 + 0x10 * i as u64).collect(),
         ret_ctype: 0x5500_0000_0000,
         callback_data: 0x5600_0000_0000,
+        call_slots: None,
     }
 }

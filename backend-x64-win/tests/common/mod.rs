@@ -24,6 +24,7 @@ pub fn env() -> abi_model::CodeEnv {
         arg_ctypes: (0..16).map(|i| CTYPES + 0x100 * i).collect(),
         ret_ctype: RET_CTYPE,
         callback_data: CB_DATA,
+        call_slots: None,
     }
 }
 

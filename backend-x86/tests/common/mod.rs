@@ -154,5 +154,6 @@ pub fn fake_env(plan: &CallPlan) -> CodeEnv {
         arg_ctypes: (0..plan.args.len()).map(|i| 0x6000_0000 + 16 * i as u64).collect(),
         ret_ctype: 0x6000_0ff0,
         callback_data: 0x5000_0000,
+        call_slots: None,
     }
 }
