@@ -33,6 +33,28 @@ pub enum ArgsBase {
     },
 }
 
+/// Where a string's bytes are, from its `TString`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrBytes {
+    /// At this offset of the `TString`.
+    At(u32),
+    /// Pointed to by the pointer at this offset (Lua 5.5's long strings).
+    Via(u32),
+}
+
+/// How strings are tagged and where their bytes are (what `lua_tolstring` returns for one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LuaStrings {
+    /// The slot tag of a short string (as stored: with the collectable bit from 5.2 on).
+    pub short_tag: u32,
+    /// The slot tag of a long string (5.1 has one kind: the same tag).
+    pub long_tag: u32,
+    /// A short string's bytes.
+    pub short_bytes: StrBytes,
+    /// A long string's bytes.
+    pub long_bytes: StrBytes,
+}
+
 /// The memory layout of one Lua version's stack, as a stub uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LuaVm {
@@ -56,6 +78,10 @@ pub struct LuaVm {
     pub float_tag: u32,
     /// The tag of a light userdata.
     pub light_userdata_tag: u32,
+    /// The tag of nil.
+    pub nil_tag: u32,
+    /// Strings.
+    pub strings: LuaStrings,
     /// Offset of `upvalue[0]` in a `CClosure`.
     pub cclosure_upvalues: u32,
 }
@@ -74,25 +100,40 @@ impl LuaVm {
         int_tag: None,
         float_tag: 3,
         light_userdata_tag: 2,
+        nil_tag: 0,
+        // `union TString { L_Umaxalign dummy; struct { CommonHeader; lu_byte reserved;
+        // unsigned int hash; size_t len; } tsv; }`: 24 bytes, getstr(ts) = ts + 1.
+        strings: LuaStrings { short_tag: 4, long_tag: 4, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
         cclosure_upvalues: 40,
     };
 
-    /// Lua 5.2: `L->ci` at 32, `ci->func` at 0; `int tt_`; no integers.
+    /// Lua 5.2: `L->ci` at 32, `ci->func` at 0; `int tt_`; no integers; short and long
+    /// strings (`ctb(LUA_TSHRSTR)` = 4 | 64, `ctb(LUA_TLNGSTR)` = 20 | 64), bytes after the
+    /// 24-byte header as in 5.1 (5.3's `UTString` and 5.4's `contents` are there too).
     pub const LUA52: LuaVm = LuaVm {
         name: "Lua 5.2",
         args: ArgsBase::CallInfo { ci: 32, func: 0 },
         cclosure_upvalues: 32,
+        strings: LuaStrings { short_tag: 0x44, long_tag: 0x54, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
         ..LuaVm::LUA51
     };
 
     /// Lua 5.3: as 5.2, with integers: `LUA_TNUMINT` = 3 | 1 << 4, `LUA_TNUMFLT` = 3.
     pub const LUA53: LuaVm = LuaVm { name: "Lua 5.3", int_tag: Some(0x13), float_tag: 3, ..LuaVm::LUA52 };
 
-    /// Lua 5.4 and 5.5: `lu_byte tt_`; `LUA_VNUMINT` = 3, `LUA_VNUMFLT` = 3 | 1 << 4.
-    pub const LUA54: LuaVm = LuaVm { name: "Lua 5.4/5.5", tag_size: 1, int_tag: Some(3), float_tag: 0x13, ..LuaVm::LUA53 };
+    /// Lua 5.4: `lu_byte tt_`; `LUA_VNUMINT` = 3, `LUA_VNUMFLT` = 3 | 1 << 4.
+    pub const LUA54: LuaVm = LuaVm { name: "Lua 5.4", tag_size: 1, int_tag: Some(3), float_tag: 0x13, ..LuaVm::LUA53 };
+
+    /// Lua 5.5: as 5.4, but a long string's `contents` is a pointer to its bytes (external
+    /// strings); a short string's bytes start where that pointer would be.
+    pub const LUA55: LuaVm = LuaVm {
+        name: "Lua 5.5",
+        strings: LuaStrings { long_bytes: StrBytes::Via(24), ..LuaVm::LUA54.strings },
+        ..LuaVm::LUA54
+    };
 
     /// Every layout, oldest first.
-    pub const ALL: [LuaVm; 4] = [LuaVm::LUA51, LuaVm::LUA52, LuaVm::LUA53, LuaVm::LUA54];
+    pub const ALL: [LuaVm; 5] = [LuaVm::LUA51, LuaVm::LUA52, LuaVm::LUA53, LuaVm::LUA54, LuaVm::LUA55];
 
     /// The layout of a version written `5.1` ... `5.5`.
     pub fn from_version(v: &str) -> Option<LuaVm> {
@@ -100,7 +141,8 @@ impl LuaVm {
             "5.1" => Some(LuaVm::LUA51),
             "5.2" => Some(LuaVm::LUA52),
             "5.3" => Some(LuaVm::LUA53),
-            "5.4" | "5.5" => Some(LuaVm::LUA54),
+            "5.4" => Some(LuaVm::LUA54),
+            "5.5" => Some(LuaVm::LUA55),
             _ => None,
         }
     }

@@ -192,6 +192,19 @@ pub enum Step {
         /// The [`Step::CallHelper`] for every other value.
         slow: Box<Step>,
     },
+    /// Stubs with a [`LuaVm`]: a pointer argument inline when Lua argument `lua_index` is nil
+    /// (NULL) or, with `strings`, a string (the address of its bytes, what `lua_tolstring`
+    /// gives); otherwise runs `slow` (the `ToPtr` call).
+    PtrInline {
+        /// The Lua stack index.
+        lua_index: i32,
+        /// Where the pointer goes.
+        to: Slot,
+        /// Whether the pointer type takes a Lua string's bytes (`const char *`, `const void *`).
+        strings: bool,
+        /// The [`Step::CallHelper`] for every other value.
+        slow: Box<Step>,
+    },
     /// Stubs with a [`LuaVm`]: pushes the `kind` value at `from` as a Lua number by writing
     /// the slot at `L->top` and moving `top` up one slot (a `lua_CFunction` has
     /// `LUA_MINSTACK` free slots), as [`LuaVm::pushes_inline`] says; a `uint64_t` above
@@ -265,6 +278,9 @@ pub struct Inline {
     /// Whether `errno` and the per-state fields are restored and saved inline (the
     /// embedding supplies [`crate::CallSlots`] and the `ErrnoLocation` helper).
     pub errno: bool,
+    /// Bit `i` set: C argument `i` (`i < 64`) is a pointer whose type takes a Lua string as
+    /// its bytes (the embedding's conversion rule; LuaJIT's: `const char *`, `const void *`).
+    pub string_args: u64,
 }
 
 /// Allocates staging slots.
@@ -359,10 +375,14 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         Some(n) => Step::FuncAddrFromUpvalue { n, to: target },
         None => Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) },
     });
+    let string_args = inline.map_or(0, |i| i.string_args);
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
             Some(vm) if vm.converts_inline(kind) => Step::ToCInline { lua_index, kind, to: dst, slow: Box::new(slow) },
+            Some(_) if kind == ValueKind::Pointer => {
+                Step::PtrInline { lua_index, to: dst, strings: arg < 64 && string_args & (1 << arg) != 0, slow: Box::new(slow) }
+            }
             _ => slow,
         }
     };
@@ -600,6 +620,10 @@ impl fmt::Display for Step {
             Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
             Step::ToCInline { lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index} -> {to}, else {slow}"),
             Step::PushInline { from, kind, slow } => write!(f, "push number <- {kind} {from}, else {slow}"),
+            Step::PtrInline { lua_index, to, strings, slow } => {
+                let what = if *strings { "nil or string" } else { "nil" };
+                write!(f, "ptr <- {what} at {lua_index} -> {to}, else {slow}")
+            }
             Step::ErrnoRestoreInline { errno_at } => write!(f, "errno-restore (inline, &errno -> {errno_at})"),
             Step::AfterCallInline { errno_at, slow } => write!(f, "after-call (inline, &errno at {errno_at}), if a callback error is pending {slow}"),
             Step::ReturnToLua { results } => write!(f, "return {results}"),
@@ -668,7 +692,7 @@ mod tests {
 
     #[test]
     fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0 };
         let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
         let text = prog.to_string();
         assert!(text.contains("check-args 2 (inline"), "{text}");
@@ -688,15 +712,27 @@ mod tests {
         let t = TypeTable::new(Target::X64_SYSV);
         let i64t = t.int(IntKind::LongLong);
         let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false })).to_string();
+        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0 })).to_string();
         assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
         assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
         assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
     }
 
     #[test]
+    fn inline_pointer_arguments_take_nil_and_only_the_strings_the_embedding_allows() {
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        let ptr = t.pointer_to(crate::QualType::plain(int));
+        let plan = plan_call(&t, &Signature::new(int, vec![ptr.into(), ptr.into()], false, CallConv::Cdecl), &[]).unwrap();
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10 };
+        let text = stub_program_inline(&plan, 1, Some(&inline)).to_string();
+        assert!(text.contains("ptr <- nil at 1 -> stage[8], else luaffi_to_ptr(L, 1, ctype(arg0))"), "{text}");
+        assert!(text.contains("ptr <- nil or string at 2 -> stage[16], else luaffi_to_ptr(L, 2, ctype(arg1))"), "{text}");
+    }
+
+    #[test]
     fn a_layout_for_another_pointer_size_is_ignored() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0 };
         let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
         assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }

@@ -222,6 +222,65 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// rax = the address of the string's bytes, from rax = its `TString`.
+    fn string_bytes(&mut self, bytes: abi_model::lua_vm::StrBytes) {
+        match bytes {
+            abi_model::lua_vm::StrBytes::At(o) => asm!(self.ops ; add rax, o as i32),
+            abi_model::lua_vm::StrBytes::Via(o) => asm!(self.ops ; mov rax, [rax + o as i32]),
+        }
+    }
+
+    pub(crate) fn emit_ptr_inline(&mut self, lua_index: i32, to: Slot, strings: bool, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let at = lua_index
+            .checked_mul(vm.slot as i32)
+            .filter(|_| lua_index > 0)
+            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let dst = self.slot(to)?;
+        let value = Mem { base: Base::ScratchPtr, disp: at };
+        self.load_func_slot(vm);
+        self.load_tag(vm, at)?;
+        asm!(self.ops
+            ; cmp eax, vm.nil_tag as i32
+            ; jne >not_nil
+            ; xor eax, eax
+        );
+        self.store_gpr(RAX, dst, 8)?;
+        asm!(self.ops
+            ; jmp >done
+            ; not_nil:
+        );
+        if strings {
+            let s = vm.strings;
+            let long = s.long_tag != s.short_tag;
+            asm!(self.ops ; cmp eax, s.short_tag as i32);
+            if long {
+                asm!(self.ops ; jne >not_short);
+            } else {
+                asm!(self.ops ; jne >slow);
+            }
+            mem!(self.ops, value, [mov rax, QWORD], []);
+            self.string_bytes(s.short_bytes);
+            self.store_gpr(RAX, dst, 8)?;
+            asm!(self.ops ; jmp >done);
+            if long {
+                asm!(self.ops
+                    ; not_short:
+                    ; cmp eax, s.long_tag as i32
+                    ; jne >slow
+                );
+                mem!(self.ops, value, [mov rax, QWORD], []);
+                self.string_bytes(s.long_bytes);
+                self.store_gpr(RAX, dst, 8)?;
+                asm!(self.ops ; jmp >done);
+            }
+        }
+        asm!(self.ops ; slow:);
+        self.lower(std::slice::from_ref(slow))?;
+        asm!(self.ops ; done:);
+        Ok(())
+    }
+
     pub(crate) fn emit_push_inline(&mut self, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {

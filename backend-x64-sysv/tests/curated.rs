@@ -19,7 +19,7 @@ fn curated_inline_stubs_match_their_snapshot() {
     use abi_model::steps::Inline;
     let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
     for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)] {
-        let inline = Inline { vm, func_upvalue: Some(3), errno: true };
+        let inline = Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX };
         insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
     }
 }

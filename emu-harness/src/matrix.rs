@@ -205,18 +205,18 @@ pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
 
 /// The inline stubs of the backend that runs natively (x86-64 System V; other targets have no
 /// rows): every catalogue signature's stub built for each Lua stack layout, run once with its
-/// arguments as Lua numbers (the inline paths) and once as other values (every inline step's
-/// helper path), all four layouts in one check.
+/// arguments as the Lua values inline steps take (numbers, nil, strings: the inline paths)
+/// and once as other values (every inline step's helper path), all layouts in one check.
 pub fn inline_stub_matrix(cat: &Catalogue) -> TargetMatrix {
     if cat.target != Target::X64_SYSV {
         return Ok((Vec::new(), Vec::new()));
     }
     let backend = backend_for(cat.target);
     let stops = crate::stub_runner::stub_stops();
-    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "numbers"), ("stub-inline", "others")], |img, s, case| {
-        let mut run = |numbers: bool| {
+    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "inline values"), ("stub-inline", "other values")], |img, s, case| {
+        let mut run = |inline_values: bool| {
             LuaVm::ALL.iter().try_for_each(|&vm| {
-                let lua = LuaStack::Memory { vm, numbers };
+                let lua = LuaStack::Memory { vm, inline_values };
                 crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, lua)
                     .map_err(|m| Mismatch { what: format!("{}: {}", vm.name, m.what), ..m })
             })

@@ -75,15 +75,18 @@ pub enum LuaStack {
     /// Through helpers only: the stub of [`stub_program`].
     Helpers,
     /// The stub of [`stub_program_inline`] for `vm`, run as a closure whose upvalue 3 holds
-    /// the callee's address, over a mock Lua stack laid out as `vm` says. With `numbers`,
-    /// each argument the layout can hold as a Lua number is one (odd-numbered integer
-    /// arguments as floats where exact, to take both paths); otherwise, and for every other
-    /// argument, the slot holds a value no inline step takes, so the helpers answer.
+    /// the callee's address, over a mock Lua stack laid out as `vm` says. With
+    /// `inline_values`, each argument the layout can hold as a Lua value an inline step
+    /// takes is one: numbers (odd-numbered integer arguments as floats where exact, to take
+    /// both paths), and for pointers nil (NULL) or a string whose bytes are at the pointer
+    /// (every pointer argument is taken to accept strings; short and long strings
+    /// alternate); otherwise, and for every other argument, the slot holds a value no inline
+    /// step takes, so the helpers answer.
     Memory {
         /// The layout.
         vm: LuaVm,
-        /// Whether arguments are Lua numbers.
-        numbers: bool,
+        /// Whether arguments are Lua inline_values.
+        inline_values: bool,
     },
 }
 
@@ -101,10 +104,39 @@ fn read_word(cpu: &dyn Cpu, at: u64) -> Result<u64, Mismatch> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// The Lua value argument `i` of kind `kind` (C bytes `bytes`) gets on the mock stack.
-fn lua_value_of(vm: LuaVm, numbers: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> (u32, u64) {
+/// Where mock `TString`s of Lua 5.5's long strings (a pointer to the bytes) are made.
+const LUA_STRINGS: u64 = LUA_REGION + 0x600;
+
+/// The Lua value argument `i` of kind `kind` (C bytes `bytes`) gets on the mock stack, after
+/// writing any object it needs.
+fn lua_value_of(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> Result<(u32, u64), Mismatch> {
+    use abi_model::lua_vm::StrBytes;
+    if kind == ValueKind::Pointer && inline_values {
+        let p = word_of(bytes);
+        if p == 0 {
+            return Ok((vm.nil_tag, 0));
+        }
+        let s = vm.strings;
+        let (tag, at) = if i.is_multiple_of(2) { (s.short_tag, s.short_bytes) } else { (s.long_tag, s.long_bytes) };
+        return Ok(match at {
+            StrBytes::At(o) => (tag, p.wrapping_sub(u64::from(o))),
+            StrBytes::Via(o) => {
+                let ts = LUA_STRINGS + 0x40 * i as u64;
+                if ts + 0x40 > LUA_STACK {
+                    return Err(mismatch("mock Lua strings", "room", format!("{i} arguments")));
+                }
+                cpu.write(ts + u64::from(o), &p.to_le_bytes()).map_err(engine)?;
+                (tag, ts)
+            }
+        });
+    }
+    Ok(number_value_of(vm, inline_values, i, kind, bytes))
+}
+
+/// [`lua_value_of`] for everything but pointers.
+fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> (u32, u64) {
     const EXACT: u64 = 1 << 53;
-    if !numbers {
+    if !inline_values {
         return (OTHER_TAG, 0);
     }
     match kind {
@@ -128,7 +160,7 @@ fn lua_value_of(vm: LuaVm, numbers: bool, i: usize, kind: ValueKind, bytes: &[u8
 
 /// Lays out the mock Lua stack: `L->top`, the arguments' base, the called closure with the
 /// callee's address in its upvalue 3, the arguments; returns the initial `L->top`.
-fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, numbers: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
+fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
     cpu.write(LUA_REGION, &vec![0; LUA_REGION_SIZE as usize]).map_err(engine)?;
     let slot = u64::from(vm.slot);
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
@@ -144,14 +176,14 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, numbers: bool, case: &Case, c
     let upvalue = LUA_CLOSURE + u64::from(vm.cclosure_upvalues + (FUNC_UPVALUE - 1) * vm.slot);
     put_slot(cpu, vm, upvalue, vm.light_userdata_tag, callee)?;
     for (i, (a, bytes)) in case.plan.args.iter().zip(case.args).enumerate() {
-        let (tag, value) = lua_value_of(vm, numbers, i, a.value, bytes);
+        let (tag, value) = lua_value_of(cpu, vm, inline_values, i, a.value, bytes)?;
         put_slot(cpu, vm, LUA_STACK + slot * (i as u64 + 1), tag, value)?;
     }
-    // With numbers no callback error is pending; with other values one is, so the helper
+    // With inline_values no callback error is pending; with other values one is, so the helper
     // that raises it must be called.
     cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
-    let pending = if numbers { NO_PENDING } else { 7 };
+    let pending = if inline_values { NO_PENDING } else { 7 };
     cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
     if top + 2 * slot > LUA_REGION + LUA_REGION_SIZE {
         return Err(mismatch("mock Lua stack", "room for the arguments", format!("{} arguments", case.args.len())));
@@ -442,7 +474,7 @@ fn is_aggregate(k: ValueKind) -> bool {
 /// After an inline stub: the thread's errno got `ffi.errno()`'s value before the call and it
 /// was saved back after, the calling thread is L, and the raising helper ran exactly when a
 /// callback error was pending.
-fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, numbers: bool) -> Result<(), Mismatch> {
+fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(), Mismatch> {
     let word = |at: u64| read_word(cpu, at).map(|v| v as u32);
     if word(THREAD_ERRNO)? != ERRNO_BEFORE {
         return Err(mismatch("errno during the call", format!("{ERRNO_BEFORE:#x} (restored)"), format!("{:#x}", word(THREAD_ERRNO)?)));
@@ -453,7 +485,7 @@ fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, numbers: bool) -> Result<(), Mis
     if read_word(cpu, CALLING_L)? != FAKE_L {
         return Err(mismatch("the calling thread after the call", format!("{FAKE_L:#x}"), format!("{:#x}", read_word(cpu, CALLING_L)?)));
     }
-    let want = u32::from(!numbers);
+    let want = u32::from(!inline_values);
     if mock.after_calls != want {
         return Err(mismatch("calls of luaffi_after_call (a callback error pending: raise it)", want.to_string(), mock.after_calls.to_string()));
     }
@@ -468,11 +500,11 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
     let w = plan.ptr_size as usize;
     let program = match lua {
         LuaStack::Helpers => stub_program(plan, 1),
-        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true })),
+        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true, string_args: u64::MAX })),
     };
     let top0 = match lua {
         LuaStack::Helpers => None,
-        LuaStack::Memory { vm, numbers } => Some((vm, lay_out_lua_stack(cpu, vm, numbers, case, callee)?)),
+        LuaStack::Memory { vm, inline_values } => Some((vm, lay_out_lua_stack(cpu, vm, inline_values, case, callee)?)),
     };
     let code = backend.stub(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
@@ -517,8 +549,8 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         compare(&format!("arg {i} ({}) as the callee received it", plan.args[i].value), bytes, got, mask)?;
         at += bytes.len();
     }
-    if let (LuaStack::Memory { numbers, .. }, Some(_)) = (lua, top0) {
-        check_call_slots(cpu, &mock, numbers)?;
+    if let (LuaStack::Memory { inline_values, .. }, Some(_)) = (lua, top0) {
+        check_call_slots(cpu, &mock, inline_values)?;
     }
     let kind = plan.ret.value;
     let pushed_inline = match top0 {
@@ -526,7 +558,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         None => Vec::new(),
     };
     if (kind == ValueKind::Void || is_aggregate(kind)) && !pushed_inline.is_empty() {
-        return Err(mismatch("numbers pushed inline", "none", pushed_inline.len().to_string()));
+        return Err(mismatch("inline_values pushed inline", "none", pushed_inline.len().to_string()));
     }
     if kind == ValueKind::Void {
         return Ok(());

@@ -136,8 +136,8 @@ fn a_thunk_that_never_loads_its_return_value_is_caught() {
 
 // ---- inline stubs (a Lua stack layout) ----------------------------------------------------
 
-const NUMBERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, numbers: true };
-const OTHERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, numbers: false };
+const NUMBERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, inline_values: true };
+const OTHERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, inline_values: false };
 
 /// The inline stub of `s` on x64-sysv with its program edited by `edit`.
 fn inline_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), lua: LuaStack) -> Result<(), Mismatch> {
@@ -228,4 +228,20 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
     }, NUMBERS_54)
     .unwrap_err();
     assert!(e.what.contains("errno during the call"), "{e}");
+}
+
+#[test]
+fn a_string_argument_read_at_the_wrong_offset_is_caught() {
+    use abi_model::lua_vm::{LuaStrings, StrBytes};
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |s, p| {
+        let v = CaseValues::of(s);
+        p.args.len() == 1 && p.args[0].value == ValueKind::Pointer && v.case(s, p).args[0].iter().any(|b| *b != 0)
+    });
+    assert_eq!(inline_run(&cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    let e = inline_run(&cat, s, |p| {
+        p.vm = p.vm.map(|vm| LuaVm { strings: LuaStrings { short_bytes: StrBytes::At(16), ..vm.strings }, ..vm });
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.starts_with("arg 0"), "{e}");
 }

@@ -215,16 +215,22 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
+    let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
+    let mut string_args = 0u64;
+    for (i, t) in sig.params.iter().chain(varargs).enumerate() {
+        let desc = arg_desc(st, *t);
+        if i < 64 && crate::helpers::string_passes_as(&st.types, desc) {
+            string_args |= 1 << i;
+        }
+        arg_ctypes.push(desc as u64);
+    }
     let inline = st.calls.inline_vm.map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: crate::helpers::ERRNO_INLINE,
+        string_args,
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
-    let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
-    for t in sig.params.iter().chain(varargs) {
-        arg_ctypes.push(arg_desc(st, *t) as u64);
-    }
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0, call_slots: Some(call_slots(st)) };
     assemble(&st.calls.arena, |base| backend.stub(&program, base, &env))

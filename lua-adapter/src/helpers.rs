@@ -301,7 +301,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
 
 /// Whether a Lua string converts to the pointer type `desc` as its bytes: the target is
 /// `const` and a 1-byte integer or `void` (what LuaJIT's `const char []` source allows).
-fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeDesc) -> bool {
+pub(crate) fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeDesc) -> bool {
     // SAFETY: descriptors live as long as their state.
     let d = unsafe { &*desc };
     match d.shape {

@@ -5,8 +5,8 @@
 //! Lua built differently (another `lua_State`, NaN-packed values, 4-byte integers) would make
 //! inline code silently wrong, so [`verified`] calls a probe C closure and compares what the
 //! layout says with what the C API reports: the argument count, an integer's and a float's
-//! tags and values, a light userdata upvalue, and the slots `lua_pushinteger` and
-//! `lua_pushnumber` write. Any difference and stubs do everything through helpers.
+//! tags and values, a light userdata upvalue, the slots `lua_pushinteger` and
+//! `lua_pushnumber` write, nil's tag, and where a short and a long string's bytes are. Any difference and stubs do everything through helpers.
 
 use std::os::raw::{c_int, c_void};
 
@@ -21,6 +21,8 @@ pub const fn compiled_layout() -> LuaVm {
         LuaVm::LUA52
     } else if cfg!(feature = "lua53") {
         LuaVm::LUA53
+    } else if cfg!(feature = "lua55") {
+        LuaVm::LUA55
     } else {
         LuaVm::LUA54
     }
@@ -147,7 +149,33 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
         let pushed_float = tag(vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
-        pushed_int && pushed_float && moved
+        pushed_int && pushed_float && moved && strings_match(l, vm, top0)
+    }
+}
+
+/// Whether a short and a long string (and nil) are where the layout says.
+unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
+    // SAFETY: as `matches`: `top0` is the verified L->top; each string is on the stack while
+    // its bytes are compared with what `lua_tolstring` returns.
+    unsafe {
+        ffi::lua_pushnil(l);
+        let nil_ok = tag(vm, top0) == vm.nil_tag;
+        ffi::lua_pop(l, 1);
+        let long = [b'x'; 120];
+        let mut ok = nil_ok;
+        for (s, t, bytes) in [(&b"short"[..], vm.strings.short_tag, vm.strings.short_bytes), (&long[..], vm.strings.long_tag, vm.strings.long_bytes)] {
+            ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+            let api = ffi::lua_tolstring(l, -1, std::ptr::null_mut()) as usize;
+            let ts: usize = read(top0);
+            let ours = match bytes {
+                abi_model::lua_vm::StrBytes::At(o) => ts + o as usize,
+                abi_model::lua_vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
+                abi_model::lua_vm::StrBytes::Via(_) => 0,
+            };
+            ok &= tag(vm, top0) == t && plausible(ts) && ours == api;
+            ffi::lua_pop(l, 1);
+        }
+        ok
     }
 }
 

@@ -3,9 +3,10 @@
 //! limit), callback cost against a hand-written C loop calling `lua_call`, and the time and
 //! code size of one stub. Run by `cargo xtask bench` (release build); prints a table.
 //!
-//! Every measurement is a Lua loop timed with `os.clock`, the best of 11 interleaved rounds; the
-//! same loop with an empty Lua function is subtracted from both sides so that the ratio
-//! compares the call machinery, not the loop.
+//! Every measurement is a Lua loop timed with `os.clock`, the best of [`ROUNDS`] interleaved
+//! rounds; the bare loop (no call) is subtracted from both sides, so a figure is the cost of
+//! one call as a Lua program sees it. Beside it, the cost of calling an empty Lua function
+//! (Lua's own call machinery, which both sides pay) and the ratio without it.
 //!
 //! The C functions are exported by this binary (linked with `-rdynamic`, see build.rs) and
 //! called as `ffi.C.bench_add` etc., the path a program calling a library takes. One more
@@ -139,8 +140,10 @@ double bench_dot(vec2, vec2); int bench_loop(int (*)(int), int);
 local add, mix, dot, loop = ffi.C.bench_add, ffi.C.bench_mix, ffi.C.bench_dot, ffi.C.bench_loop
 local add_ptr = ffi.cast("int (*)(int, int)", ADDR.add)
 local strlen = ffi.C.strlen
+-- Both sides are locals (a global would cost the hand-written side a table lookup per call).
+local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop
 local N = N
-local ROUNDS = 11
+local ROUNDS = ROUNDS
 local function once(f)
   local t = os.clock(); f(); return os.clock() - t
 end
@@ -153,18 +156,22 @@ local function best(f)
   return b / N * 1e9
 end
 local empty = function() end
+local bare_loop = function() for i = 1, N do end end
 local empty_loop = function() for i = 1, N do empty(i, 2) end end
 local r = {}
--- The three loops take turns in every round, so a slow stretch of this shared machine hits
--- all of them alike; the best round of each counts.
+-- The loops take turns in every round, so a slow stretch of this shared machine hits all of
+-- them alike; the best round of each counts. A call's cost is its loop minus the bare loop;
+-- the cost of calling an empty Lua function (Lua's own call machinery, which both sides pay)
+-- is measured alike and reported beside.
 local function pair(name, ours, hand)
-  local bo, bh, bb = math.huge, math.huge, math.huge
+  local bo, bh, bb, be = math.huge, math.huge, math.huge, math.huge
   for _ = 1, ROUNDS do
     bo = math.min(bo, once(ours))
     bh = math.min(bh, once(hand))
-    bb = math.min(bb, once(empty_loop))
+    bb = math.min(bb, once(bare_loop))
+    be = math.min(be, once(empty_loop))
   end
-  r[#r + 1] = { name, (bo - bb) / N * 1e9, (bh - bb) / N * 1e9 }
+  r[#r + 1] = { name, (bo - bb) / N * 1e9, (bh - bb) / N * 1e9, (be - bb) / N * 1e9 }
 end
 pair("int add(int, int)", function() for i = 1, N do add(i, 2) end end,
                           function() for i = 1, N do hand_add(i, 2) end end)
@@ -183,9 +190,12 @@ local cb = ffi.cast("int (*)(int)", function(i) return i end)
 local lf = function(i) return i end
 local tl = best(function() loop(cb, N) end)
 local th = best(function() hand_loop(lf, N) end)
-r[#r + 1] = { "callback int (*)(int), C loop", tl, th }
+r[#r + 1] = { "callback int (*)(int), C loop", tl, th, 0 }
 return r
 "#;
+
+/// Rounds per measurement; the best counts.
+const ROUNDS: u32 = 15;
 
 fn main() {
     let n: i64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
@@ -197,6 +207,7 @@ fn main() {
     addr.set("add", mlua::LightUserData(bench_add as *const () as *mut c_void)).unwrap();
     g.set("ADDR", addr).unwrap();
     g.set("N", n).unwrap();
+    g.set("ROUNDS", ROUNDS).unwrap();
     for (name, f) in [
         ("hand_add", hand_add as unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int),
         ("hand_mix", hand_mix),
@@ -208,17 +219,21 @@ fn main() {
         // SAFETY: each follows the lua_CFunction protocol.
         g.set(name, unsafe { lua.create_c_function(f) }.unwrap()).unwrap();
     }
-    let rows: Vec<(String, f64, f64)> = lua.load(SCRIPT).eval::<Vec<mlua::Table>>().expect("bench script").into_iter()
-        .map(|t| (t.get(1).unwrap(), t.get(2).unwrap(), t.get(3).unwrap()))
+    let rows: Vec<(String, f64, f64, f64)> = lua.load(SCRIPT).eval::<Vec<mlua::Table>>().expect("bench script").into_iter()
+        .map(|t| (t.get(1).unwrap(), t.get(2).unwrap(), t.get(3).unwrap(), t.get(4).unwrap()))
         .collect();
-    println!("luaffi-rs call overhead, Lua 5.4 (embedded), {n} calls per loop, best of 11 interleaved rounds, empty-call loop subtracted");
-    println!("{:<44} {:>12} {:>14} {:>8}", "call", "stub ns", "hand-written ns", "ratio");
-    for (name, ours, hand) in &rows {
-        println!("{name:<44} {ours:>12.1} {hand:>14.1} {:>7.2}x", ours / hand);
+    println!("luaffi-rs call overhead, Lua 5.4 (embedded), {n} calls per loop, best of {ROUNDS} interleaved rounds, bare loop subtracted");
+    println!("ratio: stub / hand-written per call; beyond Lua: the same after taking away what calling an empty Lua function costs");
+    println!("{:<44} {:>8} {:>9} {:>8} {:>8} {:>11}", "call", "stub ns", "hand ns", "ratio", "Lua ns", "beyond Lua");
+    for (name, ours, hand, lua_call) in &rows {
+        let beyond = if *lua_call > 0.0 { format!("{:>10.2}x", (ours - lua_call) / (hand - lua_call)) } else { format!("{:>11}", "-") };
+        println!("{name:<44} {ours:>8.1} {hand:>9.1} {:>7.2}x {lua_call:>8.1} {beyond}", ours / hand);
     }
 
     // Stub build time and size: int add(int, int), built and dropped many times.
+    // With the inline steps a module state uses (its layout is verified when the module opens).
     let mut st = FfiState::new();
+    st.calls.inline_vm = Some(lua_adapter::vm_check::compiled_layout());
     let int = QualType::plain(st.types.int(IntKind::Int));
     let f = st.types.function(FuncType { ret: int, params: vec![Param { name: None, ty: int }; 2], variadic: false, conv: CallConv::Cdecl });
     let rounds = 20_000;
