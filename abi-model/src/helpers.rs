@@ -185,7 +185,7 @@ impl Helper {
             Helper::AfterCall => "void luaffi_after_call(lua_State *L, const void *ret_ctype)",
             Helper::ErrnoLocation => "int *luaffi_errno_location(void)",
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
-            Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs)",
+            Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs, void *cb)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
         }
     }
@@ -220,7 +220,7 @@ impl Helper {
             Helper::CallbackLeave => (VOID, &[P]),
             Helper::ErrnoLocation => (P, &[]),
             Helper::CallbackEnter => (P, &[P]),
-            Helper::CallbackCall => (VOID, &[P, I32]),
+            Helper::CallbackCall => (VOID, &[P, I32, P]),
         }
     }
 

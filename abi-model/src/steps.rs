@@ -505,7 +505,7 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
         };
         steps.push(Step::CallHelper { helper, args, ret_to: None });
     }
-    steps.push(Step::CallHelper { helper: Helper::CallbackCall, args: vec![Operand::PtrAt(l_slot), Operand::Imm(frame.args.len() as i32)], ret_to: None });
+    steps.push(Step::CallHelper { helper: Helper::CallbackCall, args: vec![Operand::PtrAt(l_slot), Operand::Imm(frame.args.len() as i32), Operand::CallbackData], ret_to: None });
     let ret = frame.ret;
     let ret_ptr = frame.sret_ptr.map(Slot::Entry);
     let result: Option<Dest> = match (ret.value, ret_ptr) {

@@ -420,8 +420,13 @@ extern "C" fn h_callback_enter(cb: *mut c_void) -> *mut c_void {
         m.l as *mut c_void
     })
 }
-extern "C" fn h_callback_call(l: *mut c_void, nargs: i32) {
+extern "C" fn h_callback_call(l: *mut c_void, nargs: i32, cb: *mut c_void) {
     enter("callback_call", l);
+    with(|m| {
+        if cb as usize != m.callback_data {
+            m.errors.push(format!("callback_call: data {cb:p}"));
+        }
+    });
     let (args, mut f) = with(|m| {
         let args = m.stack.split_off(m.stack.len() - nargs as usize);
         assert_eq!(m.stack.pop(), Some(Value::Func), "the function sits below its arguments");

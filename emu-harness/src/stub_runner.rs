@@ -396,6 +396,9 @@ impl Mock<'_> {
                 le(FAKE_L, w)
             }
             Helper::CallbackCall => {
+                if arg(2) != CALLBACK_DATA {
+                    return Err(mismatch("callback data passed to luaffi_callback_call", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(2))));
+                }
                 self.called_with = Some(int_arg(1));
                 vec![]
             }

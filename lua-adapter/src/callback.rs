@@ -214,7 +214,7 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
 }
 
 /// `lua_State *luaffi_callback_enter(void *cb)`: picks the thread the callback runs on,
-/// pushes a marker (the record's address) and the Lua function; returns the thread.
+/// pushes the Lua function; returns the thread.
 ///
 /// # Safety
 /// `cb` is the callback-data constant of a live callback's thunk.
@@ -229,26 +229,24 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
             eprintln!("luaffi: callback: Lua stack overflow");
             std::process::abort();
         }
-        ffi::lua_pushlightuserdata(l, cb as *mut c_void);
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
         l
     }
 }
 
-/// `void luaffi_callback_call(lua_State *L, int nargs)`: calls the function pushed by enter
-/// under `lua_pcall`, leaving one result that converts to the return type (see the
+/// `void luaffi_callback_call(lua_State *L, int nargs, void *cb)`: calls the function pushed
+/// by enter under `lua_pcall`, leaving one result that converts to the return type (see the
 /// [module docs](self) for what happens on error). Never raises.
 ///
 /// # Safety
-/// `l` is what enter returned, with the function and `nargs` arguments pushed since.
-pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nargs: c_int) {
+/// `l` is what enter returned for `cb`, with the function and `nargs` arguments pushed since.
+pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nargs: c_int, cb: *mut c_void) {
     // SAFETY: as documented.
     unsafe {
-        let func = ffi::lua_gettop(l) - nargs;
-        let cb = ffi::lua_touserdata(l, func - 1) as *const Callback;
+        let cb = cb as *const Callback;
         let calls = &mut (*(*cb).st).calls;
         if calls.pending_error != ffi::LUA_NOREF {
-            ffi::lua_settop(l, func - 1);
+            ffi::lua_pop(l, nargs + 1);
             push_zero(l, cb);
             return;
         }
@@ -274,13 +272,13 @@ unsafe fn push_result_error(l: *mut ffi::lua_State, st: *mut FfiState, e: conver
     unsafe { ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len()) };
 }
 
-/// `void luaffi_callback_leave(lua_State *L)`: pops the result and the marker.
+/// `void luaffi_callback_leave(lua_State *L)`: pops the result.
 ///
 /// # Safety
 /// `l` as after [`luaffi_callback_call`].
 pub unsafe extern "C-unwind" fn luaffi_callback_leave(l: *mut ffi::lua_State) {
-    // SAFETY: the two values are there.
-    unsafe { ffi::lua_settop(l, -3) }
+    // SAFETY: the result is there.
+    unsafe { ffi::lua_settop(l, -2) }
 }
 
 /// Raises the error a callback kept during the C call that just returned, if any.

@@ -197,9 +197,11 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
 
 /// The cdata header of the userdata at `idx`, or null if it is not a cdata of `st`: a block
 /// large enough for a header that carries this state's tag (no stack traffic, unlike a
-/// metatable comparison).
+/// metatable comparison). Any other value at `idx` gives null too (`lua_touserdata` is null
+/// for it, or `lua_rawlen` 0 for a light userdata), which makes this the cheapest test for a
+/// value that cannot be a namespace function.
 #[inline]
-unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
+pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: the value at idx is a full userdata; its first HEADER bytes are read only once
     // its size says it has them.
     unsafe {

@@ -322,10 +322,16 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
-        // Fast path: a cdata of exactly this type is copied.
-        let c = cdata::to_cdata(l, st, idx);
+        // Fast path: a cdata of exactly this type is copied (a record is never a namespace
+        // function, so the userdata test is enough), the common small sizes without a call.
+        let c = cdata::userdata_cdata(l, st, idx);
         if !c.is_null() && (*c).form != cdata::Form::CType && (*c).desc == desc {
-            std::ptr::copy_nonoverlapping((*c).ptr, dst as *mut u8, (*desc).size.unwrap_or(0) as usize);
+            let (src, dst) = ((*c).ptr, dst as *mut u8);
+            match (*desc).size.unwrap_or(0) {
+                8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
+                16 => (dst as *mut [u64; 2]).write_unaligned((src as *const [u64; 2]).read_unaligned()),
+                n => std::ptr::copy_nonoverlapping(src, dst, n as usize),
+            }
             return;
         }
         if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, dst as *mut u8, 0) {
