@@ -200,6 +200,9 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
 /// metatable comparison). Any other value at `idx` gives null too (`lua_touserdata` is null
 /// for it, or `lua_rawlen` 0 for a light userdata), which makes this the cheapest test for a
 /// value that cannot be a namespace function.
+///
+/// # Safety
+/// `l` valid; `idx` a valid index; `st` its state.
 #[inline]
 pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: the value at idx is a full userdata; its first HEADER bytes are read only once
