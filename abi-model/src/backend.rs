@@ -89,4 +89,11 @@ pub trait Backend {
     /// A callback thunk running `program` (from [`crate::steps::thunk_program`]),
     /// assembled to run at address `base`.
     fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
+
+    /// Whether the bytes of every stub and thunk are the same at every base address (the code
+    /// refers to nothing outside itself by a relative address, and to nothing inside itself by
+    /// an absolute one), so an embedding may assemble once and copy the code anywhere.
+    fn position_independent(&self) -> bool {
+        false
+    }
 }

@@ -84,18 +84,18 @@ pub enum Helper {
     /// GetLastError) for `ffi.errno()` right after the call, then raises the error of a
     /// callback that failed during the call, if any (the descriptor as for `ErrnoRestore`).
     AfterCall,
-    /// `int *luaffi_errno_location(void)`: the calling thread's `errno` (the C library's
-    /// `__errno_location`), for stubs that restore and save it inline.
-    ErrnoLocation,
     /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
     /// Lua function; returns the state.
     CallbackEnter,
-    /// `void luaffi_callback_call(lua_State *L, int nargs)`: calls the function pushed by
-    /// enter with nargs arguments, leaving one result; errors are reported, not propagated
-    /// across C frames.
+    /// `void luaffi_callback_call(lua_State *L, int nargs, void *cb)`: calls the function
+    /// pushed by enter for callback `cb` with nargs arguments, leaving one result; errors are
+    /// reported, not propagated across C frames.
     CallbackCall,
     /// `void luaffi_callback_leave(lua_State *L)`: pops what the callback left.
     CallbackLeave,
+    /// `int *luaffi_errno_location(void)`: the calling thread's `errno` (the C library's
+    /// `__errno_location`), for stubs that restore and save it inline.
+    ErrnoLocation,
 }
 
 use ValueKind::{Pointer as P, F32, F64};
@@ -144,7 +144,8 @@ impl Helper {
 
     /// The helper's index in [`Helper::ALL`].
     pub fn id(self) -> usize {
-        Helper::ALL.iter().position(|h| *h == self).expect("listed")
+        // ALL lists the variants in declaration order (checked by a test).
+        self as usize
     }
 
     /// The C symbol name.
@@ -251,7 +252,17 @@ impl Helper {
     }
 
     /// The helper's call plan on `target` (helpers are plain C functions: cdecl).
-    pub fn plan(self, target: Target) -> CallPlan {
+    pub fn plan(self, target: Target) -> &'static CallPlan {
+        // Every code generator asks for these at every helper call: computed once per target.
+        static PLANS: std::sync::OnceLock<Vec<Vec<CallPlan>>> = std::sync::OnceLock::new();
+        let plans = PLANS.get_or_init(|| {
+            Target::ALL.iter().map(|&t| Helper::ALL.iter().map(|h| h.compute_plan(t)).collect()).collect()
+        });
+        let t = Target::ALL.iter().position(|t| *t == target).expect("every target is in Target::ALL");
+        &plans[t][self.id()]
+    }
+
+    fn compute_plan(self, target: Target) -> CallPlan {
         let (ret, params) = self.kinds();
         let args: Vec<AbiValue> = params.iter().map(|k| AbiValue::scalar(*k)).collect();
         plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(ret), &args, args.len())
@@ -269,7 +280,7 @@ mod tests {
         assert_eq!(Helper::CallbackEnter.name(), "luaffi_callback_enter");
         for h in Helper::ALL {
             assert!(h.name().starts_with("luaffi_"), "{h:?}");
-            assert_eq!(Helper::ALL[h.id()], h);
+            assert_eq!(Helper::ALL[h.id()], h, "ALL is in declaration order");
             let (_, params) = h.kinds();
             let declared = if h.c_decl().ends_with("(void)") { 0 } else { h.c_decl().matches(',').count() + 1 };
             assert_eq!(params.len(), declared, "{h:?} kinds match its C declaration");

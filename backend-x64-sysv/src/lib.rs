@@ -65,6 +65,12 @@ impl Backend for X64SysvBackend {
         e.lower(&program.steps)?;
         e.finish()
     }
+
+    /// Helpers and targets are called through `mov rax, imm64; call rax` or a slot, constants
+    /// are immediates, and every jump is to a label inside the code.
+    fn position_independent(&self) -> bool {
+        true
+    }
 }
 
 /// The assembler with the stub's live registers named by role.

@@ -23,3 +23,27 @@ fn curated_inline_stubs_match_their_snapshot() {
         insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
     }
 }
+
+/// The backend says its code is the same at every address; lua-adapter then assembles once.
+#[test]
+fn stubs_and_thunks_are_the_same_bytes_at_every_base() {
+    use abi_model::curated::{curated_plans, listing_env};
+    use abi_model::lua_vm::LuaVm;
+    use abi_model::steps::{stub_program, stub_program_inline, thunk_program, Inline};
+    use abi_model::{Backend, CallbackFrame, Target};
+    assert!(X64SysvBackend.position_independent());
+    for c in curated_plans(Target::X64_SYSV) {
+        let env = listing_env(Target::X64_SYSV, c.plan.args.len());
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: u64::MAX };
+        let mut programs = vec![stub_program(&c.plan, 1), stub_program_inline(&c.plan, 1, Some(&inline))];
+        let thunk = c.curated.varargs.is_empty().then(|| thunk_program(&CallbackFrame::from_plan(&c.plan)));
+        for (i, p) in programs.drain(..).enumerate() {
+            let at = |base| X64SysvBackend.stub(&p, base, &env).unwrap();
+            assert_eq!(at(0), at(0x7fff_1234_5000), "{} stub {i}", c.curated.name);
+        }
+        if let Some(p) = thunk {
+            let at = |base| X64SysvBackend.thunk(&p, base, &env).unwrap();
+            assert_eq!(at(0), at(0x7fff_1234_5000), "{} thunk", c.curated.name);
+        }
+    }
+}

@@ -173,12 +173,16 @@ pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
     Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h, mode) as u64).collect()
 }
 
-/// Assembles code for the address the arena gives it: `generate(base)` must produce the same
-/// length for every base (it is asked once at 0 to learn the length, then at the reserved
-/// address), then commits it.
-pub fn assemble(arena: &CodeArena, generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>) -> Result<CodeHandle, String> {
+/// Assembles code for the address the arena gives it, then commits it. A position-independent
+/// backend's code is assembled once (at 0) and copied; otherwise `generate(base)` must produce
+/// the same length for every base (it is asked once at 0 to learn the length, then at the
+/// reserved address).
+pub fn assemble(arena: &CodeArena, backend: &dyn Backend, generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>) -> Result<CodeHandle, String> {
     let probe = generate(0).map_err(|e| e.to_string())?;
     let place = arena.reserve(probe.len()).map_err(|e| e.to_string())?;
+    if backend.position_independent() {
+        return arena.commit(place, &probe).map_err(|e| e.to_string());
+    }
     let code = generate(place.addr() as u64).map_err(|e| e.to_string())?;
     if code.len() != probe.len() {
         return Err(format!("code length depends on its address ({} vs {} bytes)", probe.len(), code.len()));
@@ -233,7 +237,7 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0, call_slots: Some(call_slots(st)) };
-    assemble(&st.calls.arena, |base| backend.stub(&program, base, &env))
+    assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
 }
 
 /// The fields of `st` a stub with inline errno handling updates (`FfiState` lives in a Lua

@@ -81,7 +81,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let mut cb = Box::new(Callback { st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
         let env = CodeEnv { helpers: helper_addresses(CallMode::Metamethod), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64, call_slots: None };
-        match assemble(&s.calls.arena, |base| backend.thunk(&program, base, &env)) {
+        match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();
                 cb.code = Some(code);
