@@ -252,17 +252,7 @@ impl Helper {
     }
 
     /// The helper's call plan on `target` (helpers are plain C functions: cdecl).
-    pub fn plan(self, target: Target) -> &'static CallPlan {
-        // Every code generator asks for these at every helper call: computed once per target.
-        static PLANS: std::sync::OnceLock<Vec<Vec<CallPlan>>> = std::sync::OnceLock::new();
-        let plans = PLANS.get_or_init(|| {
-            Target::ALL.iter().map(|&t| Helper::ALL.iter().map(|h| h.compute_plan(t)).collect()).collect()
-        });
-        let t = Target::ALL.iter().position(|t| *t == target).expect("every target is in Target::ALL");
-        &plans[t][self.id()]
-    }
-
-    fn compute_plan(self, target: Target) -> CallPlan {
+    pub fn plan(self, target: Target) -> CallPlan {
         let (ret, params) = self.kinds();
         let args: Vec<AbiValue> = params.iter().map(|k| AbiValue::scalar(*k)).collect();
         plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(ret), &args, args.len())

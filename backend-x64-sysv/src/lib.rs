@@ -364,7 +364,7 @@ impl<'a> Emitter<'a> {
     fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
         self.emit_call_helper(Helper::ArgCount, &[Operand::L], None)?;
         let error = Helper::ArgCountError.plan(Target::X64_SYSV);
-        let Reg::Gpr(got) = single_loc(error, 2)? else {
+        let Reg::Gpr(got) = single_loc(&error, 2)? else {
             return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
         };
         asm!(self.ops
@@ -399,7 +399,7 @@ impl<'a> Emitter<'a> {
         }
         let (_, kinds) = helper.kinds();
         for (i, op) in args.iter().enumerate() {
-            let to = single_loc(plan, i)?;
+            let to = single_loc(&plan, i)?;
             self.load_operand(*op, to, kinds[i])?;
         }
         let addr = self.env.helper(helper);

@@ -342,7 +342,7 @@ impl Mock<'_> {
         let plan = h.plan(target);
         let (_, params) = h.kinds();
         let w = self.w;
-        let (args, _) = plan_runner::read_incoming(cpu, plan, params.iter().map(|k| k.size(w as u32) as usize)).map_err(engine)?;
+        let (args, _) = plan_runner::read_incoming(cpu, &plan, params.iter().map(|k| k.size(w as u32) as usize)).map_err(engine)?;
         let arg = |i: usize| word_of(&args[i]);
         let int_arg = |i: usize| i64::from(word_of(&args[i]) as u32 as i32);
         if params.first() == Some(&ValueKind::Pointer) && !matches!(h, Helper::CallbackEnter) && arg(0) != FAKE_L {
@@ -420,7 +420,7 @@ impl Mock<'_> {
         clobber_volatile(cpu, target);
         let (rk, _) = h.kinds();
         if rk != ValueKind::Void {
-            plan_runner::write_return(cpu, plan, &ret, None).map_err(engine)?;
+            plan_runner::write_return(cpu, &plan, &ret, None).map_err(engine)?;
         }
         cpu.emulate_ret(u64::from(plan.callee_pops)).map_err(engine)?;
         Ok(())
