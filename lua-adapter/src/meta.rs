@@ -114,7 +114,9 @@ unsafe fn weak(l: *mut ffi::lua_State, mode: &std::ffi::CStr) {
 unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
     // SAFETY: stack reads on a valid state.
     unsafe {
-        let c = cdata::to_cdata(l, st, 1);
+        // Lua runs a metamethod of the cdata metatable for a userdata only: no namespace
+        // function test is needed (a direct call with anything else fails below).
+        let c = cdata::userdata_cdata(l, st, 1);
         if c.is_null() {
             cdata::raise_arg(l, 1, format!("cdata expected, got {}", cdata::lua_typename_at(l, 1)));
         }
