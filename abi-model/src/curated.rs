@@ -6,7 +6,7 @@
 
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
-use crate::steps::{stub_program_inline, thunk_program, Inline};
+use crate::steps::{stub_program_inline, thunk_program, CdataHeader, Inline};
 use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
@@ -103,6 +103,11 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
         })
         .collect()
 }
+
+/// A made-up cdata header for listings of inline record arguments (lua-adapter's layout,
+/// with a recognisable key).
+pub const LISTING_CDATA: CdataHeader =
+    CdataHeader { size: 40, desc_at: 0, ptr_at: 8, form_at: 24, no_object: 2, tag_at: 32, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
 
 /// Where listings assemble their code: an address whose bytes are recognisable.
 pub const LISTING_BASE: u64 = 0x10_0000;

@@ -55,6 +55,20 @@ pub struct LuaStrings {
     pub long_bytes: StrBytes,
 }
 
+/// Where a full userdata's block and length are, from its `Udata`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LuaUserdata {
+    /// The slot tag of a full userdata.
+    pub tag: u32,
+    /// Offset of `size_t len`.
+    pub len_at: u32,
+    /// Offset of the block (`lua_touserdata`'s result).
+    pub block_at: u32,
+    /// Lua 5.4 and later: offset of `unsigned short nuvalue`; the block is at `block_at` only
+    /// for a userdata made without user values (`Udata0`), so a stub reads one only then.
+    pub no_user_values_at: Option<u32>,
+}
+
 /// The memory layout of one Lua version's stack, as a stub uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LuaVm {
@@ -82,6 +96,8 @@ pub struct LuaVm {
     pub nil_tag: u32,
     /// Strings.
     pub strings: LuaStrings,
+    /// Full userdata.
+    pub userdata: LuaUserdata,
     /// Offset of `upvalue[0]` in a `CClosure`.
     pub cclosure_upvalues: u32,
 }
@@ -104,6 +120,9 @@ impl LuaVm {
         // `union TString { L_Umaxalign dummy; struct { CommonHeader; lu_byte reserved;
         // unsigned int hash; size_t len; } tsv; }`: 24 bytes, getstr(ts) = ts + 1.
         strings: LuaStrings { short_tag: 4, long_tag: 4, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
+        // `union Udata { L_Umaxalign dummy; struct { CommonHeader; Table *metatable;
+        // Table *env; size_t len; } uv; }`: 40 bytes, the block after it (5.2 alike).
+        userdata: LuaUserdata { tag: 7, len_at: 32, block_at: 40, no_user_values_at: None },
         cclosure_upvalues: 40,
     };
 
@@ -115,14 +134,32 @@ impl LuaVm {
         args: ArgsBase::CallInfo { ci: 32, func: 0 },
         cclosure_upvalues: 32,
         strings: LuaStrings { short_tag: 0x44, long_tag: 0x54, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
+        userdata: LuaUserdata { tag: 0x47, ..LuaVm::LUA51.userdata },
         ..LuaVm::LUA51
     };
 
     /// Lua 5.3: as 5.2, with integers: `LUA_TNUMINT` = 3 | 1 << 4, `LUA_TNUMFLT` = 3.
-    pub const LUA53: LuaVm = LuaVm { name: "Lua 5.3", int_tag: Some(0x13), float_tag: 3, ..LuaVm::LUA52 };
+    /// `Udata { CommonHeader; lu_byte ttuv_; Table *metatable; size_t len; Value user_; }`:
+    /// `len` at 24, the block after the 40-byte `UUdata`.
+    pub const LUA53: LuaVm = LuaVm {
+        name: "Lua 5.3",
+        int_tag: Some(0x13),
+        float_tag: 3,
+        userdata: LuaUserdata { tag: 0x47, len_at: 24, block_at: 40, no_user_values_at: None },
+        ..LuaVm::LUA52
+    };
 
-    /// Lua 5.4: `lu_byte tt_`; `LUA_VNUMINT` = 3, `LUA_VNUMFLT` = 3 | 1 << 4.
-    pub const LUA54: LuaVm = LuaVm { name: "Lua 5.4", tag_size: 1, int_tag: Some(3), float_tag: 0x13, ..LuaVm::LUA53 };
+    /// Lua 5.4: `lu_byte tt_`; `LUA_VNUMINT` = 3, `LUA_VNUMFLT` = 3 | 1 << 4; a userdata
+    /// without user values is a `Udata0 { CommonHeader; unsigned short nuvalue; size_t len;
+    /// Table *metatable; bindata }`: `len` at 16, the block at 32.
+    pub const LUA54: LuaVm = LuaVm {
+        name: "Lua 5.4",
+        tag_size: 1,
+        int_tag: Some(3),
+        float_tag: 0x13,
+        userdata: LuaUserdata { tag: 0x47, len_at: 16, block_at: 32, no_user_values_at: Some(10) },
+        ..LuaVm::LUA53
+    };
 
     /// Lua 5.5: as 5.4, but a long string's `contents` is a pointer to its bytes (external
     /// strings); a short string's bytes start where that pointer would be.

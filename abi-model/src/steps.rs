@@ -205,6 +205,23 @@ pub enum Step {
         /// The [`Step::CallHelper`] for every other value.
         slow: Box<Step>,
     },
+    /// Stubs with a [`LuaVm`] and a [`CdataHeader`]: when Lua argument `lua_index` is a
+    /// value cdata of exactly the argument's type (`ctype(arg)`), copies its `size` bytes to
+    /// `to`; otherwise runs `slow` (the `ToRecord` call, which converts into `to`).
+    RecordInline {
+        /// The Lua stack index.
+        lua_index: i32,
+        /// The C argument (whose ctype the cdata must have).
+        arg: usize,
+        /// Where the bytes go.
+        to: Slot,
+        /// How many.
+        size: u32,
+        /// The embedding's cdata header.
+        header: CdataHeader,
+        /// The [`Step::CallHelper`] for every other value.
+        slow: Box<Step>,
+    },
     /// Stubs with a [`LuaVm`]: pushes the `kind` value at `from` as a Lua number by writing
     /// the slot at `L->top` and moving `top` up one slot (a `lua_CFunction` has
     /// `LUA_MINSTACK` free slots), as [`LuaVm::pushes_inline`] says; a `uint64_t` above
@@ -266,6 +283,29 @@ pub struct Program {
     pub vm: Option<LuaVm>,
 }
 
+/// The embedding's header at the start of a cdata's userdata block, for stubs that copy a
+/// record argument from a cdata of exactly its type ([`Step::RecordInline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CdataHeader {
+    /// Bytes the block needs for a header (a smaller userdata is not a cdata).
+    pub size: u32,
+    /// Offset of the type descriptor pointer (compared with the argument's ctype).
+    pub desc_at: u32,
+    /// Offset of the pointer to the object's bytes.
+    pub ptr_at: u32,
+    /// Offset of the form byte, and the form that holds no object (a ctype object).
+    pub form_at: u32,
+    /// That form.
+    pub no_object: u8,
+    /// Offset of the tag word: a cdata's block carries `rotate_left(block, tag_rotate) ^
+    /// tag_key` there (how the embedding tells its cdata from other userdata).
+    pub tag_at: u32,
+    /// The rotation.
+    pub tag_rotate: u32,
+    /// The key.
+    pub tag_key: u64,
+}
+
 /// What a stub may do without helpers: the layout of the Lua it runs on, and for a
 /// closure-mode stub where the called function's address is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +321,9 @@ pub struct Inline {
     /// Bit `i` set: C argument `i` (`i < 64`) is a pointer whose type takes a Lua string as
     /// its bytes (the embedding's conversion rule; LuaJIT's: `const char *`, `const void *`).
     pub string_args: u64,
+    /// The embedding's cdata header, for record arguments copied inline; `None`: through
+    /// the `ToRecord` helper.
+    pub cdata: Option<CdataHeader>,
 }
 
 /// Allocates staging slots.
@@ -376,6 +419,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         None => Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) },
     });
     let string_args = inline.map_or(0, |i| i.string_args);
+    let cdata_header = inline.and_then(|i| i.cdata);
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
@@ -383,6 +427,10 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             Some(_) if kind == ValueKind::Pointer => {
                 Step::PtrInline { lua_index, to: dst, strings: arg < 64 && string_args & (1 << arg) != 0, slow: Box::new(slow) }
             }
+            Some(_) if is_aggregate(kind) => match cdata_header {
+                Some(header) => Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), header, slow: Box::new(slow) },
+                None => slow,
+            },
             _ => slow,
         }
     };
@@ -620,6 +668,9 @@ impl fmt::Display for Step {
             Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
             Step::ToCInline { lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index} -> {to}, else {slow}"),
             Step::PushInline { from, kind, slow } => write!(f, "push number <- {kind} {from}, else {slow}"),
+            Step::RecordInline { lua_index, arg, to, size, slow, .. } => {
+                write!(f, "record <- cdata of ctype(arg{arg}) at {lua_index} -> &{to} ({size} bytes), else {slow}")
+            }
             Step::PtrInline { lua_index, to, strings, slow } => {
                 let what = if *strings { "nil or string" } else { "nil" };
                 write!(f, "ptr <- {what} at {lua_index} -> {to}, else {slow}")
@@ -692,7 +743,7 @@ mod tests {
 
     #[test]
     fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0 };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0, cdata: None };
         let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
         let text = prog.to_string();
         assert!(text.contains("check-args 2 (inline"), "{text}");
@@ -712,7 +763,7 @@ mod tests {
         let t = TypeTable::new(Target::X64_SYSV);
         let i64t = t.int(IntKind::LongLong);
         let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0 })).to_string();
+        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0, cdata: None })).to_string();
         assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
         assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
         assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
@@ -724,7 +775,7 @@ mod tests {
         let int = t.int(IntKind::Int);
         let ptr = t.pointer_to(crate::QualType::plain(int));
         let plan = plan_call(&t, &Signature::new(int, vec![ptr.into(), ptr.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10 };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10, cdata: None };
         let text = stub_program_inline(&plan, 1, Some(&inline)).to_string();
         assert!(text.contains("ptr <- nil at 1 -> stage[8], else luaffi_to_ptr(L, 1, ctype(arg0))"), "{text}");
         assert!(text.contains("ptr <- nil or string at 2 -> stage[16], else luaffi_to_ptr(L, 2, ctype(arg1))"), "{text}");
@@ -732,7 +783,7 @@ mod tests {
 
     #[test]
     fn a_layout_for_another_pointer_size_is_ignored() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0 };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0, cdata: None };
         let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
         assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }

@@ -281,6 +281,72 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    pub(crate) fn emit_record_inline(&mut self, lua_index: i32, arg: usize, to: Slot, size: u32, h: abi_model::steps::CdataHeader, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let at = lua_index
+            .checked_mul(vm.slot as i32)
+            .filter(|_| lua_index > 0)
+            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let dst = self.slot(to)?;
+        let ud = vm.userdata;
+        let ctype = self.env.ctype(abi_model::steps::CtypeRef::Arg(arg)) as i64;
+        let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
+        let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
+        let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
+        self.load_func_slot(vm);
+        self.load_tag(vm, at)?;
+        asm!(self.ops
+            ; cmp eax, ud.tag as i32
+            ; jne >slow
+            ; mov rax, [scratch_ptr + at]
+        );
+        if let Some(nuv) = ud.no_user_values_at {
+            asm!(self.ops
+                ; cmp WORD [rax + nuv as i32], 0
+                ; jne >slow
+            );
+        }
+        // A block big enough for a header, carrying the tag of a cdata at its address, of
+        // exactly this type, holding an object.
+        asm!(self.ops
+            ; cmp QWORD [rax + len_at], header
+            ; jb >slow
+            ; lea rcx, [rax + block_at]
+            ; mov rdx, rcx
+            ; rol rdx, rot
+            ; mov scratch, QWORD key
+            ; xor rdx, scratch
+            ; cmp rdx, [rcx + tag_at]
+            ; jne >slow
+            ; mov scratch, QWORD ctype
+            ; cmp [rcx + desc_at], scratch
+            ; jne >slow
+            ; cmp BYTE [rcx + form_at], h.no_object as i8
+            ; je >slow
+            ; mov scratch_ptr, [rcx + ptr_at]
+        );
+        let src = Mem { base: Base::ScratchPtr, disp: 0 };
+        let mut done = 0;
+        while done < size {
+            let chunk = match size - done {
+                n if n >= 8 => 8,
+                n if n >= 4 => 4,
+                n if n >= 2 => 2,
+                _ => 1,
+            };
+            self.load_gpr(R11, src.at(done), chunk, Ext::Zero)?;
+            self.store_gpr(R11, dst.at(done), chunk)?;
+            done += chunk;
+        }
+        asm!(self.ops
+            ; jmp >done
+            ; slow:
+        );
+        self.lower(std::slice::from_ref(slow))?;
+        asm!(self.ops ; done:);
+        Ok(())
+    }
+
     pub(crate) fn emit_push_inline(&mut self, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {

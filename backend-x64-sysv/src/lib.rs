@@ -297,6 +297,7 @@ impl<'a> Emitter<'a> {
                 Step::ToCInline { lua_index, kind, to, slow } => self.emit_to_c_inline(*lua_index, *kind, *to, slow)?,
                 Step::PushInline { from, kind, slow } => self.emit_push_inline(*from, *kind, slow)?,
                 Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow)?,
+                Step::RecordInline { lua_index, arg, to, size, header, slow } => self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?,
                 Step::ErrnoRestoreInline { errno_at } => self.emit_errno_restore_inline(*errno_at)?,
                 Step::AfterCallInline { errno_at, slow } => self.emit_after_call_inline(*errno_at, slow)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,

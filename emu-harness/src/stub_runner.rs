@@ -33,7 +33,23 @@ pub const CODE_SIZE: u64 = 0x1_0000;
 pub const FAKE_L: u64 = 0x4C00_0010;
 /// The region of the mock Lua stack's memory: `lua_State`, `CallInfo`, closure and slots.
 const LUA_REGION: u64 = 0x4C00_0000;
-const LUA_REGION_SIZE: u64 = 0x4000;
+const LUA_REGION_SIZE: u64 = 0x10000;
+/// The part of it rewritten (zeroed) before each run: everything but the mock userdata.
+const LUA_FIXED_SIZE: u64 = 0x2000;
+/// Where mock userdata (cdata of record arguments) are made, `LUA_UDATA_EACH` bytes apart.
+const LUA_UDATA: u64 = LUA_REGION + 0x4000;
+const LUA_UDATA_EACH: u64 = 0x400;
+/// The cdata header inline record arguments are read with (lua-adapter's layout).
+pub const CDATA_HEADER: abi_model::steps::CdataHeader = abi_model::steps::CdataHeader {
+    size: 40,
+    desc_at: 0,
+    ptr_at: 8,
+    form_at: 24,
+    no_object: 2,
+    tag_at: 32,
+    tag_rotate: 17,
+    tag_key: 0x6c75_6166_6669_2d72,
+};
 const LUA_CI: u64 = LUA_REGION + 0x200;
 const LUA_CLOSURE: u64 = LUA_REGION + 0x400;
 const LUA_STACK: u64 = LUA_REGION + 0x1000;
@@ -47,8 +63,9 @@ const NO_PENDING: i32 = -2;
 /// What `ffi.errno()` holds before an inline stub runs, and the junk in the thread's errno.
 const ERRNO_BEFORE: u32 = 0x5EED_0042;
 const ERRNO_JUNK: u32 = 0xBAD0_BAD0;
-/// The tag of a Lua value no inline step takes (`LUA_TUSERDATA`).
-const OTHER_TAG: u32 = 7;
+/// The tag of a Lua value no inline step takes: `false` (1 in every version; a value with
+/// no object behind it, so nothing reads through it).
+const OTHER_TAG: u32 = 1;
 /// Ctype constant of argument `i`: `CTYPE_ARGS + 16 * i`.
 pub const CTYPE_ARGS: u64 = 0x4D00_0000;
 /// Ctype constant of the return type.
@@ -80,8 +97,9 @@ pub enum LuaStack {
     /// takes is one: numbers (odd-numbered integer arguments as floats where exact, to take
     /// both paths), and for pointers nil (NULL) or a string whose bytes are at the pointer
     /// (every pointer argument is taken to accept strings; short and long strings
-    /// alternate); otherwise, and for every other argument, the slot holds a value no inline
-    /// step takes, so the helpers answer.
+    /// alternate), and for records and complex numbers a value cdata of exactly the
+    /// argument's type ([`CDATA_HEADER`]); otherwise, and for every other argument, the slot
+    /// holds a value no inline step takes, so the helpers answer.
     Memory {
         /// The layout.
         vm: LuaVm,
@@ -130,7 +148,33 @@ fn lua_value_of(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, i: usize, kin
             }
         });
     }
+    if is_aggregate(kind) && inline_values {
+        return mock_cdata(cpu, vm, i, bytes).map(|u| (vm.userdata.tag, u));
+    }
     Ok(number_value_of(vm, inline_values, i, kind, bytes))
+}
+
+/// Makes a mock userdata holding a value cdata of argument `i`'s type (its ctype constant)
+/// with `bytes`, laid out as `vm` and [`CDATA_HEADER`] say; returns the `Udata` address.
+fn mock_cdata(cpu: &mut dyn Cpu, vm: LuaVm, i: usize, bytes: &[u8]) -> Result<u64, Mismatch> {
+    let h = CDATA_HEADER;
+    let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
+    let block = ud + u64::from(vm.userdata.block_at);
+    let obj = block + u64::from(h.size);
+    if obj + bytes.len() as u64 > ud + LUA_UDATA_EACH || ud + LUA_UDATA_EACH > LUA_REGION + LUA_REGION_SIZE {
+        return Err(mismatch("mock cdata", "room", format!("argument {i} of {} bytes", bytes.len())));
+    }
+    let w = |cpu: &mut dyn Cpu, at: u64, v: &[u8]| cpu.write(at, v).map_err(engine);
+    if let Some(nuv) = vm.userdata.no_user_values_at {
+        w(cpu, ud + u64::from(nuv), &0u16.to_le_bytes())?;
+    }
+    w(cpu, ud + u64::from(vm.userdata.len_at), &(u64::from(h.size) + bytes.len() as u64).to_le_bytes())?;
+    w(cpu, block + u64::from(h.desc_at), &(CTYPE_ARGS + 16 * i as u64).to_le_bytes())?;
+    w(cpu, block + u64::from(h.ptr_at), &obj.to_le_bytes())?;
+    w(cpu, block + u64::from(h.form_at), &[0])?;
+    w(cpu, block + u64::from(h.tag_at), &(block.rotate_left(h.tag_rotate) ^ h.tag_key).to_le_bytes())?;
+    w(cpu, obj, bytes)?;
+    Ok(ud)
 }
 
 /// [`lua_value_of`] for everything but pointers.
@@ -161,7 +205,7 @@ fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, by
 /// Lays out the mock Lua stack: `L->top`, the arguments' base, the called closure with the
 /// callee's address in its upvalue 3, the arguments; returns the initial `L->top`.
 fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
-    cpu.write(LUA_REGION, &vec![0; LUA_REGION_SIZE as usize]).map_err(engine)?;
+    cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
     let slot = u64::from(vm.slot);
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
     cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)?;
@@ -185,7 +229,7 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &C
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
     let pending = if inline_values { NO_PENDING } else { 7 };
     cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
-    if top + 2 * slot > LUA_REGION + LUA_REGION_SIZE {
+    if top + 2 * slot > LUA_REGION + LUA_FIXED_SIZE {
         return Err(mismatch("mock Lua stack", "room for the arguments", format!("{} arguments", case.args.len())));
     }
     Ok(top)
@@ -503,7 +547,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
     let w = plan.ptr_size as usize;
     let program = match lua {
         LuaStack::Helpers => stub_program(plan, 1),
-        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true, string_args: u64::MAX })),
+        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true, string_args: u64::MAX, cdata: Some(CDATA_HEADER) })),
     };
     let top0 = match lua {
         LuaStack::Helpers => None,

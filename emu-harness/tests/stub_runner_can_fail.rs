@@ -245,3 +245,35 @@ fn a_string_argument_read_at_the_wrong_offset_is_caught() {
     .unwrap_err();
     assert!(e.what.starts_with("arg 0"), "{e}");
 }
+
+#[test]
+fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. })));
+    // With every ToRecord call reading the other argument, cdata still arrive right: they
+    // never reach the helper.
+    fn swap_record_helpers(p: &mut Program) {
+        for st in &mut p.steps {
+            if let Step::RecordInline { slow, .. } = st {
+                if let Step::CallHelper { args, .. } = slow.as_mut() {
+                    if let Some(abi_model::steps::Operand::Imm(i)) = args.get_mut(1) {
+                        *i = 3 - *i;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(inline_run(&cat, s, swap_record_helpers, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    // Other values reach it, and the swap is caught (a wrong value or a wrong-sized ctype).
+    assert!(inline_run(&cat, s, swap_record_helpers, OTHERS_54).is_err(), "the helper path is the broken one");
+    // The object pointer read from the wrong field of the header.
+    let e = inline_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::RecordInline { header, .. } = st {
+                header.ptr_at = 16;
+            }
+        }
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
+}

@@ -233,6 +233,7 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: crate::helpers::ERRNO_INLINE,
         string_args,
+        cdata: Some(cdata::header_layout(st)),
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;

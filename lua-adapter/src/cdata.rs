@@ -53,7 +53,25 @@ pub struct Cdata {
 /// userdata's bytes, so it cannot forge one.
 #[inline(always)]
 fn tag_of(c: *const Cdata, st: *const FfiState) -> usize {
-    (c as usize).rotate_left(17) ^ (st as usize) ^ 0x6c75_6166_6669_2d72
+    (c as usize).rotate_left(TAG_ROTATE) ^ (st as usize) ^ TAG_KEY
+}
+
+const TAG_ROTATE: u32 = 17;
+const TAG_KEY: usize = 0x6c75_6166_6669_2d72;
+
+/// The header as data, for stubs of state `st` that copy record arguments from a cdata of
+/// exactly their type inline (the same test as [`userdata_cdata`] plus the type and form).
+pub fn header_layout(st: *const FfiState) -> abi_model::steps::CdataHeader {
+    abi_model::steps::CdataHeader {
+        size: HEADER as u32,
+        desc_at: std::mem::offset_of!(Cdata, desc) as u32,
+        ptr_at: std::mem::offset_of!(Cdata, ptr) as u32,
+        form_at: std::mem::offset_of!(Cdata, form) as u32,
+        no_object: Form::CType as u8,
+        tag_at: std::mem::offset_of!(Cdata, tag) as u32,
+        tag_rotate: TAG_ROTATE,
+        tag_key: ((st as usize) ^ TAG_KEY) as u64,
+    }
 }
 
 /// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
@@ -66,7 +84,7 @@ const HEADER: usize = std::mem::size_of::<Cdata>();
 ///
 /// # Safety
 /// `l` must be valid with a free stack slot. May raise a memory error.
-unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
+pub(crate) unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
     #[cfg(any(feature = "lua54", feature = "lua55"))]
     // SAFETY: valid state, as the caller guarantees.
     unsafe {

@@ -6,7 +6,8 @@
 //! inline code silently wrong, so [`verified`] calls a probe C closure and compares what the
 //! layout says with what the C API reports: the argument count, an integer's and a float's
 //! tags and values, a light userdata upvalue, the slots `lua_pushinteger` and
-//! `lua_pushnumber` write, nil's tag, and where a short and a long string's bytes are. Any difference and stubs do everything through helpers.
+//! `lua_pushnumber` write, nil's tag, where a short and a long string's bytes are, and where
+//! a userdata made as value cdata are has its block and length. Any difference and stubs do everything through helpers.
 
 use std::os::raw::{c_int, c_void};
 
@@ -149,7 +150,25 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
         let pushed_float = tag(vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
-        pushed_int && pushed_float && moved && strings_match(l, vm, top0)
+        pushed_int && pushed_float && moved && strings_match(l, vm, top0) && userdata_matches(l, vm, top0)
+    }
+}
+
+/// Whether a userdata made as value cdata are (no user values) has its block and length where
+/// the layout says.
+unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
+    // SAFETY: as `matches`; the userdata is on the stack while it is read.
+    unsafe {
+        let ud = vm.userdata;
+        let block = crate::cdata::new_userdata(l, 48, 0) as usize;
+        let u: usize = read(top0);
+        let ok = tag(vm, top0) == ud.tag
+            && plausible(u)
+            && u + ud.block_at as usize == block
+            && read::<usize>(u + ud.len_at as usize) == 48
+            && ud.no_user_values_at.is_none_or(|at| read::<u16>(u + at as usize) == 0);
+        ffi::lua_pop(l, 1);
+        ok
     }
 }
 
