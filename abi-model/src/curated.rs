@@ -6,7 +6,7 @@
 
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
-use crate::steps::{stub_program_inline, thunk_program, CdataHeader, Inline};
+use crate::steps::{stub_program_inline, thunk_program_inline, CdataHeader, Inline};
 use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
@@ -129,9 +129,10 @@ pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
 /// A disassembler: code bytes, their base address and the environment they were built with.
 pub type Disassembler = fn(&[u8], u64, &CodeEnv) -> String;
 
-/// The listing of one signature: its plan, the stub program (with the inline steps `inline`
-/// allows) and code, and (unless `variadic_call`: variadic functions cannot be callbacks) the
-/// thunk program and code, all built by `backend` at [`LISTING_BASE`] with [`listing_env`].
+/// The listing of one signature: its plan, the stub program and code, and (unless
+/// `variadic_call`: variadic functions cannot be callbacks) the thunk program and code, all
+/// with the inline steps `inline` allows, built by `backend` at [`LISTING_BASE`] with
+/// [`listing_env`].
 pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, variadic_call: bool, inline: Option<&Inline>) -> Result<String, BackendError> {
     let env = listing_env(backend.target(), plan.args.len());
     let stub = stub_program_inline(plan, 1, inline);
@@ -140,7 +141,7 @@ pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, var
     if variadic_call {
         out.push_str("\n(no callback thunk: variadic functions cannot be callbacks)\n");
     } else {
-        let thunk = thunk_program(&CallbackFrame::from_plan(plan));
+        let thunk = thunk_program_inline(&CallbackFrame::from_plan(plan), inline);
         let code = backend.thunk(&thunk, LISTING_BASE, &env)?;
         out.push_str(&format!("\nthunk program:\n{thunk}thunk ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env)));
     }

@@ -179,10 +179,13 @@ pub enum Step {
         /// Where the address goes.
         to: Slot,
     },
-    /// Stubs with a [`LuaVm`]: when Lua argument `lua_index` is a number that
+    /// Stubs and thunks with a [`LuaVm`]: when the Lua value at `lua_index` (an argument;
+    /// -1: the callback's result, below `L->top`) is a number that
     /// [`LuaVm::converts_inline`] takes for `kind`, converts it inline and stores at `to`
     /// what `slow` would store there; otherwise runs `slow` (the conversion helper's call).
     ToCInline {
+        /// The `lua_State *`: [`Operand::L`] in a stub, the pointer at a slot in a thunk.
+        l: Operand,
         /// The Lua stack index.
         lua_index: i32,
         /// The C value wanted.
@@ -222,11 +225,14 @@ pub enum Step {
         /// The [`Step::CallHelper`] for every other value.
         slow: Box<Step>,
     },
-    /// Stubs with a [`LuaVm`]: pushes the `kind` value at `from` as a Lua number by writing
-    /// the slot at `L->top` and moving `top` up one slot (a `lua_CFunction` has
-    /// `LUA_MINSTACK` free slots), as [`LuaVm::pushes_inline`] says; a `uint64_t` above
+    /// Stubs and thunks with a [`LuaVm`]: pushes the `kind` value at `from` as a Lua number
+    /// by writing the slot at `L->top` and moving `top` up one slot (a `lua_CFunction` has
+    /// `LUA_MINSTACK` free slots; a thunk's enter helper made room for its arguments), as
+    /// [`LuaVm::pushes_inline`] says; a `uint64_t` above
     /// `INT64_MAX` runs `slow` (the push helper's call).
     PushInline {
+        /// The `lua_State *`, as for [`Step::ToCInline`].
+        l: Operand,
         /// Where the C value is.
         from: Slot,
         /// Its kind.
@@ -423,7 +429,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
-            Some(vm) if vm.converts_inline(kind) => Step::ToCInline { lua_index, kind, to: dst, slow: Box::new(slow) },
+            Some(vm) if vm.converts_inline(kind) => Step::ToCInline { l: Operand::L, lua_index, kind, to: dst, slow: Box::new(slow) },
             Some(_) if kind == ValueKind::Pointer => {
                 Step::PtrInline { lua_index, to: dst, strings: arg < 64 && string_args & (1 << arg) != 0, slow: Box::new(slow) }
             }
@@ -521,7 +527,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             }
             let slow = Step::CallHelper { helper, args, ret_to: None };
             steps.push(match vm {
-                Some(vm) if vm.pushes_inline(kind) => Step::PushInline { from: at, kind, slow: Box::new(slow) },
+                Some(vm) if vm.pushes_inline(kind) => Step::PushInline { l: Operand::L, from: at, kind, slow: Box::new(slow) },
                 _ => slow,
             });
             1
@@ -531,9 +537,16 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: 0, vm }
 }
 
-/// The thunk program for a callback with this frame.
+/// The thunk program for a callback with this frame: every conversion through a helper.
 pub fn thunk_program(frame: &CallbackFrame) -> Program {
+    thunk_program_inline(frame, None)
+}
+
+/// [`thunk_program`] with number arguments pushed and a number result converted inline where
+/// `inline`'s layout allows (a layout for another pointer size is ignored).
+pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> Program {
     let w = frame.ptr_size;
+    let vm = inline.filter(|i| i.vm.ptr_size == w).map(|i| i.vm);
     let mut stage = Stage(0);
     let mut steps: Vec<Step> = frame.spills.iter().map(|s| Step::Spill { from: s.from, size: s.size, to: Slot::Entry(s.to) }).collect();
     let l_slot = stage.take(w);
@@ -551,7 +564,13 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
             (Helper::PushPtr, _) => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
             _ => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }],
         };
-        steps.push(Step::CallHelper { helper, args, ret_to: None });
+        let slow = Step::CallHelper { helper, args, ret_to: None };
+        steps.push(match (vm, arg) {
+            (Some(vm), FrameArg::Value { .. }) if vm.pushes_inline(kind) => {
+                Step::PushInline { l: Operand::PtrAt(l_slot), from: value_at, kind, slow: Box::new(slow) }
+            }
+            _ => slow,
+        });
     }
     steps.push(Step::CallHelper { helper: Helper::CallbackCall, args: vec![Operand::PtrAt(l_slot), Operand::Imm(frame.args.len() as i32), Operand::CallbackData], ret_to: None });
     let ret = frame.ret;
@@ -576,7 +595,13 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
                 _ => vec![Operand::PtrAt(l_slot), Operand::Imm(-1)],
             };
             let ret_to = if helper == Helper::ToRecord { None } else { Some(at) };
-            steps.push(Step::CallHelper { helper, args, ret_to });
+            let slow = Step::CallHelper { helper, args, ret_to };
+            steps.push(match vm {
+                Some(vm) if vm.converts_inline(kind) => {
+                    Step::ToCInline { l: Operand::PtrAt(l_slot), lua_index: -1, kind, to: at, slow: Box::new(slow) }
+                }
+                _ => slow,
+            });
             Some(Dest::At(at))
         }
     };
@@ -585,7 +610,7 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
         steps.push(Step::LoadReturn { ret, from });
     }
     steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
-    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes, vm: None }
+    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes, vm }
 }
 
 impl fmt::Display for Slot {
@@ -619,6 +644,14 @@ impl fmt::Display for Dest {
             Dest::At(s) => write!(f, "{s}"),
             Dest::Through(s) => write!(f, "*{s}"),
         }
+    }
+}
+
+/// How an inline step names its `lua_State *` when it is not the stub's own.
+fn on_l(l: &Operand) -> String {
+    match l {
+        Operand::L => String::new(),
+        other => format!(" of L = {other}"),
     }
 }
 
@@ -666,8 +699,8 @@ impl fmt::Display for Step {
             Step::LoadReturn { ret, from } => write!(f, "load-return {:?} {} <- {from}", ret.loc, ret.value),
             Step::CheckArgCountInline { expected } => write!(f, "check-args {expected} (inline: L->top - base)"),
             Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
-            Step::ToCInline { lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index} -> {to}, else {slow}"),
-            Step::PushInline { from, kind, slow } => write!(f, "push number <- {kind} {from}, else {slow}"),
+            Step::ToCInline { l, lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index}{} -> {to}, else {slow}", on_l(l)),
+            Step::PushInline { l, from, kind, slow } => write!(f, "push number{} <- {kind} {from}, else {slow}", on_l(l)),
             Step::RecordInline { lua_index, arg, to, size, slow, .. } => {
                 write!(f, "record <- cdata of ctype(arg{arg}) at {lua_index} -> &{to} ({size} bytes), else {slow}")
             }

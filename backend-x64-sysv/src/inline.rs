@@ -19,21 +19,40 @@ impl Emitter<'_> {
     /// r10 = the address of the called function's stack slot; Lua index `i` is at
     /// `r10 + i * slot` (5.1: `L->base` is the slot after the function's).
     fn load_func_slot(&mut self, vm: LuaVm) {
+        self.load_func_slot_of(vm, RBX);
+    }
+
+    /// [`Self::load_func_slot`] with L in register `l`.
+    fn load_func_slot_of(&mut self, vm: LuaVm, l: u8) {
         match vm.args {
             ArgsBase::Base { at } => {
                 let (at, slot) = (at as i32, vm.slot as i32);
                 asm!(self.ops
-                    ; mov scratch_ptr, [lua_state + at]
+                    ; mov scratch_ptr, [Rq(l) + at]
                     ; sub scratch_ptr, slot
                 );
             }
             ArgsBase::CallInfo { ci, func } => {
                 let (ci, func) = (ci as i32, func as i32);
                 asm!(self.ops
-                    ; mov scratch_ptr, [lua_state + ci]
+                    ; mov scratch_ptr, [Rq(l) + ci]
                     ; mov scratch_ptr, [scratch_ptr + func]
                 );
             }
+        }
+    }
+
+    /// The register holding the `lua_State *` of an inline step: rbx in a stub; in a thunk
+    /// r11, loaded from the slot the enter helper's result was stored at.
+    fn l_reg(&mut self, l: Operand) -> Result<u8, BackendError> {
+        match l {
+            Operand::L if self.is_stub() => Ok(RBX),
+            Operand::PtrAt(slot) => {
+                let m = self.slot(slot)?;
+                mem!(self.ops, m, [mov scratch,], []);
+                Ok(R11)
+            }
+            other => Err(unsupported(format!("{other} as the lua_State of an inline step"))),
         }
     }
 
@@ -149,18 +168,22 @@ impl Emitter<'_> {
         }
     }
 
-    pub(crate) fn emit_to_c_inline(&mut self, lua_index: i32, kind: ValueKind, to: Slot, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_to_c_inline(&mut self, l: Operand, lua_index: i32, kind: ValueKind, to: Slot, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.converts_inline(kind) {
             return Err(unsupported(format!("{kind} is not converted inline")));
         }
-        let at = lua_index
-            .checked_mul(vm.slot as i32)
-            .filter(|_| lua_index > 0)
-            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let at = lua_index.checked_mul(vm.slot as i32).filter(|_| lua_index != 0).ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
         let dst = self.slot(to)?;
         let value = Mem { base: Base::ScratchPtr, disp: at };
-        self.load_func_slot(vm);
+        let l = self.l_reg(l)?;
+        if lua_index > 0 {
+            self.load_func_slot_of(vm, l);
+        } else {
+            // Counted down from L->top.
+            let top = vm.top as i32;
+            asm!(self.ops ; mov scratch_ptr, [Rq(l) + top]);
+        }
         self.load_tag(vm, at)?;
         if let Some(int_tag) = vm.int_tag {
             asm!(self.ops
@@ -347,7 +370,7 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    pub(crate) fn emit_push_inline(&mut self, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_push_inline(&mut self, l: Operand, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {
             return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
@@ -356,7 +379,10 @@ impl Emitter<'_> {
         let top = vm.top as i32;
         let value = Mem { base: Base::ScratchPtr, disp: 0 };
         let mut needs_slow = false;
-        asm!(self.ops ; mov scratch_ptr, [lua_state + top]);
+        // L stays in its register to the end: nothing below uses r11 (8-byte stores, loads of
+        // whole powers of two).
+        let l = self.l_reg(l)?;
+        asm!(self.ops ; mov scratch_ptr, [Rq(l) + top]);
         match (kind, vm.int_tag) {
             (ValueKind::F64, _) => {
                 self.load_xmm(0, src, 8)?;
@@ -402,7 +428,7 @@ impl Emitter<'_> {
             (other, _) => return Err(unsupported(format!("{other} pushed inline"))),
         }
         let slot = vm.slot as i32;
-        asm!(self.ops ; add QWORD [lua_state + top], slot);
+        asm!(self.ops ; add QWORD [Rq(l) + top], slot);
         if needs_slow {
             asm!(self.ops
                 ; jmp >done

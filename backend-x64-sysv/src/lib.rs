@@ -61,6 +61,7 @@ impl Backend for X64SysvBackend {
 
     fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
         let mut e = Emitter::new(Frame::thunk(program)?, base, env);
+        e.vm = program.vm;
         e.thunk_prologue();
         e.lower(&program.steps)?;
         e.finish()
@@ -103,6 +104,7 @@ macro_rules! mem {
 
 /// Register numbers as the ISA encodes them (dynasm's `Rq(n)`).
 const RAX: u8 = 0;
+const RBX: u8 = 3;
 const RDX: u8 = 2;
 const R11: u8 = 11;
 
@@ -294,8 +296,8 @@ impl<'a> Emitter<'a> {
                 Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
                 Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected)?,
                 Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to)?,
-                Step::ToCInline { lua_index, kind, to, slow } => self.emit_to_c_inline(*lua_index, *kind, *to, slow)?,
-                Step::PushInline { from, kind, slow } => self.emit_push_inline(*from, *kind, slow)?,
+                Step::ToCInline { l, lua_index, kind, to, slow } => self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow)?,
+                Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow)?,
                 Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow)?,
                 Step::RecordInline { lua_index, arg, to, size, header, slow } => self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?,
                 Step::ErrnoRestoreInline { errno_at } => self.emit_errno_restore_inline(*errno_at)?,

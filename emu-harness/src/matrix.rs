@@ -198,30 +198,43 @@ pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
         let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, LuaStack::Helpers);
         // Callbacks exist for non-variadic signatures only.
         let thunk = (!s.sig.variadic)
-            .then(|| crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops));
+            .then(|| crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops, LuaStack::Helpers));
         [Some(stub), thunk]
     })
 }
 
-/// The inline stubs of the backend that runs natively (x86-64 System V; other targets have no
-/// rows): every catalogue signature's stub built for each Lua stack layout, run once with its
-/// arguments as the Lua values inline steps take (numbers, nil, strings: the inline paths)
-/// and once as other values (every inline step's helper path), all layouts in one check.
+/// The inline stubs and thunks of the backend that runs natively (x86-64 System V; other
+/// targets have no rows): every catalogue signature's stub and thunk built for each Lua stack
+/// layout, each run once with the Lua values inline steps take (numbers, nil, strings, cdata:
+/// the inline paths) and once with other values (every inline step's helper path), all
+/// layouts and both runs in one check per row.
 pub fn inline_stub_matrix(cat: &Catalogue) -> TargetMatrix {
     if cat.target != Target::X64_SYSV {
         return Ok((Vec::new(), Vec::new()));
     }
     let backend = backend_for(cat.target);
     let stops = crate::stub_runner::stub_stops();
-    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "inline values"), ("stub-inline", "other values")], |img, s, case| {
-        let mut run = |inline_values: bool| {
+    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "call"), ("thunk-inline", "callback")], |img, s, case| {
+        let on_every_layout = |img: &mut LoadedImage, check: &dyn Fn(&mut LoadedImage, LuaStack) -> Result<(), Mismatch>| {
             LuaVm::ALL.iter().try_for_each(|&vm| {
-                let lua = LuaStack::Memory { vm, inline_values };
-                crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, lua)
-                    .map_err(|m| Mismatch { what: format!("{}: {}", vm.name, m.what), ..m })
+                [true, false].into_iter().try_for_each(|inline_values| {
+                    check(img, LuaStack::Memory { vm, inline_values }).map_err(|m| {
+                        let values = if inline_values { "inline values" } else { "other values" };
+                        Mismatch { what: format!("{}, {values}: {}", vm.name, m.what), ..m }
+                    })
+                })
             })
         };
-        [Some(run(true)), Some(run(false))]
+        let stub = on_every_layout(img, &|img, lua| {
+            crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, lua)
+        });
+        let entry = caller_entry_plan(cat.target);
+        let thunk = (!s.sig.variadic).then(|| {
+            on_every_layout(img, &|img, lua| {
+                crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops, lua)
+            })
+        });
+        [Some(stub), thunk]
     })
 }
 

@@ -21,7 +21,7 @@ use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch
 use abi_model::callback::CallbackFrame;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::{ArgsBase, LuaVm};
-use abi_model::steps::{stub_program, stub_program_inline, thunk_program, Inline};
+use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
 
 /// Where generated code is written.
@@ -237,32 +237,47 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &C
 
 /// The values an inline stub pushed on the mock stack since `top0`, as C bytes of `kind`.
 fn pushed_on_lua_stack(cpu: &dyn Cpu, vm: LuaVm, top0: u64, kind: ValueKind) -> Result<Vec<Vec<u8>>, Mismatch> {
-    let top = read_word(cpu, FAKE_L + u64::from(vm.top))?;
+    let top = lua_top(cpu, vm)?;
     let slot = u64::from(vm.slot);
     if top < top0 || !(top - top0).is_multiple_of(slot) {
         return Err(mismatch("L->top after the stub", format!("{top0:#x} plus whole slots"), format!("{top:#x}")));
     }
-    let mut out = Vec::new();
-    for at in (top0..top).step_by(slot as usize) {
-        let value = read_word(cpu, at)?;
-        let mut t = [0u8; 4];
-        cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
-        let tag = u32::from_le_bytes(t);
-        let bytes = if Some(tag) == vm.int_tag {
-            value.to_le_bytes().to_vec()
-        } else if tag == vm.float_tag {
-            let d = f64::from_bits(value);
-            match kind {
-                ValueKind::F32 => (d as f32).to_bits().to_le_bytes().to_vec(),
-                ValueKind::Int { .. } => (d as i64).to_le_bytes().to_vec(),
-                _ => value.to_le_bytes().to_vec(),
-            }
-        } else {
-            return Err(mismatch("tag of the value pushed inline", format!("{:?} or {:#x}", vm.int_tag, vm.float_tag), format!("{tag:#x}")));
-        };
-        out.push(bytes);
-    }
-    Ok(out)
+    (top0..top).step_by(slot as usize).map(|at| decode_slot(cpu, vm, at, kind, &[])).collect()
+}
+
+/// `L->top` of the mock Lua stack.
+fn lua_top(cpu: &dyn Cpu, vm: LuaVm) -> Result<u64, Mismatch> {
+    read_word(cpu, FAKE_L + u64::from(vm.top))
+}
+
+fn set_lua_top(cpu: &mut dyn Cpu, vm: LuaVm, top: u64) -> Result<(), Mismatch> {
+    cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)
+}
+
+/// The tag of a slot a mock push helper wrote (its value: the index of the bytes it was given).
+const HELPER_TAG: u32 = 0x7E;
+
+/// The slot at `at` as C bytes of `kind`: a number pushed inline, or (for [`HELPER_TAG`]) what
+/// a push helper was given, from `by_helpers`.
+fn decode_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64, kind: ValueKind, by_helpers: &[Vec<u8>]) -> Result<Vec<u8>, Mismatch> {
+    let value = read_word(cpu, at)?;
+    let mut t = [0u8; 4];
+    cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
+    let tag = u32::from_le_bytes(t);
+    Ok(if Some(tag) == vm.int_tag {
+        value.to_le_bytes().to_vec()
+    } else if tag == vm.float_tag {
+        let d = f64::from_bits(value);
+        match kind {
+            ValueKind::F32 => (d as f32).to_bits().to_le_bytes().to_vec(),
+            ValueKind::Int { .. } => (d as i64).to_le_bytes().to_vec(),
+            _ => value.to_le_bytes().to_vec(),
+        }
+    } else if tag == HELPER_TAG && (value as usize) < by_helpers.len() {
+        by_helpers[value as usize].clone()
+    } else {
+        return Err(mismatch("tag of the value pushed inline", format!("{:?} or {:#x}", vm.int_tag, vm.float_tag), format!("{tag:#x}")));
+    })
 }
 
 /// Every stop a stub or thunk run uses: the harness's return address and every helper hook.
@@ -340,6 +355,9 @@ struct Mock<'a> {
     called_with: Option<i64>,
     /// Calls of `luaffi_after_call`.
     after_calls: u32,
+    /// Thunks over a mock Lua stack: its layout, and whether the callback's result is a Lua
+    /// value inline conversion takes.
+    thunk_stack: Option<(LuaVm, bool)>,
 }
 
 fn le(v: u64, n: usize) -> Vec<u8> {
@@ -360,7 +378,35 @@ fn widen(bytes: &[u8], signed: bool, to: usize) -> Vec<u8> {
     v
 }
 
+fn is_push(h: Helper) -> bool {
+    matches!(
+        h,
+        Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64 | Helper::PushF32 | Helper::PushF64 | Helper::PushPtr | Helper::PushBool | Helper::PushRecord
+    )
+}
+
 impl Mock<'_> {
+    /// The Lua call of a thunk over the mock stack: the arguments pushed (inline or by
+    /// helpers) become the pushed values in order; the function and arguments are replaced by
+    /// the result, a Lua number when `inline_result` and the result kind has one, else a
+    /// value only the conversion helpers take (they read `lua_result`).
+    fn call_on_lua_stack(&mut self, cpu: &mut dyn Cpu, vm: LuaVm, nargs: i64, inline_result: bool) -> Result<(), Mismatch> {
+        let slot = u64::from(vm.slot);
+        let top = lua_top(cpu, vm)?;
+        let func = top.wrapping_sub(slot * (nargs as u64 + 1));
+        if nargs < 0 || func < LUA_STACK {
+            return Err(mismatch("the Lua stack at the callback's call", format!("the function and {nargs} arguments"), format!("L->top {top:#x}")));
+        }
+        let mut args = Vec::new();
+        for (i, kind) in self.arg_kinds.clone().into_iter().enumerate().take(nargs as usize) {
+            args.push(decode_slot(cpu, vm, func + slot * (i as u64 + 1), kind, &self.pushed)?);
+        }
+        self.pushed = args;
+        let (tag, value) = number_value_of(vm, inline_result, nargs as usize, self.ret_kind, self.lua_result);
+        put_slot(cpu, vm, func, tag, value)?;
+        set_lua_top(cpu, vm, func + slot)
+    }
+
     fn kind_of_ctype(&self, ctype: u64) -> Option<ValueKind> {
         if ctype == CTYPE_RET {
             return Some(self.ret_kind);
@@ -437,6 +483,12 @@ impl Mock<'_> {
                 if arg(0) != CALLBACK_DATA {
                     return Err(mismatch("callback data passed to luaffi_callback_enter", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(0))));
                 }
+                if let Some((vm, _)) = self.thunk_stack {
+                    // The Lua function.
+                    let top = lua_top(cpu, vm)?;
+                    put_slot(cpu, vm, top, 0x66, 0)?;
+                    set_lua_top(cpu, vm, top + u64::from(vm.slot))?;
+                }
                 le(FAKE_L, w)
             }
             Helper::CallbackCall => {
@@ -444,6 +496,9 @@ impl Mock<'_> {
                     return Err(mismatch("callback data passed to luaffi_callback_call", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(2))));
                 }
                 self.called_with = Some(int_arg(1));
+                if let Some((vm, inline_result)) = self.thunk_stack {
+                    self.call_on_lua_stack(cpu, vm, int_arg(1), inline_result)?;
+                }
                 vec![]
             }
             Helper::ErrnoRestore | Helper::AfterCall => {
@@ -453,11 +508,23 @@ impl Mock<'_> {
                 }
                 vec![]
             }
-            Helper::CallbackLeave => vec![],
+            Helper::CallbackLeave => {
+                if let Some((vm, _)) = self.thunk_stack {
+                    let top = lua_top(cpu, vm)?;
+                    set_lua_top(cpu, vm, top - u64::from(vm.slot))?;
+                }
+                vec![]
+            }
             Helper::ErrnoLocation => le(THREAD_ERRNO, w),
         };
         if h == Helper::AfterCall {
             self.after_calls += 1;
+        }
+        if let (Some((vm, _)), true) = (self.thunk_stack, is_push(h)) {
+            // On the mock stack the helper's value is a slot naming what it was given.
+            let top = lua_top(cpu, vm)?;
+            put_slot(cpu, vm, top, HELPER_TAG, self.pushed.len() as u64 - 1)?;
+            set_lua_top(cpu, vm, top + u64::from(vm.slot))?;
         }
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.
@@ -575,6 +642,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         result_buf: None,
         called_with: None,
         after_calls: 0,
+        thunk_stack: None,
     };
     drive(cpu, &mut mock, target, CODE_BASE, stops)?;
     let results = cpu.gpr(Gpr::Rax) as u32;
@@ -629,12 +697,29 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
 }
 
 /// Callback direction: the compiled `caller` calls the backend's thunk for `case.plan`.
-pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller: u64, entry_plan: &CallPlan, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+///
+/// With [`LuaStack::Memory`], the thunk of [`thunk_program_inline`] pushes its number
+/// arguments onto a mock Lua stack (the push helpers write a slot there too, so the order is
+/// kept) and converts a number result from it; `inline_values` decides whether the Lua
+/// function's result is a number the inline conversion takes or a value only the helper does.
+#[allow(clippy::too_many_arguments)] // check_stub's parts plus the caller's entry plan
+pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller: u64, entry_plan: &CallPlan, rec: RecordBuffer, stops: &StopSet, lua: LuaStack) -> Result<(), Mismatch> {
     let target = backend.target();
     let plan = case.plan;
     let w = plan.ptr_size as usize;
     let frame = CallbackFrame::from_plan(plan);
-    let program = thunk_program(&frame);
+    let (program, thunk_stack) = match lua {
+        LuaStack::Helpers => (thunk_program(&frame), None),
+        LuaStack::Memory { vm, inline_values } => {
+            let inline = Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None };
+            cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
+            // Below the thunk's part of the stack, a number of its own: a read of the wrong
+            // slot takes the inline path with the wrong value.
+            put_slot(cpu, vm, LUA_STACK, vm.float_tag, 12345.0f64.to_bits())?;
+            set_lua_top(cpu, vm, LUA_STACK + u64::from(vm.slot))?;
+            (thunk_program_inline(&frame, Some(&inline)), Some((vm, inline_values)))
+        }
+    };
     let code = backend.thunk(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
     cpu.reset_registers();
@@ -655,8 +740,15 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
         result_buf: None,
         called_with: None,
         after_calls: 0,
+        thunk_stack,
     };
     drive(cpu, &mut mock, target, caller, stops)?;
+    if let Some((vm, _)) = thunk_stack {
+        let (want, top) = (LUA_STACK + u64::from(vm.slot), lua_top(cpu, vm)?);
+        if top != want {
+            return Err(mismatch("L->top after the callback", format!("{want:#x} (as before)"), format!("{top:#x}")));
+        }
+    }
     if cpu.gpr(Gpr::Rsp) != sp0 + u64::from(entry_plan.callee_pops) {
         return Err(mismatch("the caller's stack pointer after it returned", format!("{sp0:#x}"), format!("{:#x}", cpu.gpr(Gpr::Rsp))));
     }

@@ -42,8 +42,8 @@ fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), 
     (stub, thunk.expect("a thunk run"))
 }
 
-/// Runs the stub of `s` through `backend` with the Lua side `lua`, and the thunk unless the
-/// stub is an inline one (thunks have no inline steps).
+/// Runs the stub and (unless variadic) the thunk of `s` through `backend` with the Lua side
+/// `lua`.
 fn run_with(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend, lua: LuaStack) -> (Result<(), Mismatch>, Option<Result<(), Mismatch>>) {
     let plan = plan_of(cat, s).expect("plan");
     let img = &cat.images[s.image];
@@ -54,7 +54,7 @@ fn run_with(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend, lua: LuaSt
     let stops = stub_runner::stub_stops();
     let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops, lua);
     let entry = caller_entry_plan(cat.target);
-    let thunk = (lua == LuaStack::Helpers).then(|| check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops));
+    let thunk = (!s.sig.variadic).then(|| check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops, lua));
     (stub, thunk)
 }
 
@@ -276,4 +276,34 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     }, NUMBERS_54)
     .unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
+}
+
+/// The thunk of `s` on x64-sysv over a Lua 5.4 stack, its program edited by `edit`.
+fn inline_thunk_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), inline_values: bool) -> Result<(), Mismatch> {
+    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
+    run_with(cat, s, &faulty, LuaStack::Memory { vm: LuaVm::LUA54, inline_values }).1.expect("not variadic")
+}
+
+#[test]
+fn an_inline_thunk_reading_the_wrong_result_slot_or_pushing_a_wrong_tag_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |s, p| {
+        let v = CaseValues::of(s);
+        let c = v.case(s, p);
+        p.args.len() == 2 && p.ret.value == (ValueKind::Int { size: 4, signed: true }) && is_int(p.args[0].value) && c.args[0] != c.args[1]
+    });
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, true), Ok(()), "{}", s.c_decl);
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
+    // The result read one slot too low (the function's slot is below it: not a number).
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::ToCInline { lua_index, .. } = st {
+                *lua_index = -2;
+            }
+        }
+    }, true);
+    assert!(e.is_err(), "{e:?}");
+    // Arguments pushed with a tag the stack does not know.
+    let e = inline_thunk_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { int_tag: Some(0x23), ..vm }), true).unwrap_err();
+    assert!(e.what.contains("tag of the value pushed inline"), "{e}");
 }

@@ -31,7 +31,7 @@
 
 use std::os::raw::{c_int, c_void};
 
-use abi_model::steps::thunk_program;
+use abi_model::steps::{thunk_program_inline, Inline};
 use abi_model::{plan_call, CallbackFrame, CodeEnv, QualType, TypeId};
 use mlua::ffi;
 
@@ -74,7 +74,10 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             return Err("a callback cannot be variadic".into());
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
-        let program = thunk_program(&CallbackFrame::from_plan(&plan));
+        // Number arguments pushed and a number result converted inline once the layout is
+        // verified (enter made room on the stack for the arguments).
+        let inline = s.calls.inline_vm.map(|vm| Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None });
+        let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
         ffi::lua_pushvalue(l, idx);
