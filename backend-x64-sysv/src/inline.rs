@@ -11,6 +11,15 @@
 use super::*;
 use abi_model::lua_vm::{ArgsBase, LuaVm};
 
+/// The displacement of Lua index `lua_index`'s slot from the called function's slot (from
+/// `L->top` for a negative index, where `top_relative` allows one).
+fn slot_disp(vm: LuaVm, lua_index: i32, top_relative: bool) -> Result<i32, BackendError> {
+    lua_index
+        .checked_mul(vm.slot as i32)
+        .filter(|_| lua_index > 0 || (top_relative && lua_index < 0))
+        .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))
+}
+
 impl Emitter<'_> {
     fn vm(&self) -> Result<LuaVm, BackendError> {
         self.vm.ok_or_else(|| unsupported("an inline step in a program without a Lua stack layout"))
@@ -129,27 +138,28 @@ impl Emitter<'_> {
     /// at `to` as the helper for `kind` returns it: narrowed to the C type, widened to the
     /// helper's 32- or 64-bit result.
     fn store_int_result(&mut self, kind: ValueKind, to: Mem) -> Result<(), BackendError> {
-        match kind {
-            ValueKind::Int { size: 8, .. } => self.store_gpr(RAX, to, 8),
-            ValueKind::Int { size: 4, .. } => self.store_gpr(RAX, to, 4),
+        let width = match kind {
+            ValueKind::Int { size: 8, .. } => 8,
+            ValueKind::Int { size: 4, .. } => 4,
             ValueKind::Int { size: 2, signed: true } => {
                 asm!(self.ops ; movsx eax, ax);
-                self.store_gpr(RAX, to, 4)
+                4
             }
             ValueKind::Int { size: 2, signed: false } => {
                 asm!(self.ops ; movzx eax, ax);
-                self.store_gpr(RAX, to, 4)
+                4
             }
             ValueKind::Int { size: 1, signed: true } => {
                 asm!(self.ops ; movsx eax, al);
-                self.store_gpr(RAX, to, 4)
+                4
             }
             ValueKind::Int { size: 1, signed: false } => {
                 asm!(self.ops ; movzx eax, al);
-                self.store_gpr(RAX, to, 4)
+                4
             }
-            other => Err(unsupported(format!("an inline integer conversion to {other}"))),
-        }
+            other => return Err(unsupported(format!("an inline integer conversion to {other}"))),
+        };
+        self.store_gpr(RAX, to, width)
     }
 
     /// The check every integer kind but `int64_t` (from an integer) and 4-byte unsigned
@@ -173,7 +183,7 @@ impl Emitter<'_> {
         if !vm.converts_inline(kind) {
             return Err(unsupported(format!("{kind} is not converted inline")));
         }
-        let at = lua_index.checked_mul(vm.slot as i32).filter(|_| lua_index != 0).ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let at = slot_disp(vm, lua_index, true)?;
         let dst = self.slot(to)?;
         let value = Mem { base: Base::ScratchPtr, disp: at };
         let l = self.l_reg(l)?;
@@ -255,10 +265,7 @@ impl Emitter<'_> {
 
     pub(crate) fn emit_ptr_inline(&mut self, lua_index: i32, to: Slot, strings: bool, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
-        let at = lua_index
-            .checked_mul(vm.slot as i32)
-            .filter(|_| lua_index > 0)
-            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let at = slot_disp(vm, lua_index, false)?;
         let dst = self.slot(to)?;
         let value = Mem { base: Base::ScratchPtr, disp: at };
         self.load_func_slot(vm);
@@ -306,10 +313,7 @@ impl Emitter<'_> {
 
     pub(crate) fn emit_record_inline(&mut self, lua_index: i32, arg: usize, to: Slot, size: u32, h: abi_model::steps::CdataHeader, slow: &Step) -> Result<(), BackendError> {
         let vm = self.vm()?;
-        let at = lua_index
-            .checked_mul(vm.slot as i32)
-            .filter(|_| lua_index > 0)
-            .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))?;
+        let at = slot_disp(vm, lua_index, false)?;
         let dst = self.slot(to)?;
         let ud = vm.userdata;
         let ctype = self.env.ctype(abi_model::steps::CtypeRef::Arg(arg)) as i64;
