@@ -523,18 +523,28 @@ impl Page {
         let n = self.granules;
         let mut g = 0;
         std::iter::from_fn(move || {
-            while g < n && self.is_used(g) {
-                g += 1;
-            }
+            g = self.next_marked(g, false);
             if g == n {
                 return None;
             }
             let start = g;
-            while g < n && !self.is_used(g) {
-                g += 1;
-            }
+            g = self.next_marked(g, true);
             Some((start, g - start))
         })
+    }
+
+    /// The first granule at or after `from` that is used (`used`) or free (`!used`), or
+    /// `granules` if none: a word of the bitmap at a time.
+    fn next_marked(&self, from: usize, used: bool) -> usize {
+        let mut g = from;
+        while g < self.granules {
+            let word = if used { self.used[g / 64] } else { !self.used[g / 64] } >> (g % 64);
+            if word != 0 {
+                return (g + word.trailing_zeros() as usize).min(self.granules);
+            }
+            g = (g / 64 + 1) * 64;
+        }
+        self.granules
     }
 }
 
