@@ -49,6 +49,9 @@ pub struct Callback {
     st: *mut FfiState,
     /// Registry reference of the Lua function.
     func_ref: c_int,
+    /// With the state's verified Lua stack layout: the function's value as a stack slot holds
+    /// it (alive through `func_ref`), which enter pushes without a registry lookup.
+    func_slot: Option<(u64, u32)>,
     /// The C return type (to check and zero the Lua result).
     ret: QualType,
     /// Its descriptor.
@@ -82,7 +85,8 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let ret_desc = s.desc(sig.ret);
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let mut cb = Box::new(Callback { st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
+        let func_slot = s.calls.inline_vm.map(|vm| crate::vm_check::read_slot(l, vm, idx));
+        let mut cb = Box::new(Callback { st, func_ref, func_slot, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
         let env = CodeEnv { helpers: helper_addresses(CallMode::Metamethod), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64, call_slots: None };
         match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
@@ -165,7 +169,10 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         let st = crate::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
-        let r = (&(*st).calls.callbacks)[&addr].func_ref;
+        let vm = (*st).calls.inline_vm;
+        let cb = (&mut (*st).calls.callbacks).get_mut(&addr).expect("checked above");
+        cb.func_slot = vm.map(|vm| crate::vm_check::read_slot(l, vm, 2));
+        let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         0
@@ -232,7 +239,12 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
             eprintln!("luaffi: callback: Lua stack overflow");
             std::process::abort();
         }
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
+        match ((*cb).func_slot, calls.inline_vm) {
+            (Some(slot), Some(vm)) => crate::vm_check::push_slot(l, vm, slot),
+            _ => {
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
+            }
+        }
         l
     }
 }

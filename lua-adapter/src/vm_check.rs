@@ -34,6 +34,44 @@ pub const fn compiled_layout() -> LuaVm {
 const MARK_UPVALUE: u32 = crate::call::FUNC_UPVALUE;
 const MARK: usize = 0x5A5A_1234_5678;
 
+/// The value word and tag of the Lua value at index `idx` (> 0, absolute) of the running C
+/// function, as the verified layout `vm` lays it out: what [`push_slot`] pushes back.
+///
+/// # Safety
+/// `vm` is this state's verified layout; `idx` is a valid argument index of the running C
+/// function. Only for values that stay alive by other means (the copy is not a reference).
+pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> (u64, u32) {
+    // SAFETY: as documented.
+    unsafe {
+        let func = match vm.args {
+            ArgsBase::Base { at } => read::<usize>(l as usize + at as usize) - vm.slot as usize,
+            ArgsBase::CallInfo { ci, func } => read::<usize>(read::<usize>(l as usize + ci as usize) + func as usize),
+        };
+        let at = func + idx as usize * vm.slot as usize;
+        (read::<u64>(at), tag(vm, at))
+    }
+}
+
+/// Pushes a value [`read_slot`] read: writes its word and tag at `L->top` and moves `top` up,
+/// as `lua_pushvalue` would.
+///
+/// # Safety
+/// `vm` as for [`read_slot`]; a free stack slot; the value is still alive.
+pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32)) {
+    // SAFETY: as documented.
+    unsafe {
+        let top_at = l as usize + vm.top as usize;
+        let top: usize = read(top_at);
+        (top as *mut u64).write_unaligned(value);
+        let tag_at = top + vm.tag_at as usize;
+        match vm.tag_size {
+            1 => (tag_at as *mut u8).write(t as u8),
+            _ => (tag_at as *mut u32).write_unaligned(t),
+        }
+        (top_at as *mut usize).write_unaligned(top + vm.slot as usize);
+    }
+}
+
 /// [`compiled_layout`] when the running Lua matches it (see the [module docs](self)).
 ///
 /// # Safety
