@@ -170,7 +170,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         let (_, addr) = check_callback(l, st);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let vm = (*st).calls.inline_vm;
-        let cb = (&mut (*st).calls.callbacks).get_mut(&addr).expect("checked above");
+        let cb = (*st).calls.callbacks.get_mut(&addr).expect("checked above");
         cb.func_slot = vm.map(|vm| crate::vm_check::read_slot(l, vm, 2));
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
