@@ -1,6 +1,7 @@
 //! Where a Lua VM keeps what a `lua_CFunction` reads and writes, as data, so that a stub can
-//! take the common cases (a number argument, a number result, the count check, the called
-//! function's address) inline instead of through helpers that call the Lua C API.
+//! take the common cases (the count check, the called function's address, number, nil,
+//! string and record-cdata arguments, number results) inline instead of through helpers that
+//! call the Lua C API.
 //!
 //! These are facts of the Lua implementation, not of the C ABI, but they are facts a backend
 //! needs and must not decide: a stub built with a [`LuaVm`] reads `L->top`, the current
@@ -245,6 +246,32 @@ mod tests {
     fn lua53_swaps_the_integer_and_float_variants_of_54() {
         // lobject.h 5.3: LUA_TNUMFLT = LUA_TNUMBER | (0 << 4), LUA_TNUMINT = LUA_TNUMBER | (1 << 4), int tt_.
         assert_eq!((LuaVm::LUA53.int_tag, LuaVm::LUA53.float_tag, LuaVm::LUA53.tag_size), (Some(0x13), 3, 4));
+    }
+
+    #[test]
+    fn lua55_long_strings_point_to_their_bytes_and_short_ones_hold_them() {
+        // lobject.h 5.5: `char *contents` of a long string (external strings); a short
+        // string's bytes start at that field (rawgetshrstr).
+        assert_eq!(LuaVm::LUA55.strings.long_bytes, StrBytes::Via(24));
+        assert_eq!(LuaVm::LUA55.strings.short_bytes, StrBytes::At(24));
+        assert_eq!(LuaVm::LUA54.strings.long_bytes, StrBytes::At(24), "5.4: getstr is contents, inline");
+    }
+
+    #[test]
+    fn strings_and_userdata_carry_the_collectable_bit_from_52_on() {
+        // ctb(t) = t | BIT_ISCOLLECTABLE (1 << 6); 5.1 stores the bare type.
+        assert_eq!((LuaVm::LUA51.strings.short_tag, LuaVm::LUA51.userdata.tag), (4, 7));
+        for vm in [LuaVm::LUA52, LuaVm::LUA53, LuaVm::LUA54, LuaVm::LUA55] {
+            assert_eq!((vm.strings.short_tag, vm.strings.long_tag, vm.userdata.tag), (0x44, 0x54, 0x47), "{}", vm.name);
+        }
+    }
+
+    #[test]
+    fn lua54_userdata_block_follows_udata0_only_without_user_values() {
+        // udatamemoffset(0) = offsetof(Udata0, bindata) = 32; nuvalue at 10, len at 16.
+        let u = LuaVm::LUA54.userdata;
+        assert_eq!((u.block_at, u.len_at, u.no_user_values_at), (32, 16, Some(10)));
+        assert_eq!(LuaVm::LUA53.userdata.no_user_values_at, None, "5.3 has one user value slot inside Udata");
     }
 
     #[test]
