@@ -21,6 +21,20 @@ fn slot_disp(vm: LuaVm, lua_index: i32, top_relative: bool) -> Result<i32, Backe
 }
 
 impl Emitter<'_> {
+    /// Ends an inline fast path (`jmp >done`), then emits its `slow:` step and `done:`.
+    fn fast_path_done_else(&mut self, slow: &Step) -> Result<(), BackendError> {
+        asm!(self.ops ; jmp >done);
+        self.slow_path_then_done(slow)
+    }
+
+    /// `slow:` the step every value the fast path does not take runs, then `done:`.
+    fn slow_path_then_done(&mut self, slow: &Step) -> Result<(), BackendError> {
+        asm!(self.ops ; slow:);
+        self.lower(std::slice::from_ref(slow))?;
+        asm!(self.ops ; done:);
+        Ok(())
+    }
+
     fn vm(&self) -> Result<LuaVm, BackendError> {
         self.vm.ok_or_else(|| unsupported("an inline step in a program without a Lua stack layout"))
     }
@@ -246,13 +260,7 @@ impl Emitter<'_> {
             }
             other => return Err(unsupported(format!("{other} inline"))),
         }
-        asm!(self.ops
-            ; jmp >done
-            ; slow:
-        );
-        self.lower(std::slice::from_ref(slow))?;
-        asm!(self.ops ; done:);
-        Ok(())
+        self.fast_path_done_else(slow)
     }
 
     /// rax = the address of the string's bytes, from rax = its `TString`.
@@ -305,10 +313,7 @@ impl Emitter<'_> {
                 asm!(self.ops ; jmp >done);
             }
         }
-        asm!(self.ops ; slow:);
-        self.lower(std::slice::from_ref(slow))?;
-        asm!(self.ops ; done:);
-        Ok(())
+        self.slow_path_then_done(slow)
     }
 
     pub(crate) fn emit_record_inline(&mut self, lua_index: i32, arg: usize, to: Slot, size: u32, h: abi_model::steps::CdataHeader, slow: &Step) -> Result<(), BackendError> {
@@ -365,13 +370,7 @@ impl Emitter<'_> {
             self.store_gpr(R11, dst.at(done), chunk)?;
             done += chunk;
         }
-        asm!(self.ops
-            ; jmp >done
-            ; slow:
-        );
-        self.lower(std::slice::from_ref(slow))?;
-        asm!(self.ops ; done:);
-        Ok(())
+        self.fast_path_done_else(slow)
     }
 
     pub(crate) fn emit_push_inline(&mut self, l: Operand, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
@@ -434,12 +433,7 @@ impl Emitter<'_> {
         let slot = vm.slot as i32;
         asm!(self.ops ; add QWORD [Rq(l) + top], slot);
         if needs_slow {
-            asm!(self.ops
-                ; jmp >done
-                ; slow:
-            );
-            self.lower(std::slice::from_ref(slow))?;
-            asm!(self.ops ; done:);
+            self.fast_path_done_else(slow)?;
         }
         Ok(())
     }
