@@ -6,6 +6,7 @@
 
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
+use crate::lua_vm::LuaVm;
 use crate::steps::{stub_program_inline, thunk_program_inline, CdataHeader, Inline};
 use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
@@ -108,6 +109,14 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
 /// with a recognisable key).
 pub const LISTING_CDATA: CdataHeader =
     CdataHeader { size: 40, desc_at: 0, ptr_at: 8, form_at: 24, no_object: 2, tag_at: 32, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
+
+/// The inline steps of the listings (`cargo xtask disasm --lua`, the backends' inline
+/// snapshots) and of the emulator's inline rows: everything a namespace function's stub may
+/// take inline in lua-adapter (the function address in upvalue 3, errno, strings for every
+/// pointer argument, records with [`LISTING_CDATA`]).
+pub fn listing_inline(vm: LuaVm) -> Inline {
+    Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(LISTING_CDATA) }
+}
 
 /// Where listings assemble their code: an address whose bytes are recognisable.
 pub const LISTING_BASE: u64 = 0x10_0000;

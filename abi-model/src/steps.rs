@@ -332,6 +332,15 @@ pub struct Inline {
     pub cdata: Option<CdataHeader>,
 }
 
+impl Inline {
+    /// The layout alone: the count check, numbers and nil pointers inline; the function
+    /// address, errno, strings and records through the helpers (what a thunk needs: it reads
+    /// no upvalue and makes no C call of its own).
+    pub fn layout_only(vm: LuaVm) -> Inline {
+        Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None }
+    }
+}
+
 /// Allocates staging slots.
 struct Stage(u32);
 

@@ -16,10 +16,9 @@ fn curated_signatures_match_their_snapshot() {
 #[test]
 fn curated_inline_stubs_match_their_snapshot() {
     use abi_model::lua_vm::LuaVm;
-    use abi_model::steps::Inline;
     let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
     for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)] {
-        let inline = Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(abi_model::curated::LISTING_CDATA) };
+        let inline = abi_model::curated::listing_inline(vm);
         insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
     }
 }
@@ -29,12 +28,12 @@ fn curated_inline_stubs_match_their_snapshot() {
 fn stubs_and_thunks_are_the_same_bytes_at_every_base() {
     use abi_model::curated::{curated_plans, listing_env};
     use abi_model::lua_vm::LuaVm;
-    use abi_model::steps::{stub_program, stub_program_inline, thunk_program, Inline};
+    use abi_model::steps::{stub_program, stub_program_inline, thunk_program};
     use abi_model::{Backend, CallbackFrame, Target};
     assert!(X64SysvBackend.position_independent());
     for c in curated_plans(Target::X64_SYSV) {
         let env = listing_env(Target::X64_SYSV, c.plan.args.len());
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(abi_model::curated::LISTING_CDATA) };
+        let inline = abi_model::curated::listing_inline(LuaVm::LUA54);
         let mut programs = vec![stub_program(&c.plan, 1), stub_program_inline(&c.plan, 1, Some(&inline))];
         let thunk = c.curated.varargs.is_empty().then(|| thunk_program(&CallbackFrame::from_plan(&c.plan)));
         for (i, p) in programs.drain(..).enumerate() {

@@ -21,6 +21,7 @@ use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch
 use abi_model::callback::CallbackFrame;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::{ArgsBase, LuaVm};
+use abi_model::curated::listing_inline;
 use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
 
@@ -39,17 +40,6 @@ const LUA_FIXED_SIZE: u64 = 0x2000;
 /// Where mock userdata (cdata of record arguments) are made, `LUA_UDATA_EACH` bytes apart.
 const LUA_UDATA: u64 = LUA_REGION + 0x4000;
 const LUA_UDATA_EACH: u64 = 0x400;
-/// The cdata header inline record arguments are read with (lua-adapter's layout).
-pub const CDATA_HEADER: abi_model::steps::CdataHeader = abi_model::steps::CdataHeader {
-    size: 40,
-    desc_at: 0,
-    ptr_at: 8,
-    form_at: 24,
-    no_object: 2,
-    tag_at: 32,
-    tag_rotate: 17,
-    tag_key: 0x6c75_6166_6669_2d72,
-};
 const LUA_CI: u64 = LUA_REGION + 0x200;
 const LUA_CLOSURE: u64 = LUA_REGION + 0x400;
 const LUA_STACK: u64 = LUA_REGION + 0x1000;
@@ -91,25 +81,22 @@ pub fn map_code_region(cpu: &mut dyn Cpu) -> Result<(), crate::EngineError> {
 pub enum LuaStack {
     /// Through helpers only: the stub of [`stub_program`].
     Helpers,
-    /// The stub of [`stub_program_inline`] for `vm`, run as a closure whose upvalue 3 holds
-    /// the callee's address, over a mock Lua stack laid out as `vm` says. With
+    /// The stub of [`stub_program_inline`] with `abi_model::curated::listing_inline(vm)`, run
+    /// as a closure whose upvalue (3) holds the callee's address, over a mock Lua stack laid out as `vm` says. With
     /// `inline_values`, each argument the layout can hold as a Lua value an inline step
     /// takes is one: numbers (odd-numbered integer arguments as floats where exact, to take
     /// both paths), and for pointers nil (NULL) or a string whose bytes are at the pointer
     /// (every pointer argument is taken to accept strings; short and long strings
     /// alternate), and for records and complex numbers a value cdata of exactly the
-    /// argument's type ([`CDATA_HEADER`]); otherwise, and for every other argument, the slot
+    /// argument's type (with the listings' cdata header); otherwise, and for every other argument, the slot
     /// holds a value no inline step takes, so the helpers answer.
     Memory {
         /// The layout.
         vm: LuaVm,
-        /// Whether arguments are Lua inline_values.
+        /// Whether arguments are Lua values inline steps take.
         inline_values: bool,
     },
 }
-
-/// The upvalue inline stubs read the callee's address from in the emulator.
-pub const FUNC_UPVALUE: u32 = 3;
 
 fn put_slot(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, tag: u32, value: u64) -> Result<(), Mismatch> {
     cpu.write(at, &value.to_le_bytes()).map_err(engine)?;
@@ -127,7 +114,8 @@ const LUA_STRINGS: u64 = LUA_REGION + 0x600;
 
 /// The Lua value argument `i` of kind `kind` (C bytes `bytes`) gets on the mock stack, after
 /// writing any object it needs.
-fn lua_value_of(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> Result<(u32, u64), Mismatch> {
+fn lua_value_of(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> Result<(u32, u64), Mismatch> {
+    let vm = inline.vm;
     use abi_model::lua_vm::StrBytes;
     if kind == ValueKind::Pointer && inline_values {
         let p = word_of(bytes);
@@ -148,16 +136,15 @@ fn lua_value_of(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, i: usize, kin
             }
         });
     }
-    if is_aggregate(kind) && inline_values {
-        return mock_cdata(cpu, vm, i, bytes).map(|u| (vm.userdata.tag, u));
+    if let (true, true, Some(header)) = (is_aggregate(kind), inline_values, inline.cdata) {
+        return mock_cdata(cpu, vm, header, i, bytes).map(|u| (vm.userdata.tag, u));
     }
     Ok(number_value_of(vm, inline_values, i, kind, bytes))
 }
 
 /// Makes a mock userdata holding a value cdata of argument `i`'s type (its ctype constant)
-/// with `bytes`, laid out as `vm` and [`CDATA_HEADER`] say; returns the `Udata` address.
-fn mock_cdata(cpu: &mut dyn Cpu, vm: LuaVm, i: usize, bytes: &[u8]) -> Result<u64, Mismatch> {
-    let h = CDATA_HEADER;
+/// with `bytes`, laid out as `vm` and the cdata header `h` say; returns the `Udata` address.
+fn mock_cdata(cpu: &mut dyn Cpu, vm: LuaVm, h: abi_model::steps::CdataHeader, i: usize, bytes: &[u8]) -> Result<u64, Mismatch> {
     let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
     let block = ud + u64::from(vm.userdata.block_at);
     let obj = block + u64::from(h.size);
@@ -177,7 +164,7 @@ fn mock_cdata(cpu: &mut dyn Cpu, vm: LuaVm, i: usize, bytes: &[u8]) -> Result<u6
     Ok(ud)
 }
 
-/// [`lua_value_of`] for everything but pointers.
+/// [`lua_value_of`] for everything but pointers and records: numbers, or the other-value tag.
 fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> (u32, u64) {
     const EXACT: u64 = 1 << 53;
     if !inline_values {
@@ -202,9 +189,12 @@ fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, by
     }
 }
 
-/// Lays out the mock Lua stack: `L->top`, the arguments' base, the called closure with the
-/// callee's address in its upvalue 3, the arguments; returns the initial `L->top`.
-fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
+/// Lays out the mock Lua stack for a stub built with `inline`: `L->top`, the arguments'
+/// base, the called closure with the callee's address in its upvalue, the arguments; returns
+/// the initial `L->top`.
+fn lay_out_lua_stack(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
+    let vm = inline.vm;
+    let func_upvalue = inline.func_upvalue.ok_or_else(|| mismatch("inline stub", "the function address in an upvalue", "none"))?;
     cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
     let slot = u64::from(vm.slot);
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
@@ -217,14 +207,14 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, case: &C
         }
     }
     put_slot(cpu, vm, LUA_STACK, 0x66, LUA_CLOSURE)?;
-    let upvalue = LUA_CLOSURE + u64::from(vm.cclosure_upvalues + (FUNC_UPVALUE - 1) * vm.slot);
+    let upvalue = LUA_CLOSURE + u64::from(vm.cclosure_upvalues + (func_upvalue - 1) * vm.slot);
     put_slot(cpu, vm, upvalue, vm.light_userdata_tag, callee)?;
     for (i, (a, bytes)) in case.plan.args.iter().zip(case.args).enumerate() {
-        let (tag, value) = lua_value_of(cpu, vm, inline_values, i, a.value, bytes)?;
+        let (tag, value) = lua_value_of(cpu, inline, inline_values, i, a.value, bytes)?;
         put_slot(cpu, vm, LUA_STACK + slot * (i as u64 + 1), tag, value)?;
     }
-    // With inline_values no callback error is pending; with other values one is, so the helper
-    // that raises it must be called.
+    // With inline values no callback error is pending; with other values one is, so the
+    // helper that raises it must be called.
     cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
     let pending = if inline_values { NO_PENDING } else { 7 };
@@ -252,6 +242,13 @@ fn lua_top(cpu: &dyn Cpu, vm: LuaVm) -> Result<u64, Mismatch> {
 
 fn set_lua_top(cpu: &mut dyn Cpu, vm: LuaVm, top: u64) -> Result<(), Mismatch> {
     cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)
+}
+
+/// Writes a slot at the mock stack's `L->top` and moves `top` up one slot.
+fn push_lua_slot(cpu: &mut dyn Cpu, vm: LuaVm, tag: u32, value: u64) -> Result<(), Mismatch> {
+    let top = lua_top(cpu, vm)?;
+    put_slot(cpu, vm, top, tag, value)?;
+    set_lua_top(cpu, vm, top + u64::from(vm.slot))
 }
 
 /// The tag of a slot a mock push helper wrote (its value: the index of the bytes it was given).
@@ -485,9 +482,7 @@ impl Mock<'_> {
                 }
                 if let Some((vm, _)) = self.thunk_stack {
                     // The Lua function.
-                    let top = lua_top(cpu, vm)?;
-                    put_slot(cpu, vm, top, 0x66, 0)?;
-                    set_lua_top(cpu, vm, top + u64::from(vm.slot))?;
+                    push_lua_slot(cpu, vm, 0x66, 0)?;
                 }
                 le(FAKE_L, w)
             }
@@ -522,9 +517,7 @@ impl Mock<'_> {
         }
         if let (Some((vm, _)), true) = (self.thunk_stack, is_push(h)) {
             // On the mock stack the helper's value is a slot naming what it was given.
-            let top = lua_top(cpu, vm)?;
-            put_slot(cpu, vm, top, HELPER_TAG, self.pushed.len() as u64 - 1)?;
-            set_lua_top(cpu, vm, top + u64::from(vm.slot))?;
+            push_lua_slot(cpu, vm, HELPER_TAG, self.pushed.len() as u64 - 1)?;
         }
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.
@@ -612,13 +605,12 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
     let target = backend.target();
     let plan = case.plan;
     let w = plan.ptr_size as usize;
-    let program = match lua {
-        LuaStack::Helpers => stub_program(plan, 1),
-        LuaStack::Memory { vm, .. } => stub_program_inline(plan, 1, Some(&Inline { vm, func_upvalue: Some(FUNC_UPVALUE), errno: true, string_args: u64::MAX, cdata: Some(CDATA_HEADER) })),
-    };
-    let top0 = match lua {
-        LuaStack::Helpers => None,
-        LuaStack::Memory { vm, inline_values } => Some((vm, lay_out_lua_stack(cpu, vm, inline_values, case, callee)?)),
+    let (program, top0) = match lua {
+        LuaStack::Helpers => (stub_program(plan, 1), None),
+        LuaStack::Memory { vm, inline_values } => {
+            let inline = listing_inline(vm);
+            (stub_program_inline(plan, 1, Some(&inline)), Some((vm, lay_out_lua_stack(cpu, &inline, inline_values, case, callee)?)))
+        }
     };
     let code = backend.stub(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
@@ -664,7 +656,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         compare(&format!("arg {i} ({}) as the callee received it", plan.args[i].value), bytes, got, mask)?;
         at += bytes.len();
     }
-    if let (LuaStack::Memory { inline_values, .. }, Some(_)) = (lua, top0) {
+    if let LuaStack::Memory { inline_values, .. } = lua {
         check_call_slots(cpu, &mock, inline_values)?;
     }
     let kind = plan.ret.value;
@@ -673,7 +665,7 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         None => Vec::new(),
     };
     if (kind == ValueKind::Void || is_aggregate(kind)) && !pushed_inline.is_empty() {
-        return Err(mismatch("inline_values pushed inline", "none", pushed_inline.len().to_string()));
+        return Err(mismatch("numbers pushed inline", "none", pushed_inline.len().to_string()));
     }
     if kind == ValueKind::Void {
         return Ok(());
@@ -711,7 +703,7 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
     let (program, thunk_stack) = match lua {
         LuaStack::Helpers => (thunk_program(&frame), None),
         LuaStack::Memory { vm, inline_values } => {
-            let inline = Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None };
+            let inline = Inline::layout_only(vm);
             cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
             // Below the thunk's part of the stack, a number of its own: a read of the wrong
             // slot takes the inline path with the wrong value.

@@ -79,13 +79,13 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
         // Number arguments pushed and a number result converted inline once the layout is
         // verified (enter made room on the stack for the arguments).
-        let inline = s.calls.inline_vm.map(|vm| Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None });
+        let inline = s.calls.inline_vm.map(Inline::layout_only);
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let func_slot = s.calls.inline_vm.map(|vm| crate::vm_check::read_slot(l, vm, idx));
+        let func_slot = s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, vm, idx));
         let mut cb = Box::new(Callback { st, func_ref, func_slot, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
         let env = CodeEnv { helpers: helper_addresses(CallMode::Metamethod), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64, call_slots: None };
         match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
@@ -171,7 +171,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let vm = (*st).calls.inline_vm;
         let cb = (*st).calls.callbacks.get_mut(&addr).expect("checked above");
-        cb.func_slot = vm.map(|vm| crate::vm_check::read_slot(l, vm, 2));
+        cb.func_slot = vm.and_then(|vm| crate::vm_check::read_slot(l, vm, 2));
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);

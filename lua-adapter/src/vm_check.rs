@@ -35,20 +35,35 @@ const MARK_UPVALUE: u32 = crate::call::FUNC_UPVALUE;
 const MARK: usize = 0x5A5A_1234_5678;
 
 /// The value word and tag of the Lua value at index `idx` (> 0, absolute) of the running C
-/// function, as the verified layout `vm` lays it out: what [`push_slot`] pushes back.
+/// function, as the verified layout `vm` lays it out: what [`push_slot`] pushes back (`None`
+/// if `L->ci` is not where the layout says, which a verified layout rules out).
 ///
 /// # Safety
 /// `vm` is this state's verified layout; `idx` is a valid argument index of the running C
 /// function. Only for values that stay alive by other means (the copy is not a reference).
-pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> (u64, u32) {
+pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> Option<(u64, u32)> {
     // SAFETY: as documented.
     unsafe {
-        let func = match vm.args {
-            ArgsBase::Base { at } => read::<usize>(l as usize + at as usize) - vm.slot as usize,
-            ArgsBase::CallInfo { ci, func } => read::<usize>(read::<usize>(l as usize + ci as usize) + func as usize),
-        };
-        let at = func + idx as usize * vm.slot as usize;
-        (read::<u64>(at), tag(vm, at))
+        let at = func_slot(l, vm)? + idx as usize * vm.slot as usize;
+        Some((read::<u64>(at), tag(vm, at)))
+    }
+}
+
+/// The address of the running C function's stack slot as `vm` says (5.1: the slot below
+/// `L->base`; later: `L->ci->func`), or `None` when `L->ci` is not a plausible pointer.
+///
+/// # Safety
+/// `l` valid; `vm.args` names fields inside its `lua_State`.
+unsafe fn func_slot(l: *mut ffi::lua_State, vm: LuaVm) -> Option<usize> {
+    // SAFETY: as documented; ci is dereferenced only when plausible.
+    unsafe {
+        match vm.args {
+            ArgsBase::Base { at } => Some(read::<usize>(l as usize + at as usize).wrapping_sub(vm.slot as usize)),
+            ArgsBase::CallInfo { ci, func } => {
+                let ci: usize = read(l as usize + ci as usize);
+                plausible(ci).then(|| read(ci + func as usize))
+            }
+        }
     }
 }
 
@@ -147,16 +162,7 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
             return false;
         }
         // The called function's slot, and the count.
-        let func = match vm.args {
-            ArgsBase::Base { at } => read::<usize>(lp + at as usize).wrapping_sub(slot),
-            ArgsBase::CallInfo { ci, func } => {
-                let ci: usize = read(lp + ci as usize);
-                if !plausible(ci) {
-                    return false;
-                }
-                read(ci + func as usize)
-            }
-        };
+        let Some(func) = func_slot(l, vm) else { return false };
         if !plausible(func) || func >= top0 || (top0 - func) / slot != ffi::lua_gettop(l) as usize + 1 {
             return false;
         }

@@ -36,8 +36,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--lua" => {
                 let v = it.next().ok_or_else(usage)?;
                 let vm = LuaVm::from_version(v).ok_or_else(|| format!("unknown Lua version `{v}`\n{}", usage()))?;
-                // As lua-adapter builds a namespace function's stub (upvalue 3: the address).
-                inline = Some(Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(abi_model::curated::LISTING_CDATA) });
+                // As lua-adapter builds a namespace function's stub.
+                inline = Some(abi_model::curated::listing_inline(vm));
             }
             "-h" | "--help" => {
                 println!("{}", usage());
