@@ -24,53 +24,41 @@ use crate::convert::{self, f64_to_int_bits};
 use crate::ctype::CTypeDesc;
 use crate::state::{self, FfiState};
 
-/// Sets the calling thread's `errno`.
-pub fn set_os_errno(n: i32) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: __errno_location returns the thread's errno slot.
-    unsafe {
-        *libc::__errno_location() = n;
-    }
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    // SAFETY: __error returns the thread's errno slot.
-    unsafe {
-        *libc::__error() = n;
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
-    let _ = n;
-}
-
-/// `int *luaffi_errno_location(void)` where the C library has no such function: the address
-/// of the calling thread's `errno` through std.
+/// The C library's function returning the address of the calling thread's `errno`, where it
+/// has one: what `set_os_errno`/`os_errno` use, and what stubs with inline errno handling call
+/// (`Helper::ErrnoLocation`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__errno_location);
+#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__error);
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
-unsafe extern "C" fn luaffi_errno_location() -> *mut c_int {
+const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = None;
+
+/// Whether stubs may restore and save `errno` inline (the C library has an
+/// [`ERRNO_LOCATION`]).
+pub const ERRNO_INLINE: bool = ERRNO_LOCATION.is_some();
+
+/// `int *luaffi_errno_location(void)` bound where the C library has none (never called:
+/// stubs keep errno in helpers there, [`ERRNO_INLINE`]).
+unsafe extern "C" fn no_errno_location() -> *mut c_int {
     std::ptr::null_mut()
 }
 
-/// The C library's function returning the address of the calling thread's `errno`, which
-/// stubs with inline errno handling call (`Helper::ErrnoLocation`).
-fn errno_location_fn() -> usize {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return libc::__errno_location as *const () as usize;
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    return libc::__error as *const () as usize;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
-    return luaffi_errno_location as *const () as usize;
+/// Sets the calling thread's `errno`.
+pub fn set_os_errno(n: i32) {
+    if let Some(location) = ERRNO_LOCATION {
+        // SAFETY: the C library's function returns the thread's errno slot.
+        unsafe { *location() = n }
+    }
 }
-
-/// Whether stubs may restore and save `errno` inline ([`errno_location_fn`] is the C
-/// library's own).
-pub const ERRNO_INLINE: bool = cfg!(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd"));
 
 /// The calling thread's `errno`.
 pub fn os_errno() -> i32 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: __errno_location returns the thread's errno slot.
-    unsafe {
-        *libc::__errno_location()
+    match ERRNO_LOCATION {
+        // SAFETY: the C library's function returns the thread's errno slot.
+        Some(location) => unsafe { *location() },
+        None => std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// Raises a conversion error for the Lua value at `idx`. In a stub call through `__call` the
@@ -575,7 +563,7 @@ pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     match h {
         Helper::ArgCount => ffi::lua_gettop as *const () as usize,
         Helper::ArgCountError => luaffi_argcount_error as *const () as usize,
-        Helper::ErrnoLocation => errno_location_fn(),
+        Helper::ErrnoLocation => ERRNO_LOCATION.unwrap_or(no_errno_location) as usize,
         Helper::ToI32 => luaffi_to_i32 as *const () as usize,
         Helper::ToU32 => luaffi_to_u32 as *const () as usize,
         Helper::ToI8 => luaffi_to_i8 as *const () as usize,
