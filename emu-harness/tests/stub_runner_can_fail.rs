@@ -307,3 +307,21 @@ fn an_inline_thunk_reading_the_wrong_result_slot_or_pushing_a_wrong_tag_is_caugh
     let e = inline_thunk_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { int_tag: Some(0x23), ..vm }), true).unwrap_err();
     assert!(e.what.contains("tag of the value pushed inline"), "{e}");
 }
+
+#[test]
+fn an_inline_thunk_that_leaves_its_result_or_a_stub_that_pushes_twice_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.args.len() == 2 && p.ret.value == (ValueKind::Int { size: 4, signed: true }) && p.args.iter().all(|a| is_int(a.value)));
+    // The result never popped: the Lua stack is one slot higher after the callback.
+    let e = inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::CallHelper { helper: Helper::CallbackLeave, .. })), true).unwrap_err();
+    assert!(e.what.contains("L->top after the callback"), "{e}");
+    // The result pushed twice.
+    let e = inline_run(&cat, s, |p| {
+        if let Some(i) = p.steps.iter().position(|st| matches!(st, Step::PushInline { .. })) {
+            let again = p.steps[i].clone();
+            p.steps.insert(i, again);
+        }
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.contains("values the stub pushed"), "{e}");
+}

@@ -93,13 +93,23 @@ pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32
 /// `l` is a valid state with 8 free slots.
 pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
     let vm = compiled_layout();
+    // SAFETY: as documented.
+    unsafe { layout_matches(l, vm) }.then_some(vm)
+}
+
+/// Whether `vm` reads and writes what the C API reports in the running Lua (the probe).
+///
+/// # Safety
+/// As [`verified`].
+unsafe fn layout_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
     if vm.ptr_size as usize != std::mem::size_of::<usize>() {
-        return None;
+        return false;
     }
     // SAFETY: stack operations on a valid state; the probe only reads memory the layout
-    // names after checking each pointer it follows.
+    // names after checking each pointer it follows; `vm` outlives the call (upvalue 1).
     unsafe {
-        for _ in 1..MARK_UPVALUE {
+        ffi::lua_pushlightuserdata(l, &vm as *const LuaVm as *mut c_void);
+        for _ in 2..MARK_UPVALUE {
             ffi::lua_pushnil(l);
         }
         ffi::lua_pushlightuserdata(l, MARK as *mut c_void);
@@ -109,11 +119,11 @@ pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
         ffi::lua_pushboolean(l, 1);
         if ffi::lua_pcall(l, 3, 1, 0) != ffi::LUA_OK {
             ffi::lua_pop(l, 1);
-            return None;
+            return false;
         }
         let ok = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_pop(l, 1);
-        ok.then_some(vm)
+        ok
     }
 }
 
@@ -243,9 +253,11 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
 }
 
 unsafe extern "C-unwind" fn probe(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction called by `verified` with three arguments.
+    // SAFETY: a lua_CFunction called by `layout_matches` with three arguments and the layout
+    // to check in upvalue 1.
     unsafe {
-        let ok = matches(l, compiled_layout());
+        let vm = *(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const LuaVm);
+        let ok = matches(l, vm);
         ffi::lua_pushboolean(l, c_int::from(ok));
         1
     }
@@ -270,5 +282,24 @@ mod tests {
         // SAFETY: `check` follows the lua_CFunction protocol.
         let f = unsafe { lua.create_c_function(check) }.unwrap();
         assert!(f.call::<bool>(()).unwrap(), "{}", compiled_layout());
+    }
+
+    unsafe extern "C-unwind" fn count_other_layouts_taken(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: a lua_CFunction.
+        unsafe {
+            let wrong = LuaVm::ALL.iter().filter(|vm| **vm != compiled_layout() && layout_matches(l, **vm)).count();
+            ffi::lua_pushinteger(l, wrong as ffi::lua_Integer);
+            1
+        }
+    }
+
+    #[test]
+    fn the_probe_refuses_every_other_versions_layout() {
+        // The checker fed wrong answers: 5.4 and 5.5 differ only in where long strings keep
+        // their bytes, 5.2 and 5.3 in their number tags and userdata, 5.1 in where arguments start.
+        let lua = mlua::Lua::new();
+        // SAFETY: follows the lua_CFunction protocol.
+        let f = unsafe { lua.create_c_function(count_other_layouts_taken) }.unwrap();
+        assert_eq!(f.call::<i64>(()).unwrap(), 0);
     }
 }
