@@ -18,13 +18,16 @@ pub struct CodeEnv {
     pub ret_ctype: u64,
     /// Thunks: the callback's data pointer, passed to `luaffi_callback_enter`.
     pub callback_data: u64,
-    /// Stubs with inline errno handling: the embedding's per-state fields they update.
+    /// Stubs with inline errno handling and thunks with inline steps: the embedding's
+    /// per-state fields they read and update.
     pub call_slots: Option<CallSlots>,
 }
 
 /// The fields of the embedding's per-state data a stub with inline errno handling
 /// ([`crate::steps::Step::ErrnoRestoreInline`], [`crate::steps::Step::AfterCallInline`])
-/// reads and writes, by address: what `ErrnoRestore` and `AfterCall` do, without the calls.
+/// reads and writes, by address: what `ErrnoRestore` and `AfterCall` do, without the calls;
+/// and what a thunk's inline entry and call read ([`crate::steps::Step::CallbackEnterInline`],
+/// [`crate::steps::Step::CallbackCallInline`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallSlots {
     /// `int`: the value `ffi.errno()` reports; put into `errno` before the call, taken from
@@ -38,6 +41,9 @@ pub struct CallSlots {
     pub pending_error: u64,
     /// The value of `pending_error` when there is none.
     pub no_pending: i32,
+    /// `lua_State *`: the thread callbacks run on when no C call is in progress
+    /// (`calling_l` is NULL), read by thunks with an inline entry.
+    pub main_l: u64,
 }
 
 impl CodeEnv {

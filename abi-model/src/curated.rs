@@ -7,7 +7,7 @@
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
 use crate::lua_vm::LuaVm;
-use crate::steps::{stub_program_inline, thunk_program_inline, CdataHeader, Inline};
+use crate::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, Inline};
 use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
@@ -110,12 +110,17 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
 pub const LISTING_CDATA: CdataHeader =
     CdataHeader { size: 40, desc_at: 0, ptr_at: 8, form_at: 24, no_object: 2, tag_at: 32, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
 
+/// Where the listings' callback records hold their function's value (lua-adapter's layout:
+/// at the start of the record).
+pub const LISTING_CALLBACK: CallbackFunc = CallbackFunc { value_at: 0, tag_at: 8 };
+
 /// The inline steps of the listings (`cargo xtask disasm --lua`, the backends' inline
-/// snapshots) and of the emulator's inline rows: everything a namespace function's stub may
-/// take inline in lua-adapter (the function address in upvalue 3, errno, strings for every
-/// pointer argument, records with [`LISTING_CDATA`]).
+/// snapshots) and of the emulator's inline rows: everything a namespace function's stub or a
+/// callback's thunk may take inline in lua-adapter (the function address in upvalue 3, errno,
+/// strings for every pointer argument, records with [`LISTING_CDATA`], the callback's entry
+/// with [`LISTING_CALLBACK`]).
 pub fn listing_inline(vm: LuaVm) -> Inline {
-    Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(LISTING_CDATA) }
+    Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(LISTING_CDATA), callback: Some(LISTING_CALLBACK) }
 }
 
 /// Where listings assemble their code: an address whose bytes are recognisable.
@@ -131,7 +136,7 @@ pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs).map(|i| data + 0x100 + 0x10 * i as u64).collect(),
         ret_ctype: data,
         callback_data: callback,
-        call_slots: Some(CallSlots { saved_errno: data + 0x80, calling_l: data + 0x88, pending_error: data + 0x90, no_pending: -2 }),
+        call_slots: Some(CallSlots { saved_errno: data + 0x80, calling_l: data + 0x88, pending_error: data + 0x90, no_pending: -2, main_l: data + 0x98 }),
     }
 }
 

@@ -96,6 +96,19 @@ pub enum Helper {
     /// `int *luaffi_errno_location(void)`: the calling thread's `errno` (the C library's
     /// `__errno_location`), for stubs that restore and save it inline.
     ErrnoLocation,
+    /// `int luaffi_callback_pcall(lua_State *L, int nargs, int nresults, int errfunc,
+    /// intptr_t ctx, void *k)`: `lua_pcallk` itself (Lua 5.1's `lua_pcall` takes the first
+    /// four and ignores the rest: every x86 convention leaves arguments to the caller), called
+    /// as `(L, nargs, 1, 0, 0, NULL)` for the function a callback's entry pushed; returns its
+    /// status. Never raises. A thunk that calls it (instead of `CallbackCall`) has checked
+    /// that no callback error is pending, and hands the status to `CallbackResult` unless it
+    /// is 0 and the result is a value the thunk converts inline.
+    CallbackPcall,
+    /// `void luaffi_callback_result(lua_State *L, int status, void *cb)`: after
+    /// `CallbackPcall`, leaves one result that converts to the callback's return type: on an
+    /// error (status not 0), or a result that does not convert, the error is kept (raised
+    /// when the C call returns) and the result replaced by zero. Never raises.
+    CallbackResult,
 }
 
 use ValueKind::{Pointer as P, F32, F64};
@@ -107,7 +120,7 @@ const VOID: ValueKind = ValueKind::Void;
 
 impl Helper {
     /// Every helper, in a fixed order (the index is the helper's id).
-    pub const ALL: [Helper; 32] = [
+    pub const ALL: [Helper; 34] = [
         Helper::ArgCount,
         Helper::ArgCountError,
         Helper::ToI32,
@@ -140,6 +153,8 @@ impl Helper {
         Helper::CallbackCall,
         Helper::CallbackLeave,
         Helper::ErrnoLocation,
+        Helper::CallbackPcall,
+        Helper::CallbackResult,
     ];
 
     /// The helper's index in [`Helper::ALL`].
@@ -188,6 +203,8 @@ impl Helper {
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs, void *cb)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
+            Helper::CallbackPcall => "int luaffi_callback_pcall(lua_State *L, int nargs, int nresults, int errfunc, intptr_t ctx, void *k)",
+            Helper::CallbackResult => "void luaffi_callback_result(lua_State *L, int status, void *cb)",
         }
     }
 
@@ -222,6 +239,8 @@ impl Helper {
             Helper::ErrnoLocation => (P, &[]),
             Helper::CallbackEnter => (P, &[P]),
             Helper::CallbackCall => (VOID, &[P, I32, P]),
+            Helper::CallbackPcall => (I32, &[P, I32, I32, I32, I64, P]),
+            Helper::CallbackResult => (VOID, &[P, I32, P]),
         }
     }
 

@@ -70,6 +70,20 @@ pub struct LuaUserdata {
     pub no_user_values_at: Option<u32>,
 }
 
+/// Where `lua_checkstack(L, n)` looks, so a callback's entry can see that the stack already
+/// has room for `n` more values and the current `CallInfo`'s `top` already allows them: then
+/// `lua_checkstack` would change nothing, and the entry pushes without calling it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackRoom {
+    /// Offset of `stack_last` in `lua_State`: the stack has room for `n` more slots when
+    /// `stack_last - top > n` (in slots; every version, lapi.c `lua_checkstack`).
+    pub stack_last: u32,
+    /// Offset of `ci` (the current `CallInfo *`) in `lua_State`.
+    pub ci: u32,
+    /// Offset of `top` in `CallInfo`: values may be pushed up to it.
+    pub ci_top: u32,
+}
+
 /// The memory layout of one Lua version's stack, as a stub uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LuaVm {
@@ -101,6 +115,8 @@ pub struct LuaVm {
     pub userdata: LuaUserdata,
     /// Offset of `upvalue[0]` in a `CClosure`.
     pub cclosure_upvalues: u32,
+    /// What `lua_checkstack` reads.
+    pub room: StackRoom,
 }
 
 impl LuaVm {
@@ -125,6 +141,10 @@ impl LuaVm {
         // Table *env; size_t len; } uv; }`: 40 bytes, the block after it (5.2 alike).
         userdata: LuaUserdata { tag: 7, len_at: 32, block_at: 40, no_user_values_at: None },
         cclosure_upvalues: 40,
+        // `lua_State { CommonHeader; lu_byte status; StkId top, base; global_State *l_G;
+        // CallInfo *ci; const Instruction *savedpc; StkId stack_last; ... }`;
+        // `CallInfo { StkId base, func, top; ... }`.
+        room: StackRoom { stack_last: 56, ci: 40, ci_top: 16 },
     };
 
     /// Lua 5.2: `L->ci` at 32, `ci->func` at 0; `int tt_`; no integers; short and long
@@ -134,6 +154,10 @@ impl LuaVm {
         name: "Lua 5.2",
         args: ArgsBase::CallInfo { ci: 32, func: 0 },
         cclosure_upvalues: 32,
+        // `lua_State { CommonHeader; lu_byte status; StkId top; global_State *l_G;
+        // CallInfo *ci; const Instruction *oldpc; StkId stack_last; ... }` (5.3 puts
+        // `nci` into the header's padding: the same offsets); `CallInfo { StkId func, top; ... }`.
+        room: StackRoom { stack_last: 48, ci: 32, ci_top: 8 },
         strings: LuaStrings { short_tag: 0x44, long_tag: 0x54, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
         userdata: LuaUserdata { tag: 0x47, ..LuaVm::LUA51.userdata },
         ..LuaVm::LUA51
@@ -159,6 +183,10 @@ impl LuaVm {
         int_tag: Some(3),
         float_tag: 0x13,
         userdata: LuaUserdata { tag: 0x47, len_at: 16, block_at: 32, no_user_values_at: Some(10) },
+        // `lua_State { CommonHeader; lu_byte status, allowhook; unsigned short nci;
+        // StkIdRel top; global_State *l_G; CallInfo *ci; StkIdRel stack_last; ... }`: no
+        // `oldpc` before `stack_last` any more (5.5 alike).
+        room: StackRoom { stack_last: 40, ci: 32, ci_top: 8 },
         ..LuaVm::LUA53
     };
 
@@ -272,6 +300,23 @@ mod tests {
         let u = LuaVm::LUA54.userdata;
         assert_eq!((u.block_at, u.len_at, u.no_user_values_at), (32, 16, Some(10)));
         assert_eq!(LuaVm::LUA53.userdata.no_user_values_at, None, "5.3 has one user value slot inside Udata");
+    }
+
+    #[test]
+    fn stack_room_is_read_where_lua_checkstack_reads_it() {
+        // lstate.h: 5.1 has `base` between `top` and `l_G` and `savedpc` before
+        // `stack_last`; 5.2/5.3 `oldpc`; 5.4 dropped it. CallInfo's `top` follows `func`
+        // (5.1: `base, func, top`).
+        assert_eq!(LuaVm::LUA51.room, StackRoom { stack_last: 56, ci: 40, ci_top: 16 });
+        assert_eq!(LuaVm::LUA52.room, LuaVm::LUA53.room);
+        assert_eq!(LuaVm::LUA53.room, StackRoom { stack_last: 48, ci: 32, ci_top: 8 });
+        assert_eq!(LuaVm::LUA54.room, StackRoom { stack_last: 40, ci: 32, ci_top: 8 });
+        assert_eq!(LuaVm::LUA55.room, LuaVm::LUA54.room);
+        for vm in LuaVm::ALL {
+            if let ArgsBase::CallInfo { ci, .. } = vm.args {
+                assert_eq!(ci, vm.room.ci, "{}: one L->ci", vm.name);
+            }
+        }
     }
 
     #[test]

@@ -257,6 +257,49 @@ pub enum Step {
         /// The [`Step::CallHelper`] of `AfterCall`.
         slow: Box<Step>,
     },
+    /// Thunks with a [`LuaVm`] and a [`CallbackFunc`] (in place of the `CallbackEnter`
+    /// call): picks the thread (`calling_l`, else `main_l`, of [`crate::CallSlots`]); when
+    /// the callback record holds its function's stack value and `lua_checkstack(L, room)`
+    /// would change nothing (the stack has room for `room` more slots and the current
+    /// `CallInfo`'s `top` allows them, [`LuaVm::room`]), pushes that value and stores L at
+    /// `to`; otherwise runs `slow` (the `CallbackEnter` call, which stores L at `to`).
+    CallbackEnterInline {
+        /// Where L goes.
+        to: Slot,
+        /// Stack slots the callback needs: its function, arguments and
+        /// [`CALLBACK_EXTRA_SLOTS`].
+        room: u32,
+        /// Where the callback record holds the function's value.
+        func: CallbackFunc,
+        /// The [`Step::CallHelper`] of `CallbackEnter`.
+        slow: Box<Step>,
+    },
+    /// Thunks with a [`LuaVm`] (in place of the `CallbackCall` call): when no callback
+    /// error is pending ([`crate::CallSlots`]), calls `CallbackPcall(L, nargs)` and keeps
+    /// its status at `status_at`; then, unless the status is 0 and the result is a number
+    /// ([`LuaVm::converts_inline`] of `result`, which the following [`Step::ToCInline`]
+    /// converts) or the callback returns nothing (`result` is `Void`), calls
+    /// `CallbackResult(L, status, cb)`. With an error pending, runs `slow` (the
+    /// `CallbackCall` call, which leaves a zero without running Lua).
+    CallbackCallInline {
+        /// The `lua_State *` (the pointer at a slot).
+        l: Operand,
+        /// Number of arguments pushed.
+        nargs: u32,
+        /// The callback's C return kind (`Void`: none; one the layout does not convert:
+        /// always checked by the helper).
+        result: ValueKind,
+        /// Where the status is kept.
+        status_at: Slot,
+        /// The [`Step::CallHelper`] of `CallbackCall`.
+        slow: Box<Step>,
+    },
+    /// Thunks with a [`LuaVm`] (in place of the `CallbackLeave` call): pops one value
+    /// (`L->top` down one slot).
+    PopInline {
+        /// The `lua_State *` (the pointer at a slot).
+        l: Operand,
+    },
     /// Stubs: returns `results` Lua values to Lua.
     ReturnToLua {
         /// 0 or 1.
@@ -312,6 +355,28 @@ pub struct CdataHeader {
     pub tag_key: u64,
 }
 
+/// Stack slots a callback's entry makes sure of beyond its function and arguments, for the
+/// helpers that push while it runs (a conversion's temporaries). The embedding's
+/// `CallbackEnter` asks `lua_checkstack` for the same.
+pub const CALLBACK_EXTRA_SLOTS: u32 = 8;
+
+/// Where a callback's record (the callback-data constant points at it) holds a copy of its
+/// Lua function's stack value, for [`Step::CallbackEnterInline`] to push: the 8-byte value,
+/// and a 4-byte tag that is [`CallbackFunc::NONE`] when the record has no copy (the
+/// `CallbackEnter` helper then pushes the function).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackFunc {
+    /// Offset of the value in the record.
+    pub value_at: u32,
+    /// Offset of the tag (a `u32`, stored into the slot's tag as wide as the layout's).
+    pub tag_at: u32,
+}
+
+impl CallbackFunc {
+    /// The tag of a record without a copy of its function's value.
+    pub const NONE: u32 = u32::MAX;
+}
+
 /// What a stub may do without helpers: the layout of the Lua it runs on, and for a
 /// closure-mode stub where the called function's address is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,14 +395,24 @@ pub struct Inline {
     /// The embedding's cdata header, for record arguments copied inline; `None`: through
     /// the `ToRecord` helper.
     pub cdata: Option<CdataHeader>,
+    /// Thunks: where the callback record holds its function's value, for an inline entry
+    /// (the embedding supplies [`crate::CallSlots`] with `main_l`); `None`: the
+    /// `CallbackEnter` helper pushes it.
+    pub callback: Option<CallbackFunc>,
 }
 
 impl Inline {
     /// The layout alone: the count check, numbers and nil pointers inline; the function
-    /// address, errno, strings and records through the helpers (what a thunk needs: it reads
-    /// no upvalue and makes no C call of its own).
+    /// address, errno, strings and records through the helpers; a thunk's entry through its
+    /// helper.
     pub fn layout_only(vm: LuaVm) -> Inline {
-        Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None }
+        Inline { vm, func_upvalue: None, errno: false, string_args: 0, cdata: None, callback: None }
+    }
+
+    /// What a thunk takes inline: [`Inline::layout_only`] with its entry, whose record holds
+    /// the function's value as `func` says.
+    pub fn callback(vm: LuaVm, func: CallbackFunc) -> Inline {
+        Inline { callback: Some(func), ..Inline::layout_only(vm) }
     }
 }
 
@@ -552,14 +627,23 @@ pub fn thunk_program(frame: &CallbackFrame) -> Program {
 }
 
 /// [`thunk_program`] with number arguments pushed and a number result converted inline where
-/// `inline`'s layout allows (a layout for another pointer size is ignored).
+/// `inline`'s layout allows (a layout for another pointer size is ignored); the Lua call
+/// without the `CallbackCall` wrapper and the pop inline; with [`Inline::callback`], the
+/// entry too.
 pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> Program {
     let w = frame.ptr_size;
-    let vm = inline.filter(|i| i.vm.ptr_size == w).map(|i| i.vm);
+    let inline = inline.filter(|i| i.vm.ptr_size == w);
+    let vm = inline.map(|i| i.vm);
     let mut stage = Stage(0);
     let mut steps: Vec<Step> = frame.spills.iter().map(|s| Step::Spill { from: s.from, size: s.size, to: Slot::Entry(s.to) }).collect();
     let l_slot = stage.take(w);
-    steps.push(Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) });
+    let l = Operand::PtrAt(l_slot);
+    let nargs = frame.args.len() as u32;
+    let enter = Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) };
+    steps.push(match inline.and_then(|i| i.callback) {
+        Some(func) => Step::CallbackEnterInline { to: l_slot, room: nargs + 1 + CALLBACK_EXTRA_SLOTS, func, slow: Box::new(enter) },
+        None => enter,
+    });
     let kinds: Vec<ValueKind> = frame.arg_kinds.clone();
     for (i, (arg, kind)) in frame.args.iter().zip(kinds).enumerate() {
         let helper = to_lua_helper(kind);
@@ -568,20 +652,22 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             FrameArg::ByRef { ptr_at } => Slot::Entry(ptr_at),
         };
         let args = match (helper, arg) {
-            (Helper::PushRecord, FrameArg::Value { .. }) => vec![Operand::PtrAt(l_slot), Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)],
-            (Helper::PushRecord, FrameArg::ByRef { .. }) => vec![Operand::PtrAt(l_slot), Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)],
-            (Helper::PushPtr, _) => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
-            _ => vec![Operand::PtrAt(l_slot), Operand::Value { at: value_at, kind }],
+            (Helper::PushRecord, FrameArg::Value { .. }) => vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)],
+            (Helper::PushRecord, FrameArg::ByRef { .. }) => vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)],
+            (Helper::PushPtr, _) => vec![l, Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
+            _ => vec![l, Operand::Value { at: value_at, kind }],
         };
         let slow = Step::CallHelper { helper, args, ret_to: None };
         steps.push(match (vm, arg) {
-            (Some(vm), FrameArg::Value { .. }) if vm.pushes_inline(kind) => {
-                Step::PushInline { l: Operand::PtrAt(l_slot), from: value_at, kind, slow: Box::new(slow) }
-            }
+            (Some(vm), FrameArg::Value { .. }) if vm.pushes_inline(kind) => Step::PushInline { l, from: value_at, kind, slow: Box::new(slow) },
             _ => slow,
         });
     }
-    steps.push(Step::CallHelper { helper: Helper::CallbackCall, args: vec![Operand::PtrAt(l_slot), Operand::Imm(frame.args.len() as i32), Operand::CallbackData], ret_to: None });
+    let call = Step::CallHelper { helper: Helper::CallbackCall, args: vec![l, Operand::Imm(nargs as i32), Operand::CallbackData], ret_to: None };
+    steps.push(match vm {
+        Some(_) => Step::CallbackCallInline { l, nargs, result: frame.ret.value, status_at: stage.take(4.max(w)), slow: Box::new(call) },
+        None => call,
+    });
     let ret = frame.ret;
     let ret_ptr = frame.sret_ptr.map(Slot::Entry);
     let result: Option<Dest> = match (ret.value, ret_ptr) {
@@ -590,7 +676,7 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             // Through memory: convert straight into the caller's buffer.
             steps.push(Step::CallHelper {
                 helper: Helper::ToRecord,
-                args: vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(ptr)],
+                args: vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(ptr)],
                 ret_to: None,
             });
             None
@@ -599,22 +685,23 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             let at = stage.take(kind.size(w).max(w));
             let helper = to_c_helper(kind);
             let args = match helper {
-                Helper::ToRecord => vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
-                Helper::ToPtr => vec![Operand::PtrAt(l_slot), Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret)],
-                _ => vec![Operand::PtrAt(l_slot), Operand::Imm(-1)],
+                Helper::ToRecord => vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
+                Helper::ToPtr => vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret)],
+                _ => vec![l, Operand::Imm(-1)],
             };
             let ret_to = if helper == Helper::ToRecord { None } else { Some(at) };
             let slow = Step::CallHelper { helper, args, ret_to };
             steps.push(match vm {
-                Some(vm) if vm.converts_inline(kind) => {
-                    Step::ToCInline { l: Operand::PtrAt(l_slot), lua_index: -1, kind, to: at, slow: Box::new(slow) }
-                }
+                Some(vm) if vm.converts_inline(kind) => Step::ToCInline { l, lua_index: -1, kind, to: at, slow: Box::new(slow) },
                 _ => slow,
             });
             Some(Dest::At(at))
         }
     };
-    steps.push(Step::CallHelper { helper: Helper::CallbackLeave, args: vec![Operand::PtrAt(l_slot)], ret_to: None });
+    steps.push(match vm {
+        Some(_) => Step::PopInline { l },
+        None => Step::CallHelper { helper: Helper::CallbackLeave, args: vec![l], ret_to: None },
+    });
     if let Some(from) = result {
         steps.push(Step::LoadReturn { ret, from });
     }
@@ -719,6 +806,13 @@ impl fmt::Display for Step {
             }
             Step::ErrnoRestoreInline { errno_at } => write!(f, "errno-restore (inline, &errno -> {errno_at})"),
             Step::AfterCallInline { errno_at, slow } => write!(f, "after-call (inline, &errno at {errno_at}), if a callback error is pending {slow}"),
+            Step::CallbackEnterInline { to, room, func, slow } => {
+                write!(f, "enter (inline: L -> {to}, push the function at cbdata+{} when {room} slots are free), else {slow}", func.value_at)
+            }
+            Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
+                write!(f, "pcall {nargs} args{} (status -> {status_at}; checked unless 0 and a {result} number), if a callback error is pending {slow}", on_l(l))
+            }
+            Step::PopInline { l } => write!(f, "pop 1{}", on_l(l)),
             Step::ReturnToLua { results } => write!(f, "return {results}"),
             Step::ReturnToC { pops, ret_ptr } => {
                 write!(f, "ret {pops}")?;
@@ -785,7 +879,7 @@ mod tests {
 
     #[test]
     fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0, cdata: None };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0, cdata: None, callback: None };
         let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
         let text = prog.to_string();
         assert!(text.contains("check-args 2 (inline"), "{text}");
@@ -805,7 +899,7 @@ mod tests {
         let t = TypeTable::new(Target::X64_SYSV);
         let i64t = t.int(IntKind::LongLong);
         let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0, cdata: None })).to_string();
+        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0, cdata: None, callback: None })).to_string();
         assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
         assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
         assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
@@ -817,7 +911,7 @@ mod tests {
         let int = t.int(IntKind::Int);
         let ptr = t.pointer_to(crate::QualType::plain(int));
         let plan = plan_call(&t, &Signature::new(int, vec![ptr.into(), ptr.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10, cdata: None };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10, cdata: None, callback: None };
         let text = stub_program_inline(&plan, 1, Some(&inline)).to_string();
         assert!(text.contains("ptr <- nil at 1 -> stage[8], else luaffi_to_ptr(L, 1, ctype(arg0))"), "{text}");
         assert!(text.contains("ptr <- nil or string at 2 -> stage[16], else luaffi_to_ptr(L, 2, ctype(arg1))"), "{text}");
@@ -825,7 +919,7 @@ mod tests {
 
     #[test]
     fn a_layout_for_another_pointer_size_is_ignored() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0, cdata: None };
+        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0, cdata: None, callback: None };
         let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
         assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }
@@ -837,5 +931,27 @@ mod tests {
         assert!(text.contains("spill rdi -> entry["), "{text}");
         assert!(text.contains("luaffi_to_record(*stage[0], -1, ctype(ret), *entry["), "{text}");
         assert!(text.contains("ret 0 (eax = *entry["), "{text}");
+    }
+
+    #[test]
+    fn inline_thunk_enters_calls_lua_and_pops_without_helpers_on_the_common_path() {
+        let frame = CallbackFrame::from_plan(&int_add(Target::X64_SYSV));
+        let func = CallbackFunc { value_at: 0, tag_at: 8 };
+        let p = thunk_program_inline(&frame, Some(&Inline::callback(LuaVm::LUA54, func)));
+        // Room: the function, two arguments, and the helpers' slack.
+        assert!(p.steps.iter().any(|s| matches!(s, Step::CallbackEnterInline { room, .. } if *room == 3 + CALLBACK_EXTRA_SLOTS)));
+        let call = p.steps.iter().find_map(|s| match s { Step::CallbackCallInline { nargs, result, slow, .. } => Some((*nargs, *result, slow)), _ => None });
+        let (nargs, result, slow) = call.expect("an inline Lua call");
+        assert_eq!((nargs, result), (2, ValueKind::Int { size: 4, signed: true }));
+        assert!(matches!(**slow, Step::CallHelper { helper: Helper::CallbackCall, .. }), "a pending error takes the whole helper");
+        assert!(p.steps.iter().any(|s| matches!(s, Step::PopInline { .. })));
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::CallHelper { helper: Helper::CallbackLeave | Helper::CallbackEnter, .. })));
+        // Without a record layout the entry stays a helper call; the call and pop are inline.
+        let p = thunk_program_inline(&frame, Some(&Inline::layout_only(LuaVm::LUA54)));
+        assert!(matches!(p.steps[2], Step::CallHelper { helper: Helper::CallbackEnter, .. }), "{p}");
+        assert!(p.steps.iter().any(|s| matches!(s, Step::CallbackCallInline { .. })));
+        // A layout for another pointer size: every step through helpers.
+        let p = thunk_program_inline(&CallbackFrame::from_plan(&int_add(Target::X86_LINUX)), Some(&Inline::callback(LuaVm::LUA54, func)));
+        assert!(p.vm.is_none() && p.steps.iter().all(|s| matches!(s, Step::Spill { .. } | Step::CallHelper { .. } | Step::LoadReturn { .. } | Step::ReturnToC { .. })), "{p}");
     }
 }

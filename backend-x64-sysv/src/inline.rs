@@ -10,6 +10,7 @@
 
 use super::*;
 use abi_model::lua_vm::{ArgsBase, LuaVm};
+use abi_model::steps::CallbackFunc;
 
 /// The displacement of Lua index `lua_index`'s slot from the called function's slot (from
 /// `L->top` for a negative index, where `top_relative` allows one).
@@ -475,6 +476,100 @@ impl Emitter<'_> {
         );
         self.lower(std::slice::from_ref(slow))?;
         asm!(self.ops ; done:);
+        Ok(())
+    }
+
+    /// The callback's entry: L from the call slots, then, when the record holds the
+    /// function's value and the stack has the room (what `lua_checkstack` would find with
+    /// nothing to do), the push. r11 = L, r10 = `L->top`, rcx = the record.
+    pub(crate) fn emit_callback_enter_inline(&mut self, to: Slot, room: u32, func: CallbackFunc, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let slots = self.call_slots()?;
+        let room_bytes = u64::from(room)
+            .checked_mul(u64::from(vm.slot))
+            .and_then(|b| i32::try_from(b).ok())
+            .ok_or_else(|| unsupported(format!("a callback needing {room} stack slots")))?;
+        let (calling_l, main_l, record) = (slots.calling_l as i64, slots.main_l as i64, self.env.callback_data as i64);
+        let (top, stack_last, ci, ci_top) = (vm.top as i32, vm.room.stack_last as i32, vm.room.ci as i32, vm.room.ci_top as i32);
+        let (value_at, tag_at, slot) = (func.value_at as i32, func.tag_at as i32, vm.slot as i32);
+        let to = self.slot(to)?;
+        asm!(self.ops
+            ; mov rax, QWORD calling_l
+            ; mov scratch, [rax]
+            ; test scratch, scratch
+            ; jnz >have_l
+            ; mov rax, QWORD main_l
+            ; mov scratch, [rax]
+            ; have_l:
+            ; mov rcx, QWORD record
+            ; mov eax, [rcx + tag_at]
+            ; cmp eax, CallbackFunc::NONE as i32
+            ; je >slow
+            // lua_checkstack(L, room) changes nothing when stack_last - top > room slots and
+            // ci->top >= top + room slots.
+            ; mov scratch_ptr, [scratch + top]
+            ; mov rdx, [scratch + stack_last]
+            ; sub rdx, scratch_ptr
+            ; cmp rdx, room_bytes
+            ; jle >slow
+            ; mov rdx, [scratch + ci]
+            ; mov rdx, [rdx + ci_top]
+            ; sub rdx, scratch_ptr
+            ; cmp rdx, room_bytes
+            ; jl >slow
+            ; mov rdx, [rcx + value_at]
+            ; mov [scratch_ptr], rdx
+        );
+        let tag_slot = vm.tag_at as i32;
+        match vm.tag_size {
+            1 => asm!(self.ops ; mov [scratch_ptr + tag_slot], al),
+            4 => asm!(self.ops ; mov [scratch_ptr + tag_slot], eax),
+            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+        }
+        asm!(self.ops ; add QWORD [scratch + top], slot);
+        mem!(self.ops, to, [mov QWORD], [, scratch]);
+        self.fast_path_done_else(slow)
+    }
+
+    /// The Lua call of a thunk: `CallbackPcall` unless an error is pending, then the result
+    /// check unless the status is 0 and the result a number the next step converts inline.
+    pub(crate) fn emit_callback_call_inline(&mut self, l: Operand, nargs: u32, result: ValueKind, status_at: Slot, slow: &Step) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let slots = self.call_slots()?;
+        let nargs = i32::try_from(nargs).map_err(|_| unsupported("too many callback arguments"))?;
+        let pending = slots.pending_error as i64;
+        asm!(self.ops
+            ; mov rax, QWORD pending
+            ; cmp DWORD [rax], slots.no_pending
+            ; jne >slow
+        );
+        // lua_pcallk(L, nargs, 1, 0, 0, NULL).
+        self.call_helper_with(Helper::CallbackPcall, &[l, Operand::Imm(nargs), Operand::Imm(1), Operand::Imm(0), Operand::Imm(0), Operand::Imm(0)], Some(status_at))?;
+        // eax = the status (also at status_at).
+        if result == ValueKind::Void {
+            asm!(self.ops ; test eax, eax ; jz >done);
+        } else if vm.converts_inline(result) {
+            asm!(self.ops ; test eax, eax ; jnz >check);
+            let l = self.l_reg(l)?;
+            let top = vm.top as i32;
+            asm!(self.ops ; mov scratch_ptr, [Rq(l) + top]);
+            self.load_tag(vm, -(vm.slot as i32))?;
+            if let Some(int_tag) = vm.int_tag {
+                asm!(self.ops ; cmp eax, int_tag as i32 ; je >done);
+            }
+            asm!(self.ops ; cmp eax, vm.float_tag as i32 ; je >done);
+        }
+        asm!(self.ops ; check:);
+        self.call_helper_with(Helper::CallbackResult, &[l, Operand::Value { at: status_at, kind: ValueKind::Int { size: 4, signed: true } }, Operand::CallbackData], None)?;
+        self.fast_path_done_else(slow)
+    }
+
+    /// Pops one value: `L->top` down one slot.
+    pub(crate) fn emit_pop_inline(&mut self, l: Operand) -> Result<(), BackendError> {
+        let vm = self.vm()?;
+        let l = self.l_reg(l)?;
+        let (top, slot) = (vm.top as i32, vm.slot as i32);
+        asm!(self.ops ; sub QWORD [Rq(l) + top], slot);
         Ok(())
     }
 }

@@ -302,6 +302,9 @@ impl<'a> Emitter<'a> {
                 Step::RecordInline { lua_index, arg, to, size, header, slow } => self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?,
                 Step::ErrnoRestoreInline { errno_at } => self.emit_errno_restore_inline(*errno_at)?,
                 Step::AfterCallInline { errno_at, slow } => self.emit_after_call_inline(*errno_at, slow)?,
+                Step::CallbackEnterInline { to, room, func, slow } => self.emit_callback_enter_inline(*to, *room, *func, slow)?,
+                Step::CallbackCallInline { l, nargs, result, status_at, slow } => self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)?,
+                Step::PopInline { l } => self.emit_pop_inline(*l)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
                 Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
             }

@@ -444,6 +444,17 @@ extern "C" fn h_callback_leave(l: *mut c_void) {
     with(|m| m.stack.clear());
 }
 
+/// Only inline thunks (built with a Lua stack layout, which these tests don't use) call these.
+extern "C" fn h_callback_pcall(l: *mut c_void, _nargs: i32, _nresults: i32, _errfunc: i32, _ctx: isize, _k: *mut c_void) -> i32 {
+    enter("callback_pcall", l);
+    with(|m| m.errors.push("callback_pcall: called by a thunk without inline steps".into()));
+    0
+}
+extern "C" fn h_callback_result(l: *mut c_void, _status: i32, _cb: *mut c_void) {
+    enter("callback_result", l);
+    with(|m| m.errors.push("callback_result: called by a thunk without inline steps".into()));
+}
+
 fn helper_fn(h: Helper) -> usize {
     match h {
         Helper::ArgCount => h_gettop as *const () as usize,
@@ -478,6 +489,8 @@ fn helper_fn(h: Helper) -> usize {
         Helper::CallbackCall => h_callback_call as *const () as usize,
         Helper::CallbackLeave => h_callback_leave as *const () as usize,
         Helper::ErrnoLocation => h_errno_location as *const () as usize,
+        Helper::CallbackPcall => h_callback_pcall as *const () as usize,
+        Helper::CallbackResult => h_callback_result as *const () as usize,
     }
 }
 
@@ -1236,6 +1249,7 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
         calling_l: &slots.calling_l as *const usize as u64,
         pending_error: &slots.pending_error as *const i32 as u64,
         no_pending: -2,
+        main_l: &slots.calling_l as *const usize as u64,
     };
     let code_env = CodeEnv { call_slots: Some(call_slots), ..env.env.clone() };
     // The helper stub with its two errno helper calls replaced by the inline steps.

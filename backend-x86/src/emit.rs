@@ -206,7 +206,8 @@ impl<'a> Emitter<'a> {
                 Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
                 Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
-                Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. } => {
+                Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. }
+                | Step::CallbackEnterInline { .. } | Step::CallbackCallInline { .. } | Step::PopInline { .. } => {
                     return Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")));
                 }
             }

@@ -80,7 +80,8 @@ fn variant(step: &Step) -> usize {
         Step::ReturnToLua { .. } => 12,
         Step::ReturnToC { .. } => 13,
         // Lowered by the native x86-64 System V backend only; see the test below.
-        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. } => 14,
+        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. }
+        | Step::CallbackEnterInline { .. } | Step::CallbackCallInline { .. } | Step::PopInline { .. } => 14,
     }
 }
 

@@ -49,7 +49,13 @@ const SAVED_ERRNO: u64 = LUA_REGION + 0x100;
 const CALLING_L: u64 = LUA_REGION + 0x108;
 const PENDING_ERROR: u64 = LUA_REGION + 0x110;
 const THREAD_ERRNO: u64 = LUA_REGION + 0x118;
+/// The state's main thread ([`abi_model::CallSlots::main_l`]).
+const MAIN_L: u64 = LUA_REGION + 0x120;
 const NO_PENDING: i32 = -2;
+/// The mock Lua function a thunk calls: its value and tag, as the callback record holds them
+/// and the function's stack slot must.
+const FUNC_VALUE: u64 = 0x4F00_F00D;
+const FUNC_TAG: u32 = 0x66;
 /// What `ffi.errno()` holds before an inline stub runs, and the junk in the thread's errno.
 const ERRNO_BEFORE: u32 = 0x5EED_0042;
 const ERRNO_JUNK: u32 = 0xBAD0_BAD0;
@@ -60,8 +66,9 @@ const OTHER_TAG: u32 = 1;
 pub const CTYPE_ARGS: u64 = 0x4D00_0000;
 /// Ctype constant of the return type.
 pub const CTYPE_RET: u64 = 0x4DFF_0000;
-/// The callback data constant of thunks.
-pub const CALLBACK_DATA: u64 = 0x4E00_0020;
+/// The callback data constant of thunks: the mock callback record, holding the function's
+/// value as [`abi_model::curated::LISTING_CALLBACK`] says.
+pub const CALLBACK_DATA: u64 = LUA_REGION + 0x180;
 /// Where `luaffi_new_result` allocates result cdata storage (inside the scratch region).
 const RESULT_AT: u64 = layout::SCRATCH + 0x8000;
 
@@ -289,7 +296,7 @@ pub fn code_env(nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs as u64).map(|i| CTYPE_ARGS + 16 * i).collect(),
         ret_ctype: CTYPE_RET,
         callback_data: CALLBACK_DATA,
-        call_slots: Some(abi_model::CallSlots { saved_errno: SAVED_ERRNO, calling_l: CALLING_L, pending_error: PENDING_ERROR, no_pending: NO_PENDING }),
+        call_slots: Some(abi_model::CallSlots { saved_errno: SAVED_ERRNO, calling_l: CALLING_L, pending_error: PENDING_ERROR, no_pending: NO_PENDING, main_l: MAIN_L }),
     }
 }
 
@@ -355,6 +362,10 @@ struct Mock<'a> {
     /// Thunks over a mock Lua stack: its layout, and whether the callback's result is a Lua
     /// value inline conversion takes.
     thunk_stack: Option<(LuaVm, bool)>,
+    /// Calls of `luaffi_callback_enter`, `luaffi_callback_call` and `luaffi_callback_result`.
+    enter_calls: u32,
+    call_calls: u32,
+    result_calls: u32,
 }
 
 fn le(v: u64, n: usize) -> Vec<u8> {
@@ -393,6 +404,12 @@ impl Mock<'_> {
         let func = top.wrapping_sub(slot * (nargs as u64 + 1));
         if nargs < 0 || func < LUA_STACK {
             return Err(mismatch("the Lua stack at the callback's call", format!("the function and {nargs} arguments"), format!("L->top {top:#x}")));
+        }
+        let mut t = [0u8; 4];
+        cpu.read(func + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
+        let (value, tag) = (read_word(cpu, func)?, u32::from_le_bytes(t));
+        if (value, tag) != (FUNC_VALUE, FUNC_TAG) {
+            return Err(mismatch("the function slot at the callback's call", format!("{FUNC_VALUE:#x} tagged {FUNC_TAG:#x}"), format!("{value:#x} tagged {tag:#x}")));
         }
         let mut args = Vec::new();
         for (i, kind) in self.arg_kinds.clone().into_iter().enumerate().take(nargs as usize) {
@@ -480,20 +497,34 @@ impl Mock<'_> {
                 if arg(0) != CALLBACK_DATA {
                     return Err(mismatch("callback data passed to luaffi_callback_enter", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(0))));
                 }
+                self.enter_calls += 1;
                 if let Some((vm, _)) = self.thunk_stack {
                     // The Lua function.
-                    push_lua_slot(cpu, vm, 0x66, 0)?;
+                    push_lua_slot(cpu, vm, FUNC_TAG, FUNC_VALUE)?;
                 }
                 le(FAKE_L, w)
             }
-            Helper::CallbackCall => {
-                if arg(2) != CALLBACK_DATA {
+            Helper::CallbackCall | Helper::CallbackPcall => {
+                if h == Helper::CallbackCall && arg(2) != CALLBACK_DATA {
                     return Err(mismatch("callback data passed to luaffi_callback_call", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(2))));
                 }
+                if h == Helper::CallbackPcall && (int_arg(2), int_arg(3), arg(4), arg(5)) != (1, 0, 0, 0) {
+                    let got = format!("{}, {}, {:#x}, {:#x}", int_arg(2), int_arg(3), arg(4), arg(5));
+                    return Err(mismatch("nresults, errfunc, ctx, k passed to lua_pcallk", "1, 0, 0x0, 0x0", got));
+                }
+                self.call_calls += u32::from(h == Helper::CallbackCall);
                 self.called_with = Some(int_arg(1));
                 if let Some((vm, inline_result)) = self.thunk_stack {
                     self.call_on_lua_stack(cpu, vm, int_arg(1), inline_result)?;
                 }
+                // CallbackPcall: the status of a call that did not fail.
+                le(0, 4)
+            }
+            Helper::CallbackResult => {
+                if arg(2) != CALLBACK_DATA || int_arg(1) != 0 {
+                    return Err(mismatch("luaffi_callback_result's status and callback data", format!("0, {CALLBACK_DATA:#x}"), format!("{}, {:#x}", int_arg(1), arg(2))));
+                }
+                self.result_calls += 1;
                 vec![]
             }
             Helper::ErrnoRestore | Helper::AfterCall => {
@@ -635,6 +666,9 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         called_with: None,
         after_calls: 0,
         thunk_stack: None,
+        enter_calls: 0,
+        call_calls: 0,
+        result_calls: 0,
     };
     drive(cpu, &mut mock, target, CODE_BASE, stops)?;
     let results = cpu.gpr(Gpr::Rax) as u32;
@@ -688,6 +722,59 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
     compare("the value the stub returned to Lua", case.ret, &got, case.ret_mask)
 }
 
+/// Calls of the helpers an inline thunk's entry, Lua call and result check may make.
+#[derive(Debug, PartialEq, Eq)]
+struct ThunkHelperCalls {
+    enter: u32,
+    call: u32,
+    result: u32,
+}
+
+/// The paths a mock state for an inline thunk leads to.
+#[derive(Clone, Copy, Debug)]
+struct ThunkPaths {
+    /// The entry goes to `luaffi_callback_enter`.
+    slow_entry: bool,
+    /// A callback error is pending: the call goes to `luaffi_callback_call`.
+    pending: bool,
+}
+
+/// Lays out the mock state an inline thunk of `nargs` arguments runs on: a number of its own
+/// below the thunk's part of the stack (a read of the wrong slot takes the inline path with
+/// the wrong value), `L->top`, `L->ci->top`, `stack_last`, the threads and the callback
+/// record. With `inline_values` every inline path is open (the thread from `main_l` for an
+/// even count, from `calling_l` for an odd one); otherwise, by `nargs % 4`, one thing
+/// closes the inline entry (0: `ci->top` below the room, 1: `stack_last` exactly the room
+/// above `top`, 2: no function value in the record) or a callback error is pending (3).
+fn lay_out_thunk_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, nargs: usize) -> Result<ThunkPaths, Mismatch> {
+    let slot = u64::from(vm.slot);
+    cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
+    put_slot(cpu, vm, LUA_STACK, vm.float_tag, 12345.0f64.to_bits())?;
+    let top = LUA_STACK + slot;
+    set_lua_top(cpu, vm, top)?;
+    let room = slot * (nargs as u64 + 1 + u64::from(abi_model::steps::CALLBACK_EXTRA_SLOTS));
+    let case = if inline_values { None } else { Some(nargs % 4) };
+    let stack_last = if case == Some(1) { top + room } else { LUA_REGION + LUA_FIXED_SIZE - 4 * slot };
+    let ci_top = if case == Some(0) { top + room - slot } else { stack_last };
+    if top + room >= LUA_REGION + LUA_FIXED_SIZE - 4 * slot {
+        return Err(mismatch("mock Lua stack", "room for the callback", format!("{nargs} arguments")));
+    }
+    let word = |cpu: &mut dyn Cpu, at: u64, v: u64| cpu.write(at, &v.to_le_bytes()).map_err(engine);
+    word(cpu, FAKE_L + u64::from(vm.room.stack_last), stack_last)?;
+    word(cpu, FAKE_L + u64::from(vm.room.ci), LUA_CI)?;
+    word(cpu, LUA_CI + u64::from(vm.room.ci_top), ci_top)?;
+    let from_main = inline_values && nargs.is_multiple_of(2);
+    word(cpu, CALLING_L, if from_main { 0 } else { FAKE_L })?;
+    word(cpu, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
+    let f = abi_model::curated::LISTING_CALLBACK;
+    word(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
+    let tag = if case == Some(2) { abi_model::steps::CallbackFunc::NONE } else { FUNC_TAG };
+    cpu.write(CALLBACK_DATA + u64::from(f.tag_at), &tag.to_le_bytes()).map_err(engine)?;
+    let pending = case == Some(3);
+    cpu.write(PENDING_ERROR, &(if pending { 7 } else { NO_PENDING }).to_le_bytes()).map_err(engine)?;
+    Ok(ThunkPaths { slow_entry: matches!(case, Some(0..=2)), pending })
+}
+
 /// Callback direction: the compiled `caller` calls the backend's thunk for `case.plan`.
 ///
 /// With [`LuaStack::Memory`], the thunk of [`thunk_program_inline`] pushes its number
@@ -700,16 +787,12 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
     let plan = case.plan;
     let w = plan.ptr_size as usize;
     let frame = CallbackFrame::from_plan(plan);
-    let (program, thunk_stack) = match lua {
-        LuaStack::Helpers => (thunk_program(&frame), None),
+    let (program, thunk_stack, expect) = match lua {
+        LuaStack::Helpers => (thunk_program(&frame), None, None),
         LuaStack::Memory { vm, inline_values } => {
-            let inline = Inline::layout_only(vm);
-            cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
-            // Below the thunk's part of the stack, a number of its own: a read of the wrong
-            // slot takes the inline path with the wrong value.
-            put_slot(cpu, vm, LUA_STACK, vm.float_tag, 12345.0f64.to_bits())?;
-            set_lua_top(cpu, vm, LUA_STACK + u64::from(vm.slot))?;
-            (thunk_program_inline(&frame, Some(&inline)), Some((vm, inline_values)))
+            let inline = listing_inline(vm);
+            let expect = lay_out_thunk_lua_stack(cpu, vm, inline_values, plan.args.len())?;
+            (thunk_program_inline(&frame, Some(&inline)), Some((vm, inline_values)), Some(expect))
         }
     };
     let code = backend.thunk(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
@@ -733,12 +816,31 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
         called_with: None,
         after_calls: 0,
         thunk_stack,
+        enter_calls: 0,
+        call_calls: 0,
+        result_calls: 0,
     };
     drive(cpu, &mut mock, target, caller, stops)?;
-    if let Some((vm, _)) = thunk_stack {
+    if let Some((vm, inline_values)) = thunk_stack {
         let (want, top) = (LUA_STACK + u64::from(vm.slot), lua_top(cpu, vm)?);
         if top != want {
             return Err(mismatch("L->top after the callback", format!("{want:#x} (as before)"), format!("{top:#x}")));
+        }
+        if let Some(expect) = expect {
+            // The helpers of the paths the mock state leads to, and no others.
+            let kind = plan.ret.value;
+            // What the mock Lua function returned: a number the thunk takes without the check?
+            let (tag, _) = number_value_of(vm, inline_values, plan.args.len(), kind, case.ret);
+            let number_result = vm.converts_inline(kind) && (Some(tag) == vm.int_tag || tag == vm.float_tag);
+            let want = ThunkHelperCalls {
+                enter: expect.slow_entry.into(),
+                call: expect.pending.into(),
+                result: u32::from(!expect.pending && kind != ValueKind::Void && !number_result),
+            };
+            let got = ThunkHelperCalls { enter: mock.enter_calls, call: mock.call_calls, result: mock.result_calls };
+            if got != want {
+                return Err(mismatch("helper calls of the thunk's entry, Lua call and result check", format!("{want:?}"), format!("{got:?}")));
+            }
         }
     }
     if cpu.gpr(Gpr::Rsp) != sp0 + u64::from(entry_plan.callee_pops) {

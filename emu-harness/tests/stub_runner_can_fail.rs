@@ -313,7 +313,7 @@ fn an_inline_thunk_that_leaves_its_result_or_a_stub_that_pushes_twice_is_caught(
     let cat = catalogue(Target::X64_SYSV);
     let s = find(&cat, |_, p| p.args.len() == 2 && p.ret.value == (ValueKind::Int { size: 4, signed: true }) && p.args.iter().all(|a| is_int(a.value)));
     // The result never popped: the Lua stack is one slot higher after the callback.
-    let e = inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::CallHelper { helper: Helper::CallbackLeave, .. })), true).unwrap_err();
+    let e = inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::PopInline { .. })), true).unwrap_err();
     assert!(e.what.contains("L->top after the callback"), "{e}");
     // The result pushed twice.
     let e = inline_run(&cat, s, |p| {
@@ -324,4 +324,80 @@ fn an_inline_thunk_that_leaves_its_result_or_a_stub_that_pushes_twice_is_caught(
     }, NUMBERS_54)
     .unwrap_err();
     assert!(e.what.contains("values the stub pushed"), "{e}");
+}
+
+/// An x64-sysv signature of `n` arguments returning a 4- or 8-byte integer (what the mock
+/// state does depends on the count only).
+fn ints_to_int(cat: &Catalogue, n: usize) -> &CatSignature {
+    find(cat, |_, p| p.args.len() == n && is_int(p.ret.value))
+}
+
+#[test]
+fn an_inline_thunk_entry_that_asks_too_little_room_or_pushes_the_wrong_function_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    // Four arguments: the mock's ci->top is one slot short of the room (the entry's helper
+    // must run).
+    let s = ints_to_int(&cat, 4);
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackEnterInline { room, .. } = st {
+                *room -= 1;
+            }
+        }
+    }, false)
+    .unwrap_err();
+    assert!(e.what.contains("helper calls of the thunk's entry"), "{e}");
+    // Five: stack_last exactly the room above top (not more: the helper must run).
+    let s = ints_to_int(&cat, 5);
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackEnterInline { room, .. } = st {
+                *room -= 1;
+            }
+        }
+    }, false)
+    .unwrap_err();
+    assert!(e.what.contains("helper calls of the thunk's entry"), "{e}");
+    // The function's value read from the wrong place in the record.
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackEnterInline { func, .. } = st {
+                func.value_at += 8;
+            }
+        }
+    }, true)
+    .unwrap_err();
+    assert!(e.what.contains("the function slot at the callback's call"), "{e}");
+}
+
+#[test]
+fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    // Two arguments, other values: the result is not a number, so the check must run.
+    let s = ints_to_int(&cat, 2);
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackCallInline { result, .. } = st {
+                *result = ValueKind::Void;
+            }
+        }
+    }, false)
+    .unwrap_err();
+    assert!(e.what.contains("helper calls of the thunk's entry, Lua call and result check"), "{e}");
+    // Three: an error is pending, so the Lua function must not run (luaffi_callback_call).
+    let s = ints_to_int(&cat, 3);
+    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
+    let e = inline_thunk_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackCallInline { l, nargs, .. } = st {
+                use abi_model::steps::Operand::Imm;
+                *st = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)], ret_to: None };
+            }
+        }
+    }, false)
+    .unwrap_err();
+    assert!(e.what.contains("helper calls of the thunk's entry, Lua call and result check"), "{e}");
 }

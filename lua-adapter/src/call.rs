@@ -234,6 +234,7 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
         errno: crate::helpers::ERRNO_INLINE,
         string_args,
         cdata: Some(cdata::header_layout(st)),
+        callback: None,
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
@@ -241,14 +242,16 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
 }
 
-/// The fields of `st` a stub with inline errno handling updates (`FfiState` lives in a Lua
-/// userdata, so their addresses last as long as the stubs).
-fn call_slots(st: &FfiState) -> CallSlots {
+/// The fields of `st` a stub with inline errno handling updates and a thunk with an inline
+/// entry reads (`FfiState` lives in a Lua userdata, so their addresses last as long as the
+/// stubs).
+pub(crate) fn call_slots(st: &FfiState) -> CallSlots {
     CallSlots {
         saved_errno: &st.errno as *const c_int as u64,
         calling_l: &st.calls.calling_l as *const *mut ffi::lua_State as u64,
         pending_error: &st.calls.pending_error as *const c_int as u64,
         no_pending: ffi::LUA_NOREF,
+        main_l: &st.calls.main_l as *const *mut ffi::lua_State as u64,
     }
 }
 

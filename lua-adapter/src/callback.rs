@@ -31,7 +31,7 @@
 
 use std::os::raw::{c_int, c_void};
 
-use abi_model::steps::{thunk_program_inline, Inline};
+use abi_model::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
 use abi_model::{plan_call, CallbackFrame, CodeEnv, QualType, TypeId};
 use mlua::ffi;
 
@@ -43,15 +43,16 @@ use crate::ctype::{shape, CTypeDesc, Shape};
 use crate::state::FfiState;
 
 /// One callback's record; its address is the thunk's callback-data constant, so it is boxed
-/// and never moves while the thunk exists.
+/// and never moves while the thunk exists. The thunk reads `func` ([`FUNC`] says where).
+#[repr(C)]
 pub struct Callback {
+    /// With the state's verified Lua stack layout: the function's value as a stack slot holds
+    /// it (alive through `func_ref`), which the entry pushes without a registry lookup.
+    func: FuncValue,
     /// The owning state.
     st: *mut FfiState,
     /// Registry reference of the Lua function.
     func_ref: c_int,
-    /// With the state's verified Lua stack layout: the function's value as a stack slot holds
-    /// it (alive through `func_ref`), which enter pushes without a registry lookup.
-    func_slot: Option<(u64, u32)>,
     /// The C return type (to check and zero the Lua result).
     ret: QualType,
     /// Its descriptor.
@@ -61,6 +62,30 @@ pub struct Callback {
     /// The thunk (None only while it is being built).
     code: Option<CodeHandle>,
 }
+
+/// A copy of a Lua function's stack slot: its value word and its tag ([`CallbackFunc::NONE`]:
+/// no copy, the function is pushed from the registry).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FuncValue {
+    value: u64,
+    tag: u32,
+}
+
+impl FuncValue {
+    fn new(slot: Option<(u64, u32)>) -> FuncValue {
+        match slot {
+            Some((value, tag)) if tag != CallbackFunc::NONE => FuncValue { value, tag },
+            _ => FuncValue { value: 0, tag: CallbackFunc::NONE },
+        }
+    }
+}
+
+/// Where a [`Callback`] record holds its function's value, for thunks with an inline entry.
+pub const FUNC: CallbackFunc = CallbackFunc {
+    value_at: (std::mem::offset_of!(Callback, func) + std::mem::offset_of!(FuncValue, value)) as u32,
+    tag_at: (std::mem::offset_of!(Callback, func) + std::mem::offset_of!(FuncValue, tag)) as u32,
+};
 
 /// Creates a callback of function type `fn_ty` running the Lua function at `idx`; returns
 /// the thunk's address (the C function pointer). Never raises.
@@ -77,17 +102,22 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             return Err("a callback cannot be variadic".into());
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
-        // Number arguments pushed and a number result converted inline once the layout is
-        // verified (enter made room on the stack for the arguments).
-        let inline = s.calls.inline_vm.map(Inline::layout_only);
+        // With the layout verified: the entry, number arguments and a number result inline.
+        let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let func_slot = s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, vm, idx));
-        let mut cb = Box::new(Callback { st, func_ref, func_slot, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
-        let env = CodeEnv { helpers: helper_addresses(CallMode::Metamethod), arg_ctypes, ret_ctype: ret_desc as u64, callback_data: &*cb as *const Callback as u64, call_slots: None };
+        let func = FuncValue::new(s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, vm, idx)));
+        let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
+        let env = CodeEnv {
+            helpers: helper_addresses(CallMode::Metamethod),
+            arg_ctypes,
+            ret_ctype: ret_desc as u64,
+            callback_data: &*cb as *const Callback as u64,
+            call_slots: Some(crate::call::call_slots(s)),
+        };
         match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();
@@ -171,7 +201,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let vm = (*st).calls.inline_vm;
         let cb = (*st).calls.callbacks.get_mut(&addr).expect("checked above");
-        cb.func_slot = vm.and_then(|vm| crate::vm_check::read_slot(l, vm, 2));
+        cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, vm, 2)));
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
@@ -234,13 +264,14 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
         let cb = cb as *const Callback;
         let calls = &(*(*cb).st).calls;
         let l = if calls.calling_l.is_null() { calls.main_l } else { calls.calling_l };
-        if ffi::lua_checkstack(l, (*cb).nparams + 8) == 0 {
+        // The function, the arguments and room for the helpers (what an inline entry checks).
+        if ffi::lua_checkstack(l, (*cb).nparams + 1 + CALLBACK_EXTRA_SLOTS as c_int) == 0 {
             // No Lua error can be raised here (C frames are below); out of stack is fatal.
             eprintln!("luaffi: callback: Lua stack overflow");
             std::process::abort();
         }
-        match ((*cb).func_slot, calls.inline_vm) {
-            (Some(slot), Some(vm)) => crate::vm_check::push_slot(l, vm, slot),
+        match ((*cb).func, calls.inline_vm) {
+            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::vm_check::push_slot(l, vm, (f.value, f.tag)),
             _ => {
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
             }
@@ -265,8 +296,33 @@ pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nar
             push_zero(l, cb);
             return;
         }
-        if ffi::lua_pcall(l, nargs, 1, 0) != ffi::LUA_OK {
-            calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let status = ffi::lua_pcall(l, nargs, 1, 0);
+        luaffi_callback_result(l, status, cb as *mut c_void);
+    }
+}
+
+/// The address `Helper::CallbackPcall` is bound to: `lua_pcallk`, whose arguments it has
+/// (5.1: `lua_pcall`, which takes the first four of them).
+pub fn lua_pcall_address() -> usize {
+    #[cfg(not(feature = "lua51"))]
+    return ffi::lua_pcallk as *const () as usize;
+    #[cfg(feature = "lua51")]
+    return ffi::lua_pcall as *const () as usize;
+}
+
+/// `void luaffi_callback_result(lua_State *L, int status, void *cb)`: after the Lua call
+/// returned `status`, leaves one result that converts to the return type: an error, or a
+/// result that does not convert, is kept for the caller of the C function and replaced by
+/// zero (see the [module docs](self)). Never raises.
+///
+/// # Safety
+/// `l` as after `lua_pcall(l, nargs, 1, 0)` of the function enter pushed for `cb`.
+pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, status: c_int, cb: *mut c_void) {
+    // SAFETY: as documented.
+    unsafe {
+        let cb = cb as *const Callback;
+        if status != ffi::LUA_OK {
+            (*(*cb).st).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             push_zero(l, cb);
             return;
         }

@@ -556,7 +556,7 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
 /// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
 /// (the same semantics, one call less).
 pub fn helper_address(h: Helper, mode: CallMode) -> usize {
-    use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave};
+    use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result, lua_pcall_address};
     if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
         return luaffi_closure_func_addr as *const () as usize;
     }
@@ -593,6 +593,8 @@ pub fn helper_address(h: Helper, mode: CallMode) -> usize {
         Helper::CallbackEnter => luaffi_callback_enter as *const () as usize,
         Helper::CallbackCall => luaffi_callback_call as *const () as usize,
         Helper::CallbackLeave => luaffi_callback_leave as *const () as usize,
+        Helper::CallbackPcall => lua_pcall_address(),
+        Helper::CallbackResult => luaffi_callback_result as *const () as usize,
     }
 }
 

@@ -204,7 +204,32 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
         let pushed_float = tag(vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
-        pushed_int && pushed_float && moved && strings_match(l, vm, top0) && userdata_matches(l, vm, top0)
+        pushed_int && pushed_float && moved && strings_match(l, vm, top0) && userdata_matches(l, vm, top0) && room_matches(l, vm)
+    }
+}
+
+/// Whether `lua_checkstack` writes `ci->top` and leaves `stack_last` where the layout says.
+/// Last of the checks: a growing stack moves `L->top`.
+unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
+    // SAFETY: as `matches`; `L->ci` is followed only when plausible.
+    unsafe {
+        let (lp, slot) = (l as usize, vm.slot as usize);
+        // More than the frame's LUA_MINSTACK, so each call raises ci->top to exactly top + n,
+        // the second one past the stack's first size; a stack grown for n may end exactly n
+        // slots above top (5.4's luaD_growstack: the size needed when doubling is not enough).
+        [300usize, 3000].into_iter().all(|n| {
+            if ffi::lua_checkstack(l, n as c_int) == 0 {
+                return false;
+            }
+            let top: usize = read(lp + vm.top as usize);
+            let ci: usize = read(lp + vm.room.ci as usize);
+            let last: usize = read(lp + vm.room.stack_last as usize);
+            plausible(ci)
+                && read::<usize>(ci + vm.room.ci_top as usize) == top + n * slot
+                && last >= top + n * slot
+                && (last - top).is_multiple_of(slot)
+                && last - top < (n + 100_000) * slot
+        })
     }
 }
 
@@ -300,6 +325,31 @@ mod tests {
         let lua = mlua::Lua::new();
         // SAFETY: follows the lua_CFunction protocol.
         let f = unsafe { lua.create_c_function(count_other_layouts_taken) }.unwrap();
+        assert_eq!(f.call::<i64>(()).unwrap(), 0);
+    }
+
+    unsafe extern "C-unwind" fn count_wrong_rooms_taken(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: a lua_CFunction.
+        unsafe {
+            let vm = compiled_layout();
+            let r = vm.room;
+            let wrong = [
+                abi_model::lua_vm::StackRoom { ci_top: r.ci_top + 8, ..r },
+                abi_model::lua_vm::StackRoom { stack_last: r.stack_last + 8, ..r },
+                abi_model::lua_vm::StackRoom { stack_last: r.stack_last - 8, ..r },
+                abi_model::lua_vm::StackRoom { ci: r.ci + 8, ..r },
+            ];
+            let taken = wrong.iter().filter(|room| layout_matches(l, LuaVm { room: **room, ..vm })).count();
+            ffi::lua_pushinteger(l, taken as ffi::lua_Integer);
+            1
+        }
+    }
+
+    #[test]
+    fn the_probe_refuses_a_layout_that_misplaces_what_lua_checkstack_reads() {
+        let lua = mlua::Lua::new();
+        // SAFETY: follows the lua_CFunction protocol.
+        let f = unsafe { lua.create_c_function(count_wrong_rooms_taken) }.unwrap();
         assert_eq!(f.call::<i64>(()).unwrap(), 0);
     }
 }

@@ -51,6 +51,16 @@ local calls = 0
 T.eq(L.ct_call_n(function(i) calls = calls + 1; return i end, 100), 4950, "a C loop calling a Lua function")
 T.eq(calls, 100, "called once per iteration")
 
+-- Callbacks inside callbacks, deep enough that the Lua stack grows (and moves) under the
+-- thunks waiting on it, and a callback whose Lua function recurses deeply between calls.
+local function nested(depth)
+  if depth == 0 then return 1 end
+  return L.ct_call_n(function(i) return i == 0 and nested(depth - 1) or 0 end, 2)
+end
+T.eq(nested(150), 1, "150 nested C calls, each calling back into Lua")
+local function deep(k) if k == 0 then return 0 end return 1 + deep(k - 1) end
+T.eq(L.ct_call_n(function(i) return deep(5000) - 5000 + i end, 50), 1225, "a callback growing the Lua stack on every call")
+
 -- Explicit callbacks: callable from Lua and C, set, free.
 local add = ffi.cast("int (*)(int, int)", function(a, b) return a + b end)
 T.eq(add(2, 3), 5, "a callback called from Lua")
