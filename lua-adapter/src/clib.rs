@@ -51,6 +51,11 @@ struct Clib {
 /// Registry key (its address) of the namespace metatable.
 static CLIB_META_KEY: u8 = 0;
 
+/// With this environment variable set, opening the module fails when the running Lua's stack
+/// layout does not match the one it was built for (instead of running every conversion
+/// through helpers): how the tests make sure the fast paths are the ones tested.
+pub const REQUIRE_INLINE: &str = "LUAFFI_REQUIRE_INLINE";
+
 /// Adds `ffi.C` and `ffi.load` to the module table, and records the state's main thread for
 /// callbacks made outside any C call.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
@@ -67,6 +72,10 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         (*st).calls.main_l = main_thread(l);
         if (*st).calls.inline_vm.is_none() {
             (*st).calls.inline_vm = crate::vm_check::verified(l);
+            if (*st).calls.inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
+                let msg = format!("the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)", crate::vm_check::compiled_layout());
+                crate::cdata::raise(l, msg);
+            }
         }
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &CLIB_META_KEY as *const u8 as *const c_void);
         if ffi::lua_isnil(l, -1) != 0 {
