@@ -128,16 +128,20 @@ fn classify_into(table: &TypeTable, id: TypeId, base: u64, classes: &mut [Class]
     }
 }
 
-/// The eightbyte classes of any value; scalars by their kind.
-fn eightbytes(v: &AbiValue) -> Eightbytes {
+/// The eightbyte classes of any value; scalars by their kind. Borrowed, not built: planning
+/// a call allocates nothing per argument for its classes.
+fn eightbytes(v: &AbiValue) -> Result<&[Class], Memory> {
     match v.kind {
-        ValueKind::Void => Ok(vec![]),
-        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Ok(vec![Class::Integer]),
-        ValueKind::F32 | ValueKind::F64 => Ok(vec![Class::Sse]),
+        ValueKind::Void => Ok(&[]),
+        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Ok(&[Class::Integer]),
+        ValueKind::F32 | ValueKind::F64 => Ok(&[Class::Sse]),
         // A complex float is one SSE eightbyte holding both parts; a complex double two.
-        ValueKind::ComplexF32 => Ok(vec![Class::Sse]),
-        ValueKind::ComplexF64 => Ok(vec![Class::Sse, Class::Sse]),
-        ValueKind::Record { .. } => v.eightbytes.clone().unwrap_or(Err(Memory)),
+        ValueKind::ComplexF32 => Ok(&[Class::Sse]),
+        ValueKind::ComplexF64 => Ok(&[Class::Sse, Class::Sse]),
+        ValueKind::Record { .. } => match &v.eightbytes {
+            Some(Ok(classes)) => Ok(classes),
+            Some(Err(Memory)) | None => Err(Memory),
+        },
     }
 }
 
@@ -178,7 +182,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     for a in args {
         let size = a.kind.size(8);
         let classes = eightbytes(a);
-        let in_regs = match &classes {
+        let in_regs = match classes {
             Ok(cs) => {
                 let need_int = cs.iter().filter(|c| **c == Class::Integer).count();
                 let need_sse = cs.iter().filter(|c| **c == Class::Sse).count() as u8;
@@ -187,7 +191,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
             Err(Memory) => false,
         };
         let parts = if in_regs {
-            let cs = classes.as_ref().expect("checked above");
+            let cs = classes.expect("checked above");
             let mut parts = Vec::with_capacity(cs.len());
             for (i, c) in cs.iter().enumerate() {
                 // An eightbyte of nothing but padding takes no register (gcc
@@ -246,7 +250,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
 
 fn plan_return(ret: &AbiValue, regs: &mut Regs) -> Result<RetPlan, PlanError> {
     let loc = match eightbytes(ret) {
-        Ok(cs) => match cs.as_slice() {
+        Ok(cs) => match cs {
             [] => RetLoc::Void,
             [Class::NoClass] | [Class::NoClass, Class::NoClass] => {
                 return Err(PlanError::Unsupported { what: "a return value of padding only".into(), reason: "no register carries it".into() })

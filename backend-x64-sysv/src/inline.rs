@@ -118,8 +118,7 @@ impl Emitter<'_> {
             ; shr rax, shift
             ; dec eax
         );
-        let error = Helper::ArgCountError.plan(Target::X64_SYSV);
-        let Reg::Gpr(got) = single_loc(&error, 2)? else {
+        let Reg::Gpr(got) = helper_call(Helper::ArgCountError).arg(2)? else {
             return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
         };
         asm!(self.ops ; mov Rd(got), eax);

@@ -2,9 +2,9 @@
 //!
 //! Every [`Step`] becomes one short instruction sequence ([`X64SysvBackend`]); where values go
 //! comes from the program and from the helpers' own [`CallPlan`]s, never from this crate. The
-//! code is assembled with `dynasmrt::VecAssembler` for a caller-chosen base address and reaches
-//! helpers and the target only through absolute addresses, so the same bytes run natively and
-//! inside the emulator.
+//! code is assembled with dynasm (into a `CodeBuf`, which behaves as `dynasmrt::VecAssembler`)
+//! for a caller-chosen base address and reaches helpers and the target only through absolute
+//! addresses, so the same bytes run natively and inside the emulator.
 //!
 //! # Frame layout
 //!
@@ -30,14 +30,17 @@
 // dynasm expands a dynamic register `Rq(n)` to `n.into()`, which is the identity for our u8s.
 #![allow(clippy::useless_conversion)]
 
+use std::sync::OnceLock;
+
 use abi_model::helpers::Helper;
 use abi_model::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::{
     plan_values, AbiValue, ArgPass, Backend, BackendError, CallConv, CallPlan, CodeEnv, Ext, Loc, RetLoc, RetPlan, Target,
     ValueKind,
 };
+use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
 
 mod disasm;
 pub use disasm::{disasm, disasm_with};
@@ -219,30 +222,34 @@ fn reg_of(loc: Loc) -> Result<Reg, BackendError> {
     }
 }
 
+/// A register of a return value, the offset of the bytes it carries and their number.
+type RetPart = (Reg, u32, u32);
+
 /// The registers of a return location and the bytes of the value each carries: the first
-/// register holds bytes 0..8, the second the rest (the contract on [`RetLoc`]).
-fn return_parts(ret: RetPlan) -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+/// register holds bytes 0..8, the second the rest (the contract on [`RetLoc`]). At most two
+/// parts, so no allocation: iterate with `.into_iter().flatten()`.
+fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
     const RAX_R: Reg = Reg::Gpr(RAX);
     const RDX_R: Reg = Reg::Gpr(RDX);
     const XMM0: Reg = Reg::Xmm(0);
     const XMM1: Reg = Reg::Xmm(1);
     let size = ret.value.size(8);
-    let pair = |first: Reg, second: Reg| -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+    let pair = |first: Reg, second: Reg| {
         if size <= 8 || size > 16 {
             return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
         }
-        Ok(vec![(first, 0, 8), (second, 8, size - 8)])
+        Ok([Some((first, 0, 8)), Some((second, 8, size - 8))])
     };
     // One register for a value of up to 16 bytes: a record whose second eightbyte is padding
     // (NO_CLASS, psABI 3.2.3) comes back with its first eightbyte only.
-    let single = |r: Reg| -> Result<Vec<(Reg, u32, u32)>, BackendError> {
+    let single = |r: Reg| {
         if size == 0 || size > 16 {
             return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
         }
-        Ok(vec![(r, 0, size.min(8))])
+        Ok([Some((r, 0, size.min(8))), None])
     };
     match ret.loc {
-        RetLoc::Void => Ok(vec![]),
+        RetLoc::Void => Ok([None, None]),
         RetLoc::Gpr => single(RAX_R),
         RetLoc::Xmm0 => single(XMM0),
         RetLoc::Xmm0Xmm1 => pair(XMM0, XMM1),
@@ -262,8 +269,171 @@ fn ext_of_kind(kind: ValueKind) -> Ext {
     }
 }
 
+/// The assembling buffer of one stub or thunk: `dynasmrt::VecAssembler` (the same bytes and
+/// the same errors for the same dynasm input) with its local and global labels kept in short
+/// vectors instead of hash maps. A program defines a handful of label names (`ok`, `slow`,
+/// `done`, ...) a few times each, so a linear search costs less than hashing, and nothing is
+/// allocated per label. It makes no dynamic labels, so a dynamic label reference is an error.
+struct CodeBuf {
+    ops: Vec<u8>,
+    base: usize,
+    /// Every local or global label name seen, with how many times it was defined as a local
+    /// label (its latest generation; a local label's generations count from 1).
+    names: Vec<(&'static str, usize)>,
+    /// Label definitions: (index in `names`, generation, offset); generation 0 is the global
+    /// label of that name (dynasmrt's `StaticLabel`).
+    defs: Vec<(usize, usize, AssemblyOffset)>,
+    /// References to local and global labels, in emission order: the patch and the
+    /// (index in `names`, generation) it targets.
+    refs: Vec<(PatchLoc<X64Relocation>, usize, usize)>,
+    /// The last error met while assembling, reported by `finalize` first.
+    error: Option<DynasmError>,
+}
+
+/// Capacities that hold a typical stub without growing: its bytes, its label definitions
+/// and its label references.
+const CODE_CAPACITY: usize = 1024;
+const LABEL_CAPACITY: usize = 32;
+
+impl CodeBuf {
+    fn new(base: usize) -> CodeBuf {
+        CodeBuf {
+            ops: Vec::with_capacity(CODE_CAPACITY),
+            base,
+            names: Vec::with_capacity(8),
+            defs: Vec::with_capacity(LABEL_CAPACITY),
+            refs: Vec::with_capacity(LABEL_CAPACITY),
+            error: None,
+        }
+    }
+
+    /// The index of `name` in `names`, added if new. Names are string literals, so equal
+    /// names nearly always share their address; the comparison falls back to the text.
+    fn name_index(&mut self, name: &'static str) -> usize {
+        let found = self.names.iter().position(|&(n, _)| std::ptr::eq(n, name) || n == name);
+        found.unwrap_or_else(|| {
+            self.names.push((name, 0));
+            self.names.len() - 1
+        })
+    }
+
+    fn label_kind(&self, name: usize, generation: usize) -> (&'static str, bool) {
+        (self.names[name].0, generation == 0)
+    }
+
+    /// Resolves every reference, as `VecAssembler::finalize` does: the error met while
+    /// assembling, if any, then local and global references in emission order.
+    fn finalize(mut self) -> Result<Vec<u8>, DynasmError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        for (patch, name, generation) in &self.refs {
+            let (label, global) = self.label_kind(*name, *generation);
+            let target = self.defs.iter().find(|&&(n, g, _)| n == *name && g == *generation).map(|&(_, _, at)| at);
+            let Some(target) = target else {
+                return Err(DynasmError::UnknownLabel(if global { LabelKind::Global(label) } else { LabelKind::Local(label) }));
+            };
+            if patch.patch(&mut self.ops[patch.range(0)], self.base, target.0).is_err() {
+                return Err(DynasmError::ImpossibleRelocation(if global { TargetKind::Global(label) } else { TargetKind::Local(label) }));
+            }
+        }
+        Ok(self.ops)
+    }
+
+    fn add_ref(&mut self, name: usize, generation: usize, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+        let patch = PatchLoc::new(self.offset(), target_offset, field_offset, ref_offset, kind);
+        self.refs.push((patch, name, generation));
+    }
+}
+
+impl Extend<u8> for CodeBuf {
+    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
+        self.ops.extend(iter)
+    }
+}
+
+impl<'a> Extend<&'a u8> for CodeBuf {
+    fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
+        self.ops.extend(iter)
+    }
+}
+
+impl DynasmApi for CodeBuf {
+    fn offset(&self) -> AssemblyOffset {
+        AssemblyOffset(self.ops.len())
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.ops.push(byte);
+    }
+
+    fn align(&mut self, alignment: usize, with: u8) {
+        let misalign = self.ops.len() % alignment;
+        if misalign != 0 {
+            self.ops.resize(self.ops.len() + alignment - misalign, with);
+        }
+    }
+}
+
+impl DynasmLabelApi for CodeBuf {
+    type Relocation = X64Relocation;
+
+    fn local_label(&mut self, name: &'static str) {
+        let offset = self.offset();
+        let name = self.name_index(name);
+        self.names[name].1 += 1;
+        self.defs.push((name, self.names[name].1, offset));
+    }
+
+    fn global_label(&mut self, name: &'static str) {
+        let offset = self.offset();
+        let index = self.name_index(name);
+        if self.defs.iter().any(|&(n, g, _)| n == index && g == 0) {
+            self.error = Some(DynasmError::DuplicateLabel(LabelKind::Global(name)));
+        } else {
+            self.defs.push((index, 0, offset));
+        }
+    }
+
+    fn dynamic_label(&mut self, id: DynamicLabel) {
+        self.error = Some(DynasmError::UnknownLabel(LabelKind::Dynamic(id)));
+    }
+
+    fn global_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+        let name = self.name_index(name);
+        self.add_ref(name, 0, target_offset, field_offset, ref_offset, kind);
+    }
+
+    fn dynamic_relocation(&mut self, id: DynamicLabel, _target_offset: isize, _field_offset: u8, _ref_offset: u8, _kind: X64Relocation) {
+        self.error = Some(DynasmError::UnknownLabel(LabelKind::Dynamic(id)));
+    }
+
+    /// `>name`: the next definition of `name`.
+    fn forward_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+        let name = self.name_index(name);
+        let generation = self.names[name].1 + 1;
+        self.add_ref(name, generation, target_offset, field_offset, ref_offset, kind);
+    }
+
+    /// `<name`: the latest definition of `name`.
+    fn backward_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+        let index = self.name_index(name);
+        match self.names[index].1 {
+            0 => self.error = Some(DynasmError::UnknownLabel(LabelKind::Local(name))),
+            generation => self.add_ref(index, generation, target_offset, field_offset, ref_offset, kind),
+        }
+    }
+
+    fn value_relocation(&mut self, value: usize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+        let patch = PatchLoc::new(self.offset(), 0, field_offset, ref_offset, kind);
+        if patch.patch(&mut self.ops[patch.range(0)], self.base, value).is_err() {
+            self.error = Some(DynasmError::ImpossibleRelocation(TargetKind::Value(value)));
+        }
+    }
+}
+
 struct Emitter<'a> {
-    ops: VecAssembler<X64Relocation>,
+    ops: CodeBuf,
     frame: Frame,
     env: &'a CodeEnv,
     /// The Lua stack layout of a stub with inline steps.
@@ -272,7 +442,7 @@ struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     fn new(frame: Frame, base: u64, env: &'a CodeEnv) -> Emitter<'a> {
-        Emitter { ops: VecAssembler::new(base as usize), frame, env, vm: None }
+        Emitter { ops: CodeBuf::new(base as usize), frame, env, vm: None }
     }
 
     fn finish(self) -> Result<Vec<u8>, BackendError> {
@@ -324,18 +494,7 @@ impl<'a> Emitter<'a> {
 
     /// `int stub(lua_State *L)`: L arrives where the model puts a lone pointer argument.
     fn stub_prologue(&mut self) -> Result<(), BackendError> {
-        let own = plan_values(
-            Target::X64_SYSV,
-            CallConv::Cdecl,
-            false,
-            &AbiValue::scalar(ValueKind::Int { size: 4, signed: true }),
-            &[AbiValue::scalar(ValueKind::Pointer)],
-            1,
-        )
-        .map_err(|e| unsupported(e.to_string()))?;
-        let Reg::Gpr(l_in) = single_loc(&own, 0)? else {
-            return Err(unsupported("lua_State * does not arrive in a GPR"));
-        };
+        let l_in = stub_l_in()?;
         asm!(self.ops
             ; push frame
             ; mov frame, rsp
@@ -369,8 +528,7 @@ impl<'a> Emitter<'a> {
 
     fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
         self.emit_call_helper(Helper::ArgCount, &[Operand::L], None)?;
-        let error = Helper::ArgCountError.plan(Target::X64_SYSV);
-        let Reg::Gpr(got) = single_loc(&error, 2)? else {
+        let Reg::Gpr(got) = helper_call(Helper::ArgCountError).arg(2)? else {
             return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
         };
         asm!(self.ops
@@ -399,13 +557,13 @@ impl<'a> Emitter<'a> {
     /// Loads the leading `args` of a helper (any later ones are already in place), calls it
     /// and stores its result at `ret_to` with the helper's return width.
     fn call_helper_with(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
-        let plan = helper.plan(Target::X64_SYSV);
-        if plan.frame_bytes() != 0 || plan.al.is_some() {
+        let call = helper_call(helper);
+        if !call.in_registers {
             return Err(unsupported(format!("{} needs stack arguments or al", helper.name())));
         }
         let (_, kinds) = helper.kinds();
         for (i, op) in args.iter().enumerate() {
-            let to = single_loc(&plan, i)?;
+            let to = call.arg(i)?;
             self.load_operand(*op, to, kinds[i])?;
         }
         let addr = self.env.helper(helper);
@@ -417,11 +575,11 @@ impl<'a> Emitter<'a> {
             ; call rax
         );
         if let Some(slot) = ret_to {
-            if plan.ret.value == ValueKind::Void {
+            if call.ret.value == ValueKind::Void {
                 return Err(unsupported(format!("{} returns nothing to store at {slot}", helper.name())));
             }
             let to = self.slot(slot)?;
-            self.store_return_parts(plan.ret, to)?;
+            self.store_return_parts(call.ret, to)?;
         }
         Ok(())
     }
@@ -525,7 +683,7 @@ impl<'a> Emitter<'a> {
             return Err(unsupported("a memory return is converted into the caller's buffer, not loaded into registers"));
         }
         let from = self.dest(from)?;
-        for (reg, offset, size) in return_parts(ret)? {
+        for (reg, offset, size) in return_parts(ret)?.into_iter().flatten() {
             match reg {
                 // Small integers come back widened to 32 bits by their type, as gcc's
                 // callees do; callers must not rely on it (they re-extend), so it is only
@@ -586,7 +744,7 @@ impl<'a> Emitter<'a> {
 
     /// Stores every register part of a return value at `to`, each with its exact size.
     fn store_return_parts(&mut self, ret: RetPlan, to: Mem) -> Result<(), BackendError> {
-        for (reg, offset, size) in return_parts(ret)? {
+        for (reg, offset, size) in return_parts(ret)?.into_iter().flatten() {
             match reg {
                 Reg::Gpr(r) => self.store_gpr(r, to.at(offset), size)?,
                 Reg::Xmm(x) => self.store_xmm(x, to.at(offset), size)?,
@@ -735,6 +893,66 @@ impl<'a> Emitter<'a> {
     }
 }
 
+/// The most parameters a helper has (`CallbackPcall`: `lua_pcallk`'s six).
+const MAX_HELPER_ARGS: usize = 6;
+
+/// What a call of a helper needs of its plan on x86-64 System V: the register of each
+/// argument and the return plan.
+#[derive(Clone, Copy)]
+struct HelperCall {
+    /// Every argument in registers and no `al` (what `call_helper_with` lowers).
+    in_registers: bool,
+    /// Argument `i`'s register, when it takes exactly one.
+    args: [Option<Reg>; MAX_HELPER_ARGS],
+    ret: RetPlan,
+}
+
+impl HelperCall {
+    fn of(helper: Helper) -> HelperCall {
+        let plan = helper.plan(Target::X64_SYSV);
+        let mut args = [None; MAX_HELPER_ARGS];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = single_loc(&plan, i).ok();
+        }
+        let in_registers = plan.frame_bytes() == 0 && plan.al.is_none() && plan.args.len() <= MAX_HELPER_ARGS;
+        HelperCall { in_registers, args, ret: plan.ret }
+    }
+
+    fn arg(&self, i: usize) -> Result<Reg, BackendError> {
+        self.args.get(i).copied().flatten().ok_or_else(|| unsupported(format!("argument {i} is not in one register")))
+    }
+}
+
+/// Every helper's [`HelperCall`], indexed by [`Helper::id`]: planned once per process (a stub
+/// calls up to a dozen helpers and their plans never change). Plain data, no heap: the
+/// module may be unloaded with the process still running.
+fn helper_call(helper: Helper) -> &'static HelperCall {
+    static CALLS: OnceLock<[HelperCall; Helper::ALL.len()]> = OnceLock::new();
+    &CALLS.get_or_init(|| std::array::from_fn(|i| HelperCall::of(Helper::ALL[i])))[helper.id()]
+}
+
+/// The GPR a stub (`int stub(lua_State *L)`) receives L in: where the model puts a lone
+/// pointer argument, planned once per process.
+fn stub_l_in() -> Result<u8, BackendError> {
+    static L_IN: OnceLock<Result<u8, BackendError>> = OnceLock::new();
+    let plan_l_in = || {
+        let own = plan_values(
+            Target::X64_SYSV,
+            CallConv::Cdecl,
+            false,
+            &AbiValue::scalar(ValueKind::Int { size: 4, signed: true }),
+            &[AbiValue::scalar(ValueKind::Pointer)],
+            1,
+        )
+        .map_err(|e| unsupported(e.to_string()))?;
+        match single_loc(&own, 0)? {
+            Reg::Gpr(r) => Ok(r),
+            Reg::Xmm(_) => Err(unsupported("lua_State * does not arrive in a GPR")),
+        }
+    };
+    L_IN.get_or_init(plan_l_in).clone()
+}
+
 /// The one register argument `i` of `plan` occupies.
 fn single_loc(plan: &CallPlan, i: usize) -> Result<Reg, BackendError> {
     match plan.args.get(i).map(|a| &a.pass) {
@@ -744,6 +962,62 @@ fn single_loc(plan: &CallPlan, i: usize) -> Result<Reg, BackendError> {
 }
 
 mod inline;
+
+#[cfg(test)]
+mod code_buf_tests {
+    use super::*;
+    use dynasmrt::VecAssembler;
+
+    /// Local labels reused, referenced forward and backward, short and long jumps, a global
+    /// label and an absolute address: everything a step may use.
+    fn labels<A: DynasmLabelApi<Relocation = X64Relocation>>(ops: &mut A) {
+        dynasm!(ops
+            ; .arch x64
+            ; jmp >done
+            ; done:
+            ; je BYTE <done
+            ; jne >done
+            ; mov rax, QWORD 0x1234_5678_9abc
+            ; done:
+            ; jmp ->exit
+            ; nop
+            ; ->exit:
+            ; jmp <done
+            ; ret
+        );
+    }
+
+    #[test]
+    fn code_buf_assembles_what_vec_assembler_does() {
+        let mut reference = VecAssembler::<X64Relocation>::new(0x10_0000);
+        labels(&mut reference);
+        let mut ours = CodeBuf::new(0x10_0000);
+        labels(&mut ours);
+        assert_eq!(ours.finalize(), reference.finalize());
+    }
+
+    #[test]
+    fn code_buf_reports_unknown_labels_as_vec_assembler_does() {
+        fn forward<A: DynasmLabelApi<Relocation = X64Relocation>>(ops: &mut A) {
+            dynasm!(ops ; .arch x64 ; jmp >nowhere ; ret);
+        }
+        fn backward<A: DynasmLabelApi<Relocation = X64Relocation>>(ops: &mut A) {
+            dynasm!(ops ; .arch x64 ; jmp <nowhere ; ret);
+        }
+        let mut reference = VecAssembler::<X64Relocation>::new(0);
+        let mut ours = CodeBuf::new(0);
+        forward(&mut reference);
+        forward(&mut ours);
+        assert_eq!(ours.finalize(), reference.finalize());
+        let mut reference = VecAssembler::<X64Relocation>::new(0);
+        let mut ours = CodeBuf::new(0);
+        backward(&mut reference);
+        backward(&mut ours);
+        let expected = reference.finalize();
+        assert_eq!(expected, Err(DynasmError::UnknownLabel(LabelKind::Local("nowhere"))));
+        assert_eq!(ours.finalize(), expected);
+    }
+}
 
 #[cfg(test)]
 mod tests;
