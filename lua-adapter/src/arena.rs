@@ -26,6 +26,11 @@
 //! instruction cache coherent with stores, so no flush is needed there; other architectures
 //! get `__clear_cache` (untested: no backend targets them).
 //!
+//! Each pooled page is mapped between two inaccessible guard pages of its own, so the kernel
+//! never merges its mapping with a neighbour: a commit's two `mprotect` calls then change one
+//! mapping in place, instead of splitting it from a neighbour and merging it back (which costs
+//! about as much again as the calls themselves).
+//!
 //! # One thread: the arena is per `lua_State`
 //!
 //! During a commit every other stub on the same page is briefly not executable. That is safe
@@ -94,7 +99,8 @@ pub struct CodeHandle {
 /// What the arena holds right now, for tests and `xtask bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ArenaStats {
-    /// OS pages mapped: pooled pages with live chunks, spare pages, and dedicated mappings.
+    /// OS pages mapped: pooled pages with live chunks, spare pages, and dedicated mappings
+    /// (not counting the pooled pages' guard pages, which hold no memory).
     pub pages_mapped: usize,
     /// Of `pages_mapped`, the empty pooled pages kept for reuse (at most [`MAX_SPARE_PAGES`]).
     pub spare_pages: usize,
@@ -293,13 +299,15 @@ enum Placement {
 #[derive(Debug)]
 struct Pool {
     page_size: usize,
-    /// Pooled pages holding at least one live chunk, by base address.
+    /// Pooled pages by base address: those holding a live chunk and the spare ones. A spare
+    /// page keeps its entry (and its free map), so reusing it allocates nothing.
     pages: BTreeMap<usize, Page>,
     /// `(longest free run in granules, page base)` for every page in `pages`: an allocation
     /// of `n` granules takes the first entry at or after `(n, 0)`, the page whose longest free
-    /// run fits best, in O(log pages).
+    /// run fits best, in O(log pages). A spare page's run is the whole page, so it is taken
+    /// only when no page in use has room.
     by_free_run: BTreeSet<(usize, usize)>,
-    /// Empty pooled pages kept mapped, at most `MAX_SPARE_PAGES`.
+    /// The empty pages among `pages`, at most `MAX_SPARE_PAGES`.
     spare: Vec<usize>,
     /// Dedicated mappings: base address -> length.
     dedicated: BTreeMap<usize, usize>,
@@ -353,9 +361,11 @@ impl Pool {
             Some(&(_, base)) => base,
             None => self.add_page()?,
         };
-        self.by_free_run
-            .remove(&(self.pages[&base].longest_free, base));
         let page = self.pages.get_mut(&base).expect("indexed page exists");
+        self.by_free_run.remove(&(page.longest_free, base));
+        if page.used_granules == 0 {
+            self.spare.retain(|&spare| spare != base);
+        }
         let first = page
             .find_free_run(granules)
             .expect("index promised a long enough run");
@@ -369,12 +379,9 @@ impl Pool {
         })
     }
 
-    /// Makes an empty page available for allocation (a spare one if there is one).
+    /// Maps a new empty page and makes it available for allocation.
     fn add_page(&mut self) -> Result<usize, ArenaError> {
-        let base = match self.spare.pop() {
-            Some(base) => base,
-            None => sys::map(self.page_size)?,
-        };
+        let base = sys::map_guarded(self.page_size)?;
         let page = Page::empty(self.granules_per_page());
         self.by_free_run.insert((page.longest_free, base));
         self.pages.insert(base, page);
@@ -406,15 +413,15 @@ impl Pool {
                 page.mark((chunk.addr - base) / GRANULE, granules, false);
                 self.bytes_in_use -= granules * GRANULE;
                 self.by_free_run.remove(&old_key);
-                if page.used_granules > 0 {
+                let now_empty = page.used_granules == 0;
+                if !now_empty || self.spare.len() < MAX_SPARE_PAGES {
                     self.by_free_run.insert((page.longest_free, base));
+                    if now_empty {
+                        self.spare.push(base);
+                    }
                 } else {
                     self.pages.remove(&base);
-                    if self.spare.len() < MAX_SPARE_PAGES {
-                        self.spare.push(base);
-                    } else {
-                        sys::unmap(base, self.page_size);
-                    }
+                    sys::unmap_guarded(base, self.page_size);
                 }
             }
             Placement::Dedicated { map_len } => {
@@ -452,8 +459,11 @@ impl Pool {
     }
 
     fn trim(&mut self) {
+        let whole_page = self.granules_per_page();
         for base in self.spare.drain(..) {
-            sys::unmap(base, self.page_size);
+            self.pages.remove(&base);
+            self.by_free_run.remove(&(whole_page, base));
+            sys::unmap_guarded(base, self.page_size);
         }
     }
 
@@ -464,7 +474,7 @@ impl Pool {
             .map(|len| len / self.page_size)
             .sum();
         ArenaStats {
-            pages_mapped: self.pages.len() + self.spare.len() + dedicated_pages,
+            pages_mapped: self.pages.len() + dedicated_pages,
             spare_pages: self.spare.len(),
             bytes_in_use: self.bytes_in_use,
             live_chunks: self.live_chunks,
@@ -475,7 +485,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Every chunk holds an `Rc` to the pool, so only spare pages can be left.
-        debug_assert!(self.pages.is_empty() && self.dedicated.is_empty());
+        debug_assert!(self.pages.len() == self.spare.len() && self.dedicated.is_empty());
         self.trim();
     }
 }
@@ -490,18 +500,21 @@ impl Page {
         }
     }
 
-    fn is_used(&self, g: usize) -> bool {
-        self.used[g / 64] & (1 << (g % 64)) != 0
-    }
-
     fn mark(&mut self, first: usize, count: usize, used: bool) {
-        for g in first..first + count {
-            debug_assert_eq!(self.is_used(g), !used, "granule {g} marked twice");
+        // A word of the bitmap at a time.
+        let end = first + count;
+        let mut g = first;
+        while g < end {
+            let bits = (64 - g % 64).min(end - g);
+            let mask = (u64::MAX >> (64 - bits)) << (g % 64);
+            let word = &mut self.used[g / 64];
+            debug_assert_eq!(*word & mask, if used { 0 } else { mask }, "granules {g}..{} marked twice", g + bits);
             if used {
-                self.used[g / 64] |= 1 << (g % 64);
+                *word |= mask;
             } else {
-                self.used[g / 64] &= !(1 << (g % 64));
+                *word &= !mask;
             }
+            g += bits;
         }
         if used {
             self.used_granules += count;
@@ -553,6 +566,7 @@ mod sys {
     use super::ArenaError;
 
     pub(super) enum Access {
+        Read,
         ReadWrite,
         ReadExecute,
     }
@@ -575,13 +589,30 @@ mod sys {
 
     /// Maps `len` bytes (a multiple of the page size), readable only until the first commit.
     pub(super) fn map(len: usize) -> Result<usize, ArenaError> {
+        map_anonymous(len, libc::PROT_READ)
+    }
+
+    /// Maps one page (`page` bytes), readable only, between two inaccessible guard pages of
+    /// its own, so that its mapping never merges with a neighbour (module docs, W^X). The
+    /// guards take address space, not memory.
+    pub(super) fn map_guarded(page: usize) -> Result<usize, ArenaError> {
+        let guarded = map_anonymous(3 * page, libc::PROT_NONE)?;
+        let addr = guarded + page;
+        if let Err(e) = protect(addr, page, Access::Read) {
+            unmap(guarded, 3 * page);
+            return Err(e);
+        }
+        Ok(addr)
+    }
+
+    fn map_anonymous(len: usize, prot: libc::c_int) -> Result<usize, ArenaError> {
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
         // no existing memory.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ,
+                prot,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
@@ -593,6 +624,11 @@ mod sys {
         Ok(p as usize)
     }
 
+    /// Unmaps a page mapped by [`map_guarded`], with its guards.
+    pub(super) fn unmap_guarded(addr: usize, page: usize) {
+        unmap(addr - page, 3 * page);
+    }
+
     pub(super) fn unmap(addr: usize, len: usize) {
         // SAFETY: `addr..addr+len` is a mapping this arena made and no live chunk uses.
         let rc = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
@@ -602,6 +638,7 @@ mod sys {
 
     pub(super) fn protect(addr: usize, len: usize, access: Access) -> Result<(), ArenaError> {
         let prot = match access {
+            Access::Read => libc::PROT_READ,
             Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
             Access::ReadExecute => libc::PROT_READ | libc::PROT_EXEC,
         };
@@ -798,6 +835,18 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert_eq!(perms_at(r.addr()).as_deref(), Some("r--p"));
         }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_pooled_page_sits_between_guard_pages() {
+        let arena = CodeArena::new();
+        let page = sys::page_size();
+        let h = commit_bytes(&arena, &ADD_SYSV);
+        let base = page_of(h.addr());
+        assert_eq!(perms_at(base).as_deref(), Some("r-xp"));
+        assert_eq!(perms_at(base - page).as_deref(), Some("---p"));
+        assert_eq!(perms_at(base + page).as_deref(), Some("---p"));
     }
 
     #[test]
