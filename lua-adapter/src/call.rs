@@ -61,7 +61,7 @@ use std::os::raw::c_int;
 
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::LuaVm;
-use abi_model::steps::{stub_program_inline, Inline};
+use abi_model::steps::{stub_program_inline, Inline, Program};
 use abi_model::{plan_call, Backend, BackendError, CType, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
@@ -217,6 +217,13 @@ pub fn arg_desc(st: &mut FfiState, ty: QualType) -> *const CTypeDesc {
 /// types `varargs` (empty unless variadic) into the state's arena.
 pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<CodeHandle, String> {
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
+    let (program, env) = stub_program_for(st, fn_ty, varargs, mode)?;
+    assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
+}
+
+/// The first phase of [`build_stub`]: the program of the stub and the environment its code is
+/// generated with (then assembled into the arena by [`assemble`]).
+pub fn stub_program_for(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<(Program, CodeEnv), String> {
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
@@ -239,7 +246,7 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0, call_slots: Some(call_slots(st)) };
-    assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
+    Ok((program, env))
 }
 
 /// The fields of `st` a stub with inline errno handling updates and a thunk with an inline

@@ -1,7 +1,9 @@
 //! `luaffi-bench`: per-call cost of calls through generated stubs against hand-written
 //! `lua_CFunction` bindings doing the same work on the same embedded Lua (the physical
-//! limit), callback cost against a hand-written C loop calling `lua_call`, and the time and
-//! code size of one stub. Run by `cargo xtask bench` (release build); prints a table.
+//! limit), callback cost against a hand-written C loop calling `lua_call` (and, to show
+//! what the protection costs, one calling `lua_pcall`: a callback runs its function
+//! protected, so that an error does not unwind through C frames), and the time and code
+//! size of one stub. Run by `cargo xtask bench` (release build); prints a table.
 //!
 //! Every measurement is a Lua loop timed with `os.clock`, the best of [`ROUNDS`] interleaved
 //! rounds; the bare loop (no call) is subtracted from both sides, so a figure is the cost of
@@ -16,7 +18,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::time::Instant;
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::call::{build_stub, CallMode};
+use lua_adapter::call::{build_stub, stub_program_for, CallMode};
 use lua_adapter::state::FfiState;
 use mlua::{ffi, Lua};
 
@@ -130,6 +132,27 @@ unsafe extern "C-unwind" fn hand_loop(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The same loop with the protection callbacks have (an error in the Lua function must not
+/// unwind through C frames): `lua_pcall`. What a callback pays beyond this is the FFI's.
+unsafe extern "C-unwind" fn hand_loop_pcall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction: (f, n).
+    unsafe {
+        let n = ffi::luaL_checkinteger(l, 2);
+        let mut s: i64 = 0;
+        for i in 0..n {
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_pushinteger(l, i);
+            if ffi::lua_pcall(l, 1, 1, 0) != ffi::LUA_OK {
+                ffi::lua_error(l);
+            }
+            s += ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) as i32 as i64;
+            ffi::lua_settop(l, 2);
+        }
+        ffi::lua_pushinteger(l, s);
+        1
+    }
+}
+
 const SCRIPT: &str = r#"
 local ffi = require "ffi"
 ffi.cdef [[
@@ -141,7 +164,7 @@ local add, mix, dot, loop = ffi.C.bench_add, ffi.C.bench_mix, ffi.C.bench_dot, f
 local add_ptr = ffi.cast("int (*)(int, int)", ADDR.add)
 local strlen = ffi.C.strlen
 -- Both sides are locals (a global would cost the hand-written side a table lookup per call).
-local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop
+local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall
 local N = N
 local ROUNDS = ROUNDS
 local function once(f)
@@ -188,9 +211,14 @@ pair("double dot(vec2, vec2) by value", function() for i = 1, N do dot(va, vb) e
                           function() for i = 1, N do hand_dot(ha, hb) end end)
 local cb = ffi.cast("int (*)(int)", function(i) return i end)
 local lf = function(i) return i end
-local tl = best(function() loop(cb, N) end)
-local th = best(function() hand_loop(lf, N) end)
-r[#r + 1] = { "callback int (*)(int), C loop", tl, th, 0 }
+local tl, th, tp = math.huge, math.huge, math.huge
+for _ = 1, ROUNDS do
+  tl = math.min(tl, once(function() loop(cb, N) end))
+  th = math.min(th, once(function() hand_loop(lf, N) end))
+  tp = math.min(tp, once(function() hand_loop_pcall(lf, N) end))
+end
+r[#r + 1] = { "callback int (*)(int), C loop", tl / N * 1e9, th / N * 1e9, 0 }
+r[#r + 1] = { "  the same against lua_pcall in the loop", tl / N * 1e9, tp / N * 1e9, 0 }
 return r
 "#;
 
@@ -215,6 +243,7 @@ fn main() {
         ("hand_dot", hand_dot),
         ("hand_new_vec2", hand_new_vec2),
         ("hand_loop", hand_loop),
+        ("hand_loop_pcall", hand_loop_pcall),
     ] {
         // SAFETY: each follows the lua_CFunction protocol.
         g.set(name, unsafe { lua.create_c_function(f) }.unwrap()).unwrap();
@@ -245,4 +274,46 @@ fn main() {
     }
     let us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
     println!("stub for int add(int, int): {us:.2} us to build, {bytes} bytes of code");
+    let split = stub_build_split(&mut st, f, rounds);
+    println!(
+        "  split per stub: plan + program {:.2} us, code generation {:.2} us, arena reserve + commit {:.2} us (sum {:.2} us)",
+        split[0],
+        split[1],
+        split[2],
+        split.iter().sum::<f64>()
+    );
+}
+
+/// The three phases of `build_stub` for the closure-mode stub of `fn_ty`, each timed alone
+/// over `rounds` runs, in us per stub: plan + program, code generation, arena reserve + commit
+/// (the two `mprotect`s included): `build_stub`'s own phases (`stub_program_for`, the
+/// backend, the arena), the stub they make checked to be byte for byte `build_stub`'s.
+fn stub_build_split(st: &mut FfiState, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
+    let mode = CallMode::Closure;
+    let backend = lua_adapter::call::backend().expect("a native backend");
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(stub_program_for(st, fn_ty, &[], mode).expect("program"));
+    }
+    let plan_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+
+    let (program, env) = stub_program_for(st, fn_ty, &[], mode).expect("program");
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(backend.stub(&program, 0, &env).expect("code"));
+    }
+    let codegen_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+
+    let code = backend.stub(&program, 0, &env).expect("code");
+    let reference = build_stub(st, fn_ty, &[], mode).expect("stub");
+    assert_eq!(code, reference.code(), "the split builds the stub build_stub builds");
+    drop(reference);
+    let arena = &st.calls.arena;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let place = arena.reserve(code.len()).expect("reserve");
+        drop(arena.commit(place, &code).expect("commit"));
+    }
+    let arena_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    [plan_us, codegen_us, arena_us]
 }
