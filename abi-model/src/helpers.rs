@@ -75,13 +75,15 @@ pub enum Helper {
     /// `void *luaffi_func_addr(lua_State *L)`: the address of the C function being called
     /// (stubs are shared by every function of one signature).
     FuncAddr,
-    /// `void luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: sets errno (Windows:
-    /// SetLastError) to the value `ffi.errno(n)` stored, just before the call. The return
-    /// type's descriptor is passed so the helper finds its state with one load instead of
-    /// looking up the called object on the Lua stack.
+    /// `lua_State *luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: sets errno
+    /// (Windows: SetLastError) to the value `ffi.errno(n)` stored, just before the call, and
+    /// makes L the thread callbacks run on during the call; returns the thread it replaced,
+    /// for `AfterCall` to put back. The return type's descriptor is passed so the helper finds
+    /// its state with one load instead of looking up the called object on the Lua stack.
     ErrnoRestore,
-    /// `void luaffi_after_call(lua_State *L, const void *ret_ctype)`: stores errno (Windows:
-    /// GetLastError) for `ffi.errno()` right after the call, then raises the error of a
+    /// `void luaffi_after_call(lua_State *L, const void *ret_ctype, lua_State *prev)`: stores
+    /// errno (Windows: GetLastError) for `ffi.errno()` right after the call, puts back `prev`
+    /// (what `ErrnoRestore` returned) as the callback thread, then raises the error of a
     /// callback that failed during the call, if any (the descriptor as for `ErrnoRestore`).
     AfterCall,
     /// `lua_State *luaffi_callback_enter(void *cb)`: finds the callback's state, pushes its
@@ -197,8 +199,8 @@ impl Helper {
             Helper::PushRecord => "void luaffi_push_record(lua_State *L, const void *ctype, const void *src)",
             Helper::NewResult => "void *luaffi_new_result(lua_State *L, const void *ctype)",
             Helper::FuncAddr => "void *luaffi_func_addr(lua_State *L)",
-            Helper::ErrnoRestore => "void luaffi_errno_restore(lua_State *L, const void *ret_ctype)",
-            Helper::AfterCall => "void luaffi_after_call(lua_State *L, const void *ret_ctype)",
+            Helper::ErrnoRestore => "lua_State *luaffi_errno_restore(lua_State *L, const void *ret_ctype)",
+            Helper::AfterCall => "void luaffi_after_call(lua_State *L, const void *ret_ctype, lua_State *prev)",
             Helper::ErrnoLocation => "int *luaffi_errno_location(void)",
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs, void *cb)",
@@ -234,7 +236,8 @@ impl Helper {
             Helper::PushRecord => (VOID, &[P, P, P]),
             Helper::NewResult => (P, &[P, P]),
             Helper::FuncAddr => (P, &[P]),
-            Helper::ErrnoRestore | Helper::AfterCall => (VOID, &[P, P]),
+            Helper::ErrnoRestore => (P, &[P, P]),
+            Helper::AfterCall => (VOID, &[P, P, P]),
             Helper::CallbackLeave => (VOID, &[P]),
             Helper::ErrnoLocation => (P, &[]),
             Helper::CallbackEnter => (P, &[P]),

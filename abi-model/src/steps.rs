@@ -241,19 +241,23 @@ pub enum Step {
         slow: Box<Step>,
     },
     /// Stubs with inline errno (in place of the `ErrnoRestore` call): stores
-    /// `ErrnoLocation()` at `errno_at`, sets `errno` to the saved value and the calling thread
-    /// to `L` ([`crate::CallSlots`]).
+    /// `ErrnoLocation()` at `errno_at`, sets `errno` to the saved value, and the calling
+    /// thread to `L` ([`crate::CallSlots`]) after storing the one it replaces at `prev_l_at`.
     ErrnoRestoreInline {
         /// Where the address of `errno` is kept across the call.
         errno_at: Slot,
+        /// Where the calling thread before the call is kept.
+        prev_l_at: Slot,
     },
     /// Stubs with inline errno (in place of the `AfterCall` call), right after the call:
-    /// saves `errno` (through the address at `errno_at`), sets the calling thread to `L`,
-    /// and runs `slow` (the `AfterCall` helper, which raises it) when a callback error is
-    /// pending.
+    /// saves `errno` (through the address at `errno_at`), puts back the calling thread kept
+    /// at `prev_l_at`, and runs `slow` (the `AfterCall` helper, which raises it) when a
+    /// callback error is pending.
     AfterCallInline {
         /// Where the address of `errno` is.
         errno_at: Slot,
+        /// Where the calling thread before the call is.
+        prev_l_at: Slot,
         /// The [`Step::CallHelper`] of `AfterCall`.
         slow: Box<Step>,
     },
@@ -569,15 +573,19 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             reg => loads.push(Step::LoadPtr { to: reg, from: result }),
         }
     }
+    // The thread callbacks run on is L during the call and what it was before afterwards
+    // (outside every call: none, the main thread), so a callback never runs on a coroutine
+    // that made an earlier call and has since yielded.
+    let prev_l_at = stage.take(w);
     let errno_at = inline.filter(|i| i.errno).map(|_| stage.take(w));
     steps.push(match errno_at {
-        Some(errno_at) => Step::ErrnoRestoreInline { errno_at },
-        None => Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None },
+        Some(errno_at) => Step::ErrnoRestoreInline { errno_at, prev_l_at },
+        None => Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(prev_l_at) },
     });
     let after_call = || {
-        let call = Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None };
+        let call = Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(prev_l_at)], ret_to: None };
         match errno_at {
-            Some(errno_at) => Step::AfterCallInline { errno_at, slow: Box::new(call) },
+            Some(errno_at) => Step::AfterCallInline { errno_at, prev_l_at, slow: Box::new(call) },
             None => call,
         }
     };
@@ -804,8 +812,10 @@ impl fmt::Display for Step {
                 let what = if *strings { "nil or string" } else { "nil" };
                 write!(f, "ptr <- {what} at {lua_index} -> {to}, else {slow}")
             }
-            Step::ErrnoRestoreInline { errno_at } => write!(f, "errno-restore (inline, &errno -> {errno_at})"),
-            Step::AfterCallInline { errno_at, slow } => write!(f, "after-call (inline, &errno at {errno_at}), if a callback error is pending {slow}"),
+            Step::ErrnoRestoreInline { errno_at, prev_l_at } => write!(f, "errno-restore (inline, &errno -> {errno_at}, calling thread -> {prev_l_at})"),
+            Step::AfterCallInline { errno_at, prev_l_at, slow } => {
+                write!(f, "after-call (inline, &errno at {errno_at}, calling thread back from {prev_l_at}), if a callback error is pending {slow}")
+            }
             Step::CallbackEnterInline { to, room, func, slow } => {
                 write!(f, "enter (inline: L -> {to}, push the function at cbdata+{} when {room} slots are free), else {slow}", func.value_at)
             }
@@ -885,12 +895,16 @@ mod tests {
         assert!(text.contains("check-args 2 (inline"), "{text}");
         assert!(text.contains("func-addr <- upvalue 3"), "{text}");
         assert!(text.contains("i32 <- number at 1 -> stage[8], else luaffi_to_i32(L, 1) -> stage[8]"), "{text}");
-        assert!(text.contains("push number <- i32 stage[24], else luaffi_push_i32(L, i32 stage[24])"), "{text}");
-        // The errno helpers stay unless asked for.
-        assert!(text.contains("luaffi_errno_restore") && text.contains("luaffi_after_call"), "{text}");
+        assert!(text.contains("push number <- i32 stage[32], else luaffi_push_i32(L, i32 stage[32])"), "{text}");
+        // The errno helpers stay unless asked for; the calling thread they replace is kept
+        // across the call and handed back.
+        assert!(text.contains("luaffi_errno_restore(L, ctype(ret)) -> stage[24]") && text.contains("luaffi_after_call(L, ctype(ret), *stage[24])"), "{text}");
         let text = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&Inline { errno: true, ..inline })).to_string();
-        assert!(text.contains("errno-restore (inline, &errno -> stage[24])"), "{text}");
-        assert!(text.contains("after-call (inline, &errno at stage[24]), if a callback error is pending luaffi_after_call(L, ctype(ret))"), "{text}");
+        assert!(text.contains("errno-restore (inline, &errno -> stage[32], calling thread -> stage[24])"), "{text}");
+        assert!(
+            text.contains("after-call (inline, &errno at stage[32], calling thread back from stage[24]), if a callback error is pending luaffi_after_call(L, ctype(ret), *stage[24])"),
+            "{text}"
+        );
         assert!(!text.contains("luaffi_errno_restore"), "{text}");
     }
 

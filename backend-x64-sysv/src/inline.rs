@@ -442,24 +442,28 @@ impl Emitter<'_> {
         self.env.call_slots.ok_or_else(|| unsupported("inline errno without the embedding's call slots"))
     }
 
-    pub(crate) fn emit_errno_restore_inline(&mut self, errno_at: Slot) -> Result<(), BackendError> {
+    pub(crate) fn emit_errno_restore_inline(&mut self, errno_at: Slot, prev_l_at: Slot) -> Result<(), BackendError> {
         let slots = self.call_slots()?;
         // rax = &errno, kept at errno_at across the call.
         self.call_helper_with(Helper::ErrnoLocation, &[], Some(errno_at))?;
+        let prev = self.slot(prev_l_at)?;
         let (saved, calling_l) = (slots.saved_errno as i64, slots.calling_l as i64);
         asm!(self.ops
             ; mov rcx, QWORD saved
             ; mov ecx, [rcx]
             ; mov [rax], ecx
             ; mov rcx, QWORD calling_l
+            ; mov rdx, [rcx]
             ; mov [rcx], lua_state
         );
+        mem!(self.ops, prev, [mov QWORD], [, rdx]);
         Ok(())
     }
 
-    pub(crate) fn emit_after_call_inline(&mut self, errno_at: Slot, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_after_call_inline(&mut self, errno_at: Slot, prev_l_at: Slot, slow: &Step) -> Result<(), BackendError> {
         let slots = self.call_slots()?;
         let at = self.slot(errno_at)?;
+        let prev = self.slot(prev_l_at)?;
         mem!(self.ops, at, [mov scratch_ptr,], []);
         let (saved, calling_l, pending) = (slots.saved_errno as i64, slots.calling_l as i64, slots.pending_error as i64);
         // Only scratch registers: the call's result is already in its slot.
@@ -467,8 +471,11 @@ impl Emitter<'_> {
             ; mov ecx, [scratch_ptr]
             ; mov scratch, QWORD saved
             ; mov [scratch], ecx
+        );
+        mem!(self.ops, prev, [mov rcx,], []);
+        asm!(self.ops
             ; mov scratch, QWORD calling_l
-            ; mov [scratch], lua_state
+            ; mov [scratch], rcx
             ; mov scratch, QWORD pending
             ; cmp DWORD [scratch], slots.no_pending
             ; je >done

@@ -19,7 +19,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 use std::cell::RefCell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 // ---- executable memory -----------------------------------------------------------------
@@ -404,11 +404,17 @@ extern "C" fn h_func_addr(l: *mut c_void) -> *mut c_void {
     enter("func_addr", l);
     with(|m| m.target as *mut c_void)
 }
-extern "C" fn h_errno_restore(l: *mut c_void, _ret_ctype: *const c_void) {
+/// The calling thread `h_errno_restore` says it replaced, which must come back to `h_after_call`.
+const PREV_L: usize = 0x7EAD_0001;
+extern "C" fn h_errno_restore(l: *mut c_void, _ret_ctype: *const c_void) -> *mut c_void {
     enter("errno_restore", l);
+    PREV_L as *mut c_void
 }
-extern "C" fn h_after_call(l: *mut c_void, _ret_ctype: *const c_void) {
+extern "C" fn h_after_call(l: *mut c_void, _ret_ctype: *const c_void, prev: *mut c_void) {
     enter("after_call", l);
+    if prev as usize != PREV_L {
+        with(|m| m.errors.push(format!("after_call: calling thread {prev:p} put back, not {PREV_L:#x}")));
+    }
 }
 extern "C" fn h_callback_enter(cb: *mut c_void) -> *mut c_void {
     with(|m| {
@@ -1225,11 +1231,19 @@ struct Slots {
 }
 
 static ERRNO_SEEN: AtomicU32 = AtomicU32::new(0);
+/// The address of the calling-thread slot, and the thread `t_errno_add` found there.
+static CALLING_L_SLOT: AtomicUsize = AtomicUsize::new(0);
+static CALLING_L_SEEN: AtomicUsize = AtomicUsize::new(0);
 
-/// `int add(int, int)` that reports the errno it finds and sets errno to the sum, as a C
-/// function failing with an error code would.
+/// `int add(int, int)` that reports the errno and the calling thread it finds and sets errno
+/// to the sum, as a C function failing with an error code would.
 extern "C" fn t_errno_add(a: i32, b: i32) -> i32 {
     record(format!("{a} {b}"));
+    let slot = CALLING_L_SLOT.load(Ordering::SeqCst);
+    if slot != 0 {
+        // SAFETY: the test's calling-thread slot, alive during the call.
+        CALLING_L_SEEN.store(unsafe { *(slot as *const usize) }, Ordering::SeqCst);
+    }
     // SAFETY: the calling thread's errno.
     unsafe {
         ERRNO_SEEN.store(*libc::__errno_location() as u32, Ordering::SeqCst);
@@ -1252,14 +1266,18 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
         main_l: &slots.calling_l as *const usize as u64,
     };
     let code_env = CodeEnv { call_slots: Some(call_slots), ..env.env.clone() };
+    CALLING_L_SLOT.store(&slots.calling_l as *const usize as usize, Ordering::SeqCst);
     // The helper stub with its two errno helper calls replaced by the inline steps.
     let mut program = stub_program(&case.plan, 1);
     let errno_at = Slot::Stage(program.stage_bytes);
     program.stage_bytes += 16;
     for st in &mut program.steps {
         match st {
-            Step::CallHelper { helper: Helper::ErrnoRestore, .. } => *st = Step::ErrnoRestoreInline { errno_at },
-            Step::CallHelper { helper: Helper::AfterCall, .. } => *st = Step::AfterCallInline { errno_at, slow: Box::new(st.clone()) },
+            Step::CallHelper { helper: Helper::ErrnoRestore, ret_to: Some(prev_l_at), .. } => *st = Step::ErrnoRestoreInline { errno_at, prev_l_at: *prev_l_at },
+            Step::CallHelper { helper: Helper::AfterCall, args, .. } => {
+                let abi_model::steps::Operand::PtrAt(prev_l_at) = args[2] else { panic!("AfterCall's third argument is the kept thread") };
+                *st = Step::AfterCallInline { errno_at, prev_l_at, slow: Box::new(st.clone()) };
+            }
             _ => {}
         }
     }
@@ -1267,7 +1285,8 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
     let target = probe(t_errno_add as *const () as usize);
     for pending in [-2, 7] {
         slots.pending_error = pending;
-        slots.calling_l = 0;
+        // The thread before the call (here the value the mock AfterCall expects back).
+        slots.calling_l = PREV_L;
         with(|m| *m = Mock { stack: vec![Value::Int(40), Value::Int(2)], l: FAKE_L, target: target.addr(), ..Mock::default() });
         // SAFETY: the thread's errno; junk that the stub must replace by the saved value.
         unsafe { *libc::__errno_location() = 99 };
@@ -1279,12 +1298,14 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
         assert_eq!(ERRNO_SEEN.load(Ordering::SeqCst), 1234, "the C function saw ffi.errno()'s value");
         assert_eq!(slots.saved_errno, 42, "the C function's errno was saved for ffi.errno()");
         slots.saved_errno = 1234;
-        assert_eq!(slots.calling_l, FAKE_L);
+        assert_eq!(CALLING_L_SEEN.load(Ordering::SeqCst), FAKE_L, "callbacks run on L during the call");
+        assert_eq!(slots.calling_l, PREV_L, "the calling thread before the call is put back");
         assert!(!events.iter().any(|e| e == "errno_restore"), "{events:?}");
         // The raising helper runs only for a pending callback error.
         assert_eq!(events.iter().any(|e| e == "after_call"), pending != -2, "{events:?}");
         let loc = events.iter().position(|e| e == "errno_location").expect("errno located");
         assert_eq!(events.get(loc + 1).map(String::as_str), Some("target"), "{events:?}");
     }
+    CALLING_L_SLOT.store(0, Ordering::SeqCst);
     drop(env);
 }

@@ -740,7 +740,7 @@ mod tests {
         assert!(stub_error(vec![Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None }, RET]).contains("cannot be passed"));
         assert!(stub_error(vec![Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(0), size: 4, ext: Ext::Sign }, RET]).contains("widening"));
         assert!(stub_error(vec![Step::LoadArg { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(0), size: 3, ext: Ext::None }, RET]).contains("3-byte"));
-        assert!(stub_error(vec![Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(Slot::Stage(0)) }, RET]).contains("no value to store"));
+        assert!(stub_error(vec![Step::CallHelper { helper: Helper::PushI32, args: vec![Operand::L, Operand::Imm(1)], ret_to: Some(Slot::Stage(0)) }, RET]).contains("no value to store"));
         assert!(stub_error(vec![Step::CheckArgCount { expected: 0 }]).contains("does not end with a return"));
     }
 }

@@ -204,7 +204,7 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
         .contains("Xmm0"));
     let push_f64_of_int = call(Helper::PushF64, vec![Operand::L, Operand::Value { at: Slot::Stage(16), kind: I32 }], None);
     assert!(stub_err(t, &stub_with(14, push_f64_of_int), &e).contains("a i32 value for a f64 parameter"));
-    assert!(stub_err(t, &stub_with(7, call(Helper::ErrnoRestore, vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], Some(Slot::Stage(24)))), &e).contains("returns nothing"));
+    assert!(stub_err(t, &stub_with(7, call(Helper::PushI32, vec![Operand::L, Operand::Imm(1)], Some(Slot::Stage(24)))), &e).contains("returns nothing"));
     assert!(stub_err(t, &stub_with(7, call(Helper::ErrnoRestore, vec![], None)), &e).contains("takes 2 arguments"));
     assert!(stub_err(t, &stub_with(16, Step::ReturnToC { pops: 0, ret_ptr: None }), &e).contains("returns to Lua"));
     let mut no_return = every_stub_step();

@@ -51,6 +51,8 @@ const PENDING_ERROR: u64 = LUA_REGION + 0x110;
 const THREAD_ERRNO: u64 = LUA_REGION + 0x118;
 /// The state's main thread ([`abi_model::CallSlots::main_l`]).
 const MAIN_L: u64 = LUA_REGION + 0x120;
+/// The calling thread before a stub's call (another `lua_State *`), which it must put back.
+const PREV_L: u64 = 0x4C00_0F10;
 const NO_PENDING: i32 = -2;
 /// The mock Lua function a thunk calls: its value and tag, as the callback record holds them
 /// and the function's stack slot must.
@@ -224,6 +226,7 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, ca
     // helper that raises it must be called.
     cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
+    cpu.write(CALLING_L, &PREV_L.to_le_bytes()).map_err(engine)?;
     let pending = if inline_values { NO_PENDING } else { 7 };
     cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
     if top + 2 * slot > LUA_REGION + LUA_FIXED_SIZE {
@@ -532,7 +535,11 @@ impl Mock<'_> {
                 if arg(1) != CTYPE_RET {
                     return Err(mismatch(format!("ctype passed to {}", h.name()), format!("{CTYPE_RET:#x} (the return type's)"), format!("{:#x}", arg(1))));
                 }
-                vec![]
+                // The thread ErrnoRestore replaced goes back to AfterCall.
+                if h == Helper::AfterCall && arg(2) != PREV_L {
+                    return Err(mismatch("the calling thread passed back to luaffi_after_call", format!("{PREV_L:#x}"), format!("{:#x}", arg(2))));
+                }
+                le(PREV_L, w)
             }
             Helper::CallbackLeave => {
                 if let Some((vm, _)) = self.thunk_stack {
@@ -610,7 +617,7 @@ fn is_aggregate(k: ValueKind) -> bool {
 }
 
 /// After an inline stub: the thread's errno got `ffi.errno()`'s value before the call and it
-/// was saved back after, the calling thread is L, and the raising helper ran exactly when a
+/// was saved back after, the calling thread is put back, and the raising helper ran exactly when a
 /// callback error was pending.
 fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(), Mismatch> {
     let word = |at: u64| read_word(cpu, at).map(|v| v as u32);
@@ -620,12 +627,12 @@ fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(
     if word(SAVED_ERRNO)? != ERRNO_BEFORE {
         return Err(mismatch("ffi.errno() after the call", format!("{ERRNO_BEFORE:#x} (saved)"), format!("{:#x}", word(SAVED_ERRNO)?)));
     }
-    if read_word(cpu, CALLING_L)? != FAKE_L {
-        return Err(mismatch("the calling thread after the call", format!("{FAKE_L:#x}"), format!("{:#x}", read_word(cpu, CALLING_L)?)));
-    }
     let want = u32::from(!inline_values);
     if mock.after_calls != want {
         return Err(mismatch("calls of luaffi_after_call (a callback error pending: raise it)", want.to_string(), mock.after_calls.to_string()));
+    }
+    if read_word(cpu, CALLING_L)? != PREV_L {
+        return Err(mismatch("the calling thread after the call", format!("{PREV_L:#x} (put back)"), format!("{:#x}", read_word(cpu, CALLING_L)?)));
     }
     Ok(())
 }

@@ -221,13 +221,33 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
     // errno never restored: the C function would see whatever the thread's errno held.
     let e = inline_run(&cat, s, |p| {
         for st in &mut p.steps {
-            if let Step::ErrnoRestoreInline { errno_at } = *st {
+            if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
                 *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
             }
         }
     }, NUMBERS_54)
     .unwrap_err();
     assert!(e.what.contains("errno during the call"), "{e}");
+    // The calling thread left as L after the call instead of put back.
+    let e = inline_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::AfterCallInline { errno_at, prev_l_at, .. } = st {
+                *prev_l_at = *errno_at;
+            }
+        }
+    }, NUMBERS_54)
+    .unwrap_err();
+    assert!(e.what.contains("the calling thread after the call"), "{e}");
+    // Through the helpers: AfterCall handed L instead of the thread ErrnoRestore replaced.
+    let e = inline_run(&cat, s, |p| {
+        for st in &mut p.steps {
+            if let Step::CallHelper { helper: Helper::AfterCall, args, .. } = st {
+                args[2] = abi_model::steps::Operand::L;
+            }
+        }
+    }, LuaStack::Helpers)
+    .unwrap_err();
+    assert!(e.what.contains("the calling thread passed back"), "{e}");
 }
 
 #[test]

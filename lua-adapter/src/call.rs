@@ -117,8 +117,8 @@ pub struct CallState {
     variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
     /// Live callbacks by thunk address (the value a C function pointer to them holds).
     pub callbacks: HashMap<usize, Box<Callback>>,
-    /// The Lua thread of the C call in progress (set around every stub call): callbacks run
-    /// on it, as LuaJIT runs them on the thread of the last FFI call.
+    /// The Lua thread of the innermost C call in progress (set by every stub call and put
+    /// back when it returns; NULL outside every call): callbacks run on it.
     pub calling_l: *mut ffi::lua_State,
     /// The state's main thread: callbacks run there when no C call is in progress.
     pub main_l: *mut ffi::lua_State,

@@ -511,34 +511,38 @@ pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut
     unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
-/// `void luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: just before the C call,
-/// sets `errno` to the value `ffi.errno()` reports (so a C function sees the value
-/// `ffi.errno(n)` set) and records `L` as the thread callbacks run on. Serves both stub modes.
+/// `lua_State *luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: just before the C
+/// call, sets `errno` to the value `ffi.errno()` reports (so a C function sees the value
+/// `ffi.errno(n)` set) and makes `L` the thread callbacks run on; returns the thread it
+/// replaced (NULL outside every call), which `luaffi_after_call` puts back. Serves both
+/// stub modes.
 ///
 /// # Safety
 /// `l` is in a stub call; `ret_ctype` is the descriptor of the stub's return type.
-pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State, ret_ctype: *const c_void) {
+pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State, ret_ctype: *const c_void) -> *mut ffi::lua_State {
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
-        (*st).calls.calling_l = l;
+        let prev = std::mem::replace(&mut (*st).calls.calling_l, l);
         set_os_errno((*st).errno);
+        prev
     }
 }
 
-/// `void luaffi_after_call(lua_State *L, const void *ret_ctype)`: right after the C call, saves
-/// `errno` for `ffi.errno()`, makes `L` the callback thread again (a nested call may have
-/// changed it), then raises the error of a callback that failed during the call, if any.
+/// `void luaffi_after_call(lua_State *L, const void *ret_ctype, lua_State *prev)`: right
+/// after the C call, saves `errno` for `ffi.errno()`, puts back the callback thread of before
+/// the call (so a callback made later never runs on this thread once it has yielded or
+/// died), then raises the error of a callback that failed during the call, if any.
 ///
 /// # Safety
-/// As [`luaffi_errno_restore`]; may raise, with nothing owned alive.
-pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State, ret_ctype: *const c_void) {
+/// As [`luaffi_errno_restore`]; `prev` what it returned; may raise, with nothing owned alive.
+pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State, ret_ctype: *const c_void, prev: *mut ffi::lua_State) {
     let errno = os_errno();
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
         (*st).errno = errno;
-        (*st).calls.calling_l = l;
+        (*st).calls.calling_l = prev;
         crate::callback::raise_pending(l, st);
     }
 }

@@ -61,6 +61,25 @@ T.eq(nested(150), 1, "150 nested C calls, each calling back into Lua")
 local function deep(k) if k == 0 then return 0 end return 1 + deep(k - 1) end
 T.eq(L.ct_call_n(function(i) return deep(5000) - 5000 + i end, 50), 1225, "a callback growing the Lua stack on every call")
 
+-- A callback runs on the thread of the innermost C call in progress: not on a coroutine that
+-- made a C call inside an earlier callback and has since yielded.
+do
+  local main = tostring(coroutine.running())
+  local co = coroutine.wrap(function()
+    L.ct_call_n(function() return 0 end, 1)
+    coroutine.yield("yielded")
+    return "done"
+  end)
+  local threads = {}
+  L.ct_call_n(function(i)
+    threads[#threads + 1] = tostring(coroutine.running())
+    if i == 0 then T.eq(co(), "yielded", "a coroutine calling C inside a callback") end
+    return i
+  end, 3)
+  T.eq(table.concat(threads, " "), main .. " " .. main .. " " .. main, "every call of the callback on the caller's thread")
+  T.eq(co(), "done", "the coroutine resumes where it yielded")
+end
+
 -- Explicit callbacks: callable from Lua and C, set, free.
 local add = ffi.cast("int (*)(int, int)", function(a, b) return a + b end)
 T.eq(add(2, 3), 5, "a callback called from Lua")
