@@ -29,7 +29,8 @@
 //! Each pooled page is mapped between two inaccessible guard pages of its own, so the kernel
 //! never merges its mapping with a neighbour: a commit's two `mprotect` calls then change one
 //! mapping in place, instead of splitting it from a neighbour and merging it back (which costs
-//! about as much again as the calls themselves).
+//! about as much again as the calls themselves). The last [`PAGE_TAIL`] bytes of a pooled
+//! page hold `int3` and no chunk, so nothing that decodes code ahead reaches the guard.
 //!
 //! # One thread: the arena is per `lua_State`
 //!
@@ -74,6 +75,12 @@ pub const MAX_SPARE_PAGES: usize = 1;
 
 /// Fills the unused tail of a chunk's last granule: a stray jump there traps at once.
 const INT3: u8 = 0xCC;
+
+/// Bytes at the end of every pooled page that are never handed out and hold `int3`: code that
+/// decodes ahead of what runs (valgrind's translator does, by up to an instruction's length)
+/// then stops at a trap inside the page instead of reading the guard page after it, which
+/// kills valgrind.
+pub const PAGE_TAIL: usize = 64;
 
 /// Executable memory for one `lua_State`'s stubs and thunks. See the [module docs](self).
 pub struct CodeArena {
@@ -338,15 +345,16 @@ impl Pool {
         }
     }
 
+    /// Granules a pooled page hands out: all but [`PAGE_TAIL`].
     fn granules_per_page(&self) -> usize {
-        self.page_size / GRANULE
+        (self.page_size - PAGE_TAIL) / GRANULE
     }
 
     fn alloc(&mut self, len: usize) -> Result<Chunk, ArenaError> {
         if len == 0 {
             return Err(ArenaError::ZeroLength);
         }
-        let chunk = if len <= self.page_size {
+        let chunk = if len <= self.granules_per_page() * GRANULE {
             self.alloc_pooled(len)?
         } else {
             self.alloc_dedicated(len)?
@@ -389,8 +397,10 @@ impl Pool {
     }
 
     fn alloc_dedicated(&mut self, len: usize) -> Result<Chunk, ArenaError> {
+        // With a PAGE_TAIL of traps after the code, as on a pooled page.
         let map_len = len
-            .checked_next_multiple_of(self.page_size)
+            .checked_add(PAGE_TAIL)
+            .and_then(|n| n.checked_next_multiple_of(self.page_size))
             .filter(|&n| n <= isize::MAX as usize)
             .ok_or(ArenaError::TooLarge { len })?;
         let addr = sys::map(map_len)?;
@@ -449,6 +459,10 @@ impl Pool {
         let dest = unsafe { std::slice::from_raw_parts_mut(chunk.addr as *mut u8, chunk_len) };
         dest[..code.len()].copy_from_slice(code);
         dest[code.len()..].fill(INT3);
+        if let Placement::Pooled { .. } = chunk.placement {
+            // SAFETY: the page's last PAGE_TAIL bytes, inside `region`, belong to no chunk.
+            unsafe { std::slice::from_raw_parts_mut((region + region_len - PAGE_TAIL) as *mut u8, PAGE_TAIL) }.fill(INT3);
+        }
         #[cfg(test)]
         tests::during_commit(region, region_len);
         // If this fails the page stays read+write: its stubs fault when called, but it is
@@ -838,6 +852,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_page_keeps_its_tail_as_traps() {
+        let arena = CodeArena::new();
+        let page = sys::page_size();
+        // Chunks of one granule until a second page is needed: the first page's tail is
+        // never handed out.
+        let mut handles = vec![commit_bytes(&arena, &[0x90; GRANULE])];
+        let first = page_of(handles[0].addr());
+        while handles.iter().all(|h| page_of(h.addr()) == first) {
+            handles.push(commit_bytes(&arena, &[0x90; GRANULE]));
+        }
+        let end_of_chunks = handles.iter().filter(|h| page_of(h.addr()) == first).map(|h| h.addr() + GRANULE).max().unwrap();
+        assert_eq!(end_of_chunks, first + page - PAGE_TAIL);
+        // SAFETY: the tail of a mapped, readable arena page.
+        let tail = unsafe { std::slice::from_raw_parts((first + page - PAGE_TAIL) as *const u8, PAGE_TAIL) };
+        assert!(tail.iter().all(|b| *b == INT3), "{tail:x?}");
+    }
+
+    #[test]
     #[cfg(target_os = "linux")]
     fn a_pooled_page_sits_between_guard_pages() {
         let arena = CodeArena::new();
@@ -889,7 +921,7 @@ mod tests {
             ArenaError::TooLarge { len: usize::MAX }
         );
         assert!(matches!(
-            arena.reserve(isize::MAX as usize - sys::page_size()),
+            arena.reserve(isize::MAX as usize - 2 * sys::page_size()),
             Err(ArenaError::Os { call: "mmap", .. })
         ));
         assert_eq!(arena.stats(), ArenaStats::default());
@@ -933,14 +965,19 @@ mod tests {
     }
 
     #[test]
-    fn full_pages_are_not_offered_and_whole_page_chunks_fit() {
+    fn full_pages_are_not_offered_and_page_sized_chunks_fit() {
         let arena = CodeArena::new();
         let page = sys::page_size();
-        let whole = arena.reserve(page).unwrap();
+        // The largest pooled chunk: a page but its tail.
+        let whole = arena.reserve(page - PAGE_TAIL).unwrap();
         let small = arena.reserve(1).unwrap();
         assert_ne!(page_of(whole.addr()), page_of(small.addr()));
         assert_eq!(arena.stats().pages_mapped, 2);
-        assert_eq!(arena.stats().bytes_in_use, page + GRANULE);
+        assert_eq!(arena.stats().bytes_in_use, page - PAGE_TAIL + GRANULE);
+        // One byte more takes a mapping of its own, with room for the tail.
+        let bigger = arena.reserve(page - PAGE_TAIL + 1).unwrap();
+        assert_eq!(arena.stats().pages_mapped, 4, "a dedicated mapping of two pages");
+        drop((whole, small, bigger));
     }
 
     /// xorshift64*: deterministic, no dependency.
