@@ -352,43 +352,42 @@ fn ints_to_int(cat: &Catalogue, n: usize) -> &CatSignature {
     find(cat, |_, p| p.args.len() == n && is_int(p.ret.value))
 }
 
+/// The inline thunk of an `n`-argument signature over a Lua 5.4 stack passes, and fails once
+/// `edit`ed: the mismatch.
+fn thunk_caught(cat: &Catalogue, n: usize, inline_values: bool, edit: fn(&mut Program)) -> Mismatch {
+    let s = ints_to_int(cat, n);
+    assert_eq!(inline_thunk_run(cat, s, |_| {}, inline_values), Ok(()), "{}", s.c_decl);
+    inline_thunk_run(cat, s, edit, inline_values).unwrap_err()
+}
+
+/// The entry asks one stack slot less than the callback needs.
+fn room_one_slot_short(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::CallbackEnterInline { room, .. } = st {
+            *room -= 1;
+        }
+    }
+}
+
+const HELPER_CALLS: &str = "helper calls of the thunk's entry, Lua call and result check";
+
 #[test]
 fn an_inline_thunk_entry_that_asks_too_little_room_or_pushes_the_wrong_function_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     // Four arguments: the mock's ci->top is one slot short of the room (the entry's helper
-    // must run).
-    let s = ints_to_int(&cat, 4);
-    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
-    let e = inline_thunk_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::CallbackEnterInline { room, .. } = st {
-                *room -= 1;
-            }
-        }
-    }, false)
-    .unwrap_err();
-    assert!(e.what.contains("helper calls of the thunk's entry"), "{e}");
-    // Five: stack_last exactly the room above top (not more: the helper must run).
-    let s = ints_to_int(&cat, 5);
-    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
-    let e = inline_thunk_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::CallbackEnterInline { room, .. } = st {
-                *room -= 1;
-            }
-        }
-    }, false)
-    .unwrap_err();
-    assert!(e.what.contains("helper calls of the thunk's entry"), "{e}");
+    // must run); five: stack_last exactly the room above top (not more: the helper must run).
+    for n in [4, 5] {
+        let e = thunk_caught(&cat, n, false, room_one_slot_short);
+        assert!(e.what.contains(HELPER_CALLS), "{e}");
+    }
     // The function's value read from the wrong place in the record.
-    let e = inline_thunk_run(&cat, s, |p| {
+    let e = thunk_caught(&cat, 5, true, |p| {
         for st in &mut p.steps {
             if let Step::CallbackEnterInline { func, .. } = st {
                 func.value_at += 8;
             }
         }
-    }, true)
-    .unwrap_err();
+    });
     assert!(e.what.contains("the function slot at the callback's call"), "{e}");
 }
 
@@ -396,28 +395,22 @@ fn an_inline_thunk_entry_that_asks_too_little_room_or_pushes_the_wrong_function_
 fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     // Two arguments, other values: the result is not a number, so the check must run.
-    let s = ints_to_int(&cat, 2);
-    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
-    let e = inline_thunk_run(&cat, s, |p| {
+    let e = thunk_caught(&cat, 2, false, |p| {
         for st in &mut p.steps {
             if let Step::CallbackCallInline { result, .. } = st {
                 *result = ValueKind::Void;
             }
         }
-    }, false)
-    .unwrap_err();
-    assert!(e.what.contains("helper calls of the thunk's entry, Lua call and result check"), "{e}");
+    });
+    assert!(e.what.contains(HELPER_CALLS), "{e}");
     // Three: an error is pending, so the Lua function must not run (luaffi_callback_call).
-    let s = ints_to_int(&cat, 3);
-    assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
-    let e = inline_thunk_run(&cat, s, |p| {
+    let e = thunk_caught(&cat, 3, false, |p| {
         for st in &mut p.steps {
             if let Step::CallbackCallInline { l, nargs, .. } = st {
                 use abi_model::steps::Operand::Imm;
                 *st = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)], ret_to: None };
             }
         }
-    }, false)
-    .unwrap_err();
-    assert!(e.what.contains("helper calls of the thunk's entry, Lua call and result check"), "{e}");
+    });
+    assert!(e.what.contains(HELPER_CALLS), "{e}");
 }

@@ -291,65 +291,51 @@ unsafe extern "C-unwind" fn probe(l: *mut ffi::lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi_model::lua_vm::StackRoom;
 
-    unsafe extern "C-unwind" fn check(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: a lua_CFunction.
-        unsafe {
-            let ok = verified(l).is_some();
-            ffi::lua_pushboolean(l, c_int::from(ok));
-            1
+    /// How many of `layouts` the probe takes in a fresh Lua, from inside a C function (where
+    /// a stub runs).
+    fn layouts_taken(layouts: &[LuaVm]) -> i64 {
+        unsafe extern "C-unwind" fn count(l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: a lua_CFunction called with a light userdata pointing at n layouts, and n.
+            unsafe {
+                let p = ffi::lua_touserdata(l, 1) as *const LuaVm;
+                let n = ffi::lua_tointeger(l, 2) as usize;
+                let taken = std::slice::from_raw_parts(p, n).iter().filter(|vm| layout_matches(l, **vm)).count();
+                ffi::lua_pushinteger(l, taken as ffi::lua_Integer);
+                1
+            }
         }
+        let lua = mlua::Lua::new();
+        // SAFETY: `count` follows the lua_CFunction protocol.
+        let f = unsafe { lua.create_c_function(count) }.unwrap();
+        f.call::<i64>((mlua::LightUserData(layouts.as_ptr() as *mut c_void), layouts.len())).unwrap()
     }
 
     #[test]
     fn the_running_lua_has_the_layout_this_crate_is_built_for() {
-        let lua = mlua::Lua::new();
-        // SAFETY: `check` follows the lua_CFunction protocol.
-        let f = unsafe { lua.create_c_function(check) }.unwrap();
-        assert!(f.call::<bool>(()).unwrap(), "{}", compiled_layout());
-    }
-
-    unsafe extern "C-unwind" fn count_other_layouts_taken(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: a lua_CFunction.
-        unsafe {
-            let wrong = LuaVm::ALL.iter().filter(|vm| **vm != compiled_layout() && layout_matches(l, **vm)).count();
-            ffi::lua_pushinteger(l, wrong as ffi::lua_Integer);
-            1
-        }
+        assert_eq!(layouts_taken(&[compiled_layout()]), 1, "{}", compiled_layout());
     }
 
     #[test]
     fn the_probe_refuses_every_other_versions_layout() {
         // The checker fed wrong answers: 5.4 and 5.5 differ only in where long strings keep
         // their bytes, 5.2 and 5.3 in their number tags and userdata, 5.1 in where arguments start.
-        let lua = mlua::Lua::new();
-        // SAFETY: follows the lua_CFunction protocol.
-        let f = unsafe { lua.create_c_function(count_other_layouts_taken) }.unwrap();
-        assert_eq!(f.call::<i64>(()).unwrap(), 0);
-    }
-
-    unsafe extern "C-unwind" fn count_wrong_rooms_taken(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: a lua_CFunction.
-        unsafe {
-            let vm = compiled_layout();
-            let r = vm.room;
-            let wrong = [
-                abi_model::lua_vm::StackRoom { ci_top: r.ci_top + 8, ..r },
-                abi_model::lua_vm::StackRoom { stack_last: r.stack_last + 8, ..r },
-                abi_model::lua_vm::StackRoom { stack_last: r.stack_last - 8, ..r },
-                abi_model::lua_vm::StackRoom { ci: r.ci + 8, ..r },
-            ];
-            let taken = wrong.iter().filter(|room| layout_matches(l, LuaVm { room: **room, ..vm })).count();
-            ffi::lua_pushinteger(l, taken as ffi::lua_Integer);
-            1
-        }
+        let others: Vec<LuaVm> = LuaVm::ALL.into_iter().filter(|vm| *vm != compiled_layout()).collect();
+        assert_eq!(layouts_taken(&others), 0);
     }
 
     #[test]
     fn the_probe_refuses_a_layout_that_misplaces_what_lua_checkstack_reads() {
-        let lua = mlua::Lua::new();
-        // SAFETY: follows the lua_CFunction protocol.
-        let f = unsafe { lua.create_c_function(count_wrong_rooms_taken) }.unwrap();
-        assert_eq!(f.call::<i64>(()).unwrap(), 0);
+        let vm = compiled_layout();
+        let r = vm.room;
+        let wrong = [
+            StackRoom { ci_top: r.ci_top + 8, ..r },
+            StackRoom { stack_last: r.stack_last + 8, ..r },
+            StackRoom { stack_last: r.stack_last - 8, ..r },
+            StackRoom { ci: r.ci + 8, ..r },
+        ]
+        .map(|room| LuaVm { room, ..vm });
+        assert_eq!(layouts_taken(&wrong), 0);
     }
 }

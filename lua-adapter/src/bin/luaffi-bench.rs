@@ -114,35 +114,20 @@ unsafe extern "C-unwind" fn hand_new_vec2(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// The hand-written callback path: C loops calling a Lua function with lua_call.
-unsafe extern "C-unwind" fn hand_loop(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction: (f, n).
+/// The hand-written callback path: C loops calling a Lua function `(f, n)`, with `lua_call`,
+/// or with `lua_pcall` when `protected` (the protection callbacks have: an error in the Lua
+/// function must not unwind through C frames; what a callback pays beyond this is the FFI's).
+unsafe fn c_loop(l: *mut ffi::lua_State, protected: bool) -> c_int {
+    // SAFETY: inside a lua_CFunction called with (f, n).
     unsafe {
         let n = ffi::luaL_checkinteger(l, 2);
         let mut s: i64 = 0;
         for i in 0..n {
             ffi::lua_pushvalue(l, 1);
             ffi::lua_pushinteger(l, i);
-            ffi::lua_call(l, 1, 1);
-            s += ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) as i32 as i64;
-            ffi::lua_settop(l, 2);
-        }
-        ffi::lua_pushinteger(l, s);
-        1
-    }
-}
-
-/// The same loop with the protection callbacks have (an error in the Lua function must not
-/// unwind through C frames): `lua_pcall`. What a callback pays beyond this is the FFI's.
-unsafe extern "C-unwind" fn hand_loop_pcall(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction: (f, n).
-    unsafe {
-        let n = ffi::luaL_checkinteger(l, 2);
-        let mut s: i64 = 0;
-        for i in 0..n {
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_pushinteger(l, i);
-            if ffi::lua_pcall(l, 1, 1, 0) != ffi::LUA_OK {
+            if !protected {
+                ffi::lua_call(l, 1, 1);
+            } else if ffi::lua_pcall(l, 1, 1, 0) != ffi::LUA_OK {
                 ffi::lua_error(l);
             }
             s += ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) as i32 as i64;
@@ -151,6 +136,16 @@ unsafe extern "C-unwind" fn hand_loop_pcall(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushinteger(l, s);
         1
     }
+}
+
+unsafe extern "C-unwind" fn hand_loop(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe { c_loop(l, false) }
+}
+
+unsafe extern "C-unwind" fn hand_loop_pcall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction.
+    unsafe { c_loop(l, true) }
 }
 
 const SCRIPT: &str = r#"
