@@ -205,6 +205,9 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: stack operations on a valid state.
     unsafe {
+        if let Some(c) = fast_userdata_cdata(l, st, idx) {
+            return c;
+        }
         match ffi::lua_type(l, idx) {
             ffi::LUA_TUSERDATA => userdata_cdata(l, st, idx),
             ffi::LUA_TFUNCTION => closure_cdata(l, st, idx),
@@ -226,11 +229,31 @@ pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
     // SAFETY: the value at idx is a full userdata; its first HEADER bytes are read only once
     // its size says it has them.
     unsafe {
+        if let Some(c) = fast_userdata_cdata(l, st, idx) {
+            return c;
+        }
         let c = ffi::lua_touserdata(l, idx) as *mut Cdata;
         if c.is_null() || ffi::lua_rawlen(l, idx) < HEADER || std::ptr::addr_of!((*c).tag).read_unaligned() != tag_of(c, st) {
             return std::ptr::null_mut();
         }
         c
+    }
+}
+
+/// [`userdata_cdata`] read straight from the Lua stack with the state's verified layout
+/// ([`crate::vm_check::full_userdata`]): `Some` when that answers (a full userdata there, cdata
+/// or not), `None` when the C API must.
+///
+/// # Safety
+/// As [`userdata_cdata`], from a C function.
+#[inline]
+unsafe fn fast_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
+    // SAFETY: as documented; the header is read only once the block's length has room for it.
+    unsafe {
+        let vm = (*st).calls.inline_vm?;
+        let (block, len) = crate::vm_check::full_userdata(l, vm, idx)?;
+        let c = block as *mut Cdata;
+        Some(if len < HEADER || std::ptr::addr_of!((*c).tag).read_unaligned() != tag_of(c, st) { std::ptr::null_mut() } else { c })
     }
 }
 

@@ -67,6 +67,40 @@ unsafe fn func_slot(l: *mut ffi::lua_State, vm: LuaVm) -> Option<usize> {
     }
 }
 
+/// The block and length of the full userdata at stack index `idx` (an argument from 1, or
+/// below the top from -1) as the verified layout `vm` lays it out: what `lua_touserdata` and
+/// `lua_rawlen` return for it, without their calls. `None` for every other value, for a
+/// pseudo-index, an index outside the frame, and (5.4+) a userdata with user values, whose
+/// block is elsewhere: the caller asks the C API then.
+///
+/// # Safety
+/// `vm` is this state's verified layout and `l` is running a C function.
+#[inline]
+pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> Option<(usize, usize)> {
+    // SAFETY: as documented: the slot read lies between the function's slot and L->top.
+    unsafe {
+        let slot = vm.slot as isize;
+        let top: usize = read(l as usize + vm.top as usize);
+        let func = func_slot(l, vm)?;
+        let at = if idx > 0 {
+            func.checked_add_signed(idx as isize * slot).filter(|&at| at < top)?
+        } else if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
+            top.checked_add_signed(idx as isize * slot).filter(|&at| at > func)?
+        } else {
+            return None;
+        };
+        let ud = vm.userdata;
+        if tag(vm, at) != ud.tag {
+            return None;
+        }
+        let u: usize = read(at);
+        if ud.no_user_values_at.is_some_and(|nuv| read::<u16>(u + nuv as usize) != 0) {
+            return None;
+        }
+        Some((u + ud.block_at as usize, read(u + ud.len_at as usize)))
+    }
+}
+
 /// Pushes a value [`read_slot`] read: writes its word and tag at `L->top` and moves `top` up,
 /// as `lua_pushvalue` would.
 ///
@@ -337,5 +371,38 @@ mod tests {
         ]
         .map(|room| LuaVm { room, ..vm });
         assert_eq!(layouts_taken(&wrong), 0);
+    }
+
+    /// For every index form, whether `full_userdata` agrees with `lua_touserdata` and
+    /// `lua_rawlen` (or leaves the value to them): 1 when all do.
+    unsafe extern "C-unwind" fn userdata_reads_agree(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: a lua_CFunction called with (7, a userdata made by mlua); pushes two more.
+        unsafe {
+            let vm = compiled_layout();
+            crate::cdata::new_userdata(l, 40, 0);
+            crate::cdata::new_userdata(l, 16, 0);
+            let api = |idx: c_int| (ffi::lua_touserdata(l, idx) as usize, ffi::lua_rawlen(l, idx));
+            let mut ok = true;
+            // Arguments, the pushed ones, the same from the top, past the top, a pseudo-index.
+            for idx in [1, 2, 3, 4, -1, -2, -3, -4, 5, 9, ffi::LUA_REGISTRYINDEX] {
+                ok &= match full_userdata(l, vm, idx) {
+                    Some((block, len)) => (block, len) == api(idx) && ffi::lua_type(l, idx) == ffi::LUA_TUSERDATA,
+                    None => ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || idx == ffi::LUA_REGISTRYINDEX || idx == 2 || idx == -3,
+                };
+            }
+            // The two made without user values are read from the stack, both ways.
+            ok &= [3, 4, -1, -2].iter().all(|&idx| full_userdata(l, vm, idx).is_some());
+            ffi::lua_pushboolean(l, c_int::from(ok));
+            1
+        }
+    }
+
+    #[test]
+    fn userdata_read_from_the_stack_are_what_the_api_reports() {
+        let lua = mlua::Lua::new();
+        // SAFETY: follows the lua_CFunction protocol.
+        let f = unsafe { lua.create_c_function(userdata_reads_agree) }.unwrap();
+        let ud = lua.create_any_userdata([0u8; 24]).unwrap();
+        assert!(f.call::<bool>((7, ud)).unwrap());
     }
 }
