@@ -7,7 +7,9 @@
 //! layout says with what the C API reports: the argument count, an integer's and a float's
 //! tags and values, a light userdata upvalue, the slots `lua_pushinteger` and
 //! `lua_pushnumber` write, nil's tag, where a short and a long string's bytes are, and where
-//! a userdata made as value cdata are has its block and length. Any difference and stubs do everything through helpers.
+//! a userdata made as value cdata are has its block and length, and what `lua_checkstack`
+//! reads and writes. Any difference and stubs do everything through helpers. With the layout
+//! verified, the helpers also find cdata on the stack without the C API ([`full_userdata`]).
 
 use std::os::raw::{c_int, c_void};
 
