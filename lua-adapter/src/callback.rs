@@ -109,7 +109,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let ret_desc = s.desc(sig.ret);
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let func = FuncValue::new(s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, vm, idx)));
+        let func = FuncValue::new(s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx)));
         let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
         let env = CodeEnv {
             helpers: helper_addresses(CallMode::Metamethod),
@@ -201,7 +201,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let vm = (*st).calls.inline_vm;
         let cb = (*st).calls.callbacks.get_mut(&addr).expect("checked above");
-        cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, vm, 2)));
+        cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, 2)));
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);

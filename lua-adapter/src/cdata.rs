@@ -205,11 +205,11 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: stack operations on a valid state.
     unsafe {
-        if let Some(c) = fast_userdata_cdata(l, st, idx) {
+        if let Some(c) = stack_userdata_cdata(l, st, idx) {
             return c;
         }
         match ffi::lua_type(l, idx) {
-            ffi::LUA_TUSERDATA => userdata_cdata(l, st, idx),
+            ffi::LUA_TUSERDATA => api_userdata_cdata(l, st, idx),
             ffi::LUA_TFUNCTION => closure_cdata(l, st, idx),
             _ => std::ptr::null_mut(),
         }
@@ -226,17 +226,24 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
 /// `l` valid; `idx` a valid index; `st` its state.
 #[inline]
 pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: the value at idx is a full userdata; its first HEADER bytes are read only once
-    // its size says it has them.
+    // SAFETY: as documented.
+    unsafe { stack_userdata_cdata(l, st, idx).unwrap_or_else(|| api_userdata_cdata(l, st, idx)) }
+}
+
+/// [`userdata_cdata`] through the C API (`lua_touserdata`, `lua_rawlen`).
+///
+/// # Safety
+/// As [`userdata_cdata`].
+#[inline]
+unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
+    // SAFETY: stack reads on a valid state; `lua_rawlen` only for a userdata (on a number,
+    // 5.1's converts it to a string in place).
     unsafe {
-        if let Some(c) = fast_userdata_cdata(l, st, idx) {
-            return c;
-        }
-        let c = ffi::lua_touserdata(l, idx) as *mut Cdata;
-        if c.is_null() || ffi::lua_rawlen(l, idx) < HEADER || std::ptr::addr_of!((*c).tag).read_unaligned() != tag_of(c, st) {
+        let block = ffi::lua_touserdata(l, idx) as usize;
+        if block == 0 {
             return std::ptr::null_mut();
         }
-        c
+        cdata_in_block(block, ffi::lua_rawlen(l, idx), st)
     }
 }
 
@@ -247,14 +254,28 @@ pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 /// # Safety
 /// As [`userdata_cdata`], from a C function.
 #[inline]
-unsafe fn fast_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
-    // SAFETY: as documented; the header is read only once the block's length has room for it.
+unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
+    // SAFETY: as documented.
     unsafe {
-        let vm = (*st).calls.inline_vm?;
+        let vm = (*st).calls.inline_vm.as_ref()?;
         let (block, len) = crate::vm_check::full_userdata(l, vm, idx)?;
-        let c = block as *mut Cdata;
-        Some(if len < HEADER || std::ptr::addr_of!((*c).tag).read_unaligned() != tag_of(c, st) { std::ptr::null_mut() } else { c })
+        Some(cdata_in_block(block, len, st))
     }
+}
+
+/// The cdata of `st` whose userdata block of `len` bytes is at `block`, or null: the block
+/// must be large enough for a header that carries this state's tag.
+///
+/// # Safety
+/// `block` is a userdata block of `len` bytes.
+#[inline]
+unsafe fn cdata_in_block(block: usize, len: usize, st: *const FfiState) -> *mut Cdata {
+    let c = block as *mut Cdata;
+    // SAFETY: the header is read only once the block's length has room for it.
+    if len < HEADER || unsafe { std::ptr::addr_of!((*c).tag).read_unaligned() } != tag_of(c, st) {
+        return std::ptr::null_mut();
+    }
+    c
 }
 
 /// The function cdata behind a namespace function closure at `idx` (its upvalue 1), or null

@@ -43,11 +43,34 @@ const MARK: usize = 0x5A5A_1234_5678;
 /// # Safety
 /// `vm` is this state's verified layout; `idx` is a valid argument index of the running C
 /// function. Only for values that stay alive by other means (the copy is not a reference).
-pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> Option<(u64, u32)> {
+pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(u64, u32)> {
     // SAFETY: as documented.
     unsafe {
-        let at = func_slot(l, vm)? + idx as usize * vm.slot as usize;
+        let at = stack_slot(l, vm, idx)?;
         Some((read::<u64>(at), tag(vm, at)))
+    }
+}
+
+/// The address of the slot of stack index `idx` of the running C function, as `vm` lays
+/// the stack out: an argument from 1, or below the top from -1, inside the frame (what
+/// `index2value` of the C API accepts there); `None` for a pseudo-index or an index outside.
+///
+/// # Safety
+/// As [`func_slot`].
+#[inline]
+unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<usize> {
+    // SAFETY: as documented.
+    unsafe {
+        let slot = vm.slot as isize;
+        let top: usize = read(l as usize + vm.top as usize);
+        let func = func_slot(l, vm)?;
+        if idx > 0 {
+            func.checked_add_signed(idx as isize * slot).filter(|&at| at < top)
+        } else if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
+            top.checked_add_signed(idx as isize * slot).filter(|&at| at > func)
+        } else {
+            None
+        }
     }
 }
 
@@ -56,7 +79,7 @@ pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> Option
 ///
 /// # Safety
 /// `l` valid; `vm.args` names fields inside its `lua_State`.
-unsafe fn func_slot(l: *mut ffi::lua_State, vm: LuaVm) -> Option<usize> {
+unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
     // SAFETY: as documented; ci is dereferenced only when plausible.
     unsafe {
         match vm.args {
@@ -78,19 +101,10 @@ unsafe fn func_slot(l: *mut ffi::lua_State, vm: LuaVm) -> Option<usize> {
 /// # Safety
 /// `vm` is this state's verified layout and `l` is running a C function.
 #[inline]
-pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: LuaVm, idx: c_int) -> Option<(usize, usize)> {
+pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(usize, usize)> {
     // SAFETY: as documented: the slot read lies between the function's slot and L->top.
     unsafe {
-        let slot = vm.slot as isize;
-        let top: usize = read(l as usize + vm.top as usize);
-        let func = func_slot(l, vm)?;
-        let at = if idx > 0 {
-            func.checked_add_signed(idx as isize * slot).filter(|&at| at < top)?
-        } else if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
-            top.checked_add_signed(idx as isize * slot).filter(|&at| at > func)?
-        } else {
-            return None;
-        };
+        let at = stack_slot(l, vm, idx)?;
         let ud = vm.userdata;
         if tag(vm, at) != ud.tag {
             return None;
@@ -179,7 +193,7 @@ unsafe fn read<T: Copy>(p: usize) -> T {
     unsafe { (p as *const T).read_unaligned() }
 }
 
-unsafe fn tag(vm: LuaVm, slot: usize) -> u32 {
+unsafe fn tag(vm: &LuaVm, slot: usize) -> u32 {
     // SAFETY: slot is a stack slot.
     unsafe {
         match vm.tag_size {
@@ -208,17 +222,17 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
             return false;
         }
         // The called function's slot, and the count.
-        let Some(func) = func_slot(l, vm) else { return false };
+        let Some(func) = func_slot(l, &vm) else { return false };
         if !plausible(func) || func >= top0 || (top0 - func) / slot != ffi::lua_gettop(l) as usize + 1 {
             return false;
         }
         // The arguments.
         let (a1, a2) = (func + slot, func + 2 * slot);
         let int_ok = match vm.int_tag {
-            Some(t) => tag(vm, a1) == t && read::<i64>(a1) == 7,
-            None => tag(vm, a1) == vm.float_tag && read::<f64>(a1) == 7.0,
+            Some(t) => tag(&vm, a1) == t && read::<i64>(a1) == 7,
+            None => tag(&vm, a1) == vm.float_tag && read::<f64>(a1) == 7.0,
         };
-        if !int_ok || tag(vm, a2) != vm.float_tag || read::<f64>(a2) != 2.5 {
+        if !int_ok || tag(&vm, a2) != vm.float_tag || read::<f64>(a2) != 2.5 {
             return false;
         }
         // The closure's upvalue.
@@ -227,17 +241,17 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
             return false;
         }
         let up = closure + (vm.cclosure_upvalues + (MARK_UPVALUE - 1) * vm.slot) as usize;
-        if read::<usize>(up) != MARK || tag(vm, up) != vm.light_userdata_tag {
+        if read::<usize>(up) != MARK || tag(&vm, up) != vm.light_userdata_tag {
             return false;
         }
         // What the push functions write is what inline pushes write.
         push_int(l, -0x1234_5678_9ABC);
         let pushed_int = match vm.int_tag {
-            Some(t) => tag(vm, top0) == t && read::<i64>(top0) == -0x1234_5678_9ABC,
-            None => tag(vm, top0) == vm.float_tag && read::<f64>(top0) == -0x1234_5678_9ABC_i64 as f64,
+            Some(t) => tag(&vm, top0) == t && read::<i64>(top0) == -0x1234_5678_9ABC,
+            None => tag(&vm, top0) == vm.float_tag && read::<f64>(top0) == -0x1234_5678_9ABC_i64 as f64,
         };
         ffi::lua_pushnumber(l, -1.25);
-        let pushed_float = tag(vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
+        let pushed_float = tag(&vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
         pushed_int && pushed_float && moved && strings_match(l, vm, top0) && userdata_matches(l, vm, top0) && room_matches(l, vm)
@@ -277,7 +291,7 @@ unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bo
         let ud = vm.userdata;
         let block = crate::cdata::new_userdata(l, 48, 0) as usize;
         let u: usize = read(top0);
-        let ok = tag(vm, top0) == ud.tag
+        let ok = tag(&vm, top0) == ud.tag
             && plausible(u)
             && u + ud.block_at as usize == block
             && read::<usize>(u + ud.len_at as usize) == 48
@@ -293,7 +307,7 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
     // its bytes are compared with what `lua_tolstring` returns.
     unsafe {
         ffi::lua_pushnil(l);
-        let nil_ok = tag(vm, top0) == vm.nil_tag;
+        let nil_ok = tag(&vm, top0) == vm.nil_tag;
         ffi::lua_pop(l, 1);
         let long = [b'x'; 120];
         let mut ok = nil_ok;
@@ -306,7 +320,7 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
                 abi_model::lua_vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
                 abi_model::lua_vm::StrBytes::Via(_) => 0,
             };
-            ok &= tag(vm, top0) == t && plausible(ts) && ours == api;
+            ok &= tag(&vm, top0) == t && plausible(ts) && ours == api;
             ffi::lua_pop(l, 1);
         }
         ok
@@ -387,13 +401,13 @@ mod tests {
             let mut ok = true;
             // Arguments, the pushed ones, the same from the top, past the top, a pseudo-index.
             for idx in [1, 2, 3, 4, -1, -2, -3, -4, 5, 9, ffi::LUA_REGISTRYINDEX] {
-                ok &= match full_userdata(l, vm, idx) {
+                ok &= match full_userdata(l, &vm, idx) {
                     Some((block, len)) => (block, len) == api(idx) && ffi::lua_type(l, idx) == ffi::LUA_TUSERDATA,
                     None => ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || idx == ffi::LUA_REGISTRYINDEX || idx == 2 || idx == -3,
                 };
             }
             // The two made without user values are read from the stack, both ways.
-            ok &= [3, 4, -1, -2].iter().all(|&idx| full_userdata(l, vm, idx).is_some());
+            ok &= [3, 4, -1, -2].iter().all(|&idx| full_userdata(l, &vm, idx).is_some());
             ffi::lua_pushboolean(l, c_int::from(ok));
             1
         }
