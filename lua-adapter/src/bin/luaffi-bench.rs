@@ -165,14 +165,6 @@ local ROUNDS = ROUNDS
 local function once(f)
   local t = os.clock(); f(); return os.clock() - t
 end
-local function best(f)
-  local b = math.huge
-  for _ = 1, ROUNDS do
-    local t = once(f)
-    if t < b then b = t end
-  end
-  return b / N * 1e9
-end
 local empty = function() end
 local bare_loop = function() for i = 1, N do end end
 local empty_loop = function() for i = 1, N do empty(i, 2) end end
@@ -261,13 +253,8 @@ fn main() {
     let int = QualType::plain(st.types.int(IntKind::Int));
     let f = st.types.function(FuncType { ret: int, params: vec![Param { name: None, ty: int }; 2], variadic: false, conv: CallConv::Cdecl });
     let rounds = 20_000;
-    let t = Instant::now();
     let mut bytes = 0;
-    for _ in 0..rounds {
-        let h = build_stub(&mut st, f, &[], CallMode::Closure).expect("stub");
-        bytes = h.len();
-    }
-    let us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let us = us_per_round(rounds, || bytes = build_stub(&mut st, f, &[], CallMode::Closure).expect("stub").len());
     println!("stub for int add(int, int): {us:.2} us to build, {bytes} bytes of code");
     let split = stub_build_split(&mut st, f, rounds);
     println!(
@@ -286,29 +273,32 @@ fn main() {
 fn stub_build_split(st: &mut FfiState, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
     let mode = CallMode::Closure;
     let backend = lua_adapter::call::backend().expect("a native backend");
-    let t = Instant::now();
-    for _ in 0..rounds {
+    let plan_us = us_per_round(rounds, || {
         std::hint::black_box(stub_program_for(st, fn_ty, &[], mode).expect("program"));
-    }
-    let plan_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    });
 
     let (program, env) = stub_program_for(st, fn_ty, &[], mode).expect("program");
-    let t = Instant::now();
-    for _ in 0..rounds {
+    let codegen_us = us_per_round(rounds, || {
         std::hint::black_box(backend.stub(&program, 0, &env).expect("code"));
-    }
-    let codegen_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    });
 
     let code = backend.stub(&program, 0, &env).expect("code");
     let reference = build_stub(st, fn_ty, &[], mode).expect("stub");
     assert_eq!(code, reference.code(), "the split builds the stub build_stub builds");
     drop(reference);
     let arena = &st.calls.arena;
-    let t = Instant::now();
-    for _ in 0..rounds {
+    let arena_us = us_per_round(rounds, || {
         let place = arena.reserve(code.len()).expect("reserve");
         drop(arena.commit(place, &code).expect("commit"));
-    }
-    let arena_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    });
     [plan_us, codegen_us, arena_us]
+}
+
+/// Microseconds per run of `f`, run `rounds` times.
+fn us_per_round(rounds: u32, mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..rounds {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
 }
