@@ -108,8 +108,19 @@ pub enum LuaStack {
 }
 
 fn put_slot(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, tag: u32, value: u64) -> Result<(), Mismatch> {
-    cpu.write(at, &value.to_le_bytes()).map_err(engine)?;
+    write_word(cpu, at, value)?;
     cpu.write(at + u64::from(vm.tag_at), &tag.to_le_bytes()[..vm.tag_size as usize]).map_err(engine)
+}
+
+/// The value word and tag of the slot at `at` (what [`put_slot`] wrote).
+fn get_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64) -> Result<(u64, u32), Mismatch> {
+    let mut t = [0u8; 4];
+    cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
+    Ok((read_word(cpu, at)?, u32::from_le_bytes(t)))
+}
+
+fn write_word(cpu: &mut dyn Cpu, at: u64, value: u64) -> Result<(), Mismatch> {
+    cpu.write(at, &value.to_le_bytes()).map_err(engine)
 }
 
 fn read_word(cpu: &dyn Cpu, at: u64) -> Result<u64, Mismatch> {
@@ -140,7 +151,7 @@ fn lua_value_of(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, i: usiz
                 if ts + 0x40 > LUA_STACK {
                     return Err(mismatch("mock Lua strings", "room", format!("{i} arguments")));
                 }
-                cpu.write(ts + u64::from(o), &p.to_le_bytes()).map_err(engine)?;
+                write_word(cpu, ts + u64::from(o), p)?;
                 (tag, ts)
             }
         });
@@ -207,12 +218,12 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, ca
     cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
     let slot = u64::from(vm.slot);
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
-    cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)?;
+    set_lua_top(cpu, vm, top)?;
     match vm.args {
-        ArgsBase::Base { at } => cpu.write(FAKE_L + u64::from(at), &(LUA_STACK + slot).to_le_bytes()).map_err(engine)?,
+        ArgsBase::Base { at } => write_word(cpu, FAKE_L + u64::from(at), LUA_STACK + slot)?,
         ArgsBase::CallInfo { ci, func } => {
-            cpu.write(FAKE_L + u64::from(ci), &LUA_CI.to_le_bytes()).map_err(engine)?;
-            cpu.write(LUA_CI + u64::from(func), &LUA_STACK.to_le_bytes()).map_err(engine)?;
+            write_word(cpu, FAKE_L + u64::from(ci), LUA_CI)?;
+            write_word(cpu, LUA_CI + u64::from(func), LUA_STACK)?;
         }
     }
     put_slot(cpu, vm, LUA_STACK, 0x66, LUA_CLOSURE)?;
@@ -226,7 +237,7 @@ fn lay_out_lua_stack(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, ca
     // helper that raises it must be called.
     cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
-    cpu.write(CALLING_L, &PREV_L.to_le_bytes()).map_err(engine)?;
+    write_word(cpu, CALLING_L, PREV_L)?;
     let pending = if inline_values { NO_PENDING } else { 7 };
     cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
     if top + 2 * slot > LUA_REGION + LUA_FIXED_SIZE {
@@ -251,7 +262,7 @@ fn lua_top(cpu: &dyn Cpu, vm: LuaVm) -> Result<u64, Mismatch> {
 }
 
 fn set_lua_top(cpu: &mut dyn Cpu, vm: LuaVm, top: u64) -> Result<(), Mismatch> {
-    cpu.write(FAKE_L + u64::from(vm.top), &top.to_le_bytes()).map_err(engine)
+    write_word(cpu, FAKE_L + u64::from(vm.top), top)
 }
 
 /// Writes a slot at the mock stack's `L->top` and moves `top` up one slot.
@@ -267,10 +278,7 @@ const HELPER_TAG: u32 = 0x7E;
 /// The slot at `at` as C bytes of `kind`: a number pushed inline, or (for [`HELPER_TAG`]) what
 /// a push helper was given, from `by_helpers`.
 fn decode_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64, kind: ValueKind, by_helpers: &[Vec<u8>]) -> Result<Vec<u8>, Mismatch> {
-    let value = read_word(cpu, at)?;
-    let mut t = [0u8; 4];
-    cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
-    let tag = u32::from_le_bytes(t);
+    let (value, tag) = get_slot(cpu, vm, at)?;
     Ok(if Some(tag) == vm.int_tag {
         value.to_le_bytes().to_vec()
     } else if tag == vm.float_tag {
@@ -408,9 +416,7 @@ impl Mock<'_> {
         if nargs < 0 || func < LUA_STACK {
             return Err(mismatch("the Lua stack at the callback's call", format!("the function and {nargs} arguments"), format!("L->top {top:#x}")));
         }
-        let mut t = [0u8; 4];
-        cpu.read(func + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
-        let (value, tag) = (read_word(cpu, func)?, u32::from_le_bytes(t));
+        let (value, tag) = get_slot(cpu, vm, func)?;
         if (value, tag) != (FUNC_VALUE, FUNC_TAG) {
             return Err(mismatch("the function slot at the callback's call", format!("{FUNC_VALUE:#x} tagged {FUNC_TAG:#x}"), format!("{value:#x} tagged {tag:#x}")));
         }
@@ -766,15 +772,14 @@ fn lay_out_thunk_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, na
     if top + room >= LUA_REGION + LUA_FIXED_SIZE - 4 * slot {
         return Err(mismatch("mock Lua stack", "room for the callback", format!("{nargs} arguments")));
     }
-    let word = |cpu: &mut dyn Cpu, at: u64, v: u64| cpu.write(at, &v.to_le_bytes()).map_err(engine);
-    word(cpu, FAKE_L + u64::from(vm.room.stack_last), stack_last)?;
-    word(cpu, FAKE_L + u64::from(vm.room.ci), LUA_CI)?;
-    word(cpu, LUA_CI + u64::from(vm.room.ci_top), ci_top)?;
+    write_word(cpu, FAKE_L + u64::from(vm.room.stack_last), stack_last)?;
+    write_word(cpu, FAKE_L + u64::from(vm.room.ci), LUA_CI)?;
+    write_word(cpu, LUA_CI + u64::from(vm.room.ci_top), ci_top)?;
     let from_main = inline_values && nargs.is_multiple_of(2);
-    word(cpu, CALLING_L, if from_main { 0 } else { FAKE_L })?;
-    word(cpu, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
+    write_word(cpu, CALLING_L, if from_main { 0 } else { FAKE_L })?;
+    write_word(cpu, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
     let f = abi_model::curated::LISTING_CALLBACK;
-    word(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
+    write_word(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
     let tag = if case == Some(2) { abi_model::steps::CallbackFunc::NONE } else { FUNC_TAG };
     cpu.write(CALLBACK_DATA + u64::from(f.tag_at), &tag.to_le_bytes()).map_err(engine)?;
     let pending = case == Some(3);
