@@ -403,6 +403,26 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
         }
     });
     assert!(e.what.contains(HELPER_CALLS), "{e}");
+    // Two arguments, inline values: lua_pcallk asked for two results, and the result check
+    // handed a status lua_pcallk did not return.
+    let e = thunk_caught(&cat, 2, true, |p| {
+        for st in &mut p.steps {
+            if let Step::CallbackCallInline { l, nargs, .. } = st {
+                use abi_model::steps::Operand::Imm;
+                *st = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)], ret_to: None };
+            }
+        }
+    });
+    assert!(e.what.contains("nresults, errfunc, ctx, k passed to lua_pcallk"), "{e}");
+    let e = thunk_caught(&cat, 2, true, |p| {
+        use abi_model::steps::Operand::{CallbackData, Imm};
+        // (The stub of the run has no Lua call to edit.)
+        let Some(i) = p.steps.iter().position(|st| matches!(st, Step::CallbackCallInline { .. })) else { return };
+        let Step::CallbackCallInline { l, nargs, .. } = p.steps[i] else { unreachable!() };
+        p.steps[i] = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![l, Imm(nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)], ret_to: None };
+        p.steps.insert(i + 1, Step::CallHelper { helper: Helper::CallbackResult, args: vec![l, Imm(2), CallbackData], ret_to: None });
+    });
+    assert!(e.what.contains("luaffi_callback_result's status"), "{e}");
     // Three: an error is pending, so the Lua function must not run (luaffi_callback_call).
     let e = thunk_caught(&cat, 3, false, |p| {
         for st in &mut p.steps {
