@@ -46,86 +46,118 @@ pub fn merge_classes(a: Class, b: Class) -> Class {
 
 /// Classifies a struct or union by value (psABI §3.2.3, "classification of aggregates"):
 /// 1. larger than two eightbytes -> MEMORY (no __m256 here);
-/// 2. a member not at its natural alignment (packed) -> MEMORY;
+/// 2. a scalar member not at a multiple of its size, counted from the start of the whole
+///    argument, -> MEMORY ([`classify_at`]);
 /// 3. each eightbyte is the merge of the classes of the scalars that overlap it;
 /// 4. post-merger: nothing here produces MEMORY or X87 classes beyond rules 1-2.
 pub fn classify_record(table: &TypeTable, id: TypeId) -> Result<Eightbytes, PlanError> {
-    let size = table.size_of(id)?;
-    if size > 16 {
+    if table.size_of(id)? > 16 {
         return Ok(Err(Memory));
     }
-    let n = size.div_ceil(8) as usize;
-    let mut classes = vec![Class::NoClass; n];
-    if classify_into(table, id, 0, &mut classes)?.is_err() {
-        return Ok(Err(Memory));
-    }
-    Ok(Ok(classes))
+    classify_at(table, id, 0)
 }
 
-/// Merges the classes of every scalar inside `id` (placed at byte `base`) into `classes`.
-fn classify_into(table: &TypeTable, id: TypeId, base: u64, classes: &mut [Class]) -> Result<Result<(), Memory>, PlanError> {
-    fn put(classes: &mut [Class], offset: u64, size: u64, class: Class) -> Result<(), Memory> {
-        if size == 0 {
-            return Ok(());
-        }
-        let first = offset / 8;
-        let last = (offset + size - 1) / 8;
-        for eb in first..=last {
-            let slot = classes.get_mut(eb as usize).ok_or(Memory)?;
-            *slot = merge_classes(*slot, class);
-        }
-        Ok(())
-    }
+/// gcc `classify_argument` (i386.cc; the oracle is the compiled fixtures) for `id` placed at
+/// byte `at` of the outermost argument. The classes returned cover the eightbytes `id`
+/// overlaps, the first being the one holding byte `at`. The rules, in gcc's order:
+/// 1. a scalar must sit at an ABSOLUTE offset that is a multiple of its size (a complex
+///    number: of its part's size), else the whole argument is MEMORY; a record's own
+///    alignment is never checked, so a packed or over-aligned record nested anywhere is
+///    judged by the scalars inside it;
+/// 2. a struct merges its members' classes eightbyte by eightbyte; a union merges all of
+///    them from its first eightbyte; a struct's bit-fields are INTEGER for the eightbytes they
+///    touch and are never misaligned, a union's are integers of their width's mode, checked
+///    by rule 1; flexible and `[?]` members are ignored;
+/// 3. an array is classified by its FIRST element alone (only its offset is checked) and
+///    that element's classes repeat over the array's eightbytes; an array of no bytes that
+///    starts an eightbyte is NO_CLASS without looking at the element;
+/// 4. more than two eightbytes is MEMORY (no SSEUP without vector types).
+fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, PlanError> {
+    let skew = at % 8;
     match table.get(id) {
         CType::Record(r) => {
             let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid { message: format!("'{}' is incomplete", table.display(id.into())) })?;
-            for (field, at) in body.fields.iter().zip(&body.layout.fields) {
-                if let Some(bits) = at.bits {
-                    // Bit-fields are INTEGER for the bytes they touch.
-                    if bits.width > 0 {
-                        let first = bits.bit_offset / 8;
-                        let last = (bits.bit_offset + u64::from(bits.width) - 1) / 8;
-                        if put(classes, base + first, last - first + 1, Class::Integer).is_err() {
-                            return Ok(Err(Memory));
+            let Some(mut classes) = no_class_words(body.layout.size, skew) else { return Ok(Err(Memory)) };
+            let is_union = matches!(r.kind, crate::types::RecordKind::Union);
+            for (field, fl) in body.fields.iter().zip(&body.layout.fields) {
+                if let Some(bits) = fl.bits.filter(|b| b.width > 0) {
+                    if is_union {
+                        // Rule 2: gcc's union walk has no bit-field case: the member is the
+                        // C front end's integer of `width` bits, checked like any scalar.
+                        let size = u64::from(bits.width.div_ceil(8).next_power_of_two());
+                        let Ok(sub) = scalar_classes(at, size, size, Class::Integer) else { return Ok(Err(Memory)) };
+                        for (c, s) in classes.iter_mut().zip(sub) {
+                            *c = merge_classes(*c, s);
+                        }
+                    } else {
+                        // Rule 2: bit-fields are INTEGER (gcc handles them before their
+                        // type, which would otherwise look misaligned).
+                        let first = (skew * 8 + bits.bit_offset) / 64;
+                        let last = (skew * 8 + bits.bit_offset + u64::from(bits.width) - 1) / 64;
+                        for eb in first..=last {
+                            if let Some(c) = classes.get_mut(eb as usize) {
+                                *c = merge_classes(*c, Class::Integer);
+                            }
                         }
                     }
                     continue;
                 }
-                let fl = match table.get(field.ty.id) {
-                    CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. } => continue,
-                    _ => table.layout(field.ty.id)?,
-                };
-                // Rule 2: an unaligned member puts the whole aggregate in memory.
-                if at.offset % u64::from(fl.align) != 0 {
-                    return Ok(Err(Memory));
+                if fl.bits.is_some() {
+                    continue; // zero-width bit-fields classify nothing
                 }
-                if classify_into(table, field.ty.id, base + at.offset, classes)?.is_err() {
-                    return Ok(Err(Memory));
+                if let CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. } = table.get(field.ty.id) {
+                    continue;
+                }
+                let Ok(sub) = classify_at(table, field.ty.id, at + fl.offset)? else { return Ok(Err(Memory)) };
+                let pos = if is_union { 0 } else { ((skew + fl.offset) / 8) as usize };
+                for (c, s) in classes.iter_mut().skip(pos).zip(sub) {
+                    *c = merge_classes(*c, s);
                 }
             }
-            Ok(Ok(()))
+            Ok(Ok(classes))
         }
         CType::Array { elem, len: ArrayLen::Fixed(n) } => {
-            let el = table.layout(elem.id)?;
-            for i in 0..*n {
-                if classify_into(table, elem.id, base + i * el.size, classes)?.is_err() {
-                    return Ok(Err(Memory));
-                }
+            let size = table.layout(elem.id)?.size.saturating_mul(*n);
+            let Some(mut classes) = no_class_words(size, skew) else { return Ok(Err(Memory)) };
+            if classes.is_empty() {
+                return Ok(Ok(vec![Class::NoClass]));
             }
-            Ok(Ok(()))
+            // Rule 3: the first element, repeated.
+            let Ok(sub) = classify_at(table, elem.id, at)? else { return Ok(Err(Memory)) };
+            for (c, s) in classes.iter_mut().zip(sub.iter().cycle()) {
+                *c = *s;
+            }
+            Ok(Ok(classes))
         }
+        CType::Array { .. } => Ok(Ok(vec![Class::NoClass])),
         CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => {
             Err(PlanError::Unsupported { what: "long double".into(), reason: "X87 class members are not supported".into() })
         }
-        CType::Float(_) | CType::Complex(_) => {
-            let l = table.layout(id)?;
-            Ok(put(classes, base, l.size, Class::Sse))
-        }
-        _ => {
-            let l = table.layout(id)?;
-            Ok(put(classes, base, l.size, Class::Integer))
+        other => {
+            let size = table.layout(id)?.size;
+            Ok(match other {
+                CType::Float(_) => scalar_classes(at, size, size, Class::Sse),
+                CType::Complex(_) => scalar_classes(at, size, size / 2, Class::Sse),
+                _ => scalar_classes(at, size, size, Class::Integer),
+            })
         }
     }
+}
+
+/// The classes of a scalar of `size` bytes at byte `at` of the argument, aligned by its
+/// `part`'s size (rule 1: "misaligned fields are always returned in memory", gcc).
+fn scalar_classes(at: u64, size: u64, part: u64, class: Class) -> Eightbytes {
+    if at.checked_rem(part) != Some(0) {
+        return Err(Memory);
+    }
+    Ok(vec![class; (at % 8 + size).div_ceil(8) as usize])
+}
+
+/// NO_CLASS for each eightbyte of `size` bytes starting `skew` bytes into an eightbyte, or
+/// `None` when that is more than two eightbytes (rule 4).
+fn no_class_words(size: u64, skew: u64) -> Option<Vec<Class>> {
+    let words = (size + skew).div_ceil(8);
+    (words <= 2).then(|| vec![Class::NoClass; words as usize])
 }
 
 /// The eightbyte classes of any value; scalars by their kind. Borrowed, not built: planning

@@ -316,3 +316,174 @@ fn sysv_stdcall_keyword_means_the_one_x86_64_convention() {
     assert_eq!(cdecl.callee_pops, 0);
     assert!(matches!(cdecl.args[0].pass, ArgPass::Direct(_)));
 }
+
+// --- Nested packed/aligned records: gcc `classify_argument` judges every scalar member at
+// its ABSOLUTE offset from the start of the outermost argument (for an array member, only the
+// first element), never a nested record's own alignment. In the names below, "P" is
+// `struct __attribute__((packed))`; each case was found by a differential test against gcc
+// (issue 14 §1) and is compiled into the emulator fixtures.
+
+fn packed() -> RecordAttrs {
+    RecordAttrs { packed: true, ..RecordAttrs::default() }
+}
+
+fn is_sret(plan: &abi_model::CallPlan) -> bool {
+    matches!(plan.ret.loc, RetLoc::Sret { .. })
+}
+
+#[test]
+fn sysv_rule_scalar_at_a_misaligned_absolute_offset_inside_a_nested_packed_record_is_memory() {
+    // gcc classify_argument: a scalar whose absolute bit offset is not a multiple of its mode
+    // size sends the whole argument to memory. struct { char c; P { short s; } p; }: `s` sits
+    // at absolute offset 1 (P alone is fine; its own alignment 1 is met).
+    let mut e = env();
+    let p = e.record(RecordKind::Struct, &[e.i16()], packed());
+    let s = e.strukt(&[e.i8(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 3);
+    let plan = e.plan(e.void(), &[s, e.i32()]);
+    assert_eq!(loc(&plan, 0), stack(0));
+    assert_eq!(loc(&plan, 1), gpr(Gpr::DI), "the int still takes the first register");
+}
+
+#[test]
+fn sysv_rule_long_at_absolute_offset_4_inside_a_nested_packed_record_is_memory_both_ways() {
+    // struct { int a; P { long x; } p; } is 12 bytes; `x` at absolute offset 4 is
+    // misaligned for its 8-byte mode: memory as an argument and as a return (hidden pointer
+    // in rdi, the int moves to rsi).
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let p = e.record(RecordKind::Struct, &[l], packed());
+    let s = e.strukt(&[e.i32(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 12);
+    let arg = e.plan(e.void(), &[s, e.i32()]);
+    assert_eq!(loc(&arg, 0), stack(0));
+    assert_eq!(loc(&arg, 1), gpr(Gpr::DI));
+    let ret = e.plan(s, &[e.i32()]);
+    assert!(is_sret(&ret), "{:?}", ret.ret.loc);
+    assert_eq!(loc(&ret, 0), gpr(Gpr::SI));
+}
+
+#[test]
+fn sysv_rule_float_array_at_a_misaligned_absolute_offset_is_memory() {
+    // struct { char c; P { float v[3]; } p; } (13 bytes): the array's first element sits at
+    // absolute offset 1, so the argument is memory (no 5-byte piece ever goes to an xmm).
+    let mut e = env();
+    let arr = e.array(e.f32(), 3);
+    let p = e.record(RecordKind::Struct, &[arr], packed());
+    let s = e.strukt(&[e.i8(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 13);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(loc(&plan, 0), stack(0));
+    assert!(is_sret(&plan));
+}
+
+#[test]
+fn sysv_rule_float_at_absolute_offset_1_returns_in_memory() {
+    // struct { char c; P { float f; } p; } returned: the float at absolute offset 1 makes it
+    // MEMORY, so the caller passes a hidden pointer in rdi and the callee writes through it.
+    let mut e = env();
+    let p = e.record(RecordKind::Struct, &[e.f32()], packed());
+    let s = e.strukt(&[e.i8(), p]);
+    let plan = e.plan(s, &[e.i32()]);
+    assert_eq!(plan.ret.loc, RetLoc::Sret { ptr: gpr(Gpr::DI) });
+    assert_eq!(loc(&plan, 0), gpr(Gpr::SI));
+}
+
+#[test]
+fn sysv_rule_nested_packed_record_whose_members_are_aligned_in_the_outer_one_uses_registers() {
+    // struct { float f; P { uint32_t a; uint64_t b; } p; } (16 bytes): inside P alone `b` is
+    // at offset 4, but P sits at offset 4, so `a` is at 4 and `b` at 8: both aligned. Eightbyte
+    // 0 is float+int = INTEGER, eightbyte 1 INTEGER: rdi and rsi, returned in rax:rdx.
+    let mut e = env();
+    let p = e.record(RecordKind::Struct, &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)], packed());
+    let s = e.strukt(&[e.f32(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 16);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+    assert_eq!(plan.ret.loc, RetLoc::RaxRdx);
+}
+
+#[test]
+fn sysv_rule_over_aligned_record_at_a_packed_offset_is_judged_by_its_members() {
+    // P struct { int i; struct __attribute__((aligned(8))) { float f; } b; } (12 bytes): `b`
+    // sits at offset 4 below its own alignment 8, but gcc never checks a record's alignment,
+    // only its scalars': `f` at absolute offset 4 is aligned. Eightbyte 0 is INTEGER; eightbyte
+    // 1 is only `b`'s padding (NO_CLASS, no register).
+    let mut e = env();
+    let aligned8 = RecordAttrs { aligned: Some(8), ..RecordAttrs::default() };
+    let b = e.record(RecordKind::Struct, &[e.f32()], aligned8);
+    let s = e.record(RecordKind::Struct, &[e.i32(), b], packed());
+    assert_eq!(e.t.size_of(s).unwrap(), 12);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn sysv_rule_only_the_first_element_of_an_array_member_is_checked_for_alignment() {
+    // gcc classifies an array by its first element (placed at the array's offset) and repeats
+    // its classes. struct { char pad[3]; P { char c; float f; } a[2]; } (13 bytes): a[0].f is
+    // at absolute offset 4 (aligned), a[1].f at 9 (not): gcc still passes it in rdi and rsi.
+    let mut e = env();
+    let pad = e.array(e.i8(), 3);
+    let el = e.record(RecordKind::Struct, &[e.i8(), e.f32()], packed());
+    let arr = e.array(el, 2);
+    let s = e.strukt(&[pad, arr]);
+    assert_eq!(e.t.size_of(s).unwrap(), 13);
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+}
+
+#[test]
+fn sysv_rule_zero_length_array_at_a_misaligned_offset_is_memory() {
+    // gcc classifies a zero-length array `int z[0]` by its element when it does not start an
+    // eightbyte: P struct { char c; int z[0]; } (1 byte) goes to memory because `z` would put
+    // an int at offset 1 (gcc 12 pushes it on the stack).
+    let mut e = env();
+    let z = e.array(e.i32(), 0);
+    let s = e.record(RecordKind::Struct, &[e.i8(), z], packed());
+    assert_eq!(e.t.size_of(s).unwrap(), 1);
+    let plan = e.plan(e.void(), &[s]);
+    assert_eq!(loc(&plan, 0), stack(0));
+}
+
+#[test]
+fn sysv_rule_callback_frame_of_a_nested_packed_record_follows_the_same_classification() {
+    // The callback side shares the plan: a thunk for `void f(S, int)` with
+    // S = struct { int a; P { long x; } p; } finds S on the stack above the return address
+    // and the int in rdi; for S = struct { float f; P { uint32_t a; uint64_t b; } p; } it
+    // reassembles S from rdi and rsi.
+    let mut e = env();
+    let l = e.int(abi_model::IntKind::Long);
+    let p = e.record(RecordKind::Struct, &[l], packed());
+    let mem = e.strukt(&[e.i32(), p]);
+    let f = abi_model::CallbackFrame::from_plan(&e.plan(mem, &[mem, e.i32()]));
+    assert_eq!(f.args[0], abi_model::FrameArg::Value { at: 8 });
+    assert!(f.sret_ptr.is_some(), "the return comes back through a hidden pointer");
+    assert_eq!(f.spills.iter().map(|s| s.from).collect::<Vec<_>>(), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+
+    let p2 = e.record(RecordKind::Struct, &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)], packed());
+    let regs = e.strukt(&[e.f32(), p2]);
+    let f = abi_model::CallbackFrame::from_plan(&e.plan(regs, &[regs]));
+    assert_eq!(f.sret_ptr, None);
+    let abi_model::FrameArg::Value { at } = f.args[0] else { panic!("a value") };
+    let spilled: Vec<_> = f.spills.iter().map(|s| (s.from, s.to - at)).collect();
+    assert_eq!(spilled, vec![(gpr(Gpr::DI), 0), (gpr(Gpr::SI), 8)]);
+}
+
+#[test]
+fn sysv_rule_a_union_bit_field_is_checked_like_an_integer_of_its_width() {
+    // gcc's union walk has no bit-field case: `int x:9` is the C front end's 9-bit integer
+    // (a 2-byte mode) and must sit at an even absolute offset. P struct { char c; P union {
+    // int x:9; } u; } (3 bytes) goes to memory; with `int x:3` (a 1-byte mode) the same shape
+    // (5 bytes, the union unpacked) stays in rdi. gcc 12 compiles both so.
+    let mut e = env();
+    let nine = e.record_of(RecordKind::Union, vec![Field::bits(Some("x"), e.i32(), 9)], packed());
+    let s = e.record(RecordKind::Struct, &[e.i8(), nine], packed());
+    assert_eq!(e.t.size_of(s).unwrap(), 3);
+    assert_eq!(loc(&e.plan(e.void(), &[s]), 0), stack(0));
+    let three = e.record_of(RecordKind::Union, vec![Field::bits(Some("x"), e.i32(), 3)], RecordAttrs::default());
+    let s = e.record(RecordKind::Struct, &[e.i8(), three], packed());
+    assert_eq!(e.t.size_of(s).unwrap(), 5);
+    assert_eq!(locs(&e.plan(e.void(), &[s]), 0), vec![gpr(Gpr::DI)]);
+}
