@@ -552,6 +552,57 @@ mod tests {
     }
 
     #[test]
+    fn nested_packed_and_aligned_records_are_covered_as_arguments_returns_and_callbacks() {
+        // Issue 14 §1: the class gcc classifies by absolute member offsets. Depth 2 and 3,
+        // packed and aligned on outer records, inner records and members; every record passed,
+        // returned, and taken by a callback (non-variadic signatures run both directions).
+        let spec = spec();
+        let depth = |n: usize| -> usize {
+            fn d(spec: &Spec, ty: &spec::Ty) -> usize {
+                match ty {
+                    spec::Ty::Scalar(_) => 0,
+                    spec::Ty::Array(e, _) => d(spec, e),
+                    spec::Ty::Record(i) => 1 + spec.records[*i].fields.iter().map(|f| d(spec, &f.ty)).max().unwrap_or(0),
+                }
+            }
+            d(spec, &spec::Ty::Record(n))
+        };
+        let nested = &spec.nested_records;
+        assert!(nested.iter().filter(|&&n| depth(n) == 2).count() >= 200);
+        assert!(nested.iter().filter(|&&n| depth(n) == 3).count() >= 200);
+        let inner = |n: usize| spec.records[n].fields.iter().filter_map(|f| match &f.ty {
+            spec::Ty::Record(i) => Some(*i),
+            spec::Ty::Array(e, _) => match **e { spec::Ty::Record(i) => Some(i), _ => None },
+            _ => None,
+        }).collect::<Vec<_>>();
+        let count = |pred: &dyn Fn(usize) -> bool| nested.iter().filter(|&&n| pred(n)).count();
+        assert!(count(&|n| inner(n).iter().any(|&i| spec.records[i].packed)) >= 100, "packed inner records");
+        assert!(count(&|n| inner(n).iter().any(|&i| spec.records[i].aligned.is_some())) >= 50, "aligned inner records");
+        assert!(count(&|n| spec.records[n].packed) >= 100 && count(&|n| spec.records[n].aligned.is_some()) >= 50);
+        assert!(count(&|n| spec.records[n].fields.iter().any(|f| f.aligned.is_some() || f.packed)) >= 50);
+        for &n in nested {
+            let r = spec::Ty::Record(n);
+            let uses = |pred: &dyn Fn(&SigDecl) -> bool| spec.signatures.iter().any(pred);
+            assert!(uses(&|s| !s.variadic && s.params.contains(&r)), "R{n} as a (callback) argument");
+            assert!(uses(&|s| !s.variadic && s.ret.as_ref() == Some(&r)), "R{n} returned");
+            assert!(uses(&|s| s.varargs.contains(&r)), "R{n} as a variadic argument");
+        }
+        // Both sides of the SysV rule, within two eightbytes.
+        let c = catalogue(Target::X64_SYSV);
+        let (mut regs, mut memory) = (0, 0);
+        for &n in nested {
+            let id = c.record_ids[n];
+            if c.table.size_of(id).unwrap() <= 16 {
+                match abi_model::x64_sysv::classify_record(&c.table, id).unwrap() {
+                    Ok(_) => regs += 1,
+                    Err(_) => memory += 1,
+                }
+            }
+        }
+        assert!(regs >= 300 && memory >= 80, "{regs} in registers, {memory} in memory");
+    }
+
+    #[test]
     fn x86_64_signatures_carry_no_x86_convention() {
         let c = catalogue(Target::X64_WIN);
         assert!(c

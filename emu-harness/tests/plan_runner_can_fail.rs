@@ -2,6 +2,7 @@
 //! catalogue signature in one way and asserts the emulator run reports it.
 
 use abi_model::{ArgPass, CallConv, CallPlan, Gpr, Loc, RetLoc, Target};
+use emu_harness::catalogue::spec::Ty;
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{caller_entry_plan, load_image, plan_of, CaseValues};
 use emu_harness::plan_runner::{self, Mismatch};
@@ -143,4 +144,64 @@ fn the_matrix_counts_every_failure_its_checks_report() {
     assert_eq!((rows[1].checked, rows[1].failed), (evens, 0));
     assert_eq!(failures.len() as u64, sevenths);
     assert!(failures.iter().all(|f| f.direction == "call" && f.mismatch.what == "made up"));
+}
+
+/// The plan of `s` with every record argument and the record return classified `classes`
+/// instead of by abi-model's rule (the wrong plan an earlier, wrong rule would make).
+fn plan_with_classes(cat: &Catalogue, s: &CatSignature, classes: abi_model::x64_sysv::Eightbytes) -> CallPlan {
+    use abi_model::{abi_value, plan_values, Position};
+    let reclass = |mut v: abi_model::AbiValue| {
+        if matches!(v.kind, abi_model::ValueKind::Record { .. }) {
+            v.eightbytes = Some(classes.clone());
+        }
+        v
+    };
+    let ret = reclass(abi_value(&cat.table, s.sig.ret, Position::Return).unwrap());
+    let args: Vec<_> = s.sig.params.iter().map(|p| reclass(abi_value(&cat.table, *p, Position::Param).unwrap())).collect();
+    plan_values(cat.target, s.sig.conv, false, &ret, &args, args.len()).unwrap()
+}
+
+/// The non-variadic signature of the nested-record class whose declared shape is
+/// `ret f(params)`, with `R` the `which`th nested record.
+fn nested_sig(cat: &Catalogue, which: usize, shape: impl Fn(&Ty) -> (Option<Ty>, Vec<Ty>)) -> &CatSignature {
+    let r = Ty::Record(cat.spec.nested_records[which]);
+    let (ret, params) = shape(&r);
+    cat.signatures
+        .iter()
+        .find(|s| {
+            let d = &cat.spec.signatures[s.index];
+            !d.variadic && d.ret == ret && d.params == params
+        })
+        .expect("the nested class has this signature")
+}
+
+#[test]
+fn a_nested_packed_record_put_in_registers_instead_of_memory_is_caught() {
+    // Issue 14 §1: struct { int a; P { long x; } p; } is MEMORY for gcc (x at absolute
+    // offset 4). The plan a rule judging P on its own made (INTEGER, INTEGER) must fail
+    // against the fixtures, as an argument and as a return.
+    use emu_harness::catalogue::spec::Scalar;
+    let cat = catalogue(Target::X64_SYSV);
+    let int = Ty::Scalar(Scalar::Int(abi_model::IntKind::Int));
+    let wrong = Ok(vec![abi_model::x64_sysv::Class::Integer, abi_model::x64_sysv::Class::Integer]);
+    let arg = nested_sig(&cat, 1, |r| (None, vec![r.clone(), int.clone()]));
+    let right = plan_of(&cat, arg).unwrap();
+    assert_eq!(run(&cat, arg, &right), (Ok(()), Ok(())), "{}", arg.c_decl);
+    let (call, callback) = run(&cat, arg, &plan_with_classes(&cat, arg, wrong.clone()));
+    assert!(call.is_err() && callback.is_err(), "{}", arg.c_decl);
+    let ret = nested_sig(&cat, 1, |r| (Some(r.clone()), vec![int.clone()]));
+    let (call, callback) = run(&cat, ret, &plan_with_classes(&cat, ret, wrong));
+    assert!(call.is_err() && callback.is_err(), "{}", ret.c_decl);
+}
+
+#[test]
+fn a_nested_packed_record_put_in_memory_instead_of_registers_is_caught() {
+    // Issue 14 §1: struct { float f; P { uint32_t a; uint64_t b; } p; } goes in rdi and rsi
+    // for gcc; the memory plan of a rule checking `b` against P alone must fail.
+    let cat = catalogue(Target::X64_SYSV);
+    let s = nested_sig(&cat, 4, |r| (Some(r.clone()), vec![r.clone()]));
+    let right = plan_of(&cat, s).unwrap();
+    assert_eq!(run(&cat, s, &right), (Ok(()), Ok(())), "{}", s.c_decl);
+    let (call, callback) = run(&cat, s, &plan_with_classes(&cat, s, Err(abi_model::x64_sysv::Memory)));
+    assert!(call.is_err() && callback.is_err(), "{}", s.c_decl);
 }

@@ -311,6 +311,10 @@ pub struct Spec {
     pub abi_records: Vec<usize>,
     /// Every signature.
     pub signatures: Vec<SigDecl>,
+    /// The nested packed/aligned records ([`NESTED_SEED`]): records of depth 2 and 3 with
+    /// `packed` and `aligned(n)` on any level and member, each passed, returned and taken by
+    /// callbacks by the signatures appended last.
+    pub nested_records: Vec<usize>,
 }
 
 /// Number of records generated for argument passing.
@@ -802,10 +806,195 @@ pub fn generate() -> Spec {
         let r = gen_layout_record(&mut rng, &records);
         records.push(r);
     }
-    let signatures = gen_signatures(&mut rng, &records, &abi);
+    let mut signatures = gen_signatures(&mut rng, &records, &abi);
+    // Appended with their own seed, so everything above keeps its number and its values.
+    let nested_records = gen_nested_records(&mut records);
+    signatures.extend(gen_nested_signatures(&records, &nested_records));
     Spec {
         records,
         abi_records: abi,
         signatures,
+        nested_records,
     }
+}
+
+/// The seed of the nested packed/aligned records and their signatures, appended after
+/// everything [`SEED`] generates (issue 14: the generator was blind to this class).
+pub const NESTED_SEED: u64 = 0x6c75_6166_6669_0002;
+/// Random building blocks (depth 1), then random records of depth 2 and of depth 3.
+const NESTED_LEAVES: usize = 160;
+const NESTED_DEPTH2: usize = 260;
+const NESTED_DEPTH3: usize = 260;
+/// Largest nested record: the interesting sizes are those of two eightbytes or less (the
+/// SysV register range) and of 1, 2, 4 and 8 bytes (Win64, i386 returns).
+const MAX_NESTED_RECORD: u64 = 40;
+
+/// Member scalars of the nested records: small ones, to move the next member off its
+/// alignment, and every class (integer, SSE, complex, pointer).
+const NESTED_SCALARS: [Scalar; 12] = [
+    Scalar::Bool,
+    Scalar::Int(IntKind::Char),
+    Scalar::Int(IntKind::UChar),
+    Scalar::Int(IntKind::Short),
+    Scalar::Int(IntKind::Int),
+    Scalar::Int(IntKind::UInt),
+    Scalar::Int(IntKind::Long),
+    Scalar::Int(IntKind::LongLong),
+    Scalar::Float,
+    Scalar::Double,
+    Scalar::ComplexFloat,
+    Scalar::Ptr,
+];
+
+/// `struct __attribute__((packed))` etc.: the attributes of one generated record.
+#[derive(Clone, Copy)]
+struct Attrs {
+    packed: bool,
+    aligned: Option<u32>,
+}
+
+const PLAIN: Attrs = Attrs { packed: false, aligned: None };
+const PACKED: Attrs = Attrs { packed: true, aligned: None };
+
+fn push_record(records: &mut Vec<RecordDecl>, kind: RecordKind, fields: Vec<Ty>, a: Attrs) -> usize {
+    let fields = fields.into_iter().enumerate().map(|(i, t)| named(i, t)).collect();
+    let r = make_record(records, kind, fields, a.packed, a.aligned, None);
+    records.push(r);
+    records.len() - 1
+}
+
+/// The shapes of issue 14 §1, written out (P is `struct __attribute__((packed))`), then
+/// the two quirks gcc's rule has beside them. Returns the outer records.
+fn curated_nested(records: &mut Vec<RecordDecl>) -> Vec<usize> {
+    let s = |k: IntKind| Ty::Scalar(Scalar::Int(k));
+    let (float, char) = (Ty::Scalar(Scalar::Float), s(IntKind::Char));
+    let mut out = Vec::new();
+    let mut outer = |records: &mut Vec<RecordDecl>, before: Vec<Ty>, inner: Vec<Ty>, inner_attrs: Attrs, outer_attrs: Attrs| {
+        let p = push_record(records, RecordKind::Struct, inner, inner_attrs);
+        let mut fields = before;
+        fields.push(Ty::Record(p));
+        out.push(push_record(records, RecordKind::Struct, fields, outer_attrs));
+    };
+    // struct { char c; P { short s; } p; }
+    outer(records, vec![char.clone()], vec![s(IntKind::Short)], PACKED, PLAIN);
+    // struct { int a; P { long x; } p; }
+    outer(records, vec![s(IntKind::Int)], vec![s(IntKind::Long)], PACKED, PLAIN);
+    // struct { char c; P { float v[3]; } p; }
+    outer(records, vec![char.clone()], vec![Ty::Array(Box::new(float.clone()), 3)], PACKED, PLAIN);
+    // struct { char c; P { float f; } p; }
+    outer(records, vec![char.clone()], vec![float.clone()], PACKED, PLAIN);
+    // struct { float f; P { uint32_t a; uint64_t b; } p; }
+    outer(records, vec![float.clone()], vec![s(IntKind::UInt), s(IntKind::ULongLong)], PACKED, PLAIN);
+    // P struct { int i; struct __attribute__((aligned(8))) { float f; } b; }
+    outer(records, vec![s(IntKind::Int)], vec![float.clone()], Attrs { packed: false, aligned: Some(8) }, PACKED);
+    // struct { char pad[3]; P { char c; float f; } a[2]; }: only a[0].f is aligned.
+    let p = push_record(records, RecordKind::Struct, vec![char.clone(), float], PACKED);
+    out.push(push_record(records, RecordKind::Struct, vec![Ty::Array(Box::new(char.clone()), 3), Ty::Array(Box::new(Ty::Record(p)), 2)], PLAIN));
+    // P struct { char c; P union { int x : 9; } u; }: a union's bit-field has its width's mode.
+    let mut u = make_record(records, RecordKind::Union, vec![named(0, s(IntKind::Int))], true, None, None);
+    u.fields[0].bits = Some(9);
+    records.push(u);
+    let u = records.len() - 1;
+    out.push(push_record(records, RecordKind::Struct, vec![char, Ty::Record(u)], PACKED));
+    out
+}
+
+/// One random record of the nested class: 1 to 3 members beside one or two records of
+/// `inner` (none for a building block), `packed`, `aligned(n)` and `#pragma pack` on the
+/// record and on members at random.
+fn gen_nested_level(rng: &mut Rng, records: &[RecordDecl], inner: &[usize]) -> RecordDecl {
+    loop {
+        let kind = if rng.percent(12) { RecordKind::Union } else { RecordKind::Struct };
+        let mut fields: Vec<FieldDecl> = Vec::new();
+        let plain = rng.range(if inner.is_empty() { 1 } else { 0 }, 3) as usize;
+        for _ in 0..plain {
+            let s = rng.pick(&NESTED_SCALARS);
+            let f = match rng.below(100) {
+                0..=69 => named(0, Ty::Scalar(s)),
+                70..=87 => named(0, Ty::Array(Box::new(Ty::Scalar(s)), rng.range(1, 3) as u32)),
+                _ => random_bitfield(rng, 0),
+            };
+            fields.push(f);
+        }
+        if !inner.is_empty() {
+            for _ in 0..if rng.percent(20) { 2 } else { 1 } {
+                let r = Ty::Record(rng.pick(inner));
+                let ty = if rng.percent(15) { Ty::Array(Box::new(r), rng.range(1, 2) as u32) } else { r };
+                let at = rng.below(fields.len() as u64 + 1) as usize;
+                fields.insert(at, named(0, ty));
+            }
+        }
+        for f in &mut fields {
+            if f.bits.is_none() && rng.percent(12) {
+                f.aligned = Some(rng.pick(&[1, 2, 4, 8, 16]));
+            }
+            if rng.percent(10) {
+                f.packed = true;
+            }
+        }
+        for (i, f) in fields.iter_mut().enumerate() {
+            if f.name.is_some() {
+                f.name = Some(format!("m{i}"));
+            }
+        }
+        if !fields.iter().any(|f| f.name.is_some()) {
+            fields.push(named(fields.len(), Ty::Scalar(rng.pick(&NESTED_SCALARS))));
+        }
+        let packed = rng.percent(40);
+        let aligned = if rng.percent(25) { Some(rng.pick(&[2, 4, 8, 16])) } else { None };
+        let pack = if rng.percent(8) { Some(rng.pick(&[1, 2, 4])) } else { None };
+        let r = make_record(records, kind, fields, packed, aligned, pack);
+        if r.size_bound <= MAX_NESTED_RECORD {
+            return r;
+        }
+    }
+}
+
+/// The nested packed/aligned class: the curated shapes, then random building blocks and
+/// random records of depth 2 and 3 over them. Returns the records of depth 2 and 3.
+fn gen_nested_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
+    let mut rng = Rng::new(NESTED_SEED);
+    let mut out = curated_nested(records);
+    let level = |rng: &mut Rng, records: &mut Vec<RecordDecl>, inner: &[usize], n: usize| -> Vec<usize> {
+        (0..n)
+            .map(|_| {
+                let r = gen_nested_level(rng, records, inner);
+                records.push(r);
+                records.len() - 1
+            })
+            .collect()
+    };
+    let leaves = level(&mut rng, records, &[], NESTED_LEAVES);
+    let depth2 = level(&mut rng, records, &leaves, NESTED_DEPTH2);
+    let depth3 = level(&mut rng, records, &depth2, NESTED_DEPTH3);
+    out.extend(depth2);
+    out.extend(depth3);
+    out
+}
+
+/// Per nested record R, in a random x86 convention each: `R f(int)`, `void f(R, int)`,
+/// `R f(R)`, `float f(int x5, R, int)` (integer registers nearly used up), `void f(double x7,
+/// R, float)` (vector registers nearly used up), and `int f(int, ...)` passing R and a double.
+fn gen_nested_signatures(records: &[RecordDecl], nested: &[usize]) -> Vec<SigDecl> {
+    let mut rng = Rng::new(NESTED_SEED ^ 1);
+    let (int, double) = (Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double));
+    let mut sigs = Vec::new();
+    for &n in nested {
+        let r = Ty::Record(n);
+        let mut sig = |ret: Option<Ty>, params: Vec<Ty>| {
+            sigs.push(SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
+        };
+        sig(Some(r.clone()), vec![int.clone()]);
+        sig(None, vec![r.clone(), int.clone()]);
+        sig(Some(r.clone()), vec![r.clone()]);
+        let mut ints = vec![int.clone(); 5];
+        ints.extend([r.clone(), int.clone()]);
+        sig(Some(Ty::Scalar(Scalar::Float)), ints);
+        let mut doubles = vec![double.clone(); 7];
+        doubles.extend([r.clone(), Ty::Scalar(Scalar::Float)]);
+        sig(None, doubles);
+        sigs.push(SigDecl { ret: Some(int.clone()), params: vec![int.clone()], variadic: true, varargs: vec![r, double.clone()], conv: CallConv::Cdecl });
+    }
+    debug_assert!(sigs.iter().all(|s| sig_bytes(records, &s.params, &s.varargs) <= MAX_ARG_BYTES));
+    sigs
 }
