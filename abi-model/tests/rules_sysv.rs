@@ -230,8 +230,8 @@ fn sysv_union_of_float_and_int_is_integer() {
 
 #[test]
 fn sysv_array_member_of_three_floats_fills_two_sse_eightbytes() {
-    // psABI §3.2.3: arrays are classified element by element: floats 0-1 in eightbyte 0,
-    // float 2 in eightbyte 1, both SSE.
+    // psABI §3.2.3: floats 0-1 in eightbyte 0, float 2 in eightbyte 1, both SSE (gcc
+    // classifies the first element and repeats its class over the array's eightbytes).
     let mut e = env();
     let arr = e.array(e.f32(), 3);
     let s = e.strukt(&[arr]);

@@ -231,3 +231,24 @@ fn win64_callee_never_pops() {
         assert_eq!(e.plan_conv(e.void(), &params, conv), cdecl, "{conv:?}");
     }
 }
+
+#[test]
+fn win64_nested_packed_record_goes_by_its_size_alone() {
+    // Microsoft x64 "Parameter passing": only the size (1, 2, 4 or 8) decides, never where
+    // a nested member sits. struct { char c; P { char d; short s; } p; } (4 bytes, `s` at
+    // odd offset 1 of P) and P struct { int i; struct aligned(8) { float f; } b; }
+    // (12 bytes): ecx and by reference. mingw 12 compiles both so (emulator catalogue, issue
+    // 14 §1 nested records).
+    let mut e = env();
+    let packed = RecordAttrs { packed: true, ..RecordAttrs::default() };
+    let p = e.record(RecordKind::Struct, &[e.i8(), e.i16()], packed);
+    let s = e.strukt(&[e.i8(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 4);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(loc(&plan, 0), gpr(Gpr::CX));
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+    let b = e.record(RecordKind::Struct, &[e.f32()], RecordAttrs { aligned: Some(8), ..RecordAttrs::default() });
+    let s12 = e.record(RecordKind::Struct, &[e.i32(), b], packed);
+    assert_eq!(e.t.size_of(s12).unwrap(), 12);
+    assert!(matches!(e.plan(e.void(), &[s12]).args[0].pass, ArgPass::Indirect { .. }));
+}

@@ -413,3 +413,23 @@ fn extra_arguments_to_a_function_that_is_not_variadic_are_an_error() {
     let r = abi_model::plan_call(&e.t, &sig, &[e.i32().into()]);
     assert!(matches!(r, Err(PlanError::Invalid { .. })), "{r:?}");
 }
+
+#[test]
+fn win32_struct_holding_a_3_byte_packed_record_returns_in_memory() {
+    // gcc `compute_record_mode`: a 3-byte record has no integer mode (BLK), so a record
+    // holding one is BLK too and mingw returns it through memory even at 4 bytes:
+    // struct { char c; P { char d; short s; } p; }. An array of two 1-byte packed records
+    // is HImode, so struct { short s; P { char c; } p[2]; } comes back in eax. mingw 12
+    // compiles both so (emulator catalogue, issue 14 §1 nested records).
+    let mut e = win();
+    let packed = RecordAttrs { packed: true, ..RecordAttrs::default() };
+    let p = e.record(RecordKind::Struct, &[e.i8(), e.i16()], packed);
+    let s = e.strukt(&[e.i8(), p]);
+    assert_eq!(e.t.size_of(s).unwrap(), 4);
+    assert_eq!(e.plan(s, &[]).ret.loc, RetLoc::Sret { ptr: stack(0) });
+    let one = e.record(RecordKind::Struct, &[e.i8()], packed);
+    let two = e.array(one, 2);
+    let s = e.strukt(&[e.i16(), two]);
+    assert_eq!(e.t.size_of(s).unwrap(), 4);
+    assert_eq!(e.plan(s, &[]).ret.loc, RetLoc::Gpr);
+}
