@@ -142,10 +142,7 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        let key = std::slice::from_raw_parts(p, len);
-        if !key.contains(&b'{') {
-            (*st).parsed.insert(key.to_vec(), t);
-        }
+        (*st).remember_parsed(std::slice::from_raw_parts(p, len), t);
     }
 }
 
