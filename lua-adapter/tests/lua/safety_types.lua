@@ -10,20 +10,9 @@ local under_valgrind = os.getenv("LUAFFI_UNDER_VALGRIND") ~= nil
 local N = under_valgrind and 5000 or 200000
 local HOSTILE = under_valgrind and 2000 or 100000
 
-local function rss_kb()
-  local f = io.open("/proc/self/statm")
-  if not f then return nil end
-  local _, resident = f:read("*n", "*n")
-  f:close()
-  return resident * 4
-end
+local rss_kb, settle = T.rss_kb, T.settle
 
-local function settle()
-  for _ = 1, 4 do collectgarbage("collect") end
-end
-
--- Runs f once to warm up, then measures how much RSS running it again grows (KB), or nil
--- where RSS cannot be read.
+-- How much running f grows the RSS (KB), or nil where it cannot be read.
 local function growth(f)
   settle()
   local r0 = rss_kb()
