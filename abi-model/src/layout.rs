@@ -5,7 +5,7 @@
 //! `-mms-bitfields`). The compiled layout fixtures are the oracle for both.
 
 use crate::types::{ArrayLen, CType, Field, FloatKind, IntKind, RecordAttrs, RecordKind, TypeError, TypeId, TypeTable};
-use crate::{DataModel, RecordRules, Target};
+use crate::{Arch, DataModel, Os, RecordRules, Target};
 
 /// Size and alignment of a type, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,13 +78,21 @@ pub fn int_layout(target: Target, kind: IntKind) -> Layout {
     Layout { size, align }
 }
 
-/// Layout of a real floating type. `long double` is unsupported: its size and passing differ
-/// between every target (12/16-byte x87 on Linux, a plain double on Windows).
+/// Layout of a real floating type. `long double` is the x87 80-bit extended format on the
+/// gcc targets, padded to 16 bytes and aligned to 16 on x86-64 (psABI §3.1.2, Figure 3.1) and
+/// to 12 bytes aligned to 4 on i386 (i386 psABI, Table 2.1). On Windows MSVC makes it a
+/// `double` while mingw keeps the x87 format (16/16 on x86-64, 12/4 on i686): which one a
+/// library was built with is unknowable here, so it is unsupported rather than guessed.
+/// Passing it by value is unsupported everywhere (the planners refuse it).
 pub fn float_layout(target: Target, kind: FloatKind) -> Result<Layout, TypeError> {
     match kind {
         FloatKind::Float => Ok(Layout { size: 4, align: 4 }),
         FloatKind::Double => Ok(Layout { size: 8, align: eight_byte_scalar_align(target) }),
-        FloatKind::LongDouble => Err(unsupported("long double", "its format and passing differ per target")),
+        FloatKind::LongDouble => match (target.os, target.arch) {
+            (Os::Windows, _) => Err(unsupported("long double", "MSVC makes it a double, mingw an 80-bit x87 number")),
+            (Os::Linux, Arch::X86_64) => Ok(Layout { size: 16, align: 16 }),
+            (Os::Linux, Arch::X86) => Ok(Layout { size: 12, align: 4 }),
+        },
     }
 }
 
@@ -97,9 +105,6 @@ pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
         CType::Bool => Ok(Layout { size: 1, align: 1 }),
         CType::Int(k) => Ok(int_layout(target, *k)),
         CType::Float(k) => float_layout(target, *k),
-        CType::Complex(FloatKind::LongDouble) => {
-            Err(unsupported("complex long double", "long double is not supported"))
-        }
         // A complex number is laid out as an array of two of its parts.
         CType::Complex(k) => float_layout(target, *k).map(|l| Layout { size: l.size * 2, align: l.align }),
         CType::Pointer(_) => {
@@ -108,6 +113,10 @@ pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
         }
         CType::Array { elem, len } => match len {
             ArrayLen::Fixed(n) => {
+                // Computed when the array was made: chains of arrays are not walked again.
+                if let Some(l) = table.cached_layout(id) {
+                    return Ok(l);
+                }
                 let e = type_layout(table, elem.id)?;
                 let size = e.size.checked_mul(*n).ok_or_else(|| TypeError::Invalid {
                     message: format!("size of array '{}' is too large", table.display(id.into())),
@@ -438,5 +447,28 @@ mod tests {
         let fields = vec![Field::named("a", ch), Field::bits(None, int, 0), Field::named("b", ch), Field::bits(None, ll, 3)];
         let l = record(&mut t, RecordKind::Struct, fields, RecordAttrs::default());
         assert_eq!((l.fields[2].offset, l.size, l.align), (4, 6, 1));
+    }
+
+    #[test]
+    fn long_double_is_x87_extended_on_the_gcc_targets_and_unsupported_on_windows() {
+        // gcc 12 x86-64: sizeof 16, _Alignof 16, struct { char c; long double x; } is 32 bytes
+        // with x at 16; i386 psABI Table 2.1: 12 bytes aligned to 4. Windows: MSVC 8/8, mingw
+        // 16/16 (x86-64) or 12/4 (i686), so no layout is right for every library.
+        let cases = [(Target::X64_SYSV, 16, 16, 32), (Target::X86_LINUX, 12, 4, 16)];
+        for (target, size, align, record_size) in cases {
+            let mut t = TypeTable::new(target);
+            let ld = t.float(FloatKind::LongDouble);
+            assert_eq!(t.layout(ld).unwrap(), Layout { size, align }, "{target}");
+            let cld = t.complex(FloatKind::LongDouble);
+            assert_eq!(t.layout(cld).unwrap(), Layout { size: 2 * size, align }, "{target}");
+            let ch = t.int(IntKind::Char);
+            let l = record(&mut t, RecordKind::Struct, vec![Field::named("c", ch), Field::named("x", ld)], RecordAttrs::default());
+            assert_eq!((l.size, l.fields[1].offset), (record_size, u64::from(align)), "{target}");
+        }
+        for target in [Target::X64_WIN, Target::X86_WIN] {
+            let t = TypeTable::new(target);
+            assert!(is_unsupported(&t.layout(t.float(FloatKind::LongDouble)).unwrap_err()), "{target}");
+            assert!(is_unsupported(&t.layout(t.complex(FloatKind::LongDouble)).unwrap_err()), "{target}");
+        }
     }
 }

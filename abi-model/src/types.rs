@@ -4,6 +4,12 @@
 //! every struct, union and enum *declaration* gets its own id, first incomplete, then defined
 //! once with [`TypeTable::define_record`] / [`TypeTable::define_enum`], which computes its
 //! layout. Typedef names are not types: they belong to the declaration parser's scope.
+//!
+//! Limits against hostile declarations: a table holds at most [`MAX_TYPES`] types (LuaJIT's
+//! limit, with its "table overflow" error), and no type nests more than [`MAX_TYPE_DEPTH`]
+//! levels deep, so every walk over a type (layout, classification, display, conversions)
+//! recurses a bounded number of times. The checked constructors (`try_*`, `define_*`) enforce
+//! both; [`TypeTable::checkpoint`] lets a failed declaration take back everything it made.
 
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
@@ -130,7 +136,8 @@ pub enum FloatKind {
     Float,
     /// `double`
     Double,
-    /// `long double`: parsed, but every layout or plan of it is an `Unsupported` error.
+    /// `long double`: laid out on the gcc targets (x87 extended), an `Unsupported` layout on
+    /// Windows; passing it by value is an `Unsupported` plan everywhere.
     LongDouble,
 }
 
@@ -282,7 +289,7 @@ pub enum CType {
     Int(IntKind),
     /// A real floating type.
     Float(FloatKind),
-    /// `float complex` / `double complex` (`long double complex` parses but is unsupported).
+    /// `float complex` / `double complex` / `long double complex` (laid out as its two parts).
     Complex(FloatKind),
     /// A pointer to the qualified type.
     Pointer(QualType),
@@ -321,6 +328,10 @@ pub enum TypeError {
         /// What is wrong.
         message: String,
     },
+    /// The table already holds [`MAX_TYPES`] types.
+    TableFull,
+    /// The type would nest more than [`MAX_TYPE_DEPTH`] levels deep.
+    TooDeep,
 }
 
 impl fmt::Display for TypeError {
@@ -329,6 +340,9 @@ impl fmt::Display for TypeError {
             TypeError::Incomplete { ty } => write!(f, "size of '{ty}' is unknown"),
             TypeError::Unsupported { ty, reason } => write!(f, "'{ty}' is not supported: {reason}"),
             TypeError::Invalid { message } => f.write_str(message),
+            // LuaJIT's message (LJ_ERR_TABOV) for its own limit of the same size.
+            TypeError::TableFull => f.write_str("table overflow"),
+            TypeError::TooDeep => write!(f, "C type nested too deeply (more than {MAX_TYPE_DEPTH} levels)"),
         }
     }
 }
@@ -343,12 +357,61 @@ enum Key {
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
+/// Most types one table holds: LuaJIT's `CTID_MAX`, past which it raises "table overflow".
+/// Anonymous structs made in a loop (`ffi.typeof("struct { int x; }")`) are new types each
+/// time, in LuaJIT as here; this bounds the memory they take.
+pub const MAX_TYPES: usize = 65_536;
+
+/// Deepest nesting of a type: each pointer, array, function and struct/union level counts one
+/// (scalars and enums count zero). Far beyond real declarations; small enough that a walk
+/// recursing once per level fits any thread's stack.
+pub const MAX_TYPE_DEPTH: u32 = 200;
+
+/// What the table knows about each type besides the type itself.
+#[derive(Clone, Debug)]
+struct Info {
+    /// Nesting depth (see [`MAX_TYPE_DEPTH`]). For a pointer to a struct, the struct's depth
+    /// when the pointer was made: a walk that follows pointers into struct bodies must bound
+    /// itself anyway (structs can point to themselves).
+    depth: u32,
+    /// The interning key of a derived type, so that truncating the table forgets it.
+    key: Option<Key>,
+    /// A fixed-length array's layout, computed once when it is made (when its element had
+    /// one), so that chains of arrays are laid out in linear time.
+    layout: Option<Layout>,
+}
+
+/// A point [`TypeTable::rollback`] returns the table to: see [`TypeTable::checkpoint`].
+#[derive(Debug)]
+#[must_use = "a checkpoint must be committed or rolled back"]
+pub struct Checkpoint {
+    /// Number of types when it was taken.
+    len: usize,
+    /// Length of the journal when it was taken.
+    journal: usize,
+    /// Number of checkpoints open before this one.
+    depth: usize,
+}
+
+/// The definition a type had before a checkpointed change completed it.
+#[derive(Clone, Debug)]
+struct Undo {
+    id: TypeId,
+    ty: CType,
+    depth: u32,
+}
+
 /// All types of one target.
 #[derive(Clone, Debug)]
 pub struct TypeTable {
     target: Target,
     types: Vec<CType>,
+    info: Vec<Info>,
     interned: HashMap<Key, TypeId>,
+    /// The number of types at each open checkpoint, outermost first.
+    open: Vec<usize>,
+    /// Definitions of types older than the innermost open checkpoint, as they were before.
+    journal: Vec<Undo>,
 }
 
 /// Ids of the types every table starts with, in this order.
@@ -369,7 +432,8 @@ impl TypeTable {
         types.extend(IntKind::ALL.iter().map(|&k| CType::Int(k)));
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Float(k)));
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Complex(k)));
-        TypeTable { target, types, interned: HashMap::new() }
+        let info = vec![Info { depth: 0, key: None, layout: None }; types.len()];
+        TypeTable { target, types, info, interned: HashMap::new(), open: Vec::new(), journal: Vec::new() }
     }
 
     /// The target whose layouts this table computes.
@@ -447,44 +511,112 @@ impl TypeTable {
         layout::int_layout(self.target, kind).size as u32
     }
 
-    fn intern(&mut self, key: Key, ty: CType) -> TypeId {
-        if let Some(&id) = self.interned.get(&key) {
-            return id;
-        }
-        let id = self.push(ty);
-        self.interned.insert(key, id);
-        id
+    /// Nesting depth of a type (see [`MAX_TYPE_DEPTH`]).
+    pub fn depth(&self, id: TypeId) -> u32 {
+        self.info[id.0 as usize].depth
     }
 
-    fn push(&mut self, ty: CType) -> TypeId {
+    /// One level above the deepest of `parts`.
+    fn depth_over(&self, parts: impl IntoIterator<Item = TypeId>) -> u32 {
+        1 + parts.into_iter().map(|id| self.depth(id)).max().unwrap_or(0)
+    }
+
+    /// Refuses a type of `depth` or one more type, when `checked`.
+    fn check_limits(&self, depth: u32, checked: bool) -> Result<(), TypeError> {
+        if !checked {
+            return Ok(());
+        }
+        if depth > MAX_TYPE_DEPTH {
+            return Err(TypeError::TooDeep);
+        }
+        if self.types.len() >= MAX_TYPES {
+            return Err(TypeError::TableFull);
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, key: Key, ty: CType, checked: bool) -> Result<TypeId, TypeError> {
+        if let Some(&id) = self.interned.get(&key) {
+            return Ok(id);
+        }
+        let (depth, layout) = match &ty {
+            CType::Pointer(to) => (self.depth_over([to.id]), None),
+            CType::Array { elem, len } => {
+                let layout = match len {
+                    ArrayLen::Fixed(n) => self
+                        .layout(elem.id)
+                        .ok()
+                        .and_then(|e| Some(Layout { size: e.size.checked_mul(*n)?, align: e.align })),
+                    ArrayLen::Flexible | ArrayLen::Variable => None,
+                };
+                (self.depth_over([elem.id]), layout)
+            }
+            CType::Function(f) => (self.depth_over(std::iter::once(f.ret.id).chain(f.params.iter().map(|p| p.ty.id))), None),
+            _ => (0, None),
+        };
+        self.check_limits(depth, checked)?;
+        let id = self.push(ty, Info { depth, key: Some(key.clone()), layout });
+        self.interned.insert(key, id);
+        Ok(id)
+    }
+
+    fn push(&mut self, ty: CType, info: Info) -> TypeId {
         let id = TypeId(u32::try_from(self.types.len()).expect("fewer than 2^32 types"));
         self.types.push(ty);
+        self.info.push(info);
         id
     }
 
-    /// Pointer to `pointee`.
+    /// Pointer to `pointee`. Unchecked: for types a program builds, and for one level over a
+    /// type already in the table; declarations use [`TypeTable::try_pointer_to`].
     pub fn pointer_to(&mut self, pointee: impl Into<QualType>) -> TypeId {
         let pointee = pointee.into();
-        self.intern(Key::Pointer(pointee), CType::Pointer(pointee))
+        let made = self.intern(Key::Pointer(pointee), CType::Pointer(pointee), false);
+        made.unwrap_or_else(|_| unreachable!("unchecked"))
     }
 
-    /// Array of `elem`.
+    /// Pointer to `pointee`, within the table's limits.
+    pub fn try_pointer_to(&mut self, pointee: impl Into<QualType>) -> Result<TypeId, TypeError> {
+        let pointee = pointee.into();
+        self.intern(Key::Pointer(pointee), CType::Pointer(pointee), true)
+    }
+
+    /// Array of `elem`. Unchecked, as [`TypeTable::pointer_to`].
     pub fn array_of(&mut self, elem: impl Into<QualType>, len: ArrayLen) -> TypeId {
         let elem = elem.into();
-        self.intern(Key::Array(elem, len), CType::Array { elem, len })
+        let made = self.intern(Key::Array(elem, len), CType::Array { elem, len }, false);
+        made.unwrap_or_else(|_| unreachable!("unchecked"))
+    }
+
+    /// Array of `elem`, within the table's limits.
+    pub fn try_array_of(&mut self, elem: impl Into<QualType>, len: ArrayLen) -> Result<TypeId, TypeError> {
+        let elem = elem.into();
+        self.intern(Key::Array(elem, len), CType::Array { elem, len }, true)
     }
 
     /// A function type. Parameter names are kept from the first declaration of an identical
-    /// type; they are not part of its identity.
+    /// type; they are not part of its identity. Unchecked, as [`TypeTable::pointer_to`].
     pub fn function(&mut self, f: FuncType) -> TypeId {
         let key = Key::Function(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
-        self.intern(key, CType::Function(f))
+        self.intern(key, CType::Function(f), false).unwrap_or_else(|_| unreachable!("unchecked"))
+    }
+
+    /// A function type, within the table's limits.
+    pub fn try_function(&mut self, f: FuncType) -> Result<TypeId, TypeError> {
+        let key = Key::Function(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
+        self.intern(key, CType::Function(f), true)
     }
 
     /// A new, incomplete struct or union. Every call makes a distinct type, as every
     /// declaration in C does; the declaration parser keeps the tag scope.
     pub fn new_record(&mut self, kind: RecordKind, tag: Option<&str>) -> TypeId {
-        self.push(CType::Record(Record { kind, tag: tag.map(str::to_string), body: None }))
+        self.push(CType::Record(Record { kind, tag: tag.map(str::to_string), body: None }), Info { depth: 1, key: None, layout: None })
+    }
+
+    /// [`TypeTable::new_record`], within the table's limits.
+    pub fn try_new_record(&mut self, kind: RecordKind, tag: Option<&str>) -> Result<TypeId, TypeError> {
+        self.check_limits(1, true)?;
+        Ok(self.new_record(kind, tag))
     }
 
     /// Defines a record declared with [`TypeTable::new_record`] and computes its layout.
@@ -499,6 +631,12 @@ impl TypeTable {
             _ => return Err(TypeError::Invalid { message: format!("'{}' is not a struct or union", self.display(id.into())) }),
         };
         let layout = layout::record_layout(self, kind, &fields, attrs)?;
+        let depth = self.depth_over(fields.iter().map(|f| f.ty.id));
+        if depth > MAX_TYPE_DEPTH {
+            return Err(TypeError::TooDeep);
+        }
+        self.remember(id);
+        self.info[id.0 as usize].depth = depth;
         if let CType::Record(r) = &mut self.types[id.0 as usize] {
             r.body = Some(RecordBody { fields, attrs, layout });
         }
@@ -507,7 +645,14 @@ impl TypeTable {
 
     /// A new, incomplete enum.
     pub fn new_enum(&mut self, tag: Option<&str>) -> TypeId {
-        self.push(CType::Enum(EnumType { tag: tag.map(str::to_string), constants: Vec::new(), repr: IntKind::UInt, complete: false }))
+        let e = EnumType { tag: tag.map(str::to_string), constants: Vec::new(), repr: IntKind::UInt, complete: false };
+        self.push(CType::Enum(e), Info { depth: 0, key: None, layout: None })
+    }
+
+    /// [`TypeTable::new_enum`], within the table's limits.
+    pub fn try_new_enum(&mut self, tag: Option<&str>) -> Result<TypeId, TypeError> {
+        self.check_limits(0, true)?;
+        Ok(self.new_enum(tag))
     }
 
     /// Defines an enum's constants and picks the integer type that represents it, by gcc's
@@ -524,8 +669,12 @@ impl TypeTable {
         } else {
             self.kind_of_size(8, any_negative)
         };
+        match self.get(id) {
+            CType::Enum(e) if e.complete => return Err(TypeError::Invalid { message: "redefinition of enum".into() }),
+            CType::Enum(_) => self.remember(id),
+            _ => {}
+        }
         match &mut self.types[id.0 as usize] {
-            CType::Enum(e) if e.complete => Err(TypeError::Invalid { message: "redefinition of enum".into() }),
             CType::Enum(e) => {
                 e.constants = constants;
                 e.repr = repr;
@@ -534,6 +683,63 @@ impl TypeTable {
             }
             _ => Err(TypeError::Invalid { message: "not an enum".into() }),
         }
+    }
+
+    /// Journals the definition of `id` before it changes, if a checkpoint older than `id` is
+    /// open.
+    fn remember(&mut self, id: TypeId) {
+        if self.open.last().is_some_and(|&len| (id.0 as usize) < len) {
+            let undo = Undo { id, ty: self.types[id.0 as usize].clone(), depth: self.depth(id) };
+            self.journal.push(undo);
+        }
+    }
+
+    /// Opens a checkpoint: [`TypeTable::rollback`] later takes back every type made and every
+    /// older struct, union or enum defined since, [`TypeTable::commit`] keeps them. Checkpoints
+    /// nest; closing one closes any opened after it and left open.
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        let cp = Checkpoint { len: self.types.len(), journal: self.journal.len(), depth: self.open.len() };
+        self.open.push(cp.len);
+        cp
+    }
+
+    /// True when no type older than the checkpoint was defined since: taking back what was
+    /// made since then touches nothing older.
+    pub fn untouched_since(&self, cp: &Checkpoint) -> bool {
+        self.journal.len() == cp.journal
+    }
+
+    /// Keeps what was done since the checkpoint.
+    pub fn commit(&mut self, cp: Checkpoint) {
+        self.open.truncate(cp.depth);
+        if self.open.is_empty() {
+            self.journal.clear();
+        }
+    }
+
+    /// Returns the table to the checkpoint: older structs, unions and enums defined since are
+    /// incomplete again, and the types made since are gone (their ids will be reused: nothing
+    /// may still name them).
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        while self.journal.len() > cp.journal {
+            let undo = self.journal.pop().expect("longer than the checkpoint's");
+            if (undo.id.0 as usize) < cp.len {
+                self.types[undo.id.0 as usize] = undo.ty;
+                self.info[undo.id.0 as usize].depth = undo.depth;
+            }
+        }
+        for info in self.info.drain(cp.len..) {
+            if let Some(key) = info.key {
+                self.interned.remove(&key);
+            }
+        }
+        self.types.truncate(cp.len);
+        self.commit(cp);
+    }
+
+    /// A fixed-length array's layout as computed when it was made, if it was.
+    pub(crate) fn cached_layout(&self, id: TypeId) -> Option<Layout> {
+        self.info[id.0 as usize].layout
     }
 
     fn kind_of_size(&self, bytes: u32, signed: bool) -> IntKind {

@@ -146,6 +146,19 @@ const CASES: &[(&str, &str)] = &[
         "__attribute__((regparm(3))) int f(int);",
         "1:23: the 'regparm' calling convention is not supported",
     ),
+    // Types the model has no rule for, which LuaJIT reads as a name after `unsigned`.
+    (
+        "void f(unsigned __int128);",
+        "1:17: '__int128' is not supported: the model has no 128-bit integer type",
+    ),
+    (
+        "T:_Float128",
+        "1:1: '_Float128' is not supported: the model has no such floating type",
+    ),
+    (
+        "struct s { _Decimal64 d; };",
+        "1:12: '_Decimal64' is not supported: the model has no decimal floating types",
+    ),
 ];
 
 fn run(text: &str) -> Result<(), String> {

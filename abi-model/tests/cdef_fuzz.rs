@@ -1,6 +1,6 @@
 //! Robustness of the declaration parser: random and mutated declaration texts must give `Ok` or
 //! `Err`, never a panic, a stack overflow or a hang; and a failed `cdef` must leave every name
-//! it mentions as it was.
+//! it mentions as it was, and the type table as long as it was.
 //!
 //! `CDEF_FUZZ_CASES` (default 100000) sets the number of cases, `CDEF_FUZZ_SEED` the run's seed;
 //! a failure prints the case's own seed, which `CDEF_FUZZ_CASE_SEED` replays alone.
@@ -129,6 +129,9 @@ const PIECES: &[&str] = &[
     "%",
     "/",
     "__int64",
+    "__int128",
+    "_Float128",
+    "_Decimal64",
     "_Bool",
     "bool",
     "\0",
@@ -206,6 +209,8 @@ fn make_case(rng: &mut Rng) -> String {
                     "(int)",
                     "int (*",
                     "enum { A = (",
+                    "1 ? 1 : ",
+                    "1 ? ",
                 ]);
                 let i = rng.below(len + 1).min(toks.len());
                 toks.insert(i, piece.repeat(depth));
@@ -267,9 +272,16 @@ fn run_case(case_seed: u64) -> Result<(), String> {
         .collect();
     let names = identifiers(&text);
     let before: Vec<String> = names.iter().map(|n| describe(&t, &s, n)).collect();
+    let types_before = t.len();
     let declared = catch_unwind(AssertUnwindSafe(|| cdef(&mut t, &mut s, &text, &params)))
         .map_err(|_| format!("cdef panicked on {target} with {text:?} and {params:?}"))?;
     if declared.is_err() {
+        if t.len() != types_before {
+            return Err(format!(
+                "failed cdef of {text:?} left {} types in the table",
+                t.len() - types_before
+            ));
+        }
         for (name, was) in names.iter().zip(&before) {
             let now = describe(&t, &s, name);
             if &now != was {

@@ -142,10 +142,7 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        let key = std::slice::from_raw_parts(p, len);
-        if !key.contains(&b'{') {
-            (*st).parsed.insert(key.to_vec(), t);
-        }
+        (*st).remember_parsed(std::slice::from_raw_parts(p, len), t);
     }
 }
 
@@ -429,12 +426,14 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        let align = match (*st).types.layout(ty.id) {
-            Ok(layout) => layout.align,
-            Err(_) => match (*st).types.get(ty.id) {
-                CType::Array { elem, .. } => (*st).types.align_of(elem.id).unwrap_or(1),
-                _ => 1,
-            },
+        let align = match crate::ctype::align_of(&(*st).types, ty.id) {
+            Ok(align) => align,
+            Err(e) => {
+                // Nothing owning memory may stay in this frame when raise longjmps.
+                let msg = e.to_string();
+                drop(e);
+                cdata::raise(l, msg)
+            }
         };
         push_count(l, align as i64);
         1

@@ -2,7 +2,7 @@
 //! alignment (from abi-model, the project's one layout code path), per-type descriptors, and
 //! the printable spelling LuaJIT gives a type (`ctype<struct foo *>`).
 
-use abi_model::{ArrayLen, CType, FloatKind, QualType, Quals, RecordKind, TypeId, TypeTable};
+use abi_model::{ArrayLen, CType, FloatKind, QualType, Quals, RecordKind, TypeError, TypeId, TypeTable};
 
 use crate::state::FfiState;
 
@@ -117,6 +117,24 @@ impl CTypeDesc {
             call_stub: std::cell::Cell::new(0),
             closure_entry: std::cell::Cell::new(0),
         }
+    }
+}
+
+/// `ffi.alignof`: the type's alignment. A type without a size answers as in LuaJIT (a
+/// `T[?]`/`T[]` array its element's alignment, anything else 1); a type the model cannot lay
+/// out on this target (`long double` on Windows) is an error, not a guess.
+pub fn align_of(types: &TypeTable, id: TypeId) -> Result<u32, TypeError> {
+    let known = |id| match types.layout(id) {
+        Ok(layout) => Ok(Some(layout.align)),
+        Err(e @ TypeError::Unsupported { .. }) => Err(e),
+        Err(_) => Ok(None),
+    };
+    if let Some(align) = known(id)? {
+        return Ok(align);
+    }
+    match types.get(id) {
+        CType::Array { elem, .. } => Ok(known(elem.id)?.unwrap_or(1)),
+        _ => Ok(1),
     }
 }
 
@@ -336,5 +354,24 @@ mod tests {
         assert_eq!(repr(&t, cs, false), "const struct foo");
         let vla = t.array_of(ch, ArrayLen::Variable);
         assert_eq!(repr(&t, vla.into(), false), "char [?]");
+    }
+
+    #[test]
+    fn alignof_refuses_a_type_the_model_cannot_lay_out_instead_of_saying_1() {
+        // ffi.alignof("long double") said 1; on Windows (MSVC 8, mingw 16) it has no answer.
+        for (target, want) in [(Target::X64_SYSV, Some(16)), (Target::X86_LINUX, Some(4)), (Target::X64_WIN, None), (Target::X86_WIN, None)] {
+            let mut t = TypeTable::new(target);
+            let ld = t.float(FloatKind::LongDouble);
+            assert_eq!(align_of(&t, ld).ok(), want, "{target}");
+            let vla = t.array_of(ld, ArrayLen::Variable);
+            assert_eq!(align_of(&t, vla).ok(), want, "{target}: long double[?]");
+        }
+        // Types without a size keep LuaJIT's answers: an incomplete struct 1, a VLA its element's.
+        let mut t = table();
+        let s = t.new_record(RecordKind::Struct, Some("incomplete"));
+        assert_eq!(align_of(&t, s), Ok(1));
+        let dbl = t.float(FloatKind::Double);
+        let vla = t.array_of(dbl, ArrayLen::Variable);
+        assert_eq!(align_of(&t, vla), Ok(8));
     }
 }

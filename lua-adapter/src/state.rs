@@ -16,6 +16,11 @@ use mlua::ffi;
 
 use crate::ctype::CTypeDesc;
 
+/// Most declaration strings [`FfiState::parsed`] holds.
+pub const PARSED_MAX: usize = 4096;
+/// Longest declaration string [`FfiState::parsed`] holds, in bytes.
+pub const PARSED_KEY_MAX: usize = 256;
+
 /// Registry key (its address) of the userdata holding the [`FfiState`].
 pub static STATE_KEY: u8 = 0;
 
@@ -28,7 +33,8 @@ pub struct FfiState {
     /// One descriptor per qualified type, boxed so that its address never changes.
     descs: HashMap<QualType, Box<CTypeDesc>>,
     /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
-    /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`.
+    /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
+    /// bounded by [`FfiState::remember_parsed`].
     pub parsed: HashMap<Vec<u8>, QualType>,
     /// `ffi.metatype` tables by record (or complex) type: registry references.
     pub metatypes: HashMap<TypeId, c_int>,
@@ -98,6 +104,19 @@ impl FfiState {
         let types = &self.types;
         let d = self.descs.entry(ty).or_insert_with(|| Box::new(CTypeDesc::new(types, ty, me)));
         &**d
+    }
+
+    /// Caches the type `key` parsed to. The cache holds declaration strings of at most
+    /// [`PARSED_KEY_MAX`] bytes and starts over after [`PARSED_MAX`] of them, so that distinct
+    /// spellings made in a loop (`"int *" .. i`) cannot grow it without bound.
+    pub fn remember_parsed(&mut self, key: &[u8], ty: QualType) {
+        if key.len() > PARSED_KEY_MAX || key.contains(&b'{') {
+            return;
+        }
+        if self.parsed.len() >= PARSED_MAX {
+            self.parsed.clear();
+        }
+        self.parsed.insert(key.to_vec(), ty);
     }
 
     /// Forgets cached descriptors whose layout may have changed: a record that was incomplete

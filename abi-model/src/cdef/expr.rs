@@ -159,10 +159,13 @@ impl Parser<'_> {
         let mut k = self.unary()?;
         loop {
             if pri == 0 && self.tok.is("?") {
+                // Both branches nest one level: `1 ? 1 : 1 ? ...` recurses through here.
+                self.enter()?;
                 self.next()?;
                 let yes = self.expr_comma()?;
                 self.expect(":")?;
                 let no = self.expr_sub(0)?;
+                self.leave();
                 let c = common(
                     self.class_of(yes.ty).unwrap_or((64, false)),
                     self.class_of(no.ty).unwrap_or((64, false)),
@@ -321,7 +324,7 @@ impl Parser<'_> {
         }
         if self.opt("&")? {
             let v = self.unary()?;
-            let ty = self.table.pointer_to(v.ty);
+            let ty = self.table.try_pointer_to(v.ty).map_err(|e| self.type_err(e))?;
             return Ok(Val {
                 bits: 0,
                 ty,
@@ -375,7 +378,8 @@ impl Parser<'_> {
                 id: self.table.int(IntKind::Char),
                 quals: Quals::CONST,
             };
-            let ty = self.table.array_of(ch, ArrayLen::Fixed(len + 1));
+            let made = self.table.try_array_of(ch, ArrayLen::Fixed(len + 1));
+            let ty = made.map_err(|e| self.type_err(e))?;
             return Ok(Val {
                 bits: 0,
                 ty,

@@ -296,10 +296,12 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 /// Reads a list of C declarations (what `ffi.cdef` takes) into `scope`, creating their types
 /// in `table`.
 ///
-/// On error nothing new is visible: every name the failed text declared is taken back, and a
-/// struct/union/enum declared before this call and completed by it is incomplete again (as
-/// LuaJIT restores its type table). Types interned into `table` meanwhile stay; nothing names
-/// them.
+/// On error the table and the scope are as they were: every name the failed text declared is
+/// taken back, every type it made is gone, and a struct/union/enum declared before this call
+/// and completed by it is incomplete again (as LuaJIT restores its type table). A declaration
+/// that only repeats an identical one leaves no type behind either, so neither grows the table.
+/// Types nest at most [`crate::types::MAX_TYPE_DEPTH`] levels deep and a table holds at most
+/// [`crate::types::MAX_TYPES`] (then "table overflow", as LuaJIT).
 ///
 /// Where this differs from LuaJIT on purpose:
 /// - Redeclaring a name is fine when the declaration is identical (same typedef type, same

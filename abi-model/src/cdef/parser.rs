@@ -10,8 +10,8 @@ use super::{
     tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl,
 };
 use crate::types::{
-    ArrayLen, CType, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs,
-    RecordKind, TypeError, TypeId, TypeTable,
+    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals,
+    RecordAttrs, RecordKind, TypeError, TypeId, TypeTable,
 };
 use crate::{Arch, CallConv};
 
@@ -79,7 +79,15 @@ pub(crate) enum Kw {
     Enum,
     Sizeof,
     Alignof,
+    /// A type gcc or C23 knows and the model has no rule for (`__int128`, `_Float128`,
+    /// `_Decimal64`, ...), with why. A keyword, so that it is never taken for a declarator's
+    /// name (`unsigned __int128` is not an `unsigned` named `__int128`).
+    Unsupported(&'static str),
 }
+
+const NO_INT128: &str = "the model has no 128-bit integer type";
+const NO_FLOAT: &str = "the model has no such floating type";
+const NO_DECIMAL: &str = "the model has no decimal floating types";
 
 fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
@@ -122,6 +130,12 @@ fn keyword_of(s: &str) -> Option<Kw> {
         "enum" => Kw::Enum,
         "sizeof" => Kw::Sizeof,
         "__alignof" | "__alignof__" => Kw::Alignof,
+        "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
+        "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16"
+        | "__bf16" | "_Float32" | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => {
+            Kw::Unsupported(NO_FLOAT)
+        }
+        "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(NO_DECIMAL),
         _ => return None,
     })
 }
@@ -228,18 +242,14 @@ pub(crate) struct Parser<'a> {
     pack: Vec<Option<u32>>,
     /// Names added so far (taken back on error).
     added: Vec<Added>,
-    /// Table length when the call started: ids below it existed before.
-    start_len: usize,
-    /// The table before the first pre-existing record or enum was completed by this call.
-    snapshot: Option<TypeTable>,
     /// Records whose body is being parsed.
     defining: Vec<TypeId>,
     /// Names of the parameters of the function declarators being parsed.
     pub(crate) param_names: Vec<Vec<String>>,
 }
 
-/// Parses `src` in `mode`; on error takes back every name it added and restores any record or
-/// enum it completed.
+/// Parses `src` in `mode`; on error takes back every name it added, every type it made and
+/// every record or enum it completed, leaving `table` and `scope` as they were.
 pub(crate) fn run(
     table: &mut TypeTable,
     scope: &mut CScope,
@@ -259,11 +269,11 @@ pub(crate) fn run(
             token: None,
         });
     }
-    let start_len = table.len();
-    let (result, added, snapshot) = {
+    let cp = table.checkpoint();
+    let (result, added) = {
         let mut lex = Lexer::new(src, params);
         match lex.next_token() {
-            Err(e) => (Err(e), Vec::new(), None),
+            Err(e) => (Err(e), Vec::new()),
             Ok(first) => {
                 let mut p = Parser {
                     lex,
@@ -274,8 +284,6 @@ pub(crate) fn run(
                     depth: 0,
                     pack: vec![None],
                     added: Vec::new(),
-                    start_len,
-                    snapshot: None,
                     defining: Vec::new(),
                     param_names: Vec::new(),
                 };
@@ -292,15 +300,15 @@ pub(crate) fn run(
                         Ok(ty)
                     }
                 });
-                (r, p.added, p.snapshot)
+                (r, p.added)
             }
         }
     };
     if result.is_err() {
         scope.take_back(&added);
-        if let Some(saved) = snapshot {
-            *table = saved;
-        }
+        table.rollback(cp);
+    } else {
+        table.commit(cp);
     }
     result
 }
@@ -422,6 +430,8 @@ impl<'a> Parser<'a> {
                 self.directive()?;
                 continue;
             }
+            let cp = self.table.checkpoint();
+            let names = self.added.len();
             let spec = self.decl_spec(&[Storage::Typedef, Storage::Extern, Storage::Static])?;
             let tag_only = matches!(
                 self.table.get(spec.base.id),
@@ -437,6 +447,7 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
+            self.keep_if_new(cp, names);
             // One declaration may omit its ';'.
             if self.tok.tok == Tok::Eof && first {
                 break;
@@ -461,6 +472,22 @@ impl<'a> Parser<'a> {
         let spec = self.decl_spec(&[])?;
         let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
         self.build(spec.base, &d)
+    }
+
+    /// Closes a checkpoint taken before a declaration or definition: when it declared no new
+    /// name and completed no older type (an identical redeclaration), the types it made are
+    /// unreachable and taken back, so that redeclaring costs nothing.
+    fn keep_if_new(&mut self, cp: Checkpoint, names: usize) {
+        if self.added.len() == names && self.table.untouched_since(&cp) {
+            self.table.rollback(cp);
+        } else {
+            self.table.commit(cp);
+        }
+    }
+
+    /// A table limit (or layout error) as a declaration error at the current token.
+    pub(crate) fn type_err(&self, e: TypeError) -> CdefError {
+        self.err(&type_error_message(&e))
     }
 
     /// Gives the declared name its meaning.
@@ -640,6 +667,9 @@ impl<'a> Parser<'a> {
         loop {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
+            if let Some(Kw::Unsupported(why)) = kw {
+                return Err(self.err(&format!("'{}' is not supported: {why}", self.tok.text)));
+            }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
                 Some(Kw::Bool) => Some(1),
@@ -1139,14 +1169,15 @@ impl<'a> Parser<'a> {
                 if matches!(self.table.get(ty.id), CType::Void) {
                     break;
                 }
-                let id = match self.table.get(ty.id) {
+                let decayed = match self.table.get(ty.id) {
                     CType::Array { elem, .. } => {
                         let elem = *elem;
-                        self.table.pointer_to(elem)
+                        self.table.try_pointer_to(elem)
                     }
-                    CType::Function(_) => self.table.pointer_to(ty),
-                    _ => ty.id,
+                    CType::Function(_) => self.table.try_pointer_to(ty),
+                    _ => Ok(ty.id),
                 };
+                let id = decayed.map_err(|e| self.type_err(e))?;
                 let pname = d.name.as_ref().and_then(token_name);
                 if let (Some(n), Some(frame)) = (&pname, self.param_names.last_mut()) {
                     frame.push(n.clone());
@@ -1209,7 +1240,7 @@ impl<'a> Parser<'a> {
         for op in &d.ops {
             t = match op {
                 Op::Pointer(q) => QualType {
-                    id: self.table.pointer_to(t),
+                    id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?,
                     quals: *q,
                 },
                 Op::Array { len, at } => {
@@ -1235,7 +1266,8 @@ impl<'a> Parser<'a> {
                             return Err(Self::err_at(*at, BAD_SIZE));
                         }
                     }
-                    QualType::plain(self.table.array_of(t, *len))
+                    let array = self.table.try_array_of(t, *len);
+                    QualType::plain(array.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
                 Op::Func {
                     params,
@@ -1260,7 +1292,8 @@ impl<'a> Parser<'a> {
                         variadic: *variadic,
                         conv,
                     };
-                    QualType::plain(self.table.function(f))
+                    let func = self.table.try_function(f);
+                    QualType::plain(func.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
             };
         }
@@ -1317,15 +1350,17 @@ impl<'a> Parser<'a> {
         self.attributes(a)?;
         let want = TagKind::of_record(kind);
         let (id, tag) = self.tag_reference(want)?;
-        if !self.tok.is("{") {
-            return Ok(id.unwrap_or_else(|| self.table.new_record(kind, None)));
-        }
-        let Some((name, at)) = tag.clone() else {
-            let id = self.table.new_record(kind, None);
+        let Some((name, at)) = tag else {
+            // No tag: an anonymous record, which needs a body.
+            let made = self.table.try_new_record(kind, None);
+            let id = made.map_err(|e| self.type_err(e))?;
             self.record_body(id, kind, a)?;
             return Ok(id);
         };
-        let id = id.unwrap_or_else(|| self.table.new_record(kind, Some(&name)));
+        let id = id.expect("a tag names a type");
+        if !self.tok.is("{") {
+            return Ok(id);
+        }
         if self.defining.contains(&id) {
             return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
         }
@@ -1333,8 +1368,12 @@ impl<'a> Parser<'a> {
             self.record_body(id, kind, a)?;
             return Ok(id);
         }
-        // A second body: fine if identical, else a redefinition.
-        let again = self.table.new_record(kind, Some(&name));
+        // A second body: fine if identical (and then nothing it made is kept), else a
+        // redefinition.
+        let cp = self.table.checkpoint();
+        let names = self.added.len();
+        let made = self.table.try_new_record(kind, Some(&name));
+        let again = made.map_err(|e| self.type_err(e))?;
         self.defining.push(id);
         let parsed = self.record_body(again, kind, a);
         self.defining.pop();
@@ -1342,6 +1381,7 @@ impl<'a> Parser<'a> {
         if !super::same::records_equivalent(self.table, id, again) {
             return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
         }
+        self.keep_if_new(cp, names);
         Ok(id)
     }
 
@@ -1374,11 +1414,12 @@ impl<'a> Parser<'a> {
                         &format!("undeclared or implicit tag '{name}'"),
                     ));
                 }
-                let id = match want {
-                    TagKind::Struct => self.table.new_record(RecordKind::Struct, Some(&name)),
-                    TagKind::Union => self.table.new_record(RecordKind::Union, Some(&name)),
-                    TagKind::Enum => self.table.new_enum(Some(&name)),
+                let made = match want {
+                    TagKind::Struct => self.table.try_new_record(RecordKind::Struct, Some(&name)),
+                    TagKind::Union => self.table.try_new_record(RecordKind::Union, Some(&name)),
+                    TagKind::Enum => self.table.try_new_enum(Some(&name)),
                 };
+                let id = made.map_err(|e| self.type_err(e))?;
                 self.scope.insert_tag(&name, id);
                 self.added.push(Added::Tag(name.clone()));
                 id
@@ -1386,13 +1427,6 @@ impl<'a> Parser<'a> {
         };
         self.next()?;
         Ok((Some(id), Some((name, at))))
-    }
-
-    /// Remembers the table before this call changes a type that existed before it.
-    fn before_completing(&mut self, id: TypeId) {
-        if (id.0 as usize) < self.start_len && self.snapshot.is_none() {
-            self.snapshot = Some(self.table.clone());
-        }
     }
 
     /// `{ members } [attributes]`, then the layout.
@@ -1484,7 +1518,6 @@ impl<'a> Parser<'a> {
             aligned: a.aligned,
             pack: self.pack.last().copied().flatten(),
         };
-        self.before_completing(id);
         self.table
             .define_record(id, fields, attrs)
             .map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
@@ -1538,21 +1571,25 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.attributes(a)?;
         let (id, tag) = self.tag_reference(TagKind::Enum)?;
-        if !self.tok.is("{") {
-            return Ok(id.unwrap_or_else(|| self.table.new_enum(None)));
-        }
         let Some((name, at)) = tag else {
-            let id = self.table.new_enum(None);
+            // No tag: an anonymous enum, which needs a body.
+            let id = self.table.try_new_enum(None).map_err(|e| self.type_err(e))?;
             self.enum_body(id)?;
             return Ok(id);
         };
-        let id = id.unwrap_or_else(|| self.table.new_enum(Some(&name)));
+        let id = id.expect("a tag names a type");
+        if !self.tok.is("{") {
+            return Ok(id);
+        }
         let complete = matches!(self.table.get(id), CType::Enum(e) if e.complete);
         if !complete {
             self.enum_body(id)?;
             return Ok(id);
         }
-        let again = self.table.new_enum(Some(&name));
+        let cp = self.table.checkpoint();
+        let names = self.added.len();
+        let made = self.table.try_new_enum(Some(&name));
+        let again = made.map_err(|e| self.type_err(e))?;
         self.enum_body(again)?;
         let same = match (self.table.get(id), self.table.get(again)) {
             (CType::Enum(x), CType::Enum(y)) => x.constants == y.constants,
@@ -1561,6 +1598,7 @@ impl<'a> Parser<'a> {
         if !same {
             return Err(Self::err_at(at, &format!("attempt to redefine '{name}'")));
         }
+        self.keep_if_new(cp, names);
         Ok(id)
     }
 
@@ -1597,7 +1635,6 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect("}")?;
-        self.before_completing(id);
         self.table
             .define_enum(id, constants)
             .map_err(|e| Self::err_at(open, &type_error_message(&e)))

@@ -4,8 +4,9 @@
 use super::Symbol;
 use crate::types::{CType, QualType, TypeId, TypeTable};
 
-/// Deepest nesting compared (anonymous members nest no deeper than the parser allows).
-const MAX_DEPTH: u32 = 64;
+/// Deepest nesting compared: no type nests deeper than the table allows, so a deeper
+/// comparison would be a bug; it stops anyway.
+const MAX_DEPTH: u32 = crate::types::MAX_TYPE_DEPTH + 1;
 
 /// True when two defined records have the same kind, attributes and members, member types
 /// being the same type or anonymous records (or pointers/arrays of them) with equal bodies.

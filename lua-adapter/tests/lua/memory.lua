@@ -10,17 +10,7 @@ ffi.cdef [[ struct mem_obj { double d; int a[6]; }; ]]
 local under_valgrind = os.getenv("LUAFFI_UNDER_VALGRIND") ~= nil
 local N = under_valgrind and 20000 or 1000000
 
-local function rss_kb()
-  local f = io.open("/proc/self/statm")
-  if not f then return nil end
-  local _, resident = f:read("*n", "*n")
-  f:close()
-  return resident * 4
-end
-
-local function settle()
-  for _ = 1, 4 do collectgarbage("collect") end
-end
+local rss_kb, settle = T.rss_kb, T.settle
 
 -- Warm up once so that lazily created state (type descriptors, caches) is in the baseline.
 for i = 1, 1000 do local x = ffi.new("struct mem_obj", i); local y = ffi.new("int[?]", 8) end

@@ -81,6 +81,20 @@ function T.ours(reason, f)
   end
 end
 
+-- The process's resident set size in KB (Linux), or nil where it cannot be read.
+function T.rss_kb()
+  local f = io.open("/proc/self/statm")
+  if not f then return nil end
+  local _, resident = f:read("*n", "*n")
+  f:close()
+  return resident * 4
+end
+
+-- Full collections until finalizers and weak tables have settled.
+function T.settle()
+  for _ = 1, 4 do collectgarbage("collect") end
+end
+
 -- Prints the summary; raises if anything failed.
 function T.done(script)
   print(string.format("%s: %d passed, %d failed, %d skipped", script, T.passed, T.failed, T.skipped))
