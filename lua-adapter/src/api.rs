@@ -194,6 +194,37 @@ unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i
     }
 }
 
+/// Argument `narg` as a count or length (an element count, a byte length): converted as
+/// [`check_int`] converts it (a fraction truncated, LuaJIT's messages for what does not
+/// convert), but through 64 bits, so that a value `int32_t` cannot hold is `None` instead of
+/// wrapping: NaN, infinities, negative numbers, 2^31 and more, and an `int64_t` of 2^32 + 3
+/// (LuaJIT truncates that one to 3).
+unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        if narg > ffi::lua_gettop(l) {
+            cdata::raise_arg(l, narg, "value expected".into());
+        }
+        let mut v = 0i64;
+        let types = &(*st).types;
+        let i64_ty = QualType::plain(types.int(abi_model::IntKind::LongLong));
+        if let Err(e) = convert::lua_to_c(l, st, narg, i64_ty, &mut v as *mut i64 as *mut u8, 0) {
+            // Named as the int32_t LuaJIT converts to.
+            let int = QualType::plain(types.int(abi_model::IntKind::Int));
+            let e = match e {
+                convert::ConvError::Bad { from, .. } => convert::ConvError::Bad { from, to: int },
+                other => other,
+            };
+            convert::raise_conv_arg(l, st, narg, e);
+        }
+        u32::try_from(v).ok().filter(|&n| n <= i32::MAX as u32)
+    }
+}
+
+/// The longest string `ffi.string` makes: LuaJIT's `LJ_MAX_STR`, above which it raises
+/// "string length overflow".
+const MAX_STRING: u32 = 0x7fff_ff00;
+
 /// Argument `narg` converted to a pointer of type `ptr_ty` (LuaJIT's `ffi_checkptr`).
 unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_ty: TypeId) -> *mut u8 {
     // SAFETY: stack reads on a valid state.
@@ -225,9 +256,10 @@ pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
     }
 }
 
-/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements, if below 2^31.
-fn vl_size(fixed: u64, esize: u64, n: i32) -> Option<u64> {
-    let total = fixed + esize * (n as u32 as u64);
+/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements (a [`check_count`]), if
+/// below 2^31.
+fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
+    let total = fixed.checked_add(esize.checked_mul(u64::from(n?))?)?;
     (total < 0x8000_0000).then_some(total)
 }
 
@@ -245,7 +277,7 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
         let vl = variable_length(&(*st).types, ty.id);
         let size = match vl {
             Some((fixed, esize)) => {
-                let n = check_int(l, st, first);
+                let n = check_count(l, st, first);
                 init_from += 1;
                 vl_size(fixed, esize, n)
             }
@@ -400,7 +432,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
         let size = if !c.is_null() && (*c).form == Form::Value && vl.is_some() {
             Some((*c).len as u64)
         } else if let Some((fixed, esize)) = vl {
-            let n = check_int(l, st, 2);
+            let n = check_count(l, st, 2);
             vl_size(fixed, esize, n)
         } else {
             (*st).types.size_of(ty.id).ok()
@@ -484,12 +516,15 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 1, "value expected".into());
         }
         if ffi::lua_gettop(l) >= 2 && (ffi::lua_isnil(l, 2) == 0) {
-            let len = check_int(l, st, 2);
+            let len = check_count(l, st, 2);
             let p = check_ptr(l, st, 1, (*st).const_void_ptr);
+            let Some(len) = len.filter(|&n| n <= MAX_STRING) else {
+                cdata::raise(l, "string length overflow".into());
+            };
             if p.is_null() && len != 0 {
                 cdata::raise_arg(l, 1, "NULL pointer".into());
             }
-            ffi::lua_pushlstring(l, p as *const c_char, len as u32 as usize);
+            ffi::lua_pushlstring(l, p as *const c_char, len as usize);
         } else {
             let p = check_ptr(l, st, 1, (*st).const_char_ptr);
             if p.is_null() {
@@ -510,7 +545,10 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
         let len = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING && ffi::lua_gettop(l) < 3 {
             ffi::lua_rawlen(l, 2) + 1
         } else {
-            check_int(l, st, 3) as u32 as usize
+            match check_count(l, st, 3) {
+                Some(n) => n as usize,
+                None => cdata::raise_arg(l, 3, "length out of range".into()),
+            }
         };
         if len > 0 && (dst.is_null() || src.is_null()) {
             cdata::raise_arg(l, if dst.is_null() { 1 } else { 2 }, "NULL pointer".into());
@@ -525,7 +563,10 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr);
-        let len = check_int(l, st, 2) as u32 as usize;
+        let Some(len) = check_count(l, st, 2) else {
+            cdata::raise_arg(l, 2, "length out of range".into());
+        };
+        let len = len as usize;
         let byte = if ffi::lua_gettop(l) >= 3 && (ffi::lua_isnil(l, 3) == 0) { check_int(l, st, 3) } else { 0 };
         if len > 0 && dst.is_null() {
             cdata::raise_arg(l, 1, "NULL pointer".into());

@@ -1,0 +1,57 @@
+-- Issue 14 (§2.4, §2.9, §2.10, §2.12, §3): counts and lengths from Lua are checked, never
+-- truncated; every cdata is aligned to its type; records too large for the machine stack are
+-- refused; `io` file handles pass their FILE *; surplus type parameters are errors.
+local ffi = require "ffi"
+local T = require "testlib"
+
+local buf = ffi.new("char[8]", "abcdefg")
+local i64 = function(v) return ffi.new("int64_t", v) end
+
+-- §2.4 ffi.string(p, len): LuaJIT reads len as an int32 and refuses anything above its largest
+-- string (0x7fffff00 bytes) or below 0 with "string length overflow".
+for _, case in ipairs {
+  { -1, "-1" }, { 2 ^ 31, "2^31" }, { 2 ^ 31 - 1, "2^31-1" }, { 0x7fffff01, "0x7fffff01" },
+  { 2 ^ 32 + 3, "2^32+3" }, { 0 / 0, "NaN" }, { 1 / 0, "inf" }, { -1 / 0, "-inf" },
+  { i64(-1), "int64_t(-1)" },
+} do
+  T.err("string length overflow", "ffi.string length " .. case[2], ffi.string, buf, case[1])
+end
+T.eq(ffi.string(buf, 3), "abc", "ffi.string with a valid length")
+T.eq(ffi.string(buf, 2.7), "ab", "ffi.string length truncates its fraction as LuaJIT does")
+T.eq(ffi.string(buf, i64(4)), "abcd", "ffi.string length from an int64_t")
+T.eq(ffi.string(ffi.cast("char *", 0), 0), "", "ffi.string of NULL with length 0")
+T.ours("LuaJIT truncates an int64_t length to its low 32 bits", function()
+  T.err("string length overflow", "ffi.string length int64_t(2^32+3)", ffi.string, buf, i64(2 ^ 32 + 3))
+  T.err("string length overflow", "ffi.string length uint64_t(2^64-1)", ffi.string, buf, ffi.new("uint64_t", -1))
+end)
+
+-- §2.4 ffi.copy / ffi.fill lengths and element counts: LuaJIT converts them to an int32
+-- unchecked (a negative or huge length crashes it); here they must fit that int32 and be >= 0.
+T.ours("LuaJIT copies or fills gigabytes for a negative or huge length", function()
+  for _, case in ipairs { { -1, "-1" }, { 2 ^ 32 + 1, "2^32+1" }, { 0 / 0, "NaN" }, { i64(-1), "int64_t(-1)" }, { i64(2 ^ 32 + 1), "int64_t(2^32+1)" } } do
+    T.err("bad argument #3 (length out of range)", "ffi.copy length " .. case[2], ffi.copy, buf, "xyz", case[1])
+    T.err("bad argument #2 (length out of range)", "ffi.fill length " .. case[2], ffi.fill, buf, case[1])
+  end
+  T.eq(ffi.string(buf, 7), "abcdefg", "the buffer is untouched by the refused calls")
+end)
+ffi.copy(buf, "xyz", 2)
+ffi.fill(buf + 2, 1.9, 65)
+T.eq(ffi.string(buf, 4), "xyAd", "ffi.copy and ffi.fill with valid lengths")
+
+for _, case in ipairs { { -1, "-1" }, { 2 ^ 31, "2^31" }, { 2 ^ 32 + 1, "2^32+1" }, { 0 / 0, "NaN" }, { i64(-1), "int64_t(-1)" } } do
+  T.err("bad argument #1 (size of C type is unknown or too large)", "VLA count " .. case[2], ffi.new, "char[?]", case[1])
+end
+T.eq(ffi.sizeof("int[?]", -1), nil, "sizeof of a VLA with a negative count")
+T.eq(ffi.sizeof("char[?]", 2 ^ 31), nil, "sizeof of a VLA of 2^31 bytes")
+T.ours("LuaJIT truncates an int64_t element count to its low 32 bits", function()
+  T.err("bad argument #1 (size of C type is unknown or too large)", "VLA count int64_t(2^32+1)", ffi.new, "char[?]", i64(2 ^ 32 + 1))
+  T.eq(ffi.sizeof("char[?]", i64(2 ^ 32 + 1)), nil, "sizeof of a VLA with count int64_t(2^32+1)")
+  local big = math.tointeger and math.tointeger(2 ^ 40)
+  if big then
+    T.err("bad argument #1 (size of C type is unknown or too large)", "VLA count integer 2^40+1", ffi.new, "char[?]", big + 1)
+    T.err("string length overflow", "ffi.string length integer 2^40+3", ffi.string, buf, big + 3)
+  end
+end)
+T.eq(ffi.sizeof(ffi.new("char[?]", i64(5))), 5, "VLA count from an int64_t")
+
+T.done("safety_api.lua")
