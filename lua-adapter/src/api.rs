@@ -461,14 +461,7 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        let align = match (*st).types.layout(ty.id) {
-            Ok(layout) => layout.align,
-            Err(_) => match (*st).types.get(ty.id) {
-                CType::Array { elem, .. } => (*st).types.align_of(elem.id).unwrap_or(1),
-                _ => 1,
-            },
-        };
-        push_count(l, align as i64);
+        push_count(l, (*st).types.align_of(ty.id).unwrap_or(1) as i64);
         1
     }
 }

@@ -589,6 +589,19 @@ fn dollar_parameters_stand_for_types_numbers_and_names() {
     );
 }
 
+/// Issue 14 §2.9: `T[?]` and `T[]` have no size but have their element's alignment, which
+/// every object of them needs (a VLA cdata was allocated at 8 bytes whatever its element).
+#[test]
+fn arrays_without_a_length_have_their_elements_alignment() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    cdef(&mut t, &mut s, "typedef struct __attribute__((aligned(64))) { char c; } a64;", &[]).unwrap();
+    for (decl, align) in [("a64[?]", 64), ("a64[]", 64), ("double[?]", 8), ("char[?]", 1)] {
+        let q = parse_type(&mut t, &mut s, decl, &[]).unwrap();
+        assert_eq!(t.align_of(q.id), Ok(align), "{decl}");
+        assert!(t.size_of(q.id).is_err(), "{decl} has no size");
+    }
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let (mut t, mut s) = setup(Target::X64_SYSV);

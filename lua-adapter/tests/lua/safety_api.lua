@@ -54,4 +54,30 @@ T.ours("LuaJIT truncates an int64_t element count to its low 32 bits", function(
 end)
 T.eq(ffi.sizeof(ffi.new("char[?]", i64(5))), 5, "VLA count from an int64_t")
 
+-- §2.9 Every cdata is aligned to its type, variable-length ones included.
+ffi.cdef [[
+typedef struct __attribute__((aligned(16))) { char c; } sa16_t;
+typedef struct __attribute__((aligned(32))) { char c; } sa32_t;
+typedef struct __attribute__((aligned(64))) { char c; } sa64_t;
+typedef struct __attribute__((aligned(4096))) { char c; } sa4k_t;
+struct sa_vls16 { char n; sa16_t d[?]; };
+struct sa_vls4k { char n; sa4k_t d[?]; };
+]]
+local function misalignment(cd, align)
+  return tonumber(ffi.cast("uintptr_t", ffi.cast("void *", cd)) % align)
+end
+for _, a in ipairs { 16, 32, 64, 4096 } do
+  local t = a == 4096 and "sa4k_t" or ("sa" .. a .. "_t")
+  T.eq(ffi.alignof(t .. "[?]"), a, "alignof " .. t .. "[?]")
+  local worst = 0
+  for n = 1, 8 do
+    worst = math.max(worst, misalignment(ffi.new(t), a), misalignment(ffi.new(t .. "[?]", n), a),
+      misalignment(ffi.new(t .. "[2]"), a), misalignment(ffi.new(t .. "[?]", n, {}), a))
+  end
+  T.eq(worst, 0, "cdata of " .. t .. " (plain, fixed and variable arrays) aligned to " .. a)
+end
+T.eq(misalignment(ffi.new("struct sa_vls16", 3), 16), 0, "VLS with a 16-aligned member")
+T.eq(misalignment(ffi.new("struct sa_vls4k", 2), 4096), 0, "VLS with a 4096-aligned member")
+T.eq(misalignment(ffi.new("double[?]", 3), 8), 0, "VLA of double")
+
 T.done("safety_api.lua")
