@@ -80,4 +80,31 @@ T.eq(misalignment(ffi.new("struct sa_vls16", 3), 16), 0, "VLS with a 16-aligned 
 T.eq(misalignment(ffi.new("struct sa_vls4k", 2), 4096), 0, "VLS with a 4096-aligned member")
 T.eq(misalignment(ffi.new("double[?]", 3), 8), 0, "VLA of double")
 
+-- §2.10 Records passed by value that need more than 1 MiB of the machine stack are refused
+-- (LuaJIT refuses more than 256 bytes of stack arguments: "NYI: cannot call this C function").
+ffi.cdef [[
+struct sa_big { char b[4194304]; };
+struct sa_mib { char b[524288]; };
+int abs(struct sa_big);
+long labs(struct sa_mib);
+]]
+T.ours("LuaJIT refuses stack arguments above 256 bytes with an NYI error", function()
+  local big = ffi.new("struct sa_big")
+  local msg = "cannot call this C function: its stack arguments need 4194304 bytes (at most 1048576)"
+  T.err(msg, "4 MiB record by value through a namespace", function() return ffi.C.abs(big) end)
+  local f = ffi.cast("int (*)(struct sa_big)", ffi.cast("void *", 1))
+  T.err(msg, "4 MiB record by value through a function pointer", function() return f(big) end)
+  local co = coroutine.wrap(function() return pcall(f, big) end)
+  local ok, err = co()
+  T.eq(ok, false, "4 MiB record by value in a coroutine")
+  T.eq(T.normalize(err), msg, "4 MiB record by value in a coroutine, message")
+  local two = ffi.cast("int (*)(struct sa_mib, struct sa_mib, struct sa_mib)", ffi.cast("void *", 1))
+  local mib = ffi.new("struct sa_mib")
+  T.err("cannot call this C function: its stack arguments need 1572864 bytes (at most 1048576)", "three 512 KiB records by value", function() return two(mib, mib, mib) end)
+  -- Below the bound the stub reserves its frame a page at a time (probing each page).
+  T.eq(type(ffi.C.labs(mib)), "number", "a 512 KiB record by value is passed")
+end)
+-- (LuaJIT makes no callback taking a record at all, in the same words.)
+T.err("cannot convert 'function' to 'int (*)()'", "callback taking a 4 MiB record", ffi.cast, "int (*)(struct sa_big)", function() return 0 end)
+
 T.done("safety_api.lua")
