@@ -107,4 +107,30 @@ end)
 -- (LuaJIT makes no callback taking a record at all, in the same words.)
 T.err("cannot convert 'function' to 'int (*)()'", "callback taking a 4 MiB record", ffi.cast, "int (*)(struct sa_big)", function() return 0 end)
 
+-- §2.12 An io file handle passes its FILE * (LuaJIT's rule for its io userdata).
+ffi.cdef [[
+typedef struct _IO_FILE FILE;
+int fileno(FILE *stream);
+int fputs(const char *s, FILE *stream);
+int fflush(FILE *stream);
+int fprintf(FILE *stream, const char *format, ...);
+]]
+T.eq(ffi.C.fileno(io.stdout), 1, "fileno(io.stdout)")
+T.eq(ffi.C.fileno(io.stderr), 2, "fileno(io.stderr)")
+local f = assert(io.tmpfile())
+T.ok(ffi.C.fputs("hello ", f) >= 0, "fputs to a tmpfile")
+ffi.C.fprintf(f, "%d %s", ffi.new("int", 42), "end")
+ffi.C.fflush(f)
+f:seek("set")
+T.eq(f:read("*a"), "hello 42 end", "what fputs and fprintf wrote")
+local fp = ffi.cast("FILE *", f)
+T.eq(ffi.C.fileno(fp), ffi.C.fileno(f), "ffi.cast('FILE *', file) is the handle's FILE *")
+T.ok(ffi.cast("void *", f) == ffi.cast("void *", fp), "ffi.cast('void *', file) too")
+T.ok(ffi.new("struct { FILE *f; }", { f }).f == fp, "a FILE * member initialised from a file")
+f:close()
+T.ours("LuaJIT passes NULL for a closed file", function()
+  T.err("bad argument #1 (attempt to use a closed file)", "fileno of a closed file", ffi.C.fileno, f)
+  T.err("attempt to use a closed file", "cast of a closed file", ffi.cast, "FILE *", f)
+end)
+
 T.done("safety_api.lua")
