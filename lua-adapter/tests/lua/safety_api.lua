@@ -102,7 +102,7 @@ T.ours("LuaJIT refuses stack arguments above 256 bytes with an NYI error", funct
   local mib = ffi.new("struct sa_mib")
   T.err("cannot call this C function: its stack arguments need 1572864 bytes (at most 1048576)", "three 512 KiB records by value", function() return two(mib, mib, mib) end)
   -- Below the bound the stub reserves its frame a page at a time (probing each page).
-  T.eq(type(ffi.C.labs(mib)), "number", "a 512 KiB record by value is passed")
+  T.ok(tonumber(ffi.C.labs(mib)) ~= nil, "a 512 KiB record by value is passed")
 end)
 -- (LuaJIT makes no callback taking a record at all, in the same words.)
 T.err("cannot convert 'function' to 'int (*)()'", "callback taking a 4 MiB record", ffi.cast, "int (*)(struct sa_big)", function() return 0 end)
