@@ -74,11 +74,47 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// Collects `$` parameters from stack index `from` to the top.
-unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Result<Vec<CParam>, String> {
+/// A declaration with `$` parameters that failed.
+enum DeclError {
+    /// The parser's error (with its position in the declaration).
+    Cdef(String),
+    /// A `$` reached argument `narg`, a Lua value of this type that cannot be a parameter.
+    BadParam(c_int, &'static str),
+}
+
+impl DeclError {
+    /// The parser's error, naming the argument a `$` reached when it was not a parameter.
+    fn from_cdef(e: cdef::CdefError, bad: Option<(c_int, &'static str)>) -> DeclError {
+        match bad {
+            Some((narg, got)) if e.message == cdef::TYPE_PARAM_EXPECTED => DeclError::BadParam(narg, got),
+            _ => DeclError::Cdef(e.to_string()),
+        }
+    }
+
+    /// Raises it: `bad argument #n (type parameter expected, got nil)` as LuaJIT words it, or
+    /// the parser's message.
+    ///
+    /// # Safety
+    /// As [`cdata::raise`].
+    unsafe fn raise(self, l: *mut ffi::lua_State) -> ! {
+        // SAFETY: as documented; the message moves into the raising function.
+        unsafe {
+            match self {
+                DeclError::Cdef(msg) => cdata::raise(l, msg),
+                DeclError::BadParam(narg, got) => cdata::raise_arg(l, narg, format!("type parameter expected, got {got}")),
+            }
+        }
+    }
+}
+
+/// Collects `$` parameters from stack index `from` to the top (none for `from` 0). The first
+/// value that cannot be one (nil, a boolean, a table, ...) ends the list as a
+/// [`CParam::Invalid`], returned with its index and type name: as in LuaJIT it is an error
+/// only when a `$` reaches it, otherwise a surplus parameter.
+unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> (Vec<CParam>, Option<(c_int, &'static str)>) {
     let mut out = Vec::new();
     if from == 0 {
-        return Ok(out);
+        return (out, None);
     }
     // SAFETY: stack reads on a valid state.
     unsafe {
@@ -96,11 +132,14 @@ unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Resu
                 ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, i).is_null() => {
                     out.push(CParam::Type(cdata::type_of(cdata::to_cdata(l, st, i))));
                 }
-                t => return Err(format!("bad argument #{i} (cannot use '{}' as a parameter)", cdata::lua_type_name(t))),
+                t => {
+                    out.push(CParam::Invalid);
+                    return (out, Some((i, cdata::lua_type_name(t))));
+                }
             }
         }
     }
-    Ok(out)
+    (out, None)
 }
 
 /// The string at `idx` (lossy UTF-8).
@@ -116,13 +155,13 @@ unsafe fn lua_str<'a>(l: *mut ffi::lua_State, idx: c_int) -> std::borrow::Cow<'a
     }
 }
 
-unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> Result<QualType, String> {
+unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> Result<QualType, DeclError> {
     // SAFETY: the declaration string is at index 1.
     unsafe {
-        let ps = params(l, st, params_from)?;
+        let (ps, bad) = params(l, st, params_from);
         let src = lua_str(l, 1);
         let s = &mut *st;
-        cdef::parse_type(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
+        cdef::parse_type(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
     }
 }
 
@@ -169,10 +208,16 @@ unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_
                         }
                         t
                     }
-                    Err(msg) => cdata::raise(l, msg),
+                    Err(e) => e.raise(l),
                 }
             }
-            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
+            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, 1).is_null() => {
+                // A ctype or cdata takes no parameters (LuaJIT's `ffi_checkctype`).
+                if params_from != 0 && ffi::lua_gettop(l) >= params_from {
+                    cdata::raise_arg(l, 1, "wrong number of type parameters".into());
+                }
+                cdata::type_of(cdata::to_cdata(l, st, 1))
+            }
             t => cdata::raise_arg(l, 1, format!("C type expected, got {}", cdata::lua_type_name(t))),
         }
     }
@@ -325,16 +370,17 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-        let r = (|| -> Result<(), String> {
-            let ps = params(l, st, 2)?;
+        // The parameters and the text are dropped at the end of this block, before a raise.
+        let r = {
+            let (ps, bad) = params(l, st, 2);
             let src = lua_str(l, 1);
             let s = &mut *st;
-            cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
-        })();
+            cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
+        };
         (*st).refresh_incomplete();
         (*st).parsed.clear();
-        if let Err(msg) = r {
-            cdata::raise(l, msg);
+        if let Err(e) = r {
+            e.raise(l);
         }
         0
     }

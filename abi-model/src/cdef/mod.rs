@@ -32,6 +32,9 @@ use crate::Target;
 use std::collections::HashMap;
 use std::fmt;
 
+/// The message of the error a `$` that reaches a [`CParam::Invalid`] gives.
+pub const TYPE_PARAM_EXPECTED: &str = "type parameter expected";
+
 /// A `$` parameter of a declaration, as LuaJIT's `ffi.cdef`/`ffi.typeof` accept them after the
 /// text: each `$` in the text takes the next parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +46,10 @@ pub enum CParam {
     /// A string: `$` is an identifier with that name (never a keyword), e.g. a struct tag or a
     /// member name.
     Name(String),
+    /// A value that cannot be a parameter (the embedding's to name): the `$` that reaches it
+    /// is the error "type parameter expected". As in LuaJIT, it is only an error if a `$`
+    /// reaches it; otherwise it is a surplus parameter ("wrong number of type parameters").
+    Invalid,
 }
 
 /// A declaration error, located in the declaration text.

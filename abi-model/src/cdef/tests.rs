@@ -602,6 +602,19 @@ fn arrays_without_a_length_have_their_elements_alignment() {
     }
 }
 
+/// Issue 14 §3: a value that cannot be a parameter is an error only where a `$` reaches it
+/// (LuaJIT's `cp_param`); unreached, it is a surplus parameter like any other.
+#[test]
+fn an_invalid_parameter_is_an_error_where_a_dollar_reaches_it() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let e = parse_type(&mut t, &mut s, "int[$]", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.to_string(), "1:5: type parameter expected");
+    let e = parse_type(&mut t, &mut s, "int", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.to_string(), "1:4: wrong number of type parameters");
+    let e = cdef(&mut t, &mut s, "typedef int $;", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.message, TYPE_PARAM_EXPECTED);
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
