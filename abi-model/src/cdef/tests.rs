@@ -602,6 +602,27 @@ fn arrays_without_a_length_have_their_elements_alignment() {
     }
 }
 
+/// Issue 14 §2.9: `aligned(n)` on a typedef changes the alignment (and every struct layout
+/// using it) in gcc and LuaJIT; it was dropped, so `struct { char c; i32a x; }` was 8 bytes
+/// here and 64 in C. The table cannot represent it, so it is an error unless it is the
+/// type's own alignment.
+#[test]
+fn aligned_typedefs_are_refused_unless_they_change_nothing() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    for decl in [
+        "typedef int __attribute__((aligned(32))) i32a;",
+        "typedef int i32b __attribute__((aligned(16)));",
+        "typedef double __attribute__((aligned(4))) d4;",
+        "typedef int __attribute__((aligned)) i16;",
+    ] {
+        let e = cdef(&mut t, &mut s, decl, &[]).unwrap_err();
+        assert!(e.message.ends_with("on a typedef is not supported"), "{decl}: {e}");
+    }
+    cdef(&mut t, &mut s, "typedef int __attribute__((aligned(4))) i4;", &[]).unwrap();
+    cdef(&mut t, &mut s, "typedef struct __attribute__((aligned(64))) { char c; } a64;", &[]).unwrap();
+    assert_eq!(t.align_of(s.typedef("a64").unwrap().id), Ok(64));
+}
+
 /// Issue 14 §3: a value that cannot be a parameter is an error only where a `$` reaches it
 /// (LuaJIT's `cp_param`); unreached, it is a surplus parameter like any other.
 #[test]
