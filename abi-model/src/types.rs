@@ -759,9 +759,14 @@ impl TypeTable {
         self.layout(id).map(|l| l.size)
     }
 
-    /// `_Alignof` (the ABI alignment, as the compilers' `_Alignof` reports it).
+    /// `_Alignof` (the ABI alignment, as the compilers' `_Alignof` reports it). An array of
+    /// unknown or variable length (`T[]`, `T[?]`) has no size but has its element's alignment,
+    /// which every object of it needs (as gcc's `_Alignof` and LuaJIT's `ffi.alignof` say).
     pub fn align_of(&self, id: TypeId) -> Result<u32, TypeError> {
-        self.layout(id).map(|l| l.align)
+        match self.get(id) {
+            CType::Array { elem, len: ArrayLen::Flexible | ArrayLen::Variable } => self.align_of(elem.id),
+            _ => self.layout(id).map(|l| l.align),
+        }
     }
 
     /// The record's definition, if `id` is a defined struct or union.

@@ -130,6 +130,10 @@ enum Frame {
     },
 }
 
+/// The stack is reserved at most this many bytes at a time, touching each step (the
+/// smallest guard page: one 4 KiB page, glibc's default for threads).
+const PROBE_INTERVAL: i32 = 4096;
+
 /// Bytes the stub keeps between rbp and the staging area: saved rbx and padding to 16.
 const STUB_SAVED: u32 = 16;
 
@@ -516,11 +520,28 @@ impl<'a> Emitter<'a> {
         self.sub_rsp(self.frame.reserve());
     }
 
-    /// `sub rsp, n` with the one-byte immediate form when it fits.
+    /// `sub rsp, n` with the one-byte immediate form when it fits. A frame larger than a
+    /// page is reserved a page at a time, each page touched as rsp reaches it (what gcc's
+    /// `-fstack-clash-protection` does): a frame as large as the module allows (1 MiB of
+    /// arguments) must hit the guard page below a thread's stack, not jump over it and have
+    /// its stores land in whatever is mapped below.
     fn sub_rsp(&mut self, n: i32) {
-        match i8::try_from(n) {
+        let pages = n / PROBE_INTERVAL;
+        if pages > 0 {
+            asm!(self.ops
+                ; mov Rd(R11), pages
+                ; probe:
+                ; sub rsp, PROBE_INTERVAL
+                ; or QWORD [rsp], 0
+                ; dec Rd(R11)
+                ; jnz <probe
+            );
+        }
+        let rest = n % PROBE_INTERVAL;
+        match i8::try_from(rest) {
+            Ok(0) if pages > 0 => {}
             Ok(small) => asm!(self.ops ; sub rsp, BYTE small),
-            Err(_) => asm!(self.ops ; sub rsp, n),
+            Err(_) => asm!(self.ops ; sub rsp, rest),
         }
     }
 

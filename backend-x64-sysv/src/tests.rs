@@ -135,6 +135,23 @@ fn thunk_entry_slots_are_relative_to_the_return_address() {
     assert!(f.disp(Slot::Stage(0)).unwrap() <= -48 + 8 - 8, "staging is below the save area");
 }
 
+/// Issue 14 §2.10: a frame larger than a page is reserved a page at a time, each page
+/// touched as rsp reaches it, so that a guard page below a thread's stack stops the stub
+/// (one `sub rsp, 1 MiB` jumped over it and the stores landed below).
+#[test]
+fn frames_larger_than_a_page_are_probed_page_by_page() {
+    let env = env();
+    let big = Program { steps: vec![], out_bytes: 1 << 20, stage_bytes: 32, entry_bytes: 0, vm: None };
+    let words = |t: String| t.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n");
+    let text = words(listing(&X64SysvBackend.stub(&big, 0, &env).unwrap(), &env));
+    let subs: Vec<&str> = text.lines().filter(|l| l.starts_with("sub rsp,")).collect();
+    assert_eq!(subs, ["sub rsp,1000h", "sub rsp,28h"], "{text}");
+    let probe = text.find("sub rsp,1000h\nor qword ptr [rsp],0\ndec r11d\njne ").expect("the probe loop");
+    assert!(text[..probe].contains("mov r11d,100h"), "256 pages: {text}");
+    let small = words(listing(&X64SysvBackend.stub(&stub_of(vec![]), 0, &env).unwrap(), &env));
+    assert!(!small.contains("r11") && small.contains("sub rsp,48h"), "{small}");
+}
+
 fn is_unsupported<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
     matches!(r, Err(BackendError::Unsupported(_)))
 }

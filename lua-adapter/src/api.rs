@@ -74,11 +74,47 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// Collects `$` parameters from stack index `from` to the top.
-unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Result<Vec<CParam>, String> {
+/// A declaration with `$` parameters that failed.
+enum DeclError {
+    /// The parser's error (with its position in the declaration).
+    Cdef(String),
+    /// A `$` reached argument `narg`, a Lua value of this type that cannot be a parameter.
+    BadParam(c_int, &'static str),
+}
+
+impl DeclError {
+    /// The parser's error, naming the argument a `$` reached when it was not a parameter.
+    fn from_cdef(e: cdef::CdefError, bad: Option<(c_int, &'static str)>) -> DeclError {
+        match bad {
+            Some((narg, got)) if e.message == cdef::TYPE_PARAM_EXPECTED => DeclError::BadParam(narg, got),
+            _ => DeclError::Cdef(e.to_string()),
+        }
+    }
+
+    /// Raises it: `bad argument #n (type parameter expected, got nil)` as LuaJIT words it, or
+    /// the parser's message.
+    ///
+    /// # Safety
+    /// As [`cdata::raise`].
+    unsafe fn raise(self, l: *mut ffi::lua_State) -> ! {
+        // SAFETY: as documented; the message moves into the raising function.
+        unsafe {
+            match self {
+                DeclError::Cdef(msg) => cdata::raise(l, msg),
+                DeclError::BadParam(narg, got) => cdata::raise_arg(l, narg, format!("type parameter expected, got {got}")),
+            }
+        }
+    }
+}
+
+/// Collects `$` parameters from stack index `from` to the top (none for `from` 0). The first
+/// value that cannot be one (nil, a boolean, a table, ...) ends the list as a
+/// [`CParam::Invalid`], returned with its index and type name: as in LuaJIT it is an error
+/// only when a `$` reaches it, otherwise a surplus parameter.
+unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> (Vec<CParam>, Option<(c_int, &'static str)>) {
     let mut out = Vec::new();
     if from == 0 {
-        return Ok(out);
+        return (out, None);
     }
     // SAFETY: stack reads on a valid state.
     unsafe {
@@ -96,11 +132,14 @@ unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> Resu
                 ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, i).is_null() => {
                     out.push(CParam::Type(cdata::type_of(cdata::to_cdata(l, st, i))));
                 }
-                t => return Err(format!("bad argument #{i} (cannot use '{}' as a parameter)", cdata::lua_type_name(t))),
+                t => {
+                    out.push(CParam::Invalid);
+                    return (out, Some((i, cdata::lua_type_name(t))));
+                }
             }
         }
     }
-    Ok(out)
+    (out, None)
 }
 
 /// The string at `idx` (lossy UTF-8).
@@ -116,13 +155,13 @@ unsafe fn lua_str<'a>(l: *mut ffi::lua_State, idx: c_int) -> std::borrow::Cow<'a
     }
 }
 
-unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> Result<QualType, String> {
+unsafe fn parse_arg(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> Result<QualType, DeclError> {
     // SAFETY: the declaration string is at index 1.
     unsafe {
-        let ps = params(l, st, params_from)?;
+        let (ps, bad) = params(l, st, params_from);
         let src = lua_str(l, 1);
         let s = &mut *st;
-        cdef::parse_type(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
+        cdef::parse_type(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
     }
 }
 
@@ -166,10 +205,16 @@ unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_
                         }
                         t
                     }
-                    Err(msg) => cdata::raise(l, msg),
+                    Err(e) => e.raise(l),
                 }
             }
-            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, 1).is_null() => cdata::type_of(cdata::to_cdata(l, st, 1)),
+            ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION if !cdata::to_cdata(l, st, 1).is_null() => {
+                // A ctype or cdata takes no parameters (LuaJIT's `ffi_checkctype`).
+                if params_from != 0 && ffi::lua_gettop(l) >= params_from {
+                    cdata::raise_arg(l, 1, "wrong number of type parameters".into());
+                }
+                cdata::type_of(cdata::to_cdata(l, st, 1))
+            }
             t => cdata::raise_arg(l, 1, format!("C type expected, got {}", cdata::lua_type_name(t))),
         }
     }
@@ -190,6 +235,37 @@ unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i
         v
     }
 }
+
+/// Argument `narg` as a count or length (an element count, a byte length): converted as
+/// [`check_int`] converts it (a fraction truncated, LuaJIT's messages for what does not
+/// convert), but through 64 bits, so that a value `int32_t` cannot hold is `None` instead of
+/// wrapping: NaN, infinities, negative numbers, 2^31 and more, and an `int64_t` of 2^32 + 3
+/// (LuaJIT truncates that one to 3).
+unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        if narg > ffi::lua_gettop(l) {
+            cdata::raise_arg(l, narg, "value expected".into());
+        }
+        let mut v = 0i64;
+        let types = &(*st).types;
+        let i64_ty = QualType::plain(types.int(abi_model::IntKind::LongLong));
+        if let Err(e) = convert::lua_to_c(l, st, narg, i64_ty, &mut v as *mut i64 as *mut u8, 0) {
+            // Named as the int32_t LuaJIT converts to.
+            let int = QualType::plain(types.int(abi_model::IntKind::Int));
+            let e = match e {
+                convert::ConvError::Bad { from, .. } => convert::ConvError::Bad { from, to: int },
+                other => other,
+            };
+            convert::raise_conv_arg(l, st, narg, e);
+        }
+        u32::try_from(v).ok().filter(|&n| n <= i32::MAX as u32)
+    }
+}
+
+/// The longest string `ffi.string` makes: LuaJIT's `LJ_MAX_STR`, above which it raises
+/// "string length overflow".
+const MAX_STRING: u32 = 0x7fff_ff00;
 
 /// Argument `narg` converted to a pointer of type `ptr_ty` (LuaJIT's `ffi_checkptr`).
 unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_ty: TypeId) -> *mut u8 {
@@ -222,9 +298,10 @@ pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
     }
 }
 
-/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements, if below 2^31.
-fn vl_size(fixed: u64, esize: u64, n: i32) -> Option<u64> {
-    let total = fixed + esize * (n as u32 as u64);
+/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements (a [`check_count`]), if
+/// below 2^31.
+fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
+    let total = fixed.checked_add(esize.checked_mul(u64::from(n?))?)?;
     (total < 0x8000_0000).then_some(total)
 }
 
@@ -242,7 +319,7 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
         let vl = variable_length(&(*st).types, ty.id);
         let size = match vl {
             Some((fixed, esize)) => {
-                let n = check_int(l, st, first);
+                let n = check_count(l, st, first);
                 init_from += 1;
                 vl_size(fixed, esize, n)
             }
@@ -290,16 +367,17 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-        let r = (|| -> Result<(), String> {
-            let ps = params(l, st, 2)?;
+        // The parameters and the text are dropped at the end of this block, before a raise.
+        let r = {
+            let (ps, bad) = params(l, st, 2);
             let src = lua_str(l, 1);
             let s = &mut *st;
-            cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| e.to_string())
-        })();
+            cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
+        };
         (*st).refresh_incomplete();
         (*st).parsed.clear();
-        if let Err(msg) = r {
-            cdata::raise(l, msg);
+        if let Err(e) = r {
+            e.raise(l);
         }
         0
     }
@@ -397,7 +475,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
         let size = if !c.is_null() && (*c).form == Form::Value && vl.is_some() {
             Some((*c).len as u64)
         } else if let Some((fixed, esize)) = vl {
-            let n = check_int(l, st, 2);
+            let n = check_count(l, st, 2);
             vl_size(fixed, esize, n)
         } else {
             (*st).types.size_of(ty.id).ok()
@@ -483,12 +561,15 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 1, "value expected".into());
         }
         if ffi::lua_gettop(l) >= 2 && (ffi::lua_isnil(l, 2) == 0) {
-            let len = check_int(l, st, 2);
+            let len = check_count(l, st, 2);
             let p = check_ptr(l, st, 1, (*st).const_void_ptr);
+            let Some(len) = len.filter(|&n| n <= MAX_STRING) else {
+                cdata::raise(l, "string length overflow".into());
+            };
             if p.is_null() && len != 0 {
                 cdata::raise_arg(l, 1, "NULL pointer".into());
             }
-            ffi::lua_pushlstring(l, p as *const c_char, len as u32 as usize);
+            ffi::lua_pushlstring(l, p as *const c_char, len as usize);
         } else {
             let p = check_ptr(l, st, 1, (*st).const_char_ptr);
             if p.is_null() {
@@ -509,7 +590,10 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
         let len = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING && ffi::lua_gettop(l) < 3 {
             ffi::lua_rawlen(l, 2) + 1
         } else {
-            check_int(l, st, 3) as u32 as usize
+            match check_count(l, st, 3) {
+                Some(n) => n as usize,
+                None => cdata::raise_arg(l, 3, "length out of range".into()),
+            }
         };
         if len > 0 && (dst.is_null() || src.is_null()) {
             cdata::raise_arg(l, if dst.is_null() { 1 } else { 2 }, "NULL pointer".into());
@@ -524,7 +608,10 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr);
-        let len = check_int(l, st, 2) as u32 as usize;
+        let Some(len) = check_count(l, st, 2) else {
+            cdata::raise_arg(l, 2, "length out of range".into());
+        };
+        let len = len as usize;
         let byte = if ffi::lua_gettop(l) >= 3 && (ffi::lua_isnil(l, 3) == 0) { check_int(l, st, 3) } else { 0 };
         if len > 0 && dst.is_null() {
             cdata::raise_arg(l, 1, "NULL pointer".into());

@@ -62,7 +62,7 @@ use std::os::raw::c_int;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::LuaVm;
 use abi_model::steps::{stub_program_inline, Inline, Program};
-use abi_model::{plan_call, Backend, BackendError, CType, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
+use abi_model::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
@@ -213,6 +213,19 @@ pub fn arg_desc(st: &mut FfiState, ty: QualType) -> *const CTypeDesc {
     st.desc(t)
 }
 
+/// The most machine stack a signature's arguments may take (the plan's outgoing area:
+/// stack arguments, records passed by value on the stack, Win64's copies of records passed by
+/// reference): 1 MiB. A stub reserves that area in one `sub rsp`, so a larger one could
+/// run past the stack of the thread making the call; such signatures are refused for calls
+/// and callbacks alike. Results need no bound: an aggregate result is written straight into
+/// its cdata (a call) or the caller's buffer (a callback), never staged on the stack.
+pub const MAX_STACK_ARGS: u32 = 1 << 20;
+
+/// [`MAX_STACK_ARGS`] applied to `plan`: the bytes its arguments need when that is too many.
+pub fn stack_args_too_large(plan: &CallPlan) -> Option<u32> {
+    Some(plan.frame_bytes()).filter(|&n| n > MAX_STACK_ARGS)
+}
+
 /// Builds the stub of `mode` for calling a function of type `fn_ty` with extra arguments of
 /// types `varargs` (empty unless variadic) into the state's arena.
 pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<CodeHandle, String> {
@@ -226,6 +239,9 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
 pub fn stub_program_for(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<(Program, CodeEnv), String> {
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
+    if let Some(n) = stack_args_too_large(&plan) {
+        return Err(format!("cannot call this C function: its stack arguments need {n} bytes (at most {MAX_STACK_ARGS})"));
+    }
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     let mut string_args = 0u64;
     for (i, t) in sig.params.iter().chain(varargs).enumerate() {

@@ -102,6 +102,9 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             return Err("a callback cannot be variadic".into());
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
+        if let Some(n) = crate::call::stack_args_too_large(&plan) {
+            return Err(format!("its stack arguments need {n} bytes (at most {})", crate::call::MAX_STACK_ARGS));
+        }
         // With the layout verified: the entry, number arguments and a number result inline.
         let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());

@@ -54,6 +54,9 @@ pub enum ConvError {
     InitOverflow(QualType),
     /// `attempt to write to constant location`.
     WriteConst,
+    /// `attempt to use a closed file` (Lua's words): a closed `io` file handle converted to
+    /// a pointer (LuaJIT passes NULL).
+    ClosedFile,
 }
 
 impl ConvError {
@@ -70,6 +73,7 @@ impl ConvError {
             }
             ConvError::InitOverflow(to) => format!("too many initializers for '{}'", repr(types, *to, false)),
             ConvError::WriteConst => "attempt to write to constant location".to_string(),
+            ConvError::ClosedFile => "attempt to use a closed file".to_string(),
         }
     }
 }
@@ -477,7 +481,13 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                     if ty == ffi::LUA_TFUNCTION {
                         return function_to_callback(l, st, idx, d, ds, dp, origin);
                     }
-                    let p = ffi::lua_touserdata(l, idx) as usize;
+                    // Any other userdata is a `void *` to its block, except an io file
+                    // handle: its FILE * (as LuaJIT passes its own file handles).
+                    let p = match io_file(l, idx) {
+                        None => ffi::lua_touserdata(l, idx) as usize,
+                        Some(f) if f.is_null() => return Err(ConvError::ClosedFile),
+                        Some(f) => f as usize,
+                    };
                     let src = Src { ty: QualType::plain((*st).void_ptr), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
                     return conv_ct_ct(types, d, ds, dp, src, fl);
                 }
@@ -490,6 +500,35 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
             }
             _ => Err(ConvError::Bad { from: origin, to: d }),
         }
+    }
+}
+
+/// The `FILE *` of the userdata at `idx` if it is an `io` library file handle (its metatable
+/// is the registry's `"FILE*"`, `LUA_FILEHANDLE`): null once the handle is closed. `None`
+/// for any other userdata.
+///
+/// The handle's block is Lua 5.1's `FILE **` (NULL once closed) or, from 5.2 on, a
+/// `luaL_Stream { FILE *f; lua_CFunction closef; }` (`closef` NULL once closed).
+///
+/// # Safety
+/// `l` valid with 2 free slots; the value at `idx` is a full userdata.
+unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::raw::c_void> {
+    type Handle = [*mut std::os::raw::c_void; if cfg!(feature = "lua51") { 1 } else { 2 }];
+    // SAFETY: stack operations on a valid state; the block is read only when the userdata is
+    // a file handle of its size.
+    unsafe {
+        if ffi::lua_getmetatable(l, idx) == 0 {
+            return None;
+        }
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"FILE*".as_ptr());
+        let is_file = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_pop(l, 2);
+        if !is_file || ffi::lua_rawlen(l, idx) < std::mem::size_of::<Handle>() {
+            return None;
+        }
+        let h = (ffi::lua_touserdata(l, idx) as *const Handle).read_unaligned();
+        let open = h.iter().all(|p| !p.is_null());
+        Some(if open { h[0] } else { std::ptr::null_mut() })
     }
 }
 

@@ -89,7 +89,8 @@ pub struct CTypeDesc {
     /// `sizeof`, when the type has a size (not for `void`, functions, `T[]`, `T[?]`,
     /// incomplete records, `long double`).
     pub size: Option<u64>,
-    /// `_Alignof` (1 when unknown).
+    /// `_Alignof` (1 when unknown), also for the sizeless `T[]` and `T[?]`: every object of
+    /// the type is allocated at a multiple of it.
     pub align: u32,
     /// The state that owns this descriptor.
     pub state: *mut FfiState,
@@ -112,7 +113,7 @@ impl CTypeDesc {
             ty,
             shape: shape(types, ty.id),
             size: layout.map(|l| l.size),
-            align: layout.map_or(1, |l| l.align),
+            align: types.align_of(ty.id).unwrap_or(1),
             state,
             call_stub: std::cell::Cell::new(0),
             closure_entry: std::cell::Cell::new(0),

@@ -74,4 +74,5 @@ scripts! {
     callbacks => "callbacks.lua",
     versions => "versions.lua",
     safety_types => "safety_types.lua",
+    safety_api => "safety_api.lua",
 }

@@ -6,7 +6,7 @@
 //! operators `|| && == != <= >= << >> ->`, and `$` parameters. Everything else is a one-character
 //! token. An embedded NUL ends the text, as it does for LuaJIT's C string.
 
-use super::{CParam, CdefError};
+use super::{CParam, CdefError, TYPE_PARAM_EXPECTED};
 use crate::QualType;
 
 /// A token's kind.
@@ -279,6 +279,7 @@ impl<'a> Lexer<'a> {
                 })
             }
             CParam::Name(s) => Tok::Ident(s.clone()),
+            CParam::Invalid => return Err(self.error(line, col, TYPE_PARAM_EXPECTED, None)),
         };
         let mut t = self.make(tok, line, col, "$".into());
         t.from_param = true;

@@ -32,6 +32,9 @@ use crate::Target;
 use std::collections::HashMap;
 use std::fmt;
 
+/// The message of the error a `$` that reaches a [`CParam::Invalid`] gives.
+pub const TYPE_PARAM_EXPECTED: &str = "type parameter expected";
+
 /// A `$` parameter of a declaration, as LuaJIT's `ffi.cdef`/`ffi.typeof` accept them after the
 /// text: each `$` in the text takes the next parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +46,10 @@ pub enum CParam {
     /// A string: `$` is an identifier with that name (never a keyword), e.g. a struct tag or a
     /// member name.
     Name(String),
+    /// A value that cannot be a parameter (the embedding's to name): the `$` that reaches it
+    /// is the error "type parameter expected". As in LuaJIT, it is only an error if a `$`
+    /// reaches it; otherwise it is a surplus parameter ("wrong number of type parameters").
+    Invalid,
 }
 
 /// A declaration error, located in the declaration text.
@@ -313,8 +320,9 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 /// - On x86-64 the calling-convention keywords are accepted and ignored (as LuaJIT does there).
 /// - `#pragma pack` state lasts for one call, as in LuaJIT.
 /// - What the type table cannot represent is an error rather than silently wrong:
-///   `vector_size`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86. An
-///   `aligned` attribute on a typedef is ignored (the table has no aligned typedefs).
+///   `vector_size`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86, and an
+///   `aligned(n)` attribute on a typedef other than the type's own alignment (the table has
+///   no aligned typedefs; gcc and LuaJIT give the typedef that alignment).
 pub fn cdef(
     table: &mut TypeTable,
     scope: &mut CScope,

@@ -499,6 +499,17 @@ impl<'a> Parser<'a> {
     ) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
+            // gcc gives a typedef its `aligned(n)` (raised or lowered), which changes the layout
+            // of every struct using it; the table has no aligned typedefs, so anything but the
+            // type's own alignment is refused rather than dropped.
+            if let Some(n) = d.attrs.aligned {
+                if self.table.align_of(ty.id).ok() != Some(n) {
+                    return Err(Self::err_at(
+                        (name.line, name.col),
+                        &format!("aligned({n}) on a typedef is not supported"),
+                    ));
+                }
+            }
             Symbol::Typedef(ty)
         } else if matches!(self.table.get(ty.id), CType::Function(_)) {
             // Static and extern functions are both declarations of a symbol to look up.

@@ -589,6 +589,53 @@ fn dollar_parameters_stand_for_types_numbers_and_names() {
     );
 }
 
+/// Issue 14 §2.9: `T[?]` and `T[]` have no size but have their element's alignment, which
+/// every object of them needs (a VLA cdata was allocated at 8 bytes whatever its element).
+#[test]
+fn arrays_without_a_length_have_their_elements_alignment() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    cdef(&mut t, &mut s, "typedef struct __attribute__((aligned(64))) { char c; } a64;", &[]).unwrap();
+    for (decl, align) in [("a64[?]", 64), ("a64[]", 64), ("double[?]", 8), ("char[?]", 1)] {
+        let q = parse_type(&mut t, &mut s, decl, &[]).unwrap();
+        assert_eq!(t.align_of(q.id), Ok(align), "{decl}");
+        assert!(t.size_of(q.id).is_err(), "{decl} has no size");
+    }
+}
+
+/// Issue 14 §2.9: `aligned(n)` on a typedef changes the alignment (and every struct layout
+/// using it) in gcc and LuaJIT; it was dropped, so `struct { char c; i32a x; }` was 8 bytes
+/// here and 64 in C. The table cannot represent it, so it is an error unless it is the
+/// type's own alignment.
+#[test]
+fn aligned_typedefs_are_refused_unless_they_change_nothing() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    for decl in [
+        "typedef int __attribute__((aligned(32))) i32a;",
+        "typedef int i32b __attribute__((aligned(16)));",
+        "typedef double __attribute__((aligned(4))) d4;",
+        "typedef int __attribute__((aligned)) i16;",
+    ] {
+        let e = cdef(&mut t, &mut s, decl, &[]).unwrap_err();
+        assert!(e.message.ends_with("on a typedef is not supported"), "{decl}: {e}");
+    }
+    cdef(&mut t, &mut s, "typedef int __attribute__((aligned(4))) i4;", &[]).unwrap();
+    cdef(&mut t, &mut s, "typedef struct __attribute__((aligned(64))) { char c; } a64;", &[]).unwrap();
+    assert_eq!(t.align_of(s.typedef("a64").unwrap().id), Ok(64));
+}
+
+/// Issue 14 §3: a value that cannot be a parameter is an error only where a `$` reaches it
+/// (LuaJIT's `cp_param`); unreached, it is a surplus parameter like any other.
+#[test]
+fn an_invalid_parameter_is_an_error_where_a_dollar_reaches_it() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    let e = parse_type(&mut t, &mut s, "int[$]", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.to_string(), "1:5: type parameter expected");
+    let e = parse_type(&mut t, &mut s, "int", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.to_string(), "1:4: wrong number of type parameters");
+    let e = cdef(&mut t, &mut s, "typedef int $;", &[CParam::Invalid]).unwrap_err();
+    assert_eq!(e.message, TYPE_PARAM_EXPECTED);
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
