@@ -286,30 +286,33 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
     }
 }
 
+/// An enum type as its integer type (what LuaJIT converts, and names in errors), any other
+/// type as itself.
+fn enum_as_int(types: &TypeTable, ty: QualType) -> QualType {
+    match types.get(ty.id) {
+        CType::Enum(e) => QualType { id: types.int(e.repr), quals: ty.quals },
+        _ => ty,
+    }
+}
+
 /// Converts a C value to another C type (LuaJIT's `lj_cconv_ct_ct`). An enum destination
 /// converts as its integer type (and is named so in errors, as in LuaJIT).
 ///
 /// # Safety
 /// `dp` must have room for the destination; `s.p` must point to the source's bytes.
 unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: Src, fl: u8) -> Result<(), ConvError> {
-    let d = match types.get(d.id) {
-        CType::Enum(e) => QualType { id: types.int(e.repr), quals: d.quals },
-        _ => d,
-    };
+    let d = enum_as_int(types, d);
     let bad = Err(ConvError::Bad { from: s.origin, to: d });
     let cast = fl & flags::CAST != 0;
     let sp = s.p;
     // SAFETY (whole body): sizes are those of the shapes, which the caller's buffers have.
     unsafe {
         match (ds, s.shape) {
+            // Only numbers become bools (as the reference LuaJIT 2.1 decides): not pointers,
+            // arrays, strings, nil or complex numbers, even by a cast.
             (Shape::Bool, Shape::Bool) => *dp = (*sp != 0) as u8,
             (Shape::Bool, Shape::Int { size, .. }) => *dp = (read_int(sp, size, false) != 0) as u8,
-            (Shape::Bool, Shape::Pointer(_)) => *dp = (read_int(sp, ptr_size(), false) != 0) as u8,
             (Shape::Bool, Shape::Float { size }) => *dp = (read_float(sp, size) != 0.0) as u8,
-            (Shape::Bool, Shape::Complex { part }) => {
-                *dp = (read_float(sp, part) != 0.0 || read_float(sp.add(part as usize), part) != 0.0) as u8
-            }
-            (Shape::Bool, Shape::Array(..)) => *dp = (!sp.is_null()) as u8,
 
             (Shape::Int { size, .. }, Shape::Bool) => write_int(dp, size, *sp as u64),
             (Shape::Int { size, .. }, Shape::Int { size: ss, signed }) => write_int(dp, size, read_int(sp, ss, signed)),
@@ -323,10 +326,8 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             (Shape::Float { size }, Shape::Float { size: ss }) => write_float(dp, size, read_float(sp, ss)),
             (Shape::Float { size }, Shape::Complex { part }) => write_float(dp, size, read_float(sp, part)),
 
-            (Shape::Complex { part }, Shape::Bool) => {
-                write_float(dp, part, *sp as f64);
-                write_float(dp.add(part as usize), part, 0.0);
-            }
+            // A bool is a number only to integer and floating-point types: complex numbers
+            // and pointers refuse it (lj_cconv.c has no CCX(C, B) or CCX(P, B)).
             (Shape::Complex { part }, Shape::Int { size: ss, signed }) => {
                 write_float(dp, part, int_to_f64(read_int(sp, ss, signed), ss, signed));
                 write_float(dp.add(part as usize), part, 0.0);
@@ -341,7 +342,6 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             }
 
             (Shape::Pointer(_), Shape::Int { size, signed }) if cast => write_int(dp, ptr_size(), read_int(sp, size, signed)),
-            (Shape::Pointer(_), Shape::Bool) if cast => write_int(dp, ptr_size(), *sp as u64),
             (Shape::Pointer(_), Shape::Float { size }) if cast && fl & flags::FROM_LUA != 0 => {
                 // The signed conversion: x64 pointers have 47 bits (lj_cconv.c).
                 write_int(dp, ptr_size(), f64_to_i64(read_float(sp, size)) as u64)
@@ -484,7 +484,7 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 if (*c).form == Form::CType {
                     return Err(ConvError::Bad { from: Origin::CTypeObject, to: d });
                 }
-                let sty = cdata::type_of(c);
+                let sty = enum_as_int(types, cdata::type_of(c));
                 let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }

@@ -73,4 +73,5 @@ scripts! {
     calls => "calls.lua",
     callbacks => "callbacks.lua",
     versions => "versions.lua",
+    safety_init => "safety_init.lua",
 }
