@@ -131,11 +131,6 @@ impl At {
         let room = if self.room == UNKNOWN_ROOM { UNKNOWN_ROOM } else { self.room.saturating_sub(offset) };
         At { room, depth: self.depth + 1 }
     }
-
-    /// At most `cap` bytes.
-    fn capped(self, cap: u64) -> u64 {
-        self.room.min(cap)
-    }
 }
 
 /// Enters an initializer table: refuses nesting beyond [`MAX_INIT_DEPTH`] (each level costs C
@@ -563,7 +558,7 @@ unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: Q
                     // array of unknown or zero size (`char[?]`, `char d[]`, `char d[0]`) has
                     // the room there is.
                     let cap = types.size_of(d.id).ok().filter(|&n| n > 0).unwrap_or(at.room);
-                    let n = at.capped(cap).min(len as u64 + 1) as usize;
+                    let n = cap.min(len as u64 + 1) as usize;
                     std::ptr::copy_nonoverlapping(s, dp, n);
                     return Ok(());
                 }

@@ -91,6 +91,7 @@ ffi.cdef [[
 struct si_m { char a[3]; int x; };
 struct si_vc { int n; char d[?]; };
 struct si_fc { int n; char d[]; };
+struct si_zc { int n; char d[0]; };
 struct si_v { int n; int d[?]; };
 struct si_f { int n; int d[]; };
 ]]
@@ -128,6 +129,14 @@ do
   T.eq(v.n .. ":" .. bytes(v.d, 2), "5:120,121", "VLS char member assigned a longer string")
   v = ffi.new("struct si_vc", 4, { n = 1, d = "pq" })
   T.eq(v.n .. ":" .. bytes(v.d, 4), "1:112,113,0,0", "VLS char member by name, with its NUL")
+  -- Through a pointer the object's extent is unknown (raw memory, as in C): the whole string.
+  local buf = ffi.new("char[16]")
+  ffi.cast("struct si_fc *", buf).d = "abc"
+  T.eq(ffi.string(buf + 4), "abc", "flexible char member through a pointer")
+  ffi.cast("struct si_zc *", buf).d = "xy"
+  T.eq(bytes(buf + 4, 4), "120,121,0,0", "char d[0] member through a pointer, with its NUL")
+  T.err("too many initializers for 'char [0]'", "a table into char d[0]",
+    function() ffi.cast("struct si_zc *", buf).d = { 65 } end)
 end
 
 T.ours("LuaJIT copies the whole string past the object", function()
@@ -137,6 +146,9 @@ T.ours("LuaJIT copies the whole string past the object", function()
   T.eq(f.n, 3, "flexible char member of a fixed object: nothing written")
   local v = ffi.new("struct si_vc", 0, 4, "abc")
   T.eq(v.n, 4, "VLS char member of 0: nothing written")
+  local z = ffi.new("struct si_zc", 5)
+  z.d = "abc"
+  T.eq(z.n, 5, "char d[0] member of a fixed object: nothing written")
 end)
 
 -- ---- §2.3: tables into VLS and flexible members ------------------------------------------
