@@ -38,7 +38,9 @@ pub struct Cdata {
     pub desc: *const CTypeDesc,
     /// The object's bytes (null for a ctype object).
     pub ptr: *mut u8,
-    /// Number of bytes at `ptr` (the actual size of a variable-length object).
+    /// Number of bytes at `ptr`: a value's size (the actual size of a variable-length
+    /// object); for a reference, what remains of the object that owns its bytes, or
+    /// [`UNKNOWN_LEN`] for memory reached through a raw pointer.
     pub len: usize,
     /// What this is.
     pub form: Form,
@@ -122,15 +124,34 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     }
 }
 
+/// [`Cdata::len`] of a reference to memory of unknown extent (reached through a raw pointer).
+pub const UNKNOWN_LEN: usize = usize::MAX;
+
+/// The bytes from `p` to the end of the object that `c` holds or refers to (0 past its end),
+/// or `u64::MAX` when its extent is unknown.
+///
+/// # Safety
+/// `c` is a live cdata header.
+pub unsafe fn room_at(c: *const Cdata, p: *const u8) -> u64 {
+    // SAFETY: as the caller guarantees.
+    let (ptr, len) = unsafe { ((*c).ptr as usize, (*c).len) };
+    if len == UNKNOWN_LEN {
+        return u64::MAX;
+    }
+    (ptr + len).saturating_sub(p as usize) as u64
+}
+
 /// Pushes a reference cdata to the object of type `desc` at `ptr`. If `anchor` is not 0, the
-/// value at that stack index (the object owning the bytes) is kept alive by the reference.
+/// value at that stack index (the object owning the bytes, a cdata) is kept alive by the
+/// reference, and bounds it: the reference's `len` is what remains of that object from `ptr`.
 ///
 /// # Safety
 /// `l` valid with 3 free slots; `anchor` 0 or a valid absolute index.
 pub unsafe fn push_ref(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, ptr: *mut u8, anchor: c_int) -> *mut Cdata {
     // SAFETY: valid state; the userdata holds a header.
     unsafe {
-        let len = (*desc).size.unwrap_or(0) as usize;
+        let owner = if anchor != 0 { to_cdata(l, st, anchor) } else { std::ptr::null_mut() };
+        let len = if owner.is_null() { UNKNOWN_LEN } else { usize::try_from(room_at(owner, ptr)).unwrap_or(UNKNOWN_LEN) };
         let c = new_userdata(l, HEADER, 1) as *mut Cdata;
         c.write(Cdata { desc, ptr, len, form: Form::Ref, tag: tag_of(c, st) });
         set_meta(l, st, false);

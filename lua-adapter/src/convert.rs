@@ -57,6 +57,10 @@ pub enum ConvError {
     /// `attempt to use a closed file` (Lua's words): a closed `io` file handle converted to
     /// a pointer (LuaJIT passes NULL).
     ClosedFile,
+    /// Initializer tables nested deeper than [`MAX_INIT_DEPTH`].
+    TooDeep,
+    /// The Lua stack cannot grow for the initializer walk.
+    StackOverflow,
 }
 
 impl ConvError {
@@ -74,6 +78,8 @@ impl ConvError {
             ConvError::InitOverflow(to) => format!("too many initializers for '{}'", repr(types, *to, false)),
             ConvError::WriteConst => "attempt to write to constant location".to_string(),
             ConvError::ClosedFile => "attempt to use a closed file".to_string(),
+            ConvError::TooDeep => "initializer nesting too deep".to_string(),
+            ConvError::StackOverflow => "stack overflow".to_string(),
         }
     }
 }
@@ -94,6 +100,58 @@ pub unsafe fn raise_conv(l: *mut ffi::lua_State, st: *const FfiState, e: ConvErr
 pub unsafe fn raise_conv_arg(l: *mut ffi::lua_State, st: *const FfiState, narg: c_int, e: ConvError) -> ! {
     // SAFETY: as raise_conv.
     unsafe { cdata::raise_arg(l, narg, e.message(&(*st).types)) }
+}
+
+/// The bytes at a destination whose extent is unknown: memory reached through a raw pointer,
+/// or a C global. Writing there is the caller's business, as in C.
+pub const UNKNOWN_ROOM: u64 = u64::MAX;
+
+/// How many initializer tables may nest (LuaJIT has no bound and recurses on the C stack).
+/// As Lua bounds its own C recursion (`LUAI_MAXCCALLS`), 200.
+pub const MAX_INIT_DEPTH: u32 = 200;
+
+/// Lua stack slots one level of an initializer walk may use: the value held while it converts
+/// (a table traversal holds a key and a value), and what a leaf conversion pushes (a callback's
+/// reference, a metatable).
+const WALK_SLOTS: c_int = 4;
+
+/// Where a conversion writes, beyond its destination type: the bytes available there (what
+/// bounds an array of unknown size, `T[?]` or `T[]`, written whole) and how many initializer
+/// tables enclose it.
+#[derive(Clone, Copy)]
+struct At {
+    room: u64,
+    depth: u32,
+}
+
+impl At {
+    /// A destination of `room` bytes outside any table.
+    fn top(room: u64) -> At {
+        At { room, depth: 0 }
+    }
+
+    /// The member or element `offset` bytes in, inside one more table.
+    fn inner(self, offset: u64) -> At {
+        let room = if self.room == UNKNOWN_ROOM { UNKNOWN_ROOM } else { self.room.saturating_sub(offset) };
+        At { room, depth: self.depth + 1 }
+    }
+}
+
+/// Enters an initializer table: refuses nesting beyond [`MAX_INIT_DEPTH`] (each level costs C
+/// stack), and makes room on the Lua stack for the level's pushes (each level holds a slot
+/// while the next converts; a coroutine's stack starts with few free slots).
+///
+/// # Safety
+/// `l` is a valid state.
+unsafe fn enter_table(l: *mut ffi::lua_State, at: At) -> Result<(), ConvError> {
+    if at.depth >= MAX_INIT_DEPTH {
+        return Err(ConvError::TooDeep);
+    }
+    // SAFETY: as the caller guarantees; lua_checkstack does not raise.
+    if unsafe { ffi::lua_checkstack(l, WALK_SLOTS) } == 0 {
+        return Err(ConvError::StackOverflow);
+    }
+    Ok(())
 }
 
 /// A C source value: its type (for messages and compatibility checks), shape and bytes.
@@ -290,30 +348,33 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
     }
 }
 
+/// An enum type as its integer type (what LuaJIT converts, and names in errors), any other
+/// type as itself.
+fn enum_as_int(types: &TypeTable, ty: QualType) -> QualType {
+    match types.get(ty.id) {
+        CType::Enum(e) => QualType { id: types.int(e.repr), quals: ty.quals },
+        _ => ty,
+    }
+}
+
 /// Converts a C value to another C type (LuaJIT's `lj_cconv_ct_ct`). An enum destination
 /// converts as its integer type (and is named so in errors, as in LuaJIT).
 ///
 /// # Safety
 /// `dp` must have room for the destination; `s.p` must point to the source's bytes.
 unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: Src, fl: u8) -> Result<(), ConvError> {
-    let d = match types.get(d.id) {
-        CType::Enum(e) => QualType { id: types.int(e.repr), quals: d.quals },
-        _ => d,
-    };
+    let d = enum_as_int(types, d);
     let bad = Err(ConvError::Bad { from: s.origin, to: d });
     let cast = fl & flags::CAST != 0;
     let sp = s.p;
     // SAFETY (whole body): sizes are those of the shapes, which the caller's buffers have.
     unsafe {
         match (ds, s.shape) {
+            // Only numbers become bools (as the reference LuaJIT 2.1 decides): not pointers,
+            // arrays, strings, nil or complex numbers, even by a cast.
             (Shape::Bool, Shape::Bool) => *dp = (*sp != 0) as u8,
             (Shape::Bool, Shape::Int { size, .. }) => *dp = (read_int(sp, size, false) != 0) as u8,
-            (Shape::Bool, Shape::Pointer(_)) => *dp = (read_int(sp, ptr_size(), false) != 0) as u8,
             (Shape::Bool, Shape::Float { size }) => *dp = (read_float(sp, size) != 0.0) as u8,
-            (Shape::Bool, Shape::Complex { part }) => {
-                *dp = (read_float(sp, part) != 0.0 || read_float(sp.add(part as usize), part) != 0.0) as u8
-            }
-            (Shape::Bool, Shape::Array(..)) => *dp = (!sp.is_null()) as u8,
 
             (Shape::Int { size, .. }, Shape::Bool) => write_int(dp, size, *sp as u64),
             (Shape::Int { size, .. }, Shape::Int { size: ss, signed }) => write_int(dp, size, read_int(sp, ss, signed)),
@@ -327,10 +388,8 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             (Shape::Float { size }, Shape::Float { size: ss }) => write_float(dp, size, read_float(sp, ss)),
             (Shape::Float { size }, Shape::Complex { part }) => write_float(dp, size, read_float(sp, part)),
 
-            (Shape::Complex { part }, Shape::Bool) => {
-                write_float(dp, part, *sp as f64);
-                write_float(dp.add(part as usize), part, 0.0);
-            }
+            // A bool is a number only to integer and floating-point types: complex numbers
+            // and pointers refuse it (lj_cconv.c has no CCX(C, B) or CCX(P, B)).
             (Shape::Complex { part }, Shape::Int { size: ss, signed }) => {
                 write_float(dp, part, int_to_f64(read_int(sp, ss, signed), ss, signed));
                 write_float(dp.add(part as usize), part, 0.0);
@@ -345,7 +404,6 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             }
 
             (Shape::Pointer(_), Shape::Int { size, signed }) if cast => write_int(dp, ptr_size(), read_int(sp, size, signed)),
-            (Shape::Pointer(_), Shape::Bool) if cast => write_int(dp, ptr_size(), *sp as u64),
             (Shape::Pointer(_), Shape::Float { size }) if cast && fl & flags::FROM_LUA != 0 => {
                 // The signed conversion: x64 pointers have 47 bits (lj_cconv.c).
                 write_int(dp, ptr_size(), f64_to_i64(read_float(sp, size)) as u64)
@@ -393,10 +451,59 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
 /// as the double LuaJIT would see otherwise, so that results match LuaJIT's where LuaJIT has
 /// them.
 ///
+/// The destination's extent is unknown ([`UNKNOWN_ROOM`]): for an array of unknown size, see
+/// [`lua_to_c_within`].
+///
 /// # Safety
-/// `dp` must have room for a `d` (for arrays: `size` bytes when given); `idx` a valid
-/// absolute index; `st` the state of `l`. Never raises: errors are returned.
+/// `dp` must have room for a `d`; `idx` a valid absolute index; `st` the state of `l`.
+/// Never raises: errors are returned.
 pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees.
+    unsafe { to_c(l, st, idx, d, dp, fl, At::top(UNKNOWN_ROOM)) }
+}
+
+/// [`lua_to_c`] into a destination with `room` bytes: what a `T[?]` or `T[]` written whole
+/// (a variable-length or flexible member) may fill, tables and strings alike.
+///
+/// # Safety
+/// As [`lua_to_c`]; `dp` has `room` writable bytes (or `room` is [`UNKNOWN_ROOM`]).
+pub unsafe fn lua_to_c_within(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, room: u64) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees.
+    unsafe { to_c(l, st, idx, d, dp, fl, At::top(room)) }
+}
+
+/// [`lua_to_c`] at `at`: a table initialises an array or a record here, any other value
+/// converts in [`value_to_c`]. Nested initialisers recurse through this small frame and the
+/// table walks only: under 600 bytes of C stack a level (was ~900 with the conversions
+/// inlined here), so [`MAX_INIT_DEPTH`] levels run on a 256 KiB thread (tests/init_bounds.rs).
+///
+/// # Safety
+/// As [`lua_to_c_within`] with `at.room`.
+unsafe fn to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, at: At) -> Result<(), ConvError> {
+    // SAFETY: stack reads on a valid state; memory as the caller guarantees.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return value_to_c(l, st, idx, d, dp, fl, at);
+        }
+        let types = &(*st).types;
+        match shape(types, d.id) {
+            Shape::Array(..) | Shape::Complex { .. } => table_to_array(l, st, idx, d, dp, at),
+            Shape::Record => {
+                let size = types.size_of(d.id).unwrap_or(0) as usize;
+                std::ptr::write_bytes(dp, 0, size);
+                table_to_record(l, st, idx, d.id, dp, at)
+            }
+            _ => Err(ConvError::Bad { from: Origin::Lua(ffi::LUA_TTABLE), to: d }),
+        }
+    }
+}
+
+/// [`to_c`] of anything but a table.
+///
+/// # Safety
+/// As [`to_c`].
+#[inline(never)]
+unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, at: At) -> Result<(), ConvError> {
     // SAFETY (whole body): stack reads on a valid state; memory as the caller guarantees.
     unsafe {
         let ty = ffi::lua_type(l, idx);
@@ -451,12 +558,11 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                         return Err(ConvError::Bad { from: origin, to: d });
                     }
                     // A string fills a char array, NUL included when it fits, truncated to
-                    // the array (without a NUL, as the reference LuaJIT 2.1) otherwise.
-                    let mut n = len + 1;
-                    let dsize = types.size_of(d.id).unwrap_or(0) as usize;
-                    if dsize != 0 && dsize < n {
-                        n = dsize;
-                    }
+                    // the array (without a NUL, as the reference LuaJIT 2.1) otherwise. An
+                    // array of unknown or zero size (`char[?]`, `char d[]`, `char d[0]`) has
+                    // the room there is.
+                    let cap = types.size_of(d.id).ok().filter(|&n| n > 0).unwrap_or(at.room);
+                    let n = cap.min(len as u64 + 1) as usize;
                     std::ptr::copy_nonoverlapping(s, dp, n);
                     return Ok(());
                 }
@@ -464,15 +570,6 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 let src = Src { ty: QualType::plain((*st).const_char_array), shape: Shape::Array(QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST }, ArrayLen::Flexible), p: s, origin };
                 conv_ct_ct(types, d, ds, dp, src, from_lua)
             }
-            ffi::LUA_TTABLE => match ds {
-                Shape::Array(..) | Shape::Complex { .. } => table_to_array(l, st, idx, d, dp, None),
-                Shape::Record => {
-                    let size = types.size_of(d.id).unwrap_or(0) as usize;
-                    std::ptr::write_bytes(dp, 0, size);
-                    table_to_record(l, st, idx, d.id, dp)
-                }
-                _ => Err(ConvError::Bad { from: origin, to: d }),
-            },
             // A cdata, or a namespace function (a closure over its function cdata), converts as
             // that cdata.
             ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
@@ -494,7 +591,7 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
                 if (*c).form == Form::CType {
                     return Err(ConvError::Bad { from: Origin::CTypeObject, to: d });
                 }
-                let sty = cdata::type_of(c);
+                let sty = enum_as_int(types, cdata::type_of(c));
                 let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
@@ -556,19 +653,21 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
 
 /// A table initialises an array (LuaJIT's `cconv_array_tab`): elements from index 0 (or 1
 /// when there is no [0]) up to the first nil; a single element is replicated over an array of
-/// known size, otherwise the rest is zero. `bound` is the object's size when the type's own
-/// is unknown (a VLA being created).
+/// known size, otherwise the rest is zero. An array of unknown size (a VLA being created, a
+/// `d[?]` or `d[]` member) takes at most the room at `at`.
 ///
 /// # Safety
-/// As [`lua_to_c`].
-pub unsafe fn table_to_array(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, bound: Option<u64>) -> Result<(), ConvError> {
+/// As [`to_c`].
+#[inline(never)]
+unsafe fn table_to_array(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, at: At) -> Result<(), ConvError> {
     // SAFETY: stack reads on a valid state; writes stay within `size`.
     unsafe {
+        enter_table(l, at)?;
         let types = &(*st).types;
         let elem = child(types, d);
         let esize = types.size_of(elem.id).unwrap_or(0);
         let known = types.size_of(d.id).ok();
-        let size = known.or(bound).unwrap_or(u64::MAX);
+        let size = known.unwrap_or(at.room);
         let mut ofs = 0u64;
         let mut i: ffi::lua_Integer = 0;
         loop {
@@ -586,7 +685,7 @@ pub unsafe fn table_to_array(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_i
                 return Err(ConvError::InitOverflow(d));
             }
             let top = ffi::lua_gettop(l);
-            let r = lua_to_c(l, st, top, elem, dp.add(ofs as usize), 0);
+            let r = to_c(l, st, top, elem, dp.add(ofs as usize), 0, At { room: size, ..at }.inner(ofs));
             ffi::lua_pop(l, 1);
             r?;
             ofs += esize;
@@ -687,10 +786,12 @@ fn walk_members(types: &TypeTable, rec: TypeId, base: u64, visit: &mut dyn FnMut
 /// has non-positional keys, else by position; the record is already zeroed.
 ///
 /// # Safety
-/// As [`lua_to_c`].
-unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, rec: TypeId, dp: *mut u8) -> Result<(), ConvError> {
+/// As [`to_c`].
+#[inline(never)]
+unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, rec: TypeId, dp: *mut u8, at: At) -> Result<(), ConvError> {
     // SAFETY: stack operations on a valid state; member offsets lie within the record.
     unsafe {
+        enter_table(l, at)?;
         let named = has_named_keys(l, idx);
         let mut pos: ffi::lua_Integer = 1;
         let mut visit = |m: &InitMember, name: &str| -> Result<Flow, ConvError> {
@@ -710,7 +811,7 @@ unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int,
                 pos += 1;
             }
             let top = ffi::lua_gettop(l);
-            let r = store_member(l, st, top, m.ty, m.bits, dp.add(m.offset as usize), dp);
+            let r = store_member(l, st, top, m, dp, at);
             ffi::lua_pop(l, 1);
             r.map(|_| Flow::Set)
         };
@@ -718,14 +819,17 @@ unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int,
     }
 }
 
-/// Stores the Lua value at `idx` into a member: plain, or a bit-field (whose bits count from
-/// `record`).
-unsafe fn store_member(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, bits: Option<abi_model::BitPos>, p: *mut u8, record: *mut u8) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+/// Stores the Lua value at `idx` into a member of the record at `record` (which is at `at`):
+/// plain, or a bit-field (whose bits count from `record`).
+///
+/// # Safety
+/// As [`to_c`] for the record.
+unsafe fn store_member(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, m: &InitMember, record: *mut u8, at: At) -> Result<(), ConvError> {
+    // SAFETY: as the caller guarantees; the member lies within the record.
     unsafe {
-        match bits {
-            Some(b) => store_bitfield(l, st, idx, ty, b, record),
-            None => lua_to_c(l, st, idx, ty, p, 0),
+        match m.bits {
+            Some(b) => store_bitfield(l, st, idx, m.ty, b, record),
+            None => to_c(l, st, idx, m.ty, record.add(m.offset as usize), 0, at.inner(m.offset)),
         }
     }
 }
@@ -807,11 +911,11 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
         }
         let types = &(*st).types;
         let ds = shape(types, d.id);
+        // The object has `size` bytes: what a VLA, a VLS's last member or a flexible member
+        // may fill.
+        let at = At::top(size);
         if count == 1 && !multi_init(l, st, ds, d, first) {
-            if let (Shape::Array(..), ffi::LUA_TTABLE) = (ds, ffi::lua_type(l, first)) {
-                return table_to_array(l, st, first, d, dp, Some(size));
-            }
-            return lua_to_c(l, st, first, d, dp, 0);
+            return to_c(l, st, first, d, dp, 0, at);
         }
         match ds {
             // A complex number initialises like an array of its two parts.
@@ -823,7 +927,7 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
                 }
                 let mut ofs = 0u64;
                 for i in 0..count {
-                    lua_to_c(l, st, first + i, elem, dp.add(ofs as usize), 0)?;
+                    to_c(l, st, first + i, elem, dp.add(ofs as usize), 0, at.inner(ofs))?;
                     ofs += esize;
                 }
                 fill_rest(dp, ofs, esize, size);
@@ -835,7 +939,7 @@ pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *
                     if i >= count {
                         return Ok(Flow::Stop);
                     }
-                    store_member(l, st, first + i, m.ty, m.bits, dp.add(m.offset as usize), dp)?;
+                    store_member(l, st, first + i, m, dp, at)?;
                     i += 1;
                     Ok(Flow::Set)
                 };

@@ -351,7 +351,12 @@ unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
         let c = self_cdata(l, st);
         let r = match resolve(l, st, c) {
             Place::Value { quals, .. } | Place::Bits { quals, .. } if quals.is_const => Err(ConvError::WriteConst),
-            Place::Value { ty, p, .. } => convert::lua_to_c(l, st, 3, ty, p, 0),
+            Place::Value { ty, p, anchor, .. } => {
+                // A `d[?]` or `d[]` member written whole fills at most what remains of the
+                // object (memory reached through a pointer has no known end, as in C).
+                let room = if anchor == 0 { convert::UNKNOWN_ROOM } else { cdata::room_at(c, p) };
+                convert::lua_to_c_within(l, st, 3, ty, p, 0, room)
+            }
             Place::Bits { ty, bits, record, .. } => convert::store_bitfield(l, st, 3, ty, bits, record),
             Place::Missing { ty } => {
                 if (*c).form != Form::CType && ty.quals.is_const && push_metamethod(l, st, ty, c"__newindex") {

@@ -75,4 +75,5 @@ scripts! {
     versions => "versions.lua",
     safety_types => "safety_types.lua",
     safety_api => "safety_api.lua",
+    safety_init => "safety_init.lua",
 }

@@ -28,6 +28,8 @@ const BUILD_DEBS: &[&str] = &[
     "zlib1g-dev",
     // The reference run of the Lua suite under LuaJIT's own FFI (lua-adapter/tests/lua_suite.rs).
     "luajit",
+    // The memcheck run of the initialiser script (lua-adapter/tests/init_bounds.rs).
+    "valgrind",
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
