@@ -1,0 +1,98 @@
+//! Lifetimes that end while something may still use them, checked on whole processes (the
+//! `luaffi` command, under valgrind when it is installed): the module's state against
+//! finalizers that run after it while the Lua state closes, and callbacks against the C code
+//! that holds their pointers.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_luaffi");
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// A fresh directory for one test's script.
+fn workdir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lifetimes").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn valgrind() -> bool {
+    Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs `script` with `luaffi` (under valgrind's memcheck when `checked` and valgrind is
+/// installed, failing on any invalid access).
+fn run(test: &str, script: &str, checked: bool) -> Run {
+    let dir = workdir(test);
+    std::fs::write(dir.join("t.lua"), script).unwrap();
+    let lib = common::build_calltest(&dir);
+    let mut cmd = if checked && valgrind() {
+        let mut c = Command::new("valgrind");
+        c.args(["-q", "--error-exitcode=99", EXE]);
+        c
+    } else {
+        Command::new(EXE)
+    };
+    let out = cmd
+        .arg("t.lua")
+        .current_dir(&dir)
+        .env("LUAFFI_CALLTEST", lib)
+        .env_remove("LUA_INIT")
+        .env_remove("LUA_INIT_5_4")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {EXE}: {e}"));
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_ran(run: &Run, expected: &[&str]) {
+    assert!(run.ok, "failed:\n{}\n{}", run.stdout, run.stderr);
+    for line in expected {
+        assert!(run.stdout.lines().any(|l| l == *line), "no line {line:?} in:\n{}\n{}", run.stdout, run.stderr);
+    }
+}
+
+/// A finalizer made before `require "ffi"` runs after the module state's own finalizer when
+/// the Lua state closes (Lua finalizes the newest first): the module still works there, for
+/// a namespace function found then and one kept from before (of `ffi.C` and of a library
+/// `ffi.load` opened), a cdata, a type and callbacks.
+#[test]
+fn a_finalizer_older_than_the_module_uses_ffi_while_lua_closes() {
+    let script = r#"
+local strlen, buf, binop
+GUARD = setmetatable({}, { __gc = function()
+  local ffi = require "ffi"
+  print("late", ffi.C.strlen("abcd"), strlen("xy"), tostring(buf[0]), ffi.sizeof("int"))
+  print("late lib", binop(function(a, b) return a * b end, 6, 7))
+  local cb = ffi.cast("int (*)(int)", function(x) return x + 1 end)
+  print("late cb", cb(1))
+  cb:free()
+end })
+if newproxy then
+  -- Lua 5.1: only userdata have finalizers.
+  local p = newproxy(true)
+  getmetatable(p).__gc = getmetatable(GUARD).__gc
+  GUARD = p
+end
+local ffi = require "ffi"
+ffi.cdef "size_t strlen(const char *);"
+strlen = ffi.C.strlen
+ffi.cdef "int ct_call_binop(int (*f)(int, int), int a, int b);"
+binop = ffi.load(os.getenv("LUAFFI_CALLTEST")).ct_call_binop
+buf = ffi.new("int[1]", 7)
+print("main", strlen("abc"))
+"#;
+    let r = run("late_finalizer", script, true);
+    assert_ran(&r, &["main\t3", "late\t4\t2\t7\t4", "late lib\t42", "late cb\t2"]);
+}
