@@ -67,7 +67,7 @@ use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
 use crate::arena::{ArenaStats, CodeArena, CodeHandle};
-use crate::callback::Callback;
+use crate::callback::Callbacks;
 use crate::cdata::{self, Cdata, Form};
 use crate::ctype::{shape, CTypeDesc, Shape};
 use crate::state::FfiState;
@@ -115,8 +115,8 @@ pub struct CallState {
     /// Stubs of variadic functions by function type and mode, then by the extra arguments'
     /// types.
     variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
-    /// Live callbacks by thunk address (the value a C function pointer to them holds).
-    pub callbacks: HashMap<usize, Box<Callback>>,
+    /// Callbacks: live ones and freed slots.
+    pub callbacks: Callbacks,
     /// The Lua thread of the innermost C call in progress (set by every stub call and put
     /// back when it returns; NULL outside every call): callbacks run on it.
     pub calling_l: *mut ffi::lua_State,
@@ -137,7 +137,7 @@ impl CallState {
             arena: CodeArena::new(),
             stubs: HashMap::new(),
             variadic_stubs: HashMap::new(),
-            callbacks: HashMap::new(),
+            callbacks: Callbacks::default(),
             calling_l: std::ptr::null_mut(),
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
@@ -517,7 +517,7 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
         }
         let s = (*st).calls.arena.stats();
         let calls = &(*st).calls;
-        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.len()] {
+        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.live()] {
             ffi::lua_pushnumber(l, v as f64);
         }
         6

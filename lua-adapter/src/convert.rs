@@ -507,8 +507,11 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
     // SAFETY: as documented.
     match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
         Ok(addr) => {
-            // SAFETY: dp holds a pointer.
-            unsafe { write_int(dp, ptr_size(), addr as u64) };
+            // SAFETY: dp holds a pointer; st is valid.
+            unsafe {
+                write_int(dp, ptr_size(), addr as u64);
+                crate::callback::made_implicitly(st, addr);
+            }
             Ok(())
         }
         Err(_) => Err(ConvError::Bad { from: origin, to: d }),
