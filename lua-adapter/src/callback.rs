@@ -79,6 +79,27 @@ pub struct Callback {
     gen: u32,
 }
 
+/// Why a callback could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackError {
+    /// Every slot is taken ([`MAX_CALLBACKS`]).
+    TooMany,
+    /// No thunk for this function type: no backend for the host, a variadic type, or a
+    /// signature the ABI model or the backend refuses (the reason).
+    Unsupported(String),
+}
+
+impl std::fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackError::TooMany => f.write_str("too many callbacks"),
+            CallbackError::Unsupported(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CallbackError {}
+
 /// Thunks kept at most: past this many (live and freed), a new callback whose type has no
 /// freed slot first collects garbage (releasing implicit callbacks of finished calls), then
 /// fails with `too many callbacks` (LuaJIT's limit is about 900).
@@ -143,7 +164,7 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 ///
 /// # Safety
 /// `l` valid with 2 free slots; `st` its state; `idx` an absolute index of a function.
-pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, String> {
+pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, CallbackError> {
     // SAFETY: as documented; the record's address is stable inside its Box.
     unsafe {
         let cbs = &mut (*st).calls.callbacks;
@@ -164,15 +185,16 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             return Ok(addr);
         }
         if cbs.slots.len() >= MAX_CALLBACKS {
-            return Err("too many callbacks".into());
+            return Err(CallbackError::TooMany);
         }
-        let backend = backend().ok_or("callbacks are not supported on this target yet")?;
+        let unsupported = |why: &str| CallbackError::Unsupported(why.into());
+        let backend = backend().ok_or_else(|| unsupported("callbacks are not supported on this target yet"))?;
         let s = &mut *st;
-        let sig = signature(&s.types, fn_ty).ok_or("not a function type")?;
+        let sig = signature(&s.types, fn_ty).ok_or_else(|| unsupported("not a function type"))?;
         if sig.variadic {
-            return Err("a callback cannot be variadic".into());
+            return Err(unsupported("a callback cannot be variadic"));
         }
-        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
+        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Unsupported(e.to_string()))?;
         // With the layout verified: the entry, number arguments and a number result inline.
         let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
@@ -199,7 +221,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             }
             Err(e) => {
                 ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, func_ref);
-                Err(e)
+                Err(CallbackError::Unsupported(e))
             }
         }
     }

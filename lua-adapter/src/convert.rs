@@ -54,6 +54,9 @@ pub enum ConvError {
     InitOverflow(QualType),
     /// `attempt to write to constant location`.
     WriteConst,
+    /// `too many callbacks`: a Lua function to convert to a function pointer, and every
+    /// callback slot taken ([`crate::callback::MAX_CALLBACKS`]).
+    TooManyCallbacks,
 }
 
 impl ConvError {
@@ -70,6 +73,7 @@ impl ConvError {
             }
             ConvError::InitOverflow(to) => format!("too many initializers for '{}'", repr(types, *to, false)),
             ConvError::WriteConst => "attempt to write to constant location".to_string(),
+            ConvError::TooManyCallbacks => "too many callbacks".to_string(),
         }
     }
 }
@@ -514,6 +518,7 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
             }
             Ok(())
         }
+        Err(crate::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
         Err(_) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }

@@ -136,3 +136,23 @@ print('explicit', maps() - m1 < 64)
     let r = run("half_a_million", &script, false);
     assert_ran(&r, &["implicit\ttrue", "explicit\ttrue"]);
 }
+
+/// Callback slots are bounded: past `MAX_CALLBACKS` live callbacks, `ffi.cast` and an
+/// argument conversion fail with LuaJIT's `too many callbacks`; freeing one makes room.
+#[test]
+fn callbacks_past_the_limit_are_refused() {
+    let max = lua_adapter::callback::MAX_CALLBACKS;
+    let script = format!(
+        "{MAPS}
+local keep = {{}}
+for i = 1, {max} do keep[i] = ffi.cast('int (*)(int)', function(x) return x + i end) end
+print(pcall(ffi.cast, 'int (*)(int)', function() end))
+print(pcall(ffi.C.qsort, arr, 2, 4, function() return 0 end))
+keep[1]:free()
+local again = ffi.cast('int (*)(int)', function(x) return -x end)
+print('again', again(5), keep[{max}](1))
+"
+    );
+    let r = run("too_many", &script, false);
+    assert_ran(&r, &["false\ttoo many callbacks", "false\tbad argument #4 to '?' (too many callbacks)", &format!("again\t-5\t{}", max + 1)]);
+}
