@@ -77,6 +77,9 @@ use crate::state::FfiState;
 /// namespace).
 pub const FUNC_UPVALUE: u32 = 3;
 
+/// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
+pub const CALLBACK_UNIT_PAGES: usize = 16;
+
 /// A generated `lua_CFunction` (a stub's entry point).
 pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -108,8 +111,11 @@ type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
 
 /// Per-state machinery for native calls and callbacks.
 pub struct CallState {
-    /// Executable memory for this state's stubs and thunks.
+    /// Executable memory for this state's stubs.
     pub arena: CodeArena,
+    /// Executable memory for callback thunks: units of [`CALLBACK_UNIT_PAGES`] pages, so
+    /// that one mapping holds about a hundred thunks.
+    pub callback_arena: CodeArena,
     /// Stubs of non-variadic functions by function type and mode.
     stubs: HashMap<(TypeId, CallMode), CodeHandle>,
     /// Stubs of variadic functions by function type and mode, then by the extra arguments'
@@ -135,6 +141,7 @@ impl CallState {
     pub fn new() -> CallState {
         CallState {
             arena: CodeArena::new(),
+            callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
             stubs: HashMap::new(),
             variadic_stubs: HashMap::new(),
             callbacks: Callbacks::default(),
@@ -506,7 +513,7 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
     (v.len() == 6).then_some(out)
 }
 
-/// Returns the arena's pages mapped, spare pages, bytes in use and live chunks, then the
+/// Returns the arenas' pages mapped, spare pages, bytes in use and live chunks, then the
 /// numbers of stubs and live callbacks (nothing when the state has no `ffi`).
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state.
@@ -515,8 +522,14 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
         if st.is_null() {
             return 0;
         }
-        let s = (*st).calls.arena.stats();
         let calls = &(*st).calls;
+        let (a, b) = (calls.arena.stats(), calls.callback_arena.stats());
+        let s = ArenaStats {
+            pages_mapped: a.pages_mapped + b.pages_mapped,
+            spare_pages: a.spare_pages + b.spare_pages,
+            bytes_in_use: a.bytes_in_use + b.bytes_in_use,
+            live_chunks: a.live_chunks + b.live_chunks,
+        };
         for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.live()] {
             ffi::lua_pushnumber(l, v as f64);
         }

@@ -26,7 +26,8 @@
 //! pointer C kept) raises `bad callback` in the Lua caller of the C function, as LuaJIT does,
 //! until a new callback of the same function type takes the slot (same signature, so the old
 //! pointer then runs the new callback, as in LuaJIT; never a thunk of another signature).
-//! Slots are bounded by [`MAX_CALLBACKS`]; thunks share the arena's pooled pages.
+//! Slots are bounded by [`MAX_CALLBACKS`]. Thunks live in their own arena, whose pooled units
+//! are 64 KiB: about a hundred thunks per mapping.
 //!
 //! # Errors inside a callback
 //!
@@ -211,7 +212,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             callback_data: &*cb as *const Callback as u64,
             call_slots: Some(crate::call::call_slots(s)),
         };
-        match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
+        match assemble(&s.calls.callback_arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();
                 cb.code = Some(code);
