@@ -72,5 +72,6 @@ scripts! {
     memory => "memory.lua",
     calls => "calls.lua",
     callbacks => "callbacks.lua",
+    lifetimes => "lifetimes.lua",
     versions => "versions.lua",
 }
