@@ -54,7 +54,8 @@
 //! Stubs live as long as the Lua state, like the C types they serve (LuaJIT never frees its
 //! ctypes either): the number of stubs is bounded by the number of distinct signatures the
 //! program declares. Callbacks, which a program can create without bound, are freed one by
-//! one ([`crate::callback`]).
+//! one into slots that callbacks of the same type reuse, in an arena of their own
+//! ([`crate::callback`]).
 
 use std::collections::HashMap;
 use std::os::raw::c_int;
