@@ -22,6 +22,8 @@ struct ct_pt ct_call_ret_pt(struct ct_pt (*f)(int, int), int x, int y);
 double ct_call_big(double (*f)(struct ct_big), double a);
 struct ct_big ct_call_ret_big(struct ct_big (*f)(double), double a);
 int ct_call_n(int (*f)(int), int n);
+void ct_keep(int (*f)(int));
+int ct_call_kept(int x);
 void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 typedef int (*ct_binop_t)(int, int);
 struct ct_holder { ct_binop_t op; };
@@ -118,6 +120,18 @@ T.ours("a freed slot is reused only by a callback of the same type", function()
   T.eq(L.ct_call_binop(ffi.cast("int (*)(int, int)", p), 6, 7), 42, "the old pointer now runs the new callback")
   same:free()
   other:free()
+end)
+T.ours("a Lua function passed as an argument is a callback for that call only", function()
+  L.ct_keep(function(x) return x * 3 end)
+  T.eq(L.ct_call_kept(5), 15, "still alive until garbage is collected")
+  collectgarbage()
+  collectgarbage()
+  T.err("bad callback", "freed once the call returned and the lease was collected", L.ct_call_kept, 5)
+  local kept = ffi.cast("int (*)(int)", function(x) return x * 4 end)
+  L.ct_keep(kept)
+  collectgarbage()
+  T.eq(L.ct_call_kept(5), 20, "an ffi.cast callback lives until freed")
+  kept:free()
 end)
 local holder = ffi.new("struct ct_holder")
 holder.op = function(a, b) return a * b end
