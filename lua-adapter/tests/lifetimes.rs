@@ -18,14 +18,19 @@ struct Run {
 
 /// A fresh directory for one test's script.
 fn workdir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lifetimes").join(test);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("lifetimes")
+        .join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn valgrind() -> bool {
-    Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `script` with `luaffi` (under valgrind's memcheck when `checked` and valgrind is
@@ -59,7 +64,12 @@ fn run(test: &str, script: &str, checked: bool) -> Run {
 fn assert_ran(run: &Run, expected: &[&str]) {
     assert!(run.ok, "failed:\n{}\n{}", run.stdout, run.stderr);
     for line in expected {
-        assert!(run.stdout.lines().any(|l| l == *line), "no line {line:?} in:\n{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.lines().any(|l| l == *line),
+            "no line {line:?} in:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
     }
 }
 
@@ -94,7 +104,10 @@ buf = ffi.new("int[1]", 7)
 print("main", strlen("abc"))
 "#;
     let r = run("late_finalizer", script, true);
-    assert_ran(&r, &["main\t3", "late\t4\t2\t7\t4", "late lib\t42", "late cb\t2"]);
+    assert_ran(
+        &r,
+        &["main\t3", "late\t4\t2\t7\t4", "late lib\t42", "late cb\t2"],
+    );
 }
 
 /// The number of mappings of the running process, and a C function taking a function pointer,
@@ -158,5 +171,13 @@ print('again', again(5), keep[{max}](1))
 "
     );
     let r = run("too_many", &script, false);
-    assert_ran(&r, &["mappings\ttrue", "false\ttoo many callbacks", "false\tbad argument #4 to '?' (too many callbacks)", &format!("again\t-5\t{}", max + 1)]);
+    assert_ran(
+        &r,
+        &[
+            "mappings\ttrue",
+            "false\ttoo many callbacks",
+            "false\tbad argument #4 to '?' (too many callbacks)",
+            &format!("again\t-5\t{}", max + 1),
+        ],
+    );
 }
