@@ -118,8 +118,10 @@ pub struct Callbacks {
     live: usize,
     /// Callbacks made while a C call's argument is converted ([`arg_to_c`]) and not leased yet.
     implicit: Vec<usize>,
-    /// Whether an argument is being converted.
-    leasing: bool,
+    /// The argument conversion in progress, if any: its thread and that thread's current
+    /// `CallInfo` (0 without a verified stack layout), so that a finalizer running meanwhile
+    /// (in a deeper `CallInfo`) does not lease what it makes.
+    leasing: Option<(usize, usize)>,
 }
 
 impl Callbacks {
@@ -266,9 +268,10 @@ static LEASE_META_KEY: u8 = 0;
 pub unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) -> Result<(), convert::ConvError> {
     // SAFETY: as documented.
     unsafe {
+        let now = conversion(l, st);
         let cbs = &mut (*st).calls.callbacks;
         let mark = cbs.implicit.len();
-        let was = std::mem::replace(&mut cbs.leasing, true);
+        let was = cbs.leasing.replace(now);
         let r = convert::lua_to_c(l, st, idx, ty, dst, 0);
         let cbs = &mut (*st).calls.callbacks;
         cbs.leasing = was;
@@ -289,16 +292,29 @@ pub unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty
     }
 }
 
-/// Records a callback just made by a conversion, for [`arg_to_c`] to lease.
+/// Records a callback just made by a conversion on `l`, for [`arg_to_c`] to lease when it is
+/// that conversion's.
 ///
 /// # Safety
-/// `st` a valid state.
-pub unsafe fn made_implicitly(st: *mut FfiState, addr: usize) {
+/// `l` a valid state of `st`.
+pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
     // SAFETY: as documented.
-    let cbs = unsafe { &mut (*st).calls.callbacks };
-    if cbs.leasing {
-        cbs.implicit.push(addr);
+    unsafe {
+        if (*st).calls.callbacks.leasing == Some(conversion(l, st)) {
+            (*st).calls.callbacks.implicit.push(addr);
+        }
     }
+}
+
+/// What identifies a conversion running now on `l`: the thread and its current `CallInfo`.
+///
+/// # Safety
+/// `l` a valid state of `st`.
+unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize) {
+    // SAFETY: with a verified layout, `room.ci` is the offset of `L->ci` (a pointer), which
+    // the inline callback entry reads too.
+    let ci = unsafe { (*st).calls.inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
+    (l as usize, ci)
 }
 
 /// Pushes a lease over the callbacks recorded above `mark`, and forgets them.

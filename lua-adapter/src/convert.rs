@@ -514,7 +514,7 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
             // SAFETY: dp holds a pointer; st is valid.
             unsafe {
                 write_int(dp, ptr_size(), addr as u64);
-                crate::callback::made_implicitly(st, addr);
+                crate::callback::made_implicitly(l, st, addr);
             }
             Ok(())
         }

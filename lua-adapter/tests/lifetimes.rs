@@ -181,3 +181,35 @@ print('again', again(5), keep[{max}](1))
         ],
     );
 }
+
+/// A finalizer that runs while an argument is converted (here: the collection a full set of
+/// slots triggers) and stores a Lua function in a field makes a callback that lives until
+/// freed, like any field store: it is not taken for one of the call's own callbacks.
+#[test]
+fn a_field_stored_by_a_finalizer_during_a_call_keeps_its_callback() {
+    let max = lua_adapter::callback::MAX_CALLBACKS;
+    let script = format!(
+        "{MAPS}
+ffi.cdef 'struct holder {{ int (*cmp)(const void *, const void *); }};'
+collectgarbage('stop')
+local holder = ffi.new('struct holder')
+local keep = {{}}
+for i = 1, {max} - 1 do keep[i] = ffi.cast('int (*)(int)', function(x) return x end) end
+setmetatable({{}}, {{ __gc = function() holder.cmp = function(a, b) return 7 end end }})
+ffi.C.qsort(arr, 2, 4, function() return 0 end)
+print(pcall(ffi.C.qsort, arr, 2, 4, function() return 0 end))
+collectgarbage('restart')
+collectgarbage()
+collectgarbage()
+print('field', pcall(holder.cmp, nil, nil))
+"
+    );
+    let r = run("finalizer_field", &script, false);
+    assert_ran(
+        &r,
+        &[
+            "false\tbad argument #4 to '?' (too many callbacks)",
+            "field\ttrue\t7",
+        ],
+    );
+}
