@@ -4,7 +4,10 @@
 //! out chunks of [`GRANULE`]-byte granules from pooled pages, reuses freed granules, and unmaps a
 //! page once it is empty (keeping at most [`MAX_SPARE_PAGES`] empty pages mapped, so creating
 //! and dropping one stub in a loop doesn't mmap/munmap every time). A chunk bigger than a page
-//! gets a mapping of its own, unmapped when it is freed.
+//! gets a mapping of its own, unmapped when it is freed. An arena made with
+//! [`CodeArena::with_unit_pages`] pools aligned units of several pages instead of single pages
+//! (what is said below of a page holds for its unit): callback thunks use 64 KiB units, about
+//! a hundred thunks per mapping.
 //!
 //! # Two phases: reserve, then commit
 //!
@@ -161,8 +164,17 @@ impl std::error::Error for ArenaError {}
 impl CodeArena {
     /// An empty arena; maps nothing until the first reservation.
     pub fn new() -> CodeArena {
+        CodeArena::with_unit_pages(1)
+    }
+
+    /// An empty arena whose pooled units are `pages` pages (a power of two) instead of one:
+    /// one mapping then holds many more chunks, and a commit flips the whole unit. For code
+    /// made in large numbers, each piece rarely (callback thunks).
+    pub fn with_unit_pages(pages: usize) -> CodeArena {
+        assert!(pages.is_power_of_two(), "unit of {pages} pages");
+        let page = sys::page_size();
         CodeArena {
-            inner: Rc::new(RefCell::new(Pool::new(sys::page_size()))),
+            inner: Rc::new(RefCell::new(Pool::new(page, pages * page))),
         }
     }
 
@@ -306,6 +318,9 @@ enum Placement {
 #[derive(Debug)]
 struct Pool {
     page_size: usize,
+    /// Bytes of a pooled unit ("page" below): the page size, or a power-of-two multiple of
+    /// it, each unit aligned to its size.
+    unit: usize,
     /// Pooled pages by base address: those holding a live chunk and the spare ones. A spare
     /// page keeps its entry (and its free map), so reusing it allocates nothing.
     pages: BTreeMap<usize, Page>,
@@ -333,9 +348,10 @@ struct Page {
 }
 
 impl Pool {
-    fn new(page_size: usize) -> Pool {
+    fn new(page_size: usize, unit: usize) -> Pool {
         Pool {
             page_size,
+            unit,
             pages: BTreeMap::new(),
             by_free_run: BTreeSet::new(),
             spare: Vec::new(),
@@ -347,7 +363,7 @@ impl Pool {
 
     /// Granules a pooled page hands out: all but [`PAGE_TAIL`].
     fn granules_per_page(&self) -> usize {
-        (self.page_size - PAGE_TAIL) / GRANULE
+        (self.unit - PAGE_TAIL) / GRANULE
     }
 
     fn alloc(&mut self, len: usize) -> Result<Chunk, ArenaError> {
@@ -389,7 +405,7 @@ impl Pool {
 
     /// Maps a new empty page and makes it available for allocation.
     fn add_page(&mut self) -> Result<usize, ArenaError> {
-        let base = sys::map_guarded(self.page_size)?;
+        let base = sys::map_guarded(self.unit, self.page_size)?;
         let page = Page::empty(self.granules_per_page());
         self.by_free_run.insert((page.longest_free, base));
         self.pages.insert(base, page);
@@ -417,7 +433,7 @@ impl Pool {
         self.live_chunks -= 1;
         match chunk.placement {
             Placement::Pooled { granules } => {
-                let base = chunk.addr & !(self.page_size - 1);
+                let base = chunk.addr & !(self.unit - 1);
                 let page = self.pages.get_mut(&base).expect("chunk's page is live");
                 let old_key = (page.longest_free, base);
                 page.mark((chunk.addr - base) / GRANULE, granules, false);
@@ -431,7 +447,7 @@ impl Pool {
                     }
                 } else {
                     self.pages.remove(&base);
-                    sys::unmap_guarded(base, self.page_size);
+                    sys::unmap_guarded(base, self.unit, self.page_size);
                 }
             }
             Placement::Dedicated { map_len } => {
@@ -446,8 +462,8 @@ impl Pool {
     fn write(&self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
         let (region, region_len, chunk_len) = match chunk.placement {
             Placement::Pooled { granules } => (
-                chunk.addr & !(self.page_size - 1),
-                self.page_size,
+                chunk.addr & !(self.unit - 1),
+                self.unit,
                 granules * GRANULE,
             ),
             Placement::Dedicated { map_len } => (chunk.addr, map_len, map_len),
@@ -477,7 +493,7 @@ impl Pool {
         for base in self.spare.drain(..) {
             self.pages.remove(&base);
             self.by_free_run.remove(&(whole_page, base));
-            sys::unmap_guarded(base, self.page_size);
+            sys::unmap_guarded(base, self.unit, self.page_size);
         }
     }
 
@@ -488,7 +504,7 @@ impl Pool {
             .map(|len| len / self.page_size)
             .sum();
         ArenaStats {
-            pages_mapped: self.pages.len() + dedicated_pages,
+            pages_mapped: self.pages.len() * (self.unit / self.page_size) + dedicated_pages,
             spare_pages: self.spare.len(),
             bytes_in_use: self.bytes_in_use,
             live_chunks: self.live_chunks,
@@ -606,14 +622,24 @@ mod sys {
         map_anonymous(len, libc::PROT_READ)
     }
 
-    /// Maps one page (`page` bytes), readable only, between two inaccessible guard pages of
-    /// its own, so that its mapping never merges with a neighbour (module docs, W^X). The
-    /// guards take address space, not memory.
-    pub(super) fn map_guarded(page: usize) -> Result<usize, ArenaError> {
-        let guarded = map_anonymous(3 * page, libc::PROT_NONE)?;
-        let addr = guarded + page;
-        if let Err(e) = protect(addr, page, Access::Read) {
-            unmap(guarded, 3 * page);
+    /// Maps one unit (`unit` bytes, a power-of-two multiple of `page`, aligned to its
+    /// size), readable only, between two inaccessible guard pages of its own, so that its
+    /// mapping never merges with a neighbour (module docs, W^X). The guards take address
+    /// space, not memory.
+    pub(super) fn map_guarded(unit: usize, page: usize) -> Result<usize, ArenaError> {
+        // Room for an aligned unit and its guards; what lies around them is given back.
+        let len = if unit == page { 3 * page } else { 2 * unit + 2 * page };
+        let start = map_anonymous(len, libc::PROT_NONE)?;
+        let addr = (start + page).next_multiple_of(unit);
+        let (head, tail) = (addr - page - start, start + len - (addr + unit + page));
+        if head > 0 {
+            unmap(start, head);
+        }
+        if tail > 0 {
+            unmap(addr + unit + page, tail);
+        }
+        if let Err(e) = protect(addr, unit, Access::Read) {
+            unmap_guarded(addr, unit, page);
             return Err(e);
         }
         Ok(addr)
@@ -638,9 +664,9 @@ mod sys {
         Ok(p as usize)
     }
 
-    /// Unmaps a page mapped by [`map_guarded`], with its guards.
-    pub(super) fn unmap_guarded(addr: usize, page: usize) {
-        unmap(addr - page, 3 * page);
+    /// Unmaps a unit mapped by [`map_guarded`], with its guards.
+    pub(super) fn unmap_guarded(addr: usize, unit: usize, page: usize) {
+        unmap(addr - page, unit + 2 * page);
     }
 
     pub(super) fn unmap(addr: usize, len: usize) {
@@ -879,6 +905,45 @@ mod tests {
         assert_eq!(perms_at(base).as_deref(), Some("r-xp"));
         assert_eq!(perms_at(base - page).as_deref(), Some("---p"));
         assert_eq!(perms_at(base + page).as_deref(), Some("---p"));
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn an_arena_of_larger_units_packs_many_chunks_into_one_mapping() {
+        let pages = 16;
+        let arena = CodeArena::with_unit_pages(pages);
+        let page = sys::page_size();
+        let unit = pages * page;
+        // A thunk-sized chunk: more than a hundred fit in one unit.
+        let per_unit = (unit - PAGE_TAIL) / 576;
+        let handles: Vec<CodeHandle> = (0..per_unit)
+            .map(|_| {
+                let mut code = vec![INT3; 576];
+                code[..ADD_SYSV.len()].copy_from_slice(&ADD_SYSV);
+                commit_bytes(&arena, &code)
+            })
+            .collect();
+        assert!(per_unit > 100);
+        let base = handles[0].addr() & !(unit - 1);
+        assert!(handles.iter().all(|h| h.addr() & !(unit - 1) == base), "one unit holds them all");
+        let stats = arena.stats();
+        assert_eq!((stats.pages_mapped, stats.live_chunks), (pages, per_unit));
+        // One r-x mapping for the whole unit, between guards; never W+X.
+        let maps = maps();
+        let m = maps.iter().find(|&&(s, e, _)| s <= base && base < e).unwrap();
+        assert_eq!((m.0, m.1, m.2.as_str()), (base, base + unit, "r-xp"));
+        assert_eq!(perms_at(base - page).as_deref(), Some("---p"));
+        assert_eq!(perms_at(base + unit).as_deref(), Some("---p"));
+        assert_eq!(writable_and_executable(), vec![]);
+        // SAFETY: the last handle holds SysV `int(int, int)` code and is alive.
+        let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(handles[per_unit - 1].addr()) };
+        assert_eq!(f(40, 2), 42);
+        // SAFETY: the unit's tail, mapped readable.
+        let tail = unsafe { std::slice::from_raw_parts((base + unit - PAGE_TAIL) as *const u8, PAGE_TAIL) };
+        assert!(tail.iter().all(|b| *b == INT3));
+        drop(handles);
+        arena.trim();
+        assert_eq!(arena.stats(), ArenaStats::default());
     }
 
     #[test]

@@ -54,7 +54,8 @@
 //! Stubs live as long as the Lua state, like the C types they serve (LuaJIT never frees its
 //! ctypes either): the number of stubs is bounded by the number of distinct signatures the
 //! program declares. Callbacks, which a program can create without bound, are freed one by
-//! one ([`crate::callback`]).
+//! one into slots that callbacks of the same type reuse, in an arena of their own
+//! ([`crate::callback`]).
 
 use std::collections::HashMap;
 use std::os::raw::c_int;
@@ -67,7 +68,7 @@ use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
 use crate::arena::{ArenaStats, CodeArena, CodeHandle};
-use crate::callback::Callback;
+use crate::callback::Callbacks;
 use crate::cdata::{self, Cdata, Form};
 use crate::ctype::{shape, CTypeDesc, Shape};
 use crate::state::FfiState;
@@ -76,6 +77,9 @@ use crate::state::FfiState;
 /// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
 /// namespace).
 pub const FUNC_UPVALUE: u32 = 3;
+
+/// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
+pub const CALLBACK_UNIT_PAGES: usize = 16;
 
 /// A generated `lua_CFunction` (a stub's entry point).
 pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
@@ -108,15 +112,18 @@ type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
 
 /// Per-state machinery for native calls and callbacks.
 pub struct CallState {
-    /// Executable memory for this state's stubs and thunks.
+    /// Executable memory for this state's stubs.
     pub arena: CodeArena,
+    /// Executable memory for callback thunks: units of [`CALLBACK_UNIT_PAGES`] pages, so
+    /// that one mapping holds about a hundred thunks.
+    pub callback_arena: CodeArena,
     /// Stubs of non-variadic functions by function type and mode.
     stubs: HashMap<(TypeId, CallMode), CodeHandle>,
     /// Stubs of variadic functions by function type and mode, then by the extra arguments'
     /// types.
     variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
-    /// Live callbacks by thunk address (the value a C function pointer to them holds).
-    pub callbacks: HashMap<usize, Box<Callback>>,
+    /// Callbacks: live ones and freed slots.
+    pub callbacks: Callbacks,
     /// The Lua thread of the innermost C call in progress (set by every stub call and put
     /// back when it returns; NULL outside every call): callbacks run on it.
     pub calling_l: *mut ffi::lua_State,
@@ -135,9 +142,10 @@ impl CallState {
     pub fn new() -> CallState {
         CallState {
             arena: CodeArena::new(),
+            callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
             stubs: HashMap::new(),
             variadic_stubs: HashMap::new(),
-            callbacks: HashMap::new(),
+            callbacks: Callbacks::default(),
             calling_l: std::ptr::null_mut(),
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
@@ -522,7 +530,7 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
     (v.len() == 6).then_some(out)
 }
 
-/// Returns the arena's pages mapped, spare pages, bytes in use and live chunks, then the
+/// Returns the arenas' pages mapped, spare pages, bytes in use and live chunks, then the
 /// numbers of stubs and live callbacks (nothing when the state has no `ffi`).
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state.
@@ -531,9 +539,15 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
         if st.is_null() {
             return 0;
         }
-        let s = (*st).calls.arena.stats();
         let calls = &(*st).calls;
-        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.len()] {
+        let (a, b) = (calls.arena.stats(), calls.callback_arena.stats());
+        let s = ArenaStats {
+            pages_mapped: a.pages_mapped + b.pages_mapped,
+            spare_pages: a.spare_pages + b.spare_pages,
+            bytes_in_use: a.bytes_in_use + b.bytes_in_use,
+            live_chunks: a.live_chunks + b.live_chunks,
+        };
+        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.live()] {
             ffi::lua_pushnumber(l, v as f64);
         }
         6

@@ -3,20 +3,31 @@
 //! A callback is made when a Lua function is converted to a pointer-to-function type:
 //! explicitly with `ffi.cast("int (*)(int, int)", f)`, or implicitly when a Lua function is
 //! passed as a function-pointer argument, stored in a function-pointer field or used to
-//! initialise one (the conversion hook in [`crate::convert::lua_to_c`]). Each callback gets
+//! initialise one (the conversion hook in [`crate::convert::lua_to_c`]). Each callback slot has
 //! its own thunk (`abi_model::steps::thunk_program` lowered by the host backend), whose
 //! callback-data constant is the address of its [`Callback`] record.
 //!
-//! # Lifetime (as in LuaJIT)
+//! # Lifetime
 //!
-//! A callback lives until `cb:free()` is called on a cdata holding its pointer: the thunk's
-//! arena memory is then freed and the Lua function released. It is **not** freed when the
-//! cdata is collected, because C code may still hold the pointer; callbacks made implicitly
-//! are therefore permanent (LuaJIT documents the same). To tie a callback to its cdata's
-//! lifetime, say so: `ffi.gc(cb, function(c) c:free() end)`. `cb:set(f)` replaces the Lua
-//! function. Calling `free`/`set` on a function pointer that is not a live callback raises
-//! `bad callback`. After `cb:free()`, that cdata holds NULL (calling it raises instead of
-//! jumping into freed code); other copies of the pointer dangle, as in C.
+//! A callback made with `ffi.cast` (or stored in a function-pointer field, or initialising
+//! one) lives until `cb:free()` is called on a cdata holding its pointer, as in LuaJIT; it is
+//! **not** freed when the cdata is collected, because C code may still hold the pointer. To
+//! tie it to its cdata, say so: `ffi.gc(cb, function(c) c:free() end)`. `cb:set(f)` replaces
+//! the Lua function. Calling `free`/`set` on a function pointer that is not a live callback
+//! raises `bad callback`. After `cb:free()`, that cdata holds NULL.
+//!
+//! A Lua function passed directly as a function-pointer argument of a C call (also inside a
+//! table initialising a record argument) makes a callback that lives as long as the call:
+//! [`arg_to_c`] replaces the argument's stack slot by a lease whose finalizer frees it once
+//! the call has returned and the lease is collected. (LuaJIT keeps these forever and runs out
+//! after about 900; here C must not keep such a pointer after the call: use `ffi.cast`.)
+//!
+//! Freeing keeps the slot: its record and thunk stay, and calling the thunk (a copy of the
+//! pointer C kept) raises `bad callback` in the Lua caller of the C function, as LuaJIT does,
+//! until a new callback of the same function type takes the slot (same signature, so the old
+//! pointer then runs the new callback, as in LuaJIT; never a thunk of another signature).
+//! Slots are bounded by [`MAX_CALLBACKS`]. Thunks live in their own arena, whose pooled units
+//! are 64 KiB: about a hundred thunks per mapping.
 //!
 //! # Errors inside a callback
 //!
@@ -29,6 +40,7 @@
 //! error in the caller: `pcall(ffi.C.qsort, ...)` returns `false, "file:line: message"`, the
 //! same message LuaJIT reports (which unwinds through C instead).
 
+use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 
 use abi_model::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
@@ -61,6 +73,67 @@ pub struct Callback {
     nparams: c_int,
     /// The thunk (None only while it is being built).
     code: Option<CodeHandle>,
+    /// The function type: a freed slot is reused only for this type, whose thunk it has.
+    fn_ty: TypeId,
+    /// Incremented each time the slot is freed, so that a lease ([`lease_implicit`]) frees
+    /// only the callback it was made for.
+    gen: u32,
+}
+
+/// Why a callback could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackError {
+    /// Every slot is taken ([`MAX_CALLBACKS`]).
+    TooMany,
+    /// No thunk for this function type: no backend for the host, a variadic type, or a
+    /// signature the ABI model or the backend refuses (the reason).
+    Unsupported(String),
+}
+
+impl std::fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackError::TooMany => f.write_str("too many callbacks"),
+            CallbackError::Unsupported(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CallbackError {}
+
+/// Thunks kept at most: past this many (live and freed), a new callback whose type has no
+/// freed slot first collects garbage (releasing implicit callbacks of finished calls), then
+/// fails with `too many callbacks` (LuaJIT's limit is about 900).
+pub const MAX_CALLBACKS: usize = 16384;
+
+/// Live callbacks and freed slots ([`Callback`] records, by thunk address), per state.
+#[derive(Default)]
+pub struct Callbacks {
+    /// Every slot, live or freed, by thunk address (the value a C function pointer to it
+    /// holds). Records and thunks are never dropped before the state.
+    slots: HashMap<usize, Box<Callback>>,
+    /// Freed slots by function type.
+    free: HashMap<TypeId, Vec<usize>>,
+    /// Live callbacks (slots not freed).
+    live: usize,
+    /// Callbacks made while a C call's argument is converted ([`arg_to_c`]) and not leased yet.
+    implicit: Vec<usize>,
+    /// The argument conversion in progress, if any: its thread and that thread's current
+    /// `CallInfo` (0 without a verified stack layout), so that a finalizer running meanwhile
+    /// (in a deeper `CallInfo`) does not lease what it makes.
+    leasing: Option<(usize, usize)>,
+}
+
+impl Callbacks {
+    /// Number of live callbacks.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The live callback whose thunk is at `addr`.
+    fn get_live(&self, addr: usize) -> Option<&Callback> {
+        self.slots.get(&addr).map(|b| &**b).filter(|cb| cb.func_ref != ffi::LUA_NOREF)
+    }
 }
 
 /// A copy of a Lua function's stack slot: its value word and its tag ([`CallbackFunc::NONE`]:
@@ -88,22 +161,45 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 };
 
 /// Creates a callback of function type `fn_ty` running the Lua function at `idx`; returns
-/// the thunk's address (the C function pointer). Never raises.
+/// the thunk's address (the C function pointer). A freed slot of the same type is reused
+/// (same signature, so its thunk serves the new callback as it is). Raises only what a
+/// garbage collection raises (an error in a finalizer, on Lua 5.1–5.3).
 ///
 /// # Safety
 /// `l` valid with 2 free slots; `st` its state; `idx` an absolute index of a function.
-pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, String> {
+pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, CallbackError> {
     // SAFETY: as documented; the record's address is stable inside its Box.
     unsafe {
-        let backend = backend().ok_or("callbacks are not supported on this target yet")?;
-        let s = &mut *st;
-        let sig = signature(&s.types, fn_ty).ok_or("not a function type")?;
-        if sig.variadic {
-            return Err("a callback cannot be variadic".into());
+        let cbs = &mut (*st).calls.callbacks;
+        if cbs.free.get(&fn_ty).is_none_or(Vec::is_empty) && cbs.slots.len() >= MAX_CALLBACKS {
+            // Leases of finished calls free their callbacks when collected. Nothing owned is
+            // alive in this frame if a finalizer raises.
+            ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
         }
-        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| e.to_string())?;
+        let cbs = &mut (*st).calls.callbacks;
+        if let Some(addr) = cbs.free.get_mut(&fn_ty).and_then(Vec::pop) {
+            let vm = (*st).calls.inline_vm;
+            let cbs = &mut (*st).calls.callbacks;
+            let cb = cbs.slots.get_mut(&addr).expect("a freed slot keeps its record");
+            ffi::lua_pushvalue(l, idx);
+            cb.func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx)));
+            cbs.live += 1;
+            return Ok(addr);
+        }
+        if cbs.slots.len() >= MAX_CALLBACKS {
+            return Err(CallbackError::TooMany);
+        }
+        let unsupported = |why: &str| CallbackError::Unsupported(why.into());
+        let backend = backend().ok_or_else(|| unsupported("callbacks are not supported on this target yet"))?;
+        let s = &mut *st;
+        let sig = signature(&s.types, fn_ty).ok_or_else(|| unsupported("not a function type"))?;
+        if sig.variadic {
+            return Err(unsupported("a callback cannot be variadic"));
+        }
+        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Unsupported(e.to_string()))?;
         if let Some(n) = crate::call::stack_args_too_large(&plan) {
-            return Err(format!("its stack arguments need {n} bytes (at most {})", crate::call::MAX_STACK_ARGS));
+            return Err(unsupported(&format!("its stack arguments need {n} bytes (at most {})", crate::call::MAX_STACK_ARGS)));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
         let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
@@ -113,7 +209,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         ffi::lua_pushvalue(l, idx);
         let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let func = FuncValue::new(s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx)));
-        let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None });
+        let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None, fn_ty, gen: 0 });
         let env = CodeEnv {
             helpers: helper_addresses(CallMode::Metamethod),
             arg_ctypes,
@@ -121,18 +217,160 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             callback_data: &*cb as *const Callback as u64,
             call_slots: Some(crate::call::call_slots(s)),
         };
-        match assemble(&s.calls.arena, backend, |base| backend.thunk(&program, base, &env)) {
+        match assemble(&s.calls.callback_arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();
                 cb.code = Some(code);
-                s.calls.callbacks.insert(addr, cb);
+                s.calls.callbacks.slots.insert(addr, cb);
+                s.calls.callbacks.live += 1;
                 Ok(addr)
             }
             Err(e) => {
                 ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, func_ref);
-                Err(e)
+                Err(CallbackError::Unsupported(e))
             }
         }
+    }
+}
+
+/// Frees the live callback at `addr`: releases its Lua function; its thunk stays, a trap that
+/// raises `bad callback` when called, until a new callback of its type takes the slot.
+///
+/// # Safety
+/// `l` a valid state of `st`.
+unsafe fn release(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
+    // SAFETY: as documented.
+    unsafe {
+        let cbs = &mut (*st).calls.callbacks;
+        let Some(cb) = cbs.slots.get_mut(&addr) else { return };
+        if cb.func_ref == ffi::LUA_NOREF {
+            return;
+        }
+        let r = std::mem::replace(&mut cb.func_ref, ffi::LUA_NOREF);
+        cb.func = FuncValue::new(None);
+        cb.gen = cb.gen.wrapping_add(1);
+        cbs.live -= 1;
+        cbs.free.entry(cb.fn_ty).or_default().push(addr);
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+    }
+}
+
+/// Registry key (its address) of the metatable of leases.
+static LEASE_META_KEY: u8 = 0;
+
+/// Converts the Lua value at `idx`, an argument of the C call in progress, to a `ty` at `dst`
+/// ([`convert::lua_to_c`]). The callbacks the conversion makes (Lua functions passed for
+/// function pointers, also inside a table initialising a record) live as long as the call:
+/// the argument's stack slot is replaced by a lease, a userdata whose finalizer frees them,
+/// so they are freed once the call has returned and the lease is collected. When the
+/// conversion fails they are freed at once.
+///
+/// # Safety
+/// As [`convert::lua_to_c`], from a stub's helper: `idx` an absolute index of the called
+/// function's frame; `l` with 2 free slots.
+pub unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) -> Result<(), convert::ConvError> {
+    // SAFETY: as documented.
+    unsafe {
+        let now = conversion(l, st);
+        let cbs = &mut (*st).calls.callbacks;
+        let mark = cbs.implicit.len();
+        let was = cbs.leasing.replace(now);
+        let r = convert::lua_to_c(l, st, idx, ty, dst, 0);
+        let cbs = &mut (*st).calls.callbacks;
+        cbs.leasing = was;
+        let made = cbs.implicit.len() - mark;
+        if made == 0 {
+            return r;
+        }
+        if r.is_err() {
+            while (*st).calls.callbacks.implicit.len() > mark {
+                let addr = (*st).calls.callbacks.implicit.pop().expect("above the mark");
+                release(l, st, addr);
+            }
+            return r;
+        }
+        lease_implicit(l, st, mark);
+        ffi::lua_replace(l, idx);
+        r
+    }
+}
+
+/// Records a callback just made by a conversion on `l`, for [`arg_to_c`] to lease when it is
+/// that conversion's.
+///
+/// # Safety
+/// `l` a valid state of `st`.
+pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
+    // SAFETY: as documented.
+    unsafe {
+        if (*st).calls.callbacks.leasing == Some(conversion(l, st)) {
+            (*st).calls.callbacks.implicit.push(addr);
+        }
+    }
+}
+
+/// What identifies a conversion running now on `l`: the thread and its current `CallInfo`.
+///
+/// # Safety
+/// `l` a valid state of `st`.
+unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize) {
+    // SAFETY: with a verified layout, `room.ci` is the offset of `L->ci` (a pointer), which
+    // the inline callback entry reads too.
+    let ci = unsafe { (*st).calls.inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
+    (l as usize, ci)
+}
+
+/// Pushes a lease over the callbacks recorded above `mark`, and forgets them.
+unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize) {
+    // SAFETY: stack operations on a valid state; the lease holds `n` (address, generation)
+    // pairs after its count.
+    unsafe {
+        let n = (*st).calls.callbacks.implicit.len() - mark;
+        let words = ffi::lua_newuserdata(l, (1 + 2 * n) * std::mem::size_of::<usize>()) as *mut usize;
+        words.write(n);
+        let cbs = &mut (*st).calls.callbacks;
+        for (i, addr) in cbs.implicit.drain(mark..).enumerate() {
+            let gen = cbs.slots.get(&addr).map_or(0, |cb| cb.gen);
+            words.add(1 + 2 * i).write(addr);
+            words.add(2 + 2 * i).write(gen as usize);
+        }
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &LEASE_META_KEY as *const u8 as *const c_void);
+        if ffi::lua_isnil(l, -1) != 0 {
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushlightuserdata(l, st as *mut c_void);
+            ffi::lua_pushcclosure(l, lease_gc, 1);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, &LEASE_META_KEY as *const u8 as *const c_void);
+        }
+        ffi::lua_setmetatable(l, -2);
+    }
+}
+
+/// `__gc` of a lease: frees its callbacks that were not freed (and reused) since.
+unsafe extern "C-unwind" fn lease_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lease made by `lease_implicit` at index 1, the state as upvalue 1 (it outlives
+    // every object of its Lua state, crate::state).
+    unsafe {
+        let st = crate::state::from_upvalue(l);
+        let words = ffi::lua_touserdata(l, 1) as *const usize;
+        for i in 0..words.read() {
+            let (addr, gen) = (words.add(1 + 2 * i).read(), words.add(2 + 2 * i).read());
+            if (*st).calls.callbacks.slots.get(&addr).is_some_and(|cb| cb.gen as usize == gen) {
+                release(l, st, addr);
+            }
+        }
+        0
+    }
+}
+
+/// The function a freed callback runs: raises LuaJIT's error.
+unsafe extern "C-unwind" fn bad_callback(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction; the message is a static string.
+    unsafe {
+        ffi::lua_pushstring(l, c"bad callback".as_ptr());
+        ffi::lua_error(l)
     }
 }
 
@@ -172,7 +410,7 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null() && (*c).form != Form::CType && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some() {
             let addr = ((*c).ptr as *const usize).read_unaligned();
-            if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_)) && (*st).calls.callbacks.contains_key(&addr) {
+            if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_)) && (*st).calls.callbacks.get_live(addr).is_some() {
                 return (c, addr);
             }
         }
@@ -186,10 +424,7 @@ unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = crate::state::from_upvalue(l);
         let (c, addr) = check_callback(l, st);
-        if let Some(cb) = (*st).calls.callbacks.remove(&addr) {
-            ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, cb.func_ref);
-            drop(cb);
-        }
+        release(l, st, addr);
         ((*c).ptr as *mut usize).write_unaligned(0);
         0
     }
@@ -203,7 +438,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         let (_, addr) = check_callback(l, st);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let vm = (*st).calls.inline_vm;
-        let cb = (*st).calls.callbacks.get_mut(&addr).expect("checked above");
+        let cb = (*st).calls.callbacks.slots.get_mut(&addr).expect("checked above");
         cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, 2)));
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
@@ -275,6 +510,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
         }
         match ((*cb).func, calls.inline_vm) {
             (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::vm_check::push_slot(l, vm, (f.value, f.tag)),
+            _ if (*cb).func_ref == ffi::LUA_NOREF => ffi::lua_pushcfunction(l, bad_callback),
             _ => {
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
             }

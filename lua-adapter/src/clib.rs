@@ -42,10 +42,8 @@ use crate::state::{self, FfiState};
 struct Clib {
     /// The `dlopen` handle (`RTLD_DEFAULT` for `ffi.C`).
     handle: *mut c_void,
-    /// Whether `handle` must be closed on collection.
+    /// Whether `handle` must be closed when the state is freed.
     owned: bool,
-    /// Registry reference of the table caching resolved functions by name.
-    cache_ref: c_int,
 }
 
 /// Registry key (its address) of the namespace metatable.
@@ -122,10 +120,13 @@ unsafe fn main_thread(l: *mut ffi::lua_State) -> *mut ffi::lua_State {
 unsafe fn push_clib(l: *mut ffi::lua_State, handle: *mut c_void, owned: bool) {
     // SAFETY: stack operations on a valid state.
     unsafe {
-        ffi::lua_createtable(l, 0, 0);
-        let cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Clib>()) as *mut Clib;
-        ud.write(Clib { handle, owned, cache_ref });
+        ud.write(Clib { handle, owned });
+        // The table caching resolved functions by name: the user value, which lives as long
+        // as the namespace (a registry reference would be released by its finalizer, which
+        // runs before older finalizers that may still use the namespace when Lua closes).
+        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_setuservalue(l, -2);
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &CLIB_META_KEY as *const u8 as *const c_void);
         ffi::lua_setmetatable(l, -2);
     }
@@ -194,7 +195,7 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let (c, key) = clib_and_key(l);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*c).cache_ref as ffi::lua_Integer);
+        ffi::lua_getuservalue(l, 1);
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawget(l, -2);
         if ffi::lua_isnil(l, -1) == 0 {
@@ -264,17 +265,26 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// `__gc` of a namespace: a library `ffi.load` opened is closed only when the state is freed
+/// ([`crate::state`]): when Lua closes, finalizers older than this one still run and may call
+/// the library's functions.
 unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: __gc of a namespace: index 1 is it; runs once.
+    // SAFETY: __gc of a namespace: index 1 is it; runs once. The state outlives its
+    // namespaces (it is freed after the Lua state closed).
     unsafe {
+        let st = state::from_upvalue(l);
         let c = ffi::lua_touserdata(l, 1) as *mut Clib;
         if c.is_null() {
             return 0;
         }
-        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, (*c).cache_ref);
-        if (*c).owned && !(*c).handle.is_null() {
-            libc::dlclose((*c).handle);
-            (*c).handle = std::ptr::null_mut();
+        if (*c).owned {
+            let loaded = &mut (*st).loaded;
+            if loaded.contains(&(*c).handle) {
+                // dlopen counts references: the one kept closes the library.
+                libc::dlclose((*c).handle);
+            } else {
+                loaded.push((*c).handle);
+            }
         }
         0
     }

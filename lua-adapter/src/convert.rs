@@ -61,6 +61,9 @@ pub enum ConvError {
     TooDeep,
     /// The Lua stack cannot grow for the initializer walk.
     StackOverflow,
+    /// `too many callbacks`: a Lua function to convert to a function pointer, and every
+    /// callback slot taken ([`crate::callback::MAX_CALLBACKS`]).
+    TooManyCallbacks,
 }
 
 impl ConvError {
@@ -80,6 +83,7 @@ impl ConvError {
             ConvError::ClosedFile => "attempt to use a closed file".to_string(),
             ConvError::TooDeep => "initializer nesting too deep".to_string(),
             ConvError::StackOverflow => "stack overflow".to_string(),
+            ConvError::TooManyCallbacks => "too many callbacks".to_string(),
         }
     }
 }
@@ -643,10 +647,14 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
     // SAFETY: as documented.
     match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
         Ok(addr) => {
-            // SAFETY: dp holds a pointer.
-            unsafe { write_int(dp, ptr_size(), addr as u64) };
+            // SAFETY: dp holds a pointer; st is valid.
+            unsafe {
+                write_int(dp, ptr_size(), addr as u64);
+                crate::callback::made_implicitly(l, st, addr);
+            }
             Ok(())
         }
+        Err(crate::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
         Err(_) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }

@@ -280,7 +280,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
             _ => {}
         }
         let mut p: *mut c_void = std::ptr::null_mut();
-        if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, &mut p as *mut *mut c_void as *mut u8, 0) {
+        if let Err(e) = arg_to_c(l, st, idx, (*desc).ty, &mut p as *mut *mut c_void as *mut u8) {
             raise_arg_conv(l, st, idx, e);
         }
         p
@@ -322,8 +322,25 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
             }
             return;
         }
-        if let Err(e) = convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), (*desc).ty, dst as *mut u8, 0) {
+        if let Err(e) = arg_to_c(l, st, idx, (*desc).ty, dst as *mut u8) {
             raise_arg_conv(l, st, idx, e);
+        }
+    }
+}
+
+/// The conversion of the pointer and record helpers: a stub's argument (index > 0) through
+/// [`crate::callback::arg_to_c`], which ties the callbacks it makes to the call; a thunk's
+/// result (index -1) as any other value.
+///
+/// # Safety
+/// As [`convert::lua_to_c`], with a relative or absolute `idx`; `l` with 2 free slots.
+unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: abi_model::QualType, dst: *mut u8) -> Result<(), convert::ConvError> {
+    // SAFETY: as documented.
+    unsafe {
+        if idx > 0 {
+            crate::callback::arg_to_c(l, st, idx, ty, dst)
+        } else {
+            convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), ty, dst, 0)
         }
     }
 }

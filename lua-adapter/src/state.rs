@@ -1,11 +1,22 @@
 //! The per-`lua_State` FFI state: the C type table, the declaration scope, type descriptors,
 //! metatypes and the saved `errno`. Two Lua states never share one.
 //!
-//! The state lives in a full userdata anchored in the Lua registry (key: the address of
-//! [`STATE_KEY`]); its `__gc` drops it when the Lua state closes. Every `ffi` function and
-//! cdata metamethod is a C closure whose first upvalue is a light userdata pointing at it;
-//! the call helpers, which have no upvalues, find it through the registry or through a type
-//! descriptor's [`CTypeDesc::state`].
+//! The state is boxed; a full userdata anchored in the Lua registry (key: the address of
+//! [`STATE_KEY`]) holds the box's pointer. Every `ffi` function and cdata metamethod is a C
+//! closure whose first upvalue is a light userdata pointing at the state; the call helpers,
+//! which have no upvalues, find it through the registry or through a type descriptor's
+//! [`CTypeDesc::state`].
+//!
+//! # When the state is freed
+//!
+//! Not by the userdata's `__gc`: when the Lua state closes, Lua runs every finalizer, newest
+//! first, and only then frees the objects. A finalizer registered before `require "ffi"`
+//! therefore runs after the state's, and may still use `ffi` (a namespace function it kept,
+//! whose C function is a stub in the state's code arena; a cdata; `require "ffi"` itself).
+//! So the `__gc` only hands the state over to this thread's *closed state*, and the state
+//! stays whole and working until the next state this thread closes takes its place (or the
+//! thread exits): by then every finalizer of its Lua state has run. At most one closed state
+//! per thread is kept.
 
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
@@ -21,7 +32,7 @@ pub const PARSED_MAX: usize = 4096;
 /// Longest declaration string [`FfiState::parsed`] holds, in bytes.
 pub const PARSED_KEY_MAX: usize = 256;
 
-/// Registry key (its address) of the userdata holding the [`FfiState`].
+/// Registry key (its address) of the userdata holding the boxed [`FfiState`]'s pointer.
 pub static STATE_KEY: u8 = 0;
 
 /// Everything the `ffi` module keeps per Lua state.
@@ -59,6 +70,9 @@ pub struct FfiState {
     pub ctype_cache_ref: c_int,
     /// Native calls and callbacks: the code arena, the stub cache, live callbacks.
     pub calls: crate::call::CallState,
+    /// `dlopen` handles of collected namespaces, one per library, closed when the state is
+    /// freed ([`crate::clib`]).
+    pub loaded: Vec<*mut c_void>,
 }
 
 /// The host's target; the module only builds for the four x86 targets abi-model knows
@@ -94,6 +108,7 @@ impl FfiState {
             finalizers_ref: ffi::LUA_NOREF,
             ctype_cache_ref: ffi::LUA_NOREF,
             calls: crate::call::CallState::new(),
+            loaded: Vec::new(),
         }
     }
 
@@ -133,25 +148,46 @@ impl FfiState {
     }
 }
 
+impl Drop for FfiState {
+    fn drop(&mut self) {
+        for handle in self.loaded.drain(..) {
+            // SAFETY: a handle `dlopen` returned, whose reference the collected namespace
+            // handed over; no code of this state runs any more.
+            unsafe { libc::dlclose(handle) };
+        }
+    }
+}
+
 impl Default for FfiState {
     fn default() -> Self {
         FfiState::new()
     }
 }
 
-/// `__gc` of the state's userdata: drops the [`FfiState`].
+thread_local! {
+    /// The state whose Lua state closed last on this thread (see the [module docs](self)).
+    static CLOSED: std::cell::RefCell<Option<Box<FfiState>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `__gc` of the state's userdata: keeps the [`FfiState`] as this thread's closed state and
+/// frees the one kept before (module docs).
 ///
 /// # Safety
 /// Called by Lua with the userdata at index 1.
 unsafe extern "C-unwind" fn state_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: index 1 is the state userdata created by `get_or_create`, initialised with a
-    // valid FfiState; __gc runs once.
-    unsafe {
-        let p = ffi::lua_touserdata(l, 1) as *mut FfiState;
-        if !p.is_null() {
-            std::ptr::drop_in_place(p);
+    // SAFETY: index 1 is the state userdata created by `get_or_create`, holding the pointer of
+    // a boxed FfiState; __gc runs once per userdata, so the box is taken over once. The state
+    // freed here is the one of a Lua state that finished closing before this one's finalizers
+    // began (plain Lua cannot close a Lua state from a finalizer), so nothing can reach it.
+    let closed = unsafe {
+        let p = *(ffi::lua_touserdata(l, 1) as *const *mut FfiState);
+        if p.is_null() {
+            return 0;
         }
-    }
+        Box::from_raw(p)
+    };
+    let previous = CLOSED.with_borrow_mut(|slot| slot.replace(closed));
+    drop(previous);
     0
 }
 
@@ -164,14 +200,13 @@ pub unsafe fn get_or_create(l: *mut ffi::lua_State) -> (*mut FfiState, bool) {
     // SAFETY: plain stack operations on a valid state.
     unsafe {
         let key = &STATE_KEY as *const u8 as *const c_void;
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
-        let existing = ffi::lua_touserdata(l, -1) as *mut FfiState;
-        ffi::lua_pop(l, 1);
+        let existing = from_registry(l);
         if !existing.is_null() {
             return (existing, false);
         }
-        let p = ffi::lua_newuserdata(l, std::mem::size_of::<FfiState>()) as *mut FfiState;
-        std::ptr::write(p, FfiState::new());
+        let ud = ffi::lua_newuserdata(l, std::mem::size_of::<*mut FfiState>()) as *mut *mut FfiState;
+        let p = Box::into_raw(Box::new(FfiState::new()));
+        ud.write(p);
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushcfunction(l, state_gc);
         ffi::lua_setfield(l, -2, c"__gc".as_ptr());
@@ -189,9 +224,13 @@ pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
     // SAFETY: plain stack operations on a valid state.
     unsafe {
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &STATE_KEY as *const u8 as *const c_void);
-        let p = ffi::lua_touserdata(l, -1) as *mut FfiState;
+        let ud = ffi::lua_touserdata(l, -1) as *const *mut FfiState;
         ffi::lua_pop(l, 1);
-        p
+        if ud.is_null() {
+            return std::ptr::null_mut();
+        }
+        // The userdata holds the box's pointer from its creation on (`get_or_create`).
+        *ud
     }
 }
 

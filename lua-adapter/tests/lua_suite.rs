@@ -72,6 +72,7 @@ scripts! {
     memory => "memory.lua",
     calls => "calls.lua",
     callbacks => "callbacks.lua",
+    lifetimes => "lifetimes.lua",
     versions => "versions.lua",
     safety_types => "safety_types.lua",
     safety_api => "safety_api.lua",

@@ -101,3 +101,7 @@ struct ct_pt ct_call_ret_pt(struct ct_pt (*f)(int, int), int x, int y) { return 
 double ct_call_big(double (*f)(struct ct_big), double a) { struct ct_big g = { a, a * 2, 3 }; return f(g); }
 struct ct_big ct_call_ret_big(struct ct_big (*f)(double), double a) { return f(a); }
 int ct_call_n(int (*f)(int), int n) { int s = 0; for (int i = 0; i < n; i++) s += f(i); return s; }
+/* A function pointer C keeps after the call that handed it over (a registration). */
+static int (*ct_kept)(int);
+void ct_keep(int (*f)(int)) { ct_kept = f; }
+int ct_call_kept(int x) { return ct_kept(x); }

@@ -22,6 +22,8 @@ struct ct_pt ct_call_ret_pt(struct ct_pt (*f)(int, int), int x, int y);
 double ct_call_big(double (*f)(struct ct_big), double a);
 struct ct_big ct_call_ret_big(struct ct_big (*f)(double), double a);
 int ct_call_n(int (*f)(int), int n);
+void ct_keep(int (*f)(int));
+int ct_call_kept(int x);
 void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 typedef int (*ct_binop_t)(int, int);
 struct ct_holder { ct_binop_t op; };
@@ -30,7 +32,7 @@ local L = ffi.load(path)
 
 local function i64s(v) return tostring(ffi.new("int64_t", v)) end
 
--- Each kind, passed as a Lua function (an implicit, permanent callback).
+-- Each kind, passed as a Lua function (an implicit callback, freed once the call returned).
 T.eq(L.ct_call_binop(function(a, b) return a * 10 + b end, 4, 2), 42, "int (*)(int, int)")
 T.eq(L.ct_call_dd(function(a, b) return a / b end, 1, 4), 0.25, "double (*)(double, double)")
 T.eq(L.ct_call_f(function(a) return a * 2 end, 1.25), 2.5, "float (*)(float)")
@@ -89,6 +91,48 @@ T.eq(L.ct_call_binop(add, 20, 22), -2, "cb:set replaces the function")
 add:free()
 T.err("bad callback", "free twice", function() add:free() end)
 T.err("bad callback", "free on a plain function pointer", function() ffi.cast("int (*)(int, int)", nil):free() end)
+-- A freed callback's code stays a trap: C (or Lua) calling a copy of its pointer raises
+-- "bad callback" (after the C function returns, here), until a new callback takes the slot.
+do
+  local cb = ffi.cast("int (*)(int, int)", function(a, b) return a + b end)
+  local dangling = ffi.cast("int (*)(int, int)", ffi.cast("void *", cb))
+  cb:free()
+  T.err("bad callback", "a freed callback called from C", L.ct_call_binop, dangling, 1, 2)
+  T.err("bad callback", "a freed callback called from C, again", L.ct_call_binop, dangling, 3, 4)
+  T.err("bad callback", "a freed callback called from Lua", dangling, 1, 2)
+  T.eq(L.ct_call_binop(function(a, b) return a - b end, 5, 3), 2, "callbacks work after a bad callback")
+  local n = 0
+  local counted = ffi.cast("int (*)(int)", function(i) n = n + 1; return i end)
+  local stale = ffi.cast("int (*)(int)", ffi.cast("void *", counted))
+  counted:free()
+  T.err("bad callback", "a freed callback called in a C loop", L.ct_call_n, stale, 3)
+  T.eq(n, 0, "the freed callback's old function never ran")
+end
+T.ours("a freed slot is reused only by a callback of the same type", function()
+  local cb = ffi.cast("int (*)(int, int)", function(a, b) return a + b end)
+  local p = ffi.cast("void *", cb)
+  cb:free()
+  local other = ffi.cast("double (*)(double)", function(x) return x end)
+  T.ok(ffi.cast("void *", other) ~= p, "another type takes another slot")
+  T.err("bad callback", "the freed slot still traps", L.ct_call_binop, ffi.cast("int (*)(int, int)", p), 1, 2)
+  local same = ffi.cast("int (*)(int, int)", function(a, b) return a * b end)
+  T.ok(ffi.cast("void *", same) == p, "the same type reuses it")
+  T.eq(L.ct_call_binop(ffi.cast("int (*)(int, int)", p), 6, 7), 42, "the old pointer now runs the new callback")
+  same:free()
+  other:free()
+end)
+T.ours("a Lua function passed as an argument is a callback for that call only", function()
+  L.ct_keep(function(x) return x * 3 end)
+  T.eq(L.ct_call_kept(5), 15, "still alive until garbage is collected")
+  collectgarbage()
+  collectgarbage()
+  T.err("bad callback", "freed once the call returned and the lease was collected", L.ct_call_kept, 5)
+  local kept = ffi.cast("int (*)(int)", function(x) return x * 4 end)
+  L.ct_keep(kept)
+  collectgarbage()
+  T.eq(L.ct_call_kept(5), 20, "an ffi.cast callback lives until freed")
+  kept:free()
+end)
 local holder = ffi.new("struct ct_holder")
 holder.op = function(a, b) return a * b end
 T.eq(holder.op(6, 7), 42, "a Lua function stored in a function-pointer field")
