@@ -39,10 +39,10 @@ const SEED: u64 = 0x1414_5EED;
 const SIGNATURES: usize = 2000;
 
 /// Cases of the fixed seed and budget that fail today for a known reason, as (signature,
-/// direction). A case listed here that passes fails the test, so the list is emptied when the
+/// direction). A case listed here that passes fails the test, so each list is emptied when its
 /// fix lands.
 ///
-/// All of them are issue 14 §1: System V records of 16 bytes or less with a nested `packed` or
+/// Issue 14 §1: System V records of 16 bytes or less with a nested `packed` or
 /// `aligned(n)` record, which abi-model classifies by each nested record's own alignment where
 /// gcc looks at every scalar's absolute offset: wrong bytes in both directions, one call
 /// refused ("a 6-byte load into xmm0"), and four segfaults, each calling a function that
@@ -50,7 +50,7 @@ const SIGNATURES: usize = 2000;
 /// ("SysV classifies nested records by each scalar's absolute offset") turns every one of them
 /// into a pass, with no other failure: empty this list when merging it.
 #[rustfmt::skip]
-const KNOWN_FAILURES: &[(usize, &str)] = &[
+const KNOWN_FAILURES_ISSUE_14_S1: &[(usize, &str)] = &[
     (113, "call"), (113, "callback"), (212, "call"), (212, "callback"), (240, "call"), (240, "callback"),
     (274, "call"), (274, "callback"), (290, "call"), (672, "call"), (672, "callback"), (950, "call"),
     (950, "callback"), (1185, "call"), (1185, "callback"), (1242, "call"), (1242, "callback"), (1305, "call"),
@@ -58,6 +58,15 @@ const KNOWN_FAILURES: &[(usize, &str)] = &[
     (1779, "callback"), (1808, "call"), (1808, "callback"), (1812, "call"), (1812, "callback"), (1830, "call"),
     (1830, "callback"), (1886, "call"), (1886, "callback"), (1898, "call"), (1901, "call"), (1901, "callback"),
 ];
+
+/// Known failures of the pinned signatures ([`gen::pinned`]), as (index among them, direction).
+///
+/// A zero-width bit-field in a union: gcc 12 classifies `union { float f; int : 0; }` as
+/// INTEGER (the `int : 0` member counts as an `int`; only in structs does gcc 12 ignore it),
+/// so it is passed in `rdi` and returned in `rax`; abi-model puts it in `xmm0` (wrong bytes in
+/// both directions). Found by seeds 7 and 8 (7 signatures of 8,000), not by issue 14; branch h1
+/// doesn't change it.
+const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[(0, "call"), (0, "callback")];
 
 /// Whether Lua passes some enum arguments and callback results by constant name, as the
 /// generator chose. False while the module refuses it: LuaJIT converts a string to an enum by
@@ -343,7 +352,8 @@ fn describe(sig: &Sig, f: &Failure) -> String {
 fn random_signatures_match_c_in_both_directions() {
     let seed = env_or("LUAFFI_NATIVE_DIFF_SEED", SEED);
     let count = env_or("LUAFFI_NATIVE_DIFF_SIGNATURES", SIGNATURES);
-    let sigs = generate(seed, count);
+    let mut sigs = generate(seed, count);
+    sigs.extend(gen::pinned(count));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("native-diff")
         .join("main");
@@ -356,11 +366,17 @@ fn random_signatures_match_c_in_both_directions() {
         },
     );
 
-    let known: BTreeSet<(usize, &str)> = if seed == SEED && count == SIGNATURES {
-        KNOWN_FAILURES.iter().copied().collect()
-    } else {
-        BTreeSet::new()
-    };
+    let default_space = seed == SEED && count == SIGNATURES;
+    let known: BTreeSet<(usize, &str)> = KNOWN_FAILURES_ISSUE_14_S1
+        .iter()
+        .filter(|_| default_space)
+        .copied()
+        .chain(
+            KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH
+                .iter()
+                .map(|&(k, dir)| (count + k, dir)),
+        )
+        .collect();
     let failing: BTreeSet<(usize, &str)> = report
         .failures
         .iter()
@@ -399,9 +415,11 @@ fn random_signatures_match_c_in_both_directions() {
     let variadic = sigs.iter().filter(|s| s.varargs.is_some()).count();
     let known_failing = report.failures.len() - unexpected.len();
     let line = format!(
-        "native differential: {count} signatures x 2 directions, {} mismatches ({} checks; the {variadic} variadic signatures are called only, Lua functions can't be variadic callbacks; {known_failing} known failures of issue 14 \u{a7}1 not counted; seed {seed:#x})",
+        "native differential: {} signatures x 2 directions, {} mismatches ({} checks: {count} random ones of seed {seed:#x} and {} pinned; the {variadic} variadic signatures are called only, Lua functions can't be variadic callbacks; {known_failing} known failures listed not counted)",
+        sigs.len(),
         unexpected.len(),
         report.checks,
+        sigs.len() - count,
     );
     println!("{line}");
     // `cargo xtask test-all-abis` prints the summary lines written here.
@@ -412,16 +430,16 @@ fn random_signatures_match_c_in_both_directions() {
     if std::fs::create_dir_all(&lines).is_ok() {
         let _ = std::fs::write(lines.join("native-differential.txt"), format!("{line}\n"));
     }
+    let all_checks = 2 * sigs.len() - variadic;
     assert!(
-        report.checks >= 2 * count - variadic,
-        "only {} of {} checks ran",
-        report.checks,
-        2 * count - variadic
+        report.checks >= all_checks,
+        "only {} of {all_checks} checks ran",
+        report.checks
     );
     assert!(unexpected.is_empty(), "{line}");
     assert!(
         stale.is_empty(),
-        "known failures that now pass (remove them from KNOWN_FAILURES): {stale:?}"
+        "known failures that now pass (remove them from their KNOWN_ list): {stale:?}"
     );
 }
 

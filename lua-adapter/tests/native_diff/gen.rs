@@ -625,3 +625,57 @@ pub fn hex_float(v: f64) -> String {
         _ => format!("{sign}0x1.{mant:013x}p{:+}", exp - 1023),
     }
 }
+
+/// Hand-made signatures run after the random ones, each pinning a case the random ones found
+/// (with other seeds) so that it stays covered whatever the seed; `first_id` is the first one's id.
+pub fn pinned(first_id: usize) -> Vec<Sig> {
+    let float = Ty::Scalar(Scalar::Float);
+    let field = |ty, bits| Field {
+        ty,
+        dims: Vec::new(),
+        bits,
+        packed: false,
+        aligned: None,
+    };
+    let zero_width = || field(Ty::Scalar(Scalar::Int(IntKind::Int)), Some(0));
+    let record = |union, fields| Record {
+        union,
+        packed: false,
+        aligned: None,
+        fields,
+    };
+    let value = |fields: Vec<f64>| Val::Record {
+        fields: fields.into_iter().map(Val::Float).collect(),
+        table: false,
+    };
+    let sig = |id, record: Record, val: Val, ret_val: Val| Sig {
+        id,
+        enums: Vec::new(),
+        records: vec![record],
+        ret: Ty::Record(0),
+        ret_val,
+        params: vec![Ty::Record(0), Ty::Scalar(Scalar::Double)],
+        args: vec![val, Val::Float(-2.5)],
+        varargs: None,
+    };
+    vec![
+        // `union { float f0; int : 0; }` as argument and result: gcc 12 classifies a union's
+        // zero-width bit-field as its declared type, so the union is INTEGER (rdi, rax).
+        sig(
+            first_id,
+            record(true, vec![field(float, None), zero_width()]),
+            value(vec![1.5]),
+            value(vec![-0.75]),
+        ),
+        // `struct { float f0; int : 0; float f2; }`: in a struct gcc 12 ignores it (SSE, xmm0).
+        sig(
+            first_id + 1,
+            record(
+                false,
+                vec![field(float, None), zero_width(), field(float, None)],
+            ),
+            value(vec![1.5, 3.25]),
+            value(vec![-0.75, 6.0]),
+        ),
+    ]
+}
