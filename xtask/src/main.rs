@@ -4,6 +4,8 @@
 //!   `N passed, N failed` last.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
+//! - `fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]`: the fuzzers, longer;
+//!   `fuzz --minimize <file.lua>` shrinks a failing Lua fuzz program.
 //! - `fuzz-cdef [--cases N] [--seed S]`: the cdef parser's property test, longer (release).
 //! - `fixtures [--check]`: regenerate the emulator fixtures with gcc and mingw, or prove the
 //!   committed ones are what the sources compile to.
@@ -35,7 +37,8 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "fixtures" => fixtures::run(rest),
         "disasm" => disasm::run(rest),
-        "fuzz-cdef" => fuzz::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "fuzz-cdef" => fuzz::run_cdef_cases(rest),
         "module" => module::run(rest),
         "valgrind" => module::valgrind(rest),
         "-h" | "--help" | "help" => {
@@ -58,6 +61,11 @@ tasks:
   test-all-abis   run every test: workspace tests, snapshots, the emulator matrix
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
+  fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]
+                  run the fuzzers for N seconds each (default: all, 60 s, a fresh seed);
+                  a crash of the Lua fuzzer is shrunk to its minimal program
+  fuzz --minimize <file.lua>
+                  shrink a failing Lua fuzz program to the statements that still fail
   fuzz-cdef [--cases N] [--seed S]
                   the cdef parser's property test with more cases (default 2,000,000)
   fixtures [--check] [--target T]...

@@ -249,7 +249,7 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
 
 /// The C library the call and callback scripts load (`lua-adapter/tests/c/calltest.c`, passed
 /// in `LUAFFI_CALLTEST`), compiled with the system C compiler into `target/lua-suite-c/`.
-fn build_calltest() -> Result<PathBuf, String> {
+pub fn build_calltest() -> Result<PathBuf, String> {
     let src = sys::workspace_root().join("lua-adapter").join("tests").join("c").join("calltest.c");
     let dir = target_dir().join("lua-suite-c");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
