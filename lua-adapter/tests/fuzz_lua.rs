@@ -18,7 +18,7 @@
 //! time is up), `FUZZ_LUA_SEED` set the run, `FUZZ_LUA_CASE_SEED` replays one case, and
 //! `FUZZ_LUA_WRITE=path` writes a case's program without running it, `FUZZ_LUA_PROGRAM=path`
 //! runs a program file (a shrunk case) in process. The case being run is
-//! always in `<target>/tmp/fuzz-lua/current-case.lua`; on a crash a signal handler prints its
+//! always in `<target>/tmp/fuzz-lua/current-case.lua` (or `FUZZ_LUA_CASE_FILE`); on a crash a signal handler prints its
 //! seed and that path, and `cargo xtask fuzz --target lua --minimize <file>` shrinks it to the
 //! statements that still crash.
 
@@ -670,6 +670,33 @@ impl Gen {
                     self.stmt(&format!("OP.free, {target}"));
                 }
             }
+            14 if self.rng.one_in(2) => {
+                // A namespace (`ffi.C`, a library): its symbols, variables, missing names and
+                // keys that are no names, read and assigned.
+                let ns = *self.rng.pick(&["ffi.C", "CT"]);
+                let k = if self.rng.one_in(2) {
+                    self.rng
+                        .pick(&[
+                            "'ct_counter'",
+                            "'ct_table'",
+                            "'ct_name'",
+                            "'abs'",
+                            "'ct_i32'",
+                            "'ct_missing_function'",
+                            "'FZ_A'",
+                            "'fz_binop'",
+                        ])
+                        .to_string()
+                } else {
+                    self.value()
+                };
+                if self.rng.one_in(2) {
+                    self.stmt(&format!("OP.index, {ns}, {k}"));
+                } else {
+                    let v = self.value();
+                    self.stmt(&format!("OP.newindex, {ns}, {k}, {v}"));
+                }
+            }
             14 => self.keep_result(),
             _ => {
                 if self.rng.one_in(4) {
@@ -755,25 +782,36 @@ impl Gen {
             }
         };
         // Anything but a NULL pointer (a NULL source or destination of a non-zero length is
-        // the documented unsafe part, as in LuaJIT).
+        // the documented unsafe part, as in LuaJIT), nor an object smaller than the length (at
+        // most 1): B[29] has 0 bytes, and R may.
         let not_null = |g: &mut Gen| loop {
             let v = if g.rng.one_in(2) {
                 g.cdata()
             } else {
                 g.value()
             };
-            if !v.starts_with("N[") && v != "N" {
+            if !v.starts_with("N[") && v != "N" && !v.starts_with("R[") && v != "B[29]" {
                 return v;
             }
         };
         match self.rng.below(3) {
             0 => {
-                let p = if self.rng.one_in(2) {
-                    self.cdata()
-                } else {
-                    self.value()
+                // Without a length, a source whose bytes earlier statements may have set (B,
+                // R) can have no NUL, and reading up to one is reading past it (as in LuaJIT):
+                // then only values, NULL and fresh cdata. With a length of at most 3, anything
+                // but the objects smaller than that (B[29] has 0 bytes, R may have 0).
+                let p = loop {
+                    let p = if self.rng.one_in(2) {
+                        self.cdata()
+                    } else {
+                        self.value()
+                    };
+                    if !p.starts_with("R[") && p != "B[29]" {
+                        break p;
+                    }
                 };
                 let args = match self.rng.below(3) {
+                    0 if p.starts_with("B[") => format!("{p}, {}", len(self, 3)),
                     0 => p,
                     // Hostile lengths: without a valid huge one, which reads past the object.
                     1 if !open_bug("ffi-string-length") => {
@@ -968,11 +1006,24 @@ fn run_program(src: &str, calltest: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Where the case being run is written: `FUZZ_LUA_CASE_FILE`, else
+/// `<target>/tmp/fuzz-lua/current-case.lua` (two runs at once need a file each).
 fn case_file() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("fuzz-lua")
-        .join("current-case.lua")
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        std::env::var_os("FUZZ_LUA_CASE_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join("fuzz-lua")
+                    .join("current-case.lua")
+            })
+    })
+    .clone()
 }
+
+/// The case file's path, for the crash handler (set before it is installed).
+static CASE_FILE_BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
 /// The seed of the case being run, for the crash handler.
 static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
@@ -980,9 +1031,10 @@ static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
 /// On SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT: prints the case's seed and where its program
 /// is, then lets the signal do what it does by default.
 fn install_crash_report() {
+    CASE_FILE_BYTES.get_or_init(|| case_file().to_string_lossy().into_owned().into_bytes());
     extern "C" fn report(sig: libc::c_int) {
         // No allocation here: the message is assembled in a stack buffer.
-        let mut msg = [0u8; 256];
+        let mut msg = [0u8; 512];
         let mut len = 0;
         let mut put = |bytes: &[u8]| {
             for &b in bytes {
@@ -1010,7 +1062,9 @@ fn install_crash_report() {
         put(b") in case FUZZ_LUA_CASE_SEED=");
         let from = decimal(CURRENT_SEED.load(Ordering::Relaxed), &mut digits);
         put(&digits[from..]);
-        put(b"\nfuzz_lua: its program is target/tmp/fuzz-lua/current-case.lua; shrink it with `cargo xtask fuzz --minimize <file>`\n");
+        put(b"\nfuzz_lua: its program is in ");
+        put(CASE_FILE_BYTES.get().map_or(&b"?"[..], |b| &b[..]));
+        put(b"; shrink it with `cargo xtask fuzz --minimize <file>`\n");
         // SAFETY: write(2) is async-signal-safe; the buffer lives for the call.
         unsafe {
             libc::write(2, msg.as_ptr().cast(), len);
@@ -1036,8 +1090,21 @@ fn install_crash_report() {
     }
 }
 
+/// The test library, built once per process. Built in a directory of this process and renamed
+/// into place: the tests of this binary, and a long run in another process, load it at the
+/// same time.
 fn calltest() -> PathBuf {
-    common::build_calltest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-lua"))
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-lua");
+        let scratch = dir.join(format!("build-{}", std::process::id()));
+        let built = common::build_calltest(&scratch);
+        let lib = dir.join("libcalltest.so");
+        std::fs::rename(&built, &lib).unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+        let _ = std::fs::remove_dir(&scratch);
+        lib
+    })
+    .clone()
 }
 
 /// Runs one case; the error names the seed and holds the program.
