@@ -11,6 +11,7 @@
 //!   committed ones are what the sources compile to.
 //! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
+//! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
 
 mod disasm;
 mod fixtures;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         "fuzz-cdef" => fuzz::run_cdef_cases(rest),
         "module" => module::run(rest),
         "valgrind" => module::valgrind(rest),
+        "asan" => module::asan(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -72,4 +74,6 @@ tasks:
                   regenerate emu-harness/fixtures with gcc/mingw; --check proves the
                   committed binaries are what the committed sources compile to
   module --lua 5.X [--release]   build ffi.so for the system's Lua 5.X into target/lua5.X/
-  valgrind [--lua 5.X]           run the Lua suite under valgrind with the system lua5.4 + module";
+  valgrind [--lua 5.X]           run the Lua suite under valgrind with the system lua5.4 + module
+  asan [--fuzz-cases N]          run the Lua suite and the Lua fuzzer under AddressSanitizer
+                                 (nightly: rustup toolchain install nightly --profile minimal)";
