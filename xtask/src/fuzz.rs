@@ -4,8 +4,8 @@
 //!   target's fuzz test (abi-model/tests/cdef_fuzz.rs, abi-model/tests/layout_fuzz.rs,
 //!   lua-adapter/tests/fuzz_lua.rs) for N seconds (default 60) from seed S (default: a fresh
 //!   one, printed). A failing case prints its own seed, which the test's `*_CASE_SEED`
-//!   variable replays alone. When the Lua fuzzer crashes the process, its case is copied to
-//!   `target/fuzz/` and shrunk as `--minimize` does.
+//!   variable replays alone. When the Lua fuzzer fails, its last case (in `target/fuzz/`) is
+//!   shrunk as `--minimize` does, if it fails alone (a crash).
 //! - `cargo xtask fuzz --minimize <file.lua>`: shrinks a Lua fuzz program to the statements
 //!   that still fail the same way (a crash by the same signal, or a `FUZZ-BAD` report) under
 //!   the `luaffi` command, and writes `<file>.min.lua`.
@@ -109,8 +109,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let seed = seed.unwrap_or_else(fresh_seed);
     let mut failed = Vec::new();
+    let dir = module::target_dir().join("fuzz");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for t in targets {
         println!("fuzz {}: {seconds} s from seed {seed}", t.name);
+        // The Lua fuzzer writes each case here before running it: after a crash it is the
+        // crashing one.
+        let case_file = dir.join(format!("lua-case-{seed}.lua"));
         let status = sys::cargo()
             .args([
                 "test",
@@ -123,26 +128,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ])
             .env(format!("{}_SECONDS", t.env), seconds.to_string())
             .env(format!("{}_SEED", t.env), seed.to_string())
+            .env("FUZZ_LUA_CASE_FILE", &case_file)
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if status.success() {
             continue;
         }
         failed.push(t.name);
-        if t.name == "lua" && status.signal().is_some() {
-            let dir = module::target_dir().join("fuzz");
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let kept = dir.join(format!("lua-crash-{seed}.lua"));
-            let current = module::target_dir()
-                .join("tmp")
-                .join("fuzz-lua")
-                .join("current-case.lua");
-            std::fs::copy(&current, &kept).map_err(|e| format!("{}: {e}", current.display()))?;
+        if t.name == "lua" && case_file.exists() {
+            // A crash (cargo reports the test binary's signal as a failure, not as its own):
+            // shrink the last case if it fails alone; a failure reported by the test itself
+            // printed its program above.
             println!(
-                "fuzz lua: the crashing case is {}; shrinking it",
-                kept.display()
+                "fuzz lua: shrinking the last case run, {}",
+                case_file.display()
             );
-            minimize_file(&kept)?;
+            if let Err(e) = minimize_file(&case_file) {
+                println!("fuzz lua: {e}");
+            }
         }
     }
     if failed.is_empty() {
