@@ -53,6 +53,19 @@ const KNOWN_OPEN: &[&str] = &[
     "string-init-overflow",
 ];
 
+/// Whether a statement may initialise a VLS or flexible member (`vls-member-write`): a VLS
+/// type (as a string, or a `B` object of one used as a type) followed by a count and more.
+/// Found as `ffi.new('struct fz_v', 0.5, ffi.new('int64_t', -1), {1, 2, 3})`: the count
+/// truncates to 0 and the table writes 3 doubles past the object.
+fn inits_vls(body: &str) -> bool {
+    ["'struct fz_v", "'struct fz_f", "B[5]", "B[6]"]
+        .iter()
+        .any(|ty| {
+            body.find(ty)
+                .is_some_and(|at| body[at..].matches(',').count() >= 2)
+        })
+}
+
 /// Whether a statement may initialise a char array from a string (`string-init-overflow`):
 /// a char array type (as a string, or the type of a `B` or fresh cdata) followed by a string.
 fn inits_char_array_with_string(body: &str) -> bool {
@@ -578,6 +591,9 @@ impl Gen {
         if open_bug("string-init-overflow") && inits_char_array_with_string(body) {
             return;
         }
+        if open_bug("vls-member-write") && inits_vls(body) {
+            return;
+        }
         self.n += 1;
         let runner = if self.rng.one_in(8) { "co" } else { "pcall" };
         self.out
@@ -728,6 +744,9 @@ impl Gen {
         if open_bug("string-init-overflow") && inits_char_array_with_string(&body) {
             return;
         }
+        if open_bug("vls-member-write") && inits_vls(&body) {
+            return;
+        }
         self.n += 1;
         self.out
             .push_str(&format!("R[{k}] = select(2, pcall({body}))\n"));
@@ -811,6 +830,10 @@ impl Gen {
                     }
                 };
                 let args = match self.rng.below(3) {
+                    // A Lua string as the pointer: its bytes, so no length past them either.
+                    _ if p.starts_with('\'') || p.starts_with("string.rep") => {
+                        format!("{p}, {}", len(self, 0))
+                    }
                     0 if p.starts_with("B[") => format!("{p}, {}", len(self, 3)),
                     0 => p,
                     // Hostile lengths: without a valid huge one, which reads past the object.
@@ -938,6 +961,10 @@ fn char_array_string_initialisers_are_recognised() {
     assert!(!inits_char_array_with_string("ffi.new, 'char[8]', {}"));
     assert!(!inits_char_array_with_string("ffi.new, 'int[?]', 3, 'x'"));
     assert!(inits_char_array_with_string("ffi.new, B[29], 'p'"));
+    assert!(inits_vls(
+        "ffi.new, 'struct fz_v', 0.5, ffi.new('int64_t', -1), {1, 2, 3}"
+    ));
+    assert!(!inits_vls("ffi.new, 'struct fz_v', 3"));
     assert!(!inits_char_array_with_string("ffi.new, B[2], 'p'"));
     assert!(inits_char_array_with_string(
         "ffi.new, 'struct fz_f', -1.5, R[2]"
