@@ -608,9 +608,13 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
             ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
             return ffi::lua_gettop(l);
         }
-        let name = repr(&(*st).types, ty, false);
-        let ev = event.to_string_lossy().into_owned();
-        cdata::raise(l, format!("'{name}' has no '{ev}' metamethod"))
+        // The names are dropped before raise: it longjmps over this frame.
+        let msg = {
+            let name = repr(&(*st).types, ty, false);
+            let ev = event.to_string_lossy();
+            format!("'{name}' has no '{ev}' metamethod")
+        };
+        cdata::raise(l, msg)
     }
 }
 
