@@ -126,7 +126,10 @@ T.err("'int' has no '__ipairs' metamethod", "ipairs of a NULL pointer raises",
   function() for _ in ipairs(ffi.new("int *")) do end end)
 T.err("'int [4]' has no '__ipairs' metamethod", "ipairs of an array raises",
   function() for _ in ipairs(ffi.new("int[4]")) do end end)
-T.err("'int' has no '__pairs' metamethod", "pairs of a pointer names the pointee", pairs, ffi.new("int *"))
+-- (Lua 5.1's pairs takes tables only: it never calls __pairs.)
+if T.luajit or _VERSION ~= "Lua 5.1" then
+  T.err("'int' has no '__pairs' metamethod", "pairs of a pointer names the pointee", pairs, ffi.new("int *"))
+end
 T.eq(select("#", ipairs({})), 3, "ipairs of a table is Lua's")
 
 T.done("errors.lua")
