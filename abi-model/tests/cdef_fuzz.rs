@@ -2,33 +2,18 @@
 //! `Err`, never a panic, a stack overflow or a hang; and a failed `cdef` must leave every name
 //! it mentions as it was, and the type table as long as it was.
 //!
-//! `CDEF_FUZZ_CASES` (default 100000) sets the number of cases, `CDEF_FUZZ_SEED` the run's seed;
+//! `CDEF_FUZZ_CASES` (default 100000) sets the number of cases, `CDEF_FUZZ_SECONDS` runs until
+//! the time is up instead, `CDEF_FUZZ_SEED` sets the run's seed;
 //! a failure prints the case's own seed, which `CDEF_FUZZ_CASE_SEED` replays alone.
 
 use abi_model::cdef::{cdef, parse_type, CParam, CScope, TagKind};
 use abi_model::{QualType, Target, TypeTable};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// splitmix64: a tiny, well-mixed generator (Steele, Lea, Flood 2014).
-struct Rng(u64);
+#[path = "common/fuzzing.rs"]
+mod fuzzing;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use fuzzing::{env_u64, run_cases, write_summary, Rng};
 
 /// Valid declarations the mutations start from.
 const CORPUS: &[&str] = &[
@@ -299,28 +284,20 @@ fn run_case(case_seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn random_and_mutated_declarations_never_panic_and_failures_declare_nothing() {
     if let Some(seed) = env_u64("CDEF_FUZZ_CASE_SEED") {
         run_case(seed).unwrap();
         return;
     }
+    let master = env_u64("CDEF_FUZZ_SEED").unwrap_or(0x00c0_ffee_cdef_0001);
     let cases = env_u64("CDEF_FUZZ_CASES").unwrap_or(100_000);
-    let mut seeds = Rng(env_u64("CDEF_FUZZ_SEED").unwrap_or(0x00c0_ffee_cdef_0001));
-    let mut failures = Vec::new();
-    for _ in 0..cases {
-        let case_seed = seeds.next();
-        if let Err(e) = run_case(case_seed) {
-            failures.push(format!("CDEF_FUZZ_CASE_SEED={case_seed}: {e}"));
-            if failures.len() >= 10 {
-                break;
-            }
-        }
-    }
+    let (ran, failures) = run_cases(master, cases, env_u64("CDEF_FUZZ_SECONDS"), 10, |case_seed| {
+        run_case(case_seed).map_err(|e| format!("CDEF_FUZZ_CASE_SEED={case_seed}: {e}"))
+    });
+    let line = format!("cdef_fuzz: {ran} cases from seed {master}, {} failing", failures.len());
+    println!("{line}");
+    write_summary(env!("CARGO_TARGET_TMPDIR"), "cdef", &line);
     assert!(
         failures.is_empty(),
         "{} failing cases:\n{}",

@@ -69,8 +69,36 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
             } else {
                 ffi::lua_pop(l, 1);
             }
+            // ipairs(cdata) goes to the cdata's __ipairs, as in LuaJIT: the metatype's, or an
+            // error. (Lua 5.3+'s ipairs would index 1, 2, ... until nil, past any array.)
+            ffi::lua_getglobal(l, c"ipairs".as_ptr());
+            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushlightuserdata(l, st as *mut _);
+                ffi::lua_insert(l, -2);
+                ffi::lua_pushcclosure(l, ffi_ipairs, 2);
+                ffi::lua_setglobal(l, c"ipairs".as_ptr());
+            } else {
+                ffi::lua_pop(l, 1);
+            }
         }
         0
+    }
+}
+
+/// `ipairs(v)`: cdata go to their `__ipairs` ([`meta::mm_ipairs`]); everything else to the
+/// original `ipairs` (upvalue 2).
+unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as ffi_tonumber; upvalue 1 is the state, as mm_ipairs expects.
+    unsafe {
+        let st = state::from_upvalue(l);
+        if cdata::to_cdata(l, st, 1).is_null() {
+            let n = ffi::lua_gettop(l);
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+            ffi::lua_insert(l, 1);
+            ffi::lua_call(l, n, ffi::LUA_MULTRET);
+            return ffi::lua_gettop(l);
+        }
+        meta::mm_ipairs(l)
     }
 }
 

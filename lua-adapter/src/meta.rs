@@ -613,9 +613,18 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
             ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
             return ffi::lua_gettop(l);
         }
-        let name = repr(&(*st).types, ty, false);
-        let ev = event.to_string_lossy().into_owned();
-        cdata::raise(l, format!("'{name}' has no '{ev}' metamethod"))
+        // A pointer is named by its pointee, as in LuaJIT. The names are dropped before
+        // raise: it longjmps over this frame.
+        let shown = match shape(&(*st).types, ty.id) {
+            Shape::Pointer(to) => to,
+            _ => ty,
+        };
+        let msg = {
+            let name = repr(&(*st).types, shown, false);
+            let ev = event.to_string_lossy();
+            format!("'{name}' has no '{ev}' metamethod")
+        };
+        cdata::raise(l, msg)
     }
 }
 
@@ -624,7 +633,9 @@ unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
     unsafe { pairs(l, c"__pairs") }
 }
 
-unsafe extern "C-unwind" fn mm_ipairs(l: *mut ffi::lua_State) -> c_int {
+/// `__ipairs`, also called by the module's global `ipairs` for cdata (Lua 5.3+'s own ipairs
+/// has no `__ipairs`).
+pub(crate) unsafe extern "C-unwind" fn mm_ipairs(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as mm_index.
     unsafe { pairs(l, c"__ipairs") }
 }

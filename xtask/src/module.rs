@@ -249,7 +249,7 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
 
 /// The C library the call and callback scripts load (`lua-adapter/tests/c/calltest.c`, passed
 /// in `LUAFFI_CALLTEST`), compiled with the system C compiler into `target/lua-suite-c/`.
-fn build_calltest() -> Result<PathBuf, String> {
+pub fn build_calltest() -> Result<PathBuf, String> {
     let src = sys::workspace_root().join("lua-adapter").join("tests").join("c").join("calltest.c");
     let dir = target_dir().join("lua-suite-c");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -298,6 +298,99 @@ fn isolate_lua_env(cmd: &mut Command, lua: &str) {
         cmd.env_remove(name).env_remove(format!("{name}_{suffix}"));
     }
 }
+
+/// `cargo xtask asan [--fuzz-cases N]`: the Lua suite, and the Lua fuzzer in process, under
+/// AddressSanitizer. The `luaffi` command and the fuzz test are built with the nightly
+/// toolchain's `-Zsanitizer=address` (Rust code) and `-fsanitize=address` (the vendored Lua's
+/// C code, through the cc crate's CFLAGS) into `target/asan`, without `-Zbuild-std`: the
+/// standard library stays uninstrumented, which ASan allows. Fails on any AddressSanitizer
+/// report or failing script. Needs `rustup toolchain install nightly --profile minimal`.
+pub fn asan(args: &[String]) -> Result<(), String> {
+    let mut fuzz_cases: u64 = 2000;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fuzz-cases" => {
+                let v = it.next().ok_or("--fuzz-cases needs a number")?;
+                fuzz_cases = v.replace('_', "").parse().map_err(|_| format!("--fuzz-cases: `{v}` is not a number"))?;
+            }
+            other => return Err(format!("asan: unknown argument `{other}`\nusage: cargo xtask asan [--fuzz-cases N]")),
+        }
+    }
+    if sys::cargo_nightly().is_none() {
+        return Err("the nightly toolchain is not installed; run: rustup toolchain install nightly --profile minimal".into());
+    }
+    let triple = "x86_64-unknown-linux-gnu";
+    let dir = target_dir().join("asan");
+    // `cargo <subcommand> -p lua-adapter --target <triple> <args>` (before any `--`).
+    let asan_cmd = |subcommand: &str, cargo_args: &[&str]| {
+        // `rustup run` sets RUSTUP_TOOLCHAIN, so the rustc cargo runs is nightly's too.
+        let mut cmd = Command::new("rustup");
+        cmd.current_dir(sys::workspace_root())
+            .args(["run", "nightly", "cargo", subcommand, "-p", "lua-adapter", "--target", triple])
+            .args(cargo_args)
+            .env("CARGO_TARGET_DIR", &dir)
+            // Instrument our code and the vendored Lua; a sanitizer build needs --target so
+            // that build scripts and proc macros stay uninstrumented.
+            .env("RUSTFLAGS", "-Zsanitizer=address")
+            .env("CFLAGS", "-fsanitize=address -fno-omit-frame-pointer")
+            .env_remove("RUSTC")
+            .env("ASAN_OPTIONS", ASAN_OPTIONS);
+        cmd
+    };
+    eprintln!("xtask: building luaffi with AddressSanitizer (nightly) into {}", dir.display());
+    let status = asan_cmd("build", &["--bin", "luaffi"]).status().map_err(|e| format!("cannot run cargo +nightly: {e}"))?;
+    if !status.success() {
+        return Err("building luaffi with AddressSanitizer failed".into());
+    }
+    let luaffi = dir.join(triple).join("debug").join("luaffi");
+    let calltest = build_calltest()?;
+    let scripts = suite_scripts()?;
+    let mut failures = Vec::new();
+    for script in &scripts {
+        let started = std::time::Instant::now();
+        let out = Command::new(&luaffi)
+            .arg(script)
+            .current_dir(suite_dir())
+            .env("LUA_PATH", "./?.lua")
+            .env("LUAFFI_CALLTEST", &calltest)
+            .env("LUAFFI_REQUIRE_INLINE", "1")
+            // memory.lua: the shorter loop, no RSS check (ASan's shadow memory is its own).
+            .env("LUAFFI_UNDER_VALGRIND", "1")
+            .env("ASAN_OPTIONS", ASAN_OPTIONS)
+            .env_remove("LUA_INIT")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", luaffi.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let reports = stderr.matches("ERROR: AddressSanitizer").count() + stderr.matches("ERROR: LeakSanitizer").count();
+        println!("asan {script:<16} {:>3} report(s), {} {:>6.1}s", reports, if out.status.success() { "passed" } else { "FAILED" }, started.elapsed().as_secs_f64());
+        if reports > 0 || !out.status.success() {
+            failures.push(format!("{script}:\n{stdout}\n{stderr}"));
+        }
+    }
+    eprintln!("xtask: the Lua fuzzer in process under AddressSanitizer, {fuzz_cases} cases");
+    let status = asan_cmd("test", &["--test", "fuzz_lua", "--", "--nocapture", "--test-threads=1"])
+        .env("FUZZ_LUA_CASES", fuzz_cases.to_string())
+        .env("FUZZ_LUA_CASE_FILE", dir.join("lua-case.lua"))
+        .status()
+        .map_err(|e| format!("cannot run cargo +nightly: {e}"))?;
+    if !status.success() {
+        failures.push("the Lua fuzzer under AddressSanitizer (its report is above)".into());
+    }
+    println!("asan: {} scripts and {fuzz_cases} fuzz cases, {} failing", scripts.len(), failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("{f}");
+        }
+        Err(format!("{} failure(s) under AddressSanitizer", failures.len()))
+    }
+}
+
+/// Leaks are reported (a leak is a finding too); `abort_on_error` makes a report a signal.
+const ASAN_OPTIONS: &str = "detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1";
 
 #[cfg(test)]
 mod tests {
@@ -354,3 +447,4 @@ mod tests {
         assert!(e.contains("no such Lua version `5.0`"), "{e}");
     }
 }
+

@@ -65,3 +65,9 @@ pub fn ensure_debs(packages: &[&str]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `cargo` of the nightly toolchain (through rustup), if it is installed.
+pub fn cargo_nightly() -> Option<PathBuf> {
+    let out = Command::new("rustup").args(["which", "--toolchain", "nightly", "cargo"]).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}

@@ -4,7 +4,7 @@
 //! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
 //! `N passed, N failed`.
 
-use crate::{matrix, module, sys};
+use crate::{fuzz, matrix, module, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -41,6 +41,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut totals = Totals::default();
     matrix::clear();
     module::clear_suite_lines();
+    fuzz::clear_summary_lines();
     run_cargo_tests(&mut totals)?;
     let pending = pending_snapshots();
     let rows = matrix::collect()?;
@@ -54,6 +55,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!();
         println!("== Lua suite per Lua version (lua-adapter/tests/system_lua.rs) ==");
         for line in &lua_lines {
+            println!("{line}");
+        }
+    }
+    let fuzz_lines = fuzz::summary_lines();
+    if !fuzz_lines.is_empty() {
+        println!();
+        println!("== fuzzers, fixed seeds and case counts (`cargo xtask fuzz` for longer runs) ==");
+        for line in &fuzz_lines {
             println!("{line}");
         }
     }

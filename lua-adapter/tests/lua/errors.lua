@@ -119,4 +119,17 @@ T.ours("cdef errors name line:col in the declaration", function()
   T.like(msg, "^3:3: ';' expected near 'int'$", "cdef error with line:col")
 end)
 
+-- ipairs(cdata) raises unless the metatype has __ipairs, as in LuaJIT; Lua 5.3+'s own ipairs
+-- would index 1, 2, ... until nil, past any array, and crash on a NULL pointer (found by
+-- tests/fuzz_lua.rs). Errors about a pointer name its pointee, as LuaJIT's do.
+T.err("'int' has no '__ipairs' metamethod", "ipairs of a NULL pointer raises",
+  function() for _ in ipairs(ffi.new("int *")) do end end)
+T.err("'int [4]' has no '__ipairs' metamethod", "ipairs of an array raises",
+  function() for _ in ipairs(ffi.new("int[4]")) do end end)
+-- (Lua 5.1's pairs takes tables only: it never calls __pairs.)
+if T.luajit or _VERSION ~= "Lua 5.1" then
+  T.err("'int' has no '__pairs' metamethod", "pairs of a pointer names the pointee", pairs, ffi.new("int *"))
+end
+T.eq(select("#", ipairs({})), 3, "ipairs of a table is Lua's")
+
 T.done("errors.lua")
