@@ -348,6 +348,11 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
         }
         Shape::Pointer(_) => compatible_ptr(types, dc, sc, fl | flags::SAME),
         Shape::Record => dc.id == sc.id,
+        // Function types are interned, so one id is one signature. LuaJIT compares only the
+        // parameter counts; a C function calling a function pointer of another signature
+        // (an sret result written through an integer argument) corrupts memory, so the
+        // signatures must be the same: `ffi.cast` converts explicitly.
+        Shape::Func => dc.id == sc.id,
         _ => true,
     }
 }

@@ -32,68 +32,6 @@ use mlua::{Lua, MultiValue, Table};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Constructs of bugs that other changes for issue 14 are fixing at the moment; the generator
-/// leaves each one out while its name is here. Remove a name when its fix lands.
-const KNOWN_OPEN: &[&str] = &[
-    // §2.4: `ffi.string(p, len)` converts `len` with `as u32`: no numeric length but 0..3.
-    "ffi-string-length",
-    // §2.3: writes into a VLS member `d[?]` or a flexible member `s[]` are not bounded.
-    "vls-member-write",
-    // §2.8: a Lua function passed for a C function pointer makes a callback never freed.
-    "implicit-callbacks",
-    // §2.6: a callback called after `cb:free()`: no `free` of anything that may be a callback.
-    "freed-callbacks",
-    // §2.2: a Lua string initialising `char[?]`/`uint8_t[?]` (or any char array) copies
-    // `#s+1` bytes whatever the size.
-    "string-init-overflow",
-];
-
-/// Whether a statement may initialise a VLS or flexible member (`vls-member-write`): a VLS
-/// type (as a string, or a `B` object of one used as a type) followed by a count and more.
-/// Found as `ffi.new('struct fz_v', 0.5, ffi.new('int64_t', -1), {1, 2, 3})`: the count
-/// truncates to 0 and the table writes 3 doubles past the object.
-fn inits_vls(body: &str) -> bool {
-    ["'struct fz_v", "'struct fz_f", "B[5]", "B[6]"]
-        .iter()
-        .any(|ty| {
-            body.find(ty)
-                .is_some_and(|at| body[at..].matches(',').count() >= 2)
-        })
-}
-
-/// Whether a statement may initialise a char array from a string (`string-init-overflow`):
-/// a char array type (as a string, or the type of a `B` or fresh cdata) followed by a string.
-fn inits_char_array_with_string(body: &str) -> bool {
-    let quoted = ["'char[", "'uint8_t[", "'int8_t[", "'struct fz_f'"];
-    let objects = [
-        "B[6]",
-        "B[12]",
-        "B[18]",
-        "B[29]",
-        "ffi.new('char[4]', 'xyz')",
-    ];
-    // `R` may hold an error message.
-    let string_after =
-        |rest: &str| rest.contains('\'') || rest.contains("string.rep") || rest.contains("R[");
-    quoted.iter().any(|ty| {
-        body.find(ty).is_some_and(|at| {
-            let rest = &body[at + ty.len()..];
-            string_after(if ty.ends_with('\'') {
-                rest
-            } else {
-                &rest[rest.find('\'').map_or(rest.len(), |q| q + 1)..]
-            })
-        })
-    }) || objects.iter().any(|o| {
-        body.find(o)
-            .is_some_and(|at| string_after(&body[at + o.len()..]))
-    })
-}
-
-fn open_bug(name: &str) -> bool {
-    KNOWN_OPEN.contains(&name)
-}
-
 /// The program's fixed beginning: declarations, the value pools and the checking function.
 /// `B` holds objects that stay alive for the whole program and may be indexed (each with the
 /// number of elements a numeric index may reach, in `BASE`); `N` holds NULL pointers (passed,
@@ -535,6 +473,10 @@ struct Gen {
     rng: Rng,
     out: String,
     n: usize,
+    /// `B` callbacks freed so far: `cb:free()` makes the cdata NULL (as in LuaJIT), and C
+    /// calling a NULL function pointer is a bogus pointer, not a conversion; copies made
+    /// before the free (`B[24]`) keep the trap and are still passed.
+    freed: Vec<usize>,
 }
 
 impl Gen {
@@ -583,12 +525,6 @@ impl Gen {
     }
 
     fn stmt(&mut self, body: &str) {
-        if open_bug("string-init-overflow") && inits_char_array_with_string(body) {
-            return;
-        }
-        if open_bug("vls-member-write") && inits_vls(body) {
-            return;
-        }
         self.n += 1;
         let runner = if self.rng.one_in(8) { "co" } else { "pcall" };
         self.out
@@ -620,14 +556,11 @@ impl Gen {
                 self.stmt(&format!("OP.{op}, {a}{b}"));
             }
             8 | 9 => {
-                let &(i, elems, kind) = self.rng.pick(BASE);
+                let &(i, elems, _) = self.rng.pick(BASE);
                 let k = self.key(elems);
                 if self.rng.one_in(2) {
                     self.stmt(&format!("OP.index, B[{i}], {k}"));
-                } else if !(kind == Kind::Vls
-                    && open_bug("vls-member-write")
-                    && (k == "'d'" || k == "'s'"))
-                {
+                } else {
                     let v = self.value();
                     self.stmt(&format!("OP.newindex, B[{i}], {k}, {v}"));
                 }
@@ -670,8 +603,10 @@ impl Gen {
                     let target = match self.rng.below(4) {
                         0 => format!("N[{}]", 1 + self.rng.below(NULLS)),
                         1 => self.rng.pick(FRESH).to_string(),
-                        2 if !open_bug("freed-callbacks") => {
-                            format!("B[{}]", self.rng.pick(&callbacks))
+                        2 => {
+                            let cb = *self.rng.pick(&callbacks);
+                            self.freed.push(cb);
+                            format!("B[{cb}]")
                         }
                         _ => self.rng.pick(PLAIN).to_string(),
                     };
@@ -733,12 +668,6 @@ impl Gen {
             (self.rng.pick(VALUE_TYPES).to_string(), self.values(3))
         };
         let body = format!("ffi.new, '{ty}'{}", lead_comma(&args));
-        if open_bug("string-init-overflow") && inits_char_array_with_string(&body) {
-            return;
-        }
-        if open_bug("vls-member-write") && inits_vls(&body) {
-            return;
-        }
         self.n += 1;
         self.out
             .push_str(&format!("R[{k}] = select(2, pcall({body}))\n"));
@@ -829,7 +758,7 @@ impl Gen {
                     0 if p.starts_with("B[") => format!("{p}, {}", len(self, 3)),
                     0 => p,
                     // Hostile lengths: without a valid huge one, which reads past the object.
-                    1 if !open_bug("ffi-string-length") => {
+                    1 => {
                         format!("{p}, {}", self.rng.pick(COUNTS))
                     }
                     _ => format!("{p}, {}", len(self, 3)),
@@ -907,10 +836,11 @@ impl Gen {
             }
             _ => {
                 let &(caller, cb) = self.rng.pick(C_CALLERS);
+                let other = *self.rng.pick(&[23, 24, 25, 30, 38]);
                 let f = match self.rng.below(4) {
-                    0 if !open_bug("implicit-callbacks") => "cbf".to_string(),
-                    0 | 1 => format!("B[{cb}]"),
-                    2 => format!("B[{}]", self.rng.pick(&[23, 24, 25, 30, 38])),
+                    0 => "cbf".to_string(),
+                    1 if !self.freed.contains(&cb) => format!("B[{cb}]"),
+                    2 if !self.freed.contains(&other) => format!("B[{other}]"),
                     _ => loop {
                         // Anything that is no function. Left out: NULL function pointers and
                         // nil or an unset `R` (C calls address 0), and userdata, which convert to the address of their
@@ -940,27 +870,6 @@ impl Gen {
             }
         }
     }
-}
-
-#[test]
-fn char_array_string_initialisers_are_recognised() {
-    assert!(inits_char_array_with_string(
-        "ffi.new, 'uint8_t[?]', 0, 'int[?]'"
-    ));
-    assert!(inits_char_array_with_string(
-        "ffi.new, 'char[8]', string.rep('x', 300)"
-    ));
-    assert!(!inits_char_array_with_string("ffi.new, 'char[8]', {}"));
-    assert!(!inits_char_array_with_string("ffi.new, 'int[?]', 3, 'x'"));
-    assert!(inits_char_array_with_string("ffi.new, B[29], 'p'"));
-    assert!(inits_vls(
-        "ffi.new, 'struct fz_v', 0.5, ffi.new('int64_t', -1), {1, 2, 3}"
-    ));
-    assert!(!inits_vls("ffi.new, 'struct fz_v', 3"));
-    assert!(!inits_char_array_with_string("ffi.new, B[2], 'p'"));
-    assert!(inits_char_array_with_string(
-        "ffi.new, 'struct fz_f', -1.5, R[2]"
-    ));
 }
 
 fn lead_comma(args: &[String]) -> String {
@@ -995,6 +904,7 @@ fn program(case_seed: u64) -> String {
         rng: Rng(case_seed),
         out: String::new(),
         n: 0,
+        freed: Vec::new(),
     };
     g.out.push_str(&format!("-- fuzz_lua case {case_seed}\n"));
     g.out.push_str(PRELUDE);
@@ -1164,7 +1074,7 @@ fn hostile_values_to_every_ffi_function_and_metamethod_raise_lua_errors() {
     let (ran, failures) = run_cases(master, cases, env_u64("FUZZ_LUA_SECONDS"), 3, |seed| {
         run_case(seed, &lib)
     });
-    let line = format!("fuzz_lua: {ran} cases from seed {master}, {} failing; constructs of open bugs left out: {}", failures.len(), KNOWN_OPEN.join(", "));
+    let line = format!("fuzz_lua: {ran} cases from seed {master}, {} failing", failures.len());
     println!("{line}");
     write_summary(env!("CARGO_TARGET_TMPDIR"), "lua", &line);
     assert!(
@@ -1177,7 +1087,6 @@ fn hostile_values_to_every_ffi_function_and_metamethod_raise_lua_errors() {
 
 /// The committed corpus, `tests/lua/fuzz/*.lua`: programs kept from earlier runs (a shrunk
 /// crash once its bug is fixed goes here), each run in process like a generated case.
-/// `tests/lua/fuzz/open/` holds the shrunk crashes of bugs still open; they are not run.
 #[test]
 fn the_committed_corpus_passes() {
     let lib = calltest();

@@ -250,4 +250,20 @@ T.eq(tostring(ffi.new("double complex", 2)), "2+0i", "a number to complex")
 T.eq(tostring(ffi.new("double complex", { 1, 2 })), "1+2i", "a table to complex")
 T.eq(tonumber(ffi.cast("intptr_t", ffi.cast("int *", 16))), 16, "a number cast to a pointer")
 
+-- ---- function pointers of another signature --------------------------------------------
+-- C calling a function pointer of another signature corrupts memory (e.g. a struct result
+-- written through what the callee sees as an int argument); only an explicit cast converts.
+do
+  ffi.cdef [[ typedef int (*si_ii)(int, int); typedef void *(*si_vp)(void *);
+              typedef int (*si_dd)(double, double); ]]
+  local f = ffi.cast("si_ii", 0x1000)
+  T.err("cannot convert 'int (*)()' to 'void *(*)()'", "another parameter count", ffi.new, "si_vp", f)
+  T.ok(ffi.new("si_ii", f) ~= nil, "the same signature converts")
+  T.ok(ffi.new("void *", f) ~= nil, "a function pointer converts to void *")
+  T.ok(ffi.cast("si_dd", f) ~= nil, "ffi.cast converts any function pointer")
+  T.ours("LuaJIT compares parameter counts only", function()
+    T.err("cannot convert 'int (*)()' to 'int (*)()'", "same count, other parameter types", ffi.new, "si_dd", f)
+  end)
+end
+
 T.done("safety_init.lua")
