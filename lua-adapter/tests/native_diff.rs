@@ -42,31 +42,16 @@ const SIGNATURES: usize = 2000;
 /// direction). A case listed here that passes fails the test, so each list is emptied when its
 /// fix lands.
 ///
-/// Issue 14 §1: System V records of 16 bytes or less with a nested `packed` or
-/// `aligned(n)` record, which abi-model classifies by each nested record's own alignment where
-/// gcc looks at every scalar's absolute offset: wrong bytes in both directions, one call
-/// refused ("a 6-byte load into xmm0"), and four segfaults, each calling a function that
-/// returns such a record. abi-model's fix on branch h1
-/// ("SysV classifies nested records by each scalar's absolute offset") turns every one of them
-/// into a pass, with no other failure: empty this list when merging it.
-#[rustfmt::skip]
-const KNOWN_FAILURES_ISSUE_14_S1: &[(usize, &str)] = &[
-    (113, "call"), (113, "callback"), (212, "call"), (212, "callback"), (240, "call"), (240, "callback"),
-    (274, "call"), (274, "callback"), (290, "call"), (672, "call"), (672, "callback"), (950, "call"),
-    (950, "callback"), (1185, "call"), (1185, "callback"), (1242, "call"), (1242, "callback"), (1305, "call"),
-    (1305, "callback"), (1323, "call"), (1323, "callback"), (1672, "call"), (1672, "callback"), (1779, "call"),
-    (1779, "callback"), (1808, "call"), (1808, "callback"), (1812, "call"), (1812, "callback"), (1830, "call"),
-    (1830, "callback"), (1886, "call"), (1886, "callback"), (1898, "call"), (1901, "call"), (1901, "callback"),
-];
+/// Issue 14 §1 (System V records with a nested `packed` or `aligned(n)` record, 36 cases)
+/// was fixed by branch h1 ("SysV classifies nested records by each scalar's absolute
+/// offset"): empty.
+const KNOWN_FAILURES_ISSUE_14_S1: &[(usize, &str)] = &[];
 
 /// Known failures of the pinned signatures ([`gen::pinned`]), as (index among them, direction).
 ///
-/// A zero-width bit-field in a union: gcc 12 classifies `union { float f; int : 0; }` as
-/// INTEGER (the `int : 0` member counts as an `int`; only in structs does gcc 12 ignore it),
-/// so it is passed in `rdi` and returned in `rax`; abi-model puts it in `xmm0` (wrong bytes in
-/// both directions). Found by seeds 7 and 8 (7 signatures of 8,000), not by issue 14; branch h1
-/// doesn't change it.
-const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[(0, "call"), (0, "callback")];
+/// The zero-width bit-field in a union (`union { float f; int : 0; }`, INTEGER for gcc 12:
+/// found by seeds 7 and 8) was fixed in abi-model's `classify_at`: empty.
+const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[];
 
 /// Whether Lua passes some enum arguments and callback results by constant name, as the
 /// generator chose. False while the module refuses it: LuaJIT converts a string to an enum by
