@@ -54,12 +54,10 @@ const KNOWN_FAILURES_ISSUE_14_S1: &[(usize, &str)] = &[];
 const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[];
 
 /// Whether Lua passes some enum arguments and callback results by constant name, as the
-/// generator chose. False while the module refuses it: LuaJIT converts a string to an enum by
-/// its constant's name everywhere, but `f("E_b")` for `int f(enum E)` raises "cannot convert
-/// 'string' to 'unsigned int'" here, and so does a callback of type `enum E (*)(void)`
-/// returning "E_b" (in table initializers names work). Set it with the fix: the signatures
-/// stay the same, only these values are spelled differently.
-const ENUM_NAMES_AT_TOP_LEVEL: bool = false;
+/// generator chose (LuaJIT converts a string to an enum by its constant's name everywhere).
+/// The integer helpers convert a name by the declared enum parameter, and a callback's result
+/// is replaced by the value its name stands for.
+const ENUM_NAMES_AT_TOP_LEVEL: bool = true;
 
 /// A run longer than this is stopped and its last case reported as hanging.
 const TIMEOUT: Duration = Duration::from_secs(600);
