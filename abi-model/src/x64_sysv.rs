@@ -80,10 +80,12 @@ fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, Pla
             let Some(mut classes) = no_class_words(body.layout.size, skew) else { return Ok(Err(Memory)) };
             let is_union = matches!(r.kind, crate::types::RecordKind::Union);
             for (field, fl) in body.fields.iter().zip(&body.layout.fields) {
-                if let Some(bits) = fl.bits.filter(|b| b.width > 0) {
+                if let Some(bits) = fl.bits.filter(|b| b.width > 0 || is_union) {
                     if is_union {
                         // Rule 2: gcc's union walk has no bit-field case: the member is the
-                        // C front end's integer of `width` bits, checked like any scalar.
+                        // C front end's integer of `width` bits, checked like any scalar. A
+                        // zero-width one too (gcc 12): its 0-bit type has QImode, so it is a
+                        // 1-byte INTEGER at the union's offset (size 1 below).
                         let size = u64::from(bits.width.div_ceil(8).next_power_of_two());
                         let Ok(sub) = scalar_classes(at, size, size, Class::Integer) else { return Ok(Err(Memory)) };
                         for (c, s) in classes.iter_mut().zip(sub) {
@@ -103,7 +105,7 @@ fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, Pla
                     continue;
                 }
                 if fl.bits.is_some() {
-                    continue; // zero-width bit-fields classify nothing
+                    continue; // gcc 12's record walk skips zero-width bit-fields
                 }
                 if let CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. } = table.get(field.ty.id) {
                     continue;

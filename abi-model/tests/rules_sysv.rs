@@ -487,3 +487,65 @@ fn sysv_rule_a_union_bit_field_is_checked_like_an_integer_of_its_width() {
     assert_eq!(e.t.size_of(s).unwrap(), 5);
     assert_eq!(locs(&e.plan(e.void(), &[s]), 0), vec![gpr(Gpr::DI)]);
 }
+
+// --- Zero-width bit-fields in unions. gcc 12's C front end gives a `T : 0` member the
+// integer type of 0 bits, whose mode is QImode (the smallest integer mode); classify_argument's
+// union walk has no bit-field case, so the member is classified as a 1-byte INTEGER at the
+// union's offset, whatever `T` was. Its record walk skips zero-width bit-fields instead
+// (the "ABI ... changed in GCC 12.1" note). Checked with gcc 12.2 -O2 -S.
+
+#[test]
+fn sysv_rule_zero_width_bit_field_in_a_union_is_a_one_byte_integer() {
+    // union { float f; int : 0; }: rdi, returned in rax (not xmm0).
+    let mut e = env();
+    let fields = vec![Field::named("f", e.f32()), Field::bits(None, e.i32(), 0)];
+    let u = e.record_of(RecordKind::Union, fields, RecordAttrs::default());
+    assert_eq!(e.t.size_of(u).unwrap(), 4);
+    let plan = e.plan(u, &[u]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI)]);
+    assert_eq!(plan.ret.loc, RetLoc::Gpr);
+}
+
+#[test]
+fn sysv_rule_zero_width_bit_field_in_a_union_makes_only_the_first_eightbyte_integer() {
+    // union { double d[2]; long : 0; }: eightbyte 0 INTEGER (rdi), eightbyte 1 stays SSE
+    // (xmm0), whatever the `: 0` member's declared type (`char : 0` likewise).
+    for ty in [abi_model::IntKind::Long, abi_model::IntKind::Char] {
+        let mut e = env();
+        let arr = e.array(e.f64(), 2);
+        let fields = vec![Field::named("d", arr), Field::bits(None, e.int(ty), 0)];
+        let u = e.record_of(RecordKind::Union, fields, RecordAttrs::default());
+        let plan = e.plan(u, &[u]);
+        assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), xmm(0)], "{ty:?}");
+    }
+}
+
+#[test]
+fn sysv_rule_zero_width_bit_field_in_a_nested_union_counts_at_the_union_offset_never_misaligned() {
+    // struct { float a; union { float f[3]; long : 0; } u; } (16 bytes): the union sits at
+    // offset 4, in eightbyte 0, which becomes INTEGER; the `long : 0` is one byte, so it is
+    // neither misaligned (no MEMORY) nor reaching eightbyte 1 (SSE): rdi, xmm0.
+    let mut e = env();
+    let arr = e.array(e.f32(), 3);
+    let l = e.int(abi_model::IntKind::Long);
+    let u = e.record_of(RecordKind::Union, vec![Field::named("f", arr), Field::bits(None, l, 0)], RecordAttrs::default());
+    let s = e.strukt(&[e.f32(), u]);
+    assert_eq!(e.t.size_of(s).unwrap(), 16);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), xmm(0)]);
+}
+
+#[test]
+fn sysv_rule_zero_width_bit_field_in_a_struct_is_ignored() {
+    // struct { float a; int : 0; float b; } and a union holding struct { int : 0; }: the
+    // record walk skips zero-width bit-fields (gcc 12), so both stay SSE.
+    let mut e = env();
+    let fields = vec![Field::named("a", e.f32()), Field::bits(None, e.i32(), 0), Field::named("b", e.f32())];
+    let s = e.record_of(RecordKind::Struct, fields, RecordAttrs::default());
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+    let inner = e.record_of(RecordKind::Struct, vec![Field::bits(None, e.i32(), 0)], RecordAttrs::default());
+    let u = e.record_of(RecordKind::Union, vec![Field::named("f", e.f32()), Field::named("e", inner)], RecordAttrs::default());
+    let plan = e.plan(u, &[u]);
+    assert_eq!(locs(&plan, 0), vec![xmm(0)]);
+}

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 
 use abi_model::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
-use abi_model::{plan_call, CallbackFrame, CodeEnv, QualType, TypeId};
+use abi_model::{plan_call, CType, CallbackFrame, CodeEnv, QualType, TypeId};
 use mlua::ffi;
 
 use crate::arena::CodeHandle;
@@ -487,6 +487,14 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
         };
         let r = convert::lua_to_c(l, (*cb).st, idx, (*cb).ret, buf, 0);
         ffi::lua_settop(l, idx);
+        if r.is_ok() && t == ffi::LUA_TSTRING {
+            if let (Shape::Int { size, signed }, CType::Enum(_)) = ((*desc).shape, (*(*cb).st).types.get((*cb).ret.id)) {
+                // An enum constant's name: the thunk converts the result with a plain
+                // integer helper, so leave the value the name stands for.
+                ffi::lua_pop(l, 1);
+                convert::push_int(l, (*cb).st, convert::read_int(buf, size, signed), size, signed);
+            }
+        }
         r
     }
 }

@@ -15,7 +15,7 @@
 use std::os::raw::{c_int, c_void};
 
 use abi_model::helpers::Helper;
-use abi_model::{FloatKind, IntKind, QualType};
+use abi_model::{CType, FloatKind, IntKind, QualType, TypeId};
 use mlua::ffi;
 
 use crate::call::CallMode;
@@ -73,24 +73,56 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
         }
         // Lua 5.5's luaL_argerror leaves out the called object of a `__call` call itself
         // (`ar.extraargs`); earlier versions count it, so it is subtracted here.
-        let narg = if !cfg!(feature = "lua55") && idx > 1 && !running_closure_stub(l, st) && crate::call::is_callable_cdata(l, st, 1) { idx - 1 } else { idx };
+        let narg = if !cfg!(feature = "lua55") && idx > 1 && matches!(called_function(l, st), Some((_, 2))) { idx - 1 } else { idx };
         convert::raise_conv_arg(l, st, narg, e)
     }
 }
 
-/// Whether the running C function is a namespace function's closure (whose index 1 is its
-/// first argument, which may itself be a callable cdata).
-unsafe fn running_closure_stub(l: *mut ffi::lua_State, st: *mut FfiState) -> bool {
+/// The function type the running stub calls and the Lua index of its first C argument: a
+/// namespace function's closure is itself the callable cdata (arguments from 1, and index 1
+/// may be another callable cdata); otherwise a `__call` has the called cdata at index 1
+/// (arguments from 2). None when neither holds.
+unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(TypeId, c_int)> {
     // SAFETY: debug API on a valid state with 2 free slots; `lua_getinfo` with "f" pushes
     // the running function, popped here.
     unsafe {
+        let types = &(*st).types;
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar) == 0 {
-            return false;
+        if ffi::lua_getstack(l, 0, &mut ar) != 0 && ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar) != 0 {
+            let running = cdata::to_cdata(l, st, -1);
+            ffi::lua_pop(l, 1);
+            if !running.is_null() {
+                return crate::call::callable_type(types, cdata::type_of(running).id).map(|f| (f, 1));
+            }
         }
-        let is_closure = !cdata::to_cdata(l, st, -1).is_null();
-        ffi::lua_pop(l, 1);
-        is_closure
+        if !crate::call::is_callable_cdata(l, st, 1) {
+            return None;
+        }
+        crate::call::callable_type(types, cdata::type_of(cdata::to_cdata(l, st, 1)).id).map(|f| (f, 2))
+    }
+}
+
+/// The type an integer helper's slow path converts Lua argument `idx` to: the declared
+/// parameter type when it is an enum and the value a string (LuaJIT converts a constant's
+/// name to its value, `lj_cconv_ct_tv`), else the plain integer `kind` the helper returns.
+/// A callback's result (negative `idx`) is never a name here: `luaffi_callback_result`
+/// replaced it by its value.
+unsafe fn int_arg_type(l: *mut ffi::lua_State, idx: c_int, kind: IntKind) -> QualType {
+    // SAFETY: valid state (see `state_of`); only stack reads.
+    unsafe {
+        let st = state_of(l);
+        if idx > 0 && ffi::lua_type(l, idx) == ffi::LUA_TSTRING {
+            if let Some((f, first)) = called_function(l, st) {
+                let types = &(*st).types;
+                if let CType::Function(func) = types.get(f) {
+                    let param = usize::try_from(idx - first).ok().and_then(|i| func.params.get(i));
+                    if let Some(p) = param.filter(|p| matches!(types.get(p.ty.id), CType::Enum(_))) {
+                        return p.ty;
+                    }
+                }
+            }
+        }
+        QualType::plain((*st).types.int(kind))
     }
 }
 
@@ -171,7 +203,8 @@ macro_rules! int_helper {
                     return number_bits(l, idx, $size, $signed) as $narrow as $t;
                 }
                 let mut v: $narrow = 0;
-                convert_arg(l, idx, |t| QualType::plain(t.int($kind)), &mut v as *mut $narrow as *mut u8);
+                let ty = int_arg_type(l, idx, $kind);
+                convert_arg(l, idx, |_| ty, &mut v as *mut $narrow as *mut u8);
                 v as $t
             }
         }

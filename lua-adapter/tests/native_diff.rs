@@ -49,20 +49,15 @@ const KNOWN_FAILURES: &[(usize, &str)] = &[];
 
 /// Known failures of the pinned signatures ([`gen::pinned`]), as (index among them, direction).
 ///
-/// A zero-width bit-field in a union: gcc 12 classifies `union { float f; int : 0; }` as
-/// INTEGER (the `int : 0` member counts as an `int`; only in structs does gcc 12 ignore it),
-/// so it is passed in `rdi` and returned in `rax`; abi-model puts it in `xmm0` (wrong bytes in
-/// both directions). Found by seeds 7 and 8 (7 signatures of 8,000), not by issue 14; branch h1
-/// doesn't change it.
-const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[(0, "call"), (0, "callback")];
+/// The zero-width bit-field in a union (`union { float f; int : 0; }`, INTEGER for gcc 12:
+/// found by seeds 7 and 8) was fixed in abi-model's `classify_at`: empty.
+const KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH: &[(usize, &str)] = &[];
 
 /// Whether Lua passes some enum arguments and callback results by constant name, as the
-/// generator chose. False while the module refuses it: LuaJIT converts a string to an enum by
-/// its constant's name everywhere, but `f("E_b")` for `int f(enum E)` raises "cannot convert
-/// 'string' to 'unsigned int'" here, and so does a callback of type `enum E (*)(void)`
-/// returning "E_b" (in table initializers names work). Set it with the fix: the signatures
-/// stay the same, only these values are spelled differently.
-const ENUM_NAMES_AT_TOP_LEVEL: bool = false;
+/// generator chose (LuaJIT converts a string to an enum by its constant's name everywhere).
+/// The integer helpers convert a name by the declared enum parameter, and a callback's result
+/// is replaced by the value its name stands for.
+const ENUM_NAMES_AT_TOP_LEVEL: bool = true;
 
 /// A run longer than this is stopped and its last case reported as hanging.
 const TIMEOUT: Duration = Duration::from_secs(600);

@@ -1356,7 +1356,21 @@ impl<'a> Parser<'a> {
 
     /// `struct`/`union` [attributes] [tag] [`{` members `}` [attributes]] (LuaJIT
     /// `cp_struct_name` and `cp_decl_struct`).
+    ///
+    /// gcc gives the attributes inside the specifier (after the keyword, after the body) to
+    /// the record type only: a member `struct __attribute__((aligned(8))) { float f; } b;` is
+    /// not a member with an explicit `aligned(8)` (which would survive an enclosing `packed`).
+    /// Those written before the keyword still apply to both, as before.
     fn record_specifier(&mut self, kind: RecordKind, a: &mut Attrs) -> Result<TypeId, CdefError> {
+        let mut own = a.clone();
+        let id = self.record_specifier_with(kind, &mut own)?;
+        // Everything but the layout attributes goes on to the declaration.
+        *a = Attrs { packed: a.packed, aligned: a.aligned, ..own };
+        Ok(id)
+    }
+
+    /// [`Self::record_specifier`] with the record's own attributes in `a`.
+    fn record_specifier_with(&mut self, kind: RecordKind, a: &mut Attrs) -> Result<TypeId, CdefError> {
         self.next()?;
         self.attributes(a)?;
         let want = TagKind::of_record(kind);

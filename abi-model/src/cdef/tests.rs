@@ -405,6 +405,62 @@ fn packed_and_aligned_attributes_change_layout() {
     assert_eq!(offset(&t, &s, "m1", "i"), 1);
 }
 
+/// gcc: the attributes inside a struct/union specifier (after the keyword, after the closing
+/// brace) belong to the record type, not to the member it declares; only a member's own
+/// attributes (leading the declaration or after its declarator) are the member's. So in a
+/// packed struct an inline `struct __attribute__((aligned(8))) { float f; } b;` member is
+/// packed like `struct A8 b;` (`packed` overrides the alignment of a member's type, not an
+/// `aligned` on the member itself). Sizes from gcc 12 and mingw-w64 (x86-64 and i386 alike); LuaJIT gives
+/// the inline spellings 16/8.
+#[test]
+fn attributes_inside_an_inline_record_specifier_belong_to_the_record_not_the_member() {
+    for target in [Target::X64_SYSV, Target::X86_LINUX, Target::X64_WIN, Target::X86_WIN] {
+        let (mut t, mut s) = setup(target);
+        def(
+            &mut t,
+            &mut s,
+            "struct __attribute__((aligned(8))) A8 { float f; };
+             struct __attribute__((packed)) s1 { int i; struct A8 b; };
+             struct __attribute__((packed)) q1 { int i; struct __attribute__((aligned(8))) { float f; } b; };
+             struct __attribute__((packed)) q2 { int i; struct { float f; } __attribute__((aligned(8))) b; };
+             struct __attribute__((packed)) q3 { int i; __attribute__((aligned(8))) struct { float f; } b; };
+             struct __attribute__((packed)) q4 { int i; struct { float f; } b __attribute__((aligned(8))); };
+             struct __attribute__((packed)) q5 { int i; struct __attribute__((aligned(8))) T5 { float f; } b; };
+             struct __attribute__((packed)) q6 { int i; union __attribute__((aligned(8))) { float f; } b; };
+             struct __attribute__((packed)) q7 { int i; struct __attribute__((aligned(8))) { float f; } b, c; };
+             struct q8 { char c; struct __attribute__((aligned(8))) { float f; } b; } __attribute__((packed));
+             struct q9 { char c; struct __attribute__((aligned(16))) { float f; } b; };
+             struct __attribute__((packed)) q10 { int i; struct __attribute__((aligned(8))) { float f; }; };
+             #pragma pack(1)
+             struct q11 { char c; struct A8 b __attribute__((aligned(8))); };
+             #pragma pack()
+             typedef struct { float f; } __attribute__((aligned(8))) td8;
+             struct __attribute__((packed)) q12 { int i; td8 b; };",
+        );
+        let want = [
+            ("s1", (12, 1)),
+            ("q1", (12, 1)),
+            ("q2", (12, 1)),
+            ("q3", (16, 8)),
+            ("q4", (16, 8)),
+            ("q5", (12, 1)),
+            ("T5", (8, 8)),
+            ("q6", (12, 1)),
+            ("q7", (20, 1)),
+            ("q8", (9, 1)),
+            ("q9", (32, 16)),
+            ("q10", (12, 1)),
+            ("q11", (9, 1)),
+            ("q12", (12, 1)),
+        ];
+        for (name, sz) in want {
+            assert_eq!(size(&t, &s, name), sz, "{name} on {target:?}");
+        }
+        assert_eq!(offset(&t, &s, "q1", "b"), 4);
+        assert_eq!(offset(&t, &s, "q7", "c"), 12);
+    }
+}
+
 #[test]
 fn pragma_pack_push_pop_and_reset() {
     let (mut t, mut s) = setup(Target::X64_WIN);

@@ -168,6 +168,16 @@ end)
 T.err("cannot convert 'string' to 'int'", "a callback result that does not convert", function()
   return L.ct_call_binop(function() return "str" end, 1, 2)
 end)
+-- An enum result may be given by its constant's name; an unknown name fails like any result.
+ffi.cdef [[
+enum ct_cb_e { CT_CB_A = 2, CT_CB_B = 7 };
+int ct_call_enum_binop(enum ct_cb_e (*f)(int, int), int a, int b) __asm__("ct_call_binop");
+]]
+T.eq(L.ct_call_enum_binop(function() return "CT_CB_B" end, 1, 2), 7, "an enum callback result by constant name")
+T.eq(ffi.cast("enum ct_cb_e (*)(int, int)", function(a, b) return a == b and "CT_CB_A" or "CT_CB_B" end)(3, 3) == 2, true, "an enum result by name, called from Lua")
+T.err("cannot convert 'string' to 'enum ct_cb_e'", "an unknown enum constant name as a callback result", function()
+  return L.ct_call_enum_binop(function() return "CT_CB_C" end, 1, 2)
+end)
 local ok, obj = pcall(L.ct_call_binop, function() error({ code = 7 }) end, 1, 2)
 T.ok(not ok and type(obj) == "table" and obj.code == 7, "a non-string error object is kept")
 T.eq(L.ct_call_binop(function(a, b) return a + b end, 1, 2), 3, "calls work after a callback error")

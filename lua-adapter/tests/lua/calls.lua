@@ -173,6 +173,21 @@ L.ct_table[2] = 30
 T.eq(L.ct_table[2], 30, "extern array write")
 T.eq(ffi.string(L.ct_name), "calltest", "extern pointer variable")
 T.eq(L.CT_GREEN, 4, "enum constant through a namespace")
+-- An enum argument may be given by its constant's name (the declared enum type converts,
+-- not its integer representation); an unknown name is LuaJIT's conversion error.
+ffi.cdef [[
+enum ct_sign { CT_NEG = -2, CT_POS = 5 };
+int32_t ct_enum_arg(enum ct_colour c) __asm__("ct_i32");
+int32_t ct_enum_signed_arg(enum ct_sign s) __asm__("ct_i32");
+int64_t ct_enum_narrow(int8_t a, enum ct_sign s, int16_t c, enum ct_colour d) __asm__("ct_narrow");
+]]
+T.eq(L.ct_enum_arg("CT_GREEN"), 4, "an enum argument by constant name")
+T.eq(L.ct_enum_signed_arg("CT_NEG"), -2, "a signed enum argument by constant name")
+T.eq(ffi.cast("int32_t (*)(enum ct_colour)", L.ct_i32)("CT_RED"), 3, "an enum argument by name through a function pointer")
+T.eq(tonumber(L.ct_enum_narrow(1, "CT_POS", 3, "CT_GREEN")), tonumber(L.ct_narrow(1, 5, 3, 4)), "enum arguments by name among others")
+T.err("bad argument #1 (cannot convert 'string' to 'enum ct_colour')", "an unknown enum constant name", L.ct_enum_arg, "CT_BLUE")
+T.err("bad argument #1 (cannot convert 'string' to 'enum ct_colour')", "an unknown enum constant name through a function pointer", ffi.cast("int32_t (*)(enum ct_colour)", L.ct_i32), "CT_BLUE")
+T.err("bad argument #1 (cannot convert 'string' to 'int')", "a constant name for a plain int", L.ct_i32, "CT_GREEN")
 
 -- Errors.
 T.err("missing declaration for symbol 'nope'", "undeclared symbol", function() return L.nope end)

@@ -88,6 +88,15 @@ T.eq(ffi.offsetof("struct ct_packed", "i"), 1, "offsetof packed member")
 T.eq(ffi.offsetof("struct ct_nested", "arr"), 8, "offsetof array member")
 T.eq(ffi.offsetof("struct ct_nested", "uf"), 24, "offsetof anonymous union member")
 T.eq(ffi.offsetof("ct_point_t", "nope"), nil, "offsetof missing member")
+T.ours("gcc's layout: attributes inside an inline struct specifier are the struct's, so an enclosing packed still packs the member (LuaJIT: 16 and 8)", function()
+  ffi.cdef [[
+  struct ct_pk_inline { int i; struct __attribute__((aligned(8))) { float f; } b; } __attribute__((packed));
+  struct ct_pk_field { int i; struct { float f; } b __attribute__((aligned(8))); } __attribute__((packed));
+  ]]
+  T.eq(ffi.sizeof("struct ct_pk_inline"), 12, "packed struct with an inline aligned(8) struct member: size")
+  T.eq(ffi.offsetof("struct ct_pk_inline", "b"), 4, "packed struct with an inline aligned(8) struct member: offset")
+  T.eq(ffi.offsetof("struct ct_pk_field", "b"), 8, "aligned(8) on the member itself survives packed")
+end)
 do
   local o, pos, w = ffi.offsetof("struct ct_bits", "a")
   T.eq(o, 0, "bitfield a offset") T.eq(pos, 0, "bitfield a pos") T.eq(w, 3, "bitfield a width")
