@@ -23,6 +23,9 @@
 
 #[path = "native_diff/emit.rs"]
 mod emit;
+#[path = "../../abi-model/tests/common/fuzzing.rs"]
+#[allow(dead_code)] // the fuzzers' case loop and summary are not used here
+mod fuzzing;
 #[path = "native_diff/gen.rs"]
 mod gen;
 

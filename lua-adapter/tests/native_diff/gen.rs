@@ -1,5 +1,5 @@
 //! The signatures of the native differential test: a small model of C types and values, and a
-//! seeded generator over it (splitmix64, written here: a seed names the same signatures on
+//! seeded generator over it (the fuzzers' splitmix64: a seed names the same signatures on
 //! every machine and with every version of any crate).
 //!
 //! The space: every scalar (char/short/int/long/long long signed and unsigned, bool, float,
@@ -12,20 +12,17 @@
 
 use abi_model::types::{FloatKind, IntKind};
 
-/// splitmix64 (Steele, Lea, Flood 2014): tiny, and good enough to spread test cases.
-pub struct Rng(u64);
+/// The fuzzers' splitmix64 generator (`abi-model/tests/common/fuzzing.rs`), with the
+/// 64-bit ranges this generator draws.
+pub struct Rng(crate::fuzzing::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(crate::fuzzing::Rng(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     /// A number in `0..n` (`n` > 0).
