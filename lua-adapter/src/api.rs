@@ -58,27 +58,21 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_setfield(l, 1, name.as_ptr());
         }
         if created {
-            // tonumber(cdata) converts numeric cdata, as in LuaJIT; anything else goes to
-            // the original tonumber.
-            ffi::lua_getglobal(l, c"tonumber".as_ptr());
-            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
-                ffi::lua_pushlightuserdata(l, st as *mut _);
-                ffi::lua_insert(l, -2);
-                ffi::lua_pushcclosure(l, ffi_tonumber, 2);
-                ffi::lua_setglobal(l, c"tonumber".as_ptr());
-            } else {
-                ffi::lua_pop(l, 1);
-            }
-            // ipairs(cdata) goes to the cdata's __ipairs, as in LuaJIT: the metatype's, or an
-            // error. (Lua 5.3+'s ipairs would index 1, 2, ... until nil, past any array.)
-            ffi::lua_getglobal(l, c"ipairs".as_ptr());
-            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
-                ffi::lua_pushlightuserdata(l, st as *mut _);
-                ffi::lua_insert(l, -2);
-                ffi::lua_pushcclosure(l, ffi_ipairs, 2);
-                ffi::lua_setglobal(l, c"ipairs".as_ptr());
-            } else {
-                ffi::lua_pop(l, 1);
+            // Global wrappers that take cdata first and pass anything else to the original
+            // (upvalue 2): tonumber(cdata) converts numeric cdata, as in LuaJIT; ipairs(cdata)
+            // goes to the cdata's __ipairs, as in LuaJIT: the metatype's, or an error (Lua
+            // 5.3+'s ipairs would index 1, 2, ... until nil, past any array).
+            let wrappers: [(&std::ffi::CStr, CFn); 2] = [(c"tonumber", ffi_tonumber), (c"ipairs", ffi_ipairs)];
+            for (name, wrapper) in wrappers {
+                ffi::lua_getglobal(l, name.as_ptr());
+                if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                    ffi::lua_pushlightuserdata(l, st as *mut _);
+                    ffi::lua_insert(l, -2);
+                    ffi::lua_pushcclosure(l, wrapper, 2);
+                    ffi::lua_setglobal(l, name.as_ptr());
+                } else {
+                    ffi::lua_pop(l, 1);
+                }
             }
         }
         0
