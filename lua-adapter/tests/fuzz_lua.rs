@@ -757,9 +757,16 @@ impl Gen {
                     }
                     0 if p.starts_with("B[") => format!("{p}, {}", len(self, 3)),
                     0 => p,
-                    // Hostile lengths: without a valid huge one, which reads past the object.
+                    // Hostile lengths: without a valid one past the objects' 3 bytes, which
+                    // reads past the object (`B[1]` is 7; ASan found it).
                     1 => {
-                        format!("{p}, {}", self.rng.pick(COUNTS))
+                        let n = loop {
+                            let n = *self.rng.pick(COUNTS);
+                            if !n.starts_with("B[") && n != "ffi.new('int64_t', 4)" {
+                                break n;
+                            }
+                        };
+                        format!("{p}, {n}")
                     }
                     _ => format!("{p}, {}", len(self, 3)),
                 };
