@@ -160,6 +160,29 @@ pub const FUNC: CallbackFunc = CallbackFunc {
     tag_at: (std::mem::offset_of!(Callback, func) + std::mem::offset_of!(FuncValue, tag)) as u32,
 };
 
+/// The Lua function at `idx` as the thunk pushes it: its stack slot when the state's stack
+/// layout is verified, else nothing (the thunk then goes through its registry reference).
+///
+/// # Safety
+/// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
+unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm>, idx: c_int) -> FuncValue {
+    // SAFETY: as documented.
+    unsafe { FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx))) }
+}
+
+/// A registry reference to the Lua function at `idx` (keeping it alive) and its
+/// [`func_value`].
+///
+/// # Safety
+/// `l` valid with a free slot, `vm` as for [`func_value`], `idx` an absolute index.
+unsafe fn anchor_function(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm>, idx: c_int) -> (c_int, FuncValue) {
+    // SAFETY: as documented.
+    unsafe {
+        ffi::lua_pushvalue(l, idx);
+        (ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX), func_value(l, vm, idx))
+    }
+}
+
 /// Creates a callback of function type `fn_ty` running the Lua function at `idx`; returns
 /// the thunk's address (the C function pointer). A freed slot of the same type is reused
 /// (same signature, so its thunk serves the new callback as it is). Raises only what a
@@ -176,17 +199,15 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
             // alive in this frame if a finalizer raises.
             ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
         }
-        let cbs = &mut (*st).calls.callbacks;
-        if let Some(addr) = cbs.free.get_mut(&fn_ty).and_then(Vec::pop) {
-            let vm = (*st).calls.inline_vm;
+        if let Some(addr) = (*st).calls.callbacks.free.get_mut(&fn_ty).and_then(Vec::pop) {
+            let (func_ref, func) = anchor_function(l, (*st).calls.inline_vm, idx);
             let cbs = &mut (*st).calls.callbacks;
             let cb = cbs.slots.get_mut(&addr).expect("a freed slot keeps its record");
-            ffi::lua_pushvalue(l, idx);
-            cb.func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-            cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx)));
+            (cb.func_ref, cb.func) = (func_ref, func);
             cbs.live += 1;
             return Ok(addr);
         }
+        let cbs = &mut (*st).calls.callbacks;
         if cbs.slots.len() >= MAX_CALLBACKS {
             return Err(CallbackError::TooMany);
         }
@@ -206,9 +227,7 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
-        ffi::lua_pushvalue(l, idx);
-        let func_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let func = FuncValue::new(s.calls.inline_vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx)));
+        let (func_ref, func) = anchor_function(l, s.calls.inline_vm, idx);
         let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None, fn_ty, gen: 0 });
         let env = CodeEnv {
             helpers: helper_addresses(CallMode::Metamethod),
@@ -437,9 +456,9 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         let st = crate::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
-        let vm = (*st).calls.inline_vm;
+        let func = func_value(l, (*st).calls.inline_vm, 2);
         let cb = (*st).calls.callbacks.slots.get_mut(&addr).expect("checked above");
-        cb.func = FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, 2)));
+        cb.func = func;
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
