@@ -119,7 +119,10 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
         CType::Complex(FloatKind::Float) => ValueKind::ComplexF32,
         CType::Complex(FloatKind::Double) => ValueKind::ComplexF64,
         CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => {
-            return Err(PlanError::Unsupported { what: spelled(), reason: "long double is passed differently on every target".into() })
+            return Err(PlanError::Unsupported {
+                what: spelled(),
+                reason: "long double is passed differently on every target".into(),
+            })
         }
         CType::Pointer(_) => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
@@ -134,7 +137,9 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                     reason: "empty structs by value are passed differently by gcc and MSVC".into(),
                 });
             }
-            let size = u32::try_from(l.size).map_err(|_| PlanError::Invalid { message: format!("'{}' is too large to pass by value", spelled()) })?;
+            let size = u32::try_from(l.size).map_err(|_| PlanError::Invalid {
+                message: format!("'{}' is too large to pass by value", spelled()),
+            })?;
             ValueKind::Record { size, align: l.align }
         }
     };
@@ -176,7 +181,14 @@ pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Re
 }
 
 /// Plans a call from already-classified values: the single place that picks the ABI module.
-pub fn plan_values(target: Target, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+pub fn plan_values(
+    target: Target,
+    conv: CallConv,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     match (target.arch, target.os) {
         (Arch::X86, os) => x86::plan(os, conv, variadic, ret, args, fixed),
         (Arch::X86_64, Os::Linux) => x64_sysv::plan(variadic, ret, args, fixed),

@@ -134,6 +134,9 @@ impl CallbackFrame {
             spills,
             args,
             arg_kinds: plan.args.iter().map(|a| a.value).collect(),
-            sret_ptr, ret: plan.ret, pops: plan.callee_pops }
+            sret_ptr,
+            ret: plan.ret,
+            pops: plan.callee_pops,
+        }
     }
 }

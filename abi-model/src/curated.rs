@@ -8,7 +8,9 @@ use crate::cdef::{cdef, parse_type, CScope};
 use crate::helpers::Helper;
 use crate::lua_vm::LuaVm;
 use crate::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, Inline};
-use crate::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable};
+use crate::{
+    plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable,
+};
 
 /// The record types the signatures use.
 pub const TYPES: &str = "
@@ -92,12 +94,22 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
     CURATED
         .iter()
         .map(|cur| {
-            cdef(&mut table, &mut scope, &format!("{};", cur.decl), &[]).unwrap_or_else(|e| panic!("{}: {e}", cur.decl));
-            let name = cur.decl.split('(').next().and_then(|head| head.split_whitespace().last()).map(|n| n.trim_start_matches('*')).expect("a name");
+            cdef(&mut table, &mut scope, &format!("{};", cur.decl), &[])
+                .unwrap_or_else(|e| panic!("{}: {e}", cur.decl));
+            let name = cur
+                .decl
+                .split('(')
+                .next()
+                .and_then(|head| head.split_whitespace().last())
+                .map(|n| n.trim_start_matches('*'))
+                .expect("a name");
             let f = scope.function(name).unwrap_or_else(|| panic!("{name} declared"));
             let CType::Function(ft) = table.get(f.ty).clone() else { unreachable!("a function") };
-            let varargs: Vec<_> =
-                cur.varargs.iter().map(|v| parse_type(&mut table, &mut scope, v, &[]).unwrap_or_else(|e| panic!("{v}: {e}"))).collect();
+            let varargs: Vec<_> = cur
+                .varargs
+                .iter()
+                .map(|v| parse_type(&mut table, &mut scope, v, &[]).unwrap_or_else(|e| panic!("{v}: {e}")))
+                .collect();
             let sig = Signature::new(ft.ret, ft.params.iter().map(|p| p.ty).collect(), ft.variadic, ft.conv);
             let plan = plan_call(&table, &sig, &varargs).unwrap_or_else(|e| panic!("{target}: {}: {e}", cur.decl));
             CuratedPlan { curated: *cur, plan }
@@ -107,8 +119,16 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
 
 /// A made-up cdata header for listings of inline record arguments (lua-adapter's layout,
 /// with a recognisable key).
-pub const LISTING_CDATA: CdataHeader =
-    CdataHeader { size: 40, desc_at: 0, ptr_at: 8, form_at: 24, no_object: 2, tag_at: 32, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
+pub const LISTING_CDATA: CdataHeader = CdataHeader {
+    size: 40,
+    desc_at: 0,
+    ptr_at: 8,
+    form_at: 24,
+    no_object: 2,
+    tag_at: 32,
+    tag_rotate: 17,
+    tag_key: 0x5A5A_5A5A_5A5A_5A5A,
+};
 
 /// Where the listings' callback records hold their function's value (lua-adapter's layout:
 /// at the start of the record).
@@ -120,7 +140,14 @@ pub const LISTING_CALLBACK: CallbackFunc = CallbackFunc { value_at: 0, tag_at: 8
 /// strings for every pointer argument, records with [`LISTING_CDATA`], the callback's entry
 /// with [`LISTING_CALLBACK`]).
 pub fn listing_inline(vm: LuaVm) -> Inline {
-    Inline { vm, func_upvalue: Some(3), errno: true, string_args: u64::MAX, cdata: Some(LISTING_CDATA), callback: Some(LISTING_CALLBACK) }
+    Inline {
+        vm,
+        func_upvalue: Some(3),
+        errno: true,
+        string_args: u64::MAX,
+        cdata: Some(LISTING_CDATA),
+        callback: Some(LISTING_CALLBACK),
+    }
 }
 
 /// Where listings assemble their code: an address whose bytes are recognisable.
@@ -129,14 +156,23 @@ pub const LISTING_BASE: u64 = 0x10_0000;
 /// Made-up, recognisable helper and ctype addresses for listings (a disassembler given this
 /// environment names the helpers), of the target's pointer width.
 pub fn listing_env(target: Target, nargs: usize) -> CodeEnv {
-    let (code, data, callback) =
-        if target.pointer_size() == 8 { (0x7f00_0000_0000, 0x5500_0000_0000, 0x5600_0000_0000) } else { (0x7f00_0000, 0x5500_0000, 0x5600_0000) };
+    let (code, data, callback) = if target.pointer_size() == 8 {
+        (0x7f00_0000_0000, 0x5500_0000_0000, 0x5600_0000_0000)
+    } else {
+        (0x7f00_0000, 0x5500_0000, 0x5600_0000)
+    };
     CodeEnv {
         helpers: Helper::ALL.iter().map(|h| code + 0x1000 + 0x10 * h.id() as u64).collect(),
         arg_ctypes: (0..nargs).map(|i| data + 0x100 + 0x10 * i as u64).collect(),
         ret_ctype: data,
         callback_data: callback,
-        call_slots: Some(CallSlots { saved_errno: data + 0x80, calling_l: data + 0x88, pending_error: data + 0x90, no_pending: -2, main_l: data + 0x98 }),
+        call_slots: Some(CallSlots {
+            saved_errno: data + 0x80,
+            calling_l: data + 0x88,
+            pending_error: data + 0x90,
+            no_pending: -2,
+            main_l: data + 0x98,
+        }),
     }
 }
 
@@ -147,17 +183,31 @@ pub type Disassembler = fn(&[u8], u64, &CodeEnv) -> String;
 /// `variadic_call`: variadic functions cannot be callbacks) the thunk program and code, all
 /// with the inline steps `inline` allows, built by `backend` at [`LISTING_BASE`] with
 /// [`listing_env`].
-pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, variadic_call: bool, inline: Option<&Inline>) -> Result<String, BackendError> {
+pub fn listing(
+    plan: &CallPlan,
+    backend: &dyn Backend,
+    disasm: Disassembler,
+    variadic_call: bool,
+    inline: Option<&Inline>,
+) -> Result<String, BackendError> {
     let env = listing_env(backend.target(), plan.args.len());
     let stub = stub_program_inline(plan, 1, inline);
     let code = backend.stub(&stub, LISTING_BASE, &env)?;
-    let mut out = format!("plan:\n{plan}\n\nstub program:\n{stub}stub ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env));
+    let mut out = format!(
+        "plan:\n{plan}\n\nstub program:\n{stub}stub ({} bytes):\n{}",
+        code.len(),
+        disasm(&code, LISTING_BASE, &env)
+    );
     if variadic_call {
         out.push_str("\n(no callback thunk: variadic functions cannot be callbacks)\n");
     } else {
         let thunk = thunk_program_inline(&CallbackFrame::from_plan(plan), inline);
         let code = backend.thunk(&thunk, LISTING_BASE, &env)?;
-        out.push_str(&format!("\nthunk program:\n{thunk}thunk ({} bytes):\n{}", code.len(), disasm(&code, LISTING_BASE, &env)));
+        out.push_str(&format!(
+            "\nthunk program:\n{thunk}thunk ({} bytes):\n{}",
+            code.len(),
+            disasm(&code, LISTING_BASE, &env)
+        ));
     }
     Ok(out)
 }
@@ -165,7 +215,12 @@ pub fn listing(plan: &CallPlan, backend: &dyn Backend, disasm: Disassembler, var
 /// Every curated signature's [`listing`] on `backend`'s target, one section each: what the
 /// backends' snapshots show. With `inline`, the stubs take the inline steps it allows (the
 /// signatures `only` names, or all).
-pub fn curated_listing(backend: &dyn Backend, disasm: Disassembler, inline: Option<&Inline>, only: &[&str]) -> Result<String, String> {
+pub fn curated_listing(
+    backend: &dyn Backend,
+    disasm: Disassembler,
+    inline: Option<&Inline>,
+    only: &[&str],
+) -> Result<String, String> {
     let mut out = String::new();
     for c in curated_plans(backend.target()).into_iter().filter(|c| only.is_empty() || only.contains(&c.curated.name)) {
         out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
@@ -173,7 +228,10 @@ pub fn curated_listing(backend: &dyn Backend, disasm: Disassembler, inline: Opti
             out.push_str(&format!(" called with ({})", c.curated.varargs.join(", ")));
         }
         out.push('\n');
-        out.push_str(&listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty(), inline).map_err(|e| format!("{}: {e}", c.curated.decl))?);
+        out.push_str(
+            &listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty(), inline)
+                .map_err(|e| format!("{}: {e}", c.curated.decl))?,
+        );
         out.push('\n');
     }
     Ok(out)

@@ -205,7 +205,9 @@ impl Helper {
             Helper::CallbackEnter => "lua_State *luaffi_callback_enter(void *cb)",
             Helper::CallbackCall => "void luaffi_callback_call(lua_State *L, int nargs, void *cb)",
             Helper::CallbackLeave => "void luaffi_callback_leave(lua_State *L)",
-            Helper::CallbackPcall => "int luaffi_callback_pcall(lua_State *L, int nargs, int nresults, int errfunc, intptr_t ctx, void *k)",
+            Helper::CallbackPcall => {
+                "int luaffi_callback_pcall(lua_State *L, int nargs, int nresults, int errfunc, intptr_t ctx, void *k)"
+            }
             Helper::CallbackResult => "void luaffi_callback_result(lua_State *L, int status, void *cb)",
         }
     }

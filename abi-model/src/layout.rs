@@ -150,7 +150,10 @@ fn member(table: &TypeTable, field: &Field, is_last: bool, kind: RecordKind) -> 
         CType::Array { elem, len: ArrayLen::Flexible | ArrayLen::Variable } => {
             if !is_last || kind == RecordKind::Union {
                 return Err(TypeError::Invalid {
-                    message: format!("flexible array member '{}' must be the last member of a struct", field.name.as_deref().unwrap_or("?")),
+                    message: format!(
+                        "flexible array member '{}' must be the last member of a struct",
+                        field.name.as_deref().unwrap_or("?")
+                    ),
                 });
             }
             let e = type_layout(table, elem.id)?;
@@ -170,7 +173,9 @@ fn check_bitfield(table: &TypeTable, field: &Field, width: u32, ty: Layout) -> R
     }
     let max = if matches!(table.get(field.ty.id), CType::Bool) { 1 } else { ty.size * 8 };
     if u64::from(width) > max {
-        return Err(TypeError::Invalid { message: format!("width of bit-field '{name}' ({width} bits) exceeds its type ({max} bits)") });
+        return Err(TypeError::Invalid {
+            message: format!("width of bit-field '{name}' ({width} bits) exceeds its type ({max} bits)"),
+        });
     }
     if width == 0 && field.name.is_some() {
         return Err(TypeError::Invalid { message: format!("named bit-field '{name}' has zero width") });
@@ -183,7 +188,12 @@ fn check_bitfield(table: &TypeTable, field: &Field, width: u32, ty: Layout) -> R
 /// The rules below are gcc's (System V targets) and mingw's (`-mms-bitfields`, the Windows
 /// targets), as measured by the compiled layout fixtures (`emu-harness/tests/layout.rs`) and
 /// as catalogued by the repr-c project's compiler test cases; each rule names its case.
-pub fn record_layout(table: &TypeTable, kind: RecordKind, fields: &[Field], attrs: RecordAttrs) -> Result<RecordLayout, TypeError> {
+pub fn record_layout(
+    table: &TypeTable,
+    kind: RecordKind,
+    fields: &[Field],
+    attrs: RecordAttrs,
+) -> Result<RecordLayout, TypeError> {
     let rules = table.target().record_rules();
     let mut state = Placer { kind, attrs, size_bits: 0, align: attrs.aligned.unwrap_or(1).max(1), ms_unit: None };
     let mut out = Vec::with_capacity(fields.len());
@@ -352,7 +362,6 @@ pub fn is_unsupported(err: &TypeError) -> bool {
     matches!(err, TypeError::Unsupported { .. })
 }
 
-
 #[cfg(test)]
 mod tests {
     //! Each case was compiled with gcc 12 / mingw-w64 gcc 12 and is also covered by the
@@ -383,7 +392,12 @@ mod tests {
             let ch = t.int(IntKind::Char);
             let mut m1 = Field::named("m1", fp);
             m1.aligned = Some(2);
-            let l = record(&mut t, RecordKind::Struct, vec![Field::named("m0", ll), m1, Field::named("c", ch)], RecordAttrs { packed: true, ..Default::default() });
+            let l = record(
+                &mut t,
+                RecordKind::Struct,
+                vec![Field::named("m0", ll), m1, Field::named("c", ch)],
+                RecordAttrs { packed: true, ..Default::default() },
+            );
             assert_eq!((l.size, l.align, l.fields[1].offset), (18, 2, 8), "{target}");
         }
     }
@@ -393,7 +407,12 @@ mod tests {
         // #pragma pack(2) struct __attribute__((packed)) { short m0 : 15; }: size 2, align 2.
         let mut t = TypeTable::new(Target::X64_SYSV);
         let short = t.int(IntKind::Short);
-        let l = record(&mut t, RecordKind::Struct, vec![Field::bits(Some("m0"), short, 15)], RecordAttrs { packed: true, pack: Some(2), aligned: None });
+        let l = record(
+            &mut t,
+            RecordKind::Struct,
+            vec![Field::bits(Some("m0"), short, 15)],
+            RecordAttrs { packed: true, pack: Some(2), aligned: None },
+        );
         assert_eq!((l.size, l.align), (2, 2));
     }
 
@@ -405,7 +424,12 @@ mod tests {
         let u = t.int(IntKind::UInt);
         let us = t.int(IntKind::UShort);
         let s = t.int(IntKind::Short);
-        let fields = vec![Field::named("m0", u), Field::bits(Some("m1"), u, 31), Field::bits(Some("m2"), us, 16), Field::named("m3", s)];
+        let fields = vec![
+            Field::named("m0", u),
+            Field::bits(Some("m1"), u, 31),
+            Field::bits(Some("m2"), us, 16),
+            Field::named("m3", s),
+        ];
         let l = record(&mut t, RecordKind::Struct, fields, RecordAttrs { pack: Some(2), ..Default::default() });
         assert_eq!(bits_of(&l, 2), (63, 16));
         assert_eq!((l.fields[3].offset, l.size), (10, 12));
@@ -421,7 +445,12 @@ mod tests {
         let int = t.int(IntKind::Int);
         let mut a = Field::bits(Some("a"), int, 24);
         a.packed = true;
-        let l = record(&mut t, RecordKind::Struct, vec![Field::named("c", ch), a, Field::bits(Some("b"), int, 25)], RecordAttrs::default());
+        let l = record(
+            &mut t,
+            RecordKind::Struct,
+            vec![Field::named("c", ch), a, Field::bits(Some("b"), int, 25)],
+            RecordAttrs::default(),
+        );
         assert_eq!(bits_of(&l, 1), (8, 24));
         assert_eq!(bits_of(&l, 2), (40, 25));
         assert_eq!((l.size, l.align), (12, 4));
@@ -433,7 +462,12 @@ mod tests {
         let mut t = TypeTable::new(Target::X86_WIN);
         let ch = t.int(IntKind::Char);
         let ll = t.int(IntKind::LongLong);
-        let l = record(&mut t, RecordKind::Union, vec![Field::named("c", ch), Field::bits(Some("b"), ll, 4)], RecordAttrs { packed: true, ..Default::default() });
+        let l = record(
+            &mut t,
+            RecordKind::Union,
+            vec![Field::named("c", ch), Field::bits(Some("b"), ll, 4)],
+            RecordAttrs { packed: true, ..Default::default() },
+        );
         assert_eq!((l.size, l.align), (1, 1));
     }
 
@@ -444,7 +478,8 @@ mod tests {
         let ch = t.int(IntKind::Char);
         let int = t.int(IntKind::Int);
         let ll = t.int(IntKind::LongLong);
-        let fields = vec![Field::named("a", ch), Field::bits(None, int, 0), Field::named("b", ch), Field::bits(None, ll, 3)];
+        let fields =
+            vec![Field::named("a", ch), Field::bits(None, int, 0), Field::named("b", ch), Field::bits(None, ll, 3)];
         let l = record(&mut t, RecordKind::Struct, fields, RecordAttrs::default());
         assert_eq!((l.fields[2].offset, l.size, l.align), (4, 6, 1));
     }
@@ -462,7 +497,12 @@ mod tests {
             let cld = t.complex(FloatKind::LongDouble);
             assert_eq!(t.layout(cld).unwrap(), Layout { size: 2 * size, align }, "{target}");
             let ch = t.int(IntKind::Char);
-            let l = record(&mut t, RecordKind::Struct, vec![Field::named("c", ch), Field::named("x", ld)], RecordAttrs::default());
+            let l = record(
+                &mut t,
+                RecordKind::Struct,
+                vec![Field::named("c", ch), Field::named("x", ld)],
+                RecordAttrs::default(),
+            );
             assert_eq!((l.size, l.fields[1].offset), (record_size, u64::from(align)), "{target}");
         }
         for target in [Target::X64_WIN, Target::X86_WIN] {

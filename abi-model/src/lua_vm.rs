@@ -158,7 +158,12 @@ impl LuaVm {
         // CallInfo *ci; const Instruction *oldpc; StkId stack_last; ... }` (5.3 puts
         // `nci` into the header's padding: the same offsets); `CallInfo { StkId func, top; ... }`.
         room: StackRoom { stack_last: 48, ci: 32, ci_top: 8 },
-        strings: LuaStrings { short_tag: 0x44, long_tag: 0x54, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
+        strings: LuaStrings {
+            short_tag: 0x44,
+            long_tag: 0x54,
+            short_bytes: StrBytes::At(24),
+            long_bytes: StrBytes::At(24),
+        },
         userdata: LuaUserdata { tag: 0x47, ..LuaVm::LUA51.userdata },
         ..LuaVm::LUA51
     };
@@ -252,7 +257,11 @@ impl fmt::Display for LuaVm {
             ArgsBase::Base { at } => format!("L->base @{at}"),
             ArgsBase::CallInfo { ci, func } => format!("L->ci @{ci} ->func @{func} + 1"),
         };
-        write!(f, "{}: top @{}, args {base}, slot {} (tag @{} x{}", self.name, self.top, self.slot, self.tag_at, self.tag_size)?;
+        write!(
+            f,
+            "{}: top @{}, args {base}, slot {} (tag @{} x{}",
+            self.name, self.top, self.slot, self.tag_at, self.tag_size
+        )?;
         if let Some(i) = self.int_tag {
             write!(f, ", int {i:#x}")?;
         }
@@ -323,6 +332,10 @@ mod tests {
     fn lua51_finds_its_arguments_at_l_base_and_has_no_integers() {
         assert_eq!(LuaVm::LUA51.args, ArgsBase::Base { at: 24 });
         assert!(!LuaVm::LUA51.has_integers());
-        assert_eq!(LuaVm::LUA51.cclosure_upvalues, 40, "ClosureHeader 5.1: next, tt, marked, isC, nupvalues, gclist, env; then f");
+        assert_eq!(
+            LuaVm::LUA51.cclosure_upvalues,
+            40,
+            "ClosureHeader 5.1: next, tt, marked, isC, nupvalues, gclist, env; then f"
+        );
     }
 }

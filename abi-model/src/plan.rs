@@ -36,8 +36,14 @@ impl Gpr {
 
     /// The register's name at full width for a register `width` of 4 or 8 bytes.
     pub fn name(self, width: u32) -> &'static str {
-        const R64: [&str; 16] = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
-        const R32: [&str; 16] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d"];
+        const R64: [&str; 16] = [
+            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+            "r15",
+        ];
+        const R32: [&str; 16] = [
+            "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d",
+            "r14d", "r15d",
+        ];
         let i = usize::from(self.0 & 15);
         if width == 8 {
             R64[i]
@@ -319,7 +325,9 @@ impl CallPlan {
     pub fn describe_arg(&self, i: usize) -> String {
         let a = &self.args[i];
         let how = match &a.pass {
-            ArgPass::Direct(parts) if parts.len() == 1 && parts[0].offset == 0 && parts[0].size == a.value.size(self.ptr_size) => {
+            ArgPass::Direct(parts)
+                if parts.len() == 1 && parts[0].offset == 0 && parts[0].size == a.value.size(self.ptr_size) =>
+            {
                 let p = &parts[0];
                 let ext = match p.ext {
                     Ext::None => "",
@@ -346,7 +354,9 @@ impl CallPlan {
             RetLoc::Void => "-".to_string(),
             // Named by the width the value occupies: `eax` for an int on x86-64, `rax` for
             // a pointer, as the arguments are.
-            RetLoc::Gpr => Gpr::AX.name(if self.ret.value.size(self.ptr_size) <= 4 { 4 } else { self.ptr_size }).to_string(),
+            RetLoc::Gpr => {
+                Gpr::AX.name(if self.ret.value.size(self.ptr_size) <= 4 { 4 } else { self.ptr_size }).to_string()
+            }
             RetLoc::EdxEax => "edx:eax".into(),
             RetLoc::St0 => "st0".into(),
             RetLoc::Xmm0 => "xmm0".into(),

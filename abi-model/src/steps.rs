@@ -463,7 +463,9 @@ pub fn to_lua_helper(kind: ValueKind) -> Helper {
         ValueKind::F32 => Helper::PushF32,
         ValueKind::F64 => Helper::PushF64,
         ValueKind::Pointer => Helper::PushPtr,
-        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => Helper::PushRecord,
+        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => {
+            Helper::PushRecord
+        }
     }
 }
 
@@ -506,7 +508,8 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let vm = inline.map(|i| i.vm);
     let mut stage = Stage(0);
     let expected = plan.args.len() as i32 + first_lua_index - 1;
-    let mut steps = vec![if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } }];
+    let mut steps =
+        vec![if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } }];
     let target = stage.take(w);
     steps.push(match inline.and_then(|i| i.func_upvalue) {
         Some(n) => Step::FuncAddrFromUpvalue { n, to: target },
@@ -517,12 +520,19 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
-            Some(vm) if vm.converts_inline(kind) => Step::ToCInline { l: Operand::L, lua_index, kind, to: dst, slow: Box::new(slow) },
-            Some(_) if kind == ValueKind::Pointer => {
-                Step::PtrInline { lua_index, to: dst, strings: arg < 64 && string_args & (1 << arg) != 0, slow: Box::new(slow) }
+            Some(vm) if vm.converts_inline(kind) => {
+                Step::ToCInline { l: Operand::L, lua_index, kind, to: dst, slow: Box::new(slow) }
             }
+            Some(_) if kind == ValueKind::Pointer => Step::PtrInline {
+                lua_index,
+                to: dst,
+                strings: arg < 64 && string_args & (1 << arg) != 0,
+                slow: Box::new(slow),
+            },
             Some(_) if is_aggregate(kind) => match cdata_header {
-                Some(header) => Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), header, slow: Box::new(slow) },
+                Some(header) => {
+                    Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), header, slow: Box::new(slow) }
+                }
                 None => slow,
             },
             _ => slow,
@@ -531,7 +541,11 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     // Aggregate results are written straight into a new cdata made before the call.
     let result_ptr = if is_aggregate(plan.ret.value) {
         let at = stage.take(w);
-        steps.push(Step::CallHelper { helper: Helper::NewResult, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(at) });
+        steps.push(Step::CallHelper {
+            helper: Helper::NewResult,
+            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+            ret_to: Some(at),
+        });
         Some(at)
     } else {
         None
@@ -553,7 +567,12 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
                         steps.push(convert(i, a.value, lua_index, at));
                         for p in parts {
                             let Slot::Stage(base) = at else { unreachable!() };
-                            loads.push(Step::LoadArg { to: p.loc, from: Slot::Stage(base + p.offset), size: p.size, ext: p.ext });
+                            loads.push(Step::LoadArg {
+                                to: p.loc,
+                                from: Slot::Stage(base + p.offset),
+                                size: p.size,
+                                ext: p.ext,
+                            });
                         }
                     }
                 }
@@ -561,7 +580,9 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             ArgPass::Indirect { ptr, copy_at } => {
                 steps.push(convert(i, a.value, lua_index, Slot::Out(*copy_at)));
                 match ptr {
-                    Loc::Stack { offset } => steps.push(Step::StoreAddr { of: Slot::Out(*copy_at), to: Slot::Out(*offset) }),
+                    Loc::Stack { offset } => {
+                        steps.push(Step::StoreAddr { of: Slot::Out(*copy_at), to: Slot::Out(*offset) })
+                    }
                     reg => loads.push(Step::LoadAddr { to: *reg, of: Slot::Out(*copy_at) }),
                 }
             }
@@ -580,10 +601,18 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let errno_at = inline.filter(|i| i.errno).map(|_| stage.take(w));
     steps.push(match errno_at {
         Some(errno_at) => Step::ErrnoRestoreInline { errno_at, prev_l_at },
-        None => Step::CallHelper { helper: Helper::ErrnoRestore, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(prev_l_at) },
+        None => Step::CallHelper {
+            helper: Helper::ErrnoRestore,
+            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+            ret_to: Some(prev_l_at),
+        },
     });
     let after_call = || {
-        let call = Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(prev_l_at)], ret_to: None };
+        let call = Step::CallHelper {
+            helper: Helper::AfterCall,
+            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(prev_l_at)],
+            ret_to: None,
+        };
         match errno_at {
             Some(errno_at) => Step::AfterCallInline { errno_at, prev_l_at, slow: Box::new(call) },
             None => call,
@@ -619,7 +648,9 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             }
             let slow = Step::CallHelper { helper, args, ret_to: None };
             steps.push(match vm {
-                Some(vm) if vm.pushes_inline(kind) => Step::PushInline { l: Operand::L, from: at, kind, slow: Box::new(slow) },
+                Some(vm) if vm.pushes_inline(kind) => {
+                    Step::PushInline { l: Operand::L, from: at, kind, slow: Box::new(slow) }
+                }
                 _ => slow,
             });
             1
@@ -643,13 +674,20 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
     let inline = inline.filter(|i| i.vm.ptr_size == w);
     let vm = inline.map(|i| i.vm);
     let mut stage = Stage(0);
-    let mut steps: Vec<Step> = frame.spills.iter().map(|s| Step::Spill { from: s.from, size: s.size, to: Slot::Entry(s.to) }).collect();
+    let mut steps: Vec<Step> =
+        frame.spills.iter().map(|s| Step::Spill { from: s.from, size: s.size, to: Slot::Entry(s.to) }).collect();
     let l_slot = stage.take(w);
     let l = Operand::PtrAt(l_slot);
     let nargs = frame.args.len() as u32;
-    let enter = Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) };
+    let enter =
+        Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) };
     steps.push(match inline.and_then(|i| i.callback) {
-        Some(func) => Step::CallbackEnterInline { to: l_slot, room: nargs + 1 + CALLBACK_EXTRA_SLOTS, func, slow: Box::new(enter) },
+        Some(func) => Step::CallbackEnterInline {
+            to: l_slot,
+            room: nargs + 1 + CALLBACK_EXTRA_SLOTS,
+            func,
+            slow: Box::new(enter),
+        },
         None => enter,
     });
     let kinds: Vec<ValueKind> = frame.arg_kinds.clone();
@@ -660,20 +698,36 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             FrameArg::ByRef { ptr_at } => Slot::Entry(ptr_at),
         };
         let args = match (helper, arg) {
-            (Helper::PushRecord, FrameArg::Value { .. }) => vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)],
-            (Helper::PushRecord, FrameArg::ByRef { .. }) => vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)],
+            (Helper::PushRecord, FrameArg::Value { .. }) => {
+                vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)]
+            }
+            (Helper::PushRecord, FrameArg::ByRef { .. }) => {
+                vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)]
+            }
             (Helper::PushPtr, _) => vec![l, Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
             _ => vec![l, Operand::Value { at: value_at, kind }],
         };
         let slow = Step::CallHelper { helper, args, ret_to: None };
         steps.push(match (vm, arg) {
-            (Some(vm), FrameArg::Value { .. }) if vm.pushes_inline(kind) => Step::PushInline { l, from: value_at, kind, slow: Box::new(slow) },
+            (Some(vm), FrameArg::Value { .. }) if vm.pushes_inline(kind) => {
+                Step::PushInline { l, from: value_at, kind, slow: Box::new(slow) }
+            }
             _ => slow,
         });
     }
-    let call = Step::CallHelper { helper: Helper::CallbackCall, args: vec![l, Operand::Imm(nargs as i32), Operand::CallbackData], ret_to: None };
+    let call = Step::CallHelper {
+        helper: Helper::CallbackCall,
+        args: vec![l, Operand::Imm(nargs as i32), Operand::CallbackData],
+        ret_to: None,
+    };
     steps.push(match vm {
-        Some(_) => Step::CallbackCallInline { l, nargs, result: frame.ret.value, status_at: stage.take(4.max(w)), slow: Box::new(call) },
+        Some(_) => Step::CallbackCallInline {
+            l,
+            nargs,
+            result: frame.ret.value,
+            status_at: stage.take(4.max(w)),
+            slow: Box::new(call),
+        },
         None => call,
     });
     let ret = frame.ret;
@@ -700,7 +754,9 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             let ret_to = if helper == Helper::ToRecord { None } else { Some(at) };
             let slow = Step::CallHelper { helper, args, ret_to };
             steps.push(match vm {
-                Some(vm) if vm.converts_inline(kind) => Step::ToCInline { l, lua_index: -1, kind, to: at, slow: Box::new(slow) },
+                Some(vm) if vm.converts_inline(kind) => {
+                    Step::ToCInline { l, lua_index: -1, kind, to: at, slow: Box::new(slow) }
+                }
                 _ => slow,
             });
             Some(Dest::At(at))
@@ -714,7 +770,13 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
         steps.push(Step::LoadReturn { ret, from });
     }
     steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
-    Program { steps, out_bytes: 0, stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: frame.header + frame.save_bytes, vm }
+    Program {
+        steps,
+        out_bytes: 0,
+        stage_bytes: stage.0.div_ceil(16) * 16,
+        entry_bytes: frame.header + frame.save_bytes,
+        vm,
+    }
 }
 
 impl fmt::Display for Slot {
@@ -803,8 +865,12 @@ impl fmt::Display for Step {
             Step::LoadReturn { ret, from } => write!(f, "load-return {:?} {} <- {from}", ret.loc, ret.value),
             Step::CheckArgCountInline { expected } => write!(f, "check-args {expected} (inline: L->top - base)"),
             Step::FuncAddrFromUpvalue { n, to } => write!(f, "func-addr <- upvalue {n} (light userdata) -> {to}"),
-            Step::ToCInline { l, lua_index, kind, to, slow } => write!(f, "{kind} <- number at {lua_index}{} -> {to}, else {slow}", on_l(l)),
-            Step::PushInline { l, from, kind, slow } => write!(f, "push number{} <- {kind} {from}, else {slow}", on_l(l)),
+            Step::ToCInline { l, lua_index, kind, to, slow } => {
+                write!(f, "{kind} <- number at {lua_index}{} -> {to}, else {slow}", on_l(l))
+            }
+            Step::PushInline { l, from, kind, slow } => {
+                write!(f, "push number{} <- {kind} {from}, else {slow}", on_l(l))
+            }
             Step::RecordInline { lua_index, arg, to, size, slow, .. } => {
                 write!(f, "record <- cdata of ctype(arg{arg}) at {lua_index} -> &{to} ({size} bytes), else {slow}")
             }
@@ -812,12 +878,18 @@ impl fmt::Display for Step {
                 let what = if *strings { "nil or string" } else { "nil" };
                 write!(f, "ptr <- {what} at {lua_index} -> {to}, else {slow}")
             }
-            Step::ErrnoRestoreInline { errno_at, prev_l_at } => write!(f, "errno-restore (inline, &errno -> {errno_at}, calling thread -> {prev_l_at})"),
+            Step::ErrnoRestoreInline { errno_at, prev_l_at } => {
+                write!(f, "errno-restore (inline, &errno -> {errno_at}, calling thread -> {prev_l_at})")
+            }
             Step::AfterCallInline { errno_at, prev_l_at, slow } => {
                 write!(f, "after-call (inline, &errno at {errno_at}, calling thread back from {prev_l_at}), if a callback error is pending {slow}")
             }
             Step::CallbackEnterInline { to, room, func, slow } => {
-                write!(f, "enter (inline: L -> {to}, push the function at cbdata+{} when {room} slots are free), else {slow}", func.value_at)
+                write!(
+                    f,
+                    "enter (inline: L -> {to}, push the function at cbdata+{} when {room} slots are free), else {slow}",
+                    func.value_at
+                )
             }
             Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
                 write!(f, "pcall {nargs} args{} (status -> {status_at}; checked unless 0 and a {result} number), if a callback error is pending {slow}", on_l(l))
@@ -851,14 +923,17 @@ impl fmt::Display for Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{plan_call, CallConv, FloatKind, IntKind, RecordKind, Field, RecordAttrs, Signature, Target, TypeTable};
+    use crate::{
+        plan_call, CallConv, Field, FloatKind, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable,
+    };
 
     fn sysv_mixed() -> CallPlan {
         let mut t = TypeTable::new(Target::X64_SYSV);
         let int = t.int(IntKind::Int);
         let dbl = t.float(FloatKind::Double);
         let s = t.new_record(RecordKind::Struct, Some("big"));
-        t.define_record(s, (0..5).map(|i| Field::named(&format!("f{i}"), dbl)).collect(), RecordAttrs::default()).unwrap();
+        t.define_record(s, (0..5).map(|i| Field::named(&format!("f{i}"), dbl)).collect(), RecordAttrs::default())
+            .unwrap();
         plan_call(&t, &Signature::new(s, vec![int.into(), dbl.into(), s.into()], false, CallConv::Cdecl), &[]).unwrap()
     }
 
@@ -866,9 +941,16 @@ mod tests {
     fn stub_converts_everything_before_loading_any_register() {
         // The ordering rule: no helper call after the first register load.
         let prog = stub_program(&sysv_mixed(), 1);
-        let first_load = prog.steps.iter().position(|s| matches!(s, Step::LoadArg { .. } | Step::LoadPtr { .. } | Step::LoadAddr { .. })).unwrap();
+        let first_load = prog
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::LoadArg { .. } | Step::LoadPtr { .. } | Step::LoadAddr { .. }))
+            .unwrap();
         let last_helper_before_call = prog.steps.iter().position(|s| matches!(s, Step::CallTarget { .. })).unwrap();
-        assert!(prog.steps[first_load..last_helper_before_call].iter().all(|s| !matches!(s, Step::CallHelper { .. })), "{prog}");
+        assert!(
+            prog.steps[first_load..last_helper_before_call].iter().all(|s| !matches!(s, Step::CallHelper { .. })),
+            "{prog}"
+        );
     }
 
     #[test]
@@ -889,7 +971,14 @@ mod tests {
 
     #[test]
     fn inline_stub_keeps_a_helper_call_behind_every_inline_conversion_and_push() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: false, string_args: 0, cdata: None, callback: None };
+        let inline = Inline {
+            vm: LuaVm::LUA54,
+            func_upvalue: Some(3),
+            errno: false,
+            string_args: 0,
+            cdata: None,
+            callback: None,
+        };
         let prog = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&inline));
         let text = prog.to_string();
         assert!(text.contains("check-args 2 (inline"), "{text}");
@@ -898,8 +987,13 @@ mod tests {
         assert!(text.contains("push number <- i32 stage[32], else luaffi_push_i32(L, i32 stage[32])"), "{text}");
         // The errno helpers stay unless asked for; the calling thread they replace is kept
         // across the call and handed back.
-        assert!(text.contains("luaffi_errno_restore(L, ctype(ret)) -> stage[24]") && text.contains("luaffi_after_call(L, ctype(ret), *stage[24])"), "{text}");
-        let text = stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&Inline { errno: true, ..inline })).to_string();
+        assert!(
+            text.contains("luaffi_errno_restore(L, ctype(ret)) -> stage[24]")
+                && text.contains("luaffi_after_call(L, ctype(ret), *stage[24])"),
+            "{text}"
+        );
+        let text =
+            stub_program_inline(&int_add(Target::X64_SYSV), 1, Some(&Inline { errno: true, ..inline })).to_string();
         assert!(text.contains("errno-restore (inline, &errno -> stage[32], calling thread -> stage[24])"), "{text}");
         assert!(
             text.contains("after-call (inline, &errno at stage[32], calling thread back from stage[24]), if a callback error is pending luaffi_after_call(L, ctype(ret), *stage[24])"),
@@ -913,7 +1007,19 @@ mod tests {
         let t = TypeTable::new(Target::X64_SYSV);
         let i64t = t.int(IntKind::LongLong);
         let plan = plan_call(&t, &Signature::new(i64t, vec![i64t.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let text = stub_program_inline(&plan, 1, Some(&Inline { vm: LuaVm::LUA51, func_upvalue: None, errno: false, string_args: 0, cdata: None, callback: None })).to_string();
+        let text = stub_program_inline(
+            &plan,
+            1,
+            Some(&Inline {
+                vm: LuaVm::LUA51,
+                func_upvalue: None,
+                errno: false,
+                string_args: 0,
+                cdata: None,
+                callback: None,
+            }),
+        )
+        .to_string();
         assert!(text.contains("i64 <- number at 1"), "arguments convert inline: {text}");
         assert!(!text.contains("push number"), "a boxed int64_t is the helper's: {text}");
         assert!(text.contains("luaffi_func_addr(L)"), "no upvalue given: {text}");
@@ -924,16 +1030,34 @@ mod tests {
         let mut t = TypeTable::new(Target::X64_SYSV);
         let int = t.int(IntKind::Int);
         let ptr = t.pointer_to(crate::QualType::plain(int));
-        let plan = plan_call(&t, &Signature::new(int, vec![ptr.into(), ptr.into()], false, CallConv::Cdecl), &[]).unwrap();
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: None, errno: false, string_args: 0b10, cdata: None, callback: None };
+        let plan =
+            plan_call(&t, &Signature::new(int, vec![ptr.into(), ptr.into()], false, CallConv::Cdecl), &[]).unwrap();
+        let inline = Inline {
+            vm: LuaVm::LUA54,
+            func_upvalue: None,
+            errno: false,
+            string_args: 0b10,
+            cdata: None,
+            callback: None,
+        };
         let text = stub_program_inline(&plan, 1, Some(&inline)).to_string();
         assert!(text.contains("ptr <- nil at 1 -> stage[8], else luaffi_to_ptr(L, 1, ctype(arg0))"), "{text}");
-        assert!(text.contains("ptr <- nil or string at 2 -> stage[16], else luaffi_to_ptr(L, 2, ctype(arg1))"), "{text}");
+        assert!(
+            text.contains("ptr <- nil or string at 2 -> stage[16], else luaffi_to_ptr(L, 2, ctype(arg1))"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_layout_for_another_pointer_size_is_ignored() {
-        let inline = Inline { vm: LuaVm::LUA54, func_upvalue: Some(3), errno: true, string_args: 0, cdata: None, callback: None };
+        let inline = Inline {
+            vm: LuaVm::LUA54,
+            func_upvalue: Some(3),
+            errno: true,
+            string_args: 0,
+            cdata: None,
+            callback: None,
+        };
         let prog = stub_program_inline(&int_add(Target::X86_LINUX), 1, Some(&inline));
         assert_eq!(prog, stub_program(&int_add(Target::X86_LINUX), 1));
     }
@@ -953,19 +1077,41 @@ mod tests {
         let func = CallbackFunc { value_at: 0, tag_at: 8 };
         let p = thunk_program_inline(&frame, Some(&Inline::callback(LuaVm::LUA54, func)));
         // Room: the function, two arguments, and the helpers' slack.
-        assert!(p.steps.iter().any(|s| matches!(s, Step::CallbackEnterInline { room, .. } if *room == 3 + CALLBACK_EXTRA_SLOTS)));
-        let call = p.steps.iter().find_map(|s| match s { Step::CallbackCallInline { nargs, result, slow, .. } => Some((*nargs, *result, slow)), _ => None });
+        assert!(p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CallbackEnterInline { room, .. } if *room == 3 + CALLBACK_EXTRA_SLOTS)));
+        let call = p.steps.iter().find_map(|s| match s {
+            Step::CallbackCallInline { nargs, result, slow, .. } => Some((*nargs, *result, slow)),
+            _ => None,
+        });
         let (nargs, result, slow) = call.expect("an inline Lua call");
         assert_eq!((nargs, result), (2, ValueKind::Int { size: 4, signed: true }));
-        assert!(matches!(**slow, Step::CallHelper { helper: Helper::CallbackCall, .. }), "a pending error takes the whole helper");
+        assert!(
+            matches!(**slow, Step::CallHelper { helper: Helper::CallbackCall, .. }),
+            "a pending error takes the whole helper"
+        );
         assert!(p.steps.iter().any(|s| matches!(s, Step::PopInline { .. })));
-        assert!(!p.steps.iter().any(|s| matches!(s, Step::CallHelper { helper: Helper::CallbackLeave | Helper::CallbackEnter, .. })));
+        assert!(!p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CallHelper { helper: Helper::CallbackLeave | Helper::CallbackEnter, .. })));
         // Without a record layout the entry stays a helper call; the call and pop are inline.
         let p = thunk_program_inline(&frame, Some(&Inline::layout_only(LuaVm::LUA54)));
         assert!(matches!(p.steps[2], Step::CallHelper { helper: Helper::CallbackEnter, .. }), "{p}");
         assert!(p.steps.iter().any(|s| matches!(s, Step::CallbackCallInline { .. })));
         // A layout for another pointer size: every step through helpers.
-        let p = thunk_program_inline(&CallbackFrame::from_plan(&int_add(Target::X86_LINUX)), Some(&Inline::callback(LuaVm::LUA54, func)));
-        assert!(p.vm.is_none() && p.steps.iter().all(|s| matches!(s, Step::Spill { .. } | Step::CallHelper { .. } | Step::LoadReturn { .. } | Step::ReturnToC { .. })), "{p}");
+        let p = thunk_program_inline(
+            &CallbackFrame::from_plan(&int_add(Target::X86_LINUX)),
+            Some(&Inline::callback(LuaVm::LUA54, func)),
+        );
+        assert!(
+            p.vm.is_none()
+                && p.steps.iter().all(|s| matches!(
+                    s,
+                    Step::Spill { .. } | Step::CallHelper { .. } | Step::LoadReturn { .. } | Step::ReturnToC { .. }
+                )),
+            "{p}"
+        );
     }
 }

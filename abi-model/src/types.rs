@@ -108,7 +108,10 @@ impl IntKind {
 
     /// True for the signed kinds; plain `char` is signed on every x86 target.
     pub fn is_signed(self) -> bool {
-        matches!(self, IntKind::Char | IntKind::SChar | IntKind::Short | IntKind::Int | IntKind::Long | IntKind::LongLong)
+        matches!(
+            self,
+            IntKind::Char | IntKind::SChar | IntKind::Short | IntKind::Int | IntKind::Long | IntKind::LongLong
+        )
     }
 
     /// The C spelling.
@@ -551,7 +554,9 @@ impl TypeTable {
                 };
                 (self.depth_over([elem.id]), layout)
             }
-            CType::Function(f) => (self.depth_over(std::iter::once(f.ret.id).chain(f.params.iter().map(|p| p.ty.id))), None),
+            CType::Function(f) => {
+                (self.depth_over(std::iter::once(f.ret.id).chain(f.params.iter().map(|p| p.ty.id))), None)
+            }
             _ => (0, None),
         };
         self.check_limits(depth, checked)?;
@@ -610,7 +615,10 @@ impl TypeTable {
     /// A new, incomplete struct or union. Every call makes a distinct type, as every
     /// declaration in C does; the declaration parser keeps the tag scope.
     pub fn new_record(&mut self, kind: RecordKind, tag: Option<&str>) -> TypeId {
-        self.push(CType::Record(Record { kind, tag: tag.map(str::to_string), body: None }), Info { depth: 1, key: None, layout: None })
+        self.push(
+            CType::Record(Record { kind, tag: tag.map(str::to_string), body: None }),
+            Info { depth: 1, key: None, layout: None },
+        )
     }
 
     /// [`TypeTable::new_record`], within the table's limits.
@@ -628,7 +636,11 @@ impl TypeTable {
                 return Err(TypeError::Invalid { message: format!("redefinition of '{}'", self.display(id.into())) })
             }
             CType::Record(r) => r.kind,
-            _ => return Err(TypeError::Invalid { message: format!("'{}' is not a struct or union", self.display(id.into())) }),
+            _ => {
+                return Err(TypeError::Invalid {
+                    message: format!("'{}' is not a struct or union", self.display(id.into())),
+                })
+            }
         };
         let layout = layout::record_layout(self, kind, &fields, attrs)?;
         let depth = self.depth_over(fields.iter().map(|f| f.ty.id));
@@ -807,7 +819,9 @@ impl TypeTable {
                     let to = *to;
                     match self.get(to.id) {
                         // A convention belongs inside the parentheses: `int (__stdcall *)(int)`.
-                        CType::Function(f) if f.conv != CallConv::Cdecl => inner = format!("({} {inner})", f.conv.keyword()),
+                        CType::Function(f) if f.conv != CallConv::Cdecl => {
+                            inner = format!("({} {inner})", f.conv.keyword())
+                        }
                         CType::Array { .. } | CType::Function(_) => inner = format!("({inner})"),
                         _ => {}
                     }
@@ -886,7 +900,9 @@ impl TypeTable {
                     None => s.push_str(&ty.id.0.to_string()),
                 }
             }
-            CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => unreachable!("derived types are declarators"),
+            CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => {
+                unreachable!("derived types are declarators")
+            }
         }
         s
     }
@@ -973,7 +989,12 @@ mod tests {
     fn stdcall_function_pointer_prints_its_convention_inside_the_parentheses() {
         let mut t = TypeTable::new(Target::X86_WIN);
         let int = t.int(IntKind::Int);
-        let f = t.function(FuncType { ret: int.into(), params: vec![Param { name: None, ty: int.into() }], variadic: false, conv: CallConv::Stdcall });
+        let f = t.function(FuncType {
+            ret: int.into(),
+            params: vec![Param { name: None, ty: int.into() }],
+            variadic: false,
+            conv: CallConv::Stdcall,
+        });
         let fp = t.pointer_to(f);
         assert_eq!(t.display(fp.into()), "int (__stdcall *)(int)");
         assert_eq!(t.display(f.into()), "int __stdcall (int)");

@@ -37,10 +37,10 @@ pub struct Memory;
 /// (a) equal classes stay; (b) NO_CLASS yields the other; (d) INTEGER wins; (f) else SSE.
 pub fn merge_classes(a: Class, b: Class) -> Class {
     match (a, b) {
-        (x, y) if x == y => x,                        // rule (a)
-        (Class::NoClass, x) | (x, Class::NoClass) => x, // rule (b)
+        (x, y) if x == y => x,                                       // rule (a)
+        (Class::NoClass, x) | (x, Class::NoClass) => x,              // rule (b)
         (Class::Integer, _) | (_, Class::Integer) => Class::Integer, // rule (d)
-        _ => Class::Sse,                               // rule (f)
+        _ => Class::Sse,                                             // rule (f)
     }
 }
 
@@ -76,7 +76,9 @@ fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, Pla
     let skew = at % 8;
     match table.get(id) {
         CType::Record(r) => {
-            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid { message: format!("'{}' is incomplete", table.display(id.into())) })?;
+            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid {
+                message: format!("'{}' is incomplete", table.display(id.into())),
+            })?;
             let Some(mut classes) = no_class_words(body.layout.size, skew) else { return Ok(Err(Memory)) };
             let is_union = matches!(r.kind, crate::types::RecordKind::Union);
             for (field, fl) in body.fields.iter().zip(&body.layout.fields) {
@@ -132,9 +134,10 @@ fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, Pla
             Ok(Ok(classes))
         }
         CType::Array { .. } => Ok(Ok(vec![Class::NoClass])),
-        CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => {
-            Err(PlanError::Unsupported { what: "long double".into(), reason: "X87 class members are not supported".into() })
-        }
+        CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => Err(PlanError::Unsupported {
+            what: "long double".into(),
+            reason: "X87 class members are not supported".into(),
+        }),
         other => {
             let size = table.layout(id)?.size;
             Ok(match other {
@@ -287,7 +290,10 @@ fn plan_return(ret: &AbiValue, regs: &mut Regs) -> Result<RetPlan, PlanError> {
         Ok(cs) => match cs {
             [] => RetLoc::Void,
             [Class::NoClass] | [Class::NoClass, Class::NoClass] => {
-                return Err(PlanError::Unsupported { what: "a return value of padding only".into(), reason: "no register carries it".into() })
+                return Err(PlanError::Unsupported {
+                    what: "a return value of padding only".into(),
+                    reason: "no register carries it".into(),
+                })
             }
             [Class::NoClass, _] => {
                 return Err(PlanError::Unsupported {
@@ -321,7 +327,8 @@ mod tests {
         // `ix86_function_arg_boundary`, the type's alignment on x86-64 (psABI §3.2.3 names
         // only 16 and 32 for vector types; gcc applies the type's alignment to any type).
         let int = AbiValue::scalar(ValueKind::Int { size: 8, signed: true });
-        let big = AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)), gcc_mode: None };
+        let big =
+            AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)), gcc_mode: None };
         let mut args = vec![int.clone(); 6];
         args.push(int);
         args.push(big);

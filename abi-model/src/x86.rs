@@ -57,13 +57,15 @@ pub fn gcc_mode(table: &TypeTable, id: TypeId) -> Result<GccMode, PlanError> {
         CType::Array { elem, len: ArrayLen::Fixed(n) } => {
             let e = gcc_mode(table, elem.id)?;
             match (n, e) {
-                (1, e) => e,                                            // rule 2, one element
+                (1, e) => e, // rule 2, one element
                 (_, GccMode::Blk) => GccMode::Blk,
-                _ => int_mode_of_size(size),                            // rule 2
+                _ => int_mode_of_size(size), // rule 2
             }
         }
         CType::Record(r) => {
-            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid { message: format!("'{}' is incomplete", table.display(id.into())) })?;
+            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid {
+                message: format!("'{}' is incomplete", table.display(id.into())),
+            })?;
             let mut whole: Option<GccMode> = None;
             for (f, at) in body.fields.iter().zip(&body.layout.fields) {
                 let fsize = match (at.bits, table.get(f.ty.id)) {
@@ -74,7 +76,11 @@ pub fn gcc_mode(table: &TypeTable, id: TypeId) -> Result<GccMode, PlanError> {
                 if fsize == 0 {
                     continue;
                 }
-                let m = if at.bits.is_some() { GccMode::Int(table.size_of(f.ty.id)? as u32) } else { gcc_mode(table, f.ty.id)? };
+                let m = if at.bits.is_some() {
+                    GccMode::Int(table.size_of(f.ty.id)? as u32)
+                } else {
+                    gcc_mode(table, f.ty.id)?
+                };
                 if m == GccMode::Blk {
                     return Ok(GccMode::Blk); // rule 3
                 }
@@ -192,7 +198,14 @@ fn ext_of(kind: ValueKind) -> Ext {
 /// takes the next free convention register if it fits one, else the next 4-byte-aligned
 /// stack slot (its size rounded up to 4). Stack slots are 4-byte aligned whatever the type's
 /// alignment (gcc `ix86_function_arg_boundary`: only SSE vector types get more on i386).
-pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+pub fn plan(
+    os: Os,
+    conv: CallConv,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     let row = convention(conv, variadic);
     // Index of the next free convention register in `row.regs`.
     let mut next_reg = 0usize;
@@ -240,7 +253,10 @@ pub fn plan(os: Os, conv: CallConv, variadic: bool, ret: &AbiValue, args: &[AbiV
             Some(g) => Loc::Gpr(g),
             None => take_stack(size),
         };
-        out.push(ArgPlan { value: a.kind, pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }]) });
+        out.push(ArgPlan {
+            value: a.kind,
+            pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }]),
+        });
     }
     let callee_pops = if row.callee_pops {
         stack
@@ -350,7 +366,12 @@ mod tests {
         let sh = t.int(IntKind::Short);
         let i = t.int(IntKind::Int);
         let inner = t.new_record(RecordKind::Struct, None);
-        t.define_record(inner, vec![Field::named("c", c), Field::named("s", sh)], RecordAttrs { packed: true, ..RecordAttrs::default() }).unwrap();
+        t.define_record(
+            inner,
+            vec![Field::named("c", c), Field::named("s", sh)],
+            RecordAttrs { packed: true, ..RecordAttrs::default() },
+        )
+        .unwrap();
         let outer = record(&mut t, vec![Field::named("p", inner), Field::named("e", i)], RecordAttrs::default());
         assert_eq!(outer.kind, ValueKind::Record { size: 8, align: 4 });
         assert_eq!(outer.gcc_mode, Some(GccMode::Blk));

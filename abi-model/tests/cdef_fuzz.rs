@@ -130,9 +130,7 @@ fn tokens(text: &str) -> Vec<String> {
     for c in text.chars() {
         let word = c.is_alphanumeric() || c == '_';
         match out.last_mut() {
-            Some(last) if word && last.chars().all(|l| l.is_alphanumeric() || l == '_') => {
-                last.push(c)
-            }
+            Some(last) if word && last.chars().all(|l| l.is_alphanumeric() || l == '_') => last.push(c),
             _ => out.push(c.to_string()),
         }
     }
@@ -144,9 +142,7 @@ fn make_case(rng: &mut Rng) -> String {
     if rng.below(20) == 0 {
         // Random printable-ish bytes.
         let n = rng.below(200);
-        return (0..n)
-            .map(|_| (b' ' + rng.below(95) as u8) as char)
-            .collect();
+        return (0..n).map(|_| (b' ' + rng.below(95) as u8) as char).collect();
     }
     let mut toks = tokens(rng.pick::<&str>(CORPUS));
     if rng.below(4) == 0 {
@@ -236,8 +232,7 @@ fn describe(t: &TypeTable, s: &CScope, name: &str) -> String {
     format!("{:?} {}", s.symbol(name), tags.join(" "))
 }
 
-const PRELUDE: &str =
-    "struct known { int a; }; typedef int myint; enum { K = 1 }; struct fwd; int f(int);";
+const PRELUDE: &str = "struct known { int a; }; typedef int myint; enum { K = 1 }; struct fwd; int f(int);";
 
 /// Runs one case; returns a description of a broken property, if any.
 fn run_case(case_seed: u64) -> Result<(), String> {
@@ -262,25 +257,18 @@ fn run_case(case_seed: u64) -> Result<(), String> {
         .map_err(|_| format!("cdef panicked on {target} with {text:?} and {params:?}"))?;
     if declared.is_err() {
         if t.len() != types_before {
-            return Err(format!(
-                "failed cdef of {text:?} left {} types in the table",
-                t.len() - types_before
-            ));
+            return Err(format!("failed cdef of {text:?} left {} types in the table", t.len() - types_before));
         }
         for (name, was) in names.iter().zip(&before) {
             let now = describe(&t, &s, name);
             if &now != was {
-                return Err(format!(
-                    "failed cdef of {text:?} changed '{name}': {was} -> {now}"
-                ));
+                return Err(format!("failed cdef of {text:?} changed '{name}': {was} -> {now}"));
             }
         }
     }
     // Ok or Err are both fine for a type name; only a panic is a failure.
-    let _typed = catch_unwind(AssertUnwindSafe(|| {
-        parse_type(&mut t, &mut s, &text, &params).map(|q| t.display(q))
-    }))
-    .map_err(|_| format!("parse_type panicked on {target} with {text:?} and {params:?}"))?;
+    let _typed = catch_unwind(AssertUnwindSafe(|| parse_type(&mut t, &mut s, &text, &params).map(|q| t.display(q))))
+        .map_err(|_| format!("parse_type panicked on {target} with {text:?} and {params:?}"))?;
     Ok(())
 }
 
@@ -298,12 +286,7 @@ fn random_and_mutated_declarations_never_panic_and_failures_declare_nothing() {
     let line = format!("cdef_fuzz: {ran} cases from seed {master}, {} failing", failures.len());
     println!("{line}");
     write_summary(env!("CARGO_TARGET_TMPDIR"), "cdef", &line);
-    assert!(
-        failures.is_empty(),
-        "{} failing cases:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -312,13 +295,7 @@ fn the_corpus_itself_parses() {
         for target in Target::ALL {
             let mut t = TypeTable::new(target);
             let mut s = CScope::new(&mut t);
-            cdef(
-                &mut t,
-                &mut s,
-                "struct foo { int a, *b; char c[16]; };",
-                &[],
-            )
-            .unwrap();
+            cdef(&mut t, &mut s, "struct foo { int a, *b; char c[16]; };", &[]).unwrap();
             if let Err(e) = cdef(&mut t, &mut s, text, &[]) {
                 panic!("{target}: {text:?}: {e}");
             }

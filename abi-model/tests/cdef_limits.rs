@@ -47,11 +47,7 @@ fn conditional_chains_in_constant_expressions_are_bounded() {
         let (mut t, mut s) = setup(Target::X64_SYSV);
         let right = format!("enum {{ A = {}1 }};", "1 ? 1 : ".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &right).ends_with(TOO_DEEP_SYNTAX));
-        let middle = format!(
-            "enum {{ B = {}1{} }};",
-            "1 ? ".repeat(HOSTILE),
-            " : 1".repeat(HOSTILE)
-        );
+        let middle = format!("enum {{ B = {}1{} }};", "1 ? ".repeat(HOSTILE), " : 1".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &middle).ends_with(TOO_DEEP_SYNTAX));
         let in_array = format!("int a[{}1];", "0 ? 2 : ".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &in_array).ends_with(TOO_DEEP_SYNTAX));
@@ -63,12 +59,7 @@ fn conditional_chains_in_constant_expressions_are_bounded() {
 
 /// Declares `name_i` for i = 1.. as `decl(i)` until one fails; returns (the deepest name
 /// declared, the error).
-fn chain(
-    t: &mut TypeTable,
-    s: &mut CScope,
-    first: &str,
-    decl: impl Fn(usize) -> String,
-) -> (String, String) {
+fn chain(t: &mut TypeTable, s: &mut CScope, first: &str, decl: impl Fn(usize) -> String) -> (String, String) {
     cdef(t, s, first, &[]).unwrap();
     for i in 1..HOSTILE {
         if let Err(e) = cdef(t, s, &decl(i), &[]) {
@@ -84,26 +75,14 @@ type Chain = (&'static str, &'static str, fn(usize) -> String);
 /// Every shape of type nesting a declaration can build one level at a time.
 fn chains() -> Vec<Chain> {
     vec![
-        ("arrays of typedefs", "typedef int t0[1];", |i| {
-            format!("typedef t{} t{i}[1];", i - 1)
-        }),
-        ("pointers to typedefs", "typedef int *t0;", |i| {
-            format!("typedef t{} *t{i};", i - 1)
-        }),
+        ("arrays of typedefs", "typedef int t0[1];", |i| format!("typedef t{} t{i}[1];", i - 1)),
+        ("pointers to typedefs", "typedef int *t0;", |i| format!("typedef t{} *t{i};", i - 1)),
         ("structs in structs", "typedef struct { int x; } t0;", |i| {
             format!("typedef struct {{ t{} x; }} t{i};", i - 1)
         }),
-        ("anonymous members", "typedef struct { int x; } t0;", |i| {
-            format!("typedef struct {{ t{}; }} t{i};", i - 1)
-        }),
-        (
-            "functions taking functions",
-            "typedef void (*t0)(int);",
-            |i| format!("typedef void (*t{i})(t{});", i - 1),
-        ),
-        ("functions returning pointers", "typedef int *t0;", |i| {
-            format!("typedef t{} (*t{i})(void);", i - 1)
-        }),
+        ("anonymous members", "typedef struct { int x; } t0;", |i| format!("typedef struct {{ t{}; }} t{i};", i - 1)),
+        ("functions taking functions", "typedef void (*t0)(int);", |i| format!("typedef void (*t{i})(t{});", i - 1)),
+        ("functions returning pointers", "typedef int *t0;", |i| format!("typedef t{} (*t{i})(void);", i - 1)),
     ]
 }
 
@@ -126,14 +105,12 @@ fn type_nesting_over_dollar_chains_is_bounded() {
         for pattern in ["$[1]", "$ *", "struct { $ x; }", "void (*)($)"] {
             let (mut t, mut s) = setup(Target::X64_SYSV);
             let mut ty = QualType::plain(t.int(abi_model::IntKind::Int));
-            let err = (0..HOSTILE).find_map(|_| {
-                match parse_type(&mut t, &mut s, pattern, &[CParam::Type(ty)]) {
-                    Ok(next) => {
-                        ty = next;
-                        None
-                    }
-                    Err(e) => Some(e.to_string()),
+            let err = (0..HOSTILE).find_map(|_| match parse_type(&mut t, &mut s, pattern, &[CParam::Type(ty)]) {
+                Ok(next) => {
+                    ty = next;
+                    None
                 }
+                Err(e) => Some(e.to_string()),
             });
             let err = err.unwrap_or_else(|| panic!("{pattern}: {HOSTILE} levels accepted"));
             assert!(err.contains(TOO_DEEP_TYPE), "{pattern}: {err}");
@@ -164,10 +141,7 @@ fn every_walk_over_the_deepest_allowed_type_fits_a_small_stack() {
                 // Redeclaring it compares the whole type with itself.
                 let again = decl(deepest[1..].parse().unwrap());
                 let _ = cdef(&mut t, &mut s, &again, &[]);
-                assert!(
-                    matches!(s.symbol(&deepest), Some(Symbol::Typedef(_))),
-                    "{what}"
-                );
+                assert!(matches!(s.symbol(&deepest), Some(Symbol::Typedef(_))), "{what}");
             }
         }
     });
@@ -177,19 +151,11 @@ fn every_walk_over_the_deepest_allowed_type_fits_a_small_stack() {
 fn nested_struct_definitions_and_declarators_are_bounded() {
     on_small_stack(|| {
         let (mut t, mut s) = setup(Target::X64_SYSV);
-        let structs = format!(
-            "{}int x;{}",
-            "struct { ".repeat(HOSTILE),
-            " } a;".repeat(HOSTILE)
-        );
+        let structs = format!("{}int x;{}", "struct { ".repeat(HOSTILE), " } a;".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &structs).ends_with(TOO_DEEP_SYNTAX));
         let parens = format!("int {}x{};", "(".repeat(HOSTILE), ")".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &parens).ends_with(TOO_DEEP_SYNTAX));
-        let funcs = format!(
-            "void f({}int{});",
-            "void (*)(".repeat(HOSTILE),
-            ")".repeat(HOSTILE)
-        );
+        let funcs = format!("void f({}int{});", "void (*)(".repeat(HOSTILE), ")".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &funcs).ends_with(TOO_DEEP_SYNTAX));
         let casts = format!("enum {{ A = {}1 }};", "(int)".repeat(HOSTILE));
         assert!(cdef_err(&mut t, &mut s, &casts).ends_with(TOO_DEEP_SYNTAX));
@@ -242,13 +208,7 @@ fn a_failed_cdef_leaves_the_table_as_it_was() {
     assert!(s.tag(&t, TagKind::Struct, "zz").is_none());
     assert!(s.constant("EF1").is_none());
     // And the table still works: the same texts without their errors succeed.
-    cdef(
-        &mut t,
-        &mut s,
-        "struct fwd { int x; struct { char c; } in; };",
-        &[],
-    )
-    .unwrap();
+    cdef(&mut t, &mut s, "struct fwd { int x; struct { char c; } in; };", &[]).unwrap();
     assert_eq!(t.size_of(fwd).unwrap(), 8);
 }
 
@@ -335,13 +295,8 @@ fn wide_and_exotic_number_types_are_errors_in_every_position() {
                 Some(ty) => parse_type(&mut t, &mut s, ty, &[]).map(|_| ()),
                 None => cdef(&mut t, &mut s, text, &[]),
             };
-            let err = r
-                .map(|()| "accepted".to_string())
-                .unwrap_or_else(|e| e.to_string());
-            assert!(
-                err.contains(&format!("'{name}' is not supported")),
-                "{text}: {err}"
-            );
+            let err = r.map(|()| "accepted".to_string()).unwrap_or_else(|e| e.to_string());
+            assert!(err.contains(&format!("'{name}' is not supported")), "{text}: {err}");
         }
     }
 }
@@ -350,11 +305,5 @@ fn wide_and_exotic_number_types_are_errors_in_every_position() {
 fn unsupported_type_names_stay_usable_as_dollar_names() {
     // A `$` name is an identifier, never a keyword (LuaJIT): only the spelled type is refused.
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    cdef(
-        &mut t,
-        &mut s,
-        "struct s { int $; };",
-        &[CParam::Name("__int128".into())],
-    )
-    .unwrap();
+    cdef(&mut t, &mut s, "struct s { int $; };", &[CParam::Name("__int128".into())]).unwrap();
 }

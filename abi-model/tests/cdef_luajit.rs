@@ -221,17 +221,13 @@ fn expected(target: Target) -> Expected {
 }
 
 fn layout_of(t: &TypeTable, s: &CScope, typedef: &str) -> (u64, u32) {
-    let q = s
-        .typedef(typedef)
-        .unwrap_or_else(|| panic!("typedef {typedef}"));
+    let q = s.typedef(typedef).unwrap_or_else(|| panic!("typedef {typedef}"));
     let l = t.layout(q.id).unwrap();
     (l.size, l.align)
 }
 
 fn offset_in(t: &TypeTable, record: abi_model::TypeId, member: &str) -> u64 {
-    find_member(t, record, member)
-        .unwrap_or_else(|| panic!("member {member}"))
-        .offset
+    find_member(t, record, member).unwrap_or_else(|| panic!("member {member}")).offset
 }
 
 fn conv_of(t: &TypeTable, s: &CScope, name: &str) -> CallConv {
@@ -249,11 +245,7 @@ fn header_chunks_parse_with_each_targets_layouts() {
         cdef(&mut t, &mut s, ZLIB, &[]).unwrap_or_else(|e| panic!("{target}: zlib: {e}"));
         // A `#define` is an error, as in LuaJIT, and takes the whole chunk back.
         let e = cdef(&mut t, &mut s, WINAPI, &[]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "20:2: unexpected symbol near 'define'",
-            "{target}"
-        );
+        assert_eq!(e.to_string(), "20:2: unexpected symbol near 'define'", "{target}");
         assert!(s.typedef("DWORD").is_none());
         let winapi = WINAPI.replace("#define MAX_PATH_IS_NOT_SUPPORTED_HERE", "#pragma once");
         cdef(&mut t, &mut s, &winapi, &[]).unwrap_or_else(|e| panic!("{target}: winapi: {e}"));
@@ -268,44 +260,21 @@ fn header_chunks_parse_with_each_targets_layouts() {
         assert_eq!(s.constant("Z_BUF_ERROR").unwrap().value, -5);
         assert_eq!(s.constant("Z_DEFLATED").unwrap().value, 8);
         let alloc = parse_type(&mut t, &mut s, "alloc_func", &[]).unwrap();
-        assert_eq!(
-            t.display(alloc),
-            "void *(*)(void *, unsigned int, unsigned int)"
-        );
+        assert_eq!(t.display(alloc), "void *(*)(void *, unsigned int, unsigned int)");
 
         let li = s.typedef("LARGE_INTEGER").unwrap().id;
-        assert_eq!(
-            layout_of(&t, &s, "LARGE_INTEGER"),
-            x.large_integer,
-            "{target}"
-        );
+        assert_eq!(layout_of(&t, &s, "LARGE_INTEGER"), x.large_integer, "{target}");
         assert_eq!(offset_in(&t, li, "HighPart"), x.high_part, "{target}");
         assert_eq!(offset_in(&t, li, "QuadPart"), 0);
         assert_eq!(layout_of(&t, &s, "SYSTEMTIME"), (16, 2));
         let fd = s.typedef("WIN32_FIND_DATAW").unwrap().id;
-        assert_eq!(
-            layout_of(&t, &s, "WIN32_FIND_DATAW").0,
-            x.find_data,
-            "{target}"
-        );
-        assert_eq!(
-            offset_in(&t, fd, "cAlternateFileName"),
-            x.alt_file_name,
-            "{target}"
-        );
+        assert_eq!(layout_of(&t, &s, "WIN32_FIND_DATAW").0, x.find_data, "{target}");
+        assert_eq!(offset_in(&t, fd, "cAlternateFileName"), x.alt_file_name, "{target}");
         let ov = s.typedef("OVERLAPPED").unwrap().id;
         assert_eq!(layout_of(&t, &s, "OVERLAPPED").0, x.overlapped, "{target}");
-        assert_eq!(
-            offset_in(&t, ov, "hEvent"),
-            x.overlapped_h_event,
-            "{target}"
-        );
+        assert_eq!(offset_in(&t, ov, "hEvent"), x.overlapped_h_event, "{target}");
         assert_eq!(offset_in(&t, ov, "Pointer"), offset_in(&t, ov, "Offset"));
-        let stdcall = if target.arch == Arch::X86 {
-            CallConv::Stdcall
-        } else {
-            CallConv::Cdecl
-        };
+        let stdcall = if target.arch == Arch::X86 { CallConv::Stdcall } else { CallConv::Cdecl };
         assert_eq!(conv_of(&t, &s, "FindFirstFileW"), stdcall, "{target}");
         assert_eq!(conv_of(&t, &s, "GetLastError"), stdcall, "{target}");
 
@@ -314,27 +283,13 @@ fn header_chunks_parse_with_each_targets_layouts() {
         assert_eq!(offset_in(&t, tm, "tm_zone"), x.tm_zone, "{target}");
         let tv = s.tag(&t, TagKind::Struct, "timeval").unwrap();
         assert_eq!(t.size_of(tv).unwrap(), x.timeval, "{target}");
-        assert_eq!(
-            layout_of(&t, &s, "lldiv_t"),
-            (16, x.lldiv_align),
-            "{target}"
-        );
+        assert_eq!(layout_of(&t, &s, "lldiv_t"), (16, x.lldiv_align), "{target}");
         assert_eq!(layout_of(&t, &s, "div_t"), (8, 4));
         let sin = s.tag(&t, TagKind::Struct, "sockaddr_in").unwrap();
-        assert_eq!(
-            (t.size_of(sin).unwrap(), offset_in(&t, sin, "sin_addr")),
-            (16, 4)
-        );
-        assert!(
-            s.tag(&t, TagKind::Struct, "in_addr").is_some(),
-            "a nested tag is file-scope in C"
-        );
+        assert_eq!((t.size_of(sin).unwrap(), offset_in(&t, sin, "sin_addr")), (16, 4));
+        assert!(s.tag(&t, TagKind::Struct, "in_addr").is_some(), "a nested tag is file-scope in C");
         let pkt = s.tag(&t, TagKind::Struct, "pkt").unwrap();
-        assert_eq!(
-            t.layout(pkt).map(|l| (l.size, l.align)).unwrap(),
-            (8, 1),
-            "{target}"
-        );
+        assert_eq!(t.layout(pkt).map(|l| (l.size, l.align)).unwrap(), (8, 1), "{target}");
         let frag = find_member(&t, pkt, "frag").unwrap().bits.unwrap();
         assert_eq!((frag.bit_offset, frag.width), (35, 13), "{target}");
         let dirent = s.tag(&t, TagKind::Struct, "dirent_like").unwrap();
@@ -345,10 +300,7 @@ fn header_chunks_parse_with_each_targets_layouts() {
             other => panic!("{other:?}"),
         };
         assert!(printf.variadic && printf.params.len() == 1);
-        assert_eq!(
-            s.variable("errno_value").unwrap().asm_name.as_deref(),
-            Some("errno")
-        );
+        assert_eq!(s.variable("errno_value").unwrap().asm_name.as_deref(), Some("errno"));
         assert_eq!(s.constant("EOF_").unwrap().value, -1);
         // Pasting the same header again is fine: every declaration is identical.
         cdef(&mut t, &mut s, ZLIB, &[]).unwrap_or_else(|e| panic!("{target}: zlib again: {e}"));
@@ -372,8 +324,7 @@ fn ffi_new_and_cast_style_type_strings() {
             ("double[2][3]", "double [2][3]"),
         ];
         for (text, shown) in cases {
-            let q = parse_type(&mut t, &mut s, text, &[])
-                .unwrap_or_else(|e| panic!("{target}: {text}: {e}"));
+            let q = parse_type(&mut t, &mut s, text, &[]).unwrap_or_else(|e| panic!("{target}: {text}: {e}"));
             assert_eq!(t.display(q), shown, "{target}");
         }
     }

@@ -17,9 +17,7 @@ mod fuzzing;
 
 use abi_model::cdef::{cdef, CScope};
 use abi_model::lua_vm::LuaVm;
-use abi_model::steps::{
-    stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline,
-};
+use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::types::CType;
 use abi_model::{plan_call, CallbackFrame, QualType, Signature, Target, TypeId, TypeTable};
 use fuzzing::{env_u64, run_cases, write_summary, Rng};
@@ -55,44 +53,10 @@ const SCALARS: &[&str] = &[
     "fnp",
 ];
 
-const ALIGNS: &[&str] = &[
-    "1",
-    "2",
-    "4",
-    "8",
-    "16",
-    "32",
-    "64",
-    "3",
-    "0",
-    "4096",
-    "1 << 20",
-    "0x80000000",
-];
-const LENGTHS: &[&str] = &[
-    "0",
-    "1",
-    "1",
-    "2",
-    "2",
-    "3",
-    "3",
-    "5",
-    "7",
-    "16",
-    "1000",
-    "0x7fffffff",
-    "0x20000000",
-];
-const CONVS: &[&str] = &[
-    "",
-    "",
-    "__cdecl ",
-    "__stdcall ",
-    "__fastcall ",
-    "__thiscall ",
-    "__attribute__((regparm(2))) ",
-];
+const ALIGNS: &[&str] = &["1", "2", "4", "8", "16", "32", "64", "3", "0", "4096", "1 << 20", "0x80000000"];
+const LENGTHS: &[&str] = &["0", "1", "1", "2", "2", "3", "3", "5", "7", "16", "1000", "0x7fffffff", "0x20000000"];
+const CONVS: &[&str] =
+    &["", "", "__cdecl ", "__stdcall ", "__fastcall ", "__thiscall ", "__attribute__((regparm(2))) "];
 
 struct Gen {
     rng: Rng,
@@ -105,10 +69,7 @@ impl Gen {
         match self.rng.below(6) {
             0 => "__attribute__((packed)) ".into(),
             1 => format!("__attribute__((aligned({}))) ", self.rng.pick(ALIGNS)),
-            2 => format!(
-                "__attribute__((packed, aligned({}))) ",
-                self.rng.pick(ALIGNS)
-            ),
+            2 => format!("__attribute__((packed, aligned({}))) ", self.rng.pick(ALIGNS)),
             _ => String::new(),
         }
     }
@@ -124,11 +85,7 @@ impl Gen {
 
     /// `struct|union ATTRS TAG { members }`.
     fn record_body(&mut self, depth: usize, tag: &str) -> String {
-        let kind = if self.rng.one_in(4) {
-            "union"
-        } else {
-            "struct"
-        };
+        let kind = if self.rng.one_in(4) { "union" } else { "struct" };
         let attr = self.attr();
         let mut body = String::new();
         let n = 1 + self.rng.below(5);
@@ -138,22 +95,14 @@ impl Gen {
             let member = match self.rng.below(8) {
                 0 => format!("{ty} {name}[{}]", self.rng.pick(LENGTHS)),
                 1 => {
-                    let width = if self.rng.one_in(8) {
-                        self.rng.below(70)
-                    } else {
-                        self.rng.below(17)
-                    };
+                    let width = if self.rng.one_in(8) { self.rng.below(70) } else { self.rng.below(17) };
                     format!(
                         "{} {name} : {width}",
-                        self.rng
-                            .pick(&["int", "unsigned", "char", "long long", "bool", "uint8_t"])
+                        self.rng.pick(&["int", "unsigned", "char", "long long", "bool", "uint8_t"])
                     )
                 }
                 2 => format!("unsigned : {}", self.rng.below(40)),
-                3 => format!(
-                    "{ty} {name} __attribute__((aligned({})))",
-                    self.rng.pick(ALIGNS)
-                ),
+                3 => format!("{ty} {name} __attribute__((aligned({})))", self.rng.pick(ALIGNS)),
                 4 => format!("{ty} {name} __attribute__((packed))"),
                 _ => format!("{ty} {name}"),
             };
@@ -161,9 +110,7 @@ impl Gen {
             body.push_str("; ");
         }
         if depth == 0 && self.rng.one_in(6) {
-            let tail = *self
-                .rng
-                .pick::<&str>(&["char tail[];", "double tail[?];", "int tail[0];"]);
+            let tail = *self.rng.pick::<&str>(&["char tail[];", "double tail[?];", "int tail[0];"]);
             body.push_str(tail);
         }
         format!("{kind} {attr}{tag}{{ {body}}}")
@@ -178,13 +125,11 @@ impl Gen {
     }
 
     fn case(&mut self) {
-        self.text
-            .push_str("enum fe { FA = -1, FB = 0x7fffffff }; typedef int (*fnp)(int);\n");
+        self.text.push_str("enum fe { FA = -1, FB = 0x7fffffff }; typedef int (*fnp)(int);\n");
         if self.rng.one_in(4) {
             self.text.push_str(&format!(
                 "#pragma pack({})\n",
-                self.rng
-                    .pick(&["1", "2", "4", "8", "16", "push, 2", "3", ""])
+                self.rng.pick(&["1", "2", "4", "8", "16", "push, 2", "3", ""])
             ));
         }
         for _ in 0..1 + self.rng.below(4) {
@@ -196,11 +141,7 @@ impl Gen {
             self.records += 1;
         }
         for f in 0..1 + self.rng.below(4) {
-            let ret = if self.rng.one_in(5) {
-                "void".to_string()
-            } else {
-                self.param_type()
-            };
+            let ret = if self.rng.one_in(5) { "void".to_string() } else { self.param_type() };
             let conv = self.rng.pick(CONVS).to_string();
             let params: Vec<String> = (0..self.rng.below(8)).map(|_| self.param_type()).collect();
             let variadic = if self.rng.one_in(4) {
@@ -212,10 +153,7 @@ impl Gen {
             } else {
                 ""
             };
-            self.text.push_str(&format!(
-                "{ret} {conv}f{f}({}{variadic});\n",
-                params.join(", ")
-            ));
+            self.text.push_str(&format!("{ret} {conv}f{f}({}{variadic});\n", params.join(", ")));
         }
     }
 }
@@ -233,19 +171,10 @@ fn walk(t: &TypeTable) -> usize {
         let CType::Function(f) = t.get(id) else {
             continue;
         };
-        let sig = Signature::new(
-            f.ret,
-            f.params.iter().map(|p| p.ty).collect(),
-            f.variadic,
-            f.conv,
-        );
+        let sig = Signature::new(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
         let mut varargs: Vec<Vec<QualType>> = vec![Vec::new()];
         if f.variadic {
-            varargs.extend(
-                ids.iter()
-                    .step_by(7)
-                    .map(|&v| vec![QualType::plain(v), QualType::plain(id)]),
-            );
+            varargs.extend(ids.iter().step_by(7).map(|&v| vec![QualType::plain(v), QualType::plain(id)]));
         }
         for extra in &varargs {
             let Ok(plan) = plan_call(t, &sig, extra) else {
@@ -270,11 +199,7 @@ fn walk(t: &TypeTable) -> usize {
 
 /// Runs one case on every target; returns the case's text and what panicked, if anything.
 fn run_case(case_seed: u64) -> Result<usize, String> {
-    let mut g = Gen {
-        rng: Rng(case_seed),
-        records: 0,
-        text: String::new(),
-    };
+    let mut g = Gen { rng: Rng(case_seed), records: 0, text: String::new() };
     g.case();
     let text = g.text;
     let mut plans = 0;
@@ -305,32 +230,17 @@ fn random_records_and_signatures_lay_out_and_plan_without_panicking() {
     let master = env_u64("LAYOUT_FUZZ_SEED").unwrap_or(0x1a70_07f0_2200_0014);
     let cases = env_u64("LAYOUT_FUZZ_CASES").unwrap_or(10_000);
     let mut plans = 0usize;
-    let (ran, failures) = run_cases(
-        master,
-        cases,
-        env_u64("LAYOUT_FUZZ_SECONDS"),
-        5,
-        |case_seed| {
-            plans += run_case(case_seed)
-                .map_err(|e| format!("LAYOUT_FUZZ_CASE_SEED={case_seed}: {e}"))?;
-            Ok(())
-        },
-    );
+    let (ran, failures) = run_cases(master, cases, env_u64("LAYOUT_FUZZ_SECONDS"), 5, |case_seed| {
+        plans += run_case(case_seed).map_err(|e| format!("LAYOUT_FUZZ_CASE_SEED={case_seed}: {e}"))?;
+        Ok(())
+    });
     let line = format!(
         "layout_fuzz: {ran} cases from seed {master} on 4 targets, {plans} call plans, {} failing",
         failures.len()
     );
     println!("{line}");
     write_summary(env!("CARGO_TARGET_TMPDIR"), "layout", &line);
-    assert!(
-        failures.is_empty(),
-        "{} failing cases:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
     // The generator must reach the planner, not only the parser's errors.
-    assert!(
-        plans as u64 >= ran,
-        "only {plans} plans in {ran} cases: the declarations mostly fail"
-    );
+    assert!(plans as u64 >= ran, "only {plans} plans in {ran} cases: the declarations mostly fail");
 }

@@ -3,9 +3,7 @@
 #[path = "rules_support.rs"]
 mod support;
 
-use abi_model::{
-    ArgPass, CallConv, Ext, Field, Gpr, PlanError, RecordAttrs, RecordKind, RetLoc, Target, ValueKind,
-};
+use abi_model::{ArgPass, CallConv, Ext, Field, Gpr, PlanError, RecordAttrs, RecordKind, RetLoc, Target, ValueKind};
 use support::{gpr, loc, locs, parts, stack, xmm, Env};
 
 fn env() -> Env {
@@ -130,7 +128,8 @@ fn sysv_memory_return_takes_rdi() {
 }
 
 #[test]
-fn sysv_argument_that_does_not_fit_the_remaining_registers_goes_whole_to_the_stack_and_later_ones_still_use_registers() {
+fn sysv_argument_that_does_not_fit_the_remaining_registers_goes_whole_to_the_stack_and_later_ones_still_use_registers()
+{
     // psABI §3.2.3 "Passing": "If there are no registers available for any eightbyte of an
     // argument, the whole argument is passed on the stack"; later arguments still take the
     // registers that are left (gcc does the same).
@@ -395,7 +394,11 @@ fn sysv_rule_nested_packed_record_whose_members_are_aligned_in_the_outer_one_use
     // at offset 4, but P sits at offset 4, so `a` is at 4 and `b` at 8: both aligned. Eightbyte
     // 0 is float+int = INTEGER, eightbyte 1 INTEGER: rdi and rsi, returned in rax:rdx.
     let mut e = env();
-    let p = e.record(RecordKind::Struct, &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)], packed());
+    let p = e.record(
+        RecordKind::Struct,
+        &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)],
+        packed(),
+    );
     let s = e.strukt(&[e.f32(), p]);
     assert_eq!(e.t.size_of(s).unwrap(), 16);
     let plan = e.plan(s, &[s]);
@@ -462,7 +465,11 @@ fn sysv_rule_callback_frame_of_a_nested_packed_record_follows_the_same_classific
     assert!(f.sret_ptr.is_some(), "the return comes back through a hidden pointer");
     assert_eq!(f.spills.iter().map(|s| s.from).collect::<Vec<_>>(), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
 
-    let p2 = e.record(RecordKind::Struct, &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)], packed());
+    let p2 = e.record(
+        RecordKind::Struct,
+        &[e.int(abi_model::IntKind::UInt), e.int(abi_model::IntKind::ULongLong)],
+        packed(),
+    );
     let regs = e.strukt(&[e.f32(), p2]);
     let f = abi_model::CallbackFrame::from_plan(&e.plan(regs, &[regs]));
     assert_eq!(f.sret_ptr, None);
@@ -528,7 +535,8 @@ fn sysv_rule_zero_width_bit_field_in_a_nested_union_counts_at_the_union_offset_n
     let mut e = env();
     let arr = e.array(e.f32(), 3);
     let l = e.int(abi_model::IntKind::Long);
-    let u = e.record_of(RecordKind::Union, vec![Field::named("f", arr), Field::bits(None, l, 0)], RecordAttrs::default());
+    let u =
+        e.record_of(RecordKind::Union, vec![Field::named("f", arr), Field::bits(None, l, 0)], RecordAttrs::default());
     let s = e.strukt(&[e.f32(), u]);
     assert_eq!(e.t.size_of(s).unwrap(), 16);
     let plan = e.plan(s, &[s]);
@@ -545,7 +553,11 @@ fn sysv_rule_zero_width_bit_field_in_a_struct_is_ignored() {
     let plan = e.plan(s, &[s]);
     assert_eq!(locs(&plan, 0), vec![xmm(0)]);
     let inner = e.record_of(RecordKind::Struct, vec![Field::bits(None, e.i32(), 0)], RecordAttrs::default());
-    let u = e.record_of(RecordKind::Union, vec![Field::named("f", e.f32()), Field::named("e", inner)], RecordAttrs::default());
+    let u = e.record_of(
+        RecordKind::Union,
+        vec![Field::named("f", e.f32()), Field::named("e", inner)],
+        RecordAttrs::default(),
+    );
     let plan = e.plan(u, &[u]);
     assert_eq!(locs(&plan, 0), vec![xmm(0)]);
 }

@@ -33,7 +33,9 @@ enum T {
     Flexible(Box<T>),
 }
 
-use T::{Bool, ComplexDouble as CD, ComplexFloat as CF, ConstCharPtr as Str, Double as D, Float as F, Void, VoidPtr as P};
+use T::{
+    Bool, ComplexDouble as CD, ComplexFloat as CF, ConstCharPtr as Str, Double as D, Float as F, Void, VoidPtr as P,
+};
 
 const C: T = T::Int(IntKind::Char);
 const SC: T = T::Int(IntKind::SChar);
@@ -152,8 +154,14 @@ fn layout_only_records() -> Vec<Rec> {
         st("bf_unnamed", vec![m("a", C), anon_bits(I, 4), m("b", C)]),
         st("bf_wide", vec![bits("a", UC, 1), bits("b", US, 9), bits("c", ULL, 40)]),
         st("bf_bool", vec![bits("a", Bool, 1), bits("b", Bool, 1), m("c", C)]),
-        with(st("bf_packed", vec![m("a", C), bits("b", I, 30), bits("c", I, 4)]), RecordAttrs { packed: true, ..RecordAttrs::default() }),
-        with(st("pack2", vec![m("a", C), m("b", I), m("c", D)]), RecordAttrs { pack: Some(2), ..RecordAttrs::default() }),
+        with(
+            st("bf_packed", vec![m("a", C), bits("b", I, 30), bits("c", I, 4)]),
+            RecordAttrs { packed: true, ..RecordAttrs::default() },
+        ),
+        with(
+            st("pack2", vec![m("a", C), m("b", I), m("c", D)]),
+            RecordAttrs { pack: Some(2), ..RecordAttrs::default() },
+        ),
         with(st("pack1", vec![m("a", S), m("b", LL)]), RecordAttrs { pack: Some(1), ..RecordAttrs::default() }),
         st("member_aligned", vec![m("a", C), aligned("b", I, 8), m("c", C)]),
         st("flexible", vec![m("n", I), m("d", T::Flexible(Box::new(D)))]),
@@ -340,10 +348,13 @@ fn c_decl(types: &mut Types, s: &Sig, conv: CallConv) -> String {
     let mut text = String::new();
     types.t.write_decl(f.into(), "f", &mut text);
     if let Some(extra) = &s.variadic {
-        let names: Vec<String> = extra.iter().map(|e| {
-            let id = types.id(e);
-            types.t.display(id.into())
-        }).collect();
+        let names: Vec<String> = extra
+            .iter()
+            .map(|e| {
+                let id = types.id(e);
+                types.t.display(id.into())
+            })
+            .collect();
         write!(text, "  called with ({})", names.join(", ")).unwrap();
     }
     text
@@ -392,7 +403,8 @@ fn plans_table(target: Target) -> String {
 fn layouts_table(target: Target) -> String {
     let types = Types::new(target);
     let mut out = String::new();
-    writeln!(out, "{target}: struct and union layouts (member: byte offset, or bit range from the record's start)").unwrap();
+    writeln!(out, "{target}: struct and union layouts (member: byte offset, or bit range from the record's start)")
+        .unwrap();
     for (tag, text) in &types.order {
         let id = types.recs[tag];
         let CType::Record(r) = types.t.get(id) else { unreachable!("catalogue records are records") };
@@ -403,7 +415,9 @@ fn layouts_table(target: Target) -> String {
         for (field, at) in body.fields.iter().zip(&body.layout.fields) {
             let name = field.name.as_deref().unwrap_or("(unnamed)");
             match at.bits {
-                Some(b) => writeln!(out, "  {name}: bits {}..{}", b.bit_offset, b.bit_offset + u64::from(b.width)).unwrap(),
+                Some(b) => {
+                    writeln!(out, "  {name}: bits {}..{}", b.bit_offset, b.bit_offset + u64::from(b.width)).unwrap()
+                }
                 None => writeln!(out, "  {name}: {}", at.offset).unwrap(),
             }
         }

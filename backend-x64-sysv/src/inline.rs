@@ -192,7 +192,14 @@ impl Emitter<'_> {
         }
     }
 
-    pub(crate) fn emit_to_c_inline(&mut self, l: Operand, lua_index: i32, kind: ValueKind, to: Slot, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_to_c_inline(
+        &mut self,
+        l: Operand,
+        lua_index: i32,
+        kind: ValueKind,
+        to: Slot,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.converts_inline(kind) {
             return Err(unsupported(format!("{kind} is not converted inline")));
@@ -271,7 +278,13 @@ impl Emitter<'_> {
         }
     }
 
-    pub(crate) fn emit_ptr_inline(&mut self, lua_index: i32, to: Slot, strings: bool, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_ptr_inline(
+        &mut self,
+        lua_index: i32,
+        to: Slot,
+        strings: bool,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.slot(to)?;
@@ -316,7 +329,15 @@ impl Emitter<'_> {
         self.slow_path_then_done(slow)
     }
 
-    pub(crate) fn emit_record_inline(&mut self, lua_index: i32, arg: usize, to: Slot, size: u32, h: abi_model::steps::CdataHeader, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_record_inline(
+        &mut self,
+        lua_index: i32,
+        arg: usize,
+        to: Slot,
+        size: u32,
+        h: abi_model::steps::CdataHeader,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.slot(to)?;
@@ -373,7 +394,13 @@ impl Emitter<'_> {
         self.fast_path_done_else(slow)
     }
 
-    pub(crate) fn emit_push_inline(&mut self, l: Operand, from: Slot, kind: ValueKind, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_push_inline(
+        &mut self,
+        l: Operand,
+        from: Slot,
+        kind: ValueKind,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {
             return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
@@ -460,12 +487,18 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    pub(crate) fn emit_after_call_inline(&mut self, errno_at: Slot, prev_l_at: Slot, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_after_call_inline(
+        &mut self,
+        errno_at: Slot,
+        prev_l_at: Slot,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let slots = self.call_slots()?;
         let at = self.slot(errno_at)?;
         let prev = self.slot(prev_l_at)?;
         mem!(self.ops, at, [mov scratch_ptr,], []);
-        let (saved, calling_l, pending) = (slots.saved_errno as i64, slots.calling_l as i64, slots.pending_error as i64);
+        let (saved, calling_l, pending) =
+            (slots.saved_errno as i64, slots.calling_l as i64, slots.pending_error as i64);
         // Only scratch registers: the call's result is already in its slot.
         asm!(self.ops
             ; mov ecx, [scratch_ptr]
@@ -488,7 +521,13 @@ impl Emitter<'_> {
     /// The callback's entry: L from the call slots, then, when the record holds the
     /// function's value and the stack has the room (what `lua_checkstack` would find with
     /// nothing to do), the push. r11 = L, r10 = `L->top`, rcx = the record.
-    pub(crate) fn emit_callback_enter_inline(&mut self, to: Slot, room: u32, func: CallbackFunc, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_callback_enter_inline(
+        &mut self,
+        to: Slot,
+        room: u32,
+        func: CallbackFunc,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let slots = self.call_slots()?;
         let room_bytes = u64::from(room)
@@ -496,7 +535,8 @@ impl Emitter<'_> {
             .and_then(|b| i32::try_from(b).ok())
             .ok_or_else(|| unsupported(format!("a callback needing {room} stack slots")))?;
         let (calling_l, main_l, record) = (slots.calling_l as i64, slots.main_l as i64, self.env.callback_data as i64);
-        let (top, stack_last, ci, ci_top) = (vm.top as i32, vm.room.stack_last as i32, vm.room.ci as i32, vm.room.ci_top as i32);
+        let (top, stack_last, ci, ci_top) =
+            (vm.top as i32, vm.room.stack_last as i32, vm.room.ci as i32, vm.room.ci_top as i32);
         let (value_at, tag_at, slot) = (func.value_at as i32, func.tag_at as i32, vm.slot as i32);
         let to = self.slot(to)?;
         asm!(self.ops
@@ -539,7 +579,14 @@ impl Emitter<'_> {
 
     /// The Lua call of a thunk: `CallbackPcall` unless an error is pending, then the result
     /// check unless the status is 0 and the result a number the next step converts inline.
-    pub(crate) fn emit_callback_call_inline(&mut self, l: Operand, nargs: u32, result: ValueKind, status_at: Slot, slow: &Step) -> Result<(), BackendError> {
+    pub(crate) fn emit_callback_call_inline(
+        &mut self,
+        l: Operand,
+        nargs: u32,
+        result: ValueKind,
+        status_at: Slot,
+        slow: &Step,
+    ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let slots = self.call_slots()?;
         let nargs = i32::try_from(nargs).map_err(|_| unsupported("too many callback arguments"))?;
@@ -550,7 +597,11 @@ impl Emitter<'_> {
             ; jne >slow
         );
         // lua_pcallk(L, nargs, 1, 0, 0, NULL).
-        self.call_helper_with(Helper::CallbackPcall, &[l, Operand::Imm(nargs), Operand::Imm(1), Operand::Imm(0), Operand::Imm(0), Operand::Imm(0)], Some(status_at))?;
+        self.call_helper_with(
+            Helper::CallbackPcall,
+            &[l, Operand::Imm(nargs), Operand::Imm(1), Operand::Imm(0), Operand::Imm(0), Operand::Imm(0)],
+            Some(status_at),
+        )?;
         // eax = the status (also at status_at).
         if result == ValueKind::Void {
             asm!(self.ops ; test eax, eax ; jz >done);
@@ -566,7 +617,15 @@ impl Emitter<'_> {
             asm!(self.ops ; cmp eax, vm.float_tag as i32 ; je >done);
         }
         asm!(self.ops ; check:);
-        self.call_helper_with(Helper::CallbackResult, &[l, Operand::Value { at: status_at, kind: ValueKind::Int { size: 4, signed: true } }, Operand::CallbackData], None)?;
+        self.call_helper_with(
+            Helper::CallbackResult,
+            &[
+                l,
+                Operand::Value { at: status_at, kind: ValueKind::Int { size: 4, signed: true } },
+                Operand::CallbackData,
+            ],
+            None,
+        )?;
         self.fast_path_done_else(slow)
     }
 

@@ -35,8 +35,8 @@ use std::sync::OnceLock;
 use abi_model::helpers::Helper;
 use abi_model::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::{
-    plan_values, AbiValue, ArgPass, Backend, BackendError, CallConv, CallPlan, CodeEnv, Ext, Loc, RetLoc, RetPlan, Target,
-    ValueKind,
+    plan_values, AbiValue, ArgPass, Backend, BackendError, CallConv, CallPlan, CodeEnv, Ext, Loc, RetLoc, RetPlan,
+    Target, ValueKind,
 };
 use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
@@ -140,7 +140,10 @@ const STUB_SAVED: u32 = 16;
 impl Frame {
     fn stub(p: &Program) -> Result<Frame, BackendError> {
         if !p.out_bytes.is_multiple_of(16) || !p.stage_bytes.is_multiple_of(16) {
-            return Err(unsupported(format!("stub frame sizes must be multiples of 16 (out {}, stage {})", p.out_bytes, p.stage_bytes)));
+            return Err(unsupported(format!(
+                "stub frame sizes must be multiples of 16 (out {}, stage {})",
+                p.out_bytes, p.stage_bytes
+            )));
         }
         let f = Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes };
         f.check_size(STUB_SAVED + p.out_bytes + p.stage_bytes)?;
@@ -178,10 +181,16 @@ impl Frame {
             (Frame::Stub { out_bytes, stage_bytes }, Slot::Out(off)) if off < out_bytes => {
                 Ok(off as i32 - (STUB_SAVED + stage_bytes + out_bytes) as i32)
             }
-            (Frame::Stub { stage_bytes, .. }, Slot::Stage(off)) if off < stage_bytes => Ok(off as i32 - (STUB_SAVED + stage_bytes) as i32),
-            (Frame::Thunk { stage_bytes, below_rbp, .. }, Slot::Stage(off)) if off < stage_bytes => Ok(off as i32 - below_rbp as i32),
+            (Frame::Stub { stage_bytes, .. }, Slot::Stage(off)) if off < stage_bytes => {
+                Ok(off as i32 - (STUB_SAVED + stage_bytes) as i32)
+            }
+            (Frame::Thunk { stage_bytes, below_rbp, .. }, Slot::Stage(off)) if off < stage_bytes => {
+                Ok(off as i32 - below_rbp as i32)
+            }
             // Below the entry sp the first 8 bytes hold the saved rbp.
-            (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off)) if off >= 0 || (off < -8 && off >= -(entry_bytes as i32)) => {
+            (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off))
+                if off >= 0 || (off < -8 && off >= -(entry_bytes as i32)) =>
+            {
                 off.checked_add(8).ok_or_else(bad)
             }
             _ => Err(bad()),
@@ -260,7 +269,9 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
         RetLoc::RaxRdx => pair(RAX_R, RDX_R),
         RetLoc::RaxXmm0 => pair(RAX_R, XMM0),
         RetLoc::Xmm0Rax => pair(XMM0, RAX_R),
-        RetLoc::EdxEax | RetLoc::St0 | RetLoc::Sret { .. } => Err(unsupported(format!("{:?} has no register parts on x86-64 SysV", ret.loc))),
+        RetLoc::EdxEax | RetLoc::St0 | RetLoc::Sret { .. } => {
+            Err(unsupported(format!("{:?} has no register parts on x86-64 SysV", ret.loc)))
+        }
     }
 }
 
@@ -335,16 +346,32 @@ impl CodeBuf {
             let (label, global) = self.label_kind(*name, *generation);
             let target = self.defs.iter().find(|&&(n, g, _)| n == *name && g == *generation).map(|&(_, _, at)| at);
             let Some(target) = target else {
-                return Err(DynasmError::UnknownLabel(if global { LabelKind::Global(label) } else { LabelKind::Local(label) }));
+                return Err(DynasmError::UnknownLabel(if global {
+                    LabelKind::Global(label)
+                } else {
+                    LabelKind::Local(label)
+                }));
             };
             if patch.patch(&mut self.ops[patch.range(0)], self.base, target.0).is_err() {
-                return Err(DynasmError::ImpossibleRelocation(if global { TargetKind::Global(label) } else { TargetKind::Local(label) }));
+                return Err(DynasmError::ImpossibleRelocation(if global {
+                    TargetKind::Global(label)
+                } else {
+                    TargetKind::Local(label)
+                }));
             }
         }
         Ok(self.ops)
     }
 
-    fn add_ref(&mut self, name: usize, generation: usize, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+    fn add_ref(
+        &mut self,
+        name: usize,
+        generation: usize,
+        target_offset: isize,
+        field_offset: u8,
+        ref_offset: u8,
+        kind: X64Relocation,
+    ) {
         let patch = PatchLoc::new(self.offset(), target_offset, field_offset, ref_offset, kind);
         self.refs.push((patch, name, generation));
     }
@@ -403,24 +430,52 @@ impl DynasmLabelApi for CodeBuf {
         self.error = Some(DynasmError::UnknownLabel(LabelKind::Dynamic(id)));
     }
 
-    fn global_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+    fn global_relocation(
+        &mut self,
+        name: &'static str,
+        target_offset: isize,
+        field_offset: u8,
+        ref_offset: u8,
+        kind: X64Relocation,
+    ) {
         let name = self.name_index(name);
         self.add_ref(name, 0, target_offset, field_offset, ref_offset, kind);
     }
 
-    fn dynamic_relocation(&mut self, id: DynamicLabel, _target_offset: isize, _field_offset: u8, _ref_offset: u8, _kind: X64Relocation) {
+    fn dynamic_relocation(
+        &mut self,
+        id: DynamicLabel,
+        _target_offset: isize,
+        _field_offset: u8,
+        _ref_offset: u8,
+        _kind: X64Relocation,
+    ) {
         self.error = Some(DynasmError::UnknownLabel(LabelKind::Dynamic(id)));
     }
 
     /// `>name`: the next definition of `name`.
-    fn forward_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+    fn forward_relocation(
+        &mut self,
+        name: &'static str,
+        target_offset: isize,
+        field_offset: u8,
+        ref_offset: u8,
+        kind: X64Relocation,
+    ) {
         let name = self.name_index(name);
         let generation = self.names[name].1 + 1;
         self.add_ref(name, generation, target_offset, field_offset, ref_offset, kind);
     }
 
     /// `<name`: the latest definition of `name`.
-    fn backward_relocation(&mut self, name: &'static str, target_offset: isize, field_offset: u8, ref_offset: u8, kind: X64Relocation) {
+    fn backward_relocation(
+        &mut self,
+        name: &'static str,
+        target_offset: isize,
+        field_offset: u8,
+        ref_offset: u8,
+        kind: X64Relocation,
+    ) {
         let index = self.name_index(name);
         match self.names[index].1 {
             0 => self.error = Some(DynasmError::UnknownLabel(LabelKind::Local(name))),
@@ -470,14 +525,28 @@ impl<'a> Emitter<'a> {
                 Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
                 Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected)?,
                 Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to)?,
-                Step::ToCInline { l, lua_index, kind, to, slow } => self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow)?,
+                Step::ToCInline { l, lua_index, kind, to, slow } => {
+                    self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow)?
+                }
                 Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow)?,
-                Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow)?,
-                Step::RecordInline { lua_index, arg, to, size, header, slow } => self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?,
-                Step::ErrnoRestoreInline { errno_at, prev_l_at } => self.emit_errno_restore_inline(*errno_at, *prev_l_at)?,
-                Step::AfterCallInline { errno_at, prev_l_at, slow } => self.emit_after_call_inline(*errno_at, *prev_l_at, slow)?,
-                Step::CallbackEnterInline { to, room, func, slow } => self.emit_callback_enter_inline(*to, *room, *func, slow)?,
-                Step::CallbackCallInline { l, nargs, result, status_at, slow } => self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)?,
+                Step::PtrInline { lua_index, to, strings, slow } => {
+                    self.emit_ptr_inline(*lua_index, *to, *strings, slow)?
+                }
+                Step::RecordInline { lua_index, arg, to, size, header, slow } => {
+                    self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?
+                }
+                Step::ErrnoRestoreInline { errno_at, prev_l_at } => {
+                    self.emit_errno_restore_inline(*errno_at, *prev_l_at)?
+                }
+                Step::AfterCallInline { errno_at, prev_l_at, slow } => {
+                    self.emit_after_call_inline(*errno_at, *prev_l_at, slow)?
+                }
+                Step::CallbackEnterInline { to, room, func, slow } => {
+                    self.emit_callback_enter_inline(*to, *room, *func, slow)?
+                }
+                Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
+                    self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)?
+                }
                 Step::PopInline { l } => self.emit_pop_inline(*l)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
                 Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
@@ -570,7 +639,11 @@ impl<'a> Emitter<'a> {
     fn emit_call_helper(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
         let params = helper.kinds().1.len();
         if args.len() != params {
-            return Err(unsupported(format!("{} takes {params} arguments, the program gives {}", helper.name(), args.len())));
+            return Err(unsupported(format!(
+                "{} takes {params} arguments, the program gives {}",
+                helper.name(),
+                args.len()
+            )));
         }
         self.call_helper_with(helper, args, ret_to)
     }
@@ -701,7 +774,9 @@ impl<'a> Emitter<'a> {
 
     fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
         if let RetLoc::Sret { .. } = ret.loc {
-            return Err(unsupported("a memory return is converted into the caller's buffer, not loaded into registers"));
+            return Err(unsupported(
+                "a memory return is converted into the caller's buffer, not loaded into registers",
+            ));
         }
         let from = self.dest(from)?;
         for (reg, offset, size) in return_parts(ret)?.into_iter().flatten() {
@@ -780,7 +855,9 @@ impl<'a> Emitter<'a> {
         match (op, to) {
             (Operand::L, Reg::Gpr(r)) => {
                 if !self.is_stub() {
-                    return Err(unsupported("a thunk has no L of its own: it reads the one luaffi_callback_enter returned"));
+                    return Err(unsupported(
+                        "a thunk has no L of its own: it reads the one luaffi_callback_enter returned",
+                    ));
                 }
                 asm!(self.ops ; mov Rq(r), lua_state);
             }
@@ -812,7 +889,9 @@ impl<'a> Emitter<'a> {
                 };
                 self.load_gpr(r, m, size, ext_of_kind(kind))?;
             }
-            (Operand::Value { at, kind }, Reg::Xmm(x)) if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) => {
+            (Operand::Value { at, kind }, Reg::Xmm(x))
+                if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
+            {
                 let m = self.slot(at)?;
                 self.load_xmm(x, m, kind.size(8))?;
             }
@@ -892,7 +971,8 @@ impl<'a> Emitter<'a> {
             4 => mem!(self.ops, m, [movss Rx(x), DWORD], []),
             8 => mem!(self.ops, m, [movsd Rx(x), QWORD], []),
             1..=7 => {
-                self.load_gpr(R11, m, size, Ext::Zero).map_err(|_| unsupported(format!("a {size}-byte load into xmm{x}")))?;
+                self.load_gpr(R11, m, size, Ext::Zero)
+                    .map_err(|_| unsupported(format!("a {size}-byte load into xmm{x}")))?;
                 asm!(self.ops ; movq Rx(x), scratch);
             }
             other => return Err(unsupported(format!("a {other}-byte load into xmm{x}"))),

@@ -28,7 +28,12 @@ fn thunk_of(steps: Vec<Step>) -> Program {
 
 /// The disassembly without addresses, so expectations don't shift with code size.
 fn listing(bytes: &[u8], env: &CodeEnv) -> String {
-    disasm_with(bytes, 0, env).lines().map(|l| l.split_once(": ").map_or(l, |(_, insn)| insn)).collect::<Vec<_>>().join("\n") + "\n"
+    disasm_with(bytes, 0, env)
+        .lines()
+        .map(|l| l.split_once(": ").map_or(l, |(_, insn)| insn))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 fn stub_text(steps: Vec<Step>) -> Result<String, BackendError> {
@@ -61,7 +66,10 @@ fn every_stub_step_lowers() {
         Step::LoadAddr { to: Loc::Gpr(Gpr::CX), of: Slot::Out(16) },
         Step::SetAl(3),
         Step::CallTarget { via: Slot::Stage(0), callee_pops: 8 },
-        Step::SaveReturn { ret: RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } }, to: Dest::Through(Slot::Stage(8)) },
+        Step::SaveReturn {
+            ret: RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } },
+            to: Dest::Through(Slot::Stage(8)),
+        },
         Step::ReturnToLua { results: 1 },
     ])
     .unwrap();
@@ -90,14 +98,25 @@ fn every_thunk_step_lowers() {
     let text = thunk_text(vec![
         Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-40) },
         Step::Spill { from: Loc::Xmm(Xmm(0)), size: 8, to: Slot::Entry(-48) },
-        Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(Slot::Stage(0)) },
+        Step::CallHelper {
+            helper: Helper::CallbackEnter,
+            args: vec![Operand::CallbackData],
+            ret_to: Some(Slot::Stage(0)),
+        },
         Step::CallHelper {
             helper: Helper::PushF64,
             args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F64 }],
             ret_to: None,
         },
-        Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)], ret_to: Some(Slot::Stage(8)) },
-        Step::LoadReturn { ret: RetPlan { value: ValueKind::Int { size: 2, signed: true }, loc: RetLoc::Gpr }, from: Dest::At(Slot::Stage(8)) },
+        Step::CallHelper {
+            helper: Helper::ToI32,
+            args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)],
+            ret_to: Some(Slot::Stage(8)),
+        },
+        Step::LoadReturn {
+            ret: RetPlan { value: ValueKind::Int { size: 2, signed: true }, loc: RetLoc::Gpr },
+            from: Dest::At(Slot::Stage(8)),
+        },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(-40)) },
     ])
     .unwrap();
@@ -142,7 +161,9 @@ fn thunk_entry_slots_are_relative_to_the_return_address() {
 fn frames_larger_than_a_page_are_probed_page_by_page() {
     let env = env();
     let big = Program { steps: vec![], out_bytes: 1 << 20, stage_bytes: 32, entry_bytes: 0, vm: None };
-    let words = |t: String| t.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n");
+    let words = |t: String| {
+        t.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+    };
     let text = words(listing(&X64SysvBackend.stub(&big, 0, &env).unwrap(), &env));
     let subs: Vec<&str> = text.lines().filter(|l| l.starts_with("sub rsp,")).collect();
     assert_eq!(subs, ["sub rsp,1000h", "sub rsp,28h"], "{text}");
@@ -170,14 +191,35 @@ fn unsupported_programs_are_errors_not_panics() {
     assert!(is_unsupported(thunk_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Out(0) }])));
     assert!(is_unsupported(thunk_text(vec![Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-8) }])));
     // Registers that are not registers, and values in the wrong register file.
-    assert!(is_unsupported(stub_text(vec![Step::LoadArg { to: Loc::Stack { offset: 0 }, from: Slot::Stage(0), size: 4, ext: Ext::None }])));
+    assert!(is_unsupported(stub_text(vec![Step::LoadArg {
+        to: Loc::Stack { offset: 0 },
+        from: Slot::Stage(0),
+        size: 4,
+        ext: Ext::None
+    }])));
     assert!(is_unsupported(stub_text(vec![Step::LoadAddr { to: Loc::Xmm(Xmm(0)), of: Slot::Stage(0) }])));
     let f64_into_gpr = Operand::Value { at: Slot::Stage(0), kind: ValueKind::F64 };
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::PushI32, args: vec![Operand::L, f64_into_gpr], ret_to: None }])));
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+        helper: Helper::PushI32,
+        args: vec![Operand::L, f64_into_gpr],
+        ret_to: None
+    }])));
     // Wrong arity, a void result stored, L inside a thunk, steps on the wrong side.
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None }])));
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper { helper: Helper::PushI32, args: vec![Operand::L, Operand::Imm(1)], ret_to: Some(Slot::Stage(0)) }])));
-    assert!(is_unsupported(thunk_text(vec![Step::CallHelper { helper: Helper::AfterCall, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: None }])));
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+        helper: Helper::ToI32,
+        args: vec![Operand::L],
+        ret_to: None
+    }])));
+    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+        helper: Helper::PushI32,
+        args: vec![Operand::L, Operand::Imm(1)],
+        ret_to: Some(Slot::Stage(0))
+    }])));
+    assert!(is_unsupported(thunk_text(vec![Step::CallHelper {
+        helper: Helper::AfterCall,
+        args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+        ret_to: None
+    }])));
     assert!(is_unsupported(thunk_text(vec![Step::ReturnToLua { results: 0 }])));
     assert!(is_unsupported(stub_text(vec![Step::ReturnToC { pops: 0, ret_ptr: None }])));
     assert!(is_unsupported(thunk_text(vec![Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 }])));

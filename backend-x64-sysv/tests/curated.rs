@@ -17,7 +17,8 @@ fn curated_signatures_match_their_snapshot() {
 fn curated_inline_stubs_match_their_snapshot() {
     use abi_model::lua_vm::LuaVm;
     let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
-    for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)] {
+    for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)]
+    {
         let inline = abi_model::curated::listing_inline(vm);
         insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
     }

@@ -35,7 +35,16 @@ impl ExecCode {
     fn new(len_hint: usize, make: impl FnOnce(u64) -> Vec<u8>) -> ExecCode {
         let len = len_hint.div_ceil(4096).max(1) * 4096;
         // SAFETY: anonymous private mapping, checked for failure.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
         assert_ne!(ptr, libc::MAP_FAILED, "mmap");
         let bytes = make(ptr as u64);
         assert!(bytes.len() <= len, "code larger than its mapping");
@@ -132,7 +141,14 @@ extern "C" {
     fn luaffi_sysv_test_call_checked(code: usize, a0: usize, a1: usize, out: *mut [u64; 6]) -> u64;
 }
 
-const CANARIES: [u64; 6] = [0x1111111111111111, 0x2222222222222222, 0x3333333333333333, 0x4444444444444444, 0x5555555555555555, 0x6666666666666666];
+const CANARIES: [u64; 6] = [
+    0x1111111111111111,
+    0x2222222222222222,
+    0x3333333333333333,
+    0x4444444444444444,
+    0x5555555555555555,
+    0x6666666666666666,
+];
 
 /// Calls `code(a0, a1)` and asserts the callee-saved registers survived; returns eax.
 fn call_checked(code: usize, a0: usize, a1: usize) -> u32 {
@@ -351,7 +367,9 @@ extern "C" fn h_to_record(l: *mut c_void, idx: i32, ctype: *const c_void, dst: *
     let size = ctype as usize;
     match v {
         // SAFETY: dst is a buffer of the type's size, as the program promises.
-        Value::Bytes(b) if b.len() == size => unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst.cast::<u8>(), size) },
+        Value::Bytes(b) if b.len() == size => unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), dst.cast::<u8>(), size)
+        },
         other => with(|m| m.errors.push(format!("to_record: {other:?} is not {size} bytes"))),
     }
 }
@@ -451,7 +469,14 @@ extern "C" fn h_callback_leave(l: *mut c_void) {
 }
 
 /// Only inline thunks (built with a Lua stack layout, which these tests don't use) call these.
-extern "C" fn h_callback_pcall(l: *mut c_void, _nargs: i32, _nresults: i32, _errfunc: i32, _ctx: isize, _k: *mut c_void) -> i32 {
+extern "C" fn h_callback_pcall(
+    l: *mut c_void,
+    _nargs: i32,
+    _nresults: i32,
+    _errfunc: i32,
+    _ctx: isize,
+    _k: *mut c_void,
+) -> i32 {
     enter("callback_pcall", l);
     with(|m| m.errors.push("callback_pcall: called by a thunk without inline steps".into()));
     0
@@ -601,7 +626,9 @@ impl Thunk {
 
     /// What the Lua function received; checks the helpers saw no error and the stack is empty.
     fn finish(&self) -> Vec<Value> {
-        let (args, stack, events) = with(|m| (std::mem::take(&mut m.callback_args), std::mem::take(&mut m.stack), std::mem::take(&mut m.events)));
+        let (args, stack, events) = with(|m| {
+            (std::mem::take(&mut m.callback_args), std::mem::take(&mut m.stack), std::mem::take(&mut m.events))
+        });
         assert_clean();
         assert!(stack.is_empty(), "callback_leave popped everything: {stack:?}");
         assert_eq!(events.first().map(String::as_str), Some("callback_enter"));
@@ -785,10 +812,35 @@ extern "C" fn t_conj(a: Cf64) -> Cf64 {
 #[allow(clippy::too_many_arguments)]
 extern "C" fn t_mixed10(a: i32, b: f64, c: i64, d: f32, e: i8, f: f64, g: u16, h: i32, p: *const u8, j: i32) -> f64 {
     record(format!("{a} {b} {c} {d} {e} {f} {g} {h} {p:p} {j}"));
-    f64::from(a) + b * 2.0 + c as f64 * 3.0 + f64::from(d) * 4.0 + f64::from(e) * 5.0 + f * 6.0 + f64::from(g) * 7.0 + f64::from(h) * 8.0 + f64::from(j) * 10.0
+    f64::from(a)
+        + b * 2.0
+        + c as f64 * 3.0
+        + f64::from(d) * 4.0
+        + f64::from(e) * 5.0
+        + f * 6.0
+        + f64::from(g) * 7.0
+        + f64::from(h) * 8.0
+        + f64::from(j) * 10.0
 }
 #[allow(clippy::too_many_arguments)]
-extern "C" fn t_many16(d0: f64, d1: f64, d2: f64, d3: f64, d4: f64, d5: f64, d6: f64, d7: f64, d8: f64, i0: i32, i1: i32, i2: i32, i3: i32, i4: i32, i5: i32, i6: i32) -> f64 {
+extern "C" fn t_many16(
+    d0: f64,
+    d1: f64,
+    d2: f64,
+    d3: f64,
+    d4: f64,
+    d5: f64,
+    d6: f64,
+    d7: f64,
+    d8: f64,
+    i0: i32,
+    i1: i32,
+    i2: i32,
+    i3: i32,
+    i4: i32,
+    i5: i32,
+    i6: i32,
+) -> f64 {
     record(format!("{d0} {d1} {d2} {d3} {d4} {d5} {d6} {d7} {d8} {i0} {i1} {i2} {i3} {i4} {i5} {i6}"));
     d0 + d8 * 3.0 + f64::from(i6) * 5.0 - f64::from(i0)
 }
@@ -811,7 +863,12 @@ fn stub_add_round_trips_and_keeps_callee_saved_registers() {
 
 #[test]
 fn stub_mix_passes_doubles_and_int64() {
-    let out = run_stub("mix", t_mix as *const () as usize, vec![Value::Num(1.5), Value::Int(7), Value::Num(-2.25), Value::Int(1 << 40)], true);
+    let out = run_stub(
+        "mix",
+        t_mix as *const () as usize,
+        vec![Value::Num(1.5), Value::Int(7), Value::Num(-2.25), Value::Int(1 << 40)],
+        true,
+    );
     assert_eq!(target_args(), format!("1.5 7 -2.25 {}", 1i64 << 40));
     assert_eq!(out, vec![Value::Num(t_mix(1.5, 7, -2.25, 1 << 40))]);
 }
@@ -844,7 +901,12 @@ fn stub_float_pointer_and_u64_scalars() {
 fn stub_widens_bool_char_and_unsigned_short_arguments_to_32_bits() {
     let _lock = RECORD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // 0x1FF is (char)-1; 0x1FFFE is (unsigned short)65534: truncated, then widened.
-    let out = run_stub("widen", luaffi_sysv_test_record_regs as *const () as usize, vec![Value::Bool(true), Value::Int(0x1FF), Value::Int(0x1FFFE)], false);
+    let out = run_stub(
+        "widen",
+        luaffi_sysv_test_record_regs as *const () as usize,
+        vec![Value::Bool(true), Value::Int(0x1FF), Value::Int(0x1FFFE)],
+        false,
+    );
     let regs = recorded();
     assert_eq!(regs[0] as u32, 1, "bool zero-extended in edi");
     assert_eq!(regs[1] as u32, 0xFFFF_FFFF, "char sign-extended in esi");
@@ -855,7 +917,12 @@ fn stub_widens_bool_char_and_unsigned_short_arguments_to_32_bits() {
 
 #[test]
 fn stub_narrows_small_integer_returns_whatever_the_upper_bits_hold() {
-    let out = run_stub("widen", luaffi_sysv_test_ret_char as *const () as usize, vec![Value::Bool(false), Value::Int(0), Value::Int(0)], false);
+    let out = run_stub(
+        "widen",
+        luaffi_sysv_test_ret_char as *const () as usize,
+        vec![Value::Bool(false), Value::Int(0), Value::Int(0)],
+        false,
+    );
     assert_eq!(out, vec![Value::Int(-128)]);
     let out = run_stub("ret_bool", luaffi_sysv_test_ret_bool as *const () as usize, vec![Value::Int(3)], false);
     assert_eq!(out, vec![Value::Bool(true)]);
@@ -874,7 +941,8 @@ fn stub_struct_of_float_and_int_in_one_gpr() {
 #[test]
 fn stub_24_byte_struct_goes_through_memory_both_ways() {
     let v = Big24 { a: 3, b: -1.5, c: 1 << 50 };
-    let out = run_stub("struct_big24", t_twice as *const () as usize, vec![Value::Bytes(bytes_of(&v)), Value::Int(5)], false);
+    let out =
+        run_stub("struct_big24", t_twice as *const () as usize, vec![Value::Bytes(bytes_of(&v)), Value::Int(5)], false);
     assert_eq!(target_args(), format!("{v:?} 5"));
     assert_eq!(from_bytes::<Big24>(&out[0]), t_twice(v, 5));
     let out = run_stub("sret_only", t_make_big as *const () as usize, vec![Value::Int(-77)], true);
@@ -890,11 +958,17 @@ fn stub_two_eightbyte_structs_in_every_register_pairing() {
     assert_eq!(target_args(), format!("{v:?}"));
     assert_eq!(from_bytes::<Dl>(&out[0]), Dl { d: -3.75, l: 1 << 60 });
     let (a, b) = (Ll { a: 10, b: 20 }, Ll { a: 1, b: 2 });
-    let out = run_stub("struct_ll", t_add_ll as *const () as usize, vec![Value::Bytes(bytes_of(&a)), Value::Bytes(bytes_of(&b))], false);
+    let out = run_stub(
+        "struct_ll",
+        t_add_ll as *const () as usize,
+        vec![Value::Bytes(bytes_of(&a)), Value::Bytes(bytes_of(&b))],
+        false,
+    );
     assert_eq!(target_args(), format!("{a:?} {b:?}"));
     assert_eq!(from_bytes::<Ll>(&out[0]), t_add_ll(a, b));
     let v = Fff { x: 1.0, y: -2.0, z: 0.5 };
-    let out = run_stub("struct_fff", t_scale as *const () as usize, vec![Value::Bytes(bytes_of(&v)), Value::Num(4.0)], false);
+    let out =
+        run_stub("struct_fff", t_scale as *const () as usize, vec![Value::Bytes(bytes_of(&v)), Value::Num(4.0)], false);
     assert_eq!(target_args(), format!("{v:?} 4"));
     assert_eq!(from_bytes::<Fff>(&out[0]), t_scale(v, 4.0));
 }
@@ -916,7 +990,12 @@ fn stub_odd_sized_structs_are_read_and_written_exactly() {
 #[test]
 fn stub_complex_returns() {
     let (a, b) = (Cf32 { re: 1.5, im: -2.0 }, Cf32 { re: 0.5, im: 4.0 });
-    let out = run_stub("complex_f32", t_cmul as *const () as usize, vec![Value::Bytes(bytes_of(&a)), Value::Bytes(bytes_of(&b))], false);
+    let out = run_stub(
+        "complex_f32",
+        t_cmul as *const () as usize,
+        vec![Value::Bytes(bytes_of(&a)), Value::Bytes(bytes_of(&b))],
+        false,
+    );
     assert_eq!(target_args(), format!("{a:?} {b:?}"));
     assert_eq!(from_bytes::<Cf32>(&out[0]), t_cmul(a, b));
     let z = Cf64 { re: 3.25, im: 7.5 };
@@ -952,13 +1031,24 @@ fn stub_sixteen_arguments_exhaust_both_register_files() {
     args.extend((0..7).map(|k| Value::Int(100 + k)));
     let out = run_stub("many16", t_many16 as *const () as usize, args, false);
     assert_eq!(target_args(), "0.5 1.5 2.5 3.5 4.5 5.5 6.5 7.5 8.5 100 101 102 103 104 105 106");
-    assert_eq!(out, vec![Value::Num(t_many16(0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 100, 101, 102, 103, 104, 105, 106))]);
+    assert_eq!(
+        out,
+        vec![Value::Num(t_many16(0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 100, 101, 102, 103, 104, 105, 106))]
+    );
 }
 
 #[test]
 fn stub_struct_that_no_longer_fits_in_registers_goes_on_the_stack() {
     let (s, t) = (Fi { f: 3.0, i: 4 }, Fi { f: -1.0, i: 9 });
-    let args = vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4), Value::Int(5), Value::Bytes(bytes_of(&s)), Value::Bytes(bytes_of(&t))];
+    let args = vec![
+        Value::Int(1),
+        Value::Int(2),
+        Value::Int(3),
+        Value::Int(4),
+        Value::Int(5),
+        Value::Bytes(bytes_of(&s)),
+        Value::Bytes(bytes_of(&t)),
+    ];
     let out = run_stub("stack_struct", t_late as *const () as usize, args, false);
     assert_eq!(target_args(), format!("1 2 3 4 5 {s:?} {t:?}"));
     assert_eq!(out, vec![Value::Int(t_late(1, 2, 3, 4, 5, s, t))]);
@@ -969,7 +1059,14 @@ fn stub_variadic_call_sets_al_and_real_snprintf_reads_the_doubles() {
     let mut buf = [0u8; 64];
     let fmt = b"%g %d %g\0";
     let args = |buf: &mut [u8; 64]| {
-        vec![Value::Ptr(buf.as_mut_ptr() as usize), Value::Int(64), Value::Ptr(fmt.as_ptr() as usize), Value::Num(1.5), Value::Int(7), Value::Num(-2.25)]
+        vec![
+            Value::Ptr(buf.as_mut_ptr() as usize),
+            Value::Int(64),
+            Value::Ptr(fmt.as_ptr() as usize),
+            Value::Num(1.5),
+            Value::Int(7),
+            Value::Num(-2.25),
+        ]
     };
     let out = run_stub("snprintf", libc::snprintf as *const () as usize, args(&mut buf), true);
     let text = std::ffi::CStr::from_bytes_until_nul(&buf).unwrap().to_str().unwrap().to_string();
@@ -1095,7 +1192,9 @@ fn thunk_24_byte_struct_through_memory_returns_the_hidden_pointer() {
 
 #[test]
 fn thunk_two_eightbyte_structs_in_every_register_pairing() {
-    let thunk = make_thunk("struct_ld", |args| Value::Bytes(bytes_of(&Ld { l: as_i64(&args[0]) * 2, d: as_f64(&args[1]) / 2.0 })));
+    let thunk = make_thunk("struct_ld", |args| {
+        Value::Bytes(bytes_of(&Ld { l: as_i64(&args[0]) * 2, d: as_f64(&args[1]) / 2.0 }))
+    });
     // SAFETY: struct ld(int64_t, double).
     let f: extern "C" fn(i64, f64) -> Ld = unsafe { thunk.as_fn() };
     assert_eq!(f(21, 3.0), Ld { l: 42, d: 1.5 });
@@ -1175,12 +1274,17 @@ fn thunk_complex_returns() {
 
 #[test]
 fn thunk_ten_mixed_and_sixteen_arguments_read_the_callers_stack() {
-    let thunk = make_thunk("mixed10", |args| Value::Num(args.iter().map(|v| if let Value::Ptr(_) = v { 0.0 } else { as_f64(v) }).sum()));
+    let thunk = make_thunk("mixed10", |args| {
+        Value::Num(args.iter().map(|v| if let Value::Ptr(_) = v { 0.0 } else { as_f64(v) }).sum())
+    });
     type Mixed10 = extern "C" fn(i32, f64, i64, f32, i8, f64, u16, i32, *const u8, i32) -> f64;
     // SAFETY: the mixed10 signature.
     let f: Mixed10 = unsafe { thunk.as_fn() };
     let p = 0xdead_beef_usize as *const u8;
-    assert_eq!(f(1, 2.5, -3, 4.25, -5, 6.125, 65535, -8, p, 10), 1.0 + 2.5 - 3.0 + 4.25 - 5.0 + 6.125 + 65535.0 - 8.0 + 10.0);
+    assert_eq!(
+        f(1, 2.5, -3, 4.25, -5, 6.125, 65535, -8, p, 10),
+        1.0 + 2.5 - 3.0 + 4.25 - 5.0 + 6.125 + 65535.0 - 8.0 + 10.0
+    );
     assert_eq!(
         thunk.finish(),
         vec![
@@ -1273,9 +1377,13 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
     program.stage_bytes += 16;
     for st in &mut program.steps {
         match st {
-            Step::CallHelper { helper: Helper::ErrnoRestore, ret_to: Some(prev_l_at), .. } => *st = Step::ErrnoRestoreInline { errno_at, prev_l_at: *prev_l_at },
+            Step::CallHelper { helper: Helper::ErrnoRestore, ret_to: Some(prev_l_at), .. } => {
+                *st = Step::ErrnoRestoreInline { errno_at, prev_l_at: *prev_l_at }
+            }
             Step::CallHelper { helper: Helper::AfterCall, args, .. } => {
-                let abi_model::steps::Operand::PtrAt(prev_l_at) = args[2] else { panic!("AfterCall's third argument is the kept thread") };
+                let abi_model::steps::Operand::PtrAt(prev_l_at) = args[2] else {
+                    panic!("AfterCall's third argument is the kept thread")
+                };
                 *st = Step::AfterCallInline { errno_at, prev_l_at, slow: Box::new(st.clone()) };
             }
             _ => {}
@@ -1287,7 +1395,10 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
         slots.pending_error = pending;
         // The thread before the call (here the value the mock AfterCall expects back).
         slots.calling_l = PREV_L;
-        with(|m| *m = Mock { stack: vec![Value::Int(40), Value::Int(2)], l: FAKE_L, target: target.addr(), ..Mock::default() });
+        with(|m| {
+            *m =
+                Mock { stack: vec![Value::Int(40), Value::Int(2)], l: FAKE_L, target: target.addr(), ..Mock::default() }
+        });
         // SAFETY: the thread's errno; junk that the stub must replace by the saved value.
         unsafe { *libc::__errno_location() = 99 };
         let results = call_checked(code.addr(), FAKE_L, 0) as i32;

@@ -98,7 +98,8 @@ pub(crate) struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     fn new(base: u64, env: &'a CodeEnv, frame: Frame) -> Result<Emitter<'a>, BackendError> {
-        let base = usize::try_from(base).map_err(|_| unsupported(format!("base address {base:#x} does not fit this host's usize")))?;
+        let base = usize::try_from(base)
+            .map_err(|_| unsupported(format!("base address {base:#x} does not fit this host's usize")))?;
         Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new() })
     }
 
@@ -192,7 +193,11 @@ impl<'a> Emitter<'a> {
         match src {
             Src::Op(Operand::L) => match self.frame.kind {
                 FrameKind::Stub => asm!(self.ops; mov Rq(reg), lua_state),
-                FrameKind::Thunk => return Err(unsupported("operand L in a thunk: the thunk keeps L in a staging slot (use *stage[..])")),
+                FrameKind::Thunk => {
+                    return Err(unsupported(
+                        "operand L in a thunk: the thunk keeps L in a staging slot (use *stage[..])",
+                    ))
+                }
             },
             Src::Op(Operand::Imm(i)) if width == 8 => asm!(self.ops; mov Rq(reg), DWORD i),
             Src::Op(Operand::Imm(i)) => asm!(self.ops; mov Rd(reg), DWORD i),
@@ -200,8 +205,15 @@ impl<'a> Emitter<'a> {
             Src::Op(Operand::CallbackData) => self.mov_imm64(reg, self.env.callback_data),
             Src::Op(Operand::Value { at, kind }) => {
                 let size = kind.size(8);
-                if size > width.max(4) || matches!(kind, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Void) {
-                    return Err(unsupported(format!("a {kind} value cannot be passed in a {width}-byte helper parameter")));
+                if size > width.max(4)
+                    || matches!(
+                        kind,
+                        ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Void
+                    )
+                {
+                    return Err(unsupported(format!(
+                        "a {kind} value cannot be passed in a {width}-byte helper parameter"
+                    )));
                 }
                 let d = self.disp(at)?;
                 self.load_gpr(reg, Gpr::SP.0, d, size, ext_of(kind))?;
@@ -226,7 +238,12 @@ impl<'a> Emitter<'a> {
     fn call_helper(&mut self, helper: Helper, srcs: &[Src], ret_to: Option<Slot>) -> Result<(), BackendError> {
         let plan = helper.plan(Target::X64_WIN);
         if plan.args.len() != srcs.len() {
-            return Err(unsupported(format!("{} takes {} arguments, the program gives {}", helper.name(), plan.args.len(), srcs.len())));
+            return Err(unsupported(format!(
+                "{} takes {} arguments, the program gives {}",
+                helper.name(),
+                plan.args.len(),
+                srcs.len()
+            )));
         }
         if plan.stack_align == 0 || !STACK_ALIGN.is_multiple_of(plan.stack_align) {
             return Err(unsupported(format!("{} needs a {}-byte aligned stack", helper.name(), plan.stack_align)));
@@ -267,14 +284,25 @@ impl<'a> Emitter<'a> {
         for &(loc, kind, src) in &placed {
             match loc {
                 Loc::Stack { .. } => {}
-                Loc::Gpr(g) if g == Gpr::AX => return Err(unsupported(format!("{} takes an argument in rax, which holds the helper's address", helper.name()))),
+                Loc::Gpr(g) if g == Gpr::AX => {
+                    return Err(unsupported(format!(
+                        "{} takes an argument in rax, which holds the helper's address",
+                        helper.name()
+                    )))
+                }
                 Loc::Gpr(g) => self.load_src_gpr(g.0, src, kind.size(8))?,
                 Loc::Xmm(x) => match src {
                     Src::Op(Operand::Value { at, kind: vk }) if is_float(vk) => {
                         let d = self.disp(at)?;
                         self.load_xmm(x.0, Gpr::SP.0, d, vk.size(8))?;
                     }
-                    other => return Err(unsupported(format!("{other:?} cannot be passed in xmm{} to {}", x.0, helper.name()))),
+                    other => {
+                        return Err(unsupported(format!(
+                            "{other:?} cannot be passed in xmm{} to {}",
+                            x.0,
+                            helper.name()
+                        )))
+                    }
                 },
             }
         }
@@ -291,7 +319,12 @@ impl<'a> Emitter<'a> {
             match loc {
                 RetLoc::Gpr => self.store_gpr(RAX, Gpr::SP.0, d, value.size(8))?,
                 RetLoc::Xmm0 => self.store_xmm(0, Gpr::SP.0, d, value.size(8))?,
-                other => return Err(unsupported(format!("{} returns in {other:?}, which has no value to store", helper.name()))),
+                other => {
+                    return Err(unsupported(format!(
+                        "{} returns in {other:?}, which has no value to store",
+                        helper.name()
+                    )))
+                }
             }
         }
         Ok(())
@@ -363,7 +396,11 @@ impl<'a> Emitter<'a> {
         for f in std::mem::take(&mut self.failures) {
             asm!(self.ops; =>f.label);
             // eax still holds the count luaffi_gettop returned.
-            self.call_helper(Helper::ArgCountError, &[Src::Op(Operand::L), Src::Op(Operand::Imm(f.expected)), Src::PreviousResult32], None)?;
+            self.call_helper(
+                Helper::ArgCountError,
+                &[Src::Op(Operand::L), Src::Op(Operand::Imm(f.expected)), Src::PreviousResult32],
+                None,
+            )?;
             // luaffi_argcount_error raises a Lua error and never returns.
             asm!(self.ops; ud2);
         }
@@ -433,7 +470,9 @@ impl<'a> Emitter<'a> {
             Loc::Gpr(g) => self.load_gpr(g.0, Gpr::SP.0, d, size, ext),
             Loc::Xmm(x) if ext == Ext::None => self.load_xmm(x.0, Gpr::SP.0, d, size),
             Loc::Xmm(x) => Err(unsupported(format!("widening {ext:?} into xmm{}", x.0))),
-            Loc::Stack { .. } => Err(unsupported("load-arg into a stack location (arguments on the stack are converted in place)")),
+            Loc::Stack { .. } => {
+                Err(unsupported("load-arg into a stack location (arguments on the stack are converted in place)"))
+            }
         }
     }
 
@@ -566,7 +605,12 @@ fn not_win64_return(loc: RetLoc) -> BackendError {
 }
 
 /// Lowers `program` with `frame`, assembled to run at `base`.
-pub(crate) fn lower_program(program: &Program, frame: Frame, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn lower_program(
+    program: &Program,
+    frame: Frame,
+    base: u64,
+    env: &CodeEnv,
+) -> Result<Vec<u8>, BackendError> {
     let mut e = Emitter::new(base, env, frame)?;
     e.emit_prologue();
     let last_is_return = matches!(program.steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. }));
@@ -592,7 +636,13 @@ mod tests {
     const BASE: u64 = 0x40_0000;
 
     fn env() -> CodeEnv {
-        CodeEnv { helpers: (0..Helper::ALL.len() as u64).map(|i| 0x7000_0000 + 16 * i).collect(), arg_ctypes: vec![0x5000], ret_ctype: 0x5100, callback_data: 0x4400, call_slots: None }
+        CodeEnv {
+            helpers: (0..Helper::ALL.len() as u64).map(|i| 0x7000_0000 + 16 * i).collect(),
+            arg_ctypes: vec![0x5000],
+            ret_ctype: 0x5100,
+            callback_data: 0x4400,
+            call_slots: None,
+        }
     }
 
     const REC8: ValueKind = ValueKind::Record { size: 8, align: 4 };
@@ -608,8 +658,16 @@ mod tests {
             steps: vec![
                 Step::CheckArgCount { expected: 1 },
                 Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
-                Step::CallHelper { helper: Helper::NewResult, args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], ret_to: Some(Slot::Stage(8)) },
-                Step::CallHelper { helper: Helper::ToF64, args: vec![Operand::L, Operand::Imm(1)], ret_to: Some(Slot::Out(32)) },
+                Step::CallHelper {
+                    helper: Helper::NewResult,
+                    args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+                    ret_to: Some(Slot::Stage(8)),
+                },
+                Step::CallHelper {
+                    helper: Helper::ToF64,
+                    args: vec![Operand::L, Operand::Imm(1)],
+                    ret_to: Some(Slot::Out(32)),
+                },
                 Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(40) },
                 Step::CopyPtr { from: Slot::Stage(8), to: Slot::Stage(16) },
                 Step::LoadArg { to: Loc::Xmm(Xmm(1)), from: Slot::Out(32), size: 8, ext: Ext::None },
@@ -634,9 +692,23 @@ mod tests {
             steps: vec![
                 Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-40) },
                 Step::Spill { from: Loc::Xmm(Xmm(1)), size: 4, to: Slot::Entry(-48) },
-                Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(Slot::Stage(0)) },
-                Step::CallHelper { helper: Helper::PushF32, args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F32 }], ret_to: None },
-                Step::LoadReturn { ret: RetPlan { value: REC8, loc: RetLoc::Gpr }, from: Dest::Through(Slot::Entry(-40)) },
+                Step::CallHelper {
+                    helper: Helper::CallbackEnter,
+                    args: vec![Operand::CallbackData],
+                    ret_to: Some(Slot::Stage(0)),
+                },
+                Step::CallHelper {
+                    helper: Helper::PushF32,
+                    args: vec![
+                        Operand::PtrAt(Slot::Stage(0)),
+                        Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F32 },
+                    ],
+                    ret_to: None,
+                },
+                Step::LoadReturn {
+                    ret: RetPlan { value: REC8, loc: RetLoc::Gpr },
+                    from: Dest::Through(Slot::Entry(-40)),
+                },
                 Step::ReturnToC { pops: 16, ret_ptr: Some(Slot::Entry(-40)) },
             ],
         }
@@ -711,36 +783,75 @@ mod tests {
     #[test]
     fn a_return_location_of_another_abi_is_an_error() {
         let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
-        assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET]).contains("not a Microsoft x64 return location"));
+        assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET])
+            .contains("not a Microsoft x64 return location"));
         let pair = RetPlan { value: ValueKind::ComplexF64, loc: RetLoc::Xmm0Xmm1 };
-        assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C]).contains("Xmm0Xmm1"));
+        assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C])
+            .contains("Xmm0Xmm1"));
     }
 
     #[test]
     fn slots_outside_the_frame_are_errors() {
-        assert!(stub_error(vec![Step::CopyPtr { from: Slot::Stage(32), to: Slot::Out(0) }, RET]).contains("staging area"));
-        assert!(stub_error(vec![Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(0) }, RET]).contains("outgoing area"));
-        assert!(stub_error(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Entry(8) }, RET]).contains("not part"));
-        assert!(thunk_error(vec![Step::CopyPtr { from: Slot::Entry(-56), to: Slot::Stage(0) }, RET_C]).contains("below the entry area"));
+        assert!(
+            stub_error(vec![Step::CopyPtr { from: Slot::Stage(32), to: Slot::Out(0) }, RET]).contains("staging area")
+        );
+        assert!(
+            stub_error(vec![Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(0) }, RET]).contains("outgoing area")
+        );
+        assert!(
+            stub_error(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Entry(8) }, RET]).contains("not part")
+        );
+        assert!(thunk_error(vec![Step::CopyPtr { from: Slot::Entry(-56), to: Slot::Stage(0) }, RET_C])
+            .contains("below the entry area"));
     }
 
     #[test]
     fn steps_of_the_other_program_kind_are_errors() {
         assert!(thunk_error(vec![RET]).contains("return to Lua"));
-        assert!(stub_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Stage(0) }, RET]).contains("spill"));
-        assert!(thunk_error(vec![Step::CallHelper { helper: Helper::PushBool, args: vec![Operand::L, Operand::Imm(1)], ret_to: None }, RET_C]).contains("operand L in a thunk"));
+        assert!(stub_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Stage(0) }, RET])
+            .contains("spill"));
+        assert!(thunk_error(vec![
+            Step::CallHelper { helper: Helper::PushBool, args: vec![Operand::L, Operand::Imm(1)], ret_to: None },
+            RET_C
+        ])
+        .contains("operand L in a thunk"));
     }
 
     #[test]
     fn malformed_steps_are_errors() {
-        assert!(thunk_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-8) }, RET_C]).contains("saved frame pointer"));
+        assert!(thunk_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-8) }, RET_C])
+            .contains("saved frame pointer"));
         assert!(thunk_error(vec![Step::ReturnToC { pops: 70_000, ret_ptr: None }]).contains("65535"));
-        assert!(stub_error(vec![Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None }, RET]).contains("takes 2 arguments"));
+        assert!(stub_error(vec![
+            Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None },
+            RET
+        ])
+        .contains("takes 2 arguments"));
         let rec = Operand::Value { at: Slot::Stage(0), kind: REC8 };
-        assert!(stub_error(vec![Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None }, RET]).contains("cannot be passed"));
-        assert!(stub_error(vec![Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(0), size: 4, ext: Ext::Sign }, RET]).contains("widening"));
-        assert!(stub_error(vec![Step::LoadArg { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(0), size: 3, ext: Ext::None }, RET]).contains("3-byte"));
-        assert!(stub_error(vec![Step::CallHelper { helper: Helper::PushI32, args: vec![Operand::L, Operand::Imm(1)], ret_to: Some(Slot::Stage(0)) }, RET]).contains("no value to store"));
+        assert!(stub_error(vec![
+            Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None },
+            RET
+        ])
+        .contains("cannot be passed"));
+        assert!(stub_error(vec![
+            Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(0), size: 4, ext: Ext::Sign },
+            RET
+        ])
+        .contains("widening"));
+        assert!(stub_error(vec![
+            Step::LoadArg { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(0), size: 3, ext: Ext::None },
+            RET
+        ])
+        .contains("3-byte"));
+        assert!(stub_error(vec![
+            Step::CallHelper {
+                helper: Helper::PushI32,
+                args: vec![Operand::L, Operand::Imm(1)],
+                ret_to: Some(Slot::Stage(0))
+            },
+            RET
+        ])
+        .contains("no value to store"));
         assert!(stub_error(vec![Step::CheckArgCount { expected: 0 }]).contains("does not end with a return"));
     }
 }

@@ -100,19 +100,29 @@ impl Frame {
         let out = round16(program.out_bytes).ok_or_else(|| too_big("outgoing area", program.out_bytes))?;
         let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
         // Two pushes leave sp ≡ 8 (mod 16); 8 more bytes of padding realign it.
-        let alloc = out.checked_add(stage).and_then(|n| n.checked_add(8)).filter(|n| *n <= MAX_FRAME).ok_or_else(|| too_big("stub frame", u64::from(out) + u64::from(stage) + 8))?;
+        let alloc = out
+            .checked_add(stage)
+            .and_then(|n| n.checked_add(8))
+            .filter(|n| *n <= MAX_FRAME)
+            .ok_or_else(|| too_big("stub frame", u64::from(out) + u64::from(stage) + 8))?;
         Ok(Frame { kind: FrameKind::Stub, out, stage, entry: 0, pushed: &[5, 3], alloc })
     }
 
     /// The thunk frame for `program`.
     pub fn thunk(program: &Program) -> Result<Frame, BackendError> {
         if program.entry_bytes < 8 {
-            return Err(BackendError::Unsupported(format!("the thunk needs at least 8 header bytes below the return address to save rbp; the program gives {}", program.entry_bytes)));
+            return Err(BackendError::Unsupported(format!(
+                "the thunk needs at least 8 header bytes below the return address to save rbp; the program gives {}",
+                program.entry_bytes
+            )));
         }
         let entry = round16(program.entry_bytes).ok_or_else(|| too_big("entry area", program.entry_bytes))?;
         let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
         // One push leaves sp ≡ 0 (mod 16); both parts are multiples of 16.
-        let alloc = entry.checked_add(stage).filter(|n| *n <= MAX_FRAME).ok_or_else(|| too_big("thunk frame", u64::from(entry) + u64::from(stage)))?;
+        let alloc = entry
+            .checked_add(stage)
+            .filter(|n| *n <= MAX_FRAME)
+            .ok_or_else(|| too_big("thunk frame", u64::from(entry) + u64::from(stage)))?;
         Ok(Frame { kind: FrameKind::Thunk, out: 0, stage, entry, pushed: &[5], alloc })
     }
 
@@ -131,7 +141,9 @@ impl Frame {
             (FrameKind::Stub, Slot::Stage(o)) if o < self.stage => Ok(i64::from(self.out) + i64::from(o)),
             (FrameKind::Thunk, Slot::Stage(o)) if o < self.stage => Ok(i64::from(o)),
             (_, Slot::Stage(_)) => Err(bad("is outside the staging area")),
-            (FrameKind::Thunk, Slot::Entry(o)) if i64::from(o) >= -i64::from(self.entry) => Ok(i64::from(self.body_to_entry()) + i64::from(o)),
+            (FrameKind::Thunk, Slot::Entry(o)) if i64::from(o) >= -i64::from(self.entry) => {
+                Ok(i64::from(self.body_to_entry()) + i64::from(o))
+            }
             (FrameKind::Thunk, Slot::Entry(_)) => Err(bad("is below the entry area")),
             (FrameKind::Stub, Slot::Entry(_)) => Err(bad("is not part")),
             (FrameKind::Thunk, Slot::Out(_)) => Err(bad("is not part")),

@@ -7,7 +7,9 @@ mod common;
 use abi_model::callback::CallbackFrame;
 use abi_model::helpers::Helper;
 use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{plan_call, BackendError, CallConv, Field, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable};
+use abi_model::{
+    plan_call, BackendError, CallConv, Field, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable,
+};
 use backend_x64_win::frame::{MAX_FRAME, PAGE};
 use backend_x64_win::{lower_stub, lower_thunk};
 use common::{cases, env, track, Trace, BASE};
@@ -52,7 +54,12 @@ fn each_helper_call_has_its_home_space_below_the_outgoing_area() {
         for call in t.calls.iter().filter(|c| c.helper.is_some()) {
             let home = i64::from(call.helper.unwrap().plan(Target::X64_WIN).frame_bytes());
             assert_eq!(home, 32);
-            assert!(call.rsp + home <= body, "{}: helper call at {:x} has [rsp, rsp+{home}) overlapping the outgoing area", case.name, call.ip);
+            assert!(
+                call.rsp + home <= body,
+                "{}: helper call at {:x} has [rsp, rsp+{home}) overlapping the outgoing area",
+                case.name,
+                call.ip
+            );
         }
     }
 }
@@ -65,7 +72,12 @@ fn stubs_never_write_the_targets_home_space() {
         let body = target_call_rsp(&t);
         for w in &t.writes {
             let end = w.at + w.size as i64;
-            assert!(end <= body || w.at >= body + 32, "{}: write at {:x} into the target's home space", case.name, w.ip);
+            assert!(
+                end <= body || w.at >= body + 32,
+                "{}: write at {:x} into the target's home space",
+                case.name,
+                w.ip
+            );
         }
     }
 }
@@ -152,7 +164,7 @@ fn a_thunk_for_a_big_by_reference_struct_stays_small() {
 /// nothing.
 mod tracker_catches {
     use super::common::track;
-    use dynasmrt::{dynasm, DynasmApi, VecAssembler, x64::X64Relocation};
+    use dynasmrt::{dynasm, x64::X64Relocation, DynasmApi, VecAssembler};
 
     fn errors_of(build: impl FnOnce(&mut VecAssembler<X64Relocation>)) -> Vec<String> {
         let mut ops = VecAssembler::<X64Relocation>::new(0x1000);
@@ -162,13 +174,16 @@ mod tracker_catches {
 
     #[test]
     fn a_misaligned_call() {
-        let e = errors_of(|ops| dynasm!(ops ; .arch x64 ; push rbp ; push rbx ; sub rsp, 0x20 ; call QWORD [rsp + 8] ; add rsp, 0x20 ; pop rbx ; pop rbp ; ret));
+        let e = errors_of(
+            |ops| dynasm!(ops ; .arch x64 ; push rbp ; push rbx ; sub rsp, 0x20 ; call QWORD [rsp + 8] ; add rsp, 0x20 ; pop rbx ; pop rbp ; ret),
+        );
         assert!(e.iter().any(|e| e.contains("misaligned")), "{e:?}");
     }
 
     #[test]
     fn a_write_below_rsp() {
-        let e = errors_of(|ops| dynasm!(ops ; .arch x64 ; sub rsp, 0x28 ; mov QWORD [rsp - 8], rax ; add rsp, 0x28 ; ret));
+        let e =
+            errors_of(|ops| dynasm!(ops ; .arch x64 ; sub rsp, 0x28 ; mov QWORD [rsp - 8], rax ; add rsp, 0x28 ; ret));
         assert!(e.iter().any(|e| e.contains("below rsp")), "{e:?}");
     }
 

@@ -16,10 +16,12 @@ fn curated_signatures() {
         writeln!(text, "{}\nplan:\n{}", case.decl, case.plan).unwrap();
         let stub = case.stub_program();
         let code = lower_stub(&stub, BASE, &env).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        writeln!(text, "stub:\n{stub}stub code ({} bytes):\n{}", code.len(), disasm_with_env(&code, BASE, &env)).unwrap();
+        writeln!(text, "stub:\n{stub}stub code ({} bytes):\n{}", code.len(), disasm_with_env(&code, BASE, &env))
+            .unwrap();
         if let Some(thunk) = case.thunk_program() {
             let code = lower_thunk(&thunk, BASE, &env).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            writeln!(text, "thunk:\n{thunk}thunk code ({} bytes):\n{}", code.len(), disasm_with_env(&code, BASE, &env)).unwrap();
+            writeln!(text, "thunk:\n{thunk}thunk code ({} bytes):\n{}", code.len(), disasm_with_env(&code, BASE, &env))
+                .unwrap();
         }
         insta::assert_snapshot!(case.name, text);
     }

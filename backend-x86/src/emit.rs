@@ -98,7 +98,9 @@ struct Emitter<'a> {
 }
 
 fn address(what: &str, value: u64) -> Result<i32, BackendError> {
-    u32::try_from(value).map(|v| v as i32).map_err(|_| unsupported(format!("{what} {value:#x} is not a 32-bit address")))
+    u32::try_from(value)
+        .map(|v| v as i32)
+        .map_err(|_| unsupported(format!("{what} {value:#x} is not a 32-bit address")))
 }
 
 impl<'a> Emitter<'a> {
@@ -206,8 +208,17 @@ impl<'a> Emitter<'a> {
                 Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
                 Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
                 Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
-                Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. }
-                | Step::CallbackEnterInline { .. } | Step::CallbackCallInline { .. } | Step::PopInline { .. } => {
+                Step::CheckArgCountInline { .. }
+                | Step::FuncAddrFromUpvalue { .. }
+                | Step::ToCInline { .. }
+                | Step::PushInline { .. }
+                | Step::ErrnoRestoreInline { .. }
+                | Step::AfterCallInline { .. }
+                | Step::PtrInline { .. }
+                | Step::RecordInline { .. }
+                | Step::CallbackEnterInline { .. }
+                | Step::CallbackCallInline { .. }
+                | Step::PopInline { .. } => {
                     return Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")));
                 }
             }
@@ -248,7 +259,12 @@ impl<'a> Emitter<'a> {
     fn helper_call(&mut self, helper: Helper, args: &[HelperArg], returns: Returns) -> Result<RetPlan, BackendError> {
         let plan = helper.plan(self.target);
         if args.len() != plan.args.len() {
-            return Err(unsupported(format!("{} takes {} arguments, not {}", helper.name(), plan.args.len(), args.len())));
+            return Err(unsupported(format!(
+                "{} takes {} arguments, not {}",
+                helper.name(),
+                plan.args.len(),
+                args.len()
+            )));
         }
         let addr = match self.env.helper(helper) {
             0 => return Err(unsupported(format!("no address for {}", helper.name()))),
@@ -269,7 +285,9 @@ impl<'a> Emitter<'a> {
                     },
                     _ => return Err(unsupported(format!("{} takes a split argument", helper.name()))),
                 },
-                ArgPass::Indirect { .. } => return Err(unsupported(format!("{} takes an argument by reference", helper.name()))),
+                ArgPass::Indirect { .. } => {
+                    return Err(unsupported(format!("{} takes an argument by reference", helper.name())))
+                }
             };
             let dst = Mem { base: Base::Esp, disp: offset as i32 };
             match arg {
@@ -327,7 +345,14 @@ impl<'a> Emitter<'a> {
 
     /// Copies the value of `kind` at `at` to a helper parameter of kind `param`: integers
     /// narrower than 32 bits widened by their signedness, everything else copied as it is.
-    fn copy_value(&mut self, at: Slot, kind: ValueKind, param: ValueKind, size: u32, dst: Mem) -> Result<(), BackendError> {
+    fn copy_value(
+        &mut self,
+        at: Slot,
+        kind: ValueKind,
+        param: ValueKind,
+        size: u32,
+        dst: Mem,
+    ) -> Result<(), BackendError> {
         let src = self.mem(at, kind.size(4))?;
         let is_int = |k: ValueKind| matches!(k, ValueKind::Bool | ValueKind::Int { .. });
         match (kind, param) {
@@ -343,8 +368,12 @@ impl<'a> Emitter<'a> {
             (ValueKind::Int { size: 2, signed: true }, _) if is_int(param) && size == 4 => {
                 mem!(self.ops, src, [movsx scratch, WORD], []);
             }
-            (ValueKind::Int { size: 4, .. }, _) if is_int(param) && size == 4 => mem!(self.ops, src, [mov scratch,], []),
-            (ValueKind::Pointer, ValueKind::Pointer) | (ValueKind::F32, ValueKind::F32) => mem!(self.ops, src, [mov scratch,], []),
+            (ValueKind::Int { size: 4, .. }, _) if is_int(param) && size == 4 => {
+                mem!(self.ops, src, [mov scratch,], [])
+            }
+            (ValueKind::Pointer, ValueKind::Pointer) | (ValueKind::F32, ValueKind::F32) => {
+                mem!(self.ops, src, [mov scratch,], [])
+            }
             (ValueKind::Int { size: 8, .. }, ValueKind::Int { size: 8, .. }) | (ValueKind::F64, ValueKind::F64) => {
                 mem!(self.ops, src, [mov scratch,], []);
                 mem!(self.ops, dst, [mov], [, scratch]);

@@ -36,14 +36,8 @@ impl Mem {
 /// The frame of one stub or thunk.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Frame {
-    Stub {
-        out_bytes: u32,
-        stage_bytes: u32,
-    },
-    Thunk {
-        entry_bytes: u32,
-        stage_bytes: u32,
-    },
+    Stub { out_bytes: u32, stage_bytes: u32 },
+    Thunk { entry_bytes: u32, stage_bytes: u32 },
 }
 
 /// The thunk's saved ebp: `[entry esp - 4]`, the first 4 bytes of the model's header.
@@ -96,11 +90,14 @@ impl Frame {
         let esp = |disp: u32| Mem { base: Base::Esp, disp: (disp + shift) as i32 };
         match (self, slot) {
             (Frame::Stub { out_bytes, .. }, Slot::Out(off)) if within(off, out_bytes) => Ok(esp(off)),
-            (Frame::Stub { out_bytes, stage_bytes }, Slot::Stage(off)) if within(off, stage_bytes) => Ok(esp(out_bytes + off)),
+            (Frame::Stub { out_bytes, stage_bytes }, Slot::Stage(off)) if within(off, stage_bytes) => {
+                Ok(esp(out_bytes + off))
+            }
             (Frame::Thunk { stage_bytes, .. }, Slot::Stage(off)) if within(off, stage_bytes) => Ok(esp(off)),
             // Incoming stack arguments (off >= 0) or the save area below the saved ebp.
             (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off))
-                if off >= 0 || (off >= -(entry_bytes as i32) && i64::from(off) + i64::from(bytes) <= -i64::from(SAVED_EBP)) =>
+                if off >= 0
+                    || (off >= -(entry_bytes as i32) && i64::from(off) + i64::from(bytes) <= -i64::from(SAVED_EBP)) =>
             {
                 let disp = off.checked_add(SAVED_EBP as i32).ok_or_else(outside)?;
                 Ok(Mem { base: Base::Ebp, disp })

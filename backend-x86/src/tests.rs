@@ -29,7 +29,11 @@ fn every_stub_step() -> Program {
         Step::CheckArgCount { expected: 2 },
         call(Helper::FuncAddr, vec![Operand::L], Some(Slot::Stage(0))),
         call(Helper::NewResult, vec![Operand::L, Operand::Ctype(CtypeRef::Ret)], Some(Slot::Stage(8))),
-        call(Helper::ToRecord, vec![Operand::L, Operand::Imm(1), Operand::Ctype(CtypeRef::Arg(0)), Operand::Addr(Slot::Out(4))], None),
+        call(
+            Helper::ToRecord,
+            vec![Operand::L, Operand::Imm(1), Operand::Ctype(CtypeRef::Arg(0)), Operand::Addr(Slot::Out(4))],
+            None,
+        ),
         Step::StoreAddr { of: Slot::Out(4), to: Slot::Out(0) },
         Step::CopyPtr { from: Slot::Stage(8), to: Slot::Out(12) },
         call(Helper::ToI32, vec![Operand::L, Operand::Imm(2)], Some(Slot::Stage(16))),
@@ -53,7 +57,14 @@ fn every_thunk_step() -> Program {
         Step::Spill { from: ECX, size: 4, to: Slot::Entry(-24) },
         Step::Spill { from: EDX, size: 4, to: Slot::Entry(-20) },
         call(Helper::CallbackEnter, vec![Operand::CallbackData], Some(Slot::Stage(0))),
-        call(Helper::PushI32, vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-24), kind: ValueKind::Int { size: 2, signed: true } }], None),
+        call(
+            Helper::PushI32,
+            vec![
+                Operand::PtrAt(Slot::Stage(0)),
+                Operand::Value { at: Slot::Entry(-24), kind: ValueKind::Int { size: 2, signed: true } },
+            ],
+            None,
+        ),
         call(Helper::ToF32, vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)], Some(Slot::Stage(8))),
         Step::LoadReturn { ret: RetPlan { value: ValueKind::F32, loc: RetLoc::St0 }, from: Dest::At(Slot::Stage(8)) },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(4)) },
@@ -80,15 +91,25 @@ fn variant(step: &Step) -> usize {
         Step::ReturnToLua { .. } => 12,
         Step::ReturnToC { .. } => 13,
         // Lowered by the native x86-64 System V backend only; see the test below.
-        Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. }
-        | Step::CallbackEnterInline { .. } | Step::CallbackCallInline { .. } | Step::PopInline { .. } => 14,
+        Step::CheckArgCountInline { .. }
+        | Step::FuncAddrFromUpvalue { .. }
+        | Step::ToCInline { .. }
+        | Step::PushInline { .. }
+        | Step::ErrnoRestoreInline { .. }
+        | Step::AfterCallInline { .. }
+        | Step::PtrInline { .. }
+        | Step::RecordInline { .. }
+        | Step::CallbackEnterInline { .. }
+        | Step::CallbackCallInline { .. }
+        | Step::PopInline { .. } => 14,
     }
 }
 
 #[test]
 fn inline_lua_stack_steps_are_refused_with_a_reason() {
     let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
-    let prog = Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua_vm::LuaVm::LUA54) };
+    let prog =
+        Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua_vm::LuaVm::LUA54) };
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
     assert!(err.to_string().contains("x86-64 System V backend only"), "{err}");
 }
@@ -129,7 +150,14 @@ fn every_step_variant_lowers_except_set_al_which_x86_has_no_use_for() {
             assert!(s.contains(line), "{target:?} stub lacks `{line}`:\n{s}");
         }
         let t = thunk_text(target, &thunk);
-        for line in ["mov     [ebp-14h],ecx", "mov     [ebp-10h],edx", "movsx   eax,word ptr [ebp-14h]", "fld     st,dword ptr [esp+8]", "mov     eax,[ebp+8]", "ret     8"] {
+        for line in [
+            "mov     [ebp-14h],ecx",
+            "mov     [ebp-10h],edx",
+            "movsx   eax,word ptr [ebp-14h]",
+            "fld     st,dword ptr [esp+8]",
+            "mov     eax,[ebp+8]",
+            "ret     8",
+        ] {
             assert!(t.contains(line), "{target:?} thunk lacks `{line}`:\n{t}");
         }
     }
@@ -194,17 +222,45 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
     let t = Target::X86_LINUX;
     let e = env();
     assert!(X86Backend::new(Target::X64_SYSV).is_err());
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(16), size: 4, ext: Ext::None }), &e).contains("xmm0"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: Loc::Gpr(Gpr::AX), from: Slot::Stage(16), size: 4, ext: Ext::None }), &e)
-        .contains("not an x86-32 argument register"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(16), size: 8, ext: Ext::None }), &e).contains("8 bytes"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(30), size: 4, ext: Ext::None }), &e).contains("outside"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Entry(4), size: 4, ext: Ext::None }), &e).contains("outside"));
-    assert!(stub_err(t, &stub_with(13, Step::SaveReturn { ret: RetPlan { value: ValueKind::F64, loc: RetLoc::Xmm0 }, to: Dest::At(Slot::Stage(16)) }), &e)
-        .contains("Xmm0"));
-    let push_f64_of_int = call(Helper::PushF64, vec![Operand::L, Operand::Value { at: Slot::Stage(16), kind: I32 }], None);
+    assert!(stub_err(
+        t,
+        &stub_with(8, Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(16), size: 4, ext: Ext::None }),
+        &e
+    )
+    .contains("xmm0"));
+    assert!(stub_err(
+        t,
+        &stub_with(8, Step::LoadArg { to: Loc::Gpr(Gpr::AX), from: Slot::Stage(16), size: 4, ext: Ext::None }),
+        &e
+    )
+    .contains("not an x86-32 argument register"));
+    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(16), size: 8, ext: Ext::None }), &e)
+        .contains("8 bytes"));
+    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(30), size: 4, ext: Ext::None }), &e)
+        .contains("outside"));
+    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Entry(4), size: 4, ext: Ext::None }), &e)
+        .contains("outside"));
+    assert!(stub_err(
+        t,
+        &stub_with(
+            13,
+            Step::SaveReturn {
+                ret: RetPlan { value: ValueKind::F64, loc: RetLoc::Xmm0 },
+                to: Dest::At(Slot::Stage(16))
+            }
+        ),
+        &e
+    )
+    .contains("Xmm0"));
+    let push_f64_of_int =
+        call(Helper::PushF64, vec![Operand::L, Operand::Value { at: Slot::Stage(16), kind: I32 }], None);
     assert!(stub_err(t, &stub_with(14, push_f64_of_int), &e).contains("a i32 value for a f64 parameter"));
-    assert!(stub_err(t, &stub_with(7, call(Helper::PushI32, vec![Operand::L, Operand::Imm(1)], Some(Slot::Stage(24)))), &e).contains("returns nothing"));
+    assert!(stub_err(
+        t,
+        &stub_with(7, call(Helper::PushI32, vec![Operand::L, Operand::Imm(1)], Some(Slot::Stage(24)))),
+        &e
+    )
+    .contains("returns nothing"));
     assert!(stub_err(t, &stub_with(7, call(Helper::ErrnoRestore, vec![], None)), &e).contains("takes 2 arguments"));
     assert!(stub_err(t, &stub_with(16, Step::ReturnToC { pops: 0, ret_ptr: None }), &e).contains("returns to Lua"));
     let mut no_return = every_stub_step();
@@ -215,7 +271,9 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
     assert!(stub_err(t, &ragged, &e).contains("aligned"));
     // Addresses the code cannot hold.
     assert!(stub_err(t, &every_stub_step(), &CodeEnv { helpers: vec![], ..env() }).contains("no address"));
-    assert!(stub_err(t, &every_stub_step(), &CodeEnv { callback_data: 1 << 32, ..env() }).contains("not a 32-bit address"));
+    assert!(
+        stub_err(t, &every_stub_step(), &CodeEnv { callback_data: 1 << 32, ..env() }).contains("not a 32-bit address")
+    );
     assert!(X86Backend::WIN.stub(&every_stub_step(), 1 << 32, &e).is_err());
 
     let thunk_with = |i: usize, step: Step| {
@@ -223,11 +281,15 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
         p.steps[i] = step;
         p
     };
-    assert!(thunk_err(&thunk_with(2, call(Helper::CallbackEnter, vec![Operand::L], Some(Slot::Stage(0))))).contains("no incoming lua_State"));
-    assert!(thunk_err(&thunk_with(0, Step::Spill { from: Loc::Xmm(Xmm(0)), size: 4, to: Slot::Entry(-24) })).contains("xmm0"));
+    assert!(thunk_err(&thunk_with(2, call(Helper::CallbackEnter, vec![Operand::L], Some(Slot::Stage(0)))))
+        .contains("no incoming lua_State"));
+    assert!(thunk_err(&thunk_with(0, Step::Spill { from: Loc::Xmm(Xmm(0)), size: 4, to: Slot::Entry(-24) }))
+        .contains("xmm0"));
     // The saved ebp is not a slot.
     assert!(thunk_err(&thunk_with(0, Step::Spill { from: ECX, size: 4, to: Slot::Entry(-4) })).contains("outside"));
     assert!(thunk_err(&thunk_with(6, Step::ReturnToC { pops: 70_000, ret_ptr: None })).contains("ret 70000"));
     assert!(thunk_err(&thunk_with(6, Step::ReturnToLua { results: 0 })).contains("returns to C"));
-    assert!(thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })).contains("calls no target"));
+    assert!(
+        thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })).contains("calls no target")
+    );
 }

@@ -87,7 +87,14 @@ fn helper_at(env: &CodeEnv, addr: u64) -> Option<Helper> {
 /// Follows the code and returns the number of calls checked, or what broke.
 fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
     let align = if x.target.os == Os::Linux { 16 } else { 4 };
-    let mut st = State { esp: Sp { origin: Origin::Entry, off: 0 }, ebp: None, saved: HashMap::new(), dirty: HashSet::new(), x87: 0, eax_imm: None };
+    let mut st = State {
+        esp: Sp { origin: Origin::Entry, off: 0 },
+        ebp: None,
+        saved: HashMap::new(),
+        dirty: HashSet::new(),
+        x87: 0,
+        eax_imm: None,
+    };
     let mut branch_states: HashMap<u64, State> = HashMap::new();
     let mut frame_esp: Option<Sp> = None;
     let mut after_ud2 = false;
@@ -108,7 +115,11 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
         if returned {
             return Err(format!("{at}: code after the final ret"));
         }
-        let reg0 = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register { full32(ins.op0_register()) } else { Register::None };
+        let reg0 = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
+            full32(ins.op0_register())
+        } else {
+            Register::None
+        };
         match ins.mnemonic() {
             Mnemonic::Push => {
                 st.esp = st.esp.plus(-4);
@@ -143,7 +154,9 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
                 let ebp = st.ebp.ok_or(format!("{at}: esp from an unset ebp"))?;
                 st.esp = ebp.plus(i64::from(ins.memory_displacement32() as i32));
             }
-            Mnemonic::Mov if reg0 == Register::EAX && ins.op1_kind() == OpKind::Immediate32 => st.eax_imm = Some(u64::from(ins.immediate32())),
+            Mnemonic::Mov if reg0 == Register::EAX && ins.op1_kind() == OpKind::Immediate32 => {
+                st.eax_imm = Some(u64::from(ins.immediate32()))
+            }
             Mnemonic::Je => {
                 branch_states.insert(ins.near_branch_target(), st.clone());
             }
@@ -167,13 +180,18 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
                     // The target, through the staged pointer.
                     (st.esp, x.target_returns_st0, x.target_pops)
                 } else {
-                    let h = st.eax_imm.and_then(|a| helper_at(x.env, a)).ok_or(format!("{at}: calls an unknown address"))?;
+                    let h = st
+                        .eax_imm
+                        .and_then(|a| helper_at(x.env, a))
+                        .ok_or(format!("{at}: calls an unknown address"))?;
                     let plan = h.plan(x.target);
                     (st.esp.plus(i64::from(plan.frame_bytes())), plan.ret.loc == RetLoc::St0, plan.callee_pops)
                 };
                 match frame_esp {
                     None => frame_esp = Some(frame),
-                    Some(f) if f != frame => return Err(format!("{at}: the call's area is not below the frame esp {f:?} ({frame:?})")),
+                    Some(f) if f != frame => {
+                        return Err(format!("{at}: the call's area is not below the frame esp {f:?} ({frame:?})"))
+                    }
                     Some(_) => {}
                 }
                 st.esp = st.esp.plus(i64::from(pops));
@@ -200,7 +218,8 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
             _ => {}
         }
         // Any other write of a callee-saved register or of esp.
-        let tracked = matches!(ins.mnemonic(), Mnemonic::Push | Mnemonic::Pop | Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Call);
+        let tracked =
+            matches!(ins.mnemonic(), Mnemonic::Push | Mnemonic::Pop | Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Call);
         if !tracked && CALLEE_SAVED.contains(&reg0) {
             let saved = st.saved.values().any(|r| *r == reg0);
             if !saved {
@@ -210,7 +229,8 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
                 st.dirty.insert(reg0);
             }
         }
-        let esp_handled = matches!(ins.mnemonic(), Mnemonic::Sub | Mnemonic::Add | Mnemonic::And | Mnemonic::Mov | Mnemonic::Lea);
+        let esp_handled =
+            matches!(ins.mnemonic(), Mnemonic::Sub | Mnemonic::Add | Mnemonic::And | Mnemonic::Mov | Mnemonic::Lea);
         if !tracked && reg0 == Register::ESP && !esp_handled {
             return Err(format!("{at}: writes esp in a way this check does not follow"));
         }
@@ -239,7 +259,9 @@ fn every_curated_stub_and_thunk_keeps_the_abi_invariants() {
         let backend = X86Backend::new(case.target).unwrap();
         let env = common::fake_env(&case.plan);
         let stub = backend.stub(&stub_program(&case.plan, 1), BASE, &env).unwrap();
-        let calls = check(&stub, &expect_stub(case.target, &env, &case.plan)).map_err(|e| format!("{} stub: {e}", case.name)).unwrap();
+        let calls = check(&stub, &expect_stub(case.target, &env, &case.plan))
+            .map_err(|e| format!("{} stub: {e}", case.name))
+            .unwrap();
         assert!(calls >= 6, "{}: {calls} calls", case.name);
 
         let frame = CallbackFrame::from_plan(&case.plan);

@@ -11,8 +11,7 @@
 pub mod spec;
 
 use abi_model::{
-    Arch, CallConv, Field, FloatKind, FuncType, QualType, RecordAttrs, RecordKind, Signature,
-    Target, TypeId, TypeTable,
+    Arch, CallConv, Field, FloatKind, FuncType, QualType, RecordAttrs, RecordKind, Signature, Target, TypeId, TypeTable,
 };
 use spec::{declarator, Rng, Scalar, SigDecl, Spec, Ty, ENUMS, SEED};
 use std::fmt;
@@ -63,12 +62,7 @@ impl Value {
     /// True if `actual` equals this value on every meaningful bit.
     pub fn matches(&self, actual: &[u8]) -> bool {
         actual.len() == self.bytes.len()
-            && self
-                .bytes
-                .iter()
-                .zip(&self.mask)
-                .zip(actual)
-                .all(|((e, m), a)| e & m == a & m)
+            && self.bytes.iter().zip(&self.mask).zip(actual).all(|((e, m), a)| e & m == a & m)
     }
 }
 
@@ -158,21 +152,10 @@ pub fn try_catalogue(target: Target) -> Result<Catalogue, CatalogueError> {
     let images = (0..spec.signatures.len().div_ceil(SIGS_PER_IMAGE))
         .map(|i| {
             let first = i * SIGS_PER_IMAGE;
-            SigImage {
-                stem: format!("sig_{i:02}"),
-                first,
-                count: SIGS_PER_IMAGE.min(spec.signatures.len() - first),
-            }
+            SigImage { stem: format!("sig_{i:02}"), first, count: SIGS_PER_IMAGE.min(spec.signatures.len() - first) }
         })
         .collect();
-    Ok(Catalogue {
-        target,
-        table: b.table,
-        spec,
-        record_ids: b.record_ids,
-        signatures,
-        images,
-    })
+    Ok(Catalogue { target, table: b.table, spec, record_ids: b.record_ids, signatures, images })
 }
 
 impl Catalogue {
@@ -237,41 +220,22 @@ impl Builder {
         for (tag, constants) in ENUMS {
             let id = table.new_enum(Some(tag));
             table
-                .define_enum(
-                    id,
-                    constants.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
-                )
+                .define_enum(id, constants.iter().map(|(n, v)| (n.to_string(), *v)).collect())
                 .map_err(|e| err(format!("enum {tag}: {e}")))?;
             enum_ids.push(id);
         }
         let void = table.void();
         let void_ptr = table.pointer_to(void);
-        let f = table.function(FuncType {
-            ret: void.into(),
-            params: Vec::new(),
-            variadic: false,
-            conv: CallConv::Cdecl,
-        });
+        let f =
+            table.function(FuncType { ret: void.into(), params: Vec::new(), variadic: false, conv: CallConv::Cdecl });
         let fn_ptr = table.pointer_to(f);
-        let mut b = Builder {
-            target,
-            spec,
-            table,
-            record_ids: Vec::new(),
-            enum_ids,
-            void_ptr,
-            fn_ptr,
-        };
+        let mut b = Builder { target, spec, table, record_ids: Vec::new(), enum_ids, void_ptr, fn_ptr };
         for (n, r) in spec.records.iter().enumerate() {
             let id = b.table.new_record(r.kind, Some(&format!("R{n}")));
             let mut fields = Vec::with_capacity(r.fields.len());
             for f in &r.fields {
                 let ty = b.ty_id(&f.ty);
-                let ty = if f.flexible {
-                    b.table.array_of(ty, abi_model::ArrayLen::Flexible)
-                } else {
-                    ty
-                };
+                let ty = if f.flexible { b.table.array_of(ty, abi_model::ArrayLen::Flexible) } else { ty };
                 fields.push(Field {
                     name: f.name.clone(),
                     ty: ty.into(),
@@ -280,11 +244,7 @@ impl Builder {
                     packed: f.packed,
                 });
             }
-            let attrs = RecordAttrs {
-                packed: r.packed,
-                aligned: r.aligned,
-                pack: r.pack,
-            };
+            let attrs = RecordAttrs { packed: r.packed, aligned: r.aligned, pack: r.pack };
             b.table
                 .define_record(id, fields, attrs)
                 .map_err(|e| err(format!("{e} in\n{}", r.c_definition(&spec.records, n))))?;
@@ -313,8 +273,7 @@ impl Builder {
             Ty::Record(n) => self.record_ids[*n],
             Ty::Array(elem, n) => {
                 let e = self.ty_id(elem);
-                self.table
-                    .array_of(e, abi_model::ArrayLen::Fixed(u64::from(*n)))
+                self.table.array_of(e, abi_model::ArrayLen::Fixed(u64::from(*n)))
             }
         }
     }
@@ -332,27 +291,16 @@ impl Builder {
     fn signature(&mut self, index: usize, s: &SigDecl) -> Result<CatSignature, CatalogueError> {
         let records = &self.spec.records;
         let conv = conv_on(self.target, s.conv);
-        let ret_c = s
-            .ret
-            .as_ref()
-            .map_or_else(|| "void".to_string(), |t| declarator(records, t, ""));
-        let mut params_c: Vec<String> = s
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, t)| declarator(records, t, &format!("a{i}")))
-            .collect();
+        let ret_c = s.ret.as_ref().map_or_else(|| "void".to_string(), |t| declarator(records, t, ""));
+        let mut params_c: Vec<String> =
+            s.params.iter().enumerate().map(|(i, t)| declarator(records, t, &format!("a{i}"))).collect();
         if s.variadic {
             params_c.push("...".into());
         }
         if params_c.is_empty() {
             params_c.push("void".into());
         }
-        let c_decl = format!(
-            "{ret_c} {}callee_{index}({})",
-            conv_attribute(self.target, conv),
-            params_c.join(", ")
-        );
+        let c_decl = format!("{ret_c} {}callee_{index}({})", conv_attribute(self.target, conv), params_c.join(", "));
         let ret = match &s.ret {
             Some(t) => self.ty_id(t),
             None => self.table.void(),
@@ -362,12 +310,7 @@ impl Builder {
         let sig = Signature::new(ret, params, s.variadic, conv);
         // Values depend only on the signature's index and the target's layouts.
         let mut rng = Rng::new(SEED ^ (index as u64 + 1).wrapping_mul(0xd134_2543_de82_ef95));
-        let args = s
-            .params
-            .iter()
-            .chain(&s.varargs)
-            .map(|t| self.value(t, &mut rng))
-            .collect();
+        let args = s.params.iter().chain(&s.varargs).map(|t| self.value(t, &mut rng)).collect();
         let ret_value = s.ret.as_ref().map(|t| self.value(t, &mut rng));
         Ok(CatSignature {
             index,
@@ -383,10 +326,7 @@ impl Builder {
 
     fn value(&self, ty: &Ty, rng: &mut Rng) -> Value {
         let n = self.size_of(ty);
-        let mut v = Value {
-            bytes: vec![0; n],
-            mask: vec![0; n],
-        };
+        let mut v = Value { bytes: vec![0; n], mask: vec![0; n] };
         self.fill(ty, 0, rng, &mut v);
         v
     }
@@ -428,16 +368,14 @@ impl Builder {
                     Some(b) => (b.bit_offset + u64::from(b.width)).div_ceil(8) as usize,
                     None => self.size_of(&f.ty),
                 };
-                let largest = members.filter(|(f, _)| f.name.is_some()).fold(
-                    None,
-                    |best: Option<(usize, _, _)>, (f, l)| {
+                let largest =
+                    members.filter(|(f, _)| f.name.is_some()).fold(None, |best: Option<(usize, _, _)>, (f, l)| {
                         let s = size(f, l);
                         match best {
                             Some((bs, _, _)) if bs >= s => best,
                             _ => Some((s, f, l)),
                         }
-                    },
-                );
+                    });
                 if let Some((_, f, l)) = largest {
                     match l.bits {
                         Some(b) => set_random_bits(v, at as u64 * 8 + b.bit_offset, b.width, rng),
@@ -467,10 +405,7 @@ impl Builder {
                 put(&[re.to_le_bytes(), im.to_le_bytes()].concat());
             }
             _ => {
-                let n = self
-                    .table
-                    .size_of(self.scalar_id(s))
-                    .map_or(0, |n| n as usize);
+                let n = self.table.size_of(self.scalar_id(s)).map_or(0, |n| n as usize);
                 let bytes = rng.next_u64().to_le_bytes();
                 put(&bytes[..n]);
             }
@@ -514,11 +449,7 @@ mod tests {
     fn catalogue_is_large_enough_on_every_target() {
         for t in Target::ALL {
             let c = catalogue(t);
-            assert!(
-                c.signatures.len() >= 10_000,
-                "{t}: {} signatures",
-                c.signatures.len()
-            );
+            assert!(c.signatures.len() >= 10_000, "{t}: {} signatures", c.signatures.len());
             assert!(c.spec.records.len() >= 5_000);
         }
     }
@@ -562,7 +493,9 @@ mod tests {
                 match ty {
                     spec::Ty::Scalar(_) => 0,
                     spec::Ty::Array(e, _) => d(spec, e),
-                    spec::Ty::Record(i) => 1 + spec.records[*i].fields.iter().map(|f| d(spec, &f.ty)).max().unwrap_or(0),
+                    spec::Ty::Record(i) => {
+                        1 + spec.records[*i].fields.iter().map(|f| d(spec, &f.ty)).max().unwrap_or(0)
+                    }
                 }
             }
             d(spec, &spec::Ty::Record(n))
@@ -570,11 +503,20 @@ mod tests {
         let nested = &spec.nested_records;
         assert!(nested.iter().filter(|&&n| depth(n) == 2).count() >= 200);
         assert!(nested.iter().filter(|&&n| depth(n) == 3).count() >= 200);
-        let inner = |n: usize| spec.records[n].fields.iter().filter_map(|f| match &f.ty {
-            spec::Ty::Record(i) => Some(*i),
-            spec::Ty::Array(e, _) => match **e { spec::Ty::Record(i) => Some(i), _ => None },
-            _ => None,
-        }).collect::<Vec<_>>();
+        let inner = |n: usize| {
+            spec.records[n]
+                .fields
+                .iter()
+                .filter_map(|f| match &f.ty {
+                    spec::Ty::Record(i) => Some(*i),
+                    spec::Ty::Array(e, _) => match **e {
+                        spec::Ty::Record(i) => Some(i),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
         let count = |pred: &dyn Fn(usize) -> bool| nested.iter().filter(|&&n| pred(n)).count();
         assert!(count(&|n| inner(n).iter().any(|&i| spec.records[i].packed)) >= 100, "packed inner records");
         assert!(count(&|n| inner(n).iter().any(|&i| spec.records[i].aligned.is_some())) >= 50, "aligned inner records");
@@ -605,14 +547,8 @@ mod tests {
     #[test]
     fn x86_64_signatures_carry_no_x86_convention() {
         let c = catalogue(Target::X64_WIN);
-        assert!(c
-            .signatures
-            .iter()
-            .all(|s| s.sig.conv == CallConv::Cdecl && !s.c_decl.contains("__attribute__")));
+        assert!(c.signatures.iter().all(|s| s.sig.conv == CallConv::Cdecl && !s.c_decl.contains("__attribute__")));
         let x = catalogue(Target::X86_WIN);
-        assert!(x
-            .signatures
-            .iter()
-            .any(|s| s.sig.conv == CallConv::Thiscall && s.c_decl.contains("thiscall")));
+        assert!(x.signatures.iter().any(|s| s.sig.conv == CallConv::Thiscall && s.c_decl.contains("thiscall")));
     }
 }

@@ -73,50 +73,24 @@ pub struct Perms {
 
 impl Perms {
     /// Read only (constants, headers).
-    pub const R: Perms = Perms {
-        read: true,
-        write: false,
-        exec: false,
-    };
+    pub const R: Perms = Perms { read: true, write: false, exec: false };
     /// Read and write (data, bss, stacks).
-    pub const RW: Perms = Perms {
-        read: true,
-        write: true,
-        exec: false,
-    };
+    pub const RW: Perms = Perms { read: true, write: true, exec: false };
     /// Read and execute (code).
-    pub const RX: Perms = Perms {
-        read: true,
-        write: false,
-        exec: true,
-    };
+    pub const RX: Perms = Perms { read: true, write: false, exec: true };
     /// Everything (scratch pages, pages shared by code and data).
-    pub const RWX: Perms = Perms {
-        read: true,
-        write: true,
-        exec: true,
-    };
+    pub const RWX: Perms = Perms { read: true, write: true, exec: true };
 
     /// The rights of both: what a page shared by two differently protected regions needs.
     pub const fn union(self, other: Perms) -> Perms {
-        Perms {
-            read: self.read || other.read,
-            write: self.write || other.write,
-            exec: self.exec || other.exec,
-        }
+        Perms { read: self.read || other.read, write: self.write || other.write, exec: self.exec || other.exec }
     }
 }
 
 impl fmt::Display for Perms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flag = |on: bool, c: char| if on { c } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            flag(self.read, 'r'),
-            flag(self.write, 'w'),
-            flag(self.exec, 'x')
-        )
+        write!(f, "{}{}{}", flag(self.read, 'r'), flag(self.write, 'w'), flag(self.exec, 'x'))
     }
 }
 
@@ -175,10 +149,7 @@ impl Gpr {
     pub const fn exists_in(self, mode: Mode) -> bool {
         !matches!(
             (mode, self),
-            (
-                Mode::X86_32,
-                Gpr::R8 | Gpr::R9 | Gpr::R10 | Gpr::R11 | Gpr::R12 | Gpr::R13 | Gpr::R14 | Gpr::R15
-            )
+            (Mode::X86_32, Gpr::R8 | Gpr::R9 | Gpr::R10 | Gpr::R11 | Gpr::R12 | Gpr::R13 | Gpr::R14 | Gpr::R15)
         )
     }
 
@@ -186,12 +157,12 @@ impl Gpr {
     pub const fn name(self, mode: Mode) -> &'static str {
         // Indexed by the variant's position, which is its order in `Gpr::ALL`.
         const WIDE: [&str; 18] = [
-            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
-            "r12", "r13", "r14", "r15", "rip", "rflags",
+            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+            "r15", "rip", "rflags",
         ];
         const NARROW: [&str; 18] = [
-            "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8", "r9", "r10", "r11",
-            "r12", "r13", "r14", "r15", "eip", "eflags",
+            "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+            "r15", "eip", "eflags",
         ];
         match mode {
             Mode::X86_32 => NARROW[self as usize],
@@ -221,11 +192,7 @@ struct StopSetInner {
 impl StopSet {
     /// A set holding `addrs` (duplicates are ignored).
     pub fn new(addrs: impl IntoIterator<Item = u64>) -> StopSet {
-        let addrs: Vec<u64> = addrs
-            .into_iter()
-            .collect::<BTreeSet<u64>>()
-            .into_iter()
-            .collect();
+        let addrs: Vec<u64> = addrs.into_iter().collect::<BTreeSet<u64>>().into_iter().collect();
         let mut page_ranges: Vec<(u64, u64)> = Vec::new();
         for &addr in &addrs {
             let first = addr & !(PAGE_SIZE - 1);
@@ -239,9 +206,7 @@ impl StopSet {
                 _ => page_ranges.push((first, last)),
             }
         }
-        StopSet {
-            inner: Arc::new(StopSetInner { addrs, page_ranges }),
-        }
+        StopSet { inner: Arc::new(StopSetInner { addrs, page_ranges }) }
     }
 
     /// The empty set: `run` then ends only by an error.
@@ -289,10 +254,7 @@ impl FromIterator<u64> for StopSet {
 
 impl fmt::Debug for StopSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StopSet")
-            .field("len", &self.len())
-            .field("page_ranges", &self.inner.page_ranges)
-            .finish()
+        f.debug_struct("StopSet").field("len", &self.len()).field("page_ranges", &self.inner.page_ranges).finish()
     }
 }
 
@@ -397,13 +359,7 @@ pub enum EngineError {
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineError::MemoryFault {
-                access,
-                kind,
-                address,
-                size,
-                pc,
-            } => {
+            EngineError::MemoryFault { access, kind, address, size, pc } => {
                 let what = match access {
                     Access::Read => "read of",
                     Access::Write => "write of",
@@ -413,33 +369,20 @@ impl fmt::Display for EngineError {
                     FaultKind::Unmapped => "unmapped",
                     FaultKind::Protected => "protected",
                 };
-                write!(
-                    f,
-                    "{what} {size} bytes at {address:#x} ({why}) at pc {pc:#x}"
-                )
+                write!(f, "{what} {size} bytes at {address:#x} ({why}) at pc {pc:#x}")
             }
             EngineError::InvalidInstruction { pc } => write!(f, "invalid instruction at {pc:#x}"),
             EngineError::Exception { vector, pc } => {
                 write!(f, "cpu exception {vector} (pc {pc:#x} afterwards)")
             }
             EngineError::BudgetExhausted { max_blocks, pc } => {
-                write!(
-                    f,
-                    "ran more than {max_blocks} basic blocks without reaching a stop (pc {pc:#x})"
-                )
+                write!(f, "ran more than {max_blocks} basic blocks without reaching a stop (pc {pc:#x})")
             }
             EngineError::Halted { pc } => write!(f, "hlt executed (pc {pc:#x} afterwards)"),
             EngineError::Unmapped { address, len } => {
-                write!(
-                    f,
-                    "host access of {len} bytes at {address:#x} touches unmapped memory"
-                )
+                write!(f, "host access of {len} bytes at {address:#x} touches unmapped memory")
             }
-            EngineError::BadMap {
-                address,
-                size,
-                reason,
-            } => {
+            EngineError::BadMap { address, size, reason } => {
                 write!(f, "cannot map {size:#x} bytes at {address:#x}: {reason}")
             }
             EngineError::X87StackEmpty => write!(f, "x87 stack is empty (nothing in st0)"),

@@ -122,19 +122,13 @@ impl fmt::Display for ImageError {
             ImageError::Parse(msg) => write!(f, "cannot parse image: {msg}"),
             ImageError::Unsupported(msg) => write!(f, "unsupported image: {msg}"),
             ImageError::NeedsLoader(msg) => {
-                write!(
-                    f,
-                    "image needs a run-time loader, which emu-harness does not have: {msg}"
-                )
+                write!(f, "image needs a run-time loader, which emu-harness does not have: {msg}")
             }
             ImageError::Malformed(msg) => write!(f, "malformed image: {msg}"),
             ImageError::MissingSymbol { name, format } => {
                 write!(f, "symbol `{name}` not found in the {format} image")?;
                 if matches!(format, Format::Pe32 | Format::Pe64) {
-                    write!(
-                        f,
-                        " (also looked for _{name}, _{name}@N, @{name}@N, {name}@N, {name}@@N)"
-                    )?;
+                    write!(f, " (also looked for _{name}, _{name}@N, @{name}@N, {name}@N, {name}@@N)")?;
                 }
                 Ok(())
             }
@@ -142,10 +136,7 @@ impl fmt::Display for ImageError {
                 write!(f, "symbol `{name}` is ambiguous: {}", candidates.join(", "))
             }
             ImageError::ModeMismatch { image, cpu } => {
-                write!(
-                    f,
-                    "image is {image:?} code but the CPU runs in {cpu:?} mode"
-                )
+                write!(f, "image is {image:?} code but the CPU runs in {cpu:?} mode")
             }
             ImageError::Load(err) => write!(f, "cannot load image: {err}"),
         }
@@ -173,11 +164,7 @@ impl Image {
             let magic: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
             Err(ImageError::Parse(format!(
                 "not an ELF or PE image (starts with {})",
-                if magic.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    magic.join(" ")
-                }
+                if magic.is_empty() { "nothing".to_owned() } else { magic.join(" ") }
             )))
         }
     }
@@ -192,10 +179,7 @@ impl Image {
         if let Some(&addr) = self.symbols.get(name) {
             return Ok(addr);
         }
-        let missing = || ImageError::MissingSymbol {
-            name: name.to_owned(),
-            format: self.format,
-        };
+        let missing = || ImageError::MissingSymbol { name: name.to_owned(), format: self.format };
         if !matches!(self.format, Format::Pe32 | Format::Pe64) {
             return Err(missing());
         }
@@ -221,21 +205,14 @@ impl Image {
         self.symbols
             .get(raw_name)
             .copied()
-            .ok_or_else(|| ImageError::MissingSymbol {
-                name: raw_name.to_owned(),
-                format: self.format,
-            })
+            .ok_or_else(|| ImageError::MissingSymbol { name: raw_name.to_owned(), format: self.format })
     }
 
     /// The page-aligned range `[start, end)` the image occupies once loaded, so the harness
     /// can place its stack and hook pages elsewhere. `None` for an image with no segments.
     pub fn span(&self) -> Option<(u64, u64)> {
         let start = self.segments.iter().map(|s| page_floor(s.addr)).min()?;
-        let end = self
-            .segments
-            .iter()
-            .map(|s| page_ceil(s.addr + s.bytes.len() as u64))
-            .max()?;
+        let end = self.segments.iter().map(|s| page_ceil(s.addr + s.bytes.len() as u64)).max()?;
         Some((start, end))
     }
 
@@ -246,10 +223,7 @@ impl Image {
     /// pages with equal rights are mapped as one region. The pages must be free in `cpu`.
     pub fn load_into(&self, cpu: &mut dyn Cpu) -> Result<(), ImageError> {
         if cpu.mode() != self.mode {
-            return Err(ImageError::ModeMismatch {
-                image: self.mode,
-                cpu: cpu.mode(),
-            });
+            return Err(ImageError::ModeMismatch { image: self.mode, cpu: cpu.mode() });
         }
         let mut pages: BTreeMap<u64, Perms> = BTreeMap::new();
         for seg in self.segments.iter().filter(|s| !s.bytes.is_empty()) {
@@ -263,9 +237,7 @@ impl Image {
         let mut runs: Vec<(u64, u64, Perms)> = Vec::new();
         for (&page, &perms) in &pages {
             match runs.last_mut() {
-                Some((start, size, p)) if *start + *size == page && *p == perms => {
-                    *size += PAGE_SIZE
-                }
+                Some((start, size, p)) if *start + *size == page && *p == perms => *size += PAGE_SIZE,
                 _ => runs.push((page, PAGE_SIZE, perms)),
             }
         }
@@ -306,16 +278,9 @@ fn page_ceil(addr: u64) -> u64 {
 }
 
 /// File bytes `[offset, offset + len)`, or a `Malformed` error naming `what`.
-fn file_range<'a>(
-    bytes: &'a [u8],
-    offset: u64,
-    len: u64,
-    what: &str,
-) -> Result<&'a [u8], ImageError> {
+fn file_range<'a>(bytes: &'a [u8], offset: u64, len: u64, what: &str) -> Result<&'a [u8], ImageError> {
     let start = usize::try_from(offset).ok();
-    let end = offset
-        .checked_add(len)
-        .and_then(|e| usize::try_from(e).ok());
+    let end = offset.checked_add(len).and_then(|e| usize::try_from(e).ok());
     match (start, end) {
         (Some(start), Some(end)) if end <= bytes.len() => Ok(&bytes[start..end]),
         _ => Err(ImageError::Malformed(format!(
@@ -327,13 +292,7 @@ fn file_range<'a>(
 
 /// `data` zero-extended to `mem_size` bytes, checking the end fits the mode's user address
 /// space.
-fn memory_bytes(
-    addr: u64,
-    data: &[u8],
-    mem_size: u64,
-    mode: Mode,
-    what: &str,
-) -> Result<Vec<u8>, ImageError> {
+fn memory_bytes(addr: u64, data: &[u8], mem_size: u64, mode: Mode, what: &str) -> Result<Vec<u8>, ImageError> {
     // The user half of the address space: no real image lies above it, and page rounding
     // of an end below it cannot overflow.
     let limit = match mode {
@@ -341,14 +300,9 @@ fn memory_bytes(
         Mode::X86_64 => 1u64 << 47,
     };
     let fits = addr.checked_add(mem_size).is_some_and(|end| end <= limit);
-    let size = usize::try_from(mem_size)
-        .ok()
-        .filter(|_| fits)
-        .ok_or_else(|| {
-            ImageError::Malformed(format!(
-                "{what}: {mem_size:#x} bytes at {addr:#x} do not fit the address space"
-            ))
-        })?;
+    let size = usize::try_from(mem_size).ok().filter(|_| fits).ok_or_else(|| {
+        ImageError::Malformed(format!("{what}: {mem_size:#x} bytes at {addr:#x} do not fit the address space"))
+    })?;
     let mut out = data.to_vec();
     out.resize(size, 0);
     Ok(out)
@@ -368,11 +322,7 @@ fn parse_elf(elf: &Elf, bytes: &[u8]) -> Result<Image, ImageError> {
     };
     match elf.header.e_type {
         elf::header::ET_EXEC | elf::header::ET_DYN => {}
-        elf::header::ET_REL => {
-            return Err(ImageError::Unsupported(
-                "a relocatable object (.o): link it first".into(),
-            ))
-        }
+        elf::header::ET_REL => return Err(ImageError::Unsupported("a relocatable object (.o): link it first".into())),
         other => {
             return Err(ImageError::Unsupported(format!(
                 "ELF type {} is not an executable",
@@ -381,15 +331,10 @@ fn parse_elf(elf: &Elf, bytes: &[u8]) -> Result<Image, ImageError> {
         }
     }
     if let Some(interp) = elf.interpreter {
-        return Err(ImageError::NeedsLoader(format!(
-            "it asks for the interpreter {interp}"
-        )));
+        return Err(ImageError::NeedsLoader(format!("it asks for the interpreter {interp}")));
     }
     if !elf.libraries.is_empty() {
-        return Err(ImageError::NeedsLoader(format!(
-            "it needs {}",
-            elf.libraries.join(", ")
-        )));
+        return Err(ImageError::NeedsLoader(format!("it needs {}", elf.libraries.join(", "))));
     }
     let dyn_relocs = elf.dynrelas.len() + elf.dynrels.len() + elf.pltrelocs.len();
     if dyn_relocs > 0 {
@@ -405,9 +350,7 @@ fn parse_elf(elf: &Elf, bytes: &[u8]) -> Result<Image, ImageError> {
         }
         let what = format!("PT_LOAD segment {i}");
         if ph.p_filesz > ph.p_memsz {
-            return Err(ImageError::Malformed(format!(
-                "{what}: file size exceeds memory size"
-            )));
+            return Err(ImageError::Malformed(format!("{what}: file size exceeds memory size")));
         }
         let data = file_range(bytes, ph.p_offset, ph.p_filesz, &what)?;
         let perms = Perms {
@@ -416,11 +359,7 @@ fn parse_elf(elf: &Elf, bytes: &[u8]) -> Result<Image, ImageError> {
             exec: ph.p_flags & elf::program_header::PF_X != 0,
         };
         let bytes = memory_bytes(ph.p_vaddr, data, ph.p_memsz, mode, &what)?;
-        segments.push(Segment {
-            addr: ph.p_vaddr,
-            bytes,
-            perms,
-        });
+        segments.push(Segment { addr: ph.p_vaddr, bytes, perms });
     }
 
     // Globals win over locals of the same name (file-static helpers may repeat a name).
@@ -447,13 +386,7 @@ fn parse_elf(elf: &Elf, bytes: &[u8]) -> Result<Image, ImageError> {
     }
 
     let entry = (elf.entry != 0).then_some(elf.entry);
-    Ok(Image {
-        mode,
-        format,
-        segments,
-        symbols,
-        entry,
-    })
+    Ok(Image { mode, format, segments, symbols, entry })
 }
 
 /// PE section flags (IMAGE_SCN_MEM_*).
@@ -477,22 +410,12 @@ fn parse_pe(pe: &PE, bytes: &[u8]) -> Result<Image, ImageError> {
         }
     };
     if !pe.libraries.is_empty() || !pe.imports.is_empty() {
-        let names: Vec<String> = pe
-            .imports
-            .iter()
-            .map(|imp| format!("{}!{}", imp.dll, imp.name))
-            .collect();
-        let what = if names.is_empty() {
-            pe.libraries.join(", ")
-        } else {
-            names.join(", ")
-        };
+        let names: Vec<String> = pe.imports.iter().map(|imp| format!("{}!{}", imp.dll, imp.name)).collect();
+        let what = if names.is_empty() { pe.libraries.join(", ") } else { names.join(", ") };
         return Err(ImageError::NeedsLoader(format!("it imports {what}")));
     }
     let Some(optional) = pe.header.optional_header else {
-        return Err(ImageError::Unsupported(
-            "a COFF object without optional header: link it first".into(),
-        ));
+        return Err(ImageError::Unsupported("a COFF object without optional header: link it first".into()));
     };
     let base = pe.image_base;
 
@@ -501,11 +424,7 @@ fn parse_pe(pe: &PE, bytes: &[u8]) -> Result<Image, ImageError> {
     if headers_size > 0 {
         let data = file_range(bytes, 0, headers_size, "headers")?;
         let bytes = memory_bytes(base, data, headers_size, mode, "headers")?;
-        segments.push(Segment {
-            addr: base,
-            bytes,
-            perms: Perms::R,
-        });
+        segments.push(Segment { addr: base, bytes, perms: Perms::R });
     }
     for section in &pe.sections {
         let name = section.name().unwrap_or("?");
@@ -523,20 +442,12 @@ fn parse_pe(pe: &PE, bytes: &[u8]) -> Result<Image, ImageError> {
         let data = if raw_len == 0 || section.pointer_to_raw_data == 0 {
             &[][..]
         } else {
-            file_range(
-                bytes,
-                u64::from(section.pointer_to_raw_data),
-                u64::from(raw_len),
-                &what,
-            )?
+            file_range(bytes, u64::from(section.pointer_to_raw_data), u64::from(raw_len), &what)?
         };
         let addr = base + u64::from(section.virtual_address);
         let c = section.characteristics;
-        let perms = Perms {
-            read: c & SCN_MEM_READ != 0,
-            write: c & SCN_MEM_WRITE != 0,
-            exec: c & SCN_MEM_EXECUTE != 0,
-        };
+        let perms =
+            Perms { read: c & SCN_MEM_READ != 0, write: c & SCN_MEM_WRITE != 0, exec: c & SCN_MEM_EXECUTE != 0 };
         let bytes = memory_bytes(addr, data, u64::from(mem_size), mode, &what)?;
         segments.push(Segment { addr, bytes, perms });
     }
@@ -550,26 +461,14 @@ fn parse_pe(pe: &PE, bytes: &[u8]) -> Result<Image, ImageError> {
     add_coff_symbols(pe, bytes, base, &mut symbols)?;
 
     let entry = (pe.entry != 0).then(|| base + u64::from(pe.entry));
-    Ok(Image {
-        mode,
-        format,
-        segments,
-        symbols,
-        entry,
-    })
+    Ok(Image { mode, format, segments, symbols, entry })
 }
 
 /// Adds the COFF symbol table's defined external symbols, and its static ones except section
 /// names, to `symbols` (names already there, from the exports, are kept).
-fn add_coff_symbols(
-    pe: &PE,
-    bytes: &[u8],
-    base: u64,
-    symbols: &mut BTreeMap<String, u64>,
-) -> Result<(), ImageError> {
+fn add_coff_symbols(pe: &PE, bytes: &[u8], base: u64, symbols: &mut BTreeMap<String, u64>) -> Result<(), ImageError> {
     let coff = &pe.header.coff_header;
-    let malformed =
-        |e: goblin::error::Error| ImageError::Malformed(format!("COFF symbol table: {e}"));
+    let malformed = |e: goblin::error::Error| ImageError::Malformed(format!("COFF symbol table: {e}"));
     let Some(table) = coff.symbols(bytes).map_err(malformed)? else {
         return Ok(());
     };

@@ -45,7 +45,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: R{} {}: compiler {}, abi-model {}\n{}", self.target, self.record, self.member, self.expected, self.actual, self.c_type)
+        write!(
+            f,
+            "{}: R{} {}: compiler {}, abi-model {}\n{}",
+            self.target, self.record, self.member, self.expected, self.actual, self.c_type
+        )
     }
 }
 
@@ -102,7 +106,10 @@ pub fn read_layouts(image: &[u8], cat: &Catalogue) -> Result<Vec<CompilerLayout>
     let img = StaticImage::parse(image)?;
     let count = img.u32_at(img.symbol(LAYOUT_COUNT)?)? as usize;
     if count != cat.spec.records.len() {
-        return Err(format!("the image has {count} records, the catalogue {}: regenerate the fixtures", cat.spec.records.len()));
+        return Err(format!(
+            "the image has {count} records, the catalogue {}: regenerate the fixtures",
+            cat.spec.records.len()
+        ));
     }
     let mut data = img.symbol(LAYOUT_DATA)?;
     let mut next_u32 = || -> Result<u32, String> {
@@ -146,7 +153,14 @@ pub fn check_layouts(cat: &Catalogue, layouts: &[CompilerLayout]) -> Vec<Mismatc
     let mut out = Vec::new();
     for cl in layouts {
         let n = cl.record;
-        let mismatch = |member: String, expected: String, actual: String| Mismatch { target: cat.target, record: n, c_type: cat.record_c(n), member, expected, actual };
+        let mismatch = |member: String, expected: String, actual: String| Mismatch {
+            target: cat.target,
+            record: n,
+            c_type: cat.record_c(n),
+            member,
+            expected,
+            actual,
+        };
         let Some(body) = cat.table.record_body(cat.record_ids[n]) else {
             out.push(mismatch("definition".into(), "defined".into(), "not defined".into()));
             continue;
@@ -174,7 +188,11 @@ pub fn check_layouts(cat: &Catalogue, layouts: &[CompilerLayout]) -> Vec<Mismatc
                     let Some(&expected) = bits.next() else { break };
                     let actual = l.bits.map(|b| (b.bit_offset, b.width));
                     if expected != actual {
-                        let show = |b: Option<(u64, u32)>| b.map_or("non-contiguous".to_string(), |(o, w)| format!("bits {o}..{} ({w} wide)", o + u64::from(w)));
+                        let show = |b: Option<(u64, u32)>| {
+                            b.map_or("non-contiguous".to_string(), |(o, w)| {
+                                format!("bits {o}..{} ({w} wide)", o + u64::from(w))
+                            })
+                        };
                         out.push(mismatch(format!("bits of {name}"), show(expected), show(actual)));
                     }
                 }

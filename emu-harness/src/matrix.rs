@@ -7,8 +7,8 @@ use crate::image::Image;
 use crate::plan_runner::{self, Mismatch, RecordBuffer};
 use crate::report::MatrixRow;
 use crate::stub_runner::LuaStack;
-use abi_model::lua_vm::LuaVm;
 use crate::unicorn_cpu::UnicornCpu;
+use abi_model::lua_vm::LuaVm;
 use abi_model::{plan_call, plan_values, AbiValue, Arch, CallConv, CallPlan, Target, ValueKind};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -70,8 +70,15 @@ pub fn load_image(target: Target, stem: &str, count: usize) -> Result<LoadedImag
 
 /// The plan of the call to a fixture caller: `void caller(void *fn)`, cdecl.
 pub fn caller_entry_plan(target: Target) -> CallPlan {
-    plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(ValueKind::Void), &[AbiValue::scalar(ValueKind::Pointer)], 1)
-        .expect("a pointer argument is always plannable")
+    plan_values(
+        target,
+        CallConv::Cdecl,
+        false,
+        &AbiValue::scalar(ValueKind::Void),
+        &[AbiValue::scalar(ValueKind::Pointer)],
+        1,
+    )
+    .expect("a pointer argument is always plannable")
 }
 
 /// The plan abi-model makes for a catalogue signature.
@@ -91,12 +98,24 @@ impl CaseValues {
     /// The argument and return bytes and masks of `s`.
     pub fn of(s: &CatSignature) -> CaseValues {
         let (ret, ret_mask) = s.ret.as_ref().map(|v| (v.bytes.clone(), v.mask.clone())).unwrap_or_default();
-        CaseValues { args: s.args.iter().map(|v| v.bytes.clone()).collect(), masks: s.args.iter().map(|v| v.mask.clone()).collect(), ret, ret_mask }
+        CaseValues {
+            args: s.args.iter().map(|v| v.bytes.clone()).collect(),
+            masks: s.args.iter().map(|v| v.mask.clone()).collect(),
+            ret,
+            ret_mask,
+        }
     }
 
     /// The case of `s` checked against `plan`.
     pub fn case<'a>(&'a self, s: &'a CatSignature, plan: &'a CallPlan) -> plan_runner::Case<'a> {
-        plan_runner::Case { c_text: &s.c_decl, plan, args: &self.args, arg_masks: &self.masks, ret: &self.ret, ret_mask: &self.ret_mask }
+        plan_runner::Case {
+            c_text: &s.c_decl,
+            plan,
+            args: &self.args,
+            arg_masks: &self.masks,
+            ret: &self.ret,
+            ret_mask: &self.ret_mask,
+        }
     }
 }
 
@@ -113,7 +132,12 @@ pub type TargetMatrix = Result<(Vec<MatrixRow>, Vec<Failure>), String>;
 /// image, images in parallel, and makes one row per entry of `kinds`. `check` answers per
 /// kind: `None` when it does not apply to the signature, else the check's result. A
 /// signature abi-model cannot plan fails every kind.
-pub fn run_matrix<F>(cat: &Catalogue, prepare: fn(&mut dyn Cpu) -> Result<(), EngineError>, kinds: [RowKind; 2], check: F) -> TargetMatrix
+pub fn run_matrix<F>(
+    cat: &Catalogue,
+    prepare: fn(&mut dyn Cpu) -> Result<(), EngineError>,
+    kinds: [RowKind; 2],
+    check: F,
+) -> TargetMatrix
 where
     F: Fn(&mut LoadedImage, &CatSignature, &plan_runner::Case) -> KindResults + Sync,
 {
@@ -136,7 +160,13 @@ where
         .map(|(i, img)| {
             let mut loaded = load_image(cat.target, &img.stem, img.count)?;
             prepare(loaded.cpu.as_mut()).map_err(|e| e.to_string())?;
-            Ok(cat.signatures.iter().enumerate().filter(|(_, s)| s.image == i).map(|(n, s)| (n, run_one(&mut loaded, s))).collect())
+            Ok(cat
+                .signatures
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.image == i)
+                .map(|(n, s)| (n, run_one(&mut loaded, s)))
+                .collect())
         })
         .collect();
     let (mut checked, mut failed) = ([0u64; 2], [0u64; 2]);
@@ -148,7 +178,11 @@ where
                 checked[k] += 1;
                 if let Err(mismatch) = res {
                     failed[k] += 1;
-                    failures.push(Failure { c_decl: cat.signatures[n].c_decl.clone(), direction: kinds[k].1, mismatch });
+                    failures.push(Failure {
+                        c_decl: cat.signatures[n].c_decl.clone(),
+                        direction: kinds[k].1,
+                        mismatch,
+                    });
                 }
             }
         }
@@ -171,12 +205,17 @@ where
 pub fn plan_matrix(cat: &Catalogue) -> TargetMatrix {
     let entry = caller_entry_plan(cat.target);
     let stops = plan_runner::plan_stops();
-    run_matrix(cat, |_| Ok(()), [("plan", "call"), ("plan", "callback")], |img, s, case| {
-        [
-            Some(plan_runner::check_call(img.cpu.as_mut(), case, img.callees[s.slot], img.rec, &stops)),
-            Some(plan_runner::check_callback(img.cpu.as_mut(), case, img.callers[s.slot], &entry, img.rec, &stops)),
-        ]
-    })
+    run_matrix(
+        cat,
+        |_| Ok(()),
+        [("plan", "call"), ("plan", "callback")],
+        |img, s, case| {
+            [
+                Some(plan_runner::check_call(img.cpu.as_mut(), case, img.callees[s.slot], img.rec, &stops)),
+                Some(plan_runner::check_callback(img.cpu.as_mut(), case, img.callers[s.slot], &entry, img.rec, &stops)),
+            ]
+        },
+    )
 }
 
 /// The backend for a target.
@@ -195,10 +234,28 @@ pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
     let entry = caller_entry_plan(cat.target);
     let stops = crate::stub_runner::stub_stops();
     run_matrix(cat, crate::stub_runner::map_code_region, [("stub", "call"), ("thunk", "callback")], |img, s, case| {
-        let stub = crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, LuaStack::Helpers);
+        let stub = crate::stub_runner::check_stub(
+            img.cpu.as_mut(),
+            backend.as_ref(),
+            case,
+            img.callees[s.slot],
+            img.rec,
+            &stops,
+            LuaStack::Helpers,
+        );
         // Callbacks exist for non-variadic signatures only.
-        let thunk = (!s.sig.variadic)
-            .then(|| crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops, LuaStack::Helpers));
+        let thunk = (!s.sig.variadic).then(|| {
+            crate::stub_runner::check_thunk(
+                img.cpu.as_mut(),
+                backend.as_ref(),
+                case,
+                img.callers[s.slot],
+                &entry,
+                img.rec,
+                &stops,
+                LuaStack::Helpers,
+            )
+        });
         [Some(stub), thunk]
     })
 }
@@ -214,28 +271,51 @@ pub fn inline_stub_matrix(cat: &Catalogue) -> TargetMatrix {
     }
     let backend = backend_for(cat.target);
     let stops = crate::stub_runner::stub_stops();
-    run_matrix(cat, crate::stub_runner::map_code_region, [("stub-inline", "call"), ("thunk-inline", "callback")], |img, s, case| {
-        let on_every_layout = |img: &mut LoadedImage, check: &dyn Fn(&mut LoadedImage, LuaStack) -> Result<(), Mismatch>| {
-            LuaVm::ALL.iter().try_for_each(|&vm| {
-                [true, false].into_iter().try_for_each(|inline_values| {
-                    check(img, LuaStack::Memory { vm, inline_values }).map_err(|m| {
-                        let values = if inline_values { "inline values" } else { "other values" };
-                        Mismatch { what: format!("{}, {values}: {}", vm.name, m.what), ..m }
+    run_matrix(
+        cat,
+        crate::stub_runner::map_code_region,
+        [("stub-inline", "call"), ("thunk-inline", "callback")],
+        |img, s, case| {
+            let on_every_layout =
+                |img: &mut LoadedImage, check: &dyn Fn(&mut LoadedImage, LuaStack) -> Result<(), Mismatch>| {
+                    LuaVm::ALL.iter().try_for_each(|&vm| {
+                        [true, false].into_iter().try_for_each(|inline_values| {
+                            check(img, LuaStack::Memory { vm, inline_values }).map_err(|m| {
+                                let values = if inline_values { "inline values" } else { "other values" };
+                                Mismatch { what: format!("{}, {values}: {}", vm.name, m.what), ..m }
+                            })
+                        })
                     })
+                };
+            let stub = on_every_layout(img, &|img, lua| {
+                crate::stub_runner::check_stub(
+                    img.cpu.as_mut(),
+                    backend.as_ref(),
+                    case,
+                    img.callees[s.slot],
+                    img.rec,
+                    &stops,
+                    lua,
+                )
+            });
+            let entry = caller_entry_plan(cat.target);
+            let thunk = (!s.sig.variadic).then(|| {
+                on_every_layout(img, &|img, lua| {
+                    crate::stub_runner::check_thunk(
+                        img.cpu.as_mut(),
+                        backend.as_ref(),
+                        case,
+                        img.callers[s.slot],
+                        &entry,
+                        img.rec,
+                        &stops,
+                        lua,
+                    )
                 })
-            })
-        };
-        let stub = on_every_layout(img, &|img, lua| {
-            crate::stub_runner::check_stub(img.cpu.as_mut(), backend.as_ref(), case, img.callees[s.slot], img.rec, &stops, lua)
-        });
-        let entry = caller_entry_plan(cat.target);
-        let thunk = (!s.sig.variadic).then(|| {
-            on_every_layout(img, &|img, lua| {
-                crate::stub_runner::check_thunk(img.cpu.as_mut(), backend.as_ref(), case, img.callers[s.slot], &entry, img.rec, &stops, lua)
-            })
-        });
-        [Some(stub), thunk]
-    })
+            });
+            [Some(stub), thunk]
+        },
+    )
 }
 
 /// Runs `matrix` on every target in parallel, writes its rows as `target/abi-matrix.d/<name>.json`
@@ -257,7 +337,10 @@ pub fn run_all_targets(name: &str, matrix: fn(&Catalogue) -> TargetMatrix, shown
     }
     crate::report::write_rows(name, &rows).expect("write the matrix rows");
     for r in &rows {
-        eprintln!("{:<10} {:<5} {:<9} checked {:>6} failed {:>5}", r.target, r.subject, r.direction, r.checked, r.failed);
+        eprintln!(
+            "{:<10} {:<5} {:<9} checked {:>6} failed {:>5}",
+            r.target, r.subject, r.direction, r.checked, r.failed
+        );
     }
     report
 }

@@ -89,10 +89,15 @@ pub fn mismatch(what: impl Into<String>, expected: impl Into<String>, actual: im
 
 /// Compares two byte strings under a mask.
 pub fn compare(what: &str, expected: &[u8], actual: &[u8], mask: &[u8]) -> Result<(), Mismatch> {
-    let differs = expected.len() != actual.len() || expected.iter().zip(actual).zip(mask).any(|((e, a), m)| (e ^ a) & m != 0);
+    let differs =
+        expected.len() != actual.len() || expected.iter().zip(actual).zip(mask).any(|((e, a), m)| (e ^ a) & m != 0);
     if differs {
         let masked = |v: &[u8]| -> String {
-            v.iter().zip(mask.iter().chain(std::iter::repeat(&0xFF))).map(|(b, m)| if *m == 0 { "..".to_string() } else { format!("{:02x}", b & m) }).collect::<Vec<_>>().join(" ")
+            v.iter()
+                .zip(mask.iter().chain(std::iter::repeat(&0xFF)))
+                .map(|(b, m)| if *m == 0 { "..".to_string() } else { format!("{:02x}", b & m) })
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         return Err(mismatch(what, masked(expected), masked(actual)));
     }
@@ -140,7 +145,13 @@ fn ext_bytes(bytes: &[u8], ext: Ext) -> Vec<u8> {
 
 /// Writes the arguments of `plan` as a caller does, with the outgoing area at `sp` (the
 /// stack pointer at the call instruction). Returns nothing; registers and memory are set.
-pub fn place_args(cpu: &mut dyn Cpu, plan: &CallPlan, args: &[Vec<u8>], sp: u64, sret_buf: Option<u64>) -> Result<(), EngineError> {
+pub fn place_args(
+    cpu: &mut dyn Cpu,
+    plan: &CallPlan,
+    args: &[Vec<u8>],
+    sp: u64,
+    sret_buf: Option<u64>,
+) -> Result<(), EngineError> {
     let place = |cpu: &mut dyn Cpu, loc: Loc, bytes: &[u8], ext: Ext| -> Result<(), EngineError> {
         match loc {
             Loc::Gpr(g) => {
@@ -213,7 +224,11 @@ pub fn read_return(cpu: &mut dyn Cpu, plan: &CallPlan, sret_buf: u64) -> Result<
         RetLoc::Sret { .. } => {
             let rax = cpu.gpr(Gpr::Rax);
             if rax != sret_buf {
-                return Err(mismatch("eax/rax after a return through memory", format!("{sret_buf:#x}"), format!("{rax:#x}")));
+                return Err(mismatch(
+                    "eax/rax after a return through memory",
+                    format!("{sret_buf:#x}"),
+                    format!("{rax:#x}"),
+                ));
             }
             let mut v = vec![0; size];
             cpu.read(sret_buf, &mut v).map_err(engine)?;
@@ -231,7 +246,12 @@ pub fn read_return(cpu: &mut dyn Cpu, plan: &CallPlan, sret_buf: u64) -> Result<
 
 /// Writes `bytes` as the return value where `plan` says, as a callee does. For an sret
 /// return, `sret_ptr` is the hidden pointer the caller passed.
-pub fn write_return(cpu: &mut dyn Cpu, plan: &CallPlan, bytes: &[u8], sret_ptr: Option<u64>) -> Result<(), EngineError> {
+pub fn write_return(
+    cpu: &mut dyn Cpu,
+    plan: &CallPlan,
+    bytes: &[u8],
+    sret_ptr: Option<u64>,
+) -> Result<(), EngineError> {
     // A register carries at most its width; a plan that puts more in one loses the rest,
     // and the caller's record then shows the mismatch.
     let word = |b: &[u8]| {
@@ -294,7 +314,11 @@ pub fn write_return(cpu: &mut dyn Cpu, plan: &CallPlan, bytes: &[u8], sret_ptr: 
 
 /// Reads, at a callee's entry (return address at `[sp]`), every argument where `plan` says,
 /// `sizes` giving each argument's byte count; and the hidden return pointer, if any.
-pub fn read_incoming(cpu: &dyn Cpu, plan: &CallPlan, sizes: impl Iterator<Item = usize>) -> Result<(Vec<Vec<u8>>, Option<u64>), EngineError> {
+pub fn read_incoming(
+    cpu: &dyn Cpu,
+    plan: &CallPlan,
+    sizes: impl Iterator<Item = usize>,
+) -> Result<(Vec<Vec<u8>>, Option<u64>), EngineError> {
     let w = u64::from(plan.ptr_size);
     let call_sp = cpu.gpr(Gpr::Rsp) + w;
     let read_loc = |loc: Loc, size: usize| -> Result<Vec<u8>, EngineError> {
@@ -366,7 +390,13 @@ fn check_recorded_args(case: &Case, recorded: &[u8]) -> Result<(), Mismatch> {
 }
 
 /// Call direction: a plan-driven caller calls the compiled `callee`.
-pub fn check_call(cpu: &mut dyn Cpu, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+pub fn check_call(
+    cpu: &mut dyn Cpu,
+    case: &Case,
+    callee: u64,
+    rec: RecordBuffer,
+    stops: &StopSet,
+) -> Result<(), Mismatch> {
     let plan = case.plan;
     cpu.reset_registers();
     cpu.write_u32(rec.len, 0).map_err(engine)?;
@@ -385,7 +415,13 @@ pub fn check_call(cpu: &mut dyn Cpu, case: &Case, callee: u64, rec: RecordBuffer
     cpu.push(layout::MAGIC_RET).map_err(engine)?;
     match cpu.run(callee, stops, layout::BUDGET).map_err(engine)? {
         crate::Stop::Reached(layout::MAGIC_RET) => {}
-        crate::Stop::Reached(other) => return Err(mismatch("where the callee returned", format!("{:#x}", layout::MAGIC_RET), format!("{other:#x}"))),
+        crate::Stop::Reached(other) => {
+            return Err(mismatch(
+                "where the callee returned",
+                format!("{:#x}", layout::MAGIC_RET),
+                format!("{other:#x}"),
+            ))
+        }
     }
     let sp_after = cpu.gpr(Gpr::Rsp);
     let want = sp + u64::from(plan.callee_pops);
@@ -405,7 +441,14 @@ pub fn check_call(cpu: &mut dyn Cpu, case: &Case, callee: u64, rec: RecordBuffer
 /// Callback direction: the compiled `caller` (a cdecl `void caller(void *fn)`) calls a
 /// plan-driven callee at [`layout::FAKE_CALLEE`]. `entry_plan` is the plan of the call to
 /// `caller` itself.
-pub fn check_callback(cpu: &mut dyn Cpu, case: &Case, caller: u64, entry_plan: &CallPlan, rec: RecordBuffer, stops: &StopSet) -> Result<(), Mismatch> {
+pub fn check_callback(
+    cpu: &mut dyn Cpu,
+    case: &Case,
+    caller: u64,
+    entry_plan: &CallPlan,
+    rec: RecordBuffer,
+    stops: &StopSet,
+) -> Result<(), Mismatch> {
     let plan = case.plan;
     let w = u64::from(plan.ptr_size);
     cpu.reset_registers();
@@ -418,13 +461,23 @@ pub fn check_callback(cpu: &mut dyn Cpu, case: &Case, caller: u64, entry_plan: &
     cpu.push(layout::MAGIC_RET).map_err(engine)?;
     match cpu.run(caller, stops, layout::BUDGET).map_err(engine)? {
         crate::Stop::Reached(layout::FAKE_CALLEE) => {}
-        crate::Stop::Reached(other) => return Err(mismatch("the caller's call", format!("a call to {:#x}", layout::FAKE_CALLEE), format!("arrived at {other:#x}"))),
+        crate::Stop::Reached(other) => {
+            return Err(mismatch(
+                "the caller's call",
+                format!("a call to {:#x}", layout::FAKE_CALLEE),
+                format!("arrived at {other:#x}"),
+            ))
+        }
     }
     // At the callee's entry: return address at [sp], arguments above it.
     let entry_sp = cpu.gpr(Gpr::Rsp);
     let call_sp = entry_sp + w;
     if !call_sp.is_multiple_of(u64::from(plan.stack_align)) {
-        return Err(mismatch("stack alignment at the call", format!("{} bytes", plan.stack_align), format!("sp = {call_sp:#x}")));
+        return Err(mismatch(
+            "stack alignment at the call",
+            format!("{} bytes", plan.stack_align),
+            format!("sp = {call_sp:#x}"),
+        ));
     }
     let (got_args, sret_ptr) = read_incoming(cpu, plan, case.args.iter().map(Vec::len)).map_err(engine)?;
     for (i, (a, (bytes, mask))) in plan.args.iter().zip(case.args.iter().zip(case.arg_masks)).enumerate() {
@@ -437,11 +490,21 @@ pub fn check_callback(cpu: &mut dyn Cpu, case: &Case, caller: u64, entry_plan: &
     let resume = cpu.emulate_ret(u64::from(plan.callee_pops)).map_err(engine)?;
     match cpu.run(resume, stops, layout::BUDGET).map_err(engine)? {
         crate::Stop::Reached(layout::MAGIC_RET) => {}
-        crate::Stop::Reached(other) => return Err(mismatch("where the caller returned", format!("{:#x}", layout::MAGIC_RET), format!("{other:#x}"))),
+        crate::Stop::Reached(other) => {
+            return Err(mismatch(
+                "where the caller returned",
+                format!("{:#x}", layout::MAGIC_RET),
+                format!("{other:#x}"),
+            ))
+        }
     }
     let sp_after = cpu.gpr(Gpr::Rsp);
     if sp_after != sp0 + u64::from(entry_plan.callee_pops) {
-        return Err(mismatch("the caller's stack pointer after it returned", format!("{sp0:#x}"), format!("{sp_after:#x}")));
+        return Err(mismatch(
+            "the caller's stack pointer after it returned",
+            format!("{sp0:#x}"),
+            format!("{sp_after:#x}"),
+        ));
     }
     if cpu.x87_depth() != 0 {
         return Err(mismatch("x87 stack after the caller returned", "empty", format!("{} values", cpu.x87_depth())));

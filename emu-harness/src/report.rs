@@ -68,8 +68,20 @@ mod tests {
     #[test]
     fn json_has_one_object_per_row_with_every_field() {
         let rows = vec![
-            MatrixRow { target: "x64-sysv".into(), subject: "plan".into(), direction: "call".into(), checked: 10, failed: 1 },
-            MatrixRow { target: "x86-win".into(), subject: "stub".into(), direction: "callback".into(), checked: 3, failed: 0 },
+            MatrixRow {
+                target: "x64-sysv".into(),
+                subject: "plan".into(),
+                direction: "call".into(),
+                checked: 10,
+                failed: 1,
+            },
+            MatrixRow {
+                target: "x86-win".into(),
+                subject: "stub".into(),
+                direction: "callback".into(),
+                checked: 3,
+                failed: 0,
+            },
         ];
         let json = to_json(&rows);
         assert_eq!(

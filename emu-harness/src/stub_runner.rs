@@ -19,9 +19,9 @@
 use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
 use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
 use abi_model::callback::CallbackFrame;
+use abi_model::curated::listing_inline;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::{ArgsBase, LuaVm};
-use abi_model::curated::listing_inline;
 use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
 
@@ -134,7 +134,14 @@ const LUA_STRINGS: u64 = LUA_REGION + 0x600;
 
 /// The Lua value argument `i` of kind `kind` (C bytes `bytes`) gets on the mock stack, after
 /// writing any object it needs.
-fn lua_value_of(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, i: usize, kind: ValueKind, bytes: &[u8]) -> Result<(u32, u64), Mismatch> {
+fn lua_value_of(
+    cpu: &mut dyn Cpu,
+    inline: &Inline,
+    inline_values: bool,
+    i: usize,
+    kind: ValueKind,
+    bytes: &[u8],
+) -> Result<(u32, u64), Mismatch> {
     let vm = inline.vm;
     use abi_model::lua_vm::StrBytes;
     if kind == ValueKind::Pointer && inline_values {
@@ -164,7 +171,13 @@ fn lua_value_of(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, i: usiz
 
 /// Makes a mock userdata holding a value cdata of argument `i`'s type (its ctype constant)
 /// with `bytes`, laid out as `vm` and the cdata header `h` say; returns the `Udata` address.
-fn mock_cdata(cpu: &mut dyn Cpu, vm: LuaVm, h: abi_model::steps::CdataHeader, i: usize, bytes: &[u8]) -> Result<u64, Mismatch> {
+fn mock_cdata(
+    cpu: &mut dyn Cpu,
+    vm: LuaVm,
+    h: abi_model::steps::CdataHeader,
+    i: usize,
+    bytes: &[u8],
+) -> Result<u64, Mismatch> {
     let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
     let block = ud + u64::from(vm.userdata.block_at);
     let obj = block + u64::from(h.size);
@@ -203,7 +216,11 @@ fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, by
         ValueKind::F64 => (vm.float_tag, word_of(bytes)),
         ValueKind::F32 => {
             let f = f32::from_bits(word_of(bytes) as u32);
-            if f.is_nan() { (OTHER_TAG, 0) } else { (vm.float_tag, f64::from(f).to_bits()) }
+            if f.is_nan() {
+                (OTHER_TAG, 0)
+            } else {
+                (vm.float_tag, f64::from(f).to_bits())
+            }
         }
         _ => (OTHER_TAG, 0),
     }
@@ -212,9 +229,16 @@ fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, by
 /// Lays out the mock Lua stack for a stub built with `inline`: `L->top`, the arguments'
 /// base, the called closure with the callee's address in its upvalue, the arguments; returns
 /// the initial `L->top`.
-fn lay_out_lua_stack(cpu: &mut dyn Cpu, inline: &Inline, inline_values: bool, case: &Case, callee: u64) -> Result<u64, Mismatch> {
+fn lay_out_lua_stack(
+    cpu: &mut dyn Cpu,
+    inline: &Inline,
+    inline_values: bool,
+    case: &Case,
+    callee: u64,
+) -> Result<u64, Mismatch> {
     let vm = inline.vm;
-    let func_upvalue = inline.func_upvalue.ok_or_else(|| mismatch("inline stub", "the function address in an upvalue", "none"))?;
+    let func_upvalue =
+        inline.func_upvalue.ok_or_else(|| mismatch("inline stub", "the function address in an upvalue", "none"))?;
     cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
     let slot = u64::from(vm.slot);
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
@@ -277,7 +301,13 @@ const HELPER_TAG: u32 = 0x7E;
 
 /// The slot at `at` as C bytes of `kind`: a number pushed inline, or (for [`HELPER_TAG`]) what
 /// a push helper was given, from `by_helpers`.
-fn decode_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64, kind: ValueKind, by_helpers: &[Vec<u8>]) -> Result<Vec<u8>, Mismatch> {
+fn decode_slot(
+    cpu: &dyn Cpu,
+    vm: LuaVm,
+    at: u64,
+    kind: ValueKind,
+    by_helpers: &[Vec<u8>],
+) -> Result<Vec<u8>, Mismatch> {
     let (value, tag) = get_slot(cpu, vm, at)?;
     Ok(if Some(tag) == vm.int_tag {
         value.to_le_bytes().to_vec()
@@ -291,7 +321,11 @@ fn decode_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64, kind: ValueKind, by_helpers: &
     } else if tag == HELPER_TAG && (value as usize) < by_helpers.len() {
         by_helpers[value as usize].clone()
     } else {
-        return Err(mismatch("tag of the value pushed inline", format!("{:?} or {:#x}", vm.int_tag, vm.float_tag), format!("{tag:#x}")));
+        return Err(mismatch(
+            "tag of the value pushed inline",
+            format!("{:?} or {:#x}", vm.int_tag, vm.float_tag),
+            format!("{tag:#x}"),
+        ));
     })
 }
 
@@ -307,7 +341,13 @@ pub fn code_env(nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs as u64).map(|i| CTYPE_ARGS + 16 * i).collect(),
         ret_ctype: CTYPE_RET,
         callback_data: CALLBACK_DATA,
-        call_slots: Some(abi_model::CallSlots { saved_errno: SAVED_ERRNO, calling_l: CALLING_L, pending_error: PENDING_ERROR, no_pending: NO_PENDING, main_l: MAIN_L }),
+        call_slots: Some(abi_model::CallSlots {
+            saved_errno: SAVED_ERRNO,
+            calling_l: CALLING_L,
+            pending_error: PENDING_ERROR,
+            no_pending: NO_PENDING,
+            main_l: MAIN_L,
+        }),
     }
 }
 
@@ -316,7 +356,9 @@ fn callee_saved(target: Target) -> &'static [Gpr] {
     match (target.arch, target.os) {
         (Arch::X86, _) => &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi],
         (Arch::X86_64, Os::Linux) => &[Gpr::Rbx, Gpr::Rbp, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
-        (Arch::X86_64, Os::Windows) => &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
+        (Arch::X86_64, Os::Windows) => {
+            &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15]
+        }
     }
 }
 
@@ -325,7 +367,9 @@ fn callee_saved(target: Target) -> &'static [Gpr] {
 fn volatile(target: Target) -> (&'static [Gpr], usize) {
     match (target.arch, target.os) {
         (Arch::X86, _) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx], 8),
-        (Arch::X86_64, Os::Linux) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::Rsi, Gpr::Rdi, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 16),
+        (Arch::X86_64, Os::Linux) => {
+            (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::Rsi, Gpr::Rdi, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 16)
+        }
         (Arch::X86_64, Os::Windows) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 6),
     }
 }
@@ -347,7 +391,8 @@ fn sentinel(r: Gpr, mode: Mode) -> u64 {
 /// The plan of `int stub(lua_State *L)`, the C view of a `lua_CFunction`.
 fn lua_cfunction_plan(target: Target) -> CallPlan {
     let i32k = ValueKind::Int { size: 4, signed: true };
-    plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(i32k), &[AbiValue::scalar(ValueKind::Pointer)], 1).expect("plannable")
+    plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(i32k), &[AbiValue::scalar(ValueKind::Pointer)], 1)
+        .expect("plannable")
 }
 
 /// The mock Lua side of one run.
@@ -400,7 +445,15 @@ fn widen(bytes: &[u8], signed: bool, to: usize) -> Vec<u8> {
 fn is_push(h: Helper) -> bool {
     matches!(
         h,
-        Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64 | Helper::PushF32 | Helper::PushF64 | Helper::PushPtr | Helper::PushBool | Helper::PushRecord
+        Helper::PushI32
+            | Helper::PushU32
+            | Helper::PushI64
+            | Helper::PushU64
+            | Helper::PushF32
+            | Helper::PushF64
+            | Helper::PushPtr
+            | Helper::PushBool
+            | Helper::PushRecord
     )
 }
 
@@ -409,16 +462,30 @@ impl Mock<'_> {
     /// helpers) become the pushed values in order; the function and arguments are replaced by
     /// the result, a Lua number when `inline_result` and the result kind has one, else a
     /// value only the conversion helpers take (they read `lua_result`).
-    fn call_on_lua_stack(&mut self, cpu: &mut dyn Cpu, vm: LuaVm, nargs: i64, inline_result: bool) -> Result<(), Mismatch> {
+    fn call_on_lua_stack(
+        &mut self,
+        cpu: &mut dyn Cpu,
+        vm: LuaVm,
+        nargs: i64,
+        inline_result: bool,
+    ) -> Result<(), Mismatch> {
         let slot = u64::from(vm.slot);
         let top = lua_top(cpu, vm)?;
         let func = top.wrapping_sub(slot * (nargs as u64 + 1));
         if nargs < 0 || func < LUA_STACK {
-            return Err(mismatch("the Lua stack at the callback's call", format!("the function and {nargs} arguments"), format!("L->top {top:#x}")));
+            return Err(mismatch(
+                "the Lua stack at the callback's call",
+                format!("the function and {nargs} arguments"),
+                format!("L->top {top:#x}"),
+            ));
         }
         let (value, tag) = get_slot(cpu, vm, func)?;
         if (value, tag) != (FUNC_VALUE, FUNC_TAG) {
-            return Err(mismatch("the function slot at the callback's call", format!("{FUNC_VALUE:#x} tagged {FUNC_TAG:#x}"), format!("{value:#x} tagged {tag:#x}")));
+            return Err(mismatch(
+                "the function slot at the callback's call",
+                format!("{FUNC_VALUE:#x} tagged {FUNC_TAG:#x}"),
+                format!("{value:#x} tagged {tag:#x}"),
+            ));
         }
         let mut args = Vec::new();
         for (i, kind) in self.arg_kinds.clone().into_iter().enumerate().take(nargs as usize) {
@@ -443,11 +510,9 @@ impl Mock<'_> {
         if idx == -1 {
             return Ok(self.lua_result);
         }
-        usize::try_from(idx - 1)
-            .ok()
-            .and_then(|i| self.lua_args.get(i))
-            .map(Vec::as_slice)
-            .ok_or_else(|| mismatch("Lua index passed to a conversion helper", format!("1..={}", self.lua_args.len()), idx.to_string()))
+        usize::try_from(idx - 1).ok().and_then(|i| self.lua_args.get(i)).map(Vec::as_slice).ok_or_else(|| {
+            mismatch("Lua index passed to a conversion helper", format!("1..={}", self.lua_args.len()), idx.to_string())
+        })
     }
 
     /// Answers one helper call: reads its arguments, acts, writes its result.
@@ -455,16 +520,25 @@ impl Mock<'_> {
         let plan = h.plan(target);
         let (_, params) = h.kinds();
         let w = self.w;
-        let (args, _) = plan_runner::read_incoming(cpu, &plan, params.iter().map(|k| k.size(w as u32) as usize)).map_err(engine)?;
+        let (args, _) =
+            plan_runner::read_incoming(cpu, &plan, params.iter().map(|k| k.size(w as u32) as usize)).map_err(engine)?;
         let arg = |i: usize| word_of(&args[i]);
         let int_arg = |i: usize| i64::from(word_of(&args[i]) as u32 as i32);
         if params.first() == Some(&ValueKind::Pointer) && !matches!(h, Helper::CallbackEnter) && arg(0) != FAKE_L {
-            return Err(mismatch(format!("L passed to {}", h.name()), format!("{FAKE_L:#x}"), format!("{:#x}", arg(0))));
+            return Err(mismatch(
+                format!("L passed to {}", h.name()),
+                format!("{FAKE_L:#x}"),
+                format!("{:#x}", arg(0)),
+            ));
         }
         let ret: Vec<u8> = match h {
             Helper::ArgCount => le(self.lua_args.len() as u64, 4),
             Helper::ArgCountError => {
-                return Err(mismatch("argument count check", "no error", format!("luaffi_argcount_error(expected {}, got {})", int_arg(1), int_arg(2))));
+                return Err(mismatch(
+                    "argument count check",
+                    "no error",
+                    format!("luaffi_argcount_error(expected {}, got {})", int_arg(1), int_arg(2)),
+                ));
             }
             Helper::ToI32 | Helper::ToI8 | Helper::ToI16 => widen(self.source(int_arg(1))?, true, 4),
             Helper::ToU32 | Helper::ToU8 | Helper::ToU16 => widen(self.source(int_arg(1))?, false, 4),
@@ -475,7 +549,11 @@ impl Mock<'_> {
                 let src = self.source(int_arg(1))?.to_vec();
                 let want = self.kind_of_ctype(arg(2)).map(|k| k.size(w as u32) as usize);
                 if want != Some(src.len()) {
-                    return Err(mismatch("ctype passed to luaffi_to_record", format!("a type of {} bytes", src.len()), format!("{:#x}", arg(2))));
+                    return Err(mismatch(
+                        "ctype passed to luaffi_to_record",
+                        format!("a type of {} bytes", src.len()),
+                        format!("{:#x}", arg(2)),
+                    ));
                 }
                 cpu.write(arg(3), &src).map_err(engine)?;
                 vec![]
@@ -487,7 +565,13 @@ impl Mock<'_> {
                 self.result_buf = Some(RESULT_AT);
                 le(RESULT_AT, w)
             }
-            Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64 | Helper::PushF32 | Helper::PushF64 | Helper::PushPtr => {
+            Helper::PushI32
+            | Helper::PushU32
+            | Helper::PushI64
+            | Helper::PushU64
+            | Helper::PushF32
+            | Helper::PushF64
+            | Helper::PushPtr => {
                 self.pushed.push(args[1].clone());
                 vec![]
             }
@@ -504,7 +588,11 @@ impl Mock<'_> {
             }
             Helper::CallbackEnter => {
                 if arg(0) != CALLBACK_DATA {
-                    return Err(mismatch("callback data passed to luaffi_callback_enter", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(0))));
+                    return Err(mismatch(
+                        "callback data passed to luaffi_callback_enter",
+                        format!("{CALLBACK_DATA:#x}"),
+                        format!("{:#x}", arg(0)),
+                    ));
                 }
                 self.enter_calls += 1;
                 if let Some((vm, _)) = self.thunk_stack {
@@ -515,7 +603,11 @@ impl Mock<'_> {
             }
             Helper::CallbackCall | Helper::CallbackPcall => {
                 if h == Helper::CallbackCall && arg(2) != CALLBACK_DATA {
-                    return Err(mismatch("callback data passed to luaffi_callback_call", format!("{CALLBACK_DATA:#x}"), format!("{:#x}", arg(2))));
+                    return Err(mismatch(
+                        "callback data passed to luaffi_callback_call",
+                        format!("{CALLBACK_DATA:#x}"),
+                        format!("{:#x}", arg(2)),
+                    ));
                 }
                 if h == Helper::CallbackPcall && (int_arg(2), int_arg(3), arg(4), arg(5)) != (1, 0, 0, 0) {
                     let got = format!("{}, {}, {:#x}, {:#x}", int_arg(2), int_arg(3), arg(4), arg(5));
@@ -531,7 +623,11 @@ impl Mock<'_> {
             }
             Helper::CallbackResult => {
                 if arg(2) != CALLBACK_DATA || int_arg(1) != 0 {
-                    return Err(mismatch("luaffi_callback_result's status and callback data", format!("0, {CALLBACK_DATA:#x}"), format!("{}, {:#x}", int_arg(1), arg(2))));
+                    return Err(mismatch(
+                        "luaffi_callback_result's status and callback data",
+                        format!("0, {CALLBACK_DATA:#x}"),
+                        format!("{}, {:#x}", int_arg(1), arg(2)),
+                    ));
                 }
                 self.result_calls += 1;
                 vec![]
@@ -539,11 +635,19 @@ impl Mock<'_> {
             Helper::ErrnoRestore | Helper::AfterCall => {
                 // The state is found through the return type's descriptor.
                 if arg(1) != CTYPE_RET {
-                    return Err(mismatch(format!("ctype passed to {}", h.name()), format!("{CTYPE_RET:#x} (the return type's)"), format!("{:#x}", arg(1))));
+                    return Err(mismatch(
+                        format!("ctype passed to {}", h.name()),
+                        format!("{CTYPE_RET:#x} (the return type's)"),
+                        format!("{:#x}", arg(1)),
+                    ));
                 }
                 // The thread ErrnoRestore replaced goes back to AfterCall.
                 if h == Helper::AfterCall && arg(2) != PREV_L {
-                    return Err(mismatch("the calling thread passed back to luaffi_after_call", format!("{PREV_L:#x}"), format!("{:#x}", arg(2))));
+                    return Err(mismatch(
+                        "the calling thread passed back to luaffi_after_call",
+                        format!("{PREV_L:#x}"),
+                        format!("{:#x}", arg(2)),
+                    ));
                 }
                 le(PREV_L, w)
             }
@@ -592,7 +696,11 @@ fn drive(cpu: &mut dyn Cpu, mock: &mut Mock, target: Target, start: u64, stops: 
         let call_sp = cpu.gpr(Gpr::Rsp) + cpu.mode().word_size();
         let align = u64::from(h.plan(target).stack_align);
         if !call_sp.is_multiple_of(align) {
-            return Err(mismatch(format!("stack alignment at the call of {}", h.name()), format!("{align} bytes"), format!("sp = {call_sp:#x}")));
+            return Err(mismatch(
+                format!("stack alignment at the call of {}", h.name()),
+                format!("{align} bytes"),
+                format!("sp = {call_sp:#x}"),
+            ));
         }
         mock.answer(cpu, h, target)?;
         pc = cpu.gpr(Gpr::Rip);
@@ -612,7 +720,11 @@ fn check_sentinels(cpu: &dyn Cpu, target: Target) -> Result<(), Mismatch> {
         let want = sentinel(*r, cpu.mode());
         let got = cpu.gpr(*r);
         if got != want {
-            return Err(mismatch(format!("callee-saved {} after the call", r.name(cpu.mode())), format!("{want:#x}"), format!("{got:#x}")));
+            return Err(mismatch(
+                format!("callee-saved {} after the call", r.name(cpu.mode())),
+                format!("{want:#x}"),
+                format!("{got:#x}"),
+            ));
         }
     }
     Ok(())
@@ -628,24 +740,48 @@ fn is_aggregate(k: ValueKind) -> bool {
 fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(), Mismatch> {
     let word = |at: u64| read_word(cpu, at).map(|v| v as u32);
     if word(THREAD_ERRNO)? != ERRNO_BEFORE {
-        return Err(mismatch("errno during the call", format!("{ERRNO_BEFORE:#x} (restored)"), format!("{:#x}", word(THREAD_ERRNO)?)));
+        return Err(mismatch(
+            "errno during the call",
+            format!("{ERRNO_BEFORE:#x} (restored)"),
+            format!("{:#x}", word(THREAD_ERRNO)?),
+        ));
     }
     if word(SAVED_ERRNO)? != ERRNO_BEFORE {
-        return Err(mismatch("ffi.errno() after the call", format!("{ERRNO_BEFORE:#x} (saved)"), format!("{:#x}", word(SAVED_ERRNO)?)));
+        return Err(mismatch(
+            "ffi.errno() after the call",
+            format!("{ERRNO_BEFORE:#x} (saved)"),
+            format!("{:#x}", word(SAVED_ERRNO)?),
+        ));
     }
     let want = u32::from(!inline_values);
     if mock.after_calls != want {
-        return Err(mismatch("calls of luaffi_after_call (a callback error pending: raise it)", want.to_string(), mock.after_calls.to_string()));
+        return Err(mismatch(
+            "calls of luaffi_after_call (a callback error pending: raise it)",
+            want.to_string(),
+            mock.after_calls.to_string(),
+        ));
     }
     if read_word(cpu, CALLING_L)? != PREV_L {
-        return Err(mismatch("the calling thread after the call", format!("{PREV_L:#x} (put back)"), format!("{:#x}", read_word(cpu, CALLING_L)?)));
+        return Err(mismatch(
+            "the calling thread after the call",
+            format!("{PREV_L:#x} (put back)"),
+            format!("{:#x}", read_word(cpu, CALLING_L)?),
+        ));
     }
     Ok(())
 }
 
 /// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`, with
 /// the Lua side presented as `lua` says.
-pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee: u64, rec: RecordBuffer, stops: &StopSet, lua: LuaStack) -> Result<(), Mismatch> {
+pub fn check_stub(
+    cpu: &mut dyn Cpu,
+    backend: &dyn Backend,
+    case: &Case,
+    callee: u64,
+    rec: RecordBuffer,
+    stops: &StopSet,
+    lua: LuaStack,
+) -> Result<(), Mismatch> {
     let target = backend.target();
     let plan = case.plan;
     let w = plan.ptr_size as usize;
@@ -653,10 +789,15 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         LuaStack::Helpers => (stub_program(plan, 1), None),
         LuaStack::Memory { vm, inline_values } => {
             let inline = listing_inline(vm);
-            (stub_program_inline(plan, 1, Some(&inline)), Some((vm, lay_out_lua_stack(cpu, &inline, inline_values, case, callee)?)))
+            (
+                stub_program_inline(plan, 1, Some(&inline)),
+                Some((vm, lay_out_lua_stack(cpu, &inline, inline_values, case, callee)?)),
+            )
         }
     };
-    let code = backend.stub(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
+    let code = backend
+        .stub(&program, CODE_BASE, &code_env(plan.args.len()))
+        .map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
     cpu.reset_registers();
     cpu.write_u32(rec.len, 0).map_err(engine)?;
@@ -690,7 +831,11 @@ pub fn check_stub(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, callee:
         return Err(mismatch("the stub's result count (eax)", want_results.to_string(), results.to_string()));
     }
     if cpu.gpr(Gpr::Rsp) != sp0 {
-        return Err(mismatch("stack pointer after the stub returned", format!("{sp0:#x}"), format!("{:#x}", cpu.gpr(Gpr::Rsp))));
+        return Err(mismatch(
+            "stack pointer after the stub returned",
+            format!("{sp0:#x}"),
+            format!("{:#x}", cpu.gpr(Gpr::Rsp)),
+        ));
     }
     check_sentinels(cpu, target)?;
     if cpu.x87_depth() != 0 {
@@ -759,7 +904,12 @@ struct ThunkPaths {
 /// even count, from `calling_l` for an odd one); otherwise, by `nargs % 4`, one thing
 /// closes the inline entry (0: `ci->top` below the room, 1: `stack_last` exactly the room
 /// above `top`, 2: no function value in the record) or a callback error is pending (3).
-fn lay_out_thunk_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, nargs: usize) -> Result<ThunkPaths, Mismatch> {
+fn lay_out_thunk_lua_stack(
+    cpu: &mut dyn Cpu,
+    vm: LuaVm,
+    inline_values: bool,
+    nargs: usize,
+) -> Result<ThunkPaths, Mismatch> {
     let slot = u64::from(vm.slot);
     cpu.write(LUA_REGION, &vec![0; LUA_FIXED_SIZE as usize]).map_err(engine)?;
     put_slot(cpu, vm, LUA_STACK, vm.float_tag, 12345.0f64.to_bits())?;
@@ -794,7 +944,16 @@ fn lay_out_thunk_lua_stack(cpu: &mut dyn Cpu, vm: LuaVm, inline_values: bool, na
 /// kept) and converts a number result from it; `inline_values` decides whether the Lua
 /// function's result is a number the inline conversion takes or a value only the helper does.
 #[allow(clippy::too_many_arguments)] // check_stub's parts plus the caller's entry plan
-pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller: u64, entry_plan: &CallPlan, rec: RecordBuffer, stops: &StopSet, lua: LuaStack) -> Result<(), Mismatch> {
+pub fn check_thunk(
+    cpu: &mut dyn Cpu,
+    backend: &dyn Backend,
+    case: &Case,
+    caller: u64,
+    entry_plan: &CallPlan,
+    rec: RecordBuffer,
+    stops: &StopSet,
+    lua: LuaStack,
+) -> Result<(), Mismatch> {
     let target = backend.target();
     let plan = case.plan;
     let w = plan.ptr_size as usize;
@@ -807,7 +966,9 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
             (thunk_program_inline(&frame, Some(&inline)), Some((vm, inline_values)), Some(expect))
         }
     };
-    let code = backend.thunk(&program, CODE_BASE, &code_env(plan.args.len())).map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
+    let code = backend
+        .thunk(&program, CODE_BASE, &code_env(plan.args.len()))
+        .map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
     cpu.write_code(CODE_BASE, &code).map_err(engine)?;
     cpu.reset_registers();
     cpu.write_u32(rec.len, 0).map_err(engine)?;
@@ -851,19 +1012,31 @@ pub fn check_thunk(cpu: &mut dyn Cpu, backend: &dyn Backend, case: &Case, caller
             };
             let got = ThunkHelperCalls { enter: mock.enter_calls, call: mock.call_calls, result: mock.result_calls };
             if got != want {
-                return Err(mismatch("helper calls of the thunk's entry, Lua call and result check", format!("{want:?}"), format!("{got:?}")));
+                return Err(mismatch(
+                    "helper calls of the thunk's entry, Lua call and result check",
+                    format!("{want:?}"),
+                    format!("{got:?}"),
+                ));
             }
         }
     }
     if cpu.gpr(Gpr::Rsp) != sp0 + u64::from(entry_plan.callee_pops) {
-        return Err(mismatch("the caller's stack pointer after it returned", format!("{sp0:#x}"), format!("{:#x}", cpu.gpr(Gpr::Rsp))));
+        return Err(mismatch(
+            "the caller's stack pointer after it returned",
+            format!("{sp0:#x}"),
+            format!("{:#x}", cpu.gpr(Gpr::Rsp)),
+        ));
     }
     check_sentinels(cpu, target)?;
     if cpu.x87_depth() != 0 {
         return Err(mismatch("x87 stack after the caller returned", "empty", format!("{} values", cpu.x87_depth())));
     }
     if mock.called_with != Some(plan.args.len() as i64) {
-        return Err(mismatch("arguments given to the Lua function", plan.args.len().to_string(), format!("{:?}", mock.called_with)));
+        return Err(mismatch(
+            "arguments given to the Lua function",
+            plan.args.len().to_string(),
+            format!("{:?}", mock.called_with),
+        ));
     }
     if mock.pushed.len() != case.args.len() {
         return Err(mismatch("values the thunk pushed", case.args.len().to_string(), mock.pushed.len().to_string()));

@@ -46,9 +46,7 @@
 use unicorn_engine::unicorn_const::{Arch, HookType, MemType, Mode as UcMode, Prot};
 use unicorn_engine::{uc_error, Context, RegisterX86, UcHookId, Unicorn};
 
-use crate::engine::{
-    Access, Cpu, EngineError, FaultKind, Gpr, Mode, Perms, Stop, StopSet, PAGE_SIZE,
-};
+use crate::engine::{Access, Cpu, EngineError, FaultKind, Gpr, Mode, Perms, Stop, StopSet, PAGE_SIZE};
 
 /// Passed as `until` to `emu_start`: an address code never reaches, so only our hooks end a
 /// run (a 32-bit pc never exceeds 4 GiB; in 64-bit mode it would be the last byte of memory).
@@ -91,12 +89,7 @@ struct HookState {
 enum Event {
     Reached(u64),
     Budget,
-    Fault {
-        access: Access,
-        kind: FaultKind,
-        address: u64,
-        size: usize,
-    },
+    Fault { access: Access, kind: FaultKind, address: u64, size: usize },
     Interrupt(u32),
 }
 
@@ -123,13 +116,7 @@ impl UnicornCpu {
             Mode::X86_32 => UcMode::MODE_32,
             Mode::X86_64 => UcMode::MODE_64,
         };
-        let state = HookState {
-            stops: StopSet::empty(),
-            skip: None,
-            blocks: 0,
-            max_blocks: 0,
-            event: None,
-        };
+        let state = HookState { stops: StopSet::empty(), skip: None, blocks: 0, max_blocks: 0, event: None };
         let mut uc = Unicorn::new_with_data(Arch::X86, uc_mode, state).map_err(backend)?;
 
         uc.add_block_hook(1, 0, |uc, _addr, _size| {
@@ -162,19 +149,9 @@ impl UnicornCpu {
             // Arriving at a stop that lives in an unmapped or non-executable page: the fetch
             // of its first byte is the arrival. The first instruction of a run that starts
             // on a stop is a real fetch, and its fault a real fault.
-            let at_stop = access == Access::Fetch
-                && state.stops.contains(address)
-                && state.skip != Some(address);
-            state.event = Some(if at_stop {
-                Event::Reached(address)
-            } else {
-                Event::Fault {
-                    access,
-                    kind,
-                    address,
-                    size,
-                }
-            });
+            let at_stop = access == Access::Fetch && state.stops.contains(address) && state.skip != Some(address);
+            state.event =
+                Some(if at_stop { Event::Reached(address) } else { Event::Fault { access, kind, address, size } });
             false // not handled: unicorn ends the run with an error
         })
         .map_err(backend)?;
@@ -185,44 +162,26 @@ impl UnicornCpu {
         })
         .map_err(backend)?;
 
-        uc.mem_map(Self::SCRATCH_PAGE, PAGE_SIZE, Prot::ALL)
-            .map_err(backend)?;
+        uc.mem_map(Self::SCRATCH_PAGE, PAGE_SIZE, Prot::ALL).map_err(backend)?;
         let mut scratch = [0u8; 0x20];
         let data = Self::SCRATCH_PAGE + SCRATCH_DATA;
-        for (offset, op) in [
-            (SCRATCH_POP_CODE, X87_FSTP_M64),
-            (SCRATCH_PUSH_CODE, X87_FLD_M64),
-        ] {
+        for (offset, op) in [(SCRATCH_POP_CODE, X87_FSTP_M64), (SCRATCH_PUSH_CODE, X87_FLD_M64)] {
             let code = x87_mem_op(mode, op, Self::SCRATCH_PAGE + offset, data);
             let at = offset as usize;
             scratch[at..at + 6].copy_from_slice(&code);
             scratch[at + 6] = 0xF4; // hlt: ends the run
         }
-        uc.mem_write(Self::SCRATCH_PAGE, &scratch)
-            .map_err(backend)?;
+        uc.mem_write(Self::SCRATCH_PAGE, &scratch).map_err(backend)?;
 
-        uc.reg_write(RegisterX86::FPCW, X87_CW_DEFAULT)
-            .map_err(backend)?;
-        uc.reg_write(RegisterX86::FPTAG, X87_TAGS_EMPTY)
-            .map_err(backend)?;
+        uc.reg_write(RegisterX86::FPCW, X87_CW_DEFAULT).map_err(backend)?;
+        uc.reg_write(RegisterX86::FPTAG, X87_TAGS_EMPTY).map_err(backend)?;
         uc.reg_write(RegisterX86::FPSW, 0).map_err(backend)?;
-        uc.reg_write(RegisterX86::MXCSR, MXCSR_DEFAULT)
-            .map_err(backend)?;
-        let flags = if mode == Mode::X86_64 {
-            RegisterX86::RFLAGS
-        } else {
-            RegisterX86::EFLAGS
-        };
+        uc.reg_write(RegisterX86::MXCSR, MXCSR_DEFAULT).map_err(backend)?;
+        let flags = if mode == Mode::X86_64 { RegisterX86::RFLAGS } else { RegisterX86::EFLAGS };
         uc.reg_write(flags, RFLAGS_DEFAULT).map_err(backend)?;
         let initial = uc.context_init().map_err(backend)?;
 
-        Ok(UnicornCpu {
-            uc,
-            mode,
-            initial,
-            installed: None,
-            stop_hooks: Vec::new(),
-        })
+        Ok(UnicornCpu { uc, mode, initial, installed: None, stop_hooks: Vec::new() })
     }
 
     /// The unicorn register id of `reg` in this mode.
@@ -242,11 +201,7 @@ impl UnicornCpu {
             Gpr::Rip => pick(R::RIP, R::EIP),
             Gpr::Rflags => pick(R::RFLAGS, R::EFLAGS),
             Gpr::R8 | Gpr::R9 | Gpr::R10 | Gpr::R11 | Gpr::R12 | Gpr::R13 | Gpr::R14 | Gpr::R15 => {
-                assert!(
-                    wide,
-                    "{} does not exist in 32-bit mode",
-                    reg.name(Mode::X86_64)
-                );
+                assert!(wide, "{} does not exist in 32-bit mode", reg.name(Mode::X86_64));
                 match reg {
                     Gpr::R8 => R::R8,
                     Gpr::R9 => R::R9,
@@ -281,11 +236,7 @@ impl UnicornCpu {
             R::XMM14,
             R::XMM15,
         ];
-        assert!(
-            index < self.mode.xmm_count(),
-            "xmm{index} does not exist in {:?} mode",
-            self.mode
-        );
+        assert!(index < self.mode.xmm_count(), "xmm{index} does not exist in {:?} mode", self.mode);
         XMM[index]
     }
 
@@ -321,9 +272,7 @@ impl UnicornCpu {
             self.stop_hooks.push(id);
             // Hooks are compiled into translated code: code of these pages translated before
             // the hook existed would run past the stops. `end` is exclusive here.
-            self.uc
-                .ctl_remove_cache(first, last.saturating_add(1))
-                .map_err(backend)?;
+            self.uc.ctl_remove_cache(first, last.saturating_add(1)).map_err(backend)?;
         }
         self.uc.get_data_mut().stops = stops.clone();
         self.installed = Some(stops.clone());
@@ -359,9 +308,7 @@ impl UnicornCpu {
 
     /// The x87 tag word: two bits per physical register, 0b11 = empty.
     fn x87_tags(&self) -> u64 {
-        self.uc
-            .reg_read(RegisterX86::FPTAG)
-            .expect("unicorn refused the x87 tag word")
+        self.uc.reg_read(RegisterX86::FPTAG).expect("unicorn refused the x87 tag word")
     }
 }
 
@@ -401,15 +348,9 @@ impl Cpu for UnicornCpu {
     }
 
     fn map(&mut self, address: u64, size: u64, perms: Perms) -> Result<(), EngineError> {
-        let refuse = |reason: &str| EngineError::BadMap {
-            address,
-            size,
-            reason: reason.to_owned(),
-        };
+        let refuse = |reason: &str| EngineError::BadMap { address, size, reason: reason.to_owned() };
         if !address.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
-            return Err(refuse(
-                "address and size must be multiples of the 4 KiB page size",
-            ));
+            return Err(refuse("address and size must be multiples of the 4 KiB page size"));
         }
         if size == 0 {
             return Err(refuse("size is zero"));
@@ -421,73 +362,54 @@ impl Cpu for UnicornCpu {
             return Err(refuse("the region reaches beyond 4 GiB in 32-bit mode"));
         }
         if address < Self::SCRATCH_PAGE + PAGE_SIZE && end > Self::SCRATCH_PAGE {
-            return Err(refuse(
-                "the region overlaps the engine's scratch page 0xfffff000",
-            ));
+            return Err(refuse("the region overlaps the engine's scratch page 0xfffff000"));
         }
-        self.uc
-            .mem_map(address, size, prot(perms))
-            .map_err(|err| match err {
-                uc_error::MAP => refuse("the region overlaps memory that is already mapped"),
-                uc_error::NOMEM => refuse("out of host memory"),
-                other => backend(other),
-            })
+        self.uc.mem_map(address, size, prot(perms)).map_err(|err| match err {
+            uc_error::MAP => refuse("the region overlaps memory that is already mapped"),
+            uc_error::NOMEM => refuse("out of host memory"),
+            other => backend(other),
+        })
     }
 
     fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), EngineError> {
-        self.uc
-            .mem_write(address, bytes)
-            .map_err(|_| EngineError::Unmapped {
-                address,
-                len: bytes.len(),
-            })
+        self.uc.mem_write(address, bytes).map_err(|_| EngineError::Unmapped { address, len: bytes.len() })
     }
 
     fn write_code(&mut self, address: u64, bytes: &[u8]) -> Result<(), EngineError> {
         self.write(address, bytes)?;
         // unicorn keeps translated blocks across writes: drop those of the rewritten range.
         let end = address.saturating_add(bytes.len() as u64);
-        self.uc.ctl_remove_cache(address, end).map_err(|e| EngineError::Backend(format!("remove translation cache: {e:?}")))
+        self.uc
+            .ctl_remove_cache(address, end)
+            .map_err(|e| EngineError::Backend(format!("remove translation cache: {e:?}")))
     }
 
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), EngineError> {
         let len = buf.len();
-        self.uc
-            .mem_read(address, buf)
-            .map_err(|_| EngineError::Unmapped { address, len })
+        self.uc.mem_read(address, buf).map_err(|_| EngineError::Unmapped { address, len })
     }
 
     fn set_gpr(&mut self, reg: Gpr, value: u64) {
         let id = self.reg_id(reg);
         let value = self.mode.truncate(value);
         // Every id reg_id returns is valid for the mode, so unicorn cannot refuse it.
-        self.uc
-            .reg_write(id, value)
-            .expect("unicorn refused a register it implements");
+        self.uc.reg_write(id, value).expect("unicorn refused a register it implements");
     }
 
     fn gpr(&self, reg: Gpr) -> u64 {
         let id = self.reg_id(reg);
-        let value = self
-            .uc
-            .reg_read(id)
-            .expect("unicorn refused a register it implements");
+        let value = self.uc.reg_read(id).expect("unicorn refused a register it implements");
         self.mode.truncate(value)
     }
 
     fn set_xmm(&mut self, index: usize, value: u128) {
         let id = self.xmm_id(index);
-        self.uc
-            .reg_write_long(id, &value.to_le_bytes())
-            .expect("unicorn refused an xmm register it implements");
+        self.uc.reg_write_long(id, &value.to_le_bytes()).expect("unicorn refused an xmm register it implements");
     }
 
     fn xmm(&self, index: usize) -> u128 {
         let id = self.xmm_id(index);
-        let bytes = self
-            .uc
-            .reg_read_long(id)
-            .expect("unicorn refused an xmm register it implements");
+        let bytes = self.uc.reg_read_long(id).expect("unicorn refused an xmm register it implements");
         let mut buf = [0u8; 16];
         buf.copy_from_slice(&bytes[..16]);
         u128::from_le_bytes(buf)
@@ -517,23 +439,16 @@ impl Cpu for UnicornCpu {
     }
 
     fn set_x87_control_word(&mut self, cw: u16) {
-        self.uc
-            .reg_write(RegisterX86::FPCW, u64::from(cw))
-            .expect("unicorn refused the x87 control word");
+        self.uc.reg_write(RegisterX86::FPCW, u64::from(cw)).expect("unicorn refused the x87 control word");
     }
 
     fn x87_control_word(&self) -> u16 {
-        let cw = self
-            .uc
-            .reg_read(RegisterX86::FPCW)
-            .expect("unicorn refused the x87 control word");
+        let cw = self.uc.reg_read(RegisterX86::FPCW).expect("unicorn refused the x87 control word");
         cw as u16 // the register is 16 bits wide
     }
 
     fn reset_registers(&mut self) {
-        self.uc
-            .context_restore(&self.initial)
-            .expect("unicorn refused its own saved context");
+        self.uc.context_restore(&self.initial).expect("unicorn refused its own saved context");
     }
 
     fn run(&mut self, start: u64, stops: &StopSet, max_blocks: u64) -> Result<Stop, EngineError> {
@@ -558,21 +473,9 @@ impl Cpu for UnicornCpu {
             }
             (Some(Event::Budget), _) => Err(EngineError::BudgetExhausted { max_blocks, pc }),
             (Some(Event::Interrupt(vector)), _) => Err(EngineError::Exception { vector, pc }),
-            (
-                Some(Event::Fault {
-                    access,
-                    kind,
-                    address,
-                    size,
-                }),
-                _,
-            ) => Err(EngineError::MemoryFault {
-                access,
-                kind,
-                address,
-                size,
-                pc,
-            }),
+            (Some(Event::Fault { access, kind, address, size }), _) => {
+                Err(EngineError::MemoryFault { access, kind, address, size, pc })
+            }
             (None, Err(uc_error::INSN_INVALID)) => Err(EngineError::InvalidInstruction { pc }),
             (None, Err(other)) => Err(backend(other)),
             // Unicorn ends a run without error on `hlt` (or when a hook we don't have stops it).

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use emu_harness::{
-    Access, Cpu, EngineError, FaultKind, Format, Gpr, Image, ImageError, Mode, Perms, Segment,
-    Stop, StopSet, UnicornCpu, PAGE_SIZE,
+    Access, Cpu, EngineError, FaultKind, Format, Gpr, Image, ImageError, Mode, Perms, Segment, Stop, StopSet,
+    UnicornCpu, PAGE_SIZE,
 };
 
 const CODE: u64 = 0x10000;
@@ -52,10 +52,7 @@ fn run_stops_at_a_stop_before_executing_it_and_resumes_after_an_emulated_ret() {
         let mut cpu = cpu_with(mode, &code);
         let stops = StopSet::new([HOOKS + 0x10, CODE + 15]);
 
-        assert_eq!(
-            cpu.run(CODE, &stops, BUDGET),
-            Ok(Stop::Reached(HOOKS + 0x10))
-        );
+        assert_eq!(cpu.run(CODE, &stops, BUDGET), Ok(Stop::Reached(HOOKS + 0x10)));
         assert_eq!(cpu.gpr(Gpr::Rip), HOOKS + 0x10);
         assert_eq!(cpu.gpr(Gpr::Rax), 7);
         let word = mode.word_size();
@@ -78,17 +75,11 @@ fn stops_in_unmapped_or_non_executable_pages_are_reached_too() {
     let mut cpu = cpu_with(Mode::X86_64, &code);
     let stops = StopSet::new([0x7000_0000, STACK + 0x40]);
     cpu.set_gpr(Gpr::Rdi, 0x7000_0000);
-    assert_eq!(
-        cpu.run(CODE, &stops, BUDGET),
-        Ok(Stop::Reached(0x7000_0000))
-    );
+    assert_eq!(cpu.run(CODE, &stops, BUDGET), Ok(Stop::Reached(0x7000_0000)));
     assert_eq!(cpu.gpr(Gpr::Rip), 0x7000_0000);
     // The stack is mapped rw-: the fetch is refused, which is the arrival.
     cpu.set_gpr(Gpr::Rdi, STACK + 0x40);
-    assert_eq!(
-        cpu.run(CODE, &stops, BUDGET),
-        Ok(Stop::Reached(STACK + 0x40))
-    );
+    assert_eq!(cpu.run(CODE, &stops, BUDGET), Ok(Stop::Reached(STACK + 0x40)));
 }
 
 #[test]
@@ -110,25 +101,16 @@ fn thousands_of_stops_in_two_pages_are_each_reached_and_nothing_else_stops() {
     let code = [0xFF, 0xE7]; // jmp rdi
     let mut cpu = cpu_with(Mode::X86_64, &code);
     // Every even address of the two int3 pages is a stop: 4096 stops, one hooked range.
-    let stops: StopSet = (0..2 * PAGE_SIZE)
-        .step_by(2)
-        .map(|off| HOOKS + off)
-        .collect();
+    let stops: StopSet = (0..2 * PAGE_SIZE).step_by(2).map(|off| HOOKS + off).collect();
     assert_eq!(stops.len(), 4096);
     assert_eq!(stops.page_ranges(), &[(HOOKS, HOOKS + 2 * PAGE_SIZE - 1)]);
     for off in [0, 2, 0x7FE, 0x1000, 0x1FFE] {
         cpu.set_gpr(Gpr::Rdi, HOOKS + off);
-        assert_eq!(
-            cpu.run(CODE, &stops, BUDGET),
-            Ok(Stop::Reached(HOOKS + off))
-        );
+        assert_eq!(cpu.run(CODE, &stops, BUDGET), Ok(Stop::Reached(HOOKS + off)));
     }
     // An odd address in the hooked pages is not a stop: its int3 runs.
     cpu.set_gpr(Gpr::Rdi, HOOKS + 0x101);
-    assert!(matches!(
-        run_err(&mut cpu, &stops),
-        EngineError::Exception { vector: 3, .. }
-    ));
+    assert!(matches!(run_err(&mut cpu, &stops), EngineError::Exception { vector: 3, .. }));
 }
 
 #[test]
@@ -152,10 +134,7 @@ fn a_new_stop_set_replaces_the_old_one_even_inside_already_translated_code() {
 
     // And the old stop is gone: the int3 after it runs.
     cpu.set_gpr(Gpr::Rax, 0);
-    assert!(matches!(
-        cpu.run(CODE + 2, &StopSet::empty(), BUDGET),
-        Err(EngineError::Exception { vector: 3, .. })
-    ));
+    assert!(matches!(cpu.run(CODE + 2, &StopSet::empty(), BUDGET), Err(EngineError::Exception { vector: 3, .. })));
     assert_eq!(cpu.gpr(Gpr::Rax), 2);
 }
 
@@ -224,22 +203,12 @@ fn fetches_from_unmapped_or_non_executable_memory_are_reported() {
     cpu.set_gpr(Gpr::Rdi, UNMAPPED);
     assert!(matches!(
         run_err(&mut cpu, &StopSet::empty()),
-        EngineError::MemoryFault {
-            access: Access::Fetch,
-            kind: FaultKind::Unmapped,
-            address: UNMAPPED,
-            ..
-        }
+        EngineError::MemoryFault { access: Access::Fetch, kind: FaultKind::Unmapped, address: UNMAPPED, .. }
     ));
     cpu.set_gpr(Gpr::Rdi, STACK);
     assert!(matches!(
         run_err(&mut cpu, &StopSet::empty()),
-        EngineError::MemoryFault {
-            access: Access::Fetch,
-            kind: FaultKind::Protected,
-            address: STACK,
-            ..
-        }
+        EngineError::MemoryFault { access: Access::Fetch, kind: FaultKind::Protected, address: STACK, .. }
     ));
 }
 
@@ -247,10 +216,7 @@ fn fetches_from_unmapped_or_non_executable_memory_are_reported() {
 fn ud2_is_an_invalid_instruction() {
     let code = [0x90, 0x0F, 0x0B]; // nop; ud2
     let mut cpu = cpu_with(Mode::X86_32, &code);
-    assert_eq!(
-        run_err(&mut cpu, &StopSet::empty()),
-        EngineError::InvalidInstruction { pc: CODE + 1 }
-    );
+    assert_eq!(run_err(&mut cpu, &StopSet::empty()), EngineError::InvalidInstruction { pc: CODE + 1 });
 }
 
 #[test]
@@ -260,43 +226,22 @@ fn cpu_exceptions_report_their_vector() {
         0xF7, 0xF1, //                       div ecx
     ];
     let mut cpu = cpu_with(Mode::X86_64, &code);
-    assert_eq!(
-        run_err(&mut cpu, &StopSet::empty()),
-        EngineError::Exception {
-            vector: 0,
-            pc: CODE + 2
-        }
-    );
+    assert_eq!(run_err(&mut cpu, &StopSet::empty()), EngineError::Exception { vector: 0, pc: CODE + 2 });
 
     let mut cpu = cpu_with(Mode::X86_32, &[0xCC]); // int3
-    assert_eq!(
-        run_err(&mut cpu, &StopSet::empty()),
-        EngineError::Exception {
-            vector: 3,
-            pc: CODE + 1
-        }
-    );
+    assert_eq!(run_err(&mut cpu, &StopSet::empty()), EngineError::Exception { vector: 3, pc: CODE + 1 });
 }
 
 #[test]
 fn an_endless_loop_exhausts_the_block_budget() {
     let mut cpu = cpu_with(Mode::X86_64, &[0xEB, 0xFE]); // jmp $
-    assert_eq!(
-        cpu.run(CODE, &StopSet::empty(), 500),
-        Err(EngineError::BudgetExhausted {
-            max_blocks: 500,
-            pc: CODE
-        })
-    );
+    assert_eq!(cpu.run(CODE, &StopSet::empty(), 500), Err(EngineError::BudgetExhausted { max_blocks: 500, pc: CODE }));
 }
 
 #[test]
 fn hlt_is_reported_as_halted_not_as_a_budget_or_a_stop() {
     let mut cpu = cpu_with(Mode::X86_64, &[0x90, 0xF4]); // nop; hlt
-    assert_eq!(
-        run_err(&mut cpu, &StopSet::empty()),
-        EngineError::Halted { pc: CODE + 2 }
-    );
+    assert_eq!(run_err(&mut cpu, &StopSet::empty()), EngineError::Halted { pc: CODE + 2 });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -334,10 +279,7 @@ fn xmm_registers_hold_128_bits_and_sse_runs_in_both_modes() {
         let last = mode.xmm_count() - 1;
         cpu.set_xmm(last, u128::MAX - 5);
         assert_eq!(cpu.xmm(last), u128::MAX - 5);
-        assert_eq!(
-            cpu.run(CODE, &StopSet::new([CODE + 4]), BUDGET),
-            Ok(Stop::Reached(CODE + 4))
-        );
+        assert_eq!(cpu.run(CODE, &StopSet::new([CODE + 4]), BUDGET), Ok(Stop::Reached(CODE + 4)));
         // addsd changes the low double only.
         assert_eq!(cpu.xmm(0), high | u128::from(3.75f64.to_bits()));
     }
@@ -356,10 +298,7 @@ fn misaligned_movaps_does_not_fault_under_unicorn() {
         let mut cpu = cpu_with(mode, &code);
         cpu.write(STACK + 8, &[0x11; 16]).unwrap();
         cpu.set_gpr(Gpr::Rbx, STACK + 8);
-        assert_eq!(
-            cpu.run(CODE, &StopSet::new([CODE + 3]), BUDGET),
-            Ok(Stop::Reached(CODE + 3))
-        );
+        assert_eq!(cpu.run(CODE, &StopSet::new([CODE + 3]), BUDGET), Ok(Stop::Reached(CODE + 3)));
         assert_eq!(cpu.xmm(0), u128::from_le_bytes([0x11; 16]));
     }
 }
@@ -409,10 +348,7 @@ fn x87_arithmetic_runs_at_extended_precision_and_pop_rounds_to_double() {
         }
         cpu.x87_push(1.0).unwrap();
         cpu.x87_push(3.0).unwrap();
-        assert_eq!(
-            cpu.run(CODE, &StopSet::new([CODE + 2]), BUDGET),
-            Ok(Stop::Reached(CODE + 2))
-        );
+        assert_eq!(cpu.run(CODE, &StopSet::new([CODE + 2]), BUDGET), Ok(Stop::Reached(CODE + 2)));
         assert_eq!(cpu.x87_depth(), 1);
         cpu.x87_pop().unwrap()
     };
@@ -468,20 +404,8 @@ fn map_refuses_bad_regions_with_a_reason() {
 #[test]
 fn host_access_to_unmapped_memory_is_an_error() {
     let mut cpu = UnicornCpu::new(Mode::X86_64).unwrap();
-    assert_eq!(
-        cpu.write(UNMAPPED, &[1, 2]),
-        Err(EngineError::Unmapped {
-            address: UNMAPPED,
-            len: 2
-        })
-    );
-    assert_eq!(
-        cpu.read_u64(UNMAPPED + 8),
-        Err(EngineError::Unmapped {
-            address: UNMAPPED + 8,
-            len: 8
-        })
-    );
+    assert_eq!(cpu.write(UNMAPPED, &[1, 2]), Err(EngineError::Unmapped { address: UNMAPPED, len: 2 }));
+    assert_eq!(cpu.read_u64(UNMAPPED + 8), Err(EngineError::Unmapped { address: UNMAPPED + 8, len: 8 }));
 }
 
 #[test]
@@ -520,11 +444,7 @@ fn load(file: &str) -> Fixture {
     let image = Image::parse(&data(file)).unwrap();
     let mut cpu = cpu_with(image.mode, &[]);
     image.load_into(&mut cpu).unwrap();
-    Fixture {
-        cpu,
-        image,
-        stops: StopSet::new([RET]),
-    }
+    Fixture { cpu, image, stops: StopSet::new([RET]) }
 }
 
 /// An argument for a hand-written call; how it travels depends on the convention.
@@ -539,11 +459,7 @@ impl Fixture {
     /// Calls `name` and runs it until it returns to [`RET`], checking it got there.
     fn run_to_ret(&mut self, name: &str) {
         let addr = self.image.symbol(name).unwrap();
-        assert_eq!(
-            self.cpu.run(addr, &self.stops, BUDGET),
-            Ok(Stop::Reached(RET)),
-            "{name}"
-        );
+        assert_eq!(self.cpu.run(addr, &self.stops, BUDGET), Ok(Stop::Reached(RET)), "{name}");
     }
 
     /// i386 stack conventions (cdecl, stdcall; fastcall after `ecx`/`edx` are set): the
@@ -563,11 +479,7 @@ impl Fixture {
         self.cpu.set_gpr(Gpr::Rsp, sp);
         self.cpu.push(RET).unwrap();
         self.run_to_ret(name);
-        assert_eq!(
-            self.cpu.gpr(Gpr::Rsp),
-            sp + callee_pops,
-            "{name}: callee popped wrong"
-        );
+        assert_eq!(self.cpu.gpr(Gpr::Rsp), sp + callee_pops, "{name}: callee popped wrong");
         self.cpu.gpr(Gpr::Rax) as u32
     }
 
@@ -628,15 +540,9 @@ fn low_f32(xmm: u128) -> f32 {
 #[test]
 fn elf32_cdecl_stdcall_fastcall_and_st0_returns() {
     let mut f = load("fixture.elf32");
-    assert_eq!(
-        (f.image.format, f.image.mode, f.image.entry),
-        (Format::Elf32, Mode::X86_32, None)
-    );
+    assert_eq!((f.image.format, f.image.mode, f.image.entry), (Format::Elf32, Mode::X86_32, None));
 
-    assert_eq!(
-        f.call_i386("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)], 0),
-        321
-    );
+    assert_eq!(f.call_i386("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)], 0), 321);
     assert_eq!(f.cpu.x87_depth(), 0);
 
     // double in st0: the caller pops it.
@@ -663,19 +569,9 @@ fn elf32_cdecl_stdcall_fastcall_and_st0_returns() {
 #[test]
 fn elf64_sysv_calls() {
     let mut f = load("fixture.elf64");
-    assert_eq!(
-        (f.image.format, f.image.mode),
-        (Format::Elf64, Mode::X86_64)
-    );
-    assert_eq!(
-        f.call_sysv("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)])
-            .0 as u32,
-        321
-    );
-    assert_eq!(
-        low_f64(f.call_sysv("scale", &[Arg::F64(2.5), Arg::Int(3)]).1),
-        7.5
-    );
+    assert_eq!((f.image.format, f.image.mode), (Format::Elf64, Mode::X86_64));
+    assert_eq!(f.call_sysv("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)]).0 as u32, 321);
+    assert_eq!(low_f64(f.call_sysv("scale", &[Arg::F64(2.5), Arg::Int(3)]).1), 7.5);
     assert_eq!(low_f32(f.call_sysv("halve", &[Arg::F32(5.0)]).1), 2.5);
     let (ret, _) = f.call_sysv("record", &[Arg::Int(0xCAFE), Arg::Int(2)]);
     assert_eq!(ret, f.image.symbol("words").unwrap());
@@ -686,38 +582,17 @@ fn elf64_sysv_calls() {
 #[test]
 fn pe32_calls_and_decorated_names() {
     let mut f = load("fixture.pe32.exe");
-    assert_eq!(
-        (f.image.format, f.image.mode, f.image.entry),
-        (Format::Pe32, Mode::X86_32, None)
-    );
+    assert_eq!((f.image.format, f.image.mode, f.image.entry), (Format::Pe32, Mode::X86_32, None));
     // Both symbol sources are there: exports (undecorated) and the COFF table (`_` prefix).
-    for raw in [
-        "add3", "_add3", "sub2@8", "_sub2@8", "@fsub2@8", "words", "_words",
-    ] {
-        assert!(
-            f.image.symbols.contains_key(raw),
-            "{raw} missing from {:?}",
-            f.image.symbols.keys()
-        );
+    for raw in ["add3", "_add3", "sub2@8", "_sub2@8", "@fsub2@8", "words", "_words"] {
+        assert!(f.image.symbols.contains_key(raw), "{raw} missing from {:?}", f.image.symbols.keys());
     }
-    assert_eq!(
-        f.image.symbol("sub2").unwrap(),
-        f.image.raw_symbol("_sub2@8").unwrap()
-    );
-    assert_eq!(
-        f.image.symbol("fsub2").unwrap(),
-        f.image.raw_symbol("@fsub2@8").unwrap()
-    );
-    assert_eq!(
-        f.image.symbol("add3").unwrap(),
-        f.image.raw_symbol("_add3").unwrap()
-    );
+    assert_eq!(f.image.symbol("sub2").unwrap(), f.image.raw_symbol("_sub2@8").unwrap());
+    assert_eq!(f.image.symbol("fsub2").unwrap(), f.image.raw_symbol("@fsub2@8").unwrap());
+    assert_eq!(f.image.symbol("add3").unwrap(), f.image.raw_symbol("_add3").unwrap());
     assert!(f.image.raw_symbol("sub2").is_err());
 
-    assert_eq!(
-        f.call_i386("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)], 0),
-        321
-    );
+    assert_eq!(f.call_i386("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)], 0), 321);
     f.call_i386("scale", &[Arg::F64(-1.25), Arg::Int(4)], 0);
     assert_eq!(f.cpu.x87_pop(), Ok(-5.0));
     f.call_i386("halve", &[Arg::F32(3.0)], 0);
@@ -734,24 +609,14 @@ fn pe32_calls_and_decorated_names() {
 #[test]
 fn pe64_dll_win64_calls_with_exports_as_the_only_symbols() {
     let mut f = load("fixture.pe64.dll");
-    assert_eq!(
-        (f.image.format, f.image.mode, f.image.entry),
-        (Format::Pe64, Mode::X86_64, None)
-    );
+    assert_eq!((f.image.format, f.image.mode, f.image.entry), (Format::Pe64, Mode::X86_64, None));
     // Stripped (-s): the export table is the only source.
     let names: Vec<&str> = f.image.symbols.keys().map(String::as_str).collect();
     assert_eq!(names, ["add3", "halve", "record", "scale", "words"]);
     assert_eq!(f.image.span().unwrap().0, 0x1_8000_0000);
 
-    assert_eq!(
-        f.call_win64("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)])
-            .0 as u32,
-        321
-    );
-    assert_eq!(
-        low_f64(f.call_win64("scale", &[Arg::F64(2.5), Arg::Int(3)]).1),
-        7.5
-    );
+    assert_eq!(f.call_win64("add3", &[Arg::Int(1), Arg::Int(20), Arg::Int(300)]).0 as u32, 321);
+    assert_eq!(low_f64(f.call_win64("scale", &[Arg::F64(2.5), Arg::Int(3)]).1), 7.5);
     assert_eq!(low_f32(f.call_win64("halve", &[Arg::F32(5.0)]).1), 2.5);
     let (ret, _) = f.call_win64("record", &[Arg::Int(0xFFFF_FFFF), Arg::Int(1)]);
     assert_eq!(ret, f.image.symbol("words").unwrap());
@@ -763,12 +628,7 @@ fn pe64_dll_win64_calls_with_exports_as_the_only_symbols() {
 #[test]
 fn call_rate_for_20000_tiny_calls() {
     const CALLS: u32 = 20_000;
-    for file in [
-        "fixture.elf32",
-        "fixture.elf64",
-        "fixture.pe32.exe",
-        "fixture.pe64.dll",
-    ] {
+    for file in ["fixture.elf32", "fixture.elf64", "fixture.pe32.exe", "fixture.pe64.dll"] {
         let mut f = load(file);
         let args = [Arg::Int(1), Arg::Int(2), Arg::Int(3)];
         let start = Instant::now();
@@ -811,13 +671,7 @@ fn call_rate_for_20000_tiny_calls() {
 fn missing_symbols_are_named_in_the_error() {
     let elf = Image::parse(&data("fixture.elf64")).unwrap();
     let err = elf.symbol("no_such_function").unwrap_err();
-    assert_eq!(
-        err,
-        ImageError::MissingSymbol {
-            name: "no_such_function".into(),
-            format: Format::Elf64
-        }
-    );
+    assert_eq!(err, ImageError::MissingSymbol { name: "no_such_function".into(), format: Format::Elf64 });
     assert!(err.to_string().contains("`no_such_function`"), "{err}");
     // ELF names are exact: no Windows decoration tolerance.
     assert!(elf.symbol("_add3").is_err());
@@ -851,13 +705,7 @@ fn bytes_that_are_no_image_are_refused() {
     for file in ["fixture.elf64", "fixture.pe32.exe"] {
         let bytes = data(file);
         let truncated = Image::parse(&bytes[..100]);
-        assert!(
-            matches!(
-                truncated,
-                Err(ImageError::Parse(_) | ImageError::Malformed(_))
-            ),
-            "{file}: {truncated:?}"
-        );
+        assert!(matches!(truncated, Err(ImageError::Parse(_) | ImageError::Malformed(_))), "{file}: {truncated:?}");
     }
 }
 
@@ -875,10 +723,7 @@ fn images_for_other_machines_are_refused() {
 fn a_pe_that_imports_is_refused_naming_the_import() {
     match Image::parse(&data("needs_loader.pe32.exe")) {
         Err(ImageError::NeedsLoader(msg)) => {
-            assert!(
-                msg.contains("KERNEL32.dll") && msg.contains("GetTickCount"),
-                "{msg}"
-            )
+            assert!(msg.contains("KERNEL32.dll") && msg.contains("GetTickCount"), "{msg}")
         }
         other => panic!("expected NeedsLoader, got {other:?}"),
     }
@@ -896,19 +741,10 @@ fn an_elf_with_dynamic_relocations_is_refused() {
 fn loading_into_a_cpu_of_the_other_mode_or_twice_is_refused() {
     let image = Image::parse(&data("fixture.elf32")).unwrap();
     let mut cpu64 = UnicornCpu::new(Mode::X86_64).unwrap();
-    assert_eq!(
-        image.load_into(&mut cpu64),
-        Err(ImageError::ModeMismatch {
-            image: Mode::X86_32,
-            cpu: Mode::X86_64
-        })
-    );
+    assert_eq!(image.load_into(&mut cpu64), Err(ImageError::ModeMismatch { image: Mode::X86_32, cpu: Mode::X86_64 }));
     let mut cpu = UnicornCpu::new(Mode::X86_32).unwrap();
     image.load_into(&mut cpu).unwrap();
-    assert!(matches!(
-        image.load_into(&mut cpu),
-        Err(ImageError::Load(EngineError::BadMap { .. }))
-    ));
+    assert!(matches!(image.load_into(&mut cpu), Err(ImageError::Load(EngineError::BadMap { .. }))));
 }
 
 #[test]
@@ -922,23 +758,11 @@ fn segments_sharing_a_page_get_the_union_of_their_rights() {
         mode: Mode::X86_64,
         format: Format::Elf64,
         segments: vec![
-            Segment {
-                addr: BASE + 0x10,
-                bytes: code,
-                perms: Perms::RX,
-            },
+            Segment { addr: BASE + 0x10, bytes: code, perms: Perms::RX },
             // Same page as the code: the page becomes rwx.
-            Segment {
-                addr: BASE + 0x800,
-                bytes: vec![0; 0x10],
-                perms: Perms::RW,
-            },
+            Segment { addr: BASE + 0x800, bytes: vec![0; 0x10], perms: Perms::RW },
             // Its own page (two, as it straddles): rw-.
-            Segment {
-                addr: BASE + 0x1800,
-                bytes: vec![0xCC; 0x1000],
-                perms: Perms::RW,
-            },
+            Segment { addr: BASE + 0x1800, bytes: vec![0xCC; 0x1000], perms: Perms::RW },
         ],
         symbols: Default::default(),
         entry: None,
@@ -988,10 +812,7 @@ fn relocatable_objects_and_foreign_pe_machines_are_unsupported() {
 fn first_load_header(elf: &[u8]) -> usize {
     let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
     let count = u16::from_le_bytes(elf[0x38..0x3A].try_into().unwrap()) as usize;
-    (0..count)
-        .map(|i| phoff + 56 * i)
-        .find(|&ph| u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()) == 1)
-        .unwrap()
+    (0..count).map(|i| phoff + 56 * i).find(|&ph| u32::from_le_bytes(elf[ph..ph + 4].try_into().unwrap()) == 1).unwrap()
 }
 
 #[test]

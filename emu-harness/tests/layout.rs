@@ -16,13 +16,25 @@ fn check_target(target: Target) {
     assert_eq!(checked, cat.spec.records.len());
     let mut records: Vec<usize> = mismatches.iter().map(|m| m.record).collect();
     records.dedup();
-    let row = MatrixRow { target: target.name().into(), subject: "layout".into(), direction: "data".into(), checked: checked as u64, failed: records.len() as u64 };
+    let row = MatrixRow {
+        target: target.name().into(),
+        subject: "layout".into(),
+        direction: "data".into(),
+        checked: checked as u64,
+        failed: records.len() as u64,
+    };
     write_rows(&format!("layout-{}", target.name()), &[row]).expect("write the matrix row");
     if mismatches.is_empty() {
         return;
     }
     let shown: Vec<String> = mismatches.iter().take(SHOWN).map(ToString::to_string).collect();
-    panic!("{target}: {} mismatches in {} of {checked} records; first {}:\n{}", mismatches.len(), records.len(), shown.len(), shown.join("\n"));
+    panic!(
+        "{target}: {} mismatches in {} of {checked} records; first {}:\n{}",
+        mismatches.len(),
+        records.len(),
+        shown.len(),
+        shown.join("\n")
+    );
 }
 
 #[test]
@@ -62,7 +74,10 @@ fn the_check_reports_a_wrong_layout() {
     let mismatches = check_layouts(&cat, &layouts);
     assert!(mismatches.iter().any(|m| m.record == with_offsets && m.member.starts_with("offsetof(")), "{mismatches:?}");
     assert!(mismatches.iter().any(|m| m.record == with_offsets && m.member == "sizeof"));
-    let bit = mismatches.iter().find(|m| m.record == with_bits && m.member.starts_with("bits of ")).expect("the bit-field is reported");
+    let bit = mismatches
+        .iter()
+        .find(|m| m.record == with_bits && m.member.starts_with("bits of "))
+        .expect("the bit-field is reported");
     assert!(bit.to_string().contains(&format!("R{with_bits} {{")), "the report shows the C definition: {bit}");
 }
 
@@ -73,7 +88,11 @@ fn committed_sources_are_what_the_catalogue_generates() {
         for src in cgen::sources(&cat) {
             let path = fixture_dir(target).join(&src.name);
             let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(committed == src.text, "{}: differs from the catalogue; run `cargo xtask fixtures`", path.display());
+            assert!(
+                committed == src.text,
+                "{}: differs from the catalogue; run `cargo xtask fixtures`",
+                path.display()
+            );
         }
     }
 }

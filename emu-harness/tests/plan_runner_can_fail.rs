@@ -16,7 +16,8 @@ fn run(cat: &Catalogue, s: &CatSignature, plan: &CallPlan) -> (Result<(), Mismat
     let stops = plan_runner::plan_stops();
     let call = plan_runner::check_call(loaded.cpu.as_mut(), &case, loaded.callees[s.slot], loaded.rec, &stops);
     let entry = caller_entry_plan(cat.target);
-    let callback = plan_runner::check_callback(loaded.cpu.as_mut(), &case, loaded.callers[s.slot], &entry, loaded.rec, &stops);
+    let callback =
+        plan_runner::check_callback(loaded.cpu.as_mut(), &case, loaded.callers[s.slot], &entry, loaded.rec, &stops);
     (call, callback)
 }
 
@@ -31,7 +32,13 @@ fn gpr_args(p: &CallPlan) -> Vec<Loc> {
     p.args
         .iter()
         .filter_map(|a| match &a.pass {
-            ArgPass::Direct(parts) if parts.len() == 1 && matches!(parts[0].loc, Loc::Gpr(_)) && a.value.size(p.ptr_size) == p.ptr_size => Some(parts[0].loc),
+            ArgPass::Direct(parts)
+                if parts.len() == 1
+                    && matches!(parts[0].loc, Loc::Gpr(_))
+                    && a.value.size(p.ptr_size) == p.ptr_size =>
+            {
+                Some(parts[0].loc)
+            }
             _ => None,
         })
         .collect()
@@ -91,8 +98,14 @@ fn a_struct_given_the_wrong_class_is_caught() {
     // An SSE-class struct moved to an integer register (INTEGER instead of SSE).
     let cat = catalogue(Target::X64_SYSV);
     let (s, mut plan) = find(&cat, |_, p| {
-        p.args.first().is_some_and(|a| matches!(a.value, abi_model::ValueKind::Record { .. }) && matches!(&a.pass, ArgPass::Direct(parts) if parts.len() == 1 && matches!(parts[0].loc, Loc::Xmm(_))))
-            && p.args.iter().skip(1).all(|a| matches!(&a.pass, ArgPass::Direct(parts) if parts.iter().all(|x| !matches!(x.loc, Loc::Gpr(_)))))
+        p.args.first().is_some_and(|a| {
+            matches!(a.value, abi_model::ValueKind::Record { .. })
+                && matches!(&a.pass, ArgPass::Direct(parts) if parts.len() == 1 && matches!(parts[0].loc, Loc::Xmm(_)))
+        }) && p
+            .args
+            .iter()
+            .skip(1)
+            .all(|a| matches!(&a.pass, ArgPass::Direct(parts) if parts.iter().all(|x| !matches!(x.loc, Loc::Gpr(_)))))
     });
     if let ArgPass::Direct(parts) = &mut plan.args[0].pass {
         parts[0].loc = Loc::Gpr(Gpr::DI);
@@ -116,10 +129,16 @@ fn a_wrong_return_location_is_caught() {
 #[test]
 fn a_struct_passed_by_value_instead_of_by_reference_is_caught() {
     let cat = catalogue(Target::X64_WIN);
-    let (s, mut plan) = find(&cat, |_, p| p.args.first().is_some_and(|a| matches!(a.pass, ArgPass::Indirect { ptr: Loc::Gpr(_), .. })));
+    let (s, mut plan) =
+        find(&cat, |_, p| p.args.first().is_some_and(|a| matches!(a.pass, ArgPass::Indirect { ptr: Loc::Gpr(_), .. })));
     let size = plan.args[0].value.size(8);
     if let ArgPass::Indirect { ptr, .. } = plan.args[0].pass {
-        plan.args[0].pass = ArgPass::Direct(vec![abi_model::Part { loc: ptr, offset: 0, size: size.min(8), ext: abi_model::Ext::None }]);
+        plan.args[0].pass = ArgPass::Direct(vec![abi_model::Part {
+            loc: ptr,
+            offset: 0,
+            size: size.min(8),
+            ext: abi_model::Ext::None,
+        }]);
     }
     let (call, callback) = run(&cat, s, &plan);
     assert!(call.is_err(), "{}", s.c_decl);
@@ -132,10 +151,15 @@ fn the_matrix_counts_every_failure_its_checks_report() {
     // for odd ones: the rows and the failure list must say exactly that.
     use emu_harness::matrix::run_matrix;
     let cat = catalogue(Target::X86_WIN);
-    let (rows, failures) = run_matrix(&cat, |_| Ok(()), [("plan", "call"), ("plan", "callback")], |_, s, _| {
-        let first = if s.index % 7 == 0 { Err(plan_runner::mismatch("made up", "pass", "fail")) } else { Ok(()) };
-        [Some(first), (s.index % 2 == 0).then_some(Ok(()))]
-    })
+    let (rows, failures) = run_matrix(
+        &cat,
+        |_| Ok(()),
+        [("plan", "call"), ("plan", "callback")],
+        |_, s, _| {
+            let first = if s.index % 7 == 0 { Err(plan_runner::mismatch("made up", "pass", "fail")) } else { Ok(()) };
+            [Some(first), (s.index % 2 == 0).then_some(Ok(()))]
+        },
+    )
     .expect("the fixtures load");
     let n = cat.signatures.len() as u64;
     let sevenths = cat.signatures.iter().filter(|s| s.index % 7 == 0).count() as u64;
@@ -157,7 +181,8 @@ fn plan_with_classes(cat: &Catalogue, s: &CatSignature, classes: abi_model::x64_
         v
     };
     let ret = reclass(abi_value(&cat.table, s.sig.ret, Position::Return).unwrap());
-    let args: Vec<_> = s.sig.params.iter().map(|p| reclass(abi_value(&cat.table, *p, Position::Param).unwrap())).collect();
+    let args: Vec<_> =
+        s.sig.params.iter().map(|p| reclass(abi_value(&cat.table, *p, Position::Param).unwrap())).collect();
     plan_values(cat.target, s.sig.conv, false, &ret, &args, args.len()).unwrap()
 }
 

@@ -5,14 +5,14 @@
 //! inline stubs (a Lua stack layout) get the same: the inline path must be the one numbers
 //! take, and a wrong slot, a wrong layout's tags or a wrong pushed tag must be caught.
 
-use abi_model::steps::{Program, Step};
 use abi_model::helpers::Helper;
+use abi_model::lua_vm::LuaVm;
+use abi_model::steps::{Program, Step};
 use abi_model::{Backend, BackendError, CallConv, CallPlan, CodeEnv, Target, ValueKind};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
 use emu_harness::plan_runner::Mismatch;
 use emu_harness::stub_runner::{self, check_stub, check_thunk, LuaStack};
-use abi_model::lua_vm::LuaVm;
 
 /// A real backend whose programs are edited by `edit` before lowering.
 struct Faulty {
@@ -44,7 +44,12 @@ fn run(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend) -> (Result<(), 
 
 /// Runs the stub and (unless variadic) the thunk of `s` through `backend` with the Lua side
 /// `lua`.
-fn run_with(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend, lua: LuaStack) -> (Result<(), Mismatch>, Option<Result<(), Mismatch>>) {
+fn run_with(
+    cat: &Catalogue,
+    s: &CatSignature,
+    backend: &dyn Backend,
+    lua: LuaStack,
+) -> (Result<(), Mismatch>, Option<Result<(), Mismatch>>) {
     let plan = plan_of(cat, s).expect("plan");
     let img = &cat.images[s.image];
     let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
@@ -54,7 +59,9 @@ fn run_with(cat: &Catalogue, s: &CatSignature, backend: &dyn Backend, lua: LuaSt
     let stops = stub_runner::stub_stops();
     let stub = check_stub(loaded.cpu.as_mut(), backend, &case, loaded.callees[s.slot], loaded.rec, &stops, lua);
     let entry = caller_entry_plan(cat.target);
-    let thunk = (!s.sig.variadic).then(|| check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops, lua));
+    let thunk = (!s.sig.variadic).then(|| {
+        check_thunk(loaded.cpu.as_mut(), backend, &case, loaded.callers[s.slot], &entry, loaded.rec, &stops, lua)
+    });
     (stub, thunk)
 }
 
@@ -70,7 +77,14 @@ fn is_int(v: ValueKind) -> bool {
 }
 
 /// Checks the real backend passes `s`, then that the faulty one fails in the given directions.
-fn caught(target: Target, s: &CatSignature, cat: &Catalogue, edit: fn(&mut Program), stub_fails: bool, thunk_fails: bool) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
+fn caught(
+    target: Target,
+    s: &CatSignature,
+    cat: &Catalogue,
+    edit: fn(&mut Program),
+    stub_fails: bool,
+    thunk_fails: bool,
+) -> (Result<(), Mismatch>, Result<(), Mismatch>) {
     let real = backend_for(target);
     let (stub, thunk) = run(cat, s, real.as_ref());
     assert_eq!(stub, Ok(()), "{}", s.c_decl);
@@ -87,11 +101,18 @@ fn a_stub_that_never_loads_an_argument_register_is_caught() {
     for target in [Target::X64_SYSV, Target::X64_WIN] {
         let cat = catalogue(target);
         let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
-        let (stub, _) = caught(target, s, &cat, |p| {
-            if let Some(i) = p.steps.iter().rposition(|st| matches!(st, Step::LoadArg { .. })) {
-                p.steps.remove(i);
-            }
-        }, true, false);
+        let (stub, _) = caught(
+            target,
+            s,
+            &cat,
+            |p| {
+                if let Some(i) = p.steps.iter().rposition(|st| matches!(st, Step::LoadArg { .. })) {
+                    p.steps.remove(i);
+                }
+            },
+            true,
+            false,
+        );
         let stub = stub.unwrap_err();
         assert!(stub.what.starts_with("arg "), "{target}: {stub}");
     }
@@ -101,11 +122,26 @@ fn a_stub_that_never_loads_an_argument_register_is_caught() {
 fn a_thunk_that_pushes_one_value_too_few_is_caught() {
     let cat = catalogue(Target::X86_LINUX);
     let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
-    let (_, thunk) = caught(Target::X86_LINUX, s, &cat, |p| {
-        if let Some(i) = p.steps.iter().rposition(|st| matches!(st, Step::CallHelper { helper: Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64, .. })) {
-            p.steps.remove(i);
-        }
-    }, true, true);
+    let (_, thunk) = caught(
+        Target::X86_LINUX,
+        s,
+        &cat,
+        |p| {
+            if let Some(i) = p.steps.iter().rposition(|st| {
+                matches!(
+                    st,
+                    Step::CallHelper {
+                        helper: Helper::PushI32 | Helper::PushU32 | Helper::PushI64 | Helper::PushU64,
+                        ..
+                    }
+                )
+            }) {
+                p.steps.remove(i);
+            }
+        },
+        true,
+        true,
+    );
     assert!(thunk.unwrap_err().what.contains("pushed"));
 }
 
@@ -113,13 +149,20 @@ fn a_thunk_that_pushes_one_value_too_few_is_caught() {
 fn a_stdcall_thunk_that_pops_the_wrong_bytes_is_caught() {
     let cat = catalogue(Target::X86_WIN);
     let s = find(&cat, |s, p| s.sig.conv == CallConv::Stdcall && p.callee_pops >= 8);
-    let (_, thunk) = caught(Target::X86_WIN, s, &cat, |p| {
-        for st in &mut p.steps {
-            if let Step::ReturnToC { pops, .. } = st {
-                *pops -= 4;
+    let (_, thunk) = caught(
+        Target::X86_WIN,
+        s,
+        &cat,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::ReturnToC { pops, .. } = st {
+                    *pops -= 4;
+                }
             }
-        }
-    }, false, true);
+        },
+        false,
+        true,
+    );
     // The compiled caller restores its frame from the wrong place: it either returns with
     // the wrong stack pointer or runs off into unmapped memory.
     let thunk = thunk.unwrap_err();
@@ -130,7 +173,8 @@ fn a_stdcall_thunk_that_pops_the_wrong_bytes_is_caught() {
 fn a_thunk_that_never_loads_its_return_value_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
-    let (_, thunk) = caught(Target::X64_SYSV, s, &cat, |p| p.steps.retain(|st| !matches!(st, Step::LoadReturn { .. })), false, true);
+    let (_, thunk) =
+        caught(Target::X64_SYSV, s, &cat, |p| p.steps.retain(|st| !matches!(st, Step::LoadReturn { .. })), false, true);
     assert!(thunk.unwrap_err().what.contains("return value"));
 }
 
@@ -149,7 +193,9 @@ fn two_distinct_ints(cat: &Catalogue) -> &CatSignature {
     find(cat, |s, p| {
         let v = CaseValues::of(s);
         let c = v.case(s, p);
-        p.args.len() == 2 && p.args.iter().all(|a| a.value == ValueKind::Int { size: 4, signed: true }) && c.args[0] != c.args[1]
+        p.args.len() == 2
+            && p.args.iter().all(|a| a.value == ValueKind::Int { size: 4, signed: true })
+            && c.args[0] != c.args[1]
     })
 }
 
@@ -183,13 +229,18 @@ fn numbers_take_the_inline_path_and_other_values_the_helper_path() {
 fn an_inline_conversion_reading_the_wrong_slot_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     let s = two_distinct_ints(&cat);
-    let e = inline_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::ToCInline { lua_index, .. } = st {
-                *lua_index = 3 - *lua_index;
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::ToCInline { lua_index, .. } = st {
+                    *lua_index = 3 - *lua_index;
+                }
             }
-        }
-    }, NUMBERS_54)
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.starts_with("arg "), "{e}");
 }
@@ -216,36 +267,52 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
     let cat = catalogue(Target::X64_SYSV);
     let s = two_distinct_ints(&cat);
     // errno restored but never read back after the call: the pending callback error is lost.
-    let e = inline_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. })), OTHERS_54).unwrap_err();
+    let e = inline_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. })), OTHERS_54)
+        .unwrap_err();
     assert!(e.what.contains("luaffi_after_call"), "{e}");
     // errno never restored: the C function would see whatever the thread's errno held.
-    let e = inline_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
-                *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
+                    *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+                }
             }
-        }
-    }, NUMBERS_54)
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.contains("errno during the call"), "{e}");
     // The calling thread left as L after the call instead of put back.
-    let e = inline_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::AfterCallInline { errno_at, prev_l_at, .. } = st {
-                *prev_l_at = *errno_at;
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::AfterCallInline { errno_at, prev_l_at, .. } = st {
+                    *prev_l_at = *errno_at;
+                }
             }
-        }
-    }, NUMBERS_54)
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.contains("the calling thread after the call"), "{e}");
     // Through the helpers: AfterCall handed L instead of the thread ErrnoRestore replaced.
-    let e = inline_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::CallHelper { helper: Helper::AfterCall, args, .. } = st {
-                args[2] = abi_model::steps::Operand::L;
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::CallHelper { helper: Helper::AfterCall, args, .. } = st {
+                    args[2] = abi_model::steps::Operand::L;
+                }
             }
-        }
-    }, LuaStack::Helpers)
+        },
+        LuaStack::Helpers,
+    )
     .unwrap_err();
     assert!(e.what.contains("the calling thread passed back"), "{e}");
 }
@@ -259,9 +326,14 @@ fn a_string_argument_read_at_the_wrong_offset_is_caught() {
         p.args.len() == 1 && p.args[0].value == ValueKind::Pointer && v.case(s, p).args[0].iter().any(|b| *b != 0)
     });
     assert_eq!(inline_run(&cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
-    let e = inline_run(&cat, s, |p| {
-        p.vm = p.vm.map(|vm| LuaVm { strings: LuaStrings { short_bytes: StrBytes::At(16), ..vm.strings }, ..vm });
-    }, NUMBERS_54)
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            p.vm = p.vm.map(|vm| LuaVm { strings: LuaStrings { short_bytes: StrBytes::At(16), ..vm.strings }, ..vm });
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.starts_with("arg 0"), "{e}");
 }
@@ -269,7 +341,9 @@ fn a_string_argument_read_at_the_wrong_offset_is_caught() {
 #[test]
 fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
-    let s = find(&cat, |_, p| p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. })));
+    let s = find(&cat, |_, p| {
+        p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. }))
+    });
     // With every ToRecord call reading the other argument, cdata still arrive right: they
     // never reach the helper.
     fn swap_record_helpers(p: &mut Program) {
@@ -287,19 +361,29 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     // Other values reach it, and the swap is caught (a wrong value or a wrong-sized ctype).
     assert!(inline_run(&cat, s, swap_record_helpers, OTHERS_54).is_err(), "the helper path is the broken one");
     // The object pointer read from the wrong field of the header.
-    let e = inline_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::RecordInline { header, .. } = st {
-                header.ptr_at = 16;
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::RecordInline { header, .. } = st {
+                    header.ptr_at = 16;
+                }
             }
-        }
-    }, NUMBERS_54)
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
 }
 
 /// The thunk of `s` on x64-sysv over a Lua 5.4 stack, its program edited by `edit`.
-fn inline_thunk_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), inline_values: bool) -> Result<(), Mismatch> {
+fn inline_thunk_run(
+    cat: &Catalogue,
+    s: &CatSignature,
+    edit: fn(&mut Program),
+    inline_values: bool,
+) -> Result<(), Mismatch> {
     let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
     run_with(cat, s, &faulty, LuaStack::Memory { vm: LuaVm::LUA54, inline_values }).1.expect("not variadic")
 }
@@ -310,18 +394,26 @@ fn an_inline_thunk_reading_the_wrong_result_slot_or_pushing_a_wrong_tag_is_caugh
     let s = find(&cat, |s, p| {
         let v = CaseValues::of(s);
         let c = v.case(s, p);
-        p.args.len() == 2 && p.ret.value == (ValueKind::Int { size: 4, signed: true }) && is_int(p.args[0].value) && c.args[0] != c.args[1]
+        p.args.len() == 2
+            && p.ret.value == (ValueKind::Int { size: 4, signed: true })
+            && is_int(p.args[0].value)
+            && c.args[0] != c.args[1]
     });
     assert_eq!(inline_thunk_run(&cat, s, |_| {}, true), Ok(()), "{}", s.c_decl);
     assert_eq!(inline_thunk_run(&cat, s, |_| {}, false), Ok(()), "{}", s.c_decl);
     // The result read one slot too low (the function's slot is below it: not a number).
-    let e = inline_thunk_run(&cat, s, |p| {
-        for st in &mut p.steps {
-            if let Step::ToCInline { lua_index, .. } = st {
-                *lua_index = -2;
+    let e = inline_thunk_run(
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::ToCInline { lua_index, .. } = st {
+                    *lua_index = -2;
+                }
             }
-        }
-    }, true);
+        },
+        true,
+    );
     assert!(e.is_err(), "{e:?}");
     // Arguments pushed with a tag the stack does not know.
     let e = inline_thunk_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { int_tag: Some(0x23), ..vm }), true).unwrap_err();
@@ -331,17 +423,27 @@ fn an_inline_thunk_reading_the_wrong_result_slot_or_pushing_a_wrong_tag_is_caugh
 #[test]
 fn an_inline_thunk_that_leaves_its_result_or_a_stub_that_pushes_twice_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
-    let s = find(&cat, |_, p| p.args.len() == 2 && p.ret.value == (ValueKind::Int { size: 4, signed: true }) && p.args.iter().all(|a| is_int(a.value)));
+    let s = find(&cat, |_, p| {
+        p.args.len() == 2
+            && p.ret.value == (ValueKind::Int { size: 4, signed: true })
+            && p.args.iter().all(|a| is_int(a.value))
+    });
     // The result never popped: the Lua stack is one slot higher after the callback.
-    let e = inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::PopInline { .. })), true).unwrap_err();
+    let e =
+        inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::PopInline { .. })), true).unwrap_err();
     assert!(e.what.contains("L->top after the callback"), "{e}");
     // The result pushed twice.
-    let e = inline_run(&cat, s, |p| {
-        if let Some(i) = p.steps.iter().position(|st| matches!(st, Step::PushInline { .. })) {
-            let again = p.steps[i].clone();
-            p.steps.insert(i, again);
-        }
-    }, NUMBERS_54)
+    let e = inline_run(
+        &cat,
+        s,
+        |p| {
+            if let Some(i) = p.steps.iter().position(|st| matches!(st, Step::PushInline { .. })) {
+                let again = p.steps[i].clone();
+                p.steps.insert(i, again);
+            }
+        },
+        NUMBERS_54,
+    )
     .unwrap_err();
     assert!(e.what.contains("values the stub pushed"), "{e}");
 }
@@ -409,7 +511,11 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
         for st in &mut p.steps {
             if let Step::CallbackCallInline { l, nargs, .. } = st {
                 use abi_model::steps::Operand::Imm;
-                *st = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)], ret_to: None };
+                *st = Step::CallHelper {
+                    helper: Helper::CallbackPcall,
+                    args: vec![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)],
+                    ret_to: None,
+                };
             }
         }
     });
@@ -419,8 +525,15 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
         // (The stub of the run has no Lua call to edit.)
         let Some(i) = p.steps.iter().position(|st| matches!(st, Step::CallbackCallInline { .. })) else { return };
         let Step::CallbackCallInline { l, nargs, .. } = p.steps[i] else { unreachable!() };
-        p.steps[i] = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![l, Imm(nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)], ret_to: None };
-        p.steps.insert(i + 1, Step::CallHelper { helper: Helper::CallbackResult, args: vec![l, Imm(2), CallbackData], ret_to: None });
+        p.steps[i] = Step::CallHelper {
+            helper: Helper::CallbackPcall,
+            args: vec![l, Imm(nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
+            ret_to: None,
+        };
+        p.steps.insert(
+            i + 1,
+            Step::CallHelper { helper: Helper::CallbackResult, args: vec![l, Imm(2), CallbackData], ret_to: None },
+        );
     });
     assert!(e.what.contains("luaffi_callback_result's status"), "{e}");
     // Three: an error is pending, so the Lua function must not run (luaffi_callback_call).
@@ -428,7 +541,11 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
         for st in &mut p.steps {
             if let Step::CallbackCallInline { l, nargs, .. } = st {
                 use abi_model::steps::Operand::Imm;
-                *st = Step::CallHelper { helper: Helper::CallbackPcall, args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)], ret_to: None };
+                *st = Step::CallHelper {
+                    helper: Helper::CallbackPcall,
+                    args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
+                    ret_to: None,
+                };
             }
         }
     });

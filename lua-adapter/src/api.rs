@@ -123,7 +123,9 @@ impl DeclError {
         unsafe {
             match self {
                 DeclError::Cdef(msg) => cdata::raise(l, msg),
-                DeclError::BadParam(narg, got) => cdata::raise_arg(l, narg, format!("type parameter expected, got {got}")),
+                DeclError::BadParam(narg, got) => {
+                    cdata::raise_arg(l, narg, format!("type parameter expected, got {got}"))
+                }
             }
         }
     }
@@ -133,7 +135,11 @@ impl DeclError {
 /// value that cannot be one (nil, a boolean, a table, ...) ends the list as a
 /// [`CParam::Invalid`], returned with its index and type name: as in LuaJIT it is an error
 /// only when a `$` reaches it, otherwise a surplus parameter.
-unsafe fn params(l: *mut ffi::lua_State, st: *mut FfiState, from: c_int) -> (Vec<CParam>, Option<(c_int, &'static str)>) {
+unsafe fn params(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    from: c_int,
+) -> (Vec<CParam>, Option<(c_int, &'static str)>) {
     let mut out = Vec::new();
     if from == 0 {
         return (out, None);
@@ -312,7 +318,9 @@ pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
             let body = types.record_body(ty)?;
             let last = body.fields.last()?;
             match types.get(last.ty.id) {
-                CType::Array { elem, len: ArrayLen::Variable } => Some((body.layout.size, types.size_of(elem.id).ok()?)),
+                CType::Array { elem, len: ArrayLen::Variable } => {
+                    Some((body.layout.size, types.size_of(elem.id).ok()?))
+                }
                 _ => None,
             }
         }
@@ -463,7 +471,8 @@ fn is_type(types: &TypeTable, t1: QualType, t2: QualType) -> bool {
     let same_class = s1.is_num() == s2.is_num() && s1.is_ptr_like() == s2.is_ptr_like();
     if same_class && size(t1.id) == size(t2.id) {
         if s1.is_ptr_like() && s2.is_ptr_like() {
-            return std::mem::discriminant(&s1) == std::mem::discriminant(&s2) && convert::compatible_ptr(types, t1, t2, flags::IGNORE_QUALS);
+            return std::mem::discriminant(&s1) == std::mem::discriminant(&s2)
+                && convert::compatible_ptr(types, t1, t2, flags::IGNORE_QUALS);
         }
         if (s1.is_num() || s1 == Shape::Void) && s1 == s2 {
             return true;
@@ -728,7 +737,9 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
         let p = (*c).ptr;
         match shape(&(*st).types, ty.id) {
             Shape::Bool => push_count(l, *p as i64),
-            Shape::Int { size: 8, signed } if !HAS_INTEGERS || (!signed && convert::read_int(p, 8, false) > i64::MAX as u64) => {
+            Shape::Int { size: 8, signed }
+                if !HAS_INTEGERS || (!signed && convert::read_int(p, 8, false) > i64::MAX as u64) =>
+            {
                 let v = convert::read_int(p, 8, signed);
                 ffi::lua_pushnumber(l, if signed { v as i64 as f64 } else { v as f64 });
             }

@@ -143,18 +143,13 @@ impl fmt::Display for ArenaError {
         match self {
             ArenaError::ZeroLength => write!(f, "cannot reserve 0 bytes of code"),
             ArenaError::TooLarge { len } => write!(f, "cannot reserve {len} bytes of code"),
-            ArenaError::LengthMismatch { reserved, given } => write!(
-                f,
-                "code length mismatch: {reserved} bytes reserved, {given} bytes given to commit"
-            ),
+            ArenaError::LengthMismatch { reserved, given } => {
+                write!(f, "code length mismatch: {reserved} bytes reserved, {given} bytes given to commit")
+            }
             ArenaError::ForeignReservation => {
                 write!(f, "reservation committed to an arena that did not make it")
             }
-            ArenaError::Os { call, errno } => write!(
-                f,
-                "{call} failed: {}",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
+            ArenaError::Os { call, errno } => write!(f, "{call} failed: {}", std::io::Error::from_raw_os_error(*errno)),
         }
     }
 }
@@ -173,20 +168,13 @@ impl CodeArena {
     pub fn with_unit_pages(pages: usize) -> CodeArena {
         assert!(pages.is_power_of_two(), "unit of {pages} pages");
         let page = sys::page_size();
-        CodeArena {
-            inner: Rc::new(RefCell::new(Pool::new(page, pages * page))),
-        }
+        CodeArena { inner: Rc::new(RefCell::new(Pool::new(page, pages * page))) }
     }
 
     /// Picks a place for `len` bytes of code, [`GRANULE`]-aligned.
     pub fn reserve(&self, len: usize) -> Result<Reservation, ArenaError> {
         let chunk = self.inner.borrow_mut().alloc(len)?;
-        Ok(Reservation {
-            alloc: Allocation {
-                pool: Rc::clone(&self.inner),
-                chunk,
-            },
-        })
+        Ok(Reservation { alloc: Allocation { pool: Rc::clone(&self.inner), chunk } })
     }
 
     /// Copies `code` (assembled for `reservation.addr()`) into the reserved chunk and makes
@@ -200,10 +188,7 @@ impl CodeArena {
             return Err(ArenaError::ForeignReservation);
         }
         if code.len() != alloc.chunk.len {
-            return Err(ArenaError::LengthMismatch {
-                reserved: alloc.chunk.len,
-                given: code.len(),
-            });
+            return Err(ArenaError::LengthMismatch { reserved: alloc.chunk.len, given: code.len() });
         }
         self.inner.borrow().write(&alloc.chunk, code)?;
         Ok(CodeHandle { alloc })
@@ -228,9 +213,7 @@ impl Default for CodeArena {
 
 impl fmt::Debug for CodeArena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CodeArena")
-            .field("stats", &self.stats())
-            .finish()
+        f.debug_struct("CodeArena").field("stats", &self.stats()).finish()
     }
 }
 
@@ -390,17 +373,11 @@ impl Pool {
         if page.used_granules == 0 {
             self.spare.retain(|&spare| spare != base);
         }
-        let first = page
-            .find_free_run(granules)
-            .expect("index promised a long enough run");
+        let first = page.find_free_run(granules).expect("index promised a long enough run");
         page.mark(first, granules, true);
         self.by_free_run.insert((page.longest_free, base));
         self.bytes_in_use += granules * GRANULE;
-        Ok(Chunk {
-            addr: base + first * GRANULE,
-            len,
-            placement: Placement::Pooled { granules },
-        })
+        Ok(Chunk { addr: base + first * GRANULE, len, placement: Placement::Pooled { granules } })
     }
 
     /// Maps a new empty page and makes it available for allocation.
@@ -422,11 +399,7 @@ impl Pool {
         let addr = sys::map(map_len)?;
         self.dedicated.insert(addr, map_len);
         self.bytes_in_use += map_len;
-        Ok(Chunk {
-            addr,
-            len,
-            placement: Placement::Dedicated { map_len },
-        })
+        Ok(Chunk { addr, len, placement: Placement::Dedicated { map_len } })
     }
 
     fn free(&mut self, chunk: &Chunk) {
@@ -461,11 +434,7 @@ impl Pool {
     /// The commit proper: RW, copy, pad, RX. Never W+X.
     fn write(&self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
         let (region, region_len, chunk_len) = match chunk.placement {
-            Placement::Pooled { granules } => (
-                chunk.addr & !(self.unit - 1),
-                self.unit,
-                granules * GRANULE,
-            ),
+            Placement::Pooled { granules } => (chunk.addr & !(self.unit - 1), self.unit, granules * GRANULE),
             Placement::Dedicated { map_len } => (chunk.addr, map_len, map_len),
         };
         sys::protect(region, region_len, sys::Access::ReadWrite)?;
@@ -477,7 +446,8 @@ impl Pool {
         dest[code.len()..].fill(INT3);
         if let Placement::Pooled { .. } = chunk.placement {
             // SAFETY: the page's last PAGE_TAIL bytes, inside `region`, belong to no chunk.
-            unsafe { std::slice::from_raw_parts_mut((region + region_len - PAGE_TAIL) as *mut u8, PAGE_TAIL) }.fill(INT3);
+            unsafe { std::slice::from_raw_parts_mut((region + region_len - PAGE_TAIL) as *mut u8, PAGE_TAIL) }
+                .fill(INT3);
         }
         #[cfg(test)]
         tests::during_commit(region, region_len);
@@ -498,11 +468,7 @@ impl Pool {
     }
 
     fn stats(&self) -> ArenaStats {
-        let dedicated_pages: usize = self
-            .dedicated
-            .values()
-            .map(|len| len / self.page_size)
-            .sum();
+        let dedicated_pages: usize = self.dedicated.values().map(|len| len / self.page_size).sum();
         ArenaStats {
             pages_mapped: self.pages.len() * (self.unit / self.page_size) + dedicated_pages,
             spare_pages: self.spare.len(),
@@ -522,12 +488,7 @@ impl Drop for Pool {
 
 impl Page {
     fn empty(granules: usize) -> Page {
-        Page {
-            used: vec![0; granules.div_ceil(64)],
-            granules,
-            used_granules: 0,
-            longest_free: granules,
-        }
+        Page { used: vec![0; granules.div_ceil(64)], granules, used_granules: 0, longest_free: granules }
     }
 
     fn mark(&mut self, first: usize, count: usize, used: bool) {
@@ -556,9 +517,7 @@ impl Page {
 
     /// The first free run of at least `count` granules (first fit within the page).
     fn find_free_run(&self, count: usize) -> Option<usize> {
-        self.free_runs()
-            .find(|&(_, len)| len >= count)
-            .map(|(start, _)| start)
+        self.free_runs().find(|&(_, len)| len >= count).map(|(start, _)| start)
     }
 
     /// Maximal runs of free granules, as `(first granule, length)`, in address order.
@@ -604,10 +563,7 @@ mod sys {
     pub(super) fn page_size() -> usize {
         // SAFETY: sysconf has no preconditions.
         let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        assert!(
-            n > 0 && (n as usize).is_power_of_two(),
-            "sysconf(_SC_PAGESIZE) = {n}"
-        );
+        assert!(n > 0 && (n as usize).is_power_of_two(), "sysconf(_SC_PAGESIZE) = {n}");
         assert!((n as usize).is_multiple_of(super::GRANULE));
         n as usize
     }
@@ -648,16 +604,7 @@ mod sys {
     fn map_anonymous(len: usize, prot: libc::c_int) -> Result<usize, ArenaError> {
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches
         // no existing memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
         if p == libc::MAP_FAILED {
             return Err(os_error("mmap"));
         }
@@ -740,17 +687,11 @@ mod tests {
     }
 
     fn perms_at(addr: usize) -> Option<String> {
-        maps()
-            .into_iter()
-            .find(|&(s, e, _)| s <= addr && addr < e)
-            .map(|(_, _, p)| p)
+        maps().into_iter().find(|&(s, e, _)| s <= addr && addr < e).map(|(_, _, p)| p)
     }
 
     fn writable_and_executable() -> Vec<(usize, usize, String)> {
-        maps()
-            .into_iter()
-            .filter(|(_, _, p)| p.contains('w') && p.contains('x'))
-            .collect()
+        maps().into_iter().filter(|(_, _, p)| p.contains('w') && p.contains('x')).collect()
     }
 
     /// `mov eax, edi; add eax, esi; ret`: `int add(int a, int b)` for x86-64 System V.
@@ -785,11 +726,7 @@ mod tests {
         let first = commit_bytes(&arena, &ADD_SYSV);
         // `mov eax, edi; sub eax, esi; ret`
         let second = commit_bytes(&arena, &[0x89, 0xf8, 0x29, 0xf0, 0xc3]);
-        assert_eq!(
-            page_of(first.addr()),
-            page_of(second.addr()),
-            "stubs share a page"
-        );
+        assert_eq!(page_of(first.addr()), page_of(second.addr()), "stubs share a page");
         assert_eq!(second.addr(), first.addr() + GRANULE);
         // SAFETY: both handles hold SysV `int(int, int)` code and are alive.
         let add: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(first.addr()) };
@@ -823,12 +760,7 @@ mod tests {
         let big = commit_bytes(&arena, &code);
         assert_eq!(
             arena.stats(),
-            ArenaStats {
-                pages_mapped: 4,
-                spare_pages: 0,
-                bytes_in_use: 4 * page,
-                live_chunks: 1
-            }
+            ArenaStats { pages_mapped: 4, spare_pages: 0, bytes_in_use: 4 * page, live_chunks: 1 }
         );
         assert_eq!(big.code(), &code[..]);
         // SAFETY: the mapping starts with SysV `int(int, int)` code and is alive.
@@ -847,11 +779,7 @@ mod tests {
         for i in 0..64 {
             let len = 1 + (i * 37) % 300;
             handles.push(commit_bytes(&arena, &vec![0xC3; len]));
-            assert_eq!(
-                writable_and_executable(),
-                vec![],
-                "W+X mapping after commit {i}"
-            );
+            assert_eq!(writable_and_executable(), vec![], "W+X mapping after commit {i}");
         }
         let big = commit_bytes(&arena, &vec![0xC3; 2 * sys::page_size() + 5]);
         WATCH_COMMITS.set(false);
@@ -859,10 +787,7 @@ mod tests {
 
         let seen = SEEN_DURING_COMMIT.take();
         assert_eq!(seen.len(), 65);
-        assert!(
-            seen.iter().all(|p| p == "rw-p"),
-            "mid-commit permissions: {seen:?}"
-        );
+        assert!(seen.iter().all(|p| p == "rw-p"), "mid-commit permissions: {seen:?}");
         for h in handles.iter().chain([&big]) {
             assert_eq!(perms_at(h.addr()).as_deref(), Some("r-xp"));
         }
@@ -888,7 +813,8 @@ mod tests {
         while handles.iter().all(|h| page_of(h.addr()) == first) {
             handles.push(commit_bytes(&arena, &[0x90; GRANULE]));
         }
-        let end_of_chunks = handles.iter().filter(|h| page_of(h.addr()) == first).map(|h| h.addr() + GRANULE).max().unwrap();
+        let end_of_chunks =
+            handles.iter().filter(|h| page_of(h.addr()) == first).map(|h| h.addr() + GRANULE).max().unwrap();
         assert_eq!(end_of_chunks, first + page - PAGE_TAIL);
         // SAFETY: the tail of a mapped, readable arena page.
         let tail = unsafe { std::slice::from_raw_parts((first + page - PAGE_TAIL) as *const u8, PAGE_TAIL) };
@@ -951,17 +877,8 @@ mod tests {
         let arena = CodeArena::new();
         let r = arena.reserve(8).unwrap();
         let err = arena.commit(r, &[0xC3; 5]).unwrap_err();
-        assert_eq!(
-            err,
-            ArenaError::LengthMismatch {
-                reserved: 8,
-                given: 5
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "code length mismatch: 8 bytes reserved, 5 bytes given to commit"
-        );
+        assert_eq!(err, ArenaError::LengthMismatch { reserved: 8, given: 5 });
+        assert_eq!(err.to_string(), "code length mismatch: 8 bytes reserved, 5 bytes given to commit");
         assert_eq!(arena.stats().live_chunks, 0);
         assert_eq!(arena.stats().bytes_in_use, 0);
     }
@@ -970,10 +887,7 @@ mod tests {
     fn a_reservation_from_another_arena_is_refused() {
         let (a, b) = (CodeArena::new(), CodeArena::new());
         let r = a.reserve(4).unwrap();
-        assert_eq!(
-            b.commit(r, &[0xC3; 4]).unwrap_err(),
-            ArenaError::ForeignReservation
-        );
+        assert_eq!(b.commit(r, &[0xC3; 4]).unwrap_err(), ArenaError::ForeignReservation);
         assert_eq!(a.stats().live_chunks, 0);
     }
 
@@ -981,10 +895,7 @@ mod tests {
     fn zero_and_absurd_lengths_are_errors() {
         let arena = CodeArena::new();
         assert_eq!(arena.reserve(0).unwrap_err(), ArenaError::ZeroLength);
-        assert_eq!(
-            arena.reserve(usize::MAX).unwrap_err(),
-            ArenaError::TooLarge { len: usize::MAX }
-        );
+        assert_eq!(arena.reserve(usize::MAX).unwrap_err(), ArenaError::TooLarge { len: usize::MAX });
         assert!(matches!(
             arena.reserve(isize::MAX as usize - 2 * sys::page_size()),
             Err(ArenaError::Os { call: "mmap", .. })
@@ -1000,11 +911,7 @@ mod tests {
         let a_addr = a.addr();
         let _b = arena.reserve(48).unwrap();
         drop(a);
-        assert_eq!(
-            arena.reserve(40).unwrap().addr(),
-            a_addr,
-            "the hole is filled first"
-        );
+        assert_eq!(arena.reserve(40).unwrap().addr(), a_addr, "the hole is filled first");
         assert_eq!(keep.addr() % GRANULE, 0);
         assert_eq!(arena.stats().pages_mapped, 1);
     }
@@ -1016,15 +923,8 @@ mod tests {
         let a_addr = a.addr();
         drop(a);
         let stats = arena.stats();
-        assert_eq!(
-            (stats.pages_mapped, stats.spare_pages, stats.live_chunks),
-            (1, 1, 0)
-        );
-        assert_eq!(
-            arena.reserve(10).unwrap().addr(),
-            a_addr,
-            "the spare page is reused"
-        );
+        assert_eq!((stats.pages_mapped, stats.spare_pages, stats.live_chunks), (1, 1, 0));
+        assert_eq!(arena.reserve(10).unwrap().addr(), a_addr, "the spare page is reused");
         arena.trim();
         assert_eq!(arena.stats(), ArenaStats::default());
     }
@@ -1081,11 +981,7 @@ mod tests {
         }
         for l in live {
             if let Live::Committed(h, fill) = l {
-                assert!(
-                    h.code().iter().all(|b| b == fill),
-                    "code at {:#x} was overwritten",
-                    h.addr()
-                );
+                assert!(h.code().iter().all(|b| b == fill), "code at {:#x} was overwritten", h.addr());
             }
         }
         assert_eq!(arena.stats().live_chunks, live.len());
@@ -1109,10 +1005,7 @@ mod tests {
             assert_eq!(r.addr() % GRANULE, 0);
             if rng.below(4) == 0 {
                 let fill = i as u8;
-                live.push(Live::Committed(
-                    arena.commit(r, &vec![fill; len]).unwrap(),
-                    fill,
-                ));
+                live.push(Live::Committed(arena.commit(r, &vec![fill; len]).unwrap(), fill));
             } else {
                 live.push(Live::Reserved(r));
             }
@@ -1134,10 +1027,7 @@ mod tests {
             drop(live.swap_remove(victim));
         }
         let after = arena.stats();
-        assert!(
-            peak_pages > 10,
-            "the test exercised many pages ({peak_pages})"
-        );
+        assert!(peak_pages > 10, "the test exercised many pages ({peak_pages})");
         assert_eq!((after.bytes_in_use, after.live_chunks), (0, 0));
         assert!(after.spare_pages <= MAX_SPARE_PAGES);
         assert_eq!(after.pages_mapped, after.spare_pages);

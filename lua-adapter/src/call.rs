@@ -63,7 +63,10 @@ use std::os::raw::c_int;
 use abi_model::helpers::Helper;
 use abi_model::lua_vm::LuaVm;
 use abi_model::steps::{stub_program_inline, Inline, Program};
-use abi_model::{plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable};
+use abi_model::{
+    plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals,
+    Signature, Target, TypeId, TypeTable,
+};
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
@@ -185,7 +188,11 @@ pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
 /// backend's code is assembled once (at 0) and copied; otherwise `generate(base)` must produce
 /// the same length for every base (it is asked once at 0 to learn the length, then at the
 /// reserved address).
-pub fn assemble(arena: &CodeArena, backend: &dyn Backend, generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>) -> Result<CodeHandle, String> {
+pub fn assemble(
+    arena: &CodeArena,
+    backend: &dyn Backend,
+    generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>,
+) -> Result<CodeHandle, String> {
     let probe = generate(0).map_err(|e| e.to_string())?;
     let place = arena.reserve(probe.len()).map_err(|e| e.to_string())?;
     if backend.position_independent() {
@@ -236,7 +243,12 @@ pub fn stack_args_too_large(plan: &CallPlan) -> Option<u32> {
 
 /// Builds the stub of `mode` for calling a function of type `fn_ty` with extra arguments of
 /// types `varargs` (empty unless variadic) into the state's arena.
-pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<CodeHandle, String> {
+pub fn build_stub(
+    st: &mut FfiState,
+    fn_ty: TypeId,
+    varargs: &[QualType],
+    mode: CallMode,
+) -> Result<CodeHandle, String> {
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let (program, env) = stub_program_for(st, fn_ty, varargs, mode)?;
     assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
@@ -244,11 +256,18 @@ pub fn build_stub(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: 
 
 /// The first phase of [`build_stub`]: the program of the stub and the environment its code is
 /// generated with (then assembled into the arena by [`assemble`]).
-pub fn stub_program_for(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<(Program, CodeEnv), String> {
+pub fn stub_program_for(
+    st: &mut FfiState,
+    fn_ty: TypeId,
+    varargs: &[QualType],
+    mode: CallMode,
+) -> Result<(Program, CodeEnv), String> {
     let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
     if let Some(n) = stack_args_too_large(&plan) {
-        return Err(format!("cannot call this C function: its stack arguments need {n} bytes (at most {MAX_STACK_ARGS})"));
+        return Err(format!(
+            "cannot call this C function: its stack arguments need {n} bytes (at most {MAX_STACK_ARGS})"
+        ));
     }
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     let mut string_args = 0u64;
@@ -269,7 +288,13 @@ pub fn stub_program_for(st: &mut FfiState, fn_ty: TypeId, varargs: &[QualType], 
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
-    let env = CodeEnv { helpers: helper_addresses(mode), arg_ctypes, ret_ctype, callback_data: 0, call_slots: Some(call_slots(st)) };
+    let env = CodeEnv {
+        helpers: helper_addresses(mode),
+        arg_ctypes,
+        ret_ctype,
+        callback_data: 0,
+        call_slots: Some(call_slots(st)),
+    };
     Ok((program, env))
 }
 
@@ -354,7 +379,11 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
     // SAFETY: stack reads on a valid state; errors raised after every owned value is gone.
     unsafe {
         let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
-        let r = if variadic { variadic_stub(l, st, fn_ty, CallMode::Metamethod) } else { fixed_stub(&mut *st, fn_ty, CallMode::Metamethod) };
+        let r = if variadic {
+            variadic_stub(l, st, fn_ty, CallMode::Metamethod)
+        } else {
+            fixed_stub(&mut *st, fn_ty, CallMode::Metamethod)
+        };
         match r {
             Ok(addr) => {
                 if !variadic {
@@ -379,7 +408,12 @@ fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize,
 }
 
 /// The stub of `mode` for calling variadic `fn_ty` with the arguments on the stack now.
-unsafe fn variadic_stub(l: *mut ffi::lua_State, st: *mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
+unsafe fn variadic_stub(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    fn_ty: TypeId,
+    mode: CallMode,
+) -> Result<usize, String> {
     // SAFETY: stack reads on a valid state.
     unsafe {
         let fixed = match (*st).types.get(fn_ty) {
@@ -547,7 +581,9 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
             bytes_in_use: a.bytes_in_use + b.bytes_in_use,
             live_chunks: a.live_chunks + b.live_chunks,
         };
-        for v in [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.live()] {
+        for v in
+            [s.pages_mapped, s.spare_pages, s.bytes_in_use, s.live_chunks, calls.stub_count(), calls.callbacks.live()]
+        {
             ffi::lua_pushnumber(l, v as f64);
         }
         6

@@ -175,7 +175,11 @@ unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm
 ///
 /// # Safety
 /// `l` valid with a free slot, `vm` as for [`func_value`], `idx` an absolute index.
-unsafe fn anchor_function(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm>, idx: c_int) -> (c_int, FuncValue) {
+unsafe fn anchor_function(
+    l: *mut ffi::lua_State,
+    vm: Option<abi_model::lua_vm::LuaVm>,
+    idx: c_int,
+) -> (c_int, FuncValue) {
     // SAFETY: as documented.
     unsafe {
         ffi::lua_pushvalue(l, idx);
@@ -190,7 +194,12 @@ unsafe fn anchor_function(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::
 ///
 /// # Safety
 /// `l` valid with 2 free slots; `st` its state; `idx` an absolute index of a function.
-pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, fn_ty: TypeId) -> Result<usize, CallbackError> {
+pub unsafe fn new_callback(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    fn_ty: TypeId,
+) -> Result<usize, CallbackError> {
     // SAFETY: as documented; the record's address is stable inside its Box.
     unsafe {
         let cbs = &mut (*st).calls.callbacks;
@@ -220,7 +229,10 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Unsupported(e.to_string()))?;
         if let Some(n) = crate::call::stack_args_too_large(&plan) {
-            return Err(unsupported(&format!("its stack arguments need {n} bytes (at most {})", crate::call::MAX_STACK_ARGS)));
+            return Err(unsupported(&format!(
+                "its stack arguments need {n} bytes (at most {})",
+                crate::call::MAX_STACK_ARGS
+            )));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
         let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
@@ -228,7 +240,17 @@ pub unsafe fn new_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
         let (func_ref, func) = anchor_function(l, s.calls.inline_vm, idx);
-        let mut cb = Box::new(Callback { func, st, func_ref, ret: sig.ret, ret_desc, nparams: sig.params.len() as c_int, code: None, fn_ty, gen: 0 });
+        let mut cb = Box::new(Callback {
+            func,
+            st,
+            func_ref,
+            ret: sig.ret,
+            ret_desc,
+            nparams: sig.params.len() as c_int,
+            code: None,
+            fn_ty,
+            gen: 0,
+        });
         let env = CodeEnv {
             helpers: helper_addresses(CallMode::Metamethod),
             arg_ctypes,
@@ -287,7 +309,13 @@ static LEASE_META_KEY: u8 = 0;
 /// # Safety
 /// As [`convert::lua_to_c`], from a stub's helper: `idx` an absolute index of the called
 /// function's frame; `l` with 2 free slots.
-pub unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) -> Result<(), convert::ConvError> {
+pub unsafe fn arg_to_c(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    ty: QualType,
+    dst: *mut u8,
+) -> Result<(), convert::ConvError> {
     // SAFETY: as documented.
     unsafe {
         let now = conversion(l, st);
@@ -335,7 +363,9 @@ pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: u
 unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize) {
     // SAFETY: with a verified layout, `room.ci` is the offset of `L->ci` (a pointer), which
     // the inline callback entry reads too.
-    let ci = unsafe { (*st).calls.inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
+    let ci = unsafe {
+        (*st).calls.inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read())
+    };
     (l as usize, ci)
 }
 
@@ -405,7 +435,8 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
         if c.is_null() || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return 0;
         }
-        if !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(to) if matches!(shape(&(*st).types, to.id), Shape::Func)) {
+        if !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(to) if matches!(shape(&(*st).types, to.id), Shape::Func))
+        {
             return 0;
         }
         let mut len = 0usize;
@@ -427,9 +458,14 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
     // SAFETY: stack reads on a valid state.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
-        if !c.is_null() && (*c).form != Form::CType && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some() {
+        if !c.is_null()
+            && (*c).form != Form::CType
+            && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+        {
             let addr = ((*c).ptr as *const usize).read_unaligned();
-            if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_)) && (*st).calls.callbacks.get_live(addr).is_some() {
+            if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_))
+                && (*st).calls.callbacks.get_live(addr).is_some()
+            {
                 return (c, addr);
             }
         }
@@ -493,7 +529,11 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
         let t = ffi::lua_type(l, -1);
         match (*desc).shape {
             Shape::Void => return Ok(()),
-            Shape::Int { .. } | Shape::Float { .. } | Shape::Bool if t == ffi::LUA_TNUMBER || t == ffi::LUA_TBOOLEAN => return Ok(()),
+            Shape::Int { .. } | Shape::Float { .. } | Shape::Bool
+                if t == ffi::LUA_TNUMBER || t == ffi::LUA_TBOOLEAN =>
+            {
+                return Ok(())
+            }
             _ => {}
         }
         let idx = ffi::lua_gettop(l);
@@ -507,7 +547,8 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
         let r = convert::lua_to_c(l, (*cb).st, idx, (*cb).ret, buf, 0);
         ffi::lua_settop(l, idx);
         if r.is_ok() && t == ffi::LUA_TSTRING {
-            if let (Shape::Int { size, signed }, CType::Enum(_)) = ((*desc).shape, (*(*cb).st).types.get((*cb).ret.id)) {
+            if let (Shape::Int { size, signed }, CType::Enum(_)) = ((*desc).shape, (*(*cb).st).types.get((*cb).ret.id))
+            {
                 // An enum constant's name: the thunk converts the result with a plain
                 // integer helper, so leave the value the name stands for.
                 ffi::lua_pop(l, 1);

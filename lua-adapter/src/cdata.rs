@@ -147,11 +147,18 @@ pub unsafe fn room_at(c: *const Cdata, p: *const u8) -> u64 {
 ///
 /// # Safety
 /// `l` valid with 3 free slots; `anchor` 0 or a valid absolute index.
-pub unsafe fn push_ref(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, ptr: *mut u8, anchor: c_int) -> *mut Cdata {
+pub unsafe fn push_ref(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    desc: *const CTypeDesc,
+    ptr: *mut u8,
+    anchor: c_int,
+) -> *mut Cdata {
     // SAFETY: valid state; the userdata holds a header.
     unsafe {
         let owner = if anchor != 0 { to_cdata(l, st, anchor) } else { std::ptr::null_mut() };
-        let len = if owner.is_null() { UNKNOWN_LEN } else { usize::try_from(room_at(owner, ptr)).unwrap_or(UNKNOWN_LEN) };
+        let len =
+            if owner.is_null() { UNKNOWN_LEN } else { usize::try_from(room_at(owner, ptr)).unwrap_or(UNKNOWN_LEN) };
         let c = new_userdata(l, HEADER, 1) as *mut Cdata;
         c.write(Cdata { desc, ptr, len, form: Form::Ref, tag: tag_of(c, st) });
         set_meta(l, st, false);
@@ -310,7 +317,8 @@ unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int)
         if ffi::lua_getupvalue(l, idx, 1).is_null() {
             return std::ptr::null_mut();
         }
-        let c = if ffi::lua_type(l, -1) == ffi::LUA_TUSERDATA { userdata_cdata(l, st, -1) } else { std::ptr::null_mut() };
+        let c =
+            if ffi::lua_type(l, -1) == ffi::LUA_TUSERDATA { userdata_cdata(l, st, -1) } else { std::ptr::null_mut() };
         ffi::lua_pop(l, 1);
         if c.is_null() || (*c).form != Form::Value || (*(*c).desc).closure_entry.get() != f as usize {
             return std::ptr::null_mut();

@@ -71,7 +71,10 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         if (*st).calls.inline_vm.is_none() {
             (*st).calls.inline_vm = crate::vm_check::verified(l);
             if (*st).calls.inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
-                let msg = format!("the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)", crate::vm_check::compiled_layout());
+                let msg = format!(
+                    "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
+                    crate::vm_check::compiled_layout()
+                );
                 crate::cdata::raise(l, msg);
             }
         }
@@ -172,7 +175,11 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Str
         let p = libc::dlsym((*c).handle, sym.as_ptr());
         if p.is_null() {
             let e = libc::dlerror();
-            let msg = if e.is_null() { format!("undefined symbol: {}", sym.to_string_lossy()) } else { CStr::from_ptr(e).to_string_lossy().into_owned() };
+            let msg = if e.is_null() {
+                format!("undefined symbol: {}", sym.to_string_lossy())
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            };
             return Err(msg);
         }
         Ok(p)
@@ -247,7 +254,11 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
         match what {
             Declared::Variable(ty) => {
                 let addr = resolve_or_raise(l, c, sym);
-                let r = if ty.quals.is_const { Err(ConvError::WriteConst) } else { convert::lua_to_c(l, st, 3, ty, addr as *mut u8, 0) };
+                let r = if ty.quals.is_const {
+                    Err(ConvError::WriteConst)
+                } else {
+                    convert::lua_to_c(l, st, 3, ty, addr as *mut u8, 0)
+                };
                 if let Err(e) = r {
                     convert::raise_conv(l, st, e);
                 }
@@ -325,7 +336,11 @@ fn open_library(file: &str, global: bool) -> Result<*mut c_void, String> {
             return Ok(h);
         }
         let e = libc::dlerror();
-        Err(if e.is_null() { format!("{file}: cannot open shared object file") } else { CStr::from_ptr(e).to_string_lossy().into_owned() })
+        Err(if e.is_null() {
+            format!("{file}: cannot open shared object file")
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        })
     }
 }
 

@@ -344,7 +344,8 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
     }
     match ds {
         Shape::Bool | Shape::Int { .. } | Shape::Float { .. } => {
-            matches!(ds, Shape::Bool) == matches!(ss, Shape::Bool) && matches!(ds, Shape::Float { .. }) == matches!(ss, Shape::Float { .. })
+            matches!(ds, Shape::Bool) == matches!(ss, Shape::Bool)
+                && matches!(ds, Shape::Float { .. }) == matches!(ss, Shape::Float { .. })
         }
         Shape::Pointer(_) => compatible_ptr(types, dc, sc, fl | flags::SAME),
         Shape::Record => dc.id == sc.id,
@@ -387,13 +388,21 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
 
             (Shape::Int { size, .. }, Shape::Bool) => write_int(dp, size, *sp as u64),
             (Shape::Int { size, .. }, Shape::Int { size: ss, signed }) => write_int(dp, size, read_int(sp, ss, signed)),
-            (Shape::Int { size, signed }, Shape::Float { size: fs }) => write_int(dp, size, f64_to_int_bits(read_float(sp, fs), size, signed)),
-            (Shape::Int { size, signed }, Shape::Complex { part }) => write_int(dp, size, f64_to_int_bits(read_float(sp, part), size, signed)),
-            (Shape::Int { size, .. }, Shape::Pointer(_)) if cast => write_int(dp, size, read_int(sp, ptr_size(), false)),
+            (Shape::Int { size, signed }, Shape::Float { size: fs }) => {
+                write_int(dp, size, f64_to_int_bits(read_float(sp, fs), size, signed))
+            }
+            (Shape::Int { size, signed }, Shape::Complex { part }) => {
+                write_int(dp, size, f64_to_int_bits(read_float(sp, part), size, signed))
+            }
+            (Shape::Int { size, .. }, Shape::Pointer(_)) if cast => {
+                write_int(dp, size, read_int(sp, ptr_size(), false))
+            }
             (Shape::Int { size, .. }, Shape::Array(..)) if cast => write_int(dp, size, sp as usize as u64),
 
             (Shape::Float { size }, Shape::Bool) => write_float(dp, size, *sp as f64),
-            (Shape::Float { size }, Shape::Int { size: ss, signed }) => write_float(dp, size, int_to_f64(read_int(sp, ss, signed), ss, signed)),
+            (Shape::Float { size }, Shape::Int { size: ss, signed }) => {
+                write_float(dp, size, int_to_f64(read_int(sp, ss, signed), ss, signed))
+            }
             (Shape::Float { size }, Shape::Float { size: ss }) => write_float(dp, size, read_float(sp, ss)),
             (Shape::Float { size }, Shape::Complex { part }) => write_float(dp, size, read_float(sp, part)),
 
@@ -412,7 +421,9 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
                 write_float(dp.add(part as usize), part, read_float(sp.add(sparts as usize), sparts));
             }
 
-            (Shape::Pointer(_), Shape::Int { size, signed }) if cast => write_int(dp, ptr_size(), read_int(sp, size, signed)),
+            (Shape::Pointer(_), Shape::Int { size, signed }) if cast => {
+                write_int(dp, ptr_size(), read_int(sp, size, signed))
+            }
             (Shape::Pointer(_), Shape::Float { size }) if cast && fl & flags::FROM_LUA != 0 => {
                 // The signed conversion: x64 pointers have 47 bits (lj_cconv.c).
                 write_int(dp, ptr_size(), f64_to_i64(read_float(sp, size)) as u64)
@@ -432,7 +443,12 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
 
             (Shape::Array(_, len), Shape::Array(..)) => {
                 let dsize = types.size_of(d.id).ok();
-                if cast || len == ArrayLen::Variable || dsize.is_none() || dsize != types.size_of(s.ty.id).ok() || !compatible_ptr(types, d, s.ty, fl) {
+                if cast
+                    || len == ArrayLen::Variable
+                    || dsize.is_none()
+                    || dsize != types.size_of(s.ty.id).ok()
+                    || !compatible_ptr(types, d, s.ty, fl)
+                {
                     return bad;
                 }
                 std::ptr::copy(sp, dp, dsize.unwrap_or(0) as usize);
@@ -466,7 +482,14 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
 /// # Safety
 /// `dp` must have room for a `d`; `idx` a valid absolute index; `st` the state of `l`.
 /// Never raises: errors are returned.
-pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8) -> Result<(), ConvError> {
+pub unsafe fn lua_to_c(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    dp: *mut u8,
+    fl: u8,
+) -> Result<(), ConvError> {
     // SAFETY: as the caller guarantees.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(UNKNOWN_ROOM)) }
 }
@@ -476,7 +499,15 @@ pub unsafe fn lua_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d:
 ///
 /// # Safety
 /// As [`lua_to_c`]; `dp` has `room` writable bytes (or `room` is [`UNKNOWN_ROOM`]).
-pub unsafe fn lua_to_c_within(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, room: u64) -> Result<(), ConvError> {
+pub unsafe fn lua_to_c_within(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    dp: *mut u8,
+    fl: u8,
+    room: u64,
+) -> Result<(), ConvError> {
     // SAFETY: as the caller guarantees.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(room)) }
 }
@@ -488,7 +519,15 @@ pub unsafe fn lua_to_c_within(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_
 ///
 /// # Safety
 /// As [`lua_to_c_within`] with `at.room`.
-unsafe fn to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, at: At) -> Result<(), ConvError> {
+unsafe fn to_c(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    dp: *mut u8,
+    fl: u8,
+    at: At,
+) -> Result<(), ConvError> {
     // SAFETY: stack reads on a valid state; memory as the caller guarantees.
     unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
@@ -512,7 +551,15 @@ unsafe fn to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualTyp
 /// # Safety
 /// As [`to_c`].
 #[inline(never)]
-unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, fl: u8, at: At) -> Result<(), ConvError> {
+unsafe fn value_to_c(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    dp: *mut u8,
+    fl: u8,
+    at: At,
+) -> Result<(), ConvError> {
     // SAFETY (whole body): stack reads on a valid state; memory as the caller guarantees.
     unsafe {
         let ty = ffi::lua_type(l, idx);
@@ -525,12 +572,22 @@ unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: Q
                 if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
                     let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
                     if v.unsigned_abs() > (1u64 << 53) {
-                        let src = Src { ty: QualType::plain(types.int_of_size(8, true).unwrap_or(TypeId(0))), shape: Shape::Int { size: 8, signed: true }, p: &v as *const i64 as *const u8, origin };
+                        let src = Src {
+                            ty: QualType::plain(types.int_of_size(8, true).unwrap_or(TypeId(0))),
+                            shape: Shape::Int { size: 8, signed: true },
+                            p: &v as *const i64 as *const u8,
+                            origin,
+                        };
                         return conv_ct_ct(types, d, ds, dp, src, from_lua);
                     }
                 }
                 let n = ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
-                let src = Src { ty: QualType::plain(types.float(abi_model::FloatKind::Double)), shape: Shape::Float { size: 8 }, p: &n as *const f64 as *const u8, origin };
+                let src = Src {
+                    ty: QualType::plain(types.float(abi_model::FloatKind::Double)),
+                    shape: Shape::Float { size: 8 },
+                    p: &n as *const f64 as *const u8,
+                    origin,
+                };
                 conv_ct_ct(types, d, ds, dp, src, from_lua)
             }
             ffi::LUA_TBOOLEAN => {
@@ -543,7 +600,12 @@ unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: Q
             ffi::LUA_TNIL | ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as usize;
                 let vp = (*st).void_ptr;
-                let src = Src { ty: QualType::plain(vp), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
+                let src = Src {
+                    ty: QualType::plain(vp),
+                    shape: Shape::Pointer(QualType::plain(types.void())),
+                    p: &p as *const usize as *const u8,
+                    origin,
+                };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
             ffi::LUA_TSTRING => {
@@ -576,7 +638,15 @@ unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: Q
                     return Ok(());
                 }
                 // Otherwise the string passes as a `const char []`.
-                let src = Src { ty: QualType::plain((*st).const_char_array), shape: Shape::Array(QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST }, ArrayLen::Flexible), p: s, origin };
+                let src = Src {
+                    ty: QualType::plain((*st).const_char_array),
+                    shape: Shape::Array(
+                        QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST },
+                        ArrayLen::Flexible,
+                    ),
+                    p: s,
+                    origin,
+                };
                 conv_ct_ct(types, d, ds, dp, src, from_lua)
             }
             // A cdata, or a namespace function (a closure over its function cdata), converts as
@@ -594,7 +664,12 @@ unsafe fn value_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: Q
                         Some(f) if f.is_null() => return Err(ConvError::ClosedFile),
                         Some(f) => f as usize,
                     };
-                    let src = Src { ty: QualType::plain((*st).void_ptr), shape: Shape::Pointer(QualType::plain(types.void())), p: &p as *const usize as *const u8, origin };
+                    let src = Src {
+                        ty: QualType::plain((*st).void_ptr),
+                        shape: Shape::Pointer(QualType::plain(types.void())),
+                        p: &p as *const usize as *const u8,
+                        origin,
+                    };
                     return conv_ct_ct(types, d, ds, dp, src, fl);
                 }
                 if (*c).form == Form::CType {
@@ -643,7 +718,15 @@ unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::ra
 ///
 /// # Safety
 /// As [`lua_to_c`]; the value at `idx` is a Lua function.
-unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, ds: Shape, dp: *mut u8, origin: Origin) -> Result<(), ConvError> {
+unsafe fn function_to_callback(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    ds: Shape,
+    dp: *mut u8,
+    origin: Origin,
+) -> Result<(), ConvError> {
     let Shape::Pointer(to) = ds else { return Err(ConvError::Bad { from: origin, to: d }) };
     // SAFETY: the state outlives this call; the borrow ends before the callback is made.
     if !matches!(unsafe { &(*st).types }.get(to.id), CType::Function(_)) {
@@ -672,7 +755,14 @@ unsafe fn function_to_callback(l: *mut ffi::lua_State, st: *mut FfiState, idx: c
 /// # Safety
 /// As [`to_c`].
 #[inline(never)]
-unsafe fn table_to_array(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, d: QualType, dp: *mut u8, at: At) -> Result<(), ConvError> {
+unsafe fn table_to_array(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    d: QualType,
+    dp: *mut u8,
+    at: At,
+) -> Result<(), ConvError> {
     // SAFETY: stack reads on a valid state; writes stay within `size`.
     unsafe {
         enter_table(l, at)?;
@@ -769,7 +859,12 @@ enum Flow {
 
 /// Walks the named members of a record in initialisation order, anonymous struct/union
 /// members included in place (LuaJIT's `cconv_substruct_tab` / `cconv_substruct_init`).
-fn walk_members(types: &TypeTable, rec: TypeId, base: u64, visit: &mut dyn FnMut(&InitMember, &str) -> Result<Flow, ConvError>) -> Result<Flow, ConvError> {
+fn walk_members(
+    types: &TypeTable,
+    rec: TypeId,
+    base: u64,
+    visit: &mut dyn FnMut(&InitMember, &str) -> Result<Flow, ConvError>,
+) -> Result<Flow, ConvError> {
     let Some(body) = types.record_body(rec) else { return Ok(Flow::Skip) };
     let is_union = matches!(types.get(rec), CType::Record(r) if r.kind == RecordKind::Union);
     for (f, fl) in body.fields.iter().zip(&body.layout.fields) {
@@ -801,7 +896,14 @@ fn walk_members(types: &TypeTable, rec: TypeId, base: u64, visit: &mut dyn FnMut
 /// # Safety
 /// As [`to_c`].
 #[inline(never)]
-unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, rec: TypeId, dp: *mut u8, at: At) -> Result<(), ConvError> {
+unsafe fn table_to_record(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    rec: TypeId,
+    dp: *mut u8,
+    at: At,
+) -> Result<(), ConvError> {
     // SAFETY: stack operations on a valid state; member offsets lie within the record.
     unsafe {
         enter_table(l, at)?;
@@ -837,7 +939,14 @@ unsafe fn table_to_record(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int,
 ///
 /// # Safety
 /// As [`to_c`] for the record.
-unsafe fn store_member(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, m: &InitMember, record: *mut u8, at: At) -> Result<(), ConvError> {
+unsafe fn store_member(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    m: &InitMember,
+    record: *mut u8,
+    at: At,
+) -> Result<(), ConvError> {
     // SAFETY: as the caller guarantees; the member lies within the record.
     unsafe {
         match m.bits {
@@ -852,14 +961,23 @@ unsafe fn store_member(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, m:
 ///
 /// # Safety
 /// `record` points to the record holding the bit-field.
-pub unsafe fn store_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, b: abi_model::BitPos, record: *mut u8) -> Result<(), ConvError> {
+pub unsafe fn store_bitfield(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    ty: QualType,
+    b: abi_model::BitPos,
+    record: *mut u8,
+) -> Result<(), ConvError> {
     // SAFETY: the bit-field's bytes lie within the record.
     unsafe {
         let types = &(*st).types;
         let mut v = [0u8; 8];
         let target = match shape(types, ty.id) {
             Shape::Bool => QualType::plain(types.bool()),
-            Shape::Int { size, signed } => QualType::plain(types.int_of_size(size.max(4) as u32, signed).unwrap_or(ty.id)),
+            Shape::Int { size, signed } => {
+                QualType::plain(types.int_of_size(size.max(4) as u32, signed).unwrap_or(ty.id))
+            }
             _ => ty,
         };
         lua_to_c(l, st, idx, target, v.as_mut_ptr(), 0)?;
@@ -887,7 +1005,13 @@ pub unsafe fn store_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_i
 ///
 /// # Safety
 /// `record` points to the record holding the bit-field.
-pub unsafe fn push_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, b: abi_model::BitPos, record: *const u8) {
+pub unsafe fn push_bitfield(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    ty: QualType,
+    b: abi_model::BitPos,
+    record: *const u8,
+) {
     // SAFETY: the bit-field's bytes lie within the record.
     unsafe {
         let width = b.width as u64;
@@ -902,7 +1026,11 @@ pub unsafe fn push_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualT
         match shape(&(*st).types, ty.id) {
             Shape::Bool => ffi::lua_pushboolean(l, (raw != 0) as c_int),
             Shape::Int { signed, .. } => {
-                let v = if signed && width > 0 && width < 64 && raw >> (width - 1) & 1 == 1 { raw | (u64::MAX << width) } else { raw };
+                let v = if signed && width > 0 && width < 64 && raw >> (width - 1) & 1 == 1 {
+                    raw | (u64::MAX << width)
+                } else {
+                    raw
+                };
                 push_int(l, st, v, if width >= 64 { 8 } else { 4 }, signed || width < 32);
             }
             _ => ffi::lua_pushnil(l),
@@ -916,7 +1044,15 @@ pub unsafe fn push_bitfield(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualT
 ///
 /// # Safety
 /// `dp` has `size` bytes; the stack values exist.
-pub unsafe fn init(l: *mut ffi::lua_State, st: *mut FfiState, d: QualType, dp: *mut u8, size: u64, first: c_int, count: c_int) -> Result<(), ConvError> {
+pub unsafe fn init(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    d: QualType,
+    dp: *mut u8,
+    size: u64,
+    first: c_int,
+    count: c_int,
+) -> Result<(), ConvError> {
     // SAFETY: as the caller guarantees.
     unsafe {
         if count == 0 {
@@ -1040,7 +1176,13 @@ pub unsafe fn push_boxed_int64(l: *mut ffi::lua_State, st: *mut FfiState, v: u64
 ///
 /// # Safety
 /// `sp` points to a valid `s`; `l` valid with 4 free slots.
-pub unsafe fn c_to_lua(l: *mut ffi::lua_State, st: *mut FfiState, s: QualType, sp: *mut u8, anchor: c_int) -> Result<(), ConvError> {
+pub unsafe fn c_to_lua(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    s: QualType,
+    sp: *mut u8,
+    anchor: c_int,
+) -> Result<(), ConvError> {
     // SAFETY: as the caller guarantees.
     unsafe {
         let sh = shape(&(*st).types, s.id);

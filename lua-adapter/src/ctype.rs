@@ -341,7 +341,12 @@ mod tests {
         assert_eq!(repr(&t, arr.into(), true), "int (&)[3]");
         let parr = t.pointer_to(arr);
         assert_eq!(repr(&t, parr.into(), false), "int (*)[3]");
-        let f = t.function(FuncType { ret: int.into(), params: vec![Param { name: None, ty: int.into() }], variadic: false, conv: CallConv::Cdecl });
+        let f = t.function(FuncType {
+            ret: int.into(),
+            params: vec![Param { name: None, ty: int.into() }],
+            variadic: false,
+            conv: CallConv::Cdecl,
+        });
         let fp = t.pointer_to(f);
         assert_eq!(repr(&t, fp.into(), false), "int (*)()");
         let s = t.new_record(RecordKind::Struct, Some("foo"));
@@ -360,7 +365,12 @@ mod tests {
     #[test]
     fn alignof_refuses_a_type_the_model_cannot_lay_out_instead_of_saying_1() {
         // ffi.alignof("long double") said 1; on Windows (MSVC 8, mingw 16) it has no answer.
-        for (target, want) in [(Target::X64_SYSV, Some(16)), (Target::X86_LINUX, Some(4)), (Target::X64_WIN, None), (Target::X86_WIN, None)] {
+        for (target, want) in [
+            (Target::X64_SYSV, Some(16)),
+            (Target::X86_LINUX, Some(4)),
+            (Target::X64_WIN, None),
+            (Target::X86_WIN, None),
+        ] {
             let mut t = TypeTable::new(target);
             let ld = t.float(FloatKind::LongDouble);
             assert_eq!(align_of(&t, ld).ok(), want, "{target}");

@@ -31,7 +31,13 @@ use crate::state::{self, FfiState};
 const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__errno_location);
 #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
 const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__error);
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd"
+)))]
 const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = None;
 
 /// Whether stubs may restore and save `errno` inline (the C library has an
@@ -73,7 +79,11 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
         }
         // Lua 5.5's luaL_argerror leaves out the called object of a `__call` call itself
         // (`ar.extraargs`); earlier versions count it, so it is subtracted here.
-        let narg = if !cfg!(feature = "lua55") && idx > 1 && matches!(called_function(l, st), Some((_, 2))) { idx - 1 } else { idx };
+        let narg = if !cfg!(feature = "lua55") && idx > 1 && matches!(called_function(l, st), Some((_, 2))) {
+            idx - 1
+        } else {
+            idx
+        };
         convert::raise_conv_arg(l, st, narg, e)
     }
 }
@@ -134,7 +144,12 @@ unsafe fn state_of(l: *mut ffi::lua_State) -> *mut FfiState {
 
 /// Slow path: converts via the full conversion rules into a `ty`-typed temporary, raising an
 /// argument error on failure.
-unsafe fn convert_arg(l: *mut ffi::lua_State, idx: c_int, ty: impl Fn(&abi_model::TypeTable) -> QualType, dst: *mut u8) {
+unsafe fn convert_arg(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    ty: impl Fn(&abi_model::TypeTable) -> QualType,
+    dst: *mut u8,
+) {
     // SAFETY: as the caller guarantees; on error nothing owned is alive here.
     unsafe {
         let st = state_of(l);
@@ -327,7 +342,8 @@ pub(crate) fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeD
     let d = unsafe { &*desc };
     match d.shape {
         crate::ctype::Shape::Pointer(to) if to.quals.is_const => {
-            matches!(types.get(to.id), abi_model::CType::Void) || matches!(crate::ctype::shape(types, to.id), crate::ctype::Shape::Int { size: 1, .. })
+            matches!(types.get(to.id), abi_model::CType::Void)
+                || matches!(crate::ctype::shape(types, to.id), crate::ctype::Shape::Int { size: 1, .. })
         }
         _ => false,
     }
@@ -338,7 +354,12 @@ pub(crate) fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeD
 ///
 /// # Safety
 /// As [`luaffi_to_ptr`]; `dst` has the type's size.
-pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_int, ctype: *const c_void, dst: *mut c_void) {
+pub unsafe extern "C-unwind" fn luaffi_to_record(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    ctype: *const c_void,
+    dst: *mut c_void,
+) {
     // SAFETY: as documented.
     unsafe {
         let desc = ctype as *const CTypeDesc;
@@ -367,7 +388,13 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(l: *mut ffi::lua_State, idx: c_
 ///
 /// # Safety
 /// As [`convert::lua_to_c`], with a relative or absolute `idx`; `l` with 2 free slots.
-unsafe fn arg_to_c(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: abi_model::QualType, dst: *mut u8) -> Result<(), convert::ConvError> {
+unsafe fn arg_to_c(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    ty: abi_model::QualType,
+    dst: *mut u8,
+) -> Result<(), convert::ConvError> {
     // SAFETY: as documented.
     unsafe {
         if idx > 0 {
@@ -569,7 +596,10 @@ pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut
 ///
 /// # Safety
 /// `l` is in a stub call; `ret_ctype` is the descriptor of the stub's return type.
-pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State, ret_ctype: *const c_void) -> *mut ffi::lua_State {
+pub unsafe extern "C-unwind" fn luaffi_errno_restore(
+    l: *mut ffi::lua_State,
+    ret_ctype: *const c_void,
+) -> *mut ffi::lua_State {
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
@@ -586,7 +616,11 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(l: *mut ffi::lua_State, ret
 ///
 /// # Safety
 /// As [`luaffi_errno_restore`]; `prev` what it returned; may raise, with nothing owned alive.
-pub unsafe extern "C-unwind" fn luaffi_after_call(l: *mut ffi::lua_State, ret_ctype: *const c_void, prev: *mut ffi::lua_State) {
+pub unsafe extern "C-unwind" fn luaffi_after_call(
+    l: *mut ffi::lua_State,
+    ret_ctype: *const c_void,
+    prev: *mut ffi::lua_State,
+) {
     let errno = os_errno();
     // SAFETY: as documented.
     unsafe {
@@ -610,7 +644,9 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
 /// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
 /// (the same semantics, one call less).
 pub fn helper_address(h: Helper, mode: CallMode) -> usize {
-    use crate::callback::{luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result, lua_pcall_address};
+    use crate::callback::{
+        lua_pcall_address, luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result,
+    };
     if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
         return luaffi_closure_func_addr as *const () as usize;
     }
@@ -711,7 +747,10 @@ mod tests {
         assert_eq!(s, "true");
         let (ok, msg): (bool, String) = lua.load("return pcall(add, 1, {})").eval().unwrap();
         assert!(!ok);
-        assert!(msg.starts_with("bad argument #2 to ") && msg.ends_with("(cannot convert 'table' to 'int64_t')"), "{msg}");
+        assert!(
+            msg.starts_with("bad argument #2 to ") && msg.ends_with("(cannot convert 'table' to 'int64_t')"),
+            "{msg}"
+        );
         let (ok, msg): (bool, String) = lua.load("return pcall(scale, 'x', 1, true)").eval().unwrap();
         assert!(!ok);
         assert!(msg.ends_with("(cannot convert 'string' to 'int *')"), "{msg}");
@@ -719,11 +758,40 @@ mod tests {
 
     #[test]
     fn integer_fast_path_converts_as_the_double_rules() {
-        let edges = [0i64, 1, -1, 127, 128, -129, 255, 256, 65535, 65536, -32769, i32::MAX as i64, i32::MAX as i64 + 1, i32::MIN as i64, i32::MIN as i64 - 1];
-        let values = edges.iter().copied().chain([u32::MAX as i64, u32::MAX as i64 + 1, 1 << 53, -(1 << 53), (1 << 53) - 1, 123_456_789_012]);
+        let edges = [
+            0i64,
+            1,
+            -1,
+            127,
+            128,
+            -129,
+            255,
+            256,
+            65535,
+            65536,
+            -32769,
+            i32::MAX as i64,
+            i32::MAX as i64 + 1,
+            i32::MIN as i64,
+            i32::MIN as i64 - 1,
+        ];
+        let values = edges.iter().copied().chain([
+            u32::MAX as i64,
+            u32::MAX as i64 + 1,
+            1 << 53,
+            -(1 << 53),
+            (1 << 53) - 1,
+            123_456_789_012,
+        ]);
         for v in values {
-            for (size, signed) in [(1, true), (1, false), (2, true), (2, false), (4, true), (4, false), (8, true), (8, false)] {
-                assert_eq!(small_int_bits(v, size, signed), f64_to_int_bits(v as f64, size, signed), "{v} as {size} bytes, signed {signed}");
+            for (size, signed) in
+                [(1, true), (1, false), (2, true), (2, false), (4, true), (4, false), (8, true), (8, false)]
+            {
+                assert_eq!(
+                    small_int_bits(v, size, signed),
+                    f64_to_int_bits(v as f64, size, signed),
+                    "{v} as {size} bytes, signed {signed}"
+                );
             }
         }
     }

@@ -99,7 +99,9 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 let ty = cdata::type_of(c);
                 let sh = shape(types, ty.id);
                 let p = match sh {
-                    Shape::Pointer(_) => read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize as *const u8,
+                    Shape::Pointer(_) => {
+                        read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize as *const u8
+                    }
                     _ => (*c).ptr,
                 };
                 Some(Operand { ty, shape: sh, p, num: NumVal::None })
@@ -108,13 +110,28 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
                     let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
                     let id = types.int_of_size(8, true)?;
-                    Some(Operand { ty: QualType::plain(id), shape: Shape::Int { size: 8, signed: true }, p: std::ptr::null(), num: NumVal::Int(v) })
+                    Some(Operand {
+                        ty: QualType::plain(id),
+                        shape: Shape::Int { size: 8, signed: true },
+                        p: std::ptr::null(),
+                        num: NumVal::Int(v),
+                    })
                 } else {
                     let n = ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
-                    Some(Operand { ty: QualType::plain(types.float(abi_model::FloatKind::Double)), shape: Shape::Float { size: 8 }, p: std::ptr::null(), num: NumVal::Float(n) })
+                    Some(Operand {
+                        ty: QualType::plain(types.float(abi_model::FloatKind::Double)),
+                        shape: Shape::Float { size: 8 },
+                        p: std::ptr::null(),
+                        num: NumVal::Float(n),
+                    })
                 }
             }
-            ffi::LUA_TNIL => Some(Operand { ty: QualType::plain((*st).void_ptr), shape: Shape::Pointer(QualType::plain(types.void())), p: std::ptr::null(), num: NumVal::None }),
+            ffi::LUA_TNIL => Some(Operand {
+                ty: QualType::plain((*st).void_ptr),
+                shape: Shape::Pointer(QualType::plain(types.void())),
+                p: std::ptr::null(),
+                num: NumVal::None,
+            }),
             _ => None,
         }
     }
@@ -206,7 +223,13 @@ unsafe fn int64_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &O
     unsafe {
         let u0 = as_u64(a, unsigned);
         let u1 = if op == Op::Unm { 0 } else { as_u64(b, unsigned) };
-        let cmp = |f: fn(i64, i64) -> bool, g: fn(u64, u64) -> bool| if unsigned { g(u0, u1) } else { f(u0 as i64, u1 as i64) };
+        let cmp = |f: fn(i64, i64) -> bool, g: fn(u64, u64) -> bool| {
+            if unsigned {
+                g(u0, u1)
+            } else {
+                f(u0 as i64, u1 as i64)
+            }
+        };
         let r = match op {
             Op::Eq => {
                 ffi::lua_pushboolean(l, (u0 == u1) as c_int);
@@ -256,7 +279,9 @@ unsafe fn ptr_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &Ope
                 match op {
                     Op::Sub => {
                         let elem = elem_of(types, a.shape);
-                        let Some(sz) = elem.and_then(|e| types.size_of(e.id).ok()).filter(|&s| s > 0) else { return false };
+                        let Some(sz) = elem.and_then(|e| types.size_of(e.id).ok()).filter(|&s| s > 0) else {
+                            return false;
+                        };
                         let diff = (p0 as isize).wrapping_sub(p1 as isize) / sz as isize;
                         push_number_like(l, diff as i64);
                     }
@@ -321,7 +346,9 @@ unsafe fn push_number_like(l: *mut ffi::lua_State, v: i64) {
 pub unsafe fn builtin(l: *mut ffi::lua_State, st: *mut FfiState, op: Op) -> bool {
     // SAFETY: as the caller guarantees.
     unsafe {
-        let (Some(a), Some(b)) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 })) else { return false };
+        let (Some(a), Some(b)) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 })) else {
+            return false;
+        };
         int64_op(l, st, &a, &b, op) || ptr_op(l, st, &a, &b, op)
     }
 }

@@ -214,7 +214,14 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                     }
                 }
                 Shape::Complex { part } if i == 0 || i == 1 => {
-                    let fty = QualType { id: types.float(if part == 4 { abi_model::FloatKind::Float } else { abi_model::FloatKind::Double }), quals: Quals::CONST };
+                    let fty = QualType {
+                        id: types.float(if part == 4 {
+                            abi_model::FloatKind::Float
+                        } else {
+                            abi_model::FloatKind::Double
+                        }),
+                        quals: Quals::CONST,
+                    };
                     return Place::Value { ty: fty, p: p.add(i as usize * part as usize), anchor, quals: Quals::CONST };
                 }
                 _ => {}
@@ -248,7 +255,10 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                 }
             }
             Shape::Complex { part } => {
-                let fty = QualType { id: types.float(if part == 4 { abi_model::FloatKind::Float } else { abi_model::FloatKind::Double }), quals: Quals::CONST };
+                let fty = QualType {
+                    id: types.float(if part == 4 { abi_model::FloatKind::Float } else { abi_model::FloatKind::Double }),
+                    quals: Quals::CONST,
+                };
                 match key {
                     "re" => return Place::Value { ty: fty, p, anchor, quals: Quals::CONST },
                     "im" => return Place::Value { ty: fty, p: p.add(part as usize), anchor, quals: Quals::CONST },
@@ -276,7 +286,11 @@ unsafe fn index_error(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType) -
                 format!("'{name}' has no member named '{key}'")
             } else {
                 let k = cdata::to_cdata(l, st, 2);
-                let key = if !k.is_null() { repr(&(*st).types, cdata::type_of(k), false) } else { cdata::lua_typename_at(l, 2).to_string() };
+                let key = if !k.is_null() {
+                    repr(&(*st).types, cdata::type_of(k), false)
+                } else {
+                    cdata::lua_typename_at(l, 2).to_string()
+                };
                 format!("'{name}' cannot be indexed with '{key}'")
             }
         };
@@ -441,10 +455,16 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
         let p = (*c).ptr;
         let sh = shape(types, ty.id);
         let shown = match sh {
-            Shape::Complex { part } => return Some(complex_string(read_float(p, part), read_float(p.add(part as usize), part))),
+            Shape::Complex { part } => {
+                return Some(complex_string(read_float(p, part), read_float(p.add(part as usize), part)))
+            }
             Shape::Int { size: 8, signed } => return Some(int64_string(read_int(p, 8, signed), signed)),
             Shape::Int { size, .. } if matches!(types.get(ty.id), abi_model::CType::Enum(_)) => {
-                return Some(format!("cdata<{}>: {}", repr(types, ty, (*c).form == Form::Ref), read_int(p, size, true) as i32));
+                return Some(format!(
+                    "cdata<{}>: {}",
+                    repr(types, ty, (*c).form == Form::Ref),
+                    read_int(p, size, true) as i32
+                ));
             }
             Shape::Pointer(to) => {
                 if shape(types, to.id) == Shape::Record && push_metamethod(l, st, ty, c"__tostring") {

@@ -43,12 +43,7 @@ pub const OS: &str = if cfg!(windows) {
     "Linux"
 } else if cfg!(any(target_os = "macos", target_os = "ios")) {
     "OSX"
-} else if cfg!(any(
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)) {
+} else if cfg!(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly")) {
     "BSD"
 } else if cfg!(unix) {
     "POSIX"
@@ -180,10 +175,7 @@ mod tests {
             ("x64", false),
         ];
         for (param, answer) in expected {
-            let got: bool = lua
-                .load(format!("return ffi.abi({param:?})"))
-                .eval()
-                .unwrap();
+            let got: bool = lua.load(format!("return ffi.abi({param:?})")).eval().unwrap();
             assert_eq!(got, answer, "ffi.abi({param:?})");
         }
     }
@@ -200,10 +192,7 @@ mod tests {
         let (lua, _) = ffi_table();
         let (ok, msg): (bool, String) = lua.load("return pcall(ffi.abi, {})").eval().unwrap();
         assert!(!ok);
-        assert!(
-            msg.starts_with("bad argument #1 to ") && msg.ends_with("(string expected, got table)"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("bad argument #1 to ") && msg.ends_with("(string expected, got table)"), "{msg}");
         let (ok, msg): (bool, String) = lua.load("return pcall(ffi.abi)").eval().unwrap();
         assert!(!ok);
         assert!(msg.ends_with("(string expected, got no value)"), "{msg}");

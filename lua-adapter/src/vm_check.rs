@@ -254,7 +254,12 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
         let pushed_float = tag(&vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
-        pushed_int && pushed_float && moved && strings_match(l, vm, top0) && userdata_matches(l, vm, top0) && room_matches(l, vm)
+        pushed_int
+            && pushed_float
+            && moved
+            && strings_match(l, vm, top0)
+            && userdata_matches(l, vm, top0)
+            && room_matches(l, vm)
     }
 }
 
@@ -311,7 +316,10 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
         ffi::lua_pop(l, 1);
         let long = [b'x'; 120];
         let mut ok = nil_ok;
-        for (s, t, bytes) in [(&b"short"[..], vm.strings.short_tag, vm.strings.short_bytes), (&long[..], vm.strings.long_tag, vm.strings.long_bytes)] {
+        for (s, t, bytes) in [
+            (&b"short"[..], vm.strings.short_tag, vm.strings.short_bytes),
+            (&long[..], vm.strings.long_tag, vm.strings.long_bytes),
+        ] {
             ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
             let api = ffi::lua_tolstring(l, -1, std::ptr::null_mut()) as usize;
             let ts: usize = read(top0);
@@ -403,7 +411,12 @@ mod tests {
             for idx in [1, 2, 3, 4, -1, -2, -3, -4, 5, 9, ffi::LUA_REGISTRYINDEX] {
                 ok &= match full_userdata(l, &vm, idx) {
                     Some((block, len)) => (block, len) == api(idx) && ffi::lua_type(l, idx) == ffi::LUA_TUSERDATA,
-                    None => ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || idx == ffi::LUA_REGISTRYINDEX || idx == 2 || idx == -3,
+                    None => {
+                        ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA
+                            || idx == ffi::LUA_REGISTRYINDEX
+                            || idx == 2
+                            || idx == -3
+                    }
                 };
             }
             // The two made without user values are read from the stack, both ways.

@@ -21,9 +21,7 @@ struct Run {
 
 /// A fresh directory for one test's scripts.
 fn workdir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(test);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -43,9 +41,7 @@ fn run_program(program: &str, dir: &Path, args: &[&str], stdin: &str, env: &[(&s
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
     // A script may exit without reading stdin: ignore a broken pipe.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     let out = child.wait_with_output().unwrap();
@@ -66,32 +62,22 @@ fn arg_table_has_the_script_at_zero_and_the_interpreter_below() {
     write(&dir, "show.lua", "for i = -4, 3 do print(i, arg[i]) end\n");
     let run = luaffi(&dir, &["-e", "x = 1", "show.lua", "a", "b c"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let expected =
-        format!("-4\tnil\n-3\t{EXE}\n-2\t-e\n-1\tx = 1\n0\tshow.lua\n1\ta\n2\tb c\n3\tnil\n");
+    let expected = format!("-4\tnil\n-3\t{EXE}\n-2\t-e\n-1\tx = 1\n0\tshow.lua\n1\ta\n2\tb c\n3\tnil\n");
     assert_eq!(run.stdout, expected);
 }
 
 #[test]
 fn without_a_script_arg_zero_is_the_interpreter() {
     let dir = workdir("arg_no_script");
-    let run = luaffi(
-        &dir,
-        &["-e", "print(arg[-1], arg[0], arg[1], arg[2], #arg)"],
-    );
-    assert_eq!(
-        run.stdout,
-        format!("nil\t{EXE}\t-e\tprint(arg[-1], arg[0], arg[1], arg[2], #arg)\t2\n")
-    );
+    let run = luaffi(&dir, &["-e", "print(arg[-1], arg[0], arg[1], arg[2], #arg)"]);
+    assert_eq!(run.stdout, format!("nil\t{EXE}\t-e\tprint(arg[-1], arg[0], arg[1], arg[2], #arg)\t2\n"));
 }
 
 #[test]
 fn script_arguments_are_its_varargs() {
     let dir = workdir("varargs");
     write(&dir, "va.lua", "print(select('#', ...), ...)\n");
-    assert_eq!(
-        luaffi(&dir, &["va.lua", "1", "", "three"]).stdout,
-        "3\t1\t\tthree\n"
-    );
+    assert_eq!(luaffi(&dir, &["va.lua", "1", "", "three"]).stdout, "3\t1\t\tthree\n");
     assert_eq!(luaffi(&dir, &["va.lua"]).stdout, "0\n");
 }
 
@@ -102,10 +88,7 @@ fn the_script_sees_the_arg_table_as_it_is_when_the_script_starts() {
     let run = luaffi(&dir, &["-e", "arg = {'x', 'y'}", "va.lua", "ignored"]);
     assert_eq!(run.stdout, "x\ty\n");
     let run = luaffi(&dir, &["-e", "arg = 1", "va.lua"]);
-    assert_eq!(
-        (run.code, run.stderr),
-        (1, format!("{EXE}: 'arg' is not a table\n"))
-    );
+    assert_eq!((run.code, run.stderr), (1, format!("{EXE}: 'arg' is not a table\n")));
 }
 
 #[test]
@@ -119,16 +102,7 @@ fn e_options_run_in_order_and_concatenated() {
 fn l_option_requires_into_a_global() {
     let dir = workdir("l_option");
     write(&dir, "greet.lua", "return { hi = 'hello' }\n");
-    let run = luaffi(
-        &dir,
-        &[
-            "-l",
-            "greet",
-            "-lg=greet",
-            "-e",
-            "print(greet.hi, g == greet)",
-        ],
-    );
+    let run = luaffi(&dir, &["-l", "greet", "-lg=greet", "-e", "print(greet.hi, g == greet)"]);
     assert_eq!(run.stdout, "hello\ttrue\n", "{}", run.stderr);
     let run = luaffi(&dir, &["-l", "ffi", "-e", "print(ffi.os ~= nil)"]);
     assert_eq!(run.stdout, "true\n");
@@ -150,10 +124,7 @@ fn exit_codes() {
 #[test]
 fn os_exit_flushes_output() {
     let dir = workdir("exit_flush");
-    let run = luaffi(
-        &dir,
-        &["-e", "io.write('partial') print(' line') os.exit(0)"],
-    );
+    let run = luaffi(&dir, &["-e", "io.write('partial') print(' line') os.exit(0)"]);
     assert_eq!(run.stdout, "partial line\n");
 }
 
@@ -175,11 +146,7 @@ fn runtime_errors_are_reported_with_a_traceback() {
 #[test]
 fn tracebacks_name_the_functions_on_the_way() {
     let dir = workdir("error_deep");
-    write(
-        &dir,
-        "deep.lua",
-        "local function f()\n  local y = nil + 1\nend\nf()\n",
-    );
+    write(&dir, "deep.lua", "local function f()\n  local y = nil + 1\nend\nf()\n");
     let run = luaffi(&dir, &["deep.lua"]);
     assert_eq!(
         run.stderr,
@@ -196,27 +163,14 @@ fn non_string_error_objects() {
     let dir = workdir("error_objects");
     let run = luaffi(&dir, &["-e", "error({})"]);
     assert!(
-        run.stderr.starts_with(&format!(
-            "{EXE}: (error object is a table value)\nstack traceback:\n"
-        )),
+        run.stderr.starts_with(&format!("{EXE}: (error object is a table value)\nstack traceback:\n")),
         "{}",
         run.stderr
     );
-    let run = luaffi(
-        &dir,
-        &[
-            "-e",
-            "error(setmetatable({}, {__tostring = function() return 'custom' end}))",
-        ],
-    );
+    let run = luaffi(&dir, &["-e", "error(setmetatable({}, {__tostring = function() return 'custom' end}))"]);
     assert_eq!(run.stderr, format!("{EXE}: custom\n"));
     let run = luaffi(&dir, &["-e", "error(42)"]);
-    assert!(
-        run.stderr
-            .starts_with(&format!("{EXE}: 42\nstack traceback:\n")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.starts_with(&format!("{EXE}: 42\nstack traceback:\n")), "{}", run.stderr);
 }
 
 #[test]
@@ -225,23 +179,11 @@ fn load_errors_have_no_traceback() {
     let dir = workdir("load_errors");
     write(&dir, "bad.lua", "x = = 1\n");
     let run = luaffi(&dir, &["bad.lua"]);
-    assert_eq!(
-        (run.code, run.stderr),
-        (1, format!("{EXE}: bad.lua:1: unexpected symbol near '='\n"))
-    );
+    assert_eq!((run.code, run.stderr), (1, format!("{EXE}: bad.lua:1: unexpected symbol near '='\n")));
     let run = luaffi(&dir, &["missing.lua"]);
-    assert_eq!(
-        (run.code, run.stderr),
-        (
-            1,
-            format!("{EXE}: cannot open missing.lua: No such file or directory\n")
-        )
-    );
+    assert_eq!((run.code, run.stderr), (1, format!("{EXE}: cannot open missing.lua: No such file or directory\n")));
     let run = luaffi(&dir, &["-e", "x ="]);
-    assert_eq!(
-        run.stderr,
-        format!("{EXE}: (command line):1: unexpected symbol near <eof>\n")
-    );
+    assert_eq!(run.stderr, format!("{EXE}: (command line):1: unexpected symbol near <eof>\n"));
 }
 
 #[test]
@@ -254,23 +196,12 @@ fn a_shebang_line_is_skipped() {
 #[test]
 fn stdin_runs_when_there_is_no_script() {
     let dir = workdir("stdin");
-    let run = run_program(
-        EXE,
-        &dir,
-        &[],
-        "print('from stdin', arg[0] ~= nil, ...)\n",
-        &[],
-    );
+    let run = run_program(EXE, &dir, &[], "print('from stdin', arg[0] ~= nil, ...)\n", &[]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "from stdin\ttrue\n"));
     let run = run_program(EXE, &dir, &["-", "a", "b"], "print(arg[0], ...)\n", &[]);
     assert_eq!(run.stdout, "-\ta\tb\n");
     let run = run_program(EXE, &dir, &[], "error('in stdin')\n", &[]);
-    assert!(
-        run.stderr
-            .starts_with(&format!("{EXE}: stdin:1: in stdin\n")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.starts_with(&format!("{EXE}: stdin:1: in stdin\n")), "{}", run.stderr);
     // -e alone doesn't read stdin.
     let run = run_program(EXE, &dir, &["-e", "print(1)"], "print(2)\n", &[]);
     assert_eq!(run.stdout, "1\n");
@@ -298,12 +229,7 @@ fn require_ffi_returns_the_module() {
     let os = lua_adapter::module::OS;
     let arch = lua_adapter::module::ARCH;
     let le = cfg!(target_endian = "little");
-    assert_eq!(
-        run.stdout,
-        format!("{os}\t{arch}\ttrue\ttrue\nfunction\t{le}\tfalse\n"),
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.stdout, format!("{os}\t{arch}\ttrue\ttrue\nfunction\t{le}\tfalse\n"), "{}", run.stderr);
     if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         assert!(run.stdout.starts_with("Linux\tx64\t"));
     }
@@ -333,26 +259,17 @@ fn bad_options_print_the_usage() {
     let dir = workdir("bad_options");
     let run = luaffi(&dir, &["-x"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.starts_with(&format!(
-        "{EXE}: unrecognized option '-x'\nusage: {EXE} [options] [script [args]]\n"
-    )));
+    assert!(run
+        .stderr
+        .starts_with(&format!("{EXE}: unrecognized option '-x'\nusage: {EXE} [options] [script [args]]\n")));
     let run = luaffi(&dir, &["-e"]);
-    assert!(
-        run.stderr
-            .starts_with(&format!("{EXE}: '-e' needs argument\n")),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.starts_with(&format!("{EXE}: '-e' needs argument\n")), "{}", run.stderr);
     let run = luaffi(&dir, &["-i"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("no interactive mode"), "{}", run.stderr);
     let run = luaffi(&dir, &["--help"]);
     assert_eq!(run.code, 0);
-    assert!(
-        run.stdout.contains("no REPL") && run.stdout.contains("-e stat"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("no REPL") && run.stdout.contains("-e stat"), "{}", run.stdout);
 }
 
 #[test]
@@ -360,30 +277,15 @@ fn bad_options_print_the_usage() {
 fn lua_init_runs_first_unless_e_is_given() {
     let dir = workdir("lua_init");
     write(&dir, "init.lua", "greeting = 'from file'\n");
-    let run = run_program(
-        EXE,
-        &dir,
-        &["-e", "print(greeting)"],
-        "",
-        &[("LUA_INIT", "greeting = 'hi'")],
-    );
+    let run = run_program(EXE, &dir, &["-e", "print(greeting)"], "", &[("LUA_INIT", "greeting = 'hi'")]);
     assert_eq!(run.stdout, "hi\n");
-    let env = [
-        ("LUA_INIT", "greeting = 'plain'"),
-        ("LUA_INIT_5_4", "@init.lua"),
-    ];
+    let env = [("LUA_INIT", "greeting = 'plain'"), ("LUA_INIT_5_4", "@init.lua")];
     let run = run_program(EXE, &dir, &["-e", "print(greeting)"], "", &env);
     assert_eq!(run.stdout, "from file\n");
     let run = run_program(EXE, &dir, &["-E", "-e", "print(greeting)"], "", &env);
     assert_eq!(run.stdout, "nil\n");
     let run = run_program(EXE, &dir, &["-e", "print(1)"], "", &[("LUA_INIT", "x =")]);
-    assert_eq!(
-        (run.code, run.stderr),
-        (
-            1,
-            format!("{EXE}: LUA_INIT:1: unexpected symbol near <eof>\n")
-        )
-    );
+    assert_eq!((run.code, run.stderr), (1, format!("{EXE}: LUA_INIT:1: unexpected symbol near <eof>\n")));
 }
 
 #[test]
@@ -391,10 +293,7 @@ fn lua_init_runs_first_unless_e_is_given() {
 fn warnings_are_off_until_w_or_at_on() {
     let dir = workdir("warnings");
     let code = "warn('a', 'b') warn('@off') warn('hidden') warn('@on') warn('c')";
-    assert_eq!(
-        luaffi(&dir, &["-W", "-e", code]).stderr,
-        "Lua warning: ab\nLua warning: c\n"
-    );
+    assert_eq!(luaffi(&dir, &["-W", "-e", code]).stderr, "Lua warning: ab\nLua warning: c\n");
     assert_eq!(luaffi(&dir, &["-e", "warn('x')"]).stderr, "");
 }
 
@@ -403,23 +302,15 @@ fn warnings_are_off_until_w_or_at_on() {
 #[test]
 #[cfg_attr(not(feature = "lua54"), ignore = "Lua 5.4 messages and behaviour")]
 fn behaves_like_the_system_lua54() {
-    let Some(lua) = ["lua5.4", "lua54"].into_iter().find(|p| {
-        Command::new(p)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    }) else {
+    let Some(lua) = ["lua5.4", "lua54"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
+    else {
         eprintln!("skipped: no lua5.4 on PATH to compare with");
         return;
     };
     let dir = workdir("like_lua54");
-    write(
-        &dir,
-        "s.lua",
-        "print(#arg, arg[0], ...)\nlocal t = {}\nt.x.y = 1\n",
-    );
+    write(&dir, "s.lua", "print(#arg, arg[0], ...)\nlocal t = {}\nt.x.y = 1\n");
     write(&dir, "m.lua", "return 'module m'\n");
     let cases: &[(&[&str], &str)] = &[
         (&["s.lua", "1", "2"], ""),
@@ -453,11 +344,7 @@ fn behaves_like_the_system_lua54() {
                 s
             }
         };
-        assert_eq!(
-            first_lines(&ours.stderr, EXE),
-            first_lines(&theirs.stderr, lua),
-            "stderr of {args:?}"
-        );
+        assert_eq!(first_lines(&ours.stderr, EXE), first_lines(&theirs.stderr, lua), "stderr of {args:?}");
     }
 }
 
@@ -470,9 +357,7 @@ fn the_hello_example_runs() {
     let os = lua_adapter::module::OS;
     let arch = lua_adapter::module::ARCH;
     assert!(
-        run.stdout.starts_with(&format!(
-            "ffi.os   = {os}\nffi.arch = {arch}\nHello from luaffi-rs: Lua 5."
-        )),
+        run.stdout.starts_with(&format!("ffi.os   = {os}\nffi.arch = {arch}\nHello from luaffi-rs: Lua 5.")),
         "{}",
         run.stdout
     );

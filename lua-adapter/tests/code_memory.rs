@@ -76,7 +76,8 @@ fn a_hundred_thousand_stubs_built_and_dropped_leave_the_arena_as_it_was() {
     // 100 distinct signatures (parameter lists of ints and doubles), 1000 stubs each.
     let sigs: Vec<_> = (0..100u32)
         .map(|n| {
-            let params = (0..(n % 10)).map(|i| Param { name: None, ty: if (n >> i) & 1 == 1 { dbl } else { int } }).collect();
+            let params =
+                (0..(n % 10)).map(|i| Param { name: None, ty: if (n >> i) & 1 == 1 { dbl } else { int } }).collect();
             st.types.function(FuncType { ret: int, params, variadic: false, conv: CallConv::Cdecl })
         })
         .collect();

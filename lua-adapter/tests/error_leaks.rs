@@ -29,10 +29,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         // SAFETY: as the trait requires of the caller.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -68,13 +65,9 @@ const ERRORS: &[&str] = &[
 #[test]
 fn raising_an_ffi_error_leaves_no_allocation_behind() {
     let lua = Lua::new();
-    let open = lua
-        .create_function(|lua, _: MultiValue| module::open(lua))
-        .unwrap();
+    let open = lua.create_function(|lua, _: MultiValue| module::open(lua)).unwrap();
     lua.preload_module("ffi", open).unwrap();
-    lua.load("ffi = require 'ffi'; ffi.cdef 'struct leak_s { int x; };'")
-        .exec()
-        .unwrap();
+    lua.load("ffi = require 'ffi'; ffi.cdef 'struct leak_s { int x; };'").exec().unwrap();
     let mut leaks = Vec::new();
     for code in ERRORS {
         let run = lua
@@ -93,9 +86,7 @@ fn raising_an_ffi_error_leaves_no_allocation_behind() {
         let grown = LIVE.load(Ordering::Relaxed) - before;
         // A leak of even one small string per error is 1000s of bytes here.
         if grown > 512 {
-            leaks.push(format!(
-                "{code}: {grown} bytes stay allocated after 1000 errors"
-            ));
+            leaks.push(format!("{code}: {grown} bytes stay allocated after 1000 errors"));
         }
     }
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));

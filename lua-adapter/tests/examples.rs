@@ -24,7 +24,12 @@ fn libc_example_calls_printf_strlen_getenv_and_time() {
     assert!(out.contains("strlen(\"Hello, C!\") = 9\n"), "{out}");
     assert!(out.contains("getenv(\"LUAFFI_SURELY_UNSET\") is NULL: true\n"), "{out}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let t: i64 = out.split("time() = ").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{out}"));
+    let t: i64 = out
+        .split("time() = ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
     assert!((t - now).abs() < 60, "time() = {t}, now {now}");
 }
 

@@ -378,14 +378,7 @@ const VALUE_TYPES: &[&str] = &[
 ];
 
 /// Types with `?`: constructed with a count from [`COUNTS`].
-const VLA_TYPES: &[&str] = &[
-    "int[?]",
-    "char[?]",
-    "uint8_t[?]",
-    "struct fz_v",
-    "struct fz_p[?]",
-    "double[?][2]",
-];
+const VLA_TYPES: &[&str] = &["int[?]", "char[?]", "uint8_t[?]", "struct fz_v", "struct fz_p[?]", "double[?][2]"];
 
 /// Types whose values are pointers or that are no object type at all.
 const OTHER_TYPES: &[&str] = &[
@@ -418,8 +411,8 @@ const OTHER_TYPES: &[&str] = &[
 
 /// `ffi` functions called with free arguments (copy, fill and string have their own rules).
 const FFI_FUNCS: &[&str] = &[
-    "new", "cast", "typeof", "sizeof", "alignof", "offsetof", "istype", "gc", "metatype", "cdef",
-    "load", "errno", "abi",
+    "new", "cast", "typeof", "sizeof", "alignof", "offsetof", "istype", "gc", "metatype", "cdef", "load", "errno",
+    "abi",
 ];
 
 /// C functions that take no pointer they dereference (pointers, if any, may be NULL).
@@ -463,9 +456,7 @@ const C_CALLERS: &[(&str, usize)] = &[
     ("CT.ct_call_ret_pt", 38),
 ];
 
-const BINARY_OPS: &[&str] = &[
-    "add", "sub", "mul", "div", "mod", "pow", "eq", "lt", "le", "concat",
-];
+const BINARY_OPS: &[&str] = &["add", "sub", "mul", "div", "mod", "pow", "eq", "lt", "le", "concat"];
 const UNARY_OPS: &[&str] = &["unm", "len", "tostring", "tonumber", "pairs", "ipairs"];
 
 /// One program's generator.
@@ -527,8 +518,7 @@ impl Gen {
     fn stmt(&mut self, body: &str) {
         self.n += 1;
         let runner = if self.rng.one_in(8) { "co" } else { "pcall" };
-        self.out
-            .push_str(&format!("chk({}, {runner}({body}))\n", self.n));
+        self.out.push_str(&format!("chk({}, {runner}({body}))\n", self.n));
     }
 
     /// One statement.
@@ -538,21 +528,15 @@ impl Gen {
             4 => self.ffi_string_copy_fill(),
             5 | 6 => {
                 let op = *self.rng.pick(BINARY_OPS);
-                let (a, b) = if self.rng.one_in(2) {
-                    (self.cdata(), self.value())
-                } else {
-                    (self.value(), self.cdata())
-                };
+                let (a, b) =
+                    if self.rng.one_in(2) { (self.cdata(), self.value()) } else { (self.value(), self.cdata()) };
                 self.stmt(&format!("OP.{op}, {a}, {b}"));
             }
             7 => {
                 let op = *self.rng.pick(UNARY_OPS);
                 let a = self.cdata();
-                let b = if op == "tonumber" && self.rng.one_in(3) {
-                    format!(", {}", self.value())
-                } else {
-                    String::new()
-                };
+                let b =
+                    if op == "tonumber" && self.rng.one_in(3) { format!(", {}", self.value()) } else { String::new() };
                 self.stmt(&format!("OP.{op}, {a}{b}"));
             }
             8 | 9 => {
@@ -569,11 +553,7 @@ impl Gen {
             12 => {
                 // Construct through a ctype object (`__call`), or call a callback from Lua.
                 let &(i, _, kind) = self.rng.pick(BASE);
-                let args = if kind == Kind::VlaType {
-                    vec![self.rng.pick(COUNTS).to_string()]
-                } else {
-                    self.values(3)
-                };
+                let args = if kind == Kind::VlaType { vec![self.rng.pick(COUNTS).to_string()] } else { self.values(3) };
                 if kind == Kind::Callback {
                     self.set_cbret();
                 }
@@ -581,22 +561,10 @@ impl Gen {
             }
             13 => {
                 // Re-point a callback, or free something that is no callback.
-                let callbacks: Vec<usize> = BASE
-                    .iter()
-                    .filter(|b| b.2 == Kind::Callback)
-                    .map(|b| b.0)
-                    .collect();
+                let callbacks: Vec<usize> = BASE.iter().filter(|b| b.2 == Kind::Callback).map(|b| b.0).collect();
                 if self.rng.one_in(2) {
                     let cb = *self.rng.pick(&callbacks);
-                    let f = *self.rng.pick(&[
-                        "cbf",
-                        "raise",
-                        "coroutine.yield",
-                        "function() end",
-                        "1",
-                        "nil",
-                        "{}",
-                    ]);
+                    let f = *self.rng.pick(&["cbf", "raise", "coroutine.yield", "function() end", "1", "nil", "{}"]);
                     self.stmt(&format!("OP.set, B[{cb}], {f}"));
                 } else {
                     // Freeing a `B` callback makes its later calls the open bug.
@@ -660,17 +628,13 @@ impl Gen {
     fn keep_result(&mut self) {
         let k = 1 + self.rng.below(RESULTS);
         let (ty, args) = if self.rng.one_in(3) {
-            (
-                self.rng.pick(VLA_TYPES).to_string(),
-                vec![self.rng.pick(COUNTS).to_string()],
-            )
+            (self.rng.pick(VLA_TYPES).to_string(), vec![self.rng.pick(COUNTS).to_string()])
         } else {
             (self.rng.pick(VALUE_TYPES).to_string(), self.values(3))
         };
         let body = format!("ffi.new, '{ty}'{}", lead_comma(&args));
         self.n += 1;
-        self.out
-            .push_str(&format!("R[{k}] = select(2, pcall({body}))\n"));
+        self.out.push_str(&format!("R[{k}] = select(2, pcall({body}))\n"));
     }
 
     /// `ffi.new`, `ffi.cast`, ... with a type (string, ctype or cdata) or anything first.
@@ -725,11 +689,7 @@ impl Gen {
         // the documented unsafe part, as in LuaJIT), nor an object smaller than the length (at
         // most 1): B[29] has 0 bytes, and R may.
         let not_null = |g: &mut Gen| loop {
-            let v = if g.rng.one_in(2) {
-                g.cdata()
-            } else {
-                g.value()
-            };
+            let v = if g.rng.one_in(2) { g.cdata() } else { g.value() };
             if !v.starts_with("N[") && v != "N" && !v.starts_with("R[") && v != "B[29]" {
                 return v;
             }
@@ -741,11 +701,7 @@ impl Gen {
                 // then only values, NULL and fresh cdata. With a length of at most 3, anything
                 // but the objects smaller than that (B[29] has 0 bytes, R may have 0).
                 let p = loop {
-                    let p = if self.rng.one_in(2) {
-                        self.cdata()
-                    } else {
-                        self.value()
-                    };
+                    let p = if self.rng.one_in(2) { self.cdata() } else { self.value() };
                     if !p.starts_with("R[") && p != "B[29]" {
                         break p;
                     }
@@ -777,11 +733,7 @@ impl Gen {
                 // byte (length 0, or a length that is no number).
                 let args = if self.rng.one_in(3) {
                     let dst = self.value();
-                    let n = if self.rng.one_in(2) {
-                        "0".to_string()
-                    } else {
-                        len(self, 0)
-                    };
+                    let n = if self.rng.one_in(2) { "0".to_string() } else { len(self, 0) };
                     format!("{dst}, {}, {n}", self.value())
                 } else {
                     let dst = "ffi.new('uint8_t[64]')";
@@ -795,22 +747,11 @@ impl Gen {
             _ => {
                 let (dst, n) = if self.rng.one_in(3) {
                     let dst = self.value();
-                    (
-                        dst,
-                        if self.rng.one_in(2) {
-                            "0".to_string()
-                        } else {
-                            len(self, 0)
-                        },
-                    )
+                    (dst, if self.rng.one_in(2) { "0".to_string() } else { len(self, 0) })
                 } else {
                     ("ffi.new('uint8_t[64]')".to_string(), len(self, 64))
                 };
-                let c = if self.rng.one_in(2) {
-                    format!(", {}", self.value())
-                } else {
-                    String::new()
-                };
+                let c = if self.rng.one_in(2) { format!(", {}", self.value()) } else { String::new() };
                 self.stmt(&format!("ffi.fill, {dst}, {n}{c}"));
             }
         }
@@ -829,16 +770,9 @@ impl Gen {
                 // arguments given.
                 let args = self.values(5);
                 if self.rng.one_in(2) {
-                    self.stmt(&format!(
-                        "OP.call, CT.snprintf, nil, 0, ''{}",
-                        lead_comma(&args)
-                    ));
+                    self.stmt(&format!("OP.call, CT.snprintf, nil, 0, ''{}", lead_comma(&args)));
                 } else {
-                    self.stmt(&format!(
-                        "OP.call, CT.ct_vsum, {}{}",
-                        args.len(),
-                        lead_comma(&args)
-                    ));
+                    self.stmt(&format!("OP.call, CT.ct_vsum, {}{}", args.len(), lead_comma(&args)));
                 }
             }
             _ => {
@@ -897,49 +831,32 @@ fn is_numeric(v: &str) -> bool {
         || v.starts_with("ffi.new('double'")
         || v.starts_with("ffi.new('enum")
         || v.starts_with("ffi.new('double complex'")
-        || matches!(
-            v,
-            "B[1]" | "B[7]" | "B[8]" | "B[9]" | "B[10]" | "B[11]" | "B[17]" | "B[41]"
-        )
+        || matches!(v, "B[1]" | "B[7]" | "B[8]" | "B[9]" | "B[10]" | "B[11]" | "B[17]" | "B[41]")
         || v.starts_with("R[")
         || v.starts_with("'") && v[1..].starts_with(|c: char| c.is_ascii_digit() || c == '-')
 }
 
 /// The program of one case.
 fn program(case_seed: u64) -> String {
-    let mut g = Gen {
-        rng: Rng(case_seed),
-        out: String::new(),
-        n: 0,
-        freed: Vec::new(),
-    };
+    let mut g = Gen { rng: Rng(case_seed), out: String::new(), n: 0, freed: Vec::new() };
     g.out.push_str(&format!("-- fuzz_lua case {case_seed}\n"));
     g.out.push_str(PRELUDE);
     let count = 10 + g.rng.below(50);
     for _ in 0..count {
         g.statement();
     }
-    g.out.push_str(
-        "collectgarbage()\n-- end\nassert(#bad == 0, 'FUZZ-BAD\\n' .. table.concat(bad, '\\n'))\n",
-    );
+    g.out.push_str("collectgarbage()\n-- end\nassert(#bad == 0, 'FUZZ-BAD\\n' .. table.concat(bad, '\\n'))\n");
     g.out
 }
 
 /// Runs one program in a fresh Lua state with the module preloaded.
 fn run_program(src: &str, calltest: &Path) -> Result<(), String> {
     let lua = Lua::new();
-    let open = lua
-        .create_function(|lua, _: MultiValue| module::open(lua))
-        .map_err(|e| e.to_string())?;
+    let open = lua.create_function(|lua, _: MultiValue| module::open(lua)).map_err(|e| e.to_string())?;
     lua.preload_module("ffi", open).map_err(|e| e.to_string())?;
     let globals: Table = lua.globals();
-    globals
-        .set("FUZZ_CALLTEST", calltest.to_string_lossy().into_owned())
-        .map_err(|e| e.to_string())?;
-    lua.load(src)
-        .set_name("=fuzz")
-        .exec()
-        .map_err(|e| e.to_string())
+    globals.set("FUZZ_CALLTEST", calltest.to_string_lossy().into_owned()).map_err(|e| e.to_string())?;
+    lua.load(src).set_name("=fuzz").exec().map_err(|e| e.to_string())
 }
 
 /// Where the case being run is written: `FUZZ_LUA_CASE_FILE`, else
@@ -949,11 +866,7 @@ fn case_file() -> PathBuf {
     FILE.get_or_init(|| {
         std::env::var_os("FUZZ_LUA_CASE_FILE")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_TARGET_TMPDIR"))
-                    .join("fuzz-lua")
-                    .join("current-case.lua")
-            })
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-lua").join("current-case.lua"))
     })
     .clone()
 }
@@ -1006,13 +919,7 @@ fn install_crash_report() {
             libc::write(2, msg.as_ptr().cast(), len);
         }
     }
-    for sig in [
-        libc::SIGSEGV,
-        libc::SIGBUS,
-        libc::SIGILL,
-        libc::SIGFPE,
-        libc::SIGABRT,
-    ] {
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT] {
         // SAFETY: a zeroed sigaction is valid; the handler only calls async-signal-safe code,
         // and SA_RESETHAND restores the default action, so the fault recurs and ends the process
         // as it would have without the handler.
@@ -1050,10 +957,7 @@ fn run_case(case_seed: u64, lib: &Path) -> Result<(), String> {
     std::fs::write(&file, &src).map_err(|e| format!("{}: {e}", file.display()))?;
     CURRENT_SEED.store(case_seed, Ordering::Relaxed);
     run_program(&src, lib).map_err(|e| {
-        format!(
-            "FUZZ_LUA_CASE_SEED={case_seed}: {e}\n--- program (also in {}) ---\n{src}",
-            file.display()
-        )
+        format!("FUZZ_LUA_CASE_SEED={case_seed}: {e}\n--- program (also in {}) ---\n{src}", file.display())
     })
 }
 
@@ -1078,9 +982,7 @@ fn hostile_values_to_every_ffi_function_and_metamethod_raise_lua_errors() {
     }
     let master = env_u64("FUZZ_LUA_SEED").unwrap_or(0x0051_ab1e_f022_0014);
     let cases = env_u64("FUZZ_LUA_CASES").unwrap_or(4000);
-    let (ran, failures) = run_cases(master, cases, env_u64("FUZZ_LUA_SECONDS"), 3, |seed| {
-        run_case(seed, &lib)
-    });
+    let (ran, failures) = run_cases(master, cases, env_u64("FUZZ_LUA_SECONDS"), 3, |seed| run_case(seed, &lib));
     let line = format!("fuzz_lua: {ran} cases from seed {master}, {} failing", failures.len());
     println!("{line}");
     write_summary(env!("CARGO_TARGET_TMPDIR"), "lua", &line);
@@ -1097,10 +999,7 @@ fn hostile_values_to_every_ffi_function_and_metamethod_raise_lua_errors() {
 #[test]
 fn the_committed_corpus_passes() {
     let lib = calltest();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("lua")
-        .join("fuzz");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("lua").join("fuzz");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
@@ -1130,10 +1029,5 @@ fn every_generated_program_runs_under_the_luaffi_command_too() {
         .env_remove("LUA_INIT")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

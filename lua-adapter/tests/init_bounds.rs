@@ -12,10 +12,7 @@ use std::process::Command;
 const EXE: &str = env!("CARGO_BIN_EXE_luaffi");
 
 fn have_valgrind() -> bool {
-    Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -24,9 +21,7 @@ fn initialisers_write_only_inside_their_objects() {
         eprintln!("valgrind not on PATH: the memcheck run of safety_init.lua is skipped");
         return;
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("lua");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("lua");
     let out = Command::new("valgrind")
         .args(["--tool=memcheck", "--error-exitcode=99", "--num-callers=20"])
         .arg(EXE)
@@ -39,18 +34,9 @@ fn initialisers_write_only_inside_their_objects() {
         .expect("cannot run valgrind");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "valgrind {EXE} safety_init.lua failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains("ERROR SUMMARY: 0 errors"),
-        "memcheck found errors:\n{stderr}"
-    );
-    assert!(
-        stdout.contains(" 0 failed"),
-        "safety_init.lua printed no summary:\n{stdout}"
-    );
+    assert!(out.status.success(), "valgrind {EXE} safety_init.lua failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "memcheck found errors:\n{stderr}");
+    assert!(stdout.contains(" 0 failed"), "safety_init.lua printed no summary:\n{stdout}");
 }
 
 /// Runs `code` in a fresh state with `ffi` on a thread with a `kib` KiB stack; its error, if
@@ -91,10 +77,7 @@ if not ok1 then error(tostring(e1) .. " / " .. tostring(e2), 0) end
 
 #[test]
 fn the_deepest_initialiser_allowed_runs_on_a_256_kib_stack() {
-    let code = DEEP.replace(
-        "local n = N",
-        &format!("local n = {}", lua_adapter::convert::MAX_INIT_DEPTH - 1),
-    );
+    let code = DEEP.replace("local n = N", &format!("local n = {}", lua_adapter::convert::MAX_INIT_DEPTH - 1));
     run_on_small_stack(256, code).unwrap();
 }
 

@@ -18,19 +18,14 @@ struct Run {
 
 /// A fresh directory for one test's script.
 fn workdir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("lifetimes")
-        .join(test);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lifetimes").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn valgrind() -> bool {
-    Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 /// Runs `script` with `luaffi` (under valgrind's memcheck when `checked` and valgrind is
@@ -64,12 +59,7 @@ fn run(test: &str, script: &str, checked: bool) -> Run {
 fn assert_ran(run: &Run, expected: &[&str]) {
     assert!(run.ok, "failed:\n{}\n{}", run.stdout, run.stderr);
     for line in expected {
-        assert!(
-            run.stdout.lines().any(|l| l == *line),
-            "no line {line:?} in:\n{}\n{}",
-            run.stdout,
-            run.stderr
-        );
+        assert!(run.stdout.lines().any(|l| l == *line), "no line {line:?} in:\n{}\n{}", run.stdout, run.stderr);
     }
 }
 
@@ -104,10 +94,7 @@ buf = ffi.new("int[1]", 7)
 print("main", strlen("abc"))
 "#;
     let r = run("late_finalizer", script, true);
-    assert_ran(
-        &r,
-        &["main\t3", "late\t4\t2\t7\t4", "late lib\t42", "late cb\t2"],
-    );
+    assert_ran(&r, &["main\t3", "late\t4\t2\t7\t4", "late lib\t42", "late cb\t2"]);
 }
 
 /// The number of mappings of the running process, and a C function taking a function pointer,
@@ -205,11 +192,5 @@ print('field', pcall(holder.cmp, nil, nil))
 "
     );
     let r = run("finalizer_field", &script, false);
-    assert_ran(
-        &r,
-        &[
-            "false\tbad argument #4 to '?' (too many callbacks)",
-            "field\ttrue\t7",
-        ],
-    );
+    assert_ran(&r, &["false\tbad argument #4 to '?' (too many callbacks)", "field\ttrue\t7"]);
 }

@@ -31,7 +31,10 @@ fn run(program: &str, script: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{program} {script} failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("{script}: ")) && stdout.contains(" 0 failed"), "{program} {script} printed no summary:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{script}: ")) && stdout.contains(" 0 failed"),
+        "{program} {script} printed no summary:\n{stdout}\n{stderr}"
+    );
     println!("{program}: {}", stdout.trim());
 }
 

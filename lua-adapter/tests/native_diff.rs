@@ -96,10 +96,7 @@ fn generate(seed: u64, count: usize) -> Vec<Sig> {
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
-        })
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
         .unwrap_or(default)
 }
 
@@ -129,23 +126,11 @@ fn build_library(dir: &Path, sigs: &[Sig]) -> PathBuf {
                 })
             })
             .collect();
-        jobs.into_iter()
-            .map(|j| j.join().expect("compiler thread"))
-            .collect()
+        jobs.into_iter().map(|j| j.join().expect("compiler thread")).collect()
     });
     let lib = dir.join("libnd.so");
-    let out = Command::new("cc")
-        .arg("-shared")
-        .arg("-o")
-        .arg(&lib)
-        .args(&objects)
-        .output()
-        .expect("cannot run cc");
-    assert!(
-        out.status.success(),
-        "cc -shared failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("cc").arg("-shared").arg("-o").arg(&lib).args(&objects).output().expect("cannot run cc");
+    assert!(out.status.success(), "cc -shared failed:\n{}", String::from_utf8_lossy(&out.stderr));
     lib
 }
 
@@ -156,18 +141,8 @@ fn compile(flags: &[&str], src: &Path, obj: &Path) {
         .arg(obj)
         .arg(src)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run cc (install gcc) to build {}: {e}",
-                src.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "cc failed on {}:\n{}",
-        src.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|e| panic!("cannot run cc (install gcc) to build {}: {e}", src.display()));
+    assert!(out.status.success(), "cc failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 /// Builds the library and the script for `sigs` in `dir` and runs the script with the
@@ -178,10 +153,7 @@ fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
     std::fs::write(&script, emit::lua_script(sigs, options)).expect("write the script");
     let (stdout_path, stderr_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
     let deadline = Instant::now() + TIMEOUT;
-    let mut report = Report {
-        checks: 0,
-        failures: Vec::new(),
-    };
+    let mut report = Report { checks: 0, failures: Vec::new() };
     let (mut start, mut skip) = (0, String::new());
     while start < sigs.len() {
         let stdout = std::fs::File::create(&stdout_path).expect("stdout file");
@@ -212,12 +184,7 @@ fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
         let mut done = false;
         for line in out.lines() {
             let mut words = line.splitn(4, ' ');
-            let (kind, sig, dir, rest) = (
-                words.next(),
-                words.next(),
-                words.next(),
-                words.next().unwrap_or(""),
-            );
+            let (kind, sig, dir, rest) = (words.next(), words.next(), words.next(), words.next().unwrap_or(""));
             let sig: Option<usize> = sig.and_then(|s| s.parse().ok());
             match (kind, sig, dir) {
                 (Some("BEGIN"), Some(sig), Some(dir)) => {
@@ -226,48 +193,28 @@ fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
                 }
                 (Some("MISMATCH"), Some(sig), Some(dir)) => {
                     let (expected, actual) = rest.split_once(' ').unwrap_or((rest, ""));
-                    let outcome = Outcome::Mismatch {
-                        expected: expected.into(),
-                        actual: actual.into(),
-                    };
-                    report.failures.push(Failure {
-                        sig,
-                        dir: dir.into(),
-                        outcome,
-                    });
+                    let outcome = Outcome::Mismatch { expected: expected.into(), actual: actual.into() };
+                    report.failures.push(Failure { sig, dir: dir.into(), outcome });
                 }
-                (Some("ERROR"), Some(sig), Some(dir)) => report.failures.push(Failure {
-                    sig,
-                    dir: dir.into(),
-                    outcome: Outcome::Error(rest.into()),
-                }),
+                (Some("ERROR"), Some(sig), Some(dir)) => {
+                    report.failures.push(Failure { sig, dir: dir.into(), outcome: Outcome::Error(rest.into()) })
+                }
                 (Some("DONE"), ..) => done = true,
                 _ => panic!("unexpected output from the script: {line}"),
             }
         }
         if done {
-            assert!(
-                status.is_some_and(|s| s.success()),
-                "luaffi printed DONE but failed: {status:?}"
-            );
+            assert!(status.is_some_and(|s| s.success()), "luaffi printed DONE but failed: {status:?}");
             break;
         }
         let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        let tail: String = stderr
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" / ");
+        let tail: String =
+            stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" / ");
         let why = match status {
             Some(s) => format!("{s}; stderr: {tail}"),
             None => format!("no answer within {TIMEOUT:?} (killed); stderr: {tail}"),
         };
-        let (sig, dir) =
-            last.unwrap_or_else(|| panic!("luaffi ended before its first case ({why})"));
+        let (sig, dir) = last.unwrap_or_else(|| panic!("luaffi ended before its first case ({why})"));
         // The next run goes on with the callback direction of a call that crashed, else with
         // the next signature.
         (start, skip) = if dir == "call" && sigs[sig].varargs.is_none() {
@@ -275,11 +222,7 @@ fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
         } else {
             (sig + 1, String::new())
         };
-        report.failures.push(Failure {
-            sig,
-            dir,
-            outcome: Outcome::Crash(why),
-        });
+        report.failures.push(Failure { sig, dir, outcome: Outcome::Crash(why) });
         if status.is_none() {
             break;
         }
@@ -318,17 +261,9 @@ fn describe(sig: &Sig, f: &Failure) -> String {
         let exp: Vec<&str> = expected.split(',').collect();
         let act: Vec<&str> = actual.split(',').collect();
         for k in 0..exp.len().max(act.len()) {
-            let (e, a) = (
-                exp.get(k).copied().unwrap_or("(none)"),
-                act.get(k).copied().unwrap_or("(none)"),
-            );
+            let (e, a) = (exp.get(k).copied().unwrap_or("(none)"), act.get(k).copied().unwrap_or("(none)"));
             let mark = if e == a { "  " } else { "!=" };
-            writeln!(
-                out,
-                "  {mark} {}: expected {e}, got {a}",
-                segment_name(sig, k)
-            )
-            .unwrap();
+            writeln!(out, "  {mark} {}: expected {e}, got {a}", segment_name(sig, k)).unwrap();
         }
     }
     out
@@ -340,45 +275,22 @@ fn random_signatures_match_c_in_both_directions() {
     let count = env_or("LUAFFI_NATIVE_DIFF_SIGNATURES", SIGNATURES);
     let mut sigs = generate(seed, count);
     sigs.extend(gen::pinned(count));
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("native-diff")
-        .join("main");
-    let report = run(
-        &dir,
-        &sigs,
-        &LuaOptions {
-            enum_names_at_top_level: ENUM_NAMES_AT_TOP_LEVEL,
-            ..LuaOptions::default()
-        },
-    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native-diff").join("main");
+    let report =
+        run(&dir, &sigs, &LuaOptions { enum_names_at_top_level: ENUM_NAMES_AT_TOP_LEVEL, ..LuaOptions::default() });
 
     let default_space = seed == SEED && count == SIGNATURES;
     let known: BTreeSet<(usize, &str)> = KNOWN_FAILURES
         .iter()
         .filter(|_| default_space)
         .copied()
-        .chain(
-            KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH
-                .iter()
-                .map(|&(k, dir)| (count + k, dir)),
-        )
+        .chain(KNOWN_PINNED_FAILURES_UNION_ZERO_WIDTH.iter().map(|&(k, dir)| (count + k, dir)))
         .collect();
-    let failing: BTreeSet<(usize, &str)> = report
-        .failures
-        .iter()
-        .map(|f| (f.sig, f.dir.as_str()))
-        .collect();
-    let unexpected: Vec<&Failure> = report
-        .failures
-        .iter()
-        .filter(|f| !known.contains(&(f.sig, f.dir.as_str())))
-        .collect();
+    let failing: BTreeSet<(usize, &str)> = report.failures.iter().map(|f| (f.sig, f.dir.as_str())).collect();
+    let unexpected: Vec<&Failure> =
+        report.failures.iter().filter(|f| !known.contains(&(f.sig, f.dir.as_str()))).collect();
     let stale: Vec<&(usize, &str)> = known.iter().filter(|k| !failing.contains(k)).collect();
-    let all: Vec<String> = report
-        .failures
-        .iter()
-        .map(|f| describe(&sigs[f.sig], f))
-        .collect();
+    let all: Vec<String> = report.failures.iter().map(|f| describe(&sigs[f.sig], f)).collect();
     let _ = std::fs::write(dir.join("failures.txt"), all.join("\n"));
     for f in unexpected.iter().take(40) {
         eprintln!("{}", describe(&sigs[f.sig], f));
@@ -387,10 +299,7 @@ fn random_signatures_match_c_in_both_directions() {
         eprintln!("... and {} more", unexpected.len() - 40);
     }
     if !unexpected.is_empty() {
-        let list: Vec<String> = unexpected
-            .iter()
-            .map(|f| format!("({}, \"{}\")", f.sig, f.dir))
-            .collect();
+        let list: Vec<String> = unexpected.iter().map(|f| format!("({}, \"{}\")", f.sig, f.dir)).collect();
         eprintln!(
             "failing cases: {}\n(every failure is described in {})",
             list.join(", "),
@@ -409,24 +318,14 @@ fn random_signatures_match_c_in_both_directions() {
     );
     println!("{line}");
     // `cargo xtask test-all-abis` prints the summary lines written here.
-    let lines = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("lua-suite.d");
+    let lines = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("lua-suite.d");
     if std::fs::create_dir_all(&lines).is_ok() {
         let _ = std::fs::write(lines.join("native-differential.txt"), format!("{line}\n"));
     }
     let all_checks = 2 * sigs.len() - variadic;
-    assert!(
-        report.checks >= all_checks,
-        "only {} of {all_checks} checks ran",
-        report.checks
-    );
+    assert!(report.checks >= all_checks, "only {} of {all_checks} checks ran", report.checks);
     assert!(unexpected.is_empty(), "{line}");
-    assert!(
-        stale.is_empty(),
-        "known failures that now pass (remove them from their KNOWN_ list): {stale:?}"
-    );
+    assert!(stale.is_empty(), "known failures that now pass (remove them from their KNOWN_ list): {stale:?}");
 }
 
 /// The checker itself fails when the answer is wrong: an expected byte flipped, and a
@@ -435,11 +334,8 @@ fn random_signatures_match_c_in_both_directions() {
 #[test]
 fn the_checker_reports_wrong_answers() {
     let mut sigs = generate(SEED ^ 0xCAFE, 12);
-    let flipped = sigs
-        .iter()
-        .find(|s| s.varargs.is_none() && !s.params.is_empty())
-        .expect("a signature with arguments")
-        .id;
+    let flipped =
+        sigs.iter().find(|s| s.varargs.is_none() && !s.params.is_empty()).expect("a signature with arguments").id;
     let swapped = sigs.len();
     sigs.push(Sig {
         id: swapped,
@@ -447,46 +343,22 @@ fn the_checker_reports_wrong_answers() {
         records: Vec::new(),
         ret: Ty::Scalar(Scalar::Int(IntKind::Int)),
         ret_val: Val::Int(42),
-        params: vec![
-            Ty::Scalar(Scalar::Int(IntKind::Int)),
-            Ty::Scalar(Scalar::Double),
-        ],
+        params: vec![Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double)],
         args: vec![Val::Int(7), Val::Float(3.0)],
         varargs: None,
     });
     let options = LuaOptions {
         flip_expected: vec![flipped],
-        lua_params: vec![(
-            swapped,
-            vec![
-                Ty::Scalar(Scalar::Double),
-                Ty::Scalar(Scalar::Int(IntKind::Int)),
-            ],
-        )],
+        lua_params: vec![(swapped, vec![Ty::Scalar(Scalar::Double), Ty::Scalar(Scalar::Int(IntKind::Int))])],
         enum_names_at_top_level: ENUM_NAMES_AT_TOP_LEVEL,
     };
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("native-diff")
-        .join("can-fail");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native-diff").join("can-fail");
     let report = run(&dir, &sigs, &options);
 
-    let failing: BTreeSet<(usize, &str)> = report
-        .failures
-        .iter()
-        .map(|f| (f.sig, f.dir.as_str()))
-        .collect();
-    let want: BTreeSet<(usize, &str)> = [
-        (flipped, "call"),
-        (flipped, "callback"),
-        (swapped, "call"),
-        (swapped, "callback"),
-    ]
-    .into();
-    let shown: Vec<String> = report
-        .failures
-        .iter()
-        .map(|f| describe(&sigs[f.sig], f))
-        .collect();
+    let failing: BTreeSet<(usize, &str)> = report.failures.iter().map(|f| (f.sig, f.dir.as_str())).collect();
+    let want: BTreeSet<(usize, &str)> =
+        [(flipped, "call"), (flipped, "callback"), (swapped, "call"), (swapped, "callback")].into();
+    let shown: Vec<String> = report.failures.iter().map(|f| describe(&sigs[f.sig], f)).collect();
     assert_eq!(failing, want, "{}", shown.join("\n"));
     for f in &report.failures {
         let Outcome::Mismatch { expected, actual } = &f.outcome else {
@@ -494,26 +366,12 @@ fn the_checker_reports_wrong_answers() {
         };
         if f.sig == flipped {
             // Only the first byte differs, by the bit flipped.
-            assert_eq!(
-                expected.get(2..),
-                actual.get(2..),
-                "{}",
-                describe(&sigs[f.sig], f)
-            );
+            assert_eq!(expected.get(2..), actual.get(2..), "{}", describe(&sigs[f.sig], f));
             let byte = |s: &str| u8::from_str_radix(&s[..2], 16).unwrap();
-            assert_eq!(
-                byte(expected) ^ byte(actual),
-                1,
-                "{}",
-                describe(&sigs[f.sig], f)
-            );
+            assert_eq!(byte(expected) ^ byte(actual), 1, "{}", describe(&sigs[f.sig], f));
         } else {
             // C recorded 7 and 3.0; the Lua side passed, or received, them in each other's place.
-            assert!(
-                expected.starts_with("07000000,0000000000000840,"),
-                "{}",
-                describe(&sigs[f.sig], f)
-            );
+            assert!(expected.starts_with("07000000,0000000000000840,"), "{}", describe(&sigs[f.sig], f));
             assert_ne!(expected, actual);
         }
     }

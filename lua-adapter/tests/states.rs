@@ -62,7 +62,8 @@ fn interleaved_use_and_collection_stay_apart() {
     }
     // Closing A runs A's remaining finalizers and frees A's state; B goes on unaffected.
     drop(a);
-    let (count, sum): (u32, i64) = eval(&b, "collectgarbage() local s = 0 for _, o in ipairs(keep) do s = s + o.id end return #keep, s");
+    let (count, sum): (u32, i64) =
+        eval(&b, "collectgarbage() local s = 0 for _, o in ipairs(keep) do s = s + o.id end return #keep, s");
     assert_eq!((count, sum), (50, (0..50).map(|r| r * 10 + 1).sum()));
     assert_eq!(eval::<f64>(&b, "return tonumber(ffi.new('int64_t', 41)) + 1"), 42.0);
 }

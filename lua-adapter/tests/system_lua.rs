@@ -65,7 +65,8 @@ fn scripts() -> Vec<String> {
 
 /// The path of `program` on PATH, or a failure naming the Debian packages to install.
 fn require_program(program: &str, debs: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()));
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()));
     found.unwrap_or_else(|| {
         panic!(
             "`{program}` is not installed, and the suite must run under it. Install it with\n  \
@@ -186,7 +187,13 @@ fn run_suite(label: &str, expected_version: &str, make_command: impl Fn() -> Com
     println!("{line}");
     let lines_dir = target_root().join("lua-suite.d");
     std::fs::create_dir_all(&lines_dir).unwrap();
-    let file_name: String = label.split(' ').next().unwrap().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let file_name: String = label
+        .split(' ')
+        .next()
+        .unwrap()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .collect();
     std::fs::write(lines_dir.join(format!("{file_name}.txt")), format!("{line}\n")).unwrap();
     assert!(failures.is_empty(), "{line}\n{}", failures.join("\n"));
 }
@@ -256,11 +263,21 @@ fn luarocks_make(version: &str) {
             .env("LUAFFI_CARGO_PROFILE", "dev")
             .output()
             .unwrap();
-        assert!(out.status.success(), "luarocks make for Lua {version} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "luarocks make for Lua {version} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
     }
     let lib_dir = tree.join("lib").join("lua").join(version);
     assert!(lib_dir.join("ffi.so").is_file(), "luarocks installed no {}", lib_dir.join("ffi.so").display());
-    let listed = Command::new(&luarocks).args(["--lua-version", version, "--tree"]).arg(&tree).args(["list", "--porcelain"]).output().unwrap();
+    let listed = Command::new(&luarocks)
+        .args(["--lua-version", version, "--tree"])
+        .arg(&tree)
+        .args(["list", "--porcelain"])
+        .output()
+        .unwrap();
     assert!(text(&listed.stdout).contains("luaffi\tscm-1\tinstalled"), "luarocks list: {}", text(&listed.stdout));
     let cpath = lib_dir.join("?.so");
     for script in ["ctype.lua", "cdata.lua"] {

@@ -78,7 +78,8 @@ pub fn declarations_listing(text: &str, target: Target, inline: Option<&Inline>)
         let sig = Signature::new(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
         let shown = format!("{name}: {}", table.display(decl.ty.into()));
         let plan = plan_call(&table, &sig, &[]).map_err(|e| format!("{target}: {shown}: {e}"))?;
-        let text = listing(&plan, backend.as_ref(), disasm, f.variadic, inline).map_err(|e| format!("{target}: {shown}: {e}"))?;
+        let text = listing(&plan, backend.as_ref(), disasm, f.variadic, inline)
+            .map_err(|e| format!("{target}: {shown}: {e}"))?;
         out.push_str(&format!("{target}: {shown}\n\n{text}\n"));
     }
     Ok(out)
@@ -86,7 +87,8 @@ pub fn declarations_listing(text: &str, target: Target, inline: Option<&Inline>)
 
 /// The identifiers of `src`, in order.
 fn identifiers(src: &str) -> impl Iterator<Item = &str> {
-    src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+    src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
 fn backend_for(target: Target) -> Result<(Box<dyn Backend>, Disassembler), String> {
@@ -109,7 +111,12 @@ mod tests {
         let text = declarations_listing("int __stdcall sub2(int, int)", Target::X86_WIN, None).unwrap();
         // stdcall thunks pop their 8 argument bytes.
         assert!(text.contains("ret     8") || text.contains("ret 8"), "{text}");
-        let text = declarations_listing("struct P { float x, y; }; struct P mid(struct P a, struct P b)", Target::X64_WIN, None).unwrap();
+        let text = declarations_listing(
+            "struct P { float x, y; }; struct P mid(struct P a, struct P b)",
+            Target::X64_WIN,
+            None,
+        )
+        .unwrap();
         assert!(text.contains("mid"), "{text}");
     }
 

@@ -33,7 +33,8 @@ const COMMON_FLAGS: &[&str] = &[
     "-w",
 ];
 /// ELF: static non-PIE executables (ET_EXEC, no relocations, no imports) without a build id.
-const ELF_FLAGS: &[&str] = &["-fno-pie", "-no-pie", "-static", "-Wl,--build-id=none", "-Wl,-z,noseparate-code", "-Wl,-e,fixture_entry"];
+const ELF_FLAGS: &[&str] =
+    &["-fno-pie", "-no-pie", "-static", "-Wl,--build-id=none", "-Wl,-z,noseparate-code", "-Wl,-e,fixture_entry"];
 /// PE: executables at the default ImageBase without relocations or timestamp; every data
 /// table is `__declspec(dllexport)` (export table) and the COFF symbols stay.
 const PE_FLAGS: &[&str] = &["-Wl,--no-insert-timestamp", "-Wl,--disable-dynamicbase", "-Wl,--disable-reloc-section"];
@@ -124,7 +125,10 @@ fn check_targets(targets: &[Target], committed: &Path, scratch: &Path) -> Result
         println!("fixtures: committed fixtures of {} target(s) are what the sources compile to", targets.len());
         Ok(())
     } else {
-        Err(format!("fixtures differ from what the catalogue compiles to (run `cargo xtask fixtures`):\n  {}", differences.join("\n  ")))
+        Err(format!(
+            "fixtures differ from what the catalogue compiles to (run `cargo xtask fixtures`):\n  {}",
+            differences.join("\n  ")
+        ))
     }
 }
 
@@ -132,7 +136,12 @@ fn check_targets(targets: &[Target], committed: &Path, scratch: &Path) -> Result
 /// build for the target (gcc without gcc-multilib cannot do `-m32`).
 fn require_compiler(target: Target) -> Result<(), String> {
     let tc = toolchain(target);
-    let missing = || format!("{}: `{}` cannot build for this target; install the Debian package {} (apt-get install {})", target, tc.compiler, tc.package, tc.package);
+    let missing = || {
+        format!(
+            "{}: `{}` cannot build for this target; install the Debian package {} (apt-get install {})",
+            target, tc.compiler, tc.package, tc.package
+        )
+    };
     let probe = std::env::temp_dir().join(format!("luaffi-fixtures-probe-{}-{}", std::process::id(), target.name()));
     fs::create_dir_all(&probe).map_err(|e| e.to_string())?;
     fs::write(probe.join("probe.c"), "int probe(int x) { return x + 1; }\n").map_err(|e| e.to_string())?;
@@ -224,7 +233,13 @@ fn compile(tc: &Toolchain, dir: &Path, img: &ImageBuild) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{} {} failed in {}:\n{}", tc.compiler, img.output, dir.display(), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{} {} failed in {}:\n{}",
+            tc.compiler,
+            img.output,
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

@@ -29,45 +29,22 @@ struct Target {
 }
 
 const TARGETS: &[Target] = &[
-    Target {
-        name: "cdef",
-        package: "abi-model",
-        test: "cdef_fuzz",
-        env: "CDEF_FUZZ",
-    },
-    Target {
-        name: "layout",
-        package: "abi-model",
-        test: "layout_fuzz",
-        env: "LAYOUT_FUZZ",
-    },
-    Target {
-        name: "lua",
-        package: "lua-adapter",
-        test: "fuzz_lua",
-        env: "FUZZ_LUA",
-    },
+    Target { name: "cdef", package: "abi-model", test: "cdef_fuzz", env: "CDEF_FUZZ" },
+    Target { name: "layout", package: "abi-model", test: "layout_fuzz", env: "LAYOUT_FUZZ" },
+    Target { name: "lua", package: "lua-adapter", test: "fuzz_lua", env: "FUZZ_LUA" },
 ];
 
-const USAGE: &str =
-    "usage: cargo xtask fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]
+const USAGE: &str = "usage: cargo xtask fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]
        cargo xtask fuzz --minimize <file.lua>
        cargo xtask fuzz-cdef [--cases N] [--seed S]";
 
 fn number(it: &mut std::slice::Iter<'_, String>, what: &str) -> Result<u64, String> {
-    let v = it
-        .next()
-        .ok_or_else(|| format!("{what} needs a value\n{USAGE}"))?;
-    v.replace('_', "")
-        .parse()
-        .map_err(|_| format!("{what}: `{v}` is not a number\n{USAGE}"))
+    let v = it.next().ok_or_else(|| format!("{what} needs a value\n{USAGE}"))?;
+    v.replace('_', "").parse().map_err(|_| format!("{what}: `{v}` is not a number\n{USAGE}"))
 }
 
 fn fresh_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
 }
 
 /// `cargo xtask fuzz ...`.
@@ -79,9 +56,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--target" => {
-                let name = it
-                    .next()
-                    .ok_or_else(|| format!("--target needs a name\n{USAGE}"))?;
+                let name = it.next().ok_or_else(|| format!("--target needs a name\n{USAGE}"))?;
                 if name == "all" {
                     targets.extend(TARGETS);
                 } else {
@@ -96,9 +71,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--seconds" => seconds = number(&mut it, "--seconds")?,
             "--seed" => seed = Some(number(&mut it, "--seed")?),
             "--minimize" => {
-                let file = it
-                    .next()
-                    .ok_or_else(|| format!("--minimize needs a file\n{USAGE}"))?;
+                let file = it.next().ok_or_else(|| format!("--minimize needs a file\n{USAGE}"))?;
                 return minimize_file(Path::new(file)).map(drop);
             }
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
@@ -117,15 +90,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // crashing one.
         let case_file = dir.join(format!("lua-case-{seed}.lua"));
         let status = sys::cargo()
-            .args([
-                "test",
-                "-p",
-                t.package,
-                "--test",
-                t.test,
-                "--",
-                "--nocapture",
-            ])
+            .args(["test", "-p", t.package, "--test", t.test, "--", "--nocapture"])
             .env(format!("{}_SECONDS", t.env), seconds.to_string())
             .env(format!("{}_SEED", t.env), seed.to_string())
             .env("FUZZ_LUA_CASE_FILE", &case_file)
@@ -139,10 +104,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             // A crash (cargo reports the test binary's signal as a failure, not as its own):
             // shrink the last case if it fails alone; a failure reported by the test itself
             // printed its program above.
-            println!(
-                "fuzz lua: shrinking the last case run, {}",
-                case_file.display()
-            );
+            println!("fuzz lua: shrinking the last case run, {}", case_file.display());
             if let Err(e) = minimize_file(&case_file) {
                 println!("fuzz lua: {e}");
             }
@@ -173,16 +135,7 @@ pub fn run_cdef_cases(args: &[String]) -> Result<(), String> {
     let seed = seed.unwrap_or_else(fresh_seed);
     println!("fuzz-cdef: {cases} cases, seed {seed}");
     let status = sys::cargo()
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "abi-model",
-            "--test",
-            "cdef_fuzz",
-            "--",
-            "--nocapture",
-        ])
+        .args(["test", "--release", "-p", "abi-model", "--test", "cdef_fuzz", "--", "--nocapture"])
         .env("CDEF_FUZZ_CASES", cases.to_string())
         .env("CDEF_FUZZ_SEED", seed.to_string())
         .status()
@@ -190,9 +143,7 @@ pub fn run_cdef_cases(args: &[String]) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "the parser failed a case (seed {seed}); see the case seed printed above"
-        ))
+        Err(format!("the parser failed a case (seed {seed}); see the case seed printed above"))
     }
 }
 
@@ -233,35 +184,21 @@ fn minimize_file(file: &Path) -> Result<String, String> {
     let calltest = module::build_calltest()?;
     let scratch = file.with_extension("try.lua");
     let Some(want) = failure_of(&luaffi, &calltest, file) else {
-        return Err(format!(
-            "{} does not fail under {}",
-            file.display(),
-            luaffi.display()
-        ));
+        return Err(format!("{} does not fail under {}", file.display(), luaffi.display()));
     };
     println!("fuzz: {} fails with {want:?}; shrinking", file.display());
-    let (head, body, tail) = split_program(&src).ok_or_else(|| {
-        format!(
-            "{}: no `-- statements` ... `-- end` section",
-            file.display()
-        )
-    })?;
+    let (head, body, tail) =
+        split_program(&src).ok_or_else(|| format!("{}: no `-- statements` ... `-- end` section", file.display()))?;
     let total = body.len();
     let kept = minimize(body, |lines| {
         let candidate = format!("{head}{}{tail}", lines.concat());
-        std::fs::write(&scratch, candidate).is_ok()
-            && failure_of(&luaffi, &calltest, &scratch).as_ref() == Some(&want)
+        std::fs::write(&scratch, candidate).is_ok() && failure_of(&luaffi, &calltest, &scratch).as_ref() == Some(&want)
     });
     let _ = std::fs::remove_file(&scratch);
     let min = format!("{head}{}{tail}", kept.concat());
     let out = file.with_extension("min.lua");
     std::fs::write(&out, &min).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!(
-        "fuzz: {} statement(s) of {} still fail with {want:?}; written to {}:",
-        kept.len(),
-        total,
-        out.display()
-    );
+    println!("fuzz: {} statement(s) of {} still fail with {want:?}; written to {}:", kept.len(), total, out.display());
     for line in &kept {
         print!("  {line}");
     }
@@ -273,11 +210,7 @@ fn minimize_file(file: &Path) -> Result<String, String> {
 fn split_program(src: &str) -> Option<(&str, Vec<&str>, &str)> {
     let start = src.find("-- statements\n")? + "-- statements\n".len();
     let end = start + src[start..].find("-- end\n")?;
-    Some((
-        &src[..start],
-        src[start..end].split_inclusive('\n').collect(),
-        &src[end..],
-    ))
+    Some((&src[..start], src[start..end].split_inclusive('\n').collect(), &src[end..]))
 }
 
 /// Delta debugging (Zeller's ddmin, complement removal): the smallest subsequence of `items`
@@ -333,11 +266,7 @@ pub fn summary_lines() -> Vec<String> {
     };
     let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     files.sort();
-    files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|s| s.trim().to_string())
-        .collect()
+    files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim().to_string()).collect()
 }
 
 /// Removes the summary lines of an earlier run.

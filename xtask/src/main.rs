@@ -13,10 +13,10 @@
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
 
+mod bench;
 mod disasm;
 mod fixtures;
 mod fuzz;
-mod bench;
 mod matrix;
 mod module;
 mod sys;

@@ -40,7 +40,13 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             }
         };
         let num = |name: &str| -> Result<u64, String> { field(name)?.parse().map_err(|e| format!("{name}: {e}")) };
-        rows.push(Row { target: field("target")?, subject: field("subject")?, direction: field("direction")?, checked: num("checked")?, failed: num("failed")? });
+        rows.push(Row {
+            target: field("target")?,
+            subject: field("subject")?,
+            direction: field("direction")?,
+            checked: num("checked")?,
+            failed: num("failed")?,
+        });
     }
     Ok(rows)
 }
@@ -63,7 +69,8 @@ pub fn collect() -> Result<Vec<Row>, String> {
     let dir = target_dir().join("abi-matrix.d");
     let mut rows = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        let mut files: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -91,7 +98,13 @@ mod tests {
 
     #[test]
     fn parses_what_it_writes() {
-        let rows = vec![Row { target: "x86-win".into(), subject: "stub".into(), direction: "callback".into(), checked: 7, failed: 2 }];
+        let rows = vec![Row {
+            target: "x86-win".into(),
+            subject: "stub".into(),
+            direction: "callback".into(),
+            checked: 7,
+            failed: 2,
+        }];
         assert_eq!(parse(&to_json(&rows)).unwrap(), rows);
     }
 

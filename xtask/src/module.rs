@@ -110,9 +110,15 @@ pub fn clear_suite_lines() {
 /// sorted by runner.
 pub fn suite_lines() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(suite_lines_dir()) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "txt")).collect();
+    let mut files: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "txt")).collect();
     files.sort();
-    files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// What valgrind found in one script's run.
@@ -164,7 +170,8 @@ pub fn parse_valgrind(stderr: &str) -> Result<ValgrindReport, String> {
 /// The first number in `s`, thousands separators allowed (`1,024`).
 fn first_number(s: &str) -> Option<u64> {
     let start = s.find(|c: char| c.is_ascii_digit())?;
-    let digits: String = s[start..].chars().take_while(|c| c.is_ascii_digit() || *c == ',').filter(|c| *c != ',').collect();
+    let digits: String =
+        s[start..].chars().take_while(|c| c.is_ascii_digit() || *c == ',').filter(|c| *c != ',').collect();
     digits.parse().ok()
 }
 
@@ -183,7 +190,9 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--lua" => version = it.next().ok_or("--lua needs a version")?.clone(),
-            other => return Err(format!("valgrind: unknown argument `{other}`\nusage: cargo xtask valgrind [--lua 5.X]")),
+            other => {
+                return Err(format!("valgrind: unknown argument `{other}`\nusage: cargo xtask valgrind [--lua 5.X]"))
+            }
         }
     }
     let lua = format!("lua{version}");
@@ -196,12 +205,18 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
     let calltest = build_calltest()?;
     let cpath = module.parent().expect("ffi.so has a directory").join("?.so");
     let scripts = suite_scripts()?;
-    println!("{:<16} {:>7} {:>8} {:>8} {:>16} {:>15} {:>9}", "script", "errors", "inv.read", "inv.write", "definitely lost", "possibly lost", "time");
+    println!(
+        "{:<16} {:>7} {:>8} {:>8} {:>16} {:>15} {:>9}",
+        "script", "errors", "inv.read", "inv.write", "definitely lost", "possibly lost", "time"
+    );
     let mut failures = Vec::new();
     let mut total = ValgrindReport::default();
     for script in &scripts {
         let started = std::time::Instant::now();
-        let out = valgrind_command(&lua, &cpath, script).env("LUAFFI_CALLTEST", &calltest).output().map_err(|e| format!("cannot run valgrind: {e}"))?;
+        let out = valgrind_command(&lua, &cpath, script)
+            .env("LUAFFI_CALLTEST", &calltest)
+            .output()
+            .map_err(|e| format!("cannot run valgrind: {e}"))?;
         let secs = started.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -318,7 +333,9 @@ pub fn asan(args: &[String]) -> Result<(), String> {
         }
     }
     if sys::cargo_nightly().is_none() {
-        return Err("the nightly toolchain is not installed; run: rustup toolchain install nightly --profile minimal".into());
+        return Err(
+            "the nightly toolchain is not installed; run: rustup toolchain install nightly --profile minimal".into()
+        );
     }
     let triple = "x86_64-unknown-linux-gnu";
     let dir = target_dir().join("asan");
@@ -339,7 +356,8 @@ pub fn asan(args: &[String]) -> Result<(), String> {
         cmd
     };
     eprintln!("xtask: building luaffi with AddressSanitizer (nightly) into {}", dir.display());
-    let status = asan_cmd("build", &["--bin", "luaffi"]).status().map_err(|e| format!("cannot run cargo +nightly: {e}"))?;
+    let status =
+        asan_cmd("build", &["--bin", "luaffi"]).status().map_err(|e| format!("cannot run cargo +nightly: {e}"))?;
     if !status.success() {
         return Err("building luaffi with AddressSanitizer failed".into());
     }
@@ -363,8 +381,14 @@ pub fn asan(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot run {}: {e}", luaffi.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let reports = stderr.matches("ERROR: AddressSanitizer").count() + stderr.matches("ERROR: LeakSanitizer").count();
-        println!("asan {script:<16} {:>3} report(s), {} {:>6.1}s", reports, if out.status.success() { "passed" } else { "FAILED" }, started.elapsed().as_secs_f64());
+        let reports =
+            stderr.matches("ERROR: AddressSanitizer").count() + stderr.matches("ERROR: LeakSanitizer").count();
+        println!(
+            "asan {script:<16} {:>3} report(s), {} {:>6.1}s",
+            reports,
+            if out.status.success() { "passed" } else { "FAILED" },
+            started.elapsed().as_secs_f64()
+        );
         if reports > 0 || !out.status.success() {
             failures.push(format!("{script}:\n{stdout}\n{stderr}"));
         }
@@ -390,7 +414,8 @@ pub fn asan(args: &[String]) -> Result<(), String> {
 }
 
 /// Leaks are reported (a leak is a finding too); `abort_on_error` makes a report a signal.
-const ASAN_OPTIONS: &str = "detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1";
+const ASAN_OPTIONS: &str =
+    "detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1";
 
 #[cfg(test)]
 mod tests {
@@ -425,7 +450,14 @@ mod tests {
         let r = parse_valgrind(DIRTY).unwrap();
         assert_eq!(
             r,
-            ValgrindReport { errors: 6, invalid_reads: 2, invalid_writes: 1, definitely_lost_bytes: 1056, definitely_lost_blocks: 3, possibly_lost_bytes: 48 }
+            ValgrindReport {
+                errors: 6,
+                invalid_reads: 2,
+                invalid_writes: 1,
+                definitely_lost_bytes: 1056,
+                definitely_lost_blocks: 3,
+                possibly_lost_bytes: 48
+            }
         );
     }
 
@@ -447,4 +479,3 @@ mod tests {
         assert!(e.contains("no such Lua version `5.0`"), "{e}");
     }
 }
-

@@ -80,9 +80,7 @@ impl Parser<'_> {
         match self.table.get(ty) {
             CType::Int(k) => Some((self.table.int_size(*k) * 8, k.is_signed())),
             CType::Bool => Some((8, false)),
-            CType::Enum(e) if e.complete => {
-                Some((self.table.int_size(e.repr) * 8, e.repr.is_signed()))
-            }
+            CType::Enum(e) if e.complete => Some((self.table.int_size(e.repr) * 8, e.repr.is_signed())),
             CType::Enum(_) => Some((32, true)),
             _ => None,
         }
@@ -111,17 +109,12 @@ impl Parser<'_> {
     }
 
     fn int_val(&self, bits: u64, c: Class, imm: bool) -> Val {
-        Val {
-            bits: normalize(bits, c.0, c.1),
-            ty: self.type_of_class(c),
-            imm,
-        }
+        Val { bits: normalize(bits, c.0, c.1), ty: self.type_of_class(c), imm }
     }
 
     fn size_t(&self) -> TypeId {
         let t = &*self.table;
-        t.int_of_size(t.target().pointer_size(), false)
-            .unwrap_or_else(|| t.int(IntKind::UInt))
+        t.int_of_size(t.target().pointer_size(), false).unwrap_or_else(|| t.int(IntKind::UInt))
     }
 
     /// An integer constant expression (LuaJIT `cp_expr_kint`): "invalid value" otherwise.
@@ -166,10 +159,8 @@ impl Parser<'_> {
                 self.expect(":")?;
                 let no = self.expr_sub(0)?;
                 self.leave();
-                let c = common(
-                    self.class_of(yes.ty).unwrap_or((64, false)),
-                    self.class_of(no.ty).unwrap_or((64, false)),
-                );
+                let c =
+                    common(self.class_of(yes.ty).unwrap_or((64, false)), self.class_of(no.ty).unwrap_or((64, false)));
                 let chosen = if k.bits != 0 { yes } else { no };
                 k = self.int_val(chosen.bits, c, k.imm && chosen.imm);
                 continue;
@@ -186,11 +177,7 @@ impl Parser<'_> {
             }
             let at = (self.tok.line, self.tok.col);
             self.next()?;
-            let rhs = if level == 10 {
-                self.unary()?
-            } else {
-                self.expr_sub(level + 1)?
-            };
+            let rhs = if level == 10 { self.unary()? } else { self.expr_sub(level + 1)? };
             k = self.binary(&op, k, rhs, at)?;
         }
     }
@@ -265,11 +252,7 @@ impl Parser<'_> {
         if let Tok::Int(lit) = self.tok.tok {
             self.next()?;
             // An `L` literal is as wide as the target's `long`.
-            let width = if lit.long_suffix {
-                lit.width.max(self.table.int_size(IntKind::Long) * 8)
-            } else {
-                lit.width
-            };
+            let width = if lit.long_suffix { lit.width.max(self.table.int_size(IntKind::Long) * 8) } else { lit.width };
             return Ok(self.int_val(lit.value, (width, lit.signed), true));
         }
         for op in ["+", "-", "~", "!"] {
@@ -292,16 +275,10 @@ impl Parser<'_> {
                 let v = self.unary()?;
                 // A cast to an integer type converts; to any other type it only retypes.
                 return Ok(match self.class_of(ty.id) {
-                    Some(c) => Val {
-                        bits: normalize(v.bits, c.0, c.1),
-                        ty: ty.id,
-                        imm: v.imm && self.is_integer(v.ty),
-                    },
-                    None => Val {
-                        bits: v.bits,
-                        ty: ty.id,
-                        imm: v.imm,
-                    },
+                    Some(c) => {
+                        Val { bits: normalize(v.bits, c.0, c.1), ty: ty.id, imm: v.imm && self.is_integer(v.ty) }
+                    }
+                    None => Val { bits: v.bits, ty: ty.id, imm: v.imm },
                 });
             }
             let v = self.expr_comma()?;
@@ -311,25 +288,14 @@ impl Parser<'_> {
         if self.opt("*")? {
             let v = self.unary()?;
             let Some(target) = self.pointee(v.ty) else {
-                return Err(self.err(&format!(
-                    "'{}' cannot be indexed",
-                    self.table.display(QualType::plain(v.ty))
-                )));
+                return Err(self.err(&format!("'{}' cannot be indexed", self.table.display(QualType::plain(v.ty)))));
             };
-            return Ok(Val {
-                bits: 0,
-                ty: target,
-                imm: false,
-            });
+            return Ok(Val { bits: 0, ty: target, imm: false });
         }
         if self.opt("&")? {
             let v = self.unary()?;
             let ty = self.table.try_pointer_to(v.ty).map_err(|e| self.type_err(e))?;
-            return Ok(Val {
-                bits: 0,
-                ty,
-                imm: false,
-            });
+            return Ok(Val { bits: 0, ty, imm: false });
         }
         match self.kw() {
             Some(Kw::Sizeof) => return self.size_or_align(true),
@@ -339,28 +305,12 @@ impl Parser<'_> {
         if let Some(name) = self.ident() {
             let in_params = self.param_names.iter().any(|frame| frame.contains(&name));
             let v = if in_params {
-                Val {
-                    bits: 0,
-                    ty: self.table.int(IntKind::Int),
-                    imm: false,
-                }
+                Val { bits: 0, ty: self.table.int(IntKind::Int), imm: false }
             } else {
                 match self.scope.symbol(&name) {
-                    Some(Symbol::Constant(c)) => Val {
-                        bits: c.value as u64,
-                        ty: c.ty.id,
-                        imm: true,
-                    },
-                    Some(Symbol::Variable(v)) => Val {
-                        bits: 0,
-                        ty: v.ty.id,
-                        imm: false,
-                    },
-                    Some(Symbol::Function(f)) => Val {
-                        bits: 0,
-                        ty: f.ty,
-                        imm: false,
-                    },
+                    Some(Symbol::Constant(c)) => Val { bits: c.value as u64, ty: c.ty.id, imm: true },
+                    Some(Symbol::Variable(v)) => Val { bits: 0, ty: v.ty.id, imm: false },
+                    Some(Symbol::Function(f)) => Val { bits: 0, ty: f.ty, imm: false },
                     _ => return Err(self.err_near("unexpected symbol")),
                 }
             };
@@ -374,17 +324,10 @@ impl Parser<'_> {
                 len += s.len() as u64;
                 self.next()?;
             }
-            let ch = QualType {
-                id: self.table.int(IntKind::Char),
-                quals: Quals::CONST,
-            };
+            let ch = QualType { id: self.table.int(IntKind::Char), quals: Quals::CONST };
             let made = self.table.try_array_of(ch, ArrayLen::Fixed(len + 1));
             let ty = made.map_err(|e| self.type_err(e))?;
-            return Ok(Val {
-                bits: 0,
-                ty,
-                imm: false,
-            });
+            return Ok(Val { bits: 0, ty, imm: false });
         }
         Err(self.err_near("unexpected symbol"))
     }
@@ -405,27 +348,19 @@ impl Parser<'_> {
                 let index = self.expr_comma()?;
                 let elem = self.pointee(v.ty).or_else(|| self.pointee(index.ty));
                 let Some(elem) = elem else {
-                    return Err(self.err(&format!(
-                        "'{}' cannot be indexed",
-                        self.table.display(QualType::plain(v.ty))
-                    )));
+                    return Err(self.err(&format!("'{}' cannot be indexed", self.table.display(QualType::plain(v.ty)))));
                 };
                 self.expect("]")?;
-                v = Val {
-                    bits: 0,
-                    ty: elem,
-                    imm: false,
-                };
+                v = Val { bits: 0, ty: elem, imm: false };
             } else if self.tok.is(".") || self.tok.is("->") {
                 let mut record = v.ty;
                 if self.tok.is("->") {
                     match self.pointee(v.ty) {
                         Some(t) => record = t,
                         None => {
-                            return Err(self.err(&format!(
-                                "'{}' cannot be indexed",
-                                self.table.display(QualType::plain(v.ty))
-                            )));
+                            return Err(
+                                self.err(&format!("'{}' cannot be indexed", self.table.display(QualType::plain(v.ty))))
+                            );
                         }
                     }
                 }
@@ -439,11 +374,7 @@ impl Parser<'_> {
                     return Err(self.err(&format!("'{shown}' has no member named '{name}'")));
                 };
                 self.next()?;
-                v = Val {
-                    bits: 0,
-                    ty: member.ty.id,
-                    imm: false,
-                };
+                v = Val { bits: 0, ty: member.ty.id, imm: false };
             } else {
                 return Ok(v);
             }
@@ -454,28 +385,16 @@ impl Parser<'_> {
     fn size_or_align(&mut self, size: bool) -> Result<Val, CdefError> {
         self.next()?;
         let ty = if self.opt("(")? {
-            let ty = if self.starts_type() {
-                self.abstract_type()?.id
-            } else {
-                self.expr_comma()?.ty
-            };
+            let ty = if self.starts_type() { self.abstract_type()?.id } else { self.expr_comma()?.ty };
             self.expect(")")?;
             ty
         } else {
             self.unary()?.ty
         };
         let layout = self.table.layout(ty).map_err(|_| self.err(BAD_SIZE))?;
-        let n = if size {
-            layout.size
-        } else {
-            u64::from(layout.align)
-        };
+        let n = if size { layout.size } else { u64::from(layout.align) };
         let st = self.size_t();
         let c = self.class_of(st).unwrap_or((64, false));
-        Ok(Val {
-            bits: normalize(n, c.0, c.1),
-            ty: st,
-            imm: true,
-        })
+        Ok(Val { bits: normalize(n, c.0, c.1), ty: st, imm: true })
     }
 }

@@ -78,15 +78,7 @@ fn is_ident_char(c: char) -> bool {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, params: &'a [CParam]) -> Lexer<'a> {
-        Lexer {
-            chars: src.chars().peekable(),
-            line: 1,
-            col: 1,
-            line_delta: 0,
-            params,
-            next_param: 0,
-            skipping: false,
-        }
+        Lexer { chars: src.chars().peekable(), line: 1, col: 1, line_delta: 0, params, next_param: 0, skipping: false }
     }
 
     /// Number of `$` parameters consumed so far.
@@ -153,12 +145,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn error(&self, line: u32, col: u32, message: &str, near: Option<&str>) -> CdefError {
-        CdefError {
-            line: self.logical(line),
-            col,
-            message: message.to_string(),
-            token: near.map(str::to_string),
-        }
+        CdefError { line: self.logical(line), col, message: message.to_string(), token: near.map(str::to_string) }
     }
 
     /// The next token.
@@ -234,13 +221,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn make(&self, tok: Tok, line: u32, col: u32, text: String) -> Token {
-        Token {
-            tok,
-            line: self.logical(line),
-            col,
-            text,
-            from_param: false,
-        }
+        Token { tok, line: self.logical(line), col, text, from_param: false }
     }
 
     fn punct(&self, p: &str, line: u32, col: u32) -> Token {
@@ -290,12 +271,7 @@ impl<'a> Lexer<'a> {
         match parse_int_literal(&lexeme) {
             Some(lit) => Ok(self.make(Tok::Int(lit), line, col, lexeme)),
             None if self.skipping => Ok(self.make(
-                Tok::Int(IntLit {
-                    value: 0,
-                    width: 32,
-                    signed: true,
-                    long_suffix: false,
-                }),
+                Tok::Int(IntLit { value: 0, width: 32, signed: true, long_suffix: false }),
                 line,
                 col,
                 lexeme,
@@ -369,17 +345,7 @@ impl<'a> Lexer<'a> {
         }
         // A character constant is an int holding the (signed) char's value.
         let value = bytes[0] as i8 as i64 as u64;
-        Ok(self.make(
-            Tok::Int(IntLit {
-                value,
-                width: 32,
-                signed: true,
-                long_suffix: false,
-            }),
-            line,
-            col,
-            text,
-        ))
+        Ok(self.make(Tok::Int(IntLit { value, width: 32, signed: true, long_suffix: false }), line, col, text))
     }
 }
 
@@ -427,12 +393,7 @@ pub(crate) fn parse_int_literal(s: &str) -> Option<IntLit> {
     } else {
         (64, false)
     };
-    Some(IntLit {
-        value,
-        width,
-        signed,
-        long_suffix: longs == 1,
-    })
+    Some(IntLit { value, width, signed, long_suffix: longs == 1 })
 }
 
 #[cfg(test)]
@@ -455,10 +416,7 @@ mod tests {
     #[test]
     fn tokens_carry_line_and_column_after_comments_and_continuations() {
         let toks = lex_all("int /* c\n */ x; // tail\n  y\\\n z");
-        let pos: Vec<(String, u32, u32)> = toks
-            .iter()
-            .map(|t| (t.text.clone(), t.line, t.col))
-            .collect();
+        let pos: Vec<(String, u32, u32)> = toks.iter().map(|t| (t.text.clone(), t.line, t.col)).collect();
         assert_eq!(
             pos,
             vec![
@@ -474,28 +432,16 @@ mod tests {
 
     #[test]
     fn multi_character_operators_are_one_token() {
-        let texts: Vec<String> = lex_all("a||b&&c==d!=e<=f>=g<<h>>i->j<k>l")
-            .into_iter()
-            .map(|t| t.text)
-            .collect();
-        assert_eq!(
-            texts.join(" "),
-            "a || b && c == d != e <= f >= g << h >> i -> j < k > l <eof>"
-        );
+        let texts: Vec<String> = lex_all("a||b&&c==d!=e<=f>=g<<h>>i->j<k>l").into_iter().map(|t| t.text).collect();
+        assert_eq!(texts.join(" "), "a || b && c == d != e <= f >= g << h >> i -> j < k > l <eof>");
     }
 
     #[test]
     fn integer_literals_take_c99_types() {
         let lit = |s| parse_int_literal(s).unwrap();
         assert_eq!((lit("42").width, lit("42").signed), (32, true));
-        assert_eq!(
-            (lit("0x80000000").width, lit("0x80000000").signed),
-            (32, false)
-        );
-        assert_eq!(
-            (lit("2147483648").width, lit("2147483648").signed),
-            (64, true)
-        );
+        assert_eq!((lit("0x80000000").width, lit("0x80000000").signed), (32, false));
+        assert_eq!((lit("2147483648").width, lit("2147483648").signed), (64, true));
         assert_eq!(lit("010").value, 8);
         assert_eq!((lit("1u").signed, lit("1ULL").width), (false, 64));
         assert!(lit("1L").long_suffix);
@@ -516,9 +462,6 @@ mod tests {
     #[test]
     fn unterminated_string_is_an_error() {
         let mut lx = Lexer::new("\"abc", &[]);
-        assert_eq!(
-            lx.next_token().unwrap_err().to_string(),
-            "1:5: unfinished string near '<eof>'"
-        );
+        assert_eq!(lx.next_token().unwrap_err().to_string(), "1:5: unfinished string near '<eof>'");
     }
 }

@@ -176,28 +176,16 @@ impl CScope {
     /// `_Bool` are keywords, not typedefs.
     pub fn new(table: &mut TypeTable) -> CScope {
         let target = table.target();
-        let mut scope = CScope {
-            target,
-            ordinary: HashMap::new(),
-            tags: HashMap::new(),
-        };
+        let mut scope = CScope { target, ordinary: HashMap::new(), tags: HashMap::new() };
         let ptr = table.target().pointer_size();
         let mut def = |name: &str, id: Option<TypeId>| {
             if let Some(id) = id {
-                scope
-                    .ordinary
-                    .insert(name.to_string(), Symbol::Typedef(QualType::plain(id)));
+                scope.ordinary.insert(name.to_string(), Symbol::Typedef(QualType::plain(id)));
             }
         };
         for bytes in [1u32, 2, 4, 8] {
-            def(
-                &format!("int{}_t", bytes * 8),
-                table.int_of_size(bytes, true),
-            );
-            def(
-                &format!("uint{}_t", bytes * 8),
-                table.int_of_size(bytes, false),
-            );
+            def(&format!("int{}_t", bytes * 8), table.int_of_size(bytes, true));
+            def(&format!("uint{}_t", bytes * 8), table.int_of_size(bytes, false));
         }
         for name in ["intptr_t", "ptrdiff_t", "ssize_t"] {
             def(name, table.int_of_size(ptr, true));
@@ -323,12 +311,7 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 ///   `vector_size`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86, and an
 ///   `aligned(n)` attribute on a typedef other than the type's own alignment (the table has
 ///   no aligned typedefs; gcc and LuaJIT give the typedef that alignment).
-pub fn cdef(
-    table: &mut TypeTable,
-    scope: &mut CScope,
-    src: &str,
-    params: &[CParam],
-) -> Result<(), CdefError> {
+pub fn cdef(table: &mut TypeTable, scope: &mut CScope, src: &str, params: &[CParam]) -> Result<(), CdefError> {
     parser::run(table, scope, src, params, parser::Mode::Declarations).map(|_| ())
 }
 
@@ -376,27 +359,15 @@ fn find_member_in(table: &TypeTable, record: TypeId, name: &str, depth: u32) -> 
     let body = table.record_body(record)?;
     for (field, place) in body.fields.iter().zip(&body.layout.fields) {
         match &field.name {
-            Some(n) if n == name => {
-                return Some(MemberRef {
-                    ty: field.ty,
-                    offset: place.offset,
-                    bits: place.bits,
-                })
-            }
+            Some(n) if n == name => return Some(MemberRef { ty: field.ty, offset: place.offset, bits: place.bits }),
             Some(_) => {}
             None if field.bit_width.is_none() => {
                 if let Some(inner) = find_member_in(table, field.ty.id, name, depth + 1) {
                     let shift = place.offset;
                     return Some(MemberRef {
-                        ty: QualType {
-                            id: inner.ty.id,
-                            quals: inner.ty.quals.union(field.ty.quals),
-                        },
+                        ty: QualType { id: inner.ty.id, quals: inner.ty.quals.union(field.ty.quals) },
                         offset: inner.offset + shift,
-                        bits: inner.bits.map(|b| BitPos {
-                            bit_offset: b.bit_offset + shift * 8,
-                            width: b.width,
-                        }),
+                        bits: inner.bits.map(|b| BitPos { bit_offset: b.bit_offset + shift * 8, width: b.width }),
                     });
                 }
             }

@@ -6,12 +6,10 @@
 //! of derivations (pointer, array, function) in the order they apply to the base type.
 
 use super::lexer::{Lexer, Tok, Token};
-use super::{
-    tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl,
-};
+use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
 use crate::types::{
-    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals,
-    RecordAttrs, RecordKind, TypeError, TypeId, TypeTable,
+    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordKind,
+    TypeError, TypeId, TypeTable,
 };
 use crate::{Arch, CallConv};
 
@@ -131,10 +129,8 @@ fn keyword_of(s: &str) -> Option<Kw> {
         "sizeof" => Kw::Sizeof,
         "__alignof" | "__alignof__" => Kw::Alignof,
         "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
-        "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16"
-        | "__bf16" | "_Float32" | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => {
-            Kw::Unsupported(NO_FLOAT)
-        }
+        "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16" | "__bf16" | "_Float32"
+        | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(NO_FLOAT),
         "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(NO_DECIMAL),
         _ => return None,
     })
@@ -186,41 +182,17 @@ struct DeclMode {
     field: bool,
 }
 
-const DIRECT: DeclMode = DeclMode {
-    direct: true,
-    abstract_: false,
-    field: false,
-};
-const ABSTRACT: DeclMode = DeclMode {
-    direct: false,
-    abstract_: true,
-    field: false,
-};
-const PARAM: DeclMode = DeclMode {
-    direct: true,
-    abstract_: true,
-    field: false,
-};
-const FIELD: DeclMode = DeclMode {
-    direct: true,
-    abstract_: true,
-    field: true,
-};
+const DIRECT: DeclMode = DeclMode { direct: true, abstract_: false, field: false };
+const ABSTRACT: DeclMode = DeclMode { direct: false, abstract_: true, field: false };
+const PARAM: DeclMode = DeclMode { direct: true, abstract_: true, field: false };
+const FIELD: DeclMode = DeclMode { direct: true, abstract_: true, field: true };
 
 /// One derivation, applied to the type built so far.
 #[derive(Clone, Debug)]
 enum Op {
     Pointer(Quals),
-    Array {
-        len: ArrayLen,
-        at: (u32, u32),
-    },
-    Func {
-        params: Vec<Param>,
-        variadic: bool,
-        conv: Option<CallConv>,
-        at: (u32, u32),
-    },
+    Array { len: ArrayLen, at: (u32, u32) },
+    Func { params: Vec<Param>, variadic: bool, conv: Option<CallConv>, at: (u32, u32) },
 }
 
 /// A parsed declarator.
@@ -261,11 +233,7 @@ pub(crate) fn run(
         return Err(CdefError {
             line: 1,
             col: 1,
-            message: format!(
-                "the scope is for {} but the type table for {}",
-                scope.target(),
-                table.target()
-            ),
+            message: format!("the scope is for {} but the type table for {}", scope.target(), table.target()),
             token: None,
         });
     }
@@ -288,9 +256,7 @@ pub(crate) fn run(
                     param_names: Vec::new(),
                 };
                 let r = match mode {
-                    Mode::Declarations => {
-                        p.declarations().map(|()| QualType::plain(p.table.void()))
-                    }
+                    Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
                     Mode::TypeName => p.type_name(),
                 };
                 let r = r.and_then(|ty| {
@@ -355,21 +321,11 @@ impl<'a> Parser<'a> {
 
     /// An error at the current token, without naming it (LuaJIT `cp_err`).
     pub(crate) fn err(&self, message: &str) -> CdefError {
-        CdefError {
-            line: self.tok.line,
-            col: self.tok.col,
-            message: message.to_string(),
-            token: None,
-        }
+        CdefError { line: self.tok.line, col: self.tok.col, message: message.to_string(), token: None }
     }
 
     pub(crate) fn err_at(at: (u32, u32), message: &str) -> CdefError {
-        CdefError {
-            line: at.0,
-            col: at.1,
-            message: message.to_string(),
-            token: None,
-        }
+        CdefError { line: at.0, col: at.1, message: message.to_string(), token: None }
     }
 
     fn pos(&self) -> (u32, u32) {
@@ -433,10 +389,7 @@ impl<'a> Parser<'a> {
             let cp = self.table.checkpoint();
             let names = self.added.len();
             let spec = self.decl_spec(&[Storage::Typedef, Storage::Extern, Storage::Static])?;
-            let tag_only = matches!(
-                self.table.get(spec.base.id),
-                CType::Record(_) | CType::Enum(_)
-            );
+            let tag_only = matches!(self.table.get(spec.base.id), CType::Record(_) | CType::Enum(_));
             if !(tag_only && (self.tok.is(";") || self.tok.tok == Tok::Eof)) {
                 loop {
                     let d = self.full_declarator(DIRECT, &spec.attrs)?;
@@ -491,12 +444,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Gives the declared name its meaning.
-    fn declare(
-        &mut self,
-        storage: Option<Storage>,
-        d: Declarator,
-        ty: QualType,
-    ) -> Result<(), CdefError> {
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
             // gcc gives a typedef its `aligned(n)` (raised or lowered), which changes the layout
@@ -513,17 +461,11 @@ impl<'a> Parser<'a> {
             Symbol::Typedef(ty)
         } else if matches!(self.table.get(ty.id), CType::Function(_)) {
             // Static and extern functions are both declarations of a symbol to look up.
-            Symbol::Function(FuncDecl {
-                ty: ty.id,
-                asm_name: d.attrs.redir,
-            })
+            Symbol::Function(FuncDecl { ty: ty.id, asm_name: d.attrs.redir })
         } else if storage == Some(Storage::Static) {
             Symbol::Constant(self.const_init(ty)?)
         } else {
-            Symbol::Variable(VarDecl {
-                ty,
-                asm_name: d.attrs.redir,
-            })
+            Symbol::Variable(VarDecl { ty, asm_name: d.attrs.redir })
         };
         self.define_symbol(&name, sym)
     }
@@ -538,10 +480,7 @@ impl<'a> Parser<'a> {
             if super::same::symbols_equivalent(self.table, old, &sym) {
                 return Ok(());
             }
-            return Err(Self::err_at(
-                (name.line, name.col),
-                &format!("attempt to redefine '{n}'"),
-            ));
+            return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
         }
         self.scope.insert_ordinary(n, sym);
         self.added.push(Added::Ordinary(n.clone()));
@@ -553,9 +492,7 @@ impl<'a> Parser<'a> {
     fn const_init(&mut self, ty: QualType) -> Result<ConstDecl, CdefError> {
         let class = match self.table.get(ty.id) {
             CType::Int(k) => Some((self.table.int_size(*k) * 8, k.is_signed())),
-            CType::Enum(e) if e.complete => {
-                Some((self.table.int_size(e.repr) * 8, e.repr.is_signed()))
-            }
+            CType::Enum(e) if e.complete => Some((self.table.int_size(e.repr) * 8, e.repr.is_signed())),
             _ => None,
         };
         let Some((width, signed)) = class.filter(|_| ty.quals.is_const) else {
@@ -564,10 +501,7 @@ impl<'a> Parser<'a> {
         self.expect("=")?;
         let v = self.kint()?;
         let bits = super::expr::normalize(v.bits, width, signed);
-        Ok(ConstDecl {
-            value: bits as i64,
-            ty,
-        })
+        Ok(ConstDecl { value: bits as i64, ty })
     }
 
     // ---- preprocessor lines ----
@@ -700,12 +634,7 @@ impl<'a> Parser<'a> {
             };
             let simple = sized.is_some()
                 || class.is_some()
-                || matches!(
-                    kw,
-                    Some(
-                        Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline
-                    )
-                );
+                || matches!(kw, Some(Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline));
             if simple {
                 if let Some(n) = sized {
                     // A second sized keyword ends the specifiers ("int int" is then a bad
@@ -753,15 +682,9 @@ impl<'a> Parser<'a> {
             }
             match kw {
                 Some(Kw::Struct) => {
-                    tdef = Some(QualType::plain(
-                        self.record_specifier(RecordKind::Struct, &mut attrs)?,
-                    ))
+                    tdef = Some(QualType::plain(self.record_specifier(RecordKind::Struct, &mut attrs)?))
                 }
-                Some(Kw::Union) => {
-                    tdef = Some(QualType::plain(
-                        self.record_specifier(RecordKind::Union, &mut attrs)?,
-                    ))
-                }
+                Some(Kw::Union) => tdef = Some(QualType::plain(self.record_specifier(RecordKind::Union, &mut attrs)?)),
                 Some(Kw::Enum) => tdef = Some(QualType::plain(self.enum_specifier(&mut attrs)?)),
                 _ => match &self.tok.tok {
                     Tok::TypeParam(q) => {
@@ -793,11 +716,7 @@ impl<'a> Parser<'a> {
         } else if let Some(q) = tdef {
             let quals = q.quals.union(attrs.quals);
             attrs.quals = Quals::NONE;
-            return Ok(Spec {
-                base: QualType { id: q.id, quals },
-                storage,
-                attrs,
-            });
+            return Ok(Spec { base: QualType { id: q.id, quals }, storage, attrs });
         } else if seen.void {
             t.void()
         } else if seen.bool_ {
@@ -820,23 +739,11 @@ impl<'a> Parser<'a> {
                 (false, false) => IntKind::Char,
             })
         } else if seen.short {
-            t.int(if signed {
-                IntKind::Short
-            } else {
-                IntKind::UShort
-            })
+            t.int(if signed { IntKind::Short } else { IntKind::UShort })
         } else if seen.longs >= 2 {
-            t.int(if signed {
-                IntKind::LongLong
-            } else {
-                IntKind::ULongLong
-            })
+            t.int(if signed { IntKind::LongLong } else { IntKind::ULongLong })
         } else if seen.longs == 1 {
-            t.int(if signed {
-                IntKind::Long
-            } else {
-                IntKind::ULong
-            })
+            t.int(if signed { IntKind::Long } else { IntKind::ULong })
         } else if let Some(n) = size.filter(|_| !seen.int) {
             // __int8 .. __int64 (MSVC): the integer of that size; __int64 is long long.
             let kind = match (n, signed) {
@@ -857,11 +764,7 @@ impl<'a> Parser<'a> {
         };
         let quals = attrs.quals;
         attrs.quals = Quals::NONE;
-        Ok(Spec {
-            base: QualType { id: base, quals },
-            storage,
-            attrs,
-        })
+        Ok(Spec { base: QualType { id: base, quals }, storage, attrs })
     }
 
     // ---- attributes ----
@@ -930,10 +833,7 @@ impl<'a> Parser<'a> {
         while !self.tok.is(")") {
             if let Some(name) = self.ident() {
                 self.next()?;
-                let bare = name
-                    .strip_prefix("__")
-                    .and_then(|n| n.strip_suffix("__"))
-                    .unwrap_or(&name);
+                let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
                 let x86 = self.table.target().arch == Arch::X86;
                 match bare {
                     "aligned" => self.align_attribute(a)?,
@@ -945,9 +845,7 @@ impl<'a> Parser<'a> {
                     "fastcall" if x86 => a.conv = Some(CallConv::Fastcall),
                     "thiscall" if x86 => a.conv = Some(CallConv::Thiscall),
                     "regparm" | "sseregparm" if x86 => {
-                        return Err(
-                            self.err(&format!("the '{bare}' calling convention is not supported"))
-                        );
+                        return Err(self.err(&format!("the '{bare}' calling convention is not supported")));
                     }
                     _ => self.skip_parens()?,
                 }
@@ -1004,10 +902,7 @@ impl<'a> Parser<'a> {
     fn mode_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         self.expect("(")?;
         if let Some(name) = self.ident() {
-            let bare = name
-                .strip_prefix("__")
-                .and_then(|n| n.strip_suffix("__"))
-                .unwrap_or(&name);
+            let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
             a.mode = match bare {
                 "QI" | "byte" => Some(ModeAttr::Int(1)),
                 "HI" => Some(ModeAttr::Int(2)),
@@ -1055,23 +950,13 @@ impl<'a> Parser<'a> {
         }
         self.attributes(&mut attrs)?;
         give_conv(&mut ops, &mut attrs);
-        Ok(Declarator {
-            name,
-            ops,
-            bits,
-            attrs,
-        })
+        Ok(Declarator { name, ops, bits, attrs })
     }
 
     /// One level of declarator: pointers, a name or parenthesized inner declarator, then array
     /// and function suffixes (LuaJIT `cp_declarator`). Returns the derivations in the order
     /// they apply to the base type.
-    fn declarator(
-        &mut self,
-        mode: DeclMode,
-        a: &mut Attrs,
-        name: &mut Option<Token>,
-    ) -> Result<Vec<Op>, CdefError> {
+    fn declarator(&mut self, mode: DeclMode, a: &mut Attrs, name: &mut Option<Token>) -> Result<Vec<Op>, CdefError> {
         self.enter()?;
         let mut pointers = Vec::new();
         loop {
@@ -1193,10 +1078,7 @@ impl<'a> Parser<'a> {
                 if let (Some(n), Some(frame)) = (&pname, self.param_names.last_mut()) {
                     frame.push(n.clone());
                 }
-                params.push(Param {
-                    name: pname,
-                    ty: QualType::plain(id),
-                });
+                params.push(Param { name: pname, ty: QualType::plain(id) });
                 if !self.opt(",")? {
                     break;
                 }
@@ -1208,12 +1090,7 @@ impl<'a> Parser<'a> {
             self.skip_body()?;
         }
         self.leave();
-        Ok(Op::Func {
-            params,
-            variadic,
-            conv: a.conv.take(),
-            at,
-        })
+        Ok(Op::Func { params, variadic, conv: a.conv.take(), at })
     }
 
     /// Skips `{ ... }` and leaves a `;` in place of the closing brace, as LuaJIT does.
@@ -1250,15 +1127,12 @@ impl<'a> Parser<'a> {
         let mut t = self.apply_mode(base, d.attrs.mode);
         for op in &d.ops {
             t = match op {
-                Op::Pointer(q) => QualType {
-                    id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?,
-                    quals: *q,
-                },
+                Op::Pointer(q) => {
+                    QualType { id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?, quals: *q }
+                }
                 Op::Array { len, at } => {
                     let elem_size = match self.table.get(t.id) {
-                        CType::Function(_) | CType::Void => {
-                            return Err(Self::err_at(*at, BAD_SIZE))
-                        }
+                        CType::Function(_) | CType::Void => return Err(Self::err_at(*at, BAD_SIZE)),
                         _ => match self.table.layout(t.id) {
                             Ok(l) => Some(l.size),
                             // long double has a size; only its layout is unsupported.
@@ -1270,26 +1144,15 @@ impl<'a> Parser<'a> {
                         return Err(Self::err_at(*at, BAD_SIZE));
                     }
                     if let (ArrayLen::Fixed(n), Some(size)) = (len, elem_size) {
-                        if size
-                            .checked_mul(*n)
-                            .is_none_or(|total| total >= MAX_OBJECT_SIZE)
-                        {
+                        if size.checked_mul(*n).is_none_or(|total| total >= MAX_OBJECT_SIZE) {
                             return Err(Self::err_at(*at, BAD_SIZE));
                         }
                     }
                     let array = self.table.try_array_of(t, *len);
                     QualType::plain(array.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
-                Op::Func {
-                    params,
-                    variadic,
-                    conv,
-                    at,
-                } => {
-                    if matches!(
-                        self.table.get(t.id),
-                        CType::Function(_) | CType::Array { .. }
-                    ) {
+                Op::Func { params, variadic, conv, at } => {
+                    if matches!(self.table.get(t.id), CType::Function(_) | CType::Array { .. }) {
                         return Err(Self::err_at(*at, BAD_TYPE));
                     }
                     // On x86-64 there is one convention; LuaJIT ignores the keywords there.
@@ -1297,12 +1160,7 @@ impl<'a> Parser<'a> {
                         Arch::X86 => conv.unwrap_or_default(),
                         Arch::X86_64 => CallConv::Cdecl,
                     };
-                    let f = FuncType {
-                        ret: t,
-                        params: params.clone(),
-                        variadic: *variadic,
-                        conv,
-                    };
+                    let f = FuncType { ret: t, params: params.clone(), variadic: *variadic, conv };
                     let func = self.table.try_function(f);
                     QualType::plain(func.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
@@ -1315,39 +1173,23 @@ impl<'a> Parser<'a> {
     fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>) -> QualType {
         let t = &*self.table;
         let id = match (mode, t.get(base.id)) {
-            (Some(ModeAttr::Int(n)), CType::Int(k)) => {
-                t.int_of_size(n, k.is_signed()).unwrap_or(base.id)
-            }
+            (Some(ModeAttr::Int(n)), CType::Int(k)) => t.int_of_size(n, k.is_signed()).unwrap_or(base.id),
             (Some(ModeAttr::Float(4)), CType::Float(_)) => t.float(FloatKind::Float),
             (Some(ModeAttr::Float(8)), CType::Float(_)) => t.float(FloatKind::Double),
             _ => base.id,
         };
-        QualType {
-            id,
-            quals: base.quals,
-        }
+        QualType { id, quals: base.quals }
     }
 
     /// A `[?]` array, or a struct whose last member is one (LuaJIT's VLA and VLS).
     pub(crate) fn is_variable_length(&self, id: TypeId) -> bool {
         match self.table.get(id) {
-            CType::Array {
-                len: ArrayLen::Variable,
-                ..
-            } => true,
+            CType::Array { len: ArrayLen::Variable, .. } => true,
             CType::Record(r) => r
                 .body
                 .as_ref()
                 .and_then(|b| b.fields.last())
-                .is_some_and(|f| {
-                    matches!(
-                        self.table.get(f.ty.id),
-                        CType::Array {
-                            len: ArrayLen::Variable,
-                            ..
-                        }
-                    )
-                }),
+                .is_some_and(|f| matches!(self.table.get(f.ty.id), CType::Array { len: ArrayLen::Variable, .. })),
             _ => false,
         }
     }
@@ -1414,10 +1256,7 @@ impl<'a> Parser<'a> {
     /// (declaring it, incomplete, when new and implicit declarations are allowed) and the tag
     /// with its position.
     #[allow(clippy::type_complexity)]
-    fn tag_reference(
-        &mut self,
-        want: TagKind,
-    ) -> Result<(Option<TypeId>, Option<(String, (u32, u32))>), CdefError> {
+    fn tag_reference(&mut self, want: TagKind) -> Result<(Option<TypeId>, Option<(String, (u32, u32))>), CdefError> {
         if self.tok.is("{") {
             return Ok((None, None));
         }
@@ -1434,10 +1273,7 @@ impl<'a> Parser<'a> {
             }
             None => {
                 if self.mode == Mode::TypeName {
-                    return Err(Self::err_at(
-                        at,
-                        &format!("undeclared or implicit tag '{name}'"),
-                    ));
+                    return Err(Self::err_at(at, &format!("undeclared or implicit tag '{name}'")));
                 }
                 let made = match want {
                     TagKind::Struct => self.table.try_new_record(RecordKind::Struct, Some(&name)),
@@ -1455,12 +1291,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `{ members } [attributes]`, then the layout.
-    fn record_body(
-        &mut self,
-        id: TypeId,
-        kind: RecordKind,
-        a: &mut Attrs,
-    ) -> Result<(), CdefError> {
+    fn record_body(&mut self, id: TypeId, kind: RecordKind, a: &mut Attrs) -> Result<(), CdefError> {
         self.enter()?;
         let open = self.pos();
         self.expect("{")?;
@@ -1492,10 +1323,7 @@ impl<'a> Parser<'a> {
                 } else {
                     let flexible = matches!(
                         self.table.get(ty.id),
-                        CType::Array {
-                            len: ArrayLen::Flexible | ArrayLen::Variable,
-                            ..
-                        }
+                        CType::Array { len: ArrayLen::Flexible | ArrayLen::Variable, .. }
                     );
                     if flexible {
                         if kind == RecordKind::Union {
@@ -1538,14 +1366,8 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.attributes(a)?;
         self.defining.pop();
-        let attrs = RecordAttrs {
-            packed: a.packed,
-            aligned: a.aligned,
-            pack: self.pack.last().copied().flatten(),
-        };
-        self.table
-            .define_record(id, fields, attrs)
-            .map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
+        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
+        self.table.define_record(id, fields, attrs).map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
         self.leave();
         Ok(())
     }
@@ -1565,13 +1387,7 @@ impl<'a> Parser<'a> {
 
     /// A bit-field's type must be an integer, bool or enum, and its width fit the type; only
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
-    fn check_bitfield(
-        &self,
-        ty: QualType,
-        width: u64,
-        named: bool,
-        colon: &Token,
-    ) -> Result<(), CdefError> {
+    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
             CType::Bool => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
@@ -1580,12 +1396,9 @@ impl<'a> Parser<'a> {
         };
         match max {
             Some(max) if width <= max && !(width == 0 && named) => Ok(()),
-            _ => Err(CdefError {
-                line: colon.line,
-                col: colon.col,
-                message: BAD_VALUE.into(),
-                token: Some(":".into()),
-            }),
+            _ => {
+                Err(CdefError { line: colon.line, col: colon.col, message: BAD_VALUE.into(), token: Some(":".into()) })
+            }
         }
     }
 
@@ -1646,13 +1459,7 @@ impl<'a> Parser<'a> {
             }
             let value = i64::try_from(next_value).map_err(|_| self.err(BAD_VALUE))?;
             let ty = self.constant_type(value);
-            self.define_symbol(
-                &name_tok,
-                Symbol::Constant(ConstDecl {
-                    value,
-                    ty: QualType::plain(ty),
-                }),
-            )?;
+            self.define_symbol(&name_tok, Symbol::Constant(ConstDecl { value, ty: QualType::plain(ty) }))?;
             constants.push((name, value));
             next_value += 1;
             if !self.opt(",")? || self.tok.is("}") {
@@ -1660,9 +1467,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect("}")?;
-        self.table
-            .define_enum(id, constants)
-            .map_err(|e| Self::err_at(open, &type_error_message(&e)))
+        self.table.define_enum(id, constants).map_err(|e| Self::err_at(open, &type_error_message(&e)))
     }
 
     /// The type of an enumerator: `int` when it fits, else `unsigned int` (LuaJIT keeps
@@ -1685,11 +1490,7 @@ fn give_conv(ops: &mut [Op], a: &mut Attrs) {
     if a.conv.is_none() {
         return;
     }
-    if let Some(Op::Func { conv, .. }) = ops
-        .iter_mut()
-        .rev()
-        .find(|op| matches!(op, Op::Func { .. }))
-    {
+    if let Some(Op::Func { conv, .. }) = ops.iter_mut().rev().find(|op| matches!(op, Op::Func { .. })) {
         *conv = a.conv.take();
     }
 }

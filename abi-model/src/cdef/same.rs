@@ -23,12 +23,8 @@ pub(crate) fn symbols_equivalent(table: &TypeTable, a: &Symbol, b: &Symbol) -> b
         (Symbol::Function(x), Symbol::Function(y)) => {
             x.asm_name == y.asm_name && same_type(table, x.ty.into(), y.ty.into(), 0)
         }
-        (Symbol::Variable(x), Symbol::Variable(y)) => {
-            x.asm_name == y.asm_name && same_type(table, x.ty, y.ty, 0)
-        }
-        (Symbol::Constant(x), Symbol::Constant(y)) => {
-            x.value == y.value && same_type(table, x.ty, y.ty, 0)
-        }
+        (Symbol::Variable(x), Symbol::Variable(y)) => x.asm_name == y.asm_name && same_type(table, x.ty, y.ty, 0),
+        (Symbol::Constant(x), Symbol::Constant(y)) => x.value == y.value && same_type(table, x.ty, y.ty, 0),
         _ => false,
     }
 }
@@ -66,9 +62,7 @@ fn same_type(table: &TypeTable, a: QualType, b: QualType, depth: u32) -> bool {
         (CType::Record(x), CType::Record(y)) if x.tag.is_none() && y.tag.is_none() => {
             bodies_equal(table, a.id, b.id, depth + 1)
         }
-        (CType::Enum(x), CType::Enum(y)) if x.tag.is_none() && y.tag.is_none() => {
-            x.constants == y.constants
-        }
+        (CType::Enum(x), CType::Enum(y)) if x.tag.is_none() && y.tag.is_none() => x.constants == y.constants,
         (CType::Pointer(x), CType::Pointer(y)) => same_type(table, *x, *y, depth + 1),
         (CType::Array { elem: x, len: lx }, CType::Array { elem: y, len: ly }) => {
             lx == ly && same_type(table, *x, *y, depth + 1)
@@ -78,10 +72,7 @@ fn same_type(table: &TypeTable, a: QualType, b: QualType, depth: u32) -> bool {
                 && x.conv == y.conv
                 && x.params.len() == y.params.len()
                 && same_type(table, x.ret, y.ret, depth + 1)
-                && x.params
-                    .iter()
-                    .zip(&y.params)
-                    .all(|(p, q)| same_type(table, p.ty, q.ty, depth + 1))
+                && x.params.iter().zip(&y.params).all(|(p, q)| same_type(table, p.ty, q.ty, depth + 1))
         }
         _ => false,
     }

@@ -31,9 +31,7 @@ fn err(t: &mut TypeTable, s: &mut CScope, src: &str) -> String {
 }
 
 fn func<'t>(t: &'t TypeTable, s: &CScope, name: &str) -> &'t FuncType {
-    let f = s
-        .function(name)
-        .unwrap_or_else(|| panic!("{name} is not a function"));
+    let f = s.function(name).unwrap_or_else(|| panic!("{name} is not a function"));
     match t.get(f.ty) {
         CType::Function(f) => f,
         other => panic!("{other:?}"),
@@ -52,19 +50,13 @@ fn pointee_conv(t: &TypeTable, ptr: QualType) -> CallConv {
 }
 
 fn size(t: &TypeTable, s: &CScope, tag: &str) -> (u64, u32) {
-    let id = s
-        .tag(t, TagKind::Struct, tag)
-        .or_else(|| s.tag(t, TagKind::Union, tag))
-        .expect("tag");
+    let id = s.tag(t, TagKind::Struct, tag).or_else(|| s.tag(t, TagKind::Union, tag)).expect("tag");
     let l = t.layout(id).unwrap();
     (l.size, l.align)
 }
 
 fn offset(t: &TypeTable, s: &CScope, tag: &str, member: &str) -> u64 {
-    let id = s
-        .tag(t, TagKind::Struct, tag)
-        .or_else(|| s.tag(t, TagKind::Union, tag))
-        .expect("tag");
+    let id = s.tag(t, TagKind::Struct, tag).or_else(|| s.tag(t, TagKind::Union, tag)).expect("tag");
     find_member(t, id, member).expect("member").offset
 }
 
@@ -78,15 +70,9 @@ fn abstract_types_display_as_luajit_prints_them() {
     assert_eq!(show(&mut t, &mut s, "int *[3]"), "int *[3]");
     assert_eq!(show(&mut t, &mut s, "int (*)[3]"), "int (*)[3]");
     assert_eq!(show(&mut t, &mut s, "char * const"), "char *const");
-    assert_eq!(
-        show(&mut t, &mut s, "unsigned long long int"),
-        "unsigned long long"
-    );
+    assert_eq!(show(&mut t, &mut s, "unsigned long long int"), "unsigned long long");
     assert_eq!(show(&mut t, &mut s, "signed char"), "signed char");
-    assert_eq!(
-        show(&mut t, &mut s, "void (*(*)(int))(double)"),
-        "void (*(*)(int))(double)"
-    );
+    assert_eq!(show(&mut t, &mut s, "void (*(*)(int))(double)"), "void (*(*)(int))(double)");
 }
 
 #[test]
@@ -150,11 +136,7 @@ fn a_convention_in_the_specifiers_applies_to_every_declarator() {
 #[test]
 fn multiple_declarators_share_the_specifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "extern int a, *b, c[3]; typedef const char *str, **strs;",
-    );
+    def(&mut t, &mut s, "extern int a, *b, c[3]; typedef const char *str, **strs;");
     assert_eq!(t.display(s.variable("a").unwrap().ty), "int");
     assert_eq!(t.display(s.variable("b").unwrap().ty), "int *");
     assert_eq!(t.display(s.variable("c").unwrap().ty), "int [3]");
@@ -164,11 +146,7 @@ fn multiple_declarators_share_the_specifiers() {
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "int f(const int x, char buf[16], int g(int), ...); int h(void); int k();",
-    );
+    def(&mut t, &mut s, "int f(const int x, char buf[16], int g(int), ...); int h(void); int k();");
     let f = func(&t, &s, "f").clone();
     assert!(f.variadic);
     let shown: Vec<String> = f.params.iter().map(|p| t.display(p.ty)).collect();
@@ -181,11 +159,7 @@ fn function_parameters_decay_and_lose_top_level_qualifiers() {
 #[test]
 fn inline_function_bodies_are_skipped() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "static inline int twice(int x) { if (x) { return x * 2; } return 1.5f; } int after(void);",
-    );
+    def(&mut t, &mut s, "static inline int twice(int x) { if (x) { return x * 2; } return 1.5f; } int after(void);");
     assert!(s.function("twice").is_some());
     assert!(s.function("after").is_some());
 }
@@ -193,19 +167,9 @@ fn inline_function_bodies_are_skipped() {
 #[test]
 fn asm_redirects_name_the_symbol() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        r#"int stat64(const char *, void *) __asm__("" "__xstat64"); extern int err __asm("errno_");"#,
-    );
-    assert_eq!(
-        s.function("stat64").unwrap().asm_name.as_deref(),
-        Some("__xstat64")
-    );
-    assert_eq!(
-        s.variable("err").unwrap().asm_name.as_deref(),
-        Some("errno_")
-    );
+    def(&mut t, &mut s, r#"int stat64(const char *, void *) __asm__("" "__xstat64"); extern int err __asm("errno_");"#);
+    assert_eq!(s.function("stat64").unwrap().asm_name.as_deref(), Some("__xstat64"));
+    assert_eq!(s.variable("err").unwrap().asm_name.as_deref(), Some("errno_"));
 }
 
 #[test]
@@ -226,11 +190,7 @@ fn structs_lay_out_with_nested_and_anonymous_members() {
 #[test]
 fn forward_declared_struct_is_completed_later_and_can_point_to_itself() {
     let (mut t, mut s) = setup(Target::X86_LINUX);
-    def(
-        &mut t,
-        &mut s,
-        "typedef struct node node_t; struct node { node_t *next; struct node *prev; int v; };",
-    );
+    def(&mut t, &mut s, "typedef struct node node_t; struct node { node_t *next; struct node *prev; int v; };");
     assert_eq!(size(&t, &s, "node"), (12, 4));
     assert_eq!(show(&mut t, &mut s, "node_t"), "struct node");
 }
@@ -238,27 +198,16 @@ fn forward_declared_struct_is_completed_later_and_can_point_to_itself() {
 #[test]
 fn struct_tag_and_typedef_name_coexist() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "typedef struct foo { int a; } foo; foo x; struct foo y;",
-    );
+    def(&mut t, &mut s, "typedef struct foo { int a; } foo; foo x; struct foo y;");
     assert_eq!(s.variable("x").unwrap().ty, s.variable("y").unwrap().ty);
 }
 
 #[test]
 fn bit_fields_pack_into_their_units() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "struct bf { unsigned a : 3, b : 5; int : 0; unsigned c : 1; bool d : 1; };",
-    );
+    def(&mut t, &mut s, "struct bf { unsigned a : 3, b : 5; int : 0; unsigned c : 1; bool d : 1; };");
     let id = s.tag(&t, TagKind::Struct, "bf").unwrap();
-    assert_eq!(
-        find_member(&t, id, "b").unwrap().bits.unwrap().bit_offset,
-        3
-    );
+    assert_eq!(find_member(&t, id, "b").unwrap().bits.unwrap().bit_offset, 3);
     assert_eq!(find_member(&t, id, "c").unwrap().offset, 4);
     assert_eq!(size(&t, &s, "bf"), (8, 4));
 }
@@ -266,22 +215,12 @@ fn bit_fields_pack_into_their_units() {
 #[test]
 fn flexible_and_variable_length_last_members() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "struct flex { int n; double d[]; }; struct vls { int n; char data[?]; };",
-    );
+    def(&mut t, &mut s, "struct flex { int n; double d[]; }; struct vls { int n; char data[?]; };");
     assert_eq!(size(&t, &s, "flex"), (8, 8));
     assert_eq!(size(&t, &s, "vls"), (4, 4));
     let vls = s.tag(&t, TagKind::Struct, "vls").unwrap();
     let f = &t.record_body(vls).unwrap().fields[1];
-    assert!(matches!(
-        t.get(f.ty.id),
-        CType::Array {
-            len: ArrayLen::Variable,
-            ..
-        }
-    ));
+    assert!(matches!(t.get(f.ty.id), CType::Array { len: ArrayLen::Variable, .. }));
 }
 
 #[test]
@@ -294,17 +233,7 @@ fn enums_with_expressions_negative_values_and_references() {
     );
     let value = |n: &str| s.constant(n).unwrap().value;
     assert_eq!(
-        [
-            value("A"),
-            value("B"),
-            value("C"),
-            value("D"),
-            value("E"),
-            value("F"),
-            value("G"),
-            value("H"),
-            value("I")
-        ],
+        [value("A"), value("B"), value("C"), value("D"), value("E"), value("F"), value("G"), value("H"), value("I")],
         [-2, -1, 9, 25, 8, 100, 44, 15, 120]
     );
     let e = s.tag(&t, TagKind::Enum, "e").unwrap();
@@ -332,26 +261,9 @@ fn constant_expressions_follow_c_arithmetic() {
          static const int J = (2 + 3) * 4 - 10 / 3 % 2 == 19 && 1 || 0, K = sizeof(long) + __alignof__(double), L = 1 << 33 >> 1;",
     );
     let value = |n: &str| s.constant(n).unwrap().value;
+    assert_eq!([value("A"), value("B"), value("C"), value("D"), value("E"), value("F")], [-3, -1, 0, 1, 2, 15]);
     assert_eq!(
-        [
-            value("A"),
-            value("B"),
-            value("C"),
-            value("D"),
-            value("E"),
-            value("F")
-        ],
-        [-3, -1, 0, 1, 2, 15]
-    );
-    assert_eq!(
-        [
-            value("G"),
-            value("H"),
-            value("I"),
-            value("J"),
-            value("K"),
-            value("L")
-        ],
+        [value("G"), value("H"), value("I"), value("J"), value("K"), value("L")],
         [1 << 40, 0xffff_ffff, 4464, 1, 16, 1]
     );
     assert_eq!(t.display(s.constant("G").unwrap().ty), "const long long");
@@ -374,11 +286,7 @@ fn sizeof_of_expressions_and_member_access() {
 #[test]
 fn array_sizes_take_constant_expressions_and_parameters_make_vlas() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "enum { N = 4 }; typedef int arr[N * 2 + 1]; void f(int n, int a[n]);",
-    );
+    def(&mut t, &mut s, "enum { N = 4 }; typedef int arr[N * 2 + 1]; void f(int n, int a[n]);");
     assert_eq!(show(&mut t, &mut s, "arr"), "int [9]");
     assert_eq!(t.display(func(&t, &s, "f").params[1].ty), "int *");
 }
@@ -469,10 +377,7 @@ fn pragma_pack_push_pop_and_reset() {
         &mut s,
         "#pragma pack(push, 1)\nstruct a { char c; double d; };\n#pragma pack(push)\n#pragma pack(2)\nstruct b { char c; double d; };\n#pragma pack(pop)\nstruct c { char c; double d; };\n#pragma pack(pop)\nstruct d { char c; double d; };\n#pragma pack(4)\nstruct e { char c; double d; };\n#pragma pack()\nstruct f { char c; double d; };\n#pragma once\n",
     );
-    let sizes: Vec<u64> = ["a", "b", "c", "d", "e", "f"]
-        .iter()
-        .map(|n| size(&t, &s, n).0)
-        .collect();
+    let sizes: Vec<u64> = ["a", "b", "c", "d", "e", "f"].iter().map(|n| size(&t, &s, n).0).collect();
     assert_eq!(sizes, [9, 10, 9, 16, 12, 16]);
 }
 
@@ -499,14 +404,9 @@ fn qualifiers_anywhere_and_ignored_keywords() {
          __attribute__((visibility(\"default\"), deprecated, noreturn)) void die(const char *restrict fmt) __attribute__((__nothrow__, __leaf__));
          extern int __declspec(dllimport) imp; int __attribute__((format(printf, 1, 2), nonnull((1)))) pf(const char *, ...);",
     );
-    assert_eq!(
-        t.display(s.variable("cv").unwrap().ty),
-        "const volatile int"
-    );
+    assert_eq!(t.display(s.variable("cv").unwrap().ty), "const volatile int");
     assert_eq!(t.display(s.variable("p").unwrap().ty), "const char *");
-    assert!(
-        s.function("die").is_some() && s.function("pf").is_some() && s.variable("imp").is_some()
-    );
+    assert!(s.function("die").is_some() && s.function("pf").is_some() && s.variable("imp").is_some());
 }
 
 #[test]
@@ -517,10 +417,7 @@ fn complex_long_double_and_msvc_integer_spellings() {
     assert_eq!(show(&mut t, &mut s, "__complex__ double"), "complex");
     assert_eq!(show(&mut t, &mut s, "long double"), "long double");
     assert_eq!(show(&mut t, &mut s, "long double[2]"), "long double [2]");
-    assert_eq!(
-        show(&mut t, &mut s, "unsigned __int64"),
-        "unsigned long long"
-    );
+    assert_eq!(show(&mut t, &mut s, "unsigned __int64"), "unsigned long long");
     assert_eq!(show(&mut t, &mut s, "__int8"), "signed char");
     assert_eq!(show(&mut t, &mut s, "__int16"), "short");
     let q = parse_type(&mut t, &mut s, "double _Complex", &[]).unwrap();
@@ -530,7 +427,11 @@ fn complex_long_double_and_msvc_integer_spellings() {
 #[test]
 fn mode_attribute_resizes_integers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(&mut t, &mut s, "typedef int i8 __attribute__((mode(QI))); typedef unsigned u64 __attribute__((__mode__(__DI__)));");
+    def(
+        &mut t,
+        &mut s,
+        "typedef int i8 __attribute__((mode(QI))); typedef unsigned u64 __attribute__((__mode__(__DI__)));",
+    );
     assert_eq!(show(&mut t, &mut s, "i8"), "signed char");
     assert_eq!(show(&mut t, &mut s, "u64"), "unsigned long");
 }
@@ -538,11 +439,7 @@ fn mode_attribute_resizes_integers() {
 #[test]
 fn comments_and_line_directives() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "// c++ comment\n/* c\ncomment */ int a; # 100 \"x.h\"\nint b;\n#line 7\nint c;",
-    );
+    def(&mut t, &mut s, "// c++ comment\n/* c\ncomment */ int a; # 100 \"x.h\"\nint b;\n#line 7\nint c;");
     let e = err(&mut t, &mut s, "int x;\n#line 50\nint y\nint z;");
     assert_eq!(e, "51:1: ';' expected near 'int'");
 }
@@ -554,26 +451,11 @@ fn identical_redeclarations_are_fine_conflicting_ones_are_not() {
     def(&mut t, &mut s, text);
     def(&mut t, &mut s, text);
     def(&mut t, &mut s, "int f(int other_name);");
-    assert_eq!(
-        err(&mut t, &mut s, "typedef long myint;"),
-        "1:14: attempt to redefine 'myint'"
-    );
-    assert_eq!(
-        err(&mut t, &mut s, "struct s { long x; };"),
-        "1:8: attempt to redefine 's'"
-    );
-    assert_eq!(
-        err(&mut t, &mut s, "union s;"),
-        "1:7: attempt to redefine 's'"
-    );
-    assert_eq!(
-        err(&mut t, &mut s, "enum e { A, C };"),
-        "1:6: attempt to redefine 'e'"
-    );
-    assert_eq!(
-        err(&mut t, &mut s, "double f(int);"),
-        "1:8: attempt to redefine 'f'"
-    );
+    assert_eq!(err(&mut t, &mut s, "typedef long myint;"), "1:14: attempt to redefine 'myint'");
+    assert_eq!(err(&mut t, &mut s, "struct s { long x; };"), "1:8: attempt to redefine 's'");
+    assert_eq!(err(&mut t, &mut s, "union s;"), "1:7: attempt to redefine 's'");
+    assert_eq!(err(&mut t, &mut s, "enum e { A, C };"), "1:6: attempt to redefine 'e'");
+    assert_eq!(err(&mut t, &mut s, "double f(int);"), "1:8: attempt to redefine 'f'");
 }
 
 #[test]
@@ -581,17 +463,15 @@ fn failed_cdef_leaves_no_new_name() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
     def(&mut t, &mut s, "struct later;");
     let later = s.tag(&t, TagKind::Struct, "later").unwrap();
-    let e = err(&mut t, &mut s, "typedef int t1; struct later { int x; }; struct fresh { int y; }; enum { K1 = 5 }; int f1(void); oops");
-    assert!(
-        e.ends_with("declaration specifier expected near 'oops'"),
-        "{e}"
+    let e = err(
+        &mut t,
+        &mut s,
+        "typedef int t1; struct later { int x; }; struct fresh { int y; }; enum { K1 = 5 }; int f1(void); oops",
     );
+    assert!(e.ends_with("declaration specifier expected near 'oops'"), "{e}");
     assert!(s.typedef("t1").is_none() && s.constant("K1").is_none() && s.function("f1").is_none());
     assert!(s.tag(&t, TagKind::Struct, "fresh").is_none());
-    assert!(
-        t.record_body(later).is_none(),
-        "a record completed by a failed cdef is incomplete again"
-    );
+    assert!(t.record_body(later).is_none(), "a record completed by a failed cdef is incomplete again");
     def(&mut t, &mut s, "struct later { int x; }; typedef int t1;");
 }
 
@@ -612,24 +492,13 @@ fn parse_type_rejects_names_and_unknown_tags_but_accepts_bodies() {
 fn dollar_parameters_stand_for_types_numbers_and_names() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
     let int = QualType::plain(t.int(IntKind::Int));
-    let q = parse_type(
-        &mut t,
-        &mut s,
-        "$ *[$]",
-        &[CParam::Type(int), CParam::Int(5)],
-    )
-    .unwrap();
+    let q = parse_type(&mut t, &mut s, "$ *[$]", &[CParam::Type(int), CParam::Int(5)]).unwrap();
     assert_eq!(t.display(q), "int *[5]");
     cdef(
         &mut t,
         &mut s,
         "struct $ { $ $; }; enum { V = $ };",
-        &[
-            CParam::Name("pt".into()),
-            CParam::Type(int),
-            CParam::Name("x".into()),
-            CParam::Int(-3),
-        ],
+        &[CParam::Name("pt".into()), CParam::Type(int), CParam::Name("x".into()), CParam::Int(-3)],
     )
     .unwrap();
     assert_eq!(offset(&t, &s, "pt", "x"), 0);
@@ -639,10 +508,7 @@ fn dollar_parameters_stand_for_types_numbers_and_names() {
     let e = parse_type(&mut t, &mut s, "int", &[CParam::Int(1)]).unwrap_err();
     assert_eq!(e.to_string(), "1:4: wrong number of type parameters");
     let e = parse_type(&mut t, &mut s, "$", &[CParam::Int(1)]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "1:1: declaration specifier expected near '$'"
-    );
+    assert_eq!(e.to_string(), "1:1: declaration specifier expected near '$'");
 }
 
 /// Issue 14 §2.9: `T[?]` and `T[]` have no size but have their element's alignment, which
@@ -699,11 +565,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
     let deep = format!("enum {{ A = {}1{} }};", "(".repeat(5000), ")".repeat(5000));
     assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
-    let deep = format!(
-        "{}{}",
-        "struct { ".repeat(3000),
-        "int x; } a; ".repeat(3000)
-    );
+    let deep = format!("{}{}", "struct { ".repeat(3000), "int x; } a; ".repeat(3000));
     assert!(err(&mut t, &mut s, &deep).ends_with("chunk has too many syntax levels"));
     let stars = format!("int {}p;", "*".repeat(1000));
     assert!(err(&mut t, &mut s, &stars).ends_with("chunk has too many syntax levels"));
@@ -712,18 +574,11 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 #[test]
 fn find_member_reaches_through_anonymous_members_with_offsets() {
     let (mut t, mut s) = setup(Target::X86_WIN);
-    def(
-        &mut t,
-        &mut s,
-        "struct v { int kind; union { struct { short lo, hi; }; const double d; }; };",
-    );
+    def(&mut t, &mut s, "struct v { int kind; union { struct { short lo, hi; }; const double d; }; };");
     let v = s.tag(&t, TagKind::Struct, "v").unwrap();
     let hi = find_member(&t, v, "hi").unwrap();
     assert_eq!(hi.offset, 10);
-    assert_eq!(
-        t.display(find_member(&t, v, "d").unwrap().ty),
-        "const double"
-    );
+    assert_eq!(t.display(find_member(&t, v, "d").unwrap().ty), "const double");
     assert!(find_member(&t, v, "nope").is_none());
 }
 
@@ -731,24 +586,12 @@ fn find_member_reaches_through_anonymous_members_with_offsets() {
 fn typedef_of_identical_anonymous_struct_may_be_redeclared() {
     // LuaJIT ignores redeclarations; headers pasted twice must keep working.
     let (mut t, mut s) = setup(Target::X64_SYSV);
-    def(
-        &mut t,
-        &mut s,
-        "typedef struct { int quot; int rem; } div_t; div_t div(int, int);",
-    );
+    def(&mut t, &mut s, "typedef struct { int quot; int rem; } div_t; div_t div(int, int);");
     let first = s.typedef("div_t").unwrap();
-    def(
-        &mut t,
-        &mut s,
-        "typedef struct { int quot; int rem; } div_t; div_t div(int, int);",
-    );
+    def(&mut t, &mut s, "typedef struct { int quot; int rem; } div_t; div_t div(int, int);");
     assert_eq!(s.typedef("div_t").unwrap(), first);
     assert_eq!(
-        err(
-            &mut t,
-            &mut s,
-            "typedef struct { int quot; long rem; } div_t;"
-        ),
+        err(&mut t, &mut s, "typedef struct { int quot; long rem; } div_t;"),
         "1:40: attempt to redefine 'div_t'"
     );
 }

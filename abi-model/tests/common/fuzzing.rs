@@ -35,9 +35,7 @@ impl Rng {
 /// An environment variable read as a number.
 #[allow(dead_code)]
 pub fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok())
 }
 
 /// Records a fuzz test's one-line result for the test command's summary

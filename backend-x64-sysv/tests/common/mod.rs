@@ -4,8 +4,8 @@
 
 use abi_model::helpers::Helper;
 use abi_model::{
-    plan_call, CallConv, CallPlan, CodeEnv, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
-    TypeId, TypeTable,
+    plan_call, CallConv, CallPlan, CodeEnv, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature,
+    Target, TypeId, TypeTable,
 };
 
 /// One curated signature: its name, its C declaration (for the reader) and its plan.

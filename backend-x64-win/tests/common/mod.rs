@@ -5,8 +5,14 @@
 use abi_model::callback::CallbackFrame;
 use abi_model::helpers::Helper;
 use abi_model::steps::{stub_program, thunk_program, Program};
-use abi_model::{plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target, TypeId, TypeTable};
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register};
+use abi_model::{
+    plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
+    TypeId, TypeTable,
+};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind,
+    Register,
+};
 use std::collections::HashMap;
 
 /// Where test code is assembled.
@@ -52,7 +58,8 @@ impl Case {
 
 fn record(t: &mut TypeTable, tag: &str, fields: &[(&str, TypeId)]) -> TypeId {
     let s = t.new_record(RecordKind::Struct, Some(tag));
-    t.define_record(s, fields.iter().map(|(n, ty)| Field::named(n, *ty)).collect(), RecordAttrs::default()).expect("valid record");
+    t.define_record(s, fields.iter().map(|(n, ty)| Field::named(n, *ty)).collect(), RecordAttrs::default())
+        .expect("valid record");
     s
 }
 
@@ -88,20 +95,72 @@ pub fn cases() -> Vec<Case> {
     vec![
         Case { name: "int_add_int_int", decl: "int add(int, int)", plan: plan(int, &[int, int], false, &[]) },
         Case { name: "void_nothing", decl: "void nothing(void)", plan: plan(void, &[], false, &[]) },
-        Case { name: "double_scale_double_float", decl: "double scale(double, float)", plan: plan(double, &[double, float], false, &[]) },
-        Case { name: "float_positional_mix", decl: "float mix(float, int, double, unsigned)", plan: plan(float, &[float, int, double, uint], false, &[]) },
-        Case { name: "char_small_ints", decl: "char small(char, unsigned short, bool, signed char)", plan: plan(char_, &[char_, ushort, boolean, schar], false, &[]) },
+        Case {
+            name: "double_scale_double_float",
+            decl: "double scale(double, float)",
+            plan: plan(double, &[double, float], false, &[]),
+        },
+        Case {
+            name: "float_positional_mix",
+            decl: "float mix(float, int, double, unsigned)",
+            plan: plan(float, &[float, int, double, uint], false, &[]),
+        },
+        Case {
+            name: "char_small_ints",
+            decl: "char small(char, unsigned short, bool, signed char)",
+            plan: plan(char_, &[char_, ushort, boolean, schar], false, &[]),
+        },
         Case { name: "bool_pred_int", decl: "bool pred(int)", plan: plan(boolean, &[int], false, &[]) },
-        Case { name: "llong_six_ints", decl: "long long six(int, int, int, int, int, char)", plan: plan(llong, &[int, int, int, int, int, char_], false, &[]) },
-        Case { name: "ullong_stack_doubles", decl: "unsigned long long fp6(double, double, double, double, double, unsigned long long)", plan: plan(ullong, &[double, double, double, double, double, ullong], false, &[]) },
-        Case { name: "ptr_pointers", decl: "void *ptrs(void *, const char *)", plan: plan(voidp, &[voidp, charp], false, &[]) },
-        Case { name: "s8_by_value", decl: "struct s8 pass8(struct s8, struct s2)", plan: plan(s8, &[s8, s2], false, &[]) },
-        Case { name: "s12_sret_and_by_reference", decl: "struct s12 big(struct s12, int)", plan: plan(s12, &[s12, int], false, &[]) },
-        Case { name: "by_reference_on_stack", decl: "int deep(int, int, int, int, struct s3, struct s12)", plan: plan(int, &[int, int, int, int, s3, s12], false, &[]) },
-        Case { name: "sret_shifts_args_to_stack", decl: "struct s12 shifted(double, int, int, float)", plan: plan(s12, &[double, int, int, float], false, &[]) },
-        Case { name: "complex_float", decl: "float complex cf(float complex)", plan: plan(cfloat, &[cfloat], false, &[]) },
-        Case { name: "complex_double", decl: "double complex cd(double complex, double)", plan: plan(cdouble, &[cdouble, double], false, &[]) },
-        Case { name: "varargs_float_mirrored", decl: "int printf(const char *, ...) with (double, int, float, double)", plan: plan(int, &[charp], true, &[double, int, float, double]) },
+        Case {
+            name: "llong_six_ints",
+            decl: "long long six(int, int, int, int, int, char)",
+            plan: plan(llong, &[int, int, int, int, int, char_], false, &[]),
+        },
+        Case {
+            name: "ullong_stack_doubles",
+            decl: "unsigned long long fp6(double, double, double, double, double, unsigned long long)",
+            plan: plan(ullong, &[double, double, double, double, double, ullong], false, &[]),
+        },
+        Case {
+            name: "ptr_pointers",
+            decl: "void *ptrs(void *, const char *)",
+            plan: plan(voidp, &[voidp, charp], false, &[]),
+        },
+        Case {
+            name: "s8_by_value",
+            decl: "struct s8 pass8(struct s8, struct s2)",
+            plan: plan(s8, &[s8, s2], false, &[]),
+        },
+        Case {
+            name: "s12_sret_and_by_reference",
+            decl: "struct s12 big(struct s12, int)",
+            plan: plan(s12, &[s12, int], false, &[]),
+        },
+        Case {
+            name: "by_reference_on_stack",
+            decl: "int deep(int, int, int, int, struct s3, struct s12)",
+            plan: plan(int, &[int, int, int, int, s3, s12], false, &[]),
+        },
+        Case {
+            name: "sret_shifts_args_to_stack",
+            decl: "struct s12 shifted(double, int, int, float)",
+            plan: plan(s12, &[double, int, int, float], false, &[]),
+        },
+        Case {
+            name: "complex_float",
+            decl: "float complex cf(float complex)",
+            plan: plan(cfloat, &[cfloat], false, &[]),
+        },
+        Case {
+            name: "complex_double",
+            decl: "double complex cd(double complex, double)",
+            plan: plan(cdouble, &[cdouble, double], false, &[]),
+        },
+        Case {
+            name: "varargs_float_mirrored",
+            decl: "int printf(const char *, ...) with (double, int, float, double)",
+            plan: plan(int, &[charp], true, &[double, int, float, double]),
+        },
         Case { name: "uint_void_ptr_arg", decl: "unsigned u(void *)", plan: plan(uint, &[voidp], false, &[]) },
     ]
 }
@@ -150,7 +209,8 @@ struct State {
     rax: Option<u64>,
 }
 
-const NONVOLATILE_GPRS: [Register; 7] = [Register::RBX, Register::RBP, Register::RSI, Register::RDI, Register::R12, Register::R13, Register::R14];
+const NONVOLATILE_GPRS: [Register; 7] =
+    [Register::RBX, Register::RBP, Register::RSI, Register::RDI, Register::R12, Register::R13, Register::R14];
 
 fn is_nonvolatile(r: Register) -> bool {
     let full = r.full_register();
@@ -202,7 +262,11 @@ pub fn track(code: &[u8], base: u64) -> Trace {
         if !matches!(mnemonic, Mnemonic::Push | Mnemonic::Pop) {
             for r in i.used_registers() {
                 let reg = r.register();
-                if writes(r.access()) && reg.full_register() != Register::RSP && is_nonvolatile(reg) && !st.pushed.contains(&reg.full_register()) {
+                if writes(r.access())
+                    && reg.full_register() != Register::RSP
+                    && is_nonvolatile(reg)
+                    && !st.pushed.contains(&reg.full_register())
+                {
                     trace.errors.push(format!("{ip:x}: {ins} writes callee-saved {reg:?} without saving it"));
                 }
             }
@@ -253,14 +317,22 @@ pub fn track(code: &[u8], base: u64) -> Trace {
                     trace.body = Some(st.rsp);
                 }
             }
-            (Mnemonic::Mov, OpKind::Register) if ins.op0_register() == Register::RBP && ins.op1_kind() == OpKind::Register && ins.op1_register() == Register::RSP => {
+            (Mnemonic::Mov, OpKind::Register)
+                if ins.op0_register() == Register::RBP
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op1_register() == Register::RSP =>
+            {
                 st.rbp = Some(st.rsp);
             }
-            (Mnemonic::Lea, OpKind::Register) if ins.op0_register() == Register::RSP => match (ins.memory_base(), st.rbp) {
-                (Register::RBP, Some(fp)) => st.rsp = fp + ins.memory_displacement64() as i64,
-                _ => trace.errors.push(format!("{ip:x}: {ins}: rsp from an untracked base")),
-            },
-            (Mnemonic::Mov, OpKind::Register) if ins.op0_register() == Register::RAX && ins.op1_kind() == OpKind::Immediate64 => {
+            (Mnemonic::Lea, OpKind::Register) if ins.op0_register() == Register::RSP => {
+                match (ins.memory_base(), st.rbp) {
+                    (Register::RBP, Some(fp)) => st.rsp = fp + ins.memory_displacement64() as i64,
+                    _ => trace.errors.push(format!("{ip:x}: {ins}: rsp from an untracked base")),
+                }
+            }
+            (Mnemonic::Mov, OpKind::Register)
+                if ins.op0_register() == Register::RAX && ins.op1_kind() == OpKind::Immediate64 =>
+            {
                 st.rax = Some(ins.immediate64());
             }
             (Mnemonic::Call, _) => {
@@ -312,7 +384,10 @@ pub fn track(code: &[u8], base: u64) -> Trace {
                     if writes(r.access()) && r.register().full_register() == Register::RSP {
                         trace.errors.push(format!("{ip:x}: {ins} changes rsp in a way the tracker does not follow"));
                     }
-                    if writes(r.access()) && r.register().full_register() == Register::RBP && st.pushed.contains(&Register::RBP) {
+                    if writes(r.access())
+                        && r.register().full_register() == Register::RBP
+                        && st.pushed.contains(&Register::RBP)
+                    {
                         trace.errors.push(format!("{ip:x}: {ins} moves the frame pointer"));
                     }
                     if writes(r.access()) && r.register().full_register() == Register::RAX {

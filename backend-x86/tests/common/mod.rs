@@ -4,8 +4,8 @@
 
 use abi_model::helpers::Helper;
 use abi_model::{
-    plan_call, CallConv, CallPlan, CodeEnv, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
-    TypeId, TypeTable,
+    plan_call, CallConv, CallPlan, CodeEnv, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature,
+    Target, TypeId, TypeTable,
 };
 
 /// One curated signature: a name, its C declaration (for the reader), its target and plan.
@@ -105,7 +105,27 @@ pub fn catalogue() -> Vec<Case> {
         let mut add = |name: &str, decl: &'static str, plan: CallPlan| {
             cases.push(Case { name: format!("{flavour}_{name}"), decl, target, plan });
         };
-        let Types { int, uint, i64_, char_, uchar, short, ushort, bool_, f32_, f64_, void, voidp, charp, s4, s8, s12, sf, sd, .. } = ty;
+        let Types {
+            int,
+            uint,
+            i64_,
+            char_,
+            uchar,
+            short,
+            ushort,
+            bool_,
+            f32_,
+            f64_,
+            void,
+            voidp,
+            charp,
+            s4,
+            s8,
+            s12,
+            sf,
+            sd,
+            ..
+        } = ty;
         add("add_cdecl", "int add(int a, int b)", ty.plan(Cdecl, int, &[int, int], None));
         add("add_stdcall", "int __stdcall add(int a, int b)", ty.plan(Stdcall, int, &[int, int], None));
         add("add_fastcall", "int __fastcall add(int a, int b)", ty.plan(Fastcall, int, &[int, int], None));
@@ -122,8 +142,16 @@ pub fn catalogue() -> Vec<Case> {
         add("ret_sd", "struct sd { double v; } __stdcall get_sd(struct sd a)", ty.plan(Stdcall, sd, &[sd], None));
         add("ret_s12_stdcall", "struct s12 __stdcall make12(int a)", ty.plan(Stdcall, s12, &[int], None));
         add("struct_arg", "int sum12(struct s12 v, char k)", ty.plan(Cdecl, int, &[s12, char_], None));
-        add("thiscall_sret", "struct s12 __thiscall get(void *this, int k)", ty.plan(Thiscall, s12, &[voidp, int], None));
-        add("fastcall_i64_first", "int __fastcall skip(long long a, int b)", ty.plan(Fastcall, int, &[i64_, int], None));
+        add(
+            "thiscall_sret",
+            "struct s12 __thiscall get(void *this, int k)",
+            ty.plan(Thiscall, s12, &[voidp, int], None),
+        );
+        add(
+            "fastcall_i64_first",
+            "int __fastcall skip(long long a, int b)",
+            ty.plan(Fastcall, int, &[i64_, int], None),
+        );
         add(
             "mix12",
             "double mix12(int a, double b, long long c, float d, char e, double f, unsigned short g, int h, void *p, bool q, short r, unsigned char s)",
@@ -135,7 +163,11 @@ pub fn catalogue() -> Vec<Case> {
             ty.plan(Fastcall, char_, &[char_, ushort, bool_], None),
         );
         add("ret_bool", "bool __thiscall is_odd(short s)", ty.plan(Thiscall, bool_, &[short], None));
-        add("ret_ushort", "unsigned short lo16(unsigned char c, short s)", ty.plan(Cdecl, ushort, &[uchar, short], None));
+        add(
+            "ret_ushort",
+            "unsigned short lo16(unsigned char c, short s)",
+            ty.plan(Cdecl, ushort, &[uchar, short], None),
+        );
         add(
             "printf",
             "int printf(const char *fmt, ...) called with (double, int, float->double)",

@@ -53,10 +53,8 @@ impl Rng {
 /// The two enums of the catalogue: `enum E0 { E0_NEG = -3, E0_POS = 100 }` (signed: `int`
 /// everywhere) and `enum E1 { E1_A = 0, E1_B = 70000 }` (`unsigned int` on gcc, `int` under
 /// MSVC's rules).
-pub const ENUMS: [(&str, &[(&str, i64)]); 2] = [
-    ("E0", &[("E0_NEG", -3), ("E0_POS", 100)]),
-    ("E1", &[("E1_A", 0), ("E1_B", 70000)]),
-];
+pub const ENUMS: [(&str, &[(&str, i64)]); 2] =
+    [("E0", &[("E0_NEG", -3), ("E0_POS", 100)]), ("E1", &[("E1_A", 0), ("E1_B", 70000)])];
 
 /// A scalar C type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -231,11 +229,7 @@ impl RecordDecl {
         if let Some(n) = self.aligned {
             attrs.push(format!("aligned({n})"));
         }
-        let attrs = if attrs.is_empty() {
-            String::new()
-        } else {
-            format!("__attribute__(({})) ", attrs.join(", "))
-        };
+        let attrs = if attrs.is_empty() { String::new() } else { format!("__attribute__(({})) ", attrs.join(", ")) };
         let _ = writeln!(s, "{} {attrs}R{index} {{", self.kind.keyword());
         for f in &self.fields {
             let name = f.name.as_deref().unwrap_or("");
@@ -279,11 +273,7 @@ pub fn declarator(records: &[RecordDecl], ty: &Ty, name: &str) -> String {
         Ty::Record(i) => format!("{} R{i}", records[*i].kind.keyword()),
         Ty::Array(..) => unreachable!("arrays were unwrapped"),
     };
-    let sep = if base.ends_with('*') || name.is_empty() && dims.is_empty() {
-        ""
-    } else {
-        " "
-    };
+    let sep = if base.ends_with('*') || name.is_empty() && dims.is_empty() { "" } else { " " };
     format!("{base}{sep}{name}{dims}")
 }
 
@@ -368,26 +358,11 @@ fn make_record(
         }
     }
     let align = align.max(u64::from(aligned.unwrap_or(1)));
-    RecordDecl {
-        kind,
-        fields,
-        packed,
-        aligned,
-        pack,
-        size_bound: size + align - 1,
-        align_bound: align,
-    }
+    RecordDecl { kind, fields, packed, aligned, pack, size_bound: size + align - 1, align_bound: align }
 }
 
 fn named(i: usize, ty: Ty) -> FieldDecl {
-    FieldDecl {
-        name: Some(format!("m{i}")),
-        ty,
-        bits: None,
-        aligned: None,
-        packed: false,
-        flexible: false,
-    }
+    FieldDecl { name: Some(format!("m{i}")), ty, bits: None, aligned: None, packed: false, flexible: false }
 }
 
 fn int(k: IntKind) -> Ty {
@@ -419,33 +394,16 @@ fn random_bitfield(rng: &mut Rng, index: usize) -> FieldDecl {
     } else {
         let w = rng.range(1, u64::from(max_bits(s))) as u32;
         // Widths near the type's size straddle units more often: favour them.
-        let w = if rng.percent(30) {
-            max_bits(s).saturating_sub(rng.below(3) as u32).max(1)
-        } else {
-            w
-        };
-        let name = if rng.percent(85) {
-            Some(format!("m{index}"))
-        } else {
-            None
-        };
+        let w = if rng.percent(30) { max_bits(s).saturating_sub(rng.below(3) as u32).max(1) } else { w };
+        let name = if rng.percent(85) { Some(format!("m{index}")) } else { None };
         (name, w)
     };
-    FieldDecl {
-        name,
-        ty: Ty::Scalar(s),
-        bits: Some(width),
-        aligned: None,
-        packed: false,
-        flexible: false,
-    }
+    FieldDecl { name, ty: Ty::Scalar(s), bits: Some(width), aligned: None, packed: false, flexible: false }
 }
 
 /// Records whose index is below `limit`, by value, no larger than `max` bytes.
 fn nested_candidates(records: &[RecordDecl], max: u64) -> Vec<usize> {
-    (0..records.len())
-        .filter(|&i| records[i].by_value() && records[i].size_bound <= max)
-        .collect()
+    (0..records.len()).filter(|&i| records[i].by_value() && records[i].size_bound <= max).collect()
 }
 
 fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<usize>) {
@@ -493,23 +451,9 @@ fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<u
         (IntKind::Char, IntKind::Short),
         (IntKind::Int, IntKind::Short),
     ] {
-        let r = make_record(
-            records,
-            RecordKind::Struct,
-            vec![named(0, int(a)), named(1, int(b))],
-            false,
-            None,
-            None,
-        );
+        let r = make_record(records, RecordKind::Struct, vec![named(0, int(a)), named(1, int(b))], false, None, None);
         push(records, r);
-        let r = make_record(
-            records,
-            RecordKind::Struct,
-            vec![named(0, int(a)), named(1, int(b))],
-            true,
-            None,
-            None,
-        );
+        let r = make_record(records, RecordKind::Struct, vec![named(0, int(a)), named(1, int(b))], true, None, None);
         push(records, r);
     }
     for f in [Scalar::Float, Scalar::Double] {
@@ -534,13 +478,7 @@ fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<u
         for i in 0..count {
             let f = match rng.below(100) {
                 0..=54 => named(i, Ty::Scalar(rng.pick(&ALL_SCALARS))),
-                55..=69 => named(
-                    i,
-                    Ty::Array(
-                        Box::new(Ty::Scalar(rng.pick(&ALL_SCALARS))),
-                        rng.range(1, 5) as u32,
-                    ),
-                ),
+                55..=69 => named(i, Ty::Array(Box::new(Ty::Scalar(rng.pick(&ALL_SCALARS))), rng.range(1, 5) as u32)),
                 70..=84 => named(i, Ty::Record(rng.pick(&nested))),
                 _ => random_bitfield(rng, i),
             };
@@ -557,11 +495,7 @@ fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<u
         }
         let packed = rng.percent(10);
         let aligned = if rng.percent(6) { Some(16) } else { None };
-        let pack = if rng.percent(5) {
-            Some(rng.pick(&[1, 2, 4]))
-        } else {
-            None
-        };
+        let pack = if rng.percent(5) { Some(rng.pick(&[1, 2, 4])) } else { None };
         let r = make_record(records, RecordKind::Struct, fields, packed, aligned, pack);
         if r.size_bound <= MAX_ABI_RECORD {
             push(records, r);
@@ -590,10 +524,7 @@ fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<u
                 if rng.percent(20) {
                     named(i, Ty::Record(rng.pick(&nested)))
                 } else {
-                    named(
-                        i,
-                        union_members[rng.below(union_members.len() as u64) as usize].clone(),
-                    )
+                    named(i, union_members[rng.below(union_members.len() as u64) as usize].clone())
                 }
             })
             .collect();
@@ -606,11 +537,7 @@ fn gen_abi_records(rng: &mut Rng, records: &mut Vec<RecordDecl>, abi: &mut Vec<u
 }
 
 fn gen_layout_record(rng: &mut Rng, records: &[RecordDecl]) -> RecordDecl {
-    let kind = if rng.percent(15) {
-        RecordKind::Union
-    } else {
-        RecordKind::Struct
-    };
+    let kind = if rng.percent(15) { RecordKind::Union } else { RecordKind::Struct };
     let count = rng.range(1, 12) as usize;
     let nested = nested_candidates(records, 64);
     let mut fields = Vec::with_capacity(count + 1);
@@ -620,21 +547,11 @@ fn gen_layout_record(rng: &mut Rng, records: &[RecordDecl]) -> RecordDecl {
             45..=69 => named(i, Ty::Scalar(rng.pick(&ALL_SCALARS))),
             70..=79 => {
                 let elem = Ty::Scalar(rng.pick(&ALL_SCALARS));
-                let elem = if rng.percent(20) {
-                    Ty::Array(Box::new(elem), rng.range(1, 3) as u32)
-                } else {
-                    elem
-                };
+                let elem = if rng.percent(20) { Ty::Array(Box::new(elem), rng.range(1, 3) as u32) } else { elem };
                 named(i, Ty::Array(Box::new(elem), rng.range(1, 6) as u32))
             }
             80..=93 => named(i, Ty::Record(rng.pick(&nested))),
-            _ => named(
-                i,
-                Ty::Array(
-                    Box::new(Ty::Record(rng.pick(&nested))),
-                    rng.range(1, 3) as u32,
-                ),
-            ),
+            _ => named(i, Ty::Array(Box::new(Ty::Record(rng.pick(&nested))), rng.range(1, 3) as u32)),
         };
         if rng.percent(8) {
             f.packed = true;
@@ -649,11 +566,7 @@ fn gen_layout_record(rng: &mut Rng, records: &[RecordDecl]) -> RecordDecl {
         fields.push(named(count, Ty::Scalar(rng.pick(&ALL_SCALARS))));
     }
     if kind == RecordKind::Struct && rng.percent(8) {
-        let elem = if rng.percent(70) {
-            Ty::Scalar(rng.pick(&ALL_SCALARS))
-        } else {
-            Ty::Record(rng.pick(&nested))
-        };
+        let elem = if rng.percent(70) { Ty::Scalar(rng.pick(&ALL_SCALARS)) } else { Ty::Record(rng.pick(&nested)) };
         fields.push(FieldDecl {
             name: Some(format!("m{}", fields.len())),
             ty: elem,
@@ -664,25 +577,13 @@ fn gen_layout_record(rng: &mut Rng, records: &[RecordDecl]) -> RecordDecl {
         });
     }
     let packed = rng.percent(15);
-    let aligned = if rng.percent(10) {
-        Some(rng.pick(&[1, 2, 4, 8, 16, 32, 64]))
-    } else {
-        None
-    };
-    let pack = if rng.percent(20) {
-        Some(rng.pick(&[1, 2, 4, 8, 16]))
-    } else {
-        None
-    };
+    let aligned = if rng.percent(10) { Some(rng.pick(&[1, 2, 4, 8, 16, 32, 64])) } else { None };
+    let pack = if rng.percent(20) { Some(rng.pick(&[1, 2, 4, 8, 16])) } else { None };
     make_record(records, kind, fields, packed, aligned, pack)
 }
 
 fn sig_bytes(records: &[RecordDecl], params: &[Ty], varargs: &[Ty]) -> u64 {
-    params
-        .iter()
-        .chain(varargs)
-        .map(|t| ty_bounds(records, t).0.max(8))
-        .sum()
+    params.iter().chain(varargs).map(|t| ty_bounds(records, t).0.max(8)).sum()
 }
 
 fn random_conv(rng: &mut Rng) -> CallConv {
@@ -696,12 +597,7 @@ fn random_conv(rng: &mut Rng) -> CallConv {
 
 fn gen_signatures(rng: &mut Rng, records: &[RecordDecl], abi: &[usize]) -> Vec<SigDecl> {
     let mut sigs = Vec::new();
-    let convs = [
-        CallConv::Cdecl,
-        CallConv::Stdcall,
-        CallConv::Fastcall,
-        CallConv::Thiscall,
-    ];
+    let convs = [CallConv::Cdecl, CallConv::Stdcall, CallConv::Fastcall, CallConv::Thiscall];
     let sig = |ret: Option<Ty>, params: Vec<Ty>, conv: CallConv| SigDecl {
         ret,
         params,
@@ -718,11 +614,7 @@ fn gen_signatures(rng: &mut Rng, records: &[RecordDecl], abi: &[usize]) -> Vec<S
             sigs.push(sig(Some(t.clone()), vec![t.clone()], conv));
         }
         let conv = random_conv(rng);
-        sigs.push(sig(
-            None,
-            vec![int(IntKind::Int), t.clone(), Ty::Scalar(Scalar::Double)],
-            conv,
-        ));
+        sigs.push(sig(None, vec![int(IntKind::Int), t.clone(), Ty::Scalar(Scalar::Double)], conv));
     }
     for t in pool.iter().take(ALL_SCALARS.len()) {
         for conv in convs {
@@ -752,11 +644,7 @@ fn gen_signatures(rng: &mut Rng, records: &[RecordDecl], abi: &[usize]) -> Vec<S
             _ => rng.range(13, 20),
         } as usize;
         let params: Vec<Ty> = (0..n).map(|_| random_ty(rng)).collect();
-        let ret = if rng.percent(20) {
-            None
-        } else {
-            Some(random_ty(rng))
-        };
+        let ret = if rng.percent(20) { None } else { Some(random_ty(rng)) };
         if sig_bytes(records, &params, &[]) > MAX_ARG_BYTES {
             continue;
         }
@@ -771,29 +659,13 @@ fn gen_signatures(rng: &mut Rng, records: &[RecordDecl], abi: &[usize]) -> Vec<S
         let params: Vec<Ty> = (0..fixed).map(|_| random_ty(rng)).collect();
         let extra = rng.range(0, 8) as usize;
         let varargs: Vec<Ty> = (0..extra)
-            .map(|_| {
-                if rng.percent(70) {
-                    Ty::Scalar(rng.pick(&VARARG_SCALARS))
-                } else {
-                    Ty::Record(rng.pick(abi))
-                }
-            })
+            .map(|_| if rng.percent(70) { Ty::Scalar(rng.pick(&VARARG_SCALARS)) } else { Ty::Record(rng.pick(abi)) })
             .collect();
-        let ret = if rng.percent(20) {
-            None
-        } else {
-            Some(random_ty(rng))
-        };
+        let ret = if rng.percent(20) { None } else { Some(random_ty(rng)) };
         if sig_bytes(records, &params, &varargs) > MAX_ARG_BYTES {
             continue;
         }
-        sigs.push(SigDecl {
-            ret,
-            params,
-            variadic: true,
-            varargs,
-            conv: CallConv::Cdecl,
-        });
+        sigs.push(SigDecl { ret, params, variadic: true, varargs, conv: CallConv::Cdecl });
         made += 1;
     }
     sigs
@@ -815,13 +687,7 @@ pub fn generate() -> Spec {
     signatures.extend(gen_nested_signatures(&records, &nested_records, NESTED_SEED ^ 1));
     let zero_width_unions = zero_width_union_records(&mut records);
     signatures.extend(gen_nested_signatures(&records, &zero_width_unions, ZERO_WIDTH_SEED));
-    Spec {
-        records,
-        abi_records: abi,
-        signatures,
-        nested_records,
-        zero_width_unions,
-    }
+    Spec { records, abi_records: abi, signatures, nested_records, zero_width_unions }
 }
 
 /// The seed of the nested packed/aligned records and their signatures, appended after
@@ -875,12 +741,13 @@ fn curated_nested(records: &mut Vec<RecordDecl>) -> Vec<usize> {
     let s = |k: IntKind| Ty::Scalar(Scalar::Int(k));
     let (float, char) = (Ty::Scalar(Scalar::Float), s(IntKind::Char));
     let mut out = Vec::new();
-    let mut outer = |records: &mut Vec<RecordDecl>, before: Vec<Ty>, inner: Vec<Ty>, inner_attrs: Attrs, outer_attrs: Attrs| {
-        let p = push_record(records, RecordKind::Struct, inner, inner_attrs);
-        let mut fields = before;
-        fields.push(Ty::Record(p));
-        out.push(push_record(records, RecordKind::Struct, fields, outer_attrs));
-    };
+    let mut outer =
+        |records: &mut Vec<RecordDecl>, before: Vec<Ty>, inner: Vec<Ty>, inner_attrs: Attrs, outer_attrs: Attrs| {
+            let p = push_record(records, RecordKind::Struct, inner, inner_attrs);
+            let mut fields = before;
+            fields.push(Ty::Record(p));
+            out.push(push_record(records, RecordKind::Struct, fields, outer_attrs));
+        };
     // struct { char c; P { short s; } p; }
     outer(records, vec![char.clone()], vec![s(IntKind::Short)], PACKED, PLAIN);
     // struct { int a; P { long x; } p; }
@@ -895,7 +762,12 @@ fn curated_nested(records: &mut Vec<RecordDecl>) -> Vec<usize> {
     outer(records, vec![s(IntKind::Int)], vec![float.clone()], Attrs { packed: false, aligned: Some(8) }, PACKED);
     // struct { char pad[3]; P { char c; float f; } a[2]; }: only a[0].f is aligned.
     let p = push_record(records, RecordKind::Struct, vec![char.clone(), float], PACKED);
-    out.push(push_record(records, RecordKind::Struct, vec![Ty::Array(Box::new(char.clone()), 3), Ty::Array(Box::new(Ty::Record(p)), 2)], PLAIN));
+    out.push(push_record(
+        records,
+        RecordKind::Struct,
+        vec![Ty::Array(Box::new(char.clone()), 3), Ty::Array(Box::new(Ty::Record(p)), 2)],
+        PLAIN,
+    ));
     // P struct { char c; P union { int x : 9; } u; }: a union's bit-field has its width's mode.
     let mut u = make_record(records, RecordKind::Union, vec![named(0, s(IntKind::Int))], true, None, None);
     u.fields[0].bits = Some(9);
@@ -999,7 +871,13 @@ fn gen_nested_signatures(records: &[RecordDecl], nested: &[usize], seed: u64) ->
         let mut doubles = vec![double.clone(); 7];
         doubles.extend([r.clone(), Ty::Scalar(Scalar::Float)]);
         sig(None, doubles);
-        sigs.push(SigDecl { ret: Some(int.clone()), params: vec![int.clone()], variadic: true, varargs: vec![r, double.clone()], conv: CallConv::Cdecl });
+        sigs.push(SigDecl {
+            ret: Some(int.clone()),
+            params: vec![int.clone()],
+            variadic: true,
+            varargs: vec![r, double.clone()],
+            conv: CallConv::Cdecl,
+        });
     }
     debug_assert!(sigs.iter().all(|s| sig_bytes(records, &s.params, &s.varargs) <= MAX_ARG_BYTES));
     sigs
@@ -1013,7 +891,8 @@ pub const ZERO_WIDTH_SEED: u64 = 0x6c75_6166_6669_0003;
 /// Unions with a zero-width bit-field (gcc 12's union walk counts it as a 1-byte integer),
 /// alone and at offsets 4, 8 and 12 of a struct, and a struct with one (which gcc skips).
 fn zero_width_union_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
-    let zero = |k: IntKind| FieldDecl { name: None, ty: int(k), bits: Some(0), aligned: None, packed: false, flexible: false };
+    let zero =
+        |k: IntKind| FieldDecl { name: None, ty: int(k), bits: Some(0), aligned: None, packed: false, flexible: false };
     let (float, double) = (Ty::Scalar(Scalar::Float), Ty::Scalar(Scalar::Double));
     let union = |records: &mut Vec<RecordDecl>, member: Ty, k: IntKind| {
         let r = make_record(records, RecordKind::Union, vec![named(0, member), zero(k)], false, None, None);
@@ -1032,9 +911,21 @@ fn zero_width_union_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
     out.push(push_record(records, RecordKind::Struct, vec![double, Ty::Record(out[0]), float.clone()], PLAIN));
     // struct { float a, b, c; union { float f; long long : 0; } u; }
     let u = union(records, float.clone(), IntKind::LongLong);
-    out.push(push_record(records, RecordKind::Struct, vec![float.clone(), float.clone(), float.clone(), Ty::Record(u)], PLAIN));
+    out.push(push_record(
+        records,
+        RecordKind::Struct,
+        vec![float.clone(), float.clone(), float.clone(), Ty::Record(u)],
+        PLAIN,
+    ));
     // struct { float a; int : 0; float b; }
-    let r = make_record(records, RecordKind::Struct, vec![named(0, float.clone()), zero(IntKind::Int), named(2, float)], false, None, None);
+    let r = make_record(
+        records,
+        RecordKind::Struct,
+        vec![named(0, float.clone()), zero(IntKind::Int), named(2, float)],
+        false,
+        None,
+        None,
+    );
     records.push(r);
     out.push(records.len() - 1);
     out

@@ -235,14 +235,22 @@ fn main() {
         // SAFETY: each follows the lua_CFunction protocol.
         g.set(name, unsafe { lua.create_c_function(f) }.unwrap()).unwrap();
     }
-    let rows: Vec<(String, f64, f64, f64)> = lua.load(SCRIPT).eval::<Vec<mlua::Table>>().expect("bench script").into_iter()
+    let rows: Vec<(String, f64, f64, f64)> = lua
+        .load(SCRIPT)
+        .eval::<Vec<mlua::Table>>()
+        .expect("bench script")
+        .into_iter()
         .map(|t| (t.get(1).unwrap(), t.get(2).unwrap(), t.get(3).unwrap(), t.get(4).unwrap()))
         .collect();
     println!("luaffi-rs call overhead, Lua 5.4 (embedded), {n} calls per loop, best of {ROUNDS} interleaved rounds, bare loop subtracted");
     println!("ratio: stub / hand-written per call; beyond Lua: the same after taking away what calling an empty Lua function costs");
     println!("{:<44} {:>8} {:>9} {:>8} {:>8} {:>11}", "call", "stub ns", "hand ns", "ratio", "Lua ns", "beyond Lua");
     for (name, ours, hand, lua_call) in &rows {
-        let beyond = if *lua_call > 0.0 { format!("{:>10.2}x", (ours - lua_call) / (hand - lua_call)) } else { format!("{:>11}", "-") };
+        let beyond = if *lua_call > 0.0 {
+            format!("{:>10.2}x", (ours - lua_call) / (hand - lua_call))
+        } else {
+            format!("{:>11}", "-")
+        };
         println!("{name:<44} {ours:>8.1} {hand:>9.1} {:>7.2}x {lua_call:>8.1} {beyond}", ours / hand);
     }
 
@@ -251,7 +259,12 @@ fn main() {
     let mut st = FfiState::new();
     st.calls.inline_vm = Some(lua_adapter::vm_check::compiled_layout());
     let int = QualType::plain(st.types.int(IntKind::Int));
-    let f = st.types.function(FuncType { ret: int, params: vec![Param { name: None, ty: int }; 2], variadic: false, conv: CallConv::Cdecl });
+    let f = st.types.function(FuncType {
+        ret: int,
+        params: vec![Param { name: None, ty: int }; 2],
+        variadic: false,
+        conv: CallConv::Cdecl,
+    });
     let rounds = 20_000;
     let mut bytes = 0;
     let us = us_per_round(rounds, || bytes = build_stub(&mut st, f, &[], CallMode::Closure).expect("stub").len());

@@ -39,18 +39,12 @@ fn main() -> ExitCode {
             if matches!(argv[i].get(1), Some(b'e' | b'l')) {
                 eprint!("{progname}: '{bad}' needs argument\n{}", usage(&progname));
             } else {
-                eprint!(
-                    "{progname}: unrecognized option '{bad}'\n{}",
-                    usage(&progname)
-                );
+                eprint!("{progname}: unrecognized option '{bad}'\n{}", usage(&progname));
             }
             false
         }
         Err(ArgError::Interactive) => {
-            eprint!(
-                "{progname}: there is no interactive mode (-i)\n{}",
-                usage(&progname)
-            );
+            eprint!("{progname}: there is no interactive mode (-i)\n{}", usage(&progname));
             false
         }
     };
@@ -93,10 +87,7 @@ There is no interactive mode: no -i, no REPL. The ffi module is preloaded: requi
 
 fn print_version(lua: &Lua) {
     let lua_version: String = lua.globals().get("_VERSION").unwrap_or_default();
-    println!(
-        "luaffi {} ({lua_version} with a LuaJIT-compatible ffi module)",
-        env!("CARGO_PKG_VERSION")
-    );
+    println!("luaffi {} ({lua_version} with a LuaJIT-compatible ffi module)", env!("CARGO_PKG_VERSION"));
 }
 
 /// What the command line asks for (lua.c's `collectargs`).
@@ -371,11 +362,7 @@ fn require_library(lua: &Lua, spec: &[u8]) -> Result<(), Failure> {
     };
     let require: Value = lua.globals().get("require").map_err(mlua_failure)?;
     let modname = lua.create_string(modname).map_err(mlua_failure)?;
-    let mut results = docall(
-        lua,
-        require,
-        MultiValue::from_iter([Value::String(modname)]),
-    )?;
+    let mut results = docall(lua, require, MultiValue::from_iter([Value::String(modname)]))?;
     let module = results.pop_front().unwrap_or(Value::Nil);
     let global = lua.create_string(global).map_err(mlua_failure)?;
     lua.globals().set(global, module).map_err(mlua_failure)
@@ -386,18 +373,12 @@ fn require_library(lua: &Lua, spec: &[u8]) -> Result<(), Failure> {
 fn handle_script(lua: &Lua, argv: &[Vec<u8>], script: usize) -> Result<(), Failure> {
     let name = &argv[script];
     let stdin = name == b"-" && argv[script - 1] != b"--";
-    let chunk = if stdin {
-        load_file(lua, None)?
-    } else {
-        load_file(lua, Some(&c_string(name)?))?
-    };
+    let chunk = if stdin { load_file(lua, None)? } else { load_file(lua, Some(&c_string(name)?))? };
     let Value::Table(arg) = lua.globals().get("arg").map_err(mlua_failure)? else {
         return Err(b"'arg' is not a table".to_vec());
     };
     let n = arg.len().map_err(mlua_failure)?;
-    let args = (1..=n)
-        .map(|i| arg.get::<Value>(i))
-        .collect::<mlua::Result<MultiValue>>();
+    let args = (1..=n).map(|i| arg.get::<Value>(i)).collect::<mlua::Result<MultiValue>>();
     docall(lua, chunk, args.map_err(mlua_failure)?).map(drop)
 }
 
@@ -426,8 +407,7 @@ fn load_string(lua: &Lua, code: &[u8], chunkname: &CStr) -> Result<Value, Failur
     // SAFETY: as in `load_file`; `code` outlives the call, `chunkname` is NUL-terminated.
     let loaded = unsafe {
         lua.exec_raw::<(bool, Value)>((), |state| {
-            let status =
-                ffi::luaL_loadbuffer(state, code.as_ptr().cast(), code.len(), chunkname.as_ptr());
+            let status = ffi::luaL_loadbuffer(state, code.as_ptr().cast(), code.len(), chunkname.as_ptr());
             ffi::lua_pushboolean(state, c_int::from(status == ffi::LUA_OK));
             ffi::lua_insert(state, -2);
         })
@@ -487,8 +467,7 @@ unsafe extern "C-unwind" fn msghandler(state: *mut ffi::lua_State) -> c_int {
     unsafe {
         let mut msg = ffi::lua_tostring(state, 1);
         if msg.is_null() {
-            if ffi::luaL_callmeta(state, 1, c"__tostring".as_ptr()) != 0
-                && ffi::lua_type(state, -1) == ffi::LUA_TSTRING
+            if ffi::luaL_callmeta(state, 1, c"__tostring".as_ptr()) != 0 && ffi::lua_type(state, -1) == ffi::LUA_TSTRING
             {
                 return 1;
             }

@@ -68,12 +68,8 @@ pub fn declarations(sig: &Sig, params: &[Ty]) -> String {
     let p = sig.prefix();
     let mut out = String::new();
     for (e, en) in sig.enums.iter().enumerate() {
-        let items: Vec<String> = en
-            .values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| format!("{} = {v}", sig.enumerator(e, k)))
-            .collect();
+        let items: Vec<String> =
+            en.values.iter().enumerate().map(|(k, v)| format!("{} = {v}", sig.enumerator(e, k))).collect();
         writeln!(out, "enum {p}_e{e} {{ {} }};", items.join(", ")).unwrap();
     }
     for j in 0..sig.records.len() {
@@ -90,33 +86,20 @@ pub fn declarations(sig: &Sig, params: &[Ty]) -> String {
 
 /// `R ndN_f(P0 a0, P1 a1)`.
 fn prototype(sig: &Sig, params: &[Ty]) -> String {
-    let mut list: Vec<String> = params
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| format!("{} a{i}", sig.spell(t)))
-        .collect();
+    let mut list: Vec<String> = params.iter().enumerate().map(|(i, &t)| format!("{} a{i}", sig.spell(t))).collect();
     if sig.varargs.is_some() {
         list.push("...".into());
     }
     if list.is_empty() {
         list.push("void".into());
     }
-    format!(
-        "{} {}_f({})",
-        sig.spell(sig.ret),
-        sig.prefix(),
-        list.join(", ")
-    )
+    format!("{} {}_f({})", sig.spell(sig.ret), sig.prefix(), list.join(", "))
 }
 
 /// The function pointer type `R (*name)(P0, P1)` (`name` may be empty).
 pub fn fn_type(sig: &Sig, params: &[Ty], name: &str) -> String {
     let list: Vec<String> = params.iter().map(|&t| sig.spell(t)).collect();
-    let list = if list.is_empty() {
-        "void".to_string()
-    } else {
-        list.join(", ")
-    };
+    let list = if list.is_empty() { "void".to_string() } else { list.join(", ") };
     format!("{} (*{name})({list})", sig.spell(sig.ret))
 }
 
@@ -129,16 +112,8 @@ fn record_definition(sig: &Sig, j: usize) -> String {
     if let Some(n) = r.aligned {
         attrs.push(format!("aligned({n})"));
     }
-    let (kw, name) = sig
-        .record_tag(j)
-        .split_once(' ')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
-    let attrs = if attrs.is_empty() {
-        String::new()
-    } else {
-        format!("__attribute__(({})) ", attrs.join(", "))
-    };
+    let (kw, name) = sig.record_tag(j).split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+    let attrs = if attrs.is_empty() { String::new() } else { format!("__attribute__(({})) ", attrs.join(", ")) };
     let mut out = format!("{kw} {attrs}{name} {{");
     for (k, f) in r.fields.iter().enumerate() {
         let ty = sig.spell(f.ty);
@@ -154,11 +129,8 @@ fn record_definition(sig: &Sig, j: usize) -> String {
                 if let Some(n) = f.aligned {
                     fattrs.push(format!("aligned({n})"));
                 }
-                let fattrs = if fattrs.is_empty() {
-                    String::new()
-                } else {
-                    format!(" __attribute__(({}))", fattrs.join(", "))
-                };
+                let fattrs =
+                    if fattrs.is_empty() { String::new() } else { format!(" __attribute__(({}))", fattrs.join(", ")) };
                 write!(out, " {ty} f{k}{dims}{fattrs};").unwrap();
             }
         }
@@ -171,12 +143,7 @@ fn record_definition(sig: &Sig, j: usize) -> String {
 /// first named one.
 fn value_fields(sig: &Sig, j: usize) -> Vec<(String, &Field)> {
     let r = &sig.records[j];
-    let named = r
-        .fields
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.named())
-        .map(|(k, f)| (format!("f{k}"), f));
+    let named = r.fields.iter().enumerate().filter(|(_, f)| f.named()).map(|(k, f)| (format!("f{k}"), f));
     named.take(if r.union { 1 } else { usize::MAX }).collect()
 }
 
@@ -186,11 +153,7 @@ pub fn c_definitions(sig: &Sig) -> String {
     let mut out = String::new();
     for j in 0..sig.records.len() {
         let tag = sig.record_tag(j);
-        writeln!(
-            out,
-            "void nd_rec_{p}_s{j}(const void *p) {{\n    const char *b = p;\n    (void)b;"
-        )
-        .unwrap();
+        writeln!(out, "void nd_rec_{p}_s{j}(const void *p) {{\n    const char *b = p;\n    (void)b;").unwrap();
         for (name, f) in value_fields(sig, j) {
             let at = format!("b + offsetof({tag}, {name})");
             match (f.bits, f.ty) {
@@ -207,9 +170,7 @@ pub fn c_definitions(sig: &Sig) -> String {
                     sig.record_tag(r)
                 )
                 .unwrap(),
-                (None, _) => {
-                    writeln!(out, "    nd_rec_bytes({at}, sizeof((({tag} *)0)->{name}));").unwrap()
-                }
+                (None, _) => writeln!(out, "    nd_rec_bytes({at}, sizeof((({tag} *)0)->{name}));").unwrap(),
             }
         }
         out += "}\n";
@@ -220,46 +181,22 @@ pub fn c_definitions(sig: &Sig) -> String {
         writeln!(out, "    nd_arg(); {}", c_record(sig, t, &format!("&a{i}"))).unwrap();
     }
     if let Some(varargs) = &sig.varargs {
-        writeln!(
-            out,
-            "    va_list ap;\n    va_start(ap, a{});",
-            sig.params.len() - 1
-        )
-        .unwrap();
+        writeln!(out, "    va_list ap;\n    va_start(ap, a{});", sig.params.len() - 1).unwrap();
         for (t, _) in varargs {
-            writeln!(
-                out,
-                "    {{ {} v = va_arg(ap, {0}); nd_arg(); nd_rec_bytes(&v, sizeof v); }}",
-                va_type(sig, *t)
-            )
-            .unwrap();
+            writeln!(out, "    {{ {} v = va_arg(ap, {0}); nd_arg(); nd_rec_bytes(&v, sizeof v); }}", va_type(sig, *t))
+                .unwrap();
         }
         out += "    va_end(ap);\n";
     }
     if sig.ret != Ty::Void {
-        writeln!(
-            out,
-            "    return {};",
-            c_val(sig, sig.ret, &sig.ret_val, true)
-        )
-        .unwrap();
+        writeln!(out, "    return {};", c_val(sig, sig.ret, &sig.ret_val, true)).unwrap();
     }
     out += "}\n";
 
-    let mut args: Vec<String> = sig
-        .params
-        .iter()
-        .zip(&sig.args)
-        .map(|(&t, v)| c_val(sig, t, v, true))
-        .collect();
+    let mut args: Vec<String> = sig.params.iter().zip(&sig.args).map(|(&t, v)| c_val(sig, t, v, true)).collect();
     let call = match &sig.varargs {
         None => {
-            writeln!(
-                out,
-                "void {p}_caller({}) {{",
-                fn_type(sig, &sig.params, "fp")
-            )
-            .unwrap();
+            writeln!(out, "void {p}_caller({}) {{", fn_type(sig, &sig.params, "fp")).unwrap();
             "fp".to_string()
         }
         Some(varargs) => {
@@ -272,13 +209,7 @@ pub fn c_definitions(sig: &Sig) -> String {
     if sig.ret == Ty::Void {
         writeln!(out, "    {call}({});", args.join(", ")).unwrap();
     } else {
-        writeln!(
-            out,
-            "    {} r = {call}({});",
-            sig.spell(sig.ret),
-            args.join(", ")
-        )
-        .unwrap();
+        writeln!(out, "    {} r = {call}({});", sig.spell(sig.ret), args.join(", ")).unwrap();
         writeln!(out, "    nd_arg(); {}", c_record(sig, sig.ret, "&r")).unwrap();
     }
     out += "}\n";
@@ -317,16 +248,8 @@ fn c_val(sig: &Sig, ty: Ty, v: &Val, top: bool) -> String {
         (Ty::Enum(_), Val::Int(n)) => format!("(({}){n})", sig.spell(ty)),
         (Ty::Ptr(_), Val::Ptr { addr, .. }) => format!("(({}){addr:#x}ULL)", sig.spell(ty)),
         (Ty::Complex { double }, Val::Complex(re, im)) => {
-            let (f, suffix) = if double {
-                ("CMPLX", "")
-            } else {
-                ("CMPLXF", "f")
-            };
-            format!(
-                "{f}({}{suffix}, {}{suffix})",
-                hex_float(*re),
-                hex_float(*im)
-            )
+            let (f, suffix) = if double { ("CMPLX", "") } else { ("CMPLXF", "f") };
+            format!("{f}({}{suffix}, {}{suffix})", hex_float(*re), hex_float(*im))
         }
         (Ty::Record(j), Val::Record { fields, .. }) => {
             let inits: Vec<String> = value_fields(sig, j)
@@ -464,16 +387,9 @@ pub fn lua_script(sigs: &[Sig], options: &LuaOptions) -> String {
     let mut out = LUA_HEAD.replace("COMMON_DECLS", COMMON_DECLS);
     for (id, sig) in sigs.iter().enumerate() {
         assert_eq!(sig.id, id, "signature ids are their indices");
-        let params = options
-            .lua_params
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map_or(&sig.params[..], |(_, p)| &p[..]);
-        out += &LuaWriter {
-            sig,
-            enum_names: options.enum_names_at_top_level,
-        }
-        .signature(params, options.flip_expected.contains(&id));
+        let params = options.lua_params.iter().find(|(i, _)| *i == id).map_or(&sig.params[..], |(_, p)| &p[..]);
+        out += &LuaWriter { sig, enum_names: options.enum_names_at_top_level }
+            .signature(params, options.flip_expected.contains(&id));
     }
     out += LUA_TAIL;
     out
@@ -490,18 +406,10 @@ impl LuaWriter<'_> {
     fn signature(&self, params: &[Ty], flip: bool) -> String {
         let sig = self.sig;
         let (p, id) = (sig.prefix(), sig.id);
-        let mut out = format!(
-            "S[{id}] = function()\nffi.cdef[==[\n{}]==]\n",
-            declarations(sig, params)
-        );
+        let mut out = format!("S[{id}] = function()\nffi.cdef[==[\n{}]==]\n", declarations(sig, params));
         writeln!(out, "local exp = expect(L.{p}_ref, {flip})").unwrap();
 
-        let mut args: Vec<String> = sig
-            .args
-            .iter()
-            .zip(&sig.params)
-            .map(|(v, &t)| self.val(t, v, true))
-            .collect();
+        let mut args: Vec<String> = sig.args.iter().zip(&sig.params).map(|(v, &t)| self.val(t, v, true)).collect();
         if let Some(varargs) = &sig.varargs {
             args.extend(varargs.iter().map(|(t, v)| self.vararg(*t, v)));
         }
@@ -516,13 +424,8 @@ impl LuaWriter<'_> {
 
         if sig.varargs.is_none() {
             let names: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
-            writeln!(
-                out,
-                "local cb = ffi.cast(\"{}\", function({})",
-                fn_type(sig, params, ""),
-                names.join(", ")
-            )
-            .unwrap();
+            writeln!(out, "local cb = ffi.cast(\"{}\", function({})", fn_type(sig, params, ""), names.join(", "))
+                .unwrap();
             for (i, &t) in params.iter().enumerate() {
                 writeln!(out, "  L.nd_arg(); {}", self.record(t, &format!("a{i}"))).unwrap();
             }
@@ -530,11 +433,7 @@ impl LuaWriter<'_> {
                 writeln!(out, "  return {}", self.val(sig.ret, &sig.ret_val, true)).unwrap();
             }
             out += "end)\n";
-            writeln!(
-                out,
-                "check({id}, \"callback\", exp, function() L.{p}_caller(cb) end)\ncb:free()"
-            )
-            .unwrap();
+            writeln!(out, "check({id}, \"callback\", exp, function() L.{p}_caller(cb) end)\ncb:free()").unwrap();
         }
         out += "end\n";
         out
@@ -565,12 +464,9 @@ impl LuaWriter<'_> {
             (Ty::Ptr(_), Val::Ptr { addr, .. }) => {
                 format!("ffi.cast(\"{}\", {addr:#x})", sig.spell(ty))
             }
-            (Ty::Complex { .. }, Val::Complex(re, im)) => format!(
-                "ffi.new(\"{}\", {}, {})",
-                sig.spell(ty),
-                hex_float(*re),
-                hex_float(*im)
-            ),
+            (Ty::Complex { .. }, Val::Complex(re, im)) => {
+                format!("ffi.new(\"{}\", {}, {})", sig.spell(ty), hex_float(*re), hex_float(*im))
+            }
             (Ty::Record(j), Val::Record { fields, table }) => {
                 let inits: Vec<String> = value_fields(sig, j)
                     .iter()
@@ -603,14 +499,8 @@ impl LuaWriter<'_> {
     /// type is a cdata of that type (the module promotes it as C would), a bool is a boolean.
     fn vararg(&self, ty: Ty, v: &Val) -> String {
         match ty {
-            Ty::Scalar(Scalar::Double | Scalar::Bool) | Ty::Ptr(_) | Ty::Complex { .. } => {
-                self.val(ty, v, true)
-            }
-            Ty::Scalar(_) | Ty::Enum(_) => format!(
-                "ffi.new(\"{}\", {})",
-                self.sig.spell(ty),
-                self.val(ty, v, false)
-            ),
+            Ty::Scalar(Scalar::Double | Scalar::Bool) | Ty::Ptr(_) | Ty::Complex { .. } => self.val(ty, v, true),
+            Ty::Scalar(_) | Ty::Enum(_) => format!("ffi.new(\"{}\", {})", self.sig.spell(ty), self.val(ty, v, false)),
             Ty::Void | Ty::Record(_) => panic!("no variadic {ty:?}"),
         }
     }
@@ -623,9 +513,7 @@ fn lua_int(n: i128) -> String {
     match n {
         _ if n == i128::from(i64::MIN) => "math.mininteger".into(),
         _ if n > i128::from(i64::MAX) => match n - (1i128 << 64) {
-            w if w == i128::from(i64::MIN) => {
-                "ffi.cast(\"uint64_t\", ffi.new(\"int64_t\", math.mininteger))".into()
-            }
+            w if w == i128::from(i64::MIN) => "ffi.cast(\"uint64_t\", ffi.new(\"int64_t\", math.mininteger))".into(),
             w => format!("ffi.cast(\"uint64_t\", ffi.new(\"int64_t\", {w}))"),
         },
         _ => n.to_string(),

@@ -52,8 +52,7 @@ pub enum Scalar {
 /// Every scalar.
 fn scalars() -> Vec<Scalar> {
     let ints = IntKind::ALL.into_iter().map(Scalar::Int);
-    ints.chain([Scalar::Bool, Scalar::Float, Scalar::Double])
-        .collect()
+    ints.chain([Scalar::Bool, Scalar::Float, Scalar::Double]).collect()
 }
 
 /// The scalars of the small records (no 8-byte ones, so that more fields fit in 16 bytes).
@@ -102,9 +101,9 @@ impl Scalar {
     pub fn promoted(self) -> Scalar {
         match self {
             Scalar::Bool
-            | Scalar::Int(
-                IntKind::Char | IntKind::SChar | IntKind::UChar | IntKind::Short | IntKind::UShort,
-            ) => Scalar::Int(IntKind::Int),
+            | Scalar::Int(IntKind::Char | IntKind::SChar | IntKind::UChar | IntKind::Short | IntKind::UShort) => {
+                Scalar::Int(IntKind::Int)
+            }
             Scalar::Float => Scalar::Double,
             s => s,
         }
@@ -216,11 +215,7 @@ impl Sig {
     }
 
     pub fn record_tag(&self, j: usize) -> String {
-        let kw = if self.records[j].union {
-            "union"
-        } else {
-            "struct"
-        };
+        let kw = if self.records[j].union { "union" } else { "struct" };
         format!("{kw} nd{}_s{j}", self.id)
     }
 
@@ -248,12 +243,7 @@ impl Sig {
 
 /// Generates signature `id` from `rng`.
 pub fn signature(rng: &mut Rng, id: usize) -> Sig {
-    let mut g = Gen {
-        rng,
-        scalars: scalars(),
-        enums: Vec::new(),
-        records: Vec::new(),
-    };
+    let mut g = Gen { rng, scalars: scalars(), enums: Vec::new(), records: Vec::new() };
     let variadic = g.rng.percent(12);
     let mut nparams = match g.rng.below(100) {
         0..=39 => g.rng.below(4),
@@ -265,24 +255,11 @@ pub fn signature(rng: &mut Rng, id: usize) -> Sig {
     }
     let params: Vec<Ty> = (0..nparams).map(|_| g.ty(false)).collect();
     let ret = g.ty(true);
-    let varargs = variadic.then(|| {
-        (0..g.rng.below(9))
-            .map(|_| g.vararg_ty())
-            .collect::<Vec<Ty>>()
-    });
+    let varargs = variadic.then(|| (0..g.rng.below(9)).map(|_| g.vararg_ty()).collect::<Vec<Ty>>());
     let args = params.iter().map(|&t| g.val(t, true)).collect();
     let ret_val = g.val(ret, true);
     let varargs = varargs.map(|tys| tys.into_iter().map(|t| (t, g.val(t, true))).collect());
-    Sig {
-        id,
-        enums: g.enums,
-        records: g.records,
-        ret,
-        ret_val,
-        params,
-        args,
-        varargs,
-    }
+    Sig { id, enums: g.enums, records: g.records, ret, ret_val, params, args, varargs }
 }
 
 struct Gen<'a> {
@@ -305,9 +282,7 @@ impl Gen<'_> {
             _ if roll < 45 => Ty::Scalar(self.rng.pick(&self.scalars)),
             _ if roll < 50 => self.new_enum(),
             _ if roll < 56 => Ty::Ptr(self.pointee()),
-            _ if roll < 63 => Ty::Complex {
-                double: self.rng.percent(50),
-            },
+            _ if roll < 63 => Ty::Complex { double: self.rng.percent(50) },
             _ if !self.records.is_empty() && self.rng.percent(45) => {
                 Ty::Record(self.rng.below(self.records.len() as u64) as usize)
             }
@@ -324,9 +299,7 @@ impl Gen<'_> {
             0..=69 => Ty::Scalar(self.rng.pick(&self.scalars)),
             70..=77 => self.new_enum(),
             78..=91 => Ty::Ptr(self.pointee()),
-            _ => Ty::Complex {
-                double: self.rng.percent(50),
-            },
+            _ => Ty::Complex { double: self.rng.percent(50) },
         }
     }
 
@@ -335,9 +308,7 @@ impl Gen<'_> {
             0 => Pointee::Void,
             1 => Pointee::Int,
             2 => Pointee::ConstChar,
-            3 if !self.records.is_empty() => {
-                Pointee::Record(self.rng.below(self.records.len() as u64) as usize)
-            }
+            3 if !self.records.is_empty() => Pointee::Record(self.rng.below(self.records.len() as u64) as usize),
             _ => Pointee::Func,
         }
     }
@@ -361,15 +332,8 @@ impl Gen<'_> {
     fn record(&mut self, depth: u32, small: bool) -> usize {
         let union = self.rng.percent(if small { 12 } else { 15 });
         let packed = self.rng.percent(if small { 35 } else { 15 });
-        let aligned = self
-            .rng
-            .percent(if small { 25 } else { 12 })
-            .then(|| self.alignment());
-        let nfields = if small {
-            1 + self.rng.below(3)
-        } else {
-            1 + self.rng.below(5)
-        };
+        let aligned = self.rng.percent(if small { 25 } else { 12 }).then(|| self.alignment());
+        let nfields = if small { 1 + self.rng.below(3) } else { 1 + self.rng.below(5) };
         let mut fields: Vec<Field> = Vec::new();
         let mut estimate = 0;
         for _ in 0..nfields {
@@ -386,52 +350,25 @@ impl Gen<'_> {
             estimate += self.estimate(&field);
             fields.push(field);
         }
-        self.records.push(Record {
-            union,
-            packed,
-            aligned,
-            fields,
-        });
+        self.records.push(Record { union, packed, aligned, fields });
         self.records.len() - 1
     }
 
     fn field(&mut self, depth: u32, small: bool, full: bool) -> Field {
         let ty = match self.rng.below(100) {
             _ if full => Ty::Scalar(self.rng.pick(&SMALL_SCALARS)),
-            r if depth < 3 && r < if small { 40 } else { 15 } => {
-                Ty::Record(self.record(depth + 1, small))
-            }
-            r if r < 50 => Ty::Scalar(self.rng.pick(if small {
-                &SMALL_SCALARS[..]
-            } else {
-                &self.scalars[..]
-            })),
+            r if depth < 3 && r < if small { 40 } else { 15 } => Ty::Record(self.record(depth + 1, small)),
+            r if r < 50 => Ty::Scalar(self.rng.pick(if small { &SMALL_SCALARS[..] } else { &self.scalars[..] })),
             r if r < 55 => self.new_enum(),
             r if r < 62 && !small => Ty::Ptr(self.pointee()),
-            r if r < 68 => Ty::Complex {
-                double: !small && self.rng.percent(50),
-            },
-            _ => Ty::Scalar(self.rng.pick(if small {
-                &SMALL_SCALARS[..]
-            } else {
-                &self.scalars[..]
-            })),
+            r if r < 68 => Ty::Complex { double: !small && self.rng.percent(50) },
+            _ => Ty::Scalar(self.rng.pick(if small { &SMALL_SCALARS[..] } else { &self.scalars[..] })),
         };
         let integer = matches!(ty, Ty::Scalar(s) if !s.is_float());
         if integer && self.rng.percent(15) {
             let Ty::Scalar(s) = ty else { unreachable!() };
-            let width = if s == Scalar::Bool {
-                1
-            } else {
-                1 + self.rng.below(u64::from(s.bits())) as u32
-            };
-            return Field {
-                ty,
-                dims: Vec::new(),
-                bits: Some(width),
-                packed: false,
-                aligned: None,
-            };
+            let width = if s == Scalar::Bool { 1 } else { 1 + self.rng.below(u64::from(s.bits())) as u32 };
+            return Field { ty, dims: Vec::new(), bits: Some(width), packed: false, aligned: None };
         }
         let mut dims = Vec::new();
         if !full && self.rng.percent(if small { 8 } else { 18 }) {
@@ -448,17 +385,8 @@ impl Gen<'_> {
             }
         }
         let packed = self.rng.percent(if small { 15 } else { 6 });
-        let aligned = self
-            .rng
-            .percent(if small { 15 } else { 6 })
-            .then(|| self.alignment());
-        Field {
-            ty,
-            dims,
-            bits: None,
-            packed,
-            aligned,
-        }
+        let aligned = self.rng.percent(if small { 15 } else { 6 }).then(|| self.alignment());
+        Field { ty, dims, bits: None, packed, aligned }
     }
 
     fn alignment(&mut self) -> u32 {
@@ -482,11 +410,7 @@ impl Gen<'_> {
                     8
                 }
             }
-            Ty::Record(j) => self.records[j]
-                .fields
-                .iter()
-                .map(|f| self.estimate(f))
-                .sum(),
+            Ty::Record(j) => self.records[j].fields.iter().map(|f| self.estimate(f)).sum(),
             Ty::Void => 0,
         };
         one * f.elements()
@@ -503,24 +427,14 @@ impl Gen<'_> {
             Ty::Enum(e) => {
                 if self.rng.percent(75) {
                     let k = self.rng.below(self.enums[e].values.len() as u64) as usize;
-                    Val::Enumerator {
-                        k,
-                        by_name: self.rng.percent(40),
-                    }
+                    Val::Enumerator { k, by_name: self.rng.percent(40) }
                 } else {
                     Val::Int(self.rng.below(1_000_000) as i128)
                 }
             }
             Ty::Ptr(_) => {
-                let addr = if self.rng.percent(15) {
-                    0
-                } else {
-                    self.rng.below(1 << 47)
-                };
-                Val::Ptr {
-                    addr,
-                    nil: top && addr == 0 && self.rng.percent(50),
-                }
+                let addr = if self.rng.percent(15) { 0 } else { self.rng.below(1 << 47) };
+                Val::Ptr { addr, nil: top && addr == 0 && self.rng.percent(50) }
             }
             Ty::Complex { double } => {
                 let part = |g: &mut Self| {
@@ -538,20 +452,11 @@ impl Gen<'_> {
                     .fields
                     .iter()
                     .filter(|f| f.named())
-                    .map(|f| Field {
-                        ty: f.ty,
-                        dims: f.dims.clone(),
-                        bits: f.bits,
-                        packed: false,
-                        aligned: None,
-                    })
+                    .map(|f| Field { ty: f.ty, dims: f.dims.clone(), bits: f.bits, packed: false, aligned: None })
                     .take(if union { 1 } else { usize::MAX })
                     .collect();
                 let fields = tys.iter().map(|f| self.field_val(f)).collect();
-                Val::Record {
-                    fields,
-                    table: top && self.rng.percent(20),
-                }
+                Val::Record { fields, table: top && self.rng.percent(20) }
             }
         }
     }
@@ -572,11 +477,8 @@ impl Gen<'_> {
 
     /// An integer of `bits` bits: often an extreme or a small number, else anything.
     fn int(&mut self, bits: u32, signed: bool) -> i128 {
-        let (lo, hi): (i128, i128) = if signed {
-            (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-        } else {
-            (0, (1 << bits) - 1)
-        };
+        let (lo, hi): (i128, i128) =
+            if signed { (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) } else { (0, (1 << bits) - 1) };
         match self.rng.below(10) {
             0 => lo,
             1 => hi,
@@ -627,24 +529,10 @@ pub fn hex_float(v: f64) -> String {
 /// (with other seeds) so that it stays covered whatever the seed; `first_id` is the first one's id.
 pub fn pinned(first_id: usize) -> Vec<Sig> {
     let float = Ty::Scalar(Scalar::Float);
-    let field = |ty, bits| Field {
-        ty,
-        dims: Vec::new(),
-        bits,
-        packed: false,
-        aligned: None,
-    };
+    let field = |ty, bits| Field { ty, dims: Vec::new(), bits, packed: false, aligned: None };
     let zero_width = || field(Ty::Scalar(Scalar::Int(IntKind::Int)), Some(0));
-    let record = |union, fields| Record {
-        union,
-        packed: false,
-        aligned: None,
-        fields,
-    };
-    let value = |fields: Vec<f64>| Val::Record {
-        fields: fields.into_iter().map(Val::Float).collect(),
-        table: false,
-    };
+    let record = |union, fields| Record { union, packed: false, aligned: None, fields };
+    let value = |fields: Vec<f64>| Val::Record { fields: fields.into_iter().map(Val::Float).collect(), table: false };
     let sig = |id, record: Record, val: Val, ret_val: Val| Sig {
         id,
         enums: Vec::new(),
@@ -658,19 +546,11 @@ pub fn pinned(first_id: usize) -> Vec<Sig> {
     vec![
         // `union { float f0; int : 0; }` as argument and result: gcc 12 classifies a union's
         // zero-width bit-field as its declared type, so the union is INTEGER (rdi, rax).
-        sig(
-            first_id,
-            record(true, vec![field(float, None), zero_width()]),
-            value(vec![1.5]),
-            value(vec![-0.75]),
-        ),
+        sig(first_id, record(true, vec![field(float, None), zero_width()]), value(vec![1.5]), value(vec![-0.75])),
         // `struct { float f0; int : 0; float f2; }`: in a struct gcc 12 ignores it (SSE, xmm0).
         sig(
             first_id + 1,
-            record(
-                false,
-                vec![field(float, None), zero_width(), field(float, None)],
-            ),
+            record(false, vec![field(float, None), zero_width(), field(float, None)]),
             value(vec![1.5, 3.25]),
             value(vec![-0.75, 6.0]),
         ),
