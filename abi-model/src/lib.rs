@@ -20,15 +20,12 @@
 #![warn(missing_docs)]
 
 mod abi;
-pub mod backend;
 pub mod callback;
 pub mod cdef;
-pub mod curated;
-pub mod helpers;
 pub mod layout;
-pub mod lua_vm;
+#[cfg(feature = "lua")]
+pub mod lua;
 pub mod plan;
-pub mod steps;
 pub mod target;
 pub mod types;
 pub mod x64_sysv;
@@ -36,7 +33,6 @@ pub mod x64_win;
 pub mod x86;
 
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
-pub use backend::{Backend, BackendError, CallSlots, CodeEnv};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};

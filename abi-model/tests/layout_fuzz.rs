@@ -16,8 +16,8 @@
 mod fuzzing;
 
 use abi_model::cdef::{cdef, CScope};
-use abi_model::lua_vm::LuaVm;
-use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
+use abi_model::lua::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
+use abi_model::lua::vm::LuaVm;
 use abi_model::types::CType;
 use abi_model::{plan_call, CallbackFrame, QualType, Signature, Target, TypeId, TypeTable};
 use fuzzing::{env_u64, run_cases, write_summary, Rng};

@@ -1,7 +1,7 @@
 //! The inline steps of stubs built with a Lua stack layout ([`LuaVm`]): the count check, the
 //! function address from the closure's upvalue, number arguments and number results, each
 //! read or written at the offsets the layout gives; and `errno` restored and saved through
-//! the embedding's [`abi_model::CallSlots`]. Every rule of what is taken inline is
+//! the embedding's [`abi_model::lua::CallSlots`]. Every rule of what is taken inline is
 //! [`LuaVm::converts_inline`] / [`LuaVm::pushes_inline`]; the rest runs the step's helper call.
 //!
 //! Registers: r10 holds the called function's stack slot (or `L->top`), rax/rcx and
@@ -9,8 +9,8 @@
 //! last helper call, and the result is pushed after the call).
 
 use super::*;
-use abi_model::lua_vm::{ArgsBase, LuaVm};
-use abi_model::steps::CallbackFunc;
+use abi_model::lua::steps::CallbackFunc;
+use abi_model::lua::vm::{ArgsBase, LuaVm};
 
 /// The displacement of Lua index `lua_index`'s slot from the called function's slot (from
 /// `L->top` for a negative index, where `top_relative` allows one).
@@ -271,10 +271,10 @@ impl Emitter<'_> {
     }
 
     /// rax = the address of the string's bytes, from rax = its `TString`.
-    fn string_bytes(&mut self, bytes: abi_model::lua_vm::StrBytes) {
+    fn string_bytes(&mut self, bytes: abi_model::lua::vm::StrBytes) {
         match bytes {
-            abi_model::lua_vm::StrBytes::At(o) => asm!(self.ops ; add rax, o as i32),
-            abi_model::lua_vm::StrBytes::Via(o) => asm!(self.ops ; mov rax, [rax + o as i32]),
+            abi_model::lua::vm::StrBytes::At(o) => asm!(self.ops ; add rax, o as i32),
+            abi_model::lua::vm::StrBytes::Via(o) => asm!(self.ops ; mov rax, [rax + o as i32]),
         }
     }
 
@@ -335,14 +335,14 @@ impl Emitter<'_> {
         arg: usize,
         to: Slot,
         size: u32,
-        h: abi_model::steps::CdataHeader,
+        h: abi_model::lua::steps::CdataHeader,
         slow: &Step,
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.slot(to)?;
         let ud = vm.userdata;
-        let ctype = self.env.ctype(abi_model::steps::CtypeRef::Arg(arg)) as i64;
+        let ctype = self.env.ctype(abi_model::lua::steps::CtypeRef::Arg(arg)) as i64;
         let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
         let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
         let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
@@ -465,7 +465,7 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn call_slots(&self) -> Result<abi_model::CallSlots, BackendError> {
+    fn call_slots(&self) -> Result<abi_model::lua::CallSlots, BackendError> {
         self.env.call_slots.ok_or_else(|| unsupported("inline errno without the embedding's call slots"))
     }
 

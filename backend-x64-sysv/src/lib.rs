@@ -32,12 +32,10 @@
 
 use std::sync::OnceLock;
 
-use abi_model::helpers::Helper;
-use abi_model::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::{
-    plan_values, AbiValue, ArgPass, Backend, BackendError, CallConv, CallPlan, CodeEnv, Ext, Loc, RetLoc, RetPlan,
-    Target, ValueKind,
-};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::{plan_values, AbiValue, ArgPass, CallConv, CallPlan, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
@@ -496,7 +494,7 @@ struct Emitter<'a> {
     frame: Frame,
     env: &'a CodeEnv,
     /// The Lua stack layout of a stub with inline steps.
-    vm: Option<abi_model::lua_vm::LuaVm>,
+    vm: Option<abi_model::lua::vm::LuaVm>,
 }
 
 impl<'a> Emitter<'a> {

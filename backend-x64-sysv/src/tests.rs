@@ -2,7 +2,7 @@
 //! module doc draws it.
 
 use super::*;
-use abi_model::steps::CtypeRef;
+use abi_model::lua::steps::CtypeRef;
 use abi_model::{Gpr, Xmm};
 
 fn env() -> CodeEnv {

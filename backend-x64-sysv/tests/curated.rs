@@ -1,8 +1,8 @@
-//! The curated signatures every backend shows (`abi_model::curated`), in one snapshot: per
+//! The curated signatures every backend shows (`abi_model::lua::curated`), in one snapshot: per
 //! signature the plan, the stub and thunk programs and their disassembly. The same list
 //! appears in the other backends' snapshots, for side-by-side reading.
 
-use abi_model::curated::curated_listing;
+use abi_model::lua::curated::curated_listing;
 use backend_x64_sysv::{disasm_with, X64SysvBackend};
 
 #[test]
@@ -15,11 +15,11 @@ fn curated_signatures_match_their_snapshot() {
 /// for the values it does not take.
 #[test]
 fn curated_inline_stubs_match_their_snapshot() {
-    use abi_model::lua_vm::LuaVm;
+    use abi_model::lua::vm::LuaVm;
     let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
     for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)]
     {
-        let inline = abi_model::curated::listing_inline(vm);
+        let inline = abi_model::lua::curated::listing_inline(vm);
         insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
     }
 }
@@ -27,14 +27,15 @@ fn curated_inline_stubs_match_their_snapshot() {
 /// The backend says its code is the same at every address; lua-adapter then assembles once.
 #[test]
 fn stubs_and_thunks_are_the_same_bytes_at_every_base() {
-    use abi_model::curated::{curated_plans, listing_env};
-    use abi_model::lua_vm::LuaVm;
-    use abi_model::steps::{stub_program, stub_program_inline, thunk_program};
-    use abi_model::{Backend, CallbackFrame, Target};
+    use abi_model::lua::curated::{curated_plans, listing_env};
+    use abi_model::lua::steps::{stub_program, stub_program_inline, thunk_program};
+    use abi_model::lua::vm::LuaVm;
+    use abi_model::lua::Backend;
+    use abi_model::{CallbackFrame, Target};
     assert!(X64SysvBackend.position_independent());
     for c in curated_plans(Target::X64_SYSV) {
         let env = listing_env(Target::X64_SYSV, c.plan.args.len());
-        let inline = abi_model::curated::listing_inline(LuaVm::LUA54);
+        let inline = abi_model::lua::curated::listing_inline(LuaVm::LUA54);
         let mut programs = vec![stub_program(&c.plan, 1), stub_program_inline(&c.plan, 1, Some(&inline))];
         let thunk = c.curated.varargs.is_empty().then(|| thunk_program(&CallbackFrame::from_plan(&c.plan)));
         for (i, p) in programs.drain(..).enumerate() {

@@ -11,9 +11,10 @@
 
 mod common;
 
-use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{Backend, CallPlan, CallbackFrame, CodeEnv};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program, thunk_program};
+use abi_model::lua::{Backend, CodeEnv};
+use abi_model::{CallPlan, CallbackFrame};
 use backend_x64_sysv::X64SysvBackend;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -1358,11 +1359,11 @@ extern "C" fn t_errno_add(a: i32, b: i32) -> i32 {
 
 #[test]
 fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
-    use abi_model::steps::{Slot, Step};
+    use abi_model::lua::steps::{Slot, Step};
     let case = common::case("add");
     let mut slots = Box::new(Slots { saved_errno: 1234, pending_error: -2, calling_l: 0 });
     let env = env_for(&case.plan);
-    let call_slots = abi_model::CallSlots {
+    let call_slots = abi_model::lua::CallSlots {
         saved_errno: &slots.saved_errno as *const i32 as u64,
         calling_l: &slots.calling_l as *const usize as u64,
         pending_error: &slots.pending_error as *const i32 as u64,
@@ -1381,7 +1382,7 @@ fn inline_errno_is_restored_before_the_call_and_saved_right_after_it() {
                 *st = Step::ErrnoRestoreInline { errno_at, prev_l_at: *prev_l_at }
             }
             Step::CallHelper { helper: Helper::AfterCall, args, .. } => {
-                let abi_model::steps::Operand::PtrAt(prev_l_at) = args[2] else {
+                let abi_model::lua::steps::Operand::PtrAt(prev_l_at) = args[2] else {
                     panic!("AfterCall's third argument is the kept thread")
                 };
                 *st = Step::AfterCallInline { errno_at, prev_l_at, slow: Box::new(st.clone()) };

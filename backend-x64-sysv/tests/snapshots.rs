@@ -4,8 +4,9 @@
 
 mod common;
 
-use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{Backend, CallbackFrame};
+use abi_model::lua::steps::{stub_program, thunk_program};
+use abi_model::lua::Backend;
+use abi_model::CallbackFrame;
 use backend_x64_sysv::{disasm_with, X64SysvBackend};
 
 /// Where the snapshots assemble: an address whose bytes are recognisable in the listing.

@@ -1,8 +1,8 @@
 //! Disassembly for snapshots and `cargo xtask disasm`: iced-x86, Intel syntax, one
 //! instruction per line as `addr: instruction`.
 
-use abi_model::helpers::Helper;
-use abi_model::CodeEnv;
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::CodeEnv;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, MemorySizeOptions, OpKind};
 use std::fmt::Write;
 

@@ -9,10 +9,11 @@
 #![allow(clippy::useless_conversion)]
 
 use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
-use abi_model::helpers::Helper;
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::lua::{BackendError, CodeEnv};
 use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind};
-use abi_model::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::{BackendError, CodeEnv, Target};
+use abi_model::Target;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -626,10 +627,10 @@ pub(crate) fn lower_program(
 #[cfg(test)]
 mod tests {
     use crate::{disasm, lower_stub, lower_thunk};
-    use abi_model::helpers::Helper;
+    use abi_model::lua::helpers::Helper;
+    use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
+    use abi_model::lua::{BackendError, CodeEnv};
     use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind, Xmm};
-    use abi_model::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
-    use abi_model::{BackendError, CodeEnv};
     use std::collections::HashSet;
     use std::mem::discriminant;
 

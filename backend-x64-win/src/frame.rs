@@ -43,8 +43,8 @@
 //!   [sp-32,  sp)          a helper's home space, reserved for that call only
 //! ```
 
-use abi_model::steps::{Program, Slot};
-use abi_model::BackendError;
+use abi_model::lua::steps::{Program, Slot};
+use abi_model::lua::BackendError;
 
 /// Stack alignment at every call (Microsoft x64: "The stack will always be maintained
 /// 16-byte aligned, except within the prolog").

@@ -4,7 +4,7 @@
 //! It decides no ABI fact: argument locations, the hidden return pointer, by-reference
 //! copies and the helpers' own calling sequences all come from the model. What it owns is
 //! the frame ([`frame`]: layout diagram there) and the instructions, one small `emit_<step>`
-//! function per [`Step`](abi_model::steps::Step).
+//! function per [`Step`](abi_model::lua::steps::Step).
 //!
 //! Machine-code facts this crate relies on, from Microsoft's "x64 calling convention",
 //! "x64 stack usage" and "x64 prolog and epilog" pages:
@@ -18,8 +18,9 @@
 //!   `call [rsp+d]`), so the bytes run at `base` natively or in an emulator.
 //!
 //! ```
-//! use abi_model::{plan_call, CallConv, CodeEnv, IntKind, Signature, Target, TypeTable};
-//! use abi_model::steps::stub_program;
+//! use abi_model::{plan_call, CallConv, IntKind, Signature, Target, TypeTable};
+//! use abi_model::lua::CodeEnv;
+//! use abi_model::lua::steps::stub_program;
 //! let mut t = TypeTable::new(Target::X64_WIN);
 //! let int = t.int(IntKind::Int);
 //! let plan = plan_call(&t, &Signature::new(int, vec![int.into(), int.into()], false, CallConv::Cdecl), &[]).unwrap();
@@ -34,17 +35,18 @@ pub mod frame;
 
 pub use disasm::{disasm, disasm_with_env};
 
-use abi_model::steps::Program;
-use abi_model::{Backend, BackendError, CodeEnv, Target};
+use abi_model::lua::steps::Program;
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::Target;
 use frame::Frame;
 
-/// Lowers a stub program (from `abi_model::steps::stub_program` on an x64-win plan) to a
+/// Lowers a stub program (from `abi_model::lua::steps::stub_program` on an x64-win plan) to a
 /// `lua_CFunction` assembled to run at `base`.
 pub fn lower_stub(program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
     emit::lower_program(program, Frame::stub(program)?, base, env)
 }
 
-/// Lowers a thunk program (from `abi_model::steps::thunk_program` on an x64-win callback
+/// Lowers a thunk program (from `abi_model::lua::steps::thunk_program` on an x64-win callback
 /// frame) to a C function assembled to run at `base`.
 pub fn lower_thunk(program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
     emit::lower_program(program, Frame::thunk(program)?, base, env)

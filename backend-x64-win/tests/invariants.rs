@@ -5,11 +5,10 @@
 mod common;
 
 use abi_model::callback::CallbackFrame;
-use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{
-    plan_call, BackendError, CallConv, Field, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable,
-};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program, thunk_program};
+use abi_model::lua::BackendError;
+use abi_model::{plan_call, CallConv, Field, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable};
 use backend_x64_win::frame::{MAX_FRAME, PAGE};
 use backend_x64_win::{lower_stub, lower_thunk};
 use common::{cases, env, track, Trace, BASE};

@@ -1,8 +1,8 @@
 //! Disassembly of generated code (iced-x86, 32-bit, Intel syntax), one instruction per line.
 
-use abi_model::helpers::Helper;
-use abi_model::steps::CtypeRef;
-use abi_model::CodeEnv;
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::CtypeRef;
+use abi_model::lua::CodeEnv;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, SymbolResolver, SymbolResult};
 use std::collections::HashMap;
 

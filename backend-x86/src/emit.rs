@@ -4,9 +4,10 @@
 #![allow(clippy::useless_conversion)]
 
 use crate::frame::{unsupported, Base, Frame, Mem};
-use abi_model::helpers::Helper;
-use abi_model::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::{ArgPass, BackendError, CodeEnv, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::lua::{BackendError, CodeEnv};
+use abi_model::{ArgPass, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::x86::X86Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 

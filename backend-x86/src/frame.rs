@@ -1,8 +1,8 @@
 //! Where each kind of slot is: the frame layouts drawn in the crate documentation, as
 //! displacements from esp or ebp.
 
-use abi_model::steps::{Program, Slot};
-use abi_model::BackendError;
+use abi_model::lua::steps::{Program, Slot};
+use abi_model::lua::BackendError;
 
 pub(crate) fn unsupported(what: impl Into<String>) -> BackendError {
     BackendError::Unsupported(what.into())

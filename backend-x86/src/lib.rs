@@ -32,8 +32,9 @@
 //! pointer read from a slot, after the call only).
 #![warn(missing_docs)]
 
-use abi_model::steps::Program;
-use abi_model::{Arch, Backend, BackendError, CodeEnv, Target};
+use abi_model::lua::steps::Program;
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::{Arch, Target};
 
 mod disasm;
 mod emit;

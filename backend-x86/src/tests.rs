@@ -1,7 +1,8 @@
 use crate::{disasm_with, X86Backend};
-use abi_model::helpers::Helper;
-use abi_model::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
-use abi_model::{Backend, BackendError, CodeEnv, Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::{Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
 
 const BASE: u64 = 0x10_0000;
 const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
@@ -109,7 +110,7 @@ fn variant(step: &Step) -> usize {
 fn inline_lua_stack_steps_are_refused_with_a_reason() {
     let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
     let prog =
-        Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua_vm::LuaVm::LUA54) };
+        Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua::vm::LuaVm::LUA54) };
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
     assert!(err.to_string().contains("x86-64 System V backend only"), "{err}");
 }

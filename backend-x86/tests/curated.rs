@@ -1,8 +1,8 @@
-//! The curated signatures every backend shows (`abi_model::curated`), one snapshot per
+//! The curated signatures every backend shows (`abi_model::lua::curated`), one snapshot per
 //! flavour (i386 Linux, Win32): per signature the plan, the stub and thunk programs and their
 //! disassembly. The same list appears in the x86-64 backends' snapshots.
 
-use abi_model::curated::curated_listing;
+use abi_model::lua::curated::curated_listing;
 use abi_model::Target;
 use backend_x86::{disasm_with, X86Backend};
 

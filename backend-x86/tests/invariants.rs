@@ -11,9 +11,10 @@
 
 mod common;
 
-use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program};
-use abi_model::{Backend, CallPlan, CallbackFrame, CodeEnv, Os, RetLoc, Target};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program, thunk_program};
+use abi_model::lua::{Backend, CodeEnv};
+use abi_model::{CallPlan, CallbackFrame, Os, RetLoc, Target};
 use backend_x86::X86Backend;
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
 use std::collections::{HashMap, HashSet};

@@ -8,7 +8,7 @@ use crate::plan_runner::{self, Mismatch, RecordBuffer};
 use crate::report::MatrixRow;
 use crate::stub_runner::LuaStack;
 use crate::unicorn_cpu::UnicornCpu;
-use abi_model::lua_vm::LuaVm;
+use abi_model::lua::vm::LuaVm;
 use abi_model::{plan_call, plan_values, AbiValue, Arch, CallConv, CallPlan, Target, ValueKind};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -219,7 +219,7 @@ pub fn plan_matrix(cat: &Catalogue) -> TargetMatrix {
 }
 
 /// The backend for a target.
-pub fn backend_for(target: Target) -> Box<dyn abi_model::Backend + Sync> {
+pub fn backend_for(target: Target) -> Box<dyn abi_model::lua::Backend + Sync> {
     match (target.arch, target.os) {
         (Arch::X86, _) => Box::new(backend_x86::X86Backend::new(target).expect("an x86 target")),
         (Arch::X86_64, abi_model::Os::Linux) => Box::new(backend_x64_sysv::X64SysvBackend),

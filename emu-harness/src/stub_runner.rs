@@ -19,11 +19,12 @@
 use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
 use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
 use abi_model::callback::CallbackFrame;
-use abi_model::curated::listing_inline;
-use abi_model::helpers::Helper;
-use abi_model::lua_vm::{ArgsBase, LuaVm};
-use abi_model::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
-use abi_model::{plan_values, AbiValue, Arch, Backend, CallConv, CallPlan, CodeEnv, Os, Target, ValueKind};
+use abi_model::lua::curated::listing_inline;
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
+use abi_model::lua::vm::{ArgsBase, LuaVm};
+use abi_model::lua::{Backend, CodeEnv};
+use abi_model::{plan_values, AbiValue, Arch, CallConv, CallPlan, Os, Target, ValueKind};
 
 /// Where generated code is written.
 pub const CODE_BASE: u64 = 0x5800_0000;
@@ -43,13 +44,13 @@ const LUA_UDATA_EACH: u64 = 0x400;
 const LUA_CI: u64 = LUA_REGION + 0x200;
 const LUA_CLOSURE: u64 = LUA_REGION + 0x400;
 const LUA_STACK: u64 = LUA_REGION + 0x1000;
-/// The embedding's per-state fields inline errno handling updates ([`abi_model::CallSlots`]),
+/// The embedding's per-state fields inline errno handling updates ([`abi_model::lua::CallSlots`]),
 /// and the mock thread's `errno` (what `luaffi_errno_location` answers).
 const SAVED_ERRNO: u64 = LUA_REGION + 0x100;
 const CALLING_L: u64 = LUA_REGION + 0x108;
 const PENDING_ERROR: u64 = LUA_REGION + 0x110;
 const THREAD_ERRNO: u64 = LUA_REGION + 0x118;
-/// The state's main thread ([`abi_model::CallSlots::main_l`]).
+/// The state's main thread ([`abi_model::lua::CallSlots::main_l`]).
 const MAIN_L: u64 = LUA_REGION + 0x120;
 /// The calling thread before a stub's call (another `lua_State *`), which it must put back.
 const PREV_L: u64 = 0x4C00_0F10;
@@ -69,7 +70,7 @@ pub const CTYPE_ARGS: u64 = 0x4D00_0000;
 /// Ctype constant of the return type.
 pub const CTYPE_RET: u64 = 0x4DFF_0000;
 /// The callback data constant of thunks: the mock callback record, holding the function's
-/// value as [`abi_model::curated::LISTING_CALLBACK`] says.
+/// value as [`abi_model::lua::curated::LISTING_CALLBACK`] says.
 pub const CALLBACK_DATA: u64 = LUA_REGION + 0x180;
 /// Where `luaffi_new_result` allocates result cdata storage (inside the scratch region).
 const RESULT_AT: u64 = layout::SCRATCH + 0x8000;
@@ -90,7 +91,7 @@ pub fn map_code_region(cpu: &mut dyn Cpu) -> Result<(), crate::EngineError> {
 pub enum LuaStack {
     /// Through helpers only: the stub of [`stub_program`].
     Helpers,
-    /// The stub of [`stub_program_inline`] with `abi_model::curated::listing_inline(vm)`, run
+    /// The stub of [`stub_program_inline`] with `abi_model::lua::curated::listing_inline(vm)`, run
     /// as a closure whose upvalue (3) holds the callee's address, over a mock Lua stack laid out as `vm` says. With
     /// `inline_values`, each argument the layout can hold as a Lua value an inline step
     /// takes is one: numbers (odd-numbered integer arguments as floats where exact, to take
@@ -143,7 +144,7 @@ fn lua_value_of(
     bytes: &[u8],
 ) -> Result<(u32, u64), Mismatch> {
     let vm = inline.vm;
-    use abi_model::lua_vm::StrBytes;
+    use abi_model::lua::vm::StrBytes;
     if kind == ValueKind::Pointer && inline_values {
         let p = word_of(bytes);
         if p == 0 {
@@ -174,7 +175,7 @@ fn lua_value_of(
 fn mock_cdata(
     cpu: &mut dyn Cpu,
     vm: LuaVm,
-    h: abi_model::steps::CdataHeader,
+    h: abi_model::lua::steps::CdataHeader,
     i: usize,
     bytes: &[u8],
 ) -> Result<u64, Mismatch> {
@@ -341,7 +342,7 @@ pub fn code_env(nargs: usize) -> CodeEnv {
         arg_ctypes: (0..nargs as u64).map(|i| CTYPE_ARGS + 16 * i).collect(),
         ret_ctype: CTYPE_RET,
         callback_data: CALLBACK_DATA,
-        call_slots: Some(abi_model::CallSlots {
+        call_slots: Some(abi_model::lua::CallSlots {
             saved_errno: SAVED_ERRNO,
             calling_l: CALLING_L,
             pending_error: PENDING_ERROR,
@@ -915,7 +916,7 @@ fn lay_out_thunk_lua_stack(
     put_slot(cpu, vm, LUA_STACK, vm.float_tag, 12345.0f64.to_bits())?;
     let top = LUA_STACK + slot;
     set_lua_top(cpu, vm, top)?;
-    let room = slot * (nargs as u64 + 1 + u64::from(abi_model::steps::CALLBACK_EXTRA_SLOTS));
+    let room = slot * (nargs as u64 + 1 + u64::from(abi_model::lua::steps::CALLBACK_EXTRA_SLOTS));
     let case = if inline_values { None } else { Some(nargs % 4) };
     let stack_last = if case == Some(1) { top + room } else { LUA_REGION + LUA_FIXED_SIZE - 4 * slot };
     let ci_top = if case == Some(0) { top + room - slot } else { stack_last };
@@ -928,9 +929,9 @@ fn lay_out_thunk_lua_stack(
     let from_main = inline_values && nargs.is_multiple_of(2);
     write_word(cpu, CALLING_L, if from_main { 0 } else { FAKE_L })?;
     write_word(cpu, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
-    let f = abi_model::curated::LISTING_CALLBACK;
+    let f = abi_model::lua::curated::LISTING_CALLBACK;
     write_word(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
-    let tag = if case == Some(2) { abi_model::steps::CallbackFunc::NONE } else { FUNC_TAG };
+    let tag = if case == Some(2) { abi_model::lua::steps::CallbackFunc::NONE } else { FUNC_TAG };
     cpu.write(CALLBACK_DATA + u64::from(f.tag_at), &tag.to_le_bytes()).map_err(engine)?;
     let pending = case == Some(3);
     cpu.write(PENDING_ERROR, &(if pending { 7 } else { NO_PENDING }).to_le_bytes()).map_err(engine)?;

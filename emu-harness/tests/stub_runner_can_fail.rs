@@ -5,10 +5,11 @@
 //! inline stubs (a Lua stack layout) get the same: the inline path must be the one numbers
 //! take, and a wrong slot, a wrong layout's tags or a wrong pushed tag must be caught.
 
-use abi_model::helpers::Helper;
-use abi_model::lua_vm::LuaVm;
-use abi_model::steps::{Program, Step};
-use abi_model::{Backend, BackendError, CallConv, CallPlan, CodeEnv, Target, ValueKind};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{Program, Step};
+use abi_model::lua::vm::LuaVm;
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::{CallConv, CallPlan, Target, ValueKind};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
 use emu_harness::plan_runner::Mismatch;
@@ -204,7 +205,7 @@ fn break_slow_paths(p: &mut Program) {
     for st in &mut p.steps {
         if let Step::ToCInline { slow, .. } = st {
             if let Step::CallHelper { args, .. } = slow.as_mut() {
-                if let Some(abi_model::steps::Operand::Imm(i)) = args.get_mut(1) {
+                if let Some(abi_model::lua::steps::Operand::Imm(i)) = args.get_mut(1) {
                     *i = if *i == 1 { 2 } else { 1 };
                 }
             }
@@ -307,7 +308,7 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
         |p| {
             for st in &mut p.steps {
                 if let Step::CallHelper { helper: Helper::AfterCall, args, .. } = st {
-                    args[2] = abi_model::steps::Operand::L;
+                    args[2] = abi_model::lua::steps::Operand::L;
                 }
             }
         },
@@ -319,7 +320,7 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
 
 #[test]
 fn a_string_argument_read_at_the_wrong_offset_is_caught() {
-    use abi_model::lua_vm::{LuaStrings, StrBytes};
+    use abi_model::lua::vm::{LuaStrings, StrBytes};
     let cat = catalogue(Target::X64_SYSV);
     let s = find(&cat, |s, p| {
         let v = CaseValues::of(s);
@@ -350,7 +351,7 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
         for st in &mut p.steps {
             if let Step::RecordInline { slow, .. } = st {
                 if let Step::CallHelper { args, .. } = slow.as_mut() {
-                    if let Some(abi_model::steps::Operand::Imm(i)) = args.get_mut(1) {
+                    if let Some(abi_model::lua::steps::Operand::Imm(i)) = args.get_mut(1) {
                         *i = 3 - *i;
                     }
                 }
@@ -510,7 +511,7 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
     let e = thunk_caught(&cat, 2, true, |p| {
         for st in &mut p.steps {
             if let Step::CallbackCallInline { l, nargs, .. } = st {
-                use abi_model::steps::Operand::Imm;
+                use abi_model::lua::steps::Operand::Imm;
                 *st = Step::CallHelper {
                     helper: Helper::CallbackPcall,
                     args: vec![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)],
@@ -521,7 +522,7 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
     });
     assert!(e.what.contains("nresults, errfunc, ctx, k passed to lua_pcallk"), "{e}");
     let e = thunk_caught(&cat, 2, true, |p| {
-        use abi_model::steps::Operand::{CallbackData, Imm};
+        use abi_model::lua::steps::Operand::{CallbackData, Imm};
         // (The stub of the run has no Lua call to edit.)
         let Some(i) = p.steps.iter().position(|st| matches!(st, Step::CallbackCallInline { .. })) else { return };
         let Step::CallbackCallInline { l, nargs, .. } = p.steps[i] else { unreachable!() };
@@ -540,7 +541,7 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
     let e = thunk_caught(&cat, 3, false, |p| {
         for st in &mut p.steps {
             if let Step::CallbackCallInline { l, nargs, .. } = st {
-                use abi_model::steps::Operand::Imm;
+                use abi_model::lua::steps::Operand::Imm;
                 *st = Step::CallHelper {
                     helper: Helper::CallbackPcall,
                     args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],

@@ -35,7 +35,7 @@
 //!
 //! Once the Lua stack layout is verified ([`crate::vm_check`], at module open), stubs also
 //! check the argument count, convert number arguments and push number results inline,
-//! keeping the helper calls for every other value (`abi_model::steps::stub_program_inline`).
+//! keeping the helper calls for every other value (`abi_model::lua::steps::stub_program_inline`).
 //!
 //! The helper table entries of the two modes differ only in `luaffi_func_addr` (bound to
 //! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
@@ -60,12 +60,12 @@
 use std::collections::HashMap;
 use std::os::raw::c_int;
 
-use abi_model::helpers::Helper;
-use abi_model::lua_vm::LuaVm;
-use abi_model::steps::{stub_program_inline, Inline, Program};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program_inline, Inline, Program};
+use abi_model::lua::vm::LuaVm;
+use abi_model::lua::{Backend, BackendError, CallSlots, CodeEnv};
 use abi_model::{
-    plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CodeEnv, FloatKind, IntKind, QualType, Quals,
-    Signature, Target, TypeId, TypeTable,
+    plan_call, CType, CallPlan, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;

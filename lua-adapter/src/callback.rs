@@ -4,7 +4,7 @@
 //! explicitly with `ffi.cast("int (*)(int, int)", f)`, or implicitly when a Lua function is
 //! passed as a function-pointer argument, stored in a function-pointer field or used to
 //! initialise one (the conversion hook in [`crate::convert::lua_to_c`]). Each callback slot has
-//! its own thunk (`abi_model::steps::thunk_program` lowered by the host backend), whose
+//! its own thunk (`abi_model::lua::steps::thunk_program` lowered by the host backend), whose
 //! callback-data constant is the address of its [`Callback`] record.
 //!
 //! # Lifetime
@@ -43,8 +43,9 @@
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 
-use abi_model::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
-use abi_model::{plan_call, CType, CallbackFrame, CodeEnv, QualType, TypeId};
+use abi_model::lua::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
+use abi_model::lua::CodeEnv;
+use abi_model::{plan_call, CType, CallbackFrame, QualType, TypeId};
 use mlua::ffi;
 
 use crate::arena::CodeHandle;
@@ -165,7 +166,7 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 ///
 /// # Safety
 /// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
-unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm>, idx: c_int) -> FuncValue {
+unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua::vm::LuaVm>, idx: c_int) -> FuncValue {
     // SAFETY: as documented.
     unsafe { FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx))) }
 }
@@ -177,7 +178,7 @@ unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua_vm::LuaVm
 /// `l` valid with a free slot, `vm` as for [`func_value`], `idx` an absolute index.
 unsafe fn anchor_function(
     l: *mut ffi::lua_State,
-    vm: Option<abi_model::lua_vm::LuaVm>,
+    vm: Option<abi_model::lua::vm::LuaVm>,
     idx: c_int,
 ) -> (c_int, FuncValue) {
     // SAFETY: as documented.

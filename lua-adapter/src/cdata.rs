@@ -63,8 +63,8 @@ const TAG_KEY: usize = 0x6c75_6166_6669_2d72;
 
 /// The header as data, for stubs of state `st` that copy record arguments from a cdata of
 /// exactly their type inline (the same test as [`userdata_cdata`] plus the type and form).
-pub fn header_layout(st: *const FfiState) -> abi_model::steps::CdataHeader {
-    abi_model::steps::CdataHeader {
+pub fn header_layout(st: *const FfiState) -> abi_model::lua::steps::CdataHeader {
+    abi_model::lua::steps::CdataHeader {
         size: HEADER as u32,
         desc_at: std::mem::offset_of!(Cdata, desc) as u32,
         ptr_at: std::mem::offset_of!(Cdata, ptr) as u32,

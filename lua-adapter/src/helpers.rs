@@ -1,5 +1,5 @@
 //! The conversion helpers generated call stubs call (abi-model's helper table,
-//! `abi_model::helpers::Helper`), as `extern "C-unwind"` functions with exactly the C
+//! `abi_model::lua::helpers::Helper`), as `extern "C-unwind"` functions with exactly the C
 //! signatures of `Helper::c_decl`.
 //!
 //! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctype::CTypeDesc`]): the type's
@@ -14,7 +14,7 @@
 
 use std::os::raw::{c_int, c_void};
 
-use abi_model::helpers::Helper;
+use abi_model::lua::helpers::Helper;
 use abi_model::{CType, FloatKind, IntKind, QualType, TypeId};
 use mlua::ffi;
 

@@ -13,7 +13,7 @@
 
 use std::os::raw::{c_int, c_void};
 
-use abi_model::lua_vm::{ArgsBase, LuaVm};
+use abi_model::lua::vm::{ArgsBase, LuaVm};
 use mlua::ffi;
 
 /// The layout of the Lua this crate is built for.
@@ -324,9 +324,9 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
             let api = ffi::lua_tolstring(l, -1, std::ptr::null_mut()) as usize;
             let ts: usize = read(top0);
             let ours = match bytes {
-                abi_model::lua_vm::StrBytes::At(o) => ts + o as usize,
-                abi_model::lua_vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
-                abi_model::lua_vm::StrBytes::Via(_) => 0,
+                abi_model::lua::vm::StrBytes::At(o) => ts + o as usize,
+                abi_model::lua::vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
+                abi_model::lua::vm::StrBytes::Via(_) => 0,
             };
             ok &= tag(&vm, top0) == t && plausible(ts) && ours == api;
             ffi::lua_pop(l, 1);
@@ -349,7 +349,7 @@ unsafe extern "C-unwind" fn probe(l: *mut ffi::lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_model::lua_vm::StackRoom;
+    use abi_model::lua::vm::StackRoom;
 
     /// How many of `layouts` the probe takes in a fresh Lua, from inside a C function (where
     /// a stub runs).

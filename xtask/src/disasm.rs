@@ -8,14 +8,15 @@
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
 //! the host's (x64-sysv). The code is assembled as the backends' snapshots show it
-//! (`abi_model::curated::listing`): at a fixed base with made-up helper and ctype addresses,
+//! (`abi_model::lua::curated::listing`): at a fixed base with made-up helper and ctype addresses,
 //! which the listing names.
 
 use abi_model::cdef::{cdef, CScope};
-use abi_model::curated::{listing, Disassembler};
-use abi_model::lua_vm::LuaVm;
-use abi_model::steps::Inline;
-use abi_model::{plan_call, Backend, CType, Signature, Target, TypeTable};
+use abi_model::lua::curated::{listing, Disassembler};
+use abi_model::lua::steps::Inline;
+use abi_model::lua::vm::LuaVm;
+use abi_model::lua::Backend;
+use abi_model::{plan_call, CType, Signature, Target, TypeTable};
 
 fn usage() -> String {
     "usage: cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win] [--lua 5.1|5.2|5.3|5.4|5.5]".into()
@@ -37,7 +38,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let v = it.next().ok_or_else(usage)?;
                 let vm = LuaVm::from_version(v).ok_or_else(|| format!("unknown Lua version `{v}`\n{}", usage()))?;
                 // As lua-adapter builds a namespace function's stub.
-                inline = Some(abi_model::curated::listing_inline(vm));
+                inline = Some(abi_model::lua::curated::listing_inline(vm));
             }
             "-h" | "--help" => {
                 println!("{}", usage());

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use abi_model::callback::CallbackFrame;
-use abi_model::helpers::Helper;
-use abi_model::steps::{stub_program, thunk_program, Program};
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::steps::{stub_program, thunk_program, Program};
 use abi_model::{
     plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
     TypeId, TypeTable,
@@ -24,8 +24,8 @@ pub const CTYPES: u64 = 0x5500_0000_0000;
 pub const RET_CTYPE: u64 = 0x55ff_0000_0000;
 pub const CB_DATA: u64 = 0x4400_0000_0000;
 
-pub fn env() -> abi_model::CodeEnv {
-    abi_model::CodeEnv {
+pub fn env() -> abi_model::lua::CodeEnv {
+    abi_model::lua::CodeEnv {
         helpers: Helper::ALL.iter().map(|h| HELPERS + 0x10 * h.id() as u64).collect(),
         arg_ctypes: (0..16).map(|i| CTYPES + 0x100 * i).collect(),
         ret_ctype: RET_CTYPE,

@@ -2,10 +2,11 @@
 //! `abi_model::TypeTable` (the cdef parser is not a dependency of this crate).
 #![allow(dead_code)]
 
-use abi_model::helpers::Helper;
+use abi_model::lua::helpers::Helper;
+use abi_model::lua::CodeEnv;
 use abi_model::{
-    plan_call, CallConv, CallPlan, CodeEnv, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature,
-    Target, TypeId, TypeTable,
+    plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
+    TypeId, TypeTable,
 };
 
 /// One curated signature: a name, its C declaration (for the reader), its target and plan.

@@ -12,8 +12,8 @@
 //! loads any argument register, and loads them only after the last helper call.
 
 use crate::callback::{CallbackFrame, FrameArg};
-use crate::helpers::Helper;
-use crate::lua_vm::LuaVm;
+use crate::lua::helpers::Helper;
+use crate::lua::vm::LuaVm;
 use crate::plan::{ArgPass, CallPlan, Ext, Loc, RetLoc, RetPlan, ValueKind};
 use std::fmt;
 
@@ -242,7 +242,7 @@ pub enum Step {
     },
     /// Stubs with inline errno (in place of the `ErrnoRestore` call): stores
     /// `ErrnoLocation()` at `errno_at`, sets `errno` to the saved value, and the calling
-    /// thread to `L` ([`crate::CallSlots`]) after storing the one it replaces at `prev_l_at`.
+    /// thread to `L` ([`crate::lua::CallSlots`]) after storing the one it replaces at `prev_l_at`.
     ErrnoRestoreInline {
         /// Where the address of `errno` is kept across the call.
         errno_at: Slot,
@@ -262,7 +262,7 @@ pub enum Step {
         slow: Box<Step>,
     },
     /// Thunks with a [`LuaVm`] and a [`CallbackFunc`] (in place of the `CallbackEnter`
-    /// call): picks the thread (`calling_l`, else `main_l`, of [`crate::CallSlots`]); when
+    /// call): picks the thread (`calling_l`, else `main_l`, of [`crate::lua::CallSlots`]); when
     /// the callback record holds its function's stack value and `lua_checkstack(L, room)`
     /// would change nothing (the stack has room for `room` more slots and the current
     /// `CallInfo`'s `top` allows them, [`LuaVm::room`]), pushes that value and stores L at
@@ -279,7 +279,7 @@ pub enum Step {
         slow: Box<Step>,
     },
     /// Thunks with a [`LuaVm`] (in place of the `CallbackCall` call): when no callback
-    /// error is pending ([`crate::CallSlots`]), calls `CallbackPcall(L, nargs)` and keeps
+    /// error is pending ([`crate::lua::CallSlots`]), calls `CallbackPcall(L, nargs)` and keeps
     /// its status at `status_at`; then, unless the status is 0 and the result is a number
     /// ([`LuaVm::converts_inline`] of `result`, which the following [`Step::ToCInline`]
     /// converts) or the callback returns nothing (`result` is `Void`), calls
@@ -391,7 +391,7 @@ pub struct Inline {
     /// as a light userdata; `None` when the stub is not run as a closure with one.
     pub func_upvalue: Option<u32>,
     /// Whether `errno` and the per-state fields are restored and saved inline (the
-    /// embedding supplies [`crate::CallSlots`] and the `ErrnoLocation` helper).
+    /// embedding supplies [`crate::lua::CallSlots`] and the `ErrnoLocation` helper).
     pub errno: bool,
     /// Bit `i` set: C argument `i` (`i < 64`) is a pointer whose type takes a Lua string as
     /// its bytes (the embedding's conversion rule; LuaJIT's: `const char *`, `const void *`).
@@ -400,7 +400,7 @@ pub struct Inline {
     /// the `ToRecord` helper.
     pub cdata: Option<CdataHeader>,
     /// Thunks: where the callback record holds its function's value, for an inline entry
-    /// (the embedding supplies [`crate::CallSlots`] with `main_l`); `None`: the
+    /// (the embedding supplies [`crate::lua::CallSlots`] with `main_l`); `None`: the
     /// `CallbackEnter` helper pushes it.
     pub callback: Option<CallbackFunc>,
 }

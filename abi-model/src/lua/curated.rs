@@ -5,12 +5,11 @@
 //! x86 conventions (their keywords are ignored on x86-64, as by LuaJIT).
 
 use crate::cdef::{cdef, parse_type, CScope};
-use crate::helpers::Helper;
-use crate::lua_vm::LuaVm;
-use crate::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, Inline};
-use crate::{
-    plan_call, Backend, BackendError, CType, CallPlan, CallSlots, CallbackFrame, CodeEnv, Signature, Target, TypeTable,
-};
+use crate::lua::helpers::Helper;
+use crate::lua::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, Inline};
+use crate::lua::vm::LuaVm;
+use crate::lua::{Backend, BackendError, CallSlots, CodeEnv};
+use crate::{plan_call, CType, CallPlan, CallbackFrame, Signature, Target, TypeTable};
 
 /// The record types the signatures use.
 pub const TYPES: &str = "

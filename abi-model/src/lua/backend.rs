@@ -2,8 +2,8 @@
 //! assembled for a caller-chosen address, reaching helpers and constants through addresses
 //! the caller supplies. The same bytes then run natively or inside the emulator.
 
-use crate::helpers::Helper;
-use crate::steps::{CtypeRef, Program};
+use crate::lua::helpers::Helper;
+use crate::lua::steps::{CtypeRef, Program};
 use crate::Target;
 use std::fmt;
 
@@ -24,10 +24,10 @@ pub struct CodeEnv {
 }
 
 /// The fields of the embedding's per-state data a stub with inline errno handling
-/// ([`crate::steps::Step::ErrnoRestoreInline`], [`crate::steps::Step::AfterCallInline`])
+/// ([`crate::lua::steps::Step::ErrnoRestoreInline`], [`crate::lua::steps::Step::AfterCallInline`])
 /// reads and writes, by address: what `ErrnoRestore` and `AfterCall` do, without the calls;
-/// and what a thunk's inline entry and call read ([`crate::steps::Step::CallbackEnterInline`],
-/// [`crate::steps::Step::CallbackCallInline`]).
+/// and what a thunk's inline entry and call read ([`crate::lua::steps::Step::CallbackEnterInline`],
+/// [`crate::lua::steps::Step::CallbackCallInline`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallSlots {
     /// `int`: the value `ffi.errno()` reports; put into `errno` before the call, taken from
@@ -88,11 +88,11 @@ pub trait Backend {
     fn target(&self) -> Target;
 
     /// A call stub: a `lua_CFunction` (`int stub(lua_State *L)` in the target's C
-    /// convention) running `program` (from [`crate::steps::stub_program`]), assembled to
+    /// convention) running `program` (from [`crate::lua::steps::stub_program`]), assembled to
     /// run at address `base`.
     fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
 
-    /// A callback thunk running `program` (from [`crate::steps::thunk_program`]),
+    /// A callback thunk running `program` (from [`crate::lua::steps::thunk_program`]),
     /// assembled to run at address `base`.
     fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
 
