@@ -62,6 +62,14 @@ pub struct CallbackFrame {
 }
 
 impl CallbackFrame {
+    /// Where a callee that begins by pushing the caller's frame pointer (`push ebp/rbp`) keeps
+    /// it, and so where its own frame pointer then points: the header's top word, at
+    /// `[entry_sp + saved_frame_pointer_at(ptr_size)]`. An entry offset `o` is then at
+    /// `[frame pointer + ptr_size + o]`.
+    pub fn saved_frame_pointer_at(ptr_size: u32) -> i32 {
+        -(ptr_size as i32)
+    }
+
     /// The frame for a callee of `plan`.
     pub fn from_plan(plan: &CallPlan) -> CallbackFrame {
         let w = plan.ptr_size;

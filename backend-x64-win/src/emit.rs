@@ -315,7 +315,7 @@ impl<'a> Emitter<'a> {
         self.below = 0;
         if let Some(slot) = ret_to {
             // Stored at the helper's own return width.
-            let RetPlan { value, loc } = plan.ret;
+            let RetPlan { value, loc, .. } = plan.ret;
             let d = self.disp(slot)?;
             match loc {
                 RetLoc::Gpr => self.store_gpr(RAX, Gpr::SP.0, d, value.size(8))?,
@@ -677,7 +677,7 @@ mod tests {
                 Step::LoadAddr { to: Loc::Gpr(Gpr::R8), of: Slot::Out(32) },
                 Step::SetAl(3),
                 Step::CallTarget { via: Slot::Stage(0), callee_pops: 16 },
-                Step::SaveReturn { ret: RetPlan { value: REC8, loc: RetLoc::Gpr }, to: Dest::Through(Slot::Stage(8)) },
+                Step::SaveReturn { ret: RetPlan::new(REC8, RetLoc::Gpr), to: Dest::Through(Slot::Stage(8)) },
                 Step::ReturnToLua { results: 1 },
             ],
         }
@@ -706,10 +706,7 @@ mod tests {
                     ],
                     ret_to: None,
                 },
-                Step::LoadReturn {
-                    ret: RetPlan { value: REC8, loc: RetLoc::Gpr },
-                    from: Dest::Through(Slot::Entry(-40)),
-                },
+                Step::LoadReturn { ret: RetPlan::new(REC8, RetLoc::Gpr), from: Dest::Through(Slot::Entry(-40)) },
                 Step::ReturnToC { pops: 16, ret_ptr: Some(Slot::Entry(-40)) },
             ],
         }
@@ -783,10 +780,10 @@ mod tests {
 
     #[test]
     fn a_return_location_of_another_abi_is_an_error() {
-        let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
+        let st0 = RetPlan::new(ValueKind::F64, RetLoc::St0);
         assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET])
             .contains("not a Microsoft x64 return location"));
-        let pair = RetPlan { value: ValueKind::ComplexF64, loc: RetLoc::Xmm0Xmm1 };
+        let pair = RetPlan::new(ValueKind::ComplexF64, RetLoc::Xmm0Xmm1);
         assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C])
             .contains("Xmm0Xmm1"));
     }
