@@ -129,7 +129,7 @@ pub struct Part {
 
 /// What kind of C value an argument or return value is, after the adjustments the ABI
 /// module made (array and function parameters decay to pointers, enums to their integer
-/// type, varargs promoted). This is all a backend needs to pick a conversion helper.
+/// type, varargs promoted). This is all a code generator needs to pick a conversion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ValueKind {
     /// `void` (returns only).
@@ -248,7 +248,7 @@ pub struct RetPlan {
     pub loc: RetLoc,
     /// How the callee widens a small integer result in `eax`/`rax` (see [`Ext::widening`]).
     /// No target obliges it and the caller must not rely on it: it reads only the value's
-    /// bytes. It matters only to what a callee (a callback thunk) writes.
+    /// bytes. It matters only to what a callee (a generated callback) writes.
     pub ext: Ext,
 }
 

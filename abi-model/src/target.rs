@@ -100,7 +100,7 @@ impl Target {
     }
 
     /// Size of a data pointer (and of a general-purpose register) in bytes.
-    pub fn pointer_size(self) -> u32 {
+    pub const fn pointer_size(self) -> u32 {
         match self.arch {
             Arch::X86 => 4,
             Arch::X86_64 => 8,
@@ -137,7 +137,7 @@ impl Target {
     /// the stack pointer. i386 psABI 2.2.1 (Win32 alike): ebx, ebp, esi, edi. x86-64 psABI
     /// §3.2.1 (Figure 3.4): rbx, rbp, r12–r15. Microsoft x64, "Caller/callee saved
     /// registers": rbx, rbp, rdi, rsi, r12–r15 (rsi and rdi too, unlike System V).
-    pub fn callee_saved_gprs(self) -> &'static [Gpr] {
+    pub const fn callee_saved_gprs(self) -> &'static [Gpr] {
         match (self.arch, self.os) {
             (Arch::X86, _) => &[Gpr::BX, Gpr::BP, Gpr::SI, Gpr::DI],
             (Arch::X86_64, Os::Linux) => &[Gpr::BX, Gpr::BP, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
@@ -150,7 +150,7 @@ impl Target {
     /// General-purpose registers a called function may change without restoring them (the
     /// complement of [`Target::callee_saved_gprs`] without the stack pointer): eax, ecx, edx on
     /// x86; rax, rcx, rdx, rsi, rdi, r8–r11 on System V; rax, rcx, rdx, r8–r11 on Win64.
-    pub fn scratch_gprs(self) -> &'static [Gpr] {
+    pub const fn scratch_gprs(self) -> &'static [Gpr] {
         match (self.arch, self.os) {
             (Arch::X86, _) => &[Gpr::AX, Gpr::CX, Gpr::DX],
             (Arch::X86_64, Os::Linux) => {
@@ -163,7 +163,7 @@ impl Target {
     /// SSE registers a called function must give back as it found them: xmm6–xmm15 on Win64
     /// (Microsoft x64, "Caller/callee saved registers"; their low 128 bits), none elsewhere
     /// (x86-64 psABI Figure 3.4: every xmm register is caller-saved; i386: all of xmm0–7).
-    pub fn callee_saved_xmms(self) -> &'static [Xmm] {
+    pub const fn callee_saved_xmms(self) -> &'static [Xmm] {
         const WIN64: [Xmm; 10] = [Xmm(6), Xmm(7), Xmm(8), Xmm(9), Xmm(10), Xmm(11), Xmm(12), Xmm(13), Xmm(14), Xmm(15)];
         match (self.arch, self.os) {
             (Arch::X86_64, Os::Windows) => &WIN64,
@@ -204,7 +204,7 @@ impl Target {
     /// as gcc keeps it (`-mpreferred-stack-boundary=4`) and the i386 psABI's 2015 revision
     /// (2.2.2) requires; Win32: 4; x86-64 psABI §3.2.2 and Microsoft x64 "Stack allocation":
     /// 16.
-    pub fn stack_align(self) -> u32 {
+    pub const fn stack_align(self) -> u32 {
         match (self.arch, self.os) {
             (Arch::X86, Os::Windows) => 4,
             _ => 16,
@@ -213,13 +213,13 @@ impl Target {
 
     /// Bytes a `call` pushes (the return address): a callee finds its stack arguments this
     /// far above its entry stack pointer.
-    pub fn return_address_size(self) -> u32 {
+    pub const fn return_address_size(self) -> u32 {
         self.pointer_size()
     }
 
     /// Home (shadow) space a caller reserves at `[sp, sp + 32)` for the callee on Win64
     /// (Microsoft x64, "Stack allocation"); 0 elsewhere.
-    pub fn shadow_space(self) -> u32 {
+    pub const fn shadow_space(self) -> u32 {
         match (self.arch, self.os) {
             (Arch::X86_64, Os::Windows) => crate::x64_win::WIN64_SHADOW,
             _ => 0,
@@ -229,7 +229,7 @@ impl Target {
     /// Bytes below the stack pointer that a function may use without moving it and that no
     /// signal or interrupt handler touches: 128 on x86-64 System V (psABI §3.2.2, "The Red
     /// Zone"), none elsewhere.
-    pub fn red_zone(self) -> u32 {
+    pub const fn red_zone(self) -> u32 {
         match (self.arch, self.os) {
             (Arch::X86_64, Os::Linux) => 128,
             _ => 0,

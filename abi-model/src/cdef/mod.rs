@@ -152,7 +152,7 @@ impl TagKind {
     }
 }
 
-/// The names declared so far for one [`TypeTable`] (one per Lua state and target): typedef
+/// The names declared so far for one [`TypeTable`] (one per user of the parser and target): typedef
 /// names, tags and ordinary identifiers.
 #[derive(Clone, Debug)]
 pub struct CScope {
