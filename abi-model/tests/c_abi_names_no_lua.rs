@@ -2,6 +2,8 @@
 //! can be used by anyone calling C: no `lua_*` or `luaffi` names, no Lua (as a word: LuaJIT,
 //! whose C parser `cdef` follows, is a reference, not a concept of ours), no cdata, helpers,
 //! stubs, thunks or upvalues. The crate root's `mod lua` declaration is the one exception.
+//! (`cdef` names LuaJIT's `ffi.cdef`, `ffi.typeof`, ... as the reference for the language it
+//! accepts; they are LuaJIT's API, not a part of this crate.)
 
 use std::path::{Path, PathBuf};
 
