@@ -282,3 +282,15 @@ fn disasm_names_helpers_and_constants() {
     };
     assert!(plain.starts_with("1000: push    rbp\n"), "{plain}");
 }
+
+#[test]
+fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
+    // `asm!`'s aliases: L (rbx) and the frame (rbp) must survive helper calls, so they are
+    // callee-saved (the prologue saves them); r10 and r11 carry no argument and need no
+    // restoring: scratch, and not argument registers.
+    let t = Target::X64_SYSV;
+    assert!([Gpr::BX, Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)));
+    for r in [Gpr::R10, Gpr::R11] {
+        assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_sysv::SYSV_INT_ARGS.contains(&r), "{r:?}");
+    }
+}

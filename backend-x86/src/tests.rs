@@ -291,3 +291,14 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
         thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })).contains("calls no target")
     );
 }
+
+#[test]
+fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
+    // `asm!`'s aliases: L (ebx) and the frame (ebp) survive helper calls, so they are
+    // callee-saved (the prologue saves them); eax (scratch) and ecx (through) need no
+    // restoring.
+    for t in [Target::X86_LINUX, Target::X86_WIN] {
+        assert!([Gpr::BX, Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)), "{t}");
+        assert!([Gpr::AX, Gpr::CX].iter().all(|r| t.scratch_gprs().contains(r)), "{t}");
+    }
+}
