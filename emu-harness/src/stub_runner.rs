@@ -352,17 +352,6 @@ pub fn code_env(nargs: usize) -> CodeEnv {
     }
 }
 
-/// Clobbers every register a called function may change on `target` (the model's scratch
-/// sets).
-fn clobber_volatile(cpu: &mut dyn Cpu, target: Target) {
-    for r in target.scratch_gprs() {
-        cpu.set_gpr(plan_runner::gpr_of(r.0), cpu.mode().truncate(0xC1C1_C1C1_C1C1_C1C1));
-    }
-    for x in target.scratch_xmms() {
-        cpu.set_xmm(usize::from(x.0), 0xC2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2);
-    }
-}
-
 fn sentinel(r: Gpr, mode: Mode) -> u64 {
     mode.truncate(0x5A5A_0000_0000_5A00 | (r as u64) << 4)
 }
@@ -641,7 +630,7 @@ impl Mock<'_> {
         }
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.
-        clobber_volatile(cpu, target);
+        plan_runner::clobber_scratch(cpu, target);
         let (rk, _) = h.kinds();
         if rk != ValueKind::Void {
             plan_runner::write_return(cpu, &plan, &ret, None).map_err(engine)?;
