@@ -40,6 +40,7 @@ pub mod cgen;
 pub mod engine;
 pub mod image;
 pub mod layout_check;
+pub mod listing;
 #[cfg(feature = "emulator")]
 pub mod matrix;
 pub mod plan_runner;
