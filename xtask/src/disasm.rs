@@ -2,21 +2,23 @@
 //! for every function the declarations declare, prints its call plan, the stub and
 //! callback-thunk programs, and the machine code the target's backend emits for them,
 //! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
-//! on that Lua: number arguments and results, the count check and the function address
-//! inline (x64-sysv only).
+//! on that Lua: the count check, the function address, number, string and record arguments,
+//! number results, errno and the callback's entry inline, where the target's backend lowers
+//! them (it says so when it does not).
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
 //! the host's (x64-sysv). The code is assembled as the backends' snapshots show it
 //! (`abi_model::lua::curated::listing`): at a fixed base with made-up helper and ctype addresses,
-//! which the listing names.
+//! which the listing names, in the one format of `emu_harness::listing` for every `--abi`.
 
 use abi_model::cdef::{cdef, CScope};
-use abi_model::lua::curated::{listing, Disassembler};
+use abi_model::lua::curated::listing;
 use abi_model::lua::steps::Inline;
 use abi_model::lua::vm::LuaVm;
 use abi_model::lua::Backend;
 use abi_model::{plan_call, CType, Signature, Target, TypeTable};
+use emu_harness::listing::disassembler;
 
 fn usage() -> String {
     "usage: cargo xtask disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win] [--lua 5.1|5.2|5.3|5.4|5.5]".into()
@@ -71,7 +73,8 @@ pub fn declarations_listing(text: &str, target: Target, inline: Option<&Inline>)
     if seen.is_empty() {
         return Err(format!("no function is declared in `{text}`"));
     }
-    let (backend, disasm) = backend_for(target)?;
+    let backend = backend_for(target)?;
+    let disasm = disassembler(target);
     let mut out = String::new();
     for name in seen {
         let decl = scope.function(name).expect("found above");
@@ -92,11 +95,11 @@ fn identifiers(src: &str) -> impl Iterator<Item = &str> {
         .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
-fn backend_for(target: Target) -> Result<(Box<dyn Backend>, Disassembler), String> {
+fn backend_for(target: Target) -> Result<Box<dyn Backend>, String> {
     Ok(match target {
-        Target::X64_SYSV => (Box::new(backend_x64_sysv::X64SysvBackend), backend_x64_sysv::disasm_with),
-        Target::X64_WIN => (Box::new(backend_x64_win::Win64Backend), backend_x64_win::disasm_with_env),
-        t => (Box::new(backend_x86::X86Backend::new(t).map_err(|e| e.to_string())?), backend_x86::disasm_with),
+        Target::X64_SYSV => Box::new(backend_x64_sysv::X64SysvBackend),
+        Target::X64_WIN => Box::new(backend_x64_win::Win64Backend),
+        t => Box::new(backend_x86::X86Backend::new(t).map_err(|e| e.to_string())?),
     })
 }
 
@@ -111,7 +114,7 @@ mod tests {
         assert!(text.contains("stub (") && text.contains("thunk ("), "{text}");
         let text = declarations_listing("int __stdcall sub2(int, int)", Target::X86_WIN, None).unwrap();
         // stdcall thunks pop their 8 argument bytes.
-        assert!(text.contains("ret     8") || text.contains("ret 8"), "{text}");
+        assert!(text.contains("ret 8"), "{text}");
         let text = declarations_listing(
             "struct P { float x, y; }; struct P mid(struct P a, struct P b)",
             Target::X64_WIN,
@@ -119,6 +122,19 @@ mod tests {
         )
         .unwrap();
         assert!(text.contains("mid"), "{text}");
+    }
+
+    /// One format for every ABI (a test of the checker's own catches is in emu-harness).
+    #[test]
+    fn every_abi_prints_the_one_listing_format() {
+        for target in Target::ALL {
+            let text = declarations_listing("double mix(double a, int b, float c, long long d)", target, None).unwrap();
+            assert!(text.contains("stub (") && text.contains("thunk ("), "{text}");
+            assert_eq!(emu_harness::listing::format_violations(&text), Vec::<String>::new(), "{target}");
+        }
+        let inline = abi_model::lua::curated::listing_inline(LuaVm::LUA54);
+        let text = declarations_listing("int add(int a, int b)", Target::X64_SYSV, Some(&inline)).unwrap();
+        assert_eq!(emu_harness::listing::format_violations(&text), Vec::<String>::new());
     }
 
     #[test]
