@@ -28,7 +28,7 @@ fn usage() -> String {
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut text = None;
     let mut target = Target::X64_SYSV;
-    let mut inline = None;
+    let mut lua = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -36,12 +36,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let name = it.next().ok_or_else(usage)?;
                 target = Target::from_name(name).ok_or_else(|| format!("unknown ABI `{name}`\n{}", usage()))?;
             }
-            "--lua" => {
-                let v = it.next().ok_or_else(usage)?;
-                let vm = LuaVm::from_version(v).ok_or_else(|| format!("unknown Lua version `{v}`\n{}", usage()))?;
-                // As lua-adapter builds a namespace function's stub.
-                inline = Some(abi_model::lua::curated::listing_inline(vm));
-            }
+            "--lua" => lua = Some(it.next().ok_or_else(usage)?),
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -51,8 +46,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let text = text.ok_or_else(usage)?;
+    // As lua-adapter builds a namespace function's stub.
+    let inline = lua.map(|v| lua_layout(v, target)).transpose()?.map(abi_model::lua::curated::listing_inline);
     print!("{}", declarations_listing(&text, target, inline.as_ref())?);
     Ok(())
+}
+
+/// The stack layout of Lua `version` on `target`: an error, not a listing without inline
+/// steps, when the model has none for the target's pointer width.
+fn lua_layout(version: &str, target: Target) -> Result<LuaVm, String> {
+    let vm = LuaVm::from_version(version).ok_or_else(|| format!("unknown Lua version `{version}`\n{}", usage()))?;
+    if vm.ptr_size != target.pointer_size() {
+        return Err(format!("{target}: abi_model::lua::vm has no Lua {version} stack layout for this target"));
+    }
+    Ok(vm)
 }
 
 /// The listing for every function declared in `text`, in the order their names appear.
@@ -135,6 +142,17 @@ mod tests {
         let inline = abi_model::lua::curated::listing_inline(LuaVm::LUA54);
         let text = declarations_listing("int add(int a, int b)", Target::X64_SYSV, Some(&inline)).unwrap();
         assert_eq!(emu_harness::listing::format_violations(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lua_layouts_are_the_targets_own() {
+        assert_eq!(lua_layout("5.4", Target::X64_WIN).unwrap().name, LuaVm::LUA54.name);
+        assert!(lua_layout("5.0", Target::X64_SYSV).unwrap_err().contains("unknown Lua version"));
+        // Never a 64-bit stack layout read by 32-bit code, nor its silent absence.
+        match lua_layout("5.4", Target::X86_WIN) {
+            Ok(vm) => assert_eq!(vm.ptr_size, 4),
+            Err(e) => assert!(e.contains("no Lua 5.4 stack layout"), "{e}"),
+        }
     }
 
     #[test]
