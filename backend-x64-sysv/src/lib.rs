@@ -40,9 +40,6 @@ use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
 
-mod disasm;
-pub use disasm::{disasm, disasm_with};
-
 /// The stub and thunk generator for x86-64 System V (Linux, the BSDs, macOS).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct X64SysvBackend;

@@ -28,7 +28,7 @@ fn thunk_of(steps: Vec<Step>) -> Program {
 
 /// The disassembly without addresses, so expectations don't shift with code size.
 fn listing(bytes: &[u8], env: &CodeEnv) -> String {
-    disasm_with(bytes, 0, env)
+    emu_harness::listing::disasm64(bytes, 0, env)
         .lines()
         .map(|l| l.split_once(": ").map_or(l, |(_, insn)| insn))
         .collect::<Vec<_>>()
@@ -74,19 +74,19 @@ fn every_stub_step_lowers() {
     ])
     .unwrap();
     for expected in [
-        "cmp     eax,2",
+        "cmp eax, 2",
         "ud2",
-        "lea     rcx,[rbp-40h]",
-        "lea     r11,[rbp-40h]\nmov     [rbp-50h],r11",
-        "mov     r11,[rbp-30h]\nmov     [rbp-48h],r11",
-        "movsx   esi,byte ptr [rbp-28h]",
-        "movss   xmm2,[rbp-20h]",
-        "mov     rdx,[rbp-28h]",
-        "mov     al,3",
-        "call    qword ptr [rbp-30h]",
-        "sub     rsp,8",
+        "lea rcx, [rbp-0x40]",
+        "lea r11, [rbp-0x40]\nmov qword ptr [rbp-0x50], r11",
+        "mov r11, qword ptr [rbp-0x30]\nmov qword ptr [rbp-0x48], r11",
+        "movsx esi, byte ptr [rbp-0x28]",
+        "movss xmm2, dword ptr [rbp-0x20]",
+        "mov rdx, qword ptr [rbp-0x28]",
+        "mov al, 3",
+        "call qword ptr [rbp-0x30]",
+        "sub rsp, 8",
         "rep movsb",
-        "mov     eax,1",
+        "mov eax, 1",
         "leave",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in\n{text}");
@@ -121,14 +121,14 @@ fn every_thunk_step_lowers() {
     ])
     .unwrap();
     for expected in [
-        "mov     [rbp-20h],rdi",
-        "movsd   [rbp-28h],xmm0",
-        "mov     rdi,cbdata",
-        "movsd   xmm0,[rbp-28h]",
-        "mov     esi,0FFFFFFFFh",
-        "movsx   eax,word ptr [rbp-38h]",
-        "mov     rax,[rbp-20h]",
-        "ret     8",
+        "mov qword ptr [rbp-0x20], rdi",
+        "movsd qword ptr [rbp-0x28], xmm0",
+        "mov rdi, cbdata",
+        "movsd xmm0, qword ptr [rbp-0x28]",
+        "mov esi, 0xffffffff",
+        "movsx eax, word ptr [rbp-0x38]",
+        "mov rax, qword ptr [rbp-0x20]",
+        "ret 8",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in\n{text}");
     }
@@ -161,16 +161,13 @@ fn thunk_entry_slots_are_relative_to_the_return_address() {
 fn frames_larger_than_a_page_are_probed_page_by_page() {
     let env = env();
     let big = Program { steps: vec![], out_bytes: 1 << 20, stage_bytes: 32, entry_bytes: 0, vm: None };
-    let words = |t: String| {
-        t.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
-    };
-    let text = words(listing(&X64SysvBackend.stub(&big, 0, &env).unwrap(), &env));
-    let subs: Vec<&str> = text.lines().filter(|l| l.starts_with("sub rsp,")).collect();
-    assert_eq!(subs, ["sub rsp,1000h", "sub rsp,28h"], "{text}");
-    let probe = text.find("sub rsp,1000h\nor qword ptr [rsp],0\ndec r11d\njne ").expect("the probe loop");
-    assert!(text[..probe].contains("mov r11d,100h"), "256 pages: {text}");
-    let small = words(listing(&X64SysvBackend.stub(&stub_of(vec![]), 0, &env).unwrap(), &env));
-    assert!(!small.contains("r11") && small.contains("sub rsp,48h"), "{small}");
+    let text = listing(&X64SysvBackend.stub(&big, 0, &env).unwrap(), &env);
+    let subs: Vec<&str> = text.lines().filter(|l| l.starts_with("sub rsp, ")).collect();
+    assert_eq!(subs, ["sub rsp, 0x1000", "sub rsp, 0x28"], "{text}");
+    let probe = text.find("sub rsp, 0x1000\nor qword ptr [rsp], 0\ndec r11d\njne ").expect("the probe loop");
+    assert!(text[..probe].contains("mov r11d, 0x100"), "256 pages: {text}");
+    let small = listing(&X64SysvBackend.stub(&stub_of(vec![]), 0, &env).unwrap(), &env);
+    assert!(!small.contains("r11") && small.contains("sub rsp, 0x48"), "{small}");
 }
 
 fn is_unsupported<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
@@ -239,15 +236,15 @@ fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
     // A 7-byte GPR return stored through a pointer: 4 + 2 + 1 bytes.
     let s7 = RetPlan::new(ValueKind::Record { size: 7, align: 1 }, RetLoc::Gpr);
     let text = stub_text(vec![Step::SaveReturn { ret: s7, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
-    assert!(text.contains("mov     [r10],r11d"), "{text}");
-    assert!(text.contains("mov     [r10+4],r11w"), "{text}");
-    assert!(text.contains("mov     [r10+6],r11b"), "{text}");
-    assert!(!text.contains("mov     [r10],r11\n"), "{text}");
+    assert!(text.contains("mov dword ptr [r10], r11d"), "{text}");
+    assert!(text.contains("mov word ptr [r10+4], r11w"), "{text}");
+    assert!(text.contains("mov byte ptr [r10+6], r11b"), "{text}");
+    assert!(!text.contains("mov qword ptr [r10], r11\n"), "{text}");
     // A 12-byte SSE pair: xmm1 carries 4 bytes.
     let fff = RetPlan::new(ValueKind::Record { size: 12, align: 4 }, RetLoc::Xmm0Xmm1);
     let text = thunk_text(vec![Step::LoadReturn { ret: fff, from: Dest::At(Slot::Stage(0)) }]).unwrap();
-    assert!(text.contains("movsd   xmm0,[rbp-40h]"), "{text}");
-    assert!(text.contains("movss   xmm1,[rbp-38h]"), "{text}");
+    assert!(text.contains("movsd xmm0, qword ptr [rbp-0x40]"), "{text}");
+    assert!(text.contains("movss xmm1, dword ptr [rbp-0x38]"), "{text}");
 }
 
 /// SysV psABI 3.2.3: a 16-byte record whose second eightbyte is all padding (NO_CLASS, e.g.
@@ -257,30 +254,24 @@ fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
 fn sysv_record_with_a_no_class_second_eightbyte_returns_in_one_register() {
     let padded = RetPlan::new(ValueKind::Record { size: 16, align: 16 }, RetLoc::Xmm0);
     let text = stub_text(vec![Step::SaveReturn { ret: padded, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
-    assert!(text.contains("movsd   [r10],xmm0"), "{text}");
+    assert!(text.contains("movsd qword ptr [r10], xmm0"), "{text}");
     assert!(!text.contains("xmm1"), "{text}");
     let padded = RetPlan::new(ValueKind::Record { size: 16, align: 16 }, RetLoc::Gpr);
     let text = thunk_text(vec![Step::LoadReturn { ret: padded, from: Dest::At(Slot::Stage(0)) }]).unwrap();
-    assert!(text.contains("mov     rax,[rbp-40h]"), "{text}");
+    assert!(text.contains("mov rax, qword ptr [rbp-0x40]"), "{text}");
     assert!(!text.contains("rdx"), "{text}");
 }
 
 #[test]
-fn disasm_names_helpers_and_constants() {
+fn a_helper_call_loads_the_helper_and_its_ctype_constant() {
     let text = stub_text(vec![Step::CallHelper {
         helper: Helper::NewResult,
         args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
         ret_to: Some(Slot::Stage(8)),
     }])
     .unwrap();
-    assert!(text.contains("mov     rsi,ctype(ret)"), "{text}");
-    assert!(text.contains("mov     rax,luaffi_new_result"), "{text}");
-    let plain = {
-        let env = env();
-        let bytes = X64SysvBackend.stub(&stub_of(vec![]), 0x1000, &env).unwrap();
-        disasm(&bytes, 0x1000)
-    };
-    assert!(plain.starts_with("1000: push    rbp\n"), "{plain}");
+    assert!(text.contains("mov rsi, ctype(ret)"), "{text}");
+    assert!(text.contains("mov rax, luaffi_new_result"), "{text}");
 }
 
 #[test]

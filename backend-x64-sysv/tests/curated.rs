@@ -1,13 +1,23 @@
-//! The curated signatures every backend shows (`abi_model::lua::curated`), in one snapshot: per
-//! signature the plan, the stub and thunk programs and their disassembly. The same list
-//! appears in the other backends' snapshots, for side-by-side reading.
+//! The listings of this backend, one snapshot per topic, in the one listing format
+//! (`emu_harness::listing`):
+//! - `curated_x64-sysv`: the curated signatures every backend shows (`abi_model::lua::curated`),
+//!   per signature the plan, the stub and thunk programs and their disassembly, for
+//!   side-by-side reading with the other backends;
+//! - `curated_inline_lua54_x64-sysv`, `curated_inline_lua51_x64-sysv`: the stubs lua-adapter
+//!   builds for namespace functions, with their inline steps.
+//!
+//! Regenerate with `INSTA_UPDATE=always cargo test -p backend-x64-sysv --test curated` and read
+//! every changed line.
 
 use abi_model::lua::curated::curated_listing;
-use backend_x64_sysv::{disasm_with, X64SysvBackend};
+use backend_x64_sysv::X64SysvBackend;
+use emu_harness::listing::{assert_format, disasm64};
 
 #[test]
 fn curated_signatures_match_their_snapshot() {
-    insta::assert_snapshot!("curated_x64-sysv", curated_listing(&X64SysvBackend, disasm_with, None, &[]).unwrap());
+    let text = curated_listing(&X64SysvBackend, disasm64, None, &[]).unwrap();
+    assert_format(&text);
+    insta::assert_snapshot!("curated_x64-sysv", text);
 }
 
 /// The stubs lua-adapter builds for namespace functions on Lua 5.4 and 5.1: the count check,
@@ -20,7 +30,9 @@ fn curated_inline_stubs_match_their_snapshot() {
     for (name, vm) in [("curated_inline_lua54_x64-sysv", LuaVm::LUA54), ("curated_inline_lua51_x64-sysv", LuaVm::LUA51)]
     {
         let inline = abi_model::lua::curated::listing_inline(vm);
-        insta::assert_snapshot!(name, curated_listing(&X64SysvBackend, disasm_with, Some(&inline), &only).unwrap());
+        let text = curated_listing(&X64SysvBackend, disasm64, Some(&inline), &only).unwrap();
+        assert_format(&text);
+        insta::assert_snapshot!(name, text);
     }
 }
 

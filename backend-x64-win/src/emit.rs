@@ -620,7 +620,7 @@ pub(crate) fn lower_program(
 
 #[cfg(test)]
 mod tests {
-    use crate::{disasm, lower_stub, lower_thunk};
+    use crate::{lower_stub, lower_thunk};
     use abi_model::lua::helpers::Helper;
     use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
     use abi_model::lua::{BackendError, CodeEnv};
@@ -707,7 +707,10 @@ mod tests {
     }
 
     fn lines(code: &[u8]) -> Vec<String> {
-        disasm(code, BASE).lines().map(|l| l.split_once(": ").map(|(_, i)| i.to_string()).unwrap_or_default()).collect()
+        emu_harness::listing::disassemble(64, code, BASE, None)
+            .lines()
+            .map(|l| l.split_once(": ").map(|(_, i)| i.to_string()).unwrap_or_default())
+            .collect()
     }
 
     #[test]

@@ -26,14 +26,12 @@
 //! let plan = plan_call(&t, &Signature::new(int, vec![int.into(), int.into()], false, CallConv::Cdecl), &[]).unwrap();
 //! let env = CodeEnv { helpers: vec![0x7000; 27], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0, call_slots: None };
 //! let code = backend_x64_win::lower_stub(&stub_program(&plan, 1), 0x10000, &env).unwrap();
-//! assert!(backend_x64_win::disasm(&code, 0x10000).contains("call qword ptr [rsp"));
+//! let listing = emu_harness::listing::disassemble(64, &code, 0x10000, Some(&env));
+//! assert!(listing.contains("call qword ptr [rsp"));
 //! ```
 
-mod disasm;
 mod emit;
 pub mod frame;
-
-pub use disasm::{disasm, disasm_with_env};
 
 use abi_model::lua::steps::Program;
 use abi_model::lua::{Backend, BackendError, CodeEnv};

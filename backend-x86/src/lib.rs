@@ -36,13 +36,10 @@ use abi_model::lua::steps::Program;
 use abi_model::lua::{Backend, BackendError, CodeEnv};
 use abi_model::{Arch, Target};
 
-mod disasm;
 mod emit;
 mod frame;
 #[cfg(test)]
 mod tests;
-
-pub use disasm::{disasm, disasm_with};
 
 /// The stub and thunk generator for one x86-32 target ([`Target::X86_LINUX`] or
 /// [`Target::X86_WIN`]); the calling convention of each call comes from its program.

@@ -1,4 +1,4 @@
-use crate::{disasm_with, X86Backend};
+use crate::X86Backend;
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
 use abi_model::lua::{Backend, BackendError, CodeEnv};
@@ -117,12 +117,12 @@ fn inline_lua_stack_steps_are_refused_with_a_reason() {
 
 fn stub_text(target: Target, p: &Program) -> String {
     let code = X86Backend::new(target).unwrap().stub(p, BASE, &env()).unwrap();
-    disasm_with(&code, BASE, &env())
+    emu_harness::listing::disasm32(&code, BASE, &env())
 }
 
 fn thunk_text(target: Target, p: &Program) -> String {
     let code = X86Backend::new(target).unwrap().thunk(p, BASE, &env()).unwrap();
-    disasm_with(&code, BASE, &env())
+    emu_harness::listing::disasm32(&code, BASE, &env())
 }
 
 #[test]
@@ -136,28 +136,28 @@ fn every_step_variant_lowers_except_set_al_which_x86_has_no_use_for() {
     for target in [Target::X86_LINUX, Target::X86_WIN] {
         let s = stub_text(target, &stub);
         for line in [
-            "movsx   ecx,word ptr [esp+20h]",
-            "mov     edx,[esp+18h]",
-            "lea     edx,[esp+4]",
-            "call    dword ptr [esp+10h]",
-            "mov     ecx,[esp+18h]",
-            "mov     [ecx],eax",
-            "mov     [ecx+4],edx",
-            "fstp    qword ptr [esp+20h],st",
-            "mov     dword ptr [esp+8],cbdata",
-            "mov     dword ptr [esp+4],ctype(ret)",
-            "mov     dword ptr [esp+8],ctype(arg0)",
+            "movsx ecx, word ptr [esp+0x20]",
+            "mov edx, dword ptr [esp+0x18]",
+            "lea edx, [esp+4]",
+            "call dword ptr [esp+0x10]",
+            "mov ecx, dword ptr [esp+0x18]",
+            "mov dword ptr [ecx], eax",
+            "mov dword ptr [ecx+4], edx",
+            "fstp qword ptr [esp+0x20], st",
+            "mov dword ptr [esp+8], cbdata",
+            "mov dword ptr [esp+4], ctype(ret)",
+            "mov dword ptr [esp+8], ctype(arg0)",
         ] {
             assert!(s.contains(line), "{target:?} stub lacks `{line}`:\n{s}");
         }
         let t = thunk_text(target, &thunk);
         for line in [
-            "mov     [ebp-14h],ecx",
-            "mov     [ebp-10h],edx",
-            "movsx   eax,word ptr [ebp-14h]",
-            "fld     st,dword ptr [esp+8]",
-            "mov     eax,[ebp+8]",
-            "ret     8",
+            "mov dword ptr [ebp-0x14], ecx",
+            "mov dword ptr [ebp-0x10], edx",
+            "movsx eax, word ptr [ebp-0x14]",
+            "fld st, dword ptr [esp+8]",
+            "mov eax, dword ptr [ebp+8]",
+            "ret 8",
         ] {
             assert!(t.contains(line), "{target:?} thunk lacks `{line}`:\n{t}");
         }
@@ -170,21 +170,21 @@ fn every_step_variant_lowers_except_set_al_which_x86_has_no_use_for() {
 #[test]
 fn callee_popped_bytes_are_put_back_right_after_the_target_call() {
     let s = stub_text(Target::X86_WIN, &every_stub_step());
-    let after_call = s.lines().skip_while(|l| !l.contains("call    dword ptr")).nth(1).unwrap();
-    assert!(after_call.ends_with("sub     esp,4"), "{s}");
+    let after_call = s.lines().skip_while(|l| !l.contains("call dword ptr")).nth(1).unwrap();
+    assert!(after_call.ends_with("sub esp, 4"), "{s}");
 }
 
 #[test]
 fn linux_stub_realigns_to_16_and_win32_stub_does_not() {
     // i386 Linux plans align calls to 16, Win32 plans to 4 (the model's `stack_align`).
-    assert!(stub_text(Target::X86_LINUX, &every_stub_step()).contains("and     esp,0FFFFFFF0h"));
-    assert!(!stub_text(Target::X86_WIN, &every_stub_step()).contains("and     esp"));
+    assert!(stub_text(Target::X86_LINUX, &every_stub_step()).contains("and esp, 0xfffffff0"));
+    assert!(!stub_text(Target::X86_WIN, &every_stub_step()).contains("and esp"));
 }
 
 #[test]
 fn thunks_realign_to_16_on_both_flavours() {
     for target in [Target::X86_LINUX, Target::X86_WIN] {
-        assert!(thunk_text(target, &every_thunk_step()).contains("and     esp,0FFFFFFF0h"), "{target:?}");
+        assert!(thunk_text(target, &every_thunk_step()).contains("and esp, 0xfffffff0"), "{target:?}");
     }
 }
 
@@ -192,7 +192,7 @@ fn thunks_realign_to_16_on_both_flavours() {
 fn win32_frames_over_a_page_touch_every_page_on_the_way_down() {
     let mut p = every_stub_step();
     p.out_bytes = 8192;
-    let probes = |t| stub_text(t, &p).matches("test    [esp],esp").count();
+    let probes = |t| stub_text(t, &p).matches("test dword ptr [esp], esp").count();
     assert_eq!(probes(Target::X86_WIN), 2);
     assert_eq!(probes(Target::X86_LINUX), 0);
 }

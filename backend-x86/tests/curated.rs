@@ -1,19 +1,67 @@
-//! The curated signatures every backend shows (`abi_model::lua::curated`), one snapshot per
-//! flavour (i386 Linux, Win32): per signature the plan, the stub and thunk programs and their
-//! disassembly. The same list appears in the x86-64 backends' snapshots.
+//! The listings of this backend, one snapshot per topic and flavour (i386 Linux, Win32), in
+//! the one listing format (`emu_harness::listing`):
+//! - `curated_<target>`: the curated signatures every backend shows
+//!   (`abi_model::lua::curated`), for side-by-side reading with the x86-64 backends;
+//! - `conventions_<target>`: what only x86-32 has, beyond that list: stdcall, fastcall and
+//!   thiscall meeting hidden return pointers, 64-bit and small arguments, small records
+//!   returned in registers, a float promoted to double through `...`.
+//!
+//! Regenerate with `INSTA_UPDATE=always cargo test -p backend-x86 --test curated` and read
+//! every changed line.
 
-use abi_model::lua::curated::curated_listing;
+mod common;
+
+use abi_model::lua::curated::{curated_listing, plans_listing, Curated, CuratedPlan};
 use abi_model::Target;
-use backend_x86::{disasm_with, X86Backend};
+use backend_x86::X86Backend;
+use emu_harness::listing::{assert_format, disassembler};
 
-#[test]
-fn curated_signatures_match_their_snapshot_on_i386_linux() {
-    let backend = X86Backend::new(Target::X86_LINUX).unwrap();
-    insta::assert_snapshot!("curated_x86-linux", curated_listing(&backend, disasm_with, None, &[]).unwrap());
+/// The topic's signatures from the shared catalogue (`common`), with the extra arguments of
+/// the variadic call shown.
+const CONVENTIONS: &[(&str, &[&str])] = &[
+    ("ret_s4", &[]),
+    ("ret_sd", &[]),
+    ("ret_s12_stdcall", &[]),
+    ("thiscall_sret", &[]),
+    ("ret_bool", &[]),
+    ("fastcall_i64_first", &[]),
+    ("widen_fastcall", &[]),
+    ("printf", &["double", "int", "float"]),
+];
+
+fn conventions(target: Target) -> Vec<CuratedPlan> {
+    let cases = common::catalogue();
+    CONVENTIONS
+        .iter()
+        .map(|&(name, varargs)| {
+            let flavour = if target == Target::X86_LINUX { "linux" } else { "win" };
+            let case = cases
+                .iter()
+                .find(|c| c.target == target && c.name == format!("{flavour}_{name}"))
+                .unwrap_or_else(|| panic!("{name} is in the catalogue"));
+            // The section header says what the variadic call passes.
+            let decl = case.decl.split(" called with").next().unwrap_or(case.decl);
+            CuratedPlan { curated: Curated { name, decl, varargs }, plan: case.plan.clone() }
+        })
+        .collect()
 }
 
 #[test]
-fn curated_signatures_match_their_snapshot_on_win32() {
-    let backend = X86Backend::new(Target::X86_WIN).unwrap();
-    insta::assert_snapshot!("curated_x86-win", curated_listing(&backend, disasm_with, None, &[]).unwrap());
+fn curated_signatures_match_their_snapshot() {
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
+        let backend = X86Backend::new(target).unwrap();
+        let text = curated_listing(&backend, disassembler(target), None, &[]).unwrap();
+        assert_format(&text);
+        insta::assert_snapshot!(format!("curated_{target}"), text);
+    }
+}
+
+#[test]
+fn x86_conventions_match_their_snapshot() {
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
+        let backend = X86Backend::new(target).unwrap();
+        let text = plans_listing(&backend, disassembler(target), None, &conventions(target)).unwrap();
+        assert_format(&text);
+        insta::assert_snapshot!(format!("conventions_{target}"), text);
+    }
 }

@@ -11,6 +11,9 @@
 //! - [`image`]: [`Image`], a fixture (ELF32/ELF64 executable, PE32/PE64 executable or DLL)
 //!   parsed with goblin and mapped into a [`Cpu`] at its link address.
 //!
+//! Beside them, [`listing`] is the one disassembly format of generated code, which
+//! `cargo xtask disasm` and every backend's snapshots print (no emulator needed).
+//!
 //! A call by hand, as the harness will make them: `add3(1, 2, 3)` from the committed
 //! x86-64 System V test fixture, returning to a stop address.
 //! ```
@@ -40,6 +43,7 @@ pub mod cgen;
 pub mod engine;
 pub mod image;
 pub mod layout_check;
+pub mod listing;
 #[cfg(feature = "emulator")]
 pub mod matrix;
 pub mod plan_runner;

@@ -220,8 +220,22 @@ pub fn curated_listing(
     inline: Option<&Inline>,
     only: &[&str],
 ) -> Result<String, String> {
+    let plans = curated_plans(backend.target());
+    let shown: Vec<_> = plans.into_iter().filter(|c| only.is_empty() || only.contains(&c.curated.name)).collect();
+    plans_listing(backend, disasm, inline, &shown)
+}
+
+/// The [`listing`] of each of `plans` (planned for `backend`'s target), one section each
+/// headed `==== name: declaration`, as in [`curated_listing`]: for a backend's own topics
+/// beyond the shared list.
+pub fn plans_listing(
+    backend: &dyn Backend,
+    disasm: Disassembler,
+    inline: Option<&Inline>,
+    plans: &[CuratedPlan],
+) -> Result<String, String> {
     let mut out = String::new();
-    for c in curated_plans(backend.target()).into_iter().filter(|c| only.is_empty() || only.contains(&c.curated.name)) {
+    for c in plans {
         out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
         if !c.curated.varargs.is_empty() {
             out.push_str(&format!(" called with ({})", c.curated.varargs.join(", ")));

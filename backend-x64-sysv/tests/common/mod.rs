@@ -1,9 +1,7 @@
-//! Signatures shared by the snapshot and native tests, built with `abi_model::TypeTable`
+//! Signatures of the native tests, built with `abi_model::TypeTable`
 //! (the cdef parser is not a dependency of this crate).
 #![allow(dead_code)]
 
-use abi_model::lua::helpers::Helper;
-use abi_model::lua::CodeEnv;
 use abi_model::{
     plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
     TypeId, TypeTable,
@@ -122,15 +120,4 @@ pub fn catalogue() -> Vec<Case> {
 /// The case called `name`.
 pub fn case(name: &str) -> Case {
     catalogue().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no case {name}"))
-}
-
-/// An environment with recognisable made-up addresses, for snapshots.
-pub fn fake_env(plan: &CallPlan) -> CodeEnv {
-    CodeEnv {
-        helpers: Helper::ALL.iter().map(|h| 0x7f00_0000_1000 + 0x10 * h.id() as u64).collect(),
-        arg_ctypes: (0..plan.args.len()).map(|i| 0x5500_0000_0100 + 0x10 * i as u64).collect(),
-        ret_ctype: 0x5500_0000_0000,
-        callback_data: 0x5600_0000_0000,
-        call_slots: None,
-    }
 }

@@ -180,7 +180,7 @@ pub fn catalogue() -> Vec<Case> {
 
 /// Helpers at `0x7000_0000 + 16 * id`, ctypes at `0x6000_0000 + 16 * i` (the return type's
 /// at `0x6000_0ff0`), the callback data at `0x5000_0000`: recognisable in listings, and
-/// named by `disasm_with`.
+/// named by `emu_harness::listing`.
 pub fn fake_env(plan: &CallPlan) -> CodeEnv {
     CodeEnv {
         helpers: Helper::ALL.iter().map(|h| 0x7000_0000 + 16 * h.id() as u64).collect(),
