@@ -186,7 +186,18 @@ const OTHERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, inline_values: 
 
 /// The inline stub of `s` on x64-sysv with its program edited by `edit`.
 fn inline_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), lua: LuaStack) -> Result<(), Mismatch> {
-    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
+    inline_run_on(Target::X64_SYSV, cat, s, edit, lua)
+}
+
+/// The inline stub of `s` on `target` with its program edited by `edit`.
+fn inline_run_on(
+    target: Target,
+    cat: &Catalogue,
+    s: &CatSignature,
+    edit: fn(&mut Program),
+    lua: LuaStack,
+) -> Result<(), Mismatch> {
+    let faulty = Faulty { inner: backend_for(target), edit };
     run_with(cat, s, &faulty, lua).0
 }
 
@@ -385,8 +396,19 @@ fn inline_thunk_run(
     edit: fn(&mut Program),
     inline_values: bool,
 ) -> Result<(), Mismatch> {
-    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
-    run_with(cat, s, &faulty, LuaStack::Memory { vm: LuaVm::LUA54, inline_values }).1.expect("not variadic")
+    inline_thunk_run_on(Target::X64_SYSV, cat, s, edit, LuaStack::Memory { vm: LuaVm::LUA54, inline_values })
+}
+
+/// The thunk of `s` on `target` with the Lua side `lua`, its program edited by `edit`.
+fn inline_thunk_run_on(
+    target: Target,
+    cat: &Catalogue,
+    s: &CatSignature,
+    edit: fn(&mut Program),
+    lua: LuaStack,
+) -> Result<(), Mismatch> {
+    let faulty = Faulty { inner: backend_for(target), edit };
+    run_with(cat, s, &faulty, lua).1.expect("not variadic")
 }
 
 #[test]
@@ -550,5 +572,123 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
             }
         }
     });
+    assert!(e.what.contains(HELPER_CALLS), "{e}");
+}
+
+// ---- the inline steps of x64-win -----------------------------------------------------------
+
+/// Lua 5.1: arguments found through `L->base`, numbers without integers.
+const NUMBERS_51: LuaStack = LuaStack::Memory { vm: LuaVm::LUA51, inline_values: true };
+
+#[test]
+fn x64_win_inline_stubs_take_both_paths_and_a_wrong_slot_count_or_errno_is_caught() {
+    let win = Target::X64_WIN;
+    let cat = catalogue(win);
+    let s = two_distinct_ints(&cat);
+    for lua in [NUMBERS_54, OTHERS_54, NUMBERS_51] {
+        assert_eq!(inline_run_on(win, &cat, s, |_| {}, lua), Ok(()), "{}: {lua:?}", s.c_decl);
+    }
+    // Numbers never reach the helpers, other values always do.
+    assert_eq!(inline_run_on(win, &cat, s, break_slow_paths, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    let e = inline_run_on(win, &cat, s, break_slow_paths, OTHERS_54).unwrap_err();
+    assert!(e.what.starts_with("arg "), "{e}");
+    // The arguments read from each other's slots.
+    for lua in [NUMBERS_54, NUMBERS_51] {
+        let e = inline_run_on(
+            win,
+            &cat,
+            s,
+            |p| {
+                for st in &mut p.steps {
+                    if let Step::ToCInline { lua_index, .. } = st {
+                        *lua_index = 3 - *lua_index;
+                    }
+                }
+            },
+            lua,
+        )
+        .unwrap_err();
+        assert!(e.what.starts_with("arg "), "{lua:?}: {e}");
+    }
+    // A count check expecting one argument more: the failure path runs, and hands
+    // luaffi_argcount_error the count it found on the stack (2).
+    let e = inline_run_on(
+        win,
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::CheckArgCountInline { expected } = st {
+                    *expected += 1;
+                }
+            }
+        },
+        NUMBERS_54,
+    )
+    .unwrap_err();
+    assert!(e.actual.contains("expected 3, got 2"), "{e}");
+    // errno never restored before the call.
+    let e = inline_run_on(
+        win,
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
+                    *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+                }
+            }
+        },
+        NUMBERS_54,
+    )
+    .unwrap_err();
+    assert!(e.what.contains("errno during the call"), "{e}");
+    // A pending callback error never raised after the call.
+    let e =
+        inline_run_on(win, &cat, s, |p| p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. })), OTHERS_54)
+            .unwrap_err();
+    assert!(e.what.contains("luaffi_after_call"), "{e}");
+}
+
+#[test]
+fn x64_win_inline_results_records_and_thunks_with_a_fault_are_caught() {
+    let win = Target::X64_WIN;
+    let cat = catalogue(win);
+    // A double pushed with a tag the stack does not know.
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
+    let e =
+        inline_run_on(win, &cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { float_tag: 0x23, ..vm }), OTHERS_54).unwrap_err();
+    assert!(e.what.contains("tag of the value pushed inline"), "{e}");
+    // A record cdata's object pointer read from the wrong field of the header.
+    let s = find(&cat, |_, p| {
+        p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. }))
+    });
+    assert_eq!(inline_run_on(win, &cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    let e = inline_run_on(
+        win,
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::RecordInline { header, .. } = st {
+                    header.ptr_at = 16;
+                }
+            }
+        },
+        NUMBERS_54,
+    )
+    .unwrap_err();
+    assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
+    // A thunk whose result is never popped, or whose entry asks one slot too few (four
+    // arguments: the mock's ci->top is one slot short of the room, so the helper must run).
+    let thunk = |n: usize, inline_values: bool, edit: fn(&mut Program)| {
+        let s = find(&cat, |_, p| p.args.len() == n && is_int(p.ret.value));
+        let lua = LuaStack::Memory { vm: LuaVm::LUA54, inline_values };
+        assert_eq!(inline_thunk_run_on(win, &cat, s, |_| {}, lua), Ok(()), "{}", s.c_decl);
+        inline_thunk_run_on(win, &cat, s, edit, lua).unwrap_err()
+    };
+    let e = thunk(2, true, |p| p.steps.retain(|st| !matches!(st, Step::PopInline { .. })));
+    assert!(e.what.contains("L->top after the callback"), "{e}");
+    let e = thunk(4, false, room_one_slot_short);
     assert!(e.what.contains(HELPER_CALLS), "{e}");
 }
