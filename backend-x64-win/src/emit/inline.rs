@@ -225,31 +225,14 @@ impl Emitter<'_> {
             self.load_top(vm, l);
         }
         self.load_tag(vm, at)?;
-        if let Some(int_tag) = vm.int_tag {
-            asm!(self.ops
+        match vm.int_tag {
+            // An integer to `float` takes the helper (one rounding, as C converts it).
+            Some(int_tag) if kind == ValueKind::F32 => asm!(self.ops
                 ; cmp eax, int_tag as i32
-                ; jne >not_int
-            );
-            match kind {
-                ValueKind::F32 => asm!(self.ops; jmp >slow),
-                ValueKind::F64 => {
-                    asm_disp!(self.ops, at; cvtsi2sd xmm0, QWORD [through + at]);
-                    self.store_xmm(0, Gpr::SP.0, dst, 8)?;
-                }
-                ValueKind::Int { size, signed } => {
-                    self.load_gpr(RAX, R10, at, 8, Ext::None)?;
-                    match (size, signed) {
-                        (8, true) | (4, false) => {}
-                        _ => self.check_int32_range(kind),
-                    }
-                    self.store_int_result(kind, dst)?;
-                }
-                other => return Err(unsupported(format!("{other} inline"))),
-            }
-            asm!(self.ops
-                ; jmp >done
-                ; not_int:
-            );
+                ; je >slow
+            ),
+            Some(int_tag) => self.emit_int_to_c(int_tag, at, kind, dst)?,
+            None => {}
         }
         asm!(self.ops
             ; cmp eax, vm.float_tag as i32
@@ -277,6 +260,36 @@ impl Emitter<'_> {
             other => return Err(unsupported(format!("{other} inline"))),
         }
         self.fast_path_done_else(slow)
+    }
+
+    /// The integer case of [`Self::emit_to_c_inline`]: eax holds the slot's tag; an integer
+    /// at `[r10 + at]` is converted to `kind` at `[rsp + dst]` (then `jmp >done`), anything
+    /// else goes on at `not_int:`.
+    fn emit_int_to_c(&mut self, int_tag: u32, at: i32, kind: ValueKind, dst: i32) -> Result<(), BackendError> {
+        asm!(self.ops
+            ; cmp eax, int_tag as i32
+            ; jne >not_int
+        );
+        match kind {
+            ValueKind::F64 => {
+                asm_disp!(self.ops, at; cvtsi2sd xmm0, QWORD [through + at]);
+                self.store_xmm(0, Gpr::SP.0, dst, 8)?;
+            }
+            ValueKind::Int { size, signed } => {
+                self.load_gpr(RAX, R10, at, 8, Ext::None)?;
+                match (size, signed) {
+                    (8, true) | (4, false) => {}
+                    _ => self.check_int32_range(kind),
+                }
+                self.store_int_result(kind, dst)?;
+            }
+            other => return Err(unsupported(format!("{other} inline"))),
+        }
+        asm!(self.ops
+            ; jmp >done
+            ; not_int:
+        );
+        Ok(())
     }
 
     /// rax = the address of the string's bytes, from rax = its `TString`.
