@@ -3,7 +3,7 @@
 //! callback-thunk programs, and the machine code the target's backend emits for them,
 //! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
 //! on that Lua: number arguments and results, the count check and the function address
-//! inline (x64-sysv only).
+//! inline.
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
