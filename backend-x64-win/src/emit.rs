@@ -762,7 +762,7 @@ mod tests {
         let stub = every_stub_step();
         let thunk = every_thunk_step();
         let kinds: HashSet<_> = stub.steps.iter().chain(&thunk.steps).map(discriminant).collect();
-        assert_eq!(kinds.len(), 14, "the two programs cover every Step variant");
+        assert_eq!(kinds.len(), 14, "the two programs cover every Step variant but the inline ones");
         let s = lines(&lower_stub(&stub, BASE, &env()).unwrap());
         // out 48 + stage 32 + 8: stage[o] = [rsp + 48 + o].
         for expected in [
@@ -798,6 +798,33 @@ mod tests {
         ] {
             assert!(t.iter().any(|l| l == expected), "missing `{expected}` in\n{}", t.join("\n"));
         }
+    }
+
+    /// The inline programs lua-adapter builds for the curated signatures, on Lua 5.4 and 5.1,
+    /// lower; with the two programs above they use all 25 Step variants.
+    #[test]
+    fn every_inline_step_variant_lowers() {
+        use abi_model::lua::curated::{curated_plans, listing_env, listing_inline};
+        use abi_model::lua::steps::{stub_program_inline, thunk_program_inline};
+        use abi_model::lua::vm::LuaVm;
+        use abi_model::{CallbackFrame, Target};
+        let mut kinds: HashSet<_> =
+            every_stub_step().steps.iter().chain(&every_thunk_step().steps).map(discriminant).collect();
+        for c in curated_plans(Target::X64_WIN) {
+            let env = listing_env(Target::X64_WIN, c.plan.args.len());
+            for vm in [LuaVm::LUA54, LuaVm::LUA51] {
+                let inline = listing_inline(vm);
+                let stub = stub_program_inline(&c.plan, 1, Some(&inline));
+                lower_stub(&stub, BASE, &env).unwrap_or_else(|e| panic!("{} stub: {e}", c.curated.name));
+                kinds.extend(stub.steps.iter().map(discriminant));
+                if c.curated.varargs.is_empty() {
+                    let thunk = thunk_program_inline(&CallbackFrame::from_plan(&c.plan), Some(&inline));
+                    lower_thunk(&thunk, BASE, &env).unwrap_or_else(|e| panic!("{} thunk: {e}", c.curated.name));
+                    kinds.extend(thunk.steps.iter().map(discriminant));
+                }
+            }
+        }
+        assert_eq!(kinds.len(), 25, "every Step variant");
     }
 
     fn stub_error(steps: Vec<Step>) -> String {
