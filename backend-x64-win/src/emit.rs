@@ -3,7 +3,9 @@
 //! Register roles: `rbx` = `L` (stubs), `rbp` = frame pointer, `rax` = helper address and
 //! return value, `r10` = a pointer read from a slot for a store or load through it, `r11` =
 //! scratch for memory-to-memory moves. `r10` and `r11` are volatile and never carry an
-//! argument in the Microsoft convention, so no argument register is disturbed.
+//! argument in the Microsoft convention, so no argument register is disturbed. The inline
+//! steps ([`inline`]) also use rcx, rdx, xmm0 and xmm1, all volatile, before the argument
+//! registers are loaded or after the call; in a thunk they keep `L` in `r11`.
 
 // dynasm! expands every dynamic register `Rq(n)` to `n.into()`, a no-op on u8.
 #![allow(clippy::useless_conversion)]
