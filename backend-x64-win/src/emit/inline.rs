@@ -292,12 +292,17 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    /// rax = the address of the string's bytes, from rax = its `TString`.
-    fn string_bytes(&mut self, bytes: StrBytes) -> Result<(), BackendError> {
+    /// Stores at `[rsp + dst]` the address of the bytes of the string in the slot at
+    /// `[r10 + at]` (its `TString` pointer, then the bytes where `bytes` says), then
+    /// `jmp >done`.
+    fn store_string_bytes(&mut self, at: i32, bytes: StrBytes, dst: i32) -> Result<(), BackendError> {
+        self.load_gpr(RAX, R10, at, 8, Ext::None)?;
         match bytes {
             StrBytes::At(o) => asm!(self.ops; add rax, o as i32),
             StrBytes::Via(o) => self.load_gpr(RAX, RAX, o as i32, 8, Ext::None)?,
         }
+        self.store_gpr(RAX, Gpr::SP.0, dst, 8)?;
+        asm!(self.ops; jmp >done);
         Ok(())
     }
 
@@ -333,20 +338,14 @@ impl Emitter<'_> {
             } else {
                 asm!(self.ops; jne >slow);
             }
-            self.load_gpr(RAX, R10, at, 8, Ext::None)?;
-            self.string_bytes(s.short_bytes)?;
-            self.store_gpr(RAX, Gpr::SP.0, dst, 8)?;
-            asm!(self.ops; jmp >done);
+            self.store_string_bytes(at, s.short_bytes, dst)?;
             if long {
                 asm!(self.ops
                     ; not_short:
                     ; cmp eax, s.long_tag as i32
                     ; jne >slow
                 );
-                self.load_gpr(RAX, R10, at, 8, Ext::None)?;
-                self.string_bytes(s.long_bytes)?;
-                self.store_gpr(RAX, Gpr::SP.0, dst, 8)?;
-                asm!(self.ops; jmp >done);
+                self.store_string_bytes(at, s.long_bytes, dst)?;
             }
         }
         self.slow_path_then_done(slow)
