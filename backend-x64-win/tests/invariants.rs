@@ -267,4 +267,12 @@ fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
     for r in [abi_model::Gpr(10), abi_model::Gpr(11)] {
         assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_win::WIN64_INT_ARGS.contains(&r), "{r:?}");
     }
+    // The inline steps (emit/inline.rs) also hold values in rax, rcx, rdx, xmm0 and xmm1, and
+    // only between helper calls, before the argument registers are loaded: all scratch.
+    for r in [abi_model::Gpr::AX, abi_model::Gpr::CX, abi_model::Gpr::DX] {
+        assert!(t.scratch_gprs().contains(&r), "{r:?}");
+    }
+    for x in [abi_model::Xmm(0), abi_model::Xmm(1)] {
+        assert!(t.scratch_xmms().contains(&x), "{x:?}");
+    }
 }
