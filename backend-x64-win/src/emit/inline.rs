@@ -9,7 +9,7 @@
 //! The layouts are the 64-bit ones of `abi_model::lua::vm`: they hold on Windows too (LLP64),
 //! because no field they locate, nor any field before one, is a C `long` (the only type whose
 //! size differs from LP64); `L_Umaxalign`'s `long` member does not change its 8-byte
-//! alignment.
+//! alignment (`abi-model/tests/lua_layouts_llp64.rs` lays the structs out on both targets).
 //!
 //! Registers: r10 holds the called function's stack slot (or `L->top`), r11 L in a thunk
 //! (loaded from its staging slot), rax/rcx/rdx and xmm0/xmm1 the value. All are volatile in
