@@ -3,7 +3,9 @@
 //! Register roles: `rbx` = `L` (stubs), `rbp` = frame pointer, `rax` = helper address and
 //! return value, `r10` = a pointer read from a slot for a store or load through it, `r11` =
 //! scratch for memory-to-memory moves. `r10` and `r11` are volatile and never carry an
-//! argument in the Microsoft convention, so no argument register is disturbed.
+//! argument in the Microsoft convention, so no argument register is disturbed. The inline
+//! steps ([`inline`]) also use rcx, rdx, xmm0 and xmm1, all volatile, before the argument
+//! registers are loaded or after the call; in a thunk they keep `L` in `r11`.
 
 // dynasm! expands every dynamic register `Rq(n)` to `n.into()`, a no-op on u8.
 #![allow(clippy::useless_conversion)]
@@ -11,6 +13,7 @@
 use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::lua::vm::LuaVm;
 use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv};
 use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind};
 use abi_model::Target;
@@ -50,6 +53,9 @@ macro_rules! asm_disp {
     };
 }
 
+// After the macros: the inline steps use them.
+mod inline;
+
 const RAX: u8 = 0;
 const R10: u8 = 10;
 const R11: u8 = 11;
@@ -74,6 +80,17 @@ enum Src {
 struct ArgCountFailure {
     label: DynamicLabel,
     expected: i32,
+    count: CountIn,
+}
+
+/// Where an argument-count failure path finds the count of Lua arguments.
+#[derive(Clone, Copy, Debug)]
+enum CountIn {
+    /// eax, as `luaffi_gettop` returned it.
+    Eax,
+    /// rax holds `L->top` minus the called function's slot, in bytes (the inline check):
+    /// the count is `(rax >> shift) - 1`.
+    SlotBytes { shift: i8 },
 }
 
 pub(crate) struct Emitter<'a> {
@@ -83,13 +100,15 @@ pub(crate) struct Emitter<'a> {
     /// Bytes currently reserved below the body stack pointer for a helper call.
     below: u32,
     failures: Vec<ArgCountFailure>,
+    /// The Lua stack layout the inline steps read and write.
+    vm: Option<LuaVm>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(base: u64, env: &'a CodeEnv, frame: Frame) -> Result<Emitter<'a>, BackendError> {
         let base = usize::try_from(base)
             .map_err(|_| unsupported(format!("base address {base:#x} does not fit this host's usize")))?;
-        Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new() })
+        Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new(), vm: None })
     }
 
     /// `[rsp + disp]` of a slot, counting what a helper call has reserved below the body.
@@ -390,7 +409,12 @@ impl<'a> Emitter<'a> {
     fn emit_failures(&mut self) -> Result<(), BackendError> {
         for f in std::mem::take(&mut self.failures) {
             asm!(self.ops; =>f.label);
-            // eax still holds the count luaffi_gettop returned.
+            if let CountIn::SlotBytes { shift } = f.count {
+                asm!(self.ops
+                    ; shr rax, shift
+                    ; dec eax
+                );
+            }
             self.call_helper(
                 Helper::ArgCountError,
                 &[Src::Op(Operand::L), Src::Op(Operand::Imm(f.expected)), Src::PreviousResult32],
@@ -420,10 +444,25 @@ impl<'a> Emitter<'a> {
             Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from),
             Step::ReturnToLua { results } => self.emit_return_to_lua(*results),
             Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr),
-            Step::CheckArgCountInline { .. } | Step::FuncAddrFromUpvalue { .. } | Step::ToCInline { .. } | Step::PushInline { .. } | Step::ErrnoRestoreInline { .. } | Step::AfterCallInline { .. } | Step::PtrInline { .. } | Step::RecordInline { .. }
-                | Step::CallbackEnterInline { .. } | Step::CallbackCallInline { .. } | Step::PopInline { .. } => {
-                Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")))
+            Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected),
+            Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to),
+            Step::ToCInline { l, lua_index, kind, to, slow } => self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow),
+            Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow),
+            Step::RecordInline { lua_index, arg, to, size, header, slow } => {
+                self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)
             }
+            Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow),
+            Step::ErrnoRestoreInline { errno_at, prev_l_at } => self.emit_errno_restore_inline(*errno_at, *prev_l_at),
+            Step::AfterCallInline { errno_at, prev_l_at, slow } => {
+                self.emit_after_call_inline(*errno_at, *prev_l_at, slow)
+            }
+            Step::CallbackEnterInline { to, room, func, slow } => {
+                self.emit_callback_enter_inline(*to, *room, *func, slow)
+            }
+            Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
+                self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)
+            }
+            Step::PopInline { l } => self.emit_pop_inline(*l),
         }
     }
 
@@ -436,7 +475,7 @@ impl<'a> Emitter<'a> {
             Err(_) => asm!(self.ops; cmp eax, DWORD expected),
         }
         asm!(self.ops; jne =>label);
-        self.failures.push(ArgCountFailure { label, expected });
+        self.failures.push(ArgCountFailure { label, expected, count: CountIn::Eax });
         Ok(())
     }
 
@@ -607,6 +646,7 @@ pub(crate) fn lower_program(
     env: &CodeEnv,
 ) -> Result<Vec<u8>, BackendError> {
     let mut e = Emitter::new(base, env, frame)?;
+    e.vm = program.vm;
     e.emit_prologue()?;
     let last_is_return = matches!(program.steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. }));
     if !last_is_return {
@@ -718,7 +758,7 @@ mod tests {
         let stub = every_stub_step();
         let thunk = every_thunk_step();
         let kinds: HashSet<_> = stub.steps.iter().chain(&thunk.steps).map(discriminant).collect();
-        assert_eq!(kinds.len(), 14, "the two programs cover every Step variant");
+        assert_eq!(kinds.len(), 14, "the two programs cover every Step variant but the inline ones");
         let s = lines(&lower_stub(&stub, BASE, &env()).unwrap());
         // out 48 + stage 32 + 8: stage[o] = [rsp + 48 + o].
         for expected in [
@@ -754,6 +794,33 @@ mod tests {
         ] {
             assert!(t.iter().any(|l| l == expected), "missing `{expected}` in\n{}", t.join("\n"));
         }
+    }
+
+    /// The inline programs lua-adapter builds for the curated signatures, on Lua 5.4 and 5.1,
+    /// lower; with the two programs above they use all 25 Step variants.
+    #[test]
+    fn every_inline_step_variant_lowers() {
+        use abi_model::lua::curated::{curated_plans, listing_env, listing_inline};
+        use abi_model::lua::steps::{stub_program_inline, thunk_program_inline};
+        use abi_model::lua::vm::LuaVm;
+        use abi_model::{CallbackFrame, Target};
+        let mut kinds: HashSet<_> =
+            every_stub_step().steps.iter().chain(&every_thunk_step().steps).map(discriminant).collect();
+        for c in curated_plans(Target::X64_WIN) {
+            let env = listing_env(Target::X64_WIN, c.plan.args.len());
+            for vm in [LuaVm::LUA54, LuaVm::LUA51] {
+                let inline = listing_inline(vm);
+                let stub = stub_program_inline(&c.plan, 1, Some(&inline));
+                lower_stub(&stub, BASE, &env).unwrap_or_else(|e| panic!("{} stub: {e}", c.curated.name));
+                kinds.extend(stub.steps.iter().map(discriminant));
+                if c.curated.varargs.is_empty() {
+                    let thunk = thunk_program_inline(&CallbackFrame::from_plan(&c.plan), Some(&inline));
+                    lower_thunk(&thunk, BASE, &env).unwrap_or_else(|e| panic!("{} thunk: {e}", c.curated.name));
+                    kinds.extend(thunk.steps.iter().map(discriminant));
+                }
+            }
+        }
+        assert_eq!(kinds.len(), 25, "every Step variant");
     }
 
     fn stub_error(steps: Vec<Step>) -> String {

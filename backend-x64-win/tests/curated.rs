@@ -3,6 +3,8 @@
 //! - `curated_x64-win`: the curated signatures every backend shows (`abi_model::lua::curated`),
 //!   per signature the plan, the stub and thunk programs and their disassembly, for
 //!   side-by-side reading with the other backends;
+//! - `curated_inline_lua54_x64-win`, `curated_inline_lua51_x64-win`: the stubs and thunks
+//!   lua-adapter builds, with their inline steps;
 //! - `by_reference_x64-win`: what only the Microsoft convention has, beyond that list: a
 //!   2-byte record in a register, by-reference copies passed on the stack, the hidden return
 //!   pointer shifting the fourth argument to the stack.
@@ -39,4 +41,20 @@ fn by_reference_records_match_their_snapshot() {
     let text = plans_listing(&Win64Backend, disasm64, None, &plans).unwrap();
     assert_format(&text);
     insta::assert_snapshot!("by_reference_x64-win", text);
+}
+
+/// The stubs and thunks lua-adapter builds on Lua 5.4 and 5.1: the count check, the function
+/// address, number, string and record-cdata arguments, number results, errno and the
+/// callback's entry, call and pop inline, each with its helper call for the values it does
+/// not take. The same signatures as x64-sysv's inline snapshots, for side-by-side reading.
+#[test]
+fn curated_inline_stubs_match_their_snapshot() {
+    use abi_model::lua::vm::LuaVm;
+    let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
+    for (name, vm) in [("curated_inline_lua54_x64-win", LuaVm::LUA54), ("curated_inline_lua51_x64-win", LuaVm::LUA51)] {
+        let inline = abi_model::lua::curated::listing_inline(vm);
+        let text = curated_listing(&Win64Backend, disasm64, Some(&inline), &only).unwrap();
+        assert_format(&text);
+        insta::assert_snapshot!(name, text);
+    }
 }

@@ -44,6 +44,44 @@ fn every_stub_and_thunk_keeps_the_frame_rules() {
     }
 }
 
+/// The inline programs of every curated case on every Lua layout, with everything
+/// lua-adapter takes inline (errno, strings, record cdata, the callback's entry): the same
+/// frame rules, on every path (each fast path jumps over its slow path's helper call), and
+/// every helper call's home space below the body stack pointer.
+#[test]
+fn every_inline_stub_and_thunk_keeps_the_frame_rules() {
+    use abi_model::lua::curated::{listing_env, listing_inline};
+    use abi_model::lua::steps::{stub_program_inline, thunk_program_inline};
+    use abi_model::lua::vm::LuaVm;
+    let env = abi_model::lua::CodeEnv { call_slots: listing_env(Target::X64_WIN, 0).call_slots, ..env() };
+    for case in cases() {
+        for vm in LuaVm::ALL {
+            let inline = listing_inline(vm);
+            let stub = stub_program_inline(&case.plan, 1, Some(&inline));
+            let thunk = (case.plan.fixed == case.plan.args.len())
+                .then(|| thunk_program_inline(&CallbackFrame::from_plan(&case.plan), Some(&inline)));
+            let stub = lower_stub(&stub, BASE, &env).map(|c| ("stub", c));
+            let thunk = thunk.map(|t| lower_thunk(&t, BASE, &env).map(|c| ("thunk", c)));
+            for built in std::iter::once(stub).chain(thunk) {
+                let (kind, code) = built.unwrap_or_else(|e| panic!("{} on {}: {e}", case.name, vm.name));
+                let t = track(&code, BASE);
+                assert!(t.errors.is_empty(), "{kind} {} on {}: {:#?}", case.name, vm.name, t.errors);
+                let body = t.body.expect("a frame");
+                for call in t.calls.iter().filter(|c| c.helper.is_some()) {
+                    let home = i64::from(call.helper.unwrap().plan(Target::X64_WIN).frame_bytes());
+                    assert!(
+                        call.rsp + home <= body,
+                        "{kind} {} on {}: helper call at {:x}",
+                        case.name,
+                        vm.name,
+                        call.ip
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn each_helper_call_has_its_home_space_below_the_outgoing_area() {
     for case in cases() {
@@ -163,7 +201,7 @@ fn a_thunk_for_a_big_by_reference_struct_stays_small() {
 /// nothing.
 mod tracker_catches {
     use super::common::track;
-    use dynasmrt::{dynasm, x64::X64Relocation, DynasmApi, VecAssembler};
+    use dynasmrt::{dynasm, x64::X64Relocation, DynasmApi, DynasmLabelApi, VecAssembler};
 
     fn errors_of(build: impl FnOnce(&mut VecAssembler<X64Relocation>)) -> Vec<String> {
         let mut ops = VecAssembler::<X64Relocation>::new(0x1000);
@@ -200,6 +238,19 @@ mod tracker_catches {
     }
 
     #[test]
+    fn paths_that_meet_with_different_frames_and_a_backward_jump() {
+        let e = errors_of(|ops| {
+            dynasm!(ops ; .arch x64
+                ; sub rsp, 0x28 ; test eax, eax ; jz >joined ; sub rsp, 0x10 ; jmp >joined
+                ; joined: ; add rsp, 0x28 ; ret
+            )
+        });
+        assert!(e.iter().any(|e| e.contains("two paths meet")), "{e:?}");
+        let e = errors_of(|ops| dynasm!(ops ; .arch x64 ; again: ; sub rsp, 0x28 ; add rsp, 0x28 ; jmp <again));
+        assert!(e.iter().any(|e| e.contains("backward branch")), "{e:?}");
+    }
+
+    #[test]
     fn a_call_through_an_unknown_register() {
         let e = errors_of(|ops| dynasm!(ops ; .arch x64 ; sub rsp, 0x28 ; call rax ; add rsp, 0x28 ; ret));
         assert!(e.iter().any(|e| e.contains("not a known helper")), "{e:?}");
@@ -215,5 +266,13 @@ fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
     assert!([abi_model::Gpr::BX, abi_model::Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)));
     for r in [abi_model::Gpr(10), abi_model::Gpr(11)] {
         assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_win::WIN64_INT_ARGS.contains(&r), "{r:?}");
+    }
+    // The inline steps (emit/inline.rs) also hold values in rax, rcx, rdx, xmm0 and xmm1, and
+    // only between helper calls, before the argument registers are loaded: all scratch.
+    for r in [abi_model::Gpr::AX, abi_model::Gpr::CX, abi_model::Gpr::DX] {
+        assert!(t.scratch_gprs().contains(&r), "{r:?}");
+    }
+    for x in [abi_model::Xmm(0), abi_model::Xmm(1)] {
+        assert!(t.scratch_xmms().contains(&x), "{x:?}");
     }
 }

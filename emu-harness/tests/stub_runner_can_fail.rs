@@ -186,8 +186,30 @@ const OTHERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, inline_values: 
 
 /// The inline stub of `s` on x64-sysv with its program edited by `edit`.
 fn inline_run(cat: &Catalogue, s: &CatSignature, edit: fn(&mut Program), lua: LuaStack) -> Result<(), Mismatch> {
-    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
-    run_with(cat, s, &faulty, lua).0
+    inline_run_on(Target::X64_SYSV, cat, s, edit, lua)
+}
+
+/// The inline stub of `s` on `target` with its program edited by `edit`.
+fn inline_run_on(
+    target: Target,
+    cat: &Catalogue,
+    s: &CatSignature,
+    edit: fn(&mut Program),
+    lua: LuaStack,
+) -> Result<(), Mismatch> {
+    inline_runs_on(target, cat, s, edit, lua).0
+}
+
+/// The stub and (unless variadic) the thunk of `s` on `target` with the Lua side `lua`,
+/// their programs edited by `edit`.
+fn inline_runs_on(
+    target: Target,
+    cat: &Catalogue,
+    s: &CatSignature,
+    edit: fn(&mut Program),
+    lua: LuaStack,
+) -> (Result<(), Mismatch>, Option<Result<(), Mismatch>>) {
+    run_with(cat, s, &Faulty { inner: backend_for(target), edit }, lua)
 }
 
 fn two_distinct_ints(cat: &Catalogue) -> &CatSignature {
@@ -213,6 +235,48 @@ fn break_slow_paths(p: &mut Program) {
     }
 }
 
+/// Makes every inline conversion read the other of two Lua arguments.
+fn read_each_others_slots(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::ToCInline { lua_index, .. } = st {
+            *lua_index = 3 - *lua_index;
+        }
+    }
+}
+
+/// Replaces the inline errno restore with its `ErrnoLocation` call alone: errno is never set.
+fn never_restore_errno(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
+            *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+        }
+    }
+}
+
+/// Drops the step after the call that saves errno and raises a pending callback error.
+fn never_raise_a_pending_error(p: &mut Program) {
+    p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. }));
+}
+
+/// Reads a record cdata's object pointer from the wrong field of the header.
+fn cdata_pointer_from_the_wrong_field(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::RecordInline { header, .. } = st {
+            header.ptr_at = 16;
+        }
+    }
+}
+
+/// Drops the pop of a thunk's result.
+fn never_pop_the_result(p: &mut Program) {
+    p.steps.retain(|st| !matches!(st, Step::PopInline { .. }));
+}
+
+/// Pushes floats with a tag the Lua stack does not know.
+fn unknown_float_tag(p: &mut Program) {
+    p.vm = p.vm.map(|vm| LuaVm { float_tag: 0x23, ..vm });
+}
+
 #[test]
 fn numbers_take_the_inline_path_and_other_values_the_helper_path() {
     let cat = catalogue(Target::X64_SYSV);
@@ -230,19 +294,7 @@ fn numbers_take_the_inline_path_and_other_values_the_helper_path() {
 fn an_inline_conversion_reading_the_wrong_slot_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     let s = two_distinct_ints(&cat);
-    let e = inline_run(
-        &cat,
-        s,
-        |p| {
-            for st in &mut p.steps {
-                if let Step::ToCInline { lua_index, .. } = st {
-                    *lua_index = 3 - *lua_index;
-                }
-            }
-        },
-        NUMBERS_54,
-    )
-    .unwrap_err();
+    let e = inline_run(&cat, s, read_each_others_slots, NUMBERS_54).unwrap_err();
     assert!(e.what.starts_with("arg "), "{e}");
 }
 
@@ -259,7 +311,7 @@ fn a_stub_built_for_lua_53_tags_on_a_lua_54_stack_is_caught() {
 fn a_number_pushed_with_the_wrong_tag_is_caught() {
     let cat = catalogue(Target::X64_SYSV);
     let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
-    let e = inline_run(&cat, s, |p| p.vm = p.vm.map(|vm| LuaVm { float_tag: 0x23, ..vm }), OTHERS_54).unwrap_err();
+    let e = inline_run(&cat, s, unknown_float_tag, OTHERS_54).unwrap_err();
     assert!(e.what.contains("tag of the value pushed inline"), "{e}");
 }
 
@@ -268,23 +320,10 @@ fn an_inline_stub_that_never_restores_errno_or_never_raises_a_pending_error_is_c
     let cat = catalogue(Target::X64_SYSV);
     let s = two_distinct_ints(&cat);
     // errno restored but never read back after the call: the pending callback error is lost.
-    let e = inline_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. })), OTHERS_54)
-        .unwrap_err();
+    let e = inline_run(&cat, s, never_raise_a_pending_error, OTHERS_54).unwrap_err();
     assert!(e.what.contains("luaffi_after_call"), "{e}");
     // errno never restored: the C function would see whatever the thread's errno held.
-    let e = inline_run(
-        &cat,
-        s,
-        |p| {
-            for st in &mut p.steps {
-                if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
-                    *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
-                }
-            }
-        },
-        NUMBERS_54,
-    )
-    .unwrap_err();
+    let e = inline_run(&cat, s, never_restore_errno, NUMBERS_54).unwrap_err();
     assert!(e.what.contains("errno during the call"), "{e}");
     // The calling thread left as L after the call instead of put back.
     let e = inline_run(
@@ -362,19 +401,7 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     // Other values reach it, and the swap is caught (a wrong value or a wrong-sized ctype).
     assert!(inline_run(&cat, s, swap_record_helpers, OTHERS_54).is_err(), "the helper path is the broken one");
     // The object pointer read from the wrong field of the header.
-    let e = inline_run(
-        &cat,
-        s,
-        |p| {
-            for st in &mut p.steps {
-                if let Step::RecordInline { header, .. } = st {
-                    header.ptr_at = 16;
-                }
-            }
-        },
-        NUMBERS_54,
-    )
-    .unwrap_err();
+    let e = inline_run(&cat, s, cdata_pointer_from_the_wrong_field, NUMBERS_54).unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
 }
 
@@ -385,8 +412,8 @@ fn inline_thunk_run(
     edit: fn(&mut Program),
     inline_values: bool,
 ) -> Result<(), Mismatch> {
-    let faulty = Faulty { inner: backend_for(Target::X64_SYSV), edit };
-    run_with(cat, s, &faulty, LuaStack::Memory { vm: LuaVm::LUA54, inline_values }).1.expect("not variadic")
+    let lua = LuaStack::Memory { vm: LuaVm::LUA54, inline_values };
+    inline_runs_on(Target::X64_SYSV, cat, s, edit, lua).1.expect("not variadic")
 }
 
 #[test]
@@ -430,8 +457,7 @@ fn an_inline_thunk_that_leaves_its_result_or_a_stub_that_pushes_twice_is_caught(
             && p.args.iter().all(|a| is_int(a.value))
     });
     // The result never popped: the Lua stack is one slot higher after the callback.
-    let e =
-        inline_thunk_run(&cat, s, |p| p.steps.retain(|st| !matches!(st, Step::PopInline { .. })), true).unwrap_err();
+    let e = inline_thunk_run(&cat, s, never_pop_the_result, true).unwrap_err();
     assert!(e.what.contains("L->top after the callback"), "{e}");
     // The result pushed twice.
     let e = inline_run(
@@ -550,6 +576,82 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
             }
         }
     });
+    assert!(e.what.contains(HELPER_CALLS), "{e}");
+}
+
+// ---- the inline steps of x64-win -----------------------------------------------------------
+
+/// Lua 5.1: arguments found through `L->base`, numbers without integers.
+const NUMBERS_51: LuaStack = LuaStack::Memory { vm: LuaVm::LUA51, inline_values: true };
+
+#[test]
+fn x64_win_inline_stubs_take_both_paths_and_a_wrong_slot_count_or_errno_is_caught() {
+    let win = Target::X64_WIN;
+    let cat = catalogue(win);
+    let s = two_distinct_ints(&cat);
+    for lua in [NUMBERS_54, OTHERS_54, NUMBERS_51] {
+        assert_eq!(inline_run_on(win, &cat, s, |_| {}, lua), Ok(()), "{}: {lua:?}", s.c_decl);
+    }
+    // Numbers never reach the helpers, other values always do.
+    assert_eq!(inline_run_on(win, &cat, s, break_slow_paths, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    let e = inline_run_on(win, &cat, s, break_slow_paths, OTHERS_54).unwrap_err();
+    assert!(e.what.starts_with("arg "), "{e}");
+    // The arguments read from each other's slots.
+    for lua in [NUMBERS_54, NUMBERS_51] {
+        let e = inline_run_on(win, &cat, s, read_each_others_slots, lua).unwrap_err();
+        assert!(e.what.starts_with("arg "), "{lua:?}: {e}");
+    }
+    // A count check expecting one argument more: the failure path runs, and hands
+    // luaffi_argcount_error the count it found on the stack (2).
+    let e = inline_run_on(
+        win,
+        &cat,
+        s,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::CheckArgCountInline { expected } = st {
+                    *expected += 1;
+                }
+            }
+        },
+        NUMBERS_54,
+    )
+    .unwrap_err();
+    assert!(e.actual.contains("expected 3, got 2"), "{e}");
+    // errno never restored before the call.
+    let e = inline_run_on(win, &cat, s, never_restore_errno, NUMBERS_54).unwrap_err();
+    assert!(e.what.contains("errno during the call"), "{e}");
+    // A pending callback error never raised after the call.
+    let e = inline_run_on(win, &cat, s, never_raise_a_pending_error, OTHERS_54).unwrap_err();
+    assert!(e.what.contains("luaffi_after_call"), "{e}");
+}
+
+#[test]
+fn x64_win_inline_results_records_and_thunks_with_a_fault_are_caught() {
+    let win = Target::X64_WIN;
+    let cat = catalogue(win);
+    // A double pushed with a tag the stack does not know.
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
+    let e = inline_run_on(win, &cat, s, unknown_float_tag, OTHERS_54).unwrap_err();
+    assert!(e.what.contains("tag of the value pushed inline"), "{e}");
+    // A record cdata's object pointer read from the wrong field of the header.
+    let s = find(&cat, |_, p| {
+        p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. }))
+    });
+    assert_eq!(inline_run_on(win, &cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
+    let e = inline_run_on(win, &cat, s, cdata_pointer_from_the_wrong_field, NUMBERS_54).unwrap_err();
+    assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
+    // A thunk whose result is never popped, or whose entry asks one slot too few (four
+    // arguments: the mock's ci->top is one slot short of the room, so the helper must run).
+    let thunk = |n: usize, inline_values: bool, edit: fn(&mut Program)| {
+        let s = find(&cat, |_, p| p.args.len() == n && is_int(p.ret.value));
+        let lua = LuaStack::Memory { vm: LuaVm::LUA54, inline_values };
+        assert_eq!(inline_runs_on(win, &cat, s, |_| {}, lua).1, Some(Ok(())), "{}", s.c_decl);
+        inline_runs_on(win, &cat, s, edit, lua).1.expect("not variadic").unwrap_err()
+    };
+    let e = thunk(2, true, never_pop_the_result);
+    assert!(e.what.contains("L->top after the callback"), "{e}");
+    let e = thunk(4, false, room_one_slot_short);
     assert!(e.what.contains(HELPER_CALLS), "{e}");
 }
 

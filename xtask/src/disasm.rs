@@ -3,8 +3,8 @@
 //! callback-thunk programs, and the machine code the target's backend emits for them,
 //! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
 //! on that Lua: the count check, the function address, number, string and record arguments,
-//! number results, errno and the callback's entry inline, where the target's backend lowers
-//! them (it says so when it does not).
+//! number results, errno and the callback's entry inline (every backend lowers them; a
+//! target without a layout for that Lua is an error).
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to

@@ -1,5 +1,5 @@
 //! Shared by the integration tests: the curated signatures, a fake `CodeEnv`, and a symbolic
-//! tracker of rsp over decoded straight-line code.
+//! tracker of rsp over decoded code that only branches forward.
 #![allow(dead_code)]
 
 use abi_model::callback::CallbackFrame;
@@ -224,10 +224,40 @@ fn writes(access: OpAccess) -> bool {
     matches!(access, OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
 }
 
+/// Records that a forward branch at `ip` reaches `target` with state `st`: every path into
+/// one address must arrive with the same state.
+fn branch_to(at_target: &mut HashMap<u64, State>, errors: &mut Vec<String>, ip: u64, target: u64, st: &State) {
+    if target <= ip {
+        errors.push(format!("{ip:x}: backward branch to {target:x}"));
+        return;
+    }
+    let joined = match at_target.get(&target) {
+        Some(s) => match s.join(st) {
+            Some(j) => j,
+            None => {
+                errors.push(format!("{ip:x}: two paths meet at {target:x} with different states {s:?} / {st:?}"));
+                return;
+            }
+        },
+        None => st.clone(),
+    };
+    at_target.insert(target, joined);
+}
+
+impl State {
+    /// The state where two paths meet: the same frame (rsp, rbp, pushes) on both, or `None`;
+    /// rax known only when both paths agree on it.
+    fn join(&self, other: &State) -> Option<State> {
+        let same_frame = (self.rsp, self.rbp, &self.pushed) == (other.rsp, other.rbp, &other.pushed);
+        same_frame.then(|| State { rax: self.rax.filter(|_| self.rax == other.rax), ..self.clone() })
+    }
+}
+
 /// Walks the code once, in address order, tracking rsp symbolically (E = 0 at entry, where
 /// `E ≡ 8 (mod 16)`), and checks the Microsoft x64 frame rules on every instruction.
-/// Straight-line code plus forward conditional branches to code placed after a `ret`/`ud2`:
-/// the state at a branch target is the state at the branch.
+/// Straight-line code plus forward branches, conditional (to a fast path's end or to code
+/// placed after a `ret`/`ud2`) and unconditional (over an inline step's slow path): the state
+/// at a branch target is the state at the branch, the same on every path into it.
 pub fn track(code: &[u8], base: u64) -> Trace {
     let mut trace = Trace::default();
     let mut decoder = Decoder::with_ip(64, code, base, DecoderOptions::NONE);
@@ -240,12 +270,16 @@ pub fn track(code: &[u8], base: u64) -> Trace {
         trace.instructions += 1;
         let ip = ins.ip();
         if let Some(s) = at_target.remove(&ip) {
-            if let Some(cur) = &state {
-                if *cur != s {
-                    trace.errors.push(format!("{ip:x}: two paths meet with different states {cur:?} / {s:?}"));
+            state = match &state {
+                Some(cur) => {
+                    let joined = cur.join(&s);
+                    if joined.is_none() {
+                        trace.errors.push(format!("{ip:x}: two paths meet with different states {cur:?} / {s:?}"));
+                    }
+                    joined.or(Some(s))
                 }
-            }
-            state = Some(s);
+                None => Some(s),
+            };
         }
         let Some(st) = state.as_mut() else {
             trace.errors.push(format!("{ip:x}: unreachable instruction {ins}"));
@@ -373,7 +407,12 @@ pub fn track(code: &[u8], base: u64) -> Trace {
                 continue;
             }
             _ if ins.flow_control() == FlowControl::ConditionalBranch => {
-                at_target.insert(ins.near_branch_target(), st.clone());
+                branch_to(&mut at_target, &mut trace.errors, ip, ins.near_branch_target(), st);
+            }
+            _ if ins.flow_control() == FlowControl::UnconditionalBranch && ins.op0_kind() == OpKind::NearBranch64 => {
+                branch_to(&mut at_target, &mut trace.errors, ip, ins.near_branch_target(), st);
+                state = None;
+                continue;
             }
             _ if matches!(ins.flow_control(), FlowControl::UnconditionalBranch | FlowControl::IndirectBranch) => {
                 trace.errors.push(format!("{ip:x}: unexpected jump {ins}"));
