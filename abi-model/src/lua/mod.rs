@@ -24,4 +24,4 @@ pub mod helpers;
 pub mod steps;
 pub mod vm;
 
-pub use backend::{Backend, BackendError, CallSlots, CodeEnv};
+pub use backend::{Backend, BackendError, CallSlots, CodeEnv, Invalid, ProgramKind};
