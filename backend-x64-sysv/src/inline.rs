@@ -31,7 +31,7 @@ impl Emitter<'_> {
     /// `slow:` the step every value the fast path does not take runs, then `done:`.
     fn slow_path_then_done(&mut self, slow: &Step) -> Result<(), BackendError> {
         asm!(self.ops ; slow:);
-        self.lower(std::slice::from_ref(slow))?;
+        self.lower_step(slow)?;
         asm!(self.ops ; done:);
         Ok(())
     }
@@ -515,7 +515,7 @@ impl Emitter<'_> {
             ; cmp DWORD [scratch], slots.no_pending
             ; je >done
         );
-        self.lower(std::slice::from_ref(slow))?;
+        self.lower_step(slow)?;
         asm!(self.ops ; done:);
         Ok(())
     }

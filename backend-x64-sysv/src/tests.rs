@@ -282,3 +282,26 @@ fn disasm_names_helpers_and_constants() {
     };
     assert!(plain.starts_with("1000: push    rbp\n"), "{plain}");
 }
+
+#[test]
+fn a_fault_in_an_inline_steps_slow_path_names_the_inline_step_and_its_position() {
+    use abi_model::lua::curated::{curated_plans, listing_env, listing_inline};
+    use abi_model::lua::steps::{stub_program_inline, StepKind};
+    use abi_model::lua::vm::LuaVm;
+    let add = curated_plans(Target::X64_SYSV).into_iter().next().expect("the first curated signature");
+    let mut p = stub_program_inline(&add.plan, 1, Some(&listing_inline(LuaVm::LUA54)));
+    let at = p.steps.iter().position(|s| s.kind() == StepKind::ToCInline).expect("an inline conversion");
+    let Step::ToCInline { slow, .. } = &mut p.steps[at] else { unreachable!() };
+    let Step::CallHelper { helper, args, .. } = slow.as_mut() else { panic!("a helper call: {slow}") };
+    let helper = *helper;
+    args.pop();
+    let given = args.len();
+    let e = X64SysvBackend.stub(&p, 0, &listing_env(Target::X64_SYSV, add.plan.args.len())).unwrap_err();
+    assert_eq!(
+        e,
+        BackendError::Invalid {
+            step: Some((at, StepKind::ToCInline)),
+            why: Invalid::HelperArity { helper, params: given + 1, given }
+        }
+    );
+}

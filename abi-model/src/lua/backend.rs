@@ -248,8 +248,8 @@ impl BackendError {
         BackendError::NotLowered { index: None, step: step.kind() }
     }
 
-    /// The step a fault is in, once the lowering loop knows it (an error that already names a
-    /// step keeps it: the inner step of an inline step's slow path is the more precise one).
+    /// The step a fault is in, once the lowering loop knows it. An error that already names a
+    /// step keeps it (the first step to name a fault is the one it is in).
     pub fn at_step(self, index: usize, step: &Step) -> BackendError {
         match self {
             BackendError::NotLowered { index: None, step: kind } => {
