@@ -38,18 +38,39 @@ pub enum PlanError {
         /// Why it is not supported.
         reason: String,
     },
-    /// A parameter or the return type is invalid (incomplete struct, array return, ...).
-    Invalid {
-        /// What is wrong.
-        message: String,
+    /// `void` as a parameter type.
+    VoidParameter,
+    /// A type passed or returned by value that has no definition (spelled in C).
+    Incomplete {
+        /// The type.
+        ty: String,
     },
+    /// An array or function type returned.
+    ReturnsArrayOrFunction {
+        /// The type.
+        ty: String,
+    },
+    /// A record whose size does not fit the ABI's 32-bit sizes of values passed by value.
+    TooLargeByValue {
+        /// The type.
+        ty: String,
+    },
+    /// Extra arguments given to a function that is not variadic.
+    NotVariadic,
+    /// The layout of a type could not be computed.
+    Type(TypeError),
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::Unsupported { what, reason } => write!(f, "'{what}' is not supported: {reason}"),
-            PlanError::Invalid { message } => f.write_str(message),
+            PlanError::VoidParameter => f.write_str("'void' is not a valid parameter type"),
+            PlanError::Incomplete { ty } => write!(f, "'{ty}' is incomplete"),
+            PlanError::ReturnsArrayOrFunction { ty } => write!(f, "a function cannot return '{ty}'"),
+            PlanError::TooLargeByValue { ty } => write!(f, "'{ty}' is too large to pass by value"),
+            PlanError::NotVariadic => f.write_str("extra arguments to a function that is not variadic"),
+            PlanError::Type(e) => write!(f, "{e}"),
         }
     }
 }
@@ -60,7 +81,7 @@ impl From<TypeError> for PlanError {
     fn from(e: TypeError) -> PlanError {
         match e {
             TypeError::Unsupported { ty, reason } => PlanError::Unsupported { what: ty, reason: reason.into() },
-            other => PlanError::Invalid { message: other.to_string() },
+            other => PlanError::Type(other),
         }
     }
 }
@@ -103,7 +124,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
     let spelled = || table.display(ty);
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,
-        CType::Void => return Err(PlanError::Invalid { message: "'void' is not a valid parameter type".into() }),
+        CType::Void => return Err(PlanError::VoidParameter),
         CType::Bool => ValueKind::Bool,
         CType::Int(k) => {
             let l = crate::layout::int_layout(table.target(), *k);
@@ -113,7 +134,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             let l = crate::layout::int_layout(table.target(), e.repr);
             ValueKind::Int { size: l.size as u8, signed: e.repr.is_signed() }
         }
-        CType::Enum(_) => return Err(PlanError::Invalid { message: format!("'{}' is incomplete", spelled()) }),
+        CType::Enum(_) => return Err(PlanError::Incomplete { ty: spelled() }),
         CType::Float(FloatKind::Float) => ValueKind::F32,
         CType::Float(FloatKind::Double) => ValueKind::F64,
         CType::Complex(FloatKind::Float) => ValueKind::ComplexF32,
@@ -126,9 +147,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
         }
         CType::Pointer(_) => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
-        CType::Array { .. } | CType::Function(_) => {
-            return Err(PlanError::Invalid { message: format!("a function cannot return '{}'", spelled()) })
-        }
+        CType::Array { .. } | CType::Function(_) => return Err(PlanError::ReturnsArrayOrFunction { ty: spelled() }),
         CType::Record(_) => {
             let l = table.layout(ty.id)?;
             if l.size == 0 {
@@ -137,9 +156,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                     reason: "empty structs by value are passed differently by gcc and MSVC".into(),
                 });
             }
-            let size = u32::try_from(l.size).map_err(|_| PlanError::Invalid {
-                message: format!("'{}' is too large to pass by value", spelled()),
-            })?;
+            let size = u32::try_from(l.size).map_err(|_| PlanError::TooLargeByValue { ty: spelled() })?;
             ValueKind::Record { size, align: l.align }
         }
     };
@@ -167,7 +184,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
 /// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.
 pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Result<CallPlan, PlanError> {
     if !sig.variadic && !varargs.is_empty() {
-        return Err(PlanError::Invalid { message: "extra arguments to a function that is not variadic".into() });
+        return Err(PlanError::NotVariadic);
     }
     let ret = abi_value(table, sig.ret, Position::Return)?;
     let mut args = Vec::with_capacity(sig.params.len() + varargs.len());

@@ -77,9 +77,7 @@ fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, Pla
     let skew = at % 8;
     match table.get(id) {
         CType::Record(r) => {
-            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid {
-                message: format!("'{}' is incomplete", table.display(id.into())),
-            })?;
+            let body = r.body.as_ref().ok_or_else(|| PlanError::Incomplete { ty: table.display(id.into()) })?;
             let Some(mut classes) = no_class_words(body.layout.size, skew) else { return Ok(Err(Memory)) };
             let is_union = matches!(r.kind, crate::types::RecordKind::Union);
             for (field, fl) in body.fields.iter().zip(&body.layout.fields) {

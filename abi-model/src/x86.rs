@@ -63,9 +63,7 @@ pub fn gcc_mode(table: &TypeTable, id: TypeId) -> Result<GccMode, PlanError> {
             }
         }
         CType::Record(r) => {
-            let body = r.body.as_ref().ok_or_else(|| PlanError::Invalid {
-                message: format!("'{}' is incomplete", table.display(id.into())),
-            })?;
+            let body = r.body.as_ref().ok_or_else(|| PlanError::Incomplete { ty: table.display(id.into()) })?;
             let mut whole: Option<GccMode> = None;
             for (f, at) in body.fields.iter().zip(&body.layout.fields) {
                 let fsize = match (at.bits, table.get(f.ty.id)) {

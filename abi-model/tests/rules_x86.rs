@@ -6,7 +6,9 @@
 #[path = "rules_support.rs"]
 mod support;
 
-use abi_model::{CallConv, Ext, Gpr, IntKind, PlanError, RecordAttrs, RecordKind, RetLoc, Target, ValueKind};
+use abi_model::{
+    CallConv, Ext, Gpr, IntKind, PlanError, RecordAttrs, RecordKind, RetLoc, Target, TypeError, ValueKind,
+};
 use support::{gpr, loc, parts, stack, Env};
 
 fn linux() -> Env {
@@ -366,9 +368,9 @@ fn incomplete_struct_argument_is_an_error() {
     for mut e in every_target() {
         let s = e.incomplete_struct();
         let r = e.try_plan(e.void(), &[s], CallConv::Cdecl);
-        assert!(matches!(r, Err(PlanError::Invalid { .. })), "{}: {r:?}", e.t.target());
+        assert!(matches!(r, Err(PlanError::Type(TypeError::Incomplete { .. }))), "{}: {r:?}", e.t.target());
         let r = e.try_plan(s, &[], CallConv::Cdecl);
-        assert!(matches!(r, Err(PlanError::Invalid { .. })), "{}: {r:?}", e.t.target());
+        assert!(matches!(r, Err(PlanError::Type(TypeError::Incomplete { .. }))), "{}: {r:?}", e.t.target());
         let p = e.ptr(s);
         assert!(e.try_plan(e.void(), &[p], CallConv::Cdecl).is_ok());
     }
@@ -390,9 +392,9 @@ fn void_parameter_is_invalid_and_array_return_is_invalid() {
     // C11 §6.7.6.3: no parameter of type void (other than the lone `(void)`), and a function
     // cannot return an array.
     for mut e in every_target() {
-        assert!(matches!(e.try_plan(e.void(), &[e.void()], CallConv::Cdecl), Err(PlanError::Invalid { .. })));
+        assert!(matches!(e.try_plan(e.void(), &[e.void()], CallConv::Cdecl), Err(PlanError::VoidParameter)));
         let arr = e.array(e.i32(), 4);
-        assert!(matches!(e.try_plan(arr, &[], CallConv::Cdecl), Err(PlanError::Invalid { .. })));
+        assert!(matches!(e.try_plan(arr, &[], CallConv::Cdecl), Err(PlanError::ReturnsArrayOrFunction { .. })));
     }
 }
 
@@ -411,7 +413,7 @@ fn extra_arguments_to_a_function_that_is_not_variadic_are_an_error() {
     let e = linux();
     let sig = abi_model::Signature::new(e.void(), vec![e.i32().into()], false, CallConv::Cdecl);
     let r = abi_model::plan_call(&e.t, &sig, &[e.i32().into()]);
-    assert!(matches!(r, Err(PlanError::Invalid { .. })), "{r:?}");
+    assert_eq!(r, Err(PlanError::NotVariadic));
 }
 
 #[test]

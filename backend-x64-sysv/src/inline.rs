@@ -18,7 +18,7 @@ fn slot_disp(vm: LuaVm, lua_index: i32, top_relative: bool) -> Result<i32, Backe
     lua_index
         .checked_mul(vm.slot as i32)
         .filter(|_| lua_index > 0 || (top_relative && lua_index < 0))
-        .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))
+        .ok_or_else(|| Invalid::OutOfRange { what: "inline Lua index", value: i64::from(lua_index) }.into())
 }
 
 impl Emitter<'_> {
@@ -31,13 +31,13 @@ impl Emitter<'_> {
     /// `slow:` the step every value the fast path does not take runs, then `done:`.
     fn slow_path_then_done(&mut self, slow: &Step) -> Result<(), BackendError> {
         asm!(self.ops ; slow:);
-        self.lower(std::slice::from_ref(slow))?;
+        self.lower_step(slow)?;
         asm!(self.ops ; done:);
         Ok(())
     }
 
     fn vm(&self) -> Result<LuaVm, BackendError> {
-        self.vm.ok_or_else(|| unsupported("an inline step in a program without a Lua stack layout"))
+        self.vm.ok_or_else(|| Invalid::NoLuaLayout.into())
     }
 
     /// r10 = the address of the called function's stack slot; Lua index `i` is at
@@ -76,7 +76,7 @@ impl Emitter<'_> {
                 mem!(self.ops, m, [mov scratch,], []);
                 Ok(R11)
             }
-            other => Err(unsupported(format!("{other} as the lua_State of an inline step"))),
+            other => Err(Invalid::LuaStateOperand(other).into()),
         }
     }
 
@@ -86,7 +86,7 @@ impl Emitter<'_> {
         match vm.tag_size {
             1 => mem!(self.ops, m, [movzx eax, BYTE], []),
             4 => mem!(self.ops, m, [mov eax, DWORD], []),
-            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+            n => return Err(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) }.into()),
         }
         Ok(())
     }
@@ -97,7 +97,7 @@ impl Emitter<'_> {
         match vm.tag_size {
             1 => asm!(self.ops ; mov BYTE [scratch_ptr + at], tag as i8),
             4 => asm!(self.ops ; mov DWORD [scratch_ptr + at], tag),
-            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+            n => return Err(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) }.into()),
         }
         Ok(())
     }
@@ -106,7 +106,7 @@ impl Emitter<'_> {
         let vm = self.vm()?;
         let shift = vm.slot.trailing_zeros() as i8;
         if !vm.slot.is_power_of_two() {
-            return Err(unsupported(format!("stack slots of {} bytes", vm.slot)));
+            return Err(Invalid::LuaLayout { what: "stack slot bytes", value: i64::from(vm.slot) }.into());
         }
         let (top, want) = (vm.top as i32, (expected + 1) * vm.slot as i32);
         self.load_func_slot(vm);
@@ -119,7 +119,9 @@ impl Emitter<'_> {
             ; dec eax
         );
         let Reg::Gpr(got) = helper_call(Helper::ArgCountError).arg(2)? else {
-            return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
+            return Err(
+                Invalid::HelperPlan { helper: Helper::ArgCountError, needs: "its count in an XMM register" }.into()
+            );
         };
         asm!(self.ops ; mov Rd(got), eax);
         self.call_helper_with(Helper::ArgCountError, &[Operand::L, Operand::Imm(expected)], None)?;
@@ -134,7 +136,7 @@ impl Emitter<'_> {
     pub(crate) fn emit_func_addr_from_upvalue(&mut self, n: u32, to: Slot) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if n == 0 {
-            return Err(unsupported("upvalue 0"));
+            return Err(Invalid::OutOfRange { what: "upvalue", value: 0 }.into());
         }
         let up = (vm.cclosure_upvalues + (n - 1) * vm.slot) as i32;
         self.load_func_slot(vm);
@@ -171,7 +173,7 @@ impl Emitter<'_> {
                 asm!(self.ops ; movzx eax, al);
                 4
             }
-            other => return Err(unsupported(format!("an inline integer conversion to {other}"))),
+            other => return Err(Invalid::Kind { kind: other, role: "that is not converted inline" }.into()),
         };
         self.store_gpr(RAX, to, width)
     }
@@ -202,7 +204,7 @@ impl Emitter<'_> {
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.converts_inline(kind) {
-            return Err(unsupported(format!("{kind} is not converted inline")));
+            return Err(Invalid::Kind { kind, role: "that is not converted inline" }.into());
         }
         let at = slot_disp(vm, lua_index, true)?;
         let dst = self.slot(to)?;
@@ -235,7 +237,7 @@ impl Emitter<'_> {
                     }
                     self.store_int_result(kind, dst)?;
                 }
-                other => return Err(unsupported(format!("{other} inline"))),
+                other => return Err(Invalid::Kind { kind: other, role: "that is not converted inline" }.into()),
             }
             asm!(self.ops
                 ; jmp >done
@@ -265,7 +267,7 @@ impl Emitter<'_> {
                 self.check_int32_range(kind);
                 self.store_int_result(kind, dst)?;
             }
-            other => return Err(unsupported(format!("{other} inline"))),
+            other => return Err(Invalid::Kind { kind: other, role: "that is not converted inline" }.into()),
         }
         self.fast_path_done_else(slow)
     }
@@ -403,7 +405,7 @@ impl Emitter<'_> {
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {
-            return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
+            return Err(Invalid::Kind { kind, role: "that this Lua layout does not push inline" }.into());
         }
         let src = self.slot(from)?;
         let top = vm.top as i32;
@@ -452,10 +454,10 @@ impl Emitter<'_> {
                         self.store_xmm(0, value, 8)?;
                         self.store_tag(vm, vm.float_tag)?;
                     }
-                    None => return Err(unsupported(format!("{kind} pushed inline without integers"))),
+                    None => return Err(Invalid::Kind { kind, role: "pushed inline by a Lua without integers" }.into()),
                 }
             }
-            (other, _) => return Err(unsupported(format!("{other} pushed inline"))),
+            (other, _) => return Err(Invalid::Kind { kind: other, role: "that is not pushed inline" }.into()),
         }
         let slot = vm.slot as i32;
         asm!(self.ops ; add QWORD [Rq(l) + top], slot);
@@ -466,7 +468,7 @@ impl Emitter<'_> {
     }
 
     fn call_slots(&self) -> Result<abi_model::lua::CallSlots, BackendError> {
-        self.env.call_slots.ok_or_else(|| unsupported("inline errno without the embedding's call slots"))
+        self.env.call_slots.ok_or_else(|| Invalid::NoCallSlots.into())
     }
 
     pub(crate) fn emit_errno_restore_inline(&mut self, errno_at: Slot, prev_l_at: Slot) -> Result<(), BackendError> {
@@ -513,7 +515,7 @@ impl Emitter<'_> {
             ; cmp DWORD [scratch], slots.no_pending
             ; je >done
         );
-        self.lower(std::slice::from_ref(slow))?;
+        self.lower_step(slow)?;
         asm!(self.ops ; done:);
         Ok(())
     }
@@ -533,7 +535,7 @@ impl Emitter<'_> {
         let room_bytes = u64::from(room)
             .checked_mul(u64::from(vm.slot))
             .and_then(|b| i32::try_from(b).ok())
-            .ok_or_else(|| unsupported(format!("a callback needing {room} stack slots")))?;
+            .ok_or_else(|| Invalid::OutOfRange { what: "callback stack slots", value: i64::from(room) })?;
         let (calling_l, main_l, record) = (slots.calling_l as i64, slots.main_l as i64, self.env.callback_data as i64);
         let (top, stack_last, ci, ci_top) =
             (vm.top as i32, vm.room.stack_last as i32, vm.room.ci as i32, vm.room.ci_top as i32);
@@ -570,7 +572,7 @@ impl Emitter<'_> {
         match vm.tag_size {
             1 => asm!(self.ops ; mov [scratch_ptr + tag_slot], al),
             4 => asm!(self.ops ; mov [scratch_ptr + tag_slot], eax),
-            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+            n => return Err(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) }.into()),
         }
         asm!(self.ops ; add QWORD [scratch + top], slot);
         mem!(self.ops, to, [mov QWORD], [, scratch]);
@@ -589,7 +591,8 @@ impl Emitter<'_> {
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let slots = self.call_slots()?;
-        let nargs = i32::try_from(nargs).map_err(|_| unsupported("too many callback arguments"))?;
+        let nargs = i32::try_from(nargs)
+            .map_err(|_| Invalid::OutOfRange { what: "callback arguments", value: i64::from(nargs) })?;
         let pending = slots.pending_error as i64;
         asm!(self.ops
             ; mov rax, QWORD pending

@@ -34,8 +34,8 @@ use std::sync::OnceLock;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{lua_state_at_entry, Backend, BackendError, CodeEnv};
-use abi_model::{ArgPass, CallPlan, CallbackFrame, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
+use abi_model::lua::{lua_state_at_entry, Backend, BackendError, CodeEnv, Invalid, ProgramKind};
+use abi_model::{ArgPass, CallPlan, CallbackFrame, Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
 use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
@@ -106,10 +106,6 @@ const RBX: u8 = 3;
 const RDX: u8 = 2;
 const R11: u8 = 11;
 
-fn unsupported(what: impl Into<String>) -> BackendError {
-    BackendError::Unsupported(what.into())
-}
-
 /// Where each kind of slot is, as an rbp-relative displacement.
 #[derive(Clone, Copy, Debug)]
 enum Frame {
@@ -137,11 +133,11 @@ const SAVED_RBP: u32 = CallbackFrame::saved_frame_pointer_at(8).unsigned_abs();
 
 impl Frame {
     fn stub(p: &Program) -> Result<Frame, BackendError> {
-        if !p.out_bytes.is_multiple_of(16) || !p.stage_bytes.is_multiple_of(16) {
-            return Err(unsupported(format!(
-                "stub frame sizes must be multiples of 16 (out {}, stage {})",
-                p.out_bytes, p.stage_bytes
-            )));
+        if !p.out_bytes.is_multiple_of(16) {
+            return Err(Invalid::AreaMisaligned { what: "outgoing area", bytes: p.out_bytes, align: 16 }.into());
+        }
+        if !p.stage_bytes.is_multiple_of(16) {
+            return Err(Invalid::AreaMisaligned { what: "staging area", bytes: p.stage_bytes, align: 16 }.into());
         }
         let f = Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes };
         f.check_size(STUB_SAVED + p.out_bytes + p.stage_bytes)?;
@@ -150,7 +146,7 @@ impl Frame {
 
     fn thunk(p: &Program) -> Result<Frame, BackendError> {
         if p.out_bytes != 0 {
-            return Err(unsupported("a thunk makes no outgoing call area"));
+            return Err(Invalid::AreaSize { what: "outgoing area of a thunk", bytes: p.out_bytes }.into());
         }
         // rbp = entry sp - 8 is 16-aligned (the caller aligned sp before its call); the
         // model's header and save area already count the 8 bytes of the saved rbp.
@@ -161,7 +157,9 @@ impl Frame {
     }
 
     fn check_size(self, bytes: u32) -> Result<(), BackendError> {
-        i32::try_from(bytes).map(|_| ()).map_err(|_| unsupported(format!("a frame of {bytes} bytes")))
+        i32::try_from(bytes)
+            .map(|_| ())
+            .map_err(|_| Invalid::FrameTooLarge { what: "frame", bytes: bytes.into(), limit: i32::MAX as u64 }.into())
     }
 
     /// Bytes `sub rsp` reserves after the prologue's pushes.
@@ -174,7 +172,7 @@ impl Frame {
 
     /// `[rbp + disp]` of a slot.
     fn disp(self, slot: Slot) -> Result<i32, BackendError> {
-        let bad = || unsupported(format!("{slot} is outside this frame"));
+        let bad = || BackendError::from(Invalid::SlotOutsideFrame(slot));
         match (self, slot) {
             (Frame::Stub { out_bytes, stage_bytes }, Slot::Out(off)) if off < out_bytes => {
                 Ok(off as i32 - (STUB_SAVED + stage_bytes + out_bytes) as i32)
@@ -229,7 +227,7 @@ fn reg_of(loc: Loc) -> Result<Reg, BackendError> {
     match loc {
         Loc::Gpr(g) if g.0 < 16 => Ok(Reg::Gpr(g.0)),
         Loc::Xmm(x) if x.0 < 16 => Ok(Reg::Xmm(x.0)),
-        other => Err(unsupported(format!("{other} is not a register"))),
+        other => Err(Invalid::Location { loc: other, role: "a register operand" }.into()),
     }
 }
 
@@ -247,7 +245,7 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
     let size = ret.value.size(8);
     let pair = |first: Reg, second: Reg| {
         if size <= 8 || size > 16 {
-            return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
+            return Err(Invalid::ReturnLocation { loc: ret.loc, value: ret.value }.into());
         }
         Ok([Some((first, 0, 8)), Some((second, 8, size - 8))])
     };
@@ -255,7 +253,7 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
     // (NO_CLASS, psABI 3.2.3) comes back with its first eightbyte only.
     let single = |r: Reg| {
         if size == 0 || size > 16 {
-            return Err(unsupported(format!("a {} return in {:?}", ret.value, ret.loc)));
+            return Err(Invalid::ReturnLocation { loc: ret.loc, value: ret.value }.into());
         }
         Ok([Some((r, 0, size.min(8))), None])
     };
@@ -268,7 +266,7 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
         RetLoc::RaxXmm0 => pair(RAX_R, XMM0),
         RetLoc::Xmm0Rax => pair(XMM0, RAX_R),
         RetLoc::EdxEax | RetLoc::St0 | RetLoc::Sret { .. } => {
-            Err(unsupported(format!("{:?} has no register parts on x86-64 SysV", ret.loc)))
+            Err(Invalid::ReturnLocation { loc: ret.loc, value: ret.value }.into())
         }
     }
 }
@@ -494,52 +492,57 @@ impl<'a> Emitter<'a> {
     }
 
     fn finish(self) -> Result<Vec<u8>, BackendError> {
-        self.ops.finalize().map_err(|e| BackendError::Assembler(e.to_string()))
+        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
     }
 
     fn lower(&mut self, steps: &[Step]) -> Result<(), BackendError> {
-        for step in steps {
-            match step {
-                Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
-                Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
-                Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
-                Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
-                Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
-                Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
-                Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
-                Step::SetAl(n) => self.emit_set_al(*n),
-                Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
-                Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
-                Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
-                Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
-                Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected)?,
-                Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to)?,
-                Step::ToCInline { l, lua_index, kind, to, slow } => {
-                    self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow)?
-                }
-                Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow)?,
-                Step::PtrInline { lua_index, to, strings, slow } => {
-                    self.emit_ptr_inline(*lua_index, *to, *strings, slow)?
-                }
-                Step::RecordInline { lua_index, arg, to, size, header, slow } => {
-                    self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?
-                }
-                Step::ErrnoRestoreInline { errno_at, prev_l_at } => {
-                    self.emit_errno_restore_inline(*errno_at, *prev_l_at)?
-                }
-                Step::AfterCallInline { errno_at, prev_l_at, slow } => {
-                    self.emit_after_call_inline(*errno_at, *prev_l_at, slow)?
-                }
-                Step::CallbackEnterInline { to, room, func, slow } => {
-                    self.emit_callback_enter_inline(*to, *room, *func, slow)?
-                }
-                Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
-                    self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)?
-                }
-                Step::PopInline { l } => self.emit_pop_inline(*l)?,
-                Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
-                Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
+        for (index, step) in steps.iter().enumerate() {
+            self.lower_step(step).map_err(|e| e.at_step(index, step))?;
+        }
+        Ok(())
+    }
+
+    fn lower_step(&mut self, step: &Step) -> Result<(), BackendError> {
+        match step {
+            Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
+            Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
+            Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
+            Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
+            Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
+            Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
+            Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
+            Step::SetAl(n) => self.emit_set_al(*n),
+            Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
+            Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
+            Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
+            Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
+            Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected)?,
+            Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to)?,
+            Step::ToCInline { l, lua_index, kind, to, slow } => {
+                self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow)?
             }
+            Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow)?,
+            Step::PtrInline { lua_index, to, strings, slow } => {
+                self.emit_ptr_inline(*lua_index, *to, *strings, slow)?
+            }
+            Step::RecordInline { lua_index, arg, to, size, header, slow } => {
+                self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?
+            }
+            Step::ErrnoRestoreInline { errno_at, prev_l_at } => {
+                self.emit_errno_restore_inline(*errno_at, *prev_l_at)?
+            }
+            Step::AfterCallInline { errno_at, prev_l_at, slow } => {
+                self.emit_after_call_inline(*errno_at, *prev_l_at, slow)?
+            }
+            Step::CallbackEnterInline { to, room, func, slow } => {
+                self.emit_callback_enter_inline(*to, *room, *func, slow)?
+            }
+            Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
+                self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)?
+            }
+            Step::PopInline { l } => self.emit_pop_inline(*l)?,
+            Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
+            Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
         }
         Ok(())
     }
@@ -608,7 +611,9 @@ impl<'a> Emitter<'a> {
     fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
         self.emit_call_helper(Helper::ArgCount, &[Operand::L], None)?;
         let Reg::Gpr(got) = helper_call(Helper::ArgCountError).arg(2)? else {
-            return Err(unsupported("luaffi_argcount_error's count is not in a GPR"));
+            return Err(
+                Invalid::HelperPlan { helper: Helper::ArgCountError, needs: "its count in an XMM register" }.into()
+            );
         };
         asm!(self.ops
             ; cmp eax, expected
@@ -628,11 +633,7 @@ impl<'a> Emitter<'a> {
     fn emit_call_helper(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
         let params = helper.kinds().1.len();
         if args.len() != params {
-            return Err(unsupported(format!(
-                "{} takes {params} arguments, the program gives {}",
-                helper.name(),
-                args.len()
-            )));
+            return Err(Invalid::HelperArity { helper, params, given: args.len() }.into());
         }
         self.call_helper_with(helper, args, ret_to)
     }
@@ -642,7 +643,7 @@ impl<'a> Emitter<'a> {
     fn call_helper_with(&mut self, helper: Helper, args: &[Operand], ret_to: Option<Slot>) -> Result<(), BackendError> {
         let call = helper_call(helper);
         if !call.in_registers {
-            return Err(unsupported(format!("{} needs stack arguments or al", helper.name())));
+            return Err(Invalid::HelperPlan { helper, needs: "stack arguments or al" }.into());
         }
         let (_, kinds) = helper.kinds();
         for (i, op) in args.iter().enumerate() {
@@ -651,7 +652,7 @@ impl<'a> Emitter<'a> {
         }
         let addr = self.env.helper(helper);
         if addr == 0 {
-            return Err(unsupported(format!("no address for {}", helper.name())));
+            return Err(Invalid::NoHelperAddress(helper).into());
         }
         asm!(self.ops
             ; mov rax, QWORD addr as i64
@@ -659,7 +660,7 @@ impl<'a> Emitter<'a> {
         );
         if let Some(slot) = ret_to {
             if call.ret.value == ValueKind::Void {
-                return Err(unsupported(format!("{} returns nothing to store at {slot}", helper.name())));
+                return Err(Invalid::ReturnLocation { loc: call.ret.loc, value: call.ret.value }.into());
             }
             let to = self.slot(slot)?;
             self.store_return_parts(call.ret, to)?;
@@ -691,7 +692,7 @@ impl<'a> Emitter<'a> {
 
     fn emit_load_ptr(&mut self, to: Loc, from: Slot) -> Result<(), BackendError> {
         let Reg::Gpr(r) = reg_of(to)? else {
-            return Err(unsupported(format!("a pointer into {to}")));
+            return Err(Invalid::Location { loc: to, role: "a pointer load" }.into());
         };
         let from = self.slot(from)?;
         mem!(self.ops, from, [mov Rq(r),], []);
@@ -700,7 +701,7 @@ impl<'a> Emitter<'a> {
 
     fn emit_load_addr(&mut self, to: Loc, of: Slot) -> Result<(), BackendError> {
         let Reg::Gpr(r) = reg_of(to)? else {
-            return Err(unsupported(format!("an address into {to}")));
+            return Err(Invalid::Location { loc: to, role: "an address load" }.into());
         };
         let of = self.slot(of)?;
         mem!(self.ops, of, [lea Rq(r),], []);
@@ -716,12 +717,13 @@ impl<'a> Emitter<'a> {
 
     fn emit_call_target(&mut self, via: Slot, callee_pops: u32) -> Result<(), BackendError> {
         if !self.is_stub() {
-            return Err(unsupported("a thunk calls no target"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
         }
         let via = self.slot(via)?;
         mem!(self.ops, via, [call QWORD], []);
         if callee_pops > 0 {
-            let pops = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops too many bytes"))?;
+            let pops = i32::try_from(callee_pops)
+                .map_err(|_| Invalid::OutOfRange { what: "bytes the callee pops", value: i64::from(callee_pops) })?;
             self.sub_rsp(pops);
         }
         Ok(())
@@ -731,7 +733,8 @@ impl<'a> Emitter<'a> {
         if let RetLoc::Sret { .. } = ret.loc {
             // The callee filled the buffer it was given and returned its address in rax;
             // copy it to `to` (a no-op copy when `to` is that buffer).
-            let size = i32::try_from(ret.value.size(8)).map_err(|_| unsupported("return value too large"))?;
+            let size = i32::try_from(ret.value.size(8))
+                .map_err(|_| Invalid::OutOfRange { what: "return value bytes", value: i64::from(ret.value.size(8)) })?;
             match to {
                 Dest::At(slot) => {
                     let m = self.slot(slot)?;
@@ -763,9 +766,8 @@ impl<'a> Emitter<'a> {
 
     fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
         if let RetLoc::Sret { .. } = ret.loc {
-            return Err(unsupported(
-                "a memory return is converted into the caller's buffer, not loaded into registers",
-            ));
+            // A memory return is converted into the caller's buffer, not loaded into registers.
+            return Err(Invalid::ReturnLocation { loc: ret.loc, value: ret.value }.into());
         }
         let from = self.dest(from)?;
         for (reg, offset, size) in return_parts(ret)?.into_iter().flatten() {
@@ -780,7 +782,7 @@ impl<'a> Emitter<'a> {
 
     fn emit_return_to_lua(&mut self, results: u32) -> Result<(), BackendError> {
         if !self.is_stub() {
-            return Err(unsupported("a thunk returns to C"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
         }
         let results = results as i32;
         asm!(self.ops
@@ -794,7 +796,7 @@ impl<'a> Emitter<'a> {
 
     fn emit_return_to_c(&mut self, pops: u32, ret_ptr: Option<Slot>) -> Result<(), BackendError> {
         if self.is_stub() {
-            return Err(unsupported("a stub returns to Lua"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Stub).into());
         }
         if let Some(slot) = ret_ptr {
             // psABI §3.2.3: a MEMORY return hands the buffer's address back in rax.
@@ -805,7 +807,8 @@ impl<'a> Emitter<'a> {
         if pops == 0 {
             asm!(self.ops ; ret);
         } else {
-            let pops = i16::try_from(pops).map_err(|_| unsupported("ret pops more than 32767 bytes"))?;
+            let pops = i16::try_from(pops)
+                .map_err(|_| Invalid::OutOfRange { what: "bytes popped by ret imm16", value: i64::from(pops) })?;
             asm!(self.ops ; ret pops);
         }
         Ok(())
@@ -842,9 +845,8 @@ impl<'a> Emitter<'a> {
         match (op, to) {
             (Operand::L, Reg::Gpr(r)) => {
                 if !self.is_stub() {
-                    return Err(unsupported(
-                        "a thunk has no L of its own: it reads the one luaffi_callback_enter returned",
-                    ));
+                    // A thunk has no L of its own: it reads the one luaffi_callback_enter returned.
+                    return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
                 }
                 asm!(self.ops ; mov Rq(r), lua_state);
             }
@@ -872,7 +874,7 @@ impl<'a> Emitter<'a> {
                 // value wider than the parameter gives its low bytes.
                 let size = match kind {
                     ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => kind.size(8).min(param.size(8)),
-                    other => return Err(unsupported(format!("a {other} value into an integer register"))),
+                    _ => return Err(Invalid::Operand { operand: op, param }.into()),
                 };
                 self.load_gpr(r, m, size, Ext::widening(kind))?;
             }
@@ -882,7 +884,7 @@ impl<'a> Emitter<'a> {
                 let m = self.slot(at)?;
                 self.load_xmm(x, m, kind.size(8))?;
             }
-            (op, _) => return Err(unsupported(format!("operand {op} for a {param} parameter"))),
+            (operand, _) => return Err(Invalid::Operand { operand, param }.into()),
         }
         Ok(())
     }
@@ -900,7 +902,7 @@ impl<'a> Emitter<'a> {
             8 => mem!(self.ops, m, [mov Rq(r), QWORD], []),
             3 | 5..=7 => {
                 if r == R11 {
-                    return Err(unsupported("an odd-sized load into the scratch register"));
+                    return Err(Invalid::Width { bytes: size, loc: Loc::Gpr(Gpr(r)) }.into());
                 }
                 // The largest power of two first, then the rest shifted into place.
                 let low = if size > 4 { 4 } else { 2 };
@@ -917,7 +919,7 @@ impl<'a> Emitter<'a> {
                     done += chunk;
                 }
             }
-            other => return Err(unsupported(format!("a {other}-byte load into a GPR"))),
+            other => return Err(Invalid::Width { bytes: other, loc: Loc::Gpr(Gpr(r)) }.into()),
         }
         Ok(())
     }
@@ -948,7 +950,7 @@ impl<'a> Emitter<'a> {
                     }
                 }
             }
-            other => return Err(unsupported(format!("a {other}-byte store from a GPR"))),
+            other => return Err(Invalid::Width { bytes: other, loc: Loc::Gpr(Gpr(r)) }.into()),
         }
         Ok(())
     }
@@ -959,10 +961,10 @@ impl<'a> Emitter<'a> {
             8 => mem!(self.ops, m, [movsd Rx(x), QWORD], []),
             1..=7 => {
                 self.load_gpr(R11, m, size, Ext::Zero)
-                    .map_err(|_| unsupported(format!("a {size}-byte load into xmm{x}")))?;
+                    .map_err(|_| Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(x)) })?;
                 asm!(self.ops ; movq Rx(x), scratch);
             }
-            other => return Err(unsupported(format!("a {other}-byte load into xmm{x}"))),
+            other => return Err(Invalid::Width { bytes: other, loc: Loc::Xmm(Xmm(x)) }.into()),
         }
         Ok(())
     }
@@ -975,7 +977,7 @@ impl<'a> Emitter<'a> {
                 asm!(self.ops ; movq scratch, Rx(x));
                 self.store_gpr(R11, m, size)?;
             }
-            other => return Err(unsupported(format!("a {other}-byte store from xmm{x}"))),
+            other => return Err(Invalid::Width { bytes: other, loc: Loc::Xmm(Xmm(x)) }.into()),
         }
         Ok(())
     }
@@ -1007,7 +1009,7 @@ impl HelperCall {
     }
 
     fn arg(&self, i: usize) -> Result<Reg, BackendError> {
-        self.args.get(i).copied().flatten().ok_or_else(|| unsupported(format!("argument {i} is not in one register")))
+        self.args.get(i).copied().flatten().ok_or_else(|| Invalid::ArgNotInOneRegister { index: i }.into())
     }
 }
 
@@ -1025,7 +1027,7 @@ fn stub_l_in() -> Result<u8, BackendError> {
     static L_IN: OnceLock<Loc> = OnceLock::new();
     match reg_of(*L_IN.get_or_init(|| lua_state_at_entry(Target::X64_SYSV)))? {
         Reg::Gpr(r) => Ok(r),
-        Reg::Xmm(_) => Err(unsupported("lua_State * does not arrive in a GPR")),
+        Reg::Xmm(x) => Err(Invalid::Location { loc: Loc::Xmm(Xmm(x)), role: "the lua_State *" }.into()),
     }
 }
 
@@ -1033,7 +1035,7 @@ fn stub_l_in() -> Result<u8, BackendError> {
 fn single_loc(plan: &CallPlan, i: usize) -> Result<Reg, BackendError> {
     match plan.args.get(i).map(|a| &a.pass) {
         Some(ArgPass::Direct(parts)) if parts.len() == 1 => reg_of(parts[0].loc),
-        _ => Err(unsupported(format!("argument {i} is not in one register"))),
+        _ => Err(Invalid::ArgNotInOneRegister { index: i }.into()),
     }
 }
 

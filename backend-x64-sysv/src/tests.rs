@@ -170,65 +170,65 @@ fn frames_larger_than_a_page_are_probed_page_by_page() {
     assert!(!small.contains("r11") && small.contains("sub rsp, 0x48"), "{small}");
 }
 
-fn is_unsupported<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
-    matches!(r, Err(BackendError::Unsupported(_)))
+fn is_invalid<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
+    matches!(r, Err(BackendError::Invalid { .. }))
 }
 
 #[test]
-fn unsupported_programs_are_errors_not_panics() {
+fn invalid_programs_are_errors_not_panics() {
     let st0 = RetPlan::new(ValueKind::F64, RetLoc::St0);
-    assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }])));
+    assert!(is_invalid(stub_text(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }])));
     let edx_eax = RetPlan::new(ValueKind::Int { size: 8, signed: true }, RetLoc::EdxEax);
-    assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: edx_eax, from: Dest::At(Slot::Stage(0)) }])));
+    assert!(is_invalid(thunk_text(vec![Step::LoadReturn { ret: edx_eax, from: Dest::At(Slot::Stage(0)) }])));
     let sret = RetPlan::new(REC24, RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) });
-    assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: sret, from: Dest::At(Slot::Stage(0)) }])));
+    assert!(is_invalid(thunk_text(vec![Step::LoadReturn { ret: sret, from: Dest::At(Slot::Stage(0)) }])));
     // Slots outside the frame.
-    assert!(is_unsupported(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Entry(8) }])));
-    assert!(is_unsupported(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Stage(32) }])));
-    assert!(is_unsupported(thunk_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Out(0) }])));
-    assert!(is_unsupported(thunk_text(vec![Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-8) }])));
+    assert!(is_invalid(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Entry(8) }])));
+    assert!(is_invalid(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Stage(32) }])));
+    assert!(is_invalid(thunk_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Out(0) }])));
+    assert!(is_invalid(thunk_text(vec![Step::Spill { from: Loc::Gpr(Gpr::DI), size: 8, to: Slot::Entry(-8) }])));
     // Registers that are not registers, and values in the wrong register file.
-    assert!(is_unsupported(stub_text(vec![Step::LoadArg {
+    assert!(is_invalid(stub_text(vec![Step::LoadArg {
         to: Loc::Stack { offset: 0 },
         from: Slot::Stage(0),
         size: 4,
         ext: Ext::None
     }])));
-    assert!(is_unsupported(stub_text(vec![Step::LoadAddr { to: Loc::Xmm(Xmm(0)), of: Slot::Stage(0) }])));
+    assert!(is_invalid(stub_text(vec![Step::LoadAddr { to: Loc::Xmm(Xmm(0)), of: Slot::Stage(0) }])));
     let f64_into_gpr = Operand::Value { at: Slot::Stage(0), kind: ValueKind::F64 };
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+    assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::PushI32,
         args: vec![Operand::L, f64_into_gpr],
         ret_to: None
     }])));
     // Wrong arity, a void result stored, L inside a thunk, steps on the wrong side.
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+    assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::ToI32,
         args: vec![Operand::L],
         ret_to: None
     }])));
-    assert!(is_unsupported(stub_text(vec![Step::CallHelper {
+    assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::PushI32,
         args: vec![Operand::L, Operand::Imm(1)],
         ret_to: Some(Slot::Stage(0))
     }])));
-    assert!(is_unsupported(thunk_text(vec![Step::CallHelper {
+    assert!(is_invalid(thunk_text(vec![Step::CallHelper {
         helper: Helper::AfterCall,
         args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
         ret_to: None
     }])));
-    assert!(is_unsupported(thunk_text(vec![Step::ReturnToLua { results: 0 }])));
-    assert!(is_unsupported(stub_text(vec![Step::ReturnToC { pops: 0, ret_ptr: None }])));
-    assert!(is_unsupported(thunk_text(vec![Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 }])));
+    assert!(is_invalid(thunk_text(vec![Step::ReturnToLua { results: 0 }])));
+    assert!(is_invalid(stub_text(vec![Step::ReturnToC { pops: 0, ret_ptr: None }])));
+    assert!(is_invalid(thunk_text(vec![Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 }])));
     // A two-register return of a value that fits one register.
     let bad_pair = RetPlan::new(I32, RetLoc::RaxRdx);
-    assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
+    assert!(is_invalid(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
     // Frames that break the 16-byte rule, and a helper with no address.
     let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0, vm: None };
-    assert!(is_unsupported(X64SysvBackend.stub(&odd, 0, &env())));
+    assert!(is_invalid(X64SysvBackend.stub(&odd, 0, &env())));
     let no_helpers = CodeEnv { helpers: vec![], ..env() };
     let prog = stub_of(vec![Step::CheckArgCount { expected: 0 }]);
-    assert!(is_unsupported(X64SysvBackend.stub(&prog, 0, &no_helpers)));
+    assert!(is_invalid(X64SysvBackend.stub(&prog, 0, &no_helpers)));
 }
 
 #[test]
@@ -284,4 +284,27 @@ fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
     for r in [Gpr::R10, Gpr::R11] {
         assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_sysv::SYSV_INT_ARGS.contains(&r), "{r:?}");
     }
+}
+
+#[test]
+fn a_fault_in_an_inline_steps_slow_path_names_the_inline_step_and_its_position() {
+    use abi_model::lua::curated::{curated_plans, listing_env, listing_inline};
+    use abi_model::lua::steps::{stub_program_inline, StepKind};
+    use abi_model::lua::vm::LuaVm;
+    let add = curated_plans(Target::X64_SYSV).into_iter().next().expect("the first curated signature");
+    let mut p = stub_program_inline(&add.plan, 1, Some(&listing_inline(LuaVm::LUA54)));
+    let at = p.steps.iter().position(|s| s.kind() == StepKind::ToCInline).expect("an inline conversion");
+    let Step::ToCInline { slow, .. } = &mut p.steps[at] else { unreachable!() };
+    let Step::CallHelper { helper, args, .. } = slow.as_mut() else { panic!("a helper call: {slow}") };
+    let helper = *helper;
+    args.pop();
+    let given = args.len();
+    let e = X64SysvBackend.stub(&p, 0, &listing_env(Target::X64_SYSV, add.plan.args.len())).unwrap_err();
+    assert_eq!(
+        e,
+        BackendError::Invalid {
+            step: Some((at, StepKind::ToCInline)),
+            why: Invalid::HelperArity { helper, params: given + 1, given }
+        }
+    );
 }

@@ -14,8 +14,8 @@ use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv};
-use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind};
+use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv, Invalid};
+use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind, Xmm};
 use abi_model::Target;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -60,10 +60,6 @@ const RAX: u8 = 0;
 const R10: u8 = 10;
 const R11: u8 = 11;
 
-fn unsupported(msg: impl Into<String>) -> BackendError {
-    BackendError::Unsupported(msg.into())
-}
-
 fn is_float(kind: ValueKind) -> bool {
     matches!(kind, ValueKind::F32 | ValueKind::F64)
 }
@@ -106,15 +102,14 @@ pub(crate) struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     fn new(base: u64, env: &'a CodeEnv, frame: Frame) -> Result<Emitter<'a>, BackendError> {
-        let base = usize::try_from(base)
-            .map_err(|_| unsupported(format!("base address {base:#x} does not fit this host's usize")))?;
+        let base = usize::try_from(base).map_err(|_| Invalid::AddressTooWide { what: "code base", value: base })?;
         Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new(), vm: None })
     }
 
     /// `[rsp + disp]` of a slot, counting what a helper call has reserved below the body.
     fn disp(&self, slot: Slot) -> Result<i32, BackendError> {
         let d = self.frame.disp(slot)? + i64::from(self.below);
-        i32::try_from(d).map_err(|_| BackendError::Assembler(format!("displacement {d} of {slot} is out of range")))
+        i32::try_from(d).map_err(|_| Invalid::OutOfRange { what: "displacement", value: d }.into())
     }
 
     // ----- small instruction groups -----
@@ -128,7 +123,7 @@ impl<'a> Emitter<'a> {
             (2, _) => asm_disp!(self.ops, disp; movzx Rd(reg), WORD [Rq(base) + disp]),
             (4, _) => asm_disp!(self.ops, disp; mov Rd(reg), DWORD [Rq(base) + disp]),
             (8, _) => asm_disp!(self.ops, disp; mov Rq(reg), QWORD [Rq(base) + disp]),
-            _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register load"))),
+            _ => return Err(Invalid::Width { bytes: size, loc: Loc::Gpr(Gpr(reg)) }.into()),
         }
         Ok(())
     }
@@ -140,7 +135,7 @@ impl<'a> Emitter<'a> {
             2 => asm_disp!(self.ops, disp; mov WORD [Rq(base) + disp], Rw(reg)),
             4 => asm_disp!(self.ops, disp; mov DWORD [Rq(base) + disp], Rd(reg)),
             8 => asm_disp!(self.ops, disp; mov QWORD [Rq(base) + disp], Rq(reg)),
-            _ => return Err(unsupported(format!("a {size}-byte value does not fit a general-purpose register store"))),
+            _ => return Err(Invalid::Width { bytes: size, loc: Loc::Gpr(Gpr(reg)) }.into()),
         }
         Ok(())
     }
@@ -149,7 +144,7 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss Rx(xmm), DWORD [Rq(base) + disp]),
             8 => asm_disp!(self.ops, disp; movsd Rx(xmm), QWORD [Rq(base) + disp]),
-            _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar load"))),
+            _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())
     }
@@ -158,7 +153,7 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss DWORD [Rq(base) + disp], Rx(xmm)),
             8 => asm_disp!(self.ops, disp; movsd QWORD [Rq(base) + disp], Rx(xmm)),
-            _ => return Err(unsupported(format!("a {size}-byte value does not fit an SSE scalar store"))),
+            _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())
     }
@@ -202,9 +197,8 @@ impl<'a> Emitter<'a> {
             Src::Op(Operand::L) => match self.frame.kind {
                 FrameKind::Stub => asm!(self.ops; mov Rq(reg), lua_state),
                 FrameKind::Thunk => {
-                    return Err(unsupported(
-                        "operand L in a thunk: the thunk keeps L in a staging slot (use *stage[..])",
-                    ))
+                    // The thunk keeps L in a staging slot (`*stage[..]`).
+                    return Err(Invalid::WrongProgramKind(FrameKind::Thunk).into());
                 }
             },
             Src::Op(Operand::Imm(i)) if width == 8 => asm!(self.ops; mov Rq(reg), DWORD i),
@@ -219,9 +213,7 @@ impl<'a> Emitter<'a> {
                         ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Void
                     )
                 {
-                    return Err(unsupported(format!(
-                        "a {kind} value cannot be passed in a {width}-byte helper parameter"
-                    )));
+                    return Err(Invalid::Kind { kind, role: "for a parameter of another class" }.into());
                 }
                 let d = self.disp(at)?;
                 // Booleans and small integers widened to 32 bits by their type (the helpers'
@@ -248,27 +240,22 @@ impl<'a> Emitter<'a> {
     fn call_helper(&mut self, helper: Helper, srcs: &[Src], ret_to: Option<Slot>) -> Result<(), BackendError> {
         let plan = helper.plan(Target::X64_WIN);
         if plan.args.len() != srcs.len() {
-            return Err(unsupported(format!(
-                "{} takes {} arguments, the program gives {}",
-                helper.name(),
-                plan.args.len(),
-                srcs.len()
-            )));
+            return Err(Invalid::HelperArity { helper, params: plan.args.len(), given: srcs.len() }.into());
         }
         if plan.stack_align == 0 || !STACK_ALIGN.is_multiple_of(plan.stack_align) {
-            return Err(unsupported(format!("{} needs a {}-byte aligned stack", helper.name(), plan.stack_align)));
+            return Err(Invalid::HelperPlan { helper, needs: "a stack aligned beyond 16 bytes" }.into());
         }
         let reserve = plan.frame_bytes();
         if self.below != 0 {
-            return Err(unsupported("nested helper calls"));
+            return Err(Invalid::HelperPlan { helper, needs: "a call nested in another helper call" }.into());
         }
         let mut placed = Vec::with_capacity(srcs.len());
         for (arg, src) in plan.args.iter().zip(srcs) {
             let abi_model::ArgPass::Direct(parts) = &arg.pass else {
-                return Err(unsupported(format!("{} has a by-reference parameter", helper.name())));
+                return Err(Invalid::HelperPlan { helper, needs: "an argument by reference" }.into());
             };
             let [part] = parts.as_slice() else {
-                return Err(unsupported(format!("{} has a parameter in {} places", helper.name(), parts.len())));
+                return Err(Invalid::HelperPlan { helper, needs: "a split argument" }.into());
             };
             placed.push((part.loc, arg.value, *src));
         }
@@ -287,7 +274,8 @@ impl<'a> Emitter<'a> {
                     }
                     _ => self.load_src_gpr(R11, src, width)?,
                 }
-                let offset = i32::try_from(offset).map_err(|_| unsupported("helper stack offset out of range"))?;
+                let offset = i32::try_from(offset)
+                    .map_err(|_| Invalid::OutOfRange { what: "helper stack offset", value: i64::from(offset) })?;
                 asm_disp!(self.ops, offset; mov QWORD [rsp + offset], scratch);
             }
         }
@@ -295,10 +283,8 @@ impl<'a> Emitter<'a> {
             match loc {
                 Loc::Stack { .. } => {}
                 Loc::Gpr(g) if g == Gpr::AX => {
-                    return Err(unsupported(format!(
-                        "{} takes an argument in rax, which holds the helper's address",
-                        helper.name()
-                    )))
+                    // rax holds the helper's address.
+                    return Err(Invalid::HelperPlan { helper, needs: "an argument in rax" }.into());
                 }
                 Loc::Gpr(g) => self.load_src_gpr(g.0, src, kind.size(8))?,
                 Loc::Xmm(x) => match src {
@@ -306,13 +292,7 @@ impl<'a> Emitter<'a> {
                         let d = self.disp(at)?;
                         self.load_xmm(x.0, Gpr::SP.0, d, vk.size(8))?;
                     }
-                    other => {
-                        return Err(unsupported(format!(
-                            "{other:?} cannot be passed in xmm{} to {}",
-                            x.0,
-                            helper.name()
-                        )))
-                    }
+                    _ => return Err(Invalid::Location { loc, role: "a helper's non-float argument" }.into()),
                 },
             }
         }
@@ -329,12 +309,7 @@ impl<'a> Emitter<'a> {
             match loc {
                 RetLoc::Gpr => self.store_gpr(RAX, Gpr::SP.0, d, value.size(8))?,
                 RetLoc::Xmm0 => self.store_xmm(0, Gpr::SP.0, d, value.size(8))?,
-                other => {
-                    return Err(unsupported(format!(
-                        "{} returns in {other:?}, which has no value to store",
-                        helper.name()
-                    )))
-                }
+                other => return Err(Invalid::ReturnLocation { loc: other, value }.into()),
             }
         }
         Ok(())
@@ -379,7 +354,7 @@ impl<'a> Emitter<'a> {
             // lua_CFunction: L arrives where the model says (rcx).
             match lua_state_at_entry(Target::X64_WIN) {
                 Loc::Gpr(l_in) => asm!(self.ops; mov lua_state, Rq(l_in.0)),
-                other => return Err(unsupported(format!("lua_State * arriving at {other}"))),
+                other => return Err(Invalid::Location { loc: other, role: "the lua_State *" }.into()),
             }
         }
         Ok(())
@@ -467,7 +442,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "check-args")?;
+        self.require(FrameKind::Stub)?;
         self.call_helper(Helper::ArgCount, &[Src::Op(Operand::L)], None)?;
         let label = self.ops.new_dynamic_label();
         match i8::try_from(expected) {
@@ -503,22 +478,22 @@ impl<'a> Emitter<'a> {
         match to {
             Loc::Gpr(g) => self.load_gpr(g.0, Gpr::SP.0, d, size, ext),
             Loc::Xmm(x) if ext == Ext::None => self.load_xmm(x.0, Gpr::SP.0, d, size),
-            Loc::Xmm(x) => Err(unsupported(format!("widening {ext:?} into xmm{}", x.0))),
-            Loc::Stack { .. } => {
-                Err(unsupported("load-arg into a stack location (arguments on the stack are converted in place)"))
+            // Arguments on the stack are converted in place, never loaded.
+            Loc::Xmm(_) | Loc::Stack { .. } => {
+                Err(Invalid::Location { loc: to, role: "a widened argument load" }.into())
             }
         }
     }
 
     fn emit_load_ptr(&mut self, to: Loc, from: Slot) -> Result<(), BackendError> {
-        let Loc::Gpr(g) = to else { return Err(unsupported(format!("a pointer loaded into {to}"))) };
+        let Loc::Gpr(g) = to else { return Err(Invalid::Location { loc: to, role: "a pointer load" }.into()) };
         let d = self.disp(from)?;
         asm_disp!(self.ops, d; mov Rq(g.0), QWORD [rsp + d]);
         Ok(())
     }
 
     fn emit_load_addr(&mut self, to: Loc, of: Slot) -> Result<(), BackendError> {
-        let Loc::Gpr(g) = to else { return Err(unsupported(format!("an address loaded into {to}"))) };
+        let Loc::Gpr(g) = to else { return Err(Invalid::Location { loc: to, role: "an address load" }.into()) };
         let d = self.disp(of)?;
         asm_disp!(self.ops, d; lea Rq(g.0), [rsp + d]);
         Ok(())
@@ -532,14 +507,15 @@ impl<'a> Emitter<'a> {
     }
 
     fn emit_call_target(&mut self, via: Slot, callee_pops: u32) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "call")?;
+        self.require(FrameKind::Stub)?;
         let d = self.disp(via)?;
         // Called through its staged address, so no register is needed: every argument
         // register is already loaded.
         asm_disp!(self.ops, d; call QWORD [rsp + d]);
         if callee_pops > 0 {
             // Put back what the callee removed so sp is the body stack pointer again.
-            let n = i32::try_from(callee_pops).map_err(|_| unsupported("callee pops out of range"))?;
+            let n = i32::try_from(callee_pops)
+                .map_err(|_| Invalid::OutOfRange { what: "bytes the callee pops", value: i64::from(callee_pops) })?;
             self.sub_rsp(n);
         }
         Ok(())
@@ -559,28 +535,29 @@ impl<'a> Emitter<'a> {
             }
             // The callee filled the buffer itself; rax holds its address, nothing to store.
             RetLoc::Sret { .. } => Ok(()),
-            other => Err(not_win64_return(other)),
+            other => Err(Invalid::ReturnLocation { loc: other, value: ret.value }.into()),
         }
     }
 
     fn emit_spill(&mut self, from: Loc, size: u32, to: Slot) -> Result<(), BackendError> {
-        self.require(FrameKind::Thunk, "spill")?;
+        self.require(FrameKind::Thunk)?;
         // The header's top 8 bytes hold the saved rbp; a spill must stay below them.
         if let Slot::Entry(o) = to {
             if o < 0 && i64::from(o) + i64::from(size) > -8 {
-                return Err(unsupported(format!("spill to {to} would overwrite the saved frame pointer")));
+                // It would overwrite the saved frame pointer.
+                return Err(Invalid::SlotOutsideFrame(to).into());
             }
         }
         let d = self.disp(to)?;
         match from {
             Loc::Gpr(g) => self.store_gpr(g.0, Gpr::SP.0, d, size),
             Loc::Xmm(x) => self.store_xmm(x.0, Gpr::SP.0, d, size),
-            Loc::Stack { .. } => Err(unsupported("spill from a stack location")),
+            Loc::Stack { .. } => Err(Invalid::Location { loc: from, role: "a spilled register" }.into()),
         }
     }
 
     fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
-        self.require(FrameKind::Thunk, "load-return")?;
+        self.require(FrameKind::Thunk)?;
         let size = ret.value.size(8);
         match ret.loc {
             RetLoc::Void => Ok(()),
@@ -596,21 +573,23 @@ impl<'a> Emitter<'a> {
             }
             // The buffer was filled in place; ReturnToC puts its address in rax.
             RetLoc::Sret { .. } => Ok(()),
-            other => Err(not_win64_return(other)),
+            other => Err(Invalid::ReturnLocation { loc: other, value: ret.value }.into()),
         }
     }
 
     fn emit_return_to_lua(&mut self, results: u32) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "return to Lua")?;
-        let n = i32::try_from(results).map_err(|_| unsupported("result count out of range"))?;
+        self.require(FrameKind::Stub)?;
+        let n = i32::try_from(results)
+            .map_err(|_| Invalid::OutOfRange { what: "result count", value: i64::from(results) })?;
         asm!(self.ops; mov eax, n);
         self.emit_epilogue(0);
         Ok(())
     }
 
     fn emit_return_to_c(&mut self, pops: u32, ret_ptr: Option<Slot>) -> Result<(), BackendError> {
-        self.require(FrameKind::Thunk, "return to C")?;
-        let pops = u16::try_from(pops).map_err(|_| unsupported(format!("ret {pops}: more than 65535 bytes to pop")))?;
+        self.require(FrameKind::Thunk)?;
+        let pops = u16::try_from(pops)
+            .map_err(|_| Invalid::OutOfRange { what: "bytes popped by ret imm16", value: i64::from(pops) })?;
         if let Some(slot) = ret_ptr {
             // Microsoft x64 "Return values": the callee returns the buffer's address in rax.
             let d = self.disp(slot)?;
@@ -620,22 +599,18 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    fn require(&self, kind: FrameKind, what: &str) -> Result<(), BackendError> {
+    fn require(&self, kind: FrameKind) -> Result<(), BackendError> {
         if self.frame.kind == kind {
             Ok(())
         } else {
-            Err(unsupported(format!("{what} in a {:?} program", self.frame.kind)))
+            Err(Invalid::WrongProgramKind(self.frame.kind).into())
         }
     }
 
     fn finish(mut self) -> Result<Vec<u8>, BackendError> {
         self.emit_failures()?;
-        self.ops.finalize().map_err(|e| BackendError::Assembler(e.to_string()))
+        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
     }
-}
-
-fn not_win64_return(loc: RetLoc) -> BackendError {
-    unsupported(format!("{loc:?} is not a Microsoft x64 return location"))
 }
 
 /// Lowers `program` with `frame`, assembled to run at `base`.
@@ -650,10 +625,10 @@ pub(crate) fn lower_program(
     e.emit_prologue()?;
     let last_is_return = matches!(program.steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. }));
     if !last_is_return {
-        return Err(unsupported("the program does not end with a return step"));
+        return Err(Invalid::NoFinalReturn.into());
     }
-    for step in &program.steps {
-        e.lower(step)?;
+    for (index, step) in program.steps.iter().enumerate() {
+        e.lower(step).map_err(|err| err.at_step(index, step))?;
     }
     e.finish()
 }
@@ -826,16 +801,16 @@ mod tests {
     fn stub_error(steps: Vec<Step>) -> String {
         let program = Program { out_bytes: 32, stage_bytes: 32, entry_bytes: 0, steps, vm: None };
         match lower_stub(&program, BASE, &env()) {
-            Err(BackendError::Unsupported(m)) => m,
-            other => panic!("expected Unsupported, got {other:?}"),
+            Err(e @ BackendError::Invalid { .. }) => e.to_string(),
+            other => panic!("expected Invalid, got {other:?}"),
         }
     }
 
     fn thunk_error(steps: Vec<Step>) -> String {
         let program = Program { out_bytes: 0, stage_bytes: 16, entry_bytes: 48, steps, vm: None };
         match lower_thunk(&program, BASE, &env()) {
-            Err(BackendError::Unsupported(m)) => m,
-            other => panic!("expected Unsupported, got {other:?}"),
+            Err(e @ BackendError::Invalid { .. }) => e.to_string(),
+            other => panic!("expected Invalid, got {other:?}"),
         }
     }
 
@@ -846,7 +821,7 @@ mod tests {
     fn a_return_location_of_another_abi_is_an_error() {
         let st0 = RetPlan::new(ValueKind::F64, RetLoc::St0);
         assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET])
-            .contains("not a Microsoft x64 return location"));
+            .contains("a f64 returned in St0"));
         let pair = RetPlan::new(ValueKind::ComplexF64, RetLoc::Xmm0Xmm1);
         assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C])
             .contains("Xmm0Xmm1"));
@@ -854,36 +829,34 @@ mod tests {
 
     #[test]
     fn slots_outside_the_frame_are_errors() {
-        assert!(
-            stub_error(vec![Step::CopyPtr { from: Slot::Stage(32), to: Slot::Out(0) }, RET]).contains("staging area")
-        );
-        assert!(
-            stub_error(vec![Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(0) }, RET]).contains("outgoing area")
-        );
-        assert!(
-            stub_error(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Entry(8) }, RET]).contains("not part")
-        );
+        assert!(stub_error(vec![Step::CopyPtr { from: Slot::Stage(32), to: Slot::Out(0) }, RET])
+            .contains("stage[32] is outside the frame"));
+        assert!(stub_error(vec![Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(0) }, RET])
+            .contains("out[32] is outside the frame"));
+        assert!(stub_error(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::CX), from: Slot::Entry(8) }, RET])
+            .contains("entry[+8] is outside the frame"));
         assert!(thunk_error(vec![Step::CopyPtr { from: Slot::Entry(-56), to: Slot::Stage(0) }, RET_C])
-            .contains("below the entry area"));
+            .contains("entry[-56] is outside the frame"));
     }
 
     #[test]
     fn steps_of_the_other_program_kind_are_errors() {
-        assert!(thunk_error(vec![RET]).contains("return to Lua"));
+        assert!(thunk_error(vec![RET]).contains("step ReturnToLua (step 0): not valid in a thunk"));
         assert!(stub_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Stage(0) }, RET])
-            .contains("spill"));
+            .contains("step Spill (step 0): not valid in a stub"));
         assert!(thunk_error(vec![
             Step::CallHelper { helper: Helper::PushBool, args: vec![Operand::L, Operand::Imm(1)], ret_to: None },
             RET_C
         ])
-        .contains("operand L in a thunk"));
+        .contains("step CallHelper (step 0): not valid in a thunk"));
     }
 
     #[test]
     fn malformed_steps_are_errors() {
         assert!(thunk_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-8) }, RET_C])
-            .contains("saved frame pointer"));
-        assert!(thunk_error(vec![Step::ReturnToC { pops: 70_000, ret_ptr: None }]).contains("65535"));
+            .contains("entry[-8] is outside the frame"));
+        assert!(thunk_error(vec![Step::ReturnToC { pops: 70_000, ret_ptr: None }])
+            .contains("bytes popped by ret imm16 70000 is out of range"));
         assert!(stub_error(vec![
             Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None },
             RET
@@ -894,17 +867,17 @@ mod tests {
             Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None },
             RET
         ])
-        .contains("cannot be passed"));
+        .contains("a rec8/4 value for a parameter of another class"));
         assert!(stub_error(vec![
             Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(0), size: 4, ext: Ext::Sign },
             RET
         ])
-        .contains("widening"));
+        .contains("a widened argument load in xmm0"));
         assert!(stub_error(vec![
             Step::LoadArg { to: Loc::Gpr(Gpr::CX), from: Slot::Stage(0), size: 3, ext: Ext::None },
             RET
         ])
-        .contains("3-byte"));
+        .contains("a 3-byte move with rcx"));
         assert!(stub_error(vec![
             Step::CallHelper {
                 helper: Helper::PushI32,
@@ -913,7 +886,7 @@ mod tests {
             },
             RET
         ])
-        .contains("no value to store"));
+        .contains("returned in Void"));
         assert!(stub_error(vec![Step::CheckArgCount { expected: 0 }]).contains("does not end with a return"));
     }
 }

@@ -44,7 +44,7 @@
 //! ```
 
 use abi_model::lua::steps::{Program, Slot};
-use abi_model::lua::BackendError;
+use abi_model::lua::{BackendError, Invalid};
 use abi_model::{CallbackFrame, Target};
 
 /// Stack alignment at every call, as the model states it (Microsoft x64: "The stack will
@@ -61,17 +61,11 @@ pub const PAGE: u32 = 4096;
 
 /// The largest frame this backend builds: the default stack reserve of a Windows executable
 /// (1 MiB). A bigger frame could never run on the default stack; it is reported as
-/// [`BackendError::Unsupported`] instead.
+/// [`Invalid::FrameTooLarge`] instead.
 pub const MAX_FRAME: u32 = 1 << 20;
 
 /// Which kind of program a frame belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameKind {
-    /// A call stub (`lua_CFunction`).
-    Stub,
-    /// A callback thunk.
-    Thunk,
-}
+pub use abi_model::lua::ProgramKind as FrameKind;
 
 /// The frame of one stub or thunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +88,8 @@ fn round16(n: u32) -> Option<u32> {
     n.checked_next_multiple_of(STACK_ALIGN)
 }
 
-fn too_big(what: &str, bytes: impl std::fmt::Display) -> BackendError {
-    BackendError::Unsupported(format!("{what} of {bytes} bytes exceeds the {MAX_FRAME}-byte limit of this backend"))
+fn too_big(what: &'static str, bytes: impl Into<u64>) -> BackendError {
+    Invalid::FrameTooLarge { what, bytes: bytes.into(), limit: MAX_FRAME.into() }.into()
 }
 
 impl Frame {
@@ -115,10 +109,12 @@ impl Frame {
     /// The thunk frame for `program`.
     pub fn thunk(program: &Program) -> Result<Frame, BackendError> {
         if program.entry_bytes < SAVED_RBP {
-            return Err(BackendError::Unsupported(format!(
-                "the thunk needs at least {SAVED_RBP} header bytes below the return address to save rbp; the program gives {}",
-                program.entry_bytes
-            )));
+            // The header below the return address must hold the saved rbp.
+            return Err(Invalid::AreaSize {
+                what: "thunk entry area too small for the saved rbp",
+                bytes: program.entry_bytes,
+            }
+            .into());
         }
         let entry = round16(program.entry_bytes).ok_or_else(|| too_big("entry area", program.entry_bytes))?;
         let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
@@ -138,19 +134,14 @@ impl Frame {
     /// The displacement of `slot` from the body stack pointer, or an error when the slot is
     /// not part of this frame.
     pub fn disp(&self, slot: Slot) -> Result<i64, BackendError> {
-        let bad = |why: &str| BackendError::Unsupported(format!("{slot} {why} of this {:?} frame", self.kind));
         match (self.kind, slot) {
             (FrameKind::Stub, Slot::Out(o)) if o < self.out => Ok(i64::from(o)),
-            (FrameKind::Stub, Slot::Out(_)) => Err(bad("is outside the outgoing area")),
             (FrameKind::Stub, Slot::Stage(o)) if o < self.stage => Ok(i64::from(self.out) + i64::from(o)),
             (FrameKind::Thunk, Slot::Stage(o)) if o < self.stage => Ok(i64::from(o)),
-            (_, Slot::Stage(_)) => Err(bad("is outside the staging area")),
             (FrameKind::Thunk, Slot::Entry(o)) if i64::from(o) >= -i64::from(self.entry) => {
                 Ok(i64::from(self.body_to_entry()) + i64::from(o))
             }
-            (FrameKind::Thunk, Slot::Entry(_)) => Err(bad("is below the entry area")),
-            (FrameKind::Stub, Slot::Entry(_)) => Err(bad("is not part")),
-            (FrameKind::Thunk, Slot::Out(_)) => Err(bad("is not part")),
+            _ => Err(Invalid::SlotOutsideFrame(slot).into()),
         }
     }
 }

@@ -13,7 +13,7 @@
 //! - Callee-saved: rbx, rbp, rdi, rsi, r12–r15, xmm6–xmm15. Stubs use rbx and rbp, thunks
 //!   rbp; both push them first and pop them last. No other callee-saved register is touched.
 //! - Frames of a page or more are probed top down before `sub rsp` (no frame above
-//!   [`frame::MAX_FRAME`] is built: that is [`BackendError::Unsupported`]).
+//!   [`frame::MAX_FRAME`] is built: that is [`abi_model::lua::Invalid::FrameTooLarge`]).
 //! - Helpers and the target are reached through absolute addresses (`mov rax, imm64; call rax`,
 //!   `call [rsp+d]`), so the bytes run at `base` natively or in an emulator.
 //!

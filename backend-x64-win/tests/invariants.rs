@@ -7,7 +7,7 @@ mod common;
 use abi_model::callback::CallbackFrame;
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program, thunk_program};
-use abi_model::lua::BackendError;
+use abi_model::lua::{BackendError, Invalid};
 use abi_model::{plan_call, CallConv, Field, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable};
 use backend_x64_win::frame::{MAX_FRAME, PAGE};
 use backend_x64_win::{lower_stub, lower_thunk};
@@ -184,8 +184,10 @@ fn small_frames_are_not_probed() {
 fn a_frame_beyond_the_default_stack_is_an_error_not_code() {
     let program = stub_program(&big_struct_plan(MAX_FRAME), 1);
     match lower_stub(&program, BASE, &env()) {
-        Err(BackendError::Unsupported(msg)) => assert!(msg.contains("exceeds"), "{msg}"),
-        other => panic!("expected Unsupported, got {other:?}"),
+        Err(BackendError::Invalid { step: None, why: Invalid::FrameTooLarge { limit, .. } }) => {
+            assert_eq!(limit, u64::from(MAX_FRAME))
+        }
+        other => panic!("expected FrameTooLarge, got {other:?}"),
     }
 }
 

@@ -3,10 +3,10 @@
 // dynasm! expands dynamic registers (`Rd(r)`) to `r.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
 
-use crate::frame::{unsupported, Base, Frame, Mem, SAVED_EBP};
+use crate::frame::{Base, Frame, Mem, SAVED_EBP};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv};
+use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv, Invalid, ProgramKind};
 use abi_model::{ArgPass, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::x86::X86Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -92,23 +92,21 @@ struct Emitter<'a> {
     shift: u32,
 }
 
-fn address(what: &str, value: u64) -> Result<i32, BackendError> {
-    u32::try_from(value)
-        .map(|v| v as i32)
-        .map_err(|_| unsupported(format!("{what} {value:#x} is not a 32-bit address")))
+fn address(what: &'static str, value: u64) -> Result<i32, BackendError> {
+    u32::try_from(value).map(|v| v as i32).map_err(|_| Invalid::AddressTooWide { what, value }.into())
 }
 
 impl<'a> Emitter<'a> {
     fn new(target: Target, frame: Frame, base: u64, env: &'a CodeEnv) -> Result<Emitter<'a>, BackendError> {
         if target.arch != abi_model::Arch::X86 {
-            return Err(unsupported(format!("{} is not an x86-32 target", target.name())));
+            return Err(Invalid::WrongTarget(target).into());
         }
-        let base = address("the code base", base)? as u32 as usize;
+        let base = address("code base", base)? as u32 as usize;
         Ok(Emitter { ops: VecAssembler::new(base), target, frame, env, shift: 0 })
     }
 
     fn finish(self) -> Result<Vec<u8>, BackendError> {
-        self.ops.finalize().map_err(|e| BackendError::Assembler(e.to_string()))
+        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
     }
 
     fn mem(&self, slot: Slot, bytes: u32) -> Result<Mem, BackendError> {
@@ -161,7 +159,7 @@ impl<'a> Emitter<'a> {
             Loc::Stack { offset } => {
                 Mem { base: Base::Ebp, disp: (SAVED_EBP + self.target.return_address_size() + offset) as i32 }
             }
-            other => return Err(unsupported(format!("lua_State * arriving at {other}"))),
+            other => return Err(Invalid::Location { loc: other, role: "the lua_State *" }.into()),
         };
         mem!(self.ops, l_in, [mov lua_state,], []);
         // A gcc-built Lua calls us with esp 16-aligned (i386 psABI 2.2.2), but nothing obliges
@@ -169,7 +167,7 @@ impl<'a> Emitter<'a> {
         match align {
             4 => {}
             16 => asm!(self.ops ; and esp, -16),
-            other => return Err(unsupported(format!("a {other}-byte stack alignment on x86-32"))),
+            other => return Err(Invalid::OutOfRange { what: "stack alignment", value: i64::from(other) }.into()),
         }
         self.reserve_stack(self.frame.reserve());
         Ok(())
@@ -191,37 +189,42 @@ impl<'a> Emitter<'a> {
 
     fn lower(&mut self, steps: &[Step]) -> Result<(), BackendError> {
         if !matches!(steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. })) {
-            return Err(unsupported("a program must end by returning"));
+            return Err(Invalid::NoFinalReturn.into());
         }
-        for step in steps {
-            match step {
-                Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
-                Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
-                Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
-                Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
-                Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
-                Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
-                Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
-                Step::SetAl(n) => self.emit_set_al(*n)?,
-                Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
-                Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
-                Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
-                Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
-                Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
-                Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
-                Step::CheckArgCountInline { .. }
-                | Step::FuncAddrFromUpvalue { .. }
-                | Step::ToCInline { .. }
-                | Step::PushInline { .. }
-                | Step::ErrnoRestoreInline { .. }
-                | Step::AfterCallInline { .. }
-                | Step::PtrInline { .. }
-                | Step::RecordInline { .. }
-                | Step::CallbackEnterInline { .. }
-                | Step::CallbackCallInline { .. }
-                | Step::PopInline { .. } => {
-                    return Err(unsupported(format!("{step}: inline Lua stack steps are lowered by the x86-64 System V backend only (the one that runs natively)")));
-                }
+        for (index, step) in steps.iter().enumerate() {
+            self.lower_step(step).map_err(|e| e.at_step(index, step))?;
+        }
+        Ok(())
+    }
+
+    fn lower_step(&mut self, step: &Step) -> Result<(), BackendError> {
+        match step {
+            Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
+            Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
+            Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
+            Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
+            Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
+            Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
+            Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
+            Step::SetAl(n) => self.emit_set_al(*n)?,
+            Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
+            Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
+            Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
+            Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
+            Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
+            Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
+            Step::CheckArgCountInline { .. }
+            | Step::FuncAddrFromUpvalue { .. }
+            | Step::ToCInline { .. }
+            | Step::PushInline { .. }
+            | Step::ErrnoRestoreInline { .. }
+            | Step::AfterCallInline { .. }
+            | Step::PtrInline { .. }
+            | Step::RecordInline { .. }
+            | Step::CallbackEnterInline { .. }
+            | Step::CallbackCallInline { .. }
+            | Step::PopInline { .. } => {
+                return Err(BackendError::not_lowered(step));
             }
         }
         Ok(())
@@ -247,7 +250,7 @@ impl<'a> Emitter<'a> {
         let ret = self.helper_call(helper, &args, Returns::Yes)?;
         match (ret_to, ret.loc) {
             (None, _) => Ok(()),
-            (Some(_), RetLoc::Void) => Err(unsupported(format!("{} returns nothing to store", helper.name()))),
+            (Some(_), RetLoc::Void) => Err(Invalid::ReturnLocation { loc: RetLoc::Void, value: ret.value }.into()),
             (Some(slot), _) => {
                 let m = self.mem(slot, ret.value.size(4))?;
                 self.store_return(ret, m)
@@ -260,15 +263,10 @@ impl<'a> Emitter<'a> {
     fn helper_call(&mut self, helper: Helper, args: &[HelperArg], returns: Returns) -> Result<RetPlan, BackendError> {
         let plan = helper.plan(self.target);
         if args.len() != plan.args.len() {
-            return Err(unsupported(format!(
-                "{} takes {} arguments, not {}",
-                helper.name(),
-                plan.args.len(),
-                args.len()
-            )));
+            return Err(Invalid::HelperArity { helper, params: plan.args.len(), given: args.len() }.into());
         }
         let addr = match self.env.helper(helper) {
-            0 => return Err(unsupported(format!("no address for {}", helper.name()))),
+            0 => return Err(Invalid::NoHelperAddress(helper).into()),
             a => address(helper.name(), a)?,
         };
         let area = plan.frame_bytes();
@@ -282,12 +280,12 @@ impl<'a> Emitter<'a> {
                 ArgPass::Direct(parts) => match parts.as_slice() {
                     [p] => match p.loc {
                         Loc::Stack { offset } => (offset, p.size),
-                        _ => return Err(unsupported(format!("{} takes a register argument", helper.name()))),
+                        _ => return Err(Invalid::HelperPlan { helper, needs: "a register argument" }.into()),
                     },
-                    _ => return Err(unsupported(format!("{} takes a split argument", helper.name()))),
+                    _ => return Err(Invalid::HelperPlan { helper, needs: "a split argument" }.into()),
                 },
                 ArgPass::Indirect { .. } => {
-                    return Err(unsupported(format!("{} takes an argument by reference", helper.name())))
+                    return Err(Invalid::HelperPlan { helper, needs: "an argument by reference" }.into())
                 }
             };
             let dst = Mem { base: Base::Esp, disp: offset as i32 };
@@ -316,7 +314,8 @@ impl<'a> Emitter<'a> {
         match *op {
             Operand::L => {
                 if !self.is_stub() {
-                    return Err(unsupported("a thunk has no incoming lua_State (use the one callback_enter returned)"));
+                    // A thunk has no incoming lua_State: it uses the one callback_enter returned.
+                    return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
                 }
                 mem!(self.ops, dst, [mov], [, lua_state]);
             }
@@ -379,7 +378,7 @@ impl<'a> Emitter<'a> {
                 mem!(self.ops, dst.at(4), [mov], [, scratch]);
                 return Ok(());
             }
-            _ => return Err(unsupported(format!("a {kind} value for a {param} parameter"))),
+            _ => return Err(Invalid::Kind { kind, role: "for a parameter of another class" }.into()),
         }
         mem!(self.ops, dst, [mov], [, scratch]);
         Ok(())
@@ -401,7 +400,7 @@ impl<'a> Emitter<'a> {
             // float / double, or (mingw) a struct whose gcc mode is SF/DF: its width.
             (RetLoc::St0, 4, _) => mem!(self.ops, m, [fstp DWORD], []),
             (RetLoc::St0, 8, _) => mem!(self.ops, m, [fstp QWORD], []),
-            (loc, _, value) => return Err(unsupported(format!("a {value} returned in {loc:?}"))),
+            (loc, _, value) => return Err(Invalid::ReturnLocation { loc, value }.into()),
         }
         Ok(())
     }
@@ -436,7 +435,7 @@ impl<'a> Emitter<'a> {
     fn argument_register(to: Loc) -> Result<u8, BackendError> {
         match to {
             Loc::Gpr(Gpr(r)) if r == ECX || r == EDX => Ok(r),
-            other => Err(unsupported(format!("{other} is not an x86-32 argument register"))),
+            other => Err(Invalid::Location { loc: other, role: "an x86-32 argument register" }.into()),
         }
     }
 
@@ -449,7 +448,7 @@ impl<'a> Emitter<'a> {
             (2, Ext::Sign) => mem!(self.ops, m, [movsx Rd(r), WORD], []),
             (2, Ext::Zero | Ext::None) => mem!(self.ops, m, [movzx Rd(r), WORD], []),
             (4, _) => mem!(self.ops, m, [mov Rd(r),], []),
-            _ => return Err(unsupported(format!("{size} bytes in a 32-bit register"))),
+            _ => return Err(Invalid::Width { bytes: size, loc: to }.into()),
         }
         Ok(())
     }
@@ -468,13 +467,13 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    fn emit_set_al(&mut self, n: u8) -> Result<(), BackendError> {
-        Err(unsupported(format!("al = {n}: no x86-32 convention passes a vector register count")))
+    fn emit_set_al(&mut self, _count: u8) -> Result<(), BackendError> {
+        Err(Invalid::NotOnTarget("a vector register count in al").into())
     }
 
     fn emit_call_target(&mut self, via: Slot, callee_pops: u32) -> Result<(), BackendError> {
         if !self.is_stub() {
-            return Err(unsupported("a thunk calls no target"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
         }
         let m = self.mem(via, 4)?;
         mem!(self.ops, m, [call DWORD], []);
@@ -490,8 +489,11 @@ impl<'a> Emitter<'a> {
     }
 
     fn emit_spill(&mut self, from: Loc, size: u32, to: Slot) -> Result<(), BackendError> {
-        if self.is_stub() || size != 4 {
-            return Err(unsupported(format!("spill of {size} bytes of {from} in a stub or wider than a register")));
+        if self.is_stub() {
+            return Err(Invalid::WrongProgramKind(ProgramKind::Stub).into());
+        }
+        if size != 4 {
+            return Err(Invalid::Width { bytes: size, loc: from }.into());
         }
         let r = Self::argument_register(from)?;
         let m = self.mem(to, size)?;
@@ -518,14 +520,14 @@ impl<'a> Emitter<'a> {
             }
             (RetLoc::St0, 4, _) => mem!(self.ops, m, [fld DWORD], []),
             (RetLoc::St0, 8, _) => mem!(self.ops, m, [fld QWORD], []),
-            (loc, _, value) => return Err(unsupported(format!("a {value} returned in {loc:?}"))),
+            (loc, _, value) => return Err(Invalid::ReturnLocation { loc, value }.into()),
         }
         Ok(())
     }
 
     fn emit_return_to_lua(&mut self, results: u32) -> Result<(), BackendError> {
         if !self.is_stub() {
-            return Err(unsupported("a thunk returns to C, not to Lua"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Thunk).into());
         }
         asm!(self.ops
             ; mov eax, results as i32
@@ -539,9 +541,10 @@ impl<'a> Emitter<'a> {
 
     fn emit_return_to_c(&mut self, pops: u32, ret_ptr: Option<Slot>) -> Result<(), BackendError> {
         if self.is_stub() {
-            return Err(unsupported("a stub returns to Lua, not to C"));
+            return Err(Invalid::WrongProgramKind(ProgramKind::Stub).into());
         }
-        let pops = u16::try_from(pops).map_err(|_| unsupported(format!("ret {pops}: more than `ret imm16` pops")))?;
+        let pops = u16::try_from(pops)
+            .map_err(|_| Invalid::OutOfRange { what: "bytes popped by ret imm16", value: i64::from(pops) })?;
         if let Some(slot) = ret_ptr {
             // The hidden return pointer comes back in eax (i386 psABI 2.2.3; MSVC).
             let m = self.mem(slot, 4)?;

@@ -2,12 +2,8 @@
 //! displacements from esp or ebp.
 
 use abi_model::lua::steps::{Program, Slot};
-use abi_model::lua::BackendError;
+use abi_model::lua::{BackendError, Invalid};
 use abi_model::CallbackFrame;
-
-pub(crate) fn unsupported(what: impl Into<String>) -> BackendError {
-    BackendError::Unsupported(what.into())
-}
 
 /// The base register of a memory operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,13 +45,13 @@ impl Frame {
     /// The stub frame of `p`, whose outgoing area must keep esp aligned to `align`.
     pub fn stub(p: &Program, align: u32) -> Result<Frame, BackendError> {
         if p.entry_bytes != 0 {
-            return Err(unsupported("a stub has no entry slots"));
+            return Err(Invalid::AreaSize { what: "entry area of a stub", bytes: p.entry_bytes }.into());
         }
-        if !p.out_bytes.is_multiple_of(align) || !p.stage_bytes.is_multiple_of(16) {
-            return Err(unsupported(format!(
-                "stub areas must keep esp {align}-byte aligned (out {}, stage {})",
-                p.out_bytes, p.stage_bytes
-            )));
+        if !p.out_bytes.is_multiple_of(align) {
+            return Err(Invalid::AreaMisaligned { what: "outgoing area", bytes: p.out_bytes, align }.into());
+        }
+        if !p.stage_bytes.is_multiple_of(16) {
+            return Err(Invalid::AreaMisaligned { what: "staging area", bytes: p.stage_bytes, align: 16 }.into());
         }
         check_size(u64::from(p.out_bytes) + u64::from(p.stage_bytes))?;
         Ok(Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes })
@@ -64,13 +60,17 @@ impl Frame {
     /// The thunk frame of `p`.
     pub fn thunk(p: &Program) -> Result<Frame, BackendError> {
         if p.out_bytes != 0 {
-            return Err(unsupported("a thunk makes no outgoing call area"));
+            return Err(Invalid::AreaSize { what: "outgoing area of a thunk", bytes: p.out_bytes }.into());
         }
-        if p.entry_bytes < 16 || !p.stage_bytes.is_multiple_of(16) {
-            return Err(unsupported(format!(
-                "thunk frame without the model's 16-byte header or with a ragged staging area (entry {}, stage {})",
-                p.entry_bytes, p.stage_bytes
-            )));
+        if p.entry_bytes < 16 {
+            return Err(Invalid::AreaSize {
+                what: "thunk entry area under the model's 16-byte header",
+                bytes: p.entry_bytes,
+            }
+            .into());
+        }
+        if !p.stage_bytes.is_multiple_of(16) {
+            return Err(Invalid::AreaMisaligned { what: "staging area", bytes: p.stage_bytes, align: 16 }.into());
         }
         check_size(u64::from(p.entry_bytes) + u64::from(p.stage_bytes))?;
         Ok(Frame::Thunk { entry_bytes: p.entry_bytes, stage_bytes: p.stage_bytes })
@@ -87,7 +87,7 @@ impl Frame {
     /// `[base + disp]` of `bytes` bytes at `slot`, while a helper call has `shift` bytes of its
     /// own argument area below the frame.
     pub fn mem(self, slot: Slot, bytes: u32, shift: u32) -> Result<Mem, BackendError> {
-        let outside = || unsupported(format!("{bytes} bytes at {slot} are outside this frame ({self:?})"));
+        let outside = || BackendError::from(Invalid::SlotOutsideFrame(slot));
         let within = |off: u32, area: u32| off.checked_add(bytes).is_some_and(|end| end <= area);
         let esp = |disp: u32| Mem { base: Base::Esp, disp: (disp + shift) as i32 };
         match (self, slot) {
@@ -112,7 +112,7 @@ impl Frame {
 /// Frames are addressed with 32-bit displacements; keep well inside them.
 fn check_size(bytes: u64) -> Result<(), BackendError> {
     if bytes > 1 << 30 {
-        return Err(unsupported(format!("a frame of {bytes} bytes")));
+        return Err(Invalid::FrameTooLarge { what: "frame", bytes, limit: 1 << 30 }.into());
     }
     Ok(())
 }

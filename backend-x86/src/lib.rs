@@ -33,7 +33,7 @@
 #![warn(missing_docs)]
 
 use abi_model::lua::steps::Program;
-use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::lua::{Backend, BackendError, CodeEnv, Invalid};
 use abi_model::{Arch, Target};
 
 mod emit;
@@ -58,7 +58,7 @@ impl X86Backend {
     pub fn new(target: Target) -> Result<X86Backend, BackendError> {
         match target.arch {
             Arch::X86 => Ok(X86Backend { target }),
-            Arch::X86_64 => Err(BackendError::Unsupported(format!("{} is not an x86-32 target", target.name()))),
+            Arch::X86_64 => Err(Invalid::WrongTarget(target).into()),
         }
     }
 }

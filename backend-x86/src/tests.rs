@@ -1,7 +1,7 @@
 use crate::X86Backend;
 use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step, StepKind};
+use abi_model::lua::{Backend, BackendError, CodeEnv, Invalid, ProgramKind};
 use abi_model::{Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
 
 const BASE: u64 = 0x10_0000;
@@ -112,7 +112,7 @@ fn inline_lua_stack_steps_are_refused_with_a_reason() {
     let prog =
         Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua::vm::LuaVm::LUA54) };
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
-    assert!(err.to_string().contains("x86-64 System V backend only"), "{err}");
+    assert_eq!(err, BackendError::NotLowered { index: Some(0), step: StepKind::CheckArgCountInline });
 }
 
 fn stub_text(target: Target, p: &Program) -> String {
@@ -164,7 +164,13 @@ fn every_step_variant_lowers_except_set_al_which_x86_has_no_use_for() {
     }
     let mut with_al = every_stub_step();
     with_al.steps.insert(11, Step::SetAl(1));
-    assert!(matches!(X86Backend::LINUX.stub(&with_al, BASE, &env()), Err(BackendError::Unsupported(_))));
+    assert_eq!(
+        X86Backend::LINUX.stub(&with_al, BASE, &env()),
+        Err(BackendError::Invalid {
+            step: Some((11, StepKind::SetAl)),
+            why: Invalid::NotOnTarget("a vector register count in al")
+        })
+    );
 }
 
 #[test]
@@ -197,17 +203,17 @@ fn win32_frames_over_a_page_touch_every_page_on_the_way_down() {
     assert_eq!(probes(Target::X86_LINUX), 0);
 }
 
-fn stub_err(target: Target, p: &Program, env: &CodeEnv) -> String {
+fn stub_err(target: Target, p: &Program, env: &CodeEnv) -> Invalid {
     match X86Backend::new(target).unwrap().stub(p, BASE, env) {
-        Err(BackendError::Unsupported(s)) => s,
-        other => panic!("expected an Unsupported error, got {other:?}"),
+        Err(BackendError::Invalid { why, .. }) => why,
+        other => panic!("expected an Invalid error, got {other:?}"),
     }
 }
 
-fn thunk_err(p: &Program) -> String {
+fn thunk_err(p: &Program) -> Invalid {
     match X86Backend::WIN.thunk(p, BASE, &env()) {
-        Err(BackendError::Unsupported(s)) => s,
-        other => panic!("expected an Unsupported error, got {other:?}"),
+        Err(BackendError::Invalid { why, .. }) => why,
+        other => panic!("expected an Invalid error, got {other:?}"),
     }
 }
 
@@ -222,56 +228,80 @@ fn stub_with(i: usize, step: Step) -> Program {
 fn what_x86_cannot_encode_is_an_error_not_a_panic() {
     let t = Target::X86_LINUX;
     let e = env();
-    assert!(X86Backend::new(Target::X64_SYSV).is_err());
-    assert!(stub_err(
-        t,
-        &stub_with(8, Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(16), size: 4, ext: Ext::None }),
-        &e
-    )
-    .contains("xmm0"));
-    assert!(stub_err(
-        t,
-        &stub_with(8, Step::LoadArg { to: Loc::Gpr(Gpr::AX), from: Slot::Stage(16), size: 4, ext: Ext::None }),
-        &e
-    )
-    .contains("not an x86-32 argument register"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(16), size: 8, ext: Ext::None }), &e)
-        .contains("8 bytes"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(30), size: 4, ext: Ext::None }), &e)
-        .contains("outside"));
-    assert!(stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Entry(4), size: 4, ext: Ext::None }), &e)
-        .contains("outside"));
-    assert!(stub_err(
-        t,
-        &stub_with(
-            13,
-            Step::SaveReturn { ret: RetPlan::new(ValueKind::F64, RetLoc::Xmm0), to: Dest::At(Slot::Stage(16)) }
+    assert_eq!(X86Backend::new(Target::X64_SYSV).err(), Some(Invalid::WrongTarget(Target::X64_SYSV).into()));
+    let reg = |loc| Invalid::Location { loc, role: "an x86-32 argument register" };
+    assert_eq!(
+        stub_err(
+            t,
+            &stub_with(8, Step::LoadArg { to: Loc::Xmm(Xmm(0)), from: Slot::Stage(16), size: 4, ext: Ext::None }),
+            &e
         ),
-        &e
-    )
-    .contains("Xmm0"));
+        reg(Loc::Xmm(Xmm(0)))
+    );
+    assert_eq!(
+        stub_err(
+            t,
+            &stub_with(8, Step::LoadArg { to: Loc::Gpr(Gpr::AX), from: Slot::Stage(16), size: 4, ext: Ext::None }),
+            &e
+        ),
+        reg(Loc::Gpr(Gpr::AX))
+    );
+    assert_eq!(
+        stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(16), size: 8, ext: Ext::None }), &e),
+        Invalid::Width { bytes: 8, loc: ECX }
+    );
+    assert_eq!(
+        stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Stage(30), size: 4, ext: Ext::None }), &e),
+        Invalid::SlotOutsideFrame(Slot::Stage(30))
+    );
+    assert_eq!(
+        stub_err(t, &stub_with(8, Step::LoadArg { to: ECX, from: Slot::Entry(4), size: 4, ext: Ext::None }), &e),
+        Invalid::SlotOutsideFrame(Slot::Entry(4))
+    );
+    assert_eq!(
+        stub_err(
+            t,
+            &stub_with(
+                13,
+                Step::SaveReturn { ret: RetPlan::new(ValueKind::F64, RetLoc::Xmm0), to: Dest::At(Slot::Stage(16)) }
+            ),
+            &e
+        ),
+        Invalid::ReturnLocation { loc: RetLoc::Xmm0, value: ValueKind::F64 }
+    );
     let push_f64_of_int =
         call(Helper::PushF64, vec![Operand::L, Operand::Value { at: Slot::Stage(16), kind: I32 }], None);
-    assert!(stub_err(t, &stub_with(14, push_f64_of_int), &e).contains("a i32 value for a f64 parameter"));
-    assert!(stub_err(
-        t,
-        &stub_with(7, call(Helper::PushI32, vec![Operand::L, Operand::Imm(1)], Some(Slot::Stage(24)))),
-        &e
-    )
-    .contains("returns nothing"));
-    assert!(stub_err(t, &stub_with(7, call(Helper::ErrnoRestore, vec![], None)), &e).contains("takes 2 arguments"));
-    assert!(stub_err(t, &stub_with(16, Step::ReturnToC { pops: 0, ret_ptr: None }), &e).contains("returns to Lua"));
+    assert_eq!(
+        stub_err(t, &stub_with(14, push_f64_of_int), &e),
+        Invalid::Kind { kind: I32, role: "for a parameter of another class" }
+    );
+    assert!(matches!(
+        stub_err(t, &stub_with(7, call(Helper::PushI32, vec![Operand::L, Operand::Imm(1)], Some(Slot::Stage(24)))), &e),
+        Invalid::ReturnLocation { loc: RetLoc::Void, .. }
+    ));
+    assert_eq!(
+        stub_err(t, &stub_with(7, call(Helper::ErrnoRestore, vec![], None)), &e),
+        Invalid::HelperArity { helper: Helper::ErrnoRestore, params: 2, given: 0 }
+    );
+    assert_eq!(
+        stub_err(t, &stub_with(16, Step::ReturnToC { pops: 0, ret_ptr: None }), &e),
+        Invalid::WrongProgramKind(ProgramKind::Stub)
+    );
     let mut no_return = every_stub_step();
     no_return.steps.pop();
-    assert!(stub_err(t, &no_return, &e).contains("must end"));
+    assert_eq!(stub_err(t, &no_return, &e), Invalid::NoFinalReturn);
     let mut ragged = every_stub_step();
     ragged.out_bytes = 12;
-    assert!(stub_err(t, &ragged, &e).contains("aligned"));
+    assert_eq!(stub_err(t, &ragged, &e), Invalid::AreaMisaligned { what: "outgoing area", bytes: 12, align: 16 });
     // Addresses the code cannot hold.
-    assert!(stub_err(t, &every_stub_step(), &CodeEnv { helpers: vec![], ..env() }).contains("no address"));
-    assert!(
-        stub_err(t, &every_stub_step(), &CodeEnv { callback_data: 1 << 32, ..env() }).contains("not a 32-bit address")
-    );
+    assert!(matches!(
+        stub_err(t, &every_stub_step(), &CodeEnv { helpers: vec![], ..env() }),
+        Invalid::NoHelperAddress(_)
+    ));
+    assert!(matches!(
+        stub_err(t, &every_stub_step(), &CodeEnv { callback_data: 1 << 32, ..env() }),
+        Invalid::AddressTooWide { value: 0x1_0000_0000, .. }
+    ));
     assert!(X86Backend::WIN.stub(&every_stub_step(), 1 << 32, &e).is_err());
 
     let thunk_with = |i: usize, step: Step| {
@@ -279,17 +309,26 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
         p.steps[i] = step;
         p
     };
-    assert!(thunk_err(&thunk_with(2, call(Helper::CallbackEnter, vec![Operand::L], Some(Slot::Stage(0)))))
-        .contains("no incoming lua_State"));
-    assert!(thunk_err(&thunk_with(0, Step::Spill { from: Loc::Xmm(Xmm(0)), size: 4, to: Slot::Entry(-24) }))
-        .contains("xmm0"));
-    // The saved ebp is not a slot.
-    assert!(thunk_err(&thunk_with(0, Step::Spill { from: ECX, size: 4, to: Slot::Entry(-4) })).contains("outside"));
-    assert!(thunk_err(&thunk_with(6, Step::ReturnToC { pops: 70_000, ret_ptr: None })).contains("ret 70000"));
-    assert!(thunk_err(&thunk_with(6, Step::ReturnToLua { results: 0 })).contains("returns to C"));
-    assert!(
-        thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })).contains("calls no target")
+    let in_thunk = Invalid::WrongProgramKind(ProgramKind::Thunk);
+    assert_eq!(
+        thunk_err(&thunk_with(2, call(Helper::CallbackEnter, vec![Operand::L], Some(Slot::Stage(0))))),
+        in_thunk
     );
+    assert_eq!(
+        thunk_err(&thunk_with(0, Step::Spill { from: Loc::Xmm(Xmm(0)), size: 4, to: Slot::Entry(-24) })),
+        reg(Loc::Xmm(Xmm(0)))
+    );
+    // The saved ebp is not a slot.
+    assert_eq!(
+        thunk_err(&thunk_with(0, Step::Spill { from: ECX, size: 4, to: Slot::Entry(-4) })),
+        Invalid::SlotOutsideFrame(Slot::Entry(-4))
+    );
+    assert_eq!(
+        thunk_err(&thunk_with(6, Step::ReturnToC { pops: 70_000, ret_ptr: None })),
+        Invalid::OutOfRange { what: "bytes popped by ret imm16", value: 70_000 }
+    );
+    assert_eq!(thunk_err(&thunk_with(6, Step::ReturnToLua { results: 0 })), in_thunk);
+    assert_eq!(thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })), in_thunk);
 }
 
 #[test]

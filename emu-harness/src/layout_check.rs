@@ -4,7 +4,7 @@
 
 use crate::catalogue::{image_file, Catalogue};
 use crate::cgen::{LAYOUT_BITS, LAYOUT_COUNT, LAYOUT_DATA, LAYOUT_STEM};
-use crate::image::Image;
+use crate::image::{Image, ImageError};
 use crate::Mode;
 use abi_model::Target;
 use std::fmt;
@@ -58,6 +58,67 @@ pub fn fixture_dir(target: Target) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(target.name())
 }
 
+/// Why a layout fixture could not be read.
+#[derive(Debug)]
+pub enum LayoutReadError {
+    /// The fixture file could not be read.
+    Io {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The image is not one this harness reads, or lacks a symbol.
+    Image(ImageError),
+    /// Bytes the tables point to are outside the image.
+    OutOfImage {
+        /// Their address.
+        va: u64,
+        /// How many.
+        len: usize,
+    },
+    /// The image describes another number of records than the catalogue has (fixtures older
+    /// than the catalogue).
+    RecordCount {
+        /// Records in the image.
+        image: usize,
+        /// Records in the catalogue.
+        catalogue: usize,
+    },
+    /// `layout_data` holds another record than the next one expected.
+    OutOfStep {
+        /// The record found.
+        found: usize,
+        /// The record expected.
+        expected: usize,
+    },
+}
+
+impl fmt::Display for LayoutReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutReadError::Io { path, cause } => write!(f, "{}: {cause}", path.display()),
+            LayoutReadError::Image(e) => write!(f, "{e}"),
+            LayoutReadError::OutOfImage { va, len } => write!(f, "{va:#x}+{len} is not in the image"),
+            LayoutReadError::RecordCount { image, catalogue } => {
+                write!(f, "the image has {image} records, the catalogue {catalogue}: regenerate the fixtures")
+            }
+            LayoutReadError::OutOfStep { found, expected } => {
+                write!(f, "layout_data is out of step: record {found} where {expected} was expected")
+            }
+        }
+    }
+}
+
+/// The cause is part of the message, so it is not also a `source`.
+impl std::error::Error for LayoutReadError {}
+
+impl From<ImageError> for LayoutReadError {
+    fn from(e: ImageError) -> LayoutReadError {
+        LayoutReadError::Image(e)
+    }
+}
+
 /// A fixture image's static data, read without mapping it.
 struct StaticImage {
     image: Image,
@@ -65,8 +126,8 @@ struct StaticImage {
 }
 
 impl StaticImage {
-    fn parse(bytes: &[u8]) -> Result<StaticImage, String> {
-        let image = Image::parse(bytes).map_err(|e| e.to_string())?;
+    fn parse(bytes: &[u8]) -> Result<StaticImage, LayoutReadError> {
+        let image = Image::parse(bytes)?;
         let pointer_size = match image.mode {
             Mode::X86_32 => 4,
             Mode::X86_64 => 8,
@@ -74,26 +135,26 @@ impl StaticImage {
         Ok(StaticImage { image, pointer_size })
     }
 
-    fn symbol(&self, name: &str) -> Result<u64, String> {
-        self.image.symbol(name).map_err(|e| e.to_string())
+    fn symbol(&self, name: &str) -> Result<u64, LayoutReadError> {
+        Ok(self.image.symbol(name)?)
     }
 
-    fn read(&self, va: u64, len: usize) -> Result<&[u8], String> {
+    fn read(&self, va: u64, len: usize) -> Result<&[u8], LayoutReadError> {
         for seg in &self.image.segments {
             if va >= seg.addr && va + len as u64 <= seg.addr + seg.bytes.len() as u64 {
                 let at = (va - seg.addr) as usize;
                 return Ok(&seg.bytes[at..at + len]);
             }
         }
-        Err(format!("{va:#x}+{len} is not in the image"))
+        Err(LayoutReadError::OutOfImage { va, len })
     }
 
-    fn u32_at(&self, va: u64) -> Result<u32, String> {
+    fn u32_at(&self, va: u64) -> Result<u32, LayoutReadError> {
         let b = self.read(va, 4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn pointer_at(&self, va: u64) -> Result<u64, String> {
+    fn pointer_at(&self, va: u64) -> Result<u64, LayoutReadError> {
         let b = self.read(va, self.pointer_size)?;
         let mut v = [0u8; 8];
         v[..b.len()].copy_from_slice(b);
@@ -102,17 +163,14 @@ impl StaticImage {
 }
 
 /// Reads the compiler's layouts out of a layout image of `cat`'s target.
-pub fn read_layouts(image: &[u8], cat: &Catalogue) -> Result<Vec<CompilerLayout>, String> {
+pub fn read_layouts(image: &[u8], cat: &Catalogue) -> Result<Vec<CompilerLayout>, LayoutReadError> {
     let img = StaticImage::parse(image)?;
     let count = img.u32_at(img.symbol(LAYOUT_COUNT)?)? as usize;
     if count != cat.spec.records.len() {
-        return Err(format!(
-            "the image has {count} records, the catalogue {}: regenerate the fixtures",
-            cat.spec.records.len()
-        ));
+        return Err(LayoutReadError::RecordCount { image: count, catalogue: cat.spec.records.len() });
     }
     let mut data = img.symbol(LAYOUT_DATA)?;
-    let mut next_u32 = || -> Result<u32, String> {
+    let mut next_u32 = || -> Result<u32, LayoutReadError> {
         let v = img.u32_at(data)?;
         data += 4;
         Ok(v)
@@ -122,7 +180,7 @@ pub fn read_layouts(image: &[u8], cat: &Catalogue) -> Result<Vec<CompilerLayout>
     for (n, decl) in cat.spec.records.iter().enumerate() {
         let number = next_u32()? as usize;
         if number != n {
-            return Err(format!("layout_data is out of step: record {number} where {n} was expected"));
+            return Err(LayoutReadError::OutOfStep { found: number, expected: n });
         }
         let size = u64::from(next_u32()?);
         let align = u64::from(next_u32()?);
@@ -204,9 +262,9 @@ pub fn check_layouts(cat: &Catalogue, layouts: &[CompilerLayout]) -> Vec<Mismatc
 
 /// Reads the committed layout fixture of `cat`'s target and compares: the number of records
 /// checked and every mismatch.
-pub fn check_committed(cat: &Catalogue) -> Result<(usize, Vec<Mismatch>), String> {
+pub fn check_committed(cat: &Catalogue) -> Result<(usize, Vec<Mismatch>), LayoutReadError> {
     let path = fixture_dir(cat.target).join(image_file(cat.target, LAYOUT_STEM));
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(&path).map_err(|cause| LayoutReadError::Io { path: path.clone(), cause })?;
     let layouts = read_layouts(&bytes, cat)?;
     Ok((layouts.len(), check_layouts(cat, &layouts)))
 }

@@ -3,13 +3,13 @@
 
 use crate::catalogue::{CatSignature, Catalogue, CALLEE_TABLE, CALLER_TABLE, REC_BUF, REC_LEN};
 use crate::engine::{Cpu, EngineError, Mode};
-use crate::image::Image;
+use crate::image::{Image, ImageError};
 use crate::plan_runner::{self, Mismatch, RecordBuffer};
 use crate::report::MatrixRow;
 use crate::stub_runner::LuaStack;
 use crate::unicorn_cpu::UnicornCpu;
 use abi_model::lua::vm::LuaVm;
-use abi_model::{plan_call, plan_values, AbiValue, Arch, CallConv, CallPlan, Target, ValueKind};
+use abi_model::{plan_call, plan_values, AbiValue, Arch, CallConv, CallPlan, PlanError, Target, ValueKind};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -48,20 +48,61 @@ fn mode_of(target: Target) -> Mode {
     }
 }
 
+/// Why a fixture image could not be loaded and run.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Io {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The image could not be parsed, loaded or lacks a symbol.
+    Image {
+        /// Its path.
+        path: PathBuf,
+        /// What failed.
+        cause: ImageError,
+    },
+    /// The engine failed (creating it, mapping the harness regions, reading memory).
+    Engine(EngineError),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Io { path, cause } => write!(f, "{}: {cause}", path.display()),
+            LoadError::Image { path, cause } => write!(f, "{}: {cause}", path.display()),
+            LoadError::Engine(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The cause is part of the message, so it is not also a `source`.
+impl std::error::Error for LoadError {}
+
+impl From<EngineError> for LoadError {
+    fn from(e: EngineError) -> LoadError {
+        LoadError::Engine(e)
+    }
+}
+
 /// Loads fixture image `stem` of `target` into a new engine with the harness regions mapped.
-pub fn load_image(target: Target, stem: &str, count: usize) -> Result<LoadedImage, String> {
+pub fn load_image(target: Target, stem: &str, count: usize) -> Result<LoadedImage, LoadError> {
     let path = fixtures_dir(target).join(crate::catalogue::image_file(target, stem));
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let image = Image::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut cpu: Box<dyn Cpu> = Box::new(UnicornCpu::new(mode_of(target)).map_err(|e| e.to_string())?);
-    image.load_into(cpu.as_mut()).map_err(|e| format!("{}: {e}", path.display()))?;
-    plan_runner::map_harness_regions(cpu.as_mut()).map_err(|e| e.to_string())?;
-    let sym = |name: &str| image.symbol(name).map_err(|e| format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(&path).map_err(|cause| LoadError::Io { path: path.clone(), cause })?;
+    let in_image = |cause: ImageError| LoadError::Image { path: path.clone(), cause };
+    let image = Image::parse(&bytes).map_err(in_image)?;
+    let mut cpu: Box<dyn Cpu> = Box::new(UnicornCpu::new(mode_of(target))?);
+    image.load_into(cpu.as_mut()).map_err(in_image)?;
+    plan_runner::map_harness_regions(cpu.as_mut())?;
+    let sym = |name: &str| image.symbol(name).map_err(in_image);
     let rec = RecordBuffer { buf: sym(REC_BUF)?, len: sym(REC_LEN)? };
-    let table = |cpu: &dyn Cpu, name: &str| -> Result<Vec<u64>, String> {
+    let table = |cpu: &dyn Cpu, name: &str| -> Result<Vec<u64>, LoadError> {
         let base = sym(name)?;
         let w = mode_of(target).word_size();
-        (0..count as u64).map(|i| cpu.read_word(base + i * w).map_err(|e: EngineError| e.to_string())).collect()
+        (0..count as u64).map(|i| Ok(cpu.read_word(base + i * w)?)).collect()
     };
     let callees = table(cpu.as_ref(), CALLEE_TABLE)?;
     let callers = table(cpu.as_ref(), CALLER_TABLE)?;
@@ -82,8 +123,8 @@ pub fn caller_entry_plan(target: Target) -> CallPlan {
 }
 
 /// The plan abi-model makes for a catalogue signature.
-pub fn plan_of(cat: &Catalogue, s: &CatSignature) -> Result<CallPlan, String> {
-    plan_call(&cat.table, &s.sig, &s.varargs).map_err(|e| e.to_string())
+pub fn plan_of(cat: &Catalogue, s: &CatSignature) -> Result<CallPlan, PlanError> {
+    plan_call(&cat.table, &s.sig, &s.varargs)
 }
 
 /// The values of a catalogue signature, as the runners' [`plan_runner::Case`] borrows them.
@@ -126,7 +167,7 @@ pub type RowKind = (&'static str, &'static str);
 pub type KindResults = [Option<Result<(), Mismatch>>; 2];
 
 /// A target's matrix: its rows and every failure.
-pub type TargetMatrix = Result<(Vec<MatrixRow>, Vec<Failure>), String>;
+pub type TargetMatrix = Result<(Vec<MatrixRow>, Vec<Failure>), LoadError>;
 
 /// Runs `check` for every signature of `cat` with abi-model's plan, one engine per fixture
 /// image, images in parallel, and makes one row per entry of `kinds`. `check` answers per
@@ -148,18 +189,18 @@ where
                 check(img, s, &values.case(s, &plan))
             }
             Err(e) => {
-                let m = Mismatch { what: "planning".into(), expected: "a plan".into(), actual: e };
+                let m = Mismatch { what: "planning".into(), expected: "a plan".into(), actual: e.to_string() };
                 [Some(Err(m.clone())), Some(Err(m))]
             }
         }
     };
-    let per_image: Vec<Result<Vec<(usize, KindResults)>, String>> = cat
+    let per_image: Vec<Result<Vec<(usize, KindResults)>, LoadError>> = cat
         .images
         .par_iter()
         .enumerate()
         .map(|(i, img)| {
             let mut loaded = load_image(cat.target, &img.stem, img.count)?;
-            prepare(loaded.cpu.as_mut()).map_err(|e| e.to_string())?;
+            prepare(loaded.cpu.as_mut())?;
             Ok(cat
                 .signatures
                 .iter()

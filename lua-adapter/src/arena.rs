@@ -121,8 +121,9 @@ pub struct ArenaStats {
     pub live_chunks: usize,
 }
 
-/// Why the arena refused a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the arena refused a request. Plain data (it owns nothing), so it may be alive when a
+/// Lua error is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArenaError {
     /// `reserve(0)`: an empty chunk has no address worth giving out.
     ZeroLength,
@@ -149,12 +150,30 @@ impl fmt::Display for ArenaError {
             ArenaError::ForeignReservation => {
                 write!(f, "reservation committed to an arena that did not make it")
             }
-            ArenaError::Os { call, errno } => write!(f, "{call} failed: {}", std::io::Error::from_raw_os_error(*errno)),
+            ArenaError::Os { call, errno } => match errno_name(*errno) {
+                Some(name) => write!(f, "{call}: {name}"),
+                None => write!(f, "{call}: {}", std::io::Error::from_raw_os_error(*errno)),
+            },
         }
     }
 }
 
 impl std::error::Error for ArenaError {}
+
+/// The symbolic name of the errors `mmap` and `mprotect` report (POSIX; Linux's man pages).
+fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::EINVAL => "EINVAL",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENFILE => "ENFILE",
+        libc::ENODEV => "ENODEV",
+        libc::EOVERFLOW => "EOVERFLOW",
+        _ => return None,
+    })
+}
 
 impl CodeArena {
     /// An empty arena; maps nothing until the first reservation.
@@ -183,6 +202,9 @@ impl CodeArena {
     /// While this runs, the other chunks on the same page are not executable (see the
     /// [module docs](self) for why that is safe).
     pub fn commit(&self, reservation: Reservation, code: &[u8]) -> Result<CodeHandle, ArenaError> {
+        if let Some(e) = self.inner.borrow().refuse_commits {
+            return Err(e);
+        }
         let alloc = reservation.alloc;
         if !Rc::ptr_eq(&self.inner, &alloc.pool) {
             return Err(ArenaError::ForeignReservation);
@@ -192,6 +214,14 @@ impl CodeArena {
         }
         self.inner.borrow().write(&alloc.chunk, code)?;
         Ok(CodeHandle { alloc })
+    }
+
+    /// Test support: from now on every [`commit`](Self::commit) fails with `error` (`None`:
+    /// commits work again), as when the OS refuses to make the code executable, so that the
+    /// message a user then sees can be tested.
+    #[doc(hidden)]
+    pub fn refuse_commits(&self, error: Option<ArenaError>) {
+        self.inner.borrow_mut().refuse_commits = error;
     }
 
     /// What the arena holds now.
@@ -318,6 +348,8 @@ struct Pool {
     dedicated: BTreeMap<usize, usize>,
     bytes_in_use: usize,
     live_chunks: usize,
+    /// What every commit fails with, when set ([`CodeArena::refuse_commits`]).
+    refuse_commits: Option<ArenaError>,
 }
 
 /// The free map of one pooled page: one bit per granule, set while the granule is in a live
@@ -341,6 +373,7 @@ impl Pool {
             dedicated: BTreeMap::new(),
             bytes_in_use: 0,
             live_chunks: 0,
+            refuse_commits: None,
         }
     }
 

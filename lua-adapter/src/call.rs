@@ -61,16 +61,16 @@ use std::collections::HashMap;
 use std::os::raw::c_int;
 
 use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{stub_program_inline, Inline, Program};
+use abi_model::lua::steps::{stub_program_inline, Inline, Program, StepKind};
 use abi_model::lua::vm::LuaVm;
 use abi_model::lua::{Backend, BackendError, CallSlots, CodeEnv};
 use abi_model::{
-    plan_call, CType, CallPlan, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable,
+    plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
-use crate::arena::{ArenaStats, CodeArena, CodeHandle};
+use crate::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
 use crate::callback::Callbacks;
 use crate::cdata::{self, Cdata, Form};
 use crate::ctype::{shape, CTypeDesc, Shape};
@@ -178,6 +178,107 @@ pub fn backend() -> Option<&'static dyn Backend> {
     }
 }
 
+/// Why the code of a stub or callback thunk could not be made: the signature is refused
+/// (the first four), or building its code failed (a backend bug, or the OS refused memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StubError {
+    /// No backend generates code for the host.
+    NoBackend,
+    /// The type is not a function type.
+    NotAFunction,
+    /// The ABI model cannot plan the call (e.g. a `long double` argument).
+    Plan(PlanError),
+    /// The arguments need more machine stack than [`MAX_STACK_ARGS`].
+    StackArgsTooLarge {
+        /// Bytes they need.
+        bytes: u32,
+    },
+    /// The backend could not lower the program (a bug: it lowers every program the model
+    /// builds).
+    Backend(BackendError),
+    /// The code arena could not provide executable memory.
+    Arena(ArenaError),
+    /// The backend assembled different lengths at two addresses (a bug).
+    LengthDependsOnAddress {
+        /// Bytes at address 0.
+        probe: usize,
+        /// Bytes at the reserved address.
+        placed: usize,
+    },
+}
+
+impl StubError {
+    /// What failed building the code, as plain data; `None` when the signature itself was
+    /// refused (what LuaJIT reports as a conversion error for a callback).
+    pub fn code_failure(&self) -> Option<CodeFailure> {
+        match self {
+            StubError::NoBackend
+            | StubError::NotAFunction
+            | StubError::Plan(_)
+            | StubError::StackArgsTooLarge { .. } => None,
+            StubError::Backend(e) => Some(CodeFailure::Backend(e.step())),
+            StubError::Arena(e) => Some(CodeFailure::Arena(*e)),
+            StubError::LengthDependsOnAddress { .. } => Some(CodeFailure::LengthDependsOnAddress),
+        }
+    }
+}
+
+/// The part of a [`StubError`] that is not the signature's fault, as plain data (it owns
+/// nothing, so it may be alive when a Lua error is raised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeFailure {
+    /// The code arena could not provide executable memory.
+    Arena(ArenaError),
+    /// The backend could not lower the program (a bug); the step it names, if any.
+    Backend(Option<StepKind>),
+    /// The backend assembled different lengths at two addresses (a bug).
+    LengthDependsOnAddress,
+}
+
+impl std::fmt::Display for CodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeFailure::Arena(e) => write!(f, "cannot allocate executable memory: {e}"),
+            CodeFailure::Backend(Some(step)) => write!(f, "backend cannot lower step {step} (bug)"),
+            CodeFailure::Backend(None) => f.write_str("backend cannot generate the code (bug)"),
+            CodeFailure::LengthDependsOnAddress => f.write_str("backend bug: code length depends on its address"),
+        }
+    }
+}
+
+impl std::fmt::Display for StubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StubError::NoBackend => f.write_str("no code generator for this target yet"),
+            StubError::NotAFunction => f.write_str("not a function type"),
+            StubError::Plan(e) => write!(f, "{e}"),
+            StubError::StackArgsTooLarge { bytes } => {
+                write!(f, "its stack arguments need {bytes} bytes (at most {MAX_STACK_ARGS})")
+            }
+            StubError::Backend(e) => write!(f, "{e}"),
+            StubError::Arena(e) => write!(f, "{}", CodeFailure::Arena(*e)),
+            StubError::LengthDependsOnAddress { probe, placed } => {
+                write!(f, "backend bug: code length depends on its address ({probe} vs {placed} bytes)")
+            }
+        }
+    }
+}
+
+/// Each cause's message is part of the [`StubError`]'s, so none is also a `source`.
+impl std::error::Error for StubError {}
+
+/// Raises `e` as a Lua error whose message is `prefix` and `e`'s.
+///
+/// # Safety
+/// As [`cdata::raise`].
+unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -> ! {
+    let msg = format!("{prefix}{e}");
+    // Nothing that owns memory may be alive in this frame when the error longjmps.
+    drop(e);
+    // SAFETY: as documented; `msg` is moved into `raise`, which drops it before raising.
+    unsafe { cdata::raise(l, msg) }
+}
+
 /// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`] of a stub of
 /// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
 pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
@@ -192,17 +293,17 @@ pub fn assemble(
     arena: &CodeArena,
     backend: &dyn Backend,
     generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>,
-) -> Result<CodeHandle, String> {
-    let probe = generate(0).map_err(|e| e.to_string())?;
-    let place = arena.reserve(probe.len()).map_err(|e| e.to_string())?;
+) -> Result<CodeHandle, StubError> {
+    let probe = generate(0).map_err(StubError::Backend)?;
+    let place = arena.reserve(probe.len()).map_err(StubError::Arena)?;
     if backend.position_independent() {
-        return arena.commit(place, &probe).map_err(|e| e.to_string());
+        return arena.commit(place, &probe).map_err(StubError::Arena);
     }
-    let code = generate(place.addr() as u64).map_err(|e| e.to_string())?;
+    let code = generate(place.addr() as u64).map_err(StubError::Backend)?;
     if code.len() != probe.len() {
-        return Err(format!("code length depends on its address ({} vs {} bytes)", probe.len(), code.len()));
+        return Err(StubError::LengthDependsOnAddress { probe: probe.len(), placed: code.len() });
     }
-    arena.commit(place, &code).map_err(|e| e.to_string())
+    arena.commit(place, &code).map_err(StubError::Arena)
 }
 
 /// The signature of function type `fn_ty`.
@@ -248,8 +349,8 @@ pub fn build_stub(
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
-) -> Result<CodeHandle, String> {
-    let backend = backend().ok_or("calls to C are not supported on this target yet")?;
+) -> Result<CodeHandle, StubError> {
+    let backend = backend().ok_or(StubError::NoBackend)?;
     let (program, env) = stub_program_for(st, fn_ty, varargs, mode)?;
     assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
 }
@@ -261,13 +362,11 @@ pub fn stub_program_for(
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
-) -> Result<(Program, CodeEnv), String> {
-    let sig = signature(&st.types, fn_ty).ok_or("not a function type")?;
-    let plan = plan_call(&st.types, &sig, varargs).map_err(|e| e.to_string())?;
-    if let Some(n) = stack_args_too_large(&plan) {
-        return Err(format!(
-            "cannot call this C function: its stack arguments need {n} bytes (at most {MAX_STACK_ARGS})"
-        ));
+) -> Result<(Program, CodeEnv), StubError> {
+    let sig = signature(&st.types, fn_ty).ok_or(StubError::NotAFunction)?;
+    let plan = plan_call(&st.types, &sig, varargs).map_err(StubError::Plan)?;
+    if let Some(bytes) = stack_args_too_large(&plan) {
+        return Err(StubError::StackArgsTooLarge { bytes });
     }
     let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
     let mut string_args = 0u64;
@@ -391,13 +490,16 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
                 }
                 addr
             }
-            Err(msg) => cdata::raise(l, msg),
+            Err(e) => raise_stub_error(l, CANNOT_CALL, e),
         }
     }
 }
 
+/// What a call's error says before its [`StubError`].
+const CANNOT_CALL: &str = "cannot call this C function: ";
+
 /// The shared stub of `mode` for non-variadic function type `fn_ty`, built on first use.
-fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
+fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, StubError> {
     if let Some(h) = st.calls.stubs.get(&(fn_ty, mode)) {
         return Ok(h.addr());
     }
@@ -413,7 +515,7 @@ unsafe fn variadic_stub(
     st: *mut FfiState,
     fn_ty: TypeId,
     mode: CallMode,
-) -> Result<usize, String> {
+) -> Result<usize, StubError> {
     // SAFETY: stack reads on a valid state.
     unsafe {
         let fixed = match (*st).types.get(fn_ty) {
@@ -494,7 +596,7 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
         let st = (*(*c).desc).state;
         let stub = match variadic_stub(l, st, cdata::type_of(c).id, CallMode::Closure) {
             Ok(addr) => addr,
-            Err(msg) => cdata::raise(l, msg),
+            Err(e) => raise_stub_error(l, CANNOT_CALL, e),
         };
         std::mem::transmute::<usize, StubFn>(stub)(l)
     }
@@ -545,6 +647,33 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
 pub fn arena_stats(lua: &mlua::Lua) -> Option<ArenaStats> {
     let [pages, spare, bytes, chunks, _, _] = counts(lua)?;
     Some(ArenaStats { pages_mapped: pages, spare_pages: spare, bytes_in_use: bytes, live_chunks: chunks })
+}
+
+/// Test support: makes every commit into the code arenas of the `ffi` state of `lua` fail as
+/// when `mprotect` fails with `ENOMEM` (`refuse`), or work again. False when `lua` has no
+/// `ffi` state.
+#[doc(hidden)]
+pub fn refuse_code_memory(lua: &mlua::Lua, refuse: bool) -> bool {
+    // SAFETY: `set_code_refusal` follows the lua_CFunction protocol.
+    let Ok(f) = (unsafe { lua.create_c_function(set_code_refusal) }) else { return false };
+    f.call::<bool>(refuse).unwrap_or(false)
+}
+
+/// [`refuse_code_memory`]'s body: argument 1 says whether to refuse; returns whether the state
+/// has `ffi`.
+unsafe extern "C-unwind" fn set_code_refusal(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction on a valid state; nothing here raises.
+    unsafe {
+        let st = crate::state::from_registry(l);
+        if !st.is_null() {
+            let refusal =
+                (ffi::lua_toboolean(l, 1) != 0).then_some(ArenaError::Os { call: "mprotect", errno: libc::ENOMEM });
+            (*st).calls.arena.refuse_commits(refusal);
+            (*st).calls.callback_arena.refuse_commits(refusal);
+        }
+        ffi::lua_pushboolean(l, c_int::from(!st.is_null()));
+        1
+    }
 }
 
 /// The number of stubs built and of live callbacks in the `ffi` state of `lua`.

@@ -49,7 +49,7 @@ use abi_model::{plan_call, CType, CallbackFrame, QualType, TypeId};
 use mlua::ffi;
 
 use crate::arena::CodeHandle;
-use crate::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode};
+use crate::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode, StubError};
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert;
 use crate::ctype::{shape, CTypeDesc, Shape};
@@ -86,16 +86,19 @@ pub struct Callback {
 pub enum CallbackError {
     /// Every slot is taken ([`MAX_CALLBACKS`]).
     TooMany,
-    /// No thunk for this function type: no backend for the host, a variadic type, or a
-    /// signature the ABI model or the backend refuses (the reason).
-    Unsupported(String),
+    /// A variadic function type: C cannot call a callback with `...`.
+    Variadic,
+    /// No thunk for this function type: the signature is refused or its code could not be
+    /// built.
+    Code(StubError),
 }
 
 impl std::fmt::Display for CallbackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallbackError::TooMany => f.write_str("too many callbacks"),
-            CallbackError::Unsupported(why) => f.write_str(why),
+            CallbackError::Variadic => f.write_str("a callback cannot be variadic"),
+            CallbackError::Code(e) => write!(f, "{e}"),
         }
     }
 }
@@ -221,19 +224,15 @@ pub unsafe fn new_callback(
         if cbs.slots.len() >= MAX_CALLBACKS {
             return Err(CallbackError::TooMany);
         }
-        let unsupported = |why: &str| CallbackError::Unsupported(why.into());
-        let backend = backend().ok_or_else(|| unsupported("callbacks are not supported on this target yet"))?;
+        let backend = backend().ok_or(CallbackError::Code(StubError::NoBackend))?;
         let s = &mut *st;
-        let sig = signature(&s.types, fn_ty).ok_or_else(|| unsupported("not a function type"))?;
+        let sig = signature(&s.types, fn_ty).ok_or(CallbackError::Code(StubError::NotAFunction))?;
         if sig.variadic {
-            return Err(unsupported("a callback cannot be variadic"));
+            return Err(CallbackError::Variadic);
         }
-        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Unsupported(e.to_string()))?;
-        if let Some(n) = crate::call::stack_args_too_large(&plan) {
-            return Err(unsupported(&format!(
-                "its stack arguments need {n} bytes (at most {})",
-                crate::call::MAX_STACK_ARGS
-            )));
+        let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Code(StubError::Plan(e)))?;
+        if let Some(bytes) = crate::call::stack_args_too_large(&plan) {
+            return Err(CallbackError::Code(StubError::StackArgsTooLarge { bytes }));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
         let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
@@ -269,7 +268,7 @@ pub unsafe fn new_callback(
             }
             Err(e) => {
                 ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, func_ref);
-                Err(CallbackError::Unsupported(e))
+                Err(CallbackError::Code(e))
             }
         }
     }

@@ -166,21 +166,83 @@ unsafe fn clib_and_key<'a>(l: *mut ffi::lua_State) -> (*mut Clib, &'a str) {
     }
 }
 
-/// Resolves `sym` in the namespace; on failure returns `dlerror()`'s text.
-unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, String> {
+/// Why a library or symbol could not be had. The dynamic loader explains itself only as
+/// `dlerror()`'s text, which is kept as it is: LuaJIT raises exactly that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClibError {
+    /// A symbol name with a NUL byte: no C name has one.
+    NulInSymbol,
+    /// A library file name with a NUL byte.
+    NulInFileName {
+        /// The name.
+        file: String,
+    },
+    /// `dlsym` found nothing.
+    Dlsym {
+        /// The symbol.
+        symbol: String,
+        /// `dlerror()`'s text, when it gave one.
+        dlerror: Option<String>,
+    },
+    /// `dlopen` failed.
+    Dlopen {
+        /// The file asked for.
+        file: String,
+        /// `dlerror()`'s text, when it gave one.
+        dlerror: Option<String>,
+    },
+}
+
+impl ClibError {
+    /// The file a failed `dlopen` found and found not to be ELF (a linker script, such as
+    /// glibc's `libc.so`): `dlerror()` starts with its path.
+    fn not_elf(&self) -> Option<&str> {
+        match self {
+            ClibError::Dlopen { dlerror: Some(text), .. } if text.contains("invalid ELF header") => {
+                text.split(':').next()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ClibError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClibError::NulInSymbol => f.write_str("symbol name contains a NUL byte"),
+            ClibError::NulInFileName { file } => write!(f, "{file}: file name contains a NUL byte"),
+            ClibError::Dlsym { dlerror: Some(text), .. } | ClibError::Dlopen { dlerror: Some(text), .. } => {
+                f.write_str(text)
+            }
+            ClibError::Dlsym { symbol, dlerror: None } => write!(f, "undefined symbol: {symbol}"),
+            ClibError::Dlopen { file, dlerror: None } => write!(f, "{file}: cannot open shared object file"),
+        }
+    }
+}
+
+impl std::error::Error for ClibError {}
+
+/// `dlerror()`'s text, if the last dl call failed with one.
+///
+/// # Safety
+/// No other thread may call the dl functions in between (dlerror's state is per thread).
+unsafe fn dlerror_text() -> Option<String> {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl call.
+    unsafe {
+        let e = libc::dlerror();
+        (!e.is_null()).then(|| CStr::from_ptr(e).to_string_lossy().into_owned())
+    }
+}
+
+/// Resolves `sym` in the namespace.
+unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, ClibError> {
     // SAFETY: dlsym/dlerror on a handle from dlopen (or RTLD_DEFAULT).
     unsafe {
-        let Some(sym) = sym else { return Err("symbol name contains a NUL byte".into()) };
+        let Some(sym) = sym else { return Err(ClibError::NulInSymbol) };
         libc::dlerror();
         let p = libc::dlsym((*c).handle, sym.as_ptr());
         if p.is_null() {
-            let e = libc::dlerror();
-            let msg = if e.is_null() {
-                format!("undefined symbol: {}", sym.to_string_lossy())
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            };
-            return Err(msg);
+            return Err(ClibError::Dlsym { symbol: sym.to_string_lossy().into_owned(), dlerror: dlerror_text() });
         }
         Ok(p)
     }
@@ -189,10 +251,14 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Str
 /// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
 /// frame owns nothing when it raises).
 unsafe fn resolve_or_raise(l: *mut ffi::lua_State, c: *mut Clib, sym: Option<CString>) -> *mut c_void {
-    // SAFETY: as resolve; `raise` drops the message before it unwinds.
+    // SAFETY: as resolve; the error is dropped and `raise` drops the message before it unwinds.
     match unsafe { resolve(c, sym) } {
         Ok(p) => p,
-        Err(msg) => unsafe { cdata::raise(l, msg) },
+        Err(e) => {
+            let msg = e.to_string();
+            drop(e);
+            unsafe { cdata::raise(l, msg) }
+        }
     }
 }
 
@@ -325,39 +391,31 @@ fn ld_script_target(path: &str) -> Option<String> {
     rest.split_whitespace().next().map(str::to_string)
 }
 
-/// `dlopen`s `file`; returns the handle or `dlerror()`'s text.
-fn open_library(file: &str, global: bool) -> Result<*mut c_void, String> {
+/// `dlopen`s `file`.
+fn open_library(file: &str, global: bool) -> Result<*mut c_void, ClibError> {
     let flags = libc::RTLD_LAZY | if global { libc::RTLD_GLOBAL } else { libc::RTLD_LOCAL };
-    let c = CString::new(file).map_err(|_| format!("{file}: file name contains a NUL byte"))?;
+    let c = CString::new(file).map_err(|_| ClibError::NulInFileName { file: file.to_string() })?;
     // SAFETY: dlopen/dlerror with a valid C string.
     unsafe {
         let h = libc::dlopen(c.as_ptr(), flags);
         if !h.is_null() {
             return Ok(h);
         }
-        let e = libc::dlerror();
-        Err(if e.is_null() {
-            format!("{file}: cannot open shared object file")
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        })
+        Err(ClibError::Dlopen { file: file.to_string(), dlerror: dlerror_text() })
     }
 }
 
 /// Opens a library by `ffi.load`'s rules (see the [module docs](self)).
-pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, String> {
+pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, ClibError> {
     let file = library_file_name(name);
-    match open_library(&file, global) {
-        Ok(h) => Ok(h),
-        Err(msg) if msg.contains("invalid ELF header") => {
-            // The dlerror text starts with the path dlopen found.
-            let path = msg.split(':').next().unwrap_or(&file).to_string();
-            match ld_script_target(&path) {
-                Some(target) => open_library(&target, global).map_err(|_| msg),
-                None => Err(msg),
-            }
-        }
-        Err(msg) => Err(msg),
+    let e = match open_library(&file, global) {
+        Ok(h) => return Ok(h),
+        Err(e) => e,
+    };
+    // A linker script names the real library: open that, reporting the first error if it fails.
+    match e.not_elf().and_then(ld_script_target) {
+        Some(target) => open_library(&target, global).map_err(|_| e),
+        None => Err(e),
     }
 }
 
@@ -376,8 +434,10 @@ unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
                 push_clib(l, h, true);
                 1
             }
-            Err(msg) => {
+            Err(e) => {
                 // LuaJIT raises dlerror()'s text without a position.
+                let msg = e.to_string();
+                drop(e);
                 push_message(l, msg);
                 ffi::lua_error(l)
             }
@@ -405,5 +465,22 @@ mod tests {
         assert_eq!(library_file_name("libz.so.1"), "libz.so.1");
         assert_eq!(library_file_name("./x/foo"), "./x/foo");
         assert_eq!(library_file_name("/usr/lib/libm.so.6"), "/usr/lib/libm.so.6");
+    }
+
+    #[test]
+    fn a_linker_script_is_followed_and_other_failures_keep_dlerrors_words() {
+        // glibc's libc.so is a linker script: dlopen reports it as not ELF, by its path.
+        let e = load_library("c", false);
+        assert!(e.is_ok(), "{e:?}");
+        let e = load_library("./no/such/lib.so", false).unwrap_err();
+        assert!(e.to_string().starts_with("./no/such/lib.so: cannot open shared object file"), "{e}");
+        assert_eq!(e.not_elf(), None);
+        let script = ClibError::Dlopen {
+            file: "libc.so".into(),
+            dlerror: Some("/usr/lib/x86_64-linux-gnu/libc.so: invalid ELF header".into()),
+        };
+        assert_eq!(script.not_elf(), Some("/usr/lib/x86_64-linux-gnu/libc.so"));
+        assert_eq!(script.to_string(), "/usr/lib/x86_64-linux-gnu/libc.so: invalid ELF header");
+        assert_eq!(ClibError::Dlsym { symbol: "f".into(), dlerror: None }.to_string(), "undefined symbol: f");
     }
 }

@@ -64,6 +64,14 @@ pub enum ConvError {
     /// `too many callbacks`: a Lua function to convert to a function pointer, and every
     /// callback slot taken ([`crate::callback::MAX_CALLBACKS`]).
     TooManyCallbacks,
+    /// A Lua function to convert to a function pointer whose thunk could not be built though
+    /// its signature is fine (not LuaJIT's conversion error: the OS or a backend failed).
+    CallbackCode {
+        /// The function pointer type.
+        to: QualType,
+        /// What failed.
+        failure: crate::call::CodeFailure,
+    },
 }
 
 impl ConvError {
@@ -84,6 +92,9 @@ impl ConvError {
             ConvError::TooDeep => "initializer nesting too deep".to_string(),
             ConvError::StackOverflow => "stack overflow".to_string(),
             ConvError::TooManyCallbacks => "too many callbacks".to_string(),
+            ConvError::CallbackCode { to, failure } => {
+                format!("cannot make a callback for '{}': {failure}", repr(types, *to, false))
+            }
         }
     }
 }
@@ -743,7 +754,12 @@ unsafe fn function_to_callback(
             Ok(())
         }
         Err(crate::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
-        Err(_) => Err(ConvError::Bad { from: origin, to: d }),
+        Err(crate::callback::CallbackError::Code(e)) => match e.code_failure() {
+            Some(failure) => Err(ConvError::CallbackCode { to: d, failure }),
+            // LuaJIT's words for a signature it cannot make a callback of.
+            None => Err(ConvError::Bad { from: origin, to: d }),
+        },
+        Err(crate::callback::CallbackError::Variadic) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }
 

@@ -2,8 +2,10 @@
 //! assembled for a caller-chosen address, reaching helpers and constants through addresses
 //! the caller supplies. The same bytes then run natively or inside the emulator.
 
+use crate::abi::PlanError;
 use crate::lua::helpers::Helper;
-use crate::lua::steps::{CtypeRef, Program};
+use crate::lua::steps::{CtypeRef, Operand, Program, Slot, Step, StepKind};
+use crate::plan::{Loc, RetLoc, ValueKind};
 use crate::Target;
 use std::fmt;
 
@@ -61,26 +63,281 @@ impl CodeEnv {
     }
 }
 
-/// Why code could not be generated.
+/// Why code could not be generated. Every variant is a bug (in the model, which produced a
+/// program this backend does not take, or in the backend), reported instead of emitting wrong
+/// code; the message names the step and what in it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendError {
-    /// The program uses something this backend cannot encode (a bug in the model or the
-    /// backend, reported instead of emitting wrong code).
-    Unsupported(String),
-    /// The assembler failed (e.g. a displacement out of range).
-    Assembler(String),
+    /// The backend has no lowering for this kind of step: every backend must lower every
+    /// step, so this is a backend bug.
+    NotLowered {
+        /// The step's position in the program, when known.
+        index: Option<usize>,
+        /// Which step.
+        step: StepKind,
+    },
+    /// A step, or the program as a whole (`step` is `None`), that this backend cannot lower
+    /// as written.
+    Invalid {
+        /// The step (its position and kind), when the fault is in one.
+        step: Option<(usize, StepKind)>,
+        /// What is wrong with it.
+        why: Invalid,
+    },
+    /// The assembler could not finish the code (a label never defined, a relocation out of
+    /// range); its own message, since its error type is the backend's dependency.
+    Assembler {
+        /// The assembler's message.
+        message: String,
+    },
+}
+
+/// What a backend found wrong in a program: a fact the model should have made impossible, or
+/// a limit of the backend. The data says which operand and value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// The backend generates code for another architecture than this target's.
+    WrongTarget(Target),
+    /// An address the code embeds does not fit the target's (or the host's) pointers.
+    AddressTooWide {
+        /// Which address (`"base"`, a helper's name, ...).
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The [`CodeEnv`] has no address for a helper the program calls.
+    NoHelperAddress(Helper),
+    /// An inline step and a [`CodeEnv`] without [`CallSlots`].
+    NoCallSlots,
+    /// An inline step in a program without a Lua stack layout (`Program::vm`).
+    NoLuaLayout,
+    /// The program's last step is not a return.
+    NoFinalReturn,
+    /// A step only the other kind of program has (e.g. `CallTarget` in a thunk).
+    WrongProgramKind(ProgramKind),
+    /// A slot (or bytes at it) outside this program's frame.
+    SlotOutsideFrame(Slot),
+    /// A frame area this kind of program does not have, or smaller than it must be (a
+    /// thunk's header).
+    AreaSize {
+        /// Which area (`"entry area of a stub"`, ...).
+        what: &'static str,
+        /// Its size.
+        bytes: u32,
+    },
+    /// A frame area whose size would leave the stack misaligned.
+    AreaMisaligned {
+        /// Which area.
+        what: &'static str,
+        /// Its size.
+        bytes: u32,
+        /// The multiple it must be.
+        align: u32,
+    },
+    /// A frame, or one of its areas, larger than the backend addresses.
+    FrameTooLarge {
+        /// Which area (`"frame"`, `"outgoing area"`, ...).
+        what: &'static str,
+        /// Its size.
+        bytes: u64,
+        /// The most the backend takes.
+        limit: u64,
+    },
+    /// An operand in a kind of location the instruction does not take (a pointer loaded into
+    /// an XMM register, a helper's count not in a general-purpose register).
+    Location {
+        /// The location.
+        loc: Loc,
+        /// What it is used for.
+        role: &'static str,
+    },
+    /// A move of a width the instruction does not encode.
+    Width {
+        /// The bytes moved.
+        bytes: u32,
+        /// Where to or from.
+        loc: Loc,
+    },
+    /// A value kind this step does not take (a conversion not done inline, a value for a
+    /// parameter of another class).
+    Kind {
+        /// The kind.
+        kind: ValueKind,
+        /// What it is used for.
+        role: &'static str,
+    },
+    /// An operand a helper parameter of this kind does not take.
+    Operand {
+        /// The operand.
+        operand: Operand,
+        /// The parameter's kind.
+        param: ValueKind,
+    },
+    /// An operand that cannot be the `lua_State *` of an inline step.
+    LuaStateOperand(Operand),
+    /// Argument `index` of a plan is not in exactly one register.
+    ArgNotInOneRegister {
+        /// Its position.
+        index: usize,
+    },
+    /// The model could not plan a call the backend needs (a bug in the model).
+    Plan(PlanError),
+    /// A return location the target's convention does not use for this value.
+    ReturnLocation {
+        /// The location.
+        loc: RetLoc,
+        /// The value returned.
+        value: ValueKind,
+    },
+    /// A helper whose own plan this backend does not call (stack arguments, an argument by
+    /// reference or split, a vector-register count).
+    HelperPlan {
+        /// The helper.
+        helper: Helper,
+        /// What its plan needs.
+        needs: &'static str,
+    },
+    /// A helper call with another number of operands than the helper's parameters.
+    HelperArity {
+        /// The helper.
+        helper: Helper,
+        /// Its parameters.
+        params: usize,
+        /// The operands given.
+        given: usize,
+    },
+    /// Something the target's conventions do not have (e.g. `al` on x86-32).
+    NotOnTarget(&'static str),
+    /// A count or offset beyond what its instruction encodes.
+    OutOfRange {
+        /// Which (`"ret pops"`, `"callee pops"`, `"result count"`, ...).
+        what: &'static str,
+        /// The value.
+        value: i64,
+    },
+    /// A Lua stack layout the inline code cannot address.
+    LuaLayout {
+        /// Which field (`"type tag bytes"`, `"stack slot bytes"`, ...).
+        what: &'static str,
+        /// Its value.
+        value: i64,
+    },
+}
+
+/// The two kinds of program a backend lowers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgramKind {
+    /// A call stub (a `lua_CFunction`).
+    Stub,
+    /// A callback thunk (a C function).
+    Thunk,
+}
+
+impl fmt::Display for ProgramKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProgramKind::Stub => "stub",
+            ProgramKind::Thunk => "thunk",
+        })
+    }
+}
+
+impl BackendError {
+    /// The error for a step kind the backend has no lowering for.
+    pub fn not_lowered(step: &Step) -> BackendError {
+        BackendError::NotLowered { index: None, step: step.kind() }
+    }
+
+    /// The step a fault is in, once the lowering loop knows it. An error that already names a
+    /// step keeps it (the first step to name a fault is the one it is in).
+    pub fn at_step(self, index: usize, step: &Step) -> BackendError {
+        match self {
+            BackendError::NotLowered { index: None, step: kind } => {
+                BackendError::NotLowered { index: Some(index), step: kind }
+            }
+            BackendError::Invalid { step: None, why } => {
+                BackendError::Invalid { step: Some((index, step.kind())), why }
+            }
+            other => other,
+        }
+    }
+
+    /// The step kind the error names, if any.
+    pub fn step(&self) -> Option<StepKind> {
+        match self {
+            BackendError::NotLowered { step, .. } => Some(*step),
+            BackendError::Invalid { step, .. } => step.map(|(_, kind)| kind),
+            BackendError::Assembler { .. } => None,
+        }
+    }
+}
+
+impl From<Invalid> for BackendError {
+    fn from(why: Invalid) -> BackendError {
+        BackendError::Invalid { step: None, why }
+    }
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendError::Unsupported(s) => write!(f, "cannot generate code: {s}"),
-            BackendError::Assembler(s) => write!(f, "assembler error: {s}"),
+            BackendError::NotLowered { index, step } => {
+                write!(f, "backend cannot lower step {step}")?;
+                if let Some(i) = index {
+                    write!(f, " (step {i})")?;
+                }
+                f.write_str(" (bug)")
+            }
+            BackendError::Invalid { step: Some((i, kind)), why } => {
+                write!(f, "backend cannot lower step {kind} (step {i}): {why} (bug)")
+            }
+            BackendError::Invalid { step: None, why } => write!(f, "backend cannot lower the program: {why} (bug)"),
+            BackendError::Assembler { message } => write!(f, "assembler error: {message}"),
         }
     }
 }
 
+/// The [`Invalid`] is part of the message, so it is not also a `source`.
 impl std::error::Error for BackendError {}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::WrongTarget(t) => write!(f, "{} is not a target of this backend", t.name()),
+            Invalid::AddressTooWide { what, value } => write!(f, "{what} address {value:#x} does not fit a pointer"),
+            Invalid::NoHelperAddress(h) => write!(f, "no address for {}", h.name()),
+            Invalid::NoCallSlots => f.write_str("an inline step without the embedding's call slots"),
+            Invalid::NoLuaLayout => f.write_str("an inline step in a program without a Lua stack layout"),
+            Invalid::NoFinalReturn => f.write_str("the program does not end with a return step"),
+            Invalid::WrongProgramKind(kind) => write!(f, "not valid in a {kind}"),
+            Invalid::SlotOutsideFrame(slot) => write!(f, "{slot} is outside the frame"),
+            Invalid::AreaSize { what, bytes } => write!(f, "{what} of {bytes} bytes"),
+            Invalid::AreaMisaligned { what, bytes, align } => {
+                write!(f, "{what} of {bytes} bytes is not a multiple of {align}")
+            }
+            Invalid::FrameTooLarge { what, bytes, limit } => {
+                write!(f, "{what} of {bytes} bytes exceeds the {limit}-byte limit")
+            }
+            Invalid::Location { loc, role } => write!(f, "{role} in {loc}"),
+            Invalid::Width { bytes, loc } => write!(f, "a {bytes}-byte move with {loc}"),
+            Invalid::Kind { kind, role } => write!(f, "a {kind} value {role}"),
+            Invalid::Operand { operand, param } => write!(f, "operand {operand} for a {param} parameter"),
+            Invalid::LuaStateOperand(operand) => write!(f, "{operand} as the lua_State of an inline step"),
+            Invalid::ArgNotInOneRegister { index } => write!(f, "argument {index} is not in one register"),
+            Invalid::Plan(e) => write!(f, "planning failed: {e}"),
+            Invalid::ReturnLocation { loc, value } => write!(f, "a {value} returned in {loc:?}"),
+            Invalid::HelperPlan { helper, needs } => write!(f, "{} needs {needs}", helper.name()),
+            Invalid::HelperArity { helper, params, given } => {
+                write!(f, "{} takes {params} arguments, not {given}", helper.name())
+            }
+            Invalid::NotOnTarget(what) => write!(f, "{what} does not exist on this target"),
+            Invalid::OutOfRange { what, value } => write!(f, "{what} {value} is out of range"),
+            Invalid::LuaLayout { what, value } => write!(f, "a Lua stack layout with {what} {value}"),
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 /// A code generator for one target.
 pub trait Backend {
@@ -101,5 +358,49 @@ pub trait Backend {
     /// an absolute one), so an embedding may assemble once and copy the code anywhere.
     fn position_independent(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lua::steps::{CallbackFunc, Slot};
+
+    fn enter_inline() -> Step {
+        let slow = Step::CallHelper { helper: Helper::CallbackEnter, args: vec![], ret_to: None };
+        Step::CallbackEnterInline {
+            to: Slot::Stage(0),
+            room: 3,
+            func: CallbackFunc { value_at: 0, tag_at: 8 },
+            slow: Box::new(slow),
+        }
+    }
+
+    #[test]
+    fn a_step_the_backend_does_not_lower_is_named_with_its_position() {
+        let e = BackendError::not_lowered(&enter_inline()).at_step(3, &enter_inline());
+        assert_eq!(e, BackendError::NotLowered { index: Some(3), step: StepKind::CallbackEnterInline });
+        assert_eq!(e.to_string(), "backend cannot lower step CallbackEnterInline (step 3) (bug)");
+    }
+
+    #[test]
+    fn a_fault_takes_the_first_step_that_names_it() {
+        let inner = BackendError::from(Invalid::NoCallSlots);
+        assert_eq!(inner.step(), None);
+        let named = inner.at_step(2, &enter_inline()).at_step(9, &Step::ReturnToLua { results: 0 });
+        assert_eq!(named.step(), Some(StepKind::CallbackEnterInline));
+        assert_eq!(
+            named.to_string(),
+            "backend cannot lower step CallbackEnterInline (step 2): an inline step without the embedding's call slots (bug)"
+        );
+    }
+
+    #[test]
+    fn every_step_kind_has_one_distinct_name() {
+        let mut names: Vec<&str> = StepKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), StepKind::ALL.len());
+        assert_eq!(enter_inline().kind().to_string(), "CallbackEnterInline");
     }
 }

@@ -211,6 +211,24 @@ pub fn listing(
     Ok(out)
 }
 
+/// A curated signature whose code `backend` could not build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingError {
+    /// The signature, in C.
+    pub decl: &'static str,
+    /// Why.
+    pub cause: BackendError,
+}
+
+impl std::fmt::Display for ListingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.decl, self.cause)
+    }
+}
+
+/// The cause is part of the message, so it is not also a `source`.
+impl std::error::Error for ListingError {}
+
 /// Every curated signature's [`listing`] on `backend`'s target, one section each: what the
 /// backends' snapshots show. With `inline`, the stubs take the inline steps it allows (the
 /// signatures `only` names, or all).
@@ -219,7 +237,7 @@ pub fn curated_listing(
     disasm: Disassembler,
     inline: Option<&Inline>,
     only: &[&str],
-) -> Result<String, String> {
+) -> Result<String, ListingError> {
     let plans = curated_plans(backend.target());
     let shown: Vec<_> = plans.into_iter().filter(|c| only.is_empty() || only.contains(&c.curated.name)).collect();
     plans_listing(backend, disasm, inline, &shown)
@@ -233,7 +251,7 @@ pub fn plans_listing(
     disasm: Disassembler,
     inline: Option<&Inline>,
     plans: &[CuratedPlan],
-) -> Result<String, String> {
+) -> Result<String, ListingError> {
     let mut out = String::new();
     for c in plans {
         out.push_str(&format!("==== {}: {}", c.curated.name, c.curated.decl));
@@ -243,7 +261,7 @@ pub fn plans_listing(
         out.push('\n');
         out.push_str(
             &listing(&c.plan, backend, disasm, !c.curated.varargs.is_empty(), inline)
-                .map_err(|e| format!("{}: {e}", c.curated.decl))?,
+                .map_err(|cause| ListingError { decl: c.curated.decl, cause })?,
         );
         out.push('\n');
     }

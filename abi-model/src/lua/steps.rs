@@ -319,6 +319,101 @@ pub enum Step {
     },
 }
 
+/// Declares [`StepKind`] and its [`StepKind::ALL`] from one list, so no kind can be missing
+/// from `ALL`; [`Step::kind`]'s exhaustive match makes a new [`Step`] variant need one.
+macro_rules! step_kinds {
+    ($($kind:ident),+ $(,)?) => {
+        /// Which [`Step`] variant a step is, without its operands: what an error or a test
+        /// names ([`StepKind::name`] is the variant's name).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum StepKind {
+            $(
+                #[doc = concat!("[`Step::", stringify!($kind), "`].")]
+                $kind,
+            )+
+        }
+
+        impl StepKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [StepKind] = &[$(StepKind::$kind),+];
+
+            /// The variant's name, e.g. `"CallbackEnterInline"`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(StepKind::$kind => stringify!($kind),)+
+                }
+            }
+        }
+    };
+}
+
+step_kinds!(
+    CheckArgCount,
+    CallHelper,
+    StoreAddr,
+    CopyPtr,
+    LoadArg,
+    LoadPtr,
+    LoadAddr,
+    SetAl,
+    CallTarget,
+    SaveReturn,
+    Spill,
+    LoadReturn,
+    CheckArgCountInline,
+    FuncAddrFromUpvalue,
+    ToCInline,
+    PtrInline,
+    RecordInline,
+    PushInline,
+    ErrnoRestoreInline,
+    AfterCallInline,
+    CallbackEnterInline,
+    CallbackCallInline,
+    PopInline,
+    ReturnToLua,
+    ReturnToC,
+);
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Step {
+    /// Which variant this step is.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Step::CheckArgCount { .. } => StepKind::CheckArgCount,
+            Step::CallHelper { .. } => StepKind::CallHelper,
+            Step::StoreAddr { .. } => StepKind::StoreAddr,
+            Step::CopyPtr { .. } => StepKind::CopyPtr,
+            Step::LoadArg { .. } => StepKind::LoadArg,
+            Step::LoadPtr { .. } => StepKind::LoadPtr,
+            Step::LoadAddr { .. } => StepKind::LoadAddr,
+            Step::SetAl(_) => StepKind::SetAl,
+            Step::CallTarget { .. } => StepKind::CallTarget,
+            Step::SaveReturn { .. } => StepKind::SaveReturn,
+            Step::Spill { .. } => StepKind::Spill,
+            Step::LoadReturn { .. } => StepKind::LoadReturn,
+            Step::CheckArgCountInline { .. } => StepKind::CheckArgCountInline,
+            Step::FuncAddrFromUpvalue { .. } => StepKind::FuncAddrFromUpvalue,
+            Step::ToCInline { .. } => StepKind::ToCInline,
+            Step::PtrInline { .. } => StepKind::PtrInline,
+            Step::RecordInline { .. } => StepKind::RecordInline,
+            Step::PushInline { .. } => StepKind::PushInline,
+            Step::ErrnoRestoreInline { .. } => StepKind::ErrnoRestoreInline,
+            Step::AfterCallInline { .. } => StepKind::AfterCallInline,
+            Step::CallbackEnterInline { .. } => StepKind::CallbackEnterInline,
+            Step::CallbackCallInline { .. } => StepKind::CallbackCallInline,
+            Step::PopInline { .. } => StepKind::PopInline,
+            Step::ReturnToLua { .. } => StepKind::ReturnToLua,
+            Step::ReturnToC { .. } => StepKind::ReturnToC,
+        }
+    }
+}
+
 /// A stub or thunk as steps, plus the frame sizes its backend must provide.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {

@@ -26,15 +26,14 @@ const RBX: u8 = 3;
 /// The displacement of Lua index `lua_index`'s slot from the called function's slot (from
 /// `L->top` for a negative index, where `top_relative` allows one).
 fn slot_disp(vm: LuaVm, lua_index: i32, top_relative: bool) -> Result<i32, BackendError> {
-    lua_index
-        .checked_mul(vm.slot as i32)
-        .filter(|_| lua_index > 0 || (top_relative && lua_index < 0))
-        .ok_or_else(|| unsupported(format!("Lua index {lua_index} inline")))
+    lua_index.checked_mul(vm.slot as i32).filter(|_| lua_index > 0 || (top_relative && lua_index < 0)).ok_or_else(
+        || BackendError::from(Invalid::OutOfRange { what: "inline Lua index", value: i64::from(lua_index) }),
+    )
 }
 
 impl Emitter<'_> {
     fn vm(&self) -> Result<LuaVm, BackendError> {
-        self.vm.ok_or_else(|| unsupported("an inline step in a program without a Lua stack layout"))
+        self.vm.ok_or_else(|| BackendError::from(Invalid::NoLuaLayout))
     }
 
     /// Ends an inline fast path (`jmp >done`), then emits its `slow:` step and `done:`.
@@ -84,7 +83,7 @@ impl Emitter<'_> {
                 asm_disp!(self.ops, d; mov scratch, QWORD [rsp + d]);
                 Ok(R11)
             }
-            (other, kind) => Err(unsupported(format!("{other} as the lua_State of an inline step in a {kind:?}"))),
+            (other, _) => Err(Invalid::LuaStateOperand(other).into()),
         }
     }
 
@@ -92,7 +91,7 @@ impl Emitter<'_> {
     fn load_tag(&mut self, vm: LuaVm, at: i32) -> Result<(), BackendError> {
         let size = match vm.tag_size {
             n @ (1 | 4) => n,
-            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+            n => return Err(BackendError::from(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) })),
         };
         self.load_gpr(RAX, R10, at + vm.tag_at as i32, size, Ext::Zero)
     }
@@ -101,7 +100,7 @@ impl Emitter<'_> {
     fn store_tag_from(&mut self, vm: LuaVm, reg: u8) -> Result<(), BackendError> {
         match vm.tag_size {
             n @ (1 | 4) => self.store_gpr(reg, R10, vm.tag_at as i32, n),
-            n => Err(unsupported(format!("a {n}-byte type tag"))),
+            n => Err(BackendError::from(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) })),
         }
     }
 
@@ -111,7 +110,7 @@ impl Emitter<'_> {
         match vm.tag_size {
             1 => asm_disp!(self.ops, at; mov BYTE [through + at], tag as i8),
             4 => asm_disp!(self.ops, at; mov DWORD [through + at], tag),
-            n => return Err(unsupported(format!("a {n}-byte type tag"))),
+            n => return Err(BackendError::from(Invalid::LuaLayout { what: "type tag bytes", value: i64::from(n) })),
         }
         Ok(())
     }
@@ -120,16 +119,15 @@ impl Emitter<'_> {
     /// out-of-line failure path (after the epilogue), which turns the byte distance into the
     /// count `luaffi_argcount_error` is given.
     pub(super) fn emit_check_arg_count_inline(&mut self, expected: i32) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "check-args")?;
+        self.require(FrameKind::Stub)?;
         let vm = self.vm()?;
         if !vm.slot.is_power_of_two() {
-            return Err(unsupported(format!("stack slots of {} bytes", vm.slot)));
+            return Err(BackendError::from(Invalid::LuaLayout { what: "stack slot bytes", value: i64::from(vm.slot) }));
         }
         let shift = vm.slot.trailing_zeros() as i8;
-        let want = expected
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(vm.slot as i32))
-            .ok_or_else(|| unsupported(format!("{expected} Lua arguments")))?;
+        let want = expected.checked_add(1).and_then(|n| n.checked_mul(vm.slot as i32)).ok_or_else(|| {
+            BackendError::from(Invalid::OutOfRange { what: "inline Lua argument count", value: i64::from(expected) })
+        })?;
         let top = vm.top as i32;
         self.load_func_slot(vm, RBX);
         asm_disp!(self.ops, top; mov rax, QWORD [lua_state + top]);
@@ -144,10 +142,10 @@ impl Emitter<'_> {
     }
 
     pub(super) fn emit_func_addr_from_upvalue(&mut self, n: u32, to: Slot) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "the function address from an upvalue")?;
+        self.require(FrameKind::Stub)?;
         let vm = self.vm()?;
         if n == 0 {
-            return Err(unsupported("upvalue 0"));
+            return Err(BackendError::from(Invalid::OutOfRange { what: "upvalue", value: 0 }));
         }
         let up = (vm.cclosure_upvalues + (n - 1) * vm.slot) as i32;
         let to = self.disp(to)?;
@@ -182,7 +180,9 @@ impl Emitter<'_> {
                 asm!(self.ops; movzx eax, al);
                 4
             }
-            other => return Err(unsupported(format!("an inline integer conversion to {other}"))),
+            other => {
+                return Err(BackendError::from(Invalid::Kind { kind: other, role: "that is not converted inline" }))
+            }
         };
         self.store_gpr(RAX, Gpr::SP.0, to, width)
     }
@@ -213,7 +213,7 @@ impl Emitter<'_> {
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.converts_inline(kind) {
-            return Err(unsupported(format!("{kind} is not converted inline")));
+            return Err(BackendError::from(Invalid::Kind { kind, role: "that is not converted inline" }));
         }
         let at = slot_disp(vm, lua_index, true)?;
         let dst = self.disp(to)?;
@@ -257,7 +257,9 @@ impl Emitter<'_> {
                 self.check_int32_range(kind);
                 self.store_int_result(kind, dst)?;
             }
-            other => return Err(unsupported(format!("{other} inline"))),
+            other => {
+                return Err(BackendError::from(Invalid::Kind { kind: other, role: "that is not converted inline" }))
+            }
         }
         self.fast_path_done_else(slow)
     }
@@ -283,7 +285,9 @@ impl Emitter<'_> {
                 }
                 self.store_int_result(kind, dst)?;
             }
-            other => return Err(unsupported(format!("{other} inline"))),
+            other => {
+                return Err(BackendError::from(Invalid::Kind { kind: other, role: "that is not converted inline" }))
+            }
         }
         asm!(self.ops
             ; jmp >done
@@ -313,7 +317,7 @@ impl Emitter<'_> {
         strings: bool,
         slow: &Step,
     ) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "an inline pointer argument")?;
+        self.require(FrameKind::Stub)?;
         let vm = self.vm()?;
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.disp(to)?;
@@ -360,7 +364,7 @@ impl Emitter<'_> {
         h: CdataHeader,
         slow: &Step,
     ) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "an inline record argument")?;
+        self.require(FrameKind::Stub)?;
         let vm = self.vm()?;
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.disp(to)?;
@@ -426,7 +430,7 @@ impl Emitter<'_> {
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
         if !vm.pushes_inline(kind) {
-            return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
+            return Err(BackendError::from(Invalid::Kind { kind, role: "that this Lua layout does not push inline" }));
         }
         let src = self.disp(from)?;
         let sp = Gpr::SP.0;
@@ -473,10 +477,17 @@ impl Emitter<'_> {
                         self.store_xmm(0, R10, 0, 8)?;
                         self.store_tag(vm, vm.float_tag)?;
                     }
-                    None => return Err(unsupported(format!("{kind} pushed inline without integers"))),
+                    None => {
+                        return Err(BackendError::from(Invalid::Kind {
+                            kind,
+                            role: "pushed inline by a Lua without integers",
+                        }))
+                    }
                 }
             }
-            (other, _) => return Err(unsupported(format!("{other} pushed inline"))),
+            (other, _) => {
+                return Err(BackendError::from(Invalid::Kind { kind: other, role: "that is not pushed inline" }))
+            }
         }
         let (top, slot) = (vm.top as i32, vm.slot as i32);
         asm_disp!(self.ops, top; add QWORD [Rq(l) + top], slot);
@@ -487,13 +498,13 @@ impl Emitter<'_> {
     }
 
     fn call_slots(&self) -> Result<abi_model::lua::CallSlots, BackendError> {
-        self.env.call_slots.ok_or_else(|| unsupported("inline errno without the embedding's call slots"))
+        self.env.call_slots.ok_or_else(|| BackendError::from(Invalid::NoCallSlots))
     }
 
     /// `errno` is the CRT's per-thread variable: its address comes from the `ErrnoLocation`
     /// helper (`_errno()` on Windows), kept at `errno_at` for [`Self::emit_after_call_inline`].
     pub(super) fn emit_errno_restore_inline(&mut self, errno_at: Slot, prev_l_at: Slot) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "inline errno")?;
+        self.require(FrameKind::Stub)?;
         let slots = self.call_slots()?;
         // rax = &errno, kept at errno_at across the call.
         self.call_helper(Helper::ErrnoLocation, &[], Some(errno_at))?;
@@ -517,7 +528,7 @@ impl Emitter<'_> {
         prev_l_at: Slot,
         slow: &Step,
     ) -> Result<(), BackendError> {
-        self.require(FrameKind::Stub, "inline errno")?;
+        self.require(FrameKind::Stub)?;
         let slots = self.call_slots()?;
         let (at, prev) = (self.disp(errno_at)?, self.disp(prev_l_at)?);
         let (saved, calling_l, pending) =
@@ -552,13 +563,13 @@ impl Emitter<'_> {
         func: CallbackFunc,
         slow: &Step,
     ) -> Result<(), BackendError> {
-        self.require(FrameKind::Thunk, "an inline callback entry")?;
+        self.require(FrameKind::Thunk)?;
         let vm = self.vm()?;
         let slots = self.call_slots()?;
-        let room_bytes = u64::from(room)
-            .checked_mul(u64::from(vm.slot))
-            .and_then(|b| i32::try_from(b).ok())
-            .ok_or_else(|| unsupported(format!("a callback needing {room} stack slots")))?;
+        let room_bytes =
+            u64::from(room).checked_mul(u64::from(vm.slot)).and_then(|b| i32::try_from(b).ok()).ok_or_else(|| {
+                BackendError::from(Invalid::OutOfRange { what: "callback stack slots", value: i64::from(room) })
+            })?;
         let (calling_l, main_l, record) = (slots.calling_l as i64, slots.main_l as i64, self.env.callback_data as i64);
         let (top, stack_last, ci, ci_top) =
             (vm.top as i32, vm.room.stack_last as i32, vm.room.ci as i32, vm.room.ci_top as i32);
@@ -613,10 +624,12 @@ impl Emitter<'_> {
         status_at: Slot,
         slow: &Step,
     ) -> Result<(), BackendError> {
-        self.require(FrameKind::Thunk, "an inline callback call")?;
+        self.require(FrameKind::Thunk)?;
         let vm = self.vm()?;
         let slots = self.call_slots()?;
-        let nargs = i32::try_from(nargs).map_err(|_| unsupported("too many callback arguments"))?;
+        let nargs = i32::try_from(nargs).map_err(|_| {
+            BackendError::from(Invalid::OutOfRange { what: "callback arguments", value: i64::from(nargs) })
+        })?;
         let pending = slots.pending_error as i64;
         asm!(self.ops
             ; mov rax, QWORD pending

@@ -1,0 +1,99 @@
+//! When the code of a stub or callback cannot be built, the Lua error says what failed (the OS
+//! refusing executable memory, a backend bug), not that a value cannot be converted.
+
+use abi_model::lua::steps::{Program, StepKind};
+use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::Target;
+use lua_adapter::arena::{ArenaError, CodeArena};
+use lua_adapter::call::{assemble, refuse_code_memory, CodeFailure, StubError};
+use mlua::Lua;
+
+fn lua_with_ffi() -> Lua {
+    let lua = Lua::new();
+    let ffi = lua_adapter::module::open(&lua).unwrap();
+    lua.globals().set("ffi", ffi).unwrap();
+    lua
+}
+
+/// The error `code` raises (run protected), or "no error".
+fn error_of(lua: &Lua, code: &str) -> String {
+    let wrapped = format!("local ok, e = pcall(function() {code} end) return ok and 'no error' or tostring(e)");
+    lua.load(&wrapped).eval().unwrap()
+}
+
+const ENOMEM: &str = "cannot allocate executable memory: mprotect: ENOMEM";
+
+#[test]
+fn a_call_whose_stub_gets_no_executable_memory_says_so() {
+    let lua = lua_with_ffi();
+    lua.load("ffi.cdef 'int abs(int);'").exec().unwrap();
+    assert!(refuse_code_memory(&lua, true));
+    let e = error_of(&lua, "return ffi.C.abs(-3)");
+    assert!(e.ends_with(&format!("cannot call this C function: {ENOMEM}")), "{e}");
+    // Nothing was cached: once memory is given, the same call works.
+    refuse_code_memory(&lua, false);
+    assert_eq!(lua.load("return ffi.C.abs(-3)").eval::<i64>().unwrap(), 3);
+}
+
+#[test]
+fn a_callback_whose_thunk_gets_no_executable_memory_says_so_not_cannot_convert() {
+    let lua = lua_with_ffi();
+    assert!(refuse_code_memory(&lua, true));
+    let e = error_of(&lua, "return ffi.cast('int (*)(int)', function(x) return x end)");
+    assert!(e.ends_with(&format!("cannot make a callback for 'int (*)()': {ENOMEM}")), "{e}");
+    refuse_code_memory(&lua, false);
+    let n: i64 = lua.load("return ffi.cast('int (*)(int)', function(x) return x + 1 end)(41)").eval().unwrap();
+    assert_eq!(n, 42);
+    // A signature that cannot be a callback keeps LuaJIT's conversion error (and its way of
+    // writing a function pointer type, without the parameters).
+    let e = error_of(&lua, "return ffi.cast('int (*)(int, ...)', function(x) return x end)");
+    assert!(e.ends_with("cannot convert 'function' to 'int (*)()'"), "{e}");
+}
+
+/// A backend that fails as `fail` says, assembling `len(base)` bytes otherwise.
+struct StandIn {
+    fail: Option<BackendError>,
+    len: fn(u64) -> usize,
+}
+
+impl Backend for StandIn {
+    fn target(&self) -> Target {
+        Target::X64_SYSV
+    }
+    fn stub(&self, _: &Program, base: u64, _: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.fail.clone().map_or_else(|| Ok(vec![0xC3; (self.len)(base)]), Err)
+    }
+    fn thunk(&self, p: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.stub(p, base, env)
+    }
+}
+
+fn assemble_with(backend: &StandIn) -> Result<usize, StubError> {
+    let program = Program { steps: vec![], out_bytes: 0, stage_bytes: 0, entry_bytes: 0, vm: None };
+    let env = CodeEnv { helpers: vec![], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0, call_slots: None };
+    assemble(&CodeArena::new(), backend, |base| backend.stub(&program, base, &env)).map(|h| h.len())
+}
+
+#[test]
+fn a_backend_that_cannot_lower_a_step_is_reported_as_a_bug_naming_the_step() {
+    let not_lowered = BackendError::NotLowered { index: Some(2), step: StepKind::CallbackEnterInline };
+    let e = assemble_with(&StandIn { fail: Some(not_lowered.clone()), len: |_| 1 }).unwrap_err();
+    assert_eq!(e, StubError::Backend(not_lowered));
+    assert_eq!(e.to_string(), "backend cannot lower step CallbackEnterInline (step 2) (bug)");
+    let failure = e.code_failure().expect("not the signature's fault");
+    assert_eq!(failure, CodeFailure::Backend(Some(StepKind::CallbackEnterInline)));
+    assert_eq!(failure.to_string(), "backend cannot lower step CallbackEnterInline (bug)");
+    // Code whose length depends on where it is assembled is refused, not committed.
+    let e = assemble_with(&StandIn { fail: None, len: |base| if base == 0 { 1 } else { 2 } }).unwrap_err();
+    assert_eq!(e, StubError::LengthDependsOnAddress { probe: 1, placed: 2 });
+    assert_eq!(assemble_with(&StandIn { fail: None, len: |_| 3 }), Ok(3));
+}
+
+#[test]
+fn os_errors_name_the_call_and_the_errno() {
+    let e = StubError::Arena(ArenaError::Os { call: "mmap", errno: libc::EACCES });
+    assert_eq!(e.to_string(), "cannot allocate executable memory: mmap: EACCES");
+    // An errno without a name in the table keeps the OS's words.
+    let odd = ArenaError::Os { call: "mprotect", errno: libc::E2BIG };
+    assert_eq!(odd.to_string(), format!("mprotect: {}", std::io::Error::from_raw_os_error(libc::E2BIG)));
+}
