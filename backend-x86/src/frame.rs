@@ -17,6 +17,8 @@ pub(crate) enum Base {
     Ebp,
     /// ecx: memory reached through a pointer read from a slot.
     Ecx,
+    /// edx: a slot of the Lua stack (inline steps).
+    Edx,
 }
 
 /// A memory operand `[base + disp]`.
