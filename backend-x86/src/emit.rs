@@ -43,6 +43,9 @@ macro_rules! mem {
             (Base::Edx, 0, _) => asm!($ops ; $($before)* [lua_slot] $($after)*),
             (Base::Edx, _, Ok(d)) => asm!($ops ; $($before)* [BYTE lua_slot + d] $($after)*),
             (Base::Edx, d, Err(_)) => asm!($ops ; $($before)* [lua_slot + d] $($after)*),
+            (Base::Ebx, 0, _) => asm!($ops ; $($before)* [lua_state] $($after)*),
+            (Base::Ebx, _, Ok(d)) => asm!($ops ; $($before)* [BYTE lua_state + d] $($after)*),
+            (Base::Ebx, d, Err(_)) => asm!($ops ; $($before)* [lua_state + d] $($after)*),
         }
     }};
 }
@@ -52,7 +55,6 @@ mod inline;
 /// Register numbers as the ISA encodes them (dynasm's `Rd(n)`).
 const ECX: u8 = 1;
 const EDX: u8 = 2;
-const EBX: u8 = 3;
 
 /// Windows commits stack pages one guard page at a time: a frame that moves esp by more
 /// than a page must touch each page in order (Microsoft, "__chkstk Routine").

@@ -19,6 +19,8 @@ pub(crate) enum Base {
     Ecx,
     /// edx: a slot of the Lua stack (inline steps).
     Edx,
+    /// ebx: the stub's `lua_State` (inline steps).
+    Ebx,
 }
 
 /// A memory operand `[base + disp]`.

@@ -57,36 +57,35 @@ impl Emitter<'_> {
         self.env.call_slots.ok_or_else(|| unsupported("an inline step without the embedding's call slots"))
     }
 
-    /// edx = the address of the called function's stack slot, from L in register `l`; Lua
-    /// index `i` is at `edx + i * slot` (5.1: `L->base` is the slot after the function's).
-    fn load_func_slot(&mut self, vm: LuaVm, l: u8) {
+    /// edx = the address of the called function's stack slot, from L in `l`; Lua index `i`
+    /// is at `edx + i * slot` (5.1: `L->base` is the slot after the function's).
+    fn load_func_slot(&mut self, vm: LuaVm, l: Base) {
         match vm.args {
             ArgsBase::Base { at } => {
-                let (at, slot) = (at as i32, vm.slot as i32);
-                asm!(self.ops
-                    ; mov lua_slot, [Rd(l) + at]
-                    ; sub lua_slot, slot
-                );
+                mem!(self.ops, Mem { base: l, disp: at as i32 }, [mov lua_slot,], []);
+                asm!(self.ops ; sub lua_slot, vm.slot as i32);
             }
             ArgsBase::CallInfo { ci, func } => {
-                let (ci, func) = (ci as i32, func as i32);
-                asm!(self.ops
-                    ; mov lua_slot, [Rd(l) + ci]
-                    ; mov lua_slot, [lua_slot + func]
-                );
+                mem!(self.ops, Mem { base: l, disp: ci as i32 }, [mov lua_slot,], []);
+                mem!(self.ops, Mem { base: Base::Edx, disp: func as i32 }, [mov lua_slot,], []);
             }
         }
     }
 
+    /// `L->top`, with L in `l`.
+    fn top_of(vm: LuaVm, l: Base) -> Mem {
+        Mem { base: l, disp: vm.top as i32 }
+    }
+
     /// The register holding the `lua_State *` of an inline step: ebx in a stub; in a thunk
     /// ecx, loaded from the slot the entry stored it at.
-    fn l_reg(&mut self, l: Operand) -> Result<u8, BackendError> {
+    fn l_reg(&mut self, l: Operand) -> Result<Base, BackendError> {
         match l {
-            Operand::L if self.is_stub() => Ok(EBX),
+            Operand::L if self.is_stub() => Ok(Base::Ebx),
             Operand::PtrAt(slot) => {
                 let m = self.mem(slot, 4)?;
                 mem!(self.ops, m, [mov through,], []);
-                Ok(ECX)
+                Ok(Base::Ecx)
             }
             other => Err(unsupported(format!("{other} as the lua_State of an inline step"))),
         }
@@ -105,10 +104,10 @@ impl Emitter<'_> {
 
     /// Writes `tag` into the tag of the slot at `[edx]`.
     fn store_tag(&mut self, vm: LuaVm, tag: u32) -> Result<(), BackendError> {
-        let (at, tag) = (vm.tag_at as i32, tag as i32);
+        let m = Mem { base: Base::Edx, disp: vm.tag_at as i32 };
         match vm.tag_size {
-            1 => asm!(self.ops ; mov BYTE [lua_slot + at], tag as i8),
-            4 => asm!(self.ops ; mov DWORD [lua_slot + at], tag),
+            1 => mem!(self.ops, m, [mov BYTE], [, tag as i8]),
+            4 => mem!(self.ops, m, [mov DWORD], [, tag as i32]),
             n => return Err(unsupported(format!("a {n}-byte type tag"))),
         }
         Ok(())
@@ -124,12 +123,12 @@ impl Emitter<'_> {
 
     pub(super) fn emit_check_arg_count_inline(&mut self, expected: i32) -> Result<(), BackendError> {
         let vm = self.vm()?;
-        let (top, slot) = (vm.top as i32, vm.slot as i32);
+        let slot = vm.slot as i32;
         let want =
             (expected + 1).checked_mul(slot).ok_or_else(|| unsupported(format!("{expected} arguments inline")))?;
-        self.load_func_slot(vm, EBX);
+        self.load_func_slot(vm, Base::Ebx);
+        mem!(self.ops, Self::top_of(vm, Base::Ebx), [mov eax,], []);
         asm!(self.ops
-            ; mov eax, [lua_state + top]
             ; sub eax, lua_slot
             ; cmp eax, want
             ; je >ok
@@ -158,12 +157,10 @@ impl Emitter<'_> {
         }
         let up = (vm.cclosure_upvalues + (n - 1) * vm.slot) as i32;
         let to = self.mem(to, 4)?;
-        self.load_func_slot(vm, EBX);
+        self.load_func_slot(vm, Base::Ebx);
         // The function slot's value is the C closure; its upvalue's value the address.
-        asm!(self.ops
-            ; mov lua_slot, [lua_slot]
-            ; mov eax, [lua_slot + up]
-        );
+        asm!(self.ops ; mov lua_slot, [lua_slot]);
+        mem!(self.ops, Mem { base: Base::Edx, disp: up }, [mov eax,], []);
         mem!(self.ops, to, [mov], [, eax]);
         Ok(())
     }
@@ -209,8 +206,7 @@ impl Emitter<'_> {
             self.load_func_slot(vm, l);
         } else {
             // Counted down from L->top.
-            let top = vm.top as i32;
-            asm!(self.ops ; mov lua_slot, [Rd(l) + top]);
+            mem!(self.ops, Self::top_of(vm, l), [mov lua_slot,], []);
         }
         self.load_tag(vm, at)?;
         if let Some(int_tag) = vm.int_tag {
@@ -277,14 +273,17 @@ impl Emitter<'_> {
                     ; jne >slow
                     ; jp >slow
                 );
-                mem!(self.ops, dst, [mov eax,], []);
-                if kind == (ValueKind::Int { size: 8, signed: false }) {
-                    asm!(self.ops
-                        ; test eax, eax
-                        ; js >slow
-                    );
+                // An int32_t is already there; others are narrowed or widened from it.
+                if !matches!(kind, ValueKind::Int { size: 4, .. }) {
+                    mem!(self.ops, dst, [mov eax,], []);
+                    if kind == (ValueKind::Int { size: 8, signed: false }) {
+                        asm!(self.ops
+                            ; test eax, eax
+                            ; js >slow
+                        );
+                    }
+                    self.store_int_result(kind, dst)?;
                 }
-                self.store_int_result(kind, dst)?;
             }
             other => return Err(unsupported(format!("{other} inline"))),
         }
@@ -310,7 +309,7 @@ impl Emitter<'_> {
         let at = slot_disp(vm, lua_index, false)?;
         let dst = self.mem(to, 4)?;
         let value = Mem { base: Base::Edx, disp: at };
-        self.load_func_slot(vm, EBX);
+        self.load_func_slot(vm, Base::Ebx);
         self.load_tag(vm, at)?;
         asm!(self.ops
             ; cmp eax, vm.nil_tag as i32
@@ -367,7 +366,7 @@ impl Emitter<'_> {
         let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
         // The pointer-sized tag word: the key's low 32 bits, the rotation modulo 32.
         let (rot, key) = ((h.tag_rotate % 32) as i8, h.tag_key as u32 as i32);
-        self.load_func_slot(vm, EBX);
+        self.load_func_slot(vm, Base::Ebx);
         self.load_tag(vm, at)?;
         asm!(self.ops
             ; cmp eax, ud.tag as i32
@@ -438,12 +437,11 @@ impl Emitter<'_> {
             return Err(unsupported(format!("{kind} is not pushed inline on {}", vm.name)));
         }
         let src = self.mem(from, kind.size(4))?;
-        let top = vm.top as i32;
         let value = Mem { base: Base::Edx, disp: 0 };
         let mut needs_slow = false;
         // L stays in its register to the end: the value moves through eax alone.
         let l = self.l_reg(l)?;
-        asm!(self.ops ; mov lua_slot, [Rd(l) + top]);
+        mem!(self.ops, Self::top_of(vm, l), [mov lua_slot,], []);
         match (kind, vm.int_tag) {
             (ValueKind::F64, _) => {
                 self.copy_8(src, value);
@@ -496,8 +494,7 @@ impl Emitter<'_> {
             }
             (other, _) => return Err(unsupported(format!("{other} pushed inline on {}", vm.name))),
         }
-        let slot = vm.slot as i32;
-        asm!(self.ops ; add DWORD [Rd(l) + top], slot);
+        mem!(self.ops, Self::top_of(vm, l), [add DWORD], [, vm.slot as i32]);
         if needs_slow {
             self.fast_path_done_else(slow)?;
         }
@@ -655,8 +652,7 @@ impl Emitter<'_> {
         } else if vm.converts_inline(result) {
             asm!(self.ops ; test eax, eax ; jnz >check);
             let l = self.l_reg(l)?;
-            let top = vm.top as i32;
-            asm!(self.ops ; mov lua_slot, [Rd(l) + top]);
+            mem!(self.ops, Self::top_of(vm, l), [mov lua_slot,], []);
             self.load_tag(vm, -(vm.slot as i32))?;
             if let Some(int_tag) = vm.int_tag {
                 asm!(self.ops ; cmp eax, int_tag as i32 ; je >done);
@@ -680,8 +676,7 @@ impl Emitter<'_> {
     pub(super) fn emit_pop_inline(&mut self, l: Operand) -> Result<(), BackendError> {
         let vm = self.vm()?;
         let l = self.l_reg(l)?;
-        let (top, slot) = (vm.top as i32, vm.slot as i32);
-        asm!(self.ops ; sub DWORD [Rd(l) + top], slot);
+        mem!(self.ops, Self::top_of(vm, l), [sub DWORD], [, vm.slot as i32]);
         Ok(())
     }
 }
