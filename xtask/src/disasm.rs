@@ -2,8 +2,8 @@
 //! for every function the declarations declare, prints its call plan, the stub and
 //! callback-thunk programs, and the machine code the target's backend emits for them,
 //! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
-//! on that Lua: number arguments and results, the count check and the function address
-//! inline (x64-sysv only).
+//! on that Lua, laid out as on the target (`abi_model::lua::vm::LuaVm::for_target`; no 5.2 on
+//! 32-bit x86): number arguments and results, the count check and the function address inline.
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
@@ -26,7 +26,7 @@ fn usage() -> String {
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut text = None;
     let mut target = Target::X64_SYSV;
-    let mut inline = None;
+    let mut lua_version = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -34,12 +34,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let name = it.next().ok_or_else(usage)?;
                 target = Target::from_name(name).ok_or_else(|| format!("unknown ABI `{name}`\n{}", usage()))?;
             }
-            "--lua" => {
-                let v = it.next().ok_or_else(usage)?;
-                let vm = LuaVm::from_version(v).ok_or_else(|| format!("unknown Lua version `{v}`\n{}", usage()))?;
-                // As lua-adapter builds a namespace function's stub.
-                inline = Some(abi_model::lua::curated::listing_inline(vm));
-            }
+            "--lua" => lua_version = Some(it.next().ok_or_else(usage)?),
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -49,6 +44,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let text = text.ok_or_else(usage)?;
+    // The layout of that version on the chosen target, as lua-adapter builds a namespace
+    // function's stub with it.
+    let inline = match lua_version {
+        Some(v) if LuaVm::from_version(v).is_none() => return Err(format!("unknown Lua version `{v}`\n{}", usage())),
+        Some(v) => {
+            let vm = LuaVm::for_target(v, target)
+                .ok_or_else(|| format!("Lua {v} has no inline stack layout on {target} (its stubs use the helpers)"))?;
+            Some(abi_model::lua::curated::listing_inline(vm))
+        }
+        None => None,
+    };
     print!("{}", declarations_listing(&text, target, inline.as_ref())?);
     Ok(())
 }
