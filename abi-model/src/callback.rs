@@ -1,14 +1,14 @@
-//! Callback frames: where a generated thunk finds each incoming argument once it has saved
+//! Callback frames: where a generated callback finds each incoming argument once it has saved
 //! the argument registers, and what it returns and pops.
 //!
 //! The frame is derived from the same [`CallPlan`] a caller uses, read from the callee's
 //! side, so incoming and outgoing locations cannot drift apart. Offsets are bytes from the
-//! thunk's entry stack pointer (the address of the return address): stack arguments are
+//! callee's entry stack pointer (the address of the return address): stack arguments are
 //! above it, the save area below.
 
 use crate::plan::{ArgPass, CallPlan, Loc, RetLoc, RetPlan, ValueKind};
 
-/// One register the thunk stores on entry.
+/// One register the callee stores on entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Spill {
     /// The register ([`Loc::Gpr`] or [`Loc::Xmm`]).
@@ -36,12 +36,12 @@ pub enum FrameArg {
     },
 }
 
-/// Everything a callback thunk needs to know about its frame.
+/// Everything a generated callback needs to know about its frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallbackFrame {
     /// Register width (4 or 8).
     pub ptr_size: u32,
-    /// Bytes directly below the return address left to the thunk for its own use (saving
+    /// Bytes directly below the return address left to the callee for its own use (saving
     /// the frame pointer and the callee-saved registers it uses): `4 * ptr_size`.
     pub header: u32,
     /// Bytes of the save area below the header; spills land in
@@ -57,11 +57,19 @@ pub struct CallbackFrame {
     pub sret_ptr: Option<i32>,
     /// What to return, and where.
     pub ret: RetPlan,
-    /// Bytes the thunk pops on return (`ret n`).
+    /// Bytes the callee pops on return (`ret n`).
     pub pops: u32,
 }
 
 impl CallbackFrame {
+    /// Where a callee that begins by pushing the caller's frame pointer (`push ebp/rbp`) keeps
+    /// it, and so where its own frame pointer then points: the header's top word, at
+    /// `[entry_sp + saved_frame_pointer_at(ptr_size)]`. An entry offset `o` is then at
+    /// `[frame pointer + ptr_size + o]`.
+    pub const fn saved_frame_pointer_at(ptr_size: u32) -> i32 {
+        -(ptr_size as i32)
+    }
+
     /// The frame for a callee of `plan`.
     pub fn from_plan(plan: &CallPlan) -> CallbackFrame {
         let w = plan.ptr_size;

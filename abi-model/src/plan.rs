@@ -33,6 +33,18 @@ impl Gpr {
     pub const R8: Gpr = Gpr(8);
     /// r9
     pub const R9: Gpr = Gpr(9);
+    /// r10
+    pub const R10: Gpr = Gpr(10);
+    /// r11
+    pub const R11: Gpr = Gpr(11);
+    /// r12
+    pub const R12: Gpr = Gpr(12);
+    /// r13
+    pub const R13: Gpr = Gpr(13);
+    /// r14
+    pub const R14: Gpr = Gpr(14);
+    /// r15
+    pub const R15: Gpr = Gpr(15);
 
     /// The register's name at full width for a register `width` of 4 or 8 bytes.
     pub fn name(self, width: u32) -> &'static str {
@@ -84,6 +96,24 @@ pub enum Ext {
     Zero,
 }
 
+impl Ext {
+    /// The widening the writer of a value of `kind` gives it in a 32- or 64-bit register or
+    /// slot, on every target: `bool` zero-extended, 8- and 16-bit integers by their
+    /// signedness, anything else as it is. The reader must not rely on it: gcc and MSVC
+    /// readers re-extend (gcc's fixture callers store only `al` of a `signed char` result;
+    /// the psABIs leave the upper bits unspecified, Microsoft's x64 page calls them
+    /// undefined). Writing them costs nothing and serves readers that assume them (clang
+    /// callees of 8- and 16-bit parameters).
+    pub fn widening(kind: ValueKind) -> Ext {
+        match kind {
+            ValueKind::Bool => Ext::Zero,
+            ValueKind::Int { size, signed: true } if size < 4 => Ext::Sign,
+            ValueKind::Int { size, signed: false } if size < 4 => Ext::Zero,
+            _ => Ext::None,
+        }
+    }
+}
+
 /// `size` bytes of the C value, starting at byte `offset` of it, placed at `loc`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Part {
@@ -99,7 +129,7 @@ pub struct Part {
 
 /// What kind of C value an argument or return value is, after the adjustments the ABI
 /// module made (array and function parameters decay to pointers, enums to their integer
-/// type, varargs promoted). This is all a backend needs to pick a conversion helper.
+/// type, varargs promoted). This is all a code generator needs to pick a conversion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ValueKind {
     /// `void` (returns only).
@@ -216,6 +246,17 @@ pub struct RetPlan {
     pub value: ValueKind,
     /// Where.
     pub loc: RetLoc,
+    /// How the callee widens a small integer result in `eax`/`rax` (see [`Ext::widening`]).
+    /// No target obliges it and the caller must not rely on it: it reads only the value's
+    /// bytes. It matters only to what a callee (a generated callback) writes.
+    pub ext: Ext,
+}
+
+impl RetPlan {
+    /// The plan of a `value` returned at `loc`, widened as every target's callee widens it.
+    pub fn new(value: ValueKind, loc: RetLoc) -> RetPlan {
+        RetPlan { value, loc, ext: Ext::widening(value) }
+    }
 }
 
 /// Everything a caller, a callee or a backend needs to know about one call.

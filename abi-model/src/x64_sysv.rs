@@ -6,6 +6,7 @@
 use crate::abi::{AbiValue, PlanError};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
 use crate::types::{ArrayLen, CType, FloatKind, TypeId, TypeTable};
+use crate::Target;
 
 /// Integer argument registers, in order (psABI Figure 3.4).
 pub const SYSV_INT_ARGS: [Gpr; 6] = [Gpr::DI, Gpr::SI, Gpr::DX, Gpr::CX, Gpr::R8, Gpr::R9];
@@ -182,22 +183,6 @@ fn eightbytes(v: &AbiValue) -> Result<&[Class], Memory> {
     }
 }
 
-/// Callers widen bool, char and short arguments to 32 bits (gcc and clang agree on it; the
-/// psABI leaves it unspecified, so callees must not rely on it).
-fn ext_of(kind: ValueKind) -> Ext {
-    match kind {
-        ValueKind::Bool => Ext::Zero,
-        ValueKind::Int { size, signed } if size < 4 => {
-            if signed {
-                Ext::Sign
-            } else {
-                Ext::Zero
-            }
-        }
-        _ => Ext::None,
-    }
-}
-
 /// Register budget while walking the arguments.
 struct Regs {
     int: usize,
@@ -214,7 +199,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let ret_plan = plan_return(ret, &mut regs)?;
     let mut stack: u32 = 0;
     // The call site's stack alignment: 16, or more when a stack argument needs more.
-    let mut max_stack_align: u32 = 16;
+    let mut max_stack_align: u32 = Target::X64_SYSV.stack_align();
     let mut out = Vec::with_capacity(args.len());
     for a in args {
         let size = a.kind.size(8);
@@ -250,7 +235,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
                         Loc::Gpr(g)
                     }
                 };
-                parts.push(Part { loc, offset, size: part_size, ext: ext_of(a.kind) });
+                parts.push(Part { loc, offset, size: part_size, ext: Ext::widening(a.kind) });
             }
             parts
         } else {
@@ -264,7 +249,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
             };
             max_stack_align = max_stack_align.max(align);
             stack = stack.div_ceil(align) * align;
-            let part = Part { loc: Loc::Stack { offset: stack }, offset: 0, size, ext: ext_of(a.kind) };
+            let part = Part { loc: Loc::Stack { offset: stack }, offset: 0, size, ext: Ext::widening(a.kind) };
             stack += size.div_ceil(8) * 8;
             vec![part]
         };
@@ -314,7 +299,9 @@ fn plan_return(ret: &AbiValue, regs: &mut Regs) -> Result<RetPlan, PlanError> {
             RetLoc::Sret { ptr: Loc::Gpr(SYSV_INT_ARGS[0]) }
         }
     };
-    Ok(RetPlan { value: ret.kind, loc })
+    // psABI §3.2.3 says nothing of the bits above a small INTEGER result (only that a
+    // `_Bool`'s bits 1 to 7 are zero); gcc callers read only the value's bytes.
+    Ok(RetPlan { value: ret.kind, loc, ext: Ext::widening(ret.kind) })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use crate::abi::{AbiValue, PlanError};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
+use crate::Target;
 
 /// Integer registers of the four positional slots.
 pub const WIN64_INT_ARGS: [Gpr; 4] = [Gpr::CX, Gpr::DX, Gpr::R8, Gpr::R9];
@@ -21,20 +22,6 @@ pub fn win64_passes_by_reference(kind: ValueKind) -> bool {
         ValueKind::Record { size, .. } => !matches!(size, 1 | 2 | 4 | 8),
         ValueKind::ComplexF64 => true,
         _ => false,
-    }
-}
-
-fn ext_of(kind: ValueKind) -> Ext {
-    match kind {
-        ValueKind::Bool => Ext::Zero,
-        ValueKind::Int { size, signed } if size < 4 => {
-            if signed {
-                Ext::Sign
-            } else {
-                Ext::Zero
-            }
-        }
-        _ => Ext::None,
     }
 }
 
@@ -82,7 +69,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
                 ArgPass::Direct(vec![xmm])
             }
         } else {
-            ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }])
+            ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }])
         };
         out.push(ArgPlan { value: a.kind, pass });
         slot += 1;
@@ -98,10 +85,12 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         ptr_size: 8,
         args: out,
         fixed,
-        ret: RetPlan { value: ret.kind, loc: ret_loc },
+        // Microsoft, "x64 calling convention", Return values: "the state of unused bits in the
+        // value returned in RAX or XMM0 is undefined".
+        ret: RetPlan { value: ret.kind, loc: ret_loc, ext: Ext::widening(ret.kind) },
         stack_bytes,
-        stack_align: 16,
-        shadow: WIN64_SHADOW,
+        stack_align: Target::X64_WIN.stack_align(),
+        shadow: Target::X64_WIN.shadow_space(),
         copy_area: if copies > 0 { (copy_base, copies) } else { (0, 0) },
         callee_pops: 0,
         al: None,

@@ -9,7 +9,7 @@
 use crate::abi::{AbiValue, PlanError};
 use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind};
 use crate::types::{ArrayLen, CType, FloatKind, TypeId, TypeTable};
-use crate::{CallConv, Os};
+use crate::{Arch, CallConv, Os, Target};
 
 /// gcc's machine mode of a type on x86-32, reduced to what the i386 back end looks at.
 /// gcc and mingw decide by mode, not by C type, how an aggregate is returned
@@ -180,20 +180,6 @@ pub fn callee_pops_hidden_pointer(os: Os) -> bool {
     os == Os::Linux
 }
 
-fn ext_of(kind: ValueKind) -> Ext {
-    match kind {
-        ValueKind::Bool => Ext::Zero,
-        ValueKind::Int { size, signed } if size < 4 => {
-            if signed {
-                Ext::Sign
-            } else {
-                Ext::Zero
-            }
-        }
-        _ => Ext::None,
-    }
-}
-
 /// Plans a call: the hidden return pointer first, then the arguments left to right; each
 /// takes the next free convention register if it fits one, else the next 4-byte-aligned
 /// stack slot (its size rounded up to 4). Stack slots are 4-byte aligned whatever the type's
@@ -255,7 +241,7 @@ pub fn plan(
         };
         out.push(ArgPlan {
             value: a.kind,
-            pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: ext_of(a.kind) }]),
+            pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }]),
         });
     }
     let callee_pops = if row.callee_pops {
@@ -269,11 +255,11 @@ pub fn plan(
         ptr_size: 4,
         args: out,
         fixed,
-        ret: RetPlan { value: ret.kind, loc: ret_loc },
+        // i386 psABI 2.2.3 (and the Win32 conventions) leave the bits of eax above a small
+        // integer result unspecified; gcc and MSVC callers re-extend what they read.
+        ret: RetPlan { value: ret.kind, loc: ret_loc, ext: Ext::widening(ret.kind) },
         stack_bytes: stack,
-        // gcc on Linux keeps the stack 16-byte aligned at calls (-mpreferred-stack-boundary=4
-        // and the i386 psABI's 2015 revision); Win32 guarantees 4.
-        stack_align: if os == Os::Linux { 16 } else { 4 },
+        stack_align: Target { arch: Arch::X86, os }.stack_align(),
         shadow: 0,
         copy_area: (0, 0),
         callee_pops,

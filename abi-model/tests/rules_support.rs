@@ -161,3 +161,17 @@ pub fn gpr(g: abi_model::Gpr) -> Loc {
 pub fn xmm(n: u8) -> Loc {
     Loc::Xmm(abi_model::Xmm(n))
 }
+
+/// The widening a callee of `ret` gives its result, for each of the small integer returns
+/// `bool`, `signed char`, `unsigned char`, `short`, `unsigned short`, then `int` and
+/// `long long` (no widening: they fill their register or register pair).
+pub fn return_exts(e: &Env) -> Vec<abi_model::Ext> {
+    [e.bool(), e.i8(), e.u8(), e.i16(), e.u16(), e.i32(), e.i64()].iter().map(|t| e.plan(*t, &[]).ret.ext).collect()
+}
+
+/// What every target's callee writes: `bool` and unsigned small integers zero-extended to 32
+/// bits, signed ones sign-extended, wider ones as they are.
+pub const SMALL_RESULTS_WIDENED_BY_TYPE: [abi_model::Ext; 7] = {
+    use abi_model::Ext::{None, Sign, Zero};
+    [Zero, Sign, Zero, Sign, Zero, None, None]
+};

@@ -561,3 +561,11 @@ fn sysv_rule_zero_width_bit_field_in_a_struct_is_ignored() {
     let plan = e.plan(u, &[u]);
     assert_eq!(locs(&plan, 0), vec![xmm(0)]);
 }
+
+#[test]
+fn sysv_small_integer_results_are_widened_by_the_callee_and_not_relied_on_by_the_caller() {
+    // psABI §3.2.3 ("Returning of Values") places an INTEGER result in %rax and says nothing
+    // of the bits above a char or short (a `_Bool` has bits 1-7 zero, Figure 3.1). gcc's
+    // fixture caller_10 stores only `al` after the call; a thunk widens anyway, for free.
+    assert_eq!(support::return_exts(&env()), support::SMALL_RESULTS_WIDENED_BY_TYPE);
+}

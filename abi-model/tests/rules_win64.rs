@@ -252,3 +252,10 @@ fn win64_nested_packed_record_goes_by_its_size_alone() {
     assert_eq!(e.t.size_of(s12).unwrap(), 12);
     assert!(matches!(e.plan(e.void(), &[s12]).args[0].pass, ArgPass::Indirect { .. }));
 }
+
+#[test]
+fn win64_small_integer_results_are_widened_by_the_callee_and_not_relied_on_by_the_caller() {
+    // "Return values": "The state of unused bits in the value returned in RAX or XMM0 is
+    // undefined", so callers re-extend; a callee widening by type is still correct.
+    assert_eq!(support::return_exts(&env()), support::SMALL_RESULTS_WIDENED_BY_TYPE);
+}

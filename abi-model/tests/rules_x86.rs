@@ -433,3 +433,13 @@ fn win32_struct_holding_a_3_byte_packed_record_returns_in_memory() {
     assert_eq!(e.t.size_of(s).unwrap(), 4);
     assert_eq!(e.plan(s, &[]).ret.loc, RetLoc::Gpr);
 }
+
+#[test]
+fn i386_small_integer_results_are_widened_by_the_callee_and_not_relied_on_by_the_caller() {
+    // i386 psABI 2.2.3 ("Function Returning Scalars or No Value") says only that the value
+    // is in %eax; a `_Bool` has bits 1-7 zero. gcc's fixture callers (x86-linux caller_10,
+    // `signed char`) store only `al`, and MSVC's re-extend: the callee's widening is ours.
+    for t in [Target::X86_LINUX, Target::X86_WIN] {
+        assert_eq!(support::return_exts(&Env::new(t)), support::SMALL_RESULTS_WIDENED_BY_TYPE, "{t}");
+    }
+}

@@ -34,8 +34,8 @@ use std::sync::OnceLock;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{Backend, BackendError, CodeEnv};
-use abi_model::{plan_values, AbiValue, ArgPass, CallConv, CallPlan, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
+use abi_model::lua::{lua_state_at_entry, Backend, BackendError, CodeEnv};
+use abi_model::{ArgPass, CallPlan, CallbackFrame, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
@@ -135,6 +135,9 @@ const PROBE_INTERVAL: i32 = 4096;
 /// Bytes the stub keeps between rbp and the staging area: saved rbx and padding to 16.
 const STUB_SAVED: u32 = 16;
 
+/// The thunk's saved rbp, the top word of the model's callback header: rbp = entry sp - 8.
+const SAVED_RBP: u32 = CallbackFrame::saved_frame_pointer_at(8).unsigned_abs();
+
 impl Frame {
     fn stub(p: &Program) -> Result<Frame, BackendError> {
         if !p.out_bytes.is_multiple_of(16) || !p.stage_bytes.is_multiple_of(16) {
@@ -154,7 +157,7 @@ impl Frame {
         }
         // rbp = entry sp - 8 is 16-aligned (the caller aligned sp before its call); the
         // model's header and save area already count the 8 bytes of the saved rbp.
-        let below_rbp = (p.entry_bytes.max(8) - 8 + p.stage_bytes).div_ceil(16) * 16;
+        let below_rbp = (p.entry_bytes.max(SAVED_RBP) - SAVED_RBP + p.stage_bytes).div_ceil(16) * 16;
         let f = Frame::Thunk { entry_bytes: p.entry_bytes, stage_bytes: p.stage_bytes, below_rbp };
         f.check_size(below_rbp)?;
         Ok(f)
@@ -187,9 +190,9 @@ impl Frame {
             }
             // Below the entry sp the first 8 bytes hold the saved rbp.
             (Frame::Thunk { entry_bytes, .. }, Slot::Entry(off))
-                if off >= 0 || (off < -8 && off >= -(entry_bytes as i32)) =>
+                if off >= 0 || (off < -(SAVED_RBP as i32) && off >= -(entry_bytes as i32)) =>
             {
-                off.checked_add(8).ok_or_else(bad)
+                off.checked_add(SAVED_RBP as i32).ok_or_else(bad)
             }
             _ => Err(bad()),
         }
@@ -270,15 +273,6 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
         RetLoc::EdxEax | RetLoc::St0 | RetLoc::Sret { .. } => {
             Err(unsupported(format!("{:?} has no register parts on x86-64 SysV", ret.loc)))
         }
-    }
-}
-
-/// How a small integer is widened when loaded, from its kind.
-fn ext_of_kind(kind: ValueKind) -> Ext {
-    match kind {
-        ValueKind::Bool | ValueKind::Int { signed: false, .. } => Ext::Zero,
-        ValueKind::Int { signed: true, .. } => Ext::Sign,
-        _ => Ext::None,
     }
 }
 
@@ -779,10 +773,8 @@ impl<'a> Emitter<'a> {
         let from = self.dest(from)?;
         for (reg, offset, size) in return_parts(ret)?.into_iter().flatten() {
             match reg {
-                // Small integers come back widened to 32 bits by their type, as gcc's
-                // callees do; callers must not rely on it (they re-extend), so it is only
-                // tidiness that costs nothing.
-                Reg::Gpr(r) => self.load_gpr(r, from.at(offset), size, ext_of_kind(ret.value))?,
+                // Small integers come back widened as the model's callee widens them.
+                Reg::Gpr(r) => self.load_gpr(r, from.at(offset), size, ret.ext)?,
                 Reg::Xmm(x) => self.load_xmm(x, from.at(offset), size)?,
             }
         }
@@ -885,7 +877,7 @@ impl<'a> Emitter<'a> {
                     ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => kind.size(8).min(param.size(8)),
                     other => return Err(unsupported(format!("a {other} value into an integer register"))),
                 };
-                self.load_gpr(r, m, size, ext_of_kind(kind))?;
+                self.load_gpr(r, m, size, Ext::widening(kind))?;
             }
             (Operand::Value { at, kind }, Reg::Xmm(x))
                 if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
@@ -1030,26 +1022,14 @@ fn helper_call(helper: Helper) -> &'static HelperCall {
     &CALLS.get_or_init(|| std::array::from_fn(|i| HelperCall::of(Helper::ALL[i])))[helper.id()]
 }
 
-/// The GPR a stub (`int stub(lua_State *L)`) receives L in: where the model puts a lone
-/// pointer argument, planned once per process.
+/// The GPR a stub (`int stub(lua_State *L)`) receives L in, as the model says
+/// ([`lua_state_at_entry`]), asked once per process.
 fn stub_l_in() -> Result<u8, BackendError> {
-    static L_IN: OnceLock<Result<u8, BackendError>> = OnceLock::new();
-    let plan_l_in = || {
-        let own = plan_values(
-            Target::X64_SYSV,
-            CallConv::Cdecl,
-            false,
-            &AbiValue::scalar(ValueKind::Int { size: 4, signed: true }),
-            &[AbiValue::scalar(ValueKind::Pointer)],
-            1,
-        )
-        .map_err(|e| unsupported(e.to_string()))?;
-        match single_loc(&own, 0)? {
-            Reg::Gpr(r) => Ok(r),
-            Reg::Xmm(_) => Err(unsupported("lua_State * does not arrive in a GPR")),
-        }
-    };
-    L_IN.get_or_init(plan_l_in).clone()
+    static L_IN: OnceLock<Loc> = OnceLock::new();
+    match reg_of(*L_IN.get_or_init(|| lua_state_at_entry(Target::X64_SYSV)))? {
+        Reg::Gpr(r) => Ok(r),
+        Reg::Xmm(_) => Err(unsupported("lua_State * does not arrive in a GPR")),
+    }
 }
 
 /// The one register argument `i` of `plan` occupies.

@@ -67,7 +67,7 @@ fn every_stub_step_lowers() {
         Step::SetAl(3),
         Step::CallTarget { via: Slot::Stage(0), callee_pops: 8 },
         Step::SaveReturn {
-            ret: RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } },
+            ret: RetPlan::new(REC24, RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) }),
             to: Dest::Through(Slot::Stage(8)),
         },
         Step::ReturnToLua { results: 1 },
@@ -114,7 +114,7 @@ fn every_thunk_step_lowers() {
             ret_to: Some(Slot::Stage(8)),
         },
         Step::LoadReturn {
-            ret: RetPlan { value: ValueKind::Int { size: 2, signed: true }, loc: RetLoc::Gpr },
+            ret: RetPlan::new(ValueKind::Int { size: 2, signed: true }, RetLoc::Gpr),
             from: Dest::At(Slot::Stage(8)),
         },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(-40)) },
@@ -179,11 +179,11 @@ fn is_unsupported<T: std::fmt::Debug>(r: Result<T, BackendError>) -> bool {
 
 #[test]
 fn unsupported_programs_are_errors_not_panics() {
-    let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
+    let st0 = RetPlan::new(ValueKind::F64, RetLoc::St0);
     assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }])));
-    let edx_eax = RetPlan { value: ValueKind::Int { size: 8, signed: true }, loc: RetLoc::EdxEax };
+    let edx_eax = RetPlan::new(ValueKind::Int { size: 8, signed: true }, RetLoc::EdxEax);
     assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: edx_eax, from: Dest::At(Slot::Stage(0)) }])));
-    let sret = RetPlan { value: REC24, loc: RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) } };
+    let sret = RetPlan::new(REC24, RetLoc::Sret { ptr: Loc::Gpr(Gpr::DI) });
     assert!(is_unsupported(thunk_text(vec![Step::LoadReturn { ret: sret, from: Dest::At(Slot::Stage(0)) }])));
     // Slots outside the frame.
     assert!(is_unsupported(stub_text(vec![Step::LoadPtr { to: Loc::Gpr(Gpr::DI), from: Slot::Entry(8) }])));
@@ -224,7 +224,7 @@ fn unsupported_programs_are_errors_not_panics() {
     assert!(is_unsupported(stub_text(vec![Step::ReturnToC { pops: 0, ret_ptr: None }])));
     assert!(is_unsupported(thunk_text(vec![Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 }])));
     // A two-register return of a value that fits one register.
-    let bad_pair = RetPlan { value: I32, loc: RetLoc::RaxRdx };
+    let bad_pair = RetPlan::new(I32, RetLoc::RaxRdx);
     assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
     // Frames that break the 16-byte rule, and a helper with no address.
     let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0, vm: None };
@@ -237,14 +237,14 @@ fn unsupported_programs_are_errors_not_panics() {
 #[test]
 fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
     // A 7-byte GPR return stored through a pointer: 4 + 2 + 1 bytes.
-    let s7 = RetPlan { value: ValueKind::Record { size: 7, align: 1 }, loc: RetLoc::Gpr };
+    let s7 = RetPlan::new(ValueKind::Record { size: 7, align: 1 }, RetLoc::Gpr);
     let text = stub_text(vec![Step::SaveReturn { ret: s7, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
     assert!(text.contains("mov     [r10],r11d"), "{text}");
     assert!(text.contains("mov     [r10+4],r11w"), "{text}");
     assert!(text.contains("mov     [r10+6],r11b"), "{text}");
     assert!(!text.contains("mov     [r10],r11\n"), "{text}");
     // A 12-byte SSE pair: xmm1 carries 4 bytes.
-    let fff = RetPlan { value: ValueKind::Record { size: 12, align: 4 }, loc: RetLoc::Xmm0Xmm1 };
+    let fff = RetPlan::new(ValueKind::Record { size: 12, align: 4 }, RetLoc::Xmm0Xmm1);
     let text = thunk_text(vec![Step::LoadReturn { ret: fff, from: Dest::At(Slot::Stage(0)) }]).unwrap();
     assert!(text.contains("movsd   xmm0,[rbp-40h]"), "{text}");
     assert!(text.contains("movss   xmm1,[rbp-38h]"), "{text}");
@@ -255,11 +255,11 @@ fn odd_sized_values_are_moved_without_touching_neighbouring_bytes() {
 /// eightbyte only. The emulator matrix found stubs refusing these returns.
 #[test]
 fn sysv_record_with_a_no_class_second_eightbyte_returns_in_one_register() {
-    let padded = RetPlan { value: ValueKind::Record { size: 16, align: 16 }, loc: RetLoc::Xmm0 };
+    let padded = RetPlan::new(ValueKind::Record { size: 16, align: 16 }, RetLoc::Xmm0);
     let text = stub_text(vec![Step::SaveReturn { ret: padded, to: Dest::Through(Slot::Stage(0)) }]).unwrap();
     assert!(text.contains("movsd   [r10],xmm0"), "{text}");
     assert!(!text.contains("xmm1"), "{text}");
-    let padded = RetPlan { value: ValueKind::Record { size: 16, align: 16 }, loc: RetLoc::Gpr };
+    let padded = RetPlan::new(ValueKind::Record { size: 16, align: 16 }, RetLoc::Gpr);
     let text = thunk_text(vec![Step::LoadReturn { ret: padded, from: Dest::At(Slot::Stage(0)) }]).unwrap();
     assert!(text.contains("mov     rax,[rbp-40h]"), "{text}");
     assert!(!text.contains("rdx"), "{text}");
@@ -281,4 +281,16 @@ fn disasm_names_helpers_and_constants() {
         disasm(&bytes, 0x1000)
     };
     assert!(plain.starts_with("1000: push    rbp\n"), "{plain}");
+}
+
+#[test]
+fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
+    // `asm!`'s aliases: L (rbx) and the frame (rbp) must survive helper calls, so they are
+    // callee-saved (the prologue saves them); r10 and r11 carry no argument and need no
+    // restoring: scratch, and not argument registers.
+    let t = Target::X64_SYSV;
+    assert!([Gpr::BX, Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)));
+    for r in [Gpr::R10, Gpr::R11] {
+        assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_sysv::SYSV_INT_ARGS.contains(&r), "{r:?}");
+    }
 }

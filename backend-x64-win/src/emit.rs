@@ -11,7 +11,7 @@
 use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{BackendError, CodeEnv};
+use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv};
 use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind};
 use abi_model::Target;
 use dynasmrt::x64::X64Relocation;
@@ -56,18 +56,6 @@ const R11: u8 = 11;
 
 fn unsupported(msg: impl Into<String>) -> BackendError {
     BackendError::Unsupported(msg.into())
-}
-
-/// How a value of `kind` is widened when loaded into a 32/64-bit register: booleans and
-/// small integers to 32 bits by their signedness (the helpers' `int` parameters, and what
-/// gcc and MSVC callers do), everything else loaded as is.
-fn ext_of(kind: ValueKind) -> Ext {
-    match kind {
-        ValueKind::Bool => Ext::Zero,
-        ValueKind::Int { size: 1 | 2, signed: true } => Ext::Sign,
-        ValueKind::Int { size: 1 | 2, signed: false } => Ext::Zero,
-        _ => Ext::None,
-    }
 }
 
 fn is_float(kind: ValueKind) -> bool {
@@ -217,7 +205,9 @@ impl<'a> Emitter<'a> {
                     )));
                 }
                 let d = self.disp(at)?;
-                self.load_gpr(reg, Gpr::SP.0, d, size, ext_of(kind))?;
+                // Booleans and small integers widened to 32 bits by their type (the helpers'
+                // `int` parameters), as the model's writers widen them.
+                self.load_gpr(reg, Gpr::SP.0, d, size, Ext::widening(kind))?;
             }
             Src::Op(Operand::Addr(slot)) => {
                 let d = self.disp(slot)?;
@@ -315,7 +305,7 @@ impl<'a> Emitter<'a> {
         self.below = 0;
         if let Some(slot) = ret_to {
             // Stored at the helper's own return width.
-            let RetPlan { value, loc } = plan.ret;
+            let RetPlan { value, loc, .. } = plan.ret;
             let d = self.disp(slot)?;
             match loc {
                 RetLoc::Gpr => self.store_gpr(RAX, Gpr::SP.0, d, value.size(8))?,
@@ -347,7 +337,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn emit_prologue(&mut self) {
+    fn emit_prologue(&mut self) -> Result<(), BackendError> {
         match self.frame.kind {
             FrameKind::Stub => {
                 asm!(self.ops
@@ -367,9 +357,13 @@ impl<'a> Emitter<'a> {
         let alloc = self.frame.alloc as i32;
         self.sub_rsp(alloc);
         if self.frame.kind == FrameKind::Stub {
-            // lua_CFunction: L arrives in rcx.
-            asm!(self.ops; mov lua_state, rcx);
+            // lua_CFunction: L arrives where the model says (rcx).
+            match lua_state_at_entry(Target::X64_WIN) {
+                Loc::Gpr(l_in) => asm!(self.ops; mov lua_state, Rq(l_in.0)),
+                other => return Err(unsupported(format!("lua_State * arriving at {other}"))),
+            }
         }
+        Ok(())
     }
 
     /// The epilogue after the frame pointer was set: `lea rsp, [rbp]`, then the pops (the
@@ -553,9 +547,9 @@ impl<'a> Emitter<'a> {
             RetLoc::Void => Ok(()),
             RetLoc::Gpr => {
                 let (base, d) = self.dest_mem(from)?;
-                // Small integers are widened by their type (records: zero-filled), so rax
-                // holds no stale bytes even though callers must not rely on it.
-                self.load_gpr(RAX, base, d, size, ext_of(ret.value))
+                // Small integers widened as the model's callee widens them (records:
+                // zero-filled), so rax holds no stale bytes though callers must not rely on it.
+                self.load_gpr(RAX, base, d, size, ret.ext)
             }
             RetLoc::Xmm0 => {
                 let (base, d) = self.dest_mem(from)?;
@@ -613,7 +607,7 @@ pub(crate) fn lower_program(
     env: &CodeEnv,
 ) -> Result<Vec<u8>, BackendError> {
     let mut e = Emitter::new(base, env, frame)?;
-    e.emit_prologue();
+    e.emit_prologue()?;
     let last_is_return = matches!(program.steps.last(), Some(Step::ReturnToLua { .. } | Step::ReturnToC { .. }));
     if !last_is_return {
         return Err(unsupported("the program does not end with a return step"));
@@ -677,7 +671,7 @@ mod tests {
                 Step::LoadAddr { to: Loc::Gpr(Gpr::R8), of: Slot::Out(32) },
                 Step::SetAl(3),
                 Step::CallTarget { via: Slot::Stage(0), callee_pops: 16 },
-                Step::SaveReturn { ret: RetPlan { value: REC8, loc: RetLoc::Gpr }, to: Dest::Through(Slot::Stage(8)) },
+                Step::SaveReturn { ret: RetPlan::new(REC8, RetLoc::Gpr), to: Dest::Through(Slot::Stage(8)) },
                 Step::ReturnToLua { results: 1 },
             ],
         }
@@ -706,10 +700,7 @@ mod tests {
                     ],
                     ret_to: None,
                 },
-                Step::LoadReturn {
-                    ret: RetPlan { value: REC8, loc: RetLoc::Gpr },
-                    from: Dest::Through(Slot::Entry(-40)),
-                },
+                Step::LoadReturn { ret: RetPlan::new(REC8, RetLoc::Gpr), from: Dest::Through(Slot::Entry(-40)) },
                 Step::ReturnToC { pops: 16, ret_ptr: Some(Slot::Entry(-40)) },
             ],
         }
@@ -783,10 +774,10 @@ mod tests {
 
     #[test]
     fn a_return_location_of_another_abi_is_an_error() {
-        let st0 = RetPlan { value: ValueKind::F64, loc: RetLoc::St0 };
+        let st0 = RetPlan::new(ValueKind::F64, RetLoc::St0);
         assert!(stub_error(vec![Step::SaveReturn { ret: st0, to: Dest::At(Slot::Stage(0)) }, RET])
             .contains("not a Microsoft x64 return location"));
-        let pair = RetPlan { value: ValueKind::ComplexF64, loc: RetLoc::Xmm0Xmm1 };
+        let pair = RetPlan::new(ValueKind::ComplexF64, RetLoc::Xmm0Xmm1);
         assert!(thunk_error(vec![Step::LoadReturn { ret: pair, from: Dest::At(Slot::Stage(0)) }, RET_C])
             .contains("Xmm0Xmm1"));
     }

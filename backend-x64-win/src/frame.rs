@@ -45,10 +45,14 @@
 
 use abi_model::lua::steps::{Program, Slot};
 use abi_model::lua::BackendError;
+use abi_model::{CallbackFrame, Target};
 
-/// Stack alignment at every call (Microsoft x64: "The stack will always be maintained
-/// 16-byte aligned, except within the prolog").
-pub const STACK_ALIGN: u32 = 16;
+/// Stack alignment at every call, as the model states it (Microsoft x64: "The stack will
+/// always be maintained 16-byte aligned, except within the prolog").
+pub const STACK_ALIGN: u32 = Target::X64_WIN.stack_align();
+
+/// The thunk's saved rbp, the top word of the model's callback header: rbp = entry sp - 8.
+const SAVED_RBP: u32 = CallbackFrame::saved_frame_pointer_at(8).unsigned_abs();
 
 /// Page size of Windows x64: frames larger than this are probed page by page before they are
 /// allocated, as `__chkstk` does ("x64 prolog and epilog": a fixed allocation of more than
@@ -110,9 +114,9 @@ impl Frame {
 
     /// The thunk frame for `program`.
     pub fn thunk(program: &Program) -> Result<Frame, BackendError> {
-        if program.entry_bytes < 8 {
+        if program.entry_bytes < SAVED_RBP {
             return Err(BackendError::Unsupported(format!(
-                "the thunk needs at least 8 header bytes below the return address to save rbp; the program gives {}",
+                "the thunk needs at least {SAVED_RBP} header bytes below the return address to save rbp; the program gives {}",
                 program.entry_bytes
             )));
         }

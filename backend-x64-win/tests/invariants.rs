@@ -205,3 +205,15 @@ mod tracker_catches {
         assert!(e.iter().any(|e| e.contains("not a known helper")), "{e:?}");
     }
 }
+
+#[test]
+fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
+    // The emitter's aliases: L (rbx) and the frame pointer (rbp) survive helper calls, so
+    // they are nonvolatile (the prologue saves them); r10 (through) and r11 (scratch) are
+    // volatile and carry no argument.
+    let t = abi_model::Target::X64_WIN;
+    assert!([abi_model::Gpr::BX, abi_model::Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)));
+    for r in [abi_model::Gpr(10), abi_model::Gpr(11)] {
+        assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_win::WIN64_INT_ARGS.contains(&r), "{r:?}");
+    }
+}

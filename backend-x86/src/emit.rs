@@ -3,11 +3,11 @@
 // dynasm! expands dynamic registers (`Rd(r)`) to `r.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
 
-use crate::frame::{unsupported, Base, Frame, Mem};
+use crate::frame::{unsupported, Base, Frame, Mem, SAVED_EBP};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{BackendError, CodeEnv};
+use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv};
 use abi_model::{ArgPass, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::x86::X86Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -62,7 +62,7 @@ const WIN32_PAGE: u32 = 4096;
 
 /// Assembles the stub for `program`.
 pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-    let align = stack_align(target);
+    let align = target.stack_align();
     let mut e = Emitter::new(target, Frame::stub(program, align)?, base, env)?;
     e.vm = program.vm;
     e.stub_prologue(align)?;
@@ -77,12 +77,6 @@ pub(crate) fn thunk(target: Target, program: &Program, base: u64, env: &CodeEnv)
     e.thunk_prologue(program.entry_bytes);
     e.lower(&program.steps)?;
     e.finish()
-}
-
-/// The stack alignment calls need on `target`, as the model plans it (the program itself does
-/// not carry it; every x86 plan of one target has the same `stack_align`).
-fn stack_align(target: Target) -> u32 {
-    Helper::FuncAddr.plan(target).stack_align
 }
 
 /// Where a helper argument comes from.
@@ -175,9 +169,15 @@ impl<'a> Emitter<'a> {
             ; push frame
             ; mov frame, esp
             ; push lua_state
-            // cdecl: the stub's one argument is above the return address.
-            ; mov lua_state, [frame + 8]
         );
+        // L arrives where the model says: on the stack above the return address (cdecl).
+        let l_in = match lua_state_at_entry(self.target) {
+            Loc::Stack { offset } => {
+                Mem { base: Base::Ebp, disp: (SAVED_EBP + self.target.return_address_size() + offset) as i32 }
+            }
+            other => return Err(unsupported(format!("lua_State * arriving at {other}"))),
+        };
+        mem!(self.ops, l_in, [mov lua_state,], []);
         // A gcc-built Lua calls us with esp 16-aligned (i386 psABI 2.2.2), but nothing obliges
         // a host to; realigning costs one instruction and makes every call below aligned.
         match align {
@@ -195,7 +195,7 @@ impl<'a> Emitter<'a> {
             ; mov frame, esp
         );
         // The model's header and save area below the return address; the spills land there.
-        self.reserve_stack(entry_bytes - crate::frame::SAVED_EBP);
+        self.reserve_stack(entry_bytes - SAVED_EBP);
         // A Win32 caller guarantees only 4-byte alignment, and an i386 Linux caller's 16 is a
         // gcc convention (psABI 2.2.2) hand-written callers may not keep; gcc-built (and
         // Rust-built) helpers on Linux assume 16 at their call. Realign; ebp restores esp.
@@ -368,7 +368,8 @@ impl<'a> Emitter<'a> {
     }
 
     /// Copies the value of `kind` at `at` to a helper parameter of kind `param`: integers
-    /// narrower than 32 bits widened by their signedness, everything else copied as it is.
+    /// narrower than 32 bits widened as the model's writers widen them ([`Ext::widening`]),
+    /// everything else copied as it is.
     fn copy_value(
         &mut self,
         at: Slot,
@@ -380,17 +381,13 @@ impl<'a> Emitter<'a> {
         let src = self.mem(at, kind.size(4))?;
         let is_int = |k: ValueKind| matches!(k, ValueKind::Bool | ValueKind::Int { .. });
         match (kind, param) {
-            (ValueKind::Bool | ValueKind::Int { size: 1, signed: false }, _) if is_int(param) && size == 4 => {
-                mem!(self.ops, src, [movzx scratch, BYTE], []);
-            }
-            (ValueKind::Int { size: 1, signed: true }, _) if is_int(param) && size == 4 => {
-                mem!(self.ops, src, [movsx scratch, BYTE], []);
-            }
-            (ValueKind::Int { size: 2, signed: false }, _) if is_int(param) && size == 4 => {
-                mem!(self.ops, src, [movzx scratch, WORD], []);
-            }
-            (ValueKind::Int { size: 2, signed: true }, _) if is_int(param) && size == 4 => {
-                mem!(self.ops, src, [movsx scratch, WORD], []);
+            (ValueKind::Bool | ValueKind::Int { size: 1 | 2, .. }, _) if is_int(param) && size == 4 => {
+                match (kind.size(4), Ext::widening(kind)) {
+                    (1, Ext::Sign) => mem!(self.ops, src, [movsx scratch, BYTE], []),
+                    (1, _) => mem!(self.ops, src, [movzx scratch, BYTE], []),
+                    (_, Ext::Sign) => mem!(self.ops, src, [movsx scratch, WORD], []),
+                    _ => mem!(self.ops, src, [movzx scratch, WORD], []),
+                }
             }
             (ValueKind::Int { size: 4, .. }, _) if is_int(param) && size == 4 => {
                 mem!(self.ops, src, [mov scratch,], [])
@@ -525,12 +522,12 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    /// Loads the thunk's return value into `ret.loc`; small integers widened by signedness
-    /// (gcc callers re-extend, but an MSVC caller of a `bool` function may test all of eax).
+    /// Loads the thunk's return value into `ret.loc`; small integers widened as the model's
+    /// callee widens them (`ret.ext`).
     fn emit_load_return(&mut self, ret: RetPlan, from: Dest) -> Result<(), BackendError> {
         let size = ret.value.size(4);
         let m = self.dest_mem(from, size)?;
-        let signed = matches!(ret.value, ValueKind::Int { signed: true, .. });
+        let signed = ret.ext == Ext::Sign;
         match (ret.loc, size, ret.value) {
             (RetLoc::Void | RetLoc::Sret { .. }, _, _) => {}
             (RetLoc::Gpr, 1, _) if signed => mem!(self.ops, m, [movsx eax, BYTE], []),

@@ -3,6 +3,7 @@
 
 use abi_model::lua::steps::{Program, Slot};
 use abi_model::lua::BackendError;
+use abi_model::CallbackFrame;
 
 pub(crate) fn unsupported(what: impl Into<String>) -> BackendError {
     BackendError::Unsupported(what.into())
@@ -44,8 +45,9 @@ pub(crate) enum Frame {
     Thunk { entry_bytes: u32, stage_bytes: u32 },
 }
 
-/// The thunk's saved ebp: `[entry esp - 4]`, the first 4 bytes of the model's header.
-pub(crate) const SAVED_EBP: u32 = 4;
+/// The saved ebp: `[entry esp - 4]`, the top word of the model's callback header (a stub's
+/// ebp is set the same way).
+pub(crate) const SAVED_EBP: u32 = CallbackFrame::saved_frame_pointer_at(4).unsigned_abs();
 
 impl Frame {
     /// The stub frame of `p`, whose outgoing area must keep esp aligned to `align`.

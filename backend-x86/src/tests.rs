@@ -43,8 +43,8 @@ fn every_stub_step() -> Program {
         Step::LoadPtr { to: EDX, from: Slot::Stage(8) },
         Step::LoadAddr { to: EDX, of: Slot::Out(4) },
         Step::CallTarget { via: Slot::Stage(0), callee_pops: 4 },
-        Step::SaveReturn { ret: RetPlan { value: I64, loc: RetLoc::EdxEax }, to: Dest::Through(Slot::Stage(8)) },
-        Step::SaveReturn { ret: RetPlan { value: ValueKind::F64, loc: RetLoc::St0 }, to: Dest::At(Slot::Stage(16)) },
+        Step::SaveReturn { ret: RetPlan::new(I64, RetLoc::EdxEax), to: Dest::Through(Slot::Stage(8)) },
+        Step::SaveReturn { ret: RetPlan::new(ValueKind::F64, RetLoc::St0), to: Dest::At(Slot::Stage(16)) },
         call(Helper::PushI64, vec![Operand::L, Operand::Value { at: Slot::Stage(16), kind: I64 }], None),
         call(Helper::PushPtr, vec![Operand::L, Operand::PtrAt(Slot::Stage(8)), Operand::CallbackData], None),
         Step::ReturnToLua { results: 1 },
@@ -67,7 +67,7 @@ fn every_thunk_step() -> Program {
             None,
         ),
         call(Helper::ToF32, vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)], Some(Slot::Stage(8))),
-        Step::LoadReturn { ret: RetPlan { value: ValueKind::F32, loc: RetLoc::St0 }, from: Dest::At(Slot::Stage(8)) },
+        Step::LoadReturn { ret: RetPlan::new(ValueKind::F32, RetLoc::St0), from: Dest::At(Slot::Stage(8)) },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(4)) },
     ];
     Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 32, vm: None }
@@ -274,10 +274,7 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
         t,
         &stub_with(
             13,
-            Step::SaveReturn {
-                ret: RetPlan { value: ValueKind::F64, loc: RetLoc::Xmm0 },
-                to: Dest::At(Slot::Stage(16))
-            }
+            Step::SaveReturn { ret: RetPlan::new(ValueKind::F64, RetLoc::Xmm0), to: Dest::At(Slot::Stage(16)) }
         ),
         &e
     )
@@ -322,4 +319,15 @@ fn what_x86_cannot_encode_is_an_error_not_a_panic() {
     assert!(
         thunk_err(&thunk_with(5, Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 })).contains("calls no target")
     );
+}
+
+#[test]
+fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
+    // `asm!`'s aliases: L (ebx) and the frame (ebp) survive helper calls, so they are
+    // callee-saved (the prologue saves them); eax (scratch) and ecx (through) need no
+    // restoring.
+    for t in [Target::X86_LINUX, Target::X86_WIN] {
+        assert!([Gpr::BX, Gpr::BP].iter().all(|r| t.callee_saved_gprs().contains(r)), "{t}");
+        assert!([Gpr::AX, Gpr::CX].iter().all(|r| t.scratch_gprs().contains(r)), "{t}");
+    }
 }

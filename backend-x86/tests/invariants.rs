@@ -14,7 +14,7 @@ mod common;
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program, thunk_program};
 use abi_model::lua::{Backend, CodeEnv};
-use abi_model::{CallPlan, CallbackFrame, Os, RetLoc, Target};
+use abi_model::{CallPlan, CallbackFrame, Gpr, RetLoc, Target};
 use backend_x86::X86Backend;
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
 use std::collections::{HashMap, HashSet};
@@ -67,7 +67,10 @@ struct Expect<'a> {
     target_returns_st0: bool,
 }
 
-const CALLEE_SAVED: [Register; 4] = [Register::EBX, Register::ESI, Register::EDI, Register::EBP];
+/// Whether the model says a callee must preserve the 32-bit register `r` on `target`.
+fn is_callee_saved(target: Target, r: Register) -> bool {
+    r.is_gpr32() && target.callee_saved_gprs().contains(&Gpr((r as u32 - Register::EAX as u32) as u8))
+}
 
 /// The 32-bit register a narrower one is part of (callee-saved ones and esp; others as given).
 fn full32(r: Register) -> Register {
@@ -87,7 +90,7 @@ fn helper_at(env: &CodeEnv, addr: u64) -> Option<Helper> {
 
 /// Follows the code and returns the number of calls checked, or what broke.
 fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
-    let align = if x.target.os == Os::Linux { 16 } else { 4 };
+    let align = i64::from(x.target.stack_align());
     let mut st = State {
         esp: Sp { origin: Origin::Entry, off: 0 },
         ebp: None,
@@ -221,7 +224,7 @@ fn check(code: &[u8], x: &Expect) -> Result<usize, String> {
         // Any other write of a callee-saved register or of esp.
         let tracked =
             matches!(ins.mnemonic(), Mnemonic::Push | Mnemonic::Pop | Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Call);
-        if !tracked && CALLEE_SAVED.contains(&reg0) {
+        if !tracked && is_callee_saved(x.target, reg0) {
             let saved = st.saved.values().any(|r| *r == reg0);
             if !saved {
                 return Err(format!("{at}: writes {reg0:?} without saving it"));

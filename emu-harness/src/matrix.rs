@@ -212,7 +212,15 @@ pub fn plan_matrix(cat: &Catalogue) -> TargetMatrix {
         |img, s, case| {
             [
                 Some(plan_runner::check_call(img.cpu.as_mut(), case, img.callees[s.slot], img.rec, &stops)),
-                Some(plan_runner::check_callback(img.cpu.as_mut(), case, img.callers[s.slot], &entry, img.rec, &stops)),
+                Some(plan_runner::check_callback(
+                    img.cpu.as_mut(),
+                    cat.target,
+                    case,
+                    img.callers[s.slot],
+                    &entry,
+                    img.rec,
+                    &stops,
+                )),
             ]
         },
     )

@@ -9,7 +9,7 @@
 //! x87 stack depth.
 
 use crate::engine::{Cpu, EngineError, Gpr, Mode, Perms, StopSet};
-use abi_model::{ArgPass, CallPlan, Ext, Loc, RetLoc};
+use abi_model::{ArgPass, CallPlan, Ext, Loc, RetLoc, Target};
 use std::fmt;
 
 /// Where the harness puts things in the guest's address space (below 4 GiB for 32-bit
@@ -107,6 +107,17 @@ pub fn compare(what: &str, expected: &[u8], actual: &[u8], mask: &[u8]) -> Resul
 /// An engine error as a mismatch: the code under test did not return normally.
 pub fn engine(e: EngineError) -> Mismatch {
     mismatch("execution", "a normal return", e.to_string())
+}
+
+/// Clobbers every register a called function may change on `target` (the model's scratch
+/// sets): code that keeps a value there across a call fails.
+pub fn clobber_scratch(cpu: &mut dyn Cpu, target: Target) {
+    for r in target.scratch_gprs() {
+        cpu.set_gpr(gpr_of(r.0), cpu.mode().truncate(0xC1C1_C1C1_C1C1_C1C1));
+    }
+    for x in target.scratch_xmms() {
+        cpu.set_xmm(usize::from(x.0), 0xC2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2);
+    }
 }
 
 /// The engine register for an abi-model register number.
@@ -439,10 +450,11 @@ pub fn check_call(
 }
 
 /// Callback direction: the compiled `caller` (a cdecl `void caller(void *fn)`) calls a
-/// plan-driven callee at [`layout::FAKE_CALLEE`]. `entry_plan` is the plan of the call to
-/// `caller` itself.
+/// plan-driven callee at [`layout::FAKE_CALLEE`], which clobbers every register a callee on
+/// `target` may. `entry_plan` is the plan of the call to `caller` itself.
 pub fn check_callback(
     cpu: &mut dyn Cpu,
+    target: Target,
     case: &Case,
     caller: u64,
     entry_plan: &CallPlan,
@@ -483,9 +495,8 @@ pub fn check_callback(
     for (i, (a, (bytes, mask))) in plan.args.iter().zip(case.args.iter().zip(case.arg_masks)).enumerate() {
         compare(&format!("arg {i} ({}) as the callee reads it", a.value), bytes, &got_args[i], mask)?;
     }
-    // Clobber the caller-saved registers a callee may clobber, then return as the plan says.
-    cpu.set_gpr(Gpr::Rcx, 0xC1C1_C1C1_C1C1_C1C1);
-    cpu.set_gpr(Gpr::Rdx, 0xD1D1_D1D1_D1D1_D1D1);
+    // Clobber every register the target's callee may clobber, then return as the plan says.
+    clobber_scratch(cpu, target);
     write_return(cpu, plan, case.ret, sret_ptr).map_err(engine)?;
     let resume = cpu.emulate_ret(u64::from(plan.callee_pops)).map_err(engine)?;
     match cpu.run(resume, stops, layout::BUDGET).map_err(engine)? {

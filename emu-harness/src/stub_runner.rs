@@ -23,8 +23,8 @@ use abi_model::lua::curated::listing_inline;
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::lua::vm::{ArgsBase, LuaVm};
-use abi_model::lua::{Backend, CodeEnv};
-use abi_model::{plan_values, AbiValue, Arch, CallConv, CallPlan, Os, Target, ValueKind};
+use abi_model::lua::{lua_cfunction_plan, Backend, CodeEnv};
+use abi_model::{CallPlan, Target, ValueKind, Xmm};
 
 /// Where generated code is written.
 pub const CODE_BASE: u64 = 0x5800_0000;
@@ -371,48 +371,8 @@ pub fn code_env(nargs: usize) -> CodeEnv {
     }
 }
 
-/// The registers a callee must preserve on each target, besides the stack pointer.
-fn callee_saved(target: Target) -> &'static [Gpr] {
-    match (target.arch, target.os) {
-        (Arch::X86, _) => &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi],
-        (Arch::X86_64, Os::Linux) => &[Gpr::Rbx, Gpr::Rbp, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15],
-        (Arch::X86_64, Os::Windows) => {
-            &[Gpr::Rbx, Gpr::Rbp, Gpr::Rsi, Gpr::Rdi, Gpr::R12, Gpr::R13, Gpr::R14, Gpr::R15]
-        }
-    }
-}
-
-/// Registers a called function may change without restoring them, per target (i386 psABI
-/// 2.2.1, SysV x86-64 psABI 3.2.1 figure 3.4, Microsoft x64 "Caller/callee saved registers").
-fn volatile(target: Target) -> (&'static [Gpr], usize) {
-    match (target.arch, target.os) {
-        (Arch::X86, _) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx], 8),
-        (Arch::X86_64, Os::Linux) => {
-            (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::Rsi, Gpr::Rdi, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 16)
-        }
-        (Arch::X86_64, Os::Windows) => (&[Gpr::Rax, Gpr::Rcx, Gpr::Rdx, Gpr::R8, Gpr::R9, Gpr::R10, Gpr::R11], 6),
-    }
-}
-
-fn clobber_volatile(cpu: &mut dyn Cpu, target: Target) {
-    let (gprs, xmms) = volatile(target);
-    for r in gprs {
-        cpu.set_gpr(*r, cpu.mode().truncate(0xC1C1_C1C1_C1C1_C1C1));
-    }
-    for x in 0..xmms {
-        cpu.set_xmm(x, 0xC2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2_C2C2);
-    }
-}
-
 fn sentinel(r: Gpr, mode: Mode) -> u64 {
     mode.truncate(0x5A5A_0000_0000_5A00 | (r as u64) << 4)
-}
-
-/// The plan of `int stub(lua_State *L)`, the C view of a `lua_CFunction`.
-fn lua_cfunction_plan(target: Target) -> CallPlan {
-    let i32k = ValueKind::Int { size: 4, signed: true };
-    plan_values(target, CallConv::Cdecl, false, &AbiValue::scalar(i32k), &[AbiValue::scalar(ValueKind::Pointer)], 1)
-        .expect("plannable")
 }
 
 /// The mock Lua side of one run.
@@ -689,7 +649,7 @@ impl Mock<'_> {
         }
         // Clobber everything a real helper may clobber, then return its result: code that
         // keeps a value in a volatile register across a helper call fails here.
-        clobber_volatile(cpu, target);
+        plan_runner::clobber_scratch(cpu, target);
         let (rk, _) = h.kinds();
         if rk != ValueKind::Void {
             plan_runner::write_return(cpu, &plan, &ret, None).map_err(engine)?;
@@ -728,20 +688,40 @@ fn drive(cpu: &mut dyn Cpu, mock: &mut Mock, target: Target, start: u64, stops: 
     Err(mismatch("helper calls", "a return", "more than 10000 helper calls"))
 }
 
+/// The value a callee-saved SSE register holds across a run.
+fn xmm_sentinel(x: Xmm) -> u128 {
+    0x5B5B_0000_0000_5B5B_5B5B_0000_0000_5B00 | u128::from(x.0) << 4
+}
+
+/// Fills the model's callee-saved registers of `target` with sentinels.
 fn set_sentinels(cpu: &mut dyn Cpu, target: Target) {
     let mode = cpu.mode();
-    for r in callee_saved(target) {
-        cpu.set_gpr(*r, sentinel(*r, mode));
+    for r in target.callee_saved_gprs().iter().map(|r| plan_runner::gpr_of(r.0)) {
+        cpu.set_gpr(r, sentinel(r, mode));
+    }
+    for x in target.callee_saved_xmms() {
+        cpu.set_xmm(usize::from(x.0), xmm_sentinel(*x));
     }
 }
 
+/// Whether every callee-saved register of `target` still holds its sentinel.
 fn check_sentinels(cpu: &dyn Cpu, target: Target) -> Result<(), Mismatch> {
-    for r in callee_saved(target) {
-        let want = sentinel(*r, cpu.mode());
-        let got = cpu.gpr(*r);
+    for r in target.callee_saved_gprs().iter().map(|r| plan_runner::gpr_of(r.0)) {
+        let want = sentinel(r, cpu.mode());
+        let got = cpu.gpr(r);
         if got != want {
             return Err(mismatch(
                 format!("callee-saved {} after the call", r.name(cpu.mode())),
+                format!("{want:#x}"),
+                format!("{got:#x}"),
+            ));
+        }
+    }
+    for x in target.callee_saved_xmms() {
+        let (want, got) = (xmm_sentinel(*x), cpu.xmm(usize::from(x.0)));
+        if got != want {
+            return Err(mismatch(
+                format!("callee-saved xmm{} after the call", x.0),
                 format!("{want:#x}"),
                 format!("{got:#x}"),
             ));

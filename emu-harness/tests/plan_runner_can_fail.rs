@@ -16,8 +16,15 @@ fn run(cat: &Catalogue, s: &CatSignature, plan: &CallPlan) -> (Result<(), Mismat
     let stops = plan_runner::plan_stops();
     let call = plan_runner::check_call(loaded.cpu.as_mut(), &case, loaded.callees[s.slot], loaded.rec, &stops);
     let entry = caller_entry_plan(cat.target);
-    let callback =
-        plan_runner::check_callback(loaded.cpu.as_mut(), &case, loaded.callers[s.slot], &entry, loaded.rec, &stops);
+    let callback = plan_runner::check_callback(
+        loaded.cpu.as_mut(),
+        cat.target,
+        &case,
+        loaded.callers[s.slot],
+        &entry,
+        loaded.rec,
+        &stops,
+    );
     (call, callback)
 }
 

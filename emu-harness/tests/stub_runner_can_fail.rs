@@ -639,3 +639,64 @@ fn an_x86_thunk_asking_too_little_room_or_reading_the_wrong_result_slot_is_caugh
         assert!(e.is_err(), "{e:?}");
     }
 }
+
+/// A real backend whose stubs and thunks start with `prefix`: the real code follows,
+/// assembled for the address right after it.
+struct Prefixed {
+    inner: Box<dyn Backend + Sync>,
+    prefix: &'static [u8],
+}
+
+impl Prefixed {
+    fn wrap(
+        &self,
+        base: u64,
+        build: impl FnOnce(u64) -> Result<Vec<u8>, BackendError>,
+    ) -> Result<Vec<u8>, BackendError> {
+        let mut code = self.prefix.to_vec();
+        code.extend(build(base + self.prefix.len() as u64)?);
+        Ok(code)
+    }
+}
+
+impl Backend for Prefixed {
+    fn target(&self) -> Target {
+        self.inner.target()
+    }
+    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.wrap(base, |at| self.inner.stub(program, at, env))
+    }
+    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.wrap(base, |at| self.inner.thunk(program, at, env))
+    }
+}
+
+#[test]
+fn a_clobbered_callee_saved_register_of_the_model_is_caught() {
+    // Each target's callee-saved set comes from the model: rsi on Win64 (scratch on SysV),
+    // r12 on SysV, and on Win64 xmm6 (Microsoft x64: xmm6-xmm15 are nonvolatile).
+    const XOR_ESI: &[u8] = &[0x31, 0xF6]; // xor esi, esi
+    const XOR_R12D: &[u8] = &[0x45, 0x31, 0xE4]; // xor r12d, r12d
+    const XORPS_XMM6: &[u8] = &[0x0F, 0x57, 0xF6]; // xorps xmm6, xmm6
+    for (target, prefix, reg) in [
+        (Target::X64_WIN, XOR_ESI, "rsi"),
+        (Target::X64_SYSV, XOR_R12D, "r12"),
+        (Target::X64_WIN, XORPS_XMM6, "xmm6"),
+        (Target::X86_LINUX, XOR_ESI, "esi"),
+    ] {
+        let cat = catalogue(target);
+        let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
+        let (stub, thunk) = run(&cat, s, backend_for(target).as_ref());
+        assert_eq!((&stub, &thunk), (&Ok(()), &Ok(())), "{target}: {}", s.c_decl);
+        let (stub, thunk) = run(&cat, s, &Prefixed { inner: backend_for(target), prefix });
+        for (what, got) in [("stub", stub), ("thunk", thunk)] {
+            let err = got.expect_err(&format!("{target} {what} clobbering {reg}"));
+            assert!(err.what.contains(reg), "{target} {what}: {err}");
+        }
+    }
+    // The same rsi is scratch on SysV: a stub (whose one argument is in rdi) may clobber it.
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
+    let (stub, _) = run(&cat, s, &Prefixed { inner: backend_for(Target::X64_SYSV), prefix: XOR_ESI });
+    assert_eq!(stub, Ok(()));
+}

@@ -78,7 +78,7 @@ impl fmt::Display for CdefError {
 
 impl std::error::Error for CdefError {}
 
-/// A declared function: `ffi.C.name` calls it.
+/// A declared function: its type and the symbol that calls it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FuncDecl {
     /// The function type (a [`CType::Function`]).
@@ -87,7 +87,7 @@ pub struct FuncDecl {
     pub asm_name: Option<String>,
 }
 
-/// A declared extern variable: `ffi.C.name` reads and writes it.
+/// A declared extern variable: its type and the symbol that holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VarDecl {
     /// The variable's type.
@@ -152,7 +152,7 @@ impl TagKind {
     }
 }
 
-/// The names declared so far for one [`TypeTable`] (one per Lua state and target): typedef
+/// The names declared so far for one [`TypeTable`] (one per user of the parser and target): typedef
 /// names, tags and ordinary identifiers.
 #[derive(Clone, Debug)]
 pub struct CScope {

@@ -512,7 +512,7 @@ fn dollar_parameters_stand_for_types_numbers_and_names() {
 }
 
 /// Issue 14 §2.9: `T[?]` and `T[]` have no size but have their element's alignment, which
-/// every object of them needs (a VLA cdata was allocated at 8 bytes whatever its element).
+/// every object of them needs (a VLA object was allocated at 8 bytes whatever its element).
 #[test]
 fn arrays_without_a_length_have_their_elements_alignment() {
     let (mut t, mut s) = setup(Target::X64_SYSV);

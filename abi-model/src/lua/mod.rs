@@ -13,6 +13,7 @@
 //! - [`helpers`]: the helper table, every C function a program may call, with its signature
 //!   (planned by the same model as user calls).
 //! - [`vm`]: where Lua 5.1–5.5 keep the stack and value tags a stub reads inline.
+//! - [`entry`]: how Lua calls a stub (a `lua_CFunction`'s plan, where `L` arrives).
 //! - [`backend`]: the [`Backend`] trait code generators implement, and the addresses
 //!   ([`CodeEnv`], [`CallSlots`]) an embedding hands them.
 //! - `curated` (hidden, test support): the signatures every backend's listings show.
@@ -20,8 +21,10 @@
 pub mod backend;
 #[doc(hidden)]
 pub mod curated;
+pub mod entry;
 pub mod helpers;
 pub mod steps;
 pub mod vm;
 
 pub use backend::{Backend, BackendError, CallSlots, CodeEnv};
+pub use entry::{lua_cfunction_plan, lua_state_at_entry};

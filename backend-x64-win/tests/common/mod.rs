@@ -6,8 +6,8 @@ use abi_model::callback::CallbackFrame;
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program, thunk_program, Program};
 use abi_model::{
-    plan_call, CallConv, CallPlan, Field, FloatKind, IntKind, QualType, RecordAttrs, RecordKind, Signature, Target,
-    TypeId, TypeTable,
+    plan_call, CallConv, CallPlan, Field, FloatKind, Gpr, IntKind, QualType, RecordAttrs, RecordKind, Signature,
+    Target, TypeId, TypeTable, Xmm,
 };
 use iced_x86::{
     Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind,
@@ -209,16 +209,15 @@ struct State {
     rax: Option<u64>,
 }
 
-const NONVOLATILE_GPRS: [Register; 7] =
-    [Register::RBX, Register::RBP, Register::RSI, Register::RDI, Register::R12, Register::R13, Register::R14];
-
+/// Whether the model says a Win64 callee must preserve `r` (or the register it is part of).
 fn is_nonvolatile(r: Register) -> bool {
     let full = r.full_register();
-    if NONVOLATILE_GPRS.contains(&full) || full == Register::R15 {
-        return true;
+    let t = Target::X64_WIN;
+    if full.is_gpr64() {
+        return t.callee_saved_gprs().contains(&Gpr((full as u32 - Register::RAX as u32) as u8));
     }
-    // xmm6..xmm15 (their full registers are zmm6..zmm15).
-    full.is_zmm() && (6..=15).contains(&(full as u32 - Register::ZMM0 as u32))
+    // The full registers of xmm0..xmm15 are zmm0..zmm15.
+    full.is_zmm() && t.callee_saved_xmms().contains(&Xmm((full as u32 - Register::ZMM0 as u32) as u8))
 }
 
 fn writes(access: OpAccess) -> bool {
