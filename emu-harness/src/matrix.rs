@@ -269,7 +269,7 @@ pub fn backend_matrix(cat: &Catalogue) -> TargetMatrix {
 }
 
 /// The targets whose backends lower the inline steps, one a line.
-const INLINE_TARGETS: &[Target] = &[
+pub const INLINE_TARGETS: &[Target] = &[
     Target::X86_LINUX, // backend-x86
     Target::X86_WIN,   // backend-x86
     Target::X64_SYSV,  // backend-x64-sysv
