@@ -6,6 +6,7 @@
 use crate::frame::{Base, Frame, Mem, SAVED_EBP};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
+use abi_model::lua::vm::LuaVm;
 use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv, Invalid, ProgramKind};
 use abi_model::{ArgPass, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::x86::X86Relocation;
@@ -20,6 +21,7 @@ macro_rules! asm {
             ; .alias frame, ebp
             ; .alias scratch, eax
             ; .alias through, ecx
+            ; .alias lua_slot, edx
             ; $($t)*
         )
     };
@@ -38,9 +40,17 @@ macro_rules! mem {
             (Base::Ecx, 0, _) => asm!($ops ; $($before)* [through] $($after)*),
             (Base::Ecx, _, Ok(d)) => asm!($ops ; $($before)* [BYTE through + d] $($after)*),
             (Base::Ecx, d, Err(_)) => asm!($ops ; $($before)* [through + d] $($after)*),
+            (Base::Edx, 0, _) => asm!($ops ; $($before)* [lua_slot] $($after)*),
+            (Base::Edx, _, Ok(d)) => asm!($ops ; $($before)* [BYTE lua_slot + d] $($after)*),
+            (Base::Edx, d, Err(_)) => asm!($ops ; $($before)* [lua_slot + d] $($after)*),
+            (Base::Ebx, 0, _) => asm!($ops ; $($before)* [lua_state] $($after)*),
+            (Base::Ebx, _, Ok(d)) => asm!($ops ; $($before)* [BYTE lua_state + d] $($after)*),
+            (Base::Ebx, d, Err(_)) => asm!($ops ; $($before)* [lua_state + d] $($after)*),
         }
     }};
 }
+
+mod inline;
 
 /// Register numbers as the ISA encodes them (dynasm's `Rd(n)`).
 const ECX: u8 = 1;
@@ -54,6 +64,7 @@ const WIN32_PAGE: u32 = 4096;
 pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
     let align = target.stack_align();
     let mut e = Emitter::new(target, Frame::stub(program, align)?, base, env)?;
+    e.vm = program.vm;
     e.stub_prologue(align)?;
     e.lower(&program.steps)?;
     e.finish()
@@ -62,6 +73,7 @@ pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) 
 /// Assembles the thunk for `program`.
 pub(crate) fn thunk(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
     let mut e = Emitter::new(target, Frame::thunk(program)?, base, env)?;
+    e.vm = program.vm;
     e.thunk_prologue(program.entry_bytes);
     e.lower(&program.steps)?;
     e.finish()
@@ -90,6 +102,8 @@ struct Emitter<'a> {
     env: &'a CodeEnv,
     /// Bytes of a helper's argument area currently below the frame's esp.
     shift: u32,
+    /// The Lua stack layout the inline steps read and write.
+    vm: Option<LuaVm>,
 }
 
 fn address(what: &'static str, value: u64) -> Result<i32, BackendError> {
@@ -102,7 +116,7 @@ impl<'a> Emitter<'a> {
             return Err(Invalid::WrongTarget(target).into());
         }
         let base = address("code base", base)? as u32 as usize;
-        Ok(Emitter { ops: VecAssembler::new(base), target, frame, env, shift: 0 })
+        Ok(Emitter { ops: VecAssembler::new(base), target, frame, env, shift: 0, vm: None })
     }
 
     fn finish(self) -> Result<Vec<u8>, BackendError> {
@@ -197,37 +211,44 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// Lowers one step: every [`Step`] has its `emit_` function, so this match needs no
+    /// other arm.
     fn lower_step(&mut self, step: &Step) -> Result<(), BackendError> {
         match step {
-            Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected)?,
-            Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to)?,
-            Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to)?,
-            Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to)?,
-            Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext)?,
-            Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from)?,
-            Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of)?,
-            Step::SetAl(n) => self.emit_set_al(*n)?,
-            Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops)?,
-            Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to)?,
-            Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to)?,
-            Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from)?,
-            Step::ReturnToLua { results } => self.emit_return_to_lua(*results)?,
-            Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr)?,
-            Step::CheckArgCountInline { .. }
-            | Step::FuncAddrFromUpvalue { .. }
-            | Step::ToCInline { .. }
-            | Step::PushInline { .. }
-            | Step::ErrnoRestoreInline { .. }
-            | Step::AfterCallInline { .. }
-            | Step::PtrInline { .. }
-            | Step::RecordInline { .. }
-            | Step::CallbackEnterInline { .. }
-            | Step::CallbackCallInline { .. }
-            | Step::PopInline { .. } => {
-                return Err(BackendError::not_lowered(step));
+            Step::CheckArgCount { expected } => self.emit_check_arg_count(*expected),
+            Step::CallHelper { helper, args, ret_to } => self.emit_call_helper(*helper, args, *ret_to),
+            Step::StoreAddr { of, to } => self.emit_store_addr(*of, *to),
+            Step::CopyPtr { from, to } => self.emit_copy_ptr(*from, *to),
+            Step::LoadArg { to, from, size, ext } => self.emit_load_arg(*to, *from, *size, *ext),
+            Step::LoadPtr { to, from } => self.emit_load_ptr(*to, *from),
+            Step::LoadAddr { to, of } => self.emit_load_addr(*to, *of),
+            Step::SetAl(n) => self.emit_set_al(*n),
+            Step::CallTarget { via, callee_pops } => self.emit_call_target(*via, *callee_pops),
+            Step::SaveReturn { ret, to } => self.emit_save_return(*ret, *to),
+            Step::Spill { from, size, to } => self.emit_spill(*from, *size, *to),
+            Step::LoadReturn { ret, from } => self.emit_load_return(*ret, *from),
+            Step::CheckArgCountInline { expected } => self.emit_check_arg_count_inline(*expected),
+            Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to),
+            Step::ToCInline { l, lua_index, kind, to, slow } => self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow),
+            Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow),
+            Step::RecordInline { lua_index, arg, to, size, header, slow } => {
+                self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)
             }
+            Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow),
+            Step::ErrnoRestoreInline { errno_at, prev_l_at } => self.emit_errno_restore_inline(*errno_at, *prev_l_at),
+            Step::AfterCallInline { errno_at, prev_l_at, slow } => {
+                self.emit_after_call_inline(*errno_at, *prev_l_at, slow)
+            }
+            Step::CallbackEnterInline { to, room, func, slow } => {
+                self.emit_callback_enter_inline(*to, *room, *func, slow)
+            }
+            Step::CallbackCallInline { l, nargs, result, status_at, slow } => {
+                self.emit_callback_call_inline(*l, *nargs, *result, *status_at, slow)
+            }
+            Step::PopInline { l } => self.emit_pop_inline(*l),
+            Step::ReturnToLua { results } => self.emit_return_to_lua(*results),
+            Step::ReturnToC { pops, ret_ptr } => self.emit_return_to_c(*pops, *ret_ptr),
         }
-        Ok(())
     }
 
     fn emit_check_arg_count(&mut self, expected: i32) -> Result<(), BackendError> {

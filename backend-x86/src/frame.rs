@@ -14,6 +14,10 @@ pub(crate) enum Base {
     Ebp,
     /// ecx: memory reached through a pointer read from a slot.
     Ecx,
+    /// edx: a slot of the Lua stack (inline steps).
+    Edx,
+    /// ebx: the stub's `lua_State` (inline steps).
+    Ebx,
 }
 
 /// A memory operand `[base + disp]`.

@@ -29,7 +29,9 @@
 //! restores both; the thunk uses only ebp among the callee-saved registers (i386 psABI
 //! Table 2.3, Microsoft "Argument passing and naming conventions": ebx, esi, edi, ebp are
 //! callee-saved). Scratch registers: eax (value shuffling, helper addresses) and ecx (a
-//! pointer read from a slot, after the call only).
+//! pointer read from a slot, after the call only); the inline steps of programs with a Lua
+//! stack layout also use edx (a Lua stack slot) and the x87 stack (number conversions, left
+//! empty), see `emit/inline.rs`.
 #![warn(missing_docs)]
 
 use abi_model::lua::steps::Program;

@@ -91,28 +91,59 @@ fn variant(step: &Step) -> usize {
         Step::LoadReturn { .. } => 11,
         Step::ReturnToLua { .. } => 12,
         Step::ReturnToC { .. } => 13,
-        // Lowered by the native x86-64 System V backend only; see the test below.
-        Step::CheckArgCountInline { .. }
-        | Step::FuncAddrFromUpvalue { .. }
-        | Step::ToCInline { .. }
-        | Step::PushInline { .. }
-        | Step::ErrnoRestoreInline { .. }
-        | Step::AfterCallInline { .. }
-        | Step::PtrInline { .. }
-        | Step::RecordInline { .. }
-        | Step::CallbackEnterInline { .. }
-        | Step::CallbackCallInline { .. }
-        | Step::PopInline { .. } => 14,
+        Step::CheckArgCountInline { .. } => 14,
+        Step::FuncAddrFromUpvalue { .. } => 15,
+        Step::ToCInline { .. } => 16,
+        Step::PushInline { .. } => 17,
+        Step::ErrnoRestoreInline { .. } => 18,
+        Step::AfterCallInline { .. } => 19,
+        Step::PtrInline { .. } => 20,
+        Step::RecordInline { .. } => 21,
+        Step::CallbackEnterInline { .. } => 22,
+        Step::CallbackCallInline { .. } => 23,
+        Step::PopInline { .. } => 24,
     }
 }
 
+/// The inline stubs and thunks of every curated signature on every 32-bit layout of both
+/// flavours lower, and between them use every inline step.
 #[test]
-fn inline_lua_stack_steps_are_refused_with_a_reason() {
+fn every_inline_step_lowers_on_every_32_bit_layout() {
+    use abi_model::lua::curated::{curated_plans, listing_env, listing_inline};
+    use abi_model::lua::steps::{stub_program_inline, thunk_program_inline};
+    use abi_model::lua::vm::LuaVm;
+    use abi_model::CallbackFrame;
+    let mut seen = std::collections::BTreeSet::new();
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
+        let backend = X86Backend::new(target).unwrap();
+        for vm in LuaVm::all_for(target) {
+            let inline = listing_inline(*vm);
+            for c in curated_plans(target) {
+                let env = listing_env(target, c.plan.args.len());
+                let stub = stub_program_inline(&c.plan, 1, Some(&inline));
+                assert_eq!(stub.vm, Some(*vm), "{}: the layout is used", c.curated.name);
+                backend.stub(&stub, BASE, &env).unwrap_or_else(|e| panic!("{} {}: {e}", c.curated.name, vm.name));
+                seen.extend(stub.steps.iter().map(variant));
+                if c.curated.varargs.is_empty() {
+                    let thunk = thunk_program_inline(&CallbackFrame::from_plan(&c.plan), Some(&inline));
+                    backend.thunk(&thunk, BASE, &env).unwrap_or_else(|e| panic!("{} {}: {e}", c.curated.name, vm.name));
+                    seen.extend(thunk.steps.iter().map(variant));
+                }
+            }
+        }
+    }
+    assert!((14..25).all(|v| seen.contains(&v)), "inline variants used: {seen:?}");
+}
+
+#[test]
+fn an_inline_step_with_a_64_bit_layout_is_refused_naming_the_pointer_size() {
     let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
     let prog =
         Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua::vm::LuaVm::LUA54) };
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
-    assert_eq!(err, BackendError::NotLowered { index: Some(0), step: StepKind::CheckArgCountInline });
+    let why = abi_model::lua::Invalid::LuaLayout { what: "pointer bytes", value: 8 };
+    let step = Some((0, abi_model::lua::steps::StepKind::CheckArgCountInline));
+    assert_eq!(err, BackendError::Invalid { step, why }, "{err}");
 }
 
 fn stub_text(target: Target, p: &Program) -> String {

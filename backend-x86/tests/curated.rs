@@ -4,7 +4,9 @@
 //!   (`abi_model::lua::curated`), for side-by-side reading with the x86-64 backends;
 //! - `conventions_<target>`: what only x86-32 has, beyond that list: stdcall, fastcall and
 //!   thiscall meeting hidden return pointers, 64-bit and small arguments, small records
-//!   returned in registers, a float promoted to double through `...`.
+//!   returned in registers, a float promoted to double through `...`;
+//! - `curated_inline_lua54_<target>`, `curated_inline_lua51_<target>`: the stubs and thunks
+//!   lua-adapter builds, with their inline steps, on that flavour's Lua stack layouts.
 //!
 //! Regenerate with `INSTA_UPDATE=always cargo test -p backend-x86 --test curated` and read
 //! every changed line.
@@ -63,5 +65,26 @@ fn x86_conventions_match_their_snapshot() {
         let text = plans_listing(&backend, disassembler(target), None, &conventions(target)).unwrap();
         assert_format(&text);
         insta::assert_snapshot!(format!("conventions_{target}"), text);
+    }
+}
+
+/// The stubs and thunks lua-adapter's inline steps give namespace functions and callbacks
+/// on Lua 5.4 and 5.1, per flavour (its own slot size): the count check, the function
+/// address, number, pointer and record arguments and number results inline, each with its
+/// helper call for the values it does not take.
+#[test]
+fn curated_inline_stubs_match_their_snapshot() {
+    use abi_model::lua::vm::LuaVm;
+    let only = ["add", "mix", "float_float", "u64_u64", "widen", "ptr_ptr", "struct_fi"];
+    for (target, flavour) in [(Target::X86_LINUX, "x86-linux"), (Target::X86_WIN, "x86-win")] {
+        let backend = X86Backend::new(target).unwrap();
+        for version in ["5.4", "5.1"] {
+            let vm = LuaVm::for_target(version, target).expect("a 32-bit layout");
+            let inline = abi_model::lua::curated::listing_inline(vm);
+            let name = format!("curated_inline_lua{}_{flavour}", version.replace('.', ""));
+            let text = curated_listing(&backend, disassembler(target), Some(&inline), &only).unwrap();
+            assert_format(&text);
+            insta::assert_snapshot!(name, text);
+        }
     }
 }

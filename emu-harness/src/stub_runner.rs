@@ -92,7 +92,8 @@ pub enum LuaStack {
     /// Through helpers only: the stub of [`stub_program`].
     Helpers,
     /// The stub of [`stub_program_inline`] with `abi_model::lua::curated::listing_inline(vm)`, run
-    /// as a closure whose upvalue (3) holds the callee's address, over a mock Lua stack laid out as `vm` says. With
+    /// as a closure whose upvalue (3) holds the callee's address, over a mock Lua stack laid out as `vm` says
+    /// (one of [`LuaVm::all_for`] the target: its pointers and slots as wide as there). With
     /// `inline_values`, each argument the layout can hold as a Lua value an inline step
     /// takes is one: numbers (odd-numbered integer arguments as floats where exact, to take
     /// both paths), and for pointers nil (NULL) or a string whose bytes are at the pointer
@@ -109,7 +110,7 @@ pub enum LuaStack {
 }
 
 fn put_slot(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, tag: u32, value: u64) -> Result<(), Mismatch> {
-    write_word(cpu, at, value)?;
+    write_value(cpu, at, value)?;
     cpu.write(at + u64::from(vm.tag_at), &tag.to_le_bytes()[..vm.tag_size as usize]).map_err(engine)
 }
 
@@ -117,16 +118,29 @@ fn put_slot(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, tag: u32, value: u64) -> Resu
 fn get_slot(cpu: &dyn Cpu, vm: LuaVm, at: u64) -> Result<(u64, u32), Mismatch> {
     let mut t = [0u8; 4];
     cpu.read(at + u64::from(vm.tag_at), &mut t[..vm.tag_size as usize]).map_err(engine)?;
-    Ok((read_word(cpu, at)?, u32::from_le_bytes(t)))
+    Ok((read_value(cpu, at)?, u32::from_le_bytes(t)))
 }
 
-fn write_word(cpu: &mut dyn Cpu, at: u64, value: u64) -> Result<(), Mismatch> {
+/// Writes the 8 bytes of a Lua value (`Value` is 8 bytes on every layout: a `double`, or a
+/// pointer zero-extended).
+fn write_value(cpu: &mut dyn Cpu, at: u64, value: u64) -> Result<(), Mismatch> {
     cpu.write(at, &value.to_le_bytes()).map_err(engine)
 }
 
-fn read_word(cpu: &dyn Cpu, at: u64) -> Result<u64, Mismatch> {
+fn read_value(cpu: &dyn Cpu, at: u64) -> Result<u64, Mismatch> {
     let mut b = [0u8; 8];
     cpu.read(at, &mut b).map_err(engine)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Writes a pointer (or `size_t`) of the layout's width.
+fn write_ptr(cpu: &mut dyn Cpu, vm: LuaVm, at: u64, value: u64) -> Result<(), Mismatch> {
+    cpu.write(at, &value.to_le_bytes()[..vm.ptr_size as usize]).map_err(engine)
+}
+
+fn read_ptr(cpu: &dyn Cpu, vm: LuaVm, at: u64) -> Result<u64, Mismatch> {
+    let mut b = [0u8; 8];
+    cpu.read(at, &mut b[..vm.ptr_size as usize]).map_err(engine)?;
     Ok(u64::from_le_bytes(b))
 }
 
@@ -159,7 +173,7 @@ fn lua_value_of(
                 if ts + 0x40 > LUA_STACK {
                     return Err(mismatch("mock Lua strings", "room", format!("{i} arguments")));
                 }
-                write_word(cpu, ts + u64::from(o), p)?;
+                write_ptr(cpu, vm, ts + u64::from(o), p)?;
                 (tag, ts)
             }
         });
@@ -189,11 +203,16 @@ fn mock_cdata(
     if let Some(nuv) = vm.userdata.no_user_values_at {
         w(cpu, ud + u64::from(nuv), &0u16.to_le_bytes())?;
     }
-    w(cpu, ud + u64::from(vm.userdata.len_at), &(u64::from(h.size) + bytes.len() as u64).to_le_bytes())?;
-    w(cpu, block + u64::from(h.desc_at), &(CTYPE_ARGS + 16 * i as u64).to_le_bytes())?;
-    w(cpu, block + u64::from(h.ptr_at), &obj.to_le_bytes())?;
+    write_ptr(cpu, vm, ud + u64::from(vm.userdata.len_at), u64::from(h.size) + bytes.len() as u64)?;
+    write_ptr(cpu, vm, block + u64::from(h.desc_at), CTYPE_ARGS + 16 * i as u64)?;
+    write_ptr(cpu, vm, block + u64::from(h.ptr_at), obj)?;
     w(cpu, block + u64::from(h.form_at), &[0])?;
-    w(cpu, block + u64::from(h.tag_at), &(block.rotate_left(h.tag_rotate) ^ h.tag_key).to_le_bytes())?;
+    // The tag word is pointer-sized: rotated and keyed in 32 bits on a 32-bit layout.
+    let tag = match vm.ptr_size {
+        4 => u64::from((block as u32).rotate_left(h.tag_rotate) ^ h.tag_key as u32),
+        _ => block.rotate_left(h.tag_rotate) ^ h.tag_key,
+    };
+    write_ptr(cpu, vm, block + u64::from(h.tag_at), tag)?;
     w(cpu, obj, bytes)?;
     Ok(ud)
 }
@@ -245,10 +264,10 @@ fn lay_out_lua_stack(
     let top = LUA_STACK + slot * (case.args.len() as u64 + 1);
     set_lua_top(cpu, vm, top)?;
     match vm.args {
-        ArgsBase::Base { at } => write_word(cpu, FAKE_L + u64::from(at), LUA_STACK + slot)?,
+        ArgsBase::Base { at } => write_ptr(cpu, vm, FAKE_L + u64::from(at), LUA_STACK + slot)?,
         ArgsBase::CallInfo { ci, func } => {
-            write_word(cpu, FAKE_L + u64::from(ci), LUA_CI)?;
-            write_word(cpu, LUA_CI + u64::from(func), LUA_STACK)?;
+            write_ptr(cpu, vm, FAKE_L + u64::from(ci), LUA_CI)?;
+            write_ptr(cpu, vm, LUA_CI + u64::from(func), LUA_STACK)?;
         }
     }
     put_slot(cpu, vm, LUA_STACK, 0x66, LUA_CLOSURE)?;
@@ -262,7 +281,7 @@ fn lay_out_lua_stack(
     // helper that raises it must be called.
     cpu.write(SAVED_ERRNO, &ERRNO_BEFORE.to_le_bytes()).map_err(engine)?;
     cpu.write(THREAD_ERRNO, &ERRNO_JUNK.to_le_bytes()).map_err(engine)?;
-    write_word(cpu, CALLING_L, PREV_L)?;
+    write_ptr(cpu, vm, CALLING_L, PREV_L)?;
     let pending = if inline_values { NO_PENDING } else { 7 };
     cpu.write(PENDING_ERROR, &pending.to_le_bytes()).map_err(engine)?;
     if top + 2 * slot > LUA_REGION + LUA_FIXED_SIZE {
@@ -283,11 +302,11 @@ fn pushed_on_lua_stack(cpu: &dyn Cpu, vm: LuaVm, top0: u64, kind: ValueKind) -> 
 
 /// `L->top` of the mock Lua stack.
 fn lua_top(cpu: &dyn Cpu, vm: LuaVm) -> Result<u64, Mismatch> {
-    read_word(cpu, FAKE_L + u64::from(vm.top))
+    read_ptr(cpu, vm, FAKE_L + u64::from(vm.top))
 }
 
 fn set_lua_top(cpu: &mut dyn Cpu, vm: LuaVm, top: u64) -> Result<(), Mismatch> {
-    write_word(cpu, FAKE_L + u64::from(vm.top), top)
+    write_ptr(cpu, vm, FAKE_L + u64::from(vm.top), top)
 }
 
 /// Writes a slot at the mock stack's `L->top` and moves `top` up one slot.
@@ -718,8 +737,11 @@ fn is_aggregate(k: ValueKind) -> bool {
 /// After an inline stub: the thread's errno got `ffi.errno()`'s value before the call and it
 /// was saved back after, the calling thread is put back, and the raising helper ran exactly when a
 /// callback error was pending.
-fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(), Mismatch> {
-    let word = |at: u64| read_word(cpu, at).map(|v| v as u32);
+fn check_call_slots(cpu: &dyn Cpu, vm: LuaVm, mock: &Mock, inline_values: bool) -> Result<(), Mismatch> {
+    let word = |at: u64| {
+        let mut b = [0u8; 4];
+        cpu.read(at, &mut b).map(|_| u32::from_le_bytes(b)).map_err(engine)
+    };
     if word(THREAD_ERRNO)? != ERRNO_BEFORE {
         return Err(mismatch(
             "errno during the call",
@@ -742,11 +764,11 @@ fn check_call_slots(cpu: &dyn Cpu, mock: &Mock, inline_values: bool) -> Result<(
             mock.after_calls.to_string(),
         ));
     }
-    if read_word(cpu, CALLING_L)? != PREV_L {
+    if read_ptr(cpu, vm, CALLING_L)? != PREV_L {
         return Err(mismatch(
             "the calling thread after the call",
             format!("{PREV_L:#x} (put back)"),
-            format!("{:#x}", read_word(cpu, CALLING_L)?),
+            format!("{:#x}", read_ptr(cpu, vm, CALLING_L)?),
         ));
     }
     Ok(())
@@ -829,8 +851,8 @@ pub fn check_stub(
         compare(&format!("arg {i} ({}) as the callee received it", plan.args[i].value), bytes, got, mask)?;
         at += bytes.len();
     }
-    if let LuaStack::Memory { inline_values, .. } = lua {
-        check_call_slots(cpu, &mock, inline_values)?;
+    if let LuaStack::Memory { vm, inline_values } = lua {
+        check_call_slots(cpu, vm, &mock, inline_values)?;
     }
     let kind = plan.ret.value;
     let pushed_inline = match top0 {
@@ -903,14 +925,14 @@ fn lay_out_thunk_lua_stack(
     if top + room >= LUA_REGION + LUA_FIXED_SIZE - 4 * slot {
         return Err(mismatch("mock Lua stack", "room for the callback", format!("{nargs} arguments")));
     }
-    write_word(cpu, FAKE_L + u64::from(vm.room.stack_last), stack_last)?;
-    write_word(cpu, FAKE_L + u64::from(vm.room.ci), LUA_CI)?;
-    write_word(cpu, LUA_CI + u64::from(vm.room.ci_top), ci_top)?;
+    write_ptr(cpu, vm, FAKE_L + u64::from(vm.room.stack_last), stack_last)?;
+    write_ptr(cpu, vm, FAKE_L + u64::from(vm.room.ci), LUA_CI)?;
+    write_ptr(cpu, vm, LUA_CI + u64::from(vm.room.ci_top), ci_top)?;
     let from_main = inline_values && nargs.is_multiple_of(2);
-    write_word(cpu, CALLING_L, if from_main { 0 } else { FAKE_L })?;
-    write_word(cpu, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
+    write_ptr(cpu, vm, CALLING_L, if from_main { 0 } else { FAKE_L })?;
+    write_ptr(cpu, vm, MAIN_L, if from_main { FAKE_L } else { 0xDEAD_0000 })?;
     let f = abi_model::lua::curated::LISTING_CALLBACK;
-    write_word(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
+    write_value(cpu, CALLBACK_DATA + u64::from(f.value_at), FUNC_VALUE)?;
     let tag = if case == Some(2) { abi_model::lua::steps::CallbackFunc::NONE } else { FUNC_TAG };
     cpu.write(CALLBACK_DATA + u64::from(f.tag_at), &tag.to_le_bytes()).map_err(engine)?;
     let pending = case == Some(3);

@@ -655,6 +655,87 @@ fn x64_win_inline_results_records_and_thunks_with_a_fault_are_caught() {
     assert!(e.what.contains(HELPER_CALLS), "{e}");
 }
 
+// ---- inline stubs and thunks on x86-32 (i386 Linux and Win32 layouts) ---------------------
+
+/// Each x86-32 target's catalogue with its layouts of Lua 5.1 (numbers are floats) and 5.4.
+fn x86_layouts() -> Vec<(Catalogue, [LuaVm; 2])> {
+    vec![
+        (catalogue(Target::X86_LINUX), [LuaVm::LUA51_I386, LuaVm::LUA54_I386]),
+        (catalogue(Target::X86_WIN), [LuaVm::LUA51_WIN32, LuaVm::LUA54_WIN32]),
+    ]
+}
+
+#[test]
+fn x86_numbers_take_the_inline_path_and_other_values_the_helper_path() {
+    for (cat, vms) in x86_layouts() {
+        let s = two_distinct_ints(&cat);
+        for vm in vms {
+            let (numbers, others) =
+                (LuaStack::Memory { vm, inline_values: true }, LuaStack::Memory { vm, inline_values: false });
+            let ok = |edit, lua| inline_runs_on(cat.target, &cat, s, edit, lua);
+            assert_eq!(ok(|_| {}, numbers), (Ok(()), Some(Ok(()))), "{} {}", vm.name, s.c_decl);
+            assert_eq!(ok(|_| {}, others), (Ok(()), Some(Ok(()))), "{} {}", vm.name, s.c_decl);
+            // The helper path broken: numbers never reach it, other values always do.
+            assert_eq!(ok(break_slow_paths, numbers).0, Ok(()), "{} {}", vm.name, s.c_decl);
+            let e = ok(break_slow_paths, others).0.unwrap_err();
+            assert!(e.what.starts_with("arg "), "{}: {e}", vm.name);
+        }
+    }
+}
+
+#[test]
+fn an_x86_stub_reading_the_wrong_slot_or_the_other_flavours_slots_is_caught() {
+    for (cat, [vm51, vm54]) in x86_layouts() {
+        let s = two_distinct_ints(&cat);
+        let numbers = LuaStack::Memory { vm: vm54, inline_values: true };
+        let swapped = |p: &mut Program| {
+            for st in &mut p.steps {
+                if let Step::ToCInline { lua_index, .. } = st {
+                    *lua_index = 3 - *lua_index;
+                }
+            }
+        };
+        let e = inline_runs_on(cat.target, &cat, s, swapped, numbers).0.unwrap_err();
+        assert!(e.what.starts_with("arg "), "{}: {e}", vm54.name);
+        // Slots of 16 bytes on a 12-byte i386 stack, or of 12 on a 16-byte Win32 one.
+        let other_slots = |p: &mut Program| p.vm = p.vm.map(|vm| LuaVm { slot: 28 - vm.slot, ..vm });
+        for vm in [vm51, vm54] {
+            let e = inline_runs_on(cat.target, &cat, s, other_slots, LuaStack::Memory { vm, inline_values: true })
+                .0
+                .unwrap_err();
+            assert!(e.what.contains("arg ") || e.what.contains("argument count"), "{}: {e}", vm.name);
+        }
+    }
+}
+
+#[test]
+fn an_x86_thunk_asking_too_little_room_or_reading_the_wrong_result_slot_is_caught() {
+    for (cat, [_, vm54]) in x86_layouts() {
+        let s = ints_to_int(&cat, 4);
+        let run = |edit, inline_values| {
+            inline_runs_on(cat.target, &cat, s, edit, LuaStack::Memory { vm: vm54, inline_values })
+                .1
+                .expect("not variadic")
+        };
+        assert_eq!(run(|_| {}, false), Ok(()), "{}", s.c_decl);
+        assert_eq!(run(|_| {}, true), Ok(()), "{}", s.c_decl);
+        // Four arguments, other values: ci->top is one slot short of the room.
+        let e = run(room_one_slot_short, false).unwrap_err();
+        assert!(e.what.contains(HELPER_CALLS), "{e}");
+        let e = run(
+            |p| {
+                for st in &mut p.steps {
+                    if let Step::ToCInline { lua_index, .. } = st {
+                        *lua_index = -2;
+                    }
+                }
+            },
+            true,
+        );
+        assert!(e.is_err(), "{e:?}");
+    }
+}
+
 /// A real backend whose stubs and thunks start with `prefix`: the real code follows,
 /// assembled for the address right after it.
 struct Prefixed {

@@ -2,9 +2,10 @@
 //! for every function the declarations declare, prints its call plan, the stub and
 //! callback-thunk programs, and the machine code the target's backend emits for them,
 //! disassembled. With `--lua`, the stub is the one lua-adapter builds for a namespace function
-//! on that Lua: the count check, the function address, number, string and record arguments,
-//! number results, errno and the callback's entry inline (every backend lowers them; a
-//! target without a layout for that Lua is an error).
+//! on that Lua, laid out as on the target (`abi_model::lua::vm::LuaVm::for_target`; no 5.2 on
+//! 32-bit x86): the count check, the function address, number, string and record arguments,
+//! number results, errno and the callback's entry inline (every backend lowers them; a target
+//! without a layout for that Lua is an error).
 //!
 //! The text may declare types first: `struct P { float x, y; }; struct P mid(struct P, struct P)`.
 //! Conventions are written in the declaration (`int __stdcall f(int)`); `--abi` defaults to
@@ -55,11 +56,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// The stack layout of Lua `version` on `target`: an error, not a listing without inline
 /// steps, when the model has none for the target's pointer width.
 fn lua_layout(version: &str, target: Target) -> Result<LuaVm, String> {
-    let vm = LuaVm::from_version(version).ok_or_else(|| format!("unknown Lua version `{version}`\n{}", usage()))?;
-    if vm.ptr_size != target.pointer_size() {
-        return Err(format!("{target}: abi_model::lua::vm has no Lua {version} stack layout for this target"));
-    }
-    Ok(vm)
+    LuaVm::from_version(version).ok_or_else(|| format!("unknown Lua version `{version}`\n{}", usage()))?;
+    LuaVm::for_target(version, target)
+        .ok_or_else(|| format!("{target}: abi_model::lua::vm has no Lua {version} stack layout for this target"))
 }
 
 /// The listing for every function declared in `text`, in the order their names appear.

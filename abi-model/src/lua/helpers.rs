@@ -244,7 +244,8 @@ impl Helper {
             Helper::ErrnoLocation => (P, &[]),
             Helper::CallbackEnter => (P, &[P]),
             Helper::CallbackCall => (VOID, &[P, I32, P]),
-            Helper::CallbackPcall => (I32, &[P, I32, I32, I32, I64, P]),
+            // ctx is `intptr_t`: pointer-sized, passed as a pointer is.
+            Helper::CallbackPcall => (I32, &[P, I32, I32, I32, P, P]),
             Helper::CallbackResult => (VOID, &[P, I32, P]),
         }
     }
@@ -309,5 +310,14 @@ mod tests {
                 assert_eq!(p.args.len(), h.kinds().1.len());
             }
         }
+    }
+
+    #[test]
+    fn lua_pcallk_context_is_pointer_sized() {
+        // lua_KContext is intptr_t (luaconf.h 5.3+): 4 bytes on i386, so k follows at 20 of
+        // the 24-byte cdecl area; as an int64_t it would take k's place.
+        let p = Helper::CallbackPcall.plan(Target::X86_LINUX);
+        assert_eq!(p.stack_bytes, 24);
+        assert_eq!(Helper::CallbackPcall.plan(Target::X64_SYSV).args[4].value.size(8), 8);
     }
 }

@@ -6,13 +6,21 @@
 //! These are facts of the Lua implementation, not of the C ABI, but they are facts a backend
 //! needs and must not decide: a stub built with a [`LuaVm`] reads `L->top`, the current
 //! function's stack slot and the slots' type tags at the offsets given here. Each layout is
-//! the one `lstate.h`/`lobject.h` of that Lua version give on a 64-bit target (LP64 or LLP64:
-//! pointers, `lua_Integer` and `lua_Number` are 8 bytes; no NaN packing, which Lua 5.2 uses
-//! on 32-bit x86 only). An embedding must check the layout against the running Lua before
-//! it uses one (lua-adapter does, by comparing what the C API wrote with what the layout
-//! says); everything the layout does not cover still goes through the helpers.
+//! the one `lstate.h`/`lobject.h` of that Lua version give on one target, as gcc lays the
+//! structs out: [`LuaVm::ALL`] on a 64-bit target (LP64 or LLP64: pointers, `lua_Integer`
+//! and `lua_Number` are 8 bytes), [`LuaVm::ALL_I386`] on i386 Linux (`gcc -m32`: 4-byte
+//! pointers, `double` and `long long` 4-aligned inside structs, so a `TValue` is 12 bytes)
+//! and [`LuaVm::ALL_WIN32`] on Win32 (mingw i686: 4-byte pointers, `double` 8-aligned, a
+//! `TValue` of 16 bytes). [`LuaVm::for_target`] chooses one. Lua 5.2 on 32-bit x86 packs
+//! every value into a `double` (`LUA_NANTRICK`: a value is a number unless its high word is
+//! a NaN pattern carrying the type), which no layout here describes: it has no 32-bit
+//! layout, and its stubs take every value through the helpers. An embedding must check the
+//! layout against the running Lua before it uses one (lua-adapter does, by comparing what
+//! the C API wrote with what the layout says); everything the layout does not cover still
+//! goes through the helpers.
 
 use crate::plan::ValueKind;
+use crate::{Arch, Os, Target};
 use std::fmt;
 
 /// How a C function finds its first argument.
@@ -89,7 +97,8 @@ pub struct StackRoom {
 pub struct LuaVm {
     /// The versions it describes, for printing.
     pub name: &'static str,
-    /// The pointer size it was derived for (8); a program for another target ignores it.
+    /// The pointer size it was derived for (8 or 4); a program for a target of another
+    /// pointer size ignores it.
     pub ptr_size: u32,
     /// Offset of `top` (the first free slot) in `lua_State`.
     pub top: u32,
@@ -203,10 +212,118 @@ impl LuaVm {
         ..LuaVm::LUA54
     };
 
+    /// Lua 5.1 on i386 Linux (`gcc -m32`): 4-byte pointers, `TValue { Value value; int tt; }`
+    /// of 12 bytes (`double` 4-aligned in a struct); `lua_State { CommonHeader; lu_byte status;
+    /// StkId top, base; global_State *l_G; CallInfo *ci; const Instruction *savedpc; StkId
+    /// stack_last; ... }`: `top` at 8, `base` at 12, `ci` at 20, `stack_last` at 28;
+    /// `CallInfo { StkId base, func, top; ... }`; `TString` of 16 bytes; `Udata` of 20 with
+    /// `len` at 16; the upvalues of a `CClosure` at 20.
+    pub const LUA51_I386: LuaVm = LuaVm {
+        name: "Lua 5.1 (i386)",
+        ptr_size: 4,
+        top: 8,
+        args: ArgsBase::Base { at: 12 },
+        slot: 12,
+        strings: LuaStrings { short_tag: 4, long_tag: 4, short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16) },
+        userdata: LuaUserdata { tag: 7, len_at: 16, block_at: 20, no_user_values_at: None },
+        cclosure_upvalues: 20,
+        room: StackRoom { stack_last: 28, ci: 20, ci_top: 8 },
+        ..LuaVm::LUA51
+    };
+
+    /// Lua 5.3 on i386 Linux: `lua_State` with `nci` after `status`: `top` at 12, `ci` at 20,
+    /// `stack_last` at 28; `CallInfo { StkId func, top; ... }`; a 12-byte `TValue` with `int
+    /// tt_` at 8 (`lua_Integer` is `long long`, 4-aligned); `UTString` of 16 bytes;
+    /// `Udata { CommonHeader; lu_byte ttuv_; Table *metatable; size_t len; Value user_; }`:
+    /// `len` at 12, the block after the 24-byte `UUdata`; upvalues at 16.
+    pub const LUA53_I386: LuaVm = LuaVm {
+        name: "Lua 5.3 (i386)",
+        ptr_size: 4,
+        top: 12,
+        args: ArgsBase::CallInfo { ci: 20, func: 0 },
+        slot: 12,
+        strings: LuaStrings { short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16), ..LuaVm::LUA53.strings },
+        userdata: LuaUserdata { tag: 0x47, len_at: 12, block_at: 24, no_user_values_at: None },
+        cclosure_upvalues: 16,
+        room: StackRoom { stack_last: 28, ci: 20, ci_top: 4 },
+        ..LuaVm::LUA53
+    };
+
+    /// Lua 5.4 on i386 Linux: `top` at 12, `ci` at 20, `stack_last` at 24; a 12-byte
+    /// `StackValue` with `lu_byte tt_` at 8; `TString`'s `contents` at 16; `Udata0 {
+    /// CommonHeader; unsigned short nuvalue; size_t len; Table *metatable; bindata }`:
+    /// `nuvalue` at 6, `len` at 8, the block at 16; upvalues at 16.
+    pub const LUA54_I386: LuaVm = LuaVm {
+        name: "Lua 5.4 (i386)",
+        ptr_size: 4,
+        top: 12,
+        args: ArgsBase::CallInfo { ci: 20, func: 0 },
+        slot: 12,
+        strings: LuaStrings { short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16), ..LuaVm::LUA54.strings },
+        userdata: LuaUserdata { tag: 0x47, len_at: 8, block_at: 16, no_user_values_at: Some(6) },
+        cclosure_upvalues: 16,
+        room: StackRoom { stack_last: 24, ci: 20, ci_top: 4 },
+        ..LuaVm::LUA54
+    };
+
+    /// Lua 5.5 on i386 Linux: as 5.4, but `lua_State` has no `nci` before `top` any more:
+    /// `top` at 8, `ci` at 16, `stack_last` at 20; a long string's `contents` (at 16) points
+    /// to its bytes.
+    pub const LUA55_I386: LuaVm = LuaVm {
+        name: "Lua 5.5 (i386)",
+        top: 8,
+        args: ArgsBase::CallInfo { ci: 16, func: 0 },
+        strings: LuaStrings { long_bytes: StrBytes::Via(16), ..LuaVm::LUA54_I386.strings },
+        room: StackRoom { stack_last: 20, ci: 16, ci_top: 4 },
+        ..LuaVm::LUA54_I386
+    };
+
+    /// Lua 5.1 on Win32 (mingw i686): as on i386 Linux but `double` is 8-aligned in a
+    /// struct: a 16-byte `TValue`, so the upvalues of a `CClosure` start at 24, and the
+    /// `Udata` union (aligned as `L_Umaxalign`, which holds a `double`) is 24 bytes.
+    pub const LUA51_WIN32: LuaVm = LuaVm {
+        name: "Lua 5.1 (Win32)",
+        slot: 16,
+        cclosure_upvalues: 24,
+        userdata: LuaUserdata { block_at: 24, ..LuaVm::LUA51_I386.userdata },
+        ..LuaVm::LUA51_I386
+    };
+
+    /// Lua 5.3 on Win32: as on i386 Linux with a 16-byte `TValue`.
+    pub const LUA53_WIN32: LuaVm = LuaVm { name: "Lua 5.3 (Win32)", slot: 16, ..LuaVm::LUA53_I386 };
+
+    /// Lua 5.4 on Win32: as on i386 Linux with a 16-byte `StackValue`.
+    pub const LUA54_WIN32: LuaVm = LuaVm { name: "Lua 5.4 (Win32)", slot: 16, ..LuaVm::LUA54_I386 };
+
+    /// Lua 5.5 on Win32: as on i386 Linux with a 16-byte `StackValue`.
+    pub const LUA55_WIN32: LuaVm = LuaVm { name: "Lua 5.5 (Win32)", slot: 16, ..LuaVm::LUA55_I386 };
+
     /// Every layout, oldest first.
     pub const ALL: [LuaVm; 5] = [LuaVm::LUA51, LuaVm::LUA52, LuaVm::LUA53, LuaVm::LUA54, LuaVm::LUA55];
 
-    /// The layout of a version written `5.1` ... `5.5`.
+    /// Every i386 Linux layout, oldest first (no Lua 5.2: see the module documentation).
+    pub const ALL_I386: [LuaVm; 4] = [LuaVm::LUA51_I386, LuaVm::LUA53_I386, LuaVm::LUA54_I386, LuaVm::LUA55_I386];
+
+    /// Every Win32 layout, oldest first (no Lua 5.2: see the module documentation).
+    pub const ALL_WIN32: [LuaVm; 4] = [LuaVm::LUA51_WIN32, LuaVm::LUA53_WIN32, LuaVm::LUA54_WIN32, LuaVm::LUA55_WIN32];
+
+    /// Every layout of `target`, oldest first.
+    pub fn all_for(target: Target) -> &'static [LuaVm] {
+        match (target.arch, target.os) {
+            (Arch::X86_64, _) => &LuaVm::ALL,
+            (Arch::X86, Os::Linux) => &LuaVm::ALL_I386,
+            (Arch::X86, Os::Windows) => &LuaVm::ALL_WIN32,
+        }
+    }
+
+    /// The layout of Lua `version` (`5.1` ... `5.5`) on `target`; `None` for an unknown
+    /// version and for Lua 5.2 on 32-bit x86 (NaN packing).
+    pub fn for_target(version: &str, target: Target) -> Option<LuaVm> {
+        let vm64 = LuaVm::from_version(version)?;
+        LuaVm::all_for(target).iter().copied().find(|vm| vm.name.starts_with(vm64.name))
+    }
+
+    /// The 64-bit layout of a version written `5.1` ... `5.5`.
     pub fn from_version(v: &str) -> Option<LuaVm> {
         match v {
             "5.1" => Some(LuaVm::LUA51),
@@ -337,5 +454,79 @@ mod tests {
             40,
             "ClosureHeader 5.1: next, tt, marked, isC, nupvalues, gclist, env; then f"
         );
+    }
+
+    #[test]
+    fn i386_slots_are_12_bytes_and_win32_slots_16() {
+        // gcc -m32: sizeof(TValue) / sizeof(StackValue) = 12 (double, long long 4-aligned in
+        // structs); i686-w64-mingw32-gcc: 16 (8-aligned).
+        for vm in LuaVm::ALL_I386 {
+            assert_eq!((vm.slot, vm.ptr_size, vm.tag_at), (12, 4, 8), "{}", vm.name);
+        }
+        for vm in LuaVm::ALL_WIN32 {
+            assert_eq!((vm.slot, vm.ptr_size, vm.tag_at), (16, 4, 8), "{}", vm.name);
+        }
+    }
+
+    #[test]
+    fn i386_lua_state_offsets_are_what_gcc_m32_gives() {
+        // offsetof(lua_State, top / base / ci / stack_last), offsetof(CallInfo, top), gcc -m32
+        // on lua-src 5.1.5, 5.3.6, 5.4.9, 5.5.1.
+        assert_eq!((LuaVm::LUA51_I386.top, LuaVm::LUA51_I386.args), (8, ArgsBase::Base { at: 12 }));
+        assert_eq!(LuaVm::LUA51_I386.room, StackRoom { stack_last: 28, ci: 20, ci_top: 8 });
+        assert_eq!((LuaVm::LUA53_I386.top, LuaVm::LUA53_I386.args), (12, ArgsBase::CallInfo { ci: 20, func: 0 }));
+        assert_eq!(LuaVm::LUA53_I386.room, StackRoom { stack_last: 28, ci: 20, ci_top: 4 });
+        assert_eq!((LuaVm::LUA54_I386.top, LuaVm::LUA54_I386.args), (12, ArgsBase::CallInfo { ci: 20, func: 0 }));
+        assert_eq!(LuaVm::LUA54_I386.room, StackRoom { stack_last: 24, ci: 20, ci_top: 4 });
+        assert_eq!((LuaVm::LUA55_I386.top, LuaVm::LUA55_I386.args), (8, ArgsBase::CallInfo { ci: 16, func: 0 }));
+        assert_eq!(LuaVm::LUA55_I386.room, StackRoom { stack_last: 20, ci: 16, ci_top: 4 });
+    }
+
+    #[test]
+    fn i386_objects_are_what_gcc_m32_gives() {
+        // offsetof(CClosure, upvalue); sizeof(TString) / sizeof(UTString) /
+        // offsetof(TString, contents); offsetof(Udata, len), the block offset, nuvalue.
+        let upvalues: Vec<u32> = LuaVm::ALL_I386.iter().map(|vm| vm.cclosure_upvalues).collect();
+        assert_eq!(upvalues, [20, 16, 16, 16]);
+        for vm in LuaVm::ALL_I386 {
+            assert_eq!(vm.strings.short_bytes, StrBytes::At(16), "{}", vm.name);
+        }
+        assert_eq!(LuaVm::LUA55_I386.strings.long_bytes, StrBytes::Via(16));
+        let ud = |vm: LuaVm| (vm.userdata.len_at, vm.userdata.block_at, vm.userdata.no_user_values_at);
+        assert_eq!(ud(LuaVm::LUA51_I386), (16, 20, None));
+        assert_eq!(ud(LuaVm::LUA53_I386), (12, 24, None));
+        assert_eq!(ud(LuaVm::LUA54_I386), (8, 16, Some(6)));
+        assert_eq!(ud(LuaVm::LUA55_I386), (8, 16, Some(6)));
+    }
+
+    #[test]
+    fn win32_differs_from_i386_only_where_a_double_is_8_aligned() {
+        // i686-w64-mingw32-gcc: 5.1's CClosure upvalues at 24 and Udata of 24 bytes (an
+        // L_Umaxalign union); everything else as gcc -m32 but the slot size.
+        for (w, l) in LuaVm::ALL_WIN32.iter().zip(LuaVm::ALL_I386) {
+            let as_linux = LuaVm { name: l.name, slot: 12, ..*w };
+            if w.name.contains("5.1") {
+                assert_eq!((w.cclosure_upvalues, w.userdata.block_at), (24, 24));
+                assert_eq!(LuaVm { cclosure_upvalues: 20, userdata: l.userdata, ..as_linux }, l);
+            } else {
+                assert_eq!(as_linux, l, "{}", w.name);
+            }
+        }
+    }
+
+    #[test]
+    fn lua52_has_no_32_bit_layout_and_every_target_chooses_its_own() {
+        // luaconf.h 5.2: LUA_NANTRICK on __i386__ and _M_IX86.
+        assert_eq!(LuaVm::for_target("5.2", Target::X86_LINUX), None);
+        assert_eq!(LuaVm::for_target("5.2", Target::X86_WIN), None);
+        assert_eq!(LuaVm::for_target("5.2", Target::X64_WIN), Some(LuaVm::LUA52));
+        assert_eq!(LuaVm::for_target("5.4", Target::X86_LINUX), Some(LuaVm::LUA54_I386));
+        assert_eq!(LuaVm::for_target("5.4", Target::X86_WIN), Some(LuaVm::LUA54_WIN32));
+        assert_eq!(LuaVm::for_target("5.1", Target::X64_SYSV), Some(LuaVm::LUA51));
+        for t in Target::ALL {
+            for vm in LuaVm::all_for(t) {
+                assert_eq!(vm.ptr_size, t.pointer_size(), "{} on {}", vm.name, t.name());
+            }
+        }
     }
 }
