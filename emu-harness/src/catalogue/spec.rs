@@ -954,23 +954,24 @@ fn over_aligned_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
         records.push(r);
         records.len() - 1
     };
-    let mut out = Vec::new();
-    // struct __attribute__((aligned(32))) { int m0; }, and aligned(64)
-    out.push(push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(32)));
-    out.push(push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(64)));
-    // struct __attribute__((aligned(32))) { double m0[5]; }: 40 bytes of data in 64
-    out.push(push_record(records, RecordKind::Struct, vec![Ty::Array(Box::new(double.clone()), 5)], aligned(32)));
-    // union __attribute__((aligned(64))) { float m0; char m1[3]; }
-    out.push(push_record(
-        records,
-        RecordKind::Union,
-        vec![float.clone(), Ty::Array(Box::new(int(IntKind::Char)), 3)],
-        aligned(64),
-    ));
-    // struct { char m0; double m1 __attribute__((aligned(32))); }
-    out.push(member_aligned(records, int(IntKind::Char), double, 32));
-    // struct { float m0; int m1 __attribute__((aligned(64))); }
-    out.push(member_aligned(records, float, int(IntKind::Int), 64));
+    let mut out = vec![
+        // struct __attribute__((aligned(32))) { int m0; }, and aligned(64)
+        push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(32)),
+        push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(64)),
+        // struct __attribute__((aligned(32))) { double m0[5]; }: 40 bytes of data in 64
+        push_record(records, RecordKind::Struct, vec![Ty::Array(Box::new(double.clone()), 5)], aligned(32)),
+        // union __attribute__((aligned(64))) { float m0; char m1[3]; }
+        push_record(
+            records,
+            RecordKind::Union,
+            vec![float.clone(), Ty::Array(Box::new(int(IntKind::Char)), 3)],
+            aligned(64),
+        ),
+        // struct { char m0; double m1 __attribute__((aligned(32))); }
+        member_aligned(records, int(IntKind::Char), double, 32),
+        // struct { float m0; int m1 __attribute__((aligned(64))); }
+        member_aligned(records, float, int(IntKind::Int), 64),
+    ];
     // struct { short m0; struct __attribute__((aligned(32))) { int m0; } m1; }
     out.push(push_record(records, RecordKind::Struct, vec![int(IntKind::Short), Ty::Record(out[0])], PLAIN));
     out
