@@ -19,11 +19,11 @@ const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
 const REC24: ValueKind = ValueKind::Record { size: 24, align: 8 };
 
 fn stub_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 32, stage_bytes: 32, entry_bytes: 0, vm: None }
+    Program::new(steps, 32, 32, 0, None)
 }
 
 fn thunk_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 48, vm: None }
+    Program::new(steps, 0, 16, 48, None)
 }
 
 /// The disassembly without addresses, so expectations don't shift with code size.
@@ -160,7 +160,7 @@ fn thunk_entry_slots_are_relative_to_the_return_address() {
 #[test]
 fn frames_larger_than_a_page_are_probed_page_by_page() {
     let env = env();
-    let big = Program { steps: vec![], out_bytes: 1 << 20, stage_bytes: 32, entry_bytes: 0, vm: None };
+    let big = Program::new(vec![], 1 << 20, 32, 0, None);
     let words = |t: String| {
         t.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
     };
@@ -227,7 +227,7 @@ fn unsupported_programs_are_errors_not_panics() {
     let bad_pair = RetPlan::new(I32, RetLoc::RaxRdx);
     assert!(is_unsupported(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
     // Frames that break the 16-byte rule, and a helper with no address.
-    let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0, vm: None };
+    let odd = Program::new(vec![], 8, 16, 0, None);
     assert!(is_unsupported(X64SysvBackend.stub(&odd, 0, &env())));
     let no_helpers = CodeEnv { helpers: vec![], ..env() };
     let prog = stub_of(vec![Step::CheckArgCount { expected: 0 }]);

@@ -51,6 +51,11 @@ impl Frame {
         if p.entry_bytes != 0 {
             return Err(unsupported("a stub has no entry slots"));
         }
+        // No x86 plan asks more than the target's alignment (gcc -m32 and mingw pass
+        // over-aligned records 4-aligned): the frame does not realign.
+        if p.out_align > align {
+            return Err(unsupported(format!("a call needing a {}-byte aligned stack", p.out_align)));
+        }
         if !p.out_bytes.is_multiple_of(align) || !p.stage_bytes.is_multiple_of(16) {
             return Err(unsupported(format!(
                 "stub areas must keep esp {align}-byte aligned (out {}, stage {})",

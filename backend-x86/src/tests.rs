@@ -49,7 +49,7 @@ fn every_stub_step() -> Program {
         call(Helper::PushPtr, vec![Operand::L, Operand::PtrAt(Slot::Stage(8)), Operand::CallbackData], None),
         Step::ReturnToLua { results: 1 },
     ];
-    Program { steps, out_bytes: 16, stage_bytes: 32, entry_bytes: 0, vm: None }
+    Program::new(steps, 16, 32, 0, None)
 }
 
 /// A thunk using every thunk step.
@@ -70,7 +70,7 @@ fn every_thunk_step() -> Program {
         Step::LoadReturn { ret: RetPlan::new(ValueKind::F32, RetLoc::St0), from: Dest::At(Slot::Stage(8)) },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(4)) },
     ];
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 32, vm: None }
+    Program::new(steps, 0, 16, 32, None)
 }
 
 /// Which variant a step is; exhaustive, so a new `Step` fails to compile here until a test
@@ -109,8 +109,7 @@ fn variant(step: &Step) -> usize {
 #[test]
 fn inline_lua_stack_steps_are_refused_with_a_reason() {
     let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
-    let prog =
-        Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua::vm::LuaVm::LUA54) };
+    let prog = Program::new(steps, 0, 16, 0, Some(abi_model::lua::vm::LuaVm::LUA54));
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
     assert!(err.to_string().contains("x86-64 System V backend only"), "{err}");
 }

@@ -655,3 +655,26 @@ fn over_aligned_records_reach_the_target_with_the_stack_its_plan_asks() {
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn a_stub_that_ignores_its_programs_stack_alignment_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    for align in [32, 64] {
+        let s = over_aligned_signatures(&cat)
+            .into_iter()
+            .find(|s| !s.sig.variadic && plan_of(&cat, s).is_ok_and(|p| p.stack_align == align))
+            .expect("an over-aligned SysV signature");
+        let (stub, _) = caught(Target::X64_SYSV, s, &cat, |p| p.out_align = 0, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.what.contains("stack alignment at the call of the target"), "{stub}");
+        assert_eq!(stub.expected, format!("{align} bytes"), "{stub}");
+    }
+    // The other backends never realign (their plans never ask): asked to, they refuse.
+    for target in [Target::X86_LINUX, Target::X86_WIN, Target::X64_WIN] {
+        let cat = catalogue(target);
+        let s = find(&cat, |_, p| !p.args.is_empty());
+        let (stub, _) = caught(target, s, &cat, |p| p.out_align = 64, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.actual.contains("a call needing a 64-byte aligned stack"), "{target}: {stub}");
+    }
+}
