@@ -294,3 +294,29 @@ fn the_registers_the_code_keeps_live_have_the_roles_the_model_gives_them() {
         assert!(t.scratch_gprs().contains(&r) && !abi_model::x64_sysv::SYSV_INT_ARGS.contains(&r), "{r:?}");
     }
 }
+
+#[test]
+fn a_stub_asking_more_than_16_realigns_and_addresses_its_outgoing_area_from_rsp() {
+    let env = env();
+    let steps = vec![
+        Step::StoreAddr { of: Slot::Stage(0), to: Slot::Out(8) },
+        Step::StoreAddr { of: Slot::Stage(0), to: Slot::Stage(8) },
+        Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 },
+        Step::ReturnToLua { results: 0 },
+    ];
+    let text = |out_align: u32| {
+        let p = Program { out_align, ..stub_of(steps.clone()) };
+        X64SysvBackend.stub(&p, 0, &env).map(|b| listing(&b, &env))
+    };
+    // 16, what every stub is entered with: no realignment, every slot from rbp.
+    let plain = text(16).unwrap();
+    assert!(!plain.contains("and     rsp") && !plain.contains("[rsp"), "{plain}");
+    for (align, mask) in [(32, "0FFFFFFFFFFFFFFE0h"), (64, "0FFFFFFFFFFFFFFC0h")] {
+        let t = text(align).unwrap();
+        assert!(t.contains(&format!("and     rsp,{mask}")), "{t}");
+        // Out(8) from rsp after the realignment, Stage(8) from rbp as before.
+        assert!(t.contains("mov     [rsp+8],r11"), "{t}");
+        assert!(t.contains("mov     [rbp-28h],r11"), "{t}");
+    }
+    assert!(is_unsupported(text(48)), "not a power of two");
+}
