@@ -158,7 +158,9 @@ impl Frame {
         }
         let realign = (p.out_align > Target::X64_SYSV.stack_align()).then_some(p.out_align);
         if let Some(align) = realign {
-            if !align.is_power_of_two() || align > 1 << 30 {
+            // `and rsp, -align` moves rsp down by up to align - 16 bytes without touching
+            // them: beyond a page that could step over the guard page `sub_rsp` probes for.
+            if !align.is_power_of_two() || align > PROBE_INTERVAL as u32 {
                 return Err(unsupported(format!("a call needing a {align}-byte aligned stack")));
             }
         }

@@ -319,4 +319,6 @@ fn a_stub_asking_more_than_16_realigns_and_addresses_its_outgoing_area_from_rsp(
         assert!(t.contains("mov     [rbp-28h],r11"), "{t}");
     }
     assert!(is_unsupported(text(48)), "not a power of two");
+    assert!(text(4096).is_ok());
+    assert!(is_unsupported(text(8192)), "an `and` that could skip more than a guard page");
 }
