@@ -24,6 +24,11 @@
 //!
 //! Every slot is addressed from rbp, so a helper call that needed stack space could move rsp
 //! without moving the slots (no SysV helper does: all take at most four register arguments).
+//! Except: a stub whose call needs more than 16 ([`Program::out_align`], an over-aligned
+//! record on the stack) realigns with `and rsp, -align` after reserving its frame, which
+//! moves the outgoing area down by an amount known only at run time; its `Slot::Out`s are
+//! then addressed from rsp (nothing moves rsp between the prologue and the call), the
+//! others from rbp as always. `leave` undoes both.
 //! Scratch registers: r11 (value shuffling) and r10 (a pointer read from a slot); neither
 //! carries an argument in SysV (psABI Figure 3.4), and al survives until the call.
 #![warn(missing_docs)]
@@ -96,6 +101,8 @@ macro_rules! mem {
             (Base::ScratchPtr, Ok(0)) => asm!($ops ; $($before)* [scratch_ptr] $($after)*),
             (Base::ScratchPtr, Ok(d)) => asm!($ops ; $($before)* [BYTE scratch_ptr + d] $($after)*),
             (Base::ScratchPtr, Err(_)) => asm!($ops ; $($before)* [scratch_ptr + m.disp] $($after)*),
+            (Base::Stack, Ok(d)) => asm!($ops ; $($before)* [BYTE rsp + d] $($after)*),
+            (Base::Stack, Err(_)) => asm!($ops ; $($before)* [rsp + m.disp] $($after)*),
         }
     }};
 }
@@ -112,6 +119,9 @@ enum Frame {
     Stub {
         out_bytes: u32,
         stage_bytes: u32,
+        /// The alignment the prologue realigns rsp to (`and rsp, -realign`), when the call
+        /// needs more than the 16 the stub is entered with; `Slot::Out` is then rsp-relative.
+        realign: Option<u32>,
     },
     Thunk {
         entry_bytes: u32,
@@ -139,7 +149,15 @@ impl Frame {
         if !p.stage_bytes.is_multiple_of(16) {
             return Err(Invalid::AreaMisaligned { what: "staging area", bytes: p.stage_bytes, align: 16 }.into());
         }
-        let f = Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes };
+        let realign = (p.out_align > Target::X64_SYSV.stack_align()).then_some(p.out_align);
+        if let Some(align) = realign {
+            // `and rsp, -align` moves rsp down by up to align - 16 bytes without touching
+            // them: beyond a page that could step over the guard page `sub_rsp` probes for.
+            if !align.is_power_of_two() || align > PROBE_INTERVAL as u32 {
+                return Err(Invalid::CallAlignment { align }.into());
+            }
+        }
+        let f = Frame::Stub { out_bytes: p.out_bytes, stage_bytes: p.stage_bytes, realign };
         f.check_size(STUB_SAVED + p.out_bytes + p.stage_bytes)?;
         Ok(f)
     }
@@ -165,16 +183,27 @@ impl Frame {
     /// Bytes `sub rsp` reserves after the prologue's pushes.
     fn reserve(self) -> i32 {
         match self {
-            Frame::Stub { out_bytes, stage_bytes } => (STUB_SAVED - 8 + out_bytes + stage_bytes) as i32,
+            Frame::Stub { out_bytes, stage_bytes, .. } => (STUB_SAVED - 8 + out_bytes + stage_bytes) as i32,
             Frame::Thunk { below_rbp, .. } => below_rbp as i32,
         }
     }
 
-    /// `[rbp + disp]` of a slot.
+    /// Where a slot is: `[rsp + off]` for the outgoing area of a realigned stub, else
+    /// `[rbp + disp]`.
+    fn mem(self, slot: Slot) -> Result<Mem, BackendError> {
+        match (self, slot) {
+            (Frame::Stub { out_bytes, realign: Some(_), .. }, Slot::Out(off)) if off < out_bytes => {
+                Ok(Mem { base: Base::Stack, disp: off as i32 })
+            }
+            _ => Ok(Mem { base: Base::Frame, disp: self.disp(slot)? }),
+        }
+    }
+
+    /// `[rbp + disp]` of a slot (where it is before any realignment).
     fn disp(self, slot: Slot) -> Result<i32, BackendError> {
         let bad = || BackendError::from(Invalid::SlotOutsideFrame(slot));
         match (self, slot) {
-            (Frame::Stub { out_bytes, stage_bytes }, Slot::Out(off)) if off < out_bytes => {
+            (Frame::Stub { out_bytes, stage_bytes, .. }, Slot::Out(off)) if off < out_bytes => {
                 Ok(off as i32 - (STUB_SAVED + stage_bytes + out_bytes) as i32)
             }
             (Frame::Stub { stage_bytes, .. }, Slot::Stage(off)) if off < stage_bytes => {
@@ -201,6 +230,8 @@ enum Base {
     Frame,
     /// r10: memory reached through a pointer read from a slot.
     ScratchPtr,
+    /// rsp: the outgoing area of a realigned stub.
+    Stack,
 }
 
 /// A memory operand `[base + disp]`.
@@ -548,7 +579,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn slot(&self, slot: Slot) -> Result<Mem, BackendError> {
-        Ok(Mem { base: Base::Frame, disp: self.frame.disp(slot)? })
+        self.frame.mem(slot)
     }
 
     fn is_stub(&self) -> bool {
@@ -566,6 +597,14 @@ impl<'a> Emitter<'a> {
             ; push lua_state
         );
         self.sub_rsp(self.frame.reserve());
+        if let Frame::Stub { realign: Some(align), .. } = self.frame {
+            // rsp only goes down, so the outgoing area stays below the staging area.
+            let mask = -(align as i32);
+            match i8::try_from(mask) {
+                Ok(m) => asm!(self.ops ; and rsp, BYTE m),
+                Err(_) => asm!(self.ops ; and rsp, mask),
+            }
+        }
         asm!(self.ops
             ; mov lua_state, Rq(l_in)
         );

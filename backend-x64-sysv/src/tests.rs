@@ -19,11 +19,11 @@ const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
 const REC24: ValueKind = ValueKind::Record { size: 24, align: 8 };
 
 fn stub_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 32, stage_bytes: 32, entry_bytes: 0, vm: None }
+    Program::new(steps, 32, 32, 0, None)
 }
 
 fn thunk_of(steps: Vec<Step>) -> Program {
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 48, vm: None }
+    Program::new(steps, 0, 16, 48, None)
 }
 
 /// The disassembly without addresses, so expectations don't shift with code size.
@@ -160,7 +160,7 @@ fn thunk_entry_slots_are_relative_to_the_return_address() {
 #[test]
 fn frames_larger_than_a_page_are_probed_page_by_page() {
     let env = env();
-    let big = Program { steps: vec![], out_bytes: 1 << 20, stage_bytes: 32, entry_bytes: 0, vm: None };
+    let big = Program::new(vec![], 1 << 20, 32, 0, None);
     let text = listing(&X64SysvBackend.stub(&big, 0, &env).unwrap(), &env);
     let subs: Vec<&str> = text.lines().filter(|l| l.starts_with("sub rsp, ")).collect();
     assert_eq!(subs, ["sub rsp, 0x1000", "sub rsp, 0x28"], "{text}");
@@ -224,7 +224,7 @@ fn invalid_programs_are_errors_not_panics() {
     let bad_pair = RetPlan::new(I32, RetLoc::RaxRdx);
     assert!(is_invalid(stub_text(vec![Step::SaveReturn { ret: bad_pair, to: Dest::At(Slot::Stage(0)) }])));
     // Frames that break the 16-byte rule, and a helper with no address.
-    let odd = Program { steps: vec![], out_bytes: 8, stage_bytes: 16, entry_bytes: 0, vm: None };
+    let odd = Program::new(vec![], 8, 16, 0, None);
     assert!(is_invalid(X64SysvBackend.stub(&odd, 0, &env())));
     let no_helpers = CodeEnv { helpers: vec![], ..env() };
     let prog = stub_of(vec![Step::CheckArgCount { expected: 0 }]);
@@ -306,5 +306,37 @@ fn a_fault_in_an_inline_steps_slow_path_names_the_inline_step_and_its_position()
             step: Some((at, StepKind::ToCInline)),
             why: Invalid::HelperArity { helper, params: given + 1, given }
         }
+    );
+}
+
+#[test]
+fn a_stub_asking_more_than_16_realigns_and_addresses_its_outgoing_area_from_rsp() {
+    let env = env();
+    let steps = vec![
+        Step::StoreAddr { of: Slot::Stage(0), to: Slot::Out(8) },
+        Step::StoreAddr { of: Slot::Stage(0), to: Slot::Stage(8) },
+        Step::CallTarget { via: Slot::Stage(0), callee_pops: 0 },
+        Step::ReturnToLua { results: 0 },
+    ];
+    let text = |out_align: u32| {
+        let p = Program { out_align, ..stub_of(steps.clone()) };
+        X64SysvBackend.stub(&p, 0, &env).map(|b| listing(&b, &env))
+    };
+    // 16, what every stub is entered with: no realignment, every slot from rbp.
+    let plain = text(16).unwrap();
+    assert!(!plain.contains("and rsp") && !plain.contains("[rsp"), "{plain}");
+    for (align, mask) in [(32, "0xffffffffffffffe0"), (64, "0xffffffffffffffc0")] {
+        let t = text(align).unwrap();
+        assert!(t.contains(&format!("and rsp, {mask}")), "{t}");
+        // Out(8) from rsp after the realignment, Stage(8) from rbp as before.
+        assert!(t.contains("mov qword ptr [rsp+0x8], r11"), "{t}");
+        assert!(t.contains("mov qword ptr [rbp-0x28], r11"), "{t}");
+    }
+    assert_eq!(text(48).unwrap_err(), Invalid::CallAlignment { align: 48 }.into(), "not a power of two");
+    assert!(text(4096).is_ok());
+    assert_eq!(
+        text(8192).unwrap_err(),
+        Invalid::CallAlignment { align: 8192 }.into(),
+        "an `and` that could skip more than a guard page"
     );
 }

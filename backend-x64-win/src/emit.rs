@@ -665,6 +665,7 @@ mod tests {
             stage_bytes: 32,
             entry_bytes: 0,
             vm: None,
+            out_align: 0,
             steps: vec![
                 Step::CheckArgCount { expected: 1 },
                 Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
@@ -699,6 +700,7 @@ mod tests {
             stage_bytes: 16,
             entry_bytes: 48,
             vm: None,
+            out_align: 0,
             steps: vec![
                 Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Entry(-40) },
                 Step::Spill { from: Loc::Xmm(Xmm(1)), size: 4, to: Slot::Entry(-48) },
@@ -799,7 +801,7 @@ mod tests {
     }
 
     fn stub_error(steps: Vec<Step>) -> String {
-        let program = Program { out_bytes: 32, stage_bytes: 32, entry_bytes: 0, steps, vm: None };
+        let program = Program::new(steps, 32, 32, 0, None);
         match lower_stub(&program, BASE, &env()) {
             Err(e @ BackendError::Invalid { .. }) => e.to_string(),
             other => panic!("expected Invalid, got {other:?}"),
@@ -807,7 +809,7 @@ mod tests {
     }
 
     fn thunk_error(steps: Vec<Step>) -> String {
-        let program = Program { out_bytes: 0, stage_bytes: 16, entry_bytes: 48, steps, vm: None };
+        let program = Program::new(steps, 0, 16, 48, None);
         match lower_thunk(&program, BASE, &env()) {
             Err(e @ BackendError::Invalid { .. }) => e.to_string(),
             other => panic!("expected Invalid, got {other:?}"),

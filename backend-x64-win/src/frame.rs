@@ -95,6 +95,11 @@ fn too_big(what: &'static str, bytes: impl Into<u64>) -> BackendError {
 impl Frame {
     /// The stub frame for `program`.
     pub fn stub(program: &Program) -> Result<Frame, BackendError> {
+        // Win64 passes over-aligned records by reference to a 16-aligned copy, so no plan asks
+        // more than STACK_ALIGN: the frame does not realign.
+        if program.out_align > STACK_ALIGN {
+            return Err(Invalid::CallAlignment { align: program.out_align }.into());
+        }
         let out = round16(program.out_bytes).ok_or_else(|| too_big("outgoing area", program.out_bytes))?;
         let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
         // Two pushes leave sp ≡ 8 (mod 16); 8 more bytes of padding realign it.

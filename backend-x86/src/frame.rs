@@ -51,6 +51,11 @@ impl Frame {
         if p.entry_bytes != 0 {
             return Err(Invalid::AreaSize { what: "entry area of a stub", bytes: p.entry_bytes }.into());
         }
+        // No x86 plan asks more than the target's alignment (gcc -m32 and mingw pass
+        // over-aligned records 4-aligned): the frame does not realign.
+        if p.out_align > align {
+            return Err(Invalid::CallAlignment { align: p.out_align }.into());
+        }
         if !p.out_bytes.is_multiple_of(align) {
             return Err(Invalid::AreaMisaligned { what: "outgoing area", bytes: p.out_bytes, align }.into());
         }

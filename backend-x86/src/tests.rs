@@ -49,7 +49,7 @@ fn every_stub_step() -> Program {
         call(Helper::PushPtr, vec![Operand::L, Operand::PtrAt(Slot::Stage(8)), Operand::CallbackData], None),
         Step::ReturnToLua { results: 1 },
     ];
-    Program { steps, out_bytes: 16, stage_bytes: 32, entry_bytes: 0, vm: None }
+    Program::new(steps, 16, 32, 0, None)
 }
 
 /// A thunk using every thunk step.
@@ -70,7 +70,7 @@ fn every_thunk_step() -> Program {
         Step::LoadReturn { ret: RetPlan::new(ValueKind::F32, RetLoc::St0), from: Dest::At(Slot::Stage(8)) },
         Step::ReturnToC { pops: 8, ret_ptr: Some(Slot::Entry(4)) },
     ];
-    Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 32, vm: None }
+    Program::new(steps, 0, 16, 32, None)
 }
 
 /// Which variant a step is; exhaustive, so a new `Step` fails to compile here until a test
@@ -138,8 +138,7 @@ fn every_inline_step_lowers_on_every_32_bit_layout() {
 #[test]
 fn an_inline_step_with_a_64_bit_layout_is_refused_naming_the_pointer_size() {
     let steps = vec![Step::CheckArgCountInline { expected: 1 }, Step::ReturnToLua { results: 0 }];
-    let prog =
-        Program { steps, out_bytes: 0, stage_bytes: 16, entry_bytes: 0, vm: Some(abi_model::lua::vm::LuaVm::LUA54) };
+    let prog = Program::new(steps, 0, 16, 0, Some(abi_model::lua::vm::LuaVm::LUA54));
     let err = X86Backend::new(Target::X86_LINUX).unwrap().stub(&prog, BASE, &env()).unwrap_err();
     let why = abi_model::lua::Invalid::LuaLayout { what: "pointer bytes", value: 8 };
     let step = Some((0, abi_model::lua::steps::StepKind::CheckArgCountInline));

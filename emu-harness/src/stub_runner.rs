@@ -13,8 +13,10 @@
 //! onto, a mock Lua stack in emulated memory laid out as a [`LuaVm`] says; a value pushed
 //! there counts as pushed, as one pushed by a helper does.
 //!
-//! Every helper call is checked for stack alignment at its entry; every run for the stack
-//! pointer, the callee-saved registers and the x87 stack afterwards.
+//! Every helper call is checked for stack alignment at its entry, and every call of the
+//! target for the alignment its plan asks (the stub is handed [`TARGET_GATE`] as the target's
+//! address; arriving there is checked, then the run goes on at the compiled callee); every run
+//! for the stack pointer, the callee-saved registers and the x87 stack afterwards.
 
 use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
 use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
@@ -26,6 +28,10 @@ use abi_model::lua::vm::{ArgsBase, LuaVm};
 use abi_model::lua::{lua_cfunction_plan, Backend, CodeEnv};
 use abi_model::{CallPlan, Target, ValueKind, Xmm};
 
+/// The address a stub is given as its target's: a stop (nothing is mapped there) at which
+/// the runner checks the stack pointer's alignment against the plan, then goes on at the
+/// compiled callee.
+pub const TARGET_GATE: u64 = 0x5000_0080;
 /// Where generated code is written.
 pub const CODE_BASE: u64 = 0x5800_0000;
 /// Bytes mapped for generated code.
@@ -351,7 +357,7 @@ fn decode_slot(
 
 /// Every stop a stub or thunk run uses: the harness's return address and every helper hook.
 pub fn stub_stops() -> StopSet {
-    StopSet::new(std::iter::once(layout::MAGIC_RET).chain(Helper::ALL.iter().map(|h| hook_of(*h))))
+    StopSet::new([layout::MAGIC_RET, TARGET_GATE].into_iter().chain(Helper::ALL.iter().map(|h| hook_of(*h))))
 }
 
 /// The environment a generated stub or thunk is built with in the emulator.
@@ -659,14 +665,41 @@ impl Mock<'_> {
     }
 }
 
+/// A stub's call of its target: the compiled callee [`TARGET_GATE`] stands for, and the
+/// alignment the stack pointer must have at the call.
+#[derive(Clone, Copy)]
+struct TargetCall {
+    callee: u64,
+    align: u32,
+}
+
 /// Runs from `start` until the harness's return address, answering helper calls; checks the
-/// stack alignment at each helper's entry.
-fn drive(cpu: &mut dyn Cpu, mock: &mut Mock, target: Target, start: u64, stops: &StopSet) -> Result<(), Mismatch> {
+/// stack alignment at each helper's entry and at the target's.
+fn drive(
+    cpu: &mut dyn Cpu,
+    mock: &mut Mock,
+    target: Target,
+    start: u64,
+    stops: &StopSet,
+    target_call: Option<TargetCall>,
+) -> Result<(), Mismatch> {
     let mut pc = start;
     for _ in 0..10_000 {
         let crate::Stop::Reached(at) = cpu.run(pc, stops, layout::BUDGET).map_err(engine)?;
         if at == layout::MAGIC_RET {
             return Ok(());
+        }
+        if let (TARGET_GATE, Some(call)) = (at, target_call) {
+            let call_sp = cpu.gpr(Gpr::Rsp) + cpu.mode().word_size();
+            if !call_sp.is_multiple_of(u64::from(call.align)) {
+                return Err(mismatch(
+                    "stack alignment at the call of the target",
+                    format!("{} bytes", call.align),
+                    format!("sp = {call_sp:#x}"),
+                ));
+            }
+            pc = call.callee;
+            continue;
         }
         let h = Helper::ALL
             .iter()
@@ -776,6 +809,12 @@ fn check_call_slots(cpu: &dyn Cpu, vm: LuaVm, mock: &Mock, inline_values: bool) 
 
 /// Call direction: the backend's stub for `case.plan`, calling the compiled `callee`, with
 /// the Lua side presented as `lua` says.
+///
+/// The target's call must find the stack aligned as the plan says (at least the target's
+/// own alignment). A plan asking more than the stub's entry alignment is run once from each
+/// entry stack pointer that alignment can't tell apart (`align / target.stack_align()` runs,
+/// the entry sp lowered by one step of the target's alignment each), so a stub that merely
+/// keeps its entry alignment fails on at least one of them.
 pub fn check_stub(
     cpu: &mut dyn Cpu,
     backend: &dyn Backend,
@@ -784,6 +823,32 @@ pub fn check_stub(
     rec: RecordBuffer,
     stops: &StopSet,
     lua: LuaStack,
+) -> Result<(), Mismatch> {
+    let step = backend.target().stack_align();
+    let align = case.plan.stack_align.max(step);
+    (0..align / step).try_for_each(|k| {
+        let call = TargetCall { callee, align };
+        check_stub_from(cpu, backend, case, call, rec, stops, lua, u64::from(k * step)).map_err(|m| {
+            if k == 0 {
+                m
+            } else {
+                Mismatch { what: format!("entry sp lowered by {}: {}", k * step, m.what), ..m }
+            }
+        })
+    })
+}
+
+/// [`check_stub`] with the entry stack pointer `skew` bytes below where it starts.
+#[allow(clippy::too_many_arguments)] // check_stub's, the target's call and the skew
+fn check_stub_from(
+    cpu: &mut dyn Cpu,
+    backend: &dyn Backend,
+    case: &Case,
+    call: TargetCall,
+    rec: RecordBuffer,
+    stops: &StopSet,
+    lua: LuaStack,
+    skew: u64,
 ) -> Result<(), Mismatch> {
     let target = backend.target();
     let plan = case.plan;
@@ -794,7 +859,7 @@ pub fn check_stub(
             let inline = listing_inline(vm);
             (
                 stub_program_inline(plan, 1, Some(&inline)),
-                Some((vm, lay_out_lua_stack(cpu, &inline, inline_values, case, callee)?)),
+                Some((vm, lay_out_lua_stack(cpu, &inline, inline_values, case, TARGET_GATE)?)),
             )
         }
     };
@@ -806,7 +871,7 @@ pub fn check_stub(
     cpu.write_u32(rec.len, 0).map_err(engine)?;
     set_sentinels(cpu, target);
     let entry = lua_cfunction_plan(target);
-    let sp0 = layout::STACK_TOP - u64::from(entry.frame_bytes()).div_ceil(16) * 16;
+    let sp0 = layout::STACK_TOP - u64::from(entry.frame_bytes()).div_ceil(16) * 16 - skew;
     plan_runner::place_args(cpu, &entry, &[le(FAKE_L, w)], sp0, None).map_err(engine)?;
     cpu.set_gpr(Gpr::Rsp, sp0);
     cpu.push(layout::MAGIC_RET).map_err(engine)?;
@@ -817,7 +882,7 @@ pub fn check_stub(
         lua_args: case.args,
         lua_result: &[],
         // An inline stub reads the address from the closure instead.
-        func_addr: if top0.is_some() { 0 } else { callee },
+        func_addr: if top0.is_some() { 0 } else { TARGET_GATE },
         pushed: Vec::new(),
         result_buf: None,
         called_with: None,
@@ -827,7 +892,7 @@ pub fn check_stub(
         call_calls: 0,
         result_calls: 0,
     };
-    drive(cpu, &mut mock, target, CODE_BASE, stops)?;
+    drive(cpu, &mut mock, target, CODE_BASE, stops, Some(call))?;
     let results = cpu.gpr(Gpr::Rax) as u32;
     let want_results = u32::from(plan.ret.value != ValueKind::Void);
     if results != want_results {
@@ -996,7 +1061,7 @@ pub fn check_thunk(
         call_calls: 0,
         result_calls: 0,
     };
-    drive(cpu, &mut mock, target, caller, stops)?;
+    drive(cpu, &mut mock, target, caller, stops, None)?;
     if let Some((vm, inline_values)) = thunk_stack {
         let (want, top) = (LUA_STACK + u64::from(vm.slot), lua_top(cpu, vm)?);
         if top != want {

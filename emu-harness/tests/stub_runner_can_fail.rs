@@ -796,3 +796,68 @@ fn a_clobbered_callee_saved_register_of_the_model_is_caught() {
     let (stub, _) = run(&cat, s, &Prefixed { inner: backend_for(Target::X64_SYSV), prefix: XOR_ESI });
     assert_eq!(stub, Ok(()));
 }
+
+/// The catalogue's signatures that pass, return or take a callback of an over-aligned record
+/// (`spec.over_aligned`).
+fn over_aligned_signatures(cat: &Catalogue) -> Vec<&CatSignature> {
+    let spec = emu_harness::catalogue::spec();
+    let uses = |d: &emu_harness::catalogue::spec::SigDecl| {
+        spec.over_aligned.iter().any(|&n| {
+            let r = emu_harness::catalogue::spec::Ty::Record(n);
+            d.params.contains(&r) || d.varargs.contains(&r) || d.ret.as_ref() == Some(&r)
+        })
+    };
+    cat.signatures.iter().filter(|s| uses(&spec.signatures[s.index])).collect()
+}
+
+#[test]
+fn over_aligned_records_reach_the_target_with_the_stack_its_plan_asks() {
+    let mut failures = Vec::new();
+    let mut beyond_16 = Vec::new();
+    for target in Target::ALL {
+        let cat = catalogue(target);
+        let sigs = over_aligned_signatures(&cat);
+        assert!(sigs.len() >= 49, "{target}: {} over-aligned signatures", sigs.len());
+        let backend = backend_for(target);
+        for s in sigs {
+            let plan = plan_of(&cat, s).expect("plan");
+            if plan.stack_align > target.stack_align() {
+                beyond_16.push((target, plan.stack_align));
+            }
+            let (stub, thunk) = run_with(&cat, s, backend.as_ref(), LuaStack::Helpers);
+            for (dir, r) in [("stub", Some(stub)), ("thunk", thunk)] {
+                if let Some(Err(m)) = r {
+                    failures.push(format!("{target} {dir} {}: {m}", s.c_decl));
+                }
+            }
+        }
+    }
+    // SysV passes them on the stack at their own alignment: calls that need 32 and 64.
+    for align in [32, 64] {
+        assert!(beyond_16.contains(&(Target::X64_SYSV, align)), "no x64-sysv plan aligned to {align}");
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_stub_that_ignores_its_programs_stack_alignment_is_caught() {
+    let cat = catalogue(Target::X64_SYSV);
+    for align in [32, 64] {
+        let s = over_aligned_signatures(&cat)
+            .into_iter()
+            .find(|s| !s.sig.variadic && plan_of(&cat, s).is_ok_and(|p| p.stack_align == align))
+            .expect("an over-aligned SysV signature");
+        let (stub, _) = caught(Target::X64_SYSV, s, &cat, |p| p.out_align = 0, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.what.contains("stack alignment at the call of the target"), "{stub}");
+        assert_eq!(stub.expected, format!("{align} bytes"), "{stub}");
+    }
+    // The other backends never realign (their plans never ask): asked to, they refuse.
+    for target in [Target::X86_LINUX, Target::X86_WIN, Target::X64_WIN] {
+        let cat = catalogue(target);
+        let s = find(&cat, |_, p| !p.args.is_empty());
+        let (stub, _) = caught(target, s, &cat, |p| p.out_align = 64, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.actual.contains("a call needing a 64-byte aligned stack"), "{target}: {stub}");
+    }
+}

@@ -69,7 +69,7 @@ impl Backend for StandIn {
 }
 
 fn assemble_with(backend: &StandIn) -> Result<usize, StubError> {
-    let program = Program { steps: vec![], out_bytes: 0, stage_bytes: 0, entry_bytes: 0, vm: None };
+    let program = Program::new(vec![], 0, 0, 0, None);
     let env = CodeEnv { helpers: vec![], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0, call_slots: None };
     assemble(&CodeArena::new(), backend, |base| backend.stub(&program, base, &env)).map(|h| h.len())
 }

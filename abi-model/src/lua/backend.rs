@@ -215,6 +215,12 @@ pub enum Invalid {
         /// The value.
         value: i64,
     },
+    /// A call whose plan asks for a stack alignment the backend's frame does not give
+    /// (beyond the target's own, not a power of two, or beyond one page).
+    CallAlignment {
+        /// The alignment asked, in bytes.
+        align: u32,
+    },
     /// A Lua stack layout the inline code cannot address.
     LuaLayout {
         /// Which field (`"type tag bytes"`, `"stack slot bytes"`, ...).
@@ -332,6 +338,7 @@ impl fmt::Display for Invalid {
             }
             Invalid::NotOnTarget(what) => write!(f, "{what} does not exist on this target"),
             Invalid::OutOfRange { what, value } => write!(f, "{what} {value} is out of range"),
+            Invalid::CallAlignment { align } => write!(f, "a call needing a {align}-byte aligned stack"),
             Invalid::LuaLayout { what, value } => write!(f, "a Lua stack layout with {what} {value}"),
         }
     }

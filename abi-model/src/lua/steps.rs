@@ -429,6 +429,20 @@ pub struct Program {
     pub entry_bytes: u32,
     /// The Lua stack layout the inline steps read and write (stubs built with [`Inline`]).
     pub vm: Option<LuaVm>,
+    /// Stubs: the alignment the stack pointer must have at [`Step::CallTarget`], the plan's
+    /// [`CallPlan::stack_align`]. When it exceeds the alignment the stub is entered with (the
+    /// target's `stack_align`: a SysV call passing an `aligned(32)` record on the stack), the
+    /// backend realigns its outgoing area to it, as gcc's caller does with `and rsp, -32`.
+    /// Thunks, and programs made with [`Program::new`]: 0, nothing beyond the entry's.
+    pub out_align: u32,
+}
+
+impl Program {
+    /// A program of `steps` with these frame sizes whose stack needs no alignment beyond
+    /// what it is entered with (`out_align` 0).
+    pub fn new(steps: Vec<Step>, out_bytes: u32, stage_bytes: u32, entry_bytes: u32, vm: Option<LuaVm>) -> Program {
+        Program { steps, out_bytes, stage_bytes, entry_bytes, vm, out_align: 0 }
+    }
 }
 
 /// The embedding's header at the start of a cdata's userdata block, for stubs that copy a
@@ -752,7 +766,8 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         }
     };
     steps.push(Step::ReturnToLua { results });
-    Program { steps, out_bytes: plan.frame_bytes(), stage_bytes: stage.0.div_ceil(16) * 16, entry_bytes: 0, vm }
+    let frame = Program::new(steps, plan.frame_bytes(), stage.0.div_ceil(16) * 16, 0, vm);
+    Program { out_align: plan.stack_align, ..frame }
 }
 
 /// The thunk program for a callback with this frame: every conversion through a helper.
@@ -865,13 +880,7 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
         steps.push(Step::LoadReturn { ret, from });
     }
     steps.push(Step::ReturnToC { pops: frame.pops, ret_ptr });
-    Program {
-        steps,
-        out_bytes: 0,
-        stage_bytes: stage.0.div_ceil(16) * 16,
-        entry_bytes: frame.header + frame.save_bytes,
-        vm,
-    }
+    Program::new(steps, 0, stage.0.div_ceil(16) * 16, frame.header + frame.save_bytes, vm)
 }
 
 impl fmt::Display for Slot {
@@ -1004,7 +1013,13 @@ impl fmt::Display for Step {
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  frame: out {} stage {} entry {}", self.out_bytes, self.stage_bytes, self.entry_bytes)?;
+        write!(f, "  frame: out {} stage {} entry {}", self.out_bytes, self.stage_bytes, self.entry_bytes)?;
+        // Only an alignment no target enters a stub with is shown (SysV's over-aligned stack
+        // arguments), so the listings of every other stub read as before.
+        if self.out_align > 16 {
+            write!(f, " align {}", self.out_align)?;
+        }
+        writeln!(f)?;
         if let Some(vm) = &self.vm {
             writeln!(f, "  lua: {vm}")?;
         }
@@ -1030,6 +1045,25 @@ mod tests {
         t.define_record(s, (0..5).map(|i| Field::named(&format!("f{i}"), dbl)).collect(), RecordAttrs::default())
             .unwrap();
         plan_call(&t, &Signature::new(s, vec![int.into(), dbl.into(), s.into()], false, CallConv::Cdecl), &[]).unwrap()
+    }
+
+    #[test]
+    fn stub_asks_the_stack_alignment_its_plan_needs_and_thunks_none() {
+        // An aligned(32) record on the SysV stack: the call needs rsp 32-aligned.
+        let mut t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        let s = t.new_record(RecordKind::Struct, Some("s32"));
+        let attrs = RecordAttrs { aligned: Some(32), ..RecordAttrs::default() };
+        t.define_record(s, vec![Field::named("a", int)], attrs).unwrap();
+        let void = t.void();
+        let plan =
+            plan_call(&t, &Signature::new(void, vec![s.into(), int.into()], false, CallConv::Cdecl), &[]).unwrap();
+        assert_eq!(plan.stack_align, 32);
+        let prog = stub_program(&plan, 1);
+        assert_eq!(prog.out_align, 32);
+        assert!(prog.to_string().starts_with("  frame: out 32 stage 32 entry 0 align 32\n"), "{prog}");
+        assert_eq!(stub_program(&sysv_mixed(), 1).out_align, 16);
+        assert_eq!(thunk_program(&CallbackFrame::from_plan(&plan)).out_align, 0);
     }
 
     #[test]

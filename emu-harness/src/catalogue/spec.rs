@@ -308,6 +308,11 @@ pub struct Spec {
     /// Records with a zero-width bit-field in a union ([`ZERO_WIDTH_SEED`]), used like the
     /// nested ones by the signatures appended after theirs.
     pub zero_width_unions: Vec<usize>,
+    /// Records aligned beyond the stack's 16 bytes, by `aligned(32)`/`aligned(64)` on the
+    /// record or on a member ([`OVER_ALIGNED_SEED`]), used like the nested ones by the
+    /// signatures appended last: a SysV call passing one on the stack needs a stack aligned to
+    /// it.
+    pub over_aligned: Vec<usize>,
 }
 
 /// Number of records generated for argument passing.
@@ -687,7 +692,9 @@ pub fn generate() -> Spec {
     signatures.extend(gen_nested_signatures(&records, &nested_records, NESTED_SEED ^ 1));
     let zero_width_unions = zero_width_union_records(&mut records);
     signatures.extend(gen_nested_signatures(&records, &zero_width_unions, ZERO_WIDTH_SEED));
-    Spec { records, abi_records: abi, signatures, nested_records, zero_width_unions }
+    let over_aligned = over_aligned_records(&mut records);
+    signatures.extend(gen_over_aligned_signatures(&records, &over_aligned));
+    Spec { records, abi_records: abi, signatures, nested_records, zero_width_unions, over_aligned }
 }
 
 /// The seed of the nested packed/aligned records and their signatures, appended after
@@ -929,4 +936,57 @@ fn zero_width_union_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
     records.push(r);
     out.push(records.len() - 1);
     out
+}
+
+/// The seed of the conventions of the over-aligned records' signatures, appended after the
+/// zero-width ones (a SysV plan asked for a 32-byte aligned stack and the stub kept 16).
+pub const OVER_ALIGNED_SEED: u64 = 0x6c75_6166_6669_0004;
+
+/// Records aligned to 32 and 64: by `aligned(n)` on the record (small and larger than two
+/// eightbytes, a struct and a union), by `aligned(n)` on a member, and nested in a struct.
+fn over_aligned_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
+    let (float, double) = (Ty::Scalar(Scalar::Float), Ty::Scalar(Scalar::Double));
+    let aligned = |n| Attrs { packed: false, aligned: Some(n) };
+    let member_aligned = |records: &mut Vec<RecordDecl>, first: Ty, second: Ty, n: u32| {
+        let mut fields = vec![named(0, first), named(1, second)];
+        fields[1].aligned = Some(n);
+        let r = make_record(records, RecordKind::Struct, fields, false, None, None);
+        records.push(r);
+        records.len() - 1
+    };
+    let mut out = vec![
+        // struct __attribute__((aligned(32))) { int m0; }, and aligned(64)
+        push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(32)),
+        push_record(records, RecordKind::Struct, vec![int(IntKind::Int)], aligned(64)),
+        // struct __attribute__((aligned(32))) { double m0[5]; }: 40 bytes of data in 64
+        push_record(records, RecordKind::Struct, vec![Ty::Array(Box::new(double.clone()), 5)], aligned(32)),
+        // union __attribute__((aligned(64))) { float m0; char m1[3]; }
+        push_record(
+            records,
+            RecordKind::Union,
+            vec![float.clone(), Ty::Array(Box::new(int(IntKind::Char)), 3)],
+            aligned(64),
+        ),
+        // struct { char m0; double m1 __attribute__((aligned(32))); }
+        member_aligned(records, int(IntKind::Char), double, 32),
+        // struct { float m0; int m1 __attribute__((aligned(64))); }
+        member_aligned(records, float, int(IntKind::Int), 64),
+    ];
+    // struct { short m0; struct __attribute__((aligned(32))) { int m0; } m1; }
+    out.push(push_record(records, RecordKind::Struct, vec![int(IntKind::Short), Ty::Record(out[0])], PLAIN));
+    out
+}
+
+/// The nested class's signatures for each over-aligned record R, and `void f(int x7, R, int)`:
+/// R on the stack after a stack argument, so its slot is padded up to its alignment.
+fn gen_over_aligned_signatures(records: &[RecordDecl], over: &[usize]) -> Vec<SigDecl> {
+    let mut sigs = gen_nested_signatures(records, over, OVER_ALIGNED_SEED);
+    let mut rng = Rng::new(OVER_ALIGNED_SEED ^ 1);
+    let int = int(IntKind::Int);
+    for &n in over {
+        let mut params = vec![int.clone(); 7];
+        params.extend([Ty::Record(n), int.clone()]);
+        sigs.push(SigDecl { ret: None, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
+    }
+    sigs
 }

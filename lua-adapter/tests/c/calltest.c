@@ -105,3 +105,20 @@ int ct_call_n(int (*f)(int), int n) { int s = 0; for (int i = 0; i < n; i++) s +
 static int (*ct_kept)(int);
 void ct_keep(int (*f)(int)) { ct_kept = f; }
 int ct_call_kept(int x) { return ct_kept(x); }
+/* Records aligned beyond 16 by value: on x86-64 System V they go on the stack at their own
+ * alignment, so the caller must align the stack to 32 / 64 (gcc's caller does `and rsp, -32`).
+ * Each adds 1000 when its argument is less aligned than its type; the address goes through an
+ * empty asm so the compiler cannot fold the check away by the type's alignment. */
+struct ct_al32 { int a; } __attribute__((aligned(32)));
+struct ct_al64 { double d[5]; } __attribute__((aligned(64)));
+static uintptr_t ct_addr(const void *p) { uintptr_t a; __asm__("" : "=r"(a) : "0"(p)); return a; }
+int ct_al32_arg(struct ct_al32 x, int y) { return x.a * 10 + y + (ct_addr(&x) % 32 ? 1000 : 0); }
+double ct_al64_arg(int a, struct ct_al64 x, int b) { return x.d[0] + x.d[4] + a + b + (ct_addr(&x) % 64 ? 1000 : 0); }
+/* Calls f with the stack lowered by 16 * n bytes, so the stubs f calls are entered at each
+ * alignment of the stack. */
+void ct_call_lowered(int n, void (*f)(void)) {
+  volatile char *p = __builtin_alloca(16 * (unsigned)n + 1);
+  p[0] = 0;
+  f();
+  p[0] = 1;
+}

@@ -189,6 +189,27 @@ T.err("bad argument #1 (cannot convert 'string' to 'enum ct_colour')", "an unkno
 T.err("bad argument #1 (cannot convert 'string' to 'enum ct_colour')", "an unknown enum constant name through a function pointer", ffi.cast("int32_t (*)(enum ct_colour)", L.ct_i32), "CT_BLUE")
 T.err("bad argument #1 (cannot convert 'string' to 'int')", "a constant name for a plain int", L.ct_i32, "CT_GREEN")
 
+-- Records aligned beyond the stack's 16 bytes reach C at their alignment, however the stack
+-- was aligned when the stub was entered (x86-64 System V passes them on the stack).
+ffi.cdef [[
+struct ct_al32 { int a; } __attribute__((aligned(32)));
+struct ct_al64 { double d[5]; } __attribute__((aligned(64)));
+int ct_al32_arg(struct ct_al32 x, int y);
+double ct_al64_arg(int a, struct ct_al64 x, int b);
+void ct_call_lowered(int n, void (*f)(void));
+]]
+T.ours("LuaJIT keeps the stack 16-aligned for these calls (its argument lands misaligned)", function()
+  for n = 0, 3 do
+    local got = {}
+    L.ct_call_lowered(n, function()
+      got[1] = L.ct_al32_arg(ffi.new("struct ct_al32", {7}), 3)
+      got[2] = L.ct_al64_arg(1, ffi.new("struct ct_al64", {{1, 2, 3, 4, 5}}), 2)
+    end)
+    T.eq(got[1], 73, "an aligned(32) record argument, stack lowered by " .. 16 * n)
+    T.eq(got[2], 9, "an aligned(64) record argument, stack lowered by " .. 16 * n)
+  end
+end)
+
 -- Errors.
 T.err("missing declaration for symbol 'nope'", "undeclared symbol", function() return L.nope end)
 T.err("missing declaration for symbol 'nope'", "undeclared symbol in ffi.C", function() return C.nope end)
