@@ -329,7 +329,7 @@ fn a_stub_asking_more_than_16_realigns_and_addresses_its_outgoing_area_from_rsp(
         let t = text(align).unwrap();
         assert!(t.contains(&format!("and rsp, {mask}")), "{t}");
         // Out(8) from rsp after the realignment, Stage(8) from rbp as before.
-        assert!(t.contains("mov qword ptr [rsp+0x8], r11"), "{t}");
+        assert!(t.contains("mov qword ptr [rsp+8], r11"), "{t}");
         assert!(t.contains("mov qword ptr [rbp-0x28], r11"), "{t}");
     }
     assert_eq!(text(48).unwrap_err(), Invalid::CallAlignment { align: 48 }.into(), "not a power of two");
