@@ -839,11 +839,14 @@ unsafe fn has_named_keys(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
-/// A member to initialise: its type, byte offset and bit position.
+/// A member to initialise: its type, byte offset and bit position, and where its name is
+/// (field `field` of record `rec`; [`push_member_name`]).
 struct InitMember {
     ty: QualType,
     offset: u64,
     bits: Option<abi_model::BitPos>,
+    rec: TypeId,
+    field: usize,
 }
 
 /// What a member visit did.
@@ -857,37 +860,85 @@ enum Flow {
     Stop,
 }
 
+/// One member of a record, as [`walk_members`] reads it from the type table.
+enum MemberStep {
+    /// A named member.
+    Named(InitMember),
+    /// An anonymous struct/union member at this offset: its members count as the record's.
+    Anonymous(TypeId, u64),
+    /// An unnamed bit-field: nothing to initialise.
+    Unnamed,
+    /// Past the last member (or the record has no body).
+    End,
+}
+
+/// Member `field` of record `rec` (whose offset is `base`).
+fn member_step(types: &TypeTable, rec: TypeId, field: usize, base: u64) -> MemberStep {
+    let Some(body) = types.record_body(rec) else { return MemberStep::End };
+    let (Some(f), Some(fl)) = (body.fields.get(field), body.layout.fields.get(field)) else { return MemberStep::End };
+    match &f.name {
+        Some(_) => {
+            let bits = fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width });
+            MemberStep::Named(InitMember { ty: f.ty, offset: base + fl.offset, bits, rec, field })
+        }
+        None if f.bit_width.is_none() && matches!(types.get(f.ty.id), CType::Record(_)) => {
+            MemberStep::Anonymous(f.ty.id, base + fl.offset)
+        }
+        None => MemberStep::Unnamed,
+    }
+}
+
 /// Walks the named members of a record in initialisation order, anonymous struct/union
 /// members included in place (LuaJIT's `cconv_substruct_tab` / `cconv_substruct_init`).
-fn walk_members(
-    types: &TypeTable,
+///
+/// The type table is borrowed only to read one member, never across a visit: a visit
+/// converts a Lua value, and converting a Lua function makes a callback, which takes the
+/// whole state mutably (new pointer types, descriptors, callback slots).
+///
+/// # Safety
+/// `st` is a valid state, not borrowed mutably while the walk runs (visits may).
+unsafe fn walk_members(
+    st: *const FfiState,
     rec: TypeId,
     base: u64,
-    visit: &mut dyn FnMut(&InitMember, &str) -> Result<Flow, ConvError>,
+    visit: &mut dyn FnMut(&InitMember) -> Result<Flow, ConvError>,
 ) -> Result<Flow, ConvError> {
-    let Some(body) = types.record_body(rec) else { return Ok(Flow::Skip) };
-    let is_union = matches!(types.get(rec), CType::Record(r) if r.kind == RecordKind::Union);
-    for (f, fl) in body.fields.iter().zip(&body.layout.fields) {
-        match &f.name {
-            Some(name) => {
-                let bits = fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width });
-                let m = InitMember { ty: f.ty, offset: base + fl.offset, bits };
-                match visit(&m, name)? {
-                    Flow::Stop => return Ok(Flow::Stop),
-                    Flow::Set if is_union => break,
-                    _ => {}
+    // SAFETY: `st` is valid (the caller); each borrow of its type table ends in its statement.
+    let is_union = unsafe { matches!((*st).types.get(rec), CType::Record(r) if r.kind == RecordKind::Union) };
+    for field in 0.. {
+        // SAFETY: as above.
+        let step = unsafe { member_step(&(*st).types, rec, field, base) };
+        match step {
+            MemberStep::Named(m) => match visit(&m)? {
+                Flow::Stop => return Ok(Flow::Stop),
+                Flow::Set if is_union => break,
+                _ => {}
+            },
+            // SAFETY: as for this walk.
+            MemberStep::Anonymous(inner, at) => {
+                if unsafe { walk_members(st, inner, at, visit)? } == Flow::Stop {
+                    return Ok(Flow::Stop);
                 }
             }
-            None if f.bit_width.is_none()
-                && matches!(types.get(f.ty.id), CType::Record(_))
-                && walk_members(types, f.ty.id, base + fl.offset, visit)? == Flow::Stop =>
-            {
-                return Ok(Flow::Stop);
-            }
-            None => {}
+            MemberStep::Unnamed => {}
+            MemberStep::End => break,
         }
     }
     Ok(Flow::Set)
+}
+
+/// Pushes the name of member `m` (a string). May raise a memory error, with only a borrow of
+/// the type table alive: Lua copies the name before it collects garbage.
+///
+/// # Safety
+/// `l` valid with a free slot; `st` its state; `m` from [`walk_members`] on it.
+unsafe fn push_member_name(l: *mut ffi::lua_State, st: *const FfiState, m: &InitMember) {
+    // SAFETY: as documented; `member_step` made `m` from this field, which has a name.
+    unsafe {
+        let body = (*st).types.record_body(m.rec).expect("a walked record has a body");
+        let name = body.fields[m.field].name.as_deref().unwrap_or_default();
+        ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
+    }
 }
 
 /// A table initialises a record (LuaJIT's `cconv_struct_tab`): by member name when the table
@@ -909,9 +960,9 @@ unsafe fn table_to_record(
         enter_table(l, at)?;
         let named = has_named_keys(l, idx);
         let mut pos: ffi::lua_Integer = 1;
-        let mut visit = |m: &InitMember, name: &str| -> Result<Flow, ConvError> {
+        let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
             if named {
-                ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
+                push_member_name(l, st, m);
                 ffi::lua_rawget(l, idx);
                 if ffi::lua_isnil(l, -1) != 0 {
                     ffi::lua_pop(l, 1);
@@ -930,7 +981,7 @@ unsafe fn table_to_record(
             ffi::lua_pop(l, 1);
             r.map(|_| Flow::Set)
         };
-        walk_members(&(*st).types, rec, 0, &mut visit).map(|_| ())
+        walk_members(st, rec, 0, &mut visit).map(|_| ())
     }
 }
 
@@ -1084,7 +1135,7 @@ pub unsafe fn init(
             }
             Shape::Record => {
                 let mut i = 0;
-                let mut visit = |m: &InitMember, _: &str| -> Result<Flow, ConvError> {
+                let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
                     if i >= count {
                         return Ok(Flow::Stop);
                     }
@@ -1092,7 +1143,7 @@ pub unsafe fn init(
                     i += 1;
                     Ok(Flow::Set)
                 };
-                walk_members(types, d.id, 0, &mut visit)?;
+                walk_members(st, d.id, 0, &mut visit)?;
                 if i < count {
                     return Err(ConvError::InitOverflow(d));
                 }

@@ -80,4 +80,5 @@ scripts! {
     safety_types => "safety_types.lua",
     safety_api => "safety_api.lua",
     safety_init => "safety_init.lua",
+    record_callbacks => "record_callbacks.lua",
 }
