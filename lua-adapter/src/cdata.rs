@@ -8,15 +8,15 @@
 //! which the reference keeps alive through its user value.
 //!
 //! All cdata share one metatable (or its twin with `__gc`, given to cdata that have a
-//! finalizer), whose metamethods dispatch on the type (see [`crate::meta`]).
+//! finalizer), whose metamethods dispatch on the type (see [`crate::surface::meta`]).
 
 use std::os::raw::{c_char, c_int, c_void};
 
 use abi_model::QualType;
 use mlua::ffi;
 
-use crate::ctype::CTypeDesc;
-use crate::state::FfiState;
+use crate::ctypes::ctype::CTypeDesc;
+use crate::ctypes::state::FfiState;
 
 /// What a cdata userdata holds.
 #[repr(u8)]
@@ -224,7 +224,7 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 /// The cdata header of the value at `idx`, or null if it is not a cdata of this state.
 ///
 /// A function returned by a namespace (`ffi.C.f`, a C closure over its function cdata, see
-/// [`crate::call`]) counts as its function cdata: the header returned is that cdata's, kept
+/// [`crate::native::call`]) counts as its function cdata: the header returned is that cdata's, kept
 /// alive by the closure at `idx`.
 ///
 /// # Safety
@@ -276,7 +276,7 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 }
 
 /// [`userdata_cdata`] read straight from the Lua stack with the state's verified layout
-/// ([`crate::vm_check::full_userdata`]): `Some` when that answers (a full userdata there, cdata
+/// ([`crate::stack::vm_check::full_userdata`]): `Some` when that answers (a full userdata there, cdata
 /// or not), `None` when the C API must.
 ///
 /// # Safety
@@ -286,7 +286,7 @@ unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx:
     // SAFETY: as documented.
     unsafe {
         let vm = (*st).calls.inline_vm.as_ref()?;
-        let (block, len) = crate::vm_check::full_userdata(l, vm, idx)?;
+        let (block, len) = crate::stack::vm_check::full_userdata(l, vm, idx)?;
         Some(cdata_in_block(block, len, st))
     }
 }

@@ -13,8 +13,8 @@ use abi_model::{ArrayLen, CType, QualType, Quals, RecordKind, TypeId, TypeTable}
 use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
-use crate::ctype::{repr, shape, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{repr, shape, Shape};
+use crate::ctypes::state::FfiState;
 
 /// Conversion flags (LuaJIT's `CCF_*`).
 pub mod flags {
@@ -62,7 +62,7 @@ pub enum ConvError {
     /// The Lua stack cannot grow for the initializer walk.
     StackOverflow,
     /// `too many callbacks`: a Lua function to convert to a function pointer, and every
-    /// callback slot taken ([`crate::callback::MAX_CALLBACKS`]).
+    /// callback slot taken ([`crate::native::callback::MAX_CALLBACKS`]).
     TooManyCallbacks,
 }
 
@@ -733,16 +733,16 @@ unsafe fn function_to_callback(
         return Err(ConvError::Bad { from: origin, to: d });
     }
     // SAFETY: as documented.
-    match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
+    match unsafe { crate::native::callback::new_callback(l, st, idx, to.id) } {
         Ok(addr) => {
             // SAFETY: dp holds a pointer; st is valid.
             unsafe {
                 write_int(dp, ptr_size(), addr as u64);
-                crate::callback::made_implicitly(l, st, addr);
+                crate::native::callback::made_implicitly(l, st, addr);
             }
             Ok(())
         }
-        Err(crate::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
+        Err(crate::native::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
         Err(_) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }

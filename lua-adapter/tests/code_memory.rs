@@ -2,13 +2,13 @@
 //! dropped leave the code arena as it started, and 100,000 callbacks freed reuse their slots.
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::call::{arena_stats, build_stub, code_counts, CallMode};
-use lua_adapter::state::FfiState;
+use lua_adapter::ctypes::state::FfiState;
+use lua_adapter::native::call::{arena_stats, build_stub, code_counts, CallMode};
 use mlua::Lua;
 
 fn lua_with_ffi() -> Lua {
     let lua = Lua::new();
-    let ffi = lua_adapter::module::open(&lua).unwrap();
+    let ffi = lua_adapter::surface::module::open(&lua).unwrap();
     lua.globals().set("ffi", ffi).unwrap();
     lua
 }

@@ -4,7 +4,7 @@
 
 use abi_model::{ArrayLen, CType, FloatKind, QualType, Quals, RecordKind, TypeError, TypeId, TypeTable};
 
-use crate::state::FfiState;
+use crate::ctypes::state::FfiState;
 
 /// What a type is, as far as conversions and indexing care: enums are their integer type,
 /// qualifiers and tags are gone.
@@ -96,12 +96,12 @@ pub struct CTypeDesc {
     pub state: *mut FfiState,
     /// Function types and pointers to them: the entry of the shared call stub for this
     /// signature once one was built (0 before; never for variadic functions, whose stub
-    /// depends on the arguments). Written by [`crate::call`] only.
+    /// depends on the arguments). Written by [`crate::native::call`] only.
     pub call_stub: std::cell::Cell<usize>,
     /// Function types: the C function of the Lua C closures that namespaces return for
     /// functions of this type (the shared closure-mode stub, or the variadic dispatcher),
     /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
-    /// Written by [`crate::call`] only.
+    /// Written by [`crate::native::call`] only.
     pub closure_entry: std::cell::Cell<usize>,
 }
 

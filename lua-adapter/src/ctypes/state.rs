@@ -25,7 +25,7 @@ use abi_model::cdef::CScope;
 use abi_model::{ArrayLen, IntKind, QualType, Quals, Target, TypeId, TypeTable};
 use mlua::ffi;
 
-use crate::ctype::CTypeDesc;
+use crate::ctypes::ctype::CTypeDesc;
 
 /// Most declaration strings [`FfiState::parsed`] holds.
 pub const PARSED_MAX: usize = 4096;
@@ -69,9 +69,9 @@ pub struct FfiState {
     /// Registry reference of the weak-valued table descriptor -> ctype object.
     pub ctype_cache_ref: c_int,
     /// Native calls and callbacks: the code arena, the stub cache, live callbacks.
-    pub calls: crate::call::CallState,
+    pub calls: crate::native::call::CallState,
     /// `dlopen` handles of collected namespaces, one per library, closed when the state is
-    /// freed ([`crate::clib`]).
+    /// freed ([`crate::surface::clib`]).
     pub loaded: Vec<*mut c_void>,
 }
 
@@ -107,7 +107,7 @@ impl FfiState {
             gc_meta_ref: ffi::LUA_NOREF,
             finalizers_ref: ffi::LUA_NOREF,
             ctype_cache_ref: ffi::LUA_NOREF,
-            calls: crate::call::CallState::new(),
+            calls: crate::native::call::CallState::new(),
             loaded: Vec::new(),
         }
     }
@@ -237,7 +237,7 @@ pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
 /// The state of a C closure registered by this module (its upvalue 1).
 ///
 /// # Safety
-/// Only for closures created by [`crate::api`] / [`crate::cdata`] with the state as upvalue 1.
+/// Only for closures created by [`crate::surface::api`] / [`crate::cdata`] with the state as upvalue 1.
 #[inline]
 pub unsafe fn from_upvalue(l: *mut ffi::lua_State) -> *mut FfiState {
     // SAFETY: the closure was created with a light userdata upvalue.

@@ -2,7 +2,7 @@
 //! `abi_model::lua::helpers::Helper`), as `extern "C-unwind"` functions with exactly the C
 //! signatures of `Helper::c_decl`.
 //!
-//! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctype::CTypeDesc`]): the type's
+//! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctypes::ctype::CTypeDesc`]): the type's
 //! descriptor, owned by the Lua state's FFI state (boxed, never moved or freed while the Lua
 //! state lives), obtained with `FfiState::desc` when a stub is built and embedded in it as
 //! a constant.
@@ -18,11 +18,11 @@ use abi_model::lua::helpers::Helper;
 use abi_model::{CType, FloatKind, IntKind, QualType, TypeId};
 use mlua::ffi;
 
-use crate::call::CallMode;
 use crate::cdata::{self, HAS_INTEGERS};
 use crate::convert::{self, f64_to_int_bits};
-use crate::ctype::CTypeDesc;
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::CTypeDesc;
+use crate::ctypes::state::{self, FfiState};
+use crate::native::call::CallMode;
 
 /// The C library's function returning the address of the calling thread's `errno`, where it
 /// has one: what `set_os_errno`/`os_errno` use, and what stubs with inline errno handling call
@@ -68,7 +68,7 @@ pub fn os_errno() -> i32 {
 }
 
 /// Raises a conversion error for the Lua value at `idx`. In a stub call through `__call` the
-/// called cdata is at index 1 (see [`crate::call`]), so the C argument number is `idx - 1`;
+/// called cdata is at index 1 (see [`crate::native::call`]), so the C argument number is `idx - 1`;
 /// in a namespace function's closure it is `idx`; a callback's result (a negative index)
 /// raises a plain error.
 unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
@@ -102,13 +102,13 @@ unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(
             let running = cdata::to_cdata(l, st, -1);
             ffi::lua_pop(l, 1);
             if !running.is_null() {
-                return crate::call::callable_type(types, cdata::type_of(running).id).map(|f| (f, 1));
+                return crate::native::call::callable_type(types, cdata::type_of(running).id).map(|f| (f, 1));
             }
         }
-        if !crate::call::is_callable_cdata(l, st, 1) {
+        if !crate::native::call::is_callable_cdata(l, st, 1) {
             return None;
         }
-        crate::call::callable_type(types, cdata::type_of(cdata::to_cdata(l, st, 1)).id).map(|f| (f, 2))
+        crate::native::call::callable_type(types, cdata::type_of(cdata::to_cdata(l, st, 1)).id).map(|f| (f, 2))
     }
 }
 
@@ -341,9 +341,9 @@ pub(crate) fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeD
     // SAFETY: descriptors live as long as their state.
     let d = unsafe { &*desc };
     match d.shape {
-        crate::ctype::Shape::Pointer(to) if to.quals.is_const => {
+        crate::ctypes::ctype::Shape::Pointer(to) if to.quals.is_const => {
             matches!(types.get(to.id), abi_model::CType::Void)
-                || matches!(crate::ctype::shape(types, to.id), crate::ctype::Shape::Int { size: 1, .. })
+                || matches!(crate::ctypes::ctype::shape(types, to.id), crate::ctypes::ctype::Shape::Int { size: 1, .. })
         }
         _ => false,
     }
@@ -383,7 +383,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
 }
 
 /// The conversion of the pointer and record helpers: a stub's argument (index > 0) through
-/// [`crate::callback::arg_to_c`], which ties the callbacks it makes to the call; a thunk's
+/// [`crate::native::callback::arg_to_c`], which ties the callbacks it makes to the call; a thunk's
 /// result (index -1) as any other value.
 ///
 /// # Safety
@@ -398,7 +398,7 @@ unsafe fn arg_to_c(
     // SAFETY: as documented.
     unsafe {
         if idx > 0 {
-            crate::callback::arg_to_c(l, st, idx, ty, dst)
+            crate::native::callback::arg_to_c(l, st, idx, ty, dst)
         } else {
             convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), ty, dst, 0)
         }
@@ -548,7 +548,7 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
     unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
 }
 
-/// The cdata being called in a stub of `mode` (see [`crate::call`]): index 1 in a
+/// The cdata being called in a stub of `mode` (see [`crate::native::call`]): index 1 in a
 /// `__call`, upvalue 1 in a namespace function's closure. Neither is checked: a stub of that
 /// mode is only ever entered that way.
 #[inline(always)]
@@ -627,7 +627,7 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
         let st = state_of_call(ret_ctype);
         (*st).errno = errno;
         (*st).calls.calling_l = prev;
-        crate::callback::raise_pending(l, st);
+        crate::native::callback::raise_pending(l, st);
     }
 }
 
@@ -644,7 +644,7 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
 /// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
 /// (the same semantics, one call less).
 pub fn helper_address(h: Helper, mode: CallMode) -> usize {
-    use crate::callback::{
+    use crate::native::callback::{
         lua_pcall_address, luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result,
     };
     if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
@@ -695,7 +695,7 @@ mod tests {
 
     fn lua_with_ffi() -> Lua {
         let lua = Lua::new();
-        let module = crate::module::open(&lua).unwrap();
+        let module = crate::surface::module::open(&lua).unwrap();
         lua.globals().set("ffi", module).unwrap();
         lua
     }

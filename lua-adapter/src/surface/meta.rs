@@ -10,9 +10,9 @@ use mlua::ffi;
 
 use crate::cdata::{self, format_ptr, Cdata, Form};
 use crate::convert::{self, read_float, read_int, ConvError};
-use crate::ctype::{repr, shape, Shape};
-use crate::int64::{self, Op};
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{repr, shape, Shape};
+use crate::ctypes::state::{self, FfiState};
+use crate::surface::int64::{self, Op};
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -349,7 +349,7 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
             }
             Place::Missing { ty } => {
                 // `cb:free()` / `cb:set(f)` on function pointers (callbacks).
-                if crate::callback::index_method(l, st) == 1 {
+                if crate::native::callback::index_method(l, st) == 1 {
                     return 1;
                 }
                 index_meta(l, st, ty, false)
@@ -514,10 +514,10 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
             // The hot path: the type's stub is cached on its descriptor once it ran.
             let stub = (*(*c).desc).call_stub.get();
             if stub != 0 {
-                return crate::call::call_stub(l, c, stub);
+                return crate::native::call::call_stub(l, c, stub);
             }
-            if let Some(fn_ty) = crate::call::callable_type(&(*st).types, ty.id) {
-                return crate::call::call_cdata(l, st, c, fn_ty);
+            if let Some(fn_ty) = crate::native::call::callable_type(&(*st).types, ty.id) {
+                return crate::native::call::call_cdata(l, st, c, fn_ty);
             }
         }
         if (*c).form == Form::CType {
@@ -526,7 +526,7 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
                 return ffi::lua_gettop(l);
             }
-            return crate::api::new_object(l, st, ty, 2);
+            return crate::surface::api::new_object(l, st, ty, 2);
         }
         if push_metamethod(l, st, ty, c"__call") {
             ffi::lua_insert(l, 1);

@@ -14,8 +14,8 @@ use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert::{compatible_ptr, f64_to_i64, f64_to_int_bits, flags, read_int, write_int};
-use crate::ctype::{shape, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::FfiState;
 
 /// An arithmetic or comparison metamethod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

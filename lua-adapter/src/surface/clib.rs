@@ -5,7 +5,7 @@
 //! declared by `ffi.cdef` resolves the symbol with `dlsym`:
 //!
 //! * a function gives a Lua C closure that calls it through the shared stub of its
-//!   signature, over a function cdata holding its address (see [`crate::call`], "The call
+//!   signature, over a function cdata holding its address (see [`crate::native::call`], "The call
 //!   paths"), cached in the namespace so `ffi.C.f == ffi.C.f`; it keeps the namespace (and
 //!   so its library) alive;
 //! * an `extern` variable is read (converted as a member would be) or written on each
@@ -34,8 +34,8 @@ use mlua::{ffi, Lua, Table};
 
 use crate::cdata;
 use crate::convert::{self, ConvError};
-use crate::ctype::{shape, Shape};
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::{self, FfiState};
 
 /// A namespace's userdata.
 #[repr(C)]
@@ -69,11 +69,11 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         let (st, _) = state::get_or_create(l);
         (*st).calls.main_l = main_thread(l);
         if (*st).calls.inline_vm.is_none() {
-            (*st).calls.inline_vm = crate::vm_check::verified(l);
+            (*st).calls.inline_vm = crate::stack::vm_check::verified(l);
             if (*st).calls.inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
                 let msg = format!(
                     "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
-                    crate::vm_check::compiled_layout()
+                    crate::stack::vm_check::compiled_layout()
                 );
                 crate::cdata::raise(l, msg);
             }
@@ -214,11 +214,11 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
             Declared::Function(fn_ty) => {
                 let addr = resolve_or_raise(l, c, sym);
                 // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
-                // the closure calling it (crate::call::push_function) to 5.
+                // the closure calling it (crate::native::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
                 let fc = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
                 ((*fc).ptr as *mut usize).write_unaligned(addr as usize);
-                crate::call::push_function(l, st, 4, 1);
+                crate::native::call::push_function(l, st, 4, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_pushvalue(l, -2);
                 ffi::lua_rawset(l, 3);
@@ -277,7 +277,7 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// `__gc` of a namespace: a library `ffi.load` opened is closed only when the state is freed
-/// ([`crate::state`]): when Lua closes, finalizers older than this one still run and may call
+/// ([`crate::ctypes::state`]): when Lua closes, finalizers older than this one still run and may call
 /// the library's functions.
 unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: __gc of a namespace: index 1 is it; runs once. The state outlives its

@@ -48,12 +48,12 @@ use abi_model::lua::CodeEnv;
 use abi_model::{plan_call, CType, CallbackFrame, QualType, TypeId};
 use mlua::ffi;
 
-use crate::arena::CodeHandle;
-use crate::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode};
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert;
-use crate::ctype::{shape, CTypeDesc, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{shape, CTypeDesc, Shape};
+use crate::ctypes::state::FfiState;
+use crate::native::arena::CodeHandle;
+use crate::native::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode};
 
 /// One callback's record; its address is the thunk's callback-data constant, so it is boxed
 /// and never moves while the thunk exists. The thunk reads `func` ([`FUNC`] says where).
@@ -168,7 +168,7 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 /// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
 unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua::vm::LuaVm>, idx: c_int) -> FuncValue {
     // SAFETY: as documented.
-    unsafe { FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx))) }
+    unsafe { FuncValue::new(vm.and_then(|vm| crate::stack::vm_check::read_slot(l, &vm, idx))) }
 }
 
 /// A registry reference to the Lua function at `idx` (keeping it alive) and its
@@ -229,10 +229,10 @@ pub unsafe fn new_callback(
             return Err(unsupported("a callback cannot be variadic"));
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Unsupported(e.to_string()))?;
-        if let Some(n) = crate::call::stack_args_too_large(&plan) {
+        if let Some(n) = crate::native::call::stack_args_too_large(&plan) {
             return Err(unsupported(&format!(
                 "its stack arguments need {n} bytes (at most {})",
-                crate::call::MAX_STACK_ARGS
+                crate::native::call::MAX_STACK_ARGS
             )));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
@@ -257,7 +257,7 @@ pub unsafe fn new_callback(
             arg_ctypes,
             ret_ctype: ret_desc as u64,
             callback_data: &*cb as *const Callback as u64,
-            call_slots: Some(crate::call::call_slots(s)),
+            call_slots: Some(crate::native::call::call_slots(s)),
         };
         match assemble(&s.calls.callback_arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
@@ -401,9 +401,9 @@ unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize)
 /// `__gc` of a lease: frees its callbacks that were not freed (and reused) since.
 unsafe extern "C-unwind" fn lease_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lease made by `lease_implicit` at index 1, the state as upvalue 1 (it outlives
-    // every object of its Lua state, crate::state).
+    // every object of its Lua state, crate::ctypes::state).
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let words = ffi::lua_touserdata(l, 1) as *const usize;
         for i in 0..words.read() {
             let (addr, gen) = (words.add(1 + 2 * i).read(), words.add(2 + 2 * i).read());
@@ -461,7 +461,7 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
             && (*c).form != Form::CType
-            && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+            && crate::native::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
         {
             let addr = ((*c).ptr as *const usize).read_unaligned();
             if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_))
@@ -478,7 +478,7 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
 unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a closure with the state as upvalue 1.
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let (c, addr) = check_callback(l, st);
         release(l, st, addr);
         ((*c).ptr as *mut usize).write_unaligned(0);
@@ -490,7 +490,7 @@ unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a closure with the state as upvalue 1.
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
         let func = func_value(l, (*st).calls.inline_vm, 2);
@@ -578,7 +578,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
             std::process::abort();
         }
         match ((*cb).func, calls.inline_vm) {
-            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::vm_check::push_slot(l, vm, (f.value, f.tag)),
+            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::stack::vm_check::push_slot(l, vm, (f.value, f.tag)),
             _ if (*cb).func_ref == ffi::LUA_NOREF => ffi::lua_pushcfunction(l, bad_callback),
             _ => {
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);

@@ -19,8 +19,8 @@ use mlua::{ffi, Lua, Table};
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let module = lua.create_table()?;
     register_platform(lua, &module)?;
-    crate::api::register_ctypes(lua, &module)?;
-    crate::clib::register(lua, &module)?;
+    crate::surface::api::register_ctypes(lua, &module)?;
+    crate::surface::clib::register(lua, &module)?;
     Ok(module)
 }
 

@@ -16,7 +16,7 @@
 //!   takes a function cdata takes these closures too ([`crate::cdata::to_cdata`] sees through
 //!   them).
 //! * **Function cdata** (casts, struct fields, callbacks, `ffi.new` of a function pointer)
-//!   are called through the cdata metatable's `__call` ([`crate::meta`]), which hands over to
+//!   are called through the cdata metatable's `__call` ([`crate::surface::meta`]), which hands over to
 //!   [`call_cdata`]: that runs the stub cached on the cdata's type descriptor as the body of
 //!   the `__call`, so the stub sees `[called cdata, arg1, arg2, ...]`
 //!   (`stub_program(plan, 2)`) and its helpers find everything from index 1.
@@ -33,12 +33,12 @@
 //! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
 //!   first argument, at index 2 in a `__call`).
 //!
-//! Once the Lua stack layout is verified ([`crate::vm_check`], at module open), stubs also
+//! Once the Lua stack layout is verified ([`crate::stack::vm_check`], at module open), stubs also
 //! check the argument count, convert number arguments and push number results inline,
 //! keeping the helper calls for every other value (`abi_model::lua::steps::stub_program_inline`).
 //!
 //! The helper table entries of the two modes differ only in `luaffi_func_addr` (bound to
-//! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
+//! [`crate::native::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
 //! `lua_gettop`.
 //!
 //! # The stub cache
@@ -55,7 +55,7 @@
 //! ctypes either): the number of stubs is bounded by the number of distinct signatures the
 //! program declares. Callbacks, which a program can create without bound, are freed one by
 //! one into slots that callbacks of the same type reuse, in an arena of their own
-//! ([`crate::callback`]).
+//! ([`crate::native::callback`]).
 
 use std::collections::HashMap;
 use std::os::raw::c_int;
@@ -70,11 +70,11 @@ use abi_model::{
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
-use crate::arena::{ArenaStats, CodeArena, CodeHandle};
-use crate::callback::Callbacks;
 use crate::cdata::{self, Cdata, Form};
-use crate::ctype::{shape, CTypeDesc, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{shape, CTypeDesc, Shape};
+use crate::ctypes::state::FfiState;
+use crate::native::arena::{ArenaStats, CodeArena, CodeHandle};
+use crate::native::callback::Callbacks;
 
 /// The upvalue of a namespace function's closure holding the function's address as a light
 /// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
@@ -136,7 +136,7 @@ pub struct CallState {
     /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
     pub pending_error: c_int,
     /// The Lua stack layout stubs read and write inline, once checked against the running
-    /// Lua ([`crate::vm_check`]); `None`: every conversion through helpers.
+    /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through helpers.
     pub inline_vm: Option<LuaVm>,
 }
 
@@ -181,7 +181,7 @@ pub fn backend() -> Option<&'static dyn Backend> {
 /// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`] of a stub of
 /// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
 pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
-    Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h, mode) as u64).collect()
+    Helper::ALL.iter().map(|h| crate::native::helpers::helper_address(*h, mode) as u64).collect()
 }
 
 /// Assembles code for the address the arena gives it, then commits it. A position-independent
@@ -273,7 +273,7 @@ pub fn stub_program_for(
     let mut string_args = 0u64;
     for (i, t) in sig.params.iter().chain(varargs).enumerate() {
         let desc = arg_desc(st, *t);
-        if i < 64 && crate::helpers::string_passes_as(&st.types, desc) {
+        if i < 64 && crate::native::helpers::string_passes_as(&st.types, desc) {
             string_args |= 1 << i;
         }
         arg_ctypes.push(desc as u64);
@@ -281,7 +281,7 @@ pub fn stub_program_for(
     let inline = st.calls.inline_vm.map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
-        errno: crate::helpers::ERRNO_INLINE,
+        errno: crate::native::helpers::ERRNO_INLINE,
         string_args,
         cdata: Some(cdata::header_layout(st)),
         callback: None,
@@ -569,7 +569,7 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state.
     unsafe {
-        let st = crate::state::from_registry(l);
+        let st = crate::ctypes::state::from_registry(l);
         if st.is_null() {
             return 0;
         }

@@ -11,9 +11,9 @@ use mlua::{ffi, Lua, Table};
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert::{self, flags};
-use crate::ctype::{shape, Shape};
-use crate::meta;
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::{self, FfiState};
+use crate::surface::meta;
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -535,7 +535,7 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        let align = match crate::ctype::align_of(&(*st).types, ty.id) {
+        let align = match crate::ctypes::ctype::align_of(&(*st).types, ty.id) {
             Ok(align) => align,
             Err(e) => {
                 // Nothing owning memory may stay in this frame when raise longjmps.
@@ -663,7 +663,7 @@ unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
         if ffi::lua_gettop(l) >= 1 {
             let n = check_int(l, st, 1);
             (*st).errno = n;
-            crate::helpers::set_os_errno(n);
+            crate::native::helpers::set_os_errno(n);
         }
         push_count(l, old as i64);
         1

@@ -32,8 +32,8 @@ pub const fn compiled_layout() -> LuaVm {
 }
 
 /// The upvalue index the probe closure holds its mark in (as namespace closures hold the
-/// function address in [`crate::call::FUNC_UPVALUE`]).
-const MARK_UPVALUE: u32 = crate::call::FUNC_UPVALUE;
+/// function address in [`crate::native::call::FUNC_UPVALUE`]).
+const MARK_UPVALUE: u32 = crate::native::call::FUNC_UPVALUE;
 const MARK: usize = 0x5A5A_1234_5678;
 
 /// The value word and tag of the Lua value at index `idx` (> 0, absolute) of the running C
