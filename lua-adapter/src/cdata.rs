@@ -15,8 +15,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use abi_model::QualType;
 use mlua::ffi;
 
-use crate::ctypes::ctype::CTypeDesc;
-use crate::ctypes::state::FfiState;
+use crate::ctypes::state::{CTypeDesc, FfiState};
+use crate::stack::new_userdata;
 
 /// What a cdata userdata holds.
 #[repr(u8)]
@@ -80,25 +80,6 @@ pub fn header_layout(st: *const FfiState) -> abi_model::lua::steps::CdataHeader 
 pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", feature = "lua55"));
 
 const HEADER: usize = std::mem::size_of::<Cdata>();
-
-/// Creates a userdata of `size` bytes with `user_values` user value slots (Lua 5.4), or a
-/// plain userdata (earlier versions, where every userdata has one environment/user value).
-///
-/// # Safety
-/// `l` must be valid with a free stack slot. May raise a memory error.
-pub(crate) unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
-    #[cfg(any(feature = "lua54", feature = "lua55"))]
-    // SAFETY: valid state, as the caller guarantees.
-    unsafe {
-        ffi::lua_newuserdatauv(l, size, user_values)
-    }
-    #[cfg(not(any(feature = "lua54", feature = "lua55")))]
-    {
-        let _ = user_values;
-        // SAFETY: valid state, as the caller guarantees.
-        unsafe { ffi::lua_newuserdata(l, size) }
-    }
-}
 
 /// Pushes a new value cdata of type `desc` with `len` zeroed bytes, aligned to the type's
 /// alignment, and returns its header.
@@ -285,7 +266,7 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
     // SAFETY: as documented.
     unsafe {
-        let vm = (*st).calls.inline_vm.as_ref()?;
+        let vm = (*st).inline_vm.as_ref()?;
         let (block, len) = crate::stack::vm_check::full_userdata(l, vm, idx)?;
         Some(cdata_in_block(block, len, st))
     }

@@ -713,8 +713,34 @@ unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::ra
     }
 }
 
+/// How a Lua function becomes a C function pointer where one is expected: the native layer,
+/// above this one, makes a callback of function type `fn_ty` running the function at `idx`
+/// (an absolute index) and returns its address. It installs its maker with
+/// [`set_callback_maker`] when it makes a state, so conversions need not import it.
+///
+/// # Safety
+/// `l` valid with 2 free slots; `st` its state, not borrowed; `idx` holds a function.
+pub type MakeCallback = unsafe fn(*mut ffi::lua_State, *mut FfiState, c_int, TypeId) -> Result<usize, NoCallback>;
+
+/// Why a [`MakeCallback`] made no callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCallback {
+    /// Every callback slot is taken.
+    TooMany,
+    /// No thunk for this function type (no backend, a variadic type, a refused signature).
+    Unsupported,
+}
+
+/// The callback maker, the same for every state (it is code, not data).
+static MAKE_CALLBACK: std::sync::OnceLock<MakeCallback> = std::sync::OnceLock::new();
+
+/// Installs the callback maker ([`MakeCallback`]); the first one installed stays.
+pub fn set_callback_maker(make: MakeCallback) {
+    let _ = MAKE_CALLBACK.set(make);
+}
+
 /// Any Lua function other than a namespace function becomes a callback where a function
-/// pointer is expected.
+/// pointer is expected (through the [`MakeCallback`] the native layer installed).
 ///
 /// # Safety
 /// As [`lua_to_c`]; the value at `idx` is a Lua function.
@@ -732,18 +758,16 @@ unsafe fn function_to_callback(
     if !matches!(unsafe { &(*st).types }.get(to.id), CType::Function(_)) {
         return Err(ConvError::Bad { from: origin, to: d });
     }
-    // SAFETY: as documented.
-    match unsafe { crate::native::callback::new_callback(l, st, idx, to.id) } {
+    let Some(make) = MAKE_CALLBACK.get() else { return Err(ConvError::Bad { from: origin, to: d }) };
+    // SAFETY: as documented; no borrow of the state is alive (the callback takes it mutably).
+    match unsafe { make(l, st, idx, to.id) } {
         Ok(addr) => {
-            // SAFETY: dp holds a pointer; st is valid.
-            unsafe {
-                write_int(dp, ptr_size(), addr as u64);
-                crate::native::callback::made_implicitly(l, st, addr);
-            }
+            // SAFETY: dp holds a pointer.
+            unsafe { write_int(dp, ptr_size(), addr as u64) };
             Ok(())
         }
-        Err(crate::native::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
-        Err(_) => Err(ConvError::Bad { from: origin, to: d }),
+        Err(NoCallback::TooMany) => Err(ConvError::TooManyCallbacks),
+        Err(NoCallback::Unsupported) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }
 

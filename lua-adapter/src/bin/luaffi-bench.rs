@@ -18,8 +18,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::time::Instant;
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::ctypes::state::FfiState;
-use lua_adapter::native::call::{build_stub, stub_program_for, CallMode};
+use lua_adapter::native::call::{build_stub, stub_program_for};
+use lua_adapter::native::state::{CallMode, State};
 use mlua::{ffi, Lua};
 
 /// The C functions both sides call, exported for `ffi.C`.
@@ -256,8 +256,8 @@ fn main() {
 
     // Stub build time and size: int add(int, int), built and dropped many times.
     // With the inline steps a module state uses (its layout is verified when the module opens).
-    let mut st = FfiState::new();
-    st.calls.inline_vm = Some(lua_adapter::stack::vm_check::compiled_layout());
+    let mut st = lua_adapter::native::new_state();
+    st.inline_vm = Some(lua_adapter::stack::vm_check::compiled_layout());
     let int = QualType::plain(st.types.int(IntKind::Int));
     let f = st.types.function(FuncType {
         ret: int,
@@ -283,7 +283,7 @@ fn main() {
 /// over `rounds` runs, in us per stub: plan + program, code generation, arena reserve + commit
 /// (the two `mprotect`s included): `build_stub`'s own phases (`stub_program_for`, the
 /// backend, the arena), the stub they make checked to be byte for byte `build_stub`'s.
-fn stub_build_split(st: &mut FfiState, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
+fn stub_build_split(st: &mut State, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
     let mode = CallMode::Closure;
     let backend = lua_adapter::native::call::backend().expect("a native backend");
     let plan_us = us_per_round(rounds, || {

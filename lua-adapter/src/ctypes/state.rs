@@ -1,31 +1,24 @@
 //! The per-`lua_State` FFI state: the C type table, the declaration scope, type descriptors,
 //! metatypes and the saved `errno`. Two Lua states never share one.
 //!
-//! The state is boxed; a full userdata anchored in the Lua registry (key: the address of
+//! The state is boxed (inside the native layer's state); a full userdata anchored in the Lua registry (key: the address of
 //! [`STATE_KEY`]) holds the box's pointer. Every `ffi` function and cdata metamethod is a C
 //! closure whose first upvalue is a light userdata pointing at the state; the call helpers,
 //! which have no upvalues, find it through the registry or through a type descriptor's
 //! [`CTypeDesc::state`].
 //!
-//! # When the state is freed
-//!
-//! Not by the userdata's `__gc`: when the Lua state closes, Lua runs every finalizer, newest
-//! first, and only then frees the objects. A finalizer registered before `require "ffi"`
-//! therefore runs after the state's, and may still use `ffi` (a namespace function it kept,
-//! whose C function is a stub in the state's code arena; a cdata; `require "ffi"` itself).
-//! So the `__gc` only hands the state over to this thread's *closed state*, and the state
-//! stays whole and working until the next state this thread closes takes its place (or the
-//! thread exits): by then every finalizer of its Lua state has run. At most one closed state
-//! per thread is kept.
+//! The state is the first part of the native layer's `crate::native::state::State`, which
+//! [`crate::native::get_or_create`] makes (see there for when it is freed).
 
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::CScope;
+use abi_model::lua::vm::LuaVm;
 use abi_model::{ArrayLen, IntKind, QualType, Quals, Target, TypeId, TypeTable};
 use mlua::ffi;
 
-use crate::ctypes::ctype::CTypeDesc;
+use crate::ctypes::ctype::{shape, Shape};
 
 /// Most declaration strings [`FfiState::parsed`] holds.
 pub const PARSED_MAX: usize = 4096;
@@ -68,11 +61,59 @@ pub struct FfiState {
     pub finalizers_ref: c_int,
     /// Registry reference of the weak-valued table descriptor -> ctype object.
     pub ctype_cache_ref: c_int,
-    /// Native calls and callbacks: the code arena, the stub cache, live callbacks.
-    pub calls: crate::native::call::CallState,
-    /// `dlopen` handles of collected namespaces, one per library, closed when the state is
-    /// freed ([`crate::surface::clib`]).
-    pub loaded: Vec<*mut c_void>,
+    /// The Lua stack layout stubs read and write inline, once checked against the running
+    /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
+    pub inline_vm: Option<LuaVm>,
+    /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
+    /// the pointer descriptors carry; null before.
+    address: *mut FfiState,
+}
+
+/// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
+///
+/// One descriptor exists per distinct qualified type per Lua state; it is boxed and owned by
+/// the state's [`FfiState`] (which lives as long as the Lua state), so its address is stable
+/// and may be embedded in generated code as a constant. Its fields are read-only after
+/// creation.
+#[derive(Debug)]
+pub struct CTypeDesc {
+    /// The type.
+    pub ty: QualType,
+    /// Its shape.
+    pub shape: Shape,
+    /// `sizeof`, when the type has a size (not for `void`, functions, `T[]`, `T[?]`,
+    /// incomplete records, `long double`).
+    pub size: Option<u64>,
+    /// `_Alignof` (1 when unknown), also for the sizeless `T[]` and `T[?]`: every object of
+    /// the type is allocated at a multiple of it.
+    pub align: u32,
+    /// The state that owns this descriptor.
+    pub state: *mut FfiState,
+    /// Function types and pointers to them: the entry of the shared call stub for this
+    /// signature once one was built (0 before; never for variadic functions, whose stub
+    /// depends on the arguments). Written by [`crate::native::call`] only.
+    pub call_stub: std::cell::Cell<usize>,
+    /// Function types: the C function of the Lua C closures that namespaces return for
+    /// functions of this type (the shared closure-mode stub, or the variadic dispatcher),
+    /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
+    /// Written by [`crate::native::call`] only.
+    pub closure_entry: std::cell::Cell<usize>,
+}
+
+impl CTypeDesc {
+    /// Builds the descriptor of `ty`.
+    pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
+        let layout = types.layout(ty.id).ok();
+        CTypeDesc {
+            ty,
+            shape: shape(types, ty.id),
+            size: layout.map(|l| l.size),
+            align: types.align_of(ty.id).unwrap_or(1),
+            state,
+            call_stub: std::cell::Cell::new(0),
+            closure_entry: std::cell::Cell::new(0),
+        }
+    }
 }
 
 /// The host's target; the module only builds for the four x86 targets abi-model knows
@@ -107,15 +148,35 @@ impl FfiState {
             gc_meta_ref: ffi::LUA_NOREF,
             finalizers_ref: ffi::LUA_NOREF,
             ctype_cache_ref: ffi::LUA_NOREF,
-            calls: crate::native::call::CallState::new(),
-            loaded: Vec::new(),
+            inline_vm: None,
+            address: std::ptr::null_mut(),
+        }
+    }
+
+    /// Records where this state lives for good: `address` points to it with the provenance
+    /// of the allocation that holds it, and is the pointer descriptors made from now on
+    /// carry ([`CTypeDesc::state`]).
+    ///
+    /// # Safety
+    /// `address` points to `self`, which never moves again.
+    pub unsafe fn set_address(&mut self, address: *mut FfiState) {
+        self.address = address;
+    }
+
+    /// The pointer descriptors carry: the one given to [`FfiState::set_address`], else this
+    /// borrow's (a state that is not boxed, whose descriptors no stub runs with).
+    fn address(&mut self) -> *mut FfiState {
+        if self.address.is_null() {
+            self
+        } else {
+            self.address
         }
     }
 
     /// The descriptor of `ty`, created on first use. The pointer stays valid as long as this
     /// state lives.
     pub fn desc(&mut self, ty: QualType) -> *const CTypeDesc {
-        let me: *mut FfiState = self;
+        let me = self.address();
         let types = &self.types;
         let d = self.descs.entry(ty).or_insert_with(|| Box::new(CTypeDesc::new(types, ty, me)));
         &**d
@@ -137,7 +198,7 @@ impl FfiState {
     /// Forgets cached descriptors whose layout may have changed: a record that was incomplete
     /// when its descriptor was made and has been defined since. Called after `ffi.cdef`.
     pub fn refresh_incomplete(&mut self) {
-        let me: *mut FfiState = self;
+        let me = self.address();
         for d in self.descs.values_mut() {
             if d.size.is_none() {
                 let fresh = CTypeDesc::new(&self.types, d.ty, me);
@@ -148,71 +209,9 @@ impl FfiState {
     }
 }
 
-impl Drop for FfiState {
-    fn drop(&mut self) {
-        for handle in self.loaded.drain(..) {
-            // SAFETY: a handle `dlopen` returned, whose reference the collected namespace
-            // handed over; no code of this state runs any more.
-            unsafe { libc::dlclose(handle) };
-        }
-    }
-}
-
 impl Default for FfiState {
     fn default() -> Self {
         FfiState::new()
-    }
-}
-
-thread_local! {
-    /// The state whose Lua state closed last on this thread (see the [module docs](self)).
-    static CLOSED: std::cell::RefCell<Option<Box<FfiState>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// `__gc` of the state's userdata: keeps the [`FfiState`] as this thread's closed state and
-/// frees the one kept before (module docs).
-///
-/// # Safety
-/// Called by Lua with the userdata at index 1.
-unsafe extern "C-unwind" fn state_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: index 1 is the state userdata created by `get_or_create`, holding the pointer of
-    // a boxed FfiState; __gc runs once per userdata, so the box is taken over once. The state
-    // freed here is the one of a Lua state that finished closing before this one's finalizers
-    // began (plain Lua cannot close a Lua state from a finalizer), so nothing can reach it.
-    let closed = unsafe {
-        let p = *(ffi::lua_touserdata(l, 1) as *const *mut FfiState);
-        if p.is_null() {
-            return 0;
-        }
-        Box::from_raw(p)
-    };
-    let previous = CLOSED.with_borrow_mut(|slot| slot.replace(closed));
-    drop(previous);
-    0
-}
-
-/// The state of `l`, created (and anchored in the registry) on first use. Returns it and
-/// whether it was created now.
-///
-/// # Safety
-/// `l` must be a valid Lua state with room for 3 stack slots.
-pub unsafe fn get_or_create(l: *mut ffi::lua_State) -> (*mut FfiState, bool) {
-    // SAFETY: plain stack operations on a valid state.
-    unsafe {
-        let key = &STATE_KEY as *const u8 as *const c_void;
-        let existing = from_registry(l);
-        if !existing.is_null() {
-            return (existing, false);
-        }
-        let ud = ffi::lua_newuserdata(l, std::mem::size_of::<*mut FfiState>()) as *mut *mut FfiState;
-        let p = Box::into_raw(Box::new(FfiState::new()));
-        ud.write(p);
-        ffi::lua_createtable(l, 0, 1);
-        ffi::lua_pushcfunction(l, state_gc);
-        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-        ffi::lua_setmetatable(l, -2);
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
-        (p, true)
     }
 }
 

@@ -57,12 +57,9 @@
 //! one into slots that callbacks of the same type reuse, in an arena of their own
 //! ([`crate::native::callback`]).
 
-use std::collections::HashMap;
 use std::os::raw::c_int;
 
-use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program_inline, Inline, Program};
-use abi_model::lua::vm::LuaVm;
 use abi_model::lua::{Backend, BackendError, CallSlots, CodeEnv};
 use abi_model::{
     plan_call, CType, CallPlan, FloatKind, IntKind, QualType, Quals, Signature, Target, TypeId, TypeTable,
@@ -71,102 +68,19 @@ use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata, Form};
-use crate::ctypes::ctype::{shape, CTypeDesc, Shape};
-use crate::ctypes::state::FfiState;
+use crate::ctypes::ctype::{shape, string_passes_as, Shape};
+use crate::ctypes::state::{CTypeDesc, FfiState};
 use crate::native::arena::{ArenaStats, CodeArena, CodeHandle};
-use crate::native::callback::Callbacks;
+use crate::native::errno::ERRNO_INLINE;
+use crate::native::state::{CallMode, State};
 
-/// The upvalue of a namespace function's closure holding the function's address as a light
-/// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
-/// namespace).
-pub const FUNC_UPVALUE: u32 = 3;
-
-/// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
-pub const CALLBACK_UNIT_PAGES: usize = 16;
+pub use crate::stack::vm_check::FUNC_UPVALUE;
 
 /// A generated `lua_CFunction` (a stub's entry point).
 pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
 /// Extra arguments of a variadic call typed without allocating; longer lists use a `Vec`.
 pub const INLINE_VARARGS: usize = 16;
-
-/// How a stub is entered, which decides where its arguments start and how its helpers find
-/// the called function (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallMode {
-    /// The body of a function cdata's `__call`: the cdata at index 1, arguments from 2.
-    Metamethod,
-    /// A namespace function's C closure: the cdata is upvalue 1, arguments from 1.
-    Closure,
-}
-
-impl CallMode {
-    /// The Lua stack index of the first C argument.
-    pub fn first_arg(self) -> c_int {
-        match self {
-            CallMode::Metamethod => 2,
-            CallMode::Closure => 1,
-        }
-    }
-}
-
-/// The stubs of one variadic function type and mode, by the extra arguments' types.
-type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
-
-/// Per-state machinery for native calls and callbacks.
-pub struct CallState {
-    /// Executable memory for this state's stubs.
-    pub arena: CodeArena,
-    /// Executable memory for callback thunks: units of [`CALLBACK_UNIT_PAGES`] pages, so
-    /// that one mapping holds about a hundred thunks.
-    pub callback_arena: CodeArena,
-    /// Stubs of non-variadic functions by function type and mode.
-    stubs: HashMap<(TypeId, CallMode), CodeHandle>,
-    /// Stubs of variadic functions by function type and mode, then by the extra arguments'
-    /// types.
-    variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
-    /// Callbacks: live ones and freed slots.
-    pub callbacks: Callbacks,
-    /// The Lua thread of the innermost C call in progress (set by every stub call and put
-    /// back when it returns; NULL outside every call): callbacks run on it.
-    pub calling_l: *mut ffi::lua_State,
-    /// The state's main thread: callbacks run there when no C call is in progress.
-    pub main_l: *mut ffi::lua_State,
-    /// Registry reference of the error raised by a callback during the C call in progress
-    /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
-    pub pending_error: c_int,
-    /// The Lua stack layout stubs read and write inline, once checked against the running
-    /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through helpers.
-    pub inline_vm: Option<LuaVm>,
-}
-
-impl CallState {
-    /// Empty: no code, no callbacks.
-    pub fn new() -> CallState {
-        CallState {
-            arena: CodeArena::new(),
-            callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
-            stubs: HashMap::new(),
-            variadic_stubs: HashMap::new(),
-            callbacks: Callbacks::default(),
-            calling_l: std::ptr::null_mut(),
-            main_l: std::ptr::null_mut(),
-            pending_error: ffi::LUA_NOREF,
-            inline_vm: None,
-        }
-    }
-
-    /// Number of stubs built so far (variadic ones included).
-    pub fn stub_count(&self) -> usize {
-        self.stubs.len() + self.variadic_stubs.values().map(HashMap::len).sum::<usize>()
-    }
-}
-
-impl Default for CallState {
-    fn default() -> Self {
-        CallState::new()
-    }
-}
 
 /// The code generator for the host, if there is one. Only x86-64 System V runs natively so
 /// far (the other backends are proven under the emulator; the arena is unix-only).
@@ -176,12 +90,6 @@ pub fn backend() -> Option<&'static dyn Backend> {
         Some(t) if t == Target::X64_SYSV => Some(&SYSV),
         _ => None,
     }
-}
-
-/// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`] of a stub of
-/// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
-pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
-    Helper::ALL.iter().map(|h| crate::native::helpers::helper_address(*h, mode) as u64).collect()
 }
 
 /// Assembles code for the address the arena gives it, then commits it. A position-independent
@@ -243,12 +151,7 @@ pub fn stack_args_too_large(plan: &CallPlan) -> Option<u32> {
 
 /// Builds the stub of `mode` for calling a function of type `fn_ty` with extra arguments of
 /// types `varargs` (empty unless variadic) into the state's arena.
-pub fn build_stub(
-    st: &mut FfiState,
-    fn_ty: TypeId,
-    varargs: &[QualType],
-    mode: CallMode,
-) -> Result<CodeHandle, String> {
+pub fn build_stub(st: &mut State, fn_ty: TypeId, varargs: &[QualType], mode: CallMode) -> Result<CodeHandle, String> {
     let backend = backend().ok_or("calls to C are not supported on this target yet")?;
     let (program, env) = stub_program_for(st, fn_ty, varargs, mode)?;
     assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
@@ -257,7 +160,7 @@ pub fn build_stub(
 /// The first phase of [`build_stub`]: the program of the stub and the environment its code is
 /// generated with (then assembled into the arena by [`assemble`]).
 pub fn stub_program_for(
-    st: &mut FfiState,
+    st: &mut State,
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
@@ -273,23 +176,24 @@ pub fn stub_program_for(
     let mut string_args = 0u64;
     for (i, t) in sig.params.iter().chain(varargs).enumerate() {
         let desc = arg_desc(st, *t);
-        if i < 64 && crate::native::helpers::string_passes_as(&st.types, desc) {
+        // SAFETY: `desc` is the state's, which lives on.
+        if i < 64 && string_passes_as(&st.types, unsafe { (*desc).shape }) {
             string_args |= 1 << i;
         }
         arg_ctypes.push(desc as u64);
     }
-    let inline = st.calls.inline_vm.map(|vm| Inline {
+    let inline = st.inline_vm.map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
-        errno: crate::native::helpers::ERRNO_INLINE,
+        errno: ERRNO_INLINE,
         string_args,
-        cdata: Some(cdata::header_layout(st)),
+        cdata: Some(cdata::header_layout(&st.ffi)),
         callback: None,
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv {
-        helpers: helper_addresses(mode),
+        helpers: st.calls.helper_addresses(mode),
         arg_ctypes,
         ret_ctype,
         callback_data: 0,
@@ -301,7 +205,7 @@ pub fn stub_program_for(
 /// The fields of `st` a stub with inline errno handling updates and a thunk with an inline
 /// entry reads (`FfiState` lives in a Lua userdata, so their addresses last as long as the
 /// stubs).
-pub(crate) fn call_slots(st: &FfiState) -> CallSlots {
+pub(crate) fn call_slots(st: &State) -> CallSlots {
     CallSlots {
         saved_errno: &st.errno as *const c_int as u64,
         calling_l: &st.calls.calling_l as *const *mut ffi::lua_State as u64,
@@ -382,7 +286,7 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
         let r = if variadic {
             variadic_stub(l, st, fn_ty, CallMode::Metamethod)
         } else {
-            fixed_stub(&mut *st, fn_ty, CallMode::Metamethod)
+            fixed_stub(&mut *State::of(st), fn_ty, CallMode::Metamethod)
         };
         match r {
             Ok(addr) => {
@@ -397,7 +301,7 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
 }
 
 /// The shared stub of `mode` for non-variadic function type `fn_ty`, built on first use.
-fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
+fn fixed_stub(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<usize, String> {
     if let Some(h) = st.calls.stubs.get(&(fn_ty, mode)) {
         return Ok(h.addr());
     }
@@ -433,7 +337,7 @@ unsafe fn variadic_stub(
         for (i, t) in types.iter_mut().enumerate() {
             *t = vararg_type(l, st, first + i as c_int);
         }
-        let st = &mut *st;
+        let st = &mut *State::of(st);
         if let Some(h) = st.calls.variadic_stubs.get(&(fn_ty, mode)).and_then(|m| m.get(&*types)) {
             return Ok(h.addr());
         }
@@ -467,7 +371,7 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
             entry = if variadic {
                 variadic_closure_call as StubFn as usize
             } else {
-                fixed_stub(&mut *st, fn_ty, CallMode::Closure).unwrap_or(0)
+                fixed_stub(&mut *State::of(st), fn_ty, CallMode::Closure).unwrap_or(0)
             };
             (*desc).closure_entry.set(entry);
         }
@@ -573,7 +477,7 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
         if st.is_null() {
             return 0;
         }
-        let calls = &(*st).calls;
+        let calls = &(*State::of(st)).calls;
         let (a, b) = (calls.arena.stats(), calls.callback_arena.stats());
         let s = ArenaStats {
             pages_mapped: a.pages_mapped + b.pages_mapped,

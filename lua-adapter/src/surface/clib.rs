@@ -36,6 +36,7 @@ use crate::cdata;
 use crate::convert::{self, ConvError};
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{self, FfiState};
+use crate::native::state::State;
 
 /// A namespace's userdata.
 #[repr(C)]
@@ -66,11 +67,11 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called with the module table at 1, after the C type system's registration.
     unsafe {
         ffi::luaL_checkstack(l, 8, std::ptr::null());
-        let (st, _) = state::get_or_create(l);
-        (*st).calls.main_l = main_thread(l);
-        if (*st).calls.inline_vm.is_none() {
-            (*st).calls.inline_vm = crate::stack::vm_check::verified(l);
-            if (*st).calls.inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
+        let (st, _) = crate::native::get_or_create(l);
+        (*State::of(st)).calls.main_l = main_thread(l);
+        if (*st).inline_vm.is_none() {
+            (*st).inline_vm = crate::stack::vm_check::verified(l);
+            if (*st).inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
                 let msg = format!(
                     "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
                     crate::stack::vm_check::compiled_layout()
@@ -289,7 +290,7 @@ unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
             return 0;
         }
         if (*c).owned {
-            let loaded = &mut (*st).loaded;
+            let loaded = &mut (*State::of(st)).loaded;
             if loaded.contains(&(*c).handle) {
                 // dlopen counts references: the one kept closes the library.
                 libc::dlclose((*c).handle);

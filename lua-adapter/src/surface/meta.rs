@@ -13,6 +13,7 @@ use crate::convert::{self, read_float, read_int, ConvError};
 use crate::ctypes::ctype::{repr, shape, Shape};
 use crate::ctypes::state::{self, FfiState};
 use crate::surface::int64::{self, Op};
+use crate::surface::object::push_metamethod;
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -121,32 +122,6 @@ unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
             cdata::raise_arg(l, 1, format!("cdata expected, got {}", cdata::lua_typename_at(l, 1)));
         }
         c
-    }
-}
-
-/// Pushes field `event` of the metatype of `ty` (of its target, for a pointer) if it has
-/// one; returns whether it did.
-///
-/// # Safety
-/// `l` valid with 2 free slots.
-pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, event: &std::ffi::CStr) -> bool {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        let id = match shape(&(*st).types, ty.id) {
-            Shape::Pointer(to) => to.id,
-            _ => ty.id,
-        };
-        let Some(&r) = (*st).metatypes.get(&id) else { return false };
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
-        // Raw, as LuaJIT's lj_ctype_meta: looking up a metamethod runs no Lua code.
-        ffi::lua_pushstring(l, event.as_ptr());
-        ffi::lua_rawget(l, -2);
-        ffi::lua_remove(l, -2);
-        if ffi::lua_isnil(l, -1) != 0 {
-            ffi::lua_pop(l, 1);
-            return false;
-        }
-        true
     }
 }
 
@@ -526,7 +501,7 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
                 return ffi::lua_gettop(l);
             }
-            return crate::surface::api::new_object(l, st, ty, 2);
+            return crate::surface::object::new_object(l, st, ty, 2);
         }
         if push_metamethod(l, st, ty, c"__call") {
             ffi::lua_insert(l, 1);

@@ -5,6 +5,7 @@
 //! * [`api`]: `ffi.new`, `ffi.cast`, `ffi.typeof`, ...
 //! * [`meta`]: the cdata metatable.
 //! * [`clib`]: `ffi.C` and `ffi.load`.
+//! * [`object`]: creating cdata objects (`ffi.new`, calling a ctype), metatype lookup.
 //! * [`int64`]: 64-bit integer and pointer arithmetic.
 
 pub mod api;
@@ -12,3 +13,4 @@ pub mod clib;
 pub mod int64;
 pub mod meta;
 pub mod module;
+pub mod object;
