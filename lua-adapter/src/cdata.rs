@@ -10,13 +10,13 @@
 //! All cdata share one metatable (or its twin with `__gc`, given to cdata that have a
 //! finalizer), whose metamethods dispatch on the type (see [`crate::surface::meta`]).
 
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 
 use abi_model::QualType;
 use mlua::ffi;
 
 use crate::ctypes::state::{CTypeDesc, FfiState};
-use crate::stack::new_userdata;
+use crate::stack::{self, new_userdata, Raise};
 
 /// What a cdata userdata holds.
 #[repr(u8)]
@@ -318,60 +318,23 @@ pub unsafe fn type_of(c: *const Cdata) -> QualType {
     unsafe { (*(*c).desc).ty }
 }
 
-/// Pushes `msg` prefixed with the position of the calling Lua code (as `luaL_error` does),
-/// then drops it. Split from [`raise`] so that nothing owning memory is alive in the frame
-/// that calls `lua_error`.
-#[inline(never)]
-unsafe fn push_error_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        ffi::luaL_where(l, 1);
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
-        ffi::lua_concat(l, 2);
-    }
-}
-
-/// Raises `msg` as a Lua error with the caller's position (`file:line: msg`).
+/// Raises `msg` as a Lua error with the caller's position (`file:line: msg`), through the
+/// crate's one raising boundary ([`crate::stack::raise`]).
 ///
 /// # Safety
-/// `l` valid with 2 free slots; called from a function Lua called (a lua_CFunction or a
-/// helper called by one). Never returns: `lua_error` longjmps over this frame.
+/// As [`crate::stack::raise`].
 pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
-    // SAFETY: `msg` is moved into push_error_message and dropped there; nothing owning memory
-    // remains in this frame when lua_error unwinds it.
-    unsafe {
-        push_error_message(l, msg);
-        ffi::lua_error(l);
-    }
-    #[allow(unreachable_code)]
-    {
-        unreachable!("lua_error does not return")
-    }
+    // SAFETY: as documented.
+    unsafe { stack::raise(l, Raise::Message(msg)) }
 }
 
-#[inline(never)]
-unsafe fn push_plain(l: *mut ffi::lua_State, msg: String) -> *const c_char {
-    // SAFETY: stack operations on a valid state; the string stays on the stack.
-    unsafe {
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
-        ffi::lua_tolstring(l, -1, std::ptr::null_mut())
-    }
-}
-
-/// Raises Lua's `bad argument #narg to 'name' (msg)`.
+/// Raises Lua's `bad argument #narg to 'name' (msg)` ([`crate::stack::raise`]).
 ///
 /// # Safety
-/// As [`raise`].
+/// As [`crate::stack::raise`].
 pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
-    // SAFETY: the message lives on the Lua stack (msg itself is dropped in push_plain).
-    unsafe {
-        let p = push_plain(l, msg);
-        ffi::luaL_argerror(l, narg, p);
-    }
-    #[allow(unreachable_code)]
-    {
-        unreachable!("luaL_argerror does not return")
-    }
+    // SAFETY: as documented.
+    unsafe { stack::raise(l, Raise::Arg(narg, msg)) }
 }
 
 /// The type name Lua gives the value at `idx` (`nil`, `table`, ...), for messages.

@@ -199,3 +199,39 @@ fn a_circle_inside_a_layer_is_caught() {
     let bad = violations(&g);
     assert_eq!(bad, ["circle: native::call -> native::callback -> native::call"]);
 }
+
+/// The Lua C API functions that raise by design (errors and argument checks): only the stack
+/// layer's one raising boundary (`stack::raise`) may call them.
+const RAISING: [&str; 6] = ["lua_error", "luaL_error", "luaL_argerror", "luaL_typeerror", "luaL_check", "luaL_opt"];
+
+/// Where a module outside the stack layer calls a raising function: `module: line`.
+fn raises_outside_stack(files: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (m, src) in files {
+        if layer(m) == Some(0) {
+            continue;
+        }
+        for line in src.lines() {
+            let code = line.split("//").next().unwrap_or("");
+            if RAISING.iter().any(|f| code.contains(&format!("ffi::{f}"))) {
+                out.push(format!("{m}: {}", line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_stack_layer_raises() {
+    let bad = raises_outside_stack(&crate_sources());
+    assert!(bad.is_empty(), "raising outside stack::raise:\n  {}", bad.join("\n  "));
+}
+
+#[test]
+fn a_raise_outside_the_stack_layer_is_caught() {
+    let bad = raises_outside_stack(&files(&[
+        ("stack", "unsafe { ffi::lua_error(l) }\n"),
+        ("native::callback", "// ffi::lua_error(l) in a comment\nffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);\n"),
+    ]));
+    assert_eq!(bad, ["native::callback: ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);"]);
+}

@@ -53,6 +53,7 @@ use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::FfiState;
 use crate::native::call::{arg_desc, assemble, backend, signature};
 use crate::native::state::{CallMode, Callback, FuncValue, State};
+use crate::stack::{LuaStack, OrRaise, Raise};
 
 /// Why a callback could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,11 +366,8 @@ unsafe extern "C-unwind" fn lease_gc(l: *mut ffi::lua_State) -> c_int {
 
 /// The function a freed callback runs: raises LuaJIT's error.
 unsafe extern "C-unwind" fn bad_callback(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction; the message is a static string.
-    unsafe {
-        ffi::lua_pushstring(l, c"bad callback".as_ptr());
-        ffi::lua_error(l)
-    }
+    // SAFETY: a lua_CFunction; nothing owned in this frame.
+    unsafe { crate::stack::raise(l, Raise::Plain("bad callback".into())) }
 }
 
 /// `cb.free` / `cb.set` on a function-pointer cdata at index 1 (key at index 2): pushes the
@@ -440,7 +438,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = crate::ctypes::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
-        ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
+        LuaStack::new(l).check_type(2, ffi::LUA_TFUNCTION).or_raise(l);
         let func = func_value(l, (*st).inline_vm, 2);
         let cb = (*State::of(st)).calls.callbacks.slots.get_mut(&addr).expect("checked above");
         cb.func = func;
@@ -622,6 +620,6 @@ pub unsafe fn raise_pending(l: *mut ffi::lua_State, st: *mut FfiState) {
         (*State::of(st)).calls.pending_error = ffi::LUA_NOREF;
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
-        ffi::lua_error(l);
+        crate::stack::raise(l, Raise::Top);
     }
 }

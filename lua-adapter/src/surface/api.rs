@@ -13,6 +13,7 @@ use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert::{self, flags};
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{self, FfiState};
+use crate::stack::{LuaStack, OrRaise};
 use crate::surface::meta;
 use crate::surface::object::{check_count, new_object, set_finalizer, variable_length, vl_size};
 
@@ -48,7 +49,7 @@ pub fn register_ctypes(lua: &Lua, module: &Table) -> mlua::Result<()> {
 unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with the module table at 1.
     unsafe {
-        ffi::luaL_checkstack(l, 16, std::ptr::null());
+        LuaStack::new(l).check_stack(16).or_raise(l);
         let (st, created) = crate::native::get_or_create(l);
         if created {
             meta::create_metatables(l, st);
@@ -288,7 +289,7 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction of this module (state upvalue).
     unsafe {
         let st = state::from_upvalue(l);
-        ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        LuaStack::new(l).check_bytes(1).or_raise(l);
         // The parameters and the text are dropped at the end of this block, before a raise.
         let r = {
             let (ps, bad) = params(l, st, 2);
@@ -446,7 +447,7 @@ unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        LuaStack::new(l).check_bytes(2).or_raise(l);
         let name = lua_str(l, 2).into_owned();
         let types = &(*st).types;
         if !matches!(types.get(ty.id), CType::Record(r) if r.body.is_some()) {
@@ -567,7 +568,7 @@ unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        LuaStack::new(l).check_type(2, ffi::LUA_TTABLE).or_raise(l);
         let sh = shape(&(*st).types, ty.id);
         if !matches!(sh, Shape::Record | Shape::Complex { .. }) || ty.quals != abi_model::Quals::NONE {
             cdata::raise_arg(l, 1, "invalid C type".into());

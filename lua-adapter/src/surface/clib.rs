@@ -26,7 +26,7 @@
 //! `ffi.C`).
 
 use std::ffi::{CStr, CString};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::Symbol;
 use abi_model::{QualType, TypeId};
@@ -37,6 +37,7 @@ use crate::convert::{self, ConvError};
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{self, FfiState};
 use crate::native::state::State;
+use crate::stack::{LuaStack, OrRaise};
 
 /// A namespace's userdata.
 #[repr(C)]
@@ -66,7 +67,7 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
 unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called with the module table at 1, after the C type system's registration.
     unsafe {
-        ffi::luaL_checkstack(l, 8, std::ptr::null());
+        LuaStack::new(l).check_stack(8).or_raise(l);
         let (st, _) = crate::native::get_or_create(l);
         (*State::of(st)).calls.main_l = main_thread(l);
         if (*st).inline_vm.is_none() {
@@ -161,8 +162,7 @@ unsafe fn clib_and_key<'a>(l: *mut ffi::lua_State) -> (*mut Clib, &'a str) {
     // SAFETY: the metamethods run with the namespace at 1.
     unsafe {
         let c = ffi::lua_touserdata(l, 1) as *mut Clib;
-        let mut len = 0usize;
-        let k = ffi::luaL_checklstring(l, 2, &mut len) as *const u8;
+        let (k, len) = LuaStack::new(l).check_bytes(2).or_raise(l);
         (c, std::str::from_utf8(std::slice::from_raw_parts(k, len)).unwrap_or(""))
     }
 }
@@ -366,8 +366,7 @@ pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, String> {
 unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction; the error message is raised with nothing else owned.
     unsafe {
-        let mut len = 0usize;
-        let p = ffi::luaL_checklstring(l, 1, &mut len) as *const u8;
+        let (p, len) = LuaStack::new(l).check_bytes(1).or_raise(l);
         let name = String::from_utf8_lossy(std::slice::from_raw_parts(p, len)).into_owned();
         let global = ffi::lua_toboolean(l, 2) != 0;
         let r = load_library(&name, global);
@@ -379,18 +378,9 @@ unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
             }
             Err(msg) => {
                 // LuaJIT raises dlerror()'s text without a position.
-                push_message(l, msg);
-                ffi::lua_error(l)
+                crate::stack::raise(l, crate::stack::Raise::Plain(msg))
             }
         }
-    }
-}
-
-#[inline(never)]
-unsafe fn push_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: a push on a valid state; `msg` is dropped here.
-    unsafe {
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
     }
 }
 
