@@ -173,7 +173,7 @@ unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
 pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) {
     // SAFETY: stack operations on a valid state; the cache table is anchored in the registry.
     unsafe {
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).ctype_cache_ref as ffi::lua_Integer);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).refs().ctype_cache as ffi::lua_Integer);
         ffi::lua_rawgetp(l, -1, desc as *const c_void);
         if ffi::lua_isnil(l, -1) == 0 {
             ffi::lua_remove(l, -2);
@@ -196,7 +196,7 @@ pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
 pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool) {
     // SAFETY: the metatables are anchored in the registry by `meta::create_metatables`.
     unsafe {
-        let r = if with_gc { (*st).gc_meta_ref } else { (*st).meta_ref };
+        let r = if with_gc { (*st).refs().gc_metatable } else { (*st).refs().metatable };
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         ffi::lua_setmetatable(l, -2);
     }
@@ -266,7 +266,7 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
     // SAFETY: as documented.
     unsafe {
-        let vm = (*st).inline_vm.as_ref()?;
+        let vm = (*st).inline_vm()?;
         let (block, len) = crate::stack::vm_check::full_userdata(l, vm, idx)?;
         Some(cdata_in_block(block, len, st))
     }

@@ -599,7 +599,7 @@ unsafe fn value_to_c(
             }
             ffi::LUA_TNIL | ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as usize;
-                let vp = (*st).void_ptr;
+                let vp = (*st).void_ptr();
                 let src = Src {
                     ty: QualType::plain(vp),
                     shape: Shape::Pointer(QualType::plain(types.void())),
@@ -639,7 +639,7 @@ unsafe fn value_to_c(
                 }
                 // Otherwise the string passes as a `const char []`.
                 let src = Src {
-                    ty: QualType::plain((*st).const_char_array),
+                    ty: QualType::plain((*st).const_char_array()),
                     shape: Shape::Array(
                         QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST },
                         ArrayLen::Flexible,
@@ -665,7 +665,7 @@ unsafe fn value_to_c(
                         Some(f) => f as usize,
                     };
                     let src = Src {
-                        ty: QualType::plain((*st).void_ptr),
+                        ty: QualType::plain((*st).void_ptr()),
                         shape: Shape::Pointer(QualType::plain(types.void())),
                         p: &p as *const usize as *const u8,
                         origin,

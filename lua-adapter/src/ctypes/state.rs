@@ -28,7 +28,36 @@ pub const PARSED_KEY_MAX: usize = 256;
 /// Registry key (its address) of the userdata holding the boxed [`FfiState`]'s pointer.
 pub static STATE_KEY: u8 = 0;
 
-/// Everything the `ffi` module keeps per Lua state.
+/// Registry references of the Lua values a state keeps: made once, by the cdata metatable's
+/// creation (`surface::meta::create_metatables`), before any cdata exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryRefs {
+    /// The cdata metatable (no `__gc`).
+    pub metatable: c_int,
+    /// The cdata metatable with `__gc` (for `ffi.gc` and metatype finalizers).
+    pub gc_metatable: c_int,
+    /// The weak-keyed table cdata -> finalizer.
+    pub finalizers: c_int,
+    /// The weak-valued table descriptor -> ctype object.
+    pub ctype_cache: c_int,
+}
+
+/// The C type part of the per-Lua-state state: what every layer from here up reads.
+///
+/// # Invariants
+///
+/// * **Address.** Once boxed (inside `native::state::State`, [`FfiState::set_address`]) the
+///   state never moves until its Lua state is closed and every finalizer ran: closures,
+///   descriptors, callback records and generated code hold its address.
+/// * **Descriptors.** Each [`CTypeDesc`] is boxed and lives as long as the state; only
+///   [`FfiState::refresh_incomplete`] rewrites one, in place, between conversions.
+/// * **Borrows.** `types` and `scope` are public so that a declaration can borrow both
+///   mutably at once; the type table is borrowed immutably by conversions, and no borrow of
+///   it is held across a conversion that may make a callback (which takes the whole state
+///   mutably, adding types and descriptors: see `convert::walk_members`).
+/// * **Registry.** [`FfiState::refs`] are valid from the metatables' creation on.
+///
+/// The other fields are private to this layer; the layers above use the accessors.
 pub struct FfiState {
     /// All C types known to this state, laid out for the host target.
     pub types: TypeTable,
@@ -39,31 +68,18 @@ pub struct FfiState {
     /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
     /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
     /// bounded by [`FfiState::remember_parsed`].
-    pub parsed: HashMap<Vec<u8>, QualType>,
+    parsed: HashMap<Vec<u8>, QualType>,
     /// `ffi.metatype` tables by record (or complex) type: registry references.
-    pub metatypes: HashMap<TypeId, c_int>,
-    /// `void *`, the type of `nil` and of userdata addresses in conversions.
-    pub void_ptr: TypeId,
-    /// `const void *` (`ffi.copy`'s source, `ffi.string` with a length).
-    pub const_void_ptr: TypeId,
-    /// `const char *` (`ffi.string`).
-    pub const_char_ptr: TypeId,
-    /// `const char []`, the type a Lua string has when it converts to a pointer.
-    pub const_char_array: TypeId,
+    metatypes: HashMap<TypeId, c_int>,
+    /// `void *`, `const void *`, `const char *`, `const char []` ([`FfiState::void_ptr`], ...).
+    common: [TypeId; 4],
     /// The `errno` value `ffi.errno` reports (saved after each C call).
-    pub errno: c_int,
-    /// Registry reference of the cdata metatable (no `__gc`).
-    pub meta_ref: c_int,
-    /// Registry reference of the cdata metatable with `__gc` (for `ffi.gc` and metatype
-    /// finalizers).
-    pub gc_meta_ref: c_int,
-    /// Registry reference of the weak-keyed table cdata -> finalizer.
-    pub finalizers_ref: c_int,
-    /// Registry reference of the weak-valued table descriptor -> ctype object.
-    pub ctype_cache_ref: c_int,
+    errno: c_int,
+    /// The Lua values the state keeps in the registry ([`FfiState::set_refs`]).
+    refs: RegistryRefs,
     /// The Lua stack layout stubs read and write inline, once checked against the running
     /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
-    pub inline_vm: Option<LuaVm>,
+    inline_vm: Option<LuaVm>,
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
@@ -139,18 +155,101 @@ impl FfiState {
             descs: HashMap::new(),
             parsed: HashMap::new(),
             metatypes: HashMap::new(),
-            void_ptr,
-            const_void_ptr,
-            const_char_ptr,
-            const_char_array,
+            common: [void_ptr, const_void_ptr, const_char_ptr, const_char_array],
             errno: 0,
-            meta_ref: ffi::LUA_NOREF,
-            gc_meta_ref: ffi::LUA_NOREF,
-            finalizers_ref: ffi::LUA_NOREF,
-            ctype_cache_ref: ffi::LUA_NOREF,
+            refs: RegistryRefs {
+                metatable: ffi::LUA_NOREF,
+                gc_metatable: ffi::LUA_NOREF,
+                finalizers: ffi::LUA_NOREF,
+                ctype_cache: ffi::LUA_NOREF,
+            },
             inline_vm: None,
             address: std::ptr::null_mut(),
         }
+    }
+
+    /// `void *`, the type of `nil` and of userdata addresses in conversions.
+    #[inline]
+    pub fn void_ptr(&self) -> TypeId {
+        self.common[0]
+    }
+
+    /// `const void *` (`ffi.copy`'s source, `ffi.string` with a length).
+    #[inline]
+    pub fn const_void_ptr(&self) -> TypeId {
+        self.common[1]
+    }
+
+    /// `const char *` (`ffi.string`).
+    #[inline]
+    pub fn const_char_ptr(&self) -> TypeId {
+        self.common[2]
+    }
+
+    /// `const char []`, the type a Lua string has when it converts to a pointer.
+    #[inline]
+    pub fn const_char_array(&self) -> TypeId {
+        self.common[3]
+    }
+
+    /// The `errno` value `ffi.errno` reports.
+    #[inline]
+    pub fn errno(&self) -> c_int {
+        self.errno
+    }
+
+    /// Sets the `errno` value `ffi.errno` reports (after a C call, or `ffi.errno(n)`).
+    #[inline]
+    pub fn set_errno(&mut self, n: c_int) {
+        self.errno = n;
+    }
+
+    /// Where the saved `errno` is, for stubs that save and restore it inline.
+    pub fn errno_slot(&self) -> *const c_int {
+        &self.errno
+    }
+
+    /// The registry references of the state's Lua values.
+    #[inline]
+    pub fn refs(&self) -> RegistryRefs {
+        self.refs
+    }
+
+    /// Records the registry references, once, when the metatables are made.
+    pub fn set_refs(&mut self, refs: RegistryRefs) {
+        self.refs = refs;
+    }
+
+    /// The verified Lua stack layout, if the running Lua has been checked to match it.
+    #[inline]
+    pub fn inline_vm(&self) -> Option<&LuaVm> {
+        self.inline_vm.as_ref()
+    }
+
+    /// Records the result of checking the running Lua's stack layout.
+    pub fn set_inline_vm(&mut self, vm: Option<LuaVm>) {
+        self.inline_vm = vm;
+    }
+
+    /// The type the declaration string `key` parsed to, if it is cached.
+    pub fn parsed(&self, key: &[u8]) -> Option<QualType> {
+        self.parsed.get(key).copied()
+    }
+
+    /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
+    pub fn forget_parsed(&mut self) {
+        self.parsed.clear();
+    }
+
+    /// The registry reference of the metatype of record (or complex) type `id`.
+    #[inline]
+    pub fn metatype(&self, id: TypeId) -> Option<c_int> {
+        self.metatypes.get(&id).copied()
+    }
+
+    /// Records the metatype of `id` (a registry reference); a type has at most one.
+    pub fn set_metatype(&mut self, id: TypeId, r: c_int) {
+        self.metatypes.insert(id, r);
     }
 
     /// Records where this state lives for good: `address` points to it with the provenance

@@ -182,7 +182,7 @@ pub fn stub_program_for(
         }
         arg_ctypes.push(desc as u64);
     }
-    let inline = st.inline_vm.map(|vm| Inline {
+    let inline = st.inline_vm().copied().map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: ERRNO_INLINE,
@@ -207,7 +207,7 @@ pub fn stub_program_for(
 /// stubs).
 pub(crate) fn call_slots(st: &State) -> CallSlots {
     CallSlots {
-        saved_errno: &st.errno as *const c_int as u64,
+        saved_errno: st.errno_slot() as u64,
         calling_l: &st.calls.calling_l as *const *mut ffi::lua_State as u64,
         pending_error: &st.calls.pending_error as *const c_int as u64,
         no_pending: ffi::LUA_NOREF,
@@ -422,12 +422,12 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
         let int = QualType::plain(types.int(IntKind::Int));
         match ffi::lua_type(l, idx) {
             ffi::LUA_TNUMBER => double,
-            ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr),
+            ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr()),
             ffi::LUA_TBOOLEAN => int,
             ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
                 if c.is_null() || (*c).form == Form::CType {
-                    return QualType::plain((*st).void_ptr);
+                    return QualType::plain((*st).void_ptr());
                 }
                 let ty = cdata::type_of(c);
                 match shape(types, ty.id) {
@@ -439,7 +439,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
                     _ => QualType::plain(ty.id),
                 }
             }
-            _ => QualType::plain((*st).void_ptr),
+            _ => QualType::plain((*st).void_ptr()),
         }
     }
 }

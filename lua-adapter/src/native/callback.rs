@@ -136,7 +136,7 @@ pub unsafe fn new_callback(
             ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
         }
         if let Some(addr) = (*State::of(st)).calls.callbacks.free.get_mut(&fn_ty).and_then(Vec::pop) {
-            let (func_ref, func) = anchor_function(l, (*st).inline_vm, idx);
+            let (func_ref, func) = anchor_function(l, (*st).inline_vm().copied(), idx);
             let cbs = &mut (*State::of(st)).calls.callbacks;
             let cb = cbs.slots.get_mut(&addr).expect("a freed slot keeps its record");
             (cb.func_ref, cb.func) = (func_ref, func);
@@ -162,11 +162,11 @@ pub unsafe fn new_callback(
             )));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
-        let inline = s.inline_vm.map(|vm| Inline::callback(vm, FUNC));
+        let inline = s.inline_vm().copied().map(|vm| Inline::callback(vm, FUNC));
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
-        let (func_ref, func) = anchor_function(l, s.inline_vm, idx);
+        let (func_ref, func) = anchor_function(l, s.inline_vm().copied(), idx);
         let mut cb = Box::new(Callback {
             func,
             st,
@@ -315,7 +315,7 @@ unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize
     // SAFETY: with a verified layout, `room.ci` is the offset of `L->ci` (a pointer), which
     // the inline callback entry reads too.
     let ci =
-        unsafe { (*st).inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
+        unsafe { (*st).inline_vm().map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
     (l as usize, ci)
 }
 
@@ -439,7 +439,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
         let st = crate::ctypes::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
         LuaStack::new(l).check_type(2, ffi::LUA_TFUNCTION).or_raise(l);
-        let func = func_value(l, (*st).inline_vm, 2);
+        let func = func_value(l, (*st).inline_vm().copied(), 2);
         let cb = (*State::of(st)).calls.callbacks.slots.get_mut(&addr).expect("checked above");
         cb.func = func;
         let r = cb.func_ref;
@@ -523,8 +523,8 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
             eprintln!("luaffi: callback: Lua stack overflow");
             std::process::abort();
         }
-        match ((*cb).func, (*(*cb).st).inline_vm) {
-            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::stack::vm_check::push_slot(l, vm, (f.value, f.tag)),
+        match ((*cb).func, (*(*cb).st).inline_vm()) {
+            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::stack::vm_check::push_slot(l, *vm, (f.value, f.tag)),
             _ if (*cb).func_ref == ffi::LUA_NOREF => ffi::lua_pushcfunction(l, bad_callback),
             _ => {
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);

@@ -548,7 +548,7 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(
     unsafe {
         let st = state_of_call(ret_ctype);
         let prev = std::mem::replace(&mut (*State::of(st)).calls.calling_l, l);
-        set_os_errno((*st).errno);
+        set_os_errno((*st).errno());
         prev
     }
 }
@@ -569,7 +569,7 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
-        (*st).errno = errno;
+        (*st).set_errno(errno);
         (*State::of(st)).calls.calling_l = prev;
         crate::native::callback::raise_pending(l, st);
     }

@@ -201,7 +201,7 @@ unsafe fn cached_type(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<QualT
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).parsed.get(std::slice::from_raw_parts(p, len)).copied()
+        (*st).parsed(std::slice::from_raw_parts(p, len))
     }
 }
 
@@ -298,7 +298,7 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
             cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
         };
         (*st).refresh_incomplete();
-        (*st).parsed.clear();
+        (*st).forget_parsed();
         if let Err(e) = r {
             e.raise(l);
         }
@@ -486,7 +486,7 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
         }
         if ffi::lua_gettop(l) >= 2 && (ffi::lua_isnil(l, 2) == 0) {
             let len = check_count(l, st, 2);
-            let p = check_ptr(l, st, 1, (*st).const_void_ptr);
+            let p = check_ptr(l, st, 1, (*st).const_void_ptr());
             let Some(len) = len.filter(|&n| n <= MAX_STRING) else {
                 cdata::raise(l, "string length overflow".into());
             };
@@ -495,7 +495,7 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
             }
             ffi::lua_pushlstring(l, p as *const c_char, len as usize);
         } else {
-            let p = check_ptr(l, st, 1, (*st).const_char_ptr);
+            let p = check_ptr(l, st, 1, (*st).const_char_ptr());
             if p.is_null() {
                 cdata::raise_arg(l, 1, "NULL pointer".into());
             }
@@ -509,8 +509,8 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_string.
     unsafe {
         let st = state::from_upvalue(l);
-        let dst = check_ptr(l, st, 1, (*st).void_ptr);
-        let src = check_ptr(l, st, 2, (*st).const_void_ptr);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr());
+        let src = check_ptr(l, st, 2, (*st).const_void_ptr());
         let len = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING && ffi::lua_gettop(l) < 3 {
             ffi::lua_rawlen(l, 2) + 1
         } else {
@@ -531,7 +531,7 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_string.
     unsafe {
         let st = state::from_upvalue(l);
-        let dst = check_ptr(l, st, 1, (*st).void_ptr);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr());
         let Some(len) = check_count(l, st, 2) else {
             cdata::raise_arg(l, 2, "length out of range".into());
         };
@@ -552,10 +552,10 @@ unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_cdef.
     unsafe {
         let st = state::from_upvalue(l);
-        let old = (*st).errno;
+        let old = (*st).errno();
         if ffi::lua_gettop(l) >= 1 {
             let n = check_int(l, st, 1);
-            (*st).errno = n;
+            (*st).set_errno(n);
             crate::native::errno::set_os_errno(n);
         }
         push_count(l, old as i64);
@@ -573,12 +573,12 @@ unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
         if !matches!(sh, Shape::Record | Shape::Complex { .. }) || ty.quals != abi_model::Quals::NONE {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
-        if (*st).metatypes.contains_key(&ty.id) {
+        if (*st).metatype(ty.id).is_some() {
             cdata::raise(l, "cannot change a protected metatable".into());
         }
         ffi::lua_pushvalue(l, 2);
         let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        (*st).metatypes.insert(ty.id, r);
+        (*st).set_metatype(ty.id, r);
         let desc = (*st).desc(ty);
         cdata::push_ctype(l, st, desc);
         1

@@ -70,9 +70,9 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         LuaStack::new(l).check_stack(8).or_raise(l);
         let (st, _) = crate::native::get_or_create(l);
         (*State::of(st)).calls.main_l = main_thread(l);
-        if (*st).inline_vm.is_none() {
-            (*st).inline_vm = crate::stack::vm_check::verified(l);
-            if (*st).inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
+        if (*st).inline_vm().is_none() {
+            (*st).set_inline_vm(crate::stack::vm_check::verified(l));
+            if (*st).inline_vm().is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
                 let msg = format!(
                     "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
                     crate::stack::vm_check::compiled_layout()

@@ -127,7 +127,7 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 }
             }
             ffi::LUA_TNIL => Some(Operand {
-                ty: QualType::plain((*st).void_ptr),
+                ty: QualType::plain((*st).void_ptr()),
                 shape: Shape::Pointer(QualType::plain(types.void())),
                 p: std::ptr::null(),
                 num: NumVal::None,

@@ -11,7 +11,7 @@ use mlua::ffi;
 use crate::cdata::{self, format_ptr, Cdata, Form};
 use crate::convert::{self, read_float, read_int, ConvError};
 use crate::ctypes::ctype::{repr, shape, Shape};
-use crate::ctypes::state::{self, FfiState};
+use crate::ctypes::state::{self, FfiState, RegistryRefs};
 use crate::surface::int64::{self, Op};
 use crate::surface::object::push_metamethod;
 
@@ -51,12 +51,12 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"k");
         ffi::lua_pushvalue(l, -1);
-        (*st).finalizers_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let finalizers_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let finalizers = ffi::lua_gettop(l);
         // ctype objects by descriptor: weak values.
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"v");
-        (*st).ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         // One closure per metamethod, shared by both metatables: Lua 5.1 and 5.2 call
         // `__eq` (5.1 also `__lt`/`__le`) only when both operands have the very same
         // metamethod, so a cdata with a finalizer must compare with one without.
@@ -67,6 +67,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             ffi::lua_setfield(l, -2, name.as_ptr());
         }
         let methods = ffi::lua_gettop(l);
+        let mut metatable_refs = [ffi::LUA_NOREF; 2];
         for with_gc in [false, true] {
             ffi::lua_createtable(l, 0, METHODS.len() as c_int + 3);
             for (name, _) in METHODS {
@@ -90,13 +91,14 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             // getmetatable(cdata) answers "ffi", as in LuaJIT.
             ffi::lua_pushstring(l, c"ffi".as_ptr());
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
-            let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-            if with_gc {
-                (*st).gc_meta_ref = r;
-            } else {
-                (*st).meta_ref = r;
-            }
+            metatable_refs[with_gc as usize] = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         }
+        (*st).set_refs(RegistryRefs {
+            metatable: metatable_refs[0],
+            gc_metatable: metatable_refs[1],
+            finalizers: finalizers_ref,
+            ctype_cache: ctype_cache_ref,
+        });
         ffi::lua_pop(l, 2); // the shared methods and the finalizer table
     }
 }

@@ -25,7 +25,7 @@ pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: Qua
             Shape::Pointer(to) => to.id,
             _ => ty.id,
         };
-        let Some(&r) = (*st).metatypes.get(&id) else { return false };
+        let Some(r) = (*st).metatype(id) else { return false };
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         // Raw, as LuaJIT's lj_ctype_meta: looking up a metamethod runs no Lua code.
         ffi::lua_pushstring(l, event.as_ptr());
@@ -142,7 +142,7 @@ pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c
     unsafe {
         let cd = ffi::lua_absindex(l, cd_idx);
         let f = ffi::lua_absindex(l, fn_idx);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).finalizers_ref as ffi::lua_Integer);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).refs().finalizers as ffi::lua_Integer);
         ffi::lua_pushvalue(l, cd);
         ffi::lua_pushvalue(l, f);
         ffi::lua_rawset(l, -3);
