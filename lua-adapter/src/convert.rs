@@ -1313,4 +1313,43 @@ mod tests {
         assert_eq!(f64_to_u64(9223372036854777856.0), 9223372036854777856);
         assert_eq!(f64_to_u64(f64::NAN), 1 << 63);
     }
+
+    /// The walk over a record's members while each visit grows the type table (as a visit
+    /// making a callback does, through `arg_desc`'s `pointer_to`): every member is still
+    /// visited, in order, at its offset, with its name, and no borrow of the table is held
+    /// across a visit (pure Rust: Miri checks the aliasing here, which it cannot through Lua).
+    #[test]
+    fn member_walk_survives_visits_that_grow_the_type_table() {
+        let mut st = FfiState::new();
+        let src = "struct w_in { int a; int b; };
+                   struct w { int first; void (*f)(void); struct { int anon; double d; }; struct w_in inner; int last; };";
+        abi_model::cdef::cdef(&mut st.types, &mut st.scope, src, &[]).unwrap();
+        let rec =
+            QualType::plain(abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "struct w", &[]).unwrap().id);
+        let st: *mut FfiState = &mut st;
+        let mut seen = Vec::new();
+        let mut grown = 0u32;
+        let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
+            // SAFETY: the walk holds no borrow of the state during a visit.
+            let types = unsafe { &mut (*st).types };
+            let name = types.record_body(m.rec).unwrap().fields[m.field].name.clone().unwrap();
+            seen.push((name, m.offset));
+            // New types, enough to move the table's storage.
+            for _ in 0..64 {
+                let arr = types.array_of(
+                    QualType::plain(types.int(abi_model::IntKind::Int)),
+                    ArrayLen::Fixed(u64::from(grown) + 1000),
+                );
+                types.pointer_to(arr);
+                grown += 1;
+            }
+            Ok(Flow::Set)
+        };
+        // SAFETY: `st` is valid and not borrowed by this frame during the walk.
+        let flow = unsafe { walk_members(st, rec.id, 0, &mut visit) };
+        assert!(matches!(flow, Ok(Flow::Set)));
+        let names: Vec<(&str, u64)> = seen.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+        assert_eq!(names, [("first", 0), ("f", 8), ("anon", 16), ("d", 24), ("inner", 32), ("last", 40)]);
+        assert_eq!(grown, 6 * 64);
+    }
 }
