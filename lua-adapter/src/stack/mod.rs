@@ -240,6 +240,20 @@ impl<'l> LuaStack<'l> {
         unsafe { ffi::lua_tonumber(self.l, idx) }
     }
 
+    /// Whether the value at `idx` is an integer (Lua 5.3+; never on 5.1 and 5.2).
+    #[inline]
+    pub fn is_integer(self, idx: c_int) -> bool {
+        // SAFETY: valid state and index.
+        unsafe { ffi::lua_isinteger(self.l, idx) != 0 }
+    }
+
+    /// The value at `idx` as a 64-bit integer (0 if it does not convert exactly).
+    #[inline]
+    pub fn to_integer(self, idx: c_int) -> i64 {
+        // SAFETY: valid state and index.
+        unsafe { ffi::lua_tointegerx(self.l, idx, std::ptr::null_mut()) as i64 }
+    }
+
     /// The block of the (full or light) userdata at `idx`, null for anything else.
     #[inline]
     pub fn to_userdata(self, idx: c_int) -> *mut c_void {

@@ -128,7 +128,7 @@ unsafe extern "C-unwind" fn ffi_abi(state: *mut ffi::lua_State) -> c_int {
     let param = unsafe { std::slice::from_raw_parts(s, len) };
     let answer = abi(param);
     // SAFETY: a C function may push one value; the stack has room for LUA_MINSTACK slots.
-    unsafe { ffi::lua_pushboolean(state, c_int::from(answer)) };
+    unsafe { LuaStack::new(state).push_bool(answer) };
     1
 }
 
