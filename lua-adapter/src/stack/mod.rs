@@ -191,6 +191,54 @@ impl<'l> LuaStack<'l> {
         unsafe { ffi::lua_pop(self.l, n) }
     }
 
+    /// The absolute index of `idx` (which stays valid as values are pushed).
+    #[inline]
+    pub fn abs_index(self, idx: c_int) -> c_int {
+        // SAFETY: valid state and index.
+        unsafe { ffi::lua_absindex(self.l, idx) }
+    }
+
+    /// Whether the value at `idx` is `nil`.
+    #[inline]
+    pub fn is_nil(self, idx: c_int) -> bool {
+        self.type_of(idx) == ffi::LUA_TNIL
+    }
+
+    /// Removes the value at `idx`, shifting the ones above it down.
+    #[inline]
+    pub fn remove(self, idx: c_int) {
+        // SAFETY: valid state and index.
+        unsafe { ffi::lua_remove(self.l, idx) }
+    }
+
+    /// Pushes a copy of the value at `idx`.
+    #[inline]
+    pub fn push_copy(self, idx: c_int) {
+        // SAFETY: valid state and index, a free slot.
+        unsafe { ffi::lua_pushvalue(self.l, idx) }
+    }
+
+    /// Pushes the registry's value for reference `r`.
+    #[inline]
+    pub fn push_ref(self, r: c_int) {
+        // SAFETY: valid state with a free slot.
+        unsafe { ffi::lua_rawgeti(self.l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer) };
+    }
+
+    /// Replaces the key on top by `table[key]`, raw (no metamethod runs), `table` at `idx`.
+    #[inline]
+    pub fn raw_get(self, idx: c_int) {
+        // SAFETY: valid state; a table at `idx` and a key on top (`new`'s contract).
+        unsafe { ffi::lua_rawget(self.l, idx) };
+    }
+
+    /// Pops a key and a value (on top) into the table at `idx`, raw.
+    #[inline]
+    pub fn raw_set(self, idx: c_int) {
+        // SAFETY: valid state; a table at `idx`, key and value on top (`new`'s contract).
+        unsafe { ffi::lua_rawset(self.l, idx) }
+    }
+
     /// Pushes `nil`.
     #[inline]
     pub fn push_nil(self) {
@@ -217,6 +265,13 @@ impl<'l> LuaStack<'l> {
     pub fn push_integer(self, n: ffi::lua_Integer) {
         // SAFETY: as `push_nil`.
         unsafe { ffi::lua_pushinteger(self.l, n) }
+    }
+
+    /// Pushes a copy of the C string `s`.
+    #[inline]
+    pub fn push_cstr(self, s: &std::ffi::CStr) {
+        // SAFETY: as `push_nil`; Lua copies the string.
+        unsafe { ffi::lua_pushstring(self.l, s.as_ptr()) };
     }
 
     /// Pushes a copy of `bytes` as a string.

@@ -12,6 +12,7 @@ use crate::cdata;
 use crate::convert;
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::FfiState;
+use crate::stack::{LuaStack, OrRaise};
 
 /// Pushes field `event` of the metatype of `ty` (of its target, for a pointer) if it has
 /// one; returns whether it did.
@@ -26,13 +27,14 @@ pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: Qua
             _ => ty.id,
         };
         let Some(r) = (*st).metatype(id) else { return false };
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+        let s = LuaStack::new(l);
+        s.push_ref(r);
         // Raw, as LuaJIT's lj_ctype_meta: looking up a metamethod runs no Lua code.
-        ffi::lua_pushstring(l, event.as_ptr());
-        ffi::lua_rawget(l, -2);
-        ffi::lua_remove(l, -2);
-        if ffi::lua_isnil(l, -1) != 0 {
-            ffi::lua_pop(l, 1);
+        s.push_cstr(event);
+        s.raw_get(-2);
+        s.remove(-2);
+        if s.is_nil(-1) {
+            s.pop(1);
             return false;
         }
         true
@@ -51,9 +53,7 @@ pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: Qua
 pub unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
     // SAFETY: stack reads on a valid state.
     unsafe {
-        if narg > ffi::lua_gettop(l) {
-            cdata::raise_arg(l, narg, "value expected".into());
-        }
+        LuaStack::new(l).check_any(narg).or_raise(l);
         let mut v = 0i64;
         let types = &(*st).types;
         let i64_ty = QualType::plain(types.int(abi_model::IntKind::LongLong));
@@ -104,7 +104,8 @@ pub fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
 pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
     // SAFETY: stack operations on a valid state.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let s = LuaStack::new(l);
+        let top = s.top();
         let mut init_from = first;
         let vl = variable_length(&(*st).types, ty.id);
         let size = match vl {
@@ -126,7 +127,7 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
         }
         if shape(&(*st).types, ty.id) == Shape::Record && push_metamethod(l, st, ty, c"__gc") {
             set_finalizer(l, st, -2, -1);
-            ffi::lua_pop(l, 1);
+            s.pop(1);
         }
         1
     }
@@ -140,17 +141,18 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
 pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
     // SAFETY: stack operations on a valid state.
     unsafe {
-        let cd = ffi::lua_absindex(l, cd_idx);
-        let f = ffi::lua_absindex(l, fn_idx);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).refs().finalizers as ffi::lua_Integer);
-        ffi::lua_pushvalue(l, cd);
-        ffi::lua_pushvalue(l, f);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_pop(l, 1);
-        if ffi::lua_isnil(l, f) == 0 {
-            ffi::lua_pushvalue(l, cd);
+        let s = LuaStack::new(l);
+        let cd = s.abs_index(cd_idx);
+        let f = s.abs_index(fn_idx);
+        s.push_ref((*st).refs().finalizers);
+        s.push_copy(cd);
+        s.push_copy(f);
+        s.raw_set(-3);
+        s.pop(1);
+        if !s.is_nil(f) {
+            s.push_copy(cd);
             cdata::set_meta(l, st, true);
-            ffi::lua_pop(l, 1);
+            s.pop(1);
         }
     }
 }
