@@ -8,15 +8,15 @@
 //! which the reference keeps alive through its user value.
 //!
 //! All cdata share one metatable (or its twin with `__gc`, given to cdata that have a
-//! finalizer), whose metamethods dispatch on the type (see [`crate::meta`]).
+//! finalizer), whose metamethods dispatch on the type (see [`crate::surface::meta`]).
 
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 
 use abi_model::QualType;
 use mlua::ffi;
 
-use crate::ctype::CTypeDesc;
-use crate::state::FfiState;
+use crate::ctypes::state::{CTypeDesc, FfiState};
+use crate::stack::{self, new_userdata, Raise};
 
 /// What a cdata userdata holds.
 #[repr(u8)]
@@ -80,25 +80,6 @@ pub fn header_layout(st: *const FfiState) -> abi_model::lua::steps::CdataHeader 
 pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", feature = "lua55"));
 
 const HEADER: usize = std::mem::size_of::<Cdata>();
-
-/// Creates a userdata of `size` bytes with `user_values` user value slots (Lua 5.4), or a
-/// plain userdata (earlier versions, where every userdata has one environment/user value).
-///
-/// # Safety
-/// `l` must be valid with a free stack slot. May raise a memory error.
-pub(crate) unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
-    #[cfg(any(feature = "lua54", feature = "lua55"))]
-    // SAFETY: valid state, as the caller guarantees.
-    unsafe {
-        ffi::lua_newuserdatauv(l, size, user_values)
-    }
-    #[cfg(not(any(feature = "lua54", feature = "lua55")))]
-    {
-        let _ = user_values;
-        // SAFETY: valid state, as the caller guarantees.
-        unsafe { ffi::lua_newuserdata(l, size) }
-    }
-}
 
 /// Pushes a new value cdata of type `desc` with `len` zeroed bytes, aligned to the type's
 /// alignment, and returns its header.
@@ -192,7 +173,7 @@ unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
 pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) {
     // SAFETY: stack operations on a valid state; the cache table is anchored in the registry.
     unsafe {
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).ctype_cache_ref as ffi::lua_Integer);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).refs().ctype_cache as ffi::lua_Integer);
         ffi::lua_rawgetp(l, -1, desc as *const c_void);
         if ffi::lua_isnil(l, -1) == 0 {
             ffi::lua_remove(l, -2);
@@ -215,7 +196,7 @@ pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
 pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool) {
     // SAFETY: the metatables are anchored in the registry by `meta::create_metatables`.
     unsafe {
-        let r = if with_gc { (*st).gc_meta_ref } else { (*st).meta_ref };
+        let r = if with_gc { (*st).refs().gc_metatable } else { (*st).refs().metatable };
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         ffi::lua_setmetatable(l, -2);
     }
@@ -224,7 +205,7 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 /// The cdata header of the value at `idx`, or null if it is not a cdata of this state.
 ///
 /// A function returned by a namespace (`ffi.C.f`, a C closure over its function cdata, see
-/// [`crate::call`]) counts as its function cdata: the header returned is that cdata's, kept
+/// [`crate::native::call`]) counts as its function cdata: the header returned is that cdata's, kept
 /// alive by the closure at `idx`.
 ///
 /// # Safety
@@ -276,7 +257,7 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 }
 
 /// [`userdata_cdata`] read straight from the Lua stack with the state's verified layout
-/// ([`crate::vm_check::full_userdata`]): `Some` when that answers (a full userdata there, cdata
+/// ([`crate::stack::vm_check::full_userdata`]): `Some` when that answers (a full userdata there, cdata
 /// or not), `None` when the C API must.
 ///
 /// # Safety
@@ -285,8 +266,8 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
     // SAFETY: as documented.
     unsafe {
-        let vm = (*st).calls.inline_vm.as_ref()?;
-        let (block, len) = crate::vm_check::full_userdata(l, vm, idx)?;
+        let vm = (*st).inline_vm()?;
+        let (block, len) = crate::stack::vm_check::full_userdata(l, vm, idx)?;
         Some(cdata_in_block(block, len, st))
     }
 }
@@ -337,60 +318,23 @@ pub unsafe fn type_of(c: *const Cdata) -> QualType {
     unsafe { (*(*c).desc).ty }
 }
 
-/// Pushes `msg` prefixed with the position of the calling Lua code (as `luaL_error` does),
-/// then drops it. Split from [`raise`] so that nothing owning memory is alive in the frame
-/// that calls `lua_error`.
-#[inline(never)]
-unsafe fn push_error_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        ffi::luaL_where(l, 1);
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
-        ffi::lua_concat(l, 2);
-    }
-}
-
-/// Raises `msg` as a Lua error with the caller's position (`file:line: msg`).
+/// Raises `msg` as a Lua error with the caller's position (`file:line: msg`), through the
+/// crate's one raising boundary ([`crate::stack::raise`]).
 ///
 /// # Safety
-/// `l` valid with 2 free slots; called from a function Lua called (a lua_CFunction or a
-/// helper called by one). Never returns: `lua_error` longjmps over this frame.
+/// As [`crate::stack::raise`].
 pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
-    // SAFETY: `msg` is moved into push_error_message and dropped there; nothing owning memory
-    // remains in this frame when lua_error unwinds it.
-    unsafe {
-        push_error_message(l, msg);
-        ffi::lua_error(l);
-    }
-    #[allow(unreachable_code)]
-    {
-        unreachable!("lua_error does not return")
-    }
+    // SAFETY: as documented.
+    unsafe { stack::raise(l, Raise::Message(msg)) }
 }
 
-#[inline(never)]
-unsafe fn push_plain(l: *mut ffi::lua_State, msg: String) -> *const c_char {
-    // SAFETY: stack operations on a valid state; the string stays on the stack.
-    unsafe {
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
-        ffi::lua_tolstring(l, -1, std::ptr::null_mut())
-    }
-}
-
-/// Raises Lua's `bad argument #narg to 'name' (msg)`.
+/// Raises Lua's `bad argument #narg to 'name' (msg)` ([`crate::stack::raise`]).
 ///
 /// # Safety
-/// As [`raise`].
+/// As [`crate::stack::raise`].
 pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
-    // SAFETY: the message lives on the Lua stack (msg itself is dropped in push_plain).
-    unsafe {
-        let p = push_plain(l, msg);
-        ffi::luaL_argerror(l, narg, p);
-    }
-    #[allow(unreachable_code)]
-    {
-        unreachable!("luaL_argerror does not return")
-    }
+    // SAFETY: as documented.
+    unsafe { stack::raise(l, Raise::Arg(narg, msg)) }
 }
 
 /// The type name Lua gives the value at `idx` (`nil`, `table`, ...), for messages.

@@ -13,8 +13,8 @@ use abi_model::{ArrayLen, CType, QualType, Quals, RecordKind, TypeId, TypeTable}
 use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
-use crate::ctype::{repr, shape, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{repr, shape, Shape};
+use crate::ctypes::state::FfiState;
 
 /// Conversion flags (LuaJIT's `CCF_*`).
 pub mod flags {
@@ -62,7 +62,7 @@ pub enum ConvError {
     /// The Lua stack cannot grow for the initializer walk.
     StackOverflow,
     /// `too many callbacks`: a Lua function to convert to a function pointer, and every
-    /// callback slot taken ([`crate::callback::MAX_CALLBACKS`]).
+    /// callback slot taken ([`crate::native::callback::MAX_CALLBACKS`]).
     TooManyCallbacks,
     /// A Lua function to convert to a function pointer whose thunk could not be built though
     /// its signature is fine (not LuaJIT's conversion error: the OS or a backend failed).
@@ -70,7 +70,7 @@ pub enum ConvError {
         /// The function pointer type.
         to: QualType,
         /// What failed.
-        failure: crate::call::CodeFailure,
+        failure: CodeFailure,
     },
 }
 
@@ -610,7 +610,7 @@ unsafe fn value_to_c(
             }
             ffi::LUA_TNIL | ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as usize;
-                let vp = (*st).void_ptr;
+                let vp = (*st).void_ptr();
                 let src = Src {
                     ty: QualType::plain(vp),
                     shape: Shape::Pointer(QualType::plain(types.void())),
@@ -650,7 +650,7 @@ unsafe fn value_to_c(
                 }
                 // Otherwise the string passes as a `const char []`.
                 let src = Src {
-                    ty: QualType::plain((*st).const_char_array),
+                    ty: QualType::plain((*st).const_char_array()),
                     shape: Shape::Array(
                         QualType { id: types.int(abi_model::IntKind::Char), quals: Quals::CONST },
                         ArrayLen::Flexible,
@@ -676,7 +676,7 @@ unsafe fn value_to_c(
                         Some(f) => f as usize,
                     };
                     let src = Src {
-                        ty: QualType::plain((*st).void_ptr),
+                        ty: QualType::plain((*st).void_ptr()),
                         shape: Shape::Pointer(QualType::plain(types.void())),
                         p: &p as *const usize as *const u8,
                         origin,
@@ -724,8 +724,60 @@ unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::ra
     }
 }
 
+/// How a Lua function becomes a C function pointer where one is expected: the native layer,
+/// above this one, makes a callback of function type `fn_ty` running the function at `idx`
+/// (an absolute index) and returns its address. It installs its maker with
+/// [`set_callback_maker`] when it makes a state, so conversions need not import it.
+///
+/// # Safety
+/// `l` valid with 2 free slots; `st` its state, not borrowed; `idx` holds a function.
+pub type MakeCallback = unsafe fn(*mut ffi::lua_State, *mut FfiState, c_int, TypeId) -> Result<usize, NoCallback>;
+
+/// Why a [`MakeCallback`] made no callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCallback {
+    /// Every callback slot is taken.
+    TooMany,
+    /// No thunk for this function type (no backend, a variadic type, a refused signature).
+    Unsupported,
+    /// The signature is fine but its thunk's code could not be built.
+    Code(CodeFailure),
+}
+
+/// What failed building the code of a stub or thunk though its signature is fine, as plain
+/// data (it owns nothing, so it may be alive when a Lua error is raised). `native` makes it
+/// (`StubError::code_failure`); it lives here so a conversion can report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeFailure {
+    /// The code arena could not provide executable memory.
+    Arena(crate::os::arena::ArenaError),
+    /// The backend could not lower the program (a bug); the step it names, if any.
+    Backend(Option<abi_model::lua::steps::StepKind>),
+    /// The backend assembled different lengths at two addresses (a bug).
+    LengthDependsOnAddress,
+}
+
+impl std::fmt::Display for CodeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeFailure::Arena(e) => write!(f, "cannot allocate executable memory: {e}"),
+            CodeFailure::Backend(Some(step)) => write!(f, "backend cannot lower step {step} (bug)"),
+            CodeFailure::Backend(None) => f.write_str("backend cannot generate the code (bug)"),
+            CodeFailure::LengthDependsOnAddress => f.write_str("backend bug: code length depends on its address"),
+        }
+    }
+}
+
+/// The callback maker, the same for every state (it is code, not data).
+static MAKE_CALLBACK: std::sync::OnceLock<MakeCallback> = std::sync::OnceLock::new();
+
+/// Installs the callback maker ([`MakeCallback`]); the first one installed stays.
+pub fn set_callback_maker(make: MakeCallback) {
+    let _ = MAKE_CALLBACK.set(make);
+}
+
 /// Any Lua function other than a namespace function becomes a callback where a function
-/// pointer is expected.
+/// pointer is expected (through the [`MakeCallback`] the native layer installed).
 ///
 /// # Safety
 /// As [`lua_to_c`]; the value at `idx` is a Lua function.
@@ -743,23 +795,18 @@ unsafe fn function_to_callback(
     if !matches!(unsafe { &(*st).types }.get(to.id), CType::Function(_)) {
         return Err(ConvError::Bad { from: origin, to: d });
     }
-    // SAFETY: as documented.
-    match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
+    let Some(make) = MAKE_CALLBACK.get() else { return Err(ConvError::Bad { from: origin, to: d }) };
+    // SAFETY: as documented; no borrow of the state is alive (the callback takes it mutably).
+    match unsafe { make(l, st, idx, to.id) } {
         Ok(addr) => {
-            // SAFETY: dp holds a pointer; st is valid.
-            unsafe {
-                write_int(dp, ptr_size(), addr as u64);
-                crate::callback::made_implicitly(l, st, addr);
-            }
+            // SAFETY: dp holds a pointer.
+            unsafe { write_int(dp, ptr_size(), addr as u64) };
             Ok(())
         }
-        Err(crate::callback::CallbackError::TooMany) => Err(ConvError::TooManyCallbacks),
-        Err(crate::callback::CallbackError::Code(e)) => match e.code_failure() {
-            Some(failure) => Err(ConvError::CallbackCode { to: d, failure }),
-            // LuaJIT's words for a signature it cannot make a callback of.
-            None => Err(ConvError::Bad { from: origin, to: d }),
-        },
-        Err(crate::callback::CallbackError::Variadic) => Err(ConvError::Bad { from: origin, to: d }),
+        Err(NoCallback::TooMany) => Err(ConvError::TooManyCallbacks),
+        Err(NoCallback::Code(failure)) => Err(ConvError::CallbackCode { to: d, failure }),
+        // LuaJIT's words for a signature it cannot make a callback of.
+        Err(NoCallback::Unsupported) => Err(ConvError::Bad { from: origin, to: d }),
     }
 }
 
@@ -855,11 +902,14 @@ unsafe fn has_named_keys(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
-/// A member to initialise: its type, byte offset and bit position.
+/// A member to initialise: its type, byte offset and bit position, and where its name is
+/// (field `field` of record `rec`; [`push_member_name`]).
 struct InitMember {
     ty: QualType,
     offset: u64,
     bits: Option<abi_model::BitPos>,
+    rec: TypeId,
+    field: usize,
 }
 
 /// What a member visit did.
@@ -873,37 +923,85 @@ enum Flow {
     Stop,
 }
 
+/// One member of a record, as [`walk_members`] reads it from the type table.
+enum MemberStep {
+    /// A named member.
+    Named(InitMember),
+    /// An anonymous struct/union member at this offset: its members count as the record's.
+    Anonymous(TypeId, u64),
+    /// An unnamed bit-field: nothing to initialise.
+    Unnamed,
+    /// Past the last member (or the record has no body).
+    End,
+}
+
+/// Member `field` of record `rec` (whose offset is `base`).
+fn member_step(types: &TypeTable, rec: TypeId, field: usize, base: u64) -> MemberStep {
+    let Some(body) = types.record_body(rec) else { return MemberStep::End };
+    let (Some(f), Some(fl)) = (body.fields.get(field), body.layout.fields.get(field)) else { return MemberStep::End };
+    match &f.name {
+        Some(_) => {
+            let bits = fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width });
+            MemberStep::Named(InitMember { ty: f.ty, offset: base + fl.offset, bits, rec, field })
+        }
+        None if f.bit_width.is_none() && matches!(types.get(f.ty.id), CType::Record(_)) => {
+            MemberStep::Anonymous(f.ty.id, base + fl.offset)
+        }
+        None => MemberStep::Unnamed,
+    }
+}
+
 /// Walks the named members of a record in initialisation order, anonymous struct/union
 /// members included in place (LuaJIT's `cconv_substruct_tab` / `cconv_substruct_init`).
-fn walk_members(
-    types: &TypeTable,
+///
+/// The type table is borrowed only to read one member, never across a visit: a visit
+/// converts a Lua value, and converting a Lua function makes a callback, which takes the
+/// whole state mutably (new pointer types, descriptors, callback slots).
+///
+/// # Safety
+/// `st` is a valid state, not borrowed mutably while the walk runs (visits may).
+unsafe fn walk_members(
+    st: *const FfiState,
     rec: TypeId,
     base: u64,
-    visit: &mut dyn FnMut(&InitMember, &str) -> Result<Flow, ConvError>,
+    visit: &mut dyn FnMut(&InitMember) -> Result<Flow, ConvError>,
 ) -> Result<Flow, ConvError> {
-    let Some(body) = types.record_body(rec) else { return Ok(Flow::Skip) };
-    let is_union = matches!(types.get(rec), CType::Record(r) if r.kind == RecordKind::Union);
-    for (f, fl) in body.fields.iter().zip(&body.layout.fields) {
-        match &f.name {
-            Some(name) => {
-                let bits = fl.bits.map(|b| abi_model::BitPos { bit_offset: b.bit_offset + base * 8, width: b.width });
-                let m = InitMember { ty: f.ty, offset: base + fl.offset, bits };
-                match visit(&m, name)? {
-                    Flow::Stop => return Ok(Flow::Stop),
-                    Flow::Set if is_union => break,
-                    _ => {}
+    // SAFETY: `st` is valid (the caller); each borrow of its type table ends in its statement.
+    let is_union = unsafe { matches!((*st).types.get(rec), CType::Record(r) if r.kind == RecordKind::Union) };
+    for field in 0.. {
+        // SAFETY: as above.
+        let step = unsafe { member_step(&(*st).types, rec, field, base) };
+        match step {
+            MemberStep::Named(m) => match visit(&m)? {
+                Flow::Stop => return Ok(Flow::Stop),
+                Flow::Set if is_union => break,
+                _ => {}
+            },
+            // SAFETY: as for this walk.
+            MemberStep::Anonymous(inner, at) => {
+                if unsafe { walk_members(st, inner, at, visit)? } == Flow::Stop {
+                    return Ok(Flow::Stop);
                 }
             }
-            None if f.bit_width.is_none()
-                && matches!(types.get(f.ty.id), CType::Record(_))
-                && walk_members(types, f.ty.id, base + fl.offset, visit)? == Flow::Stop =>
-            {
-                return Ok(Flow::Stop);
-            }
-            None => {}
+            MemberStep::Unnamed => {}
+            MemberStep::End => break,
         }
     }
     Ok(Flow::Set)
+}
+
+/// Pushes the name of member `m` (a string). May raise a memory error, with only a borrow of
+/// the type table alive: Lua copies the name before it collects garbage.
+///
+/// # Safety
+/// `l` valid with a free slot; `st` its state; `m` from [`walk_members`] on it.
+unsafe fn push_member_name(l: *mut ffi::lua_State, st: *const FfiState, m: &InitMember) {
+    // SAFETY: as documented; `member_step` made `m` from this field, which has a name.
+    unsafe {
+        let body = (*st).types.record_body(m.rec).expect("a walked record has a body");
+        let name = body.fields[m.field].name.as_deref().unwrap_or_default();
+        ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
+    }
 }
 
 /// A table initialises a record (LuaJIT's `cconv_struct_tab`): by member name when the table
@@ -925,9 +1023,9 @@ unsafe fn table_to_record(
         enter_table(l, at)?;
         let named = has_named_keys(l, idx);
         let mut pos: ffi::lua_Integer = 1;
-        let mut visit = |m: &InitMember, name: &str| -> Result<Flow, ConvError> {
+        let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
             if named {
-                ffi::lua_pushlstring(l, name.as_ptr() as *const _, name.len());
+                push_member_name(l, st, m);
                 ffi::lua_rawget(l, idx);
                 if ffi::lua_isnil(l, -1) != 0 {
                     ffi::lua_pop(l, 1);
@@ -946,7 +1044,7 @@ unsafe fn table_to_record(
             ffi::lua_pop(l, 1);
             r.map(|_| Flow::Set)
         };
-        walk_members(&(*st).types, rec, 0, &mut visit).map(|_| ())
+        walk_members(st, rec, 0, &mut visit).map(|_| ())
     }
 }
 
@@ -1100,7 +1198,7 @@ pub unsafe fn init(
             }
             Shape::Record => {
                 let mut i = 0;
-                let mut visit = |m: &InitMember, _: &str| -> Result<Flow, ConvError> {
+                let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
                     if i >= count {
                         return Ok(Flow::Stop);
                     }
@@ -1108,7 +1206,7 @@ pub unsafe fn init(
                     i += 1;
                     Ok(Flow::Set)
                 };
-                walk_members(types, d.id, 0, &mut visit)?;
+                walk_members(st, d.id, 0, &mut visit)?;
                 if i < count {
                     return Err(ConvError::InitOverflow(d));
                 }
@@ -1253,5 +1351,44 @@ mod tests {
         assert_eq!(f64_to_u64(18446744073709551616.0 + 8192.0), 8192);
         assert_eq!(f64_to_u64(9223372036854777856.0), 9223372036854777856);
         assert_eq!(f64_to_u64(f64::NAN), 1 << 63);
+    }
+
+    /// The walk over a record's members while each visit grows the type table (as a visit
+    /// making a callback does, through `arg_desc`'s `pointer_to`): every member is still
+    /// visited, in order, at its offset, with its name, and no borrow of the table is held
+    /// across a visit (pure Rust: Miri checks the aliasing here, which it cannot through Lua).
+    #[test]
+    fn member_walk_survives_visits_that_grow_the_type_table() {
+        let mut st = FfiState::new();
+        let src = "struct w_in { int a; int b; };
+                   struct w { int first; void (*f)(void); struct { int anon; double d; }; struct w_in inner; int last; };";
+        abi_model::cdef::cdef(&mut st.types, &mut st.scope, src, &[]).unwrap();
+        let rec =
+            QualType::plain(abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "struct w", &[]).unwrap().id);
+        let st: *mut FfiState = &mut st;
+        let mut seen = Vec::new();
+        let mut grown = 0u32;
+        let mut visit = |m: &InitMember| -> Result<Flow, ConvError> {
+            // SAFETY: the walk holds no borrow of the state during a visit.
+            let types = unsafe { &mut (*st).types };
+            let name = types.record_body(m.rec).unwrap().fields[m.field].name.clone().unwrap();
+            seen.push((name, m.offset));
+            // New types, enough to move the table's storage.
+            for _ in 0..64 {
+                let arr = types.array_of(
+                    QualType::plain(types.int(abi_model::IntKind::Int)),
+                    ArrayLen::Fixed(u64::from(grown) + 1000),
+                );
+                types.pointer_to(arr);
+                grown += 1;
+            }
+            Ok(Flow::Set)
+        };
+        // SAFETY: `st` is valid and not borrowed by this frame during the walk.
+        let flow = unsafe { walk_members(st, rec.id, 0, &mut visit) };
+        assert!(matches!(flow, Ok(Flow::Set)));
+        let names: Vec<(&str, u64)> = seen.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+        assert_eq!(names, [("first", 0), ("f", 8), ("anon", 16), ("d", 24), ("inner", 32), ("last", 40)]);
+        assert_eq!(grown, 6 * 64);
     }
 }

@@ -13,21 +13,22 @@
 //!   `luaopen_ffi` and links no Lua; the system's `lua5.X` provides the C API when it loads
 //!   the library (named `ffi.so` on `package.cpath`).
 //!
-//! # Layout
+//! # Layers
 //!
-//! * [`module`]: the `ffi` table; [`module::open`] calls one `register_*` function per area.
-//! * [`arena`]: executable memory for generated stubs and thunks (W^X, pooled pages).
-//! * The C type system: [`state`] (per-Lua-state FFI state), [`ctype`] (type shapes,
-//!   descriptors, LuaJIT's type spelling), [`cdata`] (the userdata representation),
-//!   [`convert`] (Lua <-> C conversions), [`int64`] (64-bit and pointer arithmetic),
-//!   [`meta`] (the cdata metatable), [`api`] (`ffi.new`, `ffi.cast`, ...), [`helpers`] (the
-//!   conversion helpers generated stubs call).
-//! * Native calls: [`call`] (calling function cdata through per-signature stubs), [`clib`]
-//!   (`ffi.C`, `ffi.load`), [`callback`] (Lua functions as C function pointers),
-//!   [`vm_check`] (the Lua stack layout stubs use inline, checked against the running Lua).
+//! Each layer is a module tree that imports only from the layers below it, so a module's
+//! place says what it may rely on (`tests/layers.rs` checks this, and that no two modules
+//! import each other in a circle):
 //!
-//! The C type system (ctype registry, cdata) and the call/callback machinery are added as
-//! their own modules here and registered from [`module::open`].
+//! 0. [`os`]: what the OS and the C library give: executable memory ([`os::arena`]) and
+//!    `errno` ([`os::errno`]).
+//! 1. [`stack`]: the running Lua's stack and its layout ([`stack::vm_check`]).
+//! 2. [`ctypes`]: C types: shapes and spelling ([`ctypes::ctype`]), the per-Lua-state type
+//!    table and descriptors ([`ctypes::state`]).
+//! 3. [`cdata`]: the userdata representation of C data.
+//! 4. [`convert`]: Lua <-> C conversions.
+//! 5. [`native`]: calls through stubs, callbacks, the helpers stubs call.
+//! 6. [`surface`]: the `ffi` table ([`surface::module::open`]), its functions, the cdata
+//!    metatable, `ffi.C`/`ffi.load`, 64-bit arithmetic.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -37,26 +38,25 @@ compile_error!(
      build it with --no-default-features --features module,lua5X"
 );
 
-pub mod api;
-pub mod arena;
-pub mod call;
-pub mod callback;
+pub mod os;
+
+pub mod stack;
+
+pub mod ctypes;
+
 pub mod cdata;
-pub mod clib;
+
 pub mod convert;
-pub mod ctype;
-pub mod helpers;
-pub mod int64;
-pub mod meta;
-pub mod module;
-pub mod state;
-pub mod vm_check;
+
+pub mod native;
+
+pub mod surface;
 
 /// The body of `luaopen_ffi`, the entry point `require "ffi"` looks for in `ffi.so`: returns
-/// the table built by [`module::open`]. The `lua_module` attribute generates the exported
+/// the table built by [`surface::module::open`]. The `lua_module` attribute generates the exported
 /// `extern "C-unwind" fn luaopen_ffi(lua_State*) -> c_int` around it (named by `name`).
 #[cfg(feature = "module")]
 #[mlua::lua_module(name = "ffi")]
 fn open_module(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
-    module::open(lua)
+    surface::module::open(lua)
 }

@@ -226,8 +226,8 @@ fn require_ffi_returns_the_module() {
          print(type(package.preload.ffi), ffi.abi('le'), ffi.abi('nonsense'))\n",
     );
     let run = luaffi(&dir, &["f.lua"]);
-    let os = lua_adapter::module::OS;
-    let arch = lua_adapter::module::ARCH;
+    let os = lua_adapter::surface::module::OS;
+    let arch = lua_adapter::surface::module::ARCH;
     let le = cfg!(target_endian = "little");
     assert_eq!(run.stdout, format!("{os}\t{arch}\ttrue\ttrue\nfunction\t{le}\tfalse\n"), "{}", run.stderr);
     if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
@@ -354,8 +354,8 @@ fn the_hello_example_runs() {
     let dir = workdir("hello_example");
     let run = luaffi(&dir, &[example.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let os = lua_adapter::module::OS;
-    let arch = lua_adapter::module::ARCH;
+    let os = lua_adapter::surface::module::OS;
+    let arch = lua_adapter::surface::module::ARCH;
     assert!(
         run.stdout.starts_with(&format!("ffi.os   = {os}\nffi.arch = {arch}\nHello from luaffi-rs: Lua 5.")),
         "{}",

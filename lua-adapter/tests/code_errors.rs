@@ -4,13 +4,14 @@
 use abi_model::lua::steps::{Program, StepKind};
 use abi_model::lua::{Backend, BackendError, CodeEnv};
 use abi_model::Target;
-use lua_adapter::arena::{ArenaError, CodeArena};
-use lua_adapter::call::{assemble, refuse_code_memory, CodeFailure, StubError};
+use lua_adapter::convert::CodeFailure;
+use lua_adapter::native::call::{assemble, refuse_code_memory, StubError};
+use lua_adapter::os::arena::{ArenaError, CodeArena};
 use mlua::Lua;
 
 fn lua_with_ffi() -> Lua {
     let lua = Lua::new();
-    let ffi = lua_adapter::module::open(&lua).unwrap();
+    let ffi = lua_adapter::surface::module::open(&lua).unwrap();
     lua.globals().set("ffi", ffi).unwrap();
     lua
 }

@@ -2,13 +2,13 @@
 //! dropped leave the code arena as it started, and 100,000 callbacks freed reuse their slots.
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::call::{arena_stats, build_stub, code_counts, CallMode};
-use lua_adapter::state::FfiState;
+use lua_adapter::native::call::{arena_stats, build_stub, code_counts};
+use lua_adapter::native::state::CallMode;
 use mlua::Lua;
 
 fn lua_with_ffi() -> Lua {
     let lua = Lua::new();
-    let ffi = lua_adapter::module::open(&lua).unwrap();
+    let ffi = lua_adapter::surface::module::open(&lua).unwrap();
     lua.globals().set("ffi", ffi).unwrap();
     lua
 }
@@ -69,7 +69,7 @@ fn a_hundred_thousand_callbacks_freed_or_collected_reuse_their_slots() {
 
 #[test]
 fn a_hundred_thousand_stubs_built_and_dropped_leave_the_arena_as_it_was() {
-    let mut st = FfiState::new();
+    let mut st = lua_adapter::native::new_state();
     let start = st.calls.arena.stats();
     let int = QualType::plain(st.types.int(IntKind::Int));
     let dbl = QualType::plain(st.types.float(abi_model::FloatKind::Double));

@@ -5,7 +5,7 @@
 //! (Found by `cargo xtask asan`'s LeakSanitizer under the Lua fuzzer: `pairs(cdata)` leaked the
 //! type's name and the event's name on every call.)
 
-use lua_adapter::module;
+use lua_adapter::surface::module;
 use mlua::{Lua, MultiValue};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

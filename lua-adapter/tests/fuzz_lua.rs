@@ -27,7 +27,7 @@ mod common;
 mod fuzzing;
 
 use fuzzing::{env_u64, run_cases, write_summary, Rng};
-use lua_adapter::module;
+use lua_adapter::surface::module;
 use mlua::{Lua, MultiValue, Table};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

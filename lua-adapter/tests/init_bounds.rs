@@ -46,7 +46,7 @@ fn run_on_small_stack(kib: usize, code: String) -> Result<(), String> {
         .stack_size(kib * 1024)
         .spawn(move || {
             let lua = mlua::Lua::new();
-            let ffi = lua_adapter::module::open(&lua).map_err(|e| e.to_string())?;
+            let ffi = lua_adapter::surface::module::open(&lua).map_err(|e| e.to_string())?;
             lua.globals().set("ffi", ffi).map_err(|e| e.to_string())?;
             lua.load(code).exec().map_err(|e| e.to_string())
         })

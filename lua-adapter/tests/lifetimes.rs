@@ -143,7 +143,7 @@ print('explicit', maps() - m1 < 64)
 /// thunks, each between guards, they took over 1,000: about 5,000).
 #[test]
 fn callbacks_past_the_limit_are_refused() {
-    let max = lua_adapter::callback::MAX_CALLBACKS;
+    let max = lua_adapter::native::callback::MAX_CALLBACKS;
     let script = format!(
         "{MAPS}
 local keep = {{}}
@@ -174,7 +174,7 @@ print('again', again(5), keep[{max}](1))
 /// freed, like any field store: it is not taken for one of the call's own callbacks.
 #[test]
 fn a_field_stored_by_a_finalizer_during_a_call_keeps_its_callback() {
-    let max = lua_adapter::callback::MAX_CALLBACKS;
+    let max = lua_adapter::native::callback::MAX_CALLBACKS;
     let script = format!(
         "{MAPS}
 ffi.cdef 'struct holder {{ int (*cmp)(const void *, const void *); }};'

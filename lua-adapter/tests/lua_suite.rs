@@ -24,7 +24,7 @@ fn run(program: &str, script: &str) {
         .env("LUA_PATH", "./?.lua")
         .env("LUAFFI_CALLTEST", calltest_library())
         // The inline paths must be the ones tested (luaffi; LuaJIT ignores it).
-        .env(lua_adapter::clib::REQUIRE_INLINE, "1")
+        .env(lua_adapter::surface::clib::REQUIRE_INLINE, "1")
         .env_remove("LUA_INIT")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
@@ -80,4 +80,5 @@ scripts! {
     safety_types => "safety_types.lua",
     safety_api => "safety_api.lua",
     safety_init => "safety_init.lua",
+    record_callbacks => "record_callbacks.lua",
 }

@@ -3,7 +3,7 @@
 //! run on other threads in. (Two copies of `ffi.so` in one state are tested in
 //! `system_lua.rs`.)
 
-use lua_adapter::module;
+use lua_adapter::surface::module;
 use mlua::Lua;
 
 /// A fresh Lua state with the module as the global `ffi`.

@@ -130,7 +130,7 @@ fn lua_command(program: &Path, cpath: Option<&Path>) -> Command {
     cmd.env("LUA_PATH", "./?.lua");
     cmd.env("LUAFFI_CALLTEST", calltest_library());
     // The stubs' inline paths must be the ones tested: opening fails if the layout probe does.
-    cmd.env(lua_adapter::clib::REQUIRE_INLINE, "1");
+    cmd.env(lua_adapter::surface::clib::REQUIRE_INLINE, "1");
     // Without a cpath of our own, no C module at all: `ffi` must be the built-in one.
     cmd.env("LUA_CPATH", cpath.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default());
     cmd

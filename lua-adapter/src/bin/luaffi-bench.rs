@@ -18,8 +18,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::time::Instant;
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
-use lua_adapter::call::{build_stub, stub_program_for, CallMode};
-use lua_adapter::state::FfiState;
+use lua_adapter::native::call::{build_stub, stub_program_for};
+use lua_adapter::native::state::{CallMode, State};
 use mlua::{ffi, Lua};
 
 /// The C functions both sides call, exported for `ffi.C`.
@@ -215,7 +215,7 @@ const ROUNDS: u32 = 15;
 fn main() {
     let n: i64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
     let lua = Lua::new();
-    let ffi_mod = lua_adapter::module::open(&lua).expect("ffi");
+    let ffi_mod = lua_adapter::surface::module::open(&lua).expect("ffi");
     lua.load("package.loaded.ffi = ...").call::<()>(ffi_mod).expect("preload");
     let g = lua.globals();
     let addr = lua.create_table().unwrap();
@@ -256,8 +256,8 @@ fn main() {
 
     // Stub build time and size: int add(int, int), built and dropped many times.
     // With the inline steps a module state uses (its layout is verified when the module opens).
-    let mut st = FfiState::new();
-    st.calls.inline_vm = Some(lua_adapter::vm_check::compiled_layout());
+    let mut st = lua_adapter::native::new_state();
+    st.set_inline_vm(Some(lua_adapter::stack::vm_check::compiled_layout()));
     let int = QualType::plain(st.types.int(IntKind::Int));
     let f = st.types.function(FuncType {
         ret: int,
@@ -283,9 +283,9 @@ fn main() {
 /// over `rounds` runs, in us per stub: plan + program, code generation, arena reserve + commit
 /// (the two `mprotect`s included): `build_stub`'s own phases (`stub_program_for`, the
 /// backend, the arena), the stub they make checked to be byte for byte `build_stub`'s.
-fn stub_build_split(st: &mut FfiState, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
+fn stub_build_split(st: &mut State, fn_ty: abi_model::TypeId, rounds: u32) -> [f64; 3] {
     let mode = CallMode::Closure;
-    let backend = lua_adapter::call::backend().expect("a native backend");
+    let backend = lua_adapter::native::call::backend().expect("a native backend");
     let plan_us = us_per_round(rounds, || {
         std::hint::black_box(stub_program_for(st, fn_ty, &[], mode).expect("program"));
     });

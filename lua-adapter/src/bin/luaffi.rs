@@ -19,7 +19,7 @@ use std::os::raw::c_int;
 use std::process::ExitCode;
 use std::ptr;
 
-use lua_adapter::module;
+use lua_adapter::surface::module;
 use mlua::{ffi, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 fn main() -> ExitCode {

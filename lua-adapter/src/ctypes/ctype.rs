@@ -1,10 +1,8 @@
 //! C types as the `ffi` module sees them: the shape a type has for conversions, its size and
-//! alignment (from abi-model, the project's one layout code path), per-type descriptors, and
-//! the printable spelling LuaJIT gives a type (`ctype<struct foo *>`).
+//! alignment (from abi-model, the project's one layout code path), and the printable spelling
+//! LuaJIT gives a type (`ctype<struct foo *>`).
 
 use abi_model::{ArrayLen, CType, FloatKind, QualType, Quals, RecordKind, TypeError, TypeId, TypeTable};
-
-use crate::state::FfiState;
 
 /// What a type is, as far as conversions and indexing care: enums are their integer type,
 /// qualifiers and tags are gone.
@@ -74,50 +72,14 @@ pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
     }
 }
 
-/// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
-///
-/// One descriptor exists per distinct qualified type per Lua state; it is boxed and owned by
-/// the state's [`FfiState`] (which lives as long as the Lua state), so its address is stable
-/// and may be embedded in generated code as a constant. Its fields are read-only after
-/// creation.
-#[derive(Debug)]
-pub struct CTypeDesc {
-    /// The type.
-    pub ty: QualType,
-    /// Its shape.
-    pub shape: Shape,
-    /// `sizeof`, when the type has a size (not for `void`, functions, `T[]`, `T[?]`,
-    /// incomplete records, `long double`).
-    pub size: Option<u64>,
-    /// `_Alignof` (1 when unknown), also for the sizeless `T[]` and `T[?]`: every object of
-    /// the type is allocated at a multiple of it.
-    pub align: u32,
-    /// The state that owns this descriptor.
-    pub state: *mut FfiState,
-    /// Function types and pointers to them: the entry of the shared call stub for this
-    /// signature once one was built (0 before; never for variadic functions, whose stub
-    /// depends on the arguments). Written by [`crate::call`] only.
-    pub call_stub: std::cell::Cell<usize>,
-    /// Function types: the C function of the Lua C closures that namespaces return for
-    /// functions of this type (the shared closure-mode stub, or the variadic dispatcher),
-    /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
-    /// Written by [`crate::call`] only.
-    pub closure_entry: std::cell::Cell<usize>,
-}
-
-impl CTypeDesc {
-    /// Builds the descriptor of `ty`.
-    pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
-        let layout = types.layout(ty.id).ok();
-        CTypeDesc {
-            ty,
-            shape: shape(types, ty.id),
-            size: layout.map(|l| l.size),
-            align: types.align_of(ty.id).unwrap_or(1),
-            state,
-            call_stub: std::cell::Cell::new(0),
-            closure_entry: std::cell::Cell::new(0),
+/// Whether a Lua string converts to a pointer of shape `to` as its bytes: the target is
+/// `const` and a 1-byte integer or `void` (what LuaJIT's `const char []` source allows).
+pub fn string_passes_as(types: &TypeTable, to: Shape) -> bool {
+    match to {
+        Shape::Pointer(to) if to.quals.is_const => {
+            matches!(types.get(to.id), CType::Void) || matches!(shape(types, to.id), Shape::Int { size: 1, .. })
         }
+        _ => false,
     }
 }
 

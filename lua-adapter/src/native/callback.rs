@@ -40,7 +40,6 @@
 //! error in the caller: `pcall(ffi.C.qsort, ...)` returns `false, "file:line: message"`, the
 //! same message LuaJIT reports (which unwinds through C instead).
 
-use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 
 use abi_model::lua::steps::{thunk_program_inline, CallbackFunc, Inline, CALLBACK_EXTRA_SLOTS};
@@ -48,38 +47,13 @@ use abi_model::lua::CodeEnv;
 use abi_model::{plan_call, CType, CallbackFrame, QualType, TypeId};
 use mlua::ffi;
 
-use crate::arena::CodeHandle;
-use crate::call::{arg_desc, assemble, backend, helper_addresses, signature, CallMode, StubError};
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert;
-use crate::ctype::{shape, CTypeDesc, Shape};
-use crate::state::FfiState;
-
-/// One callback's record; its address is the thunk's callback-data constant, so it is boxed
-/// and never moves while the thunk exists. The thunk reads `func` ([`FUNC`] says where).
-#[repr(C)]
-pub struct Callback {
-    /// With the state's verified Lua stack layout: the function's value as a stack slot holds
-    /// it (alive through `func_ref`), which the entry pushes without a registry lookup.
-    func: FuncValue,
-    /// The owning state.
-    st: *mut FfiState,
-    /// Registry reference of the Lua function.
-    func_ref: c_int,
-    /// The C return type (to check and zero the Lua result).
-    ret: QualType,
-    /// Its descriptor.
-    ret_desc: *const CTypeDesc,
-    /// Number of C parameters (stack room needed to push them).
-    nparams: c_int,
-    /// The thunk (None only while it is being built).
-    code: Option<CodeHandle>,
-    /// The function type: a freed slot is reused only for this type, whose thunk it has.
-    fn_ty: TypeId,
-    /// Incremented each time the slot is freed, so that a lease ([`lease_implicit`]) frees
-    /// only the callback it was made for.
-    gen: u32,
-}
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::FfiState;
+use crate::native::call::{arg_desc, assemble, backend, signature, StubError};
+use crate::native::state::{CallMode, Callback, FuncValue, State};
+use crate::stack::{LuaStack, OrRaise, Raise};
 
 /// Why a callback could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,54 +84,6 @@ impl std::error::Error for CallbackError {}
 /// fails with `too many callbacks` (LuaJIT's limit is about 900).
 pub const MAX_CALLBACKS: usize = 16384;
 
-/// Live callbacks and freed slots ([`Callback`] records, by thunk address), per state.
-#[derive(Default)]
-pub struct Callbacks {
-    /// Every slot, live or freed, by thunk address (the value a C function pointer to it
-    /// holds). Records and thunks are never dropped before the state.
-    slots: HashMap<usize, Box<Callback>>,
-    /// Freed slots by function type.
-    free: HashMap<TypeId, Vec<usize>>,
-    /// Live callbacks (slots not freed).
-    live: usize,
-    /// Callbacks made while a C call's argument is converted ([`arg_to_c`]) and not leased yet.
-    implicit: Vec<usize>,
-    /// The argument conversion in progress, if any: its thread and that thread's current
-    /// `CallInfo` (0 without a verified stack layout), so that a finalizer running meanwhile
-    /// (in a deeper `CallInfo`) does not lease what it makes.
-    leasing: Option<(usize, usize)>,
-}
-
-impl Callbacks {
-    /// Number of live callbacks.
-    pub fn live(&self) -> usize {
-        self.live
-    }
-
-    /// The live callback whose thunk is at `addr`.
-    fn get_live(&self, addr: usize) -> Option<&Callback> {
-        self.slots.get(&addr).map(|b| &**b).filter(|cb| cb.func_ref != ffi::LUA_NOREF)
-    }
-}
-
-/// A copy of a Lua function's stack slot: its value word and its tag ([`CallbackFunc::NONE`]:
-/// no copy, the function is pushed from the registry).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct FuncValue {
-    value: u64,
-    tag: u32,
-}
-
-impl FuncValue {
-    fn new(slot: Option<(u64, u32)>) -> FuncValue {
-        match slot {
-            Some((value, tag)) if tag != CallbackFunc::NONE => FuncValue { value, tag },
-            _ => FuncValue { value: 0, tag: CallbackFunc::NONE },
-        }
-    }
-}
-
 /// Where a [`Callback`] record holds its function's value, for thunks with an inline entry.
 pub const FUNC: CallbackFunc = CallbackFunc {
     value_at: (std::mem::offset_of!(Callback, func) + std::mem::offset_of!(FuncValue, value)) as u32,
@@ -171,7 +97,7 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 /// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
 unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua::vm::LuaVm>, idx: c_int) -> FuncValue {
     // SAFETY: as documented.
-    unsafe { FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx))) }
+    unsafe { FuncValue::new(vm.and_then(|vm| crate::stack::vm_check::read_slot(l, &vm, idx))) }
 }
 
 /// A registry reference to the Lua function at `idx` (keeping it alive) and its
@@ -206,40 +132,40 @@ pub unsafe fn new_callback(
 ) -> Result<usize, CallbackError> {
     // SAFETY: as documented; the record's address is stable inside its Box.
     unsafe {
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         if cbs.free.get(&fn_ty).is_none_or(Vec::is_empty) && cbs.slots.len() >= MAX_CALLBACKS {
             // Leases of finished calls free their callbacks when collected. Nothing owned is
             // alive in this frame if a finalizer raises.
             ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
         }
-        if let Some(addr) = (*st).calls.callbacks.free.get_mut(&fn_ty).and_then(Vec::pop) {
-            let (func_ref, func) = anchor_function(l, (*st).calls.inline_vm, idx);
-            let cbs = &mut (*st).calls.callbacks;
+        if let Some(addr) = (*State::of(st)).calls.callbacks.free.get_mut(&fn_ty).and_then(Vec::pop) {
+            let (func_ref, func) = anchor_function(l, (*st).inline_vm().copied(), idx);
+            let cbs = &mut (*State::of(st)).calls.callbacks;
             let cb = cbs.slots.get_mut(&addr).expect("a freed slot keeps its record");
             (cb.func_ref, cb.func) = (func_ref, func);
             cbs.live += 1;
             return Ok(addr);
         }
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         if cbs.slots.len() >= MAX_CALLBACKS {
             return Err(CallbackError::TooMany);
         }
         let backend = backend().ok_or(CallbackError::Code(StubError::NoBackend))?;
-        let s = &mut *st;
+        let s = &mut *State::of(st);
         let sig = signature(&s.types, fn_ty).ok_or(CallbackError::Code(StubError::NotAFunction))?;
         if sig.variadic {
             return Err(CallbackError::Variadic);
         }
         let plan = plan_call(&s.types, &sig, &[]).map_err(|e| CallbackError::Code(StubError::Plan(e)))?;
-        if let Some(bytes) = crate::call::stack_args_too_large(&plan) {
+        if let Some(bytes) = crate::native::call::stack_args_too_large(&plan) {
             return Err(CallbackError::Code(StubError::StackArgsTooLarge { bytes }));
         }
         // With the layout verified: the entry, number arguments and a number result inline.
-        let inline = s.calls.inline_vm.map(|vm| Inline::callback(vm, FUNC));
+        let inline = s.inline_vm().copied().map(|vm| Inline::callback(vm, FUNC));
         let program = thunk_program_inline(&CallbackFrame::from_plan(&plan), inline.as_ref());
         let arg_ctypes = sig.params.iter().map(|t| arg_desc(s, *t) as u64).collect();
         let ret_desc = s.desc(sig.ret);
-        let (func_ref, func) = anchor_function(l, s.calls.inline_vm, idx);
+        let (func_ref, func) = anchor_function(l, s.inline_vm().copied(), idx);
         let mut cb = Box::new(Callback {
             func,
             st,
@@ -252,11 +178,11 @@ pub unsafe fn new_callback(
             gen: 0,
         });
         let env = CodeEnv {
-            helpers: helper_addresses(CallMode::Metamethod),
+            helpers: s.calls.helper_addresses(CallMode::Metamethod),
             arg_ctypes,
             ret_ctype: ret_desc as u64,
             callback_data: &*cb as *const Callback as u64,
-            call_slots: Some(crate::call::call_slots(s)),
+            call_slots: Some(crate::native::call::call_slots(s)),
         };
         match assemble(&s.calls.callback_arena, backend, |base| backend.thunk(&program, base, &env)) {
             Ok(code) => {
@@ -282,7 +208,7 @@ pub unsafe fn new_callback(
 unsafe fn release(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
     // SAFETY: as documented.
     unsafe {
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         let Some(cb) = cbs.slots.get_mut(&addr) else { return };
         if cb.func_ref == ffi::LUA_NOREF {
             return;
@@ -319,19 +245,19 @@ pub unsafe fn arg_to_c(
     // SAFETY: as documented.
     unsafe {
         let now = conversion(l, st);
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         let mark = cbs.implicit.len();
         let was = cbs.leasing.replace(now);
         let r = convert::lua_to_c(l, st, idx, ty, dst, 0);
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         cbs.leasing = was;
         let made = cbs.implicit.len() - mark;
         if made == 0 {
             return r;
         }
         if r.is_err() {
-            while (*st).calls.callbacks.implicit.len() > mark {
-                let addr = (*st).calls.callbacks.implicit.pop().expect("above the mark");
+            while (*State::of(st)).calls.callbacks.implicit.len() > mark {
+                let addr = (*State::of(st)).calls.callbacks.implicit.pop().expect("above the mark");
                 release(l, st, addr);
             }
             return r;
@@ -339,6 +265,34 @@ pub unsafe fn arg_to_c(
         lease_implicit(l, st, mark);
         ffi::lua_replace(l, idx);
         r
+    }
+}
+
+/// The [`convert::MakeCallback`] this layer installs: [`new_callback`], then the callback
+/// is recorded for the C call whose argument is being converted, if any ([`made_implicitly`]).
+///
+/// # Safety
+/// As [`convert::MakeCallback`].
+pub unsafe fn for_conversion(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    fn_ty: TypeId,
+) -> Result<usize, convert::NoCallback> {
+    // SAFETY: as documented.
+    unsafe {
+        match new_callback(l, st, idx, fn_ty) {
+            Ok(addr) => {
+                made_implicitly(l, st, addr);
+                Ok(addr)
+            }
+            Err(CallbackError::TooMany) => Err(convert::NoCallback::TooMany),
+            Err(CallbackError::Code(e)) => Err(match e.code_failure() {
+                Some(failure) => convert::NoCallback::Code(failure),
+                None => convert::NoCallback::Unsupported,
+            }),
+            Err(CallbackError::Variadic) => Err(convert::NoCallback::Unsupported),
+        }
     }
 }
 
@@ -350,8 +304,8 @@ pub unsafe fn arg_to_c(
 pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
     // SAFETY: as documented.
     unsafe {
-        if (*st).calls.callbacks.leasing == Some(conversion(l, st)) {
-            (*st).calls.callbacks.implicit.push(addr);
+        if (*State::of(st)).calls.callbacks.leasing == Some(conversion(l, st)) {
+            (*State::of(st)).calls.callbacks.implicit.push(addr);
         }
     }
 }
@@ -363,9 +317,8 @@ pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: u
 unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize) {
     // SAFETY: with a verified layout, `room.ci` is the offset of `L->ci` (a pointer), which
     // the inline callback entry reads too.
-    let ci = unsafe {
-        (*st).calls.inline_vm.map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read())
-    };
+    let ci =
+        unsafe { (*st).inline_vm().map_or(0, |vm| ((l as *const u8).add(vm.room.ci as usize) as *const usize).read()) };
     (l as usize, ci)
 }
 
@@ -374,10 +327,10 @@ unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize)
     // SAFETY: stack operations on a valid state; the lease holds `n` (address, generation)
     // pairs after its count.
     unsafe {
-        let n = (*st).calls.callbacks.implicit.len() - mark;
+        let n = (*State::of(st)).calls.callbacks.implicit.len() - mark;
         let words = ffi::lua_newuserdata(l, (1 + 2 * n) * std::mem::size_of::<usize>()) as *mut usize;
         words.write(n);
-        let cbs = &mut (*st).calls.callbacks;
+        let cbs = &mut (*State::of(st)).calls.callbacks;
         for (i, addr) in cbs.implicit.drain(mark..).enumerate() {
             let gen = cbs.slots.get(&addr).map_or(0, |cb| cb.gen);
             words.add(1 + 2 * i).write(addr);
@@ -400,13 +353,13 @@ unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize)
 /// `__gc` of a lease: frees its callbacks that were not freed (and reused) since.
 unsafe extern "C-unwind" fn lease_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lease made by `lease_implicit` at index 1, the state as upvalue 1 (it outlives
-    // every object of its Lua state, crate::state).
+    // every object of its Lua state, crate::ctypes::state).
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let words = ffi::lua_touserdata(l, 1) as *const usize;
         for i in 0..words.read() {
             let (addr, gen) = (words.add(1 + 2 * i).read(), words.add(2 + 2 * i).read());
-            if (*st).calls.callbacks.slots.get(&addr).is_some_and(|cb| cb.gen as usize == gen) {
+            if (*State::of(st)).calls.callbacks.slots.get(&addr).is_some_and(|cb| cb.gen as usize == gen) {
                 release(l, st, addr);
             }
         }
@@ -416,11 +369,8 @@ unsafe extern "C-unwind" fn lease_gc(l: *mut ffi::lua_State) -> c_int {
 
 /// The function a freed callback runs: raises LuaJIT's error.
 unsafe extern "C-unwind" fn bad_callback(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction; the message is a static string.
-    unsafe {
-        ffi::lua_pushstring(l, c"bad callback".as_ptr());
-        ffi::lua_error(l)
-    }
+    // SAFETY: a lua_CFunction; nothing owned in this frame.
+    unsafe { crate::stack::raise(l, Raise::Plain("bad callback".into())) }
 }
 
 /// `cb.free` / `cb.set` on a function-pointer cdata at index 1 (key at index 2): pushes the
@@ -460,11 +410,11 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
             && (*c).form != Form::CType
-            && crate::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+            && crate::native::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
         {
             let addr = ((*c).ptr as *const usize).read_unaligned();
             if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_))
-                && (*st).calls.callbacks.get_live(addr).is_some()
+                && (*State::of(st)).calls.callbacks.get_live(addr).is_some()
             {
                 return (c, addr);
             }
@@ -477,7 +427,7 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
 unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a closure with the state as upvalue 1.
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let (c, addr) = check_callback(l, st);
         release(l, st, addr);
         ((*c).ptr as *mut usize).write_unaligned(0);
@@ -489,11 +439,11 @@ unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a closure with the state as upvalue 1.
     unsafe {
-        let st = crate::state::from_upvalue(l);
+        let st = crate::ctypes::state::from_upvalue(l);
         let (_, addr) = check_callback(l, st);
-        ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
-        let func = func_value(l, (*st).calls.inline_vm, 2);
-        let cb = (*st).calls.callbacks.slots.get_mut(&addr).expect("checked above");
+        LuaStack::new(l).check_type(2, ffi::LUA_TFUNCTION).or_raise(l);
+        let func = func_value(l, (*st).inline_vm().copied(), 2);
+        let cb = (*State::of(st)).calls.callbacks.slots.get_mut(&addr).expect("checked above");
         cb.func = func;
         let r = cb.func_ref;
         ffi::lua_pushvalue(l, 2);
@@ -568,7 +518,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
     // SAFETY: as documented.
     unsafe {
         let cb = cb as *const Callback;
-        let calls = &(*(*cb).st).calls;
+        let calls = &(*State::of((*cb).st)).calls;
         let l = if calls.calling_l.is_null() { calls.main_l } else { calls.calling_l };
         // The function, the arguments and room for the helpers (what an inline entry checks).
         if ffi::lua_checkstack(l, (*cb).nparams + 1 + CALLBACK_EXTRA_SLOTS as c_int) == 0 {
@@ -576,8 +526,8 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
             eprintln!("luaffi: callback: Lua stack overflow");
             std::process::abort();
         }
-        match ((*cb).func, calls.inline_vm) {
-            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::vm_check::push_slot(l, vm, (f.value, f.tag)),
+        match ((*cb).func, (*(*cb).st).inline_vm()) {
+            (f, Some(vm)) if f.tag != CallbackFunc::NONE => crate::stack::vm_check::push_slot(l, *vm, (f.value, f.tag)),
             _ if (*cb).func_ref == ffi::LUA_NOREF => ffi::lua_pushcfunction(l, bad_callback),
             _ => {
                 ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*cb).func_ref as ffi::lua_Integer);
@@ -597,7 +547,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nar
     // SAFETY: as documented.
     unsafe {
         let cb = cb as *const Callback;
-        let calls = &mut (*(*cb).st).calls;
+        let calls = &mut (*State::of((*cb).st)).calls;
         if calls.pending_error != ffi::LUA_NOREF {
             ffi::lua_pop(l, nargs + 1);
             push_zero(l, cb);
@@ -629,13 +579,13 @@ pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, s
     unsafe {
         let cb = cb as *const Callback;
         if status != ffi::LUA_OK {
-            (*(*cb).st).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            (*State::of((*cb).st)).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             push_zero(l, cb);
             return;
         }
         if let Err(e) = check_result(l, cb) {
             push_result_error(l, (*cb).st, e);
-            (*(*cb).st).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            (*State::of((*cb).st)).calls.pending_error = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             ffi::lua_pop(l, 1);
             push_zero(l, cb);
         }
@@ -666,13 +616,13 @@ pub unsafe extern "C-unwind" fn luaffi_callback_leave(l: *mut ffi::lua_State) {
 pub unsafe fn raise_pending(l: *mut ffi::lua_State, st: *mut FfiState) {
     // SAFETY: stack operations on a valid state; nothing owned in this frame.
     unsafe {
-        let r = (*st).calls.pending_error;
+        let r = (*State::of(st)).calls.pending_error;
         if r == ffi::LUA_NOREF {
             return;
         }
-        (*st).calls.pending_error = ffi::LUA_NOREF;
+        (*State::of(st)).calls.pending_error = ffi::LUA_NOREF;
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
         ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
-        ffi::lua_error(l);
+        crate::stack::raise(l, Raise::Top);
     }
 }

@@ -49,11 +49,11 @@
 //!
 //! ```compile_fail
 //! fn needs_send<T: Send>() {}
-//! needs_send::<lua_adapter::arena::CodeArena>();
+//! needs_send::<lua_adapter::os::arena::CodeArena>();
 //! ```
 //! ```compile_fail
 //! fn needs_sync<T: Sync>() {}
-//! needs_sync::<lua_adapter::arena::CodeHandle>();
+//! needs_sync::<lua_adapter::os::arena::CodeHandle>();
 //! ```
 //!
 //! Every live `Reservation` and `CodeHandle` keeps the arena's bookkeeping alive, so a handle

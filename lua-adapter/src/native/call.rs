@@ -16,7 +16,7 @@
 //!   takes a function cdata takes these closures too ([`crate::cdata::to_cdata`] sees through
 //!   them).
 //! * **Function cdata** (casts, struct fields, callbacks, `ffi.new` of a function pointer)
-//!   are called through the cdata metatable's `__call` ([`crate::meta`]), which hands over to
+//!   are called through the cdata metatable's `__call` ([`crate::surface::meta`]), which hands over to
 //!   [`call_cdata`]: that runs the stub cached on the cdata's type descriptor as the body of
 //!   the `__call`, so the stub sees `[called cdata, arg1, arg2, ...]`
 //!   (`stub_program(plan, 2)`) and its helpers find everything from index 1.
@@ -33,12 +33,12 @@
 //! * an argument error names the C argument number (`bad argument #1 to 'strlen'` for the
 //!   first argument, at index 2 in a `__call`).
 //!
-//! Once the Lua stack layout is verified ([`crate::vm_check`], at module open), stubs also
+//! Once the Lua stack layout is verified ([`crate::stack::vm_check`], at module open), stubs also
 //! check the argument count, convert number arguments and push number results inline,
 //! keeping the helper calls for every other value (`abi_model::lua::steps::stub_program_inline`).
 //!
 //! The helper table entries of the two modes differ only in `luaffi_func_addr` (bound to
-//! [`crate::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
+//! [`crate::native::helpers`]' metamethod or closure variants) and in `ArgCount`, bound straight to
 //! `lua_gettop`.
 //!
 //! # The stub cache
@@ -55,14 +55,11 @@
 //! ctypes either): the number of stubs is bounded by the number of distinct signatures the
 //! program declares. Callbacks, which a program can create without bound, are freed one by
 //! one into slots that callbacks of the same type reuse, in an arena of their own
-//! ([`crate::callback`]).
+//! ([`crate::native::callback`]).
 
-use std::collections::HashMap;
 use std::os::raw::c_int;
 
-use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{stub_program_inline, Inline, Program, StepKind};
-use abi_model::lua::vm::LuaVm;
+use abi_model::lua::steps::{stub_program_inline, Inline, Program};
 use abi_model::lua::{Backend, BackendError, CallSlots, CodeEnv};
 use abi_model::{
     plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
@@ -70,103 +67,21 @@ use abi_model::{
 use backend_x64_sysv::X64SysvBackend;
 use mlua::ffi;
 
-use crate::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
-use crate::callback::Callbacks;
 use crate::cdata::{self, Cdata, Form};
-use crate::ctype::{shape, CTypeDesc, Shape};
-use crate::state::FfiState;
+use crate::convert::CodeFailure;
+use crate::ctypes::ctype::{shape, string_passes_as, Shape};
+use crate::ctypes::state::{CTypeDesc, FfiState};
+use crate::native::state::{CallMode, State};
+use crate::os::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
+use crate::os::errno::ERRNO_INLINE;
 
-/// The upvalue of a namespace function's closure holding the function's address as a light
-/// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
-/// namespace).
-pub const FUNC_UPVALUE: u32 = 3;
-
-/// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
-pub const CALLBACK_UNIT_PAGES: usize = 16;
+pub use crate::stack::vm_check::FUNC_UPVALUE;
 
 /// A generated `lua_CFunction` (a stub's entry point).
 pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
 /// Extra arguments of a variadic call typed without allocating; longer lists use a `Vec`.
 pub const INLINE_VARARGS: usize = 16;
-
-/// How a stub is entered, which decides where its arguments start and how its helpers find
-/// the called function (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallMode {
-    /// The body of a function cdata's `__call`: the cdata at index 1, arguments from 2.
-    Metamethod,
-    /// A namespace function's C closure: the cdata is upvalue 1, arguments from 1.
-    Closure,
-}
-
-impl CallMode {
-    /// The Lua stack index of the first C argument.
-    pub fn first_arg(self) -> c_int {
-        match self {
-            CallMode::Metamethod => 2,
-            CallMode::Closure => 1,
-        }
-    }
-}
-
-/// The stubs of one variadic function type and mode, by the extra arguments' types.
-type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
-
-/// Per-state machinery for native calls and callbacks.
-pub struct CallState {
-    /// Executable memory for this state's stubs.
-    pub arena: CodeArena,
-    /// Executable memory for callback thunks: units of [`CALLBACK_UNIT_PAGES`] pages, so
-    /// that one mapping holds about a hundred thunks.
-    pub callback_arena: CodeArena,
-    /// Stubs of non-variadic functions by function type and mode.
-    stubs: HashMap<(TypeId, CallMode), CodeHandle>,
-    /// Stubs of variadic functions by function type and mode, then by the extra arguments'
-    /// types.
-    variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
-    /// Callbacks: live ones and freed slots.
-    pub callbacks: Callbacks,
-    /// The Lua thread of the innermost C call in progress (set by every stub call and put
-    /// back when it returns; NULL outside every call): callbacks run on it.
-    pub calling_l: *mut ffi::lua_State,
-    /// The state's main thread: callbacks run there when no C call is in progress.
-    pub main_l: *mut ffi::lua_State,
-    /// Registry reference of the error raised by a callback during the C call in progress
-    /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
-    pub pending_error: c_int,
-    /// The Lua stack layout stubs read and write inline, once checked against the running
-    /// Lua ([`crate::vm_check`]); `None`: every conversion through helpers.
-    pub inline_vm: Option<LuaVm>,
-}
-
-impl CallState {
-    /// Empty: no code, no callbacks.
-    pub fn new() -> CallState {
-        CallState {
-            arena: CodeArena::new(),
-            callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
-            stubs: HashMap::new(),
-            variadic_stubs: HashMap::new(),
-            callbacks: Callbacks::default(),
-            calling_l: std::ptr::null_mut(),
-            main_l: std::ptr::null_mut(),
-            pending_error: ffi::LUA_NOREF,
-            inline_vm: None,
-        }
-    }
-
-    /// Number of stubs built so far (variadic ones included).
-    pub fn stub_count(&self) -> usize {
-        self.stubs.len() + self.variadic_stubs.values().map(HashMap::len).sum::<usize>()
-    }
-}
-
-impl Default for CallState {
-    fn default() -> Self {
-        CallState::new()
-    }
-}
 
 /// The code generator for the host, if there is one. Only x86-64 System V runs natively so
 /// far (the other backends are proven under the emulator; the arena is unix-only).
@@ -223,29 +138,6 @@ impl StubError {
     }
 }
 
-/// The part of a [`StubError`] that is not the signature's fault, as plain data (it owns
-/// nothing, so it may be alive when a Lua error is raised).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CodeFailure {
-    /// The code arena could not provide executable memory.
-    Arena(ArenaError),
-    /// The backend could not lower the program (a bug); the step it names, if any.
-    Backend(Option<StepKind>),
-    /// The backend assembled different lengths at two addresses (a bug).
-    LengthDependsOnAddress,
-}
-
-impl std::fmt::Display for CodeFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CodeFailure::Arena(e) => write!(f, "cannot allocate executable memory: {e}"),
-            CodeFailure::Backend(Some(step)) => write!(f, "backend cannot lower step {step} (bug)"),
-            CodeFailure::Backend(None) => f.write_str("backend cannot generate the code (bug)"),
-            CodeFailure::LengthDependsOnAddress => f.write_str("backend bug: code length depends on its address"),
-        }
-    }
-}
-
 impl std::fmt::Display for StubError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -277,12 +169,6 @@ unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -
     drop(e);
     // SAFETY: as documented; `msg` is moved into `raise`, which drops it before raising.
     unsafe { cdata::raise(l, msg) }
-}
-
-/// The address of every helper, indexed by [`Helper::id`], for a [`CodeEnv`] of a stub of
-/// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
-pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
-    Helper::ALL.iter().map(|h| crate::helpers::helper_address(*h, mode) as u64).collect()
 }
 
 /// Assembles code for the address the arena gives it, then commits it. A position-independent
@@ -345,7 +231,7 @@ pub fn stack_args_too_large(plan: &CallPlan) -> Option<u32> {
 /// Builds the stub of `mode` for calling a function of type `fn_ty` with extra arguments of
 /// types `varargs` (empty unless variadic) into the state's arena.
 pub fn build_stub(
-    st: &mut FfiState,
+    st: &mut State,
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
@@ -358,7 +244,7 @@ pub fn build_stub(
 /// The first phase of [`build_stub`]: the program of the stub and the environment its code is
 /// generated with (then assembled into the arena by [`assemble`]).
 pub fn stub_program_for(
-    st: &mut FfiState,
+    st: &mut State,
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
@@ -372,23 +258,24 @@ pub fn stub_program_for(
     let mut string_args = 0u64;
     for (i, t) in sig.params.iter().chain(varargs).enumerate() {
         let desc = arg_desc(st, *t);
-        if i < 64 && crate::helpers::string_passes_as(&st.types, desc) {
+        // SAFETY: `desc` is the state's, which lives on.
+        if i < 64 && string_passes_as(&st.types, unsafe { (*desc).shape }) {
             string_args |= 1 << i;
         }
         arg_ctypes.push(desc as u64);
     }
-    let inline = st.calls.inline_vm.map(|vm| Inline {
+    let inline = st.inline_vm().copied().map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
-        errno: crate::helpers::ERRNO_INLINE,
+        errno: ERRNO_INLINE,
         string_args,
-        cdata: Some(cdata::header_layout(st)),
+        cdata: Some(cdata::header_layout(&st.ffi)),
         callback: None,
     });
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv {
-        helpers: helper_addresses(mode),
+        helpers: st.calls.helper_addresses(mode),
         arg_ctypes,
         ret_ctype,
         callback_data: 0,
@@ -400,9 +287,9 @@ pub fn stub_program_for(
 /// The fields of `st` a stub with inline errno handling updates and a thunk with an inline
 /// entry reads (`FfiState` lives in a Lua userdata, so their addresses last as long as the
 /// stubs).
-pub(crate) fn call_slots(st: &FfiState) -> CallSlots {
+pub(crate) fn call_slots(st: &State) -> CallSlots {
     CallSlots {
-        saved_errno: &st.errno as *const c_int as u64,
+        saved_errno: st.errno_slot() as u64,
         calling_l: &st.calls.calling_l as *const *mut ffi::lua_State as u64,
         pending_error: &st.calls.pending_error as *const c_int as u64,
         no_pending: ffi::LUA_NOREF,
@@ -481,7 +368,7 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
         let r = if variadic {
             variadic_stub(l, st, fn_ty, CallMode::Metamethod)
         } else {
-            fixed_stub(&mut *st, fn_ty, CallMode::Metamethod)
+            fixed_stub(&mut *State::of(st), fn_ty, CallMode::Metamethod)
         };
         match r {
             Ok(addr) => {
@@ -499,7 +386,7 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
 const CANNOT_CALL: &str = "cannot call this C function: ";
 
 /// The shared stub of `mode` for non-variadic function type `fn_ty`, built on first use.
-fn fixed_stub(st: &mut FfiState, fn_ty: TypeId, mode: CallMode) -> Result<usize, StubError> {
+fn fixed_stub(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<usize, StubError> {
     if let Some(h) = st.calls.stubs.get(&(fn_ty, mode)) {
         return Ok(h.addr());
     }
@@ -535,7 +422,7 @@ unsafe fn variadic_stub(
         for (i, t) in types.iter_mut().enumerate() {
             *t = vararg_type(l, st, first + i as c_int);
         }
-        let st = &mut *st;
+        let st = &mut *State::of(st);
         if let Some(h) = st.calls.variadic_stubs.get(&(fn_ty, mode)).and_then(|m| m.get(&*types)) {
             return Ok(h.addr());
         }
@@ -569,7 +456,7 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
             entry = if variadic {
                 variadic_closure_call as StubFn as usize
             } else {
-                fixed_stub(&mut *st, fn_ty, CallMode::Closure).unwrap_or(0)
+                fixed_stub(&mut *State::of(st), fn_ty, CallMode::Closure).unwrap_or(0)
             };
             (*desc).closure_entry.set(entry);
         }
@@ -620,12 +507,12 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
         let int = QualType::plain(types.int(IntKind::Int));
         match ffi::lua_type(l, idx) {
             ffi::LUA_TNUMBER => double,
-            ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr),
+            ffi::LUA_TSTRING => QualType::plain((*st).const_char_ptr()),
             ffi::LUA_TBOOLEAN => int,
             ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
                 if c.is_null() || (*c).form == Form::CType {
-                    return QualType::plain((*st).void_ptr);
+                    return QualType::plain((*st).void_ptr());
                 }
                 let ty = cdata::type_of(c);
                 match shape(types, ty.id) {
@@ -637,7 +524,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
                     _ => QualType::plain(ty.id),
                 }
             }
-            _ => QualType::plain((*st).void_ptr),
+            _ => QualType::plain((*st).void_ptr()),
         }
     }
 }
@@ -664,12 +551,13 @@ pub fn refuse_code_memory(lua: &mlua::Lua, refuse: bool) -> bool {
 unsafe extern "C-unwind" fn set_code_refusal(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state; nothing here raises.
     unsafe {
-        let st = crate::state::from_registry(l);
+        let st = crate::ctypes::state::from_registry(l);
         if !st.is_null() {
             let refusal =
                 (ffi::lua_toboolean(l, 1) != 0).then_some(ArenaError::Os { call: "mprotect", errno: libc::ENOMEM });
-            (*st).calls.arena.refuse_commits(refusal);
-            (*st).calls.callback_arena.refuse_commits(refusal);
+            let calls = &(*State::of(st)).calls;
+            calls.arena.refuse_commits(refusal);
+            calls.callback_arena.refuse_commits(refusal);
         }
         ffi::lua_pushboolean(l, c_int::from(!st.is_null()));
         1
@@ -698,11 +586,11 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction on a valid state.
     unsafe {
-        let st = crate::state::from_registry(l);
+        let st = crate::ctypes::state::from_registry(l);
         if st.is_null() {
             return 0;
         }
-        let calls = &(*st).calls;
+        let calls = &(*State::of(st)).calls;
         let (a, b) = (calls.arena.stats(), calls.callback_arena.stats());
         let s = ArenaStats {
             pages_mapped: a.pages_mapped + b.pages_mapped,

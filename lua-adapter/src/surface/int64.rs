@@ -14,8 +14,9 @@ use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert::{compatible_ptr, f64_to_i64, f64_to_int_bits, flags, read_int, write_int};
-use crate::ctype::{shape, Shape};
-use crate::state::FfiState;
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::FfiState;
+use crate::stack::LuaStack;
 
 /// An arithmetic or comparison metamethod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +91,7 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
     // SAFETY: stack reads on a valid state.
     unsafe {
         let types = &(*st).types;
-        match ffi::lua_type(l, idx) {
+        match LuaStack::new(l).type_of(idx) {
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
                 if c.is_null() || (*c).form == Form::CType {
@@ -107,8 +108,8 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 Some(Operand { ty, shape: sh, p, num: NumVal::None })
             }
             ffi::LUA_TNUMBER => {
-                if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
-                    let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
+                if HAS_INTEGERS && LuaStack::new(l).is_integer(idx) {
+                    let v = LuaStack::new(l).to_integer(idx);
                     let id = types.int_of_size(8, true)?;
                     Some(Operand {
                         ty: QualType::plain(id),
@@ -117,7 +118,7 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                         num: NumVal::Int(v),
                     })
                 } else {
-                    let n = ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
+                    let n = LuaStack::new(l).to_number(idx);
                     Some(Operand {
                         ty: QualType::plain(types.float(abi_model::FloatKind::Double)),
                         shape: Shape::Float { size: 8 },
@@ -127,7 +128,7 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 }
             }
             ffi::LUA_TNIL => Some(Operand {
-                ty: QualType::plain((*st).void_ptr),
+                ty: QualType::plain((*st).void_ptr()),
                 shape: Shape::Pointer(QualType::plain(types.void())),
                 p: std::ptr::null(),
                 num: NumVal::None,
@@ -232,15 +233,15 @@ unsafe fn int64_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &O
         };
         let r = match op {
             Op::Eq => {
-                ffi::lua_pushboolean(l, (u0 == u1) as c_int);
+                LuaStack::new(l).push_bool(u0 == u1);
                 return true;
             }
             Op::Lt => {
-                ffi::lua_pushboolean(l, cmp(|x, y| x < y, |x, y| x < y) as c_int);
+                LuaStack::new(l).push_bool(cmp(|x, y| x < y, |x, y| x < y));
                 return true;
             }
             Op::Le => {
-                ffi::lua_pushboolean(l, cmp(|x, y| x <= y, |x, y| x <= y) as c_int);
+                LuaStack::new(l).push_bool(cmp(|x, y| x <= y, |x, y| x <= y));
                 return true;
             }
             Op::Add => u0.wrapping_add(u1),
@@ -270,7 +271,7 @@ unsafe fn ptr_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &Ope
                 let (p0, p1) = (a.p as usize, b.p as usize);
                 if op == Op::Eq {
                     // Pointer equality: incompatible pointers are fine.
-                    ffi::lua_pushboolean(l, (p0 == p1) as c_int);
+                    LuaStack::new(l).push_bool(p0 == p1);
                     return true;
                 }
                 if !compatible_ptr(types, a.ty, b.ty, flags::IGNORE_QUALS) {
@@ -285,8 +286,8 @@ unsafe fn ptr_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &Ope
                         let diff = (p0 as isize).wrapping_sub(p1 as isize) / sz as isize;
                         push_number_like(l, diff as i64);
                     }
-                    Op::Lt => ffi::lua_pushboolean(l, (p0 < p1) as c_int),
-                    _ => ffi::lua_pushboolean(l, (p0 <= p1) as c_int),
+                    Op::Lt => LuaStack::new(l).push_bool(p0 < p1),
+                    _ => LuaStack::new(l).push_bool(p0 <= p1),
                 }
                 return true;
             }
@@ -331,9 +332,9 @@ unsafe fn push_number_like(l: *mut ffi::lua_State, v: i64) {
     // SAFETY: a push on a valid state.
     unsafe {
         if HAS_INTEGERS {
-            ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+            LuaStack::new(l).push_integer(v as ffi::lua_Integer);
         } else {
-            ffi::lua_pushnumber(l, v as f64);
+            LuaStack::new(l).push_number(v as f64);
         }
     }
 }

@@ -31,9 +31,11 @@ pub const fn compiled_layout() -> LuaVm {
     }
 }
 
-/// The upvalue index the probe closure holds its mark in (as namespace closures hold the
-/// function address in [`crate::call::FUNC_UPVALUE`]).
-const MARK_UPVALUE: u32 = crate::call::FUNC_UPVALUE;
+/// The upvalue of a namespace function's closure holding the function's address as a light
+/// userdata, which closure-mode stubs read inline (upvalue 1 is the function cdata, 2 the
+/// namespace); the probe closure holds its mark there, so the check reads what stubs read.
+pub const FUNC_UPVALUE: u32 = 3;
+const MARK_UPVALUE: u32 = FUNC_UPVALUE;
 const MARK: usize = 0x5A5A_1234_5678;
 
 /// The value word and tag of the Lua value at index `idx` (> 0, absolute) of the running C
@@ -294,7 +296,7 @@ unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bo
     // SAFETY: as `matches`; the userdata is on the stack while it is read.
     unsafe {
         let ud = vm.userdata;
-        let block = crate::cdata::new_userdata(l, 48, 0) as usize;
+        let block = crate::stack::new_userdata(l, 48, 0) as usize;
         let u: usize = read(top0);
         let ok = tag(&vm, top0) == ud.tag
             && plausible(u)
@@ -403,8 +405,8 @@ mod tests {
         // SAFETY: a lua_CFunction called with (7, a userdata made by mlua); pushes two more.
         unsafe {
             let vm = compiled_layout();
-            crate::cdata::new_userdata(l, 40, 0);
-            crate::cdata::new_userdata(l, 16, 0);
+            crate::stack::new_userdata(l, 40, 0);
+            crate::stack::new_userdata(l, 16, 0);
             let api = |idx: c_int| (ffi::lua_touserdata(l, idx) as usize, ffi::lua_rawlen(l, idx));
             let mut ok = true;
             // Arguments, the pushed ones, the same from the top, past the top, a pseudo-index.

@@ -2,7 +2,7 @@
 //! `abi_model::lua::helpers::Helper`), as `extern "C-unwind"` functions with exactly the C
 //! signatures of `Helper::c_decl`.
 //!
-//! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctype::CTypeDesc`]): the type's
+//! The `ctype` parameter is a `*const CTypeDesc` ([`crate::ctypes::state::CTypeDesc`]): the type's
 //! descriptor, owned by the Lua state's FFI state (boxed, never moved or freed while the Lua
 //! state lives), obtained with `FfiState::desc` when a stub is built and embedded in it as
 //! a constant.
@@ -18,57 +18,15 @@ use abi_model::lua::helpers::Helper;
 use abi_model::{CType, FloatKind, IntKind, QualType, TypeId};
 use mlua::ffi;
 
-use crate::call::CallMode;
 use crate::cdata::{self, HAS_INTEGERS};
 use crate::convert::{self, f64_to_int_bits};
-use crate::ctype::CTypeDesc;
-use crate::state::{self, FfiState};
-
-/// The C library's function returning the address of the calling thread's `errno`, where it
-/// has one: what `set_os_errno`/`os_errno` use, and what stubs with inline errno handling call
-/// (`Helper::ErrnoLocation`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__errno_location);
-#[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::__error);
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd"
-)))]
-const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = None;
-
-/// Whether stubs may restore and save `errno` inline (the C library has an
-/// [`ERRNO_LOCATION`]).
-pub const ERRNO_INLINE: bool = ERRNO_LOCATION.is_some();
-
-/// `int *luaffi_errno_location(void)` bound where the C library has none (never called:
-/// stubs keep errno in helpers there, [`ERRNO_INLINE`]).
-unsafe extern "C" fn no_errno_location() -> *mut c_int {
-    std::ptr::null_mut()
-}
-
-/// Sets the calling thread's `errno`.
-pub fn set_os_errno(n: i32) {
-    if let Some(location) = ERRNO_LOCATION {
-        // SAFETY: the C library's function returns the thread's errno slot.
-        unsafe { *location() = n }
-    }
-}
-
-/// The calling thread's `errno`.
-pub fn os_errno() -> i32 {
-    match ERRNO_LOCATION {
-        // SAFETY: the C library's function returns the thread's errno slot.
-        Some(location) => unsafe { *location() },
-        None => std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-    }
-}
+use crate::ctypes::ctype::string_passes_as;
+use crate::ctypes::state::{self, CTypeDesc, FfiState};
+use crate::native::state::{CallMode, State};
+use crate::os::errno::{no_errno_location, os_errno, set_os_errno, ERRNO_LOCATION};
 
 /// Raises a conversion error for the Lua value at `idx`. In a stub call through `__call` the
-/// called cdata is at index 1 (see [`crate::call`]), so the C argument number is `idx - 1`;
+/// called cdata is at index 1 (see [`crate::native::call`]), so the C argument number is `idx - 1`;
 /// in a namespace function's closure it is `idx`; a callback's result (a negative index)
 /// raises a plain error.
 unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
@@ -102,13 +60,13 @@ unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(
             let running = cdata::to_cdata(l, st, -1);
             ffi::lua_pop(l, 1);
             if !running.is_null() {
-                return crate::call::callable_type(types, cdata::type_of(running).id).map(|f| (f, 1));
+                return crate::native::call::callable_type(types, cdata::type_of(running).id).map(|f| (f, 1));
             }
         }
-        if !crate::call::is_callable_cdata(l, st, 1) {
+        if !crate::native::call::is_callable_cdata(l, st, 1) {
             return None;
         }
-        crate::call::callable_type(types, cdata::type_of(cdata::to_cdata(l, st, 1)).id).map(|f| (f, 2))
+        crate::native::call::callable_type(types, cdata::type_of(cdata::to_cdata(l, st, 1)).id).map(|f| (f, 2))
     }
 }
 
@@ -316,7 +274,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
         // passes its value.
         match ffi::lua_type(l, idx) {
             ffi::LUA_TNIL => return std::ptr::null_mut(),
-            ffi::LUA_TSTRING if string_passes_as(&(*st).types, desc) => {
+            ffi::LUA_TSTRING if string_passes_as(&(*st).types, (*desc).shape) => {
                 return ffi::lua_tolstring(l, idx, std::ptr::null_mut()) as *mut c_void;
             }
             ffi::LUA_TUSERDATA => {
@@ -332,20 +290,6 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
             raise_arg_conv(l, st, idx, e);
         }
         p
-    }
-}
-
-/// Whether a Lua string converts to the pointer type `desc` as its bytes: the target is
-/// `const` and a 1-byte integer or `void` (what LuaJIT's `const char []` source allows).
-pub(crate) fn string_passes_as(types: &abi_model::TypeTable, desc: *const CTypeDesc) -> bool {
-    // SAFETY: descriptors live as long as their state.
-    let d = unsafe { &*desc };
-    match d.shape {
-        crate::ctype::Shape::Pointer(to) if to.quals.is_const => {
-            matches!(types.get(to.id), abi_model::CType::Void)
-                || matches!(crate::ctype::shape(types, to.id), crate::ctype::Shape::Int { size: 1, .. })
-        }
-        _ => false,
     }
 }
 
@@ -383,7 +327,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
 }
 
 /// The conversion of the pointer and record helpers: a stub's argument (index > 0) through
-/// [`crate::callback::arg_to_c`], which ties the callbacks it makes to the call; a thunk's
+/// [`crate::native::callback::arg_to_c`], which ties the callbacks it makes to the call; a thunk's
 /// result (index -1) as any other value.
 ///
 /// # Safety
@@ -398,7 +342,7 @@ unsafe fn arg_to_c(
     // SAFETY: as documented.
     unsafe {
         if idx > 0 {
-            crate::callback::arg_to_c(l, st, idx, ty, dst)
+            crate::native::callback::arg_to_c(l, st, idx, ty, dst)
         } else {
             convert::lua_to_c(l, st, ffi::lua_absindex(l, idx), ty, dst, 0)
         }
@@ -548,7 +492,7 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
     unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
 }
 
-/// The cdata being called in a stub of `mode` (see [`crate::call`]): index 1 in a
+/// The cdata being called in a stub of `mode` (see [`crate::native::call`]): index 1 in a
 /// `__call`, upvalue 1 in a namespace function's closure. Neither is checked: a stub of that
 /// mode is only ever entered that way.
 #[inline(always)]
@@ -603,8 +547,8 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
-        let prev = std::mem::replace(&mut (*st).calls.calling_l, l);
-        set_os_errno((*st).errno);
+        let prev = std::mem::replace(&mut (*State::of(st)).calls.calling_l, l);
+        set_os_errno((*st).errno());
         prev
     }
 }
@@ -625,9 +569,9 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
     // SAFETY: as documented.
     unsafe {
         let st = state_of_call(ret_ctype);
-        (*st).errno = errno;
-        (*st).calls.calling_l = prev;
-        crate::callback::raise_pending(l, st);
+        (*st).set_errno(errno);
+        (*State::of(st)).calls.calling_l = prev;
+        crate::native::callback::raise_pending(l, st);
     }
 }
 
@@ -643,8 +587,14 @@ pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State)
 /// The address of the function implementing helper `h` in a stub of `mode`, for binding a
 /// stub's or thunk's helper calls. Every helper has one. `ArgCount` is `lua_gettop` itself
 /// (the same semantics, one call less).
+/// The address of every helper, indexed by [`Helper::id`], for a `CodeEnv` of a stub of
+/// `mode` (what [`State::new`] keeps for the stubs and thunks it builds).
+pub fn helper_addresses(mode: CallMode) -> Vec<u64> {
+    Helper::ALL.iter().map(|h| helper_address(*h, mode) as u64).collect()
+}
+
 pub fn helper_address(h: Helper, mode: CallMode) -> usize {
-    use crate::callback::{
+    use crate::native::callback::{
         lua_pcall_address, luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result,
     };
     if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
@@ -695,7 +645,7 @@ mod tests {
 
     fn lua_with_ffi() -> Lua {
         let lua = Lua::new();
-        let module = crate::module::open(&lua).unwrap();
+        let module = crate::surface::module::open(&lua).unwrap();
         lua.globals().set("ffi", module).unwrap();
         lua
     }

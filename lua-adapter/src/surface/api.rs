@@ -6,14 +6,16 @@
 use std::os::raw::{c_char, c_int};
 
 use abi_model::cdef::{self, CParam};
-use abi_model::{ArrayLen, CType, QualType, TypeId, TypeTable};
+use abi_model::{CType, QualType, TypeId, TypeTable};
 use mlua::{ffi, Lua, Table};
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::convert::{self, flags};
-use crate::ctype::{shape, Shape};
-use crate::meta;
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::{self, FfiState};
+use crate::stack::{LuaStack, OrRaise};
+use crate::surface::meta;
+use crate::surface::object::{check_count, new_object, set_finalizer, variable_length, vl_size};
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -47,8 +49,8 @@ pub fn register_ctypes(lua: &Lua, module: &Table) -> mlua::Result<()> {
 unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with the module table at 1.
     unsafe {
-        ffi::luaL_checkstack(l, 16, std::ptr::null());
-        let (st, created) = state::get_or_create(l);
+        LuaStack::new(l).check_stack(16).or_raise(l);
+        let (st, created) = crate::native::get_or_create(l);
         if created {
             meta::create_metatables(l, st);
         }
@@ -199,7 +201,7 @@ unsafe fn cached_type(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<QualT
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).parsed.get(std::slice::from_raw_parts(p, len)).copied()
+        (*st).parsed(std::slice::from_raw_parts(p, len))
     }
 }
 
@@ -264,33 +266,6 @@ unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i
     }
 }
 
-/// Argument `narg` as a count or length (an element count, a byte length): converted as
-/// [`check_int`] converts it (a fraction truncated, LuaJIT's messages for what does not
-/// convert), but through 64 bits, so that a value `int32_t` cannot hold is `None` instead of
-/// wrapping: NaN, infinities, negative numbers, 2^31 and more, and an `int64_t` of 2^32 + 3
-/// (LuaJIT truncates that one to 3).
-unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
-    // SAFETY: stack reads on a valid state.
-    unsafe {
-        if narg > ffi::lua_gettop(l) {
-            cdata::raise_arg(l, narg, "value expected".into());
-        }
-        let mut v = 0i64;
-        let types = &(*st).types;
-        let i64_ty = QualType::plain(types.int(abi_model::IntKind::LongLong));
-        if let Err(e) = convert::lua_to_c(l, st, narg, i64_ty, &mut v as *mut i64 as *mut u8, 0) {
-            // Named as the int32_t LuaJIT converts to.
-            let int = QualType::plain(types.int(abi_model::IntKind::Int));
-            let e = match e {
-                convert::ConvError::Bad { from, .. } => convert::ConvError::Bad { from, to: int },
-                other => other,
-            };
-            convert::raise_conv_arg(l, st, narg, e);
-        }
-        u32::try_from(v).ok().filter(|&n| n <= i32::MAX as u32)
-    }
-}
-
 /// The longest string `ffi.string` makes: LuaJIT's `LJ_MAX_STR`, above which it raises
 /// "string length overflow".
 const MAX_STRING: u32 = 0x7fff_ff00;
@@ -310,93 +285,11 @@ unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_
     }
 }
 
-/// Whether `ty` is variable-length: a `T[?]` array, or a record whose last member is one.
-pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
-    match types.get(ty) {
-        CType::Array { elem, len: ArrayLen::Variable } => Some((0, types.size_of(elem.id).ok()?)),
-        CType::Record(_) => {
-            let body = types.record_body(ty)?;
-            let last = body.fields.last()?;
-            match types.get(last.ty.id) {
-                CType::Array { elem, len: ArrayLen::Variable } => {
-                    Some((body.layout.size, types.size_of(elem.id).ok()?))
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements (a [`check_count`]), if
-/// below 2^31.
-fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
-    let total = fixed.checked_add(esize.checked_mul(u64::from(n?))?)?;
-    (total < 0x8000_0000).then_some(total)
-}
-
-/// Creates a new object of type `ty` initialised from the arguments from `first` on (with a
-/// leading element count for variable-length types), as `ffi.new` and calling a ctype do;
-/// pushes it and returns 1.
-///
-/// # Safety
-/// Called from a lua_CFunction of this module.
-pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        let top = ffi::lua_gettop(l);
-        let mut init_from = first;
-        let vl = variable_length(&(*st).types, ty.id);
-        let size = match vl {
-            Some((fixed, esize)) => {
-                let n = check_count(l, st, first);
-                init_from += 1;
-                vl_size(fixed, esize, n)
-            }
-            None => (*st).desc(ty).as_ref().and_then(|d| d.size),
-        };
-        let Some(size) = size else {
-            cdata::raise_arg(l, 1, "size of C type is unknown or too large".into());
-        };
-        let desc = (*st).desc(ty);
-        let c = cdata::push_value(l, st, desc, size as usize);
-        let count = (top - init_from + 1).max(0);
-        if let Err(e) = convert::init(l, st, ty, (*c).ptr, size, init_from, count) {
-            convert::raise_conv(l, st, e);
-        }
-        if shape(&(*st).types, ty.id) == Shape::Record && meta::push_metamethod(l, st, ty, c"__gc") {
-            set_finalizer(l, st, -2, -1);
-            ffi::lua_pop(l, 1);
-        }
-        1
-    }
-}
-
-/// Sets `finalizers[cdata at cd_idx] = value at fn_idx` (nil removes it) and gives the cdata
-/// the metatable with `__gc`.
-unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        let cd = ffi::lua_absindex(l, cd_idx);
-        let f = ffi::lua_absindex(l, fn_idx);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).finalizers_ref as ffi::lua_Integer);
-        ffi::lua_pushvalue(l, cd);
-        ffi::lua_pushvalue(l, f);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_pop(l, 1);
-        if ffi::lua_isnil(l, f) == 0 {
-            ffi::lua_pushvalue(l, cd);
-            cdata::set_meta(l, st, true);
-            ffi::lua_pop(l, 1);
-        }
-    }
-}
-
 unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction of this module (state upvalue).
     unsafe {
         let st = state::from_upvalue(l);
-        ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        LuaStack::new(l).check_bytes(1).or_raise(l);
         // The parameters and the text are dropped at the end of this block, before a raise.
         let r = {
             let (ps, bad) = params(l, st, 2);
@@ -405,7 +298,7 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
             cdef::cdef(&mut s.types, &mut s.scope, &src, &ps).map_err(|e| DeclError::from_cdef(e, bad))
         };
         (*st).refresh_incomplete();
-        (*st).parsed.clear();
+        (*st).forget_parsed();
         if let Err(e) = r {
             e.raise(l);
         }
@@ -535,7 +428,7 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        let align = match crate::ctype::align_of(&(*st).types, ty.id) {
+        let align = match crate::ctypes::ctype::align_of(&(*st).types, ty.id) {
             Ok(align) => align,
             Err(e) => {
                 // Nothing owning memory may stay in this frame when raise longjmps.
@@ -554,7 +447,7 @@ unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        LuaStack::new(l).check_bytes(2).or_raise(l);
         let name = lua_str(l, 2).into_owned();
         let types = &(*st).types;
         if !matches!(types.get(ty.id), CType::Record(r) if r.body.is_some()) {
@@ -593,7 +486,7 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
         }
         if ffi::lua_gettop(l) >= 2 && (ffi::lua_isnil(l, 2) == 0) {
             let len = check_count(l, st, 2);
-            let p = check_ptr(l, st, 1, (*st).const_void_ptr);
+            let p = check_ptr(l, st, 1, (*st).const_void_ptr());
             let Some(len) = len.filter(|&n| n <= MAX_STRING) else {
                 cdata::raise(l, "string length overflow".into());
             };
@@ -602,7 +495,7 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
             }
             ffi::lua_pushlstring(l, p as *const c_char, len as usize);
         } else {
-            let p = check_ptr(l, st, 1, (*st).const_char_ptr);
+            let p = check_ptr(l, st, 1, (*st).const_char_ptr());
             if p.is_null() {
                 cdata::raise_arg(l, 1, "NULL pointer".into());
             }
@@ -616,8 +509,8 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_string.
     unsafe {
         let st = state::from_upvalue(l);
-        let dst = check_ptr(l, st, 1, (*st).void_ptr);
-        let src = check_ptr(l, st, 2, (*st).const_void_ptr);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr());
+        let src = check_ptr(l, st, 2, (*st).const_void_ptr());
         let len = if ffi::lua_type(l, 2) == ffi::LUA_TSTRING && ffi::lua_gettop(l) < 3 {
             ffi::lua_rawlen(l, 2) + 1
         } else {
@@ -638,7 +531,7 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_string.
     unsafe {
         let st = state::from_upvalue(l);
-        let dst = check_ptr(l, st, 1, (*st).void_ptr);
+        let dst = check_ptr(l, st, 1, (*st).void_ptr());
         let Some(len) = check_count(l, st, 2) else {
             cdata::raise_arg(l, 2, "length out of range".into());
         };
@@ -659,11 +552,11 @@ unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as ffi_cdef.
     unsafe {
         let st = state::from_upvalue(l);
-        let old = (*st).errno;
+        let old = (*st).errno();
         if ffi::lua_gettop(l) >= 1 {
             let n = check_int(l, st, 1);
-            (*st).errno = n;
-            crate::helpers::set_os_errno(n);
+            (*st).set_errno(n);
+            crate::os::errno::set_os_errno(n);
         }
         push_count(l, old as i64);
         1
@@ -675,17 +568,17 @@ unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
-        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        LuaStack::new(l).check_type(2, ffi::LUA_TTABLE).or_raise(l);
         let sh = shape(&(*st).types, ty.id);
         if !matches!(sh, Shape::Record | Shape::Complex { .. }) || ty.quals != abi_model::Quals::NONE {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
-        if (*st).metatypes.contains_key(&ty.id) {
+        if (*st).metatype(ty.id).is_some() {
             cdata::raise(l, "cannot change a protected metatable".into());
         }
         ffi::lua_pushvalue(l, 2);
         let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        (*st).metatypes.insert(ty.id, r);
+        (*st).set_metatype(ty.id, r);
         let desc = (*st).desc(ty);
         cdata::push_ctype(l, st, desc);
         1

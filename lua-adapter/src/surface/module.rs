@@ -15,12 +15,14 @@ use std::os::raw::c_int;
 
 use mlua::{ffi, Lua, Table};
 
+use crate::stack::{LuaStack, OrRaise};
+
 /// Builds the `ffi` module table.
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let module = lua.create_table()?;
     register_platform(lua, &module)?;
-    crate::api::register_ctypes(lua, &module)?;
-    crate::clib::register(lua, &module)?;
+    crate::surface::api::register_ctypes(lua, &module)?;
+    crate::surface::clib::register(lua, &module)?;
     Ok(module)
 }
 
@@ -119,15 +121,14 @@ pub fn abi(param: &[u8]) -> bool {
 /// Called by Lua only, with a valid `state`. It may raise a Lua error (longjmp), which is why
 /// no value owning memory lives in this frame.
 unsafe extern "C-unwind" fn ffi_abi(state: *mut ffi::lua_State) -> c_int {
-    let mut len = 0usize;
     // SAFETY: `state` is the calling Lua state; raises a Lua error if arg 1 isn't a string or
     // a number, with nothing to drop in this frame.
-    let s = unsafe { ffi::luaL_checklstring(state, 1, &mut len) };
+    let (s, len) = unsafe { LuaStack::new(state).check_bytes(1).or_raise(state) };
     // SAFETY: Lua guarantees `len` bytes at `s`, alive while the string is at stack index 1.
-    let param = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
+    let param = unsafe { std::slice::from_raw_parts(s, len) };
     let answer = abi(param);
     // SAFETY: a C function may push one value; the stack has room for LUA_MINSTACK slots.
-    unsafe { ffi::lua_pushboolean(state, c_int::from(answer)) };
+    unsafe { LuaStack::new(state).push_bool(answer) };
     1
 }
 

@@ -10,9 +10,10 @@ use mlua::ffi;
 
 use crate::cdata::{self, format_ptr, Cdata, Form};
 use crate::convert::{self, read_float, read_int, ConvError};
-use crate::ctype::{repr, shape, Shape};
-use crate::int64::{self, Op};
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{repr, shape, Shape};
+use crate::ctypes::state::{self, FfiState, RegistryRefs};
+use crate::surface::int64::{self, Op};
+use crate::surface::object::push_metamethod;
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
@@ -50,12 +51,12 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"k");
         ffi::lua_pushvalue(l, -1);
-        (*st).finalizers_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let finalizers_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let finalizers = ffi::lua_gettop(l);
         // ctype objects by descriptor: weak values.
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"v");
-        (*st).ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         // One closure per metamethod, shared by both metatables: Lua 5.1 and 5.2 call
         // `__eq` (5.1 also `__lt`/`__le`) only when both operands have the very same
         // metamethod, so a cdata with a finalizer must compare with one without.
@@ -66,6 +67,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             ffi::lua_setfield(l, -2, name.as_ptr());
         }
         let methods = ffi::lua_gettop(l);
+        let mut metatable_refs = [ffi::LUA_NOREF; 2];
         for with_gc in [false, true] {
             ffi::lua_createtable(l, 0, METHODS.len() as c_int + 3);
             for (name, _) in METHODS {
@@ -89,13 +91,14 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             // getmetatable(cdata) answers "ffi", as in LuaJIT.
             ffi::lua_pushstring(l, c"ffi".as_ptr());
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
-            let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-            if with_gc {
-                (*st).gc_meta_ref = r;
-            } else {
-                (*st).meta_ref = r;
-            }
+            metatable_refs[with_gc as usize] = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         }
+        (*st).set_refs(RegistryRefs {
+            metatable: metatable_refs[0],
+            gc_metatable: metatable_refs[1],
+            finalizers: finalizers_ref,
+            ctype_cache: ctype_cache_ref,
+        });
         ffi::lua_pop(l, 2); // the shared methods and the finalizer table
     }
 }
@@ -121,32 +124,6 @@ unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
             cdata::raise_arg(l, 1, format!("cdata expected, got {}", cdata::lua_typename_at(l, 1)));
         }
         c
-    }
-}
-
-/// Pushes field `event` of the metatype of `ty` (of its target, for a pointer) if it has
-/// one; returns whether it did.
-///
-/// # Safety
-/// `l` valid with 2 free slots.
-pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, event: &std::ffi::CStr) -> bool {
-    // SAFETY: stack operations on a valid state.
-    unsafe {
-        let id = match shape(&(*st).types, ty.id) {
-            Shape::Pointer(to) => to.id,
-            _ => ty.id,
-        };
-        let Some(&r) = (*st).metatypes.get(&id) else { return false };
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
-        // Raw, as LuaJIT's lj_ctype_meta: looking up a metamethod runs no Lua code.
-        ffi::lua_pushstring(l, event.as_ptr());
-        ffi::lua_rawget(l, -2);
-        ffi::lua_remove(l, -2);
-        if ffi::lua_isnil(l, -1) != 0 {
-            ffi::lua_pop(l, 1);
-            return false;
-        }
-        true
     }
 }
 
@@ -349,7 +326,7 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
             }
             Place::Missing { ty } => {
                 // `cb:free()` / `cb:set(f)` on function pointers (callbacks).
-                if crate::callback::index_method(l, st) == 1 {
+                if crate::native::callback::index_method(l, st) == 1 {
                     return 1;
                 }
                 index_meta(l, st, ty, false)
@@ -514,10 +491,10 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
             // The hot path: the type's stub is cached on its descriptor once it ran.
             let stub = (*(*c).desc).call_stub.get();
             if stub != 0 {
-                return crate::call::call_stub(l, c, stub);
+                return crate::native::call::call_stub(l, c, stub);
             }
-            if let Some(fn_ty) = crate::call::callable_type(&(*st).types, ty.id) {
-                return crate::call::call_cdata(l, st, c, fn_ty);
+            if let Some(fn_ty) = crate::native::call::callable_type(&(*st).types, ty.id) {
+                return crate::native::call::call_cdata(l, st, c, fn_ty);
             }
         }
         if (*c).form == Form::CType {
@@ -526,7 +503,7 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
                 return ffi::lua_gettop(l);
             }
-            return crate::api::new_object(l, st, ty, 2);
+            return crate::surface::object::new_object(l, st, ty, 2);
         }
         if push_metamethod(l, st, ty, c"__call") {
             ffi::lua_insert(l, 1);

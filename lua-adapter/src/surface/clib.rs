@@ -5,7 +5,7 @@
 //! declared by `ffi.cdef` resolves the symbol with `dlsym`:
 //!
 //! * a function gives a Lua C closure that calls it through the shared stub of its
-//!   signature, over a function cdata holding its address (see [`crate::call`], "The call
+//!   signature, over a function cdata holding its address (see [`crate::native::call`], "The call
 //!   paths"), cached in the namespace so `ffi.C.f == ffi.C.f`; it keeps the namespace (and
 //!   so its library) alive;
 //! * an `extern` variable is read (converted as a member would be) or written on each
@@ -26,7 +26,7 @@
 //! `ffi.C`).
 
 use std::ffi::{CStr, CString};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::Symbol;
 use abi_model::{QualType, TypeId};
@@ -34,8 +34,10 @@ use mlua::{ffi, Lua, Table};
 
 use crate::cdata;
 use crate::convert::{self, ConvError};
-use crate::ctype::{shape, Shape};
-use crate::state::{self, FfiState};
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::{self, FfiState};
+use crate::native::state::State;
+use crate::stack::{LuaStack, OrRaise};
 
 /// A namespace's userdata.
 #[repr(C)]
@@ -65,15 +67,15 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
 unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called with the module table at 1, after the C type system's registration.
     unsafe {
-        ffi::luaL_checkstack(l, 8, std::ptr::null());
-        let (st, _) = state::get_or_create(l);
-        (*st).calls.main_l = main_thread(l);
-        if (*st).calls.inline_vm.is_none() {
-            (*st).calls.inline_vm = crate::vm_check::verified(l);
-            if (*st).calls.inline_vm.is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
+        LuaStack::new(l).check_stack(8).or_raise(l);
+        let (st, _) = crate::native::get_or_create(l);
+        (*State::of(st)).calls.main_l = main_thread(l);
+        if (*st).inline_vm().is_none() {
+            (*st).set_inline_vm(crate::stack::vm_check::verified(l));
+            if (*st).inline_vm().is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
                 let msg = format!(
                     "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
-                    crate::vm_check::compiled_layout()
+                    crate::stack::vm_check::compiled_layout()
                 );
                 crate::cdata::raise(l, msg);
             }
@@ -160,8 +162,7 @@ unsafe fn clib_and_key<'a>(l: *mut ffi::lua_State) -> (*mut Clib, &'a str) {
     // SAFETY: the metamethods run with the namespace at 1.
     unsafe {
         let c = ffi::lua_touserdata(l, 1) as *mut Clib;
-        let mut len = 0usize;
-        let k = ffi::luaL_checklstring(l, 2, &mut len) as *const u8;
+        let (k, len) = LuaStack::new(l).check_bytes(2).or_raise(l);
         (c, std::str::from_utf8(std::slice::from_raw_parts(k, len)).unwrap_or(""))
     }
 }
@@ -280,11 +281,11 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
             Declared::Function(fn_ty) => {
                 let addr = resolve_or_raise(l, c, sym);
                 // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
-                // the closure calling it (crate::call::push_function) to 5.
+                // the closure calling it (crate::native::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
                 let fc = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
                 ((*fc).ptr as *mut usize).write_unaligned(addr as usize);
-                crate::call::push_function(l, st, 4, 1);
+                crate::native::call::push_function(l, st, 4, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_pushvalue(l, -2);
                 ffi::lua_rawset(l, 3);
@@ -343,7 +344,7 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// `__gc` of a namespace: a library `ffi.load` opened is closed only when the state is freed
-/// ([`crate::state`]): when Lua closes, finalizers older than this one still run and may call
+/// ([`crate::ctypes::state`]): when Lua closes, finalizers older than this one still run and may call
 /// the library's functions.
 unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: __gc of a namespace: index 1 is it; runs once. The state outlives its
@@ -355,7 +356,7 @@ unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
             return 0;
         }
         if (*c).owned {
-            let loaded = &mut (*st).loaded;
+            let loaded = &mut (*State::of(st)).loaded;
             if loaded.contains(&(*c).handle) {
                 // dlopen counts references: the one kept closes the library.
                 libc::dlclose((*c).handle);
@@ -423,8 +424,7 @@ pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, ClibError> 
 unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a lua_CFunction; the error message is raised with nothing else owned.
     unsafe {
-        let mut len = 0usize;
-        let p = ffi::luaL_checklstring(l, 1, &mut len) as *const u8;
+        let (p, len) = LuaStack::new(l).check_bytes(1).or_raise(l);
         let name = String::from_utf8_lossy(std::slice::from_raw_parts(p, len)).into_owned();
         let global = ffi::lua_toboolean(l, 2) != 0;
         let r = load_library(&name, global);
@@ -438,18 +438,9 @@ unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
                 // LuaJIT raises dlerror()'s text without a position.
                 let msg = e.to_string();
                 drop(e);
-                push_message(l, msg);
-                ffi::lua_error(l)
+                crate::stack::raise(l, crate::stack::Raise::Plain(msg))
             }
         }
-    }
-}
-
-#[inline(never)]
-unsafe fn push_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: a push on a valid state; `msg` is dropped here.
-    unsafe {
-        ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
     }
 }
 

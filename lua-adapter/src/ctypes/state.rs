@@ -1,0 +1,343 @@
+//! The per-`lua_State` FFI state: the C type table, the declaration scope, type descriptors,
+//! metatypes and the saved `errno`. Two Lua states never share one.
+//!
+//! The state is boxed (inside the native layer's state); a full userdata anchored in the Lua registry (key: the address of
+//! [`STATE_KEY`]) holds the box's pointer. Every `ffi` function and cdata metamethod is a C
+//! closure whose first upvalue is a light userdata pointing at the state; the call helpers,
+//! which have no upvalues, find it through the registry or through a type descriptor's
+//! [`CTypeDesc::state`].
+//!
+//! The state is the first part of the native layer's `crate::native::state::State`, which
+//! [`crate::native::get_or_create`] makes (see there for when it is freed).
+
+use std::collections::HashMap;
+use std::os::raw::{c_int, c_void};
+
+use abi_model::cdef::CScope;
+use abi_model::lua::vm::LuaVm;
+use abi_model::{ArrayLen, IntKind, QualType, Quals, Target, TypeId, TypeTable};
+use mlua::ffi;
+
+use crate::ctypes::ctype::{shape, Shape};
+
+/// Most declaration strings [`FfiState::parsed`] holds.
+pub const PARSED_MAX: usize = 4096;
+/// Longest declaration string [`FfiState::parsed`] holds, in bytes.
+pub const PARSED_KEY_MAX: usize = 256;
+
+/// Registry key (its address) of the userdata holding the boxed [`FfiState`]'s pointer.
+pub static STATE_KEY: u8 = 0;
+
+/// Registry references of the Lua values a state keeps: made once, by the cdata metatable's
+/// creation (`surface::meta::create_metatables`), before any cdata exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryRefs {
+    /// The cdata metatable (no `__gc`).
+    pub metatable: c_int,
+    /// The cdata metatable with `__gc` (for `ffi.gc` and metatype finalizers).
+    pub gc_metatable: c_int,
+    /// The weak-keyed table cdata -> finalizer.
+    pub finalizers: c_int,
+    /// The weak-valued table descriptor -> ctype object.
+    pub ctype_cache: c_int,
+}
+
+/// The C type part of the per-Lua-state state: what every layer from here up reads.
+///
+/// # Invariants
+///
+/// * **Address.** Once boxed (inside `native::state::State`, [`FfiState::set_address`]) the
+///   state never moves until its Lua state is closed and every finalizer ran: closures,
+///   descriptors, callback records and generated code hold its address.
+/// * **Descriptors.** Each [`CTypeDesc`] is boxed and lives as long as the state; only
+///   [`FfiState::refresh_incomplete`] rewrites one, in place, between conversions.
+/// * **Borrows.** `types` and `scope` are public so that a declaration can borrow both
+///   mutably at once; the type table is borrowed immutably by conversions, and no borrow of
+///   it is held across a conversion that may make a callback (which takes the whole state
+///   mutably, adding types and descriptors: see `convert::walk_members`).
+/// * **Registry.** [`FfiState::refs`] are valid from the metatables' creation on.
+///
+/// The other fields are private to this layer; the layers above use the accessors.
+pub struct FfiState {
+    /// All C types known to this state, laid out for the host target.
+    pub types: TypeTable,
+    /// Typedef names, tags and constants declared by `ffi.cdef`.
+    pub scope: CScope,
+    /// One descriptor per qualified type, boxed so that its address never changes.
+    descs: HashMap<QualType, Box<CTypeDesc>>,
+    /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
+    /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
+    /// bounded by [`FfiState::remember_parsed`].
+    parsed: HashMap<Vec<u8>, QualType>,
+    /// `ffi.metatype` tables by record (or complex) type: registry references.
+    metatypes: HashMap<TypeId, c_int>,
+    /// `void *`, `const void *`, `const char *`, `const char []` ([`FfiState::void_ptr`], ...).
+    common: [TypeId; 4],
+    /// The `errno` value `ffi.errno` reports (saved after each C call).
+    errno: c_int,
+    /// The Lua values the state keeps in the registry ([`FfiState::set_refs`]).
+    refs: RegistryRefs,
+    /// The Lua stack layout stubs read and write inline, once checked against the running
+    /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
+    inline_vm: Option<LuaVm>,
+    /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
+    /// the pointer descriptors carry; null before.
+    address: *mut FfiState,
+}
+
+/// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
+///
+/// One descriptor exists per distinct qualified type per Lua state; it is boxed and owned by
+/// the state's [`FfiState`] (which lives as long as the Lua state), so its address is stable
+/// and may be embedded in generated code as a constant. Its fields are read-only after
+/// creation.
+#[derive(Debug)]
+pub struct CTypeDesc {
+    /// The type.
+    pub ty: QualType,
+    /// Its shape.
+    pub shape: Shape,
+    /// `sizeof`, when the type has a size (not for `void`, functions, `T[]`, `T[?]`,
+    /// incomplete records, `long double`).
+    pub size: Option<u64>,
+    /// `_Alignof` (1 when unknown), also for the sizeless `T[]` and `T[?]`: every object of
+    /// the type is allocated at a multiple of it.
+    pub align: u32,
+    /// The state that owns this descriptor.
+    pub state: *mut FfiState,
+    /// Function types and pointers to them: the entry of the shared call stub for this
+    /// signature once one was built (0 before; never for variadic functions, whose stub
+    /// depends on the arguments). Written by [`crate::native::call`] only.
+    pub call_stub: std::cell::Cell<usize>,
+    /// Function types: the C function of the Lua C closures that namespaces return for
+    /// functions of this type (the shared closure-mode stub, or the variadic dispatcher),
+    /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
+    /// Written by [`crate::native::call`] only.
+    pub closure_entry: std::cell::Cell<usize>,
+}
+
+impl CTypeDesc {
+    /// Builds the descriptor of `ty`.
+    pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
+        let layout = types.layout(ty.id).ok();
+        CTypeDesc {
+            ty,
+            shape: shape(types, ty.id),
+            size: layout.map(|l| l.size),
+            align: types.align_of(ty.id).unwrap_or(1),
+            state,
+            call_stub: std::cell::Cell::new(0),
+            closure_entry: std::cell::Cell::new(0),
+        }
+    }
+}
+
+/// The host's target; the module only builds for the four x86 targets abi-model knows
+/// (elsewhere the table uses x86-64 System V layouts, which callers must not rely on).
+pub fn host_target() -> Target {
+    Target::host().unwrap_or(Target::X64_SYSV)
+}
+
+impl FfiState {
+    /// A fresh state with the built-in types and typedefs.
+    pub fn new() -> FfiState {
+        let mut types = TypeTable::new(host_target());
+        let scope = CScope::new(&mut types);
+        let void = types.void();
+        let void_ptr = types.pointer_to(void);
+        let cchar = QualType { id: types.int(IntKind::Char), quals: Quals::CONST };
+        let const_char_array = types.array_of(cchar, ArrayLen::Flexible);
+        let const_void_ptr = types.pointer_to(QualType { id: void, quals: Quals::CONST });
+        let const_char_ptr = types.pointer_to(cchar);
+        FfiState {
+            types,
+            scope,
+            descs: HashMap::new(),
+            parsed: HashMap::new(),
+            metatypes: HashMap::new(),
+            common: [void_ptr, const_void_ptr, const_char_ptr, const_char_array],
+            errno: 0,
+            refs: RegistryRefs {
+                metatable: ffi::LUA_NOREF,
+                gc_metatable: ffi::LUA_NOREF,
+                finalizers: ffi::LUA_NOREF,
+                ctype_cache: ffi::LUA_NOREF,
+            },
+            inline_vm: None,
+            address: std::ptr::null_mut(),
+        }
+    }
+
+    /// `void *`, the type of `nil` and of userdata addresses in conversions.
+    #[inline]
+    pub fn void_ptr(&self) -> TypeId {
+        self.common[0]
+    }
+
+    /// `const void *` (`ffi.copy`'s source, `ffi.string` with a length).
+    #[inline]
+    pub fn const_void_ptr(&self) -> TypeId {
+        self.common[1]
+    }
+
+    /// `const char *` (`ffi.string`).
+    #[inline]
+    pub fn const_char_ptr(&self) -> TypeId {
+        self.common[2]
+    }
+
+    /// `const char []`, the type a Lua string has when it converts to a pointer.
+    #[inline]
+    pub fn const_char_array(&self) -> TypeId {
+        self.common[3]
+    }
+
+    /// The `errno` value `ffi.errno` reports.
+    #[inline]
+    pub fn errno(&self) -> c_int {
+        self.errno
+    }
+
+    /// Sets the `errno` value `ffi.errno` reports (after a C call, or `ffi.errno(n)`).
+    #[inline]
+    pub fn set_errno(&mut self, n: c_int) {
+        self.errno = n;
+    }
+
+    /// Where the saved `errno` is, for stubs that save and restore it inline.
+    pub fn errno_slot(&self) -> *const c_int {
+        &self.errno
+    }
+
+    /// The registry references of the state's Lua values.
+    #[inline]
+    pub fn refs(&self) -> RegistryRefs {
+        self.refs
+    }
+
+    /// Records the registry references, once, when the metatables are made.
+    pub fn set_refs(&mut self, refs: RegistryRefs) {
+        self.refs = refs;
+    }
+
+    /// The verified Lua stack layout, if the running Lua has been checked to match it.
+    #[inline]
+    pub fn inline_vm(&self) -> Option<&LuaVm> {
+        self.inline_vm.as_ref()
+    }
+
+    /// Records the result of checking the running Lua's stack layout.
+    pub fn set_inline_vm(&mut self, vm: Option<LuaVm>) {
+        self.inline_vm = vm;
+    }
+
+    /// The type the declaration string `key` parsed to, if it is cached.
+    pub fn parsed(&self, key: &[u8]) -> Option<QualType> {
+        self.parsed.get(key).copied()
+    }
+
+    /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
+    pub fn forget_parsed(&mut self) {
+        self.parsed.clear();
+    }
+
+    /// The registry reference of the metatype of record (or complex) type `id`.
+    #[inline]
+    pub fn metatype(&self, id: TypeId) -> Option<c_int> {
+        self.metatypes.get(&id).copied()
+    }
+
+    /// Records the metatype of `id` (a registry reference); a type has at most one.
+    pub fn set_metatype(&mut self, id: TypeId, r: c_int) {
+        self.metatypes.insert(id, r);
+    }
+
+    /// Records where this state lives for good: `address` points to it with the provenance
+    /// of the allocation that holds it, and is the pointer descriptors made from now on
+    /// carry ([`CTypeDesc::state`]).
+    ///
+    /// # Safety
+    /// `address` points to `self`, which never moves again.
+    pub unsafe fn set_address(&mut self, address: *mut FfiState) {
+        self.address = address;
+    }
+
+    /// The pointer descriptors carry: the one given to [`FfiState::set_address`], else this
+    /// borrow's (a state that is not boxed, whose descriptors no stub runs with).
+    fn address(&mut self) -> *mut FfiState {
+        if self.address.is_null() {
+            self
+        } else {
+            self.address
+        }
+    }
+
+    /// The descriptor of `ty`, created on first use. The pointer stays valid as long as this
+    /// state lives.
+    pub fn desc(&mut self, ty: QualType) -> *const CTypeDesc {
+        let me = self.address();
+        let types = &self.types;
+        let d = self.descs.entry(ty).or_insert_with(|| Box::new(CTypeDesc::new(types, ty, me)));
+        &**d
+    }
+
+    /// Caches the type `key` parsed to. The cache holds declaration strings of at most
+    /// [`PARSED_KEY_MAX`] bytes and starts over after [`PARSED_MAX`] of them, so that distinct
+    /// spellings made in a loop (`"int *" .. i`) cannot grow it without bound.
+    pub fn remember_parsed(&mut self, key: &[u8], ty: QualType) {
+        if key.len() > PARSED_KEY_MAX || key.contains(&b'{') {
+            return;
+        }
+        if self.parsed.len() >= PARSED_MAX {
+            self.parsed.clear();
+        }
+        self.parsed.insert(key.to_vec(), ty);
+    }
+
+    /// Forgets cached descriptors whose layout may have changed: a record that was incomplete
+    /// when its descriptor was made and has been defined since. Called after `ffi.cdef`.
+    pub fn refresh_incomplete(&mut self) {
+        let me = self.address();
+        for d in self.descs.values_mut() {
+            if d.size.is_none() {
+                let fresh = CTypeDesc::new(&self.types, d.ty, me);
+                // Update in place: the box's address is what callers hold.
+                **d = fresh;
+            }
+        }
+    }
+}
+
+impl Default for FfiState {
+    fn default() -> Self {
+        FfiState::new()
+    }
+}
+
+/// The state of `l` from the registry, or null if the module was never opened in it.
+///
+/// # Safety
+/// `l` must be a valid Lua state with room for 1 stack slot.
+pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
+    // SAFETY: plain stack operations on a valid state.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &STATE_KEY as *const u8 as *const c_void);
+        let ud = ffi::lua_touserdata(l, -1) as *const *mut FfiState;
+        ffi::lua_pop(l, 1);
+        if ud.is_null() {
+            return std::ptr::null_mut();
+        }
+        // The userdata holds the box's pointer from its creation on (`get_or_create`).
+        *ud
+    }
+}
+
+/// The state of a C closure registered by this module (its upvalue 1).
+///
+/// # Safety
+/// Only for closures created by [`crate::surface::api`] / [`crate::cdata`] with the state as upvalue 1.
+#[inline]
+pub unsafe fn from_upvalue(l: *mut ffi::lua_State) -> *mut FfiState {
+    // SAFETY: the closure was created with a light userdata upvalue.
+    unsafe { ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut FfiState }
+}

@@ -1,0 +1,243 @@
+//! The native layer's per-Lua-state data, at the bottom of the layer so that every native
+//! module can reach it: [`State`] (the C type part and the native part in one allocation),
+//! [`CallState`] (code arenas, the stub cache, callbacks, the threads of calls in progress)
+//! and the callback records. The code that works on them lives in [`crate::native::call`],
+//! [`crate::native::callback`] and [`crate::native::helpers`].
+
+use std::collections::HashMap;
+use std::os::raw::{c_int, c_void};
+
+use abi_model::lua::steps::CallbackFunc;
+use abi_model::{QualType, TypeId};
+use mlua::ffi;
+
+use crate::ctypes::state::{CTypeDesc, FfiState};
+use crate::os::arena::{CodeArena, CodeHandle};
+
+/// Everything the `ffi` module keeps per Lua state: the C type part the lower layers see
+/// ([`FfiState`], first) and the native part ([`CallState`]), with the libraries `ffi.load`
+/// opened.
+///
+/// # Invariant
+///
+/// Every `*mut FfiState` the native layer is handed (a closure's upvalue, a descriptor's
+/// `state`, a callback record's `st`) points to the `ffi` field of a `State` made by
+/// [`State::boxed`], with the box's provenance: [`State::of`] relies on it. A `State` made by
+/// [`State::new`] and not boxed serves only code that takes it by reference (stub building).
+#[repr(C)]
+pub struct State {
+    /// The C types; first, so that its address is the state's.
+    pub ffi: FfiState,
+    /// Native calls and callbacks: the code arenas, the stub cache, live callbacks.
+    pub calls: CallState,
+    /// `dlopen` handles of collected namespaces, one per library, closed when the state is
+    /// freed ([`crate::surface::clib`]).
+    pub loaded: Vec<*mut c_void>,
+}
+
+impl State {
+    /// A fresh state: built-in types, no code; stubs and thunks will call `helpers` (see
+    /// [`CallState::new`]).
+    pub fn new(helpers: [Vec<u64>; 2]) -> State {
+        State { ffi: FfiState::new(), calls: CallState::new(helpers), loaded: Vec::new() }
+    }
+
+    /// `state` in a box, as the raw pointer that owns it (freed with `Box::from_raw`); its
+    /// [`FfiState`] knows its own address, which descriptors made from now on carry.
+    pub fn boxed(state: State) -> *mut State {
+        let p = Box::into_raw(Box::new(state));
+        // SAFETY: `p` is the box just made; `ffi` is its first field (repr(C)), so the cast
+        // pointer addresses it with the box's provenance.
+        unsafe { (*p).ffi.set_address(p.cast()) };
+        p
+    }
+
+    /// The state whose C type part `st` is.
+    ///
+    /// # Safety
+    /// `st` as the [invariant](State#invariant) says: the `ffi` field of a boxed state.
+    #[inline]
+    pub unsafe fn of(st: *mut FfiState) -> *mut State {
+        st.cast()
+    }
+}
+
+impl std::ops::Deref for State {
+    type Target = FfiState;
+    fn deref(&self) -> &FfiState {
+        &self.ffi
+    }
+}
+
+impl std::ops::DerefMut for State {
+    fn deref_mut(&mut self) -> &mut FfiState {
+        &mut self.ffi
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for handle in self.loaded.drain(..) {
+            // SAFETY: a handle `dlopen` returned, whose reference the collected namespace
+            // handed over; no code of this state runs any more.
+            unsafe { libc::dlclose(handle) };
+        }
+    }
+}
+
+/// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
+pub const CALLBACK_UNIT_PAGES: usize = 16;
+
+/// How a stub is entered, which decides where its arguments start and how its helpers find
+/// the called function (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallMode {
+    /// The body of a function cdata's `__call`: the cdata at index 1, arguments from 2.
+    Metamethod,
+    /// A namespace function's C closure: the cdata is upvalue 1, arguments from 1.
+    Closure,
+}
+
+impl CallMode {
+    /// The Lua stack index of the first C argument.
+    pub fn first_arg(self) -> c_int {
+        match self {
+            CallMode::Metamethod => 2,
+            CallMode::Closure => 1,
+        }
+    }
+}
+
+/// The stubs of one variadic function type and mode, by the extra arguments' types.
+pub(in crate::native) type VarargStubs = HashMap<Box<[QualType]>, CodeHandle>;
+
+/// Per-state machinery for native calls and callbacks.
+pub struct CallState {
+    /// Executable memory for this state's stubs.
+    pub arena: CodeArena,
+    /// Executable memory for callback thunks: units of [`CALLBACK_UNIT_PAGES`] pages, so
+    /// that one mapping holds about a hundred thunks.
+    pub callback_arena: CodeArena,
+    /// Stubs of non-variadic functions by function type and mode.
+    pub(in crate::native) stubs: HashMap<(TypeId, CallMode), CodeHandle>,
+    /// Stubs of variadic functions by function type and mode, then by the extra arguments'
+    /// types.
+    pub(in crate::native) variadic_stubs: HashMap<(TypeId, CallMode), VarargStubs>,
+    /// Callbacks: live ones and freed slots.
+    pub callbacks: Callbacks,
+    /// The Lua thread of the innermost C call in progress (set by every stub call and put
+    /// back when it returns; NULL outside every call): callbacks run on it.
+    pub calling_l: *mut ffi::lua_State,
+    /// The state's main thread: callbacks run there when no C call is in progress.
+    pub main_l: *mut ffi::lua_State,
+    /// Registry reference of the error raised by a callback during the C call in progress
+    /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
+    pub pending_error: c_int,
+    /// The addresses of the helpers stubs and thunks call, by [`CallMode`] (thunks use
+    /// [`CallMode::Metamethod`]'s), indexed by `Helper::id`: given by the layer's top, which
+    /// sees the helpers ([`crate::native::helpers::helper_addresses`]).
+    helpers: [Vec<u64>; 2],
+}
+
+impl CallState {
+    /// Empty: no code, no callbacks; stubs and thunks will call `helpers` (the address of
+    /// every helper for [`CallMode::Metamethod`], then for [`CallMode::Closure`]).
+    pub fn new(helpers: [Vec<u64>; 2]) -> CallState {
+        CallState {
+            arena: CodeArena::new(),
+            callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
+            stubs: HashMap::new(),
+            variadic_stubs: HashMap::new(),
+            callbacks: Callbacks::default(),
+            calling_l: std::ptr::null_mut(),
+            main_l: std::ptr::null_mut(),
+            pending_error: ffi::LUA_NOREF,
+            helpers,
+        }
+    }
+
+    /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a stub of
+    /// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
+    pub fn helper_addresses(&self, mode: CallMode) -> Vec<u64> {
+        self.helpers[mode as usize].clone()
+    }
+
+    /// Number of stubs built so far (variadic ones included).
+    pub fn stub_count(&self) -> usize {
+        self.stubs.len() + self.variadic_stubs.values().map(HashMap::len).sum::<usize>()
+    }
+}
+
+/// One callback's record; its address is the thunk's callback-data constant, so it is boxed
+/// and never moves while the thunk exists. The thunk reads `func` ([`crate::native::callback::FUNC`] says where).
+#[repr(C)]
+pub struct Callback {
+    /// With the state's verified Lua stack layout: the function's value as a stack slot holds
+    /// it (alive through `func_ref`), which the entry pushes without a registry lookup.
+    pub(in crate::native) func: FuncValue,
+    /// The owning state.
+    pub(in crate::native) st: *mut FfiState,
+    /// Registry reference of the Lua function.
+    pub(in crate::native) func_ref: c_int,
+    /// The C return type (to check and zero the Lua result).
+    pub(in crate::native) ret: QualType,
+    /// Its descriptor.
+    pub(in crate::native) ret_desc: *const CTypeDesc,
+    /// Number of C parameters (stack room needed to push them).
+    pub(in crate::native) nparams: c_int,
+    /// The thunk (None only while it is being built).
+    pub(in crate::native) code: Option<CodeHandle>,
+    /// The function type: a freed slot is reused only for this type, whose thunk it has.
+    pub(in crate::native) fn_ty: TypeId,
+    /// Incremented each time the slot is freed, so that a lease of an implicit callback frees
+    /// only the callback it was made for.
+    pub(in crate::native) gen: u32,
+}
+
+/// Live callbacks and freed slots ([`Callback`] records, by thunk address), per state.
+#[derive(Default)]
+pub struct Callbacks {
+    /// Every slot, live or freed, by thunk address (the value a C function pointer to it
+    /// holds). Records and thunks are never dropped before the state.
+    pub(in crate::native) slots: HashMap<usize, Box<Callback>>,
+    /// Freed slots by function type.
+    pub(in crate::native) free: HashMap<TypeId, Vec<usize>>,
+    /// Live callbacks (slots not freed).
+    pub(in crate::native) live: usize,
+    /// Callbacks made while a C call's argument is converted ([`crate::native::callback::arg_to_c`]) and not leased yet.
+    pub(in crate::native) implicit: Vec<usize>,
+    /// The argument conversion in progress, if any: its thread and that thread's current
+    /// `CallInfo` (0 without a verified stack layout), so that a finalizer running meanwhile
+    /// (in a deeper `CallInfo`) does not lease what it makes.
+    pub(in crate::native) leasing: Option<(usize, usize)>,
+}
+
+impl Callbacks {
+    /// Number of live callbacks.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// The live callback whose thunk is at `addr`.
+    pub(in crate::native) fn get_live(&self, addr: usize) -> Option<&Callback> {
+        self.slots.get(&addr).map(|b| &**b).filter(|cb| cb.func_ref != ffi::LUA_NOREF)
+    }
+}
+
+/// A copy of a Lua function's stack slot: its value word and its tag ([`CallbackFunc::NONE`]:
+/// no copy, the function is pushed from the registry).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(in crate::native) struct FuncValue {
+    pub(in crate::native) value: u64,
+    pub(in crate::native) tag: u32,
+}
+
+impl FuncValue {
+    pub(in crate::native) fn new(slot: Option<(u64, u32)>) -> FuncValue {
+        match slot {
+            Some((value, tag)) if tag != CallbackFunc::NONE => FuncValue { value, tag },
+            _ => FuncValue { value: 0, tag: CallbackFunc::NONE },
+        }
+    }
+}

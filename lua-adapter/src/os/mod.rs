@@ -1,0 +1,7 @@
+//! The lowest layer: what the operating system and the C library provide, knowing nothing of
+//! Lua or C types: executable memory with W^X ([`arena`]) and the calling thread's `errno`
+//! ([`errno`]). The layers above report their errors as they are (an [`arena::ArenaError`]
+//! reaches a Lua error message unchanged).
+
+pub mod arena;
+pub mod errno;

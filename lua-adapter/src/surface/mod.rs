@@ -1,0 +1,16 @@
+//! Layer 6, the module surface: the `ffi` table and the cdata metatable, what Lua code sees.
+//! Imports from every layer below.
+//!
+//! * [`module`]: the `ffi` table; [`module::open`] calls one `register_*` function per area.
+//! * [`api`]: `ffi.new`, `ffi.cast`, `ffi.typeof`, ...
+//! * [`meta`]: the cdata metatable.
+//! * [`clib`]: `ffi.C` and `ffi.load`.
+//! * [`object`]: creating cdata objects (`ffi.new`, calling a ctype), metatype lookup.
+//! * [`int64`]: 64-bit integer and pointer arithmetic.
+
+pub mod api;
+pub mod clib;
+pub mod int64;
+pub mod meta;
+pub mod module;
+pub mod object;

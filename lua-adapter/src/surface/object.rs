@@ -1,0 +1,158 @@
+//! Creating cdata objects, as `ffi.new` and calling a ctype do: the size of variable-length
+//! types, initialisation from the arguments, and finalizers, those of `ffi.gc` and a
+//! metatype's `__gc` (found with [`push_metamethod`], the metatype lookup the cdata
+//! metatable shares).
+
+use std::os::raw::c_int;
+
+use abi_model::{ArrayLen, CType, QualType, TypeId, TypeTable};
+use mlua::ffi;
+
+use crate::cdata;
+use crate::convert;
+use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::state::FfiState;
+use crate::stack::{LuaStack, OrRaise};
+
+/// Pushes field `event` of the metatype of `ty` (of its target, for a pointer) if it has
+/// one; returns whether it did.
+///
+/// # Safety
+/// `l` valid with 2 free slots.
+pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, event: &std::ffi::CStr) -> bool {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        let id = match shape(&(*st).types, ty.id) {
+            Shape::Pointer(to) => to.id,
+            _ => ty.id,
+        };
+        let Some(r) = (*st).metatype(id) else { return false };
+        let s = LuaStack::new(l);
+        s.push_ref(r);
+        // Raw, as LuaJIT's lj_ctype_meta: looking up a metamethod runs no Lua code.
+        s.push_cstr(event);
+        s.raw_get(-2);
+        s.remove(-2);
+        if s.is_nil(-1) {
+            s.pop(1);
+            return false;
+        }
+        true
+    }
+}
+
+/// Argument `narg` as a count or length (an element count, a byte length): converted as
+/// `api::check_int` converts it (a fraction truncated, LuaJIT's messages for what does not
+/// convert), but through 64 bits, so that a value `int32_t` cannot hold is `None` instead of
+/// wrapping: NaN, infinities, negative numbers, 2^31 and more, and an `int64_t` of 2^32 + 3
+/// (LuaJIT truncates that one to 3).
+///
+/// # Safety
+/// `l` valid with 2 free slots, in a C function of this module; `st` its state. Raises on a
+/// value that does not convert.
+pub unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
+    // SAFETY: stack reads on a valid state.
+    unsafe {
+        LuaStack::new(l).check_any(narg).or_raise(l);
+        let mut v = 0i64;
+        let types = &(*st).types;
+        let i64_ty = QualType::plain(types.int(abi_model::IntKind::LongLong));
+        if let Err(e) = convert::lua_to_c(l, st, narg, i64_ty, &mut v as *mut i64 as *mut u8, 0) {
+            // Named as the int32_t LuaJIT converts to.
+            let int = QualType::plain(types.int(abi_model::IntKind::Int));
+            let e = match e {
+                convert::ConvError::Bad { from, .. } => convert::ConvError::Bad { from, to: int },
+                other => other,
+            };
+            convert::raise_conv_arg(l, st, narg, e);
+        }
+        u32::try_from(v).ok().filter(|&n| n <= i32::MAX as u32)
+    }
+}
+
+/// Whether `ty` is variable-length: a `T[?]` array, or a record whose last member is one.
+pub fn variable_length(types: &TypeTable, ty: TypeId) -> Option<(u64, u64)> {
+    match types.get(ty) {
+        CType::Array { elem, len: ArrayLen::Variable } => Some((0, types.size_of(elem.id).ok()?)),
+        CType::Record(_) => {
+            let body = types.record_body(ty)?;
+            let last = body.fields.last()?;
+            match types.get(last.ty.id) {
+                CType::Array { elem, len: ArrayLen::Variable } => {
+                    Some((body.layout.size, types.size_of(elem.id).ok()?))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// LuaJIT's `lj_ctype_vlsize`: the fixed part plus `n` elements (a [`check_count`]), if
+/// below 2^31.
+pub fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
+    let total = fixed.checked_add(esize.checked_mul(u64::from(n?))?)?;
+    (total < 0x8000_0000).then_some(total)
+}
+
+/// Creates a new object of type `ty` initialised from the arguments from `first` on (with a
+/// leading element count for variable-length types), as `ffi.new` and calling a ctype do;
+/// pushes it and returns 1.
+///
+/// # Safety
+/// Called from a lua_CFunction of this module.
+pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        let s = LuaStack::new(l);
+        let top = s.top();
+        let mut init_from = first;
+        let vl = variable_length(&(*st).types, ty.id);
+        let size = match vl {
+            Some((fixed, esize)) => {
+                let n = check_count(l, st, first);
+                init_from += 1;
+                vl_size(fixed, esize, n)
+            }
+            None => (*st).desc(ty).as_ref().and_then(|d| d.size),
+        };
+        let Some(size) = size else {
+            cdata::raise_arg(l, 1, "size of C type is unknown or too large".into());
+        };
+        let desc = (*st).desc(ty);
+        let c = cdata::push_value(l, st, desc, size as usize);
+        let count = (top - init_from + 1).max(0);
+        if let Err(e) = convert::init(l, st, ty, (*c).ptr, size, init_from, count) {
+            convert::raise_conv(l, st, e);
+        }
+        if shape(&(*st).types, ty.id) == Shape::Record && push_metamethod(l, st, ty, c"__gc") {
+            set_finalizer(l, st, -2, -1);
+            s.pop(1);
+        }
+        1
+    }
+}
+
+/// Sets `finalizers[cdata at cd_idx] = value at fn_idx` (nil removes it) and gives the cdata
+/// the metatable with `__gc`.
+///
+/// # Safety
+/// `l` valid with 3 free slots; `st` its state; both indices valid, `cd_idx` a cdata.
+pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
+    // SAFETY: stack operations on a valid state.
+    unsafe {
+        let s = LuaStack::new(l);
+        let cd = s.abs_index(cd_idx);
+        let f = s.abs_index(fn_idx);
+        s.push_ref((*st).refs().finalizers);
+        s.push_copy(cd);
+        s.push_copy(f);
+        s.raw_set(-3);
+        s.pop(1);
+        if !s.is_nil(f) {
+            s.push_copy(cd);
+            cdata::set_meta(l, st, true);
+            s.pop(1);
+        }
+    }
+}
