@@ -448,7 +448,7 @@ unsafe fn variadic_stub(
 /// at `fn_idx` (upvalue 1), the namespace at `anchor_idx` (upvalue 2, so a library
 /// `ffi.load` opened stays loaded while its functions live) and the function's address
 /// ([`FUNC_UPVALUE`]), whose C function is the shared
-/// closure-mode stub of the signature (for a variadic function, [`variadic_closure_call`]).
+/// closure-mode stub of the signature (for a variadic function, `variadic_closure_call`).
 /// When no stub can be made for the signature (no native backend, an unsupported type), the
 /// cdata itself is pushed instead: calling it raises the reason.
 ///

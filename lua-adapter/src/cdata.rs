@@ -44,7 +44,7 @@ pub struct Cdata {
     pub len: usize,
     /// What this is.
     pub form: Form,
-    /// [`tag_of`] this header in its state: how [`to_cdata`] recognises a cdata of this state
+    /// `tag_of` this header in its state: how [`to_cdata`] recognises a cdata of this state
     /// without pushing and comparing its metatable.
     pub tag: usize,
 }

@@ -41,7 +41,7 @@ const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = Some(libc::
 const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = None;
 
 /// Whether stubs may restore and save `errno` inline (the C library has an
-/// [`ERRNO_LOCATION`]).
+/// `ERRNO_LOCATION`).
 pub const ERRNO_INLINE: bool = ERRNO_LOCATION.is_some();
 
 /// `int *luaffi_errno_location(void)` bound where the C library has none (never called:
