@@ -26,6 +26,7 @@
 //! without moving the slots (no SysV helper does: all take at most four register arguments).
 //! Scratch registers: r11 (value shuffling) and r10 (a pointer read from a slot); neither
 //! carries an argument in SysV (psABI Figure 3.4), and al survives until the call.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // dynasm expands a dynamic register `Rq(n)` to `n.into()`, which is the identity for our u8s.
 #![allow(clippy::useless_conversion)]

@@ -29,6 +29,8 @@
 //! assert!(backend_x64_win::disasm(&code, 0x10000).contains("call qword ptr [rsp"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod disasm;
 mod emit;
 pub mod frame;

@@ -30,6 +30,7 @@
 //! Table 2.3, Microsoft "Argument passing and naming conventions": ebx, esi, edi, ebp are
 //! callee-saved). Scratch registers: eax (value shuffling, helper addresses) and ecx (a
 //! pointer read from a slot, after the call only).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use abi_model::lua::steps::Program;

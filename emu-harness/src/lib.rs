@@ -33,6 +33,7 @@
 //! assert_eq!(cpu.run(add3, &stops, 1_000), Ok(Stop::Reached(ret)));
 //! assert_eq!(cpu.gpr(Gpr::Rax), 6);
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod catalogue;
