@@ -754,17 +754,3 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
         1
     }
 }
-
-/// Converts the Lua value at `idx` to `ty` at `dst`, raising on failure (for callers outside
-/// this module that need the raising form).
-///
-/// # Safety
-/// As [`convert::lua_to_c`]; may raise.
-pub unsafe fn to_c_or_raise(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        if let Err(e) = convert::lua_to_c(l, st, idx, ty, dst, 0) {
-            convert::raise_conv(l, st, e);
-        }
-    }
-}
