@@ -25,9 +25,6 @@
 //! * Native calls: [`call`] (calling function cdata through per-signature stubs), [`clib`]
 //!   (`ffi.C`, `ffi.load`), [`callback`] (Lua functions as C function pointers),
 //!   [`vm_check`] (the Lua stack layout stubs use inline, checked against the running Lua).
-//!
-//! The C type system (ctype registry, cdata) and the call/callback machinery are added as
-//! their own modules here and registered from [`module::open`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
