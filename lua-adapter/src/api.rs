@@ -119,7 +119,8 @@ impl DeclError {
     /// # Safety
     /// As [`cdata::raise`].
     unsafe fn raise(self, l: *mut ffi::lua_State) -> ! {
-        // SAFETY: as documented; the message moves into the raising function.
+        // SAFETY: valid-L and raise-clean from the caller; `self` moves into the raising function,
+        // which drops its message before Lua unwinds.
         unsafe {
             match self {
                 DeclError::Cdef(msg) => cdata::raise(l, msg),
@@ -414,7 +415,8 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_new(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.new with the FFI state as upvalue 1, so `from_upvalue` gives
+    // a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -423,7 +425,8 @@ unsafe extern "C-unwind" fn ffi_new(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.cast with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -450,7 +453,8 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_typeof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.typeof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 2);
@@ -482,7 +486,8 @@ fn is_type(types: &TypeTable, t1: QualType, t2: QualType) -> bool {
 }
 
 unsafe extern "C-unwind" fn ffi_istype(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.istype with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let t1 = check_ctype(l, st, 0);
@@ -497,7 +502,8 @@ unsafe extern "C-unwind" fn ffi_istype(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.sizeof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -531,7 +537,8 @@ unsafe fn push_count(l: *mut ffi::lua_State, v: i64) {
 }
 
 unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.alignof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -550,7 +557,8 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.offsetof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -613,7 +621,8 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_string.
+    // SAFETY: cfunction: Lua calls ffi.copy with the FFI state as upvalue 1 (live-state); the bytes
+    // written and read are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr);
@@ -635,7 +644,8 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_string.
+    // SAFETY: cfunction: Lua calls ffi.fill with the FFI state as upvalue 1 (live-state); the bytes
+    // written are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr);
@@ -656,7 +666,8 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
 /// before it, if none was made since); with `n`, sets the value to restore before the next
 /// call (and the thread's `errno` now). Returns the previous value.
 unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.errno with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let old = (*st).errno;
@@ -671,7 +682,8 @@ unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.metatype with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -693,7 +705,8 @@ unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.gc with the FFI state as upvalue 1, so `from_upvalue` gives
+    // a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);

@@ -327,7 +327,8 @@ pub fn callable_type(types: &TypeTable, ty: TypeId) -> Option<TypeId> {
 /// # Safety
 /// `l` valid with a free slot; `st` its state.
 pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> bool {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the free slot `to_cdata` may use, live-state `st`; a non-null result is
+    // a live-cdata whose descriptor is a live-desc.
     unsafe {
         let c = cdata::to_cdata(l, st, idx);
         !c.is_null() && (*c).form != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
@@ -342,7 +343,9 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
 /// [`callable_type`]. May raise (argument errors, a callback's error); nothing owning
 /// memory is alive in this frame when it does.
 pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, fn_ty: TypeId) -> c_int {
-    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    // SAFETY: the caller's contract: `c` is the live-cdata at index 1 of a valid-L inside `__call`;
+    // the stub built for `fn_ty` is a lua_CFunction of that signature, run on this `l` (cfunction),
+    // and raises only under raise-clean.
     unsafe {
         let desc = (*c).desc;
         let mut stub = (*desc).call_stub.get();
@@ -363,7 +366,9 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
 /// As [`call_cdata`]; `stub` is `(*(*c).desc).call_stub`.
 #[inline]
 pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) -> c_int {
-    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    // SAFETY: `c` is the live-cdata at index 1 of the `__call` in progress and `stub` the
+    // lua_CFunction cached for its signature (caller's contract); the NULL check reads the pointer
+    // the cdata holds.
     unsafe {
         if ((*c).ptr as *const usize).read_unaligned() == 0 {
             cdata::raise(l, "attempt to call a NULL function pointer".into());
@@ -456,7 +461,9 @@ unsafe fn variadic_stub(
 /// `l` valid with 3 free slots; `st` its state; `fn_idx` and `anchor_idx` absolute indices,
 /// the first a function cdata of this state.
 pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c_int, anchor_idx: c_int) {
-    // SAFETY: as documented; nothing owned is alive when a memory error is raised.
+    // SAFETY: valid-L with 3 free slots, live-state `st`; `fn_idx` holds a function cdata of this
+    // state, so its userdata starts with a live-cdata header; raise-clean: nothing owned is alive
+    // when a memory error is raised.
     unsafe {
         let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
         let desc = (*c).desc;

@@ -167,7 +167,8 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 /// # Safety
 /// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
 unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua::vm::LuaVm>, idx: c_int) -> FuncValue {
-    // SAFETY: as documented.
+    // SAFETY: valid-L, `vm` its verified layout and `idx` a valid index (caller's contract):
+    // `read_slot` reads that one stack slot.
     unsafe { FuncValue::new(vm.and_then(|vm| crate::vm_check::read_slot(l, &vm, idx))) }
 }
 
@@ -181,7 +182,8 @@ unsafe fn anchor_function(
     vm: Option<abi_model::lua::vm::LuaVm>,
     idx: c_int,
 ) -> (c_int, FuncValue) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with a free slot and a valid `idx` (caller's contract): `lua_pushvalue` and
+    // `luaL_ref` use one slot and pop it.
     unsafe {
         ffi::lua_pushvalue(l, idx);
         (ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX), func_value(l, vm, idx))
@@ -201,7 +203,8 @@ pub unsafe fn new_callback(
     idx: c_int,
     fn_ty: TypeId,
 ) -> Result<usize, CallbackError> {
-    // SAFETY: as documented; the record's address is stable inside its Box.
+    // SAFETY: valid-L with 2 free slots, live-state `st`, a function at `idx` (caller's contract);
+    // the record's address is stable inside its Box, so the thunk may embed it.
     unsafe {
         let cbs = &mut (*st).calls.callbacks;
         if cbs.free.get(&fn_ty).is_none_or(Vec::is_empty) && cbs.slots.len() >= MAX_CALLBACKS {
@@ -281,7 +284,8 @@ pub unsafe fn new_callback(
 /// # Safety
 /// `l` a valid state of `st`.
 unsafe fn release(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L of live-state `st` (caller's contract); the `&mut` to `st`'s callback table
+    // is not held across a call into Lua (`luaL_unref` runs no Lua code).
     unsafe {
         let cbs = &mut (*st).calls.callbacks;
         let Some(cb) = cbs.slots.get_mut(&addr) else { return };
@@ -317,7 +321,8 @@ pub unsafe fn arg_to_c(
     ty: QualType,
     dst: *mut u8,
 ) -> Result<(), convert::ConvError> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `convert::lua_to_c` (valid-L, live-state, `dst` writable for `ty`)
+    // and a valid absolute `idx` in the called function's frame with 2 free slots.
     unsafe {
         let now = conversion(l, st);
         let cbs = &mut (*st).calls.callbacks;
@@ -349,7 +354,8 @@ pub unsafe fn arg_to_c(
 /// # Safety
 /// `l` a valid state of `st`.
 pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L of live-state `st` (caller's contract); only `st`'s callback bookkeeping is
+    // touched.
     unsafe {
         if (*st).calls.callbacks.leasing == Some(conversion(l, st)) {
             (*st).calls.callbacks.implicit.push(addr);
@@ -566,7 +572,8 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
 /// # Safety
 /// `cb` is the callback-data constant of a live callback's thunk.
 pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut ffi::lua_State {
-    // SAFETY: as documented.
+    // SAFETY: `cb` is the callback-data constant of a live callback's thunk (caller's contract): it
+    // points to a boxed Callback whose `st` is a live-state.
     unsafe {
         let cb = cb as *const Callback;
         let calls = &(*(*cb).st).calls;
@@ -595,7 +602,9 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
 /// # Safety
 /// `l` is what enter returned for `cb`, with the function and `nargs` arguments pushed since.
 pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nargs: c_int, cb: *mut c_void) {
-    // SAFETY: as documented.
+    // SAFETY: `l` is the thread enter returned for `cb`, with the function and `nargs` arguments
+    // pushed (caller's contract); `lua_pcall` catches every error, so nothing raises past this
+    // frame.
     unsafe {
         let cb = cb as *const Callback;
         let calls = &mut (*(*cb).st).calls;
@@ -626,7 +635,8 @@ pub fn lua_pcall_address() -> usize {
 /// # Safety
 /// `l` as after `lua_pcall(l, nargs, 1, 0)` of the function enter pushed for `cb`.
 pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, status: c_int, cb: *mut c_void) {
-    // SAFETY: as documented.
+    // SAFETY: `l` is as `lua_pcall(l, nargs, 1, 0)` left it for `cb`'s function (caller's
+    // contract): one result, or an error value, on top; nothing here raises.
     unsafe {
         let cb = cb as *const Callback;
         if status != ffi::LUA_OK {

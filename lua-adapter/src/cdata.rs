@@ -88,14 +88,16 @@ const HEADER: usize = std::mem::size_of::<Cdata>();
 /// `l` must be valid with a free stack slot. May raise a memory error.
 pub(crate) unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
     #[cfg(any(feature = "lua54", feature = "lua55"))]
-    // SAFETY: valid state, as the caller guarantees.
+    // SAFETY: valid-L with a free slot (caller's contract); `lua_newuserdatauv` may raise a memory
+    // error, and this frame owns nothing.
     unsafe {
         ffi::lua_newuserdatauv(l, size, user_values)
     }
     #[cfg(not(any(feature = "lua54", feature = "lua55")))]
     {
         let _ = user_values;
-        // SAFETY: valid state, as the caller guarantees.
+        // SAFETY: valid-L with a free slot (caller's contract); `lua_newuserdata` may raise a
+        // memory error, and this frame owns nothing.
         unsafe { ffi::lua_newuserdata(l, size) }
     }
 }
@@ -133,7 +135,8 @@ pub const UNKNOWN_LEN: usize = usize::MAX;
 /// # Safety
 /// `c` is a live cdata header.
 pub unsafe fn room_at(c: *const Cdata, p: *const u8) -> u64 {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `c` is a live-cdata (caller's contract): its header fields are initialised and
+    // readable.
     let (ptr, len) = unsafe { ((*c).ptr as usize, (*c).len) };
     if len == UNKNOWN_LEN {
         return u64::MAX;
@@ -254,7 +257,8 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
 /// `l` valid; `idx` a valid index; `st` its state.
 #[inline]
 pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: as documented.
+    // SAFETY: valid-L, an acceptable `idx` and live-state `st` (caller's contract), which both
+    // lookups need.
     unsafe { stack_userdata_cdata(l, st, idx).unwrap_or_else(|| api_userdata_cdata(l, st, idx)) }
 }
 
@@ -283,7 +287,9 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 /// As [`userdata_cdata`], from a C function.
 #[inline]
 unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
-    // SAFETY: as documented.
+    // SAFETY: valid-L running a C function and live-state `st` (caller's contract); `full_userdata`
+    // reads only slots between the function's slot and `L->top`, with the layout verified against
+    // the running Lua.
     unsafe {
         let vm = (*st).calls.inline_vm.as_ref()?;
         let (block, len) = crate::vm_check::full_userdata(l, vm, idx)?;
@@ -333,7 +339,7 @@ unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int)
 /// `c` must be a live cdata header.
 #[inline]
 pub unsafe fn type_of(c: *const Cdata) -> QualType {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `c` is a live-cdata (caller's contract), and its `desc` a live-desc.
     unsafe { (*(*c).desc).ty }
 }
 

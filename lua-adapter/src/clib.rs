@@ -246,7 +246,9 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as clib_index.
+    // SAFETY: cfunction: Lua calls the namespace `__newindex` with the FFI state as upvalue 1
+    // (live-state); raise-clean: messages move into `raise` after each branch drops its owned
+    // values.
     unsafe {
         let st = state::from_upvalue(l);
         let (c, key) = clib_and_key(l);

@@ -102,7 +102,8 @@ pub unsafe fn raise_conv(l: *mut ffi::lua_State, st: *const FfiState, e: ConvErr
 /// # Safety
 /// As [`cdata::raise_arg`].
 pub unsafe fn raise_conv_arg(l: *mut ffi::lua_State, st: *const FfiState, narg: c_int, e: ConvError) -> ! {
-    // SAFETY: as raise_conv.
+    // SAFETY: valid-L and raise-clean from the caller, live-state `st`: the message is built from
+    // `st`'s types and moved into `raise_arg`, which drops it before Lua unwinds.
     unsafe { cdata::raise_arg(l, narg, e.message(&(*st).types)) }
 }
 
@@ -151,7 +152,7 @@ unsafe fn enter_table(l: *mut ffi::lua_State, at: At) -> Result<(), ConvError> {
     if at.depth >= MAX_INIT_DEPTH {
         return Err(ConvError::TooDeep);
     }
-    // SAFETY: as the caller guarantees; lua_checkstack does not raise.
+    // SAFETY: valid-L (caller's contract); `lua_checkstack` does not raise, it reports failure.
     if unsafe { ffi::lua_checkstack(l, WALK_SLOTS) } == 0 {
         return Err(ConvError::StackOverflow);
     }
@@ -174,7 +175,8 @@ struct Src {
 /// # Safety
 /// `p` must point to `size` readable bytes.
 pub unsafe fn read_int(p: *const u8, size: u8, signed: bool) -> u64 {
-    // SAFETY: as the caller guarantees; unaligned reads are fine for packed members.
+    // SAFETY: `p` points to `size` readable bytes (caller's contract); unaligned reads serve packed
+    // members.
     unsafe {
         match (size, signed) {
             (1, true) => (p as *const i8).read_unaligned() as i64 as u64,
@@ -194,7 +196,8 @@ pub unsafe fn read_int(p: *const u8, size: u8, signed: bool) -> u64 {
 /// `p` must point to `size` writable bytes.
 pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
     let bytes = v.to_le_bytes();
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` writable bytes (caller's contract), and `bytes` has 8 >=
+    // `size.min(8)`.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, size.min(8) as usize) }
 }
 
@@ -203,7 +206,8 @@ pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
 /// # Safety
 /// `p` must point to `size` readable bytes.
 pub unsafe fn read_float(p: *const u8, size: u8) -> f64 {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` readable bytes (caller's contract); unaligned reads serve packed
+    // members.
     unsafe {
         if size == 4 {
             (p as *const f32).read_unaligned() as f64
@@ -218,7 +222,8 @@ pub unsafe fn read_float(p: *const u8, size: u8) -> f64 {
 /// # Safety
 /// `p` must point to `size` writable bytes.
 pub unsafe fn write_float(p: *mut u8, size: u8, n: f64) {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` writable bytes (caller's contract); unaligned writes serve
+    // packed members.
     unsafe {
         if size == 4 {
             (p as *mut f32).write_unaligned(n as f32)
@@ -490,7 +495,8 @@ pub unsafe fn lua_to_c(
     dp: *mut u8,
     fl: u8,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: the contract of `lua_to_c` (valid-L, live-state, `dp` with room for a `d`) is
+    // `to_c`'s with an unknown room.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(UNKNOWN_ROOM)) }
 }
 
@@ -508,7 +514,8 @@ pub unsafe fn lua_to_c_within(
     fl: u8,
     room: u64,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: the contract of `lua_to_c` with `dp` writable for `room` bytes is `to_c`'s with that
+    // room.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(room)) }
 }
 
@@ -528,7 +535,8 @@ unsafe fn to_c(
     fl: u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack reads on a valid state; memory as the caller guarantees.
+    // SAFETY: valid-L and live-state `st` for the stack reads; `dp` writable for `at.room` bytes
+    // (caller's contract).
     unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
             return value_to_c(l, st, idx, d, dp, fl, at);
@@ -732,7 +740,8 @@ unsafe fn function_to_callback(
     if !matches!(unsafe { &(*st).types }.get(to.id), CType::Function(_)) {
         return Err(ConvError::Bad { from: origin, to: d });
     }
-    // SAFETY: as documented.
+    // SAFETY: valid-L, live-state `st` and a Lua function at `idx` (caller's contract), which
+    // `new_callback` needs.
     match unsafe { crate::callback::new_callback(l, st, idx, to.id) } {
         Ok(addr) => {
             // SAFETY: dp holds a pointer; st is valid.
@@ -947,7 +956,8 @@ unsafe fn store_member(
     record: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees; the member lies within the record.
+    // SAFETY: `record` has room for the record containing `m` (caller's contract), so the member's
+    // bytes, or its bit-field's unit, lie inside it; valid-L and live-state for the value at `idx`.
     unsafe {
         match m.bits {
             Some(b) => store_bitfield(l, st, idx, m.ty, b, record),
@@ -1053,7 +1063,8 @@ pub unsafe fn init(
     first: c_int,
     count: c_int,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `dp` has `size` zeroed bytes and the `count` stack values from `first` exist
+    // (caller's contract); valid-L and live-state `st`.
     unsafe {
         if count == 0 {
             return Ok(());
@@ -1183,7 +1194,8 @@ pub unsafe fn c_to_lua(
     sp: *mut u8,
     anchor: c_int,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `sp` points to a valid `s` and `l` is a valid-L with 4 free slots (caller's
+    // contract); live-state `st` for the types.
     unsafe {
         let sh = shape(&(*st).types, s.id);
         match sh {

@@ -72,7 +72,8 @@ pub fn os_errno() -> i32 {
 /// in a namespace function's closure it is `idx`; a callback's result (a negative index)
 /// raises a plain error.
 unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
-    // SAFETY: as the callers guarantee; nothing owned is alive here.
+    // SAFETY: valid-L and live-state `st` (callers' contract); raise-clean: this frame owns
+    // nothing, and the conversion error moves into the raising function.
     unsafe {
         if idx < 0 {
             convert::raise_conv(l, st, e);
@@ -150,7 +151,8 @@ unsafe fn convert_arg(
     ty: impl Fn(&abi_model::TypeTable) -> QualType,
     dst: *mut u8,
 ) {
-    // SAFETY: as the caller guarantees; on error nothing owned is alive here.
+    // SAFETY: valid-L with the module open, so `state_of` gives a live-state; `dst` is writable for
+    // `ty` (caller's contract); raise-clean: on error nothing owned is alive here.
     unsafe {
         let st = state_of(l);
         let t = ty(&(*st).types);
@@ -212,7 +214,8 @@ macro_rules! int_helper {
         /// # Safety
         /// `l` is a valid Lua state in which the module is open; `idx` a valid index.
         pub unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State, idx: c_int) -> $t {
-            // SAFETY: as documented.
+            // SAFETY: valid-L with the module open and a valid `idx` (caller's contract); the
+            // number fast path only reads the slot, the slow path is `convert_arg`.
             unsafe {
                 if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
                     return number_bits(l, idx, $size, $signed) as $narrow as $t;
@@ -257,7 +260,8 @@ int_helper!(
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_f32(l: *mut ffi::lua_State, idx: c_int) -> f32 {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER && !(HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0) {
             return ffi::lua_tonumberx(l, idx, std::ptr::null_mut()) as f32;
@@ -273,7 +277,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_f32(l: *mut ffi::lua_State, idx: c_int
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_f64(l: *mut ffi::lua_State, idx: c_int) -> f64 {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         // An integer converts as C's (double)i, which is what lua_tonumberx computes.
         if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
@@ -290,7 +295,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_f64(l: *mut ffi::lua_State, idx: c_int
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_bool(l: *mut ffi::lua_State, idx: c_int) -> c_int {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         if ffi::lua_type(l, idx) == ffi::LUA_TBOOLEAN {
             return ffi::lua_toboolean(l, idx);
@@ -307,7 +313,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_bool(l: *mut ffi::lua_State, idx: c_in
 /// # Safety
 /// As [`luaffi_to_i32`]; `ctype` a descriptor of `L`'s state.
 pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int, ctype: *const c_void) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open, a valid `idx`, and `ctype` a live-desc of `l`'s state
+    // (caller's contract).
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
@@ -360,7 +367,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
     ctype: *const c_void,
     dst: *mut c_void,
 ) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open, a valid `idx`, `ctype` a live-desc of `l`'s state and
+    // `dst` writable for its size (caller's contract).
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
@@ -395,7 +403,8 @@ unsafe fn arg_to_c(
     ty: abi_model::QualType,
     dst: *mut u8,
 ) -> Result<(), convert::ConvError> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `convert::lua_to_c` (valid-L, live-state, `dst` writable for `ty`)
+    // with 2 free slots, for a relative or absolute `idx`.
     unsafe {
         if idx > 0 {
             crate::callback::arg_to_c(l, st, idx, ty, dst)
@@ -440,7 +449,8 @@ unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
 /// # Safety
 /// `l` valid with 3 free slots, the module open in it.
 pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and the module open (caller's contract), which a boxed
+    // 64-bit cdata needs.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -456,7 +466,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) 
 /// # Safety
 /// As [`luaffi_push_i64`].
 pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and the module open (caller's contract), which a boxed
+    // 64-bit cdata needs.
     unsafe {
         if HAS_INTEGERS && v <= i64::MAX as u64 {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -499,7 +510,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_in
 /// # Safety
 /// As [`luaffi_to_ptr`], with 3 free slots.
 pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut c_void, ctype: *const c_void) {
-    // SAFETY: as documented; the new cdata holds a pointer.
+    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of its state (caller's contract);
+    // the new cdata holds a pointer, written into its payload.
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let c = cdata::push_value(l, (*desc).state, desc, std::mem::size_of::<usize>());
@@ -513,7 +525,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut 
 /// # Safety
 /// As [`luaffi_push_ptr`]; `src` holds a value of the type.
 pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype: *const c_void, src: *const c_void) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots, `ctype` a live-desc of its state and `src` holding a value
+    // of its size (caller's contract).
     unsafe {
         let p = luaffi_new_result(l, ctype);
         let n = (*(ctype as *const CTypeDesc)).size.unwrap_or(0) as usize;
@@ -527,7 +540,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype
 /// # Safety
 /// As [`luaffi_push_ptr`].
 pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype: *const c_void) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of its state (caller's contract);
+    // the new cdata's payload has the type's size.
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let n = (*desc).size.unwrap_or(0) as usize;
@@ -544,7 +558,8 @@ pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype:
 pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, expected: c_int, got: c_int) {
     // LuaJIT's message names neither count.
     let _ = (expected, got);
-    // SAFETY: as documented; `raise` drops the message before it unwinds.
+    // SAFETY: valid-L inside a stub call (caller's contract); raise-clean: `raise` moves the
+    // message onto the Lua stack and drops it before it unwinds.
     unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
 }
 
@@ -553,7 +568,8 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
 /// mode is only ever entered that way.
 #[inline(always)]
 unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::Cdata {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a stub call of `mode` (caller's contract), so the called cdata is a
+    // live-cdata at index 1 or upvalue 1.
     unsafe {
         let idx = match mode {
             CallMode::Metamethod => 1,
@@ -584,7 +600,8 @@ unsafe fn state_of_call(ret_ctype: *const c_void) -> *mut FfiState {
 /// # Safety
 /// `l` is in a `__call` stub call (index 1 is the called cdata).
 pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a `__call` stub call (caller's contract): index 1 is the called live-
+    // cdata.
     unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
@@ -600,7 +617,8 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(
     l: *mut ffi::lua_State,
     ret_ctype: *const c_void,
 ) -> *mut ffi::lua_State {
-    // SAFETY: as documented.
+    // SAFETY: `ret_ctype` is a live-desc of the stub's state (caller's contract), so
+    // `state_of_call` gives a live-state, used from this thread only.
     unsafe {
         let st = state_of_call(ret_ctype);
         let prev = std::mem::replace(&mut (*st).calls.calling_l, l);
@@ -622,7 +640,8 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
     prev: *mut ffi::lua_State,
 ) {
     let errno = os_errno();
-    // SAFETY: as documented.
+    // SAFETY: `ret_ctype` is a live-desc of the stub's state (caller's contract), so
+    // `state_of_call` gives a live-state, used from this thread only.
     unsafe {
         let st = state_of_call(ret_ctype);
         (*st).errno = errno;
@@ -636,7 +655,8 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
 /// # Safety
 /// `l` is in a closure-mode stub call.
 pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a closure-mode stub call (caller's contract): upvalue 1 is the called
+    // live-cdata.
     unsafe { func_addr(l, CallMode::Closure) }
 }
 

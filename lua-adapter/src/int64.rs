@@ -344,7 +344,8 @@ unsafe fn push_number_like(l: *mut ffi::lua_State, v: i64) {
 /// # Safety
 /// Called from a metamethod with its two operands at 1 and 2.
 pub unsafe fn builtin(l: *mut ffi::lua_State, st: *mut FfiState, op: Op) -> bool {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: valid-L inside a metamethod with operands at 1 and 2, and live-state `st` (caller's
+    // contract); `operand` only reads those two slots.
     unsafe {
         let (Some(a), Some(b)) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 })) else {
             return false;

@@ -359,7 +359,8 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __newindex metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -487,7 +488,8 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
 }
 
 unsafe extern "C-unwind" fn mm_tostring(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __tostring metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -505,7 +507,8 @@ unsafe extern "C-unwind" fn mm_tostring(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __call metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -623,7 +626,8 @@ arith_mm! {
 }
 
 unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: valid-L inside a cdata `__pairs`/`__ipairs` metamethod (its callers), with the FFI
+    // state as upvalue 1 (live-state).
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -649,14 +653,16 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __pairs metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__pairs") }
 }
 
 /// `__ipairs`, also called by the module's global `ipairs` for cdata (Lua 5.3+'s own ipairs
 /// has no `__ipairs`).
 pub(crate) unsafe extern "C-unwind" fn mm_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __ipairs metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__ipairs") }
 }
 

@@ -44,7 +44,8 @@ const MARK: usize = 0x5A5A_1234_5678;
 /// `vm` is this state's verified layout; `idx` is a valid argument index of the running C
 /// function. Only for values that stay alive by other means (the copy is not a reference).
 pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(u64, u32)> {
-    // SAFETY: as documented.
+    // SAFETY: `vm` is this state's verified layout and `idx` a valid argument index of the running
+    // C function (caller's contract), so the slot read lies inside the stack.
     unsafe {
         let at = stack_slot(l, vm, idx)?;
         Some((read::<u64>(at), tag(vm, at)))
@@ -59,7 +60,8 @@ pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Optio
 /// As [`func_slot`].
 #[inline]
 unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<usize> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `func_slot` (valid-L, `vm` verified for it); the slot is bounds-
+    // checked against `L->top` before any read.
     unsafe {
         let slot = vm.slot as isize;
         let top: usize = read(l as usize + vm.top as usize);
@@ -80,7 +82,8 @@ unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<u
 /// # Safety
 /// `l` valid; `vm.args` names fields inside its `lua_State`.
 unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
-    // SAFETY: as documented; ci is dereferenced only when plausible.
+    // SAFETY: valid-L and `vm.args` naming fields inside its `lua_State` (caller's contract); `ci`
+    // is dereferenced only when it is a plausible pointer.
     unsafe {
         match vm.args {
             ArgsBase::Base { at } => Some(read::<usize>(l as usize + at as usize).wrapping_sub(vm.slot as usize)),
@@ -102,7 +105,8 @@ unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
 /// `vm` is this state's verified layout and `l` is running a C function.
 #[inline]
 pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(usize, usize)> {
-    // SAFETY: as documented: the slot read lies between the function's slot and L->top.
+    // SAFETY: `vm` is this state's verified layout and `l` runs a C function (caller's contract):
+    // the slot read lies between the function's slot and `L->top`.
     unsafe {
         let at = stack_slot(l, vm, idx)?;
         let ud = vm.userdata;
@@ -123,7 +127,8 @@ pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> O
 /// # Safety
 /// `vm` as for [`read_slot`]; a free stack slot; the value is still alive.
 pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32)) {
-    // SAFETY: as documented.
+    // SAFETY: `vm` verified for `l`, a free stack slot and a still-alive value (caller's contract):
+    // the write goes to `L->top`, which then moves up one slot.
     unsafe {
         let top_at = l as usize + vm.top as usize;
         let top: usize = read(top_at);
@@ -143,7 +148,8 @@ pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32
 /// `l` is a valid state with 8 free slots.
 pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
     let vm = compiled_layout();
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 8 free slots (caller's contract), which `layout_matches` uses for its
+    // probes.
     unsafe { layout_matches(l, vm) }.then_some(vm)
 }
 
