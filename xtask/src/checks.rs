@@ -1,8 +1,9 @@
-//! The static checks `test-all-abis` runs before any test: formatting, clippy and rustdoc,
-//! each a cargo command that must exit 0.
+//! The static checks `test-all-abis` runs before any test: formatting, clippy and rustdoc
+//! (each a cargo command that must exit 0), and the SAFETY comments of lua-adapter (each must
+//! say what it relies on).
 
 use crate::sys;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// One cargo command that must succeed on the workspace.
@@ -69,6 +70,109 @@ pub fn run_cargo_check(check: &CargoCheck, dir: &Path) -> Result<(), String> {
     }
 }
 
+/// The directories whose SAFETY comments are checked.
+const SAFETY_CHECKED_DIRS: &[&str] = &["lua-adapter/src"];
+
+/// A SAFETY comment shorter than this many words (after `SAFETY:`) states no invariant.
+pub const SAFETY_MIN_WORDS: usize = 4;
+
+/// Phrases that point somewhere instead of stating the invariant (lower case).
+pub const SAFETY_BANNED: &[&str] = &[
+    "as documented",
+    "as the caller guarantees",
+    "as the callers guarantee",
+    "as guaranteed",
+    "see above",
+    "as above",
+    "same as",
+    "trivially safe",
+    "this is safe",
+];
+
+/// One SAFETY comment that says nothing.
+#[derive(Debug, PartialEq)]
+pub struct EmptySafety {
+    /// 1-based line of the `SAFETY:` marker.
+    pub line: usize,
+    /// The comment's text after `SAFETY:`, its lines joined.
+    pub text: String,
+    /// Why it is rejected.
+    pub why: String,
+}
+
+/// The SAFETY comments of one Rust source that state no invariant: fewer than
+/// [`SAFETY_MIN_WORDS`] words, or a phrase of [`SAFETY_BANNED`]. A comment runs from
+/// `// SAFETY:` over the `//` lines right below it.
+pub fn empty_safety_comments(source: &str) -> Vec<EmptySafety> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(pos) = line.find("// SAFETY:") else { continue };
+        if line[..pos].trim_start().starts_with("//") {
+            continue; // inside a doc or plain comment that mentions SAFETY comments
+        }
+        let mut text = line[pos + "// SAFETY:".len()..].trim().to_string();
+        for next in &lines[i + 1..] {
+            let next = next.trim_start();
+            match next.strip_prefix("//") {
+                Some(rest)
+                    if !rest.starts_with('/')
+                        && !rest.starts_with('!')
+                        && !rest.trim_start().starts_with("SAFETY:") =>
+                {
+                    text.push(' ');
+                    text.push_str(rest.trim());
+                }
+                _ => break,
+            }
+        }
+        let lower = text.to_lowercase();
+        let words = text.split_whitespace().count();
+        let why = if let Some(phrase) = SAFETY_BANNED.iter().find(|p| lower.contains(*p)) {
+            format!("`{phrase}` points elsewhere instead of stating the invariant")
+        } else if words < SAFETY_MIN_WORDS {
+            format!("{words} word(s): too short to state an invariant")
+        } else {
+            continue;
+        };
+        out.push(EmptySafety { line: i + 1, text: text.trim().to_string(), why });
+    }
+    out
+}
+
+/// Every empty SAFETY comment under [`SAFETY_CHECKED_DIRS`], as `path:line: why: text`.
+pub fn safety_findings() -> Result<Vec<String>, String> {
+    let root = sys::workspace_root();
+    let mut files = Vec::new();
+    for dir in SAFETY_CHECKED_DIRS {
+        rust_files(&root.join(dir), &mut files)?;
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        for f in empty_safety_comments(&source) {
+            out.push(format!("{shown}:{}: {}: SAFETY: {}", f.line, f.why, f.text));
+        }
+    }
+    Ok(out)
+}
+
+/// The `.rs` files under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            rust_files(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Runs every static check on the workspace; returns the failed ones' descriptions.
 pub fn run_all() -> Result<Vec<String>, String> {
     ensure_components()?;
@@ -80,13 +184,51 @@ pub fn run_all() -> Result<Vec<String>, String> {
             failed.push(e);
         }
     }
+    println!("== SAFETY comments ({}) ==", SAFETY_CHECKED_DIRS.join(", "));
+    let empty = safety_findings()?;
+    for f in &empty {
+        println!("{f}");
+    }
+    if !empty.is_empty() {
+        failed.push(format!("{} SAFETY comment(s) state no invariant", empty.len()));
+    }
     Ok(failed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+
+    #[test]
+    fn empty_safety_comments_are_caught() {
+        let src = "\
+    // SAFETY: as documented.
+    unsafe { f() };
+    // SAFETY: valid state.
+    unsafe { g() };
+    // SAFETY: as the caller guarantees; nothing owned
+    // is alive here, see above.
+    unsafe { h() };
+    // SAFETY: [live-L]: `l` is the running thread with a free slot, so one push fits.
+    unsafe { i() };
+    // SAFETY: `addr..addr+len` is a mapping this arena made
+    // and no live chunk uses.
+    unsafe { j() };
+//! The invariants `// SAFETY:` comments cite.
+";
+        let found = empty_safety_comments(src);
+        let lines: Vec<usize> = found.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [1, 3, 5], "{found:#?}");
+        assert!(found[0].why.contains("as documented"));
+        assert!(found[1].why.contains("2 word(s)"));
+        assert!(found[2].text.ends_with("see above."), "continuation lines belong to the comment");
+    }
+
+    #[test]
+    fn the_checked_sources_have_no_empty_safety_comment() {
+        let found = safety_findings().unwrap();
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
 
     /// Writes a one-file library crate (its own workspace) into a fresh directory.
     fn scratch_crate(name: &str, lib_rs: &str) -> PathBuf {

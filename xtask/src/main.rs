@@ -1,6 +1,6 @@
 //! `cargo xtask <task>`: the project's developer tasks.
 //!
-//! - `test-all-abis`: the fmt, clippy and rustdoc checks, every workspace
+//! - `test-all-abis`: the fmt, clippy, rustdoc and SAFETY-comment checks, every workspace
 //!   test, the snapshots and the emulator matrix; prints `N passed, N failed` last.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task>
 tasks:
-  test-all-abis   the static checks (fmt, clippy, rustdoc), then every
+  test-all-abis   the static checks (fmt, clippy, rustdoc, SAFETY comments), then every
                   test: workspace tests, snapshots, the emulator matrix
   bench [calls per loop]
                   the call and callback overhead benchmark (release build)

@@ -1,6 +1,6 @@
 //! `cargo xtask test-all-abis`: the one test command.
 //!
-//! Runs the static checks first (fmt, clippy, rustdoc: [`checks`]), then
+//! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
 //! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
 //! `N passed, N failed`.
