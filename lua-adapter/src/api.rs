@@ -82,7 +82,8 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
 /// `ipairs(v)`: cdata go to their `__ipairs` ([`meta::mm_ipairs`]); everything else to the
 /// original `ipairs` (upvalue 2).
 unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_tonumber; upvalue 1 is the state, as mm_ipairs expects.
+    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 (live-state,
+    // as mm_ipairs expects) and the original ipairs as upvalue 2.
     unsafe {
         let st = state::from_upvalue(l);
         if cdata::to_cdata(l, st, 1).is_null() {
@@ -145,7 +146,7 @@ unsafe fn params(
     if from == 0 {
         return (out, None);
     }
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         for i in from..=ffi::lua_gettop(l) {
             match ffi::lua_type(l, i) {
@@ -217,7 +218,8 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
 /// The C type argument 1 names: a declaration string (with `$` parameters from index
 /// `params_from`, 0 for none), a ctype object or a cdata (its type).
 unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> QualType {
-    // SAFETY: stack reads on a valid state; errors raised with nothing owned in this frame.
+    // SAFETY: valid-L: only reads of existing stack slots; errors raised with nothing owned in this
+    // frame.
     unsafe {
         match ffi::lua_type(l, 1) {
             ffi::LUA_TSTRING => {
@@ -251,7 +253,7 @@ unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_
 
 /// Argument `narg` converted to an `int32_t` (LuaJIT's `ffi_checkint`).
 unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i32 {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         if narg > ffi::lua_gettop(l) {
             cdata::raise_arg(l, narg, "value expected".into());
@@ -271,7 +273,7 @@ unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i
 /// wrapping: NaN, infinities, negative numbers, 2^31 and more, and an `int64_t` of 2^32 + 3
 /// (LuaJIT truncates that one to 3).
 unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         if narg > ffi::lua_gettop(l) {
             cdata::raise_arg(l, narg, "value expected".into());
@@ -298,7 +300,7 @@ const MAX_STRING: u32 = 0x7fff_ff00;
 
 /// Argument `narg` converted to a pointer of type `ptr_ty` (LuaJIT's `ffi_checkptr`).
 unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_ty: TypeId) -> *mut u8 {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         if narg > ffi::lua_gettop(l) {
             cdata::raise_arg(l, narg, "value expected".into());
@@ -343,7 +345,7 @@ fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
 /// # Safety
 /// Called from a lua_CFunction of this module.
 pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let top = ffi::lua_gettop(l);
         let mut init_from = first;
@@ -376,7 +378,7 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
 /// Sets `finalizers[cdata at cd_idx] = value at fn_idx` (nil removes it) and gives the cdata
 /// the metatable with `__gc`.
 unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let cd = ffi::lua_absindex(l, cd_idx);
         let f = ffi::lua_absindex(l, fn_idx);
@@ -526,7 +528,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe fn push_count(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -593,7 +595,8 @@ unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef; the bytes read are the user's (as in C).
+    // SAFETY: cfunction: Lua calls ffi.string with the FFI state as upvalue 1 (live-state); the
+    // bytes read are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         if ffi::lua_gettop(l) < 1 {
@@ -731,7 +734,8 @@ unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
 /// on 5.3+ when exact, as their reads do), complex to its real part, bool to 0/1, other
 /// cdata to nil; everything else goes to the original `tonumber` (upvalue 2).
 unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef; upvalue 2 is the original tonumber.
+    // SAFETY: cfunction: Lua calls the module's tonumber with the FFI state as upvalue 1
+    // (live-state) and the original tonumber as upvalue 2.
     unsafe {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);

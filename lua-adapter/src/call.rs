@@ -381,7 +381,8 @@ pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) ->
 /// signature can't be called.
 #[cold]
 unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> usize {
-    // SAFETY: stack reads on a valid state; errors raised after every owned value is gone.
+    // SAFETY: valid-L: only reads of existing stack slots; errors raised after every owned value is
+    // gone.
     unsafe {
         let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
         let r = if variadic {
@@ -419,7 +420,7 @@ unsafe fn variadic_stub(
     fn_ty: TypeId,
     mode: CallMode,
 ) -> Result<usize, String> {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let fixed = match (*st).types.get(fn_ty) {
             CType::Function(f) => f.params.len() as c_int,
@@ -518,7 +519,7 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
 /// # Safety
 /// `l` valid; `st` its state.
 pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> QualType {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let types = &mut (*st).types;
         let double = QualType::plain(types.float(FloatKind::Double));
@@ -574,7 +575,7 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
 /// Returns the arenas' pages mapped, spare pages, bytes in use and live chunks, then the
 /// numbers of stubs and live callbacks (nothing when the state has no `ffi`).
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction on a valid state.
+    // SAFETY: cfunction: called by Lua with a valid-L.
     unsafe {
         let st = crate::state::from_registry(l);
         if st.is_null() {

@@ -378,8 +378,8 @@ unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize
 
 /// Pushes a lease over the callbacks recorded above `mark`, and forgets them.
 unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize) {
-    // SAFETY: stack operations on a valid state; the lease holds `n` (address, generation)
-    // pairs after its count.
+    // SAFETY: valid-L: pushes and pops within its free slots; the lease holds `n` (address,
+    // generation) pairs after its count.
     unsafe {
         let n = (*st).calls.callbacks.implicit.len() - mark;
         let words = ffi::lua_newuserdata(l, (1 + 2 * n) * std::mem::size_of::<usize>()) as *mut usize;
@@ -436,7 +436,7 @@ unsafe extern "C-unwind" fn bad_callback(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// Called from `__index` of a live cdata at index 1; `st` its state.
 pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if c.is_null() || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
@@ -462,7 +462,7 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
 /// The thunk address held by the function-pointer cdata at index 1, if it is a live
 /// callback of this state; raises `bad callback` otherwise.
 unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cdata::Cdata, usize) {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
@@ -512,7 +512,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
 /// Pushes the value a callback returns to C when its Lua function failed: 0 for numbers and
 /// bool, a zeroed cdata of the return type for pointers and aggregates.
 unsafe fn push_zero(l: *mut ffi::lua_State, cb: *const Callback) {
-    // SAFETY: a push on a valid state; the descriptor lives as long as the state.
+    // SAFETY: valid-L with a free slot: one push; the descriptor lives as long as the state.
     unsafe {
         let desc = (*cb).ret_desc;
         match (*desc).shape {
@@ -529,8 +529,8 @@ unsafe fn push_zero(l: *mut ffi::lua_State, cb: *const Callback) {
 /// Whether the Lua value at the top converts to the callback's return type; on failure the
 /// conversion error, to keep.
 unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<(), convert::ConvError> {
-    // SAFETY: stack operations on a valid state; the trial conversion writes into a buffer of
-    // the type's size.
+    // SAFETY: valid-L: pushes and pops within its free slots; the trial conversion writes into a
+    // buffer of the type's size.
     unsafe {
         let desc = (*cb).ret_desc;
         let t = ffi::lua_type(l, -1);
@@ -657,7 +657,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, s
 #[inline(never)]
 unsafe fn push_result_error(l: *mut ffi::lua_State, st: *mut FfiState, e: convert::ConvError) {
     let msg = e.message(&unsafe { &*st }.types);
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len()) };
 }
 
@@ -675,7 +675,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_leave(l: *mut ffi::lua_State) {
 /// # Safety
 /// Called by `luaffi_after_call` (may raise).
 pub unsafe fn raise_pending(l: *mut ffi::lua_State, st: *mut FfiState) {
-    // SAFETY: stack operations on a valid state; nothing owned in this frame.
+    // SAFETY: valid-L: pushes and pops within its free slots; nothing owned in this frame.
     unsafe {
         let r = (*st).calls.pending_error;
         if r == ffi::LUA_NOREF {

@@ -112,7 +112,7 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     // SAFETY: desc comes from the state and lives as long as it.
     let align = unsafe { (*desc).align.max(1) } as usize;
     let total = HEADER + len + (align - 1);
-    // SAFETY: valid state; the userdata has `total` writable bytes.
+    // SAFETY: valid-L; the userdata has `total` writable bytes.
     unsafe {
         let base = new_userdata(l, total, 0) as *mut u8;
         let start = base as usize + HEADER;
@@ -157,7 +157,7 @@ pub unsafe fn push_ref(
     ptr: *mut u8,
     anchor: c_int,
 ) -> *mut Cdata {
-    // SAFETY: valid state; the userdata holds a header.
+    // SAFETY: valid-L; the userdata holds a header.
     unsafe {
         let owner = if anchor != 0 { to_cdata(l, st, anchor) } else { std::ptr::null_mut() };
         let len =
@@ -174,8 +174,8 @@ pub unsafe fn push_ref(
 
 /// Makes the userdata at the top keep the value at `anchor` alive (its user value).
 unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
-    // SAFETY: stack operations on a valid state; user values accept any value on 5.3+, a
-    // table on 5.1/5.2 (the anchor is wrapped in one).
+    // SAFETY: valid-L: pushes and pops within its free slots; user values accept any value on 5.3+,
+    // a table on 5.1/5.2 (the anchor is wrapped in one).
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushvalue(l, anchor);
@@ -193,7 +193,8 @@ unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
 /// # Safety
 /// `l` valid with 3 free slots.
 pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) {
-    // SAFETY: stack operations on a valid state; the cache table is anchored in the registry.
+    // SAFETY: valid-L: pushes and pops within its free slots; the cache table is anchored in the
+    // registry.
     unsafe {
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).ctype_cache_ref as ffi::lua_Integer);
         ffi::lua_rawgetp(l, -1, desc as *const c_void);
@@ -234,7 +235,7 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 /// `l` valid with 2 free slots; `st` its state.
 #[inline]
 pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         if let Some(c) = stack_userdata_cdata(l, st, idx) {
             return c;
@@ -268,8 +269,8 @@ pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 /// As [`userdata_cdata`].
 #[inline]
 unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack reads on a valid state; `lua_rawlen` only for a userdata (on a number,
-    // 5.1's converts it to a string in place).
+    // SAFETY: valid-L: only reads of existing stack slots; `lua_rawlen` only for a userdata (on a
+    // number, 5.1's converts it to a string in place).
     unsafe {
         let block = ffi::lua_touserdata(l, idx) as usize;
         if block == 0 {
@@ -317,7 +318,7 @@ unsafe fn cdata_in_block(block: usize, len: usize, st: *const FfiState) -> *mut 
 /// being the one its cdata's type hands out ([`CTypeDesc::closure_entry`]).
 #[cold]
 unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack operations on a valid state; the value at idx is a function.
+    // SAFETY: valid-L: pushes and pops within its free slots; the value at idx is a function.
     unsafe {
         let Some(f) = ffi::lua_tocfunction(l, idx) else { return std::ptr::null_mut() };
         if ffi::lua_getupvalue(l, idx, 1).is_null() {
@@ -348,7 +349,7 @@ pub unsafe fn type_of(c: *const Cdata) -> QualType {
 /// that calls `lua_error`.
 #[inline(never)]
 unsafe fn push_error_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         ffi::luaL_where(l, 1);
         ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
@@ -376,7 +377,7 @@ pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
 
 #[inline(never)]
 unsafe fn push_plain(l: *mut ffi::lua_State, msg: String) -> *const c_char {
-    // SAFETY: stack operations on a valid state; the string stays on the stack.
+    // SAFETY: valid-L: pushes and pops within its free slots; the string stays on the stack.
     unsafe {
         ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
         ffi::lua_tolstring(l, -1, std::ptr::null_mut())
@@ -404,7 +405,7 @@ pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
 /// # Safety
 /// `l` valid.
 pub unsafe fn lua_typename_at(l: *mut ffi::lua_State, idx: c_int) -> &'static str {
-    // SAFETY: lua_type on a valid index.
+    // SAFETY: valid-L and an acceptable `idx`: `lua_type` only reads the slot.
     let t = unsafe { ffi::lua_type(l, idx) };
     lua_type_name(t)
 }

@@ -121,7 +121,7 @@ unsafe fn main_thread(l: *mut ffi::lua_State) -> *mut ffi::lua_State {
 
 /// Pushes a new namespace over `handle`.
 unsafe fn push_clib(l: *mut ffi::lua_State, handle: *mut c_void, owned: bool) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Clib>()) as *mut Clib;
         ud.write(Clib { handle, owned });
@@ -189,7 +189,8 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Str
 /// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
 /// frame owns nothing when it raises).
 unsafe fn resolve_or_raise(l: *mut ffi::lua_State, c: *mut Clib, sym: Option<CString>) -> *mut c_void {
-    // SAFETY: as resolve; `raise` drops the message before it unwinds.
+    // SAFETY: `c` is a live namespace userdata (caller's contract), as `resolve` needs;
+    // raise-clean: `raise` drops the message before it unwinds.
     match unsafe { resolve(c, sym) } {
         Ok(p) => p,
         Err(msg) => unsafe { cdata::raise(l, msg) },
@@ -389,7 +390,7 @@ unsafe extern "C-unwind" fn ffi_load(l: *mut ffi::lua_State) -> c_int {
 
 #[inline(never)]
 unsafe fn push_message(l: *mut ffi::lua_State, msg: String) {
-    // SAFETY: a push on a valid state; `msg` is dropped here.
+    // SAFETY: valid-L with a free slot: one push; `msg` is dropped here.
     unsafe {
         ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len());
     }

@@ -703,8 +703,8 @@ unsafe fn value_to_c(
 /// `l` valid with 2 free slots; the value at `idx` is a full userdata.
 unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::raw::c_void> {
     type Handle = [*mut std::os::raw::c_void; if cfg!(feature = "lua51") { 1 } else { 2 }];
-    // SAFETY: stack operations on a valid state; the block is read only when the userdata is
-    // a file handle of its size.
+    // SAFETY: valid-L: pushes and pops within its free slots; the block is read only when the
+    // userdata is a file handle of its size.
     unsafe {
         if ffi::lua_getmetatable(l, idx) == 0 {
             return None;
@@ -772,7 +772,7 @@ unsafe fn table_to_array(
     dp: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack reads on a valid state; writes stay within `size`.
+    // SAFETY: valid-L: only reads of existing stack slots; writes stay within `size`.
     unsafe {
         enter_table(l, at)?;
         let types = &(*st).types;
@@ -829,7 +829,7 @@ unsafe fn fill_rest(dp: *mut u8, ofs: u64, esize: u64, size: u64) {
 /// Whether a table has keys other than 1..n (LuaJIT checks for a hash part): such tables
 /// initialise records by member name, others by position.
 unsafe fn has_named_keys(l: *mut ffi::lua_State, idx: c_int) -> bool {
-    // SAFETY: table traversal on a valid state.
+    // SAFETY: valid-L: a `lua_next` traversal of the table, within its free slots.
     unsafe {
         let n = ffi::lua_rawlen(l, idx) as ffi::lua_Integer;
         ffi::lua_pushnil(l);
@@ -913,7 +913,7 @@ unsafe fn table_to_record(
     dp: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack operations on a valid state; member offsets lie within the record.
+    // SAFETY: valid-L: pushes and pops within its free slots; member offsets lie within the record.
     unsafe {
         enter_table(l, at)?;
         let named = has_named_keys(l, idx);
@@ -1121,7 +1121,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
     if !matches!(ds, Shape::Array(..) | Shape::Record) {
         return false;
     }
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         match ffi::lua_type(l, idx) {
             ffi::LUA_TTABLE => false,
@@ -1147,7 +1147,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
 /// # Safety
 /// `l` valid with 3 free slots.
 pub unsafe fn push_int(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, size: u8, signed: bool) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         if size < 8 {
             // Values below 64 bits arrive sign- or zero-extended: exact either way.

@@ -94,8 +94,8 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
 /// may be another callable cdata); otherwise a `__call` has the called cdata at index 1
 /// (arguments from 2). None when neither holds.
 unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(TypeId, c_int)> {
-    // SAFETY: debug API on a valid state with 2 free slots; `lua_getinfo` with "f" pushes
-    // the running function, popped here.
+    // SAFETY: debug API on a valid-L with 2 free slots; `lua_getinfo` with "f" pushes the running
+    // function, popped here.
     unsafe {
         let types = &(*st).types;
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
@@ -119,7 +119,7 @@ unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(
 /// A callback's result (negative `idx`) is never a name here: `luaffi_callback_result`
 /// replaced it by its value.
 unsafe fn int_arg_type(l: *mut ffi::lua_State, idx: c_int, kind: IntKind) -> QualType {
-    // SAFETY: valid state (see `state_of`); only stack reads.
+    // SAFETY: valid-L with the module open (`state_of`); only stack reads.
     unsafe {
         let st = state_of(l);
         if idx > 0 && ffi::lua_type(l, idx) == ffi::LUA_TSTRING {
@@ -139,7 +139,7 @@ unsafe fn int_arg_type(l: *mut ffi::lua_State, idx: c_int, kind: IntKind) -> Qua
 
 /// The state for helpers without a `ctype` argument.
 unsafe fn state_of(l: *mut ffi::lua_State) -> *mut FfiState {
-    // SAFETY: valid state; the module was opened in it before any stub exists.
+    // SAFETY: valid-L; the module was opened in it before any stub exists.
     unsafe { state::from_registry(l) }
 }
 
@@ -419,7 +419,7 @@ unsafe fn arg_to_c(
 /// # Safety
 /// `l` valid with a free slot.
 pub unsafe extern "C-unwind" fn luaffi_push_i32(l: *mut ffi::lua_State, v: i32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { push_small(l, v as i64) }
 }
 
@@ -428,12 +428,12 @@ pub unsafe extern "C-unwind" fn luaffi_push_i32(l: *mut ffi::lua_State, v: i32) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_u32(l: *mut ffi::lua_State, v: u32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { push_small(l, v as i64) }
 }
 
 unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -482,7 +482,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_f32(l: *mut ffi::lua_State, v: f32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushnumber(l, v as f64) }
 }
 
@@ -491,7 +491,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_f32(l: *mut ffi::lua_State, v: f32) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_f64(l: *mut ffi::lua_State, v: f64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushnumber(l, v) }
 }
 
@@ -500,7 +500,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_f64(l: *mut ffi::lua_State, v: f64) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_int) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushboolean(l, c_int::from(v != 0)) }
 }
 
@@ -600,8 +600,8 @@ unsafe fn state_of_call(ret_ctype: *const c_void) -> *mut FfiState {
 /// # Safety
 /// `l` is in a `__call` stub call (index 1 is the called cdata).
 pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: valid-L inside a `__call` stub call (caller's contract): index 1 is the called live-
-    // cdata.
+    // SAFETY: valid-L inside a `__call` stub call (caller's contract): index 1 is the called
+    // live-cdata.
     unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
@@ -734,7 +734,8 @@ mod tests {
 
     /// `scale(p, k)`: `int *` in, `double` and bool helpers, a pointer pushed back.
     unsafe extern "C-unwind" fn scale(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: as add; the descriptor comes from the state.
+        // SAFETY: cfunction, like add; the descriptor comes from the live-state of the module open
+        // in `l`.
         unsafe {
             let st = state::from_registry(l);
             let int = (*st).types.int(IntKind::Int);

@@ -44,7 +44,7 @@ const METHODS: [(&std::ffi::CStr, CFn); 18] = [
 /// # Safety
 /// `l` valid with 8 free slots; `st` its freshly created state.
 pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         // Finalizers: weak keys, so a finalizer never keeps its cdata alive.
         ffi::lua_createtable(l, 0, 0);
@@ -112,7 +112,7 @@ unsafe fn weak(l: *mut ffi::lua_State, mode: &std::ffi::CStr) {
 
 /// The cdata at index 1 of a metamethod.
 unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         // Lua runs a metamethod of the cdata metatable for a userdata only: no namespace
         // function test is needed (a direct call with anything else fails below).
@@ -130,7 +130,7 @@ unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
 /// # Safety
 /// `l` valid with 2 free slots.
 pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, event: &std::ffi::CStr) -> bool {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let id = match shape(&(*st).types, ty.id) {
             Shape::Pointer(to) => to.id,
@@ -301,7 +301,7 @@ unsafe fn index_error(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType) -
 /// `__index` / `__newindex` through the metatype (LuaJIT's `ffi_index_meta`): a function is
 /// called with the cdata, key (and value); a table is indexed (a nil result is an error).
 unsafe fn index_meta(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, set: bool) -> c_int {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let event = if set { c"__newindex" } else { c"__index" };
         if !push_metamethod(l, st, ty, event) {
@@ -567,7 +567,8 @@ unsafe extern "C-unwind" fn mm_gc(l: *mut ffi::lua_State) -> c_int {
 /// Arithmetic and comparison: built-in C arithmetic first, then the metatype of the first
 /// cdata operand, then of the second (LuaJIT's `lj_carith_op` / `carith_meta`).
 unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
-    // SAFETY: as mm_index; operands at 1 and 2.
+    // SAFETY: cfunction: a cdata arithmetic or comparison metamethod, with the FFI state as upvalue
+    // 1 (live-state) and its operands at 1 and 2.
     unsafe {
         let st = state::from_upvalue(l);
         if ffi::lua_gettop(l) < 2 {

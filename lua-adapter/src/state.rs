@@ -197,7 +197,7 @@ unsafe extern "C-unwind" fn state_gc(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// `l` must be a valid Lua state with room for 3 stack slots.
 pub unsafe fn get_or_create(l: *mut ffi::lua_State) -> (*mut FfiState, bool) {
-    // SAFETY: plain stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let key = &STATE_KEY as *const u8 as *const c_void;
         let existing = from_registry(l);
@@ -221,7 +221,7 @@ pub unsafe fn get_or_create(l: *mut ffi::lua_State) -> (*mut FfiState, bool) {
 /// # Safety
 /// `l` must be a valid Lua state with room for 1 stack slot.
 pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
-    // SAFETY: plain stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &STATE_KEY as *const u8 as *const c_void);
         let ud = ffi::lua_touserdata(l, -1) as *const *mut FfiState;

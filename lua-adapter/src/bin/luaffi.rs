@@ -404,7 +404,8 @@ fn load_file(lua: &Lua, path: Option<&CStr>) -> Result<Value, Failure> {
 
 /// `luaL_loadbuffer` of `code` under `chunkname` (`=(command line)`, `=LUA_INIT`).
 fn load_string(lua: &Lua, code: &[u8], chunkname: &CStr) -> Result<Value, Failure> {
-    // SAFETY: as in `load_file`; `code` outlives the call, `chunkname` is NUL-terminated.
+    // SAFETY: the closure runs on the Lua stack mlua gives it and owns nothing if loading raises a
+    // memory error (as in `load_file`); `code` outlives the call and `chunkname` is NUL-terminated.
     let loaded = unsafe {
         lua.exec_raw::<(bool, Value)>((), |state| {
             let status = ffi::luaL_loadbuffer(state, code.as_ptr().cast(), code.len(), chunkname.as_ptr());
