@@ -87,7 +87,19 @@ pub const SAFETY_BANNED: &[&str] = &[
     "same as",
     "trivially safe",
     "this is safe",
+    "as the caller checked",
+    // Says the state is valid without saying for what (lua-adapter's crate doc names `valid-L`).
+    "on a valid state",
 ];
+
+/// Whether `text` (after `SAFETY:`) starts by pointing at another item's comment, as in
+/// `as ffi_cdef;` or `as `matches`:` (and says what holds only after that, if at all).
+fn points_at_another_comment(text: &str) -> Option<&str> {
+    let word = text.strip_prefix("as ")?.split_whitespace().next()?;
+    let name = word.strip_suffix([';', ':', '.', ','])?;
+    let name = name.trim_matches('`');
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
+}
 
 /// One SAFETY comment that says nothing.
 #[derive(Debug, PartialEq)]
@@ -101,7 +113,7 @@ pub struct EmptySafety {
 }
 
 /// The SAFETY comments of one Rust source that state no invariant: fewer than
-/// [`SAFETY_MIN_WORDS`] words, or a phrase of [`SAFETY_BANNED`]. A comment runs from
+/// [`SAFETY_MIN_WORDS`] words, a phrase of [`SAFETY_BANNED`], or one that starts `as <item>;`. A comment runs from
 /// `// SAFETY:` over the `//` lines right below it.
 pub fn empty_safety_comments(source: &str) -> Vec<EmptySafety> {
     let lines: Vec<&str> = source.lines().collect();
@@ -129,7 +141,9 @@ pub fn empty_safety_comments(source: &str) -> Vec<EmptySafety> {
         let lower = text.to_lowercase();
         let words = text.split_whitespace().count();
         let why = if let Some(phrase) = SAFETY_BANNED.iter().find(|p| lower.contains(*p)) {
-            format!("`{phrase}` points elsewhere instead of stating the invariant")
+            format!("`{phrase}` states no invariant")
+        } else if let Some(name) = points_at_another_comment(&text) {
+            format!("`as {name}` points at another comment instead of stating the invariant")
         } else if words < SAFETY_MIN_WORDS {
             format!("{words} word(s): too short to state an invariant")
         } else {
@@ -215,13 +229,21 @@ mod tests {
     // and no live chunk uses.
     unsafe { j() };
 //! The invariants `// SAFETY:` comments cite.
+    // SAFETY: as ffi_cdef; the bytes read are the user's.
+    unsafe { k() };
+    // SAFETY: stack operations on a valid state.
+    unsafe { m() };
+    // SAFETY: as in `load_file`; `code` outlives the call.
+    unsafe { n() };
 ";
         let found = empty_safety_comments(src);
         let lines: Vec<usize> = found.iter().map(|f| f.line).collect();
-        assert_eq!(lines, [1, 3, 5], "{found:#?}");
+        assert_eq!(lines, [1, 3, 5, 14, 16], "{found:#?}");
         assert!(found[0].why.contains("as documented"));
         assert!(found[1].why.contains("2 word(s)"));
         assert!(found[2].text.ends_with("see above."), "continuation lines belong to the comment");
+        assert!(found[3].why.contains("`as ffi_cdef` points at another comment"), "{}", found[3].why);
+        assert!(found[4].why.contains("on a valid state"));
     }
 
     #[test]
