@@ -8,6 +8,7 @@
 //! reached through an alignment probe), and — for the signatures called through
 //! `call_checked` — rbx, rbp and r12-r15 hold after the call what they held before.
 #![cfg(all(target_arch = "x86_64", unix))]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod common;
 
