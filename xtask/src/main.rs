@@ -12,7 +12,7 @@
 //! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
-//! - `miri`: abi-model's unit tests under Miri (nightly).
+//! - `miri`: abi-model's unit and ABI rule tests under Miri (nightly).
 //! - `bench [calls]`: the call and callback overhead benchmark.
 
 mod bench;
@@ -91,8 +91,8 @@ tasks:
   valgrind [--lua 5.X]           run the Lua suite under valgrind with the system lua5.4 + module
   asan [--fuzz-cases N]          run the Lua suite and the Lua fuzzer under AddressSanitizer
                                  (nightly: rustup toolchain install nightly --profile minimal)
-  miri                           abi-model's unit tests under Miri (nightly; installs the
-                                 miri component if missing)
+  miri                           abi-model's unit and ABI rule tests under Miri (nightly;
+                                 installs the miri component if missing)
   help                           this text";
 
 /// The tasks of `tasks` whose name starts no line of `usage` indented by exactly two spaces
