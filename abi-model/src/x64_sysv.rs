@@ -48,7 +48,7 @@ pub fn merge_classes(a: Class, b: Class) -> Class {
 /// Classifies a struct or union by value (psABI §3.2.3, "classification of aggregates"):
 /// 1. larger than two eightbytes -> MEMORY (no __m256 here);
 /// 2. a scalar member not at a multiple of its size, counted from the start of the whole
-///    argument, -> MEMORY ([`classify_at`]);
+///    argument, -> MEMORY (`classify_at`, below);
 /// 3. each eightbyte is the merge of the classes of the scalars that overlap it;
 /// 4. post-merger: nothing here produces MEMORY or X87 classes beyond rules 1-2.
 pub fn classify_record(table: &TypeTable, id: TypeId) -> Result<Eightbytes, PlanError> {

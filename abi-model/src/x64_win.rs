@@ -14,7 +14,7 @@ pub const WIN64_INT_ARGS: [Gpr; 4] = [Gpr::CX, Gpr::DX, Gpr::R8, Gpr::R9];
 pub const WIN64_SHADOW: u32 = 32;
 
 /// "Structs and unions of size 8, 16, 32, or 64 bits ... are passed as if they were
-/// integers of the same size. [Others] are passed as a pointer to memory allocated by the
+/// integers of the same size. \[Others\] are passed as a pointer to memory allocated by the
 /// caller" (Microsoft, x64 calling convention, "Parameter passing"). `float complex` is an
 /// 8-byte aggregate; `double complex` a 16-byte one.
 pub fn win64_passes_by_reference(kind: ValueKind) -> bool {

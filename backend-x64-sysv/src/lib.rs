@@ -31,6 +31,7 @@
 //! others from rbp as always. `leave` undoes both.
 //! Scratch registers: r11 (value shuffling) and r10 (a pointer read from a slot); neither
 //! carries an argument in SysV (psABI Figure 3.4), and al survives until the call.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // dynasm expands a dynamic register `Rq(n)` to `n.into()`, which is the identity for our u8s.
 #![allow(clippy::useless_conversion)]

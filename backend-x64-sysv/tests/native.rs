@@ -8,6 +8,7 @@
 //! reached through an alignment probe), and — for the signatures called through
 //! `call_checked` — rbx, rbp and r12-r15 hold after the call what they held before.
 #![cfg(all(target_arch = "x86_64", unix))]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod common;
 
@@ -1100,7 +1101,7 @@ fn thunk_add_round_trips_and_keeps_callee_saved_registers() {
 #[test]
 fn thunk_mix_doubles_and_int64() {
     let thunk = make_thunk("mix", |args| Value::Num(as_f64(&args[0]) + as_f64(&args[2]) * 100.0));
-    // SAFETY: double(double, int, double, int64_t).
+    // SAFETY: the thunk was made for `double(double, int, double, int64_t)`, `f`'s type in Rust.
     let f: extern "C" fn(f64, i32, f64, i64) -> f64 = unsafe { thunk.as_fn() };
     assert_eq!(f(0.5, -3, 2.25, i64::MIN), 225.5);
     assert_eq!(thunk.finish(), vec![Value::Num(0.5), Value::Int(-3), Value::Num(2.25), Value::Int(i64::MIN)]);
@@ -1109,25 +1110,25 @@ fn thunk_mix_doubles_and_int64() {
 #[test]
 fn thunk_void_float_pointer_u64() {
     let thunk = make_thunk("void_void", |_| Value::Int(0));
-    // SAFETY: void(void).
+    // SAFETY: the thunk was made for `void(void)`, `f`'s type in Rust.
     let f: extern "C" fn() = unsafe { thunk.as_fn() };
     f();
     assert!(thunk.finish().is_empty());
 
     let thunk = make_thunk("float_float", |args| Value::Num(as_f64(&args[0]) * 3.0));
-    // SAFETY: float(float).
+    // SAFETY: the thunk was made for `float(float)`, `f`'s type in Rust.
     let f: extern "C" fn(f32) -> f32 = unsafe { thunk.as_fn() };
     assert_eq!(f(1.25), 3.75);
     assert_eq!(thunk.finish(), vec![Value::Num(1.25)]);
 
     let thunk = make_thunk("ptr_ptr", |args| Value::Ptr(as_i64(&args[0]) as usize + as_i64(&args[1]) as usize));
-    // SAFETY: void *(void *, size_t).
+    // SAFETY: the thunk was made for `void *(void *, size_t)`, `f`'s type in Rust.
     let f: extern "C" fn(usize, usize) -> usize = unsafe { thunk.as_fn() };
     assert_eq!(f(0x1000, 0x234), 0x1234);
     assert_eq!(thunk.finish(), vec![Value::Ptr(0x1000), Value::Int(0x234)]);
 
     let thunk = make_thunk("u64_u64", |args| Value::Int(as_i64(&args[0]) ^ as_i64(&args[1])));
-    // SAFETY: uint64_t(uint64_t, unsigned char).
+    // SAFETY: the thunk was made for `uint64_t(uint64_t, unsigned char)`, `f`'s type in Rust.
     let f: extern "C" fn(u64, u8) -> u64 = unsafe { thunk.as_fn() };
     assert_eq!(f(u64::MAX, 0xF0), u64::MAX ^ 0xF0);
     assert_eq!(thunk.finish(), vec![Value::Int(-1), Value::Int(0xF0)]);
@@ -1137,13 +1138,13 @@ fn thunk_void_float_pointer_u64() {
 fn thunk_small_integers_arrive_and_return_by_their_type() {
     // The Lua function returns 0x1FF: as char that is -1.
     let thunk = make_thunk("widen", |_| Value::Int(0x1FF));
-    // SAFETY: char(bool, char, unsigned short).
+    // SAFETY: the thunk was made for `char(bool, char, unsigned short)`, `f`'s type in Rust.
     let f: extern "C" fn(bool, i8, u16) -> i8 = unsafe { thunk.as_fn() };
     assert_eq!(f(true, -100, 65000), -1);
     assert_eq!(thunk.finish(), vec![Value::Bool(true), Value::Int(-100), Value::Int(65000)]);
 
     let thunk = make_thunk("ret_bool", |args| Value::Bool(as_i64(&args[0]) % 2 != 0));
-    // SAFETY: bool(short).
+    // SAFETY: the thunk was made for `bool(short)`, `f`'s type in Rust.
     let f: extern "C" fn(i16) -> bool = unsafe { thunk.as_fn() };
     assert!(f(-31_001));
     assert_eq!(thunk.finish(), vec![Value::Int(-31_001)]);
@@ -1151,7 +1152,7 @@ fn thunk_small_integers_arrive_and_return_by_their_type() {
     thunk.finish();
 
     let thunk = make_thunk("ret_ushort", |args| Value::Int(as_i64(&args[0])));
-    // SAFETY: unsigned short(unsigned int).
+    // SAFETY: the thunk was made for `unsigned short(unsigned int)`, `f`'s type in Rust.
     let f: extern "C" fn(u32) -> u16 = unsafe { thunk.as_fn() };
     assert_eq!(f(0x1234_ABCD), 0xABCD);
     assert_eq!(thunk.finish(), vec![Value::Int(0x1234_ABCD)]);
@@ -1163,7 +1164,7 @@ fn thunk_struct_of_float_and_int() {
         let v: Fi = from_bytes(&args[0]);
         Value::Bytes(bytes_of(&Fi { f: v.f * 2.0, i: v.i - 1 }))
     });
-    // SAFETY: struct fi(struct fi).
+    // SAFETY: the thunk was made for `struct fi(struct fi)`, `f`'s type in Rust.
     let f: extern "C" fn(Fi) -> Fi = unsafe { thunk.as_fn() };
     assert_eq!(f(Fi { f: 1.25, i: 10 }), Fi { f: 2.5, i: 9 });
     assert_eq!(thunk.finish(), vec![Value::Bytes(bytes_of(&Fi { f: 1.25, i: 10 }))]);
@@ -1176,7 +1177,7 @@ fn thunk_24_byte_struct_through_memory_returns_the_hidden_pointer() {
         let k = as_i64(&args[1]);
         Value::Bytes(bytes_of(&Big24 { a: v.a + k, b: v.b * 2.0, c: v.c - k }))
     });
-    // SAFETY: struct big24(struct big24, int).
+    // SAFETY: the thunk was made for `struct big24(struct big24, int)`, `f`'s type in Rust.
     let f: extern "C" fn(Big24, i32) -> Big24 = unsafe { thunk.as_fn() };
     let v = Big24 { a: 1, b: 2.5, c: 1 << 40 };
     assert_eq!(f(v, 3), Big24 { a: 4, b: 5.0, c: (1 << 40) - 3 });
@@ -1196,7 +1197,7 @@ fn thunk_two_eightbyte_structs_in_every_register_pairing() {
     let thunk = make_thunk("struct_ld", |args| {
         Value::Bytes(bytes_of(&Ld { l: as_i64(&args[0]) * 2, d: as_f64(&args[1]) / 2.0 }))
     });
-    // SAFETY: struct ld(int64_t, double).
+    // SAFETY: the thunk was made for `struct ld(int64_t, double)`, `f`'s type in Rust.
     let f: extern "C" fn(i64, f64) -> Ld = unsafe { thunk.as_fn() };
     assert_eq!(f(21, 3.0), Ld { l: 42, d: 1.5 });
     assert_eq!(thunk.finish(), vec![Value::Int(21), Value::Num(3.0)]);
@@ -1205,7 +1206,7 @@ fn thunk_two_eightbyte_structs_in_every_register_pairing() {
         let v: Ld = from_bytes(&args[0]);
         Value::Bytes(bytes_of(&Dl { d: v.d + 1.0, l: v.l + 1 }))
     });
-    // SAFETY: struct dl(struct ld).
+    // SAFETY: the thunk was made for `struct dl(struct ld)`, `f`'s type in Rust.
     let f: extern "C" fn(Ld) -> Dl = unsafe { thunk.as_fn() };
     assert_eq!(f(Ld { l: -9, d: 0.5 }), Dl { d: 1.5, l: -8 });
     assert_eq!(thunk.finish(), vec![Value::Bytes(bytes_of(&Ld { l: -9, d: 0.5 }))]);
@@ -1214,7 +1215,7 @@ fn thunk_two_eightbyte_structs_in_every_register_pairing() {
         let (a, b): (Ll, Ll) = (from_bytes(&args[0]), from_bytes(&args[1]));
         Value::Bytes(bytes_of(&Ll { a: a.a * b.a, b: a.b * b.b }))
     });
-    // SAFETY: struct ll(struct ll, struct ll).
+    // SAFETY: the thunk was made for `struct ll(struct ll, struct ll)`, `f`'s type in Rust.
     let f: extern "C" fn(Ll, Ll) -> Ll = unsafe { thunk.as_fn() };
     assert_eq!(f(Ll { a: 3, b: 4 }, Ll { a: 5, b: -6 }), Ll { a: 15, b: -24 });
     thunk.finish();
@@ -1224,7 +1225,7 @@ fn thunk_two_eightbyte_structs_in_every_register_pairing() {
         let k = as_f64(&args[1]) as f32;
         Value::Bytes(bytes_of(&Fff { x: v.x + k, y: v.y + k, z: v.z + k }))
     });
-    // SAFETY: struct fff(struct fff, float).
+    // SAFETY: the thunk was made for `struct fff(struct fff, float)`, `f`'s type in Rust.
     let f: extern "C" fn(Fff, f32) -> Fff = unsafe { thunk.as_fn() };
     assert_eq!(f(Fff { x: 1.0, y: 2.0, z: 3.0 }, 0.5), Fff { x: 1.5, y: 2.5, z: 3.5 });
     assert_eq!(thunk.finish(), vec![Value::Bytes(bytes_of(&Fff { x: 1.0, y: 2.0, z: 3.0 })), Value::Num(0.5)]);
@@ -1236,7 +1237,7 @@ fn thunk_odd_sized_structs() {
         let c: Rgb = from_bytes(&args[0]);
         Value::Bytes(bytes_of(&Rgb { r: c.b, g: c.r, b: c.g }))
     });
-    // SAFETY: struct rgb(struct rgb).
+    // SAFETY: the thunk was made for `struct rgb(struct rgb)`, `f`'s type in Rust.
     let f: extern "C" fn(Rgb) -> Rgb = unsafe { thunk.as_fn() };
     assert_eq!(f(Rgb { r: 1, g: 2, b: 3 }), Rgb { r: 3, g: 1, b: 2 });
     assert_eq!(thunk.finish(), vec![Value::Bytes(bytes_of(&Rgb { r: 1, g: 2, b: 3 }))]);
@@ -1245,7 +1246,7 @@ fn thunk_odd_sized_structs() {
         let v: S7 = from_bytes(&args[0]);
         Value::Bytes(s7_bytes(S7 { a: v.a * 2, b: v.b * 2, c: v.c.wrapping_mul(2) }))
     });
-    // SAFETY: struct s7(struct s7).
+    // SAFETY: the thunk was made for `struct s7(struct s7)`, `f`'s type in Rust.
     let f: extern "C" fn(S7) -> S7 = unsafe { thunk.as_fn() };
     assert_eq!(f(S7 { a: -70_000, b: 1000, c: -60 }), S7 { a: -140_000, b: 2000, c: -120 });
     let got: S7 = from_bytes(&thunk.finish()[0]);
@@ -1258,7 +1259,8 @@ fn thunk_complex_returns() {
         let (a, b): (Cf32, Cf32) = (from_bytes(&args[0]), from_bytes(&args[1]));
         Value::Bytes(bytes_of(&Cf32 { re: a.re + b.re, im: a.im + b.im }))
     });
-    // SAFETY: float complex(float complex, float complex), same classification as Cf32.
+    // SAFETY: the thunk was made for `float complex(float complex, float complex)`, `f`'s type in
+    // Rust; `Cf32` is classified the same.
     let f: extern "C" fn(Cf32, Cf32) -> Cf32 = unsafe { thunk.as_fn() };
     assert_eq!(f(Cf32 { re: 1.0, im: 2.0 }, Cf32 { re: 0.25, im: -4.0 }), Cf32 { re: 1.25, im: -2.0 });
     thunk.finish();
@@ -1267,7 +1269,7 @@ fn thunk_complex_returns() {
         let a: Cf64 = from_bytes(&args[0]);
         Value::Bytes(bytes_of(&Cf64 { re: a.im, im: a.re }))
     });
-    // SAFETY: double complex(double complex).
+    // SAFETY: the thunk was made for `double complex(double complex)`, `f`'s type in Rust.
     let f: extern "C" fn(Cf64) -> Cf64 = unsafe { thunk.as_fn() };
     assert_eq!(f(Cf64 { re: 1.5, im: -8.0 }), Cf64 { re: -8.0, im: 1.5 });
     assert_eq!(thunk.finish(), vec![Value::Bytes(bytes_of(&Cf64 { re: 1.5, im: -8.0 }))]);
@@ -1279,7 +1281,7 @@ fn thunk_ten_mixed_and_sixteen_arguments_read_the_callers_stack() {
         Value::Num(args.iter().map(|v| if let Value::Ptr(_) = v { 0.0 } else { as_f64(v) }).sum())
     });
     type Mixed10 = extern "C" fn(i32, f64, i64, f32, i8, f64, u16, i32, *const u8, i32) -> f64;
-    // SAFETY: the mixed10 signature.
+    // SAFETY: the thunk was made for the mixed10 signature, `f`'s type in Rust.
     let f: Mixed10 = unsafe { thunk.as_fn() };
     let p = 0xdead_beef_usize as *const u8;
     assert_eq!(
@@ -1304,7 +1306,7 @@ fn thunk_ten_mixed_and_sixteen_arguments_read_the_callers_stack() {
 
     let thunk = make_thunk("many16", |args| Value::Num(as_f64(&args[8]) * 1000.0 + as_f64(&args[15])));
     type Many16 = extern "C" fn(f64, f64, f64, f64, f64, f64, f64, f64, f64, i32, i32, i32, i32, i32, i32, i32) -> f64;
-    // SAFETY: the many16 signature.
+    // SAFETY: the thunk was made for the many16 signature, `f`'s type in Rust.
     let f: Many16 = unsafe { thunk.as_fn() };
     assert_eq!(f(0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 100, 101, 102, 103, 104, 105, 106), 8606.0);
     let mut expected: Vec<Value> = (0..9).map(|k| Value::Num(f64::from(k) + 0.5)).collect();
@@ -1316,7 +1318,7 @@ fn thunk_ten_mixed_and_sixteen_arguments_read_the_callers_stack() {
         Value::Int(as_i64(&args[0]) + i64::from(t.i))
     });
     type Late = extern "C" fn(i64, i64, i64, i64, i64, Fi, Fi) -> i64;
-    // SAFETY: the stack_struct signature.
+    // SAFETY: the thunk was made for the stack_struct signature, `f`'s type in Rust.
     let f: Late = unsafe { thunk.as_fn() };
     let (s, t) = (Fi { f: 3.0, i: 4 }, Fi { f: -1.0, i: 9 });
     assert_eq!(f(1, 2, 3, 4, 5, s, t), 10);

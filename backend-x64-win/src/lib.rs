@@ -30,6 +30,7 @@
 //! assert!(listing.contains("call qword ptr [rsp"));
 //! ```
 
+#![forbid(unsafe_code)]
 mod emit;
 pub mod frame;
 

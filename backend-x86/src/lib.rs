@@ -32,6 +32,7 @@
 //! pointer read from a slot, after the call only); the inline steps of programs with a Lua
 //! stack layout also use edx (a Lua stack slot) and the x87 stack (number conversions, left
 //! empty), see `emit/inline.rs`.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use abi_model::lua::steps::Program;

@@ -3,8 +3,8 @@
 //! Everything the harness needs from an x86 emulator goes through [`Cpu`]: map memory, read
 //! and write it, set and read registers (general purpose, XMM, the x87 stack as a caller or
 //! callee sees it), and [`Cpu::run`] until execution arrives at one of a [`StopSet`]'s
-//! addresses. Nothing here names unicorn, so the harness can later be hosted by another
-//! engine (for example one that runs under WASM, where unicorn's C code cannot).
+//! addresses. Nothing here names unicorn, so another engine can host the harness (for
+//! example one that runs under WASM, where unicorn's C code cannot).
 //!
 //! # Stops as hooks at an address
 //! The harness mocks helpers and fake callees as *stop addresses*: it runs until one is

@@ -2,20 +2,28 @@
 //! fixtures built by gcc and mingw. A test tool: never linked into what ships (GPL-2.0, through
 //! unicorn).
 //!
-//! The foundation, in three modules:
+//! The emulator:
 //! - [`engine`]: the [`Cpu`] trait, everything the harness needs from an emulator (memory,
 //!   registers, the x87 stack, running until a [`StopSet`] address is reached), with no
-//!   engine named, so the harness can later be hosted where unicorn cannot run.
+//!   engine named, so another engine can host the harness where unicorn cannot run.
 //! - [`unicorn_cpu`]: [`UnicornCpu`], the trait on unicorn, with the emulator's quirks
 //!   (x87 reset state, SSE alignment, threads) documented there.
 //! - [`image`]: [`Image`], a fixture (ELF32/ELF64 executable, PE32/PE64 executable or DLL)
 //!   parsed with goblin and mapped into a [`Cpu`] at its link address.
 //!
-//! Beside them, [`listing`] is the one disassembly format of generated code, which
-//! `cargo xtask disasm` and every backend's snapshots print (no emulator needed).
+//! What runs on it:
+//! - [`catalogue`]: the signatures and records under test, from one seed; [`cgen`] prints
+//!   them as the fixtures' C sources.
+//! - [`plan_runner`]: abi-model's call plans against the compiled callers and callees;
+//!   [`stub_runner`]: the backends' stubs and thunks, with the Lua helpers mocked.
+//! - [`layout_check`]: abi-model's layouts against the compilers' layout tables.
+//! - `matrix` (feature `emulator`) runs every case of a target in parallel; [`report`] prints
+//!   and saves the rows.
+//! - [`listing`]: the one disassembly format of generated code, which `cargo xtask disasm`
+//!   and every backend's snapshots print (no emulator needed).
 //!
-//! A call by hand, as the harness will make them: `add3(1, 2, 3)` from the committed
-//! x86-64 System V test fixture, returning to a stop address.
+//! A call by hand, as the runners make them: `add3(1, 2, 3)` from the committed x86-64 System V
+//! test fixture, returning to a stop address.
 //! ```
 //! use emu_harness::{Cpu, Gpr, Image, Perms, Stop, StopSet, UnicornCpu};
 //!
@@ -36,6 +44,7 @@
 //! assert_eq!(cpu.run(add3, &stops, 1_000), Ok(Stop::Reached(ret)));
 //! assert_eq!(cpu.gpr(Gpr::Rax), 6);
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod catalogue;

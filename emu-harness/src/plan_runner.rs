@@ -8,7 +8,7 @@
 //! back. Both directions check the stack pointer after the call (callee-popped bytes) and the
 //! x87 stack depth.
 
-use crate::engine::{Cpu, EngineError, Gpr, Mode, Perms, StopSet};
+use crate::engine::{Cpu, EngineError, Gpr, Perms, StopSet};
 use abi_model::{ArgPass, CallPlan, Ext, Loc, RetLoc, Target};
 use std::fmt;
 
@@ -527,13 +527,4 @@ pub fn check_callback(
 /// The stop set every plan run uses.
 pub fn plan_stops() -> StopSet {
     StopSet::new([layout::MAGIC_RET, layout::FAKE_CALLEE])
-}
-
-/// The word size of a mode, for callers that only have a plan.
-pub fn mode_for(plan: &CallPlan) -> Mode {
-    if plan.ptr_size == 8 {
-        Mode::X86_64
-    } else {
-        Mode::X86_32
-    }
 }

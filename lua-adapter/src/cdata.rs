@@ -44,7 +44,7 @@ pub struct Cdata {
     pub len: usize,
     /// What this is.
     pub form: Form,
-    /// [`tag_of`] this header in its state: how [`to_cdata`] recognises a cdata of this state
+    /// `tag_of` this header in its state: how [`to_cdata`] recognises a cdata of this state
     /// without pushing and comparing its metatable.
     pub tag: usize,
 }
@@ -91,7 +91,7 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     // SAFETY: desc comes from the state and lives as long as it.
     let align = unsafe { (*desc).align.max(1) } as usize;
     let total = HEADER + len + (align - 1);
-    // SAFETY: valid state; the userdata has `total` writable bytes.
+    // SAFETY: valid-L; the userdata has `total` writable bytes.
     unsafe {
         let base = new_userdata(l, total, 0) as *mut u8;
         let start = base as usize + HEADER;
@@ -114,7 +114,8 @@ pub const UNKNOWN_LEN: usize = usize::MAX;
 /// # Safety
 /// `c` is a live cdata header.
 pub unsafe fn room_at(c: *const Cdata, p: *const u8) -> u64 {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `c` is a live-cdata (caller's contract): its header fields are initialised and
+    // readable.
     let (ptr, len) = unsafe { ((*c).ptr as usize, (*c).len) };
     if len == UNKNOWN_LEN {
         return u64::MAX;
@@ -135,7 +136,7 @@ pub unsafe fn push_ref(
     ptr: *mut u8,
     anchor: c_int,
 ) -> *mut Cdata {
-    // SAFETY: valid state; the userdata holds a header.
+    // SAFETY: valid-L; the userdata holds a header.
     unsafe {
         let owner = if anchor != 0 { to_cdata(l, st, anchor) } else { std::ptr::null_mut() };
         let len =
@@ -152,8 +153,8 @@ pub unsafe fn push_ref(
 
 /// Makes the userdata at the top keep the value at `anchor` alive (its user value).
 unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
-    // SAFETY: stack operations on a valid state; user values accept any value on 5.3+, a
-    // table on 5.1/5.2 (the anchor is wrapped in one).
+    // SAFETY: valid-L: pushes and pops within its free slots; user values accept any value on 5.3+,
+    // a table on 5.1/5.2 (the anchor is wrapped in one).
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushvalue(l, anchor);
@@ -171,7 +172,8 @@ unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
 /// # Safety
 /// `l` valid with 3 free slots.
 pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) {
-    // SAFETY: stack operations on a valid state; the cache table is anchored in the registry.
+    // SAFETY: valid-L: pushes and pops within its free slots; the cache table is anchored in the
+    // registry.
     unsafe {
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, (*st).refs().ctype_cache as ffi::lua_Integer);
         ffi::lua_rawgetp(l, -1, desc as *const c_void);
@@ -212,7 +214,7 @@ pub unsafe fn set_meta(l: *mut ffi::lua_State, st: *mut FfiState, with_gc: bool)
 /// `l` valid with 2 free slots; `st` its state.
 #[inline]
 pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         if let Some(c) = stack_userdata_cdata(l, st, idx) {
             return c;
@@ -235,7 +237,8 @@ pub unsafe fn to_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) 
 /// `l` valid; `idx` a valid index; `st` its state.
 #[inline]
 pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: as documented.
+    // SAFETY: valid-L, an acceptable `idx` and live-state `st` (caller's contract), which both
+    // lookups need.
     unsafe { stack_userdata_cdata(l, st, idx).unwrap_or_else(|| api_userdata_cdata(l, st, idx)) }
 }
 
@@ -245,8 +248,8 @@ pub unsafe fn userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 /// As [`userdata_cdata`].
 #[inline]
 unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack reads on a valid state; `lua_rawlen` only for a userdata (on a number,
-    // 5.1's converts it to a string in place).
+    // SAFETY: valid-L: only reads of existing stack slots; `lua_rawlen` only for a userdata (on a
+    // number, 5.1's converts it to a string in place).
     unsafe {
         let block = ffi::lua_touserdata(l, idx) as usize;
         if block == 0 {
@@ -264,7 +267,9 @@ unsafe fn api_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c
 /// As [`userdata_cdata`], from a C function.
 #[inline]
 unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> Option<*mut Cdata> {
-    // SAFETY: as documented.
+    // SAFETY: valid-L running a C function and live-state `st` (caller's contract); `full_userdata`
+    // reads only slots between the function's slot and `L->top`, with the layout verified against
+    // the running Lua.
     unsafe {
         let vm = (*st).inline_vm()?;
         let (block, len) = crate::stack::vm_check::full_userdata(l, vm, idx)?;
@@ -292,7 +297,7 @@ unsafe fn cdata_in_block(block: usize, len: usize, st: *const FfiState) -> *mut 
 /// being the one its cdata's type hands out ([`CTypeDesc::closure_entry`]).
 #[cold]
 unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
-    // SAFETY: stack operations on a valid state; the value at idx is a function.
+    // SAFETY: valid-L: pushes and pops within its free slots; the value at idx is a function.
     unsafe {
         let Some(f) = ffi::lua_tocfunction(l, idx) else { return std::ptr::null_mut() };
         if ffi::lua_getupvalue(l, idx, 1).is_null() {
@@ -314,7 +319,7 @@ unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int)
 /// `c` must be a live cdata header.
 #[inline]
 pub unsafe fn type_of(c: *const Cdata) -> QualType {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `c` is a live-cdata (caller's contract), and its `desc` a live-desc.
     unsafe { (*(*c).desc).ty }
 }
 
@@ -342,7 +347,7 @@ pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
 /// # Safety
 /// `l` valid.
 pub unsafe fn lua_typename_at(l: *mut ffi::lua_State, idx: c_int) -> &'static str {
-    // SAFETY: lua_type on a valid index.
+    // SAFETY: valid-L and an acceptable `idx`: `lua_type` only reads the slot.
     let t = unsafe { ffi::lua_type(l, idx) };
     lua_type_name(t)
 }

@@ -113,7 +113,8 @@ pub unsafe fn raise_conv(l: *mut ffi::lua_State, st: *const FfiState, e: ConvErr
 /// # Safety
 /// As [`cdata::raise_arg`].
 pub unsafe fn raise_conv_arg(l: *mut ffi::lua_State, st: *const FfiState, narg: c_int, e: ConvError) -> ! {
-    // SAFETY: as raise_conv.
+    // SAFETY: valid-L and raise-clean from the caller, live-state `st`: the message is built from
+    // `st`'s types and moved into `raise_arg`, which drops it before Lua unwinds.
     unsafe { cdata::raise_arg(l, narg, e.message(&(*st).types)) }
 }
 
@@ -162,7 +163,7 @@ unsafe fn enter_table(l: *mut ffi::lua_State, at: At) -> Result<(), ConvError> {
     if at.depth >= MAX_INIT_DEPTH {
         return Err(ConvError::TooDeep);
     }
-    // SAFETY: as the caller guarantees; lua_checkstack does not raise.
+    // SAFETY: valid-L (caller's contract); `lua_checkstack` does not raise, it reports failure.
     if unsafe { ffi::lua_checkstack(l, WALK_SLOTS) } == 0 {
         return Err(ConvError::StackOverflow);
     }
@@ -185,7 +186,8 @@ struct Src {
 /// # Safety
 /// `p` must point to `size` readable bytes.
 pub unsafe fn read_int(p: *const u8, size: u8, signed: bool) -> u64 {
-    // SAFETY: as the caller guarantees; unaligned reads are fine for packed members.
+    // SAFETY: `p` points to `size` readable bytes (caller's contract); unaligned reads serve packed
+    // members.
     unsafe {
         match (size, signed) {
             (1, true) => (p as *const i8).read_unaligned() as i64 as u64,
@@ -205,7 +207,8 @@ pub unsafe fn read_int(p: *const u8, size: u8, signed: bool) -> u64 {
 /// `p` must point to `size` writable bytes.
 pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
     let bytes = v.to_le_bytes();
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` writable bytes (caller's contract), and `bytes` has 8 >=
+    // `size.min(8)`.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, size.min(8) as usize) }
 }
 
@@ -214,7 +217,8 @@ pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
 /// # Safety
 /// `p` must point to `size` readable bytes.
 pub unsafe fn read_float(p: *const u8, size: u8) -> f64 {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` readable bytes (caller's contract); unaligned reads serve packed
+    // members.
     unsafe {
         if size == 4 {
             (p as *const f32).read_unaligned() as f64
@@ -229,7 +233,8 @@ pub unsafe fn read_float(p: *const u8, size: u8) -> f64 {
 /// # Safety
 /// `p` must point to `size` writable bytes.
 pub unsafe fn write_float(p: *mut u8, size: u8, n: f64) {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `p` points to `size` writable bytes (caller's contract); unaligned writes serve
+    // packed members.
     unsafe {
         if size == 4 {
             (p as *mut f32).write_unaligned(n as f32)
@@ -501,7 +506,8 @@ pub unsafe fn lua_to_c(
     dp: *mut u8,
     fl: u8,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: the contract of `lua_to_c` (valid-L, live-state, `dp` with room for a `d`) is
+    // `to_c`'s with an unknown room.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(UNKNOWN_ROOM)) }
 }
 
@@ -519,7 +525,8 @@ pub unsafe fn lua_to_c_within(
     fl: u8,
     room: u64,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: the contract of `lua_to_c` with `dp` writable for `room` bytes is `to_c`'s with that
+    // room.
     unsafe { to_c(l, st, idx, d, dp, fl, At::top(room)) }
 }
 
@@ -539,7 +546,8 @@ unsafe fn to_c(
     fl: u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack reads on a valid state; memory as the caller guarantees.
+    // SAFETY: valid-L and live-state `st` for the stack reads; `dp` writable for `at.room` bytes
+    // (caller's contract).
     unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
             return value_to_c(l, st, idx, d, dp, fl, at);
@@ -706,8 +714,8 @@ unsafe fn value_to_c(
 /// `l` valid with 2 free slots; the value at `idx` is a full userdata.
 unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::raw::c_void> {
     type Handle = [*mut std::os::raw::c_void; if cfg!(feature = "lua51") { 1 } else { 2 }];
-    // SAFETY: stack operations on a valid state; the block is read only when the userdata is
-    // a file handle of its size.
+    // SAFETY: valid-L: pushes and pops within its free slots; the block is read only when the
+    // userdata is a file handle of its size.
     unsafe {
         if ffi::lua_getmetatable(l, idx) == 0 {
             return None;
@@ -796,7 +804,8 @@ unsafe fn function_to_callback(
         return Err(ConvError::Bad { from: origin, to: d });
     }
     let Some(make) = MAKE_CALLBACK.get() else { return Err(ConvError::Bad { from: origin, to: d }) };
-    // SAFETY: as documented; no borrow of the state is alive (the callback takes it mutably).
+    // SAFETY: valid-L, live-state `st` and a Lua function at `idx` (caller's contract), which
+    // the callback maker needs; no borrow of the state is alive (it takes the state mutably).
     match unsafe { make(l, st, idx, to.id) } {
         Ok(addr) => {
             // SAFETY: dp holds a pointer.
@@ -826,7 +835,7 @@ unsafe fn table_to_array(
     dp: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack reads on a valid state; writes stay within `size`.
+    // SAFETY: valid-L: only reads of existing stack slots; writes stay within `size`.
     unsafe {
         enter_table(l, at)?;
         let types = &(*st).types;
@@ -883,7 +892,7 @@ unsafe fn fill_rest(dp: *mut u8, ofs: u64, esize: u64, size: u64) {
 /// Whether a table has keys other than 1..n (LuaJIT checks for a hash part): such tables
 /// initialise records by member name, others by position.
 unsafe fn has_named_keys(l: *mut ffi::lua_State, idx: c_int) -> bool {
-    // SAFETY: table traversal on a valid state.
+    // SAFETY: valid-L: a `lua_next` traversal of the table, within its free slots.
     unsafe {
         let n = ffi::lua_rawlen(l, idx) as ffi::lua_Integer;
         ffi::lua_pushnil(l);
@@ -1018,7 +1027,7 @@ unsafe fn table_to_record(
     dp: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: stack operations on a valid state; member offsets lie within the record.
+    // SAFETY: valid-L: pushes and pops within its free slots; member offsets lie within the record.
     unsafe {
         enter_table(l, at)?;
         let named = has_named_keys(l, idx);
@@ -1061,7 +1070,8 @@ unsafe fn store_member(
     record: *mut u8,
     at: At,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees; the member lies within the record.
+    // SAFETY: `record` has room for the record containing `m` (caller's contract), so the member's
+    // bytes, or its bit-field's unit, lie inside it; valid-L and live-state for the value at `idx`.
     unsafe {
         match m.bits {
             Some(b) => store_bitfield(l, st, idx, m.ty, b, record),
@@ -1167,7 +1177,8 @@ pub unsafe fn init(
     first: c_int,
     count: c_int,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `dp` has `size` zeroed bytes and the `count` stack values from `first` exist
+    // (caller's contract); valid-L and live-state `st`.
     unsafe {
         if count == 0 {
             return Ok(());
@@ -1224,7 +1235,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
     if !matches!(ds, Shape::Array(..) | Shape::Record) {
         return false;
     }
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         match ffi::lua_type(l, idx) {
             ffi::LUA_TTABLE => false,
@@ -1250,7 +1261,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
 /// # Safety
 /// `l` valid with 3 free slots.
 pub unsafe fn push_int(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, size: u8, signed: bool) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         if size < 8 {
             // Values below 64 bits arrive sign- or zero-extended: exact either way.
@@ -1297,7 +1308,8 @@ pub unsafe fn c_to_lua(
     sp: *mut u8,
     anchor: c_int,
 ) -> Result<(), ConvError> {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: `sp` points to a valid `s` and `l` is a valid-L with 4 free slots (caller's
+    // contract); live-state `st` for the types.
     unsafe {
         let sh = shape(&(*st).types, s.id);
         match sh {

@@ -29,6 +29,39 @@
 //! 5. [`native`]: calls through stubs, callbacks, the helpers stubs call.
 //! 6. [`surface`]: the `ffi` table ([`surface::module::open`]), its functions, the cdata
 //!    metatable, `ffi.C`/`ffi.load`, 64-bit arithmetic.
+//!
+//! # Safety invariants
+//!
+//! Most of the crate is `unsafe` code over the Lua C API. The invariants its `// SAFETY:`
+//! comments rely on again and again are stated once here and cited by name:
+//!
+//! * **valid-L**: `l` is an open `lua_State`, the thread running the current C function (or,
+//!   called from Rust, a thread of a Lua state the caller has open and runs), with the free
+//!   stack slots the function's doc asks for and never fewer than a C function starts with
+//!   (`LUA_MINSTACK`, 20); a function that pushes more calls `lua_checkstack` first. Index
+//!   arguments are acceptable indices of that stack.
+//! * **live-state**: `st: *mut FfiState` is the FFI state of `l`'s Lua state (found with
+//!   `ctypes::state::from_registry`, `ctypes::state::from_upvalue` or a descriptor's `state`
+//!   field), the first field of the boxed `native::state::State`. The box is kept until the
+//!   next state this thread closes (see `native`), so it outlives every call made in that Lua
+//!   state, and only that state's thread touches it.
+//! * **live-desc**: a `*const CTypeDesc` is boxed in its state's descriptor table, at a stable
+//!   address, read-only after creation and freed with the state: it lives as long as
+//!   **live-state**.
+//! * **live-cdata**: a `*mut Cdata` from `cdata::to_cdata` or `cdata::push_value` points to
+//!   the header at the start of a cdata userdata that is on the Lua stack (or anchored by one
+//!   that is), so it is not collected while used; its `ptr` addresses `len` bytes of the C
+//!   object (for a pointer cdata of unknown length, the bytes the program vouches for, as in
+//!   C).
+//! * **raise-clean**: a call that can raise a Lua error (`lua_error`, `luaL_argerror`, a
+//!   conversion helper, an API call that allocates or runs a metamethod) jumps over the Rust
+//!   frames between it and the protected call. When it runs, none of those frames holds a value
+//!   that owns memory (`String`, `Vec`, `Box`): messages are moved onto the Lua stack and
+//!   dropped first (`cdata::raise`, `convert::raise_conv`).
+//! * **cfunction**: a function Lua calls as a `lua_CFunction` (registered with
+//!   `lua_pushcclosure` or mlua's `create_c_function`, or a generated stub's helper) gets a
+//!   **valid-L** with its arguments at `1..=lua_gettop(l)` and the upvalues it was created
+//!   with.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's developer tasks.
 //!
-//! - `test-all-abis`: every workspace test, the snapshots and the emulator matrix; prints
-//!   `N passed, N failed` last.
+//! - `test-all-abis`: the fmt, clippy, rustdoc and SAFETY-comment checks, every workspace
+//!   test, the snapshots and the emulator matrix; prints `N passed, N failed` last.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
 //! - `fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]`: the fuzzers, longer;
@@ -12,17 +12,36 @@
 //! - `module --lua 5.X [--release]`: `ffi.so` for the system's Lua 5.X in `target/lua5.X/`.
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
+//! - `miri`: abi-model's unit and ABI rule tests under Miri (nightly).
+//! - `bench [calls]`: the call and callback overhead benchmark.
 
 mod bench;
+mod checks;
 mod disasm;
 mod fixtures;
 mod fuzz;
 mod matrix;
+mod miri;
 mod module;
 mod sys;
 mod test_all;
 
 use std::process::ExitCode;
+
+/// Every task: its name on the command line and the function that runs it with the rest.
+type Task = fn(&[String]) -> Result<(), String>;
+const TASKS: &[(&str, Task)] = &[
+    ("test-all-abis", test_all::run),
+    ("bench", bench::run),
+    ("fixtures", fixtures::run),
+    ("disasm", disasm::run),
+    ("fuzz", fuzz::run),
+    ("fuzz-cdef", fuzz::run_cdef_cases),
+    ("module", module::run),
+    ("valgrind", module::valgrind),
+    ("asan", module::asan),
+    ("miri", miri::run),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,21 +52,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match task {
-        "test-all-abis" => test_all::run(rest),
-        "bench" => bench::run(rest),
-        "fixtures" => fixtures::run(rest),
-        "disasm" => disasm::run(rest),
-        "fuzz" => fuzz::run(rest),
-        "fuzz-cdef" => fuzz::run_cdef_cases(rest),
-        "module" => module::run(rest),
-        "valgrind" => module::valgrind(rest),
-        "asan" => module::asan(rest),
-        "-h" | "--help" | "help" => {
+    let result = match TASKS.iter().find(|(name, _)| *name == task) {
+        Some((_, run)) => run(rest),
+        None if matches!(task, "-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
         }
-        other => Err(format!("unknown task `{other}`\n{USAGE}")),
+        None => Err(format!("unknown task `{task}`\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,7 +71,10 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task>
 tasks:
-  test-all-abis   run every test: workspace tests, snapshots, the emulator matrix
+  test-all-abis   the static checks (fmt, clippy, rustdoc, SAFETY comments), then every
+                  test: workspace tests, snapshots, the emulator matrix
+  bench [calls per loop]
+                  the call and callback overhead benchmark (release build)
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
   fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]
@@ -76,4 +90,34 @@ tasks:
   module --lua 5.X [--release]   build ffi.so for the system's Lua 5.X into target/lua5.X/
   valgrind [--lua 5.X]           run the Lua suite under valgrind with the system lua5.4 + module
   asan [--fuzz-cases N]          run the Lua suite and the Lua fuzzer under AddressSanitizer
-                                 (nightly: rustup toolchain install nightly --profile minimal)";
+                                 (nightly: rustup toolchain install nightly --profile minimal)
+  miri                           abi-model's unit and ABI rule tests under Miri (nightly;
+                                 installs the miri component if missing)
+  help                           this text";
+
+/// The tasks of `tasks` whose name starts no line of `usage` indented by exactly two spaces
+/// (deeper lines continue a task's description).
+#[cfg(test)]
+fn unlisted<'t>(usage: &str, tasks: &[(&'t str, Task)]) -> Vec<&'t str> {
+    let listed: Vec<&str> = usage
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ").filter(|rest| !rest.starts_with(' '))?.split_whitespace().next())
+        .collect();
+    tasks.iter().map(|(name, _)| *name).filter(|name| !listed.contains(name)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unlisted, TASKS, USAGE};
+
+    #[test]
+    fn usage_lists_every_task() {
+        assert_eq!(unlisted(USAGE, TASKS), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_task_missing_from_the_usage_is_caught() {
+        let without_miri: String = USAGE.lines().filter(|l| !l.starts_with("  miri")).collect::<Vec<_>>().join("\n");
+        assert_eq!(unlisted(&without_miri, TASKS), ["miri"]);
+    }
+}

@@ -1,10 +1,11 @@
 //! `cargo xtask test-all-abis`: the one test command.
 //!
-//! Runs every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
+//! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
+//! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
 //! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
 //! `N passed, N failed`.
 
-use crate::{fuzz, matrix, module, sys};
+use crate::{checks, fuzz, matrix, module, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -37,6 +38,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("test-all-abis takes no arguments (got `{a}`)"));
     }
     sys::ensure_debs(BUILD_DEBS)?;
+    // Fast, and a finding fails the run, so they come before the long tests.
+    let failed_checks = checks::run_all()?;
 
     let mut totals = Totals::default();
     matrix::clear();
@@ -75,10 +78,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             println!("  {p}");
         }
     }
+    if !failed_checks.is_empty() {
+        println!("static checks failed (their findings are printed above):");
+        for c in &failed_checks {
+            println!("  {c}");
+        }
+    }
     if matrix_failed > 0 {
         println!("emulator matrix: {matrix_failed} case(s) failed (each failing test printed its cases above)");
     }
-    let failed = totals.failed + pending.len() as u64 + totals.crashed_binaries;
+    let failed = totals.failed + pending.len() as u64 + totals.crashed_binaries + failed_checks.len() as u64;
     println!("{} passed, {} failed", totals.passed, failed);
     if failed > 0 {
         Err(format!("{failed} failure(s)"))

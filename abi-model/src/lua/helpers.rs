@@ -250,32 +250,6 @@ impl Helper {
         }
     }
 
-    /// Whether the helper may raise a Lua error (longjmp out of the stub).
-    pub fn may_raise(self) -> bool {
-        matches!(
-            self,
-            Helper::ArgCountError
-                | Helper::ToI32
-                | Helper::ToU32
-                | Helper::ToI8
-                | Helper::ToU8
-                | Helper::ToI16
-                | Helper::ToU16
-                | Helper::ToI64
-                | Helper::ToU64
-                | Helper::ToF32
-                | Helper::ToF64
-                | Helper::ToPtr
-                | Helper::ToRecord
-                | Helper::PushI64
-                | Helper::PushU64
-                | Helper::PushPtr
-                | Helper::PushRecord
-                | Helper::NewResult
-                | Helper::AfterCall
-        )
-    }
-
     /// The helper's call plan on `target` (helpers are plain C functions: cdecl).
     pub fn plan(self, target: Target) -> CallPlan {
         let (ret, params) = self.kinds();

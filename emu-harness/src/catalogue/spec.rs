@@ -1,6 +1,6 @@
 //! The target-independent catalogue: record definitions and signatures in a small C AST,
-//! generated from one seed. Everything here is the same on every target; sizes and values
-//! come later, per target, from abi-model's layouts.
+//! generated from one seed. Everything here is the same on every target; [`catalogue`](super)
+//! turns it into each target's types, sizes and values with abi-model's layouts.
 
 use abi_model::{CallConv, IntKind, RecordKind};
 use std::fmt::Write as _;

@@ -60,7 +60,8 @@ pub extern "C" fn bench_loop(f: extern "C" fn(c_int) -> c_int, n: c_int) -> c_in
 }
 
 unsafe extern "C-unwind" fn hand_add(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with two integer
+    // arguments, checked with luaL_checkinteger.
     unsafe {
         let a = ffi::luaL_checkinteger(l, 1) as i32;
         let b = ffi::luaL_checkinteger(l, 2) as i32;
@@ -70,7 +71,8 @@ unsafe extern "C-unwind" fn hand_add(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn hand_mix(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with its arguments
+    // checked with luaL_check*.
     unsafe {
         let a = ffi::luaL_checknumber(l, 1);
         let b = ffi::luaL_checkinteger(l, 2) as i32;
@@ -82,7 +84,8 @@ unsafe extern "C-unwind" fn hand_mix(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn hand_strlen(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with a string argument,
+    // checked with luaL_checklstring.
     unsafe {
         let s = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
         ffi::lua_pushinteger(l, libc::strlen(s as *const c_char) as ffi::lua_Integer);
@@ -106,7 +109,8 @@ unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn hand_new_vec2(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with two number
+    // arguments; the new userdata has room for a Vec2.
     unsafe {
         let p = ffi::lua_newuserdata(l, 16) as *mut Vec2;
         p.write(Vec2 { x: ffi::luaL_checknumber(l, 1), y: ffi::luaL_checknumber(l, 2) });
@@ -139,12 +143,14 @@ unsafe fn c_loop(l: *mut ffi::lua_State, protected: bool) -> c_int {
 }
 
 unsafe extern "C-unwind" fn hand_loop(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with c_loop calls the
+    // function at index 1 with a valid-L.
     unsafe { c_loop(l, false) }
 }
 
 unsafe extern "C-unwind" fn hand_loop_pcall(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction.
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with c_loop calls the
+    // function at index 1 with a valid-L.
     unsafe { c_loop(l, true) }
 }
 

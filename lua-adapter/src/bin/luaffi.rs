@@ -235,7 +235,7 @@ fn new_state(argv: &[Vec<u8>], options: &Options) -> mlua::Result<Lua> {
 }
 
 /// `arg`: the script at index 0, the interpreter and options at negative indices, the
-/// script's arguments at 1..n. Without a script, argv[0] is at index 0.
+/// script's arguments at 1..n. Without a script, `argv[0]` is at index 0.
 fn create_arg_table(lua: &Lua, argv: &[Vec<u8>], script: usize) -> mlua::Result<()> {
     let arg = lua.create_table_with_capacity(argv.len().saturating_sub(script + 1), script + 1)?;
     for (i, a) in argv.iter().enumerate() {
@@ -368,7 +368,7 @@ fn require_library(lua: &Lua, spec: &[u8]) -> Result<(), Failure> {
     lua.globals().set(global, module).map_err(mlua_failure)
 }
 
-/// Runs the script at argv[script] with argv[script+1..] — taken from the global `arg`, as
+/// Runs the script at `argv[script]` with `argv[script+1..]` — taken from the global `arg`, as
 /// lua.c does — as its `...`.
 fn handle_script(lua: &Lua, argv: &[Vec<u8>], script: usize) -> Result<(), Failure> {
     let name = &argv[script];
@@ -404,7 +404,8 @@ fn load_file(lua: &Lua, path: Option<&CStr>) -> Result<Value, Failure> {
 
 /// `luaL_loadbuffer` of `code` under `chunkname` (`=(command line)`, `=LUA_INIT`).
 fn load_string(lua: &Lua, code: &[u8], chunkname: &CStr) -> Result<Value, Failure> {
-    // SAFETY: as in `load_file`; `code` outlives the call, `chunkname` is NUL-terminated.
+    // SAFETY: the closure runs on the Lua stack mlua gives it and owns nothing if loading raises a
+    // memory error (as in `load_file`); `code` outlives the call and `chunkname` is NUL-terminated.
     let loaded = unsafe {
         lua.exec_raw::<(bool, Value)>((), |state| {
             let status = ffi::luaL_loadbuffer(state, code.as_ptr().cast(), code.len(), chunkname.as_ptr());

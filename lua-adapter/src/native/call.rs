@@ -313,7 +313,8 @@ pub fn callable_type(types: &TypeTable, ty: TypeId) -> Option<TypeId> {
 /// # Safety
 /// `l` valid with a free slot; `st` its state.
 pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> bool {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the free slot `to_cdata` may use, live-state `st`; a non-null result is
+    // a live-cdata whose descriptor is a live-desc.
     unsafe {
         let c = cdata::to_cdata(l, st, idx);
         !c.is_null() && (*c).form != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
@@ -328,7 +329,9 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
 /// [`callable_type`]. May raise (argument errors, a callback's error); nothing owning
 /// memory is alive in this frame when it does.
 pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, fn_ty: TypeId) -> c_int {
-    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    // SAFETY: the caller's contract: `c` is the live-cdata at index 1 of a valid-L inside `__call`;
+    // the stub built for `fn_ty` is a lua_CFunction of that signature, run on this `l` (cfunction),
+    // and raises only under raise-clean.
     unsafe {
         let desc = (*c).desc;
         let mut stub = (*desc).call_stub.get();
@@ -349,7 +352,9 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
 /// As [`call_cdata`]; `stub` is `(*(*c).desc).call_stub`.
 #[inline]
 pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) -> c_int {
-    // SAFETY: as documented; the stub follows the lua_CFunction protocol.
+    // SAFETY: `c` is the live-cdata at index 1 of the `__call` in progress and `stub` the
+    // lua_CFunction cached for its signature (caller's contract); the NULL check reads the pointer
+    // the cdata holds.
     unsafe {
         if ((*c).ptr as *const usize).read_unaligned() == 0 {
             cdata::raise(l, "attempt to call a NULL function pointer".into());
@@ -362,7 +367,8 @@ pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) ->
 /// signature can't be called.
 #[cold]
 unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> usize {
-    // SAFETY: stack reads on a valid state; errors raised after every owned value is gone.
+    // SAFETY: valid-L: only reads of existing stack slots; errors raised after every owned value is
+    // gone.
     unsafe {
         let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
         let r = if variadic {
@@ -403,7 +409,7 @@ unsafe fn variadic_stub(
     fn_ty: TypeId,
     mode: CallMode,
 ) -> Result<usize, StubError> {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let fixed = match (*st).types.get(fn_ty) {
             CType::Function(f) => f.params.len() as c_int,
@@ -437,7 +443,7 @@ unsafe fn variadic_stub(
 /// at `fn_idx` (upvalue 1), the namespace at `anchor_idx` (upvalue 2, so a library
 /// `ffi.load` opened stays loaded while its functions live) and the function's address
 /// ([`FUNC_UPVALUE`]), whose C function is the shared
-/// closure-mode stub of the signature (for a variadic function, [`variadic_closure_call`]).
+/// closure-mode stub of the signature (for a variadic function, `variadic_closure_call`).
 /// When no stub can be made for the signature (no native backend, an unsupported type), the
 /// cdata itself is pushed instead: calling it raises the reason.
 ///
@@ -445,7 +451,9 @@ unsafe fn variadic_stub(
 /// `l` valid with 3 free slots; `st` its state; `fn_idx` and `anchor_idx` absolute indices,
 /// the first a function cdata of this state.
 pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c_int, anchor_idx: c_int) {
-    // SAFETY: as documented; nothing owned is alive when a memory error is raised.
+    // SAFETY: valid-L with 3 free slots, live-state `st`; `fn_idx` holds a function cdata of this
+    // state, so its userdata starts with a live-cdata header; raise-clean: nothing owned is alive
+    // when a memory error is raised.
     unsafe {
         let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
         let desc = (*c).desc;
@@ -500,7 +508,7 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
 /// # Safety
 /// `l` valid; `st` its state.
 pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> QualType {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let types = &mut (*st).types;
         let double = QualType::plain(types.float(FloatKind::Double));
@@ -584,7 +592,7 @@ fn counts(lua: &mlua::Lua) -> Option<[usize; 6]> {
 /// Returns the arenas' pages mapped, spare pages, bytes in use and live chunks, then the
 /// numbers of stubs and live callbacks (nothing when the state has no `ffi`).
 unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction on a valid state.
+    // SAFETY: cfunction: called by Lua with a valid-L.
     unsafe {
         let st = crate::ctypes::state::from_registry(l);
         if st.is_null() {

@@ -96,7 +96,8 @@ pub const FUNC: CallbackFunc = CallbackFunc {
 /// # Safety
 /// `l` valid, `vm` its state's verified layout (if any), `idx` a valid index.
 unsafe fn func_value(l: *mut ffi::lua_State, vm: Option<abi_model::lua::vm::LuaVm>, idx: c_int) -> FuncValue {
-    // SAFETY: as documented.
+    // SAFETY: valid-L, `vm` its verified layout and `idx` a valid index (caller's contract):
+    // `read_slot` reads that one stack slot.
     unsafe { FuncValue::new(vm.and_then(|vm| crate::stack::vm_check::read_slot(l, &vm, idx))) }
 }
 
@@ -110,7 +111,8 @@ unsafe fn anchor_function(
     vm: Option<abi_model::lua::vm::LuaVm>,
     idx: c_int,
 ) -> (c_int, FuncValue) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with a free slot and a valid `idx` (caller's contract): `lua_pushvalue` and
+    // `luaL_ref` use one slot and pop it.
     unsafe {
         ffi::lua_pushvalue(l, idx);
         (ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX), func_value(l, vm, idx))
@@ -130,7 +132,8 @@ pub unsafe fn new_callback(
     idx: c_int,
     fn_ty: TypeId,
 ) -> Result<usize, CallbackError> {
-    // SAFETY: as documented; the record's address is stable inside its Box.
+    // SAFETY: valid-L with 2 free slots, live-state `st`, a function at `idx` (caller's contract);
+    // the record's address is stable inside its Box, so the thunk may embed it.
     unsafe {
         let cbs = &mut (*State::of(st)).calls.callbacks;
         if cbs.free.get(&fn_ty).is_none_or(Vec::is_empty) && cbs.slots.len() >= MAX_CALLBACKS {
@@ -206,7 +209,8 @@ pub unsafe fn new_callback(
 /// # Safety
 /// `l` a valid state of `st`.
 unsafe fn release(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L of live-state `st` (caller's contract); the `&mut` to `st`'s callback table
+    // is not held across a call into Lua (`luaL_unref` runs no Lua code).
     unsafe {
         let cbs = &mut (*State::of(st)).calls.callbacks;
         let Some(cb) = cbs.slots.get_mut(&addr) else { return };
@@ -242,7 +246,8 @@ pub unsafe fn arg_to_c(
     ty: QualType,
     dst: *mut u8,
 ) -> Result<(), convert::ConvError> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `convert::lua_to_c` (valid-L, live-state, `dst` writable for `ty`)
+    // and a valid absolute `idx` in the called function's frame with 2 free slots.
     unsafe {
         let now = conversion(l, st);
         let cbs = &mut (*State::of(st)).calls.callbacks;
@@ -302,7 +307,8 @@ pub unsafe fn for_conversion(
 /// # Safety
 /// `l` a valid state of `st`.
 pub unsafe fn made_implicitly(l: *mut ffi::lua_State, st: *mut FfiState, addr: usize) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L of live-state `st` (caller's contract); only `st`'s callback bookkeeping is
+    // touched.
     unsafe {
         if (*State::of(st)).calls.callbacks.leasing == Some(conversion(l, st)) {
             (*State::of(st)).calls.callbacks.implicit.push(addr);
@@ -324,8 +330,8 @@ unsafe fn conversion(l: *mut ffi::lua_State, st: *mut FfiState) -> (usize, usize
 
 /// Pushes a lease over the callbacks recorded above `mark`, and forgets them.
 unsafe fn lease_implicit(l: *mut ffi::lua_State, st: *mut FfiState, mark: usize) {
-    // SAFETY: stack operations on a valid state; the lease holds `n` (address, generation)
-    // pairs after its count.
+    // SAFETY: valid-L: pushes and pops within its free slots; the lease holds `n` (address,
+    // generation) pairs after its count.
     unsafe {
         let n = (*State::of(st)).calls.callbacks.implicit.len() - mark;
         let words = ffi::lua_newuserdata(l, (1 + 2 * n) * std::mem::size_of::<usize>()) as *mut usize;
@@ -379,7 +385,7 @@ unsafe extern "C-unwind" fn bad_callback(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// Called from `__index` of a live cdata at index 1; `st` its state.
 pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if c.is_null() || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
@@ -405,7 +411,7 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
 /// The thunk address held by the function-pointer cdata at index 1, if it is a live
 /// callback of this state; raises `bad callback` otherwise.
 unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cdata::Cdata, usize) {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
@@ -455,7 +461,7 @@ unsafe extern "C-unwind" fn cb_set(l: *mut ffi::lua_State) -> c_int {
 /// Pushes the value a callback returns to C when its Lua function failed: 0 for numbers and
 /// bool, a zeroed cdata of the return type for pointers and aggregates.
 unsafe fn push_zero(l: *mut ffi::lua_State, cb: *const Callback) {
-    // SAFETY: a push on a valid state; the descriptor lives as long as the state.
+    // SAFETY: valid-L with a free slot: one push; the descriptor lives as long as the state.
     unsafe {
         let desc = (*cb).ret_desc;
         match (*desc).shape {
@@ -472,8 +478,8 @@ unsafe fn push_zero(l: *mut ffi::lua_State, cb: *const Callback) {
 /// Whether the Lua value at the top converts to the callback's return type; on failure the
 /// conversion error, to keep.
 unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<(), convert::ConvError> {
-    // SAFETY: stack operations on a valid state; the trial conversion writes into a buffer of
-    // the type's size.
+    // SAFETY: valid-L: pushes and pops within its free slots; the trial conversion writes into a
+    // buffer of the type's size.
     unsafe {
         let desc = (*cb).ret_desc;
         let t = ffi::lua_type(l, -1);
@@ -515,7 +521,8 @@ unsafe fn check_result(l: *mut ffi::lua_State, cb: *const Callback) -> Result<()
 /// # Safety
 /// `cb` is the callback-data constant of a live callback's thunk.
 pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut ffi::lua_State {
-    // SAFETY: as documented.
+    // SAFETY: `cb` is the callback-data constant of a live callback's thunk (caller's contract): it
+    // points to a boxed Callback whose `st` is a live-state.
     unsafe {
         let cb = cb as *const Callback;
         let calls = &(*State::of((*cb).st)).calls;
@@ -544,7 +551,9 @@ pub unsafe extern "C-unwind" fn luaffi_callback_enter(cb: *mut c_void) -> *mut f
 /// # Safety
 /// `l` is what enter returned for `cb`, with the function and `nargs` arguments pushed since.
 pub unsafe extern "C-unwind" fn luaffi_callback_call(l: *mut ffi::lua_State, nargs: c_int, cb: *mut c_void) {
-    // SAFETY: as documented.
+    // SAFETY: `l` is the thread enter returned for `cb`, with the function and `nargs` arguments
+    // pushed (caller's contract); `lua_pcall` catches every error, so nothing raises past this
+    // frame.
     unsafe {
         let cb = cb as *const Callback;
         let calls = &mut (*State::of((*cb).st)).calls;
@@ -575,7 +584,8 @@ pub fn lua_pcall_address() -> usize {
 /// # Safety
 /// `l` as after `lua_pcall(l, nargs, 1, 0)` of the function enter pushed for `cb`.
 pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, status: c_int, cb: *mut c_void) {
-    // SAFETY: as documented.
+    // SAFETY: `l` is as `lua_pcall(l, nargs, 1, 0)` left it for `cb`'s function (caller's
+    // contract): one result, or an error value, on top; nothing here raises.
     unsafe {
         let cb = cb as *const Callback;
         if status != ffi::LUA_OK {
@@ -596,7 +606,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_result(l: *mut ffi::lua_State, s
 #[inline(never)]
 unsafe fn push_result_error(l: *mut ffi::lua_State, st: *mut FfiState, e: convert::ConvError) {
     let msg = e.message(&unsafe { &*st }.types);
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len()) };
 }
 
@@ -614,7 +624,7 @@ pub unsafe extern "C-unwind" fn luaffi_callback_leave(l: *mut ffi::lua_State) {
 /// # Safety
 /// Called by `luaffi_after_call` (may raise).
 pub unsafe fn raise_pending(l: *mut ffi::lua_State, st: *mut FfiState) {
-    // SAFETY: stack operations on a valid state; nothing owned in this frame.
+    // SAFETY: valid-L: pushes and pops within its free slots; nothing owned in this frame.
     unsafe {
         let r = (*State::of(st)).calls.pending_error;
         if r == ffi::LUA_NOREF {

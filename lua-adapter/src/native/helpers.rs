@@ -30,7 +30,8 @@ use crate::os::errno::{no_errno_location, os_errno, set_os_errno, ERRNO_LOCATION
 /// in a namespace function's closure it is `idx`; a callback's result (a negative index)
 /// raises a plain error.
 unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, e: convert::ConvError) -> ! {
-    // SAFETY: as the callers guarantee; nothing owned is alive here.
+    // SAFETY: valid-L and live-state `st` (callers' contract); raise-clean: this frame owns
+    // nothing, and the conversion error moves into the raising function.
     unsafe {
         if idx < 0 {
             convert::raise_conv(l, st, e);
@@ -51,8 +52,8 @@ unsafe fn raise_arg_conv(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, 
 /// may be another callable cdata); otherwise a `__call` has the called cdata at index 1
 /// (arguments from 2). None when neither holds.
 unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(TypeId, c_int)> {
-    // SAFETY: debug API on a valid state with 2 free slots; `lua_getinfo` with "f" pushes
-    // the running function, popped here.
+    // SAFETY: debug API on a valid-L with 2 free slots; `lua_getinfo` with "f" pushes the running
+    // function, popped here.
     unsafe {
         let types = &(*st).types;
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
@@ -76,7 +77,7 @@ unsafe fn called_function(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<(
 /// A callback's result (negative `idx`) is never a name here: `luaffi_callback_result`
 /// replaced it by its value.
 unsafe fn int_arg_type(l: *mut ffi::lua_State, idx: c_int, kind: IntKind) -> QualType {
-    // SAFETY: valid state (see `state_of`); only stack reads.
+    // SAFETY: valid-L with the module open (`state_of`); only stack reads.
     unsafe {
         let st = state_of(l);
         if idx > 0 && ffi::lua_type(l, idx) == ffi::LUA_TSTRING {
@@ -96,7 +97,7 @@ unsafe fn int_arg_type(l: *mut ffi::lua_State, idx: c_int, kind: IntKind) -> Qua
 
 /// The state for helpers without a `ctype` argument.
 unsafe fn state_of(l: *mut ffi::lua_State) -> *mut FfiState {
-    // SAFETY: valid state; the module was opened in it before any stub exists.
+    // SAFETY: valid-L; the module was opened in it before any stub exists.
     unsafe { state::from_registry(l) }
 }
 
@@ -108,7 +109,8 @@ unsafe fn convert_arg(
     ty: impl Fn(&abi_model::TypeTable) -> QualType,
     dst: *mut u8,
 ) {
-    // SAFETY: as the caller guarantees; on error nothing owned is alive here.
+    // SAFETY: valid-L with the module open, so `state_of` gives a live-state; `dst` is writable for
+    // `ty` (caller's contract); raise-clean: on error nothing owned is alive here.
     unsafe {
         let st = state_of(l);
         let t = ty(&(*st).types);
@@ -170,7 +172,8 @@ macro_rules! int_helper {
         /// # Safety
         /// `l` is a valid Lua state in which the module is open; `idx` a valid index.
         pub unsafe extern "C-unwind" fn $name(l: *mut ffi::lua_State, idx: c_int) -> $t {
-            // SAFETY: as documented.
+            // SAFETY: valid-L with the module open and a valid `idx` (caller's contract); the
+            // number fast path only reads the slot, the slow path is `convert_arg`.
             unsafe {
                 if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
                     return number_bits(l, idx, $size, $signed) as $narrow as $t;
@@ -215,7 +218,8 @@ int_helper!(
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_f32(l: *mut ffi::lua_State, idx: c_int) -> f32 {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER && !(HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0) {
             return ffi::lua_tonumberx(l, idx, std::ptr::null_mut()) as f32;
@@ -231,7 +235,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_f32(l: *mut ffi::lua_State, idx: c_int
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_f64(l: *mut ffi::lua_State, idx: c_int) -> f64 {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         // An integer converts as C's (double)i, which is what lua_tonumberx computes.
         if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
@@ -248,7 +253,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_f64(l: *mut ffi::lua_State, idx: c_int
 /// # Safety
 /// As [`luaffi_to_i32`].
 pub unsafe extern "C-unwind" fn luaffi_to_bool(l: *mut ffi::lua_State, idx: c_int) -> c_int {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open and a valid `idx` (contract of `luaffi_to_i32`); the
+    // fast path only reads the slot, the slow path is `convert_arg`.
     unsafe {
         if ffi::lua_type(l, idx) == ffi::LUA_TBOOLEAN {
             return ffi::lua_toboolean(l, idx);
@@ -265,7 +271,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_bool(l: *mut ffi::lua_State, idx: c_in
 /// # Safety
 /// As [`luaffi_to_i32`]; `ctype` a descriptor of `L`'s state.
 pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int, ctype: *const c_void) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open, a valid `idx`, and `ctype` a live-desc of `l`'s state
+    // (caller's contract).
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
@@ -304,7 +311,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
     ctype: *const c_void,
     dst: *mut c_void,
 ) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with the module open, a valid `idx`, `ctype` a live-desc of `l`'s state and
+    // `dst` writable for its size (caller's contract).
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let st = (*desc).state;
@@ -339,7 +347,8 @@ unsafe fn arg_to_c(
     ty: abi_model::QualType,
     dst: *mut u8,
 ) -> Result<(), convert::ConvError> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `convert::lua_to_c` (valid-L, live-state, `dst` writable for `ty`)
+    // with 2 free slots, for a relative or absolute `idx`.
     unsafe {
         if idx > 0 {
             crate::native::callback::arg_to_c(l, st, idx, ty, dst)
@@ -354,7 +363,7 @@ unsafe fn arg_to_c(
 /// # Safety
 /// `l` valid with a free slot.
 pub unsafe extern "C-unwind" fn luaffi_push_i32(l: *mut ffi::lua_State, v: i32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { push_small(l, v as i64) }
 }
 
@@ -363,12 +372,12 @@ pub unsafe extern "C-unwind" fn luaffi_push_i32(l: *mut ffi::lua_State, v: i32) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_u32(l: *mut ffi::lua_State, v: u32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { push_small(l, v as i64) }
 }
 
 unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -384,7 +393,8 @@ unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
 /// # Safety
 /// `l` valid with 3 free slots, the module open in it.
 pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and the module open (caller's contract), which a boxed
+    // 64-bit cdata needs.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -400,7 +410,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) 
 /// # Safety
 /// As [`luaffi_push_i64`].
 pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and the module open (caller's contract), which a boxed
+    // 64-bit cdata needs.
     unsafe {
         if HAS_INTEGERS && v <= i64::MAX as u64 {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -415,7 +426,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_f32(l: *mut ffi::lua_State, v: f32) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushnumber(l, v as f64) }
 }
 
@@ -424,7 +435,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_f32(l: *mut ffi::lua_State, v: f32) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_f64(l: *mut ffi::lua_State, v: f64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushnumber(l, v) }
 }
 
@@ -433,7 +444,7 @@ pub unsafe extern "C-unwind" fn luaffi_push_f64(l: *mut ffi::lua_State, v: f64) 
 /// # Safety
 /// As [`luaffi_push_i32`].
 pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_int) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe { ffi::lua_pushboolean(l, c_int::from(v != 0)) }
 }
 
@@ -443,7 +454,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_in
 /// # Safety
 /// As [`luaffi_to_ptr`], with 3 free slots.
 pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut c_void, ctype: *const c_void) {
-    // SAFETY: as documented; the new cdata holds a pointer.
+    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of its state (caller's contract);
+    // the new cdata holds a pointer, written into its payload.
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let c = cdata::push_value(l, (*desc).state, desc, std::mem::size_of::<usize>());
@@ -457,7 +469,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut 
 /// # Safety
 /// As [`luaffi_push_ptr`]; `src` holds a value of the type.
 pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype: *const c_void, src: *const c_void) {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots, `ctype` a live-desc of its state and `src` holding a value
+    // of its size (caller's contract).
     unsafe {
         let p = luaffi_new_result(l, ctype);
         let n = (*(ctype as *const CTypeDesc)).size.unwrap_or(0) as usize;
@@ -471,7 +484,8 @@ pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype
 /// # Safety
 /// As [`luaffi_push_ptr`].
 pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype: *const c_void) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of its state (caller's contract);
+    // the new cdata's payload has the type's size.
     unsafe {
         let desc = ctype as *const CTypeDesc;
         let n = (*desc).size.unwrap_or(0) as usize;
@@ -488,7 +502,8 @@ pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype:
 pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, expected: c_int, got: c_int) {
     // LuaJIT's message names neither count.
     let _ = (expected, got);
-    // SAFETY: as documented; `raise` drops the message before it unwinds.
+    // SAFETY: valid-L inside a stub call (caller's contract); raise-clean: `raise` moves the
+    // message onto the Lua stack and drops it before it unwinds.
     unsafe { cdata::raise(l, "wrong number of arguments for function call".into()) }
 }
 
@@ -497,7 +512,8 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
 /// mode is only ever entered that way.
 #[inline(always)]
 unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::Cdata {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a stub call of `mode` (caller's contract), so the called cdata is a
+    // live-cdata at index 1 or upvalue 1.
     unsafe {
         let idx = match mode {
             CallMode::Metamethod => 1,
@@ -528,7 +544,8 @@ unsafe fn state_of_call(ret_ctype: *const c_void) -> *mut FfiState {
 /// # Safety
 /// `l` is in a `__call` stub call (index 1 is the called cdata).
 pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a `__call` stub call (caller's contract): index 1 is the called
+    // live-cdata.
     unsafe { func_addr(l, CallMode::Metamethod) }
 }
 
@@ -544,7 +561,8 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(
     l: *mut ffi::lua_State,
     ret_ctype: *const c_void,
 ) -> *mut ffi::lua_State {
-    // SAFETY: as documented.
+    // SAFETY: `ret_ctype` is a live-desc of the stub's state (caller's contract), so
+    // `state_of_call` gives a live-state, used from this thread only.
     unsafe {
         let st = state_of_call(ret_ctype);
         let prev = std::mem::replace(&mut (*State::of(st)).calls.calling_l, l);
@@ -566,7 +584,8 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
     prev: *mut ffi::lua_State,
 ) {
     let errno = os_errno();
-    // SAFETY: as documented.
+    // SAFETY: `ret_ctype` is a live-desc of the stub's state (caller's contract), so
+    // `state_of_call` gives a live-state, used from this thread only.
     unsafe {
         let st = state_of_call(ret_ctype);
         (*st).set_errno(errno);
@@ -580,7 +599,8 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
 /// # Safety
 /// `l` is in a closure-mode stub call.
 pub unsafe extern "C-unwind" fn luaffi_closure_func_addr(l: *mut ffi::lua_State) -> *mut c_void {
-    // SAFETY: as documented.
+    // SAFETY: valid-L inside a closure-mode stub call (caller's contract): upvalue 1 is the called
+    // live-cdata.
     unsafe { func_addr(l, CallMode::Closure) }
 }
 
@@ -664,7 +684,8 @@ mod tests {
 
     /// `scale(p, k)`: `int *` in, `double` and bool helpers, a pointer pushed back.
     unsafe extern "C-unwind" fn scale(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: as add; the descriptor comes from the state.
+        // SAFETY: cfunction, like add; the descriptor comes from the live-state of the module open
+        // in `l`.
         unsafe {
             let st = state::from_registry(l);
             let int = (*st).types.int(IntKind::Int);

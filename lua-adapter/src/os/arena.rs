@@ -763,7 +763,7 @@ mod tests {
         assert_eq!(second.addr(), first.addr() + GRANULE);
         // SAFETY: both handles hold SysV `int(int, int)` code and are alive.
         let add: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(first.addr()) };
-        // SAFETY: as above.
+        // SAFETY: `second` holds SysV `int(int, int)` code and stays alive until the test ends.
         let sub: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(second.addr()) };
         assert_eq!(add(5, 3), 8);
         assert_eq!(sub(5, 3), 2);

@@ -46,7 +46,8 @@ const MARK: usize = 0x5A5A_1234_5678;
 /// `vm` is this state's verified layout; `idx` is a valid argument index of the running C
 /// function. Only for values that stay alive by other means (the copy is not a reference).
 pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(u64, u32)> {
-    // SAFETY: as documented.
+    // SAFETY: `vm` is this state's verified layout and `idx` a valid argument index of the running
+    // C function (caller's contract), so the slot read lies inside the stack.
     unsafe {
         let at = stack_slot(l, vm, idx)?;
         Some((read::<u64>(at), tag(vm, at)))
@@ -61,7 +62,8 @@ pub unsafe fn read_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Optio
 /// As [`func_slot`].
 #[inline]
 unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<usize> {
-    // SAFETY: as documented.
+    // SAFETY: the contract of `func_slot` (valid-L, `vm` verified for it); the slot is
+    // bounds-checked against `L->top` before any read.
     unsafe {
         let slot = vm.slot as isize;
         let top: usize = read(l as usize + vm.top as usize);
@@ -82,7 +84,8 @@ unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<u
 /// # Safety
 /// `l` valid; `vm.args` names fields inside its `lua_State`.
 unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
-    // SAFETY: as documented; ci is dereferenced only when plausible.
+    // SAFETY: valid-L and `vm.args` naming fields inside its `lua_State` (caller's contract); `ci`
+    // is dereferenced only when it is a plausible pointer.
     unsafe {
         match vm.args {
             ArgsBase::Base { at } => Some(read::<usize>(l as usize + at as usize).wrapping_sub(vm.slot as usize)),
@@ -104,7 +107,8 @@ unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
 /// `vm` is this state's verified layout and `l` is running a C function.
 #[inline]
 pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<(usize, usize)> {
-    // SAFETY: as documented: the slot read lies between the function's slot and L->top.
+    // SAFETY: `vm` is this state's verified layout and `l` runs a C function (caller's contract):
+    // the slot read lies between the function's slot and `L->top`.
     unsafe {
         let at = stack_slot(l, vm, idx)?;
         let ud = vm.userdata;
@@ -125,7 +129,8 @@ pub unsafe fn full_userdata(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> O
 /// # Safety
 /// `vm` as for [`read_slot`]; a free stack slot; the value is still alive.
 pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32)) {
-    // SAFETY: as documented.
+    // SAFETY: `vm` verified for `l`, a free stack slot and a still-alive value (caller's contract):
+    // the write goes to `L->top`, which then moves up one slot.
     unsafe {
         let top_at = l as usize + vm.top as usize;
         let top: usize = read(top_at);
@@ -145,7 +150,8 @@ pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32
 /// `l` is a valid state with 8 free slots.
 pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
     let vm = compiled_layout();
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 8 free slots (caller's contract), which `layout_matches` uses for its
+    // probes.
     unsafe { layout_matches(l, vm) }.then_some(vm)
 }
 
@@ -157,8 +163,8 @@ unsafe fn layout_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
     if vm.ptr_size as usize != std::mem::size_of::<usize>() {
         return false;
     }
-    // SAFETY: stack operations on a valid state; the probe only reads memory the layout
-    // names after checking each pointer it follows; `vm` outlives the call (upvalue 1).
+    // SAFETY: valid-L: pushes and pops within its free slots; the probe only reads memory the
+    // layout names after checking each pointer it follows; `vm` outlives the call (upvalue 1).
     unsafe {
         ffi::lua_pushlightuserdata(l, &vm as *const LuaVm as *mut c_void);
         for _ in 2..MARK_UPVALUE {
@@ -180,7 +186,7 @@ unsafe fn layout_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
 }
 
 unsafe fn push_int(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if compiled_layout().has_integers() {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -191,12 +197,15 @@ unsafe fn push_int(l: *mut ffi::lua_State, v: i64) {
 }
 
 unsafe fn read<T: Copy>(p: usize) -> T {
-    // SAFETY: as the caller checked.
+    // SAFETY: `p` addresses a readable `T` (callers' contract): a field of the `lua_State` at an
+    // offset the layout names, or a stack slot below `L->top`; the probe follows a pointer it
+    // read only after checking that it is plausible.
     unsafe { (p as *const T).read_unaligned() }
 }
 
 unsafe fn tag(vm: &LuaVm, slot: usize) -> u32 {
-    // SAFETY: slot is a stack slot.
+    // SAFETY: `slot` is a slot of `l`'s stack below `L->top` (callers' contract), so its tag field
+    // is readable.
     unsafe {
         match vm.tag_size {
             1 => u32::from(read::<u8>(slot + vm.tag_at as usize)),
@@ -268,7 +277,8 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
 /// Whether `lua_checkstack` writes `ci->top` and leaves `stack_last` where the layout says.
 /// Last of the checks: a growing stack moves `L->top`.
 unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
-    // SAFETY: as `matches`; `L->ci` is followed only when plausible.
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); `L->ci` is followed only
+    // when plausible.
     unsafe {
         let (lp, slot) = (l as usize, vm.slot as usize);
         // More than the frame's LUA_MINSTACK, so each call raises ci->top to exactly top + n,
@@ -293,7 +303,8 @@ unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
 /// Whether a userdata made as value cdata are (no user values) has its block and length where
 /// the layout says.
 unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
-    // SAFETY: as `matches`; the userdata is on the stack while it is read.
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); the userdata is on the
+    // stack while its block is read at the offsets the layout names.
     unsafe {
         let ud = vm.userdata;
         let block = crate::stack::new_userdata(l, 48, 0) as usize;
@@ -310,8 +321,9 @@ unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bo
 
 /// Whether a short and a long string (and nil) are where the layout says.
 unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
-    // SAFETY: as `matches`: `top0` is the verified L->top; each string is on the stack while
-    // its bytes are compared with what `lua_tolstring` returns.
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`) and `top0` the verified
+    // `L->top`; each string is on the stack while its bytes are compared with what `lua_tolstring`
+    // returns.
     unsafe {
         ffi::lua_pushnil(l);
         let nil_ok = tag(&vm, top0) == vm.nil_tag;

@@ -84,7 +84,8 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
 /// `ipairs(v)`: cdata go to their `__ipairs` ([`meta::mm_ipairs`]); everything else to the
 /// original `ipairs` (upvalue 2).
 unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_tonumber; upvalue 1 is the state, as mm_ipairs expects.
+    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 (live-state,
+    // as mm_ipairs expects) and the original ipairs as upvalue 2.
     unsafe {
         let st = state::from_upvalue(l);
         if cdata::to_cdata(l, st, 1).is_null() {
@@ -121,7 +122,8 @@ impl DeclError {
     /// # Safety
     /// As [`cdata::raise`].
     unsafe fn raise(self, l: *mut ffi::lua_State) -> ! {
-        // SAFETY: as documented; the message moves into the raising function.
+        // SAFETY: valid-L and raise-clean from the caller; `self` moves into the raising function,
+        // which drops its message before Lua unwinds.
         unsafe {
             match self {
                 DeclError::Cdef(msg) => cdata::raise(l, msg),
@@ -146,7 +148,7 @@ unsafe fn params(
     if from == 0 {
         return (out, None);
     }
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         for i in from..=ffi::lua_gettop(l) {
             match ffi::lua_type(l, i) {
@@ -218,7 +220,8 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
 /// The C type argument 1 names: a declaration string (with `$` parameters from index
 /// `params_from`, 0 for none), a ctype object or a cdata (its type).
 unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_int) -> QualType {
-    // SAFETY: stack reads on a valid state; errors raised with nothing owned in this frame.
+    // SAFETY: valid-L: only reads of existing stack slots; errors raised with nothing owned in this
+    // frame.
     unsafe {
         match ffi::lua_type(l, 1) {
             ffi::LUA_TSTRING => {
@@ -252,7 +255,7 @@ unsafe fn check_ctype(l: *mut ffi::lua_State, st: *mut FfiState, params_from: c_
 
 /// Argument `narg` converted to an `int32_t` (LuaJIT's `ffi_checkint`).
 unsafe fn check_int(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> i32 {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         if narg > ffi::lua_gettop(l) {
             cdata::raise_arg(l, narg, "value expected".into());
@@ -272,7 +275,7 @@ const MAX_STRING: u32 = 0x7fff_ff00;
 
 /// Argument `narg` converted to a pointer of type `ptr_ty` (LuaJIT's `ffi_checkptr`).
 unsafe fn check_ptr(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int, ptr_ty: TypeId) -> *mut u8 {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         if narg > ffi::lua_gettop(l) {
             cdata::raise_arg(l, narg, "value expected".into());
@@ -307,7 +310,8 @@ unsafe extern "C-unwind" fn ffi_cdef(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_new(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.new with the FFI state as upvalue 1, so `from_upvalue` gives
+    // a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -316,7 +320,8 @@ unsafe extern "C-unwind" fn ffi_new(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.cast with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -343,7 +348,8 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_typeof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.typeof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 2);
@@ -375,7 +381,8 @@ fn is_type(types: &TypeTable, t1: QualType, t2: QualType) -> bool {
 }
 
 unsafe extern "C-unwind" fn ffi_istype(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.istype with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let t1 = check_ctype(l, st, 0);
@@ -390,7 +397,8 @@ unsafe extern "C-unwind" fn ffi_istype(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.sizeof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -413,7 +421,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe fn push_count(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
@@ -424,7 +432,8 @@ unsafe fn push_count(l: *mut ffi::lua_State, v: i64) {
 }
 
 unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.alignof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -443,7 +452,8 @@ unsafe extern "C-unwind" fn ffi_alignof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.offsetof with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -478,7 +488,8 @@ unsafe extern "C-unwind" fn ffi_offsetof(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef; the bytes read are the user's (as in C).
+    // SAFETY: cfunction: Lua calls ffi.string with the FFI state as upvalue 1 (live-state); the
+    // bytes read are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         if ffi::lua_gettop(l) < 1 {
@@ -506,7 +517,8 @@ unsafe extern "C-unwind" fn ffi_string(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_string.
+    // SAFETY: cfunction: Lua calls ffi.copy with the FFI state as upvalue 1 (live-state); the bytes
+    // written and read are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr());
@@ -528,7 +540,8 @@ unsafe extern "C-unwind" fn ffi_copy(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_string.
+    // SAFETY: cfunction: Lua calls ffi.fill with the FFI state as upvalue 1 (live-state); the bytes
+    // written are the ones the program names, unchecked as in C.
     unsafe {
         let st = state::from_upvalue(l);
         let dst = check_ptr(l, st, 1, (*st).void_ptr());
@@ -549,7 +562,8 @@ unsafe extern "C-unwind" fn ffi_fill(l: *mut ffi::lua_State) -> c_int {
 /// before it, if none was made since); with `n`, sets the value to restore before the next
 /// call (and the thread's `errno` now). Returns the previous value.
 unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.errno with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let old = (*st).errno();
@@ -564,7 +578,8 @@ unsafe extern "C-unwind" fn ffi_errno(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.metatype with the FFI state as upvalue 1, so `from_upvalue`
+    // gives a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let ty = check_ctype(l, st, 0);
@@ -586,7 +601,8 @@ unsafe extern "C-unwind" fn ffi_metatype(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef.
+    // SAFETY: cfunction: Lua calls ffi.gc with the FFI state as upvalue 1, so `from_upvalue` gives
+    // a live-state for this `l`.
     unsafe {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);
@@ -611,7 +627,8 @@ unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
 /// on 5.3+ when exact, as their reads do), complex to its real part, bool to 0/1, other
 /// cdata to nil; everything else goes to the original `tonumber` (upvalue 2).
 unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as ffi_cdef; upvalue 2 is the original tonumber.
+    // SAFETY: cfunction: Lua calls the module's tonumber with the FFI state as upvalue 1
+    // (live-state) and the original tonumber as upvalue 2.
     unsafe {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);
@@ -645,19 +662,5 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
             _ => ffi::lua_pushnil(l),
         }
         1
-    }
-}
-
-/// Converts the Lua value at `idx` to `ty` at `dst`, raising on failure (for callers outside
-/// this module that need the raising form).
-///
-/// # Safety
-/// As [`convert::lua_to_c`]; may raise.
-pub unsafe fn to_c_or_raise(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int, ty: QualType, dst: *mut u8) {
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        if let Err(e) = convert::lua_to_c(l, st, idx, ty, dst, 0) {
-            convert::raise_conv(l, st, e);
-        }
     }
 }

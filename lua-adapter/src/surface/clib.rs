@@ -123,7 +123,7 @@ unsafe fn main_thread(l: *mut ffi::lua_State) -> *mut ffi::lua_State {
 
 /// Pushes a new namespace over `handle`.
 unsafe fn push_clib(l: *mut ffi::lua_State, handle: *mut c_void, owned: bool) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Clib>()) as *mut Clib;
         ud.write(Clib { handle, owned });
@@ -313,7 +313,9 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as clib_index.
+    // SAFETY: cfunction: Lua calls the namespace `__newindex` with the FFI state as upvalue 1
+    // (live-state); raise-clean: messages move into `raise` after each branch drops its owned
+    // values.
     unsafe {
         let st = state::from_upvalue(l);
         let (c, key) = clib_and_key(l);

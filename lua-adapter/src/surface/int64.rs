@@ -88,7 +88,7 @@ enum NumVal {
 /// Reads the operand at `idx` (LuaJIT's `carith_checkarg`); `None` if it takes no part in
 /// C arithmetic.
 unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Option<Operand> {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let types = &(*st).types;
         match LuaStack::new(l).type_of(idx) {
@@ -220,7 +220,7 @@ unsafe fn int64_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &O
     }
     let u64_of = |o: &Operand| matches!(o.shape, Shape::Int { size: 8, signed: false });
     let unsigned = u64_of(a) || u64_of(b);
-    // SAFETY: operands were read from valid values; stack pushes on a valid state.
+    // SAFETY: operands were read from valid values; valid-L: pushes within its free slots.
     unsafe {
         let u0 = as_u64(a, unsigned);
         let u1 = if op == Op::Unm { 0 } else { as_u64(b, unsigned) };
@@ -263,7 +263,7 @@ unsafe fn int64_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &O
 
 /// Pointer arithmetic, difference and comparison (LuaJIT's `carith_ptr`); pushes the result.
 unsafe fn ptr_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &Operand, op: Op) -> bool {
-    // SAFETY: stack pushes on a valid state; types from the state.
+    // SAFETY: valid-L: pushes within its free slots; types from the state.
     unsafe {
         let types = &(*st).types;
         let (ptr, idx_op) = if a.shape.is_ptr_like() {
@@ -329,7 +329,7 @@ fn elem_of(types: &abi_model::TypeTable, s: Shape) -> Option<QualType> {
 
 /// Pushes an integral result that LuaJIT returns as a number (pointer differences).
 unsafe fn push_number_like(l: *mut ffi::lua_State, v: i64) {
-    // SAFETY: a push on a valid state.
+    // SAFETY: valid-L with a free slot: one push.
     unsafe {
         if HAS_INTEGERS {
             LuaStack::new(l).push_integer(v as ffi::lua_Integer);
@@ -345,7 +345,8 @@ unsafe fn push_number_like(l: *mut ffi::lua_State, v: i64) {
 /// # Safety
 /// Called from a metamethod with its two operands at 1 and 2.
 pub unsafe fn builtin(l: *mut ffi::lua_State, st: *mut FfiState, op: Op) -> bool {
-    // SAFETY: as the caller guarantees.
+    // SAFETY: valid-L inside a metamethod with operands at 1 and 2, and live-state `st` (caller's
+    // contract); `operand` only reads those two slots.
     unsafe {
         let (Some(a), Some(b)) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 })) else {
             return false;

@@ -45,7 +45,7 @@ const METHODS: [(&std::ffi::CStr, CFn); 18] = [
 /// # Safety
 /// `l` valid with 8 free slots; `st` its freshly created state.
 pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         // Finalizers: weak keys, so a finalizer never keeps its cdata alive.
         ffi::lua_createtable(l, 0, 0);
@@ -115,7 +115,7 @@ unsafe fn weak(l: *mut ffi::lua_State, mode: &std::ffi::CStr) {
 
 /// The cdata at index 1 of a metamethod.
 unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         // Lua runs a metamethod of the cdata metatable for a userdata only: no namespace
         // function test is needed (a direct call with anything else fails below).
@@ -278,7 +278,7 @@ unsafe fn index_error(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType) -
 /// `__index` / `__newindex` through the metatype (LuaJIT's `ffi_index_meta`): a function is
 /// called with the cdata, key (and value); a table is indexed (a nil result is an error).
 unsafe fn index_meta(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, set: bool) -> c_int {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L: pushes and pops within its free slots.
     unsafe {
         let event = if set { c"__newindex" } else { c"__index" };
         if !push_metamethod(l, st, ty, event) {
@@ -336,7 +336,8 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __newindex metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -464,7 +465,8 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
 }
 
 unsafe extern "C-unwind" fn mm_tostring(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __tostring metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -482,7 +484,8 @@ unsafe extern "C-unwind" fn mm_tostring(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __call metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -541,7 +544,8 @@ unsafe extern "C-unwind" fn mm_gc(l: *mut ffi::lua_State) -> c_int {
 /// Arithmetic and comparison: built-in C arithmetic first, then the metatype of the first
 /// cdata operand, then of the second (LuaJIT's `lj_carith_op` / `carith_meta`).
 unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
-    // SAFETY: as mm_index; operands at 1 and 2.
+    // SAFETY: cfunction: a cdata arithmetic or comparison metamethod, with the FFI state as upvalue
+    // 1 (live-state) and its operands at 1 and 2.
     unsafe {
         let st = state::from_upvalue(l);
         if ffi::lua_gettop(l) < 2 {
@@ -600,7 +604,8 @@ arith_mm! {
 }
 
 unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: valid-L inside a cdata `__pairs`/`__ipairs` metamethod (its callers), with the FFI
+    // state as upvalue 1 (live-state).
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -626,14 +631,16 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __pairs metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__pairs") }
 }
 
 /// `__ipairs`, also called by the module's global `ipairs` for cdata (Lua 5.3+'s own ipairs
 /// has no `__ipairs`).
 pub(crate) unsafe extern "C-unwind" fn mm_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: as mm_index.
+    // SAFETY: cfunction: Lua calls the cdata __ipairs metamethod with the FFI state as upvalue 1
+    // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__ipairs") }
 }
 
