@@ -329,7 +329,9 @@ pub unsafe fn type_of(c: *const Cdata) -> QualType {
 /// # Safety
 /// As [`crate::stack::raise`].
 pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 2 free slots, in a function Lua called (this function's contract,
+    // `stack::raise`'s); raise-clean: `msg` moves into `Raise::Message` and on into
+    // `stack::raise`, which drops it before `lua_error`, so this frame owns nothing then.
     unsafe { stack::raise(l, Raise::Message(msg)) }
 }
 
@@ -338,7 +340,9 @@ pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> ! {
 /// # Safety
 /// As [`crate::stack::raise`].
 pub unsafe fn raise_arg(l: *mut ffi::lua_State, narg: c_int, msg: String) -> ! {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 2 free slots, in a function Lua called (this function's contract,
+    // `stack::raise`'s); raise-clean: `msg` moves into `Raise::Arg` and on into `stack::raise`,
+    // which drops it before `luaL_argerror`, so this frame owns nothing then.
     unsafe { stack::raise(l, Raise::Arg(narg, msg)) }
 }
 

@@ -738,7 +738,8 @@ unsafe fn io_file(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut std::os::ra
 /// [`set_callback_maker`] when it makes a state, so conversions need not import it.
 ///
 /// # Safety
-/// `l` valid with 2 free slots; `st` its state, not borrowed; `idx` holds a function.
+/// `l` valid with 2 free slots; `st` its state, not borrowed; `idx` an absolute index holding
+/// a function.
 pub type MakeCallback = unsafe fn(*mut ffi::lua_State, *mut FfiState, c_int, TypeId) -> Result<usize, NoCallback>;
 
 /// Why a [`MakeCallback`] made no callback.
@@ -978,7 +979,9 @@ unsafe fn walk_members(
     // SAFETY: `st` is valid (the caller); each borrow of its type table ends in its statement.
     let is_union = unsafe { matches!((*st).types.get(rec), CType::Record(r) if r.kind == RecordKind::Union) };
     for field in 0.. {
-        // SAFETY: as above.
+        // SAFETY: live-state: `st` is valid and not borrowed mutably during the walk (this
+        // function's contract); the shared borrow of its type table ends when `member_step`
+        // returns, before `visit` (which may take the state mutably) runs.
         let step = unsafe { member_step(&(*st).types, rec, field, base) };
         match step {
             MemberStep::Named(m) => match visit(&m)? {
@@ -1005,7 +1008,11 @@ unsafe fn walk_members(
 /// # Safety
 /// `l` valid with a free slot; `st` its state; `m` from [`walk_members`] on it.
 unsafe fn push_member_name(l: *mut ffi::lua_State, st: *const FfiState, m: &InitMember) {
-    // SAFETY: as documented; `member_step` made `m` from this field, which has a name.
+    // SAFETY: valid-L with a free slot and live-state `st` (this function's contract): the
+    // push uses that slot and Lua copies `name`, which borrows `st`'s type table; `m` comes
+    // from `walk_members` on `st`, whose `member_step` makes a `Named` member only of a field
+    // with a name in a record with a body. raise-clean: a memory error in the push leaves
+    // only that borrow alive, which owns nothing.
     unsafe {
         let body = (*st).types.record_body(m.rec).expect("a walked record has a body");
         let name = body.fields[m.field].name.as_deref().unwrap_or_default();

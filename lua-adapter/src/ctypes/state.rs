@@ -319,7 +319,10 @@ impl Default for FfiState {
 /// # Safety
 /// `l` must be a valid Lua state with room for 1 stack slot.
 pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
-    // SAFETY: plain stack operations on a valid state.
+    // SAFETY: valid-L with 1 free slot (this function's contract): `lua_rawgetp` pushes one
+    // value (a raw read: no metamethod, no allocation) and `lua_pop` removes it. Only
+    // `native::get_or_create` sets the registry key `&STATE_KEY`, to a full userdata whose
+    // block holds the box's pointer, so a non-null `ud` is that block and `*ud` reads it.
     unsafe {
         ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &STATE_KEY as *const u8 as *const c_void);
         let ud = ffi::lua_touserdata(l, -1) as *const *mut FfiState;

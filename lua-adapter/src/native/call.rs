@@ -167,7 +167,9 @@ unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -
     let msg = format!("{prefix}{e}");
     // Nothing that owns memory may be alive in this frame when the error longjmps.
     drop(e);
-    // SAFETY: as documented; `msg` is moved into `raise`, which drops it before raising.
+    // SAFETY: valid-L with 2 free slots, in a function Lua called (this function's contract,
+    // `cdata::raise`'s); raise-clean: `e` is dropped above, `prefix` is a borrow, and `msg`
+    // is moved into `cdata::raise`, which drops it before `lua_error`.
     unsafe { cdata::raise(l, msg) }
 }
 
@@ -557,7 +559,11 @@ pub fn refuse_code_memory(lua: &mlua::Lua, refuse: bool) -> bool {
 /// [`refuse_code_memory`]'s body: argument 1 says whether to refuse; returns whether the state
 /// has `ffi`.
 unsafe extern "C-unwind" fn set_code_refusal(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a lua_CFunction on a valid state; nothing here raises.
+    // SAFETY: cfunction (mlua's `create_c_function` in `refuse_code_memory`): valid-L with
+    // `LUA_MINSTACK` free slots, enough for `from_registry`'s one and the result's one;
+    // `lua_toboolean` reads argument 1 (none reads as false). A non-null `st` is a live-state,
+    // the first field of its `State`, so `State::of` is that box. Nothing here raises: a raw
+    // registry read and a boolean push allocate nothing.
     unsafe {
         let st = crate::ctypes::state::from_registry(l);
         if !st.is_null() {

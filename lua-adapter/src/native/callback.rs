@@ -284,7 +284,10 @@ pub unsafe fn for_conversion(
     idx: c_int,
     fn_ty: TypeId,
 ) -> Result<usize, convert::NoCallback> {
-    // SAFETY: as documented.
+    // SAFETY: valid-L with 2 free slots, live-state `st` not borrowed, an absolute `idx`
+    // holding a function (this function's contract, `MakeCallback`'s): what `new_callback`
+    // needs, and `made_implicitly` needs `l` a valid state of `st`. raise-clean: this frame
+    // owns nothing while `new_callback` may raise (a finalizer's error in a collection).
     unsafe {
         match new_callback(l, st, idx, fn_ty) {
             Ok(addr) => {

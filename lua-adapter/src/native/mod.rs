@@ -74,7 +74,11 @@ unsafe extern "C-unwind" fn state_gc(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// `l` must be a valid Lua state with room for 3 stack slots.
 pub unsafe fn get_or_create(l: *mut ffi::lua_State) -> (*mut FfiState, bool) {
-    // SAFETY: plain stack operations on a valid state.
+    // SAFETY: valid-L with 3 free slots (this function's contract): `from_registry` uses one
+    // and pops it, then the userdata, the metatable and `state_gc` take three. The userdata
+    // block has room for the pointer written into it. raise-clean: the API calls here may
+    // raise a memory error; this frame owns nothing then (`p` is a raw pointer), though an
+    // error before `lua_setmetatable` leaks the new box (no `__gc` will free it).
     unsafe {
         let key = &STATE_KEY as *const u8 as *const c_void;
         let existing = from_registry(l);

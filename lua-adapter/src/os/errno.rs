@@ -18,8 +18,8 @@ pub(crate) const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = 
 )))]
 pub(crate) const ERRNO_LOCATION: Option<unsafe extern "C" fn() -> *mut c_int> = None;
 
-/// Whether stubs may restore and save `errno` inline (the C library has an
-/// [`ERRNO_LOCATION`]).
+/// Whether stubs may restore and save `errno` inline (the C library has a
+/// function returning the address of `errno`, the private `ERRNO_LOCATION`).
 pub const ERRNO_INLINE: bool = ERRNO_LOCATION.is_some();
 
 /// `int *luaffi_errno_location(void)` bound where the C library has none (never called:

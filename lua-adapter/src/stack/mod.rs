@@ -29,14 +29,16 @@ pub mod vm_check;
 /// `l` must be valid with a free stack slot. May raise a memory error.
 pub unsafe fn new_userdata(l: *mut ffi::lua_State, size: usize, user_values: c_int) -> *mut c_void {
     #[cfg(any(feature = "lua54", feature = "lua55"))]
-    // SAFETY: valid state, as the caller guarantees.
+    // SAFETY: valid-L with a free slot (this function's contract), which the new userdata
+    // takes; raise-clean: it may raise a memory error, and this frame owns nothing.
     unsafe {
         ffi::lua_newuserdatauv(l, size, user_values)
     }
     #[cfg(not(any(feature = "lua54", feature = "lua55")))]
     {
         let _ = user_values;
-        // SAFETY: valid state, as the caller guarantees.
+        // SAFETY: valid-L with a free slot (this function's contract), which the new userdata
+        // takes; raise-clean: it may raise a memory error, and this frame owns nothing.
         unsafe { ffi::lua_newuserdata(l, size) }
     }
 }
@@ -72,7 +74,9 @@ impl<T> OrRaise<T> for Result<T, Raise> {
     unsafe fn or_raise(self, l: *mut ffi::lua_State) -> T {
         match self {
             Ok(v) => v,
-            // SAFETY: as documented.
+            // SAFETY: valid-L with 2 free slots, in a function Lua called, nothing owning memory
+            // alive in the frames between (this method's contract, `raise`'s); `e` is moved
+            // into `raise`, so this frame owns nothing.
             Err(e) => unsafe { raise(l, e) },
         }
     }
@@ -80,18 +84,26 @@ impl<T> OrRaise<T> for Result<T, Raise> {
 
 /// Moves the message of `e` onto the stack (dropping the `String` in this frame), so that
 /// [`raise`]'s own frame owns nothing; returns the argument number for [`Raise::Arg`].
+///
+/// # Safety
+/// `l` valid with 2 free slots.
 #[inline(never)]
 unsafe fn push_raise(l: *mut ffi::lua_State, e: Raise) -> Option<c_int> {
     let push = |msg: &str| {
-        // SAFETY: a push on a valid state (the caller's contract).
+        // SAFETY: valid-L with 2 free slots (this function's contract): each arm pushes at
+        // most two values; Lua copies `msg`'s bytes. Not raise-clean: a memory error in a push
+        // would leak the message `String` this frame owns (a leak, nothing unsound).
         unsafe { ffi::lua_pushlstring(l, msg.as_ptr() as *const c_char, msg.len()) };
     };
     match e {
         Raise::Message(msg) => {
-            // SAFETY: as above.
+            // SAFETY: valid-L with 2 free slots (this function's contract): `luaL_where`
+            // pushes one string, the message below takes the second slot. A memory error here
+            // would leak `msg`, as in `push`.
             unsafe { ffi::luaL_where(l, 1) };
             push(&msg);
-            // SAFETY: as above; the two strings just pushed.
+            // SAFETY: valid-L (this function's contract); the top two values are the two
+            // strings just pushed, which `lua_concat` replaces by one.
             unsafe { ffi::lua_concat(l, 2) };
             None
         }
@@ -121,7 +133,12 @@ unsafe fn push_raise(l: *mut ffi::lua_State, e: Raise) -> Option<c_int> {
 /// alive in the frames between it and that function.
 #[cold]
 pub unsafe fn raise(l: *mut ffi::lua_State, e: Raise) -> ! {
-    // SAFETY: as documented; `e` was moved into push_raise and dropped there.
+    // SAFETY: valid-L with 2 free slots (`push_raise` pushes at most two), in a function
+    // Lua called (this function's contract), so `lua_error` unwinds to its protected call.
+    // raise-clean: the caller's frames own nothing (contract), and `e` is moved into
+    // `push_raise`, whose frame drops its message; for `Type` and `Stack`, `e` owns nothing
+    // while Lua's own check raises. `luaL_argerror`'s message stays on the stack, so its
+    // pointer is valid during the call.
     unsafe {
         // Lua's own checks, which failed in the caller, raise Lua's own messages.
         match e {
@@ -158,7 +175,9 @@ impl<'l> LuaStack<'l> {
     ///
     /// # Safety
     /// `l` is a valid Lua state for `'l`, the one of the running C function, and every index
-    /// given to the methods is valid (acceptable, for the reads) in it.
+    /// given to the methods is valid (acceptable, for the reads) in it. A push is made only
+    /// with a free slot (a C function starts with `LUA_MINSTACK`; pushing more needs
+    /// [`LuaStack::check_stack`] first).
     #[inline]
     pub unsafe fn new(l: *mut ffi::lua_State) -> LuaStack<'l> {
         LuaStack { l, state: PhantomData }
@@ -249,35 +268,40 @@ impl<'l> LuaStack<'l> {
     /// Pushes a boolean.
     #[inline]
     pub fn push_bool(self, b: bool) {
-        // SAFETY: as `push_nil`.
+        // SAFETY: valid-L with a free slot (`new`'s contract), which the boolean takes; no
+        // allocation.
         unsafe { ffi::lua_pushboolean(self.l, b as c_int) }
     }
 
     /// Pushes a number.
     #[inline]
     pub fn push_number(self, n: f64) {
-        // SAFETY: as `push_nil`.
+        // SAFETY: valid-L with a free slot (`new`'s contract), which the number takes; no
+        // allocation.
         unsafe { ffi::lua_pushnumber(self.l, n) }
     }
 
     /// Pushes an integer (a float on Lua 5.1/5.2, as `lua_pushinteger` does there).
     #[inline]
     pub fn push_integer(self, n: ffi::lua_Integer) {
-        // SAFETY: as `push_nil`.
+        // SAFETY: valid-L with a free slot (`new`'s contract), which the integer takes; no
+        // allocation.
         unsafe { ffi::lua_pushinteger(self.l, n) }
     }
 
     /// Pushes a copy of the C string `s`.
     #[inline]
     pub fn push_cstr(self, s: &std::ffi::CStr) {
-        // SAFETY: as `push_nil`; Lua copies the string.
+        // SAFETY: valid-L with a free slot (`new`'s contract); `s` is NUL-terminated and Lua
+        // copies it; raise-clean: a memory error leaves only the borrow `s`.
         unsafe { ffi::lua_pushstring(self.l, s.as_ptr()) };
     }
 
     /// Pushes a copy of `bytes` as a string.
     #[inline]
     pub fn push_bytes(self, bytes: &[u8]) {
-        // SAFETY: as `push_nil`; Lua copies the bytes.
+        // SAFETY: valid-L with a free slot (`new`'s contract); `bytes` is `len` readable bytes,
+        // which Lua copies; raise-clean: a memory error leaves only the borrow `bytes`.
         unsafe { ffi::lua_pushlstring(self.l, bytes.as_ptr() as *const c_char, bytes.len()) };
     }
 
@@ -319,7 +343,9 @@ impl<'l> LuaStack<'l> {
     /// Room for `n` more values.
     #[inline]
     pub fn check_stack(self, n: c_int) -> Result<(), Raise> {
-        // SAFETY: valid state.
+        // SAFETY: valid-L (`new`'s contract): `lua_checkstack` grows the stack or answers 0;
+        // raise-clean: it raises at most a memory error (Lua 5.1 grows the stack unprotected;
+        // 5.2+ answer 0), and this frame owns nothing.
         match unsafe { ffi::lua_checkstack(self.l, n) } {
             0 => Err(Raise::Stack(n)),
             _ => Ok(()),

@@ -236,6 +236,10 @@ unsafe fn dlerror_text() -> Option<String> {
 }
 
 /// Resolves `sym` in the namespace.
+///
+/// # Safety
+/// `c` points to a live namespace userdata (its `handle` from `dlopen`, not yet closed, or
+/// `RTLD_DEFAULT`).
 unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, ClibError> {
     // SAFETY: dlsym/dlerror on a handle from dlopen (or RTLD_DEFAULT).
     unsafe {
@@ -251,8 +255,15 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Cli
 
 /// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
 /// frame owns nothing when it raises).
+///
+/// # Safety
+/// As [`resolve`]; `l` valid with 2 free slots, in a function Lua called, with nothing owning
+/// memory alive in the frames between (as `cdata::raise`).
 unsafe fn resolve_or_raise(l: *mut ffi::lua_State, c: *mut Clib, sym: Option<CString>) -> *mut c_void {
-    // SAFETY: as resolve; the error is dropped and `raise` drops the message before it unwinds.
+    // SAFETY: `c` is a live namespace (this function's contract), as `resolve` needs; `sym`
+    // moves into `resolve`, which drops it. On an error: valid-L with 2 free slots in a
+    // function Lua called (contract); raise-clean: the `ClibError` is dropped and `msg` moved
+    // into `cdata::raise`, which drops it before `lua_error`.
     match unsafe { resolve(c, sym) } {
         Ok(p) => p,
         Err(e) => {

@@ -18,9 +18,13 @@ use crate::stack::{LuaStack, OrRaise};
 /// one; returns whether it did.
 ///
 /// # Safety
-/// `l` valid with 2 free slots.
+/// `l` valid with 2 free slots; `st` its state.
 pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, event: &std::ffi::CStr) -> bool {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L with 2 free slots and live-state `st` (this function's contract): the
+    // borrows of `st` end before any push; the two pushes (the metatype, a table: `ffi.metatype`
+    // checks it, and the key) use the two slots; `raw_get` replaces the key (raw: no
+    // metamethod runs), `remove` drops the table. raise-clean: `push_cstr` may raise a memory
+    // error, and this frame owns nothing.
     unsafe {
         let id = match shape(&(*st).types, ty.id) {
             Shape::Pointer(to) => to.id,
@@ -48,10 +52,16 @@ pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: Qua
 /// (LuaJIT truncates that one to 3).
 ///
 /// # Safety
-/// `l` valid with 2 free slots, in a C function of this module; `st` its state. Raises on a
-/// value that does not convert.
+/// `l` valid with 2 free slots, in a C function of this module; `st` its state; `narg` a
+/// positive argument number. Raises on a value that does not convert.
 pub unsafe fn check_count(l: *mut ffi::lua_State, st: *mut FfiState, narg: c_int) -> Option<u32> {
-    // SAFETY: stack reads on a valid state.
+    // SAFETY: valid-L with 2 free slots, in a C function of this module, live-state `st`,
+    // `narg` a positive argument number (this function's contract): `check_any` raises first
+    // when there is no value there, so `lua_to_c` gets an absolute index of a value. `types`
+    // borrows the type table across `lua_to_c`, which makes no callback for a `long long`
+    // destination (only a function pointer does, taking the state mutably). raise-clean: the
+    // `Raise` and the `ConvError` (plain data) move into the raising calls; the frame owns
+    // nothing else.
     unsafe {
         LuaStack::new(l).check_any(narg).or_raise(l);
         let mut v = 0i64;
@@ -100,9 +110,15 @@ pub fn vl_size(fixed: u64, esize: u64, n: Option<u32>) -> Option<u64> {
 /// pushes it and returns 1.
 ///
 /// # Safety
-/// Called from a lua_CFunction of this module.
+/// Called from a lua_CFunction of this module: `l` valid with 5 free slots, `st` its state,
+/// `first` a positive argument number. Raises on what does not convert.
 pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, first: c_int) -> c_int {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L with 5 free slots, in a C function of this module, live-state `st`,
+    // `first` a positive argument number (this function's contract): `check_count` needs 2,
+    // `push_value` 2, `push_metamethod` 2 above the cdata, `set_finalizer` 3 above the cdata
+    // and the finalizer, and `init` reads the `count` values from `init_from`, which exist.
+    // live-cdata: `c` is the cdata just pushed, its `ptr` `size` zeroed bytes. raise-clean:
+    // `size`, `desc`, `c` and `ConvError` own nothing; the messages move into the raise calls.
     unsafe {
         let s = LuaStack::new(l);
         let top = s.top();
@@ -139,7 +155,11 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
 /// # Safety
 /// `l` valid with 3 free slots; `st` its state; both indices valid, `cd_idx` a cdata.
 pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c_int, fn_idx: c_int) {
-    // SAFETY: stack operations on a valid state.
+    // SAFETY: valid-L with 3 free slots, live-state `st`, valid indices with a cdata at
+    // `cd_idx` (this function's contract): the finalizer table (made by `create_metatables`
+    // when the module opened, before any of its C functions runs) and two copies take three
+    // slots, `raw_set` pops two, then one copy of the cdata for `set_meta`, which needs a free
+    // slot. raise-clean: `raw_set` and `set_meta` may raise a memory error; nothing is owned.
     unsafe {
         let s = LuaStack::new(l);
         let cd = s.abs_index(cd_idx);
