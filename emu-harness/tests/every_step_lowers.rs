@@ -59,11 +59,11 @@ struct Sample {
 }
 
 /// The stub and (unless variadic) the thunk of `plan`, without inline steps and with all of
-/// them for every Lua layout.
+/// them for every Lua layout of the target.
 fn samples(target: Target, decl: &str, plan: &CallPlan, variadic: bool, out: &mut Vec<Sample>) {
     let env = listing_env(target, plan.args.len());
     let inlines: Vec<Option<Inline>> =
-        std::iter::once(None).chain(LuaVm::ALL.iter().map(|vm| Some(listing_inline(*vm)))).collect();
+        std::iter::once(None).chain(LuaVm::all_for(target).iter().map(|vm| Some(listing_inline(*vm)))).collect();
     for inline in &inlines {
         let layout = inline.as_ref().map_or("no layout", |i| i.vm.name);
         let stub = stub_program_inline(plan, 1, inline.as_ref());
