@@ -31,7 +31,7 @@ const CASES: &[(&str, &str)] = &[
     ("T:int x", "1:5: '<eof>' expected near 'x'"),
     ("T:struct known x", "1:14: '<eof>' expected near 'x'"),
     ("T:struct nope", "1:8: undeclared or implicit tag 'nope'"),
-    ("typedef int myint; typedef long myint;", "1:33: attempt to redefine 'myint'"),
+    ("enum { myint };", "1:8: attempt to redefine 'myint'"),
     ("struct known { long b; };", "1:8: attempt to redefine 'known'"),
     ("union known;", "1:7: attempt to redefine 'known'"),
     ("struct a { struct a { int x; } y; };", "1:19: attempt to redefine 'a'"),

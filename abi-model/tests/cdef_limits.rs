@@ -193,7 +193,7 @@ fn a_failed_cdef_leaves_the_table_as_it_was() {
         "int g(int (*)(int, double), struct { int a; } b) bad;",
         "struct fwd { int x; struct { char c; } in; }; int h(int x int y);",
         "enum efwd { EF1, EF2 }; struct { int v[3]; } *p; int bad bad;",
-        "typedef struct { struct { int deep[2][3]; } *p; } td_t; typedef long td_t;",
+        "typedef struct { struct { int deep[2][3]; } *p; } td_t; enum { td_t };",
     ];
     for _ in 0..1000 {
         for text in failing {

@@ -298,11 +298,15 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 /// Types nest at most [`crate::types::MAX_TYPE_DEPTH`] levels deep and a table holds at most
 /// [`crate::types::MAX_TYPES`] (then "table overflow", as LuaJIT).
 ///
+/// A typedef, function or extern declaration of a name already declared (with any meaning) is
+/// ignored and the first one stays, as in LuaJIT: `typedef long t;` after `typedef int t;`
+/// leaves `t` an int, `typedef unsigned int size_t;` keeps the predefined `size_t`, and glibc's
+/// redeclaration of `fscanf` with `__asm__("__isoc99_fscanf")` keeps the first symbol name.
+///
 /// Where this differs from LuaJIT on purpose:
-/// - Redeclaring a name is fine when the declaration is identical (same typedef type, same
-///   function type and `__asm__` name, same struct/union/enum body); a different one is
-///   "attempt to redefine". (LuaJIT ignores redeclared typedefs/functions, and rejects every
-///   second struct body.)
+/// - A struct/union/enum body or a constant (enumerator, `static const`) declared again
+///   identically is fine; a different one is "attempt to redefine". (LuaJIT rejects every
+///   second struct body and enumerator, and fails to parse a second `static const`.)
 /// - Constant expressions are evaluated with C's 32/64-bit integer types (LuaJIT: 32 bits),
 ///   casts to integer types convert, and `static const` constants may have any integer type.
 /// - On x86-64 the calling-convention keywords are accepted and ignored (as LuaJIT does there).

@@ -470,14 +470,22 @@ impl<'a> Parser<'a> {
         self.define_symbol(&name, sym)
     }
 
-    /// Adds an ordinary identifier; an identical redeclaration is fine, a different one is an
-    /// error.
+    /// Adds an ordinary identifier. When the name is already declared, a typedef, function or
+    /// extern declaration is ignored and the first meaning stays, whatever it was (LuaJIT's
+    /// `cp_decl_multi`: `typedef int t; typedef long t;` leaves `t` an int, and glibc's
+    /// `__asm__`-labelled redeclarations keep the first symbol name); a constant is fine when
+    /// identical and otherwise an error.
     pub(crate) fn define_symbol(&mut self, name: &Token, sym: Symbol) -> Result<(), CdefError> {
         let Tok::Ident(n) = &name.tok else {
             return Ok(());
         };
         if let Some(old) = self.scope.symbol(n) {
-            if super::same::symbols_equivalent(self.table, old, &sym) {
+            let same = match (old, &sym) {
+                (_, Symbol::Typedef(_) | Symbol::Function(_) | Symbol::Variable(_)) => true,
+                (Symbol::Constant(a), Symbol::Constant(b)) => super::same::constants_equivalent(self.table, a, b),
+                (_, Symbol::Constant(_)) => false,
+            };
+            if same {
                 return Ok(());
             }
             return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));

@@ -1,7 +1,8 @@
-//! Structural equality of struct/union bodies, for redeclarations: a second identical body
-//! of a tagged record is accepted, a different one is a redefinition.
+//! Structural equality of struct/union bodies and constants, for redeclarations: a second
+//! identical body of a tagged record (or constant) is accepted, a different one is a
+//! redefinition.
 
-use super::Symbol;
+use super::ConstDecl;
 use crate::types::{CType, QualType, TypeId, TypeTable};
 
 /// Deepest nesting compared: no type nests deeper than the table allows, so a deeper
@@ -14,19 +15,10 @@ pub(crate) fn records_equivalent(table: &TypeTable, a: TypeId, b: TypeId) -> boo
     bodies_equal(table, a, b, 0)
 }
 
-/// True when a redeclaration means the same as the first declaration: the same kind of
-/// symbol with the same type, anonymous structs, unions and enums compared by body (so
-/// `typedef struct { int q; } div_t;` may be pasted twice, as LuaJIT allows).
-pub(crate) fn symbols_equivalent(table: &TypeTable, a: &Symbol, b: &Symbol) -> bool {
-    match (a, b) {
-        (Symbol::Typedef(x), Symbol::Typedef(y)) => same_type(table, *x, *y, 0),
-        (Symbol::Function(x), Symbol::Function(y)) => {
-            x.asm_name == y.asm_name && same_type(table, x.ty.into(), y.ty.into(), 0)
-        }
-        (Symbol::Variable(x), Symbol::Variable(y)) => x.asm_name == y.asm_name && same_type(table, x.ty, y.ty, 0),
-        (Symbol::Constant(x), Symbol::Constant(y)) => x.value == y.value && same_type(table, x.ty, y.ty, 0),
-        _ => false,
-    }
+/// True when a redeclared constant means the same as the first declaration: the same value
+/// and type, anonymous enums compared by body.
+pub(crate) fn constants_equivalent(table: &TypeTable, a: &ConstDecl, b: &ConstDecl) -> bool {
+    a.value == b.value && same_type(table, a.ty, b.ty, 0)
 }
 
 fn bodies_equal(table: &TypeTable, a: TypeId, b: TypeId, depth: u32) -> bool {

@@ -126,5 +126,15 @@ T.eq(ffi.istype(pt, ffi.new(pt)), true, "istype with a ctype object")
 T.eq(tonumber(ffi.new("enum ct_color", "BLUE")), 6, "enum constant by name")
 T.eq(tonumber(ffi.new("enum ct_color", 5)), 5, "enum from a number")
 T.noerr("identical redeclaration is fine", ffi.cdef, "typedef int ct_myint;")
+-- A conflicting typedef, function or extern declaration keeps the first one silently.
+T.noerr("conflicting typedef is ignored", ffi.cdef, "typedef long ct_myint; typedef unsigned int size_t;")
+T.eq(ffi.sizeof("ct_myint"), 4, "the first typedef stays")
+T.eq(ffi.sizeof("size_t"), ffi.sizeof("void *"), "predefined size_t stays")
+T.noerr("glibc asm redeclaration", ffi.cdef, [[
+int atoi(const char *);
+int atoi(const char *) __asm__("" "strlen");
+]])
+T.eq(tonumber(ffi.C.atoi("12345")), 12345, "the first declaration's symbol stays")
+T.err("attempt to redefine 'BLUE'", "conflicting enumerator", ffi.cdef, "enum { BLUE = 1 };")
 
 T.done("ctype.lua")
