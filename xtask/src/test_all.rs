@@ -25,8 +25,10 @@ const BUILD_DEBS: &[&str] = &[
     "liblua5.3-dev",
     "liblua5.4-dev",
     "luarocks",
-    // libz.so for examples/zlib.lua (ffi.load "z"), run by lua-adapter/tests/examples.rs.
+    // libz.so for examples/zlib.lua (ffi.load "z"), run by lua-adapter/tests/examples.rs;
+    // zlib.h and sqlite3.h for abi-model/tests/cdef_system_headers.rs.
     "zlib1g-dev",
+    "libsqlite3-dev",
     // The reference run of the Lua suite under LuaJIT's own FFI (lua-adapter/tests/lua_suite.rs).
     "luajit",
     // The memcheck run of the initialiser script (lua-adapter/tests/init_bounds.rs).
