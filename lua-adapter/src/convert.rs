@@ -287,6 +287,20 @@ pub fn f64_to_u64(n: f64) -> u64 {
     }
 }
 
+/// Whether the Lua integer `v` converts to a C value of shape `ds` exactly as the double
+/// `v as f64` does, so that either path may convert it. A Lua integer converts as C converts
+/// an `int64_t` (modulo 2^N to an N-bit integer: -1 to `uint64_t` is 2^64 - 1); the double
+/// rule ([`f64_to_int_bits`]) agrees only when the double is exact (`|v| <= 2^53`), narrows
+/// through `int32_t` only values that fit it, and gives `uint64_t` only non-negative values
+/// (a negative double becomes 2^63 there).
+pub fn int_converts_as_double(v: i64, ds: Shape) -> bool {
+    match ds {
+        Shape::Int { size, signed } if size < 4 || (size == 4 && signed) => i32::try_from(v).is_ok(),
+        Shape::Int { size: 8, signed: false } => (0..=1i64 << 53).contains(&v),
+        _ => v.unsigned_abs() <= 1u64 << 53,
+    }
+}
+
 /// Double to an integer of `size` bytes, LuaJIT's `conv_I_F`: below 4 bytes and for signed
 /// 4 bytes via int32; unsigned 4 bytes via int64; 8 bytes via int64/uint64.
 pub fn f64_to_int_bits(n: f64, size: u8, signed: bool) -> u64 {
@@ -590,7 +604,9 @@ unsafe fn value_to_c(
             ffi::LUA_TNUMBER => {
                 if HAS_INTEGERS && ffi::lua_isinteger(l, idx) != 0 {
                     let v = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as i64;
-                    if v.unsigned_abs() > (1u64 << 53) {
+                    // A Lua integer converts as C converts an `int64_t`; through the double
+                    // only where that gives the same value.
+                    if !int_converts_as_double(v, ds) {
                         let src = Src {
                             ty: QualType::plain(types.int_of_size(8, true).unwrap_or(TypeId(0))),
                             shape: Shape::Int { size: 8, signed: true },
@@ -1360,6 +1376,59 @@ mod tests {
         assert_eq!(f64_to_int_bits(-1.0, 4, false) as u32, u32::MAX);
         assert_eq!(f64_to_int_bits(4294967301.0, 4, false) as u32, 5);
         assert_eq!(f64_to_int_bits(200.0, 1, true) as u8 as i8, -56);
+    }
+
+    #[test]
+    fn lua_integers_take_the_double_path_only_where_it_agrees_with_c() {
+        let edges = [
+            0i64,
+            1,
+            -1,
+            127,
+            128,
+            -129,
+            255,
+            256,
+            65535,
+            65536,
+            -32769,
+            i32::MAX as i64,
+            i32::MAX as i64 + 1,
+            i32::MIN as i64,
+            i32::MIN as i64 - 1,
+        ];
+        let values = edges.iter().copied().chain([
+            u32::MAX as i64,
+            u32::MAX as i64 + 1,
+            1 << 53,
+            -(1 << 53),
+            (1 << 53) - 1,
+            123_456_789_012,
+            -123_456_789_012,
+            (1 << 53) + 1,
+            i64::MIN,
+            i64::MAX,
+        ]);
+        for v in values {
+            for (size, signed) in
+                [(1, true), (1, false), (2, true), (2, false), (4, true), (4, false), (8, true), (8, false)]
+            {
+                let low_bits = |bits: u64| if size == 8 { bits } else { bits & ((1u64 << (size * 8)) - 1) };
+                if int_converts_as_double(v, Shape::Int { size, signed }) {
+                    assert_eq!(
+                        low_bits(v as u64),
+                        low_bits(f64_to_int_bits(v as f64, size, signed)),
+                        "{v} as {size} bytes, signed {signed}"
+                    );
+                }
+            }
+        }
+        // C's conversion, not the double's, where they differ.
+        let u64_shape = Shape::Int { size: 8, signed: false };
+        assert!(!int_converts_as_double(-1, u64_shape), "-1 to uint64_t is 2^64 - 1, not 2^63");
+        assert!(!int_converts_as_double((1 << 32) + 5, Shape::Int { size: 1, signed: false }));
+        assert!(!int_converts_as_double((1 << 53) + 1, Shape::Float { size: 8 }));
+        assert!(int_converts_as_double(-1, Shape::Int { size: 4, signed: false }));
     }
 
     #[test]

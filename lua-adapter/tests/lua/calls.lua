@@ -68,6 +68,18 @@ T.eq(i64s(L.ct_i64(ffi.new("int64_t", 2^53) + 1)), "9007199254740993LL", "int64_
 T.eq(i64s(L.ct_i64(-1)), "-1LL", "int64_t -1")
 T.eq(u64s(L.ct_u64(ffi.new("uint64_t", 0) - 1)), "18446744073709551615ULL", "uint64_t max")
 T.eq(u64s(L.ct_u64_add(ffi.new("uint64_t", 2^63), 1)), "9223372036854775809ULL", "uint64_t above 2^63")
+-- A negative Lua integer (5.3+) argument wraps modulo 2^64; a number on LuaJIT and 5.1/5.2
+-- takes the double rule (2^63). A `long` result of -1 through uint64_t is 2^64 - 1 everywhere.
+local neg_u64 = (math.type and math.type(-1) == "integer") and "18446744073709551615ULL" or "9223372036854775808ULL"
+T.eq(u64s(L.ct_u64(-1)), neg_u64, "uint64_t argument from -1")
+T.eq(u64s(L.ct_u64_add(-1, -1)), (math.type and math.type(-1) == "integer") and "18446744073709551614ULL" or "0ULL", "uint64_t arguments from -1")
+T.eq(u64s(L.ct_u64(-1.0)), "9223372036854775808ULL", "uint64_t argument from -1.0")
+if math.type then
+  T.eq(L.ct_u8(math.tointeger(2^32 + 5)), 5, "uint8_t argument from an integer beyond int32")
+  T.eq(L.ct_i16(math.tointeger(-2^40 - 3)), -3, "int16_t argument from an integer beyond int32")
+end
+T.eq(tostring(ffi.cast("uint64_t", L.ct_i64(-1))), "18446744073709551615ULL", "int64_t result -1 through uint64_t")
+T.ok(ffi.cast("uint64_t", L.ct_i64(-1)) == ffi.new("uint64_t", 0) - 1, "int64_t result -1 compares as uint64_t max")
 T.ours("int64_t results are Lua integers on 5.3+ (DESIGN.md)", function()
   if math.type then
     T.eq(math.type(L.ct_i64(5)), "integer", "int64_t result is an integer")

@@ -7,7 +7,41 @@ local u64 = function(v) return ffi.new("uint64_t", v) end
 
 T.str(i64(123), "123LL", "tostring int64") T.str(u64(123), "123ULL", "tostring uint64")
 T.str(i64(-1), "-1LL", "tostring negative int64")
-T.str(u64(-1), "9223372036854775808ULL", "uint64 from -1 (reference LuaJIT's conversion)")
+-- A negative number to uint64_t: a Lua integer (5.3+) wraps modulo 2^64 as C converts an
+-- integer; a float, and every number on LuaJIT and 5.1/5.2, takes the double rule (the
+-- reference LuaJIT gives 2^63). Narrower unsigned types wrap modulo 2^N either way.
+local U64_MAX = "18446744073709551615ULL"
+local has_integers = math.type ~= nil and math.type(-1) == "integer"
+local neg_u64 = has_integers and U64_MAX or "9223372036854775808ULL"
+T.str(u64(-1), neg_u64, "uint64 from -1")
+T.str(u64(-1.0), "9223372036854775808ULL", "uint64 from -1.0 (reference LuaJIT's conversion)")
+T.str(ffi.cast("uint64_t", -1), neg_u64, "cast -1 to uint64")
+T.str(u64(-5), has_integers and "18446744073709551611ULL" or "9223372036854775808ULL", "uint64 from -5")
+T.str(ffi.cast("unsigned long long", -(2^53)), "9223372036854775808ULL", "-2^53 as a float")
+if has_integers then
+  T.str(u64(math.tointeger(-2^53)), "18437736874454810624ULL", "uint64 from the integer -2^53")
+  T.str(u64(math.mininteger), "9223372036854775808ULL", "uint64 from mininteger")
+  -- Beyond int32_t a Lua integer still narrows modulo 2^N (the double rule narrows through
+  -- int32_t, giving INT32_MIN's low bits).
+  T.eq(tonumber(ffi.new("uint8_t", math.tointeger(2^32 + 5))), 5, "uint8 from an integer beyond int32")
+  T.eq(tonumber(ffi.new("int32_t", math.tointeger(2^32 + 7))), 7, "int32 from an integer beyond int32")
+end
+T.eq(tonumber(ffi.new("uint32_t", -1)), 4294967295, "uint32 from -1 wraps")
+T.eq(tonumber(ffi.cast("uint32_t", -2^32 - 3)), 4294967293, "uint32 wraps modulo 2^32")
+T.eq(tonumber(ffi.new("uint16_t", -1)), 65535, "uint16 from -1 wraps")
+T.eq(tonumber(ffi.new("uint8_t", -2)), 254, "uint8 from -2 wraps")
+local ua = ffi.new("uint64_t[3]", -1, -2)
+T.str(ua[0], neg_u64, "uint64 array initialiser")
+ua[2] = -1
+T.str(ua[2], neg_u64, "uint64 element store")
+local us = ffi.new("struct { uint64_t v; uint32_t w; }", -1, -1)
+T.str(us.v, neg_u64, "uint64 field initialiser")
+T.eq(tonumber(us.w), 4294967295, "uint32 field initialiser wraps")
+us.v = -1
+T.str(us.v, neg_u64, "uint64 field store")
+local ret_u64 = ffi.cast("uint64_t (*)(void)", function() return -1 end)
+T.str(ret_u64(), neg_u64, "uint64 callback result")
+ret_u64:free()
 T.str(u64(2^64 + 2^12), "4096ULL", "uint64 wraps modulo 2^64 from 2^63")
 T.str(i64(2^63), "-9223372036854775808LL", "int64 out of range")
 T.str(ffi.new("long long", 5), "5LL", "long long prints as int64")
@@ -50,7 +84,7 @@ end
 -- tonumber and conversions back.
 T.eq(tonumber(i64(2^53 + 1)), 2^53, "tonumber rounds to double beyond 2^53 (LuaJIT)") 
 T.eq(tonumber(i64(-42)), -42, "tonumber int64")
-T.eq(tonumber(u64(-1)), 2^63, "tonumber uint64")
+T.eq(tonumber(u64(-1)), has_integers and 2^64 or 2^63, "tonumber uint64")
 T.eq(tonumber(ffi.new("int", 7)), 7, "tonumber int cdata")
 T.eq(tonumber("12"), 12, "tonumber still converts strings")
 T.eq(tonumber("z", 36), 35, "tonumber keeps its base argument")
@@ -71,7 +105,7 @@ else
   T.ours("64-bit reads are Lua integers on 5.3+", function()
     T.eq(math.type(s.a), "integer", "int64 read is an integer") T.eq(s.a + 1, 2, "integer arithmetic")
     s.b = u64(-1)
-    T.str(s.b, "9223372036854775808ULL", "uint64 above maxinteger stays boxed")
+    T.str(s.b, U64_MAX, "uint64 above maxinteger stays boxed")
     s.b = math.maxinteger
     T.eq(s.b, math.maxinteger, "uint64 at maxinteger is an integer")
   end)

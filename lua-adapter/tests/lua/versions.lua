@@ -57,7 +57,7 @@ else
     T.eq(s.ull, math.maxinteger, "UINT64 at maxinteger is still an integer")
     s.ull = ffi.new("uint64_t", -1)
     T.ok(ffi.istype("uint64_t", s.ull), "uint64 above maxinteger stays boxed")
-    T.str(s.ull, "9223372036854775808ULL", "its value")
+    T.str(s.ull, "18446744073709551615ULL", "its value (-1 wraps)")
   end)
 end
 
