@@ -48,15 +48,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for rules in MIRI_TEST_FILES {
         args.extend(["--test", rules]);
     }
-    let status = nightly_cargo(&args).status().map_err(|e| format!("cannot run cargo +nightly miri: {e}"))?;
-    if !status.success() {
-        return Err(format!("abi-model's tests failed under Miri ({status})"));
+    let walk = vec!["miri", "test", "-p", "lua-adapter", "--lib", "member_walk"];
+    for (args, what) in [(args, "abi-model's tests"), (walk, "lua-adapter's member-walk test")] {
+        let status = nightly_cargo(&args).status().map_err(|e| format!("cannot run cargo +nightly miri: {e}"))?;
+        if !status.success() {
+            return Err(format!("{what} failed under Miri ({status})"));
+        }
     }
-    let walk = ["miri", "test", "-p", "lua-adapter", "--lib", "member_walk"];
-    let status = nightly_cargo(&walk).status().map_err(|e| format!("cannot run cargo +nightly miri: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("lua-adapter's member-walk test failed under Miri ({status})"))
-    }
+    Ok(())
 }
