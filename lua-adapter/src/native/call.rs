@@ -65,6 +65,8 @@ use abi_model::{
     plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
 use backend_x64_sysv::X64SysvBackend;
+use backend_x64_win::Win64Backend;
+use backend_x86::X86Backend;
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata, Form};
@@ -83,12 +85,19 @@ pub type StubFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 /// Extra arguments of a variadic call typed without allocating; longer lists use a `Vec`.
 pub const INLINE_VARARGS: usize = 16;
 
-/// The code generator for the host, if there is one. Only x86-64 System V runs natively so
-/// far (the other backends are proven under the emulator; the arena is unix-only).
+/// The code generator for the host: each of the four targets has one (x86-64 System V,
+/// x86-64 Windows, i386 Linux and Win32, whose calling conventions come from each program);
+/// `None` only on an architecture abi-model does not model.
 pub fn backend() -> Option<&'static dyn Backend> {
     static SYSV: X64SysvBackend = X64SysvBackend;
-    match Target::host() {
-        Some(t) if t == Target::X64_SYSV => Some(&SYSV),
+    static WIN64: Win64Backend = Win64Backend;
+    static X86_LINUX: X86Backend = X86Backend::LINUX;
+    static X86_WIN: X86Backend = X86Backend::WIN;
+    match Target::host()? {
+        t if t == Target::X64_SYSV => Some(&SYSV),
+        t if t == Target::X64_WIN => Some(&WIN64),
+        t if t == Target::X86_LINUX => Some(&X86_LINUX),
+        t if t == Target::X86_WIN => Some(&X86_WIN),
         _ => None,
     }
 }
