@@ -59,6 +59,7 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushcclosure(l, f, 1);
             ffi::lua_setfield(l, 1, name.as_ptr());
         }
+        crate::surface::bit::register(l, st);
         if created {
             // Global wrappers that take cdata first and pass anything else to the original
             // (upvalue 2): tonumber(cdata) converts numeric cdata, as in LuaJIT; ipairs(cdata)
