@@ -10,7 +10,7 @@ local function LL(n) return ffi.new("int64_t", n) end
 local function ULL(n) return ffi.new("uint64_t", n) end
 
 do
-  local bit = require "bit"
+  bit = require "bit"
   T.eq(type(bit), "table", "require 'bit' gives a table")
   T.eq(bit.tobit(2^32 + 5), 5, "tobit wraps modulo 2^32")
   T.eq(bit.tobit(0xffffffff), -1, "tobit is signed")
@@ -75,5 +75,105 @@ do
     error(msg:match("^[^\n]*"), 0)
   end)
 end
+
+-- NULL pointers read from C arrive as nil (call results, callback arguments, fields,
+-- elements), so LuaJIT's `p == nil` works; pointers Lua makes stay cdata.
+ffi.cdef [[
+  char *getenv(const char *name);
+  char *strchr(const char *s, int c);
+  struct compat_pt { int x, y; void *p; };
+]]
+do
+  T.ok(ffi.C.getenv("LUAFFI_NO_SUCH_VARIABLE") == nil, "NULL call result == nil")
+  T.ok(ffi.C.strchr("abc", 98) ~= nil, "a non-NULL result ~= nil")
+  T.eq(ffi.string(ffi.C.strchr("abc", 98)), "bc", "a non-NULL result is a pointer")
+  local s = ffi.new("struct compat_pt")
+  T.ok(s.p == nil, "NULL field == nil")
+  T.ok(ffi.new("void *[2]")[1] == nil, "NULL element == nil")
+  local seen
+  local cb = ffi.cast("void *(*)(void *)", function(p) seen = (p == nil); return p end)
+  T.ok(cb(nil) == nil, "NULL result of a callback called from Lua == nil")
+  T.ok(seen, "NULL callback argument == nil")
+  cb:free()
+  T.ours("NULL read from C is nil; Lua-made NULL pointers stay cdata", function()
+    T.eq(type(ffi.C.getenv("LUAFFI_NO_SUCH_VARIABLE")), "nil", "NULL call result is nil")
+    T.eq(type(s.p), "nil", "NULL field is nil")
+    T.eq(type(ffi.cast("void *", 0)), "userdata", "ffi.cast gives a NULL cdata")
+    T.eq(type(ffi.new("void *")), "userdata", "ffi.new gives a NULL cdata")
+    T.str(ffi.new("int *"), "cdata<int *>: NULL", "ffi.new pointer prints as NULL")
+    T.eq(ffi.gc(ffi.C.getenv("LUAFFI_NO_SUCH_VARIABLE"), error), nil, "ffi.gc(nil, f) gives nil")
+    s.p = ffi.cast("void *", 16)
+    T.str(s.p, "cdata<void *>: 0x00000010", "a non-NULL field is a cdata")
+  end)
+end
+
+-- cffi-lua's and luaffi's extensions.
+T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.type, ffi.tonumber", function()
+  T.str(ffi.NULL, "cdata<void *>: NULL", "ffi.NULL is a NULL void *")
+  T.ok(ffi.nullptr == ffi.NULL, "ffi.nullptr is ffi.NULL")
+  T.ok(ffi.NULL == ffi.cast("int *", 0), "ffi.NULL == a NULL pointer")
+  T.ok(ffi.cast("char *", 0) == ffi.nullptr, "a NULL pointer == ffi.nullptr")
+  T.ok(ffi.NULL ~= ffi.cast("void *", 1), "ffi.NULL ~= a non-NULL pointer")
+  T.ok(ffi.new("int *") == ffi.NULL, "ffi.new's NULL == ffi.NULL")
+  T.ok(ffi.NULL ~= nil, "ffi.NULL is a cdata, not nil")
+
+  local s = ffi.new("struct compat_pt", 1, 2)
+  local p = ffi.addressof(s)
+  T.str(ffi.typeof(p), "ctype<struct compat_pt *>", "addressof gives a T *")
+  p.y = 7
+  T.eq(s.y, 7, "addressof points at the object")
+  local a = ffi.new("struct compat_pt[2]")
+  ffi.addressof(a[1]).x = 9
+  T.eq(a[1].x, 9, "addressof of an element reference")
+  T.eq(ffi.addressof(ffi.new("int", 3))[0], 3, "addressof of a scalar")
+  T.err("bad argument #1 (cdata expected, got number)", "addressof of a number", ffi.addressof, 1)
+  T.err("bad argument #1 (cdata expected, got ctype)", "addressof of a ctype", ffi.addressof, ffi.typeof("int"))
+
+  T.eq(ffi.toretval(ffi.new("int", 5)), 5, "toretval of an int is a number")
+  T.eq(ffi.toretval(ffi.new("bool", true)), true, "toretval of a bool is a boolean")
+  T.eq(ffi.toretval(ffi.new("void *")), nil, "toretval of a NULL pointer is nil")
+  T.eq(ffi.toretval(s).y, 7, "toretval of a struct is the struct")
+
+  T.eq(ffi.type(1), "number", "ffi.type of a number")
+  T.eq(ffi.type(nil), "nil", "ffi.type of nil")
+  T.eq(ffi.type(ffi.new("int")), "cdata", "ffi.type of a cdata")
+  T.eq(ffi.type(ffi.typeof("int")), "cdata", "ffi.type of a ctype")
+  T.err("bad argument #1 (value expected)", "ffi.type()", ffi.type)
+
+  T.eq(ffi.tonumber(ffi.new("int", 7)), 7, "ffi.tonumber of a cdata")
+  T.eq(ffi.tonumber("0x10"), 16, "ffi.tonumber of a string")
+  T.eq(ffi.tonumber("z", 36), 35, "ffi.tonumber with a base")
+end)
+
+-- pairs and ipairs honour a metatype's __pairs / __ipairs on every Lua version.
+do
+  ffi.cdef "struct compat_seq { int n; }"
+  local function iter(scale)
+    return function(s) return function(_, k) if k < s.n then return k + 1, (k + 1) * scale end end, s, 0 end
+  end
+  local seq = ffi.metatype("struct compat_seq", { __pairs = iter(10), __ipairs = iter(100) })
+  local got = {}
+  for k, v in pairs(seq(3)) do got[#got + 1] = k .. ":" .. v end
+  for k, v in ipairs(seq(2)) do got[#got + 1] = k .. ":" .. v end
+  T.eq(table.concat(got, " "), "1:10 2:20 3:30 1:100 2:200", "__pairs and __ipairs")
+  T.err("'int [2]' has no '__pairs' metamethod", "pairs without __pairs", pairs, ffi.new("int[2]"))
+  T.err("'int' has no '__ipairs' metamethod", "ipairs without __ipairs", ipairs, ffi.new("int *"))
+  local n = 0
+  for _ in pairs({ a = 1, b = 2 }) do n = n + 1 end
+  for _ in ipairs({ 1, 2, 3 }) do n = n + 1 end
+  T.eq(n, 5, "pairs and ipairs of tables")
+end
+
+-- Errors name the function the program called (LuaJIT's fast functions say '?').
+T.ours("error names", function()
+  local function msg(f, ...) return select(2, pcall(f, ...)) end
+  T.like(msg(function() return tonumber() end), "^compat%.lua:%d+: bad argument #1 to 'tonumber' %(value expected%)$", "tonumber()")
+  T.like(msg(function() return tonumber("z", 99) end), "bad argument #2 to 'tonumber' %(base out of range%)$", "tonumber base")
+  T.like(msg(function() return ffi.string() end), "bad argument #1 to 'string' %(value expected%)$", "ffi.string()")
+  T.like(msg(function() return ipairs() end), "bad argument #1 to 'ipairs'", "ipairs()")
+  T.like(msg(function() return pairs() end), "bad argument #1 to 'pairs'", "pairs()")
+  T.like(msg(function() return bit.band({}) end), "bad argument #1 to 'band' %(number expected, got table%)$", "bit.band")
+  T.like(msg(function() return tonumber(nil) end), "^nil$", "tonumber(nil) raises nothing")
+end)
 
 T.done("compat.lua")
