@@ -76,6 +76,37 @@ do
   end)
 end
 
+-- Enum constant names as strings: arguments, field and element stores, initialisers, and
+-- comparisons of an enum cdata with a name (`<`, `<=`: PUC Lua 5.2+ asks the metamethod about
+-- a string; `==` between a userdata and a string it never does).
+do
+  ffi.cdef [[
+    typedef enum compat_e { CE_I, CE_II, CE_III } compat_enum_t;
+    struct compat_enums { compat_enum_t e; };
+  ]]
+  local s = ffi.new("struct compat_enums")
+  s.e = "CE_II"
+  T.ok(s.e == ffi.C.CE_II, "enum field store from a name")
+  local a = ffi.new("compat_enum_t[2]")
+  a[1] = "CE_III"
+  T.ok(a[1] == ffi.C.CE_III, "enum element store from a name")
+  T.ok(ffi.new("struct compat_enums", { e = "CE_III" }).e == ffi.C.CE_III, "enum initialiser from a name")
+  T.eq(tonumber(ffi.new("compat_enum_t", "CE_II")), 1, "ffi.new of an enum from a name")
+  T.eq(tonumber(ffi.cast("compat_enum_t", "CE_III")), 2, "ffi.cast of a name to an enum")
+  local id = ffi.cast("int (*)(compat_enum_t)", function(e) return e end)
+  T.eq(id("CE_III"), 2, "enum argument from a name")
+  id:free()
+  T.err("cannot convert 'string' to 'enum compat_e'", "an unknown name", function() s.e = "CE_IV" end)
+  if T.luajit or _VERSION ~= "Lua 5.1" then
+    local e = ffi.new("compat_enum_t", "CE_II")
+    T.ok(e < "CE_III", "enum cdata < a name")
+    T.ok(e <= "CE_II", "enum cdata <= a name")
+    T.ok("CE_I" < e, "a name < enum cdata")
+    T.ok(not (e < "CE_I"), "enum cdata not < a smaller name")
+    T.err("cannot convert 'string' to 'enum compat_e'", "comparison with an unknown name", function() return e < "CE_IV" end)
+  end
+end
+
 -- NULL pointers read from C arrive as nil (call results, callback arguments, fields,
 -- elements), so LuaJIT's `p == nil` works; pointers Lua makes stay cdata.
 ffi.cdef [[
