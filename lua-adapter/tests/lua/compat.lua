@@ -107,6 +107,17 @@ do
   end
 end
 
+-- `$` parameters in cdef and typeof, as LuaJIT and cffi-lua take them: a ctype for a type, a
+-- string for a name, a number for an integer.
+do
+  ffi.cdef("typedef struct { $ $; } compat_param_t;", ffi.typeof("int"), "field")
+  T.eq(ffi.new("compat_param_t", 5).field, 5, "cdef with a type and a name parameter")
+  local grid = ffi.typeof("uint8_t[$][$]", 2, 3)
+  T.eq(ffi.sizeof(grid), 6, "typeof with integer parameters")
+  T.like(ffi.typeof("$ *", ffi.typeof("compat_param_t")), "^ctype<struct %d+ %*>$", "typeof with a ctype parameter")
+  T.eq(ffi.typeof("struct { int $; }", "x")({ x = 4 }).x, 4, "typeof with a name parameter")
+end
+
 -- NULL pointers read from C arrive as nil (call results, callback arguments, fields,
 -- elements), so LuaJIT's `p == nil` works; pointers Lua makes stay cdata.
 ffi.cdef [[
