@@ -6,17 +6,20 @@
 
 use std::os::raw::c_int;
 
+use abi_model::cdef;
 use abi_model::QualType;
 use mlua::ffi;
 
 use crate::cdata::{self, Form};
 use crate::convert;
+use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{self, FfiState};
+use crate::stack::{LuaStack, OrRaise};
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
-const FUNCTIONS: [(&std::ffi::CStr, CFn); 3] =
-    [(c"addressof", ffi_addressof), (c"toretval", ffi_toretval), (c"type", ffi_type)];
+const FUNCTIONS: [(&std::ffi::CStr, CFn); 4] =
+    [(c"addressof", ffi_addressof), (c"toretval", ffi_toretval), (c"type", ffi_type), (c"eval", ffi_eval)];
 
 /// Adds the extensions to the `ffi` table at stack index `module`: the functions, and
 /// `ffi.NULL` and `ffi.nullptr`, one NULL `void *` cdata (the same object under both names).
@@ -104,6 +107,55 @@ unsafe extern "C-unwind" fn ffi_type(l: *mut ffi::lua_State) -> c_int {
             c"cdata".as_ptr()
         };
         ffi::lua_pushstring(l, name);
+        1
+    }
+}
+
+/// The value of the C integer constant expression `text` and its C type: `int`, else
+/// `unsigned int`, else a 64-bit type, as for an enumerator; `uint64_t` for a value only it
+/// holds (`0xffffffffffffffffULL`, which no enumerator takes). The cdef parser evaluates it
+/// in copies of the state's types and names, so nothing is declared. `Err` is the parser's
+/// message.
+pub fn eval(st: &FfiState, text: &str) -> Result<(u64, u8, bool), String> {
+    const NAME: &str = "__luaffi_eval";
+    let declare = |decl: String| {
+        let (mut types, mut scope) = (st.types.clone(), st.scope.clone());
+        // The message without the position, which is in the wrapped text, not in `text`.
+        cdef::cdef(&mut types, &mut scope, &decl, &[]).map_err(|e| {
+            let full = e.to_string();
+            full.split_once(": ").map_or(full.clone(), |(_, msg)| msg.to_string())
+        })?;
+        let c = scope.constant(NAME).ok_or_else(|| "constant expression expected".to_string())?;
+        match shape(&types, c.ty.id) {
+            Shape::Int { size, signed } => Ok((c.value as u64, size, signed)),
+            _ => Err("constant expression expected".to_string()),
+        }
+    };
+    declare(format!("enum {{ {NAME} = ({text}) }};"))
+        .or_else(|e| declare(format!("static const uint64_t {NAME} = ({text});")).map_err(|_| e))
+}
+
+/// `ffi.eval(text)`: the C integer constant expression `text` as a cdata of its type (an
+/// `int` cdata for `"1 << 4"`, a `uint64_t` one for `"0xffffffffffffffffULL"`), for 64-bit
+/// constants a Lua number cannot hold.
+unsafe extern "C-unwind" fn ffi_eval(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: Lua calls it with the FFI state as upvalue 1 (live-state); the text and
+    // the result are dropped or moved into the raising function before anything raises.
+    unsafe {
+        let st = state::from_upvalue(l);
+        let (p, len) = LuaStack::new(l).check_bytes(1).or_raise(l);
+        let result = {
+            let text = String::from_utf8_lossy(std::slice::from_raw_parts(p, len));
+            eval(&*st, &text)
+        };
+        let (value, size, signed) = match result {
+            Ok(v) => v,
+            Err(msg) => cdata::raise(l, msg),
+        };
+        let id = (*st).types.int_of_size(size as u32, signed).unwrap_or(abi_model::TypeId(0));
+        let desc = (*st).desc(QualType::plain(id));
+        let c = cdata::push_value(l, st, desc, size as usize);
+        convert::write_int((*c).ptr, size, value);
         1
     }
 }

@@ -150,7 +150,7 @@ do
 end
 
 -- cffi-lua's and luaffi's extensions.
-T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.type, ffi.tonumber", function()
+T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.eval, ffi.type, ffi.tonumber", function()
   T.str(ffi.NULL, "cdata<void *>: NULL", "ffi.NULL is a NULL void *")
   T.ok(ffi.nullptr == ffi.NULL, "ffi.nullptr is ffi.NULL")
   T.ok(ffi.NULL == ffi.cast("int *", 0), "ffi.NULL == a NULL pointer")
@@ -182,6 +182,15 @@ T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.type, ffi.tonumb
   T.eq(ffi.type(ffi.typeof("int")), "cdata", "ffi.type of a ctype")
   T.err("bad argument #1 (value expected)", "ffi.type()", ffi.type)
 
+  T.str(ffi.eval("0xffffffffffffffffULL"), "18446744073709551615ULL", "ffi.eval of a uint64_t constant")
+  T.str(ffi.eval("1LL << 40"), "1099511627776LL", "ffi.eval of an int64_t constant")
+  T.ok(ffi.istype("int", ffi.eval("(3 + 4) * 2")), "ffi.eval of a small constant is an int")
+  T.eq(tonumber(ffi.eval("(3 + 4) * 2")), 14, "ffi.eval computes")
+  T.ok(ffi.istype("unsigned int", ffi.eval("0x80000000")), "ffi.eval: 0x80000000 is unsigned")
+  ffi.cdef "enum { COMPAT_EV = 3 };"
+  T.eq(tonumber(ffi.eval("COMPAT_EV * sizeof(int)")), 12, "ffi.eval sees declared constants")
+  T.err("unexpected symbol near ')'", "ffi.eval of a broken expression", ffi.eval, "1 +")
+  T.err("missing declaration for symbol '__luaffi_eval'", "ffi.eval declares nothing", function() return ffi.C.__luaffi_eval end)
   T.eq(ffi.tonumber(ffi.new("int", 7)), 7, "ffi.tonumber of a cdata")
   T.eq(ffi.tonumber("0x10"), 16, "ffi.tonumber of a string")
   T.eq(ffi.tonumber("z", 36), 35, "ffi.tonumber with a base")
