@@ -128,32 +128,36 @@ fn unnamed_arg_error(msg: &str) -> Option<(c_int, &str)> {
     Some((narg.parse().ok()?, rest.strip_suffix(')')?))
 }
 
-/// `ipairs(v)`: cdata go to their `__ipairs` ([`meta::mm_ipairs`]); everything else to the
-/// original `ipairs` (upvalue 2).
-unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 (live-state,
-    // as mm_ipairs expects) and the original ipairs as upvalue 2.
+/// A global `pairs`/`ipairs` wrapper: a cdata goes to the cdata metamethod `mm`
+/// ([`meta::mm_pairs`], [`meta::mm_ipairs`]: the metatype's `__pairs`/`__ipairs`, or LuaJIT's
+/// error), everything else to the original (upvalue 2).
+///
+/// # Safety
+/// Called from the wrappers, with the FFI state as upvalue 1 (as `mm` expects) and the
+/// original as upvalue 2.
+unsafe fn pairs_wrapper(l: *mut ffi::lua_State, mm: CFn) -> c_int {
+    // SAFETY: valid-L in a wrapper Lua called, with the upvalues `call_original` and `mm` expect.
     unsafe {
         let st = state::from_upvalue(l);
         if cdata::to_cdata(l, st, 1).is_null() {
             return call_original(l, true);
         }
-        meta::mm_ipairs(l)
+        mm(l)
     }
 }
 
-/// `pairs(v)`: cdata go to their `__pairs` ([`meta::mm_pairs`]), on Lua 5.1 too, whose
-/// `pairs` takes tables only; everything else to the original `pairs` (upvalue 2).
+/// `ipairs(v)`: [`pairs_wrapper`] with `__ipairs` (Lua 5.3+'s own ipairs has none).
+unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 and the
+    // original ipairs as upvalue 2, as pairs_wrapper expects.
+    unsafe { pairs_wrapper(l, meta::mm_ipairs) }
+}
+
+/// `pairs(v)`: [`pairs_wrapper`] with `__pairs` (Lua 5.1's own pairs takes tables only).
 unsafe extern "C-unwind" fn ffi_pairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: cfunction: Lua calls the module's pairs with the FFI state as upvalue 1 (live-state,
-    // as mm_pairs expects) and the original pairs as upvalue 2.
-    unsafe {
-        let st = state::from_upvalue(l);
-        if cdata::to_cdata(l, st, 1).is_null() {
-            return call_original(l, true);
-        }
-        meta::mm_pairs(l)
-    }
+    // SAFETY: cfunction: Lua calls the module's pairs with the FFI state as upvalue 1 and the
+    // original pairs as upvalue 2, as pairs_wrapper expects.
+    unsafe { pairs_wrapper(l, meta::mm_pairs) }
 }
 
 /// A declaration with `$` parameters that failed.
