@@ -116,7 +116,7 @@ unsafe fn call_original(l: *mut ffi::lua_State, may_raise: bool) -> c_int {
             .and_then(|msg| unnamed_arg_error(&msg).map(|(narg, rest)| (narg, rest.to_string())));
         match renamed {
             Some((narg, rest)) => cdata::raise_arg(l, narg, rest),
-            None => ffi::lua_error(l),
+            None => crate::stack::raise(l, crate::stack::Raise::Top),
         }
     }
 }
