@@ -89,4 +89,5 @@ scripts! {
     safety_init => "safety_init.lua",
     record_callbacks => "record_callbacks.lua",
     conventions => "conventions.lua",
+    compat => "compat.lua",
 }

@@ -630,7 +630,9 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
     }
 }
 
-unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
+/// `__pairs`, also called by the module's global `pairs` for cdata (Lua 5.1's own pairs takes
+/// tables only).
+pub(crate) unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: cfunction: Lua calls the cdata __pairs metamethod with the FFI state as upvalue 1
     // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__pairs") }
