@@ -232,6 +232,21 @@ pub struct RecordBody {
     pub attrs: RecordAttrs,
     /// Where each member sits.
     pub layout: RecordLayout,
+    /// Constants declared inside the definition (`static const int k = 1;`, the enumerators of
+    /// an unnamed member enum), in declaration order: part of the record's namespace, not of
+    /// its layout (LuaJIT's `CT_CONSTVAL` members).
+    pub constants: Vec<RecordConst>,
+}
+
+/// A constant in a struct or union's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordConst {
+    /// Its name.
+    pub name: String,
+    /// Its value (for an unsigned 64-bit type above `i64::MAX`, the bit pattern).
+    pub value: i64,
+    /// Its type: the declared integer type, or the enumerator's type.
+    pub ty: QualType,
 }
 
 /// A struct or union type.
@@ -631,6 +646,18 @@ impl TypeTable {
     /// Fails (leaving it incomplete) if it is already defined, a member's type is incomplete or
     /// unsupported, or a bit-field is invalid.
     pub fn define_record(&mut self, id: TypeId, fields: Vec<Field>, attrs: RecordAttrs) -> Result<(), TypeError> {
+        self.define_record_with_constants(id, fields, Vec::new(), attrs)
+    }
+
+    /// [`TypeTable::define_record`] for a definition that also declares constants in the
+    /// record's namespace.
+    pub fn define_record_with_constants(
+        &mut self,
+        id: TypeId,
+        fields: Vec<Field>,
+        constants: Vec<RecordConst>,
+        attrs: RecordAttrs,
+    ) -> Result<(), TypeError> {
         let kind = match self.get(id) {
             CType::Record(Record { body: Some(_), .. }) => {
                 return Err(TypeError::Invalid { message: format!("redefinition of '{}'", self.display(id.into())) })
@@ -650,7 +677,7 @@ impl TypeTable {
         self.remember(id);
         self.info[id.0 as usize].depth = depth;
         if let CType::Record(r) = &mut self.types[id.0 as usize] {
-            r.body = Some(RecordBody { fields, attrs, layout });
+            r.body = Some(RecordBody { fields, attrs, layout, constants });
         }
         Ok(())
     }

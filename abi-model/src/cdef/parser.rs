@@ -8,8 +8,8 @@
 use super::lexer::{Lexer, Tok, Token};
 use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
 use crate::types::{
-    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordKind,
-    TypeError, TypeId, TypeTable,
+    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordConst,
+    RecordKind, TypeError, TypeId, TypeTable,
 };
 use crate::{Arch, CallConv};
 
@@ -127,7 +127,8 @@ fn keyword_of(s: &str) -> Option<Kw> {
         "union" => Kw::Union,
         "enum" => Kw::Enum,
         "sizeof" => Kw::Sizeof,
-        "__alignof" | "__alignof__" => Kw::Alignof,
+        // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
+        "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
         "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
         "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16" | "__bf16" | "_Float32"
         | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(NO_FLOAT),
@@ -1305,6 +1306,7 @@ impl<'a> Parser<'a> {
         self.expect("{")?;
         self.defining.push(id);
         let mut fields: Vec<Field> = Vec::new();
+        let mut constants: Vec<RecordConst> = Vec::new();
         let mut after_flexible = false;
         while !self.tok.is("}") {
             let spec = self.decl_spec(&[Storage::Static])?;
@@ -1318,9 +1320,12 @@ impl<'a> Parser<'a> {
                 let ty = self.build(spec.base, &d)?;
                 let at = d.name.as_ref().map_or(self.pos(), |t| (t.line, t.col));
                 if is_static {
-                    // A constant in the struct's namespace: checked, not kept (the type table
-                    // has no place for it).
-                    self.const_init(ty)?;
+                    // A constant in the struct's namespace (not the global one), read as a
+                    // member: `s.k`.
+                    let c = self.const_init(ty)?;
+                    if let Some(name) = d.name.as_ref().and_then(token_name) {
+                        constants.push(RecordConst { name, value: c.value, ty: c.ty });
+                    }
                 } else if let Some((width, colon)) = &d.bits {
                     let name = d.name.as_ref().and_then(token_name);
                     self.check_bitfield(ty, *width, name.is_some(), colon)?;
@@ -1360,7 +1365,14 @@ impl<'a> Parser<'a> {
                                     packed: d.attrs.packed,
                                 });
                             }
-                            CType::Enum(_) => {}
+                            // Its enumerators are also read as members (LuaJIT `CTA_SUBTYPE`).
+                            CType::Enum(e) => {
+                                for (name, _) in &e.constants {
+                                    if let Some(c) = self.scope.constant(name) {
+                                        constants.push(RecordConst { name: name.clone(), value: c.value, ty: c.ty });
+                                    }
+                                }
+                            }
                             _ => return Err(self.err_expected("<identifier>")),
                         },
                     }
@@ -1375,7 +1387,8 @@ impl<'a> Parser<'a> {
         self.attributes(a)?;
         self.defining.pop();
         let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
-        self.table.define_record(id, fields, attrs).map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
+        let defined = self.table.define_record_with_constants(id, fields, constants, attrs);
+        defined.map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
         self.leave();
         Ok(())
     }

@@ -626,3 +626,42 @@ fn typedef_of_identical_anonymous_struct_may_be_redeclared() {
     def(&mut t, &mut s, "typedef struct { int quot; long rem; } div_t;");
     assert_eq!(s.typedef("div_t").unwrap(), first, "a conflicting one is ignored");
 }
+
+#[test]
+fn static_const_members_and_member_enums_are_in_the_records_namespace() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "struct s { static const int K = 1 << 4 | 1, J = -2; static const unsigned char U = 300; int x;
+           enum { EA = 3, EB }; enum named { EN = 9 } e; struct { static const long long DEEP = 1LL << 40; int y; }; };",
+    );
+    let id = s.tag(&t, TagKind::Struct, "s").unwrap();
+    let value = |name| find_constant(&t, id, name).map(|c| c.value);
+    assert_eq!(
+        [value("K"), value("J"), value("U"), value("EB"), value("DEEP")],
+        [Some(17), Some(-2), Some(44), Some(4), Some(1 << 40)]
+    );
+    assert_eq!(t.display(find_constant(&t, id, "U").unwrap().ty), "const unsigned char");
+    // A named member enum's enumerators and real members are not constants of the record;
+    // static members are not global names, enumerators are.
+    assert_eq!([value("EN"), value("x"), value("e")], [None, None, None]);
+    assert_eq!((s.constant("K"), s.constant("EB").map(|c| c.value)), (None, Some(4)));
+    // Constants take no room.
+    assert_eq!((size(&t, &s, "s").0, offset(&t, &s, "s", "y")), (12, 8));
+    // A second identical body is fine, one with another constant value is not.
+    def(&mut t, &mut s, "struct t { static const int K = 1; int x; }; struct t { static const int K = 1; int x; };");
+    assert_eq!(err(&mut t, &mut s, "struct t { static const int K = 2; int x; };"), "1:8: attempt to redefine 't'");
+    // Non-constant or non-integer static members are LuaJIT's "invalid C type".
+    assert_eq!(err(&mut t, &mut s, "struct u { static int k = 1; };"), "1:25: invalid C type");
+    assert_eq!(err(&mut t, &mut s, "struct u { static const double k = 1; };"), "1:34: invalid C type");
+}
+
+#[test]
+fn alignof_has_gccs_and_c11s_spellings() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    def(&mut t, &mut s, "static const int A = __alignof__(double), B = __alignof(long long), C = _Alignof(double);");
+    let v = |n| s.constant(n).unwrap().value;
+    assert_eq!((v("B"), v("C")), (v("A"), v("A")));
+    assert_eq!(show(&mut t, &mut s, "int[_Alignof(short)]"), "int [2]");
+}
