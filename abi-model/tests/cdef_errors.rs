@@ -71,7 +71,7 @@ const CASES: &[(&str, &str)] = &[
     ("enum { A = B };", "1:12: unexpected symbol near 'B'"),
     ("enum { A = *K };", "1:15: 'int' cannot be indexed"),
     ("enum { A = ((struct known *)0)->zz };", "1:33: 'struct known' has no member named 'zz'"),
-    ("#define X 1", "1:2: unexpected symbol near 'define'"),
+    ("#undef X", "1:2: unexpected symbol near 'undef'"),
     ("#pragma pack(frob)", "1:14: unexpected symbol near 'frob'"),
     // Lexical errors.
     ("enum { A = 12abc };", "1:12: malformed number near '12abc'"),

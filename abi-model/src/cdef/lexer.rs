@@ -58,6 +58,7 @@ impl Token {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Lexer<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     /// Physical line (1-based) and column (1-based) of the next character.

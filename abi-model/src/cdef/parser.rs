@@ -533,8 +533,54 @@ impl<'a> Parser<'a> {
                 }
             }
             Some("pragma") => self.pragma(hash_line),
+            Some("define") => self.define(hash_line),
             _ => Err(self.err_near("unexpected symbol")),
         }
+    }
+
+    /// `#define NAME <integer constant expression>` (beyond LuaJIT, which has no
+    /// preprocessor): NAME becomes a constant of the expression's type, as a `static const`
+    /// would (`ffi.C.NAME`). Every other `#define` (function-like macros, strings, floating
+    /// numbers, names of functions or variables, empty ones) is skipped: real headers are full
+    /// of them. A constant already declared with another value is "attempt to redefine".
+    fn define(&mut self, hash_line: u32) -> Result<(), CdefError> {
+        self.next()?;
+        let Some(name) = self.ident().filter(|_| self.tok.line == hash_line) else {
+            return self.skip_define(hash_line);
+        };
+        let name_tok = self.tok.clone();
+        self.next()?;
+        // `NAME(` without a space between is a function-like macro.
+        let name_end = name_tok.col.saturating_add(name.chars().count() as u32);
+        let function_like = self.tok.is("(") && self.tok.line == hash_line && self.tok.col == name_end;
+        if function_like || self.tok.line != hash_line || self.tok.tok == Tok::Eof {
+            return self.skip_define(hash_line);
+        }
+        let (lex, tok, names) = (self.lex.clone(), self.tok.clone(), self.added.len());
+        let cp = self.table.checkpoint();
+        match self.kint() {
+            Ok(v) if self.tok.line != hash_line || self.tok.tok == Tok::Eof => {
+                self.table.commit(cp);
+                let value = ConstDecl { value: v.bits as i64, ty: QualType::plain(v.ty) };
+                self.define_symbol(&name_tok, Symbol::Constant(value))
+            }
+            // Not an integer constant expression filling the line: as if never read.
+            _ => {
+                self.scope.take_back(&self.added[names..]);
+                self.added.truncate(names);
+                self.table.rollback(cp);
+                (self.lex, self.tok) = (lex, tok);
+                self.skip_define(hash_line)
+            }
+        }
+    }
+
+    /// Skips the rest of a `#define` line, whatever its tokens (`3.14` is no error there).
+    fn skip_define(&mut self, line: u32) -> Result<(), CdefError> {
+        self.lex.skipping = true;
+        let skipped = self.skip_line(line);
+        self.lex.skipping = false;
+        skipped
     }
 
     fn skip_line(&mut self, line: u32) -> Result<(), CdefError> {

@@ -665,3 +665,49 @@ fn alignof_has_gccs_and_c11s_spellings() {
     assert_eq!((v("B"), v("C")), (v("A"), v("A")));
     assert_eq!(show(&mut t, &mut s, "int[_Alignof(short)]"), "int [2]");
 }
+
+#[test]
+fn define_lines_with_integer_constant_expressions_become_constants() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "enum { E = 4 };
+         #define D_DEC 42
+         #define D_NEG (-1)
+         #define D_EXPR (D_DEC * 2 + E)   /* a comment */
+         #define D_HEX 0x80000000
+         #define D_BIG (1ULL << 63)
+         #define D_SIZE sizeof(long) // another
+         #define D_CAST ((unsigned char)0x1ff)
+         #define D_FUNC(x) ((x) + 1)
+         #define D_PAREN (2)
+         #define D_STR \"text\"
+         #define D_FLOAT 3.14
+         #define D_NAME strlen
+         #define D_EMPTY
+         #define D_TWO 1 2
+         #define D_NOTCONST (abs)
+         int abs(int);
+         #define D_DEC 42
+         struct after { int x[D_DEC]; };",
+    );
+    let v = |n: &str| s.constant(n).map(|c| (c.value, t.display(c.ty)));
+    assert_eq!(v("D_DEC"), Some((42, "int".into())));
+    assert_eq!(v("D_NEG"), Some((-1, "int".into())));
+    assert_eq!(v("D_EXPR"), Some((88, "int".into())));
+    assert_eq!(v("D_HEX"), Some((0x8000_0000, "unsigned int".into())));
+    assert_eq!(v("D_BIG").map(|(x, ty)| (x as u64, ty)), Some((1 << 63, "unsigned long long".into())));
+    assert_eq!(v("D_SIZE").map(|c| c.0), Some(8));
+    assert_eq!(v("D_CAST"), Some((255, "unsigned char".into())));
+    assert_eq!(v("D_PAREN").map(|c| c.0), Some(2));
+    for skipped in ["D_FUNC", "D_STR", "D_FLOAT", "D_NAME", "D_EMPTY", "D_TWO", "D_NOTCONST"] {
+        assert!(s.symbol(skipped).is_none(), "{skipped} is not a constant");
+    }
+    assert_eq!(size(&t, &s, "after").0, 168);
+    // Defining a name again with another value, or a name that is already a function, fails.
+    assert_eq!(err(&mut t, &mut s, "#define D_DEC 43"), "1:9: attempt to redefine 'D_DEC'");
+    assert_eq!(err(&mut t, &mut s, "#define abs 1"), "1:9: attempt to redefine 'abs'");
+    // Other directives stay errors, as in LuaJIT.
+    assert_eq!(err(&mut t, &mut s, "#undef D_DEC"), "1:2: unexpected symbol near 'undef'");
+}

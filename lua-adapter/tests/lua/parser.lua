@@ -214,4 +214,35 @@ for _, s in ipairs { "unsigned long", "long unsigned int", "unsigned long int" }
   T.str(ffi.typeof(s), "ctype<" .. (ulong == "unsigned int" and "unsigned long" or ulong) .. ">", "spelling: " .. s)
 end
 
+-- ---- 7. #define NAME <integer constant expression> (beyond LuaJIT) ----
+
+T.ours("#define lines with integer constant expressions become constants (LuaJIT: 'unexpected symbol')", function()
+  ffi.cdef [[
+  #define PS_D_DEC 42
+  #define PS_D_NEG (-1)
+  #define PS_D_EXPR (PS_D_DEC * 2 + PS_EB)  /* 88: an enumerator too */
+  #define PS_D_HEX 0x80000000
+  #define PS_D_SIZE sizeof(struct ps_ext)
+  #define PS_D_FUNC(x) ((x) + 1)
+  #define PS_D_STR "text"
+  #define PS_D_FLOAT 3.5
+  #define PS_D_NAME strlen
+  #define PS_D_EMPTY
+  struct ps_after_define { int x[PS_D_DEC]; };
+  ]]
+  T.eq(ffi.C.PS_D_DEC, 42, "#define decimal")
+  T.eq(ffi.C.PS_D_NEG, -1, "#define negative")
+  T.eq(ffi.C.PS_D_EXPR, 88, "#define expression over defines and enumerators")
+  T.eq(ffi.C.PS_D_HEX, 2147483648, "#define 0x80000000 is unsigned")
+  T.eq(ffi.C.PS_D_SIZE, 8, "#define sizeof")
+  T.eq(ffi.sizeof("struct ps_after_define"), 168, "a #define constant as an array size")
+  for _, name in ipairs { "PS_D_FUNC", "PS_D_STR", "PS_D_FLOAT", "PS_D_NAME", "PS_D_EMPTY" } do
+    T.err("missing declaration for symbol '" .. name .. "'", "#define skipped: " .. name, function()
+      return ffi.C[name]
+    end)
+  end
+  T.noerr("the same #define again", ffi.cdef, "#define PS_D_DEC 42")
+  T.err("attempt to redefine 'PS_D_DEC'", "#define with another value", ffi.cdef, "#define PS_D_DEC 43")
+end)
+
 T.done("parser.lua")
