@@ -372,6 +372,8 @@ impl std::error::Error for TypeError {}
 enum Key {
     Pointer(QualType),
     Array(QualType, ArrayLen),
+    /// A vector of that many elements (see [`TypeTable::try_vector_of`]).
+    Vector(QualType, u64),
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
@@ -614,6 +616,44 @@ impl TypeTable {
         self.intern(Key::Array(elem, len), CType::Array { elem, len }, true)
     }
 
+    /// A gcc vector (`__attribute__((vector_size(n)))`) of `count` elements: a fixed-length
+    /// array of the element type (indexed and initialized as one) that is a distinct type and
+    /// is aligned to its whole size up to 16 bytes, never below its element's alignment, as
+    /// LuaJIT lays them out (`cp_decl_intern`, `CTF_VECTOR`) and as gcc does for the power-of-two
+    /// sizes LuaJIT makes (gcc caps at 16 only without AVX; LuaJIT caps always). The element
+    /// must be an integer or a `float`/`double`; [`TypeTable::is_vector`] tells a vector
+    /// apart from the array of the same element and length.
+    pub fn try_vector_of(&mut self, elem: QualType, count: u64) -> Result<TypeId, TypeError> {
+        let key = Key::Vector(elem, count);
+        if let Some(&id) = self.interned.get(&key) {
+            return Ok(id);
+        }
+        let e = match self.get(elem.id) {
+            CType::Int(_) | CType::Float(FloatKind::Float | FloatKind::Double) => self.layout(elem.id)?,
+            _ => {
+                return Err(TypeError::Invalid {
+                    message: format!("'{}' cannot be a vector element", self.display(elem)),
+                })
+            }
+        };
+        let size = e.size.checked_mul(count).filter(|s| s.is_power_of_two()).ok_or_else(|| TypeError::Invalid {
+            message: format!("a vector of {count} '{}' is not a power of two in size", self.display(elem)),
+        })?;
+        let align = u32::try_from(size.min(16)).unwrap_or(16).max(e.align);
+        let depth = self.depth_over([elem.id]);
+        self.check_limits(depth, true)?;
+        let info = Info { depth, key: Some(key.clone()), layout: Some(Layout { size, align }) };
+        let id = self.push(CType::Array { elem, len: ArrayLen::Fixed(count) }, info);
+        self.interned.insert(key, id);
+        Ok(id)
+    }
+
+    /// Whether `id` is a vector made by [`TypeTable::try_vector_of`] (a `CType::Array` to
+    /// everything else).
+    pub fn is_vector(&self, id: TypeId) -> bool {
+        matches!(self.info[id.0 as usize].key, Some(Key::Vector(..)))
+    }
+
     /// A function type. Parameter names are kept from the first declaration of an identical
     /// type; they are not part of its identity. Unchecked, as [`TypeTable::pointer_to`].
     pub fn function(&mut self, f: FuncType) -> TypeId {
@@ -849,11 +889,15 @@ impl TypeTable {
                         CType::Function(f) if f.conv != CallConv::Cdecl => {
                             inner = format!("({} {inner})", f.conv.keyword())
                         }
+                        CType::Array { .. } if self.is_vector(to.id) => {}
                         CType::Array { .. } | CType::Function(_) => inner = format!("({inner})"),
                         _ => {}
                     }
                     cur = to;
                 }
+                // A vector is spelled as its element type with the attribute (LuaJIT's
+                // `lj_ctype_repr`): `float __attribute__((vector_size(16)))`.
+                CType::Array { .. } if self.is_vector(cur.id) => break,
                 CType::Array { elem, len } => {
                     let n = match len {
                         ArrayLen::Fixed(n) => n.to_string(),
@@ -884,7 +928,14 @@ impl TypeTable {
                 _ => break,
             }
         }
-        let base = self.base_name(cur);
+        let base = match self.get(cur.id) {
+            CType::Array { elem, .. } if self.is_vector(cur.id) => {
+                let size = self.size_of(cur.id).unwrap_or(0);
+                let elem = QualType { id: elem.id, quals: elem.quals.union(cur.quals) };
+                format!("{} __attribute__((vector_size({size})))", self.base_name(elem))
+            }
+            _ => self.base_name(cur),
+        };
         out.push_str(&base);
         if !inner.is_empty() {
             out.push(' ');

@@ -166,6 +166,8 @@ pub(crate) struct Attrs {
     pub conv: Option<CallConv>,
     pub redir: Option<String>,
     pub mode: Option<ModeAttr>,
+    /// `vector_size(n)` (or a vector `mode(V4SF)`): the vector's size in bytes, a power of two.
+    pub vector: Option<u64>,
 }
 
 /// The result of the declaration specifiers.
@@ -894,7 +896,15 @@ impl<'a> Parser<'a> {
                     "aligned" => self.align_attribute(a)?,
                     "packed" => a.packed = true,
                     "mode" => self.mode_attribute(a)?,
-                    "vector_size" => return Err(self.err("vector types are not supported")),
+                    "vector_size" => {
+                        self.expect("(")?;
+                        let n = self.ksize()?;
+                        self.expect(")")?;
+                        // Rounded down to a power of two (LuaJIT `lj_fls`); 0 means none.
+                        if n > 0 {
+                            a.vector = Some(u64::from(floor_pow2(n)));
+                        }
+                    }
                     "cdecl" if x86 => a.conv = Some(CallConv::Cdecl),
                     "stdcall" if x86 => a.conv = Some(CallConv::Stdcall),
                     "fastcall" if x86 => a.conv = Some(CallConv::Fastcall),
@@ -953,11 +963,20 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes).
+    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes);
+    /// `mode(V4SF)` and the like make a vector of that many such elements (LuaJIT
+    /// `cp_decl_mode`).
     fn mode_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         self.expect("(")?;
         if let Some(name) = self.ident() {
             let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
+            let (lanes, bare) = match bare.strip_prefix('V') {
+                Some(rest) => {
+                    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                    (rest[..digits].parse::<u64>().ok(), &rest[digits..])
+                }
+                None => (None, bare),
+            };
             a.mode = match bare {
                 "QI" | "byte" => Some(ModeAttr::Int(1)),
                 "HI" => Some(ModeAttr::Int(2)),
@@ -966,10 +985,16 @@ impl<'a> Parser<'a> {
                 "word" | "pointer" => Some(ModeAttr::Int(self.table.target().pointer_size())),
                 "SF" => Some(ModeAttr::Float(4)),
                 "DF" => Some(ModeAttr::Float(8)),
-                m if m.starts_with('V') => return Err(self.err("vector types are not supported")),
                 "TI" | "OI" | "TF" | "XF" => return Err(self.err_near(BAD_TYPE)),
                 _ => a.mode,
             };
+            let element = match a.mode {
+                Some(ModeAttr::Int(n) | ModeAttr::Float(n)) => u64::from(n),
+                None => 0,
+            };
+            if let Some(n) = lanes.map(|lanes| lanes.saturating_mul(element)).filter(|&n| n > 0) {
+                a.vector = Some(u64::from(floor_pow2(n)));
+            }
             self.next()?;
         }
         self.expect(")")
@@ -1121,6 +1146,8 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let decayed = match self.table.get(ty.id) {
+                    // A vector is a value, not an array: it does not decay.
+                    CType::Array { .. } if self.table.is_vector(ty.id) => Ok(ty.id),
                     CType::Array { elem, .. } => {
                         let elem = *elem;
                         self.table.try_pointer_to(elem)
@@ -1180,6 +1207,9 @@ impl<'a> Parser<'a> {
     /// of 2^31 bytes or more; functions returning functions or arrays.
     fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
         let mut t = self.apply_mode(base, d.attrs.mode);
+        if let Some(bytes) = d.attrs.vector {
+            t = self.apply_vector(t, bytes, d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col)))?;
+        }
         for op in &d.ops {
             t = match op {
                 Op::Pointer(q) => {
@@ -1234,6 +1264,21 @@ impl<'a> Parser<'a> {
             _ => base.id,
         };
         QualType { id, quals: base.quals }
+    }
+
+    /// `vector_size(bytes)` makes a numeric base type a vector of `bytes` (LuaJIT
+    /// `cp_decl_intern`): qualifiers go on the vector; a size below the element's leaves the
+    /// element alone, and so does a `bool` (LuaJIT ignores both).
+    fn apply_vector(&mut self, base: QualType, bytes: u64, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let numeric = matches!(self.table.get(base.id), CType::Int(_) | CType::Float(_));
+        // A `long double` without a layout here goes on to the refusal of its vector.
+        let elem_size = self.table.size_of(base.id).unwrap_or(1);
+        if !numeric || bytes < elem_size {
+            return Ok(base);
+        }
+        let made = self.table.try_vector_of(QualType::plain(base.id), bytes / elem_size);
+        let id = made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?;
+        Ok(QualType { id, quals: base.quals })
     }
 
     /// A `[?]` array, or a struct whose last member is one (LuaJIT's VLA and VLS).

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::types::{ArrayLen, FloatKind, FuncType};
-use crate::{CallConv, Target};
+use crate::{CallConv, Signature, Target};
 
 fn setup(target: Target) -> (TypeTable, CScope) {
     let mut t = TypeTable::new(target);
@@ -710,4 +710,85 @@ fn define_lines_with_integer_constant_expressions_become_constants() {
     assert_eq!(err(&mut t, &mut s, "#define abs 1"), "1:9: attempt to redefine 'abs'");
     // Other directives stay errors, as in LuaJIT.
     assert_eq!(err(&mut t, &mut s, "#undef D_DEC"), "1:2: unexpected symbol near 'undef'");
+}
+
+#[test]
+fn vector_types_are_laid_out_as_luajit_lays_them_out() {
+    let (mut t, mut s) = setup(Target::X86_LINUX);
+    let layout = |t: &mut TypeTable, s: &mut CScope, src: &str| {
+        let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let l = t.layout(q.id).unwrap();
+        (t.display(q), l.size, l.align)
+    };
+    let v = |d: &str, size, align| (d.to_string(), size, align);
+    // The size is rounded down to a power of two; the alignment is the size up to 16, at
+    // least the element's (i386 System V: even for double, whose member alignment is 4).
+    assert_eq!(
+        layout(&mut t, &mut s, "int __attribute__((vector_size(16)))"),
+        v("int __attribute__((vector_size(16)))", 16, 16)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "double __attribute__((vector_size(32)))"),
+        v("double __attribute__((vector_size(32)))", 32, 16)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "float __attribute__((vector_size(12)))"),
+        v("float __attribute__((vector_size(8)))", 8, 8)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "__attribute__((vector_size(8))) short"),
+        v("short __attribute__((vector_size(8)))", 8, 8)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "float __attribute__((mode(V4SF)))"),
+        v("float __attribute__((vector_size(16)))", 16, 16)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "int __attribute__((mode(V2DI)))"),
+        v("long long __attribute__((vector_size(16)))", 16, 16)
+    );
+    assert_eq!(
+        layout(&mut t, &mut s, "const int __attribute__((vector_size(16)))"),
+        v("const int __attribute__((vector_size(16)))", 16, 16)
+    );
+    // Smaller than the element, or of bool: no vector (LuaJIT ignores the attribute).
+    assert_eq!(layout(&mut t, &mut s, "int __attribute__((vector_size(2)))"), v("int", 4, 4));
+    assert_eq!(layout(&mut t, &mut s, "bool __attribute__((vector_size(16)))"), v("bool", 1, 1));
+    // A typedef'd vector in arrays, structs and behind pointers.
+    def(
+        &mut t,
+        &mut s,
+        "typedef float v4sf __attribute__((vector_size(16))); struct sv { char c; v4sf v; }; void f(v4sf, v4sf *);",
+    );
+    assert_eq!(layout(&mut t, &mut s, "v4sf[2]"), v("float __attribute__((vector_size(16))) [2]", 32, 16));
+    assert_eq!((size(&t, &s, "sv"), offset(&t, &s, "sv", "v")), ((32, 16), 16));
+    assert_eq!(show(&mut t, &mut s, "v4sf *"), "float __attribute__((vector_size(16))) *");
+    // A vector is its own type, not the array of the same elements, and does not decay.
+    let vec = parse_type(&mut t, &mut s, "v4sf", &[]).unwrap();
+    let arr = parse_type(&mut t, &mut s, "float[4]", &[]).unwrap();
+    assert!(t.is_vector(vec.id) && !t.is_vector(arr.id) && vec != arr);
+    assert_eq!(func(&t, &s, "f").params[0].ty, vec);
+}
+
+#[test]
+fn calls_passing_vectors_by_value_are_refused_not_planned_as_arrays() {
+    for target in Target::ALL {
+        let (mut t, mut s) = setup(target);
+        def(&mut t, &mut s, "typedef int v4si __attribute__((vector_size(16))); struct holds { int n; v4si v[2]; };");
+        let ty = |t: &mut TypeTable, s: &mut CScope, src: &str| parse_type(t, s, src, &[]).unwrap();
+        let int = ty(&mut t, &mut s, "int");
+        for by_value in ["v4si", "struct holds"] {
+            let q = ty(&mut t, &mut s, by_value);
+            for sig in [
+                Signature::new(int, vec![q], false, CallConv::Cdecl),
+                Signature::new(q, vec![], false, CallConv::Cdecl),
+            ] {
+                let e = crate::plan_call(&t, &sig, &[]).unwrap_err();
+                assert!(matches!(e, crate::PlanError::Unsupported { .. }), "{target} {by_value}: {e:?}");
+            }
+        }
+        // Behind a pointer a vector is only an address.
+        let p = ty(&mut t, &mut s, "v4si *");
+        assert!(crate::plan_call(&t, &Signature::new(int, vec![p], false, CallConv::Cdecl), &[]).is_ok());
+    }
 }

@@ -211,7 +211,10 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                 Shape::Array(elem, _) => {
                     if let Ok(sz) = types.size_of(elem.id) {
                         let at = (p as usize).wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
-                        let quals = elem.quals.union(ty.quals);
+                        let mut quals = elem.quals.union(ty.quals);
+                        // A vector's elements are read-only, as a complex's parts (LuaJIT's
+                        // "valarray elements are constant").
+                        quals.is_const |= types.is_vector(ty.id);
                         return Place::Value { ty: QualType { id: elem.id, quals }, p: at as *mut u8, anchor, quals };
                     }
                 }

@@ -84,6 +84,44 @@ T.eq(size_align("struct ps_unpacked"), "8/4", "#pragma pack(pop) back to the def
 T.eq(size_align("struct ps_pack4"), "12/4", "#pragma pack(4)")
 T.eq(size_align("struct ps_reset"), "16/8", "#pragma pack() resets")
 
+-- ---- 3. vector types (vector_size, vector modes), laid out as LuaJIT lays them ----
+
+ffi.cdef [[
+typedef float ps_v4sf __attribute__((vector_size(16)));
+typedef int ps_v4si __attribute__((mode(V4SI)));
+struct ps_vec_member { char c; ps_v4sf v; };
+int ps_takes_vector(ps_v4sf);
+]]
+local vectors = {
+  { "int __attribute__((vector_size(16)))", "16/16", "ctype<int __attribute__((vector_size(16)))>" },
+  { "double __attribute__((vector_size(32)))", "32/16", "ctype<double __attribute__((vector_size(32)))>" },
+  { "float __attribute__((vector_size(12)))", "8/8", "ctype<float __attribute__((vector_size(8)))>" },
+  { "unsigned char __attribute__((vector_size(8)))", "8/8", "ctype<unsigned char __attribute__((vector_size(8)))>" },
+  { "__attribute__((vector_size(8))) short", "8/8", "ctype<short __attribute__((vector_size(8)))>" },
+  { "float __attribute__((mode(V4SF)))", "16/16", "ctype<float __attribute__((vector_size(16)))>" },
+  { "const int __attribute__((vector_size(16)))", "16/16", "ctype<const int __attribute__((vector_size(16)))>" },
+  { "int __attribute__((vector_size(2)))", "4/4", "ctype<int>" },
+  { "bool __attribute__((vector_size(16)))", "1/1", "ctype<bool>" },
+  { "ps_v4si", "16/16", "ctype<int __attribute__((vector_size(16)))>" },
+  { "ps_v4sf[2]", "32/16", "ctype<float __attribute__((vector_size(16))) [2]>" },
+  { "ps_v4sf *", "" .. ffi.sizeof("void *") .. "/" .. ffi.alignof("void *"), "ctype<float __attribute__((vector_size(16))) *>" },
+}
+for _, v in ipairs(vectors) do
+  local ct = ffi.typeof(v[1])
+  T.eq(size_align(ct), v[2], "vector size/alignment: " .. v[1])
+  T.str(ct, v[3], "vector spelling: " .. v[1])
+end
+T.eq(size_align("struct ps_vec_member"), "32/16", "a vector member aligns the struct")
+T.eq(ffi.offsetof("struct ps_vec_member", "v"), 16, "a vector member's offset")
+local vec = ffi.new("ps_v4sf", 1, 2, 3, 4)
+T.eq(vec[0] + vec[3], 5, "vector elements are read by index")
+T.ok(ffi.istype("ps_v4sf", vec), "ffi.istype of a vector")
+T.err("attempt to write to constant location", "vector elements are read-only (as LuaJIT)", function() vec[0] = 5 end)
+T.eq(ffi.cast("float *", ffi.new("ps_v4sf[1]", { { 7, 8, 9, 10 } }))[1], 8, "vector elements are laid out in order")
+T.ours("calls with vectors by value are refused (LuaJIT passes them)", function()
+  T.like(select(2, pcall(function() return ffi.C.ps_takes_vector(vec) end)), "vector", "a vector argument is refused")
+end)
+
 -- ---- 4. static const members and enums inside structs ----
 
 ffi.cdef [[
