@@ -374,6 +374,8 @@ enum Key {
     Array(QualType, ArrayLen),
     /// A vector of that many elements (see [`TypeTable::try_vector_of`]).
     Vector(QualType, u64),
+    /// A type with another alignment (see [`TypeTable::try_aligned`]).
+    Aligned(TypeId, u32),
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
@@ -644,6 +646,39 @@ impl TypeTable {
         self.check_limits(depth, true)?;
         let info = Info { depth, key: Some(key.clone()), layout: Some(Layout { size, align }) };
         let id = self.push(CType::Array { elem, len: ArrayLen::Fixed(count) }, info);
+        self.interned.insert(key, id);
+        Ok(id)
+    }
+
+    /// `base` with the alignment `align` (a power of two), raised or lowered: what gcc and
+    /// LuaJIT (`CTA_ALIGN`) make of `typedef int __attribute__((aligned(8))) i8a;` or the type
+    /// name `int __attribute__((aligned(8)))`. A copy of a scalar, pointer, enum or array type
+    /// that is the same to everything but its layout: the same size, that alignment (in a
+    /// struct member too). `base` itself when `align` is already its alignment. Records and
+    /// vectors are refused: a copy would be another struct, and a vector's alignment is its own.
+    pub fn try_aligned(&mut self, base: TypeId, align: u32) -> Result<TypeId, TypeError> {
+        let natural = self.layout(base)?;
+        if natural.align == align {
+            return Ok(base);
+        }
+        let copyable = match self.get(base) {
+            CType::Array { .. } => !self.is_vector(base),
+            CType::Record(_) | CType::Void | CType::Function(_) => false,
+            _ => true,
+        };
+        if !copyable {
+            return Err(TypeError::Invalid {
+                message: format!("aligned({align}) on '{}' is not supported", self.display(base.into())),
+            });
+        }
+        let key = Key::Aligned(base, align);
+        if let Some(&id) = self.interned.get(&key) {
+            return Ok(id);
+        }
+        let depth = self.info[base.0 as usize].depth;
+        self.check_limits(depth, true)?;
+        let info = Info { depth, key: Some(key.clone()), layout: Some(Layout { size: natural.size, align }) };
+        let id = self.push(self.get(base).clone(), info);
         self.interned.insert(key, id);
         Ok(id)
     }

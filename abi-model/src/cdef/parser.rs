@@ -426,8 +426,19 @@ impl<'a> Parser<'a> {
     /// An abstract type inside a text (casts, `sizeof`) or alone (LuaJIT `cp_decl_abstract`).
     pub(crate) fn abstract_type(&mut self) -> Result<QualType, CdefError> {
         let spec = self.decl_spec(&[])?;
+        let at = self.pos();
         let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
-        self.build(spec.base, &d)
+        let ty = self.build(spec.base, &d)?;
+        // `int __attribute__((aligned(8)))` names an aligned int, as in a typedef.
+        self.aligned(ty, d.attrs.aligned, at)
+    }
+
+    /// `ty` with the alignment an `aligned(n)` attribute gives a typedef or type name (see
+    /// [`TypeTable::try_aligned`]); a record whose own alignment differs is refused.
+    fn aligned(&mut self, ty: QualType, align: Option<u32>, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let Some(n) = align else { return Ok(ty) };
+        let id = self.table.try_aligned(ty.id, n).map_err(|e| Self::err_at(at, &type_error_message(&e)))?;
+        Ok(QualType { id, quals: ty.quals })
     }
 
     /// Closes a checkpoint taken before a declaration or definition: when it declared no new
@@ -450,18 +461,9 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
-            // gcc gives a typedef its `aligned(n)` (raised or lowered), which changes the layout
-            // of every struct using it; the table has no aligned typedefs, so anything but the
-            // type's own alignment is refused rather than dropped.
-            if let Some(n) = d.attrs.aligned {
-                if self.table.align_of(ty.id).ok() != Some(n) {
-                    return Err(Self::err_at(
-                        (name.line, name.col),
-                        &format!("aligned({n}) on a typedef is not supported"),
-                    ));
-                }
-            }
-            Symbol::Typedef(ty)
+            // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
+            // the layout of every struct using it.
+            Symbol::Typedef(self.aligned(ty, d.attrs.aligned, (name.line, name.col))?)
         } else if matches!(self.table.get(ty.id), CType::Function(_)) {
             // Static and extern functions are both declarations of a symbol to look up.
             Symbol::Function(FuncDecl { ty: ty.id, asm_name: d.attrs.redir })

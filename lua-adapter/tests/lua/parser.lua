@@ -36,6 +36,24 @@ T.eq(size_align("ps_al16_t"), "16/16", "aligned before the struct keyword of a t
 T.eq(ffi.sizeof(ffi.typeof("int __attribute__((aligned(8))) [10]")), 40, "aligned array element type in typeof")
 T.ok(ffi.typeof("void (*)(int) __attribute__((noreturn))") ~= nil, "ignored attribute on an abstract function type")
 
+-- aligned(n) on a typedef or type name: raised or lowered, its size unchanged (gcc, LuaJIT).
+ffi.cdef [[
+typedef int __attribute__((aligned(8))) ps_ai8;
+typedef double ps_ad2 __attribute__((aligned(2)));
+struct ps_uses_ai8 { char c; ps_ai8 x; };
+struct ps_uses_ad2 { char c; ps_ad2 x; };
+]]
+T.eq(size_align("ps_ai8"), "4/8", "aligned(8) typedef of int")
+T.eq(size_align("ps_ad2"), "8/2", "aligned(2) typedef of double lowers it")
+T.eq(size_align("struct ps_uses_ai8") .. " " .. ffi.offsetof("struct ps_uses_ai8", "x"), "16/8 8", "a member of an aligned(8) typedef")
+T.eq(size_align("struct ps_uses_ad2") .. " " .. ffi.offsetof("struct ps_uses_ad2", "x"), "10/2 2", "a member of an aligned(2) typedef")
+T.eq(size_align(ffi.typeof("int __attribute__((aligned(8)))")), "4/8", "aligned type name")
+T.eq(size_align(ffi.typeof("__attribute__((aligned(8))) int")), "4/8", "aligned type name, attribute first")
+T.str(ffi.typeof("ps_ai8"), "ctype<int>", "an aligned int prints as int")
+T.eq(tonumber(ffi.new("ps_ai8", 7)), 7, "an aligned int converts as int")
+local ai8s = ffi.new("struct ps_uses_ai8", { 1, 2 })
+T.eq(ai8s.x, 2, "a member of an aligned typedef reads as its type")
+
 -- mode(...): gcc machine modes resize a numeric base type.
 local modes = {
   { "int __attribute__((mode(QI)))", 1 }, { "int __attribute__((mode(__HI__)))", 2 },
