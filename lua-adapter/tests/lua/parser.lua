@@ -261,6 +261,23 @@ local spellings = {
 for _, s in ipairs(spellings) do
   T.str(ffi.typeof(s[1]), s[2], "spelling: " .. s[1])
 end
+-- The type names of LuaJIT's own parser tests (ffi_parse_basic.lua) with their size/alignment.
+local luajit_types = {
+  { "char /* abc */ const", "1/1" }, { "char // abc\n const", "1/1" }, { "ch\\\nar", "1/1" },
+  { " \n\r\t\vchar \n\r\t\v", "1/1" }, { "int __attribute__((mode(V2QI)))", "2/2" },
+  { "double __attribute__((mode(V8SF)))", "32/16" }, { "double __attribute__((vector_size(64)))", "64/16" },
+  { "char __attribute__((vector_size(8)))", "8/8" }, { "char __attribute((aligned(8)))", "1/8" },
+  { "char __attribute__((__aligned__(8)))", "1/8" }, { "char __declspec(align(8))", "1/8" },
+  { "__declspec(align(8)) char", "1/8" }, { "char __attribute__((aligned(8))) const __attribute__((aligned(16)))", "1/16" },
+  { "_Complex float", "8/4" }, { "_Complex double", "16/" .. ffi.alignof("double") },
+}
+for _, c in ipairs(luajit_types) do
+  T.eq(size_align(ffi.typeof(c[1])), c[2], "LuaJIT parse test: " .. c[1]:gsub("%c", "~"))
+end
+for _, bad in ipairs { "", " ", "1", ";", "int int", "int char", "int;", "const", "sizeof", "struct", "(*)", "xyz" } do
+  T.ok(not pcall(ffi.typeof, bad), "LuaJIT parse test, an error: '" .. bad .. "'")
+end
+
 -- long is the target's: 32 bits on Windows and 32-bit targets, 64 on x86-64 Linux.
 local long = ffi.sizeof("long") == 8 and "int64_t" or "int"
 local ulong = ffi.sizeof("long") == 8 and "uint64_t" or "unsigned int"
