@@ -523,7 +523,8 @@ impl<'a> Parser<'a> {
     /// `#line n` and `# n "file"` (renumber lines). Anything else is an error, as in LuaJIT,
     /// which has no preprocessor.
     fn directive(&mut self) -> Result<(), CdefError> {
-        let hash_line = self.tok.line;
+        // The line the directive spans, backslash-newlines joined.
+        let hash_line = self.tok.joined_line;
         self.next()?;
         if let Tok::Int(lit) = self.tok.tok {
             return self.line_marker(hash_line, lit.value);
@@ -549,21 +550,21 @@ impl<'a> Parser<'a> {
     /// of them. A constant already declared with another value is "attempt to redefine".
     fn define(&mut self, hash_line: u32) -> Result<(), CdefError> {
         self.next()?;
-        let Some(name) = self.ident().filter(|_| self.tok.line == hash_line) else {
+        let Some(name) = self.ident().filter(|_| self.tok.joined_line == hash_line) else {
             return self.skip_define(hash_line);
         };
         let name_tok = self.tok.clone();
         self.next()?;
         // `NAME(` without a space between is a function-like macro.
         let name_end = name_tok.col.saturating_add(name.chars().count() as u32);
-        let function_like = self.tok.is("(") && self.tok.line == hash_line && self.tok.col == name_end;
-        if function_like || self.tok.line != hash_line || self.tok.tok == Tok::Eof {
+        let function_like = self.tok.is("(") && self.tok.line == name_tok.line && self.tok.col == name_end;
+        if function_like || self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof {
             return self.skip_define(hash_line);
         }
         let (lex, tok, names) = (self.lex.clone(), self.tok.clone(), self.added.len());
         let cp = self.table.checkpoint();
         match self.kint() {
-            Ok(v) if self.tok.line != hash_line || self.tok.tok == Tok::Eof => {
+            Ok(v) if self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof => {
                 self.table.commit(cp);
                 let value = ConstDecl { value: v.bits as i64, ty: QualType::plain(v.ty) };
                 self.define_symbol(&name_tok, Symbol::Constant(value))
@@ -588,7 +589,7 @@ impl<'a> Parser<'a> {
     }
 
     fn skip_line(&mut self, line: u32) -> Result<(), CdefError> {
-        while self.tok.tok != Tok::Eof && self.tok.line == line {
+        while self.tok.tok != Tok::Eof && self.tok.joined_line == line {
             self.next()?;
         }
         Ok(())

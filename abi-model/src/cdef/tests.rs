@@ -728,6 +728,13 @@ fn define_lines_with_integer_constant_expressions_become_constants() {
     // Defining a name again with another value, or a name that is already a function, fails.
     assert_eq!(err(&mut t, &mut s, "#define D_DEC 43"), "1:9: attempt to redefine 'D_DEC'");
     assert_eq!(err(&mut t, &mut s, "#define abs 1"), "1:9: attempt to redefine 'abs'");
+    // Backslash-newlines join a directive's lines; the next declaration is not part of it.
+    def(&mut t, &mut s, "#define D_SPLICED \\\n  (1 << \\\r\n 3)\nint after_splice;\n#define D_FN_SPLICED(x) \\\n ((x) + 1)\nint after_fn;");
+    assert_eq!(s.constant("D_SPLICED").map(|c| c.value), Some(8));
+    assert!(s.variable("after_splice").is_some() && s.variable("after_fn").is_some());
+    assert!(s.symbol("D_FN_SPLICED").is_none());
+    def(&mut t, &mut s, "#pragma pack(push, \\\n 1)\nstruct spliced_pack { char c; int x; };\n#pragma pack(pop)");
+    assert_eq!(size(&t, &s, "spliced_pack"), (5, 1));
     // Other directives stay errors, as in LuaJIT.
     assert_eq!(err(&mut t, &mut s, "#undef D_DEC"), "1:2: unexpected symbol near 'undef'");
 }
