@@ -90,4 +90,5 @@ scripts! {
     record_callbacks => "record_callbacks.lua",
     conventions => "conventions.lua",
     compat => "compat.lua",
+    parser => "parser.lua",
 }
