@@ -18,6 +18,11 @@
 //! `target/lua-modules` (as `cargo xtask module` does), so dependencies that don't depend on
 //! the Lua version are built once; the builds are serialized by [`CARGO_LOCK`] because they
 //! all write the same cdylib path, and each result is copied to `target/lua5.X/` right away.
+//!
+//! x86-64 only: the system interpreters are Debian's x86-64 ones, which cannot load an i386
+//! `ffi.so` or the i386 test library; an i386 build runs the whole suite through its own
+//! embedded `luaffi` (`tests/lua_suite.rs`).
+#![cfg(target_arch = "x86_64")]
 
 mod common;
 
