@@ -42,6 +42,10 @@ local spellings = {
 if ffi.abi("32bit") then
   for _, c in ipairs(spellings) do c[2] = c[2]:gsub("u?int64_t>$", function(s) return s:gsub("64", "32"):gsub("int32_t", "int"):gsub("uint", "unsigned int") end) end
 end
+if ffi.os == "Windows" then
+  -- wchar_t is UTF-16's unsigned short there (LuaJIT's too).
+  for _, c in ipairs(spellings) do if c[1] == "wchar_t" then c[2] = "ctype<unsigned short>" end end
+end
 for _, c in ipairs(spellings) do
   T.str(ffi.typeof(c[1]), c[2], "tostring(typeof " .. c[1] .. ")")
 end
