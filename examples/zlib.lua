@@ -9,7 +9,8 @@ int compress2(uint8_t *dest, unsigned long *destLen, const uint8_t *source, unsi
 int uncompress(uint8_t *dest, unsigned long *destLen, const uint8_t *source, unsigned long sourceLen);
 const char *zlibVersion(void);
 ]]
-local zlib = ffi.load("z")
+-- zlib's own Windows build (and Debian's libz-mingw-w64) names the DLL zlib1.dll.
+local zlib = ffi.load(ffi.os == "Windows" and "zlib1" or "z")
 
 local function compress(text)
   local size = ffi.new("unsigned long[1]", zlib.compressBound(#text))

@@ -123,6 +123,37 @@ pub fn convention(conv: CallConv, variadic: bool) -> X86Convention {
     *X86_CONVENTIONS.iter().find(|c| c.conv == conv).expect("every convention has a row")
 }
 
+/// The decorated names Win32 gives a `__stdcall` or `__fastcall` function `name`, which
+/// LuaJIT tries in turn when the plain name is not found (`lj_clib.c`, `clib_index`):
+/// stdcall `_name@N` (the object file's name) and `name@N` (what a mingw DLL exports);
+/// fastcall `@name@N` (both). N is the bytes of the declared parameters, each rounded up to 4
+/// (`clib_func_argsize`). mingw agrees: `int __stdcall sf(char, double, struct { char c[3]; },
+/// long long)` is `_sf@24` in the object and `sf@24` in the DLL, and the `__fastcall`
+/// `ff(char, double, struct { char c[3]; })` is `@ff@16` in both. None for other conventions,
+/// variadic functions (always cdecl) or a parameter without a size.
+pub fn win32_decorated_names(
+    table: &TypeTable,
+    name: &str,
+    conv: CallConv,
+    variadic: bool,
+    params: &[TypeId],
+) -> Vec<String> {
+    if variadic || !matches!(conv, CallConv::Stdcall | CallConv::Fastcall) {
+        return Vec::new();
+    }
+    let mut bytes = 0;
+    for &p in params {
+        match table.size_of(p) {
+            Ok(size) => bytes += size.next_multiple_of(4),
+            Err(_) => return Vec::new(),
+        }
+    }
+    match conv {
+        CallConv::Stdcall => vec![format!("_{name}@{bytes}"), format!("{name}@{bytes}")],
+        _ => vec![format!("@{name}@{bytes}")],
+    }
+}
+
 /// Register arguments are "DWORD or smaller" integers and pointers (Microsoft, __fastcall);
 /// gcc agrees: never floating point, 64-bit integers or aggregates.
 fn fits_register(kind: ValueKind) -> bool {
@@ -268,6 +299,31 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decorated names of the function `name` declared by `src` for Win32.
+    fn decorated(src: &str, name: &str) -> Vec<String> {
+        use crate::cdef::{cdef, CScope};
+        let mut t = TypeTable::new(Target::X86_WIN);
+        let mut scope = CScope::new(&mut t);
+        cdef(&mut t, &mut scope, src, &[]).unwrap();
+        let CType::Function(f) = t.get(scope.function(name).unwrap().ty).clone() else { panic!("{name}") };
+        let params: Vec<TypeId> = f.params.iter().map(|p| p.ty.id).collect();
+        win32_decorated_names(&t, name, f.conv, f.variadic, &params)
+    }
+
+    #[test]
+    fn win32_decorations_are_mingws() {
+        // What i686-w64-mingw32-gcc names these (nm of the object, objdump -p of the DLL).
+        let s3 = "struct s3 { char a[3]; };";
+        assert_eq!(
+            decorated(&format!("{s3} int __stdcall sf(char a, double b, struct s3 c, long long d);"), "sf"),
+            ["_sf@24", "sf@24"]
+        );
+        assert_eq!(decorated(&format!("{s3} int __fastcall ff(char a, double b, struct s3 c);"), "ff"), ["@ff@16"]);
+        assert_eq!(decorated("int __stdcall sv(void);", "sv"), ["_sv@0", "sv@0"]);
+        assert_eq!(decorated("int cf(int a);", "cf"), Vec::<String>::new());
+        assert_eq!(decorated("int __stdcall vf(int a, ...);", "vf"), Vec::<String>::new());
+    }
 
     fn int(size: u8) -> AbiValue {
         AbiValue::scalar(ValueKind::Int { size, signed: true })

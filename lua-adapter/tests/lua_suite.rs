@@ -91,4 +91,5 @@ scripts! {
     conventions => "conventions.lua",
     compat => "compat.lua",
     parser => "parser.lua",
+    windows => "windows.lua",
 }

@@ -75,6 +75,10 @@ pub struct FfiState {
     common: [TypeId; 4],
     /// The `errno` value `ffi.errno` reports (saved after each C call).
     errno: c_int,
+    /// Windows: the `GetLastError()` code saved after each C call and restored before the
+    /// next, so work done between them doesn't change what the next call (such as
+    /// `GetLastError` itself) sees. Always 0 elsewhere.
+    last_error: u32,
     /// The Lua values the state keeps in the registry ([`FfiState::set_refs`]).
     refs: RegistryRefs,
     /// The Lua stack layout stubs read and write inline, once checked against the running
@@ -157,6 +161,7 @@ impl FfiState {
             metatypes: HashMap::new(),
             common: [void_ptr, const_void_ptr, const_char_ptr, const_char_array],
             errno: 0,
+            last_error: 0,
             refs: RegistryRefs {
                 metatable: ffi::LUA_NOREF,
                 gc_metatable: ffi::LUA_NOREF,
@@ -202,6 +207,18 @@ impl FfiState {
     #[inline]
     pub fn set_errno(&mut self, n: c_int) {
         self.errno = n;
+    }
+
+    /// The `GetLastError()` code saved after the last C call (Windows).
+    #[inline]
+    pub fn last_error(&self) -> u32 {
+        self.last_error
+    }
+
+    /// Saves the `GetLastError()` code the next C call starts with (Windows).
+    #[inline]
+    pub fn set_last_error(&mut self, code: u32) {
+        self.last_error = code;
     }
 
     /// Where the saved `errno` is, for stubs that save and restore it inline.

@@ -23,7 +23,7 @@ use crate::convert::{self, f64_to_int_bits};
 use crate::ctypes::ctype::{string_passes_as, Shape};
 use crate::ctypes::state::{self, CTypeDesc, FfiState};
 use crate::native::state::{CallMode, State};
-use crate::os::errno::{no_errno_location, os_errno, set_os_errno, ERRNO_LOCATION};
+use crate::os::errno::{no_errno_location, os_errno, os_last_error, set_os_errno, set_os_last_error, ERRNO_LOCATION};
 
 /// Raises a conversion error for the Lua value at `idx`. In a stub call through `__call` the
 /// called cdata is at index 1 (see [`crate::native::call`]), so the C argument number is `idx - 1`;
@@ -534,7 +534,8 @@ pub unsafe extern "C-unwind" fn luaffi_func_addr(l: *mut ffi::lua_State) -> *mut
 
 /// `lua_State *luaffi_errno_restore(lua_State *L, const void *ret_ctype)`: just before the C
 /// call, sets `errno` to the value `ffi.errno()` reports (so a C function sees the value
-/// `ffi.errno(n)` set) and makes `L` the thread callbacks run on; returns the thread it
+/// `ffi.errno(n)` set) and, on Windows, `GetLastError()` to the code the last call left, and
+/// makes `L` the thread callbacks run on; returns the thread it
 /// replaced (NULL outside every call), which `luaffi_after_call` puts back. Serves both
 /// stub modes.
 ///
@@ -550,12 +551,14 @@ pub unsafe extern "C-unwind" fn luaffi_errno_restore(
         let st = state_of_call(ret_ctype);
         let prev = std::mem::replace(&mut (*State::of(st)).calls.calling_l, l);
         set_os_errno((*st).errno());
+        set_os_last_error((*st).last_error());
         prev
     }
 }
 
 /// `void luaffi_after_call(lua_State *L, const void *ret_ctype, lua_State *prev)`: right
-/// after the C call, saves `errno` for `ffi.errno()`, puts back the callback thread of before
+/// after the C call, saves `errno` for `ffi.errno()` (and, on Windows, `GetLastError()` for the
+/// next call), puts back the callback thread of before
 /// the call (so a callback made later never runs on this thread once it has yielded or
 /// died), then raises the error of a callback that failed during the call, if any.
 ///
@@ -566,12 +569,15 @@ pub unsafe extern "C-unwind" fn luaffi_after_call(
     ret_ctype: *const c_void,
     prev: *mut ffi::lua_State,
 ) {
+    // First: the CRT's errno function may itself change GetLastError.
+    let last_error = os_last_error();
     let errno = os_errno();
     // SAFETY: `ret_ctype` is a live-desc of the stub's state (caller's contract), so
     // `state_of_call` gives a live-state, used from this thread only.
     unsafe {
         let st = state_of_call(ret_ctype);
         (*st).set_errno(errno);
+        (*st).set_last_error(last_error);
         (*State::of(st)).calls.calling_l = prev;
         crate::native::callback::raise_pending(l, st);
     }

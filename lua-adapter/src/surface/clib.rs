@@ -8,7 +8,9 @@
 //! * a function gives a Lua C closure that calls it through the shared stub of its
 //!   signature, over a function cdata holding its address (see [`crate::native::call`], "The call
 //!   paths"), cached in the namespace so `ffi.C.f == ffi.C.f`; it keeps the namespace (and
-//!   so its library) alive;
+//!   so its library) alive. On Win32 a `__stdcall` or `__fastcall` function missing under its
+//!   plain name is looked up by its decorated names (`_f@N`, `f@N`; `@f@N`) as LuaJIT does
+//!   ([`decorated_names`]);
 //! * an `extern` variable is read (converted as a member would be) or written on each
 //!   access; arrays and structs give a reference to the variable;
 //! * an enumerator or `static const` gives its value.
@@ -33,7 +35,9 @@ use std::ffi::{CStr, CString};
 use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::Symbol;
-use abi_model::{QualType, TypeId};
+use abi_model::types::CType;
+use abi_model::x86::win32_decorated_names;
+use abi_model::{QualType, Target, TypeId};
 use mlua::{ffi, Lua, Table};
 
 use crate::cdata;
@@ -236,11 +240,31 @@ impl std::error::Error for ClibError {}
 /// # Safety
 /// `c` points to a live namespace userdata (its `handle` from `dylib::open`, not yet closed,
 /// or `dylib::DEFAULT`).
-unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, ClibError> {
+unsafe fn resolve(c: *mut Clib, sym: Option<CString>, decorated: Vec<String>) -> Result<*mut c_void, ClibError> {
     let Some(sym) = sym else { return Err(ClibError::NulInSymbol) };
     // SAFETY: a live handle (this function's contract).
-    unsafe { dylib::symbol((*c).handle, &sym) }
+    let plain = unsafe { dylib::symbol((*c).handle, &sym) };
+    plain
+        .or_else(|first_error| {
+            // LuaJIT reports the plain name's failure when no decorated name is found either.
+            decorated
+                .iter()
+                .filter_map(|name| CString::new(name.as_str()).ok())
+                // SAFETY: as above.
+                .find_map(|name| unsafe { dylib::symbol((*c).handle, &name) }.ok())
+                .ok_or(first_error)
+        })
         .map_err(|dlerror| ClibError::Dlsym { symbol: sym.to_string_lossy().into_owned(), dlerror })
+}
+
+/// The other names a function declared as `fn_ty` is looked up by when its plain name `sym`
+/// is missing: on Win32, a `__stdcall` function's `_f@N` and `f@N`, a `__fastcall` one's
+/// `@f@N`, as LuaJIT does (`abi_model::x86::win32_decorated_names`); none elsewhere.
+fn decorated_names(st: &FfiState, fn_ty: TypeId, sym: Option<&CString>) -> Vec<String> {
+    let (Some(sym), Target::X86_WIN) = (sym, st.types.target()) else { return Vec::new() };
+    let CType::Function(f) = st.types.get(fn_ty) else { return Vec::new() };
+    let params: Vec<TypeId> = f.params.iter().map(|p| p.ty.id).collect();
+    win32_decorated_names(&st.types, &sym.to_string_lossy(), f.conv, f.variadic, &params)
 }
 
 /// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
@@ -249,12 +273,17 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, Cli
 /// # Safety
 /// As [`resolve`]; `l` valid with 2 free slots, in a function Lua called, with nothing owning
 /// memory alive in the frames between (as `cdata::raise`).
-unsafe fn resolve_or_raise(l: *mut ffi::lua_State, c: *mut Clib, sym: Option<CString>) -> *mut c_void {
+unsafe fn resolve_or_raise(
+    l: *mut ffi::lua_State,
+    c: *mut Clib,
+    sym: Option<CString>,
+    decorated: Vec<String>,
+) -> *mut c_void {
     // SAFETY: `c` is a live namespace (this function's contract), as `resolve` needs; `sym`
-    // moves into `resolve`, which drops it. On an error: valid-L with 2 free slots in a
+    // and `decorated` move into `resolve`, which drops them. On an error: valid-L with 2 free slots in a
     // function Lua called (contract); raise-clean: the `ClibError` is dropped and `msg` moved
     // into `cdata::raise`, which drops it before `lua_error`.
-    match unsafe { resolve(c, sym) } {
+    match unsafe { resolve(c, sym, decorated) } {
         Ok(p) => p,
         Err(e) => {
             let msg = e.to_string();
@@ -280,7 +309,8 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
         let (what, sym) = declared(&*st, key);
         match what {
             Declared::Function(fn_ty) => {
-                let addr = resolve_or_raise(l, c, sym);
+                let decorated = decorated_names(&*st, fn_ty, sym.as_ref());
+                let addr = resolve_or_raise(l, c, sym, decorated);
                 // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
                 // the closure calling it (crate::native::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
@@ -292,7 +322,7 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_rawset(l, 3);
             }
             Declared::Variable(ty) => {
-                let addr = resolve_or_raise(l, c, sym);
+                let addr = resolve_or_raise(l, c, sym, Vec::new());
                 if let Err(e) = convert::c_to_lua(l, st, ty, addr as *mut u8, 0) {
                     convert::raise_conv(l, st, e);
                 }
@@ -323,7 +353,7 @@ unsafe extern "C-unwind" fn clib_newindex(l: *mut ffi::lua_State) -> c_int {
         let (what, sym) = declared(&*st, key);
         match what {
             Declared::Variable(ty) => {
-                let addr = resolve_or_raise(l, c, sym);
+                let addr = resolve_or_raise(l, c, sym, Vec::new());
                 let r = if ty.quals.is_const {
                     Err(ConvError::WriteConst)
                 } else {

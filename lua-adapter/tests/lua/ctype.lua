@@ -46,6 +46,10 @@ if ffi.abi("32bit") then
     if ptr_sized[c[1]] then c[2] = c[2]:gsub("uint64_t", "unsigned int"):gsub("int64_t", "int") end
   end
 end
+if ffi.os == "Windows" then
+  -- wchar_t is UTF-16's unsigned short there (LuaJIT's too).
+  for _, c in ipairs(spellings) do if c[1] == "wchar_t" then c[2] = "ctype<unsigned short>" end end
+end
 for _, c in ipairs(spellings) do
   T.str(ffi.typeof(c[1]), c[2], "tostring(typeof " .. c[1] .. ")")
 end
