@@ -311,15 +311,19 @@ impl FfiState {
         self.parsed.insert(key.to_vec(), ty);
     }
 
-    /// Forgets cached descriptors whose layout may have changed: a record that was incomplete
+    /// Forgets cached descriptors whose layout has changed: a record that was incomplete
     /// when its descriptor was made and has been defined since. Called after `ffi.cdef`.
+    ///
+    /// Only a descriptor that gained a size is replaced: the others of sizeless types
+    /// (functions, `void`, `T[]`, records still incomplete) keep their caches, among them a
+    /// function type's stubs and the closure entry by which namespace functions made before
+    /// the cdef are still recognised as function cdata.
     pub fn refresh_incomplete(&mut self) {
         let me = self.address();
         for d in self.descs.values_mut() {
-            if d.size.is_none() {
-                let fresh = CTypeDesc::new(&self.types, d.ty, me);
+            if d.size.is_none() && self.types.layout(d.ty.id).is_ok() {
                 // Update in place: the box's address is what callers hold.
-                **d = fresh;
+                **d = CTypeDesc::new(&self.types, d.ty, me);
             }
         }
     }

@@ -252,4 +252,12 @@ ok, msg = pcall(ffi.load, "luaffi_no_such_library")
 local tried = ffi.os == "Windows" and "'luaffi_no_such_library.dll'" or "libluaffi_no_such_library.so"
 T.ok(not ok and tostring(msg):find(tried, 1, true) ~= nil, "ffi.load names the file it tried: " .. tostring(msg))
 
+-- A namespace function made before a later ffi.cdef is still a function cdata after it
+-- (the cdef used to reset every function type's descriptor, and with it how `ffi.typeof`
+-- and `tonumber` recognise the closures namespaces return).
+local add_before = L.ct_add
+ffi.cdef "int ct_declared_later(void);"
+T.eq(tostring(ffi.typeof(add_before)), tostring(ffi.typeof(L.ct_add)), "typeof of a function made before a cdef")
+T.eq(add_before(2, 3), 5, "a function made before a cdef still calls")
+
 T.done("calls.lua")
