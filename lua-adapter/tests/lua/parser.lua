@@ -278,14 +278,15 @@ for _, bad in ipairs { "", " ", "1", ";", "int int", "int char", "int;", "const"
   T.ok(not pcall(ffi.typeof, bad), "LuaJIT parse test, an error: '" .. bad .. "'")
 end
 
--- long is the target's: 32 bits on Windows and 32-bit targets, 64 on x86-64 Linux.
+-- long is the target's: 32 bits on Windows and 32-bit targets, 64 on x86-64 Linux; LuaJIT
+-- names a type by its size and signedness, so a 32-bit long is ctype<int>.
 local long = ffi.sizeof("long") == 8 and "int64_t" or "int"
 local ulong = ffi.sizeof("long") == 8 and "uint64_t" or "unsigned int"
 for _, s in ipairs { "long", "long int", "int long", "long signed int", "signed long" } do
-  T.str(ffi.typeof(s), "ctype<" .. (long == "int" and "long" or long) .. ">", "spelling: " .. s)
+  T.str(ffi.typeof(s), "ctype<" .. long .. ">", "spelling: " .. s)
 end
 for _, s in ipairs { "unsigned long", "long unsigned int", "unsigned long int" } do
-  T.str(ffi.typeof(s), "ctype<" .. (ulong == "unsigned int" and "unsigned long" or ulong) .. ">", "spelling: " .. s)
+  T.str(ffi.typeof(s), "ctype<" .. ulong .. ">", "spelling: " .. s)
 end
 
 -- ---- 7. #define NAME <integer constant expression> (beyond LuaJIT) ----
