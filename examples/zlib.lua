@@ -1,5 +1,6 @@
--- zlib.lua: compress and uncompress a string with zlib, loaded with ffi.load "z"
--- (libz.so: Debian's zlib1g-dev).
+-- zlib.lua: compress and uncompress a string with zlib, loaded with ffi.load: "z" opens libz.so
+-- (Debian's zlib1g-dev), "zlib1" zlib1.dll, zlib's name on Windows (beside the program or on
+-- PATH; Debian's libz-mingw-w64 has one for each Windows architecture).
 --   luaffi examples/zlib.lua
 local ffi = require "ffi"
 
@@ -9,7 +10,7 @@ int compress2(uint8_t *dest, unsigned long *destLen, const uint8_t *source, unsi
 int uncompress(uint8_t *dest, unsigned long *destLen, const uint8_t *source, unsigned long sourceLen);
 const char *zlibVersion(void);
 ]]
-local zlib = ffi.load("z")
+local zlib = ffi.load(ffi.os == "Windows" and "zlib1" or "z")
 
 local function compress(text)
   local size = ffi.new("unsigned long[1]", zlib.compressBound(#text))
