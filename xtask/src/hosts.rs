@@ -66,7 +66,8 @@ pub const HOSTS: &[Host] = &[
         triple: "x86_64-pc-windows-gnu",
         os: Os::Windows,
         std_arch: "x86_64",
-        cc: &["x86_64-w64-mingw32-gcc"],
+        // libgcc linked in: a DLL mingw builds otherwise needs libgcc_s_seh-1.dll beside it.
+        cc: &["x86_64-w64-mingw32-gcc", "-static-libgcc"],
         mingw: Some("x86_64-w64-mingw32"),
         // libz-mingw-w64: zlib1.dll for examples/zlib.lua.
         debs: &["gcc-mingw-w64-x86-64", "wine", "wine64", "libz-mingw-w64"],
@@ -76,7 +77,8 @@ pub const HOSTS: &[Host] = &[
         triple: "i686-pc-windows-gnu",
         os: Os::Windows,
         std_arch: "x86",
-        cc: &["i686-w64-mingw32-gcc"],
+        // (libgcc_s_dw2-1.dll on 32-bit Windows).
+        cc: &["i686-w64-mingw32-gcc", "-static-libgcc"],
         mingw: Some("i686-w64-mingw32"),
         debs: &["gcc-mingw-w64-i686", "wine", "wine32:i386", "libz-mingw-w64"],
     },
