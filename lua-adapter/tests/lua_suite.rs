@@ -89,4 +89,6 @@ scripts! {
     safety_init => "safety_init.lua",
     record_callbacks => "record_callbacks.lua",
     conventions => "conventions.lua",
+    compat => "compat.lua",
+    parser => "parser.lua",
 }
