@@ -2,26 +2,21 @@
 --   luaffi examples/libc.lua
 local ffi = require "ffi"
 
-local windows = ffi.os == "Windows"
--- time_t is a long on Linux; on Windows it is 64 bits, and msvcrt.dll names the functions
--- _time64 and _gmtime64_s (POSIX's gmtime_r with its arguments swapped).
-ffi.cdef(windows and [[
-typedef int64_t time_t;
-time_t time(time_t *t) __asm__("_time64");
-]] or [[
-typedef long time_t;
-time_t time(time_t *t);
-]])
-ffi.cdef [[
+-- time_t is a `long` in glibc and in 32-bit Windows' msvcrt.dll, but 64 bits in 64-bit
+-- Windows' C runtime, where a `long` has 32: a declaration can depend on the platform.
+local time_t = (ffi.os == "Windows" and ffi.abi("64bit")) and "int64_t" or "long"
+ffi.cdef([[
 int printf(const char *fmt, ...);
 size_t strlen(const char *s);
 char *getenv(const char *name);
-struct tm { int tm_sec, tm_min, tm_hour, tm_mday, tm_mon, tm_year, tm_wday, tm_yday, tm_isdst;
-            long tm_gmtoff; const char *tm_zone; };
-struct tm *gmtime_r(const time_t *t, struct tm *out);
-int _gmtime64_s(struct tm *out, const time_t *t);
+typedef ]] .. time_t .. [[ time_t;
+time_t time(time_t *t);
+/* The fields C names, in C's order; glibc's struct has more after them, which code reading
+   the struct through a pointer the C library returns needn't declare. */
+struct tm { int tm_sec, tm_min, tm_hour, tm_mday, tm_mon, tm_year, tm_wday, tm_yday, tm_isdst; };
+struct tm *gmtime(const time_t *t);
 size_t strftime(char *s, size_t max, const char *fmt, const struct tm *tm);
-]]
+]])
 local C = ffi.C
 
 -- printf is variadic: Lua numbers pass as double, strings as const char *.
@@ -42,8 +37,7 @@ print("getenv(\"LUAFFI_SURELY_UNSET\") is NULL: " .. tostring(is_null(C.getenv("
 local now = ffi.new("time_t[1]")
 local t = C.time(now)
 assert(t == now[0], "time() returns what it stores")
-local tm = ffi.new("struct tm")
-if windows then C._gmtime64_s(tm, now) else C.gmtime_r(now, tm) end
+local tm = C.gmtime(now) -- the C library's own struct, overwritten by the next call
 local buf = ffi.new("char[64]")
 local n = C.strftime(buf, 64, "%Y-%m-%d %H:%M:%S UTC", tm)
 print(("time() = %d, that is %s (year %d)"):format(tonumber(t), ffi.string(buf, n), tm.tm_year + 1900))

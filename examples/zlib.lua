@@ -1,5 +1,6 @@
--- zlib.lua: compress and uncompress a string with zlib, loaded with ffi.load "z"
--- (libz.so: Debian's zlib1g-dev).
+-- zlib.lua: compress and uncompress a string with zlib, loaded with ffi.load: "z" opens libz.so
+-- (Debian's zlib1g-dev), "zlib1" zlib1.dll, zlib's name on Windows (beside the program or on
+-- PATH; Debian's libz-mingw-w64 has one for each Windows architecture).
 --   luaffi examples/zlib.lua
 local ffi = require "ffi"
 

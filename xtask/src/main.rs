@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`: the project's developer tasks.
 //!
 //! - `test-all-abis`: the fmt, clippy, rustdoc and SAFETY-comment checks, every workspace
-//!   test, the snapshots and the emulator matrix; prints `N passed, N failed` last.
+//!   test, the snapshots and the emulator matrix, the Lua suite and the examples on each host
+//!   (x86-64 and i686 Linux, x86-64 and 32-bit Windows under Wine); prints `N passed, N failed`
+//!   last.
 //! - `disasm '<C declarations>' [--abi NAME]`: the plan, stub and thunk of each declared
 //!   function, as the target's backend emits them.
 //! - `fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]`: the fuzzers, longer;
@@ -13,13 +15,16 @@
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
 //! - `miri`: abi-model's unit and ABI rule tests under Miri (nightly).
-//! - `bench [calls]`: the call and callback overhead benchmark.
+//! - `hosts [NAME]...`: only the per-host stage of `test-all-abis`.
+//! - `bench [--host NAME|all] [calls]`: the call and callback overhead benchmark, on this
+//!   machine or on each host.
 
 mod bench;
 mod checks;
 mod disasm;
 mod fixtures;
 mod fuzz;
+mod hosts;
 mod matrix;
 mod miri;
 mod module;
@@ -32,6 +37,7 @@ use std::process::ExitCode;
 type Task = fn(&[String]) -> Result<(), String>;
 const TASKS: &[(&str, Task)] = &[
     ("test-all-abis", test_all::run),
+    ("hosts", hosts::run),
     ("bench", bench::run),
     ("fixtures", fixtures::run),
     ("disasm", disasm::run),
@@ -72,9 +78,15 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test-all-abis   the static checks (fmt, clippy, rustdoc, SAFETY comments), then every
-                  test: workspace tests, snapshots, the emulator matrix
-  bench [calls per loop]
-                  the call and callback overhead benchmark (release build)
+                  test: workspace tests, snapshots, the emulator matrix, the Lua suite and
+                  the examples on x86_64-linux, i686-linux, x86_64-windows and i686-windows
+                  (Wine); installs what it needs when run as root
+  hosts [x86_64-linux|i686-linux|x86_64-windows|i686-windows]...
+                  only the test command's per-host stage: the Lua suite and the examples
+                  on the hosts named (default: all)
+  bench [--host x86_64-linux|i686-linux|x86_64-windows|i686-windows|all] [calls per loop]
+                  the call and callback overhead benchmark (release build), on this machine
+                  or on the hosts named (Windows ones under Wine)
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
   fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]

@@ -11,7 +11,7 @@
 //! The per-version summary lines the system-Lua test writes (`target/lua-suite.d/*.txt`) are
 //! read here too, for the `test-all-abis` summary.
 
-use crate::sys;
+use crate::{hosts, sys};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -265,20 +265,7 @@ pub fn valgrind(args: &[String]) -> Result<(), String> {
 /// The C library the call and callback scripts load (`lua-adapter/tests/c/calltest.c`, passed
 /// in `LUAFFI_CALLTEST`), compiled with the system C compiler into `target/lua-suite-c/`.
 pub fn build_calltest() -> Result<PathBuf, String> {
-    let src = sys::workspace_root().join("lua-adapter").join("tests").join("c").join("calltest.c");
-    let dir = target_dir().join("lua-suite-c");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let out = dir.join("libcalltest.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-g", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .map_err(|e| format!("cannot run cc: {e}"))?;
-    if !status.success() {
-        return Err(format!("cc failed to build {}", src.display()));
-    }
-    Ok(out)
+    hosts::build_machine()?.build_calltest(&target_dir().join("lua-suite-c"), &["-g"])
 }
 
 /// `valgrind ... lua5.X script` in the suite's directory, the module found only through
@@ -372,7 +359,7 @@ pub fn asan(args: &[String]) -> Result<(), String> {
             .current_dir(suite_dir())
             .env("LUA_PATH", "./?.lua")
             .env("LUAFFI_CALLTEST", &calltest)
-            .env("LUAFFI_REQUIRE_INLINE", "1")
+            .env(hosts::REQUIRE_INLINE, "1")
             // memory.lua: the shorter loop, no RSS check (ASan's shadow memory is its own).
             .env("LUAFFI_UNDER_VALGRIND", "1")
             .env("ASAN_OPTIONS", ASAN_OPTIONS)

@@ -41,12 +41,7 @@ pub fn ensure_debs(packages: &[&str]) -> Result<(), String> {
         return Ok(());
     }
     let command = format!("apt-get install -y {}", missing.join(" "));
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root || !have_program("apt-get") {
+    if !is_root() || !have_program("apt-get") {
         return Err(format!("missing system packages; run: sudo apt-get update && sudo {command}"));
     }
     eprintln!("xtask: installing missing system packages: {}", missing.join(" "));
@@ -64,6 +59,55 @@ pub fn ensure_debs(packages: &[&str]) -> Result<(), String> {
         return Err(format!("`{command}` failed"));
     }
     Ok(())
+}
+
+/// True when running as root (who may install packages).
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Makes sure dpkg takes packages of `arch` (`i386` on this x86-64 machine): adds it as a
+/// foreign architecture when running as root (`ensure_debs` then runs `apt-get update`, as
+/// its packages are missing), otherwise stops with the command to run.
+pub fn ensure_dpkg_arch(arch: &str) -> Result<(), String> {
+    let query = |flag: &str| {
+        Command::new("dpkg")
+            .arg(flag)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let known = query("--print-architecture") + &query("--print-foreign-architectures");
+    if known.split_whitespace().any(|a| a == arch) {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(format!(
+            "dpkg has no {arch} packages; run: sudo dpkg --add-architecture {arch} && sudo apt-get update"
+        ));
+    }
+    eprintln!("xtask: adding the dpkg architecture {arch}");
+    match Command::new("dpkg").args(["--add-architecture", arch]).status() {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(format!("`dpkg --add-architecture {arch}` failed")),
+    }
+}
+
+/// Makes sure rustup has the standard library of each target, adding the missing ones.
+pub fn ensure_rust_targets(targets: &[&str]) -> Result<(), String> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().map_err(|e| {
+        format!("cannot run rustup ({e}); the cross builds need: rustup target add {}", targets.join(" "))
+    })?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = targets.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: adding rustup targets: {}", missing.join(" "));
+    match Command::new("rustup").args(["target", "add"]).args(&missing).status() {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(format!("`rustup target add {}` failed", missing.join(" "))),
+    }
 }
 
 /// `cargo` of the nightly toolchain (through rustup), if it is installed.

@@ -2,10 +2,11 @@
 //!
 //! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
-//! emu-harness's tests), fails on any failure or pending snapshot, and closes with the line
-//! `N passed, N failed`.
+//! emu-harness's tests), then the Lua suite and the examples on each host (x86-64 and i686
+//! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]), fails on any failure or
+//! pending snapshot, and closes with the line `N passed, N failed`.
 
-use crate::{checks, fuzz, matrix, module, sys};
+use crate::{checks, fuzz, hosts, matrix, module, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -39,7 +40,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(a) = args.first() {
         return Err(format!("test-all-abis takes no arguments (got `{a}`)"));
     }
-    sys::ensure_debs(BUILD_DEBS)?;
+    let all_hosts: Vec<&hosts::Host> = hosts::HOSTS.iter().collect();
+    hosts::ensure_installed(&all_hosts, BUILD_DEBS)?;
     // Fast, and a finding fails the run, so they come before the long tests.
     let failed_checks = checks::run_all()?;
 
@@ -52,6 +54,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let rows = matrix::collect()?;
 
     println!();
+    println!("== Lua suite and examples per host (xtask/src/hosts.rs) ==");
+    let host_reports = hosts::run_all(&all_hosts);
+    for text in host_reports.iter().flat_map(hosts::HostReport::failure_texts) {
+        println!("{text}");
+    }
+
+    println!();
     println!("== emulator matrix (target/abi-matrix.json) ==");
     print!("{}", matrix::table(&rows));
     let matrix_failed: u64 = rows.iter().map(|r| r.failed).sum();
@@ -62,6 +71,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for line in &lua_lines {
             println!("{line}");
         }
+    }
+    println!();
+    println!("== Lua suite and examples per host (scripts, then examples: every one must pass) ==");
+    for r in &host_reports {
+        println!("{}", r.line());
     }
     let fuzz_lines = fuzz::summary_lines();
     if !fuzz_lines.is_empty() {
@@ -86,11 +100,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
             println!("  {c}");
         }
     }
+    let hosts_failed: u64 = host_reports.iter().map(hosts::HostReport::failed).sum();
+    if hosts_failed > 0 {
+        println!("hosts: {hosts_failed} script(s), example(s) or host(s) failed (their output is printed above)");
+    }
     if matrix_failed > 0 {
         println!("emulator matrix: {matrix_failed} case(s) failed (each failing test printed its cases above)");
     }
-    let failed = totals.failed + pending.len() as u64 + totals.crashed_binaries + failed_checks.len() as u64;
-    println!("{} passed, {} failed", totals.passed, failed);
+    let failed =
+        totals.failed + pending.len() as u64 + totals.crashed_binaries + failed_checks.len() as u64 + hosts_failed;
+    let passed = totals.passed + host_reports.iter().map(hosts::HostReport::passed).sum::<u64>();
+    println!("{passed} passed, {failed} failed");
     if failed > 0 {
         Err(format!("{failed} failure(s)"))
     } else {
