@@ -8,7 +8,7 @@
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Program, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
 use abi_model::{CallConv, CallPlan, Target, ValueKind};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
@@ -25,15 +25,15 @@ impl Backend for Faulty {
     fn target(&self) -> Target {
         self.inner.target()
     }
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut p = program.clone();
         (self.edit)(&mut p);
-        self.inner.stub(&p, base, env)
+        self.inner.stub_code(&p, base, env)
     }
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut p = program.clone();
         (self.edit)(&mut p);
-        self.inner.thunk(&p, base, env)
+        self.inner.thunk_code(&p, base, env)
     }
 }
 
