@@ -81,4 +81,5 @@ scripts! {
     safety_api => "safety_api.lua",
     safety_init => "safety_init.lua",
     record_callbacks => "record_callbacks.lua",
+    unwind => "unwind.lua",
 }

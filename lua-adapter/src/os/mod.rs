@@ -1,7 +1,9 @@
 //! The lowest layer: what the operating system and the C library provide, knowing nothing of
-//! Lua or C types: executable memory with W^X ([`arena`]) and the calling thread's `errno`
-//! ([`errno`]). The layers above report their errors as they are (an [`arena::ArenaError`]
-//! reaches a Lua error message unchanged).
+//! Lua or C types: executable memory with W^X ([`arena`]), the calling thread's `errno`
+//! ([`errno`]) and the unwinder's knowledge of generated code ([`unwind`]). The layers above
+//! report their errors as they are (an [`arena::ArenaError`] reaches a Lua error message
+//! unchanged).
 
 pub mod arena;
 pub mod errno;
+pub mod unwind;
