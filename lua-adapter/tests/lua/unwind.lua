@@ -33,20 +33,23 @@ T.eq(raises("cannot convert 'string' to 'int'", L.ct_pt_sum, { x = "a" }), N,
 T.eq(L.ct_add(40, 2), 42, "calls work after the errors")
 
 -- An error in a callback reaches the Lua caller of the C function (docs/ffi.md, Callbacks),
--- the callback being two C frames below it.
-T.eq(L.calltest_two_frames(function(x) return x end), 42, "a callback through two C frames returns")
-T.eq(raises("deep 40", L.calltest_two_frames, function(x) error("deep " .. x) end), N,
-  "an error in a callback two C frames down reaches the Lua caller")
-T.eq(raises("", L.calltest_two_frames, function() return "not a number" end), N,
-  "a callback result that does not convert raises in the Lua caller")
-T.eq(L.calltest_two_frames(function(x) return x * 2 end), 82, "callbacks work after the errors")
+-- the callback being two C frames below it. The callbacks are made once (LuaJIT keeps every
+-- Lua function passed as a callback argument, and runs out after about 900).
+local function cb(f) return ffi.cast("int (*)(int)", f) end
+local echo, raise, wrong = cb(function(x) return x end), cb(function(x) error("deep " .. x) end),
+  cb(function() return "not a number" end)
+T.eq(L.calltest_two_frames(echo), 42, "a callback through two C frames returns")
+T.eq(raises("deep 40", L.calltest_two_frames, raise), N, "an error in a callback two C frames down reaches the Lua caller")
+T.eq(raises("", L.calltest_two_frames, wrong), N, "a callback result that does not convert raises in the Lua caller")
+T.eq(L.calltest_two_frames(echo), 42, "callbacks work after the errors")
 
 if ffi.os ~= "Windows" then
   -- Without a description of the stub's frame the walk stops at the stub (2 frames or
   -- fewer); with it, it goes on through the Lua interpreter to the process's first frames.
   local below_stub = L.calltest_backtrace_frames()
   T.ok(below_stub >= 6, "a C backtrace walks past the stub (" .. below_stub .. " frames)")
-  local in_callback = L.calltest_two_frames(function() return L.calltest_backtrace_frames() end) - 2
+  local backtrace = cb(function() return L.calltest_backtrace_frames() end)
+  local in_callback = L.calltest_two_frames(backtrace) - 2
   T.ok(in_callback > below_stub + 2,
     "a C backtrace in a callback walks past its thunk, two C frames and the outer stub (" .. in_callback .. " frames)")
 end
