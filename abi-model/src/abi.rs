@@ -122,6 +122,12 @@ pub enum Position {
 /// Turns a C type into the value the ABI passes, for `pos`.
 pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiValue, PlanError> {
     let spelled = || table.display(ty);
+    if holds_vector(table, ty.id, 0) {
+        return Err(PlanError::Unsupported {
+            what: spelled(),
+            reason: "vector types by value go in vector registers or memory by rules the model does not have".into(),
+        });
+    }
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,
         CType::Void => return Err(PlanError::VoidParameter),
@@ -195,6 +201,25 @@ pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Re
         args.push(abi_value(table, *v, Position::Vararg)?);
     }
     plan_values(table.target(), sig.conv, sig.variadic, &ret, &args, sig.params.len())
+}
+
+/// Whether a value of type `id` is a vector or a record holding one (in a member, an array
+/// member, a nested record): passing it by value needs the vector rules (SysV `SSEUP`,
+/// `__m128` on Windows), which the model does not have.
+fn holds_vector(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
+    if table.is_vector(id) {
+        return true;
+    }
+    if depth > crate::types::MAX_TYPE_DEPTH {
+        return false;
+    }
+    match table.get(id) {
+        CType::Array { elem, .. } if depth > 0 => holds_vector(table, elem.id, depth + 1),
+        CType::Record(r) => {
+            r.body.as_ref().is_some_and(|b| b.fields.iter().any(|f| holds_vector(table, f.ty.id, depth + 1)))
+        }
+        _ => false,
+    }
 }
 
 /// Plans a call from already-classified values: the single place that picks the ABI module.

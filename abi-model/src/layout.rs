@@ -100,6 +100,11 @@ pub fn float_layout(target: Target, kind: FloatKind) -> Result<Layout, TypeError
 pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
     let target = table.target();
     let incomplete = || TypeError::Incomplete { ty: table.display(id.into()) };
+    // Aligned copies of a type, and fixed-length arrays, have their layout from when they
+    // were made: chains of arrays are not walked again.
+    if let Some(l) = table.cached_layout(id) {
+        return Ok(l);
+    }
     match table.get(id) {
         CType::Void | CType::Function(_) => Err(incomplete()),
         CType::Bool => Ok(Layout { size: 1, align: 1 }),
@@ -113,10 +118,6 @@ pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
         }
         CType::Array { elem, len } => match len {
             ArrayLen::Fixed(n) => {
-                // Computed when the array was made: chains of arrays are not walked again.
-                if let Some(l) = table.cached_layout(id) {
-                    return Ok(l);
-                }
                 let e = type_layout(table, elem.id)?;
                 let size = e.size.checked_mul(*n).ok_or_else(|| TypeError::Invalid {
                     message: format!("size of array '{}' is too large", table.display(id.into())),

@@ -40,7 +40,7 @@ pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan,
 pub use target::{Arch, DataModel, Os, RecordRules, Target};
 pub use types::{
     ArrayLen, CType, EnumType, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, Record, RecordAttrs,
-    RecordBody, RecordKind, TypeError, TypeId, TypeTable,
+    RecordBody, RecordConst, RecordKind, TypeError, TypeId, TypeTable,
 };
 
 /// A calling convention as written in a declaration. On x86-64 every keyword means the

@@ -85,7 +85,7 @@ impl Target {
     }
 
     /// The target this crate was compiled for, if it is one of the four.
-    pub fn host() -> Option<Target> {
+    pub const fn host() -> Option<Target> {
         if cfg!(target_arch = "x86_64") && cfg!(windows) {
             Some(Self::X64_WIN)
         } else if cfg!(target_arch = "x86_64") {

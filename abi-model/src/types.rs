@@ -232,6 +232,21 @@ pub struct RecordBody {
     pub attrs: RecordAttrs,
     /// Where each member sits.
     pub layout: RecordLayout,
+    /// Constants declared inside the definition (`static const int k = 1;`, the enumerators of
+    /// an unnamed member enum), in declaration order: part of the record's namespace, not of
+    /// its layout (LuaJIT's `CT_CONSTVAL` members).
+    pub constants: Vec<RecordConst>,
+}
+
+/// A constant in a struct or union's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordConst {
+    /// Its name.
+    pub name: String,
+    /// Its value (for an unsigned 64-bit type above `i64::MAX`, the bit pattern).
+    pub value: i64,
+    /// Its type: the declared integer type, or the enumerator's type.
+    pub ty: QualType,
 }
 
 /// A struct or union type.
@@ -357,6 +372,10 @@ impl std::error::Error for TypeError {}
 enum Key {
     Pointer(QualType),
     Array(QualType, ArrayLen),
+    /// A vector of that many elements (see [`TypeTable::try_vector_of`]).
+    Vector(QualType, u64),
+    /// A type with another alignment (see [`TypeTable::try_aligned`]).
+    Aligned(TypeId, u32),
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
@@ -599,6 +618,77 @@ impl TypeTable {
         self.intern(Key::Array(elem, len), CType::Array { elem, len }, true)
     }
 
+    /// A gcc vector (`__attribute__((vector_size(n)))`) of `count` elements: a fixed-length
+    /// array of the element type (indexed and initialized as one) that is a distinct type and
+    /// is aligned to its whole size up to 16 bytes, never below its element's alignment, as
+    /// LuaJIT lays them out (`cp_decl_intern`, `CTF_VECTOR`) and as gcc does for the power-of-two
+    /// sizes LuaJIT makes (gcc caps at 16 only without AVX; LuaJIT caps always). The element
+    /// must be an integer or a `float`/`double`; [`TypeTable::is_vector`] tells a vector
+    /// apart from the array of the same element and length.
+    pub fn try_vector_of(&mut self, elem: QualType, count: u64) -> Result<TypeId, TypeError> {
+        let key = Key::Vector(elem, count);
+        if let Some(&id) = self.interned.get(&key) {
+            return Ok(id);
+        }
+        let e = match self.get(elem.id) {
+            CType::Int(_) | CType::Float(FloatKind::Float | FloatKind::Double) => self.layout(elem.id)?,
+            _ => {
+                return Err(TypeError::Invalid {
+                    message: format!("'{}' cannot be a vector element", self.display(elem)),
+                })
+            }
+        };
+        let size = e.size.checked_mul(count).filter(|s| s.is_power_of_two()).ok_or_else(|| TypeError::Invalid {
+            message: format!("a vector of {count} '{}' is not a power of two in size", self.display(elem)),
+        })?;
+        let align = u32::try_from(size.min(16)).unwrap_or(16).max(e.align);
+        let depth = self.depth_over([elem.id]);
+        self.check_limits(depth, true)?;
+        let info = Info { depth, key: Some(key.clone()), layout: Some(Layout { size, align }) };
+        let id = self.push(CType::Array { elem, len: ArrayLen::Fixed(count) }, info);
+        self.interned.insert(key, id);
+        Ok(id)
+    }
+
+    /// `base` with the alignment `align` (a power of two), raised or lowered: what gcc and
+    /// LuaJIT (`CTA_ALIGN`) make of `typedef int __attribute__((aligned(8))) i8a;` or the type
+    /// name `int __attribute__((aligned(8)))`. A copy of a scalar, pointer, enum or array type
+    /// that is the same to everything but its layout: the same size, that alignment (in a
+    /// struct member too). `base` itself when `align` is already its alignment. Records and
+    /// vectors are refused: a copy would be another struct, and a vector's alignment is its own.
+    pub fn try_aligned(&mut self, base: TypeId, align: u32) -> Result<TypeId, TypeError> {
+        let natural = self.layout(base)?;
+        if natural.align == align {
+            return Ok(base);
+        }
+        let copyable = match self.get(base) {
+            CType::Array { .. } => !self.is_vector(base),
+            CType::Record(_) | CType::Void | CType::Function(_) => false,
+            _ => true,
+        };
+        if !copyable {
+            return Err(TypeError::Invalid {
+                message: format!("aligned({align}) on '{}' is not supported", self.display(base.into())),
+            });
+        }
+        let key = Key::Aligned(base, align);
+        if let Some(&id) = self.interned.get(&key) {
+            return Ok(id);
+        }
+        let depth = self.info[base.0 as usize].depth;
+        self.check_limits(depth, true)?;
+        let info = Info { depth, key: Some(key.clone()), layout: Some(Layout { size: natural.size, align }) };
+        let id = self.push(self.get(base).clone(), info);
+        self.interned.insert(key, id);
+        Ok(id)
+    }
+
+    /// Whether `id` is a vector made by [`TypeTable::try_vector_of`] (a `CType::Array` to
+    /// everything else).
+    pub fn is_vector(&self, id: TypeId) -> bool {
+        matches!(self.info[id.0 as usize].key, Some(Key::Vector(..)))
+    }
+
     /// A function type. Parameter names are kept from the first declaration of an identical
     /// type; they are not part of its identity. Unchecked, as [`TypeTable::pointer_to`].
     pub fn function(&mut self, f: FuncType) -> TypeId {
@@ -631,6 +721,18 @@ impl TypeTable {
     /// Fails (leaving it incomplete) if it is already defined, a member's type is incomplete or
     /// unsupported, or a bit-field is invalid.
     pub fn define_record(&mut self, id: TypeId, fields: Vec<Field>, attrs: RecordAttrs) -> Result<(), TypeError> {
+        self.define_record_with_constants(id, fields, Vec::new(), attrs)
+    }
+
+    /// [`TypeTable::define_record`] for a definition that also declares constants in the
+    /// record's namespace.
+    pub fn define_record_with_constants(
+        &mut self,
+        id: TypeId,
+        fields: Vec<Field>,
+        constants: Vec<RecordConst>,
+        attrs: RecordAttrs,
+    ) -> Result<(), TypeError> {
         let kind = match self.get(id) {
             CType::Record(Record { body: Some(_), .. }) => {
                 return Err(TypeError::Invalid { message: format!("redefinition of '{}'", self.display(id.into())) })
@@ -650,7 +752,7 @@ impl TypeTable {
         self.remember(id);
         self.info[id.0 as usize].depth = depth;
         if let CType::Record(r) = &mut self.types[id.0 as usize] {
-            r.body = Some(RecordBody { fields, attrs, layout });
+            r.body = Some(RecordBody { fields, attrs, layout, constants });
         }
         Ok(())
     }
@@ -822,11 +924,15 @@ impl TypeTable {
                         CType::Function(f) if f.conv != CallConv::Cdecl => {
                             inner = format!("({} {inner})", f.conv.keyword())
                         }
+                        CType::Array { .. } if self.is_vector(to.id) => {}
                         CType::Array { .. } | CType::Function(_) => inner = format!("({inner})"),
                         _ => {}
                     }
                     cur = to;
                 }
+                // A vector is spelled as its element type with the attribute (LuaJIT's
+                // `lj_ctype_repr`): `float __attribute__((vector_size(16)))`.
+                CType::Array { .. } if self.is_vector(cur.id) => break,
                 CType::Array { elem, len } => {
                     let n = match len {
                         ArrayLen::Fixed(n) => n.to_string(),
@@ -857,7 +963,14 @@ impl TypeTable {
                 _ => break,
             }
         }
-        let base = self.base_name(cur);
+        let base = match self.get(cur.id) {
+            CType::Array { elem, .. } if self.is_vector(cur.id) => {
+                let size = self.size_of(cur.id).unwrap_or(0);
+                let elem = QualType { id: elem.id, quals: elem.quals.union(cur.quals) };
+                format!("{} __attribute__((vector_size({size})))", self.base_name(elem))
+            }
+            _ => self.base_name(cur),
+        };
         out.push_str(&base);
         if !inner.is_empty() {
             out.push(' ');

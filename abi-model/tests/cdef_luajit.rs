@@ -61,7 +61,7 @@ typedef struct _FILETIME { DWORD dwLowDateTime; DWORD dwHighDateTime; } FILETIME
 typedef struct _SYSTEMTIME {
     WORD wYear, wMonth, wDayOfWeek, wDay, wHour, wMinute, wSecond, wMilliseconds;
 } SYSTEMTIME;
-#define MAX_PATH_IS_NOT_SUPPORTED_HERE
+#include <windows.h>
 "#;
 
 const WINAPI_REST: &str = r#"
@@ -243,11 +243,11 @@ fn header_chunks_parse_with_each_targets_layouts() {
         let mut t = TypeTable::new(target);
         let mut s = CScope::new(&mut t);
         cdef(&mut t, &mut s, ZLIB, &[]).unwrap_or_else(|e| panic!("{target}: zlib: {e}"));
-        // A `#define` is an error, as in LuaJIT, and takes the whole chunk back.
+        // An `#include` is an error, as in LuaJIT, and takes the whole chunk back.
         let e = cdef(&mut t, &mut s, WINAPI, &[]).unwrap_err();
-        assert_eq!(e.to_string(), "20:2: unexpected symbol near 'define'", "{target}");
+        assert_eq!(e.to_string(), "20:2: unexpected symbol near 'include'", "{target}");
         assert!(s.typedef("DWORD").is_none());
-        let winapi = WINAPI.replace("#define MAX_PATH_IS_NOT_SUPPORTED_HERE", "#pragma once");
+        let winapi = WINAPI.replace("#include <windows.h>", "#pragma once");
         cdef(&mut t, &mut s, &winapi, &[]).unwrap_or_else(|e| panic!("{target}: winapi: {e}"));
         cdef(&mut t, &mut s, WINAPI_REST, &[]).unwrap_or_else(|e| panic!("{target}: winapi: {e}"));
         cdef(&mut t, &mut s, LIBC, &[]).unwrap_or_else(|e| panic!("{target}: libc: {e}"));

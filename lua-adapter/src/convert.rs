@@ -14,7 +14,7 @@ use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
 use crate::ctypes::ctype::{repr, shape, Shape};
-use crate::ctypes::state::FfiState;
+use crate::ctypes::state::{CTypeDesc, FfiState};
 
 /// Conversion flags (LuaJIT's `CCF_*`).
 pub mod flags {
@@ -1320,9 +1320,31 @@ pub unsafe fn push_boxed_int64(l: *mut ffi::lua_State, st: *mut FfiState, v: u64
     }
 }
 
+/// Pushes a pointer value read from C (a call result, a callback argument, a field, element
+/// or variable read): `nil` when it is NULL, so that LuaJIT's `if p == nil` works on PUC
+/// Lua, whose `==` never asks a userdata's `__eq` about `nil`; otherwise a pointer cdata of
+/// the pointer type `desc`. Pointers Lua makes (`ffi.new`, `ffi.cast`, `ffi.NULL`) stay
+/// cdata, NULL or not.
+///
+/// # Safety
+/// `l` valid with 3 free slots; `desc` a live descriptor of a pointer type of `l`'s state.
+pub unsafe fn push_pointer(l: *mut ffi::lua_State, desc: *const CTypeDesc, p: usize) {
+    // SAFETY: valid-L with 3 free slots and a live pointer-type `desc` (caller's contract); the
+    // new cdata's payload holds one pointer.
+    unsafe {
+        if p == 0 {
+            ffi::lua_pushnil(l);
+            return;
+        }
+        let w = std::mem::size_of::<usize>();
+        let c = cdata::push_value(l, (*desc).state, desc, w);
+        write_int((*c).ptr, w as u8, p as u64);
+    }
+}
+
 /// Pushes the C value of type `s` at `sp` as a Lua value (LuaJIT's `lj_cconv_tv_ct` /
 /// `lj_cdata_get`): numbers and booleans for scalars (64-bit integers per [`push_int`]),
-/// a copy for pointers and complex numbers, a reference for arrays and records — anchored to
+/// a pointer per [`push_pointer`] (NULL is `nil`), a copy for complex numbers, a reference for arrays and records — anchored to
 /// the value at stack index `anchor` (0: none, e.g. memory reached through a pointer).
 ///
 /// # Safety
@@ -1342,7 +1364,11 @@ pub unsafe fn c_to_lua(
             Shape::Bool => ffi::lua_pushboolean(l, (*sp != 0) as c_int),
             Shape::Int { size, signed } => push_int(l, st, read_int(sp, size, signed), size, signed),
             Shape::Float { size } => ffi::lua_pushnumber(l, read_float(sp, size)),
-            Shape::Pointer(_) | Shape::Complex { .. } => {
+            Shape::Pointer(_) => {
+                let w = std::mem::size_of::<usize>() as u8;
+                push_pointer(l, (*st).desc(s), read_int(sp, w, false) as usize);
+            }
+            Shape::Complex { .. } => {
                 let desc = (*st).desc(s);
                 let n = (*desc).size.unwrap_or(0) as usize;
                 let c = cdata::push_value(l, st, desc, n);
@@ -1479,7 +1505,16 @@ mod tests {
         let flow = unsafe { walk_members(st, rec.id, 0, &mut visit) };
         assert!(matches!(flow, Ok(Flow::Set)));
         let names: Vec<(&str, u64)> = seen.iter().map(|(n, o)| (n.as_str(), *o)).collect();
-        assert_eq!(names, [("first", 0), ("f", 8), ("anon", 16), ("d", 24), ("inner", 32), ("last", 40)]);
+        let want = if cfg!(target_pointer_width = "64") {
+            [("first", 0), ("f", 8), ("anon", 16), ("d", 24), ("inner", 32), ("last", 40)]
+        } else if cfg!(windows) {
+            // Win32: 4-byte pointers; the double 8-aligned in the anonymous struct.
+            [("first", 0), ("f", 4), ("anon", 8), ("d", 16), ("inner", 24), ("last", 32)]
+        } else {
+            // i386 Linux: 4-byte pointers; the double 4-aligned.
+            [("first", 0), ("f", 4), ("anon", 8), ("d", 12), ("inner", 20), ("last", 28)]
+        };
+        assert_eq!(names, want);
         assert_eq!(grown, 6 * 64);
     }
 }

@@ -411,8 +411,23 @@ const OTHER_TYPES: &[&str] = &[
 
 /// `ffi` functions called with free arguments (copy, fill and string have their own rules).
 const FFI_FUNCS: &[&str] = &[
-    "new", "cast", "typeof", "sizeof", "alignof", "offsetof", "istype", "gc", "metatype", "cdef", "load", "errno",
+    "new",
+    "cast",
+    "typeof",
+    "sizeof",
+    "alignof",
+    "offsetof",
+    "istype",
+    "gc",
+    "metatype",
+    "cdef",
+    "load",
+    "errno",
     "abi",
+    "addressof",
+    "type",
+    "eval",
+    "tonumber",
 ];
 
 /// C functions that take no pointer they dereference (pointers, if any, may be NULL).

@@ -44,8 +44,11 @@ fn calltest_library() -> &'static Path {
     LIB.get_or_init(|| common::build_calltest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua-suite")))
 }
 
+/// `luajit` when it is on PATH and built for the architecture these tests were built for:
+/// it loads the same C library as `luaffi` (an x86-64 LuaJIT cannot load the i386 one).
 fn luajit() -> Option<&'static str> {
-    Command::new("luajit").arg("-v").output().ok().filter(|o| o.status.success()).map(|_| "luajit")
+    let out = Command::new("luajit").args(["-e", "io.write(require('ffi').arch)"]).output().ok()?;
+    (out.status.success() && out.stdout == lua_adapter::surface::module::ARCH.as_bytes()).then_some("luajit")
 }
 
 macro_rules! scripts {
@@ -59,7 +62,11 @@ macro_rules! scripts {
             $(#[test] fn $name() {
                 match luajit() {
                     Some(lj) => run(lj, $file),
-                    None => eprintln!("luajit not on PATH: reference run of {} skipped", $file),
+                    None => eprintln!(
+                        "no luajit for {} on PATH: reference run of {} skipped",
+                        lua_adapter::surface::module::ARCH,
+                        $file
+                    ),
                 }
             })*
         }
@@ -81,5 +88,8 @@ scripts! {
     safety_api => "safety_api.lua",
     safety_init => "safety_init.lua",
     record_callbacks => "record_callbacks.lua",
+    conventions => "conventions.lua",
+    compat => "compat.lua",
+    parser => "parser.lua",
     unwind => "unwind.lua",
 }

@@ -129,13 +129,25 @@ fn build_library(dir: &Path, sigs: &[Sig]) -> PathBuf {
         jobs.into_iter().map(|j| j.join().expect("compiler thread")).collect()
     });
     let lib = dir.join("libnd.so");
-    let out = Command::new("cc").arg("-shared").arg("-o").arg(&lib).args(&objects).output().expect("cannot run cc");
+    let out = Command::new("cc")
+        .args(TARGET_FLAGS)
+        .arg("-shared")
+        .arg("-o")
+        .arg(&lib)
+        .args(&objects)
+        .output()
+        .expect("cannot run cc");
     assert!(out.status.success(), "cc -shared failed:\n{}", String::from_utf8_lossy(&out.stderr));
     lib
 }
 
+/// What makes the system C compiler build for the target these tests were built for, whose
+/// `luaffi` loads the library: `-m32` on i386.
+const TARGET_FLAGS: &[&str] = if cfg!(target_arch = "x86") { &["-m32"] } else { &[] };
+
 fn compile(flags: &[&str], src: &Path, obj: &Path) {
     let out = Command::new("cc")
+        .args(TARGET_FLAGS)
         .args(flags)
         .arg("-o")
         .arg(obj)

@@ -49,6 +49,9 @@ pub(crate) struct Token {
     pub text: String,
     /// The token came from a `$` parameter (a name parameter is never a keyword).
     pub from_param: bool,
+    /// The source line it starts on with backslash-newlines joined (the line a `#` directive
+    /// spans), unaffected by `#line`.
+    pub joined_line: u32,
 }
 
 impl Token {
@@ -58,6 +61,7 @@ impl Token {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Lexer<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     /// Physical line (1-based) and column (1-based) of the next character.
@@ -65,6 +69,9 @@ pub(crate) struct Lexer<'a> {
     col: u32,
     /// Added to physical line numbers (`#line` directives).
     line_delta: i64,
+    /// Backslash-newlines removed so far, and before the token being read.
+    splices: u32,
+    splices_at_start: u32,
     params: &'a [CParam],
     next_param: usize,
     /// Inside a skipped function body: malformed numbers are not errors (LuaJIT's
@@ -78,7 +85,17 @@ fn is_ident_char(c: char) -> bool {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, params: &'a [CParam]) -> Lexer<'a> {
-        Lexer { chars: src.chars().peekable(), line: 1, col: 1, line_delta: 0, params, next_param: 0, skipping: false }
+        Lexer {
+            chars: src.chars().peekable(),
+            line: 1,
+            col: 1,
+            line_delta: 0,
+            splices: 0,
+            splices_at_start: 0,
+            params,
+            next_param: 0,
+            skipping: false,
+        }
     }
 
     /// Number of `$` parameters consumed so far.
@@ -116,6 +133,7 @@ impl<'a> Lexer<'a> {
                             }
                             self.chars = ahead;
                             self.line += 1;
+                            self.splices += 1;
                             self.col = 1;
                         }
                         _ => return Some('\\'),
@@ -152,9 +170,11 @@ impl<'a> Lexer<'a> {
     pub fn next_token(&mut self) -> Result<Token, CdefError> {
         loop {
             let Some(c) = self.peek() else {
+                self.splices_at_start = self.splices;
                 return Ok(self.make(Tok::Eof, self.line, self.col, "<eof>".into()));
             };
             let (line, col) = (self.line, self.col);
+            self.splices_at_start = self.splices;
             if c.is_whitespace() {
                 self.bump();
                 continue;
@@ -221,7 +241,8 @@ impl<'a> Lexer<'a> {
     }
 
     fn make(&self, tok: Tok, line: u32, col: u32, text: String) -> Token {
-        Token { tok, line: self.logical(line), col, text, from_param: false }
+        let joined_line = line - self.splices_at_start;
+        Token { tok, line: self.logical(line), col, text, from_param: false, joined_line }
     }
 
     fn punct(&self, p: &str, line: u32, col: u32) -> Token {

@@ -312,9 +312,9 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 /// - On x86-64 the calling-convention keywords are accepted and ignored (as LuaJIT does there).
 /// - `#pragma pack` state lasts for one call, as in LuaJIT.
 /// - What the type table cannot represent is an error rather than silently wrong:
-///   `vector_size`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86, and an
-///   `aligned(n)` attribute on a typedef other than the type's own alignment (the table has
-///   no aligned typedefs; gcc and LuaJIT give the typedef that alignment).
+///   vectors of `long double`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86,
+///   and an `aligned(n)` typedef of a struct or union other than its own alignment (gcc and
+///   LuaJIT make it another type; the table has no such copies of records).
 pub fn cdef(table: &mut TypeTable, scope: &mut CScope, src: &str, params: &[CParam]) -> Result<(), CdefError> {
     parser::run(table, scope, src, params, parser::Mode::Declarations).map(|_| ())
 }
@@ -379,4 +379,27 @@ fn find_member_in(table: &TypeTable, record: TypeId, name: &str, depth: u32) -> 
         }
     }
     None
+}
+
+/// Looks up the constant `name` declared inside the defined struct or union `record`
+/// (`struct s { static const int k = 1; enum { A, B }; }`), searching anonymous struct/union
+/// members too, as LuaJIT's `lj_ctype_getfieldq` finds `CT_CONSTVAL` members: `s.k` reads it
+/// through an instance or the ctype. Enumerators of a *named* member enum are not in the
+/// record's namespace (only in the global one), as in LuaJIT.
+pub fn find_constant(table: &TypeTable, record: TypeId, name: &str) -> Option<ConstDecl> {
+    find_constant_in(table, record, name, 0)
+}
+
+fn find_constant_in(table: &TypeTable, record: TypeId, name: &str, depth: u32) -> Option<ConstDecl> {
+    if depth > parser::MAX_DEPTH {
+        return None;
+    }
+    let body = table.record_body(record)?;
+    if let Some(c) = body.constants.iter().find(|c| c.name == name) {
+        return Some(ConstDecl { value: c.value, ty: c.ty });
+    }
+    body.fields
+        .iter()
+        .filter(|f| f.name.is_none() && f.bit_width.is_none())
+        .find_map(|f| find_constant_in(table, f.ty.id, name, depth + 1))
 }

@@ -8,8 +8,8 @@
 use super::lexer::{Lexer, Tok, Token};
 use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
 use crate::types::{
-    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordKind,
-    TypeError, TypeId, TypeTable,
+    ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordConst,
+    RecordKind, TypeError, TypeId, TypeTable,
 };
 use crate::{Arch, CallConv};
 
@@ -127,7 +127,8 @@ fn keyword_of(s: &str) -> Option<Kw> {
         "union" => Kw::Union,
         "enum" => Kw::Enum,
         "sizeof" => Kw::Sizeof,
-        "__alignof" | "__alignof__" => Kw::Alignof,
+        // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
+        "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
         "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
         "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16" | "__bf16" | "_Float32"
         | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(NO_FLOAT),
@@ -165,6 +166,8 @@ pub(crate) struct Attrs {
     pub conv: Option<CallConv>,
     pub redir: Option<String>,
     pub mode: Option<ModeAttr>,
+    /// `vector_size(n)` (or a vector `mode(V4SF)`): the vector's size in bytes, a power of two.
+    pub vector: Option<u64>,
 }
 
 /// The result of the declaration specifiers.
@@ -423,8 +426,19 @@ impl<'a> Parser<'a> {
     /// An abstract type inside a text (casts, `sizeof`) or alone (LuaJIT `cp_decl_abstract`).
     pub(crate) fn abstract_type(&mut self) -> Result<QualType, CdefError> {
         let spec = self.decl_spec(&[])?;
+        let at = self.pos();
         let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
-        self.build(spec.base, &d)
+        let ty = self.build(spec.base, &d)?;
+        // `int __attribute__((aligned(8)))` names an aligned int, as in a typedef.
+        self.aligned(ty, d.attrs.aligned, at)
+    }
+
+    /// `ty` with the alignment an `aligned(n)` attribute gives a typedef or type name (see
+    /// [`TypeTable::try_aligned`]); a record whose own alignment differs is refused.
+    fn aligned(&mut self, ty: QualType, align: Option<u32>, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let Some(n) = align else { return Ok(ty) };
+        let id = self.table.try_aligned(ty.id, n).map_err(|e| Self::err_at(at, &type_error_message(&e)))?;
+        Ok(QualType { id, quals: ty.quals })
     }
 
     /// Closes a checkpoint taken before a declaration or definition: when it declared no new
@@ -447,18 +461,9 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
-            // gcc gives a typedef its `aligned(n)` (raised or lowered), which changes the layout
-            // of every struct using it; the table has no aligned typedefs, so anything but the
-            // type's own alignment is refused rather than dropped.
-            if let Some(n) = d.attrs.aligned {
-                if self.table.align_of(ty.id).ok() != Some(n) {
-                    return Err(Self::err_at(
-                        (name.line, name.col),
-                        &format!("aligned({n}) on a typedef is not supported"),
-                    ));
-                }
-            }
-            Symbol::Typedef(ty)
+            // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
+            // the layout of every struct using it.
+            Symbol::Typedef(self.aligned(ty, d.attrs.aligned, (name.line, name.col))?)
         } else if matches!(self.table.get(ty.id), CType::Function(_)) {
             // Static and extern functions are both declarations of a symbol to look up.
             Symbol::Function(FuncDecl { ty: ty.id, asm_name: d.attrs.redir })
@@ -518,7 +523,8 @@ impl<'a> Parser<'a> {
     /// `#line n` and `# n "file"` (renumber lines). Anything else is an error, as in LuaJIT,
     /// which has no preprocessor.
     fn directive(&mut self) -> Result<(), CdefError> {
-        let hash_line = self.tok.line;
+        // The line the directive spans, backslash-newlines joined.
+        let hash_line = self.tok.joined_line;
         self.next()?;
         if let Tok::Int(lit) = self.tok.tok {
             return self.line_marker(hash_line, lit.value);
@@ -532,12 +538,58 @@ impl<'a> Parser<'a> {
                 }
             }
             Some("pragma") => self.pragma(hash_line),
+            Some("define") => self.define(hash_line),
             _ => Err(self.err_near("unexpected symbol")),
         }
     }
 
+    /// `#define NAME <integer constant expression>` (beyond LuaJIT, which has no
+    /// preprocessor): NAME becomes a constant of the expression's type, as a `static const`
+    /// would (`ffi.C.NAME`). Every other `#define` (function-like macros, strings, floating
+    /// numbers, names of functions or variables, empty ones) is skipped: real headers are full
+    /// of them. A constant already declared with another value is "attempt to redefine".
+    fn define(&mut self, hash_line: u32) -> Result<(), CdefError> {
+        self.next()?;
+        let Some(name) = self.ident().filter(|_| self.tok.joined_line == hash_line) else {
+            return self.skip_define(hash_line);
+        };
+        let name_tok = self.tok.clone();
+        self.next()?;
+        // `NAME(` without a space between is a function-like macro.
+        let name_end = name_tok.col.saturating_add(name.chars().count() as u32);
+        let function_like = self.tok.is("(") && self.tok.line == name_tok.line && self.tok.col == name_end;
+        if function_like || self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof {
+            return self.skip_define(hash_line);
+        }
+        let (lex, tok, names) = (self.lex.clone(), self.tok.clone(), self.added.len());
+        let cp = self.table.checkpoint();
+        match self.kint() {
+            Ok(v) if self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof => {
+                self.table.commit(cp);
+                let value = ConstDecl { value: v.bits as i64, ty: QualType::plain(v.ty) };
+                self.define_symbol(&name_tok, Symbol::Constant(value))
+            }
+            // Not an integer constant expression filling the line: as if never read.
+            _ => {
+                self.scope.take_back(&self.added[names..]);
+                self.added.truncate(names);
+                self.table.rollback(cp);
+                (self.lex, self.tok) = (lex, tok);
+                self.skip_define(hash_line)
+            }
+        }
+    }
+
+    /// Skips the rest of a `#define` line, whatever its tokens (`3.14` is no error there).
+    fn skip_define(&mut self, line: u32) -> Result<(), CdefError> {
+        self.lex.skipping = true;
+        let skipped = self.skip_line(line);
+        self.lex.skipping = false;
+        skipped
+    }
+
     fn skip_line(&mut self, line: u32) -> Result<(), CdefError> {
-        while self.tok.tok != Tok::Eof && self.tok.line == line {
+        while self.tok.tok != Tok::Eof && self.tok.joined_line == line {
             self.next()?;
         }
         Ok(())
@@ -847,7 +899,15 @@ impl<'a> Parser<'a> {
                     "aligned" => self.align_attribute(a)?,
                     "packed" => a.packed = true,
                     "mode" => self.mode_attribute(a)?,
-                    "vector_size" => return Err(self.err("vector types are not supported")),
+                    "vector_size" => {
+                        self.expect("(")?;
+                        let n = self.ksize()?;
+                        self.expect(")")?;
+                        // Rounded down to a power of two (LuaJIT `lj_fls`); 0 means none.
+                        if n > 0 {
+                            a.vector = Some(u64::from(floor_pow2(n)));
+                        }
+                    }
                     "cdecl" if x86 => a.conv = Some(CallConv::Cdecl),
                     "stdcall" if x86 => a.conv = Some(CallConv::Stdcall),
                     "fastcall" if x86 => a.conv = Some(CallConv::Fastcall),
@@ -906,11 +966,20 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes).
+    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes);
+    /// `mode(V4SF)` and the like make a vector of that many such elements (LuaJIT
+    /// `cp_decl_mode`).
     fn mode_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         self.expect("(")?;
         if let Some(name) = self.ident() {
             let bare = name.strip_prefix("__").and_then(|n| n.strip_suffix("__")).unwrap_or(&name);
+            let (lanes, bare) = match bare.strip_prefix('V') {
+                Some(rest) => {
+                    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                    (rest[..digits].parse::<u64>().ok(), &rest[digits..])
+                }
+                None => (None, bare),
+            };
             a.mode = match bare {
                 "QI" | "byte" => Some(ModeAttr::Int(1)),
                 "HI" => Some(ModeAttr::Int(2)),
@@ -919,10 +988,16 @@ impl<'a> Parser<'a> {
                 "word" | "pointer" => Some(ModeAttr::Int(self.table.target().pointer_size())),
                 "SF" => Some(ModeAttr::Float(4)),
                 "DF" => Some(ModeAttr::Float(8)),
-                m if m.starts_with('V') => return Err(self.err("vector types are not supported")),
                 "TI" | "OI" | "TF" | "XF" => return Err(self.err_near(BAD_TYPE)),
                 _ => a.mode,
             };
+            let element = match a.mode {
+                Some(ModeAttr::Int(n) | ModeAttr::Float(n)) => u64::from(n),
+                None => 0,
+            };
+            if let Some(n) = lanes.map(|lanes| lanes.saturating_mul(element)).filter(|&n| n > 0) {
+                a.vector = Some(u64::from(floor_pow2(n)));
+            }
             self.next()?;
         }
         self.expect(")")
@@ -1074,6 +1149,8 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let decayed = match self.table.get(ty.id) {
+                    // A vector is a value, not an array: it does not decay.
+                    CType::Array { .. } if self.table.is_vector(ty.id) => Ok(ty.id),
                     CType::Array { elem, .. } => {
                         let elem = *elem;
                         self.table.try_pointer_to(elem)
@@ -1133,6 +1210,9 @@ impl<'a> Parser<'a> {
     /// of 2^31 bytes or more; functions returning functions or arrays.
     fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
         let mut t = self.apply_mode(base, d.attrs.mode);
+        if let Some(bytes) = d.attrs.vector {
+            t = self.apply_vector(t, bytes, d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col)))?;
+        }
         for op in &d.ops {
             t = match op {
                 Op::Pointer(q) => {
@@ -1187,6 +1267,21 @@ impl<'a> Parser<'a> {
             _ => base.id,
         };
         QualType { id, quals: base.quals }
+    }
+
+    /// `vector_size(bytes)` makes a numeric base type a vector of `bytes` (LuaJIT
+    /// `cp_decl_intern`): qualifiers go on the vector; a size below the element's leaves the
+    /// element alone, and so does a `bool` (LuaJIT ignores both).
+    fn apply_vector(&mut self, base: QualType, bytes: u64, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let numeric = matches!(self.table.get(base.id), CType::Int(_) | CType::Float(_));
+        // A `long double` without a layout here goes on to the refusal of its vector.
+        let elem_size = self.table.size_of(base.id).unwrap_or(1);
+        if !numeric || bytes < elem_size {
+            return Ok(base);
+        }
+        let made = self.table.try_vector_of(QualType::plain(base.id), bytes / elem_size);
+        let id = made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?;
+        Ok(QualType { id, quals: base.quals })
     }
 
     /// A `[?]` array, or a struct whose last member is one (LuaJIT's VLA and VLS).
@@ -1305,6 +1400,7 @@ impl<'a> Parser<'a> {
         self.expect("{")?;
         self.defining.push(id);
         let mut fields: Vec<Field> = Vec::new();
+        let mut constants: Vec<RecordConst> = Vec::new();
         let mut after_flexible = false;
         while !self.tok.is("}") {
             let spec = self.decl_spec(&[Storage::Static])?;
@@ -1318,9 +1414,12 @@ impl<'a> Parser<'a> {
                 let ty = self.build(spec.base, &d)?;
                 let at = d.name.as_ref().map_or(self.pos(), |t| (t.line, t.col));
                 if is_static {
-                    // A constant in the struct's namespace: checked, not kept (the type table
-                    // has no place for it).
-                    self.const_init(ty)?;
+                    // A constant in the struct's namespace (not the global one), read as a
+                    // member: `s.k`.
+                    let c = self.const_init(ty)?;
+                    if let Some(name) = d.name.as_ref().and_then(token_name) {
+                        constants.push(RecordConst { name, value: c.value, ty: c.ty });
+                    }
                 } else if let Some((width, colon)) = &d.bits {
                     let name = d.name.as_ref().and_then(token_name);
                     self.check_bitfield(ty, *width, name.is_some(), colon)?;
@@ -1360,7 +1459,14 @@ impl<'a> Parser<'a> {
                                     packed: d.attrs.packed,
                                 });
                             }
-                            CType::Enum(_) => {}
+                            // Its enumerators are also read as members (LuaJIT `CTA_SUBTYPE`).
+                            CType::Enum(e) => {
+                                for (name, _) in &e.constants {
+                                    if let Some(c) = self.scope.constant(name) {
+                                        constants.push(RecordConst { name: name.clone(), value: c.value, ty: c.ty });
+                                    }
+                                }
+                            }
                             _ => return Err(self.err_expected("<identifier>")),
                         },
                     }
@@ -1375,7 +1481,8 @@ impl<'a> Parser<'a> {
         self.attributes(a)?;
         self.defining.pop();
         let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
-        self.table.define_record(id, fields, attrs).map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
+        let defined = self.table.define_record_with_constants(id, fields, constants, attrs);
+        defined.map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
         self.leave();
         Ok(())
     }

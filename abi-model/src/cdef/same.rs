@@ -33,6 +33,12 @@ fn bodies_equal(table: &TypeTable, a: TypeId, b: TypeId, depth: u32) -> bool {
     };
     ra.kind == rb.kind
         && ba.attrs == bb.attrs
+        && ba.constants.len() == bb.constants.len()
+        && ba
+            .constants
+            .iter()
+            .zip(&bb.constants)
+            .all(|(x, y)| x.name == y.name && x.value == y.value && same_type(table, x.ty, y.ty, depth + 1))
         && ba.fields.len() == bb.fields.len()
         && ba.fields.iter().zip(&bb.fields).all(|(x, y)| {
             x.name == y.name

@@ -263,7 +263,7 @@ fn main() {
     // Stub build time and size: int add(int, int), built and dropped many times.
     // With the inline steps a module state uses (its layout is verified when the module opens).
     let mut st = lua_adapter::native::new_state();
-    st.set_inline_vm(Some(lua_adapter::stack::vm_check::compiled_layout()));
+    st.set_inline_vm(lua_adapter::stack::vm_check::compiled_layout());
     let int = QualType::plain(st.types.int(IntKind::Int));
     let f = st.types.function(FuncType {
         ret: int,

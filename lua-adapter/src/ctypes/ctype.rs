@@ -167,6 +167,12 @@ pub fn repr(types: &TypeTable, ty: QualType, is_ref: bool) -> String {
                 r.needs_space = true;
                 cur = *to;
             }
+            // A vector: its element type with the attribute, as LuaJIT spells it
+            // (`float __attribute__((vector_size(16)))`).
+            CType::Array { elem, .. } if types.is_vector(cur.id) => {
+                r.prep_str(&format!("__attribute__((vector_size({})))", types.size_of(cur.id).unwrap_or(0)));
+                cur = QualType { id: elem.id, quals: elem.quals.union(cur.quals) };
+            }
             CType::Array { elem, len } => {
                 r.needs_space = true;
                 if ptr_to {

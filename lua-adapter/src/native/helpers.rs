@@ -433,19 +433,17 @@ pub unsafe extern "C-unwind" fn luaffi_push_bool(l: *mut ffi::lua_State, v: c_in
     unsafe { ffi::lua_pushboolean(l, c_int::from(v != 0)) }
 }
 
-/// `void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)`: a pointer cdata of the
-/// pointer type `ctype` (NULL is a NULL cdata, not nil, as in LuaJIT).
+/// `void luaffi_push_ptr(lua_State *L, void *p, const void *ctype)`: a pointer result or
+/// callback argument as [`convert::push_pointer`] pushes every pointer read from C: a pointer
+/// cdata of the pointer type `ctype`, `nil` for NULL. Pointers are never pushed inline, so
+/// inline and helper paths give the same value.
 ///
 /// # Safety
 /// As [`luaffi_to_ptr`], with 3 free slots.
 pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut c_void, ctype: *const c_void) {
-    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of its state (caller's contract);
-    // the new cdata holds a pointer, written into its payload.
-    unsafe {
-        let desc = ctype as *const CTypeDesc;
-        let c = cdata::push_value(l, (*desc).state, desc, std::mem::size_of::<usize>());
-        convert::write_int((*c).ptr, std::mem::size_of::<usize>() as u8, p as usize as u64);
-    }
+    // SAFETY: valid-L with 3 free slots and `ctype` a live-desc of a pointer type of its state
+    // (caller's contract): `push_pointer`'s contract.
+    unsafe { convert::push_pointer(l, ctype as *const CTypeDesc, p as usize) }
 }
 
 /// `void luaffi_push_record(lua_State *L, const void *ctype, const void *src)`: a new cdata

@@ -78,9 +78,9 @@ impl std::ops::DerefMut for State {
 impl Drop for State {
     fn drop(&mut self) {
         for handle in self.loaded.drain(..) {
-            // SAFETY: a handle `dlopen` returned, whose reference the collected namespace
+            // SAFETY: a handle `dylib::open` returned, whose reference the collected namespace
             // handed over; no code of this state runs any more.
-            unsafe { libc::dlclose(handle) };
+            unsafe { crate::os::dylib::close(handle) };
         }
     }
 }

@@ -59,12 +59,16 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushcclosure(l, f, 1);
             ffi::lua_setfield(l, 1, name.as_ptr());
         }
+        crate::surface::bit::register(l, st);
+        crate::surface::extras::register(l, st, 1);
         if created {
             // Global wrappers that take cdata first and pass anything else to the original
             // (upvalue 2): tonumber(cdata) converts numeric cdata, as in LuaJIT; ipairs(cdata)
-            // goes to the cdata's __ipairs, as in LuaJIT: the metatype's, or an error (Lua
-            // 5.3+'s ipairs would index 1, 2, ... until nil, past any array).
-            let wrappers: [(&std::ffi::CStr, CFn); 2] = [(c"tonumber", ffi_tonumber), (c"ipairs", ffi_ipairs)];
+            // and pairs(cdata) go to the cdata's __ipairs/__pairs, as in LuaJIT: the
+            // metatype's, or an error (Lua 5.3+'s ipairs would index 1, 2, ... until nil,
+            // past any array; Lua 5.1's pairs takes tables only).
+            let wrappers: [(&std::ffi::CStr, CFn); 3] =
+                [(c"tonumber", ffi_tonumber), (c"ipairs", ffi_ipairs), (c"pairs", ffi_pairs)];
             for (name, wrapper) in wrappers {
                 ffi::lua_getglobal(l, name.as_ptr());
                 if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
@@ -77,26 +81,83 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
                 }
             }
         }
+        // cffi-lua's `ffi.tonumber`: the global one, cdata-aware.
+        ffi::lua_getglobal(l, c"tonumber".as_ptr());
+        ffi::lua_setfield(l, 1, c"tonumber".as_ptr());
         0
     }
 }
 
-/// `ipairs(v)`: cdata go to their `__ipairs` ([`meta::mm_ipairs`]); everything else to the
-/// original `ipairs` (upvalue 2).
-unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 (live-state,
-    // as mm_ipairs expects) and the original ipairs as upvalue 2.
+/// Calls the original function a global wrapper replaced (upvalue 2) with the wrapper's
+/// arguments and returns its results. When `may_raise`, it runs protected, so that an
+/// argument error it raises, which names no function (`bad argument #1 to '?'`: Lua sees a C
+/// function called from C), is raised again from the wrapper's own frame, naming the function
+/// the program called and its line, as the original would have.
+///
+/// # Safety
+/// Called from a global wrapper (a lua_CFunction) with the original as upvalue 2.
+unsafe fn call_original(l: *mut ffi::lua_State, may_raise: bool) -> c_int {
+    // SAFETY: valid-L in a C function with its arguments on the stack and LUA_MINSTACK free
+    // slots; the message is copied into a String that moves into `raise_arg` (which drops it
+    // before Lua unwinds), and otherwise the error value is raised again as it is.
     unsafe {
-        let st = state::from_upvalue(l);
-        if cdata::to_cdata(l, st, 1).is_null() {
-            let n = ffi::lua_gettop(l);
-            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-            ffi::lua_insert(l, 1);
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_insert(l, 1);
+        if !may_raise {
             ffi::lua_call(l, n, ffi::LUA_MULTRET);
             return ffi::lua_gettop(l);
         }
-        meta::mm_ipairs(l)
+        if ffi::lua_pcall(l, n, ffi::LUA_MULTRET, 0) == ffi::LUA_OK {
+            return ffi::lua_gettop(l);
+        }
+        let renamed = (ffi::lua_type(l, -1) == ffi::LUA_TSTRING)
+            .then(|| lua_str(l, -1))
+            .and_then(|msg| unnamed_arg_error(&msg).map(|(narg, rest)| (narg, rest.to_string())));
+        match renamed {
+            Some((narg, rest)) => cdata::raise_arg(l, narg, rest),
+            None => crate::stack::raise(l, crate::stack::Raise::Top),
+        }
     }
+}
+
+/// `bad argument #N to '?' (what)` as a C function called from C words it: `N` and `what`.
+fn unnamed_arg_error(msg: &str) -> Option<(c_int, &str)> {
+    let rest = msg.strip_prefix("bad argument #")?;
+    let (narg, rest) = rest.split_once(" to '?' (")?;
+    Some((narg.parse().ok()?, rest.strip_suffix(')')?))
+}
+
+/// A global `pairs`/`ipairs` wrapper: a cdata goes to the cdata metamethod `mm`
+/// ([`meta::mm_pairs`], [`meta::mm_ipairs`]: the metatype's `__pairs`/`__ipairs`, or LuaJIT's
+/// error), everything else to the original (upvalue 2).
+///
+/// # Safety
+/// Called from the wrappers, with the FFI state as upvalue 1 (as `mm` expects) and the
+/// original as upvalue 2.
+unsafe fn pairs_wrapper(l: *mut ffi::lua_State, mm: CFn) -> c_int {
+    // SAFETY: valid-L in a wrapper Lua called, with the upvalues `call_original` and `mm` expect.
+    unsafe {
+        let st = state::from_upvalue(l);
+        if cdata::to_cdata(l, st, 1).is_null() {
+            return call_original(l, true);
+        }
+        mm(l)
+    }
+}
+
+/// `ipairs(v)`: [`pairs_wrapper`] with `__ipairs` (Lua 5.3+'s own ipairs has none).
+unsafe extern "C-unwind" fn ffi_ipairs(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: Lua calls the module's ipairs with the FFI state as upvalue 1 and the
+    // original ipairs as upvalue 2, as pairs_wrapper expects.
+    unsafe { pairs_wrapper(l, meta::mm_ipairs) }
+}
+
+/// `pairs(v)`: [`pairs_wrapper`] with `__pairs` (Lua 5.1's own pairs takes tables only).
+unsafe extern "C-unwind" fn ffi_pairs(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: Lua calls the module's pairs with the FFI state as upvalue 1 and the
+    // original pairs as upvalue 2, as pairs_wrapper expects.
+    unsafe { pairs_wrapper(l, meta::mm_pairs) }
 }
 
 /// A declaration with `$` parameters that failed.
@@ -606,6 +667,12 @@ unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);
+        if ffi::lua_type(l, 1) == ffi::LUA_TNIL && ffi::lua_gettop(l) >= 2 {
+            // A NULL pointer read from C is nil (convert::push_pointer): `ffi.gc(C.fopen(...),
+            // C.fclose)` gives nil back for the program's `== nil` check, finalizing nothing.
+            ffi::lua_settop(l, 1);
+            return 1;
+        }
         if c.is_null() {
             cdata::raise_arg(l, 1, format!("cdata expected, got {}", cdata::lua_typename_at(l, 1)));
         }
@@ -633,11 +700,8 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
         let st = state::from_upvalue(l);
         let c = cdata::to_cdata(l, st, 1);
         if c.is_null() {
-            let n = ffi::lua_gettop(l);
-            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-            ffi::lua_insert(l, 1);
-            ffi::lua_call(l, n, ffi::LUA_MULTRET);
-            return ffi::lua_gettop(l);
+            // `tonumber(v)` never raises; only a missing value or a base can.
+            return call_original(l, ffi::lua_gettop(l) != 1);
         }
         if (*c).form == Form::CType {
             ffi::lua_pushnil(l);

@@ -1,8 +1,9 @@
 //! C library namespaces: `ffi.C` and the objects `ffi.load` returns.
 //!
-//! A namespace is a userdata over a `dlopen` handle (`ffi.C`: `RTLD_DEFAULT`, every symbol
-//! of the running process and of the libraries loaded globally). Indexing it with a name
-//! declared by `ffi.cdef` resolves the symbol with `dlsym`:
+//! A namespace is a userdata over a loader handle ([`crate::os::dylib`]; `ffi.C`: every
+//! symbol of the running process and of the libraries loaded globally, or on Windows the
+//! executable, this module, its C runtime, kernel32, user32 and gdi32). Indexing it with a
+//! name declared by `ffi.cdef` resolves the symbol (`dlsym`, `GetProcAddress`):
 //!
 //! * a function gives a Lua C closure that calls it through the shared stub of its
 //!   signature, over a function cdata holding its address (see [`crate::native::call`], "The call
@@ -13,7 +14,8 @@
 //! * an enumerator or `static const` gives its value.
 //!
 //! Errors are LuaJIT's: `missing declaration for symbol 'x'` when `ffi.cdef` never declared
-//! the name, the `dlerror()` text (`...: undefined symbol: x`) when the library lacks it,
+//! the name, the `dlerror()` text (`...: undefined symbol: x`; Windows: `cannot resolve
+//! symbol 'x': ` and the system's message) when the library lacks it,
 //! `attempt to write to constant location` when assigning to a function or constant.
 //!
 //! `ffi.load(name [, global])` follows LuaJIT's name rules (`clib_extname`): a name without
@@ -22,8 +24,10 @@
 //! The library is opened with `RTLD_LAZY`, plus `RTLD_GLOBAL` when `global` is true (its
 //! symbols then resolve through `ffi.C` as well). When the file is a GNU ld script (Debian's
 //! `libc.so`, "invalid ELF header"), the first library named in its `GROUP ( ... )` is loaded
-//! instead, as LuaJIT does. The library is closed when the namespace is collected (never for
-//! `ffi.C`).
+//! instead, as LuaJIT does. On Windows the name gets `.dll` when it has no `.`, and a bare
+//! name is tried again with mingw's `lib` prefix (`"z"`: `z.dll`, then `libz.dll`); see
+//! [`windows_library_file_names`]. The library is closed when the namespace is collected
+//! (never for `ffi.C`).
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_int, c_void};
@@ -37,12 +41,13 @@ use crate::convert::{self, ConvError};
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{self, FfiState};
 use crate::native::state::State;
+use crate::os::dylib;
 use crate::stack::{LuaStack, OrRaise};
 
 /// A namespace's userdata.
 #[repr(C)]
 struct Clib {
-    /// The `dlopen` handle (`RTLD_DEFAULT` for `ffi.C`).
+    /// The loader's handle (`dylib::DEFAULT` for `ffi.C`).
     handle: *mut c_void,
     /// Whether `handle` must be closed when the state is freed.
     owned: bool,
@@ -73,10 +78,13 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
         if (*st).inline_vm().is_none() {
             (*st).set_inline_vm(crate::stack::vm_check::verified(l));
             if (*st).inline_vm().is_none() && std::env::var_os(REQUIRE_INLINE).is_some() {
-                let msg = format!(
-                    "the running Lua's stack is not laid out as {} ({REQUIRE_INLINE} is set)",
-                    crate::stack::vm_check::compiled_layout()
-                );
+                let msg = match crate::stack::vm_check::compiled_layout() {
+                    Some(vm) => format!("the running Lua's stack is not laid out as {vm} ({REQUIRE_INLINE} is set)"),
+                    None => format!(
+                        "Lua {} has no inline layout on this target ({REQUIRE_INLINE} is set)",
+                        crate::stack::vm_check::COMPILED_VERSION
+                    ),
+                };
                 crate::cdata::raise(l, msg);
             }
         }
@@ -95,7 +103,7 @@ unsafe extern "C-unwind" fn open_raw(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, &CLIB_META_KEY as *const u8 as *const c_void);
         }
         ffi::lua_pop(l, 1);
-        push_clib(l, libc::RTLD_DEFAULT, false);
+        push_clib(l, dylib::DEFAULT, false);
         ffi::lua_setfield(l, 1, c"C".as_ptr());
         ffi::lua_pushlightuserdata(l, st as *mut c_void);
         ffi::lua_pushcclosure(l, ffi_load, 1);
@@ -197,6 +205,7 @@ pub enum ClibError {
 impl ClibError {
     /// The file a failed `dlopen` found and found not to be ELF (a linker script, such as
     /// glibc's `libc.so`): `dlerror()` starts with its path.
+    #[cfg(not(windows))]
     fn not_elf(&self) -> Option<&str> {
         match self {
             ClibError::Dlopen { dlerror: Some(text), .. } if text.contains("invalid ELF header") => {
@@ -223,34 +232,16 @@ impl std::fmt::Display for ClibError {
 
 impl std::error::Error for ClibError {}
 
-/// `dlerror()`'s text, if the last dl call failed with one.
-///
-/// # Safety
-/// No other thread may call the dl functions in between (dlerror's state is per thread).
-unsafe fn dlerror_text() -> Option<String> {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl call.
-    unsafe {
-        let e = libc::dlerror();
-        (!e.is_null()).then(|| CStr::from_ptr(e).to_string_lossy().into_owned())
-    }
-}
-
 /// Resolves `sym` in the namespace.
 ///
 /// # Safety
-/// `c` points to a live namespace userdata (its `handle` from `dlopen`, not yet closed, or
-/// `RTLD_DEFAULT`).
+/// `c` points to a live namespace userdata (its `handle` from `dylib::open`, not yet closed,
+/// or `dylib::DEFAULT`).
 unsafe fn resolve(c: *mut Clib, sym: Option<CString>) -> Result<*mut c_void, ClibError> {
-    // SAFETY: dlsym/dlerror on a handle from dlopen (or RTLD_DEFAULT).
-    unsafe {
-        let Some(sym) = sym else { return Err(ClibError::NulInSymbol) };
-        libc::dlerror();
-        let p = libc::dlsym((*c).handle, sym.as_ptr());
-        if p.is_null() {
-            return Err(ClibError::Dlsym { symbol: sym.to_string_lossy().into_owned(), dlerror: dlerror_text() });
-        }
-        Ok(p)
-    }
+    let Some(sym) = sym else { return Err(ClibError::NulInSymbol) };
+    // SAFETY: a live handle (this function's contract).
+    unsafe { dylib::symbol((*c).handle, &sym) }
+        .map_err(|dlerror| ClibError::Dlsym { symbol: sym.to_string_lossy().into_owned(), dlerror })
 }
 
 /// [`resolve`], raising its error (the symbol name is dropped inside `resolve` first, so this
@@ -371,8 +362,8 @@ unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
         if (*c).owned {
             let loaded = &mut (*State::of(st)).loaded;
             if loaded.contains(&(*c).handle) {
-                // dlopen counts references: the one kept closes the library.
-                libc::dlclose((*c).handle);
+                // The loader counts references: the one kept closes the library.
+                dylib::close((*c).handle);
             } else {
                 loaded.push((*c).handle);
             }
@@ -381,8 +372,8 @@ unsafe extern "C-unwind" fn clib_gc(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// LuaJIT's `clib_extname`: the file name `ffi.load` opens for `name`.
-pub fn library_file_name(name: &str) -> String {
+/// LuaJIT's `clib_extname` on unix: the file name `ffi.load` opens for `name`.
+pub fn unix_library_file_name(name: &str) -> String {
     if name.contains('/') {
         return name.to_string();
     }
@@ -396,7 +387,19 @@ pub fn library_file_name(name: &str) -> String {
     file
 }
 
+/// The files `ffi.load` tries for `name` on Windows, in order: LuaJIT's `clib_extname`
+/// (`.dll` appended when the name has no `.`; `"kernel32"` -> `kernel32.dll`), then, for a bare
+/// name without the prefix, the same with `lib` prepended, as mingw names the DLLs it builds
+/// (`"z"` -> `z.dll`, then `libz.dll`). A path (with `/` or `\`) is only given its extension.
+pub fn windows_library_file_names(name: &str) -> Vec<String> {
+    let file = if name.contains('.') { name.to_string() } else { format!("{name}.dll") };
+    let bare = !name.contains(['/', '\\']);
+    let mingw = (bare && !name.starts_with("lib")).then(|| format!("lib{file}"));
+    std::iter::once(file).chain(mingw).collect()
+}
+
 /// The first library a GNU ld script names in `GROUP ( ... )` (LuaJIT's `clib_resolve_lds`).
+#[cfg(not(windows))]
 fn ld_script_target(path: &str) -> Option<String> {
     let text = std::fs::read(path).ok()?;
     let text = String::from_utf8_lossy(&text);
@@ -405,23 +408,16 @@ fn ld_script_target(path: &str) -> Option<String> {
     rest.split_whitespace().next().map(str::to_string)
 }
 
-/// `dlopen`s `file`.
+/// Opens `file` with the dynamic loader.
 fn open_library(file: &str, global: bool) -> Result<*mut c_void, ClibError> {
-    let flags = libc::RTLD_LAZY | if global { libc::RTLD_GLOBAL } else { libc::RTLD_LOCAL };
     let c = CString::new(file).map_err(|_| ClibError::NulInFileName { file: file.to_string() })?;
-    // SAFETY: dlopen/dlerror with a valid C string.
-    unsafe {
-        let h = libc::dlopen(c.as_ptr(), flags);
-        if !h.is_null() {
-            return Ok(h);
-        }
-        Err(ClibError::Dlopen { file: file.to_string(), dlerror: dlerror_text() })
-    }
+    dylib::open(&c, global).map_err(|dlerror| ClibError::Dlopen { file: file.to_string(), dlerror })
 }
 
 /// Opens a library by `ffi.load`'s rules (see the [module docs](self)).
+#[cfg(not(windows))]
 pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, ClibError> {
-    let file = library_file_name(name);
+    let file = unix_library_file_name(name);
     let e = match open_library(&file, global) {
         Ok(h) => return Ok(h),
         Err(e) => e,
@@ -431,6 +427,22 @@ pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, ClibError> 
         Some(target) => open_library(&target, global).map_err(|_| e),
         None => Err(e),
     }
+}
+
+/// Opens a library by `ffi.load`'s rules (see the [module docs](self)), reporting the error of
+/// the first file tried when none opens.
+#[cfg(windows)]
+pub fn load_library(name: &str, global: bool) -> Result<*mut c_void, ClibError> {
+    let mut first_error = None;
+    for file in windows_library_file_names(name) {
+        match open_library(&file, global) {
+            Ok(h) => return Ok(h),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.expect("at least one file name is tried"))
 }
 
 /// `ffi.load(name [, global])`.
@@ -463,18 +475,32 @@ mod tests {
 
     #[test]
     fn library_names_follow_luajit() {
-        assert_eq!(library_file_name("z"), "libz.so");
-        assert_eq!(library_file_name("libz"), "libz.so");
-        assert_eq!(library_file_name("z.so.1"), "libz.so.1");
-        assert_eq!(library_file_name("libz.so.1"), "libz.so.1");
-        assert_eq!(library_file_name("./x/foo"), "./x/foo");
-        assert_eq!(library_file_name("/usr/lib/libm.so.6"), "/usr/lib/libm.so.6");
+        assert_eq!(unix_library_file_name("z"), "libz.so");
+        assert_eq!(unix_library_file_name("libz"), "libz.so");
+        assert_eq!(unix_library_file_name("z.so.1"), "libz.so.1");
+        assert_eq!(unix_library_file_name("libz.so.1"), "libz.so.1");
+        assert_eq!(unix_library_file_name("./x/foo"), "./x/foo");
+        assert_eq!(unix_library_file_name("/usr/lib/libm.so.6"), "/usr/lib/libm.so.6");
     }
 
     #[test]
+    fn windows_library_names_follow_luajit_then_mingw() {
+        assert_eq!(windows_library_file_names("kernel32"), ["kernel32.dll", "libkernel32.dll"]);
+        assert_eq!(windows_library_file_names("z"), ["z.dll", "libz.dll"]);
+        assert_eq!(windows_library_file_names("libz"), ["libz.dll"]);
+        assert_eq!(windows_library_file_names("z1.dll"), ["z1.dll", "libz1.dll"]);
+        assert_eq!(windows_library_file_names("user32.dll"), ["user32.dll", "libuser32.dll"]);
+        assert_eq!(windows_library_file_names("C:\\x\\calltest.dll"), ["C:\\x\\calltest.dll"]);
+        assert_eq!(windows_library_file_names("./x/foo"), ["./x/foo"]);
+        assert_eq!(windows_library_file_names("x/foo"), ["x/foo.dll"]);
+    }
+
+    #[test]
+    #[cfg(not(windows))]
     fn a_linker_script_is_followed_and_other_failures_keep_dlerrors_words() {
-        // glibc's libc.so is a linker script: dlopen reports it as not ELF, by its path.
-        let e = load_library("c", false);
+        // glibc's libc.so is a linker script: dlopen reports it as not ELF, by its path. The
+        // i386 loader does not search /usr/lib32, where Debian's libc6-dev-i386 puts i386's.
+        let e = load_library(if cfg!(target_arch = "x86") { "/usr/lib32/libc.so" } else { "c" }, false);
         assert!(e.is_ok(), "{e:?}");
         let e = load_library("./no/such/lib.so", false).unwrap_err();
         assert!(e.to_string().starts_with("./no/such/lib.so: cannot open shared object file"), "{e}");

@@ -138,6 +138,47 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
     }
 }
 
+/// A string at `idx` naming a constant of the enum type of `other`, an enum cdata: that
+/// constant's value, as LuaJIT's `carith_checkarg` reads it (`e < "B"`; Lua asks `__eq` only
+/// between two userdata, so `e == "B"` stays false on PUC Lua). Any other string raises
+/// LuaJIT's `cannot convert 'string' to 'enum e'`.
+///
+/// # Safety
+/// Called from a metamethod (valid-L, live-state `st`); may raise, owning nothing.
+unsafe fn enum_name_operand(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    idx: c_int,
+    other: Option<&Operand>,
+) -> Option<Operand> {
+    // SAFETY: valid-L and live-state from the caller; the conversion writes at most 8 bytes
+    // (an enum's integer) into `v`.
+    unsafe {
+        let other = other.filter(|o| matches!(o.num, NumVal::None))?;
+        let types = &(*st).types;
+        if LuaStack::new(l).type_of(idx) != ffi::LUA_TSTRING
+            || !matches!(types.get(other.ty.id), abi_model::CType::Enum(_))
+        {
+            return None;
+        }
+        let Shape::Int { size, signed } = other.shape else { return None };
+        let int64 = types.int_of_size(8, true)?;
+        let mut v = 0u64;
+        let ty = QualType::plain(other.ty.id);
+        if let Err(e) = crate::convert::lua_to_c(l, st, idx, ty, &mut v as *mut u64 as *mut u8, 0) {
+            // As LuaJIT: a string that names no constant of the enum is a conversion error.
+            crate::convert::raise_conv(l, st, e);
+        }
+        let n = read_int(&v as *const u64 as *const u8, size, signed) as i64;
+        Some(Operand {
+            ty: QualType::plain(int64),
+            shape: Shape::Int { size: 8, signed: true },
+            p: std::ptr::null(),
+            num: NumVal::Int(n),
+        })
+    }
+}
+
 /// The operand as a 64-bit integer bit pattern (LuaJIT converts both to the result type).
 unsafe fn as_u64(o: &Operand, unsigned: bool) -> u64 {
     match o.num {
@@ -348,7 +389,10 @@ pub unsafe fn builtin(l: *mut ffi::lua_State, st: *mut FfiState, op: Op) -> bool
     // SAFETY: valid-L inside a metamethod with operands at 1 and 2, and live-state `st` (caller's
     // contract); `operand` only reads those two slots.
     unsafe {
-        let (Some(a), Some(b)) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 })) else {
+        let (a, b) = (operand(l, st, 1), operand(l, st, if op == Op::Unm { 1 } else { 2 }));
+        let a = a.or_else(|| enum_name_operand(l, st, 1, b.as_ref()));
+        let b = b.or_else(|| enum_name_operand(l, st, 2, a.as_ref()));
+        let (Some(a), Some(b)) = (a, b) else {
             return false;
         };
         int64_op(l, st, &a, &b, op) || ptr_op(l, st, &a, &b, op)

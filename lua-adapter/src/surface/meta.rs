@@ -5,6 +5,7 @@
 
 use std::os::raw::c_int;
 
+use abi_model::cdef::{find_constant, ConstDecl};
 use abi_model::{QualType, Quals};
 use mlua::ffi;
 
@@ -133,8 +134,29 @@ enum Place {
     Value { ty: QualType, p: *mut u8, anchor: c_int, quals: Quals },
     /// A bit-field of a record at `record`.
     Bits { ty: QualType, bits: abi_model::BitPos, record: *mut u8, quals: Quals },
+    /// A constant declared in a record (`static const`, a member enum's enumerator), read
+    /// through an instance or the ctype; never written.
+    Const(ConstDecl),
     /// Nothing: the metatype of `ty` (if any) decides.
     Missing { ty: QualType },
+}
+
+/// The constant `key` (index 2, a string) declared in record `ty`, or through a pointer to one.
+unsafe fn record_constant(l: *mut ffi::lua_State, types: &abi_model::TypeTable, ty: QualType) -> Option<ConstDecl> {
+    // SAFETY: valid-L: reads the key at index 2 without changing the stack.
+    unsafe {
+        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return None;
+        }
+        let rec = match shape(types, ty.id) {
+            Shape::Pointer(to) => to.id,
+            _ => ty.id,
+        };
+        let mut len = 0usize;
+        let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
+        let key = std::str::from_utf8(std::slice::from_raw_parts(k, len)).ok()?;
+        find_constant(types, rec, key)
+    }
 }
 
 /// Resolves `cdata[key]` (key at index 2) as LuaJIT's `lj_cdata_index` does.
@@ -145,6 +167,9 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         let types = &(*st).types;
         let mut ty = cdata::type_of(c);
         if (*c).form == Form::CType {
+            if let Some(k) = record_constant(l, types, ty) {
+                return Place::Const(k);
+            }
             let target = match shape(types, ty.id) {
                 Shape::Pointer(to) => to,
                 _ => ty,
@@ -186,7 +211,10 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                 Shape::Array(elem, _) => {
                     if let Ok(sz) = types.size_of(elem.id) {
                         let at = (p as usize).wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
-                        let quals = elem.quals.union(ty.quals);
+                        let mut quals = elem.quals.union(ty.quals);
+                        // A vector's elements are read-only, as a complex's parts (LuaJIT's
+                        // "valarray elements are constant").
+                        quals.is_const |= types.is_vector(ty.id);
                         return Place::Value { ty: QualType { id: elem.id, quals }, p: at as *mut u8, anchor, quals };
                     }
                 }
@@ -229,6 +257,9 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                         Some(b) => Place::Bits { ty: mty, bits: b, record: p, quals: q },
                         None => Place::Value { ty: mty, p: p.add(offset as usize), anchor, quals: q },
                     };
+                }
+                if let Some(k) = record_constant(l, types, ty) {
+                    return Place::Const(k);
                 }
             }
             Shape::Complex { part } => {
@@ -324,6 +355,14 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
                 convert::push_bitfield(l, st, ty, bits, record);
                 1
             }
+            Place::Const(k) => {
+                let (size, signed) = match shape(&(*st).types, k.ty.id) {
+                    Shape::Int { size, signed } => (size, signed),
+                    _ => (4, true),
+                };
+                convert::push_int(l, st, k.value as u64, size, signed);
+                1
+            }
             Place::Missing { ty } => {
                 // `cb:free()` / `cb:set(f)` on function pointers (callbacks).
                 if crate::native::callback::index_method(l, st) == 1 {
@@ -343,6 +382,7 @@ unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
         let c = self_cdata(l, st);
         let r = match resolve(l, st, c) {
             Place::Value { quals, .. } | Place::Bits { quals, .. } if quals.is_const => Err(ConvError::WriteConst),
+            Place::Const(_) => Err(ConvError::WriteConst),
             Place::Value { ty, p, anchor, .. } => {
                 // A `d[?]` or `d[]` member written whole fills at most what remains of the
                 // object (memory reached through a pointer has no known end, as in C).
@@ -630,7 +670,9 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
     }
 }
 
-unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
+/// `__pairs`, also called by the module's global `pairs` for cdata (Lua 5.1's own pairs takes
+/// tables only).
+pub(crate) unsafe extern "C-unwind" fn mm_pairs(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: cfunction: Lua calls the cdata __pairs metamethod with the FFI state as upvalue 1
     // (live-state) and the cdata at index 1.
     unsafe { pairs(l, c"__pairs") }

@@ -6,10 +6,14 @@
 //! * [`meta`]: the cdata metatable.
 //! * [`clib`]: `ffi.C` and `ffi.load`.
 //! * [`object`]: creating cdata objects (`ffi.new`, calling a ctype), metatype lookup.
+//! * [`bit`]: LuaJIT's `bit` module, for `require "bit"` where none is installed.
+//! * [`extras`]: cffi-lua's and luaffi's extensions (`ffi.NULL`, `ffi.addressof`, ...).
 //! * [`int64`]: 64-bit integer and pointer arithmetic.
 
 pub mod api;
+pub mod bit;
 pub mod clib;
+pub mod extras;
 pub mod int64;
 pub mod meta;
 pub mod module;

@@ -13,6 +13,7 @@
 
 use std::os::raw::c_int;
 
+use abi_model::{Arch, Os, Target};
 use mlua::{ffi, Lua, Table};
 
 use crate::stack::{LuaStack, OrRaise};
@@ -37,9 +38,25 @@ pub fn register_platform(lua: &Lua, module: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// `ffi.os`: LuaJIT's name for the target OS: "Windows", "Linux", "OSX", "BSD", "POSIX" or
-/// "Other" (Android counts as Linux and iOS as OSX, as in LuaJIT).
-pub const OS: &str = if cfg!(windows) {
+/// `ffi.os`: LuaJIT's name for the target OS: "Windows" on the Windows targets, otherwise
+/// "Linux", "OSX", "BSD", "POSIX" or "Other" (Android counts as Linux and iOS as OSX, as in
+/// LuaJIT).
+pub const OS: &str = match Target::host() {
+    Some(target) => os_name(target),
+    None => UNIX_OS,
+};
+
+/// `ffi.os` on `target`: abi-model's targets tell Windows from the rest; which unix-like
+/// system the rest is, only the compiler knows.
+pub const fn os_name(target: Target) -> &'static str {
+    match target.os {
+        Os::Windows => "Windows",
+        Os::Linux => UNIX_OS,
+    }
+}
+
+/// The unix-like system compiled for, as LuaJIT names it.
+const UNIX_OS: &str = if cfg!(windows) {
     "Windows"
 } else if cfg!(any(target_os = "linux", target_os = "android")) {
     "Linux"
@@ -53,14 +70,24 @@ pub const OS: &str = if cfg!(windows) {
     "Other"
 };
 
-/// `ffi.arch`: LuaJIT's name for the target architecture ("x86", "x64", "arm", "arm64",
-/// "ppc", "mips", ...). luaffi-rs generates code for x86 and x64 only; the other names are
-/// what LuaJIT would say there.
-pub const ARCH: &str = if cfg!(target_arch = "x86") {
-    "x86"
-} else if cfg!(target_arch = "x86_64") {
-    "x64"
-} else if cfg!(all(target_arch = "arm", target_endian = "little")) {
+/// `ffi.arch`: LuaJIT's name for the target architecture: "x86" or "x64" on the four targets
+/// luaffi-rs generates code for; elsewhere what LuaJIT would say there ("arm", "arm64",
+/// "ppc", "mips", ...).
+pub const ARCH: &str = match Target::host() {
+    Some(target) => arch_name(target),
+    None => OTHER_ARCH,
+};
+
+/// `ffi.arch` on `target`.
+pub const fn arch_name(target: Target) -> &'static str {
+    match target.arch {
+        Arch::X86 => "x86",
+        Arch::X86_64 => "x64",
+    }
+}
+
+/// LuaJIT's name for an architecture outside abi-model's targets.
+const OTHER_ARCH: &str = if cfg!(all(target_arch = "arm", target_endian = "little")) {
     "arm"
 } else if cfg!(target_arch = "arm") {
     "armbe"
@@ -89,26 +116,38 @@ const SOFT_FP: bool = cfg!(all(target_arch = "arm", not(target_abi = "eabihf")))
 /// `ffi.abi(param)`: whether `param` describes the target ABI, as LuaJIT's `ffi.abi` answers
 /// it. The parameters are LuaJIT's (ext_ffi_api): "32bit", "64bit", "le", "be", "fpu",
 /// "softfp", "hardfp", "eabi", "win", "uwp", plus "gc64", "pauth" and "dualnum" from its
-/// source. Matching is exact and case-sensitive; anything else is false.
-///
-/// On x86-64 Linux this is true for exactly "64bit", "le", "fpu", "hardfp" and "gc64", as
-/// with LuaJIT 2.1 there. "gc64" (LuaJIT's 64-bit GC references) is answered as LuaJIT
-/// answers it on the same target: true on 64-bit targets, where its GC64 mode is the default;
-/// "dualnum" (LuaJIT's integer/number dual representation) is false, as on LuaJIT x86/x64.
+/// source. Matching is exact and case-sensitive; anything else is false. On the four
+/// targets the answer is [`abi_on`] the host's target.
 pub fn abi(param: &[u8]) -> bool {
+    if let Some(target) = Target::host() {
+        return abi_on(target, param);
+    }
     match param {
         b"32bit" => cfg!(target_pointer_width = "32"),
         b"64bit" => cfg!(target_pointer_width = "64"),
         b"le" => cfg!(target_endian = "little"),
         b"be" => cfg!(target_endian = "big"),
-        b"fpu" => !SOFT_FP,
+        b"fpu" | b"hardfp" => !SOFT_FP,
         b"softfp" => SOFT_FP,
-        b"hardfp" => !SOFT_FP,
         b"eabi" => cfg!(target_arch = "arm"),
-        b"win" => cfg!(windows),
-        b"uwp" => cfg!(target_vendor = "uwp"),
         b"gc64" => cfg!(target_pointer_width = "64"),
-        b"pauth" | b"dualnum" => false,
+        _ => false,
+    }
+}
+
+/// `ffi.abi(param)` on `target`, as LuaJIT 2.1 answers it there (lib_ffi.c `ffi_abi`): true
+/// for "le", "fpu" and "hardfp" on every x86 target; "32bit" on x86 and "64bit" on x64;
+/// "win" on the Windows targets; "gc64" (LuaJIT's 64-bit GC references, the default of its
+/// 64-bit builds) on x64; "uwp" only in a UWP build. "dualnum" (LuaJIT's integer/number dual
+/// representation) is false on x86/x64, and so are "be", "softfp", "eabi" and "pauth".
+pub fn abi_on(target: Target, param: &[u8]) -> bool {
+    let bits64 = target.pointer_size() == 8;
+    match param {
+        b"32bit" => !bits64,
+        b"64bit" | b"gc64" => bits64,
+        b"le" | b"fpu" | b"hardfp" => true,
+        b"win" => target.os == Os::Windows,
+        b"uwp" => target.os == Os::Windows && cfg!(target_vendor = "uwp"),
         _ => false,
     }
 }
@@ -144,40 +183,63 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    fn os_and_arch_on_x64_linux() {
+    #[cfg(any(target_os = "linux", windows))]
+    fn os_and_arch_are_the_hosts() {
         let (_lua, module) = ffi_table();
-        assert_eq!(module.get::<String>("os").unwrap(), "Linux");
-        assert_eq!(module.get::<String>("arch").unwrap(), "x64");
+        let arch = if cfg!(target_arch = "x86") { "x86" } else { "x64" };
+        let os = if cfg!(windows) { "Windows" } else { "Linux" };
+        assert_eq!(module.get::<String>("os").unwrap(), os);
+        assert_eq!(module.get::<String>("arch").unwrap(), arch);
     }
 
-    /// The values LuaJIT 2.1 gives on x86-64 Linux, parameter by parameter.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    fn abi_answers_like_luajit_on_x64_linux() {
+    fn os_and_arch_name_every_target_as_luajit() {
+        for (target, os, arch) in [
+            (Target::X86_LINUX, "Linux", "x86"),
+            (Target::X86_WIN, "Windows", "x86"),
+            (Target::X64_SYSV, "Linux", "x64"),
+            (Target::X64_WIN, "Windows", "x64"),
+        ] {
+            assert_eq!(os_name(target), os, "{target}");
+            assert_eq!(arch_name(target), arch, "{target}");
+        }
+    }
+
+    /// The parameters LuaJIT 2.1 answers true for on each target (lib_ffi.c `ffi_abi`); every
+    /// other parameter of [`ASKED`] is false.
+    const TRUE_ON: [(Target, &[&str]); 4] = [
+        (Target::X86_LINUX, &["32bit", "le", "fpu", "hardfp"]),
+        (Target::X86_WIN, &["32bit", "le", "fpu", "hardfp", "win"]),
+        (Target::X64_SYSV, &["64bit", "le", "fpu", "hardfp", "gc64"]),
+        (Target::X64_WIN, &["64bit", "le", "fpu", "hardfp", "win", "gc64"]),
+    ];
+
+    const ASKED: [&str; 17] = [
+        "32bit", "64bit", "le", "be", "fpu", "softfp", "hardfp", "eabi", "win", "uwp", "pauth", "gc64", "dualnum",
+        "LE", "64BIT", "", "x64",
+    ];
+
+    #[test]
+    fn abi_answers_like_luajit_on_every_target() {
+        for (target, true_params) in TRUE_ON {
+            for param in ASKED {
+                assert_eq!(
+                    abi_on(target, param.as_bytes()),
+                    true_params.contains(&param),
+                    "{target}: ffi.abi({param:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ffi_abi_answers_for_the_host() {
         let (lua, _) = ffi_table();
-        let expected = [
-            ("32bit", false),
-            ("64bit", true),
-            ("le", true),
-            ("be", false),
-            ("fpu", true),
-            ("softfp", false),
-            ("hardfp", true),
-            ("eabi", false),
-            ("win", false),
-            ("uwp", false),
-            ("pauth", false),
-            ("gc64", true),
-            ("dualnum", false),
-            ("LE", false),
-            ("64BIT", false),
-            ("", false),
-            ("x64", false),
-        ];
-        for (param, answer) in expected {
+        let host = Target::host().expect("an x86 host");
+        let (_, true_params) = TRUE_ON.into_iter().find(|(t, _)| *t == host).unwrap();
+        for param in ASKED {
             let got: bool = lua.load(format!("return ffi.abi({param:?})")).eval().unwrap();
-            assert_eq!(got, answer, "ffi.abi({param:?})");
+            assert_eq!(got, true_params.contains(&param), "ffi.abi({param:?}) on {host}");
         }
     }
 

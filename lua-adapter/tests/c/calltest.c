@@ -101,6 +101,55 @@ struct ct_pt ct_call_ret_pt(struct ct_pt (*f)(int, int), int x, int y) { return 
 double ct_call_big(double (*f)(struct ct_big), double a) { struct ct_big g = { a, a * 2, 3 }; return f(g); }
 struct ct_big ct_call_ret_big(struct ct_big (*f)(double), double a) { return f(a); }
 int ct_call_n(int (*f)(int), int n) { int s = 0; for (int i = 0; i < n; i++) s += f(i); return s; }
+/* The x86 calling conventions (tests/lua/conventions.lua). For each convention, callees and
+ * callers of the same five shapes: two ints (both in registers for fastcall, the first for
+ * thiscall), a double between integers, ten mixed arguments (narrow, 64-bit, float), a record
+ * in and out (i386 Linux returns it through the hidden pointer, which the callee pops for
+ * stdcall), and a 24-byte record on the stack. Callers call the pointer twice, so a wrong
+ * number of bytes popped by a callback's thunk corrupts the frame the second call and the
+ * result use. The conventions exist on i386 only; elsewhere the same functions are plain C
+ * (x86-64 has one convention, and the script checks the keywords are ignored there). */
+#define CT_CONVENTION(conv, name)                                                                  \
+  int conv ct_##name##_add(int a, int b) { return a * 10 + b; }                                    \
+  double conv ct_##name##_mix(int a, double b, int c) { return a + b * 10 + c * 100; }             \
+  int64_t conv ct_##name##_many(int8_t a, int16_t b, int64_t c, double d, float e, int f, int g,    \
+                                uint8_t h, int i, int j) {                                          \
+    return a + b * 10LL + c * 100 + (int64_t)(d * 1000) + (int64_t)(e * 10000) + f * 100000LL +      \
+           g * 1000000LL + h * 10000000LL + i * 1000000000LL + j * 10000000000LL;                  \
+  }                                                                                                \
+  struct ct_pt conv ct_##name##_pt(struct ct_pt p, int k) {                                        \
+    struct ct_pt r = { p.x * k, p.y + k };                                                         \
+    return r;                                                                                      \
+  }                                                                                                \
+  double conv ct_##name##_big(struct ct_big g, int k) { return g.a + g.b * 10 + (double)g.c * 100 + k * 1000; } \
+  int ct_##name##_call_add(int (conv *f)(int, int), int a, int b) { return f(a, b) + f(b, a) * 1000; } \
+  double ct_##name##_call_mix(double (conv *f)(int, double, int), int a, double b, int c) {         \
+    return f(a, b, c) + f(c, b, a) * 100000;                                                       \
+  }                                                                                                \
+  int64_t ct_##name##_call_many(int64_t (conv *f)(int8_t, int16_t, int64_t, double, float, int, int, \
+                                                  uint8_t, int, int), int base) {                   \
+    int64_t r = f(base, base + 1, base + 2, 0.5 + base, 1.5f, base + 3, base + 4, 200, base + 5, base + 6); \
+    return r + f(1, 1, 1, 1, 1, 1, 1, 1, 1, 1) * 1000;                                             \
+  }                                                                                                \
+  int ct_##name##_call_pt(struct ct_pt (conv *f)(struct ct_pt, int), int x, int y, int k) {        \
+    struct ct_pt p = { x, y }, r = f(p, k), s = f(r, 1);                                           \
+    return s.x * 1000 + s.y;                                                                       \
+  }                                                                                                \
+  double ct_##name##_call_big(double (conv *f)(struct ct_big, int), double a, int k) {             \
+    struct ct_big g = { a, a * 2, 3 };                                                             \
+    return f(g, k) + f(g, 0) * 1000;                                                               \
+  }
+#if defined(__i386__)
+CT_CONVENTION(__attribute__((cdecl)), cdecl)
+CT_CONVENTION(__attribute__((stdcall)), stdcall)
+CT_CONVENTION(__attribute__((fastcall)), fastcall)
+CT_CONVENTION(__attribute__((thiscall)), thiscall)
+#else
+CT_CONVENTION(, cdecl)
+CT_CONVENTION(, stdcall)
+CT_CONVENTION(, fastcall)
+CT_CONVENTION(, thiscall)
+#endif
 /* A function pointer C keeps after the call that handed it over (a registration). */
 static int (*ct_kept)(int);
 void ct_keep(int (*f)(int)) { ct_kept = f; }

@@ -18,7 +18,7 @@ T.ours("re-require shares the state's types", function()
   local again = require "ffi"
   package.loaded.ffi = ffi
   T.ok(again ~= ffi, "require after package.loaded.ffi = nil builds a new table")
-  T.eq(again.sizeof("struct ver_rec"), 32, "... over the same declarations")
+  T.eq(again.sizeof("struct ver_rec"), ffi.sizeof("struct ver_rec"), "... over the same declarations")
   T.ok(again.istype("struct ver_rec", s), "... which knows cdata made before")
   T.ok(tonumber == tonumber_before, "... and doesn't wrap tonumber a second time")
 end)
@@ -91,19 +91,15 @@ end
 collectgarbage() collectgarbage()
 T.eq(ran, 1, "ffi.gc finalizer ran once after collection")
 
--- __pairs: honoured by pairs() from Lua 5.2 on (and by LuaJIT); Lua 5.1's pairs takes
--- tables only.
+-- __pairs: honoured by pairs() on every version (Lua 5.1's own pairs takes tables only; the
+-- module's global pairs sends cdata to their metatype).
 ffi.cdef [[ struct ver_bag { int n; }; ]]
 local bag = ffi.metatype("struct ver_bag", {
   __pairs = function(b) return function(_, k) if k < b.n then return k + 1, (k + 1) * 10 end end, b, 0 end,
 })
-if T.luajit or V ~= "Lua 5.1" then
-  local sum = 0
-  for k, v in pairs(bag(3)) do sum = sum + k + v end
-  T.eq(sum, 66, "pairs(cdata) uses the metatype's __pairs")
-else
-  T.ok(not pcall(pairs, bag(3)), "pairs(cdata) raises without __pairs support")
-end
+local sum = 0
+for k, v in pairs(bag(3)) do sum = sum + k + v end
+T.eq(sum, 66, "pairs(cdata) uses the metatype's __pairs")
 
 -- To-be-closed variables (Lua 5.4+): `local p <close> = ffi.gc(x, f)` runs f at scope exit,
 -- once; a cdata without a finalizer is closable too (nothing happens).

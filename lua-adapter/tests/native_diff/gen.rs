@@ -78,12 +78,14 @@ impl Scalar {
         }
     }
 
-    /// Value bits on the host, x86-64 System V (LP64; a bool holds one, in a byte).
+    /// Value bits on the host (a bool holds one, in a byte; `long` is the host C compiler's:
+    /// 64 bits on x86-64 System V, 32 on i386).
     pub fn bits(self) -> u32 {
         match self {
             Scalar::Bool => 1,
             Scalar::Int(IntKind::Char | IntKind::SChar | IntKind::UChar) => 8,
             Scalar::Int(IntKind::Short | IntKind::UShort) => 16,
+            Scalar::Int(IntKind::Long | IntKind::ULong) => 8 * std::mem::size_of::<std::ffi::c_long>() as u32,
             Scalar::Int(IntKind::Int | IntKind::UInt) | Scalar::Float => 32,
             Scalar::Int(_) | Scalar::Double => 64,
         }
@@ -433,7 +435,9 @@ impl Gen<'_> {
                 }
             }
             Ty::Ptr(_) => {
-                let addr = if self.rng.percent(15) { 0 } else { self.rng.below(1 << 47) };
+                // A user-space address of the host: below 2^47 on x86-64, any 32 bits on i386.
+                let space = if cfg!(target_pointer_width = "64") { 1 << 47 } else { 1 << 32 };
+                let addr = if self.rng.percent(15) { 0 } else { self.rng.below(space) };
                 Val::Ptr { addr, nil: top && addr == 0 && self.rng.percent(50) }
             }
             Ty::Complex { double } => {
