@@ -61,7 +61,7 @@ use std::os::raw::c_int;
 
 use abi_model::lua::steps::{stub_program_inline, Inline, Program};
 use abi_model::lua::{Backend, BackendError, CallSlots, Code, CodeEnv};
-use abi_model::unwind::UnwindError;
+use abi_model::unwind::FrameUnwind;
 use abi_model::{
     plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
@@ -77,7 +77,7 @@ use crate::ctypes::state::{CTypeDesc, FfiState};
 use crate::native::state::{CallMode, State};
 use crate::os::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
 use crate::os::errno::ERRNO_INLINE;
-use crate::os::unwind;
+use crate::os::unwind::{self, RegisterError};
 
 pub use crate::stack::vm_check::FUNC_UPVALUE;
 
@@ -132,7 +132,7 @@ pub enum StubError {
         placed: usize,
     },
     /// The backend's description of the code's frame cannot be given to the unwinder (a bug).
-    Unwind(UnwindError),
+    Unwind(RegisterError),
 }
 
 impl StubError {
@@ -198,19 +198,26 @@ pub fn assemble(
     backend: &dyn Backend,
     generate: impl Fn(u64) -> Result<Code, BackendError>,
 ) -> Result<CodeHandle, StubError> {
-    let probe = generate(0).map_err(StubError::Backend)?;
-    let place = arena.reserve(probe.bytes.len()).map_err(StubError::Arena)?;
-    let code = if backend.position_independent() {
+    // The code, followed by what the unwinder must find beside it (Win64's UNWIND_INFO).
+    let placed = |code: Code| -> Result<(Vec<u8>, usize, FrameUnwind), StubError> {
+        let Code { mut bytes, unwind } = code;
+        let code_len = bytes.len();
+        unwind::append_in_place(&mut bytes, &unwind).map_err(StubError::Unwind)?;
+        Ok((bytes, code_len, unwind))
+    };
+    let probe = placed(generate(0).map_err(StubError::Backend)?)?;
+    let place = arena.reserve(probe.0.len()).map_err(StubError::Arena)?;
+    let (bytes, code_len, frame) = if backend.position_independent() {
         probe
     } else {
-        let code = generate(place.addr() as u64).map_err(StubError::Backend)?;
-        if code.bytes.len() != probe.bytes.len() {
-            return Err(StubError::LengthDependsOnAddress { probe: probe.bytes.len(), placed: code.bytes.len() });
+        let code = placed(generate(place.addr() as u64).map_err(StubError::Backend)?)?;
+        if code.0.len() != probe.0.len() {
+            return Err(StubError::LengthDependsOnAddress { probe: probe.0.len(), placed: code.0.len() });
         }
         code
     };
-    let mut handle = arena.commit(place, &code.bytes).map_err(StubError::Arena)?;
-    let registration = unwind::register(handle.addr(), handle.len(), &code.unwind).map_err(StubError::Unwind)?;
+    let mut handle = arena.commit(place, &bytes).map_err(StubError::Arena)?;
+    let registration = unwind::register(handle.addr(), code_len, &frame).map_err(StubError::Unwind)?;
     handle.set_unwind(registration);
     Ok(handle)
 }
