@@ -105,6 +105,8 @@ pub fn register(addr: usize, code_len: usize, unwind: &FrameUnwind) -> Result<Re
     }
     #[cfg(all(windows, target_arch = "x86_64"))]
     {
+        // Encoded beside the code by `append_in_place`.
+        let _ = unwind;
         let table = Box::new(RuntimeFunction {
             begin: 0,
             end: code_len as u32,
