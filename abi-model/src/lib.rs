@@ -28,6 +28,7 @@ pub mod lua;
 pub mod plan;
 pub mod target;
 pub mod types;
+pub mod unwind;
 pub mod x64_sysv;
 pub mod x64_win;
 pub mod x86;

@@ -40,8 +40,9 @@ use std::sync::OnceLock;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::{lua_state_at_entry, Backend, BackendError, CodeEnv, Invalid, ProgramKind};
-use abi_model::{ArgPass, CallPlan, CallbackFrame, Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
+use abi_model::lua::{lua_state_at_entry, Backend, BackendError, Code, CodeEnv, Invalid, ProgramKind};
+use abi_model::unwind::{FrameOp, FrameUnwind};
+use abi_model::{Arch, ArgPass, CallPlan, CallbackFrame, Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
 use dynasmrt::components::PatchLoc;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind};
@@ -55,7 +56,7 @@ impl Backend for X64SysvBackend {
         Target::X64_SYSV
     }
 
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut e = Emitter::new(Frame::stub(program)?, base, env);
         e.vm = program.vm;
         e.stub_prologue()?;
@@ -63,7 +64,7 @@ impl Backend for X64SysvBackend {
         e.finish()
     }
 
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut e = Emitter::new(Frame::thunk(program)?, base, env);
         e.vm = program.vm;
         e.thunk_prologue();
@@ -516,15 +517,24 @@ struct Emitter<'a> {
     env: &'a CodeEnv,
     /// The Lua stack layout of a stub with inline steps.
     vm: Option<abi_model::lua::vm::LuaVm>,
+    /// The prologue's ops, recorded as they are emitted.
+    unwind: FrameUnwind,
 }
 
 impl<'a> Emitter<'a> {
     fn new(frame: Frame, base: u64, env: &'a CodeEnv) -> Emitter<'a> {
-        Emitter { ops: CodeBuf::new(base as usize), frame, env, vm: None }
+        Emitter { ops: CodeBuf::new(base as usize), frame, env, vm: None, unwind: FrameUnwind::new(Arch::X86_64) }
     }
 
-    fn finish(self) -> Result<Vec<u8>, BackendError> {
-        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
+    fn finish(self) -> Result<Code, BackendError> {
+        let bytes = self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })?;
+        Ok(Code { bytes, unwind: self.unwind })
+    }
+
+    /// Records what the instruction just emitted did to the frame.
+    fn unwind_op(&mut self, op: FrameOp) {
+        let end = self.ops.offset().0 as u32;
+        self.unwind.record(end, op);
     }
 
     fn lower(&mut self, steps: &[Step]) -> Result<(), BackendError> {
@@ -592,12 +602,15 @@ impl<'a> Emitter<'a> {
     /// `int stub(lua_State *L)`: L arrives where the model puts a lone pointer argument.
     fn stub_prologue(&mut self) -> Result<(), BackendError> {
         let l_in = stub_l_in()?;
-        asm!(self.ops
-            ; push frame
-            ; mov frame, rsp
-            ; push lua_state
-        );
+        asm!(self.ops ; push frame);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BP));
+        asm!(self.ops ; mov frame, rsp);
+        self.unwind_op(FrameOp::SetFramePointer { reg: Gpr::BP, offset: 0 });
+        asm!(self.ops ; push lua_state);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BX));
         self.sub_rsp(self.frame.reserve());
+        // The probing loop and the rest, as one allocation (the CFA is rbp's by now).
+        self.unwind_op(FrameOp::Alloc(self.frame.reserve() as u32));
         if let Frame::Stub { realign: Some(align), .. } = self.frame {
             // rsp only goes down, so the outgoing area stays below the staging area.
             let mask = -(align as i32);
@@ -605,6 +618,7 @@ impl<'a> Emitter<'a> {
                 Ok(m) => asm!(self.ops ; and rsp, BYTE m),
                 Err(_) => asm!(self.ops ; and rsp, mask),
             }
+            self.unwind_op(FrameOp::Realign(align));
         }
         asm!(self.ops
             ; mov lua_state, Rq(l_in)
@@ -614,11 +628,13 @@ impl<'a> Emitter<'a> {
 
     /// Thunks keep nothing in callee-saved registers but rbp: every value lives in a slot.
     fn thunk_prologue(&mut self) {
-        asm!(self.ops
-            ; push frame
-            ; mov frame, rsp
-        );
+        asm!(self.ops ; push frame);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BP));
+        asm!(self.ops ; mov frame, rsp);
+        self.unwind_op(FrameOp::SetFramePointer { reg: Gpr::BP, offset: 0 });
         self.sub_rsp(self.frame.reserve());
+        // The probing loop and the rest, as one allocation (the CFA is rbp's by now).
+        self.unwind_op(FrameOp::Alloc(self.frame.reserve() as u32));
     }
 
     /// `sub rsp, n` with the one-byte immediate form when it fits. A frame larger than a

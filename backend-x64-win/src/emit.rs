@@ -14,9 +14,10 @@ use crate::frame::{Frame, FrameKind, PAGE, STACK_ALIGN};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv, Invalid};
+use abi_model::lua::{lua_state_at_entry, BackendError, Code, CodeEnv, Invalid};
 use abi_model::plan::{Ext, Gpr, Loc, RetLoc, RetPlan, ValueKind, Xmm};
-use abi_model::Target;
+use abi_model::unwind::{FrameOp, FrameUnwind};
+use abi_model::{Arch, Target};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -98,12 +99,21 @@ pub(crate) struct Emitter<'a> {
     failures: Vec<ArgCountFailure>,
     /// The Lua stack layout the inline steps read and write.
     vm: Option<LuaVm>,
+    /// The prologue's ops, recorded as they are emitted.
+    unwind: FrameUnwind,
 }
 
 impl<'a> Emitter<'a> {
     fn new(base: u64, env: &'a CodeEnv, frame: Frame) -> Result<Emitter<'a>, BackendError> {
         let base = usize::try_from(base).map_err(|_| Invalid::AddressTooWide { what: "code base", value: base })?;
-        Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new(), vm: None })
+        let unwind = FrameUnwind::new(Arch::X86_64);
+        Ok(Emitter { ops: VecAssembler::new(base), env, frame, below: 0, failures: Vec::new(), vm: None, unwind })
+    }
+
+    /// Records what the instruction just emitted did to the frame.
+    fn unwind_op(&mut self, op: FrameOp) {
+        let end = self.ops.offset().0 as u32;
+        self.unwind.record(end, op);
     }
 
     /// `[rsp + disp]` of a slot, counting what a helper call has reserved below the body.
@@ -332,24 +342,18 @@ impl<'a> Emitter<'a> {
     }
 
     fn emit_prologue(&mut self) -> Result<(), BackendError> {
-        match self.frame.kind {
-            FrameKind::Stub => {
-                asm!(self.ops
-                    ; push frame_ptr
-                    ; push lua_state
-                    ; mov frame_ptr, rsp
-                );
-            }
-            FrameKind::Thunk => {
-                asm!(self.ops
-                    ; push frame_ptr
-                    ; mov frame_ptr, rsp
-                );
-            }
+        asm!(self.ops ; push frame_ptr);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BP));
+        if self.frame.kind == FrameKind::Stub {
+            asm!(self.ops ; push lua_state);
+            self.unwind_op(FrameOp::PushGpr(Gpr::BX));
         }
+        asm!(self.ops ; mov frame_ptr, rsp);
+        self.unwind_op(FrameOp::SetFramePointer { reg: Gpr::BP, offset: 0 });
         self.probe_pages();
         let alloc = self.frame.alloc as i32;
         self.sub_rsp(alloc);
+        self.unwind_op(FrameOp::Alloc(self.frame.alloc));
         if self.frame.kind == FrameKind::Stub {
             // lua_CFunction: L arrives where the model says (rcx).
             match lua_state_at_entry(Target::X64_WIN) {
@@ -607,19 +611,15 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn finish(mut self) -> Result<Vec<u8>, BackendError> {
+    fn finish(mut self) -> Result<Code, BackendError> {
         self.emit_failures()?;
-        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
+        let bytes = self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })?;
+        Ok(Code { bytes, unwind: self.unwind })
     }
 }
 
 /// Lowers `program` with `frame`, assembled to run at `base`.
-pub(crate) fn lower_program(
-    program: &Program,
-    frame: Frame,
-    base: u64,
-    env: &CodeEnv,
-) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn lower_program(program: &Program, frame: Frame, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
     let mut e = Emitter::new(base, env, frame)?;
     e.vm = program.vm;
     e.emit_prologue()?;

@@ -35,20 +35,20 @@ mod emit;
 pub mod frame;
 
 use abi_model::lua::steps::Program;
-use abi_model::lua::{Backend, BackendError, CodeEnv};
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
 use abi_model::Target;
 use frame::Frame;
 
 /// Lowers a stub program (from `abi_model::lua::steps::stub_program` on an x64-win plan) to a
 /// `lua_CFunction` assembled to run at `base`.
 pub fn lower_stub(program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-    emit::lower_program(program, Frame::stub(program)?, base, env)
+    Win64Backend.stub(program, base, env)
 }
 
 /// Lowers a thunk program (from `abi_model::lua::steps::thunk_program` on an x64-win callback
 /// frame) to a C function assembled to run at `base`.
 pub fn lower_thunk(program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-    emit::lower_program(program, Frame::thunk(program)?, base, env)
+    Win64Backend.thunk(program, base, env)
 }
 
 /// The x86-64 Windows code generator, for code that drives every backend alike.
@@ -60,11 +60,11 @@ impl Backend for Win64Backend {
         Target::X64_WIN
     }
 
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        lower_stub(program, base, env)
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        emit::lower_program(program, Frame::stub(program)?, base, env)
     }
 
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        lower_thunk(program, base, env)
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        emit::lower_program(program, Frame::thunk(program)?, base, env)
     }
 }

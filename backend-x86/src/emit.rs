@@ -7,7 +7,8 @@ use crate::frame::{Base, Frame, Mem, SAVED_EBP};
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{lua_state_at_entry, BackendError, CodeEnv, Invalid, ProgramKind};
+use abi_model::lua::{lua_state_at_entry, BackendError, Code, CodeEnv, Invalid, ProgramKind};
+use abi_model::unwind::{FrameOp, FrameUnwind};
 use abi_model::{ArgPass, Ext, Gpr, Loc, Os, RetLoc, RetPlan, Target, ValueKind};
 use dynasmrt::x86::X86Relocation;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -61,7 +62,7 @@ const EDX: u8 = 2;
 const WIN32_PAGE: u32 = 4096;
 
 /// Assembles the stub for `program`.
-pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
     let align = target.stack_align();
     let mut e = Emitter::new(target, Frame::stub(program, align)?, base, env)?;
     e.vm = program.vm;
@@ -71,7 +72,7 @@ pub(crate) fn stub(target: Target, program: &Program, base: u64, env: &CodeEnv) 
 }
 
 /// Assembles the thunk for `program`.
-pub(crate) fn thunk(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn thunk(target: Target, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
     let mut e = Emitter::new(target, Frame::thunk(program)?, base, env)?;
     e.vm = program.vm;
     e.thunk_prologue(program.entry_bytes);
@@ -104,6 +105,8 @@ struct Emitter<'a> {
     shift: u32,
     /// The Lua stack layout the inline steps read and write.
     vm: Option<LuaVm>,
+    /// The prologue's ops, recorded as they are emitted.
+    unwind: FrameUnwind,
 }
 
 fn address(what: &'static str, value: u64) -> Result<i32, BackendError> {
@@ -116,11 +119,19 @@ impl<'a> Emitter<'a> {
             return Err(Invalid::WrongTarget(target).into());
         }
         let base = address("code base", base)? as u32 as usize;
-        Ok(Emitter { ops: VecAssembler::new(base), target, frame, env, shift: 0, vm: None })
+        let unwind = FrameUnwind::new(target.arch);
+        Ok(Emitter { ops: VecAssembler::new(base), target, frame, env, shift: 0, vm: None, unwind })
     }
 
-    fn finish(self) -> Result<Vec<u8>, BackendError> {
-        self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })
+    fn finish(self) -> Result<Code, BackendError> {
+        let bytes = self.ops.finalize().map_err(|e| BackendError::Assembler { message: e.to_string() })?;
+        Ok(Code { bytes, unwind: self.unwind })
+    }
+
+    /// Records what the instruction just emitted did to the frame.
+    fn unwind_op(&mut self, op: FrameOp) {
+        let end = self.ops.offset().0 as u32;
+        self.unwind.record(end, op);
     }
 
     fn mem(&self, slot: Slot, bytes: u32) -> Result<Mem, BackendError> {
@@ -142,6 +153,10 @@ impl<'a> Emitter<'a> {
             }
         }
         self.sub_esp(left);
+        if bytes > 0 {
+            // The probed pages and the rest, as one allocation (the CFA is ebp's by now).
+            self.unwind_op(FrameOp::Alloc(bytes));
+        }
     }
 
     /// `sub esp, n` in its short form when n fits a byte; nothing for 0.
@@ -163,11 +178,9 @@ impl<'a> Emitter<'a> {
     }
 
     fn stub_prologue(&mut self, align: u32) -> Result<(), BackendError> {
-        asm!(self.ops
-            ; push frame
-            ; mov frame, esp
-            ; push lua_state
-        );
+        self.push_frame_pointer();
+        asm!(self.ops ; push lua_state);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BX));
         // L arrives where the model says: on the stack above the return address (cdecl).
         let l_in = match lua_state_at_entry(self.target) {
             Loc::Stack { offset } => {
@@ -180,24 +193,33 @@ impl<'a> Emitter<'a> {
         // a host to; realigning costs one instruction and makes every call below aligned.
         match align {
             4 => {}
-            16 => asm!(self.ops ; and esp, -16),
+            16 => {
+                asm!(self.ops ; and esp, -16);
+                self.unwind_op(FrameOp::Realign(16));
+            }
             other => return Err(Invalid::OutOfRange { what: "stack alignment", value: i64::from(other) }.into()),
         }
         self.reserve_stack(self.frame.reserve());
         Ok(())
     }
 
+    /// `push ebp; mov ebp, esp`, the start of every prologue.
+    fn push_frame_pointer(&mut self) {
+        asm!(self.ops ; push frame);
+        self.unwind_op(FrameOp::PushGpr(Gpr::BP));
+        asm!(self.ops ; mov frame, esp);
+        self.unwind_op(FrameOp::SetFramePointer { reg: Gpr::BP, offset: 0 });
+    }
+
     fn thunk_prologue(&mut self, entry_bytes: u32) {
-        asm!(self.ops
-            ; push frame
-            ; mov frame, esp
-        );
+        self.push_frame_pointer();
         // The model's header and save area below the return address; the spills land there.
         self.reserve_stack(entry_bytes - SAVED_EBP);
         // A Win32 caller guarantees only 4-byte alignment, and an i386 Linux caller's 16 is a
         // gcc convention (psABI 2.2.2) hand-written callers may not keep; gcc-built (and
         // Rust-built) helpers on Linux assume 16 at their call. Realign; ebp restores esp.
         asm!(self.ops ; and esp, -16);
+        self.unwind_op(FrameOp::Realign(16));
         self.reserve_stack(self.frame.reserve());
     }
 

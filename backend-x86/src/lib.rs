@@ -36,7 +36,7 @@
 #![warn(missing_docs)]
 
 use abi_model::lua::steps::Program;
-use abi_model::lua::{Backend, BackendError, CodeEnv, Invalid};
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv, Invalid};
 use abi_model::{Arch, Target};
 
 mod emit;
@@ -71,11 +71,11 @@ impl Backend for X86Backend {
         self.target
     }
 
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         emit::stub(self.target, program, base, env)
     }
 
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         emit::thunk(self.target, program, base, env)
     }
 }

@@ -60,6 +60,7 @@ pub mod report;
 pub mod stub_runner;
 #[cfg(feature = "emulator")]
 pub mod unicorn_cpu;
+pub mod unwind_check;
 
 pub use engine::{Access, Cpu, EngineError, FaultKind, Gpr, Mode, Perms, Stop, StopSet, PAGE_SIZE};
 pub use image::{Format, Image, ImageError, Segment};

@@ -20,6 +20,7 @@
 
 use crate::engine::{Cpu, Gpr, Mode, Perms, StopSet};
 use crate::plan_runner::{self, compare, engine, layout, mismatch, Case, Mismatch, RecordBuffer};
+use crate::unwind_check::UnwindProbe;
 use abi_model::callback::CallbackFrame;
 use abi_model::lua::curated::listing_inline;
 use abi_model::lua::helpers::Helper;
@@ -682,6 +683,7 @@ fn drive(
     start: u64,
     stops: &StopSet,
     target_call: Option<TargetCall>,
+    probe: &mut UnwindProbe,
 ) -> Result<(), Mismatch> {
     let mut pc = start;
     for _ in 0..10_000 {
@@ -689,6 +691,13 @@ fn drive(
         if at == layout::MAGIC_RET {
             return Ok(());
         }
+        if probe.is_stop(at) {
+            probe.check_stop(cpu, at)?;
+            pc = at;
+            continue;
+        }
+        // A helper or the target, called from the code: the caller frame as it sees it.
+        probe.check_callee_view(cpu)?;
         if let (TARGET_GATE, Some(call)) = (at, target_call) {
             let call_sp = cpu.gpr(Gpr::Rsp) + cpu.mode().word_size();
             if !call_sp.is_multiple_of(u64::from(call.align)) {
@@ -864,9 +873,11 @@ fn check_stub_from(
         }
     };
     let code = backend
-        .stub(&program, CODE_BASE, &code_env(plan.args.len()))
+        .stub_code(&program, CODE_BASE, &code_env(plan.args.len()))
         .map_err(|e| mismatch("stub generation", "code", e.to_string()))?;
-    cpu.write_code(CODE_BASE, &code).map_err(engine)?;
+    cpu.write_code(CODE_BASE, &code.bytes).map_err(engine)?;
+    let mut probe = UnwindProbe::new(target, &code.bytes, CODE_BASE, code.unwind)?;
+    let stops = &probe.stop_set(stops);
     cpu.reset_registers();
     cpu.write_u32(rec.len, 0).map_err(engine)?;
     set_sentinels(cpu, target);
@@ -892,7 +903,9 @@ fn check_stub_from(
         call_calls: 0,
         result_calls: 0,
     };
-    drive(cpu, &mut mock, target, CODE_BASE, stops, Some(call))?;
+    // The run starts at the stub's first byte, so that stop is checked here.
+    probe.check_stop(cpu, CODE_BASE)?;
+    drive(cpu, &mut mock, target, CODE_BASE, stops, Some(call), &mut probe)?;
     let results = cpu.gpr(Gpr::Rax) as u32;
     let want_results = u32::from(plan.ret.value != ValueKind::Void);
     if results != want_results {
@@ -1035,9 +1048,11 @@ pub fn check_thunk(
         }
     };
     let code = backend
-        .thunk(&program, CODE_BASE, &code_env(plan.args.len()))
+        .thunk_code(&program, CODE_BASE, &code_env(plan.args.len()))
         .map_err(|e| mismatch("thunk generation", "code", e.to_string()))?;
-    cpu.write_code(CODE_BASE, &code).map_err(engine)?;
+    cpu.write_code(CODE_BASE, &code.bytes).map_err(engine)?;
+    let mut probe = UnwindProbe::new(target, &code.bytes, CODE_BASE, code.unwind)?;
+    let stops = &probe.stop_set(stops);
     cpu.reset_registers();
     cpu.write_u32(rec.len, 0).map_err(engine)?;
     let sp0 = layout::STACK_TOP - u64::from(entry_plan.frame_bytes()).div_ceil(16) * 16;
@@ -1061,7 +1076,7 @@ pub fn check_thunk(
         call_calls: 0,
         result_calls: 0,
     };
-    drive(cpu, &mut mock, target, caller, stops, None)?;
+    drive(cpu, &mut mock, target, caller, stops, None, &mut probe)?;
     if let Some((vm, inline_values)) = thunk_stack {
         let (want, top) = (LUA_STACK + u64::from(vm.slot), lua_top(cpu, vm)?);
         if top != want {

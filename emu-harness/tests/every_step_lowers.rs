@@ -11,7 +11,7 @@
 use abi_model::lua::curated::{curated_plans, listing_env, listing_inline, LISTING_BASE};
 use abi_model::lua::steps::{stub_program_inline, thunk_program_inline, Inline, Program, StepKind};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{Backend, BackendError, CodeEnv, ProgramKind};
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv, ProgramKind};
 use abi_model::{CallPlan, CallbackFrame, Target};
 use emu_harness::catalogue::catalogue;
 use emu_harness::matrix::{backend_for, plan_of};
@@ -144,13 +144,13 @@ impl Backend for Refusing {
     fn target(&self) -> Target {
         self.inner.target()
     }
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         self.check(program)?;
-        self.inner.stub(program, base, env)
+        self.inner.stub_code(program, base, env)
     }
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         self.check(program)?;
-        self.inner.thunk(program, base, env)
+        self.inner.thunk_code(program, base, env)
     }
 }
 

@@ -8,8 +8,9 @@
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Program, Step};
 use abi_model::lua::vm::LuaVm;
-use abi_model::lua::{Backend, BackendError, CodeEnv};
-use abi_model::{CallConv, CallPlan, Target, ValueKind};
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
+use abi_model::unwind::FrameOp;
+use abi_model::{Arch, CallConv, CallPlan, Gpr, Target, ValueKind};
 use emu_harness::catalogue::{catalogue, CatSignature, Catalogue};
 use emu_harness::matrix::{backend_for, caller_entry_plan, load_image, plan_of, CaseValues};
 use emu_harness::plan_runner::Mismatch;
@@ -25,15 +26,15 @@ impl Backend for Faulty {
     fn target(&self) -> Target {
         self.inner.target()
     }
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut p = program.clone();
         (self.edit)(&mut p);
-        self.inner.stub(&p, base, env)
+        self.inner.stub_code(&p, base, env)
     }
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
         let mut p = program.clone();
         (self.edit)(&mut p);
-        self.inner.thunk(&p, base, env)
+        self.inner.thunk_code(&p, base, env)
     }
 }
 
@@ -744,14 +745,16 @@ struct Prefixed {
 }
 
 impl Prefixed {
-    fn wrap(
-        &self,
-        base: u64,
-        build: impl FnOnce(u64) -> Result<Vec<u8>, BackendError>,
-    ) -> Result<Vec<u8>, BackendError> {
-        let mut code = self.prefix.to_vec();
-        code.extend(build(base + self.prefix.len() as u64)?);
-        Ok(code)
+    /// The prefix, then the code `build` assembles right after it; its prologue ops move up
+    /// by the prefix's length.
+    fn wrap(&self, base: u64, build: impl FnOnce(u64) -> Result<Code, BackendError>) -> Result<Code, BackendError> {
+        let shift = self.prefix.len() as u32;
+        let inner = build(base + u64::from(shift))?;
+        let mut bytes = self.prefix.to_vec();
+        bytes.extend(inner.bytes);
+        let mut unwind = inner.unwind;
+        unwind.ops.iter_mut().for_each(|op| op.end += shift);
+        Ok(Code { bytes, unwind })
     }
 }
 
@@ -759,11 +762,11 @@ impl Backend for Prefixed {
     fn target(&self) -> Target {
         self.inner.target()
     }
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        self.wrap(base, |at| self.inner.stub(program, at, env))
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        self.wrap(base, |at| self.inner.stub_code(program, at, env))
     }
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        self.wrap(base, |at| self.inner.thunk(program, at, env))
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        self.wrap(base, |at| self.inner.thunk_code(program, at, env))
     }
 }
 
@@ -859,5 +862,68 @@ fn a_stub_that_ignores_its_programs_stack_alignment_is_caught() {
         let (stub, _) = caught(target, s, &cat, |p| p.out_align = 64, true, false);
         let stub = stub.unwrap_err();
         assert!(stub.actual.contains("a call needing a 64-byte aligned stack"), "{target}: {stub}");
+    }
+}
+
+/// A real backend whose frame descriptions are edited by `edit` (the code is unchanged).
+struct WrongUnwind {
+    inner: Box<dyn Backend + Sync>,
+    edit: fn(&mut FrameOp),
+}
+
+impl WrongUnwind {
+    fn wrap(&self, code: Result<Code, BackendError>) -> Result<Code, BackendError> {
+        let mut code = code?;
+        code.unwind.ops.iter_mut().for_each(|op| (self.edit)(&mut op.op));
+        Ok(code)
+    }
+}
+
+impl Backend for WrongUnwind {
+    fn target(&self) -> Target {
+        self.inner.target()
+    }
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        self.wrap(self.inner.stub_code(program, base, env))
+    }
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        self.wrap(self.inner.thunk_code(program, base, env))
+    }
+}
+
+#[test]
+fn a_wrong_frame_description_is_caught_at_the_instruction_it_describes() {
+    // The frame pointer said to be a word above sp (16 bytes on x86-64, a frame offset Win64
+    // encodes): the CFA is off by that much from there on.
+    fn fp_offset(op: &mut FrameOp) {
+        if let FrameOp::SetFramePointer { offset, .. } = op {
+            *offset = 16;
+        }
+    }
+    fn fp_offset_x86(op: &mut FrameOp) {
+        if let FrameOp::SetFramePointer { offset, .. } = op {
+            *offset = 4;
+        }
+    }
+    // The stub's saved rbx/ebx described as rsi/esi: the slot holds the caller's rbx.
+    fn saved_reg(op: &mut FrameOp) {
+        if *op == FrameOp::PushGpr(Gpr::BX) {
+            *op = FrameOp::PushGpr(Gpr::SI);
+        }
+    }
+    for target in Target::ALL {
+        let cat = catalogue(target);
+        let s = find(&cat, |_, p| p.args.len() >= 2 && p.args.iter().all(|a| is_int(a.value)));
+        let (stub, thunk) = run(&cat, s, &WrongUnwind { inner: backend_for(target), edit: |_| {} });
+        assert_eq!((&stub, &thunk), (&Ok(()), &Ok(())), "{target}: {}", s.c_decl);
+        let edit = if target.arch == Arch::X86 { fp_offset_x86 } else { fp_offset };
+        let (stub, thunk) = run(&cat, s, &WrongUnwind { inner: backend_for(target), edit });
+        for (what, got) in [("stub", stub), ("thunk", thunk)] {
+            let err = got.expect_err(&format!("{target} {what} with a wrong frame pointer offset"));
+            assert!(err.what.contains("the CFA"), "{target} {what}: {err}");
+        }
+        let (stub, _) = run(&cat, s, &WrongUnwind { inner: backend_for(target), edit: saved_reg });
+        let err = stub.expect_err(&format!("{target} stub with rbx described as rsi"));
+        assert!(err.what.contains("the caller's r6"), "{target}: {err}");
     }
 }

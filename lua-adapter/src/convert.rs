@@ -780,6 +780,8 @@ pub enum CodeFailure {
     Backend(Option<abi_model::lua::steps::StepKind>),
     /// The backend assembled different lengths at two addresses (a bug).
     LengthDependsOnAddress,
+    /// The backend's frame description cannot be given to the unwinder (a bug).
+    Unwind,
 }
 
 impl std::fmt::Display for CodeFailure {
@@ -789,6 +791,7 @@ impl std::fmt::Display for CodeFailure {
             CodeFailure::Backend(Some(step)) => write!(f, "backend cannot lower step {step} (bug)"),
             CodeFailure::Backend(None) => f.write_str("backend cannot generate the code (bug)"),
             CodeFailure::LengthDependsOnAddress => f.write_str("backend bug: code length depends on its address"),
+            CodeFailure::Unwind => f.write_str("backend bug: its frame cannot be described to the unwinder"),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! refusing executable memory, a backend bug), not that a value cannot be converted.
 
 use abi_model::lua::steps::{Program, StepKind};
-use abi_model::lua::{Backend, BackendError, CodeEnv};
-use abi_model::Target;
+use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
+use abi_model::unwind::FrameUnwind;
+use abi_model::{Arch, Target};
 use lua_adapter::convert::CodeFailure;
 use lua_adapter::native::call::{assemble, refuse_code_memory, StubError};
 use lua_adapter::os::arena::{ArenaError, CodeArena};
@@ -61,18 +62,19 @@ impl Backend for StandIn {
     fn target(&self) -> Target {
         Target::X64_SYSV
     }
-    fn stub(&self, _: &Program, base: u64, _: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        self.fail.clone().map_or_else(|| Ok(vec![0xC3; (self.len)(base)]), Err)
+    fn stub_code(&self, _: &Program, base: u64, _: &CodeEnv) -> Result<Code, BackendError> {
+        let bytes = vec![0xC3; (self.len)(base)];
+        self.fail.clone().map_or_else(|| Ok(Code { bytes, unwind: FrameUnwind::new(Arch::X86_64) }), Err)
     }
-    fn thunk(&self, p: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
-        self.stub(p, base, env)
+    fn thunk_code(&self, p: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError> {
+        self.stub_code(p, base, env)
     }
 }
 
 fn assemble_with(backend: &StandIn) -> Result<usize, StubError> {
     let program = Program::new(vec![], 0, 0, 0, None);
     let env = CodeEnv { helpers: vec![], arg_ctypes: vec![], ret_ctype: 0, callback_data: 0, call_slots: None };
-    assemble(&CodeArena::new(), backend, |base| backend.stub(&program, base, &env)).map(|h| h.len())
+    assemble(&CodeArena::new(), backend, |base| backend.stub_code(&program, base, &env)).map(|h| h.len())
 }
 
 #[test]

@@ -92,4 +92,5 @@ scripts! {
     compat => "compat.lua",
     parser => "parser.lua",
     windows => "windows.lua",
+    unwind => "unwind.lua",
 }

@@ -6,6 +6,7 @@ use crate::abi::PlanError;
 use crate::lua::helpers::Helper;
 use crate::lua::steps::{CtypeRef, Operand, Program, Slot, Step, StepKind};
 use crate::plan::{Loc, RetLoc, ValueKind};
+use crate::unwind::FrameUnwind;
 use crate::Target;
 use std::fmt;
 
@@ -346,6 +347,16 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// A generated function: its bytes and how to unwind through it, the prologue's ops recorded
+/// as they were emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Code {
+    /// The machine code.
+    pub bytes: Vec<u8>,
+    /// Its frame, op by op (offsets from the first byte).
+    pub unwind: FrameUnwind,
+}
+
 /// A code generator for one target.
 pub trait Backend {
     /// The target it generates code for.
@@ -353,12 +364,22 @@ pub trait Backend {
 
     /// A call stub: a `lua_CFunction` (`int stub(lua_State *L)` in the target's C
     /// convention) running `program` (from [`crate::lua::steps::stub_program`]), assembled to
-    /// run at address `base`.
-    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
+    /// run at address `base`, with its frame description.
+    fn stub_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError>;
 
     /// A callback thunk running `program` (from [`crate::lua::steps::thunk_program`]),
-    /// assembled to run at address `base`.
-    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError>;
+    /// assembled to run at address `base`, with its frame description.
+    fn thunk_code(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Code, BackendError>;
+
+    /// The bytes of [`Backend::stub_code`].
+    fn stub(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.stub_code(program, base, env).map(|c| c.bytes)
+    }
+
+    /// The bytes of [`Backend::thunk_code`].
+    fn thunk(&self, program: &Program, base: u64, env: &CodeEnv) -> Result<Vec<u8>, BackendError> {
+        self.thunk_code(program, base, env).map(|c| c.bytes)
+    }
 
     /// Whether the bytes of every stub and thunk are the same at every base address (the code
     /// refers to nothing outside itself by a relative address, and to nothing inside itself by

@@ -26,5 +26,5 @@ pub mod helpers;
 pub mod steps;
 pub mod vm;
 
-pub use backend::{Backend, BackendError, CallSlots, CodeEnv, Invalid, ProgramKind};
+pub use backend::{Backend, BackendError, CallSlots, Code, CodeEnv, Invalid, ProgramKind};
 pub use entry::{lua_cfunction_plan, lua_state_at_entry};

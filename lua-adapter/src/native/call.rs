@@ -60,7 +60,8 @@
 use std::os::raw::c_int;
 
 use abi_model::lua::steps::{stub_program_inline, Inline, Program};
-use abi_model::lua::{Backend, BackendError, CallSlots, CodeEnv};
+use abi_model::lua::{Backend, BackendError, CallSlots, Code, CodeEnv};
+use abi_model::unwind::FrameUnwind;
 use abi_model::{
     plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
@@ -76,6 +77,7 @@ use crate::ctypes::state::{CTypeDesc, FfiState};
 use crate::native::state::{CallMode, State};
 use crate::os::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
 use crate::os::errno::ERRNO_INLINE;
+use crate::os::unwind::{self, RegisterError};
 
 pub use crate::stack::vm_check::FUNC_UPVALUE;
 
@@ -129,6 +131,8 @@ pub enum StubError {
         /// Bytes at the reserved address.
         placed: usize,
     },
+    /// The backend's description of the code's frame cannot be given to the unwinder (a bug).
+    Unwind(RegisterError),
 }
 
 impl StubError {
@@ -143,6 +147,7 @@ impl StubError {
             StubError::Backend(e) => Some(CodeFailure::Backend(e.step())),
             StubError::Arena(e) => Some(CodeFailure::Arena(*e)),
             StubError::LengthDependsOnAddress { .. } => Some(CodeFailure::LengthDependsOnAddress),
+            StubError::Unwind(_) => Some(CodeFailure::Unwind),
         }
     }
 }
@@ -161,6 +166,7 @@ impl std::fmt::Display for StubError {
             StubError::LengthDependsOnAddress { probe, placed } => {
                 write!(f, "backend bug: code length depends on its address ({probe} vs {placed} bytes)")
             }
+            StubError::Unwind(e) => write!(f, "backend bug: its frame cannot be described to the unwinder: {e}"),
         }
     }
 }
@@ -182,25 +188,38 @@ unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -
     unsafe { cdata::raise(l, msg) }
 }
 
-/// Assembles code for the address the arena gives it, then commits it. A position-independent
+/// Assembles code for the address the arena gives it, then commits it and registers its frame
+/// description with the unwinder (for as long as the handle lives). A position-independent
 /// backend's code is assembled once (at 0) and copied; otherwise `generate(base)` must produce
 /// the same length for every base (it is asked once at 0 to learn the length, then at the
 /// reserved address).
 pub fn assemble(
     arena: &CodeArena,
     backend: &dyn Backend,
-    generate: impl Fn(u64) -> Result<Vec<u8>, BackendError>,
+    generate: impl Fn(u64) -> Result<Code, BackendError>,
 ) -> Result<CodeHandle, StubError> {
-    let probe = generate(0).map_err(StubError::Backend)?;
-    let place = arena.reserve(probe.len()).map_err(StubError::Arena)?;
-    if backend.position_independent() {
-        return arena.commit(place, &probe).map_err(StubError::Arena);
-    }
-    let code = generate(place.addr() as u64).map_err(StubError::Backend)?;
-    if code.len() != probe.len() {
-        return Err(StubError::LengthDependsOnAddress { probe: probe.len(), placed: code.len() });
-    }
-    arena.commit(place, &code).map_err(StubError::Arena)
+    // The code, followed by what the unwinder must find beside it (Win64's UNWIND_INFO).
+    let placed = |code: Code| -> Result<(Vec<u8>, usize, FrameUnwind), StubError> {
+        let Code { mut bytes, unwind } = code;
+        let code_len = bytes.len();
+        unwind::append_in_place(&mut bytes, &unwind).map_err(StubError::Unwind)?;
+        Ok((bytes, code_len, unwind))
+    };
+    let probe = placed(generate(0).map_err(StubError::Backend)?)?;
+    let place = arena.reserve(probe.0.len()).map_err(StubError::Arena)?;
+    let (bytes, code_len, frame) = if backend.position_independent() {
+        probe
+    } else {
+        let code = placed(generate(place.addr() as u64).map_err(StubError::Backend)?)?;
+        if code.0.len() != probe.0.len() {
+            return Err(StubError::LengthDependsOnAddress { probe: probe.0.len(), placed: code.0.len() });
+        }
+        code
+    };
+    let mut handle = arena.commit(place, &bytes).map_err(StubError::Arena)?;
+    let registration = unwind::register(handle.addr(), code_len, &frame).map_err(StubError::Unwind)?;
+    handle.set_unwind(registration);
+    Ok(handle)
 }
 
 /// The signature of function type `fn_ty`.
@@ -249,7 +268,7 @@ pub fn build_stub(
 ) -> Result<CodeHandle, StubError> {
     let backend = backend().ok_or(StubError::NoBackend)?;
     let (program, env) = stub_program_for(st, fn_ty, varargs, mode)?;
-    assemble(&st.calls.arena, backend, |base| backend.stub(&program, base, &env))
+    assemble(&st.calls.arena, backend, |base| backend.stub_code(&program, base, &env))
 }
 
 /// The first phase of [`build_stub`]: the program of the stub and the environment its code is

@@ -187,7 +187,7 @@ pub unsafe fn new_callback(
             callback_data: &*cb as *const Callback as u64,
             call_slots: Some(crate::native::call::call_slots(s)),
         };
-        match assemble(&s.calls.callback_arena, backend, |base| backend.thunk(&program, base, &env)) {
+        match assemble(&s.calls.callback_arena, backend, |base| backend.thunk_code(&program, base, &env)) {
             Ok(code) => {
                 let addr = code.addr();
                 cb.code = Some(code);

@@ -106,6 +106,8 @@ pub struct Reservation {
 /// dropped, which frees the chunk. Whoever holds a function pointer into it must hold the handle.
 #[derive(Debug)]
 pub struct CodeHandle {
+    /// The unwinder's description of the code, dropped (deregistered) before the code is freed.
+    unwind: Option<crate::os::unwind::Registration>,
     alloc: Allocation,
 }
 
@@ -233,7 +235,7 @@ impl CodeArena {
             return Err(ArenaError::LengthMismatch { reserved: alloc.chunk.len, given: code.len() });
         }
         self.inner.borrow().write(&alloc.chunk, code)?;
-        Ok(CodeHandle { alloc })
+        Ok(CodeHandle { unwind: None, alloc })
     }
 
     /// Test support: from now on every [`commit`](Self::commit) fails with `error` (`None`:
@@ -298,6 +300,11 @@ impl CodeHandle {
     /// Always false: the arena refuses empty reservations.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// Keeps the unwinder's description of this code for as long as the code lives.
+    pub fn set_unwind(&mut self, registration: crate::os::unwind::Registration) {
+        self.unwind = Some(registration);
     }
 
     /// The committed bytes, read back from the arena (for disassembly and tests).

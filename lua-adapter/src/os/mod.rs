@@ -1,8 +1,10 @@
 //! The lowest layer: what the operating system and the C library provide, knowing nothing of
-//! Lua or C types: executable memory with W^X ([`arena`]), the dynamic loader ([`dylib`]) and
-//! the calling thread's `errno` ([`errno`]). The layers above report their errors as they are (an [`arena::ArenaError`]
+//! Lua or C types: executable memory with W^X ([`arena`]), the dynamic loader ([`dylib`]),
+//! the calling thread's `errno` ([`errno`]) and the unwinder's knowledge of generated code
+//! ([`unwind`]). The layers above report their errors as they are (an [`arena::ArenaError`]
 //! reaches a Lua error message unchanged).
 
 pub mod arena;
 pub mod dylib;
 pub mod errno;
+pub mod unwind;

@@ -171,3 +171,22 @@ void ct_call_lowered(int n, void (*f)(void)) {
   f();
   p[0] = 1;
 }
+
+/* Unwinding through generated code (tests/lua/unwind.lua): a callback called through two C
+ * frames (neither a tail call, so both stay on the stack), and a count of the frames a C
+ * backtrace taken below a stub walks (libgcc's unwinder; not on Windows). */
+__attribute__((noinline)) static int ct_two_frames_inner(int (*cb)(int), int x) { return cb(x) + 1; }
+int calltest_two_frames(int (*cb)(int)) { return ct_two_frames_inner(cb, 40) + 1; }
+#if !defined(_WIN32)
+#include <unwind.h>
+static _Unwind_Reason_Code ct_count_frame(struct _Unwind_Context *ctx, void *count) {
+  (void)ctx;
+  ++*(int *)count;
+  return _URC_NO_REASON;
+}
+int calltest_backtrace_frames(void) {
+  int count = 0;
+  _Unwind_Backtrace(ct_count_frame, &count);
+  return count;
+}
+#endif
