@@ -13,7 +13,7 @@
 //! - `valgrind [--lua 5.X]`: the Lua suite under valgrind with the system Lua (5.4) and module.
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
 //! - `miri`: abi-model's unit and ABI rule tests under Miri (nightly).
-//! - `bench [calls]`: the call and callback overhead benchmark.
+//! - `bench [calls] [--quick] [--lua 5.X]...`: the benchmark tables, per Lua version.
 
 mod bench;
 mod checks;
@@ -73,8 +73,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test-all-abis   the static checks (fmt, clippy, rustdoc, SAFETY comments), then every
                   test: workspace tests, snapshots, the emulator matrix
-  bench [calls per loop]
-                  the call and callback overhead benchmark (release build)
+  bench [calls per loop] [--quick] [--lua 5.X]...
+                  the call overhead and workload tables per Lua version, against
+                  hand-written bindings and LuaJIT -joff (release builds)
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
   fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]
