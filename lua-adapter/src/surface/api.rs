@@ -329,7 +329,8 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 2, "value expected".into());
         }
         ffi::lua_settop(l, 2);
-        let sh = shape(&(*st).types, ty.id);
+        let desc = (*st).desc(ty);
+        let sh = (*desc).shape;
         if !(sh.is_num() || matches!(sh, Shape::Pointer(_))) {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
@@ -337,7 +338,6 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
         if !c.is_null() && (*c).form == Form::Value && cdata::type_of(c) == ty {
             return 1;
         }
-        let desc = (*st).desc(ty);
         let size = (*desc).size.unwrap_or(0) as usize;
         let new = cdata::push_value(l, st, desc, size);
         if let Err(e) = convert::lua_to_c(l, st, 2, ty, (*new).ptr, flags::CAST) {

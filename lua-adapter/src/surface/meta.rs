@@ -174,9 +174,10 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             _ => None,
         };
         if let Some(i) = index {
-            match shape(types, ty.id) {
+            let desc = &*(*c).desc;
+            match desc.shape {
                 Shape::Pointer(elem) => {
-                    let Ok(sz) = types.size_of(elem.id) else {
+                    let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) else {
                         cdata::raise(l, "size of C type is unknown or too large".into());
                     };
                     let base = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize;
@@ -184,7 +185,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                     return Place::Value { ty: elem, p: at as *mut u8, anchor: 0, quals: elem.quals };
                 }
                 Shape::Array(elem, _) => {
-                    if let Ok(sz) = types.size_of(elem.id) {
+                    if let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) {
                         let at = (p as usize).wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
                         let quals = elem.quals.union(ty.quals);
                         return Place::Value { ty: QualType { id: elem.id, quals }, p: at as *mut u8, anchor, quals };
@@ -210,35 +211,42 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         }
         let mut len = 0usize;
         let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
-        let key = std::str::from_utf8(std::slice::from_raw_parts(k, len)).unwrap_or("");
+        let key = std::slice::from_raw_parts(k, len);
         let mut quals = ty.quals;
-        if let Shape::Pointer(to) = shape(types, ty.id) {
+        let mut sh = (*(*c).desc).shape;
+        if let Shape::Pointer(to) = sh {
             // `p.x` on a pointer to a record is `p->x`.
-            if shape(types, to.id) == Shape::Record {
+            let to_shape = shape(&(*st).types, to.id);
+            if to_shape == Shape::Record {
                 p = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize as *mut u8;
                 ty = to;
                 quals = to.quals;
                 anchor = 0;
+                sh = to_shape;
             }
         }
-        match shape(types, ty.id) {
+        match sh {
             Shape::Record => {
-                if let Some((mty, offset, bits)) = convert::member(types, ty.id, key) {
-                    let q = quals.union(mty.quals);
-                    return match bits {
-                        Some(b) => Place::Bits { ty: mty, bits: b, record: p, quals: q },
-                        None => Place::Value { ty: mty, p: p.add(offset as usize), anchor, quals: q },
+                if let Some(m) = (*st).member(ty.id, key, k as usize) {
+                    let q = quals.union(m.ty.quals);
+                    return match m.bits {
+                        Some(b) => Place::Bits { ty: m.ty, bits: b, record: p, quals: q },
+                        None => Place::Value { ty: m.ty, p: p.add(m.offset as usize), anchor, quals: q },
                     };
                 }
             }
             Shape::Complex { part } => {
                 let fty = QualType {
-                    id: types.float(if part == 4 { abi_model::FloatKind::Float } else { abi_model::FloatKind::Double }),
+                    id: (*st).types.float(if part == 4 {
+                        abi_model::FloatKind::Float
+                    } else {
+                        abi_model::FloatKind::Double
+                    }),
                     quals: Quals::CONST,
                 };
                 match key {
-                    "re" => return Place::Value { ty: fty, p, anchor, quals: Quals::CONST },
-                    "im" => return Place::Value { ty: fty, p: p.add(part as usize), anchor, quals: Quals::CONST },
+                    b"re" => return Place::Value { ty: fty, p, anchor, quals: Quals::CONST },
+                    b"im" => return Place::Value { ty: fty, p: p.add(part as usize), anchor, quals: Quals::CONST },
                     _ => {}
                 }
             }
