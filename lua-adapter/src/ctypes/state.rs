@@ -86,7 +86,17 @@ pub struct FfiState {
     /// Members found by name ([`FfiState::member`]), so that `cdata.field` does not search
     /// the record again on every access.
     members: Box<[Option<MemberEntry>; MEMBER_CACHE]>,
+    /// Declaration strings met lately, by the address of their Lua string: string address,
+    /// text, type ([`FfiState::parsed`]); emptied with `parsed`.
+    recent_types: Box<[Option<RecentType>; RECENT_TYPES]>,
 }
+
+/// A slot of [`FfiState::parsed`]'s address-picked cache: the Lua string's address, its text
+/// and the type it parsed to.
+type RecentType = (usize, Box<[u8]>, QualType);
+
+/// Slots of [`FfiState::parsed`]'s address-picked cache (a power of two).
+const RECENT_TYPES: usize = 64;
 
 /// Slots of [`FfiState::member`]'s cache (a power of two).
 const MEMBER_CACHE: usize = 256;
@@ -201,6 +211,7 @@ impl FfiState {
             inline_vm: None,
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
+            recent_types: Box::new([const { None }; RECENT_TYPES]),
         }
     }
 
@@ -267,14 +278,27 @@ impl FfiState {
         self.inline_vm = vm;
     }
 
-    /// The type the declaration string `key` parsed to, if it is cached.
-    pub fn parsed(&self, key: &[u8]) -> Option<QualType> {
-        self.parsed.get(key).copied()
+    /// The type the declaration string `key` parsed to, if it is cached. `key_at` is the
+    /// address of the Lua string holding it: a program casting to one type in a loop passes
+    /// the same (interned) string every time, answered from a slot picked by that address
+    /// without hashing the text (the bytes decide a hit, as in [`FfiState::member`]).
+    #[inline]
+    pub fn parsed(&mut self, key: &[u8], key_at: usize) -> Option<QualType> {
+        let slot = (key_at >> 4) & (RECENT_TYPES - 1);
+        if let Some((at, text, ty)) = &self.recent_types[slot] {
+            if *at == key_at && **text == *key {
+                return Some(*ty);
+            }
+        }
+        let ty = self.parsed.get(key).copied()?;
+        self.recent_types[slot] = Some((key_at, key.into(), ty));
+        Some(ty)
     }
 
     /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
     pub fn forget_parsed(&mut self) {
         self.parsed.clear();
+        self.recent_types.fill(None);
     }
 
     /// The registry reference of the metatype of record (or complex) type `id`.
@@ -341,7 +365,7 @@ impl FfiState {
     /// Caches the type `key` parsed to. The cache holds declaration strings of at most
     /// [`PARSED_KEY_MAX`] bytes and starts over after [`PARSED_MAX`] of them, so that distinct
     /// spellings made in a loop (`"int *" .. i`) cannot grow it without bound.
-    pub fn remember_parsed(&mut self, key: &[u8], ty: QualType) {
+    pub fn remember_parsed(&mut self, key: &[u8], key_at: usize, ty: QualType) {
         if key.len() > PARSED_KEY_MAX || key.contains(&b'{') {
             return;
         }
@@ -349,6 +373,7 @@ impl FfiState {
             self.parsed.clear();
         }
         self.parsed.insert(key.to_vec(), ty);
+        self.recent_types[(key_at >> 4) & (RECENT_TYPES - 1)] = Some((key_at, key.into(), ty));
     }
 
     /// Forgets cached descriptors whose layout may have changed: a record that was incomplete
@@ -420,5 +445,22 @@ mod tests {
         assert_eq!((y.offset, y.shape), (8, Shape::Int { size: 4, signed: true }));
         assert_eq!(st.member(rec, b"x", at), Some(x), "x again, after y took the slot");
         assert_eq!(st.member(rec, b"z", at), None);
+    }
+
+    /// The declaration-string cache answers by text too: another string at the address a
+    /// cached one had names its own type, and `ffi.cdef` (forget_parsed) empties both levels.
+    #[test]
+    fn parsed_types_are_told_apart_by_text_and_forgotten_by_cdef() {
+        let mut st = FfiState::new();
+        let int = QualType::plain(st.types.int(IntKind::Int));
+        let ptr = QualType::plain(st.void_ptr());
+        st.remember_parsed(b"int", 0x2000, int);
+        assert_eq!(st.parsed(b"int", 0x2000), Some(int));
+        assert_eq!(st.parsed(b"void *", 0x2000), None, "another text at the same address");
+        st.remember_parsed(b"void *", 0x2000, ptr);
+        assert_eq!(st.parsed(b"void *", 0x2000), Some(ptr));
+        assert_eq!(st.parsed(b"int", 0x2000), Some(int), "from the map, the slot taken");
+        st.forget_parsed();
+        assert_eq!(st.parsed(b"void *", 0x2000), None);
     }
 }

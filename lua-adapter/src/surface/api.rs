@@ -203,7 +203,7 @@ unsafe fn cached_type(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<QualT
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).parsed(std::slice::from_raw_parts(p, len))
+        (*st).parsed(std::slice::from_raw_parts(p, len), p as usize)
     }
 }
 
@@ -213,7 +213,7 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).remember_parsed(std::slice::from_raw_parts(p, len), t);
+        (*st).remember_parsed(std::slice::from_raw_parts(p, len), p as usize, t);
     }
 }
 
@@ -337,6 +337,21 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
         let c = cdata::to_cdata(l, st, 2);
         if !c.is_null() && (*c).form == Form::Value && cdata::type_of(c) == ty {
             return 1;
+        }
+        if matches!(sh, Shape::Pointer(_)) && !c.is_null() && (*c).form != Form::CType {
+            // A pointer, array or record cdata cast to a pointer is its address (what the
+            // CAST conversion, `convert::conv_ct_ct`, makes of them), without the general
+            // conversion's dispatch.
+            let address = match (*(*c).desc).shape {
+                Shape::Pointer(_) => Some((*c).ptr.cast::<usize>().read_unaligned()),
+                Shape::Array(..) | Shape::Record => Some((*c).ptr as usize),
+                _ => None,
+            };
+            if let Some(a) = address {
+                let new = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
+                (*new).ptr.cast::<usize>().write_unaligned(a);
+                return 1;
+            }
         }
         let size = (*desc).size.unwrap_or(0) as usize;
         let new = cdata::push_value(l, st, desc, size);
