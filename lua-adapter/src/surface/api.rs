@@ -420,7 +420,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
         let c = cdata::to_cdata(l, st, 1);
         let vl = variable_length(&(*st).types, ty.id);
         let size = if !c.is_null() && (*c).form == Form::Value && vl.is_some() {
-            Some((*c).len as u64)
+            Some((*c).byte_len() as u64)
         } else if let Some((fixed, esize)) = vl {
             let n = check_count(l, st, 2);
             vl_size(fixed, esize, n)
