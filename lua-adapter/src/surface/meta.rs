@@ -9,7 +9,7 @@ use abi_model::{QualType, Quals};
 use mlua::ffi;
 
 use crate::cdata::{self, format_ptr, Cdata, Form};
-use crate::convert::{self, read_float, read_int, ConvError};
+use crate::convert::{self, read_float, read_int, write_float, ConvError};
 use crate::ctypes::ctype::{repr, shape, Shape};
 use crate::ctypes::state::{self, FfiState, RegistryRefs};
 use crate::surface::int64::{self, Op};
@@ -316,11 +316,43 @@ unsafe fn index_meta(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, se
     }
 }
 
+/// The floating-point member named by the string at index 2 of the record cdata `c` (a
+/// value or reference, not a pointer to one): its address, size and qualifiers, or `None`
+/// for anything else. The common `v.x` of `__index` and `__newindex` without [`resolve`]'s
+/// dispatch; it answers as `resolve` would (a record's members come before its metatype).
+///
+/// # Safety
+/// `c` is the live cdata at index 1 of a metamethod; `st` its state.
+#[inline]
+unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8, Quals)> {
+    // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid;
+    // the key string stays at index 2 while its bytes are read.
+    unsafe {
+        let desc = &*(*c).desc;
+        if desc.shape != Shape::Record || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return None;
+        }
+        let mut len = 0usize;
+        let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
+        let m = (*st).member(desc.ty.id, std::slice::from_raw_parts(k, len), k as usize)?;
+        match (m.shape, m.bits) {
+            (Shape::Float { size }, None) => {
+                Some(((*c).ptr.add(m.offset as usize), size, desc.ty.quals.union(m.ty.quals)))
+            }
+            _ => None,
+        }
+    }
+}
+
 unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a metamethod of this module's metatable: upvalue 1 is the state.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        if let Some((p, size, _)) = float_member(l, st, c) {
+            ffi::lua_pushnumber(l, read_float(p, size));
+            return 1;
+        }
         match resolve(l, st, c) {
             Place::Value { ty, p, anchor, .. } => {
                 if let Err(e) = convert::c_to_lua(l, st, ty, p, anchor) {
@@ -349,6 +381,12 @@ unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        if let Some((p, size, quals)) = float_member(l, st, c) {
+            if !quals.is_const && ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
+                write_float(p, size, ffi::lua_tonumberx(l, 3, std::ptr::null_mut()));
+                return 0;
+            }
+        }
         let r = match resolve(l, st, c) {
             Place::Value { quals, .. } | Place::Bits { quals, .. } if quals.is_const => Err(ConvError::WriteConst),
             Place::Value { ty, p, anchor, .. } => {
