@@ -344,12 +344,47 @@ unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata)
     }
 }
 
+/// The floating-point element `c[i]` of a pointer or array cdata `c` for the number key `i`
+/// at index 2: its address and size, or `None` for anything else (the `p[0]` of a callback
+/// comparing `const double *`). It answers as [`resolve`] would.
+///
+/// # Safety
+/// As [`float_member`]; the element's memory is the user's responsibility, as in C.
+#[inline]
+unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8)> {
+    // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid.
+    unsafe {
+        let desc = &*(*c).desc;
+        let (Shape::Pointer(elem) | Shape::Array(elem, _)) = desc.shape else { return None };
+        if (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+            return None;
+        }
+        let (Shape::Float { size }, Some(step)) = (shape(&(*st).types, elem.id), desc.elem_size) else {
+            return None;
+        };
+        let i = if cdata::HAS_INTEGERS && ffi::lua_isinteger(l, 2) != 0 {
+            ffi::lua_tointegerx(l, 2, std::ptr::null_mut()) as i64
+        } else {
+            convert::f64_to_i64(ffi::lua_tonumberx(l, 2, std::ptr::null_mut()))
+        };
+        let base = match desc.shape {
+            Shape::Pointer(_) => read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize,
+            _ => (*c).ptr as usize,
+        };
+        Some((base.wrapping_add((i as isize).wrapping_mul(step as isize) as usize) as *mut u8, size))
+    }
+}
+
 unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a metamethod of this module's metatable: upvalue 1 is the state.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         if let Some((p, size, _)) = float_member(l, st, c) {
+            ffi::lua_pushnumber(l, read_float(p, size));
+            return 1;
+        }
+        if let Some((p, size)) = float_element(l, st, c) {
             ffi::lua_pushnumber(l, read_float(p, size));
             return 1;
         }

@@ -296,6 +296,13 @@ do
   local p = ffi.cast("struct cd_fl *", v)
   p.d = 3.5
   T.eq(v.d, 3.5, "through a pointer")
+  local fa = ffi.new("float[3]", 0.25, 1 / 3, 3)
+  T.eq(fa[1], tonumber(ffi.new("float", 1 / 3)), "a float array element")
+  T.eq(fa[2.0], 3, "an element by an integral float key")
+  local da = ffi.new("double[2]", 1.5, 2.5)
+  local dp = ffi.cast("const double *", da) + 1
+  T.eq(dp[-1], 1.5, "a double before a pointer") T.eq(dp[0], 2.5, "a double at a pointer")
+  T.eq(ffi.cast("double *", p)[2], 3.5, "a double member through a cast pointer")
   local cv = ffi.new("const struct cd_fl", 1, 2, 3)
   T.err("attempt to write to constant location", "member of a const struct", function() cv.d = 1 end)
 end
