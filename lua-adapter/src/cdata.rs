@@ -31,22 +31,63 @@ pub enum Form {
     CType,
 }
 
-/// The header at the start of every cdata userdata.
+/// The header at the start of every cdata userdata: 32 bytes on 64-bit targets (the length
+/// shares a word with the form), 20 on 32-bit ones.
 #[repr(C)]
 pub struct Cdata {
     /// The object's type.
     pub desc: *const CTypeDesc,
     /// The object's bytes (null for a ctype object).
     pub ptr: *mut u8,
-    /// Number of bytes at `ptr`: a value's size (the actual size of a variable-length
-    /// object); for a reference, what remains of the object that owns its bytes, or
-    /// [`UNKNOWN_LEN`] for memory reached through a raw pointer.
-    pub len: usize,
     /// What this is.
     pub form: Form,
+    /// [`Cdata::byte_len`], stored in the bytes after `form`.
+    len: StoredLen,
     /// `tag_of` this header in its state: how [`to_cdata`] recognises a cdata of this state
     /// without pushing and comparing its metatable.
     pub tag: usize,
+}
+
+/// How [`Cdata::byte_len`] is stored: 56 bits little-endian on 64-bit targets (no object reaches
+/// 2^56 bytes; all ones is [`UNKNOWN_LEN`]), a word on 32-bit ones.
+#[cfg(target_pointer_width = "64")]
+type StoredLen = [u8; 7];
+#[cfg(not(target_pointer_width = "64"))]
+type StoredLen = usize;
+
+#[cfg(target_pointer_width = "64")]
+const STORED_UNKNOWN: usize = (1 << 56) - 1;
+
+impl Cdata {
+    fn new(desc: *const CTypeDesc, ptr: *mut u8, len: usize, form: Form, tag: usize) -> Cdata {
+        #[cfg(target_pointer_width = "64")]
+        let len = {
+            let bytes = len.min(STORED_UNKNOWN).to_le_bytes();
+            [bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6]]
+        };
+        Cdata { desc, ptr, form, len, tag }
+    }
+
+    /// Number of bytes at `ptr`: a value's size (the actual size of a variable-length
+    /// object); for a reference, what remains of the object that owns its bytes, or
+    /// [`UNKNOWN_LEN`] for memory reached through a raw pointer.
+    #[inline]
+    pub fn byte_len(&self) -> usize {
+        #[cfg(target_pointer_width = "64")]
+        {
+            let b = self.len;
+            let v = usize::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], 0]);
+            if v == STORED_UNKNOWN {
+                UNKNOWN_LEN
+            } else {
+                v
+            }
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.len
+        }
+    }
 }
 
 /// The tag of the header at `c` in state `st`: both addresses mixed with a constant, so a
@@ -82,6 +123,11 @@ pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", fe
 
 const HEADER: usize = std::mem::size_of::<Cdata>();
 
+/// The alignment every Lua userdata block has at least (Lua aligns them to `LUAI_MAXALIGN`,
+/// which includes a pointer's); the header's size is a multiple of it, so a value of a type
+/// aligned no more than this needs no room to be realigned.
+const BLOCK_ALIGN: usize = std::mem::align_of::<usize>();
+
 /// Pushes a new value cdata of type `desc` with `len` zeroed bytes, aligned to the type's
 /// alignment, and returns its header.
 ///
@@ -91,22 +137,23 @@ const HEADER: usize = std::mem::size_of::<Cdata>();
 pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, len: usize) -> *mut Cdata {
     // SAFETY: desc comes from the state and lives as long as it.
     let align = unsafe { (*desc).align.max(1) } as usize;
-    let total = HEADER + len + (align - 1);
+    let total = HEADER + len + if align > BLOCK_ALIGN { align - 1 } else { 0 };
     // SAFETY: valid-L; the userdata has `total` writable bytes.
     unsafe {
         let base = new_userdata(l, total, 0) as *mut u8;
         let start = base as usize + HEADER;
         let aligned = start.next_multiple_of(align);
         let ptr = base.add(aligned - base as usize);
+        debug_assert!(aligned + len <= base as usize + total, "the userdata block is aligned to BLOCK_ALIGN");
         std::ptr::write_bytes(ptr, 0, len);
         let c = base as *mut Cdata;
-        c.write(Cdata { desc, ptr, len, form: Form::Value, tag: tag_of(c, st) });
+        c.write(Cdata::new(desc, ptr, len, Form::Value, tag_of(c, st)));
         set_meta(l, st, false);
         c
     }
 }
 
-/// [`Cdata::len`] of a reference to memory of unknown extent (reached through a raw pointer).
+/// [`Cdata::byte_len`] of a reference to memory of unknown extent (reached through a raw pointer).
 pub const UNKNOWN_LEN: usize = usize::MAX;
 
 /// The bytes from `p` to the end of the object that `c` holds or refers to (0 past its end),
@@ -117,7 +164,7 @@ pub const UNKNOWN_LEN: usize = usize::MAX;
 pub unsafe fn room_at(c: *const Cdata, p: *const u8) -> u64 {
     // SAFETY: `c` is a live-cdata (caller's contract): its header fields are initialised and
     // readable.
-    let (ptr, len) = unsafe { ((*c).ptr as usize, (*c).len) };
+    let (ptr, len) = unsafe { ((*c).ptr as usize, (*c).byte_len()) };
     if len == UNKNOWN_LEN {
         return u64::MAX;
     }
@@ -143,7 +190,7 @@ pub unsafe fn push_ref(
         let len =
             if owner.is_null() { UNKNOWN_LEN } else { usize::try_from(room_at(owner, ptr)).unwrap_or(UNKNOWN_LEN) };
         let c = new_userdata(l, HEADER, 1) as *mut Cdata;
-        c.write(Cdata { desc, ptr, len, form: Form::Ref, tag: tag_of(c, st) });
+        c.write(Cdata::new(desc, ptr, len, Form::Ref, tag_of(c, st)));
         set_meta(l, st, false);
         if anchor != 0 {
             set_anchor(l, anchor);
@@ -184,7 +231,7 @@ pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         }
         ffi::lua_pop(l, 1);
         let c = new_userdata(l, HEADER, 0) as *mut Cdata;
-        c.write(Cdata { desc, ptr: std::ptr::null_mut(), len: 0, form: Form::CType, tag: tag_of(c, st) });
+        c.write(Cdata::new(desc, std::ptr::null_mut(), 0, Form::CType, tag_of(c, st)));
         set_meta(l, st, false);
         ffi::lua_pushvalue(l, -1);
         ffi::lua_rawsetp(l, -3, desc as *const c_void);
@@ -388,6 +435,18 @@ pub fn format_ptr(p: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stored length keeps every size an object can have, and the unknown one.
+    #[test]
+    fn header_lengths_survive_their_packing() {
+        for len in [0, 1, 16, 255, 256, 1 << 32, (1 << 56) - 2, UNKNOWN_LEN] {
+            let c = Cdata::new(std::ptr::null(), std::ptr::null_mut(), len, Form::Ref, 0);
+            assert_eq!(c.byte_len(), len);
+            assert_eq!(c.form, Form::Ref);
+        }
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(HEADER, 32);
+    }
 
     #[test]
     fn pointers_print_as_luajit_prints_them() {

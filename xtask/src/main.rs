@@ -16,8 +16,8 @@
 //! - `asan [--fuzz-cases N]`: the Lua suite and the Lua fuzzer under AddressSanitizer (nightly).
 //! - `miri`: abi-model's unit and ABI rule tests under Miri (nightly).
 //! - `hosts [NAME]...`: only the per-host stage of `test-all-abis`.
-//! - `bench [--host NAME|all] [calls]`: the call and callback overhead benchmark, on this
-//!   machine or on each host.
+//! - `bench [calls] [--quick] [--lua 5.X]... [--host NAME|all]`: the benchmark tables, per Lua
+//!   version on this machine, or (Lua 5.4) on each host named.
 
 mod bench;
 mod checks;
@@ -84,9 +84,10 @@ tasks:
   hosts [x86_64-linux|i686-linux|x86_64-windows|i686-windows]...
                   only the test command's per-host stage: the Lua suite and the examples
                   on the hosts named (default: all)
-  bench [--host x86_64-linux|i686-linux|x86_64-windows|i686-windows|all] [calls per loop]
-                  the call and callback overhead benchmark (release build), on this machine
-                  or on the hosts named (Windows ones under Wine)
+  bench [calls per loop] [--quick] [--lua 5.X]... [--host NAME|all]
+                  the call overhead and workload tables per Lua version, against
+                  hand-written bindings and LuaJIT -joff (release builds); with --host, the
+                  embedded Lua 5.4's on each host named (Windows ones under Wine)
   disasm '<C declarations>' [--abi x64-sysv|x64-win|x86-linux|x86-win]
                   print each declared function's plan, stub and thunk, disassembled
   fuzz [--target cdef|layout|lua|all]... [--seconds N] [--seed S]

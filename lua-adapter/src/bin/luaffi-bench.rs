@@ -108,13 +108,60 @@ unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The registry reference of the hand-written vec2's metatable (made by the first vec2).
+static VEC2_META: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 unsafe extern "C-unwind" fn hand_new_vec2(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: cfunction: registered with `create_c_function`, called by Lua with two number
     // arguments; the new userdata has room for a Vec2.
     unsafe {
+        let v = Vec2 { x: ffi::luaL_checknumber(l, 1), y: ffi::luaL_checknumber(l, 2) };
         let p = ffi::lua_newuserdata(l, 16) as *mut Vec2;
-        p.write(Vec2 { x: ffi::luaL_checknumber(l, 1), y: ffi::luaL_checknumber(l, 2) });
+        p.write(v);
+        let mut meta = VEC2_META.load(std::sync::atomic::Ordering::Relaxed);
+        if meta == 0 {
+            ffi::lua_createtable(l, 0, 2);
+            ffi::lua_pushcfunction(l, hand_vec2_index);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_pushcfunction(l, hand_vec2_newindex);
+            ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
+            meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            VEC2_META.store(meta, std::sync::atomic::Ordering::Relaxed);
+        }
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
+        ffi::lua_setmetatable(l, -2);
         1
+    }
+}
+
+/// The field of the hand-written vec2 named by the string at index 2.
+unsafe fn hand_vec2_field(l: *mut ffi::lua_State) -> *mut f64 {
+    // SAFETY: a metamethod of the hand-written vec2: index 1 is its 16-byte userdata.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut Vec2;
+        let mut len = 0;
+        let k = ffi::luaL_checklstring(l, 2, &mut len) as *const u8;
+        match std::slice::from_raw_parts(k, len) {
+            b"x" => &raw mut (*p).x,
+            b"y" => &raw mut (*p).y,
+            _ => ffi::luaL_argerror(l, 2, c"no such field".as_ptr()) as usize as *mut f64,
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn hand_vec2_index(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `__index` of the hand-written vec2.
+    unsafe {
+        ffi::lua_pushnumber(l, *hand_vec2_field(l));
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn hand_vec2_newindex(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `__newindex` of the hand-written vec2.
+    unsafe {
+        *hand_vec2_field(l) = ffi::luaL_checknumber(l, 3);
+        0
     }
 }
 
@@ -215,11 +262,42 @@ r[#r + 1] = { "  the same against lua_pcall in the loop", tl / N * 1e9, tp / N *
 return r
 "#;
 
+/// The workloads run here and under LuaJIT (see the script's head).
+const WORKLOADS: &str = include_str!("bench-workloads.lua");
+
 /// Rounds per measurement; the best counts.
 const ROUNDS: u32 = 15;
 
+/// The options `cargo xtask bench` passes: `[calls per loop] [--quick] [--reference FILE]`.
+struct Options {
+    /// Calls per timed loop in the call table.
+    calls: i64,
+    /// Workloads at a tenth of their size, fewer rounds.
+    quick: bool,
+    /// Where the LuaJIT `-joff` reference rows are kept between the runs of one bench (one
+    /// per Lua version): read when the file exists, else measured and written.
+    reference: Option<std::path::PathBuf>,
+}
+
+fn options() -> Options {
+    let mut o = Options { calls: 2_000_000, quick: false, reference: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--reference" => o.reference = args.next().map(Into::into),
+            n => o.calls = n.parse().unwrap_or_else(|_| panic!("luaffi-bench: unknown argument {n}")),
+        }
+    }
+    if o.quick && o.calls == 2_000_000 {
+        o.calls = 300_000;
+    }
+    o
+}
+
 fn main() {
-    let n: i64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let opts = options();
+    let n = opts.calls;
     let lua = Lua::new();
     let ffi_mod = lua_adapter::surface::module::open(&lua).expect("ffi");
     lua.load("package.loaded.ffi = ...").call::<()>(ffi_mod).expect("preload");
@@ -229,6 +307,7 @@ fn main() {
     g.set("ADDR", addr).unwrap();
     g.set("N", n).unwrap();
     g.set("ROUNDS", ROUNDS).unwrap();
+    let hand = lua.create_table().unwrap();
     for (name, f) in [
         ("hand_add", hand_add as unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int),
         ("hand_mix", hand_mix),
@@ -239,7 +318,9 @@ fn main() {
         ("hand_loop_pcall", hand_loop_pcall),
     ] {
         // SAFETY: each follows the lua_CFunction protocol.
-        g.set(name, unsafe { lua.create_c_function(f) }.unwrap()).unwrap();
+        let f = unsafe { lua.create_c_function(f) }.unwrap();
+        hand.set(name.trim_start_matches("hand_"), &f).unwrap();
+        g.set(name, f).unwrap();
     }
     let rows: Vec<(String, f64, f64, f64)> = lua
         .load(SCRIPT)
@@ -248,7 +329,8 @@ fn main() {
         .into_iter()
         .map(|t| (t.get(1).unwrap(), t.get(2).unwrap(), t.get(3).unwrap(), t.get(4).unwrap()))
         .collect();
-    println!("luaffi-rs call overhead, Lua 5.4 (embedded), {n} calls per loop, best of {ROUNDS} interleaved rounds, bare loop subtracted");
+    let version: String = g.get("_VERSION").unwrap();
+    println!("luaffi-rs call overhead, {version} (embedded), {n} calls per loop, best of {ROUNDS} interleaved rounds, bare loop subtracted");
     println!("ratio: stub / hand-written per call; beyond Lua: the same after taking away what calling an empty Lua function costs");
     println!("{:<44} {:>8} {:>9} {:>8} {:>8} {:>11}", "call", "stub ns", "hand ns", "ratio", "Lua ns", "beyond Lua");
     for (name, ours, hand, lua_call) in &rows {
@@ -258,6 +340,133 @@ fn main() {
             format!("{:>11}", "-")
         };
         println!("{name:<44} {ours:>8.1} {hand:>9.1} {:>7.2}x {lua_call:>8.1} {beyond}", ours / hand);
+    }
+    let ratio = |name: &str| rows.iter().find(|r| r.0 == name).map(|r| r.1 / r.2);
+
+    // The workloads, here and under `luajit -joff`.
+    let header = preprocessed_header();
+    let (scale, rounds) = if opts.quick { (0.1, 2) } else { (1.0, 3) };
+    g.set("SCALE", scale).unwrap();
+    g.set("ROUNDS", rounds).unwrap();
+    g.set("HEADER", header.as_deref()).unwrap();
+    g.set("HAND", hand).unwrap();
+    let ours: Vec<(String, f64)> = lua
+        .load(WORKLOADS)
+        .set_name("@bench-workloads.lua")
+        .eval::<Vec<mlua::Table>>()
+        .expect("workloads")
+        .into_iter()
+        .map(|t| (t.get(1).unwrap(), t.get(2).unwrap()))
+        .collect();
+    let luajit = luajit_reference(opts.reference.as_deref(), scale, rounds, header.as_deref());
+    let get = |rows: &[(String, f64)], k: &str| rows.iter().find(|r| r.0 == k).map(|r| r.1);
+    let mine = |k: &str| get(&ours, k);
+    let theirs = |k: &str| luajit.as_deref().and_then(|r| get(r, k));
+    println!();
+    println!(
+        "beyond the per-call path, {version}: luaffi-rs against its baseline measured in this run \
+         (LuaJIT 2.1 -joff: the same Lua script, workloads at scale {scale}, best of {rounds})"
+    );
+    println!("{:<52} {:>12} {:>12} {:>9} {:>8}  {:<18} met", "what", "luaffi-rs", "baseline", "of", "ratio", "goal");
+    let table = Table;
+    let us = |v: Option<f64>| v.map(|v| v / 1e3);
+    table.row(
+        "first call of a new function (per signature), us",
+        us(mine("first_call")),
+        us(theirs("first_call")),
+        "LuaJIT",
+        Goal::AtMost(2.0),
+    );
+    table.row(
+        "ffi.cdef of one function declaration, us",
+        us(mine("cdef")),
+        us(theirs("cdef")),
+        "LuaJIT",
+        Goal::AtMost(2.0),
+    );
+    table.row(
+        "ffi.cast to a new function-pointer type, us",
+        us(mine("cast_new_fnptr")),
+        us(theirs("cast_new_fnptr")),
+        "LuaJIT",
+        Goal::AtMost(4.0),
+    );
+    table.row(
+        "  the same and its first call, us",
+        us(mine("cast_new_fnptr_call")),
+        us(theirs("cast_new_fnptr_call")),
+        "LuaJIT",
+        Goal::None,
+    );
+    table.row(
+        "qsort, const void * comparator casting, us/cmp",
+        us(mine("qsort_void")),
+        us(theirs("qsort_void")),
+        "LuaJIT",
+        Goal::AtMost(0.6),
+    );
+    table.row(
+        "qsort, const double * comparator, us/cmp",
+        us(mine("qsort_double")),
+        us(theirs("qsort_double")),
+        "LuaJIT",
+        Goal::AtMost(0.2),
+    );
+    table.row(
+        "memory: struct { double x, y; } in a table, B/obj",
+        mine("memory"),
+        mine("memory_hand"),
+        "hand",
+        Goal::AtMostBaseline,
+    );
+    table.row("  the same, LuaJIT", mine("memory"), theirs("memory"), "LuaJIT", Goal::None);
+    table.row(
+        "struct field read through __index, ns",
+        mine("field_read"),
+        mine("field_read_hand"),
+        "hand",
+        Goal::AtMost(25.0),
+    );
+    table.row("  the same, LuaJIT", mine("field_read"), theirs("field_read"), "LuaJIT", Goal::None);
+    table.row(
+        "struct field write through __newindex, ns",
+        mine("field_write"),
+        mine("field_write_hand"),
+        "hand",
+        Goal::AtMost(25.0),
+    );
+    table.row("  the same, LuaJIT", mine("field_write"), theirs("field_write"), "LuaJIT", Goal::None);
+    table.row(
+        "particle loop (array of structs), ns/particle",
+        mine("particles"),
+        theirs("particles"),
+        "LuaJIT",
+        Goal::None,
+    );
+    table.row("zlib round trip of a 4 KB chunk, us", us(mine("zlib")), us(theirs("zlib")), "LuaJIT", Goal::None);
+    table.row(
+        "ffi.cdef of stdio.h + stdlib.h (cpp), ms",
+        mine("header").map(|v| v / 1e6),
+        theirs("header").map(|v| v / 1e6),
+        "LuaJIT",
+        Goal::None,
+    );
+    table.ratio("strlen (size_t result), ratio", ratio("strlen(lua string)"), "hand", Goal::AtMost(2.0));
+    table.ratio(
+        "callback from a C loop, ratio",
+        ratio("  the same against lua_pcall in the loop"),
+        "hand pcall",
+        Goal::AtMost(1.0),
+    );
+    table.ratio("struct by value, ratio", ratio("double dot(vec2, vec2) by value"), "hand", Goal::AtMost(1.0));
+    table.ratio(
+        "call through a function-pointer cdata, ratio",
+        ratio("add through a function pointer cdata"),
+        "hand",
+        Goal::AtMost(1.2),
+    );
+    if luajit.is_none() {
+        println!("(no LuaJIT reference: `luajit` was not found or failed)");
     }
 
     // Stub build time and size: int add(int, int), built and dropped many times.
@@ -320,4 +529,104 @@ fn us_per_round(rounds: u32, mut f: impl FnMut()) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+}
+
+/// What a row of the workload table must reach.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// No goal: printed for information.
+    None,
+    /// At most this many of the row's unit.
+    AtMost(f64),
+    /// At most the baseline.
+    AtMostBaseline,
+}
+
+/// The workload table, printed a row at a time.
+struct Table;
+
+impl Table {
+    fn row(&self, what: &str, ours: Option<f64>, base: Option<f64>, of: &str, goal: Goal) {
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let ratio = match (ours, base) {
+            (Some(o), Some(b)) if b > 0.0 => format!("{:.2}x", o / b),
+            _ => "-".into(),
+        };
+        let (goal_text, met) = match (goal, ours) {
+            (Goal::None, _) => (String::new(), ""),
+            (Goal::AtMost(g), Some(o)) => (format!("<= {g}"), if o <= g { "yes" } else { "NO" }),
+            (Goal::AtMostBaseline, Some(o)) => {
+                ("<= baseline".into(), if base.is_some_and(|b| o <= b) { "yes" } else { "NO" })
+            }
+            (g, None) => (if matches!(g, Goal::AtMostBaseline) { "<= baseline".into() } else { String::new() }, "-"),
+        };
+        println!("{what:<52} {:>12} {:>12} {of:>9} {ratio:>8}  {goal_text:<18} {met}", fmt(ours), fmt(base));
+    }
+
+    /// A row whose figure is a ratio from the call table.
+    fn ratio(&self, what: &str, ratio: Option<f64>, of: &str, goal: Goal) {
+        let Goal::AtMost(g) = goal else { unreachable!("ratio rows have a bound") };
+        let r = ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        let met = ratio.map_or("-", |r| if r <= g { "yes" } else { "NO" });
+        println!("{what:<52} {:>12} {:>12} {of:>9} {r:>8}  {:<18} {met}", "", "", format!("<= {g}x"));
+    }
+}
+
+/// `stdio.h` and `stdlib.h` through the system's `cpp -P`, or `None` without one.
+fn preprocessed_header() -> Option<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("cpp")
+        .args(["-P", "-x", "c", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(b"#include <stdio.h>\n#include <stdlib.h>\n").ok()?;
+    let out = child.wait_with_output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The workload rows under `luajit -joff`: read from `keep` when it exists (an earlier run of
+/// this bench measured them), else measured and written there. `None` without LuaJIT.
+fn luajit_reference(
+    keep: Option<&std::path::Path>,
+    scale: f64,
+    rounds: u32,
+    header: Option<&str>,
+) -> Option<Vec<(String, f64)>> {
+    let parse = |text: &str| -> Vec<(String, f64)> {
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+            .collect()
+    };
+    if let Some(text) = keep.and_then(|k| std::fs::read_to_string(k).ok()) {
+        return Some(parse(&text));
+    }
+    let dir = std::env::temp_dir().join(format!("luaffi-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let script = dir.join("bench-workloads.lua");
+    std::fs::write(&script, WORKLOADS).ok()?;
+    let header_file = dir.join("header.h");
+    let header_expr = match header {
+        Some(h) => {
+            std::fs::write(&header_file, h).ok()?;
+            format!("io.open({:?}):read('*a')", header_file.display().to_string())
+        }
+        None => "nil".into(),
+    };
+    let prelude = format!(
+        "SCALE = {scale} ROUNDS = {rounds} HEADER = {header_expr} \
+         for _, r in ipairs(dofile({:?})) do print(r[1] .. '\\t' .. string.format('%.17g', r[2])) end",
+        script.display().to_string()
+    );
+    let out = std::process::Command::new("luajit").args(["-joff", "-e", &prelude]).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(k) = keep {
+        let _ = std::fs::write(k, &text);
+    }
+    Some(parse(&text))
 }

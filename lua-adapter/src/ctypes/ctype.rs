@@ -54,6 +54,7 @@ impl Shape {
 }
 
 /// The shape of type `id` in `types`.
+#[inline]
 pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
     match types.get(id) {
         CType::Void => Shape::Void,

@@ -10,7 +10,7 @@
 //! The state is the first part of the native layer's `crate::native::state::State`, which
 //! [`crate::native::get_or_create`] makes (see there for when it is freed).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::CScope;
@@ -64,13 +64,13 @@ pub struct FfiState {
     /// Typedef names, tags and constants declared by `ffi.cdef`.
     pub scope: CScope,
     /// One descriptor per qualified type, boxed so that its address never changes.
-    descs: HashMap<QualType, Box<CTypeDesc>>,
+    descs: FxHashMap<QualType, Box<CTypeDesc>>,
     /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
     /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
     /// bounded by [`FfiState::remember_parsed`].
-    parsed: HashMap<Vec<u8>, QualType>,
+    parsed: FxHashMap<Vec<u8>, QualType>,
     /// `ffi.metatype` tables by record (or complex) type: registry references.
-    metatypes: HashMap<TypeId, c_int>,
+    metatypes: FxHashMap<TypeId, c_int>,
     /// `void *`, `const void *`, `const char *`, `const char []` ([`FfiState::void_ptr`], ...).
     common: [TypeId; 4],
     /// The `errno` value `ffi.errno` reports (saved after each C call).
@@ -87,6 +87,41 @@ pub struct FfiState {
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
+    /// Members found by name ([`FfiState::member`]), so that `cdata.field` does not search
+    /// the record again on every access.
+    members: Box<[Option<MemberEntry>; MEMBER_CACHE]>,
+    /// Declaration strings met lately, by the address of their Lua string: string address,
+    /// text, type ([`FfiState::parsed`]); emptied with `parsed`.
+    recent_types: Box<[Option<RecentType>; RECENT_TYPES]>,
+}
+
+/// A slot of [`FfiState::parsed`]'s address-picked cache: the Lua string's address, its text
+/// and the type it parsed to.
+type RecentType = (usize, Box<[u8]>, QualType);
+
+/// Slots of [`FfiState::parsed`]'s address-picked cache (a power of two).
+const RECENT_TYPES: usize = 64;
+
+/// Slots of [`FfiState::member`]'s cache (a power of two).
+const MEMBER_CACHE: usize = 256;
+
+/// A member of a record as indexing needs it: its type (with the member's own qualifiers),
+/// byte offset, bit position for a bit-field, and the type's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub ty: QualType,
+    pub offset: u64,
+    pub bits: Option<abi_model::BitPos>,
+    pub shape: Shape,
+}
+
+/// A slot of the member cache: the record, the name (its bytes, and the address of the Lua
+/// string they were last read from, which picks the slot) and what it names.
+struct MemberEntry {
+    record: TypeId,
+    key_at: usize,
+    name: Box<[u8]>,
+    member: Member,
 }
 
 /// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
@@ -107,6 +142,10 @@ pub struct CTypeDesc {
     /// `_Alignof` (1 when unknown), also for the sizeless `T[]` and `T[?]`: every object of
     /// the type is allocated at a multiple of it.
     pub align: u32,
+    /// Pointers and arrays: the size of an element, when it was known as the descriptor was
+    /// made (a type with a size keeps it, so `Some` never goes stale; `None` means ask the
+    /// type table, the element may have been defined since).
+    pub elem_size: Option<u64>,
     /// The state that owns this descriptor.
     pub state: *mut FfiState,
     /// Function types and pointers to them: the entry of the shared call stub for this
@@ -124,9 +163,15 @@ impl CTypeDesc {
     /// Builds the descriptor of `ty`.
     pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
         let layout = types.layout(ty.id).ok();
+        let shape = shape(types, ty.id);
+        let elem_size = match shape {
+            Shape::Pointer(elem) | Shape::Array(elem, _) => types.size_of(elem.id).ok(),
+            _ => None,
+        };
         CTypeDesc {
             ty,
-            shape: shape(types, ty.id),
+            shape,
+            elem_size,
             size: layout.map(|l| l.size),
             align: types.align_of(ty.id).unwrap_or(1),
             state,
@@ -156,9 +201,9 @@ impl FfiState {
         FfiState {
             types,
             scope,
-            descs: HashMap::new(),
-            parsed: HashMap::new(),
-            metatypes: HashMap::new(),
+            descs: FxHashMap::default(),
+            parsed: FxHashMap::default(),
+            metatypes: FxHashMap::default(),
             common: [void_ptr, const_void_ptr, const_char_ptr, const_char_array],
             errno: 0,
             last_error: 0,
@@ -170,6 +215,8 @@ impl FfiState {
             },
             inline_vm: None,
             address: std::ptr::null_mut(),
+            members: Box::new([const { None }; MEMBER_CACHE]),
+            recent_types: Box::new([const { None }; RECENT_TYPES]),
         }
     }
 
@@ -248,14 +295,27 @@ impl FfiState {
         self.inline_vm = vm;
     }
 
-    /// The type the declaration string `key` parsed to, if it is cached.
-    pub fn parsed(&self, key: &[u8]) -> Option<QualType> {
-        self.parsed.get(key).copied()
+    /// The type the declaration string `key` parsed to, if it is cached. `key_at` is the
+    /// address of the Lua string holding it: a program casting to one type in a loop passes
+    /// the same (interned) string every time, answered from a slot picked by that address
+    /// without hashing the text (the bytes decide a hit, as in [`FfiState::member`]).
+    #[inline]
+    pub fn parsed(&mut self, key: &[u8], key_at: usize) -> Option<QualType> {
+        let slot = (key_at >> 4) & (RECENT_TYPES - 1);
+        if let Some((at, text, ty)) = &self.recent_types[slot] {
+            if *at == key_at && **text == *key {
+                return Some(*ty);
+            }
+        }
+        let ty = self.parsed.get(key).copied()?;
+        self.recent_types[slot] = Some((key_at, key.into(), ty));
+        Some(ty)
     }
 
     /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
     pub fn forget_parsed(&mut self) {
         self.parsed.clear();
+        self.recent_types.fill(None);
     }
 
     /// The registry reference of the metatype of record (or complex) type `id`.
@@ -298,10 +358,31 @@ impl FfiState {
         &**d
     }
 
+    /// The member `name` of the record `record` (anonymous members searched), or `None`.
+    /// `key_at` is the address of the Lua string holding `name`: equal strings are usually
+    /// the same (interned) string, so it picks the cache slot; the name's bytes decide a hit,
+    /// so a string freed and another made at its address cannot be mistaken for it. A record
+    /// with a member has its body for good, so an answer never goes stale.
+    #[inline]
+    pub fn member(&mut self, record: TypeId, name: &[u8], key_at: usize) -> Option<Member> {
+        let slot = ((key_at >> 4) ^ (record.0 as usize).wrapping_mul(0x9e37_79b9)) & (MEMBER_CACHE - 1);
+        if let Some(e) = &self.members[slot] {
+            if e.record == record && e.key_at == key_at && *e.name == *name {
+                return Some(e.member);
+            }
+        }
+        let key = std::str::from_utf8(name).ok()?;
+        let found = abi_model::cdef::find_member(&self.types, record, key)?;
+        let member =
+            Member { ty: found.ty, offset: found.offset, bits: found.bits, shape: shape(&self.types, found.ty.id) };
+        self.members[slot] = Some(MemberEntry { record, key_at, name: name.into(), member });
+        Some(member)
+    }
+
     /// Caches the type `key` parsed to. The cache holds declaration strings of at most
     /// [`PARSED_KEY_MAX`] bytes and starts over after [`PARSED_MAX`] of them, so that distinct
     /// spellings made in a loop (`"int *" .. i`) cannot grow it without bound.
-    pub fn remember_parsed(&mut self, key: &[u8], ty: QualType) {
+    pub fn remember_parsed(&mut self, key: &[u8], key_at: usize, ty: QualType) {
         if key.len() > PARSED_KEY_MAX || key.contains(&b'{') {
             return;
         }
@@ -309,6 +390,7 @@ impl FfiState {
             self.parsed.clear();
         }
         self.parsed.insert(key.to_vec(), ty);
+        self.recent_types[(key_at >> 4) & (RECENT_TYPES - 1)] = Some((key_at, key.into(), ty));
     }
 
     /// Forgets cached descriptors whose layout has changed: a record that was incomplete
@@ -364,4 +446,42 @@ pub unsafe fn from_registry(l: *mut ffi::lua_State) -> *mut FfiState {
 pub unsafe fn from_upvalue(l: *mut ffi::lua_State) -> *mut FfiState {
     // SAFETY: the closure was created with a light userdata upvalue.
     unsafe { ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut FfiState }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The member cache answers by name: two names read from strings at one address (a
+    /// string freed and another made in its place) are told apart by their bytes.
+    #[test]
+    fn member_cache_tells_names_at_one_address_apart() {
+        let mut st = FfiState::new();
+        let rec =
+            abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "struct { double x; int y; }", &[]).unwrap().id;
+        let at = 0x1000;
+        let x = st.member(rec, b"x", at).expect("x");
+        let y = st.member(rec, b"y", at).expect("y");
+        assert_eq!((x.offset, x.shape), (0, Shape::Float { size: 8 }));
+        assert_eq!((y.offset, y.shape), (8, Shape::Int { size: 4, signed: true }));
+        assert_eq!(st.member(rec, b"x", at), Some(x), "x again, after y took the slot");
+        assert_eq!(st.member(rec, b"z", at), None);
+    }
+
+    /// The declaration-string cache answers by text too: another string at the address a
+    /// cached one had names its own type, and `ffi.cdef` (forget_parsed) empties both levels.
+    #[test]
+    fn parsed_types_are_told_apart_by_text_and_forgotten_by_cdef() {
+        let mut st = FfiState::new();
+        let int = QualType::plain(st.types.int(IntKind::Int));
+        let ptr = QualType::plain(st.void_ptr());
+        st.remember_parsed(b"int", 0x2000, int);
+        assert_eq!(st.parsed(b"int", 0x2000), Some(int));
+        assert_eq!(st.parsed(b"void *", 0x2000), None, "another text at the same address");
+        st.remember_parsed(b"void *", 0x2000, ptr);
+        assert_eq!(st.parsed(b"void *", 0x2000), Some(ptr));
+        assert_eq!(st.parsed(b"int", 0x2000), Some(int), "from the map, the slot taken");
+        st.forget_parsed();
+        assert_eq!(st.parsed(b"void *", 0x2000), None);
+    }
 }

@@ -264,7 +264,7 @@ unsafe fn cached_type(l: *mut ffi::lua_State, st: *mut FfiState) -> Option<QualT
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).parsed(std::slice::from_raw_parts(p, len))
+        (*st).parsed(std::slice::from_raw_parts(p, len), p as usize)
     }
 }
 
@@ -274,7 +274,7 @@ unsafe fn remember_type(l: *mut ffi::lua_State, st: *mut FfiState, t: QualType) 
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, 1, &mut len) as *const u8;
-        (*st).remember_parsed(std::slice::from_raw_parts(p, len), t);
+        (*st).remember_parsed(std::slice::from_raw_parts(p, len), p as usize, t);
     }
 }
 
@@ -390,7 +390,8 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 2, "value expected".into());
         }
         ffi::lua_settop(l, 2);
-        let sh = shape(&(*st).types, ty.id);
+        let desc = (*st).desc(ty);
+        let sh = (*desc).shape;
         if !(sh.is_num() || matches!(sh, Shape::Pointer(_))) {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
@@ -398,7 +399,21 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
         if !c.is_null() && (*c).form == Form::Value && cdata::type_of(c) == ty {
             return 1;
         }
-        let desc = (*st).desc(ty);
+        if matches!(sh, Shape::Pointer(_)) && !c.is_null() && (*c).form != Form::CType {
+            // A pointer, array or record cdata cast to a pointer is its address (what the
+            // CAST conversion, `convert::conv_ct_ct`, makes of them), without the general
+            // conversion's dispatch.
+            let address = match (*(*c).desc).shape {
+                Shape::Pointer(_) => Some((*c).ptr.cast::<usize>().read_unaligned()),
+                Shape::Array(..) | Shape::Record => Some((*c).ptr as usize),
+                _ => None,
+            };
+            if let Some(a) = address {
+                let new = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
+                (*new).ptr.cast::<usize>().write_unaligned(a);
+                return 1;
+            }
+        }
         let size = (*desc).size.unwrap_or(0) as usize;
         let new = cdata::push_value(l, st, desc, size);
         if let Err(e) = convert::lua_to_c(l, st, 2, ty, (*new).ptr, flags::CAST) {
@@ -466,7 +481,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
         let c = cdata::to_cdata(l, st, 1);
         let vl = variable_length(&(*st).types, ty.id);
         let size = if !c.is_null() && (*c).form == Form::Value && vl.is_some() {
-            Some((*c).len as u64)
+            Some((*c).byte_len() as u64)
         } else if let Some((fixed, esize)) = vl {
             let n = check_count(l, st, 2);
             vl_size(fixed, esize, n)

@@ -10,7 +10,7 @@ use abi_model::{QualType, Quals};
 use mlua::ffi;
 
 use crate::cdata::{self, format_ptr, Cdata, Form};
-use crate::convert::{self, read_float, read_int, ConvError};
+use crate::convert::{self, read_float, read_int, write_float, ConvError};
 use crate::ctypes::ctype::{repr, shape, Shape};
 use crate::ctypes::state::{self, FfiState, RegistryRefs};
 use crate::surface::int64::{self, Op};
@@ -199,9 +199,10 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             _ => None,
         };
         if let Some(i) = index {
-            match shape(types, ty.id) {
+            let desc = &*(*c).desc;
+            match desc.shape {
                 Shape::Pointer(elem) => {
-                    let Ok(sz) = types.size_of(elem.id) else {
+                    let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) else {
                         cdata::raise(l, "size of C type is unknown or too large".into());
                     };
                     let base = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize;
@@ -209,7 +210,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                     return Place::Value { ty: elem, p: at as *mut u8, anchor: 0, quals: elem.quals };
                 }
                 Shape::Array(elem, _) => {
-                    if let Ok(sz) = types.size_of(elem.id) {
+                    if let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) {
                         let at = (p as usize).wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
                         let mut quals = elem.quals.union(ty.quals);
                         // A vector's elements are read-only, as a complex's parts (LuaJIT's
@@ -238,24 +239,27 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         }
         let mut len = 0usize;
         let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
-        let key = std::str::from_utf8(std::slice::from_raw_parts(k, len)).unwrap_or("");
+        let key = std::slice::from_raw_parts(k, len);
         let mut quals = ty.quals;
-        if let Shape::Pointer(to) = shape(types, ty.id) {
+        let mut sh = (*(*c).desc).shape;
+        if let Shape::Pointer(to) = sh {
             // `p.x` on a pointer to a record is `p->x`.
-            if shape(types, to.id) == Shape::Record {
+            let to_shape = shape(&(*st).types, to.id);
+            if to_shape == Shape::Record {
                 p = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize as *mut u8;
                 ty = to;
                 quals = to.quals;
                 anchor = 0;
+                sh = to_shape;
             }
         }
-        match shape(types, ty.id) {
+        match sh {
             Shape::Record => {
-                if let Some((mty, offset, bits)) = convert::member(types, ty.id, key) {
-                    let q = quals.union(mty.quals);
-                    return match bits {
-                        Some(b) => Place::Bits { ty: mty, bits: b, record: p, quals: q },
-                        None => Place::Value { ty: mty, p: p.add(offset as usize), anchor, quals: q },
+                if let Some(m) = (*st).member(ty.id, key, k as usize) {
+                    let q = quals.union(m.ty.quals);
+                    return match m.bits {
+                        Some(b) => Place::Bits { ty: m.ty, bits: b, record: p, quals: q },
+                        None => Place::Value { ty: m.ty, p: p.add(m.offset as usize), anchor, quals: q },
                     };
                 }
                 if let Some(k) = record_constant(l, types, ty) {
@@ -264,12 +268,16 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             }
             Shape::Complex { part } => {
                 let fty = QualType {
-                    id: types.float(if part == 4 { abi_model::FloatKind::Float } else { abi_model::FloatKind::Double }),
+                    id: (*st).types.float(if part == 4 {
+                        abi_model::FloatKind::Float
+                    } else {
+                        abi_model::FloatKind::Double
+                    }),
                     quals: Quals::CONST,
                 };
                 match key {
-                    "re" => return Place::Value { ty: fty, p, anchor, quals: Quals::CONST },
-                    "im" => return Place::Value { ty: fty, p: p.add(part as usize), anchor, quals: Quals::CONST },
+                    b"re" => return Place::Value { ty: fty, p, anchor, quals: Quals::CONST },
+                    b"im" => return Place::Value { ty: fty, p: p.add(part as usize), anchor, quals: Quals::CONST },
                     _ => {}
                 }
             }
@@ -339,11 +347,78 @@ unsafe fn index_meta(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, se
     }
 }
 
+/// The floating-point member named by the string at index 2 of the record cdata `c` (a
+/// value or reference, not a pointer to one): its address, size and qualifiers, or `None`
+/// for anything else. The common `v.x` of `__index` and `__newindex` without [`resolve`]'s
+/// dispatch; it answers as `resolve` would (a record's members come before its metatype).
+///
+/// # Safety
+/// `c` is the live cdata at index 1 of a metamethod; `st` its state.
+#[inline]
+unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8, Quals)> {
+    // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid;
+    // the key string stays at index 2 while its bytes are read.
+    unsafe {
+        let desc = &*(*c).desc;
+        if desc.shape != Shape::Record || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return None;
+        }
+        let mut len = 0usize;
+        let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
+        let m = (*st).member(desc.ty.id, std::slice::from_raw_parts(k, len), k as usize)?;
+        match (m.shape, m.bits) {
+            (Shape::Float { size }, None) => {
+                Some(((*c).ptr.add(m.offset as usize), size, desc.ty.quals.union(m.ty.quals)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The floating-point element `c[i]` of a pointer or array cdata `c` for the number key `i`
+/// at index 2: its address and size, or `None` for anything else (the `p[0]` of a callback
+/// comparing `const double *`). It answers as [`resolve`] would.
+///
+/// # Safety
+/// As [`float_member`]; the element's memory is the user's responsibility, as in C.
+#[inline]
+unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8)> {
+    // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid.
+    unsafe {
+        let desc = &*(*c).desc;
+        let (Shape::Pointer(elem) | Shape::Array(elem, _)) = desc.shape else { return None };
+        if (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+            return None;
+        }
+        let (Shape::Float { size }, Some(step)) = (shape(&(*st).types, elem.id), desc.elem_size) else {
+            return None;
+        };
+        let i = if cdata::HAS_INTEGERS && ffi::lua_isinteger(l, 2) != 0 {
+            ffi::lua_tointegerx(l, 2, std::ptr::null_mut()) as i64
+        } else {
+            convert::f64_to_i64(ffi::lua_tonumberx(l, 2, std::ptr::null_mut()))
+        };
+        let base = match desc.shape {
+            Shape::Pointer(_) => read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize,
+            _ => (*c).ptr as usize,
+        };
+        Some((base.wrapping_add((i as isize).wrapping_mul(step as isize) as usize) as *mut u8, size))
+    }
+}
+
 unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a metamethod of this module's metatable: upvalue 1 is the state.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        if let Some((p, size, _)) = float_member(l, st, c) {
+            ffi::lua_pushnumber(l, read_float(p, size));
+            return 1;
+        }
+        if let Some((p, size)) = float_element(l, st, c) {
+            ffi::lua_pushnumber(l, read_float(p, size));
+            return 1;
+        }
         match resolve(l, st, c) {
             Place::Value { ty, p, anchor, .. } => {
                 if let Err(e) = convert::c_to_lua(l, st, ty, p, anchor) {
@@ -380,6 +455,12 @@ unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
+        if let Some((p, size, quals)) = float_member(l, st, c) {
+            if !quals.is_const && ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
+                write_float(p, size, ffi::lua_tonumberx(l, 3, std::ptr::null_mut()));
+                return 0;
+            }
+        }
         let r = match resolve(l, st, c) {
             Place::Value { quals, .. } | Place::Bits { quals, .. } if quals.is_const => Err(ConvError::WriteConst),
             Place::Const(_) => Err(ConvError::WriteConst),

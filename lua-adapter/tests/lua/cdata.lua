@@ -275,4 +275,36 @@ T.ok(not ffi.istype("int", io.stdout), "a foreign userdata is not a cdata")
 T.ok(not pcall(ffi.sizeof, io.stdout), "a foreign userdata is not a ctype")
 T.ok(not pcall(function() return io.stdout + ffi.new("int", 1) end), "no arithmetic with a foreign userdata")
 
+-- Floating-point members read and written by name (the fast path of __index/__newindex)
+-- convert as any member does: float rounds, integers become doubles, const refuses, other
+-- values take the general conversion, references and pointers reach the same bytes.
+do
+  ffi.cdef "struct cd_fl { float f; const double k; double d; struct { double inner; } n; };"
+  local v = ffi.new("struct cd_fl", 0.5, 2.5, 0)
+  v.f = 1 / 3
+  T.eq(v.f, tonumber(ffi.new("float", 1 / 3)), "float member rounds to float")
+  v.d = 7
+  T.eq(v.d, 7, "an integer written to a double member")
+  T.eq(math.type and math.type(v.d) or "float", "float", "a double member reads as a float")
+  T.err("attempt to write to constant location", "const double member", function() v.k = 1 end)
+  T.eq(v.k, 2.5, "const double member reads")
+  v.d = ffi.new("int", 9)
+  T.eq(v.d, 9, "a cdata number written to a double member")
+  T.err("cannot convert 'string' to 'double'", "a string written to a double member", function() v.d = "x" end)
+  v.n.inner = 4.25
+  T.eq(v.n.inner, 4.25, "a member of a nested struct reference")
+  local p = ffi.cast("struct cd_fl *", v)
+  p.d = 3.5
+  T.eq(v.d, 3.5, "through a pointer")
+  local fa = ffi.new("float[3]", 0.25, 1 / 3, 3)
+  T.eq(fa[1], tonumber(ffi.new("float", 1 / 3)), "a float array element")
+  T.eq(fa[2.0], 3, "an element by an integral float key")
+  local da = ffi.new("double[2]", 1.5, 2.5)
+  local dp = ffi.cast("const double *", da) + 1
+  T.eq(dp[-1], 1.5, "a double before a pointer") T.eq(dp[0], 2.5, "a double at a pointer")
+  T.eq(ffi.cast("double *", p)[2], 3.5, "a double member through a cast pointer")
+  local cv = ffi.new("const struct cd_fl", 1, 2, 3)
+  T.err("attempt to write to constant location", "member of a const struct", function() cv.d = 1 end)
+end
+
 T.done("cdata.lua")
