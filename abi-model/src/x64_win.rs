@@ -50,15 +50,23 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let mut out = Vec::with_capacity(args.len());
     let mut copies: u32 = 0;
     let mut copy_list = Vec::new();
+    // The copies' alignment: 16, or a record's own when it asks more (`aligned(32)`), as the
+    // callee may rely on it like on any object of its type; the call's stack then needs it too.
+    let mut copy_align = Target::X64_WIN.stack_align();
     for (i, a) in args.iter().enumerate() {
         let loc = slot_loc(slot);
         let is_float = matches!(a.kind, ValueKind::F32 | ValueKind::F64);
         let size = a.kind.size(8);
         let pass = if win64_passes_by_reference(a.kind) {
-            // Copies are 16-byte aligned; their final offsets are known once the argument
-            // area's size is.
-            let at = copies;
-            copies += size.div_ceil(16) * 16;
+            // Copies are 16-byte aligned, or at their record's alignment when it is larger;
+            // their final offsets are known once the argument area's size is.
+            let align = match a.kind {
+                ValueKind::Record { align, .. } => align.max(16),
+                _ => 16,
+            };
+            copy_align = copy_align.max(align);
+            let at = copies.next_multiple_of(align);
+            copies = at + size.div_ceil(16) * 16;
             copy_list.push((out.len(), at));
             ArgPass::Indirect { ptr: loc, copy_at: at }
         } else if is_float && slot < 4 {
@@ -75,7 +83,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         slot += 1;
     }
     let stack_bytes = WIN64_SHADOW + 8 * slot.saturating_sub(4) as u32;
-    let copy_base = stack_bytes.div_ceil(16) * 16;
+    let copy_base = stack_bytes.next_multiple_of(copy_align);
     for (idx, at) in copy_list {
         if let ArgPass::Indirect { copy_at, .. } = &mut out[idx].pass {
             *copy_at = copy_base + at;
@@ -89,7 +97,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         // value returned in RAX or XMM0 is undefined".
         ret: RetPlan { value: ret.kind, loc: ret_loc, ext: Ext::widening(ret.kind) },
         stack_bytes,
-        stack_align: Target::X64_WIN.stack_align(),
+        stack_align: copy_align,
         shadow: Target::X64_WIN.shadow_space(),
         copy_area: if copies > 0 { (copy_base, copies) } else { (0, 0) },
         callee_pops: 0,

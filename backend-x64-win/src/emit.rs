@@ -354,6 +354,15 @@ impl<'a> Emitter<'a> {
         let alloc = self.frame.alloc as i32;
         self.sub_rsp(alloc);
         self.unwind_op(FrameOp::Alloc(self.frame.alloc));
+        if let Some(align) = self.frame.realign {
+            // rsp only goes down, inside the allocation: the body's areas stay below the pushes.
+            let mask = -(align as i32);
+            match i8::try_from(mask) {
+                Ok(m) => asm!(self.ops ; and rsp, BYTE m),
+                Err(_) => asm!(self.ops ; and rsp, mask),
+            }
+            self.unwind_op(FrameOp::Realign(align));
+        }
         if self.frame.kind == FrameKind::Stub {
             // lua_CFunction: L arrives where the model says (rcx).
             match lua_state_at_entry(Target::X64_WIN) {

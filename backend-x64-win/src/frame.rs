@@ -80,8 +80,12 @@ pub struct Frame {
     pub entry: u32,
     /// Registers the prologue pushes, in push order (rbp first).
     pub pushed: &'static [u8],
-    /// Bytes `sub rsp, alloc` allocates after the pushes.
+    /// Bytes `sub rsp, alloc` allocates after the pushes (for a realigned stub, `realign -
+    /// 16` more, which `and rsp` may take).
     pub alloc: u32,
+    /// Stubs whose call asks more than 16 ([`Program::out_align`]: a by-reference copy of an
+    /// over-aligned record): the alignment `and rsp, -realign` gives the body after `alloc`.
+    pub realign: Option<u32>,
 }
 
 fn round16(n: u32) -> Option<u32> {
@@ -95,20 +99,25 @@ fn too_big(what: &'static str, bytes: impl Into<u64>) -> BackendError {
 impl Frame {
     /// The stub frame for `program`.
     pub fn stub(program: &Program) -> Result<Frame, BackendError> {
-        // Win64 passes over-aligned records by reference to a 16-aligned copy, so no plan asks
-        // more than STACK_ALIGN: the frame does not realign.
-        if program.out_align > STACK_ALIGN {
-            return Err(Invalid::CallAlignment { align: program.out_align }.into());
+        // A by-reference copy of an over-aligned record sits at its alignment, so the call
+        // may ask more than 16: the body realigns with `and rsp` (the frame pointer restores
+        // rsp), within a page so that the allocation's probes cover what it skips.
+        let realign = (program.out_align > STACK_ALIGN).then_some(program.out_align);
+        if let Some(align) = realign {
+            if !align.is_power_of_two() || align > PAGE {
+                return Err(Invalid::CallAlignment { align }.into());
+            }
         }
+        let slack = realign.map_or(0, |a| a - STACK_ALIGN);
         let out = round16(program.out_bytes).ok_or_else(|| too_big("outgoing area", program.out_bytes))?;
         let stage = round16(program.stage_bytes).ok_or_else(|| too_big("staging area", program.stage_bytes))?;
         // Two pushes leave sp ≡ 8 (mod 16); 8 more bytes of padding realign it.
         let alloc = out
             .checked_add(stage)
-            .and_then(|n| n.checked_add(8))
+            .and_then(|n| n.checked_add(8 + slack))
             .filter(|n| *n <= MAX_FRAME)
-            .ok_or_else(|| too_big("stub frame", u64::from(out) + u64::from(stage) + 8))?;
-        Ok(Frame { kind: FrameKind::Stub, out, stage, entry: 0, pushed: &[5, 3], alloc })
+            .ok_or_else(|| too_big("stub frame", u64::from(out) + u64::from(stage) + 8 + u64::from(slack)))?;
+        Ok(Frame { kind: FrameKind::Stub, out, stage, entry: 0, pushed: &[5, 3], alloc, realign })
     }
 
     /// The thunk frame for `program`.
@@ -128,7 +137,7 @@ impl Frame {
             .checked_add(stage)
             .filter(|n| *n <= MAX_FRAME)
             .ok_or_else(|| too_big("thunk frame", u64::from(entry) + u64::from(stage)))?;
-        Ok(Frame { kind: FrameKind::Thunk, out: 0, stage, entry, pushed: &[5], alloc })
+        Ok(Frame { kind: FrameKind::Thunk, out: 0, stage, entry, pushed: &[5], alloc, realign: None })
     }
 
     /// Bytes between the body stack pointer and the entry stack pointer `E`.

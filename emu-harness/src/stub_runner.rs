@@ -27,7 +27,7 @@ use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{stub_program, stub_program_inline, thunk_program, thunk_program_inline, Inline};
 use abi_model::lua::vm::{ArgsBase, LuaVm};
 use abi_model::lua::{lua_cfunction_plan, Backend, CodeEnv};
-use abi_model::{CallPlan, Target, ValueKind, Xmm};
+use abi_model::{ArgPass, CallPlan, Loc, Target, ValueKind, Xmm};
 
 /// The address a stub is given as its target's: a stop (nothing is mapped there) at which
 /// the runner checks the stack pointer's alignment against the plan, then goes on at the
@@ -669,9 +669,23 @@ impl Mock<'_> {
 /// A stub's call of its target: the compiled callee [`TARGET_GATE`] stands for, and the
 /// alignment the stack pointer must have at the call.
 #[derive(Clone, Copy)]
-struct TargetCall {
+struct TargetCall<'a> {
     callee: u64,
     align: u32,
+    /// Where each by-reference argument's pointer is, and the alignment its copy must have
+    /// (its type's: the callee may rely on it, as on any object of the type).
+    indirect: &'a [(Loc, u32)],
+}
+
+/// The pointer locations of `plan`'s by-reference record arguments, with their alignment.
+fn indirect_copies(plan: &CallPlan) -> Vec<(Loc, u32)> {
+    plan.args
+        .iter()
+        .filter_map(|a| match (&a.pass, a.value) {
+            (ArgPass::Indirect { ptr, .. }, ValueKind::Record { align, .. }) => Some((*ptr, align)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs from `start` until the harness's return address, answering helper calls; checks the
@@ -682,7 +696,7 @@ fn drive(
     target: Target,
     start: u64,
     stops: &StopSet,
-    target_call: Option<TargetCall>,
+    target_call: Option<TargetCall<'_>>,
     probe: &mut UnwindProbe,
 ) -> Result<(), Mismatch> {
     let mut pc = start;
@@ -706,6 +720,20 @@ fn drive(
                     format!("{} bytes", call.align),
                     format!("sp = {call_sp:#x}"),
                 ));
+            }
+            for &(loc, align) in call.indirect {
+                let copy = match loc {
+                    Loc::Gpr(g) => cpu.gpr(plan_runner::gpr_of(g.0)),
+                    Loc::Stack { offset } => cpu.read_u64(call_sp + u64::from(offset)).map_err(engine)?,
+                    Loc::Xmm(_) => continue,
+                };
+                if !copy.is_multiple_of(u64::from(align)) {
+                    return Err(mismatch(
+                        "alignment of a by-reference argument's copy",
+                        format!("{align} bytes"),
+                        format!("copy at {copy:#x}"),
+                    ));
+                }
             }
             pc = call.callee;
             continue;
@@ -835,8 +863,9 @@ pub fn check_stub(
 ) -> Result<(), Mismatch> {
     let step = backend.target().stack_align();
     let align = case.plan.stack_align.max(step);
+    let indirect = indirect_copies(case.plan);
     (0..align / step).try_for_each(|k| {
-        let call = TargetCall { callee, align };
+        let call = TargetCall { callee, align, indirect: &indirect };
         check_stub_from(cpu, backend, case, call, rec, stops, lua, u64::from(k * step)).map_err(|m| {
             if k == 0 {
                 m

@@ -927,3 +927,46 @@ fn a_wrong_frame_description_is_caught_at_the_instruction_it_describes() {
         assert!(err.what.contains("the caller's r6"), "{target}: {err}");
     }
 }
+
+#[test]
+fn a_by_reference_copy_of_an_aligned_32_record_placed_off_its_alignment_is_caught() {
+    // Win64 passes an over-aligned record by reference to a copy at its alignment. A plan that
+    // puts the copy 16 bytes off (the stack itself still aligned as the plan asks) must fail
+    // the stub run, though the callee still reads the right bytes.
+    let cat = catalogue(Target::X64_WIN);
+    let s = find(&cat, |_, p| {
+        p.args.iter().any(|a| {
+            matches!((&a.pass, a.value), (abi_model::ArgPass::Indirect { .. }, ValueKind::Record { align: 32, .. }))
+        })
+    });
+    let backend = backend_for(Target::X64_WIN);
+    let (stub, _) = run(&cat, s, backend.as_ref());
+    assert_eq!(stub, Ok(()), "{}", s.c_decl);
+
+    let mut plan = plan_of(&cat, s).expect("plan");
+    for a in &mut plan.args {
+        if let (abi_model::ArgPass::Indirect { copy_at, .. }, ValueKind::Record { align: 32, .. }) =
+            (&mut a.pass, a.value)
+        {
+            *copy_at += 16;
+        }
+    }
+    plan.copy_area.1 += 32;
+    let img = &cat.images[s.image];
+    let mut loaded = load_image(cat.target, &img.stem, img.count).expect("fixture image loads");
+    stub_runner::map_code_region(loaded.cpu.as_mut()).expect("code region");
+    let values = CaseValues::of(s);
+    let case = values.case(s, &plan);
+    let stops = stub_runner::stub_stops();
+    let got = check_stub(
+        loaded.cpu.as_mut(),
+        backend.as_ref(),
+        &case,
+        loaded.callees[s.slot],
+        loaded.rec,
+        &stops,
+        LuaStack::Helpers,
+    );
+    let err = got.expect_err("a misaligned copy passes");
+    assert!(err.what.contains("alignment of a by-reference argument's copy"), "{err:?}");
+}
