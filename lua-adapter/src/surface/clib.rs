@@ -10,7 +10,7 @@
 //!   paths"), cached in the namespace so `ffi.C.f == ffi.C.f`; it keeps the namespace (and
 //!   so its library) alive. On Win32 a `__stdcall` or `__fastcall` function missing under its
 //!   plain name is looked up by its decorated names (`_f@N`, `f@N`; `@f@N`) as LuaJIT does
-//!   ([`decorated_names`]);
+//!   (`decorated_names`, after abi-model's `x86::win32_decorated_names`);
 //! * an `extern` variable is read (converted as a member would be) or written on each
 //!   access; arrays and structs give a reference to the variable;
 //! * an enumerator or `static const` gives its value.
