@@ -250,7 +250,7 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>, decorated: Vec<String>) ->
             decorated
                 .iter()
                 .filter_map(|name| CString::new(name.as_str()).ok())
-                // SAFETY: as above.
+                // SAFETY: `(*c).handle` is live (this function's contract), as for the plain name.
                 .find_map(|name| unsafe { dylib::symbol((*c).handle, &name) }.ok())
                 .ok_or(first_error)
         })
