@@ -69,7 +69,7 @@ fn raising_an_ffi_error_leaves_no_allocation_behind() {
     lua.preload_module("ffi", open).unwrap();
     lua.load("ffi = require 'ffi'; ffi.cdef 'struct leak_s { int x; };'").exec().unwrap();
     let mut leaks = Vec::new();
-    for code in ERRORS {
+    for code in ERRORS.iter().chain([&KEPT_EACH_TIME]) {
         let run = lua
             .load(format!(
                 "local f = function() return {code} end
@@ -80,14 +80,30 @@ fn raising_an_ffi_error_leaves_no_allocation_behind() {
             .unwrap();
         lua.globals().set("N", 10).unwrap();
         run.call::<()>(()).unwrap_or_else(|e| panic!("{code}: {e}")); // warm up: types, interned strings, caches
-        let before = LIVE.load(Ordering::Relaxed);
         lua.globals().set("N", 1000).unwrap();
-        run.call::<()>(()).unwrap_or_else(|e| panic!("{code}: {e}"));
-        let grown = LIVE.load(Ordering::Relaxed) - before;
-        // A leak of even one small string per error is 1000s of bytes here.
+        // A leak of even one small string per error is 1000s of bytes in every round; a
+        // one-off growth (Lua's string table or the test harness's own allocations, seen
+        // once in 10-20 runs at ~900 bytes) is not repeated, so the smallest of three rounds
+        // is what counts.
+        let grown = (0..3)
+            .map(|_| {
+                let before = LIVE.load(Ordering::Relaxed);
+                run.call::<()>(()).unwrap_or_else(|e| panic!("{code}: {e}"));
+                LIVE.load(Ordering::Relaxed) - before
+            })
+            .min()
+            .expect("three rounds");
         if grown > 512 {
-            leaks.push(format!("{code}: {grown} bytes stay allocated after 1000 errors"));
+            leaks.push(format!("{code}: {grown} bytes stay allocated after each of 3 rounds of 1000 errors"));
         }
     }
+    // The checker must catch a real leak: the control case keeps a table per error.
+    let caught = leaks.iter().position(|l| l.starts_with(KEPT_EACH_TIME));
+    assert!(caught.is_some(), "a table kept per error was not reported: {leaks:?}");
+    leaks.remove(caught.unwrap());
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
 }
+
+/// The control case: an error whose raising keeps a small table alive each time (in the same
+/// test, as the allocation counter is global to the process).
+const KEPT_EACH_TIME: &str = "(function() kept = kept or {}; kept[#kept + 1] = {} end)() + nil";
