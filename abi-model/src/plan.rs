@@ -278,7 +278,8 @@ pub struct CallPlan {
     /// Win64: the 32 bytes of home space at `[sp, sp + 32)` the callee may use. 0 elsewhere.
     pub shadow: u32,
     /// Caller-made copies for [`ArgPass::Indirect`] arguments: `[sp + copy_area.0,
-    /// sp + copy_area.0 + copy_area.1)`. Above the argument area, 16-byte aligned.
+    /// sp + copy_area.0 + copy_area.1)`. Above the argument area, 16-byte aligned (each copy at
+    /// its record's alignment when larger: see [`CallPlan::frame_align`]).
     pub copy_area: (u32, u32),
     /// Bytes of stack the callee removes with `ret n` (stdcall, fastcall, thiscall; the
     /// hidden return pointer on i386 Linux).
@@ -293,7 +294,20 @@ impl CallPlan {
     /// copies, rounded up to the stack alignment.
     pub fn frame_bytes(&self) -> u32 {
         let end = (self.copy_area.0 + self.copy_area.1).max(self.stack_bytes);
-        end.div_ceil(self.stack_align) * self.stack_align
+        end.next_multiple_of(self.frame_align())
+    }
+
+    /// The alignment of the caller's outgoing frame: [`CallPlan::stack_align`], or more when a
+    /// by-reference copy's record asks more (Win64: an `aligned(32)` record's copy sits at a
+    /// multiple of 32 from sp, while sp at the call need only be 16-aligned).
+    pub fn frame_align(&self) -> u32 {
+        self.args
+            .iter()
+            .filter_map(|a| match (&a.pass, a.value) {
+                (ArgPass::Indirect { .. }, ValueKind::Record { align, .. }) => Some(align),
+                _ => None,
+            })
+            .fold(self.stack_align, u32::max)
     }
 
     /// Every location the plan writes before the call, hidden return pointer included.

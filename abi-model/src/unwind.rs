@@ -660,8 +660,8 @@ fn gpr_name(r: Gpr) -> &'static str {
 mod tests {
     use super::*;
 
-    /// push rbp; push rbx; mov rbp, rsp; sub rsp, alloc (the Win64 stub's prologue).
-    fn win64_stub(alloc: u32) -> FrameUnwind {
+    /// push rbp; push rbx; mov rbp, rsp; sub rsp, alloc (a Win64 prologue with a frame pointer).
+    fn win64_frame(alloc: u32) -> FrameUnwind {
         let mut f = FrameUnwind::new(Arch::X86_64);
         f.record(1, FrameOp::PushGpr(Gpr::BP));
         f.record(2, FrameOp::PushGpr(Gpr::BX));
@@ -670,8 +670,8 @@ mod tests {
         f
     }
 
-    /// push ebp; mov ebp, esp; push ebx; and esp, -16; sub esp, 32 (the i386 stub's).
-    fn i386_stub() -> FrameUnwind {
+    /// push ebp; mov ebp, esp; push ebx; and esp, -16; sub esp, 32 (an i386 prologue that realigns).
+    fn i386_frame() -> FrameUnwind {
         let mut f = FrameUnwind::new(Arch::X86);
         f.record(1, FrameOp::PushGpr(Gpr::BP));
         f.record(3, FrameOp::SetFramePointer { reg: Gpr::BP, offset: 0 });
@@ -683,7 +683,7 @@ mod tests {
 
     #[test]
     fn the_cfa_follows_sp_until_the_frame_pointer_is_set_then_the_frame_pointer() {
-        let f = win64_stub(40);
+        let f = win64_frame(40);
         assert_eq!(f.state_at(0).unwrap().to_string(), "cfa = rsp+8");
         assert_eq!(f.state_at(1).unwrap().to_string(), "cfa = rsp+16, rbp at cfa-16");
         assert_eq!(f.state_at(2).unwrap().to_string(), "cfa = rsp+24, rbp at cfa-16, rbx at cfa-24");
@@ -697,7 +697,7 @@ mod tests {
 
     #[test]
     fn a_push_after_the_frame_pointer_is_saved_below_it() {
-        let f = i386_stub();
+        let f = i386_frame();
         assert_eq!(f.after_prologue().unwrap().to_string(), "cfa = rbp+8, rbp at cfa-8, rbx at cfa-12");
     }
 
@@ -720,7 +720,7 @@ mod tests {
 
     #[test]
     fn eh_frame_x64_cie_says_cfa_rsp_8_and_return_address_at_cfa_8() {
-        let f = win64_stub(40);
+        let f = win64_frame(40);
         let b = f.eh_frame(0x1000, 64).unwrap();
         // length 20, CIE id 0, version 1, "zR", code align 1, data align -8 (0x78), RA 16,
         // aug length 1, absptr, DW_CFA_def_cfa r7 8, DW_CFA_offset r16 1, nops.
@@ -742,7 +742,7 @@ mod tests {
 
     #[test]
     fn eh_frame_i386_numbers_registers_as_the_encoding_and_uses_4_byte_words() {
-        let b = i386_stub().eh_frame(0x8000, 40).unwrap();
+        let b = i386_frame().eh_frame(0x8000, 40).unwrap();
         // data align -4 (0x7c), RA column 8 (eip), DW_CFA_def_cfa esp(4) 4, offset eip 1.
         assert_eq!(&b[13..21], &[0x7c, 8, 1, 0, 0x0c, 4, 4, 0x88]);
         let cie_len = u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
@@ -766,7 +766,7 @@ mod tests {
 
     #[test]
     fn win64_codes_are_in_reverse_order_with_the_frame_register_in_the_header() {
-        let b = win64_stub(40).win64_unwind_info().unwrap();
+        let b = win64_frame(40).win64_unwind_info().unwrap();
         // version 1, prolog 12 bytes, 4 codes, frame register rbp (5) offset 0;
         // ALLOC_SMALL 40 at 12 (info 4), SET_FPREG at 5, PUSH rbx at 2, PUSH rbp at 1.
         assert_eq!(b, [1, 12, 4, 5, 12, 0x42, 5, 0x03, 2, 0x30, 1, 0x50]);
@@ -857,7 +857,7 @@ mod tests {
 
     #[test]
     fn win64_unwind_info_is_for_x86_64_only() {
-        assert!(matches!(i386_stub().win64_unwind_info(), Err(UnwindError::NotEncodable { end: 0, .. })));
+        assert!(matches!(i386_frame().win64_unwind_info(), Err(UnwindError::NotEncodable { end: 0, .. })));
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let mut copies: u32 = 0;
     let mut copy_list = Vec::new();
     // The copies' alignment: 16, or a record's own when it asks more (`aligned(32)`), as the
-    // callee may rely on it like on any object of its type; the call's stack then needs it too.
+    // callee may rely on it like on any object of its type. The caller's frame then needs it
+    // (`CallPlan::frame_align`); sp at the call stays 16-aligned, as mingw's callers leave it.
     let mut copy_align = Target::X64_WIN.stack_align();
     for (i, a) in args.iter().enumerate() {
         let loc = slot_loc(slot);
@@ -97,7 +98,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         // value returned in RAX or XMM0 is undefined".
         ret: RetPlan { value: ret.kind, loc: ret_loc, ext: Ext::widening(ret.kind) },
         stack_bytes,
-        stack_align: copy_align,
+        stack_align: Target::X64_WIN.stack_align(),
         shadow: Target::X64_WIN.shadow_space(),
         copy_area: if copies > 0 { (copy_base, copies) } else { (0, 0) },
         callee_pops: 0,

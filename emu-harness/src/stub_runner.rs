@@ -863,8 +863,11 @@ pub fn check_stub(
 ) -> Result<(), Mismatch> {
     let step = backend.target().stack_align();
     let align = case.plan.stack_align.max(step);
+    // A by-reference copy may ask more than sp at the call (Win64 `aligned(32)` records):
+    // every entry sp the frame's alignment can't tell apart is tried.
+    let frame_align = case.plan.frame_align().max(align);
     let indirect = indirect_copies(case.plan);
-    (0..align / step).try_for_each(|k| {
+    (0..frame_align / step).try_for_each(|k| {
         let call = TargetCall { callee, align, indirect: &indirect };
         check_stub_from(cpu, backend, case, call, rec, stops, lua, u64::from(k * step)).map_err(|m| {
             if k == 0 {

@@ -855,8 +855,18 @@ fn a_stub_that_ignores_its_programs_stack_alignment_is_caught() {
         assert!(stub.what.contains("stack alignment at the call of the target"), "{stub}");
         assert_eq!(stub.expected, format!("{align} bytes"), "{stub}");
     }
-    // The other backends never realign (their plans never ask): asked to, they refuse.
-    for target in [Target::X86_LINUX, Target::X86_WIN, Target::X64_WIN] {
+    // Win64 realigns for a by-reference copy of an over-aligned record: a stub that ignores
+    // it passes a misaligned copy on some entry sp.
+    let cat = catalogue(Target::X64_WIN);
+    for align in [32, 64] {
+        let s = find(&cat, |_, p| p.frame_align() == align && p.stack_align == 16);
+        let (stub, _) = caught(Target::X64_WIN, s, &cat, |p| p.out_align = 0, true, false);
+        let stub = stub.unwrap_err();
+        assert!(stub.what.contains("alignment of a by-reference argument's copy"), "{stub}");
+        assert_eq!(stub.expected, format!("{align} bytes"), "{stub}");
+    }
+    // The x86 backends never realign (their plans never ask): asked to, they refuse.
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
         let cat = catalogue(target);
         let s = find(&cat, |_, p| !p.args.is_empty());
         let (stub, _) = caught(target, s, &cat, |p| p.out_align = 64, true, false);

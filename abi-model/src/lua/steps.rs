@@ -429,10 +429,12 @@ pub struct Program {
     pub entry_bytes: u32,
     /// The Lua stack layout the inline steps read and write (stubs built with [`Inline`]).
     pub vm: Option<LuaVm>,
-    /// Stubs: the alignment the stack pointer must have at [`Step::CallTarget`], the plan's
-    /// [`CallPlan::stack_align`]. When it exceeds the alignment the stub is entered with (the
-    /// target's `stack_align`: a SysV call passing an `aligned(32)` record on the stack), the
-    /// backend realigns its outgoing area to it, as gcc's caller does with `and rsp, -32`.
+    /// Stubs: the alignment of the outgoing area at [`Step::CallTarget`], the plan's
+    /// [`CallPlan::frame_align`]: its `stack_align`, or a by-reference copy's record alignment
+    /// when larger. When it exceeds the alignment the stub is entered with (the target's
+    /// `stack_align`: a SysV call passing an `aligned(32)` record on the stack, a Win64 copy of
+    /// one), the backend realigns its outgoing area to it, as gcc's caller does with
+    /// `and rsp, -32`.
     /// Thunks, and programs made with [`Program::new`]: 0, nothing beyond the entry's.
     pub out_align: u32,
 }
@@ -767,7 +769,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     };
     steps.push(Step::ReturnToLua { results });
     let frame = Program::new(steps, plan.frame_bytes(), stage.0.div_ceil(16) * 16, 0, vm);
-    Program { out_align: plan.stack_align, ..frame }
+    Program { out_align: plan.frame_align(), ..frame }
 }
 
 /// The thunk program for a callback with this frame: every conversion through a helper.
