@@ -18,12 +18,15 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml) on nightly: items behind a feature say so.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod abi;
 pub mod callback;
 pub mod cdef;
 pub mod layout;
 #[cfg(feature = "lua")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lua")))]
 pub mod lua;
 pub mod plan;
 pub mod target;
