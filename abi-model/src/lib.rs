@@ -36,6 +36,11 @@ pub mod x64_sysv;
 pub mod x64_win;
 pub mod x86;
 
+/// The examples of `README.md`, run as doctests (they use `abi_model::lua` too).
+#[cfg(all(doctest, feature = "lua"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
