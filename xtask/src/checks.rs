@@ -1,6 +1,7 @@
 //! The static checks `test-all-abis` runs before any test: formatting, clippy and rustdoc
-//! (each a cargo command that must exit 0), and the SAFETY comments of lua-adapter (each must
-//! say what it relies on).
+//! (each a cargo command that must exit 0), `cargo publish --dry-run` of abi-model (which must
+//! also warn of nothing), and the SAFETY comments of lua-adapter (each must say what it relies
+//! on).
 
 use crate::sys;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,37 @@ pub const CARGO_CHECKS: [CargoCheck; 3] = [
         env: &[("RUSTDOCFLAGS", "-D warnings")],
     },
 ];
+
+/// The crate published to crates.io, checked by [`run_publish_dry_run`].
+pub const PUBLISHED_CRATE: &str = "abi-model";
+
+/// The one warning a clean `cargo publish --dry-run` prints.
+const DRY_RUN_WARNING: &str = "warning: aborting upload due to dry run";
+
+/// `cargo publish --dry-run -p <package> --allow-dirty` in the workspace at `dir`: packages the
+/// crate as crates.io would receive it and builds the package. Cargo only warns about metadata
+/// crates.io needs (no description, no license), so any warning but the dry run's own fails
+/// the check too. Cargo's output goes to ours; `Err` says what failed.
+pub fn run_publish_dry_run(package: &str, dir: &Path) -> Result<(), String> {
+    let name = format!("cargo publish --dry-run -p {package} --allow-dirty");
+    let out = sys::cargo()
+        .current_dir(dir)
+        .args(["publish", "--dry-run", "-p", package, "--allow-dirty"])
+        .output()
+        .map_err(|e| format!("cannot run `{name}`: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{stderr}");
+    let warnings: Vec<&str> =
+        stderr.lines().map(str::trim).filter(|l| l.starts_with("warning:") && *l != DRY_RUN_WARNING).collect();
+    if !out.status.success() {
+        Err(format!("`{name}` failed ({})", out.status))
+    } else if !warnings.is_empty() {
+        Err(format!("`{name}` warned: {}", warnings.join("; ")))
+    } else {
+        Ok(())
+    }
+}
 
 /// Installs the rustup components the checks run (rustfmt, clippy) when cargo lacks them.
 pub fn ensure_components() -> Result<(), String> {
@@ -199,6 +231,10 @@ pub fn run_all() -> Result<Vec<String>, String> {
             failed.push(e);
         }
     }
+    println!("== cargo publish --dry-run -p {PUBLISHED_CRATE} --allow-dirty ==");
+    if let Err(e) = run_publish_dry_run(PUBLISHED_CRATE, &root) {
+        failed.push(e);
+    }
     println!("== SAFETY comments ({}) ==", SAFETY_CHECKED_DIRS.join(", "));
     let empty = safety_findings()?;
     for f in &empty {
@@ -265,6 +301,29 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("src/lib.rs"), lib_rs).unwrap();
         dir
+    }
+
+    /// The publish check passes a crate with the metadata crates.io needs, and fails one
+    /// without a license and description (cargo itself only warns) and one that does not build.
+    #[test]
+    fn publish_dry_run_fails_without_metadata_or_a_build() {
+        let lib = "//! A crate.\n\n/// Adds one.\npub fn add_one(x: u32) -> u32 {\n    x + 1\n}\n";
+        let bare = scratch_crate("publish_bare", lib);
+        let err = run_publish_dry_run("publish_bare", &bare).unwrap_err();
+        assert!(err.contains("warned") && err.contains("license"), "{err}");
+        let complete = scratch_crate("publish_complete", lib);
+        let manifest = std::fs::read_to_string(complete.join("Cargo.toml")).unwrap().replace(
+            "edition = \"2021\"\n",
+            "edition = \"2021\"\ndescription = \"A test crate.\"\nlicense = \"MIT\"\n\
+             repository = \"https://example.invalid/publish_complete\"\n",
+        );
+        std::fs::write(complete.join("Cargo.toml"), manifest).unwrap();
+        run_publish_dry_run("publish_complete", &complete).unwrap_or_else(|e| panic!("complete crate: {e}"));
+        std::fs::write(complete.join("src/lib.rs"), "//! Does not build.\npub fn f() -> u32 { \"no\" }\n").unwrap();
+        let err = run_publish_dry_run("publish_complete", &complete).unwrap_err();
+        assert!(err.contains("failed"), "{err}");
+        let _ = std::fs::remove_dir_all(bare);
+        let _ = std::fs::remove_dir_all(complete);
     }
 
     /// Each cargo check passes a clean crate and fails the crate with its own kind of finding.
