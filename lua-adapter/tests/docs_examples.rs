@@ -1,5 +1,7 @@
 //! Runs every example of `docs/ffi.md` (and the ```` ```lua ```` blocks of `README.md`) under
-//! the `luaffi` command, so the documentation cannot drift from what the module does.
+//! the `luaffi` command, and docs/ffi.md's also under Debian's `lua5.1` to `lua5.4` with the
+//! module built for each (x86-64 hosts, as `tests/system_lua.rs`), so the documentation cannot
+//! drift from what the module does.
 //!
 //! Two kinds of example are extracted:
 //!
@@ -13,7 +15,8 @@
 //!   precede it, separated by `;`): a quoted result is compared as a Lua string, a numeric
 //!   one as a number, anything else with `tostring` (`6LL`, `true`). Text after the span
 //!   `(on x86-64)` or `(on Linux)` makes the check hold only on that host (the code still
-//!   runs everywhere). A cell of that column without a code span is an error.
+//!   runs everywhere); `(Lua 5.4+)` skips the example on older Luas (counted as skipped). A
+//!   cell of that column without a code span is an error.
 //!
 //! Each example runs as Lua source whose line numbers are the document's (blank lines pad it),
 //! so an error message's `stdin:N:` is line N of the markdown file. The run prints how many
@@ -23,7 +26,7 @@
 //! the file it points into (the two link to each other's sections).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const EXE: &str = env!("CARGO_BIN_EXE_luaffi");
@@ -37,6 +40,8 @@ struct Example {
     what: &'static str,
     /// The Lua source; its line `n` is the document's line `n`.
     source: String,
+    /// The oldest Lua that can run it, from a note `(Lua 5.4+)` after a table example.
+    min_lua: Option<(u32, u32)>,
 }
 
 /// What a markdown file holds: examples to run, skipped blocks, and errors of the markup.
@@ -54,7 +59,7 @@ struct Extracted {
 const EXPECT_FN: &str = "local function __docs_expect(got, want, checked) \
 if not checked then return end \
 local ok \
-if want:match('^\".*\"$') then ok = got == load('return ' .. want)() \
+if want:match('^\".*\"$') then ok = got == (loadstring or load)('return ' .. want)() \
 elseif tonumber(want) and type(got) == 'number' then ok = got == tonumber(want) \
 else ok = tostring(got) == want end \
 if not ok then error(('--> %s expected, got %s (a %s)'):format(want, tostring(got), type(got)), 2) end \
@@ -125,7 +130,7 @@ fn split_last_expression(code: &str) -> (&str, &str) {
     }
 }
 
-/// The Lua condition of a host note after a checked example, `Ok(None)` without one.
+/// The Lua condition of a host note `(on ...)` after a checked example, `Ok(None)` without one.
 fn host_condition(after: &str) -> Result<Option<&'static str>, String> {
     let after = after.trim();
     let Some(note) = after.strip_prefix("(on ").and_then(|n| n.split(')').next()) else { return Ok(None) };
@@ -136,6 +141,17 @@ fn host_condition(after: &str) -> Result<Option<&'static str>, String> {
         "Windows" => Ok(Some("require('ffi').os == 'Windows'")),
         other => Err(format!("unknown host note `(on {other})`")),
     }
+}
+
+/// The Lua version of a note `(Lua 5.X+)` after a table example, `Ok(None)` without one.
+fn version_note(after: &str) -> Result<Option<(u32, u32)>, String> {
+    let Some(note) = after.trim().strip_prefix("(Lua ") else { return Ok(None) };
+    let version = note.split(')').next().unwrap_or("");
+    let parsed = version
+        .strip_suffix('+')
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    parsed.map(Some).ok_or_else(|| format!("a version note must read `(Lua 5.X+)`, not `(Lua {version})`"))
 }
 
 /// Extracts the examples of a markdown text.
@@ -169,7 +185,7 @@ fn extract(markdown: &str) -> Extracted {
                 } else if attr.is_empty() || attr == "prelude" {
                     let mut source = EXPECT_FN.to_string();
                     place(&mut source, n + 1, &code);
-                    out.examples.push(Example { line: n, what: "block", source });
+                    out.examples.push(Example { line: n, what: "block", source, min_lua: None });
                     if attr == "prelude" {
                         prelude = Some((n + 1, code));
                     }
@@ -194,6 +210,13 @@ fn extract(markdown: &str) -> Extracted {
                     out.errors.push(format!("{n}: an example cell without code: `{cell}`"));
                 }
                 for (span, after) in spans {
+                    let min_lua = match version_note(&after) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            out.errors.push(format!("{n}: {e}"));
+                            continue;
+                        }
+                    };
                     let mut source = EXPECT_FN.to_string();
                     if let Some((at, code)) = &prelude {
                         place(&mut source, *at, code);
@@ -213,7 +236,7 @@ fn extract(markdown: &str) -> Extracted {
                         }
                     };
                     place(&mut source, n, &code);
-                    out.examples.push(Example { line: n, what: "table example", source });
+                    out.examples.push(Example { line: n, what: "table example", source, min_lua });
                 }
             }
         } else {
@@ -224,43 +247,109 @@ fn extract(markdown: &str) -> Extracted {
     out
 }
 
-/// Runs one example with `luaffi -`; `Err` holds what it printed.
-fn run(example: &Example) -> Result<(), String> {
-    let mut child = Command::new(EXE)
-        .arg("-")
-        .env_remove("LUA_INIT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {EXE}: {e}"));
-    child.stdin.take().expect("piped").write_all(example.source.as_bytes()).expect("write the example");
-    let out = child.wait_with_output().expect("wait for luaffi");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}({})", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr), out.status))
+/// A Lua interpreter the examples run under: the `luaffi` command, or a system `lua5.X` with
+/// the module on its `package.cpath`.
+struct Lua {
+    program: PathBuf,
+    /// `LUA_CPATH` for a system Lua: only the module built for it.
+    cpath: Option<PathBuf>,
+    /// Its `_VERSION`, as `(5, 4)`.
+    version: (u32, u32),
+    /// What the report calls it.
+    label: String,
+}
+
+impl Lua {
+    /// `program` with `cpath`; asks it for its version, and that `ffi` loads.
+    fn new(program: PathBuf, cpath: Option<PathBuf>) -> Lua {
+        let mut lua = Lua { program, cpath, version: (0, 0), label: String::new() };
+        let out = lua
+            .command()
+            .args(["-e", "io.write(_VERSION, ' ', require('ffi').arch)"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", lua.program.display()));
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let version = said.strip_prefix("Lua ").and_then(|v| v.split(' ').next()).and_then(|v| v.split_once('.'));
+        lua.version = version.and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))).unwrap_or_else(|| {
+            panic!("{}: no Lua with ffi: {said:?} {}", lua.program.display(), String::from_utf8_lossy(&out.stderr))
+        });
+        let name = lua.program.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        lua.label = format!("{name} (Lua {}.{})", lua.version.0, lua.version.1);
+        lua
+    }
+
+    /// The `luaffi` command of this build.
+    fn luaffi() -> Lua {
+        Lua::new(PathBuf::from(EXE), None)
+    }
+
+    /// A command running the interpreter with nothing from the environment changing what it
+    /// loads (`LUA_INIT`, `LUA_PATH`, `LUA_CPATH` and their versioned names).
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        for name in ["LUA_INIT", "LUA_PATH", "LUA_CPATH"] {
+            cmd.env_remove(name);
+            for v in ["5_1", "5_2", "5_3", "5_4", "5_5"] {
+                cmd.env_remove(format!("{name}_{v}"));
+            }
+        }
+        if let Some(cpath) = &self.cpath {
+            cmd.env("LUA_CPATH", cpath);
+        }
+        cmd
+    }
+
+    /// Runs one example as `lua -`; `Err` holds what it printed.
+    fn run(&self, example: &Example) -> Result<(), String> {
+        let mut child = self
+            .command()
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()));
+        child.stdin.take().expect("piped").write_all(example.source.as_bytes()).expect("write the example");
+        let out = child.wait_with_output().expect("wait for lua");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}({})",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                out.status
+            ))
+        }
     }
 }
 
-/// Runs every example of `markdown`; returns the failures as `name:line: ...` texts and prints
-/// how many ran and were skipped.
-fn run_markdown(name: &str, markdown: &str) -> (Extracted, Vec<String>) {
+/// Runs every example of `markdown` under `lua` (those whose version note it is too old for
+/// are skipped); returns the failures as `name:line: ...` texts and prints how many ran and
+/// were skipped.
+fn run_markdown(name: &str, markdown: &str, lua: &Lua) -> (Extracted, Vec<String>) {
     let extracted = extract(markdown);
     let mut failures: Vec<String> = extracted.errors.iter().map(|e| format!("{name}:{e}")).collect();
+    let (mut ran, mut too_old) = (0, Vec::new());
     for ex in &extracted.examples {
-        if let Err(e) = run(ex) {
+        if ex.min_lua.is_some_and(|v| lua.version < v) {
+            too_old.push(ex.line);
+            continue;
+        }
+        ran += 1;
+        if let Err(e) = lua.run(ex) {
             let first = ex.source.lines().nth(ex.line - 1).unwrap_or("").trim();
             failures
                 .push(format!("{name}:{}: {} failed (stdin:N is line N of {name}): {first}\n{e}", ex.line, ex.what));
         }
     }
     println!(
-        "{name}: {} example(s) ran, {} failed, {} skipped{}",
-        extracted.examples.len(),
+        "{name} under {}: {ran} example(s) ran, {} failed, {} skipped{}{}",
+        lua.label,
         failures.len(),
-        extracted.skipped.len(),
-        extracted.skipped.iter().map(|(l, r)| format!("\n  skipped line {l}: {r}")).collect::<String>()
+        extracted.skipped.len() + too_old.len(),
+        extracted.skipped.iter().map(|(l, r)| format!("\n  skipped line {l}: {r}")).collect::<String>(),
+        too_old.iter().map(|l| format!("\n  skipped line {l}: needs a newer Lua")).collect::<String>(),
     );
     (extracted, failures)
 }
@@ -315,7 +404,7 @@ fn read_doc(path: &str) -> String {
 
 #[test]
 fn every_example_of_docs_ffi_md_runs() {
-    let (extracted, failures) = run_markdown("docs/ffi.md", &read_doc("docs/ffi.md"));
+    let (extracted, failures) = run_markdown("docs/ffi.md", &read_doc("docs/ffi.md"), &Lua::luaffi());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The reference has a Getting started section of blocks and an example per function.
     let blocks = extracted.examples.iter().filter(|e| e.what == "block").count();
@@ -324,8 +413,82 @@ fn every_example_of_docs_ffi_md_runs() {
 
 #[test]
 fn every_lua_block_of_the_readme_runs() {
-    let (_, failures) = run_markdown("README.md", &read_doc("README.md"));
+    let (_, failures) = run_markdown("README.md", &read_doc("README.md"), &Lua::luaffi());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Builds `ffi.so` for Lua `version` as `tests/system_lua.rs` does (same features, same shared
+/// target directory `target/lua-modules`, so whichever test builds it second finds it built;
+/// cargo runs test binaries one at a time), into `target/lua<version>/ffi.so`. Returns the
+/// `LUA_CPATH` that finds it.
+#[cfg(target_arch = "x86_64")]
+fn module_cpath(version: &str) -> PathBuf {
+    static CARGO_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = CARGO_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("tmp is in the target directory");
+    let shared = target.join("lua-modules");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let features = format!("module,lua{}", version.replace('.', ""));
+    let out = Command::new(&cargo)
+        .args(["build", "-p", "lua-adapter", "--lib", "--no-default-features", "--features", &features])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &shared)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    assert!(
+        out.status.success(),
+        "building ffi.so for Lua {version} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = shared.join("debug").join(format!(
+        "{}lua_adapter{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let dest = target.join(format!("lua{version}")).join("ffi.so");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    // Through a temporary name: a process still running the previous file keeps it.
+    let tmp = dest.with_extension("docs-tmp");
+    std::fs::copy(&built, &tmp).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+    std::fs::rename(&tmp, &dest).unwrap();
+    dest.parent().unwrap().join("?.so")
+}
+
+/// docs/ffi.md's examples under Debian's `lua<version>` with the module built for it, as the
+/// document says they run on every Lua (an interpreter that is missing fails the test).
+#[cfg(target_arch = "x86_64")]
+fn docs_under_system_lua(version: &str) {
+    let program = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(format!("lua{version}"))).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("lua{version} is not installed (apt-get install lua{version})"));
+    let lua = Lua::new(program, Some(module_cpath(version)));
+    let (_, failures) = run_markdown("docs/ffi.md", &read_doc("docs/ffi.md"), &lua);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn docs_ffi_md_under_lua5_1() {
+    docs_under_system_lua("5.1");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn docs_ffi_md_under_lua5_2() {
+    docs_under_system_lua("5.2");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn docs_ffi_md_under_lua5_3() {
+    docs_under_system_lua("5.3");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn docs_ffi_md_under_lua5_4() {
+    docs_under_system_lua("5.4");
 }
 
 /// Every `#anchor` link of docs/ffi.md names a heading, of itself or of the README.
@@ -355,7 +518,7 @@ fn a_link_to_a_missing_heading_is_caught() {
 #[test]
 fn a_failing_block_is_caught_with_its_line() {
     let md = "# Doc\n\ntext\n\n```lua\nlocal ffi = require 'ffi'\nassert(ffi.sizeof('int') == 5)\n```\n\n```lua\nassert(true)\n```\n";
-    let (extracted, failures) = run_markdown("synthetic.md", md);
+    let (extracted, failures) = run_markdown("synthetic.md", md, &Lua::luaffi());
     assert_eq!(extracted.examples.len(), 2);
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].starts_with("synthetic.md:5: block failed"), "{}", failures[0]);
@@ -378,7 +541,7 @@ fn a_wrong_table_result_is_caught() {
 | g | `ffi.os  --> \"no such os\"` (on Linux) |\n\
 | h | `error('plain statements run too')` |\n\
 | i | no code |\n";
-    let (extracted, failures) = run_markdown("synthetic.md", md);
+    let (extracted, failures) = run_markdown("synthetic.md", md, &Lua::luaffi());
     // The prelude block and a to h; i has no code.
     assert_eq!(extracted.examples.len(), 9, "{:#?}", extracted.examples);
     let lines: Vec<&str> = failures.iter().map(|f| f.split(':').nth(1).unwrap()).collect();
@@ -394,13 +557,28 @@ fn a_wrong_table_result_is_caught() {
     assert!(failures[2].contains("--> 7LL expected, got 6LL"), "{}", failures[2]);
 }
 
+/// A `(Lua 5.X+)` note skips a table example on an older Lua and runs it on a newer one; a
+/// note that is not a version is an error.
+#[test]
+fn version_notes_skip_examples_on_older_luas() {
+    let md = "| function | example |\n| --- | --- |\n\
+| a | `error('needs Lua 9.9')` (Lua 9.9+) |\n\
+| b | `error('runs on 5.1 and later')` (Lua 5.1+) |\n\
+| c | `x = 1` (Lua five+) |\n";
+    let (extracted, failures) = run_markdown("synthetic.md", md, &Lua::luaffi());
+    assert_eq!(extracted.examples.iter().map(|e| e.min_lua).collect::<Vec<_>>(), [Some((9, 9)), Some((5, 1))]);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].starts_with("synthetic.md:5: a version note must read `(Lua 5.X+)`"), "{failures:?}");
+    assert!(failures[1].starts_with("synthetic.md:4: table example failed"), "{failures:?}");
+}
+
 /// `no-run` blocks are skipped and counted, but only with a reason; an unknown attribute is an
 /// error rather than a silent skip.
 #[test]
 fn skipped_blocks_need_a_reason_and_unknown_attributes_are_errors() {
     let md = "```lua no-run: needs a library no test machine has\nerror()\n```\n\n\
 ```lua no-run:\nerror()\n```\n\n```lua norun\nerror()\n```\n";
-    let (extracted, failures) = run_markdown("synthetic.md", md);
+    let (extracted, failures) = run_markdown("synthetic.md", md, &Lua::luaffi());
     assert!(extracted.examples.is_empty());
     assert_eq!(extracted.skipped, [(1, "needs a library no test machine has".to_string())]);
     assert_eq!(failures.len(), 2, "{failures:?}");
