@@ -26,7 +26,6 @@ pub mod callback;
 pub mod cdef;
 pub mod layout;
 #[cfg(feature = "lua")]
-#[cfg_attr(docsrs, doc(cfg(feature = "lua")))]
 pub mod lua;
 pub mod plan;
 pub mod target;
@@ -35,11 +34,6 @@ pub mod unwind;
 pub mod x64_sysv;
 pub mod x64_win;
 pub mod x86;
-
-/// The examples of `README.md`, run as doctests (they use `abi_model::lua` too).
-#[cfg(all(doctest, feature = "lua"))]
-#[doc = include_str!("../README.md")]
-mod readme {}
 
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
 pub use callback::{CallbackFrame, FrameArg, Spill};

@@ -17,6 +17,8 @@
 //! - [`backend`]: the [`Backend`] trait code generators implement, and the addresses
 //!   ([`CodeEnv`], [`CallSlots`]) an embedding hands them.
 //! - `curated` (hidden, test support): the signatures every backend's listings show.
+// On docs.rs (`--cfg docsrs`, lib.rs): marked as needing the `lua` feature.
+#![cfg_attr(docsrs, doc(cfg(feature = "lua")))]
 
 pub mod backend;
 #[doc(hidden)]
@@ -28,3 +30,9 @@ pub mod vm;
 
 pub use backend::{Backend, BackendError, CallSlots, Code, CodeEnv, Invalid, ProgramKind};
 pub use entry::{lua_cfunction_plan, lua_state_at_entry};
+
+/// The examples of the crate's `README.md`, run as doctests. They live here because the
+/// README shows this module too; the C ABI examples need no more than the rest of the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
