@@ -130,10 +130,11 @@ fn split_last_expression(code: &str) -> (&str, &str) {
     }
 }
 
-/// The Lua condition of a host note `(on ...)` after a checked example, `Ok(None)` without one.
+/// The Lua condition of a host note `(on ...)` or `(on ...; more text)` after a checked
+/// example, `Ok(None)` without one.
 fn host_condition(after: &str) -> Result<Option<&'static str>, String> {
     let after = after.trim();
-    let Some(note) = after.strip_prefix("(on ").and_then(|n| n.split(')').next()) else { return Ok(None) };
+    let Some(note) = after.strip_prefix("(on ").and_then(|n| n.split([')', ';']).next()) else { return Ok(None) };
     match note {
         "x86-64" => Ok(Some("require('ffi').arch == 'x64'")),
         "x86" => Ok(Some("require('ffi').arch == 'x86'")),
