@@ -258,6 +258,16 @@ T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.eval, ffi.type, 
   ffi.cdef "enum { COMPAT_EV = 3 };"
   T.eq(tonumber(ffi.eval("COMPAT_EV * sizeof(int)")), 12, "ffi.eval sees declared constants")
   T.err("unexpected symbol near ')'", "ffi.eval of a broken expression", ffi.eval, "1 +")
+  -- Floating constant expressions, as cffi-lua evaluates them: a double, or a float when
+  -- only float constants (and integers) take part.
+  T.ok(ffi.istype("double", ffi.eval("1.5")), "ffi.eval of a floating constant is a double")
+  T.eq(tonumber(ffi.eval("1.5")), 1.5, "its value")
+  T.ok(ffi.istype("float", ffi.eval("1.5f * 2")), "a float constant times an integer is a float")
+  T.eq(tonumber(ffi.eval("1.5f * 2")), 3, "its value")
+  T.eq(tonumber(ffi.eval("7 / 2 + 0.5")), 3.5, "integers divide as integers, as in C")
+  T.eq(tonumber(ffi.eval("-(COMPAT_EV * 2.5e-1)")), -0.75, "a declared constant in a floating expression")
+  T.err("unexpected symbol near '<<'", "floating expressions take + - * /", ffi.eval, "1.5 << 2")
+  T.err("'1.5L' is a long double constant: the model has no long double", "long double constants", ffi.eval, "1.5L")
   T.err("missing declaration for symbol '__luaffi_eval'", "ffi.eval declares nothing", function() return ffi.C.__luaffi_eval end)
   T.eq(ffi.tonumber(ffi.new("int", 7)), 7, "ffi.tonumber of a cdata")
   T.eq(ffi.tonumber("0x10"), 16, "ffi.tonumber of a string")
