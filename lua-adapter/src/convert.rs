@@ -13,7 +13,7 @@ use abi_model::{ArrayLen, CType, QualType, Quals, RecordKind, TypeId, TypeTable}
 use mlua::ffi;
 
 use crate::cdata::{self, Form, HAS_INTEGERS};
-use crate::ctypes::ctype::{repr, shape, Shape};
+use crate::ctypes::ctype::{repr, repr_with_params, shape, Shape};
 use crate::ctypes::state::{CTypeDesc, FfiState};
 
 /// Conversion flags (LuaJIT's `CCF_*`).
@@ -81,10 +81,10 @@ impl ConvError {
             ConvError::Bad { from, to } => {
                 let f = match from {
                     Origin::Lua(t) => cdata::lua_type_name(*t).to_string(),
-                    Origin::C(ty) => repr(types, *ty, false),
+                    Origin::C(ty) => repr_with_params(types, *ty),
                     Origin::CTypeObject => "ctype".to_string(),
                 };
-                format!("cannot convert '{f}' to '{}'", repr(types, *to, false))
+                format!("cannot convert '{f}' to '{}'", repr_with_params(types, *to))
             }
             ConvError::InitOverflow(to) => format!("too many initializers for '{}'", repr(types, *to, false)),
             ConvError::WriteConst => "attempt to write to constant location".to_string(),
@@ -93,7 +93,7 @@ impl ConvError {
             ConvError::StackOverflow => "stack overflow".to_string(),
             ConvError::TooManyCallbacks => "too many callbacks".to_string(),
             ConvError::CallbackCode { to, failure } => {
-                format!("cannot make a callback for '{}': {failure}", repr(types, *to, false))
+                format!("cannot make a callback for '{}': {failure}", repr_with_params(types, *to))
             }
         }
     }
@@ -379,13 +379,65 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
         }
         Shape::Pointer(_) => compatible_ptr(types, dc, sc, fl | flags::SAME),
         Shape::Record => dc.id == sc.id,
-        // Function types are interned, so one id is one signature. LuaJIT compares only the
-        // parameter counts; a C function calling a function pointer of another signature
-        // (an sret result written through an integer argument) corrupts memory, so the
-        // signatures must be the same: `ffi.cast` converts explicitly.
-        Shape::Func => dc.id == sc.id,
+        Shape::Func => same_calling_sequence(types, dc.id, sc.id),
         _ => true,
     }
+}
+
+/// How the ABI passes a parameter or result, as far as converting between function pointer
+/// types cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passed {
+    /// Nothing (a `void` result).
+    Nothing,
+    /// Integers, bools, enums and pointers, in this many integer registers or stack words.
+    Words(u64),
+    /// A `float` or `double` of this many bytes.
+    Float(u64),
+    /// Anything else (records, complex numbers, vectors, `long double`): only the same type
+    /// is passed the same way.
+    Exactly(TypeId),
+}
+
+fn passed(types: &TypeTable, ty: QualType) -> Passed {
+    let word = u64::from(ptr_size());
+    match shape(types, ty.id) {
+        Shape::Void => Passed::Nothing,
+        Shape::Bool | Shape::Pointer(_) => Passed::Words(1),
+        Shape::Int { size, .. } => Passed::Words(u64::from(size).div_ceil(word)),
+        Shape::Float { size } => Passed::Float(u64::from(size)),
+        _ => Passed::Exactly(ty.id),
+    }
+}
+
+/// May a pointer to function type `s` convert to a pointer to function type `d`? LuaJIT
+/// allows it whenever the parameter counts agree ("NYI: structural equality of functions"),
+/// which is what real code needs: a `int (*)(const double *, const double *)` comparator
+/// passed to `qsort`, a handler taking `struct foo *` where `void *` is declared. Here the two
+/// must also be called alike, so that C calling through the converted pointer cannot make
+/// the callee write outside an object (a record result returned through a hidden pointer the
+/// caller never passed, a callee-popped stack of another size): the same parameter count,
+/// variadic flag and convention; each parameter, and the result, an integer or pointer of as
+/// many words as the other, a floating number of the same size, or the same type otherwise; a
+/// `void` result goes with any scalar result. Other pairs LuaJIT converts are refused ("cannot
+/// convert", naming both signatures); `ffi.cast` still converts anything.
+fn same_calling_sequence(types: &TypeTable, d: TypeId, s: TypeId) -> bool {
+    if d == s {
+        return true;
+    }
+    let (CType::Function(df), CType::Function(sf)) = (types.get(d), types.get(s)) else {
+        return false;
+    };
+    if df.params.len() != sf.params.len() || df.variadic != sf.variadic || df.conv != sf.conv {
+        return false;
+    }
+    let result_alike = match (passed(types, df.ret), passed(types, sf.ret)) {
+        (a, b) if a == b => true,
+        (Passed::Nothing, Passed::Words(_) | Passed::Float(_)) => true,
+        (Passed::Words(_) | Passed::Float(_), Passed::Nothing) => true,
+        _ => false,
+    };
+    result_alike && df.params.iter().zip(&sf.params).all(|(a, b)| passed(types, a.ty) == passed(types, b.ty))
 }
 
 /// An enum type as its integer type (what LuaJIT converts, and names in errors), any other

@@ -42,14 +42,14 @@ fn a_callback_whose_thunk_gets_no_executable_memory_says_so_not_cannot_convert()
     let lua = lua_with_ffi();
     assert!(refuse_code_memory(&lua, true));
     let e = error_of(&lua, "return ffi.cast('int (*)(int)', function(x) return x end)");
-    assert!(e.ends_with(&format!("cannot make a callback for 'int (*)()': {ENOMEM}")), "{e}");
+    assert!(e.ends_with(&format!("cannot make a callback for 'int (*)(int)': {ENOMEM}")), "{e}");
     refuse_code_memory(&lua, false);
     let n: i64 = lua.load("return ffi.cast('int (*)(int)', function(x) return x + 1 end)(41)").eval().unwrap();
     assert_eq!(n, 42);
-    // A signature that cannot be a callback keeps LuaJIT's conversion error (and its way of
-    // writing a function pointer type, without the parameters).
+    // A signature that cannot be a callback keeps LuaJIT's conversion error (naming the
+    // function pointer type with its parameters, which LuaJIT leaves out).
     let e = error_of(&lua, "return ffi.cast('int (*)(int, ...)', function(x) return x end)");
-    assert!(e.ends_with("cannot convert 'function' to 'int (*)()'"), "{e}");
+    assert!(e.ends_with("cannot convert 'function' to 'int (*)(int, ...)'"), "{e}");
 }
 
 /// A backend that fails as `fail` says, assembling `len(base)` bytes otherwise.

@@ -91,6 +91,8 @@ scripts! {
     conventions => "conventions.lua",
     compat => "compat.lua",
     parser => "parser.lua",
+    headers => "headers.lua",
+    libraries => "libraries.lua",
     windows => "windows.lua",
     unwind => "unwind.lua",
 }

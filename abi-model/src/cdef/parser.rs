@@ -147,12 +147,11 @@ pub(crate) enum Storage {
     Register,
 }
 
-/// `__attribute__((mode(...)))`: the size a numeric base type is changed to.
+/// `__attribute__((mode(...)))`: the size in bytes a numeric base type is changed to (LuaJIT
+/// `cp_decl_mode`: an integer of any mode's size, a floating type only to 4 or 8 bytes, a
+/// `bool` never).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ModeAttr {
-    Int(u32),
-    Float(u32),
-}
+pub(crate) struct ModeAttr(u32);
 
 /// Qualifiers and attributes collected while parsing one declaration (LuaJIT's `decl->attr`
 /// and `decl->fattr`, plus the `__asm__` redirect).
@@ -161,7 +160,11 @@ pub(crate) struct Attrs {
     /// Qualifiers not yet given to a type.
     pub quals: Quals,
     pub packed: bool,
+    /// The largest `aligned(n)`: what a struct member or a record gets (gcc).
     pub aligned: Option<u32>,
+    /// The last `aligned(n)`: what a typedef or type name gets (LuaJIT's parse tests: `char
+    /// __attribute__((aligned(8))) const __attribute__((aligned(2)))` is aligned to 2).
+    pub aligned_last: Option<u32>,
     /// A calling convention waiting for the next function declarator.
     pub conv: Option<CallConv>,
     pub redir: Option<String>,
@@ -430,7 +433,7 @@ impl<'a> Parser<'a> {
         let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
         let ty = self.build(spec.base, &d)?;
         // `int __attribute__((aligned(8)))` names an aligned int, as in a typedef.
-        self.aligned(ty, d.attrs.aligned, at)
+        self.aligned(ty, d.attrs.aligned_last, at)
     }
 
     /// `ty` with the alignment an `aligned(n)` attribute gives a typedef or type name (see
@@ -463,7 +466,7 @@ impl<'a> Parser<'a> {
         let sym = if storage == Some(Storage::Typedef) {
             // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
             // the layout of every struct using it.
-            Symbol::Typedef(self.aligned(ty, d.attrs.aligned, (name.line, name.col))?)
+            Symbol::Typedef(self.aligned(ty, d.attrs.aligned_last, (name.line, name.col))?)
         } else if matches!(self.table.get(ty.id), CType::Function(_)) {
             // Static and extern functions are both declarations of a symbol to look up.
             Symbol::Function(FuncDecl { ty: ty.id, asm_name: d.attrs.redir })
@@ -962,13 +965,15 @@ impl<'a> Parser<'a> {
         if n > 0 {
             let n = floor_pow2(n);
             a.aligned = Some(a.aligned.map_or(n, |old| old.max(n)));
+            a.aligned_last = Some(n);
         }
         Ok(())
     }
 
-    /// `mode(QI|HI|SI|DI|SF|DF)`: the numeric base type gets that size (gcc machine modes);
-    /// `mode(V4SF)` and the like make a vector of that many such elements (LuaJIT
-    /// `cp_decl_mode`).
+    /// `mode(QI|HI|SI|DI|TI|OI)` with an `I` or `F` after the size letter (gcc machine modes:
+    /// 1, 2, 4, 8, 16, 32 bytes): the numeric base type gets that size; `mode(V4SF)` and the
+    /// like make a vector of that many such elements; other modes (`SC`, `XF`'s `X`) change
+    /// nothing (LuaJIT `cp_decl_mode`). Beyond LuaJIT, gcc's `byte`, `word` and `pointer`.
     fn mode_attribute(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         self.expect("(")?;
         if let Some(name) = self.ident() {
@@ -980,21 +985,26 @@ impl<'a> Parser<'a> {
                 }
                 None => (None, bare),
             };
-            a.mode = match bare {
-                "QI" | "byte" => Some(ModeAttr::Int(1)),
-                "HI" => Some(ModeAttr::Int(2)),
-                "SI" => Some(ModeAttr::Int(4)),
-                "DI" => Some(ModeAttr::Int(8)),
-                "word" | "pointer" => Some(ModeAttr::Int(self.table.target().pointer_size())),
-                "SF" => Some(ModeAttr::Float(4)),
-                "DF" => Some(ModeAttr::Float(8)),
-                "TI" | "OI" | "TF" | "XF" => return Err(self.err_near(BAD_TYPE)),
-                _ => a.mode,
+            let size = match bare {
+                "byte" => Some(1),
+                "word" | "pointer" => Some(self.table.target().pointer_size()),
+                _ => {
+                    let size = match bare.as_bytes().first() {
+                        Some(b'Q') => Some(1),
+                        Some(b'H') => Some(2),
+                        Some(b'S') => Some(4),
+                        Some(b'D') => Some(8),
+                        Some(b'T') => Some(16),
+                        Some(b'O') => Some(32),
+                        _ => None,
+                    };
+                    size.filter(|_| matches!(bare.as_bytes().get(1), Some(b'I' | b'F')))
+                }
             };
-            let element = match a.mode {
-                Some(ModeAttr::Int(n) | ModeAttr::Float(n)) => u64::from(n),
-                None => 0,
-            };
+            if let Some(n) = size {
+                a.mode = Some(ModeAttr(n));
+            }
+            let element = size.map_or(0, u64::from);
             if let Some(n) = lanes.map(|lanes| lanes.saturating_mul(element)).filter(|&n| n > 0) {
                 a.vector = Some(u64::from(floor_pow2(n)));
             }
@@ -1209,9 +1219,10 @@ impl<'a> Parser<'a> {
     /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
     /// of 2^31 bytes or more; functions returning functions or arrays.
     fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
-        let mut t = self.apply_mode(base, d.attrs.mode);
+        let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
+        let mut t = self.apply_mode(base, d.attrs.mode, at)?;
         if let Some(bytes) = d.attrs.vector {
-            t = self.apply_vector(t, bytes, d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col)))?;
+            t = self.apply_vector(t, bytes, at)?;
         }
         for op in &d.ops {
             t = match op {
@@ -1257,16 +1268,29 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
-    /// `mode(...)` changes a numeric base type's size.
-    fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>) -> QualType {
+    /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (a 16- or
+    /// 32-byte one is refused: the model has no such integers), a floating type's to 4 or 8
+    /// bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
+    fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
         let t = &*self.table;
         let id = match (mode, t.get(base.id)) {
-            (Some(ModeAttr::Int(n)), CType::Int(k)) => t.int_of_size(n, k.is_signed()).unwrap_or(base.id),
-            (Some(ModeAttr::Float(4)), CType::Float(_)) => t.float(FloatKind::Float),
-            (Some(ModeAttr::Float(8)), CType::Float(_)) => t.float(FloatKind::Double),
+            (Some(ModeAttr(n)), CType::Int(k)) => match t.int_of_size(n, k.is_signed()) {
+                Some(id) => id,
+                None => {
+                    let bits = n * 8;
+                    return Err(Self::err_at(
+                        at,
+                        &format!(
+                            "a {bits}-bit integer mode is not supported: the model has no {bits}-bit integer type"
+                        ),
+                    ));
+                }
+            },
+            (Some(ModeAttr(4)), CType::Float(_)) => t.float(FloatKind::Float),
+            (Some(ModeAttr(8)), CType::Float(_)) => t.float(FloatKind::Double),
             _ => base.id,
         };
-        QualType { id, quals: base.quals }
+        Ok(QualType { id, quals: base.quals })
     }
 
     /// `vector_size(bytes)` makes a numeric base type a vector of `bytes` (LuaJIT
@@ -1310,7 +1334,7 @@ impl<'a> Parser<'a> {
         let mut own = a.clone();
         let id = self.record_specifier_with(kind, &mut own)?;
         // Everything but the layout attributes goes on to the declaration.
-        *a = Attrs { packed: a.packed, aligned: a.aligned, ..own };
+        *a = Attrs { packed: a.packed, aligned: a.aligned, aligned_last: a.aligned_last, ..own };
         Ok(id)
     }
 

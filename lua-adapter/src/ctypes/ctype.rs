@@ -151,6 +151,18 @@ impl Repr {
 /// 4-byte `long` as `int`, function types without parameters (`int (*)()`), and anonymous
 /// records and enums by a number.
 pub fn repr(types: &TypeTable, ty: QualType, is_ref: bool) -> String {
+    spell(types, ty, is_ref, false)
+}
+
+/// [`repr`] with the parameter lists of function types (`int (*)(const void *, const void
+/// *)`, `void (*)(void)`, `int (*)(const char *, ...)`), for error messages: LuaJIT's `int
+/// (*)()` names every function pointer alike, so "cannot convert 'int (*)()' to 'int (*)()'"
+/// would not say what differs.
+pub fn repr_with_params(types: &TypeTable, ty: QualType) -> String {
+    spell(types, ty, false, true)
+}
+
+fn spell(types: &TypeTable, ty: QualType, is_ref: bool, params: bool) -> String {
     let mut r = Repr { pre_rev: String::new(), post: String::new(), needs_space: false };
     let mut cur = ty;
     let mut ptr_to = false;
@@ -196,7 +208,24 @@ pub fn repr(types: &TypeTable, ty: QualType, is_ref: bool) -> String {
                     r.prep_char('(');
                     r.post.push(')');
                 }
-                r.post.push_str("()");
+                if params {
+                    r.post.push('(');
+                    for (i, p) in f.params.iter().enumerate() {
+                        if i > 0 {
+                            r.post.push_str(", ");
+                        }
+                        r.post.push_str(&spell(types, p.ty, false, true));
+                    }
+                    match (f.params.is_empty(), f.variadic) {
+                        (true, false) => r.post.push_str("void"),
+                        (true, true) => r.post.push_str("..."),
+                        (false, true) => r.post.push_str(", ..."),
+                        (false, false) => {}
+                    }
+                    r.post.push(')');
+                } else {
+                    r.post.push_str("()");
+                }
                 cur = f.ret;
             }
             other => {
@@ -318,6 +347,25 @@ mod tests {
         });
         let fp = t.pointer_to(f);
         assert_eq!(repr(&t, fp.into(), false), "int (*)()");
+        assert_eq!(repr_with_params(&t, fp.into()), "int (*)(int)");
+        let void = t.void();
+        let cvp = t.pointer_to(QualType { id: void, quals: Quals::CONST });
+        let g = t.function(FuncType {
+            ret: fp.into(),
+            params: vec![Param { name: None, ty: cvp.into() }, Param { name: None, ty: fp.into() }],
+            variadic: true,
+            conv: CallConv::Cdecl,
+        });
+        let gp = t.pointer_to(g);
+        assert_eq!(repr(&t, gp.into(), false), "int (*(*)())()");
+        assert_eq!(repr_with_params(&t, gp.into()), "int (*(*)(const void *, int (*)(int), ...))(int)");
+        let h = t.function(FuncType { ret: void.into(), params: vec![], variadic: false, conv: CallConv::Cdecl });
+        let hp = t.pointer_to(h);
+        assert_eq!(repr_with_params(&t, hp.into()), "void (*)(void)");
+        let v = t.function(FuncType { ret: void.into(), params: vec![], variadic: true, conv: CallConv::Cdecl });
+        let vp = t.pointer_to(v);
+        assert_eq!(repr_with_params(&t, vp.into()), "void (*)(...)");
+        assert_eq!(repr_with_params(&t, arr.into()), "int [3]");
         let s = t.new_record(RecordKind::Struct, Some("foo"));
         t.define_record(s, vec![Field::named("x", int)], RecordAttrs::default()).unwrap();
         assert_eq!(repr(&t, s.into(), true), "struct foo &");

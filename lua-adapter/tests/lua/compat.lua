@@ -116,6 +116,74 @@ do
   T.eq(ffi.sizeof(grid), 6, "typeof with integer parameters")
   T.like(ffi.typeof("$ *", ffi.typeof("compat_param_t")), "^ctype<struct %d+ %*>$", "typeof with a ctype parameter")
   T.eq(ffi.typeof("struct { int $; }", "x")({ x = 4 }).x, 4, "typeof with a name parameter")
+  -- cffi-lua's parameterized tests: a struct tag and a typedef name, several members in one
+  -- declaration, enumerator names and values.
+  local t_short, t_str = ffi.typeof("short"), ffi.typeof("char const *")
+  ffi.cdef([[
+    typedef struct $ {
+      $ $;
+      $ $, $;
+      $ $;
+    } $;
+  ]], "compat_pstruct", ffi.typeof("int"), "test1", t_short, "x", "y", t_str, "test2", "compat_pstruct_t")
+  local x = ffi.new("compat_pstruct_t")
+  x.test1, x.x, x.y, x.test2 = 1337, 5, 10, "test string"
+  T.eq(x.test1 + x.x + x.y, 1352, "parameterized struct members")
+  T.eq(ffi.string(x.test2), "test string", "a parameterized pointer member")
+  T.eq(ffi.sizeof("struct compat_pstruct"), ffi.sizeof("struct { int x; short a, b; void *y; }"), "tag as a parameter")
+  ffi.cdef("enum { $ = $, $ };", "COMPAT_FOO", 1337, "COMPAT_BAR")
+  T.eq(ffi.C.COMPAT_FOO + ffi.C.COMPAT_BAR, 2675, "parameterized enumerators")
+  ffi.cdef("int compat_pfunc($ a, $ *b);", t_short, ffi.typeof("struct compat_pstruct"))
+  T.eq(ffi.sizeof(ffi.typeof("$[$]", ffi.typeof("compat_pstruct_t"), 3)), 3 * ffi.sizeof("compat_pstruct_t"), "an array of a parameter")
+  T.eq(ffi.sizeof(ffi.typeof("$", ffi.new("int[3]"))), 12, "a cdata parameter names its type")
+  -- A type parameter must be a ctype or cdata; a name a string; an integer a number.
+  T.err("declaration specifier expected near '$'", "a string where a type is expected", ffi.typeof, "$ *", "int")
+  T.err("'<identifier>' expected near '$'", "a number where a name is expected", ffi.typeof, "struct { int $; }", 5)
+  T.err("wrong number of type parameters", "a missing parameter", ffi.typeof, "$ *")
+end
+
+-- Conversions between function pointer types (LuaJIT's lj_cconv_compatptr): a callback of
+-- one signature goes where another with as many parameters is declared, e.g. a typed qsort
+-- comparator. Other parameter counts are refused.
+do
+  ffi.cdef [[
+    void qsort(void *base, size_t nmemb, size_t size, int (*compar)(const void *, const void *));
+    struct compat_cmp_holder { int (*cmp)(const void *, const void *); };
+  ]]
+  local cmp = ffi.cast("int (*)(const double *, const double *)", function(a, b)
+    return a[0] < b[0] and -1 or (a[0] > b[0] and 1 or 0)
+  end)
+  local a = ffi.new("double[5]", { 3, 1, 4, 1, 5 })
+  ffi.C.qsort(a, 5, ffi.sizeof("double"), cmp)
+  T.eq(string.format("%d%d%d%d%d", a[0], a[1], a[2], a[3], a[4]), "11345", "qsort with a 'const double *' comparator")
+  local h = ffi.new("struct compat_cmp_holder")
+  h.cmp = cmp
+  T.ok(h.cmp ~= nil, "stored into a field of another pointer type")
+  T.ok(ffi.new("int (*)(void *, void *)", cmp) ~= nil, "qualifiers of pointer parameters may differ")
+  local nothing = ffi.cast("void (*)(const void *, const void *)", function() end)
+  T.ok(ffi.new("int (*)(const void *, const void *)", nothing) ~= nil, "a void result where an int is declared")
+  local one = ffi.cast("int (*)(const void *)", function() return 0 end)
+  T.err("cannot convert 'int (*)(const void *)' to 'int (*)(const void *, const void *)'", "another parameter count",
+    function() h.cmp = one end)
+  T.ours("conversion errors name the parameters; signatures that are passed differently are refused", function()
+    T.err_params("cannot convert 'int (*)(const void *)' to 'int (*)(const void *, const void *)'",
+      "another parameter count, named", function() h.cmp = one end)
+    local dd = ffi.cast("int (*)(double, double)", function() return 0 end)
+    T.err_params("cannot convert 'int (*)(double, double)' to 'int (*)(const void *, const void *)'",
+      "doubles where pointers are declared", function() h.cmp = dd end)
+    ffi.cdef "struct compat_big { double a, b, c; };"
+    local big = ffi.cast("struct compat_big (*)(const void *, const void *)", function() return { 1, 2, 3 } end)
+    T.err_params("cannot convert 'struct compat_big (*)(const void *, const void *)' to 'int (*)(const void *, const void *)'",
+      "a record result returned through a hidden pointer", function() h.cmp = big end)
+    local va = ffi.cast("int (*)(const void *, ...)", ffi.cast("void *", 1))
+    T.err_params("cannot convert 'int (*)(const void *, ...)' to 'int (*)(const void *)'", "variadic", ffi.new, "int (*)(const void *)", va)
+    T.ok(ffi.cast("int (*)(const void *, const void *)", big) ~= nil, "ffi.cast converts any of them")
+    dd:free()
+    big:free()
+  end)
+  cmp:free()
+  nothing:free()
+  one:free()
 end
 
 -- NULL pointers read from C arrive as nil (call results, callback arguments, fields,
@@ -190,6 +258,16 @@ T.ours("ffi.NULL, ffi.nullptr, ffi.addressof, ffi.toretval, ffi.eval, ffi.type, 
   ffi.cdef "enum { COMPAT_EV = 3 };"
   T.eq(tonumber(ffi.eval("COMPAT_EV * sizeof(int)")), 12, "ffi.eval sees declared constants")
   T.err("unexpected symbol near ')'", "ffi.eval of a broken expression", ffi.eval, "1 +")
+  -- Floating constant expressions, as cffi-lua evaluates them: a double, or a float when
+  -- only float constants (and integers) take part.
+  T.ok(ffi.istype("double", ffi.eval("1.5")), "ffi.eval of a floating constant is a double")
+  T.eq(tonumber(ffi.eval("1.5")), 1.5, "its value")
+  T.ok(ffi.istype("float", ffi.eval("1.5f * 2")), "a float constant times an integer is a float")
+  T.eq(tonumber(ffi.eval("1.5f * 2")), 3, "its value")
+  T.eq(tonumber(ffi.eval("7 / 2 + 0.5")), 3.5, "integers divide as integers, as in C")
+  T.eq(tonumber(ffi.eval("-(COMPAT_EV * 2.5e-1)")), -0.75, "a declared constant in a floating expression")
+  T.err("unexpected symbol near '<<'", "floating expressions take + - * /", ffi.eval, "1.5 << 2")
+  T.err("'1.5L' is a long double constant: the model has no long double", "long double constants", ffi.eval, "1.5L")
   T.err("missing declaration for symbol '__luaffi_eval'", "ffi.eval declares nothing", function() return ffi.C.__luaffi_eval end)
   T.eq(ffi.tonumber(ffi.new("int", 7)), 7, "ffi.tonumber of a cdata")
   T.eq(ffi.tonumber("0x10"), 16, "ffi.tonumber of a string")

@@ -69,6 +69,27 @@ T.ours("gcc's byte and word modes (LuaJIT ignores them)", function()
   T.eq(ffi.sizeof(ffi.typeof("int __attribute__((mode(word)))")), ffi.sizeof("void *"), "mode(word)")
 end)
 T.str(ffi.typeof("unsigned __attribute__((mode(DI)))"), "ctype<uint64_t>", "mode(DI) unsigned is uint64_t")
+-- LuaJIT's reading of a mode (cp_decl_mode): the size letter counts when an I or F follows,
+-- whatever the base type's class; a floating type takes only 4 or 8 bytes, bool none.
+local mode_types = {
+  { "int __attribute__((mode(HF)))", "ctype<short>" }, { "int __attribute__((mode(SF)))", "ctype<int>" },
+  { "int __attribute__((mode(DF)))", "ctype<int64_t>" }, { "float __attribute__((mode(DI)))", "ctype<double>" },
+  { "double __attribute__((mode(SI)))", "ctype<float>" }, { "double __attribute__((mode(TF)))", "ctype<double>" },
+  { "double __attribute__((mode(XF)))", "ctype<double>" }, { "double __attribute__((mode(TC)))", "ctype<double>" },
+  { "float __attribute__((mode(SC)))", "ctype<float>" }, { "int __attribute__((mode(XX)))", "ctype<int>" },
+  { "char __attribute__((mode(HI)))", "ctype<short>" }, { "bool __attribute__((mode(SI)))", "ctype<bool>" },
+  { "double __attribute__((mode(QI)))", "ctype<double>" },
+  { "int __attribute__((mode(V2DI)))", "ctype<int64_t __attribute__((vector_size(16)))>" },
+}
+for _, m in ipairs(mode_types) do
+  T.str(ffi.typeof(m[1]), m[2], "mode as LuaJIT reads it: " .. m[1])
+end
+T.ours("16- and 32-byte integer modes (LuaJIT: int128_t/int256_t it can only zero-fill)", function()
+  T.err("a 128-bit integer mode is not supported: the model has no 128-bit integer type", "mode(TI)",
+    ffi.typeof, "int __attribute__((mode(TI)))")
+  T.err("a 256-bit integer mode is not supported: the model has no 256-bit integer type", "mode(OI)",
+    ffi.cdef, "typedef unsigned ps_u256 __attribute__((mode(OI)));")
+end)
 ffi.cdef "typedef int ps_i8 __attribute__((mode(QI))); typedef unsigned int ps_u64 __attribute__((__mode__(__DI__)));"
 T.eq(ffi.sizeof("ps_i8") .. "/" .. ffi.sizeof("ps_u64"), "1/8", "mode on typedefs (glibc's int8_t style)")
 
@@ -256,7 +277,8 @@ local spellings = {
   { "double complex", "ctype<complex>" }, { "double _Complex", "ctype<complex>" }, { "__complex__ double", "ctype<complex>" },
   { "complex float", "ctype<complex float>" }, { "float _Complex", "ctype<complex float>" },
   { "_Complex float", "ctype<complex float>" }, { "__complex float", "ctype<complex float>" },
-  { "int __ptr64 *", "ctype<int *>" }, { "float", "ctype<float>" }, { "double", "ctype<double>" },
+  { "int __ptr64 *", "ctype<int *>" }, { "int * __ptr64", "ctype<int *>" }, { "void * __ptr64 *", "ctype<void **>" },
+  { "float", "ctype<float>" }, { "double", "ctype<double>" },
 }
 for _, s in ipairs(spellings) do
   T.str(ffi.typeof(s[1]), s[2], "spelling: " .. s[1])
@@ -269,11 +291,32 @@ local luajit_types = {
   { "char __attribute__((vector_size(8)))", "8/8" }, { "char __attribute((aligned(8)))", "1/8" },
   { "char __attribute__((__aligned__(8)))", "1/8" }, { "char __declspec(align(8))", "1/8" },
   { "__declspec(align(8)) char", "1/8" }, { "char __attribute__((aligned(8))) const __attribute__((aligned(16)))", "1/16" },
+  { "char __attribute__((aligned(8))) const __attribute__((aligned(2)))", "1/2" },
+  { "int __attribute__((aligned(16))) __attribute__((aligned(4)))", "4/4" },
   { "_Complex float", "8/4" }, { "_Complex double", "16/" .. ffi.alignof("double") },
 }
 for _, c in ipairs(luajit_types) do
   T.eq(size_align(ffi.typeof(c[1])), c[2], "LuaJIT parse test: " .. c[1]:gsub("%c", "~"))
 end
+-- The last aligned(n) of a typedef is its alignment too; a member keeps the largest (gcc).
+ffi.cdef [[
+typedef int __attribute__((aligned(16))) __attribute__((aligned(4))) ps_al_last;
+struct ps_al_member { char c; int x __attribute__((aligned(16))) __attribute__((aligned(4))); };
+]]
+T.eq(size_align("ps_al_last"), "4/4", "the last aligned(n) of a typedef wins")
+T.ours("several aligned(n) on a member: the largest wins, as gcc lays it out (LuaJIT: the last)", function()
+  T.eq(ffi.offsetof("struct ps_al_member", "x"), 16, "the largest aligned(n) of a member wins")
+end)
+-- What LuaJIT's parse tests take and the type table cannot hold: a 4-byte pointer on
+-- x86-64, a 4-byte bool.
+T.ours("__ptr32 on x86-64 and '_Bool int' are refused (LuaJIT: 4-byte pointer and bool)", function()
+  if ffi.arch == "x64" then
+    T.err("invalid C type near '__ptr32'", "int * __ptr32", ffi.typeof, "int * __ptr32")
+  else
+    T.str(ffi.typeof("int * __ptr32"), "ctype<int *>", "__ptr32 is every pointer on x86")
+  end
+  T.ok(not pcall(ffi.typeof, "_Bool int"), "_Bool int")
+end)
 for _, bad in ipairs { "", " ", "1", ";", "int int", "int char", "int;", "const", "sizeof", "struct", "(*)", "xyz" } do
   T.ok(not pcall(ffi.typeof, bad), "LuaJIT parse test, an error: '" .. bad .. "'")
 end
