@@ -93,4 +93,5 @@ scripts! {
     parser => "parser.lua",
     windows => "windows.lua",
     unwind => "unwind.lua",
+    smoke => "smoke.lua",
 }
