@@ -501,15 +501,27 @@ fn short(path: &Path) -> String {
     path.strip_prefix(module::target_dir()).unwrap_or(path).display().to_string()
 }
 
-/// Installs each `linux-x86_64` binary rock of `dist` into a fresh tree with cargo hidden
-/// from `PATH` (and refused by a tree of another Lua), the source rock into a fresh tree per
-/// Lua with cargo, and runs `smoke.lua` with each.
+/// Lints the versioned rockspec, installs each `linux-x86_64` binary rock of `dist` into a
+/// fresh tree with cargo hidden from `PATH` (and refused by a tree of another Lua), unpacks
+/// each `linux-x86` one, installs the source rock into a fresh tree per Lua with cargo, and
+/// runs `smoke.lua` with each.
 pub fn test_rocks(dist: &Dist) -> Vec<RockLine> {
     let mut lines = Vec::new();
     let no_cargo = match path_without_cargo() {
         Ok(p) => p,
         Err(e) => return vec![RockLine { passed: false, text: format!("rocks: FAILED: {e}") }],
     };
+    let lint = Command::new("luarocks").arg("lint").arg(rockspec_name()).current_dir(sys::workspace_root()).output();
+    lines.push(match lint {
+        Ok(out) if out.status.success() => {
+            RockLine { passed: true, text: format!("luarocks lint {}: ok", rockspec_name()) }
+        }
+        Ok(out) => RockLine {
+            passed: false,
+            text: format!("luarocks lint {}: FAILED:\n{}", rockspec_name(), output_text(&out)),
+        },
+        Err(e) => RockLine { passed: false, text: format!("luarocks lint: FAILED: cannot run luarocks: {e}") },
+    });
     let test_dir = dist_dir().join("test");
     for (platform, version, rock) in dist.rocks.iter().filter(|(p, _, _)| *p == "linux-x86_64") {
         let label = format!("rock {} under lua{version}", short(rock));
@@ -724,13 +736,14 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// An i386 interpreter of Lua `version` (`target/dist/lua-i386/lua5.X`), compiled with
+/// An i386 interpreter of Lua `version` (`target/dist/lua-i386/lua-src-<v>/lua5.X`), compiled with
 /// `cc -m32` from the Lua sources of the `lua-src` crate (the one mlua's `vendored` feature
 /// builds, in cargo's registry after any build of `luaffi`) and [`MINI_LUA`], exporting Lua's
 /// C API to the modules it loads (`-Wl,-E`), as Debian's `lua5.X` does.
 fn i386_lua(version: &str) -> Result<PathBuf, String> {
     let src = lua_src_dir(version)?;
-    let dir = dist_dir().join("lua-i386");
+    // One directory per lua-src release: a newer one in Cargo.lock builds anew.
+    let dir = dist_dir().join("lua-i386").join(src.parent().and_then(Path::file_name).unwrap_or_default());
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let exe = dir.join(format!("lua{version}"));
     if exe.is_file() {
