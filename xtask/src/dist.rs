@@ -187,6 +187,12 @@ pub fn make(opts: &Options) -> Result<Dist, String> {
     let rockspec = read(&rockspec_path)?;
     check_rockspec(&rockspec)?;
     let dist = dist_dir();
+    // Only this run's artifacts are left (the caches of the tests, src-build/ and lua-i386/,
+    // stay).
+    for old in module::LUA_VERSIONS.iter().map(|v| format!("lua{v}")).chain(hosts::HOSTS.iter().map(|h| h.name.into()))
+    {
+        let _ = std::fs::remove_dir_all(dist.join(old));
+    }
     std::fs::create_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
 
     let archive = dist.join(archive_name());
