@@ -95,4 +95,5 @@ scripts! {
     libraries => "libraries.lua",
     windows => "windows.lua",
     unwind => "unwind.lua",
+    smoke => "smoke.lua",
 }

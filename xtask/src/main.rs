@@ -18,10 +18,13 @@
 //! - `hosts [NAME]...`: only the per-host stage of `test-all-abis`.
 //! - `bench [calls] [--quick] [--lua 5.X]... [--host NAME|all]`: the benchmark tables, per Lua
 //!   version on this machine, or (Lua 5.4) on each host named.
+//! - `dist [--dev] [--lua 5.X]... [--host NAME|none]... [--test]`: the release artifacts in
+//!   `target/dist/`: source archive, source rock, binary rocks per Lua version, `luaffi` per host.
 
 mod bench;
 mod checks;
 mod disasm;
+mod dist;
 mod fixtures;
 mod fuzz;
 mod hosts;
@@ -47,6 +50,7 @@ const TASKS: &[(&str, Task)] = &[
     ("valgrind", module::valgrind),
     ("asan", module::asan),
     ("miri", miri::run),
+    ("dist", dist::run),
 ];
 
 fn main() -> ExitCode {
@@ -106,6 +110,12 @@ tasks:
                                  (nightly: rustup toolchain install nightly --profile minimal)
   miri                           abi-model's unit and ABI rule tests under Miri (nightly;
                                  installs the miri component if missing)
+  dist [--dev] [--lua 5.X]... [--host NAME|none]... [--test]
+                  the release in target/dist/: luaffi-VERSION.tar.gz and its source rock,
+                  binary rocks lua5.X/luaffi-VERSION-1.linux-x86_64.rock (and linux-x86 with
+                  the i686-linux host) for Lua 5.1-5.4, and luaffi for each host (default:
+                  all); checks the glibc floor and libraries of the Linux binaries; --dev
+                  uses debug builds; --test installs the rocks and runs smoke.lua
   help                           this text";
 
 /// The tasks of `tasks` whose name starts no line of `usage` indented by exactly two spaces

@@ -294,7 +294,7 @@ fn valgrind_command(lua: &str, cpath: &Path, script: &str) -> Command {
 
 /// Removes the environment that would make `lua5.X` run extra code or look elsewhere for
 /// modules (`LUA_INIT*`, `LUA_PATH_5_X`, `LUA_CPATH_5_X`, which win over the plain names).
-fn isolate_lua_env(cmd: &mut Command, lua: &str) {
+pub fn isolate_lua_env(cmd: &mut Command, lua: &str) {
     let suffix = lua.trim_start_matches("lua").replace('.', "_");
     for name in ["LUA_INIT", "LUA_PATH", "LUA_CPATH"] {
         cmd.env_remove(name).env_remove(format!("{name}_{suffix}"));

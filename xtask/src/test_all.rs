@@ -3,10 +3,11 @@
 //! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
 //! emu-harness's tests), then the Lua suite and the examples on each host (x86-64 and i686
-//! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]), fails on any failure or
+//! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]), then the rocks (`cargo
+//! xtask dist --dev`, each rock installed and smoke-tested: [`dist::test_stage`]), fails on any failure or
 //! pending snapshot, and closes with the line `N passed, N failed`.
 
-use crate::{checks, fuzz, hosts, matrix, module, sys};
+use crate::{checks, dist, fuzz, hosts, matrix, module, sys};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -26,6 +27,9 @@ const BUILD_DEBS: &[&str] = &[
     "liblua5.3-dev",
     "liblua5.4-dev",
     "luarocks",
+    // The rocks `cargo xtask dist` zips and luarocks unzips (xtask/src/dist.rs).
+    "zip",
+    "unzip",
     // libz.so for examples/zlib.lua (ffi.load "z"), run by lua-adapter/tests/examples.rs;
     // zlib.h and sqlite3.h for abi-model/tests/cdef_system_headers.rs.
     "zlib1g-dev",
@@ -61,6 +65,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 
     println!();
+    println!("== rocks: cargo xtask dist --dev, each installed into a fresh tree (xtask/src/dist.rs) ==");
+    let rock_lines = dist::test_stage();
+    for l in rock_lines.iter().filter(|l| !l.passed) {
+        println!("{}", l.text);
+    }
+
+    println!();
     println!("== emulator matrix (target/abi-matrix.json) ==");
     print!("{}", matrix::table(&rows));
     let matrix_failed: u64 = rows.iter().map(|r| r.failed).sum();
@@ -76,6 +87,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("== Lua suite and examples per host (scripts, then examples: every one must pass) ==");
     for r in &host_reports {
         println!("{}", r.line());
+    }
+    println!();
+    println!("== rocks and the Linux binaries' needs (one line per rock or binary) ==");
+    for l in &rock_lines {
+        // A failure's first line; all of it is printed above.
+        println!("{}", l.text.lines().next().unwrap_or_default());
     }
     let fuzz_lines = fuzz::summary_lines();
     if !fuzz_lines.is_empty() {
@@ -104,12 +121,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if hosts_failed > 0 {
         println!("hosts: {hosts_failed} script(s), example(s) or host(s) failed (their output is printed above)");
     }
+    let rocks_failed = rock_lines.iter().filter(|l| !l.passed).count() as u64;
+    if rocks_failed > 0 {
+        println!("rocks: {rocks_failed} rock(s) or check(s) failed (their output is printed above)");
+    }
     if matrix_failed > 0 {
         println!("emulator matrix: {matrix_failed} case(s) failed (each failing test printed its cases above)");
     }
-    let failed =
-        totals.failed + pending.len() as u64 + totals.crashed_binaries + failed_checks.len() as u64 + hosts_failed;
-    let passed = totals.passed + host_reports.iter().map(hosts::HostReport::passed).sum::<u64>();
+    let failed = totals.failed
+        + pending.len() as u64
+        + totals.crashed_binaries
+        + failed_checks.len() as u64
+        + hosts_failed
+        + rocks_failed;
+    let passed = totals.passed
+        + host_reports.iter().map(hosts::HostReport::passed).sum::<u64>()
+        + rock_lines.iter().filter(|l| l.passed).count() as u64;
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
         Err(format!("{failed} failure(s)"))
