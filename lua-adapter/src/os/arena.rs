@@ -139,7 +139,8 @@ pub struct ArenaStats {
     /// OS pages mapped: pooled pages with live chunks, spare pages, and dedicated mappings
     /// (not counting the pooled pages' guard pages, which hold no memory).
     pub pages_mapped: usize,
-    /// Of `pages_mapped`, the empty pooled pages kept for reuse (at most [`MAX_SPARE_PAGES`]).
+    /// Of `pages_mapped`, the pages of the empty pooled units kept for reuse (at most
+    /// [`MAX_SPARE_PAGES`] units).
     pub spare_pages: usize,
     /// Bytes held by live chunks, rounded up to whole granules (whole pages for chunks with a
     /// dedicated mapping).
@@ -621,9 +622,10 @@ impl Pool {
 
     fn stats(&self) -> ArenaStats {
         let dedicated_pages: usize = self.dedicated.values().map(|len| len / self.page_size).sum();
+        let unit_pages = self.unit / self.page_size;
         ArenaStats {
-            pages_mapped: self.pages.len() * (self.unit / self.page_size) + dedicated_pages,
-            spare_pages: self.spare.len(),
+            pages_mapped: self.pages.len() * unit_pages + dedicated_pages,
+            spare_pages: self.spare.len() * unit_pages,
             bytes_in_use: self.bytes_in_use,
             live_chunks: self.live_chunks,
         }
@@ -1464,6 +1466,7 @@ mod tests {
         let tail = unsafe { std::slice::from_raw_parts((base + unit - PAGE_TAIL) as *const u8, PAGE_TAIL) };
         assert!(tail.iter().all(|b| *b == INT3));
         drop(handles);
+        assert_eq!(arena.stats().spare_pages, pages, "the spare unit counts in pages");
         arena.trim();
         assert_eq!(arena.stats(), ArenaStats::default());
     }
