@@ -22,6 +22,7 @@
 mod abi;
 pub mod callback;
 pub mod cdef;
+mod hash;
 pub mod layout;
 #[cfg(feature = "lua")]
 pub mod lua;
