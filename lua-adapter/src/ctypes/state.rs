@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(st.may_complete, [rec]);
         abi_model::cdef::cdef(&mut st.types, &mut st.scope, "struct later { double x; };", &[]).unwrap();
         st.refresh_incomplete();
-        // SAFETY: as above; the refresh rewrote the record's descriptor in place.
+        // SAFETY: the boxed descriptors live as long as the state; the refresh rewrote this one in place.
         unsafe {
             assert_eq!(((*d_rec).size, (*d_rec).align), (Some(8), 8));
         }

@@ -1222,9 +1222,8 @@ mod tests {
 
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn a_commit_keeps_earlier_stubs_on_the_page_runnable_in(arena: &CodeArena) {
-        let arena = arena;
-        let first = commit_bytes(&arena, ADD);
-        let second = commit_bytes(&arena, SUB);
+        let first = commit_bytes(arena, ADD);
+        let second = commit_bytes(arena, SUB);
         assert_eq!(page_of(first.addr()), page_of(second.addr()), "stubs share a page");
         assert_eq!(second.addr(), first.addr() + GRANULE);
         // SAFETY: both handles hold `int(int, int)` code and are alive.
@@ -1366,7 +1365,7 @@ mod tests {
         assert_eq!(seen, ["r-xs", "r--s", "r--s"]);
         // SAFETY: both handles hold `int(int, int)` code and are alive.
         let add: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(again.addr()) };
-        // SAFETY: as above.
+        // SAFETY: `keep` holds `int(int, int)` code and is alive.
         let sub: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(keep.addr()) };
         assert_eq!((add(5, 3), sub(5, 3)), (8, 2));
         drop(after);
@@ -1441,7 +1440,6 @@ mod tests {
 
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn an_arena_of_larger_units_packs_many_chunks_into_one_mapping_in(arena: &CodeArena, pages: usize) {
-        let arena = arena;
         let page = sys::page_size();
         let unit = pages * page;
         // A thunk-sized chunk: more than a hundred fit in one unit.
@@ -1450,7 +1448,7 @@ mod tests {
             .map(|_| {
                 let mut code = vec![INT3; 576];
                 code[..ADD.len()].copy_from_slice(ADD);
-                commit_bytes(&arena, &code)
+                commit_bytes(arena, &code)
             })
             .collect();
         assert!(per_unit > 100);
@@ -1603,7 +1601,6 @@ mod tests {
     }
 
     fn a_hundred_thousand_chunks_come_and_go_in(arena: &CodeArena) {
-        let arena = arena;
         let baseline = arena.stats();
         let page = sys::page_size();
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -1632,10 +1629,10 @@ mod tests {
             }
             peak_pages = peak_pages.max(arena.stats().pages_mapped);
             if i % 10_000 == 0 {
-                check_live(&arena, &live);
+                check_live(arena, &live);
             }
         }
-        check_live(&arena, &live);
+        check_live(arena, &live);
         while !live.is_empty() {
             let victim = rng.below(live.len());
             drop(live.swap_remove(victim));
