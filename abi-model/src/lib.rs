@@ -24,6 +24,7 @@
 mod abi;
 pub mod callback;
 pub mod cdef;
+mod hash;
 pub mod layout;
 #[cfg(feature = "lua")]
 pub mod lua;

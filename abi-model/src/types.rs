@@ -11,9 +11,9 @@
 //! recurses a bounded number of times. The checked constructors (`try_*`, `define_*`) enforce
 //! both; [`TypeTable::checkpoint`] lets a failed declaration take back everything it made.
 
+use crate::hash::FxHashMap;
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Index of a type in its [`TypeTable`].
@@ -429,7 +429,7 @@ pub struct TypeTable {
     target: Target,
     types: Vec<CType>,
     info: Vec<Info>,
-    interned: HashMap<Key, TypeId>,
+    interned: FxHashMap<Key, TypeId>,
     /// The number of types at each open checkpoint, outermost first.
     open: Vec<usize>,
     /// Definitions of types older than the innermost open checkpoint, as they were before.
@@ -455,7 +455,7 @@ impl TypeTable {
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Float(k)));
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Complex(k)));
         let info = vec![Info { depth: 0, key: None, layout: None }; types.len()];
-        TypeTable { target, types, info, interned: HashMap::new(), open: Vec::new(), journal: Vec::new() }
+        TypeTable { target, types, info, interned: FxHashMap::default(), open: Vec::new(), journal: Vec::new() }
     }
 
     /// The target whose layouts this table computes.

@@ -200,7 +200,8 @@ impl<'a> Lexer<'a> {
                 }
             }
             if is_ident_char(c) {
-                let mut s = String::new();
+                // Room for most names without growing.
+                let mut s = String::with_capacity(16);
                 while let Some(c) = self.peek().filter(|&c| is_ident_char(c)) {
                     s.push(c);
                     self.bump();
@@ -218,25 +219,22 @@ impl<'a> Lexer<'a> {
                 return self.param(line, col);
             }
             self.bump();
-            let two = |second: char| (second, format!("{c}{second}"));
-            let pair = match c {
-                '|' => Some(two('|')),
-                '&' => Some(two('&')),
-                '=' | '!' => Some(two('=')),
-                '-' => Some(two('>')),
+            let second = match c {
+                '|' => Some('|'),
+                '&' => Some('&'),
+                '=' | '!' => Some('='),
+                '-' => Some('>'),
                 _ => None,
             };
-            if let Some((second, op)) = pair {
-                if self.peek() == Some(second) {
-                    self.bump();
-                    return Ok(self.punct(&op, line, col));
-                }
+            if let Some(second) = second.filter(|&s| self.peek() == Some(s)) {
+                self.bump();
+                return Ok(self.punct(&format!("{c}{second}"), line, col));
             }
             if (c == '<' || c == '>') && (self.peek() == Some('=') || self.peek() == Some(c)) {
                 let second = self.bump().unwrap_or(c);
                 return Ok(self.punct(&format!("{c}{second}"), line, col));
             }
-            return Ok(self.punct(&c.to_string(), line, col));
+            return Ok(self.punct(c.encode_utf8(&mut [0; 4]), line, col));
         }
     }
 

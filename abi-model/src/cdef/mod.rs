@@ -26,10 +26,10 @@ mod same;
 #[cfg(test)]
 mod tests;
 
+use crate::hash::FxHashMap;
 use crate::layout::BitPos;
 use crate::types::{CType, IntKind, QualType, RecordKind, TypeId, TypeTable};
 use crate::Target;
-use std::collections::HashMap;
 use std::fmt;
 
 /// The message of the error a `$` that reaches a [`CParam::Invalid`] gives.
@@ -157,8 +157,8 @@ impl TagKind {
 #[derive(Clone, Debug)]
 pub struct CScope {
     target: Target,
-    ordinary: HashMap<String, Symbol>,
-    tags: HashMap<String, TypeId>,
+    ordinary: FxHashMap<String, Symbol>,
+    tags: FxHashMap<String, TypeId>,
 }
 
 /// One name added by a declaration, so a failed `cdef` can take it back.
@@ -176,7 +176,7 @@ impl CScope {
     /// `_Bool` are keywords, not typedefs.
     pub fn new(table: &mut TypeTable) -> CScope {
         let target = table.target();
-        let mut scope = CScope { target, ordinary: HashMap::new(), tags: HashMap::new() };
+        let mut scope = CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default() };
         let ptr = table.target().pointer_size();
         let mut def = |name: &str, id: Option<TypeId>| {
             if let Some(id) = id {

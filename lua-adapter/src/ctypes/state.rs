@@ -15,7 +15,7 @@ use std::os::raw::{c_int, c_void};
 
 use abi_model::cdef::CScope;
 use abi_model::lua::vm::LuaVm;
-use abi_model::{ArrayLen, IntKind, QualType, Quals, Target, TypeId, TypeTable};
+use abi_model::{ArrayLen, CType, IntKind, QualType, Quals, Target, TypeId, TypeTable};
 use mlua::ffi;
 
 use crate::ctypes::ctype::{shape, Shape};
@@ -65,6 +65,10 @@ pub struct FfiState {
     pub scope: CScope,
     /// One descriptor per qualified type, boxed so that its address never changes.
     descs: FxHashMap<QualType, Box<CTypeDesc>>,
+    /// The descriptors of `descs` that may gain a size by a later `ffi.cdef` (sizeless, and
+    /// not [`never_sized`]): all [`FfiState::refresh_incomplete`] looks at, so that
+    /// a cdef costs nothing per function type met before.
+    may_complete: Vec<QualType>,
     /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
     /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
     /// bounded by [`FfiState::remember_parsed`].
@@ -162,9 +166,14 @@ pub struct CTypeDesc {
 impl CTypeDesc {
     /// Builds the descriptor of `ty`.
     pub fn new(types: &TypeTable, ty: QualType, state: *mut FfiState) -> CTypeDesc {
-        let layout = types.layout(ty.id).ok();
         let shape = shape(types, ty.id);
+        // `void` and functions never have a size: not asked, since the answer would be an
+        // error spelling the type out (a string per function descriptor).
+        let sizeless = matches!(shape, Shape::Void | Shape::Func);
+        let layout = if sizeless { None } else { types.layout(ty.id).ok() };
         let elem_size = match shape {
+            // A pointer to a function or `void` has no element size (not asked, as above).
+            Shape::Pointer(elem) if matches!(types.get(elem.id), CType::Function(_) | CType::Void) => None,
             Shape::Pointer(elem) | Shape::Array(elem, _) => types.size_of(elem.id).ok(),
             _ => None,
         };
@@ -173,12 +182,25 @@ impl CTypeDesc {
             shape,
             elem_size,
             size: layout.map(|l| l.size),
-            align: types.align_of(ty.id).unwrap_or(1),
+            align: match layout {
+                Some(l) => l.align,
+                None if sizeless => 1,
+                None => types.align_of(ty.id).unwrap_or(1),
+            },
             state,
             call_stub: std::cell::Cell::new(0),
             closure_entry: std::cell::Cell::new(0),
         }
     }
+}
+
+/// Whether a type of this shape can never have a size, whatever is declared later: `void`,
+/// functions, `T[]` and `T[?]`, and the types the model has no rule for (`long double`).
+fn never_sized(shape: Shape) -> bool {
+    matches!(
+        shape,
+        Shape::Void | Shape::Func | Shape::Unsupported | Shape::Array(_, ArrayLen::Flexible | ArrayLen::Variable)
+    )
 }
 
 /// The host's target; the module only builds for the four x86 targets abi-model knows
@@ -202,6 +224,7 @@ impl FfiState {
             types,
             scope,
             descs: FxHashMap::default(),
+            may_complete: Vec::new(),
             parsed: FxHashMap::default(),
             metatypes: FxHashMap::default(),
             common: [void_ptr, const_void_ptr, const_char_ptr, const_char_array],
@@ -354,7 +377,14 @@ impl FfiState {
     pub fn desc(&mut self, ty: QualType) -> *const CTypeDesc {
         let me = self.address();
         let types = &self.types;
-        let d = self.descs.entry(ty).or_insert_with(|| Box::new(CTypeDesc::new(types, ty, me)));
+        let may_complete = &mut self.may_complete;
+        let d = self.descs.entry(ty).or_insert_with(|| {
+            let d = CTypeDesc::new(types, ty, me);
+            if d.size.is_none() && !never_sized(d.shape) {
+                may_complete.push(ty);
+            }
+            Box::new(d)
+        });
         &**d
     }
 
@@ -402,12 +432,16 @@ impl FfiState {
     /// the cdef are still recognised as function cdata.
     pub fn refresh_incomplete(&mut self) {
         let me = self.address();
-        for d in self.descs.values_mut() {
-            if d.size.is_none() && self.types.layout(d.ty.id).is_ok() {
-                // Update in place: the box's address is what callers hold.
-                **d = CTypeDesc::new(&self.types, d.ty, me);
+        let (types, descs) = (&self.types, &mut self.descs);
+        self.may_complete.retain(|ty| {
+            let d = descs.get_mut(ty).expect("a listed descriptor exists");
+            if types.layout(ty.id).is_err() {
+                return true;
             }
-        }
+            // Update in place: the box's address is what callers hold.
+            **d = CTypeDesc::new(types, *ty, me);
+            false
+        });
     }
 }
 
@@ -466,6 +500,31 @@ mod tests {
         assert_eq!((y.offset, y.shape), (8, Shape::Int { size: 4, signed: true }));
         assert_eq!(st.member(rec, b"x", at), Some(x), "x again, after y took the slot");
         assert_eq!(st.member(rec, b"z", at), None);
+    }
+
+    /// `ffi.cdef` refreshes the descriptor of a record it defines (in place), and keeps only
+    /// descriptors that may still gain a size on the list it looks at: not functions.
+    #[test]
+    fn a_cdef_refreshes_records_it_defines_and_skips_functions() {
+        let mut st = FfiState::new();
+        let rec = abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "struct later", &[]);
+        assert!(rec.is_err(), "an undeclared tag is refused");
+        abi_model::cdef::cdef(&mut st.types, &mut st.scope, "struct later; int f(int);", &[]).unwrap();
+        let rec = abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "struct later", &[]).unwrap();
+        let func = abi_model::cdef::parse_type(&mut st.types, &mut st.scope, "int (int)", &[]).unwrap();
+        let (d_rec, d_func) = (st.desc(rec), st.desc(func));
+        // SAFETY: descriptors live as long as the state.
+        unsafe {
+            assert_eq!(((*d_rec).size, (*d_func).size, (*d_func).align), (None, None, 1));
+        }
+        assert_eq!(st.may_complete, [rec]);
+        abi_model::cdef::cdef(&mut st.types, &mut st.scope, "struct later { double x; };", &[]).unwrap();
+        st.refresh_incomplete();
+        // SAFETY: the boxed descriptors live as long as the state; the refresh rewrote this one in place.
+        unsafe {
+            assert_eq!(((*d_rec).size, (*d_rec).align), (Some(8), 8));
+        }
+        assert_eq!(st.may_complete, []);
     }
 
     /// The declaration-string cache answers by text too: another string at the address a

@@ -88,6 +88,11 @@ impl Drop for State {
 /// Pages per pooled unit of the callback arena (64 KiB with 4 KiB pages).
 pub const CALLBACK_UNIT_PAGES: usize = 16;
 
+/// Pages per pooled unit of the stub arena (64 KiB with 4 KiB pages): a stub of a signature
+/// with many arguments takes 1–2 KiB, so a single page would hold two and each new signature
+/// would pay half of a unit's system calls; a unit of 16 holds dozens.
+pub const STUB_UNIT_PAGES: usize = 16;
+
 /// How a stub is entered, which decides where its arguments start and how its helpers find
 /// the called function (see the [module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,7 +149,7 @@ impl CallState {
     /// every helper for [`CallMode::Metamethod`], then for [`CallMode::Closure`]).
     pub fn new(helpers: [Vec<u64>; 2]) -> CallState {
         CallState {
-            arena: CodeArena::new(),
+            arena: CodeArena::with_unit_pages(STUB_UNIT_PAGES),
             callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
             stubs: HashMap::new(),
             variadic_stubs: HashMap::new(),

@@ -23,26 +23,48 @@
 //!
 //! # W^X
 //!
-//! Arena memory is never writable and executable at once. Pages are mapped read-only; a commit
-//! flips the page (or the chunk's own mapping) to read+write, *not* executable, copies the code,
-//! pads the chunk's last granule with `int3`, and flips it to read+execute. x86 keeps the
-//! instruction cache coherent with stores, so no flush is needed there on unix; other
-//! architectures get `__clear_cache` (untested: no backend targets them). On Windows the same
-//! steps are `VirtualAlloc` (`PAGE_READONLY`), `VirtualProtect` to `PAGE_READWRITE` and then
-//! `PAGE_EXECUTE_READ`, and `FlushInstructionCache`, which Windows asks for after writing code.
+//! Arena memory is never writable and executable at once: no mapping the arena makes is ever
+//! both. Two ways of writing code keep that guarantee:
 //!
-//! Each pooled page is mapped between two inaccessible guard pages of its own, so the kernel
-//! never merges its mapping with a neighbour: a commit's two `mprotect` calls then change one
-//! mapping in place, instead of splitting it from a neighbour and merging it back (which costs
-//! about as much again as the calls themselves). On Windows the guards are reserved address
-//! space around the committed unit, in a reservation of its own. The last [`PAGE_TAIL`] bytes of a pooled
+//! * **Dual mapping** (pooled units on Linux). Each unit is a memory file (`memfd_create`)
+//!   mapped twice, shared: read+execute at the unit's address, where code runs and chunks are
+//!   handed out, and read+write at another address the kernel picks, where commits copy the
+//!   code. Neither mapping's permissions change (but see below), so a commit is a `memcpy`
+//!   and no system call: creating a stub costs no `mprotect`, and one unit's half dozen system calls (the
+//!   file, its size, the guarded reservation, the two views, closing the file) are shared by
+//!   every stub in it. A new unit is all `int3`, and freed chunks become `int3` again. The
+//!   writable view's address is never handed out; it lives as long as the unit. Once
+//!   committed code of a unit was freed (rare: stubs and callback thunks live as long as their
+//!   Lua state), each commit there takes the execute permission of the pages it writes away
+//!   and back around the copy, because tools that translate code (valgrind, QEMU) drop
+//!   their translations only when the protection of a range changes; x86 itself keeps
+//!   instruction fetch coherent with stores through any mapping of the same memory.
+//! * **Flipping** (dedicated mappings; every pooled unit on other systems, and on Linux once
+//!   the kernel refuses a memory file or an executable shared mapping of one, e.g. with
+//!   `vm.memfd_noexec = 2` or a seccomp/SELinux policy: the arena then flips from then on).
+//!   Pages are mapped read-only; a commit flips the page (or the chunk's own mapping) to
+//!   read+write, *not* executable, copies the code, pads the chunk's last granule with `int3`,
+//!   and flips it to read+execute. On Windows the same steps are `VirtualAlloc`
+//!   (`PAGE_READONLY`), `VirtualProtect` to `PAGE_READWRITE` and then `PAGE_EXECUTE_READ`,
+//!   and `FlushInstructionCache`, which Windows asks for after writing code.
+//!
+//! x86 keeps the instruction cache coherent with stores, so no flush is needed there on unix;
+//! other architectures get `__clear_cache` (untested: no backend targets them).
+//!
+//! Each pooled unit is mapped (its executable view, when dual-mapped) between two
+//! inaccessible guard pages of its own, so the kernel never merges its mapping with a
+//! neighbour: a flipping commit's two `mprotect` calls then change one mapping in place,
+//! instead of splitting it from a neighbour and merging it back (which costs about as much
+//! again as the calls themselves). On Windows the guards are reserved address space around
+//! the committed unit, in a reservation of its own. The last [`PAGE_TAIL`] bytes of a pooled
 //! page hold `int3` and no chunk, so nothing that decodes code ahead reaches the guard.
 //!
 //! # One thread: the arena is per `lua_State`
 //!
-//! During a commit every other stub on the same page is briefly not executable. That is safe
-//! because of one invariant: **code in an arena only runs on the thread that owns the arena's
-//! `lua_State`, and never while a commit is in progress**. A commit runs no arena code between
+//! During a flipping commit (and a dual-mapped one into recycled granules) every other stub on
+//! the same page is briefly not executable. That is safe because of one invariant: **code in
+//! an arena only runs on the thread that owns the arena's `lua_State`, and never while a
+//! commit is in progress**. A commit runs no arena code between
 //! its two `mprotect` calls, so even a thunk that is on the current call stack (a callback that
 //! called into Lua, which built a new stub) is only returned into after its page is executable
 //! again. Running stubs from another thread is already undefined for a `lua_State` (LuaJIT has
@@ -117,7 +139,8 @@ pub struct ArenaStats {
     /// OS pages mapped: pooled pages with live chunks, spare pages, and dedicated mappings
     /// (not counting the pooled pages' guard pages, which hold no memory).
     pub pages_mapped: usize,
-    /// Of `pages_mapped`, the empty pooled pages kept for reuse (at most [`MAX_SPARE_PAGES`]).
+    /// Of `pages_mapped`, the pages of the empty pooled units kept for reuse (at most
+    /// [`MAX_SPARE_PAGES`] units).
     pub spare_pages: usize,
     /// Bytes held by live chunks, rounded up to whole granules (whole pages for chunks with a
     /// dedicated mapping).
@@ -215,7 +238,7 @@ impl CodeArena {
     /// Picks a place for `len` bytes of code, [`GRANULE`]-aligned.
     pub fn reserve(&self, len: usize) -> Result<Reservation, ArenaError> {
         let chunk = self.inner.borrow_mut().alloc(len)?;
-        Ok(Reservation { alloc: Allocation { pool: Rc::clone(&self.inner), chunk } })
+        Ok(Reservation { alloc: Allocation { pool: Rc::clone(&self.inner), chunk, committed: false } })
     }
 
     /// Copies `code` (assembled for `reservation.addr()`) into the reserved chunk and makes
@@ -227,14 +250,15 @@ impl CodeArena {
         if let Some(e) = self.inner.borrow().refuse_commits {
             return Err(e);
         }
-        let alloc = reservation.alloc;
+        let mut alloc = reservation.alloc;
         if !Rc::ptr_eq(&self.inner, &alloc.pool) {
             return Err(ArenaError::ForeignReservation);
         }
         if code.len() != alloc.chunk.len {
             return Err(ArenaError::LengthMismatch { reserved: alloc.chunk.len, given: code.len() });
         }
-        self.inner.borrow().write(&alloc.chunk, code)?;
+        self.inner.borrow_mut().write(&alloc.chunk, code)?;
+        alloc.committed = true;
         Ok(CodeHandle { unwind: None, alloc })
     }
 
@@ -321,6 +345,9 @@ impl CodeHandle {
 struct Allocation {
     pool: Rc<RefCell<Pool>>,
     chunk: Chunk,
+    /// Whether code was committed into the chunk (it may have run, so tools that translate
+    /// code must be told when its bytes change: [`Page::recycled`]).
+    committed: bool,
 }
 
 impl fmt::Debug for Allocation {
@@ -333,7 +360,7 @@ impl fmt::Debug for Allocation {
 impl Drop for Allocation {
     fn drop(&mut self) {
         // No pool method calls out of the arena, so the pool is never borrowed here.
-        self.pool.borrow_mut().free(&self.chunk);
+        self.pool.borrow_mut().free(&self.chunk, self.committed);
     }
 }
 
@@ -377,6 +404,23 @@ struct Pool {
     live_chunks: usize,
     /// What every commit fails with, when set ([`CodeArena::refuse_commits`]).
     refuse_commits: Option<ArenaError>,
+    /// Whether new pooled units are mapped twice ([`Views::Dual`]); cleared for good when
+    /// the OS refuses a dual mapping, and the pool then flips its units ([`Views::Flip`]).
+    /// Only Linux maps units twice.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    dual: bool,
+}
+
+/// How the code of a pooled unit is written (module docs, W^X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+enum Views {
+    /// One mapping, read+execute: a commit makes it read+write (not executable), copies,
+    /// and makes it read+execute again.
+    Flip,
+    /// Two views of one shared memory object: the unit's address, read+execute for good,
+    /// and `write`, read+write for good; a commit copies through `write`.
+    Dual { write: usize },
 }
 
 /// The free map of one pooled page: one bit per granule, set while the granule is in a live
@@ -387,6 +431,14 @@ struct Page {
     granules: usize,
     used_granules: usize,
     longest_free: usize,
+    views: Views,
+    /// A dual-mapped unit where committed code was freed: a commit there may rewrite bytes
+    /// that have run, so from then on each commit takes the execute permission of the pages
+    /// it writes away and back around the copy (which granules held code is not tracked).
+    /// Natively nothing needs it (x86 keeps instruction fetch coherent with stores through any
+    /// mapping), but tools that translate code (valgrind, QEMU) only drop their translations
+    /// of a range when its protection changes.
+    recycled: bool,
 }
 
 impl Pool {
@@ -401,6 +453,7 @@ impl Pool {
             bytes_in_use: 0,
             live_chunks: 0,
             refuse_commits: None,
+            dual: cfg!(target_os = "linux"),
         }
     }
 
@@ -442,11 +495,31 @@ impl Pool {
 
     /// Maps a new empty page and makes it available for allocation.
     fn add_page(&mut self) -> Result<usize, ArenaError> {
-        let base = sys::map_guarded(self.unit, self.page_size)?;
-        let page = Page::empty(self.granules_per_page());
+        let (base, views) = self.map_unit()?;
+        let page = Page::empty(self.granules_per_page(), views);
         self.by_free_run.insert((page.longest_free, base));
         self.pages.insert(base, page);
         Ok(base)
+    }
+
+    /// Maps a unit: twice when the pool is [`dual`](Pool::dual) and the OS agrees, with every
+    /// byte `int3` until code is committed; once otherwise.
+    fn map_unit(&mut self) -> Result<(usize, Views), ArenaError> {
+        #[cfg(target_os = "linux")]
+        if self.dual {
+            match sys::map_guarded_dual(self.unit, self.page_size) {
+                Ok((exec, write)) => {
+                    // SAFETY: `write..write+unit` is the writable view of a unit just
+                    // mapped, which no chunk uses yet.
+                    unsafe { std::slice::from_raw_parts_mut(write as *mut u8, self.unit) }.fill(INT3);
+                    return Ok((exec, Views::Dual { write }));
+                }
+                // Refused (no memfd, or a policy against executable shared memory): flip from
+                // now on.
+                Err(_) => self.dual = false,
+            }
+        }
+        Ok((sys::map_guarded(self.unit, self.page_size)?, Views::Flip))
     }
 
     fn alloc_dedicated(&mut self, len: usize) -> Result<Chunk, ArenaError> {
@@ -462,12 +535,20 @@ impl Pool {
         Ok(Chunk { addr, len, placement: Placement::Dedicated { map_len } })
     }
 
-    fn free(&mut self, chunk: &Chunk) {
+    fn free(&mut self, chunk: &Chunk, committed: bool) {
         self.live_chunks -= 1;
         match chunk.placement {
             Placement::Pooled { granules } => {
                 let base = chunk.addr & !(self.unit - 1);
                 let page = self.pages.get_mut(&base).expect("chunk's page is live");
+                if let Views::Dual { write } = page.views {
+                    // Freed code becomes traps at no cost: the writable view is always there.
+                    let at = write + (chunk.addr - base);
+                    // SAFETY: the chunk's granules, in the writable view of its live unit;
+                    // the chunk is being freed, so nothing else owns them.
+                    unsafe { std::slice::from_raw_parts_mut(at as *mut u8, granules * GRANULE) }.fill(INT3);
+                    page.recycled |= committed;
+                }
                 let old_key = (page.longest_free, base);
                 page.mark((chunk.addr - base) / GRANULE, granules, false);
                 self.bytes_in_use -= granules * GRANULE;
@@ -479,8 +560,8 @@ impl Pool {
                         self.spare.push(base);
                     }
                 } else {
-                    self.pages.remove(&base);
-                    sys::unmap_guarded(base, self.unit, self.page_size);
+                    let page = self.pages.remove(&base).expect("chunk's page is live");
+                    unmap_unit(base, self.unit, self.page_size, page.views);
                 }
             }
             Placement::Dedicated { map_len } => {
@@ -491,8 +572,21 @@ impl Pool {
         }
     }
 
-    /// The commit proper: RW, copy, pad, RX. Never W+X.
-    fn write(&self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
+    /// The commit proper. Never W+X.
+    fn write(&mut self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
+        if let Placement::Pooled { granules } = chunk.placement {
+            let base = chunk.addr & !(self.unit - 1);
+            let page = self.pages.get_mut(&base).expect("chunk's page is live");
+            if let Views::Dual { write } = page.views {
+                let recycled = page.recycled;
+                return write_dual(chunk, granules * GRANULE, base, self.page_size, write, recycled, code);
+            }
+        }
+        self.write_flip(chunk, code)
+    }
+
+    /// A commit into a unit mapped once (or a dedicated mapping): RW, copy, pad, RX.
+    fn write_flip(&self, chunk: &Chunk, code: &[u8]) -> Result<(), ArenaError> {
         let (region, region_len, chunk_len) = match chunk.placement {
             Placement::Pooled { granules } => (chunk.addr & !(self.unit - 1), self.unit, granules * GRANULE),
             Placement::Dedicated { map_len } => (chunk.addr, map_len, map_len),
@@ -510,7 +604,7 @@ impl Pool {
                 .fill(INT3);
         }
         #[cfg(test)]
-        tests::during_commit(region, region_len);
+        tests::during_commit(region, region);
         // If this fails the page stays read+write: its stubs fault when called, but it is
         // still never writable and executable at once.
         sys::protect(region, region_len, sys::Access::ReadExecute)?;
@@ -521,20 +615,64 @@ impl Pool {
     fn trim(&mut self) {
         let whole_page = self.granules_per_page();
         for base in self.spare.drain(..) {
-            self.pages.remove(&base);
+            let page = self.pages.remove(&base).expect("spare page is live");
             self.by_free_run.remove(&(whole_page, base));
-            sys::unmap_guarded(base, self.unit, self.page_size);
+            unmap_unit(base, self.unit, self.page_size, page.views);
         }
     }
 
     fn stats(&self) -> ArenaStats {
         let dedicated_pages: usize = self.dedicated.values().map(|len| len / self.page_size).sum();
+        let unit_pages = self.unit / self.page_size;
         ArenaStats {
-            pages_mapped: self.pages.len() * (self.unit / self.page_size) + dedicated_pages,
-            spare_pages: self.spare.len(),
+            pages_mapped: self.pages.len() * unit_pages + dedicated_pages,
+            spare_pages: self.spare.len() * unit_pages,
             bytes_in_use: self.bytes_in_use,
             live_chunks: self.live_chunks,
         }
+    }
+}
+
+/// A commit into a dual-mapped unit (exec view at `base`, writable view at `write`): copy and
+/// pad through the writable view; the executable view stays read+execute, unless the unit is
+/// `recycled`, when the pages holding the chunk are read-only during the copy (see
+/// [`Page::recycled`]; only those pages, since the cost of `mprotect` grows with the pages it
+/// changes: flipping a whole 16-page unit made building and dropping a stub in a loop cost
+/// 14 us).
+fn write_dual(
+    chunk: &Chunk,
+    chunk_len: usize,
+    base: usize,
+    page_size: usize,
+    write: usize,
+    recycled: bool,
+    code: &[u8],
+) -> Result<(), ArenaError> {
+    let first_page = chunk.addr & !(page_size - 1);
+    let pages_len = (chunk.addr + chunk_len).next_multiple_of(page_size) - first_page;
+    if recycled {
+        sys::protect(first_page, pages_len, sys::Access::Read)?;
+    }
+    let at = write + (chunk.addr - base);
+    // SAFETY: the chunk's `chunk_len` bytes, in the writable view of its live unit, belong to
+    // this chunk alone; `code.len()` equals `chunk.len <= chunk_len`.
+    let dest = unsafe { std::slice::from_raw_parts_mut(at as *mut u8, chunk_len) };
+    dest[..code.len()].copy_from_slice(code);
+    dest[code.len()..].fill(INT3);
+    #[cfg(test)]
+    tests::during_commit(at, chunk.addr);
+    if recycled {
+        sys::protect(first_page, pages_len, sys::Access::ReadExecute)?;
+    }
+    sys::flush_icache(chunk.addr, chunk_len);
+    Ok(())
+}
+
+/// Unmaps a pooled unit, with its guards and, when dual-mapped, its writable view.
+fn unmap_unit(base: usize, unit: usize, page_size: usize, views: Views) {
+    sys::unmap_guarded(base, unit, page_size);
+    if let Views::Dual { write } = views {
+        sys::unmap(write, unit);
     }
 }
 
@@ -547,8 +685,15 @@ impl Drop for Pool {
 }
 
 impl Page {
-    fn empty(granules: usize) -> Page {
-        Page { used: vec![0; granules.div_ceil(64)], granules, used_granules: 0, longest_free: granules }
+    fn empty(granules: usize, views: Views) -> Page {
+        Page {
+            used: vec![0; granules.div_ceil(64)],
+            granules,
+            used_granules: 0,
+            longest_free: granules,
+            views,
+            recycled: false,
+        }
     }
 
     fn mark(&mut self, first: usize, count: usize, used: bool) {
@@ -644,6 +789,16 @@ mod sys {
     /// mapping never merges with a neighbour (module docs, W^X). The guards take address
     /// space, not memory.
     pub(super) fn map_guarded(unit: usize, page: usize) -> Result<usize, ArenaError> {
+        map_guarded_with(unit, page, |addr| protect(addr, unit, Access::Read))
+    }
+
+    /// Reserves an aligned unit between two guard pages, all inaccessible, and lets `open`
+    /// make the unit itself accessible (undone, with the guards, if it fails).
+    fn map_guarded_with(
+        unit: usize,
+        page: usize,
+        open: impl FnOnce(usize) -> Result<(), ArenaError>,
+    ) -> Result<usize, ArenaError> {
         // Room for an aligned unit and its guards; what lies around them is given back.
         let len = if unit == page { 3 * page } else { 2 * unit + 2 * page };
         let start = map_anonymous(len, libc::PROT_NONE)?;
@@ -655,11 +810,69 @@ mod sys {
         if tail > 0 {
             unmap(addr + unit + page, tail);
         }
-        if let Err(e) = protect(addr, unit, Access::Read) {
+        if let Err(e) = open(addr) {
             unmap_guarded(addr, unit, page);
             return Err(e);
         }
         Ok(addr)
+    }
+
+    /// Maps one unit as [`map_guarded`] does, twice: a memory file (`memfd_create`) mapped
+    /// shared, read+execute between guard pages (returned first: where the code runs), and
+    /// read+write elsewhere (where it is written). Neither view is ever writable and
+    /// executable. Fails where memory files can't be made or mapped executable (kernels
+    /// before 3.17, `vm.memfd_noexec = 2`, seccomp or SELinux policies).
+    #[cfg(target_os = "linux")]
+    pub(super) fn map_guarded_dual(unit: usize, page: usize) -> Result<(usize, usize), ArenaError> {
+        // The system call rather than glibc's wrapper (2.27 and later): runs on older ones.
+        // SAFETY: memfd_create takes a NUL-terminated name and flags, and makes a new file.
+        let fd = unsafe { libc::syscall(libc::SYS_memfd_create, c"code-arena".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(os_error("memfd_create"));
+        }
+        let fd = fd as libc::c_int;
+        let views = map_views(fd, unit, page);
+        // SAFETY: `fd` is the file just made, owned here; the mappings keep the file alive.
+        unsafe { libc::close(fd) };
+        views
+    }
+
+    /// The two views of [`map_guarded_dual`], of the memory file `fd`.
+    #[cfg(target_os = "linux")]
+    fn map_views(fd: libc::c_int, unit: usize, page: usize) -> Result<(usize, usize), ArenaError> {
+        // SAFETY: sets the size of the file made by the caller, which nothing else uses.
+        if unsafe { libc::ftruncate(fd, unit as libc::off_t) } != 0 {
+            return Err(os_error("ftruncate"));
+        }
+        let exec = map_guarded_with(unit, page, |addr| {
+            // SAFETY: `addr..addr+unit` is inaccessible address space this arena just mapped
+            // (MAP_FIXED replaces it), between the unit's guard pages.
+            let p = unsafe {
+                libc::mmap(
+                    addr as *mut libc::c_void,
+                    unit,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(os_error("mmap"));
+            }
+            Ok(())
+        })?;
+        // SAFETY: a shared mapping of the file at an address of the kernel's choosing touches
+        // no existing memory.
+        let write = unsafe {
+            libc::mmap(std::ptr::null_mut(), unit, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        };
+        if write == libc::MAP_FAILED {
+            let e = os_error("mmap");
+            unmap_guarded(exec, unit, page);
+            return Err(e);
+        }
+        Ok((exec, write as usize))
     }
 
     fn map_anonymous(len: usize, prot: libc::c_int) -> Result<usize, ArenaError> {
@@ -725,6 +938,7 @@ mod sys {
     use windows_sys::Win32::System::Memory as mem;
 
     pub(super) enum Access {
+        Read,
         ReadWrite,
         ReadExecute,
     }
@@ -809,6 +1023,7 @@ mod sys {
 
     pub(super) fn protect(addr: usize, len: usize, access: Access) -> Result<(), ArenaError> {
         let prot = match access {
+            Access::Read => mem::PAGE_READONLY,
             Access::ReadWrite => mem::PAGE_READWRITE,
             Access::ReadExecute => mem::PAGE_EXECUTE_READ,
         };
@@ -843,16 +1058,19 @@ mod tests {
     use std::cell::{Cell, RefCell};
 
     thread_local! {
-        /// Permissions of the committed region, sampled between copy and re-protect.
-        static SEEN_DURING_COMMIT: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+        /// Permissions where a commit writes and where its code runs, sampled right after
+        /// the copy (before a flipped page is made executable again).
+        static SEEN_DURING_COMMIT: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
         static WATCH_COMMITS: Cell<bool> = const { Cell::new(false) };
     }
 
-    /// Called by `Pool::write` after the copy, before the page is made executable again.
-    pub(super) fn during_commit(region: usize, _len: usize) {
+    /// Called by a commit after the copy, with the address written to and the address the
+    /// code runs at (the same one on a flipped page).
+    pub(super) fn during_commit(written_at: usize, runs_at: usize) {
         if WATCH_COMMITS.get() {
-            let perms = perms_at(region).expect("committed region is mapped");
-            SEEN_DURING_COMMIT.with_borrow_mut(|seen| seen.push(perms));
+            let written = perms_at(written_at).expect("written view is mapped");
+            let runs = perms_at(runs_at).expect("executable view is mapped");
+            SEEN_DURING_COMMIT.with_borrow_mut(|seen| seen.push((written, runs)));
         }
     }
 
@@ -917,7 +1135,30 @@ mod tests {
     }
 
     fn writable_and_executable() -> Vec<(usize, usize, String)> {
-        maps().into_iter().filter(|(_, _, p)| p.contains('w') && p.contains('x')).collect()
+        writable_and_executable_in(maps())
+    }
+
+    fn writable_and_executable_in(maps: Vec<(usize, usize, String)>) -> Vec<(usize, usize, String)> {
+        maps.into_iter().filter(|(_, _, p)| p.contains('w') && p.contains('x')).collect()
+    }
+
+    /// The arenas the behaviour tests run on: the default (dual-mapped units on Linux) and
+    /// one that flips its units (the other systems', and Linux's when memory files are
+    /// refused), each of `pages`-page units.
+    fn both_kinds(pages: usize) -> [CodeArena; 2] {
+        let flipping = CodeArena::with_unit_pages(pages);
+        flipping.inner.borrow_mut().dual = false;
+        [CodeArena::with_unit_pages(pages), flipping]
+    }
+
+    /// How `/proc/self/maps` marks the arena's pooled units: `s` (shared) for dual-mapped
+    /// units, `p` (private) for flipped ones.
+    fn sharing(arena: &CodeArena) -> &'static str {
+        if arena.inner.borrow().dual {
+            "s"
+        } else {
+            "p"
+        }
     }
 
     /// `int add(int a, int b)` for the host's C convention. x86-64 System V:
@@ -955,8 +1196,14 @@ mod tests {
     #[test]
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn committed_code_runs() {
-        let arena = CodeArena::new();
-        let add = commit_bytes(&arena, ADD);
+        for arena in both_kinds(1) {
+            committed_code_runs_in(&arena);
+        }
+    }
+
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    fn committed_code_runs_in(arena: &CodeArena) {
+        let add = commit_bytes(arena, ADD);
         assert_eq!(add.addr() % GRANULE, 0);
         assert_eq!(add.code(), ADD);
         // SAFETY: the handle holds the host's code for `int(int, int)`, executable until dropped.
@@ -968,9 +1215,15 @@ mod tests {
     #[test]
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn a_commit_keeps_earlier_stubs_on_the_page_runnable() {
-        let arena = CodeArena::new();
-        let first = commit_bytes(&arena, ADD);
-        let second = commit_bytes(&arena, SUB);
+        for arena in both_kinds(1) {
+            a_commit_keeps_earlier_stubs_on_the_page_runnable_in(&arena);
+        }
+    }
+
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    fn a_commit_keeps_earlier_stubs_on_the_page_runnable_in(arena: &CodeArena) {
+        let first = commit_bytes(arena, ADD);
+        let second = commit_bytes(arena, SUB);
         assert_eq!(page_of(first.addr()), page_of(second.addr()), "stubs share a page");
         assert_eq!(second.addr(), first.addr() + GRANULE);
         // SAFETY: both handles hold `int(int, int)` code and are alive.
@@ -1018,32 +1271,125 @@ mod tests {
     #[test]
     #[cfg(any(target_os = "linux", windows))]
     fn memory_is_never_writable_and_executable() {
-        let arena = CodeArena::new();
+        for arena in both_kinds(1) {
+            memory_is_never_writable_and_executable_in(&arena);
+        }
+    }
+
+    #[cfg(any(target_os = "linux", windows))]
+    fn memory_is_never_writable_and_executable_in(arena: &CodeArena) {
+        let s = sharing(arena);
         WATCH_COMMITS.set(true);
         let mut handles = Vec::new();
         for i in 0..64 {
             let len = 1 + (i * 37) % 300;
-            handles.push(commit_bytes(&arena, &vec![0xC3; len]));
+            handles.push(commit_bytes(arena, &vec![0xC3; len]));
             assert_eq!(writable_and_executable(), vec![], "W+X mapping after commit {i}");
         }
-        let big = commit_bytes(&arena, &vec![0xC3; 2 * sys::page_size() + 5]);
+        let big = commit_bytes(arena, &vec![0xC3; 2 * sys::page_size() + 5]);
         WATCH_COMMITS.set(false);
         assert_eq!(writable_and_executable(), vec![]);
 
         let seen = SEEN_DURING_COMMIT.take();
         assert_eq!(seen.len(), 65);
-        assert!(seen.iter().all(|p| p == "rw-p"), "mid-commit permissions: {seen:?}");
-        for h in handles.iter().chain([&big]) {
-            assert_eq!(perms_at(h.addr()).as_deref(), Some("r-xp"));
+        // A flipped page is writable, not executable, while it is written; a dual-mapped
+        // unit is written through its read+write view and runs from its read+execute one,
+        // which stays executable (the big chunk has a flipped mapping of its own).
+        let pooled = (format!("rw-{s}"), format!("r-x{s}"));
+        let flipped = ("rw-p".to_string(), "rw-p".to_string());
+        let expected = if s == "s" { &pooled } else { &flipped };
+        assert!(seen[..64].iter().all(|p| p == expected), "mid-commit permissions: {seen:?}");
+        assert_eq!(seen[64], flipped);
+        for h in &handles {
+            assert_eq!(perms_at(h.addr()), Some(format!("r-x{s}")));
         }
+        assert_eq!(perms_at(big.addr()).as_deref(), Some("r-xp"));
+    }
+
+    /// The W^X checks above can fail: a mapping writable and executable at once is caught,
+    /// whether private or shared.
+    #[test]
+    fn the_check_finds_writable_and_executable_mappings() {
+        let maps = vec![
+            (0x1000, 0x2000, "r-xs".to_string()),
+            (0x2000, 0x3000, "rwxp".to_string()),
+            (0x3000, 0x4000, "rw-s".to_string()),
+            (0x4000, 0x5000, "rwxs".to_string()),
+        ];
+        let caught: Vec<usize> = writable_and_executable_in(maps).iter().map(|m| m.0).collect();
+        assert_eq!(caught, [0x2000, 0x4000]);
+    }
+
+    /// A dual-mapped unit: the view code runs from is not writable, the view it is written
+    /// through is not executable, and they show the same bytes.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_dual_mapped_unit_has_a_read_execute_view_and_a_read_write_view() {
+        let arena = CodeArena::new();
+        let h = commit_bytes(&arena, ADD);
+        let base = page_of(h.addr());
+        let pool = arena.inner.borrow();
+        let Views::Dual { write } = pool.pages[&base].views else {
+            panic!("memory files refused on this Linux: units are flipped");
+        };
+        assert_eq!(perms_at(base).as_deref(), Some("r-xs"));
+        assert_eq!(perms_at(write).as_deref(), Some("rw-s"));
+        // SAFETY: the writable view of the live unit, as long as the code's chunk.
+        let written = unsafe { std::slice::from_raw_parts((write + (h.addr() - base)) as *const u8, ADD.len()) };
+        assert_eq!(written, h.code());
+        assert_eq!(written, ADD);
+    }
+
+    /// Once committed code of a unit was freed, commits there take the execute permission of
+    /// the pages they write away during the copy (so tools that translate code drop their
+    /// stale translations); before, a commit leaves the executable view executable.
+    #[test]
+    #[cfg(all(target_os = "linux", any(target_arch = "x86", target_arch = "x86_64")))]
+    fn recommitting_freed_code_flips_the_executable_view() {
+        let arena = CodeArena::new();
+        assert_eq!(sharing(&arena), "s", "memory files refused on this Linux");
+        let keep = commit_bytes(&arena, SUB);
+        WATCH_COMMITS.set(true);
+        let first = commit_bytes(&arena, ADD);
+        let at = first.addr();
+        drop(first);
+        // SAFETY: a freed chunk of a live unit, readable.
+        let freed = unsafe { std::slice::from_raw_parts(at as *const u8, GRANULE) };
+        assert!(freed.iter().all(|b| *b == INT3), "freed code becomes traps: {freed:x?}");
+        let again = commit_bytes(&arena, ADD);
+        let after = commit_bytes(&arena, ADD);
+        WATCH_COMMITS.set(false);
+        assert_eq!(again.addr(), at);
+        let seen = SEEN_DURING_COMMIT.take();
+        let seen: Vec<&str> = seen.iter().map(|(_, runs)| runs.as_str()).collect();
+        assert_eq!(seen, ["r-xs", "r--s", "r--s"]);
+        // SAFETY: both handles hold `int(int, int)` code and are alive.
+        let add: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(again.addr()) };
+        // SAFETY: `keep` holds `int(int, int)` code and is alive.
+        let sub: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(keep.addr()) };
+        assert_eq!((add(5, 3), sub(5, 3)), (8, 2));
+        drop(after);
     }
 
     #[test]
     fn an_uncommitted_page_is_not_executable() {
-        let arena = CodeArena::new();
+        let [_, arena] = both_kinds(1);
         let r = arena.reserve(64).unwrap();
         if cfg!(any(target_os = "linux", windows)) {
             assert_eq!(perms_at(r.addr()).as_deref(), Some("r--p"));
+        }
+    }
+
+    /// A dual-mapped unit is executable from the start, so it starts as traps.
+    #[test]
+    fn an_uncommitted_dual_mapped_unit_holds_only_traps() {
+        let arena = CodeArena::with_unit_pages(2);
+        let r = arena.reserve(64).unwrap();
+        if sharing(&arena) == "s" {
+            let base = r.addr() & !(2 * sys::page_size() - 1);
+            // SAFETY: the unit is mapped readable while the reservation lives.
+            let unit = unsafe { std::slice::from_raw_parts(base as *const u8, 2 * sys::page_size()) };
+            assert!(unit.iter().all(|b| *b == INT3));
         }
     }
 
@@ -1069,11 +1415,17 @@ mod tests {
     #[test]
     #[cfg(any(target_os = "linux", windows))]
     fn a_pooled_page_sits_between_guard_pages() {
-        let arena = CodeArena::new();
+        for arena in both_kinds(1) {
+            a_pooled_page_sits_between_guard_pages_in(&arena);
+        }
+    }
+
+    #[cfg(any(target_os = "linux", windows))]
+    fn a_pooled_page_sits_between_guard_pages_in(arena: &CodeArena) {
         let page = sys::page_size();
-        let h = commit_bytes(&arena, ADD);
+        let h = commit_bytes(arena, ADD);
         let base = page_of(h.addr());
-        assert_eq!(perms_at(base).as_deref(), Some("r-xp"));
+        assert_eq!(perms_at(base), Some(format!("r-x{}", sharing(arena))));
         assert_eq!(perms_at(base - page).as_deref(), Some("---p"));
         assert_eq!(perms_at(base + page).as_deref(), Some("---p"));
     }
@@ -1081,8 +1433,13 @@ mod tests {
     #[test]
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn an_arena_of_larger_units_packs_many_chunks_into_one_mapping() {
-        let pages = 16;
-        let arena = CodeArena::with_unit_pages(pages);
+        for arena in both_kinds(16) {
+            an_arena_of_larger_units_packs_many_chunks_into_one_mapping_in(&arena, 16);
+        }
+    }
+
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    fn an_arena_of_larger_units_packs_many_chunks_into_one_mapping_in(arena: &CodeArena, pages: usize) {
         let page = sys::page_size();
         let unit = pages * page;
         // A thunk-sized chunk: more than a hundred fit in one unit.
@@ -1091,7 +1448,7 @@ mod tests {
             .map(|_| {
                 let mut code = vec![INT3; 576];
                 code[..ADD.len()].copy_from_slice(ADD);
-                commit_bytes(&arena, &code)
+                commit_bytes(arena, &code)
             })
             .collect();
         assert!(per_unit > 100);
@@ -1102,7 +1459,7 @@ mod tests {
         // One r-x mapping for the whole unit, between guards; never W+X.
         let maps = maps();
         let m = maps.iter().find(|&&(s, e, _)| s <= base && base < e).unwrap();
-        assert_eq!((m.0, m.1, m.2.as_str()), (base, base + unit, "r-xp"));
+        assert_eq!((m.0, m.1, m.2.clone()), (base, base + unit, format!("r-x{}", sharing(arena))));
         assert_eq!(perms_at(base - page).as_deref(), Some("---p"));
         assert_eq!(perms_at(base + unit).as_deref(), Some("---p"));
         assert_eq!(writable_and_executable(), vec![]);
@@ -1113,6 +1470,7 @@ mod tests {
         let tail = unsafe { std::slice::from_raw_parts((base + unit - PAGE_TAIL) as *const u8, PAGE_TAIL) };
         assert!(tail.iter().all(|b| *b == INT3));
         drop(handles);
+        assert_eq!(arena.stats().spare_pages, pages, "the spare unit counts in pages");
         arena.trim();
         assert_eq!(arena.stats(), ArenaStats::default());
     }
@@ -1237,7 +1595,12 @@ mod tests {
 
     #[test]
     fn a_hundred_thousand_chunks_come_and_go_and_the_arena_returns_to_baseline() {
-        let arena = CodeArena::new();
+        for arena in both_kinds(1) {
+            a_hundred_thousand_chunks_come_and_go_in(&arena);
+        }
+    }
+
+    fn a_hundred_thousand_chunks_come_and_go_in(arena: &CodeArena) {
         let baseline = arena.stats();
         let page = sys::page_size();
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -1266,10 +1629,10 @@ mod tests {
             }
             peak_pages = peak_pages.max(arena.stats().pages_mapped);
             if i % 10_000 == 0 {
-                check_live(&arena, &live);
+                check_live(arena, &live);
             }
         }
-        check_live(&arena, &live);
+        check_live(arena, &live);
         while !live.is_empty() {
             let victim = rng.below(live.len());
             drop(live.swap_remove(victim));
