@@ -346,7 +346,7 @@ impl Emitter<'_> {
         let ud = vm.userdata;
         let ctype = self.env.ctype(abi_model::lua::steps::CtypeRef::Arg(arg)) as i64;
         let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
+        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
         let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
         self.load_func_slot(vm);
         self.load_tag(vm, at)?;
@@ -362,7 +362,7 @@ impl Emitter<'_> {
             );
         }
         // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type, holding an object.
+        // exactly this type with its bytes in the block.
         asm!(self.ops
             ; cmp QWORD [rax + len_at], header
             ; jb >slow
@@ -376,9 +376,7 @@ impl Emitter<'_> {
             ; mov scratch, QWORD ctype
             ; cmp [rcx + desc_at], scratch
             ; jne >slow
-            ; cmp BYTE [rcx + form_at], h.no_object as i8
-            ; je >slow
-            ; mov scratch_ptr, [rcx + ptr_at]
+            ; lea scratch_ptr, [rcx + bytes_at]
         );
         let src = Mem { base: Base::ScratchPtr, disp: 0 };
         let mut done = 0;

@@ -202,7 +202,7 @@ fn mock_cdata(
 ) -> Result<u64, Mismatch> {
     let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
     let block = ud + u64::from(vm.userdata.block_at);
-    let obj = block + u64::from(h.size);
+    let obj = block + u64::from(h.bytes_at);
     if obj + bytes.len() as u64 > ud + LUA_UDATA_EACH || ud + LUA_UDATA_EACH > LUA_REGION + LUA_REGION_SIZE {
         return Err(mismatch("mock cdata", "room", format!("argument {i} of {} bytes", bytes.len())));
     }
@@ -210,10 +210,8 @@ fn mock_cdata(
     if let Some(nuv) = vm.userdata.no_user_values_at {
         w(cpu, ud + u64::from(nuv), &0u16.to_le_bytes())?;
     }
-    write_ptr(cpu, vm, ud + u64::from(vm.userdata.len_at), u64::from(h.size) + bytes.len() as u64)?;
+    write_ptr(cpu, vm, ud + u64::from(vm.userdata.len_at), u64::from(h.bytes_at) + bytes.len() as u64)?;
     write_ptr(cpu, vm, block + u64::from(h.desc_at), CTYPE_ARGS + 16 * i as u64)?;
-    write_ptr(cpu, vm, block + u64::from(h.ptr_at), obj)?;
-    w(cpu, block + u64::from(h.form_at), &[0])?;
     // The tag word is pointer-sized: rotated and keyed in 32 bits on a 32-bit layout.
     let tag = match vm.ptr_size {
         4 => u64::from((block as u32).rotate_left(h.tag_rotate) ^ h.tag_key as u32),

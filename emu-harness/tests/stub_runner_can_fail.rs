@@ -259,11 +259,11 @@ fn never_raise_a_pending_error(p: &mut Program) {
     p.steps.retain(|st| !matches!(st, Step::AfterCallInline { .. }));
 }
 
-/// Reads a record cdata's object pointer from the wrong field of the header.
-fn cdata_pointer_from_the_wrong_field(p: &mut Program) {
+/// Reads a record cdata's bytes from the wrong offset in its block.
+fn cdata_bytes_from_the_wrong_offset(p: &mut Program) {
     for st in &mut p.steps {
         if let Step::RecordInline { header, .. } = st {
-            header.ptr_at = 16;
+            header.bytes_at += 8;
         }
     }
 }
@@ -401,8 +401,8 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     assert_eq!(inline_run(&cat, s, swap_record_helpers, NUMBERS_54), Ok(()), "{}", s.c_decl);
     // Other values reach it, and the swap is caught (a wrong value or a wrong-sized ctype).
     assert!(inline_run(&cat, s, swap_record_helpers, OTHERS_54).is_err(), "the helper path is the broken one");
-    // The object pointer read from the wrong field of the header.
-    let e = inline_run(&cat, s, cdata_pointer_from_the_wrong_field, NUMBERS_54).unwrap_err();
+    // The bytes read from the wrong offset in the block.
+    let e = inline_run(&cat, s, cdata_bytes_from_the_wrong_offset, NUMBERS_54).unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
 }
 
@@ -635,12 +635,12 @@ fn x64_win_inline_results_records_and_thunks_with_a_fault_are_caught() {
     let s = find(&cat, |_, p| p.ret.value == ValueKind::F64);
     let e = inline_run_on(win, &cat, s, unknown_float_tag, OTHERS_54).unwrap_err();
     assert!(e.what.contains("tag of the value pushed inline"), "{e}");
-    // A record cdata's object pointer read from the wrong field of the header.
+    // A record cdata's bytes read from the wrong offset in its block.
     let s = find(&cat, |_, p| {
         p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. }))
     });
     assert_eq!(inline_run_on(win, &cat, s, |_| {}, NUMBERS_54), Ok(()), "{}", s.c_decl);
-    let e = inline_run_on(win, &cat, s, cdata_pointer_from_the_wrong_field, NUMBERS_54).unwrap_err();
+    let e = inline_run_on(win, &cat, s, cdata_bytes_from_the_wrong_offset, NUMBERS_54).unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
     // A thunk whose result is never popped, or whose entry asks one slot too few (four
     // arguments: the mock's ci->top is one slot short of the room, so the helper must run).

@@ -759,11 +759,11 @@ unsafe fn value_to_c(
                     };
                     return conv_ct_ct(types, d, ds, dp, src, fl);
                 }
-                if (*c).form == Form::CType {
+                if (*c).form() == Form::CType {
                     return Err(ConvError::Bad { from: Origin::CTypeObject, to: d });
                 }
                 let sty = enum_as_int(types, cdata::type_of(c));
-                let src = Src { ty: sty, shape: shape(types, sty.id), p: (*c).ptr, origin: Origin::C(sty) };
+                let src = Src { ty: sty, shape: shape(types, sty.id), p: cdata::bytes(c), origin: Origin::C(sty) };
                 conv_ct_ct(types, d, ds, dp, src, fl)
             }
             _ => Err(ConvError::Bad { from: origin, to: d }),
@@ -1320,7 +1320,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
             ffi::LUA_TSTRING => ds == Shape::Record,
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form == Form::CType {
+                if c.is_null() || (*c).form() == Form::CType {
                     return true;
                 }
                 cdata::type_of(c).id != d.id
@@ -1368,7 +1368,7 @@ pub unsafe fn push_boxed_int64(l: *mut ffi::lua_State, st: *mut FfiState, v: u64
         let id = (*st).types.int_of_size(8, signed).unwrap_or(TypeId(0));
         let desc = (*st).desc(QualType::plain(id));
         let c = cdata::push_value(l, st, desc, 8);
-        write_int((*c).ptr, 8, v);
+        write_int(cdata::bytes(c), 8, v);
     }
 }
 
@@ -1390,7 +1390,7 @@ pub unsafe fn push_pointer(l: *mut ffi::lua_State, desc: *const CTypeDesc, p: us
         }
         let w = std::mem::size_of::<usize>();
         let c = cdata::push_value(l, (*desc).state, desc, w);
-        write_int((*c).ptr, w as u8, p as u64);
+        write_int(cdata::bytes(c), w as u8, p as u64);
     }
 }
 
@@ -1424,7 +1424,7 @@ pub unsafe fn c_to_lua(
                 let desc = (*st).desc(s);
                 let n = (*desc).size.unwrap_or(0) as usize;
                 let c = cdata::push_value(l, st, desc, n);
-                std::ptr::copy_nonoverlapping(sp, (*c).ptr, n);
+                std::ptr::copy_nonoverlapping(sp, cdata::bytes(c), n);
             }
             Shape::Array(..) | Shape::Record | Shape::Func => {
                 let desc = (*st).desc(s);

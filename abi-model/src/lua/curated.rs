@@ -118,16 +118,8 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
 
 /// A made-up cdata header for listings of inline record arguments (lua-adapter's layout,
 /// with a recognisable key).
-pub const LISTING_CDATA: CdataHeader = CdataHeader {
-    size: 40,
-    desc_at: 0,
-    ptr_at: 8,
-    form_at: 24,
-    no_object: 2,
-    tag_at: 32,
-    tag_rotate: 17,
-    tag_key: 0x5A5A_5A5A_5A5A_5A5A,
-};
+pub const LISTING_CDATA: CdataHeader =
+    CdataHeader { size: 16, desc_at: 0, bytes_at: 16, tag_at: 8, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
 
 /// Where the listings' callback records hold their function's value (lua-adapter's layout:
 /// at the start of the record).

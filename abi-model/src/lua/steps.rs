@@ -453,14 +453,13 @@ impl Program {
 pub struct CdataHeader {
     /// Bytes the block needs for a header (a smaller userdata is not a cdata).
     pub size: u32,
-    /// Offset of the type descriptor pointer (compared with the argument's ctype).
+    /// Offset of the descriptor word: equal to the argument's ctype exactly when the block
+    /// holds a value of that type whose bytes are at `bytes_at` (any other cdata of that type,
+    /// a reference or a value stored elsewhere, carries other bits there and takes the slow
+    /// path).
     pub desc_at: u32,
-    /// Offset of the pointer to the object's bytes.
-    pub ptr_at: u32,
-    /// Offset of the form byte, and the form that holds no object (a ctype object).
-    pub form_at: u32,
-    /// That form.
-    pub no_object: u8,
+    /// Offset of such a value's bytes in the block.
+    pub bytes_at: u32,
     /// Offset of the tag word: a cdata's block carries `rotate_left(block, tag_rotate) ^
     /// tag_key` there (how the embedding tells its cdata from other userdata).
     pub tag_at: u32,

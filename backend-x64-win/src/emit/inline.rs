@@ -371,7 +371,7 @@ impl Emitter<'_> {
         let ud = vm.userdata;
         let ctype = self.env.ctype(CtypeRef::Arg(arg)) as i64;
         let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
+        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
         let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
         self.load_func_slot(vm, RBX);
         self.load_tag(vm, at)?;
@@ -386,7 +386,7 @@ impl Emitter<'_> {
             asm!(self.ops; jne >slow);
         }
         // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type, holding an object.
+        // exactly this type with its bytes in the block.
         asm_disp!(self.ops, len_at; cmp QWORD [rax + len_at], header);
         asm!(self.ops; jb >slow);
         asm_disp!(self.ops, block_at; lea rcx, [rax + block_at]);
@@ -403,9 +403,7 @@ impl Emitter<'_> {
         );
         asm_disp!(self.ops, desc_at; cmp QWORD [rcx + desc_at], scratch);
         asm!(self.ops; jne >slow);
-        asm_disp!(self.ops, form_at; cmp BYTE [rcx + form_at], h.no_object as i8);
-        asm!(self.ops; je >slow);
-        asm_disp!(self.ops, ptr_at; mov through, QWORD [rcx + ptr_at]);
+        asm_disp!(self.ops, bytes_at; lea through, [rcx + bytes_at]);
         let mut done = 0;
         while done < size {
             let chunk = match size - done {

@@ -367,7 +367,7 @@ impl Emitter<'_> {
         let ud = vm.userdata;
         let ctype = address("a ctype constant", self.env.ctype(CtypeRef::Arg(arg)))?;
         let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, form_at, ptr_at) = (h.tag_at as i32, h.desc_at as i32, h.form_at as i32, h.ptr_at as i32);
+        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
         // The pointer-sized tag word: the key's low 32 bits, the rotation modulo 32.
         let (rot, key) = ((h.tag_rotate % 32) as i8, h.tag_key as u32 as i32);
         self.load_func_slot(vm, Base::Ebx);
@@ -384,7 +384,7 @@ impl Emitter<'_> {
             );
         }
         // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type, holding an object.
+        // exactly this type with its bytes in the block.
         asm!(self.ops
             ; cmp DWORD [eax + len_at], header
             ; jb >slow
@@ -400,9 +400,7 @@ impl Emitter<'_> {
             ; jne >slow
             ; cmp DWORD [ecx + desc_at], ctype
             ; jne >slow
-            ; cmp BYTE [ecx + form_at], h.no_object as i8
-            ; je >slow
-            ; mov lua_slot, [ecx + ptr_at]
+            ; lea lua_slot, [ecx + bytes_at]
         );
         let src = Mem { base: Base::Edx, disp: 0 };
         let mut done = 0;

@@ -347,7 +347,7 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
     // a live-cdata whose descriptor is a live-desc.
     unsafe {
         let c = cdata::to_cdata(l, st, idx);
-        !c.is_null() && (*c).form != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+        !c.is_null() && (*c).form() != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
     }
 }
 
@@ -363,10 +363,10 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
     // the stub built for `fn_ty` is a lua_CFunction of that signature, run on this `l` (cfunction),
     // and raises only under raise-clean.
     unsafe {
-        let desc = (*c).desc;
+        let desc = (*c).desc();
         let mut stub = (*desc).call_stub.get();
         if stub == 0 {
-            if ((*c).ptr as *const usize).read_unaligned() == 0 {
+            if (cdata::bytes(c) as *const usize).read_unaligned() == 0 {
                 cdata::raise(l, "attempt to call a NULL function pointer".into());
             }
             stub = stub_slow(l, st, desc, fn_ty);
@@ -379,14 +379,14 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
 /// index 1, as the body of the `__call` in progress; raises for a NULL function pointer.
 ///
 /// # Safety
-/// As [`call_cdata`]; `stub` is `(*(*c).desc).call_stub`.
+/// As [`call_cdata`]; `stub` is `(*(*c).desc()).call_stub`.
 #[inline]
 pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) -> c_int {
     // SAFETY: `c` is the live-cdata at index 1 of the `__call` in progress and `stub` the
     // lua_CFunction cached for its signature (caller's contract); the NULL check reads the pointer
     // the cdata holds.
     unsafe {
-        if ((*c).ptr as *const usize).read_unaligned() == 0 {
+        if (cdata::bytes(c) as *const usize).read_unaligned() == 0 {
             cdata::raise(l, "attempt to call a NULL function pointer".into());
         }
         std::mem::transmute::<usize, StubFn>(stub)(l)
@@ -486,7 +486,7 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
     // when a memory error is raised.
     unsafe {
         let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
-        let desc = (*c).desc;
+        let desc = (*c).desc();
         let fn_ty = cdata::type_of(c).id;
         let mut entry = (*desc).closure_entry.get();
         if entry == 0 {
@@ -505,7 +505,7 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
         ffi::lua_pushvalue(l, fn_idx);
         ffi::lua_pushvalue(l, anchor_idx);
         // A function cdata's address never changes (it is not an lvalue).
-        ffi::lua_pushlightuserdata(l, ((*c).ptr as *const *mut std::os::raw::c_void).read_unaligned());
+        ffi::lua_pushlightuserdata(l, (cdata::bytes(c) as *const *mut std::os::raw::c_void).read_unaligned());
         ffi::lua_pushcclosure(l, std::mem::transmute::<usize, StubFn>(entry), FUNC_UPVALUE as c_int);
     }
 }
@@ -518,7 +518,7 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
     // raised with nothing owned alive.
     unsafe {
         let c = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Cdata;
-        let st = (*(*c).desc).state;
+        let st = (*(*c).desc()).state;
         let stub = match variadic_stub(l, st, cdata::type_of(c).id, CallMode::Closure) {
             Ok(addr) => addr,
             Err(e) => raise_stub_error(l, CANNOT_CALL, e),
@@ -549,7 +549,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
             ffi::LUA_TBOOLEAN => int,
             ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form == Form::CType {
+                if c.is_null() || (*c).form() == Form::CType {
                     return QualType::plain((*st).void_ptr());
                 }
                 let ty = cdata::type_of(c);

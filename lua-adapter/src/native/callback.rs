@@ -391,7 +391,7 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
     // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
-        if c.is_null() || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+        if c.is_null() || (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return 0;
         }
         if !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(to) if matches!(shape(&(*st).types, to.id), Shape::Func))
@@ -418,10 +418,10 @@ unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cda
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
-            && (*c).form != Form::CType
+            && (*c).form() != Form::CType
             && crate::native::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
         {
-            let addr = ((*c).ptr as *const usize).read_unaligned();
+            let addr = (cdata::bytes(c) as *const usize).read_unaligned();
             if matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(_))
                 && (*State::of(st)).calls.callbacks.get_live(addr).is_some()
             {
@@ -439,7 +439,7 @@ unsafe extern "C-unwind" fn cb_free(l: *mut ffi::lua_State) -> c_int {
         let st = crate::ctypes::state::from_upvalue(l);
         let (c, addr) = check_callback(l, st);
         release(l, st, addr);
-        ((*c).ptr as *mut usize).write_unaligned(0);
+        (cdata::bytes(c) as *mut usize).write_unaligned(0);
         0
     }
 }

@@ -271,8 +271,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
             }
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if !c.is_null() && (*c).form == cdata::Form::Value && (*c).desc == desc {
-                    return ((*c).ptr as *const *mut c_void).read_unaligned();
+                if !c.is_null() && (*c).form() == cdata::Form::Value && (*c).desc() == desc {
+                    return (cdata::bytes(c) as *const *mut c_void).read_unaligned();
                 }
             }
             _ => {}
@@ -304,8 +304,8 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
         // Fast path: a cdata of exactly this type is copied (a record is never a namespace
         // function, so the userdata test is enough), the common small sizes without a call.
         let c = cdata::userdata_cdata(l, st, idx);
-        if !c.is_null() && (*c).form != cdata::Form::CType && (*c).desc == desc {
-            let (src, dst) = ((*c).ptr, dst as *mut u8);
+        if !c.is_null() && (*c).form() != cdata::Form::CType && (*c).desc() == desc {
+            let (src, dst) = (cdata::bytes(c), dst as *mut u8);
             match (*desc).size.unwrap_or(0) {
                 8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
                 16 => (dst as *mut [u64; 2]).write_unaligned((src as *const [u64; 2]).read_unaligned()),
@@ -473,7 +473,7 @@ pub unsafe extern "C-unwind" fn luaffi_new_result(l: *mut ffi::lua_State, ctype:
         let desc = ctype as *const CTypeDesc;
         let n = (*desc).size.unwrap_or(0) as usize;
         let c = cdata::push_value(l, (*desc).state, desc, n);
-        (*c).ptr as *mut c_void
+        cdata::bytes(c) as *mut c_void
     }
 }
 
@@ -510,7 +510,7 @@ unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::
 #[inline(always)]
 unsafe fn func_addr(l: *mut ffi::lua_State, mode: CallMode) -> *mut c_void {
     // SAFETY: the called cdata's bytes hold the address.
-    unsafe { ((*called_cdata(l, mode)).ptr as *const *mut c_void).read_unaligned() }
+    unsafe { (cdata::bytes(called_cdata(l, mode)) as *const *mut c_void).read_unaligned() }
 }
 
 /// The state a stub's call belongs to, from its return type's descriptor: every stub is

@@ -315,7 +315,7 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
                 // the closure calling it (crate::native::call::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
                 let fc = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
-                ((*fc).ptr as *mut usize).write_unaligned(addr as usize);
+                (cdata::bytes(fc) as *mut usize).write_unaligned(addr as usize);
                 crate::native::call::push_function(l, st, 4, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_pushvalue(l, -2);

@@ -49,7 +49,7 @@ unsafe fn check_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut cdata::
     // SAFETY: valid-L and live-state from the caller; raises with nothing owned here.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
-        if c.is_null() || (*c).form == Form::CType {
+        if c.is_null() || (*c).form() == Form::CType {
             let got = if c.is_null() { cdata::lua_typename_at(l, 1) } else { "ctype" };
             cdata::raise_arg(l, 1, format!("cdata expected, got {got}"));
         }
@@ -70,7 +70,7 @@ unsafe extern "C-unwind" fn ffi_addressof(l: *mut ffi::lua_State) -> c_int {
         let desc = (*st).desc(QualType::plain(pty));
         let w = std::mem::size_of::<usize>();
         let p = cdata::push_value(l, st, desc, w);
-        convert::write_int((*p).ptr, w as u8, (*c).ptr as usize as u64);
+        convert::write_int(cdata::bytes(p), w as u8, cdata::bytes(c) as usize as u64);
         1
     }
 }
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn ffi_toretval(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         let st = state::from_upvalue(l);
         let c = check_cdata(l, st);
-        if let Err(e) = convert::c_to_lua(l, st, cdata::type_of(c), (*c).ptr, 1) {
+        if let Err(e) = convert::c_to_lua(l, st, cdata::type_of(c), cdata::bytes(c), 1) {
             convert::raise_conv(l, st, e);
         }
         1
@@ -407,7 +407,7 @@ unsafe extern "C-unwind" fn ffi_eval(l: *mut ffi::lua_State) -> c_int {
         let id = (*st).types.int_of_size(size as u32, signed).unwrap_or(abi_model::TypeId(0));
         let desc = (*st).desc(QualType::plain(id));
         let c = cdata::push_value(l, st, desc, size as usize);
-        convert::write_int((*c).ptr, size, value);
+        convert::write_int(cdata::bytes(c), size, value);
         1
     }
 }

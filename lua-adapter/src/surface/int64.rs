@@ -94,16 +94,16 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
         match LuaStack::new(l).type_of(idx) {
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form == Form::CType {
+                if c.is_null() || (*c).form() == Form::CType {
                     return None;
                 }
                 let ty = cdata::type_of(c);
                 let sh = shape(types, ty.id);
                 let p = match sh {
                     Shape::Pointer(_) => {
-                        read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize as *const u8
+                        read_int(cdata::bytes(c), std::mem::size_of::<usize>() as u8, false) as usize as *const u8
                     }
-                    _ => (*c).ptr,
+                    _ => cdata::bytes(c),
                 };
                 Some(Operand { ty, shape: sh, p, num: NumVal::None })
             }
@@ -354,7 +354,7 @@ unsafe fn ptr_op(l: *mut ffi::lua_State, st: *mut FfiState, a: &Operand, b: &Ope
         let pty = (*st).types.pointer_to(elem);
         let desc = (*st).desc(QualType::plain(pty));
         let c = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
-        write_int((*c).ptr, std::mem::size_of::<usize>() as u8, addr as u64);
+        write_int(cdata::bytes(c), std::mem::size_of::<usize>() as u8, addr as u64);
     }
     true
 }

@@ -166,7 +166,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
     unsafe {
         let types = &(*st).types;
         let mut ty = cdata::type_of(c);
-        if (*c).form == Form::CType {
+        if (*c).form() == Form::CType {
             if let Some(k) = record_constant(l, types, ty) {
                 return Place::Const(k);
             }
@@ -176,7 +176,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             };
             return Place::Missing { ty: target };
         }
-        let mut p = (*c).ptr;
+        let mut p = cdata::bytes(c);
         let mut anchor = 1;
         let key_type = ffi::lua_type(l, 2);
         let index = match key_type {
@@ -187,9 +187,9 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             }),
             ffi::LUA_TUSERDATA => {
                 let k = cdata::to_cdata(l, st, 2);
-                if !k.is_null() && (*k).form != Form::CType {
+                if !k.is_null() && (*k).form() != Form::CType {
                     match shape(types, cdata::type_of(k).id) {
-                        Shape::Int { size, signed } => Some(read_int((*k).ptr, size, signed) as i64),
+                        Shape::Int { size, signed } => Some(read_int(cdata::bytes(k), size, signed) as i64),
                         _ => None,
                     }
                 } else {
@@ -199,7 +199,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             _ => None,
         };
         if let Some(i) = index {
-            let desc = &*(*c).desc;
+            let desc = &*(*c).desc();
             match desc.shape {
                 Shape::Pointer(elem) => {
                     let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) else {
@@ -241,7 +241,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
         let key = std::slice::from_raw_parts(k, len);
         let mut quals = ty.quals;
-        let mut sh = (*(*c).desc).shape;
+        let mut sh = (*(*c).desc()).shape;
         if let Shape::Pointer(to) = sh {
             // `p.x` on a pointer to a record is `p->x`.
             let to_shape = shape(&(*st).types, to.id);
@@ -359,8 +359,8 @@ unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata)
     // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid;
     // the key string stays at index 2 while its bytes are read.
     unsafe {
-        let desc = &*(*c).desc;
-        if desc.shape != Shape::Record || (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+        let desc = &*(*c).desc();
+        if desc.shape != Shape::Record || (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return None;
         }
         let mut len = 0usize;
@@ -368,7 +368,7 @@ unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata)
         let m = (*st).member(desc.ty.id, std::slice::from_raw_parts(k, len), k as usize)?;
         match (m.shape, m.bits) {
             (Shape::Float { size }, None) => {
-                Some(((*c).ptr.add(m.offset as usize), size, desc.ty.quals.union(m.ty.quals)))
+                Some((cdata::bytes(c).add(m.offset as usize), size, desc.ty.quals.union(m.ty.quals)))
             }
             _ => None,
         }
@@ -385,9 +385,9 @@ unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata)
 unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8)> {
     // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid.
     unsafe {
-        let desc = &*(*c).desc;
+        let desc = &*(*c).desc();
         let (Shape::Pointer(elem) | Shape::Array(elem, _)) = desc.shape else { return None };
-        if (*c).form == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+        if (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
             return None;
         }
         let (Shape::Float { size }, Some(step)) = (shape(&(*st).types, elem.id), desc.elem_size) else {
@@ -399,8 +399,8 @@ unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata
             convert::f64_to_i64(ffi::lua_tonumberx(l, 2, std::ptr::null_mut()))
         };
         let base = match desc.shape {
-            Shape::Pointer(_) => read_int((*c).ptr, std::mem::size_of::<usize>() as u8, false) as usize,
-            _ => (*c).ptr as usize,
+            Shape::Pointer(_) => read_int(cdata::bytes(c), std::mem::size_of::<usize>() as u8, false) as usize,
+            _ => cdata::bytes(c) as usize,
         };
         Some((base.wrapping_add((i as isize).wrapping_mul(step as isize) as usize) as *mut u8, size))
     }
@@ -472,7 +472,7 @@ unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
             }
             Place::Bits { ty, bits, record, .. } => convert::store_bitfield(l, st, 3, ty, bits, record),
             Place::Missing { ty } => {
-                if (*c).form != Form::CType && ty.quals.is_const && push_metamethod(l, st, ty, c"__newindex") {
+                if (*c).form() != Form::CType && ty.quals.is_const && push_metamethod(l, st, ty, c"__newindex") {
                     ffi::lua_pop(l, 1);
                     convert::raise_conv(l, st, ConvError::WriteConst);
                 }
@@ -548,10 +548,10 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
     unsafe {
         let types = &(*st).types;
         let ty = cdata::type_of(c);
-        if (*c).form == Form::CType {
+        if (*c).form() == Form::CType {
             return Some(format!("ctype<{}>", repr(types, ty, false)));
         }
-        let p = (*c).ptr;
+        let p = cdata::bytes(c);
         let sh = shape(types, ty.id);
         let shown = match sh {
             Shape::Complex { part } => {
@@ -561,7 +561,7 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
             Shape::Int { size, .. } if matches!(types.get(ty.id), abi_model::CType::Enum(_)) => {
                 return Some(format!(
                     "cdata<{}>: {}",
-                    repr(types, ty, (*c).form == Form::Ref),
+                    repr(types, ty, (*c).form() == Form::Ref),
                     read_int(p, size, true) as i32
                 ));
             }
@@ -581,7 +581,7 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
             Shape::Func => read_int(p, std::mem::size_of::<usize>() as u8, false) as usize,
             _ => p as usize,
         };
-        Some(format!("cdata<{}>: {}", repr(&(*st).types, ty, (*c).form == Form::Ref), format_ptr(shown)))
+        Some(format!("cdata<{}>: {}", repr(&(*st).types, ty, (*c).form() == Form::Ref), format_ptr(shown)))
     }
 }
 
@@ -611,9 +611,9 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         let ty = cdata::type_of(c);
-        if (*c).form != Form::CType {
+        if (*c).form() != Form::CType {
             // The hot path: the type's stub is cached on its descriptor once it ran.
-            let stub = (*(*c).desc).call_stub.get();
+            let stub = (*(*c).desc()).call_stub.get();
             if stub != 0 {
                 return crate::native::call::call_stub(l, c, stub);
             }
@@ -621,7 +621,7 @@ unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
                 return crate::native::call::call_cdata(l, st, c, fn_ty);
             }
         }
-        if (*c).form == Form::CType {
+        if (*c).form() == Form::CType {
             if push_metamethod(l, st, ty, c"__new") {
                 ffi::lua_insert(l, 1);
                 ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
@@ -678,7 +678,7 @@ unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
         let event = op.event();
         for i in [1, 2] {
             let c = cdata::to_cdata(l, st, i);
-            if !c.is_null() && (*c).form != Form::CType && push_metamethod(l, st, cdata::type_of(c), event) {
+            if !c.is_null() && (*c).form() != Form::CType && push_metamethod(l, st, cdata::type_of(c), event) {
                 ffi::lua_pushvalue(l, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_call(l, 2, 1);
@@ -691,7 +691,7 @@ unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
         }
         let name = |i: c_int| -> String {
             let c = cdata::to_cdata(l, st, i);
-            if !c.is_null() && (*c).form != Form::CType {
+            if !c.is_null() && (*c).form() != Form::CType {
                 repr(&(*st).types, cdata::type_of(c), false)
             } else if !c.is_null() {
                 "ctype".into()
@@ -731,7 +731,7 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         let ty = cdata::type_of(c);
-        if (*c).form != Form::CType && push_metamethod(l, st, ty, event) {
+        if (*c).form() != Form::CType && push_metamethod(l, st, ty, event) {
             ffi::lua_insert(l, 1);
             ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
             return ffi::lua_gettop(l);

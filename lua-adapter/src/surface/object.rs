@@ -138,7 +138,7 @@ pub unsafe fn new_object(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType
         let desc = (*st).desc(ty);
         let c = cdata::push_value(l, st, desc, size as usize);
         let count = (top - init_from + 1).max(0);
-        if let Err(e) = convert::init(l, st, ty, (*c).ptr, size, init_from, count) {
+        if let Err(e) = convert::init(l, st, ty, cdata::bytes(c), size, init_from, count) {
             convert::raise_conv(l, st, e);
         }
         if shape(&(*st).types, ty.id) == Shape::Record && push_metamethod(l, st, ty, c"__gc") {
