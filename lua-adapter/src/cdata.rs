@@ -153,6 +153,53 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     }
 }
 
+/// Pushes a new value cdata of the scalar type `desc` (`len` bytes, at most 8) holding the low
+/// `len` bytes of `bits`, and returns its header: [`push_value`] without the zeroing and, for a
+/// type aligned no more than a userdata block, without the realignment. The constructor of the
+/// values C hands back one at a time (boxed 64-bit results, pointer arguments of callbacks).
+///
+/// # Safety
+/// As [`push_value`]; `len` is the type's size.
+pub unsafe fn push_scalar(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    desc: *const CTypeDesc,
+    bits: u64,
+    len: usize,
+) -> *mut Cdata {
+    debug_assert!(len <= 8, "a scalar has at most 8 bytes");
+    // The low `len` bytes of `bits`, as the little-endian x86 targets store them; the usual
+    // sizes with one store (a call to `memcpy` costs more than the rest of the header).
+    let store = |ptr: *mut u8| {
+        // SAFETY: `ptr` has `len` writable bytes (the callers below).
+        unsafe {
+            match len {
+                8 => (ptr as *mut u64).write_unaligned(bits),
+                4 => (ptr as *mut u32).write_unaligned(bits as u32),
+                n => std::ptr::copy_nonoverlapping(bits.to_le_bytes().as_ptr(), ptr, n.min(8)),
+            }
+        }
+    };
+    // SAFETY: desc comes from the state and lives as long as it; valid-L with 2 free slots
+    // (caller's contract): the userdata has `HEADER + len` writable bytes, and the value's bytes
+    // right after the header are aligned for the type (the block is aligned to BLOCK_ALIGN, a
+    // multiple of the type's alignment here, and so is HEADER).
+    unsafe {
+        if (*desc).align as usize > BLOCK_ALIGN {
+            let c = push_value(l, st, desc, len);
+            store((*c).ptr);
+            return c;
+        }
+        let base = new_userdata(l, HEADER + len, 0) as *mut u8;
+        let ptr = base.add(HEADER);
+        store(ptr);
+        let c = base as *mut Cdata;
+        c.write(Cdata::new(desc, ptr, len, Form::Value, tag_of(c, st)));
+        set_meta(l, st, false);
+        c
+    }
+}
+
 /// [`Cdata::byte_len`] of a reference to memory of unknown extent (reached through a raw pointer).
 pub const UNKNOWN_LEN: usize = usize::MAX;
 

@@ -181,7 +181,7 @@ pub unsafe fn new_callback(
             gen: 0,
         });
         let env = CodeEnv {
-            helpers: s.calls.helper_addresses(CallMode::Metamethod),
+            helpers: crate::native::helpers::thunk_helpers(s.calls.helper_addresses(CallMode::Metamethod)),
             arg_ctypes,
             ret_ctype: ret_desc as u64,
             callback_data: &*cb as *const Callback as u64,

@@ -137,6 +137,10 @@ pub struct CallState {
     /// [`CallMode::Metamethod`]'s), indexed by `Helper::id`: given by the layer's top, which
     /// sees the helpers ([`crate::native::helpers::helper_addresses`]).
     helpers: [Vec<u64>; 2],
+    /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
+    /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
+    /// `math.maxinteger`); null until first used.
+    pub boxed_int64: [std::cell::Cell<*const CTypeDesc>; 2],
 }
 
 impl CallState {
@@ -153,11 +157,13 @@ impl CallState {
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
             helpers,
+            boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
 
     /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a stub of
-    /// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
+    /// `mode` (thunks use [`CallMode::Metamethod`]'s with their own 64-bit pushes:
+    /// [`crate::native::helpers::thunk_helpers`]).
     pub fn helper_addresses(&self, mode: CallMode) -> Vec<u64> {
         self.helpers[mode as usize].clone()
     }
