@@ -435,7 +435,8 @@ macro_rules! push_64_of_mode {
         /// # Safety
         /// As the `int64_t` one.
         unsafe extern "C-unwind" fn $u64(l: *mut ffi::lua_State, v: u64) {
-            // SAFETY: as the `int64_t` one.
+            // SAFETY: valid-L inside a stub call of this mode (caller's contract), so the called
+            // live-cdata's descriptor names the state.
             unsafe {
                 if HAS_INTEGERS && v <= i64::MAX as u64 {
                     ffi::lua_pushinteger(l, v as ffi::lua_Integer);
