@@ -153,6 +153,36 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     }
 }
 
+/// [`set_meta`] without `__gc`, pushing the metatable from the copy of its stack slot the
+/// state keeps once it has read it (with the verified layout; the registry lookup otherwise).
+///
+/// # Safety
+/// As [`set_meta`], in a function Lua called (or a callback's frame above one).
+unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState) {
+    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract); the
+    // slot copy was read from this state's metatable, which its registry reference keeps
+    // alive, with the layout verified for this Lua; `read_slot` reads the top slot just pushed
+    // inside the running frame.
+    unsafe {
+        let Some(vm) = (*st).inline_vm().copied() else { return set_meta(l, st, false) };
+        match (*st).metatable_slot() {
+            Some(slot) => {
+                crate::stack::vm_check::push_slot(l, vm, slot);
+                ffi::lua_setmetatable(l, -2);
+            }
+            None => {
+                set_meta(l, st, false);
+                if ffi::lua_getmetatable(l, -1) != 0 {
+                    if let Some(slot) = crate::stack::vm_check::read_slot(l, &vm, -1) {
+                        (*st).set_metatable_slot(slot);
+                    }
+                    ffi::lua_pop(l, 1);
+                }
+            }
+        }
+    }
+}
+
 /// Pushes a new value cdata of the scalar type `desc` (`len` bytes, at most 8) holding the low
 /// `len` bytes of `bits`, and returns its header: [`push_value`] without the zeroing and, for a
 /// type aligned no more than a userdata block, without the realignment. The constructor of the
@@ -195,7 +225,7 @@ pub unsafe fn push_scalar(
         store(ptr);
         let c = base as *mut Cdata;
         c.write(Cdata::new(desc, ptr, len, Form::Value, tag_of(c, st)));
-        set_meta(l, st, false);
+        set_plain_meta(l, st);
         c
     }
 }
