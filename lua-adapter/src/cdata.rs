@@ -223,6 +223,81 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
     }
 }
 
+/// [`set_meta`] without `__gc`, pushing the metatable from the copy of its stack slot the
+/// state keeps once it has read it (with the verified layout; the registry lookup otherwise).
+///
+/// # Safety
+/// As [`set_meta`], in a function Lua called (or a callback's frame above one).
+unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState) {
+    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract); the
+    // slot copy was read from this state's metatable, which its registry reference keeps
+    // alive, with the layout verified for this Lua; `read_slot` reads the top slot just pushed
+    // inside the running frame.
+    unsafe {
+        let Some(vm) = (*st).inline_vm().copied() else { return set_meta(l, st, false) };
+        match (*st).metatable_slot() {
+            Some(slot) => {
+                crate::stack::vm_check::push_slot(l, vm, slot);
+                ffi::lua_setmetatable(l, -2);
+            }
+            None => {
+                set_meta(l, st, false);
+                if ffi::lua_getmetatable(l, -1) != 0 {
+                    if let Some(slot) = crate::stack::vm_check::read_slot(l, &vm, -1) {
+                        (*st).set_metatable_slot(slot);
+                    }
+                    ffi::lua_pop(l, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Pushes a new value cdata of the scalar type `desc` (`len` bytes, at most 8) holding the low
+/// `len` bytes of `bits`, and returns its header: [`push_value`] without the zeroing and, for a
+/// type aligned no more than a userdata block, without the realignment. The constructor of the
+/// values C hands back one at a time (boxed 64-bit results, pointer arguments of callbacks).
+///
+/// # Safety
+/// As [`push_value`]; `len` is the type's size.
+pub unsafe fn push_scalar(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    desc: *const CTypeDesc,
+    bits: u64,
+    len: usize,
+) -> *mut Cdata {
+    debug_assert!(len <= 8, "a scalar has at most 8 bytes");
+    // The low `len` bytes of `bits`, as the little-endian x86 targets store them; the usual
+    // sizes with one store (a call to `memcpy` costs more than the rest of the header).
+    let store = |ptr: *mut u8| {
+        // SAFETY: `ptr` has `len` writable bytes (the callers below).
+        unsafe {
+            match len {
+                8 => (ptr as *mut u64).write_unaligned(bits),
+                4 => (ptr as *mut u32).write_unaligned(bits as u32),
+                n => std::ptr::copy_nonoverlapping(bits.to_le_bytes().as_ptr(), ptr, n.min(8)),
+            }
+        }
+    };
+    // SAFETY: desc comes from the state and lives as long as it; valid-L with 2 free slots
+    // (caller's contract): the userdata has `HEADER + len` writable bytes, and the value's bytes
+    // right after the header are aligned for the type (the block is aligned to BLOCK_ALIGN, a
+    // multiple of the type's alignment here, and so is HEADER).
+    unsafe {
+        if (*desc).align as usize > BLOCK_ALIGN || (*desc).size != Some(len as u64) {
+            let c = push_value(l, st, desc, len);
+            store(bytes(c));
+            return c;
+        }
+        let c = new_userdata(l, HEADER + len, 0) as *mut Cdata;
+        store(c.add(1) as *mut u8);
+        c.write(Cdata { word: desc as usize | storage::INLINE, tag: tag_of(c, st) });
+        set_plain_meta(l, st);
+        c
+    }
+}
+
 /// [`byte_len`] of a reference to memory of unknown extent (reached through a raw pointer).
 pub const UNKNOWN_LEN: usize = usize::MAX;
 

@@ -1363,13 +1363,17 @@ pub unsafe fn push_int(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, size: 
 /// # Safety
 /// `l` valid with 3 free slots.
 pub unsafe fn push_boxed_int64(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, signed: bool) {
-    // SAFETY: the new cdata has 8 bytes of storage.
+    // SAFETY: valid-L with 3 free slots (caller's contract); the descriptor is the state's.
     unsafe {
-        let id = (*st).types.int_of_size(8, signed).unwrap_or(TypeId(0));
-        let desc = (*st).desc(QualType::plain(id));
-        let c = cdata::push_value(l, st, desc, 8);
-        write_int(cdata::bytes(c), 8, v);
+        let desc = (*st).desc(boxed_int64_type(&(*st).types, signed));
+        cdata::push_scalar(l, st, desc, v, 8);
     }
+}
+
+/// The type of a boxed 64-bit integer: `int64_t` or `uint64_t` (`long`/`unsigned long` where
+/// they have 64 bits, else `long long`/`unsigned long long`).
+pub fn boxed_int64_type(types: &abi_model::TypeTable, signed: bool) -> QualType {
+    QualType::plain(types.int_of_size(8, signed).unwrap_or(TypeId(0)))
 }
 
 /// Pushes a pointer value read from C (a call result, a callback argument, a field, element
@@ -1388,9 +1392,7 @@ pub unsafe fn push_pointer(l: *mut ffi::lua_State, desc: *const CTypeDesc, p: us
             ffi::lua_pushnil(l);
             return;
         }
-        let w = std::mem::size_of::<usize>();
-        let c = cdata::push_value(l, (*desc).state, desc, w);
-        write_int(cdata::bytes(c), w as u8, p as u64);
+        cdata::push_scalar(l, (*desc).state, desc, p as u64, std::mem::size_of::<usize>());
     }
 }
 

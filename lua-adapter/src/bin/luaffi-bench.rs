@@ -108,6 +108,38 @@ unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The hand-written binding of a function pointer, as a binding without an FFI would make
+/// one: a userdata holding the pointer, called through its metatable's `__call` (so it pays
+/// Lua's `__call` dispatch, as a function-pointer cdata does).
+unsafe extern "C-unwind" fn hand_fnptr_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the `__call` of the userdata `hand_new_fnptr` makes, which holds an `int (*)(int,
+    // int)`; Lua passes that userdata at index 1 and the arguments after it.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *const extern "C" fn(i32, i32) -> i32;
+        if p.is_null() {
+            ffi::luaL_argerror(l, 1, c"function pointer expected".as_ptr());
+        }
+        let a = ffi::luaL_checkinteger(l, 2) as i32;
+        let b = ffi::luaL_checkinteger(l, 3) as i32;
+        ffi::lua_pushinteger(l, (*p)(a, b) as ffi::lua_Integer);
+        1
+    }
+}
+
+unsafe extern "C-unwind" fn hand_new_fnptr(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: registered with `create_c_function`; the new userdata has room for a
+    // function pointer.
+    unsafe {
+        let p = ffi::lua_newuserdata(l, std::mem::size_of::<usize>()) as *mut extern "C" fn(i32, i32) -> i32;
+        p.write(bench_add);
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushcfunction(l, hand_fnptr_call);
+        ffi::lua_setfield(l, -2, c"__call".as_ptr());
+        ffi::lua_setmetatable(l, -2);
+        1
+    }
+}
+
 /// The registry reference of the hand-written vec2's metatable (made by the first vec2).
 static VEC2_META: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -213,6 +245,7 @@ local add_ptr = ffi.cast("int (*)(int, int)", ADDR.add)
 local strlen = ffi.C.strlen
 -- Both sides are locals (a global would cost the hand-written side a table lookup per call).
 local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall
+local hand_new_fnptr = hand_new_fnptr
 local N = N
 local ROUNDS = ROUNDS
 local function once(f)
@@ -240,6 +273,9 @@ pair("int add(int, int)", function() for i = 1, N do add(i, 2) end end,
                           function() for i = 1, N do hand_add(i, 2) end end)
 pair("add through a function pointer cdata", function() for i = 1, N do add_ptr(i, 2) end end,
                           function() for i = 1, N do hand_add(i, 2) end end)
+local hand_add_ptr = hand_new_fnptr()
+pair("  the same against a hand-written __call", function() for i = 1, N do add_ptr(i, 2) end end,
+                          function() for i = 1, N do hand_add_ptr(i, 2) end end)
 pair("double mix(double, int, double, int64_t)", function() for i = 1, N do mix(1.5, i, 2.5, 7) end end,
                           function() for i = 1, N do hand_mix(1.5, i, 2.5, 7) end end)
 local s = "hello, benchmark"
@@ -314,6 +350,7 @@ fn main() {
         ("hand_strlen", hand_strlen),
         ("hand_dot", hand_dot),
         ("hand_new_vec2", hand_new_vec2),
+        ("hand_new_fnptr", hand_new_fnptr),
         ("hand_loop", hand_loop),
         ("hand_loop_pcall", hand_loop_pcall),
     ] {
@@ -465,6 +502,11 @@ fn main() {
         "hand",
         Goal::AtMost(1.2),
     );
+    table.info(
+        "  the same against a hand-written __call, ratio",
+        ratio("  the same against a hand-written __call"),
+        "hand call",
+    );
     if luajit.is_none() {
         println!("(no LuaJIT reference: `luajit` was not found or failed)");
     }
@@ -561,6 +603,12 @@ impl Table {
             (g, None) => (if matches!(g, Goal::AtMostBaseline) { "<= baseline".into() } else { String::new() }, "-"),
         };
         println!("{what:<52} {:>12} {:>12} {of:>9} {ratio:>8}  {goal_text:<18} {met}", fmt(ours), fmt(base));
+    }
+
+    /// A ratio from the call table printed for information (no goal).
+    fn info(&self, what: &str, ratio: Option<f64>, of: &str) {
+        let r = ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        println!("{what:<52} {:>12} {:>12} {of:>9} {r:>8}", "", "");
     }
 
     /// A row whose figure is a ratio from the call table.

@@ -88,6 +88,11 @@ pub struct FfiState {
     /// The Lua stack layout stubs read and write inline, once checked against the running
     /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
     inline_vm: Option<LuaVm>,
+    /// The cdata metatable without `__gc` as a stack slot holds it (its value word and tag,
+    /// [`crate::stack::vm_check::read_slot`]), once read with the verified layout: pushed
+    /// without a registry lookup by [`crate::cdata::push_scalar`]. The registry keeps the
+    /// table alive as long as the state.
+    metatable_slot: Option<(u64, u32)>,
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
@@ -237,6 +242,7 @@ impl FfiState {
                 ctype_cache: ffi::LUA_NOREF,
             },
             inline_vm: None,
+            metatable_slot: None,
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
             recent_types: Box::new([const { None }; RECENT_TYPES]),
@@ -311,6 +317,17 @@ impl FfiState {
     #[inline]
     pub fn inline_vm(&self) -> Option<&LuaVm> {
         self.inline_vm.as_ref()
+    }
+
+    /// The cdata metatable's stack slot, once read ([`FfiState::set_metatable_slot`]).
+    #[inline]
+    pub fn metatable_slot(&self) -> Option<(u64, u32)> {
+        self.metatable_slot
+    }
+
+    /// Records the cdata metatable's stack slot, read with the verified layout.
+    pub fn set_metatable_slot(&mut self, slot: (u64, u32)) {
+        self.metatable_slot = Some(slot);
     }
 
     /// Records the result of checking the running Lua's stack layout.

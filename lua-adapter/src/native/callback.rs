@@ -52,7 +52,7 @@ use crate::convert;
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::FfiState;
 use crate::native::call::{arg_desc, assemble, backend, signature, StubError};
-use crate::native::state::{CallMode, Callback, FuncValue, State};
+use crate::native::state::{Callback, FuncValue, State};
 use crate::stack::{LuaStack, OrRaise, Raise};
 
 /// Why a callback could not be made.
@@ -181,7 +181,7 @@ pub unsafe fn new_callback(
             gen: 0,
         });
         let env = CodeEnv {
-            helpers: s.calls.helper_addresses(CallMode::Metamethod),
+            helpers: s.calls.thunk_helper_addresses(),
             arg_ctypes,
             ret_ctype: ret_desc as u64,
             callback_data: &*cb as *const Callback as u64,

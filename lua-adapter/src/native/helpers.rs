@@ -373,7 +373,8 @@ unsafe fn push_small(l: *mut ffi::lua_State, v: i64) {
 }
 
 /// `void luaffi_push_i64(lua_State *L, int64_t v)`: a Lua integer on 5.3+, a boxed
-/// `int64_t` on 5.1/5.2.
+/// `int64_t` on 5.1/5.2. This is the version callback thunks call (the state found through the
+/// registry); stubs call [`push_i64_of`]'s, which find it through the called cdata.
 ///
 /// # Safety
 /// `l` valid with 3 free slots, the module open in it.
@@ -384,13 +385,14 @@ pub unsafe extern "C-unwind" fn luaffi_push_i64(l: *mut ffi::lua_State, v: i64) 
         if HAS_INTEGERS {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
         } else {
-            convert::push_int(l, state_of(l), v as u64, 8, true);
+            push_boxed(l, state_of(l), v as u64, true);
         }
     }
 }
 
 /// `void luaffi_push_u64(lua_State *L, uint64_t v)`: a Lua integer on 5.3+ up to
-/// `math.maxinteger`, a boxed `uint64_t` otherwise.
+/// `math.maxinteger`, a boxed `uint64_t` otherwise. For callback thunks, as
+/// [`luaffi_push_i64`].
 ///
 /// # Safety
 /// As [`luaffi_push_i64`].
@@ -401,8 +403,102 @@ pub unsafe extern "C-unwind" fn luaffi_push_u64(l: *mut ffi::lua_State, v: u64) 
         if HAS_INTEGERS && v <= i64::MAX as u64 {
             ffi::lua_pushinteger(l, v as ffi::lua_Integer);
         } else {
-            convert::push_int(l, state_of(l), v, 8, false);
+            push_boxed(l, state_of(l), v, false);
         }
+    }
+}
+
+/// The 64-bit result helpers of stubs of each mode: as [`luaffi_push_i64`] and
+/// [`luaffi_push_u64`], but a boxed value finds the state through the called cdata (index 1
+/// in a `__call`, upvalue 1 in a namespace function's closure: a pointer read) rather than
+/// the registry (a hash lookup, a third of the cost of a boxed result on Lua 5.1).
+macro_rules! push_64_of_mode {
+    ($(#[$doc:meta])* $i64:ident, $u64:ident, $mode:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `l` is in a stub call of this mode, with 3 free slots.
+        unsafe extern "C-unwind" fn $i64(l: *mut ffi::lua_State, v: i64) {
+            // SAFETY: valid-L inside a stub call of this mode (caller's contract), so the called
+            // live-cdata's descriptor names the state.
+            unsafe {
+                if HAS_INTEGERS {
+                    ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+                } else {
+                    push_boxed(l, state_of_called(l, $mode), v as u64, true);
+                }
+            }
+        }
+
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As the `int64_t` one.
+        unsafe extern "C-unwind" fn $u64(l: *mut ffi::lua_State, v: u64) {
+            // SAFETY: valid-L inside a stub call of this mode (caller's contract), so the called
+            // live-cdata's descriptor names the state.
+            unsafe {
+                if HAS_INTEGERS && v <= i64::MAX as u64 {
+                    ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+                } else {
+                    push_boxed(l, state_of_called(l, $mode), v, false);
+                }
+            }
+        }
+    };
+}
+
+push_64_of_mode!(
+    /// A 64-bit result of a `__call` stub.
+    luaffi_call_push_i64, luaffi_call_push_u64, CallMode::Metamethod);
+push_64_of_mode!(
+    /// A 64-bit result of a namespace function's stub.
+    luaffi_closure_push_i64, luaffi_closure_push_u64, CallMode::Closure);
+
+/// The `int64_t` and `uint64_t` result helpers of stubs of `mode`.
+pub fn push_i64_of(mode: CallMode) -> [usize; 2] {
+    match mode {
+        CallMode::Metamethod => {
+            [luaffi_call_push_i64 as *const () as usize, luaffi_call_push_u64 as *const () as usize]
+        }
+        CallMode::Closure => {
+            [luaffi_closure_push_i64 as *const () as usize, luaffi_closure_push_u64 as *const () as usize]
+        }
+    }
+}
+
+/// The helper addresses of a callback thunk: a stub's of [`CallMode::Metamethod`], but the
+/// 64-bit pushes are the ones that find the state without a called cdata.
+pub fn thunk_helpers(mut helpers: Vec<u64>) -> Vec<u64> {
+    helpers[Helper::PushI64.id()] = luaffi_push_i64 as *const () as u64;
+    helpers[Helper::PushU64.id()] = luaffi_push_u64 as *const () as u64;
+    helpers
+}
+
+/// The state of the stub call of `mode` in progress, from its called cdata's descriptor.
+#[inline(always)]
+unsafe fn state_of_called(l: *mut ffi::lua_State, mode: CallMode) -> *mut FfiState {
+    // SAFETY: valid-L inside a stub call of `mode` (caller's contract): the called cdata is a
+    // live-cdata whose descriptor is a live-desc of the state.
+    unsafe { (*(*called_cdata(l, mode)).desc()).state }
+}
+
+/// Pushes `v` as a boxed `int64_t` (`signed`) or `uint64_t` cdata of state `st`, whose
+/// descriptor the native state keeps once made.
+///
+/// # Safety
+/// `l` valid with 3 free slots; `st` its live state.
+unsafe fn push_boxed(l: *mut ffi::lua_State, st: *mut FfiState, v: u64, signed: bool) {
+    // SAFETY: live-state `st`, a boxed `State`'s (its invariant), so `State::of` is that box; the
+    // cached descriptor is the state's, which lives as long as it; valid-L with 3 free slots.
+    unsafe {
+        let cache = &(*State::of(st)).calls.boxed_int64[usize::from(signed)];
+        let mut desc = cache.get();
+        if desc.is_null() {
+            desc = (*st).desc(convert::boxed_int64_type(&(*st).types, signed));
+            cache.set(desc);
+        }
+        cdata::push_scalar(l, st, desc, v, 8);
     }
 }
 
@@ -606,8 +702,11 @@ pub fn helper_address(h: Helper, mode: CallMode) -> usize {
     use crate::native::callback::{
         lua_pcall_address, luaffi_callback_call, luaffi_callback_enter, luaffi_callback_leave, luaffi_callback_result,
     };
-    if let (Helper::FuncAddr, CallMode::Closure) = (h, mode) {
-        return luaffi_closure_func_addr as *const () as usize;
+    match (h, mode) {
+        (Helper::FuncAddr, CallMode::Closure) => return luaffi_closure_func_addr as *const () as usize,
+        (Helper::PushI64, _) => return push_i64_of(mode)[0],
+        (Helper::PushU64, _) => return push_i64_of(mode)[1],
+        _ => {}
     }
     match h {
         Helper::ArgCount => ffi::lua_gettop as *const () as usize,
@@ -714,6 +813,70 @@ mod tests {
         let (ok, msg): (bool, String) = lua.load("return pcall(scale, 'x', 1, true)").eval().unwrap();
         assert!(!ok);
         assert!(msg.ends_with("(cannot convert 'string' to 'int *')"), "{msg}");
+    }
+
+    /// Calls the `uint64_t` push of a stub of `mode` with `u64::MAX` (boxed on every Lua
+    /// version), from a function entered as a stub of that mode is: as a closure over the
+    /// function cdata (upvalue 1), or with the cdata at index 1.
+    unsafe fn push_big_as(l: *mut ffi::lua_State, mode: CallMode) -> c_int {
+        // SAFETY: the helper is entered as a stub of `mode` would enter it (see the callers).
+        unsafe {
+            let push: unsafe extern "C-unwind" fn(*mut ffi::lua_State, u64) = std::mem::transmute(push_i64_of(mode)[1]);
+            push(l, u64::MAX);
+            1
+        }
+    }
+
+    unsafe extern "C-unwind" fn push_big_closure(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: made by `make_closure` with the function cdata as upvalue 1.
+        unsafe { push_big_as(l, CallMode::Closure) }
+    }
+
+    unsafe extern "C-unwind" fn push_big_call(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: called with a function cdata at index 1, as a `__call` is.
+        unsafe { push_big_as(l, CallMode::Metamethod) }
+    }
+
+    unsafe extern "C-unwind" fn make_closure(l: *mut ffi::lua_State) -> c_int {
+        // SAFETY: cfunction called with the function cdata at index 1.
+        unsafe {
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_pushcclosure(l, push_big_closure, 1);
+            1
+        }
+    }
+
+    /// The 64-bit pushes of both stub modes and of thunks box a value above
+    /// `math.maxinteger` (every value on Lua 5.1/5.2) as a `uint64_t` cdata of the right state,
+    /// value and type, each finding the state its own way (the called cdata, the registry).
+    #[test]
+    fn every_64_bit_push_boxes_as_uint64_t() {
+        let lua = lua_with_ffi();
+        // SAFETY: each follows the lua_CFunction protocol.
+        unsafe {
+            lua.globals().set("make_closure", lua.create_c_function(make_closure).unwrap()).unwrap();
+            lua.globals().set("push_big_call", lua.create_c_function(push_big_call).unwrap()).unwrap();
+        }
+        let thunk: String = lua
+            .load(
+                "local f = ffi.cast('uint64_t (*)(uint64_t)', function(v) return v end) \
+                 local g = ffi.cast('void (*)(uint64_t, uint64_t (*)(uint64_t))', function(v, h) \
+                   _G.got = tostring(v) .. ' ' .. tostring(ffi.typeof(v)) end) \
+                 g(ffi.new('uint64_t', -1), f) return got",
+            )
+            .eval()
+            .unwrap();
+        let fcd = "local fcd = ffi.cast('void (*)(void)', 1) ";
+        let by_closure: String = lua
+            .load(format!("{fcd} local v = make_closure(fcd)() return tostring(v) .. ' ' .. tostring(ffi.typeof(v))"))
+            .eval()
+            .unwrap();
+        let by_call: String = lua
+            .load(format!("{fcd} local v = push_big_call(fcd) return tostring(v) .. ' ' .. tostring(ffi.typeof(v))"))
+            .eval()
+            .unwrap();
+        let want = "18446744073709551615ULL ctype<uint64_t>";
+        assert_eq!((thunk.as_str(), by_closure.as_str(), by_call.as_str()), (want, want, want));
     }
 
     #[test]

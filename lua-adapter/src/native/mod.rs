@@ -25,7 +25,7 @@ use std::os::raw::{c_int, c_void};
 use mlua::ffi;
 
 use crate::ctypes::state::{from_registry, FfiState, STATE_KEY};
-use crate::native::helpers::helper_addresses;
+use crate::native::helpers::{helper_addresses, thunk_helpers};
 use crate::native::state::{CallMode, State};
 
 pub mod call;
@@ -38,7 +38,11 @@ pub mod state;
 /// Lua state by [`get_or_create`], or used as it is to build stubs without running them.
 pub fn new_state() -> State {
     crate::convert::set_callback_maker(callback::for_conversion);
-    State::new([helper_addresses(CallMode::Metamethod), helper_addresses(CallMode::Closure)])
+    State::new([
+        helper_addresses(CallMode::Metamethod),
+        helper_addresses(CallMode::Closure),
+        thunk_helpers(helper_addresses(CallMode::Metamethod)),
+    ])
 }
 
 thread_local! {

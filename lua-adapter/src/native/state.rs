@@ -38,7 +38,7 @@ pub struct State {
 impl State {
     /// A fresh state: built-in types, no code; stubs and thunks will call `helpers` (see
     /// [`CallState::new`]).
-    pub fn new(helpers: [Vec<u64>; 2]) -> State {
+    pub fn new(helpers: [Vec<u64>; 3]) -> State {
         State { ffi: FfiState::new(), calls: CallState::new(helpers), loaded: Vec::new() }
     }
 
@@ -138,16 +138,21 @@ pub struct CallState {
     /// Registry reference of the error raised by a callback during the C call in progress
     /// (`LUA_NOREF`: none); `luaffi_after_call` raises it once the C function returns.
     pub pending_error: c_int,
-    /// The addresses of the helpers stubs and thunks call, by [`CallMode`] (thunks use
-    /// [`CallMode::Metamethod`]'s), indexed by `Helper::id`: given by the layer's top, which
-    /// sees the helpers ([`crate::native::helpers::helper_addresses`]).
-    helpers: [Vec<u64>; 2],
+    /// The addresses of the helpers stubs call, by [`CallMode`], then those thunks call,
+    /// indexed by `Helper::id`: given by the layer's top, which sees the helpers
+    /// ([`crate::native::helpers::helper_addresses`], [`crate::native::helpers::thunk_helpers`]).
+    helpers: [Vec<u64>; 3],
+    /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
+    /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
+    /// `math.maxinteger`); null until first used.
+    pub boxed_int64: [std::cell::Cell<*const CTypeDesc>; 2],
 }
 
 impl CallState {
     /// Empty: no code, no callbacks; stubs and thunks will call `helpers` (the address of
-    /// every helper for [`CallMode::Metamethod`], then for [`CallMode::Closure`]).
-    pub fn new(helpers: [Vec<u64>; 2]) -> CallState {
+    /// every helper for [`CallMode::Metamethod`], then for [`CallMode::Closure`], then for
+    /// callback thunks).
+    pub fn new(helpers: [Vec<u64>; 3]) -> CallState {
         CallState {
             arena: CodeArena::with_unit_pages(STUB_UNIT_PAGES),
             callback_arena: CodeArena::with_unit_pages(CALLBACK_UNIT_PAGES),
@@ -158,13 +163,20 @@ impl CallState {
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
             helpers,
+            boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
 
     /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a stub of
-    /// `mode` (thunks use [`CallMode::Metamethod`]'s: they call none of the mode's helpers).
+    /// `mode`.
     pub fn helper_addresses(&self, mode: CallMode) -> Vec<u64> {
         self.helpers[mode as usize].clone()
+    }
+
+    /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a callback
+    /// thunk.
+    pub fn thunk_helper_addresses(&self) -> Vec<u64> {
+        self.helpers[2].clone()
     }
 
     /// Number of stubs built so far (variadic ones included).

@@ -390,7 +390,7 @@ unsafe extern "C-unwind" fn ffi_eval(l: *mut ffi::lua_State) -> c_int {
                 let (kind, size) = if single { (FloatKind::Float, 4) } else { (FloatKind::Double, 8) };
                 let desc = (*st).desc(QualType::plain((*st).types.float(kind)));
                 let c = cdata::push_value(l, st, desc, size);
-                convert::write_float((*c).ptr, size as u8, v);
+                convert::write_float(cdata::bytes(c), size as u8, v);
                 return 1;
             }
             Some(Err(msg)) => cdata::raise(l, msg),
