@@ -599,7 +599,7 @@ mod tests {
             (storage::CTYPE, Form::CType),
             (storage::EXTENDED, Form::Value),
         ] {
-            for len in [0, 16, 1 << 40, UNKNOWN_LEN] {
+            for len in [0, 16, usize::MAX >> 1, UNKNOWN_LEN] {
                 // SAFETY: `block` has room for a header and an extent, aligned to a word.
                 unsafe {
                     c.write(Cdata { word: desc as usize | bits, tag: 0 });
