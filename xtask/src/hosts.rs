@@ -207,6 +207,36 @@ impl Host {
         Ok(dir)
     }
 
+    /// Builds lua-adapter's unit tests (`cargo test --lib --no-run`) for this host and copies
+    /// the test program into [`Host::run_dir`] as `lua-adapter-unit[.exe]`, beside the DLLs
+    /// Windows programs need there; returns the copy. Only for hosts other than the build
+    /// machine, whose unit tests the workspace stage runs.
+    pub fn build_unit_tests(&self) -> Result<PathBuf, String> {
+        let mut cmd = sys::cargo();
+        cmd.args(["test", "-p", "lua-adapter", "--lib", "--no-run", "--message-format=json", "--target", self.triple]);
+        let what = format!("cargo test -p lua-adapter --lib --no-run --target {}", self.triple);
+        let out = cmd.stderr(Stdio::piped()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("`{what}` failed:\n{}", cargo_errors(&String::from_utf8_lossy(&out.stderr))));
+        }
+        let built = test_executable(&String::from_utf8_lossy(&out.stdout))
+            .ok_or_else(|| format!("`{what}` named no test executable of lua-adapter's lib"))?;
+        let dir = self.prepare_run_dir()?;
+        let copy = dir.join(self.exe_name("lua-adapter-unit"));
+        copy_file(Path::new(&built), &copy)?;
+        Ok(copy)
+    }
+
+    /// Runs the unit tests built by [`Host::build_unit_tests`] on this host. Rust's backtrace
+    /// printing is off: under Wine, a 32-bit program's backtrace crashes inside Wine's
+    /// dbghelp.dll, which would hide a failing test's message.
+    fn run_unit_tests(&self, exe: &Path) -> Outcome {
+        let mut cmd = self.command(exe);
+        cmd.current_dir(self.run_dir()).env("RUST_BACKTRACE", "0");
+        let run = run_logged(cmd, "--test-threads=2", &self.run_dir().join("logs").join("lua-adapter-unit"));
+        judge_unit_tests(run)
+    }
+
     fn c_compiler(&self) -> Command {
         let mut cmd = Command::new(self.cc[0]);
         cmd.args(&self.cc[1..]);
@@ -474,6 +504,47 @@ pub fn judge_script(script: &str, run: Run) -> Outcome {
     Outcome { name: script.to_string(), failure, passed, skipped, run }
 }
 
+/// The `executable` of lua-adapter's lib test in `cargo test --lib --no-run
+/// --message-format=json` output (one JSON object a line; dependencies' artifacts have
+/// `"executable":null`).
+fn test_executable(json_lines: &str) -> Option<String> {
+    const KEY: &str = "\"executable\":\"";
+    json_lines
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"name\":\"lua_adapter\""))
+        .find_map(|l| {
+            let start = l.find(KEY)? + KEY.len();
+            let len = l[start..].find('"')?;
+            Some(l[start..start + len].replace("\\\\", "\\"))
+        })
+}
+
+/// The counts of a test harness's `test result: ok. 56 passed; 0 failed; 2 ignored; ...`
+/// line: (passed, failed, ignored).
+fn unit_test_counts(stdout: &str) -> Option<(u64, u64, u64)> {
+    let line = stdout.lines().rev().find_map(|l| l.trim_end().strip_prefix("test result: "))?;
+    let counts = line.strip_prefix("ok. ").or_else(|| line.strip_prefix("FAILED. "))?;
+    let count =
+        |word: &str| counts.split("; ").find_map(|part| part.strip_suffix(word)?.trim_end().parse::<u64>().ok());
+    Some((count("passed")?, count("failed")?, count("ignored")?))
+}
+
+/// The unit tests passed when the harness exited with 0 and its `test result:` line counts
+/// some tests and no failure; the outcome's `passed` is the tests passed, `skipped` the
+/// ignored ones.
+pub fn judge_unit_tests(run: Run) -> Outcome {
+    let counts = unit_test_counts(&run.stdout);
+    let failure = match counts {
+        Some((0, 0, _)) => Some("no unit test ran".to_string()),
+        Some((_, 0, _)) if run.success => None,
+        Some((_, failed, _)) if failed > 0 => Some(format!("{failed} unit test(s) failed ({})", run.status)),
+        Some(_) => Some(format!("{} after its summary", run.status)),
+        None => Some(format!("no `test result:` line ({})", run.status)),
+    };
+    let (passed, _, skipped) = counts.unwrap_or_default();
+    Outcome { name: "lua-adapter unit tests".to_string(), failure, passed, skipped, run }
+}
+
 /// Lines each example must print on `host` (beside exiting with 0); `None` for an example
 /// this table doesn't know, which fails until it is added.
 fn example_expects(host: &Host, example: &str) -> Option<Vec<String>> {
@@ -513,6 +584,9 @@ pub struct HostReport {
     pub setup_error: Option<String>,
     pub scripts: Vec<Outcome>,
     pub examples: Vec<Outcome>,
+    /// lua-adapter's unit tests built for the host and run there (hosts other than the build
+    /// machine; the workspace stage runs the build machine's).
+    pub unit: Option<Outcome>,
     pub build_seconds: f64,
     pub run_seconds: f64,
 }
@@ -524,6 +598,7 @@ impl HostReport {
             setup_error: None,
             scripts: Vec::new(),
             examples: Vec::new(),
+            unit: None,
             build_seconds: 0.0,
             run_seconds: 0.0,
         }
@@ -531,12 +606,17 @@ impl HostReport {
 
     /// Scripts and examples that passed.
     pub fn passed(&self) -> u64 {
-        self.scripts.iter().chain(&self.examples).filter(|o| o.failure.is_none()).count() as u64
+        self.outcomes().filter(|o| o.failure.is_none()).count() as u64
+    }
+
+    /// Scripts, examples and the unit tests, in that order.
+    fn outcomes(&self) -> impl Iterator<Item = &Outcome> {
+        self.scripts.iter().chain(&self.examples).chain(&self.unit)
     }
 
     /// Scripts and examples that failed, and 1 for a host that could not run.
     pub fn failed(&self) -> u64 {
-        let failed = self.scripts.iter().chain(&self.examples).filter(|o| o.failure.is_some()).count() as u64;
+        let failed = self.outcomes().filter(|o| o.failure.is_some()).count() as u64;
         failed + u64::from(self.setup_error.is_some())
     }
 
@@ -561,8 +641,13 @@ impl HostReport {
         } else {
             format!("{} examples, {} FAILED ({})", self.examples.len(), bad_examples.len(), bad_examples.join(", "))
         };
+        let unit = match &self.unit {
+            None => String::new(),
+            Some(o) if o.failure.is_none() => format!("; {} unit tests", o.passed),
+            Some(o) => format!("; unit tests FAILED ({})", o.failure.as_deref().unwrap_or_default()),
+        };
         format!(
-            "{}: {scripts}; {examples} (build {:.0} s, run {:.0} s)",
+            "{}: {scripts}; {examples}{unit} (build {:.0} s, run {:.0} s)",
             self.label, self.build_seconds, self.run_seconds
         )
     }
@@ -570,7 +655,7 @@ impl HostReport {
     /// What each failure printed, for the log above the summary.
     pub fn failure_texts(&self) -> Vec<String> {
         let mut out: Vec<String> = self.setup_error.iter().map(|e| format!("--- {}: {e}", self.label)).collect();
-        for o in self.scripts.iter().chain(&self.examples) {
+        for o in self.outcomes() {
             if let Some(why) = &o.failure {
                 let (label, name, seconds) = (&self.label, &o.name, o.run.seconds);
                 out.push(format!("--- {label} {name}: {why} ({seconds:.1} s)\n{}{}", o.run.stdout, o.run.stderr));
@@ -599,12 +684,36 @@ pub fn run_all(hosts: &[&'static Host]) -> Vec<HostReport> {
                 Some(e) if host.os == Os::Windows => Err(e.clone()),
                 _ => host.build("luaffi", false).and_then(|exe| Ok((exe, host.build_calltest(&host.run_dir(), &[])?))),
             };
+            let unit = match (&built, host.is_build_machine()) {
+                (Ok(_), false) => Some(host.build_unit_tests()),
+                _ => None,
+            };
             report.build_seconds = started.elapsed().as_secs_f64();
             running.push(scope.spawn(move || {
                 match built {
                     Ok((exe, calltest)) => host.run_built(&exe, &calltest, &mut report),
                     Err(e) => report.setup_error = Some(e),
                 }
+                report.unit = unit.map(|built| match built {
+                    Ok(exe) => {
+                        let outcome = host.run_unit_tests(&exe);
+                        report.run_seconds += outcome.run.seconds;
+                        outcome
+                    }
+                    Err(e) => Outcome {
+                        name: "lua-adapter unit tests".to_string(),
+                        failure: Some(format!("did not build: {e}")),
+                        passed: 0,
+                        skipped: 0,
+                        run: Run {
+                            success: false,
+                            status: e,
+                            stdout: String::new(),
+                            stderr: String::new(),
+                            seconds: 0.0,
+                        },
+                    },
+                });
                 report
             }));
         }
@@ -717,6 +826,33 @@ mod tests {
         r.setup_error = Some("`cargo build` failed:\nerror: x".into());
         assert_eq!(r.failed(), 3);
         assert_eq!(r.line(), "i686-windows (wine): FAILED, did not run: `cargo build` failed: error: x");
+    }
+
+    #[test]
+    fn unit_tests_pass_only_with_a_clean_summary_and_exit() {
+        let ok = "running 56 tests\ntest result: ok. 56 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.76s\n";
+        let o = judge_unit_tests(run(ok, true));
+        assert_eq!((o.failure, o.passed, o.skipped), (None, 56, 2));
+        let failed =
+            "test result: FAILED. 55 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s\n";
+        assert_eq!(judge_unit_tests(run(failed, false)).failure.as_deref(), Some("1 unit test(s) failed (exit 1)"));
+        // A crash before the summary (e.g. a page fault under Wine) has no counts.
+        assert!(judge_unit_tests(run("test a::b ... ", false)).failure.unwrap().starts_with("no `test result:` line"));
+        // A clean summary with a bad exit, and a run of no tests, fail too.
+        assert!(judge_unit_tests(run(ok, false)).failure.is_some());
+        let none = "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 56 filtered out; finished in 0s\n";
+        assert_eq!(judge_unit_tests(run(none, true)).failure.as_deref(), Some("no unit test ran"));
+    }
+
+    #[test]
+    fn the_test_executable_is_the_lib_test_artifact() {
+        let lines = [
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"mlua","test":true},"executable":null}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"luaffi"},"executable":"/t/deps/luaffi-1.exe"}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["cdylib","rlib"],"name":"lua_adapter"},"executable":"/t/deps/lua_adapter-2.exe"}"#,
+        ];
+        assert_eq!(test_executable(&lines.join("\n")).as_deref(), Some("/t/deps/lua_adapter-2.exe"));
+        assert_eq!(test_executable(&lines[..2].join("\n")), None);
     }
 
     #[test]

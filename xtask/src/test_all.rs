@@ -3,7 +3,8 @@
 //! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
 //! emu-harness's tests), then the Lua suite and the examples on each host (x86-64 and i686
-//! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]), then the rocks (`cargo
+//! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]) and lua-adapter's unit
+//! tests on the three hosts other than the build machine, then the rocks (`cargo
 //! xtask dist --dev`, each rock installed and smoke-tested: [`dist::test_stage`]), fails on any failure or
 //! pending snapshot, and closes with the line `N passed, N failed`.
 
