@@ -1,6 +1,7 @@
 //! Runs every example of `docs/ffi.md` (and the ```` ```lua ```` blocks of `README.md`) under
 //! the `luaffi` command, and docs/ffi.md's also under Debian's `lua5.1` to `lua5.4` with the
-//! module built for each (x86-64 hosts, as `tests/system_lua.rs`), so the documentation cannot
+//! module built for each, and under a `luaffi` with the vendored Lua 5.5 (x86-64 hosts, as
+//! `tests/system_lua.rs`), so the documentation cannot
 //! drift from what the module does.
 //!
 //! Two kinds of example are extracted:
@@ -490,6 +491,46 @@ fn docs_ffi_md_under_lua5_3() {
 #[test]
 fn docs_ffi_md_under_lua5_4() {
     docs_under_system_lua("5.4");
+}
+
+/// docs/ffi.md's examples under Lua 5.5: the `luaffi` command with mlua's vendored 5.5 (Debian
+/// has no lua5.5), built as `tests/system_lua.rs` builds it, into the same shared target
+/// directory.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn docs_ffi_md_under_luaffi_5_5() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("tmp is in the target directory");
+    let shared = target.join("lua-modules");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            "lua-adapter",
+            "--bin",
+            "luaffi",
+            "--no-default-features",
+            "--features",
+            "lua55,vendored",
+        ])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &shared)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    assert!(out.status.success(), "building luaffi for Lua 5.5 failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let dest = target.join("lua5.5").join("luaffi-docs");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    // Through a temporary name: a process still running the previous file keeps it.
+    let tmp = dest.with_extension("tmp");
+    let built = shared.join("debug").join("luaffi");
+    std::fs::copy(&built, &tmp).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+    std::fs::rename(&tmp, &dest).unwrap();
+    let lua = Lua::new(dest, None);
+    assert_eq!(lua.version, (5, 5), "{}", lua.label);
+    let (extracted, failures) = run_markdown("docs/ffi.md", &read_doc("docs/ffi.md"), &lua);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(extracted.examples.len() > 40, "only {} examples ran under Lua 5.5", extracted.examples.len());
 }
 
 /// Every `#anchor` link of docs/ffi.md names a heading, of itself or of the README.
