@@ -1,8 +1,7 @@
 //! Runs every example of `docs/ffi.md` (and the ```` ```lua ```` blocks of `README.md`) under
 //! the `luaffi` command, and docs/ffi.md's also under Debian's `lua5.1` to `lua5.4` with the
 //! module built for each, and under a `luaffi` with the vendored Lua 5.5 (x86-64 hosts, as
-//! `tests/system_lua.rs`), so the documentation cannot
-//! drift from what the module does.
+//! `tests/system_lua.rs`), so the documentation cannot drift from what the module does.
 //!
 //! Two kinds of example are extracted:
 //!
