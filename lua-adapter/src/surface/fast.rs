@@ -88,7 +88,7 @@ unsafe fn field_at(c: *const Cdata, f: &Field) -> *mut u8 {
 /// `__index` for a cached numeric member.
 ///
 /// # Safety
-/// As [`self_value`].
+/// A metamethod of the cdata metatable (upvalue 1: its state) is running on `l`.
 #[inline(always)]
 pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
     // SAFETY: `self_value`'s contract; a cached field of the cdata's descriptor names bytes
@@ -118,7 +118,7 @@ pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
 /// general path converts it (`convert::value_to_c`).
 ///
 /// # Safety
-/// As [`self_value`].
+/// A metamethod of the cdata metatable (upvalue 1: its state) is running on `l`.
 #[inline(always)]
 pub unsafe fn newindex(l: *mut ffi::lua_State) -> Fast {
     // SAFETY: a cdata metamethod runs on `l` (caller's contract), so the frame, upvalue and
@@ -208,7 +208,7 @@ pub unsafe fn learn(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, ke
 /// as the body of this metamethod; `None` for everything else.
 ///
 /// # Safety
-/// As [`self_value`].
+/// A metamethod of the cdata metatable (upvalue 1: its state) is running on `l`.
 #[inline(always)]
 pub unsafe fn call(l: *mut ffi::lua_State) -> Option<c_int> {
     // SAFETY: `self_value`'s contract; the cached stub is the descriptor's signature's, which
