@@ -22,7 +22,7 @@ use abi_model::lua::vm::LuaVm;
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata, Form};
-use crate::convert::{f64_to_int_bits, int_converts_as_double};
+use crate::convert::f64_to_int_bits;
 use crate::ctypes::ctype::{shape, Shape};
 use crate::ctypes::state::{FfiState, Field, FieldKind};
 use crate::stack::vm_check::{process_layout, Frame};
@@ -147,15 +147,10 @@ pub unsafe fn newindex(l: *mut ffi::lua_State) -> Fast {
                 }
             }
             FieldKind::Int(size, signed) => {
-                // A Lua integer converts as C converts an `int64_t`, through the double only
-                // where both agree (`value_to_c`).
-                let bits = if !int {
-                    f64_to_int_bits(f64::from_bits(v), size, signed)
-                } else if int_converts_as_double(v as i64, Shape::Int { size, signed }) {
-                    f64_to_int_bits(v as i64 as f64, size, signed)
-                } else {
-                    v
-                };
+                // A Lua integer converts as C converts an `int64_t` (modulo 2^N; `value_to_c`
+                // takes the double path only where it gives the same bits), a float as LuaJIT
+                // converts a double.
+                let bits = if int { v } else { f64_to_int_bits(f64::from_bits(v), size, signed) };
                 write_int(p, size, bits);
             }
         }
