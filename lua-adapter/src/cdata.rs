@@ -471,6 +471,18 @@ unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx:
     }
 }
 
+/// The cdata of `st` whose userdata block of `len` bytes is at `block` (read from the stack
+/// with the verified layout), or null.
+///
+/// # Safety
+/// `block` is a userdata block of `len` bytes.
+#[inline(always)]
+pub unsafe fn in_block(block: usize, len: usize, st: *const FfiState) -> *mut Cdata {
+    // SAFETY: `block` is a userdata block of `len` bytes (caller's contract), all that
+    // `cdata_in_block` reads.
+    unsafe { cdata_in_block(block, len, st) }
+}
+
 /// The cdata of `st` whose userdata block of `len` bytes is at `block`, or null: the block
 /// must be large enough for a header that carries this state's tag.
 ///

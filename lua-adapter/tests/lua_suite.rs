@@ -96,4 +96,5 @@ scripts! {
     windows => "windows.lua",
     unwind => "unwind.lua",
     smoke => "smoke.lua",
+    fields => "fields.lua",
 }

@@ -40,6 +40,9 @@ pub struct RegistryRefs {
     pub finalizers: c_int,
     /// The weak-valued table descriptor -> ctype object.
     pub ctype_cache: c_int,
+    /// The table keeping alive the key strings of [`FfiState::field`]'s slots (slot + 1 ->
+    /// string), so that no other string can take the address a slot compares.
+    pub field_keys: c_int,
 }
 
 /// The C type part of the per-Lua-state state: what every layer from here up reads.
@@ -99,6 +102,9 @@ pub struct FfiState {
     /// Members found by name ([`FfiState::member`]), so that `cdata.field` does not search
     /// the record again on every access.
     members: Box<[Option<MemberEntry>; MEMBER_CACHE]>,
+    /// Numeric members by (descriptor, key string address) ([`FfiState::field`]): what the
+    /// inline `__index`/`__newindex` read.
+    fields: Box<[Field; FIELD_CACHE]>,
     /// Declaration strings met lately, by the address of their Lua string: string address,
     /// text, type ([`FfiState::parsed`]); emptied with `parsed`.
     recent_types: Box<[Option<RecentType>; RECENT_TYPES]>,
@@ -110,6 +116,48 @@ type RecentType = (usize, Box<[u8]>, QualType);
 
 /// Slots of [`FfiState::parsed`]'s address-picked cache (a power of two).
 const RECENT_TYPES: usize = 64;
+
+/// Slots of [`FfiState::field`]'s cache (a power of two).
+pub const FIELD_CACHE: usize = 256;
+
+/// How a [`Field`]'s bytes read and write as a Lua number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    /// `float` (4) or `double` (8).
+    Float(u8),
+    /// An integer of this many bytes (1, 2, 4; 8 only where Lua has integers), signed or not.
+    Int(u8, bool),
+}
+
+/// A numeric member of a record found by name, as the inline `__index`/`__newindex` use it:
+/// for the cdata of one type descriptor (a record, or a pointer to one) and one key string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The descriptor's address (0: an empty slot).
+    pub desc: usize,
+    /// The key's Lua string object, kept alive while the slot holds it (`field_keys`).
+    pub key: usize,
+    /// Byte offset in the record.
+    pub offset: usize,
+    /// How it reads and writes.
+    pub kind: FieldKind,
+    /// The cdata holds a pointer to the record (`p.x` is `p->x`).
+    pub deref: bool,
+    /// Neither the record nor the member is `const`.
+    pub writable: bool,
+}
+
+impl Field {
+    /// An empty slot.
+    pub const EMPTY: Field =
+        Field { desc: 0, key: 0, offset: 0, kind: FieldKind::Float(8), deref: false, writable: false };
+
+    /// The slot of `(desc, key)` in [`FfiState::field`]'s cache.
+    #[inline(always)]
+    pub fn slot(desc: usize, key: usize) -> usize {
+        ((key ^ (desc >> 3)) >> 4) & (FIELD_CACHE - 1)
+    }
+}
 
 /// Slots of [`FfiState::member`]'s cache (a power of two).
 const MEMBER_CACHE: usize = 256;
@@ -240,11 +288,13 @@ impl FfiState {
                 gc_metatable: ffi::LUA_NOREF,
                 finalizers: ffi::LUA_NOREF,
                 ctype_cache: ffi::LUA_NOREF,
+                field_keys: ffi::LUA_NOREF,
             },
             inline_vm: None,
             metatable_slot: None,
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
+            fields: Box::new([Field::EMPTY; FIELD_CACHE]),
             recent_types: Box::new([const { None }; RECENT_TYPES]),
         }
     }
@@ -424,6 +474,21 @@ impl FfiState {
             Member { ty: found.ty, offset: found.offset, bits: found.bits, shape: shape(&self.types, found.ty.id) };
         self.members[slot] = Some(MemberEntry { record, key_at, name: name.into(), member });
         Some(member)
+    }
+
+    /// The numeric member that the key string at `key` names in cdata of descriptor `desc`,
+    /// if it is cached. A hit compares two words: the string is alive (the caller holds it)
+    /// and the slot keeps its own key string alive, so one address is one string.
+    #[inline(always)]
+    pub fn field(&self, desc: usize, key: usize) -> Option<Field> {
+        let f = self.fields[Field::slot(desc, key)];
+        (f.desc == desc && f.key == key).then_some(f)
+    }
+
+    /// Fills `f`'s slot. The caller has first made the `field_keys` table hold `f.key` at
+    /// the slot's index + 1 (replacing the string of the entry it overwrites).
+    pub fn set_field(&mut self, f: Field) {
+        self.fields[Field::slot(f.desc, f.key)] = f;
     }
 
     /// Caches the type `key` parsed to. The cache holds declaration strings of at most

@@ -595,7 +595,18 @@ unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::
     // live-cdata at index 1 or upvalue 1.
     unsafe {
         let idx = match mode {
-            CallMode::Metamethod => 1,
+            CallMode::Metamethod => {
+                // Read from the stack with the verified layout when it can be (a function
+                // pointer is a value without user values).
+                if let Some(vm) = crate::stack::vm_check::process_layout() {
+                    let block =
+                        crate::stack::vm_check::Frame::with_args(l, vm, 1).and_then(|fr| fr.full_userdata(vm, 1));
+                    if let Some((block, _)) = block {
+                        return block as *const cdata::Cdata;
+                    }
+                }
+                1
+            }
             CallMode::Closure => ffi::lua_upvalueindex(1),
         };
         ffi::lua_touserdata(l, idx) as *const cdata::Cdata

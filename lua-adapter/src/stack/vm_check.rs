@@ -154,6 +154,184 @@ pub unsafe fn push_slot(l: *mut ffi::lua_State, vm: LuaVm, (value, t): (u64, u32
     }
 }
 
+/// Whether a state of this process has verified [`COMPILED`] (see [`process_layout`]).
+static PROCESS_VERIFIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// [`compiled_layout`] as a constant, so that code reading the stack with it is compiled
+/// for its offsets and tag sizes (a test checks that both agree).
+const COMPILED: Option<LuaVm> = compiled_const();
+
+const fn compiled_const() -> Option<LuaVm> {
+    let list: &[LuaVm] = if cfg!(target_arch = "x86_64") {
+        &LuaVm::ALL
+    } else if cfg!(windows) {
+        &LuaVm::ALL_WIN32
+    } else {
+        &LuaVm::ALL_I386
+    };
+    let want = COMPILED_VERSION.as_bytes();
+    let mut i = 0;
+    while i < list.len() {
+        // Names start "Lua 5.X".
+        let name = list[i].name.as_bytes();
+        let mut j = 0;
+        while j < want.len() && name.len() > 4 + j && name[4 + j] == want[j] {
+            j += 1;
+        }
+        if j == want.len() && (name.len() == 4 + j || name[4 + j] == b' ') {
+            return Some(list[i]);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The stack layout a state of this process has verified ([`verified`]), for code that must
+/// read the stack before it knows its state (a metamethod reading its state's upvalue). One
+/// layout serves the whole process: this crate's Lua API calls all go to the one Lua it is
+/// linked against (built in, or the host's), so what the probe found in one state holds in
+/// every other.
+#[inline(always)]
+pub fn process_layout() -> Option<&'static LuaVm> {
+    match &COMPILED {
+        Some(vm) if PROCESS_VERIFIED.load(std::sync::atomic::Ordering::Relaxed) => Some(vm),
+        _ => None,
+    }
+}
+
+/// The running C function's frame as the verified layout reads it: its function slot and
+/// `L->top`, for reading its first arguments and its upvalue 1 and pushing results without
+/// the C API.
+#[derive(Clone, Copy)]
+pub struct Frame {
+    func: usize,
+    top: usize,
+}
+
+impl Frame {
+    /// The frame of the running C function, if it has at least `args` arguments.
+    ///
+    /// # Safety
+    /// `vm` is [`process_layout`] (or the state's verified layout) and `l` runs a C function.
+    #[inline(always)]
+    pub unsafe fn with_args(l: *mut ffi::lua_State, vm: &LuaVm, args: usize) -> Option<Frame> {
+        // SAFETY: valid-L running a C function and `vm` verified for its Lua (caller's
+        // contract): `top` and the function slot are fields the probe checked.
+        unsafe {
+            let top: usize = read(l as usize + vm.top as usize);
+            let func = func_slot(l, vm)?;
+            (func + args * (vm.slot as usize) < top).then_some(Frame { func, top })
+        }
+    }
+
+    /// The value word and tag of argument `n` (1-based, at most the `args` of
+    /// [`Frame::with_args`]).
+    ///
+    /// # Safety
+    /// `vm` as for [`Frame::with_args`]; `n` within its `args`.
+    #[inline(always)]
+    pub unsafe fn arg(&self, vm: &LuaVm, n: usize) -> (u64, u32) {
+        debug_assert!(self.func + n * (vm.slot as usize) < self.top);
+        let at = self.func + n * vm.slot as usize;
+        // SAFETY: the slot lies between the function's slot and `L->top` (checked by
+        // `with_args` for every `n` the caller's contract allows).
+        unsafe { (read::<u64>(at), tag(vm, at)) }
+    }
+
+    /// The block and length of argument `n` when it is a full userdata without user values
+    /// (as [`full_userdata`]).
+    ///
+    /// # Safety
+    /// As [`Frame::arg`].
+    #[inline(always)]
+    pub unsafe fn full_userdata(&self, vm: &LuaVm, n: usize) -> Option<(usize, usize)> {
+        // SAFETY: the slot lies below `L->top` (the contract of `arg`); the `Udata` read is the
+        // one the probe checked for a userdata made
+        // without user values.
+        unsafe {
+            let (u, t) = self.arg(vm, n);
+            let ud = vm.userdata;
+            if t != ud.tag {
+                return None;
+            }
+            let u = u as usize;
+            if ud.no_user_values_at.is_some_and(|nuv| read::<u16>(u + nuv as usize) != 0) {
+                return None;
+            }
+            Some((u + ud.block_at as usize, read(u + ud.len_at as usize)))
+        }
+    }
+
+    /// The address of argument `n`'s string object when it is a short (interned) string: two
+    /// equal short strings alive at once are one object. `None` for anything else (5.1
+    /// interns every string, so there it is any string).
+    ///
+    /// # Safety
+    /// As [`Frame::arg`].
+    #[inline(always)]
+    pub unsafe fn short_string(&self, vm: &LuaVm, n: usize) -> Option<usize> {
+        // SAFETY: the slot lies between the function's slot and `L->top` (caller's contract).
+        let (v, t) = unsafe { self.arg(vm, n) };
+        (t == vm.strings.short_tag).then_some(v as usize)
+    }
+
+    /// The value of upvalue 1 of the running C closure, as a light userdata holds it.
+    ///
+    /// # Safety
+    /// As [`Frame::with_args`], and the running function is a C closure whose upvalue 1 is a
+    /// light userdata (the module's own metamethods).
+    #[inline(always)]
+    pub unsafe fn light_upvalue1(&self, vm: &LuaVm) -> usize {
+        // SAFETY: the function slot holds the running C closure (caller's contract), whose
+        // upvalues start where the probe found its closure's.
+        unsafe {
+            let closure: usize = read(self.func);
+            read(closure + vm.cclosure_upvalues as usize)
+        }
+    }
+
+    /// Pushes a number as `lua_pushnumber` would.
+    ///
+    /// # Safety
+    /// `l` is the frame's state, with a free slot (a C function has `LUA_MINSTACK`), and
+    /// nothing pushed since [`Frame::with_args`].
+    #[inline(always)]
+    pub unsafe fn push_number(&self, l: *mut ffi::lua_State, vm: &LuaVm, n: f64) {
+        // SAFETY: the caller's contract: the write goes to `L->top`, a free slot.
+        unsafe { self.push(l, vm, n.to_bits(), vm.float_tag) }
+    }
+
+    /// Pushes an integer as `lua_pushinteger` would (a number before Lua 5.3).
+    ///
+    /// # Safety
+    /// As [`Frame::push_number`].
+    #[inline(always)]
+    pub unsafe fn push_integer(&self, l: *mut ffi::lua_State, vm: &LuaVm, v: i64) {
+        // SAFETY: the caller's contract: the write goes to `L->top`, a free slot.
+        unsafe {
+            match vm.int_tag {
+                Some(t) => self.push(l, vm, v as u64, t),
+                None => self.push(l, vm, (v as f64).to_bits(), vm.float_tag),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn push(&self, l: *mut ffi::lua_State, vm: &LuaVm, value: u64, t: u32) {
+        // SAFETY: `self.top` is `L->top` (nothing pushed since), a free slot (caller's
+        // contract); then `top` moves up one slot, as the probe saw `lua_pushnumber` do.
+        unsafe {
+            (self.top as *mut u64).write_unaligned(value);
+            let tag_at = self.top + vm.tag_at as usize;
+            match vm.tag_size {
+                1 => (tag_at as *mut u8).write(t as u8),
+                _ => (tag_at as *mut u32).write_unaligned(t),
+            }
+            ((l as usize + vm.top as usize) as *mut usize).write_unaligned(self.top + vm.slot as usize);
+        }
+    }
+}
+
 /// [`compiled_layout`] when the running Lua matches it (see the [module docs](self)).
 ///
 /// # Safety
@@ -162,7 +340,11 @@ pub unsafe fn verified(l: *mut ffi::lua_State) -> Option<LuaVm> {
     let vm = compiled_layout()?;
     // SAFETY: valid-L with 8 free slots (caller's contract), which `layout_matches` uses for its
     // probes.
-    unsafe { layout_matches(l, vm) }.then_some(vm)
+    let ok = unsafe { layout_matches(l, vm) };
+    if ok && COMPILED == Some(vm) {
+        PROCESS_VERIFIED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    ok.then_some(vm)
 }
 
 /// Whether `vm` reads and writes what the C API reports in the running Lua (the probe).
@@ -409,6 +591,11 @@ mod tests {
     fn the_running_lua_has_the_layout_this_crate_is_built_for() {
         let Some(vm) = layout() else { return };
         assert_eq!(layouts_taken(&[vm]), 1, "{vm}");
+    }
+
+    #[test]
+    fn the_constant_layout_is_the_compiled_one() {
+        assert_eq!(COMPILED, compiled_layout());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use mlua::ffi;
 use crate::cdata::{self, format_ptr, Cdata, Form};
 use crate::convert::{self, read_float, read_int, write_float, ConvError};
 use crate::ctypes::ctype::{repr, shape, Shape};
-use crate::ctypes::state::{self, FfiState, RegistryRefs};
+use crate::ctypes::state::{self, FfiState, RegistryRefs, FIELD_CACHE};
+use crate::surface::fast::{self, Fast};
 use crate::surface::int64::{self, Op};
 use crate::surface::object::push_metamethod;
 
@@ -58,6 +59,9 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
         ffi::lua_createtable(l, 0, 0);
         weak(l, c"v");
         let ctype_cache_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        // The key strings of the field cache's slots (`fast::learn`), sized for all of them.
+        ffi::lua_createtable(l, FIELD_CACHE as c_int, 0);
+        let field_keys_ref = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         // One closure per metamethod, shared by both metatables: Lua 5.1 and 5.2 call
         // `__eq` (5.1 also `__lt`/`__le`) only when both operands have the very same
         // metamethod, so a cdata with a finalizer must compare with one without.
@@ -99,6 +103,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             gc_metatable: metatable_refs[1],
             finalizers: finalizers_ref,
             ctype_cache: ctype_cache_ref,
+            field_keys: field_keys_ref,
         });
         ffi::lua_pop(l, 2); // the shared methods and the finalizer table
     }
@@ -407,7 +412,25 @@ unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata
 }
 
 unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a metamethod of this module's metatable: upvalue 1 is the state.
+    // SAFETY: a metamethod of this module's metatable: upvalue 1 is the state, argument 1
+    // the indexed value.
+    unsafe {
+        match fast::index(l) {
+            Fast::Done => 1,
+            Fast::Uncached { st, c, key } => {
+                fast::learn(l, st, c, key);
+                index_slow(l)
+            }
+            Fast::Other => index_slow(l),
+        }
+    }
+}
+
+/// `__index` for all that [`fast::index`] leaves.
+#[inline(never)]
+unsafe fn index_slow(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called only by `mm_index`, a metamethod of this module's metatable: upvalue 1
+    // is the state, argument 1 the indexed value.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -452,6 +475,23 @@ unsafe extern "C-unwind" fn mm_index(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn mm_newindex(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: cfunction: Lua calls the cdata __newindex metamethod with the FFI state as upvalue 1
     // (live-state) and the cdata at index 1.
+    unsafe {
+        match fast::newindex(l) {
+            Fast::Done => 0,
+            Fast::Uncached { st, c, key } => {
+                fast::learn(l, st, c, key);
+                newindex_slow(l)
+            }
+            Fast::Other => newindex_slow(l),
+        }
+    }
+}
+
+/// `__newindex` for all that [`fast::newindex`] leaves.
+#[inline(never)]
+unsafe fn newindex_slow(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called only by `mm_newindex`, a metamethod of this module's metatable: upvalue
+    // 1 is the state (live-state), argument 1 the indexed value.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
@@ -607,6 +647,19 @@ unsafe extern "C-unwind" fn mm_tostring(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn mm_call(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: cfunction: Lua calls the cdata __call metamethod with the FFI state as upvalue 1
     // (live-state) and the cdata at index 1.
+    unsafe {
+        if let Some(n) = fast::call(l) {
+            return n;
+        }
+        call_slow(l)
+    }
+}
+
+/// `__call` for all that [`fast::call`] leaves.
+#[inline(never)]
+unsafe fn call_slow(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called only by `mm_call`, a metamethod of this module's metatable: upvalue 1 is
+    // the state (live-state), argument 1 the called value.
     unsafe {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);

@@ -4,6 +4,7 @@
 //! * [`module`]: the `ffi` table; [`module::open`] calls one `register_*` function per area.
 //! * [`api`]: `ffi.new`, `ffi.cast`, `ffi.typeof`, ...
 //! * [`meta`]: the cdata metatable.
+//! * [`fast`]: its inline paths (numeric members, calls through built stubs).
 //! * [`clib`]: `ffi.C` and `ffi.load`.
 //! * [`object`]: creating cdata objects (`ffi.new`, calling a ctype), metatype lookup.
 //! * [`bit`]: LuaJIT's `bit` module, for `require "bit"` where none is installed.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod bit;
 pub mod clib;
 pub mod extras;
+pub mod fast;
 pub mod int64;
 pub mod meta;
 pub mod module;
