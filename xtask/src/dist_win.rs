@@ -220,7 +220,7 @@ pub fn test_rock(host: &hosts::Host, rock: &Path, version: &str, dir: &Path) -> 
     dist::copy(&unpacked.join(&spec_name), &meta.join(&spec_name))?;
     dist::check_manifest(&meta.join("rock_manifest"), "ffi.dll", &lib.join("ffi.dll"))?;
 
-    let run = run_smoke(host, version, &lib, &dir.join("logs").join(format!("lua{version}")))?;
+    let run = run_smoke(host, version, &lib, &dir.join("logs").join(log_name("smoke", version)))?;
     let outcome = hosts::judge_script("smoke.lua", run);
     if let Some(why) = outcome.failure {
         return Err(format!("smoke.lua: {why}\n{}{}", outcome.run.stdout, outcome.run.stderr));
@@ -228,6 +228,12 @@ pub fn test_rock(host: &hosts::Host, rock: &Path, version: &str, dir: &Path) -> 
     let other = if version == "5.4" { "5.3" } else { "5.4" };
     let refused = wrong_lua_refuses(host, version, other, &lib, dir)?;
     Ok(format!("smoke.lua: {} assertions passed; {refused}", outcome.passed))
+}
+
+/// The base name of a run's logs (`smoke-lua54`; `.out` and `.err` are added): no dot, which
+/// the extension would replace.
+fn log_name(what: &str, lua: &str) -> String {
+    format!("{what}-lua{}", lua.replace('.', ""))
 }
 
 /// Runs `smoke.lua` under Wine with the Windows Lua `lua` ([`windows_lua`]), C modules found
@@ -247,7 +253,7 @@ fn run_smoke(host: &hosts::Host, lua: &str, lib: &Path, log: &Path) -> Result<ho
 /// Runs `smoke.lua` with Lua `other`'s interpreter and the `ffi.dll` for Lua `version` in
 /// `lib`: it must fail to load it, Wine's loader saying that `version`'s Lua DLL is missing.
 fn wrong_lua_refuses(host: &hosts::Host, version: &str, other: &str, lib: &Path, dir: &Path) -> Result<String, String> {
-    let run = run_smoke(host, other, lib, &dir.join("logs").join(format!("wrong-lua{other}")))?;
+    let run = run_smoke(host, other, lib, &dir.join("logs").join(log_name("wrong", other)))?;
     judge_refusal(&run, version).map(|why| format!("refused by a Lua {other}: {why}"))
 }
 
