@@ -258,16 +258,17 @@ fn wrong_lua_refuses(host: &hosts::Host, version: &str, other: &str, lib: &Path,
 }
 
 /// A run with the wrong Lua passed when it failed before `smoke.lua` ran, Lua saying it could
-/// not load `ffi` and Wine's loader naming Lua `version`'s missing DLL; returns that line.
+/// not load `ffi` and Wine's loader naming Lua `version`'s missing DLL; returns what it saw.
 fn judge_refusal(run: &hosts::Run, version: &str) -> Result<String, String> {
     let dll = lua_dll(version);
-    let wine_line = run
+    let wine_said = run
         .stderr
         .lines()
-        .find(|l| l.contains(&format!("Library {dll} (which is needed by")) && l.contains("ffi.dll"))
-        .map(|l| l.split_once("err:module:import_dll ").map_or(l, |(_, rest)| rest).trim().to_string());
-    match wine_line {
-        Some(line) if !run.success && run.stderr.contains("error loading module 'ffi'") => Ok(line),
+        .any(|l| l.contains(&format!("Library {dll} (which is needed by")) && l.contains("ffi.dll\") not found"));
+    match wine_said {
+        true if !run.success && run.stderr.contains("error loading module 'ffi'") => {
+            Ok(format!("`require \"ffi\"` failed, Wine's loader found no {dll} (which ffi.dll imports)"))
+        }
         _ => Err(format!(
             "another Lua's interpreter did not refuse the module for its missing {dll} ({}):\n{}{}",
             run.status, run.stdout, run.stderr
@@ -367,7 +368,7 @@ mod tests {
         // What Wine 8 and Lua 5.3 printed for the 5.4 module.
         let stderr = "010c:err:module:import_dll Library lua54.dll (which is needed by L\"Z:\\\\t\\\\lib\\\\lua\\\\5.4\\\\ffi.dll\") not found\nerror loading module 'ffi' from file 'Z:\\t\\lib\\lua\\5.4\\ffi.dll':\n\tModule not found.\n";
         let line = judge_refusal(&run(false, stderr), "5.4").unwrap();
-        assert!(line.starts_with("Library lua54.dll (which is needed by"), "{line}");
+        assert_eq!(line, "`require \"ffi\"` failed, Wine's loader found no lua54.dll (which ffi.dll imports)");
         // Loaded (exit 0), or failed for another DLL (the shim missing), is not the refusal.
         assert!(judge_refusal(&run(true, stderr), "5.4").is_err());
         let other = stderr.replace("lua54.dll", "bcryptprimitives.dll");
