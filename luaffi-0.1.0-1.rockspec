@@ -6,7 +6,10 @@
 -- The same build as luaffi-scm-1.rockspec, from the release archive luaffi-0.1.0.tar.gz
 -- (`cargo xtask dist` writes it, and the source rock holding it and this file, to
 -- target/dist/; the source rock installs without a checkout or a download). Users without
--- Rust install a binary rock instead (target/dist/lua5.X/luaffi-0.1.0-1.linux-x86_64.rock).
+-- Rust install a binary rock instead (target/dist/lua5.X/luaffi-0.1.0-1.linux-x86_64.rock;
+-- .linux-x86, .win32-x86_64, .win32-x86). This rockspec builds on Linux only (its build is a
+-- shell command); a Windows rock's copy says supported_platforms = { "windows" } and its
+-- lib/ffi.dll imports the Lua DLL of its version (lua51.dll ... lua54.dll, see README).
 -- The build needs Rust (cargo, rust >= 1.88) and the crates of Cargo.lock (from crates.io,
 -- or cargo's cache). It builds lua-adapter as the `ffi` module for the Lua that luarocks
 -- targets (`$(LUA)`, asked for its _VERSION) and installs it as ffi.so in the tree's lib

@@ -6,13 +6,16 @@
 //!   fixtures (`emu-harness/fixtures/`, 97 MB; the module's build never reads them).
 //! - `luaffi-<v>-1.src.rock`: the versioned rockspec and that archive, zipped as `luarocks
 //!   pack <rockspec>` zips them; `luarocks install` of it builds with cargo, fetching nothing.
-//! - `lua5.X/luaffi-<v>-1.<platform>.rock`: a binary rock per Lua version and Linux platform
-//!   (`linux-x86_64`; `linux-x86` too when the i686-linux host is chosen), laid out as `luarocks
+//! - `lua5.X/luaffi-<v>-1.<platform>.rock`: a binary rock per Lua version and platform
+//!   (`linux-x86_64`; `linux-x86`, `win32-x86_64` and `win32-x86` too when the i686-linux,
+//!   x86_64-windows and i686-windows hosts are chosen, as by default), laid out as `luarocks
 //!   pack <name> <version>` lays out an installed rock: `rock_manifest` (MD5 of every file),
-//!   the rockspec and `lib/ffi.so` (its debug information stripped). Its rockspec is the
-//!   versioned one with the Lua dependency narrowed to that Lua (`lua ~> 5.X`), so luarocks
-//!   refuses to install it for another Lua, whose ABI it was not built for. It installs with
-//!   `luarocks install ./file.rock` on a machine without cargo.
+//!   the rockspec and `lib/ffi.so` or `lib/ffi.dll` (its debug information stripped). Its
+//!   rockspec is the versioned one with the Lua dependency narrowed to that Lua (`lua ~>
+//!   5.X`), so luarocks refuses to install it for another Lua, whose ABI it was not built
+//!   for, and, in a Windows rock, `supported_platforms` saying `windows` instead of `linux`
+//!   (luarocks checks it when installing a binary rock too). It installs with `luarocks
+//!   install ./file.rock` on a machine without cargo. The Windows rocks: [`dist_win`].
 //! - `<host>/luaffi[.exe]`: the `luaffi` command for each host (built by
 //!   [`hosts::Host::build`], the per-host stage's own build).
 //!
@@ -28,10 +31,11 @@
 //! rock must also be refused by a tree of another Lua. A `linux-x86` rock is unpacked instead
 //! (this machine's luarocks is x86-64's, and Debian's i386 Lua packages cannot be installed
 //! beside the x86-64 ones) and its `ffi.so` smoke-tested with an i386 Lua compiled here
-//! ([`i386_lua`]). No Windows rocks: a Windows module must link a Lua DLL's import library,
-//! which this build has none of.
+//! ([`i386_lua`]). A Windows rock is unpacked into a luarocks-like tree and smoke-tested under
+//! Wine with a Windows Lua compiled here, and must be refused by another Lua's interpreter
+//! ([`dist_win::test_rock`]).
 
-use crate::{hosts, module, sys};
+use crate::{dist_win, hosts, module, sys};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,7 +72,7 @@ pub struct Options {
     pub release: bool,
     /// The Lua versions of the rocks.
     pub luas: Vec<String>,
-    /// The Linux hosts to make binary rocks for.
+    /// The hosts to make binary rocks for.
     pub rock_hosts: Vec<&'static hosts::Host>,
     /// The hosts whose `luaffi` is built.
     pub exe_hosts: Vec<&'static hosts::Host>,
@@ -79,8 +83,8 @@ pub struct Dist {
     pub source_rock: PathBuf,
     /// `(platform, Lua version, path)` of each binary rock.
     pub rocks: Vec<(&'static str, String, PathBuf)>,
-    /// The checked Linux binaries (`<rock> lib/ffi.so`, `<host>/luaffi`) and what they need.
-    pub checked: Vec<(String, ElfNeeds)>,
+    /// The checked binaries (`<rock> lib/ffi.so`, `<host>/luaffi`, ...) and what they need.
+    pub checked: Vec<(String, String)>,
 }
 
 const USAGE: &str = "usage: cargo xtask dist [--dev] [--lua 5.X]... [--host NAME|none]... [--test]";
@@ -115,9 +119,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         host_names.iter().map(|n| hosts::by_name(n)).collect::<Result<_, _>>()?
     };
     hosts::ensure_installed(&hosts, &["zip", "unzip", "luarocks"])?;
-    // Rocks for the build machine, and for the other Linux hosts chosen.
+    // Rocks for the build machine, and for the other hosts chosen.
     let mut rock_hosts = vec![hosts::build_machine()?];
-    rock_hosts.extend(hosts.iter().filter(|h| h.os == hosts::Os::Linux && !h.is_build_machine()));
+    rock_hosts.extend(hosts.iter().filter(|h| !h.is_build_machine()));
     let dist = make(&Options { release, luas, rock_hosts, exe_hosts: hosts })?;
     for line in summary_lines(&dist) {
         println!("{line}");
@@ -142,7 +146,7 @@ pub fn dist_dir() -> PathBuf {
 }
 
 /// The versioned rockspec at the workspace root: `luaffi-<VERSION>-1.rockspec`.
-fn rockspec_name() -> String {
+pub(crate) fn rockspec_name() -> String {
     format!("luaffi-{VERSION}-1.rockspec")
 }
 
@@ -171,13 +175,28 @@ pub fn check_rockspec(text: &str) -> Result<(), String> {
 /// The Lua dependency of the rockspecs, which a binary rock narrows to its Lua.
 const LUA_DEPENDENCY: &str = "\"lua >= 5.1, < 5.6\",";
 
-/// The rockspec of a binary rock for Lua `version`: `rockspec` with its Lua dependency
-/// narrowed to `lua ~> <version>`.
-pub fn binary_rockspec(rockspec: &str, version: &str) -> Result<String, String> {
+/// The platforms the rockspecs support, which a Windows rock replaces with
+/// [`WINDOWS_PLATFORMS`].
+const LINUX_PLATFORMS: &str = "supported_platforms = { \"linux\" }";
+
+/// The platforms of a Windows rock's rockspec.
+pub const WINDOWS_PLATFORMS: &str = "supported_platforms = { \"windows\" }";
+
+/// The rockspec of a binary rock for Lua `version` on `os`: `rockspec` with its Lua
+/// dependency narrowed to `lua ~> <version>`, and for Windows its platforms
+/// [`WINDOWS_PLATFORMS`].
+pub fn binary_rockspec(rockspec: &str, version: &str, os: hosts::Os) -> Result<String, String> {
     if rockspec.matches(LUA_DEPENDENCY).count() != 1 {
         return Err(format!("the rockspec has not exactly one {LUA_DEPENDENCY} to narrow"));
     }
-    Ok(rockspec.replace(LUA_DEPENDENCY, &format!("\"lua ~> {version}\",")))
+    let spec = rockspec.replace(LUA_DEPENDENCY, &format!("\"lua ~> {version}\","));
+    match os {
+        hosts::Os::Linux => Ok(spec),
+        hosts::Os::Windows if spec.matches(LINUX_PLATFORMS).count() == 1 => {
+            Ok(spec.replace(LINUX_PLATFORMS, WINDOWS_PLATFORMS))
+        }
+        hosts::Os::Windows => Err(format!("the rockspec has not exactly one {LINUX_PLATFORMS} to replace")),
+    }
 }
 
 /// Builds every artifact of `opts` under [`dist_dir`].
@@ -212,13 +231,23 @@ pub fn make(opts: &Options) -> Result<Dist, String> {
             let built = build_module(host, version, opts.release)?;
             let stage = dist.join("stage").join(format!("{platform}-lua{version}"));
             reset_dir(&stage.join("lib"))?;
-            let so = stage.join("lib").join("ffi.so");
-            strip_debug(&built, &so)?;
+            let lib_name = module_file(host);
+            let lib = stage.join("lib").join(lib_name);
             let rock = dist.join(format!("lua{version}")).join(format!("luaffi-{VERSION}-1.{platform}.rock"));
-            checked.push((format!("{} lib/ffi.so", short(&rock)), check_elf(&so)?));
-            let spec = binary_rockspec(&rockspec, version)?;
+            let label = format!("{} lib/{lib_name}", short(&rock));
+            match host.os {
+                hosts::Os::Linux => {
+                    strip_debug(&built, &lib)?;
+                    checked.push((label, check_elf(&lib)?.line()));
+                }
+                hosts::Os::Windows => {
+                    dist_win::strip_debug(host, &built, &lib)?;
+                    checked.push((label, dist_win::check_pe(&lib, host, Some(version))?));
+                }
+            }
+            let spec = binary_rockspec(&rockspec, version, host.os)?;
             std::fs::write(stage.join(rockspec_name()), &spec).map_err(|e| format!("{}: {e}", stage.display()))?;
-            let manifest = rock_manifest(&rockspec_name(), &md5(&stage.join(rockspec_name()))?, &md5(&so)?);
+            let manifest = rock_manifest(&rockspec_name(), &md5(&stage.join(rockspec_name()))?, lib_name, &md5(&lib)?);
             std::fs::write(stage.join("rock_manifest"), manifest).map_err(|e| format!("{}: {e}", stage.display()))?;
             zip(&stage, &[rockspec_name(), "lib".into(), "rock_manifest".into()], &rock)?;
             rocks.push((platform, version.clone(), rock));
@@ -230,38 +259,50 @@ pub fn make(opts: &Options) -> Result<Dist, String> {
         let out = dist.join(host.name).join(exe.file_name().expect("an executable has a name"));
         std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| format!("{}: {e}", out.display()))?;
         copy(&exe, &out)?;
-        if host.os == hosts::Os::Linux {
-            checked.push((short(&out), check_elf(&out)?));
-        }
+        let needs = match host.os {
+            hosts::Os::Linux => check_elf(&out)?.line(),
+            hosts::Os::Windows => dist_win::check_pe(&out, host, None)?,
+        };
+        checked.push((short(&out), needs));
     }
     Ok(Dist { source_rock, rocks, checked })
 }
 
-/// One line per artifact, and what the Linux binaries need.
+/// One line per artifact, and what the binaries need.
 pub fn summary_lines(dist: &Dist) -> Vec<String> {
     let mut lines = vec![format!("source rock: {}", dist.source_rock.display())];
     for (platform, version, rock) in &dist.rocks {
         lines.push(format!("rock {platform} Lua {version}: {}", rock.display()));
     }
     for (label, needs) in &dist.checked {
-        lines.push(format!("{label}: {}", needs.line()));
+        lines.push(format!("{label}: {needs}"));
     }
     lines
 }
 
-/// luarocks' name of a Linux host's platform (`luarocks pack` names binary rocks with it).
+/// luarocks' name of a host's platform (`luarocks pack` names binary rocks with it).
 fn rock_platform(host: &hosts::Host) -> Result<&'static str, String> {
     match host.triple {
         "x86_64-unknown-linux-gnu" => Ok("linux-x86_64"),
         "i686-unknown-linux-gnu" => Ok("linux-x86"),
-        other => Err(format!("no rocks for {other}")),
+        other => dist_win::rock_platform(host).ok_or(format!("no rocks for {other}")),
+    }
+}
+
+/// The module's file name in a rock for `host` (and in a luarocks tree): `ffi.so`, `ffi.dll`.
+fn module_file(host: &hosts::Host) -> &'static str {
+    match host.os {
+        hosts::Os::Linux => "ffi.so",
+        hosts::Os::Windows => "ffi.dll",
     }
 }
 
 /// The module for Lua `version` on `host`: [`module::build`] on the build machine (the
 /// build the system-Lua tests share), otherwise the same cargo build with `--target`, in the
 /// main target directory, where the per-host stage's build of `luaffi` for that target has
-/// built the dependencies that don't depend on the Lua version.
+/// built the dependencies that don't depend on the Lua version. For Windows, `LUA_LIB_NAME`
+/// is cleared: it would make mlua-sys link a named Lua library instead of importing the
+/// standard Lua DLL of `version` ([`dist_win::lua_dll`]).
 fn build_module(host: &hosts::Host, version: &str, release: bool) -> Result<PathBuf, String> {
     if host.is_build_machine() {
         return module::build(version, release);
@@ -270,7 +311,8 @@ fn build_module(host: &hosts::Host, version: &str, release: bool) -> Result<Path
     let build_dir = module::target_dir();
     let mut cmd = sys::cargo();
     cmd.args(["build", "-p", "lua-adapter", "--lib", "--no-default-features", "--features", &feature])
-        .args(["--target", host.triple]);
+        .args(["--target", host.triple])
+        .env_remove("LUA_LIB_NAME");
     if release {
         cmd.arg("--release");
     }
@@ -279,7 +321,11 @@ fn build_module(host: &hosts::Host, version: &str, release: bool) -> Result<Path
     if !status.success() {
         return Err(format!("building the module for Lua {version} on {} failed", host.name));
     }
-    Ok(build_dir.join(host.triple).join(if release { "release" } else { "debug" }).join("liblua_adapter.so"))
+    let file = match host.os {
+        hosts::Os::Linux => "liblua_adapter.so",
+        hosts::Os::Windows => "lua_adapter.dll",
+    };
+    Ok(build_dir.join(host.triple).join(if release { "release" } else { "debug" }).join(file))
 }
 
 /// The release archive of the working tree at `root`, written to `out`.
@@ -326,10 +372,10 @@ fn archive_files(ls_files: &str, exists: impl Fn(&str) -> bool) -> Vec<String> {
     files
 }
 
-/// `rock_manifest` of a binary rock holding the rockspec and `lib/ffi.so`, as luarocks writes
-/// it (keys sorted).
-pub fn rock_manifest(rockspec: &str, rockspec_md5: &str, so_md5: &str) -> String {
-    format!("rock_manifest = {{\n   lib = {{\n      [\"ffi.so\"] = \"{so_md5}\"\n   }},\n   [\"{rockspec}\"] = \"{rockspec_md5}\"\n}}\n")
+/// `rock_manifest` of a binary rock holding the rockspec and `lib/<lib>` (`ffi.so`,
+/// `ffi.dll`), as luarocks writes it (keys sorted).
+pub fn rock_manifest(rockspec: &str, rockspec_md5: &str, lib: &str, lib_md5: &str) -> String {
+    format!("rock_manifest = {{\n   lib = {{\n      [\"{lib}\"] = \"{lib_md5}\"\n   }},\n   [\"{rockspec}\"] = \"{rockspec_md5}\"\n}}\n")
 }
 
 /// The MD5 of a file, in hex (`md5sum`).
@@ -376,16 +422,16 @@ fn strip_debug(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String, String> {
+pub(crate) fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
 }
 
 /// Empties `dir` (creating it).
-fn reset_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn reset_dir(dir: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
@@ -482,10 +528,10 @@ pub struct RockLine {
 }
 
 /// The rocks stage of `cargo xtask test-all-abis`: [`make`] with the debug builds (the tests'
-/// own), the rocks of both Linux hosts and no executables (the per-host stage builds them),
-/// then [`test_rocks`]. One line per rock; a failure to build is one failed line.
+/// own), the rocks of every host (Linux and Windows) and no executables (the per-host stage
+/// builds them), then [`test_rocks`]. One line per rock; a failure to build is one failed line.
 pub fn test_stage() -> Vec<RockLine> {
-    let rock_hosts = hosts::HOSTS.iter().filter(|h| h.os == hosts::Os::Linux).collect();
+    let rock_hosts = hosts::HOSTS.iter().collect();
     let luas = ROCK_LUAS.iter().map(|v| v.to_string()).collect();
     let opts = Options { release: false, luas, rock_hosts, exe_hosts: Vec::new() };
     match make(&opts) {
@@ -493,7 +539,7 @@ pub fn test_stage() -> Vec<RockLine> {
             let mut lines: Vec<RockLine> = dist
                 .checked
                 .iter()
-                .map(|(label, n)| RockLine { passed: true, text: format!("{label}: {}", n.line()) })
+                .map(|(label, needs)| RockLine { passed: true, text: format!("{label}: {needs}") })
                 .collect();
             lines.extend(test_rocks(&dist));
             lines
@@ -509,8 +555,8 @@ fn short(path: &Path) -> String {
 
 /// Lints the versioned rockspec, installs each `linux-x86_64` binary rock of `dist` into a
 /// fresh tree with cargo hidden from `PATH` (and refused by a tree of another Lua), unpacks
-/// each `linux-x86` one, installs the source rock into a fresh tree per Lua with cargo, and
-/// runs `smoke.lua` with each.
+/// each `linux-x86` one, tests each Windows one under Wine ([`dist_win::test_rock`]), installs
+/// the source rock into a fresh tree per Lua with cargo, and runs `smoke.lua` with each.
 pub fn test_rocks(dist: &Dist) -> Vec<RockLine> {
     let mut lines = Vec::new();
     let no_cargo = match path_without_cargo() {
@@ -542,6 +588,25 @@ pub fn test_rocks(dist: &Dist) -> Vec<RockLine> {
         let result = test_unpacked_rock(rock, version, &test_dir.join(format!("{platform}-lua{version}")));
         lines.push(match result {
             Ok(said) => RockLine { passed: true, text: format!("{label}: unpacked, rock_manifest checked; {said}") },
+            Err(e) => RockLine { passed: false, text: format!("{label}: FAILED: {e}") },
+        });
+    }
+    let windows: Vec<_> = dist.rocks.iter().filter(|(p, _, _)| p.starts_with("win32-")).collect();
+    let wine = if windows.is_empty() { Ok(()) } else { hosts::ensure_wine_prefix() };
+    for (platform, version, rock) in windows {
+        let label = format!("rock {} under a Windows lua{version} (wine)", short(rock));
+        let host = hosts::HOSTS.iter().find(|h| dist_win::rock_platform(h) == Some(platform));
+        let result = match (host, &wine) {
+            (_, Err(e)) => Err(e.clone()),
+            (None, _) => Err(format!("no host makes {platform} rocks")),
+            (Some(host), Ok(())) => {
+                dist_win::test_rock(host, rock, version, &test_dir.join(format!("{platform}-lua{version}")))
+            }
+        };
+        lines.push(match result {
+            Ok(said) => {
+                RockLine { passed: true, text: format!("{label}: unpacked into a tree, rock_manifest checked; {said}") }
+            }
             Err(e) => RockLine { passed: false, text: format!("{label}: FAILED: {e}") },
         });
     }
@@ -651,7 +716,7 @@ fn smoke(version: &str, tree: &Path, path: &str) -> Result<String, String> {
 }
 
 /// Checks that `file` has the MD5 `rock_manifest` at `manifest` gives `name`.
-fn check_manifest(manifest: &Path, name: &str, file: &Path) -> Result<(), String> {
+pub(crate) fn check_manifest(manifest: &Path, name: &str, file: &Path) -> Result<(), String> {
     let text = read(manifest)?;
     let want = manifest_md5(&text, name).ok_or(format!("{} names no {name}", manifest.display()))?;
     let got = md5(file)?;
@@ -704,16 +769,7 @@ fn smoke_with(lua: &Path, lib: &Path, path: &str) -> Result<String, String> {
 fn test_unpacked_rock(rock: &Path, version: &str, dir: &Path) -> Result<String, String> {
     let lua = i386_lua(version)?;
     reset_dir(dir)?;
-    let out = Command::new("unzip")
-        .args(["-q", "-o"])
-        .arg(rock)
-        .arg("-d")
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("cannot run unzip: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("unzip failed:\n{}", output_text(&out)));
-    }
+    unzip(rock, dir)?;
     let manifest = dir.join("rock_manifest");
     check_manifest(&manifest, "ffi.so", &dir.join("lib").join("ffi.so"))?;
     check_manifest(&manifest, &rockspec_name(), &dir.join(rockspec_name()))?;
@@ -721,9 +777,24 @@ fn test_unpacked_rock(rock: &Path, version: &str, dir: &Path) -> Result<String, 
     smoke_with(&lua, &dir.join("lib"), &path)
 }
 
-/// The interpreter of [`i386_lua`]: Lua's own `lua.c` is not in the sources mlua vendors, and
+/// Unzips `zip` into `dir`.
+pub(crate) fn unzip(zip: &Path, dir: &Path) -> Result<(), String> {
+    let out = Command::new("unzip")
+        .args(["-q", "-o"])
+        .arg(zip)
+        .arg("-d")
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("cannot run unzip: {e} (Debian's unzip)"))?;
+    if !out.status.success() {
+        return Err(format!("unzip {} failed:\n{}", zip.display(), output_text(&out)));
+    }
+    Ok(())
+}
+
+/// The interpreter of [`i386_lua`] and of the Windows Lua ([`dist_win::windows_lua`]): Lua's own `lua.c` is not in the sources mlua vendors, and
 /// the smoke test needs only a state with the standard libraries running one file.
-const MINI_LUA: &str = r#"/* Written by cargo xtask dist (xtask/src/dist.rs): run one Lua file. */
+pub(crate) const MINI_LUA: &str = r#"/* Written by cargo xtask dist (xtask/src/dist.rs): run one Lua file. */
 #include <stdio.h>
 #include "lua.h"
 #include "lauxlib.h"
@@ -787,7 +858,7 @@ fn i386_lua(version: &str) -> Result<PathBuf, String> {
 }
 
 /// `lua-5.X.Y/` of the `lua-src` version Cargo.lock names, in cargo's registry.
-fn lua_src_dir(version: &str) -> Result<PathBuf, String> {
+pub(crate) fn lua_src_dir(version: &str) -> Result<PathBuf, String> {
     let lock = read(&sys::workspace_root().join("Cargo.lock"))?;
     let crate_version = lock
         .split("[[package]]")
@@ -843,8 +914,22 @@ mod tests {
     #[test]
     fn a_binary_rock_asks_for_its_lua() {
         let spec = "dependencies = {\n   \"lua >= 5.1, < 5.6\",\n}\n";
-        assert_eq!(binary_rockspec(spec, "5.2").unwrap(), "dependencies = {\n   \"lua ~> 5.2\",\n}\n");
-        assert!(binary_rockspec("dependencies = { \"lua >= 5.1\" }", "5.2").is_err());
+        assert_eq!(
+            binary_rockspec(spec, "5.2", hosts::Os::Linux).unwrap(),
+            "dependencies = {\n   \"lua ~> 5.2\",\n}\n"
+        );
+        assert!(binary_rockspec("dependencies = { \"lua >= 5.1\" }", "5.2", hosts::Os::Linux).is_err());
+    }
+
+    #[test]
+    fn a_windows_rock_says_windows() {
+        let text = read(&sys::workspace_root().join(rockspec_name())).unwrap();
+        let spec = binary_rockspec(&text, "5.3", hosts::Os::Windows).unwrap();
+        assert!(spec.contains(WINDOWS_PLATFORMS) && !spec.contains(LINUX_PLATFORMS), "{spec}");
+        assert!(spec.contains("\"lua ~> 5.3\","));
+        // A rockspec whose platforms it cannot replace is refused, not shipped saying linux.
+        let other = text.replace(LINUX_PLATFORMS, "supported_platforms = { \"unix\" }");
+        assert!(binary_rockspec(&other, "5.3", hosts::Os::Windows).unwrap_err().contains("supported_platforms"));
     }
 
     #[test]
@@ -854,6 +939,7 @@ mod tests {
         let got = rock_manifest(
             "luaffi-0.1.0-1.rockspec",
             "f0bea282d293b7b3e616d9020a28f0f0",
+            "ffi.so",
             "401b30e3b8b5d629635a5c613cdb7919",
         );
         assert_eq!(got, want);
@@ -861,7 +947,7 @@ mod tests {
 
     #[test]
     fn rock_manifest_md5s_are_read_back() {
-        let m = rock_manifest("luaffi-0.1.0-1.rockspec", &"a".repeat(32), &"0123456789abcdef".repeat(2));
+        let m = rock_manifest("luaffi-0.1.0-1.rockspec", &"a".repeat(32), "ffi.so", &"0123456789abcdef".repeat(2));
         assert_eq!(manifest_md5(&m, "ffi.so").as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(manifest_md5(&m, "luaffi-0.1.0-1.rockspec"), Some("a".repeat(32)));
         assert_eq!(manifest_md5(&m, "ffi.dll"), None);
@@ -874,7 +960,7 @@ mod tests {
         reset_dir(&dir).unwrap();
         std::fs::write(dir.join("ffi.so"), "x\n").unwrap();
         // md5("x\n"), what `luarocks pack` wrote for this file.
-        let right = rock_manifest("a.rockspec", &"0".repeat(32), "401b30e3b8b5d629635a5c613cdb7919");
+        let right = rock_manifest("a.rockspec", &"0".repeat(32), "ffi.so", "401b30e3b8b5d629635a5c613cdb7919");
         std::fs::write(dir.join("rock_manifest"), right).unwrap();
         check_manifest(&dir.join("rock_manifest"), "ffi.so", &dir.join("ffi.so")).unwrap();
         std::fs::write(dir.join("ffi.so"), "y\n").unwrap();

@@ -151,7 +151,7 @@ impl Host {
     }
 
     /// `path` as a program on this host spells it (Wine maps the Unix root to drive Z:).
-    fn host_path(&self, path: &Path) -> String {
+    pub fn host_path(&self, path: &Path) -> String {
         match self.os {
             Os::Linux => path.display().to_string(),
             Os::Windows => format!("Z:{}", path.display()).replace('/', "\\"),
@@ -194,15 +194,7 @@ impl Host {
             let zlib = Path::new("/usr").join(mingw).join("lib").join("zlib1.dll");
             copy_file(&zlib, &dir.join("zlib1.dll"))
                 .map_err(|e| format!("{e} (Debian's libz-mingw-w64 provides it)"))?;
-            let src = dir.join("bcryptprimitives.c");
-            std::fs::write(&src, PRNG_SHIM).map_err(|e| format!("{}: {e}", src.display()))?;
-            let mut cc = self.c_compiler();
-            // Win32: export `ProcessPrng`, not the stdcall-decorated `ProcessPrng@8`.
-            if self.std_arch == "x86" {
-                cc.arg("-Wl,--kill-at");
-            }
-            let dll = dir.join("bcryptprimitives.dll");
-            compile(cc.args(["-O2", "-shared", "-o"]).arg(&dll).arg(&src).arg("-ladvapi32"), &dll)?;
+            self.write_prng_shim(&dir)?;
         }
         Ok(dir)
     }
@@ -237,7 +229,29 @@ impl Host {
         judge_unit_tests(run)
     }
 
-    fn c_compiler(&self) -> Command {
+    /// Compiles the `bcryptprimitives.dll` shim ([`PRNG_SHIM`]) for this Windows host into
+    /// `dir`, where Wine finds it beside the programs that `dir` holds; returns its path.
+    pub fn write_prng_shim(&self, dir: &Path) -> Result<PathBuf, String> {
+        let src = dir.join("bcryptprimitives.c");
+        std::fs::write(&src, PRNG_SHIM).map_err(|e| format!("{}: {e}", src.display()))?;
+        let mut cc = self.c_compiler();
+        // Win32: export `ProcessPrng`, not the stdcall-decorated `ProcessPrng@8`.
+        if self.std_arch == "x86" {
+            cc.arg("-Wl,--kill-at");
+        }
+        let dll = dir.join("bcryptprimitives.dll");
+        compile(cc.args(["-O2", "-shared", "-o"]).arg(&dll).arg(&src).arg("-ladvapi32"), &dll)?;
+        Ok(dll)
+    }
+
+    /// The mingw-w64 triple of a Windows host (its compilers and binutils are
+    /// `<triple>-gcc`, `<triple>-strip`, ...).
+    pub fn mingw(&self) -> Option<&'static str> {
+        self.mingw
+    }
+
+    /// The host's C compiler with its flags (mingw-w64's gcc for Windows, libgcc linked in).
+    pub fn c_compiler(&self) -> Command {
         let mut cmd = Command::new(self.cc[0]);
         cmd.args(&self.cc[1..]);
         cmd
@@ -355,7 +369,7 @@ __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
 "#;
 
 /// Runs a compiler command that writes `output`; the error says which.
-fn compile(cmd: &mut Command, output: &Path) -> Result<(), String> {
+pub fn compile(cmd: &mut Command, output: &Path) -> Result<(), String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd.output().map_err(|e| format!("cannot run {program}: {e}"))?;
     if out.status.success() {
@@ -421,7 +435,7 @@ pub struct Run {
 
 /// Runs `cmd` with `arg` (a file name relative to its directory), its output in
 /// `<log>.out`/`<log>.err`, killed after [`RUN_LIMIT`].
-fn run_logged(mut cmd: Command, arg: &str, log: &Path) -> Run {
+pub fn run_logged(mut cmd: Command, arg: &str, log: &Path) -> Run {
     let failed =
         |status: String| Run { success: false, status, stdout: String::new(), stderr: String::new(), seconds: 0.0 };
     let (out_path, err_path) = (log.with_extension("out"), log.with_extension("err"));

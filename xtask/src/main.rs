@@ -25,6 +25,7 @@ mod bench;
 mod checks;
 mod disasm;
 mod dist;
+mod dist_win;
 mod fixtures;
 mod fuzz;
 mod hosts;

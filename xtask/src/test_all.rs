@@ -4,9 +4,10 @@
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
 //! emu-harness's tests), then the Lua suite and the examples on each host (x86-64 and i686
 //! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]) and lua-adapter's unit
-//! tests on the three hosts other than the build machine, then the rocks (`cargo
-//! xtask dist --dev`, each rock installed and smoke-tested: [`dist::test_stage`]), fails on any failure or
-//! pending snapshot, and closes with the line `N passed, N failed`.
+//! tests on the three hosts other than the build machine, then the rocks (`cargo xtask dist
+//! --dev`, each rock installed, or unpacked and run under Wine, and smoke-tested:
+//! [`dist::test_stage`]), fails on any failure or pending snapshot, and closes with the line
+//! `N passed, N failed`.
 
 use crate::{checks, dist, fuzz, hosts, matrix, module, sys};
 use std::io::{BufRead, BufReader};
@@ -90,7 +91,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("{}", r.line());
     }
     println!();
-    println!("== rocks and the Linux binaries' needs (one line per rock or binary) ==");
+    println!("== rocks and the binaries' needs, Linux and Windows (one line per rock or binary) ==");
     for l in &rock_lines {
         // A failure's first line; all of it is printed above.
         println!("{}", l.text.lines().next().unwrap_or_default());
