@@ -303,8 +303,26 @@ pub enum CType {
     Void,
     /// `bool` / `_Bool`
     Bool,
+    /// A bool of 2, 4 or 8 bytes: `_Bool` written with an integer keyword of that size
+    /// (`_Bool int`, `int _Bool`, `_Bool __int16`, `_Bool __int64`), as LuaJIT's parser makes
+    /// it. Printed `bool`; any nonzero bit of its value (of its first 4 bytes when it has 8,
+    /// as LuaJIT reads it) is true; true is stored as 1 in those bytes.
+    WideBool {
+        /// Bytes: 2, 4 or 8.
+        size: u32,
+    },
     /// An integer type.
     Int(IntKind),
+    /// An integer of 16 or 32 bytes, as `__attribute__((mode(TI)))` / `mode(OI)` make one of
+    /// an integer type (LuaJIT's `int128_t`, `uint128_t`, `int256_t`, `uint256_t`): laid out
+    /// (aligned to 16), copied and converted to and from other integers, but never an
+    /// arithmetic type, a bit-field, a constant's type or a value passed by value.
+    WideInt {
+        /// Bytes: 16 or 32.
+        size: u32,
+        /// Signedness (that of the integer type the mode was applied to).
+        signed: bool,
+    },
     /// A real floating type.
     Float(FloatKind),
     /// `float complex` / `double complex` / `long double complex` (laid out as its two parts).
@@ -376,6 +394,10 @@ enum Key {
     Vector(QualType, u64),
     /// A type with another alignment (see [`TypeTable::try_aligned`]).
     Aligned(TypeId, u32),
+    /// A 16- or 32-byte integer (see [`TypeTable::try_wide_int`]).
+    WideInt(u32, bool),
+    /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
+    WideBool(u32),
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
@@ -526,6 +548,27 @@ impl TypeTable {
             _ => return None,
         };
         Some(self.int(kind))
+    }
+
+    /// The integer of `size` bytes (16 or 32) and that signedness that `mode(TI)` and
+    /// `mode(OI)` make (LuaJIT `cp_decl_mode`): a [`CType::WideInt`], aligned to 16 bytes on
+    /// every target (LuaJIT caps a mode's alignment at 16, and gcc aligns `__int128` to 16).
+    /// Other sizes are `Invalid`: 1 to 8 bytes are the ordinary kinds of [`Self::int_of_size`].
+    pub fn try_wide_int(&mut self, size: u32, signed: bool) -> Result<TypeId, TypeError> {
+        if size != 16 && size != 32 {
+            return Err(TypeError::Invalid { message: format!("no {size}-byte wide integer: only 16 and 32 bytes") });
+        }
+        self.intern(Key::WideInt(size, signed), CType::WideInt { size, signed }, true)
+    }
+
+    /// The bool of `size` bytes: `bool` for 1, a [`CType::WideBool`] for 2, 4 and 8 (what
+    /// LuaJIT makes of `_Bool` with `__int16`, `int`, `__int64`). Other sizes are `Invalid`.
+    pub fn try_wide_bool(&mut self, size: u32) -> Result<TypeId, TypeError> {
+        match size {
+            1 => Ok(self.bool()),
+            2 | 4 | 8 => self.intern(Key::WideBool(size), CType::WideBool { size }, true),
+            _ => Err(TypeError::Invalid { message: format!("no {size}-byte bool: only 1, 2, 4 and 8 bytes") }),
+        }
     }
 
     /// Size in bytes of an integer kind on this target.
@@ -988,8 +1031,13 @@ impl TypeTable {
         }
         match self.get(ty.id) {
             CType::Void => s.push_str("void"),
-            CType::Bool => s.push_str("bool"),
+            CType::Bool | CType::WideBool { .. } => s.push_str("bool"),
             CType::Int(k) => s.push_str(k.c_name()),
+            CType::WideInt { size, signed } => {
+                s.push_str(if *signed { "int" } else { "uint" });
+                s.push_str(&(size * 8).to_string());
+                s.push_str("_t");
+            }
             CType::Float(k) => s.push_str(k.c_name()),
             CType::Complex(k) => {
                 s.push_str(match k {

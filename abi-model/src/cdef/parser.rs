@@ -45,7 +45,11 @@ pub(crate) enum Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kw {
     Void,
+    /// `bool`: a 1-byte bool.
     Bool,
+    /// `_Bool`: a bool of the size of the integer keyword written with it (`_Bool int` has 4
+    /// bytes), 1 byte alone (LuaJIT's keyword table gives `_Bool` no size, `bool` size 1).
+    BareBool,
     Char,
     /// `int` (size 4) and the MSVC `__int8` .. `__int64` spellings (their size).
     Int(u32),
@@ -90,7 +94,8 @@ const NO_DECIMAL: &str = "the model has no decimal floating types";
 fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
-        "_Bool" | "bool" => Kw::Bool,
+        "bool" => Kw::Bool,
+        "_Bool" => Kw::BareBool,
         "char" => Kw::Char,
         "int" => Kw::Int(4),
         "__int8" => Kw::Int(1),
@@ -697,7 +702,10 @@ impl<'a> Parser<'a> {
             };
             let simple = sized.is_some()
                 || class.is_some()
-                || matches!(kw, Some(Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline));
+                || matches!(
+                    kw,
+                    Some(Kw::BareBool | Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline)
+                );
             if simple {
                 if let Some(n) = sized {
                     // A second sized keyword ends the specifiers ("int int" is then a bad
@@ -719,7 +727,7 @@ impl<'a> Parser<'a> {
                 }
                 match kw {
                     Some(Kw::Void) => seen.void = true,
-                    Some(Kw::Bool) => seen.bool_ = true,
+                    Some(Kw::Bool | Kw::BareBool) => seen.bool_ = true,
                     Some(Kw::Char) => seen.char_ = true,
                     Some(Kw::Int(4)) => seen.int = true,
                     Some(Kw::Float | Kw::Double) => seen.fp = true,
@@ -786,7 +794,8 @@ impl<'a> Parser<'a> {
             if seen.char_ || seen.fp || seen.longs > 0 || seen.short || seen.void {
                 return Err(self.err(BAD_TYPE));
             }
-            t.bool()
+            let made = self.table.try_wide_bool(size.unwrap_or(1));
+            made.map_err(|e| self.err(&type_error_message(&e)))?
         } else if seen.fp {
             if seen.longs > 0 {
                 t.float(FloatKind::LongDouble)
@@ -1268,26 +1277,20 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
-    /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (a 16- or
-    /// 32-byte one is refused: the model has no such integers), a floating type's to 4 or 8
-    /// bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
-    fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
-        let t = &*self.table;
-        let id = match (mode, t.get(base.id)) {
-            (Some(ModeAttr(n)), CType::Int(k)) => match t.int_of_size(n, k.is_signed()) {
+    /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (16 and 32
+    /// bytes make a [`CType::WideInt`], LuaJIT's `int128_t`/`int256_t`), a floating type's to 4
+    /// or 8 bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
+    fn apply_mode(&mut self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let id = match (mode, self.table.get(base.id).clone()) {
+            (Some(ModeAttr(n)), CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
                 Some(id) => id,
                 None => {
-                    let bits = n * 8;
-                    return Err(Self::err_at(
-                        at,
-                        &format!(
-                            "a {bits}-bit integer mode is not supported: the model has no {bits}-bit integer type"
-                        ),
-                    ));
+                    let made = self.table.try_wide_int(n, k.is_signed());
+                    made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?
                 }
             },
-            (Some(ModeAttr(4)), CType::Float(_)) => t.float(FloatKind::Float),
-            (Some(ModeAttr(8)), CType::Float(_)) => t.float(FloatKind::Double),
+            (Some(ModeAttr(4)), CType::Float(_)) => self.table.float(FloatKind::Float),
+            (Some(ModeAttr(8)), CType::Float(_)) => self.table.float(FloatKind::Double),
             _ => base.id,
         };
         Ok(QualType { id, quals: base.quals })
@@ -1528,7 +1531,7 @@ impl<'a> Parser<'a> {
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
     fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
-            CType::Bool => Some(1),
+            CType::Bool | CType::WideBool { .. } => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
             CType::Enum(e) if e.complete => Some(u64::from(self.table.int_size(e.repr)) * 8),
             _ => None,

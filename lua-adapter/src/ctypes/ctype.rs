@@ -12,9 +12,24 @@ pub enum Shape {
     Void,
     /// `bool` / `_Bool`
     Bool,
+    /// A bool of 2, 4 or 8 bytes (`_Bool int`): read and written through its first
+    /// `size.min(4)` bytes (see [`Shape::bool_bytes`]), otherwise a `bool`.
+    WideBool {
+        /// Bytes: 2, 4 or 8.
+        size: u8,
+    },
     /// An integer of `size` bytes (1, 2, 4, 8); enums take this shape with their repr.
     Int {
         /// Bytes.
+        size: u8,
+        /// Signedness.
+        signed: bool,
+    },
+    /// A 16- or 32-byte integer (`mode(TI)`, `mode(OI)`): not a number to Lua. LuaJIT copies
+    /// it, converts integer cdata to it (extending) and it to integer cdata (truncating), and
+    /// raises for everything else (numbers, arithmetic, comparisons).
+    WideInt {
+        /// Bytes: 16 or 32.
         size: u8,
         /// Signedness.
         signed: bool,
@@ -44,7 +59,18 @@ pub enum Shape {
 impl Shape {
     /// Integers, floats and bool: what LuaJIT calls `CT_NUM`.
     pub fn is_num(self) -> bool {
-        matches!(self, Shape::Bool | Shape::Int { .. } | Shape::Float { .. })
+        matches!(self, Shape::Bool | Shape::WideBool { .. } | Shape::Int { .. } | Shape::Float { .. })
+    }
+
+    /// For a bool of any size, the bytes its value is read from and written to: 1 for
+    /// `bool`; the first 4 of an 8-byte one (LuaJIT reads and writes an `int` there), all 2 of
+    /// a 2-byte one (LuaJIT reads and writes 4 bytes, past it: not followed). None otherwise.
+    pub fn bool_bytes(self) -> Option<u8> {
+        match self {
+            Shape::Bool => Some(1),
+            Shape::WideBool { size } => Some(size.min(4)),
+            _ => None,
+        }
     }
 
     /// Pointers and arrays (which decay to pointers).
@@ -59,8 +85,10 @@ pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
     match types.get(id) {
         CType::Void => Shape::Void,
         CType::Bool => Shape::Bool,
+        CType::WideBool { size } => Shape::WideBool { size: *size as u8 },
         CType::Int(k) => Shape::Int { size: types.int_size(*k) as u8, signed: k.is_signed() },
         CType::Enum(e) => Shape::Int { size: types.int_size(e.repr) as u8, signed: e.repr.is_signed() },
+        CType::WideInt { size, signed } => Shape::WideInt { size: *size as u8, signed: *signed },
         CType::Float(FloatKind::Float) => Shape::Float { size: 4 },
         CType::Float(FloatKind::Double) => Shape::Float { size: 8 },
         CType::Complex(FloatKind::Float) => Shape::Complex { part: 4 },
@@ -239,7 +267,7 @@ fn spell(types: &TypeTable, ty: QualType, is_ref: bool, params: bool) -> String 
 fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
     match ct {
         CType::Void => r.prep_str("void"),
-        CType::Bool => r.prep_str("bool"),
+        CType::Bool | CType::WideBool { .. } => r.prep_str("bool"),
         CType::Float(k) => r.prep_str(k.c_name()),
         CType::Complex(k) => {
             match k {
@@ -263,6 +291,14 @@ fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
                 }
                 _ => r.prep_str(if k.is_signed() { "int64_t" } else { "uint64_t" }),
             }
+        }
+        CType::WideInt { size, signed } => {
+            r.prep_str(match (size, signed) {
+                (16, true) => "int128_t",
+                (16, false) => "uint128_t",
+                (_, true) => "int256_t",
+                (_, false) => "uint256_t",
+            });
         }
         CType::Record(rec) => {
             let kw = match rec.kind {
