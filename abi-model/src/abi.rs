@@ -166,6 +166,13 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             })
         }
         CType::Pointer(_) => ValueKind::Pointer,
+        // LuaJIT passes it as a 4-byte integer; the model's values have no 4-byte pointer.
+        CType::Ptr32(_) => {
+            return Err(PlanError::Unsupported {
+                what: spelled(),
+                reason: "a 4-byte pointer (__ptr32) by value is not passed by the model's rules".into(),
+            })
+        }
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) => return Err(PlanError::ReturnsArrayOrFunction { ty: spelled() }),
         CType::Record(_) => {

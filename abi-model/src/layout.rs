@@ -131,6 +131,7 @@ pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
         CType::Float(k) => float_layout(target, *k),
         // A complex number is laid out as an array of two of its parts.
         CType::Complex(k) => float_layout(target, *k).map(|l| Layout { size: l.size * 2, align: l.align }),
+        CType::Ptr32(_) => Ok(Layout { size: 4, align: 4 }),
         CType::Pointer(_) => {
             let p = target.pointer_size();
             Ok(Layout { size: p as u64, align: p })

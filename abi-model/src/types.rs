@@ -329,6 +329,11 @@ pub enum CType {
     Complex(FloatKind),
     /// A pointer to the qualified type.
     Pointer(QualType),
+    /// A 4-byte pointer to the qualified type on a 64-bit target: MSVC's `int * __ptr32`, as
+    /// LuaJIT lays it out (4 bytes, aligned to 4) and prints it (`int *__ptr32`). Its value is
+    /// the low 32 bits of an address, zero-extended when read. 32-bit targets never make one
+    /// (`__ptr32` is every pointer there).
+    Ptr32(QualType),
     /// An array.
     Array {
         /// The element type.
@@ -394,6 +399,8 @@ enum Key {
     Vector(QualType, u64),
     /// A type with another alignment (see [`TypeTable::try_aligned`]).
     Aligned(TypeId, u32),
+    /// A 4-byte pointer (see [`TypeTable::try_ptr32_to`]).
+    Ptr32(QualType),
     /// A 16- or 32-byte integer (see [`TypeTable::try_wide_int`]).
     WideInt(u32, bool),
     /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
@@ -605,7 +612,7 @@ impl TypeTable {
             return Ok(id);
         }
         let (depth, layout) = match &ty {
-            CType::Pointer(to) => (self.depth_over([to.id]), None),
+            CType::Pointer(to) | CType::Ptr32(to) => (self.depth_over([to.id]), None),
             CType::Array { elem, len } => {
                 let layout = match len {
                     ArrayLen::Fixed(n) => self
@@ -646,6 +653,16 @@ impl TypeTable {
     pub fn try_pointer_to(&mut self, pointee: impl Into<QualType>) -> Result<TypeId, TypeError> {
         let pointee = pointee.into();
         self.intern(Key::Pointer(pointee), CType::Pointer(pointee), true)
+    }
+
+    /// A 4-byte pointer to `pointee` (`__ptr32`), within the table's limits. Only 64-bit
+    /// targets have one: on a 32-bit target this is `Invalid` (`__ptr32` is every pointer).
+    pub fn try_ptr32_to(&mut self, pointee: impl Into<QualType>) -> Result<TypeId, TypeError> {
+        let pointee = pointee.into();
+        if self.target.pointer_size() != 8 {
+            return Err(TypeError::Invalid { message: "a __ptr32 pointer is an ordinary pointer here".into() });
+        }
+        self.intern(Key::Ptr32(pointee), CType::Ptr32(pointee), true)
     }
 
     /// Array of `elem`. Unchecked, as [`TypeTable::pointer_to`].
@@ -949,15 +966,22 @@ impl TypeTable {
         // Walk the declarator outwards-in: pointers prefix, arrays and functions suffix.
         loop {
             match self.get(cur.id) {
-                CType::Pointer(to) => {
+                CType::Pointer(to) | CType::Ptr32(to) => {
                     let mut s = String::from("*");
+                    let narrow = matches!(self.get(cur.id), CType::Ptr32(_));
+                    if narrow {
+                        s.push_str("__ptr32");
+                        if cur.quals.is_const || cur.quals.is_volatile {
+                            s.push(' ');
+                        }
+                    }
                     if cur.quals.is_const {
                         s.push_str("const");
                     }
                     if cur.quals.is_volatile {
                         s.push_str(if cur.quals.is_const { " volatile" } else { "volatile" });
                     }
-                    if (cur.quals.is_const || cur.quals.is_volatile) && !inner.is_empty() {
+                    if (narrow || cur.quals.is_const || cur.quals.is_volatile) && !inner.is_empty() {
                         s.push(' ');
                     }
                     inner = format!("{s}{inner}");
@@ -1061,7 +1085,7 @@ impl TypeTable {
                     None => s.push_str(&ty.id.0.to_string()),
                 }
             }
-            CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => {
+            CType::Pointer(_) | CType::Ptr32(_) | CType::Array { .. } | CType::Function(_) => {
                 unreachable!("derived types are declarators")
             }
         }

@@ -338,7 +338,7 @@ fn type_class(s: Shape) -> u8 {
     match s {
         Shape::Bool | Shape::WideBool { .. } | Shape::Int { .. } | Shape::WideInt { .. } | Shape::Float { .. } => 0,
         Shape::Complex { .. } | Shape::Array(..) => 1,
-        Shape::Pointer(_) => 2,
+        Shape::Pointer(_) | Shape::Ptr32(_) => 2,
         Shape::Record => 3,
         Shape::Func => 4,
         Shape::Void => 5,
@@ -350,7 +350,7 @@ fn type_class(s: Shape) -> u8 {
 fn child(types: &TypeTable, ty: QualType) -> QualType {
     match types.get(ty.id) {
         CType::Complex(k) => QualType::plain(types.float(*k)),
-        CType::Pointer(to) => *to,
+        CType::Pointer(to) | CType::Ptr32(to) => *to,
         CType::Array { elem, .. } => QualType { id: elem.id, quals: elem.quals.union(ty.quals) },
         _ => ty,
     }
@@ -475,6 +475,20 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
     let sp = s.p;
     // SAFETY (whole body): sizes are those of the shapes, which the caller's buffers have.
     unsafe {
+        // A 4-byte pointer converts as the pointer it holds (zero-extended), and is made as a
+        // pointer is, truncated to 32 bits (LuaJIT `lj_cconv_ct_ct` on a 4-byte CT_PTR).
+        if let Shape::Ptr32(to) = s.shape {
+            let wide = read_int(sp, 4, false) as usize;
+            let src =
+                Src { ty: s.ty, shape: Shape::Pointer(to), p: &wide as *const usize as *const u8, origin: s.origin };
+            return conv_ct_ct(types, d, ds, dp, src, fl);
+        }
+        if let Shape::Ptr32(to) = ds {
+            let mut wide = [0u8; 8];
+            conv_ct_ct(types, d, Shape::Pointer(to), wide.as_mut_ptr(), s, fl)?;
+            std::ptr::copy_nonoverlapping(wide.as_ptr(), dp, 4);
+            return Ok(());
+        }
         // A bool of 2, 4 or 8 bytes converts as a `bool` of the value in its first bytes.
         if let Shape::WideBool { .. } = s.shape {
             let n = s.shape.bool_bytes().unwrap_or(1);
@@ -1477,6 +1491,11 @@ pub unsafe fn c_to_lua(
             Shape::Pointer(_) => {
                 let w = std::mem::size_of::<usize>() as u8;
                 push_pointer(l, (*st).desc(s), read_int(sp, w, false) as usize);
+            }
+            // Read as an ordinary pointer to the same type (LuaJIT keeps the 4-byte type).
+            Shape::Ptr32(to) => {
+                let wide = QualType { id: (*st).types.pointer_to(to), quals: s.quals };
+                push_pointer(l, (*st).desc(wide), read_int(sp, 4, false) as usize);
             }
             Shape::Complex { .. } | Shape::WideInt { .. } => {
                 let desc = (*st).desc(s);

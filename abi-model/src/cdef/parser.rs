@@ -174,6 +174,10 @@ pub(crate) struct Attrs {
     pub conv: Option<CallConv>,
     pub redir: Option<String>,
     pub mode: Option<ModeAttr>,
+    /// `__ptr32` (4) or `__ptr64` (8) on a 64-bit target, the last written: the next `*` makes
+    /// a 4-byte pointer for 4 and takes it (LuaJIT's `MSIZEP` attribute); left over, it is a
+    /// mode on an integer base type (`char __ptr32` is an `int`, as in LuaJIT).
+    pub ptr_size: Option<u32>,
     /// `vector_size(n)` (or a vector `mode(V4SF)`): the vector's size in bytes, a power of two.
     pub vector: Option<u64>,
 }
@@ -202,8 +206,18 @@ const FIELD: DeclMode = DeclMode { direct: true, abstract_: true, field: true };
 #[derive(Clone, Debug)]
 enum Op {
     Pointer(Quals),
-    Array { len: ArrayLen, at: (u32, u32) },
-    Func { params: Vec<Param>, variadic: bool, conv: Option<CallConv>, at: (u32, u32) },
+    /// `* __ptr32` on a 64-bit target: a 4-byte pointer.
+    Ptr32(Quals),
+    Array {
+        len: ArrayLen,
+        at: (u32, u32),
+    },
+    Func {
+        params: Vec<Param>,
+        variadic: bool,
+        conv: Option<CallConv>,
+        at: (u32, u32),
+    },
 }
 
 /// A parsed declarator.
@@ -848,7 +862,11 @@ impl<'a> Parser<'a> {
             match self.kw() {
                 Some(Kw::Const) => a.quals.is_const = true,
                 Some(Kw::Volatile) => a.quals.is_volatile = true,
-                Some(Kw::Restrict | Kw::Extension | Kw::Ptr64) => {}
+                Some(Kw::Restrict | Kw::Extension) => {}
+                // LuaJIT reads them on 64-bit targets only; on x86 they change nothing.
+                Some(Kw::Ptr64) if self.table.target().pointer_size() == 8 => a.ptr_size = Some(8),
+                Some(Kw::Ptr32) if self.table.target().pointer_size() == 8 => a.ptr_size = Some(4),
+                Some(Kw::Ptr32 | Kw::Ptr64) => {}
                 Some(Kw::Attribute) => {
                     self.gcc_attribute(a)?;
                     continue;
@@ -862,12 +880,6 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 Some(Kw::Conv(c)) => a.conv = Some(c),
-                Some(Kw::Ptr32) => {
-                    // A 32-bit pointer on x86-64 (MSVC): the table has no such pointer type.
-                    if self.table.target().arch == Arch::X86_64 {
-                        return Err(self.err_near(BAD_TYPE));
-                    }
-                }
                 _ => return Ok(()),
             }
             self.next()?;
@@ -1064,7 +1076,11 @@ impl<'a> Parser<'a> {
         loop {
             if self.opt("*")? {
                 self.attributes(a)?;
-                pointers.push(Op::Pointer(std::mem::take(&mut a.quals)));
+                let quals = std::mem::take(&mut a.quals);
+                pointers.push(match a.ptr_size.take() {
+                    Some(4) => Op::Ptr32(quals),
+                    _ => Op::Pointer(quals),
+                });
             } else if self.tok.is("&") || self.tok.is("&&") {
                 // C++ references: LuaJIT has them, the type table does not.
                 return Err(self.err_near(BAD_TYPE));
@@ -1229,7 +1245,8 @@ impl<'a> Parser<'a> {
     /// of 2^31 bytes or more; functions returning functions or arrays.
     fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
-        let mut t = self.apply_mode(base, d.attrs.mode, at)?;
+        let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
+        let mut t = self.apply_mode(base, mode, at)?;
         if let Some(bytes) = d.attrs.vector {
             t = self.apply_vector(t, bytes, at)?;
         }
@@ -1238,6 +1255,7 @@ impl<'a> Parser<'a> {
                 Op::Pointer(q) => {
                     QualType { id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?, quals: *q }
                 }
+                Op::Ptr32(q) => QualType { id: self.table.try_ptr32_to(t).map_err(|e| self.type_err(e))?, quals: *q },
                 Op::Array { len, at } => {
                     let elem_size = match self.table.get(t.id) {
                         CType::Function(_) | CType::Void => return Err(Self::err_at(*at, BAD_SIZE)),

@@ -960,3 +960,49 @@ fn bool_written_with_an_integer_keyword_takes_that_keywords_size() {
     assert!(t.try_wide_bool(3).is_err() && t.try_wide_bool(16).is_err());
     assert_eq!(t.try_wide_bool(1).unwrap(), t.bool());
 }
+
+#[test]
+fn ptr32_makes_a_4_byte_pointer_on_64_bit_targets_only() {
+    // LuaJIT `cp_decl_attributes`/`cp_declarator` (LJ_64): `__ptr32` before or after a `*`
+    // makes that pointer 4 bytes, aligned to 4, printed `*__ptr32`; `__ptr64` after it undoes
+    // it; left on an integer base it is mode(SI)/mode(DI). Checked against luajit 2.1 (x64).
+    for target in [Target::X64_SYSV, Target::X64_WIN] {
+        let (mut t, mut s) = setup(target);
+        let laid = |t: &mut TypeTable, s: &mut CScope, src: &str| {
+            let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let l = t.layout(q.id).unwrap();
+            (t.display(q), l.size, l.align)
+        };
+        let p = |d: &str, size, align| (d.to_string(), size, align);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32"), p("int *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int __ptr32 *"), p("int *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "void * __ptr32"), p("void *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 *"), p("int *__ptr32 *", 8, 8));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 [3]"), p("int *__ptr32 [3]", 12, 4));
+        assert_eq!(laid(&mut t, &mut s, "int (* __ptr32)(int)").1, 4);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 const"), p("int *__ptr32 const", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr64"), p("int *", 8, 8));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr64 __ptr32").1, 4);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 __ptr64").1, 8);
+        assert_eq!(laid(&mut t, &mut s, "char __ptr32").0, "int");
+        let q = parse_type(&mut t, &mut s, "int * __ptr32", &[]).unwrap();
+        assert_ne!(q, parse_type(&mut t, &mut s, "int *", &[]).unwrap(), "a type of its own");
+        def(&mut t, &mut s, "struct p32 { char c; int * __ptr32 p; char d; int * __ptr32 q[2]; };");
+        assert_eq!(size(&t, &s, "p32"), (20, 4));
+        assert_eq!((offset(&t, &s, "p32", "p"), offset(&t, &s, "p32", "d"), offset(&t, &s, "p32", "q")), (4, 8, 12));
+        // Never planned by value (LuaJIT passes it as a 4-byte integer).
+        let int = parse_type(&mut t, &mut s, "int", &[]).unwrap();
+        let e = crate::plan_call(&t, &Signature::new(int, vec![q], false, CallConv::Cdecl), &[]).unwrap_err();
+        assert!(e.to_string().contains("__ptr32"), "{e}");
+        assert!(crate::plan_call(&t, &Signature::new(q, vec![], false, CallConv::Cdecl), &[]).is_err());
+    }
+    // On 32-bit targets every pointer is 32 bits: `__ptr32` changes nothing (nor `__ptr64`).
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
+        let (mut t, mut s) = setup(target);
+        assert_eq!(show(&mut t, &mut s, "int * __ptr32"), "int *");
+        assert_eq!(show(&mut t, &mut s, "int __ptr64"), "int");
+        let mut t2 = TypeTable::new(target);
+        let int = t2.int(IntKind::Int);
+        assert!(t2.try_ptr32_to(int).is_err(), "{target}: no 4-byte pointer type on a 32-bit target");
+    }
+}

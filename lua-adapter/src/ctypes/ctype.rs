@@ -46,6 +46,9 @@ pub enum Shape {
     },
     /// A pointer to the qualified type.
     Pointer(QualType),
+    /// A 4-byte pointer (`int * __ptr32` on x86-64): stored truncated to its low 32 bits,
+    /// read zero-extended as an ordinary pointer to the same type (NULL as `nil`).
+    Ptr32(QualType),
     /// An array of the qualified element type.
     Array(QualType, ArrayLen),
     /// A struct or union.
@@ -95,6 +98,7 @@ pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
         CType::Complex(FloatKind::Double) => Shape::Complex { part: 8 },
         CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => Shape::Unsupported,
         CType::Pointer(to) => Shape::Pointer(*to),
+        CType::Ptr32(to) => Shape::Ptr32(*to),
         CType::Array { elem, len } => Shape::Array(*elem, *len),
         CType::Record(_) => Shape::Record,
         CType::Function(_) => Shape::Func,
@@ -201,8 +205,11 @@ fn spell(types: &TypeTable, ty: QualType, is_ref: bool, params: bool) -> String 
     }
     loop {
         match types.get(cur.id) {
-            CType::Pointer(to) => {
+            CType::Pointer(to) | CType::Ptr32(to) => {
                 r.prep_quals(cur.quals);
+                if matches!(types.get(cur.id), CType::Ptr32(_)) {
+                    r.prep_str("__ptr32");
+                }
                 r.prep_char('*');
                 ptr_to = true;
                 r.needs_space = true;
@@ -308,7 +315,9 @@ fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
             tagged(r, rec.tag.as_deref(), ty.id, kw);
         }
         CType::Enum(e) => tagged(r, e.tag.as_deref(), ty.id, "enum"),
-        CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => unreachable!("declarators are walked by repr"),
+        CType::Pointer(_) | CType::Ptr32(_) | CType::Array { .. } | CType::Function(_) => {
+            unreachable!("declarators are walked by repr")
+        }
     }
     r.prep_quals(ty.quals);
 }

@@ -393,7 +393,7 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
         let desc = (*st).desc(ty);
         let sh = (*desc).shape;
         // LuaJIT casts to any CT_NUM or pointer: a 16-byte integer too (from integer cdata).
-        if !(sh.is_num() || matches!(sh, Shape::Pointer(_) | Shape::WideInt { .. })) {
+        if !(sh.is_num() || matches!(sh, Shape::Pointer(_) | Shape::Ptr32(_) | Shape::WideInt { .. })) {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
         let c = cdata::to_cdata(l, st, 2);

@@ -1,6 +1,7 @@
 -- What LuaJIT's C parser takes beyond plain C types, each as LuaJIT lays it out, reads,
 -- writes and converts it (checked against luajit 2.1; the suite runs this under both):
--- 16- and 32-byte integers made by mode(TI)/mode(OI), _Bool with an integer keyword.
+-- 16- and 32-byte integers made by mode(TI)/mode(OI), _Bool with an integer keyword,
+-- 4-byte pointers (__ptr32).
 -- Differences are marked T.ours.
 local ffi = require "ffi"
 local T = require "testlib"
@@ -215,5 +216,84 @@ T.ours("calls with a bool of more than one byte by value (LuaJIT passes them)", 
   local f = ffi.cast("int (*)(_Bool int)", ffi.cast("void *", 1))
   T.like(select(2, pcall(f, true)), "_Bool int", "a _Bool int parameter is refused, naming it")
 end)
+
+-- ---- 3. __ptr32: a 4-byte pointer on 64-bit targets, an ordinary one on 32-bit ----
+
+if ffi.abi("64bit") then
+  T.str(ffi.typeof("int * __ptr32"), "ctype<int *__ptr32>", "int * __ptr32")
+  T.str(ffi.typeof("int __ptr32 *"), "ctype<int *__ptr32>", "__ptr32 before the *")
+  T.str(ffi.typeof("int * __ptr64"), "ctype<int *>", "__ptr64 is the ordinary pointer")
+  T.str(ffi.typeof("int * __ptr32 *"), "ctype<int *__ptr32 *>", "pointer to a 4-byte pointer")
+  T.str(ffi.typeof("int * __ptr32 [3]"), "ctype<int *__ptr32 [3]>", "array of 4-byte pointers")
+  T.str(ffi.typeof("int (* __ptr32)(int)"), "ctype<int (*__ptr32)()>", "4-byte function pointer")
+  T.str(ffi.typeof("int * __ptr32 const"), "ctype<int *__ptr32 const>", "const 4-byte pointer")
+  T.str(ffi.typeof("const int * __ptr32"), "ctype<const int *__ptr32>", "4-byte pointer to const")
+  T.str(ffi.typeof("int *__ptr64 __ptr32"), "ctype<int *__ptr32>", "the last size wins")
+  T.str(ffi.typeof("int *__ptr32 __ptr64"), "ctype<int *>", "the last size wins (64)")
+  T.str(ffi.typeof("char __ptr32"), "ctype<int>", "__ptr32 on an integer is a 4-byte mode")
+  T.str(ffi.typeof("int __ptr64"), "ctype<int64_t>", "__ptr64 on an integer is an 8-byte mode")
+  T.eq(size_align("int * __ptr32"), "4/4", "sizeof/alignof int * __ptr32")
+  T.eq(size_align("int * __ptr64"), "8/8", "sizeof/alignof int * __ptr64")
+  T.eq(ffi.sizeof("int * __ptr32 *"), 8, "a pointer to one is 8 bytes")
+  T.eq(ffi.sizeof("int * __ptr32 [3]"), 12, "three of them")
+  T.ok(ffi.typeof("int * __ptr32") ~= ffi.typeof("int *"), "a type of its own")
+  ffi.cdef [[
+  struct cg_p32 { char c; int * __ptr32 p; char d; int * __ptr32 q[2]; };
+  typedef int * __ptr32 cg_p32_t;
+  ]]
+  T.eq(size_align("struct cg_p32"), "20/4", "struct with 4-byte pointers")
+  T.eq(ffi.offsetof("struct cg_p32", "p") .. "/" .. ffi.offsetof("struct cg_p32", "d") .. "/"
+    .. ffi.offsetof("struct cg_p32", "q"), "4/8/12", "their offsets")
+  T.eq(ffi.sizeof("cg_p32_t"), 4, "a typedef of one")
+  T.str(ffi.typeof("cg_p32_t *"), "ctype<int *__ptr32 *>", "a pointer to the typedef")
+
+  local s = ffi.new("struct cg_p32")
+  T.eq(s.p, nil, "a NULL 4-byte pointer member reads as nil (luaffi's NULL bridge)")
+  s.p = ffi.cast("int *", 0x12345678)
+  T.eq(tonumber(ffi.cast("uintptr_t", s.p)), 0x12345678, "stored and read back")
+  s.p = ffi.cast("int *", 0x80000001)
+  T.eq(tonumber(ffi.cast("uintptr_t", s.p)), 0x80000001, "read zero-extended")
+  s.p = ffi.cast("int *", 0x123456789)
+  T.eq(tonumber(ffi.cast("uintptr_t", s.p)), 0x23456789, "stored truncated to 32 bits")
+  T.eq(ffi.cast("uint32_t *", ffi.cast("char *", s) + 4)[0], 0x23456789, "in 4 bytes")
+  T.eq(s.c + s.d, 0, "its neighbours are untouched")
+  s.q[1] = ffi.cast("void *", 0x1000)
+  T.eq(tonumber(ffi.cast("uintptr_t", s.q[1] + 1)), 0x1004, "arithmetic on a read element")
+  T.ok(s.q[1] == ffi.cast("int *", 0x1000), "compares with an int *")
+  T.eq(tonumber(s.q[1] - ffi.cast("int *", 0)), 1024, "pointer difference")
+
+  local p = ffi.new("int * __ptr32")
+  T.eq(ffi.sizeof(p), 4, "ffi.new of one is 4 bytes")
+  T.str(p, "cdata<int *__ptr32>: NULL", "tostring of a NULL one")
+  T.str(ffi.cast("int * __ptr32", 0x1000), "cdata<int *__ptr32>: 0x00001000", "tostring shows its value")
+  local h = ffi.new("int * __ptr32", ffi.cast("int *", 0x80000001))
+  T.eq(tonumber(ffi.cast("intptr_t", h)), 0x80000001, "to intptr_t: zero-extended")
+  T.eq(tonumber(ffi.cast("uintptr_t", ffi.cast("int *", h))), 0x80000001, "to int *")
+  T.eq(tonumber(ffi.cast("uintptr_t", ffi.cast("int *", ffi.cast("int * __ptr32", -1)))), 0xffffffff,
+    "ffi.cast of -1: truncated")
+  T.eq(tonumber(ffi.cast("uintptr_t", ffi.cast("int *", ffi.cast("int * __ptr32", 0xfffffffff)))), 0xffffffff,
+    "ffi.cast of a number above 32 bits: truncated")
+  T.err("cannot convert 'number' to 'int *__ptr32'", "no 4-byte pointer from a number", ffi.new, "int * __ptr32", 5)
+  T.err("cannot convert 'double [1]' to 'int *__ptr32'", "nor from an incompatible pointer", ffi.new,
+    "int * __ptr32", ffi.new("double[1]"))
+  T.ours("a 4-byte pointer reads as an ordinary pointer (LuaJIT: cdata<int *__ptr32>)", function()
+    s.p = ffi.cast("int *", 0x1000)
+    T.str(ffi.typeof(s.p), "ctype<int *>", "a read 4-byte pointer is an int *")
+  end)
+  T.ours("a 4-byte pointer cdata is converted before use (LuaJIT indexes and compares it)", function()
+    local q = ffi.cast("int * __ptr32", 0x1000)
+    T.err("'int *__ptr32' cannot be indexed with 'number'", "not indexed", function() return q[0] end)
+    T.err("attempt to perform arithmetic on 'int *__ptr32' and 'number'", "no arithmetic", function() return q + 1 end)
+    T.ok(ffi.cast("int *", q) == ffi.cast("int *", 0x1000), "ffi.cast to int * first")
+  end)
+  T.ours("calls with a 4-byte pointer by value (LuaJIT passes it as a 4-byte integer)", function()
+    local f = ffi.cast("int (*)(int * __ptr32)", ffi.cast("void *", 1))
+    T.like(select(2, pcall(f, nil)), "__ptr32", "a __ptr32 parameter is refused, naming it")
+  end)
+else
+  T.str(ffi.typeof("int * __ptr32"), "ctype<int *>", "__ptr32 is every pointer on 32-bit targets")
+  T.eq(ffi.sizeof("int * __ptr32"), 4, "4 bytes")
+  T.str(ffi.typeof("int __ptr64"), "ctype<int>", "__ptr64 changes nothing there")
+end
 
 T.done("cparse_gaps.lua")

@@ -301,15 +301,6 @@ T.eq(size_align("ps_al_last"), "4/4", "the last aligned(n) of a typedef wins")
 T.ours("several aligned(n) on a member: the largest wins, as gcc lays it out (LuaJIT: the last)", function()
   T.eq(ffi.offsetof("struct ps_al_member", "x"), 16, "the largest aligned(n) of a member wins")
 end)
--- What LuaJIT's parse tests take and the type table cannot hold: a 4-byte pointer on
--- x86-64 (the 4-byte bool and 16-byte integers: cparse_gaps.lua).
-T.ours("__ptr32 on x86-64 is refused (LuaJIT: a 4-byte pointer)", function()
-  if ffi.arch == "x64" then
-    T.err("invalid C type near '__ptr32'", "int * __ptr32", ffi.typeof, "int * __ptr32")
-  else
-    T.str(ffi.typeof("int * __ptr32"), "ctype<int *>", "__ptr32 is every pointer on x86")
-  end
-end)
 for _, bad in ipairs { "", " ", "1", ";", "int int", "int char", "int;", "const", "sizeof", "struct", "(*)", "xyz" } do
   T.ok(not pcall(ffi.typeof, bad), "LuaJIT parse test, an error: '" .. bad .. "'")
 end
