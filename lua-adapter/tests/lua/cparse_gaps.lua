@@ -120,8 +120,9 @@ do
   T.err("attempt to compare 'int128_t' with 'int128_t'", "no ordering", function() return x < x end)
 end
 T.ours("calls with 16-byte integers by value (LuaJIT: NYI for arguments, results returned)", function()
-  ffi.cdef "int abs(cg_i128 x);"
-  T.like(select(2, pcall(function() return ffi.C.abs(ffi.new("cg_i128")) end)), "int128_t.*mode%(TI%)",
+  -- Planned (and refused) before any call: the address is never jumped to.
+  local take = ffi.cast("int (*)(cg_i128)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(take, ffi.new("cg_i128"))), "int128_t.*mode%(TI%)",
     "an int128_t parameter is refused with the reason")
   local ret = ffi.cast("cg_i128 (*)(int)", ffi.cast("void *", 1))
   T.like(select(2, pcall(ret, 1)), "int128_t.*mode%(TI%)", "an int128_t result is refused with the reason")
