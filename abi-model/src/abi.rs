@@ -128,6 +128,13 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             reason: "vector types by value go in vector registers or memory by rules the model does not have".into(),
         });
     }
+    let wide = || PlanError::Unsupported {
+        what: spelled(),
+        reason: "128- and 256-bit integers (mode(TI), mode(OI)) by value go by rules the model does not have".into(),
+    };
+    if holds_wide_int(table, ty.id, 0) {
+        return Err(wide());
+    }
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,
         CType::Void => return Err(PlanError::VoidParameter),
@@ -151,7 +158,21 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                 reason: "long double is passed differently on every target".into(),
             })
         }
+        CType::WideInt { .. } => return Err(wide()),
+        CType::WideBool { .. } => {
+            return Err(PlanError::Unsupported {
+                what: format!("{} ({} bytes)", spelled(), table.size_of(ty.id).unwrap_or(0)),
+                reason: "a bool of more than one byte (_Bool int) by value is not passed by the model's rules".into(),
+            })
+        }
         CType::Pointer(_) => ValueKind::Pointer,
+        // LuaJIT passes it as a 4-byte integer; the model's values have no 4-byte pointer.
+        CType::Ptr32(_) => {
+            return Err(PlanError::Unsupported {
+                what: spelled(),
+                reason: "a 4-byte pointer (__ptr32) by value is not passed by the model's rules".into(),
+            })
+        }
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) => return Err(PlanError::ReturnsArrayOrFunction { ty: spelled() }),
         CType::Record(_) => {
@@ -207,16 +228,34 @@ pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Re
 /// member, a nested record): passing it by value needs the vector rules (SysV `SSEUP`,
 /// `__m128` on Windows), which the model does not have.
 fn holds_vector(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
-    if table.is_vector(id) {
+    holds(table, id, depth, &|t, id| t.is_vector(id))
+}
+
+/// Whether a value of type `id` is a 16- or 32-byte integer (`mode(TI)`, `mode(OI)`) or a
+/// record holding one: gcc passes `__int128` in two eightbytes (SysV) or by reference
+/// (Windows), and has no 32-byte integer; the model has none of those rules.
+fn holds_wide_int(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
+    holds(table, id, depth, &|t, id| matches!(t.get(id), CType::WideInt { .. }))
+}
+
+/// Whether `id` is, or (a record's member, an array member's element, nested) holds, a type
+/// for which `is` is true. Array parameters decay to pointers: a top-level array holds nothing.
+fn holds(
+    table: &TypeTable,
+    id: crate::types::TypeId,
+    depth: u32,
+    is: &dyn Fn(&TypeTable, crate::types::TypeId) -> bool,
+) -> bool {
+    if is(table, id) {
         return true;
     }
     if depth > crate::types::MAX_TYPE_DEPTH {
         return false;
     }
     match table.get(id) {
-        CType::Array { elem, .. } if depth > 0 => holds_vector(table, elem.id, depth + 1),
+        CType::Array { elem, .. } if depth > 0 => holds(table, elem.id, depth + 1, is),
         CType::Record(r) => {
-            r.body.as_ref().is_some_and(|b| b.fields.iter().any(|f| holds_vector(table, f.ty.id, depth + 1)))
+            r.body.as_ref().is_some_and(|b| b.fields.iter().any(|f| holds(table, f.ty.id, depth + 1, is)))
         }
         _ => false,
     }

@@ -78,6 +78,23 @@ pub fn int_layout(target: Target, kind: IntKind) -> Layout {
     Layout { size, align }
 }
 
+/// Layout of a 16- or 32-byte integer (`mode(TI)`, `mode(OI)`): aligned to 16 (LuaJIT's
+/// `cp_decl_intern` caps a mode's alignment there; gcc aligns `__int128` to 16 on x86-64 and
+/// Win64), except on i386 Linux, whose psABI aligns no scalar beyond 4 (LuaJIT's
+/// `cp_field_align` caps such members at 4 there; gcc has no `__int128` for i386).
+pub fn wide_int_layout(target: Target, size: u32) -> Layout {
+    let align = if target == Target::X86_LINUX { 4 } else { size.min(16) };
+    Layout { size: u64::from(size), align }
+}
+
+/// Layout of a bool of 2, 4 or 8 bytes (`_Bool int`, `_Bool __int64`: LuaJIT's `cp_decl_spec`
+/// gives `_Bool` the size of the integer keyword written with it): the layout of the integer
+/// of that size, natural alignment (8 bytes: 4 on i386 Linux, as `long long`).
+pub fn wide_bool_layout(target: Target, size: u32) -> Layout {
+    let align = if size == 8 { eight_byte_scalar_align(target) } else { size };
+    Layout { size: u64::from(size), align }
+}
+
 /// Layout of a real floating type. `long double` is the x87 80-bit extended format on the
 /// gcc targets, padded to 16 bytes and aligned to 16 on x86-64 (psABI §3.1.2, Figure 3.1) and
 /// to 12 bytes aligned to 4 on i386 (i386 psABI, Table 2.1). On Windows MSVC makes it a
@@ -109,9 +126,12 @@ pub fn type_layout(table: &TypeTable, id: TypeId) -> Result<Layout, TypeError> {
         CType::Void | CType::Function(_) => Err(incomplete()),
         CType::Bool => Ok(Layout { size: 1, align: 1 }),
         CType::Int(k) => Ok(int_layout(target, *k)),
+        CType::WideInt { size, .. } => Ok(wide_int_layout(target, *size)),
+        CType::WideBool { size } => Ok(wide_bool_layout(target, *size)),
         CType::Float(k) => float_layout(target, *k),
         // A complex number is laid out as an array of two of its parts.
         CType::Complex(k) => float_layout(target, *k).map(|l| Layout { size: l.size * 2, align: l.align }),
+        CType::Ptr32(_) => Ok(Layout { size: 4, align: 4 }),
         CType::Pointer(_) => {
             let p = target.pointer_size();
             Ok(Layout { size: p as u64, align: p })
@@ -168,11 +188,12 @@ fn member(table: &TypeTable, field: &Field, is_last: bool, kind: RecordKind) -> 
 /// Checks a bit-field's declared type and width.
 fn check_bitfield(table: &TypeTable, field: &Field, width: u32, ty: Layout) -> Result<(), TypeError> {
     let name = field.name.as_deref().unwrap_or("<anonymous>");
-    let integral = matches!(table.get(field.ty.id), CType::Int(_) | CType::Bool | CType::Enum(_));
+    let is_bool = matches!(table.get(field.ty.id), CType::Bool | CType::WideBool { .. });
+    let integral = is_bool || matches!(table.get(field.ty.id), CType::Int(_) | CType::Enum(_));
     if !integral {
         return Err(TypeError::Invalid { message: format!("bit-field '{name}' has non-integral type") });
     }
-    let max = if matches!(table.get(field.ty.id), CType::Bool) { 1 } else { ty.size * 8 };
+    let max = if is_bool { 1 } else { ty.size * 8 };
     if u64::from(width) > max {
         return Err(TypeError::Invalid {
             message: format!("width of bit-field '{name}' ({width} bits) exceeds its type ({max} bits)"),

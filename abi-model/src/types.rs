@@ -303,14 +303,37 @@ pub enum CType {
     Void,
     /// `bool` / `_Bool`
     Bool,
+    /// A bool of 2, 4 or 8 bytes: `_Bool` written with an integer keyword of that size
+    /// (`_Bool int`, `int _Bool`, `_Bool __int16`, `_Bool __int64`), as LuaJIT's parser makes
+    /// it. Printed `bool`; any nonzero bit of its value (of its first 4 bytes when it has 8,
+    /// as LuaJIT reads it) is true; true is stored as 1 in those bytes.
+    WideBool {
+        /// Bytes: 2, 4 or 8.
+        size: u32,
+    },
     /// An integer type.
     Int(IntKind),
+    /// An integer of 16 or 32 bytes, as `__attribute__((mode(TI)))` / `mode(OI)` make one of
+    /// an integer type (LuaJIT's `int128_t`, `uint128_t`, `int256_t`, `uint256_t`): laid out
+    /// (aligned to 16), copied and converted to and from other integers, but never an
+    /// arithmetic type, a bit-field, a constant's type or a value passed by value.
+    WideInt {
+        /// Bytes: 16 or 32.
+        size: u32,
+        /// Signedness (that of the integer type the mode was applied to).
+        signed: bool,
+    },
     /// A real floating type.
     Float(FloatKind),
     /// `float complex` / `double complex` / `long double complex` (laid out as its two parts).
     Complex(FloatKind),
     /// A pointer to the qualified type.
     Pointer(QualType),
+    /// A 4-byte pointer to the qualified type on a 64-bit target: MSVC's `int * __ptr32`, as
+    /// LuaJIT lays it out (4 bytes, aligned to 4) and prints it (`int *__ptr32`). Its value is
+    /// the low 32 bits of an address, zero-extended when read. 32-bit targets never make one
+    /// (`__ptr32` is every pointer there).
+    Ptr32(QualType),
     /// An array.
     Array {
         /// The element type.
@@ -376,6 +399,12 @@ enum Key {
     Vector(QualType, u64),
     /// A type with another alignment (see [`TypeTable::try_aligned`]).
     Aligned(TypeId, u32),
+    /// A 4-byte pointer (see [`TypeTable::try_ptr32_to`]).
+    Ptr32(QualType),
+    /// A 16- or 32-byte integer (see [`TypeTable::try_wide_int`]).
+    WideInt(u32, bool),
+    /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
+    WideBool(u32),
     Function(QualType, Vec<QualType>, bool, CallConv),
 }
 
@@ -528,6 +557,27 @@ impl TypeTable {
         Some(self.int(kind))
     }
 
+    /// The integer of `size` bytes (16 or 32) and that signedness that `mode(TI)` and
+    /// `mode(OI)` make (LuaJIT `cp_decl_mode`): a [`CType::WideInt`], aligned to 16 bytes on
+    /// every target (LuaJIT caps a mode's alignment at 16, and gcc aligns `__int128` to 16).
+    /// Other sizes are `Invalid`: 1 to 8 bytes are the ordinary kinds of [`Self::int_of_size`].
+    pub fn try_wide_int(&mut self, size: u32, signed: bool) -> Result<TypeId, TypeError> {
+        if size != 16 && size != 32 {
+            return Err(TypeError::Invalid { message: format!("no {size}-byte wide integer: only 16 and 32 bytes") });
+        }
+        self.intern(Key::WideInt(size, signed), CType::WideInt { size, signed }, true)
+    }
+
+    /// The bool of `size` bytes: `bool` for 1, a [`CType::WideBool`] for 2, 4 and 8 (what
+    /// LuaJIT makes of `_Bool` with `__int16`, `int`, `__int64`). Other sizes are `Invalid`.
+    pub fn try_wide_bool(&mut self, size: u32) -> Result<TypeId, TypeError> {
+        match size {
+            1 => Ok(self.bool()),
+            2 | 4 | 8 => self.intern(Key::WideBool(size), CType::WideBool { size }, true),
+            _ => Err(TypeError::Invalid { message: format!("no {size}-byte bool: only 1, 2, 4 and 8 bytes") }),
+        }
+    }
+
     /// Size in bytes of an integer kind on this target.
     pub fn int_size(&self, kind: IntKind) -> u32 {
         layout::int_layout(self.target, kind).size as u32
@@ -562,7 +612,7 @@ impl TypeTable {
             return Ok(id);
         }
         let (depth, layout) = match &ty {
-            CType::Pointer(to) => (self.depth_over([to.id]), None),
+            CType::Pointer(to) | CType::Ptr32(to) => (self.depth_over([to.id]), None),
             CType::Array { elem, len } => {
                 let layout = match len {
                     ArrayLen::Fixed(n) => self
@@ -603,6 +653,16 @@ impl TypeTable {
     pub fn try_pointer_to(&mut self, pointee: impl Into<QualType>) -> Result<TypeId, TypeError> {
         let pointee = pointee.into();
         self.intern(Key::Pointer(pointee), CType::Pointer(pointee), true)
+    }
+
+    /// A 4-byte pointer to `pointee` (`__ptr32`), within the table's limits. Only 64-bit
+    /// targets have one: on a 32-bit target this is `Invalid` (`__ptr32` is every pointer).
+    pub fn try_ptr32_to(&mut self, pointee: impl Into<QualType>) -> Result<TypeId, TypeError> {
+        let pointee = pointee.into();
+        if self.target.pointer_size() != 8 {
+            return Err(TypeError::Invalid { message: "a __ptr32 pointer is an ordinary pointer here".into() });
+        }
+        self.intern(Key::Ptr32(pointee), CType::Ptr32(pointee), true)
     }
 
     /// Array of `elem`. Unchecked, as [`TypeTable::pointer_to`].
@@ -906,15 +966,22 @@ impl TypeTable {
         // Walk the declarator outwards-in: pointers prefix, arrays and functions suffix.
         loop {
             match self.get(cur.id) {
-                CType::Pointer(to) => {
+                CType::Pointer(to) | CType::Ptr32(to) => {
                     let mut s = String::from("*");
+                    let narrow = matches!(self.get(cur.id), CType::Ptr32(_));
+                    if narrow {
+                        s.push_str("__ptr32");
+                        if cur.quals.is_const || cur.quals.is_volatile {
+                            s.push(' ');
+                        }
+                    }
                     if cur.quals.is_const {
                         s.push_str("const");
                     }
                     if cur.quals.is_volatile {
                         s.push_str(if cur.quals.is_const { " volatile" } else { "volatile" });
                     }
-                    if (cur.quals.is_const || cur.quals.is_volatile) && !inner.is_empty() {
+                    if (narrow || cur.quals.is_const || cur.quals.is_volatile) && !inner.is_empty() {
                         s.push(' ');
                     }
                     inner = format!("{s}{inner}");
@@ -988,8 +1055,13 @@ impl TypeTable {
         }
         match self.get(ty.id) {
             CType::Void => s.push_str("void"),
-            CType::Bool => s.push_str("bool"),
+            CType::Bool | CType::WideBool { .. } => s.push_str("bool"),
             CType::Int(k) => s.push_str(k.c_name()),
+            CType::WideInt { size, signed } => {
+                s.push_str(if *signed { "int" } else { "uint" });
+                s.push_str(&(size * 8).to_string());
+                s.push_str("_t");
+            }
             CType::Float(k) => s.push_str(k.c_name()),
             CType::Complex(k) => {
                 s.push_str(match k {
@@ -1013,7 +1085,7 @@ impl TypeTable {
                     None => s.push_str(&ty.id.0.to_string()),
                 }
             }
-            CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => {
+            CType::Pointer(_) | CType::Ptr32(_) | CType::Array { .. } | CType::Function(_) => {
                 unreachable!("derived types are declarators")
             }
         }

@@ -212,6 +212,20 @@ pub unsafe fn write_int(p: *mut u8, size: u8, v: u64) {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, size.min(8) as usize) }
 }
 
+/// Writes the 64-bit integer `v` as a `size`-byte (16 or 32) integer: its 8 bytes, then the
+/// sign (`signed` and negative) or zeros above, as LuaJIT extends an integer to `int128_t`.
+///
+/// # Safety
+/// `p` must point to `size` writable bytes.
+unsafe fn write_wide(p: *mut u8, size: u8, v: u64, signed: bool) {
+    let fill = if signed && (v as i64) < 0 { 0xff } else { 0 };
+    // SAFETY: `p` points to `size` >= 8 writable bytes (caller's contract).
+    unsafe {
+        write_int(p, 8, v);
+        std::ptr::write_bytes(p.add(8), fill, usize::from(size).saturating_sub(8));
+    }
+}
+
 /// Reads a float of `size` bytes as a double.
 ///
 /// # Safety
@@ -322,9 +336,9 @@ fn ptr_size() -> u8 {
 /// The class LuaJIT compares when checking pointer compatibility (`ctype_type`).
 fn type_class(s: Shape) -> u8 {
     match s {
-        Shape::Bool | Shape::Int { .. } | Shape::Float { .. } => 0,
+        Shape::Bool | Shape::WideBool { .. } | Shape::Int { .. } | Shape::WideInt { .. } | Shape::Float { .. } => 0,
         Shape::Complex { .. } | Shape::Array(..) => 1,
-        Shape::Pointer(_) => 2,
+        Shape::Pointer(_) | Shape::Ptr32(_) => 2,
         Shape::Record => 3,
         Shape::Func => 4,
         Shape::Void => 5,
@@ -336,7 +350,7 @@ fn type_class(s: Shape) -> u8 {
 fn child(types: &TypeTable, ty: QualType) -> QualType {
     match types.get(ty.id) {
         CType::Complex(k) => QualType::plain(types.float(*k)),
-        CType::Pointer(to) => *to,
+        CType::Pointer(to) | CType::Ptr32(to) => *to,
         CType::Array { elem, .. } => QualType { id: elem.id, quals: elem.quals.union(ty.quals) },
         _ => ty,
     }
@@ -373,8 +387,8 @@ pub fn compatible_ptr(types: &TypeTable, d: QualType, s: QualType, fl: u8) -> bo
         return false;
     }
     match ds {
-        Shape::Bool | Shape::Int { .. } | Shape::Float { .. } => {
-            matches!(ds, Shape::Bool) == matches!(ss, Shape::Bool)
+        Shape::Bool | Shape::WideBool { .. } | Shape::Int { .. } | Shape::Float { .. } => {
+            ds.bool_bytes().is_some() == ss.bool_bytes().is_some()
                 && matches!(ds, Shape::Float { .. }) == matches!(ss, Shape::Float { .. })
         }
         Shape::Pointer(_) => compatible_ptr(types, dc, sc, fl | flags::SAME),
@@ -461,6 +475,36 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
     let sp = s.p;
     // SAFETY (whole body): sizes are those of the shapes, which the caller's buffers have.
     unsafe {
+        // A 4-byte pointer converts as the pointer it holds (zero-extended), and is made as a
+        // pointer is, truncated to 32 bits (LuaJIT `lj_cconv_ct_ct` on a 4-byte CT_PTR).
+        if let Shape::Ptr32(to) = s.shape {
+            let wide = read_int(sp, 4, false) as usize;
+            let src =
+                Src { ty: s.ty, shape: Shape::Pointer(to), p: &wide as *const usize as *const u8, origin: s.origin };
+            return conv_ct_ct(types, d, ds, dp, src, fl);
+        }
+        if let Shape::Ptr32(to) = ds {
+            let mut wide = [0u8; 8];
+            conv_ct_ct(types, d, Shape::Pointer(to), wide.as_mut_ptr(), s, fl)?;
+            std::ptr::copy_nonoverlapping(wide.as_ptr(), dp, 4);
+            return Ok(());
+        }
+        // A bool of 2, 4 or 8 bytes converts as a `bool` of the value in its first bytes.
+        if let Shape::WideBool { .. } = s.shape {
+            let n = s.shape.bool_bytes().unwrap_or(1);
+            let b = (read_int(sp, n, false) != 0) as u8;
+            let src = Src { ty: QualType::plain(types.bool()), shape: Shape::Bool, p: &b, origin: s.origin };
+            return conv_ct_ct(types, d, ds, dp, src, fl);
+        }
+        if let Shape::WideBool { .. } = ds {
+            let mut b = 0u8;
+            conv_ct_ct(types, QualType::plain(types.bool()), Shape::Bool, &mut b, s, fl).map_err(|e| match e {
+                ConvError::Bad { from, .. } => ConvError::Bad { from, to: d },
+                other => other,
+            })?;
+            write_int(dp, ds.bool_bytes().unwrap_or(1), u64::from(b));
+            return Ok(());
+        }
         match (ds, s.shape) {
             // Only numbers become bools (as the reference LuaJIT 2.1 decides): not pointers,
             // arrays, strings, nil or complex numbers, even by a cast.
@@ -480,6 +524,27 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
                 write_int(dp, size, read_int(sp, ptr_size(), false))
             }
             (Shape::Int { size, .. }, Shape::Array(..)) if cast => write_int(dp, size, sp as usize as u64),
+
+            // 16- and 32-byte integers (mode(TI), mode(OI)) as LuaJIT converts them: integer
+            // cdata and bools extend to them, they truncate to integers and are true as bools
+            // when any bit is set, they copy among themselves (extended or truncated); Lua
+            // numbers, floats and pointers are refused.
+            (Shape::WideInt { size, .. }, Shape::Bool) => write_wide(dp, size, u64::from(*sp), false),
+            (Shape::WideInt { size, .. }, Shape::Int { size: ss, signed }) if fl & flags::FROM_LUA == 0 => {
+                write_wide(dp, size, read_int(sp, ss, signed), signed)
+            }
+            (Shape::WideInt { size, .. }, Shape::WideInt { size: ss, signed }) => {
+                let top = *sp.add(usize::from(ss) - 1);
+                let fill = if signed && top & 0x80 != 0 { 0xff } else { 0 };
+                std::ptr::copy(sp, dp, usize::from(size.min(ss)));
+                if size > ss {
+                    std::ptr::write_bytes(dp.add(usize::from(ss)), fill, usize::from(size - ss));
+                }
+            }
+            (Shape::Int { size, .. }, Shape::WideInt { .. }) => write_int(dp, size, read_int(sp, 8, false)),
+            (Shape::Bool, Shape::WideInt { size, .. }) => {
+                *dp = std::slice::from_raw_parts(sp, usize::from(size)).iter().any(|&b| b != 0) as u8
+            }
 
             (Shape::Float { size }, Shape::Bool) => write_float(dp, size, *sp as f64),
             (Shape::Float { size }, Shape::Int { size: ss, signed }) => {
@@ -506,6 +571,7 @@ unsafe fn conv_ct_ct(types: &TypeTable, d: QualType, ds: Shape, dp: *mut u8, s: 
             (Shape::Pointer(_), Shape::Int { size, signed }) if cast => {
                 write_int(dp, ptr_size(), read_int(sp, size, signed))
             }
+            (Shape::Pointer(_), Shape::WideInt { .. }) if cast => write_int(dp, ptr_size(), read_int(sp, 8, false)),
             (Shape::Pointer(_), Shape::Float { size }) if cast && fl & flags::FROM_LUA != 0 => {
                 // The signed conversion: x64 pointers have 47 bits (lj_cconv.c).
                 write_int(dp, ptr_size(), f64_to_i64(read_float(sp, size)) as u64)
@@ -1226,7 +1292,7 @@ pub unsafe fn push_bitfield(
         let mask: u128 = if width >= 64 { u64::MAX as u128 } else { (1u128 << width) - 1 };
         let raw = (w & mask) as u64;
         match shape(&(*st).types, ty.id) {
-            Shape::Bool => ffi::lua_pushboolean(l, (raw != 0) as c_int),
+            Shape::Bool | Shape::WideBool { .. } => ffi::lua_pushboolean(l, (raw != 0) as c_int),
             Shape::Int { signed, .. } => {
                 let v = if signed && width > 0 && width < 64 && raw >> (width - 1) & 1 == 1 {
                     raw | (u64::MAX << width)
@@ -1398,7 +1464,8 @@ pub unsafe fn push_pointer(l: *mut ffi::lua_State, desc: *const CTypeDesc, p: us
 
 /// Pushes the C value of type `s` at `sp` as a Lua value (LuaJIT's `lj_cconv_tv_ct` /
 /// `lj_cdata_get`): numbers and booleans for scalars (64-bit integers per [`push_int`]),
-/// a pointer per [`push_pointer`] (NULL is `nil`), a copy for complex numbers, a reference for arrays and records — anchored to
+/// a pointer per [`push_pointer`] (NULL is `nil`), a copy for complex numbers and 16- or
+/// 32-byte integers, a reference for arrays and records — anchored to
 /// the value at stack index `anchor` (0: none, e.g. memory reached through a pointer).
 ///
 /// # Safety
@@ -1415,14 +1482,22 @@ pub unsafe fn c_to_lua(
     unsafe {
         let sh = shape(&(*st).types, s.id);
         match sh {
-            Shape::Bool => ffi::lua_pushboolean(l, (*sp != 0) as c_int),
+            Shape::Bool | Shape::WideBool { .. } => {
+                let n = sh.bool_bytes().unwrap_or(1);
+                ffi::lua_pushboolean(l, (read_int(sp, n, false) != 0) as c_int)
+            }
             Shape::Int { size, signed } => push_int(l, st, read_int(sp, size, signed), size, signed),
             Shape::Float { size } => ffi::lua_pushnumber(l, read_float(sp, size)),
             Shape::Pointer(_) => {
                 let w = std::mem::size_of::<usize>() as u8;
                 push_pointer(l, (*st).desc(s), read_int(sp, w, false) as usize);
             }
-            Shape::Complex { .. } => {
+            // Read as an ordinary pointer to the same type (LuaJIT keeps the 4-byte type).
+            Shape::Ptr32(to) => {
+                let wide = QualType { id: (*st).types.pointer_to(to), quals: s.quals };
+                push_pointer(l, (*st).desc(wide), read_int(sp, 4, false) as usize);
+            }
+            Shape::Complex { .. } | Shape::WideInt { .. } => {
                 let desc = (*st).desc(s);
                 let n = (*desc).size.unwrap_or(0) as usize;
                 let c = cdata::push_value(l, st, desc, n);

@@ -91,6 +91,7 @@ scripts! {
     conventions => "conventions.lua",
     compat => "compat.lua",
     parser => "parser.lua",
+    cparse_gaps => "cparse_gaps.lua",
     headers => "headers.lua",
     libraries => "libraries.lua",
     windows => "windows.lua",

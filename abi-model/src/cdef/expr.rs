@@ -335,7 +335,7 @@ impl Parser<'_> {
     /// What a pointer or array type points to.
     fn pointee(&self, ty: TypeId) -> Option<TypeId> {
         match self.table.get(ty) {
-            CType::Pointer(q) => Some(q.id),
+            CType::Pointer(q) | CType::Ptr32(q) => Some(q.id),
             CType::Array { elem, .. } => Some(elem.id),
             _ => None,
         }

@@ -312,7 +312,7 @@ pub(crate) fn tag_kind(table: &TypeTable, id: TypeId) -> Option<TagKind> {
 /// - On x86-64 the calling-convention keywords are accepted and ignored (as LuaJIT does there).
 /// - `#pragma pack` state lasts for one call, as in LuaJIT.
 /// - What the type table cannot represent is an error rather than silently wrong:
-///   vectors of `long double`, `mode(TI)`, `__ptr32` on x86-64, references, `regparm` on x86,
+///   vectors of `long double`, references, `regparm` on x86,
 ///   and an `aligned(n)` typedef of a struct or union other than its own alignment (gcc and
 ///   LuaJIT make it another type; the table has no such copies of records).
 pub fn cdef(table: &mut TypeTable, scope: &mut CScope, src: &str, params: &[CParam]) -> Result<(), CdefError> {

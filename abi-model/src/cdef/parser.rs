@@ -45,7 +45,11 @@ pub(crate) enum Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kw {
     Void,
+    /// `bool`: a 1-byte bool.
     Bool,
+    /// `_Bool`: a bool of the size of the integer keyword written with it (`_Bool int` has 4
+    /// bytes), 1 byte alone (LuaJIT's keyword table gives `_Bool` no size, `bool` size 1).
+    BareBool,
     Char,
     /// `int` (size 4) and the MSVC `__int8` .. `__int64` spellings (their size).
     Int(u32),
@@ -90,7 +94,8 @@ const NO_DECIMAL: &str = "the model has no decimal floating types";
 fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
-        "_Bool" | "bool" => Kw::Bool,
+        "bool" => Kw::Bool,
+        "_Bool" => Kw::BareBool,
         "char" => Kw::Char,
         "int" => Kw::Int(4),
         "__int8" => Kw::Int(1),
@@ -169,6 +174,10 @@ pub(crate) struct Attrs {
     pub conv: Option<CallConv>,
     pub redir: Option<String>,
     pub mode: Option<ModeAttr>,
+    /// `__ptr32` (4) or `__ptr64` (8) on a 64-bit target, the last written: the next `*` makes
+    /// a 4-byte pointer for 4 and takes it (LuaJIT's `MSIZEP` attribute); left over, it is a
+    /// mode on an integer base type (`char __ptr32` is an `int`, as in LuaJIT).
+    pub ptr_size: Option<u32>,
     /// `vector_size(n)` (or a vector `mode(V4SF)`): the vector's size in bytes, a power of two.
     pub vector: Option<u64>,
 }
@@ -197,8 +206,18 @@ const FIELD: DeclMode = DeclMode { direct: true, abstract_: true, field: true };
 #[derive(Clone, Debug)]
 enum Op {
     Pointer(Quals),
-    Array { len: ArrayLen, at: (u32, u32) },
-    Func { params: Vec<Param>, variadic: bool, conv: Option<CallConv>, at: (u32, u32) },
+    /// `* __ptr32` on a 64-bit target: a 4-byte pointer.
+    Ptr32(Quals),
+    Array {
+        len: ArrayLen,
+        at: (u32, u32),
+    },
+    Func {
+        params: Vec<Param>,
+        variadic: bool,
+        conv: Option<CallConv>,
+        at: (u32, u32),
+    },
 }
 
 /// A parsed declarator.
@@ -697,7 +716,10 @@ impl<'a> Parser<'a> {
             };
             let simple = sized.is_some()
                 || class.is_some()
-                || matches!(kw, Some(Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline));
+                || matches!(
+                    kw,
+                    Some(Kw::BareBool | Kw::Long | Kw::Short | Kw::Complex | Kw::Signed | Kw::Unsigned | Kw::Inline)
+                );
             if simple {
                 if let Some(n) = sized {
                     // A second sized keyword ends the specifiers ("int int" is then a bad
@@ -719,7 +741,7 @@ impl<'a> Parser<'a> {
                 }
                 match kw {
                     Some(Kw::Void) => seen.void = true,
-                    Some(Kw::Bool) => seen.bool_ = true,
+                    Some(Kw::Bool | Kw::BareBool) => seen.bool_ = true,
                     Some(Kw::Char) => seen.char_ = true,
                     Some(Kw::Int(4)) => seen.int = true,
                     Some(Kw::Float | Kw::Double) => seen.fp = true,
@@ -786,7 +808,8 @@ impl<'a> Parser<'a> {
             if seen.char_ || seen.fp || seen.longs > 0 || seen.short || seen.void {
                 return Err(self.err(BAD_TYPE));
             }
-            t.bool()
+            let made = self.table.try_wide_bool(size.unwrap_or(1));
+            made.map_err(|e| self.err(&type_error_message(&e)))?
         } else if seen.fp {
             if seen.longs > 0 {
                 t.float(FloatKind::LongDouble)
@@ -839,7 +862,11 @@ impl<'a> Parser<'a> {
             match self.kw() {
                 Some(Kw::Const) => a.quals.is_const = true,
                 Some(Kw::Volatile) => a.quals.is_volatile = true,
-                Some(Kw::Restrict | Kw::Extension | Kw::Ptr64) => {}
+                Some(Kw::Restrict | Kw::Extension) => {}
+                // LuaJIT reads them on 64-bit targets only; on x86 they change nothing.
+                Some(Kw::Ptr64) if self.table.target().pointer_size() == 8 => a.ptr_size = Some(8),
+                Some(Kw::Ptr32) if self.table.target().pointer_size() == 8 => a.ptr_size = Some(4),
+                Some(Kw::Ptr32 | Kw::Ptr64) => {}
                 Some(Kw::Attribute) => {
                     self.gcc_attribute(a)?;
                     continue;
@@ -853,12 +880,6 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 Some(Kw::Conv(c)) => a.conv = Some(c),
-                Some(Kw::Ptr32) => {
-                    // A 32-bit pointer on x86-64 (MSVC): the table has no such pointer type.
-                    if self.table.target().arch == Arch::X86_64 {
-                        return Err(self.err_near(BAD_TYPE));
-                    }
-                }
                 _ => return Ok(()),
             }
             self.next()?;
@@ -1055,7 +1076,11 @@ impl<'a> Parser<'a> {
         loop {
             if self.opt("*")? {
                 self.attributes(a)?;
-                pointers.push(Op::Pointer(std::mem::take(&mut a.quals)));
+                let quals = std::mem::take(&mut a.quals);
+                pointers.push(match a.ptr_size.take() {
+                    Some(4) => Op::Ptr32(quals),
+                    _ => Op::Pointer(quals),
+                });
             } else if self.tok.is("&") || self.tok.is("&&") {
                 // C++ references: LuaJIT has them, the type table does not.
                 return Err(self.err_near(BAD_TYPE));
@@ -1220,7 +1245,8 @@ impl<'a> Parser<'a> {
     /// of 2^31 bytes or more; functions returning functions or arrays.
     fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
-        let mut t = self.apply_mode(base, d.attrs.mode, at)?;
+        let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
+        let mut t = self.apply_mode(base, mode, at)?;
         if let Some(bytes) = d.attrs.vector {
             t = self.apply_vector(t, bytes, at)?;
         }
@@ -1229,6 +1255,7 @@ impl<'a> Parser<'a> {
                 Op::Pointer(q) => {
                     QualType { id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?, quals: *q }
                 }
+                Op::Ptr32(q) => QualType { id: self.table.try_ptr32_to(t).map_err(|e| self.type_err(e))?, quals: *q },
                 Op::Array { len, at } => {
                     let elem_size = match self.table.get(t.id) {
                         CType::Function(_) | CType::Void => return Err(Self::err_at(*at, BAD_SIZE)),
@@ -1268,26 +1295,20 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
-    /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (a 16- or
-    /// 32-byte one is refused: the model has no such integers), a floating type's to 4 or 8
-    /// bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
-    fn apply_mode(&self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
-        let t = &*self.table;
-        let id = match (mode, t.get(base.id)) {
-            (Some(ModeAttr(n)), CType::Int(k)) => match t.int_of_size(n, k.is_signed()) {
+    /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (16 and 32
+    /// bytes make a [`CType::WideInt`], LuaJIT's `int128_t`/`int256_t`), a floating type's to 4
+    /// or 8 bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
+    fn apply_mode(&mut self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
+        let id = match (mode, self.table.get(base.id).clone()) {
+            (Some(ModeAttr(n)), CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
                 Some(id) => id,
                 None => {
-                    let bits = n * 8;
-                    return Err(Self::err_at(
-                        at,
-                        &format!(
-                            "a {bits}-bit integer mode is not supported: the model has no {bits}-bit integer type"
-                        ),
-                    ));
+                    let made = self.table.try_wide_int(n, k.is_signed());
+                    made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?
                 }
             },
-            (Some(ModeAttr(4)), CType::Float(_)) => t.float(FloatKind::Float),
-            (Some(ModeAttr(8)), CType::Float(_)) => t.float(FloatKind::Double),
+            (Some(ModeAttr(4)), CType::Float(_)) => self.table.float(FloatKind::Float),
+            (Some(ModeAttr(8)), CType::Float(_)) => self.table.float(FloatKind::Double),
             _ => base.id,
         };
         Ok(QualType { id, quals: base.quals })
@@ -1528,7 +1549,7 @@ impl<'a> Parser<'a> {
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
     fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
-            CType::Bool => Some(1),
+            CType::Bool | CType::WideBool { .. } => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
             CType::Enum(e) if e.complete => Some(u64::from(self.table.int_size(e.repr)) * 8),
             _ => None,

@@ -61,7 +61,9 @@ fn same_type(table: &TypeTable, a: QualType, b: QualType, depth: u32) -> bool {
             bodies_equal(table, a.id, b.id, depth + 1)
         }
         (CType::Enum(x), CType::Enum(y)) if x.tag.is_none() && y.tag.is_none() => x.constants == y.constants,
-        (CType::Pointer(x), CType::Pointer(y)) => same_type(table, *x, *y, depth + 1),
+        (CType::Pointer(x), CType::Pointer(y)) | (CType::Ptr32(x), CType::Ptr32(y)) => {
+            same_type(table, *x, *y, depth + 1)
+        }
         (CType::Array { elem: x, len: lx }, CType::Array { elem: y, len: ly }) => {
             lx == ly && same_type(table, *x, *y, depth + 1)
         }

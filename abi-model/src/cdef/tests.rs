@@ -819,3 +819,190 @@ fn calls_passing_vectors_by_value_are_refused_not_planned_as_arrays() {
         assert!(crate::plan_call(&t, &Signature::new(int, vec![p], false, CallConv::Cdecl), &[]).is_ok());
     }
 }
+
+#[test]
+fn integer_modes_ti_and_oi_make_16_and_32_byte_integers_aligned_to_16() {
+    // LuaJIT `cp_decl_mode`/`cp_decl_intern`: mode(TI) and mode(OI) on any integer type make an
+    // integer of 16 or 32 bytes, keeping the signedness, its alignment capped at 16; printed
+    // `int128_t`, `uint128_t`, `int256_t`, `uint256_t`. Checked against luajit 2.1.
+    for target in Target::ALL {
+        let (mut t, mut s) = setup(target);
+        // i386 Linux aligns no scalar beyond 4 (LuaJIT `cp_field_align` caps such members).
+        let a16 = if target == Target::X86_LINUX { 4 } else { 16 };
+        def(
+            &mut t,
+            &mut s,
+            "typedef int i128 __attribute__((mode(TI))); typedef unsigned u128 __attribute__((__mode__(__TI__)));
+             typedef long long i256 __attribute__((mode(OI))); struct wt { char c; i128 x; char d; u128 y[2]; };",
+        );
+        let laid = |t: &mut TypeTable, s: &mut CScope, src: &str| {
+            let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let l = t.layout(q.id).unwrap();
+            (t.display(q), l.size, l.align)
+        };
+        assert_eq!(laid(&mut t, &mut s, "i128"), ("int128_t".into(), 16, a16), "{target}");
+        assert_eq!(laid(&mut t, &mut s, "u128"), ("uint128_t".into(), 16, a16), "{target}");
+        assert_eq!(laid(&mut t, &mut s, "i256"), ("int256_t".into(), 32, a16), "{target}");
+        assert_eq!(laid(&mut t, &mut s, "char __attribute__((mode(TI)))"), ("int128_t".into(), 16, a16));
+        assert_eq!(laid(&mut t, &mut s, "unsigned char __attribute__((mode(OI)))"), ("uint256_t".into(), 32, a16));
+        assert_eq!(laid(&mut t, &mut s, "const i128 *").0, "const int128_t *");
+        // Interned: one type per size and signedness.
+        let a = parse_type(&mut t, &mut s, "i128", &[]).unwrap();
+        let b = parse_type(&mut t, &mut s, "short __attribute__((mode(TI)))", &[]).unwrap();
+        assert_eq!(a, b);
+        // In a struct: gcc's and MSVC's rules agree (natural alignment 16; 4 on i386 Linux).
+        let (wt_size, offsets) = if a16 == 4 { ((56, 4), (4, 20, 24)) } else { ((80, 16), (16, 32, 48)) };
+        assert_eq!(size(&t, &s, "wt"), wt_size, "{target}");
+        assert_eq!(
+            (offset(&t, &s, "wt", "x"), offset(&t, &s, "wt", "d"), offset(&t, &s, "wt", "y")),
+            offsets,
+            "{target}"
+        );
+        // Floating modes of those sizes change nothing, as in LuaJIT.
+        assert_eq!(laid(&mut t, &mut s, "double __attribute__((mode(TI)))").0, "double");
+        assert_eq!(laid(&mut t, &mut s, "float __attribute__((mode(TF)))").0, "float");
+        // Not an integer to the rest of the parser: no bit-fields, no constants of it.
+        assert_eq!(err(&mut t, &mut s, "struct wb { i128 x : 3; };"), "1:20: invalid value near ':'");
+        assert!(err(&mut t, &mut s, "static const i128 K = 1;").contains("invalid C type"));
+    }
+}
+
+#[test]
+fn wide_integers_are_not_planned_by_value_anywhere() {
+    // The model has no rule for __int128 by value (SysV: two eightbytes; Windows: by
+    // reference); LuaJIT raises "NYI" for such an argument. Every target refuses, in a
+    // parameter, a result, or inside a struct passed by value; behind a pointer it is fine.
+    for target in Target::ALL {
+        let (mut t, mut s) = setup(target);
+        def(&mut t, &mut s, "typedef int i128 __attribute__((mode(TI))); struct hw { int n; i128 v; };");
+        let ty = |t: &mut TypeTable, s: &mut CScope, src: &str| parse_type(t, s, src, &[]).unwrap();
+        let int = ty(&mut t, &mut s, "int");
+        for by_value in ["i128", "struct hw"] {
+            let q = ty(&mut t, &mut s, by_value);
+            for sig in [
+                Signature::new(int, vec![q], false, CallConv::Cdecl),
+                Signature::new(q, vec![], false, CallConv::Cdecl),
+            ] {
+                let e = crate::plan_call(&t, &sig, &[]).unwrap_err();
+                assert!(matches!(e, crate::PlanError::Unsupported { .. }), "{target} {by_value}: {e:?}");
+                assert!(e.to_string().contains("mode(TI)"), "{e}");
+            }
+        }
+        let p = ty(&mut t, &mut s, "i128 *");
+        assert!(crate::plan_call(&t, &Signature::new(int, vec![p], false, CallConv::Cdecl), &[]).is_ok());
+    }
+}
+
+#[test]
+fn wide_int_constructor_refuses_other_sizes() {
+    // The check must be able to fail: 8 bytes is an ordinary integer, 64 no mode makes.
+    let mut t = TypeTable::new(Target::X64_SYSV);
+    assert!(t.try_wide_int(8, true).is_err());
+    assert!(t.try_wide_int(64, false).is_err());
+    let a = t.try_wide_int(16, true).unwrap();
+    assert_ne!(a, t.try_wide_int(16, false).unwrap());
+    assert_eq!(t.layout(a).unwrap().size, 16);
+}
+
+#[test]
+fn bool_written_with_an_integer_keyword_takes_that_keywords_size() {
+    // LuaJIT `cp_decl_spec`: `_Bool` has no size of its own, `bool` has 1; `int`, `__int16`,
+    // `__int64` give theirs, so `_Bool int` is a 4-byte bool (printed `bool`), natural
+    // alignment (8 bytes: 4 on i386 Linux, as long long). Checked against luajit 2.1.
+    for target in Target::ALL {
+        let (mut t, mut s) = setup(target);
+        let laid = |t: &mut TypeTable, s: &mut CScope, src: &str| {
+            let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let l = t.layout(q.id).unwrap();
+            (t.display(q), l.size, l.align)
+        };
+        let a8 = if target == Target::X86_LINUX { 4 } else { 8 };
+        for (src, size, align) in [
+            ("_Bool int", 4, 4),
+            ("int _Bool", 4, 4),
+            ("signed _Bool int", 4, 4),
+            ("unsigned int _Bool", 4, 4),
+            ("_Bool __int16", 2, 2),
+            ("_Bool __int32", 4, 4),
+            ("_Bool __int64", 8, a8),
+            ("_Bool __int8", 1, 1),
+            ("_Bool", 1, 1),
+            ("bool _Bool", 1, 1),
+            ("_Bool _Bool", 1, 1),
+        ] {
+            assert_eq!(laid(&mut t, &mut s, src), ("bool".into(), size, align), "{target} {src}");
+        }
+        // The 1-byte ones are `bool` itself; the wider ones are other types.
+        let b = parse_type(&mut t, &mut s, "bool", &[]).unwrap();
+        assert_eq!(parse_type(&mut t, &mut s, "_Bool __int8", &[]).unwrap(), b);
+        assert_ne!(parse_type(&mut t, &mut s, "_Bool int", &[]).unwrap(), b);
+        // In a struct, and as a 1-bit bit-field (LuaJIT: at most 1 bit for any bool).
+        def(&mut t, &mut s, "struct bw { char c; _Bool int b; char d; }; struct bb { _Bool int b : 1; int x : 3; };");
+        assert_eq!((size(&t, &s, "bw"), offset(&t, &s, "bw", "b")), ((12, 4), 4));
+        assert_eq!(size(&t, &s, "bb"), (4, 4));
+        assert_eq!(err(&mut t, &mut s, "struct bx { _Bool int b : 2; };"), "1:25: invalid value near ':'");
+        // What LuaJIT refuses: `bool` has a size already; char, short, long, float with _Bool.
+        for bad in ["_Bool char", "_Bool long", "_Bool short", "_Bool double"] {
+            let e = parse_type(&mut t, &mut s, bad, &[]).unwrap_err().to_string();
+            assert!(e.contains("invalid C type"), "{bad}: {e}");
+        }
+        let e = parse_type(&mut t, &mut s, "bool int", &[]).unwrap_err().to_string();
+        assert!(e.contains("'<eof>' expected near 'int'"), "{e}");
+        // Never planned by value (the model's Bool is one byte); fine in a struct by value.
+        let int = parse_type(&mut t, &mut s, "int", &[]).unwrap();
+        let wb = parse_type(&mut t, &mut s, "_Bool int", &[]).unwrap();
+        let e = crate::plan_call(&t, &Signature::new(int, vec![wb], false, CallConv::Cdecl), &[]).unwrap_err();
+        assert!(e.to_string().contains("_Bool int"), "{e}");
+        assert!(crate::plan_call(&t, &Signature::new(wb, vec![], false, CallConv::Cdecl), &[]).is_err());
+    }
+    // The constructor refuses sizes no keyword gives (must be able to fail).
+    let mut t = TypeTable::new(Target::X64_SYSV);
+    assert!(t.try_wide_bool(3).is_err() && t.try_wide_bool(16).is_err());
+    assert_eq!(t.try_wide_bool(1).unwrap(), t.bool());
+}
+
+#[test]
+fn ptr32_makes_a_4_byte_pointer_on_64_bit_targets_only() {
+    // LuaJIT `cp_decl_attributes`/`cp_declarator` (LJ_64): `__ptr32` before or after a `*`
+    // makes that pointer 4 bytes, aligned to 4, printed `*__ptr32`; `__ptr64` after it undoes
+    // it; left on an integer base it is mode(SI)/mode(DI). Checked against luajit 2.1 (x64).
+    for target in [Target::X64_SYSV, Target::X64_WIN] {
+        let (mut t, mut s) = setup(target);
+        let laid = |t: &mut TypeTable, s: &mut CScope, src: &str| {
+            let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let l = t.layout(q.id).unwrap();
+            (t.display(q), l.size, l.align)
+        };
+        let p = |d: &str, size, align| (d.to_string(), size, align);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32"), p("int *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int __ptr32 *"), p("int *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "void * __ptr32"), p("void *__ptr32", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 *"), p("int *__ptr32 *", 8, 8));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 [3]"), p("int *__ptr32 [3]", 12, 4));
+        assert_eq!(laid(&mut t, &mut s, "int (* __ptr32)(int)").1, 4);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 const"), p("int *__ptr32 const", 4, 4));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr64"), p("int *", 8, 8));
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr64 __ptr32").1, 4);
+        assert_eq!(laid(&mut t, &mut s, "int * __ptr32 __ptr64").1, 8);
+        assert_eq!(laid(&mut t, &mut s, "char __ptr32").0, "int");
+        let q = parse_type(&mut t, &mut s, "int * __ptr32", &[]).unwrap();
+        assert_ne!(q, parse_type(&mut t, &mut s, "int *", &[]).unwrap(), "a type of its own");
+        def(&mut t, &mut s, "struct p32 { char c; int * __ptr32 p; char d; int * __ptr32 q[2]; };");
+        assert_eq!(size(&t, &s, "p32"), (20, 4));
+        assert_eq!((offset(&t, &s, "p32", "p"), offset(&t, &s, "p32", "d"), offset(&t, &s, "p32", "q")), (4, 8, 12));
+        // Never planned by value (LuaJIT passes it as a 4-byte integer).
+        let int = parse_type(&mut t, &mut s, "int", &[]).unwrap();
+        let e = crate::plan_call(&t, &Signature::new(int, vec![q], false, CallConv::Cdecl), &[]).unwrap_err();
+        assert!(e.to_string().contains("__ptr32"), "{e}");
+        assert!(crate::plan_call(&t, &Signature::new(q, vec![], false, CallConv::Cdecl), &[]).is_err());
+    }
+    // On 32-bit targets every pointer is 32 bits: `__ptr32` changes nothing (nor `__ptr64`).
+    for target in [Target::X86_LINUX, Target::X86_WIN] {
+        let (mut t, mut s) = setup(target);
+        assert_eq!(show(&mut t, &mut s, "int * __ptr32"), "int *");
+        assert_eq!(show(&mut t, &mut s, "int __ptr64"), "int");
+        let mut t2 = TypeTable::new(target);
+        let int = t2.int(IntKind::Int);
+        assert!(t2.try_ptr32_to(int).is_err(), "{target}: no 4-byte pointer type on a 32-bit target");
+    }
+}

@@ -12,9 +12,24 @@ pub enum Shape {
     Void,
     /// `bool` / `_Bool`
     Bool,
+    /// A bool of 2, 4 or 8 bytes (`_Bool int`): read and written through its first
+    /// `size.min(4)` bytes (see [`Shape::bool_bytes`]), otherwise a `bool`.
+    WideBool {
+        /// Bytes: 2, 4 or 8.
+        size: u8,
+    },
     /// An integer of `size` bytes (1, 2, 4, 8); enums take this shape with their repr.
     Int {
         /// Bytes.
+        size: u8,
+        /// Signedness.
+        signed: bool,
+    },
+    /// A 16- or 32-byte integer (`mode(TI)`, `mode(OI)`): not a number to Lua. LuaJIT copies
+    /// it, converts integer cdata to it (extending) and it to integer cdata (truncating), and
+    /// raises for everything else (numbers, arithmetic, comparisons).
+    WideInt {
+        /// Bytes: 16 or 32.
         size: u8,
         /// Signedness.
         signed: bool,
@@ -31,6 +46,9 @@ pub enum Shape {
     },
     /// A pointer to the qualified type.
     Pointer(QualType),
+    /// A 4-byte pointer (`int * __ptr32` on x86-64): stored truncated to its low 32 bits,
+    /// read zero-extended as an ordinary pointer to the same type (NULL as `nil`).
+    Ptr32(QualType),
     /// An array of the qualified element type.
     Array(QualType, ArrayLen),
     /// A struct or union.
@@ -44,7 +62,18 @@ pub enum Shape {
 impl Shape {
     /// Integers, floats and bool: what LuaJIT calls `CT_NUM`.
     pub fn is_num(self) -> bool {
-        matches!(self, Shape::Bool | Shape::Int { .. } | Shape::Float { .. })
+        matches!(self, Shape::Bool | Shape::WideBool { .. } | Shape::Int { .. } | Shape::Float { .. })
+    }
+
+    /// For a bool of any size, the bytes its value is read from and written to: 1 for
+    /// `bool`; the first 4 of an 8-byte one (LuaJIT reads and writes an `int` there), all 2 of
+    /// a 2-byte one (LuaJIT reads and writes 4 bytes, past it: not followed). None otherwise.
+    pub fn bool_bytes(self) -> Option<u8> {
+        match self {
+            Shape::Bool => Some(1),
+            Shape::WideBool { size } => Some(size.min(4)),
+            _ => None,
+        }
     }
 
     /// Pointers and arrays (which decay to pointers).
@@ -59,14 +88,17 @@ pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
     match types.get(id) {
         CType::Void => Shape::Void,
         CType::Bool => Shape::Bool,
+        CType::WideBool { size } => Shape::WideBool { size: *size as u8 },
         CType::Int(k) => Shape::Int { size: types.int_size(*k) as u8, signed: k.is_signed() },
         CType::Enum(e) => Shape::Int { size: types.int_size(e.repr) as u8, signed: e.repr.is_signed() },
+        CType::WideInt { size, signed } => Shape::WideInt { size: *size as u8, signed: *signed },
         CType::Float(FloatKind::Float) => Shape::Float { size: 4 },
         CType::Float(FloatKind::Double) => Shape::Float { size: 8 },
         CType::Complex(FloatKind::Float) => Shape::Complex { part: 4 },
         CType::Complex(FloatKind::Double) => Shape::Complex { part: 8 },
         CType::Float(FloatKind::LongDouble) | CType::Complex(FloatKind::LongDouble) => Shape::Unsupported,
         CType::Pointer(to) => Shape::Pointer(*to),
+        CType::Ptr32(to) => Shape::Ptr32(*to),
         CType::Array { elem, len } => Shape::Array(*elem, *len),
         CType::Record(_) => Shape::Record,
         CType::Function(_) => Shape::Func,
@@ -173,8 +205,11 @@ fn spell(types: &TypeTable, ty: QualType, is_ref: bool, params: bool) -> String 
     }
     loop {
         match types.get(cur.id) {
-            CType::Pointer(to) => {
+            CType::Pointer(to) | CType::Ptr32(to) => {
                 r.prep_quals(cur.quals);
+                if matches!(types.get(cur.id), CType::Ptr32(_)) {
+                    r.prep_str("__ptr32");
+                }
                 r.prep_char('*');
                 ptr_to = true;
                 r.needs_space = true;
@@ -239,7 +274,7 @@ fn spell(types: &TypeTable, ty: QualType, is_ref: bool, params: bool) -> String 
 fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
     match ct {
         CType::Void => r.prep_str("void"),
-        CType::Bool => r.prep_str("bool"),
+        CType::Bool | CType::WideBool { .. } => r.prep_str("bool"),
         CType::Float(k) => r.prep_str(k.c_name()),
         CType::Complex(k) => {
             match k {
@@ -264,6 +299,14 @@ fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
                 _ => r.prep_str(if k.is_signed() { "int64_t" } else { "uint64_t" }),
             }
         }
+        CType::WideInt { size, signed } => {
+            r.prep_str(match (size, signed) {
+                (16, true) => "int128_t",
+                (16, false) => "uint128_t",
+                (_, true) => "int256_t",
+                (_, false) => "uint256_t",
+            });
+        }
         CType::Record(rec) => {
             let kw = match rec.kind {
                 RecordKind::Struct => "struct",
@@ -272,7 +315,9 @@ fn base_repr(r: &mut Repr, types: &TypeTable, ty: QualType, ct: &CType) {
             tagged(r, rec.tag.as_deref(), ty.id, kw);
         }
         CType::Enum(e) => tagged(r, e.tag.as_deref(), ty.id, "enum"),
-        CType::Pointer(_) | CType::Array { .. } | CType::Function(_) => unreachable!("declarators are walked by repr"),
+        CType::Pointer(_) | CType::Ptr32(_) | CType::Array { .. } | CType::Function(_) => {
+            unreachable!("declarators are walked by repr")
+        }
     }
     r.prep_quals(ty.quals);
 }

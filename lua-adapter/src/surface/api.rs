@@ -392,7 +392,8 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(l, 2);
         let desc = (*st).desc(ty);
         let sh = (*desc).shape;
-        if !(sh.is_num() || matches!(sh, Shape::Pointer(_))) {
+        // LuaJIT casts to any CT_NUM or pointer: a 16-byte integer too (from integer cdata).
+        if !(sh.is_num() || matches!(sh, Shape::Pointer(_) | Shape::Ptr32(_) | Shape::WideInt { .. })) {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
         let c = cdata::to_cdata(l, st, 2);
@@ -726,6 +727,7 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
         let p = cdata::bytes(c);
         match shape(&(*st).types, ty.id) {
             Shape::Bool => push_count(l, *p as i64),
+            Shape::WideBool { size } => push_count(l, (convert::read_int(p, size.min(4), false) != 0) as i64),
             Shape::Int { size: 8, signed }
                 if !HAS_INTEGERS || (!signed && convert::read_int(p, 8, false) > i64::MAX as u64) =>
             {
@@ -738,6 +740,11 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
                 }
             }
             Shape::Complex { part } => ffi::lua_pushnumber(l, convert::read_float(p, part)),
+            // LuaJIT converts a 16- or 32-byte integer to no double: it raises.
+            Shape::WideInt { .. } => {
+                let double = QualType::plain((*st).types.float(abi_model::FloatKind::Double));
+                convert::raise_conv(l, st, convert::ConvError::Bad { from: convert::Origin::C(ty), to: double });
+            }
             _ => ffi::lua_pushnil(l),
         }
         1

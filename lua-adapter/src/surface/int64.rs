@@ -187,7 +187,9 @@ unsafe fn as_u64(o: &Operand, unsigned: bool) -> u64 {
         // SAFETY: a cdata operand's value lies at `p`.
         NumVal::None => unsafe {
             match o.shape {
-                Shape::Bool => *o.p as u64,
+                Shape::Bool | Shape::WideBool { .. } => {
+                    (read_int(o.p, o.shape.bool_bytes().unwrap_or(1), false) != 0) as u64
+                }
                 Shape::Int { size, signed } => read_int(o.p, size, signed),
                 Shape::Float { size } => f64_to_int_bits(crate::convert::read_float(o.p, size), 8, !unsigned),
                 _ => 0,

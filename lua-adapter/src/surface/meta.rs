@@ -617,6 +617,8 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
                 }
                 p as usize
             }
+            // A 4-byte pointer (`__ptr32`) holds the low 32 bits of an address.
+            Shape::Ptr32(_) => read_int(p, 4, false) as usize,
             // A function cdata holds the function's address.
             Shape::Func => read_int(p, std::mem::size_of::<usize>() as u8, false) as usize,
             _ => p as usize,

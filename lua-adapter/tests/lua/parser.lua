@@ -84,12 +84,6 @@ local mode_types = {
 for _, m in ipairs(mode_types) do
   T.str(ffi.typeof(m[1]), m[2], "mode as LuaJIT reads it: " .. m[1])
 end
-T.ours("16- and 32-byte integer modes (LuaJIT: int128_t/int256_t it can only zero-fill)", function()
-  T.err("a 128-bit integer mode is not supported: the model has no 128-bit integer type", "mode(TI)",
-    ffi.typeof, "int __attribute__((mode(TI)))")
-  T.err("a 256-bit integer mode is not supported: the model has no 256-bit integer type", "mode(OI)",
-    ffi.cdef, "typedef unsigned ps_u256 __attribute__((mode(OI)));")
-end)
 ffi.cdef "typedef int ps_i8 __attribute__((mode(QI))); typedef unsigned int ps_u64 __attribute__((__mode__(__DI__)));"
 T.eq(ffi.sizeof("ps_i8") .. "/" .. ffi.sizeof("ps_u64"), "1/8", "mode on typedefs (glibc's int8_t style)")
 
@@ -306,16 +300,6 @@ struct ps_al_member { char c; int x __attribute__((aligned(16))) __attribute__((
 T.eq(size_align("ps_al_last"), "4/4", "the last aligned(n) of a typedef wins")
 T.ours("several aligned(n) on a member: the largest wins, as gcc lays it out (LuaJIT: the last)", function()
   T.eq(ffi.offsetof("struct ps_al_member", "x"), 16, "the largest aligned(n) of a member wins")
-end)
--- What LuaJIT's parse tests take and the type table cannot hold: a 4-byte pointer on
--- x86-64, a 4-byte bool.
-T.ours("__ptr32 on x86-64 and '_Bool int' are refused (LuaJIT: 4-byte pointer and bool)", function()
-  if ffi.arch == "x64" then
-    T.err("invalid C type near '__ptr32'", "int * __ptr32", ffi.typeof, "int * __ptr32")
-  else
-    T.str(ffi.typeof("int * __ptr32"), "ctype<int *>", "__ptr32 is every pointer on x86")
-  end
-  T.ok(not pcall(ffi.typeof, "_Bool int"), "_Bool int")
 end)
 for _, bad in ipairs { "", " ", "1", ";", "int int", "int char", "int;", "const", "sizeof", "struct", "(*)", "xyz" } do
   T.ok(not pcall(ffi.typeof, bad), "LuaJIT parse test, an error: '" .. bad .. "'")
