@@ -200,7 +200,7 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
             let c = new_userdata(l, HEADER + len, 0) as *mut Cdata;
             std::ptr::write_bytes(c.add(1) as *mut u8, 0, len);
             c.write(Cdata { word: desc as usize | storage::INLINE, tag: tag_of(c, st) });
-            set_meta(l, st, false);
+            set_plain_meta(l, st, c as *mut u8);
             return c;
         }
     }
@@ -218,34 +218,43 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         let c = base as *mut Cdata;
         c.write(Cdata { word: desc as usize | storage::EXTENDED, tag: tag_of(c, st) });
         (extent(c) as *mut Extent).write(Extent { ptr, len });
-        set_meta(l, st, false);
+        set_plain_meta(l, st, base);
         c
     }
 }
 
-/// [`set_meta`] without `__gc`, pushing the metatable from the copy of its stack slot the
-/// state keeps once it has read it (with the verified layout; the registry lookup otherwise).
+/// [`set_meta`] without `__gc` for the userdata just made at the top, whose block (made with
+/// no user values) is at `block`: with the verified layout, the metatable's address is
+/// stored into the userdata's `metatable` field as `lua_setmetatable` stores it, without
+/// the call (a third of the cost of a boxed 64-bit result on Lua 5.1 besides the
+/// allocation); through the API otherwise, or until the address is known.
+///
+/// No write barrier is needed for the store: the plain metatable is anchored in the
+/// registry for the state's whole life, so every collection reaches it from the roots
+/// whatever the new userdata's colour (Lua 5.3+ may run a step inside `lua_newuserdata`,
+/// after making it), and the metatable has no `__gc`, so `lua_setmetatable` would not mark
+/// the userdata for finalization either.
 ///
 /// # Safety
-/// As [`set_meta`], in a function Lua called (or a callback's frame above one).
-unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState) {
-    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract); the
-    // slot copy was read from this state's metatable, which its registry reference keeps
-    // alive, with the layout verified for this Lua; `read_slot` reads the top slot just pushed
-    // inside the running frame.
+/// As [`set_meta`]; `block` is the block of the full userdata at the top, made with no user
+/// values by [`new_userdata`] in this call.
+#[inline(always)]
+unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState, block: *mut u8) {
+    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract). With
+    // the verified layout, `block - block_at` is its `Udata` (a `Udata0` on 5.4+: no user
+    // values) and `metatable_at` its `metatable` field; the address stored is the plain
+    // metatable's, anchored in the registry for the state's life, so no barrier is owed.
     unsafe {
-        let Some(vm) = (*st).inline_vm().copied() else { return set_meta(l, st, false) };
-        match (*st).metatable_slot() {
-            Some(slot) => {
-                crate::stack::vm_check::push_slot(l, vm, slot);
-                ffi::lua_setmetatable(l, -2);
+        match ((*st).inline_vm(), (*st).metatable_addr()) {
+            (Some(vm), Some(mt)) => {
+                let ud = vm.userdata;
+                let field = block.wrapping_sub(ud.block_at as usize).wrapping_add(ud.metatable_at as usize);
+                (field as *mut usize).write_unaligned(mt);
             }
-            None => {
+            _ => {
                 set_meta(l, st, false);
                 if ffi::lua_getmetatable(l, -1) != 0 {
-                    if let Some(slot) = crate::stack::vm_check::read_slot(l, &vm, -1) {
-                        (*st).set_metatable_slot(slot);
-                    }
+                    (*st).set_metatable_addr(ffi::lua_topointer(l, -1) as usize);
                     ffi::lua_pop(l, 1);
                 }
             }
@@ -293,7 +302,7 @@ pub unsafe fn push_scalar(
         let c = new_userdata(l, HEADER + len, 0) as *mut Cdata;
         store(c.add(1) as *mut u8);
         c.write(Cdata { word: desc as usize | storage::INLINE, tag: tag_of(c, st) });
-        set_plain_meta(l, st);
+        set_plain_meta(l, st, c as *mut u8);
         c
     }
 }
@@ -378,7 +387,7 @@ pub unsafe fn push_ctype(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         ffi::lua_pop(l, 1);
         let c = new_userdata(l, HEADER, 0) as *mut Cdata;
         c.write(Cdata { word: desc as usize | storage::CTYPE, tag: tag_of(c, st) });
-        set_meta(l, st, false);
+        set_plain_meta(l, st, c as *mut u8);
         ffi::lua_pushvalue(l, -1);
         ffi::lua_rawsetp(l, -3, desc as *const c_void);
         ffi::lua_remove(l, -2);

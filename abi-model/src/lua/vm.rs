@@ -73,6 +73,10 @@ pub struct LuaUserdata {
     pub len_at: u32,
     /// Offset of the block (`lua_touserdata`'s result).
     pub block_at: u32,
+    /// Offset of `Table *metatable`, which the module writes itself into a userdata it has
+    /// just made (what `lua_setmetatable` stores; see lua-adapter's `cdata` for why no
+    /// barrier is needed there).
+    pub metatable_at: u32,
     /// Lua 5.4 and later: offset of `unsigned short nuvalue`; the block is at `block_at` only
     /// for a userdata made without user values (`Udata0`), so a stub reads one only then.
     pub no_user_values_at: Option<u32>,
@@ -148,7 +152,7 @@ impl LuaVm {
         strings: LuaStrings { short_tag: 4, long_tag: 4, short_bytes: StrBytes::At(24), long_bytes: StrBytes::At(24) },
         // `union Udata { L_Umaxalign dummy; struct { CommonHeader; Table *metatable;
         // Table *env; size_t len; } uv; }`: 40 bytes, the block after it (5.2 alike).
-        userdata: LuaUserdata { tag: 7, len_at: 32, block_at: 40, no_user_values_at: None },
+        userdata: LuaUserdata { tag: 7, len_at: 32, block_at: 40, metatable_at: 16, no_user_values_at: None },
         cclosure_upvalues: 40,
         // `lua_State { CommonHeader; lu_byte status; StkId top, base; global_State *l_G;
         // CallInfo *ci; const Instruction *savedpc; StkId stack_last; ... }`;
@@ -184,7 +188,7 @@ impl LuaVm {
         name: "Lua 5.3",
         int_tag: Some(0x13),
         float_tag: 3,
-        userdata: LuaUserdata { tag: 0x47, len_at: 24, block_at: 40, no_user_values_at: None },
+        userdata: LuaUserdata { tag: 0x47, len_at: 24, block_at: 40, metatable_at: 16, no_user_values_at: None },
         ..LuaVm::LUA52
     };
 
@@ -196,7 +200,7 @@ impl LuaVm {
         tag_size: 1,
         int_tag: Some(3),
         float_tag: 0x13,
-        userdata: LuaUserdata { tag: 0x47, len_at: 16, block_at: 32, no_user_values_at: Some(10) },
+        userdata: LuaUserdata { tag: 0x47, len_at: 16, block_at: 32, metatable_at: 24, no_user_values_at: Some(10) },
         // `lua_State { CommonHeader; lu_byte status, allowhook; unsigned short nci;
         // StkIdRel top; global_State *l_G; CallInfo *ci; StkIdRel stack_last; ... }`: no
         // `oldpc` before `stack_last` any more (5.5 alike).
@@ -225,7 +229,7 @@ impl LuaVm {
         args: ArgsBase::Base { at: 12 },
         slot: 12,
         strings: LuaStrings { short_tag: 4, long_tag: 4, short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16) },
-        userdata: LuaUserdata { tag: 7, len_at: 16, block_at: 20, no_user_values_at: None },
+        userdata: LuaUserdata { tag: 7, len_at: 16, block_at: 20, metatable_at: 8, no_user_values_at: None },
         cclosure_upvalues: 20,
         room: StackRoom { stack_last: 28, ci: 20, ci_top: 8 },
         ..LuaVm::LUA51
@@ -243,7 +247,7 @@ impl LuaVm {
         args: ArgsBase::CallInfo { ci: 20, func: 0 },
         slot: 12,
         strings: LuaStrings { short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16), ..LuaVm::LUA53.strings },
-        userdata: LuaUserdata { tag: 0x47, len_at: 12, block_at: 24, no_user_values_at: None },
+        userdata: LuaUserdata { tag: 0x47, len_at: 12, block_at: 24, metatable_at: 8, no_user_values_at: None },
         cclosure_upvalues: 16,
         room: StackRoom { stack_last: 28, ci: 20, ci_top: 4 },
         ..LuaVm::LUA53
@@ -260,7 +264,7 @@ impl LuaVm {
         args: ArgsBase::CallInfo { ci: 20, func: 0 },
         slot: 12,
         strings: LuaStrings { short_bytes: StrBytes::At(16), long_bytes: StrBytes::At(16), ..LuaVm::LUA54.strings },
-        userdata: LuaUserdata { tag: 0x47, len_at: 8, block_at: 16, no_user_values_at: Some(6) },
+        userdata: LuaUserdata { tag: 0x47, len_at: 8, block_at: 16, metatable_at: 12, no_user_values_at: Some(6) },
         cclosure_upvalues: 16,
         room: StackRoom { stack_last: 24, ci: 20, ci_top: 4 },
         ..LuaVm::LUA54
@@ -497,6 +501,20 @@ mod tests {
         assert_eq!(ud(LuaVm::LUA53_I386), (12, 24, None));
         assert_eq!(ud(LuaVm::LUA54_I386), (8, 16, Some(6)));
         assert_eq!(ud(LuaVm::LUA55_I386), (8, 16, Some(6)));
+        // offsetof(Udata, uv.metatable) (5.1), offsetof(Udata, metatable) (5.3),
+        // offsetof(Udata0, metatable) (5.4, 5.5); mingw i686 gives the same.
+        let mt: Vec<u32> = LuaVm::ALL_I386.iter().map(|vm| vm.userdata.metatable_at).collect();
+        assert_eq!(mt, [8, 8, 12, 12]);
+        let mt: Vec<u32> = LuaVm::ALL_WIN32.iter().map(|vm| vm.userdata.metatable_at).collect();
+        assert_eq!(mt, [8, 8, 12, 12]);
+    }
+
+    #[test]
+    fn userdata_metatables_are_where_gcc_puts_them() {
+        // x86-64 gcc, the lua-src 551 sources: offsetof(Udata, uv.metatable) in 5.1 and 5.2,
+        // offsetof(Udata, metatable) in 5.3, offsetof(Udata0, metatable) in 5.4 and 5.5.
+        let mt: Vec<u32> = LuaVm::ALL.iter().map(|vm| vm.userdata.metatable_at).collect();
+        assert_eq!(mt, [16, 16, 16, 24, 24]);
     }
 
     #[test]

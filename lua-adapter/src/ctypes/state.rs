@@ -68,6 +68,11 @@ pub struct FfiState {
     pub scope: CScope,
     /// One descriptor per qualified type, boxed so that its address never changes.
     descs: FxHashMap<QualType, Box<CTypeDesc>>,
+    /// Descriptors looked up lately, in a slot picked by the type ([`FfiState::desc`]): a
+    /// cast or a field access repeated in a loop finds its descriptor without hashing. A
+    /// descriptor is never removed from `descs` (only updated in place), so an entry never
+    /// goes stale.
+    recent_descs: Box<[(QualType, *const CTypeDesc); RECENT_DESCS]>,
     /// The descriptors of `descs` that may gain a size by a later `ffi.cdef` (sizeless, and
     /// not [`never_sized`]): all [`FfiState::refresh_incomplete`] looks at, so that
     /// a cdef costs nothing per function type met before.
@@ -91,11 +96,11 @@ pub struct FfiState {
     /// The Lua stack layout stubs read and write inline, once checked against the running
     /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
     inline_vm: Option<LuaVm>,
-    /// The cdata metatable without `__gc` as a stack slot holds it (its value word and tag,
-    /// [`crate::stack::vm_check::read_slot`]), once read with the verified layout: pushed
-    /// without a registry lookup by [`crate::cdata::push_scalar`]. The registry keeps the
+    /// The address of the cdata metatable without `__gc` (its `Table`, what
+    /// `lua_topointer` gives), once looked up: [`crate::cdata`] stores it into the userdata it
+    /// makes with the verified layout, without `lua_setmetatable`. The registry keeps the
     /// table alive as long as the state.
-    metatable_slot: Option<(u64, u32)>,
+    metatable_addr: Option<usize>,
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
@@ -158,6 +163,9 @@ impl Field {
         ((key ^ (desc >> 3)) >> 4) & (FIELD_CACHE - 1)
     }
 }
+
+/// Slots of [`FfiState::desc`]'s cache (a power of two).
+const RECENT_DESCS: usize = 64;
 
 /// Slots of [`FfiState::member`]'s cache (a power of two).
 const MEMBER_CACHE: usize = 256;
@@ -277,6 +285,7 @@ impl FfiState {
             types,
             scope,
             descs: FxHashMap::default(),
+            recent_descs: Box::new([(QualType::plain(TypeId(0)), std::ptr::null()); RECENT_DESCS]),
             may_complete: Vec::new(),
             parsed: FxHashMap::default(),
             metatypes: FxHashMap::default(),
@@ -291,7 +300,7 @@ impl FfiState {
                 field_keys: ffi::LUA_NOREF,
             },
             inline_vm: None,
-            metatable_slot: None,
+            metatable_addr: None,
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
             fields: Box::new([Field::EMPTY; FIELD_CACHE]),
@@ -369,15 +378,15 @@ impl FfiState {
         self.inline_vm.as_ref()
     }
 
-    /// The cdata metatable's stack slot, once read ([`FfiState::set_metatable_slot`]).
+    /// The cdata metatable's address, once recorded ([`FfiState::set_metatable_addr`]).
     #[inline]
-    pub fn metatable_slot(&self) -> Option<(u64, u32)> {
-        self.metatable_slot
+    pub fn metatable_addr(&self) -> Option<usize> {
+        self.metatable_addr
     }
 
-    /// Records the cdata metatable's stack slot, read with the verified layout.
-    pub fn set_metatable_slot(&mut self, slot: (u64, u32)) {
-        self.metatable_slot = Some(slot);
+    /// Records the address of the cdata metatable without `__gc`.
+    pub fn set_metatable_addr(&mut self, addr: usize) {
+        self.metatable_addr = Some(addr);
     }
 
     /// Records the result of checking the running Lua's stack layout.
@@ -441,7 +450,21 @@ impl FfiState {
 
     /// The descriptor of `ty`, created on first use. The pointer stays valid as long as this
     /// state lives.
+    #[inline]
     pub fn desc(&mut self, ty: QualType) -> *const CTypeDesc {
+        let slot = (ty.id.0 as usize * 4 + usize::from(ty.quals.is_const) * 2 + usize::from(ty.quals.is_volatile))
+            & (RECENT_DESCS - 1);
+        let (seen, d) = self.recent_descs[slot];
+        if seen == ty && !d.is_null() {
+            return d;
+        }
+        let d = self.desc_in_map(ty);
+        self.recent_descs[slot] = (ty, d);
+        d
+    }
+
+    /// [`FfiState::desc`] from the map.
+    fn desc_in_map(&mut self, ty: QualType) -> *const CTypeDesc {
         let me = self.address();
         let types = &self.types;
         let may_complete = &mut self.may_complete;
@@ -608,6 +631,30 @@ mod tests {
             assert_eq!(((*d_rec).size, (*d_rec).align), (Some(8), 4));
         }
         assert_eq!(st.may_complete, []);
+    }
+
+    /// The descriptor cache answers by the whole qualified type: types that share a slot
+    /// (ids 16 apart, or one type with and without `const`) each get their own descriptor,
+    /// the one the map holds, however they alternate.
+    #[test]
+    fn cached_descriptors_are_the_types_own() {
+        let mut st = FfiState::new();
+        let a = QualType::plain(st.types.int(IntKind::Int));
+        for n in 1..=32 {
+            abi_model::cdef::parse_type(&mut st.types, &mut st.scope, &format!("int[{n}]"), &[]).unwrap();
+        }
+        let b = QualType::plain(TypeId(a.id.0 + 16));
+        assert!((b.id.0 as usize) < st.types.len(), "a type with a colliding slot exists");
+        let ca = QualType { quals: Quals { is_const: true, is_volatile: false }, ..a };
+        let from_map: Vec<_> = [a, b, ca].iter().map(|t| st.desc_in_map(*t)).collect();
+        for round in 0..3 {
+            for (i, t) in [a, b, ca, a, ca, b].iter().enumerate() {
+                let d = st.desc(*t);
+                // SAFETY: descriptors live as long as the state.
+                assert_eq!(unsafe { (*d).ty }, *t, "round {round}, lookup {i}");
+                assert_eq!(d, from_map[[a, b, ca].iter().position(|x| x == t).unwrap()]);
+            }
+        }
     }
 
     /// The declaration-string cache answers by text too: another string at the address a

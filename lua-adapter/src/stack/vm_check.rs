@@ -8,7 +8,7 @@
 //! layout says with what the C API reports: the argument count, an integer's and a float's
 //! tags and values, a light userdata upvalue, the slots `lua_pushinteger` and
 //! `lua_pushnumber` write, nil's tag, where a short and a long string's bytes are, and where
-//! a userdata made as value cdata are has its block and length, and what `lua_checkstack`
+//! a userdata made as value cdata are has its block, length and metatable, and what `lua_checkstack`
 //! reads and writes. Any difference and stubs do everything through helpers. With the layout
 //! verified, the helpers also find cdata on the stack without the C API ([`full_userdata`]).
 
@@ -494,19 +494,23 @@ unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
     }
 }
 
-/// Whether a userdata made as value cdata are (no user values) has its block and length where
-/// the layout says.
+/// Whether a userdata made as value cdata are (no user values) has its block, length and
+/// metatable where the layout says.
 unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
     // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); the userdata is on the
     // stack while its block is read at the offsets the layout names.
     unsafe {
         let ud = vm.userdata;
         let block = crate::stack::new_userdata(l, 48, 0) as usize;
+        ffi::lua_createtable(l, 0, 0);
+        let mt = ffi::lua_topointer(l, -1) as usize;
+        ffi::lua_setmetatable(l, -2);
         let u: usize = read(top0);
         let ok = tag(&vm, top0) == ud.tag
             && plausible(u)
             && u + ud.block_at as usize == block
             && read::<usize>(u + ud.len_at as usize) == 48
+            && read::<usize>(u + ud.metatable_at as usize) == mt
             && ud.no_user_values_at.is_none_or(|at| read::<u16>(u + at as usize) == 0);
         ffi::lua_pop(l, 1);
         ok
@@ -557,7 +561,7 @@ unsafe extern "C-unwind" fn probe(l: *mut ffi::lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_model::lua::vm::StackRoom;
+    use abi_model::lua::vm::{LuaUserdata, StackRoom};
 
     /// How many of `layouts` the probe takes in a fresh Lua, from inside a C function (where
     /// a stub runs).
@@ -633,6 +637,18 @@ mod tests {
             StackRoom { ci: r.ci + 8, ..r },
         ]
         .map(|room| LuaVm { room, ..vm });
+        assert_eq!(layouts_taken(&wrong), 0);
+    }
+
+    #[test]
+    fn the_probe_refuses_a_layout_that_misplaces_a_userdatas_metatable() {
+        // cdata store the metatable's address at `metatable_at` themselves: one word off
+        // either way (the length or the neighbouring field) must be caught.
+        let Some(vm) = layout() else { return };
+        let ud = vm.userdata;
+        let word = vm.ptr_size;
+        let wrong = [ud.metatable_at + word, ud.metatable_at - word]
+            .map(|metatable_at| LuaVm { userdata: LuaUserdata { metatable_at, ..ud }, ..vm });
         assert_eq!(layouts_taken(&wrong), 0);
     }
 

@@ -410,8 +410,7 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
                 _ => None,
             };
             if let Some(a) = address {
-                let new = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
-                cdata::bytes(new).cast::<usize>().write_unaligned(a);
+                cdata::push_scalar(l, st, desc, a as u64, std::mem::size_of::<usize>());
                 return 1;
             }
         }
