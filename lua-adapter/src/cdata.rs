@@ -338,14 +338,37 @@ pub unsafe fn push_ref(
     ptr: *mut u8,
     anchor: c_int,
 ) -> *mut Cdata {
-    // SAFETY: valid-L; the userdata holds a header.
+    // SAFETY: valid-L; `to_cdata` reads the value at `anchor` (caller's contract).
     unsafe {
         let owner = if anchor != 0 { to_cdata(l, st, anchor) } else { std::ptr::null_mut() };
+        push_ref_owned(l, st, desc, ptr, owner, anchor)
+    }
+}
+
+/// [`push_ref`] with the cdata at `anchor` already known: `owner` (null when `anchor` is 0
+/// or the value there is not a cdata of `st`).
+///
+/// # Safety
+/// As [`push_ref`]; `owner` is null or the live cdata at `anchor`.
+#[inline]
+pub unsafe fn push_ref_owned(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    desc: *const CTypeDesc,
+    ptr: *mut u8,
+    owner: *const Cdata,
+    anchor: c_int,
+) -> *mut Cdata {
+    // SAFETY: valid-L with the free slots of `push_ref`'s contract; the userdata holds a
+    // header and an extent; `owner`, when not null, is a live cdata header.
+    unsafe {
         let len =
             if owner.is_null() { UNKNOWN_LEN } else { usize::try_from(room_at(owner, ptr)).unwrap_or(UNKNOWN_LEN) };
         let c = new_userdata(l, HEADER + std::mem::size_of::<Extent>(), 1) as *mut Cdata;
         c.write(Cdata { word: desc as usize | storage::REF, tag: tag_of(c, st) });
         (extent(c) as *mut Extent).write(Extent { ptr, len });
+        // Through the API: `set_plain_meta`'s direct store knows the block offset of a
+        // userdata without user values only, and a reference has one (its anchor).
         set_meta(l, st, false);
         if anchor != 0 {
             set_anchor(l, anchor);

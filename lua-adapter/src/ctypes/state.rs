@@ -167,6 +167,39 @@ impl Field {
 /// Slots of [`FfiState::desc`]'s cache (a power of two).
 const RECENT_DESCS: usize = 64;
 
+/// How `c[i]` with a number key reaches the element of a pointer or array cdata on the
+/// inline path ([`crate::surface::fast`]): made with the descriptor, for elements whose size
+/// was known then (so nothing here goes stale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elem {
+    /// The element's type as the general path types it: an array's qualifiers (and a
+    /// vector's `const`) added to the element's.
+    pub ty: QualType,
+    /// How a numeric element reads and writes; `None` for a record element (read as a
+    /// reference).
+    pub kind: Option<FieldKind>,
+    /// The element's size: the distance from `c[i]` to `c[i + 1]`.
+    pub step: usize,
+    /// The cdata holds a pointer to the elements (an array holds them).
+    pub deref: bool,
+    /// The element is not `const`.
+    pub writable: bool,
+}
+
+impl Elem {
+    /// The inline access to elements of type `ty` of `step` bytes, when they are numbers Lua
+    /// reads unboxed (not a 64-bit integer where Lua has no integers) or records.
+    fn new(types: &TypeTable, ty: QualType, step: u64, deref: bool) -> Option<Elem> {
+        let kind = match shape(types, ty.id) {
+            Shape::Float { size } => Some(FieldKind::Float(size)),
+            Shape::Int { size, signed } if size < 8 || crate::cdata::HAS_INTEGERS => Some(FieldKind::Int(size, signed)),
+            Shape::Record => None,
+            _ => return None,
+        };
+        Some(Elem { ty, kind, step: usize::try_from(step).ok()?, deref, writable: !ty.quals.is_const })
+    }
+}
+
 /// Slots of [`FfiState::member`]'s cache (a power of two).
 const MEMBER_CACHE: usize = 256;
 
@@ -211,6 +244,12 @@ pub struct CTypeDesc {
     /// made (a type with a size keeps it, so `Some` never goes stale; `None` means ask the
     /// type table, the element may have been defined since).
     pub elem_size: Option<u64>,
+    /// Pointers and arrays of numbers or records with a known element size: how the inline
+    /// `c[i]` reaches an element.
+    pub elem: Option<Elem>,
+    /// Pointers and arrays of records: the element's descriptor (of [`Elem::ty`]) once the
+    /// inline `c[i]` asked for it, 0 before. Written by [`crate::surface::fast`] only.
+    pub elem_desc: std::cell::Cell<usize>,
     /// The state that owns this descriptor.
     pub state: *mut FfiState,
     /// Function types and pointers to them: the entry of the shared call stub for this
@@ -238,10 +277,22 @@ impl CTypeDesc {
             Shape::Pointer(elem) | Shape::Array(elem, _) => types.size_of(elem.id).ok(),
             _ => None,
         };
+        let elem = match (shape, elem_size) {
+            (Shape::Pointer(e), Some(step)) => Elem::new(types, e, step, true),
+            (Shape::Array(e, _), Some(step)) => {
+                let mut quals = e.quals.union(ty.quals);
+                // A vector's elements are read-only (as `surface::meta::resolve` has it).
+                quals.is_const |= types.is_vector(ty.id);
+                Elem::new(types, QualType { id: e.id, quals }, step, false)
+            }
+            _ => None,
+        };
         CTypeDesc {
             ty,
             shape,
             elem_size,
+            elem,
+            elem_desc: std::cell::Cell::new(0),
             size: layout.map(|l| l.size),
             align: match layout {
                 Some(l) => l.align,

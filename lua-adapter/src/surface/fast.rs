@@ -11,6 +11,13 @@
 //! the general metamethod, which answers exactly as before ([`crate::surface::meta`]); the
 //! inline paths only answer what it would answer.
 //!
+//! `c[i]` with a number key on a pointer or array cdata needs no cache: its descriptor says
+//! how the element is reached ([`crate::ctypes::state::Elem`], made with it). A number is
+//! read or written from the element's bytes; a record element is pushed as the same
+//! reference the general path makes, with the element's descriptor kept in the cdata's
+//! (`elem_desc`) instead of looked up by type, and the state's metatable slot instead of a
+//! registry read.
+//!
 //! What they save is the C API's own work: `lua_touserdata` of the state's upvalue, the
 //! stack reads of `lua_type`/`lua_tolstring`/`lua_tonumberx`, the member lookup's hashing,
 //! and `lua_pushnumber`. Lua's metamethod dispatch, which a hand-written `__index` pays
@@ -22,9 +29,9 @@ use abi_model::lua::vm::LuaVm;
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata, Form};
-use crate::convert::f64_to_int_bits;
+use crate::convert::{f64_to_i64, f64_to_int_bits};
 use crate::ctypes::ctype::{shape, Shape};
-use crate::ctypes::state::{FfiState, Field, FieldKind};
+use crate::ctypes::state::{CTypeDesc, Elem, FfiState, Field, FieldKind};
 use crate::stack::vm_check::{process_layout, Frame};
 
 /// What an inline path did.
@@ -85,7 +92,8 @@ unsafe fn field_at(c: *const Cdata, f: &Field) -> *mut u8 {
     }
 }
 
-/// `__index` for a cached numeric member.
+/// `__index` for a cached numeric member, or a numeric or record element `c[i]` with a
+/// number key.
 ///
 /// # Safety
 /// A metamethod of the cdata metatable (upvalue 1: its state) is running on `l`.
@@ -95,15 +103,26 @@ pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
     // of its kind inside the record; the push goes to the free slot every C function has.
     unsafe {
         let Some((vm, fr, st, c)) = self_value(l, 2) else { return Fast::Other };
-        let Some(key) = fr.short_string(vm, 2) else { return Fast::Other };
+        let Some(key) = fr.short_string(vm, 2) else { return index_element(l, vm, fr, st, c) };
         let Some(f) = (*st).field((*c).desc() as usize, key) else { return Fast::Uncached { st, c, key } };
-        let p = field_at(c, &f);
-        match f.kind {
+        push_number_at(l, vm, fr, field_at(c, &f), f.kind)
+    }
+}
+
+/// Pushes the number of `kind` at `p` (`Other` for a `uint64_t` above the largest integer,
+/// which the general path boxes).
+///
+/// # Safety
+/// `p` has the bytes of `kind`; `fr` is the running frame of `l`, nothing pushed since.
+#[inline(always)]
+unsafe fn push_number_at(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, p: *const u8, kind: FieldKind) -> Fast {
+    // SAFETY: the caller's contract; the push goes to the free slot every C function has.
+    unsafe {
+        match kind {
             FieldKind::Float(4) => fr.push_number(l, vm, (p as *const f32).read_unaligned() as f64),
             FieldKind::Float(_) => fr.push_number(l, vm, (p as *const f64).read_unaligned()),
             FieldKind::Int(size, signed) => {
                 let v = read_int(p, size, signed);
-                // A `uint64_t` above the largest integer is boxed: the general path.
                 if size == 8 && !signed && v > i64::MAX as u64 {
                     return Fast::Other;
                 }
@@ -114,8 +133,68 @@ pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
     }
 }
 
-/// `__newindex` for a cached writable numeric member and a number, converted as the
-/// general path converts it (`convert::value_to_c`).
+/// The address of `c[i]` for the number key at argument 2 of the pointer or array cdata `c`,
+/// with how its element is reached; `None` for any other key or cdata. The index converts
+/// and the address is computed as [`crate::surface::meta`]'s `resolve` does them: an array's
+/// extent is not checked there, as in LuaJIT and C, so it is not here.
+///
+/// # Safety
+/// `c` is a live cdata, not a ctype object; `fr` the running frame with 2 arguments.
+#[inline(always)]
+unsafe fn element(vm: &LuaVm, fr: Frame, c: *const Cdata) -> Option<(*mut u8, Elem)> {
+    // SAFETY: `c` is live (caller's contract): its descriptor and bytes are valid, and a
+    // pointer cdata's bytes hold the pointer; the elements' memory is the user's, as in C.
+    unsafe {
+        let desc = (*c).desc();
+        let e = (*desc).elem?;
+        let (v, t) = fr.arg(vm, 2);
+        let i = if vm.int_tag == Some(t) {
+            v as i64
+        } else if t == vm.float_tag {
+            f64_to_i64(f64::from_bits(v))
+        } else {
+            return None;
+        };
+        let mut base = cdata::bytes(c);
+        if e.deref {
+            base = (base as *const usize).read_unaligned() as *mut u8;
+        }
+        Some((base.wrapping_add((i as isize).wrapping_mul(e.step as isize) as usize), e))
+    }
+}
+
+/// `__index` for `c[i]`: a numeric element pushed from its bytes, a record element as a
+/// reference made with the element's descriptor kept in `c`'s descriptor (the general path
+/// looks it up by type) and the state's metatable slot.
+///
+/// # Safety
+/// As [`index`], with `self_value`'s answer.
+#[inline(always)]
+unsafe fn index_element(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, st: *mut FfiState, c: *mut Cdata) -> Fast {
+    // SAFETY: `element`'s contract holds (`self_value` found `c`); the reference is the one
+    // `convert::c_to_lua` pushes for the element, its owner anchored when `c` holds the
+    // elements (an array), as the general path does; nothing here owns memory when the
+    // userdata allocation raises.
+    unsafe {
+        let Some((p, e)) = element(vm, fr, c) else { return Fast::Other };
+        if let Some(kind) = e.kind {
+            return push_number_at(l, vm, fr, p, kind);
+        }
+        let desc = (*c).desc();
+        let mut d = (*desc).elem_desc.get();
+        if d == 0 {
+            d = (*st).desc(e.ty) as usize;
+            (*desc).elem_desc.set(d);
+        }
+        let (owner, anchor) = if e.deref { (std::ptr::null(), 0) } else { (c as *const Cdata, 1) };
+        cdata::push_ref_owned(l, st, d as *const CTypeDesc, p, owner, anchor);
+        Fast::Done
+    }
+}
+
+/// `__newindex` for a cached writable numeric member, or a writable numeric element `c[i]`
+/// with a number key, and a number, converted as the general path converts it
+/// (`convert::value_to_c`).
 ///
 /// # Safety
 /// A metamethod of the cdata metatable (upvalue 1: its state) is running on `l`.
@@ -123,21 +202,30 @@ pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
 pub unsafe fn newindex(l: *mut ffi::lua_State) -> Fast {
     // SAFETY: a cdata metamethod runs on `l` (caller's contract), so the frame, upvalue and
     // cdata reads of `self_value` hold; a cached writable field names bytes of its kind inside
-    // the record; the value at argument 3 is read as its tag says.
+    // the record, a writable element bytes of its kind (memory reached through a pointer, or
+    // past an array's end, is the user's, as in C and LuaJIT); the value at argument 3 is
+    // read as its tag says.
     unsafe {
         let Some((vm, fr, st, c)) = self_value(l, 3) else { return Fast::Other };
-        let Some(key) = fr.short_string(vm, 2) else { return Fast::Other };
-        let Some(f) = (*st).field((*c).desc() as usize, key) else { return Fast::Uncached { st, c, key } };
-        if !f.writable {
-            return Fast::Other;
-        }
+        let (p, kind) = match fr.short_string(vm, 2) {
+            Some(key) => {
+                let Some(f) = (*st).field((*c).desc() as usize, key) else { return Fast::Uncached { st, c, key } };
+                if !f.writable {
+                    return Fast::Other;
+                }
+                (field_at(c, &f), f.kind)
+            }
+            None => match element(vm, fr, c) {
+                Some((p, Elem { kind: Some(kind), writable: true, .. })) => (p, kind),
+                _ => return Fast::Other,
+            },
+        };
         let (v, t) = fr.arg(vm, 3);
         let int = vm.int_tag == Some(t);
         if t != vm.float_tag && !int {
             return Fast::Other;
         }
-        let p = field_at(c, &f);
-        match f.kind {
+        match kind {
             FieldKind::Float(size) => {
                 let n = if int { v as i64 as f64 } else { f64::from_bits(v) };
                 if size == 4 {

@@ -163,4 +163,121 @@ thrice("members before the metatype", function(name)
   T.eq(v:len(), 2.5, name .. " method")
 end)
 
+-- Elements: `c[i]` with a number key on an array or pointer of numbers is read and written
+-- inline from the first access (issue 18); it must answer as the general path did.
+ffi.cdef [[
+typedef struct fl_e { int a[2]; int b; } fl_e;
+typedef struct fl_pt { double x, y; } fl_pt;
+typedef struct fl_emt { double x; } fl_emt;
+typedef int fl_v4 __attribute__((vector_size(16)));
+]]
+local kinds = {
+  { "double", 1.5, 1.5 }, { "float", 0.1, 0.10000000149011612 }, { "int8_t", 200, -56 },
+  { "uint8_t", -1, 255 }, { "int16_t", 40000, -25536 }, { "uint16_t", 65535.9, 65535 },
+  { "int32_t", -3.9, -3 }, { "uint32_t", -1, 4294967295 }, { "int", 2 ^ 31, -2 ^ 31 },
+}
+for _, kd in ipairs(kinds) do
+  local ty, value, want = kd[1], kd[2], kd[3]
+  local a = ffi.new(ty .. "[4]")
+  local vla = ffi.new(ty .. "[?]", 4)
+  local p = ffi.cast(ty .. " *", a)
+  thrice(ty .. " elements", function(name)
+    a[2] = value
+    T.eq(a[2], want, name)
+    T.eq(p[2], want, name .. " through a pointer")
+    p[1] = value
+    T.eq(a[1], want, name .. " written through a pointer")
+    vla[3] = value
+    T.eq(vla[3], want, name .. " VLA")
+    T.eq(a[0], 0, name .. " untouched")
+  end)
+end
+-- The bytes read are the element's: changed behind the element's back, the read follows.
+local ds = ffi.new("double[3]", 1, 2, 3)
+local dbytes = ffi.cast("uint8_t *", ds)
+thrice("an element read is its bytes now", function(name)
+  ds[1] = 2
+  T.eq(ds[1], 2, name)
+  dbytes[8 + 7] = 0x40 -- 2.0 is 0x4000000000000000; the top byte stays: set bit 62 again
+  dbytes[8 + 6] = 0x08 -- 0x4008000000000000 is 3.0
+  T.eq(ds[1], 3, name .. " after a byte write")
+  T.eq(ds[0], 1, name .. " the element before")
+  T.eq(ds[2], 3, name .. " the element after")
+end)
+local dp = ffi.cast("const double *", ds)
+thrice("const double * elements (the qsort comparator's p[0])", function(name)
+  T.eq(dp[0], 1, name)
+  T.eq(dp[2], 3, name .. " [2]")
+  T.err("attempt to write to constant location", name .. " write", function() dp[0] = 5 end)
+  T.eq(dp[0], 1, name .. " unchanged")
+end)
+local ia = ffi.new("int[5]", 10, 11, 12, 13, 14)
+local mid = ffi.cast("int *", ia) + 2
+thrice("negative and float indices", function(name)
+  T.eq(mid[-2], 10, name .. " [-2]")
+  T.eq(mid[-1], 11, name .. " [-1]")
+  T.eq(ia[1.5], 11, name .. " [1.5] truncates")
+  T.eq(ia[2.99], 12, name .. " [2.99]")
+  T.eq(ia[-0.5], 10, name .. " [-0.5] truncates to 0")
+  T.eq(mid[-1.5], 11, name .. " [-1.5] through a pointer")
+  mid[-1.5] = 21
+  T.eq(ia[1], 21, name .. " written at [-1.5]")
+  ia[1] = 11
+  T.eq(ia[ffi.new("int", 3)], 13, name .. " integer cdata key")
+end)
+-- No extent is checked, by LuaJIT or by the general path: `a[2]` of `int a[2]` is `b`.
+local e = ffi.new("fl_e", { { 1, 2 }, 3 })
+thrice("an array member's extent is not checked", function(name)
+  T.eq(e.a[2], 3, name)
+  e.a[2] = 4
+  T.eq(e.b, 4, name .. " write")
+  e.b = 3
+end)
+thrice("const and vector elements are read-only", function(name)
+  local ca = ffi.new("const int[2]", 5, 6)
+  T.eq(ca[1], 6, name)
+  T.err("attempt to write to constant location", name .. " const array", function() ca[1] = 1 end)
+  local v4 = ffi.new("fl_v4", 1, 2, 3, 4)
+  T.eq(v4[3], 4, name .. " vector")
+  T.err("attempt to write to constant location", name .. " vector write", function() v4[0] = 1 end)
+end)
+thrice("other element kinds and values take the general path", function(name)
+  local b = ffi.new("bool[2]", true)
+  T.eq(b[0], true, name .. " bool")
+  local u = ffi.new("uint64_t[1]")
+  u[0] = ffi.new("uint64_t", 2 ^ 63 + 2 ^ 12)
+  T.eq(tostring(u[0]), "9223372036854779904ULL", name .. " uint64_t above the largest integer")
+  local i64 = ffi.new("int64_t[1]", -5)
+  T.eq(tonumber(i64[0]), -5, name .. " int64_t")
+  T.err("cannot convert 'string' to 'double'", name .. " a string value", function() ds[0] = "x" end)
+  ds[0] = 1
+  T.err("'double [3]' cannot be indexed with 'boolean'", name .. " a boolean key", function() return ds[true] end)
+  T.err("'double [3]' has no member named 'x'", name .. " a string key", function() return ds.x end)
+  local ok, msg = pcall(function() return ffi.typeof("double[3]")[0] end)
+  T.eq(ok, false, name .. " a ctype object")
+  T.like(msg, "cannot be indexed with 'number'", name .. " a ctype object's error")
+end)
+
+-- Record elements: a reference to the element, keeping an array alive.
+local pts = ffi.new("fl_pt[3]")
+local ppt = ffi.cast("fl_pt *", pts)
+thrice("record elements", function(name)
+  for i = 0, 2 do pts[i].x = i; pts[i].y = -i end
+  T.eq(pts[2].x, 2, name)
+  T.eq(ppt[1].y, -1, name .. " through a pointer")
+  T.eq(ffi.istype("fl_pt", pts[1]), true, name .. " type")
+  T.eq(ffi.istype("fl_pt", ppt[1]), true, name .. " type through a pointer")
+  T.eq(ffi.cast("char *", pts[1]) - ffi.cast("char *", pts), ffi.sizeof("fl_pt"), name .. " address")
+  local r = ffi.new("fl_pt[2]", { { 7, 8 }, { 9, 10 } })[1]
+  collectgarbage()
+  collectgarbage()
+  T.eq(r.x, 9, name .. " the reference keeps its array alive")
+end)
+local emt = ffi.metatype("fl_emt", { __index = { twice = function(v) return v.x * 2 end } })
+local ems = ffi.new("fl_emt[2]", { { 1 }, { 4 } })
+thrice("record elements keep the metatype", function(name)
+  T.eq(ems[1]:twice(), 8, name)
+  T.eq(ffi.istype(emt, ems[0]), true, name .. " istype")
+end)
+
 T.done("fields.lua")
