@@ -433,6 +433,9 @@ struct Page {
     granules: usize,
     used_granules: usize,
     longest_free: usize,
+    /// Every granule below it is used: first fit starts its search here (a unit fills from
+    /// its start, so the search skips the filled part).
+    free_from: usize,
     views: Views,
     /// Of a dual-mapped unit, the granules of freed committed code, as `(first, count)` runs:
     /// still marked used in `used`, so no commit rewrites bytes that may have run until
@@ -494,8 +497,8 @@ impl Pool {
         if page.live_granules() == 0 {
             self.spare.retain(|&spare| spare != base);
         }
-        let first = page.find_free_run(granules).expect("index promised a long enough run");
-        page.mark(first, granules, true);
+        let (first, run) = page.find_free_run(granules).expect("index promised a long enough run");
+        page.mark_used(first, granules, run);
         self.by_free_run.insert((page.longest_free, base));
         self.bytes_in_use += granules * GRANULE;
         Ok(Chunk { addr: base + first * GRANULE, len, placement: Placement::Pooled { granules } })
@@ -535,7 +538,7 @@ impl Pool {
         sys::protect(base, unit, sys::Access::ReadExecute)?;
         self.by_free_run.remove(&(page.longest_free, base));
         for (first, count) in std::mem::take(&mut page.stale) {
-            page.mark(first, count, false);
+            page.mark_free(first, count);
         }
         page.stale_granules = 0;
         self.by_free_run.insert((page.longest_free, base));
@@ -604,10 +607,10 @@ impl Pool {
                             page.stale.push((first, granules));
                             page.stale_granules += granules;
                         } else {
-                            page.mark(first, granules, false);
+                            page.mark_free(first, granules);
                         }
                     }
-                    Views::Flip => page.mark(first, granules, false),
+                    Views::Flip => page.mark_free(first, granules),
                 }
                 self.bytes_in_use -= granules * GRANULE;
                 self.by_free_run.remove(&old_key);
@@ -732,6 +735,7 @@ impl Page {
             granules,
             used_granules: 0,
             longest_free: granules,
+            free_from: 0,
             views,
             stale: Vec::new(),
             stale_granules: 0,
@@ -743,7 +747,26 @@ impl Page {
         self.used_granules - self.stale_granules
     }
 
-    fn mark(&mut self, first: usize, count: usize, used: bool) {
+    /// Marks the `count` granules at `first`, the start of a free run of `run` granules, used.
+    /// The longest free run is looked for again only when this one was it.
+    fn mark_used(&mut self, first: usize, count: usize, run: usize) {
+        self.mark_bits(first, count, true);
+        if first == self.free_from {
+            self.free_from = first + count;
+        }
+        if run >= self.longest_free {
+            self.longest_free = self.free_runs().map(|(_, len)| len).max().unwrap_or(0);
+        }
+    }
+
+    /// Marks the `count` granules at `first` free.
+    fn mark_free(&mut self, first: usize, count: usize) {
+        self.mark_bits(first, count, false);
+        self.free_from = self.free_from.min(first);
+        self.longest_free = self.free_runs().map(|(_, len)| len).max().unwrap_or(0);
+    }
+
+    fn mark_bits(&mut self, first: usize, count: usize, used: bool) {
         // A word of the bitmap at a time.
         let end = first + count;
         let mut g = first;
@@ -764,18 +787,18 @@ impl Page {
         } else {
             self.used_granules -= count;
         }
-        self.longest_free = self.free_runs().map(|(_, len)| len).max().unwrap_or(0);
     }
 
-    /// The first free run of at least `count` granules (first fit within the page).
-    fn find_free_run(&self, count: usize) -> Option<usize> {
-        self.free_runs().find(|&(_, len)| len >= count).map(|(start, _)| start)
+    /// The first free run of at least `count` granules (first fit within the page), as
+    /// `(first granule, length)`.
+    fn find_free_run(&self, count: usize) -> Option<(usize, usize)> {
+        self.free_runs().find(|&(_, len)| len >= count)
     }
 
     /// Maximal runs of free granules, as `(first granule, length)`, in address order.
     fn free_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let n = self.granules;
-        let mut g = 0;
+        let mut g = self.free_from;
         std::iter::from_fn(move || {
             g = self.next_marked(g, false);
             if g == n {
