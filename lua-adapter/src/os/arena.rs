@@ -328,6 +328,12 @@ impl CodeHandle {
         false
     }
 
+    /// The [`order`](crate::os::unwind::Registration::order) of its unwinder registration
+    /// (0: none).
+    pub fn registration_order(&self) -> u64 {
+        self.unwind.as_ref().map_or(0, crate::os::unwind::Registration::order)
+    }
+
     /// Keeps the unwinder's description of this code for as long as the code lives.
     pub fn set_unwind(&mut self, registration: crate::os::unwind::Registration) {
         self.unwind = Some(registration);
