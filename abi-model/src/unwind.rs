@@ -344,33 +344,37 @@ impl FrameUnwind {
         let w = self.word() as usize;
         let sp = self.dwarf_gpr(Gpr::SP);
         let ra = self.dwarf_ra();
-        let mut out = Vec::new();
+        // One buffer, each record's length written in place once its body is complete: a
+        // small function's run is under 96 bytes, so nothing grows.
+        let mut out = Vec::with_capacity(96 + 2 * self.ops.len());
 
         // CIE: version 1, augmentation "zR" (augmentation data length, then the FDE pointer
         // encoding), code alignment 1, data alignment -word, the return address column.
-        let mut cie = vec![0, 0, 0, 0, 1];
-        cie.extend_from_slice(b"zR\0");
-        uleb(&mut cie, 1);
-        sleb(&mut cie, -(w as i64));
-        cie.push(ra);
-        uleb(&mut cie, 1);
-        cie.push(DW_EH_PE_ABSPTR);
+        let cie = begin_record(&mut out);
+        out.extend_from_slice(&[0, 0, 0, 0, 1]);
+        out.extend_from_slice(b"zR\0");
+        uleb(&mut out, 1);
+        sleb(&mut out, -(w as i64));
+        out.push(ra);
+        uleb(&mut out, 1);
+        out.push(DW_EH_PE_ABSPTR);
         // At entry: CFA = sp + word, the return address at CFA - word.
-        cie.push(DW_CFA_DEF_CFA);
-        uleb(&mut cie, sp.into());
-        uleb(&mut cie, w as u64);
-        cie.push(DW_CFA_OFFSET | ra);
-        uleb(&mut cie, 1);
-        push_record(&mut out, cie, w);
+        out.push(DW_CFA_DEF_CFA);
+        uleb(&mut out, sp.into());
+        uleb(&mut out, w as u64);
+        out.push(DW_CFA_OFFSET | ra);
+        uleb(&mut out, 1);
+        end_record(&mut out, cie, w);
 
         // FDE: the CIE pointer is the distance from this field back to the CIE.
-        let cie_pointer = out.len() as u32 + 4;
-        let mut fde = cie_pointer.to_le_bytes().to_vec();
-        word_bytes(&mut fde, pc_begin, w);
-        word_bytes(&mut fde, code_len, w);
-        uleb(&mut fde, 0);
-        self.cfa_program(&mut fde)?;
-        push_record(&mut out, fde, w);
+        let fde = begin_record(&mut out);
+        let cie_pointer = out.len() as u32;
+        out.extend_from_slice(&cie_pointer.to_le_bytes());
+        word_bytes(&mut out, pc_begin, w);
+        word_bytes(&mut out, code_len, w);
+        uleb(&mut out, 0);
+        self.cfa_program(&mut out)?;
+        end_record(&mut out, fde, w);
         out.extend_from_slice(&[0; 4]);
         Ok(out)
     }
@@ -381,11 +385,14 @@ impl FrameUnwind {
         let mut walk = self.entry();
         let mut at = 0u32;
         for op in &self.ops {
-            let before = walk.clone();
+            let (old, saved_before) = (walk.state.cfa, walk.state.saved.len());
             self.step(&mut walk, *op)?;
-            let mut rules = Vec::new();
-            let out = &mut rules;
-            let (old, new) = (before.state.cfa, walk.state.cfa);
+            // The advance to this op, then its rules; both dropped when it changes none.
+            let row = program.len();
+            advance(program, op.end - at);
+            let rules = program.len();
+            let out = &mut *program;
+            let new = walk.state.cfa;
             if new.base != old.base && new.offset != old.offset {
                 out.push(DW_CFA_DEF_CFA);
                 uleb(out, self.dwarf_gpr(new.base).into());
@@ -397,7 +404,7 @@ impl FrameUnwind {
                 out.push(DW_CFA_DEF_CFA_OFFSET);
                 uleb(out, new.offset.into());
             }
-            for saved in &walk.state.saved[before.state.saved.len()..] {
+            for saved in &walk.state.saved[saved_before..] {
                 // DW_CFA_offset's operand is factored by the data alignment (-word).
                 if saved.cfa_offset % w != 0 {
                     return Err(UnwindError::Misaligned {
@@ -414,10 +421,10 @@ impl FrameUnwind {
                 uleb(out, u64::from((-saved.cfa_offset / w) as u32));
             }
             // An op that changes no rule (an allocation below the frame pointer) needs no row.
-            if !rules.is_empty() {
-                advance(program, op.end - at);
+            if program.len() == rules {
+                program.truncate(row);
+            } else {
                 at = op.end;
-                program.extend_from_slice(&rules);
             }
         }
         Ok(())
@@ -582,13 +589,20 @@ fn alloc_codes(codes: &mut Vec<[u8; 2]>, offset: u8, n: u32) -> Result<(), Unwin
 }
 
 /// A CIE or FDE: its length word, then `body`, padded with DW_CFA_nop to a word multiple.
-fn push_record(out: &mut Vec<u8>, mut body: Vec<u8>, word: usize) {
-    // The length counts the body (CIE id / CIE pointer onwards), not itself.
-    while !(body.len() + 4).is_multiple_of(word) {
-        body.push(0);
+/// Starts a CIE or FDE: room for its length, whose offset [`end_record`] takes.
+fn begin_record(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[0; 4]);
+    out.len() - 4
+}
+
+/// Pads the record started at `start` to a multiple of `word` and writes its length, which
+/// counts the body (CIE id / CIE pointer onwards), not itself.
+fn end_record(out: &mut Vec<u8>, start: usize, word: usize) {
+    while !(out.len() - start).is_multiple_of(word) {
+        out.push(0);
     }
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 fn word_bytes(out: &mut Vec<u8>, v: u64, word: usize) {

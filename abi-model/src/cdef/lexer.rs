@@ -6,6 +6,8 @@
 //! operators `|| && == != <= >= << >> ->`, and `$` parameters. Everything else is a one-character
 //! token. An embedded NUL ends the text, as it does for LuaJIT's C string.
 
+use std::borrow::Cow;
+
 use super::{CParam, CdefError, TYPE_PARAM_EXPECTED};
 use crate::QualType;
 
@@ -20,8 +22,9 @@ pub(crate) enum Tok {
     Str(String),
     /// A `$` type parameter.
     TypeParam(QualType),
-    /// An operator or other punctuation: `(`, `||`, `->`, also any unknown character.
-    Punct(String),
+    /// An operator or other punctuation: `(`, `||`, `->`, also any unknown character (the
+    /// known ones borrowed, so a punctuation token allocates nothing).
+    Punct(Cow<'static, str>),
     /// End of the text.
     Eof,
 }
@@ -45,8 +48,9 @@ pub(crate) struct Token {
     pub tok: Tok,
     pub line: u32,
     pub col: u32,
-    /// The text shown after "near".
-    pub text: String,
+    /// The text shown after "near" when it is not the identifier's or punctuation's own
+    /// ([`Token::text`]), which then is not copied.
+    shown: Option<Cow<'static, str>>,
     /// The token came from a `$` parameter (a name parameter is never a keyword).
     pub from_param: bool,
     /// The source line it starts on with backslash-newlines joined (the line a `#` directive
@@ -59,11 +63,29 @@ impl Token {
     pub fn is(&self, p: &str) -> bool {
         matches!(&self.tok, Tok::Punct(s) if s == p)
     }
+
+    /// The text shown after "near".
+    pub fn text(&self) -> &str {
+        match (&self.shown, &self.tok) {
+            (Some(s), _) => s,
+            (None, Tok::Ident(s)) => s,
+            (None, Tok::Punct(p)) => p,
+            (None, _) => "",
+        }
+    }
+
+    /// Makes this token the punctuation `p`, shown as itself.
+    pub fn set_punct(&mut self, p: &'static str) {
+        self.tok = Tok::Punct(Cow::Borrowed(p));
+        self.shown = None;
+    }
 }
 
 #[derive(Clone)]
 pub(crate) struct Lexer<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    /// The text not read yet (a `Chars` rather than a `Peekable` so that [`Lexer::next_token`]
+    /// can take an identifier as one slice).
+    chars: std::str::Chars<'a>,
     /// Physical line (1-based) and column (1-based) of the next character.
     line: u32,
     col: u32,
@@ -86,7 +108,7 @@ fn is_ident_char(c: char) -> bool {
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, params: &'a [CParam]) -> Lexer<'a> {
         Lexer {
-            chars: src.chars().peekable(),
+            chars: src.chars(),
             line: 1,
             col: 1,
             line_delta: 0,
@@ -117,16 +139,16 @@ impl<'a> Lexer<'a> {
 
     fn peek(&mut self) -> Option<char> {
         loop {
-            match self.chars.peek().copied() {
+            match self.chars.clone().next() {
                 Some('\0') | None => return None,
                 Some('\\') => {
                     // Backslash-newline is removed before tokenizing.
                     let mut ahead = self.chars.clone();
                     ahead.next();
-                    match ahead.peek().copied() {
+                    match ahead.clone().next() {
                         Some('\n') | Some('\r') => {
                             let first = ahead.next();
-                            if let (Some(f), Some(s)) = (first, ahead.peek().copied()) {
+                            if let (Some(f), Some(s)) = (first, ahead.clone().next()) {
                                 if (s == '\n' || s == '\r') && s != f {
                                     ahead.next();
                                 }
@@ -149,7 +171,7 @@ impl<'a> Lexer<'a> {
         self.chars.next();
         if c == '\n' || c == '\r' {
             // "\r\n" and "\n\r" are one line break.
-            if let Some(&n) = self.chars.peek() {
+            if let Some(n) = self.chars.clone().next() {
                 if (n == '\n' || n == '\r') && n != c {
                     self.chars.next();
                 }
@@ -171,7 +193,7 @@ impl<'a> Lexer<'a> {
         loop {
             let Some(c) = self.peek() else {
                 self.splices_at_start = self.splices;
-                return Ok(self.make(Tok::Eof, self.line, self.col, "<eof>".into()));
+                return Ok(self.make(Tok::Eof, self.line, self.col, Some(Cow::Borrowed("<eof>"))));
             };
             let (line, col) = (self.line, self.col);
             self.splices_at_start = self.splices;
@@ -200,6 +222,19 @@ impl<'a> Lexer<'a> {
                 }
             }
             if is_ident_char(c) {
+                // An ASCII name ended by an ASCII character other than a backslash (which may
+                // splice lines) is one slice of the text.
+                let rest = self.chars.as_str();
+                let n = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+                if n > 0 && rest.as_bytes().get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
+                    let s = rest[..n].to_owned();
+                    self.chars = rest[n..].chars();
+                    self.col += n as u32;
+                    if c.is_ascii_digit() {
+                        return self.number(s, line, col);
+                    }
+                    return Ok(self.make(Tok::Ident(s), line, col, None));
+                }
                 // Room for most names without growing.
                 let mut s = String::with_capacity(16);
                 while let Some(c) = self.peek().filter(|&c| is_ident_char(c)) {
@@ -209,7 +244,7 @@ impl<'a> Lexer<'a> {
                 if c.is_ascii_digit() {
                     return self.number(s, line, col);
                 }
-                return Ok(self.make(Tok::Ident(s.clone()), line, col, s));
+                return Ok(self.make(Tok::Ident(s), line, col, None));
             }
             if c == '"' || c == '\'' {
                 return self.string(c, line, col);
@@ -228,23 +263,28 @@ impl<'a> Lexer<'a> {
             };
             if let Some(second) = second.filter(|&s| self.peek() == Some(s)) {
                 self.bump();
-                return Ok(self.punct(&format!("{c}{second}"), line, col));
+                return Ok(self.punct(two_char_op(c, second), line, col));
             }
             if (c == '<' || c == '>') && (self.peek() == Some('=') || self.peek() == Some(c)) {
                 let second = self.bump().unwrap_or(c);
-                return Ok(self.punct(&format!("{c}{second}"), line, col));
+                return Ok(self.punct(two_char_op(c, second), line, col));
             }
-            return Ok(self.punct(c.encode_utf8(&mut [0; 4]), line, col));
+            let p = match one_char_punct(c) {
+                Some(p) => Cow::Borrowed(p),
+                None => Cow::Owned(c.to_string()),
+            };
+            return Ok(self.punct(p, line, col));
         }
     }
 
-    fn make(&self, tok: Tok, line: u32, col: u32, text: String) -> Token {
+    /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
+    fn make(&self, tok: Tok, line: u32, col: u32, shown: Option<Cow<'static, str>>) -> Token {
         let joined_line = line - self.splices_at_start;
-        Token { tok, line: self.logical(line), col, text, from_param: false, joined_line }
+        Token { tok, line: self.logical(line), col, shown, from_param: false, joined_line }
     }
 
-    fn punct(&self, p: &str, line: u32, col: u32) -> Token {
-        self.make(Tok::Punct(p.to_string()), line, col, p.to_string())
+    fn punct(&self, p: impl Into<Cow<'static, str>>, line: u32, col: u32) -> Token {
+        self.make(Tok::Punct(p.into()), line, col, None)
     }
 
     fn block_comment(&mut self) {
@@ -281,19 +321,19 @@ impl<'a> Lexer<'a> {
             CParam::Name(s) => Tok::Ident(s.clone()),
             CParam::Invalid => return Err(self.error(line, col, TYPE_PARAM_EXPECTED, None)),
         };
-        let mut t = self.make(tok, line, col, "$".into());
+        let mut t = self.make(tok, line, col, Some(Cow::Borrowed("$")));
         t.from_param = true;
         Ok(t)
     }
 
     fn number(&mut self, lexeme: String, line: u32, col: u32) -> Result<Token, CdefError> {
         match parse_int_literal(&lexeme) {
-            Some(lit) => Ok(self.make(Tok::Int(lit), line, col, lexeme)),
+            Some(lit) => Ok(self.make(Tok::Int(lit), line, col, Some(Cow::Owned(lexeme)))),
             None if self.skipping => Ok(self.make(
                 Tok::Int(IntLit { value: 0, width: 32, signed: true, long_suffix: false }),
                 line,
                 col,
-                lexeme,
+                Some(Cow::Owned(lexeme)),
             )),
             None => Err(self.error(line, col, "malformed number", Some(&lexeme))),
         }
@@ -357,15 +397,55 @@ impl<'a> Lexer<'a> {
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if delim == '"' {
-            return Ok(self.make(Tok::Str(text.clone()), line, col, text));
+            return Ok(self.make(Tok::Str(text.clone()), line, col, Some(Cow::Owned(text))));
         }
         if bytes.len() != 1 {
             return Err(self.error(line, col, "''' expected", Some(&text)));
         }
         // A character constant is an int holding the (signed) char's value.
         let value = bytes[0] as i8 as i64 as u64;
-        Ok(self.make(Tok::Int(IntLit { value, width: 32, signed: true, long_suffix: false }), line, col, text))
+        let int = Tok::Int(IntLit { value, width: 32, signed: true, long_suffix: false });
+        Ok(self.make(int, line, col, Some(Cow::Owned(text))))
     }
+}
+
+/// The two-character operator `c` `second`, one of those [`Lexer::next_token`] recognises.
+fn two_char_op(c: char, second: char) -> &'static str {
+    match (c, second) {
+        ('|', '|') => "||",
+        ('&', '&') => "&&",
+        ('=', '=') => "==",
+        ('!', '=') => "!=",
+        ('-', '>') => "->",
+        ('<', '=') => "<=",
+        ('>', '=') => ">=",
+        ('<', '<') => "<<",
+        ('>', '>') => ">>",
+        _ => unreachable!("not a two-character operator: {c}{second}"),
+    }
+}
+
+/// Every ASCII character, so that [`one_char_punct`] can borrow one as a `&'static str`.
+const ASCII: &str = {
+    const BYTES: [u8; 128] = {
+        let mut b = [0u8; 128];
+        let mut i = 0;
+        while i < 128 {
+            b[i] = i as u8;
+            i += 1;
+        }
+        b
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(s) => s,
+        Err(_) => panic!("ASCII is UTF-8"),
+    }
+};
+
+/// The one-character punctuation `c` as a static string, for every ASCII punctuation
+/// character; `None` for anything else (shown as itself, allocated).
+fn one_char_punct(c: char) -> Option<&'static str> {
+    c.is_ascii_punctuation().then(|| &ASCII[c as usize..c as usize + 1])
 }
 
 /// Parses a C integer literal: decimal, `0x` hex or `0` octal, with an optional `u`/`l`/`ll`
@@ -432,10 +512,24 @@ mod tests {
         }
     }
 
+    /// Punctuation tokens borrow static text (no allocation) yet show and compare as the
+    /// character itself, every ASCII one, and a control character as its own owned text.
+    #[test]
+    fn every_punctuation_character_is_its_own_token_and_text() {
+        for c in "!#%&()*+,-.:;<=>?@[\\]^`{|}~\u{1}".chars() {
+            let toks = lex_all(&format!("a {c} b"));
+            let want = c.to_string();
+            assert!(toks[1].is(&want), "{c:?}: {:?}", toks[1].tok);
+            assert_eq!(toks[1].text(), want);
+            assert_eq!(matches!(&toks[1].tok, Tok::Punct(Cow::Borrowed(_))), c != '\u{1}', "{c:?}");
+            assert_eq!((toks[0].text(), toks[2].text(), toks[3].text()), ("a", "b", "<eof>"));
+        }
+    }
+
     #[test]
     fn tokens_carry_line_and_column_after_comments_and_continuations() {
         let toks = lex_all("int /* c\n */ x; // tail\n  y\\\n z");
-        let pos: Vec<(String, u32, u32)> = toks.iter().map(|t| (t.text.clone(), t.line, t.col)).collect();
+        let pos: Vec<(String, u32, u32)> = toks.iter().map(|t| (t.text().to_string(), t.line, t.col)).collect();
         assert_eq!(
             pos,
             vec![
@@ -449,9 +543,22 @@ mod tests {
         );
     }
 
+    /// Names are taken as one slice of the text when they can be; a name with a
+    /// backslash-newline inside, or a non-ASCII character, is still one name.
+    #[test]
+    fn names_across_continuations_and_non_ascii_bytes_are_one_token() {
+        let toks = lex_all("ab\\\ncd x\u{e9}y _1 7u\0tail");
+        let got: Vec<(String, u32, u32)> = toks.iter().map(|t| (t.text().to_string(), t.line, t.col)).collect();
+        let want = [("abcd", 1, 1), ("x\u{e9}y", 2, 4), ("_1", 2, 8), ("7u", 2, 11), ("<eof>", 2, 13)];
+        assert_eq!(got, want.map(|(t, l, c)| (t.to_string(), l, c)));
+        assert!(matches!(&toks[0].tok, Tok::Ident(n) if n == "abcd"));
+        assert!(matches!(toks[3].tok, Tok::Int(IntLit { value: 7, signed: false, .. })));
+    }
+
     #[test]
     fn multi_character_operators_are_one_token() {
-        let texts: Vec<String> = lex_all("a||b&&c==d!=e<=f>=g<<h>>i->j<k>l").into_iter().map(|t| t.text).collect();
+        let texts: Vec<String> =
+            lex_all("a||b&&c==d!=e<=f>=g<<h>>i->j<k>l").iter().map(|t| t.text().to_string()).collect();
         assert_eq!(texts.join(" "), "a || b && c == d != e <= f >= g << h >> i -> j < k > l <eof>");
     }
 

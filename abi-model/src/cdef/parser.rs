@@ -340,7 +340,7 @@ impl<'a> Parser<'a> {
             line: self.tok.line,
             col: self.tok.col,
             message: message.to_string(),
-            token: Some(self.tok.text.clone()),
+            token: Some(self.tok.text().to_string()),
         }
     }
 
@@ -695,7 +695,7 @@ impl<'a> Parser<'a> {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
             if let Some(Kw::Unsupported(why)) = kw {
-                return Err(self.err(&format!("'{}' is not supported: {why}", self.tok.text)));
+                return Err(self.err(&format!("'{}' is not supported: {why}", self.tok.text())));
             }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
@@ -1235,8 +1235,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.lex.skipping = false;
-        self.tok.tok = Tok::Punct(";".into());
-        self.tok.text = ";".into();
+        self.tok.set_punct(";");
         Ok(())
     }
 

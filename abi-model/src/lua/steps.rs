@@ -618,8 +618,10 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let vm = inline.map(|i| i.vm);
     let mut stage = Stage(0);
     let expected = plan.args.len() as i32 + first_lua_index - 1;
-    let mut steps =
-        vec![if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } }];
+    // Room for an argument's conversion and its register loads, and the fixed steps, so the
+    // list rarely grows.
+    let mut steps = Vec::with_capacity(2 * plan.args.len() + 10);
+    steps.push(if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } });
     let target = stage.take(w);
     steps.push(match inline.and_then(|i| i.func_upvalue) {
         Some(n) => Step::FuncAddrFromUpvalue { n, to: target },
@@ -661,7 +663,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         None
     };
     // Pass 1: every argument into memory.
-    let mut loads = Vec::new();
+    let mut loads = Vec::with_capacity(plan.args.len() + 1);
     for (i, a) in plan.args.iter().enumerate() {
         let lua_index = first_lua_index + i as i32;
         match &a.pass {

@@ -648,3 +648,29 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
         6
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use abi_model::{CallConv, FuncType, IntKind, Param};
+
+    use super::*;
+
+    /// Closing a state deregisters its stubs' frames newest first, which libgcc finds at the
+    /// head of its list (in the stub map's order, closing cost time quadratic in the stubs).
+    #[test]
+    #[cfg(all(unix, any(target_arch = "x86_64", target_arch = "x86")))]
+    fn closing_a_state_deregisters_its_stubs_newest_first() {
+        let mut st = crate::native::new_state();
+        let int = QualType::plain(st.types.int(IntKind::Int));
+        for n in 0..20 {
+            let params = vec![Param { name: None, ty: int }; n];
+            let f = st.types.function(FuncType { ret: int, params, variadic: false, conv: CallConv::Cdecl });
+            fixed_stub(&mut st, f, CallMode::Closure).expect("stub");
+        }
+        crate::os::unwind::DROPPED.take();
+        drop(st);
+        let dropped = crate::os::unwind::DROPPED.take();
+        assert_eq!(dropped.len(), 20);
+        assert!(dropped.windows(2).all(|w| w[0] > w[1]), "{dropped:?}");
+    }
+}

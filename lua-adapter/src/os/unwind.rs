@@ -36,6 +36,8 @@ impl std::error::Error for RegisterError {}
 /// as long as the registration.
 #[derive(Debug)]
 pub struct Registration {
+    /// When it was made, in this process's order of registrations ([`Registration::order`]).
+    order: u64,
     /// The `.eh_frame` bytes (CIE, FDE, zero terminator), in words so the length fields are
     /// aligned as libgcc reads them.
     #[cfg(all(unix, any(target_arch = "x86_64", target_arch = "x86")))]
@@ -101,7 +103,7 @@ pub fn register(addr: usize, code_len: usize, unwind: &FrameUnwind) -> Result<Re
         // `eh_frame` encoded for exactly this code's addresses; it stays allocated and
         // unmoved (a boxed slice) until `Drop` deregisters it.
         unsafe { __register_frame(words.as_ptr().cast()) };
-        Ok(Registration { eh_frame: words })
+        Ok(Registration { order: next_order(), eh_frame: words })
     }
     #[cfg(all(windows, target_arch = "x86_64"))]
     {
@@ -119,7 +121,7 @@ pub fn register(addr: usize, code_len: usize, unwind: &FrameUnwind) -> Result<Re
         if added == 0 {
             return Err(RegisterError::Refused("RtlAddFunctionTable"));
         }
-        Ok(Registration { table })
+        Ok(Registration { order: next_order(), table })
     }
     #[cfg(not(any(
         all(unix, any(target_arch = "x86_64", target_arch = "x86")),
@@ -128,12 +130,35 @@ pub fn register(addr: usize, code_len: usize, unwind: &FrameUnwind) -> Result<Re
     {
         let _ = (addr, code_len);
         unwind.validate().map_err(RegisterError::Describe)?;
-        Ok(Registration {})
+        Ok(Registration { order: next_order() })
     }
+}
+
+/// The next registration's [`Registration::order`].
+fn next_order() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Registration {
+    /// Larger for a later registration. libgcc keeps registered frames in a list, newest
+    /// first, which deregistering searches: dropping many registrations newest first makes
+    /// each search end at the list's head instead of walking it.
+    pub fn order(&self) -> u64 {
+        self.order
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The orders of the registrations dropped on this thread, for tests.
+    pub(crate) static DROPPED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        #[cfg(test)]
+        DROPPED.with_borrow_mut(|d| d.push(self.order));
         #[cfg(all(unix, any(target_arch = "x86_64", target_arch = "x86")))]
         // SAFETY: these bytes were registered by `register` at this address and have not
         // been deregistered (this runs once).
