@@ -828,16 +828,7 @@ fn i386_lua(version: &str) -> Result<PathBuf, String> {
     }
     let main = dir.join("mini_lua.c");
     std::fs::write(&main, MINI_LUA).map_err(|e| format!("{}: {e}", main.display()))?;
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
-        .map_err(|e| format!("{}: {e}", src.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
-        .filter(|p| {
-            !matches!(p.file_name().and_then(|n| n.to_str()), Some("lua.c" | "luac.c" | "print.c" | "onelua.c"))
-        })
-        .collect();
-    sources.sort();
+    let sources = lua_library_sources(&src)?;
     let tmp = exe.with_extension("tmp");
     let out = Command::new("cc")
         .args(["-m32", "-O1", "-DLUA_USE_POSIX", "-DLUA_USE_DLOPEN", "-DLUA_COMPAT_ALL", "-DLUA_COMPAT_5_2"])
@@ -882,6 +873,22 @@ pub(crate) fn lua_src_dir(version: &str) -> Result<PathBuf, String> {
         }
     }
     Err(format!("no lua-src-{crate_version}/lua-{version}.* in {} (build luaffi once to fetch it)", registry.display()))
+}
+
+/// The C files of a Lua source directory (lua-src's `lua-5.X.Y/`) that make its library:
+/// all but the interpreters and the one-file build, sorted.
+pub fn lua_library_sources(src: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(src)
+        .map_err(|e| format!("{}: {e}", src.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .filter(|p| {
+            !matches!(p.file_name().and_then(|n| n.to_str()), Some("lua.c" | "luac.c" | "print.c" | "onelua.c"))
+        })
+        .collect();
+    sources.sort();
+    Ok(sources)
 }
 
 #[cfg(test)]

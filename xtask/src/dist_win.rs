@@ -162,16 +162,7 @@ pub fn windows_lua(host: &hosts::Host, version: &str) -> Result<PathBuf, String>
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
-        .map_err(|e| format!("{}: {e}", src.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
-        .filter(|p| {
-            !matches!(p.file_name().and_then(|n| n.to_str()), Some("lua.c" | "luac.c" | "print.c" | "onelua.c"))
-        })
-        .collect();
-    sources.sort();
+    let sources = dist::lua_library_sources(&src)?;
     let flags = ["-O1", "-DLUA_BUILD_AS_DLL", "-DLUA_COMPAT_ALL", "-DLUA_COMPAT_5_2", "-DLUA_COMPAT_5_3"];
     // The DLL's own name is the one the programs linked against it import.
     let dll = dir.join(lua_dll(version));
