@@ -173,8 +173,7 @@ pub fn header_layout(st: *const FfiState) -> abi_model::lua::steps::CdataHeader 
     }
 }
 
-/// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
-pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", feature = "lua55"));
+pub use crate::stack::HAS_INTEGERS;
 
 const HEADER: usize = std::mem::size_of::<Cdata>();
 

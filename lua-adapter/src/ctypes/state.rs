@@ -192,7 +192,7 @@ impl Elem {
     fn new(types: &TypeTable, ty: QualType, step: u64, deref: bool) -> Option<Elem> {
         let kind = match shape(types, ty.id) {
             Shape::Float { size } => Some(FieldKind::Float(size)),
-            Shape::Int { size, signed } if size < 8 || crate::cdata::HAS_INTEGERS => Some(FieldKind::Int(size, signed)),
+            Shape::Int { size, signed } if size < 8 || crate::stack::HAS_INTEGERS => Some(FieldKind::Int(size, signed)),
             Shape::Record => None,
             _ => return None,
         };

@@ -22,6 +22,9 @@ use mlua::ffi;
 
 pub mod vm_check;
 
+/// Lua 5.3 and later have integers: C integers read from memory become Lua integers there.
+pub const HAS_INTEGERS: bool = cfg!(any(feature = "lua53", feature = "lua54", feature = "lua55"));
+
 /// Creates a userdata of `size` bytes with `user_values` user value slots (Lua 5.4), or a
 /// plain userdata (earlier versions, where every userdata has one environment/user value).
 ///
