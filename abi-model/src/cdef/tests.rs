@@ -797,26 +797,34 @@ fn vector_types_are_laid_out_as_luajit_lays_them_out() {
     assert_eq!(func(&t, &s, "f").params[0].ty, vec);
 }
 
+/// Plans `int f(<src>)`.
+fn plan_as_param(t: &mut TypeTable, s: &mut CScope, src: &str) -> Result<crate::CallPlan, crate::PlanError> {
+    let int = parse_type(t, s, "int", &[]).unwrap();
+    let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+    crate::plan_call(t, &Signature::new(int, vec![q], false, CallConv::Cdecl), &[])
+}
+
+/// A call taking `src` by value, and one returning it, are refused as unsupported, with
+/// `says` in the message.
+fn assert_refused_by_value(t: &mut TypeTable, s: &mut CScope, target: Target, src: &str, says: &str) {
+    let q = parse_type(t, s, src, &[]).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let returned = crate::plan_call(t, &Signature::new(q, vec![], false, CallConv::Cdecl), &[]);
+    for e in [plan_as_param(t, s, src).unwrap_err(), returned.unwrap_err()] {
+        assert!(matches!(e, crate::PlanError::Unsupported { .. }), "{target} {src}: {e:?}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
 #[test]
 fn calls_passing_vectors_by_value_are_refused_not_planned_as_arrays() {
     for target in Target::ALL {
         let (mut t, mut s) = setup(target);
         def(&mut t, &mut s, "typedef int v4si __attribute__((vector_size(16))); struct holds { int n; v4si v[2]; };");
-        let ty = |t: &mut TypeTable, s: &mut CScope, src: &str| parse_type(t, s, src, &[]).unwrap();
-        let int = ty(&mut t, &mut s, "int");
         for by_value in ["v4si", "struct holds"] {
-            let q = ty(&mut t, &mut s, by_value);
-            for sig in [
-                Signature::new(int, vec![q], false, CallConv::Cdecl),
-                Signature::new(q, vec![], false, CallConv::Cdecl),
-            ] {
-                let e = crate::plan_call(&t, &sig, &[]).unwrap_err();
-                assert!(matches!(e, crate::PlanError::Unsupported { .. }), "{target} {by_value}: {e:?}");
-            }
+            assert_refused_by_value(&mut t, &mut s, target, by_value, "");
         }
         // Behind a pointer a vector is only an address.
-        let p = ty(&mut t, &mut s, "v4si *");
-        assert!(crate::plan_call(&t, &Signature::new(int, vec![p], false, CallConv::Cdecl), &[]).is_ok());
+        assert!(plan_as_param(&mut t, &mut s, "v4si *").is_ok());
     }
 }
 
@@ -875,21 +883,10 @@ fn wide_integers_are_not_planned_by_value_anywhere() {
     for target in Target::ALL {
         let (mut t, mut s) = setup(target);
         def(&mut t, &mut s, "typedef int i128 __attribute__((mode(TI))); struct hw { int n; i128 v; };");
-        let ty = |t: &mut TypeTable, s: &mut CScope, src: &str| parse_type(t, s, src, &[]).unwrap();
-        let int = ty(&mut t, &mut s, "int");
         for by_value in ["i128", "struct hw"] {
-            let q = ty(&mut t, &mut s, by_value);
-            for sig in [
-                Signature::new(int, vec![q], false, CallConv::Cdecl),
-                Signature::new(q, vec![], false, CallConv::Cdecl),
-            ] {
-                let e = crate::plan_call(&t, &sig, &[]).unwrap_err();
-                assert!(matches!(e, crate::PlanError::Unsupported { .. }), "{target} {by_value}: {e:?}");
-                assert!(e.to_string().contains("mode(TI)"), "{e}");
-            }
+            assert_refused_by_value(&mut t, &mut s, target, by_value, "mode(TI)");
         }
-        let p = ty(&mut t, &mut s, "i128 *");
-        assert!(crate::plan_call(&t, &Signature::new(int, vec![p], false, CallConv::Cdecl), &[]).is_ok());
+        assert!(plan_as_param(&mut t, &mut s, "i128 *").is_ok());
     }
 }
 
