@@ -201,8 +201,8 @@ impl Host {
 
     /// Builds lua-adapter's unit tests (`cargo test --lib --no-run`) for this host and copies
     /// the test program into [`Host::run_dir`] as `lua-adapter-unit[.exe]`, beside the DLLs
-    /// Windows programs need there; returns the copy. Only for hosts other than the build
-    /// machine, whose unit tests the workspace stage runs.
+    /// Windows programs need there, which [`Host::build`] put there first; returns the copy.
+    /// Only for hosts other than the build machine, whose unit tests the workspace stage runs.
     pub fn build_unit_tests(&self) -> Result<PathBuf, String> {
         let mut cmd = sys::cargo();
         cmd.args(["test", "-p", "lua-adapter", "--lib", "--no-run", "--message-format=json", "--target", self.triple]);
@@ -213,8 +213,7 @@ impl Host {
         }
         let built = test_executable(&String::from_utf8_lossy(&out.stdout))
             .ok_or_else(|| format!("`{what}` named no test executable of lua-adapter's lib"))?;
-        let dir = self.prepare_run_dir()?;
-        let copy = dir.join(self.exe_name("lua-adapter-unit"));
+        let copy = self.run_dir().join(self.exe_name("lua-adapter-unit"));
         copy_file(Path::new(&built), &copy)?;
         Ok(copy)
     }
