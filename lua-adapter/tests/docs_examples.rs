@@ -424,36 +424,43 @@ fn every_lua_block_of_the_readme_runs() {
 /// `LUA_CPATH` that finds it.
 #[cfg(target_arch = "x86_64")]
 fn module_cpath(version: &str) -> PathBuf {
+    let features = format!("module,lua{}", version.replace('.', ""));
+    let artifact = format!("{}lua_adapter{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let dest = build_shared(&["--lib", "--no-default-features", "--features", &features], &artifact, version, "ffi.so");
+    dest.parent().unwrap().join("?.so")
+}
+
+/// `cargo build -p lua-adapter <args>` into the target directory shared with
+/// `tests/system_lua.rs` (`target/lua-modules`), then `artifact` copied to
+/// `target/lua<version>/<name>`; returns the copy.
+#[cfg(target_arch = "x86_64")]
+fn build_shared(args: &[&str], artifact: &str, version: &str, name: &str) -> PathBuf {
     static CARGO_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = CARGO_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("tmp is in the target directory");
     let shared = target.join("lua-modules");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let features = format!("module,lua{}", version.replace('.', ""));
     let out = Command::new(&cargo)
-        .args(["build", "-p", "lua-adapter", "--lib", "--no-default-features", "--features", &features])
+        .args(["build", "-p", "lua-adapter"])
+        .args(args)
         .current_dir(root)
         .env("CARGO_TARGET_DIR", &shared)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
     assert!(
         out.status.success(),
-        "building ffi.so for Lua {version} failed:\n{}",
+        "building {name} for Lua {version} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let built = shared.join("debug").join(format!(
-        "{}lua_adapter{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    let dest = target.join(format!("lua{version}")).join("ffi.so");
+    let built = shared.join("debug").join(artifact);
+    let dest = target.join(format!("lua{version}")).join(name);
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     // Through a temporary name: a process still running the previous file keeps it.
     let tmp = dest.with_extension("docs-tmp");
     std::fs::copy(&built, &tmp).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
     std::fs::rename(&tmp, &dest).unwrap();
-    dest.parent().unwrap().join("?.so")
+    dest
 }
 
 /// docs/ffi.md's examples under Debian's `lua<version>` with the module built for it, as the
@@ -498,33 +505,8 @@ fn docs_ffi_md_under_lua5_4() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn docs_ffi_md_under_luaffi_5_5() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("tmp is in the target directory");
-    let shared = target.join("lua-modules");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .args([
-            "build",
-            "-p",
-            "lua-adapter",
-            "--bin",
-            "luaffi",
-            "--no-default-features",
-            "--features",
-            "lua55,vendored",
-        ])
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", &shared)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
-    assert!(out.status.success(), "building luaffi for Lua 5.5 failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let dest = target.join("lua5.5").join("luaffi-docs");
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    // Through a temporary name: a process still running the previous file keeps it.
-    let tmp = dest.with_extension("tmp");
-    let built = shared.join("debug").join("luaffi");
-    std::fs::copy(&built, &tmp).unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
-    std::fs::rename(&tmp, &dest).unwrap();
+    let features = ["--bin", "luaffi", "--no-default-features", "--features", "lua55,vendored"];
+    let dest = build_shared(&features, "luaffi", "5.5", "luaffi-docs");
     let lua = Lua::new(dest, None);
     assert_eq!(lua.version, (5, 5), "{}", lua.label);
     let (extracted, failures) = run_markdown("docs/ffi.md", &read_doc("docs/ffi.md"), &lua);
