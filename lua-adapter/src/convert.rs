@@ -1492,10 +1492,15 @@ pub unsafe fn c_to_lua(
                 let w = std::mem::size_of::<usize>() as u8;
                 push_pointer(l, (*st).desc(s), read_int(sp, w, false) as usize);
             }
-            // Read as an ordinary pointer to the same type (LuaJIT keeps the 4-byte type).
-            Shape::Ptr32(to) => {
-                let wide = QualType { id: (*st).types.pointer_to(to), quals: s.quals };
-                push_pointer(l, (*st).desc(wide), read_int(sp, 4, false) as usize);
+            // Read as the 4-byte pointer it is, as LuaJIT keeps the type (NULL is `nil`, as
+            // for every pointer read from C).
+            Shape::Ptr32(_) => {
+                let p = read_int(sp, 4, false);
+                if p == 0 {
+                    ffi::lua_pushnil(l);
+                } else {
+                    cdata::push_scalar(l, st, (*st).desc(s), p, 4);
+                }
             }
             Shape::Complex { .. } | Shape::WideInt { .. } => {
                 let desc = (*st).desc(s);

@@ -99,11 +99,14 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
                 }
                 let ty = cdata::type_of(c);
                 let sh = shape(types, ty.id);
-                let p = match sh {
+                let (sh, p) = match sh {
                     Shape::Pointer(_) => {
-                        read_int(cdata::bytes(c), std::mem::size_of::<usize>() as u8, false) as usize as *const u8
+                        (sh, read_int(cdata::bytes(c), std::mem::size_of::<usize>() as u8, false) as usize as *const u8)
                     }
-                    _ => cdata::bytes(c),
+                    // A 4-byte pointer (`__ptr32`) takes part as the pointer it holds,
+                    // zero-extended (LuaJIT's `cdata_getptr` of a 4-byte CT_PTR).
+                    Shape::Ptr32(to) => (Shape::Pointer(to), read_int(cdata::bytes(c), 4, false) as usize as *const u8),
+                    _ => (sh, cdata::bytes(c) as *const u8),
                 };
                 Some(Operand { ty, shape: sh, p, num: NumVal::None })
             }

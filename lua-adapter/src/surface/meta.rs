@@ -154,7 +154,7 @@ unsafe fn record_constant(l: *mut ffi::lua_State, types: &abi_model::TypeTable, 
             return None;
         }
         let rec = match shape(types, ty.id) {
-            Shape::Pointer(to) => to.id,
+            Shape::Pointer(to) | Shape::Ptr32(to) => to.id,
             _ => ty.id,
         };
         let mut len = 0usize;
@@ -162,6 +162,17 @@ unsafe fn record_constant(l: *mut ffi::lua_State, types: &abi_model::TypeTable, 
         let key = std::str::from_utf8(std::slice::from_raw_parts(k, len)).ok()?;
         find_constant(types, rec, key)
     }
+}
+
+/// The address held by the pointer of shape `sh` at `p`: a whole word, or the low 32 bits
+/// of a 4-byte pointer (`__ptr32`), zero-extended as LuaJIT's `cdata_getptr` reads it.
+///
+/// # Safety
+/// `p` points to a pointer of shape `sh`.
+unsafe fn pointer_value(p: *const u8, sh: Shape) -> usize {
+    let width = if matches!(sh, Shape::Ptr32(_)) { 4 } else { std::mem::size_of::<usize>() as u8 };
+    // SAFETY: `p` holds a pointer of `width` bytes (caller's contract).
+    unsafe { read_int(p, width, false) as usize }
 }
 
 /// Resolves `cdata[key]` (key at index 2) as LuaJIT's `lj_cdata_index` does.
@@ -176,7 +187,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
                 return Place::Const(k);
             }
             let target = match shape(types, ty.id) {
-                Shape::Pointer(to) => to,
+                Shape::Pointer(to) | Shape::Ptr32(to) => to,
                 _ => ty,
             };
             return Place::Missing { ty: target };
@@ -206,11 +217,11 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         if let Some(i) = index {
             let desc = &*(*c).desc();
             match desc.shape {
-                Shape::Pointer(elem) => {
+                Shape::Pointer(elem) | Shape::Ptr32(elem) => {
                     let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) else {
                         cdata::raise(l, "size of C type is unknown or too large".into());
                     };
-                    let base = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize;
+                    let base = pointer_value(p, desc.shape);
                     let at = base.wrapping_add((i as isize).wrapping_mul(sz as isize) as usize);
                     return Place::Value { ty: elem, p: at as *mut u8, anchor: 0, quals: elem.quals };
                 }
@@ -247,11 +258,11 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         let key = std::slice::from_raw_parts(k, len);
         let mut quals = ty.quals;
         let mut sh = (*(*c).desc()).shape;
-        if let Shape::Pointer(to) = sh {
+        if let Shape::Pointer(to) | Shape::Ptr32(to) = sh {
             // `p.x` on a pointer to a record is `p->x`.
             let to_shape = shape(&(*st).types, to.id);
             if to_shape == Shape::Record {
-                p = read_int(p, std::mem::size_of::<usize>() as u8, false) as usize as *mut u8;
+                p = pointer_value(p, sh) as *mut u8;
                 ty = to;
                 quals = to.quals;
                 anchor = 0;
@@ -605,11 +616,11 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
                     read_int(p, size, true) as i32
                 ));
             }
-            Shape::Pointer(to) => {
+            Shape::Pointer(to) | Shape::Ptr32(to) => {
                 if shape(types, to.id) == Shape::Record && push_metamethod(l, st, ty, c"__tostring") {
                     return None;
                 }
-                read_int(p, std::mem::size_of::<usize>() as u8, false) as usize
+                pointer_value(p, sh)
             }
             Shape::Record => {
                 if push_metamethod(l, st, ty, c"__tostring") {
@@ -617,8 +628,6 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
                 }
                 p as usize
             }
-            // A 4-byte pointer (`__ptr32`) holds the low 32 bits of an address.
-            Shape::Ptr32(_) => read_int(p, 4, false) as usize,
             // A function cdata holds the function's address.
             Shape::Func => read_int(p, std::mem::size_of::<usize>() as u8, false) as usize,
             _ => p as usize,
@@ -690,7 +699,7 @@ unsafe fn call_slow(l: *mut ffi::lua_State) -> c_int {
             return ffi::lua_gettop(l);
         }
         let shown = match shape(&(*st).types, ty.id) {
-            Shape::Pointer(to) => to,
+            Shape::Pointer(to) | Shape::Ptr32(to) => to,
             _ => ty,
         };
         cdata::raise(l, format!("'{}' is not callable", repr(&(*st).types, shown, false)))
@@ -794,7 +803,7 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
         // A pointer is named by its pointee, as in LuaJIT. The names are dropped before
         // raise: it longjmps over this frame.
         let shown = match shape(&(*st).types, ty.id) {
-            Shape::Pointer(to) => to,
+            Shape::Pointer(to) | Shape::Ptr32(to) => to,
             _ => ty,
         };
         let msg = {

@@ -27,7 +27,7 @@ pub unsafe fn push_metamethod(l: *mut ffi::lua_State, st: *mut FfiState, ty: Qua
     // error, and this frame owns nothing.
     unsafe {
         let id = match shape(&(*st).types, ty.id) {
-            Shape::Pointer(to) => to.id,
+            Shape::Pointer(to) | Shape::Ptr32(to) => to.id,
             _ => ty.id,
         };
         let Some(r) = (*st).metatype(id) else { return false };

@@ -277,16 +277,61 @@ if ffi.abi("64bit") then
   T.err("cannot convert 'number' to 'int *__ptr32'", "no 4-byte pointer from a number", ffi.new, "int * __ptr32", 5)
   T.err("cannot convert 'double [1]' to 'int *__ptr32'", "nor from an incompatible pointer", ffi.new,
     "int * __ptr32", ffi.new("double[1]"))
-  T.ours("a 4-byte pointer reads as an ordinary pointer (LuaJIT: cdata<int *__ptr32>)", function()
-    s.p = ffi.cast("int *", 0x1000)
-    T.str(ffi.typeof(s.p), "ctype<int *>", "a read 4-byte pointer is an int *")
-  end)
-  T.ours("a 4-byte pointer cdata is converted before use (LuaJIT indexes and compares it)", function()
-    local q = ffi.cast("int * __ptr32", 0x1000)
-    T.err("'int *__ptr32' cannot be indexed with 'number'", "not indexed", function() return q[0] end)
-    T.err("attempt to perform arithmetic on 'int *__ptr32' and 'number'", "no arithmetic", function() return q + 1 end)
-    T.ok(ffi.cast("int *", q) == ffi.cast("int *", 0x1000), "ffi.cast to int * first")
-  end)
+  s.p = ffi.cast("int *", 0x1000)
+  T.str(ffi.typeof(s.p), "ctype<int *__ptr32>", "a 4-byte pointer member reads as one")
+  T.str(ffi.typeof(s.q[0] or s.q[1]), "ctype<int *__ptr32>", "so does an element")
+  local q = ffi.cast("int * __ptr32", 0x1000)
+  T.str(ffi.typeof(q + 1), "ctype<int *>", "arithmetic gives an ordinary pointer")
+  T.eq(tonumber(ffi.cast("uintptr_t", q + 2)), 0x1008, "stepping by its element")
+  T.eq(tonumber(ffi.cast("uintptr_t", q - 1)), 0xffc, "and back")
+  T.ok(q == ffi.cast("int *", 0x1000), "== an ordinary pointer to the same address")
+  T.ok(q == ffi.cast("int * __ptr32", 0x1000), "== another 4-byte one")
+  T.ok(q ~= ffi.cast("int *", 0x1004), "~= another address")
+  T.ok(q < ffi.cast("int * __ptr32", 0x1004), "ordered as addresses")
+  T.eq(tonumber(ffi.cast("int * __ptr32", 0x1010) - q), 4, "a difference of two")
+  T.ok(s.p == q, "a member compares as its address")
+
+  -- Memory a 4-byte pointer can reach: a page below 4 GiB.
+  local low
+  if ffi.os == "Linux" then
+    ffi.cdef [[void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off);]]
+    -- PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_32BIT
+    local m = ffi.C.mmap(nil, 4096, 3, 0x22 + 0x40, -1, 0)
+    if m ~= nil and tonumber(ffi.cast("intptr_t", m)) ~= -1 then low = m end
+  elseif ffi.os == "Windows" then
+    ffi.cdef [[void *VirtualAlloc(void *addr, size_t len, uint32_t type, uint32_t protect);]]
+    for a = 0x20000000, 0x70000000, 0x10000000 do
+      -- MEM_COMMIT|MEM_RESERVE, PAGE_READWRITE
+      local m = ffi.C.VirtualAlloc(ffi.cast("void *", a), 4096, 0x3000, 4)
+      if m ~= nil then low = m break end
+    end
+  end
+  T.ok(low ~= nil, "a page below 4 GiB")
+  if low ~= nil then
+    local a = ffi.cast("int *", low)
+    for i = 0, 3 do a[i] = (i + 1) * 10 end
+    local lp = ffi.cast("int * __ptr32", a)
+    T.eq(lp[2], 30, "indexed: reads the element")
+    lp[3] = 7
+    T.eq(a[3], 7, "indexed: writes the element")
+    T.eq((lp + 1)[0], 20, "through arithmetic")
+    s.p = a
+    T.eq(s.p[1], 20, "a member indexed")
+    s.p[1] = 21
+    T.eq(a[1], 21, "a member's element written")
+    ffi.cdef [[struct cg_p32_pt { int x, y; };]]
+    local pt = ffi.cast("struct cg_p32_pt * __ptr32", a)
+    T.eq(pt.y, 21, "p.x through a 4-byte pointer to a struct")
+    pt.x = 5
+    T.eq(a[0], 5, "and written")
+    T.eq(pt[0].y, 21, "p[0].y")
+    ffi.metatype("struct cg_p32_pt", {
+      __index = { sum = function(p) return p.x + p.y end },
+      __tostring = function(p) return "pt " .. p.x end,
+    })
+    T.eq(pt:sum(), 26, "a metatype's method through a 4-byte pointer")
+    T.eq(tostring(pt), "pt 5", "its __tostring")
+  end
   T.ours("calls with a 4-byte pointer by value (LuaJIT passes it as a 4-byte integer)", function()
     local f = ffi.cast("int (*)(int * __ptr32)", ffi.cast("void *", 1))
     T.like(select(2, pcall(f, nil)), "__ptr32", "a __ptr32 parameter is refused, naming it")
