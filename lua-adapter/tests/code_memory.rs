@@ -28,6 +28,40 @@ fn functions_of_one_signature_share_one_stub() {
 }
 
 #[test]
+fn variadic_calls_with_pointers_to_different_types_share_one_stub() {
+    let lua = lua_with_ffi();
+    lua.load(
+        "ffi.cdef [[
+           struct va_a { int x; }; struct va_b { double y; };
+           int snprintf(char *buf, size_t n, const char *fmt, ...);
+         ]]
+         buf = ffi.new('char[32]')
+         function f(...) ffi.C.snprintf(buf, 32, '%p', ...) return ffi.string(buf) end",
+    )
+    .exec()
+    .unwrap();
+    // Pointers to different types, arrays, a string cdata, a const pointer: one word each.
+    let same: bool = lua
+        .load(
+            "local a, b = ffi.new('struct va_a'), ffi.new('struct va_b[2]')
+             local s = ffi.cast('const char *', 'x')
+             return f(ffi.cast('struct va_a *', a)) == f(a)
+                and f(ffi.cast('const struct va_b *', b)) == f(b)
+                and f(s) == f(ffi.cast('const void *', s))
+                and f(ffi.cast('int *', a)) == f(ffi.cast('double *', a))",
+        )
+        .eval()
+        .unwrap();
+    assert!(same);
+    assert_eq!(code_counts(&lua), Some((1, 0)), "every data pointer keys the same `(…, const void *)` stub");
+    // What is not a plain data pointer keeps its own: a volatile one, a function pointer.
+    let _: String = lua.load("return f(ffi.cast('volatile int *', buf))").eval().unwrap();
+    assert_eq!(code_counts(&lua), Some((2, 0)));
+    let _: String = lua.load("return f(ffi.cast('int (*)(int)', 0))").eval().unwrap();
+    assert_eq!(code_counts(&lua), Some((3, 0)));
+}
+
+#[test]
 fn a_hundred_thousand_callbacks_freed_or_collected_reuse_their_slots() {
     let lua = lua_with_ffi();
     let start = arena_stats(&lua).unwrap();

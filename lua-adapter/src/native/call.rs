@@ -533,7 +533,9 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
 /// `const char *`, a boolean an `int`; a cdata keeps its type, except that arrays pass a
 /// pointer to their first element, structs, unions and functions a pointer to themselves,
 /// `float` a `double`, and integers narrower than `int` an `int`. Anything else (nil,
-/// light userdata, tables, ...) is a `void *` and converts as one (a table fails).
+/// light userdata, tables, ...) is a `void *` and converts as one (a table fails). A data
+/// pointer, an array or a record, not `volatile`, is keyed as a `const void *`: it is passed
+/// as the same word whatever it points to, so its type needs no stub of its own.
 ///
 /// # Safety
 /// `l` valid; `st` its state.
@@ -553,9 +555,24 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
                     return QualType::plain((*st).void_ptr());
                 }
                 let ty = cdata::type_of(c);
+                // Any data pointer passes as the same machine word, so one stub serves them
+                // all: `ioctl(fd, req, &a)` and `&b` of another struct type share it. As a
+                // `const void *`, which every non-volatile data pointer converts to.
+                let as_word = |types: &mut TypeTable, to: QualType| {
+                    if to.quals.is_volatile || matches!(types.get(to.id), CType::Function(_)) {
+                        None
+                    } else {
+                        let cvoid = QualType { id: types.void(), quals: Quals::CONST };
+                        Some(QualType::plain(types.pointer_to(cvoid)))
+                    }
+                };
                 match shape(types, ty.id) {
-                    Shape::Array(elem, _) => QualType::plain(types.pointer_to(elem)),
-                    Shape::Record | Shape::Func => QualType::plain(types.pointer_to(ty)),
+                    Shape::Pointer(to) => as_word(types, to).unwrap_or(QualType::plain(ty.id)),
+                    Shape::Array(elem, _) => {
+                        as_word(types, elem).unwrap_or_else(|| QualType::plain(types.pointer_to(elem)))
+                    }
+                    Shape::Record => as_word(types, ty).unwrap_or_else(|| QualType::plain(types.pointer_to(ty))),
+                    Shape::Func => QualType::plain(types.pointer_to(ty)),
                     Shape::Float { size: 4 } => double,
                     Shape::Bool => int,
                     Shape::Int { size, .. } if size < 4 => int,
