@@ -684,6 +684,18 @@ unsafe fn call_slow(l: *mut ffi::lua_State) -> c_int {
             if let Some(fn_ty) = crate::native::call::callable_type(&(*st).types, ty.id) {
                 return crate::native::call::call_cdata(l, st, c, fn_ty);
             }
+            // A 4-byte function pointer (`__ptr32`) is called as the ordinary pointer it
+            // holds, zero-extended (LuaJIT's `cdata_getptr`): the stub reads a whole word.
+            if let Shape::Ptr32(to) = shape(&(*st).types, ty.id) {
+                if matches!(shape(&(*st).types, to.id), Shape::Func) {
+                    let wide = (*st).desc(QualType::plain((*st).types.pointer_to(to)));
+                    let addr = pointer_value(cdata::bytes(c), Shape::Ptr32(to));
+                    cdata::push_scalar(l, st, wide, addr as u64, std::mem::size_of::<usize>());
+                    ffi::lua_replace(l, 1);
+                    let c = self_cdata(l, st);
+                    return crate::native::call::call_cdata(l, st, c, to.id);
+                }
+            }
         }
         if (*c).form() == Form::CType {
             if push_metamethod(l, st, ty, c"__new") {

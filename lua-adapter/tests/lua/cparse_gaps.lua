@@ -331,6 +331,29 @@ if ffi.abi("64bit") then
     })
     T.eq(pt:sum(), 26, "a metatype's method through a 4-byte pointer")
     T.eq(tostring(pt), "pt 5", "its __tostring")
+
+    -- A 4-byte function pointer is called as the address it holds: `int f(int x)
+    -- { return x + 1; }` copied into the low page (`lea eax, [rdi+1]; ret`, rcx on Windows),
+    -- which is then made read+execute.
+    local code = ffi.cast("uint8_t *", low) + 64
+    local bytes = { 0x8d, ffi.os == "Windows" and 0x41 or 0x47, 0x01, 0xc3 }
+    for i = 1, 4 do code[i - 1] = bytes[i] end
+    local rx
+    if ffi.os == "Linux" then
+      ffi.cdef [[int mprotect(void *addr, size_t len, int prot);]]
+      rx = ffi.C.mprotect(low, 4096, 5) == 0 -- PROT_READ|PROT_EXEC
+    else
+      ffi.cdef [[int VirtualProtect(void *addr, size_t len, uint32_t prot, uint32_t *old);]]
+      rx = ffi.C.VirtualProtect(low, 4096, 0x20, ffi.new("uint32_t[1]")) ~= 0 -- PAGE_EXECUTE_READ
+    end
+    T.ok(rx, "the page made executable")
+    if rx then
+      local f32 = ffi.cast("int (* __ptr32)(int)", code)
+      T.eq(f32(41), 42, "a call through a 4-byte function pointer")
+      ffi.cdef [[struct cg_p32_fn { int (* __ptr32 f)(int); };]]
+      local holder = ffi.new("struct cg_p32_fn", { ffi.cast("int (*)(int)", code) })
+      T.eq(holder.f(1), 2, "through a 4-byte function pointer member")
+    end
   end
   T.ours("calls with a 4-byte pointer by value (LuaJIT passes it as a 4-byte integer)", function()
     local f = ffi.cast("int (*)(int * __ptr32)", ffi.cast("void *", 1))
