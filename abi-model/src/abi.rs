@@ -98,12 +98,16 @@ pub struct AbiValue {
     /// return it and whether it uses up fastcall registers ([`crate::x86::gcc_mode`]).
     /// `None` on the other targets and for scalars (their kind says it).
     pub gcc_mode: Option<GccMode>,
+    /// A gcc vector type itself (`vector_size(n)`, `mode(V4SF)`), passed as a block of
+    /// bytes ([`ValueKind::Record`]) but returned by its own rule on Windows (16 bytes in
+    /// `xmm0`, like `__m128`). A record holding a vector is not one.
+    pub vector: bool,
 }
 
 impl AbiValue {
     /// A value whose kind alone decides its passing (every scalar).
     pub fn scalar(kind: ValueKind) -> AbiValue {
-        AbiValue { kind, eightbytes: None, gcc_mode: None }
+        AbiValue { kind, eightbytes: None, gcc_mode: None, vector: false }
     }
 }
 
@@ -122,11 +126,8 @@ pub enum Position {
 /// Turns a C type into the value the ABI passes, for `pos`.
 pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiValue, PlanError> {
     let spelled = || table.display(ty);
-    if holds_vector(table, ty.id, 0) {
-        return Err(PlanError::Unsupported {
-            what: spelled(),
-            reason: "vector types by value go in vector registers or memory by rules the model does not have".into(),
-        });
+    if let Some(reason) = vector_refusal(table, ty.id) {
+        return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
     }
     let wide = || PlanError::Unsupported {
         what: spelled(),
@@ -173,6 +174,12 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                 reason: "a 4-byte pointer (__ptr32) by value is not passed by the model's rules".into(),
             })
         }
+        // A vector is a value, not an array that decays: its bytes travel as a block, in the
+        // places the ABI module's rules for it give.
+        CType::Array { .. } if table.is_vector(ty.id) => {
+            let l = table.layout(ty.id)?;
+            ValueKind::Record { size: l.size as u32, align: l.align }
+        }
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) => return Err(PlanError::ReturnsArrayOrFunction { ty: spelled() }),
         CType::Record(_) => {
@@ -205,7 +212,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
         (Arch::X86, ValueKind::Record { .. }) => Some(x86::gcc_mode(table, ty.id)?),
         _ => None,
     };
-    Ok(AbiValue { kind, eightbytes, gcc_mode })
+    Ok(AbiValue { kind, eightbytes, gcc_mode, vector: table.is_vector(ty.id) })
 }
 
 /// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.
@@ -224,11 +231,41 @@ pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Re
     plan_values(table.target(), sig.conv, sig.variadic, &ret, &args, sig.params.len())
 }
 
-/// Whether a value of type `id` is a vector or a record holding one (in a member, an array
-/// member, a nested record): passing it by value needs the vector rules (SysV `SSEUP`,
-/// `__m128` on Windows), which the model does not have.
-fn holds_vector(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
-    holds(table, id, depth, &|t, id| t.is_vector(id))
+/// Why a value of type `id`, a vector or a record holding one (in a member, an array member,
+/// a nested record), cannot be passed by value on the table's target; `None` when it can
+/// (or holds no vector).
+/// - i386: gcc passes an 8-byte vector in `mm0`-`mm2` with `-mmmx`, a 16-byte one in
+///   `xmm0`-`xmm2` with `-msse`, and both on the stack without them (`gcc -m32` defaults to
+///   neither; it warns "changes the ABI"): how a library was built decides, not the target.
+/// - x86-64: a 32- or 64-byte vector goes in `ymm`/`zmm` registers when the library was built
+///   with `-mavx`/`-mavx512f` and in memory without (gcc warns the same): refused alike.
+/// - x86-64: a vector of one `float` or `double` is `BLKmode` to gcc: SysV passes it in
+///   memory (clang: a `float` one in a general register), mingw by reference (MSVC: by
+///   value): refused.
+fn vector_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'static str> {
+    if table.target().arch == Arch::X86 {
+        return holds(table, id, 0, &|t, id| t.is_vector(id)).then_some(
+            "on i386 gcc passes vectors in MMX or SSE registers or on the stack depending on \
+             -mmmx/-msse, which differ between libraries (gcc -m32 enables neither)",
+        );
+    }
+    let big = |t: &TypeTable, id| t.is_vector(id) && t.size_of(id).is_ok_and(|s| s > 16);
+    if holds(table, id, 0, &big) {
+        return Some(
+            "vectors of 32 or 64 bytes go in AVX registers when the library was built with -mavx \
+             and in memory without it: the model cannot know which",
+        );
+    }
+    let one_float = |t: &TypeTable, id| {
+        t.is_vector(id)
+            && matches!(t.get(id), CType::Array { elem, len: crate::types::ArrayLen::Fixed(1) }
+                if matches!(t.get(elem.id), CType::Float(_)))
+    };
+    holds(table, id, 0, &one_float).then_some(
+        "a vector of one float or double has no machine mode in gcc, which passes it by rules \
+         of its own (in memory on x86-64 Linux, by reference on Windows) that clang and MSVC \
+         do not share",
+    )
 }
 
 /// Whether a value of type `id` is a 16- or 32-byte integer (`mode(TI)`, `mode(OI)`) or a

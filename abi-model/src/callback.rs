@@ -13,8 +13,8 @@ use crate::plan::{ArgPass, CallPlan, Loc, RetLoc, RetPlan, ValueKind};
 pub struct Spill {
     /// The register ([`Loc::Gpr`] or [`Loc::Xmm`]).
     pub from: Loc,
-    /// Bytes to store: the register width for a GPR, 8 for an XMM register (the low
-    /// eightbyte: no argument uses more).
+    /// Bytes to store: the register width for a GPR; for an XMM register 8 (the low
+    /// eightbyte), or 16 for a value that fills it (a 16-byte vector).
     pub size: u32,
     /// Where: `[entry_sp + to]` (negative: inside the save area).
     pub to: i32,
@@ -83,8 +83,9 @@ impl CallbackFrame {
             save += bytes.div_ceil(8) * 8;
             -((header + save) as i32)
         };
-        let spill_reg = |loc: Loc, to: i32, spills: &mut Vec<Spill>| {
+        let spill_reg = |loc: Loc, bytes: u32, to: i32, spills: &mut Vec<Spill>| {
             let size = match loc {
+                Loc::Xmm(_) if bytes > 8 => 16,
                 Loc::Xmm(_) => 8,
                 _ => w,
             };
@@ -94,7 +95,7 @@ impl CallbackFrame {
             RetLoc::Sret { ptr: Loc::Stack { offset } } => Some(incoming(offset)),
             RetLoc::Sret { ptr } => {
                 let at = reserve(w);
-                spill_reg(ptr, at, &mut spills);
+                spill_reg(ptr, w, at, &mut spills);
                 Some(at)
             }
             _ => None,
@@ -120,7 +121,7 @@ impl CallbackFrame {
                             seen.push(p.offset);
                             match p.loc {
                                 Loc::Stack { .. } => unreachable!("no ABI splits a value between registers and stack"),
-                                reg => spill_reg(reg, at + p.offset as i32, &mut spills),
+                                reg => spill_reg(reg, p.size, at + p.offset as i32, &mut spills),
                             }
                         }
                         FrameArg::Value { at }
@@ -129,7 +130,7 @@ impl CallbackFrame {
                 ArgPass::Indirect { ptr: Loc::Stack { offset }, .. } => FrameArg::ByRef { ptr_at: incoming(*offset) },
                 ArgPass::Indirect { ptr, .. } => {
                     let at = reserve(w);
-                    spill_reg(*ptr, at, &mut spills);
+                    spill_reg(*ptr, w, at, &mut spills);
                     FrameArg::ByRef { ptr_at: at }
                 }
             };

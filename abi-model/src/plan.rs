@@ -153,7 +153,8 @@ pub enum ValueKind {
     ComplexF32,
     /// `double complex` (two doubles).
     ComplexF64,
-    /// A struct or union by value.
+    /// A struct or union by value; also a gcc vector type (its bytes as one block: which
+    /// registers carry them is the ABI module's rule, see [`crate::AbiValue::vector`]).
     Record {
         /// `sizeof`
         size: u32,
@@ -223,6 +224,9 @@ pub enum RetLoc {
     St0,
     /// `xmm0` alone (x86-64): `float`, `double`, SSE aggregates of at most 8 bytes.
     Xmm0,
+    /// All 16 bytes of `xmm0` (x86-64): a 16-byte vector (SysV SSE+SSEUP, Windows `__m128`),
+    /// or a SysV record of one.
+    Xmm0Full,
     /// `xmm0` then `xmm1` (SysV): two SSE eightbytes.
     Xmm0Xmm1,
     /// `rax` then `rdx` (SysV): two INTEGER eightbytes.
@@ -415,6 +419,7 @@ impl CallPlan {
             RetLoc::EdxEax => "edx:eax".into(),
             RetLoc::St0 => "st0".into(),
             RetLoc::Xmm0 => "xmm0".into(),
+            RetLoc::Xmm0Full => "xmm0(16)".into(),
             RetLoc::Xmm0Xmm1 => "xmm0,xmm1".into(),
             RetLoc::RaxRdx => "rax,rdx".into(),
             RetLoc::RaxXmm0 => "rax,xmm0".into(),

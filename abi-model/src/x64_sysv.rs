@@ -23,6 +23,9 @@ pub enum Class {
     Integer,
     /// Vector registers (low 8 bytes).
     Sse,
+    /// The upper 8 bytes of the vector register the SSE eightbyte before it took (a 16-byte
+    /// vector: psABI "SSEUP"). Takes no register of its own.
+    SseUp,
 }
 
 /// The eightbyte classes of a value passed in registers (1 or 2 entries), or `Err(Memory)`:
@@ -35,7 +38,8 @@ pub struct Memory;
 
 /// psABI §3.2.3 merge rules for two classes meeting in one eightbyte (the X87 and MEMORY
 /// rules never arise here: those types are rejected or already `Err(Memory)`):
-/// (a) equal classes stay; (b) NO_CLASS yields the other; (d) INTEGER wins; (f) else SSE.
+/// (a) equal classes stay; (b) NO_CLASS yields the other; (d) INTEGER wins; (f) else SSE
+/// (so SSEUP meeting SSE is SSE, as gcc `merge_classes` has it).
 pub fn merge_classes(a: Class, b: Class) -> Class {
     match (a, b) {
         (x, y) if x == y => x,                                       // rule (a)
@@ -50,12 +54,36 @@ pub fn merge_classes(a: Class, b: Class) -> Class {
 /// 2. a scalar member not at a multiple of its size, counted from the start of the whole
 ///    argument, -> MEMORY (`classify_at`, below);
 /// 3. each eightbyte is the merge of the classes of the scalars that overlap it;
-/// 4. post-merger: nothing here produces MEMORY or X87 classes beyond rules 1-2.
+/// 4. post-merger: an SSEUP not preceded by SSE or SSEUP becomes SSE (psABI §3.2.3 5(c));
+///    nothing here produces MEMORY or X87 classes beyond rules 1-2.
+///
+/// A vector type by value (not a record) is classified here too, as the one scalar it is.
 pub fn classify_record(table: &TypeTable, id: TypeId) -> Result<Eightbytes, PlanError> {
     if table.size_of(id)? > 16 {
         return Ok(Err(Memory));
     }
-    classify_at(table, id, 0)
+    let Ok(mut classes) = classify_at(table, id, 0)? else { return Ok(Err(Memory)) };
+    for i in 0..classes.len() {
+        if classes[i] == Class::SseUp && (i == 0 || !matches!(classes[i - 1], Class::Sse | Class::SseUp)) {
+            classes[i] = Class::Sse;
+        }
+    }
+    Ok(Ok(classes))
+}
+
+/// gcc `classify_argument`'s vector modes (the psABI: `__m64` is SSE, `__m128` SSE+SSEUP),
+/// for a vector of `size` bytes at byte `at` of the argument (larger than 16 bytes and
+/// one-`float`/`double` vectors are refused before: [`crate::abi_value`]):
+/// - 16 bytes: SSE then SSEUP, one whole `xmm` register (`V4SF`, `V2DF`, `V4SI`, ...);
+/// - 8 bytes: SSE, integer elements too (`V2SF`, `V2SI`, `V4HI`, `V8QI`, `V1DI`);
+/// - 1 to 4 bytes (integer elements only: `V4QI`, `V2HI`, `V1SI`, `V2QI`): INTEGER;
+/// - like a scalar, misaligned (`at` not a multiple of `size`) is MEMORY.
+fn vector_classes(at: u64, size: u64) -> Eightbytes {
+    match size {
+        16 => scalar_classes(at, 16, 16, Class::Sse).map(|_| vec![Class::Sse, Class::SseUp]),
+        8 => scalar_classes(at, 8, 8, Class::Sse),
+        _ => scalar_classes(at, size, size, Class::Integer),
+    }
 }
 
 /// gcc `classify_argument` (i386.cc; the oracle is the compiled fixtures) for `id` placed at
@@ -72,10 +100,12 @@ pub fn classify_record(table: &TypeTable, id: TypeId) -> Result<Eightbytes, Plan
 /// 3. an array is classified by its FIRST element alone (only its offset is checked) and
 ///    that element's classes repeat over the array's eightbytes; an array of no bytes that
 ///    starts an eightbyte is NO_CLASS without looking at the element;
-/// 4. more than two eightbytes is MEMORY (no SSEUP without vector types).
+/// 4. more than two eightbytes is MEMORY (vectors of more than 16 bytes are refused);
+/// 5. a vector is one scalar of its machine mode ([`vector_classes`]).
 fn classify_at(table: &TypeTable, id: TypeId, at: u64) -> Result<Eightbytes, PlanError> {
     let skew = at % 8;
     match table.get(id) {
+        CType::Array { .. } if table.is_vector(id) => Ok(vector_classes(at, table.layout(id)?.size)),
         CType::Record(r) => {
             let body = r.body.as_ref().ok_or_else(|| PlanError::Incomplete { ty: table.display(id.into()) })?;
             let Some(mut classes) = no_class_words(body.layout.size, skew) else { return Ok(Err(Memory)) };
@@ -205,6 +235,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         let in_regs = match classes {
             Ok(cs) => {
                 let need_int = cs.iter().filter(|c| **c == Class::Integer).count();
+                // An SSEUP eightbyte rides in its SSE eightbyte's register.
                 let need_sse = cs.iter().filter(|c| **c == Class::Sse).count() as u8;
                 regs.int + need_int <= SYSV_INT_ARGS.len() && regs.sse + need_sse <= SYSV_SSE_ARGS
             }
@@ -221,13 +252,22 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
                 }
                 let offset = 8 * i as u32;
                 let part_size = (size - offset).min(8);
+                if *c == Class::SseUp {
+                    // psABI: the upper half of the previous SSE eightbyte's register. The
+                    // classification puts an SSE or SSEUP eightbyte before every SSEUP.
+                    let Some(Part { loc: Loc::Xmm(_), size, .. }) = parts.last_mut() else {
+                        unreachable!("an SSEUP eightbyte follows an SSE one (classify_record)")
+                    };
+                    *size += part_size;
+                    continue;
+                }
                 let loc = match c {
                     Class::Sse => {
                         let x = Xmm(regs.sse);
                         regs.sse += 1;
                         Loc::Xmm(x)
                     }
-                    Class::Integer | Class::NoClass => {
+                    Class::Integer | Class::NoClass | Class::SseUp => {
                         let g = SYSV_INT_ARGS[regs.int];
                         regs.int += 1;
                         Loc::Gpr(g)
@@ -285,6 +325,9 @@ fn plan_return(ret: &AbiValue, regs: &mut Regs) -> Result<RetPlan, PlanError> {
                 })
             }
             [Class::Sse] | [Class::Sse, Class::NoClass] => RetLoc::Xmm0,
+            // psABI §3.2.3 returning, 4: "the next available eightbyte of the used vector
+            // register": all 16 bytes of xmm0.
+            [Class::Sse, Class::SseUp] => RetLoc::Xmm0Full,
             [Class::Integer] | [Class::Integer, Class::NoClass] => RetLoc::Gpr,
             [Class::Sse, Class::Sse] => RetLoc::Xmm0Xmm1,
             [Class::Sse, _] => RetLoc::Xmm0Rax,
@@ -312,8 +355,12 @@ mod tests {
         // `ix86_function_arg_boundary`, the type's alignment on x86-64 (psABI §3.2.3 names
         // only 16 and 32 for vector types; gcc applies the type's alignment to any type).
         let int = AbiValue::scalar(ValueKind::Int { size: 8, signed: true });
-        let big =
-            AbiValue { kind: ValueKind::Record { size: 64, align: 32 }, eightbytes: Some(Err(Memory)), gcc_mode: None };
+        let big = AbiValue {
+            kind: ValueKind::Record { size: 64, align: 32 },
+            eightbytes: Some(Err(Memory)),
+            gcc_mode: None,
+            vector: false,
+        };
         let mut args = vec![int.clone(); 6];
         args.push(int);
         args.push(big);

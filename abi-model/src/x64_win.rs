@@ -41,6 +41,11 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let ret_loc = match ret.kind {
         ValueKind::Void => RetLoc::Void,
         ValueKind::F32 | ValueKind::F64 => RetLoc::Xmm0,
+        // "__m128 types ... are returned in XMM0" (Microsoft, Return values); mingw returns
+        // every 16-byte vector so. Vectors of 1 to 8 bytes come back like records, in rax;
+        // as arguments every vector is passed like a record of its size (16 bytes: by
+        // reference, as the page says of __m128).
+        ValueKind::Record { size: 16, .. } if ret.vector => RetLoc::Xmm0Full,
         k if win64_passes_by_reference(k) => {
             slot += 1;
             RetLoc::Sret { ptr: slot_loc(0) }

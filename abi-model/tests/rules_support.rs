@@ -71,6 +71,10 @@ impl Env {
     pub fn array(&mut self, elem: TypeId, n: u64) -> TypeId {
         self.t.array_of(elem, abi_model::ArrayLen::Fixed(n))
     }
+    /// A gcc vector of `n` elements (`elem __attribute__((vector_size(n * sizeof elem)))`).
+    pub fn vector(&mut self, elem: TypeId, n: u64) -> TypeId {
+        self.t.try_vector_of(elem.into(), n).expect("test vector is valid")
+    }
 
     /// `struct { m0; m1; ... }` with members named a, b, c, ...
     pub fn strukt(&mut self, members: &[TypeId]) -> TypeId {

@@ -294,6 +294,9 @@ fn return_parts(ret: RetPlan) -> Result<[Option<RetPart>; 2], BackendError> {
         RetLoc::Void => Ok([None, None]),
         RetLoc::Gpr => single(RAX_R),
         RetLoc::Xmm0 => single(XMM0),
+        // A 16-byte vector (SSE+SSEUP): the whole register.
+        RetLoc::Xmm0Full if size == 16 => Ok([Some((XMM0, 0, 16)), None]),
+        RetLoc::Xmm0Full => Err(Invalid::ReturnLocation { loc: ret.loc, value: ret.value }.into()),
         RetLoc::Xmm0Xmm1 => pair(XMM0, XMM1),
         RetLoc::RaxRdx => pair(RAX_R, RDX_R),
         RetLoc::RaxXmm0 => pair(RAX_R, XMM0),
@@ -1015,6 +1018,8 @@ impl<'a> Emitter<'a> {
         match size {
             4 => mem!(self.ops, m, [movss Rx(x), DWORD], []),
             8 => mem!(self.ops, m, [movsd Rx(x), QWORD], []),
+            // A 16-byte vector (SSE+SSEUP); staging slots are 8-aligned.
+            16 => mem!(self.ops, m, [movups Rx(x), OWORD], []),
             1..=7 => {
                 self.load_gpr(R11, m, size, Ext::Zero)
                     .map_err(|_| Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(x)) })?;
@@ -1029,6 +1034,7 @@ impl<'a> Emitter<'a> {
         match size {
             4 => mem!(self.ops, m, [movss DWORD], [, Rx(x)]),
             8 => mem!(self.ops, m, [movsd QWORD], [, Rx(x)]),
+            16 => mem!(self.ops, m, [movups OWORD], [, Rx(x)]),
             1..=7 => {
                 asm!(self.ops ; movq scratch, Rx(x));
                 self.store_gpr(R11, m, size)?;

@@ -154,6 +154,8 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss Rx(xmm), DWORD [Rq(base) + disp]),
             8 => asm_disp!(self.ops, disp; movsd Rx(xmm), QWORD [Rq(base) + disp]),
+            // A 16-byte vector (`__m128` returns).
+            16 => asm_disp!(self.ops, disp; movups Rx(xmm), OWORD [Rq(base) + disp]),
             _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())
@@ -163,6 +165,7 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss DWORD [Rq(base) + disp], Rx(xmm)),
             8 => asm_disp!(self.ops, disp; movsd QWORD [Rq(base) + disp], Rx(xmm)),
+            16 => asm_disp!(self.ops, disp; movups OWORD [Rq(base) + disp], Rx(xmm)),
             _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())
@@ -546,6 +549,10 @@ impl<'a> Emitter<'a> {
                 let (base, d) = self.dest_mem(to)?;
                 self.store_xmm(0, base, d, size)
             }
+            RetLoc::Xmm0Full if size == 16 => {
+                let (base, d) = self.dest_mem(to)?;
+                self.store_xmm(0, base, d, 16)
+            }
             // The callee filled the buffer itself; rax holds its address, nothing to store.
             RetLoc::Sret { .. } => Ok(()),
             other => Err(Invalid::ReturnLocation { loc: other, value: ret.value }.into()),
@@ -583,6 +590,10 @@ impl<'a> Emitter<'a> {
             RetLoc::Xmm0 => {
                 let (base, d) = self.dest_mem(from)?;
                 self.load_xmm(0, base, d, size)
+            }
+            RetLoc::Xmm0Full if size == 16 => {
+                let (base, d) = self.dest_mem(from)?;
+                self.load_xmm(0, base, d, 16)
             }
             // The buffer was filled in place; ReturnToC puts its address in rax.
             RetLoc::Sret { .. } => Ok(()),

@@ -47,6 +47,16 @@ pub fn spec() -> &'static Spec {
     SPEC.get_or_init(spec::generate)
 }
 
+/// The part `target` uses: [`spec()`] on i386, with the vector types appended on x86-64
+/// ([`spec::generate_x86_64`]; i386 refuses vectors by value).
+pub fn spec_for(target: Target) -> &'static Spec {
+    static SPEC_X86_64: OnceLock<Spec> = OnceLock::new();
+    match target.arch {
+        Arch::X86 => spec(),
+        Arch::X86_64 => SPEC_X86_64.get_or_init(spec::generate_x86_64),
+    }
+}
+
 /// A value's bytes as the target lays it out, with the mask of the bytes (bits, for
 /// bit-fields) that carry meaning: padding and bits outside bit-fields are 0 in `mask` and in
 /// `bytes`.
@@ -143,7 +153,7 @@ pub fn catalogue(target: Target) -> Catalogue {
 
 /// The catalogue on `target`, or the first type abi-model rejects.
 pub fn try_catalogue(target: Target) -> Result<Catalogue, CatalogueError> {
-    let spec = spec();
+    let spec = spec_for(target);
     let mut b = Builder::new(target, spec)?;
     let mut signatures = Vec::with_capacity(spec.signatures.len());
     for (index, s) in spec.signatures.iter().enumerate() {
@@ -210,6 +220,8 @@ struct Builder {
     enum_ids: Vec<TypeId>,
     void_ptr: TypeId,
     fn_ptr: TypeId,
+    /// Per [`spec::VectorKind::ALL`], its type.
+    vector_ids: Vec<TypeId>,
 }
 
 impl Builder {
@@ -229,7 +241,18 @@ impl Builder {
         let f =
             table.function(FuncType { ret: void.into(), params: Vec::new(), variadic: false, conv: CallConv::Cdecl });
         let fn_ptr = table.pointer_to(f);
-        let mut b = Builder { target, spec, table, record_ids: Vec::new(), enum_ids, void_ptr, fn_ptr };
+        let mut vector_ids = Vec::with_capacity(spec::VectorKind::ALL.len());
+        for v in spec::VectorKind::ALL {
+            let (elem, n) = v.shape();
+            let elem = match elem {
+                Scalar::Float => table.float(FloatKind::Float),
+                Scalar::Double => table.float(FloatKind::Double),
+                Scalar::Int(k) => table.int(k),
+                other => unreachable!("vector element {other:?}"),
+            };
+            vector_ids.push(table.try_vector_of(elem.into(), n).map_err(|e| err(format!("{}: {e}", v.c_name())))?);
+        }
+        let mut b = Builder { target, spec, table, record_ids: Vec::new(), enum_ids, void_ptr, fn_ptr, vector_ids };
         for (n, r) in spec.records.iter().enumerate() {
             let id = b.table.new_record(r.kind, Some(&format!("R{n}")));
             let mut fields = Vec::with_capacity(r.fields.len());
@@ -264,6 +287,7 @@ impl Builder {
             Scalar::Enum(n) => self.enum_ids[n as usize],
             Scalar::Ptr => self.void_ptr,
             Scalar::FnPtr => self.fn_ptr,
+            Scalar::Vector(v) => self.vector_ids[spec::VectorKind::ALL.iter().position(|k| *k == v).unwrap_or(0)],
         }
     }
 
@@ -404,6 +428,14 @@ impl Builder {
                 let (re, im) = (normal_f64(rng), normal_f64(rng));
                 put(&[re.to_le_bytes(), im.to_le_bytes()].concat());
             }
+            Scalar::Vector(k) => {
+                // Element by element, so float elements are normal numbers.
+                let (elem, n) = k.shape();
+                let size = k.size() as usize / n as usize;
+                for i in 0..n as usize {
+                    self.fill_scalar(elem, at + i * size, rng, v);
+                }
+            }
             _ => {
                 let n = self.table.size_of(self.scalar_id(s)).map_or(0, |n| n as usize);
                 let bytes = rng.next_u64().to_le_bytes();
@@ -542,6 +574,29 @@ mod tests {
             }
         }
         assert!(regs >= 300 && memory >= 80, "{regs} in registers, {memory} in memory");
+    }
+
+    #[test]
+    fn vectors_are_in_the_x86_64_catalogues_only_passed_returned_and_variadic() {
+        // i386 refuses vectors by value: its catalogue (and fixtures) are the plain spec.
+        assert_eq!(catalogue(Target::X86_LINUX).signatures.len(), spec().signatures.len());
+        for target in [Target::X64_SYSV, Target::X64_WIN] {
+            let c = catalogue(target);
+            let decls = &c.spec.signatures;
+            for v in spec::VectorKind::ALL {
+                let t = Ty::Scalar(Scalar::Vector(v));
+                assert!(decls.iter().any(|s| s.params.contains(&t)), "{v:?} as an argument");
+                assert!(decls.iter().any(|s| s.ret.as_ref() == Some(&t)), "{v:?} returned");
+                assert!(decls.iter().any(|s| s.varargs.contains(&t)), "{v:?} as a variadic argument");
+            }
+            // Both new return rules are exercised: all of xmm0 (SysV SSE+SSEUP, Win64 __m128).
+            let full = c
+                .signatures
+                .iter()
+                .filter(|s| crate::matrix::plan_of(&c, s).is_ok_and(|p| p.ret.loc == abi_model::RetLoc::Xmm0Full))
+                .count();
+            assert!(full >= 6, "{target}: {full} signatures return in all of xmm0");
+        }
     }
 
     #[test]

@@ -87,6 +87,11 @@ fn types_h(cat: &Catalogue) -> String {
     let mut s = String::from(BANNER);
     s.push_str(EXPORT_MACRO);
     s.push_str("typedef void (*fnptr_t)(void);\n");
+    if cat.target.arch == abi_model::Arch::X86_64 {
+        for v in crate::catalogue::spec::VectorKind::ALL {
+            let _ = writeln!(s, "{}", v.c_typedef());
+        }
+    }
     s.push_str("void rec(const void *p, unsigned int n);\n");
     for (tag, constants) in crate::catalogue::spec::ENUMS {
         let list: Vec<String> = constants.iter().map(|(n, v)| format!("{n} = {v}")).collect();

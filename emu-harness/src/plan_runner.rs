@@ -228,6 +228,7 @@ pub fn read_return(cpu: &mut dyn Cpu, plan: &CallPlan, sret_buf: u64) -> Result<
             }
         }
         RetLoc::Xmm0 => lo(x(cpu, 0), size),
+        RetLoc::Xmm0Full => cpu.xmm(0).to_le_bytes()[..size.min(16)].to_vec(),
         RetLoc::Xmm0Xmm1 => [lo(x(cpu, 0), 8), lo(x(cpu, 1), size - 8)].concat(),
         RetLoc::RaxRdx => [lo(cpu.gpr(Gpr::Rax), 8), lo(cpu.gpr(Gpr::Rdx), size - 8)].concat(),
         RetLoc::RaxXmm0 => [lo(cpu.gpr(Gpr::Rax), 8), lo(x(cpu, 0), size - 8)].concat(),
@@ -293,7 +294,7 @@ pub fn write_return(
             };
             cpu.x87_push(v)?;
         }
-        RetLoc::Xmm0 => cpu.set_xmm(0, xmm(bytes)),
+        RetLoc::Xmm0 | RetLoc::Xmm0Full => cpu.set_xmm(0, xmm(bytes)),
         RetLoc::Xmm0Xmm1 => {
             let (a, b) = split(8);
             cpu.set_xmm(0, xmm(a));

@@ -98,4 +98,5 @@ scripts! {
     unwind => "unwind.lua",
     smoke => "smoke.lua",
     fields => "fields.lua",
+    vectors => "vectors.lua",
 }

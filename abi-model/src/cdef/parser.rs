@@ -1277,7 +1277,9 @@ impl<'a> Parser<'a> {
                     QualType::plain(array.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
                 Op::Func { params, variadic, conv, at } => {
-                    if matches!(self.table.get(t.id), CType::Function(_) | CType::Array { .. }) {
+                    // A vector is a value a function may return (LuaJIT's too), not an array.
+                    let array = matches!(self.table.get(t.id), CType::Array { .. }) && !self.table.is_vector(t.id);
+                    if array || matches!(self.table.get(t.id), CType::Function(_)) {
                         return Err(Self::err_at(*at, BAD_TYPE));
                     }
                     // On x86-64 there is one convention; LuaJIT ignores the keywords there.

@@ -77,6 +77,91 @@ pub enum Scalar {
     Ptr,
     /// `fnptr_t`, i.e. `void (*)(void)`
     FnPtr,
+    /// A gcc vector type (`v4sf_t` ...), x86-64 catalogues only ([`generate_x86_64`]).
+    Vector(VectorKind),
+}
+
+/// The vector types of the x86-64 catalogues: each size gcc gives a rule (16 bytes SSE+SSEUP,
+/// 8 bytes SSE, 4 and 2 bytes INTEGER on SysV; Win64: like records, 16 bytes returned in xmm0),
+/// float and integer elements alike. Declared in `types.h` as `typedef <elem> <name>
+/// __attribute__((vector_size(<size>)))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VectorKind {
+    /// `float` x 4
+    V4SF,
+    /// `double` x 2
+    V2DF,
+    /// `int` x 4
+    V4SI,
+    /// `float` x 2
+    V2SF,
+    /// `int` x 2
+    V2SI,
+    /// `signed char` x 8
+    V8QI,
+    /// `long long` x 1
+    V1DI,
+    /// `unsigned char` x 4
+    V4QI,
+    /// `short` x 2
+    V2HI,
+}
+
+impl VectorKind {
+    /// Every vector kind.
+    pub const ALL: [VectorKind; 9] = [
+        VectorKind::V4SF,
+        VectorKind::V2DF,
+        VectorKind::V4SI,
+        VectorKind::V2SF,
+        VectorKind::V2SI,
+        VectorKind::V8QI,
+        VectorKind::V1DI,
+        VectorKind::V4QI,
+        VectorKind::V2HI,
+    ];
+
+    /// The element type and the number of elements.
+    pub fn shape(self) -> (Scalar, u64) {
+        match self {
+            VectorKind::V4SF => (Scalar::Float, 4),
+            VectorKind::V2DF => (Scalar::Double, 2),
+            VectorKind::V4SI => (Scalar::Int(IntKind::Int), 4),
+            VectorKind::V2SF => (Scalar::Float, 2),
+            VectorKind::V2SI => (Scalar::Int(IntKind::Int), 2),
+            VectorKind::V8QI => (Scalar::Int(IntKind::SChar), 8),
+            VectorKind::V1DI => (Scalar::Int(IntKind::LongLong), 1),
+            VectorKind::V4QI => (Scalar::Int(IntKind::UChar), 4),
+            VectorKind::V2HI => (Scalar::Int(IntKind::Short), 2),
+        }
+    }
+
+    /// Its size in bytes (the same on every x86-64 target).
+    pub fn size(self) -> u64 {
+        let (elem, n) = self.shape();
+        elem.size_bound() * n
+    }
+
+    /// The typedef name.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            VectorKind::V4SF => "v4sf_t",
+            VectorKind::V2DF => "v2df_t",
+            VectorKind::V4SI => "v4si_t",
+            VectorKind::V2SF => "v2sf_t",
+            VectorKind::V2SI => "v2si_t",
+            VectorKind::V8QI => "v8qi_t",
+            VectorKind::V1DI => "v1di_t",
+            VectorKind::V4QI => "v4qi_t",
+            VectorKind::V2HI => "v2hi_t",
+        }
+    }
+
+    /// The typedef that declares it.
+    pub fn c_typedef(self) -> String {
+        let (elem, _) = self.shape();
+        format!("typedef {} {} __attribute__((vector_size({})));", elem.c_name(), self.c_name(), self.size())
+    }
 }
 
 /// Every scalar the catalogue uses.
@@ -134,6 +219,7 @@ impl Scalar {
             Scalar::Enum(_) => "enum E1",
             Scalar::Ptr => "void *",
             Scalar::FnPtr => "fnptr_t",
+            Scalar::Vector(v) => v.c_name(),
         }
     }
 
@@ -150,6 +236,7 @@ impl Scalar {
             Scalar::Float | Scalar::Enum(_) => 4,
             Scalar::Double | Scalar::ComplexFloat | Scalar::Ptr | Scalar::FnPtr => 8,
             Scalar::ComplexDouble => 16,
+            Scalar::Vector(v) => v.size(),
         }
     }
 
@@ -313,6 +400,10 @@ pub struct Spec {
     /// signatures appended last: a SysV call passing one on the stack needs a stack aligned to
     /// it.
     pub over_aligned: Vec<usize>,
+    /// x86-64 catalogues ([`generate_x86_64`]): the records holding vectors, used like the
+    /// nested ones by the signatures appended last, after those of the bare vectors. Empty
+    /// in the i386 catalogue, whose fixtures know no vectors (i386 refuses them by value).
+    pub vector_records: Vec<usize>,
 }
 
 /// Number of records generated for argument passing.
@@ -694,7 +785,104 @@ pub fn generate() -> Spec {
     signatures.extend(gen_nested_signatures(&records, &zero_width_unions, ZERO_WIDTH_SEED));
     let over_aligned = over_aligned_records(&mut records);
     signatures.extend(gen_over_aligned_signatures(&records, &over_aligned));
-    Spec { records, abi_records: abi, signatures, nested_records, zero_width_unions, over_aligned }
+    Spec {
+        records,
+        abi_records: abi,
+        signatures,
+        nested_records,
+        zero_width_unions,
+        over_aligned,
+        vector_records: vec![],
+    }
+}
+
+/// The seed of the conventions of the vector signatures (ignored on x86-64, which has one
+/// convention; fixed so that the catalogue stays deterministic).
+pub const VECTOR_SEED: u64 = 0x6c75_6166_6669_0005;
+
+/// [`generate`] with the vector types appended (issue 17): per [`VectorKind`] V the nested
+/// class's signatures (`V f(int)`, `void f(V, int)`, `V f(V)`, V after five ints, V after
+/// seven doubles, V as a variadic argument), nine 16-byte vectors (the ninth on the stack,
+/// 16-aligned, after a double), then records holding vectors, used the same way. Only the
+/// x86-64 targets use it: everything [`generate`] makes keeps its number and its values.
+pub fn generate_x86_64() -> Spec {
+    let mut spec = generate();
+    let vectors: Vec<Ty> = VectorKind::ALL.iter().map(|v| Ty::Scalar(Scalar::Vector(*v))).collect();
+    let records = &mut spec.records;
+    let (char, int, longlong) = (int(IntKind::Char), int(IntKind::Int), int(IntKind::LongLong));
+    let float = Ty::Scalar(Scalar::Float);
+    let v = |k: VectorKind| Ty::Scalar(Scalar::Vector(k));
+    let out = vec![
+        // struct { v4sf_t m0; }: SSE+SSEUP like the vector
+        push_record(records, RecordKind::Struct, vec![v(VectorKind::V4SF)], PLAIN),
+        // union { v4sf_t m0; float m1[4]; }: SSEUP meets SSE -> SSE, SSE
+        push_record(
+            records,
+            RecordKind::Union,
+            vec![v(VectorKind::V4SF), Ty::Array(Box::new(float.clone()), 4)],
+            PLAIN,
+        ),
+        // union { v2df_t m0; long long m1; }: INTEGER, then SSEUP alone -> SSE
+        push_record(records, RecordKind::Union, vec![v(VectorKind::V2DF), longlong], PLAIN),
+        // struct { v2sf_t m0; int m1; }: SSE, INTEGER
+        push_record(records, RecordKind::Struct, vec![v(VectorKind::V2SF), int.clone()], PLAIN),
+        // struct { int m0; v2hi_t m1; v2si_t m2; }: INTEGER, SSE
+        push_record(records, RecordKind::Struct, vec![int.clone(), v(VectorKind::V2HI), v(VectorKind::V2SI)], PLAIN),
+        // struct packed { char m0; v2sf_t m1; }: a misaligned vector -> MEMORY
+        push_record(records, RecordKind::Struct, vec![char, v(VectorKind::V2SF)], PACKED),
+        // struct { v4qi_t m0; float m1; }: one eightbyte, INTEGER
+        push_record(records, RecordKind::Struct, vec![v(VectorKind::V4QI), float], PLAIN),
+        // struct { v8qi_t m0; v1di_t m1; }: SSE, SSE
+        push_record(records, RecordKind::Struct, vec![v(VectorKind::V8QI), v(VectorKind::V1DI)], PLAIN),
+        // struct { v4si_t m0; int m1; }: 32 bytes -> MEMORY
+        push_record(records, RecordKind::Struct, vec![v(VectorKind::V4SI), int.clone()], PLAIN),
+    ];
+    let mut sigs = Vec::new();
+    for (i, ty) in vectors.iter().enumerate() {
+        sigs.extend(nested_signatures_of(ty, VECTOR_SEED ^ i as u64));
+    }
+    // Nine 16-byte vectors after a double: xmm0 is the double's, the last two go on the stack.
+    let mut nine = vec![Ty::Scalar(Scalar::Double)];
+    nine.extend(std::iter::repeat_n(v(VectorKind::V4SF), 9));
+    sigs.push(SigDecl {
+        ret: Some(v(VectorKind::V2DF)),
+        params: nine,
+        variadic: false,
+        varargs: vec![],
+        conv: CallConv::Cdecl,
+    });
+    sigs.extend(gen_nested_signatures(&spec.records, &out, VECTOR_SEED ^ 0x100));
+    debug_assert!(sigs.iter().all(|s| sig_bytes(&spec.records, &s.params, &s.varargs) <= MAX_ARG_BYTES));
+    spec.signatures.extend(sigs);
+    spec.vector_records = out;
+    spec
+}
+
+/// [`gen_nested_signatures`] for one type that is not a record.
+fn nested_signatures_of(ty: &Ty, seed: u64) -> Vec<SigDecl> {
+    let mut rng = Rng::new(seed);
+    let (int, double) = (Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double));
+    let mut sigs = Vec::new();
+    let mut sig = |ret: Option<Ty>, params: Vec<Ty>| {
+        sigs.push(SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
+    };
+    sig(Some(ty.clone()), vec![int.clone()]);
+    sig(None, vec![ty.clone(), int.clone()]);
+    sig(Some(ty.clone()), vec![ty.clone()]);
+    let mut ints = vec![int.clone(); 5];
+    ints.extend([ty.clone(), int.clone()]);
+    sig(Some(Ty::Scalar(Scalar::Float)), ints);
+    let mut doubles = vec![double.clone(); 7];
+    doubles.extend([ty.clone(), Ty::Scalar(Scalar::Float)]);
+    sig(None, doubles);
+    sigs.push(SigDecl {
+        ret: Some(int.clone()),
+        params: vec![int],
+        variadic: true,
+        varargs: vec![ty.clone(), double],
+        conv: CallConv::Cdecl,
+    });
+    sigs
 }
 
 /// The seed of the nested packed/aligned records and their signatures, appended after

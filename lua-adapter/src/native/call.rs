@@ -231,9 +231,10 @@ pub fn signature(types: &TypeTable, fn_ty: TypeId) -> Option<Signature> {
 }
 
 /// The descriptor a helper gets for an argument of type `ty`: arrays and functions decay to
-/// pointers, as they do when passed.
+/// pointers, as they do when passed; a vector is passed as the value it is.
 pub fn arg_desc(st: &mut FfiState, ty: QualType) -> *const CTypeDesc {
     let decayed = match st.types.get(ty.id) {
+        CType::Array { .. } if st.types.is_vector(ty.id) => None,
         CType::Array { elem, .. } => Some(*elem),
         CType::Function(_) => Some(ty),
         _ => None,

@@ -190,3 +190,35 @@ int calltest_backtrace_frames(void) {
   return count;
 }
 #endif
+
+/* Vectors by value (issue 17): x86-64 SysV passes a 16-byte vector in one xmm register
+ * (SSE+SSEUP), an 8-byte one in an xmm register, a 4-byte integer one in a GPR. */
+typedef float ct_v4sf __attribute__((vector_size(16)));
+typedef double ct_v2df __attribute__((vector_size(16)));
+typedef int ct_v2si __attribute__((vector_size(8)));
+typedef short ct_v2hi __attribute__((vector_size(4)));
+struct ct_vrec { ct_v4sf v; };
+union ct_vlong { ct_v4sf v; long long l; };
+ct_v4sf ct_v4sf_add(ct_v4sf a, ct_v4sf b) { return a + b; }
+ct_v4sf ct_v4sf_mix(int k, ct_v4sf a, double d, ct_v4sf b) { return a * (float)k + b * (float)d; }
+ct_v2si ct_v2si_add(ct_v2si a, ct_v2si b) { return a + b; }
+ct_v2hi ct_v2hi_neg(ct_v2hi a) { return -a; }
+double ct_v2df_nine(ct_v2df a, ct_v2df b, ct_v2df c, ct_v2df d, ct_v2df e, ct_v2df f, ct_v2df g, ct_v2df h, ct_v2df i) {
+  ct_v2df s = a + b * 2 + c * 3 + d * 4 + e * 5 + f * 6 + g * 7 + h * 8 + i * 9;
+  return s[0] + s[1] * 1000;
+}
+struct ct_vrec ct_vrec_rev(struct ct_vrec r) { struct ct_vrec o = { { r.v[3], r.v[2], r.v[1], r.v[0] } }; return o; }
+float ct_vlong_get(union ct_vlong u, int i) { return u.v[i]; }
+union ct_vlong ct_vlong_make(long long l, float hi) { union ct_vlong u; u.l = l; u.v[2] = hi; u.v[3] = -hi; return u; }
+ct_v4sf ct_call_v4sf(ct_v4sf (*f)(ct_v4sf, ct_v4sf), float x) {
+  ct_v4sf a = { x, x + 1, x + 2, x + 3 }, b = { 10, 20, 30, 40 };
+  return f(a, b);
+}
+ct_v2si ct_call_v2si(ct_v2si (*f)(ct_v2si, ct_v2hi), int a, int b) { ct_v2si v = { a, b }; ct_v2hi h = { 7, -8 }; return f(v, h); }
+double ct_call_v2df_nine(double (*f)(ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df)) {
+  ct_v2df v[9];
+  for (int i = 0; i < 9; i++) { v[i][0] = i + 1; v[i][1] = -(i + 1); }
+  return f(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+}
+struct ct_vrec ct_call_vrec(struct ct_vrec (*f)(struct ct_vrec), float x) { struct ct_vrec r = { { x, 2 * x, 3 * x, 4 * x } }; return f(r); }
+float ct_call_vlong(union ct_vlong (*f)(long long), long long l) { union ct_vlong u = f(l); return u.v[2] * 10 + (float)(u.l == l); }
