@@ -5,6 +5,8 @@
 //! messages. Types are built directly in the [`TypeTable`]: a declarator is parsed into a list
 //! of derivations (pointer, array, function) in the order they apply to the base type.
 
+use std::borrow::Cow;
+
 use super::lexer::{Lexer, Tok, Token};
 use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
 use crate::types::{
@@ -91,7 +93,7 @@ const NO_INT128: &str = "the model has no 128-bit integer type";
 const NO_FLOAT: &str = "the model has no such floating type";
 const NO_DECIMAL: &str = "the model has no decimal floating types";
 
-fn keyword_of(s: &str) -> Option<Kw> {
+pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
         "bool" => Kw::Bool,
@@ -221,17 +223,17 @@ enum Op {
 }
 
 /// A parsed declarator.
-struct Declarator {
-    name: Option<Token>,
+struct Declarator<'a> {
+    name: Option<Token<'a>>,
     ops: Vec<Op>,
     /// Bit-field width and the `:` token.
-    bits: Option<(u64, Token)>,
+    bits: Option<(u64, Token<'a>)>,
     attrs: Attrs,
 }
 
 pub(crate) struct Parser<'a> {
     lex: Lexer<'a>,
-    pub(crate) tok: Token,
+    pub(crate) tok: Token<'a>,
     pub(crate) table: &'a mut TypeTable,
     pub(crate) scope: &'a mut CScope,
     mode: Mode,
@@ -371,16 +373,14 @@ impl<'a> Parser<'a> {
 
     /// The keyword the current token is, if any (a `$` name is never a keyword).
     pub(crate) fn kw(&self) -> Option<Kw> {
-        match &self.tok.tok {
-            Tok::Ident(s) if !self.tok.from_param => keyword_of(s),
-            _ => None,
-        }
+        self.tok.kw
     }
 
-    /// The current token as a plain identifier (not a keyword).
-    pub(crate) fn ident(&self) -> Option<String> {
+    /// The current token as a plain identifier (not a keyword): borrowed from the text when
+    /// the token is.
+    pub(crate) fn ident(&self) -> Option<Cow<'a, str>> {
         match &self.tok.tok {
-            Tok::Ident(s) if self.kw().is_none() => Some(s.clone()),
+            Tok::Ident(s) if self.tok.kw.is_none() => Some(s.clone()),
             _ => None,
         }
     }
@@ -480,7 +480,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Gives the declared name its meaning.
-    fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'_>, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
             // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
@@ -502,7 +502,7 @@ impl<'a> Parser<'a> {
     /// `cp_decl_multi`: `typedef int t; typedef long t;` leaves `t` an int, and glibc's
     /// `__asm__`-labelled redeclarations keep the first symbol name); a constant is fine when
     /// identical and otherwise an error.
-    pub(crate) fn define_symbol(&mut self, name: &Token, sym: Symbol) -> Result<(), CdefError> {
+    pub(crate) fn define_symbol(&mut self, name: &Token<'_>, sym: Symbol) -> Result<(), CdefError> {
         let Tok::Ident(n) = &name.tok else {
             return Ok(());
         };
@@ -518,7 +518,7 @@ impl<'a> Parser<'a> {
             return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
         }
         self.scope.insert_ordinary(n, sym);
-        self.added.push(Added::Ordinary(n.clone()));
+        self.added.push(Added::Ordinary(n.to_string()));
         Ok(())
     }
 
@@ -634,7 +634,7 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.expect("(")?;
         if let Some(word) = self.ident() {
-            match word.as_str() {
+            match &*word {
                 "push" => {
                     if self.pack.len() >= MAX_PACK_DEPTH {
                         return Err(self.err_near(TOO_DEEP));
@@ -1052,7 +1052,7 @@ impl<'a> Parser<'a> {
     // ---- declarators ----
 
     /// A declarator with its bit-field width and trailing attributes.
-    fn full_declarator(&mut self, mode: DeclMode, spec: &Attrs) -> Result<Declarator, CdefError> {
+    fn full_declarator(&mut self, mode: DeclMode, spec: &Attrs) -> Result<Declarator<'a>, CdefError> {
         let mut attrs = spec.clone();
         let mut name = None;
         let mut ops = self.declarator(mode, &mut attrs, &mut name)?;
@@ -1070,7 +1070,12 @@ impl<'a> Parser<'a> {
     /// One level of declarator: pointers, a name or parenthesized inner declarator, then array
     /// and function suffixes (LuaJIT `cp_declarator`). Returns the derivations in the order
     /// they apply to the base type.
-    fn declarator(&mut self, mode: DeclMode, a: &mut Attrs, name: &mut Option<Token>) -> Result<Vec<Op>, CdefError> {
+    fn declarator(
+        &mut self,
+        mode: DeclMode,
+        a: &mut Attrs,
+        name: &mut Option<Token<'a>>,
+    ) -> Result<Vec<Op>, CdefError> {
         self.enter()?;
         let mut pointers = Vec::new();
         loop {
@@ -1242,7 +1247,7 @@ impl<'a> Parser<'a> {
     /// Applies a declarator's derivations to the base type (LuaJIT `cp_decl_intern`), checking
     /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
     /// of 2^31 bytes or more; functions returning functions or arrays.
-    fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
+    fn build(&mut self, base: QualType, d: &Declarator<'_>) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
         let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
         let mut t = self.apply_mode(base, mode, at)?;
@@ -1429,12 +1434,12 @@ impl<'a> Parser<'a> {
                 };
                 let id = made.map_err(|e| self.type_err(e))?;
                 self.scope.insert_tag(&name, id);
-                self.added.push(Added::Tag(name.clone()));
+                self.added.push(Added::Tag(name.to_string()));
                 id
             }
         };
         self.next()?;
-        Ok((Some(id), Some((name, at))))
+        Ok((Some(id), Some((name.into_owned(), at))))
     }
 
     /// `{ members } [attributes]`, then the layout.
@@ -1546,7 +1551,7 @@ impl<'a> Parser<'a> {
 
     /// A bit-field's type must be an integer, bool or enum, and its width fit the type; only
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
-    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
+    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token<'_>) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
             CType::Bool | CType::WideBool { .. } => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
@@ -1619,7 +1624,7 @@ impl<'a> Parser<'a> {
             let value = i64::try_from(next_value).map_err(|_| self.err(BAD_VALUE))?;
             let ty = self.constant_type(value);
             self.define_symbol(&name_tok, Symbol::Constant(ConstDecl { value, ty: QualType::plain(ty) }))?;
-            constants.push((name, value));
+            constants.push((name.into_owned(), value));
             next_value += 1;
             if !self.opt(",")? || self.tok.is("}") {
                 break;
@@ -1655,9 +1660,9 @@ fn give_conv(ops: &mut [Op], a: &mut Attrs) {
 }
 
 /// The name a declarator's name token spells.
-fn token_name(t: &Token) -> Option<String> {
+fn token_name(t: &Token<'_>) -> Option<String> {
     match &t.tok {
-        Tok::Ident(s) => Some(s.clone()),
+        Tok::Ident(s) => Some(s.to_string()),
         _ => None,
     }
 }
