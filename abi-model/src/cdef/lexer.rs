@@ -20,8 +20,8 @@ pub(crate) enum Tok<'a> {
     Ident(Cow<'a, str>),
     /// An integer literal (or character constant, or `$` number parameter).
     Int(IntLit),
-    /// A string literal's contents.
-    Str(String),
+    /// A string literal's contents (borrowed from the text when it has no escape).
+    Str(Cow<'a, str>),
     /// A `$` type parameter.
     TypeParam(QualType),
     /// An operator or other punctuation: `(`, `||`, `->`, also any unknown character (the
@@ -197,6 +197,12 @@ impl<'a> Lexer<'a> {
     /// The next token.
     pub fn next_token(&mut self) -> Result<Token<'a>, CdefError> {
         loop {
+            if let Some(t) = self.plain_token() {
+                match t {
+                    Some(t) => return Ok(t),
+                    None => continue,
+                }
+            }
             let Some(c) = self.peek() else {
                 self.splices_at_start = self.splices;
                 return Ok(self.make(Tok::Eof, self.line, self.col, Some(Cow::Borrowed("<eof>"))));
@@ -283,6 +289,53 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The common cases of [`Lexer::next_token`] read straight from the text's bytes, none of
+    /// which can hold a backslash-newline or end the text: a run of spaces and tabs (then
+    /// `Some(None)`), an ASCII name or number ended by an ASCII character other than a
+    /// backslash, and punctuation that is never the start of a longer token or comment.
+    /// `None` leaves everything else to the general path, character by character.
+    #[inline]
+    fn plain_token(&mut self) -> Option<Option<Token<'a>>> {
+        let rest = self.chars.as_str();
+        let bytes = rest.as_bytes();
+        let &first = bytes.first()?;
+        match first {
+            b' ' | b'\t' => {
+                let n = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                self.chars = rest[n..].chars();
+                self.col += n as u32;
+                Some(None)
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'0'..=b'9' => {
+                let n = bytes.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+                if !bytes.get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
+                    return None;
+                }
+                let s = &rest[..n];
+                // A malformed number is the general path's (error, or 0 when skipping).
+                let lit = if first.is_ascii_digit() { Some(parse_int_literal(s)?) } else { None };
+                let (line, col) = (self.line, self.col);
+                self.splices_at_start = self.splices;
+                self.chars = rest[n..].chars();
+                self.col += n as u32;
+                Some(Some(match lit {
+                    Some(lit) => self.make(Tok::Int(lit), line, col, Some(Cow::Borrowed(s))),
+                    None => self.ident(Cow::Borrowed(s), line, col),
+                }))
+            }
+            b'(' | b')' | b',' | b';' | b'*' | b'[' | b']' | b'{' | b'}' | b'.' | b'?' | b':' | b'~' | b'^' | b'%'
+            | b'+' | b'#' => {
+                let (line, col) = (self.line, self.col);
+                self.splices_at_start = self.splices;
+                self.chars = rest[1..].chars();
+                self.col += 1;
+                let p = one_char_punct(first as char).expect("ASCII punctuation");
+                Some(Some(self.punct(p, line, col)))
+            }
+            _ => None,
+        }
+    }
+
     /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
     fn make(&self, tok: Tok<'a>, line: u32, col: u32, shown: Option<Cow<'a, str>>) -> Token<'a> {
         let joined_line = line - self.splices_at_start;
@@ -355,6 +408,16 @@ impl<'a> Lexer<'a> {
 
     fn string(&mut self, delim: char, line: u32, col: u32) -> Result<Token<'a>, CdefError> {
         self.bump();
+        if delim == '"' {
+            // Printable ASCII without a backslash up to the closing quote: the text itself.
+            let rest = self.chars.as_str();
+            let n = rest.bytes().take_while(|&b| b != b'"' && b != b'\\' && (b' '..=b'~').contains(&b)).count();
+            if rest.as_bytes().get(n) == Some(&b'"') {
+                self.chars = rest[n + 1..].chars();
+                self.col += n as u32 + 1;
+                return Ok(self.make(Tok::Str(Cow::Borrowed(&rest[..n])), line, col, None));
+            }
+        }
         let mut bytes: Vec<u8> = Vec::new();
         loop {
             let Some(c) = self.bump() else {
@@ -412,7 +475,7 @@ impl<'a> Lexer<'a> {
         if delim == '"' {
             // Shown as its contents ([`Token::text`]).
             let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            return Ok(self.make(Tok::Str(text), line, col, None));
+            return Ok(self.make(Tok::Str(Cow::Owned(text)), line, col, None));
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if bytes.len() != 1 {
@@ -616,6 +679,26 @@ mod tests {
         assert_eq!(toks[0].tok, Tok::Str("a\tbAA\u{1b}".into()));
         assert!(matches!(toks[1].tok, Tok::Int(IntLit { value: 10, .. })));
         assert!(matches!(toks[2].tok, Tok::Int(IntLit { value: 65, .. })));
+    }
+
+    /// The byte-wise paths (spaces, plain names and numbers, one-character punctuation, a
+    /// string without escapes) give what the character-wise one gives: the same tokens,
+    /// columns and errors; a malformed number is still an error, or 0 when skipping.
+    #[test]
+    fn plain_tokens_keep_columns_borrow_and_still_refuse_bad_numbers() {
+        let toks = lex_all("f\t( 0x10 ,\"ab c\" \"a\\n\");");
+        let got: Vec<(String, u32)> = toks.iter().map(|t| (t.text().to_string(), t.col)).collect();
+        let want = [("f", 1), ("(", 3), ("0x10", 5), (",", 10), ("ab c", 11), ("a\n", 18), (")", 23), (";", 24)];
+        assert_eq!(got[..8], want.map(|(t, c)| (t.to_string(), c)));
+        assert!(matches!(&toks[4].tok, Tok::Str(Cow::Borrowed("ab c"))));
+        assert!(matches!(&toks[5].tok, Tok::Str(Cow::Owned(s)) if s == "a\n"));
+        assert!(matches!(toks[2].tok, Tok::Int(IntLit { value: 16, .. })));
+        let mut lx = Lexer::new("12abc", &[]);
+        assert_eq!(lx.next_token().unwrap_err().to_string(), "1:1: malformed number near '12abc'");
+        let mut lx = Lexer::new("12abc x", &[]);
+        lx.skipping = true;
+        assert!(matches!(lx.next_token().unwrap().tok, Tok::Int(IntLit { value: 0, .. })));
+        assert_eq!(lx.next_token().unwrap().text(), "x");
     }
 
     #[test]
