@@ -243,8 +243,9 @@ pub(crate) struct Parser<'a> {
     added: Vec<Added>,
     /// Records whose body is being parsed.
     defining: Vec<TypeId>,
-    /// Names of the parameters of the function declarators being parsed.
-    pub(crate) param_names: Vec<Vec<String>>,
+    /// The parameters read so far of the function declarators being parsed, outermost
+    /// first (what a parameter's array size may name: `int f(int n, int a[n])`).
+    pub(crate) params: Vec<Param>,
 }
 
 /// Parses `src` in `mode`; on error takes back every name it added, every type it made and
@@ -280,7 +281,7 @@ pub(crate) fn run(
                     pack: vec![None],
                     added: Vec::new(),
                     defining: Vec::new(),
-                    param_names: Vec::new(),
+                    params: Vec::new(),
                 };
                 let r = match mode {
                     Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
@@ -417,8 +418,8 @@ impl<'a> Parser<'a> {
             let tag_only = matches!(self.table.get(spec.base.id), CType::Record(_) | CType::Enum(_));
             if !(tag_only && (self.tok.is(";") || self.tok.tok == Tok::Eof)) {
                 loop {
-                    let d = self.full_declarator(DIRECT, &spec.attrs)?;
-                    let ty = self.build(spec.base, &d)?;
+                    let mut d = self.full_declarator(DIRECT, &spec.attrs)?;
+                    let ty = self.build(spec.base, &mut d)?;
                     self.declare(spec.storage, d, ty)?;
                     if !self.opt(",")? {
                         break;
@@ -449,8 +450,8 @@ impl<'a> Parser<'a> {
     pub(crate) fn abstract_type(&mut self) -> Result<QualType, CdefError> {
         let spec = self.decl_spec(&[])?;
         let at = self.pos();
-        let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
-        let ty = self.build(spec.base, &d)?;
+        let mut d = self.full_declarator(ABSTRACT, &spec.attrs)?;
+        let ty = self.build(spec.base, &mut d)?;
         // `int __attribute__((aligned(8)))` names an aligned int, as in a typedef.
         self.aligned(ty, d.attrs.aligned_last, at)
     }
@@ -1040,7 +1041,10 @@ impl<'a> Parser<'a> {
         self.expect("(")?;
         let mut name: Option<String> = None;
         while let Tok::Str(s) = &self.tok.tok {
-            name.get_or_insert_with(String::new).push_str(s);
+            match &mut name {
+                None => name = Some(s.to_string()),
+                Some(n) => n.push_str(s),
+            }
             self.next()?;
         }
         if name.is_some() {
@@ -1126,9 +1130,16 @@ impl<'a> Parser<'a> {
             }
         }
         self.attributes(a)?;
-        let mut ops = pointers;
-        ops.extend(suffixes.into_iter().rev());
-        ops.extend(inner);
+        // The common `name(...)` and `*name` need no third list.
+        let mut ops = if pointers.is_empty() && inner.is_empty() {
+            suffixes.reverse();
+            suffixes
+        } else {
+            let mut ops = pointers;
+            ops.extend(suffixes.into_iter().rev());
+            ops.extend(inner);
+            ops
+        };
         give_conv(&mut ops, a);
         if ops.len() > MAX_DERIVATIONS {
             return Err(self.err(TOO_DEEP));
@@ -1169,10 +1180,22 @@ impl<'a> Parser<'a> {
     /// dropped (C11 6.7.6.3p15: they are not part of the function's type). A body `{ ... }` is
     /// skipped, as LuaJIT skips inline function definitions.
     fn func_suffix(&mut self, a: &mut Attrs, at: (u32, u32)) -> Result<Op, CdefError> {
+        if self.params.capacity() == 0 {
+            // Room for most lists, nested ones too, without growing.
+            self.params.reserve(16);
+        }
+        let start = self.params.len();
+        let op = self.func_suffix_at(a, at, start);
+        // Parameters of lists left unfinished by an error (a `#define` that is not a constant
+        // goes on parsing) are no one's.
+        self.params.truncate(start);
+        op
+    }
+
+    /// [`Self::func_suffix`], its parameters pushed on [`Parser::params`] from `start` on.
+    fn func_suffix_at(&mut self, a: &mut Attrs, at: (u32, u32), start: usize) -> Result<Op, CdefError> {
         self.enter()?;
-        let mut params = Vec::new();
         let mut variadic = false;
-        self.param_names.push(Vec::new());
         if !self.tok.is(")") {
             loop {
                 if self.opt(".")? {
@@ -1183,8 +1206,8 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let spec = self.decl_spec(&[Storage::Register])?;
-                let d = self.full_declarator(PARAM, &spec.attrs)?;
-                let ty = self.build(spec.base, &d)?;
+                let mut d = self.full_declarator(PARAM, &spec.attrs)?;
+                let ty = self.build(spec.base, &mut d)?;
                 if matches!(self.table.get(ty.id), CType::Void) {
                     break;
                 }
@@ -1200,16 +1223,14 @@ impl<'a> Parser<'a> {
                 };
                 let id = decayed.map_err(|e| self.type_err(e))?;
                 let pname = d.name.as_ref().and_then(token_name);
-                if let (Some(n), Some(frame)) = (&pname, self.param_names.last_mut()) {
-                    frame.push(n.clone());
-                }
-                params.push(Param { name: pname, ty: QualType::plain(id) });
+                self.params.push(Param { name: pname, ty: QualType::plain(id) });
                 if !self.opt(",")? {
                     break;
                 }
             }
         }
-        self.param_names.pop();
+        // One allocation of the list's own length.
+        let params: Vec<Param> = self.params.drain(start..).collect();
         self.expect(")")?;
         if self.tok.is("{") {
             self.skip_body()?;
@@ -1246,15 +1267,16 @@ impl<'a> Parser<'a> {
 
     /// Applies a declarator's derivations to the base type (LuaJIT `cp_decl_intern`), checking
     /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
-    /// of 2^31 bytes or more; functions returning functions or arrays.
-    fn build(&mut self, base: QualType, d: &Declarator<'_>) -> Result<QualType, CdefError> {
+    /// of 2^31 bytes or more; functions returning functions or arrays. A function
+    /// derivation's parameters are moved into its type (`d` is built once).
+    fn build(&mut self, base: QualType, d: &mut Declarator<'_>) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
         let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
         let mut t = self.apply_mode(base, mode, at)?;
         if let Some(bytes) = d.attrs.vector {
             t = self.apply_vector(t, bytes, at)?;
         }
-        for op in &d.ops {
+        for op in &mut d.ops {
             t = match op {
                 Op::Pointer(q) => {
                     QualType { id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?, quals: *q }
@@ -1273,7 +1295,7 @@ impl<'a> Parser<'a> {
                     if self.is_variable_length(t.id) {
                         return Err(Self::err_at(*at, BAD_SIZE));
                     }
-                    if let (ArrayLen::Fixed(n), Some(size)) = (len, elem_size) {
+                    if let (ArrayLen::Fixed(n), Some(size)) = (&*len, elem_size) {
                         if size.checked_mul(*n).is_none_or(|total| total >= MAX_OBJECT_SIZE) {
                             return Err(Self::err_at(*at, BAD_SIZE));
                         }
@@ -1290,7 +1312,7 @@ impl<'a> Parser<'a> {
                         Arch::X86 => conv.unwrap_or_default(),
                         Arch::X86_64 => CallConv::Cdecl,
                     };
-                    let f = FuncType { ret: t, params: params.clone(), variadic: *variadic, conv };
+                    let f = FuncType { ret: t, params: std::mem::take(params), variadic: *variadic, conv };
                     let func = self.table.try_function(f);
                     QualType::plain(func.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
@@ -1303,16 +1325,17 @@ impl<'a> Parser<'a> {
     /// bytes make a [`CType::WideInt`], LuaJIT's `int128_t`/`int256_t`), a floating type's to 4
     /// or 8 bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
     fn apply_mode(&mut self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
-        let id = match (mode, self.table.get(base.id).clone()) {
-            (Some(ModeAttr(n)), CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
+        let Some(mode) = mode else { return Ok(base) };
+        let id = match (mode, self.table.get(base.id)) {
+            (ModeAttr(n), &CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
                 Some(id) => id,
                 None => {
                     let made = self.table.try_wide_int(n, k.is_signed());
                     made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?
                 }
             },
-            (Some(ModeAttr(4)), CType::Float(_)) => self.table.float(FloatKind::Float),
-            (Some(ModeAttr(8)), CType::Float(_)) => self.table.float(FloatKind::Double),
+            (ModeAttr(4), CType::Float(_)) => self.table.float(FloatKind::Float),
+            (ModeAttr(8), CType::Float(_)) => self.table.float(FloatKind::Double),
             _ => base.id,
         };
         Ok(QualType { id, quals: base.quals })
@@ -1459,8 +1482,8 @@ impl<'a> Parser<'a> {
                 if after_flexible {
                     return Err(self.err_expected("}"));
                 }
-                let d = self.full_declarator(mode, &spec.attrs)?;
-                let ty = self.build(spec.base, &d)?;
+                let mut d = self.full_declarator(mode, &spec.attrs)?;
+                let ty = self.build(spec.base, &mut d)?;
                 let at = d.name.as_ref().map_or(self.pos(), |t| (t.line, t.col));
                 if is_static {
                     // A constant in the struct's namespace (not the global one), read as a
