@@ -15,6 +15,7 @@ use crate::hash::FxHashMap;
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
 use std::fmt;
+use std::sync::Arc;
 
 /// Index of a type in its [`TypeTable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -405,7 +406,9 @@ enum Key {
     WideInt(u32, bool),
     /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
     WideBool(u32),
-    Function(QualType, Vec<QualType>, bool, CallConv),
+    /// The parameter types are shared, so that the copy the type's [`Info`] keeps (to forget
+    /// it on rollback) allocates nothing.
+    Function(QualType, Arc<[QualType]>, bool, CallConv),
 }
 
 /// Most types one table holds: LuaJIT's `CTID_MAX`, past which it raises "table overflow".

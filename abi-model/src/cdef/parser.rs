@@ -86,12 +86,26 @@ pub(crate) enum Kw {
     /// A type gcc or C23 knows and the model has no rule for (`__int128`, `_Float128`,
     /// `_Decimal64`, ...), with why. A keyword, so that it is never taken for a declarator's
     /// name (`unsigned __int128` is not an `unsigned` named `__int128`).
-    Unsupported(&'static str),
+    Unsupported(Unsupported),
 }
 
-const NO_INT128: &str = "the model has no 128-bit integer type";
-const NO_FLOAT: &str = "the model has no such floating type";
-const NO_DECIMAL: &str = "the model has no decimal floating types";
+/// Why a [`Kw::Unsupported`] type is (a byte, so that a token's keyword stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unsupported {
+    Int128,
+    Float,
+    Decimal,
+}
+
+impl Unsupported {
+    fn why(self) -> &'static str {
+        match self {
+            Unsupported::Int128 => "the model has no 128-bit integer type",
+            Unsupported::Float => "the model has no such floating type",
+            Unsupported::Decimal => "the model has no decimal floating types",
+        }
+    }
+}
 
 pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
@@ -136,10 +150,10 @@ pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
         "sizeof" => Kw::Sizeof,
         // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
         "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
-        "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
+        "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(Unsupported::Int128),
         "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16" | "__bf16" | "_Float32"
-        | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(NO_FLOAT),
-        "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(NO_DECIMAL),
+        | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(Unsupported::Float),
+        "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(Unsupported::Decimal),
         _ => return None,
     })
 }
@@ -226,8 +240,8 @@ enum Op {
 struct Declarator<'a> {
     name: Option<Token<'a>>,
     ops: Vec<Op>,
-    /// Bit-field width and the `:` token.
-    bits: Option<(u64, Token<'a>)>,
+    /// Bit-field width and where its `:` is.
+    bits: Option<(u64, (u32, u32))>,
     attrs: Attrs,
 }
 
@@ -518,8 +532,8 @@ impl<'a> Parser<'a> {
             }
             return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
         }
-        self.scope.insert_ordinary(n, sym);
-        self.added.push(Added::Ordinary(n.to_string()));
+        let n = self.scope.insert_ordinary(n, sym);
+        self.added.push(Added::Ordinary(n));
         Ok(())
     }
 
@@ -696,7 +710,7 @@ impl<'a> Parser<'a> {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
             if let Some(Kw::Unsupported(why)) = kw {
-                return Err(self.err(&format!("'{}' is not supported: {why}", self.tok.text())));
+                return Err(self.err(&format!("'{}' is not supported: {}", self.tok.text(), why.why())));
             }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
@@ -1062,7 +1076,7 @@ impl<'a> Parser<'a> {
         let mut ops = self.declarator(mode, &mut attrs, &mut name)?;
         let mut bits = None;
         if mode.field && self.tok.is(":") {
-            let colon = self.tok.clone();
+            let colon = self.pos();
             self.next()?;
             bits = Some((self.ksize()?, colon));
         }
@@ -1494,7 +1508,7 @@ impl<'a> Parser<'a> {
                     }
                 } else if let Some((width, colon)) = &d.bits {
                     let name = d.name.as_ref().and_then(token_name);
-                    self.check_bitfield(ty, *width, name.is_some(), colon)?;
+                    self.check_bitfield(ty, *width, name.is_some(), *colon)?;
                     let mut f = Field::bits(name.as_deref(), ty, *width as u32);
                     f.aligned = d.attrs.aligned;
                     f.packed = d.attrs.packed;
@@ -1574,7 +1588,7 @@ impl<'a> Parser<'a> {
 
     /// A bit-field's type must be an integer, bool or enum, and its width fit the type; only
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
-    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token<'_>) -> Result<(), CdefError> {
+    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: (u32, u32)) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
             CType::Bool | CType::WideBool { .. } => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
@@ -1583,9 +1597,7 @@ impl<'a> Parser<'a> {
         };
         match max {
             Some(max) if width <= max && !(width == 0 && named) => Ok(()),
-            _ => {
-                Err(CdefError { line: colon.line, col: colon.col, message: BAD_VALUE.into(), token: Some(":".into()) })
-            }
+            _ => Err(CdefError { line: colon.0, col: colon.1, message: BAD_VALUE.into(), token: Some(":".into()) }),
         }
     }
 
