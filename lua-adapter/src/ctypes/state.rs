@@ -464,6 +464,13 @@ impl FfiState {
 
     /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
     pub fn forget_parsed(&mut self) {
+        // A recent entry is always one of `parsed`'s (`remember_parsed` clears the map only
+        // to insert into it): nothing to forget, and no 64 slots to refill, in a program that
+        // declares without parsing type strings in between.
+        if self.parsed.is_empty() {
+            debug_assert!(self.recent_types.iter().all(Option::is_none));
+            return;
+        }
         self.parsed.clear();
         self.recent_types.fill(None);
     }
