@@ -107,6 +107,26 @@ impl Unsupported {
     }
 }
 
+impl Kw {
+    /// Is this a keyword [`Parser::attributes`] reads?
+    #[inline]
+    fn is_attribute(self) -> bool {
+        matches!(
+            self,
+            Kw::Const
+                | Kw::Volatile
+                | Kw::Restrict
+                | Kw::Extension
+                | Kw::Ptr32
+                | Kw::Ptr64
+                | Kw::Attribute
+                | Kw::Asm
+                | Kw::Declspec
+                | Kw::Conv(_)
+        )
+    }
+}
+
 pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
@@ -252,7 +272,9 @@ pub(crate) struct Parser<'a> {
     pub(crate) scope: &'a mut CScope,
     mode: Mode,
     depth: u32,
-    pack: Vec<Option<u32>>,
+    /// The `#pragma pack` in force, and those `pack(push)` saved (no allocation until one).
+    pack: Option<u32>,
+    pack_saved: Vec<Option<u32>>,
     /// Names added so far (taken back on error).
     added: Vec<Added>,
     /// Records whose body is being parsed.
@@ -292,7 +314,8 @@ pub(crate) fn run(
                     scope: &mut *scope,
                     mode,
                     depth: 0,
-                    pack: vec![None],
+                    pack: None,
+                    pack_saved: Vec::new(),
                     added: Vec::new(),
                     defining: Vec::new(),
                     params: Vec::new(),
@@ -651,15 +674,14 @@ impl<'a> Parser<'a> {
         if let Some(word) = self.ident() {
             match &*word {
                 "push" => {
-                    if self.pack.len() >= MAX_PACK_DEPTH {
+                    if self.pack_saved.len() + 1 >= MAX_PACK_DEPTH {
                         return Err(self.err_near(TOO_DEEP));
                     }
-                    let top = *self.pack.last().unwrap_or(&None);
-                    self.pack.push(top);
+                    self.pack_saved.push(self.pack);
                 }
                 "pop" => {
-                    if self.pack.len() > 1 {
-                        self.pack.pop();
+                    if let Some(saved) = self.pack_saved.pop() {
+                        self.pack = saved;
                     }
                 }
                 _ => return Err(self.err_near("unexpected symbol")),
@@ -677,9 +699,7 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         };
-        if let Some(top) = self.pack.last_mut() {
-            *top = value;
-        }
+        self.pack = value;
         self.expect(")")
     }
 
@@ -872,7 +892,17 @@ impl<'a> Parser<'a> {
 
     /// Qualifiers, `__attribute__`, `__declspec`, `__asm__`, calling conventions (LuaJIT
     /// `cp_decl_attributes`).
+    #[inline]
     fn attributes(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        // Most tokens are none of them: no call.
+        match self.tok.kw {
+            Some(k) if k.is_attribute() => self.attributes_from(a),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Self::attributes`] from a token that is one.
+    fn attributes_from(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         loop {
             match self.kw() {
                 Some(Kw::Const) => a.quals.is_const = true,
@@ -1566,7 +1596,7 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.attributes(a)?;
         self.defining.pop();
-        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
+        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack };
         let defined = self.table.define_record_with_constants(id, fields, constants, attrs);
         defined.map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
         self.leave();
