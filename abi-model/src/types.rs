@@ -43,12 +43,21 @@ impl Quals {
 }
 
 /// A type with its qualifiers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QualType {
     /// The unqualified type.
     pub id: TypeId,
     /// Its qualifiers.
     pub quals: Quals,
+}
+
+/// Hashed as one word (the id and a bit per qualifier) rather than a word per field: a
+/// function type's interning key hashes one per parameter.
+impl std::hash::Hash for QualType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let q = u64::from(self.quals.is_const) << 32 | u64::from(self.quals.is_volatile) << 33;
+        state.write_u64(u64::from(self.id.0) | q);
+    }
 }
 
 impl QualType {
@@ -1099,6 +1108,24 @@ impl TypeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A qualified type is hashed as one word: every qualifier changes it, as does the id,
+    /// and equal values hash alike.
+    #[test]
+    fn qualified_types_hash_apart_by_id_and_each_qualifier() {
+        use std::hash::BuildHasher;
+        let h = |id: u32, c: bool, v: bool| {
+            let q = QualType { id: TypeId(id), quals: Quals { is_const: c, is_volatile: v } };
+            std::hash::BuildHasherDefault::<crate::hash::FxHasher>::default().hash_one(q)
+        };
+        let all = [h(5, false, false), h(5, true, false), h(5, false, true), h(5, true, true), h(6, false, false)];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(h(7, true, false), h(7, true, false));
+    }
 
     #[test]
     fn derived_types_are_interned_records_are_not() {
