@@ -1250,8 +1250,21 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let spec = self.decl_spec(&[Storage::Register])?;
-                let mut d = self.full_declarator(PARAM, &spec.attrs)?;
-                let ty = self.build(spec.base, &mut d)?;
+                let bare = (self.tok.is(",") || self.tok.is(")"))
+                    && spec.attrs.mode.is_none()
+                    && spec.attrs.ptr_size.is_none()
+                    && spec.attrs.vector.is_none()
+                    && self.depth < MAX_DEPTH;
+                let (ty, pname) = if bare {
+                    // A parameter of the specifiers alone (`int`, `size_t`): the empty
+                    // declarator would change nothing (no mode or vector to apply, and the
+                    // depth its level would take is free).
+                    (spec.base, None)
+                } else {
+                    let mut d = self.full_declarator(PARAM, &spec.attrs)?;
+                    let ty = self.build(spec.base, &mut d)?;
+                    (ty, d.name.as_ref().and_then(token_name))
+                };
                 if matches!(self.table.get(ty.id), CType::Void) {
                     break;
                 }
@@ -1266,7 +1279,6 @@ impl<'a> Parser<'a> {
                     _ => Ok(ty.id),
                 };
                 let id = decayed.map_err(|e| self.type_err(e))?;
-                let pname = d.name.as_ref().and_then(token_name);
                 self.params.push(Param { name: pname, ty: QualType::plain(id) });
                 if !self.opt(",")? {
                     break;
