@@ -161,6 +161,15 @@ pub struct CScope {
     /// Shared names: a declaration's [`Added`] record is the same allocation.
     ordinary: FxHashMap<Arc<str>, Symbol>,
     tags: FxHashMap<String, TypeId>,
+    /// The parser's buffers, kept empty between parses so that each reuses them.
+    spare: Spare,
+}
+
+/// Buffers a parse needs and gives back empty: the names it added and the parameter stack.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Spare {
+    pub(crate) added: Vec<Added>,
+    pub(crate) params: Vec<crate::types::Param>,
 }
 
 /// One name added by a declaration, so a failed `cdef` can take it back.
@@ -178,7 +187,8 @@ impl CScope {
     /// `_Bool` are keywords, not typedefs.
     pub fn new(table: &mut TypeTable) -> CScope {
         let target = table.target();
-        let mut scope = CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default() };
+        let mut scope =
+            CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default(), spare: Spare::default() };
         let ptr = table.target().pointer_size();
         let mut def = |name: &str, id: Option<TypeId>| {
             if let Some(id) = id {

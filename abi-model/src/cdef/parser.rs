@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use super::lexer::{Lexer, Tok, Token};
-use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
+use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Spare, Symbol, TagKind, VarDecl};
 use crate::types::{
     ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordConst,
     RecordKind, TypeError, TypeId, TypeTable,
@@ -302,10 +302,12 @@ pub(crate) fn run(
         });
     }
     let cp = table.checkpoint();
-    let (result, added) = {
+    // The buffers of the last parse, empty, so that a parse allocates none of its own.
+    let Spare { added: spare_added, params: spare_params } = std::mem::take(&mut scope.spare);
+    let (result, mut added, mut spare_params) = {
         let mut lex = Lexer::new(src, params);
         match lex.next_token() {
-            Err(e) => (Err(e), Vec::new()),
+            Err(e) => (Err(e), spare_added, spare_params),
             Ok(first) => {
                 let mut p = Parser {
                     lex,
@@ -316,9 +318,9 @@ pub(crate) fn run(
                     depth: 0,
                     pack: None,
                     pack_saved: Vec::new(),
-                    added: Vec::new(),
+                    added: spare_added,
                     defining: Vec::new(),
-                    params: Vec::new(),
+                    params: spare_params,
                 };
                 let r = match mode {
                     Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
@@ -331,7 +333,7 @@ pub(crate) fn run(
                         Ok(ty)
                     }
                 });
-                (r, p.added)
+                (r, p.added, p.params)
             }
         }
     };
@@ -341,6 +343,11 @@ pub(crate) fn run(
     } else {
         table.commit(cp);
     }
+    added.clear();
+    spare_params.clear();
+    // A large header's list of names is not kept for good.
+    added.shrink_to(64);
+    scope.spare = Spare { added, params: spare_params };
     result
 }
 
