@@ -1181,10 +1181,16 @@ impl<'a> Parser<'a> {
             }
         }
         self.attributes(a)?;
-        // The common `name(...)` and `*name` need no third list.
-        let mut ops = if pointers.is_empty() && inner.is_empty() {
-            suffixes.reverse();
-            suffixes
+        // Without pointers at this level (`name(...)`, `(*)(...)`) the suffixes' list is
+        // the result, and without suffixes the inner one: no third list.
+        let mut ops = if pointers.is_empty() {
+            if suffixes.is_empty() {
+                inner
+            } else {
+                suffixes.reverse();
+                suffixes.extend(inner);
+                suffixes
+            }
         } else {
             let mut ops = pointers;
             ops.extend(suffixes.into_iter().rev());
