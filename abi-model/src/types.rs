@@ -15,6 +15,7 @@ use crate::hash::FxHashMap;
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
 use std::fmt;
+use std::sync::Arc;
 
 /// Index of a type in its [`TypeTable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,12 +43,21 @@ impl Quals {
 }
 
 /// A type with its qualifiers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QualType {
     /// The unqualified type.
     pub id: TypeId,
     /// Its qualifiers.
     pub quals: Quals,
+}
+
+/// Hashed as one word (the id and a bit per qualifier) rather than a word per field: a
+/// function type's interning key hashes one per parameter.
+impl std::hash::Hash for QualType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let q = u64::from(self.quals.is_const) << 32 | u64::from(self.quals.is_volatile) << 33;
+        state.write_u64(u64::from(self.id.0) | q);
+    }
 }
 
 impl QualType {
@@ -405,7 +415,9 @@ enum Key {
     WideInt(u32, bool),
     /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
     WideBool(u32),
-    Function(QualType, Vec<QualType>, bool, CallConv),
+    /// The parameter types are shared, so that the copy the type's [`Info`] keeps (to forget
+    /// it on rollback) allocates nothing.
+    Function(QualType, Arc<[QualType]>, bool, CallConv),
 }
 
 /// Most types one table holds: LuaJIT's `CTID_MAX`, past which it raises "table overflow".
@@ -1096,6 +1108,24 @@ impl TypeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A qualified type is hashed as one word: every qualifier changes it, as does the id,
+    /// and equal values hash alike.
+    #[test]
+    fn qualified_types_hash_apart_by_id_and_each_qualifier() {
+        use std::hash::BuildHasher;
+        let h = |id: u32, c: bool, v: bool| {
+            let q = QualType { id: TypeId(id), quals: Quals { is_const: c, is_volatile: v } };
+            std::hash::BuildHasherDefault::<crate::hash::FxHasher>::default().hash_one(q)
+        };
+        let all = [h(5, false, false), h(5, true, false), h(5, false, true), h(5, true, true), h(6, false, false)];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(h(7, true, false), h(7, true, false));
+    }
 
     #[test]
     fn derived_types_are_interned_records_are_not() {

@@ -303,7 +303,7 @@ impl Parser<'_> {
             _ => {}
         }
         if let Some(name) = self.ident() {
-            let in_params = self.param_names.iter().any(|frame| frame.contains(&name));
+            let in_params = self.params.iter().any(|p| p.name.as_deref() == Some(&*name));
             let v = if in_params {
                 Val { bits: 0, ty: self.table.int(IntKind::Int), imm: false }
             } else {

@@ -8,18 +8,20 @@
 
 use std::borrow::Cow;
 
+use super::parser::{keyword_of, Kw};
 use super::{CParam, CdefError, TYPE_PARAM_EXPECTED};
 use crate::QualType;
 
 /// A token's kind.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Tok {
-    /// An identifier or keyword (keywords are recognised by the parser).
-    Ident(String),
+pub(crate) enum Tok<'a> {
+    /// An identifier or keyword (the keyword is [`Token::kw`]), borrowed from the text when
+    /// it is one slice of it.
+    Ident(Cow<'a, str>),
     /// An integer literal (or character constant, or `$` number parameter).
     Int(IntLit),
-    /// A string literal's contents.
-    Str(String),
+    /// A string literal's contents (borrowed from the text when it has no escape).
+    Str(Cow<'a, str>),
     /// A `$` type parameter.
     TypeParam(QualType),
     /// An operator or other punctuation: `(`, `||`, `->`, also any unknown character (the
@@ -44,13 +46,15 @@ pub(crate) struct IntLit {
 
 /// A token with where it starts and the text LuaJIT shows for it in "near '...'".
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Token {
-    pub tok: Tok,
+pub(crate) struct Token<'a> {
+    pub tok: Tok<'a>,
+    /// The keyword an identifier is, found once when it is read (never for a `$` name).
+    pub kw: Option<Kw>,
     pub line: u32,
     pub col: u32,
     /// The text shown after "near" when it is not the identifier's or punctuation's own
     /// ([`Token::text`]), which then is not copied.
-    shown: Option<Cow<'static, str>>,
+    shown: Option<Cow<'a, str>>,
     /// The token came from a `$` parameter (a name parameter is never a keyword).
     pub from_param: bool,
     /// The source line it starts on with backslash-newlines joined (the line a `#` directive
@@ -58,7 +62,7 @@ pub(crate) struct Token {
     pub joined_line: u32,
 }
 
-impl Token {
+impl Token<'_> {
     /// Is this the punctuation `p`?
     pub fn is(&self, p: &str) -> bool {
         matches!(&self.tok, Tok::Punct(s) if s == p)
@@ -70,6 +74,7 @@ impl Token {
             (Some(s), _) => s,
             (None, Tok::Ident(s)) => s,
             (None, Tok::Punct(p)) => p,
+            (None, Tok::Str(s)) => s,
             (None, _) => "",
         }
     }
@@ -77,6 +82,7 @@ impl Token {
     /// Makes this token the punctuation `p`, shown as itself.
     pub fn set_punct(&mut self, p: &'static str) {
         self.tok = Tok::Punct(Cow::Borrowed(p));
+        self.kw = None;
         self.shown = None;
     }
 }
@@ -189,8 +195,14 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token.
-    pub fn next_token(&mut self) -> Result<Token, CdefError> {
+    pub fn next_token(&mut self) -> Result<Token<'a>, CdefError> {
         loop {
+            if let Some(t) = self.plain_token() {
+                match t {
+                    Some(t) => return Ok(t),
+                    None => continue,
+                }
+            }
             let Some(c) = self.peek() else {
                 self.splices_at_start = self.splices;
                 return Ok(self.make(Tok::Eof, self.line, self.col, Some(Cow::Borrowed("<eof>"))));
@@ -227,13 +239,13 @@ impl<'a> Lexer<'a> {
                 let rest = self.chars.as_str();
                 let n = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
                 if n > 0 && rest.as_bytes().get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
-                    let s = rest[..n].to_owned();
+                    let s = &rest[..n];
                     self.chars = rest[n..].chars();
                     self.col += n as u32;
                     if c.is_ascii_digit() {
-                        return self.number(s, line, col);
+                        return self.number(Cow::Borrowed(s), line, col);
                     }
-                    return Ok(self.make(Tok::Ident(s), line, col, None));
+                    return Ok(self.ident(Cow::Borrowed(s), line, col));
                 }
                 // Room for most names without growing.
                 let mut s = String::with_capacity(16);
@@ -242,9 +254,9 @@ impl<'a> Lexer<'a> {
                     self.bump();
                 }
                 if c.is_ascii_digit() {
-                    return self.number(s, line, col);
+                    return self.number(Cow::Owned(s), line, col);
                 }
-                return Ok(self.make(Tok::Ident(s), line, col, None));
+                return Ok(self.ident(Cow::Owned(s), line, col));
             }
             if c == '"' || c == '\'' {
                 return self.string(c, line, col);
@@ -277,13 +289,68 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
-    fn make(&self, tok: Tok, line: u32, col: u32, shown: Option<Cow<'static, str>>) -> Token {
-        let joined_line = line - self.splices_at_start;
-        Token { tok, line: self.logical(line), col, shown, from_param: false, joined_line }
+    /// The common cases of [`Lexer::next_token`] read straight from the text's bytes, none of
+    /// which can hold a backslash-newline or end the text: a run of spaces and tabs (then
+    /// `Some(None)`), an ASCII name or number ended by an ASCII character other than a
+    /// backslash, and punctuation that is never the start of a longer token or comment.
+    /// `None` leaves everything else to the general path, character by character.
+    #[inline]
+    fn plain_token(&mut self) -> Option<Option<Token<'a>>> {
+        let rest = self.chars.as_str();
+        let bytes = rest.as_bytes();
+        let &first = bytes.first()?;
+        match first {
+            b' ' | b'\t' => {
+                let n = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                self.chars = rest[n..].chars();
+                self.col += n as u32;
+                Some(None)
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'0'..=b'9' => {
+                let n = bytes.iter().position(|&b| !NAME_BYTE[b as usize]).unwrap_or(bytes.len());
+                if !bytes.get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
+                    return None;
+                }
+                let s = &rest[..n];
+                // A malformed number is the general path's (error, or 0 when skipping).
+                let lit = if first.is_ascii_digit() { Some(parse_int_literal(s)?) } else { None };
+                let (line, col) = (self.line, self.col);
+                self.splices_at_start = self.splices;
+                self.chars = rest[n..].chars();
+                self.col += n as u32;
+                Some(Some(match lit {
+                    Some(lit) => self.make(Tok::Int(lit), line, col, Some(Cow::Borrowed(s))),
+                    None => self.ident(Cow::Borrowed(s), line, col),
+                }))
+            }
+            b'(' | b')' | b',' | b';' | b'*' | b'[' | b']' | b'{' | b'}' | b'.' | b'?' | b':' | b'~' | b'^' | b'%'
+            | b'+' | b'#' => {
+                let (line, col) = (self.line, self.col);
+                self.splices_at_start = self.splices;
+                self.chars = rest[1..].chars();
+                self.col += 1;
+                let p = one_char_punct(first as char).expect("ASCII punctuation");
+                Some(Some(self.punct(p, line, col)))
+            }
+            _ => None,
+        }
     }
 
-    fn punct(&self, p: impl Into<Cow<'static, str>>, line: u32, col: u32) -> Token {
+    /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
+    fn make(&self, tok: Tok<'a>, line: u32, col: u32, shown: Option<Cow<'a, str>>) -> Token<'a> {
+        let joined_line = line - self.splices_at_start;
+        Token { tok, kw: None, line: self.logical(line), col, shown, from_param: false, joined_line }
+    }
+
+    /// An identifier read from the text, with the keyword it is.
+    fn ident(&self, name: Cow<'a, str>, line: u32, col: u32) -> Token<'a> {
+        let kw = keyword_of(&name);
+        let mut t = self.make(Tok::Ident(name), line, col, None);
+        t.kw = kw;
+        t
+    }
+
+    fn punct(&self, p: impl Into<Cow<'static, str>>, line: u32, col: u32) -> Token<'a> {
         self.make(Tok::Punct(p.into()), line, col, None)
     }
 
@@ -298,7 +365,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// `$`: the next parameter, as LuaJIT's `cp_param` reads it.
-    fn param(&mut self, line: u32, col: u32) -> Result<Token, CdefError> {
+    fn param(&mut self, line: u32, col: u32) -> Result<Token<'a>, CdefError> {
         if let Some(c) = self.peek().filter(|&c| is_ident_char(c) || c == '$') {
             // "$xyz" is reserved for future extensions.
             return Err(self.error(line, col, "syntax error", Some(&c.to_string())));
@@ -318,7 +385,7 @@ impl<'a> Lexer<'a> {
                     long_suffix: false,
                 })
             }
-            CParam::Name(s) => Tok::Ident(s.clone()),
+            CParam::Name(s) => Tok::Ident(Cow::Borrowed(s)),
             CParam::Invalid => return Err(self.error(line, col, TYPE_PARAM_EXPECTED, None)),
         };
         let mut t = self.make(tok, line, col, Some(Cow::Borrowed("$")));
@@ -326,21 +393,31 @@ impl<'a> Lexer<'a> {
         Ok(t)
     }
 
-    fn number(&mut self, lexeme: String, line: u32, col: u32) -> Result<Token, CdefError> {
+    fn number(&mut self, lexeme: Cow<'a, str>, line: u32, col: u32) -> Result<Token<'a>, CdefError> {
         match parse_int_literal(&lexeme) {
-            Some(lit) => Ok(self.make(Tok::Int(lit), line, col, Some(Cow::Owned(lexeme)))),
+            Some(lit) => Ok(self.make(Tok::Int(lit), line, col, Some(lexeme))),
             None if self.skipping => Ok(self.make(
                 Tok::Int(IntLit { value: 0, width: 32, signed: true, long_suffix: false }),
                 line,
                 col,
-                Some(Cow::Owned(lexeme)),
+                Some(lexeme),
             )),
             None => Err(self.error(line, col, "malformed number", Some(&lexeme))),
         }
     }
 
-    fn string(&mut self, delim: char, line: u32, col: u32) -> Result<Token, CdefError> {
+    fn string(&mut self, delim: char, line: u32, col: u32) -> Result<Token<'a>, CdefError> {
         self.bump();
+        if delim == '"' {
+            // Printable ASCII without a backslash up to the closing quote: the text itself.
+            let rest = self.chars.as_str();
+            let n = rest.bytes().take_while(|&b| b != b'"' && b != b'\\' && (b' '..=b'~').contains(&b)).count();
+            if rest.as_bytes().get(n) == Some(&b'"') {
+                self.chars = rest[n + 1..].chars();
+                self.col += n as u32 + 1;
+                return Ok(self.make(Tok::Str(Cow::Borrowed(&rest[..n])), line, col, None));
+            }
+        }
         let mut bytes: Vec<u8> = Vec::new();
         loop {
             let Some(c) = self.bump() else {
@@ -395,10 +472,12 @@ impl<'a> Lexer<'a> {
             };
             bytes.push(b);
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
         if delim == '"' {
-            return Ok(self.make(Tok::Str(text.clone()), line, col, Some(Cow::Owned(text))));
+            // Shown as its contents ([`Token::text`]).
+            let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            return Ok(self.make(Tok::Str(Cow::Owned(text)), line, col, None));
         }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if bytes.len() != 1 {
             return Err(self.error(line, col, "''' expected", Some(&text)));
         }
@@ -424,6 +503,19 @@ fn two_char_op(c: char, second: char) -> &'static str {
         _ => unreachable!("not a two-character operator: {c}{second}"),
     }
 }
+
+/// The ASCII bytes of a name: letters, digits, `_` (one load per byte in
+/// [`Lexer::plain_token`]).
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_';
+        i += 1;
+    }
+    t
+};
 
 /// Every ASCII character, so that [`one_char_punct`] can borrow one as a `&'static str`.
 const ASCII: &str = {
@@ -499,7 +591,7 @@ pub(crate) fn parse_int_literal(s: &str) -> Option<IntLit> {
 mod tests {
     use super::*;
 
-    fn lex_all(src: &str) -> Vec<Token> {
+    fn lex_all(src: &str) -> Vec<Token<'_>> {
         let mut lx = Lexer::new(src, &[]);
         let mut out = Vec::new();
         loop {
@@ -517,7 +609,8 @@ mod tests {
     #[test]
     fn every_punctuation_character_is_its_own_token_and_text() {
         for c in "!#%&()*+,-.:;<=>?@[\\]^`{|}~\u{1}".chars() {
-            let toks = lex_all(&format!("a {c} b"));
+            let src = format!("a {c} b");
+            let toks = lex_all(&src);
             let want = c.to_string();
             assert!(toks[1].is(&want), "{c:?}: {:?}", toks[1].tok);
             assert_eq!(toks[1].text(), want);
@@ -541,6 +634,22 @@ mod tests {
                 ("<eof>".into(), 4, 3)
             ]
         );
+    }
+
+    /// A name read as one slice of the text borrows it; the keyword an identifier is comes
+    /// with the token, and a `$` name is never a keyword.
+    #[test]
+    fn names_borrow_the_text_and_carry_their_keyword() {
+        let toks = lex_all("const x\\\ny int");
+        assert!(matches!(&toks[0].tok, Tok::Ident(Cow::Borrowed("const"))));
+        assert_eq!(toks[0].kw, Some(Kw::Const));
+        assert!(matches!(&toks[1].tok, Tok::Ident(Cow::Owned(n)) if n == "xy"));
+        assert_eq!((toks[1].kw, toks[2].kw), (None, Some(Kw::Int(4))));
+        let params = [CParam::Name("int".into())];
+        let mut lx = Lexer::new("$", &params);
+        let t = lx.next_token().unwrap();
+        assert!(matches!(&t.tok, Tok::Ident(n) if n == "int"));
+        assert_eq!(t.kw, None);
     }
 
     /// Names are taken as one slice of the text when they can be; a name with a
@@ -583,6 +692,26 @@ mod tests {
         assert_eq!(toks[0].tok, Tok::Str("a\tbAA\u{1b}".into()));
         assert!(matches!(toks[1].tok, Tok::Int(IntLit { value: 10, .. })));
         assert!(matches!(toks[2].tok, Tok::Int(IntLit { value: 65, .. })));
+    }
+
+    /// The byte-wise paths (spaces, plain names and numbers, one-character punctuation, a
+    /// string without escapes) give what the character-wise one gives: the same tokens,
+    /// columns and errors; a malformed number is still an error, or 0 when skipping.
+    #[test]
+    fn plain_tokens_keep_columns_borrow_and_still_refuse_bad_numbers() {
+        let toks = lex_all("f\t( 0x10 ,\"ab c\" \"a\\n\");");
+        let got: Vec<(String, u32)> = toks.iter().map(|t| (t.text().to_string(), t.col)).collect();
+        let want = [("f", 1), ("(", 3), ("0x10", 5), (",", 10), ("ab c", 11), ("a\n", 18), (")", 23), (";", 24)];
+        assert_eq!(got[..8], want.map(|(t, c)| (t.to_string(), c)));
+        assert!(matches!(&toks[4].tok, Tok::Str(Cow::Borrowed("ab c"))));
+        assert!(matches!(&toks[5].tok, Tok::Str(Cow::Owned(s)) if s == "a\n"));
+        assert!(matches!(toks[2].tok, Tok::Int(IntLit { value: 16, .. })));
+        let mut lx = Lexer::new("12abc", &[]);
+        assert_eq!(lx.next_token().unwrap_err().to_string(), "1:1: malformed number near '12abc'");
+        let mut lx = Lexer::new("12abc x", &[]);
+        lx.skipping = true;
+        assert!(matches!(lx.next_token().unwrap().tok, Tok::Int(IntLit { value: 0, .. })));
+        assert_eq!(lx.next_token().unwrap().text(), "x");
     }
 
     #[test]

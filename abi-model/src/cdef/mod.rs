@@ -31,6 +31,7 @@ use crate::layout::BitPos;
 use crate::types::{CType, IntKind, QualType, RecordKind, TypeId, TypeTable};
 use crate::Target;
 use std::fmt;
+use std::sync::Arc;
 
 /// The message of the error a `$` that reaches a [`CParam::Invalid`] gives.
 pub const TYPE_PARAM_EXPECTED: &str = "type parameter expected";
@@ -157,14 +158,24 @@ impl TagKind {
 #[derive(Clone, Debug)]
 pub struct CScope {
     target: Target,
-    ordinary: FxHashMap<String, Symbol>,
+    /// Shared names: a declaration's [`Added`] record is the same allocation.
+    ordinary: FxHashMap<Arc<str>, Symbol>,
     tags: FxHashMap<String, TypeId>,
+    /// The parser's buffers, kept empty between parses so that each reuses them.
+    spare: Spare,
+}
+
+/// Buffers a parse needs and gives back empty: the names it added and the parameter stack.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Spare {
+    pub(crate) added: Vec<Added>,
+    pub(crate) params: Vec<crate::types::Param>,
 }
 
 /// One name added by a declaration, so a failed `cdef` can take it back.
 #[derive(Clone, Debug)]
 pub(crate) enum Added {
-    Ordinary(String),
+    Ordinary(Arc<str>),
     Tag(String),
 }
 
@@ -176,11 +187,12 @@ impl CScope {
     /// `_Bool` are keywords, not typedefs.
     pub fn new(table: &mut TypeTable) -> CScope {
         let target = table.target();
-        let mut scope = CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default() };
+        let mut scope =
+            CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default(), spare: Spare::default() };
         let ptr = table.target().pointer_size();
         let mut def = |name: &str, id: Option<TypeId>| {
             if let Some(id) = id {
-                scope.ordinary.insert(name.to_string(), Symbol::Typedef(QualType::plain(id)));
+                scope.ordinary.insert(name.into(), Symbol::Typedef(QualType::plain(id)));
             }
         };
         for bytes in [1u32, 2, 4, 8] {
@@ -257,8 +269,11 @@ impl CScope {
         self.tags.get(name).copied()
     }
 
-    pub(crate) fn insert_ordinary(&mut self, name: &str, sym: Symbol) {
-        self.ordinary.insert(name.to_string(), sym);
+    /// Adds an ordinary identifier, returning the name as the scope keeps it.
+    pub(crate) fn insert_ordinary(&mut self, name: &str, sym: Symbol) -> Arc<str> {
+        let name: Arc<str> = name.into();
+        self.ordinary.insert(name.clone(), sym);
+        name
     }
 
     pub(crate) fn insert_tag(&mut self, name: &str, id: TypeId) {
@@ -269,7 +284,7 @@ impl CScope {
         for a in added.iter().rev() {
             match a {
                 Added::Ordinary(n) => {
-                    self.ordinary.remove(n);
+                    self.ordinary.remove(&**n);
                 }
                 Added::Tag(n) => {
                     self.tags.remove(n);

@@ -5,8 +5,10 @@
 //! messages. Types are built directly in the [`TypeTable`]: a declarator is parsed into a list
 //! of derivations (pointer, array, function) in the order they apply to the base type.
 
+use std::borrow::Cow;
+
 use super::lexer::{Lexer, Tok, Token};
-use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Symbol, TagKind, VarDecl};
+use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Spare, Symbol, TagKind, VarDecl};
 use crate::types::{
     ArrayLen, CType, Checkpoint, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, RecordAttrs, RecordConst,
     RecordKind, TypeError, TypeId, TypeTable,
@@ -84,14 +86,48 @@ pub(crate) enum Kw {
     /// A type gcc or C23 knows and the model has no rule for (`__int128`, `_Float128`,
     /// `_Decimal64`, ...), with why. A keyword, so that it is never taken for a declarator's
     /// name (`unsigned __int128` is not an `unsigned` named `__int128`).
-    Unsupported(&'static str),
+    Unsupported(Unsupported),
 }
 
-const NO_INT128: &str = "the model has no 128-bit integer type";
-const NO_FLOAT: &str = "the model has no such floating type";
-const NO_DECIMAL: &str = "the model has no decimal floating types";
+/// Why a [`Kw::Unsupported`] type is (a byte, so that a token's keyword stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unsupported {
+    Int128,
+    Float,
+    Decimal,
+}
 
-fn keyword_of(s: &str) -> Option<Kw> {
+impl Unsupported {
+    fn why(self) -> &'static str {
+        match self {
+            Unsupported::Int128 => "the model has no 128-bit integer type",
+            Unsupported::Float => "the model has no such floating type",
+            Unsupported::Decimal => "the model has no decimal floating types",
+        }
+    }
+}
+
+impl Kw {
+    /// Is this a keyword [`Parser::attributes`] reads?
+    #[inline]
+    fn is_attribute(self) -> bool {
+        matches!(
+            self,
+            Kw::Const
+                | Kw::Volatile
+                | Kw::Restrict
+                | Kw::Extension
+                | Kw::Ptr32
+                | Kw::Ptr64
+                | Kw::Attribute
+                | Kw::Asm
+                | Kw::Declspec
+                | Kw::Conv(_)
+        )
+    }
+}
+
+pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
         "bool" => Kw::Bool,
@@ -134,10 +170,10 @@ fn keyword_of(s: &str) -> Option<Kw> {
         "sizeof" => Kw::Sizeof,
         // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
         "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
-        "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(NO_INT128),
+        "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(Unsupported::Int128),
         "__float128" | "_Float128" | "__float80" | "__ibm128" | "_Float16" | "__fp16" | "__bf16" | "_Float32"
-        | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(NO_FLOAT),
-        "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(NO_DECIMAL),
+        | "_Float64" | "_Float32x" | "_Float64x" | "_Float128x" => Kw::Unsupported(Unsupported::Float),
+        "_Decimal32" | "_Decimal64" | "_Decimal128" => Kw::Unsupported(Unsupported::Decimal),
         _ => return None,
     })
 }
@@ -221,28 +257,31 @@ enum Op {
 }
 
 /// A parsed declarator.
-struct Declarator {
-    name: Option<Token>,
+struct Declarator<'a> {
+    name: Option<Token<'a>>,
     ops: Vec<Op>,
-    /// Bit-field width and the `:` token.
-    bits: Option<(u64, Token)>,
+    /// Bit-field width and where its `:` is.
+    bits: Option<(u64, (u32, u32))>,
     attrs: Attrs,
 }
 
 pub(crate) struct Parser<'a> {
     lex: Lexer<'a>,
-    pub(crate) tok: Token,
+    pub(crate) tok: Token<'a>,
     pub(crate) table: &'a mut TypeTable,
     pub(crate) scope: &'a mut CScope,
     mode: Mode,
     depth: u32,
-    pack: Vec<Option<u32>>,
+    /// The `#pragma pack` in force, and those `pack(push)` saved (no allocation until one).
+    pack: Option<u32>,
+    pack_saved: Vec<Option<u32>>,
     /// Names added so far (taken back on error).
     added: Vec<Added>,
     /// Records whose body is being parsed.
     defining: Vec<TypeId>,
-    /// Names of the parameters of the function declarators being parsed.
-    pub(crate) param_names: Vec<Vec<String>>,
+    /// The parameters read so far of the function declarators being parsed, outermost
+    /// first (what a parameter's array size may name: `int f(int n, int a[n])`).
+    pub(crate) params: Vec<Param>,
 }
 
 /// Parses `src` in `mode`; on error takes back every name it added, every type it made and
@@ -263,10 +302,12 @@ pub(crate) fn run(
         });
     }
     let cp = table.checkpoint();
-    let (result, added) = {
+    // The buffers of the last parse, empty, so that a parse allocates none of its own.
+    let Spare { added: spare_added, params: spare_params } = std::mem::take(&mut scope.spare);
+    let (result, mut added, mut spare_params) = {
         let mut lex = Lexer::new(src, params);
         match lex.next_token() {
-            Err(e) => (Err(e), Vec::new()),
+            Err(e) => (Err(e), spare_added, spare_params),
             Ok(first) => {
                 let mut p = Parser {
                     lex,
@@ -275,10 +316,11 @@ pub(crate) fn run(
                     scope: &mut *scope,
                     mode,
                     depth: 0,
-                    pack: vec![None],
-                    added: Vec::new(),
+                    pack: None,
+                    pack_saved: Vec::new(),
+                    added: spare_added,
                     defining: Vec::new(),
-                    param_names: Vec::new(),
+                    params: spare_params,
                 };
                 let r = match mode {
                     Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
@@ -291,7 +333,7 @@ pub(crate) fn run(
                         Ok(ty)
                     }
                 });
-                (r, p.added)
+                (r, p.added, p.params)
             }
         }
     };
@@ -301,6 +343,11 @@ pub(crate) fn run(
     } else {
         table.commit(cp);
     }
+    added.clear();
+    spare_params.clear();
+    // A large header's list of names is not kept for good.
+    added.shrink_to(64);
+    scope.spare = Spare { added, params: spare_params };
     result
 }
 
@@ -371,16 +418,14 @@ impl<'a> Parser<'a> {
 
     /// The keyword the current token is, if any (a `$` name is never a keyword).
     pub(crate) fn kw(&self) -> Option<Kw> {
-        match &self.tok.tok {
-            Tok::Ident(s) if !self.tok.from_param => keyword_of(s),
-            _ => None,
-        }
+        self.tok.kw
     }
 
-    /// The current token as a plain identifier (not a keyword).
-    pub(crate) fn ident(&self) -> Option<String> {
+    /// The current token as a plain identifier (not a keyword): borrowed from the text when
+    /// the token is.
+    pub(crate) fn ident(&self) -> Option<Cow<'a, str>> {
         match &self.tok.tok {
-            Tok::Ident(s) if self.kw().is_none() => Some(s.clone()),
+            Tok::Ident(s) if self.tok.kw.is_none() => Some(s.clone()),
             _ => None,
         }
     }
@@ -417,8 +462,8 @@ impl<'a> Parser<'a> {
             let tag_only = matches!(self.table.get(spec.base.id), CType::Record(_) | CType::Enum(_));
             if !(tag_only && (self.tok.is(";") || self.tok.tok == Tok::Eof)) {
                 loop {
-                    let d = self.full_declarator(DIRECT, &spec.attrs)?;
-                    let ty = self.build(spec.base, &d)?;
+                    let mut d = self.full_declarator(DIRECT, &spec.attrs)?;
+                    let ty = self.build(spec.base, &mut d)?;
                     self.declare(spec.storage, d, ty)?;
                     if !self.opt(",")? {
                         break;
@@ -449,8 +494,8 @@ impl<'a> Parser<'a> {
     pub(crate) fn abstract_type(&mut self) -> Result<QualType, CdefError> {
         let spec = self.decl_spec(&[])?;
         let at = self.pos();
-        let d = self.full_declarator(ABSTRACT, &spec.attrs)?;
-        let ty = self.build(spec.base, &d)?;
+        let mut d = self.full_declarator(ABSTRACT, &spec.attrs)?;
+        let ty = self.build(spec.base, &mut d)?;
         // `int __attribute__((aligned(8)))` names an aligned int, as in a typedef.
         self.aligned(ty, d.attrs.aligned_last, at)
     }
@@ -480,7 +525,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Gives the declared name its meaning.
-    fn declare(&mut self, storage: Option<Storage>, d: Declarator, ty: QualType) -> Result<(), CdefError> {
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'_>, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
             // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
@@ -502,7 +547,7 @@ impl<'a> Parser<'a> {
     /// `cp_decl_multi`: `typedef int t; typedef long t;` leaves `t` an int, and glibc's
     /// `__asm__`-labelled redeclarations keep the first symbol name); a constant is fine when
     /// identical and otherwise an error.
-    pub(crate) fn define_symbol(&mut self, name: &Token, sym: Symbol) -> Result<(), CdefError> {
+    pub(crate) fn define_symbol(&mut self, name: &Token<'_>, sym: Symbol) -> Result<(), CdefError> {
         let Tok::Ident(n) = &name.tok else {
             return Ok(());
         };
@@ -517,8 +562,8 @@ impl<'a> Parser<'a> {
             }
             return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
         }
-        self.scope.insert_ordinary(n, sym);
-        self.added.push(Added::Ordinary(n.clone()));
+        let n = self.scope.insert_ordinary(n, sym);
+        self.added.push(Added::Ordinary(n));
         Ok(())
     }
 
@@ -634,17 +679,16 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.expect("(")?;
         if let Some(word) = self.ident() {
-            match word.as_str() {
+            match &*word {
                 "push" => {
-                    if self.pack.len() >= MAX_PACK_DEPTH {
+                    if self.pack_saved.len() + 1 >= MAX_PACK_DEPTH {
                         return Err(self.err_near(TOO_DEEP));
                     }
-                    let top = *self.pack.last().unwrap_or(&None);
-                    self.pack.push(top);
+                    self.pack_saved.push(self.pack);
                 }
                 "pop" => {
-                    if self.pack.len() > 1 {
-                        self.pack.pop();
+                    if let Some(saved) = self.pack_saved.pop() {
+                        self.pack = saved;
                     }
                 }
                 _ => return Err(self.err_near("unexpected symbol")),
@@ -662,9 +706,7 @@ impl<'a> Parser<'a> {
             }
             _ => None,
         };
-        if let Some(top) = self.pack.last_mut() {
-            *top = value;
-        }
+        self.pack = value;
         self.expect(")")
     }
 
@@ -695,7 +737,7 @@ impl<'a> Parser<'a> {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
             if let Some(Kw::Unsupported(why)) = kw {
-                return Err(self.err(&format!("'{}' is not supported: {why}", self.tok.text())));
+                return Err(self.err(&format!("'{}' is not supported: {}", self.tok.text(), why.why())));
             }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
@@ -857,7 +899,17 @@ impl<'a> Parser<'a> {
 
     /// Qualifiers, `__attribute__`, `__declspec`, `__asm__`, calling conventions (LuaJIT
     /// `cp_decl_attributes`).
+    #[inline]
     fn attributes(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
+        // Most tokens are none of them: no call.
+        match self.tok.kw {
+            Some(k) if k.is_attribute() => self.attributes_from(a),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Self::attributes`] from a token that is one.
+    fn attributes_from(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         loop {
             match self.kw() {
                 Some(Kw::Const) => a.quals.is_const = true,
@@ -1040,7 +1092,10 @@ impl<'a> Parser<'a> {
         self.expect("(")?;
         let mut name: Option<String> = None;
         while let Tok::Str(s) = &self.tok.tok {
-            name.get_or_insert_with(String::new).push_str(s);
+            match &mut name {
+                None => name = Some(s.to_string()),
+                Some(n) => n.push_str(s),
+            }
             self.next()?;
         }
         if name.is_some() {
@@ -1052,13 +1107,13 @@ impl<'a> Parser<'a> {
     // ---- declarators ----
 
     /// A declarator with its bit-field width and trailing attributes.
-    fn full_declarator(&mut self, mode: DeclMode, spec: &Attrs) -> Result<Declarator, CdefError> {
+    fn full_declarator(&mut self, mode: DeclMode, spec: &Attrs) -> Result<Declarator<'a>, CdefError> {
         let mut attrs = spec.clone();
         let mut name = None;
         let mut ops = self.declarator(mode, &mut attrs, &mut name)?;
         let mut bits = None;
         if mode.field && self.tok.is(":") {
-            let colon = self.tok.clone();
+            let colon = self.pos();
             self.next()?;
             bits = Some((self.ksize()?, colon));
         }
@@ -1070,7 +1125,12 @@ impl<'a> Parser<'a> {
     /// One level of declarator: pointers, a name or parenthesized inner declarator, then array
     /// and function suffixes (LuaJIT `cp_declarator`). Returns the derivations in the order
     /// they apply to the base type.
-    fn declarator(&mut self, mode: DeclMode, a: &mut Attrs, name: &mut Option<Token>) -> Result<Vec<Op>, CdefError> {
+    fn declarator(
+        &mut self,
+        mode: DeclMode,
+        a: &mut Attrs,
+        name: &mut Option<Token<'a>>,
+    ) -> Result<Vec<Op>, CdefError> {
         self.enter()?;
         let mut pointers = Vec::new();
         loop {
@@ -1121,9 +1181,22 @@ impl<'a> Parser<'a> {
             }
         }
         self.attributes(a)?;
-        let mut ops = pointers;
-        ops.extend(suffixes.into_iter().rev());
-        ops.extend(inner);
+        // Without pointers at this level (`name(...)`, `(*)(...)`) the suffixes' list is
+        // the result, and without suffixes the inner one: no third list.
+        let mut ops = if pointers.is_empty() {
+            if suffixes.is_empty() {
+                inner
+            } else {
+                suffixes.reverse();
+                suffixes.extend(inner);
+                suffixes
+            }
+        } else {
+            let mut ops = pointers;
+            ops.extend(suffixes.into_iter().rev());
+            ops.extend(inner);
+            ops
+        };
         give_conv(&mut ops, a);
         if ops.len() > MAX_DERIVATIONS {
             return Err(self.err(TOO_DEEP));
@@ -1164,10 +1237,22 @@ impl<'a> Parser<'a> {
     /// dropped (C11 6.7.6.3p15: they are not part of the function's type). A body `{ ... }` is
     /// skipped, as LuaJIT skips inline function definitions.
     fn func_suffix(&mut self, a: &mut Attrs, at: (u32, u32)) -> Result<Op, CdefError> {
+        if self.params.capacity() == 0 {
+            // Room for most lists, nested ones too, without growing.
+            self.params.reserve(16);
+        }
+        let start = self.params.len();
+        let op = self.func_suffix_at(a, at, start);
+        // Parameters of lists left unfinished by an error (a `#define` that is not a constant
+        // goes on parsing) are no one's.
+        self.params.truncate(start);
+        op
+    }
+
+    /// [`Self::func_suffix`], its parameters pushed on [`Parser::params`] from `start` on.
+    fn func_suffix_at(&mut self, a: &mut Attrs, at: (u32, u32), start: usize) -> Result<Op, CdefError> {
         self.enter()?;
-        let mut params = Vec::new();
         let mut variadic = false;
-        self.param_names.push(Vec::new());
         if !self.tok.is(")") {
             loop {
                 if self.opt(".")? {
@@ -1178,8 +1263,21 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let spec = self.decl_spec(&[Storage::Register])?;
-                let d = self.full_declarator(PARAM, &spec.attrs)?;
-                let ty = self.build(spec.base, &d)?;
+                let bare = (self.tok.is(",") || self.tok.is(")"))
+                    && spec.attrs.mode.is_none()
+                    && spec.attrs.ptr_size.is_none()
+                    && spec.attrs.vector.is_none()
+                    && self.depth < MAX_DEPTH;
+                let (ty, pname) = if bare {
+                    // A parameter of the specifiers alone (`int`, `size_t`): the empty
+                    // declarator would change nothing (no mode or vector to apply, and the
+                    // depth its level would take is free).
+                    (spec.base, None)
+                } else {
+                    let mut d = self.full_declarator(PARAM, &spec.attrs)?;
+                    let ty = self.build(spec.base, &mut d)?;
+                    (ty, d.name.as_ref().and_then(token_name))
+                };
                 if matches!(self.table.get(ty.id), CType::Void) {
                     break;
                 }
@@ -1194,17 +1292,14 @@ impl<'a> Parser<'a> {
                     _ => Ok(ty.id),
                 };
                 let id = decayed.map_err(|e| self.type_err(e))?;
-                let pname = d.name.as_ref().and_then(token_name);
-                if let (Some(n), Some(frame)) = (&pname, self.param_names.last_mut()) {
-                    frame.push(n.clone());
-                }
-                params.push(Param { name: pname, ty: QualType::plain(id) });
+                self.params.push(Param { name: pname, ty: QualType::plain(id) });
                 if !self.opt(",")? {
                     break;
                 }
             }
         }
-        self.param_names.pop();
+        // One allocation of the list's own length.
+        let params: Vec<Param> = self.params.drain(start..).collect();
         self.expect(")")?;
         if self.tok.is("{") {
             self.skip_body()?;
@@ -1241,15 +1336,16 @@ impl<'a> Parser<'a> {
 
     /// Applies a declarator's derivations to the base type (LuaJIT `cp_decl_intern`), checking
     /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
-    /// of 2^31 bytes or more; functions returning functions or arrays.
-    fn build(&mut self, base: QualType, d: &Declarator) -> Result<QualType, CdefError> {
+    /// of 2^31 bytes or more; functions returning functions or arrays. A function
+    /// derivation's parameters are moved into its type (`d` is built once).
+    fn build(&mut self, base: QualType, d: &mut Declarator<'_>) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
         let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
         let mut t = self.apply_mode(base, mode, at)?;
         if let Some(bytes) = d.attrs.vector {
             t = self.apply_vector(t, bytes, at)?;
         }
-        for op in &d.ops {
+        for op in &mut d.ops {
             t = match op {
                 Op::Pointer(q) => {
                     QualType { id: self.table.try_pointer_to(t).map_err(|e| self.type_err(e))?, quals: *q }
@@ -1268,7 +1364,7 @@ impl<'a> Parser<'a> {
                     if self.is_variable_length(t.id) {
                         return Err(Self::err_at(*at, BAD_SIZE));
                     }
-                    if let (ArrayLen::Fixed(n), Some(size)) = (len, elem_size) {
+                    if let (ArrayLen::Fixed(n), Some(size)) = (&*len, elem_size) {
                         if size.checked_mul(*n).is_none_or(|total| total >= MAX_OBJECT_SIZE) {
                             return Err(Self::err_at(*at, BAD_SIZE));
                         }
@@ -1287,7 +1383,7 @@ impl<'a> Parser<'a> {
                         Arch::X86 => conv.unwrap_or_default(),
                         Arch::X86_64 => CallConv::Cdecl,
                     };
-                    let f = FuncType { ret: t, params: params.clone(), variadic: *variadic, conv };
+                    let f = FuncType { ret: t, params: std::mem::take(params), variadic: *variadic, conv };
                     let func = self.table.try_function(f);
                     QualType::plain(func.map_err(|e| Self::err_at(*at, &type_error_message(&e)))?)
                 }
@@ -1300,16 +1396,17 @@ impl<'a> Parser<'a> {
     /// bytes make a [`CType::WideInt`], LuaJIT's `int128_t`/`int256_t`), a floating type's to 4
     /// or 8 bytes only; `bool` and enums keep theirs (LuaJIT `cp_decl_intern`).
     fn apply_mode(&mut self, base: QualType, mode: Option<ModeAttr>, at: (u32, u32)) -> Result<QualType, CdefError> {
-        let id = match (mode, self.table.get(base.id).clone()) {
-            (Some(ModeAttr(n)), CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
+        let Some(mode) = mode else { return Ok(base) };
+        let id = match (mode, self.table.get(base.id)) {
+            (ModeAttr(n), &CType::Int(k)) => match self.table.int_of_size(n, k.is_signed()) {
                 Some(id) => id,
                 None => {
                     let made = self.table.try_wide_int(n, k.is_signed());
                     made.map_err(|e| Self::err_at(at, &type_error_message(&e)))?
                 }
             },
-            (Some(ModeAttr(4)), CType::Float(_)) => self.table.float(FloatKind::Float),
-            (Some(ModeAttr(8)), CType::Float(_)) => self.table.float(FloatKind::Double),
+            (ModeAttr(4), CType::Float(_)) => self.table.float(FloatKind::Float),
+            (ModeAttr(8), CType::Float(_)) => self.table.float(FloatKind::Double),
             _ => base.id,
         };
         Ok(QualType { id, quals: base.quals })
@@ -1431,12 +1528,12 @@ impl<'a> Parser<'a> {
                 };
                 let id = made.map_err(|e| self.type_err(e))?;
                 self.scope.insert_tag(&name, id);
-                self.added.push(Added::Tag(name.clone()));
+                self.added.push(Added::Tag(name.to_string()));
                 id
             }
         };
         self.next()?;
-        Ok((Some(id), Some((name, at))))
+        Ok((Some(id), Some((name.into_owned(), at))))
     }
 
     /// `{ members } [attributes]`, then the layout.
@@ -1456,8 +1553,8 @@ impl<'a> Parser<'a> {
                 if after_flexible {
                     return Err(self.err_expected("}"));
                 }
-                let d = self.full_declarator(mode, &spec.attrs)?;
-                let ty = self.build(spec.base, &d)?;
+                let mut d = self.full_declarator(mode, &spec.attrs)?;
+                let ty = self.build(spec.base, &mut d)?;
                 let at = d.name.as_ref().map_or(self.pos(), |t| (t.line, t.col));
                 if is_static {
                     // A constant in the struct's namespace (not the global one), read as a
@@ -1468,7 +1565,7 @@ impl<'a> Parser<'a> {
                     }
                 } else if let Some((width, colon)) = &d.bits {
                     let name = d.name.as_ref().and_then(token_name);
-                    self.check_bitfield(ty, *width, name.is_some(), colon)?;
+                    self.check_bitfield(ty, *width, name.is_some(), *colon)?;
                     let mut f = Field::bits(name.as_deref(), ty, *width as u32);
                     f.aligned = d.attrs.aligned;
                     f.packed = d.attrs.packed;
@@ -1526,7 +1623,7 @@ impl<'a> Parser<'a> {
         self.next()?;
         self.attributes(a)?;
         self.defining.pop();
-        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack.last().copied().flatten() };
+        let attrs = RecordAttrs { packed: a.packed, aligned: a.aligned, pack: self.pack };
         let defined = self.table.define_record_with_constants(id, fields, constants, attrs);
         defined.map_err(|e| Self::err_at(open, &type_error_message(&e)))?;
         self.leave();
@@ -1548,7 +1645,7 @@ impl<'a> Parser<'a> {
 
     /// A bit-field's type must be an integer, bool or enum, and its width fit the type; only
     /// an unnamed one may be 0 wide. LuaJIT reports these as "invalid value near ':'".
-    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: &Token) -> Result<(), CdefError> {
+    fn check_bitfield(&self, ty: QualType, width: u64, named: bool, colon: (u32, u32)) -> Result<(), CdefError> {
         let max = match self.table.get(ty.id) {
             CType::Bool | CType::WideBool { .. } => Some(1),
             CType::Int(k) => Some(u64::from(self.table.int_size(*k)) * 8),
@@ -1557,9 +1654,7 @@ impl<'a> Parser<'a> {
         };
         match max {
             Some(max) if width <= max && !(width == 0 && named) => Ok(()),
-            _ => {
-                Err(CdefError { line: colon.line, col: colon.col, message: BAD_VALUE.into(), token: Some(":".into()) })
-            }
+            _ => Err(CdefError { line: colon.0, col: colon.1, message: BAD_VALUE.into(), token: Some(":".into()) }),
         }
     }
 
@@ -1621,7 +1716,7 @@ impl<'a> Parser<'a> {
             let value = i64::try_from(next_value).map_err(|_| self.err(BAD_VALUE))?;
             let ty = self.constant_type(value);
             self.define_symbol(&name_tok, Symbol::Constant(ConstDecl { value, ty: QualType::plain(ty) }))?;
-            constants.push((name, value));
+            constants.push((name.into_owned(), value));
             next_value += 1;
             if !self.opt(",")? || self.tok.is("}") {
                 break;
@@ -1657,9 +1752,9 @@ fn give_conv(ops: &mut [Op], a: &mut Attrs) {
 }
 
 /// The name a declarator's name token spells.
-fn token_name(t: &Token) -> Option<String> {
+fn token_name(t: &Token<'_>) -> Option<String> {
     match &t.tok {
-        Tok::Ident(s) => Some(s.clone()),
+        Tok::Ident(s) => Some(s.to_string()),
         _ => None,
     }
 }

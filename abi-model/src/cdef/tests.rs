@@ -143,6 +143,26 @@ fn multiple_declarators_share_the_specifiers() {
     assert_eq!(show(&mut t, &mut s, "strs"), "const char **");
 }
 
+/// A parameter of specifiers alone skips the empty declarator; it must give the type a named
+/// one (which does not) gives: typedef'd arrays and functions decay, qualifiers go, a
+/// `mode` still applies, `void` still ends the list.
+#[test]
+fn unnamed_parameters_of_specifiers_alone_type_as_named_ones() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "typedef int a4[4]; typedef int fn_t(int);\n\
+         void f(a4, fn_t, int __attribute__((mode(QI))), const int, volatile size_t, struct sf *);\n\
+         void g(a4 p, fn_t q, int __attribute__((mode(QI))) r, const int s, volatile size_t t, struct sf *u);\n\
+         int h(void);",
+    );
+    assert_eq!(s.function("f").unwrap().ty, s.function("g").unwrap().ty);
+    let shown: Vec<String> = func(&t, &s, "f").params.iter().map(|p| t.display(p.ty)).collect();
+    assert_eq!(shown, ["int *", "int (*)(int)", "signed char", "int", "unsigned long", "struct sf *"]);
+    assert!(func(&t, &s, "h").params.is_empty());
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);

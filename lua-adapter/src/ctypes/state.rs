@@ -12,6 +12,7 @@
 
 use rustc_hash::FxHashMap;
 use std::os::raw::{c_int, c_void};
+use std::sync::Arc;
 
 use abi_model::cdef::CScope;
 use abi_model::lua::vm::LuaVm;
@@ -80,7 +81,7 @@ pub struct FfiState {
     /// Types of declaration strings already parsed by `ffi.new`/`ffi.cast`/... (strings
     /// without `{`, which would declare a new type each time); cleared by `ffi.cdef`, and
     /// bounded by [`FfiState::remember_parsed`].
-    parsed: FxHashMap<Vec<u8>, QualType>,
+    parsed: FxHashMap<Arc<[u8]>, QualType>,
     /// `ffi.metatype` tables by record (or complex) type: registry references.
     metatypes: FxHashMap<TypeId, c_int>,
     /// `void *`, `const void *`, `const char *`, `const char []` ([`FfiState::void_ptr`], ...).
@@ -117,7 +118,8 @@ pub struct FfiState {
 
 /// A slot of [`FfiState::parsed`]'s address-picked cache: the Lua string's address, its text
 /// and the type it parsed to.
-type RecentType = (usize, Box<[u8]>, QualType);
+/// The text is the map's own (one allocation per declaration string for both).
+type RecentType = (usize, Arc<[u8]>, QualType);
 
 /// Slots of [`FfiState::parsed`]'s address-picked cache (a power of two).
 const RECENT_TYPES: usize = 64;
@@ -457,13 +459,20 @@ impl FfiState {
                 return Some(*ty);
             }
         }
-        let ty = self.parsed.get(key).copied()?;
-        self.recent_types[slot] = Some((key_at, key.into(), ty));
+        let (text, &ty) = self.parsed.get_key_value(key)?;
+        self.recent_types[slot] = Some((key_at, text.clone(), ty));
         Some(ty)
     }
 
     /// Forgets every cached declaration string (`ffi.cdef` may change what they mean).
     pub fn forget_parsed(&mut self) {
+        // A recent entry is always one of `parsed`'s (`remember_parsed` clears the map only
+        // to insert into it): nothing to forget, and no 64 slots to refill, in a program that
+        // declares without parsing type strings in between.
+        if self.parsed.is_empty() {
+            debug_assert!(self.recent_types.iter().all(Option::is_none));
+            return;
+        }
         self.parsed.clear();
         self.recent_types.fill(None);
     }
@@ -575,8 +584,9 @@ impl FfiState {
         if self.parsed.len() >= PARSED_MAX {
             self.parsed.clear();
         }
-        self.parsed.insert(key.to_vec(), ty);
-        self.recent_types[(key_at >> 4) & (RECENT_TYPES - 1)] = Some((key_at, key.into(), ty));
+        let text: Arc<[u8]> = key.into();
+        self.parsed.insert(text.clone(), ty);
+        self.recent_types[(key_at >> 4) & (RECENT_TYPES - 1)] = Some((key_at, text, ty));
     }
 
     /// Forgets cached descriptors whose layout has changed: a record that was incomplete
