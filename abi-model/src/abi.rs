@@ -159,20 +159,12 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             })
         }
         CType::WideInt { .. } => return Err(wide()),
-        CType::WideBool { .. } => {
-            return Err(PlanError::Unsupported {
-                what: format!("{} ({} bytes)", spelled(), table.size_of(ty.id).unwrap_or(0)),
-                reason: "a bool of more than one byte (_Bool int) by value is not passed by the model's rules".into(),
-            })
-        }
+        // A bool of more than one byte (`_Bool int`) is passed as the integer of its size
+        // (LuaJIT `ctype_isinteger_or_bool`; gcc and mingw: the same-size integer's rules).
+        CType::WideBool { size } => ValueKind::TypedInt { size: *size as u8 },
         CType::Pointer(_) => ValueKind::Pointer,
-        // LuaJIT passes it as a 4-byte integer; the model's values have no 4-byte pointer.
-        CType::Ptr32(_) => {
-            return Err(PlanError::Unsupported {
-                what: spelled(),
-                reason: "a 4-byte pointer (__ptr32) by value is not passed by the model's rules".into(),
-            })
-        }
+        // A 4-byte pointer on a 64-bit target is, to the ABI, a 4-byte unsigned integer.
+        CType::Ptr32(_) => ValueKind::TypedInt { size: 4 },
         CType::Array { .. } | CType::Function(_) if pos != Position::Return => ValueKind::Pointer,
         CType::Array { .. } | CType::Function(_) => return Err(PlanError::ReturnsArrayOrFunction { ty: spelled() }),
         CType::Record(_) => {
@@ -190,6 +182,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
     let kind = match (pos, kind) {
         (Position::Vararg, ValueKind::F32) => ValueKind::F64,
         (Position::Vararg, ValueKind::Bool) => ValueKind::Int { size: 4, signed: true },
+        // A 2-byte bool is promoted as the 2-byte integer it is passed as.
+        (Position::Vararg, ValueKind::TypedInt { size }) if size < 4 => ValueKind::Int { size: 4, signed: true },
         (Position::Vararg, ValueKind::Int { size, signed }) if size < 4 => {
             // Integer promotions: every narrower type fits in int.
             let _ = signed;

@@ -169,7 +169,9 @@ fn no_class_words(size: u64, skew: u64) -> Option<Vec<Class>> {
 fn eightbytes(v: &AbiValue) -> Result<&[Class], Memory> {
     match v.kind {
         ValueKind::Void => Ok(&[]),
-        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Ok(&[Class::Integer]),
+        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer | ValueKind::TypedInt { .. } => {
+            Ok(&[Class::Integer])
+        }
         ValueKind::F32 | ValueKind::F64 => Ok(&[Class::Sse]),
         // A complex float is one SSE eightbyte holding both parts; a complex double two.
         ValueKind::ComplexF32 => Ok(&[Class::Sse]),

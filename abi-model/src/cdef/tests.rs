@@ -945,12 +945,10 @@ fn bool_written_with_an_integer_keyword_takes_that_keywords_size() {
         }
         let e = parse_type(&mut t, &mut s, "bool int", &[]).unwrap_err().to_string();
         assert!(e.contains("'<eof>' expected near 'int'"), "{e}");
-        // Never planned by value (the model's Bool is one byte); fine in a struct by value.
-        let int = parse_type(&mut t, &mut s, "int", &[]).unwrap();
+        // By value, the integer of its size (tests/rules_typed_int.rs has the rules).
         let wb = parse_type(&mut t, &mut s, "_Bool int", &[]).unwrap();
-        let e = crate::plan_call(&t, &Signature::new(int, vec![wb], false, CallConv::Cdecl), &[]).unwrap_err();
-        assert!(e.to_string().contains("_Bool int"), "{e}");
-        assert!(crate::plan_call(&t, &Signature::new(wb, vec![], false, CallConv::Cdecl), &[]).is_err());
+        let plan = crate::plan_call(&t, &Signature::new(wb, vec![wb], false, CallConv::Cdecl), &[]).unwrap();
+        assert_eq!(plan.ret.value, crate::ValueKind::TypedInt { size: 4 }, "{target}");
     }
     // The constructor refuses sizes no keyword gives (must be able to fail).
     let mut t = TypeTable::new(Target::X64_SYSV);
@@ -987,11 +985,9 @@ fn ptr32_makes_a_4_byte_pointer_on_64_bit_targets_only() {
         def(&mut t, &mut s, "struct p32 { char c; int * __ptr32 p; char d; int * __ptr32 q[2]; };");
         assert_eq!(size(&t, &s, "p32"), (20, 4));
         assert_eq!((offset(&t, &s, "p32", "p"), offset(&t, &s, "p32", "d"), offset(&t, &s, "p32", "q")), (4, 8, 12));
-        // Never planned by value (LuaJIT passes it as a 4-byte integer).
-        let int = parse_type(&mut t, &mut s, "int", &[]).unwrap();
-        let e = crate::plan_call(&t, &Signature::new(int, vec![q], false, CallConv::Cdecl), &[]).unwrap_err();
-        assert!(e.to_string().contains("__ptr32"), "{e}");
-        assert!(crate::plan_call(&t, &Signature::new(q, vec![], false, CallConv::Cdecl), &[]).is_err());
+        // By value, a 4-byte integer, as LuaJIT passes it (tests/rules_typed_int.rs).
+        let plan = crate::plan_call(&t, &Signature::new(q, vec![q], false, CallConv::Cdecl), &[]).unwrap();
+        assert_eq!(plan.args[0].value, crate::ValueKind::TypedInt { size: 4 }, "{target}");
     }
     // On 32-bit targets every pointer is 32 bits: `__ptr32` changes nothing (nor `__ptr64`).
     for target in [Target::X86_LINUX, Target::X86_WIN] {

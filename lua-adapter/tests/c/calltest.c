@@ -190,3 +190,16 @@ int calltest_backtrace_frames(void) {
   return count;
 }
 #endif
+
+/* tests/lua/cparse_gaps.lua: a 4-byte pointer (__ptr32) and a bool of more than one byte
+ * (_Bool int) are passed and returned as the unsigned integer of their size, so these take
+ * and return the integers the Lua side declares as those types: the compiler is the oracle. */
+unsigned int cg_p32_next(unsigned int p) { return p + 4; }
+unsigned int cg_p32_call(unsigned int (*f)(unsigned int), unsigned int p) { return f(p); }
+int cg_wb_not(int b) { return !b; }
+int cg_wb_raw(int x) { return x; }
+int cg_wb_call(int (*f)(int), int x) { return f(x); }
+short cg_wb16_raw(short x) { return x; }
+short cg_wb16_call(short (*f)(short), short x) { return f(x); }
+long long cg_wb64_raw(long long x) { return x; }
+long long cg_wb64_call(long long (*f)(long long), long long x) { return f(x); }
