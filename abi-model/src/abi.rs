@@ -128,12 +128,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             reason: "vector types by value go in vector registers or memory by rules the model does not have".into(),
         });
     }
-    let wide = || PlanError::Unsupported {
-        what: spelled(),
-        reason: "128- and 256-bit integers (mode(TI), mode(OI)) by value go by rules the model does not have".into(),
-    };
-    if holds_wide_int(table, ty.id, 0) {
-        return Err(wide());
+    if let Some(reason) = wide_int_refusal(table, ty.id) {
+        return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
     }
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,
@@ -158,7 +154,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                 reason: "long double is passed differently on every target".into(),
             })
         }
-        CType::WideInt { .. } => return Err(wide()),
+        // x86-64 only (`wide_int_refusal`): gcc's and mingw's `__int128`.
+        CType::WideInt { size, signed } => ValueKind::Int { size: *size as u8, signed: *signed },
         // A bool of more than one byte (`_Bool int`) is passed as the integer of its size
         // (LuaJIT `ctype_isinteger_or_bool`; gcc and mingw: the same-size integer's rules).
         CType::WideBool { size } => ValueKind::TypedInt { size: *size as u8 },
@@ -225,11 +222,23 @@ fn holds_vector(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool
     holds(table, id, depth, &|t, id| t.is_vector(id))
 }
 
-/// Whether a value of type `id` is a 16- or 32-byte integer (`mode(TI)`, `mode(OI)`) or a
-/// record holding one: gcc passes `__int128` in two eightbytes (SysV) or by reference
-/// (Windows), and has no 32-byte integer; the model has none of those rules.
-fn holds_wide_int(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
-    holds(table, id, depth, &|t, id| matches!(t.get(id), CType::WideInt { .. }))
+/// Why a value of type `id` that is or holds a 16- or 32-byte integer (`mode(TI)`,
+/// `mode(OI)`) cannot be passed by value, or `None` when it can: a 16-byte integer itself on
+/// x86-64, where gcc and mingw have `__int128` (SysV: two INTEGER eightbytes; Windows: by
+/// reference, returned in xmm0). No compiler passes a 32-byte integer, gcc -m32 has no
+/// `__int128`, and no fixture holds a record with one.
+fn wide_int_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'static str> {
+    match table.get(id) {
+        CType::WideInt { size: 16, .. } if table.target().arch == Arch::X86_64 => None,
+        CType::WideInt { size: 16, .. } => {
+            Some("a 128-bit integer (mode(TI)) by value has no rule on 32-bit x86: gcc -m32 has no __int128")
+        }
+        CType::WideInt { .. } => Some("a 256-bit integer (mode(OI)) by value has no rule: no C compiler passes one"),
+        _ if holds(table, id, 0, &|t, id| matches!(t.get(id), CType::WideInt { .. })) => Some(
+            "a record holding a 128- or 256-bit integer (mode(TI), mode(OI)) by value is not checked against a compiler",
+        ),
+        _ => None,
+    }
 }
 
 /// Whether `id` is, or (a record's member, an array member's element, nested) holds, a type

@@ -136,7 +136,7 @@ pub enum ValueKind {
     Void,
     /// `bool` / `_Bool` (1 byte, 0 or 1).
     Bool,
-    /// An integer of `size` bytes (1, 2, 4 or 8).
+    /// An integer of `size` bytes (1, 2, 4 or 8; 16 on x86-64: gcc's `__int128`, `mode(TI)`).
     Int {
         /// Bytes.
         size: u8,

@@ -20,7 +20,9 @@ pub const WIN64_SHADOW: u32 = 32;
 pub fn win64_passes_by_reference(kind: ValueKind) -> bool {
     match kind {
         ValueKind::Record { size, .. } => !matches!(size, 1 | 2 | 4 | 8),
-        ValueKind::ComplexF64 => true,
+        // A 16-byte integer too (mingw's `__int128`: "__m128 types, arrays, and strings are
+        // never passed by immediate value").
+        ValueKind::ComplexF64 | ValueKind::Int { size: 16, .. } => true,
         _ => false,
     }
 }
@@ -41,6 +43,9 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
     let ret_loc = match ret.kind {
         ValueKind::Void => RetLoc::Void,
         ValueKind::F32 | ValueKind::F64 => RetLoc::Xmm0,
+        // mingw returns `__int128` whole in xmm0 (gcc `function_value_ms_64`: a 16-byte
+        // integer mode goes in the first SSE register), not through a hidden pointer.
+        ValueKind::Int { size: 16, .. } => RetLoc::Xmm0,
         k if win64_passes_by_reference(k) => {
             slot += 1;
             RetLoc::Sret { ptr: slot_loc(0) }

@@ -154,6 +154,8 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss Rx(xmm), DWORD [Rq(base) + disp]),
             8 => asm_disp!(self.ops, disp; movsd Rx(xmm), QWORD [Rq(base) + disp]),
+            // A 16-byte integer result (mingw's `__int128` comes back whole in xmm0).
+            16 => asm_disp!(self.ops, disp; movups Rx(xmm), OWORD [Rq(base) + disp]),
             _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())
@@ -163,6 +165,7 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss DWORD [Rq(base) + disp], Rx(xmm)),
             8 => asm_disp!(self.ops, disp; movsd QWORD [Rq(base) + disp], Rx(xmm)),
+            16 => asm_disp!(self.ops, disp; movups OWORD [Rq(base) + disp], Rx(xmm)),
             _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }
         Ok(())

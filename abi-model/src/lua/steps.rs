@@ -547,6 +547,8 @@ impl Stage {
 pub fn to_c_helper(kind: ValueKind) -> Helper {
     match kind {
         ValueKind::Bool => Helper::ToBool,
+        // A 16-byte integer travels as a memory block, like a record.
+        ValueKind::Int { size: 16, .. } => Helper::ToRecord,
         ValueKind::Int { size: 8, signed: true } => Helper::ToI64,
         ValueKind::Int { size: 8, signed: false } => Helper::ToU64,
         // Narrow integers come back already narrowed and widened to 32 bits, so a stack slot
@@ -574,6 +576,7 @@ pub fn to_c_helper(kind: ValueKind) -> Helper {
 pub fn to_lua_helper(kind: ValueKind) -> Helper {
     match kind {
         ValueKind::Bool => Helper::PushBool,
+        ValueKind::Int { size: 16, .. } => Helper::PushRecord,
         ValueKind::Int { size: 8, signed: true } => Helper::PushI64,
         ValueKind::Int { size: 8, signed: false } => Helper::PushU64,
         ValueKind::Int { signed: true, .. } => Helper::PushI32,
@@ -590,9 +593,12 @@ pub fn to_lua_helper(kind: ValueKind) -> Helper {
 }
 
 /// True for values that travel as memory blocks between Lua and C (structs, unions,
-/// complex numbers).
+/// complex numbers, 16-byte integers).
 fn is_aggregate(kind: ValueKind) -> bool {
-    matches!(kind, ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. })
+    matches!(
+        kind,
+        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Int { size: 16, .. }
+    )
 }
 
 /// Steps that convert Lua argument `lua_index` for C argument `arg` into `dst`.

@@ -203,3 +203,17 @@ short cg_wb16_raw(short x) { return x; }
 short cg_wb16_call(short (*f)(short), short x) { return f(x); }
 long long cg_wb64_raw(long long x) { return x; }
 long long cg_wb64_call(long long (*f)(long long), long long x) { return f(x); }
+
+/* tests/lua/cparse_gaps.lua: 16-byte integers (mode(TI), gcc's __int128) by value, x86-64
+ * only (gcc -m32 has none): SysV passes them in a register pair or 16-aligned on the stack,
+ * never split; mingw by reference, returned in xmm0. */
+#if defined(__x86_64__)
+__int128 cg_i128_shl(long long x, int n) { return (__int128)x << n; }
+__int128 cg_i128_add(__int128 a, int b, __int128 c) { return a + b + c; }
+unsigned long long cg_i128_hi(__int128 a) { return (unsigned long long)((unsigned __int128)a >> 64); }
+/* Five longs leave one register: x goes whole to the stack, f takes the last register. */
+long long cg_i128_late(long long a, long long b, long long c, long long d, long long e, __int128 x, long long f) {
+  return a + b + c + d + e + f + (long long)(x >> 64) * 1000;
+}
+__int128 cg_i128_call(__int128 (*f)(__int128, int), __int128 a, int b) { return f(a, b) + 1; }
+#endif

@@ -119,13 +119,54 @@ do
   T.err("attempt to perform arithmetic on 'int128_t' and 'number'", "no arithmetic", function() return x + 1 end)
   T.err("attempt to compare 'int128_t' with 'int128_t'", "no ordering", function() return x < x end)
 end
-T.ours("calls with 16-byte integers by value (LuaJIT: NYI for arguments, results returned)", function()
-  -- Planned (and refused) before any call: the address is never jumped to.
-  local take = ffi.cast("int (*)(cg_i128)", ffi.cast("void *", 1))
-  T.like(select(2, pcall(take, ffi.new("cg_i128"))), "int128_t.*mode%(TI%)",
-    "an int128_t parameter is refused with the reason")
-  local ret = ffi.cast("cg_i128 (*)(int)", ffi.cast("void *", 1))
-  T.like(select(2, pcall(ret, 1)), "int128_t.*mode%(TI%)", "an int128_t result is refused with the reason")
+-- By value: x86-64 only (gcc's and mingw's __int128), in tests/c/calltest.c.
+local CT = ffi.load(assert(os.getenv("LUAFFI_CALLTEST"), "LUAFFI_CALLTEST is not set"))
+if ffi.arch == "x64" then
+  ffi.cdef [[
+  cg_i128 cg_i128_shl(int64_t x, int n);
+  cg_i128 cg_i128_add(cg_i128 a, int b, cg_i128 c);
+  uint64_t cg_i128_hi(cg_i128 a);
+  int64_t cg_i128_late(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, cg_i128 x, int64_t f);
+  cg_i128 cg_i128_call(cg_i128 (*f)(cg_i128, int), cg_i128 a, int b);
+  ]]
+  local function bytes(v) return hex(ffi.new("cg_i128[1]", v), 16) end
+  local r = CT.cg_i128_shl(L(-3), 64)
+  T.str(ffi.typeof(r), "ctype<int128_t>", "an int128_t result is an int128_t cdata")
+  T.eq(bytes(r), string.rep("00", 8) .. "fd" .. string.rep("ff", 7), "(int128_t)-3 << 64: both halves")
+  T.eq(bytes(CT.cg_i128_shl(5, 1)), "0a" .. string.rep("00", 15), "5 << 1")
+  T.ours("int128_t arguments (LuaJIT: NYI)", function()
+    local a = CT.cg_i128_shl(1, 64)
+    T.eq(tonumber(CT.cg_i128_hi(a)), 1, "an int128_t argument's high half")
+    T.eq(bytes(CT.cg_i128_add(a, -1, L(2))), "01" .. string.rep("00", 7) .. "01" .. string.rep("00", 7),
+      "(1 << 64) + -1 + 2: an int64_t converts to the int128_t argument")
+    T.eq(bytes(CT.cg_i128_add(ffi.new("cg_i128", L(-1)), 0, ffi.new("cg_i128"))), string.rep("ff", 16), "-1 + 0 + 0")
+    T.eq(tonumber(CT.cg_i128_late(1, 2, 3, 4, 5, CT.cg_i128_shl(7, 64), 6)), 7021,
+      "an int128_t that does not fit the registers left goes whole to the stack; the next argument takes a register")
+    T.err("bad argument #1 (cannot convert 'number' to 'int128_t')", "no int128_t argument from a Lua number",
+      CT.cg_i128_hi, 5)
+    local seen
+    local f = ffi.cast("cg_i128 (*)(cg_i128, int)", function(x, n)
+      seen = bytes(x) .. "/" .. n
+      return CT.cg_i128_shl(n, 64)
+    end)
+    T.eq(bytes(CT.cg_i128_call(f, CT.cg_i128_shl(-1, 0), 9)), "01" .. string.rep("00", 7) .. "09" .. string.rep("00", 7),
+      "a callback's int128_t result (9 << 64) + 1")
+    T.eq(seen, string.rep("ff", 16) .. "/9", "a callback's int128_t argument is an int128_t cdata")
+    f:free()
+  end)
+end
+T.ours("calls with 32-byte integers, and 16-byte ones on 32-bit x86, are refused with the reason", function()
+  local take = ffi.cast("int (*)(cg_i256)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(take, ffi.new("cg_i256"))), "int256_t.*mode%(OI%)",
+    "an int256_t parameter is refused with the reason")
+  local ret = ffi.cast("cg_i256 (*)(int)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(ret, 1)), "int256_t.*mode%(OI%)", "an int256_t result is refused with the reason")
+  local rec = ffi.cast("int (*)(struct cg_wide)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(rec, ffi.new("struct cg_wide"))), "holding a 128%-", "so is a struct holding one")
+  if ffi.arch == "x86" then
+    local t128 = ffi.cast("int (*)(cg_i128)", ffi.cast("void *", 1))
+    T.like(select(2, pcall(t128, ffi.new("cg_i128"))), "int128_t.*no __int128", "an int128_t on x86")
+  end
 end)
 
 -- ---- 2. _Bool with an integer keyword: a bool of that keyword's size ----
@@ -216,7 +257,6 @@ end)
 -- By value, a bool of more than one byte is the integer of its size (tests/c/calltest.c
 -- declares these functions with int, short and long long): true/false in and out, read as
 -- the store reads it.
-local CT = ffi.load(assert(os.getenv("LUAFFI_CALLTEST"), "LUAFFI_CALLTEST is not set"))
 ffi.cdef [[
 _Bool int cg_wb_not(_Bool int b);
 _Bool int cg_wb_raw(int x);
