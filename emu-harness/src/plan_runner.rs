@@ -227,7 +227,8 @@ pub fn read_return(cpu: &mut dyn Cpu, plan: &CallPlan, sret_buf: u64) -> Result<
                 _ => v.to_le_bytes().to_vec(),
             }
         }
-        RetLoc::Xmm0 => lo(x(cpu, 0), size),
+        // All of xmm0 (a 16-byte integer on Win64 fills it).
+        RetLoc::Xmm0 => cpu.xmm(0).to_le_bytes()[..size.min(16)].to_vec(),
         RetLoc::Xmm0Xmm1 => [lo(x(cpu, 0), 8), lo(x(cpu, 1), size - 8)].concat(),
         RetLoc::RaxRdx => [lo(cpu.gpr(Gpr::Rax), 8), lo(cpu.gpr(Gpr::Rdx), size - 8)].concat(),
         RetLoc::RaxXmm0 => [lo(cpu.gpr(Gpr::Rax), 8), lo(x(cpu, 0), size - 8)].concat(),
