@@ -276,6 +276,12 @@ do
   T.eq(CT.cg_wb16_raw(0), false, "a _Bool __int16 0 is false")
   T.eq(CT.cg_wb64_raw(1), true, "a _Bool __int64 result")
   T.eq(CT.cg_wb64_raw(L(4294967296)), false, "a _Bool __int64 result is read from its first 4 bytes")
+  -- msvcrt.dll exports C99's snprintf as _snprintf.
+  ffi.cdef("int snprintf(char *buf, size_t n, const char *fmt, ...)"
+    .. (ffi.os == "Windows" and ' __asm__("_snprintf")' or "") .. ";")
+  local buf = ffi.new("char[32]")
+  ffi.C.snprintf(buf, 32, "%d %d", ffi.new("_Bool int", true), ffi.new("_Bool __int16", true))
+  T.eq(ffi.string(buf), "1 1", "wide bool cdata after ... are promoted to int")
   local seen = {}
   local f = ffi.cast("_Bool int (*)(_Bool int)", function(b) seen[#seen + 1] = b; return not b end)
   T.eq(CT.cg_wb_call(f, 0x100), 0, "a callback's _Bool int argument 0x100 is true, its result false is 0")
