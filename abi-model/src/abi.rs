@@ -129,12 +129,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
     if let Some(reason) = vector_refusal(table, ty.id) {
         return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
     }
-    let wide = || PlanError::Unsupported {
-        what: spelled(),
-        reason: "128- and 256-bit integers (mode(TI), mode(OI)) by value go by rules the model does not have".into(),
-    };
-    if holds_wide_int(table, ty.id, 0) {
-        return Err(wide());
+    if let Some(reason) = wide_int_refusal(table, ty.id) {
+        return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
     }
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,
@@ -159,21 +155,14 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
                 reason: "long double is passed differently on every target".into(),
             })
         }
-        CType::WideInt { .. } => return Err(wide()),
-        CType::WideBool { .. } => {
-            return Err(PlanError::Unsupported {
-                what: format!("{} ({} bytes)", spelled(), table.size_of(ty.id).unwrap_or(0)),
-                reason: "a bool of more than one byte (_Bool int) by value is not passed by the model's rules".into(),
-            })
-        }
+        // x86-64 only (`wide_int_refusal`): gcc's and mingw's `__int128`.
+        CType::WideInt { size, signed } => ValueKind::Int { size: *size as u8, signed: *signed },
+        // A bool of more than one byte (`_Bool int`) is passed as the integer of its size
+        // (LuaJIT `ctype_isinteger_or_bool`; gcc and mingw: the same-size integer's rules).
+        CType::WideBool { size } => ValueKind::TypedInt { size: *size as u8 },
         CType::Pointer(_) => ValueKind::Pointer,
-        // LuaJIT passes it as a 4-byte integer; the model's values have no 4-byte pointer.
-        CType::Ptr32(_) => {
-            return Err(PlanError::Unsupported {
-                what: spelled(),
-                reason: "a 4-byte pointer (__ptr32) by value is not passed by the model's rules".into(),
-            })
-        }
+        // A 4-byte pointer on a 64-bit target is, to the ABI, a 4-byte unsigned integer.
+        CType::Ptr32(_) => ValueKind::TypedInt { size: 4 },
         // A vector is a value, not an array that decays: its bytes travel as a block, in the
         // places the ABI module's rules for it give.
         CType::Array { .. } if table.is_vector(ty.id) => {
@@ -197,6 +186,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
     let kind = match (pos, kind) {
         (Position::Vararg, ValueKind::F32) => ValueKind::F64,
         (Position::Vararg, ValueKind::Bool) => ValueKind::Int { size: 4, signed: true },
+        // A 2-byte bool is promoted as the 2-byte integer it is passed as.
+        (Position::Vararg, ValueKind::TypedInt { size }) if size < 4 => ValueKind::Int { size: 4, signed: true },
         (Position::Vararg, ValueKind::Int { size, signed }) if size < 4 => {
             // Integer promotions: every narrower type fits in int.
             let _ = signed;
@@ -268,11 +259,23 @@ fn vector_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'stati
     )
 }
 
-/// Whether a value of type `id` is a 16- or 32-byte integer (`mode(TI)`, `mode(OI)`) or a
-/// record holding one: gcc passes `__int128` in two eightbytes (SysV) or by reference
-/// (Windows), and has no 32-byte integer; the model has none of those rules.
-fn holds_wide_int(table: &TypeTable, id: crate::types::TypeId, depth: u32) -> bool {
-    holds(table, id, depth, &|t, id| matches!(t.get(id), CType::WideInt { .. }))
+/// Why a value of type `id` that is or holds a 16- or 32-byte integer (`mode(TI)`,
+/// `mode(OI)`) cannot be passed by value, or `None` when it can: a 16-byte integer itself on
+/// x86-64, where gcc and mingw have `__int128` (SysV: two INTEGER eightbytes; Windows: by
+/// reference, returned in xmm0). No compiler passes a 32-byte integer, gcc -m32 has no
+/// `__int128`, and no fixture holds a record with one.
+fn wide_int_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'static str> {
+    match table.get(id) {
+        CType::WideInt { size: 16, .. } if table.target().arch == Arch::X86_64 => None,
+        CType::WideInt { size: 16, .. } => {
+            Some("a 128-bit integer (mode(TI)) by value has no rule on 32-bit x86: gcc -m32 has no __int128")
+        }
+        CType::WideInt { .. } => Some("a 256-bit integer (mode(OI)) by value has no rule: no C compiler passes one"),
+        _ if holds(table, id, 0, &|t, id| matches!(t.get(id), CType::WideInt { .. })) => Some(
+            "a record holding a 128- or 256-bit integer (mode(TI), mode(OI)) by value is not checked against a compiler",
+        ),
+        _ => None,
+    }
 }
 
 /// Whether `id` is, or (a record's member, an array member's element, nested) holds, a type

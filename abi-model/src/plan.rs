@@ -108,7 +108,7 @@ impl Ext {
         match kind {
             ValueKind::Bool => Ext::Zero,
             ValueKind::Int { size, signed: true } if size < 4 => Ext::Sign,
-            ValueKind::Int { size, signed: false } if size < 4 => Ext::Zero,
+            ValueKind::Int { size, signed: false } | ValueKind::TypedInt { size } if size < 4 => Ext::Zero,
             _ => Ext::None,
         }
     }
@@ -136,7 +136,7 @@ pub enum ValueKind {
     Void,
     /// `bool` / `_Bool` (1 byte, 0 or 1).
     Bool,
-    /// An integer of `size` bytes (1, 2, 4 or 8).
+    /// An integer of `size` bytes (1, 2, 4 or 8; 16 on x86-64: gcc's `__int128`, `mode(TI)`).
     Int {
         /// Bytes.
         size: u8,
@@ -153,6 +153,14 @@ pub enum ValueKind {
     ComplexF32,
     /// `double complex` (two doubles).
     ComplexF64,
+    /// An integer of `size` bytes (2, 4 or 8) to the ABI, passed and returned as the unsigned
+    /// integer of that size (the reader extends it), whose value is not a number but is read
+    /// and written as its C type says: a 4-byte pointer on a 64-bit target (`__ptr32`, 4) or
+    /// a bool of more than one byte (`_Bool int`: 2, 4 or 8).
+    TypedInt {
+        /// Bytes.
+        size: u8,
+    },
     /// A struct or union by value; also a gcc vector type (its bytes as one block: which
     /// registers carry them is the ABI module's rule, see [`crate::AbiValue::vector`]).
     Record {
@@ -169,7 +177,7 @@ impl ValueKind {
         match self {
             ValueKind::Void => 0,
             ValueKind::Bool => 1,
-            ValueKind::Int { size, .. } => u32::from(size),
+            ValueKind::Int { size, .. } | ValueKind::TypedInt { size } => u32::from(size),
             ValueKind::F32 => 4,
             ValueKind::F64 => 8,
             ValueKind::Pointer => ptr,
@@ -346,6 +354,7 @@ impl fmt::Display for ValueKind {
             ValueKind::F32 => f.write_str("f32"),
             ValueKind::F64 => f.write_str("f64"),
             ValueKind::Pointer => f.write_str("ptr"),
+            ValueKind::TypedInt { size } => write!(f, "t{}", u32::from(*size) * 8),
             ValueKind::ComplexF32 => f.write_str("cf32"),
             ValueKind::ComplexF64 => f.write_str("cf64"),
             ValueKind::Record { size, align } => write!(f, "rec{size}/{align}"),

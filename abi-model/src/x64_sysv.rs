@@ -199,7 +199,11 @@ fn no_class_words(size: u64, skew: u64) -> Option<Vec<Class>> {
 fn eightbytes(v: &AbiValue) -> Result<&[Class], Memory> {
     match v.kind {
         ValueKind::Void => Ok(&[]),
-        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Ok(&[Class::Integer]),
+        // psABI §3.2.3: `__int128` is classified as `struct { long low, high; }`.
+        ValueKind::Int { size: 16, .. } => Ok(&[Class::Integer, Class::Integer]),
+        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer | ValueKind::TypedInt { .. } => {
+            Ok(&[Class::Integer])
+        }
         ValueKind::F32 | ValueKind::F64 => Ok(&[Class::Sse]),
         // A complex float is one SSE eightbyte holding both parts; a complex double two.
         ValueKind::ComplexF32 => Ok(&[Class::Sse]),
@@ -283,6 +287,9 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
             // type's alignment on x86-64, so an aligned(32) struct gets a 32-aligned slot).
             let align = match a.kind {
                 ValueKind::Record { align, .. } => align.max(8),
+                // psABI §3.2.3: "arguments of type __int128 that are stored in memory must be
+                // aligned on a 16-byte boundary".
+                ValueKind::Int { size: 16, .. } => 16,
                 _ => 8,
             };
             max_stack_align = max_stack_align.max(align);

@@ -20,7 +20,9 @@ pub const WIN64_SHADOW: u32 = 32;
 pub fn win64_passes_by_reference(kind: ValueKind) -> bool {
     match kind {
         ValueKind::Record { size, .. } => !matches!(size, 1 | 2 | 4 | 8),
-        ValueKind::ComplexF64 => true,
+        // A 16-byte integer too (mingw's `__int128`: "__m128 types, arrays, and strings are
+        // never passed by immediate value").
+        ValueKind::ComplexF64 | ValueKind::Int { size: 16, .. } => true,
         _ => false,
     }
 }
@@ -46,6 +48,9 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         // as arguments every vector is passed like a record of its size (16 bytes: by
         // reference, as the page says of __m128).
         ValueKind::Record { size: 16, .. } if ret.vector => RetLoc::Xmm0Full,
+        // mingw returns `__int128` whole in xmm0 (gcc `function_value_ms_64`: a 16-byte
+        // integer mode goes in the first SSE register), not through a hidden pointer.
+        ValueKind::Int { size: 16, .. } => RetLoc::Xmm0Full,
         k if win64_passes_by_reference(k) => {
             slot += 1;
             RetLoc::Sret { ptr: slot_loc(0) }

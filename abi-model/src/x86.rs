@@ -157,7 +157,8 @@ pub fn win32_decorated_names(
 /// Register arguments are "DWORD or smaller" integers and pointers (Microsoft, __fastcall);
 /// gcc agrees: never floating point, 64-bit integers or aggregates.
 fn fits_register(kind: ValueKind) -> bool {
-    matches!(kind, ValueKind::Bool | ValueKind::Pointer) || matches!(kind, ValueKind::Int { size, .. } if size <= 4)
+    matches!(kind, ValueKind::Bool | ValueKind::Pointer)
+        || matches!(kind, ValueKind::Int { size, .. } | ValueKind::TypedInt { size } if size <= 4)
 }
 
 /// Convention registers an argument that does not go in one still uses up (gcc
@@ -170,7 +171,7 @@ fn fits_register(kind: ValueKind) -> bool {
 /// complex's ([`gcc_mode`], e.g. `struct { double d; }`) uses none.
 fn registers_used_up(value: &AbiValue) -> usize {
     match (value.kind, value.gcc_mode) {
-        (ValueKind::Int { size: 8, .. }, _) => 2,
+        (ValueKind::Int { size: 8, .. } | ValueKind::TypedInt { size: 8 }, _) => 2,
         (ValueKind::Record { .. }, Some(GccMode::Float(_) | GccMode::Complex(_))) => 0,
         (ValueKind::Record { size, .. }, _) => size.div_ceil(4) as usize,
         _ => 0,
@@ -186,8 +187,10 @@ fn registers_used_up(value: &AbiValue) -> usize {
 pub fn returns_in_registers(os: Os, value: &AbiValue) -> Option<RetLoc> {
     match value.kind {
         ValueKind::Void => Some(RetLoc::Void),
-        ValueKind::Int { size: 8, .. } | ValueKind::ComplexF32 => Some(RetLoc::EdxEax),
-        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => Some(RetLoc::Gpr),
+        ValueKind::Int { size: 8, .. } | ValueKind::TypedInt { size: 8 } | ValueKind::ComplexF32 => {
+            Some(RetLoc::EdxEax)
+        }
+        ValueKind::Bool | ValueKind::Int { .. } | ValueKind::TypedInt { .. } | ValueKind::Pointer => Some(RetLoc::Gpr),
         ValueKind::F32 | ValueKind::F64 => Some(RetLoc::St0),
         ValueKind::ComplexF64 => None,
         // mingw (`MS_AGGREGATE_RETURN`): an aggregate of at most 8 bytes comes back by its

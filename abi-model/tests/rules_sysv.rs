@@ -569,3 +569,36 @@ fn sysv_small_integer_results_are_widened_by_the_callee_and_not_relied_on_by_the
     // fixture caller_10 stores only `al` after the call; a thunk widens anyway, for free.
     assert_eq!(support::return_exts(&env()), support::SMALL_RESULTS_WIDENED_BY_TYPE);
 }
+
+#[test]
+fn sysv_int128_is_two_integer_eightbytes_never_split_and_16_aligned_on_the_stack() {
+    // psABI §3.2.3: "__int128 ... is treated as if it were implemented as
+    // `typedef struct { long low, high; } __int128;` with the exception that arguments of
+    // type __int128 that are stored in memory must be aligned on a 16-byte boundary"; and an
+    // argument whose eightbytes do not all find registers goes whole to memory.
+    let mut e = env();
+    let i128 = e.t.try_wide_int(16, true).unwrap();
+    let l = e.int(abi_model::IntKind::Long);
+    let plan = e.plan(i128, &[i128, i128]);
+    assert_eq!(plan.args[0].value, ValueKind::Int { size: 16, signed: true });
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+    assert_eq!(parts(&plan, 0).iter().map(|p| (p.offset, p.size)).collect::<Vec<_>>(), vec![(0, 8), (8, 8)]);
+    assert_eq!(locs(&plan, 1), vec![gpr(Gpr::DX), gpr(Gpr::CX)]);
+    assert_eq!(plan.ret.loc, RetLoc::RaxRdx, "returned in rax:rdx");
+    // One register left: not split; the long after it still takes r9.
+    let plan = e.plan(e.void(), &[l, l, l, l, l, i128, l]);
+    assert_eq!(loc(&plan, 5), stack(0));
+    assert_eq!(loc(&plan, 6), gpr(Gpr::R9));
+    // On the stack after one eightbyte: the next 16-byte boundary. A struct of two longs,
+    // which is 8-aligned, takes the next eightbyte: the rule is the integer's own.
+    let mut params = vec![l; 7];
+    params.push(i128);
+    let plan = e.plan(e.void(), &params);
+    assert_eq!(loc(&plan, 7), stack(16), "skips 8 bytes to reach a 16-byte boundary");
+    assert_eq!(plan.stack_bytes, 32);
+    let two_longs = e.strukt(&[l, l]);
+    params[7] = two_longs;
+    assert_eq!(loc(&e.plan(e.void(), &params), 7), stack(8), "a struct of two longs is not 16-aligned");
+    let u128 = e.t.try_wide_int(16, false).unwrap();
+    assert_eq!(e.plan(u128, &[]).ret.loc, RetLoc::RaxRdx);
+}

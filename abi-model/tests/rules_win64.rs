@@ -287,3 +287,22 @@ fn win64_small_integer_results_are_widened_by_the_callee_and_not_relied_on_by_th
     // undefined", so callers re-extend; a callee widening by type is still correct.
     assert_eq!(support::return_exts(&env()), support::SMALL_RESULTS_WIDENED_BY_TYPE);
 }
+
+#[test]
+fn win64_int128_goes_by_reference_and_comes_back_in_xmm0() {
+    // mingw-w64 gcc (the fixture's compiler; checked with `x86_64-w64-mingw32-gcc -S`): an
+    // `__int128` argument is a 16-byte value, so passed as a pointer to a caller-made copy
+    // (16-aligned), and the result comes back whole in xmm0 (`function_value_ms_64`), where a
+    // 16-byte struct comes back through a hidden pointer.
+    let mut e = env();
+    let i128 = e.t.try_wide_int(16, true).unwrap();
+    let plan = e.plan(i128, &[e.i32(), i128]);
+    assert_eq!(plan.ret.loc, RetLoc::Xmm0Full, "all 16 bytes of xmm0");
+    assert_eq!(loc(&plan, 0), gpr(Gpr::CX), "no hidden pointer takes rcx");
+    let (ptr, copy_at) = indirect(&plan, 1);
+    assert_eq!(ptr, gpr(Gpr::DX));
+    assert_eq!(copy_at % 16, 0);
+    let l = e.int(IntKind::LongLong);
+    let s16 = e.strukt(&[l, l]);
+    assert!(matches!(e.plan(s16, &[]).ret.loc, RetLoc::Sret { .. }), "a 16-byte struct is not returned so");
+}

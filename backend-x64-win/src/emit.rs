@@ -154,7 +154,8 @@ impl<'a> Emitter<'a> {
         match size {
             4 => asm_disp!(self.ops, disp; movss Rx(xmm), DWORD [Rq(base) + disp]),
             8 => asm_disp!(self.ops, disp; movsd Rx(xmm), QWORD [Rq(base) + disp]),
-            // A 16-byte vector (`__m128` returns).
+            // All 16 bytes: a 16-byte vector (`__m128`) or integer (mingw's `__int128`)
+            // returned in xmm0.
             16 => asm_disp!(self.ops, disp; movups Rx(xmm), OWORD [Rq(base) + disp]),
             _ => return Err(Invalid::Width { bytes: size, loc: Loc::Xmm(Xmm(xmm)) }.into()),
         }

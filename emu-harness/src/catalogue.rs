@@ -155,14 +155,23 @@ pub fn catalogue(target: Target) -> Catalogue {
 pub fn try_catalogue(target: Target) -> Result<Catalogue, CatalogueError> {
     let spec = spec_for(target);
     let mut b = Builder::new(target, spec)?;
-    let mut signatures = Vec::with_capacity(spec.signatures.len());
-    for (index, s) in spec.signatures.iter().enumerate() {
+    // The signatures this target has: all but the x86-64-only ones, which come last.
+    let has = |s: &SigDecl| target.arch == Arch::X86_64 || !s.x86_64_only();
+    let count = spec.signatures.iter().take_while(|s| has(s)).count();
+    if spec.signatures[count..].iter().any(has) {
+        return Err(CatalogueError {
+            target,
+            message: format!("signature {count} is x86-64-only but a later one is not: the catalogue is no prefix"),
+        });
+    }
+    let mut signatures = Vec::with_capacity(count);
+    for (index, s) in spec.signatures[..count].iter().enumerate() {
         signatures.push(b.signature(index, s)?);
     }
-    let images = (0..spec.signatures.len().div_ceil(SIGS_PER_IMAGE))
+    let images = (0..count.div_ceil(SIGS_PER_IMAGE))
         .map(|i| {
             let first = i * SIGS_PER_IMAGE;
-            SigImage { stem: format!("sig_{i:02}"), first, count: SIGS_PER_IMAGE.min(spec.signatures.len() - first) }
+            SigImage { stem: format!("sig_{i:02}"), first, count: SIGS_PER_IMAGE.min(count - first) }
         })
         .collect();
     Ok(Catalogue { target, table: b.table, spec, record_ids: b.record_ids, signatures, images })
@@ -222,6 +231,9 @@ struct Builder {
     fn_ptr: TypeId,
     /// Per [`spec::VectorKind::ALL`], its type.
     vector_ids: Vec<TypeId>,
+    /// `int128_t`, `uint128_t`, the 2-, 4- and 8-byte bools, `void *__ptr32` (on x86:
+    /// `void *`, which no signature of that target uses in its place).
+    typed: [TypeId; 6],
 }
 
 impl Builder {
@@ -252,7 +264,20 @@ impl Builder {
             };
             vector_ids.push(table.try_vector_of(elem.into(), n).map_err(|e| err(format!("{}: {e}", v.c_name())))?);
         }
-        let mut b = Builder { target, spec, table, record_ids: Vec::new(), enum_ids, void_ptr, fn_ptr, vector_ids };
+        let typed_err = |e: abi_model::TypeError| err(format!("a typed integer: {e}"));
+        let typed = [
+            table.try_wide_int(16, true).map_err(typed_err)?,
+            table.try_wide_int(16, false).map_err(typed_err)?,
+            table.try_wide_bool(2).map_err(typed_err)?,
+            table.try_wide_bool(4).map_err(typed_err)?,
+            table.try_wide_bool(8).map_err(typed_err)?,
+            match target.arch {
+                Arch::X86_64 => table.try_ptr32_to(void).map_err(typed_err)?,
+                Arch::X86 => void_ptr,
+            },
+        ];
+        let mut b =
+            Builder { target, spec, table, record_ids: Vec::new(), enum_ids, void_ptr, fn_ptr, vector_ids, typed };
         for (n, r) in spec.records.iter().enumerate() {
             let id = b.table.new_record(r.kind, Some(&format!("R{n}")));
             let mut fields = Vec::with_capacity(r.fields.len());
@@ -288,6 +313,13 @@ impl Builder {
             Scalar::Ptr => self.void_ptr,
             Scalar::FnPtr => self.fn_ptr,
             Scalar::Vector(v) => self.vector_ids[spec::VectorKind::ALL.iter().position(|k| *k == v).unwrap_or(0)],
+            // Built in `Builder::new` (x86-64 only for `__int128` and `__ptr32`).
+            Scalar::Int128 { signed: true } => self.typed[0],
+            Scalar::Int128 { signed: false } => self.typed[1],
+            Scalar::WideBool(2) => self.typed[2],
+            Scalar::WideBool(4) => self.typed[3],
+            Scalar::WideBool(_) => self.typed[4],
+            Scalar::Ptr32 => self.typed[5],
         }
     }
 
@@ -436,6 +468,13 @@ impl Builder {
                     self.fill_scalar(elem, at + i * size, rng, v);
                 }
             }
+            Scalar::Int128 { .. } => put(&[rng.next_u64().to_le_bytes(), rng.next_u64().to_le_bytes()].concat()),
+            // A bool holds 0 or 1, in all of its bytes.
+            Scalar::WideBool(n) => {
+                let mut b = vec![0; usize::from(n)];
+                b[0] = rng.below(2) as u8;
+                put(&b);
+            }
             _ => {
                 let n = self.table.size_of(self.scalar_id(s)).map_or(0, |n| n as usize);
                 let bytes = rng.next_u64().to_le_bytes();
@@ -578,8 +617,10 @@ mod tests {
 
     #[test]
     fn vectors_are_in_the_x86_64_catalogues_only_passed_returned_and_variadic() {
-        // i386 refuses vectors by value: its catalogue (and fixtures) are the plain spec.
-        assert_eq!(catalogue(Target::X86_LINUX).signatures.len(), spec().signatures.len());
+        // i386 refuses vectors by value: its catalogue (and fixtures) are the plain spec,
+        // without its x86-64-only suffix (`__int128`, `__ptr32`).
+        let plain = spec().signatures.iter().filter(|s| !s.x86_64_only()).count();
+        assert_eq!(catalogue(Target::X86_LINUX).signatures.len(), plain);
         for target in [Target::X64_SYSV, Target::X64_WIN] {
             let c = catalogue(target);
             let decls = &c.spec.signatures;

@@ -229,7 +229,8 @@ fn number_value_of(vm: LuaVm, inline_values: bool, i: usize, kind: ValueKind, by
         return (OTHER_TAG, 0);
     }
     match kind {
-        ValueKind::Int { signed, .. } => {
+        // A 16-byte integer is no Lua number (it is a cdata, `is_aggregate`).
+        ValueKind::Int { size: 1 | 2 | 4 | 8, signed } => {
             let v = word_of(&widen(bytes, signed, 8)) as i64;
             let as_float = vm.int_tag.is_none() || i % 2 == 1;
             match vm.int_tag {
@@ -681,6 +682,7 @@ fn indirect_copies(plan: &CallPlan) -> Vec<(Loc, u32)> {
         .iter()
         .filter_map(|a| match (&a.pass, a.value) {
             (ArgPass::Indirect { ptr, .. }, ValueKind::Record { align, .. }) => Some((*ptr, align)),
+            (ArgPass::Indirect { ptr, .. }, ValueKind::Int { size: 16, .. }) => Some((*ptr, 16)),
             _ => None,
         })
         .collect()
@@ -799,7 +801,10 @@ fn check_sentinels(cpu: &dyn Cpu, target: Target) -> Result<(), Mismatch> {
 }
 
 fn is_aggregate(k: ValueKind) -> bool {
-    matches!(k, ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64)
+    matches!(
+        k,
+        ValueKind::Record { .. } | ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Int { size: 16, .. }
+    )
 }
 
 /// After an inline stub: the thread's errno got `ffi.errno()`'s value before the call and it

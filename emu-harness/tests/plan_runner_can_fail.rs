@@ -237,3 +237,53 @@ fn a_nested_packed_record_put_in_memory_instead_of_registers_is_caught() {
     let (call, callback) = run(&cat, s, &plan_with_classes(&cat, s, Err(abi_model::x64_sysv::Memory)));
     assert!(call.is_err() && callback.is_err(), "{}", s.c_decl);
 }
+
+/// The plan of a catalogue signature returning a 16-byte integer on `target`.
+fn int128_sig(cat: &Catalogue, pred: impl Fn(&CallPlan) -> bool) -> (&CatSignature, CallPlan) {
+    find(cat, |_, p| p.ret.value == abi_model::ValueKind::Int { size: 16, signed: true } && pred(p))
+}
+
+#[test]
+fn an_int128_result_read_through_a_hidden_pointer_on_win64_is_caught() {
+    // mingw returns `__int128` in xmm0; the rule of a 16-byte struct (a hidden pointer in
+    // rcx) must fail against it, and so must reading only the low half of xmm0.
+    let cat = catalogue(Target::X64_WIN);
+    let (s, plan) = int128_sig(&cat, |p| p.args.len() == 1);
+    assert_eq!(run(&cat, s, &plan), (Ok(()), Ok(())), "{}", s.c_decl);
+    let mut sret = plan.clone();
+    sret.ret.loc = RetLoc::Sret { ptr: Loc::Gpr(Gpr::CX) };
+    if let ArgPass::Indirect { ptr, .. } = &mut sret.args[0].pass {
+        *ptr = Loc::Gpr(Gpr::DX);
+    }
+    let (call, callback) = run(&cat, s, &sret);
+    assert!(call.is_err() && callback.is_err(), "{}: {call:?} {callback:?}", s.c_decl);
+    let mut rax = plan.clone();
+    rax.ret.loc = RetLoc::RaxRdx;
+    let (call, callback) = run(&cat, s, &rax);
+    assert!(call.is_err() && callback.is_err(), "{}: {call:?} {callback:?}", s.c_decl);
+}
+
+#[test]
+fn an_int128_on_the_sysv_stack_in_an_8_aligned_slot_is_caught() {
+    // psABI: an `__int128` in memory is 16-aligned; after seven longs (one stack slot) gcc
+    // skips 8 bytes. Putting it at the next eightbyte, as a struct of two longs goes, fails.
+    let cat = catalogue(Target::X64_SYSV);
+    let (s, plan) = int128_sig(&cat, |p| {
+        p.args.iter().any(|a| matches!(&a.pass, ArgPass::Direct(parts) if parts[0].loc == Loc::Stack { offset: 16 }))
+    });
+    assert_eq!(run(&cat, s, &plan), (Ok(()), Ok(())), "{}", s.c_decl);
+    let mut packed = plan.clone();
+    for a in &mut packed.args {
+        if let ArgPass::Direct(parts) = &mut a.pass {
+            for p in parts.iter_mut() {
+                if let Loc::Stack { offset } = &mut p.loc {
+                    if *offset >= 16 {
+                        *offset -= 8;
+                    }
+                }
+            }
+        }
+    }
+    let (call, callback) = run(&cat, s, &packed);
+    assert!(call.is_err() && callback.is_err(), "{}: {call:?} {callback:?}", s.c_decl);
+}

@@ -180,6 +180,48 @@ fn a_thunk_that_never_loads_its_return_value_is_caught() {
     assert!(thunk.unwrap_err().what.contains("return value"));
 }
 
+/// Makes every saved or loaded return value of a program 8 bytes wide.
+fn returns_as_8_bytes(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::SaveReturn { ret, .. } | Step::LoadReturn { ret, .. } = st {
+            ret.value = ValueKind::Int { size: 8, signed: true };
+        }
+    }
+}
+
+#[test]
+fn a_win64_int128_result_moved_as_8_bytes_of_xmm0_is_caught() {
+    // mingw returns `__int128` whole in xmm0: a stub that stores, or a thunk that loads, only
+    // its low 8 bytes must fail in both directions.
+    let cat = catalogue(Target::X64_WIN);
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::Int { size: 16, signed: true });
+    let (stub, thunk) = caught(Target::X64_WIN, s, &cat, returns_as_8_bytes, true, true);
+    assert!(stub.is_err() && thunk.is_err());
+}
+
+#[test]
+fn a_wide_bool_result_moved_with_too_few_bytes_is_caught() {
+    // An 8-byte bool on i386 comes back in edx:eax, as a 64-bit integer: moving 4 bytes is
+    // caught both ways (the other half is left junk by the harness).
+    let cat = catalogue(Target::X86_LINUX);
+    let s = find(&cat, |_, p| p.ret.value == ValueKind::TypedInt { size: 8 });
+    let (stub, thunk) = caught(
+        Target::X86_LINUX,
+        s,
+        &cat,
+        |p| {
+            for st in &mut p.steps {
+                if let Step::SaveReturn { ret, .. } | Step::LoadReturn { ret, .. } = st {
+                    ret.value = ValueKind::TypedInt { size: 4 };
+                }
+            }
+        },
+        true,
+        true,
+    );
+    assert!(stub.is_err() && thunk.is_err());
+}
+
 // ---- inline stubs (a Lua stack layout) ----------------------------------------------------
 
 const NUMBERS_54: LuaStack = LuaStack::Memory { vm: LuaVm::LUA54, inline_values: true };

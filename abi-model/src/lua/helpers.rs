@@ -46,7 +46,8 @@ pub enum Helper {
     /// pointer/array cdata and callbacks converted to a pointer of the given type.
     ToPtr,
     /// `void luaffi_to_record(lua_State *L, int idx, const void *ctype, void *dst)`: copies a
-    /// struct/union/complex value of that type into dst.
+    /// struct/union/complex value of that type into dst; for a [`crate::ValueKind::TypedInt`]
+    /// (`__ptr32`, `_Bool int`), stores the value into dst's bytes of that type.
     ToRecord,
     /// `void luaffi_push_i32(lua_State *L, int32_t v)`.
     PushI32,
@@ -67,7 +68,9 @@ pub enum Helper {
     /// (nil never: NULL is a NULL cdata, as in LuaJIT).
     PushPtr,
     /// `void luaffi_push_record(lua_State *L, const void *ctype, const void *src)`: pushes a
-    /// new cdata of that struct/union/complex type holding a copy of `src`.
+    /// new cdata of that struct/union/complex type holding a copy of `src`; for a
+    /// [`crate::ValueKind::TypedInt`], the value of that type at `src` (a `__ptr32` cdata, nil
+    /// for NULL; true or false).
     PushRecord,
     /// `void *luaffi_new_result(lua_State *L, const void *ctype)`: pushes a new cdata of the
     /// return type and returns its storage, which the call fills (aggregate returns).

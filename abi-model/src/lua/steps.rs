@@ -541,10 +541,14 @@ impl Stage {
     }
 }
 
-/// The helper that converts a Lua value to a C value of `kind` (records: [`Helper::ToRecord`]).
+/// The helper that converts a Lua value to a C value of `kind` (records, and the integers
+/// read and written by their C type, [`ValueKind::TypedInt`]: [`Helper::ToRecord`], which
+/// stores the value's bytes by its ctype).
 pub fn to_c_helper(kind: ValueKind) -> Helper {
     match kind {
         ValueKind::Bool => Helper::ToBool,
+        // A 16-byte integer travels as a memory block, like a record.
+        ValueKind::Int { size: 16, .. } => Helper::ToRecord,
         ValueKind::Int { size: 8, signed: true } => Helper::ToI64,
         ValueKind::Int { size: 8, signed: false } => Helper::ToU64,
         // Narrow integers come back already narrowed and widened to 32 bits, so a stack slot
@@ -558,14 +562,21 @@ pub fn to_c_helper(kind: ValueKind) -> Helper {
         ValueKind::F32 => Helper::ToF32,
         ValueKind::F64 => Helper::ToF64,
         ValueKind::Pointer => Helper::ToPtr,
-        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => Helper::ToRecord,
+        ValueKind::ComplexF32
+        | ValueKind::ComplexF64
+        | ValueKind::Record { .. }
+        | ValueKind::TypedInt { .. }
+        | ValueKind::Void => Helper::ToRecord,
     }
 }
 
-/// The helper that pushes a C value of `kind` as a Lua value.
+/// The helper that pushes a C value of `kind` as a Lua value ([`ValueKind::TypedInt`]: the
+/// bytes by their ctype, [`Helper::PushRecord`], which reads them as the embedding reads that
+/// type from memory).
 pub fn to_lua_helper(kind: ValueKind) -> Helper {
     match kind {
         ValueKind::Bool => Helper::PushBool,
+        ValueKind::Int { size: 16, .. } => Helper::PushRecord,
         ValueKind::Int { size: 8, signed: true } => Helper::PushI64,
         ValueKind::Int { size: 8, signed: false } => Helper::PushU64,
         ValueKind::Int { signed: true, .. } => Helper::PushI32,
@@ -573,16 +584,21 @@ pub fn to_lua_helper(kind: ValueKind) -> Helper {
         ValueKind::F32 => Helper::PushF32,
         ValueKind::F64 => Helper::PushF64,
         ValueKind::Pointer => Helper::PushPtr,
-        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Void => {
-            Helper::PushRecord
-        }
+        ValueKind::ComplexF32
+        | ValueKind::ComplexF64
+        | ValueKind::Record { .. }
+        | ValueKind::TypedInt { .. }
+        | ValueKind::Void => Helper::PushRecord,
     }
 }
 
 /// True for values that travel as memory blocks between Lua and C (structs, unions,
-/// complex numbers).
+/// complex numbers, 16-byte integers).
 fn is_aggregate(kind: ValueKind) -> bool {
-    matches!(kind, ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. })
+    matches!(
+        kind,
+        ValueKind::ComplexF32 | ValueKind::ComplexF64 | ValueKind::Record { .. } | ValueKind::Int { size: 16, .. }
+    )
 }
 
 /// Steps that convert Lua argument `lua_index` for C argument `arg` into `dst`.
@@ -754,10 +770,12 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             steps.push(Step::SaveReturn { ret: plan.ret, to: Dest::At(at) });
             steps.push(after_call());
             let helper = to_lua_helper(kind);
-            let mut args = vec![Operand::L, Operand::Value { at, kind }];
-            if helper == Helper::PushPtr {
-                args.push(Operand::Ctype(CtypeRef::Ret));
-            }
+            let args = match helper {
+                // A value read by its type: its bytes, where the return was saved.
+                Helper::PushRecord => vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
+                Helper::PushPtr => vec![Operand::L, Operand::Value { at, kind }, Operand::Ctype(CtypeRef::Ret)],
+                _ => vec![Operand::L, Operand::Value { at, kind }],
+            };
             let slow = Step::CallHelper { helper, args, ret_to: None };
             steps.push(match vm {
                 Some(vm) if vm.pushes_inline(kind) => {

@@ -355,7 +355,7 @@ impl LuaVm {
     ///   as the integer `(int64_t)d` when `d` is integral and fits `int32_t` (and, for
     ///   `uint64_t`, is not negative).
     pub fn converts_inline(&self, kind: ValueKind) -> bool {
-        matches!(kind, ValueKind::Int { .. } | ValueKind::F32 | ValueKind::F64)
+        matches!(kind, ValueKind::Int { size: 1 | 2 | 4 | 8, .. } | ValueKind::F32 | ValueKind::F64)
     }
 
     /// Whether a stub pushes a C value of `kind` as a Lua number inline: integers of at most
@@ -365,7 +365,7 @@ impl LuaVm {
     pub fn pushes_inline(&self, kind: ValueKind) -> bool {
         match kind {
             ValueKind::Int { size, .. } if size <= 4 => true,
-            ValueKind::Int { .. } => self.has_integers(),
+            ValueKind::Int { size: 8, .. } => self.has_integers(),
             ValueKind::F32 | ValueKind::F64 => true,
             _ => false,
         }

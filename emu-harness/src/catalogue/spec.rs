@@ -79,6 +79,18 @@ pub enum Scalar {
     FnPtr,
     /// A gcc vector type (`v4sf_t` ...), x86-64 catalogues only ([`generate_x86_64`]).
     Vector(VectorKind),
+    /// gcc's `__int128` (`signed`) or `unsigned __int128`; abi-model's 16-byte integer
+    /// (`mode(TI)`). x86-64 only: gcc -m32 has none ([`SigDecl::x86_64_only`]).
+    Int128 {
+        /// Signedness.
+        signed: bool,
+    },
+    /// A bool of this many bytes (2, 4 or 8) to abi-model (`_Bool int`), which no compiler
+    /// has: the C side is the unsigned integer of that size, which abi-model must plan alike.
+    WideBool(u8),
+    /// A 4-byte pointer (`void *__ptr32`) to abi-model, which gcc has not: the C side is
+    /// `unsigned int`, which abi-model must plan alike. x86-64 only.
+    Ptr32,
 }
 
 /// The vector types of the x86-64 catalogues: each size gcc gives a rule (16 bytes SSE+SSEUP,
@@ -220,7 +232,17 @@ impl Scalar {
             Scalar::Ptr => "void *",
             Scalar::FnPtr => "fnptr_t",
             Scalar::Vector(v) => v.c_name(),
+            Scalar::Int128 { signed: true } => "__int128",
+            Scalar::Int128 { signed: false } => "unsigned __int128",
+            Scalar::WideBool(2) => "unsigned short",
+            Scalar::WideBool(4) | Scalar::Ptr32 => "unsigned int",
+            Scalar::WideBool(_) => "unsigned long long",
         }
+    }
+
+    /// Whether only the x86-64 targets have it.
+    pub fn x86_64_only(self) -> bool {
+        matches!(self, Scalar::Int128 { .. } | Scalar::Ptr32 | Scalar::Vector(_))
     }
 
     /// An upper bound of its size over every target.
@@ -235,8 +257,10 @@ impl Scalar {
             },
             Scalar::Float | Scalar::Enum(_) => 4,
             Scalar::Double | Scalar::ComplexFloat | Scalar::Ptr | Scalar::FnPtr => 8,
-            Scalar::ComplexDouble => 16,
             Scalar::Vector(v) => v.size(),
+            Scalar::ComplexDouble | Scalar::Int128 { .. } => 16,
+            Scalar::WideBool(n) => u64::from(n),
+            Scalar::Ptr32 => 4,
         }
     }
 
@@ -377,6 +401,21 @@ pub struct SigDecl {
     pub varargs: Vec<Ty>,
     /// The convention on the x86 targets (ignored on x86-64).
     pub conv: CallConv,
+}
+
+impl SigDecl {
+    /// Whether it passes or returns a type only the x86-64 targets have: such signatures
+    /// come last in [`Spec::signatures`], so every target's catalogue is a prefix of it.
+    pub fn x86_64_only(&self) -> bool {
+        fn only(t: &Ty) -> bool {
+            match t {
+                Ty::Scalar(s) => s.x86_64_only(),
+                Ty::Array(e, _) => only(e),
+                Ty::Record(_) => false,
+            }
+        }
+        self.ret.iter().chain(&self.params).chain(&self.varargs).any(only)
+    }
 }
 
 /// The whole target-independent catalogue.
@@ -785,6 +824,9 @@ pub fn generate() -> Spec {
     signatures.extend(gen_nested_signatures(&records, &zero_width_unions, ZERO_WIDTH_SEED));
     let over_aligned = over_aligned_records(&mut records);
     signatures.extend(gen_over_aligned_signatures(&records, &over_aligned));
+    // Last: the integers abi-model reads by their type, then what only x86-64 has.
+    signatures.extend(typed_int_signatures());
+    signatures.extend(x86_64_only_signatures());
     Spec {
         records,
         abi_records: abi,
@@ -1176,5 +1218,59 @@ fn gen_over_aligned_signatures(records: &[RecordDecl], over: &[usize]) -> Vec<Si
         params.extend([Ty::Record(n), int.clone()]);
         sigs.push(SigDecl { ret: None, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
     }
+    sigs
+}
+
+/// A signature of `conv` (x86 only) from its return and parameter types.
+fn sig(ret: Option<Ty>, params: Vec<Ty>, conv: CallConv) -> SigDecl {
+    SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv }
+}
+
+/// Bools of 2, 4 and 8 bytes (`_Bool int`) to abi-model, the unsigned integers of those
+/// sizes to the compilers: passed and returned in every position and x86 convention.
+fn typed_int_signatures() -> Vec<SigDecl> {
+    let (i, d, ll) = (int(IntKind::Int), Ty::Scalar(Scalar::Double), int(IntKind::LongLong));
+    let mut sigs = Vec::new();
+    for n in [2, 4, 8] {
+        let wb = Ty::Scalar(Scalar::WideBool(n));
+        for conv in [CallConv::Cdecl, CallConv::Stdcall, CallConv::Fastcall, CallConv::Thiscall] {
+            sigs.push(sig(Some(wb.clone()), vec![wb.clone(), i.clone(), wb.clone()], conv));
+        }
+        sigs.push(sig(None, vec![i.clone(), wb.clone(), d.clone(), wb.clone()], CallConv::Cdecl));
+        let mut past = vec![ll.clone(); 6];
+        past.extend([wb.clone(), i.clone(), wb.clone()]);
+        sigs.push(sig(Some(wb), past, CallConv::Cdecl));
+    }
+    sigs
+}
+
+/// `__int128` (both signs) and 4-byte pointers (`unsigned int` to the compilers): in
+/// registers, past them (whole to the stack, 16-aligned), after an odd number of stack
+/// slots, among floating arguments, returned, and after `...`.
+fn x86_64_only_signatures() -> Vec<SigDecl> {
+    let (i, d, ll) = (int(IntKind::Int), Ty::Scalar(Scalar::Double), int(IntKind::LongLong));
+    let f = Ty::Scalar(Scalar::Float);
+    let i128 = Ty::Scalar(Scalar::Int128 { signed: true });
+    let u128 = Ty::Scalar(Scalar::Int128 { signed: false });
+    let p32 = Ty::Scalar(Scalar::Ptr32);
+    let cdecl = CallConv::Cdecl;
+    let mut sigs = vec![
+        sig(Some(i128.clone()), vec![i128.clone()], cdecl),
+        sig(Some(u128.clone()), vec![u128.clone(), i.clone(), i128.clone()], cdecl),
+        sig(Some(ll.clone()), [vec![ll.clone(); 5], vec![i128.clone(), ll.clone()]].concat(), cdecl),
+        sig(Some(i128.clone()), [vec![ll.clone(); 7], vec![i128.clone(), i.clone()]].concat(), cdecl),
+        sig(None, vec![i128.clone(); 4], cdecl),
+        sig(Some(d.clone()), vec![d.clone(), i128.clone(), f.clone(), u128.clone()], cdecl),
+        sig(Some(p32.clone()), vec![p32.clone()], cdecl),
+        sig(None, vec![i.clone(), p32.clone(), d.clone(), p32.clone()], cdecl),
+        sig(Some(p32.clone()), [vec![ll.clone(); 6], vec![p32.clone(), i.clone(), p32.clone()]].concat(), cdecl),
+    ];
+    sigs.push(SigDecl {
+        ret: Some(i.clone()),
+        params: vec![i.clone()],
+        variadic: true,
+        varargs: vec![i128, i],
+        conv: cdecl,
+    });
     sigs
 }

@@ -533,10 +533,10 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
 /// (on Lua 5.3+ integers too, as in LuaJIT, which has no integer subtype), a string a
 /// `const char *`, a boolean an `int`; a cdata keeps its type, except that arrays pass a
 /// pointer to their first element, structs, unions and functions a pointer to themselves,
-/// `float` a `double`, and integers narrower than `int` an `int`. Anything else (nil,
-/// light userdata, tables, ...) is a `void *` and converts as one (a table fails). A data
-/// pointer, an array or a record, not `volatile`, is keyed as a `const void *`: it is passed
-/// as the same word whatever it points to, so its type needs no stub of its own.
+/// `float` a `double`, and bools and integers narrower than `int` an `int`. Anything else
+/// (nil, light userdata, tables, ...) is a `void *` and converts as one (a table fails). A
+/// data pointer, an array or a record, not `volatile`, is keyed as a `const void *`: it is
+/// passed as the same word whatever it points to, so its type needs no stub of its own.
 ///
 /// # Safety
 /// `l` valid; `st` its state.
@@ -575,7 +575,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
                     Shape::Record => as_word(types, ty).unwrap_or_else(|| QualType::plain(types.pointer_to(ty))),
                     Shape::Func => QualType::plain(types.pointer_to(ty)),
                     Shape::Float { size: 4 } => double,
-                    Shape::Bool => int,
+                    Shape::Bool | Shape::WideBool { .. } => int,
                     Shape::Int { size, .. } if size < 4 => int,
                     _ => QualType::plain(ty.id),
                 }

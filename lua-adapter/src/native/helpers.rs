@@ -286,7 +286,9 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
 }
 
 /// `void luaffi_to_record(lua_State *L, int idx, const void *ctype, void *dst)`: copies a
-/// struct/union/complex value (or initialises one from a table) into `dst`.
+/// struct/union/complex value (or initialises one from a table) into `dst`; for a type the ABI
+/// passes as an integer but Lua converts by its own rules (`ValueKind::TypedInt`: `__ptr32`,
+/// `_Bool int`), stores the value as the store does, in all of its bytes.
 ///
 /// # Safety
 /// As [`luaffi_to_ptr`]; `dst` has the type's size.
@@ -312,6 +314,11 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
                 n => std::ptr::copy_nonoverlapping(src, dst, n as usize),
             }
             return;
+        }
+        // A bool of more than one byte is stored through at most 4 of its bytes (the store's
+        // rule); as an argument or result the rest are defined too: zero.
+        if let Shape::WideBool { size } = (*desc).shape {
+            std::ptr::write_bytes(dst as *mut u8, 0, usize::from(size));
         }
         if let Err(e) = arg_to_c(l, st, idx, (*desc).ty, dst as *mut u8) {
             raise_arg_conv(l, st, idx, e);
@@ -543,7 +550,10 @@ pub unsafe extern "C-unwind" fn luaffi_push_ptr(l: *mut ffi::lua_State, p: *mut 
 }
 
 /// `void luaffi_push_record(lua_State *L, const void *ctype, const void *src)`: a new cdata
-/// of the struct/union/complex type holding a copy of `src`.
+/// of the struct/union/complex type holding a copy of `src`. The integers the ABI passes for
+/// a type read by its own rules (`ValueKind::TypedInt`) are pushed as that type is read from
+/// C: a `__ptr32` as a `__ptr32` cdata, `nil` for NULL (the rule of [`luaffi_push_ptr`]); a
+/// bool of more than one byte as `true` or `false`, from the bytes the store reads.
 ///
 /// # Safety
 /// As [`luaffi_push_ptr`]; `src` holds a value of the type.
@@ -551,6 +561,24 @@ pub unsafe extern "C-unwind" fn luaffi_push_record(l: *mut ffi::lua_State, ctype
     // SAFETY: valid-L with 3 free slots, `ctype` a live-desc of its state and `src` holding a value
     // of its size (caller's contract).
     unsafe {
+        let desc = ctype as *const CTypeDesc;
+        match (*desc).shape {
+            Shape::Ptr32(_) => {
+                let p = convert::read_int(src as *const u8, 4, false);
+                if p == 0 {
+                    ffi::lua_pushnil(l);
+                } else {
+                    cdata::push_scalar(l, (*desc).state, desc, p, 4);
+                }
+                return;
+            }
+            sh @ Shape::WideBool { .. } => {
+                let n = sh.bool_bytes().unwrap_or(1);
+                ffi::lua_pushboolean(l, c_int::from(convert::read_int(src as *const u8, n, false) != 0));
+                return;
+            }
+            _ => {}
+        }
         let p = luaffi_new_result(l, ctype);
         let n = (*(ctype as *const CTypeDesc)).size.unwrap_or(0) as usize;
         std::ptr::copy_nonoverlapping(src as *const u8, p as *mut u8, n);

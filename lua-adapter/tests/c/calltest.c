@@ -222,3 +222,30 @@ double ct_call_v2df_nine(double (*f)(ct_v2df, ct_v2df, ct_v2df, ct_v2df, ct_v2df
 }
 struct ct_vrec ct_call_vrec(struct ct_vrec (*f)(struct ct_vrec), float x) { struct ct_vrec r = { { x, 2 * x, 3 * x, 4 * x } }; return f(r); }
 float ct_call_vlong(union ct_vlong (*f)(long long), long long l) { union ct_vlong u = f(l); return u.v[2] * 10 + (float)(u.l == l); }
+
+/* tests/lua/cparse_gaps.lua: a 4-byte pointer (__ptr32) and a bool of more than one byte
+ * (_Bool int) are passed and returned as the unsigned integer of their size, so these take
+ * and return the integers the Lua side declares as those types: the compiler is the oracle. */
+unsigned int cg_p32_next(unsigned int p) { return p + 4; }
+unsigned int cg_p32_call(unsigned int (*f)(unsigned int), unsigned int p) { return f(p); }
+int cg_wb_not(int b) { return !b; }
+int cg_wb_raw(int x) { return x; }
+int cg_wb_call(int (*f)(int), int x) { return f(x); }
+short cg_wb16_raw(short x) { return x; }
+short cg_wb16_call(short (*f)(short), short x) { return f(x); }
+long long cg_wb64_raw(long long x) { return x; }
+long long cg_wb64_call(long long (*f)(long long), long long x) { return f(x); }
+
+/* tests/lua/cparse_gaps.lua: 16-byte integers (mode(TI), gcc's __int128) by value, x86-64
+ * only (gcc -m32 has none): SysV passes them in a register pair or 16-aligned on the stack,
+ * never split; mingw by reference, returned in xmm0. */
+#if defined(__x86_64__)
+__int128 cg_i128_shl(long long x, int n) { return (__int128)x << n; }
+__int128 cg_i128_add(__int128 a, int b, __int128 c) { return a + b + c; }
+unsigned long long cg_i128_hi(__int128 a) { return (unsigned long long)((unsigned __int128)a >> 64); }
+/* Five longs leave one register: x goes whole to the stack, f takes the last register. */
+long long cg_i128_late(long long a, long long b, long long c, long long d, long long e, __int128 x, long long f) {
+  return a + b + c + d + e + f + (long long)(x >> 64) * 1000;
+}
+__int128 cg_i128_call(__int128 (*f)(__int128, int), __int128 a, int b) { return f(a, b) + 1; }
+#endif

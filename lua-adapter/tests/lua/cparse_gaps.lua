@@ -119,13 +119,54 @@ do
   T.err("attempt to perform arithmetic on 'int128_t' and 'number'", "no arithmetic", function() return x + 1 end)
   T.err("attempt to compare 'int128_t' with 'int128_t'", "no ordering", function() return x < x end)
 end
-T.ours("calls with 16-byte integers by value (LuaJIT: NYI for arguments, results returned)", function()
-  -- Planned (and refused) before any call: the address is never jumped to.
-  local take = ffi.cast("int (*)(cg_i128)", ffi.cast("void *", 1))
-  T.like(select(2, pcall(take, ffi.new("cg_i128"))), "int128_t.*mode%(TI%)",
-    "an int128_t parameter is refused with the reason")
-  local ret = ffi.cast("cg_i128 (*)(int)", ffi.cast("void *", 1))
-  T.like(select(2, pcall(ret, 1)), "int128_t.*mode%(TI%)", "an int128_t result is refused with the reason")
+-- By value: x86-64 only (gcc's and mingw's __int128), in tests/c/calltest.c.
+local CT = ffi.load(assert(os.getenv("LUAFFI_CALLTEST"), "LUAFFI_CALLTEST is not set"))
+if ffi.arch == "x64" then
+  ffi.cdef [[
+  cg_i128 cg_i128_shl(int64_t x, int n);
+  cg_i128 cg_i128_add(cg_i128 a, int b, cg_i128 c);
+  uint64_t cg_i128_hi(cg_i128 a);
+  int64_t cg_i128_late(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, cg_i128 x, int64_t f);
+  cg_i128 cg_i128_call(cg_i128 (*f)(cg_i128, int), cg_i128 a, int b);
+  ]]
+  local function bytes(v) return hex(ffi.new("cg_i128[1]", v), 16) end
+  local r = CT.cg_i128_shl(L(-3), 64)
+  T.str(ffi.typeof(r), "ctype<int128_t>", "an int128_t result is an int128_t cdata")
+  T.eq(bytes(r), string.rep("00", 8) .. "fd" .. string.rep("ff", 7), "(int128_t)-3 << 64: both halves")
+  T.eq(bytes(CT.cg_i128_shl(5, 1)), "0a" .. string.rep("00", 15), "5 << 1")
+  T.ours("int128_t arguments (LuaJIT: NYI)", function()
+    local a = CT.cg_i128_shl(1, 64)
+    T.eq(tonumber(CT.cg_i128_hi(a)), 1, "an int128_t argument's high half")
+    T.eq(bytes(CT.cg_i128_add(a, -1, L(2))), "01" .. string.rep("00", 7) .. "01" .. string.rep("00", 7),
+      "(1 << 64) + -1 + 2: an int64_t converts to the int128_t argument")
+    T.eq(bytes(CT.cg_i128_add(ffi.new("cg_i128", L(-1)), 0, ffi.new("cg_i128"))), string.rep("ff", 16), "-1 + 0 + 0")
+    T.eq(tonumber(CT.cg_i128_late(1, 2, 3, 4, 5, CT.cg_i128_shl(7, 64), 6)), 7021,
+      "an int128_t that does not fit the registers left goes whole to the stack; the next argument takes a register")
+    T.err("bad argument #1 (cannot convert 'number' to 'int128_t')", "no int128_t argument from a Lua number",
+      CT.cg_i128_hi, 5)
+    local seen
+    local f = ffi.cast("cg_i128 (*)(cg_i128, int)", function(x, n)
+      seen = bytes(x) .. "/" .. n
+      return CT.cg_i128_shl(n, 64)
+    end)
+    T.eq(bytes(CT.cg_i128_call(f, CT.cg_i128_shl(-1, 0), 9)), "01" .. string.rep("00", 7) .. "09" .. string.rep("00", 7),
+      "a callback's int128_t result (9 << 64) + 1")
+    T.eq(seen, string.rep("ff", 16) .. "/9", "a callback's int128_t argument is an int128_t cdata")
+    f:free()
+  end)
+end
+T.ours("calls with 32-byte integers, and 16-byte ones on 32-bit x86, are refused with the reason", function()
+  local take = ffi.cast("int (*)(cg_i256)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(take, ffi.new("cg_i256"))), "int256_t.*mode%(OI%)",
+    "an int256_t parameter is refused with the reason")
+  local ret = ffi.cast("cg_i256 (*)(int)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(ret, 1)), "int256_t.*mode%(OI%)", "an int256_t result is refused with the reason")
+  local rec = ffi.cast("int (*)(struct cg_wide)", ffi.cast("void *", 1))
+  T.like(select(2, pcall(rec, ffi.new("struct cg_wide"))), "holding a 128%-", "so is a struct holding one")
+  if ffi.arch == "x86" then
+    local t128 = ffi.cast("int (*)(cg_i128)", ffi.cast("void *", 1))
+    T.like(select(2, pcall(t128, ffi.new("cg_i128"))), "int128_t.*no __int128", "an int128_t on x86")
+  end
 end)
 
 -- ---- 2. _Bool with an integer keyword: a bool of that keyword's size ----
@@ -213,10 +254,52 @@ T.ours("a 2-byte bool is read and written in its own 2 bytes (LuaJIT: 4, past it
   s.x = 1
   T.eq(s.b, false, "reading it ignores the next member")
 end)
-T.ours("calls with a bool of more than one byte by value (LuaJIT passes them)", function()
-  local f = ffi.cast("int (*)(_Bool int)", ffi.cast("void *", 1))
-  T.like(select(2, pcall(f, true)), "_Bool int", "a _Bool int parameter is refused, naming it")
-end)
+-- By value, a bool of more than one byte is the integer of its size (tests/c/calltest.c
+-- declares these functions with int, short and long long): true/false in and out, read as
+-- the store reads it.
+ffi.cdef [[
+_Bool int cg_wb_not(_Bool int b);
+_Bool int cg_wb_raw(int x);
+int cg_wb_call(_Bool int (*f)(_Bool int), int x);
+_Bool __int16 cg_wb16_raw(short x);
+short cg_wb16_call(_Bool __int16 (*f)(_Bool __int16), short x);
+_Bool __int64 cg_wb64_raw(int64_t x);
+int64_t cg_wb64_call(_Bool __int64 (*f)(_Bool __int64), int64_t x);
+]]
+do
+  T.eq(CT.cg_wb_not(true), false, "a _Bool int argument and result: !true")
+  T.eq(CT.cg_wb_not(false), true, "!false")
+  T.eq(CT.cg_wb_not(ffi.new("_Bool int", true)), false, "a _Bool int cdata argument")
+  T.eq(CT.cg_wb_raw(0x100), true, "a _Bool int result reads all 4 bytes")
+  T.eq(CT.cg_wb_raw(0), false, "0 is false")
+  T.eq(CT.cg_wb16_raw(0x100), true, "a _Bool __int16 result reads its 2 bytes")
+  T.eq(CT.cg_wb16_raw(0), false, "a _Bool __int16 0 is false")
+  T.eq(CT.cg_wb64_raw(1), true, "a _Bool __int64 result")
+  T.eq(CT.cg_wb64_raw(L(4294967296)), false, "a _Bool __int64 result is read from its first 4 bytes")
+  -- msvcrt.dll exports C99's snprintf as _snprintf.
+  ffi.cdef("int snprintf(char *buf, size_t n, const char *fmt, ...)"
+    .. (ffi.os == "Windows" and ' __asm__("_snprintf")' or "") .. ";")
+  local buf = ffi.new("char[32]")
+  ffi.C.snprintf(buf, 32, "%d %d", ffi.new("_Bool int", true), ffi.new("_Bool __int16", true))
+  T.eq(ffi.string(buf), "1 1", "wide bool cdata after ... are promoted to int")
+  local seen = {}
+  local f = ffi.cast("_Bool int (*)(_Bool int)", function(b) seen[#seen + 1] = b; return not b end)
+  T.eq(CT.cg_wb_call(f, 0x100), 0, "a callback's _Bool int argument 0x100 is true, its result false is 0")
+  T.eq(CT.cg_wb_call(f, 0), 1, "a callback's argument 0 is false, its result true is 1")
+  T.eq(tostring(seen[1]) .. "/" .. tostring(seen[2]), "true/false", "the callback saw booleans")
+  f:free()
+  local f16 = ffi.cast("_Bool __int16 (*)(_Bool __int16)", function(b) return not b end)
+  T.eq(CT.cg_wb16_call(f16, 0x100), 0, "a _Bool __int16 callback: 0x100 is true")
+  T.eq(CT.cg_wb16_call(f16, 0), 1, "a _Bool __int16 callback returns 1 for true")
+  f16:free()
+  local f64 = ffi.cast("_Bool __int64 (*)(_Bool __int64)", function(b) return not b end)
+  T.eq(tonumber(CT.cg_wb64_call(f64, 1)) % 2 ^ 32, 0, "a _Bool __int64 callback: 1 is true, false is 0")
+  T.ours("an 8-byte bool result's upper 4 bytes are 0 (LuaJIT leaves what was there)", function()
+    T.eq(tonumber(CT.cg_wb64_call(f64, L(4294967296))), 1,
+      "a _Bool __int64 callback: its first 4 bytes are 0, so false; true comes back as exactly 1")
+  end)
+  f64:free()
+end
 
 -- ---- 3. __ptr32: a 4-byte pointer on 64-bit targets, an ordinary one on 32-bit ----
 
@@ -355,9 +438,36 @@ if ffi.abi("64bit") then
       T.eq(holder.f(1), 2, "through a 4-byte function pointer member")
     end
   end
-  T.ours("calls with a 4-byte pointer by value (LuaJIT passes it as a 4-byte integer)", function()
-    local f = ffi.cast("int (*)(int * __ptr32)", ffi.cast("void *", 1))
-    T.like(select(2, pcall(f, nil)), "__ptr32", "a __ptr32 parameter is refused, naming it")
+  -- By value, a 4-byte pointer is a 4-byte unsigned integer (calltest.c declares these
+  -- with unsigned int): the low 32 bits of a pointer go in, a 4-byte pointer comes out.
+  ffi.cdef [[
+  int * __ptr32 cg_p32_next(int * __ptr32 p);
+  int * __ptr32 cg_p32_call(int * __ptr32 (*f)(int * __ptr32), int * __ptr32 p);
+  ]]
+  local function addr(p) return tonumber(ffi.cast("uintptr_t", ffi.cast("int *", p))) end
+  local r = CT.cg_p32_next(ffi.cast("int *", 0x80001000))
+  T.eq(addr(r), 0x80001004, "a __ptr32 argument and result (int * in, 4 bytes wide)")
+  T.eq(addr(CT.cg_p32_next(ffi.cast("int *", 0x123456789))), 0x2345678d, "an int * argument is truncated to 32 bits")
+  T.eq(addr(CT.cg_p32_next(ffi.cast("int * __ptr32", 0x1000))), 0x1004, "a __ptr32 cdata argument")
+  T.eq(addr(CT.cg_p32_next(nil)), 4, "nil is NULL")
+  T.eq(addr(CT.cg_p32_next(ffi.cast("int * __ptr32", -4))), 0, "NULL as a result")
+  T.ok(CT.cg_p32_next(ffi.cast("int * __ptr32", -4)) == nil, "a NULL __ptr32 result == nil")
+  local got
+  local f = ffi.cast("int * __ptr32 (*)(int * __ptr32)", function(p)
+    got = addr(p)
+    return ffi.cast("int *", 0x123456780)
+  end)
+  T.eq(addr(CT.cg_p32_call(f, ffi.cast("int *", 0xfffffff0))), 0x23456780,
+    "a callback's __ptr32 result is truncated to 32 bits")
+  T.eq(got, 0xfffffff0, "its __ptr32 argument is zero-extended")
+  f:free()
+  T.ours("a __ptr32 call result is a __ptr32 cdata, nil for NULL (luaffi's NULL bridge)", function()
+    T.str(ffi.typeof(CT.cg_p32_next(ffi.cast("int *", 0x1000))), "ctype<int *__ptr32>", "its type")
+    T.eq(CT.cg_p32_next(ffi.cast("int * __ptr32", -4)), nil, "NULL is nil")
+    local cb = ffi.cast("int * __ptr32 (*)(int * __ptr32)", function(p) got = p; return nil end)
+    T.eq(CT.cg_p32_call(cb, nil), nil, "a callback's NULL __ptr32 argument is nil, its nil result NULL")
+    T.eq(got, nil, "(the argument)")
+    cb:free()
   end)
 else
   T.str(ffi.typeof("int * __ptr32"), "ctype<int *>", "__ptr32 is every pointer on 32-bit targets")
