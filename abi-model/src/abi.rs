@@ -262,8 +262,8 @@ fn vector_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'stati
 /// Why a value of type `id` that is or holds a 16- or 32-byte integer (`mode(TI)`,
 /// `mode(OI)`) cannot be passed by value, or `None` when it can: a 16-byte integer itself on
 /// x86-64, where gcc and mingw have `__int128` (SysV: two INTEGER eightbytes; Windows: by
-/// reference, returned in xmm0). No compiler passes a 32-byte integer, gcc -m32 has no
-/// `__int128`, and no fixture holds a record with one.
+/// reference, returned in xmm0), and a record holding one there. No compiler passes a
+/// 32-byte integer, and gcc -m32 has no `__int128`.
 fn wide_int_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'static str> {
     match table.get(id) {
         CType::WideInt { size: 16, .. } if table.target().arch == Arch::X86_64 => None,
@@ -271,9 +271,16 @@ fn wide_int_refusal(table: &TypeTable, id: crate::types::TypeId) -> Option<&'sta
             Some("a 128-bit integer (mode(TI)) by value has no rule on 32-bit x86: gcc -m32 has no __int128")
         }
         CType::WideInt { .. } => Some("a 256-bit integer (mode(OI)) by value has no rule: no C compiler passes one"),
-        _ if holds(table, id, 0, &|t, id| matches!(t.get(id), CType::WideInt { .. })) => Some(
-            "a record holding a 128- or 256-bit integer (mode(TI), mode(OI)) by value is not checked against a compiler",
-        ),
+        _ if holds(table, id, 0, &|t, id| matches!(t.get(id), CType::WideInt { size, .. } if *size > 16)) => {
+            Some("a record holding a 256-bit integer (mode(OI)) by value has no rule: no C compiler passes one")
+        }
+        // A record holding `__int128` goes by the record rules (SysV: its members' INTEGER
+        // eightbytes, 16-aligned; Windows: by its size), as gcc and mingw pass it.
+        _ if table.target().arch != Arch::X86_64
+            && holds(table, id, 0, &|t, id| matches!(t.get(id), CType::WideInt { .. })) =>
+        {
+            Some("a record holding a 128-bit integer (mode(TI)) by value has no rule on 32-bit x86: gcc -m32 has no __int128")
+        }
         _ => None,
     }
 }

@@ -602,3 +602,30 @@ fn sysv_int128_is_two_integer_eightbytes_never_split_and_16_aligned_on_the_stack
     let u128 = e.t.try_wide_int(16, false).unwrap();
     assert_eq!(e.plan(u128, &[]).ret.loc, RetLoc::RaxRdx);
 }
+
+#[test]
+fn sysv_struct_holding_int128_is_two_integer_eightbytes_and_16_aligned_on_the_stack() {
+    // gcc classifies a TImode member as INTEGER in both its eightbytes, checked at its own
+    // 16-byte alignment (emu-harness catalogue: the records holding `__int128`).
+    let mut e = env();
+    let i128 = e.t.try_wide_int(16, true).unwrap();
+    let (l, d) = (e.int(abi_model::IntKind::Long), e.f64());
+    let s = e.strukt(&[i128]);
+    let plan = e.plan(s, &[s]);
+    assert_eq!(locs(&plan, 0), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+    assert_eq!(plan.ret.loc, RetLoc::RaxRdx);
+    // INTEGER wins over the doubles' SSE in a union.
+    let two = e.array(d, 2);
+    let u = e.union(&[i128, two]);
+    assert_eq!(locs(&e.plan(e.void(), &[u]), 0), vec![gpr(Gpr::DI), gpr(Gpr::SI)]);
+    // No room for both eightbytes: the struct goes whole to the stack, 16-aligned.
+    let plan = e.plan(e.void(), &[l, l, l, l, l, l, l, s]);
+    assert_eq!(loc(&plan, 6), stack(0));
+    assert_eq!(loc(&plan, 7), stack(16), "the struct's own 16-byte alignment");
+    // Misaligned in a packed struct, or 32 bytes: MEMORY (a struct of two longs is not).
+    let packed = RecordAttrs { packed: true, ..RecordAttrs::default() };
+    let p = e.record(RecordKind::Struct, &[e.u8(), i128], packed);
+    assert_eq!(loc(&e.plan(e.void(), &[p]), 0), stack(0));
+    let big = e.strukt(&[l, i128]);
+    assert!(matches!(e.plan(big, &[]).ret.loc, RetLoc::Sret { .. }));
+}

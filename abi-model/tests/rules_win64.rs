@@ -306,3 +306,16 @@ fn win64_int128_goes_by_reference_and_comes_back_in_xmm0() {
     let s16 = e.strukt(&[l, l]);
     assert!(matches!(e.plan(s16, &[]).ret.loc, RetLoc::Sret { .. }), "a 16-byte struct is not returned so");
 }
+
+#[test]
+fn win64_struct_holding_int128_goes_by_its_size_not_as_the_integer() {
+    // A record holding `__int128` is a 16-byte record to mingw: by reference, returned
+    // through a hidden pointer; the integer alone comes back in xmm0.
+    let mut e = env();
+    let i128 = e.t.try_wide_int(16, true).unwrap();
+    let s = e.strukt(&[i128]);
+    let plan = e.plan(s, &[s]);
+    assert!(matches!(plan.ret.loc, RetLoc::Sret { .. }), "a 16-byte struct result: hidden pointer");
+    assert!(matches!(plan.args[0].pass, ArgPass::Indirect { .. }), "passed by reference");
+    assert_eq!(e.plan(i128, &[]).ret.loc, RetLoc::Xmm0Full, "unlike the integer itself");
+}

@@ -909,9 +909,9 @@ fn integer_modes_ti_and_oi_make_16_and_32_byte_integers_aligned_to_16() {
 
 #[test]
 fn wide_integers_by_value_are_planned_only_where_a_compiler_passes_them() {
-    // A 16-byte integer by value is gcc's and mingw's __int128 on x86-64 (the rules are in
-    // tests/rules_sysv.rs and rules_win64.rs); gcc -m32 has none, no compiler has a 32-byte
-    // one, and no fixture a record holding one: those are refused, naming the reason, in a
+    // A 16-byte integer by value, and a record holding one, is gcc's and mingw's __int128 on
+    // x86-64 (the rules are in tests/rules_sysv.rs and rules_win64.rs); gcc -m32 has none
+    // and no compiler has a 32-byte one: those are refused, naming the reason, in a
     // parameter and a result; behind a pointer every one is fine.
     for target in Target::ALL {
         let (mut t, mut s) = setup(target);
@@ -921,14 +921,17 @@ fn wide_integers_by_value_are_planned_only_where_a_compiler_passes_them() {
             "typedef int i128 __attribute__((mode(TI))); typedef int i256 __attribute__((mode(OI)));
              struct hw { int n; i128 v; };",
         );
+        def(&mut t, &mut s, "struct hw256 { int n; i256 v; };");
         if target.arch == crate::Arch::X86_64 {
             assert!(plan_as_param(&mut t, &mut s, "i128").is_ok(), "{target}");
+            assert!(plan_as_param(&mut t, &mut s, "struct hw").is_ok(), "{target}");
         } else {
             assert_refused_by_value(&mut t, &mut s, target, "i128", "no __int128");
+            assert_refused_by_value(&mut t, &mut s, target, "struct hw", "no __int128");
         }
         assert_refused_by_value(&mut t, &mut s, target, "i256", "mode(OI)");
-        assert_refused_by_value(&mut t, &mut s, target, "struct hw", "mode(TI)");
-        for behind in ["i128 *", "i256 *", "struct hw *"] {
+        assert_refused_by_value(&mut t, &mut s, target, "struct hw256", "mode(OI)");
+        for behind in ["i128 *", "i256 *", "struct hw *", "struct hw256 *"] {
             assert!(plan_as_param(&mut t, &mut s, behind).is_ok());
         }
     }

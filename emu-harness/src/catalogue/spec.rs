@@ -443,6 +443,10 @@ pub struct Spec {
     /// nested ones by the signatures appended last, after those of the bare vectors. Empty
     /// in the i386 catalogue, whose fixtures know no vectors (i386 refuses them by value).
     pub vector_records: Vec<usize>,
+    /// x86-64 catalogues ([`generate_x86_64`]): the records holding `__int128`, used like the
+    /// nested ones by the signatures appended after the vectors'. Empty in the i386
+    /// catalogue (gcc -m32 has no `__int128`).
+    pub int128_records: Vec<usize>,
 }
 
 /// Number of records generated for argument passing.
@@ -835,6 +839,7 @@ pub fn generate() -> Spec {
         zero_width_unions,
         over_aligned,
         vector_records: vec![],
+        int128_records: vec![],
     }
 }
 
@@ -894,11 +899,32 @@ pub fn generate_x86_64() -> Spec {
         conv: CallConv::Cdecl,
     });
     sigs.extend(gen_nested_signatures(&spec.records, &out, VECTOR_SEED ^ 0x100));
+    // Records holding `__int128` (gcc's TImode: 16-aligned, INTEGER in both eightbytes),
+    // after the vectors so that every signature above keeps its number.
+    let records = &mut spec.records;
+    let (i128, u128) = (Ty::Scalar(Scalar::Int128 { signed: true }), Ty::Scalar(Scalar::Int128 { signed: false }));
+    let double = Ty::Scalar(Scalar::Double);
+    let wide = vec![
+        // struct { __int128 m0; }: INTEGER, INTEGER, in a register pair or 16-aligned memory
+        push_record(records, RecordKind::Struct, vec![i128.clone()], PLAIN),
+        // union { unsigned __int128 m0; double m1[2]; }: INTEGER wins over SSE in both
+        push_record(records, RecordKind::Union, vec![u128.clone(), Ty::Array(Box::new(double.clone()), 2)], PLAIN),
+        // struct { long long m0; __int128 m1; }: 32 bytes -> MEMORY
+        push_record(records, RecordKind::Struct, vec![self::int(IntKind::LongLong), i128.clone()], PLAIN),
+        // struct packed { char m0; __int128 m1; }: a misaligned TImode -> MEMORY
+        push_record(records, RecordKind::Struct, vec![self::int(IntKind::Char), i128], PACKED),
+    ];
+    sigs.extend(gen_nested_signatures(&spec.records, &wide, INT128_RECORD_SEED));
     debug_assert!(sigs.iter().all(|s| sig_bytes(&spec.records, &s.params, &s.varargs) <= MAX_ARG_BYTES));
     spec.signatures.extend(sigs);
     spec.vector_records = out;
+    spec.int128_records = wide;
     spec
 }
+
+/// The seed of the conventions of the signatures of records holding `__int128` (x86-64
+/// only, which has one convention; fixed so that the catalogue stays deterministic).
+pub const INT128_RECORD_SEED: u64 = 0x6c75_6166_6669_0006;
 
 /// [`gen_nested_signatures`] for one type that is not a record.
 fn nested_signatures_of(ty: &Ty, seed: u64) -> Vec<SigDecl> {

@@ -248,4 +248,16 @@ long long cg_i128_late(long long a, long long b, long long c, long long d, long 
   return a + b + c + d + e + f + (long long)(x >> 64) * 1000;
 }
 __int128 cg_i128_call(__int128 (*f)(__int128, int), __int128 a, int b) { return f(a, b) + 1; }
+/* A struct holding one goes by the record rules: SysV its two INTEGER eightbytes (16-aligned
+ * on the stack), mingw by reference and returned through a hidden pointer. */
+struct cg_i128s { __int128 v; };
+struct cg_i128s cg_i128s_twice(struct cg_i128s s, int k) { s.v = s.v * 2 + k; return s; }
+long long cg_i128s_late(long long a, long long b, long long c, long long d, long long e, struct cg_i128s s, long long f) {
+  return a + b + c + d + e + f + (long long)(s.v >> 64) * 1000;
+}
+struct cg_i128s cg_i128s_call(struct cg_i128s (*f)(struct cg_i128s, int), struct cg_i128s s, int k) {
+  struct cg_i128s r = f(s, k);
+  r.v += 1;
+  return r;
+}
 #endif
