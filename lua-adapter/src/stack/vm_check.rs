@@ -485,11 +485,20 @@ unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
             let top: usize = read(lp + vm.top as usize);
             let ci: usize = read(lp + vm.room.ci as usize);
             let last: usize = read(lp + vm.room.stack_last as usize);
+            // `stack`, the base, follows `stack_last` in every version's lua_State: the stack
+            // holds `top`. Without it a pointer to memory just above the stack (L->ci, the
+            // field before) could pass the checks on `last` alone, as a heap layout made it
+            // do once.
+            let base: usize = read(lp + vm.room.stack_last as usize + vm.ptr_size as usize);
             plausible(ci)
                 && read::<usize>(ci + vm.room.ci_top as usize) == top + n * slot
                 && last >= top + n * slot
                 && (last - top).is_multiple_of(slot)
                 && last - top < (n + 100_000) * slot
+                && plausible(base)
+                && base < top
+                && (top - base).is_multiple_of(slot)
+                && top - base < 1_000_000 * slot
         })
     }
 }
