@@ -928,11 +928,17 @@ pub const INT128_RECORD_SEED: u64 = 0x6c75_6166_6669_0006;
 
 /// [`gen_nested_signatures`] for one type that is not a record.
 fn nested_signatures_of(ty: &Ty, seed: u64) -> Vec<SigDecl> {
-    let mut rng = Rng::new(seed);
-    let (int, double) = (Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double));
     let mut sigs = Vec::new();
+    push_signatures_of(ty, &mut Rng::new(seed), &mut sigs);
+    sigs
+}
+
+/// The six signatures [`gen_nested_signatures`] makes for one type, their conventions drawn
+/// from `rng` in order.
+fn push_signatures_of(ty: &Ty, rng: &mut Rng, sigs: &mut Vec<SigDecl>) {
+    let (int, double) = (Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double));
     let mut sig = |ret: Option<Ty>, params: Vec<Ty>| {
-        sigs.push(SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
+        sigs.push(SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv: random_conv(rng) });
     };
     sig(Some(ty.clone()), vec![int.clone()]);
     sig(None, vec![ty.clone(), int.clone()]);
@@ -950,7 +956,6 @@ fn nested_signatures_of(ty: &Ty, seed: u64) -> Vec<SigDecl> {
         varargs: vec![ty.clone(), double],
         conv: CallConv::Cdecl,
     });
-    sigs
 }
 
 /// The seed of the nested packed/aligned records and their signatures, appended after
@@ -1118,29 +1123,9 @@ fn gen_nested_records(records: &mut Vec<RecordDecl>) -> Vec<usize> {
 /// R, float)` (vector registers nearly used up), and `int f(int, ...)` passing R and a double.
 fn gen_nested_signatures(records: &[RecordDecl], nested: &[usize], seed: u64) -> Vec<SigDecl> {
     let mut rng = Rng::new(seed);
-    let (int, double) = (Ty::Scalar(Scalar::Int(IntKind::Int)), Ty::Scalar(Scalar::Double));
     let mut sigs = Vec::new();
     for &n in nested {
-        let r = Ty::Record(n);
-        let mut sig = |ret: Option<Ty>, params: Vec<Ty>| {
-            sigs.push(SigDecl { ret, params, variadic: false, varargs: Vec::new(), conv: random_conv(&mut rng) });
-        };
-        sig(Some(r.clone()), vec![int.clone()]);
-        sig(None, vec![r.clone(), int.clone()]);
-        sig(Some(r.clone()), vec![r.clone()]);
-        let mut ints = vec![int.clone(); 5];
-        ints.extend([r.clone(), int.clone()]);
-        sig(Some(Ty::Scalar(Scalar::Float)), ints);
-        let mut doubles = vec![double.clone(); 7];
-        doubles.extend([r.clone(), Ty::Scalar(Scalar::Float)]);
-        sig(None, doubles);
-        sigs.push(SigDecl {
-            ret: Some(int.clone()),
-            params: vec![int.clone()],
-            variadic: true,
-            varargs: vec![r, double.clone()],
-            conv: CallConv::Cdecl,
-        });
+        push_signatures_of(&Ty::Record(n), &mut rng, &mut sigs);
     }
     debug_assert!(sigs.iter().all(|s| sig_bytes(records, &s.params, &s.varargs) <= MAX_ARG_BYTES));
     sigs
