@@ -531,7 +531,8 @@ unsafe fn cdata_in_block(block: usize, len: usize, st: *const FfiState) -> *mut 
 
 /// The function cdata behind a namespace function closure at `idx` (its upvalue 1), or null
 /// if the function at `idx` is anything else. The closure is recognised by its C function
-/// being the one its cdata's type hands out ([`CTypeDesc::closure_entry`]).
+/// being the one its cdata's type hands out ([`CTypeDesc::closure_entry`]) or handed out
+/// before its stub was built ([`CTypeDesc::tier0_entry`]).
 #[cold]
 unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int) -> *mut Cdata {
     // SAFETY: valid-L: pushes and pops within its free slots; the value at idx is a function.
@@ -543,7 +544,10 @@ unsafe fn closure_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx: c_int)
         let c =
             if ffi::lua_type(l, -1) == ffi::LUA_TUSERDATA { userdata_cdata(l, st, -1) } else { std::ptr::null_mut() };
         ffi::lua_pop(l, 1);
-        if c.is_null() || (*c).form() != Form::Value || (*(*c).desc()).closure_entry.get() != f as usize {
+        if c.is_null()
+            || (*c).form() != Form::Value
+            || ((*(*c).desc()).closure_entry.get() != f as usize && (*(*c).desc()).tier0_entry.get() != f as usize)
+        {
             return std::ptr::null_mut();
         }
         c

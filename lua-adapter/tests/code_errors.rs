@@ -6,7 +6,8 @@ use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
 use abi_model::unwind::FrameUnwind;
 use abi_model::{Arch, Target};
 use lua_adapter::convert::CodeFailure;
-use lua_adapter::native::call::{assemble, refuse_code_memory, StubError};
+use lua_adapter::native::call::{assemble, code_counts, refuse_code_memory, StubError};
+use lua_adapter::native::closure::set_tier_up;
 use lua_adapter::os::arena::{ArenaError, CodeArena};
 use mlua::Lua;
 
@@ -28,6 +29,8 @@ const ENOMEM: &str = "cannot allocate executable memory: mprotect: ENOMEM";
 #[test]
 fn a_call_whose_stub_gets_no_executable_memory_says_so() {
     let lua = lua_with_ffi();
+    // Every stub built at first call (not after tier 0's first calls).
+    set_tier_up(&lua, 0);
     lua.load("ffi.cdef 'int abs(int);'").exec().unwrap();
     assert!(refuse_code_memory(&lua, true));
     let e = error_of(&lua, "return ffi.C.abs(-3)");
@@ -50,6 +53,24 @@ fn a_callback_whose_thunk_gets_no_executable_memory_says_so_not_cannot_convert()
     // function pointer type with its parameters, which LuaJIT leaves out).
     let e = error_of(&lua, "return ffi.cast('int (*)(int, ...)', function(x) return x end)");
     assert!(e.ends_with("cannot convert 'function' to 'int (*)(int, ...)'"), "{e}");
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_function_whose_stub_gets_no_executable_memory_keeps_running_on_tier_0() {
+    let lua = lua_with_ffi();
+    set_tier_up(&lua, 3);
+    lua.load("ffi.cdef 'int abs(int);'").exec().unwrap();
+    assert!(refuse_code_memory(&lua, true));
+    // The third call tries to build the stub and fails; every call still works.
+    let sum: i64 = lua.load("local s = 0 for i = 1, 10 do s = s + ffi.C.abs(-i) end return s").eval().unwrap();
+    assert_eq!(sum, 55);
+    assert_eq!(code_counts(&lua), Some((0, 0)));
+    refuse_code_memory(&lua, false);
+    // It stays on tier 0: no stub is tried again.
+    let sum: i64 = lua.load("local s = 0 for i = 1, 10 do s = s + ffi.C.abs(-i) end return s").eval().unwrap();
+    assert_eq!(sum, 55);
+    assert_eq!(code_counts(&lua), Some((0, 0)));
 }
 
 /// A backend that fails as `fail` says, assembling `len(base)` bytes otherwise.

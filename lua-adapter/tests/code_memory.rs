@@ -3,6 +3,7 @@
 
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
 use lua_adapter::native::call::{arena_stats, build_stub, code_counts};
+use lua_adapter::native::closure::set_tier_up;
 use lua_adapter::native::state::CallMode;
 use mlua::Lua;
 
@@ -16,6 +17,7 @@ fn lua_with_ffi() -> Lua {
 #[test]
 fn functions_of_one_signature_share_one_stub() {
     let lua = lua_with_ffi();
+    set_tier_up(&lua, 0);
     lua.load("ffi.cdef 'int abs(int); int toupper(int); int tolower(int); double sqrt(double);'").exec().unwrap();
     assert_eq!(code_counts(&lua), Some((0, 0)));
     let r: i64 = lua.load("return ffi.C.abs(-3) + ffi.C.toupper(97) + ffi.C.tolower(65)").eval().unwrap();
@@ -25,6 +27,33 @@ fn functions_of_one_signature_share_one_stub() {
     let _: f64 = lua.load("for i = 1, 1000 do ffi.C.abs(-i) end return ffi.C.sqrt(4)").eval().unwrap();
     assert_eq!(code_counts(&lua), Some((2, 0)), "calls reuse the stub; a new signature adds one");
     assert!(arena_stats(&lua).unwrap().bytes_in_use > before.bytes_in_use);
+}
+
+/// Tier 0 (x86-64): a function's first calls build no stub; the call that reaches the
+/// threshold builds the one its signature shares, and every closure of the signature moves
+/// to it, made before the stub or after.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn tier_0_builds_a_signatures_stub_at_the_threshold() {
+    let lua = lua_with_ffi();
+    set_tier_up(&lua, 4);
+    lua.load("ffi.cdef 'int abs(int); int toupper(int); double sqrt(double);' abs = ffi.C.abs").exec().unwrap();
+    let calls = |code: &str| lua.load(code).eval::<i64>().unwrap();
+    assert_eq!(calls("return abs(-1) + abs(-2) + ffi.C.toupper(97)"), 3 + 65);
+    assert_eq!(code_counts(&lua), Some((0, 0)), "3 calls of int (int): none built");
+    assert_eq!(calls("return abs(-4)"), 4);
+    assert_eq!(code_counts(&lua), Some((1, 0)), "the 4th call of the signature builds its stub");
+    // toupper's closure was made before the stub: it moves over at its next call.
+    let upper = "local s = 0 for i = 1, 100 do
+                   local c = 97 + i % 26
+                   s = s + ffi.C.toupper(c) - string.byte(string.char(c):upper())
+                 end return s";
+    assert_eq!(calls(upper), 0);
+    assert_eq!(code_counts(&lua), Some((1, 0)));
+    // Still namespace functions to the rest of the API.
+    assert_eq!(calls("return ffi.cast('intptr_t', ffi.cast('void *', abs)) ~= 0 and 1 or 0"), 1);
+    assert_eq!(lua.load("return ffi.C.sqrt(16)").eval::<f64>().unwrap(), 4.0);
+    assert_eq!(code_counts(&lua), Some((1, 0)), "sqrt, called once, has no stub");
 }
 
 #[test]

@@ -17,8 +17,20 @@ fn scripts_dir() -> PathBuf {
 
 /// Runs `script` with `program`; panics with its output unless it passed.
 fn run(program: &str, script: &str) {
+    run_with(program, script, None)
+}
+
+/// Runs `script` with `program` and, when given, `LUAFFI_TIER_UP` set to `tier_up`
+/// (lua-adapter's `native::closure`: 0 builds every stub at first call; a large number keeps
+/// every namespace function on tier 0).
+fn run_with(program: &str, script: &str, tier_up: Option<u32>) {
     let dir = scripts_dir();
-    let out = Command::new(program)
+    let mut cmd = Command::new(program);
+    match tier_up {
+        Some(n) => cmd.env("LUAFFI_TIER_UP", n.to_string()),
+        None => cmd.env_remove("LUAFFI_TIER_UP"),
+    };
+    let out = cmd
         .arg(script)
         .current_dir(&dir)
         .env("LUA_PATH", "./?.lua")
@@ -56,6 +68,17 @@ macro_rules! scripts {
         mod embedded {
             use super::*;
             $(#[test] fn $name() { run(EXE, $file) })*
+        }
+        /// Every stub built at first call (what the default run leaves to loops).
+        mod embedded_eager {
+            use super::*;
+            $(#[test] fn $name() { run_with(EXE, $file, Some(0)) })*
+        }
+        /// Every namespace function interpreted on tier 0 (x86-64; elsewhere the same as
+        /// the eager run).
+        mod embedded_tier0 {
+            use super::*;
+            $(#[test] fn $name() { run_with(EXE, $file, Some(u32::MAX)) })*
         }
         mod reference_luajit {
             use super::*;

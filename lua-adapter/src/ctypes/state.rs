@@ -263,6 +263,13 @@ pub struct CTypeDesc {
     /// 0 before one was made. It is how [`crate::cdata::to_cdata`] recognises those closures.
     /// Written by [`crate::native::call`] only.
     pub closure_entry: std::cell::Cell<usize>,
+    /// Function types run on tier 0 (`crate::native::closure`): the C function closures made
+    /// before the stub was built keep until their next call (0 otherwise); recognised as
+    /// [`CTypeDesc::closure_entry`] is. Written by [`crate::native::call`] only.
+    pub tier0_entry: std::cell::Cell<usize>,
+    /// Function types run on tier 0: the address of the signature's `Tier0Sig`, which the
+    /// state owns (0 otherwise). Written by [`crate::native::call`] only.
+    pub tier0: std::cell::Cell<usize>,
 }
 
 impl CTypeDesc {
@@ -304,6 +311,8 @@ impl CTypeDesc {
             state,
             call_stub: std::cell::Cell::new(0),
             closure_entry: std::cell::Cell::new(0),
+            tier0_entry: std::cell::Cell::new(0),
+            tier0: std::cell::Cell::new(0),
         }
     }
 }

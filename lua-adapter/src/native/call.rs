@@ -7,7 +7,7 @@
 //! are two ways to call one, each with its own stub per signature ([`CallMode`]):
 //!
 //! * **Namespace functions** (`ffi.C.strlen`, `lib.f`) are Lua C closures
-//!   ([`push_function`]) whose C function *is* the shared stub of their signature, with the
+//!   ([`crate::native::closure::push_function`]) whose C function *is* the shared stub of their signature, with the
 //!   function cdata as upvalue 1. Calling one is a plain `lua_CFunction` call: no `__call`
 //!   dispatch, no stack shift, no check of the called value. The stub sees the stack
 //!   `[arg1, arg2, ...]` (`stub_program(plan, 1)`) and its helpers find the function through
@@ -178,7 +178,7 @@ impl std::error::Error for StubError {}
 ///
 /// # Safety
 /// As [`cdata::raise`].
-unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -> ! {
+pub(crate) unsafe fn raise_stub_error(l: *mut ffi::lua_State, prefix: &str, e: StubError) -> ! {
     let msg = format!("{prefix}{e}");
     // Nothing that owns memory may be alive in this frame when the error longjmps.
     drop(e);
@@ -280,6 +280,24 @@ pub fn stub_program_for(
     varargs: &[QualType],
     mode: CallMode,
 ) -> Result<(Program, CodeEnv), StubError> {
+    stub_program_with(st, fn_ty, varargs, mode, true)
+}
+
+/// The program of a stub without inline steps (what tier 0 runs: [`crate::native::closure`]) and
+/// its environment, for non-variadic `fn_ty`.
+pub fn stub_program_plain(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<(Program, CodeEnv), StubError> {
+    stub_program_with(st, fn_ty, &[], mode, false)
+}
+
+/// [`stub_program_for`], with the inline steps the state's verified layout allows when
+/// `inline`.
+fn stub_program_with(
+    st: &mut State,
+    fn_ty: TypeId,
+    varargs: &[QualType],
+    mode: CallMode,
+    inline: bool,
+) -> Result<(Program, CodeEnv), StubError> {
     let sig = signature(&st.types, fn_ty).ok_or(StubError::NotAFunction)?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(StubError::Plan)?;
     if let Some(bytes) = stack_args_too_large(&plan) {
@@ -295,7 +313,7 @@ pub fn stub_program_for(
         }
         arg_ctypes.push(desc as u64);
     }
-    let inline = st.inline_vm().copied().map(|vm| Inline {
+    let inline = st.inline_vm().copied().filter(|_| inline).map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: ERRNO_INLINE,
@@ -420,10 +438,10 @@ unsafe fn stub_slow(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTyp
 }
 
 /// What a call's error says before its [`StubError`].
-const CANNOT_CALL: &str = "cannot call this C function: ";
+pub(crate) const CANNOT_CALL: &str = "cannot call this C function: ";
 
 /// The shared stub of `mode` for non-variadic function type `fn_ty`, built on first use.
-fn fixed_stub(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<usize, StubError> {
+pub(crate) fn fixed_stub(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<usize, StubError> {
     if let Some(h) = st.calls.stubs.get(&(fn_ty, mode)) {
         return Ok(h.addr());
     }
@@ -434,7 +452,7 @@ fn fixed_stub(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<usize, St
 }
 
 /// The stub of `mode` for calling variadic `fn_ty` with the arguments on the stack now.
-unsafe fn variadic_stub(
+pub(crate) unsafe fn variadic_stub(
     l: *mut ffi::lua_State,
     st: *mut FfiState,
     fn_ty: TypeId,
@@ -467,64 +485,6 @@ unsafe fn variadic_stub(
         let addr = h.addr();
         st.calls.variadic_stubs.entry((fn_ty, mode)).or_default().insert(types.to_vec().into_boxed_slice(), h);
         Ok(addr)
-    }
-}
-
-/// Pushes what a namespace returns for a function: the Lua C closure over the function cdata
-/// at `fn_idx` (upvalue 1), the namespace at `anchor_idx` (upvalue 2, so a library
-/// `ffi.load` opened stays loaded while its functions live) and the function's address
-/// ([`FUNC_UPVALUE`]), whose C function is the shared
-/// closure-mode stub of the signature (for a variadic function, `variadic_closure_call`).
-/// When no stub can be made for the signature (no native backend, an unsupported type), the
-/// cdata itself is pushed instead: calling it raises the reason.
-///
-/// # Safety
-/// `l` valid with 3 free slots; `st` its state; `fn_idx` and `anchor_idx` absolute indices,
-/// the first a function cdata of this state.
-pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c_int, anchor_idx: c_int) {
-    // SAFETY: valid-L with 3 free slots, live-state `st`; `fn_idx` holds a function cdata of this
-    // state, so its userdata starts with a live-cdata header; raise-clean: nothing owned is alive
-    // when a memory error is raised.
-    unsafe {
-        let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
-        let desc = (*c).desc();
-        let fn_ty = cdata::type_of(c).id;
-        let mut entry = (*desc).closure_entry.get();
-        if entry == 0 {
-            let variadic = matches!((*st).types.get(fn_ty), CType::Function(f) if f.variadic);
-            entry = if variadic {
-                variadic_closure_call as StubFn as usize
-            } else {
-                fixed_stub(&mut *State::of(st), fn_ty, CallMode::Closure).unwrap_or(0)
-            };
-            (*desc).closure_entry.set(entry);
-        }
-        if entry == 0 {
-            ffi::lua_pushvalue(l, fn_idx);
-            return;
-        }
-        ffi::lua_pushvalue(l, fn_idx);
-        ffi::lua_pushvalue(l, anchor_idx);
-        // A function cdata's address never changes (it is not an lvalue).
-        ffi::lua_pushlightuserdata(l, (cdata::bytes(c) as *const *mut std::os::raw::c_void).read_unaligned());
-        ffi::lua_pushcclosure(l, std::mem::transmute::<usize, StubFn>(entry), FUNC_UPVALUE as c_int);
-    }
-}
-
-/// The C function of a variadic namespace function's closure: finds (or builds) the
-/// closure-mode stub for the arguments given and runs it as its own body, so the stub reads
-/// this closure's upvalues.
-unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a closure made by `push_function` (upvalue 1 is the function cdata); errors are
-    // raised with nothing owned alive.
-    unsafe {
-        let c = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Cdata;
-        let st = (*(*c).desc()).state;
-        let stub = match variadic_stub(l, st, cdata::type_of(c).id, CallMode::Closure) {
-            Ok(addr) => addr,
-            Err(e) => raise_stub_error(l, CANNOT_CALL, e),
-        };
-        std::mem::transmute::<usize, StubFn>(stub)(l)
     }
 }
 

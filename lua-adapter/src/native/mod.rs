@@ -30,6 +30,7 @@ use crate::native::state::{CallMode, State};
 
 pub mod call;
 pub mod callback;
+pub mod closure;
 pub mod helpers;
 pub mod state;
 

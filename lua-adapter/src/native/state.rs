@@ -142,6 +142,13 @@ pub struct CallState {
     /// indexed by `Helper::id`: given by the layer's top, which sees the helpers
     /// ([`crate::native::helpers::helper_addresses`], [`crate::native::helpers::thunk_helpers`]).
     helpers: [Vec<u64>; 3],
+    /// Calls a namespace function runs on tier 0 before its stub is built (0: built at first
+    /// call), [`tier_up_from_env`].
+    pub tier_up: u32,
+    /// The tier-0 data of every signature run on tier 0, pointed to by their descriptors.
+    /// Boxed: descriptors keep their addresses.
+    #[allow(clippy::vec_box)]
+    pub(in crate::native) tier0: Vec<Box<Tier0Sig>>,
     /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
     /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
     /// `math.maxinteger`); null until first used.
@@ -163,6 +170,8 @@ impl CallState {
             main_l: std::ptr::null_mut(),
             pending_error: ffi::LUA_NOREF,
             helpers,
+            tier_up: tier_up_from_env(),
+            tier0: Vec::new(),
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
@@ -201,6 +210,40 @@ impl Drop for CallState {
 
 /// One callback's record; its address is the thunk's callback-data constant, so it is boxed
 /// and never moves while the thunk exists. The thunk reads `func` ([`crate::native::callback::FUNC`] says where).
+/// Calls a namespace function makes on tier 0 ([`crate::native::closure`]) before its stub is
+/// built.
+pub const DEFAULT_TIER_UP: u32 = 8;
+
+/// Whether tier 0 runs on this host: x86-64 (System V and Windows), where its call routine
+/// exists.
+pub const TIER0_SUPPORTED: bool = cfg!(target_arch = "x86_64");
+
+/// The threshold a new state takes: `LUAFFI_TIER_UP` when it is a number, else
+/// [`DEFAULT_TIER_UP`]; 0 on a host tier 0 does not run on (its stubs are built at first
+/// call).
+pub fn tier_up_from_env() -> u32 {
+    if !TIER0_SUPPORTED {
+        return 0;
+    }
+    std::env::var("LUAFFI_TIER_UP").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_TIER_UP)
+}
+
+/// A signature's tier-0 data ([`crate::native::closure`]): the program its stub is built from
+/// and what the program refers to. Owned by the state's [`CallState`], pointed to by the
+/// function type's descriptor ([`CTypeDesc::tier0`]).
+pub struct Tier0Sig {
+    /// The stub's program without inline steps.
+    pub(in crate::native) program: abi_model::lua::steps::Program,
+    /// Its helpers' addresses and ctype constants.
+    pub(in crate::native) env: abi_model::lua::CodeEnv,
+    /// The function type.
+    pub(in crate::native) fn_ty: TypeId,
+    /// Calls run on tier 0 so far.
+    pub(in crate::native) calls: std::cell::Cell<u32>,
+    /// Set when building the stub failed: the function stays on tier 0.
+    pub(in crate::native) no_stub: std::cell::Cell<bool>,
+}
+
 #[repr(C)]
 pub struct Callback {
     /// With the state's verified Lua stack layout: the function's value as a stack slot holds

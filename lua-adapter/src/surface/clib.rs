@@ -312,11 +312,11 @@ unsafe extern "C-unwind" fn clib_index(l: *mut ffi::lua_State) -> c_int {
                 let decorated = decorated_names(&*st, fn_ty, sym.as_ref());
                 let addr = resolve_or_raise(l, c, sym, decorated);
                 // Stack: 1 namespace, 2 name, 3 cache; the function cdata goes to 4 and
-                // the closure calling it (crate::native::call::push_function) to 5.
+                // the closure calling it (crate::native::closure::push_function) to 5.
                 let desc = (*st).desc(QualType::plain(fn_ty));
                 let fc = cdata::push_value(l, st, desc, std::mem::size_of::<usize>());
                 (cdata::bytes(fc) as *mut usize).write_unaligned(addr as usize);
-                crate::native::call::push_function(l, st, 4, 1);
+                crate::native::closure::push_function(l, st, 4, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_pushvalue(l, -2);
                 ffi::lua_rawset(l, 3);
