@@ -126,11 +126,15 @@ pub enum Position {
 /// Turns a C type into the value the ABI passes, for `pos`.
 pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiValue, PlanError> {
     let spelled = || table.display(ty);
-    if let Some(reason) = vector_refusal(table, ty.id) {
-        return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
-    }
-    if let Some(reason) = wide_int_refusal(table, ty.id) {
-        return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
+    // Only an array (a vector), a record or a wide integer can be or hold what is refused: a
+    // scalar skips the walks (most of the cost of planning a scalar parameter).
+    if matches!(table.get(ty.id), CType::Array { .. } | CType::Record(_) | CType::WideInt { .. }) {
+        if let Some(reason) = vector_refusal(table, ty.id) {
+            return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
+        }
+        if let Some(reason) = wide_int_refusal(table, ty.id) {
+            return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
+        }
     }
     let kind = match table.get(ty.id) {
         CType::Void if pos == Position::Return => ValueKind::Void,

@@ -486,9 +486,15 @@ unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fa
 /// `l` the running state; `args` the helper's, each value what its parameter takes. May
 /// raise a Lua error (longjmp): nothing owned is alive here.
 #[inline]
-unsafe fn call_helper(env: &CodeEnv, h: Helper, args: &[u64; MAX_HELPER_ARGS]) -> Result<Returned, Fault> {
+unsafe fn call_helper(
+    env: &CodeEnv,
+    h: Helper,
+    args: &[u64; MAX_HELPER_ARGS],
+    regs: &mut Regs,
+    r: &mut Returned,
+) -> Result<(), Fault> {
     let call = helper_call(h).ok_or(Fault::Helper(h))?;
-    let mut regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
+    // The registers no argument takes keep what an earlier call left: the helper reads none.
     for (loc, v) in call.args.iter().zip(args) {
         match *loc {
             Some(Loc::Gpr(g)) => regs.gpr[g.0 as usize & 15] = *v,
@@ -496,16 +502,18 @@ unsafe fn call_helper(env: &CodeEnv, h: Helper, args: &[u64; MAX_HELPER_ARGS]) -
             _ => {}
         }
     }
-    let home = [0u8; 64];
-    if call.out_bytes as usize > home.len() {
+    if call.out_bytes as usize > HOME.len() {
         return Err(Fault::Helper(h));
     }
-    let mut r = Returned::default();
     // SAFETY: `env.helper(h)` is the helper's address for a closure-mode stub, called with its
-    // plan's registers; `home` is its outgoing area.
-    unsafe { luaffi_tier0_call(env.helper(h), &regs, home.as_ptr(), call.out_bytes as usize, &mut r) };
-    Ok(r)
+    // plan's registers; `HOME` (zeros, never written) is its outgoing area.
+    unsafe { luaffi_tier0_call(env.helper(h), regs, HOME.as_ptr(), call.out_bytes as usize, r) };
+    Ok(())
 }
+
+/// The outgoing area of a helper call: the Windows home space, which the callee may write;
+/// it is copied onto the machine stack, so this stays zeros.
+static HOME: [u8; 64] = [0; 64];
 
 /// Runs `sig`'s program as the body of the running closure; returns its results.
 ///
@@ -523,6 +531,11 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
     }
     let mut regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
     let mut returned = Returned::default();
+    // Helper calls have an image of their own: the target's registers are loaded between
+    // the last helper call and the call (the programs' ordering rule), but nothing here
+    // depends on it.
+    let mut helper_regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
+    let mut helper_ret = Returned::default();
     // SAFETY (the loop): every slot pointer comes from `slot_ptr`, in bounds for the bytes
     // read or written; helpers and the target are called as their plans say.
     for step in &p.steps {
@@ -534,7 +547,7 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
                     a[0] = l as u64;
                     a[1] = *expected as u32 as u64;
                     a[2] = n as u32 as u64;
-                    unsafe { call_helper(env, Helper::ArgCountError, &a)? };
+                    unsafe { call_helper(env, Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
                     return Err(Fault::Step("an argument count error that returned"));
                 }
             }
@@ -575,10 +588,10 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
                         _ => return Err(Fault::Helper(*helper)),
                     };
                 }
-                let r = unsafe { call_helper(env, *helper, &a)? };
+                unsafe { call_helper(env, *helper, &a, &mut helper_regs, &mut helper_ret)? };
                 if let Some(slot) = ret_to {
                     let size = call.ret.value.size(8);
-                    unsafe { store_return(&r, call.ret, slot_ptr(f, p, *slot, size)?)? };
+                    unsafe { store_return(&helper_ret, call.ret, slot_ptr(f, p, *slot, size)?)? };
                 }
             }
             Step::StoreAddr { of, to } => {
