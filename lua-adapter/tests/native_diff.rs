@@ -160,6 +160,13 @@ fn compile(flags: &[&str], src: &Path, obj: &Path) {
 /// Builds the library and the script for `sigs` in `dir` and runs the script with the
 /// module; a crash ends one run, whose last case is reported, and the next run starts after it.
 fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
+    run_with(dir, sigs, options, None)
+}
+
+/// [`run`] with `LUAFFI_TIER_UP` set to `tier_up` when given (lua-adapter's
+/// `native::closure`: 0 builds every stub at first call), else unset: each callee is called
+/// once, so by default every call of a fixed signature runs on tier 0 on x86-64.
+fn run_with(dir: &Path, sigs: &[Sig], options: &LuaOptions, tier_up: Option<u32>) -> Report {
     let lib = build_library(dir, sigs);
     let script = dir.join("native_diff.lua");
     std::fs::write(&script, emit::lua_script(sigs, options)).expect("write the script");
@@ -170,7 +177,12 @@ fn run(dir: &Path, sigs: &[Sig], options: &LuaOptions) -> Report {
     while start < sigs.len() {
         let stdout = std::fs::File::create(&stdout_path).expect("stdout file");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_luaffi"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_luaffi"));
+        match tier_up {
+            Some(n) => cmd.env("LUAFFI_TIER_UP", n.to_string()),
+            None => cmd.env_remove("LUAFFI_TIER_UP"),
+        };
+        let mut child = cmd
             .arg(&script)
             .env("ND_LIBRARY", &lib)
             .env("ND_START", start.to_string())
@@ -283,13 +295,26 @@ fn describe(sig: &Sig, f: &Failure) -> String {
 
 #[test]
 fn random_signatures_match_c_in_both_directions() {
+    check_random_signatures("main", None);
+}
+
+/// The same with every stub built at first call (the default run calls each callee once, on
+/// tier 0 where there is one).
+#[test]
+fn random_signatures_match_c_with_stubs_built_at_first_call() {
+    check_random_signatures("eager", Some(0));
+}
+
+/// Runs the random and pinned signatures in `subdir` with `LUAFFI_TIER_UP` as `tier_up` says
+/// and fails on any mismatch not listed as known.
+fn check_random_signatures(subdir: &str, tier_up: Option<u32>) {
     let seed = env_or("LUAFFI_NATIVE_DIFF_SEED", SEED);
     let count = env_or("LUAFFI_NATIVE_DIFF_SIGNATURES", SIGNATURES);
     let mut sigs = generate(seed, count);
     sigs.extend(gen::pinned(count));
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native-diff").join("main");
-    let report =
-        run(&dir, &sigs, &LuaOptions { enum_names_at_top_level: ENUM_NAMES_AT_TOP_LEVEL, ..LuaOptions::default() });
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native-diff").join(subdir);
+    let options = LuaOptions { enum_names_at_top_level: ENUM_NAMES_AT_TOP_LEVEL, ..LuaOptions::default() };
+    let report = run_with(&dir, &sigs, &options, tier_up);
 
     let default_space = seed == SEED && count == SIGNATURES;
     let known: BTreeSet<(usize, &str)> = KNOWN_FAILURES
@@ -321,8 +346,9 @@ fn random_signatures_match_c_in_both_directions() {
 
     let variadic = sigs.iter().filter(|s| s.varargs.is_some()).count();
     let known_failing = report.failures.len() - unexpected.len();
+    let stubs = if tier_up == Some(0) { "stubs built at first call" } else { "first calls on tier 0" };
     let line = format!(
-        "native differential: {} signatures x 2 directions, {} mismatches ({} checks: {count} random ones of seed {seed:#x} and {} pinned; the {variadic} variadic signatures are called only, Lua functions can't be variadic callbacks; {known_failing} known failures listed not counted)",
+        "native differential ({stubs}): {} signatures x 2 directions, {} mismatches ({} checks: {count} random ones of seed {seed:#x} and {} pinned; the {variadic} variadic signatures are called only, Lua functions can't be variadic callbacks; {known_failing} known failures listed not counted)",
         sigs.len(),
         unexpected.len(),
         report.checks,
@@ -332,7 +358,7 @@ fn random_signatures_match_c_in_both_directions() {
     // `cargo xtask test-all-abis` prints the summary lines written here.
     let lines = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("lua-suite.d");
     if std::fs::create_dir_all(&lines).is_ok() {
-        let _ = std::fs::write(lines.join("native-differential.txt"), format!("{line}\n"));
+        let _ = std::fs::write(lines.join(format!("native-differential-{subdir}.txt")), format!("{line}\n"));
     }
     let all_checks = 2 * sigs.len() - variadic;
     assert!(report.checks >= all_checks, "only {} of {all_checks} checks ran", report.checks);

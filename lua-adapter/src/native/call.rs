@@ -284,19 +284,19 @@ pub fn stub_program_for(
 }
 
 /// The program of a stub without inline steps (what tier 0 runs: [`crate::native::closure`]) and
-/// its environment, for non-variadic `fn_ty`.
+/// its environment without the helper table, for non-variadic `fn_ty`.
 pub fn stub_program_plain(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<(Program, CodeEnv), StubError> {
     stub_program_with(st, fn_ty, &[], mode, false)
 }
 
 /// [`stub_program_for`], with the inline steps the state's verified layout allows when
-/// `inline`.
+/// `with_inline` (else also without the helper table: tier 0's).
 fn stub_program_with(
     st: &mut State,
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
-    inline: bool,
+    with_inline: bool,
 ) -> Result<(Program, CodeEnv), StubError> {
     let sig = signature(&st.types, fn_ty).ok_or(StubError::NotAFunction)?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(StubError::Plan)?;
@@ -313,7 +313,7 @@ fn stub_program_with(
         }
         arg_ctypes.push(desc as u64);
     }
-    let inline = st.inline_vm().copied().filter(|_| inline).map(|vm| Inline {
+    let inline = st.inline_vm().copied().filter(|_| with_inline).map(|vm| Inline {
         vm,
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: ERRNO_INLINE,
@@ -324,7 +324,9 @@ fn stub_program_with(
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv {
-        helpers: st.calls.helper_addresses(mode),
+        // Tier 0 calls the helpers by name (`native::helpers::helper_address`): no copy of
+        // the table per signature.
+        helpers: if with_inline { st.calls.helper_addresses(mode) } else { Vec::new() },
         arg_ctypes,
         ret_ctype,
         callback_data: 0,

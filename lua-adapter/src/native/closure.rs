@@ -6,13 +6,13 @@
 //! registration), ten times what interpreting its program once does, and most functions a
 //! program declares are called a few times or never. So on x86-64 a namespace function's
 //! closure starts with [`tier0_closure_call`] as its C function, over the same upvalues as the
-//! stub's ([`crate::native::call::push_function`]). Each call runs the program the stub would
+//! stub's ([`push_function`]). Each call runs the program the stub would
 //! be built from (`stub_program`, without the inline steps, whose fast paths only pay off in
 //! machine code): every [`Step`] does here what the backends' lowering of it does, with the
 //! same helpers, so arguments convert, errors read and `errno` behaves exactly as in the stub.
-//! The registers a step loads are kept in a [`Regs`] image, the outgoing area and the staging
-//! area in a [`Frame`] on this function's stack; helpers and the C function are called
-//! through [`luaffi_tier0_call`], one hand-written routine that loads the image, copies the
+//! The registers a step loads are kept in a register image (`Regs`), the outgoing area and
+//! the staging area in a `Frame` on the interpreter's stack; helpers and the C function are
+//! called through `luaffi_tier0_call`, one hand-written routine that loads the image, copies the
 //! outgoing area onto the machine stack and calls.
 //!
 //! **Tier up.** The call that reaches the threshold builds the stub (the stub cache's
@@ -22,9 +22,11 @@
 //! they did before tier 0 existed. A closure made before the tier-up moves over at its next
 //! call. If the stub cannot be built (no executable memory), the function stays on tier 0 and
 //! keeps working. `LUAFFI_TIER_UP=0` in the environment builds every stub at first call, as
-//! before; `LUAFFI_TIER_UP=n` sets the threshold (default [`crate::native::state::DEFAULT_TIER_UP`]).
+//! before; `LUAFFI_TIER_UP=n` sets the threshold (default
+//! [`crate::native::state::DEFAULT_TIER_UP`]).
 //!
-//! Lua errors raised by helpers longjmp over [`run`] and [`tier0_closure_call`]: neither owns
+//! Lua errors raised by helpers longjmp over the interpreter (`run`) and
+//! [`tier0_closure_call`]: neither owns
 //! memory (the frame and the image are plain arrays, the program is borrowed from the state).
 
 use std::cell::Cell;
@@ -32,13 +34,13 @@ use std::os::raw::c_int;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::lua::CodeEnv;
 use abi_model::{ArgPass, CType, Ext, Loc, RetLoc, RetPlan, Target, TypeId, ValueKind};
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata};
 use crate::ctypes::state::{CTypeDesc, FfiState};
 use crate::native::call::{fixed_stub, raise_stub_error, variadic_stub, StubError, StubFn, CANNOT_CALL, FUNC_UPVALUE};
+use crate::native::helpers::helper_address;
 use crate::native::state::{CallMode, State, Tier0Sig};
 
 /// Bytes of outgoing area a program may need to run on tier 0; a larger one builds its stub
@@ -399,7 +401,8 @@ fn slot_ptr(frame: *mut Frame, p: &Program, slot: Slot, size: u32) -> Result<*mu
 /// `at` readable for `size` bytes.
 #[inline]
 unsafe fn load_gpr(at: *const u8, size: u32, ext: Ext) -> Result<u64, Fault> {
-    // SAFETY: the caller's contract.
+    // SAFETY: `at` is readable for `size` bytes (the caller's contract), and no more than
+    // `size` bytes are read.
     unsafe {
         Ok(match (size, ext) {
             (1, Ext::Sign) => (at.read() as i8 as i32) as u32 as u64,
@@ -420,7 +423,8 @@ unsafe fn load_gpr(at: *const u8, size: u32, ext: Ext) -> Result<u64, Fault> {
 /// `at` readable for `size` bytes.
 #[inline]
 unsafe fn load_xmm(at: *const u8, size: u32) -> Result<[u64; 2], Fault> {
-    // SAFETY: the caller's contract.
+    // SAFETY: `at` is readable for `size` bytes (the caller's contract): 16 are read only
+    // when `size` is 16.
     unsafe {
         match size {
             16 => Ok([at.cast::<u64>().read_unaligned(), at.add(8).cast::<u64>().read_unaligned()]),
@@ -475,7 +479,8 @@ unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fa
         bytes[..8].copy_from_slice(&first[0].to_le_bytes());
         bytes[8..].copy_from_slice(&second[0].to_le_bytes());
     }
-    // SAFETY: the caller's contract.
+    // SAFETY: `to` is writable for the value's `size` bytes (the caller's contract), at most
+    // 16 (checked above), which `bytes` holds.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, size as usize) };
     Ok(())
 }
@@ -487,7 +492,6 @@ unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fa
 /// raise a Lua error (longjmp): nothing owned is alive here.
 #[inline]
 unsafe fn call_helper(
-    env: &CodeEnv,
     h: Helper,
     args: &[u64; MAX_HELPER_ARGS],
     regs: &mut Regs,
@@ -505,9 +509,10 @@ unsafe fn call_helper(
     if call.out_bytes as usize > HOME.len() {
         return Err(Fault::Helper(h));
     }
-    // SAFETY: `env.helper(h)` is the helper's address for a closure-mode stub, called with its
+    // SAFETY: `addr` is the helper's address for a closure-mode stub, called with its
     // plan's registers; `HOME` (zeros, never written) is its outgoing area.
-    unsafe { luaffi_tier0_call(env.helper(h), regs, HOME.as_ptr(), call.out_bytes as usize, r) };
+    let addr = helper_address(h, CallMode::Closure) as u64;
+    unsafe { luaffi_tier0_call(addr, regs, HOME.as_ptr(), call.out_bytes as usize, r) };
     Ok(())
 }
 
@@ -547,7 +552,7 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
                     a[0] = l as u64;
                     a[1] = *expected as u32 as u64;
                     a[2] = n as u32 as u64;
-                    unsafe { call_helper(env, Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
+                    unsafe { call_helper(Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
                     return Err(Fault::Step("an argument count error that returned"));
                 }
             }
@@ -588,7 +593,7 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
                         _ => return Err(Fault::Helper(*helper)),
                     };
                 }
-                unsafe { call_helper(env, *helper, &a, &mut helper_regs, &mut helper_ret)? };
+                unsafe { call_helper(*helper, &a, &mut helper_regs, &mut helper_ret)? };
                 if let Some(slot) = ret_to {
                     let size = call.ret.value.size(8);
                     unsafe { store_return(&helper_ret, call.ret, slot_ptr(f, p, *slot, size)?)? };
