@@ -56,6 +56,36 @@ fn tier_0_builds_a_signatures_stub_at_the_threshold() {
     assert_eq!(code_counts(&lua), Some((1, 0)), "sqrt, called once, has no stub");
 }
 
+/// Tier 0 (x86-64) for function cdata: calls through `__call` build the type's stub at the
+/// threshold too, and every call before it runs with the same results.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn tier_0_builds_a_function_pointer_types_stub_at_the_threshold() {
+    let lua = lua_with_ffi();
+    set_tier_up(&lua, 3);
+    lua.load(
+        "ffi.cdef 'int abs(int); double fabs(double);'
+         p = ffi.cast('int (*)(int)', ffi.cast('void *', ffi.C.abs))",
+    )
+    .exec()
+    .unwrap();
+    let stubs = || code_counts(&lua).unwrap().0;
+    // ffi.C.abs itself has had no call: no stub.
+    assert_eq!(lua.load("return p(-1) + p(-2)").eval::<i64>().unwrap(), 3);
+    assert_eq!(stubs(), 0, "2 calls through the pointer: none built");
+    assert_eq!(lua.load("return p(-3)").eval::<i64>().unwrap(), 3);
+    assert_eq!(stubs(), 1, "the 3rd builds the metamethod stub of int (*)(int)");
+    assert_eq!(lua.load("local s = 0 for i = 1, 50 do s = s + p(-i) end return s").eval::<i64>().unwrap(), 1275);
+    assert_eq!(stubs(), 1);
+    // Errors read the same on tier 0: argument numbers count from the C function's first.
+    let e: String = lua
+        .load("local q = ffi.cast('double (*)(double)', ffi.cast('void *', ffi.C.fabs)) return select(2, pcall(q, {}))")
+        .eval()
+        .unwrap();
+    assert!(e.contains("bad argument #1"), "{e}");
+    assert_eq!(stubs(), 1);
+}
+
 #[test]
 fn variadic_calls_with_pointers_to_different_types_share_one_stub() {
     let lua = lua_with_ffi();

@@ -270,6 +270,10 @@ pub struct CTypeDesc {
     /// Function types run on tier 0: the address of the signature's `Tier0Sig`, which the
     /// state owns (0 otherwise). Written by [`crate::native::call`] only.
     pub tier0: std::cell::Cell<usize>,
+    /// Callable types whose `__call` runs on tier 0: the address of the `Tier0Sig` of their
+    /// metamethod-mode calls, which the state owns (0 otherwise). Written by
+    /// [`crate::native::call`] only.
+    pub tier0_call: std::cell::Cell<usize>,
 }
 
 impl CTypeDesc {
@@ -313,6 +317,7 @@ impl CTypeDesc {
             closure_entry: std::cell::Cell::new(0),
             tier0_entry: std::cell::Cell::new(0),
             tier0: std::cell::Cell::new(0),
+            tier0_call: std::cell::Cell::new(0),
         }
     }
 }

@@ -57,6 +57,7 @@
 //! one into slots that callbacks of the same type reuse, in an arena of their own
 //! ([`crate::native::callback`]).
 
+use std::cell::Cell;
 use std::os::raw::c_int;
 
 use abi_model::lua::steps::{stub_program_inline, Inline, Program};
@@ -74,7 +75,8 @@ use crate::cdata::{self, Cdata, Form};
 use crate::convert::CodeFailure;
 use crate::ctypes::ctype::{shape, string_passes_as, Shape};
 use crate::ctypes::state::{CTypeDesc, FfiState};
-use crate::native::state::{CallMode, State};
+use crate::native::state::{CallMode, State, Tier0Sig};
+use crate::native::tier0;
 use crate::os::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
 use crate::os::errno::ERRNO_INLINE;
 use crate::os::unwind::{self, RegisterError};
@@ -289,6 +291,18 @@ pub fn stub_program_plain(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Resu
     stub_program_with(st, fn_ty, &[], mode, false)
 }
 
+/// The tier-0 data of a call of non-variadic `fn_ty` in `mode` ([`crate::native::tier0`]), or
+/// why it cannot be called at all (the refusals building its stub would meet first).
+/// `None`: the program needs more frame than tier 0 gives; build the stub.
+pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option<Tier0Sig>, StubError> {
+    let (program, env) = stub_program_plain(st, fn_ty, mode)?;
+    if !tier0::fits(&program) {
+        return Ok(None);
+    }
+    let helpers = st.calls.helper_table(mode);
+    Ok(Some(Tier0Sig { program, env, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
+}
+
 /// [`stub_program_for`], with the inline steps the state's verified layout allows when
 /// `with_inline` (else also without the helper table: tier 0's).
 fn stub_program_with(
@@ -324,8 +338,7 @@ fn stub_program_with(
     let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv {
-        // Tier 0 calls the helpers by name (`native::helpers::helper_address`): no copy of
-        // the table per signature.
+        // Tier 0 reads the state's table (`CallState::helper_table`): no copy per signature.
         helpers: if with_inline { st.calls.helper_addresses(mode) } else { Vec::new() },
         arg_ctypes,
         ret_ctype,
@@ -390,6 +403,9 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
             if (cdata::bytes(c) as *const usize).read_unaligned() == 0 {
                 cdata::raise(l, "attempt to call a NULL function pointer".into());
             }
+            if let Some(sig) = tier0_of(st, desc, fn_ty) {
+                return tier0_call(l, st, desc, sig);
+            }
             stub = stub_slow(l, st, desc, fn_ty);
         }
         call_stub(l, c, stub)
@@ -411,6 +427,55 @@ pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) ->
             cdata::raise(l, "attempt to call a NULL function pointer".into());
         }
         std::mem::transmute::<usize, StubFn>(stub)(l)
+    }
+}
+
+/// The tier-0 data of metamethod-mode calls through `desc` (a callable cdata's type), made
+/// at its first call. `None` when its calls build the stub instead: tier 0 is off (the
+/// state's threshold is 0, or i386), the function is variadic, its program needs more frame
+/// than tier 0 gives, or it cannot be called at all (building the stub raises why).
+///
+/// # Safety
+/// `st` the live state owning `desc`; `fn_ty` the function type `desc` calls.
+unsafe fn tier0_of(st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> Option<&'static Tier0Sig> {
+    // SAFETY: a non-zero `tier0_call` is a `Tier0Sig` the state owns (boxed, never freed while
+    // the state lives, which outlives every call through its descriptors).
+    unsafe {
+        let p = (*desc).tier0_call.get();
+        if p != 0 {
+            return Some(&*(p as *const Tier0Sig));
+        }
+        let st = &mut *State::of(st);
+        if st.calls.tier_up == 0 || matches!(st.types.get(fn_ty), CType::Function(f) if f.variadic) {
+            return None;
+        }
+        let sig = Box::new(tier0_sig(st, fn_ty, CallMode::Metamethod).ok()??);
+        let p = &*sig as *const Tier0Sig;
+        (*desc).tier0_call.set(p as usize);
+        st.calls.tier0.push(sig);
+        Some(&*p)
+    }
+}
+
+/// Runs a metamethod-mode call on tier 0 as the body of the `__call` in progress; the call
+/// that reaches the state's threshold builds the stub, which later calls through `desc` run.
+///
+/// # Safety
+/// As [`call_cdata`]; `sig` is `desc`'s ([`tier0_of`]).
+#[inline(never)]
+unsafe fn tier0_call(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, sig: &Tier0Sig) -> c_int {
+    // SAFETY: the caller's contract: a `__call` of a cdata of `desc` with its arguments above
+    // it, which `sig`'s program (metamethod mode) reads; raises only under raise-clean.
+    unsafe {
+        let n = sig.calls.get().saturating_add(1);
+        sig.calls.set(n);
+        if n >= (*State::of(st)).calls.tier_up && !sig.no_stub.get() {
+            match fixed_stub(&mut *State::of(st), sig.fn_ty, CallMode::Metamethod) {
+                Ok(addr) => (*desc).call_stub.set(addr),
+                Err(_) => sig.no_stub.set(true),
+            }
+        }
+        tier0::run_or_raise(l, sig)
     }
 }
 

@@ -1,19 +1,10 @@
-//! Namespace functions as Lua C closures ([`push_function`]), and tier 0: the first calls of
-//! a namespace function run its stub's program in Rust, and the stub is built only once the
-//! function has been called [`crate::native::state::CallState::tier_up`] times.
+//! Namespace functions as Lua C closures ([`push_function`]), whose first calls run on tier 0
+//! ([`crate::native::tier0`]): the stub is built only once the function has been called
+//! [`crate::native::state::CallState::tier_up`] times.
 //!
-//! Building a stub costs ~50K instructions (code generation, the arena, the unwind
-//! registration), ten times what interpreting its program once does, and most functions a
-//! program declares are called a few times or never. So on x86-64 a namespace function's
-//! closure starts with [`tier0_closure_call`] as its C function, over the same upvalues as the
-//! stub's ([`push_function`]). Each call runs the program the stub would
-//! be built from (`stub_program`, without the inline steps, whose fast paths only pay off in
-//! machine code): every [`Step`] does here what the backends' lowering of it does, with the
-//! same helpers, so arguments convert, errors read and `errno` behaves exactly as in the stub.
-//! The registers a step loads are kept in a register image (`Regs`), the outgoing area and
-//! the staging area in a `Frame` on the interpreter's stack; helpers and the C function are
-//! called through `luaffi_tier0_call`, one hand-written routine that loads the image, copies the
-//! outgoing area onto the machine stack and calls.
+//! On x86-64 a namespace function's closure starts with [`tier0_closure_call`] as its C
+//! function, over the same upvalues as the stub's ([`push_function`]); each call runs the
+//! signature's program on tier 0.
 //!
 //! **Tier up.** The call that reaches the threshold builds the stub (the stub cache's
 //! `fixed_stub`), makes it the entry new closures of the type get, and writes it into the
@@ -25,35 +16,23 @@
 //! before; `LUAFFI_TIER_UP=n` sets the threshold (default
 //! [`crate::native::state::DEFAULT_TIER_UP`]).
 //!
-//! Lua errors raised by helpers longjmp over the interpreter (`run`) and
-//! [`tier0_closure_call`]: neither owns
-//! memory (the frame and the image are plain arrays, the program is borrowed from the state).
-
-use std::cell::Cell;
 use std::os::raw::c_int;
 
-use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::{ArgPass, CType, Ext, Loc, RetLoc, RetPlan, Target, TypeId, ValueKind};
+use abi_model::{CType, TypeId};
 use mlua::ffi;
 
 use crate::cdata::{self, Cdata};
 use crate::ctypes::state::{CTypeDesc, FfiState};
-use crate::native::call::{fixed_stub, raise_stub_error, variadic_stub, StubError, StubFn, CANNOT_CALL, FUNC_UPVALUE};
-use crate::native::helpers::helper_address;
+use crate::native::call::{fixed_stub, raise_stub_error, tier0_sig, variadic_stub, StubFn, CANNOT_CALL, FUNC_UPVALUE};
 use crate::native::state::{CallMode, State, Tier0Sig};
-
-/// Bytes of outgoing area a program may need to run on tier 0; a larger one builds its stub
-/// at first call.
-const OUT_MAX: usize = 512;
-/// Bytes of staging area a program may need to run on tier 0.
-const STAGE_MAX: usize = 512;
+use crate::native::tier0;
 
 /// Pushes what a namespace returns for a function: the Lua C closure over the function cdata
 /// at `fn_idx` (upvalue 1), the namespace at `anchor_idx` (upvalue 2, so a library
 /// `ffi.load` opened stays loaded while its functions live) and the function's address
-/// ([`FUNC_UPVALUE`]), whose C function is the shared
-/// closure-mode stub of the signature (for a variadic function, `variadic_closure_call`).
+/// ([`FUNC_UPVALUE`]), whose C function is [`tier0_closure_call`] until the signature's
+/// stub is built, then the shared closure-mode stub of the signature (for a variadic
+/// function, `variadic_closure_call`).
 /// When no stub can be made for the signature (no native backend, an unsupported type), the
 /// cdata itself is pushed instead: calling it raises the reason.
 ///
@@ -95,7 +74,7 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
 /// frame; else the stub, built now. 0 when the signature cannot be called.
 fn first_closure_entry(st: &mut State, desc: *const CTypeDesc, fn_ty: TypeId) -> usize {
     if st.calls.tier_up > 0 {
-        match Tier0Sig::new(st, fn_ty) {
+        match tier0_sig(st, fn_ty, CallMode::Closure) {
             Ok(Some(sig)) => {
                 let sig = Box::new(sig);
                 let entry = tier0_closure_call as StubFn as usize;
@@ -132,524 +111,6 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
     }
 }
 
-impl Tier0Sig {
-    /// The tier-0 data of a closure-mode call of `fn_ty` (non-variadic), or why it cannot be
-    /// called at all (the same refusals as building its stub). `None`: the program needs
-    /// more frame than tier 0 gives; build the stub.
-    pub fn new(st: &mut State, fn_ty: TypeId) -> Result<Option<Tier0Sig>, StubError> {
-        let (program, env) = crate::native::call::stub_program_plain(st, fn_ty, CallMode::Closure)?;
-        if program.out_bytes as usize > OUT_MAX || program.stage_bytes as usize > STAGE_MAX || program.out_align > 16 {
-            return Ok(None);
-        }
-        Ok(Some(Tier0Sig { program, env, fn_ty, calls: Cell::new(0), no_stub: Cell::new(false) }))
-    }
-}
-
-/// The register image a call is made with: every GPR and XMM register by its encoding
-/// (`Gpr(n)`, `Xmm(n)`); [`luaffi_tier0_call`] loads the argument registers of the host's
-/// convention (and `rax`, `al` of a SysV variadic call) from it.
-#[repr(C, align(16))]
-struct Regs {
-    gpr: [u64; 16],
-    xmm: [[u64; 2]; 16],
-}
-
-/// What a call returned: `rax`, `rdx`, `xmm0` and `xmm1`, every register an x86-64 return
-/// location ([`RetLoc`]) uses.
-#[repr(C, align(16))]
-#[derive(Default)]
-struct Returned {
-    rax: u64,
-    rdx: u64,
-    xmm0: [u64; 2],
-    xmm1: [u64; 2],
-}
-
-/// The outgoing area (`Slot::Out`) and the staging area (`Slot::Stage`) of a program run on
-/// tier 0, 16-byte aligned as a stub's are.
-#[repr(C, align(16))]
-struct Frame {
-    out: [u8; OUT_MAX],
-    stage: [u8; STAGE_MAX],
-}
-
-#[cfg(all(target_arch = "x86_64", not(windows)))]
-/// `void luaffi_tier0_call(target, const Regs *regs, const u8 *out, size_t out_bytes,
-/// Returned *ret)`: copies `out_bytes` (a multiple of 16) from `out` to the bottom of a
-/// 16-byte aligned stack, loads `rdi, rsi, rdx, rcx, r8, r9`, `rax` and `xmm0`-`xmm7` from
-/// `regs`, calls `target` and stores `rax, rdx, xmm0, xmm1` in `ret`.
-///
-/// # Safety
-/// `target` is a function taking the arguments `regs` and `out` hold, as its plan places
-/// them; `out` readable for `out_bytes`; `ret` writable. May not return (a Lua error).
-#[unsafe(naked)]
-unsafe extern "C-unwind" fn luaffi_tier0_call(
-    target: u64,
-    regs: *const Regs,
-    out: *const u8,
-    out_bytes: usize,
-    ret: *mut Returned,
-) {
-    core::arch::naked_asm!(
-        ".cfi_startproc",
-        "push rbp",
-        ".cfi_def_cfa_offset 16",
-        ".cfi_offset rbp, -16",
-        "mov rbp, rsp",
-        ".cfi_def_cfa_register rbp",
-        "push rbx",
-        ".cfi_offset rbx, -24",
-        "push r12",
-        ".cfi_offset r12, -32",
-        "mov rbx, rdi",
-        "mov r12, r8",
-        "mov r10, rsi",
-        "sub rsp, rcx",
-        "and rsp, -16",
-        "mov rsi, rdx",
-        "mov rdi, rsp",
-        "rep movsb",
-        "movdqa xmm0, [r10 + 128]",
-        "movdqa xmm1, [r10 + 144]",
-        "movdqa xmm2, [r10 + 160]",
-        "movdqa xmm3, [r10 + 176]",
-        "movdqa xmm4, [r10 + 192]",
-        "movdqa xmm5, [r10 + 208]",
-        "movdqa xmm6, [r10 + 224]",
-        "movdqa xmm7, [r10 + 240]",
-        "mov rdi, [r10 + 56]",
-        "mov rsi, [r10 + 48]",
-        "mov rdx, [r10 + 16]",
-        "mov rcx, [r10 + 8]",
-        "mov r8, [r10 + 64]",
-        "mov r9, [r10 + 72]",
-        "mov rax, [r10]",
-        "call rbx",
-        "mov [r12], rax",
-        "mov [r12 + 8], rdx",
-        "movdqa [r12 + 16], xmm0",
-        "movdqa [r12 + 32], xmm1",
-        "lea rsp, [rbp - 16]",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        ".cfi_def_cfa rsp, 8",
-        "ret",
-        ".cfi_endproc",
-    )
-}
-
-#[cfg(all(target_arch = "x86_64", windows))]
-/// As on System V, with the Windows x64 convention on both sides: `target` in rcx, `regs` in
-/// rdx, `out` in r8, `out_bytes` in r9, `ret` on the stack; loads `rcx, rdx, r8, r9` and
-/// `xmm0`-`xmm3`. The outgoing area holds the callee's home space. Its unwind data (rbp as the
-/// frame register) lets a Lua error raised by a helper unwind through it.
-///
-/// # Safety
-/// As on System V.
-#[unsafe(naked)]
-unsafe extern "C-unwind" fn luaffi_tier0_call(
-    target: u64,
-    regs: *const Regs,
-    out: *const u8,
-    out_bytes: usize,
-    ret: *mut Returned,
-) {
-    core::arch::naked_asm!(
-        ".seh_proc {name}",
-        "push rbp",
-        ".seh_pushreg rbp",
-        "push rbx",
-        ".seh_pushreg rbx",
-        "push rsi",
-        ".seh_pushreg rsi",
-        "push rdi",
-        ".seh_pushreg rdi",
-        "push r12",
-        ".seh_pushreg r12",
-        "mov rbp, rsp",
-        ".seh_setframe rbp, 0",
-        ".seh_endprologue",
-        // Five pushes and the return address: `ret` (the fifth argument) is at rbp + 48 + 32.
-        "mov r12, [rbp + 80]",
-        "mov rbx, rcx",
-        "mov r10, rdx",
-        "mov rcx, r9",
-        "sub rsp, rcx",
-        "and rsp, -16",
-        "mov rsi, r8",
-        "mov rdi, rsp",
-        "rep movsb",
-        "movdqa xmm0, [r10 + 128]",
-        "movdqa xmm1, [r10 + 144]",
-        "movdqa xmm2, [r10 + 160]",
-        "movdqa xmm3, [r10 + 176]",
-        "mov rcx, [r10 + 8]",
-        "mov rdx, [r10 + 16]",
-        "mov r8, [r10 + 64]",
-        "mov r9, [r10 + 72]",
-        "call rbx",
-        "mov [r12], rax",
-        "mov [r12 + 8], rdx",
-        "movdqa [r12 + 16], xmm0",
-        "movdqa [r12 + 32], xmm1",
-        "lea rsp, [rbp]",
-        "pop r12",
-        "pop rdi",
-        "pop rsi",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-        ".seh_endproc",
-        name = sym luaffi_tier0_call,
-    )
-}
-
-/// No tier 0 here: never called (`TIER0_SUPPORTED` is false, so every stub is built at first call).
-#[cfg(not(target_arch = "x86_64"))]
-unsafe extern "C-unwind" fn luaffi_tier0_call(
-    _target: u64,
-    _regs: *const Regs,
-    _out: *const u8,
-    _out_bytes: usize,
-    _ret: *mut Returned,
-) {
-    unreachable!("tier 0 runs on x86-64 only")
-}
-
-/// The registers of one helper's call on the host, from its plan: each argument's register
-/// and the return plan.
-#[derive(Clone, Copy)]
-struct HelperCall {
-    args: [Option<Loc>; MAX_HELPER_ARGS],
-    /// Bytes of outgoing area (Windows: the home space).
-    out_bytes: u32,
-    ret: RetPlan,
-}
-
-/// The most parameters a helper a stub calls has.
-const MAX_HELPER_ARGS: usize = 6;
-
-/// Every helper's [`HelperCall`] on the host, indexed by [`Helper::id`], planned once per
-/// process. `None` for a helper that takes stack arguments (only thunks call those).
-fn helper_call(h: Helper) -> Option<&'static HelperCall> {
-    static CALLS: std::sync::OnceLock<Vec<Option<HelperCall>>> = std::sync::OnceLock::new();
-    CALLS
-        .get_or_init(|| {
-            let target = Target::host().unwrap_or(Target::X64_SYSV);
-            Helper::ALL
-                .iter()
-                .map(|h| {
-                    let plan = h.plan(target);
-                    let mut args = [None; MAX_HELPER_ARGS];
-                    for (i, a) in plan.args.iter().enumerate() {
-                        match &a.pass {
-                            ArgPass::Direct(parts)
-                                if i < MAX_HELPER_ARGS
-                                    && parts.len() == 1
-                                    && !matches!(parts[0].loc, Loc::Stack { .. }) =>
-                            {
-                                args[i] = Some(parts[0].loc)
-                            }
-                            _ => return None,
-                        }
-                    }
-                    Some(HelperCall { args, out_bytes: plan.frame_bytes(), ret: plan.ret })
-                })
-                .collect()
-        })
-        .get(h.id())
-        .and_then(|c| c.as_ref())
-}
-
-/// Why a program could not be run on tier 0: a step a closure-mode stub program without
-/// inline steps never has, or a slot outside its areas. Each is a bug in the model or here,
-/// raised as an error rather than run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    /// A step tier 0 does not run.
-    Step(&'static str),
-    /// A slot beyond the program's areas, or a thunk's.
-    Slot(Slot),
-    /// A helper with stack arguments, or an operand its parameter does not take.
-    Helper(Helper),
-    /// A width a register cannot take.
-    Width(u32),
-}
-
-/// The byte range a slot names in `frame` (`size` bytes from it), checked against the
-/// program's areas.
-#[inline]
-fn slot_ptr(frame: *mut Frame, p: &Program, slot: Slot, size: u32) -> Result<*mut u8, Fault> {
-    let (base, off, limit) = match slot {
-        // SAFETY (both): in-bounds field projections of the frame, no read.
-        Slot::Out(off) => (unsafe { std::ptr::addr_of_mut!((*frame).out) } as *mut u8, off, p.out_bytes),
-        Slot::Stage(off) => (unsafe { std::ptr::addr_of_mut!((*frame).stage) } as *mut u8, off, p.stage_bytes),
-        Slot::Entry(_) => return Err(Fault::Slot(slot)),
-    };
-    if off.checked_add(size).is_none_or(|end| end > limit) {
-        return Err(Fault::Slot(slot));
-    }
-    // SAFETY: `off + size <= limit <= the area's length` (checked above and in `Tier0Sig::new`).
-    Ok(unsafe { base.add(off as usize) })
-}
-
-/// Reads `size` (1..=8) bytes at `at`, zero-extended, or with `ext` for 1 and 2 bytes widened
-/// to 32 bits (the upper 32 zero), as the backends' `load_gpr` does.
-///
-/// # Safety
-/// `at` readable for `size` bytes.
-#[inline]
-unsafe fn load_gpr(at: *const u8, size: u32, ext: Ext) -> Result<u64, Fault> {
-    // SAFETY: `at` is readable for `size` bytes (the caller's contract), and no more than
-    // `size` bytes are read.
-    unsafe {
-        Ok(match (size, ext) {
-            (1, Ext::Sign) => (at.read() as i8 as i32) as u32 as u64,
-            (2, Ext::Sign) => (at.cast::<i16>().read_unaligned() as i32) as u32 as u64,
-            (1..=8, _) => {
-                let mut b = [0u8; 8];
-                std::ptr::copy_nonoverlapping(at, b.as_mut_ptr(), size as usize);
-                u64::from_le_bytes(b)
-            }
-            _ => return Err(Fault::Width(size)),
-        })
-    }
-}
-
-/// Reads `size` (1..=8 or 16) bytes at `at` as an XMM register gets them (zeroed above).
-///
-/// # Safety
-/// `at` readable for `size` bytes.
-#[inline]
-unsafe fn load_xmm(at: *const u8, size: u32) -> Result<[u64; 2], Fault> {
-    // SAFETY: `at` is readable for `size` bytes (the caller's contract): 16 are read only
-    // when `size` is 16.
-    unsafe {
-        match size {
-            16 => Ok([at.cast::<u64>().read_unaligned(), at.add(8).cast::<u64>().read_unaligned()]),
-            _ => Ok([load_gpr(at, size, Ext::Zero)?, 0]),
-        }
-    }
-}
-
-/// Puts `loc` (a register) to `value`.
-#[inline]
-fn set_reg(regs: &mut Regs, loc: Loc, value: [u64; 2]) -> Result<(), Fault> {
-    match loc {
-        Loc::Gpr(g) if g.0 < 16 => regs.gpr[g.0 as usize] = value[0],
-        Loc::Xmm(x) if x.0 < 16 => regs.xmm[x.0 as usize] = value,
-        _ => return Err(Fault::Step("a load into a non-register")),
-    }
-    Ok(())
-}
-
-/// Stores the return value `ret` the call left in `r` at `to`, `size` bytes exactly, each
-/// register carrying bytes 0..8 and 8.. as [`RetLoc`]'s contract says.
-///
-/// # Safety
-/// `to` writable for the value's size.
-unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fault> {
-    let size = ret.value.size(8);
-    let (first, second): ([u64; 2], [u64; 2]) = match ret.loc {
-        RetLoc::Void => return Ok(()),
-        RetLoc::Gpr => ([r.rax, 0], [0; 2]),
-        RetLoc::Xmm0 | RetLoc::Xmm0Full => (r.xmm0, [0; 2]),
-        RetLoc::Xmm0Xmm1 => (r.xmm0, r.xmm1),
-        RetLoc::RaxRdx => ([r.rax, 0], [r.rdx, 0]),
-        RetLoc::RaxXmm0 => ([r.rax, 0], r.xmm0),
-        RetLoc::Xmm0Rax => (r.xmm0, [r.rax, 0]),
-        RetLoc::Sret { .. } => {
-            // The callee filled the buffer it was given and returned its address in rax.
-            // SAFETY: rax is the buffer (the hidden pointer the program passed); `to` the
-            // caller's; they may be the same.
-            unsafe { std::ptr::copy(r.rax as *const u8, to, size as usize) };
-            return Ok(());
-        }
-        RetLoc::EdxEax | RetLoc::St0 => return Err(Fault::Step("an x86 return")),
-    };
-    if size > 16 || size == 0 {
-        return Err(Fault::Width(size));
-    }
-    let mut bytes = [0u8; 16];
-    if ret.loc == RetLoc::Xmm0Full {
-        bytes[..8].copy_from_slice(&first[0].to_le_bytes());
-        bytes[8..].copy_from_slice(&first[1].to_le_bytes());
-    } else {
-        bytes[..8].copy_from_slice(&first[0].to_le_bytes());
-        bytes[8..].copy_from_slice(&second[0].to_le_bytes());
-    }
-    // SAFETY: `to` is writable for the value's `size` bytes (the caller's contract), at most
-    // 16 (checked above), which `bytes` holds.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, size as usize) };
-    Ok(())
-}
-
-/// Calls helper `h` with `args` through [`luaffi_tier0_call`] and returns what it left.
-///
-/// # Safety
-/// `l` the running state; `args` the helper's, each value what its parameter takes. May
-/// raise a Lua error (longjmp): nothing owned is alive here.
-#[inline]
-unsafe fn call_helper(
-    h: Helper,
-    args: &[u64; MAX_HELPER_ARGS],
-    regs: &mut Regs,
-    r: &mut Returned,
-) -> Result<(), Fault> {
-    let call = helper_call(h).ok_or(Fault::Helper(h))?;
-    // The registers no argument takes keep what an earlier call left: the helper reads none.
-    for (loc, v) in call.args.iter().zip(args) {
-        match *loc {
-            Some(Loc::Gpr(g)) => regs.gpr[g.0 as usize & 15] = *v,
-            Some(Loc::Xmm(x)) => regs.xmm[x.0 as usize & 15] = [*v, 0],
-            _ => {}
-        }
-    }
-    if call.out_bytes as usize > HOME.len() {
-        return Err(Fault::Helper(h));
-    }
-    // SAFETY: `addr` is the helper's address for a closure-mode stub, called with its
-    // plan's registers; `HOME` (zeros, never written) is its outgoing area.
-    let addr = helper_address(h, CallMode::Closure) as u64;
-    unsafe { luaffi_tier0_call(addr, regs, HOME.as_ptr(), call.out_bytes as usize, r) };
-    Ok(())
-}
-
-/// The outgoing area of a helper call: the Windows home space, which the callee may write;
-/// it is copied onto the machine stack, so this stays zeros.
-static HOME: [u8; 64] = [0; 64];
-
-/// Runs `sig`'s program as the body of the running closure; returns its results.
-///
-/// # Safety
-/// `l` is running a closure made by `push_function` for `sig.fn_ty`. May raise.
-unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
-    let p = &sig.program;
-    let env = &sig.env;
-    let mut frame = std::mem::MaybeUninit::<Frame>::uninit();
-    let f = frame.as_mut_ptr();
-    // SAFETY: the areas the program uses are zeroed first, so every read of them is defined.
-    unsafe {
-        std::ptr::write_bytes(std::ptr::addr_of_mut!((*f).out) as *mut u8, 0, p.out_bytes as usize);
-        std::ptr::write_bytes(std::ptr::addr_of_mut!((*f).stage) as *mut u8, 0, p.stage_bytes as usize);
-    }
-    let mut regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
-    let mut returned = Returned::default();
-    // Helper calls have an image of their own: the target's registers are loaded between
-    // the last helper call and the call (the programs' ordering rule), but nothing here
-    // depends on it.
-    let mut helper_regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
-    let mut helper_ret = Returned::default();
-    // SAFETY (the loop): every slot pointer comes from `slot_ptr`, in bounds for the bytes
-    // read or written; helpers and the target are called as their plans say.
-    for step in &p.steps {
-        match step {
-            Step::CheckArgCount { expected } => {
-                let n = unsafe { ffi::lua_gettop(l) };
-                if n != *expected {
-                    let mut a = [0u64; MAX_HELPER_ARGS];
-                    a[0] = l as u64;
-                    a[1] = *expected as u32 as u64;
-                    a[2] = n as u32 as u64;
-                    unsafe { call_helper(Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
-                    return Err(Fault::Step("an argument count error that returned"));
-                }
-            }
-            Step::CallHelper { helper, args, ret_to } => {
-                let (_, kinds) = helper.kinds();
-                let call = helper_call(*helper).ok_or(Fault::Helper(*helper))?;
-                if args.len() != kinds.len() || args.len() > MAX_HELPER_ARGS {
-                    return Err(Fault::Helper(*helper));
-                }
-                let mut a = [0u64; MAX_HELPER_ARGS];
-                for (i, op) in args.iter().enumerate() {
-                    let param = kinds[i];
-                    let wide = param.size(8) == 8;
-                    let in_xmm = matches!(call.args[i], Some(Loc::Xmm(_)));
-                    a[i] = match *op {
-                        Operand::L => l as u64,
-                        Operand::Imm(v) if wide => v as i64 as u64,
-                        Operand::Imm(v) => v as u32 as u64,
-                        Operand::Ctype(c) => env.ctype(c),
-                        Operand::CallbackData => env.callback_data,
-                        Operand::Addr(s) => slot_ptr(f, p, s, 0)? as u64,
-                        Operand::PtrAt(s) => unsafe { slot_ptr(f, p, s, 8)?.cast::<u64>().read_unaligned() },
-                        Operand::Value { at, kind } if !in_xmm => {
-                            let size = match kind {
-                                ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => {
-                                    kind.size(8).min(param.size(8))
-                                }
-                                _ => return Err(Fault::Helper(*helper)),
-                            };
-                            unsafe { load_gpr(slot_ptr(f, p, at, size)?, size, Ext::widening(kind))? }
-                        }
-                        Operand::Value { at, kind }
-                            if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
-                        {
-                            let size = kind.size(8);
-                            unsafe { load_gpr(slot_ptr(f, p, at, size)?, size, Ext::Zero)? }
-                        }
-                        _ => return Err(Fault::Helper(*helper)),
-                    };
-                }
-                unsafe { call_helper(*helper, &a, &mut helper_regs, &mut helper_ret)? };
-                if let Some(slot) = ret_to {
-                    let size = call.ret.value.size(8);
-                    unsafe { store_return(&helper_ret, call.ret, slot_ptr(f, p, *slot, size)?)? };
-                }
-            }
-            Step::StoreAddr { of, to } => {
-                let addr = slot_ptr(f, p, *of, 0)? as u64;
-                unsafe { slot_ptr(f, p, *to, 8)?.cast::<u64>().write_unaligned(addr) };
-            }
-            Step::CopyPtr { from, to } => unsafe {
-                let v = slot_ptr(f, p, *from, 8)?.cast::<u64>().read_unaligned();
-                slot_ptr(f, p, *to, 8)?.cast::<u64>().write_unaligned(v);
-            },
-            Step::LoadArg { to, from, size, ext } => {
-                let at = slot_ptr(f, p, *from, *size)?;
-                let v = match to {
-                    Loc::Xmm(_) => unsafe { load_xmm(at, *size)? },
-                    _ => [unsafe { load_gpr(at, *size, *ext)? }, 0],
-                };
-                set_reg(&mut regs, *to, v)?;
-            }
-            Step::LoadPtr { to, from } => {
-                let v = unsafe { slot_ptr(f, p, *from, 8)?.cast::<u64>().read_unaligned() };
-                set_reg(&mut regs, *to, [v, 0])?;
-            }
-            Step::LoadAddr { to, of } => {
-                let v = slot_ptr(f, p, *of, 0)? as u64;
-                set_reg(&mut regs, *to, [v, 0])?;
-            }
-            Step::SetAl(n) => regs.gpr[0] = u64::from(*n),
-            Step::CallTarget { via, callee_pops } => {
-                if *callee_pops != 0 {
-                    return Err(Fault::Step("a callee that pops"));
-                }
-                let target = unsafe { slot_ptr(f, p, *via, 8)?.cast::<u64>().read_unaligned() };
-                let out = slot_ptr(f, p, Slot::Out(0), 0)?;
-                // SAFETY: the target is the called function (the closure's), its registers and
-                // outgoing area as the plan says; the frame outlives the call (by-reference
-                // copies and hidden return buffers may point into it).
-                unsafe { luaffi_tier0_call(target, &regs, out, p.out_bytes as usize, &mut returned) };
-            }
-            Step::SaveReturn { ret, to } => {
-                let size = ret.value.size(8);
-                let dest = match to {
-                    Dest::At(s) => slot_ptr(f, p, *s, size)?,
-                    Dest::Through(s) => unsafe { slot_ptr(f, p, *s, 8)?.cast::<*mut u8>().read_unaligned() },
-                };
-                unsafe { store_return(&returned, *ret, dest)? };
-            }
-            Step::ReturnToLua { results } => return Ok(*results as c_int),
-            other => return Err(Fault::Step(other.kind().name())),
-        }
-    }
-    Err(Fault::Step("a program that does not return"))
-}
-
 /// Where a closure's C function is (`CClosure::f`): after the GC header, the upvalue count,
 /// the `gclist` pointer and, on 5.1, the environment table.
 const CLOSURE_F_OFFSET: usize = std::mem::size_of::<usize>() * if cfg!(feature = "lua51") { 4 } else { 3 };
@@ -674,9 +135,11 @@ unsafe fn retarget_running_closure(l: *mut ffi::lua_State, entry: usize) {
         }
         if ffi::lua_iscfunction(l, -1) != 0 {
             let closure = ffi::lua_topointer(l, -1) as *mut u8;
-            let f = closure.add(CLOSURE_F_OFFSET).cast::<usize>();
-            if !closure.is_null() && f.read_unaligned() == tier0_closure_call as StubFn as usize {
-                f.write_unaligned(entry);
+            if !closure.is_null() {
+                let f = closure.add(CLOSURE_F_OFFSET).cast::<usize>();
+                if f.read_unaligned() == tier0_closure_call as StubFn as usize {
+                    f.write_unaligned(entry);
+                }
             }
         }
         ffi::lua_pop(l, 1);
@@ -709,10 +172,7 @@ pub unsafe extern "C-unwind" fn tier0_closure_call(l: *mut ffi::lua_State) -> c_
         if n >= (*State::of(st)).calls.tier_up && !sig.no_stub.get() {
             tier_up(l, st, desc, sig);
         }
-        match run(l, sig) {
-            Ok(results) => results,
-            Err(fault) => cdata::raise(l, format!("tier 0 cannot run this call (a bug): {fault:?}")),
-        }
+        tier0::run_or_raise(l, sig)
     }
 }
 

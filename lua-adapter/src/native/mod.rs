@@ -33,6 +33,7 @@ pub mod callback;
 pub mod closure;
 pub mod helpers;
 pub mod state;
+pub mod tier0;
 
 /// A fresh state whose stubs and thunks call this crate's helpers (and conversions make
 /// callbacks through [`callback::for_conversion`]); boxed and anchored in a

@@ -184,6 +184,11 @@ impl CallState {
 
     /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a callback
     /// thunk.
+    /// The helper table of stubs of `mode`, without a copy (tier 0's).
+    pub(in crate::native) fn helper_table(&self, mode: CallMode) -> *const u64 {
+        self.helpers[mode as usize].as_ptr()
+    }
+
     pub fn thunk_helper_addresses(&self) -> Vec<u64> {
         self.helpers[2].clone()
     }
@@ -238,6 +243,9 @@ pub struct Tier0Sig {
     pub(in crate::native) env: abi_model::lua::CodeEnv,
     /// The function type.
     pub(in crate::native) fn_ty: TypeId,
+    /// The state's helper table for the program's call path (namespace closure or `__call`) (`Helper::ALL.len()` addresses, indexed by
+    /// `Helper::id`), which lives as long as the state that owns this.
+    pub(in crate::native) helpers: *const u64,
     /// Calls run on tier 0 so far.
     pub(in crate::native) calls: std::cell::Cell<u32>,
     /// Set when building the stub failed: the function stays on tier 0.
