@@ -285,17 +285,12 @@ pub fn stub_program_for(
     stub_program_with(st, fn_ty, varargs, mode, true)
 }
 
-/// The program of a stub without inline steps (what tier 0 runs: [`crate::native::closure`]) and
-/// its environment without the helper table, for non-variadic `fn_ty`.
-pub fn stub_program_plain(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<(Program, CodeEnv), StubError> {
-    stub_program_with(st, fn_ty, &[], mode, false)
-}
-
-/// The tier-0 data of a call of non-variadic `fn_ty` in `mode` ([`crate::native::tier0`]), or
-/// why it cannot be called at all (the refusals building its stub would meet first).
-/// `None`: the program needs more frame than tier 0 gives; build the stub.
+/// The tier-0 data of a call of non-variadic `fn_ty` in `mode` ([`crate::native::tier0`]): the
+/// stub's program without inline steps, or why it cannot be called at all (the refusals
+/// building its stub would meet first). `None`: the program needs more frame than tier 0
+/// gives; build the stub.
 pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option<Tier0Sig>, StubError> {
-    let (program, env) = stub_program_plain(st, fn_ty, mode)?;
+    let (program, env) = stub_program_with(st, fn_ty, &[], mode, false)?;
     if !tier0::fits(&program) {
         return Ok(None);
     }
@@ -304,7 +299,7 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
 }
 
 /// [`stub_program_for`], with the inline steps the state's verified layout allows when
-/// `with_inline` (else also without the helper table: tier 0's).
+/// `with_inline`; else without them and without the helper table (tier 0's: [`tier0_sig`]).
 fn stub_program_with(
     st: &mut State,
     fn_ty: TypeId,
@@ -467,16 +462,26 @@ unsafe fn tier0_call(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTy
     // SAFETY: the caller's contract: a `__call` of a cdata of `desc` with its arguments above
     // it, which `sig`'s program (metamethod mode) reads; raises only under raise-clean.
     unsafe {
-        let n = sig.calls.get().saturating_add(1);
-        sig.calls.set(n);
-        if n >= (*State::of(st)).calls.tier_up && !sig.no_stub.get() {
-            match fixed_stub(&mut *State::of(st), sig.fn_ty, CallMode::Metamethod) {
-                Ok(addr) => (*desc).call_stub.set(addr),
-                Err(_) => sig.no_stub.set(true),
-            }
+        if let Some(addr) = count_tier0_call(&mut *State::of(st), sig, CallMode::Metamethod) {
+            (*desc).call_stub.set(addr);
         }
         tier0::run_or_raise(l, sig)
     }
+}
+
+/// Counts a call of `sig` (a program of `mode`) on tier 0. The call that reaches the state's
+/// threshold builds the signature's stub and returns its address, for the caller to make the
+/// entry of later calls; if the stub cannot be built, the signature stays on tier 0 and is
+/// not tried again.
+pub(crate) fn count_tier0_call(st: &mut State, sig: &Tier0Sig, mode: CallMode) -> Option<usize> {
+    let n = sig.calls.get().saturating_add(1);
+    sig.calls.set(n);
+    if n < st.calls.tier_up || sig.no_stub.get() {
+        return None;
+    }
+    let built = fixed_stub(st, sig.fn_ty, mode).ok();
+    sig.no_stub.set(built.is_none());
+    built
 }
 
 /// Finds or builds the stub for a call whose descriptor has none cached; raises when the

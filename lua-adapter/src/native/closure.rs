@@ -6,8 +6,8 @@
 //! function, over the same upvalues as the stub's ([`push_function`]); each call runs the
 //! signature's program on tier 0.
 //!
-//! **Tier up.** The call that reaches the threshold builds the stub (the stub cache's
-//! `fixed_stub`), makes it the entry new closures of the type get, and writes it into the
+//! **Tier up.** The call that reaches the threshold builds the stub (`count_tier0_call`, the
+//! stub cache's `fixed_stub`), makes it the entry new closures of the type get, and writes it into the
 //! running closure's C function (`CClosure::f`, at an offset per Lua version, checked to hold
 //! [`tier0_closure_call`] before it is written, else left alone), so later calls cost what
 //! they did before tier 0 existed. A closure made before the tier-up moves over at its next
@@ -23,7 +23,9 @@ use mlua::ffi;
 
 use crate::cdata::{self, Cdata};
 use crate::ctypes::state::{CTypeDesc, FfiState};
-use crate::native::call::{fixed_stub, raise_stub_error, tier0_sig, variadic_stub, StubFn, CANNOT_CALL, FUNC_UPVALUE};
+use crate::native::call::{
+    count_tier0_call, fixed_stub, raise_stub_error, tier0_sig, variadic_stub, StubFn, CANNOT_CALL, FUNC_UPVALUE,
+};
 use crate::native::state::{CallMode, State, Tier0Sig};
 use crate::native::tier0;
 
@@ -166,32 +168,12 @@ pub unsafe extern "C-unwind" fn tier0_closure_call(l: *mut ffi::lua_State) -> c_
             return std::mem::transmute::<usize, StubFn>(entry)(l);
         }
         let sig = &*((*desc).tier0.get() as *const Tier0Sig);
-        let n = sig.calls.get().saturating_add(1);
-        sig.calls.set(n);
-        let st: *mut FfiState = (*desc).state;
-        if n >= (*State::of(st)).calls.tier_up && !sig.no_stub.get() {
-            tier_up(l, st, desc, sig);
+        if let Some(addr) = count_tier0_call(&mut *State::of((*desc).state), sig, CallMode::Closure) {
+            // The stub is built: new closures of the type get it, and this one moves to it.
+            (*desc).closure_entry.set(addr);
+            retarget_running_closure(l, addr);
         }
         tier0::run_or_raise(l, sig)
-    }
-}
-
-/// Builds the stub of `sig`'s signature and moves the type's closures to it; on failure
-/// leaves the signature on tier 0 for good.
-///
-/// # Safety
-/// As [`tier0_closure_call`].
-#[cold]
-unsafe fn tier_up(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, sig: &Tier0Sig) {
-    // SAFETY: `st` is the live state the descriptor belongs to; the running closure is ours.
-    unsafe {
-        match fixed_stub(&mut *State::of(st), sig.fn_ty, CallMode::Closure) {
-            Ok(addr) => {
-                (*desc).closure_entry.set(addr);
-                retarget_running_closure(l, addr);
-            }
-            Err(_) => sig.no_stub.set(true),
-        }
     }
 }
 

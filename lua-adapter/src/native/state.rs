@@ -182,13 +182,13 @@ impl CallState {
         self.helpers[mode as usize].clone()
     }
 
-    /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a callback
-    /// thunk.
     /// The helper table of stubs of `mode`, without a copy (tier 0's).
     pub(in crate::native) fn helper_table(&self, mode: CallMode) -> *const u64 {
         self.helpers[mode as usize].as_ptr()
     }
 
+    /// The address of every helper, indexed by `Helper::id`, for a `CodeEnv` of a callback
+    /// thunk.
     pub fn thunk_helper_addresses(&self) -> Vec<u64> {
         self.helpers[2].clone()
     }
@@ -213,10 +213,7 @@ impl Drop for CallState {
     }
 }
 
-/// One callback's record; its address is the thunk's callback-data constant, so it is boxed
-/// and never moves while the thunk exists. The thunk reads `func` ([`crate::native::callback::FUNC`] says where).
-/// Calls a namespace function makes on tier 0 ([`crate::native::closure`]) before its stub is
-/// built.
+/// Calls a signature makes on tier 0 ([`crate::native::tier0`]) before its stub is built.
 pub const DEFAULT_TIER_UP: u32 = 8;
 
 /// Whether tier 0 runs on this host: x86-64 (System V and Windows), where its call routine
@@ -233,9 +230,10 @@ pub fn tier_up_from_env() -> u32 {
     std::env::var("LUAFFI_TIER_UP").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_TIER_UP)
 }
 
-/// A signature's tier-0 data ([`crate::native::closure`]): the program its stub is built from
-/// and what the program refers to. Owned by the state's [`CallState`], pointed to by the
-/// function type's descriptor ([`CTypeDesc::tier0`]).
+/// A signature's tier-0 data for one call path ([`crate::native::tier0`]): the program its
+/// stub is built from and what the program refers to. Owned by the state's [`CallState`],
+/// pointed to by a descriptor: the function type's for namespace closures
+/// ([`CTypeDesc::tier0`]), the callable type's for `__call` ([`CTypeDesc::tier0_call`]).
 pub struct Tier0Sig {
     /// The stub's program without inline steps.
     pub(in crate::native) program: abi_model::lua::steps::Program,
@@ -243,8 +241,8 @@ pub struct Tier0Sig {
     pub(in crate::native) env: abi_model::lua::CodeEnv,
     /// The function type.
     pub(in crate::native) fn_ty: TypeId,
-    /// The state's helper table for the program's call path (namespace closure or `__call`) (`Helper::ALL.len()` addresses, indexed by
-    /// `Helper::id`), which lives as long as the state that owns this.
+    /// The state's helper table for the program's call path: `Helper::ALL.len()` addresses,
+    /// indexed by `Helper::id`, living as long as the state that owns this.
     pub(in crate::native) helpers: *const u64,
     /// Calls run on tier 0 so far.
     pub(in crate::native) calls: std::cell::Cell<u32>,
@@ -252,6 +250,8 @@ pub struct Tier0Sig {
     pub(in crate::native) no_stub: std::cell::Cell<bool>,
 }
 
+/// One callback's record; its address is the thunk's callback-data constant, so it is boxed
+/// and never moves while the thunk exists. The thunk reads `func` ([`crate::native::callback::FUNC`] says where).
 #[repr(C)]
 pub struct Callback {
     /// With the state's verified Lua stack layout: the function's value as a stack slot holds

@@ -337,14 +337,17 @@ fn set_reg(regs: &mut Regs, loc: Loc, value: [u64; 2]) -> Result<(), Fault> {
 /// `to` writable for the value's size.
 unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fault> {
     let size = ret.value.size(8);
-    let (first, second): ([u64; 2], [u64; 2]) = match ret.loc {
+    // Bytes 0..8 and 8..16 of the value, each from the register that carries them.
+    let (low, high): (u64, u64) = match ret.loc {
         RetLoc::Void => return Ok(()),
-        RetLoc::Gpr => ([r.rax, 0], [0; 2]),
-        RetLoc::Xmm0 | RetLoc::Xmm0Full => (r.xmm0, [0; 2]),
-        RetLoc::Xmm0Xmm1 => (r.xmm0, r.xmm1),
-        RetLoc::RaxRdx => ([r.rax, 0], [r.rdx, 0]),
-        RetLoc::RaxXmm0 => ([r.rax, 0], r.xmm0),
-        RetLoc::Xmm0Rax => (r.xmm0, [r.rax, 0]),
+        RetLoc::Gpr => (r.rax, 0),
+        RetLoc::Xmm0 => (r.xmm0[0], 0),
+        // A 16-byte vector: bytes 8.. are xmm0's upper half.
+        RetLoc::Xmm0Full => (r.xmm0[0], r.xmm0[1]),
+        RetLoc::Xmm0Xmm1 => (r.xmm0[0], r.xmm1[0]),
+        RetLoc::RaxRdx => (r.rax, r.rdx),
+        RetLoc::RaxXmm0 => (r.rax, r.xmm0[0]),
+        RetLoc::Xmm0Rax => (r.xmm0[0], r.rax),
         RetLoc::Sret { .. } => {
             // The callee filled the buffer it was given and returned its address in rax.
             // SAFETY: rax is the buffer (the hidden pointer the program passed); `to` the
@@ -358,20 +361,16 @@ unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fa
         return Err(Fault::Width(size));
     }
     let mut bytes = [0u8; 16];
-    if ret.loc == RetLoc::Xmm0Full {
-        bytes[..8].copy_from_slice(&first[0].to_le_bytes());
-        bytes[8..].copy_from_slice(&first[1].to_le_bytes());
-    } else {
-        bytes[..8].copy_from_slice(&first[0].to_le_bytes());
-        bytes[8..].copy_from_slice(&second[0].to_le_bytes());
-    }
+    bytes[..8].copy_from_slice(&low.to_le_bytes());
+    bytes[8..].copy_from_slice(&high.to_le_bytes());
     // SAFETY: `to` is writable for the value's `size` bytes (the caller's contract), at most
     // 16 (checked above), which `bytes` holds.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, size as usize) };
     Ok(())
 }
 
-/// Calls helper `h` with `args` through [`luaffi_tier0_call`] and returns what it left.
+/// Calls helper `h` with `args` through [`luaffi_tier0_call`], leaving what it returned in
+/// `r`.
 ///
 /// # Safety
 /// `l` the running state; `args` the helper's, each value what its parameter takes. May
