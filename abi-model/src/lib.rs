@@ -25,6 +25,7 @@ mod abi;
 pub mod callback;
 pub mod cdef;
 mod hash;
+pub mod inline_list;
 pub mod layout;
 #[cfg(feature = "lua")]
 pub mod lua;
@@ -39,7 +40,7 @@ pub mod x86;
 pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
-pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
+pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, Parts, RetLoc, RetPlan, ValueKind, Xmm};
 pub use target::{Arch, DataModel, Os, RecordRules, Target};
 pub use types::{
     ArrayLen, CType, EnumType, Field, FloatKind, FuncType, IntKind, Param, QualType, Quals, Record, RecordAttrs,

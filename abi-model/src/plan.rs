@@ -5,6 +5,7 @@
 //! callee in the emulator, by the backends that lower it to machine code, and by the snapshot
 //! printer. Nothing outside this crate decides a location.
 
+use crate::inline_list::InlineList;
 use std::fmt;
 
 /// A general-purpose register, numbered as the ISA encodes it: 0 = eax/rax, 1 = ecx/rcx,
@@ -127,6 +128,21 @@ pub struct Part {
     pub ext: Ext,
 }
 
+impl Default for Part {
+    /// What the unused slots of [`Parts`] hold: nothing placed anywhere.
+    fn default() -> Part {
+        Part { loc: Loc::Stack { offset: 0 }, offset: 0, size: 0, ext: Ext::None }
+    }
+}
+
+/// The most parts one argument is split into: two eightbytes (SysV records and `__int128`
+/// in registers; an SSEUP eightbyte extends its SSE part), or a Win64 variadic floating
+/// argument's XMM and integer copies.
+pub const MAX_PARTS: usize = 2;
+
+/// The parts of one directly passed argument, kept inline (no allocation per argument).
+pub type Parts = InlineList<Part, MAX_PARTS>;
+
 /// What kind of C value an argument or return value is, after the adjustments the ABI
 /// module made (array and function parameters decay to pointers, enums to their integer
 /// type, varargs promoted). This is all a code generator needs to pick a conversion.
@@ -194,7 +210,7 @@ pub enum ArgPass {
     /// The value's bytes sit directly in these places. Invariant: the parts never overlap in
     /// the value, except that a Win64 variadic floating argument appears twice (its XMM
     /// register and its integer register carry the same 8 bytes).
-    Direct(Vec<Part>),
+    Direct(Parts),
     /// The caller copies the value to `[sp + copy_at]` (inside [`CallPlan::copy_area`]) and
     /// passes the copy's address at `ptr` (Win64 aggregates other than 1, 2, 4 or 8 bytes).
     Indirect {

@@ -4,7 +4,7 @@
 //! `merge_classes`); a value whose classes don't fit the registers left goes whole to memory.
 
 use crate::abi::{AbiValue, PlanError};
-use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
+use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, Parts, RetLoc, RetPlan, ValueKind, Xmm};
 use crate::types::{ArrayLen, CType, FloatKind, TypeId, TypeTable};
 use crate::Target;
 
@@ -247,7 +247,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         };
         let parts = if in_regs {
             let cs = classes.expect("checked above");
-            let mut parts = Vec::with_capacity(cs.len());
+            let mut parts = Parts::default();
             for (i, c) in cs.iter().enumerate() {
                 // An eightbyte of nothing but padding takes no register (gcc
                 // `construct_container` skips NO_CLASS).
@@ -296,7 +296,7 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
             stack = stack.div_ceil(align) * align;
             let part = Part { loc: Loc::Stack { offset: stack }, offset: 0, size, ext: Ext::widening(a.kind) };
             stack += size.div_ceil(8) * 8;
-            vec![part]
+            Parts::new(&[part])
         };
         out.push(ArgPlan { value: a.kind, pass: ArgPass::Direct(parts) });
     }

@@ -5,7 +5,7 @@
 //! home space for the rest. Anything that is not 1, 2, 4 or 8 bytes goes by reference.
 
 use crate::abi::{AbiValue, PlanError};
-use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind, Xmm};
+use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, Parts, RetLoc, RetPlan, ValueKind, Xmm};
 use crate::Target;
 
 /// Integer registers of the four positional slots.
@@ -83,12 +83,12 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         } else if is_float && slot < 4 {
             let xmm = Part { loc: Loc::Xmm(Xmm(slot as u8)), offset: 0, size, ext: Ext::None };
             if variadic && i >= fixed {
-                ArgPass::Direct(vec![xmm, Part { loc, offset: 0, size, ext: Ext::None }])
+                ArgPass::Direct(Parts::new(&[xmm, Part { loc, offset: 0, size, ext: Ext::None }]))
             } else {
-                ArgPass::Direct(vec![xmm])
+                ArgPass::Direct(Parts::new(&[xmm]))
             }
         } else {
-            ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }])
+            ArgPass::Direct(Parts::new(&[Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }]))
         };
         out.push(ArgPlan { value: a.kind, pass });
         slot += 1;

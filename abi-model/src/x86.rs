@@ -7,7 +7,7 @@
 //! ([`callee_pops_hidden_pointer`]).
 
 use crate::abi::{AbiValue, PlanError};
-use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, RetLoc, RetPlan, ValueKind};
+use crate::plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, Parts, RetLoc, RetPlan, ValueKind};
 use crate::types::{ArrayLen, CType, FloatKind, TypeId, TypeTable};
 use crate::{Arch, CallConv, Os, Target};
 
@@ -273,7 +273,7 @@ pub fn plan(
         };
         out.push(ArgPlan {
             value: a.kind,
-            pass: ArgPass::Direct(vec![Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }]),
+            pass: ArgPass::Direct(Parts::new(&[Part { loc, offset: 0, size, ext: Ext::widening(a.kind) }])),
         });
     }
     let callee_pops = if row.callee_pops {

@@ -52,10 +52,19 @@ fn thunk_text(steps: Vec<Step>) -> Result<String, BackendError> {
 fn every_stub_step_lowers() {
     let text = stub_text(vec![
         Step::CheckArgCount { expected: 2 },
-        Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
+        Step::CallHelper {
+            helper: Helper::FuncAddr,
+            args: abi_model::operands![Operand::L],
+            ret_to: Some(Slot::Stage(0)),
+        },
         Step::CallHelper {
             helper: Helper::ToRecord,
-            args: vec![Operand::L, Operand::Imm(1), Operand::Ctype(CtypeRef::Arg(0)), Operand::Addr(Slot::Out(16))],
+            args: abi_model::operands![
+                Operand::L,
+                Operand::Imm(1),
+                Operand::Ctype(CtypeRef::Arg(0)),
+                Operand::Addr(Slot::Out(16))
+            ],
             ret_to: None,
         },
         Step::StoreAddr { of: Slot::Out(16), to: Slot::Out(0) },
@@ -100,17 +109,20 @@ fn every_thunk_step_lowers() {
         Step::Spill { from: Loc::Xmm(Xmm(0)), size: 8, to: Slot::Entry(-48) },
         Step::CallHelper {
             helper: Helper::CallbackEnter,
-            args: vec![Operand::CallbackData],
+            args: abi_model::operands![Operand::CallbackData],
             ret_to: Some(Slot::Stage(0)),
         },
         Step::CallHelper {
             helper: Helper::PushF64,
-            args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F64 }],
+            args: abi_model::operands![
+                Operand::PtrAt(Slot::Stage(0)),
+                Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F64 }
+            ],
             ret_to: None,
         },
         Step::CallHelper {
             helper: Helper::ToI32,
-            args: vec![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)],
+            args: abi_model::operands![Operand::PtrAt(Slot::Stage(0)), Operand::Imm(-1)],
             ret_to: Some(Slot::Stage(8)),
         },
         Step::LoadReturn {
@@ -198,23 +210,23 @@ fn invalid_programs_are_errors_not_panics() {
     let f64_into_gpr = Operand::Value { at: Slot::Stage(0), kind: ValueKind::F64 };
     assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::PushI32,
-        args: vec![Operand::L, f64_into_gpr],
+        args: abi_model::operands![Operand::L, f64_into_gpr],
         ret_to: None
     }])));
     // Wrong arity, a void result stored, L inside a thunk, steps on the wrong side.
     assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::ToI32,
-        args: vec![Operand::L],
+        args: abi_model::operands![Operand::L],
         ret_to: None
     }])));
     assert!(is_invalid(stub_text(vec![Step::CallHelper {
         helper: Helper::PushI32,
-        args: vec![Operand::L, Operand::Imm(1)],
+        args: abi_model::operands![Operand::L, Operand::Imm(1)],
         ret_to: Some(Slot::Stage(0))
     }])));
     assert!(is_invalid(thunk_text(vec![Step::CallHelper {
         helper: Helper::AfterCall,
-        args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+        args: abi_model::operands![Operand::L, Operand::Ctype(CtypeRef::Ret)],
         ret_to: None
     }])));
     assert!(is_invalid(thunk_text(vec![Step::ReturnToLua { results: 0 }])));
@@ -266,7 +278,7 @@ fn sysv_record_with_a_no_class_second_eightbyte_returns_in_one_register() {
 fn a_helper_call_loads_the_helper_and_its_ctype_constant() {
     let text = stub_text(vec![Step::CallHelper {
         helper: Helper::NewResult,
-        args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+        args: abi_model::operands![Operand::L, Operand::Ctype(CtypeRef::Ret)],
         ret_to: Some(Slot::Stage(8)),
     }])
     .unwrap();

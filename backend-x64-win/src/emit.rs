@@ -689,15 +689,19 @@ mod tests {
             out_align: 0,
             steps: vec![
                 Step::CheckArgCount { expected: 1 },
-                Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(Slot::Stage(0)) },
+                Step::CallHelper {
+                    helper: Helper::FuncAddr,
+                    args: abi_model::operands![Operand::L],
+                    ret_to: Some(Slot::Stage(0)),
+                },
                 Step::CallHelper {
                     helper: Helper::NewResult,
-                    args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+                    args: abi_model::operands![Operand::L, Operand::Ctype(CtypeRef::Ret)],
                     ret_to: Some(Slot::Stage(8)),
                 },
                 Step::CallHelper {
                     helper: Helper::ToF64,
-                    args: vec![Operand::L, Operand::Imm(1)],
+                    args: abi_model::operands![Operand::L, Operand::Imm(1)],
                     ret_to: Some(Slot::Out(32)),
                 },
                 Step::StoreAddr { of: Slot::Out(32), to: Slot::Out(40) },
@@ -727,12 +731,12 @@ mod tests {
                 Step::Spill { from: Loc::Xmm(Xmm(1)), size: 4, to: Slot::Entry(-48) },
                 Step::CallHelper {
                     helper: Helper::CallbackEnter,
-                    args: vec![Operand::CallbackData],
+                    args: abi_model::operands![Operand::CallbackData],
                     ret_to: Some(Slot::Stage(0)),
                 },
                 Step::CallHelper {
                     helper: Helper::PushF32,
-                    args: vec![
+                    args: abi_model::operands![
                         Operand::PtrAt(Slot::Stage(0)),
                         Operand::Value { at: Slot::Entry(-48), kind: ValueKind::F32 },
                     ],
@@ -868,7 +872,11 @@ mod tests {
         assert!(stub_error(vec![Step::Spill { from: Loc::Gpr(Gpr::CX), size: 8, to: Slot::Stage(0) }, RET])
             .contains("step Spill (step 0): not valid in a stub"));
         assert!(thunk_error(vec![
-            Step::CallHelper { helper: Helper::PushBool, args: vec![Operand::L, Operand::Imm(1)], ret_to: None },
+            Step::CallHelper {
+                helper: Helper::PushBool,
+                args: abi_model::operands![Operand::L, Operand::Imm(1)],
+                ret_to: None
+            },
             RET_C
         ])
         .contains("step CallHelper (step 0): not valid in a thunk"));
@@ -881,13 +889,13 @@ mod tests {
         assert!(thunk_error(vec![Step::ReturnToC { pops: 70_000, ret_ptr: None }])
             .contains("bytes popped by ret imm16 70000 is out of range"));
         assert!(stub_error(vec![
-            Step::CallHelper { helper: Helper::ToI32, args: vec![Operand::L], ret_to: None },
+            Step::CallHelper { helper: Helper::ToI32, args: abi_model::operands![Operand::L], ret_to: None },
             RET
         ])
         .contains("takes 2 arguments"));
         let rec = Operand::Value { at: Slot::Stage(0), kind: REC8 };
         assert!(stub_error(vec![
-            Step::CallHelper { helper: Helper::PushI64, args: vec![Operand::L, rec], ret_to: None },
+            Step::CallHelper { helper: Helper::PushI64, args: abi_model::operands![Operand::L, rec], ret_to: None },
             RET
         ])
         .contains("a rec8/4 value for a parameter of another class"));
@@ -904,7 +912,7 @@ mod tests {
         assert!(stub_error(vec![
             Step::CallHelper {
                 helper: Helper::PushI32,
-                args: vec![Operand::L, Operand::Imm(1)],
+                args: abi_model::operands![Operand::L, Operand::Imm(1)],
                 ret_to: Some(Slot::Stage(0))
             },
             RET

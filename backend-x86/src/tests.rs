@@ -1,6 +1,6 @@
 use crate::X86Backend;
 use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{CtypeRef, Dest, Operand, Program, Slot, Step, StepKind};
+use abi_model::lua::steps::{CtypeRef, Dest, Operand, Operands, Program, Slot, Step, StepKind};
 use abi_model::lua::{Backend, BackendError, CodeEnv, Invalid, ProgramKind};
 use abi_model::{Ext, Gpr, Loc, RetLoc, RetPlan, Target, ValueKind, Xmm};
 
@@ -21,7 +21,7 @@ fn env() -> CodeEnv {
 }
 
 fn call(helper: Helper, args: Vec<Operand>, ret_to: Option<Slot>) -> Step {
-    Step::CallHelper { helper, args, ret_to }
+    Step::CallHelper { helper, args: Operands::new(&args), ret_to }
 }
 
 /// A stub using every stub step, each operand kind and each stub return store.

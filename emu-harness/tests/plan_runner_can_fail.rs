@@ -140,12 +140,12 @@ fn a_struct_passed_by_value_instead_of_by_reference_is_caught() {
         find(&cat, |_, p| p.args.first().is_some_and(|a| matches!(a.pass, ArgPass::Indirect { ptr: Loc::Gpr(_), .. })));
     let size = plan.args[0].value.size(8);
     if let ArgPass::Indirect { ptr, .. } = plan.args[0].pass {
-        plan.args[0].pass = ArgPass::Direct(vec![abi_model::Part {
+        plan.args[0].pass = ArgPass::Direct(abi_model::Parts::new(&[abi_model::Part {
             loc: ptr,
             offset: 0,
             size: size.min(8),
             ext: abi_model::Ext::None,
-        }]);
+        }]));
     }
     let (call, callback) = run(&cat, s, &plan);
     assert!(call.is_err(), "{}", s.c_decl);

@@ -291,7 +291,11 @@ fn read_each_others_slots(p: &mut Program) {
 fn never_restore_errno(p: &mut Program) {
     for st in &mut p.steps {
         if let Step::ErrnoRestoreInline { errno_at, .. } = *st {
-            *st = Step::CallHelper { helper: Helper::ErrnoLocation, args: vec![], ret_to: Some(errno_at) };
+            *st = Step::CallHelper {
+                helper: Helper::ErrnoLocation,
+                args: abi_model::operands![],
+                ret_to: Some(errno_at),
+            };
         }
     }
 }
@@ -583,7 +587,7 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
                 use abi_model::lua::steps::Operand::Imm;
                 *st = Step::CallHelper {
                     helper: Helper::CallbackPcall,
-                    args: vec![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)],
+                    args: abi_model::operands![*l, Imm(*nargs as i32), Imm(2), Imm(0), Imm(0), Imm(0)],
                     ret_to: None,
                 };
             }
@@ -597,12 +601,16 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
         let Step::CallbackCallInline { l, nargs, .. } = p.steps[i] else { unreachable!() };
         p.steps[i] = Step::CallHelper {
             helper: Helper::CallbackPcall,
-            args: vec![l, Imm(nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
+            args: abi_model::operands![l, Imm(nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
             ret_to: None,
         };
         p.steps.insert(
             i + 1,
-            Step::CallHelper { helper: Helper::CallbackResult, args: vec![l, Imm(2), CallbackData], ret_to: None },
+            Step::CallHelper {
+                helper: Helper::CallbackResult,
+                args: abi_model::operands![l, Imm(2), CallbackData],
+                ret_to: None,
+            },
         );
     });
     assert!(e.what.contains("luaffi_callback_result's status"), "{e}");
@@ -613,7 +621,7 @@ fn an_inline_thunk_that_skips_the_result_check_or_ignores_a_pending_error_is_cau
                 use abi_model::lua::steps::Operand::Imm;
                 *st = Step::CallHelper {
                     helper: Helper::CallbackPcall,
-                    args: vec![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
+                    args: abi_model::operands![*l, Imm(*nargs as i32), Imm(1), Imm(0), Imm(0), Imm(0)],
                     ret_to: None,
                 };
             }

@@ -395,7 +395,7 @@ mod tests {
     use crate::lua::steps::{CallbackFunc, Slot};
 
     fn enter_inline() -> Step {
-        let slow = Step::CallHelper { helper: Helper::CallbackEnter, args: vec![], ret_to: None };
+        let slow = Step::CallHelper { helper: Helper::CallbackEnter, args: crate::operands![], ret_to: None };
         Step::CallbackEnterInline {
             to: Slot::Stage(0),
             room: 3,

@@ -12,6 +12,7 @@
 //! loads any argument register, and loads them only after the last helper call.
 
 use crate::callback::{CallbackFrame, FrameArg};
+use crate::inline_list::InlineList;
 use crate::lua::helpers::Helper;
 use crate::lua::vm::LuaVm;
 use crate::plan::{ArgPass, CallPlan, Ext, Loc, RetLoc, RetPlan, ValueKind};
@@ -40,9 +41,11 @@ pub enum CtypeRef {
 }
 
 /// One argument of a helper call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Operand {
-    /// The `lua_State *` the stub was called with (the thunk's, once entered).
+    /// The `lua_State *` the stub was called with (the thunk's, once entered); also what
+    /// the unused slots of [`Operands`] hold.
+    #[default]
     L,
     /// An integer constant.
     Imm(i32),
@@ -61,6 +64,21 @@ pub enum Operand {
     Addr(Slot),
     /// The pointer stored at a slot.
     PtrAt(Slot),
+}
+
+/// The operands of one helper call step, kept inline (no allocation per helper call): at
+/// most 4, the argument registers of Win64, whose backend passes a step's helper arguments in
+/// registers only (`Invalid::HelperPlan` otherwise). The one helper with more parameters,
+/// `CallbackPcall`, is called by the lowering of [`Step::CallbackCallInline`]. Four keeps a
+/// step at 120 bytes, against 160 for six: a program is built per new signature.
+pub type Operands = InlineList<Operand, 4>;
+
+/// [`Operands`] from a list, as `vec!` makes a `Vec`: `operands![Operand::L, Operand::Imm(1)]`.
+#[macro_export]
+macro_rules! operands {
+    ($($op:expr),* $(,)?) => {
+        $crate::lua::steps::Operands::new(&[$($op),*])
+    };
 }
 
 /// Where a return value is stored or loaded from.
@@ -87,7 +105,7 @@ pub enum Step {
         /// Which helper.
         helper: Helper,
         /// Its arguments in order.
-        args: Vec<Operand>,
+        args: Operands,
         /// Where its return value goes.
         ret_to: Option<Slot>,
     },
@@ -607,15 +625,22 @@ fn convert(arg: usize, kind: ValueKind, lua_index: i32, dst: Slot) -> Step {
     match helper {
         Helper::ToRecord => Step::CallHelper {
             helper,
-            args: vec![Operand::L, Operand::Imm(lua_index), Operand::Ctype(CtypeRef::Arg(arg)), Operand::Addr(dst)],
+            args: crate::operands![
+                Operand::L,
+                Operand::Imm(lua_index),
+                Operand::Ctype(CtypeRef::Arg(arg)),
+                Operand::Addr(dst)
+            ],
             ret_to: None,
         },
         Helper::ToPtr => Step::CallHelper {
             helper,
-            args: vec![Operand::L, Operand::Imm(lua_index), Operand::Ctype(CtypeRef::Arg(arg))],
+            args: crate::operands![Operand::L, Operand::Imm(lua_index), Operand::Ctype(CtypeRef::Arg(arg))],
             ret_to: Some(dst),
         },
-        _ => Step::CallHelper { helper, args: vec![Operand::L, Operand::Imm(lua_index)], ret_to: Some(dst) },
+        _ => {
+            Step::CallHelper { helper, args: crate::operands![Operand::L, Operand::Imm(lua_index)], ret_to: Some(dst) }
+        }
     }
 }
 
@@ -641,7 +666,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let target = stage.take(w);
     steps.push(match inline.and_then(|i| i.func_upvalue) {
         Some(n) => Step::FuncAddrFromUpvalue { n, to: target },
-        None => Step::CallHelper { helper: Helper::FuncAddr, args: vec![Operand::L], ret_to: Some(target) },
+        None => Step::CallHelper { helper: Helper::FuncAddr, args: crate::operands![Operand::L], ret_to: Some(target) },
     });
     let string_args = inline.map_or(0, |i| i.string_args);
     let cdata_header = inline.and_then(|i| i.cdata);
@@ -671,7 +696,7 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         let at = stage.take(w);
         steps.push(Step::CallHelper {
             helper: Helper::NewResult,
-            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+            args: crate::operands![Operand::L, Operand::Ctype(CtypeRef::Ret)],
             ret_to: Some(at),
         });
         Some(at)
@@ -731,14 +756,14 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
         Some(errno_at) => Step::ErrnoRestoreInline { errno_at, prev_l_at },
         None => Step::CallHelper {
             helper: Helper::ErrnoRestore,
-            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret)],
+            args: crate::operands![Operand::L, Operand::Ctype(CtypeRef::Ret)],
             ret_to: Some(prev_l_at),
         },
     });
     let after_call = || {
         let call = Step::CallHelper {
             helper: Helper::AfterCall,
-            args: vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(prev_l_at)],
+            args: crate::operands![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(prev_l_at)],
             ret_to: None,
         };
         match errno_at {
@@ -772,9 +797,11 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             let helper = to_lua_helper(kind);
             let args = match helper {
                 // A value read by its type: its bytes, where the return was saved.
-                Helper::PushRecord => vec![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
-                Helper::PushPtr => vec![Operand::L, Operand::Value { at, kind }, Operand::Ctype(CtypeRef::Ret)],
-                _ => vec![Operand::L, Operand::Value { at, kind }],
+                Helper::PushRecord => crate::operands![Operand::L, Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
+                Helper::PushPtr => {
+                    crate::operands![Operand::L, Operand::Value { at, kind }, Operand::Ctype(CtypeRef::Ret)]
+                }
+                _ => crate::operands![Operand::L, Operand::Value { at, kind }],
             };
             let slow = Step::CallHelper { helper, args, ret_to: None };
             steps.push(match vm {
@@ -810,8 +837,11 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
     let l_slot = stage.take(w);
     let l = Operand::PtrAt(l_slot);
     let nargs = frame.args.len() as u32;
-    let enter =
-        Step::CallHelper { helper: Helper::CallbackEnter, args: vec![Operand::CallbackData], ret_to: Some(l_slot) };
+    let enter = Step::CallHelper {
+        helper: Helper::CallbackEnter,
+        args: crate::operands![Operand::CallbackData],
+        ret_to: Some(l_slot),
+    };
     steps.push(match inline.and_then(|i| i.callback) {
         Some(func) => Step::CallbackEnterInline {
             to: l_slot,
@@ -830,13 +860,15 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
         };
         let args = match (helper, arg) {
             (Helper::PushRecord, FrameArg::Value { .. }) => {
-                vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)]
+                crate::operands![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::Addr(value_at)]
             }
             (Helper::PushRecord, FrameArg::ByRef { .. }) => {
-                vec![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)]
+                crate::operands![l, Operand::Ctype(CtypeRef::Arg(i)), Operand::PtrAt(value_at)]
             }
-            (Helper::PushPtr, _) => vec![l, Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))],
-            _ => vec![l, Operand::Value { at: value_at, kind }],
+            (Helper::PushPtr, _) => {
+                crate::operands![l, Operand::Value { at: value_at, kind }, Operand::Ctype(CtypeRef::Arg(i))]
+            }
+            _ => crate::operands![l, Operand::Value { at: value_at, kind }],
         };
         let slow = Step::CallHelper { helper, args, ret_to: None };
         steps.push(match (vm, arg) {
@@ -848,7 +880,7 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
     }
     let call = Step::CallHelper {
         helper: Helper::CallbackCall,
-        args: vec![l, Operand::Imm(nargs as i32), Operand::CallbackData],
+        args: crate::operands![l, Operand::Imm(nargs as i32), Operand::CallbackData],
         ret_to: None,
     };
     steps.push(match vm {
@@ -869,7 +901,7 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             // Through memory: convert straight into the caller's buffer.
             steps.push(Step::CallHelper {
                 helper: Helper::ToRecord,
-                args: vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(ptr)],
+                args: crate::operands![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::PtrAt(ptr)],
                 ret_to: None,
             });
             None
@@ -878,9 +910,11 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
             let at = stage.take(kind.size(w).max(w));
             let helper = to_c_helper(kind);
             let args = match helper {
-                Helper::ToRecord => vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)],
-                Helper::ToPtr => vec![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret)],
-                _ => vec![l, Operand::Imm(-1)],
+                Helper::ToRecord => {
+                    crate::operands![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret), Operand::Addr(at)]
+                }
+                Helper::ToPtr => crate::operands![l, Operand::Imm(-1), Operand::Ctype(CtypeRef::Ret)],
+                _ => crate::operands![l, Operand::Imm(-1)],
             };
             let ret_to = if helper == Helper::ToRecord { None } else { Some(at) };
             let slow = Step::CallHelper { helper, args, ret_to };
@@ -895,7 +929,7 @@ pub fn thunk_program_inline(frame: &CallbackFrame, inline: Option<&Inline>) -> P
     };
     steps.push(match vm {
         Some(_) => Step::PopInline { l },
-        None => Step::CallHelper { helper: Helper::CallbackLeave, args: vec![l], ret_to: None },
+        None => Step::CallHelper { helper: Helper::CallbackLeave, args: crate::operands![l], ret_to: None },
     });
     if let Some(from) = result {
         steps.push(Step::LoadReturn { ret, from });
@@ -1054,6 +1088,14 @@ impl fmt::Display for Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_callback_pcall_takes_more_operands_than_a_helper_call_step_holds() {
+        let more: Vec<Helper> =
+            Helper::ALL.iter().copied().filter(|h| h.kinds().1.len() > Operands::CAPACITY).collect();
+        assert_eq!(more, [Helper::CallbackPcall], "a new helper with more parameters needs a wider Operands");
+        assert!(std::mem::size_of::<Step>() <= 120, "a step is {} bytes", std::mem::size_of::<Step>());
+    }
     use crate::{
         plan_call, CallConv, Field, FloatKind, IntKind, RecordAttrs, RecordKind, Signature, Target, TypeTable,
     };
