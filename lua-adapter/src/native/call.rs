@@ -295,7 +295,8 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
         return Ok(None);
     }
     let helpers = st.calls.helper_table(mode);
-    Ok(Some(Tier0Sig { program, env, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
+    let code = tier0::compile(&program, &env);
+    Ok(Some(Tier0Sig { code, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
 }
 
 /// [`stub_program_for`], with the inline steps the state's verified layout allows when
@@ -465,7 +466,7 @@ unsafe fn tier0_call(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTy
         if let Some(addr) = count_tier0_call(&mut *State::of(st), sig, CallMode::Metamethod) {
             (*desc).call_stub.set(addr);
         }
-        tier0::run_or_raise(l, sig)
+        tier0::run_or_raise(l, &sig.code, sig.helpers)
     }
 }
 

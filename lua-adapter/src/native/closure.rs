@@ -173,7 +173,7 @@ pub unsafe extern "C-unwind" fn tier0_closure_call(l: *mut ffi::lua_State) -> c_
             (*desc).closure_entry.set(addr);
             retarget_running_closure(l, addr);
         }
-        tier0::run_or_raise(l, sig)
+        tier0::run_or_raise(l, &sig.code, sig.helpers)
     }
 }
 

@@ -235,10 +235,9 @@ pub fn tier_up_from_env() -> u32 {
 /// pointed to by a descriptor: the function type's for namespace closures
 /// ([`CTypeDesc::tier0`]), the callable type's for `__call` ([`CTypeDesc::tier0_call`]).
 pub struct Tier0Sig {
-    /// The stub's program without inline steps.
-    pub(in crate::native) program: abi_model::lua::steps::Program,
-    /// Its helpers' addresses and ctype constants.
-    pub(in crate::native) env: abi_model::lua::CodeEnv,
+    /// The stub's program without inline steps, compiled for tier 0 with its ctype
+    /// constants; a fault (a bug) is raised when the function is called.
+    pub(in crate::native) code: Result<crate::native::tier0::Tier0Code, crate::native::tier0::Fault>,
     /// The function type.
     pub(in crate::native) fn_ty: TypeId,
     /// The state's helper table for the program's call path: `Helper::ALL.len()` addresses,

@@ -12,8 +12,13 @@
 //! called through `luaffi_tier0_call`, one hand-written routine that loads the image, copies
 //! the outgoing area onto the machine stack and calls. x86-64 only (System V and Windows).
 //!
+//! The program is compiled first ([`compile`], when the function is made): slots become
+//! frame bytes checked against its areas, operands become constants or frame reads, and only
+//! that compact form ([`Tier0Code`]) is kept, a tenth of the program's size. Every new page a
+//! first call touches costs more than the rest of the call (~1.8 us a page fault here).
+//!
 //! Lua errors raised by helpers longjmp over the interpreter and its callers: none owns memory
-//! (the frame and the image are plain arrays, the program is borrowed from the state).
+//! (the frame and the image are plain arrays, the compiled program is borrowed from the state).
 
 use std::os::raw::c_int;
 
@@ -23,7 +28,6 @@ use abi_model::{ArgPass, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
 use mlua::ffi;
 
 use crate::cdata;
-use crate::native::state::Tier0Sig;
 
 /// Bytes of outgoing area a program may need to run on tier 0; a larger one builds its stub
 /// at first call.
@@ -49,14 +53,6 @@ struct Returned {
     rdx: u64,
     xmm0: [u64; 2],
     xmm1: [u64; 2],
-}
-
-/// The outgoing area (`Slot::Out`) and the staging area (`Slot::Stage`) of a program run on
-/// tier 0, 16-byte aligned as a stub's are.
-#[repr(C, align(16))]
-struct Frame {
-    out: [u8; OUT_MAX],
-    stage: [u8; STAGE_MAX],
 }
 
 #[cfg(all(target_arch = "x86_64", not(windows)))]
@@ -252,7 +248,7 @@ fn helper_call(h: Helper) -> Option<&'static HelperCall> {
 /// inline steps never has, or a slot outside its areas. Each is a bug in the model or here,
 /// raised as an error rather than run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
+pub enum Fault {
     /// A step tier 0 does not run.
     Step(&'static str),
     /// A slot beyond the program's areas, or a thunk's.
@@ -263,21 +259,187 @@ enum Fault {
     Width(u32),
 }
 
-/// The byte range a slot names in `frame` (`size` bytes from it), checked against the
-/// program's areas.
-#[inline]
-fn slot_ptr(frame: *mut Frame, p: &Program, slot: Slot, size: u32) -> Result<*mut u8, Fault> {
+/// A byte of the frame: `Slot::Out(o)` is byte `o`, `Slot::Stage(o)` byte `OUT_MAX + o`.
+type At = u16;
+
+/// One operand of a helper call, resolved when the program is compiled.
+#[derive(Clone, Copy, Debug)]
+enum Arg {
+    /// The running `lua_State *`.
+    L,
+    /// A value known when compiling: an immediate widened to its parameter, a ctype
+    /// constant, the callback data.
+    Const(u64),
+    /// The address of a frame byte.
+    Addr(At),
+    /// `size` bytes at a frame byte, widened as `ext` (a value, or a pointer held there).
+    Bytes { at: At, size: u8, ext: Ext },
+}
+
+/// One step of a program as tier 0 runs it: every slot resolved to a frame byte and checked
+/// against the program's areas, every operand resolved, once, when the program is compiled.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// [`Step::CheckArgCount`].
+    CheckArgCount(i32),
+    /// [`Step::CallHelper`]: operands `args[first..first + n]` of [`Tier0Code::args`].
+    Helper { helper: Helper, first: u16, n: u8, ret_to: Option<At> },
+    /// [`Step::StoreAddr`].
+    StoreAddr { of: At, to: At },
+    /// [`Step::CopyPtr`].
+    CopyPtr { from: At, to: At },
+    /// [`Step::LoadArg`] into a general register, [`Step::LoadPtr`] (8 bytes).
+    LoadGpr { reg: u8, from: At, size: u8, ext: Ext },
+    /// [`Step::LoadArg`] into an XMM register.
+    LoadXmm { reg: u8, from: At, size: u8 },
+    /// [`Step::LoadAddr`] (a register: its index in the image, XMM ones after the 16 GPRs).
+    LoadAddr { reg: u8, of: At },
+    /// [`Step::SetAl`].
+    SetAl(u8),
+    /// [`Step::CallTarget`] of a callee that pops nothing.
+    CallTarget { via: At },
+    /// [`Step::SaveReturn`]: at `to`, or through the pointer held there.
+    SaveReturn { ret: RetPlan, to: At, through: bool },
+    /// [`Step::ReturnToLua`].
+    ReturnToLua(u32),
+}
+
+/// A stub's program compiled for tier 0 ([`compile`]): what running it reads, and nothing
+/// else; the program itself is not kept (a tenth of the size, so that the first calls of
+/// many signatures touch few new pages).
+pub struct Tier0Code {
+    ops: Box<[Op]>,
+    args: Box<[Arg]>,
+    out_bytes: u16,
+    stage_bytes: u16,
+}
+
+/// The frame byte `slot` names, checked to hold `size` bytes inside the program's areas.
+fn frame_at(p: &Program, slot: Slot, size: u32) -> Result<At, Fault> {
     let (base, off, limit) = match slot {
-        // SAFETY (both): in-bounds field projections of the frame, no read.
-        Slot::Out(off) => (unsafe { std::ptr::addr_of_mut!((*frame).out) } as *mut u8, off, p.out_bytes),
-        Slot::Stage(off) => (unsafe { std::ptr::addr_of_mut!((*frame).stage) } as *mut u8, off, p.stage_bytes),
+        Slot::Out(off) => (0, off, p.out_bytes),
+        Slot::Stage(off) => (OUT_MAX as u32, off, p.stage_bytes),
         Slot::Entry(_) => return Err(Fault::Slot(slot)),
     };
-    if off.checked_add(size).is_none_or(|end| end > limit) {
-        return Err(Fault::Slot(slot));
+    match off.checked_add(size) {
+        // `limit` is at most the area's length (`fits`), so the byte is in the frame.
+        Some(end) if end <= limit => Ok((base + off) as At),
+        _ => Err(Fault::Slot(slot)),
     }
-    // SAFETY: `off + size <= limit <= the area's length` (checked above and in `Tier0Sig::new`).
-    Ok(unsafe { base.add(off as usize) })
+}
+
+/// A register's index in the image ([`Regs`] read as 32 words: GPRs, then XMM registers).
+fn reg_index(loc: Loc) -> Result<u8, Fault> {
+    match loc {
+        Loc::Gpr(g) if g.0 < 16 => Ok(g.0),
+        Loc::Xmm(x) if x.0 < 16 => Ok(16 + x.0),
+        _ => Err(Fault::Step("a load into a non-register")),
+    }
+}
+
+/// Compiles `p` (a stub program without inline steps, [`fits`] checked) with the constants
+/// of `env`; a fault names what tier 0 cannot run (a bug in the program or here).
+pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, Fault> {
+    if !fits(p) {
+        return Err(Fault::Step("a frame larger than tier 0's"));
+    }
+    // Both lists sized exactly up front: no regrowth, and no reallocation to box them.
+    let mut ops = Vec::with_capacity(p.steps.len());
+    let operands = p.steps.iter().map(|s| if let Step::CallHelper { args, .. } = s { args.len() } else { 0 }).sum();
+    let mut args = Vec::with_capacity(operands);
+    for step in &p.steps {
+        ops.push(match step {
+            Step::CheckArgCount { expected } => Op::CheckArgCount(*expected),
+            Step::CallHelper { helper, args: operands, ret_to } => {
+                let (_, kinds) = helper.kinds();
+                let call = helper_call(*helper).ok_or(Fault::Helper(*helper))?;
+                if operands.len() != kinds.len() || operands.len() > MAX_HELPER_ARGS {
+                    return Err(Fault::Helper(*helper));
+                }
+                let first = args.len() as u16;
+                for (i, op) in operands.iter().enumerate() {
+                    let param = kinds[i];
+                    let wide = param.size(8) == 8;
+                    let in_xmm = matches!(call.args[i], Some(Loc::Xmm(_)));
+                    args.push(match *op {
+                        Operand::L => Arg::L,
+                        Operand::Imm(v) if wide => Arg::Const(v as i64 as u64),
+                        Operand::Imm(v) => Arg::Const(v as u32 as u64),
+                        Operand::Ctype(c) => Arg::Const(env.ctype(c)),
+                        Operand::CallbackData => Arg::Const(env.callback_data),
+                        Operand::Addr(s) => Arg::Addr(frame_at(p, s, 0)?),
+                        Operand::PtrAt(s) => Arg::Bytes { at: frame_at(p, s, 8)?, size: 8, ext: Ext::Zero },
+                        Operand::Value { at, kind } if !in_xmm => {
+                            let size = match kind {
+                                ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => {
+                                    kind.size(8).min(param.size(8))
+                                }
+                                _ => return Err(Fault::Helper(*helper)),
+                            };
+                            Arg::Bytes { at: frame_at(p, at, size)?, size: size as u8, ext: Ext::widening(kind) }
+                        }
+                        Operand::Value { at, kind }
+                            if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
+                        {
+                            let size = kind.size(8);
+                            Arg::Bytes { at: frame_at(p, at, size)?, size: size as u8, ext: Ext::Zero }
+                        }
+                        _ => return Err(Fault::Helper(*helper)),
+                    });
+                }
+                let ret_to = match ret_to {
+                    Some(slot) => Some(frame_at(p, *slot, call.ret.value.size(8))?),
+                    None => None,
+                };
+                Op::Helper { helper: *helper, first, n: operands.len() as u8, ret_to }
+            }
+            Step::StoreAddr { of, to } => Op::StoreAddr { of: frame_at(p, *of, 0)?, to: frame_at(p, *to, 8)? },
+            Step::CopyPtr { from, to } => Op::CopyPtr { from: frame_at(p, *from, 8)?, to: frame_at(p, *to, 8)? },
+            Step::LoadArg { to, from, size, ext } => {
+                let at = frame_at(p, *from, *size)?;
+                match (reg_index(*to)?, *size) {
+                    (reg @ 16.., 1..=8 | 16) => Op::LoadXmm { reg: reg - 16, from: at, size: *size as u8 },
+                    (reg @ ..16, 1..=8) => Op::LoadGpr { reg, from: at, size: *size as u8, ext: *ext },
+                    _ => return Err(Fault::Width(*size)),
+                }
+            }
+            Step::LoadPtr { to, from } => match reg_index(*to)? {
+                reg @ ..16 => Op::LoadGpr { reg, from: frame_at(p, *from, 8)?, size: 8, ext: Ext::Zero },
+                reg => Op::LoadXmm { reg: reg - 16, from: frame_at(p, *from, 8)?, size: 8 },
+            },
+            Step::LoadAddr { to, of } => Op::LoadAddr { reg: reg_index(*to)?, of: frame_at(p, *of, 0)? },
+            Step::SetAl(n) => Op::SetAl(*n),
+            Step::CallTarget { via, callee_pops: 0 } => Op::CallTarget { via: frame_at(p, *via, 8)? },
+            Step::CallTarget { .. } => return Err(Fault::Step("a callee that pops")),
+            Step::SaveReturn { ret, to } => {
+                if matches!(ret.loc, RetLoc::EdxEax | RetLoc::St0) {
+                    return Err(Fault::Step("an x86 return"));
+                }
+                let size = ret.value.size(8);
+                if !matches!(ret.loc, RetLoc::Void | RetLoc::Sret { .. }) && !(1..=16).contains(&size) {
+                    return Err(Fault::Width(size));
+                }
+                match to {
+                    Dest::At(s) => Op::SaveReturn { ret: *ret, to: frame_at(p, *s, size)?, through: false },
+                    Dest::Through(s) => Op::SaveReturn { ret: *ret, to: frame_at(p, *s, 8)?, through: true },
+                }
+            }
+            Step::ReturnToLua { results } => Op::ReturnToLua(*results),
+            other => return Err(Fault::Step(other.kind().name())),
+        });
+    }
+    if !matches!(ops.last(), Some(Op::ReturnToLua(_))) {
+        return Err(Fault::Step("a program that does not return"));
+    }
+    if args.len() > u16::MAX as usize {
+        return Err(Fault::Step("too many helper operands"));
+    }
+    Ok(Tier0Code {
+        ops: ops.into_boxed_slice(),
+        args: args.into_boxed_slice(),
+        out_bytes: p.out_bytes as u16,
+        stage_bytes: p.stage_bytes as u16,
+    })
 }
 
 /// Reads `size` (1..=8) bytes at `at`, zero-extended, or with `ext` for 1 and 2 bytes widened
@@ -317,17 +479,6 @@ unsafe fn load_xmm(at: *const u8, size: u32) -> Result<[u64; 2], Fault> {
             _ => Ok([load_gpr(at, size, Ext::Zero)?, 0]),
         }
     }
-}
-
-/// Puts `loc` (a register) to `value`.
-#[inline]
-fn set_reg(regs: &mut Regs, loc: Loc, value: [u64; 2]) -> Result<(), Fault> {
-    match loc {
-        Loc::Gpr(g) if g.0 < 16 => regs.gpr[g.0 as usize] = value[0],
-        Loc::Xmm(x) if x.0 < 16 => regs.xmm[x.0 as usize] = value,
-        _ => return Err(Fault::Step("a load into a non-register")),
-    }
-    Ok(())
 }
 
 /// Stores the return value `ret` the call left in `r` at `to`, `size` bytes exactly, each
@@ -408,20 +559,27 @@ unsafe fn call_helper(
 /// it is copied onto the machine stack, so this stays zeros.
 static HOME: [u8; 64] = [0; 64];
 
-/// Runs `sig`'s program; returns its results.
+/// The frame of a program run on tier 0: the outgoing area (`Slot::Out`) at byte 0, the
+/// staging area (`Slot::Stage`) at byte [`OUT_MAX`]; 16-byte aligned as a stub's are.
+#[repr(C, align(16))]
+struct Frame {
+    bytes: [u8; OUT_MAX + STAGE_MAX],
+}
+
+/// Runs `code`; returns its results.
 ///
 /// # Safety
-/// `l` is running what a stub of `sig.mode` for `sig.fn_ty` would run as (a namespace
-/// closure, or the `__call` of a function cdata). May raise.
-unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
-    let p = &sig.program;
-    let env = &sig.env;
+/// `l` is running what a stub of the compiled program would run as (a namespace closure, or
+/// the `__call` of a function cdata); `helpers` is the state's helper table for that call
+/// path (`Helper::ALL.len()` addresses). May raise.
+unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> Result<c_int, Fault> {
     let mut frame = std::mem::MaybeUninit::<Frame>::uninit();
-    let f = frame.as_mut_ptr();
-    // SAFETY: the areas the program uses are zeroed first, so every read of them is defined.
+    let f = frame.as_mut_ptr() as *mut u8;
+    // SAFETY: the areas the program uses are zeroed first, so every read of them is defined;
+    // both lie in the frame (`OUT_MAX`, `STAGE_MAX` bound them, checked by `compile`).
     unsafe {
-        std::ptr::write_bytes(std::ptr::addr_of_mut!((*f).out) as *mut u8, 0, p.out_bytes as usize);
-        std::ptr::write_bytes(std::ptr::addr_of_mut!((*f).stage) as *mut u8, 0, p.stage_bytes as usize);
+        std::ptr::write_bytes(f, 0, code.out_bytes as usize);
+        std::ptr::write_bytes(f.add(OUT_MAX), 0, code.stage_bytes as usize);
     }
     let mut regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
     let mut returned = Returned::default();
@@ -430,110 +588,76 @@ unsafe fn run(l: *mut ffi::lua_State, sig: &Tier0Sig) -> Result<c_int, Fault> {
     // depends on it.
     let mut helper_regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
     let mut helper_ret = Returned::default();
-    // SAFETY (the loop): every slot pointer comes from `slot_ptr`, in bounds for the bytes
-    // read or written; helpers and the target are called as their plans say.
-    for step in &p.steps {
-        match step {
-            Step::CheckArgCount { expected } => {
+    // SAFETY (the loop): every frame byte `At` was checked by `compile` to hold the bytes
+    // read or written there inside the program's zeroed areas; helpers and the target are
+    // called as their plans say.
+    for op in code.ops.iter() {
+        match *op {
+            Op::CheckArgCount(expected) => {
                 let n = unsafe { ffi::lua_gettop(l) };
-                if n != *expected {
+                if n != expected {
                     let mut a = [0u64; MAX_HELPER_ARGS];
                     a[0] = l as u64;
-                    a[1] = *expected as u32 as u64;
+                    a[1] = expected as u32 as u64;
                     a[2] = n as u32 as u64;
-                    unsafe { call_helper(sig.helpers, Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
+                    unsafe { call_helper(helpers, Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
                     return Err(Fault::Step("an argument count error that returned"));
                 }
             }
-            Step::CallHelper { helper, args, ret_to } => {
-                let (_, kinds) = helper.kinds();
-                let call = helper_call(*helper).ok_or(Fault::Helper(*helper))?;
-                if args.len() != kinds.len() || args.len() > MAX_HELPER_ARGS {
-                    return Err(Fault::Helper(*helper));
-                }
+            Op::Helper { helper, first, n, ret_to } => {
                 let mut a = [0u64; MAX_HELPER_ARGS];
-                for (i, op) in args.iter().enumerate() {
-                    let param = kinds[i];
-                    let wide = param.size(8) == 8;
-                    let in_xmm = matches!(call.args[i], Some(Loc::Xmm(_)));
-                    a[i] = match *op {
-                        Operand::L => l as u64,
-                        Operand::Imm(v) if wide => v as i64 as u64,
-                        Operand::Imm(v) => v as u32 as u64,
-                        Operand::Ctype(c) => env.ctype(c),
-                        Operand::CallbackData => env.callback_data,
-                        Operand::Addr(s) => slot_ptr(f, p, s, 0)? as u64,
-                        Operand::PtrAt(s) => unsafe { slot_ptr(f, p, s, 8)?.cast::<u64>().read_unaligned() },
-                        Operand::Value { at, kind } if !in_xmm => {
-                            let size = match kind {
-                                ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => {
-                                    kind.size(8).min(param.size(8))
-                                }
-                                _ => return Err(Fault::Helper(*helper)),
-                            };
-                            unsafe { load_gpr(slot_ptr(f, p, at, size)?, size, Ext::widening(kind))? }
-                        }
-                        Operand::Value { at, kind }
-                            if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
-                        {
-                            let size = kind.size(8);
-                            unsafe { load_gpr(slot_ptr(f, p, at, size)?, size, Ext::Zero)? }
-                        }
-                        _ => return Err(Fault::Helper(*helper)),
+                let operands = &code.args[first as usize..first as usize + n as usize];
+                for (v, arg) in a.iter_mut().zip(operands) {
+                    *v = match *arg {
+                        Arg::L => l as u64,
+                        Arg::Const(c) => c,
+                        Arg::Addr(at) => unsafe { f.add(at as usize) as u64 },
+                        Arg::Bytes { at, size, ext } => unsafe { load_gpr(f.add(at as usize), size as u32, ext)? },
                     };
                 }
-                unsafe { call_helper(sig.helpers, *helper, &a, &mut helper_regs, &mut helper_ret)? };
-                if let Some(slot) = ret_to {
-                    let size = call.ret.value.size(8);
-                    unsafe { store_return(&helper_ret, call.ret, slot_ptr(f, p, *slot, size)?)? };
+                unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
+                if let Some(at) = ret_to {
+                    let call = helper_call(helper).ok_or(Fault::Helper(helper))?;
+                    unsafe { store_return(&helper_ret, call.ret, f.add(at as usize))? };
                 }
             }
-            Step::StoreAddr { of, to } => {
-                let addr = slot_ptr(f, p, *of, 0)? as u64;
-                unsafe { slot_ptr(f, p, *to, 8)?.cast::<u64>().write_unaligned(addr) };
-            }
-            Step::CopyPtr { from, to } => unsafe {
-                let v = slot_ptr(f, p, *from, 8)?.cast::<u64>().read_unaligned();
-                slot_ptr(f, p, *to, 8)?.cast::<u64>().write_unaligned(v);
+            Op::StoreAddr { of, to } => unsafe {
+                let addr = f.add(of as usize) as u64;
+                f.add(to as usize).cast::<u64>().write_unaligned(addr);
             },
-            Step::LoadArg { to, from, size, ext } => {
-                let at = slot_ptr(f, p, *from, *size)?;
-                let v = match to {
-                    Loc::Xmm(_) => unsafe { load_xmm(at, *size)? },
-                    _ => [unsafe { load_gpr(at, *size, *ext)? }, 0],
-                };
-                set_reg(&mut regs, *to, v)?;
+            Op::CopyPtr { from, to } => unsafe {
+                let v = f.add(from as usize).cast::<u64>().read_unaligned();
+                f.add(to as usize).cast::<u64>().write_unaligned(v);
+            },
+            Op::LoadGpr { reg, from, size, ext } => {
+                regs.gpr[reg as usize & 15] = unsafe { load_gpr(f.add(from as usize), size as u32, ext)? };
             }
-            Step::LoadPtr { to, from } => {
-                let v = unsafe { slot_ptr(f, p, *from, 8)?.cast::<u64>().read_unaligned() };
-                set_reg(&mut regs, *to, [v, 0])?;
+            Op::LoadXmm { reg, from, size } => {
+                regs.xmm[reg as usize & 15] = unsafe { load_xmm(f.add(from as usize), size as u32)? };
             }
-            Step::LoadAddr { to, of } => {
-                let v = slot_ptr(f, p, *of, 0)? as u64;
-                set_reg(&mut regs, *to, [v, 0])?;
-            }
-            Step::SetAl(n) => regs.gpr[0] = u64::from(*n),
-            Step::CallTarget { via, callee_pops } => {
-                if *callee_pops != 0 {
-                    return Err(Fault::Step("a callee that pops"));
+            Op::LoadAddr { reg, of } => {
+                let v = unsafe { f.add(of as usize) } as u64;
+                match reg {
+                    ..16 => regs.gpr[reg as usize] = v,
+                    _ => regs.xmm[reg as usize & 15] = [v, 0],
                 }
-                let target = unsafe { slot_ptr(f, p, *via, 8)?.cast::<u64>().read_unaligned() };
-                let out = slot_ptr(f, p, Slot::Out(0), 0)?;
+            }
+            Op::SetAl(n) => regs.gpr[0] = u64::from(n),
+            Op::CallTarget { via } => {
+                let target = unsafe { f.add(via as usize).cast::<u64>().read_unaligned() };
                 // SAFETY: the target is the called function (the closure's), its registers and
                 // outgoing area as the plan says; the frame outlives the call (by-reference
                 // copies and hidden return buffers may point into it).
-                unsafe { luaffi_tier0_call(target, &regs, out, p.out_bytes as usize, &mut returned) };
+                unsafe { luaffi_tier0_call(target, &regs, f, code.out_bytes as usize, &mut returned) };
             }
-            Step::SaveReturn { ret, to } => {
-                let size = ret.value.size(8);
-                let dest = match to {
-                    Dest::At(s) => slot_ptr(f, p, *s, size)?,
-                    Dest::Through(s) => unsafe { slot_ptr(f, p, *s, 8)?.cast::<*mut u8>().read_unaligned() },
+            Op::SaveReturn { ret, to, through } => {
+                let dest = match through {
+                    false => unsafe { f.add(to as usize) },
+                    true => unsafe { f.add(to as usize).cast::<*mut u8>().read_unaligned() },
                 };
-                unsafe { store_return(&returned, *ret, dest)? };
+                unsafe { store_return(&returned, ret, dest)? };
             }
-            Step::ReturnToLua { results } => return Ok(*results as c_int),
-            other => return Err(Fault::Step(other.kind().name())),
+            Op::ReturnToLua(results) => return Ok(results as c_int),
         }
     }
     Err(Fault::Step("a program that does not return"))
@@ -545,17 +669,22 @@ pub fn fits(program: &Program) -> bool {
     program.out_bytes as usize <= OUT_MAX && program.stage_bytes as usize <= STAGE_MAX && program.out_align <= 16
 }
 
-/// Runs `sig`'s program and returns its results; a fault (a bug in the program or here) is
-/// raised as a Lua error naming it.
+/// Runs a compiled program ([`compile`]) and returns its results; a fault (a bug in the
+/// program or here, found when compiling or running) is raised as a Lua error naming it.
 ///
 /// # Safety
-/// `l` is running what a stub of `sig`'s call path for `sig.fn_ty` would run as (a namespace
-/// closure, or the `__call` of a function cdata), with its arguments on the stack. May raise.
-pub unsafe fn run_or_raise(l: *mut ffi::lua_State, sig: &Tier0Sig) -> c_int {
+/// `l` is running what a stub of the program would run as (a namespace closure, or the
+/// `__call` of a function cdata), with its arguments on the stack; `helpers` is the state's
+/// helper table for that call path. May raise.
+pub unsafe fn run_or_raise(l: *mut ffi::lua_State, code: &Result<Tier0Code, Fault>, helpers: *const u64) -> c_int {
     // SAFETY: the caller's contract is `run`'s; the fault is raised once `run` has returned,
     // with nothing owned alive but the message `cdata::raise` takes over.
     unsafe {
-        match run(l, sig) {
+        let ran = match code {
+            Ok(code) => run(l, code, helpers),
+            Err(fault) => Err(*fault),
+        };
+        match ran {
             Ok(results) => results,
             Err(fault) => cdata::raise(l, format!("tier 0 cannot run this call (a bug): {fault:?}")),
         }
