@@ -559,6 +559,15 @@ impl Stage {
     }
 }
 
+/// The stack offset of an argument passed whole on the stack; `None` when its parts go in
+/// registers (through the staging area).
+fn stack_only(parts: &[crate::plan::Part]) -> Option<u32> {
+    match parts {
+        [crate::plan::Part { loc: Loc::Stack { offset }, .. }] => Some(*offset),
+        _ => None,
+    }
+}
+
 /// The helper that converts a Lua value to a C value of `kind` (records, and the integers
 /// read and written by their C type, [`ValueKind::TypedInt`]: [`Helper::ToRecord`], which
 /// stores the value's bytes by its ctype).
@@ -654,6 +663,18 @@ pub fn stub_program(plan: &CallPlan, first_lua_index: i32) -> Program {
 /// address, number arguments and number results (each inline step keeps its helper call for
 /// the values it does not take). A layout for another pointer size is ignored.
 pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option<&Inline>) -> Program {
+    stub_program_in(Vec::new(), plan, first_lua_index, inline)
+}
+
+/// [`stub_program_inline`], its steps written into `steps` (cleared first): a caller that
+/// builds many programs and drops each soon after (tier 0 compiles then drops them) passes
+/// the last one's `steps` back and allocates once.
+pub fn stub_program_in(
+    mut steps: Vec<Step>,
+    plan: &CallPlan,
+    first_lua_index: i32,
+    inline: Option<&Inline>,
+) -> Program {
     let w = plan.ptr_size;
     let inline = inline.filter(|i| i.vm.ptr_size == w);
     let vm = inline.map(|i| i.vm);
@@ -661,7 +682,8 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     let expected = plan.args.len() as i32 + first_lua_index - 1;
     // Room for an argument's conversion and its register loads, and the fixed steps, so the
     // list rarely grows.
-    let mut steps = Vec::with_capacity(2 * plan.args.len() + 10);
+    steps.clear();
+    steps.reserve(2 * plan.args.len() + 10);
     steps.push(if vm.is_some() { Step::CheckArgCountInline { expected } } else { Step::CheckArgCount { expected } });
     let target = stage.take(w);
     steps.push(match inline.and_then(|i| i.func_upvalue) {
@@ -703,49 +725,29 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
     } else {
         None
     };
-    // Pass 1: every argument into memory.
-    let mut loads = Vec::with_capacity(plan.args.len() + 1);
+    // Pass 1: every argument into memory: a register argument into the staging area, where
+    // pass 2 loads it from (it replays the staging allocations made here, from this point).
+    let stage_of_args = stage.0;
     for (i, a) in plan.args.iter().enumerate() {
         let lua_index = first_lua_index + i as i32;
         match &a.pass {
-            ArgPass::Direct(parts) => {
-                let stack_part = parts.iter().find_map(|p| match p.loc {
-                    Loc::Stack { offset } if parts.len() == 1 => Some(offset),
-                    _ => None,
-                });
-                match stack_part {
-                    Some(offset) => steps.push(convert(i, a.value, lua_index, Slot::Out(offset))),
-                    None => {
-                        let at = stage.take(a.value.size(w).max(w));
-                        steps.push(convert(i, a.value, lua_index, at));
-                        for p in parts {
-                            let Slot::Stage(base) = at else { unreachable!() };
-                            loads.push(Step::LoadArg {
-                                to: p.loc,
-                                from: Slot::Stage(base + p.offset),
-                                size: p.size,
-                                ext: p.ext,
-                            });
-                        }
-                    }
+            ArgPass::Direct(parts) => match stack_only(parts) {
+                Some(offset) => steps.push(convert(i, a.value, lua_index, Slot::Out(offset))),
+                None => {
+                    let at = stage.take(a.value.size(w).max(w));
+                    steps.push(convert(i, a.value, lua_index, at));
                 }
-            }
+            },
             ArgPass::Indirect { ptr, copy_at } => {
                 steps.push(convert(i, a.value, lua_index, Slot::Out(*copy_at)));
-                match ptr {
-                    Loc::Stack { offset } => {
-                        steps.push(Step::StoreAddr { of: Slot::Out(*copy_at), to: Slot::Out(*offset) })
-                    }
-                    reg => loads.push(Step::LoadAddr { to: *reg, of: Slot::Out(*copy_at) }),
+                if let Loc::Stack { offset } = ptr {
+                    steps.push(Step::StoreAddr { of: Slot::Out(*copy_at), to: Slot::Out(*offset) })
                 }
             }
         }
     }
-    if let (RetLoc::Sret { ptr }, Some(result)) = (plan.ret.loc, result_ptr) {
-        match ptr {
-            Loc::Stack { offset } => steps.push(Step::CopyPtr { from: result, to: Slot::Out(offset) }),
-            reg => loads.push(Step::LoadPtr { to: reg, from: result }),
-        }
+    if let (RetLoc::Sret { ptr: Loc::Stack { offset } }, Some(result)) = (plan.ret.loc, result_ptr) {
+        steps.push(Step::CopyPtr { from: result, to: Slot::Out(offset) });
     }
     // The thread callbacks run on is L during the call and what it was before afterwards
     // (outside every call: none, the main thread), so a callback never runs on a coroutine
@@ -771,8 +773,29 @@ pub fn stub_program_inline(plan: &CallPlan, first_lua_index: i32, inline: Option
             None => call,
         }
     };
-    // Pass 2: the argument registers, after the last helper call.
-    steps.extend(loads);
+    // Pass 2: the argument registers, after the last helper call, in argument order, then the
+    // hidden return pointer's.
+    let mut stage_again = Stage(stage_of_args);
+    for a in &plan.args {
+        match &a.pass {
+            ArgPass::Direct(parts) if stack_only(parts).is_none() => {
+                let Slot::Stage(base) = stage_again.take(a.value.size(w).max(w)) else { unreachable!() };
+                for p in parts {
+                    let from = Slot::Stage(base + p.offset);
+                    steps.push(Step::LoadArg { to: p.loc, from, size: p.size, ext: p.ext });
+                }
+            }
+            ArgPass::Indirect { ptr, copy_at } if !matches!(ptr, Loc::Stack { .. }) => {
+                steps.push(Step::LoadAddr { to: *ptr, of: Slot::Out(*copy_at) })
+            }
+            _ => {}
+        }
+    }
+    if let (RetLoc::Sret { ptr }, Some(result)) = (plan.ret.loc, result_ptr) {
+        if !matches!(ptr, Loc::Stack { .. }) {
+            steps.push(Step::LoadPtr { to: ptr, from: result });
+        }
+    }
     if let Some(n) = plan.al {
         steps.push(Step::SetAl(n));
     }

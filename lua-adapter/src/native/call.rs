@@ -60,7 +60,7 @@
 use std::cell::Cell;
 use std::os::raw::c_int;
 
-use abi_model::lua::steps::{stub_program_inline, Inline, Program};
+use abi_model::lua::steps::{stub_program_in, Inline, Program};
 use abi_model::lua::{Backend, BackendError, CallSlots, Code, CodeEnv};
 use abi_model::unwind::FrameUnwind;
 use abi_model::{
@@ -291,11 +291,11 @@ pub fn stub_program_for(
 /// gives; build the stub.
 pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option<Tier0Sig>, StubError> {
     let (program, env) = stub_program_with(st, fn_ty, &[], mode, false)?;
-    if !tier0::fits(&program) {
-        return Ok(None);
-    }
+    let fits = tier0::fits(&program);
+    let code = fits.then(|| tier0::compile(&program, &env));
+    st.calls.step_buffer = program.steps;
+    let Some(code) = code else { return Ok(None) };
     let helpers = st.calls.helper_table(mode);
-    let code = tier0::compile(&program, &env);
     Ok(Some(Tier0Sig { code, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
 }
 
@@ -331,7 +331,9 @@ fn stub_program_with(
         cdata: Some(cdata::header_layout(&st.ffi)),
         callback: None,
     });
-    let program = stub_program_inline(&plan, mode.first_arg(), inline.as_ref());
+    // Tier 0's programs are dropped once compiled: their steps go back to the buffer.
+    let buffer = if with_inline { Vec::new() } else { std::mem::take(&mut st.calls.step_buffer) };
+    let program = stub_program_in(buffer, &plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
     let env = CodeEnv {
         // Tier 0 reads the state's table (`CallState::helper_table`): no copy per signature.

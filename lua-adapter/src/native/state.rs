@@ -149,6 +149,10 @@ pub struct CallState {
     /// Boxed: descriptors keep their addresses.
     #[allow(clippy::vec_box)]
     pub(in crate::native) tier0: Vec<Box<Tier0Sig>>,
+    /// The steps of the last program tier 0 compiled, cleared and reused by the next: a
+    /// program is dropped once compiled, and allocating its ~3 KB afresh per signature made
+    /// the allocator consolidate its free lists each time.
+    pub(in crate::native) step_buffer: Vec<abi_model::lua::steps::Step>,
     /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
     /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
     /// `math.maxinteger`); null until first used.
@@ -172,6 +176,7 @@ impl CallState {
             helpers,
             tier_up: tier_up_from_env(),
             tier0: Vec::new(),
+            step_buffer: Vec::new(),
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
