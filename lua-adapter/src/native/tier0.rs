@@ -206,7 +206,10 @@ struct HelperCall {
     args: [Option<Loc>; MAX_HELPER_ARGS],
     /// Bytes of outgoing area (Windows: the home space).
     out_bytes: u32,
-    ret: RetPlan,
+    /// Where its result is, and its size.
+    ret: (RetFrom, u32),
+    /// Its parameters' kinds (`Helper::kinds`).
+    params: &'static [ValueKind],
 }
 
 /// The most parameters a helper a stub calls has.
@@ -236,7 +239,8 @@ fn helper_call(h: Helper) -> Option<&'static HelperCall> {
                             _ => return None,
                         }
                     }
-                    Some(HelperCall { args, out_bytes: plan.frame_bytes(), ret: plan.ret })
+                    let ret = RetFrom::of(&plan.ret).ok()?;
+                    Some(HelperCall { args, out_bytes: plan.frame_bytes(), ret, params: h.kinds().1 })
                 })
                 .collect()
         })
@@ -298,8 +302,8 @@ enum Op {
     SetAl(u8),
     /// [`Step::CallTarget`] of a callee that pops nothing.
     CallTarget { via: At },
-    /// [`Step::SaveReturn`]: at `to`, or through the pointer held there.
-    SaveReturn { ret: RetPlan, to: At, through: bool },
+    /// [`Step::SaveReturn`] of `size` bytes: at `to`, or through the pointer held there.
+    SaveReturn { from: RetFrom, size: u32, to: At, through: bool },
     /// [`Step::ReturnToLua`].
     ReturnToLua(u32),
 }
@@ -351,8 +355,8 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
         ops.push(match step {
             Step::CheckArgCount { expected } => Op::CheckArgCount(*expected),
             Step::CallHelper { helper, args: operands, ret_to } => {
-                let (_, kinds) = helper.kinds();
                 let call = helper_call(*helper).ok_or(Fault::Helper(*helper))?;
+                let kinds = call.params;
                 if operands.len() != kinds.len() || operands.len() > MAX_HELPER_ARGS {
                     return Err(Fault::Helper(*helper));
                 }
@@ -388,7 +392,7 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                     });
                 }
                 let ret_to = match ret_to {
-                    Some(slot) => Some(frame_at(p, *slot, call.ret.value.size(8))?),
+                    Some(slot) => Some(frame_at(p, *slot, call.ret.1)?),
                     None => None,
                 };
                 Op::Helper { helper: *helper, first, n: operands.len() as u8, ret_to }
@@ -412,16 +416,10 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
             Step::CallTarget { via, callee_pops: 0 } => Op::CallTarget { via: frame_at(p, *via, 8)? },
             Step::CallTarget { .. } => return Err(Fault::Step("a callee that pops")),
             Step::SaveReturn { ret, to } => {
-                if matches!(ret.loc, RetLoc::EdxEax | RetLoc::St0) {
-                    return Err(Fault::Step("an x86 return"));
-                }
-                let size = ret.value.size(8);
-                if !matches!(ret.loc, RetLoc::Void | RetLoc::Sret { .. }) && !(1..=16).contains(&size) {
-                    return Err(Fault::Width(size));
-                }
+                let (from, size) = RetFrom::of(ret)?;
                 match to {
-                    Dest::At(s) => Op::SaveReturn { ret: *ret, to: frame_at(p, *s, size)?, through: false },
-                    Dest::Through(s) => Op::SaveReturn { ret: *ret, to: frame_at(p, *s, 8)?, through: true },
+                    Dest::At(s) => Op::SaveReturn { from, size, to: frame_at(p, *s, size)?, through: false },
+                    Dest::Through(s) => Op::SaveReturn { from, size, to: frame_at(p, *s, 8)?, through: true },
                 }
             }
             Step::ReturnToLua { results } => Op::ReturnToLua(*results),
@@ -481,32 +479,77 @@ unsafe fn load_xmm(at: *const u8, size: u32) -> Result<[u64; 2], Fault> {
     }
 }
 
-/// Stores the return value `ret` the call left in `r` at `to`, `size` bytes exactly, each
-/// register carrying bytes 0..8 and 8.. as [`RetLoc`]'s contract says.
+/// Where a call's value is, among the registers [`Returned`] keeps (an x86-64 [`RetLoc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RetFrom {
+    /// Nothing.
+    Void,
+    /// `rax`.
+    Gpr,
+    /// The low 8 bytes of `xmm0`.
+    Xmm0,
+    /// All of `xmm0` (a 16-byte vector).
+    Xmm0Full,
+    /// `xmm0`, then `xmm1`.
+    Xmm0Xmm1,
+    /// `rax`, then `rdx`.
+    RaxRdx,
+    /// `rax`, then `xmm0`.
+    RaxXmm0,
+    /// `xmm0`, then `rax`.
+    Xmm0Rax,
+    /// In memory, at the address `rax` holds (the buffer the hidden pointer gave).
+    Sret,
+}
+
+impl RetFrom {
+    /// Where `ret` is, with its size; an x86 location is a fault, as is a size the registers
+    /// cannot carry.
+    fn of(ret: &RetPlan) -> Result<(RetFrom, u32), Fault> {
+        let from = match ret.loc {
+            RetLoc::Void => RetFrom::Void,
+            RetLoc::Gpr => RetFrom::Gpr,
+            RetLoc::Xmm0 => RetFrom::Xmm0,
+            RetLoc::Xmm0Full => RetFrom::Xmm0Full,
+            RetLoc::Xmm0Xmm1 => RetFrom::Xmm0Xmm1,
+            RetLoc::RaxRdx => RetFrom::RaxRdx,
+            RetLoc::RaxXmm0 => RetFrom::RaxXmm0,
+            RetLoc::Xmm0Rax => RetFrom::Xmm0Rax,
+            RetLoc::Sret { .. } => RetFrom::Sret,
+            RetLoc::EdxEax | RetLoc::St0 => return Err(Fault::Step("an x86 return")),
+        };
+        let size = ret.value.size(8);
+        if !matches!(from, RetFrom::Void | RetFrom::Sret) && !(1..=16).contains(&size) {
+            return Err(Fault::Width(size));
+        }
+        Ok((from, size))
+    }
+}
+
+/// Stores the `size`-byte value a call left in `r` at `from` at `to`, exactly `size` bytes,
+/// each register carrying bytes 0..8 and 8.. as [`RetLoc`]'s contract says.
 ///
 /// # Safety
-/// `to` writable for the value's size.
-unsafe fn store_return(r: &Returned, ret: RetPlan, to: *mut u8) -> Result<(), Fault> {
-    let size = ret.value.size(8);
+/// `to` writable for `size` bytes.
+unsafe fn store_return(r: &Returned, from: RetFrom, size: u32, to: *mut u8) -> Result<(), Fault> {
     // Bytes 0..8 and 8..16 of the value, each from the register that carries them.
-    let (low, high): (u64, u64) = match ret.loc {
-        RetLoc::Void => return Ok(()),
-        RetLoc::Gpr => (r.rax, 0),
-        RetLoc::Xmm0 => (r.xmm0[0], 0),
+    let (low, high): (u64, u64) = match from {
+        RetFrom::Void => return Ok(()),
+        RetFrom::Gpr => (r.rax, 0),
+        RetFrom::Xmm0 => (r.xmm0[0], 0),
         // A 16-byte vector: bytes 8.. are xmm0's upper half.
-        RetLoc::Xmm0Full => (r.xmm0[0], r.xmm0[1]),
-        RetLoc::Xmm0Xmm1 => (r.xmm0[0], r.xmm1[0]),
-        RetLoc::RaxRdx => (r.rax, r.rdx),
-        RetLoc::RaxXmm0 => (r.rax, r.xmm0[0]),
-        RetLoc::Xmm0Rax => (r.xmm0[0], r.rax),
-        RetLoc::Sret { .. } => {
+        RetFrom::Xmm0Full => (r.xmm0[0], r.xmm0[1]),
+        RetFrom::Xmm0Xmm1 => (r.xmm0[0], r.xmm1[0]),
+        RetFrom::RaxRdx => (r.rax, r.rdx),
+        RetFrom::RaxXmm0 => (r.rax, r.xmm0[0]),
+        RetFrom::Xmm0Rax => (r.xmm0[0], r.rax),
+        RetFrom::Sret => {
             // The callee filled the buffer it was given and returned its address in rax.
             // SAFETY: rax is the buffer (the hidden pointer the program passed); `to` the
             // caller's; they may be the same.
             unsafe { std::ptr::copy(r.rax as *const u8, to, size as usize) };
             return Ok(());
         }
-        RetLoc::EdxEax | RetLoc::St0 => return Err(Fault::Step("an x86 return")),
     };
     if size > 16 || size == 0 {
         return Err(Fault::Width(size));
@@ -618,7 +661,7 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                 unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
                 if let Some(at) = ret_to {
                     let call = helper_call(helper).ok_or(Fault::Helper(helper))?;
-                    unsafe { store_return(&helper_ret, call.ret, f.add(at as usize))? };
+                    unsafe { store_return(&helper_ret, call.ret.0, call.ret.1, f.add(at as usize))? };
                 }
             }
             Op::StoreAddr { of, to } => unsafe {
@@ -650,12 +693,12 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                 // copies and hidden return buffers may point into it).
                 unsafe { luaffi_tier0_call(target, &regs, f, code.out_bytes as usize, &mut returned) };
             }
-            Op::SaveReturn { ret, to, through } => {
+            Op::SaveReturn { from, size, to, through } => {
                 let dest = match through {
                     false => unsafe { f.add(to as usize) },
                     true => unsafe { f.add(to as usize).cast::<*mut u8>().read_unaligned() },
                 };
-                unsafe { store_return(&returned, ret, dest)? };
+                unsafe { store_return(&returned, from, size, dest)? };
             }
             Op::ReturnToLua(results) => return Ok(results as c_int),
         }
@@ -688,5 +731,18 @@ pub unsafe fn run_or_raise(l: *mut ffi::lua_State, code: &Result<Tier0Code, Faul
             Ok(results) => results,
             Err(fault) => cdata::raise(l, format!("tier 0 cannot run this call (a bug): {fault:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Arg, Op};
+
+    /// Every compiled program is kept for as long as its function lives, and the first call
+    /// of a signature pays for the pages it touches: the ops stay small.
+    #[test]
+    fn compiled_ops_stay_small() {
+        assert!(std::mem::size_of::<Op>() <= 12, "an op is {} bytes", std::mem::size_of::<Op>());
+        assert!(std::mem::size_of::<Arg>() <= 16, "an operand is {} bytes", std::mem::size_of::<Arg>());
     }
 }
