@@ -63,6 +63,11 @@ pub(crate) struct Token<'a> {
 }
 
 impl Token<'_> {
+    /// A token to write over (the end of the text at no position).
+    pub fn blank() -> Self {
+        Token { tok: Tok::Eof, kw: None, line: 0, col: 0, shown: None, from_param: false, joined_line: 0 }
+    }
+
     /// Is this the punctuation `p`?
     pub fn is(&self, p: &str) -> bool {
         matches!(&self.tok, Tok::Punct(s) if s == p)
@@ -196,13 +201,25 @@ impl<'a> Lexer<'a> {
 
     /// The next token.
     pub fn next_token(&mut self) -> Result<Token<'a>, CdefError> {
+        let mut plain = Token::blank();
+        if self.plain_token_into(&mut plain) {
+            return Ok(plain);
+        }
+        self.general_token()
+    }
+
+    /// [`Lexer::next_token`] for what [`Lexer::plain_token_into`] leaves (after a line break
+    /// or comment, the plain path is tried again).
+    pub fn general_token(&mut self) -> Result<Token<'a>, CdefError> {
+        let mut first = true;
         loop {
-            if let Some(t) = self.plain_token() {
-                match t {
-                    Some(t) => return Ok(t),
-                    None => continue,
+            if !first {
+                let mut plain = Token::blank();
+                if self.plain_token_into(&mut plain) {
+                    return Ok(plain);
                 }
             }
+            first = false;
             let Some(c) = self.peek() else {
                 self.splices_at_start = self.splices;
                 return Ok(self.make(Tok::Eof, self.line, self.col, Some(Cow::Borrowed("<eof>"))));
@@ -289,51 +306,59 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// The common cases of [`Lexer::next_token`] read straight from the text's bytes, none of
-    /// which can hold a backslash-newline or end the text: a run of spaces and tabs (then
-    /// `Some(None)`), an ASCII name or number ended by an ASCII character other than a
-    /// backslash, and punctuation that is never the start of a longer token or comment.
-    /// `None` leaves everything else to the general path, character by character.
+    /// The common cases of [`Lexer::next_token`] read straight from the text's bytes into
+    /// `tok`, none of which can hold a backslash-newline or end the text: an ASCII name or
+    /// number ended by an ASCII character other than a backslash, and punctuation that is never
+    /// the start of a longer token or comment, each after any spaces and tabs. False leaves
+    /// everything else (and `tok`) to the general path, character by character, with at most
+    /// the spaces and tabs read.
+    ///
+    /// It writes over the parser's current token rather than returning a new one, so that the
+    /// most frequent tokens are not moved through `Result`s.
     #[inline]
-    fn plain_token(&mut self) -> Option<Option<Token<'a>>> {
-        let rest = self.chars.as_str();
+    pub fn plain_token_into(&mut self, tok: &mut Token<'a>) -> bool {
+        let mut rest = self.chars.as_str();
+        let blanks = rest.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+        if blanks > 0 {
+            rest = &rest[blanks..];
+            self.chars = rest.chars();
+            self.col += blanks as u32;
+        }
         let bytes = rest.as_bytes();
-        let &first = bytes.first()?;
-        match first {
-            b' ' | b'\t' => {
-                let n = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-                self.chars = rest[n..].chars();
-                self.col += n as u32;
-                Some(None)
-            }
+        let Some(&first) = bytes.first() else { return false };
+        let (n, kind, kw, shown) = match first {
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'0'..=b'9' => {
                 let n = bytes.iter().position(|&b| !NAME_BYTE[b as usize]).unwrap_or(bytes.len());
                 if !bytes.get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
-                    return None;
+                    return false;
                 }
                 let s = &rest[..n];
-                // A malformed number is the general path's (error, or 0 when skipping).
-                let lit = if first.is_ascii_digit() { Some(parse_int_literal(s)?) } else { None };
-                let (line, col) = (self.line, self.col);
-                self.splices_at_start = self.splices;
-                self.chars = rest[n..].chars();
-                self.col += n as u32;
-                Some(Some(match lit {
-                    Some(lit) => self.make(Tok::Int(lit), line, col, Some(Cow::Borrowed(s))),
-                    None => self.ident(Cow::Borrowed(s), line, col),
-                }))
+                if first.is_ascii_digit() {
+                    // A malformed number is the general path's (error, or 0 when skipping).
+                    let Some(lit) = parse_int_literal(s) else { return false };
+                    (n, Tok::Int(lit), None, Some(Cow::Borrowed(s)))
+                } else {
+                    (n, Tok::Ident(Cow::Borrowed(s)), keyword_of(s), None)
+                }
             }
             b'(' | b')' | b',' | b';' | b'*' | b'[' | b']' | b'{' | b'}' | b'.' | b'?' | b':' | b'~' | b'^' | b'%'
-            | b'+' | b'#' => {
-                let (line, col) = (self.line, self.col);
-                self.splices_at_start = self.splices;
-                self.chars = rest[1..].chars();
-                self.col += 1;
-                let p = one_char_punct(first as char).expect("ASCII punctuation");
-                Some(Some(self.punct(p, line, col)))
-            }
-            _ => None,
-        }
+            | b'+' | b'#' => (1, Tok::Punct(Cow::Borrowed(&ASCII[first as usize..first as usize + 1])), None, None),
+            _ => return false,
+        };
+        let (line, col) = (self.line, self.col);
+        self.splices_at_start = self.splices;
+        self.chars = rest[n..].chars();
+        self.col += n as u32;
+        *tok = Token {
+            tok: kind,
+            kw,
+            line: self.logical(line),
+            col,
+            shown,
+            from_param: false,
+            joined_line: line - self.splices,
+        };
+        true
     }
 
     /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
@@ -505,7 +530,7 @@ fn two_char_op(c: char, second: char) -> &'static str {
 }
 
 /// The ASCII bytes of a name: letters, digits, `_` (one load per byte in
-/// [`Lexer::plain_token`]).
+/// [`Lexer::plain_token_into`]).
 static NAME_BYTE: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;

@@ -355,7 +355,9 @@ impl<'a> Parser<'a> {
     // ---- tokens and errors ----
 
     pub(crate) fn next(&mut self) -> Result<(), CdefError> {
-        self.tok = self.lex.next_token()?;
+        if !self.lex.plain_token_into(&mut self.tok) {
+            self.tok = self.lex.general_token()?;
+        }
         Ok(())
     }
 
