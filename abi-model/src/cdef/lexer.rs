@@ -328,7 +328,10 @@ impl<'a> Lexer<'a> {
         let Some(&first) = bytes.first() else { return false };
         let (n, kind, kw, shown) = match first {
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'0'..=b'9' => {
-                let n = bytes.iter().position(|&b| !NAME_BYTE[b as usize]).unwrap_or(bytes.len());
+                let mut n = 1;
+                while n < bytes.len() && NAME_BYTE[bytes[n] as usize] {
+                    n += 1;
+                }
                 if !bytes.get(n).is_none_or(|&b| b.is_ascii() && b != b'\\') {
                     return false;
                 }
@@ -359,6 +362,15 @@ impl<'a> Lexer<'a> {
             joined_line: line - self.splices,
         };
         true
+    }
+
+    /// Is the next token `,` or `)`, after spaces and tabs only? A look ahead at the text
+    /// that reads nothing (false does not mean it is not: a comment or line break may come
+    /// first).
+    pub fn next_is_list_separator(&self) -> bool {
+        let rest = self.chars.as_str().as_bytes();
+        let blanks = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        matches!(rest.get(blanks), Some(b',' | b')'))
     }
 
     /// A token shown as `shown`, or as its own identifier or punctuation when `None`.

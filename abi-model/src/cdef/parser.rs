@@ -1264,6 +1264,16 @@ impl<'a> Parser<'a> {
                     variadic = true;
                     break;
                 }
+                if let Some(ty) = self.lone_param_type() {
+                    self.next()?;
+                    if !self.param_type(ty, None, start)? {
+                        break;
+                    }
+                    if !self.opt(",")? {
+                        break;
+                    }
+                    continue;
+                }
                 let spec = self.decl_spec(&[Storage::Register])?;
                 let bare = (self.tok.is(",") || self.tok.is(")"))
                     && spec.attrs.mode.is_none()
@@ -1280,34 +1290,66 @@ impl<'a> Parser<'a> {
                     let ty = self.build(spec.base, &mut d)?;
                     (ty, d.name.as_ref().and_then(token_name))
                 };
-                if matches!(self.table.get(ty.id), CType::Void) {
+                if !self.param_type(ty, pname, start)? {
                     break;
                 }
-                let decayed = match self.table.get(ty.id) {
-                    // A vector is a value, not an array: it does not decay.
-                    CType::Array { .. } if self.table.is_vector(ty.id) => Ok(ty.id),
-                    CType::Array { elem, .. } => {
-                        let elem = *elem;
-                        self.table.try_pointer_to(elem)
-                    }
-                    CType::Function(_) => self.table.try_pointer_to(ty),
-                    _ => Ok(ty.id),
-                };
-                let id = decayed.map_err(|e| self.type_err(e))?;
-                self.params.push(Param { name: pname, ty: QualType::plain(id) });
                 if !self.opt(",")? {
                     break;
                 }
             }
         }
-        // One allocation of the list's own length.
-        let params: Vec<Param> = self.params.drain(start..).collect();
+        // One allocation of the list's own length, its parameters copied in one move.
+        let params: Vec<Param> = self.params.split_off(start);
         self.expect(")")?;
         if self.tok.is("{") {
             self.skip_body()?;
         }
         self.leave();
         Ok(Op::Func { params, variadic, conv: a.conv.take(), at })
+    }
+
+    /// Adds a parameter of type `ty` to the list begun at `start`, arrays and functions
+    /// decayed to pointers; false (adding none) for `void`, which ends the list.
+    fn param_type(&mut self, ty: QualType, name: Option<String>, start: usize) -> Result<bool, CdefError> {
+        debug_assert!(self.params.len() >= start);
+        let decayed = match self.table.get(ty.id) {
+            CType::Void => return Ok(false),
+            // A vector is a value, not an array: it does not decay.
+            CType::Array { .. } if self.table.is_vector(ty.id) => Ok(ty.id),
+            CType::Array { elem, .. } => {
+                let elem = *elem;
+                self.table.try_pointer_to(elem)
+            }
+            CType::Function(_) => self.table.try_pointer_to(ty),
+            _ => Ok(ty.id),
+        };
+        let id = decayed.map_err(|e| self.type_err(e))?;
+        self.params.push(Param { name, ty: QualType::plain(id) });
+        Ok(true)
+    }
+
+    /// The type of a parameter written as one type keyword or typedef name right before its
+    /// `,` or `)` (`int`, `double`, `size_t`): what [`Self::decl_spec`] and an empty
+    /// declarator make of it, without their general machinery (most parameters of real
+    /// declarations are such). `None` for anything else, and at the deepest nesting, where
+    /// the declarator's level is an error.
+    fn lone_param_type(&self) -> Option<QualType> {
+        if self.depth >= MAX_DEPTH || !self.lex.next_is_list_separator() {
+            return None;
+        }
+        let id = match self.tok.kw {
+            // `int` and `__int32`, as [`Self::decl_spec`] reads them alone.
+            Some(Kw::Int(4)) => self.table.int(IntKind::Int),
+            Some(Kw::Double) => self.table.float(FloatKind::Double),
+            Some(Kw::Float) => self.table.float(FloatKind::Float),
+            Some(Kw::Char) => self.table.int(IntKind::Char),
+            Some(_) => return None,
+            None => match &self.tok.tok {
+                Tok::Ident(name) => return self.scope.typedef(name),
+                _ => return None,
+            },
+        };
+        Some(QualType::plain(id))
     }
 
     /// Skips `{ ... }` and leaves a `;` in place of the closing brace, as LuaJIT does.

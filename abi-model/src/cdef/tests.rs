@@ -163,6 +163,32 @@ fn unnamed_parameters_of_specifiers_alone_type_as_named_ones() {
     assert!(func(&t, &s, "h").params.is_empty());
 }
 
+/// A parameter that is one type keyword or typedef name right before its `,` or `)` is read
+/// by a short path; it types as the general path does (here reached through a comment or line
+/// break before the separator, and through names), `void` among them included.
+#[test]
+fn lone_parameter_types_are_what_the_general_path_makes() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(
+        &mut t,
+        &mut s,
+        "typedef int a4[4]; typedef int fn_t(int); typedef void v_t; typedef const int ci;\n\
+         void f(int, double, float, char, __int32, int64_t, a4, fn_t, ci, size_t);\n\
+         void g(int /**/, double\n, float x, char y, __int32 z, int64_t /**/, a4 p, fn_t q, ci r, size_t\n);\n\
+         int h(v_t); int k(v_t /**/); int m(int, void);",
+    );
+    assert_eq!(s.function("f").unwrap().ty, s.function("g").unwrap().ty);
+    let shown: Vec<String> = func(&t, &s, "f").params.iter().map(|p| t.display(p.ty)).collect();
+    assert_eq!(
+        shown,
+        ["int", "double", "float", "char", "int", "long", "int *", "int (*)(int)", "int", "unsigned long"]
+    );
+    assert_eq!(s.function("h").unwrap().ty, s.function("k").unwrap().ty);
+    assert!(func(&t, &s, "h").params.is_empty());
+    let shown: Vec<String> = func(&t, &s, "m").params.iter().map(|p| t.display(p.ty)).collect();
+    assert_eq!(shown, ["int"]);
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
