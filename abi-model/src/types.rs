@@ -14,6 +14,7 @@
 use crate::hash::FxHashMap;
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 
@@ -620,9 +621,22 @@ impl TypeTable {
     }
 
     fn intern(&mut self, key: Key, ty: CType, checked: bool) -> Result<TypeId, TypeError> {
-        if let Some(&id) = self.interned.get(&key) {
-            return Ok(id);
-        }
+        // The map is out of the table while its entry is held, so that the key is hashed once
+        // (a function's key holds every parameter type) and the new type's depth and layout
+        // can still read the table. Nothing below uses the map.
+        let mut interned = std::mem::take(&mut self.interned);
+        let id = match interned.entry(key) {
+            Entry::Occupied(e) => Ok(*e.get()),
+            Entry::Vacant(v) => self.add_interned(v.key().clone(), ty, checked).inspect(|&id| {
+                v.insert(id);
+            }),
+        };
+        self.interned = interned;
+        id
+    }
+
+    /// A new interned type of `key`, which the caller enters in the map.
+    fn add_interned(&mut self, key: Key, ty: CType, checked: bool) -> Result<TypeId, TypeError> {
         let (depth, layout) = match &ty {
             CType::Pointer(to) | CType::Ptr32(to) => (self.depth_over([to.id]), None),
             CType::Array { elem, len } => {
@@ -641,9 +655,7 @@ impl TypeTable {
             _ => (0, None),
         };
         self.check_limits(depth, checked)?;
-        let id = self.push(ty, Info { depth, key: Some(key.clone()), layout });
-        self.interned.insert(key, id);
-        Ok(id)
+        Ok(self.push(ty, Info { depth, key: Some(key), layout }))
     }
 
     fn push(&mut self, ty: CType, info: Info) -> TypeId {

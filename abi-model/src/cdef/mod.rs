@@ -30,6 +30,7 @@ use crate::hash::FxHashMap;
 use crate::layout::BitPos;
 use crate::types::{CType, IntKind, QualType, RecordKind, TypeId, TypeTable};
 use crate::Target;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 
@@ -270,10 +271,17 @@ impl CScope {
     }
 
     /// Adds an ordinary identifier, returning the name as the scope keeps it.
-    pub(crate) fn insert_ordinary(&mut self, name: &str, sym: Symbol) -> Arc<str> {
-        let name: Arc<str> = name.into();
-        self.ordinary.insert(name.clone(), sym);
-        name
+    /// Enters `name` as `sym` when it is not declared yet, hashing it once; when it is, `Err`
+    /// gives its meaning and `sym` back, and nothing changes.
+    pub(crate) fn insert_new_ordinary(&mut self, name: &str, sym: Symbol) -> Result<Arc<str>, (&Symbol, Symbol)> {
+        match self.ordinary.entry(name.into()) {
+            Entry::Occupied(e) => Err((e.into_mut(), sym)),
+            Entry::Vacant(v) => {
+                let name = v.key().clone();
+                v.insert(sym);
+                Ok(name)
+            }
+        }
     }
 
     pub(crate) fn insert_tag(&mut self, name: &str, id: TypeId) {

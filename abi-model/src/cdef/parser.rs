@@ -553,20 +553,22 @@ impl<'a> Parser<'a> {
         let Tok::Ident(n) = &name.tok else {
             return Ok(());
         };
-        if let Some(old) = self.scope.symbol(n) {
-            let same = match (old, &sym) {
-                (_, Symbol::Typedef(_) | Symbol::Function(_) | Symbol::Variable(_)) => true,
-                (Symbol::Constant(a), Symbol::Constant(b)) => super::same::constants_equivalent(self.table, a, b),
-                (_, Symbol::Constant(_)) => false,
-            };
-            if same {
+        let (old, sym) = match self.scope.insert_new_ordinary(n, sym) {
+            Ok(n) => {
+                self.added.push(Added::Ordinary(n));
                 return Ok(());
             }
-            return Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")));
+            Err(old) => old,
+        };
+        let same = match (old, &sym) {
+            (_, Symbol::Typedef(_) | Symbol::Function(_) | Symbol::Variable(_)) => true,
+            (Symbol::Constant(a), Symbol::Constant(b)) => super::same::constants_equivalent(self.table, a, b),
+            (_, Symbol::Constant(_)) => false,
+        };
+        if same {
+            return Ok(());
         }
-        let n = self.scope.insert_ordinary(n, sym);
-        self.added.push(Added::Ordinary(n));
-        Ok(())
+        Err(Self::err_at((name.line, name.col), &format!("attempt to redefine '{n}'")))
     }
 
     /// `static const T name = expr`: an integer constant (LuaJIT `cp_decl_constinit`, which
