@@ -308,8 +308,9 @@ impl<'a> Lexer<'a> {
 
     /// The common cases of [`Lexer::next_token`] read straight from the text's bytes into
     /// `tok`, none of which can hold a backslash-newline or end the text: an ASCII name or
-    /// number ended by an ASCII character other than a backslash, and punctuation that is never
-    /// the start of a longer token or comment, each after any spaces and tabs. False leaves
+    /// number ended by an ASCII character other than a backslash, punctuation that is never
+    /// the start of a longer token or comment, and a string of printable ASCII without escapes,
+    /// each after any spaces and tabs. False leaves
     /// everything else (and `tok`) to the general path, character by character, with at most
     /// the spaces and tabs read.
     ///
@@ -346,6 +347,15 @@ impl<'a> Lexer<'a> {
             }
             b'(' | b')' | b',' | b';' | b'*' | b'[' | b']' | b'{' | b'}' | b'.' | b'?' | b':' | b'~' | b'^' | b'%'
             | b'+' | b'#' => (1, Tok::Punct(Cow::Borrowed(&ASCII[first as usize..first as usize + 1])), None, None),
+            b'"' => {
+                // Printable ASCII without a backslash up to the closing quote: the text itself.
+                let len =
+                    bytes[1..].iter().take_while(|&&b| b != b'"' && b != b'\\' && (b' '..=b'~').contains(&b)).count();
+                if bytes.get(1 + len) != Some(&b'"') {
+                    return false;
+                }
+                (len + 2, Tok::Str(Cow::Borrowed(&rest[1..1 + len])), None, None)
+            }
             _ => return false,
         };
         let (line, col) = (self.line, self.col);

@@ -355,9 +355,17 @@ impl<'a> Parser<'a> {
     // ---- tokens and errors ----
 
     pub(crate) fn next(&mut self) -> Result<(), CdefError> {
-        if !self.lex.plain_token_into(&mut self.tok) {
-            self.tok = self.lex.general_token()?;
+        if self.lex.plain_token_into(&mut self.tok) {
+            return Ok(());
         }
+        self.next_general()
+    }
+
+    /// [`Self::next`] for a token the plain path leaves, out of line so that the plain path
+    /// keeps a small frame (the general path builds a whole token and may fail).
+    #[inline(never)]
+    fn next_general(&mut self) -> Result<(), CdefError> {
+        self.tok = self.lex.general_token()?;
         Ok(())
     }
 
