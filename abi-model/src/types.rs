@@ -11,11 +11,12 @@
 //! recurses a bounded number of times. The checked constructors (`try_*`, `define_*`) enforce
 //! both; [`TypeTable::checkpoint`] lets a failed declaration take back everything it made.
 
-use crate::hash::FxHashMap;
+use crate::hash::{FxHashMap, FxHasher};
 use crate::layout::{self, Layout, RecordLayout};
 use crate::{CallConv, Target};
 use std::collections::hash_map::Entry;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Index of a type in its [`TypeTable`].
@@ -416,9 +417,37 @@ enum Key {
     WideInt(u32, bool),
     /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
     WideBool(u32),
-    /// The parameter types are shared, so that the copy the type's [`Info`] keeps (to forget
-    /// it on rollback) allocates nothing.
-    Function(QualType, Arc<[QualType]>, bool, CallConv),
+    /// A function type's return type, parameter types, `...` and convention.
+    Function(FuncKey),
+}
+
+/// The interning key of a function type. The parameter types are shared, so that the copy
+/// the type's [`Info`] keeps (to forget it on rollback) allocates nothing; the key's hash is
+/// computed once, when it is made, because the map hashes every key again each time it grows
+/// and this one holds every parameter type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FuncKey {
+    hash: u64,
+    ret: QualType,
+    params: Arc<[QualType]>,
+    variadic: bool,
+    conv: CallConv,
+}
+
+impl FuncKey {
+    fn of(f: &FuncType) -> FuncKey {
+        let params: Arc<[QualType]> = f.params.iter().map(|p| p.ty).collect();
+        let mut h = FxHasher::default();
+        (f.ret, &*params, f.variadic, f.conv).hash(&mut h);
+        FuncKey { hash: h.finish(), ret: f.ret, params, variadic: f.variadic, conv: f.conv }
+    }
+}
+
+impl Hash for FuncKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Equal keys have equal contents, hence equal hashes.
+        state.write_u64(self.hash);
+    }
 }
 
 /// Most types one table holds: LuaJIT's `CTID_MAX`, past which it raises "table overflow".
@@ -776,13 +805,13 @@ impl TypeTable {
     /// A function type. Parameter names are kept from the first declaration of an identical
     /// type; they are not part of its identity. Unchecked, as [`TypeTable::pointer_to`].
     pub fn function(&mut self, f: FuncType) -> TypeId {
-        let key = Key::Function(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
+        let key = Key::Function(FuncKey::of(&f));
         self.intern(key, CType::Function(f), false).unwrap_or_else(|_| unreachable!("unchecked"))
     }
 
     /// A function type, within the table's limits.
     pub fn try_function(&mut self, f: FuncType) -> Result<TypeId, TypeError> {
-        let key = Key::Function(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv);
+        let key = Key::Function(FuncKey::of(&f));
         self.intern(key, CType::Function(f), true)
     }
 
