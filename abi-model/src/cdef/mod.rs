@@ -166,11 +166,13 @@ pub struct CScope {
     spare: Spare,
 }
 
-/// Buffers a parse needs and gives back empty: the names it added and the parameter stack.
+/// Buffers a parse needs and gives back empty: the names it added, the parameter stack and a
+/// declarator's list of derivations.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Spare {
     pub(crate) added: Vec<Added>,
     pub(crate) params: Vec<crate::types::Param>,
+    pub(crate) ops: Vec<parser::Op>,
 }
 
 /// One name added by a declaration, so a failed `cdef` can take it back.

@@ -240,7 +240,7 @@ const FIELD: DeclMode = DeclMode { direct: true, abstract_: true, field: true };
 
 /// One derivation, applied to the type built so far.
 #[derive(Clone, Debug)]
-enum Op {
+pub(crate) enum Op {
     Pointer(Quals),
     /// `* __ptr32` on a 64-bit target: a 4-byte pointer.
     Ptr32(Quals),
@@ -282,6 +282,8 @@ pub(crate) struct Parser<'a> {
     /// The parameters read so far of the function declarators being parsed, outermost
     /// first (what a parameter's array size may name: `int f(int n, int a[n])`).
     pub(crate) params: Vec<Param>,
+    /// An empty list of derivations a declarator may fill (see [`Parser::recycle_ops`]).
+    spare_ops: Vec<Op>,
 }
 
 /// Parses `src` in `mode`; on error takes back every name it added, every type it made and
@@ -303,11 +305,11 @@ pub(crate) fn run(
     }
     let cp = table.checkpoint();
     // The buffers of the last parse, empty, so that a parse allocates none of its own.
-    let Spare { added: spare_added, params: spare_params } = std::mem::take(&mut scope.spare);
-    let (result, mut added, mut spare_params) = {
+    let Spare { added: spare_added, params: spare_params, ops: spare_ops } = std::mem::take(&mut scope.spare);
+    let (result, mut added, mut spare_params, mut spare_ops) = {
         let mut lex = Lexer::new(src, params);
         match lex.next_token() {
-            Err(e) => (Err(e), spare_added, spare_params),
+            Err(e) => (Err(e), spare_added, spare_params, spare_ops),
             Ok(first) => {
                 let mut p = Parser {
                     lex,
@@ -321,6 +323,7 @@ pub(crate) fn run(
                     added: spare_added,
                     defining: Vec::new(),
                     params: spare_params,
+                    spare_ops,
                 };
                 let r = match mode {
                     Mode::Declarations => p.declarations().map(|()| QualType::plain(p.table.void())),
@@ -333,7 +336,7 @@ pub(crate) fn run(
                         Ok(ty)
                     }
                 });
-                (r, p.added, p.params)
+                (r, p.added, p.params, p.spare_ops)
             }
         }
     };
@@ -345,9 +348,10 @@ pub(crate) fn run(
     }
     added.clear();
     spare_params.clear();
+    spare_ops.clear();
     // A large header's list of names is not kept for good.
     added.shrink_to(64);
-    scope.spare = Spare { added, params: spare_params };
+    scope.spare = Spare { added, params: spare_params, ops: spare_ops };
     result
 }
 
@@ -1161,7 +1165,9 @@ impl<'a> Parser<'a> {
             }
         }
         let mut inner = Vec::new();
-        let mut suffixes = Vec::new();
+        // The list of an earlier declarator when one was given back: the one level of most
+        // declarators (`name(...)`) then allocates none.
+        let mut suffixes = std::mem::take(&mut self.spare_ops);
         if self.tok.is("(") {
             let at = self.pos();
             self.next()?;
@@ -1197,6 +1203,7 @@ impl<'a> Parser<'a> {
         // the result, and without suffixes the inner one: no third list.
         let mut ops = if pointers.is_empty() {
             if suffixes.is_empty() {
+                self.spare_ops = suffixes;
                 inner
             } else {
                 suffixes.reverse();
@@ -1205,8 +1212,11 @@ impl<'a> Parser<'a> {
             }
         } else {
             let mut ops = pointers;
-            ops.extend(suffixes.into_iter().rev());
+            if !suffixes.is_empty() {
+                ops.extend(suffixes.drain(..).rev());
+            }
             ops.extend(inner);
+            self.spare_ops = suffixes;
             ops
         };
         give_conv(&mut ops, a);
@@ -1391,7 +1401,8 @@ impl<'a> Parser<'a> {
     /// Applies a declarator's derivations to the base type (LuaJIT `cp_decl_intern`), checking
     /// what C and LuaJIT forbid: arrays of functions, of incomplete or variable-length types,
     /// of 2^31 bytes or more; functions returning functions or arrays. A function
-    /// derivation's parameters are moved into its type (`d` is built once).
+    /// derivation's parameters are moved into its type, and its list is kept for the next
+    /// declarator (`d` is built once).
     fn build(&mut self, base: QualType, d: &mut Declarator<'_>) -> Result<QualType, CdefError> {
         let at = d.name.as_ref().map_or(self.pos(), |n| (n.line, n.col));
         let mode = d.attrs.mode.or(d.attrs.ptr_size.map(ModeAttr));
@@ -1443,7 +1454,17 @@ impl<'a> Parser<'a> {
                 }
             };
         }
+        self.recycle_ops(std::mem::take(&mut d.ops));
         Ok(t)
+    }
+
+    /// Keeps a declarator's list of derivations, emptied, for the next declarator, when it
+    /// has more room than the one kept.
+    fn recycle_ops(&mut self, mut ops: Vec<Op>) {
+        if ops.capacity() > self.spare_ops.capacity() {
+            ops.clear();
+            self.spare_ops = ops;
+        }
     }
 
     /// `mode(...)` changes a numeric base type's size: an integer's to any mode's (16 and 32
