@@ -137,7 +137,12 @@ impl<'a> Lexer<'a> {
     }
 
     /// The logical line number of physical line `physical`.
+    #[inline]
     fn logical(&self, physical: u32) -> u32 {
+        // Most texts have no `#line`.
+        if self.line_delta == 0 {
+            return physical;
+        }
         (physical as i64 + self.line_delta).clamp(1, u32::MAX as i64) as u32
     }
 
