@@ -1330,10 +1330,21 @@ impl<'a> Parser<'a> {
 
     /// Adds a parameter of type `ty` to the list begun at `start`, arrays and functions
     /// decayed to pointers; false (adding none) for `void`, which ends the list.
+    #[inline]
     fn param_type(&mut self, ty: QualType, name: Option<String>, start: usize) -> Result<bool, CdefError> {
         debug_assert!(self.params.len() >= start);
-        let decayed = match self.table.get(ty.id) {
+        let id = match self.table.get(ty.id) {
             CType::Void => return Ok(false),
+            CType::Array { .. } | CType::Function(_) => self.decayed(ty)?,
+            _ => ty.id,
+        };
+        self.params.push(Param { name, ty: QualType::plain(id) });
+        Ok(true)
+    }
+
+    /// The pointer an array or function parameter type decays to.
+    fn decayed(&mut self, ty: QualType) -> Result<TypeId, CdefError> {
+        let decayed = match self.table.get(ty.id) {
             // A vector is a value, not an array: it does not decay.
             CType::Array { .. } if self.table.is_vector(ty.id) => Ok(ty.id),
             CType::Array { elem, .. } => {
@@ -1343,9 +1354,7 @@ impl<'a> Parser<'a> {
             CType::Function(_) => self.table.try_pointer_to(ty),
             _ => Ok(ty.id),
         };
-        let id = decayed.map_err(|e| self.type_err(e))?;
-        self.params.push(Param { name, ty: QualType::plain(id) });
-        Ok(true)
+        decayed.map_err(|e| self.type_err(e))
     }
 
     /// The type of a parameter written as one type keyword or typedef name right before its
