@@ -17,7 +17,6 @@ use crate::{CallConv, Target};
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 /// Index of a type in its [`TypeTable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -417,37 +416,27 @@ enum Key {
     WideInt(u32, bool),
     /// A bool of 2, 4 or 8 bytes (see [`TypeTable::try_wide_bool`]).
     WideBool(u32),
-    /// A function type's return type, parameter types, `...` and convention.
-    Function(FuncKey),
+    /// A function type, by the hash of its return type, parameter types, `...` and
+    /// convention ([`function_hash`]); the table compares the types themselves (see
+    /// [`TypeTable::intern_function`]), so that a key allocates no copy of the parameters.
+    Function(u64),
 }
 
-/// The interning key of a function type. The parameter types are shared, so that the copy
-/// the type's [`Info`] keeps (to forget it on rollback) allocates nothing; the key's hash is
-/// computed once, when it is made, because the map hashes every key again each time it grows
-/// and this one holds every parameter type.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct FuncKey {
-    hash: u64,
-    ret: QualType,
-    params: Arc<[QualType]>,
-    variadic: bool,
-    conv: CallConv,
-}
-
-impl FuncKey {
-    fn of(f: &FuncType) -> FuncKey {
-        let params: Arc<[QualType]> = f.params.iter().map(|p| p.ty).collect();
-        let mut h = FxHasher::default();
-        (f.ret, &*params, f.variadic, f.conv).hash(&mut h);
-        FuncKey { hash: h.finish(), ret: f.ret, params, variadic: f.variadic, conv: f.conv }
+/// The hash of a function type's identity: its return type, parameter types (not their
+/// names), `...` and convention.
+fn function_hash(f: &FuncType) -> u64 {
+    #[cfg(test)]
+    if tests::CONSTANT_FUNCTION_HASH.get() {
+        return 0;
     }
-}
-
-impl Hash for FuncKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Equal keys have equal contents, hence equal hashes.
-        state.write_u64(self.hash);
+    let mut h = FxHasher::default();
+    f.ret.hash(&mut h);
+    h.write_usize(f.params.len());
+    for p in &f.params {
+        p.ty.hash(&mut h);
     }
+    (f.variadic, f.conv).hash(&mut h);
+    h.finish()
 }
 
 /// Most types one table holds: LuaJIT's `CTID_MAX`, past which it raises "table overflow".
@@ -501,6 +490,9 @@ pub struct TypeTable {
     types: Vec<CType>,
     info: Vec<Info>,
     interned: FxHashMap<Key, TypeId>,
+    /// Function types whose [`Key::Function`] hash an older function type, a different one,
+    /// holds in `interned` (hash collisions: in practice none).
+    function_collisions: Vec<TypeId>,
     /// The number of types at each open checkpoint, outermost first.
     open: Vec<usize>,
     /// Definitions of types older than the innermost open checkpoint, as they were before.
@@ -526,7 +518,15 @@ impl TypeTable {
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Float(k)));
         types.extend(FLOAT_KINDS.iter().map(|&k| CType::Complex(k)));
         let info = vec![Info { depth: 0, key: None, layout: None }; types.len()];
-        TypeTable { target, types, info, interned: FxHashMap::default(), open: Vec::new(), journal: Vec::new() }
+        TypeTable {
+            target,
+            types,
+            info,
+            interned: FxHashMap::default(),
+            function_collisions: Vec::new(),
+            open: Vec::new(),
+            journal: Vec::new(),
+        }
     }
 
     /// The target whose layouts this table computes.
@@ -651,8 +651,8 @@ impl TypeTable {
 
     fn intern(&mut self, key: Key, ty: CType, checked: bool) -> Result<TypeId, TypeError> {
         // The map is out of the table while its entry is held, so that the key is hashed once
-        // (a function's key holds every parameter type) and the new type's depth and layout
-        // can still read the table. Nothing below uses the map.
+        // and the new type's depth and layout can still read the table. Nothing below uses
+        // the map.
         let mut interned = std::mem::take(&mut self.interned);
         let id = match interned.entry(key) {
             Entry::Occupied(e) => Ok(*e.get()),
@@ -677,9 +677,6 @@ impl TypeTable {
                     ArrayLen::Flexible | ArrayLen::Variable => None,
                 };
                 (self.depth_over([elem.id]), layout)
-            }
-            CType::Function(f) => {
-                (self.depth_over(std::iter::once(f.ret.id).chain(f.params.iter().map(|p| p.ty.id))), None)
             }
             _ => (0, None),
         };
@@ -805,14 +802,52 @@ impl TypeTable {
     /// A function type. Parameter names are kept from the first declaration of an identical
     /// type; they are not part of its identity. Unchecked, as [`TypeTable::pointer_to`].
     pub fn function(&mut self, f: FuncType) -> TypeId {
-        let key = Key::Function(FuncKey::of(&f));
-        self.intern(key, CType::Function(f), false).unwrap_or_else(|_| unreachable!("unchecked"))
+        self.intern_function(f, false).unwrap_or_else(|_| unreachable!("unchecked"))
     }
 
     /// A function type, within the table's limits.
     pub fn try_function(&mut self, f: FuncType) -> Result<TypeId, TypeError> {
-        let key = Key::Function(FuncKey::of(&f));
-        self.intern(key, CType::Function(f), true)
+        self.intern_function(f, true)
+    }
+
+    /// The function type `f`, made unless an identical one exists. It is looked up by its
+    /// hash, then compared with the type holding that hash (and with the rare others of an
+    /// equal hash), so that no key copies the parameter types.
+    fn intern_function(&mut self, f: FuncType, checked: bool) -> Result<TypeId, TypeError> {
+        let key = Key::Function(function_hash(&f));
+        let held = self.interned.get(&key).copied();
+        if let Some(id) = held {
+            let mut same_hash = std::iter::once(id).chain(self.function_collisions.iter().copied());
+            if let Some(id) = same_hash.find(|&id| self.is_function(id, &f)) {
+                return Ok(id);
+            }
+        }
+        let depth = self.depth_over(std::iter::once(f.ret.id).chain(f.params.iter().map(|p| p.ty.id)));
+        self.check_limits(depth, checked)?;
+        // The first type of a hash is the map's; later ones are listed.
+        let key = held.is_none().then_some(key);
+        let id = self.push(CType::Function(f), Info { depth, key: key.clone(), layout: None });
+        match key {
+            Some(key) => {
+                self.interned.insert(key, id);
+            }
+            None => self.function_collisions.push(id),
+        }
+        Ok(id)
+    }
+
+    /// Is type `id` the function type `f` (parameter names aside)?
+    fn is_function(&self, id: TypeId, f: &FuncType) -> bool {
+        match &self.types[id.0 as usize] {
+            CType::Function(g) => {
+                g.ret == f.ret
+                    && g.variadic == f.variadic
+                    && g.conv == f.conv
+                    && g.params.len() == f.params.len()
+                    && g.params.iter().zip(&f.params).all(|(a, b)| a.ty == b.ty)
+            }
+            _ => false,
+        }
     }
 
     /// A new, incomplete struct or union. Every call makes a distinct type, as every
@@ -960,6 +995,8 @@ impl TypeTable {
                 self.interned.remove(&key);
             }
         }
+        // A listed function type is newer than the one its hash names in the map.
+        self.function_collisions.retain(|id| (id.0 as usize) < cp.len);
         self.types.truncate(cp.len);
         self.commit(cp);
     }
@@ -1149,6 +1186,51 @@ impl TypeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes every function type hash alike on this thread ([`function_hash`]), so that
+        /// a test reaches the handling of hash collisions.
+        pub(super) static CONSTANT_FUNCTION_HASH: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Function types are one per identity (parameter names aside) whatever their hashes: with
+    /// every hash equal, distinct types stay distinct, identical ones are found again, and
+    /// rolling back forgets those made since, the listed ones too.
+    #[test]
+    fn function_types_are_interned_through_hash_collisions() {
+        for colliding in [false, true] {
+            CONSTANT_FUNCTION_HASH.set(colliding);
+            let mut t = TypeTable::new(Target::X64_SYSV);
+            let int = QualType::plain(t.int(IntKind::Int));
+            let dbl = QualType::plain(t.float(FloatKind::Double));
+            let f = |params: &[QualType], variadic: bool| FuncType {
+                ret: int,
+                params: params.iter().map(|&ty| Param { name: Some("p".into()), ty }).collect(),
+                variadic,
+                conv: CallConv::Cdecl,
+            };
+            let a = t.function(f(&[int], false));
+            let b = t.function(f(&[dbl], false));
+            let c = t.function(f(&[int], true));
+            assert!(a != b && b != c && a != c, "{colliding}");
+            let mut unnamed = f(&[dbl], false);
+            unnamed.params[0].name = None;
+            assert_eq!(t.function(unnamed), b);
+            assert_eq!(t.function(f(&[int], false)), a);
+            let cp = t.checkpoint();
+            let d = t.function(f(&[int, dbl], false));
+            let e = t.function(f(&[dbl, int], false));
+            assert_ne!(d, e);
+            t.rollback(cp);
+            assert_eq!(t.function(f(&[dbl], false)), b);
+            let d2 = t.function(f(&[int, dbl], false));
+            assert_eq!(t.display(d2.into()), "int (int, double)");
+            assert_eq!(t.function(f(&[int, dbl], false)), d2);
+            assert_eq!(t.function(f(&[int], true)), c);
+        }
+        CONSTANT_FUNCTION_HASH.set(false);
+    }
 
     /// A qualified type is hashed as one word: every qualifier changes it, as does the id,
     /// and equal values hash alike.
