@@ -1330,7 +1330,7 @@ impl<'a> Parser<'a> {
 
     /// Adds a parameter of type `ty` to the list begun at `start`, arrays and functions
     /// decayed to pointers; false (adding none) for `void`, which ends the list.
-    #[inline]
+    #[inline(always)]
     fn param_type(&mut self, ty: QualType, name: Option<String>, start: usize) -> Result<bool, CdefError> {
         debug_assert!(self.params.len() >= start);
         let id = match self.table.get(ty.id) {
@@ -1342,7 +1342,9 @@ impl<'a> Parser<'a> {
         Ok(true)
     }
 
-    /// The pointer an array or function parameter type decays to.
+    /// The pointer an array or function parameter type decays to (out of line: it may make
+    /// a type, or an error).
+    #[inline(never)]
     fn decayed(&mut self, ty: QualType) -> Result<TypeId, CdefError> {
         let decayed = match self.table.get(ty.id) {
             // A vector is a value, not an array: it does not decay.
