@@ -358,6 +358,7 @@ pub(crate) fn run(
 impl<'a> Parser<'a> {
     // ---- tokens and errors ----
 
+    #[inline]
     pub(crate) fn next(&mut self) -> Result<(), CdefError> {
         if self.lex.plain_token_into(&mut self.tok) {
             return Ok(());
