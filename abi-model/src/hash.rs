@@ -33,11 +33,20 @@ impl Hasher for FxHasher {
             self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
         }
         let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
+        let n = rest.len();
+        if n > 0 {
+            // The tail without a copy of variable length (a call to `memcpy`): from 4 bytes
+            // on, its first and last 4, which overlap; below, its first, middle and last
+            // bytes. With its length, either is the whole tail.
+            let last = if n >= 4 {
+                let first4 = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+                let last4 = u32::from_le_bytes(rest[n - 4..].try_into().expect("4 bytes"));
+                u64::from(first4) | u64::from(last4) << 32
+            } else {
+                u64::from(rest[0]) | u64::from(rest[n / 2]) << 8 | u64::from(rest[n - 1]) << 16
+            };
             // The length too, so that "a" and "a\0" differ.
-            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+            self.add(last ^ ((n as u64) << 56));
         }
     }
 
@@ -87,7 +96,32 @@ mod tests {
     #[test]
     fn equal_values_hash_alike_and_close_ones_apart() {
         assert_eq!(hash("int"), hash(&"int".to_string()));
-        let names = ["a", "a\0", "b", "ab", "ba", "int", "int64_t", "int64_u", "", "abcdefgh", "abcdefghi"];
+        let names = [
+            "a",
+            "a\0",
+            "b",
+            "ab",
+            "ba",
+            "int",
+            "int64_t",
+            "int64_u",
+            "",
+            "abcdefgh",
+            "abcdefghi",
+            "abc",
+            "axc",
+            "acb",
+            "bac",
+            "abcd",
+            "abce",
+            "xbcd",
+            "abcde",
+            "abcdf",
+            "abxde",
+            "axcde",
+            "abcdef",
+            "abcxef",
+        ];
         let mut hashes: Vec<u64> = names.iter().map(|n| hash(*n)).collect();
         hashes.sort_unstable();
         hashes.dedup();
