@@ -215,6 +215,10 @@ impl Helper {
         }
     }
 
+    /// The most parameters a helper takes (`CallbackPcall`'s six): what a helper call step's
+    /// [`crate::lua::steps::Operands`] hold at most.
+    pub const MAX_PARAMS: usize = 6;
+
     /// Return and parameter kinds, matching [`Helper::c_decl`].
     pub fn kinds(self) -> (ValueKind, &'static [ValueKind]) {
         match self {
@@ -276,7 +280,10 @@ mod tests {
             let (_, params) = h.kinds();
             let declared = if h.c_decl().ends_with("(void)") { 0 } else { h.c_decl().matches(',').count() + 1 };
             assert_eq!(params.len(), declared, "{h:?} kinds match its C declaration");
+            assert!(params.len() <= Helper::MAX_PARAMS, "{h:?} takes more than MAX_PARAMS");
         }
+        let most = Helper::ALL.iter().map(|h| h.kinds().1.len()).max();
+        assert_eq!(most, Some(Helper::MAX_PARAMS), "MAX_PARAMS is the most a helper takes");
     }
 
     #[test]
