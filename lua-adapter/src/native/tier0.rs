@@ -216,7 +216,8 @@ struct HelperCall {
 const MAX_HELPER_ARGS: usize = 6;
 
 /// Every helper's [`HelperCall`] on the host, indexed by [`Helper::id`], planned once per
-/// process. `None` for a helper that takes stack arguments (only thunks call those).
+/// process. `None` for a helper that takes stack arguments (only thunks call those) or more
+/// outgoing area than [`HOME`] holds.
 fn helper_call(h: Helper) -> Option<&'static HelperCall> {
     static CALLS: std::sync::OnceLock<Vec<Option<HelperCall>>> = std::sync::OnceLock::new();
     CALLS
@@ -240,7 +241,12 @@ fn helper_call(h: Helper) -> Option<&'static HelperCall> {
                         }
                     }
                     let ret = RetFrom::of(&plan.ret).ok()?;
-                    Some(HelperCall { args, out_bytes: plan.frame_bytes(), ret, params: h.kinds().1 })
+                    // Its outgoing area is copied from `HOME`: a larger one cannot be passed.
+                    let out_bytes = plan.frame_bytes();
+                    if out_bytes as usize > HOME.len() {
+                        return None;
+                    }
+                    Some(HelperCall { args, out_bytes, ret, params: h.kinds().1 })
                 })
                 .collect()
         })
@@ -479,7 +485,9 @@ unsafe fn load_xmm(at: *const u8, size: u32) -> Result<[u64; 2], Fault> {
     }
 }
 
-/// Where a call's value is, among the registers [`Returned`] keeps (an x86-64 [`RetLoc`]).
+/// Where a call's value is, among the registers [`Returned`] keeps: an x86-64 [`RetLoc`]
+/// without the hidden pointer's place, which the op that saves it does not need; with it
+/// (`RetLoc` is 8 bytes) an op would be 16 bytes instead of 12.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RetFrom {
     /// Nothing.
@@ -564,7 +572,7 @@ unsafe fn store_return(r: &Returned, from: RetFrom, size: u32, to: *mut u8) -> R
 }
 
 /// Calls helper `h` with `args` through [`luaffi_tier0_call`], leaving what it returned in
-/// `r`.
+/// `r`; returns how it is called (where its result is).
 ///
 /// # Safety
 /// `l` the running state; `args` the helper's, each value what its parameter takes. May
@@ -576,7 +584,7 @@ unsafe fn call_helper(
     args: &[u64; MAX_HELPER_ARGS],
     regs: &mut Regs,
     r: &mut Returned,
-) -> Result<(), Fault> {
+) -> Result<&'static HelperCall, Fault> {
     let call = helper_call(h).ok_or(Fault::Helper(h))?;
     // The registers no argument takes keep what an earlier call left: the helper reads none.
     for (loc, v) in call.args.iter().zip(args) {
@@ -586,16 +594,14 @@ unsafe fn call_helper(
             _ => {}
         }
     }
-    if call.out_bytes as usize > HOME.len() {
-        return Err(Fault::Helper(h));
-    }
-    // SAFETY: `addr` is the helper's address for a stub of the program's mode, called with its
-    // plan's registers; `HOME` (zeros, never written) is its outgoing area.
     // SAFETY: `helpers` holds `Helper::ALL.len()` addresses (`Tier0Sig::helpers`), and
     // `h.id()` is below that.
     let addr = unsafe { helpers.add(h.id()).read() };
+    // SAFETY: `addr` is the helper's address for a stub of the program's mode, called with its
+    // plan's registers; `HOME` (zeros, never written) is its outgoing area, no shorter than
+    // `out_bytes` (`helper_call` keeps no helper needing more).
     unsafe { luaffi_tier0_call(addr, regs, HOME.as_ptr(), call.out_bytes as usize, r) };
-    Ok(())
+    Ok(call)
 }
 
 /// The outgoing area of a helper call: the Windows home space, which the callee may write;
@@ -658,9 +664,8 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                         Arg::Bytes { at, size, ext } => unsafe { load_gpr(f.add(at as usize), size as u32, ext)? },
                     };
                 }
-                unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
+                let call = unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
                 if let Some(at) = ret_to {
-                    let call = helper_call(helper).ok_or(Fault::Helper(helper))?;
                     unsafe { store_return(&helper_ret, call.ret.0, call.ret.1, f.add(at as usize))? };
                 }
             }
