@@ -365,6 +365,38 @@ pub fn ensure_wine_prefix() -> Result<(), String> {
     Ok(())
 }
 
+/// A Wine server kept running for the whole of a hosts run, stopped when dropped.
+///
+/// Debian's `wineserver` wrapper passes `-p0`: the server exits as soon as its last client
+/// does. Both Windows hosts start a `wine` process per script, in two threads, so one often
+/// starts while the server is exiting and fails at once with "wine client error:0: recvmsg:
+/// Connection reset by peer" (seen once in about four fresh-clone CI runs). A server that
+/// persists removes the race; its own timeout ends it if xtask dies before the drop.
+struct WineServer;
+
+impl WineServer {
+    /// Starts the persistent server (`wineserver -p60` daemonizes and returns at once). If it
+    /// cannot start, the hosts run as before, with the wrapper's own servers.
+    fn start() -> WineServer {
+        let mut server = Command::new("wineserver");
+        server.arg("-p60");
+        wine_env(&mut server);
+        if let Err(e) = server.status() {
+            eprintln!("xtask: could not start a persistent wineserver ({e}); running without one");
+        }
+        WineServer
+    }
+}
+
+impl Drop for WineServer {
+    fn drop(&mut self) {
+        let mut kill = Command::new("wineserver");
+        kill.arg("-k");
+        wine_env(&mut kill);
+        let _ = kill.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
 /// The source of `bcryptprimitives.dll` for Wine before 9.0 (Debian 12 ships 8.0), which has
 /// none: Rust's standard library (1.78 and later) imports `ProcessPrng` from it for its
 /// random seeds, so without it no Rust program starts there. `ProcessPrng` fills the buffer
@@ -704,6 +736,7 @@ fn failed_names(outcomes: &[Outcome]) -> Vec<&str> {
 /// as soon as its build is done. Returns the reports in [`HOSTS`] order.
 pub fn run_all(hosts: &[&'static Host]) -> Vec<HostReport> {
     let wine_error = hosts.iter().any(|h| h.os == Os::Windows).then(ensure_wine_prefix).and_then(Result::err);
+    let _server = (hosts.iter().any(|h| h.os == Os::Windows) && wine_error.is_none()).then(WineServer::start);
     std::thread::scope(|scope| {
         let mut running = Vec::new();
         for host in hosts {
