@@ -294,7 +294,12 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
     let fits = tier0::fits(&program);
     let code = fits.then(|| tier0::compile(&program, &env));
     st.calls.step_buffer = program.steps;
-    let Some(code) = code else { return Ok(None) };
+    // A program too large for tier 0's frame, or that its compact form cannot hold, gets
+    // its stub at first call.
+    let code = match code {
+        None | Some(Err(tier0::Fault::Unfit(_))) => return Ok(None),
+        Some(code) => code,
+    };
     let helpers = st.calls.helper_table(mode);
     Ok(Some(Tier0Sig { code, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
 }

@@ -267,33 +267,97 @@ pub enum Fault {
     Helper(Helper),
     /// A width a register cannot take.
     Width(u32),
+    /// Something tier 0's compact form cannot hold (not a bug): the stub is built instead.
+    Unfit(&'static str),
 }
 
 /// A byte of the frame: `Slot::Out(o)` is byte `o`, `Slot::Stage(o)` byte `OUT_MAX + o`.
 type At = u16;
 
-/// One operand of a helper call, resolved when the program is compiled.
-#[derive(Clone, Copy, Debug)]
-enum Arg {
+/// No frame byte: a helper call whose result is not kept ([`Op::Helper`]'s `ret_to`). The
+/// frame is [`OUT_MAX`] + [`STAGE_MAX`] bytes, so no byte of it has this number.
+const NO_AT: At = At::MAX;
+
+/// One operand of a helper call, resolved when the program is compiled, packed in one word
+/// (every operand is kept for as long as its function lives): the low byte says what it is
+/// (`Arg::L`, ...), the 56 bits above it carry its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Arg(u64);
+
+impl Arg {
     /// The running `lua_State *`.
-    L,
-    /// A value known when compiling: an immediate widened to its parameter, a ctype
-    /// constant, the callback data.
-    Const(u64),
-    /// The address of a frame byte.
-    Addr(At),
-    /// `size` bytes at a frame byte, widened as `ext` (a value, or a pointer held there).
-    Bytes { at: At, size: u8, ext: Ext },
+    const L: Arg = Arg(0);
+    /// Kind: an address known when compiling (a ctype constant, the callback data).
+    const ADDR: u64 = 1;
+    /// Kind: an immediate, zero-extended from 32 bits.
+    const IMM32: u64 = 2;
+    /// Kind: an immediate, sign-extended to 64 bits (for a 64-bit parameter).
+    const IMM64: u64 = 3;
+    /// Kind: the address of a frame byte.
+    const FRAME: u64 = 4;
+    /// Kind: bytes at a frame byte (bits 8..24), their count (24..32), sign-extended when
+    /// bit 32 is set (a value, or a pointer held there).
+    const BYTES: u64 = 5;
+
+    /// An address known when compiling. Addresses of x86-64 user space have 47 bits (56 with
+    /// 5-level paging); one with more is not compiled ([`Fault::Unfit`]) rather than cut.
+    fn addr(addr: u64) -> Result<Arg, Fault> {
+        match addr >> 56 {
+            0 => Ok(Arg(addr << 8 | Arg::ADDR)),
+            _ => Err(Fault::Unfit("an address of more than 56 bits")),
+        }
+    }
+
+    /// An immediate, widened to the 64 bits of a `wide` parameter or the 32 of another.
+    fn imm(value: i32, wide: bool) -> Arg {
+        Arg(u64::from(value as u32) << 8 | if wide { Arg::IMM64 } else { Arg::IMM32 })
+    }
+
+    /// The address of frame byte `at`.
+    fn frame(at: At) -> Arg {
+        Arg(u64::from(at) << 8 | Arg::FRAME)
+    }
+
+    /// `size` (1..=8) bytes at frame byte `at`, widened as `ext`.
+    fn bytes(at: At, size: u8, ext: Ext) -> Arg {
+        let sign = u64::from(ext == Ext::Sign);
+        Arg(sign << 32 | u64::from(size) << 24 | u64::from(at) << 8 | Arg::BYTES)
+    }
+
+    /// The operand's value for a call made on `l` with frame `f`.
+    ///
+    /// # Safety
+    /// `f` is the frame of the program the operand was compiled from (its bytes checked to
+    /// lie in the program's areas).
+    #[inline(always)]
+    unsafe fn value(self, l: *mut ffi::lua_State, f: *mut u8) -> Result<u64, Fault> {
+        let payload = self.0 >> 8;
+        Ok(match self.0 & 0xff {
+            0 => l as u64,
+            Arg::ADDR => payload,
+            Arg::IMM32 => payload as u32 as u64,
+            Arg::IMM64 => payload as u32 as i32 as i64 as u64,
+            // SAFETY: the frame byte was checked when compiling (the caller's contract).
+            Arg::FRAME => unsafe { f.add(payload as u16 as usize) as u64 },
+            _ => {
+                let ext = if payload >> 24 & 1 != 0 { Ext::Sign } else { Ext::Zero };
+                // SAFETY: the operand's bytes were checked, when compiling, to lie in the frame.
+                unsafe { load_gpr(f.add(payload as u16 as usize), (payload >> 16) as u8 as u32, ext)? }
+            }
+        })
+    }
 }
 
 /// One step of a program as tier 0 runs it: every slot resolved to a frame byte and checked
 /// against the program's areas, every operand resolved, once, when the program is compiled.
+/// Eight bytes, as [`Arg`].
 #[derive(Clone, Copy, Debug)]
 enum Op {
     /// [`Step::CheckArgCount`].
     CheckArgCount(i32),
-    /// [`Step::CallHelper`]: operands `args[first..first + n]` of [`Tier0Code::args`].
-    Helper { helper: Helper, first: u16, n: u8, ret_to: Option<At> },
+    /// [`Step::CallHelper`]: operands `args[first..first + n]` of [`Tier0Code::args`]; its
+    /// result stored at `ret_to`, unless that is [`NO_AT`].
+    Helper { helper: Helper, first: u16, n: u8, ret_to: At },
     /// [`Step::StoreAddr`].
     StoreAddr { of: At, to: At },
     /// [`Step::CopyPtr`].
@@ -308,8 +372,9 @@ enum Op {
     SetAl(u8),
     /// [`Step::CallTarget`] of a callee that pops nothing.
     CallTarget { via: At },
-    /// [`Step::SaveReturn`] of `size` bytes: at `to`, or through the pointer held there.
-    SaveReturn { from: RetFrom, size: u32, to: At, through: bool },
+    /// [`Step::SaveReturn`] of `size` bytes (at most 16): at `to`, or through the pointer
+    /// held there.
+    SaveReturn { from: RetFrom, size: u8, to: At, through: bool },
     /// [`Step::ReturnToLua`].
     ReturnToLua(u32),
 }
@@ -348,7 +413,9 @@ fn reg_index(loc: Loc) -> Result<u8, Fault> {
 }
 
 /// Compiles `p` (a stub program without inline steps, [`fits`] checked) with the constants
-/// of `env`; a fault names what tier 0 cannot run (a bug in the program or here).
+/// of `env`; a fault names what tier 0 cannot run (a bug in the program or here). An inline
+/// step is a fault: a program compiled without one owns no memory in its steps, which
+/// `call::tier0_sig` relies on to forget them rather than drop each.
 pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, Fault> {
     if !fits(p) {
         return Err(Fault::Step("a frame larger than tier 0's"));
@@ -373,12 +440,11 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                     let in_xmm = matches!(call.args[i], Some(Loc::Xmm(_)));
                     args.push(match *op {
                         Operand::L => Arg::L,
-                        Operand::Imm(v) if wide => Arg::Const(v as i64 as u64),
-                        Operand::Imm(v) => Arg::Const(v as u32 as u64),
-                        Operand::Ctype(c) => Arg::Const(env.ctype(c)),
-                        Operand::CallbackData => Arg::Const(env.callback_data),
-                        Operand::Addr(s) => Arg::Addr(frame_at(p, s, 0)?),
-                        Operand::PtrAt(s) => Arg::Bytes { at: frame_at(p, s, 8)?, size: 8, ext: Ext::Zero },
+                        Operand::Imm(value) => Arg::imm(value, wide),
+                        Operand::Ctype(c) => Arg::addr(env.ctype(c))?,
+                        Operand::CallbackData => Arg::addr(env.callback_data)?,
+                        Operand::Addr(s) => Arg::frame(frame_at(p, s, 0)?),
+                        Operand::PtrAt(s) => Arg::bytes(frame_at(p, s, 8)?, 8, Ext::Zero),
                         Operand::Value { at, kind } if !in_xmm => {
                             let size = match kind {
                                 ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => {
@@ -386,20 +452,20 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                                 }
                                 _ => return Err(Fault::Helper(*helper)),
                             };
-                            Arg::Bytes { at: frame_at(p, at, size)?, size: size as u8, ext: Ext::widening(kind) }
+                            Arg::bytes(frame_at(p, at, size)?, size as u8, Ext::widening(kind))
                         }
                         Operand::Value { at, kind }
                             if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
                         {
                             let size = kind.size(8);
-                            Arg::Bytes { at: frame_at(p, at, size)?, size: size as u8, ext: Ext::Zero }
+                            Arg::bytes(frame_at(p, at, size)?, size as u8, Ext::Zero)
                         }
                         _ => return Err(Fault::Helper(*helper)),
                     });
                 }
                 let ret_to = match ret_to {
-                    Some(slot) => Some(frame_at(p, *slot, call.ret.1)?),
-                    None => None,
+                    Some(slot) => frame_at(p, *slot, call.ret.1)?,
+                    None => NO_AT,
                 };
                 Op::Helper { helper: *helper, first, n: operands.len() as u8, ret_to }
             }
@@ -423,9 +489,15 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
             Step::CallTarget { .. } => return Err(Fault::Step("a callee that pops")),
             Step::SaveReturn { ret, to } => {
                 let (from, size) = RetFrom::of(ret)?;
+                // `RetFrom::of` keeps register values to 16 bytes; an `Sret` result is written
+                // by the callee, never saved.
+                if size > 16 {
+                    return Err(Fault::Width(size));
+                }
+                let size_u8 = size as u8;
                 match to {
-                    Dest::At(s) => Op::SaveReturn { from, size, to: frame_at(p, *s, size)?, through: false },
-                    Dest::Through(s) => Op::SaveReturn { from, size, to: frame_at(p, *s, 8)?, through: true },
+                    Dest::At(s) => Op::SaveReturn { from, size: size_u8, to: frame_at(p, *s, size)?, through: false },
+                    Dest::Through(s) => Op::SaveReturn { from, size: size_u8, to: frame_at(p, *s, 8)?, through: true },
                 }
             }
             Step::ReturnToLua { results } => Op::ReturnToLua(*results),
@@ -657,16 +729,11 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                 let mut a = [0u64; MAX_HELPER_ARGS];
                 let operands = &code.args[first as usize..first as usize + n as usize];
                 for (v, arg) in a.iter_mut().zip(operands) {
-                    *v = match *arg {
-                        Arg::L => l as u64,
-                        Arg::Const(c) => c,
-                        Arg::Addr(at) => unsafe { f.add(at as usize) as u64 },
-                        Arg::Bytes { at, size, ext } => unsafe { load_gpr(f.add(at as usize), size as u32, ext)? },
-                    };
+                    *v = unsafe { arg.value(l, f)? };
                 }
                 let call = unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
-                if let Some(at) = ret_to {
-                    unsafe { store_return(&helper_ret, call.ret.0, call.ret.1, f.add(at as usize))? };
+                if ret_to != NO_AT {
+                    unsafe { store_return(&helper_ret, call.ret.0, call.ret.1, f.add(ret_to as usize))? };
                 }
             }
             Op::StoreAddr { of, to } => unsafe {
@@ -703,7 +770,7 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                     false => unsafe { f.add(to as usize) },
                     true => unsafe { f.add(to as usize).cast::<*mut u8>().read_unaligned() },
                 };
-                unsafe { store_return(&returned, from, size, dest)? };
+                unsafe { store_return(&returned, from, size as u32, dest)? };
             }
             Op::ReturnToLua(results) => return Ok(results as c_int),
         }
@@ -741,13 +808,43 @@ pub unsafe fn run_or_raise(l: *mut ffi::lua_State, code: &Result<Tier0Code, Faul
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, Op};
+    use super::{Arg, Ext, Fault, Op};
+
+    /// An address constant keeps its 56 bits, and one with more is not compiled (the stub is
+    /// built instead) rather than cut.
+    #[test]
+    fn address_operands_keep_56_bits_and_refuse_more() {
+        let addr = 0x00ab_cdef_0123_4567u64;
+        let frame = [0u8; 8].as_mut_ptr();
+        // SAFETY: an address operand reads neither the state nor the frame.
+        assert_eq!(unsafe { Arg::addr(addr).unwrap().value(std::ptr::null_mut(), frame) }, Ok(addr));
+        assert!(matches!(Arg::addr(1 << 56), Err(Fault::Unfit(_))));
+    }
+
+    /// Immediates widen as their parameter does; frame bytes read back with their size and
+    /// widening.
+    #[test]
+    fn operands_decode_to_what_they_were_compiled_from() {
+        let mut frame = [0x80u8, 0xff, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0, 0];
+        let f = frame.as_mut_ptr();
+        let l = std::ptr::null_mut();
+        // SAFETY: every frame operand below lies in `frame`'s ten bytes.
+        unsafe {
+            assert_eq!(Arg::imm(-2, true).value(l, f), Ok(-2i64 as u64));
+            assert_eq!(Arg::imm(-2, false).value(l, f), Ok(0xffff_fffe));
+            assert_eq!(Arg::frame(3).value(l, f), Ok(f.add(3) as u64));
+            assert_eq!(Arg::bytes(0, 1, Ext::Sign).value(l, f), Ok(0xffff_ff80));
+            assert_eq!(Arg::bytes(0, 2, Ext::Zero).value(l, f), Ok(0xff80));
+            assert_eq!(Arg::bytes(2, 8, Ext::Zero).value(l, f), Ok(0x0000_bc9a_7856_3412));
+            assert_eq!(Arg::L.value(l, f), Ok(0));
+        }
+    }
 
     /// Every compiled program is kept for as long as its function lives, and the first call
     /// of a signature pays for the pages it touches: the ops stay small.
     #[test]
     fn compiled_ops_stay_small() {
-        assert!(std::mem::size_of::<Op>() <= 12, "an op is {} bytes", std::mem::size_of::<Op>());
-        assert!(std::mem::size_of::<Arg>() <= 16, "an operand is {} bytes", std::mem::size_of::<Arg>());
+        assert!(std::mem::size_of::<Op>() <= 8, "an op is {} bytes", std::mem::size_of::<Op>());
+        assert!(std::mem::size_of::<Arg>() <= 8, "an operand is {} bytes", std::mem::size_of::<Arg>());
     }
 }
