@@ -226,8 +226,17 @@ pub fn assemble(
 
 /// The signature of function type `fn_ty`.
 pub fn signature(types: &TypeTable, fn_ty: TypeId) -> Option<Signature> {
+    signature_in(types, fn_ty, Vec::new())
+}
+
+/// [`signature`], its parameter types written into `params` (cleared first).
+fn signature_in(types: &TypeTable, fn_ty: TypeId, mut params: Vec<QualType>) -> Option<Signature> {
     match types.get(fn_ty) {
-        CType::Function(f) => Some(Signature::new(f.ret, f.params.iter().map(|p| p.ty).collect(), f.variadic, f.conv)),
+        CType::Function(f) => {
+            params.clear();
+            params.extend(f.params.iter().map(|p| p.ty));
+            Some(Signature::new(f.ret, params, f.variadic, f.conv))
+        }
         _ => None,
     }
 }
@@ -293,7 +302,16 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
     let (program, env) = stub_program_with(st, fn_ty, &[], mode, false)?;
     let fits = tier0::fits(&program);
     let code = fits.then(|| tier0::compile(&program, &env));
-    st.calls.step_buffer = program.steps;
+    let mut steps = program.steps;
+    if matches!(code, Some(Ok(_))) {
+        // SAFETY: a length of 0 is within the capacity, and no step is read again. The steps
+        // are forgotten, not dropped: `compile` took every one, and it takes no inline step,
+        // the only kind that owns memory (its boxed slow path), so nothing leaks; dropping
+        // each step (a match on its variant) cost ~50 instructions a step.
+        unsafe { steps.set_len(0) };
+    }
+    st.calls.step_buffer = steps;
+    st.calls.ctype_buffer = env.arg_ctypes;
     // A program too large for tier 0's frame, or that its compact form cannot hold, gets
     // its stub at first call.
     let code = match code {
@@ -313,12 +331,19 @@ fn stub_program_with(
     mode: CallMode,
     with_inline: bool,
 ) -> Result<(Program, CodeEnv), StubError> {
-    let sig = signature(&st.types, fn_ty).ok_or(StubError::NotAFunction)?;
+    // Tier 0 plans a signature and drops the plan soon after: its lists come from buffers
+    // the state keeps (`CallState::param_buffer`), and go back to them.
+    let (params, mut arg_ctypes) = match with_inline {
+        true => (Vec::new(), Vec::new()),
+        false => (std::mem::take(&mut st.calls.param_buffer), std::mem::take(&mut st.calls.ctype_buffer)),
+    };
+    let sig = signature_in(&st.types, fn_ty, params).ok_or(StubError::NotAFunction)?;
     let plan = plan_call(&st.types, &sig, varargs).map_err(StubError::Plan)?;
     if let Some(bytes) = stack_args_too_large(&plan) {
         return Err(StubError::StackArgsTooLarge { bytes });
     }
-    let mut arg_ctypes = Vec::with_capacity(sig.params.len() + varargs.len());
+    arg_ctypes.clear();
+    arg_ctypes.reserve(sig.params.len() + varargs.len());
     let mut string_args = 0u64;
     for (i, t) in sig.params.iter().chain(varargs).enumerate() {
         let desc = arg_desc(st, *t);
@@ -340,6 +365,9 @@ fn stub_program_with(
     let buffer = if with_inline { Vec::new() } else { std::mem::take(&mut st.calls.step_buffer) };
     let program = stub_program_in(buffer, &plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
+    if !with_inline {
+        st.calls.param_buffer = sig.params;
+    }
     let env = CodeEnv {
         // Tier 0 reads the state's table (`CallState::helper_table`): no copy per signature.
         helpers: if with_inline { st.calls.helper_addresses(mode) } else { Vec::new() },

@@ -153,6 +153,12 @@ pub struct CallState {
     /// program is dropped once compiled, and allocating its ~3 KB afresh per signature made
     /// the allocator consolidate its free lists each time.
     pub(in crate::native) step_buffer: Vec<abi_model::lua::steps::Step>,
+    /// The parameter types of the last signature tier 0 planned, and its arguments' ctype
+    /// constants: reused as [`CallState::step_buffer`] is, so that planning a signature for
+    /// tier 0 allocates nothing it drops.
+    pub(in crate::native) param_buffer: Vec<abi_model::QualType>,
+    /// See [`CallState::param_buffer`].
+    pub(in crate::native) ctype_buffer: Vec<u64>,
     /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
     /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
     /// `math.maxinteger`); null until first used.
@@ -177,6 +183,8 @@ impl CallState {
             tier_up: tier_up_from_env(),
             tier0: Vec::new(),
             step_buffer: Vec::new(),
+            param_buffer: Vec::new(),
+            ctype_buffer: Vec::new(),
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }

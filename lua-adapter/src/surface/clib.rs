@@ -158,13 +158,50 @@ enum Declared {
 
 /// Looks `name` up; for functions and variables also returns the symbol name to resolve
 /// (the `__asm__` name when one was given).
-fn declared(st: &FfiState, name: &str) -> (Declared, Option<CString>) {
-    let sym = |asm: &Option<String>| CString::new(asm.as_deref().unwrap_or(name)).ok();
+fn declared(st: &FfiState, name: &str) -> (Declared, Option<SymName>) {
+    let sym = |asm: &Option<String>| SymName::new(asm.as_deref().unwrap_or(name));
     match st.scope.symbol(name) {
         Some(Symbol::Function(f)) => (Declared::Function(f.ty), sym(&f.asm_name)),
         Some(Symbol::Variable(v)) => (Declared::Variable(v.ty), sym(&v.asm_name)),
         Some(Symbol::Constant(c)) => (Declared::Constant { value: c.value, ty: c.ty }, None),
         _ => (Declared::Missing, None),
+    }
+}
+
+/// A symbol's name as `dlsym` takes it (NUL-terminated): held inline when short, as most
+/// are, so that resolving a function allocates nothing it drops.
+enum SymName {
+    /// The name and its NUL in the first bytes.
+    Inline([u8; SymName::INLINE]),
+    /// A longer name.
+    Heap(CString),
+}
+
+impl SymName {
+    /// Bytes a name held inline may have, its NUL included.
+    const INLINE: usize = 64;
+
+    /// `name`, or `None` if it has a NUL byte (no C name has one).
+    fn new(name: &str) -> Option<SymName> {
+        let bytes = name.as_bytes();
+        if bytes.contains(&0) {
+            return None;
+        }
+        if bytes.len() < SymName::INLINE {
+            let mut buf = [0u8; SymName::INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            return Some(SymName::Inline(buf));
+        }
+        CString::new(name).ok().map(SymName::Heap)
+    }
+
+    /// The name as C takes it.
+    fn as_c_str(&self) -> &CStr {
+        match self {
+            // The buffer holds the name (no NUL in it) and then zeros: a NUL is there.
+            SymName::Inline(buf) => CStr::from_bytes_until_nul(buf).unwrap_or(c""),
+            SymName::Heap(name) => name,
+        }
     }
 }
 
@@ -240,10 +277,11 @@ impl std::error::Error for ClibError {}
 /// # Safety
 /// `c` points to a live namespace userdata (its `handle` from `dylib::open`, not yet closed,
 /// or `dylib::DEFAULT`).
-unsafe fn resolve(c: *mut Clib, sym: Option<CString>, decorated: Vec<String>) -> Result<*mut c_void, ClibError> {
+unsafe fn resolve(c: *mut Clib, sym: Option<SymName>, decorated: Vec<String>) -> Result<*mut c_void, ClibError> {
     let Some(sym) = sym else { return Err(ClibError::NulInSymbol) };
+    let sym = sym.as_c_str();
     // SAFETY: a live handle (this function's contract).
-    let plain = unsafe { dylib::symbol((*c).handle, &sym) };
+    let plain = unsafe { dylib::symbol((*c).handle, sym) };
     plain
         .or_else(|first_error| {
             // LuaJIT reports the plain name's failure when no decorated name is found either.
@@ -260,8 +298,8 @@ unsafe fn resolve(c: *mut Clib, sym: Option<CString>, decorated: Vec<String>) ->
 /// The other names a function declared as `fn_ty` is looked up by when its plain name `sym`
 /// is missing: on Win32, a `__stdcall` function's `_f@N` and `f@N`, a `__fastcall` one's
 /// `@f@N`, as LuaJIT does (`abi_model::x86::win32_decorated_names`); none elsewhere.
-fn decorated_names(st: &FfiState, fn_ty: TypeId, sym: Option<&CString>) -> Vec<String> {
-    let (Some(sym), Target::X86_WIN) = (sym, st.types.target()) else { return Vec::new() };
+fn decorated_names(st: &FfiState, fn_ty: TypeId, sym: Option<&SymName>) -> Vec<String> {
+    let (Some(sym), Target::X86_WIN) = (sym.map(SymName::as_c_str), st.types.target()) else { return Vec::new() };
     let CType::Function(f) = st.types.get(fn_ty) else { return Vec::new() };
     let params: Vec<TypeId> = f.params.iter().map(|p| p.ty.id).collect();
     win32_decorated_names(&st.types, &sym.to_string_lossy(), f.conv, f.variadic, &params)
@@ -276,7 +314,7 @@ fn decorated_names(st: &FfiState, fn_ty: TypeId, sym: Option<&CString>) -> Vec<S
 unsafe fn resolve_or_raise(
     l: *mut ffi::lua_State,
     c: *mut Clib,
-    sym: Option<CString>,
+    sym: Option<SymName>,
     decorated: Vec<String>,
 ) -> *mut c_void {
     // SAFETY: `c` is a live namespace (this function's contract), as `resolve` needs; `sym`
@@ -541,5 +579,18 @@ mod tests {
         assert_eq!(script.not_elf(), Some("/usr/lib/x86_64-linux-gnu/libc.so"));
         assert_eq!(script.to_string(), "/usr/lib/x86_64-linux-gnu/libc.so: invalid ELF header");
         assert_eq!(ClibError::Dlsym { symbol: "f".into(), dlerror: None }.to_string(), "undefined symbol: f");
+    }
+
+    /// A symbol name reaches `dlsym` whole, held inline or not, and one with a NUL byte is
+    /// refused rather than cut at it.
+    #[test]
+    fn symbol_names_keep_every_byte_inline_or_not() {
+        for len in [0, 1, SymName::INLINE - 1, SymName::INLINE, 300] {
+            let name: String = "abcdefghij".chars().cycle().take(len).collect();
+            let sym = SymName::new(&name).expect("no NUL");
+            assert_eq!(sym.as_c_str().to_bytes(), name.as_bytes(), "length {len}");
+            assert_eq!(matches!(sym, SymName::Inline(_)), len < SymName::INLINE, "length {len}");
+        }
+        assert!(SymName::new("f\0g").is_none());
     }
 }
