@@ -8,9 +8,11 @@
 //! pay off in machine code): every [`Step`] does here what the backends' lowering of it does, with the
 //! same helpers, so arguments convert, errors read and `errno` behaves exactly as in the stub.
 //! The registers a step loads are kept in a register image (`Regs`), the outgoing area and
-//! the staging area in a `Frame` on the interpreter's stack; helpers and the C function are
-//! called through `luaffi_tier0_call`, one hand-written routine that loads the image, copies
-//! the outgoing area onto the machine stack and calls. x86-64 only (System V and Windows).
+//! the staging area in a `Frame` on the interpreter's stack; the C function is called through
+//! `luaffi_tier0_call`, one hand-written routine that loads the image, copies the outgoing
+//! area onto the machine stack and calls. Helpers are Rust functions with C signatures: each
+//! is called through a function pointer of its own type (`Shape`), which the model's
+//! `Helper::kinds` names. x86-64 only (System V and Windows).
 //!
 //! The program is compiled first ([`compile`], when the function is made): slots become
 //! frame bytes checked against its areas, operands become constants or frame reads, and only
@@ -24,7 +26,7 @@ use std::os::raw::c_int;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
-use abi_model::{ArgPass, Ext, Loc, RetLoc, RetPlan, Target, ValueKind};
+use abi_model::{Ext, Loc, RetLoc, RetPlan, ValueKind};
 use mlua::ffi;
 
 use crate::cdata;
@@ -199,59 +201,240 @@ unsafe extern "C-unwind" fn luaffi_tier0_call(
     unreachable!("tier 0 runs on x86-64 only")
 }
 
-/// The registers of one helper's call on the host, from its plan: each argument's register
-/// and the return plan.
-#[derive(Clone, Copy)]
-struct HelperCall {
-    args: [Option<Loc>; MAX_HELPER_ARGS],
-    /// Bytes of outgoing area (Windows: the home space).
-    out_bytes: u32,
-    /// Where its result is, and its size.
-    ret: (RetFrom, u32),
-    /// Its parameters' kinds (`Helper::kinds`).
-    params: &'static [ValueKind],
+/// The most parameters a helper a stub calls has.
+const MAX_HELPER_ARGS: usize = 4;
+
+/// The C signature of a helper, as tier 0 calls it: through a function pointer of exactly
+/// the Rust type the helper is declared with (each `luaffi_*` helper is an `extern
+/// "C-unwind"` function whose parameter and return types are those [`Helper::kinds`] names:
+/// a pointer for `P`, `c_int` for `I32`, `u32`, `i64`, `u64`, `f32`, `f64`, nothing for
+/// `VOID`), so the compiler, not a register image, passes the arguments: one call
+/// instruction instead of a hand-written routine that loads every argument register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// `void (P, I32, I32)`.
+    VoidOfPtrI32I32,
+    /// `I32 (P, I32)`.
+    I32OfPtrI32,
+    /// `U32 (P, I32)`.
+    U32OfPtrI32,
+    /// `I64 (P, I32)`.
+    I64OfPtrI32,
+    /// `U64 (P, I32)`.
+    U64OfPtrI32,
+    /// `F32 (P, I32)`.
+    F32OfPtrI32,
+    /// `F64 (P, I32)`.
+    F64OfPtrI32,
+    /// `P (P, I32, P)`.
+    PtrOfPtrI32Ptr,
+    /// `void (P, I32, P, P)`.
+    VoidOfPtrI32PtrPtr,
+    /// `void (P, I32)`.
+    VoidOfPtrI32,
+    /// `void (P, U32)`.
+    VoidOfPtrU32,
+    /// `void (P, I64)`.
+    VoidOfPtrI64,
+    /// `void (P, U64)`.
+    VoidOfPtrU64,
+    /// `void (P, F32)`.
+    VoidOfPtrF32,
+    /// `void (P, F64)`.
+    VoidOfPtrF64,
+    /// `void (P, P, P)`.
+    VoidOfPtrPtrPtr,
+    /// `P (P, P)`.
+    PtrOfPtrPtr,
+    /// `P (P)`.
+    PtrOfPtr,
 }
 
-/// The most parameters a helper a stub calls has.
-const MAX_HELPER_ARGS: usize = 6;
+impl Shape {
+    /// [`Shape::of_kinds`] of every helper, indexed by [`Helper::id`], worked out once per
+    /// process (a program compiled for tier 0 has a helper call per argument).
+    fn of(h: Helper) -> Option<Shape> {
+        static SHAPES: std::sync::OnceLock<Vec<Option<Shape>>> = std::sync::OnceLock::new();
+        SHAPES.get_or_init(|| Helper::ALL.iter().map(|h| Shape::of_kinds(*h)).collect()).get(h.id()).copied().flatten()
+    }
 
-/// Every helper's [`HelperCall`] on the host, indexed by [`Helper::id`], planned once per
-/// process. `None` for a helper that takes stack arguments (only thunks call those) or more
-/// outgoing area than [`HOME`] holds.
-fn helper_call(h: Helper) -> Option<&'static HelperCall> {
-    static CALLS: std::sync::OnceLock<Vec<Option<HelperCall>>> = std::sync::OnceLock::new();
-    CALLS
-        .get_or_init(|| {
-            let target = Target::host().unwrap_or(Target::X64_SYSV);
-            Helper::ALL
-                .iter()
-                .map(|h| {
-                    let plan = h.plan(target);
-                    let mut args = [None; MAX_HELPER_ARGS];
-                    for (i, a) in plan.args.iter().enumerate() {
-                        match &a.pass {
-                            ArgPass::Direct(parts)
-                                if i < MAX_HELPER_ARGS
-                                    && parts.len() == 1
-                                    && !matches!(parts[0].loc, Loc::Stack { .. }) =>
-                            {
-                                args[i] = Some(parts[0].loc)
-                            }
-                            _ => return None,
-                        }
-                    }
-                    let ret = RetFrom::of(&plan.ret).ok()?;
-                    // Its outgoing area is copied from `HOME`: a larger one cannot be passed.
-                    let out_bytes = plan.frame_bytes();
-                    if out_bytes as usize > HOME.len() {
-                        return None;
-                    }
-                    Some(HelperCall { args, out_bytes, ret, params: h.kinds().1 })
-                })
-                .collect()
+    /// The shape of `h`'s signature, or `None` for one tier 0 does not call (a callback
+    /// helper: only thunks call those).
+    fn of_kinds(h: Helper) -> Option<Shape> {
+        use ValueKind::{Pointer as P, Void, F32, F64};
+        const I32: ValueKind = ValueKind::Int { size: 4, signed: true };
+        const U32: ValueKind = ValueKind::Int { size: 4, signed: false };
+        const I64: ValueKind = ValueKind::Int { size: 8, signed: true };
+        const U64: ValueKind = ValueKind::Int { size: 8, signed: false };
+        Some(match h.kinds() {
+            (Void, [P, I32, I32]) => Shape::VoidOfPtrI32I32,
+            (I32, [P, I32]) => Shape::I32OfPtrI32,
+            (U32, [P, I32]) => Shape::U32OfPtrI32,
+            (I64, [P, I32]) => Shape::I64OfPtrI32,
+            (U64, [P, I32]) => Shape::U64OfPtrI32,
+            (F32, [P, I32]) => Shape::F32OfPtrI32,
+            (F64, [P, I32]) => Shape::F64OfPtrI32,
+            (P, [P, I32, P]) => Shape::PtrOfPtrI32Ptr,
+            (Void, [P, I32, P, P]) => Shape::VoidOfPtrI32PtrPtr,
+            (Void, [P, I32]) => Shape::VoidOfPtrI32,
+            (Void, [P, U32]) => Shape::VoidOfPtrU32,
+            (Void, [P, I64]) => Shape::VoidOfPtrI64,
+            (Void, [P, U64]) => Shape::VoidOfPtrU64,
+            (Void, [P, F32]) => Shape::VoidOfPtrF32,
+            (Void, [P, F64]) => Shape::VoidOfPtrF64,
+            (Void, [P, P, P]) => Shape::VoidOfPtrPtrPtr,
+            (P, [P, P]) => Shape::PtrOfPtrPtr,
+            (P, [P]) => Shape::PtrOfPtr,
+            _ => return None,
         })
-        .get(h.id())
-        .and_then(|c| c.as_ref())
+    }
+
+    /// Bytes of the helper's result: 0 for `void`.
+    fn ret_bytes(self) -> usize {
+        match self {
+            Shape::I32OfPtrI32 | Shape::U32OfPtrI32 | Shape::F32OfPtrI32 => 4,
+            Shape::I64OfPtrI32
+            | Shape::U64OfPtrI32
+            | Shape::F64OfPtrI32
+            | Shape::PtrOfPtrI32Ptr
+            | Shape::PtrOfPtrPtr
+            | Shape::PtrOfPtr => 8,
+            Shape::VoidOfPtrI32I32
+            | Shape::VoidOfPtrI32PtrPtr
+            | Shape::VoidOfPtrI32
+            | Shape::VoidOfPtrU32
+            | Shape::VoidOfPtrI64
+            | Shape::VoidOfPtrU64
+            | Shape::VoidOfPtrF32
+            | Shape::VoidOfPtrF64
+            | Shape::VoidOfPtrPtrPtr => 0,
+        }
+    }
+
+    /// Calls the helper at `addr`, of this shape, with `a` (each argument's bits, as
+    /// [`Word`] reads them); returns its result's bits.
+    ///
+    /// # Safety
+    /// `addr` is a helper of this shape (its address in the state's table), and `a` what it
+    /// takes in the state it is called for. May raise a Lua error (longjmp): the callers own
+    /// nothing then.
+    #[inline]
+    unsafe fn call(self, addr: u64, a: &[u64; MAX_HELPER_ARGS]) -> u64 {
+        type P = *mut std::ffi::c_void;
+        /// Transmutes `addr` to the function pointer type `$f` and calls it with the
+        /// arguments' bits read as its parameter types.
+        macro_rules! call {
+            (fn($($p:ty),*) $(-> $r:ty)?; $($i:literal),*) => {{
+                // SAFETY: `addr` is a helper declared with exactly this type (the caller's
+                // contract: its shape says so), and a function address.
+                let f: unsafe extern "C-unwind" fn($($p),*) $(-> $r)? = unsafe { std::mem::transmute(addr as usize) };
+                // SAFETY: the arguments are what the helper takes (the caller's contract).
+                #[allow(clippy::unused_unit)]
+                let r = unsafe { f($(<$p as Word>::from_word(a[$i])),*) };
+                Word::to_word(r)
+            }};
+        }
+        match self {
+            Shape::VoidOfPtrI32I32 => call!(fn(P, c_int, c_int); 0, 1, 2),
+            Shape::I32OfPtrI32 => call!(fn(P, c_int) -> c_int; 0, 1),
+            Shape::U32OfPtrI32 => call!(fn(P, c_int) -> u32; 0, 1),
+            Shape::I64OfPtrI32 => call!(fn(P, c_int) -> i64; 0, 1),
+            Shape::U64OfPtrI32 => call!(fn(P, c_int) -> u64; 0, 1),
+            Shape::F32OfPtrI32 => call!(fn(P, c_int) -> f32; 0, 1),
+            Shape::F64OfPtrI32 => call!(fn(P, c_int) -> f64; 0, 1),
+            Shape::PtrOfPtrI32Ptr => call!(fn(P, c_int, P) -> P; 0, 1, 2),
+            Shape::VoidOfPtrI32PtrPtr => call!(fn(P, c_int, P, P); 0, 1, 2, 3),
+            Shape::VoidOfPtrI32 => call!(fn(P, c_int); 0, 1),
+            Shape::VoidOfPtrU32 => call!(fn(P, u32); 0, 1),
+            Shape::VoidOfPtrI64 => call!(fn(P, i64); 0, 1),
+            Shape::VoidOfPtrU64 => call!(fn(P, u64); 0, 1),
+            Shape::VoidOfPtrF32 => call!(fn(P, f32); 0, 1),
+            Shape::VoidOfPtrF64 => call!(fn(P, f64); 0, 1),
+            Shape::VoidOfPtrPtrPtr => call!(fn(P, P, P); 0, 1, 2),
+            Shape::PtrOfPtrPtr => call!(fn(P, P) -> P; 0, 1),
+            Shape::PtrOfPtr => call!(fn(P) -> P; 0),
+        }
+    }
+}
+
+/// A helper's argument or result as the 64 bits tier 0 keeps it in: an integer zero- or
+/// sign-extended as its operand was compiled (`Arg`), a float's bits in the low bytes, a
+/// pointer's address.
+trait Word {
+    /// The value held in `w`.
+    fn from_word(w: u64) -> Self;
+    /// `self`'s bits, zero-extended.
+    fn to_word(self) -> u64;
+}
+
+impl Word for () {
+    fn from_word(_: u64) {}
+    fn to_word(self) -> u64 {
+        0
+    }
+}
+
+impl Word for c_int {
+    fn from_word(w: u64) -> c_int {
+        w as u32 as c_int
+    }
+    fn to_word(self) -> u64 {
+        u64::from(self as u32)
+    }
+}
+
+impl Word for u32 {
+    fn from_word(w: u64) -> u32 {
+        w as u32
+    }
+    fn to_word(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Word for i64 {
+    fn from_word(w: u64) -> i64 {
+        w as i64
+    }
+    fn to_word(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Word for u64 {
+    fn from_word(w: u64) -> u64 {
+        w
+    }
+    fn to_word(self) -> u64 {
+        self
+    }
+}
+
+impl Word for f32 {
+    fn from_word(w: u64) -> f32 {
+        f32::from_bits(w as u32)
+    }
+    fn to_word(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+impl Word for f64 {
+    fn from_word(w: u64) -> f64 {
+        f64::from_bits(w)
+    }
+    fn to_word(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+impl Word for *mut std::ffi::c_void {
+    fn from_word(w: u64) -> *mut std::ffi::c_void {
+        w as usize as *mut std::ffi::c_void
+    }
+    fn to_word(self) -> u64 {
+        self as usize as u64
+    }
 }
 
 /// Why a program could not be run on tier 0: a step a closure-mode stub program without
@@ -355,9 +538,10 @@ impl Arg {
 enum Op {
     /// [`Step::CheckArgCount`].
     CheckArgCount(i32),
-    /// [`Step::CallHelper`]: operands `args[first..first + n]` of [`Tier0Code::args`]; its
-    /// result stored at `ret_to`, unless that is [`NO_AT`].
-    Helper { helper: Helper, first: u16, n: u8, ret_to: At },
+    /// [`Step::CallHelper`] of a helper of signature `shape`: operands
+    /// `args[first..first + n]` of [`Tier0Code::args`]; its result stored at `ret_to`, unless
+    /// that is [`NO_AT`].
+    Helper { helper: Helper, shape: Shape, first: u16, n: u8, ret_to: At },
     /// [`Step::StoreAddr`].
     StoreAddr { of: At, to: At },
     /// [`Step::CopyPtr`].
@@ -428,16 +612,15 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
         ops.push(match step {
             Step::CheckArgCount { expected } => Op::CheckArgCount(*expected),
             Step::CallHelper { helper, args: operands, ret_to } => {
-                let call = helper_call(*helper).ok_or(Fault::Helper(*helper))?;
-                let kinds = call.params;
+                let shape = Shape::of(*helper).ok_or(Fault::Helper(*helper))?;
+                let (ret_kind, kinds) = helper.kinds();
                 if operands.len() != kinds.len() || operands.len() > MAX_HELPER_ARGS {
                     return Err(Fault::Helper(*helper));
                 }
                 let first = args.len() as u16;
-                for (i, op) in operands.iter().enumerate() {
-                    let param = kinds[i];
+                for (op, &param) in operands.iter().zip(kinds) {
                     let wide = param.size(8) == 8;
-                    let in_xmm = matches!(call.args[i], Some(Loc::Xmm(_)));
+                    let float = matches!(param, ValueKind::F32 | ValueKind::F64);
                     args.push(match *op {
                         Operand::L => Arg::L,
                         Operand::Imm(value) => Arg::imm(value, wide),
@@ -445,7 +628,7 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                         Operand::CallbackData => Arg::addr(env.callback_data)?,
                         Operand::Addr(s) => Arg::frame(frame_at(p, s, 0)?),
                         Operand::PtrAt(s) => Arg::bytes(frame_at(p, s, 8)?, 8, Ext::Zero),
-                        Operand::Value { at, kind } if !in_xmm => {
+                        Operand::Value { at, kind } if !float => {
                             let size = match kind {
                                 ValueKind::Bool | ValueKind::Int { .. } | ValueKind::Pointer => {
                                     kind.size(8).min(param.size(8))
@@ -454,9 +637,8 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                             };
                             Arg::bytes(frame_at(p, at, size)?, size as u8, Ext::widening(kind))
                         }
-                        Operand::Value { at, kind }
-                            if kind == param && matches!(kind, ValueKind::F32 | ValueKind::F64) =>
-                        {
+                        // A float is passed as the float it is: its bits, as `Word` reads them.
+                        Operand::Value { at, kind } if kind == param => {
                             let size = kind.size(8);
                             Arg::bytes(frame_at(p, at, size)?, size as u8, Ext::Zero)
                         }
@@ -464,10 +646,11 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                     });
                 }
                 let ret_to = match ret_to {
-                    Some(slot) => frame_at(p, *slot, call.ret.1)?,
+                    Some(_) if ret_kind == ValueKind::Void => return Err(Fault::Helper(*helper)),
+                    Some(slot) => frame_at(p, *slot, shape.ret_bytes() as u32)?,
                     None => NO_AT,
                 };
-                Op::Helper { helper: *helper, first, n: operands.len() as u8, ret_to }
+                Op::Helper { helper: *helper, shape, first, n: operands.len() as u8, ret_to }
             }
             Step::StoreAddr { of, to } => Op::StoreAddr { of: frame_at(p, *of, 0)?, to: frame_at(p, *to, 8)? },
             Step::CopyPtr { from, to } => Op::CopyPtr { from: frame_at(p, *from, 8)?, to: frame_at(p, *to, 8)? },
@@ -643,43 +826,6 @@ unsafe fn store_return(r: &Returned, from: RetFrom, size: u32, to: *mut u8) -> R
     Ok(())
 }
 
-/// Calls helper `h` with `args` through [`luaffi_tier0_call`], leaving what it returned in
-/// `r`; returns how it is called (where its result is).
-///
-/// # Safety
-/// `l` the running state; `args` the helper's, each value what its parameter takes. May
-/// raise a Lua error (longjmp): nothing owned is alive here.
-#[inline]
-unsafe fn call_helper(
-    helpers: *const u64,
-    h: Helper,
-    args: &[u64; MAX_HELPER_ARGS],
-    regs: &mut Regs,
-    r: &mut Returned,
-) -> Result<&'static HelperCall, Fault> {
-    let call = helper_call(h).ok_or(Fault::Helper(h))?;
-    // The registers no argument takes keep what an earlier call left: the helper reads none.
-    for (loc, v) in call.args.iter().zip(args) {
-        match *loc {
-            Some(Loc::Gpr(g)) => regs.gpr[g.0 as usize & 15] = *v,
-            Some(Loc::Xmm(x)) => regs.xmm[x.0 as usize & 15] = [*v, 0],
-            _ => {}
-        }
-    }
-    // SAFETY: `helpers` holds `Helper::ALL.len()` addresses (`Tier0Sig::helpers`), and
-    // `h.id()` is below that.
-    let addr = unsafe { helpers.add(h.id()).read() };
-    // SAFETY: `addr` is the helper's address for a stub of the program's mode, called with its
-    // plan's registers; `HOME` (zeros, never written) is its outgoing area, no shorter than
-    // `out_bytes` (`helper_call` keeps no helper needing more).
-    unsafe { luaffi_tier0_call(addr, regs, HOME.as_ptr(), call.out_bytes as usize, r) };
-    Ok(call)
-}
-
-/// The outgoing area of a helper call: the Windows home space, which the callee may write;
-/// it is copied onto the machine stack, so this stays zeros.
-static HOME: [u8; 64] = [0; 64];
-
 /// The frame of a program run on tier 0: the outgoing area (`Slot::Out`) at byte 0, the
 /// staging area (`Slot::Stage`) at byte [`OUT_MAX`]; 16-byte aligned as a stub's are.
 #[repr(C, align(16))]
@@ -704,11 +850,6 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
     }
     let mut regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
     let mut returned = Returned::default();
-    // Helper calls have an image of their own: the target's registers are loaded between
-    // the last helper call and the call (the programs' ordering rule), but nothing here
-    // depends on it.
-    let mut helper_regs = Regs { gpr: [0; 16], xmm: [[0; 2]; 16] };
-    let mut helper_ret = Returned::default();
     // SAFETY (the loop): every frame byte `At` was checked by `compile` to hold the bytes
     // read or written there inside the program's zeroed areas; helpers and the target are
     // called as their plans say.
@@ -717,23 +858,33 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
             Op::CheckArgCount(expected) => {
                 let n = unsafe { ffi::lua_gettop(l) };
                 if n != expected {
-                    let mut a = [0u64; MAX_HELPER_ARGS];
-                    a[0] = l as u64;
-                    a[1] = expected as u32 as u64;
-                    a[2] = n as u32 as u64;
-                    unsafe { call_helper(helpers, Helper::ArgCountError, &a, &mut helper_regs, &mut helper_ret)? };
+                    let a = [l as u64, expected.to_word(), n.to_word(), 0];
+                    // SAFETY: the table's entry is `luaffi_argcount_error`, of this shape
+                    // (`argcount_error_is_called_by_its_shape`); it raises.
+                    unsafe { Shape::VoidOfPtrI32I32.call(helpers.add(Helper::ArgCountError.id()).read(), &a) };
                     return Err(Fault::Step("an argument count error that returned"));
                 }
             }
-            Op::Helper { helper, first, n, ret_to } => {
+            Op::Helper { helper, shape, first, n, ret_to } => {
                 let mut a = [0u64; MAX_HELPER_ARGS];
                 let operands = &code.args[first as usize..first as usize + n as usize];
                 for (v, arg) in a.iter_mut().zip(operands) {
                     *v = unsafe { arg.value(l, f)? };
                 }
-                let call = unsafe { call_helper(helpers, helper, &a, &mut helper_regs, &mut helper_ret)? };
+                // SAFETY: `helpers` holds `Helper::ALL.len()` addresses (`Tier0Sig::helpers`),
+                // `helper.id()` is below that, and the entry is the helper of its mode, of
+                // the shape `compile` found for it, called with its operands.
+                let bits = unsafe { shape.call(helpers.add(helper.id()).read(), &a) };
                 if ret_to != NO_AT {
-                    unsafe { store_return(&helper_ret, call.ret.0, call.ret.1, f.add(ret_to as usize))? };
+                    // SAFETY: `compile` checked that the frame holds the result's bytes at
+                    // `ret_to`.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            bits.to_le_bytes().as_ptr(),
+                            f.add(ret_to as usize),
+                            shape.ret_bytes(),
+                        )
+                    };
                 }
             }
             Op::StoreAddr { of, to } => unsafe {
@@ -808,7 +959,73 @@ pub unsafe fn run_or_raise(l: *mut ffi::lua_State, code: &Result<Tier0Code, Faul
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, Ext, Fault, Op};
+    use super::{Arg, Ext, Fault, Helper, Op, Shape, Word};
+    use std::ffi::c_void;
+    use std::os::raw::c_int;
+
+    /// Every helper a stub program calls has a shape tier 0 calls it by, and the argument
+    /// count error helper the one `run` calls it with.
+    #[test]
+    fn every_stub_helper_has_a_shape() {
+        for h in Helper::ALL {
+            let thunk_only = matches!(
+                h,
+                Helper::CallbackEnter
+                    | Helper::CallbackCall
+                    | Helper::CallbackLeave
+                    | Helper::CallbackPcall
+                    | Helper::CallbackResult
+                    | Helper::ErrnoLocation
+                    | Helper::ArgCount
+            );
+            assert!(thunk_only || Shape::of(h).is_some(), "{h:?}");
+        }
+        assert_eq!(Shape::of(Helper::CallbackPcall), None, "six parameters: no shape");
+        assert_eq!(Shape::of(Helper::ArgCountError), Some(Shape::VoidOfPtrI32I32));
+        assert_eq!(Shape::of(Helper::ToF32), Some(Shape::F32OfPtrI32));
+        assert_eq!(Shape::of(Helper::PushF64), Some(Shape::VoidOfPtrF64));
+    }
+
+    /// What the probes below received.
+    static SEEN: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+    unsafe extern "C-unwind" fn probe_f64(p: *mut c_void, idx: c_int) -> f64 {
+        SEEN.lock().unwrap().extend([p as u64, idx.to_word()]);
+        f64::from(idx) * 0.5
+    }
+
+    unsafe extern "C-unwind" fn probe_push_f32(p: *mut c_void, v: f32) {
+        SEEN.lock().unwrap().extend([p as u64, v.to_word()]);
+    }
+
+    unsafe extern "C-unwind" fn probe_record(p: *mut c_void, idx: c_int, ctype: *mut c_void, dst: *mut c_void) {
+        SEEN.lock().unwrap().extend([p as u64, idx.to_word(), ctype as u64, dst as u64]);
+    }
+
+    unsafe extern "C-unwind" fn probe_u32(_: *mut c_void, idx: c_int) -> u32 {
+        idx as u32
+    }
+
+    /// A helper gets each argument as its declared type (a float in a float register, a
+    /// negative `int` as itself) and its result comes back as its bits.
+    #[test]
+    fn shapes_pass_arguments_and_results_by_their_types() {
+        // SAFETY: each probe is declared with exactly the shape it is called by.
+        unsafe {
+            SEEN.lock().unwrap().clear();
+            let r = Shape::F64OfPtrI32.call(probe_f64 as *const () as u64, &[0x1234, (-3i32).to_word(), 0, 0]);
+            assert_eq!(f64::from_word(r), -1.5);
+            Shape::VoidOfPtrF32.call(probe_push_f32 as *const () as u64, &[7, 2.5f32.to_word(), 0, 0]);
+            Shape::VoidOfPtrI32PtrPtr.call(probe_record as *const () as u64, &[1, 2, 3, 4]);
+            let r = Shape::U32OfPtrI32.call(probe_u32 as *const () as u64, &[0, 0xffff_fffe, 0, 0]);
+            assert_eq!(r, 0xffff_fffe, "a u32 result is zero-extended");
+        }
+        let seen = SEEN.lock().unwrap().clone();
+        assert_eq!(seen, [0x1234, 0xffff_fffd, 7, 2.5f32.to_bits() as u64, 1, 2, 3, 4]);
+        assert_eq!(Shape::F64OfPtrI32.ret_bytes(), 8);
+        assert_eq!(Shape::F32OfPtrI32.ret_bytes(), 4);
+        assert_eq!(Shape::VoidOfPtrF64.ret_bytes(), 0);
+    }
 
     /// An address constant keeps its 56 bits, and one with more is not compiled (the stub is
     /// built instead) rather than cut.
