@@ -212,18 +212,50 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
 
 /// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.
 pub fn plan_call(table: &TypeTable, sig: &Signature, varargs: &[QualType]) -> Result<CallPlan, PlanError> {
+    plan_call_in(&mut PlanBuffers::default(), table, sig, varargs)
+}
+
+/// The lists planning a call fills, kept by a caller that plans many calls and drops each
+/// plan soon after ([`plan_call_in`]), so that planning allocates nothing it drops.
+#[derive(Debug, Default)]
+pub struct PlanBuffers {
+    /// The arguments as the ABI modules see them (a plan's input).
+    values: Vec<AbiValue>,
+    /// A dropped plan's [`CallPlan::args`], which the next plan fills: give it back with
+    /// [`PlanBuffers::recycle`].
+    args: Vec<crate::plan::ArgPlan>,
+}
+
+impl PlanBuffers {
+    /// Keeps `plan`'s list of arguments for the next plan.
+    pub fn recycle(&mut self, plan: CallPlan) {
+        self.args = plan.args;
+    }
+}
+
+/// [`plan_call`] with the lists of `buffers`: its plan's [`CallPlan::args`] is the list
+/// recycled last ([`PlanBuffers::recycle`]).
+pub fn plan_call_in(
+    buffers: &mut PlanBuffers,
+    table: &TypeTable,
+    sig: &Signature,
+    varargs: &[QualType],
+) -> Result<CallPlan, PlanError> {
     if !sig.variadic && !varargs.is_empty() {
         return Err(PlanError::NotVariadic);
     }
     let ret = abi_value(table, sig.ret, Position::Return)?;
-    let mut args = Vec::with_capacity(sig.params.len() + varargs.len());
+    let args = &mut buffers.values;
+    args.clear();
+    args.reserve(sig.params.len() + varargs.len());
     for p in &sig.params {
         args.push(abi_value(table, *p, Position::Param)?);
     }
     for v in varargs {
         args.push(abi_value(table, *v, Position::Vararg)?);
     }
-    plan_values(table.target(), sig.conv, sig.variadic, &ret, &args, sig.params.len())
+    let out = std::mem::take(&mut buffers.args);
+    plan_values_into(out, table.target(), sig.conv, sig.variadic, &ret, args, sig.params.len())
 }
 
 /// Why a value of type `id`, a vector or a record holding one (in a member, an array member,
@@ -321,9 +353,55 @@ pub fn plan_values(
     args: &[AbiValue],
     fixed: usize,
 ) -> Result<CallPlan, PlanError> {
+    plan_values_into(Vec::new(), target, conv, variadic, ret, args, fixed)
+}
+
+/// [`plan_values`], the plan's list of arguments written into `out` (cleared first).
+fn plan_values_into(
+    out: Vec<crate::plan::ArgPlan>,
+    target: Target,
+    conv: CallConv,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     match (target.arch, target.os) {
-        (Arch::X86, os) => x86::plan(os, conv, variadic, ret, args, fixed),
-        (Arch::X86_64, Os::Linux) => x64_sysv::plan(variadic, ret, args, fixed),
-        (Arch::X86_64, Os::Windows) => x64_win::plan(variadic, ret, args, fixed),
+        (Arch::X86, os) => x86::plan_into(out, os, conv, variadic, ret, args, fixed),
+        (Arch::X86_64, Os::Linux) => x64_sysv::plan_into(out, variadic, ret, args, fixed),
+        (Arch::X86_64, Os::Windows) => x64_win::plan_into(out, variadic, ret, args, fixed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{FloatKind, IntKind};
+    use crate::CallConv;
+
+    /// Planning with recycled lists gives the plan a fresh one does, whatever the last plan
+    /// left in them (a longer list, other kinds), on every target.
+    #[test]
+    fn a_plan_from_recycled_lists_is_the_plan_from_new_ones() {
+        for target in [Target::X86_LINUX, Target::X86_WIN, Target::X64_SYSV, Target::X64_WIN] {
+            let mut t = TypeTable::new(target);
+            let int = QualType::plain(t.int(IntKind::Int));
+            let double = QualType::plain(t.float(FloatKind::Double));
+            let long_long = QualType::plain(t.int(IntKind::LongLong));
+            let ptr = QualType::plain(t.pointer_to(int));
+            let long = Signature::new(
+                double,
+                vec![double, int, long_long, double, ptr, int, double, int, double],
+                false,
+                CallConv::Cdecl,
+            );
+            let short = Signature::new(int, vec![ptr, double], false, CallConv::Cdecl);
+            let mut buffers = PlanBuffers::default();
+            for sig in [&long, &short, &long, &short] {
+                let plan = plan_call_in(&mut buffers, &t, sig, &[]).unwrap();
+                assert_eq!(plan, plan_call(&t, sig, &[]).unwrap(), "{target:?}");
+                buffers.recycle(plan);
+            }
+        }
     }
 }

@@ -37,7 +37,7 @@ pub mod x64_sysv;
 pub mod x64_win;
 pub mod x86;
 
-pub use abi::{abi_value, plan_call, plan_values, AbiValue, PlanError, Position, Signature};
+pub use abi::{abi_value, plan_call, plan_call_in, plan_values, AbiValue, PlanBuffers, PlanError, Position, Signature};
 pub use callback::{CallbackFrame, FrameArg, Spill};
 pub use layout::{BitPos, FieldLayout, Layout, RecordLayout};
 pub use plan::{ArgPass, ArgPlan, CallPlan, Ext, Gpr, Loc, Part, Parts, RetLoc, RetPlan, ValueKind, Xmm};

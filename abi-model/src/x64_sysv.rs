@@ -227,12 +227,25 @@ struct Regs {
 /// 8-byte slots (16-byte aligned for 16-byte-aligned types). A MEMORY return takes rdi for
 /// its hidden pointer and comes back in rax.
 pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+    plan_into(Vec::new(), variadic, ret, args, fixed)
+}
+
+/// [`plan`], its list of arguments written into `out` (cleared first): a caller that
+/// plans often passes the list of the last plan it dropped back and allocates none.
+pub(crate) fn plan_into(
+    mut out: Vec<ArgPlan>,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     let mut regs = Regs { int: 0, sse: 0 };
     let ret_plan = plan_return(ret, &mut regs)?;
     let mut stack: u32 = 0;
     // The call site's stack alignment: 16, or more when a stack argument needs more.
     let mut max_stack_align: u32 = Target::X64_SYSV.stack_align();
-    let mut out = Vec::with_capacity(args.len());
+    out.clear();
+    out.reserve(args.len());
     for a in args {
         let size = a.kind.size(8);
         let classes = eightbytes(a);

@@ -30,6 +30,18 @@ pub fn win64_passes_by_reference(kind: ValueKind) -> bool {
 /// Plans a call. Variadic floating arguments in the first four slots are also copied to the
 /// slot's integer register, since a variadic callee reads them from there ("Varargs").
 pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> Result<CallPlan, PlanError> {
+    plan_into(Vec::new(), variadic, ret, args, fixed)
+}
+
+/// [`plan`], its list of arguments written into `out` (cleared first): a caller that
+/// plans often passes the list of the last plan it dropped back and allocates none.
+pub(crate) fn plan_into(
+    mut out: Vec<ArgPlan>,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     let slot_loc = |slot: usize| -> Loc {
         match WIN64_INT_ARGS.get(slot) {
             Some(g) => Loc::Gpr(*g),
@@ -57,7 +69,8 @@ pub fn plan(variadic: bool, ret: &AbiValue, args: &[AbiValue], fixed: usize) -> 
         }
         _ => RetLoc::Gpr,
     };
-    let mut out = Vec::with_capacity(args.len());
+    out.clear();
+    out.reserve(args.len());
     let mut copies: u32 = 0;
     let mut copy_list = Vec::new();
     // The copies' alignment: 16, or a record's own when it asks more (`aligned(32)`), as the

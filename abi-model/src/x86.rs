@@ -224,6 +224,20 @@ pub fn plan(
     args: &[AbiValue],
     fixed: usize,
 ) -> Result<CallPlan, PlanError> {
+    plan_into(Vec::new(), os, conv, variadic, ret, args, fixed)
+}
+
+/// [`plan`], its list of arguments written into `out` (cleared first): a caller that
+/// plans often passes the list of the last plan it dropped back and allocates none.
+pub(crate) fn plan_into(
+    mut out: Vec<ArgPlan>,
+    os: Os,
+    conv: CallConv,
+    variadic: bool,
+    ret: &AbiValue,
+    args: &[AbiValue],
+    fixed: usize,
+) -> Result<CallPlan, PlanError> {
     let row = convention(conv, variadic);
     // Index of the next free convention register in `row.regs`.
     let mut next_reg = 0usize;
@@ -254,7 +268,8 @@ pub fn plan(
             RetLoc::Sret { ptr }
         }
     };
-    let mut out = Vec::with_capacity(args.len());
+    out.clear();
+    out.reserve(args.len());
     for a in args {
         let size = a.kind.size(4);
         let reg = match row.regs.get(next_reg) {

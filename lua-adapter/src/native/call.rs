@@ -64,7 +64,8 @@ use abi_model::lua::steps::{stub_program_in, Inline, Program};
 use abi_model::lua::{Backend, BackendError, CallSlots, Code, CodeEnv};
 use abi_model::unwind::FrameUnwind;
 use abi_model::{
-    plan_call, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
+    plan_call_in, CType, CallPlan, FloatKind, IntKind, PlanBuffers, PlanError, QualType, Quals, Signature, Target,
+    TypeId, TypeTable,
 };
 use backend_x64_sysv::X64SysvBackend;
 use backend_x64_win::Win64Backend;
@@ -338,7 +339,11 @@ fn stub_program_with(
         false => (std::mem::take(&mut st.calls.param_buffer), std::mem::take(&mut st.calls.ctype_buffer)),
     };
     let sig = signature_in(&st.types, fn_ty, params).ok_or(StubError::NotAFunction)?;
-    let plan = plan_call(&st.types, &sig, varargs).map_err(StubError::Plan)?;
+    let mut plan_buffers = match with_inline {
+        true => PlanBuffers::default(),
+        false => std::mem::take(&mut st.calls.plan_buffers),
+    };
+    let plan = plan_call_in(&mut plan_buffers, &st.types, &sig, varargs).map_err(StubError::Plan)?;
     if let Some(bytes) = stack_args_too_large(&plan) {
         return Err(StubError::StackArgsTooLarge { bytes });
     }
@@ -367,6 +372,8 @@ fn stub_program_with(
     let ret_ctype = st.desc(sig.ret) as u64;
     if !with_inline {
         st.calls.param_buffer = sig.params;
+        plan_buffers.recycle(plan);
+        st.calls.plan_buffers = plan_buffers;
     }
     let env = CodeEnv {
         // Tier 0 reads the state's table (`CallState::helper_table`): no copy per signature.

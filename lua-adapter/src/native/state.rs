@@ -159,6 +159,8 @@ pub struct CallState {
     pub(in crate::native) param_buffer: Vec<abi_model::QualType>,
     /// See [`CallState::param_buffer`].
     pub(in crate::native) ctype_buffer: Vec<u64>,
+    /// The lists of the last plan tier 0 dropped.
+    pub(in crate::native) plan_buffers: abi_model::PlanBuffers,
     /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
     /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
     /// `math.maxinteger`); null until first used.
@@ -185,6 +187,7 @@ impl CallState {
             step_buffer: Vec::new(),
             param_buffer: Vec::new(),
             ctype_buffer: Vec::new(),
+            plan_buffers: abi_model::PlanBuffers::default(),
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
