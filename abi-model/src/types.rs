@@ -267,8 +267,9 @@ pub struct Record {
     pub kind: RecordKind,
     /// The tag, if any.
     pub tag: Option<String>,
-    /// `None` while only declared (incomplete).
-    pub body: Option<RecordBody>,
+    /// `None` while only declared (incomplete). Boxed: a body is large and most types in a
+    /// table are not records, while every type takes the size of the largest [`CType`].
+    pub body: Option<Box<RecordBody>>,
 }
 
 /// An enum type.
@@ -900,7 +901,7 @@ impl TypeTable {
         self.remember(id);
         self.info[id.0 as usize].depth = depth;
         if let CType::Record(r) = &mut self.types[id.0 as usize] {
-            r.body = Some(RecordBody { fields, attrs, layout, constants });
+            r.body = Some(Box::new(RecordBody { fields, attrs, layout, constants }));
         }
         Ok(())
     }
@@ -1036,7 +1037,7 @@ impl TypeTable {
     /// The record's definition, if `id` is a defined struct or union.
     pub fn record_body(&self, id: TypeId) -> Option<&RecordBody> {
         match self.get(id) {
-            CType::Record(r) => r.body.as_ref(),
+            CType::Record(r) => r.body.as_deref(),
             _ => None,
         }
     }
