@@ -289,8 +289,10 @@ pub struct EnumType {
 /// One parameter of a function type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Param {
-    /// The name, if the declaration gave one (not part of the type's identity).
-    pub name: Option<String>,
+    /// The name, if the declaration gave one (not part of the type's identity). A boxed
+    /// `str` rather than a `String`: a function type keeps its parameters for good, and
+    /// without a capacity a parameter is 24 bytes, not 32.
+    pub name: Option<Box<str>>,
     /// The parameter's type, already adjusted (arrays and functions decay to pointers).
     pub ty: QualType,
 }

@@ -1309,7 +1309,7 @@ impl<'a> Parser<'a> {
                 } else {
                     let mut d = self.full_declarator(PARAM, &spec.attrs)?;
                     let ty = self.build(spec.base, &mut d)?;
-                    (ty, d.name.as_ref().and_then(token_name))
+                    (ty, d.name.as_ref().and_then(token_name).map(String::into_boxed_str))
                 };
                 if !self.param_type(ty, pname, start)? {
                     break;
@@ -1332,7 +1332,7 @@ impl<'a> Parser<'a> {
     /// Adds a parameter of type `ty` to the list begun at `start`, arrays and functions
     /// decayed to pointers; false (adding none) for `void`, which ends the list.
     #[inline(always)]
-    fn param_type(&mut self, ty: QualType, name: Option<String>, start: usize) -> Result<bool, CdefError> {
+    fn param_type(&mut self, ty: QualType, name: Option<Box<str>>, start: usize) -> Result<bool, CdefError> {
         debug_assert!(self.params.len() >= start);
         let id = match self.table.get(ty.id) {
             CType::Void => return Ok(false),
