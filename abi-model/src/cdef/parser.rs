@@ -6,6 +6,7 @@
 //! of derivations (pointer, array, function) in the order they apply to the base type.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::lexer::{Lexer, Tok, Token};
 use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Spare, Symbol, TagKind, VarDecl};
@@ -208,7 +209,7 @@ pub(crate) struct Attrs {
     pub aligned_last: Option<u32>,
     /// A calling convention waiting for the next function declarator.
     pub conv: Option<CallConv>,
-    pub redir: Option<String>,
+    pub redir: Option<Arc<str>>,
     pub mode: Option<ModeAttr>,
     /// `__ptr32` (4) or `__ptr64` (8) on a 64-bit target, the last written: the next `*` makes
     /// a 4-byte pointer for 4 and takes it (LuaJIT's `MSIZEP` attribute); left over, it is a
@@ -1107,16 +1108,17 @@ impl<'a> Parser<'a> {
     fn asm_redirect(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
         self.next()?;
         self.expect("(")?;
-        let mut name: Option<String> = None;
+        // Adjacent string literals are one name; one literal is borrowed from the text.
+        let mut name: Option<Cow<'a, str>> = None;
         while let Tok::Str(s) = &self.tok.tok {
             match &mut name {
-                None => name = Some(s.to_string()),
-                Some(n) => n.push_str(s),
+                None => name = Some(s.clone()),
+                Some(n) => n.to_mut().push_str(s),
             }
             self.next()?;
         }
-        if name.is_some() {
-            a.redir = name;
+        if let Some(name) = name {
+            a.redir = Some(self.scope.label(&name));
         }
         self.expect(")")
     }
