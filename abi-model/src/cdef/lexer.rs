@@ -388,6 +388,18 @@ impl<'a> Lexer<'a> {
         matches!(rest.get(blanks), Some(b',' | b')'))
     }
 
+    /// Reads the `,` or `)` that [`Lexer::next_is_list_separator`] finds, with the spaces and
+    /// tabs before it, without making a token of it; `None`, reading nothing, when there is
+    /// none.
+    pub fn take_list_separator(&mut self) -> Option<u8> {
+        let rest = self.chars.as_str();
+        let blanks = rest.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+        let separator = *rest.as_bytes().get(blanks).filter(|&&b| b == b',' || b == b')')?;
+        self.chars = rest[blanks + 1..].chars();
+        self.col += blanks as u32 + 1;
+        Some(separator)
+    }
+
     /// A token shown as `shown`, or as its own identifier or punctuation when `None`.
     fn make(&self, tok: Tok<'a>, line: u32, col: u32, shown: Option<Cow<'a, str>>) -> Token<'a> {
         let joined_line = line - self.splices_at_start;

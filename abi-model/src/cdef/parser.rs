@@ -1278,6 +1278,8 @@ impl<'a> Parser<'a> {
     fn func_suffix_at(&mut self, a: &mut Attrs, at: (u32, u32), start: usize) -> Result<Op, CdefError> {
         self.enter()?;
         let mut variadic = false;
+        // The list's `)` was read with its last parameter (see below).
+        let mut closed = false;
         if !self.tok.is(")") {
             loop {
                 if self.opt(".")? {
@@ -1288,6 +1290,17 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 if let Some(ty) = self.lone_param_type() {
+                    if self.is_plain_param(ty) {
+                        // Its `,` or `)` is read with it and never becomes a token: nothing
+                        // after a parameter that ends well needs the separator's position.
+                        self.params.push(Param { name: None, ty: QualType::plain(ty.id) });
+                        if self.lex.take_list_separator() == Some(b')') {
+                            closed = true;
+                            break;
+                        }
+                        self.next()?;
+                        continue;
+                    }
                     self.next()?;
                     if !self.param_type(ty, None, start)? {
                         break;
@@ -1323,7 +1336,11 @@ impl<'a> Parser<'a> {
         }
         // One allocation of the list's own length, its parameters copied in one move.
         let params: Vec<Param> = self.params.split_off(start);
-        self.expect(")")?;
+        if closed {
+            self.next()?;
+        } else {
+            self.expect(")")?;
+        }
         if self.tok.is("{") {
             self.skip_body()?;
         }
@@ -1343,6 +1360,12 @@ impl<'a> Parser<'a> {
         };
         self.params.push(Param { name, ty: QualType::plain(id) });
         Ok(true)
+    }
+
+    /// Is `ty` a parameter type taken as it is: not `void` (which ends the list) and not
+    /// an array or function (which decay, see [`Self::param_type`])?
+    fn is_plain_param(&self, ty: QualType) -> bool {
+        !matches!(self.table.get(ty.id), CType::Void | CType::Array { .. } | CType::Function(_))
     }
 
     /// The pointer an array or function parameter type decays to (out of line: it may make

@@ -189,6 +189,18 @@ fn lone_parameter_types_are_what_the_general_path_makes() {
     assert_eq!(shown, ["int"]);
 }
 
+/// The `,` or `)` after a lone parameter is read with it, never as a token: the tokens after
+/// it keep their columns and lines (spaces and tabs before the separator, a list ended on
+/// one line and declared on the next).
+#[test]
+fn tokens_after_a_lone_parameter_keep_their_positions() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(err(&mut t, &mut s, "int f(int ,\tdouble )  x;"), "1:23: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int f(int,  1);"), "1:13: declaration specifier expected near '1'");
+    assert_eq!(err(&mut t, &mut s, "int f(int)\n  x;"), "2:3: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int f(int , size_t)(void);"), "1:6: invalid C type");
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
