@@ -205,6 +205,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token.
+    #[inline]
     pub fn next_token(&mut self) -> Result<Token<'a>, CdefError> {
         let mut plain = Token::blank();
         if self.plain_token_into(&mut plain) {
@@ -312,10 +313,10 @@ impl<'a> Lexer<'a> {
     }
 
     /// The common cases of [`Lexer::next_token`] read straight from the text's bytes into
-    /// `tok`, none of which can hold a backslash-newline or end the text: an ASCII name or
-    /// number ended by an ASCII character other than a backslash, punctuation that is never
-    /// the start of a longer token or comment, and a string of printable ASCII without escapes,
-    /// each after any spaces and tabs. False leaves
+    /// `tok`, none of which can hold a backslash-newline: an ASCII name or number ended by an
+    /// ASCII character other than a backslash, punctuation that is never the start of a
+    /// longer token or comment, a string of printable ASCII without escapes, and the end of
+    /// the text, each after any spaces and tabs. False leaves
     /// everything else (and `tok`) to the general path, character by character, with at most
     /// the spaces and tabs read.
     ///
@@ -331,7 +332,12 @@ impl<'a> Lexer<'a> {
             self.col += blanks as u32;
         }
         let bytes = rest.as_bytes();
-        let Some(&first) = bytes.first() else { return false };
+        let Some(&first) = bytes.first() else {
+            // The end of the text (an embedded NUL is the general path's).
+            self.splices_at_start = self.splices;
+            *tok = self.make(Tok::Eof, self.line, self.col, Some(Cow::Borrowed("<eof>")));
+            return true;
+        };
         let (n, kind, kw, shown) = match first {
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'0'..=b'9' => {
                 let mut n = 1;
@@ -398,6 +404,22 @@ impl<'a> Lexer<'a> {
         self.chars = rest[blanks + 1..].chars();
         self.col += blanks as u32 + 1;
         Some(separator)
+    }
+
+    /// Reads the punctuation `p` (one that is never the start of a longer token: `(` or `)`)
+    /// when it comes next after spaces and tabs only, without making a token of it; its line
+    /// and column, or `None`, reading nothing.
+    pub fn take_punct(&mut self, p: u8) -> Option<(u32, u32)> {
+        debug_assert!(p == b'(' || p == b')');
+        let rest = self.chars.as_str();
+        let blanks = rest.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+        if rest.as_bytes().get(blanks) != Some(&p) {
+            return None;
+        }
+        let at = (self.logical(self.line), self.col + blanks as u32);
+        self.chars = rest[blanks + 1..].chars();
+        self.col += blanks as u32 + 1;
+        Some(at)
     }
 
     /// A token shown as `shown`, or as its own identifier or punctuation when `None`.

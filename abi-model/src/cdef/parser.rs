@@ -1106,8 +1106,13 @@ impl<'a> Parser<'a> {
 
     /// `__asm__("symbol")`: the symbol name to look up instead of the declared name.
     fn asm_redirect(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
-        self.next()?;
-        self.expect("(")?;
+        // `asm(`: the `(` is read with the keyword, never as a token.
+        if self.lex.take_punct(b'(').is_some() {
+            self.next()?;
+        } else {
+            self.next()?;
+            self.expect("(")?;
+        }
         // Adjacent string literals are one name; one literal is borrowed from the text.
         let mut name: Option<Cow<'a, str>> = None;
         while let Tok::Str(s) = &self.tok.tok {
@@ -1186,8 +1191,14 @@ impl<'a> Parser<'a> {
             if !mode.direct {
                 return Err(self.err_expected("<eof>"));
             }
-            *name = Some(self.tok.clone());
-            self.next()?;
+            *name = Some(std::mem::replace(&mut self.tok, Token::blank()));
+            // `name(`: the `(` is read with the name, never as a token.
+            if let Some(at) = self.lex.take_punct(b'(') {
+                self.next()?;
+                suffixes.push(self.func_suffix(a, at)?);
+            } else {
+                self.next()?;
+            }
         } else if !mode.abstract_ {
             return Err(self.err_expected("<identifier>"));
         }

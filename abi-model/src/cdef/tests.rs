@@ -201,6 +201,21 @@ fn tokens_after_a_lone_parameter_keep_their_positions() {
     assert_eq!(err(&mut t, &mut s, "int f(int , size_t)(void);"), "1:6: invalid C type");
 }
 
+/// The `(` after a declarator's name or `asm` is read with it, never as a token: the list
+/// keeps the `(`'s position for its errors, the tokens after it keep theirs, and without the
+/// `(` the errors are the same as before.
+#[test]
+fn an_open_parenthesis_read_with_a_name_or_asm_keeps_positions() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(err(&mut t, &mut s, "int f\t (int)(void);"), "1:8: invalid C type");
+    assert_eq!(err(&mut t, &mut s, "int g(int) asm  (\"a\" \"b\") x;"), "1:27: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int h(int) asm \"a\";"), "1:16: '(' expected near 'a'");
+    assert_eq!(err(&mut t, &mut s, "int k(int"), "1:10: ')' expected near '<eof>'");
+    assert_eq!(err(&mut t, &mut s, "int m(int) asm (\"a\" x);"), "1:21: ')' expected near 'x'");
+    def(&mut t, &mut s, "int n (int) asm ( \"a\" \"b\" ) ;");
+    assert_eq!(s.function("n").unwrap().asm_name.as_deref(), Some("ab"));
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
