@@ -1115,17 +1115,27 @@ impl<'a> Parser<'a> {
         }
         // Adjacent string literals are one name; one literal is borrowed from the text.
         let mut name: Option<Cow<'a, str>> = None;
+        let mut closed = false;
         while let Tok::Str(s) = &self.tok.tok {
             match &mut name {
                 None => name = Some(s.clone()),
                 Some(n) => n.to_mut().push_str(s),
+            }
+            // `"name")`: the `)` is read with the string, never as a token.
+            if self.lex.take_punct(b')').is_some() {
+                closed = true;
+                break;
             }
             self.next()?;
         }
         if let Some(name) = name {
             a.redir = Some(self.scope.label(&name));
         }
-        self.expect(")")
+        if closed {
+            self.next()
+        } else {
+            self.expect(")")
+        }
     }
 
     // ---- declarators ----

@@ -201,9 +201,9 @@ fn tokens_after_a_lone_parameter_keep_their_positions() {
     assert_eq!(err(&mut t, &mut s, "int f(int , size_t)(void);"), "1:6: invalid C type");
 }
 
-/// The `(` after a declarator's name or `asm` is read with it, never as a token: the list
-/// keeps the `(`'s position for its errors, the tokens after it keep theirs, and without the
-/// `(` the errors are the same as before.
+/// The `(` after a declarator's name or `asm`, and the `)` after an `asm` string, are read
+/// with the token before them, never as tokens: the list keeps the `(`'s position for its
+/// errors, the tokens after them keep theirs, and without them the errors are the same.
 #[test]
 fn an_open_parenthesis_read_with_a_name_or_asm_keeps_positions() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
