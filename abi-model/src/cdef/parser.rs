@@ -267,7 +267,7 @@ struct Declarator<'a> {
 }
 
 pub(crate) struct Parser<'a> {
-    lex: Lexer<'a>,
+    pub(crate) lex: Lexer<'a>,
     pub(crate) tok: Token<'a>,
     pub(crate) table: &'a mut TypeTable,
     pub(crate) scope: &'a mut CScope,
@@ -403,7 +403,7 @@ impl<'a> Parser<'a> {
             line: self.tok.line,
             col: self.tok.col,
             message: message.to_string(),
-            token: Some(self.tok.text().to_string()),
+            token: Some(self.lex.shown(&self.tok).to_string()),
         }
     }
 
@@ -414,6 +414,11 @@ impl<'a> Parser<'a> {
 
     pub(crate) fn err_at(at: (u32, u32), message: &str) -> CdefError {
         CdefError { line: at.0, col: at.1, message: message.to_string(), token: None }
+    }
+
+    /// The name a declarator's name token spells.
+    fn token_name(&self, t: &Token<'a>) -> Option<String> {
+        (t.tok == Tok::Ident).then(|| self.lex.text(t).to_string())
     }
 
     fn pos(&self) -> (u32, u32) {
@@ -441,7 +446,7 @@ impl<'a> Parser<'a> {
     /// the token is.
     pub(crate) fn ident(&self) -> Option<Cow<'a, str>> {
         match &self.tok.tok {
-            Tok::Ident(s) if self.tok.kw.is_none() => Some(s.clone()),
+            Tok::Ident if self.tok.kw.is_none() => Some(self.lex.text_cow(&self.tok)),
             _ => None,
         }
     }
@@ -453,7 +458,7 @@ impl<'a> Parser<'a> {
         }
         match &self.tok.tok {
             Tok::TypeParam(_) => true,
-            Tok::Ident(s) => self.scope.typedef(s).is_some(),
+            Tok::Ident => self.scope.typedef(self.lex.text(&self.tok)).is_some(),
             _ => false,
         }
     }
@@ -541,7 +546,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Gives the declared name its meaning.
-    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'_>, ty: QualType) -> Result<(), CdefError> {
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'a>, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
             // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
@@ -563,10 +568,11 @@ impl<'a> Parser<'a> {
     /// `cp_decl_multi`: `typedef int t; typedef long t;` leaves `t` an int, and glibc's
     /// `__asm__`-labelled redeclarations keep the first symbol name); a constant is fine when
     /// identical and otherwise an error.
-    pub(crate) fn define_symbol(&mut self, name: &Token<'_>, sym: Symbol) -> Result<(), CdefError> {
-        let Tok::Ident(n) = &name.tok else {
+    pub(crate) fn define_symbol(&mut self, name: &Token<'a>, sym: Symbol) -> Result<(), CdefError> {
+        if name.tok != Tok::Ident {
             return Ok(());
-        };
+        }
+        let n = self.lex.text(name);
         let (old, sym) = match self.scope.insert_new_ordinary(n, sym) {
             Ok(n) => {
                 self.added.push(Added::Ordinary(n));
@@ -638,7 +644,7 @@ impl<'a> Parser<'a> {
         let Some(name) = self.ident().filter(|_| self.tok.joined_line == hash_line) else {
             return self.skip_define(hash_line);
         };
-        let name_tok = self.tok.clone();
+        let name_tok = self.tok;
         self.next()?;
         // `NAME(` without a space between is a function-like macro.
         let name_end = name_tok.col.saturating_add(name.chars().count() as u32);
@@ -646,7 +652,7 @@ impl<'a> Parser<'a> {
         if function_like || self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof {
             return self.skip_define(hash_line);
         }
-        let (lex, tok, names) = (self.lex.clone(), self.tok.clone(), self.added.len());
+        let (mark, tok, names) = (self.lex.mark(), self.tok, self.added.len());
         let cp = self.table.checkpoint();
         match self.kint() {
             Ok(v) if self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof => {
@@ -659,7 +665,8 @@ impl<'a> Parser<'a> {
                 self.scope.take_back(&self.added[names..]);
                 self.added.truncate(names);
                 self.table.rollback(cp);
-                (self.lex, self.tok) = (lex, tok);
+                self.lex.reset(mark);
+                self.tok = tok;
                 self.skip_define(hash_line)
             }
         }
@@ -755,7 +762,7 @@ impl<'a> Parser<'a> {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
             if let Some(Kw::Unsupported(why)) = kw {
-                return Err(self.err(&format!("'{}' is not supported: {}", self.tok.text(), why.why())));
+                return Err(self.err(&format!("'{}' is not supported: {}", self.lex.text(&self.tok), why.why())));
             }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
@@ -836,7 +843,7 @@ impl<'a> Parser<'a> {
                         tdef = Some(*q);
                         self.next()?;
                     }
-                    Tok::Ident(name) if kw.is_none() => match self.scope.typedef(name) {
+                    Tok::Ident if kw.is_none() => match self.scope.typedef(self.lex.text(&self.tok)) {
                         Some(q) => {
                             tdef = Some(q);
                             self.next()?;
@@ -1116,10 +1123,10 @@ impl<'a> Parser<'a> {
         // Adjacent string literals are one name; one literal is borrowed from the text.
         let mut name: Option<Cow<'a, str>> = None;
         let mut closed = false;
-        while let Tok::Str(s) = &self.tok.tok {
+        while self.tok.tok == Tok::Str {
             match &mut name {
-                None => name = Some(s.clone()),
-                Some(n) => n.to_mut().push_str(s),
+                None => name = Some(self.lex.text_cow(&self.tok)),
+                Some(n) => n.to_mut().push_str(self.lex.text(&self.tok)),
             }
             // `"name")`: the `)` is read with the string, never as a token.
             if self.lex.take_punct(b')').is_some() {
@@ -1201,7 +1208,7 @@ impl<'a> Parser<'a> {
             if !mode.direct {
                 return Err(self.err_expected("<eof>"));
             }
-            *name = Some(std::mem::replace(&mut self.tok, Token::blank()));
+            *name = Some(self.tok);
             // `name(`: the `(` is read with the name, never as a token.
             if let Some(at) = self.lex.take_punct(b'(') {
                 self.next()?;
@@ -1345,7 +1352,7 @@ impl<'a> Parser<'a> {
                 } else {
                     let mut d = self.full_declarator(PARAM, &spec.attrs)?;
                     let ty = self.build(spec.base, &mut d)?;
-                    (ty, d.name.as_ref().and_then(token_name).map(String::into_boxed_str))
+                    (ty, d.name.as_ref().and_then(|t| self.token_name(t)).map(String::into_boxed_str))
                 };
                 if !self.param_type(ty, pname, start)? {
                     break;
@@ -1423,7 +1430,7 @@ impl<'a> Parser<'a> {
             Some(Kw::Char) => self.table.int(IntKind::Char),
             Some(_) => return None,
             None => match &self.tok.tok {
-                Tok::Ident(name) => return self.scope.typedef(name),
+                Tok::Ident => return self.scope.typedef(self.lex.text(&self.tok)),
                 _ => return None,
             },
         };
@@ -1693,11 +1700,11 @@ impl<'a> Parser<'a> {
                     // A constant in the struct's namespace (not the global one), read as a
                     // member: `s.k`.
                     let c = self.const_init(ty)?;
-                    if let Some(name) = d.name.as_ref().and_then(token_name) {
+                    if let Some(name) = d.name.as_ref().and_then(|t| self.token_name(t)) {
                         constants.push(RecordConst { name, value: c.value, ty: c.ty });
                     }
                 } else if let Some((width, colon)) = &d.bits {
-                    let name = d.name.as_ref().and_then(token_name);
+                    let name = d.name.as_ref().and_then(|t| self.token_name(t));
                     self.check_bitfield(ty, *width, name.is_some(), *colon)?;
                     let mut f = Field::bits(name.as_deref(), ty, *width as u32);
                     f.aligned = d.attrs.aligned;
@@ -1716,7 +1723,7 @@ impl<'a> Parser<'a> {
                     } else {
                         self.check_member_size(ty, at)?;
                     }
-                    match d.name.as_ref().and_then(token_name) {
+                    match d.name.as_ref().and_then(|t| self.token_name(t)) {
                         Some(n) => {
                             let mut f = Field::named(&n, ty);
                             f.aligned = d.attrs.aligned;
@@ -1840,7 +1847,7 @@ impl<'a> Parser<'a> {
             let Some(name) = self.ident() else {
                 return Err(self.err_expected("<identifier>"));
             };
-            let name_tok = self.tok.clone();
+            let name_tok = self.tok;
             self.next()?;
             if self.opt("=")? {
                 let v = self.kint()?;
@@ -1881,14 +1888,6 @@ fn give_conv(ops: &mut [Op], a: &mut Attrs) {
     }
     if let Some(Op::Func { conv, .. }) = ops.iter_mut().rev().find(|op| matches!(op, Op::Func { .. })) {
         *conv = a.conv.take();
-    }
-}
-
-/// The name a declarator's name token spells.
-fn token_name(t: &Token<'_>) -> Option<String> {
-    match &t.tok {
-        Tok::Ident(s) => Some(s.to_string()),
-        _ => None,
     }
 }
 

@@ -216,6 +216,18 @@ fn an_open_parenthesis_read_with_a_name_or_asm_keeps_positions() {
     assert_eq!(s.function("n").unwrap().asm_name.as_deref(), Some("ab"));
 }
 
+/// Texts the lexer builds (strings with escapes) stay right when a `#define` that is no
+/// integer constant is read again as skipped: the string before it, in it and after it.
+#[test]
+fn built_texts_survive_a_define_read_again() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "int f(int) asm(\"f\\x41\");\n#define S \"a\\tb\" \"c\\n\"\nint g(int) asm(\"g\\x42\");");
+    assert_eq!(s.function("f").unwrap().asm_name.as_deref(), Some("fA"));
+    assert_eq!(s.function("g").unwrap().asm_name.as_deref(), Some("gB"));
+    let e = err(&mut t, &mut s, "#define T \"x\\n\" + 1\n\"y\\t\" int;");
+    assert_eq!(e, "2:1: declaration specifier expected near 'y\t'");
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);
