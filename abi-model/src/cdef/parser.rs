@@ -129,35 +129,64 @@ impl Kw {
 }
 
 pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
+    // Split by the first byte, so that a name is compared with the spellings of its length in
+    // one half only (`int64_t` with 2 of length 7, not 12).
+    if s.starts_with('_') {
+        underscore_keyword_of(s)
+    } else {
+        word_keyword_of(s)
+    }
+}
+
+/// [`keyword_of`] for a name that does not start with `_`.
+fn word_keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
         "bool" => Kw::Bool,
-        "_Bool" => Kw::BareBool,
         "char" => Kw::Char,
         "int" => Kw::Int(4),
-        "__int8" => Kw::Int(1),
-        "__int16" => Kw::Int(2),
-        "__int32" => Kw::Int(4),
-        "__int64" => Kw::Int(8),
         "float" => Kw::Float,
         "double" => Kw::Double,
         "long" => Kw::Long,
         "short" => Kw::Short,
-        "_Complex" | "complex" | "__complex" | "__complex__" => Kw::Complex,
-        "signed" | "__signed" | "__signed__" => Kw::Signed,
+        "complex" => Kw::Complex,
+        "signed" => Kw::Signed,
         "unsigned" => Kw::Unsigned,
-        "const" | "__const" | "__const__" => Kw::Const,
-        "volatile" | "__volatile" | "__volatile__" => Kw::Volatile,
-        "restrict" | "__restrict" | "__restrict__" => Kw::Restrict,
-        "inline" | "__inline" | "__inline__" => Kw::Inline,
+        "const" => Kw::Const,
+        "volatile" => Kw::Volatile,
+        "restrict" => Kw::Restrict,
+        "inline" => Kw::Inline,
         "typedef" => Kw::Typedef,
         "extern" => Kw::Extern,
         "static" => Kw::Static,
         "auto" => Kw::Auto,
         "register" => Kw::Register,
+        "asm" => Kw::Asm,
+        "struct" => Kw::Struct,
+        "union" => Kw::Union,
+        "enum" => Kw::Enum,
+        "sizeof" => Kw::Sizeof,
+        _ => return None,
+    })
+}
+
+/// [`keyword_of`] for a name that starts with `_`.
+fn underscore_keyword_of(s: &str) -> Option<Kw> {
+    Some(match s {
+        "_Bool" => Kw::BareBool,
+        "__int8" => Kw::Int(1),
+        "__int16" => Kw::Int(2),
+        "__int32" => Kw::Int(4),
+        "__int64" => Kw::Int(8),
+        "_Complex" | "__complex" | "__complex__" => Kw::Complex,
+        "__signed" | "__signed__" => Kw::Signed,
+        "__const" | "__const__" => Kw::Const,
+        "__volatile" | "__volatile__" => Kw::Volatile,
+        "__restrict" | "__restrict__" => Kw::Restrict,
+        "__inline" | "__inline__" => Kw::Inline,
         "__extension__" => Kw::Extension,
         "__attribute" | "__attribute__" => Kw::Attribute,
-        "asm" | "__asm" | "__asm__" => Kw::Asm,
+        "__asm" | "__asm__" => Kw::Asm,
         "__declspec" => Kw::Declspec,
         "__cdecl" => Kw::Conv(CallConv::Cdecl),
         "__thiscall" => Kw::Conv(CallConv::Thiscall),
@@ -165,10 +194,6 @@ pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
         "__stdcall" => Kw::Conv(CallConv::Stdcall),
         "__ptr32" => Kw::Ptr32,
         "__ptr64" => Kw::Ptr64,
-        "struct" => Kw::Struct,
-        "union" => Kw::Union,
-        "enum" => Kw::Enum,
-        "sizeof" => Kw::Sizeof,
         // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
         "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
         "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(Unsupported::Int128),
