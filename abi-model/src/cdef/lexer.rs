@@ -32,10 +32,11 @@ pub(crate) enum Tok {
 
 /// Where a token's text is. Most are a slice of the declaration text (or of a `$` name, or
 /// static), so that a token owns nothing and is copied, never dropped; the few the lexer has
-/// to build (a string with escapes, a name across a backslash-newline, an unknown character)
-/// are kept by the lexer for the parse ([`Lexer::text`]).
+/// to build (a string with escapes, a name or number across a backslash-newline, a
+/// character constant's character) are kept by the lexer for the parse ([`Lexer::text`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Text<'a> {
+    /// A slice of the declaration text, of a `$` name, or a static string.
     Slice(&'a str),
     /// The index of a text the lexer built.
     Built(u32),
@@ -147,7 +148,8 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Where the lexer is, to read from there again ([`Lexer::reset`]).
+    /// Where the lexer is, to read from there again ([`Lexer::reset`]; [`Lexer::skipping`]
+    /// is the caller's).
     pub fn mark(&self) -> Mark<'a> {
         Mark {
             chars: self.chars.clone(),
