@@ -267,8 +267,9 @@ pub struct Record {
     pub kind: RecordKind,
     /// The tag, if any.
     pub tag: Option<String>,
-    /// `None` while only declared (incomplete).
-    pub body: Option<RecordBody>,
+    /// `None` while only declared (incomplete). Boxed: a body is large and most types in a
+    /// table are not records, while every type takes the size of the largest [`CType`].
+    pub body: Option<Box<RecordBody>>,
 }
 
 /// An enum type.
@@ -288,8 +289,10 @@ pub struct EnumType {
 /// One parameter of a function type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Param {
-    /// The name, if the declaration gave one (not part of the type's identity).
-    pub name: Option<String>,
+    /// The name, if the declaration gave one (not part of the type's identity). A boxed
+    /// `str` rather than a `String`: a function type keeps its parameters for good, and
+    /// without a capacity a parameter is 24 bytes, not 32.
+    pub name: Option<Box<str>>,
     /// The parameter's type, already adjusted (arrays and functions decay to pointers).
     pub ty: QualType,
 }
@@ -900,7 +903,7 @@ impl TypeTable {
         self.remember(id);
         self.info[id.0 as usize].depth = depth;
         if let CType::Record(r) = &mut self.types[id.0 as usize] {
-            r.body = Some(RecordBody { fields, attrs, layout, constants });
+            r.body = Some(Box::new(RecordBody { fields, attrs, layout, constants }));
         }
         Ok(())
     }
@@ -1036,7 +1039,7 @@ impl TypeTable {
     /// The record's definition, if `id` is a defined struct or union.
     pub fn record_body(&self, id: TypeId) -> Option<&RecordBody> {
         match self.get(id) {
-            CType::Record(r) => r.body.as_ref(),
+            CType::Record(r) => r.body.as_deref(),
             _ => None,
         }
     }

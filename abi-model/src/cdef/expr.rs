@@ -4,7 +4,7 @@
 //! Values that are not constants (a parameter, an extern variable, `&x`) are carried with
 //! `imm == false`, as LuaJIT does, so that `[n]` with a parameter `n` is a variable-length array.
 
-use super::lexer::Tok;
+use super::lexer::{Text, Tok};
 use super::parser::{Kw, Parser, BAD_SIZE, BAD_VALUE};
 use super::CdefError;
 use super::{find_member, Symbol};
@@ -165,11 +165,12 @@ impl Parser<'_> {
                 k = self.int_val(chosen.bits, c, k.imm && chosen.imm);
                 continue;
             }
-            let op = match &self.tok.tok {
-                Tok::Punct(p) => p.clone(),
+            // Known punctuation is a slice; a character built as a token is no operator.
+            let op = match (self.tok.tok, self.tok.text) {
+                (Tok::Punct, Text::Slice(p)) => p,
                 _ => return Ok(k),
             };
-            let Some(level) = binary_level(&op) else {
+            let Some(level) = binary_level(op) else {
                 return Ok(k);
             };
             if level < pri.max(1) {
@@ -178,7 +179,7 @@ impl Parser<'_> {
             let at = (self.tok.line, self.tok.col);
             self.next()?;
             let rhs = if level == 10 { self.unary()? } else { self.expr_sub(level + 1)? };
-            k = self.binary(&op, k, rhs, at)?;
+            k = self.binary(op, k, rhs, at)?;
         }
     }
 
@@ -317,11 +318,11 @@ impl Parser<'_> {
             self.next()?;
             return Ok(v);
         }
-        if let Tok::Str(_) = self.tok.tok {
+        if self.tok.tok == Tok::Str {
             // A string literal: `const char[n]` (for `sizeof("...")`).
             let mut len = 0u64;
-            while let Tok::Str(s) = &self.tok.tok {
-                len += s.len() as u64;
+            while self.tok.tok == Tok::Str {
+                len += self.lex.text(&self.tok).len() as u64;
                 self.next()?;
             }
             let ch = QualType { id: self.table.int(IntKind::Char), quals: Quals::CONST };

@@ -26,7 +26,7 @@ mod same;
 #[cfg(test)]
 mod tests;
 
-use crate::hash::FxHashMap;
+use crate::hash::{FxHashMap, FxHashSet};
 use crate::layout::BitPos;
 use crate::types::{CType, IntKind, QualType, RecordKind, TypeId, TypeTable};
 use crate::Target;
@@ -86,7 +86,8 @@ pub struct FuncDecl {
     /// The function type (a [`CType::Function`]).
     pub ty: TypeId,
     /// The symbol name given by `__asm__("name")`, if any; otherwise the declared name.
-    pub asm_name: Option<String>,
+    /// Shared by every declaration of the scope that gives the same name.
+    pub asm_name: Option<Arc<str>>,
 }
 
 /// A declared extern variable: its type and the symbol that holds it.
@@ -94,8 +95,8 @@ pub struct FuncDecl {
 pub struct VarDecl {
     /// The variable's type.
     pub ty: QualType,
-    /// The symbol name given by `__asm__("name")`, if any.
-    pub asm_name: Option<String>,
+    /// The symbol name given by `__asm__("name")`, if any (shared as a function's).
+    pub asm_name: Option<Arc<str>>,
 }
 
 /// A named integer constant: an enumerator or a `static const` integer.
@@ -162,6 +163,9 @@ pub struct CScope {
     /// Shared names: a declaration's [`Added`] record is the same allocation.
     ordinary: FxHashMap<Arc<str>, Symbol>,
     tags: FxHashMap<String, TypeId>,
+    /// The `__asm__` symbol names given so far, each kept once: declarations redirected to
+    /// one symbol share its name rather than allocate a copy each.
+    labels: FxHashSet<Arc<str>>,
     /// The parser's buffers, kept empty between parses so that each reuses them.
     spare: Spare,
 }
@@ -190,8 +194,13 @@ impl CScope {
     /// `_Bool` are keywords, not typedefs.
     pub fn new(table: &mut TypeTable) -> CScope {
         let target = table.target();
-        let mut scope =
-            CScope { target, ordinary: FxHashMap::default(), tags: FxHashMap::default(), spare: Spare::default() };
+        let mut scope = CScope {
+            target,
+            ordinary: FxHashMap::default(),
+            tags: FxHashMap::default(),
+            labels: FxHashSet::default(),
+            spare: Spare::default(),
+        };
         let ptr = table.target().pointer_size();
         let mut def = |name: &str, id: Option<TypeId>| {
             if let Some(id) = id {
@@ -284,6 +293,17 @@ impl CScope {
                 Ok(name)
             }
         }
+    }
+
+    /// The `__asm__` symbol name `label` as the scope keeps it, allocated the first time it is
+    /// given. A label stays when the declaration giving it fails (it names nothing then).
+    pub(crate) fn label(&mut self, label: &str) -> Arc<str> {
+        if let Some(kept) = self.labels.get(label) {
+            return kept.clone();
+        }
+        let kept: Arc<str> = label.into();
+        self.labels.insert(kept.clone());
+        kept
     }
 
     pub(crate) fn insert_tag(&mut self, name: &str, id: TypeId) {

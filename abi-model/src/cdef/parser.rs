@@ -6,6 +6,7 @@
 //! of derivations (pointer, array, function) in the order they apply to the base type.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::lexer::{Lexer, Tok, Token};
 use super::{tag_kind, Added, CParam, CScope, CdefError, ConstDecl, FuncDecl, Spare, Symbol, TagKind, VarDecl};
@@ -128,35 +129,64 @@ impl Kw {
 }
 
 pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
+    // Split by the first byte, so that a name is compared with the spellings of its length in
+    // one half only (`int64_t` with 2 of length 7, not 12).
+    if s.starts_with('_') {
+        underscore_keyword_of(s)
+    } else {
+        word_keyword_of(s)
+    }
+}
+
+/// [`keyword_of`] for a name that does not start with `_`.
+fn word_keyword_of(s: &str) -> Option<Kw> {
     Some(match s {
         "void" => Kw::Void,
         "bool" => Kw::Bool,
-        "_Bool" => Kw::BareBool,
         "char" => Kw::Char,
         "int" => Kw::Int(4),
-        "__int8" => Kw::Int(1),
-        "__int16" => Kw::Int(2),
-        "__int32" => Kw::Int(4),
-        "__int64" => Kw::Int(8),
         "float" => Kw::Float,
         "double" => Kw::Double,
         "long" => Kw::Long,
         "short" => Kw::Short,
-        "_Complex" | "complex" | "__complex" | "__complex__" => Kw::Complex,
-        "signed" | "__signed" | "__signed__" => Kw::Signed,
+        "complex" => Kw::Complex,
+        "signed" => Kw::Signed,
         "unsigned" => Kw::Unsigned,
-        "const" | "__const" | "__const__" => Kw::Const,
-        "volatile" | "__volatile" | "__volatile__" => Kw::Volatile,
-        "restrict" | "__restrict" | "__restrict__" => Kw::Restrict,
-        "inline" | "__inline" | "__inline__" => Kw::Inline,
+        "const" => Kw::Const,
+        "volatile" => Kw::Volatile,
+        "restrict" => Kw::Restrict,
+        "inline" => Kw::Inline,
         "typedef" => Kw::Typedef,
         "extern" => Kw::Extern,
         "static" => Kw::Static,
         "auto" => Kw::Auto,
         "register" => Kw::Register,
+        "asm" => Kw::Asm,
+        "struct" => Kw::Struct,
+        "union" => Kw::Union,
+        "enum" => Kw::Enum,
+        "sizeof" => Kw::Sizeof,
+        _ => return None,
+    })
+}
+
+/// [`keyword_of`] for a name that starts with `_`.
+fn underscore_keyword_of(s: &str) -> Option<Kw> {
+    Some(match s {
+        "_Bool" => Kw::BareBool,
+        "__int8" => Kw::Int(1),
+        "__int16" => Kw::Int(2),
+        "__int32" => Kw::Int(4),
+        "__int64" => Kw::Int(8),
+        "_Complex" | "__complex" | "__complex__" => Kw::Complex,
+        "__signed" | "__signed__" => Kw::Signed,
+        "__const" | "__const__" => Kw::Const,
+        "__volatile" | "__volatile__" => Kw::Volatile,
+        "__restrict" | "__restrict__" => Kw::Restrict,
+        "__inline" | "__inline__" => Kw::Inline,
         "__extension__" => Kw::Extension,
         "__attribute" | "__attribute__" => Kw::Attribute,
-        "asm" | "__asm" | "__asm__" => Kw::Asm,
+        "__asm" | "__asm__" => Kw::Asm,
         "__declspec" => Kw::Declspec,
         "__cdecl" => Kw::Conv(CallConv::Cdecl),
         "__thiscall" => Kw::Conv(CallConv::Thiscall),
@@ -164,10 +194,6 @@ pub(crate) fn keyword_of(s: &str) -> Option<Kw> {
         "__stdcall" => Kw::Conv(CallConv::Stdcall),
         "__ptr32" => Kw::Ptr32,
         "__ptr64" => Kw::Ptr64,
-        "struct" => Kw::Struct,
-        "union" => Kw::Union,
-        "enum" => Kw::Enum,
-        "sizeof" => Kw::Sizeof,
         // `_Alignof` is C11's spelling (beyond LuaJIT, which knows only gcc's).
         "__alignof" | "__alignof__" | "_Alignof" => Kw::Alignof,
         "__int128" | "__int128_t" | "__uint128_t" => Kw::Unsupported(Unsupported::Int128),
@@ -208,7 +234,7 @@ pub(crate) struct Attrs {
     pub aligned_last: Option<u32>,
     /// A calling convention waiting for the next function declarator.
     pub conv: Option<CallConv>,
-    pub redir: Option<String>,
+    pub redir: Option<Arc<str>>,
     pub mode: Option<ModeAttr>,
     /// `__ptr32` (4) or `__ptr64` (8) on a 64-bit target, the last written: the next `*` makes
     /// a 4-byte pointer for 4 and takes it (LuaJIT's `MSIZEP` attribute); left over, it is a
@@ -266,7 +292,7 @@ struct Declarator<'a> {
 }
 
 pub(crate) struct Parser<'a> {
-    lex: Lexer<'a>,
+    pub(crate) lex: Lexer<'a>,
     pub(crate) tok: Token<'a>,
     pub(crate) table: &'a mut TypeTable,
     pub(crate) scope: &'a mut CScope,
@@ -402,7 +428,7 @@ impl<'a> Parser<'a> {
             line: self.tok.line,
             col: self.tok.col,
             message: message.to_string(),
-            token: Some(self.tok.text().to_string()),
+            token: Some(self.lex.shown(&self.tok).to_string()),
         }
     }
 
@@ -413,6 +439,11 @@ impl<'a> Parser<'a> {
 
     pub(crate) fn err_at(at: (u32, u32), message: &str) -> CdefError {
         CdefError { line: at.0, col: at.1, message: message.to_string(), token: None }
+    }
+
+    /// The name a declarator's name token spells.
+    fn token_name(&self, t: &Token<'a>) -> Option<String> {
+        (t.tok == Tok::Ident).then(|| self.lex.text(t).to_string())
     }
 
     fn pos(&self) -> (u32, u32) {
@@ -440,7 +471,7 @@ impl<'a> Parser<'a> {
     /// the token is.
     pub(crate) fn ident(&self) -> Option<Cow<'a, str>> {
         match &self.tok.tok {
-            Tok::Ident(s) if self.tok.kw.is_none() => Some(s.clone()),
+            Tok::Ident if self.tok.kw.is_none() => Some(self.lex.text_cow(&self.tok)),
             _ => None,
         }
     }
@@ -452,7 +483,7 @@ impl<'a> Parser<'a> {
         }
         match &self.tok.tok {
             Tok::TypeParam(_) => true,
-            Tok::Ident(s) => self.scope.typedef(s).is_some(),
+            Tok::Ident => self.scope.typedef(self.lex.text(&self.tok)).is_some(),
             _ => false,
         }
     }
@@ -540,7 +571,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Gives the declared name its meaning.
-    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'_>, ty: QualType) -> Result<(), CdefError> {
+    fn declare(&mut self, storage: Option<Storage>, d: Declarator<'a>, ty: QualType) -> Result<(), CdefError> {
         let Some(name) = d.name else { return Ok(()) };
         let sym = if storage == Some(Storage::Typedef) {
             // gcc and LuaJIT give a typedef its `aligned(n)` (raised or lowered), which changes
@@ -562,10 +593,11 @@ impl<'a> Parser<'a> {
     /// `cp_decl_multi`: `typedef int t; typedef long t;` leaves `t` an int, and glibc's
     /// `__asm__`-labelled redeclarations keep the first symbol name); a constant is fine when
     /// identical and otherwise an error.
-    pub(crate) fn define_symbol(&mut self, name: &Token<'_>, sym: Symbol) -> Result<(), CdefError> {
-        let Tok::Ident(n) = &name.tok else {
+    pub(crate) fn define_symbol(&mut self, name: &Token<'a>, sym: Symbol) -> Result<(), CdefError> {
+        if name.tok != Tok::Ident {
             return Ok(());
-        };
+        }
+        let n = self.lex.text(name);
         let (old, sym) = match self.scope.insert_new_ordinary(n, sym) {
             Ok(n) => {
                 self.added.push(Added::Ordinary(n));
@@ -637,7 +669,7 @@ impl<'a> Parser<'a> {
         let Some(name) = self.ident().filter(|_| self.tok.joined_line == hash_line) else {
             return self.skip_define(hash_line);
         };
-        let name_tok = self.tok.clone();
+        let name_tok = self.tok;
         self.next()?;
         // `NAME(` without a space between is a function-like macro.
         let name_end = name_tok.col.saturating_add(name.chars().count() as u32);
@@ -645,7 +677,7 @@ impl<'a> Parser<'a> {
         if function_like || self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof {
             return self.skip_define(hash_line);
         }
-        let (lex, tok, names) = (self.lex.clone(), self.tok.clone(), self.added.len());
+        let (mark, tok, names) = (self.lex.mark(), self.tok, self.added.len());
         let cp = self.table.checkpoint();
         match self.kint() {
             Ok(v) if self.tok.joined_line != hash_line || self.tok.tok == Tok::Eof => {
@@ -658,7 +690,8 @@ impl<'a> Parser<'a> {
                 self.scope.take_back(&self.added[names..]);
                 self.added.truncate(names);
                 self.table.rollback(cp);
-                (self.lex, self.tok) = (lex, tok);
+                self.lex.reset(mark);
+                self.tok = tok;
                 self.skip_define(hash_line)
             }
         }
@@ -754,7 +787,7 @@ impl<'a> Parser<'a> {
             self.attributes(&mut attrs)?;
             let kw = self.kw();
             if let Some(Kw::Unsupported(why)) = kw {
-                return Err(self.err(&format!("'{}' is not supported: {}", self.tok.text(), why.why())));
+                return Err(self.err(&format!("'{}' is not supported: {}", self.lex.text(&self.tok), why.why())));
             }
             let sized = match kw {
                 Some(Kw::Void) => Some(0),
@@ -835,7 +868,7 @@ impl<'a> Parser<'a> {
                         tdef = Some(*q);
                         self.next()?;
                     }
-                    Tok::Ident(name) if kw.is_none() => match self.scope.typedef(name) {
+                    Tok::Ident if kw.is_none() => match self.scope.typedef(self.lex.text(&self.tok)) {
                         Some(q) => {
                             tdef = Some(q);
                             self.next()?;
@@ -1105,20 +1138,36 @@ impl<'a> Parser<'a> {
 
     /// `__asm__("symbol")`: the symbol name to look up instead of the declared name.
     fn asm_redirect(&mut self, a: &mut Attrs) -> Result<(), CdefError> {
-        self.next()?;
-        self.expect("(")?;
-        let mut name: Option<String> = None;
-        while let Tok::Str(s) = &self.tok.tok {
+        // `asm(`: the `(` is read with the keyword, never as a token.
+        if self.lex.take_punct(b'(').is_some() {
+            self.next()?;
+        } else {
+            self.next()?;
+            self.expect("(")?;
+        }
+        // Adjacent string literals are one name; one literal is borrowed from the text.
+        let mut name: Option<Cow<'a, str>> = None;
+        let mut closed = false;
+        while self.tok.tok == Tok::Str {
             match &mut name {
-                None => name = Some(s.to_string()),
-                Some(n) => n.push_str(s),
+                None => name = Some(self.lex.text_cow(&self.tok)),
+                Some(n) => n.to_mut().push_str(self.lex.text(&self.tok)),
+            }
+            // `"name")`: the `)` is read with the string, never as a token.
+            if self.lex.take_punct(b')').is_some() {
+                closed = true;
+                break;
             }
             self.next()?;
         }
-        if name.is_some() {
-            a.redir = name;
+        if let Some(name) = name {
+            a.redir = Some(self.scope.label(&name));
         }
-        self.expect(")")
+        if closed {
+            self.next()
+        } else {
+            self.expect(")")
+        }
     }
 
     // ---- declarators ----
@@ -1184,8 +1233,14 @@ impl<'a> Parser<'a> {
             if !mode.direct {
                 return Err(self.err_expected("<eof>"));
             }
-            *name = Some(self.tok.clone());
-            self.next()?;
+            *name = Some(self.tok);
+            // `name(`: the `(` is read with the name, never as a token.
+            if let Some(at) = self.lex.take_punct(b'(') {
+                self.next()?;
+                suffixes.push(self.func_suffix(a, at)?);
+            } else {
+                self.next()?;
+            }
         } else if !mode.abstract_ {
             return Err(self.err_expected("<identifier>"));
         }
@@ -1276,6 +1331,8 @@ impl<'a> Parser<'a> {
     fn func_suffix_at(&mut self, a: &mut Attrs, at: (u32, u32), start: usize) -> Result<Op, CdefError> {
         self.enter()?;
         let mut variadic = false;
+        // The list's `)` was read with its last parameter (see below).
+        let mut closed = false;
         if !self.tok.is(")") {
             loop {
                 if self.opt(".")? {
@@ -1286,6 +1343,17 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 if let Some(ty) = self.lone_param_type() {
+                    if self.is_plain_param(ty) {
+                        // Its `,` or `)` is read with it and never becomes a token: nothing
+                        // after a parameter that ends well needs the separator's position.
+                        self.params.push(Param { name: None, ty: QualType::plain(ty.id) });
+                        if self.lex.take_list_separator() == Some(b')') {
+                            closed = true;
+                            break;
+                        }
+                        self.next()?;
+                        continue;
+                    }
                     self.next()?;
                     if !self.param_type(ty, None, start)? {
                         break;
@@ -1309,7 +1377,7 @@ impl<'a> Parser<'a> {
                 } else {
                     let mut d = self.full_declarator(PARAM, &spec.attrs)?;
                     let ty = self.build(spec.base, &mut d)?;
-                    (ty, d.name.as_ref().and_then(token_name))
+                    (ty, d.name.as_ref().and_then(|t| self.token_name(t)).map(String::into_boxed_str))
                 };
                 if !self.param_type(ty, pname, start)? {
                     break;
@@ -1321,7 +1389,11 @@ impl<'a> Parser<'a> {
         }
         // One allocation of the list's own length, its parameters copied in one move.
         let params: Vec<Param> = self.params.split_off(start);
-        self.expect(")")?;
+        if closed {
+            self.next()?;
+        } else {
+            self.expect(")")?;
+        }
         if self.tok.is("{") {
             self.skip_body()?;
         }
@@ -1332,7 +1404,7 @@ impl<'a> Parser<'a> {
     /// Adds a parameter of type `ty` to the list begun at `start`, arrays and functions
     /// decayed to pointers; false (adding none) for `void`, which ends the list.
     #[inline(always)]
-    fn param_type(&mut self, ty: QualType, name: Option<String>, start: usize) -> Result<bool, CdefError> {
+    fn param_type(&mut self, ty: QualType, name: Option<Box<str>>, start: usize) -> Result<bool, CdefError> {
         debug_assert!(self.params.len() >= start);
         let id = match self.table.get(ty.id) {
             CType::Void => return Ok(false),
@@ -1341,6 +1413,12 @@ impl<'a> Parser<'a> {
         };
         self.params.push(Param { name, ty: QualType::plain(id) });
         Ok(true)
+    }
+
+    /// Is `ty` a parameter type taken as it is: not `void` (which ends the list) and not
+    /// an array or function (which decay, see [`Self::param_type`])?
+    fn is_plain_param(&self, ty: QualType) -> bool {
+        !matches!(self.table.get(ty.id), CType::Void | CType::Array { .. } | CType::Function(_))
     }
 
     /// The pointer an array or function parameter type decays to (out of line: it may make
@@ -1377,7 +1455,7 @@ impl<'a> Parser<'a> {
             Some(Kw::Char) => self.table.int(IntKind::Char),
             Some(_) => return None,
             None => match &self.tok.tok {
-                Tok::Ident(name) => return self.scope.typedef(name),
+                Tok::Ident => return self.scope.typedef(self.lex.text(&self.tok)),
                 _ => return None,
             },
         };
@@ -1647,11 +1725,11 @@ impl<'a> Parser<'a> {
                     // A constant in the struct's namespace (not the global one), read as a
                     // member: `s.k`.
                     let c = self.const_init(ty)?;
-                    if let Some(name) = d.name.as_ref().and_then(token_name) {
+                    if let Some(name) = d.name.as_ref().and_then(|t| self.token_name(t)) {
                         constants.push(RecordConst { name, value: c.value, ty: c.ty });
                     }
                 } else if let Some((width, colon)) = &d.bits {
-                    let name = d.name.as_ref().and_then(token_name);
+                    let name = d.name.as_ref().and_then(|t| self.token_name(t));
                     self.check_bitfield(ty, *width, name.is_some(), *colon)?;
                     let mut f = Field::bits(name.as_deref(), ty, *width as u32);
                     f.aligned = d.attrs.aligned;
@@ -1670,7 +1748,7 @@ impl<'a> Parser<'a> {
                     } else {
                         self.check_member_size(ty, at)?;
                     }
-                    match d.name.as_ref().and_then(token_name) {
+                    match d.name.as_ref().and_then(|t| self.token_name(t)) {
                         Some(n) => {
                             let mut f = Field::named(&n, ty);
                             f.aligned = d.attrs.aligned;
@@ -1794,7 +1872,7 @@ impl<'a> Parser<'a> {
             let Some(name) = self.ident() else {
                 return Err(self.err_expected("<identifier>"));
             };
-            let name_tok = self.tok.clone();
+            let name_tok = self.tok;
             self.next()?;
             if self.opt("=")? {
                 let v = self.kint()?;
@@ -1835,14 +1913,6 @@ fn give_conv(ops: &mut [Op], a: &mut Attrs) {
     }
     if let Some(Op::Func { conv, .. }) = ops.iter_mut().rev().find(|op| matches!(op, Op::Func { .. })) {
         *conv = a.conv.take();
-    }
-}
-
-/// The name a declarator's name token spells.
-fn token_name(t: &Token<'_>) -> Option<String> {
-    match &t.tok {
-        Tok::Ident(s) => Some(s.to_string()),
-        _ => None,
     }
 }
 

@@ -189,6 +189,45 @@ fn lone_parameter_types_are_what_the_general_path_makes() {
     assert_eq!(shown, ["int"]);
 }
 
+/// The `,` or `)` after a lone parameter is read with it, never as a token: the tokens after
+/// it keep their columns and lines (spaces and tabs before the separator, a list ended on
+/// one line and declared on the next).
+#[test]
+fn tokens_after_a_lone_parameter_keep_their_positions() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(err(&mut t, &mut s, "int f(int ,\tdouble )  x;"), "1:23: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int f(int,  1);"), "1:13: declaration specifier expected near '1'");
+    assert_eq!(err(&mut t, &mut s, "int f(int)\n  x;"), "2:3: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int f(int , size_t)(void);"), "1:6: invalid C type");
+}
+
+/// The `(` after a declarator's name or `asm`, and the `)` after an `asm` string, are read
+/// with the token before them, never as tokens: the list keeps the `(`'s position for its
+/// errors, the tokens after them keep theirs, and without them the errors are the same.
+#[test]
+fn an_open_parenthesis_read_with_a_name_or_asm_keeps_positions() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    assert_eq!(err(&mut t, &mut s, "int f\t (int)(void);"), "1:8: invalid C type");
+    assert_eq!(err(&mut t, &mut s, "int g(int) asm  (\"a\" \"b\") x;"), "1:27: ';' expected near 'x'");
+    assert_eq!(err(&mut t, &mut s, "int h(int) asm \"a\";"), "1:16: '(' expected near 'a'");
+    assert_eq!(err(&mut t, &mut s, "int k(int"), "1:10: ')' expected near '<eof>'");
+    assert_eq!(err(&mut t, &mut s, "int m(int) asm (\"a\" x);"), "1:21: ')' expected near 'x'");
+    def(&mut t, &mut s, "int n (int) asm ( \"a\" \"b\" ) ;");
+    assert_eq!(s.function("n").unwrap().asm_name.as_deref(), Some("ab"));
+}
+
+/// Texts the lexer builds (strings with escapes) stay right when a `#define` that is no
+/// integer constant is read again as skipped: the string before it, in it and after it.
+#[test]
+fn built_texts_survive_a_define_read_again() {
+    let (mut t, mut s) = setup(Target::X64_SYSV);
+    def(&mut t, &mut s, "int f(int) asm(\"f\\x41\");\n#define S \"a\\tb\" \"c\\n\"\nint g(int) asm(\"g\\x42\");");
+    assert_eq!(s.function("f").unwrap().asm_name.as_deref(), Some("fA"));
+    assert_eq!(s.function("g").unwrap().asm_name.as_deref(), Some("gB"));
+    let e = err(&mut t, &mut s, "#define T \"x\\n\" + 1\n\"y\\t\" int;");
+    assert_eq!(e, "2:1: declaration specifier expected near 'y\t'");
+}
+
 #[test]
 fn function_parameters_decay_and_lose_top_level_qualifiers() {
     let (mut t, mut s) = setup(Target::X64_SYSV);

@@ -159,10 +159,10 @@ enum Declared {
 /// Looks `name` up; for functions and variables also returns the symbol name to resolve
 /// (the `__asm__` name when one was given).
 fn declared(st: &FfiState, name: &str) -> (Declared, Option<SymName>) {
-    let sym = |asm: &Option<String>| SymName::new(asm.as_deref().unwrap_or(name));
+    let sym = |asm: Option<&str>| SymName::new(asm.unwrap_or(name));
     match st.scope.symbol(name) {
-        Some(Symbol::Function(f)) => (Declared::Function(f.ty), sym(&f.asm_name)),
-        Some(Symbol::Variable(v)) => (Declared::Variable(v.ty), sym(&v.asm_name)),
+        Some(Symbol::Function(f)) => (Declared::Function(f.ty), sym(f.asm_name.as_deref())),
+        Some(Symbol::Variable(v)) => (Declared::Variable(v.ty), sym(v.asm_name.as_deref())),
         Some(Symbol::Constant(c)) => (Declared::Constant { value: c.value, ty: c.ty }, None),
         _ => (Declared::Missing, None),
     }
