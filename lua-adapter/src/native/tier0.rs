@@ -446,7 +446,8 @@ pub enum Fault {
     Step(&'static str),
     /// A slot beyond the program's areas, or a thunk's.
     Slot(Slot),
-    /// A helper with stack arguments, or an operand its parameter does not take.
+    /// A helper tier 0 has no `Shape` for (a thunk's), a void result kept, or an operand its
+    /// parameter does not take.
     Helper(Helper),
     /// A width a register cannot take.
     Width(u32),
