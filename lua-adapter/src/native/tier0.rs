@@ -715,13 +715,54 @@ unsafe fn load_gpr(at: *const u8, size: u32, ext: Ext) -> Result<u64, Fault> {
         Ok(match (size, ext) {
             (1, Ext::Sign) => (at.read() as i8 as i32) as u32 as u64,
             (2, Ext::Sign) => (at.cast::<i16>().read_unaligned() as i32) as u32 as u64,
-            (1..=8, _) => {
-                let mut b = [0u8; 8];
-                std::ptr::copy_nonoverlapping(at, b.as_mut_ptr(), size as usize);
-                u64::from_le_bytes(b)
-            }
+            (1..=8, _) => read_le(at, size as usize),
             _ => return Err(Fault::Width(size)),
         })
+    }
+}
+
+/// Reads `size` (1..=8) bytes at `at` as a little-endian number, zero-extended. The sizes
+/// values have take one load each: a copy of a length not known when compiling is a call to
+/// `memcpy` (~15 instructions, and a first call makes ~20 of them).
+///
+/// # Safety
+/// `at` readable for `size` bytes; `size` at most 8.
+#[inline(always)]
+unsafe fn read_le(at: *const u8, size: usize) -> u64 {
+    // SAFETY: `at` is readable for `size` bytes (the caller's contract); each arm reads
+    // exactly `size` of them.
+    unsafe {
+        match size {
+            8 => at.cast::<u64>().read_unaligned(),
+            4 => u64::from(at.cast::<u32>().read_unaligned()),
+            2 => u64::from(at.cast::<u16>().read_unaligned()),
+            1 => u64::from(at.read()),
+            _ => {
+                let mut b = [0u8; 8];
+                std::ptr::copy_nonoverlapping(at, b.as_mut_ptr(), size.min(8));
+                u64::from_le_bytes(b)
+            }
+        }
+    }
+}
+
+/// Writes the low `size` (1..=8) bytes of `v` at `to`, little-endian: as [`read_le`], one
+/// store for the sizes values have.
+///
+/// # Safety
+/// `to` writable for `size` bytes; `size` at most 8.
+#[inline(always)]
+unsafe fn write_le(to: *mut u8, v: u64, size: usize) {
+    // SAFETY: `to` is writable for `size` bytes (the caller's contract); each arm writes
+    // exactly `size` of them.
+    unsafe {
+        match size {
+            8 => to.cast::<u64>().write_unaligned(v),
+            4 => to.cast::<u32>().write_unaligned(v as u32),
+            2 => to.cast::<u16>().write_unaligned(v as u16),
+            1 => to.write(v as u8),
+            _ => std::ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), to, size.min(8)),
+        }
     }
 }
 
@@ -818,6 +859,11 @@ unsafe fn store_return(r: &Returned, from: RetFrom, size: u32, to: *mut u8) -> R
     if size > 16 || size == 0 {
         return Err(Fault::Width(size));
     }
+    if size <= 8 {
+        // SAFETY: `to` is writable for the value's `size` bytes (the caller's contract).
+        unsafe { write_le(to, low, size as usize) };
+        return Ok(());
+    }
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&low.to_le_bytes());
     bytes[8..].copy_from_slice(&high.to_le_bytes());
@@ -879,13 +925,7 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                 if ret_to != NO_AT {
                     // SAFETY: `compile` checked that the frame holds the result's bytes at
                     // `ret_to`.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            bits.to_le_bytes().as_ptr(),
-                            f.add(ret_to as usize),
-                            shape.ret_bytes(),
-                        )
-                    };
+                    unsafe { write_le(f.add(ret_to as usize), bits, shape.ret_bytes()) };
                 }
             }
             Op::StoreAddr { of, to } => unsafe {
