@@ -64,8 +64,7 @@ use abi_model::lua::steps::{stub_program_in, Inline, Program};
 use abi_model::lua::{Backend, BackendError, CallSlots, Code, CodeEnv};
 use abi_model::unwind::FrameUnwind;
 use abi_model::{
-    plan_call_in, CType, CallPlan, FloatKind, IntKind, PlanBuffers, PlanError, QualType, Quals, Signature, Target,
-    TypeId, TypeTable,
+    plan_call_in, CType, CallPlan, FloatKind, IntKind, PlanError, QualType, Quals, Signature, Target, TypeId, TypeTable,
 };
 use backend_x64_sysv::X64SysvBackend;
 use backend_x64_win::Win64Backend;
@@ -76,7 +75,7 @@ use crate::cdata::{self, Cdata, Form};
 use crate::convert::CodeFailure;
 use crate::ctypes::ctype::{shape, string_passes_as, Shape};
 use crate::ctypes::state::{CTypeDesc, FfiState};
-use crate::native::state::{CallMode, State, Tier0Sig};
+use crate::native::state::{CallMode, State, Tier0Buffers, Tier0Sig};
 use crate::native::tier0;
 use crate::os::arena::{ArenaError, ArenaStats, CodeArena, CodeHandle};
 use crate::os::errno::ERRNO_INLINE;
@@ -292,7 +291,7 @@ pub fn stub_program_for(
     varargs: &[QualType],
     mode: CallMode,
 ) -> Result<(Program, CodeEnv), StubError> {
-    stub_program_with(st, fn_ty, varargs, mode, true)
+    stub_program_with(st, fn_ty, varargs, mode, None)
 }
 
 /// The tier-0 data of a call of non-variadic `fn_ty` in `mode` ([`crate::native::tier0`]): the
@@ -300,7 +299,10 @@ pub fn stub_program_for(
 /// building its stub would meet first). `None`: the program needs more frame than tier 0
 /// gives; build the stub.
 pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option<Tier0Sig>, StubError> {
-    let (program, env) = stub_program_with(st, fn_ty, &[], mode, false)?;
+    // Every list planning and compiling fills comes from the state's buffers and goes back
+    // to them here, so that a signature allocates nothing it drops.
+    let mut buffers = st.calls.tier0_buffers.take().unwrap_or_default();
+    let (program, env) = stub_program_with(st, fn_ty, &[], mode, Some(&mut buffers))?;
     let fits = tier0::fits(&program);
     let code = fits.then(|| tier0::compile(&program, &env));
     let mut steps = program.steps;
@@ -311,8 +313,9 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
         // each step (a match on its variant) cost ~50 instructions a step.
         unsafe { steps.set_len(0) };
     }
-    st.calls.step_buffer = steps;
-    st.calls.ctype_buffer = env.arg_ctypes;
+    buffers.steps = steps;
+    buffers.ctypes = env.arg_ctypes;
+    st.calls.tier0_buffers = Some(buffers);
     // A program too large for tier 0's frame, or that its compact form cannot hold, gets
     // its stub at first call.
     let code = match code {
@@ -323,26 +326,29 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
     Ok(Some(Tier0Sig { code, fn_ty, helpers, calls: Cell::new(0), no_stub: Cell::new(false) }))
 }
 
-/// [`stub_program_for`], with the inline steps the state's verified layout allows when
-/// `with_inline`; else without them and without the helper table (tier 0's: [`tier0_sig`]).
+/// [`stub_program_for`]: with `buffers` (tier 0's, [`tier0_sig`]) the program has no inline
+/// steps and no helper table, and its lists come from `buffers`: the parameters and the
+/// plan's go back to them, the steps and the ctype constants travel in the program and its
+/// environment, which the caller gives back. Without, the inline steps the state's verified
+/// layout allows.
 fn stub_program_with(
     st: &mut State,
     fn_ty: TypeId,
     varargs: &[QualType],
     mode: CallMode,
-    with_inline: bool,
+    mut buffers: Option<&mut Tier0Buffers>,
 ) -> Result<(Program, CodeEnv), StubError> {
-    // Tier 0 plans a signature and drops the plan soon after: its lists come from buffers
-    // the state keeps (`CallState::param_buffer`), and go back to them.
-    let (params, mut arg_ctypes) = match with_inline {
-        true => (Vec::new(), Vec::new()),
-        false => (std::mem::take(&mut st.calls.param_buffer), std::mem::take(&mut st.calls.ctype_buffer)),
+    let with_inline = buffers.is_none();
+    let (params, mut arg_ctypes, mut plan_buffers, steps) = match buffers.as_deref_mut() {
+        None => Default::default(),
+        Some(b) => (
+            std::mem::take(&mut b.params),
+            std::mem::take(&mut b.ctypes),
+            std::mem::take(&mut b.plan),
+            std::mem::take(&mut b.steps),
+        ),
     };
     let sig = signature_in(&st.types, fn_ty, params).ok_or(StubError::NotAFunction)?;
-    let mut plan_buffers = match with_inline {
-        true => PlanBuffers::default(),
-        false => std::mem::take(&mut st.calls.plan_buffers),
-    };
     let plan = plan_call_in(&mut plan_buffers, &st.types, &sig, varargs).map_err(StubError::Plan)?;
     if let Some(bytes) = stack_args_too_large(&plan) {
         return Err(StubError::StackArgsTooLarge { bytes });
@@ -366,14 +372,12 @@ fn stub_program_with(
         cdata: Some(cdata::header_layout(&st.ffi)),
         callback: None,
     });
-    // Tier 0's programs are dropped once compiled: their steps go back to the buffer.
-    let buffer = if with_inline { Vec::new() } else { std::mem::take(&mut st.calls.step_buffer) };
-    let program = stub_program_in(buffer, &plan, mode.first_arg(), inline.as_ref());
+    let program = stub_program_in(steps, &plan, mode.first_arg(), inline.as_ref());
     let ret_ctype = st.desc(sig.ret) as u64;
-    if !with_inline {
-        st.calls.param_buffer = sig.params;
+    if let Some(b) = buffers {
+        b.params = sig.params;
         plan_buffers.recycle(plan);
-        st.calls.plan_buffers = plan_buffers;
+        b.plan = plan_buffers;
     }
     let env = CodeEnv {
         // Tier 0 reads the state's table (`CallState::helper_table`): no copy per signature.

@@ -149,18 +149,9 @@ pub struct CallState {
     /// Boxed: descriptors keep their addresses.
     #[allow(clippy::vec_box)]
     pub(in crate::native) tier0: Vec<Box<Tier0Sig>>,
-    /// The steps of the last program tier 0 compiled, cleared and reused by the next: a
-    /// program is dropped once compiled, and allocating its ~3 KB afresh per signature made
-    /// the allocator consolidate its free lists each time.
-    pub(in crate::native) step_buffer: Vec<abi_model::lua::steps::Step>,
-    /// The parameter types of the last signature tier 0 planned, and its arguments' ctype
-    /// constants: reused as [`CallState::step_buffer`] is, so that planning a signature for
-    /// tier 0 allocates nothing it drops.
-    pub(in crate::native) param_buffer: Vec<abi_model::QualType>,
-    /// See [`CallState::param_buffer`].
-    pub(in crate::native) ctype_buffer: Vec<u64>,
-    /// The lists of the last plan tier 0 dropped.
-    pub(in crate::native) plan_buffers: abi_model::PlanBuffers,
+    /// The lists tier 0 planned and compiled the last signature with, reused by the next;
+    /// boxed, so that taking and giving them back moves a pointer, not six lists.
+    pub(in crate::native) tier0_buffers: Option<Box<Tier0Buffers>>,
     /// The descriptors of boxed `uint64_t` and `int64_t` (`[unsigned, signed]`), which the
     /// 64-bit result helpers box C's values in (Lua 5.1/5.2, and `uint64_t` values above
     /// `math.maxinteger`); null until first used.
@@ -184,10 +175,7 @@ impl CallState {
             helpers,
             tier_up: tier_up_from_env(),
             tier0: Vec::new(),
-            step_buffer: Vec::new(),
-            param_buffer: Vec::new(),
-            ctype_buffer: Vec::new(),
-            plan_buffers: abi_model::PlanBuffers::default(),
+            tier0_buffers: None,
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
     }
@@ -263,6 +251,22 @@ pub struct Tier0Sig {
     pub(in crate::native) calls: std::cell::Cell<u32>,
     /// Set when building the stub failed: the function stays on tier 0.
     pub(in crate::native) no_stub: std::cell::Cell<bool>,
+}
+
+/// The lists tier 0 plans and compiles a signature with (`call::tier0_sig`): a program is
+/// dropped once compiled, so its lists are cleared and reused by the next signature instead
+/// of allocated afresh (a program's ~3 KB of steps made the allocator consolidate its free
+/// lists each time).
+#[derive(Default)]
+pub(in crate::native) struct Tier0Buffers {
+    /// The program's steps.
+    pub(in crate::native) steps: Vec<abi_model::lua::steps::Step>,
+    /// The signature's parameter types.
+    pub(in crate::native) params: Vec<abi_model::QualType>,
+    /// The arguments' ctype constants.
+    pub(in crate::native) ctypes: Vec<u64>,
+    /// The plan's lists.
+    pub(in crate::native) plan: abi_model::PlanBuffers,
 }
 
 /// One callback's record; its address is the thunk's callback-data constant, so it is boxed
