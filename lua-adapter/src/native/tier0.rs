@@ -543,6 +543,11 @@ enum Op {
     /// `args[first..first + n]` of [`Tier0Code::args`]; its result stored at `ret_to`, unless
     /// that is [`NO_AT`].
     Helper { helper: Helper, shape: Shape, first: u16, n: u8, ret_to: At },
+    /// [`Step::CallHelper`] with the operands `L` and an immediate for a 32-bit parameter
+    /// (an argument's conversion: `luaffi_to_i32(L, 3)`), which are kept in the op: no
+    /// operand in [`Tier0Code::args`], so that the ops a first call keeps are a third
+    /// smaller and are read without decoding an operand.
+    HelperOfLImm { helper: Helper, shape: Shape, imm: i16, ret_to: At },
     /// [`Step::StoreAddr`].
     StoreAddr { of: At, to: At },
     /// [`Step::CopyPtr`].
@@ -597,6 +602,17 @@ fn reg_index(loc: Loc) -> Result<u8, Fault> {
     }
 }
 
+/// The immediate of a helper call [`Op::HelperOfLImm`] holds: one whose operands are `L`
+/// and an immediate that fits 16 bits, for parameters `lua_State *` and a 32-bit value.
+fn l_and_imm(helper: Helper, operands: &[Operand]) -> Option<i16> {
+    match (operands, helper.kinds().1) {
+        ([Operand::L, Operand::Imm(value)], [ValueKind::Pointer, param]) if param.size(8) == 4 => {
+            i16::try_from(*value).ok()
+        }
+        _ => None,
+    }
+}
+
 /// Compiles `p` (a stub program without inline steps, [`fits`] checked) with the constants
 /// of `env`; a fault names what tier 0 cannot run (a bug in the program or here). An inline
 /// step is a fault: a program compiled without one owns no memory in its steps, which
@@ -607,7 +623,14 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
     }
     // Both lists sized exactly up front: no regrowth, and no reallocation to box them.
     let mut ops = Vec::with_capacity(p.steps.len());
-    let operands = p.steps.iter().map(|s| if let Step::CallHelper { args, .. } = s { args.len() } else { 0 }).sum();
+    let operands = p
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::CallHelper { helper, args, .. } if l_and_imm(*helper, args).is_none() => args.len(),
+            _ => 0,
+        })
+        .sum();
     let mut args = Vec::with_capacity(operands);
     for step in &p.steps {
         ops.push(match step {
@@ -617,6 +640,15 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                 let (ret_kind, kinds) = helper.kinds();
                 if operands.len() != kinds.len() || operands.len() > MAX_HELPER_ARGS {
                     return Err(Fault::Helper(*helper));
+                }
+                let ret_to = match ret_to {
+                    Some(_) if ret_kind == ValueKind::Void => return Err(Fault::Helper(*helper)),
+                    Some(slot) => frame_at(p, *slot, shape.ret_bytes() as u32)?,
+                    None => NO_AT,
+                };
+                if let Some(imm) = l_and_imm(*helper, operands) {
+                    ops.push(Op::HelperOfLImm { helper: *helper, shape, imm, ret_to });
+                    continue;
                 }
                 let first = args.len() as u16;
                 for (op, &param) in operands.iter().zip(kinds) {
@@ -646,11 +678,6 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                         _ => return Err(Fault::Helper(*helper)),
                     });
                 }
-                let ret_to = match ret_to {
-                    Some(_) if ret_kind == ValueKind::Void => return Err(Fault::Helper(*helper)),
-                    Some(slot) => frame_at(p, *slot, shape.ret_bytes() as u32)?,
-                    None => NO_AT,
-                };
                 Op::Helper { helper: *helper, shape, first, n: operands.len() as u8, ret_to }
             }
             Step::StoreAddr { of, to } => Op::StoreAddr { of: frame_at(p, *of, 0)?, to: frame_at(p, *to, 8)? },
@@ -918,15 +945,15 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
                 for (v, arg) in a.iter_mut().zip(operands) {
                     *v = unsafe { arg.value(l, f)? };
                 }
-                // SAFETY: `helpers` holds `Helper::ALL.len()` addresses (`Tier0Sig::helpers`),
-                // `helper.id()` is below that, and the entry is the helper of its mode, of
-                // the shape `compile` found for it, called with its operands.
-                let bits = unsafe { shape.call(helpers.add(helper.id()).read(), &a) };
-                if ret_to != NO_AT {
-                    // SAFETY: `compile` checked that the frame holds the result's bytes at
-                    // `ret_to`.
-                    unsafe { write_le(f.add(ret_to as usize), bits, shape.ret_bytes()) };
-                }
+                // SAFETY: as `call_helper` asks: `compile` found `shape` for `helper`, checked
+                // `ret_to`, and resolved the operands.
+                unsafe { call_helper(helpers, helper, shape, &a, f, ret_to) };
+            }
+            Op::HelperOfLImm { helper, shape, imm, ret_to } => {
+                // A 32-bit parameter's immediate, zero-extended as `Arg::imm` makes it.
+                let a = [l as u64, u64::from(i32::from(imm) as u32), 0, 0];
+                // SAFETY: as for `Op::Helper`, with the operands the op holds.
+                unsafe { call_helper(helpers, helper, shape, &a, f, ret_to) };
             }
             Op::StoreAddr { of, to } => unsafe {
                 let addr = f.add(of as usize) as u64;
@@ -968,6 +995,32 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
         }
     }
     Err(Fault::Step("a program that does not return"))
+}
+
+/// Calls `helper`, of signature `shape`, with the operands `a`, and stores its result at
+/// frame byte `ret_to` unless that is [`NO_AT`].
+///
+/// # Safety
+/// `helpers` is a helper table of `Helper::ALL.len()` addresses (`Tier0Sig::helpers`) whose
+/// entry for `helper` has signature `shape` (found by `compile`); `a` holds its operands;
+/// `f` is the frame, holding the result's bytes at `ret_to` (checked by `compile`).
+#[inline(always)]
+unsafe fn call_helper(
+    helpers: *const u64,
+    helper: Helper,
+    shape: Shape,
+    a: &[u64; MAX_HELPER_ARGS],
+    f: *mut u8,
+    ret_to: At,
+) {
+    // SAFETY: the caller's contract: `helper.id()` is below the table's length, and the entry
+    // is of `shape`; the result's bytes lie in the frame at `ret_to`.
+    unsafe {
+        let bits = shape.call(helpers.add(helper.id()).read(), a);
+        if ret_to != NO_AT {
+            write_le(f.add(ret_to as usize), bits, shape.ret_bytes());
+        }
+    }
 }
 
 /// Whether `program` fits tier 0's frame: at most [`OUT_MAX`] bytes of outgoing area and
@@ -1096,6 +1149,55 @@ mod tests {
             assert_eq!(Arg::bytes(2, 8, Ext::Zero).value(l, f), Ok(0x0000_bc9a_7856_3412));
             assert_eq!(Arg::L.value(l, f), Ok(0));
         }
+    }
+
+    /// A conversion (`L` and the argument's index, for a 32-bit parameter) is one op with
+    /// no operand kept; a call with other operands, or an index beyond 16 bits, keeps its
+    /// operands, and both call the same helper with the same values.
+    #[test]
+    fn conversions_keep_their_operands_in_the_op() {
+        use abi_model::lua::steps::{stub_program, Operand};
+        use abi_model::lua::CodeEnv;
+        use abi_model::{plan_call, CallConv, FloatKind, IntKind, Signature, Target, TypeTable};
+        let t = TypeTable::new(Target::X64_SYSV);
+        let int = t.int(IntKind::Int);
+        let dbl = t.float(FloatKind::Double);
+        let sig = Signature::new(int, vec![int.into(), dbl.into()], false, CallConv::Cdecl);
+        let mut program = stub_program(&plan_call(&t, &sig, &[]).unwrap(), 1);
+        let env = CodeEnv {
+            helpers: Vec::new(),
+            arg_ctypes: vec![0x1000, 0x2000],
+            ret_ctype: 0x3000,
+            callback_data: 0,
+            call_slots: None,
+        };
+        let code = super::compile(&program, &env).unwrap();
+        let l_imm: Vec<_> = code
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::HelperOfLImm { helper, imm, .. } => Some((*helper, *imm)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(l_imm, [(Helper::ToI32, 1), (Helper::ToF64, 2)]);
+        // The calls with other operands keep them: the function's address (L), errno's
+        // restore (L, ret ctype), after the call (L, ret ctype, the saved thread), the push.
+        assert_eq!(code.args.len(), 1 + 2 + 3 + 2, "{:?}", code.args);
+
+        // Lua index 40000 does not fit the op: the call keeps `L` and the immediate.
+        for step in &mut program.steps {
+            if let abi_model::lua::steps::Step::CallHelper { helper: Helper::ToI32, args, .. } = step {
+                args[1] = Operand::Imm(40_000);
+            }
+        }
+        let code = super::compile(&program, &env).unwrap();
+        let first = code.ops.iter().find_map(|op| match op {
+            Op::Helper { helper: Helper::ToI32, first, n: 2, .. } => Some(*first as usize),
+            _ => None,
+        });
+        let first = first.expect("the conversion keeps its operands");
+        assert_eq!(code.args[first..first + 2], [Arg::L, Arg::imm(40_000, false)]);
     }
 
     /// Every compiled program is kept for as long as its function lives, and the first call
