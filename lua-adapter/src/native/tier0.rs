@@ -603,13 +603,17 @@ fn reg_index(loc: Loc) -> Result<u8, Fault> {
 }
 
 /// The immediate of a helper call [`Op::HelperOfLImm`] holds: one whose operands are `L`
-/// and an immediate that fits 16 bits, for parameters `lua_State *` and a 32-bit value.
-fn l_and_imm(helper: Helper, operands: &[Operand]) -> Option<i16> {
-    match (operands, helper.kinds().1) {
-        ([Operand::L, Operand::Imm(value)], [ValueKind::Pointer, param]) if param.size(8) == 4 => {
-            i16::try_from(*value).ok()
-        }
-        _ => None,
+/// and an immediate that fits 16 bits, for parameters (`kinds`, the helper's) `lua_State *`
+/// and a 32-bit value. Without `kinds`, whether the operands may be, which sizes the operand
+/// list up front: every helper called with these operands (a conversion) has these
+/// parameters, so the size is exact (were it not, the list would grow). `Helper::kinds` is
+/// asked once per step: three times cost ~0.4K instructions per first call.
+fn l_and_imm(operands: &[Operand], kinds: Option<&[ValueKind]>) -> Option<i16> {
+    let [Operand::L, Operand::Imm(value)] = operands else { return None };
+    match kinds {
+        Some([ValueKind::Pointer, param]) if param.size(8) == 4 => i16::try_from(*value).ok(),
+        Some(_) => None,
+        None => i16::try_from(*value).ok(),
     }
 }
 
@@ -627,7 +631,7 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
         .steps
         .iter()
         .map(|s| match s {
-            Step::CallHelper { helper, args, .. } if l_and_imm(*helper, args).is_none() => args.len(),
+            Step::CallHelper { args, .. } if l_and_imm(args, None).is_none() => args.len(),
             _ => 0,
         })
         .sum();
@@ -646,7 +650,7 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                     Some(slot) => frame_at(p, *slot, shape.ret_bytes() as u32)?,
                     None => NO_AT,
                 };
-                if let Some(imm) = l_and_imm(*helper, operands) {
+                if let Some(imm) = l_and_imm(operands, Some(kinds)) {
                     ops.push(Op::HelperOfLImm { helper: *helper, shape, imm, ret_to });
                     continue;
                 }
