@@ -480,8 +480,8 @@ pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) ->
 /// # Safety
 /// `st` the live state owning `desc`; `fn_ty` the function type `desc` calls.
 unsafe fn tier0_of(st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> Option<&'static Tier0Sig> {
-    // SAFETY: a non-zero `tier0_call` is a `Tier0Sig` the state owns (boxed, never freed while
-    // the state lives, which outlives every call through its descriptors).
+    // SAFETY: a non-zero `tier0_call` is a `Tier0Sig` the state owns (`Tier0Sigs`: never moved
+    // or freed while the state lives, which outlives every call through its descriptors).
     unsafe {
         let p = (*desc).tier0_call.get();
         if p != 0 {
@@ -491,10 +491,9 @@ unsafe fn tier0_of(st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> 
         if st.calls.tier_up == 0 || matches!(st.types.get(fn_ty), CType::Function(f) if f.variadic) {
             return None;
         }
-        let sig = Box::new(tier0_sig(st, fn_ty, CallMode::Metamethod).ok()??);
-        let p = &*sig as *const Tier0Sig;
+        let sig = tier0_sig(st, fn_ty, CallMode::Metamethod).ok()??;
+        let p = st.calls.tier0.push(sig);
         (*desc).tier0_call.set(p as usize);
-        st.calls.tier0.push(sig);
         Some(&*p)
     }
 }
