@@ -627,6 +627,7 @@ fn is_aggregate(kind: ValueKind) -> bool {
 }
 
 /// Steps that convert Lua argument `lua_index` for C argument `arg` into `dst`.
+#[inline(always)]
 fn convert(arg: usize, kind: ValueKind, lua_index: i32, dst: Slot) -> Step {
     let helper = to_c_helper(kind);
     match helper {
@@ -691,18 +692,21 @@ pub fn stub_program_in(
     let string_args = inline.map_or(0, |i| i.string_args);
     let cdata_header = inline.and_then(|i| i.cdata);
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
+        // Without a layout (tier 0's programs) the helper call is the step: made where it is
+        // returned, not moved out of a match (a step is 168 bytes: each move is a `memcpy`).
+        let Some(vm) = vm else { return convert(arg, kind, lua_index, dst) };
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
-            Some(vm) if vm.converts_inline(kind) => {
+            vm if vm.converts_inline(kind) => {
                 Step::ToCInline { l: Operand::L, lua_index, kind, to: dst, slow: Box::new(slow) }
             }
-            Some(_) if kind == ValueKind::Pointer => Step::PtrInline {
+            _ if kind == ValueKind::Pointer => Step::PtrInline {
                 lua_index,
                 to: dst,
                 strings: arg < 64 && string_args & (1 << arg) != 0,
                 slow: Box::new(slow),
             },
-            Some(_) if is_aggregate(kind) => match cdata_header {
+            _ if is_aggregate(kind) => match cdata_header {
                 Some(header) => {
                     Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), header, slow: Box::new(slow) }
                 }
