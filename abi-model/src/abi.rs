@@ -128,7 +128,8 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
     let spelled = || table.display(ty);
     // Only an array (a vector), a record or a wide integer can be or hold what is refused: a
     // scalar skips the walks (most of the cost of planning a scalar parameter).
-    if matches!(table.get(ty.id), CType::Array { .. } | CType::Record(_) | CType::WideInt { .. }) {
+    let ctype = table.get(ty.id);
+    if matches!(ctype, CType::Array { .. } | CType::Record(_) | CType::WideInt { .. }) {
         if let Some(reason) = vector_refusal(table, ty.id) {
             return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
         }
@@ -136,7 +137,7 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
             return Err(PlanError::Unsupported { what: spelled(), reason: reason.into() });
         }
     }
-    let kind = match table.get(ty.id) {
+    let kind = match ctype {
         CType::Void if pos == Position::Return => ValueKind::Void,
         CType::Void => return Err(PlanError::VoidParameter),
         CType::Bool => ValueKind::Bool,
@@ -199,15 +200,23 @@ pub fn abi_value(table: &TypeTable, ty: QualType, pos: Position) -> Result<AbiVa
         }
         (_, k) => k,
     };
-    let eightbytes = match (table.target(), kind) {
-        (Target::X64_SYSV, ValueKind::Record { .. }) => Some(x64_sysv::classify_record(table, ty.id)?),
-        _ => None,
+    // Only a record has eightbytes or a machine mode, and only an array is a vector: a
+    // scalar (most parameters) asks the table nothing more.
+    let (eightbytes, gcc_mode) = match kind {
+        ValueKind::Record { .. } => (
+            match table.target() {
+                Target::X64_SYSV => Some(x64_sysv::classify_record(table, ty.id)?),
+                _ => None,
+            },
+            match table.target().arch {
+                Arch::X86 => Some(x86::gcc_mode(table, ty.id)?),
+                _ => None,
+            },
+        ),
+        _ => (None, None),
     };
-    let gcc_mode = match (table.target().arch, kind) {
-        (Arch::X86, ValueKind::Record { .. }) => Some(x86::gcc_mode(table, ty.id)?),
-        _ => None,
-    };
-    Ok(AbiValue { kind, eightbytes, gcc_mode, vector: table.is_vector(ty.id) })
+    let vector = matches!(ctype, CType::Array { .. }) && table.is_vector(ty.id);
+    Ok(AbiValue { kind, eightbytes, gcc_mode, vector })
 }
 
 /// Plans a call of `sig` with the actual types `varargs` after its fixed parameters.
