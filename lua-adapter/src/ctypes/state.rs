@@ -12,6 +12,7 @@
 
 use rustc_hash::FxHashMap;
 use std::os::raw::{c_int, c_void};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use abi_model::cdef::CScope;
@@ -20,6 +21,7 @@ use abi_model::{ArrayLen, CType, IntKind, QualType, Quals, Target, TypeId, TypeT
 use mlua::ffi;
 
 use crate::ctypes::ctype::{shape, Shape};
+use crate::os::chunks::Chunks;
 
 /// Most declaration strings [`FfiState::parsed`] holds.
 pub const PARSED_MAX: usize = 4096;
@@ -53,7 +55,7 @@ pub struct RegistryRefs {
 /// * **Address.** Once boxed (inside `native::state::State`, [`FfiState::set_address`]) the
 ///   state never moves until its Lua state is closed and every finalizer ran: closures,
 ///   descriptors, callback records and generated code hold its address.
-/// * **Descriptors.** Each [`CTypeDesc`] is boxed and lives as long as the state; only
+/// * **Descriptors.** Each [`CTypeDesc`] stays where it was made as long as the state; only
 ///   [`FfiState::refresh_incomplete`] rewrites one, in place, between conversions.
 /// * **Borrows.** `types` and `scope` are public so that a declaration can borrow both
 ///   mutably at once; the type table is borrowed immutably by conversions, and no borrow of
@@ -67,8 +69,11 @@ pub struct FfiState {
     pub types: TypeTable,
     /// Typedef names, tags and constants declared by `ffi.cdef`.
     pub scope: CScope,
-    /// One descriptor per qualified type, boxed so that its address never changes.
-    descs: FxHashMap<QualType, Box<CTypeDesc>>,
+    /// One descriptor per qualified type, kept in [`FfiState::desc_store`].
+    descs: FxHashMap<QualType, NonNull<CTypeDesc>>,
+    /// Where the descriptors are, each at an address that never changes, many to an
+    /// allocation (a new function type's first call made one for its own).
+    desc_store: Chunks<CTypeDesc, 64>,
     /// Descriptors looked up lately, in a slot picked by the type ([`FfiState::desc`]): a
     /// cast or a field access repeated in a loop finds its descriptor without hashing. A
     /// descriptor is never removed from `descs` (only updated in place), so an entry never
@@ -226,9 +231,9 @@ struct MemberEntry {
 
 /// A type's descriptor: what the `ctype` argument of the conversion helpers points to.
 ///
-/// One descriptor exists per distinct qualified type per Lua state; it is boxed and owned by
-/// the state's [`FfiState`] (which lives as long as the Lua state), so its address is stable
-/// and may be embedded in generated code as a constant. Its fields are read-only after
+/// One descriptor exists per distinct qualified type per Lua state; it is kept by the
+/// state's [`FfiState`] (which lives as long as the Lua state) where it was made, so its
+/// address is stable and may be embedded in generated code as a constant. Its fields are read-only after
 /// creation.
 #[derive(Debug)]
 pub struct CTypeDesc {
@@ -352,6 +357,7 @@ impl FfiState {
             types,
             scope,
             descs: FxHashMap::default(),
+            desc_store: Chunks::default(),
             recent_descs: Box::new([(QualType::plain(TypeId(0)), std::ptr::null()); RECENT_DESCS]),
             may_complete: Vec::new(),
             parsed: FxHashMap::default(),
@@ -542,14 +548,15 @@ impl FfiState {
         let me = self.address();
         let types = &self.types;
         let may_complete = &mut self.may_complete;
+        let store = &mut self.desc_store;
         let d = self.descs.entry(ty).or_insert_with(|| {
             let d = CTypeDesc::new(types, ty, me);
             if d.size.is_none() && !never_sized(d.shape) {
                 may_complete.push(ty);
             }
-            Box::new(d)
+            store.push(d)
         });
-        &**d
+        d.as_ptr()
     }
 
     /// The member `name` of the record `record` (anonymous members searched), or `None`.
@@ -612,14 +619,17 @@ impl FfiState {
     /// the cdef are still recognised as function cdata.
     pub fn refresh_incomplete(&mut self) {
         let me = self.address();
-        let (types, descs) = (&self.types, &mut self.descs);
+        let (types, descs) = (&self.types, &self.descs);
         self.may_complete.retain(|ty| {
-            let d = descs.get_mut(ty).expect("a listed descriptor exists");
+            let d = *descs.get(ty).expect("a listed descriptor exists");
             if types.layout(ty.id).is_err() {
                 return true;
             }
-            // Update in place: the box's address is what callers hold.
-            **d = CTypeDesc::new(types, *ty, me);
+            // Update in place: the address is what callers hold.
+            // SAFETY: `d` is a descriptor `desc_store` keeps (alive and unmoved as long as the
+            // state); callers hold its address, never a reference across an `ffi.cdef`, which
+            // is where this runs, so writing it aliases nothing.
+            unsafe { *d.as_ptr() = CTypeDesc::new(types, *ty, me) };
             false
         });
     }
@@ -700,7 +710,7 @@ mod tests {
         assert_eq!(st.may_complete, [rec]);
         abi_model::cdef::cdef(&mut st.types, &mut st.scope, "struct later { int x, y; };", &[]).unwrap();
         st.refresh_incomplete();
-        // SAFETY: the boxed descriptors live as long as the state; the refresh rewrote this one in place.
+        // SAFETY: the descriptors live, unmoved, as long as the state; the refresh rewrote this one in place.
         unsafe {
             // Two ints, so every host lays it out alike (a lone double aligns to 4 on i386 Linux).
             assert_eq!(((*d_rec).size, (*d_rec).align), (Some(8), 4));

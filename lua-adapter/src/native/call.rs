@@ -480,7 +480,7 @@ pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) ->
 /// # Safety
 /// `st` the live state owning `desc`; `fn_ty` the function type `desc` calls.
 unsafe fn tier0_of(st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> Option<&'static Tier0Sig> {
-    // SAFETY: a non-zero `tier0_call` is a `Tier0Sig` the state owns (`Tier0Sigs`: never moved
+    // SAFETY: a non-zero `tier0_call` is a `Tier0Sig` the state owns (`Chunks`: never moved
     // or freed while the state lives, which outlives every call through its descriptors).
     unsafe {
         let p = (*desc).tier0_call.get();
@@ -492,7 +492,7 @@ unsafe fn tier0_of(st: *mut FfiState, desc: *const CTypeDesc, fn_ty: TypeId) -> 
             return None;
         }
         let sig = tier0_sig(st, fn_ty, CallMode::Metamethod).ok()??;
-        let p = st.calls.tier0.push(sig);
+        let p = st.calls.tier0.push(sig).as_ptr();
         (*desc).tier0_call.set(p as usize);
         Some(&*p)
     }

@@ -78,9 +78,9 @@ fn first_closure_entry(st: &mut State, desc: *const CTypeDesc, fn_ty: TypeId) ->
     if st.calls.tier_up > 0 {
         match tier0_sig(st, fn_ty, CallMode::Closure) {
             Ok(Some(sig)) => {
-                let sig = st.calls.tier0.push(sig);
+                let sig = st.calls.tier0.push(sig).as_ptr();
                 let entry = tier0_closure_call as StubFn as usize;
-                // SAFETY: `desc` is the state's (live as long as it); `Tier0Sigs` keeps `sig`
+                // SAFETY: `desc` is the state's (live as long as it); `Chunks` keeps `sig`
                 // where it is for as long as the state, so as long as the descriptor.
                 unsafe {
                     (*desc).tier0.set(sig as usize);

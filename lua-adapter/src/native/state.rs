@@ -13,6 +13,7 @@ use mlua::ffi;
 
 use crate::ctypes::state::{CTypeDesc, FfiState};
 use crate::os::arena::{CodeArena, CodeHandle};
+use crate::os::chunks::Chunks;
 
 /// Everything the `ffi` module keeps per Lua state: the C type part the lower layers see
 /// ([`FfiState`], first) and the native part ([`CallState`]), with the libraries `ffi.load`
@@ -145,8 +146,9 @@ pub struct CallState {
     /// Calls a namespace function runs on tier 0 before its stub is built (0: built at first
     /// call), [`tier_up_from_env`].
     pub tier_up: u32,
-    /// The tier-0 data of every signature run on tier 0, pointed to by their descriptors.
-    pub(in crate::native) tier0: Tier0Sigs,
+    /// The tier-0 data of every signature run on tier 0, pointed to by their descriptors:
+    /// kept where they are until the state closes, many to an allocation.
+    pub(in crate::native) tier0: Chunks<Tier0Sig, 32>,
     /// The lists tier 0 planned and compiled the last signature with, reused by the next;
     /// boxed, so that taking and giving them back moves a pointer, not six lists.
     pub(in crate::native) tier0_buffers: Option<Box<Tier0Buffers>>,
@@ -172,7 +174,7 @@ impl CallState {
             pending_error: ffi::LUA_NOREF,
             helpers,
             tier_up: tier_up_from_env(),
-            tier0: Tier0Sigs::default(),
+            tier0: Chunks::default(),
             tier0_buffers: None,
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }
@@ -249,31 +251,6 @@ pub struct Tier0Sig {
     pub(in crate::native) calls: std::cell::Cell<u32>,
     /// Set when building the stub failed: the function stays on tier 0.
     pub(in crate::native) no_stub: std::cell::Cell<bool>,
-}
-
-/// Every signature's [`Tier0Sig`], kept until the state closes at an address that never
-/// changes (descriptors point to them): in chunks of [`Tier0Sigs::CHUNK`] that never grow,
-/// so a new signature's costs no allocation of its own (one was ~190 instructions of a first
-/// call, and 16 bytes of header).
-#[derive(Default)]
-pub(in crate::native) struct Tier0Sigs {
-    chunks: Vec<Vec<Tier0Sig>>,
-}
-
-impl Tier0Sigs {
-    /// Signatures per chunk.
-    const CHUNK: usize = 32;
-
-    /// Keeps `sig`; the address returned stays valid as long as `self`.
-    pub(in crate::native) fn push(&mut self, sig: Tier0Sig) -> *const Tier0Sig {
-        // A chunk is never pushed to beyond its capacity, so it never moves its elements.
-        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
-            self.chunks.push(Vec::with_capacity(Self::CHUNK));
-        }
-        let chunk = self.chunks.last_mut().expect("a chunk with room was pushed above");
-        chunk.push(sig);
-        chunk.last().expect("pushed above")
-    }
 }
 
 /// The lists tier 0 plans and compiles a signature with (`call::tier0_sig`): a program is
