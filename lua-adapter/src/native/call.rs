@@ -304,7 +304,7 @@ pub fn tier0_sig(st: &mut State, fn_ty: TypeId, mode: CallMode) -> Result<Option
     let mut buffers = st.calls.tier0_buffers.take().unwrap_or_default();
     let (program, env) = stub_program_with(st, fn_ty, &[], mode, Some(&mut buffers))?;
     let fits = tier0::fits(&program);
-    let code = fits.then(|| tier0::compile(&program, &env));
+    let code = fits.then(|| tier0::compile(&program, &env, &mut st.calls.tier0_code));
     let mut steps = program.steps;
     if matches!(code, Some(Ok(_))) {
         // SAFETY: a length of 0 is within the capacity, and no step is read again. The steps

@@ -149,6 +149,8 @@ pub struct CallState {
     /// The tier-0 data of every signature run on tier 0, pointed to by their descriptors:
     /// kept where they are until the state closes, many to an allocation.
     pub(in crate::native) tier0: Chunks<Tier0Sig, 32>,
+    /// Where their compiled programs are.
+    pub(in crate::native) tier0_code: crate::native::tier0::CodeStore,
     /// The lists tier 0 planned and compiled the last signature with, reused by the next;
     /// boxed, so that taking and giving them back moves a pointer, not six lists.
     pub(in crate::native) tier0_buffers: Option<Box<Tier0Buffers>>,
@@ -175,6 +177,7 @@ impl CallState {
             helpers,
             tier_up: tier_up_from_env(),
             tier0: Chunks::default(),
+            tier0_code: Default::default(),
             tier0_buffers: None,
             boxed_int64: [const { std::cell::Cell::new(std::ptr::null()) }; 2],
         }

@@ -23,6 +23,7 @@
 //! (the frame and the image are plain arrays, the compiled program is borrowed from the state).
 
 use std::os::raw::c_int;
+use std::ptr::NonNull;
 
 use abi_model::lua::helpers::Helper;
 use abi_model::lua::steps::{Dest, Operand, Program, Slot, Step};
@@ -30,6 +31,7 @@ use abi_model::{Ext, Loc, RetLoc, RetPlan, ValueKind};
 use mlua::ffi;
 
 use crate::cdata;
+use crate::os::chunks::Chunks;
 
 /// Bytes of outgoing area a program may need to run on tier 0; a larger one builds its stub
 /// at first call.
@@ -573,10 +575,58 @@ enum Op {
 /// else; the program itself is not kept (a tenth of the size, so that the first calls of
 /// many signatures touch few new pages).
 pub struct Tier0Code {
-    ops: Box<[Op]>,
-    args: Box<[Arg]>,
+    /// Its ops, then its operands, in the [`CodeStore`] it was compiled into.
+    words: NonNull<CodeWord>,
+    ops: u16,
+    args: u16,
     out_bytes: u16,
     stage_bytes: u16,
+}
+
+impl Tier0Code {
+    /// The ops.
+    ///
+    /// # Safety
+    /// The [`CodeStore`] the code was compiled into is alive.
+    unsafe fn ops(&self) -> &[Op] {
+        // SAFETY: the store keeps `ops` words written as ops at `words`, unmoved while it
+        // lives (the caller's contract); an op is a word's size (`CodeWord`'s assertion).
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<Op>(), self.ops as usize) }
+    }
+
+    /// The helper calls' operands.
+    ///
+    /// # Safety
+    /// The [`CodeStore`] the code was compiled into is alive.
+    unsafe fn args(&self) -> &[Arg] {
+        // SAFETY: the store keeps `args` words written as operands right after the ops, unmoved
+        // while it lives (the caller's contract); an operand is a word's size.
+        unsafe {
+            std::slice::from_raw_parts(self.words.as_ptr().add(self.ops as usize).cast::<Arg>(), self.args as usize)
+        }
+    }
+}
+
+/// An op or an operand: a compiled program keeps its ops and operands one after the other
+/// in a [`CodeStore`], so that it is no allocation of its own (two were ~350 instructions of
+/// a first call and 32 bytes of headers).
+#[derive(Clone, Copy)]
+#[repr(C)]
+union CodeWord {
+    op: Op,
+    arg: Arg,
+}
+
+// A list of words read as a list of ops or operands needs them all the same size.
+const _: () = assert!(size_of::<CodeWord>() == 8 && size_of::<Op>() == 8 && size_of::<Arg>() == 8);
+
+/// Where the state's compiled programs are ([`Tier0Code`]), and the lists [`compile`] builds
+/// them in, reused from one program to the next.
+#[derive(Default)]
+pub struct CodeStore {
+    words: Chunks<CodeWord, 128>,
+    ops: Vec<Op>,
+    args: Vec<Arg>,
 }
 
 /// The frame byte `slot` names, checked to hold `size` bytes inside the program's areas.
@@ -604,16 +654,13 @@ fn reg_index(loc: Loc) -> Result<u8, Fault> {
 
 /// The immediate of a helper call [`Op::HelperOfLImm`] holds: one whose operands are `L`
 /// and an immediate that fits 16 bits, for parameters (`kinds`, the helper's) `lua_State *`
-/// and a 32-bit value. Without `kinds`, whether the operands may be, which sizes the operand
-/// list up front: every helper called with these operands (a conversion) has these
-/// parameters, so the size is exact (were it not, the list would grow). `Helper::kinds` is
-/// asked once per step: three times cost ~0.4K instructions per first call.
-fn l_and_imm(operands: &[Operand], kinds: Option<&[ValueKind]>) -> Option<i16> {
-    let [Operand::L, Operand::Imm(value)] = operands else { return None };
-    match kinds {
-        Some([ValueKind::Pointer, param]) if param.size(8) == 4 => i16::try_from(*value).ok(),
-        Some(_) => None,
-        None => i16::try_from(*value).ok(),
+/// and a 32-bit value.
+fn l_and_imm(operands: &[Operand], kinds: &[ValueKind]) -> Option<i16> {
+    match (operands, kinds) {
+        ([Operand::L, Operand::Imm(value)], [ValueKind::Pointer, param]) if param.size(8) == 4 => {
+            i16::try_from(*value).ok()
+        }
+        _ => None,
     }
 }
 
@@ -621,21 +668,13 @@ fn l_and_imm(operands: &[Operand], kinds: Option<&[ValueKind]>) -> Option<i16> {
 /// of `env`; a fault names what tier 0 cannot run (a bug in the program or here). An inline
 /// step is a fault: a program compiled without one owns no memory in its steps, which
 /// `call::tier0_sig` relies on to forget them rather than drop each.
-pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, Fault> {
+pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv, store: &mut CodeStore) -> Result<Tier0Code, Fault> {
     if !fits(p) {
         return Err(Fault::Step("a frame larger than tier 0's"));
     }
-    // Both lists sized exactly up front: no regrowth, and no reallocation to box them.
-    let mut ops = Vec::with_capacity(p.steps.len());
-    let operands = p
-        .steps
-        .iter()
-        .map(|s| match s {
-            Step::CallHelper { args, .. } if l_and_imm(args, None).is_none() => args.len(),
-            _ => 0,
-        })
-        .sum();
-    let mut args = Vec::with_capacity(operands);
+    let (ops, args) = (&mut store.ops, &mut store.args);
+    ops.clear();
+    args.clear();
     for step in &p.steps {
         ops.push(match step {
             Step::CheckArgCount { expected } => Op::CheckArgCount(*expected),
@@ -650,7 +689,7 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
                     Some(slot) => frame_at(p, *slot, shape.ret_bytes() as u32)?,
                     None => NO_AT,
                 };
-                if let Some(imm) = l_and_imm(operands, Some(kinds)) {
+                if let Some(imm) = l_and_imm(operands, kinds) {
                     ops.push(Op::HelperOfLImm { helper: *helper, shape, imm, ret_to });
                     continue;
                 }
@@ -722,12 +761,14 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv) -> Result<Tier0Code, 
     if !matches!(ops.last(), Some(Op::ReturnToLua(_))) {
         return Err(Fault::Step("a program that does not return"));
     }
-    if args.len() > u16::MAX as usize {
-        return Err(Fault::Step("too many helper operands"));
+    if args.len() > u16::MAX as usize || ops.len() > u16::MAX as usize {
+        return Err(Fault::Step("too many ops or helper operands"));
     }
+    let words = ops.iter().map(|&op| CodeWord { op }).chain(args.iter().map(|&arg| CodeWord { arg }));
     Ok(Tier0Code {
-        ops: ops.into_boxed_slice(),
-        args: args.into_boxed_slice(),
+        words: store.words.extend(ops.len() + args.len(), words),
+        ops: ops.len() as u16,
+        args: args.len() as u16,
         out_bytes: p.out_bytes as u16,
         stage_bytes: p.stage_bytes as u16,
     })
@@ -916,7 +957,8 @@ struct Frame {
 /// # Safety
 /// `l` is running what a stub of the compiled program would run as (a namespace closure, or
 /// the `__call` of a function cdata); `helpers` is the state's helper table for that call
-/// path (`Helper::ALL.len()` addresses). May raise.
+/// path (`Helper::ALL.len()` addresses); the [`CodeStore`] `code` was compiled into is
+/// alive. May raise.
 unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> Result<c_int, Fault> {
     let mut frame = std::mem::MaybeUninit::<Frame>::uninit();
     let f = frame.as_mut_ptr() as *mut u8;
@@ -931,7 +973,9 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
     // SAFETY (the loop): every frame byte `At` was checked by `compile` to hold the bytes
     // read or written there inside the program's zeroed areas; helpers and the target are
     // called as their plans say.
-    for op in code.ops.iter() {
+    // SAFETY: the code's store is the state's, alive while it runs a call (the caller's).
+    let (ops, args) = unsafe { (code.ops(), code.args()) };
+    for op in ops {
         match *op {
             Op::CheckArgCount(expected) => {
                 let n = unsafe { ffi::lua_gettop(l) };
@@ -945,7 +989,7 @@ unsafe fn run(l: *mut ffi::lua_State, code: &Tier0Code, helpers: *const u64) -> 
             }
             Op::Helper { helper, shape, first, n, ret_to } => {
                 let mut a = [0u64; MAX_HELPER_ARGS];
-                let operands = &code.args[first as usize..first as usize + n as usize];
+                let operands = &args[first as usize..first as usize + n as usize];
                 for (v, arg) in a.iter_mut().zip(operands) {
                     *v = unsafe { arg.value(l, f)? };
                 }
@@ -1039,7 +1083,8 @@ pub fn fits(program: &Program) -> bool {
 /// # Safety
 /// `l` is running what a stub of the program would run as (a namespace closure, or the
 /// `__call` of a function cdata), with its arguments on the stack; `helpers` is the state's
-/// helper table for that call path. May raise.
+/// helper table for that call path; the [`CodeStore`] `code` was compiled into is alive (the
+/// state's). May raise.
 pub unsafe fn run_or_raise(l: *mut ffi::lua_State, code: &Result<Tier0Code, Fault>, helpers: *const u64) -> c_int {
     // SAFETY: the caller's contract is `run`'s; the fault is raised once `run` has returned,
     // with nothing owned alive but the message `cdata::raise` takes over.
@@ -1175,9 +1220,11 @@ mod tests {
             callback_data: 0,
             call_slots: None,
         };
-        let code = super::compile(&program, &env).unwrap();
-        let l_imm: Vec<_> = code
-            .ops
+        let mut store = super::CodeStore::default();
+        let code = super::compile(&program, &env, &mut store).unwrap();
+        // SAFETY: the code was compiled into `store`, which is alive here.
+        let (ops, args) = unsafe { (code.ops(), code.args()) };
+        let l_imm: Vec<_> = ops
             .iter()
             .filter_map(|op| match op {
                 Op::HelperOfLImm { helper, imm, .. } => Some((*helper, *imm)),
@@ -1187,7 +1234,9 @@ mod tests {
         assert_eq!(l_imm, [(Helper::ToI32, 1), (Helper::ToF64, 2)]);
         // The calls with other operands keep them: the function's address (L), errno's
         // restore (L, ret ctype), after the call (L, ret ctype, the saved thread), the push.
-        assert_eq!(code.args.len(), 1 + 2 + 3 + 2, "{:?}", code.args);
+        assert_eq!(args.len(), 1 + 2 + 3 + 2, "{args:?}");
+        let first_words = format!("{ops:?} {args:?}");
+        let first_code = code;
 
         // Lua index 40000 does not fit the op: the call keeps `L` and the immediate.
         for step in &mut program.steps {
@@ -1195,13 +1244,19 @@ mod tests {
                 args[1] = Operand::Imm(40_000);
             }
         }
-        let code = super::compile(&program, &env).unwrap();
-        let first = code.ops.iter().find_map(|op| match op {
+        let code = super::compile(&program, &env, &mut store).unwrap();
+        // SAFETY: the code was compiled into `store`, which is alive here.
+        let (ops, args) = unsafe { (code.ops(), code.args()) };
+        let first = ops.iter().find_map(|op| match op {
             Op::Helper { helper: Helper::ToI32, first, n: 2, .. } => Some(*first as usize),
             _ => None,
         });
         let first = first.expect("the conversion keeps its operands");
-        assert_eq!(code.args[first..first + 2], [Arg::L, Arg::imm(40_000, false)]);
+        assert_eq!(args[first..first + 2], [Arg::L, Arg::imm(40_000, false)]);
+        // The store keeps the first program's words where they were.
+        // SAFETY: the code was compiled into `store`, which is alive here.
+        let (ops, args) = unsafe { (first_code.ops(), first_code.args()) };
+        assert_eq!(format!("{ops:?} {args:?}"), first_words);
     }
 
     /// Every compiled program is kept for as long as its function lives, and the first call

@@ -37,15 +37,17 @@ impl<T, const CHUNK: usize> Chunks<T, CHUNK> {
         NonNull::from(chunk.last_mut().expect("pushed above"))
     }
 
-    /// Keeps `values` one after another; the address of the first (dangling when there are
-    /// none), valid for `values.len()` of them as long as `self`.
-    pub fn extend<I: ExactSizeIterator<Item = T>>(&mut self, values: I) -> NonNull<T> {
-        let n = values.len();
+    /// Keeps the `n` values of `values` one after another; the address of the first
+    /// (dangling when there are none), valid for `n` of them as long as `self`.
+    ///
+    /// # Panics
+    /// When `values` has fewer than `n` values (more are left unread).
+    pub fn extend(&mut self, n: usize, values: impl Iterator<Item = T>) -> NonNull<T> {
         let chunk = self.room_for(n);
         let start = chunk.len();
-        // Within the capacity `room_for` found: the chunk does not reallocate. An iterator
-        // longer than it said is cut there rather than let the chunk move.
+        // Within the capacity `room_for` found: the chunk does not reallocate.
         chunk.extend(values.take(n));
+        assert_eq!(chunk.len() - start, n, "fewer values than said");
         NonNull::from(&mut chunk[start..]).cast()
     }
 
@@ -66,8 +68,8 @@ mod tests {
     fn values_never_move() {
         let mut c: Chunks<u64, 4> = Chunks::default();
         let firsts: Vec<_> = (0..10u64).map(|i| (c.push(i), i)).collect();
-        let slice = c.extend([7u64, 8, 9].into_iter());
-        let long = c.extend((0..9u32).map(u64::from));
+        let slice = c.extend(3, [7u64, 8, 9].into_iter());
+        let long = c.extend(9, 0..9u64);
         for i in 100..200u64 {
             c.push(i);
         }
