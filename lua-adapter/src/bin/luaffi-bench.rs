@@ -108,6 +108,29 @@ unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// [`hand_dot`] as a binding that must not read past a wrong userdata writes it: each argument
+/// checked to be a vec2, by its metatable (the registry's, compared by identity: cheaper than
+/// `luaL_checkudata`'s lookup by name), as the module checks a record argument's type.
+unsafe extern "C-unwind" fn hand_dot_checked(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a lua_CFunction with 3 free stack slots; an argument is read as a Vec2 only once
+    // its metatable is the vec2 one, which only `hand_new_vec2`'s 16-byte userdata have.
+    unsafe {
+        let meta = VEC2_META.load(std::sync::atomic::Ordering::Relaxed);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
+        for i in 1..=2 {
+            if ffi::lua_getmetatable(l, i) == 0 || ffi::lua_rawequal(l, -1, -2) == 0 {
+                ffi::luaL_argerror(l, i, c"vec2 expected".as_ptr());
+            }
+            ffi::lua_settop(l, -2);
+        }
+        ffi::lua_settop(l, -2);
+        let a = ffi::lua_touserdata(l, 1) as *const Vec2;
+        let b = ffi::lua_touserdata(l, 2) as *const Vec2;
+        ffi::lua_pushnumber(l, bench_dot(*a, *b));
+        1
+    }
+}
+
 /// The hand-written binding of a function pointer, as a binding without an FFI would make
 /// one: a userdata holding the pointer, called through its metatable's `__call` (so it pays
 /// Lua's `__call` dispatch, as a function-pointer cdata does).
@@ -245,6 +268,7 @@ local add_ptr = ffi.cast("int (*)(int, int)", ADDR.add)
 local strlen = ffi.C.strlen
 -- Both sides are locals (a global would cost the hand-written side a table lookup per call).
 local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall
+local hand_dot_checked = hand_dot_checked
 local hand_new_fnptr = hand_new_fnptr
 local N = N
 local ROUNDS = ROUNDS
@@ -285,6 +309,8 @@ local va, vb = ffi.new("vec2", 1, 2), ffi.new("vec2", 3, 4)
 local ha, hb = hand_new_vec2(1, 2), hand_new_vec2(3, 4)
 pair("double dot(vec2, vec2) by value", function() for i = 1, N do dot(va, vb) end end,
                           function() for i = 1, N do hand_dot(ha, hb) end end)
+pair("  the same against a hand binding checking types", function() for i = 1, N do dot(va, vb) end end,
+                          function() for i = 1, N do hand_dot_checked(ha, hb) end end)
 local cb = ffi.cast("int (*)(int)", function(i) return i end)
 local lf = function(i) return i end
 local tl, th, tp = math.huge, math.huge, math.huge
@@ -349,6 +375,7 @@ fn main() {
         ("hand_mix", hand_mix),
         ("hand_strlen", hand_strlen),
         ("hand_dot", hand_dot),
+        ("hand_dot_checked", hand_dot_checked),
         ("hand_new_vec2", hand_new_vec2),
         ("hand_new_fnptr", hand_new_fnptr),
         ("hand_loop", hand_loop),
@@ -496,6 +523,11 @@ fn main() {
         Goal::AtMost(1.0),
     );
     table.ratio("struct by value, ratio", ratio("double dot(vec2, vec2) by value"), "hand", Goal::AtMost(1.0));
+    table.info(
+        "  the same against a hand binding checking types",
+        ratio("  the same against a hand binding checking types"),
+        "hand checked",
+    );
     table.ratio(
         "call through a function-pointer cdata, ratio",
         ratio("add through a function pointer cdata"),
