@@ -764,9 +764,8 @@ pub fn compile(p: &Program, env: &abi_model::lua::CodeEnv, store: &mut CodeStore
     if args.len() > u16::MAX as usize || ops.len() > u16::MAX as usize {
         return Err(Fault::Step("too many ops or helper operands"));
     }
-    let words = ops.iter().map(|&op| CodeWord { op }).chain(args.iter().map(|&arg| CodeWord { arg }));
     Ok(Tier0Code {
-        words: store.words.extend(ops.len() + args.len(), words),
+        words: store.words.extend(ops.iter().map(|&op| CodeWord { op }), args.iter().map(|&arg| CodeWord { arg })),
         ops: ops.len() as u16,
         args: args.len() as u16,
         out_bytes: p.out_bytes as u16,

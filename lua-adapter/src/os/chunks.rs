@@ -37,17 +37,25 @@ impl<T, const CHUNK: usize> Chunks<T, CHUNK> {
         NonNull::from(chunk.last_mut().expect("pushed above"))
     }
 
-    /// Keeps the `n` values of `values` one after another; the address of the first
-    /// (dangling when there are none), valid for `n` of them as long as `self`.
+    /// Keeps the values of `first`, then those of `then`, one after another; the address of
+    /// the first (dangling when there are none), valid for all of them as long as `self`.
     ///
     /// # Panics
-    /// When `values` has fewer than `n` values (more are left unread).
-    pub fn extend(&mut self, n: usize, values: impl Iterator<Item = T>) -> NonNull<T> {
-        let chunk = self.room_for(n);
+    /// When an iterator has fewer values than its `len` said (more are left unread).
+    pub fn extend(
+        &mut self,
+        first: impl ExactSizeIterator<Item = T>,
+        then: impl ExactSizeIterator<Item = T>,
+    ) -> NonNull<T> {
+        let (a, b) = (first.len(), then.len());
+        let chunk = self.room_for(a + b);
         let start = chunk.len();
-        // Within the capacity `room_for` found: the chunk does not reallocate.
-        chunk.extend(values.take(n));
-        assert_eq!(chunk.len() - start, n, "fewer values than said");
+        // Within the capacity `room_for` found: the chunk does not reallocate. Each list is
+        // added in one go (a slice's iterator says its length exactly): through one chained
+        // iterator, each value was a capacity check and a branch.
+        chunk.extend(first.take(a));
+        chunk.extend(then.take(b));
+        assert_eq!(chunk.len() - start, a + b, "fewer values than said");
         NonNull::from(&mut chunk[start..]).cast()
     }
 
@@ -68,8 +76,8 @@ mod tests {
     fn values_never_move() {
         let mut c: Chunks<u64, 4> = Chunks::default();
         let firsts: Vec<_> = (0..10u64).map(|i| (c.push(i), i)).collect();
-        let slice = c.extend(3, [7u64, 8, 9].into_iter());
-        let long = c.extend(9, 0..9u64);
+        let slice = c.extend([7u64, 8].into_iter(), [9u64].into_iter());
+        let long = c.extend(std::iter::empty(), (0..9u32).map(u64::from));
         for i in 100..200u64 {
             c.push(i);
         }
