@@ -313,38 +313,48 @@ impl Placement<'_> {
                     continue;
                 }
                 let loc = match c {
-                    Class::Sse => {
-                        let x = Xmm(self.regs.sse);
-                        self.regs.sse += 1;
-                        Loc::Xmm(x)
-                    }
-                    Class::Integer | Class::NoClass | Class::SseUp => {
-                        let g = SYSV_INT_ARGS[self.regs.int];
-                        self.regs.int += 1;
-                        Loc::Gpr(g)
-                    }
+                    Class::Sse => self.take_xmm(),
+                    Class::Integer | Class::NoClass | Class::SseUp => self.take_gpr(),
                 };
                 parts.push(Part { loc, offset, size: part_size, ext: Ext::widening(a.kind) });
             }
             parts
         } else {
-            // psABI §3.2.3: stack arguments take eightbyte slots, aligned further to the
-            // type's own alignment when it is larger (16 for 16-byte-aligned types; gcc
-            // `function_arg_advance_64` rounds to `ix86_function_arg_boundary`, which is the
-            // type's alignment on x86-64, so an aligned(32) struct gets a 32-aligned slot).
-            let align = match a.kind {
-                ValueKind::Record { align, .. } => align.max(8),
-                // psABI §3.2.3: "arguments of type __int128 that are stored in memory must be
-                // aligned on a 16-byte boundary".
-                ValueKind::Int { size: 16, .. } => 16,
-                _ => 8,
-            };
-            *self.max_stack_align = (*self.max_stack_align).max(align);
-            *self.stack = self.stack.div_ceil(align) * align;
-            let part = Part { loc: Loc::Stack { offset: *self.stack }, offset: 0, size, ext: Ext::widening(a.kind) };
-            *self.stack += size.div_ceil(8) * 8;
-            Parts::new(&[part])
+            self.on_stack(a.kind)
         }
+    }
+
+    /// The next free general register (the caller checked that one is left).
+    fn take_gpr(&mut self) -> Loc {
+        self.regs.int += 1;
+        Loc::Gpr(SYSV_INT_ARGS[self.regs.int - 1])
+    }
+
+    /// The next free vector register (the caller checked that one is left).
+    fn take_xmm(&mut self) -> Loc {
+        self.regs.sse += 1;
+        Loc::Xmm(Xmm(self.regs.sse - 1))
+    }
+
+    /// The whole value of `kind` on the stack. psABI §3.2.3: stack arguments take eightbyte
+    /// slots, aligned further to the type's own alignment when it is larger (16 for
+    /// 16-byte-aligned types; gcc `function_arg_advance_64` rounds to
+    /// `ix86_function_arg_boundary`, which is the type's alignment on x86-64, so an
+    /// aligned(32) struct gets a 32-aligned slot).
+    fn on_stack(&mut self, kind: ValueKind) -> Parts {
+        let size = kind.size(8);
+        let align = match kind {
+            ValueKind::Record { align, .. } => align.max(8),
+            // psABI §3.2.3: "arguments of type __int128 that are stored in memory must be
+            // aligned on a 16-byte boundary".
+            ValueKind::Int { size: 16, .. } => 16,
+            _ => 8,
+        };
+        *self.max_stack_align = (*self.max_stack_align).max(align);
+        *self.stack = self.stack.div_ceil(align) * align;
+        let part = Part { loc: Loc::Stack { offset: *self.stack }, offset: 0, size, ext: Ext::widening(kind) };
+        *self.stack += size.div_ceil(8) * 8;
+        Parts::new(&[part])
     }
 
     /// [`Placement::by_classes`] for a scalar of at most 8 bytes (one INTEGER or SSE
@@ -360,24 +370,12 @@ impl Placement<'_> {
             ValueKind::F32 | ValueKind::F64 => true,
             _ => return None,
         };
-        let size = kind.size(8);
         let loc = match sse {
-            false if self.regs.int < SYSV_INT_ARGS.len() => {
-                self.regs.int += 1;
-                Loc::Gpr(SYSV_INT_ARGS[self.regs.int - 1])
-            }
-            true if self.regs.sse < SYSV_SSE_ARGS => {
-                self.regs.sse += 1;
-                Loc::Xmm(Xmm(self.regs.sse - 1))
-            }
-            _ => {
-                *self.stack = self.stack.div_ceil(8) * 8;
-                let at = *self.stack;
-                *self.stack += 8;
-                Loc::Stack { offset: at }
-            }
+            false if self.regs.int < SYSV_INT_ARGS.len() => self.take_gpr(),
+            true if self.regs.sse < SYSV_SSE_ARGS => self.take_xmm(),
+            _ => return Some(self.on_stack(kind)),
         };
-        Some(Parts::new(&[Part { loc, offset: 0, size, ext: Ext::widening(kind) }]))
+        Some(Parts::new(&[Part { loc, offset: 0, size: kind.size(8), ext: Ext::widening(kind) }]))
     }
 }
 
