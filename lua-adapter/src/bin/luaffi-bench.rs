@@ -20,7 +20,8 @@ use std::time::Instant;
 use abi_model::{CallConv, FuncType, IntKind, Param, QualType};
 use lua_adapter::native::call::{build_stub, stub_program_for};
 use lua_adapter::native::state::{CallMode, State};
-use mlua::{ffi, Lua};
+use lua_adapter::surface::host::HostState;
+use mlua::ffi;
 
 /// The C functions both sides call, exported for `ffi.C`.
 #[inline(never)]
@@ -360,7 +361,9 @@ fn options() -> Options {
 fn main() {
     let opts = options();
     let n = opts.calls;
-    let lua = Lua::new();
+    // As the `luaffi` command makes its state (Lua's own allocator, not mlua's counting one).
+    let lua = HostState::new().expect("a Lua state");
+    lua.load_std_libs(mlua::StdLib::ALL_SAFE).expect("standard libraries");
     let ffi_mod = lua_adapter::surface::module::open(&lua).expect("ffi");
     lua.load("package.loaded.ffi = ...").call::<()>(ffi_mod).expect("preload");
     let g = lua.globals();

@@ -19,8 +19,9 @@ use std::os::raw::c_int;
 use std::process::ExitCode;
 use std::ptr;
 
+use lua_adapter::surface::host::HostState;
 use lua_adapter::surface::module;
-use mlua::{ffi, Lua, LuaOptions, MultiValue, StdLib, Value};
+use mlua::{ffi, Lua, MultiValue, StdLib, Value};
 
 fn main() -> ExitCode {
     let argv: Vec<Vec<u8>> = std::env::args_os().map(os_bytes).collect();
@@ -168,7 +169,7 @@ fn run(argv: &[Vec<u8>], progname: &str, options: &Options) -> bool {
     let lua = match new_state(argv, options) {
         Ok(lua) => lua,
         Err(e) => {
-            report(e.to_string().as_bytes());
+            report(e.as_bytes());
             return false;
         }
     };
@@ -205,13 +206,18 @@ fn run(argv: &[Vec<u8>], progname: &str, options: &Options) -> bool {
     }
 }
 
-/// A Lua state as lua.c makes it: all standard libraries (C modules and `debug` included: this
+/// A Lua state as lua.c makes it (`luaL_newstate`: Lua's own allocator): all standard libraries (C modules and `debug` included: this
 /// is an interpreter, not a sandbox), `ffi` preloaded, the `arg` table, Lua 5.4's warning
 /// function and generational GC.
-fn new_state(argv: &[Vec<u8>], options: &Options) -> mlua::Result<Lua> {
-    // SAFETY: `luaffi` runs arbitrary scripts with full access, like `lua`; mlua's "unsafe"
-    // only means the debug library and C modules are available.
-    let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::new()) };
+fn new_state(argv: &[Vec<u8>], options: &Options) -> Result<HostState, String> {
+    let lua = HostState::new().map_err(|e| e.to_string())?;
+    new_state_libs(&lua, argv, options).map_err(|e| e.to_string())?;
+    Ok(lua)
+}
+
+/// The libraries, `ffi` in `package.preload`, `arg`, the warning function and the collector's
+/// mode of a new state.
+fn new_state_libs(lua: &Lua, argv: &[Vec<u8>], options: &Options) -> mlua::Result<()> {
     if options.ignore_env {
         // Read by the package library when it opens: don't use LUA_PATH/LUA_CPATH.
         lua.set_named_registry_value("LUA_NOENV", true)?;
@@ -219,10 +225,10 @@ fn new_state(argv: &[Vec<u8>], options: &Options) -> mlua::Result<Lua> {
     lua.load_std_libs(StdLib::ALL)?;
     let open_ffi = lua.create_function(|lua, _: MultiValue| module::open(lua))?;
     lua.preload_module("ffi", open_ffi)?;
-    create_arg_table(&lua, argv, options.script.unwrap_or(0))?;
+    create_arg_table(lua, argv, options.script.unwrap_or(0))?;
     #[cfg(any(feature = "lua54", feature = "lua55"))]
     {
-        install_warning_function(&lua);
+        install_warning_function(lua);
         // SAFETY: lua_gc only switches the collector's mode; 0 keeps the default parameters.
         // (mlua 0.12 doesn't export its GcMode type, hence the raw call.)
         unsafe {
@@ -231,7 +237,7 @@ fn new_state(argv: &[Vec<u8>], options: &Options) -> mlua::Result<Lua> {
             })?;
         }
     }
-    Ok(lua)
+    Ok(())
 }
 
 /// `arg`: the script at index 0, the interpreter and options at negative indices, the

@@ -10,12 +10,15 @@
 //! * [`bit`]: LuaJIT's `bit` module, for `require "bit"` where none is installed.
 //! * [`extras`]: cffi-lua's and luaffi's extensions (`ffi.NULL`, `ffi.addressof`, ...).
 //! * [`int64`]: 64-bit integer and pointer arithmetic.
+//! * [`host`]: the embedded shape's Lua state, made by `luaL_newstate` as `lua.c` makes one.
 
 pub mod api;
 pub mod bit;
 pub mod clib;
 pub mod extras;
 pub mod fast;
+#[cfg(not(feature = "module"))]
+pub mod host;
 pub mod int64;
 pub mod meta;
 pub mod module;
