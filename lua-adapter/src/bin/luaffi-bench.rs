@@ -94,6 +94,42 @@ unsafe extern "C-unwind" fn hand_strlen(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The registry reference of [`hand_strlen_exact`]'s metatable (made by its first result).
+#[cfg(any(feature = "lua51", feature = "lua52"))]
+static U64_META: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// [`hand_strlen`] as a binding whose `size_t` result stays exact on every Lua, as the
+/// module's does: on Lua 5.1 and 5.2, whose numbers are doubles (exact to 2^53 only), a
+/// userdata holding the `u64` with a metatable of its own, what the module's boxed `uint64_t`
+/// cdata is; on 5.3+ an integer, as [`hand_strlen`].
+unsafe extern "C-unwind" fn hand_strlen_exact(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with a string
+    // argument, checked with luaL_checklstring; the new userdata has room for a u64, and a C
+    // function starts with room for the 3 values pushed at most.
+    unsafe {
+        let s = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        let n = libc::strlen(s as *const c_char) as u64;
+        #[cfg(any(feature = "lua51", feature = "lua52"))]
+        {
+            let p = ffi::lua_newuserdata(l, 8) as *mut u64;
+            p.write(n);
+            let mut meta = U64_META.load(std::sync::atomic::Ordering::Relaxed);
+            if meta == 0 {
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_pushstring(l, c"uint64_t".as_ptr());
+                ffi::lua_setfield(l, -2, c"__name".as_ptr());
+                meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                U64_META.store(meta, std::sync::atomic::Ordering::Relaxed);
+            }
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
+            ffi::lua_setmetatable(l, -2);
+        }
+        #[cfg(not(any(feature = "lua51", feature = "lua52")))]
+        ffi::lua_pushinteger(l, n as ffi::lua_Integer);
+        1
+    }
+}
+
 /// The hand-written struct binding reads two 16-byte userdata (what a binding would
 /// take for a struct).
 unsafe extern "C-unwind" fn hand_dot(l: *mut ffi::lua_State) -> c_int {
@@ -269,7 +305,7 @@ local add_ptr = ffi.cast("int (*)(int, int)", ADDR.add)
 local strlen = ffi.C.strlen
 -- Both sides are locals (a global would cost the hand-written side a table lookup per call).
 local hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall = hand_add, hand_mix, hand_strlen, hand_dot, hand_new_vec2, hand_loop, hand_loop_pcall
-local hand_dot_checked = hand_dot_checked
+local hand_dot_checked, hand_strlen_exact = hand_dot_checked, hand_strlen_exact
 local hand_new_fnptr = hand_new_fnptr
 local N = N
 local ROUNDS = ROUNDS
@@ -306,6 +342,8 @@ pair("double mix(double, int, double, int64_t)", function() for i = 1, N do mix(
 local s = "hello, benchmark"
 pair("strlen(lua string)", function() for i = 1, N do strlen(s) end end,
                           function() for i = 1, N do hand_strlen(s) end end)
+pair("  the same against a hand binding with an exact result", function() for i = 1, N do strlen(s) end end,
+                          function() for i = 1, N do hand_strlen_exact(s) end end)
 local va, vb = ffi.new("vec2", 1, 2), ffi.new("vec2", 3, 4)
 local ha, hb = hand_new_vec2(1, 2), hand_new_vec2(3, 4)
 pair("double dot(vec2, vec2) by value", function() for i = 1, N do dot(va, vb) end end,
@@ -377,6 +415,7 @@ fn main() {
         ("hand_add", hand_add as unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int),
         ("hand_mix", hand_mix),
         ("hand_strlen", hand_strlen),
+        ("hand_strlen_exact", hand_strlen_exact),
         ("hand_dot", hand_dot),
         ("hand_dot_checked", hand_dot_checked),
         ("hand_new_vec2", hand_new_vec2),
@@ -519,6 +558,11 @@ fn main() {
         Goal::None,
     );
     table.ratio("strlen (size_t result), ratio", ratio("strlen(lua string)"), "hand", Goal::AtMost(2.0));
+    table.info(
+        "  the same against a hand binding with an exact result",
+        ratio("  the same against a hand binding with an exact result"),
+        "hand u64",
+    );
     table.ratio(
         "callback from a C loop, ratio",
         ratio("  the same against lua_pcall in the loop"),
