@@ -370,25 +370,67 @@ pub unsafe fn push_ref_owned(
         // userdata without user values only, and a reference has one (its anchor).
         set_meta(l, st, false);
         if anchor != 0 {
-            set_anchor(l, anchor);
+            set_anchor(l, anchor, owner);
         }
         c
     }
 }
 
-/// Makes the userdata at the top keep the value at `anchor` alive (its user value).
-unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int) {
-    // SAFETY: valid-L: pushes and pops within its free slots; user values accept any value on 5.3+,
-    // a table on 5.1/5.2 (the anchor is wrapped in one).
+/// Makes the userdata at the top keep the value at `anchor` alive (its user value); `owner`
+/// is the cdata there, or null.
+///
+/// On 5.3+ the user value is the anchor itself. On 5.1/5.2 it must be a table (or nil on
+/// 5.2), and a table made per reference was most of what `q = p[i]` cost (~810 of ~4,000
+/// instructions a particle of the bench's loop on 5.1), so the table is shared:
+/// * a value anchor gets `{value}` once, kept as its own user value too (a value's is unused
+///   otherwise), and every reference into it shares that table;
+/// * a reference anchor's memory is its own anchor's (or no cdata's), which its user value
+///   already keeps alive: a reference into it shares that user value.
+///
+/// # Safety
+/// `l` valid with 3 free slots, a userdata at the top; `anchor` a valid absolute index below
+/// it; `owner` null or the live cdata at `anchor`.
+unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int, owner: *const Cdata) {
+    // SAFETY: valid-L: pushes and pops within its free slots (3: the table, its element and
+    // a copy); user values accept any value on 5.3+, a table (5.2: or nil) on 5.1/5.2, which
+    // is all that is stored there; `owner`, when not null, is the live cdata at `anchor`.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushvalue(l, anchor);
-        } else {
+        } else if !owner.is_null() && (*owner).form() == Form::Ref {
+            ffi::lua_getuservalue(l, anchor);
+        } else if owner.is_null() || !shared_anchor(l, anchor) {
             ffi::lua_createtable(l, 1, 0);
             ffi::lua_pushvalue(l, anchor);
             ffi::lua_rawseti(l, -2, 1);
+            if !owner.is_null() {
+                // The value's own user value from now on: the next reference shares it.
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_setuservalue(l, anchor);
+            }
         }
         ffi::lua_setuservalue(l, -2);
+    }
+}
+
+/// 5.1/5.2: pushes the value at `anchor`'s user value and returns true when it is the table
+/// [`set_anchor`] made for it (`{value}`); pushes nothing and returns false otherwise.
+///
+/// # Safety
+/// `l` valid with 2 free slots; `anchor` a valid absolute index of a full userdata.
+unsafe fn shared_anchor(l: *mut ffi::lua_State, anchor: c_int) -> bool {
+    // SAFETY: valid-L: pushes two values and pops what it does not return.
+    unsafe {
+        if ffi::lua_getuservalue(l, anchor) == ffi::LUA_TTABLE {
+            ffi::lua_rawgeti(l, -1, 1);
+            let same = ffi::lua_rawequal(l, -1, anchor) != 0;
+            ffi::lua_pop(l, 1);
+            if same {
+                return true;
+            }
+        }
+        ffi::lua_pop(l, 1);
+        false
     }
 }
 

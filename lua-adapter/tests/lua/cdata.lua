@@ -144,6 +144,44 @@ do
   keep.y = 3
   T.eq(keep.y, 3, "a reference keeps its parent alive")
 end
+-- References share what keeps their parent alive (on 5.1/5.2 one table per parent, not
+-- one per reference): each must still keep it alive alone, through a reference to a
+-- reference too, and the parent must still be collected once no reference is left.
+T.ours("LuaJIT's references do not keep their parent alive", function()
+  local freed = 0
+  local refs = {}
+  do
+    local arr = ffi.gc(ffi.new("struct cd_rect[4]"), function() freed = freed + 1 end)
+    for i = 0, 3 do refs[#refs + 1] = arr[i] end
+    refs[#refs + 1] = arr[2].b
+    refs[#refs + 1] = refs[2].a
+    arr[1].a.x = 41
+  end
+  collectgarbage(); collectgarbage()
+  T.eq(freed, 0, "references keep a shared parent alive")
+  local last = #refs
+  for k = 1, last - 1 do
+    refs[k] = nil
+    collectgarbage(); collectgarbage()
+    T.eq(freed, 0, "the last references keep it alive (" .. k .. " dropped)")
+  end
+  T.eq(refs[last].x, 41, "a reference to a reference reads its parent's bytes")
+  refs[last].y = 5
+  T.eq(refs[last].y, 5, "and writes them")
+  refs = nil
+  collectgarbage(); collectgarbage()
+  T.eq(freed, 1, "the parent is collected with its last reference")
+  local n = 0
+  local junk
+  for round = 1, 200 do
+    local a = ffi.new("struct cd_rect[2]")
+    a[0].b.x = round
+    junk = a[0].b
+    if round % 50 == 0 then collectgarbage() end
+    n = n + junk.x
+  end
+  T.eq(n, 200 * 201 / 2, "references made and dropped in a loop")
+end)
 
 -- Pointers.
 local ints = ffi.new("int[10]", { 0, 10, 20, 30, 40, 50, 60, 70, 80, 90 })
