@@ -235,8 +235,9 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
 /// the userdata for finalization either.
 ///
 /// # Safety
-/// As [`set_meta`]; `block` is the block of the full userdata at the top, made with no user
-/// values by [`new_userdata`] in this call.
+/// As [`set_meta`]; `block` is the block of the full userdata at the top, made by
+/// [`new_userdata`] in this call with no user values (on 5.1–5.3, with any: their user value is
+/// in the userdata's header, which the count does not change).
 #[inline(always)]
 unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState, block: *mut u8) {
     // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract). With
@@ -366,9 +367,13 @@ pub unsafe fn push_ref_owned(
         let c = new_userdata(l, HEADER + std::mem::size_of::<Extent>(), 1) as *mut Cdata;
         c.write(Cdata { word: desc as usize | storage::REF, tag: tag_of(c, st) });
         (extent(c) as *mut Extent).write(Extent { ptr, len });
-        // Through the API: `set_plain_meta`'s direct store knows the block offset of a
-        // userdata without user values only, and a reference has one (its anchor).
+        // 5.4+ through the API: `set_plain_meta`'s direct store knows the block offset of a
+        // userdata without user values only, and a reference has one (its anchor). 5.1–5.3
+        // keep a user value in the userdata's header, so the block is where a plain one's is.
+        #[cfg(any(feature = "lua54", feature = "lua55"))]
         set_meta(l, st, false);
+        #[cfg(not(any(feature = "lua54", feature = "lua55")))]
+        set_plain_meta(l, st, c as *mut u8);
         if anchor != 0 {
             set_anchor(l, anchor, owner);
         }
