@@ -241,12 +241,11 @@ pub(crate) fn plan_into(
 ) -> Result<CallPlan, PlanError> {
     let mut regs = Regs { int: 0, sse: 0 };
     let ret_plan = plan_return(ret, &mut regs)?;
-    let mut stack: u32 = 0;
-    // The call site's stack alignment: 16, or more when a stack argument needs more.
-    let mut max_stack_align: u32 = Target::X64_SYSV.stack_align();
+    // `max_stack_align`, the call site's stack alignment: 16, or more when a stack argument
+    // needs more.
+    let mut place = Placement { regs, stack: 0, max_stack_align: Target::X64_SYSV.stack_align() };
     out.clear();
     out.reserve(args.len());
-    let mut place = Placement { regs: &mut regs, stack: &mut stack, max_stack_align: &mut max_stack_align };
     for a in args {
         let parts = match place.scalar(a.kind) {
             Some(parts) => parts,
@@ -259,25 +258,25 @@ pub(crate) fn plan_into(
         args: out,
         fixed,
         ret: ret_plan,
-        stack_bytes: stack.div_ceil(8) * 8,
-        stack_align: max_stack_align,
+        stack_bytes: place.stack.div_ceil(8) * 8,
+        stack_align: place.max_stack_align,
         shadow: 0,
         copy_area: (0, 0),
         callee_pops: 0,
         // Variadic calls: al holds an upper bound on the vector registers used (§3.5.7).
-        al: variadic.then_some(regs.sse),
+        al: variadic.then_some(place.regs.sse),
     })
 }
 
 /// Where the arguments of a call go, left to right: the registers and the stack they have
-/// used so far.
-struct Placement<'a> {
-    regs: &'a mut Regs,
-    stack: &'a mut u32,
-    max_stack_align: &'a mut u32,
+/// used so far, and the largest alignment a stack argument asked for.
+struct Placement {
+    regs: Regs,
+    stack: u32,
+    max_stack_align: u32,
 }
 
-impl Placement<'_> {
+impl Placement {
     /// The parts of argument `a` (psABI §3.2.3): every eightbyte in the next free register of
     /// its class, or, if one finds none, the whole argument on the stack.
     fn by_classes(&mut self, a: &AbiValue) -> Parts {
@@ -350,10 +349,10 @@ impl Placement<'_> {
             ValueKind::Int { size: 16, .. } => 16,
             _ => 8,
         };
-        *self.max_stack_align = (*self.max_stack_align).max(align);
-        *self.stack = self.stack.div_ceil(align) * align;
-        let part = Part { loc: Loc::Stack { offset: *self.stack }, offset: 0, size, ext: Ext::widening(kind) };
-        *self.stack += size.div_ceil(8) * 8;
+        self.max_stack_align = self.max_stack_align.max(align);
+        self.stack = self.stack.div_ceil(align) * align;
+        let part = Part { loc: Loc::Stack { offset: self.stack }, offset: 0, size, ext: Ext::widening(kind) };
+        self.stack += size.div_ceil(8) * 8;
         Parts::new(&[part])
     }
 
@@ -437,12 +436,10 @@ mod tests {
                 for sse in 0..=SYSV_SSE_ARGS {
                     for stack in [0u32, 8, 12, 40] {
                         let run = |fast: bool| {
-                            let (mut regs, mut stack, mut align) = (Regs { int, sse }, stack, 16u32);
-                            let mut place =
-                                Placement { regs: &mut regs, stack: &mut stack, max_stack_align: &mut align };
+                            let mut place = Placement { regs: Regs { int, sse }, stack, max_stack_align: 16 };
                             let parts =
                                 if fast { place.scalar(kind).expect("a scalar") } else { place.by_classes(&value) };
-                            (parts, regs.int, regs.sse, stack, align)
+                            (parts, place.regs.int, place.regs.sse, place.stack, place.max_stack_align)
                         };
                         assert_eq!(run(true), run(false), "{kind:?} with {int} GPRs, {sse} XMMs, {stack} bytes used");
                         checked += 1;
@@ -452,9 +449,7 @@ mod tests {
         }
         assert_eq!(checked, 16 * 7 * 9 * 4);
         // Not scalars of one eightbyte: the class walk places them.
-        let mut regs = Regs { int: 0, sse: 0 };
-        let (mut stack, mut align) = (0, 16);
-        let mut place = Placement { regs: &mut regs, stack: &mut stack, max_stack_align: &mut align };
+        let mut place = Placement { regs: Regs { int: 0, sse: 0 }, stack: 0, max_stack_align: 16 };
         for kind in [
             ValueKind::Int { size: 16, signed: true },
             ValueKind::ComplexF32,

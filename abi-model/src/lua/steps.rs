@@ -697,7 +697,7 @@ pub fn stub_program_in(
         let Some(vm) = vm else { return convert(arg, kind, lua_index, dst) };
         let slow = convert(arg, kind, lua_index, dst);
         match vm {
-            vm if vm.converts_inline(kind) => {
+            _ if vm.converts_inline(kind) => {
                 Step::ToCInline { l: Operand::L, lua_index, kind, to: dst, slow: Box::new(slow) }
             }
             _ if kind == ValueKind::Pointer => Step::PtrInline {
