@@ -393,12 +393,13 @@ pub unsafe fn push_ref_owned(
 ///   already keeps alive: a reference into it shares that user value.
 ///
 /// # Safety
-/// `l` valid with 3 free slots, a userdata at the top; `anchor` a valid absolute index below
+/// `l` valid with 2 free slots, a userdata at the top; `anchor` a valid absolute index below
 /// it; `owner` null or the live cdata at `anchor`.
 unsafe fn set_anchor(l: *mut ffi::lua_State, anchor: c_int, owner: *const Cdata) {
-    // SAFETY: valid-L: pushes and pops within its free slots (3: the table, its element and
-    // a copy); user values accept any value on 5.3+, a table (5.2: or nil) on 5.1/5.2, which
-    // is all that is stored there; `owner`, when not null, is the live cdata at `anchor`.
+    // SAFETY: valid-L: at most 2 values pushed at once (the table and its element or a copy,
+    // or `shared_anchor`'s 2), within its free slots; user values accept any value on 5.3+,
+    // a table (5.2: or nil) on 5.1/5.2, which is all that is stored there; `owner`, when not
+    // null, is the live cdata at `anchor`.
     unsafe {
         if HAS_INTEGERS {
             ffi::lua_pushvalue(l, anchor);

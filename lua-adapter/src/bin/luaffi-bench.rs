@@ -113,16 +113,11 @@ unsafe extern "C-unwind" fn hand_strlen_exact(l: *mut ffi::lua_State) -> c_int {
         {
             let p = ffi::lua_newuserdata(l, 8) as *mut u64;
             p.write(n);
-            let mut meta = U64_META.load(std::sync::atomic::Ordering::Relaxed);
-            if meta == 0 {
+            set_kept_metatable(l, &U64_META, |l| {
                 ffi::lua_createtable(l, 0, 1);
                 ffi::lua_pushstring(l, c"uint64_t".as_ptr());
                 ffi::lua_setfield(l, -2, c"__name".as_ptr());
-                meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-                U64_META.store(meta, std::sync::atomic::Ordering::Relaxed);
-            }
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
-            ffi::lua_setmetatable(l, -2);
+            });
         }
         #[cfg(not(any(feature = "lua51", feature = "lua52")))]
         ffi::lua_pushinteger(l, n as ffi::lua_Integer);
@@ -200,6 +195,30 @@ unsafe extern "C-unwind" fn hand_new_fnptr(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Sets on the userdata at the top the metatable kept in the registry under the reference in
+/// `slot`, which `make` (pushing one new table, with 2 free slots) makes the first time.
+///
+/// # Safety
+/// `l` valid with 3 free slots and a userdata at the top; `make` follows that contract.
+unsafe fn set_kept_metatable(
+    l: *mut ffi::lua_State,
+    slot: &std::sync::atomic::AtomicI32,
+    make: unsafe fn(*mut ffi::lua_State),
+) {
+    // SAFETY: valid-L (the caller's contract): `make` pushes one table, which luaL_ref pops; the
+    // metatable pushed from the registry is popped by lua_setmetatable.
+    unsafe {
+        let mut meta = slot.load(std::sync::atomic::Ordering::Relaxed);
+        if meta == 0 {
+            make(l);
+            meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            slot.store(meta, std::sync::atomic::Ordering::Relaxed);
+        }
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
+        ffi::lua_setmetatable(l, -2);
+    }
+}
+
 /// The registry reference of the hand-written vec2's metatable (made by the first vec2).
 static VEC2_META: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -210,18 +229,13 @@ unsafe extern "C-unwind" fn hand_new_vec2(l: *mut ffi::lua_State) -> c_int {
         let v = Vec2 { x: ffi::luaL_checknumber(l, 1), y: ffi::luaL_checknumber(l, 2) };
         let p = ffi::lua_newuserdata(l, 16) as *mut Vec2;
         p.write(v);
-        let mut meta = VEC2_META.load(std::sync::atomic::Ordering::Relaxed);
-        if meta == 0 {
+        set_kept_metatable(l, &VEC2_META, |l| {
             ffi::lua_createtable(l, 0, 2);
             ffi::lua_pushcfunction(l, hand_vec2_index);
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             ffi::lua_pushcfunction(l, hand_vec2_newindex);
             ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
-            meta = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-            VEC2_META.store(meta, std::sync::atomic::Ordering::Relaxed);
-        }
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, meta as ffi::lua_Integer);
-        ffi::lua_setmetatable(l, -2);
+        });
         1
     }
 }

@@ -206,9 +206,9 @@ fn run(argv: &[Vec<u8>], progname: &str, options: &Options) -> bool {
     }
 }
 
-/// A Lua state as lua.c makes it (`luaL_newstate`: Lua's own allocator): all standard libraries (C modules and `debug` included: this
-/// is an interpreter, not a sandbox), `ffi` preloaded, the `arg` table, Lua 5.4's warning
-/// function and generational GC.
+/// A Lua state as lua.c makes it (`luaL_newstate`: Lua's own allocator): all standard
+/// libraries (C modules and `debug` included: this is an interpreter, not a sandbox), `ffi`
+/// preloaded, the `arg` table, Lua 5.4's warning function and generational GC.
 fn new_state(argv: &[Vec<u8>], options: &Options) -> Result<HostState, String> {
     let lua = HostState::new().map_err(|e| e.to_string())?;
     new_state_libs(&lua, argv, options).map_err(|e| e.to_string())?;

@@ -233,8 +233,8 @@ struct MemberEntry {
 ///
 /// One descriptor exists per distinct qualified type per Lua state; it is kept by the
 /// state's [`FfiState`] (which lives as long as the Lua state) where it was made, so its
-/// address is stable and may be embedded in generated code as a constant. Its fields are read-only after
-/// creation.
+/// address is stable and may be embedded in generated code as a constant. Its fields are
+/// read-only after creation.
 #[derive(Debug)]
 pub struct CTypeDesc {
     /// The type.
