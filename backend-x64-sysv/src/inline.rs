@@ -337,7 +337,7 @@ impl Emitter<'_> {
         arg: usize,
         to: Slot,
         size: u32,
-        h: abi_model::lua::steps::CdataHeader,
+        cdata: abi_model::lua::steps::CdataLayout,
         slow: &Step,
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
@@ -345,9 +345,7 @@ impl Emitter<'_> {
         let dst = self.slot(to)?;
         let ud = vm.userdata;
         let ctype = self.env.ctype(abi_model::lua::steps::CtypeRef::Arg(arg)) as i64;
-        let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
-        let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
+        let (len_at, block_at) = (ud.len_at as i32, ud.block_at as i32);
         self.load_func_slot(vm);
         self.load_tag(vm, at)?;
         asm!(self.ops
@@ -361,23 +359,44 @@ impl Emitter<'_> {
                 ; jne >slow
             );
         }
-        // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type with its bytes in the block.
-        asm!(self.ops
-            ; cmp QWORD [rax + len_at], header
-            ; jb >slow
-            ; lea rcx, [rax + block_at]
-            ; mov rdx, rcx
-            ; rol rdx, rot
-            ; mov scratch, QWORD key
-            ; xor rdx, scratch
-            ; cmp rdx, [rcx + tag_at]
-            ; jne >slow
-            ; mov scratch, QWORD ctype
-            ; cmp [rcx + desc_at], scratch
-            ; jne >slow
-            ; lea scratch_ptr, [rcx + bytes_at]
-        );
+        match cdata {
+            abi_model::lua::steps::CdataLayout::Header(h) => {
+                let header = h.size as i32;
+                let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
+                let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
+                // A block big enough for a header, carrying the tag of a cdata at its address,
+                // of exactly this type with its bytes in the block.
+                asm!(self.ops
+                    ; cmp QWORD [rax + len_at], header
+                    ; jb >slow
+                    ; lea rcx, [rax + block_at]
+                    ; mov rdx, rcx
+                    ; rol rdx, rot
+                    ; mov scratch, QWORD key
+                    ; xor rdx, scratch
+                    ; cmp rdx, [rcx + tag_at]
+                    ; jne >slow
+                    ; mov scratch, QWORD ctype
+                    ; cmp [rcx + desc_at], scratch
+                    ; jne >slow
+                    ; lea scratch_ptr, [rcx + bytes_at]
+                );
+            }
+            abi_model::lua::steps::CdataLayout::Bare { desc_metatable_at } => {
+                let (meta_at, desc_meta_at) = (ud.metatable_at as i32, desc_metatable_at as i32);
+                // A block at least the record's size, with the metatable of this type's
+                // values (its ctype holds the address): the bytes are the block.
+                asm!(self.ops
+                    ; cmp QWORD [rax + len_at], size as i32
+                    ; jb >slow
+                    ; mov scratch, QWORD ctype
+                    ; mov scratch, [scratch + desc_meta_at]
+                    ; cmp [rax + meta_at], scratch
+                    ; jne >slow
+                    ; lea scratch_ptr, [rax + block_at]
+                );
+            }
+        }
         let src = Mem { base: Base::ScratchPtr, disp: 0 };
         let mut done = 0;
         while done < size {

@@ -570,8 +570,8 @@ impl<'a> Emitter<'a> {
             Step::PtrInline { lua_index, to, strings, slow } => {
                 self.emit_ptr_inline(*lua_index, *to, *strings, slow)?
             }
-            Step::RecordInline { lua_index, arg, to, size, header, slow } => {
-                self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)?
+            Step::RecordInline { lua_index, arg, to, size, cdata, slow } => {
+                self.emit_record_inline(*lua_index, *arg, *to, *size, *cdata, slow)?
             }
             Step::ErrnoRestoreInline { errno_at, prev_l_at } => {
                 self.emit_errno_restore_inline(*errno_at, *prev_l_at)?

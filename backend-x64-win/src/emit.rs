@@ -440,8 +440,8 @@ impl<'a> Emitter<'a> {
             Step::FuncAddrFromUpvalue { n, to } => self.emit_func_addr_from_upvalue(*n, *to),
             Step::ToCInline { l, lua_index, kind, to, slow } => self.emit_to_c_inline(*l, *lua_index, *kind, *to, slow),
             Step::PtrInline { lua_index, to, strings, slow } => self.emit_ptr_inline(*lua_index, *to, *strings, slow),
-            Step::RecordInline { lua_index, arg, to, size, header, slow } => {
-                self.emit_record_inline(*lua_index, *arg, *to, *size, *header, slow)
+            Step::RecordInline { lua_index, arg, to, size, cdata, slow } => {
+                self.emit_record_inline(*lua_index, *arg, *to, *size, *cdata, slow)
             }
             Step::PushInline { l, from, kind, slow } => self.emit_push_inline(*l, *from, *kind, slow),
             Step::ErrnoRestoreInline { errno_at, prev_l_at } => self.emit_errno_restore_inline(*errno_at, *prev_l_at),

@@ -74,6 +74,12 @@ const ERRNO_JUNK: u32 = 0xBAD0_BAD0;
 const OTHER_TAG: u32 = 1;
 /// Ctype constant of argument `i`: `CTYPE_ARGS + 16 * i`.
 pub const CTYPE_ARGS: u64 = 0x4D00_0000;
+/// Bytes mapped at [`CTYPE_ARGS`] (zeroed, but where a bare record's ctype holds its values'
+/// metatable address).
+const CTYPE_REGION_SIZE: u64 = 0x10000;
+/// Made-up metatable addresses of mock bare record cdata, `0x40` apart per argument (never
+/// read: stubs compare them).
+const MOCK_METATABLES: u64 = 0x4E00_0000;
 /// Ctype constant of the return type.
 pub const CTYPE_RET: u64 = 0x4DFF_0000;
 /// The callback data constant of thunks: the mock callback record, holding the function's
@@ -90,7 +96,9 @@ pub fn hook_of(h: Helper) -> u64 {
 /// Maps the page generated code is written to, and the mock Lua stack's memory.
 pub fn map_code_region(cpu: &mut dyn Cpu) -> Result<(), crate::EngineError> {
     cpu.map(CODE_BASE, CODE_SIZE, Perms::RX)?;
-    cpu.map(LUA_REGION, LUA_REGION_SIZE, Perms::RW)
+    cpu.map(LUA_REGION, LUA_REGION_SIZE, Perms::RW)?;
+    // The argument ctypes: a stub reads a bare record's metatable address from its ctype.
+    cpu.map(CTYPE_ARGS, CTYPE_REGION_SIZE, Perms::RW)
 }
 
 /// How a stub run presents the Lua side to the stub.
@@ -192,16 +200,22 @@ fn lua_value_of(
 }
 
 /// Makes a mock userdata holding a value cdata of argument `i`'s type (its ctype constant)
-/// with `bytes`, laid out as `vm` and the cdata header `h` say; returns the `Udata` address.
+/// with `bytes`, laid out as `vm` and `cdata` say; returns the `Udata` address.
 fn mock_cdata(
     cpu: &mut dyn Cpu,
     vm: LuaVm,
-    h: abi_model::lua::steps::CdataHeader,
+    cdata: abi_model::lua::steps::CdataLayout,
     i: usize,
     bytes: &[u8],
 ) -> Result<u64, Mismatch> {
     let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
     let block = ud + u64::from(vm.userdata.block_at);
+    let h = match cdata {
+        abi_model::lua::steps::CdataLayout::Header(h) => h,
+        abi_model::lua::steps::CdataLayout::Bare { desc_metatable_at } => {
+            return mock_bare_cdata(cpu, vm, desc_metatable_at, i, bytes);
+        }
+    };
     let obj = block + u64::from(h.bytes_at);
     if obj + bytes.len() as u64 > ud + LUA_UDATA_EACH || ud + LUA_UDATA_EACH > LUA_REGION + LUA_REGION_SIZE {
         return Err(mismatch("mock cdata", "room", format!("argument {i} of {} bytes", bytes.len())));
@@ -219,6 +233,35 @@ fn mock_cdata(
     };
     write_ptr(cpu, vm, block + u64::from(h.tag_at), tag)?;
     w(cpu, obj, bytes)?;
+    Ok(ud)
+}
+
+/// [`mock_cdata`] for a bare value: `bytes` are the whole block, and the userdata's metatable
+/// is the one argument `i`'s ctype names at `desc_metatable_at`.
+fn mock_bare_cdata(
+    cpu: &mut dyn Cpu,
+    vm: LuaVm,
+    desc_metatable_at: u32,
+    i: usize,
+    bytes: &[u8],
+) -> Result<u64, Mismatch> {
+    let ud = LUA_UDATA + LUA_UDATA_EACH * i as u64;
+    let block = ud + u64::from(vm.userdata.block_at);
+    let ctype_word = CTYPE_ARGS + 16 * i as u64 + u64::from(desc_metatable_at);
+    if block + bytes.len() as u64 > ud + LUA_UDATA_EACH
+        || ud + LUA_UDATA_EACH > LUA_REGION + LUA_REGION_SIZE
+        || ctype_word + u64::from(vm.ptr_size) > CTYPE_ARGS + CTYPE_REGION_SIZE
+    {
+        return Err(mismatch("mock bare cdata", "room", format!("argument {i} of {} bytes", bytes.len())));
+    }
+    if let Some(nuv) = vm.userdata.no_user_values_at {
+        cpu.write(ud + u64::from(nuv), &0u16.to_le_bytes()).map_err(engine)?;
+    }
+    let metatable = MOCK_METATABLES + 0x40 * i as u64;
+    write_ptr(cpu, vm, ud + u64::from(vm.userdata.len_at), bytes.len() as u64)?;
+    write_ptr(cpu, vm, ud + u64::from(vm.userdata.metatable_at), metatable)?;
+    write_ptr(cpu, vm, ctype_word, metatable)?;
+    cpu.write(block, bytes).map_err(engine)?;
     Ok(ud)
 }
 

@@ -6,7 +6,7 @@
 //! take, and a wrong slot, a wrong layout's tags or a wrong pushed tag must be caught.
 
 use abi_model::lua::helpers::Helper;
-use abi_model::lua::steps::{Program, Step};
+use abi_model::lua::steps::{CdataLayout, Program, Step};
 use abi_model::lua::vm::LuaVm;
 use abi_model::lua::{Backend, BackendError, Code, CodeEnv};
 use abi_model::unwind::FrameOp;
@@ -308,8 +308,30 @@ fn never_raise_a_pending_error(p: &mut Program) {
 /// Reads a record cdata's bytes from the wrong offset in its block.
 fn cdata_bytes_from_the_wrong_offset(p: &mut Program) {
     for st in &mut p.steps {
-        if let Step::RecordInline { header, .. } = st {
-            header.bytes_at += 8;
+        if let Step::RecordInline { cdata: CdataLayout::Header(h), .. } = st {
+            h.bytes_at += 8;
+        }
+    }
+}
+
+/// Looks for a bare record's metatable address in the wrong word of its ctype.
+fn bare_metatable_from_the_wrong_word(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::RecordInline { cdata: CdataLayout::Bare { desc_metatable_at }, .. } = st {
+            *desc_metatable_at -= 8;
+        }
+    }
+}
+
+/// Makes every `ToRecord` call of a record argument read the other of two arguments.
+fn swap_record_helpers(p: &mut Program) {
+    for st in &mut p.steps {
+        if let Step::RecordInline { slow, .. } = st {
+            if let Step::CallHelper { args, .. } = slow.as_mut() {
+                if let Some(abi_model::lua::steps::Operand::Imm(i)) = args.get_mut(1) {
+                    *i = 3 - *i;
+                }
+            }
         }
     }
 }
@@ -433,23 +455,30 @@ fn record_cdata_take_the_inline_copy_and_a_wrong_header_offset_is_caught() {
     });
     // With every ToRecord call reading the other argument, cdata still arrive right: they
     // never reach the helper.
-    fn swap_record_helpers(p: &mut Program) {
-        for st in &mut p.steps {
-            if let Step::RecordInline { slow, .. } = st {
-                if let Step::CallHelper { args, .. } = slow.as_mut() {
-                    if let Some(abi_model::lua::steps::Operand::Imm(i)) = args.get_mut(1) {
-                        *i = 3 - *i;
-                    }
-                }
-            }
-        }
-    }
     assert_eq!(inline_run(&cat, s, swap_record_helpers, NUMBERS_54), Ok(()), "{}", s.c_decl);
     // Other values reach it, and the swap is caught (a wrong value or a wrong-sized ctype).
     assert!(inline_run(&cat, s, swap_record_helpers, OTHERS_54).is_err(), "the helper path is the broken one");
     // The bytes read from the wrong offset in the block.
     let e = inline_run(&cat, s, cdata_bytes_from_the_wrong_offset, NUMBERS_54).unwrap_err();
     assert!(e.what.starts_with("arg ") || e.what.contains("execution"), "{e}");
+}
+
+#[test]
+fn bare_record_cdata_take_the_inline_copy_and_a_wrong_metatable_word_is_caught() {
+    // Lua 5.1's layout: lua-adapter's values are bare there, told by their metatable.
+    const NUMBERS_51: LuaStack = LuaStack::Memory { vm: LuaVm::LUA51, inline_values: true };
+    let cat = catalogue(Target::X64_SYSV);
+    let s = find(&cat, |_, p| {
+        p.args.len() == 2 && p.args.iter().all(|a| matches!(a.value, ValueKind::Record { size: 8..=32, .. }))
+    });
+    assert_eq!(inline_run(&cat, s, swap_record_helpers, NUMBERS_51), Ok(()), "{}", s.c_decl);
+    // A stub comparing the metatable with the wrong word of the ctype takes the helper, which
+    // the swap breaks.
+    fn wrong_word_and_swap(p: &mut Program) {
+        bare_metatable_from_the_wrong_word(p);
+        swap_record_helpers(p);
+    }
+    assert!(inline_run(&cat, s, wrong_word_and_swap, NUMBERS_51).is_err(), "the wrong word is caught");
 }
 
 /// The thunk of `s` on x64-sysv over a Lua 5.4 stack, its program edited by `edit`.

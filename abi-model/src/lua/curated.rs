@@ -6,7 +6,7 @@
 
 use crate::cdef::{cdef, parse_type, CScope};
 use crate::lua::helpers::Helper;
-use crate::lua::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, Inline};
+use crate::lua::steps::{stub_program_inline, thunk_program_inline, CallbackFunc, CdataHeader, CdataLayout, Inline};
 use crate::lua::vm::LuaVm;
 use crate::lua::{Backend, BackendError, CallSlots, CodeEnv};
 use crate::{plan_call, CType, CallPlan, CallbackFrame, Signature, Target, TypeTable};
@@ -116,10 +116,24 @@ pub fn curated_plans(target: Target) -> Vec<CuratedPlan> {
         .collect()
 }
 
-/// A made-up cdata header for listings of inline record arguments (lua-adapter's layout,
-/// with a recognisable key).
+/// A made-up cdata header for listings of inline record arguments (lua-adapter's layout on
+/// Lua 5.4+, with a recognisable key).
 pub const LISTING_CDATA: CdataHeader =
     CdataHeader { size: 16, desc_at: 0, bytes_at: 16, tag_at: 8, tag_rotate: 17, tag_key: 0x5A5A_5A5A_5A5A_5A5A };
+
+/// Where the listings' ctypes hold the address of their bare values' metatable (lua-adapter
+/// stores values bare on Lua 5.1–5.3; the listings' ctypes are 16 bytes apart).
+pub const LISTING_BARE: CdataLayout = CdataLayout::Bare { desc_metatable_at: 8 };
+
+/// The cdata layout of the listings for the Lua of `vm`: bare values where a userdata has
+/// no user-value count (5.1–5.3, as lua-adapter stores them there), [`LISTING_CDATA`]
+/// elsewhere.
+pub fn listing_cdata(vm: LuaVm) -> CdataLayout {
+    match vm.userdata.no_user_values_at {
+        None => LISTING_BARE,
+        Some(_) => CdataLayout::Header(LISTING_CDATA),
+    }
+}
 
 /// Where the listings' callback records hold their function's value (lua-adapter's layout:
 /// at the start of the record).
@@ -128,7 +142,7 @@ pub const LISTING_CALLBACK: CallbackFunc = CallbackFunc { value_at: 0, tag_at: 8
 /// The inline steps of the listings (`cargo xtask disasm --lua`, the backends' inline
 /// snapshots) and of the emulator's inline rows: everything a namespace function's stub or a
 /// callback's thunk may take inline in lua-adapter (the function address in upvalue 3, errno,
-/// strings for every pointer argument, records with [`LISTING_CDATA`], the callback's entry
+/// strings for every pointer argument, records as [`listing_cdata`] says, the callback's entry
 /// with [`LISTING_CALLBACK`]).
 pub fn listing_inline(vm: LuaVm) -> Inline {
     Inline {
@@ -136,7 +150,7 @@ pub fn listing_inline(vm: LuaVm) -> Inline {
         func_upvalue: Some(3),
         errno: true,
         string_args: u64::MAX,
-        cdata: Some(LISTING_CDATA),
+        cdata: Some(listing_cdata(vm)),
         callback: Some(LISTING_CALLBACK),
     }
 }

@@ -224,7 +224,7 @@ pub enum Step {
         /// The [`Step::CallHelper`] for every other value.
         slow: Box<Step>,
     },
-    /// Stubs with a [`LuaVm`] and a [`CdataHeader`]: when Lua argument `lua_index` is a
+    /// Stubs with a [`LuaVm`] and a [`CdataLayout`]: when Lua argument `lua_index` is a
     /// value cdata of exactly the argument's type (`ctype(arg)`), copies its `size` bytes to
     /// `to`; otherwise runs `slow` (the `ToRecord` call, which converts into `to`).
     RecordInline {
@@ -236,8 +236,8 @@ pub enum Step {
         to: Slot,
         /// How many.
         size: u32,
-        /// The embedding's cdata header.
-        header: CdataHeader,
+        /// How the embedding's value cdata are told.
+        cdata: CdataLayout,
         /// The [`Step::CallHelper`] for every other value.
         slow: Box<Step>,
     },
@@ -463,8 +463,26 @@ impl Program {
     }
 }
 
+/// How stubs tell a value cdata of exactly a record argument's type, whose bytes they copy
+/// ([`Step::RecordInline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CdataLayout {
+    /// A header at the start of the userdata block says the type and the storage.
+    Header(CdataHeader),
+    /// No header: a value's bytes are its whole block, and its type is told by its
+    /// userdata's metatable (at [`crate::lua::vm::LuaUserdata::metatable_at`]), the one whose
+    /// address the type's ctype holds at `desc_metatable_at`. The block must be at least the
+    /// record's size (a smaller userdata given that metatable is not read past its end).
+    Bare {
+        /// Offset, in the argument's ctype, of the address of its values' metatable (one no
+        /// userdata has while the type has none: the embedding keeps an impossible address
+        /// there until then).
+        desc_metatable_at: u32,
+    },
+}
+
 /// The embedding's header at the start of a cdata's userdata block, for stubs that copy a
-/// record argument from a cdata of exactly its type ([`Step::RecordInline`]).
+/// record argument from a cdata of exactly its type ([`CdataLayout::Header`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CdataHeader {
     /// Bytes the block needs for a header (a smaller userdata is not a cdata).
@@ -522,9 +540,9 @@ pub struct Inline {
     /// Bit `i` set: C argument `i` (`i < 64`) is a pointer whose type takes a Lua string as
     /// its bytes (the embedding's conversion rule; LuaJIT's: `const char *`, `const void *`).
     pub string_args: u64,
-    /// The embedding's cdata header, for record arguments copied inline; `None`: through
-    /// the `ToRecord` helper.
-    pub cdata: Option<CdataHeader>,
+    /// How the embedding's value cdata are told, for record arguments copied inline; `None`:
+    /// through the `ToRecord` helper.
+    pub cdata: Option<CdataLayout>,
     /// Thunks: where the callback record holds its function's value, for an inline entry
     /// (the embedding supplies [`crate::lua::CallSlots`] with `main_l`); `None`: the
     /// `CallbackEnter` helper pushes it.
@@ -690,7 +708,7 @@ pub fn stub_program_in(
         None => Step::CallHelper { helper: Helper::FuncAddr, args: crate::operands![Operand::L], ret_to: Some(target) },
     });
     let string_args = inline.map_or(0, |i| i.string_args);
-    let cdata_header = inline.and_then(|i| i.cdata);
+    let cdata_layout = inline.and_then(|i| i.cdata);
     let convert = |arg: usize, kind: ValueKind, lua_index: i32, dst: Slot| -> Step {
         // Without a layout (tier 0's programs) the helper call is the step: made where it is
         // returned, not moved out of a match (a step is 168 bytes: each move is a `memcpy`).
@@ -706,9 +724,9 @@ pub fn stub_program_in(
                 strings: arg < 64 && string_args & (1 << arg) != 0,
                 slow: Box::new(slow),
             },
-            _ if is_aggregate(kind) => match cdata_header {
-                Some(header) => {
-                    Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), header, slow: Box::new(slow) }
+            _ if is_aggregate(kind) => match cdata_layout {
+                Some(cdata) => {
+                    Step::RecordInline { lua_index, arg, to: dst, size: kind.size(w), cdata, slow: Box::new(slow) }
                 }
                 None => slow,
             },
@@ -1055,8 +1073,12 @@ impl fmt::Display for Step {
             Step::PushInline { l, from, kind, slow } => {
                 write!(f, "push number{} <- {kind} {from}, else {slow}", on_l(l))
             }
-            Step::RecordInline { lua_index, arg, to, size, slow, .. } => {
-                write!(f, "record <- cdata of ctype(arg{arg}) at {lua_index} -> &{to} ({size} bytes), else {slow}")
+            Step::RecordInline { lua_index, arg, to, size, cdata, slow } => {
+                let how = match cdata {
+                    CdataLayout::Header(_) => "cdata",
+                    CdataLayout::Bare { .. } => "bare cdata (by metatable)",
+                };
+                write!(f, "record <- {how} of ctype(arg{arg}) at {lua_index} -> &{to} ({size} bytes), else {slow}")
             }
             Step::PtrInline { lua_index, to, strings, slow } => {
                 let what = if *strings { "nil or string" } else { "nil" };

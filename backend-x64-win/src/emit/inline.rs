@@ -18,7 +18,7 @@
 //! pushed after the call. No callee-saved register (rsi, rdi, xmm6–xmm15) is used.
 
 use super::*;
-use abi_model::lua::steps::{CallbackFunc, CdataHeader, CtypeRef};
+use abi_model::lua::steps::{CallbackFunc, CdataLayout, CtypeRef};
 use abi_model::lua::vm::{ArgsBase, StrBytes};
 
 const RBX: u8 = 3;
@@ -361,7 +361,7 @@ impl Emitter<'_> {
         arg: usize,
         to: Slot,
         size: u32,
-        h: CdataHeader,
+        cdata: CdataLayout,
         slow: &Step,
     ) -> Result<(), BackendError> {
         self.require(FrameKind::Stub)?;
@@ -370,9 +370,7 @@ impl Emitter<'_> {
         let dst = self.disp(to)?;
         let ud = vm.userdata;
         let ctype = self.env.ctype(CtypeRef::Arg(arg)) as i64;
-        let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
-        let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
+        let (len_at, block_at) = (ud.len_at as i32, ud.block_at as i32);
         self.load_func_slot(vm, RBX);
         self.load_tag(vm, at)?;
         asm!(self.ops
@@ -385,25 +383,47 @@ impl Emitter<'_> {
             asm_disp!(self.ops, nuv; cmp WORD [rax + nuv], 0);
             asm!(self.ops; jne >slow);
         }
-        // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type with its bytes in the block.
-        asm_disp!(self.ops, len_at; cmp QWORD [rax + len_at], header);
-        asm!(self.ops; jb >slow);
-        asm_disp!(self.ops, block_at; lea rcx, [rax + block_at]);
-        asm!(self.ops
-            ; mov rdx, rcx
-            ; rol rdx, rot
-            ; mov scratch, QWORD key
-            ; xor rdx, scratch
-        );
-        asm_disp!(self.ops, tag_at; cmp rdx, QWORD [rcx + tag_at]);
-        asm!(self.ops
-            ; jne >slow
-            ; mov scratch, QWORD ctype
-        );
-        asm_disp!(self.ops, desc_at; cmp QWORD [rcx + desc_at], scratch);
-        asm!(self.ops; jne >slow);
-        asm_disp!(self.ops, bytes_at; lea through, [rcx + bytes_at]);
+        match cdata {
+            CdataLayout::Header(h) => {
+                let header = h.size as i32;
+                let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
+                let (rot, key) = (h.tag_rotate as i8, h.tag_key as i64);
+                // A block big enough for a header, carrying the tag of a cdata at its address,
+                // of exactly this type with its bytes in the block.
+                asm_disp!(self.ops, len_at; cmp QWORD [rax + len_at], header);
+                asm!(self.ops; jb >slow);
+                asm_disp!(self.ops, block_at; lea rcx, [rax + block_at]);
+                asm!(self.ops
+                    ; mov rdx, rcx
+                    ; rol rdx, rot
+                    ; mov scratch, QWORD key
+                    ; xor rdx, scratch
+                );
+                asm_disp!(self.ops, tag_at; cmp rdx, QWORD [rcx + tag_at]);
+                asm!(self.ops
+                    ; jne >slow
+                    ; mov scratch, QWORD ctype
+                );
+                asm_disp!(self.ops, desc_at; cmp QWORD [rcx + desc_at], scratch);
+                asm!(self.ops; jne >slow);
+                asm_disp!(self.ops, bytes_at; lea through, [rcx + bytes_at]);
+            }
+            CdataLayout::Bare { desc_metatable_at } => {
+                let (meta_at, desc_meta_at) = (ud.metatable_at as i32, desc_metatable_at as i32);
+                let size = size as i32;
+                // A block at least the record's size, with the metatable of this type's
+                // values (its ctype holds the address): the bytes are the block.
+                asm_disp!(self.ops, len_at; cmp QWORD [rax + len_at], size);
+                asm!(self.ops
+                    ; jb >slow
+                    ; mov scratch, QWORD ctype
+                );
+                asm_disp!(self.ops, desc_meta_at; mov scratch, QWORD [scratch + desc_meta_at]);
+                asm_disp!(self.ops, meta_at; cmp QWORD [rax + meta_at], scratch);
+                asm!(self.ops; jne >slow);
+                asm_disp!(self.ops, block_at; lea through, [rax + block_at]);
+            }
+        }
         let mut done = 0;
         while done < size {
             let chunk = match size - done {

@@ -14,7 +14,7 @@
 //! pointer-sized: `rotate_left(block, tag_rotate) ^ tag_key` in 32 bits.
 
 use super::*;
-use abi_model::lua::steps::{CallbackFunc, CdataHeader, CtypeRef};
+use abi_model::lua::steps::{CallbackFunc, CdataLayout, CtypeRef};
 use abi_model::lua::vm::{ArgsBase, StrBytes};
 
 /// The displacement of Lua index `lua_index`'s slot from the called function's slot (from
@@ -358,7 +358,7 @@ impl Emitter<'_> {
         arg: usize,
         to: Slot,
         size: u32,
-        h: CdataHeader,
+        cdata: CdataLayout,
         slow: &Step,
     ) -> Result<(), BackendError> {
         let vm = self.vm()?;
@@ -366,10 +366,7 @@ impl Emitter<'_> {
         let dst = self.mem(to, size)?;
         let ud = vm.userdata;
         let ctype = address("a ctype constant", self.env.ctype(CtypeRef::Arg(arg)))?;
-        let (len_at, block_at, header) = (ud.len_at as i32, ud.block_at as i32, h.size as i32);
-        let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
-        // The pointer-sized tag word: the key's low 32 bits, the rotation modulo 32.
-        let (rot, key) = ((h.tag_rotate % 32) as i8, h.tag_key as u32 as i32);
+        let (len_at, block_at) = (ud.len_at as i32, ud.block_at as i32);
         self.load_func_slot(vm, Base::Ebx);
         self.load_tag(vm, at)?;
         asm!(self.ops
@@ -383,25 +380,46 @@ impl Emitter<'_> {
                 ; jne >slow
             );
         }
-        // A block big enough for a header, carrying the tag of a cdata at its address, of
-        // exactly this type with its bytes in the block.
-        asm!(self.ops
-            ; cmp DWORD [eax + len_at], header
-            ; jb >slow
-            ; lea ecx, [eax + block_at]
-            ; mov eax, ecx
-        );
-        if rot != 0 {
-            asm!(self.ops ; rol eax, rot);
+        match cdata {
+            CdataLayout::Header(h) => {
+                let header = h.size as i32;
+                let (tag_at, desc_at, bytes_at) = (h.tag_at as i32, h.desc_at as i32, h.bytes_at as i32);
+                // The pointer-sized tag word: the key's low 32 bits, the rotation modulo 32.
+                let (rot, key) = ((h.tag_rotate % 32) as i8, h.tag_key as u32 as i32);
+                // A block big enough for a header, carrying the tag of a cdata at its address,
+                // of exactly this type with its bytes in the block.
+                asm!(self.ops
+                    ; cmp DWORD [eax + len_at], header
+                    ; jb >slow
+                    ; lea ecx, [eax + block_at]
+                    ; mov eax, ecx
+                );
+                if rot != 0 {
+                    asm!(self.ops ; rol eax, rot);
+                }
+                asm!(self.ops
+                    ; xor eax, key
+                    ; cmp eax, [ecx + tag_at]
+                    ; jne >slow
+                    ; cmp DWORD [ecx + desc_at], ctype
+                    ; jne >slow
+                    ; lea lua_slot, [ecx + bytes_at]
+                );
+            }
+            CdataLayout::Bare { desc_metatable_at } => {
+                let (meta_at, desc_meta) = (ud.metatable_at as i32, ctype.wrapping_add(desc_metatable_at as i32));
+                // A block at least the record's size, with the metatable of this type's
+                // values (its ctype holds the address): the bytes are the block.
+                asm!(self.ops
+                    ; cmp DWORD [eax + len_at], size as i32
+                    ; jb >slow
+                    ; mov ecx, DWORD [desc_meta]
+                    ; cmp [eax + meta_at], ecx
+                    ; jne >slow
+                    ; lea lua_slot, [eax + block_at]
+                );
+            }
         }
-        asm!(self.ops
-            ; xor eax, key
-            ; cmp eax, [ecx + tag_at]
-            ; jne >slow
-            ; cmp DWORD [ecx + desc_at], ctype
-            ; jne >slow
-            ; lea lua_slot, [ecx + bytes_at]
-        );
         let src = Mem { base: Base::Edx, disp: 0 };
         let mut done = 0;
         while done < size {

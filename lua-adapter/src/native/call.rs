@@ -369,7 +369,7 @@ fn stub_program_with(
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: ERRNO_INLINE,
         string_args,
-        cdata: Some(cdata::header_layout(&st.ffi)),
+        cdata: Some(abi_model::lua::steps::CdataLayout::Header(cdata::header_layout(&st.ffi))),
         callback: None,
     });
     let program = stub_program_in(steps, &plan, mode.first_arg(), inline.as_ref());
