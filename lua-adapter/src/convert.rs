@@ -825,7 +825,7 @@ unsafe fn value_to_c(
                     };
                     return conv_ct_ct(types, d, ds, dp, src, fl);
                 }
-                if (*c).form() == Form::CType {
+                if c.form() == Form::CType {
                     return Err(ConvError::Bad { from: Origin::CTypeObject, to: d });
                 }
                 let sty = enum_as_int(types, cdata::type_of(c));
@@ -1386,7 +1386,7 @@ unsafe fn multi_init(l: *mut ffi::lua_State, st: *mut FfiState, ds: Shape, d: Qu
             ffi::LUA_TSTRING => ds == Shape::Record,
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form() == Form::CType {
+                if c.is_null() || c.form() == Form::CType {
                     return true;
                 }
                 cdata::type_of(c).id != d.id

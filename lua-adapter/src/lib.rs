@@ -48,11 +48,10 @@
 //! * **live-desc**: a `*const CTypeDesc` is boxed in its state's descriptor table, at a stable
 //!   address, read-only after creation and freed with the state: it lives as long as
 //!   **live-state**.
-//! * **live-cdata**: a `*mut Cdata` from `cdata::to_cdata` or `cdata::push_value` points to
-//!   the header at the start of a cdata userdata that is on the Lua stack (or anchored by one
-//!   that is), so it is not collected while used; its `ptr` addresses `len` bytes of the C
-//!   object (for a pointer cdata of unknown length, the bytes the program vouches for, as in
-//!   C).
+//! * **live-cdata**: a `cdata::Cdata` from `cdata::to_cdata` or `cdata::push_value` names a
+//!   cdata userdata that is on the Lua stack (or anchored by one that is), so it is not
+//!   collected while used; its `bytes` address `byte_len` bytes of the C object (for a
+//!   pointer cdata of unknown length, the bytes the program vouches for, as in C).
 //! * **raise-clean**: a call that can raise a Lua error (`lua_error`, `luaL_argerror`, a
 //!   conversion helper, an API call that allocates or runs a metamethod) jumps over the Rust
 //!   frames between it and the protected call. When it runs, none of those frames holds a value

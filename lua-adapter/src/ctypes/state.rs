@@ -107,6 +107,15 @@ pub struct FfiState {
     /// makes with the verified layout, without `lua_setmetatable`. The registry keeps the
     /// table alive as long as the state.
     metatable_addr: Option<usize>,
+    /// The addresses of both shared cdata metatables (without and with `__gc`; 0 before
+    /// [`FfiState::set_shared_metatables`]).
+    shared_metatables: [usize; 2],
+    /// Lua 5.1–5.3: the types' own value metatables by address
+    /// ([`crate::cdata::BARE_VALUES`]): how a bare value's type is found.
+    bare_metatables: FxHashMap<usize, NonNull<CTypeDesc>>,
+    /// The entry of `bare_metatables` found last (a loop over values of one type looks up
+    /// the same metatable again and again).
+    bare_recent: std::cell::Cell<(usize, *const CTypeDesc)>,
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
@@ -234,8 +243,10 @@ struct MemberEntry {
 /// One descriptor exists per distinct qualified type per Lua state; it is kept by the
 /// state's [`FfiState`] (which lives as long as the Lua state) where it was made, so its
 /// address is stable and may be embedded in generated code as a constant. Its fields are
-/// read-only after creation.
+/// read-only after creation. Aligned to 8 on every target: a cdata keeps three bits of
+/// its own in the low bits of its descriptor's address (`crate::cdata`).
 #[derive(Debug)]
+#[repr(align(8))]
 pub struct CTypeDesc {
     /// The type.
     pub ty: QualType,
@@ -279,6 +290,32 @@ pub struct CTypeDesc {
     /// metamethod-mode calls, which the state owns (0 otherwise). Written by
     /// [`crate::native::call`] only.
     pub tier0_call: std::cell::Cell<usize>,
+    /// Lua 5.1–5.3 ([`crate::cdata::BARE_VALUES`]): whether an inline value of this type is
+    /// stored bare, without a header: every type but functions and pointers to them (whose
+    /// cdata the call paths read as a header at the start of a block).
+    pub bare: bool,
+    /// Lua 5.1–5.3: this type's own value metatables once a bare value of it was made
+    /// ([`ValueMetatables::UNMADE`] before). Written by [`crate::cdata`] only; stubs read
+    /// `addr` ([`crate::cdata::header_layout`]).
+    pub value_metatables: std::cell::Cell<ValueMetatables>,
+}
+
+/// A type's own metatables for its bare values ([`CTypeDesc::value_metatables`]): copies of
+/// the two shared cdata metatables, anchored in the registry for the state's life, which
+/// [`FfiState::bare_value_desc`] maps back to the type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueMetatables {
+    /// The plain one's address (what `lua_topointer` gives).
+    pub addr: usize,
+    /// Registry references: the plain one, the one with `__gc`.
+    pub refs: [c_int; 2],
+}
+
+impl ValueMetatables {
+    /// Before they are made: an `addr` no userdata has as its metatable (not 0, which one
+    /// without a metatable has), so that a stub comparing it never takes another userdata
+    /// for a value of the type.
+    pub const UNMADE: ValueMetatables = ValueMetatables { addr: usize::MAX, refs: [ffi::LUA_NOREF; 2] };
 }
 
 impl CTypeDesc {
@@ -288,6 +325,11 @@ impl CTypeDesc {
         // `void` and functions never have a size: not asked, since the answer would be an
         // error spelling the type out (a string per function descriptor).
         let sizeless = matches!(shape, Shape::Void | Shape::Func);
+        let callable = match types.get(ty.id) {
+            CType::Function(_) => true,
+            CType::Pointer(to) => matches!(types.get(to.id), CType::Function(_)),
+            _ => false,
+        };
         let layout = if sizeless { None } else { types.layout(ty.id).ok() };
         let elem_size = match shape {
             // A pointer to a function or `void` has no element size (not asked, as above).
@@ -323,6 +365,8 @@ impl CTypeDesc {
             tier0_entry: std::cell::Cell::new(0),
             tier0: std::cell::Cell::new(0),
             tier0_call: std::cell::Cell::new(0),
+            bare: !callable,
+            value_metatables: std::cell::Cell::new(ValueMetatables::UNMADE),
         }
     }
 }
@@ -374,6 +418,9 @@ impl FfiState {
             },
             inline_vm: None,
             metatable_addr: None,
+            shared_metatables: [0; 2],
+            bare_metatables: FxHashMap::default(),
+            bare_recent: std::cell::Cell::new((0, std::ptr::null())),
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
             fields: Box::new([Field::EMPTY; FIELD_CACHE]),
@@ -451,15 +498,42 @@ impl FfiState {
         self.inline_vm.as_ref()
     }
 
-    /// The cdata metatable's address, once recorded ([`FfiState::set_metatable_addr`]).
+    /// Records the addresses of the shared cdata metatables (without and with `__gc`), when
+    /// they are made; the first is [`FfiState::metatable_addr`] from then on.
+    pub fn set_shared_metatables(&mut self, addrs: [usize; 2]) {
+        self.shared_metatables = addrs;
+        self.metatable_addr = Some(addrs[0]);
+    }
+
+    /// Whether `mt` is the address of one of the shared cdata metatables.
+    #[inline(always)]
+    pub fn is_shared_metatable(&self, mt: usize) -> bool {
+        mt != 0 && (mt == self.shared_metatables[0] || mt == self.shared_metatables[1])
+    }
+
+    /// Records `mt` as one of `desc`'s own value metatables.
+    pub fn add_bare_value_metatable(&mut self, mt: usize, desc: *const CTypeDesc) {
+        if let Some(d) = NonNull::new(desc as *mut CTypeDesc) {
+            self.bare_metatables.insert(mt, d);
+        }
+    }
+
+    /// The type whose bare values have the metatable at `mt`, if any.
+    #[inline(always)]
+    pub fn bare_value_desc(&self, mt: usize) -> Option<*const CTypeDesc> {
+        let (recent, desc) = self.bare_recent.get();
+        if recent == mt && mt != 0 {
+            return Some(desc);
+        }
+        let desc = self.bare_metatables.get(&mt)?.as_ptr() as *const CTypeDesc;
+        self.bare_recent.set((mt, desc));
+        Some(desc)
+    }
+
+    /// The cdata metatable's address, once recorded ([`FfiState::set_shared_metatables`]).
     #[inline]
     pub fn metatable_addr(&self) -> Option<usize> {
         self.metatable_addr
-    }
-
-    /// Records the address of the cdata metatable without `__gc`.
-    pub fn set_metatable_addr(&mut self, addr: usize) {
-        self.metatable_addr = Some(addr);
     }
 
     /// Records the result of checking the running Lua's stack layout.

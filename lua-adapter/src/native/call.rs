@@ -369,7 +369,7 @@ fn stub_program_with(
         func_upvalue: (mode == CallMode::Closure).then_some(FUNC_UPVALUE),
         errno: ERRNO_INLINE,
         string_args,
-        cdata: Some(abi_model::lua::steps::CdataLayout::Header(cdata::header_layout(&st.ffi))),
+        cdata: Some(cdata::header_layout(&st.ffi)),
         callback: None,
     });
     let program = stub_program_in(steps, &plan, mode.first_arg(), inline.as_ref());
@@ -423,7 +423,7 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
     // a live-cdata whose descriptor is a live-desc.
     unsafe {
         let c = cdata::to_cdata(l, st, idx);
-        !c.is_null() && (*c).form() != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
+        !c.is_null() && c.form() != Form::CType && callable_type(&(*st).types, cdata::type_of(c).id).is_some()
     }
 }
 
@@ -434,12 +434,12 @@ pub unsafe fn is_callable_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx
 /// The body of a `__call` metamethod: `c` is the cdata at index 1 of `l`, `fn_ty` its
 /// [`callable_type`]. May raise (argument errors, a callback's error); nothing owning
 /// memory is alive in this frame when it does.
-pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, fn_ty: TypeId) -> c_int {
+pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata, fn_ty: TypeId) -> c_int {
     // SAFETY: the caller's contract: `c` is the live-cdata at index 1 of a valid-L inside `__call`;
     // the stub built for `fn_ty` is a lua_CFunction of that signature, run on this `l` (cfunction),
     // and raises only under raise-clean.
     unsafe {
-        let desc = (*c).desc();
+        let desc = c.desc();
         let mut stub = (*desc).call_stub.get();
         if stub == 0 {
             if (cdata::bytes(c) as *const usize).read_unaligned() == 0 {
@@ -458,9 +458,9 @@ pub unsafe fn call_cdata(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdat
 /// index 1, as the body of the `__call` in progress; raises for a NULL function pointer.
 ///
 /// # Safety
-/// As [`call_cdata`]; `stub` is `(*(*c).desc()).call_stub`.
+/// As [`call_cdata`]; `stub` is `(*c.desc()).call_stub`.
 #[inline]
-pub unsafe fn call_stub(l: *mut ffi::lua_State, c: *const Cdata, stub: usize) -> c_int {
+pub unsafe fn call_stub(l: *mut ffi::lua_State, c: Cdata, stub: usize) -> c_int {
     // SAFETY: `c` is the live-cdata at index 1 of the `__call` in progress and `stub` the
     // lua_CFunction cached for its signature (caller's contract); the NULL check reads the pointer
     // the cdata holds.
@@ -630,7 +630,7 @@ pub unsafe fn vararg_type(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int)
             ffi::LUA_TBOOLEAN => int,
             ffi::LUA_TUSERDATA | ffi::LUA_TFUNCTION => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form() == Form::CType {
+                if c.is_null() || c.form() == Form::CType {
                     return QualType::plain((*st).void_ptr());
                 }
                 let ty = cdata::type_of(c);

@@ -391,7 +391,7 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
     // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
-        if c.is_null() || (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+        if c.is_null() || c.form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return 0;
         }
         if !matches!(shape(&(*st).types, cdata::type_of(c).id), Shape::Pointer(to) if matches!(shape(&(*st).types, to.id), Shape::Func))
@@ -413,12 +413,12 @@ pub unsafe fn index_method(l: *mut ffi::lua_State, st: *mut FfiState) -> c_int {
 
 /// The thunk address held by the function-pointer cdata at index 1, if it is a live
 /// callback of this state; raises `bad callback` otherwise.
-unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (*mut cdata::Cdata, usize) {
+unsafe fn check_callback(l: *mut ffi::lua_State, st: *mut FfiState) -> (cdata::Cdata, usize) {
     // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
         if !c.is_null()
-            && (*c).form() != Form::CType
+            && c.form() != Form::CType
             && crate::native::call::callable_type(&(*st).types, cdata::type_of(c).id).is_some()
         {
             let addr = (cdata::bytes(c) as *const usize).read_unaligned();

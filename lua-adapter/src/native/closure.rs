@@ -46,8 +46,8 @@ pub unsafe fn push_function(l: *mut ffi::lua_State, st: *mut FfiState, fn_idx: c
     // state, so its userdata starts with a live-cdata header; raise-clean: nothing owned is alive
     // when a memory error is raised.
     unsafe {
-        let c = ffi::lua_touserdata(l, fn_idx) as *const Cdata;
-        let desc = (*c).desc();
+        let c = Cdata::with_header(ffi::lua_touserdata(l, fn_idx) as *mut u8);
+        let desc = c.desc();
         let fn_ty = cdata::type_of(c).id;
         let mut entry = (*desc).closure_entry.get();
         if entry == 0 {
@@ -102,8 +102,8 @@ unsafe extern "C-unwind" fn variadic_closure_call(l: *mut ffi::lua_State) -> c_i
     // SAFETY: a closure made by `push_function` (upvalue 1 is the function cdata); errors are
     // raised with nothing owned alive.
     unsafe {
-        let c = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Cdata;
-        let st = (*(*c).desc()).state;
+        let c = Cdata::with_header(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut u8);
+        let st = (*c.desc()).state;
         let stub = match variadic_stub(l, st, cdata::type_of(c).id, CallMode::Closure) {
             Ok(addr) => addr,
             Err(e) => raise_stub_error(l, CANNOT_CALL, e),
@@ -157,8 +157,8 @@ pub unsafe extern "C-unwind" fn tier0_closure_call(l: *mut ffi::lua_State) -> c_
     // `Tier0Sig` (set by `push_function` with this entry), owned by the state, which outlives
     // the closure's calls; errors are raised with nothing owned alive.
     unsafe {
-        let c = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Cdata;
-        let desc: *const CTypeDesc = (*c).desc();
+        let c = Cdata::with_header(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut u8);
+        let desc: *const CTypeDesc = c.desc();
         let entry = (*desc).closure_entry.get();
         let this = tier0_closure_call as StubFn as usize;
         if entry != this && entry != 0 {

@@ -271,7 +271,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_ptr(l: *mut ffi::lua_State, idx: c_int
             }
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if !c.is_null() && (*c).form() == cdata::Form::Value && (*c).desc() == desc {
+                if !c.is_null() && c.form() == cdata::Form::Value && c.desc() == desc {
                     return (cdata::bytes(c) as *const *mut c_void).read_unaligned();
                 }
             }
@@ -306,7 +306,7 @@ pub unsafe extern "C-unwind" fn luaffi_to_record(
         // Fast path: a cdata of exactly this type is copied (a record is never a namespace
         // function, so the userdata test is enough), the common small sizes without a call.
         let c = cdata::userdata_cdata(l, st, idx);
-        if !c.is_null() && (*c).form() != cdata::Form::CType && (*c).desc() == desc {
+        if !c.is_null() && c.form() != cdata::Form::CType && c.desc() == desc {
             let (src, dst) = (cdata::bytes(c), dst as *mut u8);
             match (*desc).size.unwrap_or(0) {
                 8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
@@ -487,7 +487,7 @@ pub fn thunk_helpers(mut helpers: Vec<u64>) -> Vec<u64> {
 unsafe fn state_of_called(l: *mut ffi::lua_State, mode: CallMode) -> *mut FfiState {
     // SAFETY: valid-L inside a stub call of `mode` (caller's contract): the called cdata is a
     // live-cdata whose descriptor is a live-desc of the state.
-    unsafe { (*(*called_cdata(l, mode)).desc()).state }
+    unsafe { (*called_cdata(l, mode).desc()).state }
 }
 
 /// Pushes `v` as a boxed `int64_t` (`signed`) or `uint64_t` cdata of state `st`, whose
@@ -618,7 +618,7 @@ pub unsafe extern "C-unwind" fn luaffi_argcount_error(l: *mut ffi::lua_State, ex
 /// `__call`, upvalue 1 in a namespace function's closure. Neither is checked: a stub of that
 /// mode is only ever entered that way.
 #[inline(always)]
-unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::Cdata {
+unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> cdata::Cdata {
     // SAFETY: valid-L inside a stub call of `mode` (caller's contract), so the called cdata is a
     // live-cdata at index 1 or upvalue 1.
     unsafe {
@@ -630,14 +630,14 @@ unsafe fn called_cdata(l: *mut ffi::lua_State, mode: CallMode) -> *const cdata::
                     let block =
                         crate::stack::vm_check::Frame::with_args(l, vm, 1).and_then(|fr| fr.full_userdata(vm, 1));
                     if let Some((block, _)) = block {
-                        return block as *const cdata::Cdata;
+                        return cdata::Cdata::with_header(block as *mut u8);
                     }
                 }
                 1
             }
             CallMode::Closure => ffi::lua_upvalueindex(1),
         };
-        ffi::lua_touserdata(l, idx) as *const cdata::Cdata
+        cdata::Cdata::with_header(ffi::lua_touserdata(l, idx) as *mut u8)
     }
 }
 

@@ -403,14 +403,14 @@ unsafe extern "C-unwind" fn ffi_cast(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
         let c = cdata::to_cdata(l, st, 2);
-        if !c.is_null() && (*c).form() == Form::Value && cdata::type_of(c) == ty {
+        if !c.is_null() && c.form() == Form::Value && cdata::type_of(c) == ty {
             return 1;
         }
-        if matches!(sh, Shape::Pointer(_)) && !c.is_null() && (*c).form() != Form::CType {
+        if matches!(sh, Shape::Pointer(_)) && !c.is_null() && c.form() != Form::CType {
             // A pointer, array or record cdata cast to a pointer is its address (what the
             // CAST conversion, `convert::conv_ct_ct`, makes of them), without the general
             // conversion's dispatch.
-            let address = match (*(*c).desc()).shape {
+            let address = match (*c.desc()).shape {
                 Shape::Pointer(_) => Some(cdata::bytes(c).cast::<usize>().read_unaligned()),
                 Shape::Array(..) | Shape::Record => Some(cdata::bytes(c) as usize),
                 _ => None,
@@ -486,7 +486,7 @@ unsafe extern "C-unwind" fn ffi_sizeof(l: *mut ffi::lua_State) -> c_int {
         let ty = check_ctype(l, st, 0);
         let c = cdata::to_cdata(l, st, 1);
         let vl = variable_length(&(*st).types, ty.id);
-        let size = if !c.is_null() && (*c).form() == Form::Value && vl.is_some() {
+        let size = if !c.is_null() && c.form() == Form::Value && vl.is_some() {
             Some(cdata::byte_len(c) as u64)
         } else if let Some((fixed, esize)) = vl {
             let n = check_count(l, st, 2);
@@ -701,7 +701,7 @@ unsafe extern "C-unwind" fn ffi_gc(l: *mut ffi::lua_State) -> c_int {
             cdata::raise_arg(l, 2, "value expected".into());
         }
         let sh = shape(&(*st).types, cdata::type_of(c).id);
-        if (*c).form() == Form::CType || !matches!(sh, Shape::Pointer(_) | Shape::Record | Shape::Array(..)) {
+        if c.form() == Form::CType || !matches!(sh, Shape::Pointer(_) | Shape::Record | Shape::Array(..)) {
             cdata::raise_arg(l, 1, "invalid C type".into());
         }
         ffi::lua_settop(l, 2);
@@ -724,7 +724,7 @@ unsafe extern "C-unwind" fn ffi_tonumber(l: *mut ffi::lua_State) -> c_int {
             // `tonumber(v)` never raises; only a missing value or a base can.
             return call_original(l, ffi::lua_gettop(l) != 1);
         }
-        if (*c).form() == Form::CType {
+        if c.form() == Form::CType {
             ffi::lua_pushnil(l);
             return 1;
         }

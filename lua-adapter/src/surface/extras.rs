@@ -45,11 +45,11 @@ pub unsafe fn register(l: *mut ffi::lua_State, st: *mut FfiState, module: c_int)
 
 /// The cdata at argument 1 (not a ctype object), or `bad argument #1 (cdata expected, got
 /// ...)`.
-unsafe fn check_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut cdata::Cdata {
+unsafe fn check_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> cdata::Cdata {
     // SAFETY: valid-L and live-state from the caller; raises with nothing owned here.
     unsafe {
         let c = cdata::to_cdata(l, st, 1);
-        if c.is_null() || (*c).form() == Form::CType {
+        if c.is_null() || c.form() == Form::CType {
             let got = if c.is_null() { cdata::lua_typename_at(l, 1) } else { "ctype" };
             cdata::raise_arg(l, 1, format!("cdata expected, got {got}"));
         }

@@ -40,7 +40,7 @@ pub enum Fast {
     Done,
     /// The key is a short string and the cdata a record (or pointer) of this state that the
     /// cache does not know with this key: [`learn`] may fill a slot.
-    Uncached { st: *mut FfiState, c: *mut Cdata, key: usize },
+    Uncached { st: *mut FfiState, c: Cdata, key: usize },
     /// Anything else: the general path answers.
     Other,
 }
@@ -51,24 +51,21 @@ pub enum Fast {
 /// # Safety
 /// A metamethod of the cdata metatable (upvalue 1: the state) is running on `l`.
 #[inline(always)]
-unsafe fn self_value(
-    l: *mut ffi::lua_State,
-    args: usize,
-) -> Option<(&'static LuaVm, Frame, *mut FfiState, *mut Cdata)> {
+unsafe fn self_value(l: *mut ffi::lua_State, args: usize) -> Option<(&'static LuaVm, Frame, *mut FfiState, Cdata)> {
     // SAFETY: the layout is verified for this process's Lua; the frame has `args` arguments;
     // upvalue 1 of every cdata metamethod is its state (`meta::create_metatables`); the block
-    // is read only once its length has room for a header, and it is a cdata only with this
-    // state's tag.
+    // is a full userdata without user values as `vm` lays it out, which `in_block` takes for a
+    // cdata only by this state's metatables and tag, and only as large as its block.
     unsafe {
         let vm = process_layout()?;
         let fr = Frame::with_args(l, vm, args)?;
         let st = fr.light_upvalue1(vm) as *mut FfiState;
         let c = match fr.full_userdata(vm, 1) {
-            Some((block, len)) => cdata::in_block(block, len, st),
+            Some((block, len)) => cdata::in_block(vm, block, len, st),
             // A reference keeps its owner in a user value (5.4: its block is elsewhere).
             None => cdata::userdata_cdata(l, st, 1),
         };
-        if c.is_null() || (*c).form() == Form::CType {
+        if c.is_null() || c.form() == Form::CType {
             return None;
         }
         Some((vm, fr, st, c))
@@ -80,7 +77,7 @@ unsafe fn self_value(
 /// # Safety
 /// `c` is a live cdata of the descriptor `f` was made for.
 #[inline(always)]
-unsafe fn field_at(c: *const Cdata, f: &Field) -> *mut u8 {
+unsafe fn field_at(c: Cdata, f: &Field) -> *mut u8 {
     // SAFETY: `c` is a live value or reference (caller's contract): its bytes hold the record,
     // or a pointer to it when `deref` (memory reached through it is the user's, as in C).
     unsafe {
@@ -104,7 +101,7 @@ pub unsafe fn index(l: *mut ffi::lua_State) -> Fast {
     unsafe {
         let Some((vm, fr, st, c)) = self_value(l, 2) else { return Fast::Other };
         let Some(key) = fr.short_string(vm, 2) else { return index_element(l, vm, fr, st, c) };
-        let Some(f) = (*st).field((*c).desc() as usize, key) else { return Fast::Uncached { st, c, key } };
+        let Some(f) = (*st).field(c.desc() as usize, key) else { return Fast::Uncached { st, c, key } };
         push_number_at(l, vm, fr, field_at(c, &f), f.kind)
     }
 }
@@ -141,11 +138,11 @@ unsafe fn push_number_at(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, p: *cons
 /// # Safety
 /// `c` is a live cdata, not a ctype object; `fr` the running frame with 2 arguments.
 #[inline(always)]
-unsafe fn element(vm: &LuaVm, fr: Frame, c: *const Cdata) -> Option<(*mut u8, Elem)> {
+unsafe fn element(vm: &LuaVm, fr: Frame, c: Cdata) -> Option<(*mut u8, Elem)> {
     // SAFETY: `c` is live (caller's contract): its descriptor and bytes are valid, and a
     // pointer cdata's bytes hold the pointer; the elements' memory is the user's, as in C.
     unsafe {
-        let desc = (*c).desc();
+        let desc = c.desc();
         let e = (*desc).elem?;
         let (v, t) = fr.arg(vm, 2);
         let i = if vm.int_tag == Some(t) {
@@ -170,7 +167,7 @@ unsafe fn element(vm: &LuaVm, fr: Frame, c: *const Cdata) -> Option<(*mut u8, El
 /// # Safety
 /// As [`index`], with `self_value`'s answer.
 #[inline(always)]
-unsafe fn index_element(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, st: *mut FfiState, c: *mut Cdata) -> Fast {
+unsafe fn index_element(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, st: *mut FfiState, c: Cdata) -> Fast {
     // SAFETY: `element`'s contract holds (`self_value` found `c`); the reference is the one
     // `convert::c_to_lua` pushes for the element, its owner anchored when `c` holds the
     // elements (an array), as the general path does; nothing here owns memory when the
@@ -180,13 +177,13 @@ unsafe fn index_element(l: *mut ffi::lua_State, vm: &LuaVm, fr: Frame, st: *mut 
         if let Some(kind) = e.kind {
             return push_number_at(l, vm, fr, p, kind);
         }
-        let desc = (*c).desc();
+        let desc = c.desc();
         let mut d = (*desc).elem_desc.get();
         if d == 0 {
             d = (*st).desc(e.ty) as usize;
             (*desc).elem_desc.set(d);
         }
-        let (owner, anchor) = if e.deref { (std::ptr::null(), 0) } else { (c as *const Cdata, 1) };
+        let (owner, anchor) = if e.deref { (Cdata::NULL, 0) } else { (c, 1) };
         cdata::push_ref_owned(l, st, d as *const CTypeDesc, p, owner, anchor);
         Fast::Done
     }
@@ -209,7 +206,7 @@ pub unsafe fn newindex(l: *mut ffi::lua_State) -> Fast {
         let Some((vm, fr, st, c)) = self_value(l, 3) else { return Fast::Other };
         let (p, kind) = match fr.short_string(vm, 2) {
             Some(key) => {
-                let Some(f) = (*st).field((*c).desc() as usize, key) else { return Fast::Uncached { st, c, key } };
+                let Some(f) = (*st).field(c.desc() as usize, key) else { return Fast::Uncached { st, c, key } };
                 if !f.writable {
                     return Fast::Other;
                 }
@@ -257,11 +254,11 @@ pub unsafe fn newindex(l: *mut ffi::lua_State) -> Fast {
 /// when the registry write raises (a memory error).
 #[cold]
 #[inline(never)]
-pub unsafe fn learn(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata, key: usize) {
+pub unsafe fn learn(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata, key: usize) {
     // SAFETY: the caller's contract; the stack use is two slots of the metamethod's
     // LUA_MINSTACK.
     unsafe {
-        let desc = (*c).desc();
+        let desc = c.desc();
         let (rec, deref) = match (*desc).shape {
             Shape::Record => ((*desc).ty, false),
             Shape::Pointer(to) if shape(&(*st).types, to.id) == Shape::Record => (to, true),
@@ -298,7 +295,7 @@ pub unsafe fn call(l: *mut ffi::lua_State) -> Option<c_int> {
     // reads the called cdata at index 1.
     unsafe {
         let (_, _, _, c) = self_value(l, 1)?;
-        let stub = (*(*c).desc()).call_stub.get();
+        let stub = (*c.desc()).call_stub.get();
         (stub != 0).then(|| crate::native::call::call_stub(l, c, stub))
     }
 }

@@ -94,7 +94,7 @@ unsafe fn operand(l: *mut ffi::lua_State, st: *mut FfiState, idx: c_int) -> Opti
         match LuaStack::new(l).type_of(idx) {
             ffi::LUA_TUSERDATA => {
                 let c = cdata::to_cdata(l, st, idx);
-                if c.is_null() || (*c).form() == Form::CType {
+                if c.is_null() || c.form() == Form::CType {
                     return None;
                 }
                 let ty = cdata::type_of(c);

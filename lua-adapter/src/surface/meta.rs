@@ -73,6 +73,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
         }
         let methods = ffi::lua_gettop(l);
         let mut metatable_refs = [ffi::LUA_NOREF; 2];
+        let mut metatable_addrs = [0; 2];
         for with_gc in [false, true] {
             ffi::lua_createtable(l, 0, METHODS.len() as c_int + 3);
             for (name, _) in METHODS {
@@ -96,6 +97,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             // getmetatable(cdata) answers "ffi", as in LuaJIT.
             ffi::lua_pushstring(l, c"ffi".as_ptr());
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            metatable_addrs[with_gc as usize] = ffi::lua_topointer(l, -1) as usize;
             metatable_refs[with_gc as usize] = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         }
         (*st).set_refs(RegistryRefs {
@@ -105,6 +107,7 @@ pub unsafe fn create_metatables(l: *mut ffi::lua_State, st: *mut FfiState) {
             ctype_cache: ctype_cache_ref,
             field_keys: field_keys_ref,
         });
+        (*st).set_shared_metatables(metatable_addrs);
         ffi::lua_pop(l, 2); // the shared methods and the finalizer table
     }
 }
@@ -120,7 +123,7 @@ unsafe fn weak(l: *mut ffi::lua_State, mode: &std::ffi::CStr) {
 }
 
 /// The cdata at index 1 of a metamethod.
-unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> *mut Cdata {
+unsafe fn self_cdata(l: *mut ffi::lua_State, st: *mut FfiState) -> Cdata {
     // SAFETY: valid-L: only reads of existing stack slots.
     unsafe {
         // Lua runs a metamethod of the cdata metatable for a userdata only: no namespace
@@ -176,13 +179,13 @@ unsafe fn pointer_value(p: *const u8, sh: Shape) -> usize {
 }
 
 /// Resolves `cdata[key]` (key at index 2) as LuaJIT's `lj_cdata_index` does.
-unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Place {
+unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata) -> Place {
     // SAFETY: `c` is a live cdata at index 1; memory reached is the cdata's or what its
     // pointers point to (the user's responsibility, as in C).
     unsafe {
         let types = &(*st).types;
         let mut ty = cdata::type_of(c);
-        if (*c).form() == Form::CType {
+        if c.form() == Form::CType {
             if let Some(k) = record_constant(l, types, ty) {
                 return Place::Const(k);
             }
@@ -203,7 +206,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             }),
             ffi::LUA_TUSERDATA => {
                 let k = cdata::to_cdata(l, st, 2);
-                if !k.is_null() && (*k).form() != Form::CType {
+                if !k.is_null() && k.form() != Form::CType {
                     match shape(types, cdata::type_of(k).id) {
                         Shape::Int { size, signed } => Some(read_int(cdata::bytes(k), size, signed) as i64),
                         _ => None,
@@ -215,7 +218,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
             _ => None,
         };
         if let Some(i) = index {
-            let desc = &*(*c).desc();
+            let desc = &*c.desc();
             match desc.shape {
                 Shape::Pointer(elem) | Shape::Ptr32(elem) => {
                     let Some(sz) = desc.elem_size.or_else(|| types.size_of(elem.id).ok()) else {
@@ -257,7 +260,7 @@ unsafe fn resolve(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> P
         let k = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
         let key = std::slice::from_raw_parts(k, len);
         let mut quals = ty.quals;
-        let mut sh = (*(*c).desc()).shape;
+        let mut sh = (*c.desc()).shape;
         if let Shape::Pointer(to) | Shape::Ptr32(to) = sh {
             // `p.x` on a pointer to a record is `p->x`.
             let to_shape = shape(&(*st).types, to.id);
@@ -371,12 +374,12 @@ unsafe fn index_meta(l: *mut ffi::lua_State, st: *mut FfiState, ty: QualType, se
 /// # Safety
 /// `c` is the live cdata at index 1 of a metamethod; `st` its state.
 #[inline]
-unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8, Quals)> {
+unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata) -> Option<(*mut u8, u8, Quals)> {
     // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid;
     // the key string stays at index 2 while its bytes are read.
     unsafe {
-        let desc = &*(*c).desc();
-        if desc.shape != Shape::Record || (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+        let desc = &*c.desc();
+        if desc.shape != Shape::Record || c.form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return None;
         }
         let mut len = 0usize;
@@ -398,12 +401,12 @@ unsafe fn float_member(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata)
 /// # Safety
 /// As [`float_member`]; the element's memory is the user's responsibility, as in C.
 #[inline]
-unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<(*mut u8, u8)> {
+unsafe fn float_element(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata) -> Option<(*mut u8, u8)> {
     // SAFETY: `c` is a live cdata (caller's contract): its descriptor and bytes are valid.
     unsafe {
-        let desc = &*(*c).desc();
+        let desc = &*c.desc();
         let (Shape::Pointer(elem) | Shape::Array(elem, _)) = desc.shape else { return None };
-        if (*c).form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+        if c.form() == Form::CType || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
             return None;
         }
         let (Shape::Float { size }, Some(step)) = (shape(&(*st).types, elem.id), desc.elem_size) else {
@@ -523,7 +526,7 @@ unsafe fn newindex_slow(l: *mut ffi::lua_State) -> c_int {
             }
             Place::Bits { ty, bits, record, .. } => convert::store_bitfield(l, st, 3, ty, bits, record),
             Place::Missing { ty } => {
-                if (*c).form() != Form::CType && ty.quals.is_const && push_metamethod(l, st, ty, c"__newindex") {
+                if c.form() != Form::CType && ty.quals.is_const && push_metamethod(l, st, ty, c"__newindex") {
                     ffi::lua_pop(l, 1);
                     convert::raise_conv(l, st, ConvError::WriteConst);
                 }
@@ -594,12 +597,12 @@ pub fn int64_string(v: u64, signed: bool) -> String {
     }
 }
 
-unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) -> Option<String> {
+unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: Cdata) -> Option<String> {
     // SAFETY: `c` is a live cdata; its bytes have its type's size.
     unsafe {
         let types = &(*st).types;
         let ty = cdata::type_of(c);
-        if (*c).form() == Form::CType {
+        if c.form() == Form::CType {
             return Some(format!("ctype<{}>", repr(types, ty, false)));
         }
         let p = cdata::bytes(c);
@@ -612,7 +615,7 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
             Shape::Int { size, .. } if matches!(types.get(ty.id), abi_model::CType::Enum(_)) => {
                 return Some(format!(
                     "cdata<{}>: {}",
-                    repr(types, ty, (*c).form() == Form::Ref),
+                    repr(types, ty, c.form() == Form::Ref),
                     read_int(p, size, true) as i32
                 ));
             }
@@ -632,7 +635,7 @@ unsafe fn tostring_of(l: *mut ffi::lua_State, st: *mut FfiState, c: *mut Cdata) 
             Shape::Func => read_int(p, std::mem::size_of::<usize>() as u8, false) as usize,
             _ => p as usize,
         };
-        Some(format!("cdata<{}>: {}", repr(&(*st).types, ty, (*c).form() == Form::Ref), format_ptr(shown)))
+        Some(format!("cdata<{}>: {}", repr(&(*st).types, ty, c.form() == Form::Ref), format_ptr(shown)))
     }
 }
 
@@ -675,9 +678,9 @@ unsafe fn call_slow(l: *mut ffi::lua_State) -> c_int {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         let ty = cdata::type_of(c);
-        if (*c).form() != Form::CType {
+        if c.form() != Form::CType {
             // The hot path: the type's stub is cached on its descriptor once it ran.
-            let stub = (*(*c).desc()).call_stub.get();
+            let stub = (*c.desc()).call_stub.get();
             if stub != 0 {
                 return crate::native::call::call_stub(l, c, stub);
             }
@@ -697,7 +700,7 @@ unsafe fn call_slow(l: *mut ffi::lua_State) -> c_int {
                 }
             }
         }
-        if (*c).form() == Form::CType {
+        if c.form() == Form::CType {
             if push_metamethod(l, st, ty, c"__new") {
                 ffi::lua_insert(l, 1);
                 ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
@@ -754,7 +757,7 @@ unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
         let event = op.event();
         for i in [1, 2] {
             let c = cdata::to_cdata(l, st, i);
-            if !c.is_null() && (*c).form() != Form::CType && push_metamethod(l, st, cdata::type_of(c), event) {
+            if !c.is_null() && c.form() != Form::CType && push_metamethod(l, st, cdata::type_of(c), event) {
                 ffi::lua_pushvalue(l, 1);
                 ffi::lua_pushvalue(l, 2);
                 ffi::lua_call(l, 2, 1);
@@ -767,7 +770,7 @@ unsafe fn arith(l: *mut ffi::lua_State, op: Op) -> c_int {
         }
         let name = |i: c_int| -> String {
             let c = cdata::to_cdata(l, st, i);
-            if !c.is_null() && (*c).form() != Form::CType {
+            if !c.is_null() && c.form() != Form::CType {
                 repr(&(*st).types, cdata::type_of(c), false)
             } else if !c.is_null() {
                 "ctype".into()
@@ -807,7 +810,7 @@ unsafe fn pairs(l: *mut ffi::lua_State, event: &std::ffi::CStr) -> c_int {
         let st = state::from_upvalue(l);
         let c = self_cdata(l, st);
         let ty = cdata::type_of(c);
-        if (*c).form() != Form::CType && push_metamethod(l, st, ty, event) {
+        if c.form() != Form::CType && push_metamethod(l, st, ty, event) {
             ffi::lua_insert(l, 1);
             ffi::lua_call(l, ffi::lua_gettop(l) - 1, ffi::LUA_MULTRET);
             return ffi::lua_gettop(l);

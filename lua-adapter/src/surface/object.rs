@@ -158,8 +158,8 @@ pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c
     // SAFETY: valid-L with 3 free slots, live-state `st`, valid indices with a cdata at
     // `cd_idx` (this function's contract): the finalizer table (made by `create_metatables`
     // when the module opened, before any of its C functions runs) and two copies take three
-    // slots, `raw_set` pops two, then one copy of the cdata for `set_meta`, which needs a free
-    // slot. raise-clean: `raw_set` and `set_meta` may raise a memory error; nothing is owned.
+    // slots, `raw_set` pops two, then `to_cdata` (2 slots), then one copy of the cdata for `set_meta_of`, which needs a
+    // free slot. raise-clean: `raw_set` and `set_meta_of` may raise a memory error; nothing is owned.
     unsafe {
         let s = LuaStack::new(l);
         let cd = s.abs_index(cd_idx);
@@ -170,8 +170,9 @@ pub unsafe fn set_finalizer(l: *mut ffi::lua_State, st: *mut FfiState, cd_idx: c
         s.raw_set(-3);
         s.pop(1);
         if !s.is_nil(f) {
+            let c = cdata::to_cdata(l, st, cd);
             s.push_copy(cd);
-            cdata::set_meta(l, st, true);
+            cdata::set_meta_of(l, st, c, true);
             s.pop(1);
         }
     }

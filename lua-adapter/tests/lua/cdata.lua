@@ -348,4 +348,23 @@ do
   T.err("attempt to write to constant location", "member of a const struct", function() cv.d = 1 end)
 end
 
+-- The debug library can give another userdata a cdata's metatable (as it can any C library's,
+-- whose luaL_checkudata then takes it for its own): that never makes a cdata of it larger than
+-- its block. On 5.1-5.3 a struct value is told by its type's own metatable, so the block of a
+-- file handle with a 64-byte struct's metatable is no cdata; elsewhere it has no header.
+T.ours("LuaJIT's cdata metatable cannot be moved", function()
+  ffi.cdef "typedef struct { double a[8]; } cd_big;"
+  local big = ffi.new("cd_big")
+  local f = io.tmpfile()
+  local file_mt = debug.getmetatable(f)
+  debug.setmetatable(f, debug.getmetatable(big))
+  local ok, msg = pcall(function() return f.a end)
+  debug.setmetatable(f, file_mt)
+  f:close()
+  T.ok(not ok and tostring(msg):find("cdata expected", 1, true) ~= nil,
+    "a smaller userdata with a struct's metatable is not a cdata (" .. tostring(msg) .. ")")
+  big.a[7] = 3
+  T.eq(big.a[7], 3, "the struct itself is still one")
+end)
+
 T.done("cdata.lua")
