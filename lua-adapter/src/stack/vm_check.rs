@@ -459,12 +459,7 @@ unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
         let pushed_float = tag(&vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
         let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
         ffi::lua_pop(l, 2);
-        pushed_int
-            && pushed_float
-            && moved
-            && strings_match(l, vm, top0)
-            && userdata_matches(l, vm, top0)
-            && room_matches(l, vm)
+        pushed_int && pushed_float && moved && strings_match(l, vm) && userdata_matches(l, vm) && room_matches(l, vm)
     }
 }
 
@@ -503,19 +498,32 @@ unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
     }
 }
 
+/// The slot of the value at the top of `l`'s stack, read with the layout's `L->top` (checked
+/// before this is used): after an allocation, which may run a collection step that moves the
+/// stack (5.2+ shrink a thread's stack as they traverse it), the slot is not where it was.
+///
+/// # Safety
+/// `vm`'s `top` offset is verified for `l`, and a value is on the stack above the frame's base.
+unsafe fn top_value(l: *mut ffi::lua_State, vm: &LuaVm) -> usize {
+    // SAFETY: the caller's contract: `L->top` is at `vm.top`, one slot above the top value.
+    unsafe { read::<usize>(l as usize + vm.top as usize) - vm.slot as usize }
+}
+
 /// Whether a userdata made as value cdata are (no user values) has its block, length and
 /// metatable where the layout says.
-unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
-    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); the userdata is on the
-    // stack while its block is read at the offsets the layout names.
+unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`), `L->top`'s offset checked
+    // before; the userdata is on the stack while its block is read at the offsets the layout
+    // names, from its slot found after the allocations.
     unsafe {
         let ud = vm.userdata;
         let block = crate::stack::new_userdata(l, 48, 0) as usize;
         ffi::lua_createtable(l, 0, 0);
         let mt = ffi::lua_topointer(l, -1) as usize;
         ffi::lua_setmetatable(l, -2);
-        let u: usize = read(top0);
-        let ok = tag(&vm, top0) == ud.tag
+        let at = top_value(l, &vm);
+        let u: usize = read(at);
+        let ok = tag(&vm, at) == ud.tag
             && plausible(u)
             && u + ud.block_at as usize == block
             && read::<usize>(u + ud.len_at as usize) == 48
@@ -527,13 +535,13 @@ unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bo
 }
 
 /// Whether a short and a long string (and nil) are where the layout says.
-unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool {
-    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`) and `top0` the verified
-    // `L->top`; each string is on the stack while its bytes are compared with what `lua_tolstring`
-    // returns.
+unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`), `L->top`'s offset checked
+    // before; each string is on the stack while its bytes, read from its slot found after its
+    // allocation, are compared with what `lua_tolstring` returns.
     unsafe {
         ffi::lua_pushnil(l);
-        let nil_ok = tag(&vm, top0) == vm.nil_tag;
+        let nil_ok = tag(&vm, top_value(l, &vm)) == vm.nil_tag;
         ffi::lua_pop(l, 1);
         let long = [b'x'; 120];
         let mut ok = nil_ok;
@@ -543,13 +551,14 @@ unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm, top0: usize) -> bool 
         ] {
             ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
             let api = ffi::lua_tolstring(l, -1, std::ptr::null_mut()) as usize;
-            let ts: usize = read(top0);
+            let at = top_value(l, &vm);
+            let ts: usize = read(at);
             let ours = match bytes {
                 abi_model::lua::vm::StrBytes::At(o) => ts + o as usize,
                 abi_model::lua::vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
                 abi_model::lua::vm::StrBytes::Via(_) => 0,
             };
-            ok &= tag(&vm, top0) == t && plausible(ts) && ours == api;
+            ok &= tag(&vm, at) == t && plausible(ts) && ours == api;
             ffi::lua_pop(l, 1);
         }
         ok
