@@ -280,8 +280,8 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
         // SAFETY: valid-L; the userdata has room for the header (if any) and `len` bytes after
         // it, aligned to BLOCK_ALIGN (HEADER is a multiple of it), so to the type's alignment.
         unsafe {
-            let c = push_inline(l, st, desc, len);
-            std::ptr::write_bytes(bytes(c), 0, len);
+            let (c, at) = push_inline(l, st, desc, len);
+            std::ptr::write_bytes(at, 0, len);
             return c;
         }
     }
@@ -305,11 +305,17 @@ pub unsafe fn push_value(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const
 
 /// Pushes a new inline value of type `desc` (size `len`, aligned no more than a block) with
 /// its bytes not yet written, with its metatable: bare when [`CTypeDesc::bare`] says so.
+/// Returns it and the address of its bytes.
 ///
 /// # Safety
 /// As [`push_value`]; the type is as said.
 #[inline(always)]
-unsafe fn push_inline(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, len: usize) -> Cdata {
+unsafe fn push_inline(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    desc: *const CTypeDesc,
+    len: usize,
+) -> (Cdata, *mut u8) {
     // SAFETY: valid-L with 2 free slots (caller's contract) and a live desc; the block has
     // `len` bytes after the header (none for a bare value).
     unsafe {
@@ -317,12 +323,12 @@ unsafe fn push_inline(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CT
             let mt = value_metatable(l, st, desc);
             let block = new_userdata(l, len, 0) as *mut u8;
             set_bare_meta(l, st, desc, block, mt);
-            return Cdata::bare(block, desc);
+            return (Cdata::bare(block, desc), block);
         }
         let block = new_userdata(l, HEADER + len, 0) as *mut u8;
         let c = write_header(block, st, desc as usize | storage::INLINE);
         set_plain_meta(l, st, block);
-        c
+        (c, block.add(HEADER))
     }
 }
 
@@ -335,7 +341,8 @@ unsafe fn push_inline(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CT
 #[inline(always)]
 unsafe fn value_metatable(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc) -> usize {
     // SAFETY: a live desc (caller's contract).
-    let mt = unsafe { (*desc).value_metatables.get().addr };
+    // The address alone, not the whole cell's value.
+    let mt = unsafe { (*(*desc).value_metatables.as_ptr()).addr };
     if mt != ValueMetatables::UNMADE.addr {
         return mt;
     }
@@ -471,12 +478,13 @@ pub unsafe fn push_scalar(
     // for the type (the block is aligned to BLOCK_ALIGN, a multiple of the type's alignment
     // here, and so is HEADER).
     unsafe {
-        let c = if (*desc).align as usize > BLOCK_ALIGN || (*desc).size != Some(len as u64) {
-            push_value(l, st, desc, len)
-        } else {
-            push_inline(l, st, desc, len)
-        };
-        store(bytes(c));
+        if (*desc).align as usize > BLOCK_ALIGN || (*desc).size != Some(len as u64) {
+            let c = push_value(l, st, desc, len);
+            store(bytes(c));
+            return c;
+        }
+        let (c, at) = push_inline(l, st, desc, len);
+        store(at);
         c
     }
 }
@@ -792,11 +800,16 @@ unsafe fn cdata_in_block(block: usize, len: usize, st: *const FfiState, metatabl
     unsafe {
         if BARE_VALUES {
             let mt = metatable();
-            if !(*st).is_shared_metatable(mt) {
-                return match (*st).bare_value_desc(mt) {
-                    Some(desc) if (*desc).size.is_some_and(|size| len as u64 >= size) => Cdata::bare(b, desc),
-                    _ => Cdata::NULL,
-                };
+            let found = match (*st).recent_bare_value_desc(mt) {
+                Some(found) => Some(found),
+                None if (*st).is_shared_metatable(mt) => None,
+                None => match (*st).bare_value_desc(mt) {
+                    Some(found) => Some(found),
+                    None => return Cdata::NULL,
+                },
+            };
+            if let Some((desc, size)) = found {
+                return if len as u64 >= size { Cdata::bare(b, desc) } else { Cdata::NULL };
             }
         }
         if len < HEADER || std::ptr::addr_of!((*(b as *const Header)).tag).read_unaligned() != tag_of(b, st) {

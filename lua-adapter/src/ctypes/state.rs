@@ -113,9 +113,12 @@ pub struct FfiState {
     /// Lua 5.1–5.3: the types' own value metatables by address
     /// ([`crate::cdata::BARE_VALUES`]): how a bare value's type is found.
     bare_metatables: FxHashMap<usize, NonNull<CTypeDesc>>,
-    /// The entry of `bare_metatables` found last (a loop over values of one type looks up
-    /// the same metatable again and again).
-    bare_recent: std::cell::Cell<(usize, *const CTypeDesc)>,
+    /// The entry of `bare_metatables` found last, with its type's size (a loop over values
+    /// of one type looks up the same metatable again and again): three cells, read as
+    /// three words (a tuple in one cell was copied through the stack).
+    bare_recent_mt: std::cell::Cell<usize>,
+    bare_recent_desc: std::cell::Cell<*const CTypeDesc>,
+    bare_recent_size: std::cell::Cell<u64>,
     /// Where this state lives for good (set once it is boxed, `crate::native::state::State::boxed`),
     /// the pointer descriptors carry; null before.
     address: *mut FfiState,
@@ -420,7 +423,9 @@ impl FfiState {
             metatable_addr: None,
             shared_metatables: [0; 2],
             bare_metatables: FxHashMap::default(),
-            bare_recent: std::cell::Cell::new((0, std::ptr::null())),
+            bare_recent_mt: std::cell::Cell::new(0),
+            bare_recent_desc: std::cell::Cell::new(std::ptr::null()),
+            bare_recent_size: std::cell::Cell::new(0),
             address: std::ptr::null_mut(),
             members: Box::new([const { None }; MEMBER_CACHE]),
             fields: Box::new([Field::EMPTY; FIELD_CACHE]),
@@ -518,16 +523,24 @@ impl FfiState {
         }
     }
 
-    /// The type whose bare values have the metatable at `mt`, if any.
+    /// The type whose bare values have the metatable at `mt`, and its size, when it is the
+    /// one found last ([`FfiState::bare_value_desc`]).
     #[inline(always)]
-    pub fn bare_value_desc(&self, mt: usize) -> Option<*const CTypeDesc> {
-        let (recent, desc) = self.bare_recent.get();
-        if recent == mt && mt != 0 {
-            return Some(desc);
-        }
+    pub fn recent_bare_value_desc(&self, mt: usize) -> Option<(*const CTypeDesc, u64)> {
+        (self.bare_recent_mt.get() == mt && mt != 0).then(|| (self.bare_recent_desc.get(), self.bare_recent_size.get()))
+    }
+
+    /// The type whose bare values have the metatable at `mt`, if any, and its size; kept as
+    /// the one found last.
+    #[inline]
+    pub fn bare_value_desc(&self, mt: usize) -> Option<(*const CTypeDesc, u64)> {
         let desc = self.bare_metatables.get(&mt)?.as_ptr() as *const CTypeDesc;
-        self.bare_recent.set((mt, desc));
-        Some(desc)
+        // SAFETY: a descriptor of this state lives as long as it.
+        let size = unsafe { (*desc).size.unwrap_or(0) };
+        self.bare_recent_mt.set(mt);
+        self.bare_recent_desc.set(desc);
+        self.bare_recent_size.set(size);
+        Some((desc, size))
     }
 
     /// The cdata metatable's address, once recorded ([`FfiState::set_shared_metatables`]).
