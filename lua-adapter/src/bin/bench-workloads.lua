@@ -154,8 +154,8 @@ end
 -- Memory of `struct { double x, y; }` in a table (bytes per object as Lua's allocator
 -- counts them, the table's slot included), against a hand-written 16-byte full userdata: what
 -- the second n objects add, over n, so that what a loop allocates once is not counted per
--- object (a type's own metatables on 5.1-5.3, ~2 KB; on 5.2 the records of deeper calls,
--- 0.6 KB: 0.002 and 0.0006 B on each of 1M).
+-- object (a type's own metatable on 5.1-5.3, ~1.3 KB; on 5.2 the records of deeper calls,
+-- 0.6 KB: 0.0013 and 0.0006 B on each of 1M).
 local function bytes_per(new, n)
   collectgarbage(); collectgarbage()
   local t = {}

@@ -304,13 +304,14 @@ pub struct CTypeDesc {
 }
 
 /// A type's own metatables for its bare values ([`CTypeDesc::value_metatables`]): copies of
-/// the two shared cdata metatables, anchored in the registry for the state's life, which
+/// the two shared cdata metatables (the one with `__gc` made with the type's first
+/// finalizer), anchored in the registry for the state's life, which
 /// [`FfiState::bare_value_desc`] maps back to the type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValueMetatables {
     /// The plain one's address (what `lua_topointer` gives).
     pub addr: usize,
-    /// Registry references: the plain one, the one with `__gc`.
+    /// Registry references: the plain one, the one with `__gc` (`LUA_NOREF` until made).
     pub refs: [c_int; 2],
 }
 
