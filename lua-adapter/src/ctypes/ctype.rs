@@ -105,6 +105,17 @@ pub fn shape(types: &TypeTable, id: TypeId) -> Shape {
     }
 }
 
+/// The function type a cdata of type `ty` calls: its own (a function) or its target's (a
+/// pointer to a function).
+#[inline]
+pub fn callable_type(types: &TypeTable, ty: TypeId) -> Option<TypeId> {
+    match types.get(ty) {
+        CType::Function(_) => Some(ty),
+        CType::Pointer(to) if matches!(types.get(to.id), CType::Function(_)) => Some(to.id),
+        _ => None,
+    }
+}
+
 /// Whether a Lua string converts to a pointer of shape `to` as its bytes: the target is
 /// `const` and a 1-byte integer or `void` (what LuaJIT's `const char []` source allows).
 pub fn string_passes_as(types: &TypeTable, to: Shape) -> bool {

@@ -20,7 +20,7 @@ use abi_model::lua::vm::LuaVm;
 use abi_model::{ArrayLen, CType, IntKind, QualType, Quals, Target, TypeId, TypeTable};
 use mlua::ffi;
 
-use crate::ctypes::ctype::{shape, Shape};
+use crate::ctypes::ctype::{callable_type, shape, Shape};
 use crate::os::chunks::Chunks;
 
 /// Most declaration strings [`FfiState::parsed`] holds.
@@ -329,11 +329,6 @@ impl CTypeDesc {
         // `void` and functions never have a size: not asked, since the answer would be an
         // error spelling the type out (a string per function descriptor).
         let sizeless = matches!(shape, Shape::Void | Shape::Func);
-        let callable = match types.get(ty.id) {
-            CType::Function(_) => true,
-            CType::Pointer(to) => matches!(types.get(to.id), CType::Function(_)),
-            _ => false,
-        };
         let layout = if sizeless { None } else { types.layout(ty.id).ok() };
         let elem_size = match shape {
             // A pointer to a function or `void` has no element size (not asked, as above).
@@ -369,7 +364,7 @@ impl CTypeDesc {
             tier0_entry: std::cell::Cell::new(0),
             tier0: std::cell::Cell::new(0),
             tier0_call: std::cell::Cell::new(0),
-            bare: !callable,
+            bare: callable_type(types, ty.id).is_none(),
             value_metatables: std::cell::Cell::new(ValueMetatables::UNMADE),
         }
     }

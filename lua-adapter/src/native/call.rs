@@ -403,16 +403,7 @@ pub(crate) fn call_slots(st: &State) -> CallSlots {
     }
 }
 
-/// The function type a cdata of type `ty` calls: its own (a function) or its target's (a
-/// pointer to a function).
-#[inline]
-pub fn callable_type(types: &TypeTable, ty: TypeId) -> Option<TypeId> {
-    match types.get(ty) {
-        CType::Function(_) => Some(ty),
-        CType::Pointer(to) if matches!(types.get(to.id), CType::Function(_)) => Some(to.id),
-        _ => None,
-    }
-}
+pub use crate::ctypes::ctype::callable_type;
 
 /// Whether the value at `idx` is a callable cdata (a function or a function pointer).
 ///
