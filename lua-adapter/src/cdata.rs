@@ -322,7 +322,7 @@ unsafe fn push_inline(
         if BARE_VALUES && (*desc).bare {
             let mt = value_metatable(l, st, desc);
             let block = new_userdata(l, len, 0) as *mut u8;
-            set_bare_meta(l, st, desc, block, mt);
+            set_new_meta(l, st, block, Some(mt), || (*desc).value_metatables.get().refs[0]);
             return (Cdata::bare(block, desc), block);
         }
         let block = new_userdata(l, HEADER + len, 0) as *mut u8;
@@ -407,66 +407,64 @@ unsafe fn copy_metatable(
     }
 }
 
-/// Gives the bare value just made at the top (block `block`, type `desc`) its type's plain
-/// metatable, at address `mt`: stored directly with the verified layout, as
-/// [`set_plain_meta`] does, through the API otherwise.
+/// Where the `Udata` whose block is at `block` keeps its metatable, as the verified layout
+/// `vm` places it (`block - block_at` is the `Udata`, on 5.4+ one without user values).
+#[inline(always)]
+fn metatable_field(vm: &abi_model::lua::vm::LuaVm, block: usize) -> *mut usize {
+    let ud = vm.userdata;
+    block.wrapping_sub(ud.block_at as usize).wrapping_add(ud.metatable_at as usize) as *mut usize
+}
+
+/// Gives the userdata just made at the top, whose block (made with no user values) is at
+/// `block`, a metatable without `__gc` anchored in the registry for the state's life: with
+/// the verified layout and its address `mt` known, that address is stored into the
+/// userdata's `metatable` field as `lua_setmetatable` stores it, without the call (a third
+/// of the cost of a boxed 64-bit result on Lua 5.1 besides the allocation); through the API
+/// otherwise, pushing it from registry reference `r()`.
+///
+/// No write barrier is needed for the store: the metatable is anchored in the registry for
+/// the state's whole life, so every collection reaches it from the roots whatever the new
+/// userdata's colour (Lua 5.3+ may run a step inside `lua_newuserdata`, after making it),
+/// and it has no `__gc`, so `lua_setmetatable` would not mark the userdata for finalization
+/// either.
 ///
 /// # Safety
-/// As [`set_plain_meta`]; `mt` is `desc`'s plain value metatable.
+/// `l` valid with a free slot; the top is the full userdata whose block is `block`, made by
+/// [`new_userdata`] in this call with no user values (on 5.1–5.3, with any: their user value
+/// is in the userdata's header, which the count does not change); `mt`, when given, is the
+/// address of the table at `r()`, which is as said.
 #[inline(always)]
-unsafe fn set_bare_meta(l: *mut ffi::lua_State, st: *mut FfiState, desc: *const CTypeDesc, block: *mut u8, mt: usize) {
-    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract). With
-    // the verified layout, `block - block_at` is its `Udata` and `metatable_at` its
-    // `metatable` field; the type's metatable is anchored in the registry for the state's
-    // life and has no `__gc`, so no barrier is owed. The API path pushes one value.
+unsafe fn set_new_meta(
+    l: *mut ffi::lua_State,
+    st: *mut FfiState,
+    block: *mut u8,
+    mt: Option<usize>,
+    r: impl FnOnce() -> c_int,
+) {
+    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract); with
+    // the verified layout, `metatable_field` is its `metatable` field; the metatable is
+    // anchored for the state's life and has no `__gc`, so no barrier is owed.
     unsafe {
-        match (*st).inline_vm() {
-            Some(vm) => {
-                let ud = vm.userdata;
-                let field = block.wrapping_sub(ud.block_at as usize).wrapping_add(ud.metatable_at as usize);
-                (field as *mut usize).write_unaligned(mt);
-            }
-            None => {
-                let r = (*desc).value_metatables.get().refs[0];
-                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r as ffi::lua_Integer);
+        match ((*st).inline_vm(), mt) {
+            (Some(vm), Some(mt)) => metatable_field(vm, block as usize).write_unaligned(mt),
+            _ => {
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, r() as ffi::lua_Integer);
                 ffi::lua_setmetatable(l, -2);
             }
         }
     }
 }
 
-/// [`set_meta`] without `__gc` for the userdata just made at the top, whose block (made with
-/// no user values) is at `block`: with the verified layout, the metatable's address is
-/// stored into the userdata's `metatable` field as `lua_setmetatable` stores it, without
-/// the call (a third of the cost of a boxed 64-bit result on Lua 5.1 besides the
-/// allocation); through the API otherwise, or until the address is known.
-///
-/// No write barrier is needed for the store: the plain metatable is anchored in the
-/// registry for the state's whole life, so every collection reaches it from the roots
-/// whatever the new userdata's colour (Lua 5.3+ may run a step inside `lua_newuserdata`,
-/// after making it), and the metatable has no `__gc`, so `lua_setmetatable` would not mark
-/// the userdata for finalization either.
+/// [`set_meta`] without `__gc` for the userdata just made at the top ([`set_new_meta`] with
+/// the shared metatable).
 ///
 /// # Safety
-/// As [`set_meta`]; `block` is the block of the full userdata at the top, made by
-/// [`new_userdata`] in this call with no user values (on 5.1–5.3, with any: their user value is
-/// in the userdata's header, which the count does not change).
+/// As [`set_new_meta`].
 #[inline(always)]
 unsafe fn set_plain_meta(l: *mut ffi::lua_State, st: *mut FfiState, block: *mut u8) {
-    // SAFETY: valid-L with a free slot and the userdata at the top (caller's contract). With
-    // the verified layout, `block - block_at` is its `Udata` (a `Udata0` on 5.4+: no user
-    // values) and `metatable_at` its `metatable` field; the address stored is the plain
-    // metatable's, anchored in the registry for the state's life, so no barrier is owed.
-    unsafe {
-        match ((*st).inline_vm(), (*st).metatable_addr()) {
-            (Some(vm), Some(mt)) => {
-                let ud = vm.userdata;
-                let field = block.wrapping_sub(ud.block_at as usize).wrapping_add(ud.metatable_at as usize);
-                (field as *mut usize).write_unaligned(mt);
-            }
-            _ => set_meta(l, st, false),
-        }
-    }
+    // SAFETY: the caller's contract; the shared metatable's address is recorded with it
+    // (`create_metatables`).
+    unsafe { set_new_meta(l, st, block, (*st).metatable_addr(), || (*st).refs().metatable) }
 }
 
 /// Pushes a new value cdata of the scalar type `desc` (`len` bytes, at most 8) holding the low
@@ -800,15 +798,9 @@ unsafe fn stack_userdata_cdata(l: *mut ffi::lua_State, st: *const FfiState, idx:
 #[inline(always)]
 pub unsafe fn in_block(vm: &abi_model::lua::vm::LuaVm, block: usize, len: usize, st: *const FfiState) -> Cdata {
     // SAFETY: `block` is a userdata block of `len` bytes laid out as `vm` says (caller's
-    // contract): its `Udata`'s metatable field is where `vm` puts it, as `set_plain_meta`
+    // contract): its `Udata`'s metatable field is where `vm` puts it, as `set_new_meta`
     // writes it.
-    unsafe {
-        let metatable = || {
-            let ud = vm.userdata;
-            ((block - ud.block_at as usize + ud.metatable_at as usize) as *const usize).read_unaligned()
-        };
-        cdata_in_block(block, len, st, metatable)
-    }
+    unsafe { cdata_in_block(block, len, st, || metatable_field(vm, block).read_unaligned()) }
 }
 
 /// The cdata of `st` whose userdata block of `len` bytes is at `block`, or [`Cdata::NULL`];

@@ -102,13 +102,11 @@ pub struct FfiState {
     /// The Lua stack layout stubs read and write inline, once checked against the running
     /// Lua ([`crate::stack::vm_check`]); `None`: every conversion through the C API.
     inline_vm: Option<LuaVm>,
-    /// The address of the cdata metatable without `__gc` (its `Table`, what
-    /// `lua_topointer` gives), once looked up: [`crate::cdata`] stores it into the userdata it
-    /// makes with the verified layout, without `lua_setmetatable`. The registry keeps the
-    /// table alive as long as the state.
-    metatable_addr: Option<usize>,
-    /// The addresses of both shared cdata metatables (without and with `__gc`; 0 before
-    /// [`FfiState::set_shared_metatables`]).
+    /// The addresses of both shared cdata metatables, without and with `__gc` (their
+    /// `Table`s, what `lua_topointer` gives; 0 before [`FfiState::set_shared_metatables`]):
+    /// [`crate::cdata`] stores the first into the userdata it makes with the verified
+    /// layout, without `lua_setmetatable`. The registry keeps both alive as long as the
+    /// state.
     shared_metatables: [usize; 2],
     /// Lua 5.1–5.3: the types' own value metatables by address
     /// ([`crate::cdata::BARE_VALUES`]): how a bare value's type is found.
@@ -416,7 +414,6 @@ impl FfiState {
                 field_keys: ffi::LUA_NOREF,
             },
             inline_vm: None,
-            metatable_addr: None,
             shared_metatables: [0; 2],
             bare_metatables: FxHashMap::default(),
             bare_recent_mt: std::cell::Cell::new(0),
@@ -503,7 +500,6 @@ impl FfiState {
     /// they are made; the first is [`FfiState::metatable_addr`] from then on.
     pub fn set_shared_metatables(&mut self, addrs: [usize; 2]) {
         self.shared_metatables = addrs;
-        self.metatable_addr = Some(addrs[0]);
     }
 
     /// Whether `mt` is the address of one of the shared cdata metatables.
@@ -542,7 +538,8 @@ impl FfiState {
     /// The cdata metatable's address, once recorded ([`FfiState::set_shared_metatables`]).
     #[inline]
     pub fn metatable_addr(&self) -> Option<usize> {
-        self.metatable_addr
+        let addr = self.shared_metatables[0];
+        (addr != 0).then_some(addr)
     }
 
     /// Records the result of checking the running Lua's stack layout.
