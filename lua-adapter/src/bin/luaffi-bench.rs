@@ -271,6 +271,104 @@ unsafe extern "C-unwind" fn hand_vec2_newindex(l: *mut ffi::lua_State) -> c_int 
     }
 }
 
+/// The registry reference of the metatable of [`hand_qsort_double`]'s pointer boxes (made by
+/// the first box).
+static DPTR_META: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// The state of the running [`hand_qsort_double`]: qsort's comparator has no context argument.
+static QSORT_STATE: std::sync::atomic::AtomicPtr<ffi::lua_State> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+/// Whether the Lua comparator of the running [`hand_qsort_double`] raised an error (left at the
+/// top of its stack); the comparisons after it return 0 without calling it.
+static QSORT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" {
+    /// The C library's qsort, the one `ffi.C.qsort` calls.
+    fn qsort(
+        base: *mut c_void,
+        n: usize,
+        size: usize,
+        cmp: unsafe extern "C" fn(*const c_void, *const c_void) -> c_int,
+    );
+}
+
+/// `__index` of a hand-written `const double *` box: `p[k]` for an integer `k`.
+unsafe extern "C-unwind" fn hand_dptr_index(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `__index` of the boxes `hand_compare` makes: index 1 holds a pointer into the
+    // array being sorted. Like a hand binding, it trusts `k` (the comparator reads [0]).
+    unsafe {
+        let p = *(ffi::lua_touserdata(l, 1) as *const *const f64);
+        let k = ffi::luaL_checkinteger(l, 2);
+        ffi::lua_pushnumber(l, *p.offset(k as isize));
+        1
+    }
+}
+
+/// Pushes a new full userdata holding `p`, with the `const double *` box metatable.
+///
+/// # Safety
+/// `l` valid with 4 free slots.
+unsafe fn push_dptr(l: *mut ffi::lua_State, p: *const c_void) {
+    // SAFETY: valid-L (the caller's contract); the new userdata has room for a pointer.
+    unsafe {
+        (ffi::lua_newuserdata(l, std::mem::size_of::<usize>()) as *mut *const c_void).write(p);
+        set_kept_metatable(l, &DPTR_META, |l| {
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushcfunction(l, hand_dptr_index);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        });
+    }
+}
+
+/// The comparator [`hand_qsort_double`] gives qsort: the Lua function (stack index 3) called
+/// with the two elements boxed as `const double *` userdata, under `lua_pcall` as a callback is.
+/// It boxes outside the protection, as a hand binding would (an out-of-memory error there
+/// would unwind through qsort): the baseline is the cheapest plausible binding, not a safe one.
+unsafe extern "C" fn hand_compare(a: *const c_void, b: *const c_void) -> c_int {
+    use std::sync::atomic::Ordering::Relaxed;
+    if QSORT_FAILED.load(Relaxed) {
+        return 0;
+    }
+    let l = QSORT_STATE.load(Relaxed);
+    // SAFETY: `l` is the state of the running `hand_qsort_double`, whose stack holds the
+    // function at index 3 and nothing above it between comparisons.
+    unsafe {
+        ffi::luaL_checkstack(l, 5, std::ptr::null());
+        ffi::lua_pushvalue(l, 3);
+        push_dptr(l, a);
+        push_dptr(l, b);
+        if ffi::lua_pcall(l, 2, 1, 0) != ffi::LUA_OK {
+            QSORT_FAILED.store(true, Relaxed);
+            return 0;
+        }
+        let r = ffi::lua_tointegerx(l, -1, std::ptr::null_mut()) as c_int;
+        ffi::lua_settop(l, 3);
+        r
+    }
+}
+
+/// `qsort_double(address, n, f)`: the C library's qsort over the `n` doubles at `address` (a
+/// number), comparing with the Lua function `f(a, b)` that gets each element as a
+/// `const double *` box indexable with `[0]`: what `ffi.C.qsort` with a
+/// `int (*)(const double *, const double *)` callback does, written by hand.
+unsafe extern "C-unwind" fn hand_qsort_double(l: *mut ffi::lua_State) -> c_int {
+    use std::sync::atomic::Ordering::Relaxed;
+    // SAFETY: cfunction: registered with `create_c_function`, called by Lua with the address of
+    // `n` doubles the caller owns; the comparator runs on this state while qsort runs.
+    unsafe {
+        let base = ffi::luaL_checknumber(l, 1) as usize as *mut c_void;
+        let n = ffi::luaL_checkinteger(l, 2) as usize;
+        ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(l, 3);
+        QSORT_STATE.store(l, Relaxed);
+        QSORT_FAILED.store(false, Relaxed);
+        qsort(base, n, std::mem::size_of::<f64>(), hand_compare);
+        if QSORT_FAILED.load(Relaxed) {
+            ffi::lua_error(l);
+        }
+        0
+    }
+}
+
 /// The hand-written callback path: C loops calling a Lua function `(f, n)`, with `lua_call`,
 /// or with `lua_pcall` when `protected` (the protection callbacks have: an error in the Lua
 /// function must not unwind through C frames; what a callback pays beyond this is the FFI's).
@@ -436,6 +534,7 @@ fn main() {
         ("hand_new_fnptr", hand_new_fnptr),
         ("hand_loop", hand_loop),
         ("hand_loop_pcall", hand_loop_pcall),
+        ("hand_qsort_double", hand_qsort_double),
     ] {
         // SAFETY: each follows the lua_CFunction protocol.
         let f = unsafe { lua.create_c_function(f) }.unwrap();
@@ -531,6 +630,13 @@ fn main() {
         us(theirs("qsort_double")),
         "LuaJIT",
         Goal::AtMost(0.2),
+    );
+    table.row(
+        "  the same against a hand-written qsort binding",
+        us(mine("qsort_double")),
+        us(mine("qsort_double_hand")),
+        "hand",
+        Goal::None,
     );
     table.row(
         "memory: struct { double x, y; } in a table, B/obj",

@@ -834,9 +834,9 @@ mod tests {
         // SAFETY: add/scale follow the lua_CFunction protocol.
         lua.globals().set("add", unsafe { lua.create_c_function(add) }.unwrap()).unwrap();
         lua.globals().set("scale", unsafe { lua.create_c_function(scale) }.unwrap()).unwrap();
-        let r: i64 = lua.load("return add(2.9, ffi.new('int64_t', 40))").eval().unwrap();
+        let r: i64 = lua.load("return tonumber(add(2.9, ffi.new('int64_t', 40)))").eval().unwrap();
         assert_eq!(r, 42);
-        let r: i64 = lua.load("return add(true, 1)").eval().unwrap();
+        let r: i64 = lua.load("return tonumber(add(true, 1))").eval().unwrap();
         assert_eq!(r, 2);
         let s: String = lua
             .load("local a = ffi.new('int[1]', 7); local p = scale(a, 3, true); return tostring(a[0] == 21 and p == ffi.cast('int *', a))")
@@ -888,6 +888,8 @@ mod tests {
     /// The 64-bit pushes of both stub modes and of thunks box a value above
     /// `math.maxinteger` (every value on Lua 5.1/5.2) as a `uint64_t` cdata of the right state,
     /// value and type, each finding the state its own way (the called cdata, the registry).
+    /// The value is made by `uint64_t` arithmetic (`0 - 1` wraps): `ffi.new('uint64_t', -1)`
+    /// converts the number -1, a double on 5.1/5.2, to 2^63 there, as LuaJIT does.
     #[test]
     fn every_64_bit_push_boxes_as_uint64_t() {
         let lua = lua_with_ffi();
@@ -901,7 +903,7 @@ mod tests {
                 "local f = ffi.cast('uint64_t (*)(uint64_t)', function(v) return v end) \
                  local g = ffi.cast('void (*)(uint64_t, uint64_t (*)(uint64_t))', function(v, h) \
                    _G.got = tostring(v) .. ' ' .. tostring(ffi.typeof(v)) end) \
-                 g(ffi.new('uint64_t', -1), f) return got",
+                 g(ffi.new('uint64_t', 0) - 1, f) return got",
             )
             .eval()
             .unwrap();
