@@ -2,7 +2,7 @@
 //!
 //! Runs the static checks first (fmt, clippy, rustdoc, SAFETY comments: [`checks`]), then
 //! every workspace test (unit tests, insta snapshots, the emulator matrix that lives in
-//! emu-harness's tests), then the Lua suite and the examples on each host (x86-64 and i686
+//! emu-harness's tests) and lua-adapter's unit tests on Lua 5.1, 5.2, 5.3 and 5.5, then the Lua suite and the examples on each host (x86-64 and i686
 //! Linux natively, x86-64 and 32-bit Windows under Wine: [`hosts`]) and lua-adapter's unit
 //! tests on the three hosts other than the build machine, then the rocks (`cargo xtask dist
 //! --dev`, each rock installed, or unpacked and run under Wine, and smoke-tested:
@@ -156,10 +156,32 @@ struct Totals {
     crashed_binaries: u64,
 }
 
-/// Runs `cargo test --workspace`, echoing its output and adding up every `test result:` line.
+/// Runs `cargo test --workspace` (lua-adapter on the default Lua 5.4), then lua-adapter's unit
+/// tests on every other Lua version it builds for (their own target directory,
+/// `target/lua-lib-tests`, shared between them), echoing the output and adding up every
+/// `test result:` line. The unit tests reach version-specific code (boxed 64-bit values on
+/// 5.1/5.2, the layout probe against each version's `lua_State`) that 5.4 never runs.
 fn run_cargo_tests(totals: &mut Totals) -> Result<(), String> {
-    let mut child = sys::cargo()
-        .args(["test", "--workspace", "--no-fail-fast"])
+    run_cargo_test(totals, &["--workspace"], None)?;
+    let dir = module::target_dir().join("lua-lib-tests");
+    for v in module::LUA_VERSIONS.iter().filter(|&&v| v != "5.4") {
+        let features = format!("lua{},vendored", v.replace('.', ""));
+        println!("== lua-adapter unit tests on Lua {v} ==");
+        run_cargo_test(totals, &["-p", "lua-adapter", "--lib", "--no-default-features", "--features", &features], Some(&dir))?;
+    }
+    Ok(())
+}
+
+/// Runs `cargo test <args> --no-fail-fast` (in `target_dir` if given), echoing its output and
+/// adding up every `test result:` line.
+fn run_cargo_test(totals: &mut Totals, args: &[&str], target_dir: Option<&std::path::Path>) -> Result<(), String> {
+    let failed_before = totals.failed;
+    let mut cmd = sys::cargo();
+    cmd.arg("test").args(args).arg("--no-fail-fast");
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let mut child = cmd
         // Snapshots never update silently: a mismatch fails and leaves a .snap.new to review.
         .env("INSTA_UPDATE", "new")
         .env("CI", "true")
@@ -184,7 +206,7 @@ fn run_cargo_tests(totals: &mut Totals) -> Result<(), String> {
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
-    if !status.success() && totals.failed == 0 {
+    if !status.success() && totals.failed == failed_before {
         // cargo failed but no test reported a failure: a build error or a crashed binary.
         totals.crashed_binaries += 1;
     }

@@ -9,8 +9,10 @@
 //! tags and values, a light userdata upvalue, the slots `lua_pushinteger` and
 //! `lua_pushnumber` write, nil's tag, where a short and a long string's bytes are, and where
 //! a userdata made as value cdata are has its block, length and metatable, and what `lua_checkstack`
-//! reads and writes. Any difference and stubs do everything through helpers. With the layout
-//! verified, the helpers also find cdata on the stack without the C API ([`full_userdata`]).
+//! reads and writes. Any difference and stubs do everything through helpers. The probe reads
+//! only memory the kernel reports readable (`Peek`): a wrong layout's pointers may lead
+//! anywhere, and must be refused, not followed into a fault. With the layout verified, the
+//! helpers also find cdata on the stack without the C API ([`full_userdata`]).
 
 use std::os::raw::{c_int, c_void};
 
@@ -390,8 +392,8 @@ unsafe fn push_int(l: *mut ffi::lua_State, v: i64) {
 
 unsafe fn read<T: Copy>(p: usize) -> T {
     // SAFETY: `p` addresses a readable `T` (callers' contract): a field of the `lua_State` at an
-    // offset the layout names, or a stack slot below `L->top`; the probe follows a pointer it
-    // read only after checking that it is plausible.
+    // offset the verified layout names, or a stack slot below `L->top`. (The probe, which reads
+    // before the layout is verified, reads through `Peek` instead.)
     unsafe { (p as *const T).read_unaligned() }
 }
 
@@ -412,156 +414,237 @@ fn plausible(p: usize) -> bool {
     p > 0x1000 && p.is_multiple_of(std::mem::size_of::<usize>())
 }
 
+/// What the probe reads memory with. Until a layout is checked, the pointers the probe
+/// follows were read at offsets that layout names, which in a Lua built differently may hold
+/// anything: a wrong layout must be refused, never fault. So every read is of memory the
+/// kernel has said is readable ([`crate::os::peek`]), a system call each, or of a 4 KiB
+/// page such a read found readable since the last Lua call that may allocate or free
+/// (which may return memory to the system: [`Peek::forget`] after each), from memory.
+struct Peek {
+    pages: [usize; 8],
+    known: usize,
+}
+
+impl Peek {
+    const PAGE: usize = 4096;
+
+    fn new() -> Peek {
+        Peek { pages: [0; 8], known: 0 }
+    }
+
+    /// The `T` at `p` when it is readable.
+    fn val<T: Copy>(&mut self, p: usize) -> Option<T> {
+        let page = p & !(Self::PAGE - 1);
+        let one_page = (p.checked_add(std::mem::size_of::<T>() - 1)? & !(Self::PAGE - 1)) == page;
+        if one_page && self.pages[..self.known].contains(&page) {
+            // SAFETY: `p..p + size_of::<T>()` lies in a page the kernel found readable since the
+            // last Lua call that may have freed memory (`forget` runs after each).
+            return Some(unsafe { (p as *const T).read_unaligned() });
+        }
+        let v = crate::os::peek::read_if_readable(p)?;
+        if one_page && self.known < self.pages.len() {
+            self.pages[self.known] = page;
+            self.known += 1;
+        }
+        Some(v)
+    }
+
+    /// After a Lua call that may allocate or free: no page is known readable any more.
+    fn forget(&mut self) {
+        self.known = 0;
+    }
+
+    /// [`tag`], checked.
+    fn tag(&mut self, vm: &LuaVm, slot: usize) -> Option<u32> {
+        match vm.tag_size {
+            1 => self.val::<u8>(slot + vm.tag_at as usize).map(u32::from),
+            _ => self.val::<u32>(slot + vm.tag_at as usize),
+        }
+    }
+
+    /// [`func_slot`], checked.
+    fn func_slot(&mut self, l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
+        match vm.args {
+            ArgsBase::Base { at } => Some(self.val::<usize>(l as usize + at as usize)?.wrapping_sub(vm.slot as usize)),
+            ArgsBase::CallInfo { ci, func } => {
+                let ci: usize = self.val(l as usize + ci as usize)?;
+                ensure(plausible(ci))?;
+                self.val(ci + func as usize)
+            }
+        }
+    }
+
+    /// The slot of the value at the top of `l`'s stack, read with the layout's `L->top`
+    /// after any allocation (which may run a collection step that moves the stack: 5.2+
+    /// shrink a thread's stack as they traverse it, so the slot is not where it was before).
+    fn top_value(&mut self, l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
+        Some(self.val::<usize>(l as usize + vm.top as usize)?.wrapping_sub(vm.slot as usize))
+    }
+}
+
+/// `Some(())` when `ok`: a failed check of the probe, for `?`.
+fn ensure(ok: bool) -> Option<()> {
+    ok.then_some(())
+}
+
 /// Whether the layout reads what the API reports, for the call `(7, 2.5, true)`.
 unsafe fn matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
-    // SAFETY: every pointer read is checked for plausibility and against the API first.
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); every read of memory the
+    // layout names goes through `Peek`.
+    unsafe { checks_pass(l, &vm, &mut Peek::new()) }.is_some()
+}
+
+/// The probe's checks, in order; `None` at the first that fails or reads nothing readable
+/// (the probe's stack may be left unbalanced then: its caller returns the top value only).
+unsafe fn checks_pass(l: *mut ffi::lua_State, vm: &LuaVm, pk: &mut Peek) -> Option<()> {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`): pushes and pops within
+    // them; memory is read only through `Peek`.
     unsafe {
         let lp = l as usize;
         let slot = vm.slot as usize;
         // L->top: one push moves it by one slot.
-        let top0: usize = read(lp + vm.top as usize);
+        let top0: usize = pk.val(lp + vm.top as usize)?;
         ffi::lua_pushnil(l);
-        let top1: usize = read(lp + vm.top as usize);
+        let top1: Option<usize> = pk.val(lp + vm.top as usize);
         ffi::lua_pop(l, 1);
-        if !plausible(top0) || top1 != top0 + slot {
-            return false;
-        }
+        ensure(plausible(top0) && top1 == Some(top0 + slot))?;
         // The called function's slot, and the count.
-        let Some(func) = func_slot(l, &vm) else { return false };
-        if !plausible(func) || func >= top0 || (top0 - func) / slot != ffi::lua_gettop(l) as usize + 1 {
-            return false;
-        }
+        let func = pk.func_slot(l, vm)?;
+        ensure(plausible(func) && func < top0 && (top0 - func) / slot == ffi::lua_gettop(l) as usize + 1)?;
         // The arguments.
         let (a1, a2) = (func + slot, func + 2 * slot);
         let int_ok = match vm.int_tag {
-            Some(t) => tag(&vm, a1) == t && read::<i64>(a1) == 7,
-            None => tag(&vm, a1) == vm.float_tag && read::<f64>(a1) == 7.0,
+            Some(t) => pk.tag(vm, a1)? == t && pk.val::<i64>(a1)? == 7,
+            None => pk.tag(vm, a1)? == vm.float_tag && pk.val::<f64>(a1)? == 7.0,
         };
-        if !int_ok || tag(&vm, a2) != vm.float_tag || read::<f64>(a2) != 2.5 {
-            return false;
-        }
+        ensure(int_ok && pk.tag(vm, a2)? == vm.float_tag && pk.val::<f64>(a2)? == 2.5)?;
         // The closure's upvalue.
-        let closure: usize = read(func);
-        if !plausible(closure) {
-            return false;
-        }
+        let closure: usize = pk.val(func)?;
+        ensure(plausible(closure))?;
         let up = closure + (vm.cclosure_upvalues + (MARK_UPVALUE - 1) * vm.slot) as usize;
-        if read::<usize>(up) != MARK || tag(&vm, up) != vm.light_userdata_tag {
-            return false;
-        }
+        ensure(pk.val::<usize>(up)? == MARK && pk.tag(vm, up)? == vm.light_userdata_tag)?;
         // What the push functions write is what inline pushes write.
         push_int(l, -0x1234_5678_9ABC);
-        let pushed_int = match vm.int_tag {
-            Some(t) => tag(&vm, top0) == t && read::<i64>(top0) == -0x1234_5678_9ABC,
-            None => tag(&vm, top0) == vm.float_tag && read::<f64>(top0) == -0x1234_5678_9ABC_i64 as f64,
-        };
         ffi::lua_pushnumber(l, -1.25);
-        let pushed_float = tag(&vm, top0 + slot) == vm.float_tag && read::<f64>(top0 + slot) == -1.25;
-        let moved = read::<usize>(lp + vm.top as usize) == top0 + 2 * slot;
+        let pushed = (|| {
+            let int_ok = match vm.int_tag {
+                Some(t) => pk.tag(vm, top0)? == t && pk.val::<i64>(top0)? == -0x1234_5678_9ABC,
+                None => pk.tag(vm, top0)? == vm.float_tag && pk.val::<f64>(top0)? == -0x1234_5678_9ABC_i64 as f64,
+            };
+            let float_ok = pk.tag(vm, top0 + slot)? == vm.float_tag && pk.val::<f64>(top0 + slot)? == -1.25;
+            let moved = pk.val::<usize>(lp + vm.top as usize)? == top0 + 2 * slot;
+            ensure(int_ok && float_ok && moved)
+        })();
         ffi::lua_pop(l, 2);
-        pushed_int && pushed_float && moved && strings_match(l, vm) && userdata_matches(l, vm) && room_matches(l, vm)
+        pushed?;
+        strings_match(l, vm, pk)?;
+        userdata_matches(l, vm, pk)?;
+        room_matches(l, vm, pk)
     }
 }
 
 /// Whether `lua_checkstack` writes `ci->top` and leaves `stack_last` where the layout says.
 /// Last of the checks: a growing stack moves `L->top`.
-unsafe fn room_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
-    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); `L->ci` is followed only
-    // when plausible.
+unsafe fn room_matches(l: *mut ffi::lua_State, vm: &LuaVm, pk: &mut Peek) -> Option<()> {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); memory is read only
+    // through `Peek`.
     unsafe {
         let (lp, slot) = (l as usize, vm.slot as usize);
         // More than the frame's LUA_MINSTACK, so each call raises ci->top to exactly top + n,
         // the second one past the stack's first size; a stack grown for n may end exactly n
         // slots above top (5.4's luaD_growstack: the size needed when doubling is not enough).
-        [300usize, 3000].into_iter().all(|n| {
-            if ffi::lua_checkstack(l, n as c_int) == 0 {
-                return false;
-            }
-            let top: usize = read(lp + vm.top as usize);
-            let ci: usize = read(lp + vm.room.ci as usize);
-            let last: usize = read(lp + vm.room.stack_last as usize);
+        for n in [300usize, 3000] {
+            ensure(ffi::lua_checkstack(l, n as c_int) != 0)?;
+            pk.forget();
+            let top: usize = pk.val(lp + vm.top as usize)?;
+            let ci: usize = pk.val(lp + vm.room.ci as usize)?;
+            let last: usize = pk.val(lp + vm.room.stack_last as usize)?;
             // `stack`, the base, follows `stack_last` in every version's lua_State: the stack
             // holds `top`. Without it a pointer to memory just above the stack (L->ci, the
             // field before) could pass the checks on `last` alone, as a heap layout made it
             // do once.
-            let base: usize = read(lp + vm.room.stack_last as usize + vm.ptr_size as usize);
-            plausible(ci)
-                && read::<usize>(ci + vm.room.ci_top as usize) == top + n * slot
-                && last >= top + n * slot
-                && (last - top).is_multiple_of(slot)
-                && last - top < (n + 100_000) * slot
-                && plausible(base)
-                && base < top
-                && (top - base).is_multiple_of(slot)
-                && top - base < 1_000_000 * slot
-        })
+            let base: usize = pk.val(lp + vm.room.stack_last as usize + vm.ptr_size as usize)?;
+            ensure(plausible(ci))?;
+            ensure(
+                pk.val::<usize>(ci + vm.room.ci_top as usize)? == top + n * slot
+                    && last >= top + n * slot
+                    && (last - top).is_multiple_of(slot)
+                    && last - top < (n + 100_000) * slot
+                    && plausible(base)
+                    && base < top
+                    && (top - base).is_multiple_of(slot)
+                    && top - base < 1_000_000 * slot,
+            )?;
+        }
+        Some(())
     }
-}
-
-/// The slot of the value at the top of `l`'s stack, read with the layout's `L->top` (checked
-/// before this is used): after an allocation, which may run a collection step that moves the
-/// stack (5.2+ shrink a thread's stack as they traverse it), the slot is not where it was.
-///
-/// # Safety
-/// `vm`'s `top` offset is verified for `l`, and a value is on the stack above the frame's base.
-unsafe fn top_value(l: *mut ffi::lua_State, vm: &LuaVm) -> usize {
-    // SAFETY: the caller's contract: `L->top` is at `vm.top`, one slot above the top value.
-    unsafe { read::<usize>(l as usize + vm.top as usize) - vm.slot as usize }
 }
 
 /// Whether a userdata made as value cdata are (no user values) has its block, length and
 /// metatable where the layout says.
-unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
-    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`), `L->top`'s offset checked
-    // before; the userdata is on the stack while its block is read at the offsets the layout
-    // names, from its slot found after the allocations.
+unsafe fn userdata_matches(l: *mut ffi::lua_State, vm: &LuaVm, pk: &mut Peek) -> Option<()> {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); the userdata is on the
+    // stack while its block is read (through `Peek`) at the offsets the layout names, from its
+    // slot found after the allocations.
     unsafe {
         let ud = vm.userdata;
         let block = crate::stack::new_userdata(l, 48, 0) as usize;
         ffi::lua_createtable(l, 0, 0);
         let mt = ffi::lua_topointer(l, -1) as usize;
         ffi::lua_setmetatable(l, -2);
-        let at = top_value(l, &vm);
-        let u: usize = read(at);
-        let ok = tag(&vm, at) == ud.tag
-            && plausible(u)
-            && u + ud.block_at as usize == block
-            && read::<usize>(u + ud.len_at as usize) == 48
-            && read::<usize>(u + ud.metatable_at as usize) == mt
-            && ud.no_user_values_at.is_none_or(|at| read::<u16>(u + at as usize) == 0);
+        pk.forget();
+        let ok = (|| {
+            let at = pk.top_value(l, vm)?;
+            let u: usize = pk.val(at)?;
+            ensure(
+                pk.tag(vm, at)? == ud.tag
+                    && plausible(u)
+                    && u + ud.block_at as usize == block
+                    && pk.val::<usize>(u + ud.len_at as usize)? == 48
+                    && pk.val::<usize>(u + ud.metatable_at as usize)? == mt,
+            )?;
+            match ud.no_user_values_at {
+                Some(at) => ensure(pk.val::<u16>(u + at as usize)? == 0),
+                None => Some(()),
+            }
+        })();
         ffi::lua_pop(l, 1);
         ok
     }
 }
 
 /// Whether a short and a long string (and nil) are where the layout says.
-unsafe fn strings_match(l: *mut ffi::lua_State, vm: LuaVm) -> bool {
-    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`), `L->top`'s offset checked
-    // before; each string is on the stack while its bytes, read from its slot found after its
-    // allocation, are compared with what `lua_tolstring` returns.
+unsafe fn strings_match(l: *mut ffi::lua_State, vm: &LuaVm, pk: &mut Peek) -> Option<()> {
+    // SAFETY: valid-L with 8 free slots (contract of `layout_matches`); each string is on the
+    // stack while its bytes, read (through `Peek`) from its slot found after its allocation, are
+    // compared with what `lua_tolstring` returns.
     unsafe {
         ffi::lua_pushnil(l);
-        let nil_ok = tag(&vm, top_value(l, &vm)) == vm.nil_tag;
+        let nil_tag = pk.top_value(l, vm).and_then(|at| pk.tag(vm, at));
         ffi::lua_pop(l, 1);
+        ensure(nil_tag? == vm.nil_tag)?;
         let long = [b'x'; 120];
-        let mut ok = nil_ok;
         for (s, t, bytes) in [
             (&b"short"[..], vm.strings.short_tag, vm.strings.short_bytes),
             (&long[..], vm.strings.long_tag, vm.strings.long_bytes),
         ] {
             ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+            pk.forget();
             let api = ffi::lua_tolstring(l, -1, std::ptr::null_mut()) as usize;
-            let at = top_value(l, &vm);
-            let ts: usize = read(at);
-            let ours = match bytes {
-                abi_model::lua::vm::StrBytes::At(o) => ts + o as usize,
-                abi_model::lua::vm::StrBytes::Via(o) if plausible(ts) => read(ts + o as usize),
-                abi_model::lua::vm::StrBytes::Via(_) => 0,
-            };
-            ok &= tag(&vm, at) == t && plausible(ts) && ours == api;
+            let ok = (|| {
+                let at = pk.top_value(l, vm)?;
+                let ts: usize = pk.val(at)?;
+                ensure(pk.tag(vm, at)? == t && plausible(ts))?;
+                let ours = match bytes {
+                    abi_model::lua::vm::StrBytes::At(o) => ts + o as usize,
+                    abi_model::lua::vm::StrBytes::Via(o) => pk.val(ts + o as usize)?,
+                };
+                ensure(ours == api)
+            })();
             ffi::lua_pop(l, 1);
+            ok?;
         }
-        ok
+        Some(())
     }
 }
 
@@ -656,6 +739,37 @@ mod tests {
         ]
         .map(|room| LuaVm { room, ..vm });
         assert_eq!(layouts_taken(&wrong), 0);
+    }
+
+    #[test]
+    fn the_probe_refuses_without_faulting_layouts_that_follow_any_other_field() {
+        // Each pointer the probe follows (`L->top`, `L->ci` or `L->base`, the `ci` that
+        // lua_checkstack writes, `L->stack_last`), taken instead from every other word of the
+        // `lua_State`: counts, flags, other pointers, whatever the heap left there. The probe
+        // must refuse them all without faulting (it reads through `os::peek`; a layout with
+        // `ci` one word off once crashed this test binary on 5.3).
+        let Some(vm) = layout() else { return };
+        let word = vm.ptr_size;
+        let mut wrong = Vec::new();
+        for off in (0..256).step_by(word as usize) {
+            if off != vm.top {
+                wrong.push(LuaVm { top: off, ..vm });
+            }
+            match vm.args {
+                ArgsBase::Base { at } if at != off => wrong.push(LuaVm { args: ArgsBase::Base { at: off }, ..vm }),
+                ArgsBase::CallInfo { ci, func } if ci != off => {
+                    wrong.push(LuaVm { args: ArgsBase::CallInfo { ci: off, func }, ..vm })
+                }
+                _ => {}
+            }
+            if off != vm.room.ci {
+                wrong.push(LuaVm { room: StackRoom { ci: off, ..vm.room }, ..vm });
+            }
+            if off != vm.room.stack_last {
+                wrong.push(LuaVm { room: StackRoom { stack_last: off, ..vm.room }, ..vm });
+            }
+        }
+        assert_eq!(layouts_taken(&wrong), 0, "of {} layouts", wrong.len());
     }
 
     #[test]
