@@ -167,7 +167,11 @@ fn run_cargo_tests(totals: &mut Totals) -> Result<(), String> {
     for v in module::LUA_VERSIONS.iter().filter(|&&v| v != "5.4") {
         let features = format!("lua{},vendored", v.replace('.', ""));
         println!("== lua-adapter unit tests on Lua {v} ==");
-        run_cargo_test(totals, &["-p", "lua-adapter", "--lib", "--no-default-features", "--features", &features], Some(&dir))?;
+        run_cargo_test(
+            totals,
+            &["-p", "lua-adapter", "--lib", "--no-default-features", "--features", &features],
+            Some(&dir),
+        )?;
     }
     Ok(())
 }

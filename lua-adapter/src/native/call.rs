@@ -736,7 +736,8 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-#[cfg(test)]
+// Only where libgcc's frame registry is used (Unix).
+#[cfg(all(test, unix, any(target_arch = "x86_64", target_arch = "x86")))]
 mod tests {
     use abi_model::{CallConv, FuncType, IntKind, Param};
 
@@ -745,7 +746,6 @@ mod tests {
     /// Closing a state deregisters its stubs' frames newest first, which libgcc finds at the
     /// head of its list (in the stub map's order, closing cost time quadratic in the stubs).
     #[test]
-    #[cfg(all(unix, any(target_arch = "x86_64", target_arch = "x86")))]
     fn closing_a_state_deregisters_its_stubs_newest_first() {
         let mut st = crate::native::new_state();
         let int = QualType::plain(st.types.int(IntKind::Int));
