@@ -3,10 +3,12 @@
 //! read at offsets that layout names, which in a Lua built differently may hold anything.
 //!
 //! The kernel does the reading, and reports an unreadable address as an error instead of
-//! faulting: on Linux `process_vm_readv` of this process (one system call a read); where
-//! that is refused (a seccomp filter) and on other Unixes, `write` from the address into a
-//! pipe, whose bytes are read back (two); on Windows, `ReadProcessMemory` of the current
-//! process. For the probe's few dozen reads per process (~30 µs), never for a hot path.
+//! faulting: on Unix, `write` from the address into a pipe, whose bytes are read back (two
+//! system calls a read); on Windows, `ReadProcessMemory` of the current process. Not Linux's
+//! `process_vm_readv`, one call instead of two: sandboxes filter it as a debugging call
+//! (systemd's `@system-service` set leaves it out, and a unit's filter kills the process by
+//! default), and the module must load wherever Lua runs. For the probe's dozen or so reads
+//! per state, never for a hot path.
 
 /// Copies the `buf.len()` bytes at `addr` into `buf` when all of them are readable; `false`
 /// (and `buf` unspecified) when any is not, or the check itself cannot be made.
@@ -51,34 +53,7 @@ mod imp {
         Some(fds)
     }
 
-    /// Whether `process_vm_readv` is known to work (1) or to be refused (2); 0 before the
-    /// first read.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    static VM_READV: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
     pub fn copy_if_readable(addr: usize, buf: &mut [u8]) -> bool {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            use std::sync::atomic::Ordering::Relaxed;
-            if VM_READV.load(Relaxed) != 2 {
-                let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut c_void, iov_len: buf.len() };
-                let remote = libc::iovec { iov_base: addr as *mut c_void, iov_len: buf.len() };
-                // SAFETY: the kernel copies `buf.len()` bytes from `addr` in this process into
-                // `buf` (which has room for them), reporting unreadable memory as EFAULT or a
-                // short count instead of faulting.
-                let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-                if n >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT) {
-                    VM_READV.store(1, Relaxed);
-                    return n == buf.len() as isize;
-                }
-                // EPERM or ENOSYS: a sandbox's filter; the pipe from now on.
-                VM_READV.store(2, Relaxed);
-            }
-        }
-        pipe_copy(addr, buf)
-    }
-
-    pub(super) fn pipe_copy(addr: usize, buf: &mut [u8]) -> bool {
         // A pipe holds at least 4 KiB; the probe reads words.
         if buf.len() > 4096 {
             return false;
@@ -144,55 +119,6 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn the_pipe_fallback_copies_and_refuses_alike() {
-        let v: u64 = 0x0102_0304_0506_0708;
-        let mut buf = [0u8; 8];
-        assert!(imp::pipe_copy(&v as *const u64 as usize, &mut buf));
-        assert_eq!(u64::from_ne_bytes(buf), v);
-        assert!(!imp::pipe_copy(8, &mut buf));
-        assert!(!imp::pipe_copy(usize::MAX - 4, &mut buf[..4]));
-        // Nothing of the failed reads is left in the pipe.
-        let w: u32 = 0xCAFE_F00D;
-        assert!(imp::pipe_copy(&w as *const u32 as usize, &mut buf[..4]));
-        assert_eq!(u32::from_ne_bytes(buf[..4].try_into().unwrap()), w);
-    }
-
-    #[cfg(windows)]
-    #[test]
-    fn a_page_without_read_access_is_refused() {
-        use windows_sys::Win32::System::Memory as mem;
-        // SAFETY: reserves, commits, protects and frees one page this test owns.
-        unsafe {
-            let p = mem::VirtualAlloc(std::ptr::null(), 4096, mem::MEM_RESERVE | mem::MEM_COMMIT, mem::PAGE_READWRITE);
-            assert!(!p.is_null());
-            (p as *mut u64).write(42);
-            assert_eq!(read_if_readable::<u64>(p as usize), Some(42));
-            let mut old = 0;
-            assert_ne!(mem::VirtualProtect(p, 4096, mem::PAGE_NOACCESS, &mut old), 0);
-            let no_access = read_if_readable::<u64>(p as usize);
-            mem::VirtualFree(p, 0, mem::MEM_RELEASE);
-            let released = read_if_readable::<u64>(p as usize);
-            // Windows refuses both reads (ERROR_PARTIAL_COPY). Wine's ReadProcessMemory of its
-            // own process copies a no-access page, and reads a released one (which Wine keeps
-            // reserved) as zeros: there the test can only ask that nothing faulted.
-            if !under_wine() {
-                assert_eq!((no_access, released), (None, None));
-            }
-        }
-    }
-
-    #[cfg(windows)]
-    fn under_wine() -> bool {
-        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
-        // SAFETY: looks up an export of the loaded ntdll by NUL-terminated names.
-        unsafe {
-            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr() as *const u8);
-            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr() as *const u8).is_some()
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
     fn a_page_without_read_access_is_refused() {
         // SAFETY: maps, protects and unmaps one anonymous page this test owns.
         unsafe {
@@ -210,8 +136,42 @@ mod tests {
             assert_eq!(read_if_readable::<u64>(p as usize), Some(42));
             libc::mprotect(p, page, libc::PROT_NONE);
             assert_eq!(read_if_readable::<u64>(p as usize), None);
+            // (Not read again once unmapped: another test's thread may map the address anew.
+            // Unmapped memory is the null page's and the top of the address space's case.)
             libc::munmap(p, page);
-            assert_eq!(read_if_readable::<u64>(p as usize), None);
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_page_without_read_access_is_refused() {
+        use windows_sys::Win32::System::Memory as mem;
+        // SAFETY: reserves, commits, protects and frees one page this test owns.
+        unsafe {
+            let p = mem::VirtualAlloc(std::ptr::null(), 4096, mem::MEM_RESERVE | mem::MEM_COMMIT, mem::PAGE_READWRITE);
+            assert!(!p.is_null());
+            (p as *mut u64).write(42);
+            assert_eq!(read_if_readable::<u64>(p as usize), Some(42));
+            let mut old = 0;
+            assert_ne!(mem::VirtualProtect(p, 4096, mem::PAGE_NOACCESS, &mut old), 0);
+            let no_access = read_if_readable::<u64>(p as usize);
+            mem::VirtualFree(p, 0, mem::MEM_RELEASE);
+            // Windows refuses the read (ERROR_PARTIAL_COPY). Wine's ReadProcessMemory of its
+            // own process copies a no-access page: there the test can only ask that nothing
+            // faulted. (Not read once released: another test's thread may reuse the address.)
+            if !under_wine() {
+                assert_eq!(no_access, None);
+            }
+        }
+    }
+
+    #[cfg(windows)]
+    fn under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: looks up an export of the loaded ntdll by NUL-terminated names.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr() as *const u8);
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr() as *const u8).is_some()
         }
     }
 }

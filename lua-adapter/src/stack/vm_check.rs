@@ -576,7 +576,20 @@ unsafe fn room_matches(l: *mut ffi::lua_State, vm: &LuaVm, pk: &mut Peek) -> Opt
                     && top - base < 1_000_000 * slot,
             )?;
         }
-        Some(())
+        // `stack_last` moves when the stack grows: asking for one slot more than the layout
+        // says is free must reallocate the stack, and the word read as `stack_last` must then
+        // allow that many. A field that only happens to point a little above the stack stays
+        // where it was (`L->l_G`, once in ~90 runs, with the heap laid out so). A layout
+        // claiming room for more than 50,000 slots is refused rather than grown into (a legit
+        // one has ~3,000 after the loop's `lua_checkstack(3000)`).
+        let top: usize = pk.val(lp + vm.top as usize)?;
+        let last: usize = pk.val(lp + vm.room.stack_last as usize)?;
+        let k = (last - top) / slot + 1;
+        ensure(k <= 50_000 && ffi::lua_checkstack(l, k as c_int) != 0)?;
+        pk.forget();
+        let grown_top: usize = pk.val(lp + vm.top as usize)?;
+        let grown_last: usize = pk.val(lp + vm.room.stack_last as usize)?;
+        ensure(grown_last != last && grown_last >= grown_top + k * slot)
     }
 }
 
