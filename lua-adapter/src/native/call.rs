@@ -736,17 +736,16 @@ unsafe extern "C-unwind" fn push_counts(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-// Only where libgcc's frame registry is used (Unix).
-#[cfg(all(test, unix, any(target_arch = "x86_64", target_arch = "x86")))]
+#[cfg(test)]
 mod tests {
-    use abi_model::{CallConv, FuncType, IntKind, Param};
-
-    use super::*;
-
     /// Closing a state deregisters its stubs' frames newest first, which libgcc finds at the
     /// head of its list (in the stub map's order, closing cost time quadratic in the stubs).
+    /// Only where libgcc's frame registry is used (Unix).
     #[test]
+    #[cfg(all(unix, any(target_arch = "x86_64", target_arch = "x86")))]
     fn closing_a_state_deregisters_its_stubs_newest_first() {
+        use super::*;
+        use abi_model::{CallConv, FuncType, IntKind, Param};
         let mut st = crate::native::new_state();
         let int = QualType::plain(st.types.int(IntKind::Int));
         for n in 0..20 {
