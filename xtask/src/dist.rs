@@ -307,7 +307,7 @@ fn build_module(host: &hosts::Host, version: &str, release: bool) -> Result<Path
     if host.is_build_machine() {
         return module::build(version, release);
     }
-    let feature = format!("module,lua{}", version.replace('.', ""));
+    let feature = format!("module,{}", module::lua_feature(version));
     let build_dir = module::target_dir();
     let mut cmd = sys::cargo();
     cmd.args(["build", "-p", "lua-adapter", "--lib", "--no-default-features", "--features", &feature])

@@ -43,13 +43,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 const USAGE: &str = "usage: cargo xtask module --lua 5.1|5.2|5.3|5.4|5.5 [--release]";
 
+/// lua-adapter's feature for Lua `version` (mlua's: `lua51` for "5.1").
+pub fn lua_feature(version: &str) -> String {
+    format!("lua{}", version.replace('.', ""))
+}
+
 /// Builds the module for Lua `version` and copies it to `target/lua<version>/ffi.so`;
 /// returns that path.
 pub fn build(version: &str, release: bool) -> Result<PathBuf, String> {
     if !LUA_VERSIONS.contains(&version) {
         return Err(format!("no such Lua version `{version}`; {USAGE}"));
     }
-    let feature = format!("module,lua{}", version.replace('.', ""));
+    let feature = format!("module,{}", lua_feature(version));
     let build_dir = target_dir().join("lua-modules");
     let mut cmd = sys::cargo();
     cmd.args(["build", "-p", "lua-adapter", "--lib", "--no-default-features", "--features", &feature]);

@@ -165,7 +165,7 @@ fn run_cargo_tests(totals: &mut Totals) -> Result<(), String> {
     run_cargo_test(totals, &["--workspace"], None)?;
     let dir = module::target_dir().join("lua-lib-tests");
     for v in module::LUA_VERSIONS.iter().filter(|&&v| v != "5.4") {
-        let features = format!("lua{},vendored", v.replace('.', ""));
+        let features = format!("{},vendored", module::lua_feature(v));
         println!("== lua-adapter unit tests on Lua {v} ==");
         run_cargo_test(
             totals,

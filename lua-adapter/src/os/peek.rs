@@ -12,7 +12,7 @@
 
 /// Copies the `buf.len()` bytes at `addr` into `buf` when all of them are readable; `false`
 /// (and `buf` unspecified) when any is not, or the check itself cannot be made.
-pub fn copy_if_readable(addr: usize, buf: &mut [u8]) -> bool {
+fn copy_if_readable(addr: usize, buf: &mut [u8]) -> bool {
     imp::copy_if_readable(addr, buf)
 }
 

@@ -95,16 +95,23 @@ unsafe fn stack_slot(l: *mut ffi::lua_State, vm: &LuaVm, idx: c_int) -> Option<u
 ///
 /// # Safety
 /// `l` valid; `vm.args` names fields inside its `lua_State`.
+#[inline(always)]
 unsafe fn func_slot(l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
-    // SAFETY: valid-L and `vm.args` naming fields inside its `lua_State` (caller's contract); `ci`
-    // is dereferenced only when it is a plausible pointer.
-    unsafe {
-        match vm.args {
-            ArgsBase::Base { at } => Some(read::<usize>(l as usize + at as usize).wrapping_sub(vm.slot as usize)),
-            ArgsBase::CallInfo { ci, func } => {
-                let ci: usize = read(l as usize + ci as usize);
-                plausible(ci).then(|| read(ci + func as usize))
-            }
+    // SAFETY: valid-L and `vm.args` naming fields inside its `lua_State` (caller's contract): the
+    // words read are those fields, and `ci->func` once `ci` is a plausible pointer.
+    func_slot_with(l, vm, |p| Some(unsafe { read::<usize>(p) }))
+}
+
+/// [`func_slot`] with the words read by `word` (the raw read, or the probe's checked one):
+/// `None` when `word` reads nothing or `L->ci` is not a plausible pointer.
+#[inline(always)]
+fn func_slot_with(l: *mut ffi::lua_State, vm: &LuaVm, mut word: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
+    match vm.args {
+        ArgsBase::Base { at } => Some(word(l as usize + at as usize)?.wrapping_sub(vm.slot as usize)),
+        ArgsBase::CallInfo { ci, func } => {
+            let ci = word(l as usize + ci as usize)?;
+            ensure(plausible(ci))?;
+            word(ci + func as usize)
         }
     }
 }
@@ -464,14 +471,7 @@ impl Peek {
 
     /// [`func_slot`], checked.
     fn func_slot(&mut self, l: *mut ffi::lua_State, vm: &LuaVm) -> Option<usize> {
-        match vm.args {
-            ArgsBase::Base { at } => Some(self.val::<usize>(l as usize + at as usize)?.wrapping_sub(vm.slot as usize)),
-            ArgsBase::CallInfo { ci, func } => {
-                let ci: usize = self.val(l as usize + ci as usize)?;
-                ensure(plausible(ci))?;
-                self.val(ci + func as usize)
-            }
-        }
+        func_slot_with(l, vm, |p| self.val(p))
     }
 
     /// The slot of the value at the top of `l`'s stack, read with the layout's `L->top`
